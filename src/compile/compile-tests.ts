@@ -1,0 +1,134 @@
+import type { ManifestNode, ManifestTest } from '../artifacts/manifest.ts';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import type { GenericTestSpec, Project } from '../project/types.ts';
+import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
+import { extractUses, parseTemplate } from './extract.ts';
+import { tenantFilter } from './relations.ts';
+import type { Renderer } from './render.ts';
+
+/**
+ * Data tests compile to one query each that returns `(tenant, failures)` rows: counts per
+ * practice, never the failing values themselves (they could be PHI).
+ */
+export function compileTests(
+  project: Project,
+  nodes: Record<string, ManifestNode>,
+  renderer: Renderer,
+  macroNames: ReadonlySet<string>,
+  diagnostics: Diagnostic[],
+): Record<string, ManifestTest> {
+  const tc = project.config.tenantColumn;
+  const tests: Record<string, ManifestTest> = {};
+  const add = (t: ManifestTest) => {
+    let name = t.name;
+    for (let i = 2; tests[name]; i++) name = `${t.name}_${i}`;
+    tests[name] = { ...t, name };
+  };
+
+  const owners: { node: ManifestNode; columns: { name: string; tests: GenericTestSpec[] }[] }[] = [];
+  for (const p of project.properties) {
+    const node = nodes[p.name];
+    if (node) owners.push({ node, columns: p.columns });
+  }
+  for (const s of project.sources) {
+    const node = nodes[`source:${s.source}.${s.name}`];
+    if (node) owners.push({ node, columns: s.columns });
+  }
+
+  for (const { node, columns } of owners) {
+    for (const col of columns) {
+      for (const spec of col.tests) {
+        const sql = genericTestSql(spec, node, nodes, tc, diagnostics);
+        if (!sql) continue;
+        add({
+          name: `${spec.kind}_${node.name.replace(/^source:/, '').replace('.', '_')}_${col.name}`,
+          attached_to: node.name,
+          kind: spec.kind,
+          column: col.name,
+          file: spec.file,
+          line: spec.line,
+          sql,
+          scope: node.scope,
+          depends_on: spec.kind === 'relationships' && spec.to ? [node.name, spec.to] : [node.name],
+        });
+      }
+    }
+  }
+
+  for (const t of project.singularTests) {
+    const ast = parseTemplate(t.sql, t.file, diagnostics);
+    if (!ast) continue;
+    const uses = extractUses(ast, t.file, macroNames, diagnostics);
+    const deps = [...uses.refs.map((r) => r.name), ...uses.sources.map((s) => `source:${s.source}.${s.table}`)];
+    const missing = deps.filter((d) => !nodes[d]);
+    if (missing.length > 0 || deps.length === 0) {
+      diagnostics.push(
+        diagnostic(Codes.unknownRef, missing.length ? `singular test refers to unknown ${missing.join(', ')}` : 'a singular test must ref at least one model', { file: t.file, line: 1 }),
+      );
+      continue;
+    }
+    const tenantScoped = deps.some((d) => nodes[d]!.scope === 'tenant');
+    const attached = nodes[deps[0]!]!;
+    const body = renderer.render(t.sql, {
+      filtered: tenantScoped,
+      isIncremental: false,
+      self: { name: t.name, schema: attached.schema, identifier: attached.identifier, scope: tenantScoped ? 'tenant' : 'global' },
+      lookup: (id) => nodes[id],
+      ephemeralBody: () => {
+        throw new Error('singular tests cannot ref ephemeral models');
+      },
+      tenantColumn: tc,
+      vars: project.config.vars,
+    });
+    const sql = tenantScoped
+      ? `SELECT failing.${quoteIdent(tc)} AS tenant, count(*) AS failures FROM (\n${body}\n) AS failing GROUP BY 1`
+      : `SELECT NULL AS tenant, count(*) AS failures FROM (\n${body}\n) AS failing`;
+    add({ name: t.name, attached_to: attached.name, kind: 'singular', file: t.file, line: 1, sql, scope: tenantScoped ? 'tenant' : 'global', depends_on: deps });
+  }
+  return tests;
+}
+
+function genericTestSql(
+  spec: GenericTestSpec,
+  node: ManifestNode,
+  nodes: Record<string, ManifestNode>,
+  tc: string,
+  diagnostics: Diagnostic[],
+): string | undefined {
+  const rel = quoteRelation(node.schema, node.identifier);
+  const col = `t.${quoteIdent(spec.column)}`;
+  const tenant = node.scope === 'tenant';
+  const where = (cond: string) => (tenant ? `${tenantFilter(tc, 't')} AND ${cond}` : cond);
+  const select = (from: string, cond: string) =>
+    tenant
+      ? `SELECT t.${quoteIdent(tc)} AS tenant, count(*) AS failures FROM ${from} WHERE ${where(cond)} GROUP BY 1`
+      : `SELECT NULL AS tenant, count(*) AS failures FROM ${from} WHERE ${cond}`;
+
+  switch (spec.kind) {
+    case 'not_null':
+      return select(`${rel} AS t`, `${col} IS NULL`);
+    case 'unique': {
+      const keys = tenant ? `t.${quoteIdent(tc)}, ${col}` : col;
+      const inner = `SELECT ${keys} FROM ${rel} AS t WHERE ${where(`${col} IS NOT NULL`)} GROUP BY ${keys} HAVING count(*) > 1`;
+      return tenant
+        ? `SELECT d.${quoteIdent(tc)} AS tenant, count(*) AS failures FROM (${inner}) AS d GROUP BY 1`
+        : `SELECT NULL AS tenant, count(*) AS failures FROM (${inner}) AS d`;
+    }
+    case 'accepted_values':
+      return select(`${rel} AS t`, `${col} IS NOT NULL AND CAST(${col} AS VARCHAR) NOT IN (${(spec.values ?? []).map((v) => sqlLiteral(String(v))).join(', ')})`);
+    case 'relationships': {
+      const parent = spec.to ? nodes[spec.to] : undefined;
+      if (!parent || !spec.field) {
+        diagnostics.push(diagnostic(Codes.unknownRef, `relationships test on '${node.name}.${spec.column}' refers to unknown model '${spec.to}'`, { file: spec.file, line: spec.line }));
+        return undefined;
+      }
+      const sameTenant = tenant && parent.scope === 'tenant' ? ` AND p.${quoteIdent(tc)} = t.${quoteIdent(tc)}` : '';
+      const exists = `SELECT 1 FROM ${quoteRelation(parent.schema, parent.identifier)} AS p WHERE p.${quoteIdent(spec.field)} = ${col}${sameTenant}`;
+      return select(`${rel} AS t`, `${col} IS NOT NULL AND NOT EXISTS (${exists})`);
+    }
+    default: {
+      const never: never = spec.kind;
+      throw new Error(`unknown test kind ${String(never)}`);
+    }
+  }
+}

@@ -1,0 +1,315 @@
+import { createHash } from 'node:crypto';
+import { closest, distance } from 'fastest-levenshtein';
+import { MANIFEST_SCHEMA_VERSION, type Manifest, type ManifestColumn, type ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
+import type { ColumnSpec, Project } from '../project/types.ts';
+import { compileTests } from './compile-tests.ts';
+import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
+import { resolveModelConfig } from './model-config.ts';
+import { createRenderer, type Renderer, type RenderScope } from './render.ts';
+
+export const TENANTS_RELATION = 'tenants';
+
+export interface CompileResult {
+  manifest: Manifest;
+  diagnostics: Diagnostic[];
+}
+
+/**
+ * Project → Manifest. Pure: no file system, no database. Every model is rendered once (plus its
+ * `is_incremental` variant); practice ids are never part of the text.
+ */
+export function compileProject(project: Project): CompileResult {
+  const diagnostics: Diagnostic[] = [...project.diagnostics];
+  const { config } = project;
+  const macroNames = new Set(project.macros.map((m) => m.name));
+
+  // Macros may themselves call ref/source/var: their uses count for the models that call them.
+  const macroUses = new Map<string, TemplateUses>();
+  for (const macro of project.macros) {
+    const ast = parseTemplate(macro.body, macro.file, diagnostics);
+    macroUses.set(macro.name, ast ? extractUses(ast, macro.file, macroNames, diagnostics) : emptyUses());
+  }
+
+  const nodes: Record<string, ManifestNode> = {};
+  const sources: Record<string, ManifestNode> = {};
+  const seeds: Record<string, ManifestNode> = {};
+  const models: Record<string, ManifestNode> = {};
+
+  seeds[TENANTS_RELATION] = {
+    name: TENANTS_RELATION,
+    kind: 'tenants',
+    path: 'tenants.yml',
+    scope: 'shared',
+    materialized: 'table',
+    schema: config.schemas.meta,
+    identifier: TENANTS_RELATION,
+    depends_on: [],
+    description: 'One row per practice from tenants.yml: id, name, time zone, SLA, tags, pool.',
+    columns: {
+      [config.tenantColumn]: { phi: 'none' },
+      name: { phi: 'none' },
+      timezone: { phi: 'none' },
+      ready_by: { phi: 'none' },
+      pool: { phi: 'none' },
+      tags: { phi: 'none' },
+    },
+    tags: [],
+    unique_key: [config.tenantColumn],
+    pseudonymized: false,
+    macros: [],
+    vars: [],
+    checksum: '',
+  };
+  for (const s of project.sources) {
+    const id = `source:${s.source}.${s.name}`;
+    sources[id] = {
+      name: id,
+      kind: 'source',
+      path: s.file,
+      scope: s.scope,
+      materialized: 'table',
+      schema: s.schema,
+      identifier: s.identifier,
+      depends_on: [],
+      description: s.description,
+      columns: columnsOf(s.columns),
+      tags: [],
+      unique_key: [],
+      pseudonymized: false,
+      macros: [],
+      vars: [],
+      checksum: '',
+      csv_path: s.csvPath,
+    };
+  }
+  for (const s of project.seeds) {
+    if (s.name === TENANTS_RELATION) {
+      diagnostics.push(diagnostic(Codes.duplicateModel, `'${TENANTS_RELATION}' is reserved for the practices relation`, s));
+      continue;
+    }
+    seeds[s.name] = {
+      name: s.name,
+      kind: 'seed',
+      path: s.file,
+      scope: 'shared',
+      materialized: 'table',
+      schema: config.schemas.seeds,
+      identifier: s.name,
+      depends_on: [],
+      columns: Object.fromEntries(Object.entries(s.columnTypes).map(([c, t]) => [c, { phi: 'none', data_type: t }])),
+      tags: [],
+      unique_key: [],
+      pseudonymized: false,
+      macros: [],
+      vars: [],
+      checksum: '',
+    };
+  }
+
+  const props = new Map(project.properties.map((p) => [p.name, p]));
+  const usesByModel = new Map<string, TemplateUses>();
+  for (const model of project.models) {
+    if (model.name === TENANTS_RELATION || seeds[model.name]) {
+      diagnostics.push(diagnostic(Codes.duplicateModel, `model name '${model.name}' is already a seed or reserved`, model));
+      continue;
+    }
+    const ast = parseTemplate(model.sql, model.file, diagnostics);
+    if (!ast) continue;
+    const uses = extractUses(ast, model.file, macroNames, diagnostics);
+    const allUses = withMacroUses(uses, macroUses);
+    usesByModel.set(model.name, allUses);
+    const mc = resolveModelConfig(model, uses, config, diagnostics);
+    const p = props.get(model.name);
+    models[model.name] = {
+      name: model.name,
+      kind: 'model',
+      path: model.file,
+      scope: mc.scope,
+      materialized: mc.materialized,
+      schema: mc.schema,
+      identifier: model.name,
+      depends_on: [
+        ...new Set([...allUses.refs.map((r) => r.name), ...allUses.sources.map((s) => `source:${s.source}.${s.table}`)]),
+      ],
+      description: p?.description,
+      columns: columnsOf(p?.columns ?? []),
+      tags: mc.tags,
+      unique_key: mc.uniqueKey,
+      pseudonymized: mc.pseudonymized,
+      macros: allUses.macros,
+      vars: [...new Set(allUses.vars.map((v) => v.name))],
+      checksum: sha256(model.sql),
+    };
+    checkReferences(model.name, model.file, allUses, sources, project, diagnostics);
+  }
+  Object.assign(nodes, sources, seeds, models);
+
+  // References are checked again once every model is known (a ref may point at a later file).
+  for (const model of project.models) {
+    const node = models[model.name];
+    const uses = usesByModel.get(model.name);
+    if (!node || !uses) continue;
+    for (const r of uses.refs) {
+      if (!nodes[r.name]) {
+        const names = Object.keys(nodes).filter((n) => !n.startsWith('source:'));
+        diagnostics.push(diagnostic(Codes.unknownRef, `unknown ref '${r.name}'${suggest(r.name, names)}`, { file: model.file, line: r.line }));
+      }
+    }
+    checkScopes(node, nodes, diagnostics);
+  }
+
+  const renderer = createRenderer(project.macros);
+  if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics);
+  const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics);
+
+  const manifest: Manifest = {
+    schema_version: MANIFEST_SCHEMA_VERSION,
+    project: config.name,
+    tenant_column: config.tenantColumn,
+    models,
+    seeds,
+    sources,
+    tests,
+    tenants: project.tenants.map((t) => t.id),
+  };
+  return { manifest, diagnostics };
+}
+
+function renderAll(
+  renderer: Renderer,
+  project: Project,
+  models: Record<string, ManifestNode>,
+  nodes: Record<string, ManifestNode>,
+  diagnostics: Diagnostic[],
+): void {
+  const sqlOf = new Map(project.models.map((m) => [m.name, m]));
+  const ephemeral = new Map<string, string>();
+  const inProgress = new Set<string>();
+
+  const scopeFor = (node: ManifestNode, filtered: boolean, isIncremental: boolean): RenderScope => ({
+    filtered,
+    isIncremental,
+    self: node,
+    lookup: (id) => nodes[id],
+    ephemeralBody: (name, f) => {
+      const key = `${name}:${f}`;
+      const done = ephemeral.get(key);
+      if (done !== undefined) return done;
+      if (inProgress.has(key)) throw new Error(`ephemeral models form a cycle through '${name}'`);
+      inProgress.add(key);
+      const target = nodes[name]!;
+      const body = renderer.render(sqlOf.get(name)!.sql, scopeFor(target, f && target.scope === 'tenant', false));
+      inProgress.delete(key);
+      ephemeral.set(key, body);
+      return body;
+    },
+    tenantColumn: project.config.tenantColumn,
+    vars: project.config.vars,
+  });
+
+  for (const node of Object.values(models)) {
+    const file = sqlOf.get(node.name)!;
+    // Views are one relation over every practice; their filter comes from RLS and from readers.
+    const filtered = node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental' || node.materialized === 'ephemeral');
+    try {
+      node.compiled_sql = renderer.render(file.sql, scopeFor(node, filtered, false));
+      if (node.materialized === 'incremental') node.compiled_incremental_sql = renderer.render(file.sql, scopeFor(node, filtered, true));
+    } catch (err) {
+      diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${(err as Error).message.split('\n')[0]}`, { file: file.file, line: 1 }));
+    }
+  }
+}
+
+function withMacroUses(uses: TemplateUses, macroUses: Map<string, TemplateUses>): TemplateUses {
+  const out: TemplateUses = { ...uses, refs: [...uses.refs], sources: [...uses.sources], vars: [...uses.vars], macros: [...uses.macros] };
+  const seen = new Set<string>();
+  const queue = [...uses.macros];
+  while (queue.length > 0) {
+    const name = queue.shift()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const mu = macroUses.get(name);
+    if (!mu) continue;
+    out.refs.push(...mu.refs.map((r) => ({ ...r, line: uses.refs[0]?.line ?? 1 })));
+    out.sources.push(...mu.sources);
+    out.vars.push(...mu.vars);
+    for (const m of mu.macros) {
+      if (!out.macros.includes(m)) out.macros.push(m);
+      queue.push(m);
+    }
+  }
+  return out;
+}
+
+function checkReferences(
+  model: string,
+  file: string,
+  uses: TemplateUses,
+  sources: Record<string, ManifestNode>,
+  project: Project,
+  diagnostics: Diagnostic[],
+): void {
+  for (const s of uses.sources) {
+    const id = `source:${s.source}.${s.table}`;
+    if (!sources[id]) {
+      const names = project.sources.map((x) => `${x.source}.${x.name}`);
+      diagnostics.push(diagnostic(Codes.unknownSource, `${model}: unknown source '${s.source}.${s.table}'${suggest(`${s.source}.${s.table}`, names)}`, { file, line: s.line }));
+    }
+  }
+  for (const v of uses.vars) {
+    if (!(v.name in project.config.vars) && !v.hasDefault) {
+      diagnostics.push(diagnostic(Codes.unknownVar, `${model}: var '${v.name}' is not in tsform.yml vars and has no default ({{var "${v.name}" <default>}})`, { file, line: v.line }));
+    }
+  }
+}
+
+/** DESIGN §4: global models read only shared or pseudonymized data; shared models only shared. */
+function checkScopes(node: ManifestNode, nodes: Record<string, ManifestNode>, diagnostics: Diagnostic[]): void {
+  for (const dep of node.depends_on) {
+    const up = nodes[dep];
+    if (!up) continue;
+    if (node.scope === 'global' && up.scope === 'tenant' && !up.pseudonymized) {
+      diagnostics.push(
+        diagnostic(
+          Codes.globalReadsIdentifiable,
+          `global model '${node.name}' reads '${up.name}', which holds identifiable practice data (scope tenant, not pseudonymized); read a pseudonymized research relation instead`,
+          { file: node.path, line: 1 },
+        ),
+      );
+    }
+    if (node.scope === 'shared' && up.scope !== 'shared') {
+      diagnostics.push(
+        diagnostic(Codes.sharedReadsTenant, `shared model '${node.name}' reads '${up.name}' (scope ${up.scope}); shared models may read only shared relations`, {
+          file: node.path,
+          line: 1,
+        }),
+      );
+    }
+  }
+}
+
+function columnsOf(cols: ColumnSpec[]): Record<string, ManifestColumn> {
+  return Object.fromEntries(
+    cols.map((c) => [c.name, { phi: c.phi, ...(c.description ? { description: c.description } : {}), ...(c.dataType ? { data_type: c.dataType } : {}) }]),
+  );
+}
+
+export function suggest(name: string, candidates: string[]): string {
+  if (candidates.length === 0) return '';
+  const near = candidates
+    .map((c) => ({ c, d: distance(name, c) }))
+    .filter((x) => x.d <= Math.max(2, Math.floor(name.length / 3)))
+    .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c))
+    .slice(0, 3)
+    .map((x) => x.c);
+  if (near.length === 0) {
+    const c = closest(name, candidates);
+    return c && distance(name, c) <= name.length / 2 ? ` (did you mean '${c}'?)` : '';
+  }
+  return ` (did you mean ${near.map((n) => `'${n}'`).join(', ')}?)`;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

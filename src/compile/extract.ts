@@ -1,0 +1,131 @@
+import Handlebars from 'handlebars';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+
+type AstNode = hbs.AST.Node;
+
+/** What a template asks for, read statically from its AST: no rendering needed to build the DAG. */
+export interface TemplateUses {
+  refs: { name: string; line: number }[];
+  sources: { source: string; table: string; line: number }[];
+  config: Record<string, string | number | boolean>;
+  configLine?: number;
+  vars: { name: string; hasDefault: boolean; line: number }[];
+  /** Macros called as helpers (`{{zip3 col}}`) or partials (`{{> zip3}}`). */
+  macros: string[];
+  usesThis: boolean;
+}
+
+export function emptyUses(): TemplateUses {
+  return { refs: [], sources: [], config: {}, vars: [], macros: [], usesThis: false };
+}
+
+const BUILTINS = new Set(['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'if', 'unless', 'each', 'with', 'else']);
+
+/** Parses a template; a syntax error becomes a diagnostic with the template's line. */
+export function parseTemplate(text: string, file: string, diagnostics: Diagnostic[]): hbs.AST.Program | undefined {
+  try {
+    return Handlebars.parse(text);
+  } catch (err) {
+    const msg = (err as Error).message;
+    const line = /line (\d+)/.exec(msg)?.[1];
+    diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: ${msg.split('\n')[0]}`, { file, line: line ? Number(line) : undefined }));
+    return undefined;
+  }
+}
+
+export function extractUses(program: hbs.AST.Program, file: string, macroNames: ReadonlySet<string>, diagnostics: Diagnostic[]): TemplateUses {
+  const uses = emptyUses();
+  const literal = (p: hbs.AST.Expression, what: string, line: number): string | number | boolean | undefined => {
+    if (p.type === 'StringLiteral' || p.type === 'NumberLiteral' || p.type === 'BooleanLiteral') {
+      return (p as hbs.AST.StringLiteral).value;
+    }
+    diagnostics.push(diagnostic(Codes.dynamicArgument, `${what} needs literal arguments so dependencies can be read without rendering`, { file, line }));
+    return undefined;
+  };
+
+  const visitCall = (path: hbs.AST.PathExpression, params: hbs.AST.Expression[], hash: hbs.AST.Hash | undefined, line: number) => {
+    const name = path.original;
+    if (name === 'ref') {
+      const v = params[0] && literal(params[0], '{{ref}}', line);
+      if (params.length !== 1) diagnostics.push(diagnostic(Codes.dynamicArgument, '{{ref}} takes exactly one model name', { file, line }));
+      else if (typeof v === 'string') uses.refs.push({ name: v, line });
+    } else if (name === 'source') {
+      if (params.length !== 2) {
+        diagnostics.push(diagnostic(Codes.dynamicArgument, '{{source}} takes a source name and a table name', { file, line }));
+        return;
+      }
+      const s = literal(params[0]!, '{{source}}', line);
+      const t = literal(params[1]!, '{{source}}', line);
+      if (typeof s === 'string' && typeof t === 'string') uses.sources.push({ source: s, table: t, line });
+    } else if (name === 'config') {
+      uses.configLine ??= line;
+      for (const pair of hash?.pairs ?? []) {
+        const v = literal(pair.value, `{{config ${pair.key}}}`, line);
+        if (v !== undefined) uses.config[pair.key] = v;
+      }
+    } else if (name === 'var') {
+      const v = params[0] && literal(params[0], '{{var}}', line);
+      if (typeof v === 'string') uses.vars.push({ name: v, hasDefault: params.length > 1, line });
+    } else if (name === 'this') {
+      uses.usesThis = true;
+    } else if (macroNames.has(name) && !uses.macros.includes(name)) {
+      uses.macros.push(name);
+    }
+  };
+
+  const visit = (node: AstNode | undefined | null): void => {
+    if (!node) return;
+    const line = node.loc?.start.line ?? 1;
+    switch (node.type) {
+      case 'Program':
+        for (const s of (node as hbs.AST.Program).body) visit(s);
+        return;
+      case 'MustacheStatement':
+      case 'SubExpression': {
+        const n = node as hbs.AST.MustacheStatement;
+        if (n.path.type === 'PathExpression') visitCall(n.path as hbs.AST.PathExpression, n.params, n.hash, line);
+        for (const p of n.params) visit(p);
+        for (const pair of n.hash?.pairs ?? []) visit(pair.value);
+        return;
+      }
+      case 'BlockStatement': {
+        const n = node as hbs.AST.BlockStatement;
+        if (n.path.type === 'PathExpression') visitCall(n.path as hbs.AST.PathExpression, n.params, n.hash, line);
+        for (const p of n.params) visit(p);
+        visit(n.program);
+        visit(n.inverse);
+        return;
+      }
+      case 'PartialStatement':
+      case 'PartialBlockStatement': {
+        const n = node as hbs.AST.PartialStatement;
+        const pname = n.name.type === 'PathExpression' ? (n.name as hbs.AST.PathExpression).original : undefined;
+        if (pname && !uses.macros.includes(pname)) {
+          if (macroNames.has(pname)) uses.macros.push(pname);
+          else diagnostics.push(diagnostic(Codes.unknownMacro, `unknown macro (partial) '${pname}'`, { file, line }));
+        }
+        return;
+      }
+      case 'PathExpression': {
+        const p = node as hbs.AST.PathExpression;
+        if (p.original === 'this') uses.usesThis = true;
+        return;
+      }
+      default:
+        return;
+    }
+  };
+  visit(program);
+  return uses;
+}
+
+/** Names a template calls that are neither builtins nor macros: likely typos. */
+export function isBuiltinHelper(name: string): boolean {
+  return BUILTINS.has(name);
+}
+
+/** `{{!-- params: column, other --}}` at the top of a macro names its positional arguments. */
+export function macroParams(body: string): string[] {
+  const m = /\{\{!--\s*params:\s*([^-}]*)--\}\}/.exec(body) ?? /\{\{!\s*params:\s*([^}]*)\}\}/.exec(body);
+  return m?.[1] ? m[1].split(',').map((s) => s.trim()).filter(Boolean) : [];
+}

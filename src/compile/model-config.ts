@@ -1,0 +1,82 @@
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import { MATERIALIZATIONS, SCOPES } from '../project/load-config.ts';
+import type { Materialization, ModelFile, ProjectConfig, Scope } from '../project/types.ts';
+import { SIMPLE_NAME } from '../sql/quote.ts';
+import type { TemplateUses } from './extract.ts';
+
+export interface ModelConfig {
+  scope: Scope;
+  materialized: Materialization;
+  schema: string;
+  tags: string[];
+  uniqueKey: string[];
+  pseudonymized: boolean;
+}
+
+const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized']);
+
+/** Folder defaults from tsform.yml (longest matching folder wins), then the model's `{{config}}`. */
+export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config: ProjectConfig, diagnostics: Diagnostic[]): ModelConfig {
+  const folder = model.file.replace(/^models\//, '').split('/').slice(0, -1).join('/');
+  const matches = config.folders
+    .filter((f) => f.path === '' || folder === f.path || folder.startsWith(`${f.path}/`))
+    .sort((a, b) => a.path.length - b.path.length);
+  const out: ModelConfig = {
+    scope: 'tenant',
+    materialized: 'table',
+    schema: config.schemas.marts,
+    tags: [],
+    uniqueKey: [],
+    pseudonymized: false,
+  };
+  for (const f of matches) {
+    if (f.scope) out.scope = f.scope;
+    if (f.materialized) out.materialized = f.materialized;
+    if (f.schema) out.schema = f.schema;
+    if (f.tags) out.tags = [...out.tags, ...f.tags];
+    if (f.pseudonymized !== undefined) out.pseudonymized = f.pseudonymized;
+  }
+
+  const at = { file: model.file, line: uses.configLine };
+  const bad = (message: string) => diagnostics.push(diagnostic(Codes.invalidConfig, `${model.name}: ${message}`, at));
+  for (const [key, value] of Object.entries(uses.config)) {
+    if (!KNOWN_KEYS.has(key)) {
+      bad(`unknown config key '${key}' (${[...KNOWN_KEYS].join(', ')})`);
+      continue;
+    }
+    const text = String(value);
+    switch (key) {
+      case 'materialized':
+        if (MATERIALIZATIONS.includes(text as Materialization)) out.materialized = text as Materialization;
+        else bad(`unknown materialization '${text}' (${MATERIALIZATIONS.join(', ')})`);
+        break;
+      case 'scope':
+        if (SCOPES.includes(text as Scope)) out.scope = text as Scope;
+        else bad(`unknown scope '${text}' (${SCOPES.join(', ')})`);
+        break;
+      case 'schema':
+        if (SIMPLE_NAME.test(text)) out.schema = text;
+        else bad(`schema '${text}' is not a simple identifier`);
+        break;
+      case 'tags':
+        out.tags = [...out.tags, ...splitList(text)];
+        break;
+      case 'unique_key':
+        out.uniqueKey = splitList(text);
+        if (out.uniqueKey.some((k) => !SIMPLE_NAME.test(k))) bad(`unique_key '${text}' must name simple columns`);
+        break;
+      case 'pseudonymized':
+        out.pseudonymized = value === true || text === 'true';
+        break;
+    }
+  }
+  if (out.materialized === 'incremental' && out.uniqueKey.length === 0) {
+    bad("an incremental model needs unique_key (the merge key), e.g. {{config materialized=\"incremental\" unique_key=\"id\"}}");
+  }
+  out.tags = [...new Set(out.tags)];
+  return out;
+}
+
+function splitList(s: string): string[] {
+  return s.split(',').map((x) => x.trim()).filter(Boolean);
+}

@@ -1,0 +1,114 @@
+/**
+ * Coded errors and diagnostics. Codes are stable: tests, CI annotations and runbooks match on
+ * them, so a code is never reused for another meaning. Messages must never carry row values
+ * (they could be PHI): name files, lines, relations, columns, practice ids and counts only.
+ */
+
+export const Codes = {
+  // project files (1xx)
+  yamlSyntax: 'TSF101',
+  yamlShape: 'TSF102',
+  missingFile: 'TSF103',
+  duplicateModel: 'TSF104',
+  invalidTenantId: 'TSF105',
+  duplicateTenant: 'TSF106',
+  invalidTimezone: 'TSF107',
+  invalidSla: 'TSF108',
+  raggedCsv: 'TSF109',
+  unknownTarget: 'TSF110',
+  missingEnv: 'TSF111',
+  invalidIdentifier: 'TSF112',
+  duplicateSource: 'TSF113',
+  unknownPropertyModel: 'TSF114',
+  // compilation (2xx)
+  templateSyntax: 'TSF201',
+  unknownRef: 'TSF202',
+  unknownSource: 'TSF203',
+  dynamicArgument: 'TSF204',
+  invalidConfig: 'TSF205',
+  unknownVar: 'TSF206',
+  cycle: 'TSF207',
+  globalReadsIdentifiable: 'TSF208',
+  sharedReadsTenant: 'TSF209',
+  unknownMacro: 'TSF210',
+  renderFailed: 'TSF211',
+  unknownTestColumn: 'TSF212',
+  // selection and command line (3xx)
+  badSelector: 'TSF301',
+  unknownTenant: 'TSF302',
+  badTenantArgument: 'TSF303',
+  fullRefreshNeedsAllTenants: 'TSF304',
+  // execution (4xx)
+  sqlError: 'TSF401',
+  tenantLeak: 'TSF402',
+  schemaChanged: 'TSF403',
+  transient: 'TSF404',
+  upstreamFailed: 'TSF405',
+  testFailed: 'TSF406',
+  missingRelation: 'TSF407',
+  unsupported: 'TSF408',
+  connection: 'TSF409',
+} as const;
+
+export type Code = (typeof Codes)[keyof typeof Codes];
+
+export interface Diagnostic {
+  code: Code;
+  message: string;
+  /** Path relative to the project root, when the problem lives in a file. */
+  file?: string;
+  /** 1-based line. */
+  line?: number;
+  column?: number;
+  severity: 'error' | 'warning';
+}
+
+export function diagnostic(
+  code: Code,
+  message: string,
+  where: { file?: string; line?: number; column?: number } = {},
+  severity: Diagnostic['severity'] = 'error',
+): Diagnostic {
+  return { code, message, severity, ...where };
+}
+
+export function formatDiagnostic(d: Diagnostic): string {
+  const loc = d.file ? `${d.file}${d.line ? `:${d.line}` : ''}${d.column ? `:${d.column}` : ''}: ` : '';
+  return `${loc}${d.severity} ${d.code}: ${d.message}`;
+}
+
+/** Base class of every error tsform throws on purpose; anything else is a bug. */
+export class TsformError extends Error {
+  constructor(
+    readonly code: Code,
+    message: string,
+    readonly where: { file?: string; line?: number } = {},
+  ) {
+    super(message);
+    this.name = 'TsformError';
+  }
+
+  toDiagnostic(): Diagnostic {
+    return diagnostic(this.code, this.message, this.where);
+  }
+}
+
+/** User errors collected over a whole stage and reported together (exit code 2). */
+export class DiagnosticsError extends Error {
+  constructor(readonly diagnostics: Diagnostic[]) {
+    super(diagnostics.map(formatDiagnostic).join('\n'));
+    this.name = 'DiagnosticsError';
+  }
+}
+
+export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
+  return diagnostics.some((d) => d.severity === 'error');
+}
+
+/** Errors the scheduler may retry: the statement was fine, the moment was not. */
+export class TransientError extends TsformError {
+  constructor(message: string) {
+    super(Codes.transient, message);
+    this.name = 'TransientError';
+  }
+}

@@ -1,0 +1,108 @@
+import { DirectedGraph } from 'graphology';
+import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+
+/**
+ * The model-level DAG: one graph node per relation (model, seed, source, tenants). The
+ * practice fan-out is not materialized as graph nodes: with 500 models × 5,000 practices that
+ * would be 2.5M objects; the plan describes it as (model, tenant set) instead.
+ */
+export interface ModelDag {
+  graph: DirectedGraph<{ node: ManifestNode }>;
+  /** Topological order, ties broken by name so plans are deterministic. */
+  order: string[];
+}
+
+export function buildDag(manifest: Manifest): { dag?: ModelDag; diagnostics: Diagnostic[] } {
+  const graph = new DirectedGraph<{ node: ManifestNode }>();
+  const nodes = manifestNodes(manifest);
+  for (const [id, node] of Object.entries(nodes)) graph.addNode(id, { node });
+  for (const [id, node] of Object.entries(nodes)) {
+    for (const dep of node.depends_on) {
+      if (graph.hasNode(dep) && !graph.hasEdge(dep, id)) graph.addDirectedEdge(dep, id);
+    }
+  }
+  const cycle = findCycle(graph);
+  if (cycle) {
+    const first = nodes[cycle[0]!];
+    return {
+      diagnostics: [diagnostic(Codes.cycle, `dependency cycle: ${cycle.join(' -> ')}`, { file: first?.path, line: 1 })],
+    };
+  }
+  return { dag: { graph, order: topologicalOrder(graph) }, diagnostics: [] };
+}
+
+/** Iterative DFS (no recursion limit with deep DAGs); returns the cycle as a closed path. */
+function findCycle(graph: DirectedGraph): string[] | undefined {
+  const state = new Map<string, 1 | 2>(); // 1 = on stack, 2 = done
+  for (const start of [...graph.nodes()].sort()) {
+    if (state.has(start)) continue;
+    const stack: { id: string; next: string[] }[] = [{ id: start, next: graph.outNeighbors(start).sort() }];
+    state.set(start, 1);
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!;
+      const child = top.next.shift();
+      if (child === undefined) {
+        state.set(top.id, 2);
+        stack.pop();
+        continue;
+      }
+      const s = state.get(child);
+      if (s === 1) {
+        const from = stack.findIndex((f) => f.id === child);
+        return [...stack.slice(from).map((f) => f.id), child];
+      }
+      if (s === undefined) {
+        state.set(child, 1);
+        stack.push({ id: child, next: graph.outNeighbors(child).sort() });
+      }
+    }
+  }
+  return undefined;
+}
+
+function topologicalOrder(graph: DirectedGraph): string[] {
+  const indegree = new Map<string, number>();
+  graph.forEachNode((id) => indegree.set(id, graph.inDegree(id)));
+  const ready = [...indegree].filter(([, d]) => d === 0).map(([id]) => id).sort();
+  const order: string[] = [];
+  while (ready.length > 0) {
+    const id = ready.shift()!;
+    order.push(id);
+    const released: string[] = [];
+    graph.forEachOutNeighbor(id, (child) => {
+      const d = indegree.get(child)! - 1;
+      indegree.set(child, d);
+      if (d === 0) released.push(child);
+    });
+    if (released.length > 0) {
+      ready.push(...released);
+      ready.sort();
+    }
+  }
+  return order;
+}
+
+export function upstreamOf(graph: DirectedGraph, ids: Iterable<string>): Set<string> {
+  return walk(graph, ids, (id, f) => graph.forEachInNeighbor(id, f));
+}
+
+export function downstreamOf(graph: DirectedGraph, ids: Iterable<string>): Set<string> {
+  return walk(graph, ids, (id, f) => graph.forEachOutNeighbor(id, f));
+}
+
+function walk(graph: DirectedGraph, ids: Iterable<string>, neighbours: (id: string, f: (n: string) => void) => void): Set<string> {
+  const seen = new Set<string>();
+  const queue = [...ids];
+  while (queue.length > 0) {
+    const id = queue.pop()!;
+    if (!graph.hasNode(id)) continue;
+    neighbours(id, (n) => {
+      if (!seen.has(n)) {
+        seen.add(n);
+        queue.push(n);
+      }
+    });
+  }
+  return seen;
+}

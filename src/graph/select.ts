@@ -1,0 +1,116 @@
+import { Codes, TsformError } from '../errors.ts';
+import { showValue } from '../project/load-tenants.ts';
+import { TENANT_ID_PATTERN, type Tenant } from '../project/types.ts';
+import { downstreamOf, upstreamOf, type ModelDag } from './dag.ts';
+
+/**
+ * dbt's selector grammar: space = union, comma = intersection; an atom is
+ * `[+]method:value[+]` with methods name (default), tag, path, source, kind.
+ */
+export interface SelectorAtom {
+  method: 'name' | 'tag' | 'path' | 'source' | 'kind';
+  value: string;
+  upstream: boolean;
+  downstream: boolean;
+}
+
+export type SelectorSpec = SelectorAtom[][];
+
+const METHODS = new Set(['name', 'tag', 'path', 'source', 'kind']);
+
+export function parseSelector(text: string): SelectorSpec {
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((term) =>
+      term.split(',').map((raw) => {
+        let atom = raw;
+        const upstream = atom.startsWith('+');
+        if (upstream) atom = atom.slice(1);
+        const downstream = atom.endsWith('+');
+        if (downstream) atom = atom.slice(0, -1);
+        const colon = atom.indexOf(':');
+        const method = colon === -1 ? 'name' : atom.slice(0, colon);
+        const value = colon === -1 ? atom : atom.slice(colon + 1);
+        if (!METHODS.has(method) || value === '') {
+          throw new TsformError(Codes.badSelector, `cannot read selector ${showValue(raw)} (methods: ${[...METHODS].join(', ')})`);
+        }
+        return { method: method as SelectorAtom['method'], value, upstream, downstream };
+      }),
+    );
+}
+
+/** Node ids selected by `select` minus `exclude`; no `select` means every node. */
+export function selectNodes(dag: ModelDag, select: string[] | undefined, exclude: string[] | undefined): Set<string> {
+  const all = new Set(dag.order);
+  const chosen = select && select.length > 0 ? evaluate(dag, parseSelector(select.join(' '))) : all;
+  if (exclude && exclude.length > 0) for (const id of evaluate(dag, parseSelector(exclude.join(' ')))) chosen.delete(id);
+  return chosen;
+}
+
+function evaluate(dag: ModelDag, spec: SelectorSpec): Set<string> {
+  const out = new Set<string>();
+  for (const term of spec) {
+    let acc: Set<string> | undefined;
+    for (const atom of term) {
+      const hit = evaluateAtom(dag, atom);
+      acc = acc ? new Set([...acc].filter((x) => hit.has(x))) : hit;
+    }
+    for (const id of acc ?? []) out.add(id);
+  }
+  return out;
+}
+
+function evaluateAtom(dag: ModelDag, atom: SelectorAtom): Set<string> {
+  const base = new Set<string>();
+  const glob = globToRegExp(atom.value);
+  dag.graph.forEachNode((id, { node }) => {
+    const match =
+      atom.method === 'name'
+        ? glob.test(id) || glob.test(node.name.replace(/^source:/, ''))
+        : atom.method === 'tag'
+          ? node.tags.some((t) => glob.test(t))
+          : atom.method === 'path'
+            ? node.path === atom.value || node.path.startsWith(atom.value.replace(/\/?$/, '/')) || glob.test(node.path)
+            : atom.method === 'source'
+              ? node.kind === 'source' && glob.test(id.replace(/^source:/, ''))
+              : glob.test(node.kind);
+    if (match) base.add(id);
+  });
+  if (base.size === 0) throw new TsformError(Codes.badSelector, `selector '${atom.method}:${atom.value}' matches nothing`);
+  const out = new Set(base);
+  if (atom.upstream) for (const id of upstreamOf(dag.graph, base)) out.add(id);
+  if (atom.downstream) for (const id of downstreamOf(dag.graph, base)) out.add(id);
+  return out;
+}
+
+function globToRegExp(value: string): RegExp {
+  const escaped = value.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.');
+  return new RegExp(`^${escaped}$`);
+}
+
+/** `--tenant a,b` or `--tenant tag:large`; ids are checked against the pattern before any lookup. */
+export function selectTenants(tenants: readonly Tenant[], args: string[] | undefined): Tenant[] {
+  if (!args || args.length === 0) return [...tenants];
+  const byId = new Map(tenants.map((t) => [t.id, t]));
+  const chosen = new Map<string, Tenant>();
+  for (const arg of args.flatMap((a) => a.split(','))) {
+    const item = arg.trim();
+    if (item === '') continue;
+    if (item.startsWith('tag:')) {
+      const tag = item.slice(4);
+      const hits = tenants.filter((t) => t.tags.includes(tag));
+      if (hits.length === 0) throw new TsformError(Codes.unknownTenant, `no practice has tag ${showValue(tag)}`);
+      for (const t of hits) chosen.set(t.id, t);
+      continue;
+    }
+    if (!TENANT_ID_PATTERN.test(item)) {
+      throw new TsformError(Codes.badTenantArgument, `--tenant ${showValue(item)} is not a valid practice id (${TENANT_ID_PATTERN.source})`);
+    }
+    const t = byId.get(item);
+    if (!t) throw new TsformError(Codes.unknownTenant, `practice '${item}' is not in tenants.yml`);
+    chosen.set(t.id, t);
+  }
+  return tenants.filter((t) => chosen.has(t.id));
+}

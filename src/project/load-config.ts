@@ -1,0 +1,146 @@
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import { SIMPLE_NAME } from '../sql/quote.ts';
+import type { FolderDefaults, Materialization, ProjectConfig, Schemas, Scope, TargetConfig } from './types.ts';
+import { isRecord, YamlReader, type YamlFile } from './yaml-file.ts';
+
+export const CONFIG_FILE = 'tsform.yml';
+
+const DEFAULT_SCHEMAS: Schemas = {
+  raw: 'raw',
+  seeds: 'ref',
+  staging: 'staging',
+  marts: 'marts',
+  research: 'research',
+  vault: 'vault',
+  meta: 'tsform',
+};
+
+export const SCOPES: readonly Scope[] = ['tenant', 'global', 'shared'];
+export const MATERIALIZATIONS: readonly Materialization[] = ['view', 'table', 'incremental', 'ephemeral'];
+
+export function defaultConfig(name = 'project'): ProjectConfig {
+  return {
+    name,
+    tenantColumn: 'practice_id',
+    schemas: { ...DEFAULT_SCHEMAS },
+    defaultTarget: 'duckdb',
+    targets: { duckdb: { name: 'duckdb', type: 'duckdb', path: 'target/tsform.duckdb', threads: 2 } },
+    vars: {},
+    folders: [],
+    pools: { steady: { slots: 2 }, backfill: { slots: 1 } },
+    batchSize: 50,
+  };
+}
+
+export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): ProjectConfig {
+  const config = defaultConfig();
+  if (!y) return config;
+  const r = new YamlReader(y, diagnostics);
+  const root = y.value;
+  if (!isRecord(root)) {
+    diagnostics.push(diagnostic(Codes.yamlShape, 'tsform.yml must be a mapping', { file: y.file, line: 1 }));
+    return config;
+  }
+  config.name = r.string(root, 'name', { required: true }) ?? config.name;
+  const tenantColumn = r.string(root, 'tenant_column');
+  if (tenantColumn !== undefined) {
+    if (SIMPLE_NAME.test(tenantColumn)) config.tenantColumn = tenantColumn;
+    else r.fail(root, 'tenant_column', `tenant_column '${tenantColumn}' is not a simple identifier`, Codes.invalidIdentifier);
+  }
+
+  const schemas = r.record(root, 'schemas') ?? {};
+  for (const key of Object.keys(schemas)) {
+    if (!(key in DEFAULT_SCHEMAS)) {
+      r.fail(schemas, key, `unknown schema role '${key}' (known: ${Object.keys(DEFAULT_SCHEMAS).join(', ')})`);
+      continue;
+    }
+    const v = r.string(schemas, key);
+    if (v === undefined) continue;
+    if (!SIMPLE_NAME.test(v)) r.fail(schemas, key, `schema name '${v}' is not a simple identifier`, Codes.invalidIdentifier);
+    else config.schemas[key as keyof Schemas] = v;
+  }
+
+  const targets = r.record(root, 'targets');
+  if (targets) {
+    config.targets = {};
+    for (const [name, raw] of Object.entries(targets)) {
+      const t = readTarget(r, targets, name, raw);
+      if (t) config.targets[name] = t;
+    }
+  }
+  config.defaultTarget = r.string(root, 'target') ?? Object.keys(config.targets)[0] ?? 'duckdb';
+  if (!config.targets[config.defaultTarget]) {
+    r.fail(root, 'target', `default target '${config.defaultTarget}' is not declared under targets`, Codes.unknownTarget);
+  }
+
+  const vars = r.record(root, 'vars');
+  if (vars) config.vars = vars;
+
+  const models = r.record(root, 'models') ?? {};
+  config.folders = readFolders(r, models, '');
+
+  const pools = r.record(root, 'pools');
+  if (pools) {
+    config.pools = {};
+    for (const [name, raw] of Object.entries(pools)) {
+      if (!isRecord(raw)) {
+        r.fail(pools, name, `pool '${name}' must be a mapping with 'slots'`);
+        continue;
+      }
+      config.pools[name] = { slots: r.positiveInt(raw, 'slots', 1) };
+    }
+  }
+  const batch = r.record(root, 'batch');
+  if (batch) config.batchSize = r.positiveInt(batch, 'size', config.batchSize);
+  return config;
+}
+
+function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string, raw: unknown): TargetConfig | undefined {
+  if (!isRecord(raw)) {
+    r.fail(parent, name, `target '${name}' must be a mapping`);
+    return undefined;
+  }
+  const type = r.string(raw, 'type', { required: true });
+  const threads = r.positiveInt(raw, 'threads', type === 'postgres' ? 4 : 2);
+  if (type === 'duckdb') return { name, type, path: r.string(raw, 'path') ?? 'target/tsform.duckdb', threads };
+  if (type === 'postgres') {
+    if ('password' in raw || 'url' in raw) {
+      r.fail(raw, 'password' in raw ? 'password' : 'url', `target '${name}': credentials never go in tsform.yml; name an environment variable with url_env`);
+    }
+    return { name, type, urlEnv: r.string(raw, 'url_env') ?? 'TSFORM_PG_URL', threads };
+  }
+  if (type !== undefined) r.fail(raw, 'type', `target '${name}' has unknown type '${type}' (duckdb or postgres)`, Codes.unknownTarget);
+  return undefined;
+}
+
+const FOLDER_KEYS = new Set(['schema', 'scope', 'materialized', 'tags', 'pseudonymized']);
+
+/** `models: { staging: { schema: staging, scope: tenant }, marts: { finance: {...} } }` */
+function readFolders(r: YamlReader, obj: Record<string, unknown>, prefix: string): FolderDefaults[] {
+  const out: FolderDefaults[] = [];
+  const own: FolderDefaults = { path: prefix };
+  for (const [key, value] of Object.entries(obj)) {
+    if (!FOLDER_KEYS.has(key)) {
+      if (isRecord(value)) out.push(...readFolders(r, value, prefix ? `${prefix}/${key}` : key));
+      else r.fail(obj, key, `unknown model setting '${key}' (expected a folder mapping or one of ${[...FOLDER_KEYS].join(', ')})`);
+      continue;
+    }
+    if (key === 'schema') {
+      const s = r.string(obj, key);
+      if (s !== undefined && !SIMPLE_NAME.test(s)) r.fail(obj, key, `schema '${s}' is not a simple identifier`, Codes.invalidIdentifier);
+      else own.schema = s;
+    } else if (key === 'scope') {
+      const s = r.string(obj, key);
+      if (s !== undefined && !SCOPES.includes(s as Scope)) r.fail(obj, key, `unknown scope '${s}' (${SCOPES.join(', ')})`, Codes.invalidConfig);
+      else own.scope = s as Scope;
+    } else if (key === 'materialized') {
+      const s = r.string(obj, key);
+      if (s !== undefined && !MATERIALIZATIONS.includes(s as Materialization)) {
+        r.fail(obj, key, `unknown materialization '${s}' (${MATERIALIZATIONS.join(', ')})`, Codes.invalidConfig);
+      } else own.materialized = s as Materialization;
+    } else if (key === 'tags') own.tags = r.stringList(obj, key);
+    else if (key === 'pseudonymized') own.pseudonymized = value === true;
+  }
+  if (Object.keys(own).length > 1) out.push(own);
+  return out;
+}

@@ -1,0 +1,121 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, extname, join, relative, resolve, sep } from 'node:path';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import { SIMPLE_NAME } from '../sql/quote.ts';
+import { CONFIG_FILE, readConfig } from './load-config.ts';
+import { readProperties } from './load-properties.ts';
+import { readTenants, TENANTS_FILE } from './load-tenants.ts';
+import { checkSeedCsv } from './seed-csv.ts';
+import type { Macro, ModelFile, Project, Seed, SingularTest } from './types.ts';
+import { parseYamlFile, YamlReader, type YamlFile } from './yaml-file.ts';
+
+/**
+ * Reads a project directory into plain data. Never throws for user mistakes: every problem is a
+ * diagnostic in `project.diagnostics`, so that all of them can be reported together.
+ */
+export function loadProject(projectDir: string): Project {
+  const root = resolve(projectDir);
+  const diagnostics: Diagnostic[] = [];
+  const rel = (p: string) => relative(root, p).split(sep).join('/');
+
+  const readYaml = (path: string): YamlFile | undefined =>
+    parseYamlFile(readFileSync(path, 'utf8'), rel(path), diagnostics);
+
+  const configPath = join(root, CONFIG_FILE);
+  if (!existsSync(configPath)) {
+    diagnostics.push(diagnostic(Codes.missingFile, `no ${CONFIG_FILE} in ${root}: is --project-dir right?`, { file: CONFIG_FILE }));
+  }
+  const config = readConfig(existsSync(configPath) ? readYaml(configPath) : undefined, diagnostics);
+
+  const tenantsPath = join(root, TENANTS_FILE);
+  const tenants = existsSync(tenantsPath) ? readTenants(readYaml(tenantsPath), Object.keys(config.pools), diagnostics) : [];
+
+  const models: ModelFile[] = [];
+  const firstSeen = new Map<string, string>();
+  const checkName = (kind: string, name: string, file: string): boolean => {
+    if (!SIMPLE_NAME.test(name)) {
+      diagnostics.push(diagnostic(Codes.invalidIdentifier, `${kind} name '${name}' must be a simple identifier (letters, digits, _)`, { file, line: 1 }));
+      return false;
+    }
+    const prior = firstSeen.get(name);
+    if (prior) {
+      diagnostics.push(diagnostic(Codes.duplicateModel, `duplicate name '${name}': also defined in ${prior}`, { file, line: 1 }));
+      return false;
+    }
+    firstSeen.set(name, file);
+    return true;
+  };
+
+  const seedTypes: { name: string; columnTypes: Record<string, string>; file: string; line?: number }[] = [];
+  const project: Project = { root, config, tenants, models, properties: [], sources: [], macros: [], seeds: [], singularTests: [], diagnostics };
+
+  for (const path of listFiles(join(root, 'models'))) {
+    const ext = extname(path);
+    if (ext === '.sql') {
+      const name = basename(path, '.sql');
+      const file = rel(path);
+      if (checkName('model', name, file)) models.push({ name, sql: readFileSync(path, 'utf8'), file, line: 1 });
+    } else if (ext === '.yml' || ext === '.yaml') {
+      const y = readYaml(path);
+      if (!y) continue;
+      const props = readProperties(new YamlReader(y, diagnostics), config.schemas.raw);
+      project.properties.push(...props.models);
+      project.sources.push(...props.sources);
+      seedTypes.push(...props.seedTypes);
+    }
+  }
+
+  for (const path of listFiles(join(root, 'macros'))) {
+    if (extname(path) !== '.hbs') continue;
+    const name = basename(path, '.hbs');
+    const file = rel(path);
+    if (!SIMPLE_NAME.test(name)) {
+      diagnostics.push(diagnostic(Codes.invalidIdentifier, `macro name '${name}' must be a simple identifier`, { file, line: 1 }));
+      continue;
+    }
+    project.macros.push({ name, body: readFileSync(path, 'utf8'), file, line: 1 } satisfies Macro);
+  }
+
+  for (const path of listFiles(join(root, 'seeds'))) {
+    if (extname(path) !== '.csv') continue;
+    const name = basename(path, '.csv');
+    const file = rel(path);
+    if (!checkName('seed', name, file)) continue;
+    diagnostics.push(...checkSeedCsv(readFileSync(path, 'utf8'), file));
+    project.seeds.push({ name, columnTypes: {}, file, line: 1 } satisfies Seed);
+  }
+  for (const st of seedTypes) {
+    const seed = project.seeds.find((s) => s.name === st.name);
+    if (seed) seed.columnTypes = st.columnTypes;
+    else diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
+  }
+
+  for (const path of listFiles(join(root, 'tests'))) {
+    if (extname(path) !== '.sql') continue;
+    const name = basename(path, '.sql');
+    project.singularTests.push({ name, sql: readFileSync(path, 'utf8'), file: rel(path), line: 1 } satisfies SingularTest);
+  }
+
+  const modelNames = new Set(models.map((m) => m.name));
+  for (const p of project.properties) {
+    if (!modelNames.has(p.name)) {
+      diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for model '${p.name}', but there is no models/**/${p.name}.sql`, p));
+    }
+  }
+  const sourceKeys = new Map<string, string>();
+  for (const s of project.sources) {
+    const key = `${s.source}.${s.name}`;
+    if (sourceKeys.has(key)) diagnostics.push(diagnostic(Codes.duplicateSource, `source '${key}' is declared twice (also in ${sourceKeys.get(key)})`, s));
+    sourceKeys.set(key, s.file);
+  }
+  return project;
+}
+
+/** Files under a directory, sorted so that diagnostics and manifests are deterministic. */
+function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile())
+    .map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name))
+    .sort();
+}

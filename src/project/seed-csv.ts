@@ -1,0 +1,43 @@
+import { parse } from 'csv-parse/sync';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import { SIMPLE_NAME } from '../sql/quote.ts';
+
+// csv-parse is used rather than a hand-written splitter: quoted fields, embedded newlines and
+// BOMs are where hand-written CSV readers lose rows, and it reports the line of a ragged record.
+
+export interface ParsedCsv {
+  header: string[];
+  rows: string[][];
+}
+
+export function parseCsv(text: string): ParsedCsv {
+  const records = parse(text, { bom: true, skip_empty_lines: true, relax_column_count: false }) as string[][];
+  const [header = [], ...rows] = records;
+  return { header, rows };
+}
+
+/** Validation done while reading the project, so `compile` already reports a broken seed. */
+export function checkSeedCsv(text: string, file: string): Diagnostic[] {
+  try {
+    const { header } = parseCsv(text);
+    if (header.length === 0) return [diagnostic(Codes.raggedCsv, 'seed has no header row', { file, line: 1 })];
+    const bad = header.filter((h) => !SIMPLE_NAME.test(h));
+    if (bad.length > 0) {
+      return [diagnostic(Codes.invalidIdentifier, `seed header has names that are not simple identifiers: ${bad.map((b) => JSON.stringify(b)).join(', ')}`, { file, line: 1 })];
+    }
+    const dup = header.find((h, i) => header.indexOf(h) !== i);
+    if (dup) return [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}'`, { file, line: 1 })];
+    return [];
+  } catch (err) {
+    return [csvErrorDiagnostic(err, file)];
+  }
+}
+
+/** csv-parse errors carry the line; their message may quote a value, so it is not passed on. */
+export function csvErrorDiagnostic(err: unknown, file: string): Diagnostic {
+  const e = err as { code?: string; lines?: number; record?: unknown[] };
+  if (e.code === 'CSV_RECORD_INCONSISTENT_FIELDS_LENGTH' || e.code === 'CSV_RECORD_DONT_MATCH_COLUMNS_LENGTH') {
+    return diagnostic(Codes.raggedCsv, `ragged row: ${e.record?.length ?? '?'} fields where the header has a different count`, { file, line: e.lines });
+  }
+  return diagnostic(Codes.raggedCsv, `unreadable CSV (${e.code ?? 'parse error'})`, { file, line: e.lines });
+}

@@ -1,0 +1,139 @@
+import type { Diagnostic } from '../errors.ts';
+
+/** Where a model's rows come from and who may read them (DESIGN §2). */
+export type Scope = 'tenant' | 'global' | 'shared';
+export type Materialization = 'view' | 'table' | 'incremental' | 'ephemeral';
+export type PhiClass = 'direct' | 'quasi' | 'none';
+
+export interface Located {
+  /** Path relative to the project root. */
+  file: string;
+  /** 1-based line, when known. */
+  line?: number;
+}
+
+export type TargetConfig =
+  | { name: string; type: 'duckdb'; /** database file, relative to the project root */ path: string; threads: number }
+  | { name: string; type: 'postgres'; /** environment variable holding the connection URL */ urlEnv: string; threads: number };
+
+/** Per-folder defaults for models, like dbt's `models:` block. Longest matching prefix wins. */
+export interface FolderDefaults {
+  /** Folder under models/, e.g. `staging` or `marts/finance`. */
+  path: string;
+  schema?: string;
+  scope?: Scope;
+  materialized?: Materialization;
+  tags?: string[];
+  pseudonymized?: boolean;
+}
+
+export interface Schemas {
+  raw: string;
+  seeds: string;
+  staging: string;
+  marts: string;
+  research: string;
+  vault: string;
+  /** tsform's own state: tenants relation, run history. */
+  meta: string;
+}
+
+export interface ProjectConfig {
+  name: string;
+  /** Column that carries the practice id on every tenant-scoped relation. */
+  tenantColumn: string;
+  schemas: Schemas;
+  defaultTarget: string;
+  targets: Record<string, TargetConfig>;
+  vars: Record<string, unknown>;
+  folders: FolderDefaults[];
+  pools: Record<string, { slots: number }>;
+  /** Small practices' nodes of one model run together in batches of this many (DESIGN §6). */
+  batchSize: number;
+}
+
+export interface Tenant extends Located {
+  id: string;
+  name: string;
+  /** IANA time zone, e.g. America/New_York. */
+  timezone: string;
+  /** Local wall-clock time (HH:MM) by which the prior day must be loaded. */
+  readyBy: string;
+  tags: string[];
+  pool: string;
+}
+
+export type GenericTestKind = 'not_null' | 'unique' | 'accepted_values' | 'relationships';
+
+export interface GenericTestSpec extends Located {
+  kind: GenericTestKind;
+  column: string;
+  values?: (string | number | boolean)[];
+  /** relationships: the referenced model name (or `source.table`) and its column. */
+  to?: string;
+  field?: string;
+}
+
+export interface ColumnSpec extends Located {
+  name: string;
+  description?: string;
+  phi: PhiClass;
+  dataType?: string;
+  tests: GenericTestSpec[];
+}
+
+export interface ModelFile extends Located {
+  name: string;
+  sql: string;
+}
+
+export interface ModelProperties extends Located {
+  name: string;
+  description?: string;
+  columns: ColumnSpec[];
+}
+
+export interface SourceTable extends Located {
+  source: string;
+  name: string;
+  description?: string;
+  scope: 'tenant' | 'shared';
+  schema: string;
+  /** Table name in the warehouse (defaults to `name`). */
+  identifier: string;
+  columns: ColumnSpec[];
+  /** Demo/landing loader: a CSV (optionally .gz) with a header row, relative to the project root. */
+  csvPath?: string;
+}
+
+export interface Macro extends Located {
+  name: string;
+  body: string;
+}
+
+export interface Seed extends Located {
+  name: string;
+  /** Explicit column types from the seed's yml; others are inferred. */
+  columnTypes: Record<string, string>;
+}
+
+export interface SingularTest extends Located {
+  name: string;
+  sql: string;
+}
+
+/** Everything read from disk. Plain data: the compiler never touches the file system. */
+export interface Project {
+  root: string;
+  config: ProjectConfig;
+  tenants: Tenant[];
+  models: ModelFile[];
+  properties: ModelProperties[];
+  sources: SourceTable[];
+  macros: Macro[];
+  seeds: Seed[];
+  singularTests: SingularTest[];
+  diagnostics: Diagnostic[];
+}
+
+export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9_]{0,62}$/;
