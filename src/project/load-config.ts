@@ -12,7 +12,7 @@ const DEFAULT_SCHEMAS: Schemas = {
   marts: 'marts',
   research: 'research',
   vault: 'vault',
-  meta: 'tsform',
+  meta: 'tsform_meta',
 };
 
 export const SCOPES: readonly Scope[] = ['tenant', 'global', 'shared'];

@@ -1,0 +1,25 @@
+-- One row per patient record of a practice (a person seen at two practices has two records).
+select
+  practice_id,
+  patient_id,
+  mrn,
+  birth_date,
+  death_date,
+  ssn,
+  drivers_license,
+  passport,
+  first_name,
+  middle_name,
+  last_name,
+  maiden_name,
+  marital_status,
+  race,
+  ethnicity,
+  sex,
+  address,
+  city,
+  state,
+  county,
+  zip,
+  updated_at
+from {{source "ehr" "patients"}}

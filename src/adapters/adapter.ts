@@ -1,0 +1,75 @@
+import type { Kysely } from 'kysely';
+
+/**
+ * The only door to a database. The runner speaks SQL text that both targets accept (standard
+ * quoting, `$n` parameters); what differs between engines lives behind this interface.
+ */
+
+export type TargetKind = 'duckdb' | 'postgres';
+
+/** A bound parameter. `string[]` is how practice ids travel (as `$1::VARCHAR[]`). */
+export type SqlParam = string | number | boolean | null | string[];
+
+export type Row = Record<string, unknown>;
+
+export interface QueryResult {
+  rows: Row[];
+  /** Result column names, in order (present even when there are no rows). */
+  columns: string[];
+  /** Rows inserted, updated or deleted by the statement (0 for queries). */
+  rowsChanged: number;
+}
+
+export interface Session {
+  query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
+  /**
+   * `CREATE TEMPORARY TABLE name AS <select>` with bound parameters. PostgreSQL cannot bind
+   * parameters in CREATE TABLE AS, so its adapter creates the table from the query's result
+   * columns and then inserts; DuckDB does it in one statement. Returns the rows written.
+   */
+  createTempTableAs(name: string, selectSql: string, params: readonly SqlParam[]): Promise<void>;
+  /**
+   * Bulk-inserts text values into an existing table whose columns are all VARCHAR (the
+   * appender on DuckDB, COPY on PostgreSQL). `null` is SQL NULL.
+   */
+  insertText(schema: string, table: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<void>;
+}
+
+export interface AdapterCapabilities {
+  /** Roles, GRANT and row-level security exist (PostgreSQL). */
+  rowLevelSecurity: boolean;
+  /** CREATE/DROP inside a transaction roll back with it. */
+  transactionalDdl: boolean;
+}
+
+export interface ColumnInfo {
+  name: string;
+  /** Engine type name, lower case. */
+  type: string;
+}
+
+export interface RelationInfo {
+  kind: 'table' | 'view';
+  columns: ColumnInfo[];
+}
+
+export type ErrorClass = 'transient' | 'permanent';
+
+export interface Adapter {
+  readonly kind: TargetKind;
+  readonly capabilities: AdapterCapabilities;
+  /**
+   * Runs `fn` in one transaction on one connection and commits; rolls back and rethrows when
+   * `fn` throws, and also when the engine reports a failed commit.
+   */
+  transaction<T>(fn: (session: Session) => Promise<T>): Promise<T>;
+  /** One statement in its own implicit transaction. */
+  query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
+  /** Table or view with its columns, or undefined when it does not exist. */
+  describe(schema: string, name: string): Promise<RelationInfo | undefined>;
+  /** Whether a failure may succeed if retried (connection loss, write conflict, deadlock). */
+  classifyError(err: unknown): ErrorClass;
+  /** Kysely over the same database, for tsform's own metadata tables. */
+  readonly kysely: Kysely<any>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,216 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import {
+  DuckDBConnection,
+  DuckDBInstance,
+  DuckDBListType,
+  DuckDBTypeId,
+  listValue,
+  VARCHAR,
+  type DuckDBResultReader,
+  type DuckDBType,
+  type DuckDBValue,
+} from '@duckdb/node-api';
+import { Kysely } from 'kysely';
+import { Codes, TsformError } from '../../errors.ts';
+import { quoteIdent } from '../../sql/quote.ts';
+import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
+
+export interface DuckDBAdapterOptions {
+  /** Database file; ':memory:' for tests. */
+  path: string;
+  /** Connections in the pool; also DuckDB's worker threads. */
+  connections?: number;
+}
+
+/**
+ * DuckDB through @duckdb/node-api: one instance, a small pool of connections (DuckDB allows
+ * concurrent writers on different rows of one table; notes/duckdb-fanout.md).
+ */
+export class DuckDBAdapter implements Adapter {
+  readonly kind = 'duckdb' as const;
+  readonly capabilities = { rowLevelSecurity: false, transactionalDdl: true };
+  readonly kysely: Kysely<any>;
+  private readonly idle: DuckDBConnection[] = [];
+  private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
+  private closed = false;
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    connections: DuckDBConnection[],
+  ) {
+    this.idle.push(...connections);
+    this.kysely = new Kysely<any>({
+      dialect: duckdbKyselyDialect(async () => {
+        const conn = await this.acquire();
+        return { query: (sql, params) => runOn(conn, sql, params), release: () => this.release(conn) };
+      }),
+    });
+  }
+
+  static async open(opts: DuckDBAdapterOptions): Promise<DuckDBAdapter> {
+    const size = Math.max(1, opts.connections ?? 2);
+    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
+    } catch (err) {
+      throw new TsformError(Codes.connection, `cannot open DuckDB database ${opts.path}: ${firstLine(err)}`);
+    }
+    const connections: DuckDBConnection[] = [];
+    for (let i = 0; i < size; i++) {
+      const conn = await instance.connect();
+      // Timestamp arithmetic and AT TIME ZONE must not depend on the machine's zone (PostgreSQL sessions use UTC too).
+      await conn.run("SET TimeZone = 'UTC'");
+      connections.push(conn);
+    }
+    return new DuckDBAdapter(instance, connections);
+  }
+
+  private acquire(): Promise<DuckDBConnection> {
+    if (this.closed) return Promise.reject(new Error('DuckDB adapter is closed'));
+    const c = this.idle.pop();
+    if (c) return Promise.resolve(c);
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private release(c: DuckDBConnection): void {
+    const next = this.waiters.shift();
+    if (next) next(c);
+    else this.idle.push(c);
+  }
+
+  async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+    const conn = await this.acquire();
+    try {
+      await conn.run('BEGIN TRANSACTION');
+      let result: T;
+      try {
+        result = await fn(sessionOn(conn));
+      } catch (err) {
+        await conn.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      // After a failed statement DuckDB may "commit" a rolled-back transaction without an
+      // error (notes/duckdb-fanout.md); fn awaits every statement, so a failure never gets here.
+      await conn.run('COMMIT');
+      return result;
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<QueryResult> {
+    const conn = await this.acquire();
+    try {
+      return await runOn(conn, sql, params);
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  async describe(schema: string, name: string): Promise<RelationInfo | undefined> {
+    const { rows } = await this.query(
+      `SELECT t.table_type, c.column_name, lower(c.data_type) AS data_type
+         FROM information_schema.tables t
+         JOIN information_schema.columns c ON c.table_schema = t.table_schema AND c.table_name = t.table_name
+        WHERE t.table_schema = $1 AND t.table_name = $2
+        ORDER BY c.ordinal_position`,
+      [schema, name],
+    );
+    if (rows.length === 0) return undefined;
+    return {
+      kind: String(rows[0]!.table_type).toUpperCase() === 'VIEW' ? 'view' : 'table',
+      columns: rows.map((r) => ({ name: String(r.column_name), type: String(r.data_type) })),
+    };
+  }
+
+  classifyError(err: unknown): ErrorClass {
+    const msg = err instanceof Error ? err.message : String(err);
+    return /Conflict on|write-write conflict|TransactionContext Error|Could not set lock on file/i.test(msg) ? 'transient' : 'permanent';
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.closeSync();
+    this.instance.closeSync();
+  }
+}
+
+function sessionOn(conn: DuckDBConnection): Session {
+  return {
+    query: (sql, params = []) => runOn(conn, sql, params),
+    async createTempTableAs(name, selectSql, params) {
+      await runOn(conn, `CREATE OR REPLACE TEMPORARY TABLE ${quoteIdent(name)} AS\n${selectSql}`, params);
+    },
+    async insertText(schema, table, columns, rows) {
+      const appender = await conn.createAppender(table, schema);
+      try {
+        for (const row of rows) {
+          for (let i = 0; i < columns.length; i++) {
+            const v = row[i];
+            if (v === null || v === undefined) appender.appendNull();
+            else appender.appendVarchar(v);
+          }
+          appender.endRow();
+        }
+        appender.flushSync();
+      } finally {
+        appender.closeSync();
+      }
+    },
+  };
+}
+
+const VARCHAR_LIST = new DuckDBListType(VARCHAR);
+
+async function runOn(conn: DuckDBConnection, sql: string, params: readonly SqlParam[]): Promise<QueryResult> {
+  const values: DuckDBValue[] = [];
+  const types: (DuckDBType | undefined)[] = [];
+  for (const p of params) {
+    if (Array.isArray(p)) {
+      values.push(listValue(p));
+      types.push(VARCHAR_LIST);
+    } else {
+      values.push(p as DuckDBValue);
+      types.push(undefined);
+    }
+  }
+  const reader = await conn.runAndReadAll(sql, values, params.length ? (types as DuckDBType[]) : undefined);
+  return { rows: normalizeRows(reader), columns: reader.columnNames(), rowsChanged: reader.rowsChanged };
+}
+
+/**
+ * Plain JSON-like rows that compare equal across targets: integers as numbers (strings beyond
+ * 2^53), DECIMAL as exact strings, DATE as 'YYYY-MM-DD', timestamps as ISO-8601 strings.
+ */
+function normalizeRows(reader: DuckDBResultReader): Row[] {
+  const rows = reader.getRowObjectsJson() as Row[];
+  if (rows.length === 0) return rows;
+  const names = reader.columnNames();
+  const types = reader.columnTypes();
+  const fix: [string, (v: unknown) => unknown][] = [];
+  names.forEach((name, i) => {
+    const id = types[i]?.typeId;
+    if (id === DuckDBTypeId.BIGINT || id === DuckDBTypeId.HUGEINT || id === DuckDBTypeId.UBIGINT || id === DuckDBTypeId.UHUGEINT) {
+      fix.push([name, (v) => (typeof v === 'string' && Number.isSafeInteger(Number(v)) ? Number(v) : v)]);
+    } else if (id === DuckDBTypeId.TIMESTAMP_TZ || id === DuckDBTypeId.TIMESTAMP) {
+      fix.push([name, (v) => (typeof v === 'string' ? isoTimestamp(v, id === DuckDBTypeId.TIMESTAMP) : v)]);
+    }
+  });
+  if (fix.length > 0) {
+    for (const row of rows) for (const [name, f] of fix) if (row[name] !== null) row[name] = f(row[name]);
+  }
+  return rows;
+}
+
+function isoTimestamp(text: string, naive: boolean): string {
+  const d = new Date(naive ? `${text.replace(' ', 'T')}Z` : text.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
+  return Number.isNaN(d.getTime()) ? text : d.toISOString();
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
+}

@@ -1,0 +1,337 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { Codes, TransientError, TsformError } from '../../errors.ts';
+import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
+import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+
+export interface PostgresAdapterOptions {
+  /** `postgres://user:password@host:port/database`; URL parameters such as `sslmode` are honoured. */
+  url: string;
+  /** Connections in the pool (default 4); `transaction()` holds one for its whole duration. */
+  poolSize?: number;
+  /** Shown in `pg_stat_activity` (default `tsform`); a value in the URL wins. */
+  applicationName?: string;
+}
+
+/** Opens a pool and checks that the server answers; fails with TSF409 when it does not. */
+export async function createPostgresAdapter(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
+  return PostgresAdapter.open(opts);
+}
+
+/**
+ * PostgreSQL through `pg`: one pool, one pooled client per transaction, COPY for bulk loads.
+ * Every connection runs with `TimeZone=UTC` and results are mapped to the same plain values the
+ * DuckDB adapter returns, so that both targets can be compared row for row.
+ */
+export class PostgresAdapter implements Adapter {
+  readonly kind = 'postgres' as const;
+  readonly capabilities = { rowLevelSecurity: true, transactionalDdl: true };
+  readonly kysely: Kysely<any>;
+  private closed = false;
+
+  private constructor(private readonly pool: pg.Pool) {
+    // kysely's destroy() would end the pool too: close() owns the pool, so never call it.
+    this.kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
+  }
+
+  static async open(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
+    const pool = new pg.Pool({ ...connectionConfig(opts.url), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });
+    // An idle client whose server goes away emits 'error' on the pool; unhandled, it would
+    // crash the process. The next checkout gets a fresh connection (or a connection error).
+    pool.on('error', () => undefined);
+    try {
+      await pool.query('SELECT 1');
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      const failure = new TsformError(Codes.connection, `cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${describePgError(err)}`);
+      failure.cause = err; // classifyError looks at it: a refused connection may succeed later
+      throw failure;
+    }
+    return new PostgresAdapter(pool);
+  }
+
+  async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    // A checked-out client that loses its connection between two statements emits 'error';
+    // the next statement fails with it instead of the process crashing.
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      let result: T;
+      try {
+        result = await fn(sessionOn(client));
+      } catch (err) {
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          broken ??= rollbackErr;
+        });
+        throw err;
+      }
+      const commit = await client.query('COMMIT');
+      // When a statement failed and fn swallowed the error, PostgreSQL answers COMMIT with a
+      // ROLLBACK tag and no error: nothing was written, so this must not look like success.
+      if (commit.command !== 'COMMIT') {
+        throw new TsformError(Codes.sqlError, `transaction was rolled back at COMMIT (server answered ${commit.command}): a statement inside it had failed`);
+      }
+      return result;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<QueryResult> {
+    return toQueryResult(await this.pool.query(sql, [...params]));
+  }
+
+  async describe(schema: string, name: string): Promise<RelationInfo | undefined> {
+    // pg_catalog rather than information_schema: it lists materialized views, and shows
+    // relations whatever the current role's privileges on them.
+    const { rows } = await this.query(
+      `SELECT c.relkind::text AS relkind, a.attname AS column_name, lower(format_type(a.atttypid, a.atttypmod)) AS data_type
+         FROM pg_catalog.pg_class c
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
+        ORDER BY a.attnum`,
+      [schema, name],
+    );
+    const first = rows[0];
+    if (!first) return undefined;
+    return {
+      kind: first.relkind === 'v' || first.relkind === 'm' ? 'view' : 'table',
+      columns: rows.filter((r) => r.column_name !== null).map((r) => ({ name: String(r.column_name), type: String(r.data_type) })),
+    };
+  }
+
+  classifyError(err: unknown): ErrorClass {
+    return isTransientPgError(err) ? 'transient' : 'permanent';
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
+
+function sessionOn(client: pg.PoolClient): Session {
+  return {
+    query: async (sql, params = []) => toQueryResult(await client.query(sql, [...params])),
+    createTempTableAs: (name, selectSql, params) => createTempTableAs(client, name, selectSql, params),
+    insertText: (schema, table, columns, rows) => copyText(client, schema, table, columns, rows),
+  };
+}
+
+/**
+ * Sent with the extended protocol, CREATE TABLE AS binds parameters on PostgreSQL 15 too (the
+ * inner query is analysed with them), so this is one statement as on DuckDB. The table is
+ * dropped at commit, since a Session lives for one transaction, and replaces an earlier one of
+ * the same name.
+ */
+async function createTempTableAs(client: pg.PoolClient, name: string, selectSql: string, params: readonly SqlParam[]): Promise<void> {
+  // pg_temp: an unqualified DROP would hit a regular table of that name when no temp one exists
+  await client.query(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(name)}`);
+  await client.query(`CREATE TEMPORARY TABLE ${quoteIdent(name)} ON COMMIT DROP AS\n${selectSql}`, [...params]);
+}
+
+/** Rows per chunk written to the COPY stream: small strings, and backpressure between them. */
+const COPY_CHUNK_ROWS = 1000;
+
+/**
+ * COPY ... FROM STDIN in CSV format. Every non-null field is quoted and NULL is the unquoted
+ * token `\N`, so `''`, `'\N'` and NULL stay distinct; quotes, commas, newlines and backslashes
+ * need no other escaping in quoted CSV fields.
+ */
+async function copyText(client: pg.PoolClient, schema: string, table: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<void> {
+  if (columns.length === 0) throw new Error(`insertText into ${schema}.${table} needs at least one column`);
+  if (rows.length === 0) return;
+  const columnList = columns.map(quoteIdent).join(', ');
+  const copy = client.query(copyFrom(`COPY ${quoteRelation(schema, table)} (${columnList}) FROM STDIN WITH (FORMAT csv, NULL '\\N')`));
+  await pipeline(Readable.from(csvChunks(schema, table, columns.length, rows)), copy);
+}
+
+function* csvChunks(schema: string, table: string, width: number, rows: readonly (string | null)[][]): Generator<string> {
+  let lines: string[] = [];
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r]!;
+    // A ragged row is a bug upstream (CSV files are checked at load, TSF109); no padding.
+    if (row.length !== width) throw new Error(`insertText into ${schema}.${table}: row ${r + 1} has ${row.length} values for ${width} columns`);
+    lines.push(row.map(csvField).join(','));
+    if (lines.length === COPY_CHUNK_ROWS) {
+      yield `${lines.join('\n')}\n`;
+      lines = [];
+    }
+  }
+  if (lines.length > 0) yield `${lines.join('\n')}\n`;
+}
+
+function csvField(value: string | null): string {
+  return value === null ? '\\N' : `"${value.replaceAll('"', '""')}"`;
+}
+
+const RESULT_COMMANDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
+
+/** A string without parameters may hold several statements: `pg` then answers with a list. */
+function toQueryResult(result: pg.QueryResult | pg.QueryResult[]): QueryResult {
+  const results = Array.isArray(result) ? result : [result];
+  let rowsChanged = 0;
+  for (const r of results) if (RESULT_COMMANDS.has(r.command)) rowsChanged += r.rowCount ?? 0;
+  const last = results.at(-1);
+  return { rows: (last?.rows ?? []) as Row[], columns: (last?.fields ?? []).map((f) => f.name), rowsChanged };
+}
+
+// ---- connection -------------------------------------------------------------------------
+
+/**
+ * The pool config for `url`, with `-c TimeZone=UTC` so timestamp arithmetic matches DuckDB.
+ * `pg` lets URL parameters override config keys, so an `options` parameter in the URL is merged.
+ */
+function connectionConfig(url: string): pg.PoolConfig {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TsformError(Codes.connection, 'the PostgreSQL URL is not a valid URL (expected postgres://user:password@host:port/database)');
+  }
+  const urlOptions = parsed.searchParams.get('options');
+  parsed.searchParams.delete('options');
+  return { connectionString: parsed.toString(), options: [urlOptions, '-c TimeZone=UTC'].filter(Boolean).join(' ') };
+}
+
+/** host:port/database, without user or password. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.hostname || 'localhost'}${u.port ? `:${u.port}` : ''}${u.pathname}`;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+// ---- result types -----------------------------------------------------------------------
+
+const OID = {
+  int8: 20,
+  date: 1082,
+  timestamp: 1114,
+  timestamptz: 1184,
+  interval: 1186,
+  numeric: 1700,
+  textArray: 1009,
+  int8Array: 1016,
+  dateArray: 1182,
+  timestampArray: 1115,
+  timestamptzArray: 1185,
+  intervalArray: 1187,
+  numericArray: 1231,
+} as const;
+
+type TypeId = Parameters<typeof pg.types.getTypeParser>[0];
+const parseTextArray = pg.types.getTypeParser(OID.textArray as TypeId, 'text') as (text: string) => (string | null)[];
+
+function arrayOf(parse: (text: string) => unknown): (text: string) => unknown[] {
+  return (text) => parseTextArray(text).map((v) => (v === null ? null : parse(v)));
+}
+
+function parseInt8(text: string): number | string {
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : text;
+}
+
+/** Same shape as the DuckDB adapter: `Date.toISOString()`; a timestamp without zone is UTC. */
+function parseTimestamp(text: string): string {
+  let iso = text.replace(' ', 'T');
+  const offset = /([+-]\d\d)(?::?(\d\d))?$/.exec(iso);
+  if (offset && /T\d\d:\d\d:\d\d/.test(iso.slice(0, offset.index))) iso = `${iso.slice(0, offset.index)}${offset[1]}:${offset[2] ?? '00'}`;
+  else iso = `${iso}Z`;
+  const d = new Date(iso);
+  // infinity, BC dates and years past 9999 keep PostgreSQL's own text
+  return Number.isNaN(d.getTime()) ? text : d.toISOString();
+}
+
+const identity = (text: string): string => text;
+
+/**
+ * Per-pool result parsers (the global `pg.types` is left alone): int8 as a number while it is a
+ * safe integer, numeric and interval as text, dates as 'YYYY-MM-DD' (never a local-time Date),
+ * timestamps as ISO-8601 strings in UTC.
+ */
+const TEXT_PARSERS: ReadonlyMap<number, (text: string) => unknown> = new Map<number, (text: string) => unknown>([
+  [OID.int8, parseInt8],
+  [OID.numeric, identity],
+  [OID.date, identity],
+  [OID.interval, identity],
+  [OID.timestamp, parseTimestamp],
+  [OID.timestamptz, parseTimestamp],
+  [OID.int8Array, arrayOf(parseInt8)],
+  [OID.numericArray, arrayOf(identity)],
+  [OID.dateArray, arrayOf(identity)],
+  [OID.intervalArray, arrayOf(identity)],
+  [OID.timestampArray, arrayOf(parseTimestamp)],
+  [OID.timestamptzArray, arrayOf(parseTimestamp)],
+]);
+
+const RESULT_TYPES: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => {
+    const own = format === 'binary' ? undefined : TEXT_PARSERS.get(oid);
+    return own ?? pg.types.getTypeParser(oid, format);
+  }) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+// ---- errors -----------------------------------------------------------------------------
+
+const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+const TRANSIENT_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+  '55P03', // lock_not_available
+]);
+
+const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i;
+
+/** Connection loss, write conflicts and deadlocks; a SQL error in a model is never retried. */
+function isTransientPgError(err: unknown): boolean {
+  if (err instanceof TransientError) return true;
+  if (err instanceof TsformError) return err.code === Codes.connection && isTransientPgError(err.cause);
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (TRANSIENT_NODE_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    if (/^08[0-9A-Z]{3}$/.test(code)) return true; // connection_exception class
+  }
+  // Node reports a refused dual-stack connect as an AggregateError of per-address errors.
+  if (err instanceof AggregateError && err.errors.some(isTransientPgError)) return true;
+  return err instanceof Error && TRANSIENT_MESSAGES.test(err.message);
+}
+
+/**
+ * One line that is safe to log: SQLSTATE, message and position. PostgreSQL puts row values
+ * (possibly PHI) in `detail` and `where`, which are never used; in data exceptions (class 22)
+ * the offending input is quoted at the end of the message, and is replaced.
+ */
+export function describePgError(err: unknown): string {
+  if (!(err instanceof Error)) return firstLine(String(err));
+  const { code, position } = err as { code?: unknown; position?: unknown };
+  let message = err.message.split(/\bDETAIL\b/)[0]!.replace(/\s+/g, ' ').trim();
+  const sqlstate = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+  if (sqlstate?.startsWith('22')) message = message.replace(/: ".*"$/, ': "…"');
+  const prefix = typeof code === 'string' && code.length > 0 ? `${code}: ` : '';
+  const at = typeof position === 'string' && position.length > 0 ? ` (at character ${position})` : '';
+  return `${prefix}${message}${at}`;
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0] ?? '';
+}

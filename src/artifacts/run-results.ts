@@ -1,0 +1,57 @@
+/** `target/run_results.json`, version 1. Add fields; never change a field's meaning. */
+
+export const RUN_RESULTS_SCHEMA_VERSION = 1;
+
+export type NodeStatus = 'success' | 'error' | 'skipped';
+
+export interface NodeResult {
+  /** `model@tenant` for tenant-scoped nodes, `model` otherwise; tests are `test:<name>[@tenant]`. */
+  node: string;
+  model: string;
+  tenant: string | null;
+  kind: 'build' | 'test';
+  status: NodeStatus;
+  /** Rows written (build) or failing rows (test). */
+  rows: number | null;
+  duration_ms: number;
+  message: string | null;
+  /** Stable error code when status is error or skipped. */
+  code?: string;
+  /** Practices that shared the statement (batching, DESIGN §6). */
+  batch_size?: number;
+  /** Global nodes: practices whose upstream failed this run and were read as last built. */
+  stale_tenants?: string[];
+  notes?: string[];
+}
+
+export interface TenantSummary {
+  status: NodeStatus;
+  success: number;
+  error: number;
+  skipped: number;
+}
+
+export interface RunResults {
+  schema_version: typeof RUN_RESULTS_SCHEMA_VERSION;
+  run_id: string;
+  command: string;
+  target: string;
+  started_at: string;
+  finished_at: string;
+  elapsed_ms: number;
+  results: NodeResult[];
+  /** Status per practice: error if any of its nodes failed, skipped if some were skipped. */
+  tenants: Record<string, TenantSummary>;
+}
+
+export function summarizeTenants(results: readonly NodeResult[], tenants: readonly string[]): Record<string, TenantSummary> {
+  const out: Record<string, TenantSummary> = {};
+  for (const t of tenants) out[t] = { status: 'success', success: 0, error: 0, skipped: 0 };
+  for (const r of results) {
+    if (r.tenant === null) continue;
+    const s = (out[r.tenant] ??= { status: 'success', success: 0, error: 0, skipped: 0 });
+    s[r.status]++;
+  }
+  for (const s of Object.values(out)) s.status = s.error > 0 ? 'error' : s.skipped > 0 ? 'skipped' : 'success';
+  return out;
+}

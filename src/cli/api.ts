@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import { isAbsolute, join } from 'node:path';
+import type { Adapter } from '../adapters/adapter.ts';
+import { DuckDBAdapter } from '../adapters/duckdb/duckdb-adapter.ts';
+import type { Manifest } from '../artifacts/manifest.ts';
+import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
+import { writeManifest, writeRunResults } from '../artifacts/write.ts';
+import { compileProject } from '../compile/compile.ts';
+import { Codes, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
+import { execute } from '../execute/index.ts';
+import { recordRunHistory } from '../execute/state-store.ts';
+import { buildDag, type ModelDag } from '../graph/dag.ts';
+import { selectNodes, selectTenants } from '../graph/select.ts';
+import { buildPlan, type Command, type FanInPolicy, type Plan } from '../plan/plan.ts';
+import { loadProject } from '../project/load-project.ts';
+import type { PlanStep } from '../plan/plan.ts';
+import type { Project, TargetConfig } from '../project/types.ts';
+
+/** The programmatic API behind the CLI; tests call it directly. */
+
+export interface Workspace {
+  project: Project;
+  manifest: Manifest;
+  dag: ModelDag;
+  diagnostics: Diagnostic[];
+  targetDir: string;
+}
+
+/** Reads and compiles a project; throws DiagnosticsError with every user error at once. */
+export function compileWorkspace(projectDir: string, opts: { write?: boolean } = {}): Workspace {
+  const project = loadProject(projectDir);
+  const { manifest, diagnostics } = compileProject(project);
+  if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
+  const built = buildDag(manifest);
+  if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
+  const targetDir = join(project.root, 'target');
+  if (opts.write !== false) writeManifest(targetDir, manifest);
+  return { project, manifest, dag: built.dag, diagnostics, targetDir };
+}
+
+export interface RunRequest {
+  projectDir: string;
+  command: Command;
+  target?: string;
+  select?: string[];
+  exclude?: string[];
+  tenants?: string[];
+  threads?: number;
+  fullRefresh?: boolean;
+  fanIn?: FanInPolicy;
+  onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
+  onPlan?: (plan: Plan) => void;
+  /** Use this adapter instead of opening the target's (tests). */
+  adapter?: Adapter;
+}
+
+export function resolveTarget(project: Project, name?: string): TargetConfig {
+  const targetName = name ?? project.config.defaultTarget;
+  const target = project.config.targets[targetName];
+  if (!target) {
+    throw new TsformError(Codes.unknownTarget, `unknown target '${targetName}' (tsform.yml declares: ${Object.keys(project.config.targets).join(', ') || 'none'})`, { file: 'tsform.yml' });
+  }
+  return target;
+}
+
+export async function openAdapter(project: Project, target: TargetConfig, threads?: number): Promise<Adapter> {
+  switch (target.type) {
+    case 'duckdb': {
+      const path = isAbsolute(target.path) ? target.path : join(project.root, target.path);
+      return DuckDBAdapter.open({ path, connections: threads ?? target.threads });
+    }
+    case 'postgres': {
+      const url = process.env[target.urlEnv];
+      if (!url) throw new TsformError(Codes.missingEnv, `target '${target.name}' reads its connection URL from $${target.urlEnv}, which is not set`);
+      const { createPostgresAdapter } = await import('../adapters/postgres/postgres-adapter.ts');
+      return createPostgresAdapter({ url, poolSize: threads ?? target.threads, applicationName: 'tsform' });
+    }
+    default: {
+      const never: never = target;
+      throw new Error(`unknown target type ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>): Plan {
+  const tenants = selectTenants(ws.project.tenants, req.tenants);
+  const selected = selectNodes(ws.dag, req.select, req.exclude);
+  return buildPlan(ws.manifest, ws.dag, {
+    command: req.command,
+    selected,
+    tenants,
+    allTenantCount: ws.project.tenants.length,
+    batchSize: ws.project.config.batchSize,
+    fullRefresh: req.fullRefresh ?? false,
+    fanIn: req.fanIn,
+  });
+}
+
+/** compile → plan → execute → run_results.json + run history. */
+export async function runWorkspace(req: RunRequest): Promise<RunResults> {
+  const ws = compileWorkspace(req.projectDir);
+  const target = resolveTarget(ws.project, req.target);
+  const plan = planWorkspace(ws, req);
+  req.onPlan?.(plan);
+  const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads));
+  const startedAt = new Date();
+  try {
+    const results = await execute({
+      plan,
+      adapter,
+      manifest: ws.manifest,
+      project: ws.project,
+      threads: req.threads ?? target.threads,
+      fullRefresh: req.fullRefresh ?? false,
+      onTaskEnd: req.onTaskEnd,
+    });
+    const finishedAt = new Date();
+    const run: RunResults = {
+      schema_version: RUN_RESULTS_SCHEMA_VERSION,
+      run_id: randomUUID(),
+      command: req.command,
+      target: target.name,
+      started_at: startedAt.toISOString(),
+      finished_at: finishedAt.toISOString(),
+      elapsed_ms: finishedAt.getTime() - startedAt.getTime(),
+      results,
+      tenants: summarizeTenants(results, plan.tenants),
+    };
+    writeRunResults(ws.targetDir, run);
+    await recordRunHistory(adapter, ws.project.config.schemas.meta, run);
+    return run;
+  } finally {
+    if (!req.adapter) await adapter.close();
+  }
+}

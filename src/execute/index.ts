@@ -1,0 +1,34 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import type { Manifest } from '../artifacts/manifest.ts';
+import type { NodeResult } from '../artifacts/run-results.ts';
+import type { Plan, PlanStep } from '../plan/plan.ts';
+import type { Project } from '../project/types.ts';
+import { executePlan } from './runner.ts';
+
+export interface ExecuteRequest {
+  plan: Plan;
+  adapter: Adapter;
+  manifest: Manifest;
+  project: Project;
+  threads: number;
+  fullRefresh: boolean;
+  onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
+}
+
+/** Runs a plan against one adapter. */
+export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
+  return executePlan({
+    plan: req.plan,
+    threads: req.threads,
+    onTaskEnd: req.onTaskEnd,
+    ctx: {
+      adapter: req.adapter,
+      manifest: req.manifest,
+      projectRoot: req.project.root,
+      metaSchema: req.project.config.schemas.meta,
+      tenantColumn: req.project.config.tenantColumn,
+      tenants: req.project.tenants,
+      fullRefresh: req.fullRefresh,
+    },
+  });
+}

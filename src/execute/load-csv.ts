@@ -1,0 +1,128 @@
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { parse } from 'csv-parse';
+import type { Session } from '../adapters/adapter.ts';
+import { Codes, formatDiagnostic, TsformError } from '../errors.ts';
+import { csvErrorDiagnostic } from '../project/seed-csv.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+
+const CHUNK = 5_000;
+
+export interface CsvLoadResult {
+  header: string[];
+  /** Rows kept (their tenant column was one of the wanted practices, or no filter). */
+  loaded: number;
+  /** Rows whose practice id is not a known practice: counted, never loaded. */
+  unknownTenantRows: number;
+}
+
+/**
+ * Streams a CSV (gzip when the name ends in .gz) into an all-VARCHAR table `schema.table`
+ * created here. With `tenantFilter`, only rows of those practices are kept: a practice's load
+ * never carries another practice's rows. Empty fields become NULL.
+ */
+export async function loadCsvText(
+  s: Session,
+  path: string,
+  displayPath: string,
+  schema: string,
+  table: string,
+  tenantFilter?: { column: string; wanted: ReadonlySet<string>; known: ReadonlySet<string> },
+): Promise<CsvLoadResult> {
+  const input = createReadStream(path);
+  const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true });
+  const records = (path.endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parser);
+  let header: string[] | undefined;
+  let tenantIdx = -1;
+  let buffer: (string | null)[][] = [];
+  let loaded = 0;
+  let unknownTenantRows = 0;
+  try {
+    for await (const rec of records as AsyncIterable<string[]>) {
+      if (!header) {
+        header = rec;
+        await s.query(`CREATE TABLE ${quoteRelation(schema, table)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
+        if (tenantFilter) {
+          tenantIdx = header.indexOf(tenantFilter.column);
+          if (tenantIdx === -1) {
+            throw new TsformError(Codes.raggedCsv, `${displayPath}: no '${tenantFilter.column}' column in the header`, { file: displayPath, line: 1 });
+          }
+        }
+        continue;
+      }
+      if (tenantFilter) {
+        const id = rec[tenantIdx]!;
+        if (!tenantFilter.known.has(id)) unknownTenantRows++;
+        if (!tenantFilter.wanted.has(id)) continue;
+      }
+      buffer.push(rec.map((v) => (v === '' ? null : v)));
+      if (buffer.length >= CHUNK) {
+        await s.insertText(schema, table, header, buffer);
+        loaded += buffer.length;
+        buffer = [];
+      }
+    }
+  } catch (err) {
+    if (err instanceof TsformError) throw err;
+    const e = err as { code?: string };
+    if (e.code?.startsWith('CSV_')) {
+      const d = csvErrorDiagnostic(err, displayPath);
+      throw new TsformError(Codes.raggedCsv, formatDiagnostic(d), { file: displayPath, line: d.line });
+    }
+    if (e.code === 'ENOENT') throw new TsformError(Codes.missingFile, `${displayPath}: file not found`, { file: displayPath });
+    if (e.code === 'Z_DATA_ERROR') throw new TsformError(Codes.raggedCsv, `${displayPath}: not a valid gzip file`, { file: displayPath });
+    throw err;
+  } finally {
+    input.destroy();
+  }
+  if (!header) throw new TsformError(Codes.raggedCsv, `${displayPath}: empty file (no header row)`, { file: displayPath, line: 1 });
+  if (buffer.length > 0) {
+    await s.insertText(schema, table, header, buffer);
+    loaded += buffer.length;
+  }
+  return { header, loaded, unknownTenantRows };
+}
+
+/** `CAST(NULLIF(col, '') AS type)` select list that turns a text load into typed rows. */
+export function typedSelect(schema: string, table: string, header: string[], types: Record<string, string | undefined>): string {
+  const cols = header.map((h) => {
+    const t = types[h];
+    return t && t.toLowerCase() !== 'varchar' && t.toLowerCase() !== 'text'
+      ? `CAST(${quoteIdent(h)} AS ${safeType(t)}) AS ${quoteIdent(h)}`
+      : quoteIdent(h);
+  });
+  return `SELECT ${cols.join(', ')} FROM ${quoteRelation(schema, table)}`;
+}
+
+/** Type names come from project yml; only plain type syntax is allowed into SQL text. */
+export function safeType(t: string): string {
+  if (!/^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$/.test(t.trim())) {
+    throw new TsformError(Codes.invalidConfig, `data type ${JSON.stringify(t)} is not a plain SQL type name`);
+  }
+  return t.trim();
+}
+
+const INTEGER = /^-?(0|[1-9]\d{0,17})$/;
+const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?$/;
+const DATE = /^\d{4}-\d{2}-\d{2}$/;
+const BOOL = /^(true|false)$/i;
+
+/** Seed column types: the narrowest of bigint, double, boolean, date that fits every value. */
+export function inferColumnType(values: Iterable<string>): string {
+  let int = true;
+  let num = true;
+  let date = true;
+  let bool = true;
+  let any = false;
+  for (const v of values) {
+    if (v === '') continue;
+    any = true;
+    int &&= INTEGER.test(v);
+    num &&= NUMBER.test(v);
+    date &&= DATE.test(v);
+    bool &&= BOOL.test(v);
+    if (!int && !num && !date && !bool) return 'VARCHAR';
+  }
+  if (!any) return 'VARCHAR';
+  return int ? 'BIGINT' : num ? 'DOUBLE' : bool ? 'BOOLEAN' : date ? 'DATE' : 'VARCHAR';
+}

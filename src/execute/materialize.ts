@@ -1,0 +1,169 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
+import { parseCsv } from '../project/seed-csv.ts';
+import type { Tenant } from '../project/types.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { inferColumnType, loadCsvText, typedSelect } from './load-csv.ts';
+import {
+  dropStage,
+  ensureTargetTable,
+  mergeSlice,
+  replaceSlice,
+  STAGE_TABLE,
+  stageTenantRows,
+  type RowsByTenant,
+  type Target,
+} from './slice-replace.ts';
+
+export interface BuildContext {
+  adapter: Adapter;
+  manifest: Manifest;
+  projectRoot: string;
+  metaSchema: string;
+  tenantColumn: string;
+  tenants: readonly Tenant[];
+  fullRefresh: boolean;
+}
+
+export interface BuildOutcome {
+  rows: RowsByTenant;
+  /** Counted problems that are not failures (e.g. source rows of unknown practices). */
+  notes: string[];
+}
+
+/** A per-transaction load table: concurrent batches must not create the same name. */
+function loadTableName(): string {
+  return `__tsf_load_${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Builds one tenant-scoped node for a batch of practices, in one transaction: the batch's slice
+ * is replaced (or merged) atomically and nothing outside the slice is touched.
+ */
+export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, tenants: readonly string[]): Promise<BuildOutcome> {
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  return ctx.adapter.transaction(async (s) => {
+    const notes: string[] = [];
+    let select: string;
+    let incremental = false;
+    const loadTable = loadTableName();
+    if (node.kind === 'source') {
+      const load = await loadSourceText(ctx, s, node, tenants, loadTable);
+      if (load.unknownTenantRows > 0) {
+        notes.push(`${load.unknownTenantRows} row(s) carry a ${ctx.tenantColumn} that is not in tenants.yml; not loaded`);
+      }
+      // The load kept only these practices' rows; the filter keeps `$1` uniform with models.
+      select = `${typedSelect(ctx.metaSchema, loadTable, load.header, dataTypes(node))} WHERE ${quoteIdent(ctx.tenantColumn)} = ANY($1::VARCHAR[])`;
+    } else {
+      incremental =
+        node.materialized === 'incremental' && existing !== undefined && !ctx.fullRefresh && (await sliceExists(s, node, tenants, ctx.tenantColumn));
+      select = (incremental ? node.compiled_incremental_sql : node.compiled_sql) ?? '';
+    }
+    const target = targetOf(node);
+    const staged = await stageTenantRows(s, target, select, tenants, ctx.tenantColumn);
+    await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false);
+    if (incremental) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
+    else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
+    await dropStage(s);
+    if (node.kind === 'source') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
+    return { rows: staged.rows, notes };
+  });
+}
+
+/** `--full-refresh` of a tenant-scoped table: dropped once, before any batch rebuilds its slice. */
+export async function dropForFullRefresh(ctx: BuildContext, node: ManifestNode): Promise<void> {
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  if (existing) await ctx.adapter.query(`DROP ${existing.kind === 'view' ? 'VIEW' : 'TABLE'} ${quoteRelation(node.schema, node.identifier)}`);
+}
+
+/** Global and shared nodes, views, seeds and the tenants relation: built once per run. */
+export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Promise<BuildOutcome> {
+  const rel = quoteRelation(node.schema, node.identifier);
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  if (node.materialized === 'view') {
+    return ctx.adapter.transaction(async (s) => {
+      if (existing?.kind === 'table') await s.query(`DROP TABLE ${rel}`);
+      else if (existing) await s.query(`DROP VIEW ${rel}`);
+      await s.query(`CREATE VIEW ${rel} AS\n${node.compiled_sql ?? ''}`);
+      return { rows: new Map(), notes: [] };
+    });
+  }
+  return ctx.adapter.transaction(async (s) => {
+    let select: string;
+    const loadTable = loadTableName();
+    if (node.kind === 'seed') select = await loadSeedText(ctx, s, node, loadTable);
+    else if (node.kind === 'tenants') select = await loadTenantsText(ctx, s, loadTable);
+    else select = (node.materialized === 'incremental' && existing && !ctx.fullRefresh ? node.compiled_incremental_sql : node.compiled_sql) ?? '';
+    await s.createTempTableAs(STAGE_TABLE, select, []);
+    const probe = await s.query(`SELECT count(*) AS n FROM ${quoteIdent(STAGE_TABLE)}`);
+    const columns = (await s.query(`SELECT * FROM ${quoteIdent(STAGE_TABLE)} LIMIT 0`)).columns;
+    const target = targetOf(node);
+    const existingCols = existing?.kind === 'table' ? existing.columns.map((c) => c.name) : undefined;
+    if (existing?.kind === 'view') await s.query(`DROP VIEW ${rel}`);
+    const sameShape = existingCols !== undefined && existingCols.join('\u0000') === columns.join('\u0000');
+    // Seeds, the tenants relation and full rebuilds follow their source's shape; models keep theirs.
+    const reshape = node.kind !== 'model' || ctx.fullRefresh || node.materialized === 'table';
+    await ensureTargetTable(s, target, columns, existingCols, reshape && existingCols !== undefined && !sameShape);
+    if (node.materialized === 'incremental' && sameShape && !ctx.fullRefresh) {
+      await mergeSlice(s, target, columns, node.unique_key, undefined, ctx.tenantColumn);
+    } else {
+      if (sameShape) await s.query(`DELETE FROM ${rel}`);
+      const cols = columns.map(quoteIdent).join(', ');
+      await s.query(`INSERT INTO ${rel} (${cols}) SELECT ${cols} FROM ${quoteIdent(STAGE_TABLE)}`);
+    }
+    await dropStage(s);
+    if (node.kind === 'seed' || node.kind === 'tenants') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
+    return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes: [] };
+  });
+}
+
+function targetOf(node: ManifestNode): Target {
+  return { schema: node.schema, identifier: node.identifier, name: node.name };
+}
+
+function dataTypes(node: ManifestNode): Record<string, string | undefined> {
+  return Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
+}
+
+async function sliceExists(s: Session, node: ManifestNode, tenants: readonly string[], tenantColumn: string): Promise<boolean> {
+  const r = await s.query(
+    `SELECT 1 AS present FROM ${quoteRelation(node.schema, node.identifier)} WHERE ${quoteIdent(tenantColumn)} = ANY($1::VARCHAR[]) LIMIT 1`,
+    [[...tenants]],
+  );
+  return r.rows.length > 0;
+}
+
+async function loadSourceText(ctx: BuildContext, s: Session, node: ManifestNode, tenants: readonly string[], loadTable: string) {
+  const path = node.csv_path!;
+  return loadCsvText(s, join(ctx.projectRoot, path), path, ctx.metaSchema, loadTable, {
+    column: ctx.tenantColumn,
+    wanted: new Set(tenants),
+    known: new Set(ctx.tenants.map((t) => t.id)),
+  });
+}
+
+async function loadSeedText(ctx: BuildContext, s: Session, node: ManifestNode, loadTable: string): Promise<string> {
+  const { header, rows } = parseCsv(readFileSync(join(ctx.projectRoot, node.path), 'utf8'));
+  await s.query(`CREATE TABLE ${quoteRelation(ctx.metaSchema, loadTable)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
+  await s.insertText(ctx.metaSchema, loadTable, header, rows.map((r) => r.map((v) => (v === '' ? null : v))));
+  const types: Record<string, string> = {};
+  header.forEach((h, i) => {
+    types[h] = node.columns[h]?.data_type ?? inferColumnType(rows.map((r) => r[i] ?? ''));
+  });
+  return typedSelect(ctx.metaSchema, loadTable, header, types);
+}
+
+async function loadTenantsText(ctx: BuildContext, s: Session, loadTable: string): Promise<string> {
+  const header = [ctx.tenantColumn, 'name', 'timezone', 'ready_by', 'pool', 'tags'];
+  await s.query(`CREATE TABLE ${quoteRelation(ctx.metaSchema, loadTable)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
+  await s.insertText(
+    ctx.metaSchema,
+    loadTable,
+    header,
+    ctx.tenants.map((t) => [t.id, t.name, t.timezone, t.readyBy, t.pool, t.tags.join(',')]),
+  );
+  return typedSelect(ctx.metaSchema, loadTable, header, {});
+}

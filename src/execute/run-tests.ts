@@ -1,0 +1,17 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import type { ManifestTest } from '../artifacts/manifest.ts';
+
+/**
+ * Runs one data test for the given practices. Returns failure counts per practice (`null` for
+ * a relation without practices); values of failing rows are never fetched.
+ */
+export async function runDataTest(adapter: Adapter, test: ManifestTest, tenants: readonly string[] | undefined): Promise<Map<string | null, number>> {
+  const params = test.scope === 'tenant' ? [[...(tenants ?? [])]] : [];
+  const { rows } = await adapter.query(test.sql, params);
+  const out = new Map<string | null, number>();
+  for (const r of rows) {
+    const n = Number(r.failures ?? 0);
+    if (n > 0) out.set(r.tenant === null || r.tenant === undefined ? null : String(r.tenant), n);
+  }
+  return out;
+}

@@ -1,0 +1,295 @@
+import { safeDbMessage } from '../adapters/safe-message.ts';
+import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
+import type { NodeResult } from '../artifacts/run-results.ts';
+import { Codes, TsformError, type Code } from '../errors.ts';
+import type { Plan, PlanStep } from '../plan/plan.ts';
+import { quoteIdent } from '../sql/quote.ts';
+import { buildOnceNode, buildTenantNode, dropForFullRefresh, type BuildContext, type BuildOutcome } from './materialize.ts';
+import { runDataTest } from './run-tests.ts';
+
+export interface RunnerOptions {
+  plan: Plan;
+  ctx: BuildContext;
+  /** Statements in flight at once. */
+  threads: number;
+  /** Retries of transient failures (write conflicts, lost connections), with backoff. */
+  retries?: number;
+  /** Called after each step × batch finishes, with that task's results. */
+  onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
+}
+
+interface Task {
+  key: string;
+  step: PlanStep;
+  /** Batch index for fanned steps. */
+  batch?: number;
+}
+
+/**
+ * Executes a plan: each tenant-scoped step runs once per batch of practices, global steps once.
+ * A failure marks only the failing practice; its downstream is skipped for that practice alone.
+ */
+export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
+  const { plan, ctx } = opts;
+  const nodes = manifestNodes(ctx.manifest);
+  const results: NodeResult[] = [];
+  const stepById = new Map(plan.steps.map((s) => [s.id, s]));
+  /** step → practice → why it did not succeed (skips cascade through this map). */
+  const failed = new Map<string, Map<string, string>>();
+  const onceFailed = new Map<string, string>();
+
+  await prepareSchemas(ctx, plan);
+  if (plan.fullRefresh) {
+    for (const step of [...plan.steps].reverse()) {
+      if (step.build && step.fanOut && nodes[step.id]!.kind === 'model') await dropForFullRefresh(ctx, nodes[step.id]!);
+    }
+  }
+
+  // Dependency counters between tasks (step × batch).
+  const tasks = new Map<string, Task>();
+  const keysOf = (step: PlanStep) => (step.fanOut ? plan.batches.map((_, b) => `${step.id}|${b}`) : [step.id]);
+  for (const step of plan.steps) {
+    keysOf(step).forEach((key, b) => tasks.set(key, { key, step, batch: step.fanOut ? b : undefined }));
+  }
+  const remaining = new Map<string, number>();
+  const dependents = new Map<string, string[]>();
+  for (const task of tasks.values()) {
+    const deps: string[] = [];
+    for (const upId of task.step.upstream) {
+      const up = stepById.get(upId)!;
+      if (up.fanOut && task.batch !== undefined) deps.push(`${upId}|${task.batch}`);
+      else deps.push(...keysOf(up));
+    }
+    remaining.set(task.key, deps.length);
+    for (const d of deps) dependents.set(d, [...(dependents.get(d) ?? []), task.key]);
+  }
+
+  const ready: Task[] = [...tasks.values()].filter((t) => remaining.get(t.key) === 0);
+  let running = 0;
+  await new Promise<void>((resolve, reject) => {
+    const pump = () => {
+      if (ready.length === 0 && running === 0) return resolve();
+      while (running < Math.max(1, opts.threads) && ready.length > 0) {
+        const task = ready.shift()!;
+        running++;
+        runTask(task)
+          .then((taskResults) => {
+            results.push(...taskResults);
+            opts.onTaskEnd?.(task.step, taskResults);
+            for (const d of dependents.get(task.key) ?? []) {
+              const n = remaining.get(d)! - 1;
+              remaining.set(d, n);
+              if (n === 0) ready.push(tasks.get(d)!);
+            }
+            running--;
+            pump();
+          })
+          .catch(reject);
+      }
+    };
+    pump();
+  });
+  return results;
+
+  function markFailed(step: string, tenant: string, why: string): void {
+    let m = failed.get(step);
+    if (!m) failed.set(step, (m = new Map()));
+    m.set(tenant, why);
+  }
+
+  function upstreamProblem(step: PlanStep, tenant: string | null): string | undefined {
+    for (const up of step.upstream) {
+      const once = onceFailed.get(up);
+      if (once) return once;
+      if (tenant !== null) {
+        const why = failed.get(up)?.get(tenant);
+        if (why) return why;
+      }
+    }
+    return undefined;
+  }
+
+  async function runTask(task: Task): Promise<NodeResult[]> {
+    const node = nodes[task.step.id]!;
+    return task.batch === undefined ? runOnce(task.step, node) : runBatch(task.step, node, plan.batches[task.batch]!);
+  }
+
+  async function runBatch(step: PlanStep, node: ManifestNode, batch: string[]): Promise<NodeResult[]> {
+    const out: NodeResult[] = [];
+    const runnable: string[] = [];
+    for (const t of batch) {
+      const why = upstreamProblem(step, t);
+      if (why) {
+        markFailed(step.id, t, why);
+        out.push(result(step, t, 'skipped', { message: `skipped: ${why}`, code: Codes.upstreamFailed }));
+      } else runnable.push(t);
+    }
+    let ok = runnable;
+    if (step.build && runnable.length > 0) {
+      ok = [];
+      const groups = step.singleTenant ? runnable.map((t) => [t]) : [runnable];
+      for (const g of groups) {
+        await buildIsolated(step, node, g, (tenants, outcome, ms) => {
+          for (const t of tenants) {
+            ok.push(t);
+            out.push(result(step, t, 'success', { rows: outcome.rows.get(t) ?? 0, ms, batch: tenants.length, notes: outcome.notes }));
+          }
+        }, (tenant, err, ms) => {
+          const msg = describeError(err, node);
+          markFailed(step.id, tenant, `${step.id} failed for this practice`);
+          out.push(result(step, tenant, 'error', { message: msg.message, code: msg.code, ms }));
+        });
+      }
+    }
+    out.push(...(await runTests(step, ok)));
+    return out;
+  }
+
+  async function runOnce(step: PlanStep, node: ManifestNode): Promise<NodeResult[]> {
+    const blocked = upstreamProblem(step, null);
+    if (blocked) {
+      onceFailed.set(step.id, blocked);
+      return [result(step, null, 'skipped', { message: `skipped: ${blocked}`, code: Codes.upstreamFailed })];
+    }
+    const stale = new Set<string>();
+    for (const up of step.upstream) for (const t of failed.get(up)?.keys() ?? []) stale.add(t);
+    if (stale.size > 0 && !step.fanOut && step.scope !== 'tenant' && plan.fanIn !== 'use_last_good') {
+      const why = `${stale.size} practice(s) failed upstream and the fan-in policy is '${plan.fanIn}'`;
+      onceFailed.set(step.id, why);
+      return [result(step, null, plan.fanIn === 'block' ? 'error' : 'skipped', { message: why, code: Codes.upstreamFailed, stale: [...stale].sort() })];
+    }
+    const out: NodeResult[] = [];
+    if (step.build) {
+      const started = performance.now();
+      try {
+        const outcome = await withRetries(() => buildOnceNode(ctx, node));
+        out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined }));
+      } catch (err) {
+        const msg = describeError(err, node);
+        onceFailed.set(step.id, `${step.id} failed`);
+        return [result(step, null, 'error', { message: msg.message, code: msg.code, ms: performance.now() - started })];
+      }
+    }
+    // Tests of a tenant-scoped view run per practice, like the tables they sit on.
+    const testTenants = step.scope === 'tenant' ? plan.tenants.filter((t) => !upstreamProblem(step, t)) : [];
+    out.push(...(await runTests(step, testTenants)));
+    return out;
+  }
+
+  async function runTests(step: PlanStep, tenants: string[]): Promise<NodeResult[]> {
+    const out: NodeResult[] = [];
+    const tenantScoped = step.scope === 'tenant';
+    if (tenantScoped && tenants.length === 0) return out;
+    for (const name of step.tests) {
+      const test = ctx.manifest.tests[name]!;
+      const started = performance.now();
+      const nodeName = (t: string | null) => `test:${name}${t ? `@${t}` : ''}`;
+      try {
+        const failures = await runDataTest(ctx.adapter, test, tenantScoped ? tenants : undefined);
+        const ms = performance.now() - started;
+        for (const t of tenantScoped ? tenants : [null]) {
+          const n = failures.get(t) ?? 0;
+          if (n > 0) {
+            if (t !== null && plan.command === 'build') markFailed(step.id, t, `test ${name} failed for this practice`);
+            if (t === null && plan.command === 'build') onceFailed.set(step.id, `test ${name} failed`);
+          }
+          out.push({
+            node: nodeName(t),
+            model: step.id,
+            tenant: t,
+            kind: 'test',
+            status: n > 0 ? 'error' : 'success',
+            rows: n,
+            duration_ms: Math.round(ms),
+            message: n > 0 ? `${test.kind} test ${name} found ${n} failing row(s) (${test.file}${test.line ? `:${test.line}` : ''})` : null,
+            ...(n > 0 ? { code: Codes.testFailed } : {}),
+          });
+        }
+      } catch (err) {
+        const msg = `${test.file}: test ${name} could not run: ${safeDbMessage(err)}`;
+        for (const t of tenantScoped ? tenants : [null]) {
+          if (t !== null && plan.command === 'build') markFailed(step.id, t, `test ${name} errored`);
+          out.push({ node: nodeName(t), model: step.id, tenant: t, kind: 'test', status: 'error', rows: null, duration_ms: Math.round(performance.now() - started), message: msg, code: Codes.sqlError });
+        }
+      }
+    }
+    return out;
+  }
+
+  /** Runs a batch; on failure splits it until the failing practice is alone, so the rest commit. */
+  async function buildIsolated(
+    step: PlanStep,
+    node: ManifestNode,
+    tenants: string[],
+    onSuccess: (tenants: string[], outcome: BuildOutcome, ms: number) => void,
+    onError: (tenant: string, err: unknown, ms: number) => void,
+  ): Promise<void> {
+    const started = performance.now();
+    try {
+      const outcome = await withRetries(() => buildTenantNode(ctx, node, tenants));
+      onSuccess(tenants, outcome, performance.now() - started);
+    } catch (err) {
+      if (tenants.length > 1 && !failsForEveryPractice(err)) {
+        const mid = Math.ceil(tenants.length / 2);
+        await buildIsolated(step, node, tenants.slice(0, mid), onSuccess, onError);
+        await buildIsolated(step, node, tenants.slice(mid), onSuccess, onError);
+      } else {
+        for (const t of tenants) onError(t, err, performance.now() - started);
+      }
+    }
+  }
+
+  async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
+    const max = opts.retries ?? 3;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= max || err instanceof TsformError || ctx.adapter.classifyError(err) !== 'transient') throw err;
+        const backoff = 10 * 2 ** attempt * (0.5 + Math.random());
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
+  }
+
+  function result(
+    step: PlanStep,
+    tenant: string | null,
+    status: NodeResult['status'],
+    o: { rows?: number | null; ms?: number; message?: string; code?: Code; batch?: number; stale?: string[]; notes?: string[] } = {},
+  ): NodeResult {
+    return {
+      node: tenant ? `${step.id}@${tenant}` : step.id,
+      model: step.id,
+      tenant,
+      kind: 'build',
+      status,
+      rows: o.rows ?? null,
+      duration_ms: Math.round(o.ms ?? 0),
+      message: o.message ?? null,
+      ...(o.code ? { code: o.code } : {}),
+      ...(o.batch && o.batch > 1 ? { batch_size: o.batch } : {}),
+      ...(o.stale ? { stale_tenants: o.stale } : {}),
+      ...(o.notes && o.notes.length > 0 ? { notes: o.notes } : {}),
+    };
+  }
+}
+
+/** Errors that do not depend on which practices are bound: splitting the batch cannot help. */
+function failsForEveryPractice(err: unknown): boolean {
+  if (err instanceof TsformError) return err.code === Codes.schemaChanged;
+  const msg = err instanceof Error ? err.message : '';
+  const sqlstate = (err as { code?: string }).code ?? '';
+  return /^(Parser|Binder|Catalog) Error/.test(msg) || /^42/.test(sqlstate);
+}
+
+function describeError(err: unknown, node: ManifestNode): { message: string; code: Code } {
+  if (err instanceof TsformError) return { message: `${node.path}: ${err.message}`, code: err.code };
+  return { message: `${node.path}: ${safeDbMessage(err)}`, code: Codes.sqlError };
+}
+
+async function prepareSchemas(ctx: BuildContext, plan: Plan): Promise<void> {
+  const nodes = manifestNodes(ctx.manifest);
+  const schemas = new Set([ctx.metaSchema, ...plan.steps.filter((s) => s.build).map((s) => nodes[s.id]!.schema)]);
+  for (const schema of schemas) await ctx.adapter.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+}

@@ -1,0 +1,159 @@
+import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { downstreamOf, type ModelDag } from '../graph/dag.ts';
+import type { Tenant } from '../project/types.ts';
+
+export type Command = 'run' | 'seed' | 'test' | 'build';
+
+/** What a global node does when some practices' upstream failed this run (DESIGN §6). */
+export type FanInPolicy = 'use_last_good' | 'skip' | 'block';
+
+/** One relation to build (or test) this run. Plain data: the runner and `--dry-run` read it. */
+export interface PlanStep {
+  id: string;
+  kind: ManifestNode['kind'];
+  scope: ManifestNode['scope'];
+  materialized: ManifestNode['materialized'];
+  /** Runs once per batch of practices (tenant-scoped tables, incremental models, sources). */
+  fanOut: boolean;
+  /** One practice per statement (incremental: each practice has its own high-water mark). */
+  singleTenant: boolean;
+  /** Build it, or only run its tests (in `test`, relations are read as they are). */
+  build: boolean;
+  /** Steps of this plan that must finish first. */
+  upstream: string[];
+  tests: string[];
+}
+
+export interface Plan {
+  command: Command;
+  steps: PlanStep[];
+  /** Selected practices, sorted by id (storage stays ordered by practice; notes/duckdb-fanout.md). */
+  tenants: string[];
+  /** Practices that share statements; large practices are alone in theirs. */
+  batches: string[][];
+  fullRefresh: boolean;
+  fanIn: FanInPolicy;
+  /** (model × practice) nodes plus global nodes. */
+  nodeCount: number;
+}
+
+export interface PlanOptions {
+  command: Command;
+  selected: Set<string>;
+  tenants: Tenant[];
+  allTenantCount: number;
+  batchSize: number;
+  fullRefresh: boolean;
+  fanIn?: FanInPolicy;
+}
+
+/** Practices tagged `large` run alone; the rest in batches of `batchSize`, in id order. */
+export function batchTenants(tenants: readonly Tenant[], batchSize: number): string[][] {
+  const sorted = [...tenants].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const batches: string[][] = [];
+  let current: string[] = [];
+  for (const t of sorted) {
+    if (t.tags.includes('large')) {
+      batches.push([t.id]);
+      continue;
+    }
+    current.push(t.id);
+    if (current.length >= batchSize) {
+      batches.push(current);
+      current = [];
+    }
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/** Manifest + selection → Plan. Pure. */
+export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions): Plan {
+  const nodes = manifestNodes(manifest);
+  const testsByNode = new Map<string, string[]>();
+  for (const t of Object.values(manifest.tests)) {
+    if (!opts.selected.has(t.attached_to)) continue;
+    const list = testsByNode.get(t.attached_to) ?? [];
+    list.push(t.name);
+    testsByNode.set(t.attached_to, list);
+  }
+
+  const steps: PlanStep[] = [];
+  const inPlan = new Set<string>();
+  for (const id of dag.order) {
+    if (!opts.selected.has(id)) continue;
+    const node = nodes[id]!;
+    if (node.materialized === 'ephemeral') continue;
+    const isSeed = node.kind === 'seed' || node.kind === 'tenants';
+    const build =
+      opts.command === 'seed' ? isSeed : opts.command === 'test' ? false : opts.command === 'run' ? !isSeed || node.kind === 'tenants' : true;
+    const tests = opts.command === 'test' || opts.command === 'build' ? (testsByNode.get(id) ?? []) : [];
+    if (!build && tests.length === 0) continue;
+    // A source without a loader is read where it is; it is only a step when it has tests.
+    const buildable = build && (node.kind !== 'source' || node.csv_path !== undefined);
+    if (!buildable && tests.length === 0) continue;
+    if (
+      buildable &&
+      opts.fullRefresh &&
+      node.scope === 'tenant' &&
+      node.materialized !== 'view' &&
+      opts.tenants.length < opts.allTenantCount
+    ) {
+      throw new TsformError(
+        Codes.fullRefreshNeedsAllTenants,
+        `--full-refresh rebuilds '${id}' for every practice, but only ${opts.tenants.length} of ${opts.allTenantCount} are selected; drop --tenant or --full-refresh`,
+      );
+    }
+    const fanOut = node.scope === 'tenant' && node.materialized !== 'view';
+    steps.push({
+      id,
+      kind: node.kind,
+      scope: node.scope,
+      materialized: node.materialized,
+      fanOut,
+      singleTenant: node.materialized === 'incremental',
+      build: buildable,
+      upstream: [],
+      tests,
+    });
+    inPlan.add(id);
+  }
+
+  // Upstream edges between planned steps, looking through unplanned nodes (ephemerals, unselected).
+  const memo = new Map<string, string[]>();
+  const plannedAncestors = (id: string): string[] => {
+    const cached = memo.get(id);
+    if (cached) return cached;
+    const out = new Set<string>();
+    for (const dep of nodes[id]?.depends_on ?? []) {
+      if (inPlan.has(dep)) out.add(dep);
+      else if (nodes[dep]?.materialized === 'ephemeral') for (const a of plannedAncestors(dep)) out.add(a);
+    }
+    const list = [...out];
+    memo.set(id, list);
+    return list;
+  };
+  for (const step of steps) {
+    const deps = new Set(plannedAncestors(step.id));
+    // A relationships test also waits for the model it points at, unless that model is downstream.
+    const testDeps = step.tests.flatMap((t) => manifest.tests[t]!.depends_on).filter((d) => d !== step.id && inPlan.has(d));
+    if (testDeps.length > 0) {
+      const below = downstreamOf(dag.graph, [step.id]);
+      for (const d of testDeps) if (!below.has(d)) deps.add(d);
+    }
+    step.upstream = [...deps];
+  }
+
+  const batches = batchTenants(opts.tenants, opts.batchSize);
+  const nodeCount = steps.reduce((n, s) => n + (s.fanOut ? opts.tenants.length : 1), 0);
+  return {
+    command: opts.command,
+    steps,
+    tenants: opts.tenants.map((t) => t.id).sort(),
+    batches,
+    fullRefresh: opts.fullRefresh,
+    fanIn: opts.fanIn ?? 'use_last_good',
+    nodeCount,
+  };
+}
