@@ -12,6 +12,6 @@ export function safeDbMessage(err: unknown, maxLines = 3): string {
     .slice(0, maxLines)
     .join(' | ')
     .replace(/'(?:[^']|'')*'/g, "'…'")
-    .replace(/(Duplicate key |key )"[^"]*"/gi, '$1"…"')
+    .replace(/\b(Duplicate key|key|string|value|input|literal|text) "(?:[^"]|"")*"/gi, '$1 "…"')
     .replace(/\(([^()]*)\)=\(([^()]*)\)/g, '($1)=(…)');
 }

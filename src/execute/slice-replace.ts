@@ -25,7 +25,8 @@ export async function stageTenantRows(
   tenants: readonly string[],
   tenantColumn: string,
 ): Promise<{ columns: string[]; rows: RowsByTenant }> {
-  const params: SqlParam[] = [[...tenants]];
+  // A model that reads no tenant-scoped input has no `$1`; its rows are still checked below.
+  const params: SqlParam[] = /\$1\b/.test(select) ? [[...tenants]] : [];
   await s.createTempTableAs(STAGE_TABLE, select, params);
   const probe = await s.query(`SELECT * FROM ${quoteIdent(STAGE_TABLE)} LIMIT 0`);
   if (!probe.columns.includes(tenantColumn)) {

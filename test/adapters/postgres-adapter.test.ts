@@ -273,6 +273,23 @@ describe('PostgresAdapter: errors', () => {
     expect((await db.query(`SELECT v FROM ${rel}`)).rows).toEqual([{ v: 1 }]);
   });
 
+  it('survives a connection killed inside a transaction or while idle, and calls it transient', async () => {
+    const err = await rejection(
+      db.transaction(async (s) => {
+        const pid = (await s.query('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
+        await db.query('SELECT pg_terminate_backend($1::INTEGER)', [String(pid)]);
+        await new Promise((r) => setTimeout(r, 100));
+        await s.query('SELECT 1');
+      }),
+    );
+    expect(db.classifyError(err)).toBe('transient');
+    // idle pooled connections killed under the pool
+    await db.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tsform' AND pid <> pg_backend_pid()");
+    await new Promise((r) => setTimeout(r, 100));
+    const after = await Promise.all([1, 2, 3].map(async () => (await db.query('SELECT 1 AS one')).rows));
+    expect(after).toEqual([[{ one: 1 }], [{ one: 1 }], [{ one: 1 }]]);
+  });
+
   it('classifies connection and concurrency failures as transient and the rest as permanent', () => {
     const withCode = (code: string, message = 'x'): Error => Object.assign(new Error(message), { code });
     for (const code of ['40001', '40P01', '57P01', '57P02', '57P03', '53300', '55P03', '08006', '08001', 'ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE']) {

