@@ -1,6 +1,6 @@
 {{config materialized="incremental" unique_key="encounter_id"}}
 -- Incremental per practice: each practice's high-water mark is its own max(updated_at),
--- because {{this}} is this practice's slice only.
+-- because the model's own relation (this) is read as this practice's slice only.
 select
   practice_id,
   encounter_id,

@@ -69,6 +69,8 @@ export interface Adapter {
   describe(schema: string, name: string): Promise<RelationInfo | undefined>;
   /** Whether a failure may succeed if retried (connection loss, write conflict, deadlock). */
   classifyError(err: unknown): ErrorClass;
+  /** One line about a failed statement that is safe to log: no row values (they may be PHI). */
+  describeError(err: unknown): string;
   /** Kysely over the same database, for tsform's own metadata tables. */
   readonly kysely: Kysely<any>;
   close(): Promise<void>;

@@ -13,5 +13,6 @@ export function safeDbMessage(err: unknown, maxLines = 3): string {
     .join(' | ')
     .replace(/'(?:[^']|'')*'/g, "'…'")
     .replace(/\b(Duplicate key|key|string|value|input|literal|text) "(?:[^"]|"")*"/gi, '$1 "…"')
-    .replace(/\(([^()]*)\)=\(([^()]*)\)/g, '($1)=(…)');
+    .replace(/\(([^()]*)\)=\(([^()]*)\)/g, '($1)=(…)')
+    .replace(/(for type [a-z ]+): "(?:[^"]|"")*"/gi, '$1: "…"');
 }

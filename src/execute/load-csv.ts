@@ -107,7 +107,7 @@ const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?$/;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const BOOL = /^(true|false)$/i;
 
-/** Seed column types: the narrowest of bigint, double, boolean, date that fits every value. */
+/** Seed column types: the narrowest of bigint, double precision, boolean, date that fits every value. */
 export function inferColumnType(values: Iterable<string>): string {
   let int = true;
   let num = true;
@@ -124,5 +124,5 @@ export function inferColumnType(values: Iterable<string>): string {
     if (!int && !num && !date && !bool) return 'VARCHAR';
   }
   if (!any) return 'VARCHAR';
-  return int ? 'BIGINT' : num ? 'DOUBLE' : bool ? 'BOOLEAN' : date ? 'DATE' : 'VARCHAR';
+  return int ? 'BIGINT' : num ? 'DOUBLE PRECISION' : bool ? 'BOOLEAN' : date ? 'DATE' : 'VARCHAR';
 }

@@ -1,4 +1,3 @@
-import { safeDbMessage } from '../adapters/safe-message.ts';
 import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
@@ -135,7 +134,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
             out.push(result(step, t, 'success', { rows: outcome.rows.get(t) ?? 0, ms, batch: tenants.length, notes: outcome.notes }));
           }
         }, (tenant, err, ms) => {
-          const msg = describeError(err, node);
+          const msg = describeError(err, node, ctx.adapter);
           markFailed(step.id, tenant, `${step.id} failed for this practice`);
           out.push(result(step, tenant, 'error', { message: msg.message, code: msg.code, ms }));
         });
@@ -165,7 +164,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
         const outcome = await withRetries(() => buildOnceNode(ctx, node));
         out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined }));
       } catch (err) {
-        const msg = describeError(err, node);
+        const msg = describeError(err, node, ctx.adapter);
         onceFailed.set(step.id, `${step.id} failed`);
         return [result(step, null, 'error', { message: msg.message, code: msg.code, ms: performance.now() - started })];
       }
@@ -206,7 +205,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
           });
         }
       } catch (err) {
-        const msg = `${test.file}: test ${name} could not run: ${safeDbMessage(err)}`;
+        const msg = `${test.file}: test ${name} could not run: ${ctx.adapter.describeError(err)}`;
         for (const t of tenantScoped ? tenants : [null]) {
           if (t !== null && plan.command === 'build') markFailed(step.id, t, `test ${name} errored`);
           out.push({ node: nodeName(t), model: step.id, tenant: t, kind: 'test', status: 'error', rows: null, duration_ms: Math.round(performance.now() - started), message: msg, code: Codes.sqlError });
@@ -283,9 +282,9 @@ function failsForEveryPractice(err: unknown): boolean {
   return /^(Parser|Binder|Catalog) Error/.test(msg) || /^42/.test(sqlstate);
 }
 
-function describeError(err: unknown, node: ManifestNode): { message: string; code: Code } {
+function describeError(err: unknown, node: ManifestNode, adapter: BuildContext['adapter']): { message: string; code: Code } {
   if (err instanceof TsformError) return { message: `${node.path}: ${err.message}`, code: err.code };
-  return { message: `${node.path}: ${safeDbMessage(err)}`, code: Codes.sqlError };
+  return { message: `${node.path}: ${adapter.describeError(err)}`, code: Codes.sqlError };
 }
 
 async function prepareSchemas(ctx: BuildContext, plan: Plan): Promise<void> {

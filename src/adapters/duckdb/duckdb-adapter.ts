@@ -14,6 +14,7 @@ import {
 import { Kysely } from 'kysely';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent } from '../../sql/quote.ts';
+import { safeDbMessage } from '../safe-message.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
 
@@ -129,6 +130,10 @@ export class DuckDBAdapter implements Adapter {
   classifyError(err: unknown): ErrorClass {
     const msg = err instanceof Error ? err.message : String(err);
     return /Conflict on|write-write conflict|TransactionContext Error|Could not set lock on file/i.test(msg) ? 'transient' : 'permanent';
+  }
+
+  describeError(err: unknown): string {
+    return safeDbMessage(err);
   }
 
   async close(): Promise<void> {

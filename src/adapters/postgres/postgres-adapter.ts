@@ -114,6 +114,10 @@ export class PostgresAdapter implements Adapter {
     return isTransientPgError(err) ? 'transient' : 'permanent';
   }
 
+  describeError(err: unknown): string {
+    return describePgError(err);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -304,6 +308,8 @@ const TRANSIENT_SQLSTATES = new Set([
 const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i;
 
 /** Connection loss, write conflicts and deadlocks; a SQL error in a model is never retried. */
+const CATALOG_INDEXES = new Set(['pg_type_typname_nsp_index', 'pg_class_relname_nsp_index', 'pg_namespace_nspname_index']);
+
 function isTransientPgError(err: unknown): boolean {
   if (err instanceof TransientError) return true;
   if (err instanceof TsformError) return err.code === Codes.connection && isTransientPgError(err.cause);
@@ -311,6 +317,10 @@ function isTransientPgError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (TRANSIENT_NODE_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
+    // Two sessions creating the same table at once collide in the catalog; the retry sees it exists.
+    const constraint = (err as { constraint?: unknown }).constraint;
+    if (code === '23505' && typeof constraint === 'string' && CATALOG_INDEXES.has(constraint)) return true;
+    if (code === 'XX000' && /tuple concurrently updated/.test((err as Error).message ?? '')) return true;
     if (/^08[0-9A-Z]{3}$/.test(code)) return true; // connection_exception class
   }
   // Node reports a refused dual-stack connect as an AggregateError of per-address errors.

@@ -1,0 +1,11 @@
+import { writeTempProject, MINIMAL_PROJECT, removeTempProjects } from '../test/fixtures/project-fixture.ts';
+import { loadProject } from '../src/project/load-project.ts';
+import { compileProject } from '../src/compile/compile.ts';
+import { buildDag } from '../src/graph/dag.ts';
+const files: Record<string, string> = { ...MINIMAL_PROJECT, 'models/m0000.sql': 'select * from {{ref "m2999"}}\n' };
+for (let i = 1; i < 3000; i++) files[`models/m${String(i).padStart(4, '0')}.sql`] = `select * from {{ref "m${String(i - 1).padStart(4, '0')}"}}\n`;
+let t = Date.now(); const d = writeTempProject(files); console.log('write', Date.now()-t);
+t = Date.now(); const p = loadProject(d); console.log('load', Date.now()-t);
+t = Date.now(); const c = compileProject(p); console.log('compile', Date.now()-t);
+t = Date.now(); const b = buildDag(c.manifest); console.log('dag', Date.now()-t);
+removeTempProjects();

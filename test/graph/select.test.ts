@@ -1,0 +1,167 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../../src/cli/program.ts';
+import { Codes, TsformError } from '../../src/errors.ts';
+import { buildDag } from '../../src/graph/dag.ts';
+import { parseSelector, selectNodes, selectTenants } from '../../src/graph/select.ts';
+import type { Tenant } from '../../src/project/types.ts';
+import { compileDir, REPO_ROOT } from '../fixtures/project-fixture.ts';
+
+const { project, manifest } = compileDir(REPO_ROOT);
+const dag = buildDag(manifest).dag!;
+const select = (sel: string[], exclude?: string[]) => [...selectNodes(dag, sel, exclude)].sort();
+
+/** Runs fn and returns the TsformError it throws (fails the test if it throws anything else). */
+function thrown(fn: () => unknown): TsformError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(TsformError);
+    return e as TsformError;
+  }
+  throw new Error('expected a TsformError, nothing was thrown');
+}
+
+describe('selectors on the demo project', () => {
+  it('no selector selects every node', () => {
+    expect(selectNodes(dag, undefined, undefined)).toEqual(new Set(dag.order));
+    expect(selectNodes(dag, [], [])).toEqual(new Set(dag.order));
+  });
+
+  it('name+ adds everything downstream: the marts that read stg_encounters, not stg_claims', () => {
+    expect(select(['stg_encounters+'])).toEqual([
+      'int_encounters_local',
+      'practice_chronic_panel',
+      'practice_daily_activity',
+      'practice_patient_roster',
+      'provider_panel',
+      'stg_encounters',
+    ]);
+  });
+
+  it('+name adds everything upstream, through the ephemeral, to sources and the tenants relation', () => {
+    expect(select(['+practice_daily_activity'])).toEqual([
+      'int_encounters_local',
+      'practice_daily_activity',
+      'source:ehr.encounters',
+      'stg_encounters',
+      'tenants',
+    ]);
+  });
+
+  it('comma is intersection: tag:marts,path:… is just that model', () => {
+    expect(select(['tag:marts,path:models/marts/provider_panel.sql'])).toEqual(['provider_panel']);
+  });
+
+  it('space is union, whether in one argument or several', () => {
+    expect(select(['stg_claims stg_providers'])).toEqual(['stg_claims', 'stg_providers']);
+    expect(select(['stg_claims', 'stg_providers'])).toEqual(['stg_claims', 'stg_providers']);
+    expect(select(['stg_claims+ provider_panel'])).toEqual(['practice_claims_outstanding', 'provider_panel', 'stg_claims']);
+  });
+
+  it('--exclude removes nodes from the selection', () => {
+    expect(select(['tag:staging'], ['stg_patients', 'stg_claims+'])).toEqual([
+      'stg_conditions',
+      'stg_encounters',
+      'stg_medications',
+      'stg_procedures',
+      'stg_providers',
+    ]);
+    expect(select([], ['tag:staging', 'tag:marts', 'kind:source'])).toEqual(['encounter_classes', 'tenants']);
+  });
+
+  it('path: takes a folder, source: a source table, kind: a node kind, and * globs', () => {
+    expect(select(['path:models/staging'])).toHaveLength(7);
+    expect(select(['source:ehr.claims+'])).toEqual(['practice_claims_outstanding', 'source:ehr.claims', 'stg_claims']);
+    expect(select(['kind:seed'])).toEqual(['encounter_classes']);
+    expect(select(['practice_*,tag:marts'])).toEqual([
+      'practice_chronic_panel',
+      'practice_claims_outstanding',
+      'practice_daily_activity',
+      'practice_patient_roster',
+    ]);
+  });
+
+  it('an unknown selector method is TSF301 and names the method list', () => {
+    const e = thrown(() => selectNodes(dag, ['colour:red'], undefined));
+    expect(e.code).toBe(Codes.badSelector);
+    expect(e.message).toContain('"colour:red"');
+    expect(e.message).toContain('tag');
+    expect(thrown(() => parseSelector('tag:')).code).toBe(Codes.badSelector);
+    expect(thrown(() => parseSelector('+')).code).toBe(Codes.badSelector);
+  });
+
+  it('a selector that matches nothing is TSF301 (a typo must not select nothing silently)', () => {
+    expect(thrown(() => selectNodes(dag, ['stg_encouters'], undefined)).code).toBe(Codes.badSelector);
+  });
+});
+
+describe('selectTenants', () => {
+  const tenants = project.tenants;
+
+  it('no --tenant means every practice', () => {
+    expect(selectTenants(tenants, undefined)).toHaveLength(221);
+    expect(selectTenants(tenants, [])).toHaveLength(221);
+  });
+
+  it('tag:ci-sample selects the five CI practices', () => {
+    const picked = selectTenants(tenants, ['tag:ci-sample']);
+    expect(picked).toHaveLength(5);
+    for (const t of picked) expect(t.tags).toContain('ci-sample');
+  });
+
+  it('takes ids, comma lists and tags together, without duplicates, in tenants.yml order', () => {
+    const [a, b] = [tenants[3]!.id, tenants[0]!.id];
+    const picked = selectTenants(tenants, [`${a},${b}`, a, 'tag:large']);
+    const large = tenants.filter((t) => t.tags.includes('large')).map((t) => t.id);
+    expect(picked.map((t) => t.id)).toEqual(tenants.map((t) => t.id).filter((id) => id === a || id === b || large.includes(id)));
+  });
+
+  it('a hostile id on the command line is TSF303 and is shown escaped', () => {
+    const e = thrown(() => selectTenants(tenants, ["x'; drop table y;--"]));
+    expect(e.code).toBe(Codes.badTenantArgument);
+    expect(e.message).toContain(JSON.stringify("x'; drop table y;--"));
+    const nl = thrown(() => selectTenants(tenants, ['a\nb\u001b[2J']));
+    expect(nl.code).toBe(Codes.badTenantArgument);
+    expect(nl.message).not.toMatch(/[\n\u001b]/);
+  });
+
+  it('an unknown tag or id is TSF302', () => {
+    expect(thrown(() => selectTenants(tenants, ['tag:nope'])).code).toBe(Codes.unknownTenant);
+    expect(thrown(() => selectTenants(tenants, ['p_0000000000'])).code).toBe(Codes.unknownTenant);
+  });
+
+  it('checks the pattern before any lookup, even for a tenant list of one', () => {
+    const one: Tenant[] = [{ id: 'acme', name: 'Acme', timezone: 'UTC', readyBy: '07:00', tags: [], pool: 'steady', file: 'tenants.yml', line: 2 }];
+    expect(thrown(() => selectTenants(one, ['ACME'])).code).toBe(Codes.badTenantArgument);
+  });
+});
+
+describe('tsform ls (CLI) with a hostile --tenant', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('returns exit code 2 and prints a coded error, not a stack trace', async () => {
+    const stderr: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    const out: string[] = [];
+    const code = await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--tenant', "a';--"], (l) => out.push(l));
+    expect(code).toBe(2);
+    expect(out).toEqual([]);
+    const text = stderr.join('');
+    expect(text).toContain(Codes.badTenantArgument);
+    expect(text).not.toMatch(/\n\s+at /);
+  });
+
+  it('returns 2 for an unknown selector method too', async () => {
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--select', 'colour:red'], () => undefined)).toBe(2);
+  });
+
+  it('lists the fan-out for a valid tenant tag', async () => {
+    const out: string[] = [];
+    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--tenant', 'tag:ci-sample', '--select', 'stg_claims'], (l) => out.push(l))).toBe(0);
+    expect(out[0]).toBe('stg_claims\tmodel\ttenant\ttable\t5 practices');
+  });
+});
