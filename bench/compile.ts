@@ -41,7 +41,7 @@ function check(cond: unknown, message: string): asserts cond {
  * main thread would not fire while it runs. RSS is process-wide, so the worker sees the main
  * thread's memory. The peak is shared through a SharedArrayBuffer.
  */
-function startRssSampler(): { peak(): number; stop(): Promise<void> } {
+async function startRssSampler(): Promise<{ peak(): number; stop(): Promise<void> }> {
   const shared = new SharedArrayBuffer(16);
   const view = new Float64Array(shared);
   const code = `
@@ -54,6 +54,7 @@ function startRssSampler(): { peak(): number; stop(): Promise<void> } {
   `;
   // execArgv: [] so the worker does not load tsx: it should weigh as little as possible.
   const worker = new Worker(code, { eval: true, workerData: shared, execArgv: [] });
+  await new Promise((resolve, reject) => worker.once('online', resolve).once('error', reject));
   const sample = () => {
     const r = process.memoryUsage.rss();
     if (r > view[0]!) view[0] = r;
@@ -135,9 +136,9 @@ async function main(): Promise<void> {
   );
 
   const baseline = process.memoryUsage.rss();
-  const sampler = startRssSampler();
+  const sampler = await startRssSampler();
   try {
-    log(`rss before work: ${mb(baseline)} MB`);
+    log(`rss before work: ${mb(baseline)} MB (${mb(process.memoryUsage.rss())} MB with the sampler thread running)`);
 
     const cold = timed(() => compileOrExplain(project.dir));
     log(`cold compile (load + compile + dag): ${round(cold.ms)} ms, rss ${mb(sampler.peak())} MB peak so far`);
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
     const plan = timed(() => planWorkspace(cold.value, { command: 'build' }));
     log(`plan (build, all practices): ${round(plan.ms)} ms: ${plan.value.steps.length} steps, ${plan.value.batches.length} batches, ${plan.value.nodeCount} nodes`);
     const nodes = plan.value.nodeCount;
+    log(`peak rss after cold compile + plan: ${mb(sampler.peak())} MB`);
 
     const repeats: number[] = [];
     for (let i = 0; i < REPEATS; i++) {

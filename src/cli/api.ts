@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { isAbsolute, join } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
-import { DuckDBAdapter } from '../adapters/duckdb/duckdb-adapter.ts';
 import type { Manifest } from '../artifacts/manifest.ts';
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
@@ -67,6 +66,8 @@ export async function openAdapter(project: Project, target: TargetConfig, thread
   switch (target.type) {
     case 'duckdb': {
       const path = isAbsolute(target.path) ? target.path : join(project.root, target.path);
+      // Loaded on demand: compile and ls never need a database driver in memory.
+      const { DuckDBAdapter } = await import('../adapters/duckdb/duckdb-adapter.ts');
       return DuckDBAdapter.open({ path, connections: threads ?? target.threads });
     }
     case 'postgres': {

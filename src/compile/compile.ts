@@ -258,7 +258,7 @@ function checkReferences(
     }
   }
   for (const v of uses.vars) {
-    if (!(v.name in project.config.vars) && !v.hasDefault) {
+    if (!Object.hasOwn(project.config.vars, v.name) && !v.hasDefault) {
       diagnostics.push(diagnostic(Codes.unknownVar, `${model}: var '${v.name}' is not in tsform.yml vars and has no default ({{var "${v.name}" <default>}})`, { file, line: v.line }));
     }
   }

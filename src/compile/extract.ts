@@ -27,8 +27,9 @@ export function parseTemplate(text: string, file: string, diagnostics: Diagnosti
     return Handlebars.parse(text);
   } catch (err) {
     const msg = (err as Error).message;
-    const line = /line (\d+)/.exec(msg)?.[1];
-    diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: ${msg.split('\n')[0]}`, { file, line: line ? Number(line) : undefined }));
+    const fromText = /line (\d+)/.exec(msg)?.[1];
+    const line = (err as { lineNumber?: number }).lineNumber ?? (fromText ? Number(fromText) : undefined);
+    diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: ${msg.split('\n').slice(0, 4).join(' ').replace(/\s+/g, ' ')}`, { file, line }));
     return undefined;
   }
 }

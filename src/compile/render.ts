@@ -66,7 +66,7 @@ export function createRenderer(macros: readonly Macro[]) {
     const options = args.pop() as HelperOptions;
     const [name, fallback] = args as [string, unknown];
     const vars = stateOf(options).scope.vars;
-    return sqlLiteral(name in vars ? vars[name] : fallback);
+    return sqlLiteral(Object.hasOwn(vars, name) ? vars[name] : fallback);
   });
 
   for (const macro of macros) {
@@ -84,6 +84,14 @@ export function createRenderer(macros: readonly Macro[]) {
       return template(ctx, { data: { root: ctx } }).trim();
     });
   }
+
+  // A template is compiled once, however many variants (full, incremental, ephemeral modes) use it.
+  const compiled = new Map<string, HandlebarsTemplateDelegate>();
+  const compiledFor = (template: string) => {
+    let fn = compiled.get(template);
+    if (!fn) compiled.set(template, (fn = hb.compile(template, { noEscape: true, strict: false })));
+    return fn;
+  };
 
   return {
     /** Renders one model body to a SELECT with tsform's CTEs prepended. */
@@ -108,7 +116,7 @@ export function createRenderer(macros: readonly Macro[]) {
         },
       };
       ctx[STATE] = st;
-      const body = hb.compile(template, { noEscape: true, strict: false })(ctx);
+      const body = compiledFor(template)(ctx);
       return withCtes(body, [...st.ctes.values()]);
     },
   };

@@ -65,7 +65,8 @@ export function batchTenants(tenants: readonly Tenant[], batchSize: number): str
     }
   }
   if (current.length > 0) batches.push(current);
-  return batches;
+  // In id order overall, so that slices land in the order storage is sorted by (notes/duckdb-fanout.md).
+  return batches.sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
 }
 
 /** Manifest + selection → Plan. Pure. */

@@ -45,6 +45,11 @@ export function readTenants(y: YamlFile | undefined, pools: readonly string[], d
       continue;
     }
     const line = y.lineOf(entry);
+    if (entry.id !== undefined && entry.id !== null && typeof entry.id !== 'string') {
+      // `id: 0042` would silently become practice 42: ids must be strings in the file.
+      r.fail(entry, 'id', `tenant id ${showValue(String(entry.id))} is not a string; quote it in tenants.yml`, Codes.invalidTenantId);
+      continue;
+    }
     const id = r.string(entry, 'id', { required: true });
     if (id === undefined) continue;
     if (!TENANT_ID_PATTERN.test(id)) {

@@ -107,6 +107,19 @@ describe('other reference errors', () => {
     expect(diagnostics[1]!.message).toMatch(/did you mean 'ehr\.visits'/);
   });
 
+  it('a var named like an Object.prototype member is still looked up in tsform.yml vars only', () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/m.sql': 'select 1 as practice_id,\n  {{var "valueOf" 3}} as b,\n  {{var "constructor"}} as a\n',
+    });
+    // `constructor` is not in vars and has no default: TSF206 on its line, not a render crash.
+    expect(brief(compileDir(d).diagnostics)).toEqual([{ code: Codes.unknownVar, file: 'models/m.sql', line: 3 }]);
+    const ok = writeTempProject({ ...MINIMAL_PROJECT, 'models/m.sql': 'select 1 as practice_id, {{var "valueOf" 3}} as b\n' });
+    const compiled = compileDir(ok);
+    expect(compiled.diagnostics).toEqual([]);
+    expect(compiled.manifest.models.m!.compiled_sql).toBe('select 1 as practice_id, 3 as b');
+  });
+
   it('a ref with two arguments is TSF204', () => {
     const d = writeTempProject({ ...MINIMAL_PROJECT, 'models/a.sql': 'select 1 as practice_id\n', 'models/b.sql': 'select * from {{ref "a" "b"}}\n' });
     expect(brief(compileDir(d).diagnostics)).toEqual([{ code: Codes.dynamicArgument, file: 'models/b.sql', line: 1 }]);

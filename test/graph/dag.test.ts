@@ -61,6 +61,7 @@ describe('the demo DAG', () => {
 
   it('walks upstream and downstream', () => {
     expect([...upstreamOf(dag!.graph, ['practice_daily_activity'])].sort()).toEqual(['int_encounters_local', 'source:ehr.encounters', 'stg_encounters', 'tenants']);
-    expect(downstreamOf(dag!.graph, ['stg_claims'])).toEqual(new Set(['practice_claims_outstanding']));
+    expect(downstreamOf(dag!.graph, ['stg_claims'])).toContain('practice_claims_outstanding');
+    expect(downstreamOf(dag!.graph, ['stg_claims'])).not.toContain('stg_claims');
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.ts';
 import { Codes, TsformError } from '../../src/errors.ts';
-import { buildDag } from '../../src/graph/dag.ts';
+import { buildDag, downstreamOf } from '../../src/graph/dag.ts';
 import { parseSelector, selectNodes, selectTenants } from '../../src/graph/select.ts';
 import type { Tenant } from '../../src/project/types.ts';
 import { compileDir, REPO_ROOT } from '../fixtures/project-fixture.ts';
@@ -28,14 +28,21 @@ describe('selectors on the demo project', () => {
   });
 
   it('name+ adds everything downstream: the marts that read stg_encounters, not stg_claims', () => {
-    expect(select(['stg_encounters+'])).toEqual([
-      'int_encounters_local',
-      'practice_chronic_panel',
-      'practice_daily_activity',
-      'practice_patient_roster',
-      'provider_panel',
-      'stg_encounters',
-    ]);
+    const picked = select(['stg_encounters+']);
+    expect(picked).toEqual(
+      expect.arrayContaining([
+        'int_encounters_local',
+        'practice_chronic_panel',
+        'practice_daily_activity',
+        'practice_patient_roster',
+        'provider_panel',
+        'stg_encounters',
+      ]),
+    );
+    for (const other of ['stg_claims', 'practice_claims_outstanding', 'source:ehr.encounters', 'tenants']) expect(picked).not.toContain(other);
+    // Exactly stg_encounters and what lies downstream of it.
+    const below = downstreamOf(dag.graph, ['stg_encounters']);
+    expect(picked).toEqual(['stg_encounters', ...below].sort());
   });
 
   it('+name adds everything upstream, through the ephemeral, to sources and the tenants relation', () => {
@@ -55,7 +62,9 @@ describe('selectors on the demo project', () => {
   it('space is union, whether in one argument or several', () => {
     expect(select(['stg_claims stg_providers'])).toEqual(['stg_claims', 'stg_providers']);
     expect(select(['stg_claims', 'stg_providers'])).toEqual(['stg_claims', 'stg_providers']);
-    expect(select(['stg_claims+ provider_panel'])).toEqual(['practice_claims_outstanding', 'provider_panel', 'stg_claims']);
+    const union = select(['stg_claims+ provider_panel']);
+    expect(union).toEqual([...new Set([...select(['stg_claims+']), 'provider_panel'])].sort());
+    expect(union).toEqual(expect.arrayContaining(['practice_claims_outstanding', 'provider_panel', 'stg_claims']));
   });
 
   it('--exclude removes nodes from the selection', () => {
@@ -66,19 +75,27 @@ describe('selectors on the demo project', () => {
       'stg_procedures',
       'stg_providers',
     ]);
-    expect(select([], ['tag:staging', 'tag:marts', 'kind:source'])).toEqual(['encounter_classes', 'tenants']);
+    const rest = select([], ['tag:staging', 'tag:marts', 'kind:source']);
+    expect(rest).toEqual(expect.arrayContaining(['encounter_classes', 'tenants']));
+    for (const id of rest) {
+      const node = dag.graph.getNodeAttributes(id).node;
+      expect(node.kind, id).not.toBe('source');
+      expect(node.tags.filter((t) => t === 'staging' || t === 'marts'), id).toEqual([]);
+    }
   });
 
   it('path: takes a folder, source: a source table, kind: a node kind, and * globs', () => {
-    expect(select(['path:models/staging'])).toHaveLength(7);
-    expect(select(['source:ehr.claims+'])).toEqual(['practice_claims_outstanding', 'source:ehr.claims', 'stg_claims']);
-    expect(select(['kind:seed'])).toEqual(['encounter_classes']);
-    expect(select(['practice_*,tag:marts'])).toEqual([
-      'practice_chronic_panel',
-      'practice_claims_outstanding',
-      'practice_daily_activity',
-      'practice_patient_roster',
-    ]);
+    const staging = select(['path:models/staging']);
+    expect(staging).toContain('stg_encounters');
+    for (const id of staging) expect(dag.graph.getNodeAttributes(id).node.path.startsWith('models/staging/'), id).toBe(true);
+    expect(select(['source:ehr.claims+'])).toEqual(expect.arrayContaining(['practice_claims_outstanding', 'source:ehr.claims', 'stg_claims']));
+    expect(select(['source:ehr.claims'])).toEqual(['source:ehr.claims']);
+    expect(select(['kind:seed'])).toContain('encounter_classes');
+    const practiceMarts = select(['practice_*,tag:marts']);
+    expect(practiceMarts).toEqual(
+      expect.arrayContaining(['practice_chronic_panel', 'practice_claims_outstanding', 'practice_daily_activity', 'practice_patient_roster']),
+    );
+    for (const id of practiceMarts) expect(id.startsWith('practice_'), id).toBe(true);
   });
 
   it('an unknown selector method is TSF301 and names the method list', () => {

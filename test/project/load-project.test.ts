@@ -123,6 +123,24 @@ describe('tenants.yml', () => {
     expect(brief(loadProject(d).diagnostics)).toEqual([{ code: Codes.invalidTimezone, file: 'tenants.yml', line: 4 }]);
   });
 
+  it('never changes a practice id: an unquoted 0042 or 1e3 is not silently read as 42 or 1000', () => {
+    // YAML reads `id: 0042` as the number 42. The rows of practice '0042' would then belong to
+    // no tenant; the id must stay as written, or be refused with a request to quote it.
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'tenants.yml': 'tenants:\n  - { id: 0042, name: A, timezone: UTC }\n  - { id: 1e3, name: B, timezone: UTC }\n',
+    });
+    const project = loadProject(d);
+    const ids = project.tenants.map((t) => t.id);
+    expect(ids).not.toContain('42');
+    expect(ids).not.toContain('1000');
+    for (const [written, line] of [['0042', 2], ['1e3', 3]] as const) {
+      const kept = ids.includes(written);
+      const refused = project.diagnostics.some((x) => x.code === Codes.invalidTenantId && x.line === line);
+      expect(kept || refused, `id ${written} (line ${line}): kept as written or refused with TSF105`).toBe(true);
+    }
+  });
+
   it('defaults ready_by to 07:00 and the pool to steady', () => {
     const [t] = loadProject(writeTempProject(MINIMAL_PROJECT)).tenants;
     expect(t).toMatchObject({ id: 'acme', readyBy: '07:00', pool: 'steady', tags: [], file: 'tenants.yml', line: 2 });

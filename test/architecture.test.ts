@@ -1,0 +1,238 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ts from 'typescript';
+import { describe, expect, it } from 'vitest';
+
+/**
+ * DESIGN §7: dependencies point one way. `project → compile → graph → plan → schedule/execute →
+ * adapters`; `cli` on top; nothing imports `cli`; pure stages do no I/O. Imports are read with
+ * the TypeScript parser (not a regex), so multi-line, type-only, re-export and dynamic imports
+ * all count and an import inside a comment or a string does not.
+ */
+
+const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+
+interface ImportEdge {
+  /** `src/compile/compile.ts` */
+  from: string;
+  line: number;
+  specifier: string;
+  typeOnly: boolean;
+  /** Layer of the imported src file (`errors`, `sql`, `project`, …), or undefined for a package. */
+  toLayer?: string;
+  fromLayer: string;
+}
+
+function listTs(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile() && d.name.endsWith('.ts') && !d.name.endsWith('.d.ts'))
+    .map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name))
+    .sort();
+}
+
+/** `errors.ts` is its own layer; every other file belongs to its top folder under src/. */
+function layerOf(src: string, absPath: string): string | undefined {
+  const rel = relative(src, absPath);
+  if (rel.startsWith('..')) return undefined;
+  const [head] = rel.split(sep);
+  return head === 'errors.ts' ? 'errors' : head?.replace(/\.ts$/, '');
+}
+
+function importsOf(src: string, absPath: string): ImportEdge[] {
+  const root = resolve(src, '..');
+  const text = readFileSync(absPath, 'utf8');
+  const sf = ts.createSourceFile(absPath, text, ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+  const from = relative(root, absPath).split(sep).join('/');
+  const fromLayer = layerOf(src, absPath)!;
+  const edges: ImportEdge[] = [];
+  const add = (spec: ts.Expression, node: ts.Node, typeOnly: boolean) => {
+    if (!ts.isStringLiteralLike(spec)) return;
+    const specifier = spec.text;
+    const target = specifier.startsWith('.') ? resolve(dirname(absPath), specifier) : undefined;
+    edges.push({
+      from,
+      line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1,
+      specifier,
+      typeOnly,
+      toLayer: target ? (layerOf(src, target) ?? `outside src (${relative(root, target)})`) : undefined,
+      fromLayer,
+    });
+  };
+  const visit = (node: ts.Node): void => {
+    if (ts.isImportDeclaration(node)) {
+      const c = node.importClause;
+      const typeOnly =
+        c !== undefined &&
+        (c.isTypeOnly ||
+          (c.name === undefined &&
+            c.namedBindings !== undefined &&
+            ts.isNamedImports(c.namedBindings) &&
+            c.namedBindings.elements.length > 0 &&
+            c.namedBindings.elements.every((e) => e.isTypeOnly)));
+      add(node.moduleSpecifier, node, typeOnly);
+    } else if (ts.isExportDeclaration(node) && node.moduleSpecifier) {
+      add(node.moduleSpecifier, node, node.isTypeOnly);
+    } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
+      add(node.moduleReference.expression, node, node.isTypeOnly);
+    } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
+      add(node.arguments[0], node, false);
+    } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
+      add(node.argument.literal, node, true);
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(sf);
+  return edges;
+}
+
+/** Every import of every .ts file under a src directory. */
+function collectEdges(src: string): ImportEdge[] {
+  return listTs(src).flatMap((f) => importsOf(src, f));
+}
+const show = (e: ImportEdge, why: string) => `${e.from}:${e.line} imports '${e.specifier}'${e.typeOnly ? ' (type only)' : ''}: ${why}`;
+
+/** Which src layers each layer may import (itself always allowed). */
+const ALLOWED: Record<string, readonly string[] | 'all-but'> = {
+  errors: [],
+  sql: ['errors'],
+  project: ['errors', 'sql'],
+  compile: ['errors', 'sql', 'project', 'artifacts'],
+  graph: ['errors', 'project', 'compile', 'artifacts'],
+  security: ['errors', 'sql', 'project', 'compile', 'artifacts'],
+  plan: ['errors', 'project', 'compile', 'graph', 'artifacts'],
+  schedule: ['errors', 'plan', 'artifacts'],
+  adapters: ['errors', 'sql'],
+  artifacts: ['errors', 'project'],
+  execute: 'all-but',
+  ingest: 'all-but',
+  sla: 'all-but',
+  cli: 'all-but',
+};
+const FORBIDDEN_FOR: Record<string, readonly string[]> = {
+  execute: ['cli', 'sla', 'ingest'],
+  ingest: ['cli'],
+  sla: ['cli'],
+  cli: [],
+};
+
+/** Pure stages: no file system, processes, sockets or database drivers. project/ may read files. */
+const PURE = ['compile', 'graph', 'plan', 'security', 'schedule'];
+const IO_MODULES = [/^(node:)?fs(\/promises)?$/, /^(node:)?child_process$/, /^(node:)?net$/, /^pg($|\/)/, /^pg-copy-streams$/, /^@duckdb\//];
+const PROJECT_IO_MODULES = IO_MODULES.slice(1);
+
+/** Every broken rule, one readable line each (file:line, the import, the rule). */
+function violations(edges: readonly ImportEdge[]): string[] {
+  const bad: string[] = [];
+  for (const e of edges) {
+    if (e.toLayer !== undefined) {
+      if (e.toLayer.startsWith('outside src')) {
+        bad.push(show(e, 'src/ must stand alone (no imports from tests, scripts or bench)'));
+        continue;
+      }
+      if (e.toLayer === e.fromLayer) continue;
+      if (e.toLayer === 'cli') {
+        bad.push(show(e, 'nothing outside cli/ imports cli/'));
+        continue;
+      }
+      const rule = ALLOWED[e.fromLayer];
+      if (rule === undefined) bad.push(show(e, `no rule for layer '${e.fromLayer}'`));
+      else if (rule === 'all-but') {
+        if ((FORBIDDEN_FOR[e.fromLayer] ?? []).includes(e.toLayer)) bad.push(show(e, `${e.fromLayer}/ may not import ${e.toLayer}/`));
+      } else if (!rule.includes(e.toLayer)) {
+        bad.push(show(e, `${e.fromLayer}/ may import ${rule.length > 0 ? `only ${rule.map((l) => `${l}/`).join(', ')}` : 'nothing from src'}`));
+      } else if (e.fromLayer === 'artifacts' && e.toLayer === 'project' && !e.typeOnly) {
+        bad.push(show(e, 'artifacts/ may take only types from project/ (import type)'));
+      }
+      continue;
+    }
+    if (e.typeOnly) continue;
+    if (PURE.includes(e.fromLayer) && IO_MODULES.some((re) => re.test(e.specifier))) bad.push(show(e, `${e.fromLayer}/ is a pure stage: no I/O`));
+    else if (e.fromLayer === 'project' && PROJECT_IO_MODULES.some((re) => re.test(e.specifier))) bad.push(show(e, 'project/ may read files, nothing else'));
+    else if (e.fromLayer !== 'adapters' && DRIVERS.some((re) => re.test(e.specifier))) bad.push(show(e, 'only adapters/ talk to a database driver'));
+  }
+  return bad;
+}
+
+const DRIVERS = [/^pg($|\/)/, /^pg-copy-streams$/, /^@duckdb\//];
+
+describe('architecture: src/ import rules (DESIGN §7)', () => {
+  const edges = collectEdges(SRC);
+
+  it('reads the imports of every src file', () => {
+    // Guards the reader itself: a broken one would make the rules pass vacuously.
+    expect(edges.length).toBeGreaterThan(50);
+    expect(edges).toContainEqual(expect.objectContaining({ from: 'src/compile/compile.ts', specifier: '../artifacts/manifest.ts', toLayer: 'artifacts' }));
+    expect(edges).toContainEqual(expect.objectContaining({ from: 'src/cli/program.ts', specifier: './api.ts', toLayer: 'cli' }));
+    expect(edges).toContainEqual(
+      expect.objectContaining({ from: 'src/cli/api.ts', specifier: '../adapters/postgres/postgres-adapter.ts', toLayer: 'adapters', typeOnly: false }),
+    );
+    expect(edges).toContainEqual(expect.objectContaining({ from: 'src/artifacts/manifest.ts', toLayer: 'project', typeOnly: true }));
+  });
+
+  it('every layer under src/ has a rule', () => {
+    const layers = new Set(listTs(SRC).map((f) => layerOf(SRC, f)!));
+    expect([...layers].filter((l) => !(l in ALLOWED))).toEqual([]);
+  });
+
+  it('src/ keeps every rule: dependencies point one way, nobody imports cli/, pure stages do no I/O', () => {
+    const bad = violations(edges);
+    expect(bad, `\n${bad.join('\n')}\n`).toEqual([]);
+  });
+});
+
+describe('architecture: the checker catches what it should', () => {
+  const files: Record<string, string> = {
+    'errors.ts': "import { quoteIdent } from './sql/quote.ts';\nexport const x = 1;\n",
+    'sql/quote.ts': "import { Codes } from '../errors.ts';\nexport const quoteIdent = (s: string) => s;\n",
+    'compile/fine.ts': [
+      "import type { Project } from '../project/types.ts';",
+      "import { createHash } from 'node:crypto';",
+      "// import { runCli } from '../cli/program.ts';",
+      "const s = \"import x from '../cli/program.ts'\";",
+      'export {};',
+    ].join('\n'),
+    'compile/bad.ts': [
+      'import {',
+      '  readFileSync,',
+      "} from 'node:fs';",
+      "import { plan } from '../plan/plan.ts';",
+      "export { runCli } from '../cli/program.ts';",
+      "const lazy = () => import('../execute/index.ts');",
+      "type T = import('../graph/dag.ts').ModelDag;",
+      'export {};',
+    ].join('\n'),
+    'project/reader.ts': "import { spawn } from 'node:child_process';\nimport { readFileSync } from 'node:fs';\n",
+    'artifacts/manifest.ts': "import { SCOPES } from '../project/load-config.ts';\nimport type { Scope } from '../project/types.ts';\n",
+    'execute/runner.ts': "import { alert } from '../sla/alert.ts';\nimport { plan } from '../plan/plan.ts';\nimport pg from 'pg';\n",
+    'adapters/duckdb/duckdb.ts': "import { Adapter } from '../adapter.ts';\nimport { DuckDBInstance } from '@duckdb/node-api';\n",
+    'graph/helper.ts': "import { fixture } from '../../test/fixtures/project-fixture.ts';\n",
+  };
+  const dir = mkdtempSync(join(tmpdir(), 'tsform-arch-'));
+  const src = join(dir, 'src');
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(src, path)), { recursive: true });
+    writeFileSync(join(src, path), text);
+  }
+  const found = violations(collectEdges(src));
+  rmSync(dir, { recursive: true, force: true });
+
+  it('names the file, line and import of every violation, and nothing else', () => {
+    // Not reported: type-only project import in artifacts, node:crypto in compile, imports in a
+    // comment or a string, adapters using @duckdb, execute importing plan, project reading fs.
+    expect(found).toEqual([
+      "src/artifacts/manifest.ts:1 imports '../project/load-config.ts': artifacts/ may take only types from project/ (import type)",
+      "src/compile/bad.ts:1 imports 'node:fs': compile/ is a pure stage: no I/O",
+      "src/compile/bad.ts:4 imports '../plan/plan.ts': compile/ may import only errors/, sql/, project/, artifacts/",
+      "src/compile/bad.ts:5 imports '../cli/program.ts': nothing outside cli/ imports cli/",
+      "src/compile/bad.ts:6 imports '../execute/index.ts': compile/ may import only errors/, sql/, project/, artifacts/",
+      "src/compile/bad.ts:7 imports '../graph/dag.ts' (type only): compile/ may import only errors/, sql/, project/, artifacts/",
+      "src/errors.ts:1 imports './sql/quote.ts': errors/ may import nothing from src",
+      "src/execute/runner.ts:1 imports '../sla/alert.ts': execute/ may not import sla/",
+      "src/execute/runner.ts:3 imports 'pg': only adapters/ talk to a database driver",
+      "src/graph/helper.ts:1 imports '../../test/fixtures/project-fixture.ts': src/ must stand alone (no imports from tests, scripts or bench)",
+      "src/project/reader.ts:1 imports 'node:child_process': project/ may read files, nothing else",
+    ]);
+  });
+});
