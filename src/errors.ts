@@ -33,6 +33,8 @@ export const Codes = {
   unknownMacro: 'TSF210',
   renderFailed: 'TSF211',
   unknownTestColumn: 'TSF212',
+  unknownPolicyRelation: 'TSF213',
+  policyWithoutTenantColumn: 'TSF214',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',
@@ -48,6 +50,7 @@ export const Codes = {
   missingRelation: 'TSF407',
   unsupported: 'TSF408',
   connection: 'TSF409',
+  policyCheckFailed: 'TSF410',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -7,7 +7,10 @@ import { writeManifest, writeRunResults } from '../artifacts/write.ts';
 import { compileProject } from '../compile/compile.ts';
 import { Codes, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import { execute } from '../execute/index.ts';
+import type { PolicyContext } from '../execute/apply-policies.ts';
 import { recordRunHistory } from '../execute/state-store.ts';
+import { resolveProtectedRelations, type ProtectedRelation } from '../security/protected-relations.ts';
+import { createPolicyRenderer } from '../security/render-rls.ts';
 import { buildDag, type ModelDag } from '../graph/dag.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
 import { buildPlan, type Command, type FanInPolicy, type Plan } from '../plan/plan.ts';
@@ -21,6 +24,8 @@ export interface Workspace {
   project: Project;
   manifest: Manifest;
   dag: ModelDag;
+  /** Relations that get row-level security (empty without policies/policies.yml). */
+  protectedRelations: ProtectedRelation[];
   diagnostics: Diagnostic[];
   targetDir: string;
 }
@@ -32,9 +37,11 @@ export function compileWorkspace(projectDir: string, opts: { write?: boolean } =
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
   const built = buildDag(manifest);
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
+  const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
+  if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
   const targetDir = join(project.root, 'target');
   if (opts.write !== false) writeManifest(targetDir, manifest);
-  return { project, manifest, dag: built.dag, diagnostics, targetDir };
+  return { project, manifest, dag: built.dag, diagnostics, targetDir, protectedRelations: protection.relations };
 }
 
 export interface RunRequest {
@@ -97,6 +104,19 @@ export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>
   });
 }
 
+/** What the runner and `policies apply` need to protect relations; undefined without policies. */
+export function policyContext(ws: Workspace): PolicyContext | undefined {
+  const policies = ws.project.policies;
+  if (!policies) return undefined;
+  return {
+    policies,
+    renderer: createPolicyRenderer(policies, ws.project.config.tenantColumn, ws.project.config.schemas),
+    tenants: ws.project.tenants,
+    tenantColumn: ws.project.config.tenantColumn,
+    relations: new Map(ws.protectedRelations.map((r) => [r.node, r])),
+  };
+}
+
 /** compile → plan → execute → run_results.json + run history. */
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const ws = compileWorkspace(req.projectDir);
@@ -113,6 +133,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       project: ws.project,
       threads: req.threads ?? target.threads,
       fullRefresh: req.fullRefresh ?? false,
+      policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
       onTaskEnd: req.onTaskEnd,
     });
     const finishedAt = new Date();

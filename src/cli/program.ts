@@ -98,6 +98,32 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     );
   }
 
+  const policies = program.command('policies').description('row-level security: render, apply and verify the DDL of policies/policies.yml');
+  common(policies.command('render').description('print the DDL (roles, membership, RLS per protected relation); works on every target')).option('--out <file>', 'write to a file instead of stdout').action(
+    guard(async (o) => {
+      const { renderPoliciesText } = await import('./policies.ts');
+      const text = renderPoliciesText(o.projectDir);
+      const file = (o as CommonOptions & { out?: string }).out;
+      if (file) (await import('node:fs')).writeFileSync(file, text);
+      else out(text);
+      return EXIT_OK;
+    }),
+  );
+  common(policies.command('apply').description('create roles, sync memberships, protect every existing relation (one transaction; PostgreSQL only)')).action(
+    guard(async (o) => {
+      const { applyPoliciesCommand } = await import('./policies.ts');
+      return applyPoliciesCommand(o.projectDir, o.target, out);
+    }),
+  );
+  common(policies.command('verify').description('connect as practice roles and prove that no practice sees another\'s rows (PostgreSQL only)'))
+    .option('--max-roles <n>', 'practice roles to probe (all of them up to this many)', '200')
+    .action(
+      guard(async (o) => {
+        const { verifyPoliciesCommand } = await import('./policies.ts');
+        return verifyPoliciesCommand(o.projectDir, o.target, Number((o as CommonOptions & { maxRoles?: string }).maxRoles ?? 200), out);
+      }),
+    );
+
   try {
     await program.parseAsync(argv);
   } catch (e) {

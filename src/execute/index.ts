@@ -3,6 +3,7 @@ import type { Manifest } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
+import type { PolicyContext } from './apply-policies.ts';
 import { executePlan } from './runner.ts';
 
 export interface ExecuteRequest {
@@ -12,6 +13,7 @@ export interface ExecuteRequest {
   project: Project;
   threads: number;
   fullRefresh: boolean;
+  policy?: PolicyContext;
   onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
 }
 
@@ -29,6 +31,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       tenantColumn: req.project.config.tenantColumn,
       tenants: req.project.tenants,
       fullRefresh: req.fullRefresh,
+      policy: req.policy,
     },
   });
 }

@@ -6,6 +6,7 @@ import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
 import { parseCsv } from '../project/seed-csv.ts';
 import type { Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { PolicyContext } from './apply-policies.ts';
 import { inferColumnType, loadCsvText, typedSelect } from './load-csv.ts';
 import {
   dropStage,
@@ -20,6 +21,8 @@ import {
 
 export interface BuildContext {
   adapter: Adapter;
+  /** Row-level security to put on relations as they are created (PostgreSQL with policies). */
+  policy?: PolicyContext;
   manifest: Manifest;
   projectRoot: string;
   metaSchema: string;
@@ -65,6 +68,8 @@ export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, ten
     const target = targetOf(node);
     const staged = await stageTenantRows(s, target, select, tenants, ctx.tenantColumn);
     await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false);
+    // Protected in the transaction that creates it: no other session ever sees it unprotected.
+    if (!existing) await protect(ctx, s, node);
     if (incremental) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
     else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
     await dropStage(s);
@@ -88,6 +93,7 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
       if (existing?.kind === 'table') await s.query(`DROP TABLE ${rel}`);
       else if (existing) await s.query(`DROP VIEW ${rel}`);
       await s.query(`CREATE VIEW ${rel} AS\n${node.compiled_sql ?? ''}`);
+      await protect(ctx, s, node);
       return { rows: new Map(), notes: [] };
     });
   }
@@ -118,6 +124,11 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
     if (node.kind === 'seed' || node.kind === 'tenants') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
     return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes: [] };
   });
+}
+
+async function protect(ctx: BuildContext, s: Session, node: ManifestNode): Promise<void> {
+  const rel = ctx.policy?.relations.get(node.name);
+  if (rel) await s.query(ctx.policy!.renderer.protect(rel));
 }
 
 function targetOf(node: ManifestNode): Target {

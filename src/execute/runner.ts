@@ -3,6 +3,7 @@ import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { quoteIdent } from '../sql/quote.ts';
+import { applyPolicyFoundation } from './apply-policies.ts';
 import { buildOnceNode, buildTenantNode, dropForFullRefresh, type BuildContext, type BuildOutcome } from './materialize.ts';
 import { runDataTest } from './run-tests.ts';
 
@@ -291,4 +292,7 @@ async function prepareSchemas(ctx: BuildContext, plan: Plan): Promise<void> {
   const nodes = manifestNodes(ctx.manifest);
   const schemas = new Set([ctx.metaSchema, ...plan.steps.filter((s) => s.build).map((s) => nodes[s.id]!.schema)]);
   for (const schema of schemas) await ctx.adapter.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  // Roles and memberships follow tenants.yml on every run: a new practice is protected from its first table.
+  const policy = ctx.policy;
+  if (policy) await ctx.adapter.transaction((s) => applyPolicyFoundation(s, policy));
 }

@@ -3,6 +3,7 @@ import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import { CONFIG_FILE, readConfig } from './load-config.ts';
+import { POLICIES_FILE, readPolicies } from './load-policies.ts';
 import { readProperties } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
 import { checkSeedCsv } from './seed-csv.ts';
@@ -88,6 +89,16 @@ export function loadProject(projectDir: string): Project {
     const seed = project.seeds.find((s) => s.name === st.name);
     if (seed) seed.columnTypes = st.columnTypes;
     else diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
+  }
+
+  const policiesPath = join(root, POLICIES_FILE);
+  if (existsSync(policiesPath)) {
+    const templates: Record<string, string> = {};
+    for (const path of listFiles(join(root, 'policies'))) {
+      if (extname(path) === '.hbs') templates[basename(path, '.hbs')] = readFileSync(path, 'utf8');
+    }
+    const y = readYaml(policiesPath);
+    if (y) project.policies = readPolicies(new YamlReader(y, diagnostics), config.schemas, templates);
   }
 
   for (const path of listFiles(join(root, 'tests'))) {

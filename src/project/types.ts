@@ -122,6 +122,33 @@ export interface SingularTest extends Located {
   sql: string;
 }
 
+/** `policies/policies.yml`: who may read what in the PostgreSQL warehouse (DESIGN §5). */
+export interface PolicyConfig extends Located {
+  roles: {
+    /** Runs tsform and owns every relation; the only role with a policy that sees all rows. */
+    owner: string;
+    researchReader: string;
+    vaultSteward: string;
+    /** NOLOGIN group every practice role belongs to; table grants go to it. */
+    practices: string;
+  };
+  /** Login role of one practice; `{tenant}` is replaced by the practice id. */
+  practiceRolePattern: string;
+  /** Roles that belong to several practices (a practice group, a regional manager). */
+  groups: { role: string; practices: string[]; line?: number }[];
+  /** Schema of the membership table (role → practice ids) and tsform's security objects. */
+  securitySchema: string;
+  /** Every tenant-scoped relation in these schemas gets row-level security. */
+  protectSchemas: string[];
+  /** Extra relations, as `schema.name` or a model name; each must carry the tenant column. */
+  protectRelations: { name: string; line?: number }[];
+  /** Schemas whose relations practice roles may SELECT (row-level security applies). */
+  practiceSchemas: string[];
+  researchSchemas: string[];
+  /** Handlebars overrides of the built-in DDL templates, by template name. */
+  templates: Record<string, string>;
+}
+
 /** Everything read from disk. Plain data: the compiler never touches the file system. */
 export interface Project {
   root: string;
@@ -133,6 +160,8 @@ export interface Project {
   macros: Macro[];
   seeds: Seed[];
   singularTests: SingularTest[];
+  /** Absent when the project has no policies/policies.yml. */
+  policies?: PolicyConfig;
   diagnostics: Diagnostic[];
 }
 

@@ -1,0 +1,76 @@
+import { applyPolicies, requireRowLevelSecurity } from '../execute/apply-policies.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { membershipRows, renderRoles, roleSpecs } from '../security/render-rls.ts';
+import { compileWorkspace, openAdapter, policyContext, resolveTarget, type Workspace } from './api.ts';
+
+function requirePolicies(ws: Workspace) {
+  const ctx = policyContext(ws);
+  if (!ctx) throw new TsformError(Codes.missingFile, 'this project has no policies/policies.yml', { file: 'policies/policies.yml' });
+  return ctx;
+}
+
+/** The full DDL as text. Practice ids never appear in it: memberships are data, loaded with bound parameters. */
+export function renderPoliciesText(projectDir: string): string {
+  const ws = compileWorkspace(projectDir, { write: false });
+  const ctx = requirePolicies(ws);
+  const members = membershipRows(ctx.policies, ctx.tenants);
+  return [
+    `-- tsform policies for ${ws.project.config.name}: ${ctx.relations.size} protected relations, ${members.length} memberships`,
+    '-- roles (apply creates only the missing ones)',
+    renderRoles(roleSpecs(ctx.policies, ctx.tenants)),
+    '-- security schema and membership table',
+    ctx.renderer.bootstrap(),
+    '-- schema grants',
+    ctx.renderer.schemaGrants(),
+    `-- membership rows are loaded by apply as bound parameters: INSERT INTO ${ctx.policies.securitySchema}.members SELECT * FROM unnest($1::text[], $2::text[])`,
+    ...[...ctx.relations.values()].map((r) => `-- ${r.node} (${r.kind})\n${ctx.renderer.protect(r)}`),
+  ].join('\n');
+}
+
+export async function applyPoliciesCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  const ctx = requirePolicies(ws);
+  const target = resolveTarget(ws.project, targetName);
+  if (target.type !== 'postgres') {
+    throw new TsformError(Codes.unsupported, `target '${target.name}' is DuckDB, which has no roles or row-level security; policies apply needs --target postgres (tsform policies render shows the DDL)`);
+  }
+  const adapter = await openAdapter(ws.project, target, 1);
+  try {
+    requireRowLevelSecurity(adapter);
+    const { protectedCount, missing } = await applyPolicies(adapter, ctx);
+    out(`applied: ${roleSpecs(ctx.policies, ctx.tenants).length} roles, ${membershipRows(ctx.policies, ctx.tenants).length} memberships, ${protectedCount} relations protected`);
+    if (missing.length > 0) out(`not built yet (protected when tsform run creates them): ${missing.join(', ')}`);
+    return 0;
+  } finally {
+    await adapter.close();
+  }
+}
+
+export async function verifyPoliciesCommand(projectDir: string, targetName: string | undefined, maxRoles: number, out: (l: string) => void): Promise<number> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  const ctx = requirePolicies(ws);
+  const target = resolveTarget(ws.project, targetName);
+  if (target.type !== 'postgres') {
+    throw new TsformError(Codes.unsupported, `target '${target.name}' is DuckDB, which has no roles or row-level security; policies verify needs --target postgres`);
+  }
+  const { verifyPolicies, formatVerifyReport } = await import('../adapters/postgres/policy-verifier.ts');
+  const adminUrl = process.env.TSFORM_PG_ADMIN_URL ?? process.env[target.urlEnv];
+  if (!adminUrl) throw new TsformError(Codes.missingEnv, `policies verify connects with $TSFORM_PG_ADMIN_URL (a superuser, to impersonate practice roles) or $${target.urlEnv}`);
+  const report = await verifyPolicies({
+    url: adminUrl,
+    tenantColumn: ws.project.config.tenantColumn,
+    relations: [...ctx.relations.values()].map((r) => ({ name: r.node, schema: r.schema, identifier: r.identifier, kind: r.kind })),
+    practiceRoles: ctx.tenants.map((t) => ({ role: ctx.policies.practiceRolePattern.replace('{tenant}', t.id), practices: [t.id] })).slice(0, maxRoles),
+    groupRoles: ctx.policies.groups.map((g) => ({ role: g.role, practices: g.practices })),
+    owner: ctx.policies.roles.owner,
+    researchReader: ctx.policies.roles.researchReader,
+    vaultSteward: ctx.policies.roles.vaultSteward,
+    researchSchemas: ctx.policies.researchSchemas,
+    restrictedSchemas: [...new Set([...ctx.policies.protectSchemas, ws.project.config.schemas.vault])],
+    vaultSchema: ws.project.config.schemas.vault,
+    securitySchema: ctx.policies.securitySchema,
+    settingsToSpoof: ['app.practice_id', 'tsform.tenant', `app.${ws.project.config.tenantColumn}`],
+  });
+  out(formatVerifyReport(report));
+  return report.failures > 0 ? 1 : 0;
+}

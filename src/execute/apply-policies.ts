@@ -1,0 +1,78 @@
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import { Codes, TsformError } from '../errors.ts';
+import type { PolicyConfig, Tenant } from '../project/types.ts';
+import type { ProtectedRelation } from '../security/protected-relations.ts';
+import { MEMBERS_TABLE, membershipRows, roleSpecs, type PolicyRenderer } from '../security/render-rls.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+
+export interface PolicyContext {
+  policies: PolicyConfig;
+  renderer: PolicyRenderer;
+  tenants: readonly Tenant[];
+  tenantColumn: string;
+  /** Protected relations by manifest node id. */
+  relations: Map<string, ProtectedRelation>;
+}
+
+export function requireRowLevelSecurity(adapter: Adapter): void {
+  if (!adapter.capabilities.rowLevelSecurity) {
+    throw new TsformError(
+      Codes.unsupported,
+      `the ${adapter.kind} target has no roles or row-level security, so policies cannot be applied there; use --target postgres (tsform policies render still shows the DDL)`,
+    );
+  }
+}
+
+/**
+ * Roles, the membership table (synchronised with tenants.yml), schema grants. Idempotent; runs
+ * inside the caller's transaction so that a failure leaves the previous policies in force.
+ */
+export async function applyPolicyFoundation(s: Session, ctx: PolicyContext): Promise<void> {
+  const specs = roleSpecs(ctx.policies, ctx.tenants);
+  const { rows } = await s.query('SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])', [specs.map((r) => r.role)]);
+  const existing = new Set(rows.map((r) => String(r.rolname)));
+  for (const spec of specs) {
+    if (!existing.has(spec.role)) {
+      await s.query(`CREATE ROLE ${quoteIdent(spec.role)} ${spec.login ? 'LOGIN' : 'NOLOGIN'} NOSUPERUSER NOBYPASSRLS`);
+    }
+  }
+  if (!existing.has(ctx.policies.roles.owner)) {
+    const owner = await s.query('SELECT 1 AS present FROM pg_roles WHERE rolname = $1', [ctx.policies.roles.owner]);
+    if (owner.rows.length === 0) await s.query(`CREATE ROLE ${quoteIdent(ctx.policies.roles.owner)} NOLOGIN NOSUPERUSER`);
+  }
+  for (const spec of specs) {
+    for (const group of spec.memberOf) {
+      const member = await s.query('SELECT pg_has_role($1, $2, $3) AS ok', [spec.role, group, 'MEMBER']);
+      if (member.rows[0]?.ok !== true) await s.query(`GRANT ${quoteIdent(group)} TO ${quoteIdent(spec.role)}`);
+    }
+  }
+  await s.query(ctx.renderer.bootstrap());
+  await s.query(ctx.renderer.schemaGrants());
+  const members = membershipRows(ctx.policies, ctx.tenants);
+  const table = quoteRelation(ctx.policies.securitySchema, MEMBERS_TABLE);
+  await s.query(`DELETE FROM ${table}`);
+  await s.query(`INSERT INTO ${table} (role_name, ${quoteIdent(ctx.tenantColumn)}) SELECT * FROM unnest($1::text[], $2::text[])`, [
+    members.map((m) => m.role),
+    members.map((m) => m.practice),
+  ]);
+}
+
+/** `tsform policies apply`: the foundation and every existing protected relation, atomically. */
+export async function applyPolicies(adapter: Adapter, ctx: PolicyContext): Promise<{ protectedCount: number; missing: string[] }> {
+  requireRowLevelSecurity(adapter);
+  return adapter.transaction(async (s) => {
+    await applyPolicyFoundation(s, ctx);
+    let protectedCount = 0;
+    const missing: string[] = [];
+    for (const rel of ctx.relations.values()) {
+      const exists = await s.query('SELECT to_regclass($1) IS NOT NULL AS present', [quoteRelation(rel.schema, rel.identifier)]);
+      if (exists.rows[0]?.present !== true) {
+        missing.push(rel.node);
+        continue;
+      }
+      await s.query(ctx.renderer.protect(rel));
+      protectedCount++;
+    }
+    return { protectedCount, missing };
+  });
+}

@@ -1,0 +1,68 @@
+import { Codes } from '../errors.ts';
+import { SIMPLE_NAME } from '../sql/quote.ts';
+import type { PolicyConfig, Schemas } from './types.ts';
+import { isRecord, YamlReader } from './yaml-file.ts';
+
+export const POLICIES_FILE = 'policies/policies.yml';
+
+const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
+
+/**
+ * Reads policies/policies.yml. Role names are identifiers (quoted when rendered); names that
+ * would not survive unquoted use everywhere (quotes, semicolons, unicode) are rejected here.
+ */
+export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<string, string>): PolicyConfig | undefined {
+  const root = r.y.value;
+  if (!isRecord(root)) {
+    r.fail(undefined, undefined, 'policies.yml must be a mapping');
+    return undefined;
+  }
+  const role = (obj: Record<string, unknown>, key: string, fallback: string): string => {
+    const v = r.string(obj, key) ?? fallback;
+    if (!ROLE_NAME.test(v)) {
+      r.fail(obj, key, `role name ${JSON.stringify(v)} must match ${ROLE_NAME.source}`, Codes.invalidIdentifier);
+      return fallback;
+    }
+    return v;
+  };
+  const roles = r.record(root, 'roles') ?? {};
+  const practiceRoles = r.record(root, 'practice_roles') ?? {};
+  const pattern = r.string(practiceRoles, 'name') ?? 'practice_{tenant}';
+  if (!pattern.includes('{tenant}') || !ROLE_NAME.test(pattern.replace('{tenant}', 'x'))) {
+    r.fail(practiceRoles, 'name', `practice role pattern ${JSON.stringify(pattern)} must contain {tenant} and otherwise be a simple name`, Codes.invalidIdentifier);
+  }
+  const groups: PolicyConfig['groups'] = [];
+  for (const g of r.list(practiceRoles, 'groups')) {
+    if (!isRecord(g)) continue;
+    const name = role(g, 'role', '');
+    if (!name) continue;
+    groups.push({ role: name, practices: r.stringList(g, 'practices'), line: r.y.lineOf(g) });
+  }
+  const protect = r.record(root, 'protect') ?? {};
+  const grants = r.record(root, 'grants') ?? {};
+  const schemaList = (obj: Record<string, unknown>, key: string, fallback: string[]): string[] => {
+    const list = obj[key] === undefined ? fallback : r.stringList(obj, key).map((s) => (s in schemas ? schemas[s as keyof Schemas] : s));
+    for (const s of list) if (!SIMPLE_NAME.test(s)) r.fail(obj, key, `schema ${JSON.stringify(s)} is not a simple identifier`, Codes.invalidIdentifier);
+    return list;
+  };
+  const securitySchema = r.string(root, 'security_schema') ?? 'tsform_security';
+  if (!SIMPLE_NAME.test(securitySchema)) r.fail(root, 'security_schema', 'security_schema must be a simple identifier', Codes.invalidIdentifier);
+  return {
+    roles: {
+      owner: role(roles, 'owner', 'tsform_owner'),
+      researchReader: role(roles, 'research_reader', 'research_reader'),
+      vaultSteward: role(roles, 'vault_steward', 'vault_steward'),
+      practices: role(roles, 'practices', 'tsform_practices'),
+    },
+    practiceRolePattern: pattern,
+    groups,
+    securitySchema,
+    protectSchemas: schemaList(protect, 'schemas', [schemas.raw, schemas.staging, schemas.marts]),
+    protectRelations: r.stringList(protect, 'relations').map((name) => ({ name, line: r.y.lineOfKey(protect, 'relations') })),
+    practiceSchemas: schemaList(grants, 'practice_roles', [schemas.marts]),
+    researchSchemas: schemaList(grants, 'research_reader', [schemas.research]),
+    templates,
+    file: r.y.file,
+    line: 1,
+  };
+}

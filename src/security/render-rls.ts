@@ -1,0 +1,99 @@
+import { createHash } from 'node:crypto';
+import Handlebars from 'handlebars';
+import type { PolicyConfig, Schemas, Tenant } from '../project/types.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { ProtectedRelation } from './protected-relations.ts';
+import { DEFAULT_TEMPLATES, type TemplateName } from './templates.ts';
+
+export const MEMBERS_TABLE = 'members';
+
+export interface RoleSpec {
+  role: string;
+  login: boolean;
+  /** Roles this one is granted (membership), e.g. the practices group. */
+  memberOf: string[];
+}
+
+export interface MembershipRow {
+  role: string;
+  practice: string;
+}
+
+/** Renders the DDL of DESIGN §5 from templates: pure text, no database. */
+export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: string, schemas: Schemas) {
+  const hb = Handlebars.create();
+  hb.registerHelper('ident', (name: unknown) => quoteIdent(String(name)));
+  hb.registerHelper('rel', (schema: unknown, name: unknown) => quoteRelation(String(schema), String(name)));
+  const templates = new Map<TemplateName, HandlebarsTemplateDelegate>();
+  const template = (name: TemplateName) => {
+    let t = templates.get(name);
+    if (!t) templates.set(name, (t = hb.compile(policies.templates[name] ?? DEFAULT_TEMPLATES[name]!, { noEscape: true, strict: true })));
+    return t;
+  };
+  const base = {
+    tenantColumn,
+    securitySchema: policies.securitySchema,
+    membersTable: MEMBERS_TABLE,
+    owner: policies.roles.owner,
+    practices: policies.roles.practices,
+    researchReader: policies.roles.researchReader,
+    vaultSteward: policies.roles.vaultSteward,
+    vaultSchema: schemas.vault,
+    practiceSchemas: policies.practiceSchemas,
+    researchSchemas: policies.researchSchemas,
+  };
+
+  return {
+    bootstrap: (): string => template('security_bootstrap')(base),
+    schemaGrants: (): string => template('schema_grants')(base),
+    protect(rel: ProtectedRelation): string {
+      const ctx = {
+        ...base,
+        schema: rel.schema,
+        name: rel.identifier,
+        indexName: indexName(rel.identifier, tenantColumn),
+        readable: policies.practiceSchemas.includes(rel.schema),
+      };
+      return rel.kind === 'view' ? template('protect_view')(ctx) : template('protect_table')(ctx);
+    },
+  };
+}
+
+export type PolicyRenderer = ReturnType<typeof createPolicyRenderer>;
+
+export function practiceRole(policies: PolicyConfig, tenantId: string): string {
+  return policies.practiceRolePattern.replace('{tenant}', tenantId);
+}
+
+/** Roles tsform manages: the fixed ones, one login role per practice, and the group roles. */
+export function roleSpecs(policies: PolicyConfig, tenants: readonly Tenant[]): RoleSpec[] {
+  const r = policies.roles;
+  return [
+    { role: r.practices, login: false, memberOf: [] },
+    { role: r.researchReader, login: true, memberOf: [] },
+    { role: r.vaultSteward, login: true, memberOf: [] },
+    ...tenants.map((t) => ({ role: practiceRole(policies, t.id), login: true, memberOf: [r.practices] })),
+    ...policies.groups.map((g) => ({ role: g.role, login: true, memberOf: [r.practices] })),
+  ];
+}
+
+/** Rows of the membership table: which practices each role may see. */
+export function membershipRows(policies: PolicyConfig, tenants: readonly Tenant[]): MembershipRow[] {
+  const known = new Set(tenants.map((t) => t.id));
+  return [
+    ...tenants.map((t) => ({ role: practiceRole(policies, t.id), practice: t.id })),
+    ...policies.groups.flatMap((g) => g.practices.filter((p) => known.has(p)).map((practice) => ({ role: g.role, practice }))),
+  ];
+}
+
+/** Display form of role creation; apply creates only the missing ones. */
+export function renderRoles(specs: readonly RoleSpec[]): string {
+  return specs
+    .map((s) => `CREATE ROLE ${quoteIdent(s.role)} ${s.login ? 'LOGIN' : 'NOLOGIN'} NOSUPERUSER NOBYPASSRLS;${s.memberOf.map((m) => `\nGRANT ${quoteIdent(m)} TO ${quoteIdent(s.role)};`).join('')}`)
+    .join('\n');
+}
+
+function indexName(table: string, tenantColumn: string): string {
+  const name = `${table}__${tenantColumn}_idx`;
+  return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
