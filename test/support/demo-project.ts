@@ -18,7 +18,7 @@ export interface DemoCopy {
  */
 export function copyDemoProject(opts: { tenants?: (ids: string[]) => string[]; files?: Record<string, string> } = {}): DemoCopy {
   const dir = mkdtempSync(join(tmpdir(), 'tsform-demo-'));
-  for (const entry of ['tsform.yml', 'tenants.yml', 'models', 'macros', 'seeds', 'tests', 'data']) {
+  for (const entry of ['tsform.yml', 'tenants.yml', 'models', 'macros', 'seeds', 'tests', 'data', 'policies']) {
     try {
       cpSync(join(REPO_ROOT, entry), join(dir, entry), { recursive: true });
     } catch (err) {
