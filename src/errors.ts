@@ -51,6 +51,8 @@ export const Codes = {
   unsupported: 'TSF408',
   connection: 'TSF409',
   policyCheckFailed: 'TSF410',
+  timeout: 'TSF411',
+  tenantLocked: 'TSF412',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -35,6 +35,14 @@ export interface Session {
   insertText(schema: string, table: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<void>;
 }
 
+export interface TransactionOptions {
+  /**
+   * Abort the transaction's statements after this long (PostgreSQL statement_timeout, DuckDB
+   * interrupt); the transaction then rolls back and throws TsformError TSF411.
+   */
+  timeoutMs?: number;
+}
+
 export interface AdapterCapabilities {
   /** Roles, GRANT and row-level security exist (PostgreSQL). */
   rowLevelSecurity: boolean;
@@ -62,7 +70,7 @@ export interface Adapter {
    * Runs `fn` in one transaction on one connection and commits; rolls back and rethrows when
    * `fn` throws, and also when the engine reports a failed commit.
    */
-  transaction<T>(fn: (session: Session) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (session: Session) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** One statement in its own implicit transaction. */
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   /** Table or view with its columns, or undefined when it does not exist. */

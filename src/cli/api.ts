@@ -54,6 +54,7 @@ export interface RunRequest {
   threads?: number;
   fullRefresh?: boolean;
   fanIn?: FanInPolicy;
+  nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
   onPlan?: (plan: Plan) => void;
   /** Use this adapter instead of opening the target's (tests). */
@@ -134,6 +135,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       threads: req.threads ?? target.threads,
       fullRefresh: req.fullRefresh ?? false,
       policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
+      nodeTimeoutMs: req.nodeTimeoutMs,
       onTaskEnd: req.onTaskEnd,
     });
     const finishedAt = new Date();

@@ -17,6 +17,7 @@ interface CommonOptions {
   threads?: number;
   fullRefresh?: boolean;
   fanIn?: 'use_last_good' | 'skip' | 'block';
+  nodeTimeout?: number;
 }
 
 /** Parses argv, runs one command, returns the exit code (never calls process.exit). */
@@ -38,7 +39,8 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       .option('--tenant <ids...>', 'practices: id[,id...] or tag:<tag> (default: every practice)')
       .addOption(new Option('--threads <n>', 'statements in flight at once').argParser((v) => Number.parseInt(v, 10)))
       .option('--full-refresh', 'rebuild tables from scratch (every practice must be selected)')
-      .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']));
+      .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
+      .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser((v) => Number.parseFloat(v)));
 
   const guard = (fn: (o: CommonOptions) => Promise<number>) => async (o: CommonOptions) => {
     try {
@@ -89,6 +91,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
           threads: o.threads,
           fullRefresh: o.fullRefresh,
           fanIn: o.fanIn,
+          nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
           onPlan: (p) => out(describePlan(p)),
           onTaskEnd: (step, results) => printTask(step, results, out),
         });

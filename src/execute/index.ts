@@ -14,6 +14,8 @@ export interface ExecuteRequest {
   threads: number;
   fullRefresh: boolean;
   policy?: PolicyContext;
+  /** Overrides `run.node_timeout_seconds`. */
+  nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
 }
 
@@ -22,6 +24,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
   return executePlan({
     plan: req.plan,
     threads: req.threads,
+    retries: req.project.config.retries,
     onTaskEnd: req.onTaskEnd,
     ctx: {
       adapter: req.adapter,
@@ -32,6 +35,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       tenants: req.project.tenants,
       fullRefresh: req.fullRefresh,
       policy: req.policy,
+      nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
     },
   });
 }

@@ -29,6 +29,8 @@ export interface BuildContext {
   tenantColumn: string;
   tenants: readonly Tenant[];
   fullRefresh: boolean;
+  /** Per-node statement timeout. */
+  nodeTimeoutMs?: number;
 }
 
 export interface BuildOutcome {
@@ -75,7 +77,7 @@ export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, ten
     await dropStage(s);
     if (node.kind === 'source') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
     return { rows: staged.rows, notes };
-  });
+  }, { timeoutMs: ctx.nodeTimeoutMs });
 }
 
 /** `--full-refresh` of a tenant-scoped table: dropped once, before any batch rebuilds its slice. */
@@ -95,7 +97,7 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
       await s.query(`CREATE VIEW ${rel} AS\n${node.compiled_sql ?? ''}`);
       await protect(ctx, s, node);
       return { rows: new Map(), notes: [] };
-    });
+    }, { timeoutMs: ctx.nodeTimeoutMs });
   }
   return ctx.adapter.transaction(async (s) => {
     let select: string;
@@ -123,7 +125,7 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
     await dropStage(s);
     if (node.kind === 'seed' || node.kind === 'tenants') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
     return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes: [] };
-  });
+  }, { timeoutMs: ctx.nodeTimeoutMs });
 }
 
 async function protect(ctx: BuildContext, s: Session, node: ManifestNode): Promise<void> {

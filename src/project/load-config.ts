@@ -29,6 +29,7 @@ export function defaultConfig(name = 'project'): ProjectConfig {
     folders: [],
     pools: { steady: { slots: 2 }, backfill: { slots: 1 } },
     batchSize: 50,
+    retries: 3,
   };
 }
 
@@ -88,6 +89,15 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
         continue;
       }
       config.pools[name] = { slots: r.positiveInt(raw, 'slots', 1) };
+    }
+  }
+  const run = r.record(root, 'run');
+  if (run) {
+    if (run.node_timeout_seconds !== undefined) config.nodeTimeoutMs = r.positiveInt(run, 'node_timeout_seconds', 3600) * 1000;
+    if (run.retries !== undefined) {
+      const v = run.retries;
+      if (typeof v === 'number' && Number.isInteger(v) && v >= 0) config.retries = v;
+      else r.fail(run, 'retries', "'retries' must be a non-negative integer");
     }
   }
   const batch = r.record(root, 'batch');

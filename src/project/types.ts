@@ -50,6 +50,10 @@ export interface ProjectConfig {
   pools: Record<string, { slots: number }>;
   /** Small practices' nodes of one model run together in batches of this many (DESIGN §6). */
   batchSize: number;
+  /** A node's statements are cancelled after this long (`run.node_timeout_seconds`); none by default. */
+  nodeTimeoutMs?: number;
+  /** Retries of transient failures per node (`run.retries`, default 3). */
+  retries: number;
 }
 
 export interface Tenant extends Located {

@@ -15,7 +15,7 @@ import { Kysely } from 'kysely';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
-import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
 
 export interface DuckDBAdapterOptions {
@@ -82,22 +82,34 @@ export class DuckDBAdapter implements Adapter {
     else this.idle.push(c);
   }
 
-  async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const conn = await this.acquire();
+    let timedOut = false;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            conn.interrupt();
+          }, options.timeoutMs);
     try {
       await conn.run('BEGIN TRANSACTION');
       let result: T;
       try {
         result = await fn(sessionOn(conn));
       } catch (err) {
+        clearTimeout(timer);
         await conn.run('ROLLBACK').catch(() => undefined);
+        if (timedOut) throw new TsformError(Codes.timeout, `statement interrupted after the node timeout of ${Math.round(options.timeoutMs ?? 0)} ms`);
         throw err;
       }
+      clearTimeout(timer);
       // After a failed statement DuckDB may "commit" a rolled-back transaction without an
       // error (notes/duckdb-fanout.md); fn awaits every statement, so a failure never gets here.
       await conn.run('COMMIT');
       return result;
     } finally {
+      clearTimeout(timer);
       this.release(conn);
     }
   }

@@ -5,7 +5,8 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { Codes, TransientError, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
-import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+import type {
+  TransactionOptions, Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 
 export interface PostgresAdapterOptions {
   /** `postgres://user:password@host:port/database`; URL parameters such as `sslmode` are honoured. */
@@ -53,7 +54,7 @@ export class PostgresAdapter implements Adapter {
     return new PostgresAdapter(pool);
   }
 
-  async transaction<T>(fn: (session: Session) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     const client = await this.pool.connect();
     // A checked-out client that loses its connection between two statements emits 'error';
     // the next statement fails with it instead of the process crashing.
@@ -64,6 +65,10 @@ export class PostgresAdapter implements Adapter {
     client.on('error', onError);
     try {
       await client.query('BEGIN');
+      if (options.timeoutMs !== undefined) {
+        // Per statement, for this transaction only (is_local = true); bound, not spliced.
+        await client.query("SELECT set_config('statement_timeout', $1, true)", [String(Math.max(1, Math.round(options.timeoutMs)))]);
+      }
       let result: T;
       try {
         result = await fn(sessionOn(client));
@@ -71,6 +76,9 @@ export class PostgresAdapter implements Adapter {
         await client.query('ROLLBACK').catch((rollbackErr: Error) => {
           broken ??= rollbackErr;
         });
+        if ((err as { code?: string }).code === '57014' && options.timeoutMs !== undefined) {
+          throw new TsformError(Codes.timeout, `statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
+        }
         throw err;
       }
       const commit = await client.query('COMMIT');
