@@ -1,0 +1,85 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Alert } from './alert.ts';
+import type { AlertDeliveryFailure, AlertSink } from './alerts.ts';
+
+export interface WebhookOptions {
+  /** Per attempt; a slower answer counts as a failed attempt. */
+  timeoutMs: number;
+  /** Extra attempts after the first, on 5xx, 408, 429, timeout or network error. */
+  retries: number;
+  /** Delay before the first retry, doubled for each next one, times a jitter in [0.5, 1.5). Default 500. */
+  backoffMs?: number;
+  /** Called once per alert given up on (after the last attempt). */
+  onFailure?: (failure: AlertDeliveryFailure) => void;
+}
+
+/**
+ * POSTs each alert as JSON (the `Alert` object itself) with the global `fetch`. Never throws
+ * into the run: an alert given up on is recorded in `failures` and passed to `onFailure`.
+ * Failure texts never contain the URL, which often embeds a token.
+ */
+export class WebhookAlertSink implements AlertSink {
+  readonly name = 'webhook';
+  readonly failures: AlertDeliveryFailure[] = [];
+  /** Alerts the endpoint accepted (2xx). */
+  delivered = 0;
+
+  constructor(
+    private readonly url: string,
+    private readonly options: WebhookOptions,
+  ) {}
+
+  async send(alert: Alert): Promise<void> {
+    const body = JSON.stringify(alert);
+    const backoff = this.options.backoffMs ?? 500;
+    let error = 'not attempted';
+    let attempts = 0;
+    try {
+      for (let attempt = 0; attempt <= this.options.retries; attempt++) {
+        if (attempt > 0) await sleep(backoff * 2 ** (attempt - 1) * (0.5 + Math.random()));
+        attempts++;
+        const outcome = await this.post(body);
+        if (outcome === 'ok') {
+          this.delivered++;
+          return;
+        }
+        error = outcome.error;
+        if (!outcome.retry) break;
+      }
+    } catch (err) {
+      error = `unexpected: ${err instanceof Error ? err.name : typeof err}`;
+    }
+    const failure: AlertDeliveryFailure = { sink: this.name, kind: alert.kind, tenant: alert.tenant.id, attempts, error, at: new Date().toISOString() };
+    this.failures.push(failure);
+    try {
+      this.options.onFailure?.(failure);
+    } catch {
+      // a failing failure hook must not break the run either
+    }
+  }
+
+  private async post(body: string): Promise<'ok' | { error: string; retry: boolean }> {
+    let res: Response;
+    try {
+      res = await fetch(this.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'user-agent': 'tsform-alerts' },
+        body,
+        signal: AbortSignal.timeout(this.options.timeoutMs),
+      });
+    } catch (err) {
+      return { error: describeFetchError(err, this.options.timeoutMs), retry: true };
+    }
+    // Drain the answer so the connection can be reused; its content is not needed.
+    await res.arrayBuffer().catch(() => undefined);
+    if (res.ok) return 'ok';
+    return { error: `HTTP ${res.status}`, retry: res.status >= 500 || res.status === 408 || res.status === 429 };
+  }
+}
+
+function describeFetchError(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return `timed out after ${timeoutMs} ms`;
+  const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
+  if (cause && typeof cause.code === 'string') return `network error ${cause.code}`;
+  return `network error (${err instanceof Error ? err.name : typeof err})`;
+}
