@@ -17,6 +17,7 @@ import { buildPlan, type Command, type FanInPolicy, type Plan } from '../plan/pl
 import { loadProject } from '../project/load-project.ts';
 import type { PlanStep } from '../plan/plan.ts';
 import type { Project, TargetConfig } from '../project/types.ts';
+import type { SchedulerSnapshot } from '../schedule/index.ts';
 
 /** The programmatic API behind the CLI; tests call it directly. */
 
@@ -55,7 +56,7 @@ export interface RunRequest {
   fullRefresh?: boolean;
   fanIn?: FanInPolicy;
   nodeTimeoutMs?: number;
-  onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
+  onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
   onPlan?: (plan: Plan) => void;
   /** Use this adapter instead of opening the target's (tests). */
   adapter?: Adapter;

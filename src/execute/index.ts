@@ -3,6 +3,7 @@ import type { Manifest } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
+import type { SchedulerSnapshot } from '../schedule/index.ts';
 import type { PolicyContext } from './apply-policies.ts';
 import { executePlan } from './runner.ts';
 
@@ -16,7 +17,7 @@ export interface ExecuteRequest {
   policy?: PolicyContext;
   /** Overrides `run.node_timeout_seconds`. */
   nodeTimeoutMs?: number;
-  onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
+  onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
 }
 
 /** Runs a plan against one adapter. */
@@ -25,6 +26,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
     plan: req.plan,
     threads: req.threads,
     retries: req.project.config.retries,
+    pools: req.project.config.pools,
     onTaskEnd: req.onTaskEnd,
     ctx: {
       adapter: req.adapter,

@@ -3,6 +3,7 @@ import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { quoteIdent } from '../sql/quote.ts';
+import { DEFAULT_RETRY_POLICY, FairScheduler, GLOBAL_LANE, nextDelayMs, shouldRetry, type SchedulerSnapshot, type SchedulerUnit } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { buildOnceNode, buildTenantNode, dropForFullRefresh, type BuildContext, type BuildOutcome } from './materialize.ts';
 import { runDataTest } from './run-tests.ts';
@@ -14,11 +15,14 @@ export interface RunnerOptions {
   threads: number;
   /** Retries of transient failures (write conflicts, lost connections), with backoff. */
   retries?: number;
+  /** Slots per pool (tsform.yml `pools`); practices choose their pool in tenants.yml. */
+  pools: Record<string, { slots: number }>;
   /** Called after each step × batch finishes, with that task's results. */
-  onTaskEnd?: (step: PlanStep, results: NodeResult[]) => void;
+  onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
 }
 
-interface Task {
+/** One step × batch of practices (or one global step): the unit the fair scheduler dispatches. */
+interface Task extends SchedulerUnit {
   key: string;
   step: PlanStep;
   /** Batch index for fanned steps. */
@@ -45,11 +49,21 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
     }
   }
 
-  // Dependency counters between tasks (step × batch).
+  // Dependency counters between tasks (step × batch). A large practice is its own lane; small
+  // practices batched together share one; global steps share the global lane.
   const tasks = new Map<string, Task>();
   const keysOf = (step: PlanStep) => (step.fanOut ? plan.batches.map((_, b) => `${step.id}|${b}`) : [step.id]);
+  const globalPool = 'steady' in opts.pools ? 'steady' : Object.keys(opts.pools)[0]!;
   for (const step of plan.steps) {
-    keysOf(step).forEach((key, b) => tasks.set(key, { key, step, batch: step.fanOut ? b : undefined }));
+    keysOf(step).forEach((key, b) => {
+      const batch = plan.batches[b]!;
+      tasks.set(
+        key,
+        step.fanOut
+          ? { id: key, key, step, batch: b, lane: batch.length === 1 ? batch[0]! : `batch:${batch[0]}`, pool: plan.batchPools[b] ?? globalPool }
+          : { id: key, key, step, lane: GLOBAL_LANE, pool: globalPool },
+      );
+    });
   }
   const remaining = new Map<string, number>();
   const dependents = new Map<string, string[]>();
@@ -64,28 +78,32 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
     for (const d of deps) dependents.set(d, [...(dependents.get(d) ?? []), task.key]);
   }
 
-  const ready: Task[] = [...tasks.values()].filter((t) => remaining.get(t.key) === 0);
-  let running = 0;
+  const threads = Math.max(1, opts.threads);
+  const scheduler = new FairScheduler<Task>({ pools: opts.pools, globalLimit: threads, laneLimits: { [GLOBAL_LANE]: threads } });
+  for (const t of tasks.values()) if (remaining.get(t.key) === 0) scheduler.submit(t);
   await new Promise<void>((resolve, reject) => {
     const pump = () => {
-      if (ready.length === 0 && running === 0) return resolve();
-      while (running < Math.max(1, opts.threads) && ready.length > 0) {
-        const task = ready.shift()!;
-        running++;
-        runTask(task)
+      for (let task = scheduler.dispatch(); task; task = scheduler.dispatch()) {
+        const started = performance.now();
+        const current = task;
+        runTask(current)
           .then((taskResults) => {
             results.push(...taskResults);
-            opts.onTaskEnd?.(task.step, taskResults);
-            for (const d of dependents.get(task.key) ?? []) {
+            // Release dependents before completing, so the lane keeps its place (no idle gap).
+            for (const d of dependents.get(current.key) ?? []) {
               const n = remaining.get(d)! - 1;
               remaining.set(d, n);
-              if (n === 0) ready.push(tasks.get(d)!);
+              if (n === 0) scheduler.submit(tasks.get(d)!);
             }
-            running--;
-            pump();
+            const status = taskResults.some((r) => r.status === 'error') ? 'error' : taskResults.every((r) => r.status === 'skipped') && taskResults.length > 0 ? 'skipped' : 'success';
+            scheduler.complete(current, performance.now() - started, status);
+            opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot());
+            if (scheduler.isIdle) resolve();
+            else pump();
           })
           .catch(reject);
       }
+      if (scheduler.isIdle) resolve();
     };
     pump();
   });
@@ -240,14 +258,15 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   }
 
   async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
-    const max = opts.retries ?? 3;
-    for (let attempt = 0; ; attempt++) {
+    const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: opts.retries ?? DEFAULT_RETRY_POLICY.maxRetries };
+    for (let attempt = 1; ; attempt++) {
       try {
         return await fn();
       } catch (err) {
-        if (attempt >= max || err instanceof TsformError || ctx.adapter.classifyError(err) !== 'transient') throw err;
-        const backoff = 10 * 2 ** attempt * (0.5 + Math.random());
-        await new Promise((r) => setTimeout(r, backoff));
+        // Only transient failures (write conflicts, lost connections); never an SQL error in a model.
+        const errorClass = err instanceof TsformError ? 'permanent' : ctx.adapter.classifyError(err);
+        if (!shouldRetry(errorClass, attempt, policy)) throw err;
+        await new Promise((r) => setTimeout(r, nextDelayMs(attempt, Math.random, policy)));
       }
     }
   }

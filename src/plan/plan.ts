@@ -32,6 +32,8 @@ export interface Plan {
   tenants: string[];
   /** Practices that share statements; large practices are alone in theirs. */
   batches: string[][];
+  /** The pool of each batch (a batch never mixes pools). */
+  batchPools: string[];
   fullRefresh: boolean;
   fanIn: FanInPolicy;
   /** (model × practice) nodes plus global nodes. */
@@ -48,25 +50,31 @@ export interface PlanOptions {
   fanIn?: FanInPolicy;
 }
 
-/** Practices tagged `large` run alone; the rest in batches of `batchSize`, in id order. */
+/** Practices tagged `large` run alone; the rest in batches of `batchSize` per pool, in id order. */
 export function batchTenants(tenants: readonly Tenant[], batchSize: number): string[][] {
+  return batchTenantsByPool(tenants, batchSize).map((b) => b.tenants);
+}
+
+export function batchTenantsByPool(tenants: readonly Tenant[], batchSize: number): { tenants: string[]; pool: string }[] {
   const sorted = [...tenants].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const batches: string[][] = [];
-  let current: string[] = [];
+  const batches: { tenants: string[]; pool: string }[] = [];
+  const open = new Map<string, string[]>();
   for (const t of sorted) {
     if (t.tags.includes('large')) {
-      batches.push([t.id]);
+      batches.push({ tenants: [t.id], pool: t.pool });
       continue;
     }
+    let current = open.get(t.pool);
+    if (!current) open.set(t.pool, (current = []));
     current.push(t.id);
     if (current.length >= batchSize) {
-      batches.push(current);
-      current = [];
+      batches.push({ tenants: current, pool: t.pool });
+      open.delete(t.pool);
     }
   }
-  if (current.length > 0) batches.push(current);
+  for (const [pool, current] of open) batches.push({ tenants: current, pool });
   // In id order overall, so that slices land in the order storage is sorted by (notes/duckdb-fanout.md).
-  return batches.sort((a, b) => (a[0]! < b[0]! ? -1 : 1));
+  return batches.sort((a, b) => (a.tenants[0]! < b.tenants[0]! ? -1 : 1));
 }
 
 /** Manifest + selection → Plan. Pure. */
@@ -146,13 +154,15 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     step.upstream = [...deps];
   }
 
-  const batches = batchTenants(opts.tenants, opts.batchSize);
+  const pooled = batchTenantsByPool(opts.tenants, opts.batchSize);
+  const batches = pooled.map((b) => b.tenants);
   const nodeCount = steps.reduce((n, s) => n + (s.fanOut ? opts.tenants.length : 1), 0);
   return {
     command: opts.command,
     steps,
     tenants: opts.tenants.map((t) => t.id).sort(),
     batches,
+    batchPools: pooled.map((b) => b.pool),
     fullRefresh: opts.fullRefresh,
     fanIn: opts.fanIn ?? 'use_last_good',
     nodeCount,
