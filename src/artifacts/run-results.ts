@@ -42,6 +42,8 @@ export interface RunResults {
   results: NodeResult[];
   /** Status per practice: error if any of its nodes failed, skipped if some were skipped. */
   tenants: Record<string, TenantSummary>;
+  /** Alerts raised during the run (SLA at risk or late, node failures), each naming its practice. */
+  alerts?: { kind: string; tenant: string; message: string }[];
 }
 
 export function summarizeTenants(results: readonly NodeResult[], tenants: readonly string[]): Record<string, TenantSummary> {

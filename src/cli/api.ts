@@ -5,10 +5,12 @@ import type { Manifest } from '../artifacts/manifest.ts';
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
 import { compileProject } from '../compile/compile.ts';
-import { Codes, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
+import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import { execute } from '../execute/index.ts';
 import type { PolicyContext } from '../execute/apply-policies.ts';
-import { recordRunHistory } from '../execute/state-store.ts';
+import { readRunHistory, readTenantState, recordRunHistory, writeTenantState } from '../execute/state-store.ts';
+import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, readAlertConfig, slaDeadline, type AlertSinkConfig } from '../sla/index.ts';
+import { RunMonitor } from '../sla/run-monitor.ts';
 import { resolveProtectedRelations, type ProtectedRelation } from '../security/protected-relations.ts';
 import { createPolicyRenderer } from '../security/render-rls.ts';
 import { buildDag, type ModelDag } from '../graph/dag.ts';
@@ -27,6 +29,8 @@ export interface Workspace {
   dag: ModelDag;
   /** Relations that get row-level security (empty without policies/policies.yml). */
   protectedRelations: ProtectedRelation[];
+  /** Alert sinks of tsform.yml (`alerts:`); none configured means log only. */
+  alertSinks: AlertSinkConfig[];
   diagnostics: Diagnostic[];
   targetDir: string;
 }
@@ -40,9 +44,13 @@ export function compileWorkspace(projectDir: string, opts: { write?: boolean } =
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
   const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
   if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
+  const alertConfig = readAlertConfig(project.config.alerts?.raw);
+  if (alertConfig.errors.length > 0) {
+    throw new DiagnosticsError(alertConfig.errors.map((m) => diagnostic(Codes.yamlShape, m, { file: 'tsform.yml', line: project.config.alerts?.line })));
+  }
   const targetDir = join(project.root, 'target');
   if (opts.write !== false) writeManifest(targetDir, manifest);
-  return { project, manifest, dag: built.dag, diagnostics, targetDir, protectedRelations: protection.relations };
+  return { project, manifest, dag: built.dag, diagnostics, targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
 }
 
 export interface RunRequest {
@@ -60,6 +68,12 @@ export interface RunRequest {
   onPlan?: (plan: Plan) => void;
   /** Use this adapter instead of opening the target's (tests). */
   adapter?: Adapter;
+  /** Where `type: log` alerts are written (default stderr). */
+  alertLog?: { write(line: string): unknown };
+  /** Told when another tsform process holds the warehouse and this run waits for it. */
+  onLockWait?: (holder: string) => void;
+  /** The clock SLA evaluation uses (tests). */
+  now?: () => Date;
 }
 
 export function resolveTarget(project: Project, name?: string): TargetConfig {
@@ -71,13 +85,13 @@ export function resolveTarget(project: Project, name?: string): TargetConfig {
   return target;
 }
 
-export async function openAdapter(project: Project, target: TargetConfig, threads?: number): Promise<Adapter> {
+export async function openAdapter(project: Project, target: TargetConfig, threads?: number, onLockWait?: (holder: string) => void): Promise<Adapter> {
   switch (target.type) {
     case 'duckdb': {
       const path = isAbsolute(target.path) ? target.path : join(project.root, target.path);
       // Loaded on demand: compile and ls never need a database driver in memory.
       const { DuckDBAdapter } = await import('../adapters/duckdb/duckdb-adapter.ts');
-      return DuckDBAdapter.open({ path, connections: threads ?? target.threads });
+      return DuckDBAdapter.open({ path, connections: threads ?? target.threads, onWait: onLockWait });
     }
     case 'postgres': {
       const url = process.env[target.urlEnv];
@@ -125,9 +139,25 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const target = resolveTarget(ws.project, req.target);
   const plan = planWorkspace(ws, req);
   req.onPlan?.(plan);
-  const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads));
+  const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads, req.onLockWait));
   const startedAt = new Date();
+  const runId = randomUUID();
   try {
+    const meta = ws.project.config.schemas.meta;
+    const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
+    const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? { write: () => true } });
+    const dispatcher = new AlertDispatcher(sinks.sinks);
+    const monitor = new RunMonitor({
+      runId,
+      tenants: selectedTenants,
+      models: plan.steps.filter((s) => s.fanOut && s.build).map((s) => s.id),
+      profile: DurationProfile.fromHistory(await readRunHistory(adapter, meta)),
+      state: await readTenantState(adapter, meta),
+      dispatcher,
+      now: req.now,
+    });
+    await monitor.start();
+    let monitoring = Promise.resolve();
     const results = await execute({
       plan,
       adapter,
@@ -137,12 +167,16 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       fullRefresh: req.fullRefresh ?? false,
       policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
       nodeTimeoutMs: req.nodeTimeoutMs,
-      onTaskEnd: req.onTaskEnd,
+      onTaskEnd: (step, results, progress) => {
+        monitoring = monitoring.then(() => monitor.onResults(results));
+        req.onTaskEnd?.(step, results, progress);
+      },
     });
+    await monitoring;
     const finishedAt = new Date();
     const run: RunResults = {
       schema_version: RUN_RESULTS_SCHEMA_VERSION,
-      run_id: randomUUID(),
+      run_id: runId,
       command: req.command,
       target: target.name,
       started_at: startedAt.toISOString(),
@@ -150,9 +184,20 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       elapsed_ms: finishedAt.getTime() - startedAt.getTime(),
       results,
       tenants: summarizeTenants(results, plan.tenants),
+      alerts: dispatcher.raised.map((a) => ({ kind: a.kind, tenant: a.tenant.id, message: a.message })),
     };
     writeRunResults(ws.targetDir, run);
-    await recordRunHistory(adapter, ws.project.config.schemas.meta, run);
+    await recordRunHistory(adapter, meta, run);
+    // A full run that succeeded for a practice loads it through its local yesterday (T+1).
+    if (req.command !== 'test' && req.command !== 'seed' && !req.select?.length && !req.exclude?.length) {
+      await writeTenantState(
+        adapter,
+        meta,
+        selectedTenants
+          .filter((t) => run.tenants[t.id]?.status === 'success')
+          .map((t) => ({ tenant: t.id, loadedThrough: slaDeadline(t, startedAt).dataDate, lastSuccessAt: finishedAt.toISOString(), runId })),
+      );
+    }
     return run;
   } finally {
     if (!req.adapter) await adapter.close();

@@ -1,8 +1,7 @@
 import { Command, Option } from 'commander';
 import pc from 'picocolors';
-import type { NodeResult, RunResults } from '../artifacts/run-results.ts';
 import { DiagnosticsError, formatDiagnostic, TsformError } from '../errors.ts';
-import type { Command as PlanCommand, Plan, PlanStep } from '../plan/plan.ts';
+import type { Command as PlanCommand } from '../plan/plan.ts';
 
 export const EXIT_OK = 0;
 export const EXIT_NODE_FAILED = 1;
@@ -78,28 +77,48 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     ['test', 'run data tests (per practice for tenant-scoped models)'],
     ['build', 'seed + run + test in DAG order; a failing test skips that practice\'s downstream'],
   ] as const) {
-    common(program.command(name).description(description)).action(
+    common(program.command(name).description(description))
+      .addOption(new Option('--log-format <format>', 'text (live view on a terminal) or json lines (default when not a terminal)').choices(['text', 'json']))
+      .action(
+        guard(async (o) => {
+          const { runWorkspace } = await import('./api.ts');
+          const { jsonReporter, textReporter } = await import('./progress.ts');
+          const format = (o as CommonOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
+          const reporter = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
+          const run = await runWorkspace({
+            projectDir: o.projectDir,
+            command: name as PlanCommand,
+            target: o.target,
+            select: o.select,
+            exclude: o.exclude,
+            tenants: o.tenant,
+            threads: o.threads,
+            fullRefresh: o.fullRefresh,
+            fanIn: o.fanIn,
+            nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
+            onPlan: reporter.onPlan,
+            onTaskEnd: reporter.onTaskEnd,
+            alertLog: format === 'json' ? reporter.alertLog : { write: (line: string) => process.stderr.write(line) },
+            onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
+          });
+          reporter.onEnd(run);
+          return run.results.some((r) => r.status === 'error') ? EXIT_NODE_FAILED : EXIT_OK;
+        }),
+      );
+  }
+
+  common(program.command('freshness').description('every practice as fresh, at risk or late against its sla.ready_by, in its own time zone, with the reason'))
+    .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
+    .option('--alert', 'send at-risk and late alerts to the sinks of tsform.yml')
+    .action(
       guard(async (o) => {
-        const { runWorkspace } = await import('./api.ts');
-        const run = await runWorkspace({
-          projectDir: o.projectDir,
-          command: name as PlanCommand,
-          target: o.target,
-          select: o.select,
-          exclude: o.exclude,
-          tenants: o.tenant,
-          threads: o.threads,
-          fullRefresh: o.fullRefresh,
-          fanIn: o.fanIn,
-          nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
-          onPlan: (p) => out(describePlan(p)),
-          onTaskEnd: (step, results) => printTask(step, results, out),
-        });
-        printSummary(run, out);
-        return run.results.some((r) => r.status === 'error') ? EXIT_NODE_FAILED : EXIT_OK;
+        const { freshness, formatFreshness } = await import('./freshness.ts');
+        const opts = o as CommonOptions & { format: string; alert?: boolean };
+        const rows = await freshness({ projectDir: o.projectDir, target: o.target, tenants: o.tenant, alert: opts.alert });
+        out(opts.format === 'json' ? JSON.stringify(rows) : formatFreshness(rows));
+        return EXIT_OK;
       }),
     );
-  }
 
   const policies = program.command('policies').description('row-level security: render, apply and verify the DDL of policies/policies.yml');
   common(policies.command('render').description('print the DDL (roles, membership, RLS per protected relation); works on every target')).option('--out <file>', 'write to a file instead of stdout').action(
@@ -151,35 +170,4 @@ function reportError(e: unknown, err: (l: string) => void): number {
   }
   err(pc.red(`internal error: ${(e as Error)?.stack ?? String(e)}`));
   return EXIT_NODE_FAILED;
-}
-
-function describePlan(p: Plan): string {
-  return `${p.command}: ${p.steps.length} nodes × ${p.tenants.length} practices = ${p.nodeCount} units in ${p.batches.length} batches`;
-}
-
-function printTask(step: PlanStep, results: NodeResult[], out: (l: string) => void): void {
-  const builds = results.filter((r) => r.kind === 'build');
-  const ok = builds.filter((r) => r.status === 'success');
-  const bad = results.filter((r) => r.status === 'error');
-  const skipped = builds.filter((r) => r.status === 'skipped');
-  const rows = ok.reduce((n, r) => n + (r.rows ?? 0), 0);
-  const scope = builds.some((r) => r.tenant) ? ` [${builds.length} practice${builds.length === 1 ? '' : 's'}]` : '';
-  if (builds.length > 0) {
-    const status = bad.some((r) => r.kind === 'build') ? pc.red('ERROR') : skipped.length === builds.length ? pc.yellow('SKIP ') : pc.green('OK   ');
-    out(`${status} ${step.id}${scope} ${rows} rows${skipped.length ? `, ${skipped.length} skipped` : ''}`);
-  }
-  for (const r of bad) out(`  ${pc.red('✗')} ${r.node}: ${r.message ?? ''}`);
-  const tests = results.filter((r) => r.kind === 'test');
-  if (tests.length > 0 && !tests.some((r) => r.status === 'error')) out(`${pc.green('PASS ')} ${step.id}: ${new Set(tests.map((t) => t.node.split('@')[0])).size} test(s)`);
-}
-
-function printSummary(run: RunResults, out: (l: string) => void): void {
-  const count = (s: string) => run.results.filter((r) => r.status === s).length;
-  const failedTenants = Object.entries(run.tenants).filter(([, s]) => s.status === 'error').map(([t]) => t);
-  out('');
-  out(`Done in ${(run.elapsed_ms / 1000).toFixed(1)}s: ${count('success')} succeeded, ${count('error')} failed, ${count('skipped')} skipped.`);
-  const globalFailed = run.results.filter((r) => r.tenant === null && r.status === 'error').map((r) => r.node);
-  if (globalFailed.length > 0) out(pc.red(`Failed global nodes: ${globalFailed.join(', ')}`));
-  if (failedTenants.length > 0) out(pc.red(`Practices with failures (${failedTenants.length}): ${failedTenants.slice(0, 20).join(', ')}${failedTenants.length > 20 ? ', …' : ''}`));
-  out('Results: target/run_results.json');
 }

@@ -34,3 +34,74 @@ export async function recordRunHistory(adapter: Adapter, metaSchema: string, run
     await db.insertInto(HISTORY_TABLE).values(rows.slice(i, i + 500)).execute();
   }
 }
+
+export const TENANT_STATE_TABLE = 'tenant_state';
+
+export interface HistoryRecord {
+  run_id: string;
+  tenant: string | null;
+  node: string;
+  model: string;
+  status: string;
+  duration_ms: number;
+  finished_at: string;
+}
+
+/** Recent run history for prediction (empty before the first run). */
+export async function readRunHistory(adapter: Adapter, metaSchema: string, days = 30): Promise<HistoryRecord[]> {
+  if (!(await adapter.describe(metaSchema, HISTORY_TABLE))) return [];
+  const { rows } = await adapter.query(
+    `SELECT run_id, tenant, node, model, status, duration_ms, CAST(finished_at AS VARCHAR) AS finished_at
+       FROM ${quoteRelation(metaSchema, HISTORY_TABLE)}
+      WHERE kind = 'build' AND finished_at > CAST($1 AS TIMESTAMPTZ)`,
+    [new Date(Date.now() - days * 86_400_000).toISOString()],
+  );
+  return rows.map((r) => ({
+    run_id: String(r.run_id),
+    tenant: r.tenant === null ? null : String(r.tenant),
+    node: String(r.node),
+    model: String(r.model),
+    status: String(r.status),
+    duration_ms: Number(r.duration_ms),
+    finished_at: String(r.finished_at),
+  }));
+}
+
+export interface TenantStateRecord {
+  tenant: string;
+  loadedThrough: string;
+  lastSuccessAt: string;
+  runId: string;
+}
+
+async function ensureTenantState(adapter: Adapter, metaSchema: string): Promise<void> {
+  await adapter.query(
+    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, TENANT_STATE_TABLE)} (
+       tenant VARCHAR PRIMARY KEY, loaded_through DATE NOT NULL, last_success_at TIMESTAMPTZ NOT NULL, last_run_id VARCHAR NOT NULL)`,
+  );
+}
+
+/** Each practice's loaded-through date and last success. */
+export async function readTenantState(adapter: Adapter, metaSchema: string): Promise<Map<string, { loadedThrough: string; lastSuccessAt: string }>> {
+  if (!(await adapter.describe(metaSchema, TENANT_STATE_TABLE))) return new Map();
+  const { rows } = await adapter.query(
+    `SELECT tenant, CAST(loaded_through AS VARCHAR) AS loaded_through, CAST(last_success_at AS VARCHAR) AS last_success_at FROM ${quoteRelation(metaSchema, TENANT_STATE_TABLE)}`,
+  );
+  return new Map(rows.map((r) => [String(r.tenant), { loadedThrough: String(r.loaded_through), lastSuccessAt: new Date(String(r.last_success_at).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')).toISOString() }]));
+}
+
+/** Records the practices a full run brought up to date (one statement per table, bound arrays). */
+export async function writeTenantState(adapter: Adapter, metaSchema: string, records: readonly TenantStateRecord[]): Promise<void> {
+  if (records.length === 0) return;
+  await ensureTenantState(adapter, metaSchema);
+  const table = quoteRelation(metaSchema, TENANT_STATE_TABLE);
+  await adapter.transaction(async (s) => {
+    await s.query(`DELETE FROM ${table} WHERE tenant = ANY($1::VARCHAR[])`, [records.map((r) => r.tenant)]);
+    await s.query(
+      `INSERT INTO ${table} (tenant, loaded_through, last_success_at, last_run_id)
+       SELECT t, CAST(d AS DATE), CAST(a AS TIMESTAMPTZ), r
+         FROM (SELECT unnest($1::VARCHAR[]) AS t, unnest($2::VARCHAR[]) AS d, unnest($3::VARCHAR[]) AS a, unnest($4::VARCHAR[]) AS r) AS u`,
+      [records.map((r) => r.tenant), records.map((r) => r.loadedThrough), records.map((r) => r.lastSuccessAt), records.map((r) => r.runId)],
+    );
+  });
+}

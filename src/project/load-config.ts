@@ -100,6 +100,7 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
       else r.fail(run, 'retries', "'retries' must be a non-negative integer");
     }
   }
+  if (root.alerts !== undefined) config.alerts = { raw: root.alerts, line: y.lineOfKey(root, 'alerts') };
   const batch = r.record(root, 'batch');
   if (batch) config.batchSize = r.positiveInt(batch, 'size', config.batchSize);
   return config;

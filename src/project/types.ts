@@ -54,6 +54,8 @@ export interface ProjectConfig {
   nodeTimeoutMs?: number;
   /** Retries of transient failures per node (`run.retries`, default 3). */
   retries: number;
+  /** The raw `alerts:` list of tsform.yml (read by sla/alert-config) and its line. */
+  alerts?: { raw: unknown; line?: number };
 }
 
 export interface Tenant extends Located {

@@ -23,6 +23,13 @@ export interface DuckDBAdapterOptions {
   path: string;
   /** Connections in the pool; also DuckDB's worker threads. */
   connections?: number;
+  /**
+   * Another process holding the database file (another tsform run) is waited for this long
+   * (default 10 minutes): DuckDB allows one writing process, so two runs never write a practice at once.
+   */
+  lockWaitMs?: number;
+  /** Told once when the file is held by another process, with the holder as DuckDB names it. */
+  onWait?: (holder: string) => void;
 }
 
 /**
@@ -53,11 +60,23 @@ export class DuckDBAdapter implements Adapter {
   static async open(opts: DuckDBAdapterOptions): Promise<DuckDBAdapter> {
     const size = Math.max(1, opts.connections ?? 2);
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
-    let instance: DuckDBInstance;
-    try {
-      instance = await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
-    } catch (err) {
-      throw new TsformError(Codes.connection, `cannot open DuckDB database ${opts.path}: ${firstLine(err)}`);
+    let instance: DuckDBInstance | undefined;
+    const giveUpAt = Date.now() + (opts.lockWaitMs ?? 600_000);
+    for (let attempt = 0; !instance; attempt++) {
+      try {
+        instance = await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
+      } catch (err) {
+        const msg = firstLine(err);
+        const holder = /Conflicting lock is held in (.*)$/m.exec(err instanceof Error ? err.message : '')?.[1]?.trim();
+        if (!/Could not set lock on file/.test(msg) || Date.now() >= giveUpAt) {
+          throw new TsformError(
+            holder ? Codes.tenantLocked : Codes.connection,
+            holder ? `DuckDB database ${opts.path} is held by another process (${holder}); gave up waiting` : `cannot open DuckDB database ${opts.path}: ${msg}`,
+          );
+        }
+        if (attempt === 0) opts.onWait?.(holder ?? 'another process');
+        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
+      }
     }
     const connections: DuckDBConnection[] = [];
     for (let i = 0; i < size; i++) {

@@ -1,0 +1,154 @@
+import { execFile } from 'node:child_process';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
+import { runWorkspace } from '../../src/cli/api.ts';
+import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+
+const run = promisify(execFile);
+
+describe('a fleet run where one practice fails and another hangs', () => {
+  let demo: DemoCopy;
+  let server: Server;
+  const received: { tenant: { id: string; name: string }; kind: string; sla: { ready_by: string } }[] = [];
+  const failing = 'p_00ffb20407';
+  const hanging = 'p_79a06fd69f';
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    process.env.TSFORM_TEST_ALERT_WEBHOOK = `http://127.0.0.1:${port}/alerts`;
+
+    demo = copyDemoProject({
+      tenants: sampleTenants(8),
+      files: {
+        // A data-dependent SQL error for one practice, a runaway query for another.
+        'models/marts/fragile_mart.sql': `select practice_id, cast(case when practice_id = '${failing}' then 'not a number' else '1' end as integer) as v
+from {{ref "stg_providers"}}
+`,
+        'models/marts/slow_mart.sql': `select p.practice_id, count(*) as n
+from {{ref "fragile_mart"}} p, range(case when p.practice_id = '${hanging}' then 50000000000 else 1 end) r
+group by p.practice_id
+`,
+        // Counts only: pseudonymized, so a global model may read it.
+        'models/marts/provider_counts.sql': `{{config pseudonymized=true}}
+select practice_id, count(*) as providers from {{ref "slow_mart"}} group by practice_id
+`,
+        'models/marts/fleet_provider_total.sql': `{{config scope="global"}}
+select count(*) as practices, sum(providers) as providers from {{ref "provider_counts"}}
+`,
+      },
+    });
+    appendFileSync(join(demo.dir, 'tsform.yml'), '\nalerts:\n  - type: log\n  - type: webhook\n    url_env: TSFORM_TEST_ALERT_WEBHOOK\n    retries: 0\n');
+  });
+  afterAll(() => {
+    demo.remove();
+    server.close();
+    delete process.env.TSFORM_TEST_ALERT_WEBHOOK;
+  });
+
+  it('completes every other practice, alerts the failing ones by name, and runs global nodes on last-good data', async () => {
+    const log: string[] = [];
+    const result = await runWorkspace({
+      projectDir: demo.dir,
+      command: 'run',
+      nodeTimeoutMs: 2000,
+      alertLog: { write: (l: string) => log.push(l) },
+    });
+    const errors = result.results.filter((r) => r.status === 'error');
+    expect(errors.map((e) => [e.node, e.code]).sort()).toEqual([
+      [`fragile_mart@${failing}`, 'TSF401'],
+      [`slow_mart@${hanging}`, 'TSF411'],
+    ]);
+    for (const t of demo.tenantIds.filter((id) => id !== failing && id !== hanging)) {
+      expect(result.tenants[t]!.status, t).toBe('success');
+    }
+    const global = result.results.find((r) => r.node === 'fleet_provider_total')!;
+    expect(global.status).toBe('success');
+    expect(global.stale_tenants).toEqual([failing, hanging].sort());
+
+    // Alerts name the practice (id and name) and the SLA at stake, in the log and on the webhook.
+    const failedAlerts = log.map((l) => JSON.parse(l)).filter((a) => a.kind === 'node_failed');
+    expect(failedAlerts.map((a) => a.tenant.id).sort()).toEqual([failing, hanging].sort());
+    expect(failedAlerts.every((a) => a.tenant.name.length > 0 && a.sla.ready_by && a.sla.timezone)).toBe(true);
+    expect(received.filter((a) => a.kind === 'node_failed').map((a) => a.tenant.id).sort()).toEqual([failing, hanging].sort());
+    expect(result.alerts!.filter((a) => a.kind === 'node_failed').length).toBe(2);
+  });
+
+  it('raises an at-risk alert while running, as soon as a practice cannot make its deadline', async () => {
+    // History says each node of this practice takes 20 minutes; the deadline is 10 minutes away.
+    const practice = 'p_41e2a44c47';
+    const db = await DuckDBAdapter.open({ path: join(demo.dir, 'target/tsform.duckdb'), connections: 1 });
+    const deadlineSoon = await (async () => {
+      const readyBy = (await db.query('SELECT ready_by FROM tsform_meta.tenants WHERE practice_id = $1', [practice])).rows[0]!.ready_by as string;
+      const [h, m] = readyBy.split(':').map(Number);
+      // ready_by in New York, winter: UTC-5.
+      return new Date(Date.UTC(2026, 10, 29, h! + 5, m! - 10));
+    })();
+    await db.query(
+      `INSERT INTO tsform_meta.node_runs SELECT 'hist', 'run', model || '@' || $1, model, $1, 'build', 'success', 1, 1200000, NULL, now()
+         FROM (SELECT DISTINCT model FROM tsform_meta.node_runs WHERE tenant = $1) m`,
+      [practice],
+    );
+    await db.close();
+    const log: string[] = [];
+    const result = await runWorkspace({
+      projectDir: demo.dir,
+      command: 'run',
+      tenants: [practice],
+      select: ['+stg_providers'],
+      now: () => deadlineSoon,
+      alertLog: { write: (l: string) => log.push(l) },
+    });
+    const atRisk = log.map((l) => JSON.parse(l)).filter((a) => a.kind === 'sla_at_risk' || a.kind === 'sla_late');
+    expect(atRisk.map((a) => a.tenant.id)).toContain(practice);
+    expect(atRisk[0].message).toMatch(/predicted finish/);
+    expect(result.alerts!.some((a) => a.tenant === practice && a.kind === 'sla_at_risk')).toBe(true);
+  });
+});
+
+describe('two tsform processes started at once on overlapping practices', () => {
+  let demo: DemoCopy;
+  beforeAll(() => {
+    demo = copyDemoProject({ tenants: sampleTenants(6) });
+  });
+  afterAll(() => demo.remove());
+
+  it('never write one practice at once, and end where a single run ends', async () => {
+    const bin = join(REPO_ROOT, 'bin/tsform.mjs');
+    const [a, b] = demo.tenantIds;
+    const args = (tenants: string) => [bin, 'run', '--project-dir', demo.dir, '--tenant', tenants, '--log-format', 'json'];
+    const [first, second] = await Promise.all([
+      run(process.execPath, args(`${a},${b},p_79a06fd69f`)),
+      run(process.execPath, args(`${b},p_79a06fd69f,p_41e2a44c47`)),
+    ]);
+    for (const out of [first, second]) {
+      const summary = JSON.parse(out.stdout.trim().split('\n').at(-1)!);
+      expect(summary.event).toBe('summary');
+      expect(summary.error).toBe(0);
+    }
+    const checksum = async () => {
+      const db = await DuckDBAdapter.open({ path: join(demo.dir, 'target/tsform.duckdb'), connections: 1 });
+      try {
+        const { rows } = await db.query('SELECT practice_id, count(*) AS n, sum(hash(t)) AS h FROM marts.practice_daily_activity t GROUP BY 1 ORDER BY 1');
+        return rows;
+      } finally {
+        await db.close();
+      }
+    };
+    const concurrent = await checksum();
+    await run(process.execPath, args(`${a},${b},p_79a06fd69f,p_41e2a44c47`));
+    expect(await checksum()).toEqual(concurrent);
+  });
+});
