@@ -37,7 +37,10 @@ export async function applyPoliciesCommand(projectDir: string, targetName: strin
   const adapter = await openAdapter(ws.project, target, 1);
   try {
     requireRowLevelSecurity(adapter);
-    const { protectedCount, missing } = await applyPolicies(adapter, ctx);
+    const { protectedCount, missing } = await applyPolicies(adapter, ctx).catch((err: unknown) => {
+      if (err instanceof TsformError) throw err;
+      throw new TsformError(Codes.sqlError, `policies apply failed and was rolled back (the previous policies stay in force): ${adapter.describeError(err)}`);
+    });
     out(`applied: ${roleSpecs(ctx.policies, ctx.tenants).length} roles, ${membershipRows(ctx.policies, ctx.tenants).length} memberships, ${protectedCount} relations protected`);
     if (missing.length > 0) out(`not built yet (protected when tsform run creates them): ${missing.join(', ')}`);
     return 0;
@@ -69,7 +72,7 @@ export async function verifyPoliciesCommand(projectDir: string, targetName: stri
     restrictedSchemas: [...new Set([...ctx.policies.protectSchemas, ws.project.config.schemas.vault])],
     vaultSchema: ws.project.config.schemas.vault,
     securitySchema: ctx.policies.securitySchema,
-    settingsToSpoof: ['app.practice_id', 'tsform.tenant', `app.${ws.project.config.tenantColumn}`],
+    settingsToSpoof: [...new Set(['app.practice_id', 'app.tenant', 'tsform.tenant', `app.${ws.project.config.tenantColumn}`])],
   });
   out(formatVerifyReport(report));
   return report.failures > 0 ? 1 : 0;

@@ -329,6 +329,8 @@ function isTransientPgError(err: unknown): boolean {
     const constraint = (err as { constraint?: unknown }).constraint;
     if (code === '23505' && typeof constraint === 'string' && CATALOG_INDEXES.has(constraint)) return true;
     if (code === 'XX000' && /tuple concurrently updated/.test((err as Error).message ?? '')) return true;
+    // CREATE TABLE IF NOT EXISTS from two batches at once: the loser sees the winner's table on retry.
+    if ((code === '42710' || code === '42P07') && /already exists/.test((err as Error).message ?? '')) return true;
     if (/^08[0-9A-Z]{3}$/.test(code)) return true; // connection_exception class
   }
   // Node reports a refused dual-stack connect as an AggregateError of per-address errors.
