@@ -53,6 +53,9 @@ export const Codes = {
   policyCheckFailed: 'TSF410',
   timeout: 'TSF411',
   tenantLocked: 'TSF412',
+  vaultKey: 'TSF413',
+  privacyGate: 'TSF414',
+  reidentify: 'TSF415',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

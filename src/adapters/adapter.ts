@@ -75,6 +75,8 @@ export interface Adapter {
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   /** Table or view with its columns, or undefined when it does not exist. */
   describe(schema: string, name: string): Promise<RelationInfo | undefined>;
+  /** Creates a schema if missing (on DuckDB a schema kept in its own database file is attached instead). */
+  ensureSchema(schema: string): Promise<void>;
   /** Whether a failure may succeed if retried (connection loss, write conflict, deadlock). */
   classifyError(err: unknown): ErrorClass;
   /** One line about a failed statement that is safe to log: no row values (they may be PHI). */

@@ -7,7 +7,7 @@ import type { GenericTestKind, Materialization, PhiClass, Scope } from '../proje
 
 export const MANIFEST_SCHEMA_VERSION = 1;
 
-export type NodeKind = 'model' | 'seed' | 'source' | 'tenants';
+export type NodeKind = 'model' | 'seed' | 'source' | 'tenants' | 'vault';
 
 export interface ManifestColumn {
   phi: PhiClass;
@@ -33,6 +33,8 @@ export interface ManifestNode {
   unique_key: string[];
   /** True when the relation carries no identifier (research layer); global models may read it. */
   pseudonymized: boolean;
+  /** Published aggregates: the column holding class sizes, checked against k before publishing. */
+  k_count?: string;
   /**
    * SQL of a SELECT, rendered once for all practices. In tenant-scoped models `$1` is the array
    * of bound practice ids, so the text never contains one.

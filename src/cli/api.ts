@@ -18,7 +18,8 @@ import { selectNodes, selectTenants } from '../graph/select.ts';
 import { buildPlan, type Command, type FanInPolicy, type Plan } from '../plan/plan.ts';
 import { loadProject } from '../project/load-project.ts';
 import type { PlanStep } from '../plan/plan.ts';
-import type { Project, TargetConfig } from '../project/types.ts';
+import type { PrivacyConfig, Project, TargetConfig } from '../project/types.ts';
+import { scanForLeaks } from '../execute/privacy-gates.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 
 /** The programmatic API behind the CLI; tests call it directly. */
@@ -88,10 +89,15 @@ export function resolveTarget(project: Project, name?: string): TargetConfig {
 export async function openAdapter(project: Project, target: TargetConfig, threads?: number, onLockWait?: (holder: string) => void): Promise<Adapter> {
   switch (target.type) {
     case 'duckdb': {
-      const path = isAbsolute(target.path) ? target.path : join(project.root, target.path);
+      const at = (p: string) => (isAbsolute(p) ? p : join(project.root, p));
       // Loaded on demand: compile and ls never need a database driver in memory.
       const { DuckDBAdapter } = await import('../adapters/duckdb/duckdb-adapter.ts');
-      return DuckDBAdapter.open({ path, connections: threads ?? target.threads, onWait: onLockWait });
+      return DuckDBAdapter.open({
+        path: at(target.path),
+        connections: threads ?? target.threads,
+        onWait: onLockWait,
+        attach: { [project.config.schemas.research]: at(target.researchPath), [project.config.schemas.vault]: at(target.vaultPath) },
+      });
     }
     case 'postgres': {
       const url = process.env[target.urlEnv];
@@ -130,6 +136,26 @@ export function policyContext(ws: Workspace): PolicyContext | undefined {
     tenants: ws.project.tenants,
     tenantColumn: ws.project.config.tenantColumn,
     relations: new Map(ws.protectedRelations.map((r) => [r.node, r])),
+  };
+}
+
+/** The leak scan as a node result: it fails the run when any research value holds an identifier. */
+async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: PrivacyConfig): Promise<NodeResult> {
+  const started = performance.now();
+  const findings = await scanForLeaks(adapter, ws.manifest, privacy);
+  return {
+    node: 'privacy:leak_scan',
+    model: 'privacy:leak_scan',
+    tenant: null,
+    kind: 'test',
+    status: findings.length > 0 ? 'error' : 'success',
+    rows: findings.reduce((n, f) => n + f.rows, 0),
+    duration_ms: Math.round(performance.now() - started),
+    message:
+      findings.length > 0
+        ? `raw direct identifiers found in research data: ${findings.map((f) => `${f.relation}.${f.column} (${f.rows} rows)`).join(', ')}`
+        : null,
+    ...(findings.length > 0 ? { code: Codes.privacyGate } : {}),
   };
 }
 
@@ -173,6 +199,9 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       },
     });
     await monitoring;
+    const privacy = ws.project.config.privacy;
+    const builtResearch = plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized);
+    if (privacy && builtResearch) results.push(await leakScanResult(adapter, ws, privacy));
     const finishedAt = new Date();
     const run: RunResults = {
       schema_version: RUN_RESULTS_SCHEMA_VERSION,

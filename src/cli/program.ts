@@ -120,6 +120,24 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }),
     );
 
+  const vault = program.command('vault').description('the restricted identity store of the research layer');
+  common(vault.command('init').description('create the vault key (or record the fingerprint of $TSFORM_VAULT_KEY); prints the fingerprint only')).action(
+    guard(async (o) => {
+      const { vaultInitCommand } = await import('./privacy.ts');
+      return vaultInitCommand(o.projectDir, o.target, out);
+    }),
+  );
+  common(program.command('reidentify').description('the one audited way back from a person token to practice records (vault_steward only)'))
+    .requiredOption('--token <token>', 'person token from a research relation')
+    .requiredOption('--reason <text>', 'why; written to the audit log with who and when')
+    .action(
+      guard(async (o) => {
+        const { reidentifyCommand } = await import('./privacy.ts');
+        const opts = o as CommonOptions & { token: string; reason: string };
+        return reidentifyCommand(o.projectDir, o.target, opts.token, opts.reason, out);
+      }),
+    );
+
   const policies = program.command('policies').description('row-level security: render, apply and verify the DDL of policies/policies.yml');
   common(policies.command('render').description('print the DDL (roles, membership, RLS per protected relation); works on every target')).option('--out <file>', 'write to a file instead of stdout').action(
     guard(async (o) => {

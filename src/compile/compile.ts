@@ -9,6 +9,7 @@ import { resolveModelConfig } from './model-config.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
 export const TENANTS_RELATION = 'tenants';
+export const VAULT_TOKENS = 'vault_person_tokens';
 
 export interface CompileResult {
   manifest: Manifest;
@@ -61,6 +62,35 @@ export function compileProject(project: Project): CompileResult {
     vars: [],
     checksum: '',
   };
+  if (config.privacy) {
+    // The vault's token map: one row per (practice, patient), maintained per practice before its
+    // research models. Identifiable (links tokens to patient ids): never pseudonymized.
+    seeds[VAULT_TOKENS] = {
+      name: VAULT_TOKENS,
+      kind: 'vault',
+      path: 'tsform.yml',
+      scope: 'tenant',
+      materialized: 'table',
+      schema: config.schemas.vault,
+      identifier: 'person_tokens',
+      depends_on: [config.privacy.identityModel],
+      description: 'Person token (keyed HMAC-SHA256 of the normalized identity), practice token and date shift per (practice, patient).',
+      columns: {
+        [config.tenantColumn]: { phi: 'none' },
+        patient_id: { phi: 'direct' },
+        person_token: { phi: 'none' },
+        practice_token: { phi: 'none' },
+        date_shift_days: { phi: 'none' },
+        key_fingerprint: { phi: 'none' },
+      },
+      tags: ['vault'],
+      unique_key: [config.tenantColumn, 'patient_id'],
+      pseudonymized: false,
+      macros: [],
+      vars: [],
+      checksum: '',
+    };
+  }
   for (const s of project.sources) {
     const id = `source:${s.source}.${s.name}`;
     sources[id] = {
@@ -137,6 +167,7 @@ export function compileProject(project: Project): CompileResult {
       tags: mc.tags,
       unique_key: mc.uniqueKey,
       pseudonymized: mc.pseudonymized,
+      ...(mc.kCount ? { k_count: mc.kCount } : {}),
       macros: allUses.macros,
       vars: [...new Set(allUses.vars.map((v) => v.name))],
       checksum: sha256(model.sql),
@@ -144,6 +175,9 @@ export function compileProject(project: Project): CompileResult {
     checkReferences(model.name, model.file, allUses, sources, project, diagnostics);
   }
   Object.assign(nodes, sources, seeds, models);
+  if (config.privacy && !models[config.privacy.identityModel]) {
+    diagnostics.push(diagnostic(Codes.unknownRef, `privacy.identity_model '${config.privacy.identityModel}' is not a model${suggest(config.privacy.identityModel, Object.keys(models))}`, { file: 'tsform.yml' }));
+  }
 
   // References are checked again once every model is known (a ref may point at a later file).
   for (const model of project.models) {

@@ -11,9 +11,11 @@ export interface ModelConfig {
   tags: string[];
   uniqueKey: string[];
   pseudonymized: boolean;
+  /** A published aggregate: this column holds class sizes (k-anonymity checks it is NULL or ≥ k). */
+  kCount?: string;
 }
 
-const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized']);
+const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized', 'k_anonymity_count']);
 
 /** Folder defaults from tsform.yml (longest matching folder wins), then the model's `{{config}}`. */
 export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config: ProjectConfig, diagnostics: Diagnostic[]): ModelConfig {
@@ -67,6 +69,10 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
         break;
       case 'pseudonymized':
         out.pseudonymized = value === true || text === 'true';
+        break;
+      case 'k_anonymity_count':
+        if (SIMPLE_NAME.test(text)) out.kCount = text;
+        else bad(`k_anonymity_count '${text}' must name a column`);
         break;
     }
   }

@@ -6,6 +6,12 @@ import type { Project } from '../project/types.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 import type { PolicyContext } from './apply-policies.ts';
 import { executePlan } from './runner.ts';
+import { resolveVaultKey } from './vault.ts';
+
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined;
+  return () => (p ??= fn());
+}
 
 export interface ExecuteRequest {
   plan: Plan;
@@ -38,6 +44,9 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       fullRefresh: req.fullRefresh,
       policy: req.policy,
       nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
+      privacy: req.project.config.privacy,
+      researchSchema: req.project.config.schemas.research,
+      vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: process.env })) : undefined,
     },
   });
 }

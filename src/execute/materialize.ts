@@ -6,7 +6,10 @@ import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
 import { parseCsv } from '../project/seed-csv.ts';
 import type { Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { PrivacyConfig } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
+import { checkKAnonymity } from './privacy-gates.ts';
+import { buildVaultTokens } from './vault.ts';
 import { inferColumnType, loadCsvText, typedSelect } from './load-csv.ts';
 import {
   dropStage,
@@ -31,6 +34,11 @@ export interface BuildContext {
   fullRefresh: boolean;
   /** Per-node statement timeout. */
   nodeTimeoutMs?: number;
+  /** The vault key, resolved once per run when a vault node runs (privacy: in tsform.yml). */
+  vaultKey?: () => Promise<{ key: Buffer; fingerprint: string }>;
+  privacy?: PrivacyConfig;
+  /** Relations in this schema are published research: k-anonymous or not written at all. */
+  researchSchema?: string;
 }
 
 export interface BuildOutcome {
@@ -49,6 +57,15 @@ function loadTableName(): string {
  * is replaced (or merged) atomically and nothing outside the slice is touched.
  */
 export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, tenants: readonly string[]): Promise<BuildOutcome> {
+  if (node.kind === 'vault') {
+    const key = await ctx.vaultKey!();
+    const identity = ctx.manifest.models[ctx.privacy!.identityModel]!;
+    const rows = await ctx.adapter.transaction(
+      (s) => buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, ctx.privacy!, key),
+      { timeoutMs: ctx.nodeTimeoutMs },
+    );
+    return { rows, notes: [] };
+  }
   const existing = await ctx.adapter.describe(node.schema, node.identifier);
   return ctx.adapter.transaction(async (s) => {
     const notes: string[] = [];
@@ -106,6 +123,9 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
     else if (node.kind === 'tenants') select = await loadTenantsText(ctx, s, loadTable);
     else select = (node.materialized === 'incremental' && existing && !ctx.fullRefresh ? node.compiled_incremental_sql : node.compiled_sql) ?? '';
     await s.createTempTableAs(STAGE_TABLE, select, []);
+    if (ctx.privacy && node.kind === 'model' && node.schema === ctx.researchSchema) {
+      await checkKAnonymity(s, quoteIdent(STAGE_TABLE), node, ctx.privacy.k);
+    }
     const probe = await s.query(`SELECT count(*) AS n FROM ${quoteIdent(STAGE_TABLE)}`);
     const columns = (await s.query(`SELECT * FROM ${quoteIdent(STAGE_TABLE)} LIMIT 0`)).columns;
     const target = targetOf(node);

@@ -2,7 +2,6 @@ import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
-import { quoteIdent } from '../sql/quote.ts';
 import { DEFAULT_RETRY_POLICY, FairScheduler, GLOBAL_LANE, nextDelayMs, shouldRetry, type SchedulerSnapshot, type SchedulerUnit } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { buildOnceNode, buildTenantNode, dropForFullRefresh, type BuildContext, type BuildOutcome } from './materialize.ts';
@@ -310,7 +309,7 @@ function describeError(err: unknown, node: ManifestNode, adapter: BuildContext['
 async function prepareSchemas(ctx: BuildContext, plan: Plan): Promise<void> {
   const nodes = manifestNodes(ctx.manifest);
   const schemas = new Set([ctx.metaSchema, ...plan.steps.filter((s) => s.build).map((s) => nodes[s.id]!.schema)]);
-  for (const schema of schemas) await ctx.adapter.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  for (const schema of schemas) await ctx.adapter.ensureSchema(schema);
   // Roles and memberships follow tenants.yml on every run: a new practice is protected from its first table.
   const policy = ctx.policy;
   if (policy) await ctx.adapter.transaction((s) => applyPolicyFoundation(s, policy));

@@ -24,7 +24,9 @@ export function defaultConfig(name = 'project'): ProjectConfig {
     tenantColumn: 'practice_id',
     schemas: { ...DEFAULT_SCHEMAS },
     defaultTarget: 'duckdb',
-    targets: { duckdb: { name: 'duckdb', type: 'duckdb', path: 'target/tsform.duckdb', threads: 2 } },
+    targets: {
+      duckdb: { name: 'duckdb', type: 'duckdb', path: 'target/tsform.duckdb', researchPath: 'target/research.duckdb', vaultPath: 'target/vault.duckdb', threads: 2 },
+    },
     vars: {},
     folders: [],
     pools: { steady: { slots: 2 }, backfill: { slots: 1 } },
@@ -100,6 +102,30 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
       else r.fail(run, 'retries', "'retries' must be a non-negative integer");
     }
   }
+  const privacy = r.record(root, 'privacy');
+  if (privacy) {
+    const identity = r.record(privacy, 'identity') ?? {};
+    const col = (key: string, fallback: string) => {
+      const v = r.string(identity, key) ?? fallback;
+      if (!SIMPLE_NAME.test(v)) r.fail(identity, key, `identity column '${v}' is not a simple identifier`, Codes.invalidIdentifier);
+      return v;
+    };
+    config.privacy = {
+      k: r.positiveInt(privacy, 'k', 11),
+      identityModel: r.string(privacy, 'identity_model') ?? 'stg_patients',
+      identity: {
+        patientId: col('patient_id', 'patient_id'),
+        firstName: col('first_name', 'first_name'),
+        lastName: col('last_name', 'last_name'),
+        birthDate: col('birth_date', 'birth_date'),
+        sex: col('sex', 'sex'),
+        ssn: identity.ssn === null ? undefined : col('ssn', 'ssn'),
+      },
+      keyEnv: r.string(privacy, 'key_env') ?? 'TSFORM_VAULT_KEY',
+    };
+    // Suppression macros read k as a var, so a model and the gate can never disagree on it.
+    config.vars = { ...config.vars, privacy_k: config.privacy.k };
+  }
   if (root.alerts !== undefined) config.alerts = { raw: root.alerts, line: y.lineOfKey(root, 'alerts') };
   const batch = r.record(root, 'batch');
   if (batch) config.batchSize = r.positiveInt(batch, 'size', config.batchSize);
@@ -113,7 +139,16 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
   }
   const type = r.string(raw, 'type', { required: true });
   const threads = r.positiveInt(raw, 'threads', type === 'postgres' ? 4 : 2);
-  if (type === 'duckdb') return { name, type, path: r.string(raw, 'path') ?? 'target/tsform.duckdb', threads };
+  if (type === 'duckdb') {
+    return {
+      name,
+      type,
+      path: r.string(raw, 'path') ?? 'target/tsform.duckdb',
+      researchPath: r.string(raw, 'research_path') ?? 'target/research.duckdb',
+      vaultPath: r.string(raw, 'vault_path') ?? 'target/vault.duckdb',
+      threads,
+    };
+  }
   if (type === 'postgres') {
     if ('password' in raw || 'url' in raw) {
       r.fail(raw, 'password' in raw ? 'password' : 'url', `target '${name}': credentials never go in tsform.yml; name an environment variable with url_env`);

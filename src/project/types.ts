@@ -13,7 +13,16 @@ export interface Located {
 }
 
 export type TargetConfig =
-  | { name: string; type: 'duckdb'; /** database file, relative to the project root */ path: string; threads: number }
+  | {
+      name: string;
+      type: 'duckdb';
+      /** database file, relative to the project root */
+      path: string;
+      /** The research and vault schemas live in files of their own (DESIGN §5). */
+      researchPath: string;
+      vaultPath: string;
+      threads: number;
+    }
   | { name: string; type: 'postgres'; /** environment variable holding the connection URL */ urlEnv: string; threads: number };
 
 /** Per-folder defaults for models, like dbt's `models:` block. Longest matching prefix wins. */
@@ -54,6 +63,8 @@ export interface ProjectConfig {
   nodeTimeoutMs?: number;
   /** Retries of transient failures per node (`run.retries`, default 3). */
   retries: number;
+  /** `privacy:` in tsform.yml: the vault and the research layer (DESIGN §1, §5). */
+  privacy?: PrivacyConfig;
   /** The raw `alerts:` list of tsform.yml (read by sla/alert-config) and its line. */
   alerts?: { raw: unknown; line?: number };
 }
@@ -126,6 +137,17 @@ export interface Seed extends Located {
 export interface SingularTest extends Located {
   name: string;
   sql: string;
+}
+
+export interface PrivacyConfig {
+  /** Smallest class size a published research relation may have (default 11). */
+  k: number;
+  /** The tenant-scoped model holding one row per (practice, patient) with identity columns. */
+  identityModel: string;
+  /** Column names in the identity model. */
+  identity: { patientId: string; firstName: string; lastName: string; birthDate: string; sex: string; ssn?: string };
+  /** Environment variable that may hold the vault key instead of the vault itself. */
+  keyEnv: string;
 }
 
 /** `policies/policies.yml`: who may read what in the PostgreSQL warehouse (DESIGN §5). */

@@ -13,7 +13,7 @@ import {
 } from '@duckdb/node-api';
 import { Kysely } from 'kysely';
 import { Codes, TsformError } from '../../errors.ts';
-import { quoteIdent } from '../../sql/quote.ts';
+import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
@@ -30,6 +30,12 @@ export interface DuckDBAdapterOptions {
   lockWaitMs?: number;
   /** Told once when the file is held by another process, with the holder as DuckDB names it. */
   onWait?: (holder: string) => void;
+  /**
+   * Schemas kept in database files of their own (research, vault), attached under the schema's
+   * name so that `"research"."x"` resolves to that file: handing the research file to a
+   * researcher hands over nothing else.
+   */
+  attach?: Record<string, string>;
 }
 
 /**
@@ -47,6 +53,7 @@ export class DuckDBAdapter implements Adapter {
   private constructor(
     private readonly instance: DuckDBInstance,
     connections: DuckDBConnection[],
+    private readonly attached: ReadonlySet<string>,
   ) {
     this.idle.push(...connections);
     this.kysely = new Kysely<any>({
@@ -85,7 +92,12 @@ export class DuckDBAdapter implements Adapter {
       await conn.run("SET TimeZone = 'UTC'");
       connections.push(conn);
     }
-    return new DuckDBAdapter(instance, connections);
+    for (const [alias, file] of Object.entries(opts.attach ?? {})) {
+      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+      // A file path from tsform.yml, not user data; ATTACH takes no parameters.
+      await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)}`);
+    }
+    return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})));
   }
 
   private acquire(): Promise<DuckDBConnection> {
@@ -143,13 +155,15 @@ export class DuckDBAdapter implements Adapter {
   }
 
   async describe(schema: string, name: string): Promise<RelationInfo | undefined> {
+    const [catalog, inCatalog] = this.attached.has(schema) ? [schema, 'main'] : [null, schema];
     const { rows } = await this.query(
       `SELECT t.table_type, c.column_name, lower(c.data_type) AS data_type
          FROM information_schema.tables t
-         JOIN information_schema.columns c ON c.table_schema = t.table_schema AND c.table_name = t.table_name
-        WHERE t.table_schema = $1 AND t.table_name = $2
+         JOIN information_schema.columns c
+           ON c.table_catalog = t.table_catalog AND c.table_schema = t.table_schema AND c.table_name = t.table_name
+        WHERE t.table_schema = $1 AND t.table_name = $2 AND t.table_catalog = coalesce($3, current_database())
         ORDER BY c.ordinal_position`,
-      [schema, name],
+      [inCatalog, name, catalog],
     );
     if (rows.length === 0) return undefined;
     return {
@@ -165,6 +179,12 @@ export class DuckDBAdapter implements Adapter {
 
   describeError(err: unknown): string {
     return safeDbMessage(err);
+  }
+
+  async ensureSchema(schema: string): Promise<void> {
+    // An attached file already is the schema; creating one of the same name would make
+    // `"research"."x"` ambiguous.
+    if (!this.attached.has(schema)) await this.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
   }
 
   async close(): Promise<void> {

@@ -126,6 +126,10 @@ export class PostgresAdapter implements Adapter {
     return describePgError(err);
   }
 
+  async ensureSchema(schema: string): Promise<void> {
+    await this.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -1,0 +1,93 @@
+import { type Catalog, MEMBERS_TABLE, type PolicyRow } from './verify-catalog.ts';
+import type { ProbedRole, VerifyCheck, VerifyInput } from './verify-types.ts';
+
+// Mirrors security/render-rls.ts (adapters/ may not import security/): the policy names the
+// templates create.
+const ISOLATION_POLICY = 'tsform_practice_isolation';
+const OWNER_POLICY = 'tsform_owner';
+const CATALOG = '(catalog)';
+
+/** What the catalog alone proves, one check per relation or role, before any role is impersonated. */
+export function catalogChecks(input: VerifyInput, cat: Catalog, probed: readonly ProbedRole[]): VerifyCheck[] {
+  return [...structureChecks(input, cat), ...roleChecks(input, cat, probed)];
+}
+
+function structureChecks(input: VerifyInput, cat: Catalog): VerifyCheck[] {
+  const out: VerifyCheck[] = [];
+  const add = (relation: string, check: string, passed: boolean, detail: string) => out.push({ relation, check, role: CATALOG, passed, detail });
+  for (const r of cat.relations) {
+    const expectedKinds = r.kind === 'view' ? ['v'] : ['r', 'p'];
+    if (r.oid === undefined) {
+      add(r.label, 'exists', false, 'not in the database (not built yet, or dropped)');
+      continue;
+    }
+    add(r.label, 'exists', expectedKinds.includes(r.relkind), `relkind ${r.relkind}, expected ${expectedKinds.join('/')}`);
+    if (!r.hasTenantColumn) add(r.label, 'tenant_column', false, `no column ${input.tenantColumn}`);
+    add(r.label, 'owner', r.owner === input.owner || r.ownerSuper, `owned by ${r.owner}${r.ownerSuper ? ' (superuser)' : ''}`);
+    if (r.kind === 'view') {
+      const invoker = r.reloptions.some((o) => /^security_invoker=(true|on|yes|1)$/i.test(o));
+      add(r.label, 'security_invoker', invoker, invoker ? 'security_invoker=true' : 'runs with its owner\'s rights (security_invoker not set)');
+      continue;
+    }
+    add(r.label, 'rls', r.rowSecurity && r.forceRowSecurity, `${r.rowSecurity ? 'enabled' : 'NOT enabled'}, ${r.forceRowSecurity ? 'forced' : 'NOT forced'}`);
+    const iso = r.policies.find((p) => p.name === ISOLATION_POLICY);
+    const problems = iso ? isolationProblems(iso) : [`no policy ${ISOLATION_POLICY}`];
+    add(r.label, 'policy', problems.length === 0, problems.length === 0 ? `${ISOLATION_POLICY}: current_user via ${input.securitySchema}.${MEMBERS_TABLE}` : problems.join('; '));
+    // Permissive policies are OR-ed: any other one widens what a practice sees.
+    const extra = r.policies.filter((p) => p.permissive && p.name !== ISOLATION_POLICY && !(p.name === OWNER_POLICY && p.roles.length === 1 && p.roles[0] === input.owner));
+    add(r.label, 'other_policies', extra.length === 0, extra.length === 0 ? `${r.policies.length} policies` : `unexpected permissive: ${extra.map((p) => `${p.name} (to ${p.roles.join(', ')})`).join(', ')}`);
+    add(r.label, 'tenant_index', r.tenantIndex, r.tenantIndex ? `an index leads with ${input.tenantColumn}` : `no index leads with ${input.tenantColumn}`);
+  }
+  return out;
+}
+
+function isolationProblems(p: PolicyRow): string[] {
+  const problems: string[] = [];
+  if (!p.permissive) problems.push('restrictive');
+  if (p.cmd !== '*') problems.push(`FOR ${p.cmd}, not ALL`);
+  if (p.roles.length !== 1 || p.roles[0] !== 'public') problems.push(`TO ${p.roles.join(', ')}, not PUBLIC`);
+  for (const [what, expr] of [['USING', p.qual], ['WITH CHECK', p.with_check]] as const) {
+    if (expr === null) problems.push(`no ${what}`);
+    else if (!/\bcurrent_user\b/i.test(expr)) problems.push(`${what} does not key on current_user`);
+    else if (/current_setting|set_config/i.test(expr)) problems.push(`${what} reads a session setting (spoofable)`);
+  }
+  if (!p.uses_members) problems.push(`does not read the membership table`);
+  return problems;
+}
+
+function roleChecks(input: VerifyInput, cat: Catalog, probed: readonly ProbedRole[]): VerifyCheck[] {
+  const out: VerifyCheck[] = [];
+  const owner = cat.roles.get(input.owner);
+  // With FORCE the owner reads through its own policy; BYPASSRLS would be a second, unaudited path.
+  out.push({
+    relation: '(roles)',
+    check: 'owner',
+    role: input.owner,
+    passed: owner?.present === true && (owner.rolsuper || !owner.rolbypassrls),
+    detail: !owner?.present ? 'owner role does not exist' : owner.rolsuper ? 'superuser' : owner.rolbypassrls ? 'has BYPASSRLS' : 'no BYPASSRLS',
+  });
+  for (const name of [...probed.map((r) => r.role), input.vaultSteward]) {
+    const r = cat.roles.get(name);
+    if (!r?.present) {
+      out.push({ relation: '(roles)', check: 'exists', role: name, passed: false, detail: 'role does not exist' });
+      continue;
+    }
+    const bad = [
+      ...(r.rolsuper ? ['SUPERUSER'] : []),
+      ...(r.rolbypassrls ? ['BYPASSRLS'] : []),
+      // PostgreSQL 15: CREATEROLE may grant itself any non-superuser role, the owner included.
+      ...(r.rolcreaterole ? ['CREATEROLE'] : []),
+      ...r.privileged_member.map((m) => `member of ${m}`),
+    ];
+    out.push({ relation: '(roles)', check: 'attributes', role: name, passed: bad.length === 0, detail: bad.length === 0 ? 'no superuser, bypassrls, createrole or privileged membership' : bad.join(', ') });
+    if (name === input.vaultSteward) continue;
+    out.push({ relation: `${input.vaultSchema}.*`, check: 'schema_usage', role: name, passed: r.vault_usage !== true, detail: r.vault_usage === null ? 'no vault schema' : r.vault_usage ? 'has USAGE on the vault' : 'no USAGE' });
+    if (name !== input.researchReader && input.researchSchemas.length > 0) {
+      const usage = r.research_usage.filter(Boolean).length;
+      out.push({ relation: `${input.researchSchemas.join(',')}.*`, check: 'schema_usage', role: name, passed: usage === 0, detail: usage === 0 ? 'no USAGE' : `USAGE on ${usage} research schema(s)` });
+    }
+    const fns = cat.definers.get(name) ?? [];
+    out.push({ relation: '(database)', check: 'functions', role: name, passed: fns.length === 0, detail: fns.length === 0 ? '0 SECURITY DEFINER functions executable' : `${fns.length} SECURITY DEFINER executable: ${fns.join(', ')}` });
+  }
+  return out;
+}

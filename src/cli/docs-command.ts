@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { Codes, TsformError } from '../errors.ts';
+
+/** The options every command registered here reads; the rest of `common(...)` is ignored. */
+interface ProjectOptions {
+  projectDir: string;
+}
+
+/** program.ts's `guard`: runs the action, turns its result or error into the exit code. */
+export type CommandGuard = (fn: (o: ProjectOptions) => Promise<number>) => (o: ProjectOptions) => Promise<void>;
+
+export interface GeneratedDocs {
+  /** Absolute path of index.html: open it from the file system, no server needed. */
+  index: string;
+  dir: string;
+  models: number;
+  sources: number;
+  seeds: number;
+  tests: number;
+  tenants: number;
+}
+
+/** `<project-dir>/target/docs` unless `out` says otherwise (relative to the working directory). */
+export function docsDir(projectDir: string, out?: string): string {
+  return out ? resolve(out) : resolve(projectDir, 'target', 'docs');
+}
+
+/** Compiles the project (no database) and writes the static docs site. */
+export async function generateDocs(opts: { projectDir: string; out?: string; now?: Date }): Promise<GeneratedDocs> {
+  const { compileWorkspace } = await import('./api.ts');
+  const { buildDocsData } = await import('../docs/docs-data.ts');
+  const { writeDocsSite } = await import('../docs/write-docs-site.ts');
+  const ws = compileWorkspace(opts.projectDir, { write: false });
+  const data = buildDocsData(ws.manifest, ws.project.tenants, { generatedAt: opts.now });
+  const site = writeDocsSite(docsDir(opts.projectDir, opts.out), data);
+  const m = ws.manifest;
+  return {
+    index: site.index,
+    dir: site.dir,
+    models: Object.keys(m.models).length,
+    sources: Object.keys(m.sources).length,
+    seeds: Object.keys(m.seeds).length,
+    tests: Object.keys(m.tests).length,
+    tenants: ws.project.tenants.length,
+  };
+}
+
+/** `tsform docs generate` and `tsform docs serve`. */
+export function registerDocsCommands(program: Command, common: (cmd: Command) => Command, guard: CommandGuard, out: (line: string) => void): Command {
+  const docs = program.command('docs').description('a static documentation site: models, columns with PHI classes, tests, practices, lineage');
+
+  common(docs.command('generate').description('write the docs site (opens from the file system: no server needed); no database is touched'))
+    .option('--out <dir>', 'output directory (default: <project-dir>/target/docs)')
+    .action(
+      guard(async (o) => {
+        const opts = o as ProjectOptions & { out?: string };
+        const site = await generateDocs({ projectDir: opts.projectDir, out: opts.out });
+        out(`docs: ${site.models} models, ${site.seeds} seeds, ${site.sources} sources, ${site.tests} tests, ${site.tenants} practices → ${site.index}`);
+        out(`open ${pathToFileURL(site.index).href}`);
+        return 0;
+      }),
+    );
+
+  common(docs.command('serve').description('serve a generated docs site on 127.0.0.1 until interrupted (optional: file:// works too)'))
+    .option('--out <dir>', 'docs directory (default: <project-dir>/target/docs)')
+    .addOption(new Option('--port <n>', 'port (0 = any free port)').default(8080).argParser((v) => Number.parseInt(v, 10)))
+    .action(
+      guard(async (o) => {
+        const opts = o as ProjectOptions & { out?: string; port: number };
+        const dir = docsDir(opts.projectDir, opts.out);
+        if (!existsSync(join(dir, 'index.html'))) {
+          throw new TsformError(Codes.missingFile, `no docs site in ${dir}: run 'tsform docs generate' first`);
+        }
+        const { serveDocs } = await import('../docs/serve-docs.ts');
+        const server = await serveDocs(dir, { port: opts.port });
+        out(`serving ${dir} at ${server.url} (Ctrl-C to stop)`);
+        await new Promise<void>((done) => {
+          process.once('SIGINT', () => done());
+          process.once('SIGTERM', () => done());
+        });
+        await server.close();
+        return 0;
+      }),
+    );
+  return docs;
+}

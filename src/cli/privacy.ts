@@ -1,0 +1,61 @@
+import { userInfo } from 'node:os';
+import { Codes, TsformError } from '../errors.ts';
+import { reidentify } from '../execute/reidentify.ts';
+import { initVault } from '../execute/vault.ts';
+import { compileWorkspace, openAdapter, resolveTarget, type Workspace } from './api.ts';
+
+function requirePrivacy(ws: Workspace) {
+  const privacy = ws.project.config.privacy;
+  if (!privacy) throw new TsformError(Codes.missingFile, 'tsform.yml has no privacy: block (vault and research layer)', { file: 'tsform.yml' });
+  return privacy;
+}
+
+export async function vaultInitCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  const privacy = requirePrivacy(ws);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
+  try {
+    const r = await initVault({ adapter, vaultSchema: ws.project.config.schemas.vault, privacy, env: process.env });
+    out(
+      r.created
+        ? `vault key ${r.fingerprint} created (${r.source === 'env' ? `from $${privacy.keyEnv}; the vault keeps only its fingerprint` : 'kept in the vault only'})`
+        : `vault already has key ${r.fingerprint}; nothing changed`,
+    );
+    return 0;
+  } finally {
+    await adapter.close();
+  }
+}
+
+export async function reidentifyCommand(
+  projectDir: string,
+  targetName: string | undefined,
+  token: string,
+  reason: string,
+  out: (l: string) => void,
+): Promise<number> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  requirePrivacy(ws);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
+  try {
+    const r = await reidentify(adapter, {
+      vaultSchema: ws.project.config.schemas.vault,
+      tenantColumn: ws.project.config.tenantColumn,
+      token,
+      reason,
+      actor: process.env.TSFORM_ACTOR ?? userInfo().username,
+    }).catch((err: unknown) => {
+      if (err instanceof TsformError) throw err;
+      throw new TsformError(Codes.reidentify, `re-identification refused: ${adapter.describeError(err)}`);
+    });
+    if (r.records.length === 0) {
+      out(`no person has token ${token}; the attempt was audited as ${r.auditedAs}`);
+      return 1;
+    }
+    for (const rec of r.records) out(`${rec.practice}\t${rec.patient}`);
+    out(`${r.records.length} record(s); audited as ${r.auditedAs}`);
+    return 0;
+  } finally {
+    await adapter.close();
+  }
+}

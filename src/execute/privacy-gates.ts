@@ -1,0 +1,98 @@
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError } from '../errors.ts';
+import type { PrivacyConfig } from '../project/types.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+
+/**
+ * Privacy gates that need data (DESIGN §1 promise 3). Both report counts and class sizes only;
+ * a value that failed a gate is never printed.
+ */
+
+/** Quasi-identifier columns of a relation, from its yml `phi: quasi`. */
+export function quasiColumns(node: ManifestNode): string[] {
+  return Object.entries(node.columns)
+    .filter(([, c]) => c.phi === 'quasi')
+    .map(([name]) => name);
+}
+
+/**
+ * k-anonymity of rows about to be published (the staged rows of a research relation): every
+ * quasi-identifier combination has at least k rows, or, for an aggregate with a class-size
+ * column, every published size is NULL (suppressed) or at least k. Throws TSF414 with the
+ * class sizes, so the caller's transaction rolls back and nothing is published.
+ */
+/** `relationSql` is already quoted (quoteIdent / quoteRelation). */
+export async function checkKAnonymity(s: Session, relationSql: string, node: ManifestNode, k: number): Promise<void> {
+  const stage = relationSql;
+  if (node.k_count) {
+    const { rows } = await s.query(
+      `SELECT ${quoteIdent(node.k_count)} AS size, count(*) AS cells FROM ${stage} WHERE ${quoteIdent(node.k_count)} IS NOT NULL AND ${quoteIdent(node.k_count)} < $1 GROUP BY 1 ORDER BY 1`,
+      [k],
+    );
+    if (rows.length > 0) throw new TsformError(Codes.privacyGate, `${node.name} not published: cells below k=${k} (${histogram(rows)}); suppress them`);
+    return;
+  }
+  const qi = quasiColumns(node);
+  if (qi.length === 0) return;
+  const cols = qi.map(quoteIdent).join(', ');
+  const { rows } = await s.query(
+    `SELECT n AS size, count(*) AS cells FROM (SELECT ${cols}, count(*) AS n FROM ${stage} GROUP BY ${cols}) AS classes WHERE n < $1 GROUP BY n ORDER BY n`,
+    [k],
+  );
+  if (rows.length > 0) {
+    throw new TsformError(Codes.privacyGate, `${node.name} not published: quasi-identifier classes (${qi.join(', ')}) below k=${k} (${histogram(rows)})`);
+  }
+}
+
+function histogram(rows: { size?: unknown; cells?: unknown }[]): string {
+  return rows.map((r) => `${Number(r.cells)} of size ${Number(r.size)}`).join(', ');
+}
+
+export interface LeakFinding {
+  relation: string;
+  column: string;
+  /** Rows whose value contains a raw direct identifier. */
+  rows: number;
+}
+
+/**
+ * Leak scan: no value of any raw direct identifier (every source column classified `direct`,
+ * plus the identity model's full birth date) appears in any text column of a research or
+ * pseudonymized relation, whole or inside free text.
+ */
+export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy: PrivacyConfig, minLength = 4): Promise<LeakFinding[]> {
+  const nodes = manifestNodes(manifest);
+  const identifiers: string[] = [];
+  for (const n of Object.values(manifest.sources)) {
+    for (const [col, c] of Object.entries(n.columns)) {
+      if (c.phi === 'direct') identifiers.push(`SELECT CAST(${quoteIdent(col)} AS VARCHAR) AS v FROM ${quoteRelation(n.schema, n.identifier)}`);
+    }
+  }
+  const identity = manifest.models[privacy.identityModel];
+  if (identity) identifiers.push(`SELECT CAST(${quoteIdent(privacy.identity.birthDate)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}`);
+  if (identifiers.length === 0) return [];
+  const targets = Object.values(nodes).filter((n) => n.kind === 'model' && n.pseudonymized && n.materialized !== 'ephemeral');
+  const findings: LeakFinding[] = [];
+  await adapter.transaction(async (s) => {
+    await s.createTempTableAs(
+      '__tsf_identifiers',
+      `SELECT DISTINCT v FROM (${identifiers.join('\nUNION ALL\n')}) AS ids WHERE v IS NOT NULL AND length(v) >= $1`,
+      [minLength],
+    );
+    for (const node of targets) {
+      const info = await adapter.describe(node.schema, node.identifier);
+      if (!info) continue;
+      for (const col of info.columns.filter((c) => /char|text|string/.test(c.type))) {
+        const { rows } = await s.query(
+          `SELECT count(*) AS n FROM ${quoteRelation(node.schema, node.identifier)} AS r
+            WHERE EXISTS (SELECT 1 FROM ${quoteIdent('__tsf_identifiers')} AS i WHERE position(i.v IN r.${quoteIdent(col.name)}) > 0)`,
+        );
+        const n = Number(rows[0]?.n ?? 0);
+        if (n > 0) findings.push({ relation: `${node.schema}.${node.identifier}`, column: col.name, rows: n });
+      }
+    }
+    await s.query(`DROP TABLE IF EXISTS ${quoteIdent('__tsf_identifiers')}`);
+  });
+  return findings;
+}

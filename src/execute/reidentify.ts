@@ -1,0 +1,50 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { AUDIT_TABLE } from './vault.ts';
+
+export interface Reidentification {
+  token: string;
+  /** The practice records the token stands for (practice id, patient id). */
+  records: { practice: string; patient: string }[];
+  auditedAs: string;
+}
+
+const TOKEN = /^pt_[a-z0-9]{16,128}$/;
+
+/**
+ * The one audited path back to identity. On PostgreSQL it is `vault.reidentify`, a SECURITY
+ * DEFINER function only vault_steward may execute, which writes the audit row in its own
+ * transaction. On DuckDB (no roles) the vault file's permissions are the control, and the audit
+ * row is written in the same transaction as the lookup, in the vault file.
+ */
+export async function reidentify(
+  adapter: Adapter,
+  opts: { vaultSchema: string; tenantColumn: string; token: string; reason: string; actor: string },
+): Promise<Reidentification> {
+  if (opts.reason.trim().length < 8) throw new TsformError(Codes.reidentify, 'a re-identification needs a reason of at least 8 characters (--reason)');
+  if (adapter.capabilities.rowLevelSecurity) {
+    const { rows } = await adapter.query(`SELECT practice_id, patient_id, audited_as FROM ${quoteRelation(opts.vaultSchema, 'reidentify')}($1, $2)`, [
+      opts.token,
+      opts.reason,
+    ]);
+    return {
+      token: opts.token,
+      records: rows.filter((r) => r.patient_id !== null).map((r) => ({ practice: String(r.practice_id), patient: String(r.patient_id) })),
+      auditedAs: String(rows[0]?.audited_as ?? opts.actor),
+    };
+  }
+  const vault = quoteRelation(opts.vaultSchema, 'person_tokens');
+  const audit = quoteRelation(opts.vaultSchema, AUDIT_TABLE);
+  return adapter.transaction(async (s) => {
+    await s.query(
+      `CREATE TABLE IF NOT EXISTS ${audit} (actor VARCHAR NOT NULL, at TIMESTAMPTZ NOT NULL, reason VARCHAR NOT NULL, token VARCHAR NOT NULL, records_found INTEGER NOT NULL)`,
+    );
+    const found = TOKEN.test(opts.token)
+      ? (await s.query(`SELECT ${quoteIdent(opts.tenantColumn)} AS practice, patient_id FROM ${vault} WHERE person_token = $1 ORDER BY 1, 2`, [opts.token])).rows
+      : [];
+    // Audited whether or not the token exists: probing for tokens is itself worth a record.
+    await s.query(`INSERT INTO ${audit} VALUES ($1, CAST($2 AS TIMESTAMPTZ), $3, $4, $5)`, [opts.actor, new Date().toISOString(), opts.reason, opts.token, found.length]);
+    return { token: opts.token, records: found.map((r) => ({ practice: String(r.practice), patient: String(r.patient_id) })), auditedAs: opts.actor };
+  });
+}

@@ -1,0 +1,154 @@
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import type { ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError } from '../errors.ts';
+import type { PrivacyConfig } from '../project/types.ts';
+import { generateKey, keyFingerprint, parseKey, practiceToken, pseudonymizeRecord } from '../security/pseudonymize.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { RowsByTenant } from './slice-replace.ts';
+
+export const KEYS_TABLE = 'keys';
+export const AUDIT_TABLE = 'reidentification_audit';
+const CHUNK = 20_000;
+
+export interface VaultContext {
+  adapter: Adapter;
+  vaultSchema: string;
+  privacy: PrivacyConfig;
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+async function ensureKeysTable(adapter: Adapter, vaultSchema: string): Promise<void> {
+  await adapter.ensureSchema(vaultSchema);
+  await adapter.query(
+    `CREATE TABLE IF NOT EXISTS ${quoteRelation(vaultSchema, KEYS_TABLE)} (fingerprint VARCHAR PRIMARY KEY, key_hex VARCHAR, created_at TIMESTAMPTZ NOT NULL)`,
+  );
+}
+
+/**
+ * `tsform vault init`: creates the key in the vault, or records the fingerprint of the key
+ * supplied through the environment. Returns the fingerprint only: the key is never printed.
+ */
+export async function initVault(v: VaultContext): Promise<{ fingerprint: string; created: boolean; source: 'vault' | 'env' }> {
+  await ensureKeysTable(v.adapter, v.vaultSchema);
+  const table = quoteRelation(v.vaultSchema, KEYS_TABLE);
+  const { rows } = await v.adapter.query(`SELECT fingerprint FROM ${table}`);
+  const fromEnv = v.env[v.privacy.keyEnv];
+  if (rows.length > 0) {
+    const fingerprint = String(rows[0]!.fingerprint);
+    if (fromEnv && keyFingerprint(parseKey(fromEnv)) !== fingerprint) {
+      throw new TsformError(Codes.vaultKey, `$${v.privacy.keyEnv} holds a different key than the vault (vault key ${fingerprint}); refusing to mix keys`);
+    }
+    return { fingerprint, created: false, source: fromEnv ? 'env' : 'vault' };
+  }
+  const key = fromEnv ? parseKey(fromEnv) : generateKey();
+  const fingerprint = keyFingerprint(key);
+  // A key from the environment stays there: the vault keeps only its fingerprint.
+  await v.adapter.query(`INSERT INTO ${table} (fingerprint, key_hex, created_at) VALUES ($1, $2, CAST($3 AS TIMESTAMPTZ))`, [
+    fingerprint,
+    fromEnv ? null : key.toString('hex'),
+    new Date().toISOString(),
+  ]);
+  return { fingerprint, created: true, source: fromEnv ? 'env' : 'vault' };
+}
+
+/** The key to tokenize with; a missing key or one that differs from the vault's is an error. */
+export async function resolveVaultKey(v: VaultContext): Promise<{ key: Buffer; fingerprint: string }> {
+  const described = await v.adapter.describe(v.vaultSchema, KEYS_TABLE);
+  const rows = described ? (await v.adapter.query(`SELECT fingerprint, key_hex FROM ${quoteRelation(v.vaultSchema, KEYS_TABLE)}`)).rows : [];
+  const fromEnv = v.env[v.privacy.keyEnv];
+  if (rows.length === 0) {
+    if (!fromEnv) throw new TsformError(Codes.vaultKey, `the vault has no key: run \`tsform vault init\` first (or set $${v.privacy.keyEnv})`);
+    // A key supplied by the environment: the vault records its fingerprint on first use.
+    await initVault(v);
+    return resolveVaultKey(v);
+  }
+  const stored = String(rows[0]!.fingerprint);
+  let key: Buffer;
+  try {
+    key = fromEnv ? parseKey(fromEnv) : rows[0]!.key_hex ? Buffer.from(String(rows[0]!.key_hex), 'hex') : Buffer.alloc(0);
+  } catch (err) {
+    throw new TsformError(Codes.vaultKey, `$${v.privacy.keyEnv} is not a valid key: ${(err as Error).message}`);
+  }
+  if (key.length === 0) throw new TsformError(Codes.vaultKey, `the vault key lives outside the vault: set $${v.privacy.keyEnv}`);
+  const fingerprint = keyFingerprint(key);
+  if (fingerprint !== stored) {
+    throw new TsformError(Codes.vaultKey, `wrong vault key: the vault was created with ${stored}, this key is ${fingerprint}; nothing was tokenized`);
+  }
+  return { key, fingerprint };
+}
+
+/**
+ * Maintains the token map for a batch of practices, incrementally: tokens for patients not yet
+ * in the vault, removal of patients no longer in the identity model. Tokens are computed here
+ * (DuckDB has no HMAC); identities never leave this function except as tokens.
+ */
+export async function buildVaultTokens(
+  s: Session,
+  node: ManifestNode,
+  identityModel: ManifestNode,
+  tenants: readonly string[],
+  tenantColumn: string,
+  privacy: PrivacyConfig,
+  key: { key: Buffer; fingerprint: string },
+): Promise<RowsByTenant> {
+  const vault = quoteRelation(node.schema, node.identifier);
+  const source = quoteRelation(identityModel.schema, identityModel.identifier);
+  const tc = quoteIdent(tenantColumn);
+  const id = privacy.identity;
+  await s.query(
+    `CREATE TABLE IF NOT EXISTS ${vault} (${tc} VARCHAR NOT NULL, patient_id VARCHAR NOT NULL, person_token VARCHAR NOT NULL,
+       practice_token VARCHAR NOT NULL, date_shift_days INTEGER NOT NULL, key_fingerprint VARCHAR NOT NULL)`,
+  );
+  const bound = [[...tenants]];
+  const other = await s.query(`SELECT count(*) AS n FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[]) AND key_fingerprint <> $2`, [[...tenants], key.fingerprint]);
+  if (Number(other.rows[0]?.n ?? 0) > 0) {
+    throw new TsformError(Codes.vaultKey, `${Number(other.rows[0]!.n)} token(s) of these practices were made with another key; refusing to mix keys (rotate the vault explicitly)`);
+  }
+  await s.query(
+    `DELETE FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[])
+       AND NOT EXISTS (SELECT 1 FROM ${source} p WHERE p.${tc} = ${vault}.${tc} AND CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) = ${vault}.patient_id)`,
+    bound,
+  );
+  const ssn = id.ssn ? `CAST(p.${quoteIdent(id.ssn)} AS VARCHAR)` : 'NULL';
+  const { rows } = await s.query(
+    `SELECT p.${tc} AS practice, CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) AS patient, CAST(p.${quoteIdent(id.firstName)} AS VARCHAR) AS first_name,
+            CAST(p.${quoteIdent(id.lastName)} AS VARCHAR) AS last_name, CAST(p.${quoteIdent(id.birthDate)} AS VARCHAR) AS birth_date,
+            CAST(p.${quoteIdent(id.sex)} AS VARCHAR) AS sex, ${ssn} AS ssn
+       FROM ${source} p
+      WHERE p.${tc} = ANY($1::VARCHAR[])
+        AND NOT EXISTS (SELECT 1 FROM ${vault} v WHERE v.${tc} = p.${tc} AND v.patient_id = CAST(p.${quoteIdent(id.patientId)} AS VARCHAR))`,
+    bound,
+  );
+  const practiceTokens = new Map(tenants.map((t) => [t, practiceToken(key.key, t)]));
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const chunk = rows.slice(i, i + CHUNK);
+    const cols: string[][] = [[], [], [], [], [], []];
+    for (const r of chunk) {
+      const practice = String(r.practice);
+      const patient = String(r.patient);
+      const p = pseudonymizeRecord(key.key, practice, patient, {
+        firstName: r.first_name as string | null,
+        lastName: r.last_name as string | null,
+        birthDate: r.birth_date as string | null,
+        sex: r.sex as string | null,
+        ssn: r.ssn as string | null,
+      });
+      cols[0]!.push(practice);
+      cols[1]!.push(patient);
+      cols[2]!.push(p.personToken);
+      cols[3]!.push(practiceTokens.get(practice)!);
+      cols[4]!.push(String(p.dateShiftDays));
+      cols[5]!.push(key.fingerprint);
+    }
+    await s.query(
+      `INSERT INTO ${vault} (${tc}, patient_id, person_token, practice_token, date_shift_days, key_fingerprint)
+       SELECT a, b, c, d, CAST(e AS INTEGER), f FROM (SELECT unnest($1::VARCHAR[]) AS a, unnest($2::VARCHAR[]) AS b, unnest($3::VARCHAR[]) AS c,
+              unnest($4::VARCHAR[]) AS d, unnest($5::VARCHAR[]) AS e, unnest($6::VARCHAR[]) AS f) AS u`,
+      cols,
+    );
+  }
+  const counts = await s.query(`SELECT ${tc} AS tenant, count(*) AS n FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[]) GROUP BY 1`, bound);
+  const out: RowsByTenant = new Map(tenants.map((t) => [t, 0]));
+  for (const r of counts.rows) out.set(String(r.tenant), Number(r.n));
+  return out;
+}

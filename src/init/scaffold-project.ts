@@ -1,0 +1,46 @@
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { type Code, TsformError } from '../errors.ts';
+import { initProjectFiles, projectNameFrom } from './project-template.ts';
+
+/**
+ * `tsform init` refuses a directory that already holds files. TODO(errors.ts): move into `Codes`
+ * as `initDirNotEmpty: 'TSF115'` (project files, 1xx); kept here until errors.ts has it.
+ */
+export const INIT_DIR_NOT_EMPTY = 'TSF115' as string as Code;
+
+/** Entries a fresh directory may already hold: `git init` first, then `tsform init .`. */
+const IGNORED_ENTRIES = new Set(['.git']);
+
+export interface ScaffoldResult {
+  root: string;
+  name: string;
+  /** Written files, relative to `root`, in write order. */
+  files: string[];
+}
+
+/**
+ * Writes a new project into `dir` (created when missing). Never overwrites: a directory holding
+ * anything but `.git` is refused before a single file is written.
+ */
+export function scaffoldProject(dir: string, opts: { name?: string } = {}): ScaffoldResult {
+  const root = resolve(dir);
+  if (existsSync(root)) {
+    if (!statSync(root).isDirectory()) {
+      throw new TsformError(INIT_DIR_NOT_EMPTY, `tsform init: '${dir}' exists and is not a directory`);
+    }
+    const present = readdirSync(root).filter((e) => !IGNORED_ENTRIES.has(e));
+    if (present.length > 0) {
+      const shown = present.slice(0, 5).join(', ') + (present.length > 5 ? `, … (${present.length} entries)` : '');
+      throw new TsformError(INIT_DIR_NOT_EMPTY, `tsform init: '${dir}' is not empty (${shown}); choose a new or empty directory, nothing was written`);
+    }
+  }
+  const name = opts.name ?? projectNameFrom(basename(root));
+  const files = initProjectFiles(name);
+  for (const [path, text] of Object.entries(files)) {
+    const abs = join(root, ...path.split('/'));
+    mkdirSync(dirname(abs), { recursive: true });
+    writeFileSync(abs, text, { flag: 'wx' });
+  }
+  return { root, name, files: Object.keys(files) };
+}

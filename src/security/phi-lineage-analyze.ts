@@ -1,0 +1,336 @@
+/**
+ * The walk behind columnLineage (phi-lineage.ts) over libpg-query's parse tree: which base
+ * columns each output column of a SELECT reads, through CTEs, subqueries, joins and expressions.
+ */
+import type { ColumnRef, FuncCall, Node, SelectStmt, SubLink, WithClause } from 'libpg-query';
+import type { PhiClass } from '../project/types.ts';
+import { baseInfo, combine, counted, generalize, noneInfo, noteInfo, phiRank, step, type Info } from './phi-lineage-info.ts';
+import { figureColname } from './phi-lineage-names.ts';
+
+/** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
+export class LineageError extends Error {}
+
+export interface Column {
+  name: string;
+  info: Info;
+}
+
+/** The columns a relation or query yields, in order (names may repeat, as in `select *` over a join). */
+export interface Shape {
+  columns: Column[];
+  /** Unknown relations whose columns cannot be listed (`select *` from them). */
+  opaque: string[];
+}
+
+export interface DeclaredRelation {
+  name: string;
+  columns: Record<string, PhiClass>;
+}
+
+interface FromItem {
+  /** Lower-cased names a column may be qualified with: the alias, or the table name (and schema.table). */
+  qualifiers: string[];
+  /** For step labels: how the query names this item. */
+  label: string;
+  shape: Shape;
+}
+
+interface Scope {
+  items: FromItem[];
+  outer: Scope | undefined;
+  /** Output columns so far (DuckDB lets a later select item name an earlier alias). */
+  outputs?: Column[];
+}
+
+interface CteEnv {
+  shapes: Map<string, Shape>;
+  parent: CteEnv | undefined;
+}
+
+const lower = (s: string) => s.toLowerCase();
+const sval = (n: Node | undefined): string | undefined => (n && 'String' in n ? n.String.sval : undefined);
+
+export class Analyzer {
+  constructor(
+    /** Keyed by the lower-cased relation name as the SQL spells it (`__tsf_ref_x`, `schema.table`). */
+    private readonly relations: ReadonlyMap<string, DeclaredRelation>,
+    /** Lower-cased function names that generalize. */
+    private readonly generalizers: ReadonlySet<string>,
+  ) {}
+
+  select(stmt: SelectStmt, ctes: CteEnv | undefined, outer: Scope | undefined): Shape {
+    const env = stmt.withClause ? this.withClause(stmt.withClause, ctes, outer) : ctes;
+    if (stmt.op && stmt.op !== 'SETOP_NONE') {
+      if (!stmt.larg || !stmt.rarg) throw new LineageError(`${stmt.op} without both sides`);
+      const left = this.select(stmt.larg, env, outer);
+      // EXCEPT returns rows of the left side only; UNION and INTERSECT may return either side's values.
+      if (stmt.op === 'SETOP_EXCEPT') return left;
+      const right = this.select(stmt.rarg, env, outer);
+      return {
+        columns: left.columns.map((c, i) => {
+          const r = right.columns[i];
+          return { name: c.name, info: r ? combine([c.info, r.info]) : c.info };
+        }),
+        opaque: [...left.opaque, ...right.opaque],
+      };
+    }
+    const scope: Scope = { items: [], outer };
+    if (stmt.valuesLists) {
+      const columns: Column[] = [];
+      for (const row of stmt.valuesLists) {
+        const items = 'List' in row ? (row.List.items ?? []) : [row];
+        items.forEach((e, i) => {
+          const info = this.expr(e, env, scope);
+          const prior = columns[i];
+          columns[i] = { name: `column${i + 1}`, info: prior ? combine([prior.info, info]) : info };
+        });
+      }
+      return { columns, opaque: [] };
+    }
+    for (const f of stmt.fromClause ?? []) scope.items.push(...this.fromItem(f, env, scope));
+    const outputs: Column[] = [];
+    const opaque: string[] = [];
+    scope.outputs = outputs;
+    for (const t of stmt.targetList ?? []) {
+      if (!('ResTarget' in t)) throw new LineageError('unexpected select list item');
+      const { val, name } = t.ResTarget;
+      if (!val) continue;
+      const star = starOf(val);
+      if (star) {
+        const items = star.qualifier === undefined ? scope.items : this.itemsNamed(scope, star.qualifier);
+        if (star.qualifier !== undefined && items.length === 0) opaque.push(star.qualifier);
+        for (const it of items) {
+          opaque.push(...it.shape.opaque);
+          for (const c of it.shape.columns) outputs.push({ name: c.name, info: step(c.info, `${it.label}.${c.name}`) });
+        }
+        continue;
+      }
+      outputs.push({ name: name ?? figureColname(val), info: this.expr(val, env, scope) });
+    }
+    return { columns: outputs, opaque: [...new Set(opaque)] };
+  }
+
+  private withClause(w: WithClause, parent: CteEnv | undefined, outer: Scope | undefined): CteEnv {
+    const env: CteEnv = { shapes: new Map(), parent };
+    for (const node of w.ctes ?? []) {
+      if (!('CommonTableExpr' in node)) continue;
+      const cte = node.CommonTableExpr;
+      const name = cte.ctename ?? '';
+      const query = cte.ctequery;
+      if (!query || !('SelectStmt' in query)) throw new LineageError(`CTE ${name}: only SELECT is supported`);
+      const q = query.SelectStmt;
+      const finish = (s: Shape) => this.declared(lower(name), labelled(renamed(s, cte.aliascolnames), name));
+      if (w.recursive && q.op === 'SETOP_UNION' && q.larg) {
+        // Start from the non-recursive term, then grow until the classes stop changing.
+        let shape = finish(this.select(q.larg, env, outer));
+        for (let i = 0; i < 5; i++) {
+          env.shapes.set(lower(name), shape);
+          const next = finish(this.select(q, env, outer));
+          const same = next.columns.length === shape.columns.length && next.columns.every((c, j) => c.info.phi === shape.columns[j]?.info.phi);
+          shape = next;
+          if (same) break;
+        }
+        env.shapes.set(lower(name), shape);
+      } else {
+        env.shapes.set(lower(name), finish(this.select(q, env, outer)));
+      }
+    }
+    return env;
+  }
+
+  /**
+   * A relation named in `relations` takes its declared classes; when the SQL also defines it (a
+   * tsform CTE), a column the body derives from something more identifying keeps that class.
+   */
+  private declared(key: string, body: Shape | undefined): Shape {
+    const decl = this.relations.get(key);
+    if (!decl) return body ?? { columns: [], opaque: [key] };
+    const columns: Column[] = Object.entries(decl.columns).map(([col, phi]) => {
+      const declaredInfo = baseInfo(decl.name, col, phi);
+      const derived = body?.columns.filter((c) => lower(c.name) === lower(col)) ?? [];
+      const worse = derived.filter((c) => phiRank(c.info.phi) > phiRank(phi));
+      return { name: col, info: worse.length > 0 ? combine([declaredInfo, ...worse.map((c) => c.info)]) : declaredInfo };
+    });
+    const known = new Set(columns.map((c) => lower(c.name)));
+    for (const c of body?.columns ?? []) if (!known.has(lower(c.name))) columns.push(c);
+    return { columns, opaque: [] };
+  }
+
+  private fromItem(node: Node, env: CteEnv | undefined, scope: Scope): FromItem[] {
+    if ('RangeVar' in node) {
+      const rv = node.RangeVar;
+      const rel = rv.relname ?? '';
+      const qualified = rv.schemaname ? `${rv.schemaname}.${rel}` : rel;
+      const cte = rv.schemaname ? undefined : lookupCte(env, lower(rel));
+      const shape = cte ?? this.declared(lower(qualified), undefined);
+      const alias = rv.alias?.aliasname;
+      const qualifiers = alias ? [lower(alias)] : [lower(rel), ...(rv.schemaname ? [lower(qualified)] : [])];
+      return [{ qualifiers, label: alias ?? qualified, shape: renamed(shape, rv.alias?.colnames) }];
+    }
+    if ('RangeSubselect' in node) {
+      const rs = node.RangeSubselect;
+      if (!rs.subquery || !('SelectStmt' in rs.subquery)) throw new LineageError('subquery in FROM is not a SELECT');
+      const alias = rs.alias?.aliasname;
+      const inner = this.select(rs.subquery.SelectStmt, env, rs.lateral ? scope : scope.outer);
+      const shape = renamed(inner, rs.alias?.colnames);
+      return [{ qualifiers: alias ? [lower(alias)] : [], label: alias ?? '(subquery)', shape: alias ? labelled(shape, alias) : shape }];
+    }
+    if ('JoinExpr' in node) {
+      const j = node.JoinExpr;
+      if (!j.larg || !j.rarg) throw new LineageError('join without both sides');
+      const left = this.fromItem(j.larg, env, scope);
+      const right = this.fromItem(j.rarg, env, { ...scope, items: [...scope.items, ...left] });
+      const alias = j.alias?.aliasname;
+      if (!alias) return [...left, ...right];
+      const shape: Shape = {
+        columns: [...left, ...right].flatMap((it) => it.shape.columns),
+        opaque: [...left, ...right].flatMap((it) => it.shape.opaque),
+      };
+      return [{ qualifiers: [lower(alias)], label: alias, shape: labelled(renamed(shape, j.alias?.colnames), alias) }];
+    }
+    if ('RangeFunction' in node) {
+      // A set-returning function (generate_series, unnest): its columns carry whatever its arguments read.
+      const rf = node.RangeFunction;
+      const calls = (rf.functions ?? []).flatMap((f) => ('List' in f ? (f.List.items ?? []).slice(0, 1) : [f]));
+      const info = combine(calls.map((c) => this.expr(c, env, scope)));
+      const first = calls[0];
+      const fname = first && 'FuncCall' in first ? lastName(first.FuncCall) : 'function';
+      const alias = rf.alias?.aliasname;
+      const names = (rf.alias?.colnames ?? []).map(sval).filter((n): n is string => n !== undefined);
+      const columns = (names.length > 0 ? names : [alias ?? fname]).map((n) => ({ name: n, info }));
+      return [{ qualifiers: [lower(alias ?? fname)], label: alias ?? fname, shape: { columns, opaque: [] } }];
+    }
+    if ('RangeTableSample' in node && node.RangeTableSample.relation) return this.fromItem(node.RangeTableSample.relation, env, scope);
+    throw new LineageError(`unsupported FROM item ${Object.keys(node)[0] ?? '?'}`);
+  }
+
+  expr(node: Node, env: CteEnv | undefined, scope: Scope): Info {
+    if ('ColumnRef' in node) return this.columnRef(node.ColumnRef, scope);
+    if ('FuncCall' in node) return this.funcCall(node.FuncCall, env, scope);
+    if ('SubLink' in node) return this.subLink(node.SubLink, env, scope);
+    if ('SelectStmt' in node) return shapeInfo(this.select(node.SelectStmt, env, scope));
+    if (LEAF_KINDS.has(Object.keys(node)[0] ?? '')) return noneInfo();
+    // Anything else (casts, operators, CASE, COALESCE, arrays, …) carries the max of what it reads.
+    return combine([noneInfo(), ...this.children(Object.values(node)[0], env, scope)]);
+  }
+
+  /** Every expression under a node's payload (plain structs like a cast's type name are walked through). */
+  private children(value: unknown, env: CteEnv | undefined, scope: Scope): Info[] {
+    if (Array.isArray(value)) return value.flatMap((v) => this.children(v, env, scope));
+    if (value === null || typeof value !== 'object') return [];
+    if (isNode(value)) return [this.expr(value, env, scope)];
+    return Object.values(value).flatMap((v) => this.children(v, env, scope));
+  }
+
+  private funcCall(fc: FuncCall, env: CteEnv | undefined, scope: Scope): Info {
+    const name = lastName(fc);
+    const args = (fc.args ?? []).map((a) => this.expr(a, env, scope));
+    // An ordered-set aggregate (percentile_cont(…) WITHIN GROUP (ORDER BY x)) returns a value of x.
+    if (fc.agg_within_group) for (const s of fc.agg_order ?? []) if ('SortBy' in s && s.SortBy.node) args.push(this.expr(s.SortBy.node, env, scope));
+    // FILTER, OVER (PARTITION BY / ORDER BY) and an aggregate's ORDER BY choose rows; they are not output.
+    const info = args.length === 0 ? noneInfo() : combine(args);
+    const label = `${name === 'timezone' && fc.funcformat === 'COERCE_SQL_SYNTAX' ? 'at time zone' : name}(…)`;
+    if (name === 'count') return counted(info, label);
+    if (this.generalizers.has(name)) return generalize(info, label);
+    return step(info, label);
+  }
+
+  private subLink(sl: SubLink, env: CteEnv | undefined, scope: Scope): Info {
+    if (sl.subLinkType === 'EXISTS_SUBLINK') return noneInfo();
+    const parts: Info[] = [];
+    if (sl.testexpr) parts.push(this.expr(sl.testexpr, env, scope));
+    if (sl.subselect && 'SelectStmt' in sl.subselect) parts.push(shapeInfo(this.select(sl.subselect.SelectStmt, env, scope)));
+    return parts.length === 0 ? noneInfo() : combine(parts);
+  }
+
+  private columnRef(cr: ColumnRef, scope: Scope): Info {
+    const fields = (cr.fields ?? []).map((f) => ('A_Star' in f ? '*' : (sval(f) ?? '')));
+    const name = fields[fields.length - 1] ?? '';
+    if (fields.length === 1) return this.unqualified(name, scope);
+    const qualifier = fields.slice(Math.max(0, fields.length - 3), -1).join('.');
+    const items = this.itemsNamed(scope, qualifier);
+    if (items.length === 0) return noteInfo([`unknown table or alias ${qualifier} (${qualifier}.${name})`]);
+    if (name === '*') return step(combine(items.flatMap((it) => it.shape.columns.map((c) => c.info)).concat(noneInfo())), `${qualifier}.*`);
+    const hits = items.flatMap((it) => it.shape.columns.filter((c) => lower(c.name) === lower(name)).map((c) => c.info));
+    if (hits.length > 0) return step(combine(hits), `${qualifier}.${name}`);
+    const opaque = items.flatMap((it) => it.shape.opaque);
+    if (opaque.length > 0) return noteInfo(opaque.map((o) => `unknown relation ${o}`));
+    return noteInfo([`column ${qualifier}.${name} is not classified`]);
+  }
+
+  private unqualified(name: string, scope: Scope): Info {
+    for (let s: Scope | undefined = scope; s; s = s.outer) {
+      const hits = s.items.flatMap((it) => it.shape.columns.filter((c) => lower(c.name) === lower(name)).map((c) => c.info));
+      if (hits.length > 0) return step(combine(hits), name);
+      const opaque = s.items.flatMap((it) => it.shape.opaque);
+      if (opaque.length > 0) return noteInfo(opaque.map((o) => `unknown relation ${o}`));
+      const earlier = s === scope ? (s.outputs ?? []).filter((c) => lower(c.name) === lower(name)) : [];
+      if (earlier.length > 0) return step(combine(earlier.map((c) => c.info)), name);
+      // A whole-row reference (`to_json(p)`) reads every column of p.
+      const whole = s.items.filter((it) => it.qualifiers.includes(lower(name)));
+      if (whole.length > 0) return step(combine(whole.flatMap((it) => it.shape.columns.map((c) => c.info)).concat(noneInfo())), name);
+    }
+    const where = scope.items.map((it) => it.label).join(', ');
+    return noteInfo([`column ${name} is not classified${where ? ` in ${where}` : ''}`]);
+  }
+
+  /** Items a qualifier names, innermost query first (correlated subqueries see outer ones). */
+  private itemsNamed(scope: Scope, qualifier: string): FromItem[] {
+    for (let s: Scope | undefined = scope; s; s = s.outer) {
+      const items = s.items.filter((it) => it.qualifiers.includes(lower(qualifier)));
+      if (items.length > 0) return items;
+    }
+    return [];
+  }
+}
+
+export function shapeInfo(shape: Shape): Info {
+  return combine([noneInfo(), ...shape.columns.map((c) => c.info), ...(shape.opaque.length > 0 ? [noteInfo(shape.opaque.map((o) => `unknown relation ${o}`))] : [])]);
+}
+
+function lookupCte(env: CteEnv | undefined, name: string): Shape | undefined {
+  for (let e = env; e; e = e.parent) {
+    const s = e.shapes.get(name);
+    if (s) return s;
+  }
+  return undefined;
+}
+
+/** Columns of a query as seen from outside it, under `name`: `x.ssn`. */
+function labelled(shape: Shape, name: string): Shape {
+  return { ...shape, columns: shape.columns.map((c) => ({ name: c.name, info: step(c.info, `${name}.${c.name}`) })) };
+}
+
+/** `AS x(a, b)` / `WITH x(a, b)`: renames the first columns in order. */
+function renamed(shape: Shape, colnames: Node[] | undefined): Shape {
+  if (!colnames || colnames.length === 0) return shape;
+  return {
+    ...shape,
+    columns: shape.columns.map((c, i) => {
+      const n = sval(colnames[i]);
+      return n === undefined ? c : { name: n, info: c.info };
+    }),
+  };
+}
+
+function starOf(val: Node): { qualifier?: string } | undefined {
+  if (!('ColumnRef' in val)) return undefined;
+  const fields = val.ColumnRef.fields ?? [];
+  const last = fields[fields.length - 1];
+  if (!last || !('A_Star' in last)) return undefined;
+  const q = fields.slice(Math.max(0, fields.length - 3), -1).map((f) => sval(f) ?? '');
+  return q.length > 0 ? { qualifier: q.join('.') } : {};
+}
+
+function lastName(fc: FuncCall): string {
+  return lower(sval(fc.funcname?.[fc.funcname.length - 1]) ?? '?');
+}
+
+/** `{ "Kind": payload }`, the shape of every node of libpg-query's tree. */
+function isNode(v: object): v is Node {
+  const keys = Object.keys(v);
+  return keys.length === 1 && /^[A-Z]/.test(keys[0]!);
+}
+
+/** Literals, parameters, `current_date`, type names: they read no column. */
+const LEAF_KINDS = new Set(['A_Const', 'ParamRef', 'SQLValueFunction', 'String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Star', 'TypeName']);

@@ -1,0 +1,118 @@
+/**
+ * What the PHI lineage analysis knows about one value: its class, whether it went through a
+ * generalizer, and readable paths back to the base columns it reads (see phi-lineage.ts).
+ */
+import type { PhiClass } from '../project/types.ts';
+
+const RANK: Record<PhiClass, number> = { none: 0, quasi: 1, direct: 2 };
+
+export function phiRank(p: PhiClass): number {
+  return RANK[p];
+}
+
+export function maxPhi(a: PhiClass, b: PhiClass): PhiClass {
+  return RANK[a] >= RANK[b] ? a : b;
+}
+
+/** One path from a base column to the value, base first. */
+export interface Trace {
+  /** Class this path contributes to the value (after generalizers and counts on the way). */
+  phi: PhiClass;
+  /** `relation.column` as keyed in LineageInput.relations. */
+  base: string;
+  baseClass: PhiClass;
+  /** Names the value took after the base, oldest first: `p.ssn`, `x.ssn`, `tsf_generalized(…)`. */
+  steps: string[];
+}
+
+export interface Info {
+  phi: PhiClass;
+  generalized: boolean;
+  traces: Trace[];
+  /** `unknown relation raw.x`, `column y is not classified …`: things a reader should know. */
+  notes: string[];
+}
+
+/** Enough paths to see where an identifier came from without flooding a compile message. */
+const MAX_TRACES = 20;
+const MAX_NOTES = 10;
+
+export function noneInfo(): Info {
+  return { phi: 'none', generalized: false, traces: [], notes: [] };
+}
+
+export function noteInfo(notes: string[]): Info {
+  return { phi: 'none', generalized: false, traces: [], notes: [...new Set(notes)].slice(0, MAX_NOTES) };
+}
+
+export function baseInfo(relation: string, column: string, phi: PhiClass): Info {
+  return { phi, generalized: false, traces: [{ phi, base: `${relation}.${column}`, baseClass: phi, steps: [] }], notes: [] };
+}
+
+/** The value of an expression over several inputs: the max class, every path. */
+export function combine(infos: readonly Info[]): Info {
+  if (infos.length === 1) return infos[0]!;
+  let phi: PhiClass = 'none';
+  let generalized = false;
+  const traces: Trace[] = [];
+  const notes: string[] = [];
+  for (const i of infos) {
+    phi = maxPhi(phi, i.phi);
+    generalized ||= i.generalized;
+    traces.push(...i.traces);
+    notes.push(...i.notes);
+  }
+  return { phi, generalized, traces: capTraces(traces), notes: [...new Set(notes)].slice(0, MAX_NOTES) };
+}
+
+/** The value under a new name (`p.ssn`, `cte.ssn`, `upper(…)`); a repeated name is not repeated. */
+export function step(info: Info, label: string): Info {
+  if (info.traces.length === 0) return info;
+  return { ...info, traces: info.traces.map((t) => withStep(t, label, t.phi)) };
+}
+
+/**
+ * Through an approved generalizer: quasi-identifiers become 'none'; a direct identifier stays
+ * 'direct' (a generalized SSN or name is still a direct identifier; only a tokenization, which is
+ * not a generalizer, removes it).
+ */
+export function generalize(info: Info, label: string): Info {
+  const down = (p: PhiClass): PhiClass => (p === 'direct' ? 'direct' : 'none');
+  return {
+    phi: down(info.phi),
+    generalized: true,
+    traces: info.traces.map((t) => withStep(t, label, down(t.phi))),
+    notes: info.notes,
+  };
+}
+
+/** `count(…)`: a number of rows reveals no identifier, whatever it counts. */
+export function counted(info: Info, label: string): Info {
+  return { phi: 'none', generalized: false, traces: info.traces.map((t) => withStep(t, label, 'none')), notes: info.notes };
+}
+
+/** `name <- p.name <- __tsf_ref_x.name (direct)`, the highest classes first. */
+export function lineageLines(info: Info): string[] {
+  const lines = [...info.traces]
+    .sort((a, b) => RANK[b.phi] - RANK[a.phi])
+    .map((t) => [...t.steps].reverse().concat(`${t.base} (${t.baseClass})`).join(' <- '));
+  return [...new Set(lines), ...info.notes];
+}
+
+function withStep(t: Trace, label: string, phi: PhiClass): Trace {
+  const last = t.steps[t.steps.length - 1] ?? t.base;
+  return { ...t, phi, steps: last.toLowerCase() === label.toLowerCase() ? t.steps : [...t.steps, label] };
+}
+
+/** Drops repeated paths, and keeps the highest-class ones when there are too many. */
+function capTraces(traces: Trace[]): Trace[] {
+  const seen = new Set<string>();
+  const unique = traces.filter((t) => {
+    const key = `${t.phi}|${t.base}|${t.steps.join('|')}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (unique.length <= MAX_TRACES) return unique;
+  return unique.sort((a, b) => RANK[b.phi] - RANK[a.phi]).slice(0, MAX_TRACES);
+}
