@@ -136,6 +136,7 @@ export function policyContext(ws: Workspace): PolicyContext | undefined {
     tenants: ws.project.tenants,
     tenantColumn: ws.project.config.tenantColumn,
     relations: new Map(ws.protectedRelations.map((r) => [r.node, r])),
+    vault: ws.project.config.privacy !== undefined,
   };
 }
 

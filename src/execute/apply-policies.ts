@@ -12,6 +12,8 @@ export interface PolicyContext {
   tenantColumn: string;
   /** Protected relations by manifest node id. */
   relations: Map<string, ProtectedRelation>;
+  /** The project has a vault (privacy: in tsform.yml): install the audited re-identification path. */
+  vault?: boolean;
 }
 
 export function requireRowLevelSecurity(adapter: Adapter): void {
@@ -48,6 +50,7 @@ export async function applyPolicyFoundation(s: Session, ctx: PolicyContext): Pro
   }
   await s.query(ctx.renderer.bootstrap());
   await s.query(ctx.renderer.schemaGrants());
+  if (ctx.vault) await s.query(ctx.renderer.vaultReidentify());
   const members = membershipRows(ctx.policies, ctx.tenants);
   const table = quoteRelation(ctx.policies.securitySchema, MEMBERS_TABLE);
   await s.query(`DELETE FROM ${table}`);

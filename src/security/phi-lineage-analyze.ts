@@ -4,7 +4,7 @@
  */
 import type { ColumnRef, FuncCall, Node, SelectStmt, SubLink, WithClause } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { baseInfo, combine, counted, generalize, noneInfo, noteInfo, phiRank, step, type Info } from './phi-lineage-info.ts';
+import { baseInfo, combine, generalize, nonIdentifying, noneInfo, noteInfo, phiRank, step, type Info } from './phi-lineage-info.ts';
 import { figureColname } from './phi-lineage-names.ts';
 
 /** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
@@ -209,6 +209,10 @@ export class Analyzer {
     if ('FuncCall' in node) return this.funcCall(node.FuncCall, env, scope);
     if ('SubLink' in node) return this.subLink(node.SubLink, env, scope);
     if ('SelectStmt' in node) return shapeInfo(this.select(node.SelectStmt, env, scope));
+    if ('NullTest' in node) {
+      const t = node.NullTest;
+      return nonIdentifying(t.arg ? this.expr(t.arg, env, scope) : noneInfo(), t.nulltesttype === 'IS_NOT_NULL' ? 'is not null' : 'is null');
+    }
     if (LEAF_KINDS.has(Object.keys(node)[0] ?? '')) return noneInfo();
     // Anything else (casts, operators, CASE, COALESCE, arrays, …) carries the max of what it reads.
     return combine([noneInfo(), ...this.children(Object.values(node)[0], env, scope)]);
@@ -230,7 +234,7 @@ export class Analyzer {
     // FILTER, OVER (PARTITION BY / ORDER BY) and an aggregate's ORDER BY choose rows; they are not output.
     const info = args.length === 0 ? noneInfo() : combine(args);
     const label = `${name === 'timezone' && fc.funcformat === 'COERCE_SQL_SYNTAX' ? 'at time zone' : name}(…)`;
-    if (name === 'count') return counted(info, label);
+    if (name === 'count') return nonIdentifying(info, label);
     if (this.generalizers.has(name)) return generalize(info, label);
     return step(info, label);
   }

@@ -86,8 +86,8 @@ export function generalize(info: Info, label: string): Info {
   };
 }
 
-/** `count(…)`: a number of rows reveals no identifier, whatever it counts. */
-export function counted(info: Info, label: string): Info {
+/** `count(…)`, `x IS NULL`: a number of rows, or whether a value is there, identifies nobody. */
+export function nonIdentifying(info: Info, label: string): Info {
   return { phi: 'none', generalized: false, traces: info.traces.map((t) => withStep(t, label, 'none')), notes: info.notes };
 }
 

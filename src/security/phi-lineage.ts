@@ -25,7 +25,8 @@
  *    shows an approved macro) a quasi-identifier becomes 'none' and the column is `generalized`;
  *    a DIRECT identifier stays 'direct': generalizing or hashing a name or SSN does not make it
  *    non-identifying (only tokenization through the vault does, and that is not a generalizer);
- *  - `count(…)`, `count(distinct …)` and `count(*)` are 'none'; other aggregates (min, max, sum,
+ *  - `count(…)`, `count(distinct …)`, `count(*)` and `x IS [NOT] NULL` are 'none' (a number of
+ *    rows, or whether a value is present, identifies nobody); other aggregates (min, max, sum,
  *    avg, any_value, first, string_agg…) and window functions keep the class of their arguments;
  *  - literals, parameters and `current_date`-like keywords are 'none'; casts (`::`, CAST),
  *    operators, `AT TIME ZONE`, CASE (its conditions too: a CASE can re-encode a value), COALESCE

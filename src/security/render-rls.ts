@@ -46,6 +46,7 @@ export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: strin
   return {
     bootstrap: (): string => template('security_bootstrap')(base),
     schemaGrants: (): string => template('schema_grants')(base),
+    vaultReidentify: (): string => template('vault_reidentify')(base),
     protect(rel: ProtectedRelation): string {
       const ctx = {
         ...base,

@@ -51,6 +51,47 @@ ALTER DEFAULT PRIVILEGES FOR ROLE {{ident ../owner}} IN SCHEMA {{ident this}} GR
 REVOKE ALL ON SCHEMA {{ident vaultSchema}} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{ident vaultSchema}} TO {{ident vaultSteward}};
 `,
+  // The one way back to identity: SECURITY DEFINER (runs with the owner's rights, who alone may
+  // read the vault), executable by vault_steward only, auditing the caller (session_user: inside
+  // the function current_user is the owner) in the caller's transaction, found or not.
+  vault_reidentify: `CREATE TABLE IF NOT EXISTS {{rel vaultSchema "reidentification_audit"}} (
+  actor name NOT NULL, at timestamptz NOT NULL DEFAULT now(), reason text NOT NULL, token text NOT NULL, records_found integer NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {{rel vaultSchema "reidentification_audit_changes"}} (
+  changed_by name NOT NULL, at timestamptz NOT NULL DEFAULT now(), operation text NOT NULL, old_row jsonb
+);
+REVOKE ALL ON {{rel vaultSchema "reidentification_audit"}}, {{rel vaultSchema "reidentification_audit_changes"}} FROM PUBLIC;
+GRANT SELECT ON {{rel vaultSchema "reidentification_audit"}} TO {{ident vaultSteward}};
+-- Append-only: only the owner holds UPDATE/DELETE, and whatever it changes is recorded.
+CREATE OR REPLACE FUNCTION {{rel vaultSchema "record_audit_change"}}() RETURNS trigger LANGUAGE plpgsql
+  SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  INSERT INTO {{rel vaultSchema "reidentification_audit_changes"}} (changed_by, operation, old_row) VALUES (session_user, TG_OP, to_jsonb(OLD));
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
+END $fn$;
+DROP TRIGGER IF EXISTS tsform_audit_changes ON {{rel vaultSchema "reidentification_audit"}};
+CREATE TRIGGER tsform_audit_changes BEFORE UPDATE OR DELETE ON {{rel vaultSchema "reidentification_audit"}}
+  FOR EACH ROW EXECUTE FUNCTION {{rel vaultSchema "record_audit_change"}}();
+CREATE OR REPLACE FUNCTION {{rel vaultSchema "reidentify"}}(p_token text, p_reason text)
+  RETURNS TABLE (practice_id varchar, patient_id varchar, audited_as name)
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE n integer;
+BEGIN
+  IF length(coalesce(p_reason, '')) < 8 THEN
+    RAISE EXCEPTION 'a re-identification needs a reason of at least 8 characters';
+  END IF;
+  SELECT count(*) INTO n FROM {{rel vaultSchema "person_tokens"}} t WHERE t.person_token = p_token;
+  INSERT INTO {{rel vaultSchema "reidentification_audit"}} (actor, reason, token, records_found) VALUES (session_user, p_reason, p_token, n);
+  IF n = 0 THEN
+    RETURN QUERY SELECT NULL::varchar, NULL::varchar, session_user;
+  ELSE
+    RETURN QUERY SELECT t.{{ident tenantColumn}}::varchar, t.patient_id::varchar, session_user FROM {{rel vaultSchema "person_tokens"}} t WHERE t.person_token = p_token;
+  END IF;
+END $fn$;
+REVOKE ALL ON FUNCTION {{rel vaultSchema "reidentify"}}(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {{rel vaultSchema "reidentify"}}(text, text) TO {{ident vaultSteward}};
+`,
 };
 
-export type TemplateName = 'security_bootstrap' | 'protect_table' | 'protect_view' | 'schema_grants';
+export type TemplateName = 'security_bootstrap' | 'protect_table' | 'protect_view' | 'schema_grants' | 'vault_reidentify';

@@ -26,7 +26,7 @@ describe('policies without a PostgreSQL server', () => {
     const run = await cli(['policies', 'render', '--project-dir', demo.dir]);
     expect(run.code, run.stderr).toBe(0);
     const ws = compileWorkspace(demo.dir, { write: false });
-    expect(ws.protectedRelations.length).toBe(19);
+    expect(ws.protectedRelations.length).toBe(22); // 7 raw, 7 staging, 5 marts, 3 pseudo
     for (const r of ws.protectedRelations) {
       const rel = `${quoteIdent(r.schema)}.${quoteIdent(r.identifier)}`;
       if (r.kind === 'table') {
