@@ -35,6 +35,7 @@ export const Codes = {
   unknownTestColumn: 'TSF212',
   unknownPolicyRelation: 'TSF213',
   policyWithoutTenantColumn: 'TSF214',
+  phiLineage: 'TSF215',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

@@ -42,6 +42,8 @@ export interface ManifestNode {
   compiled_sql?: string;
   /** The `is_incremental` variant, used for practices whose slice already exists. */
   compiled_incremental_sql?: string;
+  /** Pseudonymized models: the SQL with approved generalizations marked, for the PHI lineage gate. */
+  lineage_sql?: string;
   /** Macros and vars the model used (for state comparison and docs). */
   macros: string[];
   vars: string[];

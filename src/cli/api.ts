@@ -12,6 +12,7 @@ import { readRunHistory, readTenantState, recordRunHistory, writeTenantState } f
 import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, readAlertConfig, slaDeadline, type AlertSinkConfig } from '../sla/index.ts';
 import { RunMonitor } from '../sla/run-monitor.ts';
 import { resolveProtectedRelations, type ProtectedRelation } from '../security/protected-relations.ts';
+import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
 import { createPolicyRenderer } from '../security/render-rls.ts';
 import { buildDag, type ModelDag } from '../graph/dag.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
@@ -45,6 +46,8 @@ export function compileWorkspace(projectDir: string, opts: { write?: boolean } =
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
   const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
   if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
+  const lineage = checkPseudonymizedLineage(manifest, built.dag.order);
+  if (hasErrors(lineage)) throw new DiagnosticsError([...diagnostics, ...lineage]);
   const alertConfig = readAlertConfig(project.config.alerts?.raw);
   if (alertConfig.errors.length > 0) {
     throw new DiagnosticsError(alertConfig.errors.map((m) => diagnostic(Codes.yamlShape, m, { file: 'tsform.yml', line: project.config.alerts?.line })));

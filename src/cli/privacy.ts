@@ -1,6 +1,8 @@
 import { userInfo } from 'node:os';
 import { Codes, TsformError } from '../errors.ts';
+import { checkKAnonymity, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
+import { quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
 import { compileWorkspace, openAdapter, resolveTarget, type Workspace } from './api.ts';
 
@@ -58,4 +60,40 @@ export async function reidentifyCommand(
   } finally {
     await adapter.close();
   }
+}
+
+/**
+ * `tsform privacy check`: the three gates on demand. Lineage runs at compile (a failure is
+ * exit 2 with the column's lineage); k-anonymity is re-checked on every published research
+ * relation; the leak scan compares research text against raw direct identifiers.
+ */
+export async function privacyCheckCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  const privacy = requirePrivacy(ws);
+  out(`lineage: ${Object.values(ws.manifest.models).filter((m) => m.pseudonymized).length} pseudonymized models expose no direct or ungeneralized quasi column`);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
+  let failures = 0;
+  try {
+    const research = Object.values(ws.manifest.models).filter((m) => m.schema === ws.project.config.schemas.research && m.materialized !== 'ephemeral');
+    for (const node of research) {
+      if (!(await adapter.describe(node.schema, node.identifier))) {
+        out(`k-anonymity: ${node.name} not published yet`);
+        continue;
+      }
+      try {
+        await adapter.transaction((s) => checkKAnonymity(s, quoteRelation(node.schema, node.identifier), node, privacy.k));
+        out(`k-anonymity: ${node.name} ok (k=${privacy.k})`);
+      } catch (err) {
+        if (!(err instanceof TsformError)) throw err;
+        failures++;
+        out(`k-anonymity: FAILED ${err.message}`);
+      }
+    }
+    const leaks = await scanForLeaks(adapter, ws.manifest, privacy);
+    failures += leaks.length;
+    out(leaks.length === 0 ? 'leak scan: no raw direct identifier in any pseudonymized relation' : `leak scan: FAILED ${leaks.map((l) => `${l.relation}.${l.column} (${l.rows} rows)`).join(', ')}`);
+  } finally {
+    await adapter.close();
+  }
+  return failures > 0 ? 1 : 0;
 }

@@ -138,6 +138,14 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }),
     );
 
+  const privacy = program.command('privacy').description('the research layer\'s gates');
+  common(privacy.command('check').description('PHI lineage, k-anonymity of published research relations, leak scan against raw identifiers')).action(
+    guard(async (o) => {
+      const { privacyCheckCommand } = await import('./privacy.ts');
+      return privacyCheckCommand(o.projectDir, o.target, out);
+    }),
+  );
+
   const policies = program.command('policies').description('row-level security: render, apply and verify the DDL of policies/policies.yml');
   common(policies.command('render').description('print the DDL (roles, membership, RLS per protected relation); works on every target')).option('--out <file>', 'write to a file instead of stdout').action(
     guard(async (o) => {

@@ -249,6 +249,7 @@ function renderAll(
     try {
       node.compiled_sql = renderer.render(file.sql, scopeFor(node, filtered, false));
       if (node.materialized === 'incremental') node.compiled_incremental_sql = renderer.render(file.sql, scopeFor(node, filtered, true));
+      if (node.pseudonymized) node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true });
     } catch (err) {
       diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${(err as Error).message.split('\n')[0]}`, { file: file.file, line: 1 }));
     }

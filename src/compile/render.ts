@@ -3,7 +3,7 @@ import type { HelperOptions } from 'handlebars';
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import type { Macro } from '../project/types.ts';
 import { quoteRelation, sqlLiteral } from '../sql/quote.ts';
-import { macroParams } from './extract.ts';
+import { macroGeneralizes, macroParams } from './extract.ts';
 import { cteName, filteredSelect, withCtes } from './relations.ts';
 
 /** How one rendering resolves `ref`, `source` and `this`. */
@@ -17,6 +17,11 @@ export interface RenderScope {
   ephemeralBody(name: string, filtered: boolean): string;
   tenantColumn: string;
   vars: Record<string, unknown>;
+  /**
+   * Lineage rendering: output of generalizing macros is wrapped in `tsf_generalized(...)` so the
+   * PHI lineage checker can see which columns passed through an approved generalization.
+   */
+  lineage?: boolean;
 }
 
 interface RenderState {
@@ -25,6 +30,9 @@ interface RenderState {
 }
 
 const STATE = Symbol('tsform render state');
+
+/** The marker function of lineage renderings (never executed). */
+export const GENERALIZED = 'tsf_generalized';
 
 /**
  * One Handlebars environment per compile (never the global one): builtins plus the project's
@@ -72,6 +80,7 @@ export function createRenderer(macros: readonly Macro[]) {
   for (const macro of macros) {
     const template = hb.compile(macro.body, { noEscape: true, strict: false });
     const params = macroParams(macro.body);
+    const generalizes = macroGeneralizes(macro.body);
     hb.registerPartial(macro.name, template);
     hb.registerHelper(macro.name, function (this: unknown, ...args: unknown[]) {
       const options = args.pop() as HelperOptions;
@@ -81,7 +90,8 @@ export function createRenderer(macros: readonly Macro[]) {
         if (i < args.length) ctx[p] = args[i];
       });
       ctx[STATE] = st;
-      return template(ctx, { data: { root: ctx } }).trim();
+      const sql = template(ctx, { data: { root: ctx } }).trim();
+      return st.scope.lineage && generalizes ? `${GENERALIZED}(${sql})` : sql;
     });
   }
 

@@ -72,7 +72,12 @@ export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy
   const identity = manifest.models[privacy.identityModel];
   if (identity) identifiers.push(`SELECT CAST(${quoteIdent(privacy.identity.birthDate)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}`);
   if (identifiers.length === 0) return [];
-  const targets = Object.values(nodes).filter((n) => n.kind === 'model' && n.pseudonymized && n.materialized !== 'ephemeral');
+  const targets: { node: ManifestNode; columns: string[] }[] = [];
+  // Described before the transaction: the adapter's pool may have a single connection.
+  for (const node of Object.values(nodes).filter((n) => n.kind === 'model' && n.pseudonymized && n.materialized !== 'ephemeral')) {
+    const info = await adapter.describe(node.schema, node.identifier);
+    if (info) targets.push({ node, columns: info.columns.filter((c) => /char|text|string/.test(c.type)).map((c) => c.name) });
+  }
   const findings: LeakFinding[] = [];
   await adapter.transaction(async (s) => {
     await s.createTempTableAs(
@@ -80,16 +85,14 @@ export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy
       `SELECT DISTINCT v FROM (${identifiers.join('\nUNION ALL\n')}) AS ids WHERE v IS NOT NULL AND length(v) >= $1`,
       [minLength],
     );
-    for (const node of targets) {
-      const info = await adapter.describe(node.schema, node.identifier);
-      if (!info) continue;
-      for (const col of info.columns.filter((c) => /char|text|string/.test(c.type))) {
+    for (const { node, columns } of targets) {
+      for (const column of columns) {
         const { rows } = await s.query(
           `SELECT count(*) AS n FROM ${quoteRelation(node.schema, node.identifier)} AS r
-            WHERE EXISTS (SELECT 1 FROM ${quoteIdent('__tsf_identifiers')} AS i WHERE position(i.v IN r.${quoteIdent(col.name)}) > 0)`,
+            WHERE EXISTS (SELECT 1 FROM ${quoteIdent('__tsf_identifiers')} AS i WHERE position(i.v IN r.${quoteIdent(column)}) > 0)`,
         );
         const n = Number(rows[0]?.n ?? 0);
-        if (n > 0) findings.push({ relation: `${node.schema}.${node.identifier}`, column: col.name, rows: n });
+        if (n > 0) findings.push({ relation: `${node.schema}.${node.identifier}`, column, rows: n });
       }
     }
     await s.query(`DROP TABLE IF EXISTS ${quoteIdent('__tsf_identifiers')}`);

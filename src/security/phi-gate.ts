@@ -1,0 +1,53 @@
+import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import type { PhiClass } from '../project/types.ts';
+import { columnLineage } from './phi-lineage.ts';
+
+/**
+ * Compile-time privacy gate (DESIGN §4): a pseudonymized relation may expose no `direct`
+ * column, and no `quasi` column that did not pass through an approved generalization macro.
+ * Classes propagate through select lists: a pseudonymized model's output classes are derived
+ * from its SQL (generalized columns become `none`), not taken from its yml, so models that read
+ * it inherit what it really holds.
+ */
+export function checkPseudonymizedLineage(manifest: Manifest, order: readonly string[]): Diagnostic[] {
+  const nodes = manifestNodes(manifest);
+  const derived = new Map<string, Record<string, PhiClass>>();
+  const classesOf = (n: ManifestNode): Record<string, PhiClass> =>
+    derived.get(n.name) ?? Object.fromEntries(Object.entries(n.columns).map(([c, v]) => [c, v.phi]));
+  const diagnostics: Diagnostic[] = [];
+
+  for (const id of order) {
+    const node = nodes[id];
+    if (!node || node.kind !== 'model' || !node.pseudonymized || node.lineage_sql === undefined) continue;
+    const relations: Record<string, Record<string, PhiClass>> = {};
+    for (const dep of node.depends_on) {
+      const up = nodes[dep];
+      if (!up) continue;
+      const classes = classesOf(up);
+      const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
+      relations[short] = classes;
+      relations[`${up.schema}.${up.identifier}`] = classes;
+    }
+    const at = { file: node.path, line: 1 };
+    const result = columnLineage({ sql: node.lineage_sql, relations });
+    if (!result.ok) {
+      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}: cannot prove which columns carry PHI (${result.error}); a pseudonymized model must be analysable`, at));
+      continue;
+    }
+    const out: Record<string, PhiClass> = {};
+    for (const [column, c] of Object.entries(result.columns)) {
+      out[column] = c.phi;
+      const path = c.lineage[0] ?? column;
+      if (c.phi === 'direct') {
+        diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a direct identifier: ${path}`, at));
+      } else if (c.phi === 'quasi') {
+        diagnostics.push(
+          diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a quasi-identifier not passed through an approved generalization macro: ${path}`, at),
+        );
+      }
+    }
+    derived.set(node.name, out);
+  }
+  return diagnostics;
+}
