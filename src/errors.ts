@@ -20,6 +20,7 @@ export const Codes = {
   invalidIdentifier: 'TSF112',
   duplicateSource: 'TSF113',
   unknownPropertyModel: 'TSF114',
+  initDirNotEmpty: 'TSF115',
   // compilation (2xx)
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',

@@ -109,6 +109,8 @@ const ALLOWED: Record<string, readonly string[] | 'all-but'> = {
   ingest: 'all-but',
   sla: 'all-but',
   cli: 'all-but',
+  docs: ['errors', 'project', 'artifacts'],
+  init: ['errors'],
 };
 const FORBIDDEN_FOR: Record<string, readonly string[]> = {
   execute: ['cli', 'sla', 'ingest'],

@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import pc from 'picocolors';
+import { registerDocsCommands } from './docs-command.ts';
+import { registerInitCommand } from './init-command.ts';
 import { DiagnosticsError, formatDiagnostic, TsformError } from '../errors.ts';
 import type { Command as PlanCommand } from '../plan/plan.ts';
 
@@ -171,6 +173,9 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
         return verifyPoliciesCommand(o.projectDir, o.target, Number((o as CommonOptions & { maxRoles?: string }).maxRoles ?? 200), out);
       }),
     );
+
+  registerDocsCommands(program, common, guard, out);
+  registerInitCommand(program, guard, out);
 
   try {
     await program.parseAsync(argv);

@@ -1,13 +1,16 @@
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type Code, TsformError } from '../errors.ts';
+import { type Code, Codes, TsformError } from '../errors.ts';
 import { initProjectFiles, projectNameFrom } from './project-template.ts';
 
 /**
  * `tsform init` refuses a directory that already holds files. TODO(errors.ts): move into `Codes`
  * as `initDirNotEmpty: 'TSF115'` (project files, 1xx); kept here until errors.ts has it.
  */
-export const INIT_DIR_NOT_EMPTY = 'TSF115' as string as Code;
+export const INIT_DIR_NOT_EMPTY = Codes.initDirNotEmpty;
+
+/** The project name goes into tsform.yml unquoted: a simple identifier. */
+const PROJECT_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** Entries a fresh directory may already hold: `git init` first, then `tsform init .`. */
 const IGNORED_ENTRIES = new Set(['.git']);
@@ -25,6 +28,9 @@ export interface ScaffoldResult {
  */
 export function scaffoldProject(dir: string, opts: { name?: string } = {}): ScaffoldResult {
   const root = resolve(dir);
+  if (opts.name !== undefined && !PROJECT_NAME.test(opts.name)) {
+    throw new TsformError(Codes.invalidIdentifier, `tsform init: project name ${JSON.stringify(opts.name)} must match ${PROJECT_NAME.source}`);
+  }
   if (existsSync(root)) {
     if (!statSync(root).isDirectory()) {
       throw new TsformError(INIT_DIR_NOT_EMPTY, `tsform init: '${dir}' exists and is not a directory`);

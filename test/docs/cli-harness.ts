@@ -1,0 +1,46 @@
+import { Command } from 'commander';
+import { DiagnosticsError, formatDiagnostic, TsformError } from '../../src/errors.ts';
+import type { CommandGuard } from '../../src/cli/docs-command.ts';
+
+export interface HarnessRun {
+  code: number;
+  out: string[];
+  err: string[];
+}
+
+/**
+ * A commander program wired like src/cli/program.ts (`common`, `guard`, `out`, exit codes 0/1/2),
+ * so a command's register function is tested through commander without touching program.ts.
+ */
+export async function runRegistered(
+  register: (program: Command, common: (cmd: Command) => Command, guard: CommandGuard, out: (line: string) => void) => void,
+  args: string[],
+): Promise<HarnessRun> {
+  const run: HarnessRun = { code: 0, out: [], err: [] };
+  const program = new Command().name('tsform').exitOverride();
+  const common = (cmd: Command) => cmd.option('--project-dir <dir>', 'project directory', '.');
+  const guard: CommandGuard = (fn) => async (o) => {
+    try {
+      run.code = await fn(o);
+    } catch (e) {
+      if (e instanceof DiagnosticsError) {
+        run.err.push(...e.diagnostics.map(formatDiagnostic));
+        run.code = 2;
+      } else if (e instanceof TsformError) {
+        run.err.push(formatDiagnostic(e.toDiagnostic()));
+        run.code = 2;
+      } else {
+        run.err.push(String((e as Error)?.stack ?? e));
+        run.code = 1;
+      }
+    }
+  };
+  register(program, common, guard, (line) => run.out.push(line));
+  try {
+    await program.parseAsync(args, { from: 'user' });
+  } catch (e) {
+    run.err.push(String(e));
+    run.code = 2;
+  }
+  return run;
+}
