@@ -37,6 +37,12 @@ export const Codes = {
   unknownPolicyRelation: 'TSF213',
   policyWithoutTenantColumn: 'TSF214',
   phiLineage: 'TSF215',
+  strictUnclassifiedColumn: 'TSF216',
+  strictUndescribed: 'TSF217',
+  strictNoTenantColumn: 'TSF218',
+  strictUnknownTestColumn: 'TSF219',
+  strictUnusedMacro: 'TSF220',
+  stateManifest: 'TSF221',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

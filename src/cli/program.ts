@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import pc from 'picocolors';
 import { registerDocsCommands } from './docs-command.ts';
 import { registerInitCommand } from './init-command.ts';
-import { DiagnosticsError, formatDiagnostic, TsformError } from '../errors.ts';
+import { DiagnosticsError, formatDiagnostic, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import type { Command as PlanCommand } from '../plan/plan.ts';
 
 export const EXIT_OK = 0;
@@ -51,16 +51,30 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     }
   };
 
-  common(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched')).action(
-    guard(async (o) => {
+  common(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))
+    .option('--strict', 'also require: every source column classified, research models and columns described, the tenant column in every tenant-scoped output, tests on existing columns, no unused macro')
+    .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
+    .action(async (o: CommonOptions & { strict?: boolean; format: string }) => {
       const { compileWorkspace } = await import('./api.ts');
-      const ws = compileWorkspace(o.projectDir);
-      for (const d of ws.diagnostics) err(formatDiagnostic(d));
-      const m = ws.manifest;
-      out(`compiled ${Object.keys(m.models).length} models, ${Object.keys(m.seeds).length} seeds, ${Object.keys(m.sources).length} sources, ${Object.keys(m.tests).length} tests for ${m.tenants.length} practices → target/manifest.json`);
-      return EXIT_OK;
-    }),
-  );
+      const { strictChecks } = await import('../compile/strict-checks.ts');
+      const emit = (diagnostics: Diagnostic[]) =>
+        o.format === 'json' ? out(JSON.stringify(diagnostics.map((d) => ({ file: d.file ?? null, line: d.line ?? null, code: d.code, severity: d.severity, message: d.message })))) : diagnostics.forEach((d) => err(formatDiagnostic(d)));
+      try {
+        const ws = compileWorkspace(o.projectDir);
+        const found = [...ws.diagnostics, ...(o.strict ? strictChecks(ws.project, ws.manifest) : [])];
+        emit(found);
+        const m = ws.manifest;
+        if (o.format !== 'json') {
+          out(`compiled ${Object.keys(m.models).length} models, ${Object.keys(m.seeds).length} seeds, ${Object.keys(m.sources).length} sources, ${Object.keys(m.tests).length} tests for ${m.tenants.length} practices → target/manifest.json`);
+        }
+        code = hasErrors(found) ? EXIT_USER_ERROR : EXIT_OK;
+      } catch (e) {
+        if (e instanceof DiagnosticsError && o.format === 'json') {
+          emit(e.diagnostics);
+          code = EXIT_USER_ERROR;
+        } else code = reportError(e, err);
+      }
+    });
 
   common(program.command('ls').description('list selected nodes and the practices they fan out to')).action(
     guard(async (o) => {

@@ -20,7 +20,15 @@ export interface CompileResult {
  * Project → Manifest. Pure: no file system, no database. Every model is rendered once (plus its
  * `is_incremental` variant); practice ids are never part of the text.
  */
-export function compileProject(project: Project): CompileResult {
+export interface CompileOptions {
+  /**
+   * `--defer`: these relations are not built in this run and are read from the production
+   * warehouse, attached as `catalog`.
+   */
+  deferred?: { nodes: ReadonlySet<string>; catalog: string };
+}
+
+export function compileProject(project: Project, options: CompileOptions = {}): CompileResult {
   const diagnostics: Diagnostic[] = [...project.diagnostics];
   const { config } = project;
   const macroNames = new Set(project.macros.map((m) => m.name));
@@ -133,7 +141,7 @@ export function compileProject(project: Project): CompileResult {
       pseudonymized: false,
       macros: [],
       vars: [],
-      checksum: '',
+      checksum: s.checksum,
     };
   }
 
@@ -194,7 +202,7 @@ export function compileProject(project: Project): CompileResult {
   }
 
   const renderer = createRenderer(project.macros);
-  if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics);
+  if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics, options.deferred);
   const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics);
 
   const manifest: Manifest = {
@@ -216,6 +224,7 @@ function renderAll(
   models: Record<string, ManifestNode>,
   nodes: Record<string, ManifestNode>,
   diagnostics: Diagnostic[],
+  deferred?: CompileOptions['deferred'],
 ): void {
   const sqlOf = new Map(project.models.map((m) => [m.name, m]));
   const ephemeral = new Map<string, string>();
@@ -225,7 +234,7 @@ function renderAll(
     filtered,
     isIncremental,
     self: node,
-    lookup: (id) => nodes[id],
+    lookup: (id) => (deferred?.nodes.has(id) && nodes[id] ? { ...nodes[id], catalog: deferred.catalog } : nodes[id]),
     ephemeralBody: (name, f) => {
       const key = `${name}:${f}`;
       const done = ephemeral.get(key);

@@ -10,8 +10,9 @@ export function tenantFilter(tenantColumn: string, alias?: string): string {
   return `${col} = ANY($1::VARCHAR[])`;
 }
 
-export function filteredSelect(schema: string, identifier: string, tenantColumn: string): string {
-  return `SELECT * FROM ${quoteRelation(schema, identifier)} WHERE ${tenantFilter(tenantColumn)}`;
+export function filteredSelect(schema: string, identifier: string, tenantColumn: string, catalog?: string): string {
+  const rel = catalog ? `${quoteIdent(catalog)}.${quoteRelation(schema, identifier)}` : quoteRelation(schema, identifier);
+  return `SELECT * FROM ${rel} WHERE ${tenantFilter(tenantColumn)}`;
 }
 
 /** CTE names tsform adds; prefixed so they cannot collide with an author's own CTEs. */

@@ -2,7 +2,7 @@ import Handlebars from 'handlebars';
 import type { HelperOptions } from 'handlebars';
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import type { Macro } from '../project/types.ts';
-import { quoteRelation, sqlLiteral } from '../sql/quote.ts';
+import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
 import { macroGeneralizes, macroParams } from './extract.ts';
 import { cteName, filteredSelect, withCtes } from './relations.ts';
 
@@ -12,7 +12,7 @@ export interface RenderScope {
   filtered: boolean;
   isIncremental: boolean;
   self: Pick<ManifestNode, 'name' | 'schema' | 'identifier' | 'scope'>;
-  lookup(id: string): Pick<ManifestNode, 'name' | 'kind' | 'scope' | 'materialized' | 'schema' | 'identifier'> | undefined;
+  lookup(id: string): (Pick<ManifestNode, 'name' | 'kind' | 'scope' | 'materialized' | 'schema' | 'identifier'> & { catalog?: string }) | undefined;
   /** Rendered body of an ephemeral model, in the same filtering mode. */
   ephemeralBody(name: string, filtered: boolean): string;
   tenantColumn: string;
@@ -50,17 +50,17 @@ export function createRenderer(macros: readonly Macro[]) {
   const relationFor = (st: RenderState, id: string, cteKey: string): string => {
     const node = st.scope.lookup(id);
     if (!node) throw new Error(`unknown relation '${id}'`);
-    if (node.kind === 'model' && node.materialized === 'ephemeral') {
+    if (node.kind === 'model' && node.materialized === 'ephemeral' && !node.catalog) {
       const name = cteName('ref', node.name);
       if (!st.ctes.has(name)) st.ctes.set(name, { name, sql: st.scope.ephemeralBody(node.name, st.scope.filtered) });
       return name;
     }
     if (st.scope.filtered && node.scope === 'tenant') {
       const name = cteName(cteKey === 'src' ? 'src' : 'ref', node.kind === 'source' ? node.name.replace(/^source:/, '').replace('.', '__') : node.name);
-      if (!st.ctes.has(name)) st.ctes.set(name, { name, sql: filteredSelect(node.schema, node.identifier, st.scope.tenantColumn) });
+      if (!st.ctes.has(name)) st.ctes.set(name, { name, sql: filteredSelect(node.schema, node.identifier, st.scope.tenantColumn, node.catalog) });
       return name;
     }
-    return quoteRelation(node.schema, node.identifier);
+    return node.catalog ? `${quoteIdent(node.catalog)}.${quoteRelation(node.schema, node.identifier)}` : quoteRelation(node.schema, node.identifier);
   };
 
   hb.registerHelper('ref', function (this: unknown, name: string, options: HelperOptions) {

@@ -8,7 +8,7 @@ import type { Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
-import { checkKAnonymity } from './privacy-gates.ts';
+import { checkKAnonymity, checkStagedForLeaks } from './privacy-gates.ts';
 import { buildVaultTokens } from './vault.ts';
 import { inferColumnType, loadCsvText, typedSelect } from './load-csv.ts';
 import {
@@ -125,6 +125,7 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
     await s.createTempTableAs(STAGE_TABLE, select, []);
     if (ctx.privacy && node.kind === 'model' && node.schema === ctx.researchSchema) {
       await checkKAnonymity(s, quoteIdent(STAGE_TABLE), node, ctx.privacy.k);
+      await checkStagedForLeaks(s, STAGE_TABLE, node, ctx.manifest, ctx.privacy);
     }
     const probe = await s.query(`SELECT count(*) AS n FROM ${quoteIdent(STAGE_TABLE)}`);
     const columns = (await s.query(`SELECT * FROM ${quoteIdent(STAGE_TABLE)} LIMIT 0`)).columns;

@@ -61,8 +61,7 @@ export interface LeakFinding {
  * plus the identity model's full birth date) appears in any text column of a research or
  * pseudonymized relation, whole or inside free text.
  */
-export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy: PrivacyConfig, minLength = 4): Promise<LeakFinding[]> {
-  const nodes = manifestNodes(manifest);
+function identifierSelects(manifest: Manifest, privacy: PrivacyConfig): string[] {
   const identifiers: string[] = [];
   for (const n of Object.values(manifest.sources)) {
     for (const [col, c] of Object.entries(n.columns)) {
@@ -71,6 +70,47 @@ export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy
   }
   const identity = manifest.models[privacy.identityModel];
   if (identity) identifiers.push(`SELECT CAST(${quoteIdent(privacy.identity.birthDate)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}`);
+  return identifiers;
+}
+
+const IDENTIFIERS = '__tsf_identifiers';
+
+async function stageIdentifiers(s: Session, identifiers: string[], minLength: number, withDates: boolean): Promise<void> {
+  // Without column types (a staged table), a published month could equal someone's birth date
+  // by chance: the in-transaction scan leaves dates to the typed scan after the run.
+  const dates = withDates ? '' : ` AND NOT (v LIKE '____-__-__')`;
+  await s.createTempTableAs(IDENTIFIERS, `SELECT DISTINCT v FROM (${identifiers.join('\nUNION ALL\n')}) AS ids WHERE v IS NOT NULL AND length(v) >= $1${dates}`, [minLength]);
+}
+
+async function rowsContainingIdentifiers(s: Session, relationSql: string, column: string): Promise<number> {
+  const { rows } = await s.query(
+    `SELECT count(*) AS n FROM ${relationSql} AS r
+      WHERE EXISTS (SELECT 1 FROM ${quoteIdent(IDENTIFIERS)} AS i WHERE position(i.v IN CAST(r.${quoteIdent(column)} AS VARCHAR)) > 0)`,
+  );
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * The leak scan on rows about to be published (inside the publishing transaction): a research
+ * relation holding a raw identifier is never written, not only reported afterwards.
+ */
+export async function checkStagedForLeaks(s: Session, stageTable: string, node: ManifestNode, manifest: Manifest, privacy: PrivacyConfig, minLength = 4): Promise<void> {
+  const identifiers = identifierSelects(manifest, privacy);
+  if (identifiers.length === 0) return;
+  const probe = await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`);
+  await stageIdentifiers(s, identifiers, minLength, false);
+  const findings: string[] = [];
+  for (const column of probe.columns) {
+    const n = await rowsContainingIdentifiers(s, quoteIdent(stageTable), column);
+    if (n > 0) findings.push(`${column} (${n} rows)`);
+  }
+  await s.query(`DROP TABLE IF EXISTS ${quoteIdent(IDENTIFIERS)}`);
+  if (findings.length > 0) throw new TsformError(Codes.privacyGate, `${node.name} not published: raw direct identifiers in ${findings.join(', ')}`);
+}
+
+export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy: PrivacyConfig, minLength = 4): Promise<LeakFinding[]> {
+  const nodes = manifestNodes(manifest);
+  const identifiers = identifierSelects(manifest, privacy);
   if (identifiers.length === 0) return [];
   const targets: { node: ManifestNode; columns: string[] }[] = [];
   // Described before the transaction: the adapter's pool may have a single connection.
@@ -80,22 +120,14 @@ export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy
   }
   const findings: LeakFinding[] = [];
   await adapter.transaction(async (s) => {
-    await s.createTempTableAs(
-      '__tsf_identifiers',
-      `SELECT DISTINCT v FROM (${identifiers.join('\nUNION ALL\n')}) AS ids WHERE v IS NOT NULL AND length(v) >= $1`,
-      [minLength],
-    );
+    await stageIdentifiers(s, identifiers, minLength, true);
     for (const { node, columns } of targets) {
       for (const column of columns) {
-        const { rows } = await s.query(
-          `SELECT count(*) AS n FROM ${quoteRelation(node.schema, node.identifier)} AS r
-            WHERE EXISTS (SELECT 1 FROM ${quoteIdent('__tsf_identifiers')} AS i WHERE position(i.v IN r.${quoteIdent(column)}) > 0)`,
-        );
-        const n = Number(rows[0]?.n ?? 0);
+        const n = await rowsContainingIdentifiers(s, quoteRelation(node.schema, node.identifier), column);
         if (n > 0) findings.push({ relation: `${node.schema}.${node.identifier}`, column, rows: n });
       }
     }
-    await s.query(`DROP TABLE IF EXISTS ${quoteIdent('__tsf_identifiers')}`);
+    await s.query(`DROP TABLE IF EXISTS ${quoteIdent(IDENTIFIERS)}`);
   });
   return findings;
 }

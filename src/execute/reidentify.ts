@@ -38,7 +38,7 @@ export async function reidentify(
   const audit = quoteRelation(opts.vaultSchema, AUDIT_TABLE);
   return adapter.transaction(async (s) => {
     await s.query(
-      `CREATE TABLE IF NOT EXISTS ${audit} (actor VARCHAR NOT NULL, at TIMESTAMPTZ NOT NULL, reason VARCHAR NOT NULL, token VARCHAR NOT NULL, records_found INTEGER NOT NULL)`,
+      `CREATE TABLE IF NOT EXISTS ${audit} (actor VARCHAR NOT NULL, "at" TIMESTAMPTZ NOT NULL, reason VARCHAR NOT NULL, token VARCHAR NOT NULL, records_found INTEGER NOT NULL)`,
     );
     const found = TOKEN.test(opts.token)
       ? (await s.query(`SELECT ${quoteIdent(opts.tenantColumn)} AS practice, patient_id FROM ${vault} WHERE person_token = $1 ORDER BY 1, 2`, [opts.token])).rows

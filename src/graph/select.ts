@@ -8,7 +8,7 @@ import { downstreamOf, upstreamOf, type ModelDag } from './dag.ts';
  * `[+]method:value[+]` with methods name (default), tag, path, source, kind.
  */
 export interface SelectorAtom {
-  method: 'name' | 'tag' | 'path' | 'source' | 'kind';
+  method: 'name' | 'tag' | 'path' | 'source' | 'kind' | 'state';
   value: string;
   upstream: boolean;
   downstream: boolean;
@@ -16,7 +16,12 @@ export interface SelectorAtom {
 
 export type SelectorSpec = SelectorAtom[][];
 
-const METHODS = new Set(['name', 'tag', 'path', 'source', 'kind']);
+const METHODS = new Set(['name', 'tag', 'path', 'source', 'kind', 'state']);
+
+/** What some selector methods need besides the DAG: `state:` needs the nodes changed since --state. */
+export interface SelectorContext {
+  modified?: ReadonlySet<string>;
+}
 
 export function parseSelector(text: string): SelectorSpec {
   return text
@@ -42,19 +47,19 @@ export function parseSelector(text: string): SelectorSpec {
 }
 
 /** Node ids selected by `select` minus `exclude`; no `select` means every node. */
-export function selectNodes(dag: ModelDag, select: string[] | undefined, exclude: string[] | undefined): Set<string> {
+export function selectNodes(dag: ModelDag, select: string[] | undefined, exclude: string[] | undefined, context: SelectorContext = {}): Set<string> {
   const all = new Set(dag.order);
-  const chosen = select && select.length > 0 ? evaluate(dag, parseSelector(select.join(' '))) : all;
-  if (exclude && exclude.length > 0) for (const id of evaluate(dag, parseSelector(exclude.join(' ')))) chosen.delete(id);
+  const chosen = select && select.length > 0 ? evaluate(dag, parseSelector(select.join(' ')), context) : all;
+  if (exclude && exclude.length > 0) for (const id of evaluate(dag, parseSelector(exclude.join(' ')), context)) chosen.delete(id);
   return chosen;
 }
 
-function evaluate(dag: ModelDag, spec: SelectorSpec): Set<string> {
+function evaluate(dag: ModelDag, spec: SelectorSpec, context: SelectorContext): Set<string> {
   const out = new Set<string>();
   for (const term of spec) {
     let acc: Set<string> | undefined;
     for (const atom of term) {
-      const hit = evaluateAtom(dag, atom);
+      const hit = evaluateAtom(dag, atom, context);
       acc = acc ? new Set([...acc].filter((x) => hit.has(x))) : hit;
     }
     for (const id of acc ?? []) out.add(id);
@@ -62,7 +67,22 @@ function evaluate(dag: ModelDag, spec: SelectorSpec): Set<string> {
   return out;
 }
 
-function evaluateAtom(dag: ModelDag, atom: SelectorAtom): Set<string> {
+function evaluateAtom(dag: ModelDag, atom: SelectorAtom, context: SelectorContext): Set<string> {
+  const base = atom.method === 'state' ? stateMatches(dag, atom, context) : attributeMatches(dag, atom);
+  const out = new Set(base);
+  if (atom.upstream) for (const id of upstreamOf(dag.graph, base)) out.add(id);
+  if (atom.downstream) for (const id of downstreamOf(dag.graph, base)) out.add(id);
+  return out;
+}
+
+/** Nothing modified is a valid answer in CI: it selects nothing rather than failing. */
+function stateMatches(dag: ModelDag, atom: SelectorAtom, context: SelectorContext): Set<string> {
+  if (atom.value !== 'modified') throw new TsformError(Codes.badSelector, `unknown state selector 'state:${atom.value}' (state:modified)`);
+  if (!context.modified) throw new TsformError(Codes.badSelector, 'state:modified needs --state <dir> holding a previous manifest.json');
+  return new Set([...context.modified].filter((id) => dag.graph.hasNode(id)));
+}
+
+function attributeMatches(dag: ModelDag, atom: SelectorAtom): Set<string> {
   const base = new Set<string>();
   const glob = globToRegExp(atom.value);
   dag.graph.forEachNode((id, { node }) => {
@@ -79,10 +99,7 @@ function evaluateAtom(dag: ModelDag, atom: SelectorAtom): Set<string> {
     if (match) base.add(id);
   });
   if (base.size === 0) throw new TsformError(Codes.badSelector, `selector '${atom.method}:${atom.value}' matches nothing`);
-  const out = new Set(base);
-  if (atom.upstream) for (const id of upstreamOf(dag.graph, base)) out.add(id);
-  if (atom.downstream) for (const id of downstreamOf(dag.graph, base)) out.add(id);
-  return out;
+  return base;
 }
 
 function globToRegExp(value: string): RegExp {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
@@ -82,8 +83,9 @@ export function loadProject(projectDir: string): Project {
     const name = basename(path, '.csv');
     const file = rel(path);
     if (!checkName('seed', name, file)) continue;
-    diagnostics.push(...checkSeedCsv(readFileSync(path, 'utf8'), file));
-    project.seeds.push({ name, columnTypes: {}, file, line: 1 } satisfies Seed);
+    const text = readFileSync(path, 'utf8');
+    diagnostics.push(...checkSeedCsv(text, file));
+    project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), file, line: 1 } satisfies Seed);
   }
   for (const st of seedTypes) {
     const seed = project.seeds.find((s) => s.name === st.name);

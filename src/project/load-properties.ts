@@ -106,6 +106,7 @@ function readColumns(r: YamlReader, owner: Record<string, unknown>, ownerName: s
       name,
       description: r.string(c, 'description'),
       phi: PHI.includes(phiRaw as PhiClass) ? (phiRaw as PhiClass) : 'none',
+      phiExplicit: c.phi !== undefined && c.phi !== null,
       dataType: r.string(c, 'data_type'),
       tests: readTests(r, c, name),
       file: r.y.file,

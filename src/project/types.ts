@@ -95,6 +95,8 @@ export interface ColumnSpec extends Located {
   name: string;
   description?: string;
   phi: PhiClass;
+  /** False when the yml did not say (phi then defaults to none; --strict rejects that). */
+  phiExplicit: boolean;
   dataType?: string;
   tests: GenericTestSpec[];
 }
@@ -130,6 +132,8 @@ export interface Macro extends Located {
 
 export interface Seed extends Located {
   name: string;
+  /** sha256 of the CSV: a changed seed is `state:modified`. */
+  checksum: string;
   /** Explicit column types from the seed's yml; others are inferred. */
   columnTypes: Record<string, string>;
 }

@@ -12,25 +12,31 @@ import { columnLineage } from './phi-lineage.ts';
  */
 export function checkPseudonymizedLineage(manifest: Manifest, order: readonly string[]): Diagnostic[] {
   const nodes = manifestNodes(manifest);
-  const derived = new Map<string, Record<string, PhiClass>>();
-  const classesOf = (n: ManifestNode): Record<string, PhiClass> =>
-    derived.get(n.name) ?? Object.fromEntries(Object.entries(n.columns).map(([c, v]) => [c, v.phi]));
+  // Two views of each pseudonymized model's output: `exposed` (a generalized column is no longer
+  // identifying) for the exposure gate, and `quasi` (a generalized column is still a
+  // quasi-identifier) so that k-anonymity knows every quasi-identifier a published relation holds.
+  const exposed = new Map<string, Record<string, PhiClass>>();
+  const quasi = new Map<string, Record<string, PhiClass>>();
+  const declared = (n: ManifestNode): Record<string, PhiClass> => Object.fromEntries(Object.entries(n.columns).map(([c, v]) => [c, v.phi]));
   const diagnostics: Diagnostic[] = [];
 
   for (const id of order) {
     const node = nodes[id];
     if (!node || node.kind !== 'model' || !node.pseudonymized || node.lineage_sql === undefined) continue;
-    const relations: Record<string, Record<string, PhiClass>> = {};
-    for (const dep of node.depends_on) {
-      const up = nodes[dep];
-      if (!up) continue;
-      const classes = classesOf(up);
-      const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
-      relations[short] = classes;
-      relations[`${up.schema}.${up.identifier}`] = classes;
-    }
+    const relationsFor = (view: Map<string, Record<string, PhiClass>>) => {
+      const relations: Record<string, Record<string, PhiClass>> = {};
+      for (const dep of node.depends_on) {
+        const up = nodes[dep];
+        if (!up) continue;
+        const classes = view.get(up.name) ?? declared(up);
+        const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
+        relations[short] = classes;
+        relations[`${up.schema}.${up.identifier}`] = classes;
+      }
+      return relations;
+    };
     const at = { file: node.path, line: 1 };
-    const result = columnLineage({ sql: node.lineage_sql, relations });
+    const result = columnLineage({ sql: node.lineage_sql, relations: relationsFor(exposed) });
     if (!result.ok) {
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}: cannot prove which columns carry PHI (${result.error}); a pseudonymized model must be analysable`, at));
       continue;
@@ -47,7 +53,20 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         );
       }
     }
-    derived.set(node.name, out);
+    exposed.set(node.name, out);
+
+    const qi = columnLineage({ sql: node.lineage_sql, relations: relationsFor(quasi), generalizers: [] });
+    if (!qi.ok) continue;
+    const qiOut: Record<string, PhiClass> = {};
+    for (const [column, c] of Object.entries(qi.columns)) {
+      qiOut[column] = c.phi;
+      if (c.phi === 'quasi' && result.columns[column]?.phi === 'none' && node.columns[column]?.phi !== 'quasi') {
+        diagnostics.push(
+          diagnostic(Codes.phiLineage, `${node.name}.${column} is a generalized quasi-identifier; declare it phi: quasi in the model's yml so k-anonymity covers it (${c.lineage[0] ?? column})`, at),
+        );
+      }
+    }
+    quasi.set(node.name, qiOut);
   }
   return diagnostics;
 }

@@ -1,0 +1,28 @@
+import { createHash } from 'node:crypto';
+import { manifestNodes, type Manifest, type ManifestNode, type ManifestTest } from '../artifacts/manifest.ts';
+
+/**
+ * `state:modified` (dbt's slim CI): nodes whose definition differs from a previous manifest.
+ * The fingerprint covers the compiled SQL (so a changed macro or var shows in every model that
+ * uses it, and a changed upstream relation name too), the config, the yml columns and the tests.
+ */
+export function modifiedNodes(current: Manifest, previous: Manifest): Set<string> {
+  const before = fingerprints(previous);
+  const out = new Set<string>();
+  for (const [id, fp] of fingerprints(current)) if (before.get(id) !== fp) out.add(id);
+  return out;
+}
+
+function fingerprints(m: Manifest): Map<string, string> {
+  const tests = new Map<string, ManifestTest[]>();
+  for (const t of Object.values(m.tests)) tests.set(t.attached_to, [...(tests.get(t.attached_to) ?? []), t]);
+  const out = new Map<string, string>();
+  for (const [id, n] of Object.entries(manifestNodes(m))) out.set(id, fingerprint(n, tests.get(id) ?? []));
+  return out;
+}
+
+function fingerprint(n: ManifestNode, tests: ManifestTest[]): string {
+  const { path: _path, depends_on: _deps, ...definition } = n;
+  const payload = JSON.stringify({ definition, tests: tests.map((t) => [t.name, t.sql]).sort() });
+  return createHash('sha256').update(payload).digest('hex');
+}
