@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { isAbsolute, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
-import type { Manifest } from '../artifacts/manifest.ts';
+import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../artifacts/manifest.ts';
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
-import { compileProject } from '../compile/compile.ts';
+import { compileProject, type CompileOptions } from '../compile/compile.ts';
 import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import { execute } from '../execute/index.ts';
 import type { PolicyContext } from '../execute/apply-policies.ts';
@@ -14,7 +15,8 @@ import { RunMonitor } from '../sla/run-monitor.ts';
 import { resolveProtectedRelations, type ProtectedRelation } from '../security/protected-relations.ts';
 import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
 import { createPolicyRenderer } from '../security/render-rls.ts';
-import { buildDag, type ModelDag } from '../graph/dag.ts';
+import { buildDag, upstreamOf, type ModelDag } from '../graph/dag.ts';
+import { modifiedNodes } from '../graph/state.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
 import { buildPlan, type Command, type FanInPolicy, type Plan } from '../plan/plan.ts';
 import { loadProject } from '../project/load-project.ts';
@@ -38,9 +40,9 @@ export interface Workspace {
 }
 
 /** Reads and compiles a project; throws DiagnosticsError with every user error at once. */
-export function compileWorkspace(projectDir: string, opts: { write?: boolean } = {}): Workspace {
+export function compileWorkspace(projectDir: string, opts: { write?: boolean } & CompileOptions = {}): Workspace {
   const project = loadProject(projectDir);
-  const { manifest, diagnostics } = compileProject(project);
+  const { manifest, diagnostics } = compileProject(project, opts);
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
   const built = buildDag(manifest);
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
@@ -76,6 +78,11 @@ export interface RunRequest {
   alertLog?: { write(line: string): unknown };
   /** Told when another tsform process holds the warehouse and this run waits for it. */
   onLockWait?: (holder: string) => void;
+  /** `--state <dir>`: the previous manifest.json that `state:modified` compares against. */
+  state?: string;
+  /** `--defer`: read unselected upstream relations from production (`<state>/tsform.duckdb`). */
+  defer?: boolean;
+  deferDatabase?: string;
   /** The clock SLA evaluation uses (tests). */
   now?: () => Date;
 }
@@ -89,7 +96,13 @@ export function resolveTarget(project: Project, name?: string): TargetConfig {
   return target;
 }
 
-export async function openAdapter(project: Project, target: TargetConfig, threads?: number, onLockWait?: (holder: string) => void): Promise<Adapter> {
+export async function openAdapter(
+  project: Project,
+  target: TargetConfig,
+  threads?: number,
+  onLockWait?: (holder: string) => void,
+  readOnly?: Record<string, string>,
+): Promise<Adapter> {
   switch (target.type) {
     case 'duckdb': {
       const at = (p: string) => (isAbsolute(p) ? p : join(project.root, p));
@@ -100,6 +113,7 @@ export async function openAdapter(project: Project, target: TargetConfig, thread
         connections: threads ?? target.threads,
         onWait: onLockWait,
         attach: { [project.config.schemas.research]: at(target.researchPath), [project.config.schemas.vault]: at(target.vaultPath) },
+        attachReadOnly: readOnly,
       });
     }
     case 'postgres': {
@@ -115,9 +129,9 @@ export async function openAdapter(project: Project, target: TargetConfig, thread
   }
 }
 
-export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>): Plan {
+export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>): Plan {
   const tenants = selectTenants(ws.project.tenants, req.tenants);
-  const selected = selectNodes(ws.dag, req.select, req.exclude);
+  const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
   return buildPlan(ws.manifest, ws.dag, {
     command: req.command,
     selected,
@@ -127,6 +141,42 @@ export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>
     fullRefresh: req.fullRefresh ?? false,
     fanIn: req.fanIn,
   });
+}
+
+const DEFER_CATALOG = 'prod';
+
+/**
+ * Slim CI: `--state` compares with a previous manifest for `state:modified`; `--defer` compiles
+ * again so that every unselected upstream relation is read from production.
+ */
+export function prepareSlimCi(req: RunRequest): { ws: Workspace; plan: Plan; deferDatabase?: string } {
+  let ws = compileWorkspace(req.projectDir);
+  const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
+  let plan = planWorkspace(ws, req, modified);
+  if (!req.defer) return { ws, plan };
+  if (!req.state) throw new TsformError(Codes.stateManifest, '--defer needs --state <dir> (the production manifest and database)');
+  const deferDatabase = resolve(req.deferDatabase ?? join(req.state, 'tsform.duckdb'));
+  if (!existsSync(deferDatabase)) throw new TsformError(Codes.stateManifest, `--defer: no production database at ${deferDatabase} (--defer-database <file>)`);
+  const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
+  const deferred = new Set([...upstreamOf(ws.dag.graph, selected)].filter((id) => !selected.has(id)));
+  ws = compileWorkspace(req.projectDir, { deferred: { nodes: deferred, catalog: DEFER_CATALOG } });
+  plan = planWorkspace(ws, req, modified);
+  return { ws, plan, deferDatabase };
+}
+
+export function readStateManifest(dir: string): Manifest {
+  const path = join(dir, 'manifest.json');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new TsformError(Codes.stateManifest, `--state: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'invalid JSON'})`);
+  }
+  const m = parsed as Partial<Manifest>;
+  if (m.schema_version !== MANIFEST_SCHEMA_VERSION || typeof m.models !== 'object') {
+    throw new TsformError(Codes.stateManifest, `--state: ${path} is not a tsform manifest (schema_version ${String(m.schema_version)})`);
+  }
+  return m as Manifest;
 }
 
 /** What the runner and `policies apply` need to protect relations; undefined without policies. */
@@ -165,11 +215,14 @@ async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: PrivacyC
 
 /** compile → plan → execute → run_results.json + run history. */
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
-  const ws = compileWorkspace(req.projectDir);
+  const slim = prepareSlimCi(req);
+  const { ws, plan } = slim;
   const target = resolveTarget(ws.project, req.target);
-  const plan = planWorkspace(ws, req);
   req.onPlan?.(plan);
-  const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads, req.onLockWait));
+  if (slim.deferDatabase && target.type !== 'duckdb') {
+    throw new TsformError(Codes.unsupported, '--defer reads production from a DuckDB file; on PostgreSQL it is not supported yet');
+  }
+  const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads, req.onLockWait, slim.deferDatabase ? { [DEFER_CATALOG]: slim.deferDatabase } : undefined));
   const startedAt = new Date();
   const runId = randomUUID();
   try {

@@ -19,6 +19,9 @@ interface CommonOptions {
   fullRefresh?: boolean;
   fanIn?: 'use_last_good' | 'skip' | 'block';
   nodeTimeout?: number;
+  state?: string;
+  defer?: boolean;
+  deferDatabase?: string;
 }
 
 /** Parses argv, runs one command, returns the exit code (never calls process.exit). */
@@ -41,7 +44,10 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       .addOption(new Option('--threads <n>', 'statements in flight at once').argParser((v) => Number.parseInt(v, 10)))
       .option('--full-refresh', 'rebuild tables from scratch (every practice must be selected)')
       .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
-      .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser((v) => Number.parseFloat(v)));
+      .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser((v) => Number.parseFloat(v)))
+      .option('--state <dir>', 'a previous manifest.json (production) for state:modified')
+      .option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)')
+      .option('--defer-database <file>', 'the production DuckDB file for --defer');
 
   const guard = (fn: (o: CommonOptions) => Promise<number>) => async (o: CommonOptions) => {
     try {
@@ -76,11 +82,12 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }
     });
 
-  common(program.command('ls').description('list selected nodes and the practices they fan out to')).action(
+  common(program.command('ls').description('list selected nodes and the practices they fan out to'))
+    .option('--state <dir>', 'a previous manifest.json for state:modified')
+    .action(
     guard(async (o) => {
-      const { compileWorkspace, planWorkspace } = await import('./api.ts');
-      const ws = compileWorkspace(o.projectDir, { write: false });
-      const plan = planWorkspace(ws, { command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant });
+      const { prepareSlimCi } = await import('./api.ts');
+      const { plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state });
       for (const s of plan.steps) out(`${s.id}\t${s.kind}\t${s.scope}\t${s.materialized}\t${s.fanOut ? `${plan.tenants.length} practices` : 'once'}`);
       out(`${plan.steps.length} nodes, ${plan.nodeCount} (node × practice) units, ${plan.batches.length} batches`);
       return EXIT_OK;
@@ -112,6 +119,9 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
             fullRefresh: o.fullRefresh,
             fanIn: o.fanIn,
             nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
+            state: o.state,
+            defer: o.defer,
+            deferDatabase: o.deferDatabase,
             onPlan: reporter.onPlan,
             onTaskEnd: reporter.onTaskEnd,
             alertLog: format === 'json' ? reporter.alertLog : { write: (line: string) => process.stderr.write(line) },

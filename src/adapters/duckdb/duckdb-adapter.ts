@@ -36,6 +36,8 @@ export interface DuckDBAdapterOptions {
    * researcher hands over nothing else.
    */
   attach?: Record<string, string>;
+  /** Databases read but never written here, e.g. production for `--defer`. */
+  attachReadOnly?: Record<string, string>;
 }
 
 /**
@@ -96,6 +98,9 @@ export class DuckDBAdapter implements Adapter {
       if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
       // A file path from tsform.yml, not user data; ATTACH takes no parameters.
       await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)}`);
+    }
+    for (const [alias, file] of Object.entries(opts.attachReadOnly ?? {})) {
+      await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)} (READ_ONLY)`);
     }
     return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})));
   }
