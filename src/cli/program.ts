@@ -83,7 +83,6 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     });
 
   common(program.command('ls').description('list selected nodes and the practices they fan out to'))
-    .option('--state <dir>', 'a previous manifest.json for state:modified')
     .action(
     guard(async (o) => {
       const { prepareSlimCi } = await import('./api.ts');

@@ -95,8 +95,9 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     const node = nodes[id]!;
     if (node.materialized === 'ephemeral') continue;
     const isSeed = node.kind === 'seed' || node.kind === 'tenants';
-    const build =
-      opts.command === 'seed' ? isSeed : opts.command === 'test' ? false : opts.command === 'run' ? !isSeed || node.kind === 'tenants' : true;
+    // `run` loads seeds too: they are versioned files, cheap to load, and a model reading a seed
+    // that was never loaded would fail on a fresh warehouse.
+    const build = opts.command === 'seed' ? isSeed : opts.command !== 'test';
     const tests = opts.command === 'test' || opts.command === 'build' ? (testsByNode.get(id) ?? []) : [];
     if (!build && tests.length === 0) continue;
     // A source without a loader is read where it is; it is only a step when it has tests.

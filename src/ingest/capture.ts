@@ -1,0 +1,168 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import { describePgError } from '../adapters/postgres/postgres-adapter.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { captureChunk, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
+import type { OltpSource } from './oltp-source.ts';
+import { planDrift, readSourceColumns } from './source-columns.ts';
+import { ensureCaptureMeta, ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
+
+export type { CaptureSpec } from './capture-chunk.ts';
+export type { Watermark } from './watermarks.ts';
+
+export interface CaptureOptions {
+  /** Schema of tsform's own tables (watermarks, locks, load tables); default `tsform_meta`. */
+  metaSchema?: string;
+  /** Every practice in tenants.yml; rows of any other practice id are counted, never loaded. Default: `tenants`. */
+  knownTenants?: readonly string[];
+  /** Rows per chunk, i.e. per warehouse transaction (default 50,000). */
+  chunkRows?: number;
+  /** Statement timeout of each OLTP read. */
+  timeoutMs?: number;
+  /** Practices captured at once (default 1). */
+  concurrency?: number;
+  /** Called after every committed chunk. */
+  onChunk?: (tenant: string, chunk: ChunkResult) => void;
+  /** Stops between chunks (a started chunk finishes or rolls back). */
+  signal?: AbortSignal;
+}
+
+export interface TenantFailure {
+  tenant: string;
+  code?: string;
+  /** Safe to log: no row values. */
+  message: string;
+}
+
+export interface CaptureResult {
+  /** Live rows written to raw per practice in this call. */
+  rowsByTenant: Map<string, number>;
+  /** Soft-deleted rows seen per practice (their keys were removed from raw). */
+  deleted: Map<string, number>;
+  /** Watermark per practice after this call (practices that never had a row are absent). */
+  newWatermarks: Map<string, Watermark>;
+  /** Practices whose capture failed; the others committed. */
+  failures: TenantFailure[];
+  /** Rows in the source whose practice id is not a known practice: never loaded. */
+  unknownTenantRows: number;
+  /** Counted problems that are not failures, safe to log. */
+  notes: string[];
+}
+
+const DEFAULT_CHUNK = 50_000;
+const RETRIES = 8;
+
+/**
+ * Steady capture of one source table for `tenants`: one extract per practice from its own
+ * watermark, in chunks that each commit rows + watermark together. A practice that fails is
+ * reported by id and the others go on.
+ */
+export async function captureTenantSlice(
+  wh: Adapter,
+  oltp: OltpSource,
+  specIn: CaptureSpec,
+  tenants: readonly string[],
+  opts: CaptureOptions = {},
+): Promise<CaptureResult> {
+  const spec = resolveSpec(specIn);
+  const metaSchema = opts.metaSchema ?? 'tsform_meta';
+  const result: CaptureResult = { rowsByTenant: new Map(), deleted: new Map(), newWatermarks: new Map(), failures: [], unknownTenantRows: 0, notes: [] };
+  const raw = await prepareCapture(wh, oltp, spec, metaSchema, tenants);
+  result.unknownTenantRows = await countUnknownTenantRows(oltp, spec, opts.knownTenants ?? tenants, result.notes);
+  const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);
+  const chunkRows = opts.chunkRows ?? DEFAULT_CHUNK;
+  await forEachLimited(tenants, opts.concurrency ?? 1, async (tenant) => {
+    let after = watermarks.get(tenant);
+    let loaded = 0;
+    let deleted = 0;
+    try {
+      for (;;) {
+        if (opts.signal?.aborted) break;
+        const chunk = await withRetry(wh, () => captureChunk(wh, oltp, spec, metaSchema, raw, { tenant, stream: STEADY, after, chunkRows, timeoutMs: opts.timeoutMs }));
+        loaded += chunk.loaded;
+        deleted += chunk.deleted;
+        after = chunk.watermark;
+        for (const c of chunk.added) result.notes.push(`${spec.label}: new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
+        for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
+        opts.onChunk?.(tenant, chunk);
+        if (chunk.done) break;
+      }
+    } catch (err) {
+      result.failures.push(failureOf(wh, tenant, err));
+    }
+    result.rowsByTenant.set(tenant, loaded);
+    result.deleted.set(tenant, deleted);
+    if (after) result.newWatermarks.set(tenant, after);
+  });
+  return result;
+}
+
+/**
+ * Meta tables, lock rows and the raw table (created from the source's columns when missing;
+ * drift is checked here for the whole table, and again in every chunk).
+ */
+export async function prepareCapture(wh: Adapter, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, tenants: readonly string[]): Promise<RawState> {
+  await ensureCaptureMeta(wh, metaSchema);
+  await withRetry(wh, () => wh.transaction((s) => ensureLockRows(s, metaSchema, spec.label, tenants)));
+  const existing = await wh.describe(spec.rawSchema, spec.table);
+  const source = await oltp.readTransaction((r) => readSourceColumns(r, spec.sourceSchema, spec.table));
+  if (source.length === 0) throw new TsformError(Codes.missingRelation, `capture ${spec.label}: the source table does not exist`);
+  const columns = source.filter((c) => c.name !== spec.deletedColumn);
+  if (existing) {
+    // An incompatible change fails the whole table once, before any practice starts.
+    planDrift(spec.label, columns, existing.columns);
+    return { columns: existing.columns };
+  }
+  await wh.ensureSchema(spec.rawSchema);
+  // IF NOT EXISTS: another capture of the same table may have created it since we looked.
+  await withRetry(wh, () =>
+    wh.query(`CREATE TABLE IF NOT EXISTS ${quoteRelation(spec.rawSchema, spec.table)} (${columns.map((c) => `${quoteIdent(c.name)} ${c.rawType}`).join(', ')})`),
+  );
+  return { columns: (await wh.describe(spec.rawSchema, spec.table))!.columns };
+}
+
+async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[], notes: string[]): Promise<number> {
+  const { rows } = await oltp.query(
+    `SELECT ${quoteIdent(spec.tenantColumn)}::text AS tenant, count(*) AS n FROM ${quoteRelation(spec.sourceSchema, spec.table)}
+      WHERE ${quoteIdent(spec.tenantColumn)} IS NULL OR NOT (${quoteIdent(spec.tenantColumn)}::text = ANY($1::text[]))
+      GROUP BY 1 ORDER BY 2 DESC`,
+    [[...known]],
+  );
+  const total = rows.reduce((a, r) => a + Number(r.n), 0);
+  if (total > 0) {
+    const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
+    notes.push(`${spec.label}: ${total} row(s) carry a ${spec.tenantColumn} that is not a known practice, not loaded: ${shown}`);
+  }
+  return total;
+}
+
+/** DuckDB write conflicts (two chunks of one practice) and lost connections are retried. */
+export async function withRetry<T>(wh: Adapter, run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (attempt >= RETRIES || wh.classifyError(err) !== 'transient') throw err;
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 20 * 2 ** attempt) * (0.5 + Math.random())));
+    }
+  }
+}
+
+export function failureOf(wh: Adapter, tenant: string, err: unknown): TenantFailure {
+  if (err instanceof TsformError) return { tenant, code: err.code, message: `${tenant}: ${err.message}` };
+  // OLTP errors carry a SQLSTATE; warehouse errors go through the warehouse adapter's sanitizer.
+  const sqlstate = (err as { code?: unknown }).code;
+  const message = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) ? describePgError(err) : wh.describeError(err);
+  return { tenant, code: typeof sqlstate === 'string' ? sqlstate : undefined, message: `${tenant}: ${message}` };
+}
+
+export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, async () => {
+    while (next < items.length) {
+      const item = items[next++]!;
+      await fn(item);
+    }
+  });
+  await Promise.all(workers);
+}

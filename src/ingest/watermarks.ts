@@ -1,0 +1,88 @@
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import { quoteRelation } from '../sql/quote.ts';
+
+export const WATERMARK_TABLE = 'capture_watermarks';
+export const LOCK_TABLE = 'capture_locks';
+
+/** The steady stream; a backfill keeps its own rows under `backfill:<from>|<to>`. */
+export const STEADY = 'steady';
+
+/**
+ * Position up to which one (source table, practice, stream) has been captured: the last row's
+ * `updated_at` exactly as the OLTP printed it, and its key values. Rows are read in
+ * `(updated_at, key)` order, so everything at or before this position is in raw.
+ */
+export interface Watermark {
+  updatedAt: string;
+  key: string[];
+}
+
+/** `tsform_meta.capture_watermarks` and the per-practice lock rows; idempotent. */
+export async function ensureCaptureMeta(wh: Adapter, metaSchema: string): Promise<void> {
+  await wh.ensureSchema(metaSchema);
+  await wh.query(
+    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, WATERMARK_TABLE)} (
+       source_table VARCHAR NOT NULL, tenant VARCHAR NOT NULL, stream VARCHAR NOT NULL,
+       updated_at VARCHAR NOT NULL, key_json VARCHAR NOT NULL, rows_captured BIGINT NOT NULL, captured_at TIMESTAMPTZ NOT NULL)`,
+  );
+  // One row per (table, practice): every chunk, steady or backfill, updates it first, so two
+  // chunks of one practice never interleave their OLTP read and their commit.
+  await wh.query(
+    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, LOCK_TABLE)} (
+       source_table VARCHAR NOT NULL, tenant VARCHAR NOT NULL, chunks BIGINT NOT NULL)`,
+  );
+}
+
+export async function ensureLockRows(s: Session, metaSchema: string, table: string, tenants: readonly string[]): Promise<void> {
+  const rel = quoteRelation(metaSchema, LOCK_TABLE);
+  await s.query(
+    `INSERT INTO ${rel} (source_table, tenant, chunks)
+     SELECT CAST($1 AS VARCHAR), u.t, 0 FROM unnest($2::VARCHAR[]) AS u(t)
+      WHERE NOT EXISTS (SELECT 1 FROM ${rel} AS l WHERE l.source_table = CAST($1 AS VARCHAR) AND l.tenant = u.t)`,
+    [table, [...tenants]],
+  );
+}
+
+/** Takes the practice's capture lock for the rest of the transaction (a row lock / write conflict). */
+export async function lockTenant(s: Session, metaSchema: string, table: string, tenant: string): Promise<void> {
+  const r = await s.query(
+    `UPDATE ${quoteRelation(metaSchema, LOCK_TABLE)} SET chunks = chunks + 1 WHERE source_table = $1 AND tenant = $2`,
+    [table, tenant],
+  );
+  if (r.rowsChanged === 0) {
+    await s.query(`INSERT INTO ${quoteRelation(metaSchema, LOCK_TABLE)} (source_table, tenant, chunks) VALUES ($1, $2, 1)`, [table, tenant]);
+  }
+}
+
+export async function readWatermarks(
+  wh: Adapter | Session,
+  metaSchema: string,
+  table: string,
+  stream: string,
+  tenants: readonly string[],
+): Promise<Map<string, Watermark>> {
+  const { rows } = await wh.query(
+    `SELECT tenant, updated_at, key_json FROM ${quoteRelation(metaSchema, WATERMARK_TABLE)}
+      WHERE source_table = $1 AND stream = $2 AND tenant = ANY($3::VARCHAR[])`,
+    [table, stream, [...tenants]],
+  );
+  return new Map(rows.map((r) => [String(r.tenant), { updatedAt: String(r.updated_at), key: JSON.parse(String(r.key_json)) as string[] }]));
+}
+
+/** Replaces the watermark row; call it in the transaction that wrote the rows it covers. */
+export async function writeWatermark(s: Session, metaSchema: string, table: string, tenant: string, stream: string, wm: Watermark, rows: number): Promise<void> {
+  const rel = quoteRelation(metaSchema, WATERMARK_TABLE);
+  const prev = await s.query(
+    `DELETE FROM ${rel} WHERE source_table = $1 AND tenant = $2 AND stream = $3 RETURNING rows_captured`,
+    [table, tenant, stream],
+  );
+  const before = Number(prev.rows[0]?.rows_captured ?? 0);
+  await s.query(
+    `INSERT INTO ${rel} (source_table, tenant, stream, updated_at, key_json, rows_captured, captured_at) VALUES ($1, $2, $3, $4, $5, $6, now())`,
+    [table, tenant, stream, wm.updatedAt, JSON.stringify(wm.key), before + rows],
+  );
+}
+
+export async function deleteWatermark(s: Session, metaSchema: string, table: string, tenant: string, stream: string): Promise<void> {
+  await s.query(`DELETE FROM ${quoteRelation(metaSchema, WATERMARK_TABLE)} WHERE source_table = $1 AND tenant = $2 AND stream = $3`, [table, tenant, stream]);
+}
