@@ -5,7 +5,8 @@
  */
 export function safeDbMessage(err: unknown, maxLines = 3): string {
   const raw = err instanceof Error ? err.message : String(err);
-  const cut = raw.split(/\n\s*DETAIL:|\nDETAIL|\n\s*HINT:/)[0] ?? raw;
+  // DuckDB's CSV errors quote the offending input line; PostgreSQL's DETAIL holds row values.
+  const cut = raw.split(/\n\s*DETAIL:|\nDETAIL|\n\s*HINT:|Original Line:/i)[0] ?? raw;
   return cut
     .split('\n')
     .filter((l) => l.trim() !== '')

@@ -152,7 +152,9 @@ export function failureOf(wh: Adapter, tenant: string, err: unknown): TenantFail
   if (err instanceof TsformError) return { tenant, code: err.code, message: `${tenant}: ${err.message}` };
   // OLTP errors carry a SQLSTATE; warehouse errors go through the warehouse adapter's sanitizer.
   const sqlstate = (err as { code?: unknown }).code;
-  const message = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) ? describePgError(err) : wh.describeError(err);
+  const described = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) ? describePgError(err) : wh.describeError(err);
+  // DuckDB's CSV reader quotes the offending line (row values, possibly PHI): keep the line number only.
+  const message = described.replace(/\s*\|?\s*Original Line:.*$/s, '');
   return { tenant, code: typeof sqlstate === 'string' ? sqlstate : undefined, message: `${tenant}: ${message}` };
 }
 

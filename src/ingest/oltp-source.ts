@@ -20,9 +20,10 @@ export interface OltpSource {
 export interface OltpReadSession {
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   /**
-   * `COPY (<selectSql>) TO STDOUT` in PostgreSQL's text format (tab separated, `\N` for NULL,
-   * backslash escapes), as raw byte chunks. COPY binds no parameters: values reach the query
+   * `COPY (<selectSql>) TO STDOUT` as raw byte chunks: `text` (default) is PostgreSQL's text
+   * format (tab separated, `\N` for NULL, backslash escapes); `csv` quotes every value and writes
+   * NULL as a bare `\N` (`FORMAT csv, NULL '\N', FORCE_QUOTE *`). COPY binds no parameters: values reach the query
    * through `set_config(..., true)` and `current_setting(...)` in the same transaction.
    */
-  copyOut(selectSql: string): AsyncIterable<Buffer>;
+  copyOut(selectSql: string, format?: 'text' | 'csv'): AsyncIterable<Buffer>;
 }

@@ -1,0 +1,106 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import type { Adapter } from '../../../src/adapters/adapter.ts';
+import { DuckDBAdapter } from '../../../src/adapters/duckdb/duckdb-adapter.ts';
+import { createPostgresAdapter, type PostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
+import type { CaptureSpec } from '../../../src/ingest/capture.ts';
+import { demoTablesFrom, loadDemoOltp, type DemoTable } from '../../../src/ingest/demo-oltp.ts';
+import { quoteIdent, quoteRelation } from '../../../src/sql/quote.ts';
+import { REPO_ROOT } from '../../support/demo-project.ts';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts';
+import { PgOltpSource } from './pg-oltp-source.ts';
+
+export function demoTables(): DemoTable[] {
+  const doc = parse(readFileSync(join(REPO_ROOT, 'models/sources.yml'), 'utf8')) as {
+    sources: { name: string; tables: { name: string; columns?: { name: string; data_type?: string }[] }[] }[];
+  };
+  return demoTablesFrom(doc.sources.find((s) => s.name === 'ehr')!.tables);
+}
+
+export function demoSpecs(): CaptureSpec[] {
+  return demoTables().map((t) => ({ table: t.table, key: [t.key], tenantColumn: 'practice_id' }));
+}
+
+export function demoTenantIds(): string[] {
+  const doc = parse(readFileSync(join(REPO_ROOT, 'tenants.yml'), 'utf8')) as { tenants: { id: string }[] };
+  return doc.tenants.map((t) => t.id);
+}
+
+export interface OltpFixture {
+  server: ThrowawayPostgres;
+  /** The OLTP through the tsform adapter (normalized values, for checksums and edits). */
+  admin: PostgresAdapter;
+  source: PgOltpSource;
+  stop(): Promise<void>;
+}
+
+export async function startDemoOltp(): Promise<OltpFixture> {
+  const server = await startThrowawayPostgres();
+  const admin = await createPostgresAdapter({ url: server.url });
+  await loadDemoOltp(admin, { dataDir: join(REPO_ROOT, 'data/ehr'), tables: demoTables() });
+  const source = await PgOltpSource.open(server.url);
+  return {
+    server,
+    admin,
+    source,
+    async stop() {
+      await source.close().catch(() => undefined);
+      await admin.close().catch(() => undefined);
+      await server.stop();
+    },
+  };
+}
+
+export function tempDuckdbPath(): { path: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsform-capture-'));
+  return { path: join(dir, 'warehouse.duckdb'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function openDuckdb(path: string): Promise<DuckDBAdapter> {
+  return DuckDBAdapter.open({ path, connections: 2 });
+}
+
+/**
+ * Per practice: row count and an order-independent sum of row hashes. Rows are read through the
+ * adapters, which normalize values the same way on both engines; each row hashes as the JSON of
+ * its values in column order.
+ */
+export async function sliceChecksums(db: Adapter, relation: { schema: string; table: string }, columns: readonly string[], where = ''): Promise<Map<string, string>> {
+  const { rows } = await db.query(
+    `SELECT ${columns.map(quoteIdent).join(', ')} FROM ${quoteRelation(relation.schema, relation.table)}${where ? ` WHERE ${where}` : ''}`,
+  );
+  const acc = new Map<string, { n: number; sum: bigint }>();
+  for (const r of rows) {
+    const tenant = String(r.practice_id);
+    const h = createHash('md5').update(JSON.stringify(columns.map((c) => normalize(r[c])))).digest('hex');
+    const a = acc.get(tenant) ?? { n: 0, sum: 0n };
+    a.n++;
+    a.sum += BigInt(`0x${h.slice(0, 15)}`);
+    acc.set(tenant, a);
+  }
+  return new Map([...acc].sort(([x], [y]) => (x < y ? -1 : 1)).map(([t, a]) => [t, `${a.n}:${a.sum.toString(16)}`]));
+}
+
+function normalize(v: unknown): unknown {
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'number' && !Number.isInteger(v)) return v.toPrecision(15);
+  return v ?? null;
+}
+
+/** OLTP (live rows) vs raw, per practice, for every demo table: the tables whose checksums differ. */
+export async function compareAll(oltp: Adapter, wh: Adapter, tenants: ReadonlySet<string>): Promise<string[]> {
+  const diffs: string[] = [];
+  for (const t of demoTables()) {
+    const info = await wh.describe('raw', t.table);
+    const cols = info!.columns.map((c) => c.name);
+    const known = [...tenants].map((x) => `'${x.replaceAll("'", "''")}'`).join(',');
+    const a = await sliceChecksums(oltp, { schema: 'oltp', table: t.table }, cols, `deleted_at IS NULL AND practice_id IN (${known})`);
+    const b = await sliceChecksums(wh, { schema: 'raw', table: t.table }, cols);
+    const all = new Set([...a.keys(), ...b.keys()]);
+    for (const p of all) if (a.get(p) !== b.get(p)) diffs.push(`${t.table}@${p}: oltp ${a.get(p) ?? '-'} raw ${b.get(p) ?? '-'}`);
+  }
+  return diffs;
+}

@@ -1,0 +1,67 @@
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import type { QueryResult, Row, SqlParam } from '../../../src/adapters/adapter.ts';
+import type { OltpReadSession, OltpSource } from '../../../src/ingest/oltp-source.ts';
+
+/**
+ * OltpSource over `pg` + `pg-copy-streams`. It belongs in src/adapters/postgres/ (the only layer
+ * allowed to import the driver); it lives here until it is moved there. Values come back as
+ * PostgreSQL's text, never parsed: capture only passes them on.
+ */
+export class PgOltpSource implements OltpSource {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  static async open(url: string, opts: { poolSize?: number } = {}): Promise<PgOltpSource> {
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: 'tsform-capture' });
+    pool.on('error', () => undefined);
+    await pool.query('SELECT 1');
+    return new PgOltpSource(pool);
+  }
+
+  async readTransaction<T>(fn: (s: OltpReadSession) => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      if (options.timeoutMs !== undefined) await client.query("SELECT set_config('statement_timeout', $1, true)", [String(Math.max(1, Math.round(options.timeoutMs)))]);
+      let result: T;
+      try {
+        result = await fn(sessionOn(client));
+      } catch (err) {
+        await client.query('ROLLBACK').catch((e: Error) => {
+          broken ??= e;
+        });
+        throw err;
+      }
+      await client.query('COMMIT');
+      return result;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+
+  async query(sql: string, params: readonly SqlParam[] = []): Promise<QueryResult> {
+    return toResult(await this.pool.query(sql, [...params]));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+function sessionOn(client: pg.PoolClient): OltpReadSession {
+  return {
+    query: async (sql, params = []) => toResult(await client.query(sql, [...params])),
+    copyOut: (selectSql, format = 'text') =>
+      client.query(copyTo(`COPY (${selectSql}) TO STDOUT${format === 'csv' ? " WITH (FORMAT csv, NULL '\\N', FORCE_QUOTE *)" : ''}`)) as AsyncIterable<Buffer>,
+  };
+}
+
+function toResult(r: pg.QueryResult): QueryResult {
+  return { rows: r.rows as Row[], columns: r.fields.map((f) => f.name), rowsChanged: r.rowCount ?? 0 };
+}
