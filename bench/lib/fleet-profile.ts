@@ -1,0 +1,73 @@
+import type { Adapter, Session } from '../../src/adapters/adapter.ts';
+
+/**
+ * Wraps an adapter to attribute a run's database time: every statement is timed under a label
+ * (its kind: stage, count, delete, insert, describe, …), and each transaction's remainder
+ * (BEGIN + COMMIT, which includes DuckDB's automatic checkpoints) under `commit`. Sums are
+ * connection-seconds. Used by `BENCH_FLEET_PROFILE=1`.
+ */
+
+export interface Profile {
+  seconds: Record<string, number>;
+  counts: Record<string, number>;
+}
+
+export function label(sql: string): string {
+  const s = sql.replace(/--[^\n]*\n/g, '').trim();
+  if (/^CREATE OR REPLACE TEMPORARY TABLE/i.test(s)) return 'stage (CREATE TEMP TABLE AS model SQL)';
+  if (/^SELECT \* FROM "__tsf_stage" LIMIT 0/i.test(s)) return 'probe columns';
+  if (/^SELECT .* count\(\*\) AS n FROM "__tsf_stage" GROUP BY/i.test(s)) return 'count rows per practice';
+  if (/^SELECT 1 AS present/i.test(s)) return 'slice exists (incremental)';
+  if (/^DELETE FROM .* EXISTS/i.test(s)) return 'merge delete (incremental)';
+  if (/^DELETE FROM/i.test(s)) return 'delete slice';
+  if (/^INSERT INTO/i.test(s)) return 'insert from stage';
+  if (/^DROP TABLE IF EXISTS "__tsf_stage"/i.test(s)) return 'drop stage';
+  if (/^CREATE TABLE IF NOT EXISTS/i.test(s)) return 'create target';
+  if (/information_schema/i.test(s)) return 'describe (information_schema)';
+  if (/tsform_meta/i.test(s)) return 'state store / run history';
+  return `other: ${s.slice(0, 40).replace(/\s+/g, ' ')}`;
+}
+
+export function profileAdapter(inner: Adapter): { adapter: Adapter; profile: Profile } {
+  const profile: Profile = { seconds: {}, counts: {} };
+  const add = (key: string, ms: number) => {
+    profile.seconds[key] = (profile.seconds[key] ?? 0) + ms / 1000;
+    profile.counts[key] = (profile.counts[key] ?? 0) + 1;
+  };
+  const timed = async <T>(key: string, fn: () => Promise<T>, inner?: { ms: number }): Promise<T> => {
+    const t0 = performance.now();
+    try {
+      return await fn();
+    } finally {
+      const ms = performance.now() - t0;
+      add(key, ms);
+      if (inner) inner.ms += ms;
+    }
+  };
+  const wrapSession = (s: Session, acc: { ms: number }): Session => ({
+    ...s,
+    query: (sql, params) => timed(label(sql), () => s.query(sql, params), acc),
+    createTempTableAs: (name, sql, params) => timed('stage (CREATE TEMP TABLE AS model SQL)', () => s.createTempTableAs(name, sql, params), acc),
+    insertText: (schema, table, cols, rows) => timed('insert text (seeds/tenants)', () => s.insertText(schema, table, cols, rows), acc),
+  });
+  const adapter = new Proxy(inner, {
+    get(target, prop, receiver) {
+      if (prop === 'query') return (sql: string, params?: never[]) => timed(label(sql), () => target.query(sql, params));
+      if (prop === 'describe') return (schema: string, name: string) => timed('describe (information_schema)', () => target.describe(schema, name));
+      if (prop === 'transaction') {
+        return async <T>(fn: (s: Session) => Promise<T>, options?: unknown) => {
+          const acc = { ms: 0 };
+          const t0 = performance.now();
+          try {
+            return await target.transaction((s) => fn(wrapSession(s, acc)), options as never);
+          } finally {
+            add('commit (BEGIN/COMMIT incl. checkpoints)', performance.now() - t0 - acc.ms);
+          }
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  return { adapter, profile };
+}
