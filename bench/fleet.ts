@@ -27,10 +27,12 @@
  *   BENCH_FLEET_FULL_REFRESH=1 (every tsform run with --full-refresh),
  *   BENCH_FLEET_CHECKPOINT=1GB (raise checkpoint_threshold, one CHECKPOINT at the end),
  *   BENCH_FLEET_PROFILE=1 (attribute tsform's database time to statement kinds: `profile`),
- *   BENCH_FLEET_EXPERIMENTS=batch200,threads4,ckpt1gb,fullrefresh,stgtable,best — also time these
- *     variants, each on a fresh copy (first run, then a steady run followed by a monolithic
- *     steady run for its ratio); reported under `experiments`. `stgtable` builds stg_encounters
- *     as a table (batched) instead of incremental (one practice per statement),
+ *   BENCH_FLEET_EXPERIMENTS=batch200,threads4,ckpt1gb,fullrefresh,stgtable,best,incbatch,incbatch200
+ *     — also time these variants, each on a fresh copy (first run, then a steady run followed by
+ *     a monolithic steady run for its ratio); reported under `experiments`. `stgtable` builds
+ *     stg_encounters as a table (batched) instead of incremental (one practice per statement);
+ *     `incbatch*` emulate the runner change "incremental models in batches" (the model's
+ *     high-water mark rewritten per practice, the plan step marked multi-tenant via onPlan),
  *   BENCH_FLEET_DATA=/path/file.duckdb (reuse generated raw data across invocations; generated
  *     there when missing or made with other parameters),
  *   BENCH_FLEET_KEEP=1 (keep the temp dir).
