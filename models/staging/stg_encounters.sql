@@ -1,23 +1,26 @@
-{{config materialized="incremental" unique_key="encounter_id"}}
--- Incremental per practice: each practice's high-water mark is its own max(updated_at),
--- because the model's own relation (this) is read as this practice's slice only.
+{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}
+-- Incremental per practice: the high-water mark is correlated on practice_id, so each practice
+-- keeps its own even when several practices share one statement (batch_incremental).
 select
-  practice_id,
-  encounter_id,
-  patient_id,
-  provider_id,
-  payer_id,
-  encounter_class,
-  code as encounter_code,
-  description as encounter_description,
-  started_at,
-  stopped_at,
-  base_encounter_cost,
-  total_claim_cost,
-  payer_coverage,
-  reason_code,
-  updated_at
-from {{source "ehr" "encounters"}}
+  e.practice_id,
+  e.encounter_id,
+  e.patient_id,
+  e.provider_id,
+  e.payer_id,
+  e.encounter_class,
+  e.code as encounter_code,
+  e.description as encounter_description,
+  e.started_at,
+  e.stopped_at,
+  e.base_encounter_cost,
+  e.total_claim_cost,
+  e.payer_coverage,
+  e.reason_code,
+  e.updated_at
+from {{source "ehr" "encounters"}} e
 {{#if is_incremental}}
-where updated_at > (select coalesce(max(updated_at), timestamptz '1900-01-01 00:00:00+00') from {{this}})
+where e.updated_at > coalesce(
+  (select max(t.updated_at) from {{this}} t where t.practice_id = e.practice_id),
+  timestamptz '1900-01-01 00:00:00+00'
+)
 {{/if}}

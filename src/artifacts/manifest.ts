@@ -35,6 +35,8 @@ export interface ManifestNode {
   pseudonymized: boolean;
   /** Published aggregates: the column holding class sizes, checked against k before publishing. */
   k_count?: string;
+  /** Incremental with a per-practice (correlated) high-water mark: may run in batches. */
+  batch_incremental?: boolean;
   /**
    * SQL of a SELECT, rendered once for all practices. In tenant-scoped models `$1` is the array
    * of bound practice ids, so the text never contains one.

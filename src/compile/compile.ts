@@ -176,6 +176,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
       unique_key: mc.uniqueKey,
       pseudonymized: mc.pseudonymized,
       ...(mc.kCount ? { k_count: mc.kCount } : {}),
+      ...(mc.batchIncremental ? { batch_incremental: true } : {}),
       macros: allUses.macros,
       vars: [...new Set(allUses.vars.map((v) => v.name))],
       checksum: sha256(model.sql),

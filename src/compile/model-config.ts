@@ -13,9 +13,14 @@ export interface ModelConfig {
   pseudonymized: boolean;
   /** A published aggregate: this column holds class sizes (k-anonymity checks it is NULL or ≥ k). */
   kCount?: string;
+  /**
+   * The incremental filter is correlated on the tenant column (a per-practice high-water mark),
+   * so practices may share a statement like table models do (`batch_incremental=true`).
+   */
+  batchIncremental: boolean;
 }
 
-const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized', 'k_anonymity_count']);
+const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized', 'k_anonymity_count', 'batch_incremental']);
 
 /** Folder defaults from tsform.yml (longest matching folder wins), then the model's `{{config}}`. */
 export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config: ProjectConfig, diagnostics: Diagnostic[]): ModelConfig {
@@ -30,6 +35,7 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
     tags: [],
     uniqueKey: [],
     pseudonymized: false,
+    batchIncremental: false,
   };
   for (const f of matches) {
     if (f.scope) out.scope = f.scope;
@@ -69,6 +75,9 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
         break;
       case 'pseudonymized':
         out.pseudonymized = value === true || text === 'true';
+        break;
+      case 'batch_incremental':
+        out.batchIncremental = value === true || text === 'true';
         break;
       case 'k_anonymity_count':
         if (SIMPLE_NAME.test(text)) out.kCount = text;

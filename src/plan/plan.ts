@@ -122,7 +122,9 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
       scope: node.scope,
       materialized: node.materialized,
       fanOut,
-      singleTenant: node.materialized === 'incremental',
+      // Each practice needs its own high-water mark: one per statement, unless the model's filter
+      // is correlated on the tenant column (batch_incremental).
+      singleTenant: node.materialized === 'incremental' && !node.batch_incremental,
       build: buildable,
       upstream: [],
       tests,

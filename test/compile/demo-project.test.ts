@@ -75,9 +75,9 @@ describe('demo project: a model is rendered once, never per practice', () => {
     expect(full).toBeDefined();
     expect(incremental).toBeDefined();
     expect(incremental).toContain('"__tsf_this_stg_encounters"');
-    expect(incremental).toMatch(/from "__tsf_this_stg_encounters"\)/);
-    expect(incremental).toContain('where updated_at >');
-    expect(full).not.toContain('where updated_at >');
+    expect(incremental).toMatch(/from "__tsf_this_stg_encounters" t where t\.practice_id = e\.practice_id\)/);
+    expect(incremental).toContain('where e.updated_at >');
+    expect(full).not.toContain('where e.updated_at >');
     // The first build of a practice runs the full variant while staging.stg_encounters may not
     // exist yet: PostgreSQL resolves every CTE, used or not, so the full variant must not
     // mention its own relation at all.

@@ -64,9 +64,11 @@ describe('plan node count', () => {
     expect(pda.upstream.sort()).toEqual(['stg_encounters', 'tenants']);
   });
 
-  it('incremental models run one practice per statement (each has its own high-water mark)', () => {
+  it('incremental models run one practice per statement unless their high-water mark is correlated (batch_incremental)', () => {
     const p = plan();
-    expect(p.steps.filter((s) => s.singleTenant).map((s) => s.id)).toEqual(['stg_encounters']);
+    expect(p.steps.filter((s) => s.materialized === 'incremental').map((s) => s.id)).toEqual(['stg_encounters']);
+    // stg_encounters correlates its watermark on practice_id and says batch_incremental=true.
+    expect(p.steps.filter((s) => s.singleTenant)).toEqual([]);
   });
 
   it('run: steps come after the steps they read, and upstream names only planned steps', () => {
