@@ -81,6 +81,12 @@ export interface Adapter {
   classifyError(err: unknown): ErrorClass;
   /** One line about a failed statement that is safe to log: no row values (they may be PHI). */
   describeError(err: unknown): string;
+  /**
+   * Per-practice locks held until `release`, so that two tsform processes never write one
+   * practice at once. Returns the practices another process holds, with who holds them.
+   * Absent where the engine already allows one writing process (DuckDB's file lock).
+   */
+  tryLockTenants?(tenants: readonly string[]): Promise<{ held: { tenant: string; holder: string }[]; release(): Promise<void> }>;
   /** Kysely over the same database, for tsform's own metadata tables. */
   readonly kysely: Kysely<any>;
   close(): Promise<void>;

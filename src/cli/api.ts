@@ -120,7 +120,8 @@ export async function openAdapter(
       const url = process.env[target.urlEnv];
       if (!url) throw new TsformError(Codes.missingEnv, `target '${target.name}' reads its connection URL from $${target.urlEnv}, which is not set`);
       const { createPostgresAdapter } = await import('../adapters/postgres/postgres-adapter.ts');
-      return createPostgresAdapter({ url, poolSize: threads ?? target.threads, applicationName: 'tsform' });
+      // One connection more than the statements in flight: it holds the run's practice locks.
+      return createPostgresAdapter({ url, poolSize: (threads ?? target.threads) + 1, applicationName: 'tsform' });
     }
     default: {
       const never: never = target;
@@ -225,7 +226,9 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads, req.onLockWait, slim.deferDatabase ? { [DEFER_CATALOG]: slim.deferDatabase } : undefined));
   const startedAt = new Date();
   const runId = randomUUID();
+  let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
+    locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const meta = ws.project.config.schemas.meta;
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
     const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? { write: () => true } });
@@ -286,6 +289,27 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     }
     return run;
   } finally {
+    await locks?.release();
     if (!req.adapter) await adapter.close();
+  }
+}
+
+/**
+ * Per-practice locks for the whole run (PostgreSQL): another run holding one of these practices
+ * is waited for, and named, so two processes never write one practice at once.
+ */
+async function lockPractices(adapter: Adapter, tenants: readonly string[], onWait?: (holder: string) => void, waitMs = 600_000) {
+  if (!adapter.tryLockTenants || tenants.length === 0) return undefined;
+  const giveUpAt = Date.now() + waitMs;
+  for (let attempt = 0; ; attempt++) {
+    const lock = await adapter.tryLockTenants(tenants);
+    if (lock.held.length === 0) return lock;
+    await lock.release();
+    const first = lock.held[0]!;
+    if (Date.now() >= giveUpAt) {
+      throw new TsformError(Codes.tenantLocked, `practice ${first.tenant} (and ${lock.held.length - 1} more) is being written by another tsform run (${first.holder}); gave up waiting`);
+    }
+    if (attempt === 0) onWait?.(`practice ${first.tenant} and ${lock.held.length - 1} more held by ${first.holder}`);
+    await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
   }
 }

@@ -67,3 +67,49 @@ describe('the demo project on PostgreSQL', () => {
     }
   });
 });
+
+describe('two tsform runs at once on PostgreSQL', () => {
+  let pgServer: ThrowawayPostgres;
+  let demo: DemoCopy;
+  beforeAll(async () => {
+    pgServer = await startThrowawayPostgres();
+    demo = copyDemoProject({ tenants: sampleTenants(4) });
+  });
+  afterAll(async () => {
+    demo?.remove();
+    await pgServer?.stop();
+  });
+
+  it('never write one practice at once: a run waits for the process holding a practice and names it', async () => {
+    process.env.TSFORM_PG_URL = pgServer.url;
+    // Another "tsform process": a second adapter holding one practice's lock.
+    const other = await createPostgresAdapter({ url: pgServer.url, poolSize: 1, applicationName: 'tsform' });
+    try {
+      const lock = await other.tryLockTenants(['p_41e2a44c47']);
+      expect(lock.held).toEqual([]);
+      const waits: string[] = [];
+      let releasedAt = 0;
+      const running = runWorkspace({
+        projectDir: demo.dir,
+        command: 'run',
+        target: 'postgres',
+        tenants: ['p_79a06fd69f', 'p_41e2a44c47'],
+        select: ['+stg_providers'],
+        onLockWait: (h) => waits.push(h),
+      });
+      await new Promise((r) => setTimeout(r, 1500));
+      releasedAt = Date.now();
+      await lock.release();
+      const run = await running;
+      expect(run.results.filter((r) => r.status !== 'success').map((r) => r.node)).toEqual([]);
+      expect(waits).toHaveLength(1);
+      expect(waits[0]).toMatch(/practice p_41e2a44c47 and 0 more held by tsform pid \d+/);
+      // It waited for the other process to let go before writing anything.
+      expect(Date.parse(run.finished_at)).toBeGreaterThanOrEqual(releasedAt);
+      expect(run.elapsed_ms).toBeGreaterThanOrEqual(1400);
+    } finally {
+      await other.close();
+      delete process.env.TSFORM_PG_URL;
+    }
+  });
+});

@@ -126,6 +126,37 @@ export class PostgresAdapter implements Adapter {
     return describePgError(err);
   }
 
+  async tryLockTenants(tenants: readonly string[]): Promise<{ held: { tenant: string; holder: string }[]; release(): Promise<void> }> {
+    // Session-level advisory locks on one dedicated connection: released when it ends, even if
+    // this process is killed. Keyed (hashtext('tsform.tenant'), hashtext(id)); a hash collision
+    // only makes two practices wait for each other.
+    const client = await this.pool.connect();
+    const { rows } = await client.query(
+      "SELECT t AS tenant, pg_try_advisory_lock(hashtext('tsform.tenant'), hashtext(t)) AS ok FROM unnest($1::text[]) AS t",
+      [[...tenants]],
+    );
+    const missing = rows.filter((r: { ok: boolean }) => !r.ok).map((r: { tenant: string }) => r.tenant);
+    const held: { tenant: string; holder: string }[] = [];
+    if (missing.length > 0) {
+      const holders = await client.query(
+        `SELECT t AS tenant, coalesce(a.application_name, '') || ' pid ' || l.pid || ' since ' || to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS') AS holder
+           FROM unnest($1::text[]) AS t
+           JOIN pg_locks l ON l.locktype = 'advisory' AND l.classid::int = hashtext('tsform.tenant') AND l.objid::int = hashtext(t) AND l.granted
+           LEFT JOIN pg_stat_activity a ON a.pid = l.pid`,
+        [missing],
+      );
+      const byTenant = new Map(holders.rows.map((r: { tenant: string; holder: string }) => [r.tenant, r.holder]));
+      for (const t of missing) held.push({ tenant: t, holder: String(byTenant.get(t) ?? 'another session') });
+    }
+    return {
+      held,
+      release: async () => {
+        await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
+        client.release();
+      },
+    };
+  }
+
   async ensureSchema(schema: string): Promise<void> {
     await this.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
   }
