@@ -42,12 +42,13 @@ export async function applyPolicyFoundation(s: Session, ctx: PolicyContext): Pro
     const owner = await s.query('SELECT 1 AS present FROM pg_roles WHERE rolname = $1', [ctx.policies.roles.owner]);
     if (owner.rows.length === 0) await s.query(`CREATE ROLE ${quoteIdent(ctx.policies.roles.owner)} NOLOGIN NOSUPERUSER`);
   }
-  for (const spec of specs) {
-    for (const group of spec.memberOf) {
-      const member = await s.query('SELECT pg_has_role($1, $2, $3) AS ok', [spec.role, group, 'MEMBER']);
-      if (member.rows[0]?.ok !== true) await s.query(`GRANT ${quoteIdent(group)} TO ${quoteIdent(spec.role)}`);
-    }
-  }
+  // Every run syncs roles: one query finds the missing memberships instead of one per role.
+  const wanted = specs.flatMap((spec) => spec.memberOf.map((group) => ({ role: spec.role, group })));
+  const missing = await s.query(
+    `SELECT r AS role, g AS grp FROM (SELECT unnest($1::text[]) AS r, unnest($2::text[]) AS g) AS w WHERE NOT pg_has_role(r, g, 'MEMBER')`,
+    [wanted.map((w) => w.role), wanted.map((w) => w.group)],
+  );
+  for (const m of missing.rows) await s.query(`GRANT ${quoteIdent(String(m.grp))} TO ${quoteIdent(String(m.role))}`);
   await s.query(ctx.renderer.bootstrap());
   await s.query(ctx.renderer.schemaGrants());
   if (ctx.vault) await s.query(ctx.renderer.vaultReidentify());
