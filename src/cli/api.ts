@@ -14,7 +14,7 @@ import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile
 import { RunMonitor } from '../sla/run-monitor.ts';
 import { resolveProtectedRelations, type ProtectedRelation } from '../security/protected-relations.ts';
 import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
-import { createPolicyRenderer } from '../security/render-rls.ts';
+import { createPolicyRenderer, policyRoleDiagnostics } from '../security/render-rls.ts';
 import { buildDag, upstreamOf, type ModelDag } from '../graph/dag.ts';
 import { modifiedNodes } from '../graph/state.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
@@ -47,6 +47,7 @@ export function compileWorkspace(projectDir: string, opts: { write?: boolean } &
   const built = buildDag(manifest);
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
   const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
+  if (project.policies) protection.diagnostics.push(...policyRoleDiagnostics(project.policies, project.tenants));
   if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
   const lineage = checkPseudonymizedLineage(manifest, built.dag.order);
   if (hasErrors(lineage)) throw new DiagnosticsError([...diagnostics, ...lineage]);
@@ -56,7 +57,7 @@ export function compileWorkspace(projectDir: string, opts: { write?: boolean } &
   }
   const targetDir = join(project.root, 'target');
   if (opts.write !== false) writeManifest(targetDir, manifest);
-  return { project, manifest, dag: built.dag, diagnostics, targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
+  return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
 }
 
 export interface RunRequest {

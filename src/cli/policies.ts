@@ -1,6 +1,7 @@
-import { applyPolicies, requireRowLevelSecurity } from '../execute/apply-policies.ts';
+import type { VerifyInput } from '../adapters/postgres/verify-types.ts';
+import { applyPolicies, requireRowLevelSecurity, type PolicyContext } from '../execute/apply-policies.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { membershipRows, renderRoles, roleSpecs } from '../security/render-rls.ts';
+import { membershipRows, practiceRole, renderRoles, roleSpecs } from '../security/render-rls.ts';
 import { compileWorkspace, openAdapter, policyContext, resolveTarget, type Workspace } from './api.ts';
 
 function requirePolicies(ws: Workspace) {
@@ -59,21 +60,30 @@ export async function verifyPoliciesCommand(projectDir: string, targetName: stri
   const { verifyPolicies, formatVerifyReport } = await import('../adapters/postgres/policy-verifier.ts');
   const adminUrl = process.env.TSFORM_PG_ADMIN_URL ?? process.env[target.urlEnv];
   if (!adminUrl) throw new TsformError(Codes.missingEnv, `policies verify connects with $TSFORM_PG_ADMIN_URL (a superuser, to impersonate practice roles) or $${target.urlEnv}`);
-  const report = await verifyPolicies({
-    url: adminUrl,
-    tenantColumn: ws.project.config.tenantColumn,
+  const input = verifyInputOf(ws, ctx, adminUrl);
+  const report = await verifyPolicies({ ...input, practiceRoles: input.practiceRoles.slice(0, maxRoles) });
+  out(formatVerifyReport(report));
+  return report.failures > 0 ? 1 : 0;
+}
+
+/** What the verifier checks, from the compiled project: every practice role (the caller samples). */
+export function verifyInputOf(ws: Workspace, ctx: PolicyContext, url: string): VerifyInput {
+  const { schemas, tenantColumn } = ws.project.config;
+  return {
+    url,
+    tenantColumn,
     relations: [...ctx.relations.values()].map((r) => ({ name: r.node, schema: r.schema, identifier: r.identifier, kind: r.kind })),
-    practiceRoles: ctx.tenants.map((t) => ({ role: ctx.policies.practiceRolePattern.replace('{tenant}', t.id), practices: [t.id] })).slice(0, maxRoles),
+    practiceRoles: ctx.tenants.map((t) => ({ role: practiceRole(ctx.policies, t.id), practices: [t.id] })),
     groupRoles: ctx.policies.groups.map((g) => ({ role: g.role, practices: g.practices })),
+    practicesRole: ctx.policies.roles.practices,
+    groupsRole: ctx.policies.roles.practiceGroups,
     owner: ctx.policies.roles.owner,
     researchReader: ctx.policies.roles.researchReader,
     vaultSteward: ctx.policies.roles.vaultSteward,
     researchSchemas: ctx.policies.researchSchemas,
-    restrictedSchemas: [...new Set([...ctx.policies.protectSchemas, ws.project.config.schemas.vault])],
-    vaultSchema: ws.project.config.schemas.vault,
+    restrictedSchemas: [...new Set([...ctx.policies.protectSchemas, schemas.vault])],
+    vaultSchema: schemas.vault,
     securitySchema: ctx.policies.securitySchema,
-    settingsToSpoof: [...new Set(['app.practice_id', 'app.tenant', 'tsform.tenant', `app.${ws.project.config.tenantColumn}`])],
-  });
-  out(formatVerifyReport(report));
-  return report.failures > 0 ? 1 : 0;
+    settingsToSpoof: [...new Set(['app.practice_id', 'app.tenant', 'tsform.tenant', `app.${tenantColumn}`])],
+  };
 }

@@ -2,7 +2,7 @@ import type { Adapter, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import type { PolicyConfig, Tenant } from '../project/types.ts';
 import type { ProtectedRelation } from '../security/protected-relations.ts';
-import { MEMBERS_TABLE, membershipRows, roleSpecs, type PolicyRenderer } from '../security/render-rls.ts';
+import { MEMBERS_TABLE, membershipRows, policyGroupRoles, roleSpecs, type PolicyRenderer } from '../security/render-rls.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 export interface PolicyContext {
@@ -49,6 +49,18 @@ export async function applyPolicyFoundation(s: Session, ctx: PolicyContext): Pro
     [wanted.map((w) => w.role), wanted.map((w) => w.group)],
   );
   for (const m of missing.rows) await s.query(`GRANT ${quoteIdent(String(m.grp))} TO ${quoteIdent(String(m.role))}`);
+  // A managed role in the wrong policy group (a practice role turned into a group, or roles
+  // from before the groups were split) would get the other group's policy too.
+  const stray = await s.query(
+    `SELECT u.rolname AS role, g.rolname AS grp FROM pg_auth_members m
+       JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+      WHERE g.rolname = ANY($1::text[]) AND u.rolname = ANY($2::text[])`,
+    [policyGroupRoles(ctx.policies), specs.map((r) => r.role)],
+  );
+  const wantedPairs = new Set(wanted.map((w) => `${w.role}\u0000${w.group}`));
+  for (const m of stray.rows) {
+    if (!wantedPairs.has(`${String(m.role)}\u0000${String(m.grp)}`)) await s.query(`REVOKE ${quoteIdent(String(m.grp))} FROM ${quoteIdent(String(m.role))}`);
+  }
   await s.query(ctx.renderer.bootstrap());
   await s.query(ctx.renderer.schemaGrants());
   if (ctx.vault) await s.query(ctx.renderer.vaultReidentify());

@@ -215,7 +215,8 @@ const POLICIES_YML = `# Who may read what in the PostgreSQL warehouse. DuckDB ha
 # there but does not apply it (\`npx tsform policies render\`).
 roles:
   owner: tsform_owner            # runs tsform and owns every relation
-  practices: tsform_practices    # NOLOGIN group of every practice role
+  practices: tsform_practices    # NOLOGIN group of the one-practice roles
+  practice_groups: tsform_practice_groups  # NOLOGIN group of the multi-practice group roles
   research_reader: research_reader
   vault_steward: vault_steward
 

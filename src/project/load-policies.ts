@@ -53,6 +53,7 @@ export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<
       researchReader: role(roles, 'research_reader', 'research_reader'),
       vaultSteward: role(roles, 'vault_steward', 'vault_steward'),
       practices: role(roles, 'practices', 'tsform_practices'),
+      practiceGroups: role(roles, 'practice_groups', 'tsform_practice_groups'),
     },
     practiceRolePattern: pattern,
     groups,

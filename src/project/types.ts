@@ -161,8 +161,13 @@ export interface PolicyConfig extends Located {
     owner: string;
     researchReader: string;
     vaultSteward: string;
-    /** NOLOGIN group every practice role belongs to; table grants go to it. */
+    /**
+     * NOLOGIN group of the one-practice login roles; table grants go to it. Its policy compares
+     * with one practice id (a scalar sub-select), the fastest spoof-proof form (notes/postgres-rls.md).
+     */
     practices: string;
+    /** NOLOGIN group of the multi-practice roles (`groups`); its policy compares with an array. */
+    practiceGroups: string;
   };
   /** Login role of one practice; `{tenant}` is replaced by the practice id. */
   practiceRolePattern: string;

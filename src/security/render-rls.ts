@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import Handlebars from 'handlebars';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { PolicyConfig, Schemas, Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ProtectedRelation } from './protected-relations.ts';
@@ -36,6 +37,7 @@ export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: strin
     membersTable: MEMBERS_TABLE,
     owner: policies.roles.owner,
     practices: policies.roles.practices,
+    practiceGroups: policies.roles.practiceGroups,
     researchReader: policies.roles.researchReader,
     vaultSteward: policies.roles.vaultSteward,
     vaultSchema: schemas.vault,
@@ -66,16 +68,53 @@ export function practiceRole(policies: PolicyConfig, tenantId: string): string {
   return policies.practiceRolePattern.replace('{tenant}', tenantId);
 }
 
-/** Roles tsform manages: the fixed ones, one login role per practice, and the group roles. */
+/**
+ * Roles tsform manages: the fixed ones, one login role per practice (in `practices`), and the
+ * group roles (in `practiceGroups`, never in `practices`: the one-practice policy would fail
+ * for them with "more than one row returned by a subquery").
+ */
 export function roleSpecs(policies: PolicyConfig, tenants: readonly Tenant[]): RoleSpec[] {
   const r = policies.roles;
   return [
     { role: r.practices, login: false, memberOf: [] },
+    { role: r.practiceGroups, login: false, memberOf: [] },
     { role: r.researchReader, login: true, memberOf: [] },
     { role: r.vaultSteward, login: true, memberOf: [] },
     ...tenants.map((t) => ({ role: practiceRole(policies, t.id), login: true, memberOf: [r.practices] })),
-    ...policies.groups.map((g) => ({ role: g.role, login: true, memberOf: [r.practices] })),
+    ...policies.groups.map((g) => ({ role: g.role, login: true, memberOf: [r.practiceGroups] })),
   ];
+}
+
+/** The group roles tsform places its roles in; a role in one of them must be in no other. */
+export function policyGroupRoles(policies: PolicyConfig): string[] {
+  return [policies.roles.practices, policies.roles.practiceGroups];
+}
+
+/**
+ * Role mistakes of policies.yml that only show with tenants.yml: a group role that is also a
+ * practice or fixed role would sit in both policy groups; a group naming a practice that is not
+ * in tenants.yml (removed, or a typo) is a warning, and that practice is left out of it.
+ */
+export function policyRoleDiagnostics(policies: PolicyConfig, tenants: readonly Tenant[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const known = new Set(tenants.map((t) => t.id));
+  const practiceRoles = new Set(tenants.map((t) => practiceRole(policies, t.id)));
+  const fixed = new Set(Object.values(policies.roles));
+  const seen = new Set<string>();
+  for (const g of policies.groups) {
+    const at = { file: policies.file, line: g.line };
+    if (fixed.has(g.role) || practiceRoles.has(g.role)) {
+      out.push(diagnostic(Codes.invalidIdentifier, `group role '${g.role}' is also ${fixed.has(g.role) ? 'one of roles:' : 'a practice role'}; give the group a name of its own`, at));
+    }
+    if (seen.has(g.role)) out.push(diagnostic(Codes.invalidIdentifier, `group role '${g.role}' is declared twice`, at));
+    seen.add(g.role);
+    const unknown = g.practices.filter((p) => !known.has(p));
+    if (unknown.length > 0) {
+      out.push(diagnostic(Codes.unknownTenant, `group role '${g.role}' names ${unknown.length} practice(s) not in tenants.yml (left out of the group): ${unknown.join(', ')}`, at, 'warning'));
+    }
+    if (g.practices.length - unknown.length === 0) out.push(diagnostic(Codes.unknownTenant, `group role '${g.role}' has no practice of tenants.yml: it will see no rows`, at, 'warning'));
+  }
+  return out;
 }
 
 /** Rows of the membership table: which practices each role may see. */

@@ -19,30 +19,38 @@ DROP POLICY IF EXISTS tsform_own_membership ON {{rel securitySchema membersTable
 CREATE POLICY tsform_own_membership ON {{rel securitySchema membersTable}} FOR SELECT TO PUBLIC USING (role_name = current_user);
 DROP POLICY IF EXISTS tsform_owner ON {{rel securitySchema membersTable}};
 CREATE POLICY tsform_owner ON {{rel securitySchema membersTable}} FOR ALL TO {{ident owner}} USING (true) WITH CHECK (true);
-GRANT USAGE ON SCHEMA {{ident securitySchema}} TO {{ident practices}};
-GRANT SELECT ON {{rel securitySchema membersTable}} TO {{ident practices}};
+GRANT USAGE ON SCHEMA {{ident securitySchema}} TO {{ident practices}}, {{ident practiceGroups}};
+GRANT SELECT ON {{rel securitySchema membersTable}} TO {{ident practices}}, {{ident practiceGroups}};
 `,
   // ENABLE + FORCE: the owner is filtered too, and sees everything only through its own policy.
-  // The predicate is a sub-select wrapped in ARRAY(...): evaluated once per query, not per row,
-  // and keyed on current_user, which a session cannot change by SET (unlike a GUC).
+  // Both predicates are sub-selects keyed on current_user, which a session cannot change by SET
+  // (unlike a GUC), evaluated once per query (an InitPlan), not per row. One-practice roles
+  // compare with a scalar: an equality with a parameter, as cheap as an explicit filter
+  // (bench/rls.ts). Multi-practice roles compare with an array, ~50 µs more per query; a role
+  // in both groups fails closed (the scalar sub-select errors on its second practice).
+  // Policies TO a group apply to its members only: any other role sees no row at all.
   protect_table: `ALTER TABLE {{rel schema name}} ENABLE ROW LEVEL SECURITY;
 ALTER TABLE {{rel schema name}} FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS tsform_practice_isolation ON {{rel schema name}};
-CREATE POLICY tsform_practice_isolation ON {{rel schema name}} AS PERMISSIVE FOR ALL TO PUBLIC
+CREATE POLICY tsform_practice_isolation ON {{rel schema name}} AS PERMISSIVE FOR ALL TO {{ident practices}}
+  USING ({{ident tenantColumn}} = (SELECT m.{{ident tenantColumn}} FROM {{rel securitySchema membersTable}} m WHERE m.role_name = current_user))
+  WITH CHECK ({{ident tenantColumn}} = (SELECT m.{{ident tenantColumn}} FROM {{rel securitySchema membersTable}} m WHERE m.role_name = current_user));
+DROP POLICY IF EXISTS tsform_group_isolation ON {{rel schema name}};
+CREATE POLICY tsform_group_isolation ON {{rel schema name}} AS PERMISSIVE FOR ALL TO {{ident practiceGroups}}
   USING ({{ident tenantColumn}} = ANY (ARRAY(SELECT m.{{ident tenantColumn}} FROM {{rel securitySchema membersTable}} m WHERE m.role_name = current_user)))
   WITH CHECK ({{ident tenantColumn}} = ANY (ARRAY(SELECT m.{{ident tenantColumn}} FROM {{rel securitySchema membersTable}} m WHERE m.role_name = current_user)));
 DROP POLICY IF EXISTS tsform_owner ON {{rel schema name}};
 CREATE POLICY tsform_owner ON {{rel schema name}} AS PERMISSIVE FOR ALL TO {{ident owner}} USING (true) WITH CHECK (true);
 CREATE INDEX IF NOT EXISTS {{ident indexName}} ON {{rel schema name}} ({{ident tenantColumn}});
-{{#if readable}}GRANT SELECT ON {{rel schema name}} TO {{ident practices}};
+{{#if readable}}GRANT SELECT ON {{rel schema name}} TO {{ident practices}}, {{ident practiceGroups}};
 {{/if}}`,
   // Views run with their owner's rights unless security_invoker: without it a view would read
   // every practice's rows through the owner's policy.
   protect_view: `ALTER VIEW {{rel schema name}} SET (security_invoker = true);
-{{#if readable}}GRANT SELECT ON {{rel schema name}} TO {{ident practices}};
+{{#if readable}}GRANT SELECT ON {{rel schema name}} TO {{ident practices}}, {{ident practiceGroups}};
 {{/if}}`,
   schema_grants: `{{#each practiceSchemas}}CREATE SCHEMA IF NOT EXISTS {{ident this}};
-GRANT USAGE ON SCHEMA {{ident this}} TO {{ident ../practices}};
+GRANT USAGE ON SCHEMA {{ident this}} TO {{ident ../practices}}, {{ident ../practiceGroups}};
 {{/each}}{{#each researchSchemas}}CREATE SCHEMA IF NOT EXISTS {{ident this}};
 GRANT USAGE ON SCHEMA {{ident this}} TO {{ident ../researchReader}};
 GRANT SELECT ON ALL TABLES IN SCHEMA {{ident this}} TO {{ident ../researchReader}};

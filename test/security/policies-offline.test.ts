@@ -32,7 +32,13 @@ describe('policies without a PostgreSQL server', () => {
       if (r.kind === 'table') {
         expect(run.stdout).toContain(`ALTER TABLE ${rel} ENABLE ROW LEVEL SECURITY;`);
         expect(run.stdout).toContain(`ALTER TABLE ${rel} FORCE ROW LEVEL SECURITY;`);
-        expect(run.stdout).toContain(`CREATE POLICY tsform_practice_isolation ON ${rel} AS PERMISSIVE FOR ALL TO PUBLIC`);
+        // one-practice roles compare with a scalar, group roles with an array; nobody else matches
+        expect(run.stdout).toContain(
+          `CREATE POLICY tsform_practice_isolation ON ${rel} AS PERMISSIVE FOR ALL TO "tsform_practices"\n  USING ("practice_id" = (SELECT m."practice_id" FROM "tsform_security"."members" m WHERE m.role_name = current_user))`,
+        );
+        expect(run.stdout).toContain(
+          `CREATE POLICY tsform_group_isolation ON ${rel} AS PERMISSIVE FOR ALL TO "tsform_practice_groups"\n  USING ("practice_id" = ANY (ARRAY(SELECT m."practice_id" FROM "tsform_security"."members" m WHERE m.role_name = current_user)))`,
+        );
       } else {
         expect(run.stdout).toContain(`ALTER VIEW ${rel} SET (security_invoker = true);`);
       }
@@ -44,6 +50,27 @@ describe('policies without a PostgreSQL server', () => {
     for (const id of demo.tenantIds) expect(withoutRoleNames.includes(id), id).toBe(false);
     const policyDdl = run.stdout.slice(run.stdout.indexOf('-- security schema and membership table'));
     for (const id of demo.tenantIds) expect(policyDdl.includes(id), id).toBe(false);
+  });
+
+  it('a group role that is also a practice role is a compile error; a group naming an unknown practice warns', async () => {
+    demo = copyDemoProject();
+    const [first, second] = demo.tenantIds;
+    const policies = (groups: string[]) => ['practice_roles:', '  groups:', ...groups, ''].join('\n');
+    writeFileSync(join(demo.dir, 'policies/policies.yml'), policies([`    - role: practice_${first}`, `      practices: [${first}, ${second}]`]));
+    const clash = await cli(['policies', 'render', '--project-dir', demo.dir]);
+    expect(clash.code).toBe(2);
+    expect(clash.stderr).toMatch(new RegExp(`policies/policies\\.yml:3: error TSF112: group role 'practice_${first}' is also a practice role`));
+
+    writeFileSync(join(demo.dir, 'policies/policies.yml'), policies(['    - role: tsform_practices', `      practices: [${first}]`, '    - role: north', `      practices: [${first}, p_gone]`]));
+    const fixed = await cli(['policies', 'render', '--project-dir', demo.dir]);
+    expect(fixed.code).toBe(2);
+    expect(fixed.stderr).toContain("error TSF112: group role 'tsform_practices' is also one of roles:");
+
+    writeFileSync(join(demo.dir, 'policies/policies.yml'), policies(['    - role: north', `      practices: [${first}, p_gone]`]));
+    const ws = compileWorkspace(demo.dir, { write: false });
+    expect(ws.diagnostics.filter((d) => d.severity === 'warning').map((d) => `${d.file}:${d.line} ${d.code} ${d.message}`)).toEqual([
+      "policies/policies.yml:3 TSF302 group role 'north' names 1 practice(s) not in tenants.yml (left out of the group): p_gone",
+    ]);
   });
 
   it('a hostile group role name in policies.yml is a load error (TSF112, exit 2), never SQL', async () => {

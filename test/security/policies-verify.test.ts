@@ -61,10 +61,13 @@ describe('policies verify on PostgreSQL (demo project, ~60 practices)', () => {
       for (const check of probes) {
         expect(table.get(`${label} ${check}`)?.passed, `${label} ${check}`).toBeGreaterThanOrEqual(PRACTICES);
       }
-      for (const check of r.kind === 'table' ? ['rls', 'policy', 'other_policies', 'tenant_index', 'owner'] : ['security_invoker', 'owner']) {
+      for (const check of r.kind === 'table' ? ['rls', 'policy', 'group_policy', 'other_policies', 'tenant_index', 'owner'] : ['security_invoker', 'owner']) {
         expect(table.get(`${label} ${check}`), `${label} ${check}`).toEqual({ passed: 1, failed: 0 });
       }
     }
+    // every practice role in the one-practice group, the group role in the groups' group
+    expect(table.get('(roles) policy_group')?.failed).toBe(0);
+    expect(table.get('(roles) policy_group')?.passed).toBeGreaterThanOrEqual(PRACTICES + 1);
     const summary = /(\d+) roles probed \((\d+) practice, (\d+) group, (\d+) research\)/.exec(stdout);
     expect(summary).not.toBeNull();
     expect(Number(summary![2])).toBeGreaterThanOrEqual(50);
@@ -86,6 +89,46 @@ describe('policies verify on PostgreSQL (demo project, ~60 practices)', () => {
       expect(run.stdout).toMatch(/marts\.provider_panel policy as \(catalog\): no policy tsform_practice_isolation/);
     } finally {
       expect((await apply()).code).toBe(0);
+    }
+    await expectVerifyPasses();
+  });
+
+  it('a group role put in the one-practice group fails closed, verify names it, apply moves it back', async () => {
+    await sql('GRANT tsform_practices TO northshore_group');
+    try {
+      const run = await verify();
+      expect(run.code).toBe(1);
+      expect(run.stdout).toMatch(/\(roles\) policy_group as northshore_group: also a member of tsform_practices/);
+      // The scalar policy errors for a role of two practices (21000): no rows, never other rows.
+      const failed = failedPairs(run.stdout);
+      expect(failed).toContain('(roles) policy_group');
+      expect(failed.filter((p) => / (other_rows|spoof_setting|write_other|copy_out)$/.test(p))).toEqual([]);
+      expect((await apply()).code).toBe(0);
+      const member = await sql(`SELECT pg_has_role('northshore_group', 'tsform_practices', 'MEMBER') AS m`);
+      expect(member.rows[0]?.m).toBe(false);
+    } finally {
+      await sql('REVOKE tsform_practices FROM northshore_group');
+    }
+    await expectVerifyPasses();
+  });
+
+  it('a practice role given a second practice by hand is flagged and sees nothing; apply restores the membership map', async () => {
+    const [a, b] = verifyInputFor(wh.demo.dir, wh.superUrl).practiceRoles;
+    await sql('INSERT INTO tsform_security.members (role_name, practice_id) VALUES ($1, $2)', [a!.role, b!.practices[0]]);
+    try {
+      const run = await verify();
+      expect(run.code).toBe(1);
+      expect(run.stdout).toContain(`(roles) policy_group as ${a!.role}: 2 membership rows: a role of several practices belongs in practice_roles.groups`);
+      // only that role's probes fail, and none of them shows another practice's rows
+      const report = await verifyPolicies({ ...verifyInputFor(wh.demo.dir, wh.superUrl), practiceRoles: [a!, b!], groupRoles: [] });
+      const failedRoles = new Set(report.checks.filter((c) => !c.passed).map((c) => c.role));
+      expect([...failedRoles]).toEqual([a!.role]);
+      const mine = report.checks.filter((c) => c.role === a!.role);
+      expect(mine.filter((c) => c.check === 'own_rows' && !c.passed).length).toBeGreaterThan(0);
+      expect(mine.filter((c) => /\b[1-9]\d* (other )?rows of other/.test(c.detail)).map((c) => `${c.relation} ${c.check}`)).toEqual([]);
+      expect((await apply()).code).toBe(0);
+    } finally {
+      await sql('DELETE FROM tsform_security.members WHERE role_name = $1 AND practice_id = $2', [a!.role, b!.practices[0]]);
     }
     await expectVerifyPasses();
   });
@@ -224,7 +267,7 @@ describe('policies verify on PostgreSQL (demo project, ~60 practices)', () => {
     const practice = 'p_79a06fd69f';
     for (const role of hostile) {
       await sql(`CREATE ROLE ${quoteIdent(role)} LOGIN`);
-      await sql(`GRANT tsform_practices TO ${quoteIdent(role)}`);
+      await sql(`GRANT tsform_practice_groups TO ${quoteIdent(role)}`);
       await sql('INSERT INTO tsform_security.members (role_name, practice_id) VALUES ($1, $2)', [role, practice]);
     }
     try {

@@ -6,6 +6,7 @@ import { vi } from 'vitest';
 import type { VerifyInput } from '../../src/adapters/postgres/policy-verifier.ts';
 import { compileWorkspace, policyContext, runWorkspace } from '../../src/cli/api.ts';
 import { runCli } from '../../src/cli/program.ts';
+import { verifyInputOf } from '../../src/cli/policies.ts';
 import { quoteIdent } from '../../src/sql/quote.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from './demo-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from './postgres.ts';
@@ -136,22 +137,7 @@ export function verifyInputFor(projectDir: string, url: string): VerifyInput {
   const ws = compileWorkspace(projectDir, { write: false });
   const ctx = policyContext(ws);
   if (!ctx) throw new Error(`${projectDir} has no policies/policies.yml`);
-  const schemas = ws.project.config.schemas;
-  return {
-    url,
-    tenantColumn: ws.project.config.tenantColumn,
-    relations: [...ctx.relations.values()].map((r) => ({ name: r.node, schema: r.schema, identifier: r.identifier, kind: r.kind })),
-    practiceRoles: ctx.tenants.map((t) => ({ role: ctx.policies.practiceRolePattern.replace('{tenant}', t.id), practices: [t.id] })),
-    groupRoles: ctx.policies.groups.map((g) => ({ role: g.role, practices: g.practices })),
-    owner: ctx.policies.roles.owner,
-    researchReader: ctx.policies.roles.researchReader,
-    vaultSteward: ctx.policies.roles.vaultSteward,
-    researchSchemas: ctx.policies.researchSchemas,
-    restrictedSchemas: [...new Set([...ctx.policies.protectSchemas, schemas.vault])],
-    vaultSchema: schemas.vault,
-    securitySchema: ctx.policies.securitySchema,
-    settingsToSpoof: ['app.practice_id', 'tsform.tenant', `app.${ws.project.config.tenantColumn}`],
-  };
+  return verifyInputOf(ws, ctx, url);
 }
 
 export interface VerifyRow {

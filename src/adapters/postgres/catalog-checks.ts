@@ -1,9 +1,10 @@
 import { type Catalog, MEMBERS_TABLE, type PolicyRow } from './verify-catalog.ts';
 import type { ProbedRole, VerifyCheck, VerifyInput } from './verify-types.ts';
 
-// Mirrors security/render-rls.ts (adapters/ may not import security/): the policy names the
+// Mirrors security/templates.ts (adapters/ may not import security/): the policy names the
 // templates create.
 const ISOLATION_POLICY = 'tsform_practice_isolation';
+const GROUP_POLICY = 'tsform_group_isolation';
 const OWNER_POLICY = 'tsform_owner';
 const CATALOG = '(catalog)';
 
@@ -30,22 +31,28 @@ function structureChecks(input: VerifyInput, cat: Catalog): VerifyCheck[] {
       continue;
     }
     add(r.label, 'rls', r.rowSecurity && r.forceRowSecurity, `${r.rowSecurity ? 'enabled' : 'NOT enabled'}, ${r.forceRowSecurity ? 'forced' : 'NOT forced'}`);
-    const iso = r.policies.find((p) => p.name === ISOLATION_POLICY);
-    const problems = iso ? isolationProblems(iso) : [`no policy ${ISOLATION_POLICY}`];
-    add(r.label, 'policy', problems.length === 0, problems.length === 0 ? `${ISOLATION_POLICY}: current_user via ${input.securitySchema}.${MEMBERS_TABLE}` : problems.join('; '));
+    // Each policy applies to its own group only: the other group's members get nothing from it.
+    for (const [name, role] of [
+      [ISOLATION_POLICY, input.practicesRole],
+      [GROUP_POLICY, input.groupsRole],
+    ] as const) {
+      const p = r.policies.find((x) => x.name === name);
+      const problems = p ? isolationProblems(p, role) : [`no policy ${name}`];
+      add(r.label, name === ISOLATION_POLICY ? 'policy' : 'group_policy', problems.length === 0, problems.length === 0 ? `${name} to ${role}: current_user via ${input.securitySchema}.${MEMBERS_TABLE}` : problems.join('; '));
+    }
     // Permissive policies are OR-ed: any other one widens what a practice sees.
-    const extra = r.policies.filter((p) => p.permissive && p.name !== ISOLATION_POLICY && !(p.name === OWNER_POLICY && p.roles.length === 1 && p.roles[0] === input.owner));
+    const extra = r.policies.filter((p) => p.permissive && p.name !== ISOLATION_POLICY && p.name !== GROUP_POLICY && !(p.name === OWNER_POLICY && p.roles.length === 1 && p.roles[0] === input.owner));
     add(r.label, 'other_policies', extra.length === 0, extra.length === 0 ? `${r.policies.length} policies` : `unexpected permissive: ${extra.map((p) => `${p.name} (to ${p.roles.join(', ')})`).join(', ')}`);
     add(r.label, 'tenant_index', r.tenantIndex, r.tenantIndex ? `an index leads with ${input.tenantColumn}` : `no index leads with ${input.tenantColumn}`);
   }
   return out;
 }
 
-function isolationProblems(p: PolicyRow): string[] {
+function isolationProblems(p: PolicyRow, role: string): string[] {
   const problems: string[] = [];
   if (!p.permissive) problems.push('restrictive');
   if (p.cmd !== '*') problems.push(`FOR ${p.cmd}, not ALL`);
-  if (p.roles.length !== 1 || p.roles[0] !== 'public') problems.push(`TO ${p.roles.join(', ')}, not PUBLIC`);
+  if (p.roles.length !== 1 || p.roles[0] !== role) problems.push(`TO ${p.roles.join(', ')}, not ${role}`);
   for (const [what, expr] of [['USING', p.qual], ['WITH CHECK', p.with_check]] as const) {
     if (expr === null) problems.push(`no ${what}`);
     else if (!/\bcurrent_user\b/i.test(expr)) problems.push(`${what} does not key on current_user`);
@@ -81,6 +88,8 @@ function roleChecks(input: VerifyInput, cat: Catalog, probed: readonly ProbedRol
     ];
     out.push({ relation: '(roles)', check: 'attributes', role: name, passed: bad.length === 0, detail: bad.length === 0 ? 'no superuser, bypassrls, createrole or privileged membership' : bad.join(', ') });
     if (name === input.vaultSteward) continue;
+    const kind = probed.find((p) => p.role === name)?.kind;
+    if (kind === 'practice' || kind === 'group') out.push(policyGroupCheck(input, cat, name, kind, r.policy_groups));
     out.push({ relation: `${input.vaultSchema}.*`, check: 'schema_usage', role: name, passed: r.vault_usage !== true, detail: r.vault_usage === null ? 'no vault schema' : r.vault_usage ? 'has USAGE on the vault' : 'no USAGE' });
     if (name !== input.researchReader && input.researchSchemas.length > 0) {
       const usage = r.research_usage.filter(Boolean).length;
@@ -90,4 +99,21 @@ function roleChecks(input: VerifyInput, cat: Catalog, probed: readonly ProbedRol
     out.push({ relation: '(database)', check: 'functions', role: name, passed: fns.length === 0, detail: fns.length === 0 ? '0 SECURITY DEFINER functions executable' : `${fns.length} SECURITY DEFINER executable: ${fns.join(', ')}` });
   }
   return out;
+}
+
+/**
+ * A one-practice role must be in the practices group only, with exactly one membership row (its
+ * policy compares with a scalar); a group role in the groups group only. In both, or in neither,
+ * the role would fail closed (an error, or no rows): a misconfiguration, not a leak.
+ */
+function policyGroupCheck(input: VerifyInput, cat: Catalog, role: string, kind: 'practice' | 'group', inGroups: readonly string[]): VerifyCheck {
+  const want = kind === 'practice' ? input.practicesRole : input.groupsRole;
+  const other = kind === 'practice' ? input.groupsRole : input.practicesRole;
+  const rows = cat.memberships.get(role) ?? 0;
+  const problems = [
+    ...(inGroups.includes(want) ? [] : [`not a member of ${want}`]),
+    ...(inGroups.includes(other) ? [`also a member of ${other}`] : []),
+    ...(kind === 'practice' && rows > 1 ? [`${rows} membership rows: a role of several practices belongs in practice_roles.groups`] : []),
+  ];
+  return { relation: '(roles)', check: 'policy_group', role, passed: problems.length === 0, detail: problems.length === 0 ? `member of ${want}` : problems.join('; ') };
 }

@@ -59,6 +59,8 @@ interface RoleRow {
   rolcreaterole: boolean;
   member_of: string[];
   privileged_member: string[];
+  /** Which of the two policy groups (practices, groups) the role is a member of, directly or not. */
+  policy_groups: string[];
   vault_usage: boolean | null;
   research_usage: boolean[];
 }
@@ -152,11 +154,13 @@ export async function readCatalog(pool: pg.Pool, input: VerifyInput, probed: rea
             ARRAY(SELECT g.rolname::text FROM pg_catalog.pg_auth_members m JOIN pg_catalog.pg_roles g ON g.oid = m.roleid WHERE m.member = a.oid ORDER BY 1) AS member_of,
             ARRAY(SELECT p.rolname::text FROM pg_catalog.pg_roles p
                    WHERE a.oid IS NOT NULL AND p.rolname = ANY($2::text[]) AND p.oid <> a.oid AND pg_catalog.pg_has_role(a.oid, p.oid, 'MEMBER') ORDER BY 1) AS privileged_member,
+            ARRAY(SELECT p.rolname::text FROM pg_catalog.pg_roles p
+                   WHERE a.oid IS NOT NULL AND p.rolname = ANY($5::text[]) AND pg_catalog.pg_has_role(a.oid, p.oid, 'MEMBER') ORDER BY 1) AS policy_groups,
             (SELECT pg_catalog.has_schema_privilege(a.oid, n.oid, 'USAGE') FROM pg_catalog.pg_namespace n WHERE n.nspname = $3 AND a.oid IS NOT NULL) AS vault_usage,
             ARRAY(SELECT pg_catalog.has_schema_privilege(a.oid, n.oid, 'USAGE') FROM pg_catalog.pg_namespace n
                    WHERE n.nspname = ANY($4::text[]) AND a.oid IS NOT NULL) AS research_usage
        FROM unnest($1::text[]) AS r(name) LEFT JOIN pg_catalog.pg_roles a ON a.rolname = r.name`,
-    [roleNames, privileged, input.vaultSchema, input.researchSchemas],
+    [roleNames, privileged, input.vaultSchema, input.researchSchemas, [input.practicesRole, input.groupsRole]],
   );
   // EXECUTE is granted to PUBLIC by default: a SECURITY DEFINER function counts as executable
   // whatever the USAGE on its schema, which is a weaker, easily granted barrier.

@@ -8,6 +8,9 @@ export interface VerifyInput {
   /** Practice login roles to probe (a sample, capped by the caller). */
   practiceRoles: { role: string; practices: string[] }[];
   groupRoles: { role: string; practices: string[] }[];
+  /** The NOLOGIN group of one-practice roles, and that of multi-practice roles: each has its own policy. */
+  practicesRole: string;
+  groupsRole: string;
   owner: string;
   researchReader: string;
   vaultSteward: string;
