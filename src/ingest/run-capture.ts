@@ -42,12 +42,17 @@ export class RunCapture {
   private readonly oltps = new Map<string, Promise<OltpSource>>();
   private readonly tables = new Map<string, Promise<PreparedTable>>();
   private readonly notices: string[] = [];
+  /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
+  private readonly landingUnknown = new Map<string, number>();
 
   constructor(private readonly opts: RunCaptureOptions) {}
 
   /** Counted problems of the whole run (unknown practice ids), one line per table. */
   runNotices(): string[] {
-    return [...this.notices];
+    const landing = [...this.landingUnknown].map(
+      ([node, n]) => `${node}: ${n} row(s) in landing files carry a ${this.opts.tenantColumn} that is not in tenants.yml; not loaded`,
+    );
+    return [...this.notices, ...landing];
   }
 
   readonly captureNode = async (node: ManifestNode, tenant: string): Promise<BuildOutcome> => {
@@ -61,7 +66,9 @@ export class RunCapture {
           throw asTenantError(this.opts.warehouse, tenant, err);
         });
         if (r.unknownTenantRows > 0) {
-          this.notices.push(`${node.name}: ${r.unknownTenantRows} row(s) in ${tenant}'s landing files carry a ${this.opts.tenantColumn} that is not in tenants.yml; not loaded`);
+          // A shared file (practice_column) is read by every practice: count its rows once.
+          const before = this.landingUnknown.get(node.name) ?? 0;
+          this.landingUnknown.set(node.name, capture.layout === 'practice_column' ? Math.max(before, r.unknownTenantRows) : before + r.unknownTenantRows);
         }
         return { rows: new Map([[tenant, r.loaded]]), notes: r.notes };
       }
