@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { Codes, TsformError } from '../errors.ts';
@@ -81,7 +81,7 @@ export function registerCaptureCommands(program: Command, common: (cmd: Command)
         const { createPostgresAdapter } = await import('../adapters/postgres/postgres-adapter.ts');
         const db = await createPostgresAdapter({ url, poolSize: 2, applicationName: 'tsform-demo-oltp' });
         try {
-          const counts = await loadDemoOltp(db, { dataDir: join(ws.project.root, opts.dataDir), tables: demoTablesFrom(tables, ws.project.config.tenantColumn), schema: opts.schema });
+          const counts = await loadDemoOltp(db, { dataDir: resolve(ws.project.root, opts.dataDir), tables: demoTablesFrom(tables, ws.project.config.tenantColumn), schema: opts.schema });
           for (const [t, n] of counts) out(`${opts.schema}.${t}\t${n} rows`);
         } finally {
           await db.close();

@@ -1,8 +1,10 @@
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import type { NodeResult, RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace, type RunRequest } from '../../src/cli/api.ts';
 import { runCli as runCliArgs } from '../../src/cli/program.ts';
+import { REPO_ROOT } from '../support/demo-project.ts';
 import { copyCaptureProject, openOltpAt, rawDiffers, startSmallOltp, withFaults, withWarehouse, type SmallOltp } from './support/capture-project.ts';
 
 /**
@@ -212,6 +214,20 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
       expect(total).toBe(counts.get(t0));
       expect(await allEqual([t0])).toEqual([]);
       expect(await runCli([...args.slice(0, 5), '--from', 'yesterday'], () => undefined)).toBe(2);
+    } finally {
+      delete process.env.TSFORM_OLTP_URL;
+    }
+  });
+
+  it('tsform oltp load-demo loads the demo data into shared OLTP tables (practice_id, updated_at, soft deletes)', async () => {
+    process.env.TSFORM_OLTP_URL = oltp.server.url;
+    try {
+      const lines: string[] = [];
+      const args = ['oltp', 'load-demo', '--project-dir', project.dir, '--data-dir', join(REPO_ROOT, 'data/ehr'), '--schema', 'oltp_demo'];
+      expect(await runCli(args, (l) => lines.push(l))).toBe(0);
+      expect(lines).toEqual([expect.stringMatching(/^oltp_demo\.encounters\t\d+ rows$/), expect.stringMatching(/^oltp_demo\.procedures\t\d+ rows$/)]);
+      const cols = await oltp.admin.query(`SELECT column_name FROM information_schema.columns WHERE table_schema = 'oltp_demo' AND table_name = 'encounters'`);
+      expect(cols.rows.map((r) => r.column_name)).toEqual(expect.arrayContaining(['practice_id', 'encounter_id', 'updated_at', 'deleted_at']));
     } finally {
       delete process.env.TSFORM_OLTP_URL;
     }
