@@ -11,7 +11,7 @@ import type { Adapter } from '../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
 import { captureTenantSlice, type CaptureSpec } from '../src/ingest/capture.ts';
-import { PgOltpSource } from '../test/ingest/support/pg-oltp-source.ts';
+import { PgOltpSource } from '../src/adapters/postgres/pg-oltp-source.ts';
 import { startThrowawayPostgres } from '../test/support/postgres.ts';
 import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';
 

@@ -53,7 +53,24 @@ export interface ManifestNode {
   checksum: string;
   /** Source loader: CSV (optionally gzip) relative to the project root. */
   csv_path?: string;
+  /** Captured source: built per practice by its own extract (one practice per node). */
+  capture?: ManifestCapture;
 }
+
+/** `SourceCapture` of the project, as it is written to manifest.json. */
+export type ManifestCapture =
+  | {
+      kind: 'postgres';
+      schema: string;
+      table: string;
+      url_env: string;
+      key: string[];
+      updated_at: string;
+      deleted_at: string;
+      timeout_ms?: number;
+      chunk_rows?: number;
+    }
+  | { kind: 'csv_landing'; path: string; layout: 'folder_per_practice' | 'practice_column'; key: string[]; deleted_at: string };
 
 export interface ManifestTest {
   name: string;

@@ -44,6 +44,11 @@ export interface RunResults {
   tenants: Record<string, TenantSummary>;
   /** Alerts raised during the run (SLA at risk or late, node failures), each naming its practice. */
   alerts?: { kind: string; tenant: string; message: string }[];
+  /**
+   * Run-wide findings that are not node failures, each once: source rows of practices not in
+   * tenants.yml (counted, never loaded), practices removed from tenants.yml whose rows remain.
+   */
+  notices?: string[];
 }
 
 export function summarizeTenants(results: readonly NodeResult[], tenants: readonly string[]): Record<string, TenantSummary> {

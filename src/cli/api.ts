@@ -24,6 +24,7 @@ import type { PlanStep } from '../plan/plan.ts';
 import type { PrivacyConfig, Project, TargetConfig } from '../project/types.ts';
 import { scanForLeaks } from '../execute/privacy-gates.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
+import { retiredTenantNotices, runCaptureFor, type OpenOltp } from './capture-wiring.ts';
 
 /** The programmatic API behind the CLI; tests call it directly. */
 
@@ -86,6 +87,8 @@ export interface RunRequest {
   deferDatabase?: string;
   /** The clock SLA evaluation uses (tests). */
   now?: () => Date;
+  /** Opens the OLTP of captured sources (default: the URL in the source's `url_env`); tests inject faults here. */
+  openOltp?: OpenOltp;
 }
 
 export function resolveTarget(project: Project, name?: string): TargetConfig {
@@ -228,6 +231,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const startedAt = new Date();
   const runId = randomUUID();
   let locks: Awaited<ReturnType<typeof lockPractices>>;
+  const capture = runCaptureFor(ws, plan, adapter, req.openOltp);
   try {
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const meta = ws.project.config.schemas.meta;
@@ -254,6 +258,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       fullRefresh: req.fullRefresh ?? false,
       policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
       nodeTimeoutMs: req.nodeTimeoutMs,
+      capture: capture?.captureNode,
       onTaskEnd: (step, results, progress) => {
         monitoring = monitoring.then(() => monitor.onResults(results));
         req.onTaskEnd?.(step, results, progress);
@@ -263,6 +268,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     const privacy = ws.project.config.privacy;
     const builtResearch = plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized);
     if (privacy && builtResearch) results.push(await leakScanResult(adapter, ws, privacy));
+    const notices = [...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project))];
     const finishedAt = new Date();
     const run: RunResults = {
       schema_version: RUN_RESULTS_SCHEMA_VERSION,
@@ -275,6 +281,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       results,
       tenants: summarizeTenants(results, plan.tenants),
       alerts: dispatcher.raised.map((a) => ({ kind: a.kind, tenant: a.tenant.id, message: a.message })),
+      ...(notices.length > 0 ? { notices } : {}),
     };
     writeRunResults(ws.targetDir, run);
     await recordRunHistory(adapter, meta, run);
@@ -290,6 +297,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     }
     return run;
   } finally {
+    await capture?.close();
     await locks?.release();
     if (!req.adapter) await adapter.close();
   }

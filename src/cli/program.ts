@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import pc from 'picocolors';
+import { registerCaptureCommands } from './capture-commands.ts';
 import { registerDocsCommands } from './docs-command.ts';
 import { registerInitCommand } from './init-command.ts';
 import { DiagnosticsError, formatDiagnostic, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
@@ -198,6 +199,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     );
 
   registerDocsCommands(program, common, guard, out);
+  registerCaptureCommands(program, common, guard, out);
   registerInitCommand(program, guard, out);
 
   try {

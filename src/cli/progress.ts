@@ -86,6 +86,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
       if (s.failed_practices.length > 0) {
         out(pc.red(`Practices with failures (${s.failed_practices.length}): ${s.failed_practices.slice(0, 20).join(', ')}${s.failed_practices.length > 20 ? ', …' : ''}`));
       }
+      for (const n of run.notices ?? []) out(pc.yellow(`notice: ${n}`));
       if (s.sla_at_risk.length > 0) out(pc.yellow(`SLA at risk or late (${s.sla_at_risk.length}): ${s.sla_at_risk.slice(0, 20).join(', ')}${s.sla_at_risk.length > 20 ? ', …' : ''}`));
       out('Results: target/run_results.json');
     },
@@ -106,5 +107,6 @@ function summaryOf(run: RunResults) {
       .map(([t]) => t),
     failed_global: run.results.filter((r) => r.tenant === null && r.status === 'error').map((r) => r.node),
     sla_at_risk: [...new Set((run.alerts ?? []).filter((a) => a.kind !== 'node_failed').map((a) => a.tenant))],
+    notices: run.notices ?? [],
   };
 }

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { closest, distance } from 'fastest-levenshtein';
-import { MANIFEST_SCHEMA_VERSION, type Manifest, type ManifestColumn, type ManifestNode } from '../artifacts/manifest.ts';
+import { MANIFEST_SCHEMA_VERSION, type Manifest, type ManifestCapture, type ManifestColumn, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
-import type { ColumnSpec, Project } from '../project/types.ts';
+import type { ColumnSpec, Project, SourceCapture } from '../project/types.ts';
 import { compileTests } from './compile-tests.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
@@ -119,6 +119,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
       vars: [],
       checksum: '',
       csv_path: s.csvPath,
+      ...(s.capture ? { capture: manifestCapture(s.capture) } : {}),
     };
   }
   for (const s of project.seeds) {
@@ -330,6 +331,29 @@ function checkScopes(node: ManifestNode, nodes: Record<string, ManifestNode>, di
           line: 1,
         }),
       );
+    }
+  }
+}
+
+function manifestCapture(c: SourceCapture): ManifestCapture {
+  switch (c.kind) {
+    case 'postgres':
+      return {
+        kind: c.kind,
+        schema: c.schema,
+        table: c.table,
+        url_env: c.urlEnv,
+        key: c.key,
+        updated_at: c.updatedAt,
+        deleted_at: c.deletedAt,
+        ...(c.timeoutMs !== undefined ? { timeout_ms: c.timeoutMs } : {}),
+        ...(c.chunkRows !== undefined ? { chunk_rows: c.chunkRows } : {}),
+      };
+    case 'csv_landing':
+      return { kind: c.kind, path: c.path, layout: c.layout, key: c.key, deleted_at: c.deletedAt };
+    default: {
+      const never: never = c;
+      throw new Error(`unknown capture ${JSON.stringify(never)}`);
     }
   }
 }

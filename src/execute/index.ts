@@ -5,6 +5,7 @@ import type { Plan, PlanStep } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 import type { PolicyContext } from './apply-policies.ts';
+import type { CaptureNode } from './materialize.ts';
 import { executePlan } from './runner.ts';
 import { resolveVaultKey } from './vault.ts';
 
@@ -24,6 +25,8 @@ export interface ExecuteRequest {
   /** Overrides `run.node_timeout_seconds`. */
   nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
+  /** Builds captured sources (see BuildContext.capture). */
+  capture?: CaptureNode;
 }
 
 /** Runs a plan against one adapter. */
@@ -45,6 +48,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       policy: req.policy,
       nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
       privacy: req.project.config.privacy,
+      capture: req.capture,
       researchSchema: req.project.config.schemas.research,
       vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: process.env })) : undefined,
     },

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError } from '../errors.ts';
 import { parseCsv } from '../project/seed-csv.ts';
 import type { Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
@@ -39,7 +40,15 @@ export interface BuildContext {
   privacy?: PrivacyConfig;
   /** Relations in this schema are published research: k-anonymous or not written at all. */
   researchSchema?: string;
+  /**
+   * Builds a captured source (`node.capture`) for one practice: its extract from its own
+   * watermark into raw. Given by the caller that owns the OLTP connection (cli/), so that
+   * execute/ needs no ingest/ import. Absent: a captured source fails with TSF408.
+   */
+  capture?: CaptureNode;
 }
+
+export type CaptureNode = (node: ManifestNode, tenant: string) => Promise<BuildOutcome>;
 
 export interface BuildOutcome {
   rows: RowsByTenant;
@@ -57,6 +66,7 @@ function loadTableName(): string {
  * is replaced (or merged) atomically and nothing outside the slice is touched.
  */
 export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, tenants: readonly string[]): Promise<BuildOutcome> {
+  if (node.capture) return captureTenant(ctx, node, tenants);
   if (node.kind === 'vault') {
     const key = await ctx.vaultKey!();
     const identity = ctx.manifest.models[ctx.privacy!.identityModel]!;
@@ -95,6 +105,13 @@ export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, ten
     if (node.kind === 'source') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
     return { rows: staged.rows, notes };
   }, { timeoutMs: ctx.nodeTimeoutMs });
+}
+
+async function captureTenant(ctx: BuildContext, node: ManifestNode, tenants: readonly string[]): Promise<BuildOutcome> {
+  if (!ctx.capture) throw new TsformError(Codes.unsupported, `${node.name} is captured (${node.capture!.kind}) but this run was started without capture`);
+  // The plan gives captured sources one practice per node (plan.ts: singleTenant).
+  if (tenants.length !== 1) throw new Error(`${node.name}: a captured source is built one practice at a time, got ${tenants.length}`);
+  return ctx.capture(node, tenants[0]!);
 }
 
 /** `--full-refresh` of a tenant-scoped table: dropped once, before any batch rebuilds its slice. */

@@ -101,7 +101,7 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     const tests = opts.command === 'test' || opts.command === 'build' ? (testsByNode.get(id) ?? []) : [];
     if (!build && tests.length === 0) continue;
     // A source without a loader is read where it is; it is only a step when it has tests.
-    const buildable = build && (node.kind !== 'source' || node.csv_path !== undefined);
+    const buildable = build && (node.kind !== 'source' || node.csv_path !== undefined || node.capture !== undefined);
     if (!buildable && tests.length === 0) continue;
     if (
       buildable &&
@@ -124,7 +124,8 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
       fanOut,
       // Each practice needs its own high-water mark: one per statement, unless the model's filter
       // is correlated on the tenant column (batch_incremental).
-      singleTenant: node.materialized === 'incremental' && !node.batch_incremental,
+      // A captured source is one extract per practice, from that practice's own watermark.
+      singleTenant: (node.materialized === 'incremental' && !node.batch_incremental) || node.capture !== undefined,
       build: buildable,
       upstream: [],
       tests,

@@ -1,5 +1,6 @@
 import { Codes } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
+import { readSourceLoader } from './read-source-loader.ts';
 import type { ColumnSpec, GenericTestKind, GenericTestSpec, ModelProperties, PhiClass, Seed, SourceTable } from './types.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
 
@@ -62,8 +63,7 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
   if (!SIMPLE_NAME.test(schema)) r.fail(s, 'schema', `schema '${schema}' is not a simple identifier`, Codes.invalidIdentifier);
   const scope = r.string(s, 'scope') ?? 'tenant';
   if (scope !== 'tenant' && scope !== 'shared') r.fail(s, 'scope', `a source's scope is tenant or shared, not '${scope}'`, Codes.invalidConfig);
-  const loader = r.record(s, 'loader');
-  const csvPattern = loader ? r.string(loader, 'csv') : undefined;
+  const loader = readSourceLoader(r, s, source, scope);
   const tables: SourceTable[] = [];
   for (const t of r.list(s, 'tables')) {
     if (!isRecord(t)) {
@@ -82,7 +82,8 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
       scope: scope === 'shared' ? 'shared' : 'tenant',
       description: r.string(t, 'description'),
       columns: readColumns(r, t, `${source}.${name}`),
-      csvPath: csvPattern?.replaceAll('{table}', identifier),
+      csvPath: loader.csvPattern?.replaceAll('{table}', identifier),
+      capture: loader.forTable(t, identifier),
       file: r.y.file,
       line: r.y.lineOf(t),
     });

@@ -123,7 +123,42 @@ export interface SourceTable extends Located {
   columns: ColumnSpec[];
   /** Demo/landing loader: a CSV (optionally .gz) with a header row, relative to the project root. */
   csvPath?: string;
+  /** Per-practice capture into raw (opt-in per source): one extract node per (table, practice). */
+  capture?: SourceCapture;
 }
+
+/**
+ * Where a captured source's rows come from. `postgres`: the shared OLTP, read per practice from
+ * its own watermark (updated_at + key); `csv_landing`: files dropped in a landing folder.
+ */
+export type SourceCapture =
+  | {
+      kind: 'postgres';
+      /** Schema and table in the OLTP. */
+      schema: string;
+      table: string;
+      /** Environment variable holding the OLTP URL (never the URL itself in a file). */
+      urlEnv: string;
+      /** Primary key without the tenant column. */
+      key: string[];
+      updatedAt: string;
+      deletedAt: string;
+      /** Statement timeout of each OLTP read. */
+      timeoutMs?: number;
+      /** Rows per chunk (one warehouse transaction each). */
+      chunkRows?: number;
+    }
+  | {
+      kind: 'csv_landing';
+      /** Folder relative to the project root (`{table}` replaced). */
+      path: string;
+      /** `folder_per_practice`: `<path>/<practice id>/*.csv[.gz]`; `practice_column`: `<path>/*.csv[.gz]` holding many practices. */
+      layout: 'folder_per_practice' | 'practice_column';
+      /** Rows replace rows with the same key in the practice's slice; empty: appended. */
+      key: string[];
+      /** A row with this column set deletes its key (when the file has the column). */
+      deletedAt: string;
+    };
 
 export interface Macro extends Located {
   name: string;

@@ -6,7 +6,7 @@
 import { DuckDBAdapter } from '../../../src/adapters/duckdb/duckdb-adapter.ts';
 import { captureTenantSlice } from '../../../src/ingest/capture.ts';
 import { demoSpecs, demoTenantIds } from './capture-fixture.ts';
-import { PgOltpSource } from './pg-oltp-source.ts';
+import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
 
 const [url, path, chunk] = process.argv.slice(2);
 const source = await PgOltpSource.open(url!);

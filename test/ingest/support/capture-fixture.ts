@@ -11,7 +11,7 @@ import { demoTablesFrom, loadDemoOltp, type DemoTable } from '../../../src/inges
 import { quoteIdent, quoteRelation } from '../../../src/sql/quote.ts';
 import { REPO_ROOT } from '../../support/demo-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts';
-import { PgOltpSource } from './pg-oltp-source.ts';
+import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
 
 export function demoTables(): DemoTable[] {
   const doc = parse(readFileSync(join(REPO_ROOT, 'models/sources.yml'), 'utf8')) as {

@@ -1,18 +1,18 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { QueryResult, Row, SqlParam } from '../../../src/adapters/adapter.ts';
-import type { OltpReadSession, OltpSource } from '../../../src/ingest/oltp-source.ts';
+import type { QueryResult, Row, SqlParam } from '../adapter.ts';
+import type { OltpReadSession, OltpSource } from '../oltp-source.ts';
 
 /**
- * OltpSource over `pg` + `pg-copy-streams`. It belongs in src/adapters/postgres/ (the only layer
- * allowed to import the driver); it lives here until it is moved there. Values come back as
- * PostgreSQL's text, never parsed: capture only passes them on.
+ * OltpSource over `pg` + `pg-copy-streams`. Values come back as PostgreSQL's text, never parsed:
+ * capture only passes them on.
  */
 export class PgOltpSource implements OltpSource {
   private constructor(private readonly pool: pg.Pool) {}
 
-  static async open(url: string, opts: { poolSize?: number } = {}): Promise<PgOltpSource> {
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: 'tsform-capture' });
+  static async open(url: string, opts: { poolSize?: number; connectTimeoutMs?: number } = {}): Promise<PgOltpSource> {
+    // A connect timeout: an unreachable OLTP fails the extract (by practice) instead of hanging the run.
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: 'tsform-capture' });
     pool.on('error', () => undefined);
     await pool.query('SELECT 1');
     return new PgOltpSource(pool);

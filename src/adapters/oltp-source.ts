@@ -1,0 +1,29 @@
+import type { QueryResult, SqlParam } from './adapter.ts';
+
+/**
+ * The OLTP side of capture: a PostgreSQL database read in short read-only transactions, with
+ * COPY TO STDOUT for the bulk of the rows. Declared here, implemented next to the driver
+ * (adapters/ is the only layer that may import `pg` and `pg-copy-streams`); capture in ingest/ uses it.
+ */
+export interface OltpSource {
+  /**
+   * Runs `fn` in one `REPEATABLE READ READ ONLY` transaction on one connection (session time
+   * zone UTC, ISO dates), then commits. With `timeoutMs` its statements are cancelled after
+   * that long (PostgreSQL statement_timeout).
+   */
+  readTransaction<T>(fn: (session: OltpReadSession) => Promise<T>, options?: { timeoutMs?: number }): Promise<T>;
+  /** One statement outside a read transaction (catalog checks, counts). */
+  query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
+  close(): Promise<void>;
+}
+
+export interface OltpReadSession {
+  query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
+  /**
+   * `COPY (<selectSql>) TO STDOUT` as raw byte chunks: `text` (default) is PostgreSQL's text
+   * format (tab separated, `\N` for NULL, backslash escapes); `csv` quotes every value and writes
+   * NULL as a bare `\N` (`FORMAT csv, NULL '\N', FORCE_QUOTE *`). COPY binds no parameters: values reach the query
+   * through `set_config(..., true)` and `current_setting(...)` in the same transaction.
+   */
+  copyOut(selectSql: string, format?: 'text' | 'csv'): AsyncIterable<Buffer>;
+}

@@ -1,0 +1,51 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import type { OltpSource } from '../adapters/oltp-source.ts';
+import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { RunCapture, type PostgresCapture } from '../ingest/run-capture.ts';
+import { findRetiredTenants, type TenantRelation } from '../ingest/purge-tenant.ts';
+import type { Plan } from '../plan/plan.ts';
+import type { Project } from '../project/types.ts';
+import type { Workspace } from './api.ts';
+
+export type OpenOltp = (capture: PostgresCapture) => Promise<OltpSource>;
+
+/** The OLTP of a captured source: its URL comes from the environment variable the yml names, never from a file. */
+export const openOltpFromEnv: OpenOltp = async (capture) => {
+  const url = process.env[capture.url_env];
+  if (!url) throw new TsformError(Codes.missingEnv, `captured sources read the OLTP URL from $${capture.url_env}, which is not set`);
+  const { PgOltpSource } = await import('../adapters/postgres/pg-oltp-source.ts');
+  return PgOltpSource.open(url);
+};
+
+/** A RunCapture when the plan builds a captured source, else undefined (the demo's CSV path needs no OLTP). */
+export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, openOltp: OpenOltp = openOltpFromEnv): RunCapture | undefined {
+  const nodes = manifestNodes(ws.manifest);
+  if (!plan.steps.some((s) => s.build && nodes[s.id]?.capture)) return undefined;
+  return new RunCapture({
+    warehouse,
+    projectRoot: ws.project.root,
+    metaSchema: ws.project.config.schemas.meta,
+    tenantColumn: ws.project.config.tenantColumn,
+    knownTenants: ws.project.tenants.map((t) => t.id),
+    runTenants: plan.tenants,
+    openOltp,
+  });
+}
+
+/** Offboarded practices still in the warehouse, each with the command that removes them. */
+export async function retiredTenantNotices(warehouse: Adapter, project: Project): Promise<string[]> {
+  const retired = await findRetiredTenants(warehouse, project.config.schemas.meta, project.tenants.map((t) => t.id));
+  return retired.map(
+    (t) => `practice ${t} is no longer in tenants.yml: nothing captures or builds it any more, but its rows are still in the warehouse; delete them with: tsform purge --tenant ${t} --yes`,
+  );
+}
+
+/** Every relation that holds practice rows: captured and loaded sources, tenant-scoped tables, the vault's token map. */
+export function tenantRelations(nodes: Record<string, ManifestNode>): TenantRelation[] {
+  return Object.values(nodes)
+    .filter((n) => n.scope === 'tenant' && n.materialized !== 'view' && n.materialized !== 'ephemeral')
+    // A source without a loader is someone else's table, read where it is: never purged here.
+    .filter((n) => n.kind !== 'source' || n.capture !== undefined || n.csv_path !== undefined)
+    .map((n) => ({ schema: n.schema, identifier: n.identifier }));
+}

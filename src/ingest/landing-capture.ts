@@ -1,0 +1,172 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { parse } from 'csv-parse';
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { loadCsvText, safeType } from '../execute/load-csv.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { withRetry } from './capture.ts';
+import { ensureCaptureMeta, lockTenant } from './watermarks.ts';
+
+export type LandingCapture = Extract<ManifestCapture, { kind: 'csv_landing' }>;
+
+/** Which landing files are in raw, per (source, practice): a file is loaded again only if it changed. */
+export const LANDING_FILES_TABLE = 'landing_files';
+const STAGE = '__tsf_landing_stage';
+
+export interface LandingOptions {
+  projectRoot: string;
+  metaSchema: string;
+  tenantColumn: string;
+  knownTenants: readonly string[];
+}
+
+export interface LandingResult {
+  loaded: number;
+  files: number;
+  unknownTenantRows: number;
+  notes: string[];
+}
+
+interface LandingFile {
+  /** Relative to the project root, as messages show it. */
+  display: string;
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/**
+ * Loads one practice's new landing files into its slice of raw, one transaction per file (rows
+ * and the file's record commit together, so a crash reloads that file and never half of it).
+ * `folder_per_practice`: `<path>/<practice>/*.csv[.gz]`, rows get the folder's practice id when
+ * the file has no tenant column. `practice_column`: `<path>/*.csv[.gz]`, only this practice's
+ * rows are kept. A malformed file throws with its file and line; files before it stay loaded.
+ */
+export async function captureLandingFiles(wh: Adapter, node: ManifestNode, capture: LandingCapture, tenant: string, opts: LandingOptions): Promise<LandingResult> {
+  await ensureCaptureMeta(wh, opts.metaSchema);
+  await ensureLandingTable(wh, opts.metaSchema);
+  await wh.ensureSchema(node.schema);
+  const dir = capture.layout === 'folder_per_practice' ? join(capture.path, tenant) : capture.path;
+  const files = listLandingFiles(opts.projectRoot, dir);
+  const seen = await loadedFiles(wh, opts.metaSchema, node.name, tenant);
+  const out: LandingResult = { loaded: 0, files: 0, unknownTenantRows: 0, notes: [] };
+  for (const f of files) {
+    const prior = seen.get(f.display);
+    if (prior && prior.size === f.size && prior.mtimeMs === f.mtimeMs) continue;
+    const r = await withRetry(wh, () => wh.transaction((s) => loadOneFile(s, node, capture, tenant, f, opts)));
+    out.loaded += r.loaded;
+    out.unknownTenantRows += r.unknown;
+    out.files++;
+    for (const c of r.added) out.notes.push(`new landing column "${c}" added to ${node.schema}.${node.identifier}`);
+  }
+  if (out.files > 0) out.notes.push(`${out.files} landing file(s) loaded`);
+  return out;
+}
+
+function listLandingFiles(root: string, dir: string): LandingFile[] {
+  const abs = join(root, dir);
+  if (!existsSync(abs)) return [];
+  return readdirSync(abs, { withFileTypes: true })
+    .filter((d) => d.isFile() && /\.csv(\.gz)?$/i.test(d.name))
+    .map((d) => d.name)
+    .sort()
+    .map((name) => {
+      const st = statSync(join(abs, name));
+      return { display: `${dir}/${name}`, path: join(abs, name), size: st.size, mtimeMs: Math.round(st.mtimeMs) };
+    });
+}
+
+async function loadOneFile(
+  s: Session,
+  node: ManifestNode,
+  capture: LandingCapture,
+  tenant: string,
+  f: LandingFile,
+  opts: LandingOptions,
+): Promise<{ loaded: number; unknown: number; added: string[] }> {
+  const tc = opts.tenantColumn;
+  // Two processes loading one practice's files queue here (the same lock row as capture chunks).
+  await lockTenant(s, opts.metaSchema, `landing:${node.name}`, tenant);
+  const load = `__tsf_landing_${randomBytes(6).toString('hex')}`;
+  const filterByColumn = capture.layout === 'practice_column' || (await headerHas(f, tc));
+  const csv = await loadCsvText(
+    s,
+    f.path,
+    f.display,
+    opts.metaSchema,
+    load,
+    filterByColumn ? { column: tc, wanted: new Set([tenant]), known: new Set(opts.knownTenants) } : undefined,
+  );
+  const columns = csv.header.filter((h) => h !== capture.deleted_at && h !== tc);
+  const typed = columns.map((c) => {
+    const t = node.columns[c]?.data_type;
+    return t && !/^(varchar|text)$/i.test(t) ? `CAST(l.${quoteIdent(c)} AS ${safeType(t)}) AS ${quoteIdent(c)}` : `l.${quoteIdent(c)}`;
+  });
+  const deletedIn = csv.header.includes(capture.deleted_at) ? `l.${quoteIdent(capture.deleted_at)} IS NOT NULL` : 'FALSE';
+  // The practice id comes from the bound parameter, never from the file: a row lands in this slice only.
+  await s.createTempTableAs(
+    STAGE,
+    `SELECT CAST($1 AS VARCHAR) AS ${quoteIdent(tc)}, ${typed.join(', ')}, ${deletedIn} AS __tsf_deleted FROM ${quoteRelation(opts.metaSchema, load)} AS l`,
+    [tenant],
+  );
+  const target = quoteRelation(node.schema, node.identifier);
+  const stageCols = [tc, ...columns];
+  await s.query(`CREATE TABLE IF NOT EXISTS ${target} AS SELECT ${stageCols.map(quoteIdent).join(', ')} FROM ${quoteIdent(STAGE)} LIMIT 0`);
+  const existing = (await s.query(`SELECT * FROM ${target} LIMIT 0`)).columns;
+  // A new column in the files is added (nullable); a column the files no longer carry stays NULL.
+  const added = columns.filter((c) => !existing.includes(c));
+  for (const c of added) await s.query(`ALTER TABLE ${target} ADD COLUMN ${quoteIdent(c)} ${safeType(node.columns[c]?.data_type ?? 'VARCHAR')}`);
+  if (capture.key.length > 0) {
+    const missing = capture.key.filter((k) => !columns.includes(k));
+    if (missing.length > 0) throw new TsformError(Codes.raggedCsv, `${f.display}:1: key column(s) ${missing.join(', ')} missing in the header`, { file: f.display, line: 1 });
+    const match = capture.key.map((k) => `st.${quoteIdent(k)} = ${target}.${quoteIdent(k)}`).join(' AND ');
+    await s.query(`DELETE FROM ${target} WHERE ${quoteIdent(tc)} = $1 AND EXISTS (SELECT 1 FROM ${quoteIdent(STAGE)} AS st WHERE ${match})`, [tenant]);
+  }
+  const cols = stageCols.map(quoteIdent).join(', ');
+  const inserted = await s.query(`INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${quoteIdent(STAGE)} WHERE NOT __tsf_deleted`);
+  await s.query(`DROP TABLE ${quoteIdent(STAGE)}`);
+  await s.query(`DROP TABLE ${quoteRelation(opts.metaSchema, load)}`);
+  const rel = quoteRelation(opts.metaSchema, LANDING_FILES_TABLE);
+  await s.query(`DELETE FROM ${rel} WHERE source_table = $1 AND tenant = $2 AND file = $3`, [node.name, tenant, f.display]);
+  await s.query(`INSERT INTO ${rel} (source_table, tenant, file, size_bytes, mtime_ms, rows_loaded, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, now())`, [
+    node.name,
+    tenant,
+    f.display,
+    f.size,
+    f.mtimeMs,
+    inserted.rowsChanged,
+  ]);
+  return { loaded: inserted.rowsChanged, unknown: csv.unknownTenantRows, added };
+}
+
+/** Whether the file's header names the tenant column (folder layout files may leave it out). */
+async function headerHas(f: LandingFile, column: string): Promise<boolean> {
+  const input = createReadStream(f.path);
+  const records = (f.path.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parse({ bom: true, to_line: 1 }));
+  try {
+    for await (const rec of records as AsyncIterable<string[]>) return rec.includes(column);
+    return false;
+  } catch {
+    // A file whose first line is unreadable fails in the real load, with its line.
+    return false;
+  } finally {
+    input.destroy();
+  }
+}
+
+async function ensureLandingTable(wh: Adapter, metaSchema: string): Promise<void> {
+  await wh.query(
+    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, LANDING_FILES_TABLE)} (
+       source_table VARCHAR NOT NULL, tenant VARCHAR NOT NULL, file VARCHAR NOT NULL,
+       size_bytes BIGINT NOT NULL, mtime_ms BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`,
+  );
+}
+
+async function loadedFiles(wh: Adapter, metaSchema: string, source: string, tenant: string): Promise<Map<string, { size: number; mtimeMs: number }>> {
+  const { rows } = await wh.query(`SELECT file, size_bytes, mtime_ms FROM ${quoteRelation(metaSchema, LANDING_FILES_TABLE)} WHERE source_table = $1 AND tenant = $2`, [source, tenant]);
+  return new Map(rows.map((r) => [String(r.file), { size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) }]));
+}

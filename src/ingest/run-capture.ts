@@ -1,0 +1,184 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
+import { Codes, TsformError, type Code } from '../errors.ts';
+import type { BuildOutcome } from '../execute/materialize.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { captureChunk, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
+import { failureOf, prepareCapture, withRetry } from './capture.ts';
+import { captureLandingFiles } from './landing-capture.ts';
+import type { OltpSource } from './oltp-source.ts';
+import { readWatermarks, STEADY } from './watermarks.ts';
+
+export type PostgresCapture = Extract<ManifestCapture, { kind: 'postgres' }>;
+
+export interface RunCaptureOptions {
+  warehouse: Adapter;
+  projectRoot: string;
+  metaSchema: string;
+  tenantColumn: string;
+  /** Every practice of tenants.yml: rows of any other practice id are counted, never loaded. */
+  knownTenants: readonly string[];
+  /** Practices of this run (their lock rows are created once per table). */
+  runTenants: readonly string[];
+  /** Opens the OLTP named by a source's `url_env` (the CLI reads the variable; tests inject faults). */
+  openOltp: (capture: PostgresCapture) => Promise<OltpSource>;
+}
+
+interface PreparedTable {
+  spec: ResolvedSpec;
+  oltp: OltpSource;
+  raw: RawState;
+}
+
+const DEFAULT_CHUNK = 50_000;
+
+/**
+ * The capture side of one run: builds a captured source for one practice at a time (the runner
+ * calls `captureNode` per (source table, practice) node). Work that concerns a whole table —
+ * the raw table and drift check, lock rows, counting rows of unknown practices — is done once
+ * per table per run, not once per practice.
+ */
+export class RunCapture {
+  private readonly oltps = new Map<string, Promise<OltpSource>>();
+  private readonly tables = new Map<string, Promise<PreparedTable>>();
+  private readonly notices: string[] = [];
+  /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
+  private readonly landingUnknown = new Map<string, number>();
+
+  constructor(private readonly opts: RunCaptureOptions) {}
+
+  /** Counted problems of the whole run (unknown practice ids), one line per table. */
+  runNotices(): string[] {
+    const landing = [...this.landingUnknown].map(
+      ([node, n]) => `${node}: ${n} row(s) in landing files carry a ${this.opts.tenantColumn} that is not in tenants.yml; not loaded`,
+    );
+    return [...this.notices, ...landing];
+  }
+
+  readonly captureNode = async (node: ManifestNode, tenant: string): Promise<BuildOutcome> => {
+    const capture = node.capture;
+    if (!capture) throw new Error(`${node.name} is not a captured source`);
+    switch (capture.kind) {
+      case 'postgres':
+        return this.capturePostgres(node, capture, tenant);
+      case 'csv_landing': {
+        const r = await captureLandingFiles(this.opts.warehouse, node, capture, tenant, this.opts).catch((err: unknown) => {
+          throw asTenantError(this.opts.warehouse, tenant, err);
+        });
+        if (r.unknownTenantRows > 0) {
+          // A shared file (practice_column) is read by every practice: count its rows once.
+          const before = this.landingUnknown.get(node.name) ?? 0;
+          this.landingUnknown.set(node.name, capture.layout === 'practice_column' ? Math.max(before, r.unknownTenantRows) : before + r.unknownTenantRows);
+        }
+        return { rows: new Map([[tenant, r.loaded]]), notes: r.notes };
+      }
+      default: {
+        const never: never = capture;
+        throw new Error(`unknown capture ${JSON.stringify(never)}`);
+      }
+    }
+  };
+
+  /** One practice's steady extract: chunk after chunk from its watermark, each chunk committed with its watermark. */
+  private async capturePostgres(node: ManifestNode, capture: PostgresCapture, tenant: string): Promise<BuildOutcome> {
+    const wh = this.opts.warehouse;
+    const notes: string[] = [];
+    let loaded = 0;
+    let deleted = 0;
+    try {
+      const { spec, oltp, raw } = await this.prepare(node, capture);
+      let after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
+      for (;;) {
+        const chunk = await withRetry(wh, () =>
+          captureChunk(wh, oltp, spec, this.opts.metaSchema, raw, { tenant, stream: STEADY, after, chunkRows: capture.chunk_rows ?? DEFAULT_CHUNK, timeoutMs: capture.timeout_ms }),
+        );
+        loaded += chunk.loaded;
+        deleted += chunk.deleted;
+        after = chunk.watermark;
+        for (const c of chunk.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
+        for (const c of chunk.needsBackfill) notes.push(`column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
+        if (chunk.done) break;
+      }
+    } catch (err) {
+      throw asTenantError(wh, tenant, err);
+    }
+    if (deleted > 0) notes.push(`${deleted} deleted row(s) removed`);
+    return { rows: new Map([[tenant, loaded]]), notes };
+  }
+
+  private prepare(node: ManifestNode, capture: PostgresCapture): Promise<PreparedTable> {
+    let p = this.tables.get(node.name);
+    if (!p) {
+      p = (async () => {
+        const spec = resolveSpec(captureSpecOf(node, capture, this.opts.tenantColumn));
+        const oltp = await this.oltp(capture);
+        const raw = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants);
+        const unknown = await countUnknownTenantRows(oltp, spec, this.opts.knownTenants);
+        if (unknown.total > 0) {
+          this.notices.push(`${node.name}: ${unknown.total} row(s) in ${spec.label} carry a ${spec.tenantColumn} that is not in tenants.yml, not loaded: ${unknown.shown}`);
+        }
+        return { spec, oltp, raw };
+      })();
+      this.tables.set(node.name, p);
+    }
+    return p;
+  }
+
+  private oltp(capture: PostgresCapture): Promise<OltpSource> {
+    let p = this.oltps.get(capture.url_env);
+    if (!p) {
+      p = this.opts.openOltp(capture);
+      this.oltps.set(capture.url_env, p);
+    }
+    return p;
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.oltps.values()) await (await p.catch(() => undefined))?.close().catch(() => undefined);
+  }
+}
+
+/** The ingest spec of a captured source: the OLTP table and the raw table share the identifier. */
+export function captureSpecOf(node: ManifestNode, capture: PostgresCapture, tenantColumn: string): CaptureSpec {
+  return {
+    table: node.identifier,
+    key: capture.key,
+    tenantColumn,
+    sourceSchema: capture.schema,
+    rawSchema: node.schema,
+    updatedColumn: capture.updated_at,
+    deletedColumn: capture.deleted_at,
+  };
+}
+
+/** Rows whose practice id is not in tenants.yml, by id (ids are not PHI); the five largest are named. */
+export async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[]): Promise<{ total: number; shown: string }> {
+  const col = quoteIdent(spec.tenantColumn);
+  const { rows } = await oltp.query(
+    `SELECT ${col}::text AS tenant, count(*) AS n FROM ${quoteRelation(spec.sourceSchema, spec.table)}
+      WHERE ${col} IS NULL OR NOT (${col}::text = ANY($1::text[])) GROUP BY 1 ORDER BY 2 DESC, 1`,
+    [[...known]],
+  );
+  const total = rows.reduce((a, r) => a + Number(r.n), 0);
+  const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
+  return { total, shown };
+}
+
+/** A capture failure as a coded error that names the practice (the runner reports it on that practice's node). */
+export function asTenantError(wh: Adapter, tenant: string, err: unknown): TsformError {
+  const f = failureOf(wh, tenant, err);
+  const where = err instanceof TsformError ? err.where : {};
+  return new TsformError(codeOf(err), f.message, where);
+}
+
+function codeOf(err: unknown): Code {
+  if (err instanceof TsformError) return err.code;
+  const code = String((err as { code?: unknown }).code ?? '');
+  const message = err instanceof Error ? err.message : '';
+  if (code === '57014') return Codes.timeout;
+  // 08: connection exceptions; 57P01-03: the server ended the session; node's socket errors.
+  if (/^08/.test(code) || /^57P0[123]$/.test(code) || /^E(CONN|HOST|NET|PIPE|TIMEDOUT|AI_AGAIN|NOTFOUND)/.test(code) || /Connection terminated|connection timeout/i.test(message)) {
+    return Codes.connection;
+  }
+  return Codes.sqlError;
+}

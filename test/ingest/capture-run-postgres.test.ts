@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
+import type { RunResults } from '../../src/artifacts/run-results.ts';
+import { runWorkspace, type RunRequest } from '../../src/cli/api.ts';
+import { runCli } from '../../src/cli/program.ts';
+import { copyCaptureProject, openOltpAt, rawDiffers, startSmallOltp, withFaults, type SmallOltp } from './support/capture-project.ts';
+
+/** The same capture nodes with a PostgreSQL warehouse (here the OLTP's own database, schema raw). */
+describe('capture in a run: PostgreSQL OLTP → PostgreSQL warehouse', () => {
+  let oltp: SmallOltp;
+  let project: ReturnType<typeof copyCaptureProject>;
+  let tenants: string[];
+
+  beforeAll(async () => {
+    oltp = await startSmallOltp(['encounters', 'procedures']);
+    const { rows } = await oltp.admin.query(`SELECT DISTINCT practice_id FROM oltp.encounters ORDER BY 1 LIMIT 5`);
+    tenants = rows.map((r) => String(r.practice_id));
+    project = copyCaptureProject(tenants);
+    process.env.TSFORM_PG_URL = oltp.server.url;
+  });
+  afterAll(async () => {
+    delete process.env.TSFORM_PG_URL;
+    project?.remove();
+    await oltp?.stop();
+  });
+
+  const run = (extra: Partial<RunRequest> = {}): Promise<RunResults> =>
+    runWorkspace({ projectDir: project.dir, command: 'run', target: 'postgres', openOltp: openOltpAt(oltp.server.url), ...extra });
+  const allEqual = async (ids: readonly string[]) => [...(await rawDiffers(oltp.admin, oltp.admin, 'encounters', ids)), ...(await rawDiffers(oltp.admin, oltp.admin, 'procedures', ids))];
+
+  it('one practice\'s statement timeout fails it alone; the next run catches it up; purge removes an offboarded practice in one transaction', async () => {
+    const slow = tenants[1]!;
+    const faulty = withFaults(await PgOltpSource.open(oltp.server.url), { [slow]: 'timeout' });
+    const first = await run({ openOltp: async () => faulty });
+    const failed = first.results.filter((r) => r.status !== 'success');
+    expect(failed.filter((r) => r.status === 'error').map((r) => [r.node, r.code])).toEqual([
+      [`source:ehr.encounters@${slow}`, 'TSF411'],
+      [`source:ehr.procedures@${slow}`, 'TSF411'],
+    ]);
+    expect(failed.every((r) => r.tenant === slow)).toBe(true);
+    const others = tenants.filter((t) => t !== slow);
+    expect(await allEqual(others)).toEqual([]);
+
+    const second = await run();
+    expect(second.results.filter((r) => r.status !== 'success')).toEqual([]);
+    expect(await allEqual(tenants)).toEqual([]);
+
+    const gone = tenants[4]!;
+    project.setTenants(tenants.slice(0, 4));
+    const third = await run();
+    expect(third.notices).toContainEqual(expect.stringContaining(`tsform purge --tenant ${gone} --yes`));
+    expect(await runCli(['node', 'tsform', 'purge', '--project-dir', project.dir, '--target', 'postgres', '--tenant', gone, '--yes'], () => undefined)).toBe(0);
+    for (const rel of ['raw.encounters', 'raw.procedures', 'marts.stg_encounters', 'marts.practice_encounter_counts']) {
+      const n = await oltp.admin.query(`SELECT count(*) AS n FROM ${rel} WHERE practice_id = $1`, [gone]);
+      expect(Number(n.rows[0]!.n), rel).toBe(0);
+    }
+    expect(await allEqual(tenants.slice(0, 4))).toEqual([]);
+  });
+});

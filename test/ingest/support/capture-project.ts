@@ -1,0 +1,97 @@
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import type { Adapter } from '../../../src/adapters/adapter.ts';
+import type { OltpSource } from '../../../src/adapters/oltp-source.ts';
+import { createPostgresAdapter, type PostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
+import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
+import { loadDemoOltp } from '../../../src/ingest/demo-oltp.ts';
+import { REPO_ROOT } from '../../support/demo-project.ts';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts';
+import { demoTables, openDuckdb, sliceChecksums } from './capture-fixture.ts';
+
+const FIXTURE = fileURLToPath(new URL('../../fixtures/capture-project/', import.meta.url));
+
+/** The throwaway OLTP with only the tables the capture-project fixture reads. */
+export interface SmallOltp {
+  server: ThrowawayPostgres;
+  admin: PostgresAdapter;
+  stop(): Promise<void>;
+}
+
+export async function startSmallOltp(tables = ['encounters', 'procedures']): Promise<SmallOltp> {
+  const server = await startThrowawayPostgres();
+  const admin = await createPostgresAdapter({ url: server.url });
+  await loadDemoOltp(admin, { dataDir: join(REPO_ROOT, 'data/ehr'), tables: demoTables().filter((t) => tables.includes(t.table)) });
+  return {
+    server,
+    admin,
+    async stop() {
+      await admin.close().catch(() => undefined);
+      await server.stop();
+    },
+  };
+}
+
+/** A copy of test/fixtures/capture-project with these practices in tenants.yml. */
+export function copyCaptureProject(tenants: readonly string[]): { dir: string; setTenants(ids: readonly string[]): void; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'tsform-capture-project-'));
+  cpSync(FIXTURE, dir, { recursive: true });
+  const setTenants = (ids: readonly string[]) =>
+    writeFileSync(join(dir, 'tenants.yml'), stringify({ tenants: ids.map((id) => ({ id, name: `Practice ${id}`, timezone: 'America/New_York', pool: 'steady' })) }));
+  setTenants(tenants);
+  return { dir, setTenants, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Opens the project's DuckDB warehouse for one look (runs close theirs when they end). */
+export async function withWarehouse<T>(dir: string, fn: (wh: Adapter) => Promise<T>): Promise<T> {
+  const wh = await openDuckdb(join(dir, 'target/tsform.duckdb'));
+  try {
+    return await fn(wh);
+  } finally {
+    await wh.close();
+  }
+}
+
+/** OLTP live rows vs raw, per practice, for one table: the practices whose checksums differ. */
+export async function rawDiffers(oltp: Adapter, wh: Adapter, table: string, tenants: readonly string[]): Promise<string[]> {
+  const cols = (await wh.describe('raw', table))!.columns.map((c) => c.name);
+  const list = tenants.map((t) => `'${t}'`).join(',');
+  const a = await sliceChecksums(oltp, { schema: 'oltp', table }, cols, `deleted_at IS NULL AND practice_id IN (${list})`);
+  const b = await sliceChecksums(wh, { schema: 'raw', table }, cols, `practice_id IN (${list})`);
+  return tenants.filter((t) => a.get(t) !== b.get(t)).map((t) => `${table}@${t}: oltp ${a.get(t) ?? '-'} raw ${b.get(t) ?? '-'}`);
+}
+
+/** Opens the OLTP like the CLI does, but from a URL given here. */
+export function openOltpAt(url: string): () => Promise<OltpSource> {
+  return () => PgOltpSource.open(url);
+}
+
+/**
+ * The OLTP with faults for some practices, keyed on the practice id capture binds for its
+ * extract: `timeout` sleeps past the statement timeout, `disconnect` kills the session (a real
+ * connection loss). Other practices read normally.
+ */
+export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' | 'disconnect'>): OltpSource {
+  return {
+    query: (sql, params) => inner.query(sql, params),
+    close: () => inner.close(),
+    readTransaction: (fn, options) =>
+      inner.readTransaction(
+        (s) =>
+          fn({
+            copyOut: (sql, format) => s.copyOut(sql, format),
+            async query(sql, params) {
+              const r = await s.query(sql, params);
+              const fault = sql.includes('set_config') ? faults[String(params?.[0])] : undefined;
+              if (fault === 'timeout') await s.query('SELECT pg_sleep(10)');
+              if (fault === 'disconnect') await s.query('SELECT pg_terminate_backend(pg_backend_pid())');
+              return r;
+            },
+          }),
+        options,
+      ),
+  };
+}
