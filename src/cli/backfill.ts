@@ -1,4 +1,4 @@
-import type { Adapter } from '../adapters/adapter.ts';
+import type { Adapter, Session } from '../adapters/adapter.ts';
 import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
@@ -6,7 +6,8 @@ import { backfillTenant, type BackfillResult } from '../ingest/backfill.ts';
 import type { OltpSource } from '../ingest/oltp-source.ts';
 import { captureSpecOf, type PostgresCapture } from '../ingest/run-capture.ts';
 import { FairScheduler, type SchedulerUnit } from '../schedule/index.ts';
-import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
+import { applyPolicyFoundation } from '../execute/apply-policies.ts';
+import { compileWorkspace, openAdapter, policyContext, resolveTarget } from './api.ts';
 import { openOltpFromEnv, type OpenOltp } from './capture-wiring.ts';
 
 export interface BackfillRequest {
@@ -64,6 +65,14 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   if (!pools[BACKFILL_POOL]) throw new TsformError(Codes.invalidConfig, `tsform.yml declares no '${BACKFILL_POOL}' pool (pools: { backfill: { slots: 1 } })`, { file: 'tsform.yml' });
 
   const wh = req.adapter ?? (await openAdapter(ws.project, resolveTarget(ws.project, req.target)));
+  // A backfill may be the first to create a raw table (a practice onboarded by backfill): roles
+  // and the membership table must exist so that the table is protected as it is created.
+  const policy = wh.capabilities.rowLevelSecurity ? policyContext(ws) : undefined;
+  if (policy) await wh.transaction((s) => applyPolicyFoundation(s, policy));
+  const protectOf = (node: ManifestNode) => {
+    const rel = policy?.relations.get(node.name);
+    return rel ? async (s: Session) => void (await s.query(policy!.renderer.protect(rel))) : undefined;
+  };
   const openOltp = req.openOltp ?? openOltpFromEnv;
   const oltps = new Map<string, Promise<OltpSource>>();
   const oltpFor = (c: PostgresCapture) => {
@@ -112,6 +121,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
         metaSchema: ws.project.config.schemas.meta,
         chunkRows: req.chunkRows ?? u.capture.chunk_rows,
         timeoutMs: u.capture.timeout_ms,
+        protect: protectOf(u.node),
         signal: stop.signal,
         onProgress: (p) => {
           say(`backfill ${label}: chunk ${p.chunk}, ${p.rowsThisRun} row(s) so far, at updated_at ${p.position ?? '-'}`);

@@ -48,7 +48,8 @@ export interface BuildContext {
   capture?: CaptureNode;
 }
 
-export type CaptureNode = (node: ManifestNode, tenant: string) => Promise<BuildOutcome>;
+/** `protect` applies the node's row-level security in a transaction that creates its table. */
+export type CaptureNode = (node: ManifestNode, tenant: string, protect: (s: Session) => Promise<void>) => Promise<BuildOutcome>;
 
 export interface BuildOutcome {
   rows: RowsByTenant;
@@ -111,7 +112,7 @@ async function captureTenant(ctx: BuildContext, node: ManifestNode, tenants: rea
   if (!ctx.capture) throw new TsformError(Codes.unsupported, `${node.name} is captured (${node.capture!.kind}) but this run was started without capture`);
   // The plan gives captured sources one practice per node (plan.ts: singleTenant).
   if (tenants.length !== 1) throw new Error(`${node.name}: a captured source is built one practice at a time, got ${tenants.length}`);
-  return ctx.capture(node, tenants[0]!);
+  return ctx.capture(node, tenants[0]!, (s) => protect(ctx, s, node));
 }
 
 /** `--full-refresh` of a tenant-scoped table: dropped once, before any batch rebuilds its slice. */

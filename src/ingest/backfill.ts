@@ -1,6 +1,6 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { captureChunk, resolveSpec, type CaptureSpec } from './capture-chunk.ts';
-import { failureOf, prepareCapture, withRetry, type TenantFailure } from './capture.ts';
+import { failureOf, prepareCapture, withRetry, type ProtectRelation, type TenantFailure } from './capture.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { readWatermarks } from './watermarks.ts';
 
@@ -17,6 +17,8 @@ export interface BackfillOptions {
   onProgress?: (p: BackfillProgress) => void;
   /** Stops between chunks; the next backfill of the same range resumes where this one stopped. */
   signal?: AbortSignal;
+  /** Row-level security of the raw table, in the transaction that creates it (PostgreSQL). */
+  protect?: ProtectRelation;
 }
 
 export interface BackfillProgress {
@@ -62,7 +64,7 @@ export async function backfillTenant(
   const stream = backfillStream(opts.from, opts.to);
   const out: BackfillResult = { tenant, rows: 0, deleted: 0, chunks: 0, complete: false };
   try {
-    const raw = await prepareCapture(wh, oltp, spec, metaSchema, [tenant]);
+    const raw = await prepareCapture(wh, oltp, spec, metaSchema, [tenant], opts.protect);
     let after = (await readWatermarks(wh, metaSchema, spec.label, stream, [tenant])).get(tenant);
     const chunkRows = opts.chunkRows ?? 50_000;
     while (!opts.signal?.aborted) {

@@ -1,4 +1,4 @@
-import type { Adapter } from '../adapters/adapter.ts';
+import type { Adapter, Session } from '../adapters/adapter.ts';
 import { describePgError } from '../adapters/postgres/postgres-adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
@@ -9,6 +9,9 @@ import { ensureCaptureMeta, ensureLockRows, readWatermarks, STEADY, type Waterma
 
 export type { CaptureSpec } from './capture-chunk.ts';
 export type { Watermark } from './watermarks.ts';
+
+/** Applies the relation's row-level security inside the caller's transaction (execute/ renders it). */
+export type ProtectRelation = (s: Session) => Promise<void>;
 
 export interface CaptureOptions {
   /** Schema of tsform's own tables (watermarks, locks, load tables); default `tsform_meta`. */
@@ -101,7 +104,15 @@ export async function captureTenantSlice(
  * Meta tables, lock rows and the raw table (created from the source's columns when missing;
  * drift is checked here for the whole table, and again in every chunk).
  */
-export async function prepareCapture(wh: Adapter, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, tenants: readonly string[]): Promise<RawState> {
+export async function prepareCapture(
+  wh: Adapter,
+  oltp: OltpSource,
+  spec: ResolvedSpec,
+  metaSchema: string,
+  tenants: readonly string[],
+  /** Row-level security of the raw table, in the transaction that creates it (PostgreSQL). */
+  protect?: ProtectRelation,
+): Promise<RawState> {
   await ensureCaptureMeta(wh, metaSchema);
   await withRetry(wh, () => wh.transaction((s) => ensureLockRows(s, metaSchema, spec.label, tenants)));
   const existing = await wh.describe(spec.rawSchema, spec.table);
@@ -115,8 +126,12 @@ export async function prepareCapture(wh: Adapter, oltp: OltpSource, spec: Resolv
   }
   await wh.ensureSchema(spec.rawSchema);
   // IF NOT EXISTS: another capture of the same table may have created it since we looked.
+  // Protected in the same transaction: no practice ever sees the table without its policy.
   await withRetry(wh, () =>
-    wh.query(`CREATE TABLE IF NOT EXISTS ${quoteRelation(spec.rawSchema, spec.table)} (${columns.map((c) => `${quoteIdent(c.name)} ${c.rawType}`).join(', ')})`),
+    wh.transaction(async (s) => {
+      await s.query(`CREATE TABLE IF NOT EXISTS ${quoteRelation(spec.rawSchema, spec.table)} (${columns.map((c) => `${quoteIdent(c.name)} ${c.rawType}`).join(', ')})`);
+      await protect?.(s);
+    }),
   );
   return { columns: (await wh.describe(spec.rawSchema, spec.table))!.columns };
 }

@@ -8,7 +8,7 @@ import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { loadCsvText, safeType } from '../execute/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { withRetry } from './capture.ts';
+import { withRetry, type ProtectRelation } from './capture.ts';
 import { ensureCaptureMeta, lockTenant } from './watermarks.ts';
 
 export type LandingCapture = Extract<ManifestCapture, { kind: 'csv_landing' }>;
@@ -22,6 +22,8 @@ export interface LandingOptions {
   metaSchema: string;
   tenantColumn: string;
   knownTenants: readonly string[];
+  /** Row-level security of the raw table, in the transaction that creates it (PostgreSQL). */
+  protect?: ProtectRelation;
 }
 
 export interface LandingResult {
@@ -50,6 +52,7 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
   await ensureCaptureMeta(wh, opts.metaSchema);
   await ensureLandingTable(wh, opts.metaSchema);
   await wh.ensureSchema(node.schema);
+  let protect = (await wh.describe(node.schema, node.identifier)) ? undefined : opts.protect;
   const dir = capture.layout === 'folder_per_practice' ? join(capture.path, tenant) : capture.path;
   const files = listLandingFiles(opts.projectRoot, dir);
   const seen = await loadedFiles(wh, opts.metaSchema, node.name, tenant);
@@ -57,7 +60,8 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
   for (const f of files) {
     const prior = seen.get(f.display);
     if (prior && prior.size === f.size && prior.mtimeMs === f.mtimeMs) continue;
-    const r = await withRetry(wh, () => wh.transaction((s) => loadOneFile(s, node, capture, tenant, f, opts)));
+    const r = await withRetry(wh, () => wh.transaction((s) => loadOneFile(s, node, capture, tenant, f, { ...opts, protect })));
+    protect = undefined;
     out.loaded += r.loaded;
     out.unknownTenantRows += r.unknown;
     out.files++;
@@ -116,6 +120,7 @@ async function loadOneFile(
   const target = quoteRelation(node.schema, node.identifier);
   const stageCols = [tc, ...columns];
   await s.query(`CREATE TABLE IF NOT EXISTS ${target} AS SELECT ${stageCols.map(quoteIdent).join(', ')} FROM ${quoteIdent(STAGE)} LIMIT 0`);
+  await opts.protect?.(s);
   const existing = (await s.query(`SELECT * FROM ${target} LIMIT 0`)).columns;
   // A new column in the files is added (nullable); a column the files no longer carry stays NULL.
   const added = columns.filter((c) => !existing.includes(c));

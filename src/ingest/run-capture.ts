@@ -4,7 +4,7 @@ import { Codes, TsformError, type Code } from '../errors.ts';
 import type { BuildOutcome } from '../execute/materialize.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { captureChunk, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
-import { failureOf, prepareCapture, withRetry } from './capture.ts';
+import { failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
@@ -55,14 +55,14 @@ export class RunCapture {
     return [...this.notices, ...landing];
   }
 
-  readonly captureNode = async (node: ManifestNode, tenant: string): Promise<BuildOutcome> => {
+  readonly captureNode = async (node: ManifestNode, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> => {
     const capture = node.capture;
     if (!capture) throw new Error(`${node.name} is not a captured source`);
     switch (capture.kind) {
       case 'postgres':
-        return this.capturePostgres(node, capture, tenant);
+        return this.capturePostgres(node, capture, tenant, protect);
       case 'csv_landing': {
-        const r = await captureLandingFiles(this.opts.warehouse, node, capture, tenant, this.opts).catch((err: unknown) => {
+        const r = await captureLandingFiles(this.opts.warehouse, node, capture, tenant, { ...this.opts, protect }).catch((err: unknown) => {
           throw asTenantError(this.opts.warehouse, tenant, err);
         });
         if (r.unknownTenantRows > 0) {
@@ -80,13 +80,13 @@ export class RunCapture {
   };
 
   /** One practice's steady extract: chunk after chunk from its watermark, each chunk committed with its watermark. */
-  private async capturePostgres(node: ManifestNode, capture: PostgresCapture, tenant: string): Promise<BuildOutcome> {
+  private async capturePostgres(node: ManifestNode, capture: PostgresCapture, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> {
     const wh = this.opts.warehouse;
     const notes: string[] = [];
     let loaded = 0;
     let deleted = 0;
     try {
-      const { spec, oltp, raw } = await this.prepare(node, capture);
+      const { spec, oltp, raw } = await this.prepare(node, capture, protect);
       let after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
       for (;;) {
         const chunk = await withRetry(wh, () =>
@@ -106,13 +106,13 @@ export class RunCapture {
     return { rows: new Map([[tenant, loaded]]), notes };
   }
 
-  private prepare(node: ManifestNode, capture: PostgresCapture): Promise<PreparedTable> {
+  private prepare(node: ManifestNode, capture: PostgresCapture, protect?: ProtectRelation): Promise<PreparedTable> {
     let p = this.tables.get(node.name);
     if (!p) {
       p = (async () => {
         const spec = resolveSpec(captureSpecOf(node, capture, this.opts.tenantColumn));
         const oltp = await this.oltp(capture);
-        const raw = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants);
+        const raw = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants, protect);
         const unknown = await countUnknownTenantRows(oltp, spec, this.opts.knownTenants);
         if (unknown.total > 0) {
           this.notices.push(`${node.name}: ${unknown.total} row(s) in ${spec.label} carry a ${spec.tenantColumn} that is not in tenants.yml, not loaded: ${unknown.shown}`);

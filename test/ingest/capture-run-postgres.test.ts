@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
@@ -16,6 +18,8 @@ describe('capture in a run: PostgreSQL OLTP → PostgreSQL warehouse', () => {
     const { rows } = await oltp.admin.query(`SELECT DISTINCT practice_id FROM oltp.encounters ORDER BY 1 LIMIT 5`);
     tenants = rows.map((r) => String(r.practice_id));
     project = copyCaptureProject(tenants);
+    mkdirSync(join(project.dir, 'policies'), { recursive: true });
+    writeFileSync(join(project.dir, 'policies/policies.yml'), 'protect:\n  schemas: [raw, marts]\ngrants:\n  practice_roles: [marts]\n');
     process.env.TSFORM_PG_URL = oltp.server.url;
   });
   afterAll(async () => {
@@ -40,6 +44,17 @@ describe('capture in a run: PostgreSQL OLTP → PostgreSQL warehouse', () => {
     expect(failed.every((r) => r.tenant === slow)).toBe(true);
     const others = tenants.filter((t) => t !== slow);
     expect(await allEqual(others)).toEqual([]);
+    // the raw tables capture created carry row-level security from the transaction that made them
+    const rls = await oltp.admin.query(
+      `SELECT c.relname::text AS t, c.relrowsecurity AND c.relforcerowsecurity AS forced, array_agg(p.polname::text ORDER BY p.polname) AS policies
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_policy p ON p.polrelid = c.oid
+        WHERE n.nspname = 'raw' AND c.relkind = 'r' GROUP BY 1, 2 ORDER BY 1`,
+    );
+    const policies = ['tsform_group_isolation', 'tsform_owner', 'tsform_practice_isolation'];
+    expect(rls.rows).toEqual([
+      { t: 'encounters', forced: true, policies },
+      { t: 'procedures', forced: true, policies },
+    ]);
 
     const second = await run();
     expect(second.results.filter((r) => r.status !== 'success')).toEqual([]);
