@@ -71,7 +71,7 @@ export async function captureTenantSlice(
   const metaSchema = opts.metaSchema ?? 'tsform_meta';
   const result: CaptureResult = { rowsByTenant: new Map(), deleted: new Map(), newWatermarks: new Map(), failures: [], unknownTenantRows: 0, notes: [] };
   const raw = await prepareCapture(wh, oltp, spec, metaSchema, tenants);
-  result.unknownTenantRows = await countUnknownTenantRows(oltp, spec, opts.knownTenants ?? tenants, result.notes);
+  result.unknownTenantRows = await countUnknownTenantRowsInto(oltp, spec, opts.knownTenants ?? tenants, result.notes);
   const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);
   const chunkRows = opts.chunkRows ?? DEFAULT_CHUNK;
   await forEachLimited(tenants, opts.concurrency ?? 1, async (tenant) => {
@@ -136,19 +136,23 @@ export async function prepareCapture(
   return { columns: (await wh.describe(spec.rawSchema, spec.table))!.columns };
 }
 
-async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[], notes: string[]): Promise<number> {
+async function countUnknownTenantRowsInto(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[], notes: string[]): Promise<number> {
+  const { total, shown } = await countUnknownTenantRows(oltp, spec, known);
+  if (total > 0) notes.push(`${spec.label}: ${total} row(s) carry a ${spec.tenantColumn} that is not a known practice, not loaded: ${shown}`);
+  return total;
+}
+
+/** Rows whose practice id is not in tenants.yml, by id (ids are not PHI); the five largest are named. */
+export async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[]): Promise<{ total: number; shown: string }> {
+  const col = quoteIdent(spec.tenantColumn);
   const { rows } = await oltp.query(
-    `SELECT ${quoteIdent(spec.tenantColumn)}::text AS tenant, count(*) AS n FROM ${quoteRelation(spec.sourceSchema, spec.table)}
-      WHERE ${quoteIdent(spec.tenantColumn)} IS NULL OR NOT (${quoteIdent(spec.tenantColumn)}::text = ANY($1::text[]))
-      GROUP BY 1 ORDER BY 2 DESC`,
+    `SELECT ${col}::text AS tenant, count(*) AS n FROM ${quoteRelation(spec.sourceSchema, spec.table)}
+      WHERE ${col} IS NULL OR NOT (${col}::text = ANY($1::text[])) GROUP BY 1 ORDER BY 2 DESC, 1`,
     [[...known]],
   );
   const total = rows.reduce((a, r) => a + Number(r.n), 0);
-  if (total > 0) {
-    const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
-    notes.push(`${spec.label}: ${total} row(s) carry a ${spec.tenantColumn} that is not a known practice, not loaded: ${shown}`);
-  }
-  return total;
+  const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
+  return { total, shown };
 }
 
 /** DuckDB write conflicts (two chunks of one practice) and lost connections are retried. */

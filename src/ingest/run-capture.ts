@@ -4,7 +4,7 @@ import { Codes, TsformError, type Code } from '../errors.ts';
 import type { BuildOutcome } from '../execute/materialize.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { captureChunk, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
-import { failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
+import { countUnknownTenantRows, failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
@@ -149,19 +149,6 @@ export function captureSpecOf(node: ManifestNode, capture: PostgresCapture, tena
     updatedColumn: capture.updated_at,
     deletedColumn: capture.deleted_at,
   };
-}
-
-/** Rows whose practice id is not in tenants.yml, by id (ids are not PHI); the five largest are named. */
-export async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[]): Promise<{ total: number; shown: string }> {
-  const col = quoteIdent(spec.tenantColumn);
-  const { rows } = await oltp.query(
-    `SELECT ${col}::text AS tenant, count(*) AS n FROM ${quoteRelation(spec.sourceSchema, spec.table)}
-      WHERE ${col} IS NULL OR NOT (${col}::text = ANY($1::text[])) GROUP BY 1 ORDER BY 2 DESC, 1`,
-    [[...known]],
-  );
-  const total = rows.reduce((a, r) => a + Number(r.n), 0);
-  const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
-  return { total, shown };
 }
 
 /** A capture failure as a coded error that names the practice (the runner reports it on that practice's node). */
