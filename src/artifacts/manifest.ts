@@ -69,6 +69,7 @@ export type ManifestCapture =
       deleted_at: string;
       timeout_ms?: number;
       chunk_rows?: number;
+      slice_ms?: number;
     }
   | { kind: 'csv_landing'; path: string; layout: 'folder_per_practice' | 'practice_column'; key: string[]; deleted_at: string };
 

@@ -348,6 +348,7 @@ function manifestCapture(c: SourceCapture): ManifestCapture {
         deleted_at: c.deletedAt,
         ...(c.timeoutMs !== undefined ? { timeout_ms: c.timeoutMs } : {}),
         ...(c.chunkRows !== undefined ? { chunk_rows: c.chunkRows } : {}),
+        ...(c.sliceMs !== undefined ? { slice_ms: c.sliceMs } : {}),
       };
     case 'csv_landing':
       return { kind: c.kind, path: c.path, layout: c.layout, key: c.key, deleted_at: c.deletedAt };

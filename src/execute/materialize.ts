@@ -55,6 +55,11 @@ export interface BuildOutcome {
   rows: RowsByTenant;
   /** Counted problems that are not failures (e.g. source rows of unknown practices). */
   notes: string[];
+  /**
+   * The build used its time slice and has work left (a capture backlog: what it did is
+   * committed). The runner runs the node again after every practice with less service.
+   */
+  more?: boolean;
 }
 
 /** A per-transaction load table: concurrent batches must not create the same name. */

@@ -40,6 +40,10 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   /** step → practice → why it did not succeed (skips cascade through this map). */
   const failed = new Map<string, Map<string, string>>();
   const onceFailed = new Map<string, string>();
+  /** Task key → the practices whose build used its time slice with work left (BuildOutcome.more). */
+  const continuing = new Map<string, string[]>();
+  /** `step|practice` → what its earlier slices did, summed into the one result it gets at the end. */
+  const sliced = new Map<string, { rows: number; ms: number; notes: string[] }>();
 
   await prepareSchemas(ctx, plan);
   if (plan.fullRefresh) {
@@ -88,6 +92,14 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
         runTask(current)
           .then((taskResults) => {
             results.push(...taskResults);
+            if (continuing.has(current.key)) {
+              // Back in its lane, behind every practice with less service; dependents wait.
+              scheduler.complete(current, performance.now() - started, 'yield');
+              scheduler.submit(current);
+              opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot());
+              pump();
+              return;
+            }
             // Release dependents before completing, so the lane keeps its place (no idle gap).
             for (const d of dependents.get(current.key) ?? []) {
               const n = remaining.get(d)! - 1;
@@ -128,10 +140,17 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
 
   async function runTask(task: Task): Promise<NodeResult[]> {
     const node = nodes[task.step.id]!;
-    return task.batch === undefined ? runOnce(task.step, node) : runBatch(task.step, node, plan.batches[task.batch]!);
+    if (task.batch === undefined) return runOnce(task.step, node);
+    const batch = continuing.get(task.key) ?? plan.batches[task.batch]!;
+    continuing.delete(task.key);
+    const next: string[] = [];
+    const out = await runBatch(task.step, node, batch, next);
+    if (next.length > 0) continuing.set(task.key, next);
+    return out;
   }
 
-  async function runBatch(step: PlanStep, node: ManifestNode, batch: string[]): Promise<NodeResult[]> {
+  /** `next` receives the practices whose build stopped at its time slice with work left. */
+  async function runBatch(step: PlanStep, node: ManifestNode, batch: string[], next: string[]): Promise<NodeResult[]> {
     const out: NodeResult[] = [];
     const runnable: string[] = [];
     for (const t of batch) {
@@ -148,10 +167,21 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       for (const g of groups) {
         await buildIsolated(step, node, g, (tenants, outcome, ms) => {
           for (const t of tenants) {
+            const key = `${step.id}|${t}`;
+            const before = sliced.get(key) ?? { rows: 0, ms: 0, notes: [] };
+            const sum = { rows: before.rows + (outcome.rows.get(t) ?? 0), ms: before.ms + ms, notes: [...before.notes, ...outcome.notes] };
+            sliced.delete(key);
+            if (outcome.more) {
+              sliced.set(key, sum);
+              next.push(t);
+              continue;
+            }
             ok.push(t);
-            out.push(result(step, t, 'success', { rows: outcome.rows.get(t) ?? 0, ms, batch: tenants.length, notes: outcome.notes }));
+            out.push(result(step, t, 'success', { rows: sum.rows, ms: sum.ms, batch: tenants.length, notes: sum.notes }));
           }
         }, (tenant, err, ms) => {
+          ms += sliced.get(`${step.id}|${tenant}`)?.ms ?? 0;
+          sliced.delete(`${step.id}|${tenant}`);
           const msg = describeError(err, node, ctx.adapter);
           markFailed(step.id, tenant, `${step.id} failed for this practice`);
           out.push(result(step, tenant, 'error', { message: msg.message, code: msg.code, ms }));

@@ -2,7 +2,6 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { BuildOutcome } from '../execute/materialize.ts';
-import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { captureChunk, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
@@ -31,6 +30,12 @@ interface PreparedTable {
 }
 
 const DEFAULT_CHUNK = 50_000;
+/**
+ * A practice's capture gives its slot back after this long when it has chunks left, and runs
+ * again after every practice with less service (BuildOutcome.more): a large backlog waits
+ * behind itself, never in front of a small practice.
+ */
+const DEFAULT_SLICE_MS = 10_000;
 
 /**
  * The capture side of one run: builds a captured source for one practice at a time (the runner
@@ -85,6 +90,8 @@ export class RunCapture {
     const notes: string[] = [];
     let loaded = 0;
     let deleted = 0;
+    let more = false;
+    const started = performance.now();
     try {
       const { spec, oltp, raw } = await this.prepare(node, capture, protect);
       let after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
@@ -98,12 +105,16 @@ export class RunCapture {
         for (const c of chunk.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
         for (const c of chunk.needsBackfill) notes.push(`column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
         if (chunk.done) break;
+        if (performance.now() - started >= (capture.slice_ms ?? DEFAULT_SLICE_MS)) {
+          more = true;
+          break;
+        }
       }
     } catch (err) {
       throw asTenantError(wh, tenant, err);
     }
     if (deleted > 0) notes.push(`${deleted} deleted row(s) removed`);
-    return { rows: new Map([[tenant, loaded]]), notes };
+    return { rows: new Map([[tenant, loaded]]), notes, more };
   }
 
   private prepare(node: ManifestNode, capture: PostgresCapture, protect?: ProtectRelation): Promise<PreparedTable> {

@@ -147,6 +147,8 @@ export type SourceCapture =
       timeoutMs?: number;
       /** Rows per chunk (one warehouse transaction each). */
       chunkRows?: number;
+      /** A practice's capture gives its slot back after this long with chunks left (default 10 s). */
+      sliceMs?: number;
     }
   | {
       kind: 'csv_landing';

@@ -159,10 +159,11 @@ export class FairScheduler<U extends SchedulerUnit = SchedulerUnit> {
         break;
       case 'retry':
         lane.retries++;
-        lane.waiting++;
         this.totals.retries++;
-        this.totals.waiting++;
-        this.waitingIds.set(id, lane);
+        this.wait(id, lane);
+        break;
+      case 'yield':
+        this.wait(id, lane);
         break;
       default: {
         const never: never = outcome;
@@ -171,6 +172,13 @@ export class FairScheduler<U extends SchedulerUnit = SchedulerUnit> {
     }
     if (!lane.isActive) this.deactivate(lane);
     this.refresh(lane);
+  }
+
+  /** Until it is submitted again, the unit keeps its lane active (no idle gap, no lift to the floor). */
+  private wait(id: string, lane: LaneState<U>): void {
+    lane.waiting++;
+    this.totals.waiting++;
+    this.waitingIds.set(id, lane);
   }
 
   /**

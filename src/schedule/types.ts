@@ -24,9 +24,12 @@ export interface SchedulerUnit {
 
 /**
  * How a dispatched unit ended. `retry` frees the slot and charges the lane like the others,
- * and expects the runner to `submit` the same id again after its backoff.
+ * and expects the runner to `submit` the same id again after its backoff. `yield`: the unit
+ * used up its time slice with work left (a practice's capture backlog); the runner submits it
+ * again at once, behind its lane's other queued units, and every lane with less service goes
+ * first: a long unit waits behind itself instead of holding its slot.
  */
-export type UnitOutcome = NodeStatus | 'retry';
+export type UnitOutcome = NodeStatus | 'retry' | 'yield';
 
 /** Same shape as tsform.yml `pools:` (ProjectConfig.pools). */
 export interface PoolConfig {

@@ -1,3 +1,4 @@
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
@@ -120,6 +121,35 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
     expect(notOk(again)).toEqual([]);
     expect(await allEqual(tenants)).toEqual([]);
     expect(byNode(again).get(`source:ehr.encounters@${others[0]}`)?.rows).toBe(0);
+  });
+
+  it('a backlog gives its slot back after its time slice: other practices run between its slices, and it ends with one result', async () => {
+    const sources = join(project.dir, 'models/sources.yml');
+    const original = readFileSync(sources, 'utf8');
+    writeFileSync(sources, original.replace('chunk_rows: 700', 'chunk_rows: 500\n        slice_seconds: 0.001'));
+    try {
+      const big = tenants.at(-1)!;
+      await insertEncounters(big, 3_000, 'slices');
+      const captured = await withWarehouse(project.dir, async (wh) => Number((await wh.query('SELECT count(*) AS n FROM raw.encounters WHERE practice_id = $1', [big]).catch(() => ({ rows: [{ n: 0 }] }))).rows[0]!.n));
+      const backlog = (await oltpCounts('encounters')).get(big)! - captured;
+      expect(backlog).toBeGreaterThanOrEqual(3_000);
+      const ends: string[] = [];
+      const r = await run({ onTaskEnd: (step, results) => ends.push(`${step.id} ${results.map((x) => x.tenant).join(',')}`) });
+      expect(notOk(r)).toEqual([]);
+      // one result for the practice, with every row of its slices
+      const bigCapture = r.results.filter((x) => x.node === `source:ehr.encounters@${big}`);
+      expect(bigCapture.map((x) => x.rows)).toEqual([backlog]);
+      expect(await allEqual(tenants)).toEqual([]);
+      // 3,000 rows in chunks of 500: at least 5 slices handed back to the scheduler before the
+      // last one (a yield ends with no result)
+      const slices = ends.map((e, i) => [e, i] as const).filter(([e]) => e === 'source:ehr.encounters ');
+      expect(slices.length).toBeGreaterThanOrEqual(5);
+      const lastSlice = slices.at(-1)![1];
+      const between = ends.slice(slices[0]![1] + 1, lastSlice).filter((e) => !e.endsWith(' '));
+      expect(between.length, ends.join('\n')).toBeGreaterThan(0);
+    } finally {
+      writeFileSync(sources, original);
+    }
   });
 
   it('rows of a practice not in tenants.yml are counted once in the run notices, never loaded', async () => {

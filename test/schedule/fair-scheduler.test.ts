@@ -236,6 +236,29 @@ describe('FairScheduler: outcomes, counters and misuse', () => {
     expect(s.laneCounters('a')).toMatchObject({ done: 1, retries: 1, busy_ms: 7 });
   });
 
+  it('yield: a unit that used its time slice goes back behind every lane with less service', () => {
+    const s = onePool(1);
+    submitLane(s, 'big', 1);
+    const backlog = s.dispatch()!;
+    submitLane(s, 'small', 3); // arrive while the big practice's capture runs
+    const order: string[] = [];
+    for (let slice = 0; slice < 4; slice++) {
+      s.complete(backlog, 10, 'yield');
+      expect(s.laneCounters('big')).toMatchObject({ waiting: 1, retries: 0, done: 0 });
+      s.submit(backlog);
+      for (let u = s.dispatch(); u && u.lane === 'small'; u = s.dispatch()) {
+        order.push(u.id);
+        s.complete(u, 1);
+      }
+      // the loop above dispatched the big unit again when no small one had less service
+    }
+    // every small unit ran between the big unit's slices, not after its whole backlog
+    expect(order).toEqual(['small#0', 'small#1', 'small#2']);
+    s.complete(backlog, 10);
+    expect(s.laneCounters('big')).toMatchObject({ done: 1, retries: 0, waiting: 0, busy_ms: 50 });
+    expect(s.isIdle).toBe(true);
+  });
+
   it('cancelLane drops a lane\'s queued units and leaves its running one', () => {
     const s = onePool(2);
     submitLane(s, 'a', 5);
