@@ -24,7 +24,7 @@ import type { PlanStep } from '../plan/plan.ts';
 import type { PrivacyConfig, Project, TargetConfig } from '../project/types.ts';
 import { scanForLeaks } from '../execute/privacy-gates.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
-import { retiredTenantNotices, runCaptureFor, type OpenOltp } from './capture-wiring.ts';
+import { isolateOnboarding, retiredTenantNotices, runCaptureFor, type OpenOltp } from './capture-wiring.ts';
 
 /** The programmatic API behind the CLI; tests call it directly. */
 
@@ -221,7 +221,8 @@ async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: PrivacyC
 /** compile → plan → execute → run_results.json + run history. */
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const slim = prepareSlimCi(req);
-  const { ws, plan } = slim;
+  const { ws } = slim;
+  let plan = slim.plan;
   const target = resolveTarget(ws.project, req.target);
   req.onPlan?.(plan);
   if (slim.deferDatabase && target.type !== 'duckdb') {
@@ -233,6 +234,12 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   const capture = runCaptureFor(ws, plan, adapter, req.openOltp);
   try {
+    const notices: string[] = [];
+    if (capture) {
+      const isolated = await isolateOnboarding(ws, plan, adapter);
+      plan = isolated.plan;
+      if (isolated.onboarding.length > 0) notices.push(`onboarding ${isolated.onboarding.length} practice(s), each captured alone in its own batch: ${isolated.onboarding.join(', ')}`);
+    }
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const meta = ws.project.config.schemas.meta;
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
@@ -268,7 +275,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     const privacy = ws.project.config.privacy;
     const builtResearch = plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized);
     if (privacy && builtResearch) results.push(await leakScanResult(adapter, ws, privacy));
-    const notices = [...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project))];
+    notices.push(...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project)));
     const finishedAt = new Date();
     const run: RunResults = {
       schema_version: RUN_RESULTS_SCHEMA_VERSION,

@@ -2,9 +2,10 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { OltpSource } from '../adapters/oltp-source.ts';
 import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { RunCapture, type PostgresCapture } from '../ingest/run-capture.ts';
+import { resolveSpec } from '../ingest/capture-chunk.ts';
+import { captureSpecOf, onboardingTenants, RunCapture, type PostgresCapture } from '../ingest/run-capture.ts';
 import { findRetiredTenants, type TenantRelation } from '../ingest/purge-tenant.ts';
-import type { Plan } from '../plan/plan.ts';
+import { isolateTenants, type Plan } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
 import type { Workspace } from './api.ts';
 
@@ -31,6 +32,21 @@ export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, ope
     runTenants: plan.tenants,
     openOltp,
   });
+}
+
+/**
+ * The plan with practices being onboarded (never captured, while others were) each alone in
+ * its own batch: their first capture is their whole history, which their batch-mates'
+ * downstream would otherwise wait for.
+ */
+export async function isolateOnboarding(ws: Workspace, plan: Plan, warehouse: Adapter): Promise<{ plan: Plan; onboarding: string[] }> {
+  const nodes = manifestNodes(ws.manifest);
+  const labels = plan.steps
+    .map((s) => nodes[s.id]!)
+    .filter((n): n is ManifestNode & { capture: PostgresCapture } => n.capture?.kind === 'postgres')
+    .map((n) => resolveSpec(captureSpecOf(n, n.capture, ws.project.config.tenantColumn)).label);
+  const onboarding = await onboardingTenants(warehouse, ws.project.config.schemas.meta, labels, plan.tenants);
+  return { plan: isolateTenants(plan, onboarding), onboarding: [...onboarding].sort() };
 }
 
 /** Offboarded practices still in the warehouse, each with the command that removes them. */

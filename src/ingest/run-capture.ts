@@ -1,4 +1,5 @@
 import type { Adapter } from '../adapters/adapter.ts';
+import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { BuildOutcome } from '../execute/materialize.ts';
@@ -6,7 +7,7 @@ import { captureChunk, resolveSpec, type CaptureSpec, type RawState, type Resolv
 import { countUnknownTenantRows, failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import type { OltpSource } from './oltp-source.ts';
-import { readWatermarks, STEADY } from './watermarks.ts';
+import { LOCK_TABLE, readWatermarks, STEADY } from './watermarks.ts';
 
 export type PostgresCapture = Extract<ManifestCapture, { kind: 'postgres' }>;
 
@@ -179,4 +180,20 @@ function codeOf(err: unknown): Code {
     return Codes.connection;
   }
   return Codes.sqlError;
+}
+
+/**
+ * Practices being onboarded: no committed capture chunk yet (an empty one counts) for one of
+ * these tables while other practices have one. Empty on a warehouse's first capture (everyone
+ * starts from zero then, and isolating everyone would only undo batching).
+ */
+export async function onboardingTenants(wh: Adapter, metaSchema: string, tableLabels: readonly string[], tenants: readonly string[]): Promise<Set<string>> {
+  if (tableLabels.length === 0 || !(await wh.describe(metaSchema, LOCK_TABLE))) return new Set();
+  const { rows } = await wh.query(
+    `SELECT source_table, tenant FROM ${quoteRelation(metaSchema, LOCK_TABLE)} WHERE chunks > 0 AND source_table = ANY($1::VARCHAR[])`,
+    [[...tableLabels]],
+  );
+  if (rows.length === 0) return new Set();
+  const has = new Set(rows.map((r) => `${String(r.source_table)}\u0000${String(r.tenant)}`));
+  return new Set(tenants.filter((t) => tableLabels.some((l) => !has.has(`${l}\u0000${t}`))));
 }

@@ -77,6 +77,24 @@ export function batchTenantsByPool(tenants: readonly Tenant[], batchSize: number
   return batches.sort((a, b) => (a.tenants[0]! < b.tenants[0]! ? -1 : 1));
 }
 
+/**
+ * The same plan with these practices out of their batches, each alone in its own (same pool):
+ * a practice being onboarded captures its whole history, and its batch-mates' downstream would
+ * wait for it. Pure.
+ */
+export function isolateTenants(plan: Plan, alone: ReadonlySet<string>): Plan {
+  if (alone.size === 0) return plan;
+  const pooled: { tenants: string[]; pool: string }[] = [];
+  plan.batches.forEach((batch, i) => {
+    const pool = plan.batchPools[i]!;
+    const rest = batch.filter((t) => !alone.has(t));
+    for (const t of batch) if (alone.has(t) && batch.length > 1) pooled.push({ tenants: [t], pool });
+    if (rest.length > 0 || batch.length === 1) pooled.push({ tenants: batch.length === 1 ? batch : rest, pool });
+  });
+  pooled.sort((a, b) => (a.tenants[0]! < b.tenants[0]! ? -1 : 1));
+  return { ...plan, batches: pooled.map((b) => b.tenants), batchPools: pooled.map((b) => b.pool) };
+}
+
 /** Manifest + selection → Plan. Pure. */
 export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions): Plan {
   const nodes = manifestNodes(manifest);

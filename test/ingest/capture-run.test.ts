@@ -171,8 +171,14 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
     expect(notOk(r)).toEqual([]);
     expect(byNode(r).get(`source:ehr.encounters@${newcomer}`)?.rows).toBe((await oltpCounts('encounters')).get(newcomer));
     expect(await allEqual([...tenants, newcomer])).toEqual([]);
-    expect((r.notices ?? []).join('\n')).not.toContain(newcomer);
+    // its whole history is captured alone: its batch-mates' downstream does not wait for it
+    expect(r.notices ?? []).toContain(`onboarding 1 practice(s), each captured alone in its own batch: ${newcomer}`);
+    expect(byNode(r).get(`stg_encounters@${newcomer}`)?.batch_size).toBeUndefined();
+    expect(r.results.filter((x) => x.model === 'stg_encounters' && x.batch_size !== undefined).length).toBeGreaterThan(0);
+    expect((r.notices ?? []).filter((n) => !n.startsWith('onboarding')).join('\n')).not.toContain(newcomer);
     tenants = [...tenants, newcomer].sort();
+    // established from now on: batched again
+    expect((await run()).notices ?? []).not.toContainEqual(expect.stringContaining('onboarding'));
   });
 
   it('offboarding: a removed practice is reported with the purge command; purge deletes its rows and nothing else', async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Codes, TsformError } from '../../src/errors.ts';
 import { buildDag } from '../../src/graph/dag.ts';
 import { selectNodes, selectTenants } from '../../src/graph/select.ts';
-import { batchTenants, buildPlan, type Command, type Plan } from '../../src/plan/plan.ts';
+import { batchTenants, buildPlan, isolateTenants, type Command, type Plan } from '../../src/plan/plan.ts';
 import type { Tenant } from '../../src/project/types.ts';
 import { compileDir, REPO_ROOT } from '../fixtures/project-fixture.ts';
 
@@ -137,6 +137,19 @@ describe('batches', () => {
     expect(batches).toContainEqual(['b']);
     expect(batches).toContainEqual(['f']);
     expect(batches.filter((b) => !['b', 'f'].includes(b[0]!))).toEqual([['a', 'c'], ['d', 'e']]);
+  });
+
+  it('isolateTenants: the named practices leave their batches, alone in the same pool; the rest keep theirs', () => {
+    const p = plan({ batchSize: 3, tenants: all.slice(0, 8).map((t) => t.id) });
+    const [a, b] = [p.batches[0]![1]!, p.batches[1]![0]!];
+    const q = isolateTenants(p, new Set([a, b]));
+    expect(q.batches.flat().sort()).toEqual(p.batches.flat().sort());
+    expect(q.batches).toContainEqual([a]);
+    expect(q.batches).toContainEqual([b]);
+    expect(q.batches).toContainEqual(p.batches[0]!.filter((t) => t !== a));
+    expect(q.batches.map((x) => x[0]!)).toEqual([...q.batches.map((x) => x[0]!)].sort());
+    q.batches.forEach((batch, i) => expect(q.batchPools[i]).toBe(p.batchPools[p.batches.findIndex((x) => x.includes(batch[0]!))]));
+    expect(isolateTenants(p, new Set())).toBe(p);
   });
 
   it('batchTenants: nothing selected → no batches; batch size 1 → one practice each', () => {
