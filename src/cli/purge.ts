@@ -1,7 +1,10 @@
+import type { Adapter } from '../adapters/adapter.ts';
 import { manifestNodes } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { purgeTenant, type PurgeCount } from '../ingest/purge-tenant.ts';
 import { TENANT_ID_PATTERN } from '../project/types.ts';
+import { MEMBERS_TABLE, practiceRole } from '../security/render-rls.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
 import { tenantRelations } from './capture-wiring.ts';
 
@@ -22,7 +25,7 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   const adapter = await openAdapter(ws.project, resolveTarget(ws.project, target));
   try {
     const { schemas } = ws.project.config;
-    return await purgeTenant(adapter, {
+    const counts = await purgeTenant(adapter, {
       tenant,
       relations: tenantRelations(manifestNodes(ws.manifest)),
       tenantColumn: ws.project.config.tenantColumn,
@@ -30,7 +33,28 @@ export async function purgeCommand(projectDir: string, target: string | undefine
       separateSchemas: [schemas.research, schemas.vault],
       dryRun: !yes,
     });
+    if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
+    return counts;
   } finally {
     await adapter.close();
   }
+}
+
+/**
+ * PostgreSQL: the practice's login role and its membership rows go too, so that nobody can log
+ * in as a practice that is gone (its role would see no rows, but a dormant login is a finding).
+ */
+async function dropPracticeRole(adapter: Adapter, role: string, securitySchema: string, dryRun: boolean): Promise<PurgeCount[]> {
+  const exists = await adapter.query('SELECT 1 AS present FROM pg_roles WHERE rolname = $1', [role]);
+  if (exists.rows.length === 0) return [];
+  const members = quoteRelation(securitySchema, MEMBERS_TABLE);
+  if (dryRun) {
+    const n = await adapter.query(`SELECT count(*) AS n FROM ${members} WHERE role_name = $1`, [role]);
+    return [{ relation: `${securitySchema}.${MEMBERS_TABLE}`, rows: Number(n.rows[0]?.n ?? 0) }, { relation: `role ${role}`, rows: 1 }];
+  }
+  return adapter.transaction(async (s) => {
+    const deleted = await s.query(`DELETE FROM ${members} WHERE role_name = $1`, [role]);
+    await s.query(`DROP ROLE ${quoteIdent(role)}`);
+    return [{ relation: `${securitySchema}.${MEMBERS_TABLE}`, rows: deleted.rowsChanged }, { relation: `role ${role}`, rows: 1 }];
+  });
 }

@@ -70,5 +70,9 @@ describe('capture in a run: PostgreSQL OLTP → PostgreSQL warehouse', () => {
       expect(Number(n.rows[0]!.n), rel).toBe(0);
     }
     expect(await allEqual(tenants.slice(0, 4))).toEqual([]);
+    // no login left for a practice that is gone, and no membership row
+    expect((await oltp.admin.query('SELECT count(*)::int AS n FROM pg_roles WHERE rolname = $1', [`practice_${gone}`])).rows[0]!.n).toBe(0);
+    expect((await oltp.admin.query('SELECT count(*)::int AS n FROM tsform_security.members WHERE practice_id = $1', [gone])).rows[0]!.n).toBe(0);
+    expect((await oltp.admin.query('SELECT count(*)::int AS n FROM pg_roles WHERE rolname = $1', [`practice_${tenants[0]}`])).rows[0]!.n).toBe(1);
   });
 });
