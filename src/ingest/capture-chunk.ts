@@ -108,11 +108,9 @@ export async function captureChunk(
 }
 
 /**
- * The OLTP side of one chunk, handed to the engine's loader: the selected columns (the
- * soft-delete column last) and a COPY of the next rows after a position. A loader may read the
- * chunk in several COPYs, each after the last row of the one before: they all run in the same
- * REPEATABLE READ snapshot, so together they are exactly the rows one COPY with the chunk's
- * LIMIT would return.
+ * The OLTP side of one chunk, handed to the engine's loader (duckdb-chunk-load.ts,
+ * postgres-chunk-load.ts): the selected columns (the soft-delete column last) and the COPY of the
+ * rows after a position, inside the chunk's REPEATABLE READ read transaction.
  */
 export interface ChunkSource {
   s: Session;

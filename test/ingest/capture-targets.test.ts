@@ -5,9 +5,9 @@ import { captureTenantSlice } from '../../src/ingest/capture.ts';
 import { demoSpecs, demoTenantIds, openDuckdb, sliceChecksums, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
 /**
- * The same capture into both warehouse engines (DuckDB: COPY CSV through temp files, in several
- * COPYs per chunk; PostgreSQL: COPY text passed through), including values that stress both
- * formats, sitting in the last row of a chunk where the new watermark is read from.
+ * The same capture into both warehouse engines (DuckDB: COPY CSV through a temp file; PostgreSQL:
+ * COPY text passed through), including values that stress both formats, sitting in the last row
+ * of a chunk, where the new watermark is read from.
  */
 describe('capture into DuckDB and into PostgreSQL: raw equals the OLTP', () => {
   let oltp: OltpFixture;
