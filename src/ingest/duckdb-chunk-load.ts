@@ -65,12 +65,17 @@ interface WrittenCopy {
   tailIsWhole: boolean;
 }
 
+/** Bytes gathered before one write: one write per COPY message batch costs more than the COPY. */
+const WRITE_BYTES = 1024 * 1024;
+
 async function copyToFile(data: AsyncIterable<Buffer>, file: string): Promise<WrittenCopy> {
   const fh = await open(file, 'w');
   const kept: Buffer[] = [];
   let keptBytes = 0;
   let dropped = false;
   let bytes = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
   try {
     for await (const b of data) {
       bytes += b.length;
@@ -80,8 +85,15 @@ async function copyToFile(data: AsyncIterable<Buffer>, file: string): Promise<Wr
         keptBytes -= kept.shift()!.length;
         dropped = true;
       }
-      await fh.write(b);
+      batch.push(b);
+      batchBytes += b.length;
+      if (batchBytes >= WRITE_BYTES) {
+        await fh.writev(batch);
+        batch = [];
+        batchBytes = 0;
+      }
     }
+    if (batch.length > 0) await fh.writev(batch);
   } finally {
     await fh.close();
   }
