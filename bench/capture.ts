@@ -3,6 +3,9 @@
  * database on the same throwaway server), for one large practice and for many small ones.
  * Last line: {"duckdb": {"large_rows_per_s", "small_rows_per_s"}, "postgres": {...}, ...}
  * Sizes: BENCH_CAPTURE_LARGE (1,000,000), BENCH_CAPTURE_SMALL (1,000 practices) × BENCH_CAPTURE_PER_SMALL (50).
+ * Rows per chunk (per warehouse transaction): BENCH_CAPTURE_CHUNK (50,000), or per engine
+ * BENCH_CAPTURE_CHUNK_DUCKDB / BENCH_CAPTURE_CHUNK_POSTGRES. DuckDB writes a transaction that
+ * appends 122,880 rows (a row group) or more straight to the database file instead of its WAL.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,11 +21,15 @@ import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';
 const LARGE = Number(process.env.BENCH_CAPTURE_LARGE ?? 1_000_000);
 const SMALL = Number(process.env.BENCH_CAPTURE_SMALL ?? 1_000);
 const PER_SMALL = Number(process.env.BENCH_CAPTURE_PER_SMALL ?? 50);
+const CHUNK = Number(process.env.BENCH_CAPTURE_CHUNK ?? 50_000);
+const CHUNK_DUCKDB = Number(process.env.BENCH_CAPTURE_CHUNK_DUCKDB ?? CHUNK);
+const CHUNK_POSTGRES = Number(process.env.BENCH_CAPTURE_CHUNK_POSTGRES ?? CHUNK);
 const SPEC: CaptureSpec = { table: 'encounters_bench', key: ['encounter_id'], tenantColumn: 'practice_id' };
 
 async function measure(wh: Adapter, source: PgOltpSource, tenants: string[], expected: number, concurrency: number): Promise<number> {
+  const chunkRows = wh.kind === 'duckdb' ? CHUNK_DUCKDB : CHUNK_POSTGRES;
   const t0 = performance.now();
-  const r = await captureTenantSlice(wh, source, SPEC, tenants, { chunkRows: 50_000, concurrency });
+  const r = await captureTenantSlice(wh, source, SPEC, tenants, { chunkRows, concurrency });
   const s = (performance.now() - t0) / 1000;
   const rows = [...r.rowsByTenant.values()].reduce((a, b) => a + b, 0);
   if (r.failures.length > 0) throw new Error(`capture failed: ${r.failures.slice(0, 3).map((f) => f.message).join('; ')}`);
@@ -61,7 +68,7 @@ async function main(): Promise<void> {
     console.error(`postgres small: ${pgSmall} rows/s`);
     await pgWh.close();
     result.postgres = { large_rows_per_s: pgLarge, small_rows_per_s: pgSmall };
-    result.rows = { large: LARGE, small_practices: SMALL, rows_per_small: PER_SMALL, chunk_rows: 50_000 };
+    result.rows = { large: LARGE, small_practices: SMALL, rows_per_small: PER_SMALL, chunk_rows: CHUNK, chunk_rows_duckdb: CHUNK_DUCKDB, chunk_rows_postgres: CHUNK_POSTGRES };
     await source.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

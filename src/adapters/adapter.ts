@@ -33,6 +33,13 @@ export interface Session {
    * appender on DuckDB, COPY on PostgreSQL). `null` is SQL NULL.
    */
   insertText(schema: string, table: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<void>;
+  /**
+   * Streams bytes in PostgreSQL's COPY text format (what `COPY ... TO STDOUT` writes) into an
+   * existing table, typed or not, without turning them into values on the way (COPY FROM STDIN
+   * on PostgreSQL). Absent where the engine has no such input; callers fall back to insertText.
+   * Returns the rows written.
+   */
+  copyInText?(schema: string, table: string, columns: readonly string[], data: AsyncIterable<Buffer>): Promise<number>;
 }
 
 export interface TransactionOptions {

@@ -1,16 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import type { Adapter, ColumnInfo, Session, TargetKind } from '../adapters/adapter.ts';
+import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { safeType } from '../execute/load-csv.ts';
-import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
-import { CopyTextReader } from './copy-text.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import type { OltpReadSession, OltpSource } from './oltp-source.ts';
+import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { lockTenant, writeWatermark, deleteWatermark, type Watermark } from './watermarks.ts';
 
@@ -82,14 +76,6 @@ export interface RawState {
   columns: ColumnInfo[];
 }
 
-const GUC = {
-  tenant: 'tsform.capture_tenant',
-  wmTs: 'tsform.capture_wm_ts',
-  wmKey: (i: number) => `tsform.capture_wm_k${i}`,
-  from: 'tsform.capture_from',
-  to: 'tsform.capture_to',
-};
-
 /**
  * Captures the next chunk of one practice in ONE warehouse transaction: the practice's lock
  * row, the OLTP read (COPY, at most `chunkRows` rows in (updated_at, key) order after the
@@ -106,27 +92,55 @@ export async function captureChunk(
 ): Promise<ChunkResult> {
   return wh.transaction(async (s) => {
     await lockTenant(s, metaSchema, spec.label, req.tenant);
-    const loadTable = `__tsf_capture_${randomBytes(6).toString('hex')}`;
-    const read = await oltp.readTransaction((r) => readChunk(s, r, spec, metaSchema, raw, req, loadTable, wh.kind), { timeoutMs: req.timeoutMs });
-    if (read.rows === 0) {
-      await s.query(`DROP TABLE IF EXISTS ${quoteRelation(metaSchema, loadTable)}`);
+    const read = await oltp.readTransaction((r) => readChunk(s, r, spec, metaSchema, raw, req, wh.kind === 'duckdb'), { timeoutMs: req.timeoutMs });
+    // After the OLTP read has ended: what is left of the warehouse side (the upsert on PostgreSQL).
+    const loaded = await read.load.finish();
+    const { rows, deleted, last } = read.load;
+    if (rows === 0) {
       if (req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
       return { read: 0, loaded: 0, deleted: 0, watermark: req.after, done: true, added: read.added, needsBackfill: read.needsBackfill };
     }
-    const loaded = await upsertSlice(s, spec, metaSchema, loadTable, read.columns, req.tenant, wh.kind === 'duckdb');
-    await s.query(`DROP TABLE ${quoteRelation(metaSchema, loadTable)}`);
-    const done = read.rows < req.chunkRows;
+    const done = rows < req.chunkRows;
     if (done && req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
-    else await writeWatermark(s, metaSchema, spec.label, req.tenant, req.stream, read.last!, read.rows);
-    return { read: read.rows, loaded, deleted: read.deleted, watermark: read.last, done, added: read.added, needsBackfill: read.needsBackfill };
+    else await writeWatermark(s, metaSchema, spec.label, req.tenant, req.stream, last!, rows);
+    return { read: rows, loaded, deleted, watermark: last, done, added: read.added, needsBackfill: read.needsBackfill };
   });
 }
 
-interface ReadOutcome {
+/**
+ * The OLTP side of one chunk, handed to the engine's loader (duckdb-chunk-load.ts,
+ * postgres-chunk-load.ts): the selected columns (the soft-delete column last) and the COPY of the
+ * rows after a position, inside the chunk's REPEATABLE READ read transaction.
+ */
+export interface ChunkSource {
+  s: Session;
+  spec: ResolvedSpec;
+  metaSchema: string;
+  tenant: string;
+  /** Selected columns in COPY order; the soft-delete column, when the source has one, is last. */
+  columns: SourceColumn[];
+  /** Indexes in `columns` of the updated column and the key columns: a row's position. */
+  positionIndexes: number[];
+  /** Index of the soft-delete column in `columns`, or -1. */
+  deletedIndex: number;
+  /** The chunk's starting position and size. */
+  after: Watermark | undefined;
+  chunkRows: number;
+  /** `COPY (SELECT ... after `after` ORDER BY position LIMIT limit) TO STDOUT`. */
+  copy(after: Watermark | undefined, limit: number, format: 'text' | 'csv'): Promise<AsyncIterable<Buffer>>;
+}
+
+/** What a loader did: the rows read, and the warehouse work left for after the OLTP read. */
+export interface ChunkLoad {
   rows: number;
   deleted: number;
   last: Watermark | undefined;
-  columns: SourceColumn[];
+  /** Finishes the upsert into raw (if not done already); returns the live rows written. */
+  finish(): Promise<number>;
+}
+
+interface ReadOutcome {
+  load: ChunkLoad;
   added: string[];
   needsBackfill: string[];
 }
@@ -138,8 +152,7 @@ async function readChunk(
   metaSchema: string,
   raw: RawState,
   req: ChunkRequest,
-  loadTable: string,
-  engine: TargetKind,
+  viaFiles: boolean,
 ): Promise<ReadOutcome> {
   const rel = quoteRelation(spec.sourceSchema, spec.table);
   // The table lock (ACCESS SHARE) is held until this read transaction ends, so the columns
@@ -160,14 +173,53 @@ async function readChunk(
 
   const hasDeleted = byName.has(spec.deletedColumn);
   const selected = hasDeleted ? [...columns, byName.get(spec.deletedColumn)!] : columns;
+  const upd = byName.get(spec.updatedColumn)!;
+  const order = [upd, ...spec.key.map((k) => byName.get(k)!)];
+  const source: ChunkSource = {
+    s,
+    spec,
+    metaSchema,
+    tenant: req.tenant,
+    columns: selected,
+    positionIndexes: order.map((c) => selected.indexOf(c)),
+    deletedIndex: hasDeleted ? selected.length - 1 : -1,
+    after: req.after,
+    chunkRows: Math.max(1, Math.floor(req.chunkRows)),
+    copy: async (after, limit, format) => r.copyOut(await bindChunkSelect(r, rel, spec, selected, order, req, after, limit), format),
+  };
+  const load = viaFiles ? await loadChunkViaFiles(source) : await loadChunkViaCopy(source);
+  return { load, added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill };
+}
+
+const GUC = {
+  tenant: 'tsform.capture_tenant',
+  wmTs: 'tsform.capture_wm_ts',
+  wmKey: (i: number) => `tsform.capture_wm_k${i}`,
+  from: 'tsform.capture_from',
+  to: 'tsform.capture_to',
+};
+
+/**
+ * Binds the chunk's values as transaction-local settings (COPY binds no parameters) and returns
+ * the SELECT that reads them back with current_setting: no value is ever spliced into SQL.
+ */
+async function bindChunkSelect(
+  r: OltpReadSession,
+  rel: string,
+  spec: ResolvedSpec,
+  selected: SourceColumn[],
+  order: SourceColumn[],
+  req: ChunkRequest,
+  after: Watermark | undefined,
+  limit: number,
+): Promise<string> {
   const settings: (string | null)[] = [req.tenant];
   const gucNames = [GUC.tenant];
   const where = [`${quoteIdent(spec.tenantColumn)} = current_setting('${GUC.tenant}')`];
-  const upd = byName.get(spec.updatedColumn)!;
-  const order = [upd, ...spec.key.map((k) => byName.get(k)!)];
-  if (req.after) {
+  const upd = order[0]!;
+  if (after) {
     gucNames.push(GUC.wmTs, ...spec.key.map((_, i) => GUC.wmKey(i)));
-    settings.push(req.after.updatedAt, ...req.after.key);
+    settings.push(after.updatedAt, ...after.key);
     const bounds = order.map((c, i) => `CAST(current_setting('${i === 0 ? GUC.wmTs : GUC.wmKey(i - 1)}') AS ${safeType(c.sourceType)})`);
     where.push(`(${order.map((c) => quoteIdent(c.name)).join(', ')}) > (${bounds.join(', ')})`);
   }
@@ -181,124 +233,9 @@ async function readChunk(
     settings.push(req.range.to);
     where.push(`${quoteIdent(upd.name)} < CAST(current_setting('${GUC.to}') AS ${safeType(upd.sourceType)})`);
   }
-  // COPY binds no parameters: the values go in as transaction-local settings, bound here.
   await r.query(`SELECT ${gucNames.map((g, i) => `set_config('${g}', $${i + 1}, true)`).join(', ')}`, settings);
-  const limit = Math.max(1, Math.floor(req.chunkRows));
-  const select =
+  return (
     `SELECT ${selected.map((c) => quoteIdent(c.name)).join(', ')} FROM ${rel} WHERE ${where.join(' AND ')} ` +
-    `ORDER BY ${order.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${limit}`;
-
-  if (engine === 'duckdb') {
-    const fast = await copyViaFile(s, r, select, metaSchema, loadTable, selected, order, hasDeleted ? spec.deletedColumn : undefined);
-    return { ...fast, columns: selected, added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill };
-  }
-  const names = selected.map((c) => c.name);
-  await s.query(`CREATE TABLE ${quoteRelation(metaSchema, loadTable)} (${names.map((n) => `${quoteIdent(n)} VARCHAR`).join(', ')})`);
-  const updIdx = names.indexOf(upd.name);
-  const keyIdx = spec.key.map((k) => names.indexOf(k));
-  const delIdx = hasDeleted ? names.length - 1 : -1;
-  const reader = new CopyTextReader();
-  let rows = 0;
-  let deleted = 0;
-  let last: (string | null)[] | undefined;
-  let pending: (string | null)[][] = [];
-  const flush = async (): Promise<void> => {
-    if (pending.length === 0) return;
-    await s.insertText(metaSchema, loadTable, names, pending);
-    pending = [];
-  };
-  for await (const chunk of r.copyOut(select)) {
-    const batch = reader.push(chunk);
-    if (batch.length === 0) continue;
-    for (const row of batch) {
-      if (row.length !== names.length) throw new TsformError(Codes.sqlError, `capture ${spec.label}: COPY returned ${row.length} fields for ${names.length} columns`);
-      if (delIdx >= 0 && row[delIdx] !== null) deleted++;
-    }
-    rows += batch.length;
-    last = batch[batch.length - 1];
-    pending.push(...batch);
-    if (pending.length >= 10_000) await flush();
-  }
-  reader.end();
-  await flush();
-  const wm = last ? { updatedAt: String(last[updIdx]), key: keyIdx.map((i) => String(last![i])) } : undefined;
-  return { rows, deleted, last: wm, columns: selected, added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill };
-}
-
-/**
- * Replaces the chunk's keys in the practice's slice of raw: every key in the chunk is deleted,
- * then the live rows are inserted (typed). Soft-deleted rows only delete.
- */
-async function upsertSlice(
-  s: Session,
-  spec: ResolvedSpec,
-  metaSchema: string,
-  loadTable: string,
-  columns: SourceColumn[],
-  tenant: string,
-  loadIsTyped: boolean,
-): Promise<number> {
-  const target = quoteRelation(spec.rawSchema, spec.table);
-  const load = quoteRelation(metaSchema, loadTable);
-  const typeOf = new Map(columns.map((c) => [c.name, c.rawType]));
-  const cast = (col: string, alias: string): string => {
-    const t = typeOf.get(col) ?? 'VARCHAR';
-    return t === 'VARCHAR' || loadIsTyped ? `${alias}.${quoteIdent(col)}` : `CAST(${alias}.${quoteIdent(col)} AS ${t})`;
-  };
-  const match = spec.key.map((k) => `${cast(k, 'l')} = ${target}.${quoteIdent(k)}`).join(' AND ');
-  await s.query(`DELETE FROM ${target} WHERE ${quoteIdent(spec.tenantColumn)} = $1 AND EXISTS (SELECT 1 FROM ${load} AS l WHERE ${match})`, [tenant]);
-  const live = columns.filter((c) => c.name !== spec.deletedColumn);
-  const hasDeleted = columns.some((c) => c.name === spec.deletedColumn);
-  const insert = await s.query(
-    `INSERT INTO ${target} (${live.map((c) => quoteIdent(c.name)).join(', ')})
-     SELECT ${live.map((c) => cast(c.name, 'l')).join(', ')} FROM ${load} AS l
-      WHERE l.${quoteIdent(spec.tenantColumn)} = $1${hasDeleted ? ` AND l.${quoteIdent(spec.deletedColumn)} IS NULL` : ''}`,
-    [tenant],
+    `ORDER BY ${order.map((c) => quoteIdent(c.name)).join(', ')} LIMIT ${Math.max(1, Math.floor(limit))}`
   );
-  return insert.rowsChanged;
-}
-
-/**
- * DuckDB path: the COPY output (CSV, every value quoted, NULL as a bare \N) goes to a temp file
- * that DuckDB's own CSV reader loads: the rows never become JavaScript values, which is what
- * makes a large practice's backlog fast (the appender costs ~1 µs per value). The chunk's row
- * count and last position come from the same snapshot by one more index-range query.
- */
-async function copyViaFile(
-  s: Session,
-  r: OltpReadSession,
-  select: string,
-  metaSchema: string,
-  loadTable: string,
-  selected: SourceColumn[],
-  order: SourceColumn[],
-  deletedColumn: string | undefined,
-): Promise<{ rows: number; deleted: number; last: Watermark | undefined }> {
-  const tail = await r.query(
-    `SELECT count(*) OVER () AS n, ${deletedColumn ? `count(${quoteIdent(deletedColumn)}) OVER ()` : '0'} AS d, ` +
-      `${order.map((c, i) => `${quoteIdent(c.name)}::text AS ${quoteIdent(`w${i}`)}`).join(', ')} ` +
-      `FROM (${select}) AS chunk ORDER BY ${order.map((c) => `${quoteIdent(c.name)} DESC`).join(', ')} LIMIT 1`,
-  );
-  const top = tail.rows[0];
-  if (!top) return { rows: 0, deleted: 0, last: undefined };
-  const dir = await mkdtemp(join(tmpdir(), 'tsform-capture-'));
-  const file = join(dir, 'chunk.csv');
-  try {
-    await pipeline(Readable.from(r.copyOut(`${select}`, 'csv')), createWriteStream(file));
-    // Column names and types go into the reader's options as literals (DuckDB binds no
-    // parameters there); they come from the OLTP catalog, not from row data.
-    // Typed by the CSV reader itself (its parsers are much faster than a CAST pass afterwards).
-    const columns = selected.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
-    await s.query(
-      `CREATE TABLE ${quoteRelation(metaSchema, loadTable)} AS SELECT * FROM read_csv($1, columns = {${columns}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`,
-      [file],
-    );
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-  return {
-    rows: Number(top.n),
-    deleted: Number(top.d),
-    last: { updatedAt: String(top.w0), key: order.slice(1).map((_, i) => String(top[`w${i + 1}`])) },
-  };
 }

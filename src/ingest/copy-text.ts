@@ -16,7 +16,7 @@ export class CopyTextReader {
     }
     this.rest = end + 1 < buf.length ? buf.subarray(end + 1) : undefined;
     const text = buf.toString('utf8', 0, end);
-    return text.split('\n').map(parseLine);
+    return text.split('\n').map(parseCopyTextLine);
   }
 
   /** Throws when the stream ended inside a row (a cut connection). */
@@ -25,7 +25,8 @@ export class CopyTextReader {
   }
 }
 
-function parseLine(line: string): (string | null)[] {
+/** One row of COPY text output (without its newline): fields split on tabs, `\N` as null, escapes decoded. */
+export function parseCopyTextLine(line: string): (string | null)[] {
   const fields: (string | null)[] = line.split('\t');
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i] as string;

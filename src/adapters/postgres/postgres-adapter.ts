@@ -173,7 +173,16 @@ function sessionOn(client: pg.PoolClient): Session {
     query: async (sql, params = []) => toQueryResult(await client.query(sql, [...params])),
     createTempTableAs: (name, selectSql, params) => createTempTableAs(client, name, selectSql, params),
     insertText: (schema, table, columns, rows) => copyText(client, schema, table, columns, rows),
+    copyInText: (schema, table, columns, data) => copyInText(client, schema, table, columns, data),
   };
+}
+
+/** COPY ... FROM STDIN in text format, fed straight from another server's COPY TO STDOUT. */
+async function copyInText(client: pg.PoolClient, schema: string, table: string, columns: readonly string[], data: AsyncIterable<Buffer>): Promise<number> {
+  if (columns.length === 0) throw new Error(`copyInText into ${schema}.${table} needs at least one column`);
+  const copy = client.query(copyFrom(`COPY ${quoteRelation(schema, table)} (${columns.map(quoteIdent).join(', ')}) FROM STDIN`));
+  await pipeline(Readable.from(data), copy);
+  return copy.rowCount;
 }
 
 /**

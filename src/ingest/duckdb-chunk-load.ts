@@ -1,0 +1,101 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Codes, TsformError } from '../errors.ts';
+import { quoteIdent, sqlLiteral } from '../sql/quote.ts';
+import type { ChunkLoad, ChunkSource } from './capture-chunk.ts';
+import { lastCsvRow } from './csv-tail.ts';
+import { deleteChunkKeys, insertLiveRows } from './slice-upsert.ts';
+import type { Watermark } from './watermarks.ts';
+
+/** Bytes kept from the end of the COPY output to read its last row; a longer row is read from the file. */
+const TAIL_BYTES = 256 * 1024;
+
+/**
+ * DuckDB path: the chunk's COPY output (CSV, every value quoted, NULL as a bare \N) goes to a
+ * temp file that DuckDB's own CSV reader loads, so rows never become JavaScript values (the
+ * appender costs ~1 µs per value). The chunk's position is its last CSV row, read back from the
+ * end of the bytes (no second OLTP query). Only the keys (and the soft-delete column) go into a
+ * temp table, for the counts and the DELETE; the live rows go from the file straight into raw
+ * (a second, cheaper read of the file than materializing every column in between).
+ */
+export async function loadChunkViaFiles(src: ChunkSource): Promise<ChunkLoad> {
+  const { s, spec, columns } = src;
+  const dir = await mkdtemp(join(tmpdir(), 'tsform-capture-'));
+  const file = join(dir, 'chunk.csv');
+  const load = quoteIdent(`__tsf_capture_${randomBytes(6).toString('hex')}`);
+  // Column names and types go into the reader's options as literals (DuckDB binds no
+  // parameters there); they come from the OLTP catalog, not from row data. Typed by the CSV
+  // reader itself (its parsers are much faster than a CAST pass afterwards).
+  const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
+  const readCsv = (param: string): string => `read_csv(${param}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`;
+  try {
+    const written = await copyToFile(await src.copy(src.after, src.chunkRows, 'csv'), file);
+    if (written.bytes === 0) return { rows: 0, deleted: 0, last: undefined, finish: async () => 0 };
+    const row = lastCsvRow(written.tail, columns.length, written.tailIsWhole) ?? lastCsvRow(await readFile(file), columns.length, true)!;
+    const last = positionOf(src, row);
+    const deletedCol = src.deletedIndex >= 0 ? quoteIdent(columns[src.deletedIndex]!.name) : undefined;
+    // a temp table: in memory, never in the database file or its WAL
+    await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);
+    const stats = (await s.query(`SELECT count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load}`)).rows[0]!;
+    await deleteChunkKeys(s, spec, src.tenant, columns, { from: load, params: [], typed: true });
+    const loaded = await insertLiveRows(s, spec, src.tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
+    await s.query(`DROP TABLE ${load}`);
+    return { rows: Number(stats.n), deleted: Number(stats.d), last, finish: async () => loaded };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function positionOf(src: ChunkSource, row: (string | null)[]): Watermark {
+  const values = src.positionIndexes.map((i) => row[i]);
+  if (values.some((v) => v === null || v === undefined)) {
+    throw new TsformError(Codes.sqlError, `capture ${src.spec.label}: the updated column or a key column is NULL in the source; capture needs them set`);
+  }
+  const [updatedAt, ...key] = values as string[];
+  return { updatedAt: updatedAt!, key };
+}
+
+interface WrittenCopy {
+  bytes: number;
+  /** The last bytes written (at least TAIL_BYTES of them, or all). */
+  tail: Buffer;
+  /** `tail` holds every byte written. */
+  tailIsWhole: boolean;
+}
+
+/** Bytes gathered before one write: one write per COPY message batch costs more than the COPY. */
+const WRITE_BYTES = 1024 * 1024;
+
+async function copyToFile(data: AsyncIterable<Buffer>, file: string): Promise<WrittenCopy> {
+  const fh = await open(file, 'w');
+  const kept: Buffer[] = [];
+  let keptBytes = 0;
+  let dropped = false;
+  let bytes = 0;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  try {
+    for await (const b of data) {
+      bytes += b.length;
+      kept.push(b);
+      keptBytes += b.length;
+      while (kept.length > 1 && keptBytes - kept[0]!.length >= TAIL_BYTES) {
+        keptBytes -= kept.shift()!.length;
+        dropped = true;
+      }
+      batch.push(b);
+      batchBytes += b.length;
+      if (batchBytes >= WRITE_BYTES) {
+        await fh.writev(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+    }
+    if (batch.length > 0) await fh.writev(batch);
+  } finally {
+    await fh.close();
+  }
+  return { bytes, tail: Buffer.concat(kept), tailIsWhole: !dropped };
+}

@@ -1,0 +1,52 @@
+import type { Session, SqlParam } from '../adapters/adapter.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { ResolvedSpec } from './capture-chunk.ts';
+import type { SourceColumn } from './source-columns.ts';
+
+/**
+ * Where a chunk's rows wait before they go into raw: a relation (or table function) with the
+ * source's column names. `typed`: its columns already have raw's types; otherwise they are text
+ * and are cast on the way.
+ */
+export interface ChunkRows {
+  /** SQL of the relation, e.g. `pg_temp."x"` or `read_csv($2, ...)`; it may use bound parameters from $2 on. */
+  from: string;
+  params: readonly SqlParam[];
+  typed: boolean;
+}
+
+function castFrom(columns: readonly SourceColumn[], typed: boolean): (col: string) => string {
+  const typeOf = new Map(columns.map((c) => [c.name, c.rawType]));
+  return (col) => {
+    const t = typeOf.get(col) ?? 'VARCHAR';
+    return t === 'VARCHAR' || typed ? `l.${quoteIdent(col)}` : `CAST(l.${quoteIdent(col)} AS ${t})`;
+  };
+}
+
+/**
+ * Deletes from the practice's slice of raw every row whose key is in `keys` (live and
+ * soft-deleted rows of the chunk alike). A join, not a correlated EXISTS: DuckDB runs the
+ * EXISTS form several times slower.
+ */
+export async function deleteChunkKeys(s: Session, spec: ResolvedSpec, tenant: string, columns: readonly SourceColumn[], keys: ChunkRows): Promise<number> {
+  const target = quoteRelation(spec.rawSchema, spec.table);
+  const cast = castFrom(columns, keys.typed);
+  const match = spec.key.map((k) => `${cast(k)} = ${target}.${quoteIdent(k)}`).join(' AND ');
+  const r = await s.query(`DELETE FROM ${target} USING ${keys.from} AS l WHERE ${target}.${quoteIdent(spec.tenantColumn)} = $1 AND ${match}`, [tenant, ...keys.params]);
+  return r.rowsChanged;
+}
+
+/** Inserts the chunk's live rows (typed) into raw; soft-deleted rows only deleted. Returns the rows inserted. */
+export async function insertLiveRows(s: Session, spec: ResolvedSpec, tenant: string, columns: readonly SourceColumn[], rows: ChunkRows): Promise<number> {
+  const target = quoteRelation(spec.rawSchema, spec.table);
+  const cast = castFrom(columns, rows.typed);
+  const live = columns.filter((c) => c.name !== spec.deletedColumn);
+  const hasDeleted = columns.some((c) => c.name === spec.deletedColumn);
+  const insert = await s.query(
+    `INSERT INTO ${target} (${live.map((c) => quoteIdent(c.name)).join(', ')})
+     SELECT ${live.map((c) => cast(c.name)).join(', ')} FROM ${rows.from} AS l
+      WHERE l.${quoteIdent(spec.tenantColumn)} = $1${hasDeleted ? ` AND l.${quoteIdent(spec.deletedColumn)} IS NULL` : ''}`,
+    [tenant, ...rows.params],
+  );
+  return insert.rowsChanged;
+}
