@@ -70,6 +70,7 @@ export type ManifestCapture =
       timeout_ms?: number;
       chunk_rows?: number;
       slice_ms?: number;
+      settle_seconds?: number;
     }
   | { kind: 'csv_landing'; path: string; layout: 'folder_per_practice' | 'practice_column'; key: string[]; deleted_at: string };
 

@@ -349,6 +349,7 @@ function manifestCapture(c: SourceCapture): ManifestCapture {
         ...(c.timeoutMs !== undefined ? { timeout_ms: c.timeoutMs } : {}),
         ...(c.chunkRows !== undefined ? { chunk_rows: c.chunkRows } : {}),
         ...(c.sliceMs !== undefined ? { slice_ms: c.sliceMs } : {}),
+        ...(c.settleSeconds !== undefined ? { settle_seconds: c.settleSeconds } : {}),
       };
     case 'csv_landing':
       return { kind: c.kind, path: c.path, layout: c.layout, key: c.key, deleted_at: c.deletedAt };

@@ -23,6 +23,12 @@ export interface CaptureSpec {
   updatedColumn?: string;
   /** Soft-delete column (default `deleted_at`): a row with it set is deleted from raw; never copied to raw. */
   deletedColumn?: string;
+  /**
+   * Rows younger than this are left for the next chunk (default 0). Transactions still open in
+   * the OLTP hold the horizon back on their own (see readCommitHorizon); this covers writers
+   * whose `updated_at` is not their transaction's clock, or a capture role that cannot see them.
+   */
+  settleSeconds?: number;
 }
 
 export interface ResolvedSpec extends Required<CaptureSpec> {
@@ -35,6 +41,7 @@ export function resolveSpec(spec: CaptureSpec): ResolvedSpec {
     rawSchema: 'raw',
     updatedColumn: 'updated_at',
     deletedColumn: 'deleted_at',
+    settleSeconds: 0,
     ...spec,
   };
   if (r.key.length === 0) throw new TsformError(Codes.invalidConfig, `capture ${spec.table}: a key column is needed`);
@@ -92,7 +99,10 @@ export async function captureChunk(
 ): Promise<ChunkResult> {
   return wh.transaction(async (s) => {
     await lockTenant(s, metaSchema, spec.label, req.tenant);
-    const read = await oltp.readTransaction((r) => readChunk(s, r, spec, metaSchema, raw, req, wh.kind === 'duckdb'), { timeoutMs: req.timeoutMs });
+    // Read before the chunk's snapshot: every transaction open then, or begun since, writes
+    // updated_at at or after the horizon, so nothing below it can still appear.
+    const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
+    const read = await oltp.readTransaction((r) => readChunk(s, r, spec, metaSchema, raw, { ...req, horizon }, wh.kind === 'duckdb'), { timeoutMs: req.timeoutMs });
     // After the OLTP read has ended: what is left of the warehouse side (the upsert on PostgreSQL).
     const loaded = await read.load.finish();
     const { rows, deleted, last } = read.load;
@@ -151,7 +161,7 @@ async function readChunk(
   spec: ResolvedSpec,
   metaSchema: string,
   raw: RawState,
-  req: ChunkRequest,
+  req: ChunkRequest & { horizon: string },
   viaFiles: boolean,
 ): Promise<ReadOutcome> {
   const rel = quoteRelation(spec.sourceSchema, spec.table);
@@ -197,7 +207,32 @@ const GUC = {
   wmKey: (i: number) => `tsform.capture_wm_k${i}`,
   from: 'tsform.capture_from',
   to: 'tsform.capture_to',
+  horizon: 'tsform.capture_horizon',
 };
+
+/**
+ * The commit horizon of the OLTP: rows with `updated_at` below it are committed for good. A
+ * transaction still open has `updated_at` ≥ its start (now() or clock_timestamp()), so a row it
+ * commits later can never land behind a watermark already written: the horizon is the start of
+ * the oldest open writing transaction (pg_stat_activity; a role without pg_read_all_stats sees
+ * only its own sessions there, which capture reports), and at most now() − settle.
+ */
+export async function readCommitHorizon(oltp: OltpSource, settleSeconds: number): Promise<string> {
+  const { rows } = await oltp.query(
+    `SELECT least(now() - make_interval(secs => $1::float8),
+                  (SELECT min(a.xact_start) FROM pg_catalog.pg_stat_activity a WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()))::text AS horizon`,
+    [settleSeconds],
+  );
+  return String(rows[0]!.horizon);
+}
+
+/** Whether the capture role sees every session's transaction in pg_stat_activity (else only the settle lag protects). */
+export async function seesAllTransactions(oltp: OltpSource): Promise<boolean> {
+  const { rows } = await oltp.query(
+    `SELECT r.rolsuper OR pg_catalog.pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
+  );
+  return rows[0]?.sees === true;
+}
 
 /**
  * Binds the chunk's values as transaction-local settings (COPY binds no parameters) and returns
@@ -209,7 +244,7 @@ async function bindChunkSelect(
   spec: ResolvedSpec,
   selected: SourceColumn[],
   order: SourceColumn[],
-  req: ChunkRequest,
+  req: ChunkRequest & { horizon: string },
   after: Watermark | undefined,
   limit: number,
 ): Promise<string> {
@@ -222,6 +257,13 @@ async function bindChunkSelect(
     settings.push(after.updatedAt, ...after.key);
     const bounds = order.map((c, i) => `CAST(current_setting('${i === 0 ? GUC.wmTs : GUC.wmKey(i - 1)}') AS ${safeType(c.sourceType)})`);
     where.push(`(${order.map((c) => quoteIdent(c.name)).join(', ')}) > (${bounds.join(', ')})`);
+  }
+  // The horizon is a timestamptz: compared only with a timestamptz column (a local timestamp
+  // would be shifted by the writer's time zone); other types are not held back.
+  if (upd.sourceType === 'timestamp with time zone') {
+    gucNames.push(GUC.horizon);
+    settings.push(req.horizon);
+    where.push(`${quoteIdent(upd.name)} < CAST(current_setting('${GUC.horizon}') AS timestamptz)`);
   }
   if (req.range?.from !== undefined) {
     gucNames.push(GUC.from);

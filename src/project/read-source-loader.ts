@@ -4,7 +4,7 @@ import type { SourceCapture } from './types.ts';
 import type { YamlReader } from './yaml-file.ts';
 
 const LOADERS = ['csv', 'postgres', 'csv_landing'] as const;
-const POSTGRES_KEYS = ['schema', 'url_env', 'updated_at', 'deleted_at', 'timeout_seconds', 'chunk_rows', 'slice_seconds'];
+const POSTGRES_KEYS = ['schema', 'url_env', 'updated_at', 'deleted_at', 'timeout_seconds', 'chunk_rows', 'slice_seconds', 'settle_seconds'];
 const LANDING_KEYS = ['path', 'layout', 'deleted_at'];
 const LAYOUTS = ['folder_per_practice', 'practice_column'] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -70,6 +70,7 @@ export function readSourceLoader(r: YamlReader, source: Record<string, unknown>,
     const timeout = positiveNumber(r, cfg, 'timeout_seconds', sourceName);
     const chunkRows = cfg.chunk_rows === undefined ? undefined : r.positiveInt(cfg, 'chunk_rows', 50_000);
     const slice = positiveNumber(r, cfg, 'slice_seconds', sourceName);
+    const settle = positiveNumber(r, cfg, 'settle_seconds', sourceName);
     return {
       forTable: (table, identifier) => ({
         kind,
@@ -82,6 +83,7 @@ export function readSourceLoader(r: YamlReader, source: Record<string, unknown>,
         ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
         ...(chunkRows !== undefined ? { chunkRows } : {}),
         ...(slice !== undefined ? { sliceMs: slice * 1000 } : {}),
+        ...(settle !== undefined ? { settleSeconds: settle } : {}),
       }),
     };
   }

@@ -149,6 +149,8 @@ export type SourceCapture =
       chunkRows?: number;
       /** A practice's capture gives its slot back after this long with chunks left (default 10 s). */
       sliceMs?: number;
+      /** Rows younger than this wait for the next capture (CaptureSpec.settleSeconds). */
+      settleSeconds?: number;
     }
   | {
       kind: 'csv_landing';

@@ -55,6 +55,8 @@ describe('capture into DuckDB and into PostgreSQL: raw equals the OLTP', () => {
     );
     await oltp.admin.query(`UPDATE oltp.encounters SET description = NULL, updated_at = now() + interval '1 second' WHERE practice_id = $1 AND encounter_id = (SELECT max(encounter_id) FROM oltp.encounters WHERE practice_id = $1)`, [p2!]);
     await oltp.admin.query(`UPDATE oltp.conditions SET deleted_at = now(), updated_at = now() WHERE practice_id = $1 AND condition_id IN (SELECT condition_id FROM oltp.conditions WHERE practice_id = $1 ORDER BY condition_id LIMIT 3)`, [p2!]);
+    // A future updated_at is captured once the clock has passed it (the commit horizon is at most now()).
+    await new Promise((r) => setTimeout(r, 1_100));
     await captureAndCompare(4);
     const { rows } = await targets[0]![1].query(`SELECT count(*) AS n FROM raw.encounters WHERE starts_with(description, $1)`, [awkward]);
     expect(Number(rows[0]!.n)).toBe(9);

@@ -1,4 +1,6 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import type { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { Codes, TsformError } from '../../src/errors.ts';
 import { captureTenantSlice, type CaptureResult } from '../../src/ingest/capture.ts';
@@ -90,6 +92,41 @@ describe('capture: bad input and schema drift', () => {
     expect(again.failures).toEqual([]);
     expect(again.rowsByTenant.get(slow)).toBeGreaterThan(0);
     expect([...again.rowsByTenant].filter(([t, n]) => t !== slow && n > 0)).toEqual([]);
+  });
+
+  it('a row committed late by a long OLTP transaction is not skipped: the watermark stays behind the oldest open transaction', async () => {
+    // a practice the other cases here do not use
+    const p = demoTenantIds().sort()[20]!;
+    const encounters = spec('encounters');
+    await captureTenantSlice(wh, oltp.source, encounters, [p], { chunkRows: 500 });
+    const cols = await oltp.admin.query(`SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'oltp.encounters'::regclass AND attname = 'updated_at'`);
+    expect(cols.rows[0]!.t).toBe('timestamp with time zone');
+    const insert = (c: pg.Client | PostgresAdapter, id: string) =>
+      c.query(
+        `INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, encounter_class, description, started_at, base_encounter_cost, updated_at)
+         VALUES ($1, $2, 'pat-late', 'wellness', 'late', now(), 1, now())`,
+        [p, id],
+      );
+    const slow = new pg.Client({ connectionString: oltp.server.url });
+    await slow.connect();
+    try {
+      await slow.query('BEGIN');
+      await insert(slow, 'late-early'); // updated_at = this transaction's start
+      await new Promise((r) => setTimeout(r, 20));
+      await insert(oltp.admin, 'late-after'); // committed, with a later updated_at
+      const during = await captureTenantSlice(wh, oltp.source, encounters, [p], { chunkRows: 500 });
+      expect(during.failures).toEqual([]);
+      // without the horizon, 'late-after' would move the watermark past 'late-early' for good
+      expect(during.rowsByTenant.get(p)).toBe(0);
+      await slow.query('COMMIT');
+    } finally {
+      await slow.end();
+    }
+    const after = await captureTenantSlice(wh, oltp.source, encounters, [p], { chunkRows: 500 });
+    expect(after.rowsByTenant.get(p)).toBe(2);
+    const live = await oltp.admin.query('SELECT count(*) AS n FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL', [p]);
+    const raw = await wh.query('SELECT count(*) AS n, count(*) FILTER (WHERE encounter_id LIKE $2) AS late FROM raw.encounters WHERE practice_id = $1', [p, 'late-%']);
+    expect([Number(raw.rows[0]!.n), Number(raw.rows[0]!.late)]).toEqual([Number(live.rows[0]!.n), 2]);
   });
 
   it('rows of an unknown practice id are counted and reported, never loaded', async () => {
