@@ -3,7 +3,8 @@
  * database on the same throwaway server), for one large practice and for many small ones.
  * Last line: {"duckdb": {"large_rows_per_s", "small_rows_per_s"}, "postgres": {...}, ...}
  * Sizes: BENCH_CAPTURE_LARGE (1,000,000), BENCH_CAPTURE_SMALL (1,000 practices) × BENCH_CAPTURE_PER_SMALL (50).
- * Rows per chunk (per warehouse transaction): BENCH_CAPTURE_CHUNK (50,000), or per engine
+ * Rows per chunk (per warehouse transaction): the engine's default (defaultChunkRows: DuckDB
+ * 245,760, PostgreSQL 50,000), or BENCH_CAPTURE_CHUNK, or per engine
  * BENCH_CAPTURE_CHUNK_DUCKDB / BENCH_CAPTURE_CHUNK_POSTGRES. DuckDB writes a transaction that
  * appends 122,880 rows (a row group) or more straight to the database file instead of its WAL.
  */
@@ -13,7 +14,7 @@ import { join } from 'node:path';
 import type { Adapter } from '../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
-import { captureTenantSlice, type CaptureSpec } from '../src/ingest/capture.ts';
+import { captureTenantSlice, defaultChunkRows, type CaptureSpec } from '../src/ingest/capture.ts';
 import { PgOltpSource } from '../src/adapters/postgres/pg-oltp-source.ts';
 import { startThrowawayPostgres } from '../test/support/postgres.ts';
 import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';
@@ -21,9 +22,9 @@ import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';
 const LARGE = Number(process.env.BENCH_CAPTURE_LARGE ?? 1_000_000);
 const SMALL = Number(process.env.BENCH_CAPTURE_SMALL ?? 1_000);
 const PER_SMALL = Number(process.env.BENCH_CAPTURE_PER_SMALL ?? 50);
-const CHUNK = Number(process.env.BENCH_CAPTURE_CHUNK ?? 50_000);
-const CHUNK_DUCKDB = Number(process.env.BENCH_CAPTURE_CHUNK_DUCKDB ?? CHUNK);
-const CHUNK_POSTGRES = Number(process.env.BENCH_CAPTURE_CHUNK_POSTGRES ?? CHUNK);
+const CHUNK = process.env.BENCH_CAPTURE_CHUNK === undefined ? undefined : Number(process.env.BENCH_CAPTURE_CHUNK);
+const CHUNK_DUCKDB = Number(process.env.BENCH_CAPTURE_CHUNK_DUCKDB ?? CHUNK ?? defaultChunkRows({ kind: 'duckdb' }));
+const CHUNK_POSTGRES = Number(process.env.BENCH_CAPTURE_CHUNK_POSTGRES ?? CHUNK ?? defaultChunkRows({ kind: 'postgres' }));
 const SPEC: CaptureSpec = { table: 'encounters_bench', key: ['encounter_id'], tenantColumn: 'practice_id' };
 
 async function measure(wh: Adapter, source: PgOltpSource, tenants: string[], expected: number, concurrency: number): Promise<number> {
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
     console.error(`postgres small: ${pgSmall} rows/s`);
     await pgWh.close();
     result.postgres = { large_rows_per_s: pgLarge, small_rows_per_s: pgSmall };
-    result.rows = { large: LARGE, small_practices: SMALL, rows_per_small: PER_SMALL, chunk_rows: CHUNK, chunk_rows_duckdb: CHUNK_DUCKDB, chunk_rows_postgres: CHUNK_POSTGRES };
+    result.rows = { large: LARGE, small_practices: SMALL, rows_per_small: PER_SMALL, chunk_rows_duckdb: CHUNK_DUCKDB, chunk_rows_postgres: CHUNK_POSTGRES };
     await source.close();
   } finally {
     rmSync(dir, { recursive: true, force: true });

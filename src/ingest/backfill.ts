@@ -1,6 +1,6 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { captureChunk, resolveSpec, type CaptureSpec } from './capture-chunk.ts';
-import { failureOf, prepareCapture, withRetry, type ProtectRelation, type TenantFailure } from './capture.ts';
+import { defaultChunkRows, failureOf, prepareCapture, withRetry, type ProtectRelation, type TenantFailure } from './capture.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { readWatermarks } from './watermarks.ts';
 
@@ -10,7 +10,7 @@ export interface BackfillOptions {
   /** Only rows with updated_at before this (exclusive). */
   to?: string;
   metaSchema?: string;
-  /** Rows per chunk (default 50,000): the longest a backfill holds the practice's capture lock. */
+  /** Rows per chunk (default: defaultChunkRows): the longest a backfill holds the practice's capture lock. */
   chunkRows?: number;
   timeoutMs?: number;
   /** After every committed chunk: rows so far in this backfill (including earlier, interrupted runs). */
@@ -66,7 +66,7 @@ export async function backfillTenant(
   try {
     const raw = await prepareCapture(wh, oltp, spec, metaSchema, [tenant], opts.protect);
     let after = (await readWatermarks(wh, metaSchema, spec.label, stream, [tenant])).get(tenant);
-    const chunkRows = opts.chunkRows ?? 50_000;
+    const chunkRows = opts.chunkRows ?? defaultChunkRows(wh);
     while (!opts.signal?.aborted) {
       const chunk = await withRetry(wh, () =>
         captureChunk(wh, oltp, spec, metaSchema, raw, {

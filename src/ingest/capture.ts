@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { describePgError } from '../adapters/postgres/postgres-adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
@@ -52,7 +53,19 @@ export interface CaptureResult {
   notes: string[];
 }
 
-const DEFAULT_CHUNK = 50_000;
+/**
+ * Rows per chunk unless the source says otherwise. DuckDB: 245,760 (two row groups; from
+ * 122,880 rows a transaction writes straight to the database file instead of its log:
+ * bench:capture 198k vs 143k rows/s); PostgreSQL: 50,000.
+ */
+export function defaultChunkRows(wh: Pick<Adapter, 'kind'>): number {
+  return wh.kind === 'duckdb' ? 245_760 : 50_000;
+}
+
+function captureKeyIndexName(table: string): string {
+  const name = `${table}__capture_key_idx`;
+  return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
 const RETRIES = 8;
 
 /**
@@ -73,7 +86,7 @@ export async function captureTenantSlice(
   const raw = await prepareCapture(wh, oltp, spec, metaSchema, tenants);
   result.unknownTenantRows = await countUnknownTenantRowsInto(oltp, spec, opts.knownTenants ?? tenants, result.notes);
   const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);
-  const chunkRows = opts.chunkRows ?? DEFAULT_CHUNK;
+  const chunkRows = opts.chunkRows ?? defaultChunkRows(wh);
   await forEachLimited(tenants, opts.concurrency ?? 1, async (tenant) => {
     let after = watermarks.get(tenant);
     let loaded = 0;
@@ -130,6 +143,13 @@ export async function prepareCapture(
   await withRetry(wh, () =>
     wh.transaction(async (s) => {
       await s.query(`CREATE TABLE IF NOT EXISTS ${quoteRelation(spec.rawSchema, spec.table)} (${columns.map((c) => `${quoteIdent(c.name)} ${c.rawType}`).join(', ')})`);
+      // Every chunk deletes its keys from the practice's slice: on PostgreSQL without this index
+      // that is a scan of the whole table per chunk. (DuckDB scans by zone maps; an ART index
+      // would only slow its bulk inserts.)
+      if (wh.kind === 'postgres') {
+        const cols = [spec.tenantColumn, ...spec.key].map(quoteIdent).join(', ');
+        await s.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(captureKeyIndexName(spec.table))} ON ${quoteRelation(spec.rawSchema, spec.table)} (${cols})`);
+      }
       await protect?.(s);
     }),
   );

@@ -4,7 +4,7 @@ import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { BuildOutcome } from '../execute/materialize.ts';
 import { captureChunk, resolveSpec, seesAllTransactions, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
-import { countUnknownTenantRows, failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
+import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { LOCK_TABLE, readWatermarks, STEADY } from './watermarks.ts';
@@ -30,7 +30,6 @@ interface PreparedTable {
   raw: RawState;
 }
 
-const DEFAULT_CHUNK = 50_000;
 /**
  * A practice's capture gives its slot back after this long when it has chunks left, and runs
  * again after every practice with less service (BuildOutcome.more): a large backlog waits
@@ -98,7 +97,7 @@ export class RunCapture {
       let after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
       for (;;) {
         const chunk = await withRetry(wh, () =>
-          captureChunk(wh, oltp, spec, this.opts.metaSchema, raw, { tenant, stream: STEADY, after, chunkRows: capture.chunk_rows ?? DEFAULT_CHUNK, timeoutMs: capture.timeout_ms }),
+          captureChunk(wh, oltp, spec, this.opts.metaSchema, raw, { tenant, stream: STEADY, after, chunkRows: capture.chunk_rows ?? defaultChunkRows(wh), timeoutMs: capture.timeout_ms }),
         );
         loaded += chunk.loaded;
         deleted += chunk.deleted;
