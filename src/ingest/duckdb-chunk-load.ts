@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, sqlLiteral } from '../sql/quote.ts';
-import type { ChunkLoad, ChunkSource } from './capture-chunk.ts';
+import type { Session } from '../adapters/adapter.ts';
+import type { ChunkLoad, ChunkSource, ResolvedSpec } from './capture-chunk.ts';
+import type { SourceColumn } from './source-columns.ts';
 import { lastCsvRow } from './csv-tail.ts';
 import { deleteChunkKeys, insertLiveRows } from './slice-upsert.ts';
 import type { Watermark } from './watermarks.ts';
@@ -21,34 +23,69 @@ const TAIL_BYTES = 256 * 1024;
  * (a second, cheaper read of the file than materializing every column in between).
  */
 export async function loadChunkViaFiles(src: ChunkSource): Promise<ChunkLoad> {
-  const { s, spec, columns } = src;
+  const staged = await copyChunkToFile(src, await src.copy(src.after, src.chunkRows, 'csv'));
+  try {
+    if (staged.bytes === 0) return { rows: 0, deleted: 0, last: undefined, finish: async () => 0 };
+    const r = await loadStagedChunk(src.s, src.spec, src.tenant, src.columns, src.deletedIndex, staged.file);
+    return { ...r, last: staged.last, finish: async () => r.loaded };
+  } finally {
+    await staged.dispose();
+  }
+}
+
+/** A chunk's COPY output in a temp file, with its position (the last row's). */
+export interface StagedChunk {
+  file: string;
+  bytes: number;
+  last: Watermark | undefined;
+  dispose(): Promise<void>;
+}
+
+/** The OLTP half of a chunk on DuckDB: COPY CSV into a temp file; no warehouse session involved. */
+export async function copyChunkToFile(src: Pick<ChunkSource, 'spec' | 'columns' | 'positionIndexes'>, data: AsyncIterable<Buffer>): Promise<StagedChunk> {
   const dir = await mkdtemp(join(tmpdir(), 'tsform-capture-'));
-  const file = join(dir, 'chunk.csv');
+  const dispose = () => rm(dir, { recursive: true, force: true });
+  try {
+    const file = join(dir, 'chunk.csv');
+    const written = await copyToFile(data, file);
+    if (written.bytes === 0) return { file, bytes: 0, last: undefined, dispose };
+    const row = lastCsvRow(written.tail, src.columns.length, written.tailIsWhole) ?? lastCsvRow(await readFile(file), src.columns.length, true)!;
+    return { file, bytes: written.bytes, last: positionOf(src, row), dispose };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+}
+
+/**
+ * The warehouse half: only the keys (and the soft-delete column) go into a temp table, for the
+ * counts and the DELETE; the live rows go from the file straight into raw.
+ */
+export async function loadStagedChunk(
+  s: Session,
+  spec: ResolvedSpec,
+  tenant: string,
+  columns: readonly SourceColumn[],
+  deletedIndex: number,
+  file: string,
+): Promise<{ rows: number; deleted: number; loaded: number }> {
   const load = quoteIdent(`__tsf_capture_${randomBytes(6).toString('hex')}`);
   // Column names and types go into the reader's options as literals (DuckDB binds no
   // parameters there); they come from the OLTP catalog, not from row data. Typed by the CSV
   // reader itself (its parsers are much faster than a CAST pass afterwards).
   const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
   const readCsv = (param: string): string => `read_csv(${param}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`;
-  try {
-    const written = await copyToFile(await src.copy(src.after, src.chunkRows, 'csv'), file);
-    if (written.bytes === 0) return { rows: 0, deleted: 0, last: undefined, finish: async () => 0 };
-    const row = lastCsvRow(written.tail, columns.length, written.tailIsWhole) ?? lastCsvRow(await readFile(file), columns.length, true)!;
-    const last = positionOf(src, row);
-    const deletedCol = src.deletedIndex >= 0 ? quoteIdent(columns[src.deletedIndex]!.name) : undefined;
-    // a temp table: in memory, never in the database file or its WAL
-    await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);
-    const stats = (await s.query(`SELECT count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load}`)).rows[0]!;
-    await deleteChunkKeys(s, spec, src.tenant, columns, { from: load, params: [], typed: true });
-    const loaded = await insertLiveRows(s, spec, src.tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
-    await s.query(`DROP TABLE ${load}`);
-    return { rows: Number(stats.n), deleted: Number(stats.d), last, finish: async () => loaded };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const deletedCol = deletedIndex >= 0 ? quoteIdent(columns[deletedIndex]!.name) : undefined;
+  // a temp table: in memory, never in the database file or its WAL
+  await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);
+  const stats = (await s.query(`SELECT count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load}`)).rows[0]!;
+  await deleteChunkKeys(s, spec, tenant, columns, { from: load, params: [], typed: true });
+  const loaded = await insertLiveRows(s, spec, tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
+  await s.query(`DROP TABLE ${load}`);
+  return { rows: Number(stats.n), deleted: Number(stats.d), loaded };
 }
 
-function positionOf(src: ChunkSource, row: (string | null)[]): Watermark {
+function positionOf(src: Pick<ChunkSource, 'spec' | 'positionIndexes'>, row: (string | null)[]): Watermark {
   const values = src.positionIndexes.map((i) => row[i]);
   if (values.some((v) => v === null || v === undefined)) {
     throw new TsformError(Codes.sqlError, `capture ${src.spec.label}: the updated column or a key column is NULL in the source; capture needs them set`);
