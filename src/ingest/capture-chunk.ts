@@ -164,6 +164,44 @@ async function readChunk(
   req: ChunkRequest & { horizon: string },
   viaFiles: boolean,
 ): Promise<ReadOutcome> {
+  const shape = await readSourceShape(r, spec);
+  const { rel, selected, order } = shape;
+  const drift = planDrift(spec.label, shape.columns, raw.columns);
+  for (const c of drift.add) {
+    await s.query(`ALTER TABLE ${quoteRelation(spec.rawSchema, spec.table)} ADD COLUMN ${quoteIdent(c.name)} ${c.rawType}`);
+  }
+  if (drift.add.length > 0) raw.columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
+
+  const source: ChunkSource = {
+    s,
+    spec,
+    metaSchema,
+    tenant: req.tenant,
+    columns: selected,
+    positionIndexes: shape.positionIndexes,
+    deletedIndex: shape.deletedIndex,
+    after: req.after,
+    chunkRows: Math.max(1, Math.floor(req.chunkRows)),
+    copy: async (after, limit, format) => r.copyOut(await bindChunkSelect(r, rel, spec, selected, order, req, after, limit), format),
+  };
+  const load = viaFiles ? await loadChunkViaFiles(source) : await loadChunkViaCopy(source);
+  return { load, added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill };
+}
+
+/** The source table as one chunk reads it, checked inside the chunk's read transaction. */
+export interface SourceShape {
+  rel: string;
+  /** The source's columns without the soft-delete column (what raw holds). */
+  columns: SourceColumn[];
+  /** COPY order: `columns`, then the soft-delete column when the source has one. */
+  selected: SourceColumn[];
+  /** The position: the updated column, then the key columns. */
+  order: SourceColumn[];
+  positionIndexes: number[];
+  deletedIndex: number;
+}
+
+export async function readSourceShape(r: OltpReadSession, spec: ResolvedSpec): Promise<SourceShape> {
   const rel = quoteRelation(spec.sourceSchema, spec.table);
   // The table lock (ACCESS SHARE) is held until this read transaction ends, so the columns
   // read next cannot change under the COPY (ALTER TABLE waits for us).
@@ -175,30 +213,10 @@ async function readChunk(
     if (!byName.has(needed)) throw new TsformError(Codes.schemaChanged, `capture ${spec.label}: column "${needed}" is missing in the source`);
   }
   const columns = all.filter((c) => c.name !== spec.deletedColumn);
-  const drift = planDrift(spec.label, columns, raw.columns);
-  for (const c of drift.add) {
-    await s.query(`ALTER TABLE ${quoteRelation(spec.rawSchema, spec.table)} ADD COLUMN ${quoteIdent(c.name)} ${c.rawType}`);
-  }
-  if (drift.add.length > 0) raw.columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
-
-  const hasDeleted = byName.has(spec.deletedColumn);
-  const selected = hasDeleted ? [...columns, byName.get(spec.deletedColumn)!] : columns;
-  const upd = byName.get(spec.updatedColumn)!;
-  const order = [upd, ...spec.key.map((k) => byName.get(k)!)];
-  const source: ChunkSource = {
-    s,
-    spec,
-    metaSchema,
-    tenant: req.tenant,
-    columns: selected,
-    positionIndexes: order.map((c) => selected.indexOf(c)),
-    deletedIndex: hasDeleted ? selected.length - 1 : -1,
-    after: req.after,
-    chunkRows: Math.max(1, Math.floor(req.chunkRows)),
-    copy: async (after, limit, format) => r.copyOut(await bindChunkSelect(r, rel, spec, selected, order, req, after, limit), format),
-  };
-  const load = viaFiles ? await loadChunkViaFiles(source) : await loadChunkViaCopy(source);
-  return { load, added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill };
+  const deleted = byName.get(spec.deletedColumn);
+  const selected = deleted ? [...columns, deleted] : columns;
+  const order = [byName.get(spec.updatedColumn)!, ...spec.key.map((k) => byName.get(k)!)];
+  return { rel, columns, selected, order, positionIndexes: order.map((c) => selected.indexOf(c)), deletedIndex: deleted ? selected.length - 1 : -1 };
 }
 
 const GUC = {
@@ -238,7 +256,7 @@ export async function seesAllTransactions(oltp: OltpSource): Promise<boolean> {
  * Binds the chunk's values as transaction-local settings (COPY binds no parameters) and returns
  * the SELECT that reads them back with current_setting: no value is ever spliced into SQL.
  */
-async function bindChunkSelect(
+export async function bindChunkSelect(
   r: OltpReadSession,
   rel: string,
   spec: ResolvedSpec,

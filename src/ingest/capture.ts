@@ -3,13 +3,16 @@ import type { Adapter, Session } from '../adapters/adapter.ts';
 import { describePgError } from '../adapters/postgres/postgres-adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { captureChunk, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
+import { resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns } from './source-columns.ts';
+import { withRetry } from './retry.ts';
+import { steadyChunks } from './steady-capture.ts';
 import { ensureCaptureMeta, ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
 export type { CaptureSpec } from './capture-chunk.ts';
 export type { Watermark } from './watermarks.ts';
+export { withRetry } from './retry.ts';
 
 /** Applies the relation's row-level security inside the caller's transaction (execute/ renders it). */
 export type ProtectRelation = (s: Session) => Promise<void>;
@@ -25,6 +28,8 @@ export interface CaptureOptions {
   timeoutMs?: number;
   /** Practices captured at once (default 1). */
   concurrency?: number;
+  /** DuckDB: read a practice's next chunk while the current one loads once chunks reach this many bytes (steady-capture.ts). */
+  readAheadBytes?: number;
   /** Called after every committed chunk. */
   onChunk?: (tenant: string, chunk: ChunkResult) => void;
   /** Stops between chunks (a started chunk finishes or rolls back). */
@@ -66,7 +71,6 @@ function captureKeyIndexName(table: string): string {
   const name = `${table}__capture_key_idx`;
   return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }
-const RETRIES = 8;
 
 /**
  * Steady capture of one source table for `tenants`: one extract per practice from its own
@@ -92,16 +96,16 @@ export async function captureTenantSlice(
     let loaded = 0;
     let deleted = 0;
     try {
-      for (;;) {
-        if (opts.signal?.aborted) break;
-        const chunk = await withRetry(wh, () => captureChunk(wh, oltp, spec, metaSchema, raw, { tenant, stream: STEADY, after, chunkRows, timeoutMs: opts.timeoutMs }));
+      const chunks = opts.signal?.aborted ? [] : steadyChunks(wh, oltp, spec, metaSchema, raw, { tenant, after, chunkRows, timeoutMs: opts.timeoutMs, readAheadBytes: opts.readAheadBytes });
+      for await (const chunk of chunks) {
         loaded += chunk.loaded;
         deleted += chunk.deleted;
         after = chunk.watermark;
         for (const c of chunk.added) result.notes.push(`${spec.label}: new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
         for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
         opts.onChunk?.(tenant, chunk);
-        if (chunk.done) break;
+        // stops between chunks: a started chunk finishes or rolls back
+        if (chunk.done || opts.signal?.aborted) break;
       }
     } catch (err) {
       result.failures.push(failureOf(wh, tenant, err));
@@ -173,18 +177,6 @@ export async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpe
   const total = rows.reduce((a, r) => a + Number(r.n), 0);
   const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
   return { total, shown };
-}
-
-/** DuckDB write conflicts (two chunks of one practice) and lost connections are retried. */
-export async function withRetry<T>(wh: Adapter, run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (err) {
-      if (attempt >= RETRIES || wh.classifyError(err) !== 'transient') throw err;
-      await new Promise((r) => setTimeout(r, Math.min(2_000, 20 * 2 ** attempt) * (0.5 + Math.random())));
-    }
-  }
 }
 
 export function failureOf(wh: Adapter, tenant: string, err: unknown): TenantFailure {

@@ -3,10 +3,11 @@ import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { BuildOutcome } from '../execute/materialize.ts';
-import { captureChunk, resolveSpec, seesAllTransactions, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
-import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, withRetry, type ProtectRelation } from './capture.ts';
+import { resolveSpec, seesAllTransactions, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
+import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import type { OltpSource } from './oltp-source.ts';
+import { steadyChunks } from './steady-capture.ts';
 import { LOCK_TABLE, readWatermarks, STEADY } from './watermarks.ts';
 
 export type PostgresCapture = Extract<ManifestCapture, { kind: 'postgres' }>;
@@ -94,14 +95,11 @@ export class RunCapture {
     const started = performance.now();
     try {
       const { spec, oltp, raw } = await this.prepare(node, capture, protect);
-      let after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
-      for (;;) {
-        const chunk = await withRetry(wh, () =>
-          captureChunk(wh, oltp, spec, this.opts.metaSchema, raw, { tenant, stream: STEADY, after, chunkRows: capture.chunk_rows ?? defaultChunkRows(wh), timeoutMs: capture.timeout_ms }),
-        );
+      const after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
+      const chunks = steadyChunks(wh, oltp, spec, this.opts.metaSchema, raw, { tenant, after, chunkRows: capture.chunk_rows ?? defaultChunkRows(wh), timeoutMs: capture.timeout_ms });
+      for await (const chunk of chunks) {
         loaded += chunk.loaded;
         deleted += chunk.deleted;
-        after = chunk.watermark;
         for (const c of chunk.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
         for (const c of chunk.needsBackfill) notes.push(`column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
         if (chunk.done) break;

@@ -26,7 +26,8 @@ describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
 
   async function captureAll(chunkRows = 500): Promise<CaptureResult[]> {
     const out: CaptureResult[] = [];
-    for (const spec of demoSpecs()) out.push(await captureTenantSlice(wh, oltp.source, spec, tenants, { chunkRows, concurrency: 2 }));
+    // readAheadBytes 0: every chunk's successor is read while it loads (the DuckDB pipeline)
+    for (const spec of demoSpecs()) out.push(await captureTenantSlice(wh, oltp.source, spec, tenants, { chunkRows, concurrency: 2, readAheadBytes: 0 }));
     return out;
   }
 
@@ -146,7 +147,8 @@ describe('capture: bad input and schema drift', () => {
     expect(first.failures).toEqual([]);
     await oltp.admin.query('ALTER TABLE oltp.providers ADD COLUMN npi text');
     await oltp.admin.query(`UPDATE oltp.providers SET npi = 'NPI-' || provider_id, updated_at = now() WHERE practice_id = $1`, [tenants[0]!]);
-    const second = await captureTenantSlice(wh, oltp.source, spec('providers'), tenants);
+    // small chunks, each read ahead of the one in front of it: the drift is planned at commit
+    const second = await captureTenantSlice(wh, oltp.source, spec('providers'), tenants, { chunkRows: 3, readAheadBytes: 0, concurrency: 2 });
     expect(second.failures).toEqual([]);
     expect(second.notes.join('\n')).toContain('new source column "npi"');
     const cols = (await wh.describe('raw', 'providers'))!.columns.map((c) => c.name);
