@@ -4,7 +4,7 @@
  * Last line: {"duckdb": {"large_rows_per_s", "small_rows_per_s"}, "postgres": {...}, ...}
  * Sizes: BENCH_CAPTURE_LARGE (1,000,000), BENCH_CAPTURE_SMALL (1,000 practices) × BENCH_CAPTURE_PER_SMALL (50).
  * Rows per chunk (per warehouse transaction): the engine's default (defaultChunkRows: DuckDB
- * 245,760, PostgreSQL 50,000), or BENCH_CAPTURE_CHUNK, or per engine
+ * 491,520, PostgreSQL 50,000), or BENCH_CAPTURE_CHUNK, or per engine
  * BENCH_CAPTURE_CHUNK_DUCKDB / BENCH_CAPTURE_CHUNK_POSTGRES. DuckDB writes a transaction that
  * appends 122,880 rows (a row group) or more straight to the database file instead of its WAL.
  */
