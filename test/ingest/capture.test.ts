@@ -5,6 +5,7 @@ import type { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts'
 import { Codes, TsformError } from '../../src/errors.ts';
 import { captureTenantSlice, type CaptureResult } from '../../src/ingest/capture.ts';
 import type { OltpSource } from '../../src/ingest/oltp-source.ts';
+import { withFaults } from './support/capture-project.ts';
 import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
 describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
@@ -81,7 +82,7 @@ describe('capture: bad input and schema drift', () => {
 
   it('a statement timeout in one practice\'s extract fails that practice only, by name', async () => {
     const slow = tenants[3]!;
-    const source = slowFor(oltp.source, slow);
+    const source = withFaults(oltp.source, { [slow]: 'timeout' });
     const r = await captureTenantSlice(wh, source, spec('encounters'), tenants, { timeoutMs: 300, chunkRows: 1000 });
     expect(r.failures.map((f) => f.message)).toEqual([expect.stringContaining(slow)]);
     expect(r.failures[0]).toMatchObject({ tenant: slow, code: '57014' });
@@ -175,23 +176,3 @@ describe('capture: bad input and schema drift', () => {
   });
 });
 
-/** The OLTP with a fault for one practice: its extract sleeps past the statement timeout. */
-function slowFor(inner: OltpSource, tenant: string): OltpSource {
-  return {
-    query: (sql, params) => inner.query(sql, params),
-    close: () => inner.close(),
-    readTransaction: (fn, options) =>
-      inner.readTransaction(
-        (s) =>
-          fn({
-            copyOut: (sql, format) => s.copyOut(sql, format),
-            async query(sql, params) {
-              const r = await s.query(sql, params);
-              if (sql.includes('set_config') && params?.[0] === tenant) await s.query('SELECT pg_sleep(5)');
-              return r;
-            },
-          }),
-        options,
-      ),
-  };
-}
