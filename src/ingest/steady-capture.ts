@@ -45,7 +45,13 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
       after = chunk.watermark;
     }
   }
-  const read = (after: Watermark | undefined) => readChunkAhead(oltp, spec, req.tenant, after, chunkRows, req.timeoutMs);
+  const read = (after: Watermark | undefined) => {
+    const p = readChunkAhead(oltp, spec, req.tenant, after, chunkRows, req.timeoutMs);
+    // Marked handled now: a read ahead may fail while the chunk in front of it commits, before
+    // anything awaits it (an unhandled rejection would end the process). Its await rethrows.
+    p.catch(() => undefined);
+    return p;
+  };
   let next: Promise<StagedRead> | undefined = read(req.after);
   try {
     for (let after = req.after; next; ) {

@@ -131,6 +131,25 @@ describe('capture: bad input and schema drift', () => {
     expect([Number(raw.rows[0]!.n), Number(raw.rows[0]!.late)]).toEqual([Number(live.rows[0]!.n), 2]);
   });
 
+  it('a read ahead that fails while the chunk in front of it commits fails that practice only; what was committed stays', async () => {
+    const p = tenants[5]!;
+    let reads = 0;
+    const failing: OltpSource = {
+      query: (sql, params) => oltp.source.query(sql, params),
+      close: () => oltp.source.close(),
+      // read 1 is prepareCapture's, 2 the first chunk's; 3, the first read ahead, is refused at once
+      readTransaction: (fn, options) => (++reads === 3 ? Promise.reject(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })) : oltp.source.readTransaction(fn, options)),
+    };
+    const r = await captureTenantSlice(wh, failing, spec('procedures'), [p], { chunkRows: 5, readAheadBytes: 0 });
+    expect(r.failures.map((f) => [f.tenant, f.code])).toEqual([[p, '57P01']]);
+    expect(r.rowsByTenant.get(p)).toBe(5);
+    const again = await captureTenantSlice(wh, oltp.source, spec('procedures'), [p], { chunkRows: 500 });
+    expect(again.failures).toEqual([]);
+    const live = await oltp.admin.query('SELECT count(*) AS n FROM oltp.procedures WHERE practice_id = $1 AND deleted_at IS NULL', [p]);
+    const raw = await wh.query('SELECT count(*) AS n FROM raw.procedures WHERE practice_id = $1', [p]);
+    expect(Number(raw.rows[0]!.n)).toBe(Number(live.rows[0]!.n));
+  });
+
   it('rows of an unknown practice id are counted and reported, never loaded', async () => {
     await oltp.admin.query(
       `INSERT INTO oltp.procedures (practice_id, procedure_id, description, updated_at) SELECT 'p_not_a_tenant', 'x-' || g, 'stray', now() FROM generate_series(1, 9) g`,
