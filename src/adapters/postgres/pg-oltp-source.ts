@@ -2,6 +2,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { QueryResult, Row, SqlParam } from '../adapter.ts';
 import type { OltpReadSession, OltpSource } from '../oltp-source.ts';
+import { inClientTransaction } from './client-transaction.ts';
 
 /**
  * OltpSource over `pg` + `pg-copy-streams`. Values come back as PostgreSQL's text, never parsed:
@@ -19,30 +20,7 @@ export class PgOltpSource implements OltpSource {
   }
 
   async readTransaction<T>(fn: (s: OltpReadSession) => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
-    const onError = (err: Error): void => {
-      broken = err;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      if (options.timeoutMs !== undefined) await client.query("SELECT set_config('statement_timeout', $1, true)", [String(Math.max(1, Math.round(options.timeoutMs)))]);
-      let result: T;
-      try {
-        result = await fn(sessionOn(client));
-      } catch (err) {
-        await client.query('ROLLBACK').catch((e: Error) => {
-          broken ??= e;
-        });
-        throw err;
-      }
-      await client.query('COMMIT');
-      return result;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
-    }
+    return inClientTransaction(this.pool, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', options.timeoutMs, (client) => fn(sessionOn(client)));
   }
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<QueryResult> {

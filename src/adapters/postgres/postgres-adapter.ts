@@ -7,6 +7,7 @@ import { Codes, TransientError, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type {
   TransactionOptions, Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+import { inClientTransaction } from './client-transaction.ts';
 
 export interface PostgresAdapterOptions {
   /** `postgres://user:password@host:port/database`; URL parameters such as `sslmode` are honoured. */
@@ -55,42 +56,13 @@ export class PostgresAdapter implements Adapter {
   }
 
   async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    const client = await this.pool.connect();
-    // A checked-out client that loses its connection between two statements emits 'error';
-    // the next statement fails with it instead of the process crashing.
-    let broken: Error | undefined;
-    const onError = (err: Error): void => {
-      broken = err;
-    };
-    client.on('error', onError);
     try {
-      await client.query('BEGIN');
-      if (options.timeoutMs !== undefined) {
-        // Per statement, for this transaction only (is_local = true); bound, not spliced.
-        await client.query("SELECT set_config('statement_timeout', $1, true)", [String(Math.max(1, Math.round(options.timeoutMs)))]);
+      return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, (client) => fn(sessionOn(client)));
+    } catch (err) {
+      if ((err as { code?: string }).code === '57014' && options.timeoutMs !== undefined) {
+        throw new TsformError(Codes.timeout, `statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
       }
-      let result: T;
-      try {
-        result = await fn(sessionOn(client));
-      } catch (err) {
-        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-          broken ??= rollbackErr;
-        });
-        if ((err as { code?: string }).code === '57014' && options.timeoutMs !== undefined) {
-          throw new TsformError(Codes.timeout, `statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
-        }
-        throw err;
-      }
-      const commit = await client.query('COMMIT');
-      // When a statement failed and fn swallowed the error, PostgreSQL answers COMMIT with a
-      // ROLLBACK tag and no error: nothing was written, so this must not look like success.
-      if (commit.command !== 'COMMIT') {
-        throw new TsformError(Codes.sqlError, `transaction was rolled back at COMMIT (server answered ${commit.command}): a statement inside it had failed`);
-      }
-      return result;
-    } finally {
-      client.off('error', onError);
-      client.release(broken);
+      throw err;
     }
   }
 
