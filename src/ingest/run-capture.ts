@@ -96,14 +96,21 @@ export class RunCapture {
     try {
       const { spec, oltp, raw } = await this.prepare(node, capture, protect);
       const after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
-      const chunks = steadyChunks(wh, oltp, spec, this.opts.metaSchema, raw, { tenant, after, chunkRows: capture.chunk_rows ?? defaultChunkRows(wh), timeoutMs: capture.timeout_ms });
+      const slice = capture.slice_ms ?? DEFAULT_SLICE_MS;
+      const chunks = steadyChunks(wh, oltp, spec, this.opts.metaSchema, raw, {
+        tenant,
+        after,
+        chunkRows: capture.chunk_rows ?? defaultChunkRows(wh),
+        timeoutMs: capture.timeout_ms,
+        stopsAfter: started + slice,
+      });
       for await (const chunk of chunks) {
         loaded += chunk.loaded;
         deleted += chunk.deleted;
         for (const c of chunk.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
         for (const c of chunk.needsBackfill) notes.push(`column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
         if (chunk.done) break;
-        if (performance.now() - started >= (capture.slice_ms ?? DEFAULT_SLICE_MS)) {
+        if (performance.now() - started >= slice) {
           more = true;
           break;
         }

@@ -14,6 +14,11 @@ export interface SteadyRequest {
   timeoutMs?: number;
   /** DuckDB: read the next chunk ahead when the current one has at least this many bytes (default 4 MiB; 0: always). */
   readAheadBytes?: number;
+  /**
+   * `performance.now()` after which the caller stops at the next chunk (its time slice): no
+   * chunk is read ahead from then on, since it would be thrown away.
+   */
+  stopsAfter?: number;
 }
 
 /**
@@ -56,7 +61,8 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
   try {
     for (let after = req.after; next; ) {
       const staged: StagedRead = await next;
-      next = staged.file.bytes > 0 && staged.file.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.file.last) : undefined;
+      const stopping = req.stopsAfter !== undefined && performance.now() >= req.stopsAfter;
+      next = !stopping && staged.file.bytes > 0 && staged.file.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.file.last) : undefined;
       let chunk: ChunkResult;
       try {
         chunk = await withRetry(wh, () => commitStaged(wh, spec, metaSchema, raw, req.tenant, after, chunkRows, staged));
