@@ -25,5 +25,11 @@ export interface OltpReadSession {
    * NULL as a bare `\N` (`FORMAT csv, NULL '\N', FORCE_QUOTE *`). COPY binds no parameters: values reach the query
    * through `set_config(..., true)` and `current_setting(...)` in the same transaction.
    */
-  copyOut(selectSql: string, format?: 'text' | 'csv'): AsyncIterable<Buffer>;
+  copyOut(selectSql: string, format?: 'text' | 'csv'): CopyOut;
+}
+
+/** A COPY's bytes, and the rows it wrote (PostgreSQL's `COPY n` tag). */
+export interface CopyOut extends AsyncIterable<Buffer> {
+  /** Resolves once the COPY has ended on the server: after its bytes, before the session's next statement. */
+  rows(): Promise<number>;
 }

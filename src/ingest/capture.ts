@@ -22,7 +22,7 @@ export interface CaptureOptions {
   metaSchema?: string;
   /** Every practice in tenants.yml; rows of any other practice id are counted, never loaded. Default: `tenants`. */
   knownTenants?: readonly string[];
-  /** Rows per chunk, i.e. per warehouse transaction (default 50,000). */
+  /** Rows per chunk, i.e. per warehouse transaction (default: defaultChunkRows of the warehouse's engine). */
   chunkRows?: number;
   /** Statement timeout of each OLTP read. */
   timeoutMs?: number;
@@ -30,8 +30,8 @@ export interface CaptureOptions {
   concurrency?: number;
   /** DuckDB: read a practice's next chunk while the current one loads once chunks reach this many bytes (steady-capture.ts). */
   readAheadBytes?: number;
-  /** Called after every committed chunk. */
-  onChunk?: (tenant: string, chunk: ChunkResult) => void;
+  /** Called, and awaited, after every committed chunk, before the practice's next chunk commits. */
+  onChunk?: (tenant: string, chunk: ChunkResult) => void | Promise<void>;
   /** Stops between chunks (a started chunk finishes or rolls back). */
   signal?: AbortSignal;
 }
@@ -104,7 +104,7 @@ export async function captureTenantSlice(
         after = chunk.watermark;
         for (const c of chunk.added) result.notes.push(`${spec.label}: new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
         for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
-        opts.onChunk?.(tenant, chunk);
+        await opts.onChunk?.(tenant, chunk);
         // stops between chunks: a started chunk finishes or rolls back
         if (chunk.done || opts.signal?.aborted) break;
       }

@@ -68,13 +68,23 @@ export async function loadStagedChunk(
   columns: readonly SourceColumn[],
   deletedIndex: number,
   file: string,
+  /**
+   * The chunk's row count when none of its keys can be in raw (a stream read in one snapshot
+   * into a slice that held none of them): its rows are only inserted.
+   */
+  newKeysRows?: number,
 ): Promise<{ rows: number; deleted: number; loaded: number }> {
-  const load = quoteIdent(`__tsf_capture_${randomBytes(6).toString('hex')}`);
   // Column names and types go into the reader's options as literals (DuckDB binds no
   // parameters there); they come from the OLTP catalog, not from row data. Typed by the CSV
   // reader itself (its parsers are much faster than a CAST pass afterwards).
   const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
   const readCsv = (param: string): string => `read_csv(${param}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`;
+  if (newKeysRows !== undefined) {
+    const loaded = await insertLiveRows(s, spec, tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
+    // every row is the practice's (the OLTP read selects it): the rest were soft-deleted
+    return { rows: newKeysRows, deleted: newKeysRows - loaded, loaded };
+  }
+  const load = quoteIdent(`__tsf_capture_${randomBytes(6).toString('hex')}`);
   const deletedCol = deletedIndex >= 0 ? quoteIdent(columns[deletedIndex]!.name) : undefined;
   // a temp table: in memory, never in the database file or its WAL
   await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);

@@ -1,2 +1,2 @@
 /** The interface lives in adapters/ so that its PostgreSQL implementation can sit beside the driver. */
-export type { OltpReadSession, OltpSource } from '../adapters/oltp-source.ts';
+export type { CopyOut, OltpReadSession, OltpSource } from '../adapters/oltp-source.ts';

@@ -23,6 +23,12 @@ function castFrom(columns: readonly SourceColumn[], typed: boolean): (col: strin
   };
 }
 
+/** Rows of the practice's slice of raw. */
+export async function countSliceRows(q: Pick<Session, 'query'>, spec: ResolvedSpec, tenant: string): Promise<number> {
+  const r = await q.query(`SELECT count(*) AS n FROM ${quoteRelation(spec.rawSchema, spec.table)} WHERE ${quoteIdent(spec.tenantColumn)} = $1`, [tenant]);
+  return Number(r.rows[0]!.n);
+}
+
 /**
  * Deletes from the practice's slice of raw every row whose key is in `keys` (live and
  * soft-deleted rows of the chunk alike). A join, not a correlated EXISTS: DuckDB runs the

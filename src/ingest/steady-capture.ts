@@ -1,9 +1,11 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { bindChunkSelect, captureChunk, readCommitHorizon, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
+import { bindChunkSelect, captureChunk, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
+import { oneSnapshot, transactionPerChunk, type ChunkReader } from './chunk-readers.ts';
 import { copyChunkToFile, loadStagedChunk, type StagedChunk } from './duckdb-chunk-load.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { withRetry } from './retry.ts';
+import { countSliceRows } from './slice-upsert.ts';
 import { planDrift } from './source-columns.ts';
 import { lockTenant, STEADY, writeWatermark, type Watermark } from './watermarks.ts';
 
@@ -29,6 +31,14 @@ export interface SteadyRequest {
 const READ_AHEAD_MIN_BYTES = 4 * 1024 * 1024;
 
 /**
+ * The first chunk of a steady capture on DuckDB reads at most one row group (DuckDB writes an
+ * insert of 122,880 rows or more straight to the database file): nothing overlaps the first
+ * read, so a short one starts the load of a long backlog sooner, and every later read then
+ * runs beside a load. A practice with a small backlog reads one chunk either way.
+ */
+export const FIRST_CHUNK_ROWS = 122_880;
+
+/**
  * One practice's steady capture, chunk after chunk from `after`, each chunk committed with its
  * watermark; yields every committed chunk, and the caller may stop between any two.
  *
@@ -38,6 +48,12 @@ const READ_AHEAD_MIN_BYTES = 4 * 1024 * 1024;
  * after it, in its own transaction with its own watermark, so a crash still never skips or
  * repeats a row. Reading outside the lock row is safe for the steady stream alone: a backfill
  * (which reads under the lock) cannot run beside it, as one process holds a DuckDB file.
+ *
+ * A practice never captured whose raw slice is empty (onboarding, after a purge) is read in
+ * one OLTP snapshot: no key of a chunk can be in raw already, so its chunks are only
+ * inserted, without the keys pass and the DELETE (about a fifth of DuckDB's work per chunk). At
+ * every commit the slice must still hold exactly the rows this stream wrote, or that chunk
+ * takes the general path.
  */
 export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, raw: RawState, req: SteadyRequest): AsyncGenerator<ChunkResult> {
   const chunkRows = Math.max(1, Math.floor(req.chunkRows));
@@ -50,14 +66,19 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
       after = chunk.watermark;
     }
   }
-  const read = (after: Watermark | undefined) => {
-    const p = readChunkAhead(oltp, spec, req.tenant, after, chunkRows, req.timeoutMs);
+  // A practice never captured (no watermark) is the one worth counting: the count scans raw
+  const fresh = req.after === undefined && (await countSliceRows(wh, spec, req.tenant)) === 0;
+  const reader = fresh ? await oneSnapshot(oltp, spec, req.timeoutMs) : transactionPerChunk(oltp, spec, req.timeoutMs);
+  // live rows this stream has committed, while they are all the slice holds
+  const written = { rows: 0 };
+  const read = (after: Watermark | undefined, limit = chunkRows) => {
+    const p = readChunkAhead(reader, spec, req.tenant, after, limit);
     // Marked handled now: a read ahead may fail while the chunk in front of it commits, before
     // anything awaits it (an unhandled rejection would end the process). Its await rethrows.
     p.catch(() => undefined);
     return p;
   };
-  let next: Promise<StagedRead> | undefined = read(req.after);
+  let next: Promise<StagedRead> | undefined = read(req.after, Math.min(chunkRows, FIRST_CHUNK_ROWS));
   try {
     for (let after = req.after; next; ) {
       const staged: StagedRead = await next;
@@ -65,10 +86,11 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
       next = !stopping && staged.file.bytes > 0 && staged.file.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.file.last) : undefined;
       let chunk: ChunkResult;
       try {
-        chunk = await withRetry(wh, () => commitStaged(wh, spec, metaSchema, raw, req.tenant, after, chunkRows, staged));
+        chunk = await withRetry(wh, () => commitStaged(wh, spec, metaSchema, raw, req.tenant, after, staged, reader.oneSnapshot ? written : undefined));
       } finally {
         await staged.file.dispose();
       }
+      written.rows += chunk.loaded;
       yield chunk;
       if (chunk.done) return;
       after = chunk.watermark;
@@ -77,25 +99,33 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
   } finally {
     // stopped early or failed: a read ahead is dropped (nothing of it was committed)
     if (next) await next.then((s) => s.file.dispose(), () => undefined);
+    await reader.end().catch(() => undefined);
   }
 }
 
 interface StagedRead {
   shape: SourceShape;
   file: StagedChunk;
+  /** The rows the read asked for: fewer came back when the practice is caught up. */
+  limit: number;
+  /** The rows COPY wrote to the file. */
+  rows: number;
 }
 
-/** The OLTP half of a chunk: its own REPEATABLE READ transaction, below the commit horizon, into a file. */
-async function readChunkAhead(oltp: OltpSource, spec: ResolvedSpec, tenant: string, after: Watermark | undefined, chunkRows: number, timeoutMs?: number): Promise<StagedRead> {
-  const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
-  return oltp.readTransaction(
-    async (r) => {
-      const shape = await readSourceShape(r, spec);
-      const select = await bindChunkSelect(r, shape.rel, spec, shape.selected, shape.order, { tenant, stream: STEADY, after, chunkRows, horizon }, after, chunkRows);
-      return { shape, file: await copyChunkToFile({ spec, columns: shape.selected, positionIndexes: shape.positionIndexes }, r.copyOut(select, 'csv')) };
-    },
-    { timeoutMs },
-  );
+/** The OLTP half of a chunk: below the commit horizon, into a file. */
+function readChunkAhead(reader: ChunkReader, spec: ResolvedSpec, tenant: string, after: Watermark | undefined, limit: number): Promise<StagedRead> {
+  return reader.read(async (r, horizon) => {
+    const shape = await readSourceShape(r, spec);
+    const select = await bindChunkSelect(r, shape.rel, spec, shape.selected, shape.order, { tenant, stream: STEADY, after, chunkRows: limit, horizon }, after, limit);
+    const copy = r.copyOut(select, 'csv');
+    const file = await copyChunkToFile({ spec, columns: shape.selected, positionIndexes: shape.positionIndexes }, copy);
+    try {
+      return { shape, limit, file, rows: await copy.rows() };
+    } catch (err) {
+      await file.dispose();
+      throw err;
+    }
+  });
 }
 
 /** The warehouse half: lock row, drift, the rows, the watermark, in one transaction. */
@@ -106,8 +136,9 @@ async function commitStaged(
   raw: RawState,
   tenant: string,
   after: Watermark | undefined,
-  chunkRows: number,
   staged: StagedRead,
+  /** The stream reads one snapshot: the live rows it has committed so far. */
+  written?: { rows: number },
 ): Promise<ChunkResult> {
   const chunk = await wh.transaction(async (s): Promise<ChunkResult & { columns: typeof raw.columns }> => {
     await lockTenant(s, metaSchema, spec.label, tenant);
@@ -118,9 +149,12 @@ async function commitStaged(
     const columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
     const base = { added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill, columns };
     if (staged.file.bytes === 0) return { read: 0, loaded: 0, deleted: 0, watermark: after, done: true, ...base };
-    const r = await loadStagedChunk(s, spec, tenant, staged.shape.selected, staged.shape.deletedIndex, staged.file.file);
+    // Only this stream's rows in the slice (the count is a guard: within the one process that
+    // holds the DuckDB file, nothing else writes this practice's slice of this table meanwhile).
+    const keysAreNew = written !== undefined && (await countSliceRows(s, spec, tenant)) === written.rows;
+    const r = await loadStagedChunk(s, spec, tenant, staged.shape.selected, staged.shape.deletedIndex, staged.file.file, keysAreNew ? staged.rows : undefined);
     await writeWatermark(s, metaSchema, spec.label, tenant, STEADY, staged.file.last!, r.rows);
-    return { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < chunkRows, ...base };
+    return { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < staged.limit, ...base };
   });
   // raw's columns as committed: a transaction that rolled back added none
   raw.columns = chunk.columns;

@@ -5,7 +5,7 @@ import type { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts'
 import { Codes, TsformError } from '../../src/errors.ts';
 import { captureTenantSlice, type CaptureResult } from '../../src/ingest/capture.ts';
 import type { OltpSource } from '../../src/ingest/oltp-source.ts';
-import { withFaults } from './support/capture-project.ts';
+import { rawDiffers, withFaults } from './support/capture-project.ts';
 import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
 describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
@@ -131,24 +131,90 @@ describe('capture: bad input and schema drift', () => {
     expect([Number(raw.rows[0]!.n), Number(raw.rows[0]!.late)]).toEqual([Number(live.rows[0]!.n), 2]);
   });
 
-  it('a read ahead that fails while the chunk in front of it commits fails that practice only; what was committed stays', async () => {
-    const p = tenants[5]!;
-    let reads = 0;
-    const failing: OltpSource = {
+  /** The OLTP, but its `nth` COPY kills its own connection (a real connection loss, 57P01). */
+  function killingCopy(nth: number): OltpSource {
+    let copies = 0;
+    return {
       query: (sql, params) => oltp.source.query(sql, params),
       close: () => oltp.source.close(),
-      // read 1 is prepareCapture's, 2 the first chunk's; 3, the first read ahead, is refused at once
-      readTransaction: (fn, options) => (++reads === 3 ? Promise.reject(Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' })) : oltp.source.readTransaction(fn, options)),
+      readTransaction: (fn, options) =>
+        oltp.source.readTransaction(
+          (s) =>
+            fn({
+              query: (sql, params) => s.query(sql, params),
+              copyOut: (sql, format) => s.copyOut(++copies === nth ? 'SELECT pg_terminate_backend(pg_backend_pid())' : sql, format),
+            }),
+          options,
+        ),
     };
-    const r = await captureTenantSlice(wh, failing, spec('procedures'), [p], { chunkRows: 5, readAheadBytes: 0 });
+  }
+
+  it.each([
+    ['an onboarding practice (one snapshot)', false],
+    ['a practice captured before (a transaction per chunk)', true],
+  ])('a read ahead that fails while the chunk in front of it commits fails that practice only; what was committed stays: %s', async (_, capturedBefore) => {
+    const p = tenants[capturedBefore ? 6 : 5]!;
+    if (capturedBefore) {
+      await captureTenantSlice(wh, oltp.source, spec('procedures'), [p]);
+      await oltp.admin.query(`INSERT INTO oltp.procedures (practice_id, procedure_id, description, updated_at) SELECT $1, 'again-' || g, 'again', now() FROM generate_series(1, 12) g`, [p]);
+    }
+    // COPY 1 is the first chunk's; COPY 2, the first read ahead, loses its connection
+    const r = await captureTenantSlice(wh, killingCopy(2), spec('procedures'), [p], { chunkRows: 5, readAheadBytes: 0 });
     expect(r.failures.map((f) => [f.tenant, f.code])).toEqual([[p, '57P01']]);
     expect(r.rowsByTenant.get(p)).toBe(5);
     const again = await captureTenantSlice(wh, oltp.source, spec('procedures'), [p], { chunkRows: 500 });
     expect(again.failures).toEqual([]);
-    const live = await oltp.admin.query('SELECT count(*) AS n FROM oltp.procedures WHERE practice_id = $1 AND deleted_at IS NULL', [p]);
-    const raw = await wh.query('SELECT count(*) AS n FROM raw.procedures WHERE practice_id = $1', [p]);
-    expect(Number(raw.rows[0]!.n)).toBe(Number(live.rows[0]!.n));
+    expect(await rawDiffers(oltp.admin, wh, 'procedures', [p])).toEqual([]);
   });
+
+  it('an onboarding practice is read in one OLTP snapshot: a row changed meanwhile arrives with the next capture, once', async () => {
+    const p = demoTenantIds().sort()[21]!;
+    // two rows soft-deleted before the practice is first captured: counted, never loaded
+    await oltp.admin.query(`UPDATE oltp.encounters SET deleted_at = now(), updated_at = now() WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 2)`, [p]);
+    const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY updated_at, encounter_id', [p])).rows.map((x) => String(x.encounter_id));
+    expect(ids.length).toBeGreaterThan(15);
+    const [early, late] = [ids[0]!, ids[ids.length - 1]!];
+    const first = await captureTenantSlice(wh, oltp.source, spec('encounters'), [p], {
+      chunkRows: 5,
+      readAheadBytes: 0,
+      // after the first chunk: one row it holds and one a later chunk holds are changed
+      onChunk: async (_, chunk) => {
+        if (chunk.read !== 5 || (await countOf(p)) !== 5) return;
+        await oltp.admin.query(`UPDATE oltp.encounters SET description = 'changed', updated_at = now() WHERE practice_id = $1 AND encounter_id IN ($2, $3)`, [p, early, late]);
+      },
+    });
+    expect(first.failures).toEqual([]);
+    expect([first.rowsByTenant.get(p), first.deleted.get(p)]).toEqual([ids.length, 2]);
+    // the later chunk read the snapshot taken before the change
+    const descriptions = async () => (await wh.query(`SELECT description FROM raw.encounters WHERE practice_id = $1 AND encounter_id IN ($2, $3) ORDER BY encounter_id = $2 DESC`, [p, early, late])).rows.map((x) => x.description);
+    expect((await descriptions()).filter((d) => d === 'changed')).toEqual([]);
+    const second = await captureTenantSlice(wh, oltp.source, spec('encounters'), [p]);
+    expect(second.rowsByTenant.get(p)).toBe(2);
+    expect(await descriptions()).toEqual(['changed', 'changed']);
+    expect(await countOf(p)).toBe(ids.length);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [p])).toEqual([]);
+  });
+
+  it('an onboarding chunk finding rows in the slice that the stream did not write takes the general path: no key twice', async () => {
+    const p = demoTenantIds().sort()[22]!;
+    const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY updated_at, encounter_id', [p])).rows.map((x) => String(x.encounter_id));
+    const last = ids[ids.length - 1]!;
+    const r = await captureTenantSlice(wh, oltp.source, spec('encounters'), [p], {
+      chunkRows: 5,
+      readAheadBytes: 0,
+      // another writer puts a stale copy of a row that a later chunk holds into the slice
+      onChunk: async (_, chunk) => {
+        if (chunk.read !== 5 || (await countOf(p)) !== 5) return;
+        await wh.query(`INSERT INTO raw.encounters (practice_id, encounter_id, description) VALUES ($1, $2, 'stale')`, [p, last]);
+      },
+    });
+    expect(r.failures).toEqual([]);
+    const keys = await wh.query('SELECT count(*) AS n, count(DISTINCT encounter_id) AS k FROM raw.encounters WHERE practice_id = $1', [p]);
+    expect([Number(keys.rows[0]!.n), Number(keys.rows[0]!.k)]).toEqual([ids.length, ids.length]);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [p])).toEqual([]);
+  });
+
+  const countOf = async (p: string) => Number((await wh.query('SELECT count(*) AS n FROM raw.encounters WHERE practice_id = $1', [p])).rows[0]!.n);
 
   it('rows of an unknown practice id are counted and reported, never loaded', async () => {
     await oltp.admin.query(

