@@ -14,6 +14,9 @@ export interface CsvLoadResult {
   loaded: number;
   /** Rows whose practice id is not a known practice: counted, never loaded. */
   unknownTenantRows: number;
+  /** Rows of a known practice that is not wanted here (left out), and the file line of the first. */
+  otherTenantRows: number;
+  firstOtherTenantLine?: number;
 }
 
 /**
@@ -30,15 +33,18 @@ export async function loadCsvText(
   tenantFilter?: { column: string; wanted: ReadonlySet<string>; known: ReadonlySet<string> },
 ): Promise<CsvLoadResult> {
   const input = createReadStream(path);
-  const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true });
+  // info: each record's line, to name where another practice's rows are
+  const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true, info: true });
   const records = (path.endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parser);
   let header: string[] | undefined;
   let tenantIdx = -1;
   let buffer: (string | null)[][] = [];
   let loaded = 0;
   let unknownTenantRows = 0;
+  let otherTenantRows = 0;
+  let firstOtherTenantLine: number | undefined;
   try {
-    for await (const rec of records as AsyncIterable<string[]>) {
+    for await (const { record: rec, info } of records as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (!header) {
         header = rec;
         await s.query(`CREATE TABLE ${quoteRelation(schema, table)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
@@ -52,8 +58,14 @@ export async function loadCsvText(
       }
       if (tenantFilter) {
         const id = rec[tenantIdx]!;
-        if (!tenantFilter.known.has(id)) unknownTenantRows++;
-        if (!tenantFilter.wanted.has(id)) continue;
+        if (!tenantFilter.wanted.has(id)) {
+          if (!tenantFilter.known.has(id)) unknownTenantRows++;
+          else {
+            otherTenantRows++;
+            firstOtherTenantLine ??= info.lines;
+          }
+          continue;
+        }
       }
       buffer.push(rec.map((v) => (v === '' ? null : v)));
       if (buffer.length >= CHUNK) {
@@ -80,7 +92,7 @@ export async function loadCsvText(
     await s.insertText(schema, table, header, buffer);
     loaded += buffer.length;
   }
-  return { header, loaded, unknownTenantRows };
+  return { header, loaded, unknownTenantRows, otherTenantRows, firstOtherTenantLine };
 }
 
 /** `CAST(NULLIF(col, '') AS type)` select list that turns a text load into typed rows. */

@@ -66,6 +66,7 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
     out.unknownTenantRows += r.unknown;
     out.files++;
     for (const c of r.added) out.notes.push(`new landing column "${c}" added to ${node.schema}.${node.identifier}`);
+    out.notes.push(...r.notes);
   }
   if (out.files > 0) out.notes.push(`${out.files} landing file(s) loaded`);
   return out;
@@ -91,7 +92,7 @@ async function loadOneFile(
   tenant: string,
   f: LandingFile,
   opts: LandingOptions,
-): Promise<{ loaded: number; unknown: number; added: string[] }> {
+): Promise<{ loaded: number; unknown: number; added: string[]; notes: string[] }> {
   const tc = opts.tenantColumn;
   // Two processes loading one practice's files queue here (the same lock row as capture chunks).
   await lockTenant(s, opts.metaSchema, `landing:${node.name}`, tenant);
@@ -145,7 +146,12 @@ async function loadOneFile(
     f.mtimeMs,
     inserted.rowsChanged,
   ]);
-  return { loaded: inserted.rowsChanged, unknown: csv.unknownTenantRows, added };
+  // A practice's folder holds its own rows only: another practice's rows there are left out, and said.
+  const notes =
+    capture.layout === 'folder_per_practice' && csv.otherTenantRows > 0
+      ? [`${f.display}: ${csv.otherTenantRows} row(s) carry another practice's ${tc} (first at line ${csv.firstOtherTenantLine}); not loaded: a practice's folder holds only its own rows`]
+      : [];
+  return { loaded: inserted.rowsChanged, unknown: csv.unknownTenantRows, added, notes };
 }
 
 /** Whether the file's header names the tenant column (folder layout files may leave it out). */

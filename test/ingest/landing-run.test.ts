@@ -92,4 +92,13 @@ describe('capture from CSV landing folders', () => {
     const r = await run();
     expect(r.notices).toEqual(['source:billing.invoices: 2 row(s) in landing files carry a practice_id that is not in tenants.yml; not loaded']);
   });
+
+  it("another practice's rows in a practice's folder are counted with the line of the first, never loaded into either slice", async () => {
+    writeFileSync(join(dir, 'landing/visits/acme/2024-02-01.csv'), 'practice_id,visit_id,visited_on\nacme,v9,2024-02-01\nbravo,bx1,2024-02-01\nacme,v10,2024-02-02\nbravo,bx2,2024-02-02\n');
+    const r = await run();
+    const acme = node(r, 'source:clinic.visits@acme')!;
+    expect(acme).toMatchObject({ status: 'success', rows: 2 });
+    expect(acme.notes).toContain("landing/visits/acme/2024-02-01.csv: 2 row(s) carry another practice's practice_id (first at line 3); not loaded: a practice's folder holds only its own rows");
+    expect(await rows("SELECT practice_id, visit_id FROM raw.visits WHERE visit_id LIKE 'bx%' OR visit_id IN ('v9', 'v10') ORDER BY 2")).toEqual(['acme|v10', 'acme|v9']);
+  });
 });
