@@ -244,12 +244,29 @@ export async function readCommitHorizon(oltp: OltpSource, settleSeconds: number)
   return String(rows[0]!.horizon);
 }
 
-/** Whether the capture role sees every session's transaction in pg_stat_activity (else only the settle lag protects). */
-export async function seesAllTransactions(oltp: OltpSource): Promise<boolean> {
+/**
+ * Why the commit horizon cannot fully protect this table's capture, for the run's notices: the
+ * capture role does not see every session's transaction in pg_stat_activity (only the settle
+ * lag protects), or the updated column is not a timestamptz (neither the horizon nor the settle
+ * lag applies: a local timestamp cannot be compared with the OLTP's clock).
+ */
+export async function horizonGaps(oltp: OltpSource, spec: ResolvedSpec): Promise<string[]> {
+  const gaps: string[] = [];
   const { rows } = await oltp.query(
     `SELECT r.rolsuper OR pg_catalog.pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS sees FROM pg_catalog.pg_roles r WHERE r.rolname = current_user`,
   );
-  return rows[0]?.sees === true;
+  if (rows[0]?.sees !== true) {
+    gaps.push(
+      `the OLTP role cannot see other sessions' open transactions (grant it pg_read_all_stats): a row committed late by a transaction longer than settle_seconds (${spec.settleSeconds}) could be missed`,
+    );
+  }
+  const updated = (await oltp.readTransaction((r) => readSourceColumns(r, spec.sourceSchema, spec.table))).find((c) => c.name === spec.updatedColumn);
+  if (updated && updated.sourceType !== 'timestamp with time zone') {
+    gaps.push(
+      `column "${spec.updatedColumn}" is ${updated.sourceType}, not timestamptz: capture cannot hold back behind open OLTP transactions or settle_seconds, so a row committed late by a long transaction could be missed`,
+    );
+  }
+  return gaps;
 }
 
 /**

@@ -3,7 +3,7 @@ import type { Adapter, Session } from '../adapters/adapter.ts';
 import { describePgError } from '../adapters/postgres/postgres-adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
+import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns } from './source-columns.ts';
 import { withRetry } from './retry.ts';
@@ -90,6 +90,7 @@ export async function captureTenantSlice(
   const result: CaptureResult = { rowsByTenant: new Map(), deleted: new Map(), newWatermarks: new Map(), failures: [], unknownTenantRows: 0, notes: [] };
   const raw = await prepareCapture(wh, oltp, spec, metaSchema, tenants);
   result.unknownTenantRows = await countUnknownTenantRowsInto(oltp, spec, opts.knownTenants ?? tenants, result.notes);
+  for (const gap of await horizonGaps(oltp, spec)) result.notes.push(`${spec.label}: ${gap}`);
   const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);
   const chunkRows = opts.chunkRows ?? defaultChunkRows(wh);
   await forEachLimited(tenants, opts.concurrency ?? 1, async (tenant) => {

@@ -5,6 +5,7 @@ import type { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts'
 import { Codes, TsformError } from '../../src/errors.ts';
 import { captureTenantSlice, type CaptureResult } from '../../src/ingest/capture.ts';
 import type { OltpSource } from '../../src/ingest/oltp-source.ts';
+import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import { rawDiffers, withFaults } from './support/capture-project.ts';
 import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
@@ -215,6 +216,30 @@ describe('capture: bad input and schema drift', () => {
   });
 
   const countOf = async (p: string) => Number((await wh.query('SELECT count(*) AS n FROM raw.encounters WHERE practice_id = $1', [p])).rows[0]!.n);
+
+  it('says when the commit horizon cannot protect a table: a role blind to other sessions, an updated column without time zone', async () => {
+    const p = tenants[7]!;
+    const clean = await captureTenantSlice(wh, oltp.source, spec('encounters'), [p]);
+    expect(clean.notes.filter((n) => /pg_read_all_stats|not timestamptz/.test(n))).toEqual([]);
+
+    // before raw.medications exists (afterwards a changed type is drift, TSF403)
+    await oltp.admin.query(`ALTER TABLE oltp.medications ALTER COLUMN updated_at TYPE timestamp USING updated_at AT TIME ZONE 'UTC'`);
+    await oltp.admin.query(`CREATE ROLE tsf_capture_reader LOGIN PASSWORD 'reader-pw'`);
+    await oltp.admin.query('GRANT USAGE ON SCHEMA oltp TO tsf_capture_reader');
+    await oltp.admin.query('GRANT SELECT ON ALL TABLES IN SCHEMA oltp TO tsf_capture_reader');
+    const url = new URL(oltp.server.url);
+    [url.username, url.password] = ['tsf_capture_reader', 'reader-pw'];
+    const reader = await PgOltpSource.open(url.toString());
+    try {
+      const r = await captureTenantSlice(wh, reader, spec('medications'), [p]);
+      expect(r.failures).toEqual([]);
+      expect(r.notes).toContainEqual(expect.stringMatching(/^oltp\.medications: the OLTP role cannot see other sessions' open transactions \(grant it pg_read_all_stats\)/));
+      expect(r.notes).toContainEqual(expect.stringMatching(/^oltp\.medications: column "updated_at" is timestamp without time zone, not timestamptz/));
+    } finally {
+      await reader.close();
+    }
+    expect(await rawDiffers(oltp.admin, wh, 'medications', [p])).toEqual([]);
+  });
 
   it('rows of an unknown practice id are counted and reported, never loaded', async () => {
     await oltp.admin.query(
