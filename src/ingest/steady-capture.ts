@@ -36,7 +36,7 @@ const READ_AHEAD_MIN_BYTES = 4 * 1024 * 1024;
  * read, so a short one starts the load of a long backlog sooner, and every later read then
  * runs beside a load. A practice with a small backlog reads one chunk either way.
  */
-export const FIRST_CHUNK_ROWS = 122_880;
+const FIRST_CHUNK_ROWS = 122_880;
 
 /**
  * One practice's steady capture, chunk after chunk from `after`, each chunk committed with its
