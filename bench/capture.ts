@@ -79,7 +79,13 @@ async function main(): Promise<void> {
     // Every row of the large practice changed after it was captured: each chunk's keys are
     // deleted from raw before its rows go in (the general path).
     const oltpAdmin = await createPostgresAdapter({ url: server.url });
-    await oltpAdmin.query(`UPDATE oltp.encounters_bench SET updated_at = updated_at + interval '10 years' WHERE practice_id = 'p_large'`);
+    // in order, into the last day: after the captured watermark, still below the commit horizon
+    await oltpAdmin.query(
+      `UPDATE oltp.encounters_bench e
+          SET updated_at = now() - interval '1 day' + interval '1 second' * (80000 * extract(epoch FROM e.updated_at - b.lo) / greatest(extract(epoch FROM b.hi - b.lo), 1))
+         FROM (SELECT min(updated_at) AS lo, max(updated_at) AS hi FROM oltp.encounters_bench WHERE practice_id = 'p_large') b
+        WHERE e.practice_id = 'p_large'`,
+    );
     await oltpAdmin.query('VACUUM ANALYZE oltp.encounters_bench');
     await oltpAdmin.close();
     const duckChanged = await measure(duck!, source, ['p_large'], LARGE, 1);
