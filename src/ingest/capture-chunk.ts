@@ -5,7 +5,7 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import type { OltpReadSession, OltpSource } from './oltp-source.ts';
 import { loadChunkViaCopy } from './postgres-chunk-load.ts';
-import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
+import { addRawColumns, planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { lockTenant, writeWatermark, deleteWatermark, type Watermark } from './watermarks.ts';
 
 /** One captured table: where it lives in the OLTP and in raw, and how its rows are keyed. */
@@ -97,7 +97,7 @@ export async function captureChunk(
   raw: RawState,
   req: ChunkRequest,
 ): Promise<ChunkResult> {
-  return wh.transaction(async (s) => {
+  const chunk = await wh.transaction(async (s): Promise<ChunkResult & { columns?: RawState['columns'] }> => {
     await lockTenant(s, metaSchema, spec.label, req.tenant);
     // Read before the chunk's snapshot: every transaction open then, or begun since, writes
     // updated_at at or after the horizon, so nothing below it can still appear.
@@ -108,13 +108,17 @@ export async function captureChunk(
     const { rows, deleted, last } = read.load;
     if (rows === 0) {
       if (req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
-      return { read: 0, loaded: 0, deleted: 0, watermark: req.after, done: true, added: read.added, needsBackfill: read.needsBackfill };
+      return { read: 0, loaded: 0, deleted: 0, watermark: req.after, done: true, added: read.added, needsBackfill: read.needsBackfill, columns: read.columns };
     }
     const done = rows < req.chunkRows;
     if (done && req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
     else await writeWatermark(s, metaSchema, spec.label, req.tenant, req.stream, last!, rows);
-    return { read: rows, loaded, deleted, watermark: last, done, added: read.added, needsBackfill: read.needsBackfill };
+    return { read: rows, loaded, deleted, watermark: last, done, added: read.added, needsBackfill: read.needsBackfill, columns: read.columns };
   });
+  // raw's columns as committed: a transaction that rolled back added none
+  if (chunk.columns) raw.columns = chunk.columns;
+  const { columns: _, ...result } = chunk;
+  return result;
 }
 
 /**
@@ -153,6 +157,8 @@ interface ReadOutcome {
   load: ChunkLoad;
   added: string[];
   needsBackfill: string[];
+  /** Raw's columns once this chunk commits (undefined: unchanged). */
+  columns?: RawState['columns'];
 }
 
 async function readChunk(
@@ -167,10 +173,8 @@ async function readChunk(
   const shape = await readSourceShape(r, spec);
   const { rel, selected, order } = shape;
   const drift = planDrift(spec.label, shape.columns, raw.columns);
-  for (const c of drift.add) {
-    await s.query(`ALTER TABLE ${quoteRelation(spec.rawSchema, spec.table)} ADD COLUMN ${quoteIdent(c.name)} ${c.rawType}`);
-  }
-  if (drift.add.length > 0) raw.columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
+  const added = await addRawColumns(s, { schema: spec.rawSchema, table: spec.table }, drift.add);
+  const columns = drift.add.length > 0 ? [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))] : undefined;
 
   const source: ChunkSource = {
     s,
@@ -185,7 +189,7 @@ async function readChunk(
     copy: async (after, limit, format) => r.copyOut(await bindChunkSelect(r, rel, spec, selected, order, req, after, limit), format),
   };
   const load = viaFiles ? await loadChunkViaFiles(source) : await loadChunkViaCopy(source);
-  return { load, added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill };
+  return { load, added: added.map((c) => c.name), needsBackfill: drift.needsBackfill, columns };
 }
 
 /** The source table as one chunk reads it, checked inside the chunk's read transaction. */

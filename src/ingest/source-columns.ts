@@ -1,5 +1,6 @@
-import type { ColumnInfo } from '../adapters/adapter.ts';
+import type { ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { OltpReadSession } from './oltp-source.ts';
 
 /** A column of the OLTP table as capture sees it. */
@@ -98,4 +99,18 @@ export function planDrift(label: string, source: readonly SourceColumn[], raw: r
   const rawNames = new Set(raw.map((c) => c.name));
   const add = source.filter((c) => !rawNames.has(c.name));
   return { add, needsBackfill: add.filter((c) => c.hasDefault || !c.nullable).map((c) => c.name) };
+}
+
+/**
+ * Adds the drift's new columns to raw, in the chunk's transaction, unless the transaction sees
+ * them already: another practice's chunk may have added one since raw's columns were read.
+ * Returns the columns this transaction added.
+ */
+export async function addRawColumns(s: Session, rawRelation: { schema: string; table: string }, add: readonly SourceColumn[]): Promise<SourceColumn[]> {
+  if (add.length === 0) return [];
+  const rel = quoteRelation(rawRelation.schema, rawRelation.table);
+  const present = new Set((await s.query(`SELECT * FROM ${rel} LIMIT 0`)).columns);
+  const missing = add.filter((c) => !present.has(c.name));
+  for (const c of missing) await s.query(`ALTER TABLE ${rel} ADD COLUMN ${quoteIdent(c.name)} ${c.rawType}`);
+  return missing;
 }

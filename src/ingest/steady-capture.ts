@@ -1,12 +1,11 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { bindChunkSelect, captureChunk, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
 import { oneSnapshot, transactionPerChunk, type ChunkReader } from './chunk-readers.ts';
 import { copyChunkToFile, loadStagedChunk, type StagedChunk } from './duckdb-chunk-load.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { withRetry } from './retry.ts';
 import { countSliceRows } from './slice-upsert.ts';
-import { planDrift } from './source-columns.ts';
+import { addRawColumns, planDrift } from './source-columns.ts';
 import { lockTenant, STEADY, writeWatermark, type Watermark } from './watermarks.ts';
 
 export interface SteadyRequest {
@@ -145,9 +144,9 @@ async function commitStaged(
     // Drift is planned here, against raw as it is now (a chunk read ahead was read before the
     // one in front of it added its columns).
     const drift = planDrift(spec.label, staged.shape.columns, raw.columns);
-    for (const c of drift.add) await s.query(`ALTER TABLE ${quoteRelation(spec.rawSchema, spec.table)} ADD COLUMN ${quoteIdent(c.name)} ${c.rawType}`);
+    const added = await addRawColumns(s, { schema: spec.rawSchema, table: spec.table }, drift.add);
     const columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
-    const base = { added: drift.add.map((c) => c.name), needsBackfill: drift.needsBackfill, columns };
+    const base = { added: added.map((c) => c.name), needsBackfill: drift.needsBackfill, columns };
     if (staged.file.bytes === 0) return { read: 0, loaded: 0, deleted: 0, watermark: after, done: true, ...base };
     // Only this stream's rows in the slice (the count is a guard: within the one process that
     // holds the DuckDB file, nothing else writes this practice's slice of this table meanwhile).

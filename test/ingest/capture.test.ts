@@ -6,6 +6,9 @@ import { Codes, TsformError } from '../../src/errors.ts';
 import { captureTenantSlice, type CaptureResult } from '../../src/ingest/capture.ts';
 import type { OltpSource } from '../../src/ingest/oltp-source.ts';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
+import { resolveSpec } from '../../src/ingest/capture-chunk.ts';
+import { steadyChunks } from '../../src/ingest/steady-capture.ts';
+import { readWatermarks, STEADY } from '../../src/ingest/watermarks.ts';
 import { rawDiffers, withFaults } from './support/capture-project.ts';
 import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
@@ -251,6 +254,25 @@ describe('capture: bad input and schema drift', () => {
     expect(r.notes.join('\n')).toMatch(/9 row\(s\) carry a practice_id that is not a known practice.*"p_not_a_tenant" \(9\)/);
     const stray = await wh.query(`SELECT count(*) AS n FROM raw.procedures WHERE practice_id = 'p_not_a_tenant'`);
     expect(Number(stray.rows[0]!.n)).toBe(0);
+  });
+
+  it("a column another practice's chunk added after raw's columns were read is not added twice", async () => {
+    const [a, b] = [tenants[8]!, tenants[9]!];
+    const claims = spec('claims');
+    await captureTenantSlice(wh, oltp.source, claims, [a, b]);
+    const stale = (await wh.describe('raw', 'claims'))!.columns;
+    await oltp.admin.query('ALTER TABLE oltp.claims ADD COLUMN memo text');
+    await oltp.admin.query(`UPDATE oltp.claims SET memo = 'm', updated_at = now() WHERE practice_id IN ($1, $2)`, [a, b]);
+    const first = await captureTenantSlice(wh, oltp.source, claims, [a]);
+    expect(first.notes).toContain('oltp.claims: new source column "memo" added to raw.claims');
+    // b's stream planned its drift against raw's columns as they were before a's chunk added memo
+    const label = resolveSpec(claims).label;
+    const after = (await readWatermarks(wh, 'tsform_meta', label, STEADY, [b])).get(b);
+    const chunks = [];
+    for await (const c of steadyChunks(wh, oltp.source, resolveSpec(claims), 'tsform_meta', { columns: stale }, { tenant: b, after, chunkRows: 500 })) chunks.push(c);
+    expect(chunks.flatMap((c) => c.added)).toEqual([]);
+    expect(chunks.reduce((n, c) => n + c.loaded, 0)).toBeGreaterThan(0);
+    expect(await rawDiffers(oltp.admin, wh, 'claims', [a, b])).toEqual([]);
   });
 
   it('a new nullable source column is added to raw; a type change is a coded error naming table and column', async () => {
