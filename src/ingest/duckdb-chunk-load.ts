@@ -2,14 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, sqlLiteral } from '../sql/quote.ts';
 import type { Session } from '../adapters/adapter.ts';
 import type { ChunkLoad, ChunkSource, ResolvedSpec } from './capture-chunk.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { lastCsvRow } from './csv-tail.ts';
 import { deleteChunkKeys, insertLiveRows } from './slice-upsert.ts';
-import type { Watermark } from './watermarks.ts';
+import { positionOf, type Watermark } from './watermarks.ts';
 
 /** Bytes kept from the end of the COPY output to read its last row; a longer row is read from the file. */
 const TAIL_BYTES = 256 * 1024;
@@ -93,15 +92,6 @@ export async function loadStagedChunk(
   const loaded = await insertLiveRows(s, spec, tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
   await s.query(`DROP TABLE ${load}`);
   return { rows: Number(stats.n), deleted: Number(stats.d), loaded };
-}
-
-function positionOf(src: Pick<ChunkSource, 'spec' | 'positionIndexes'>, row: (string | null)[]): Watermark {
-  const values = src.positionIndexes.map((i) => row[i]);
-  if (values.some((v) => v === null || v === undefined)) {
-    throw new TsformError(Codes.sqlError, `capture ${src.spec.label}: the updated column or a key column is NULL in the source; capture needs them set`);
-  }
-  const [updatedAt, ...key] = values as string[];
-  return { updatedAt: updatedAt!, key };
 }
 
 interface WrittenCopy {

@@ -4,7 +4,7 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ChunkLoad, ChunkSource } from './capture-chunk.ts';
 import { CopyTextReader, parseCopyTextLine } from './copy-text.ts';
 import { deleteChunkKeys, insertLiveRows, type ChunkRows } from './slice-upsert.ts';
-import type { Watermark } from './watermarks.ts';
+import { positionOf } from './watermarks.ts';
 
 /**
  * PostgreSQL path: the OLTP's COPY text output is fed unchanged into COPY FROM STDIN of a typed
@@ -57,15 +57,6 @@ export async function loadChunkViaCopy(src: ChunkSource): Promise<ChunkLoad> {
       return loaded;
     },
   };
-}
-
-function positionOf(src: ChunkSource, row: (string | null)[]): Watermark {
-  const values = src.positionIndexes.map((i) => row[i]);
-  if (values.some((v) => v === null || v === undefined)) {
-    throw new TsformError(Codes.sqlError, `capture ${src.spec.label}: the updated column or a key column is NULL in the source; capture needs them set`);
-  }
-  const [updatedAt, ...key] = values as string[];
-  return { updatedAt: updatedAt!, key };
 }
 
 /** Counts the rows of a COPY text stream as it passes and keeps the bytes of the last one. */

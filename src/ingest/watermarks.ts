@@ -1,4 +1,5 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
+import { Codes, TsformError } from '../errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
 
 export const WATERMARK_TABLE = 'capture_watermarks';
@@ -15,6 +16,19 @@ export const STEADY = 'steady';
 export interface Watermark {
   updatedAt: string;
   key: string[];
+}
+
+/**
+ * A chunk's position: its last row's values at `positionIndexes` (the updated column, then the
+ * key columns), as the OLTP printed them.
+ */
+export function positionOf(src: { spec: { label: string }; positionIndexes: readonly number[] }, row: readonly (string | null)[]): Watermark {
+  const values = src.positionIndexes.map((i) => row[i]);
+  if (values.some((v) => v === null || v === undefined)) {
+    throw new TsformError(Codes.sqlError, `capture ${src.spec.label}: the updated column or a key column is NULL in the source; capture needs them set`);
+  }
+  const [updatedAt, ...key] = values as string[];
+  return { updatedAt: updatedAt!, key };
 }
 
 /** `tsform_meta.capture_watermarks` and the per-practice lock rows; idempotent. */
