@@ -32,12 +32,12 @@ function listTs(dir: string): string[] {
     .sort();
 }
 
-/** `errors.ts` is its own layer; every other file belongs to its top folder under src/. */
+/** `errors.ts` and `clock.ts` are layers of their own; every other file belongs to its top folder under src/. */
 function layerOf(src: string, absPath: string): string | undefined {
   const rel = relative(src, absPath);
   if (rel.startsWith('..')) return undefined;
   const [head] = rel.split(sep);
-  return head === 'errors.ts' ? 'errors' : head?.replace(/\.ts$/, '');
+  return head?.replace(/\.ts$/, '');
 }
 
 function importsOf(src: string, absPath: string): ImportEdge[] {
@@ -96,21 +96,22 @@ const show = (e: ImportEdge, why: string) => `${e.from}:${e.line} imports '${e.s
 /** Which src layers each layer may import (itself always allowed). */
 const ALLOWED: Record<string, readonly string[] | 'all-but'> = {
   errors: [],
-  sql: ['errors'],
-  project: ['errors', 'sql'],
-  compile: ['errors', 'sql', 'project', 'artifacts'],
-  graph: ['errors', 'project', 'compile', 'artifacts'],
-  security: ['errors', 'sql', 'project', 'compile', 'artifacts'],
-  plan: ['errors', 'project', 'compile', 'graph', 'artifacts'],
-  schedule: ['errors', 'plan', 'artifacts'],
-  adapters: ['errors', 'sql'],
-  artifacts: ['errors', 'project'],
+  clock: [],
+  sql: ['clock', 'errors'],
+  project: ['clock', 'errors', 'sql'],
+  compile: ['clock', 'errors', 'sql', 'project', 'artifacts'],
+  graph: ['clock', 'errors', 'project', 'compile', 'artifacts'],
+  security: ['clock', 'errors', 'sql', 'project', 'compile', 'artifacts'],
+  plan: ['clock', 'errors', 'project', 'compile', 'graph', 'artifacts'],
+  schedule: ['clock', 'errors', 'plan', 'artifacts'],
+  adapters: ['clock', 'errors', 'sql'],
+  artifacts: ['clock', 'errors', 'project'],
   execute: 'all-but',
   ingest: 'all-but',
   sla: 'all-but',
   cli: 'all-but',
-  docs: ['errors', 'project', 'artifacts'],
-  init: ['errors'],
+  docs: ['clock', 'errors', 'project', 'artifacts'],
+  init: ['clock', 'errors'],
 };
 const FORBIDDEN_FOR: Record<string, readonly string[]> = {
   execute: ['cli', 'sla', 'ingest'],
@@ -226,15 +227,70 @@ describe('architecture: the checker catches what it should', () => {
     expect(found).toEqual([
       "src/artifacts/manifest.ts:1 imports '../project/load-config.ts': artifacts/ may take only types from project/ (import type)",
       "src/compile/bad.ts:1 imports 'node:fs': compile/ is a pure stage: no I/O",
-      "src/compile/bad.ts:4 imports '../plan/plan.ts': compile/ may import only errors/, sql/, project/, artifacts/",
+      "src/compile/bad.ts:4 imports '../plan/plan.ts': compile/ may import only clock/, errors/, sql/, project/, artifacts/",
       "src/compile/bad.ts:5 imports '../cli/program.ts': nothing outside cli/ imports cli/",
-      "src/compile/bad.ts:6 imports '../execute/index.ts': compile/ may import only errors/, sql/, project/, artifacts/",
-      "src/compile/bad.ts:7 imports '../graph/dag.ts' (type only): compile/ may import only errors/, sql/, project/, artifacts/",
+      "src/compile/bad.ts:6 imports '../execute/index.ts': compile/ may import only clock/, errors/, sql/, project/, artifacts/",
+      "src/compile/bad.ts:7 imports '../graph/dag.ts' (type only): compile/ may import only clock/, errors/, sql/, project/, artifacts/",
       "src/errors.ts:1 imports './sql/quote.ts': errors/ may import nothing from src",
       "src/execute/runner.ts:1 imports '../sla/alert.ts': execute/ may not import sla/",
       "src/execute/runner.ts:3 imports 'pg': only adapters/ talk to a database driver",
       "src/graph/helper.ts:1 imports '../../test/fixtures/project-fixture.ts': src/ must stand alone (no imports from tests, scripts or bench)",
       "src/project/reader.ts:1 imports 'node:child_process': project/ may read files, nothing else",
     ]);
+  });
+});
+
+/**
+ * Issue 18: one clock. Outside src/clock.ts and src/cli/ (which creates the system clock), no
+ * code reads the time of day: `Date.now()`, `new Date()` / `Date()` without an argument. Found
+ * with the TypeScript parser, so a mention in a comment or a string does not count, and
+ * `new Date(iso)` (parsing an instant) is fine. Durations use `performance.now()` (monotonic).
+ */
+function clockReads(src: string): string[] {
+  const root = resolve(src, '..');
+  const found: string[] = [];
+  for (const file of listTs(src)) {
+    const rel = relative(root, file).split(sep).join('/');
+    if (rel === 'src/clock.ts' || rel.startsWith('src/cli/')) continue;
+    const sf = ts.createSourceFile(file, readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, true, ts.ScriptKind.TS);
+    const at = (n: ts.Node) => `${rel}:${sf.getLineAndCharacterOfPosition(n.getStart(sf)).line + 1}`;
+    const isDate = (e: ts.Expression) => ts.isIdentifier(e) && e.text === 'Date';
+    const visit = (node: ts.Node): void => {
+      if (ts.isCallExpression(node)) {
+        const callee = node.expression;
+        if (ts.isPropertyAccessExpression(callee) && isDate(callee.expression) && callee.name.text === 'now') found.push(`${at(node)} calls Date.now()`);
+        else if (isDate(callee)) found.push(`${at(node)} calls Date()`);
+      } else if (ts.isNewExpression(node) && isDate(node.expression) && (node.arguments?.length ?? 0) === 0) {
+        found.push(`${at(node)} calls new Date()`);
+      }
+      ts.forEachChild(node, visit);
+    };
+    visit(sf);
+  }
+  return found;
+}
+
+describe('architecture: one clock (issue 18)', () => {
+  it('no code outside src/clock.ts and src/cli/ reads the machine clock', () => {
+    const reads = clockReads(SRC);
+    expect(reads, `\n${reads.join('\n')}\n(take a Clock from the caller; see src/clock.ts)\n`).toEqual([]);
+  });
+
+  it('the check finds every form, and nothing in comments, strings or parses', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsform-clock-'));
+    const src = join(dir, 'src');
+    const files: Record<string, string> = {
+      'sla/bad.ts': ['const a = Date.now();', 'const b = new Date();', 'const c = Date();', 'const d = new Date', 'export { a, b, c, d };'].join('\n'),
+      'sla/fine.ts': ["// Date.now() in a comment", "const s = 'new Date()';", "const p = new Date('2026-11-29T00:00:00Z');", 'const q = new Date(0);', 'export { s, p, q };'].join('\n'),
+      'clock.ts': 'export const systemClock = { now: () => new Date() };\n',
+      'cli/program.ts': 'export const started = Date.now();\n',
+    };
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(src, path)), { recursive: true });
+      writeFileSync(join(src, path), text);
+    }
+    const reads = clockReads(src);
+    rmSync(dir, { recursive: true, force: true });
+    expect(reads).toEqual(['src/sla/bad.ts:1 calls Date.now()', 'src/sla/bad.ts:2 calls new Date()', 'src/sla/bad.ts:3 calls Date()', 'src/sla/bad.ts:4 calls new Date()']);
   });
 });

@@ -6,6 +6,7 @@ import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../artifacts/manifest.ts
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
 import { compileProject, type CompileOptions } from '../compile/compile.ts';
+import { systemClock, type Clock } from '../clock.ts';
 import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import { execute } from '../execute/index.ts';
 import type { PolicyContext } from '../execute/apply-policies.ts';
@@ -85,8 +86,8 @@ export interface RunRequest {
   /** `--defer`: read unselected upstream relations from production (`<state>/tsform.duckdb`). */
   defer?: boolean;
   deferDatabase?: string;
-  /** The clock SLA evaluation uses (tests). */
-  now?: () => Date;
+  /** The run's one clock: run timestamps, history window, loaded-through dates, SLA, alerts, vault, lock waits. Default: the system clock. */
+  clock?: Clock;
   /** Opens the OLTP of captured sources (default: the URL in the source's `url_env`); tests inject faults here. */
   openOltp?: OpenOltp;
 }
@@ -229,7 +230,8 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     throw new TsformError(Codes.unsupported, '--defer reads production from a DuckDB file; on PostgreSQL it is not supported yet');
   }
   const adapter = req.adapter ?? (await openAdapter(ws.project, target, req.threads, req.onLockWait, slim.deferDatabase ? { [DEFER_CATALOG]: slim.deferDatabase } : undefined));
-  const startedAt = new Date();
+  const clock = req.clock ?? systemClock;
+  const startedAt = clock.now();
   const runId = randomUUID();
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   const capture = runCaptureFor(ws, plan, adapter, req.openOltp);
@@ -243,16 +245,16 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const meta = ws.project.config.schemas.meta;
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
-    const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? { write: () => true } });
+    const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? { write: () => true }, clock });
     const dispatcher = new AlertDispatcher(sinks.sinks);
     const monitor = new RunMonitor({
       runId,
       tenants: selectedTenants,
       models: plan.steps.filter((s) => s.fanOut && s.build).map((s) => s.id),
-      profile: DurationProfile.fromHistory(await readRunHistory(adapter, meta)),
+      profile: DurationProfile.fromHistory(await readRunHistory(adapter, meta, clock)),
       state: await readTenantState(adapter, meta),
       dispatcher,
-      now: req.now,
+      clock,
     });
     await monitor.start();
     let monitoring = Promise.resolve();
@@ -265,6 +267,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       fullRefresh: req.fullRefresh ?? false,
       policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
       nodeTimeoutMs: req.nodeTimeoutMs,
+      clock,
       capture: capture?.captureNode,
       onTaskEnd: (step, results, progress) => {
         monitoring = monitoring.then(() => monitor.onResults(results));
@@ -276,7 +279,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     const builtResearch = plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized);
     if (privacy && builtResearch) results.push(await leakScanResult(adapter, ws, privacy));
     notices.push(...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project)));
-    const finishedAt = new Date();
+    const finishedAt = clock.now();
     const run: RunResults = {
       schema_version: RUN_RESULTS_SCHEMA_VERSION,
       run_id: runId,
@@ -316,13 +319,14 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
  */
 async function lockPractices(adapter: Adapter, tenants: readonly string[], onWait?: (holder: string) => void, waitMs = 600_000) {
   if (!adapter.tryLockTenants || tenants.length === 0) return undefined;
-  const giveUpAt = Date.now() + waitMs;
+  // A wait is a duration: the monotonic clock, so an injected clock that stands still cannot hang it.
+  const giveUpAt = performance.now() + waitMs;
   for (let attempt = 0; ; attempt++) {
     const lock = await adapter.tryLockTenants(tenants);
     if (lock.held.length === 0) return lock;
     await lock.release();
     const first = lock.held[0]!;
-    if (Date.now() >= giveUpAt) {
+    if (performance.now() >= giveUpAt) {
       throw new TsformError(Codes.tenantLocked, `practice ${first.tenant} (and ${lock.held.length - 1} more) is being written by another tsform run (${first.holder}); gave up waiting`);
     }
     if (attempt === 0) onWait?.(`practice ${first.tenant} and ${lock.held.length - 1} more held by ${first.holder}`);

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.ts';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -30,12 +31,12 @@ export function docsDir(projectDir: string, out?: string): string {
 }
 
 /** Compiles the project (no database) and writes the static docs site. */
-export async function generateDocs(opts: { projectDir: string; out?: string; now?: Date }): Promise<GeneratedDocs> {
+export async function generateDocs(opts: { projectDir: string; out?: string; clock?: Clock }): Promise<GeneratedDocs> {
   const { compileWorkspace } = await import('./api.ts');
   const { buildDocsData } = await import('../docs/docs-data.ts');
   const { writeDocsSite } = await import('../docs/write-docs-site.ts');
   const ws = compileWorkspace(opts.projectDir, { write: false });
-  const data = buildDocsData(ws.manifest, ws.project.tenants, { generatedAt: opts.now });
+  const data = buildDocsData(ws.manifest, ws.project.tenants, { generatedAt: (opts.clock ?? systemClock).now() });
   const site = writeDocsSite(docsDir(opts.projectDir, opts.out), data);
   const m = ws.manifest;
   return {

@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../clock.ts';
 import { readRunHistory, readTenantState } from '../execute/state-store.ts';
 import { selectTenants } from '../graph/select.ts';
 import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, evaluateFreshness, slaAlert, summarizeFreshness, type FreshnessRow } from '../sla/index.ts';
@@ -7,7 +8,8 @@ export interface FreshnessRequest {
   projectDir: string;
   target?: string;
   tenants?: string[];
-  now?: Date;
+  /** Default: the system clock. */
+  clock?: Clock;
   /** Send at-risk / late alerts to the configured sinks. */
   alert?: boolean;
   alertLog?: { write(line: string): unknown };
@@ -21,15 +23,16 @@ export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> 
   try {
     const meta = ws.project.config.schemas.meta;
     const tenants = selectTenants(ws.project.tenants, req.tenants);
-    const now = req.now ?? new Date();
+    const clock = req.clock ?? systemClock;
+    const now = clock.now();
     const rows = evaluateFreshness({
       tenants,
       now,
       state: await readTenantState(adapter, meta),
-      history: DurationProfile.fromHistory(await readRunHistory(adapter, meta)),
+      history: DurationProfile.fromHistory(await readRunHistory(adapter, meta, clock)),
     });
     if (req.alert) {
-      const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? process.stderr });
+      const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? process.stderr, clock });
       const dispatcher = new AlertDispatcher(sinks.sinks);
       for (const row of rows) {
         const alert = slaAlert(row, { at: now });

@@ -1,4 +1,5 @@
 import { userInfo } from 'node:os';
+import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { checkKAnonymity, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
@@ -17,7 +18,7 @@ export async function vaultInitCommand(projectDir: string, targetName: string | 
   const privacy = requirePrivacy(ws);
   const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
   try {
-    const r = await initVault({ adapter, vaultSchema: ws.project.config.schemas.vault, privacy, env: process.env });
+    const r = await initVault({ adapter, vaultSchema: ws.project.config.schemas.vault, privacy, env: process.env, clock: systemClock });
     out(
       r.created
         ? `vault key ${r.fingerprint} created (${r.source === 'env' ? `from $${privacy.keyEnv}; the vault keeps only its fingerprint` : 'kept in the vault only'})`
@@ -46,6 +47,7 @@ export async function reidentifyCommand(
       token,
       reason,
       actor: process.env.TSFORM_ACTOR ?? userInfo().username,
+      clock: systemClock,
     }).catch((err: unknown) => {
       if (err instanceof TsformError) throw err;
       throw new TsformError(Codes.reidentify, `re-identification refused: ${adapter.describeError(err)}`);

@@ -88,7 +88,7 @@ export function nodeRoute(node: Pick<ManifestNode, 'name' | 'kind'>): string {
   return `seed/${node.name}`;
 }
 
-export function buildDocsData(manifest: Manifest, tenants: readonly Tenant[], opts: { generatedAt?: Date } = {}): DocsData {
+export function buildDocsData(manifest: Manifest, tenants: readonly Tenant[], opts: { generatedAt: Date }): DocsData {
   const all: ManifestNode[] = [...Object.values(manifest.sources), ...Object.values(manifest.seeds), ...Object.values(manifest.models)];
   const ids = new Set(all.map((n) => n.name));
   const children = new Map<string, string[]>(all.map((n) => [n.name, []]));
@@ -141,7 +141,7 @@ export function buildDocsData(manifest: Manifest, tenants: readonly Tenant[], op
     version: DOCS_DATA_VERSION,
     project: manifest.project,
     tenant_column: manifest.tenant_column,
-    generated_at: (opts.generatedAt ?? new Date()).toISOString(),
+    generated_at: opts.generatedAt.toISOString(),
     nodes,
     tenants: tenants.map((t) => ({ id: t.id, name: t.name, timezone: t.timezone, ready_by: t.readyBy, tags: [...t.tags], pool: t.pool })),
   };

@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import type { Adapter } from '../adapters/adapter.ts';
 import type { Manifest } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
@@ -15,6 +16,8 @@ function once<T>(fn: () => Promise<T>): () => Promise<T> {
 }
 
 export interface ExecuteRequest {
+  /** The run's clock (vault timestamps). */
+  clock: Clock;
   plan: Plan;
   adapter: Adapter;
   manifest: Manifest;
@@ -50,7 +53,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       privacy: req.project.config.privacy,
       capture: req.capture,
       researchSchema: req.project.config.schemas.research,
-      vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: process.env })) : undefined,
+      vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: process.env, clock: req.clock })) : undefined,
     },
   });
 }

@@ -1,4 +1,5 @@
 import type { Adapter } from '../adapters/adapter.ts';
+import type { Clock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { AUDIT_TABLE } from './vault.ts';
@@ -20,7 +21,7 @@ const TOKEN = /^pt_[a-z0-9]{16,128}$/;
  */
 export async function reidentify(
   adapter: Adapter,
-  opts: { vaultSchema: string; tenantColumn: string; token: string; reason: string; actor: string },
+  opts: { vaultSchema: string; tenantColumn: string; token: string; reason: string; actor: string; clock: Clock },
 ): Promise<Reidentification> {
   if (opts.reason.trim().length < 8) throw new TsformError(Codes.reidentify, 'a re-identification needs a reason of at least 8 characters (--reason)');
   if (adapter.capabilities.rowLevelSecurity) {
@@ -44,7 +45,7 @@ export async function reidentify(
       ? (await s.query(`SELECT ${quoteIdent(opts.tenantColumn)} AS practice, patient_id FROM ${vault} WHERE person_token = $1 ORDER BY 1, 2`, [opts.token])).rows
       : [];
     // Audited whether or not the token exists: probing for tokens is itself worth a record.
-    await s.query(`INSERT INTO ${audit} VALUES ($1, CAST($2 AS TIMESTAMPTZ), $3, $4, $5)`, [opts.actor, new Date().toISOString(), opts.reason, opts.token, found.length]);
+    await s.query(`INSERT INTO ${audit} VALUES ($1, CAST($2 AS TIMESTAMPTZ), $3, $4, $5)`, [opts.actor, opts.clock.now().toISOString(), opts.reason, opts.token, found.length]);
     return { token: opts.token, records: found.map((r) => ({ practice: String(r.practice), patient: String(r.patient_id) })), auditedAs: opts.actor };
   });
 }

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { Adapter } from '../adapters/adapter.ts';
 import type { RunResults } from '../artifacts/run-results.ts';
+import { isoBefore, type Clock } from '../clock.ts';
 import { quoteRelation } from '../sql/quote.ts';
 
 export const HISTORY_TABLE = 'node_runs';
@@ -47,14 +48,15 @@ export interface HistoryRecord {
   finished_at: string;
 }
 
-/** Recent run history for prediction (empty before the first run). */
-export async function readRunHistory(adapter: Adapter, metaSchema: string, days = 30): Promise<HistoryRecord[]> {
+/** Run history of the `days` before the clock's now, for prediction (empty before the first run). */
+export async function readRunHistory(adapter: Adapter, metaSchema: string, clock: Clock, days = 30): Promise<HistoryRecord[]> {
   if (!(await adapter.describe(metaSchema, HISTORY_TABLE))) return [];
   const { rows } = await adapter.query(
     `SELECT run_id, tenant, node, model, status, duration_ms, CAST(finished_at AS VARCHAR) AS finished_at
        FROM ${quoteRelation(metaSchema, HISTORY_TABLE)}
-      WHERE kind = 'build' AND finished_at > CAST($1 AS TIMESTAMPTZ)`,
-    [new Date(Date.now() - days * 86_400_000).toISOString()],
+      WHERE kind = 'build' AND finished_at > CAST($1 AS TIMESTAMPTZ) AND finished_at <= CAST($2 AS TIMESTAMPTZ)`,
+    // Bounded on both sides: rows after the clock's now are not history at that instant.
+    [isoBefore(clock, days * 86_400_000), clock.now().toISOString()],
   );
   return rows.map((r) => ({
     run_id: String(r.run_id),

@@ -1,5 +1,6 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { ManifestNode } from '../artifacts/manifest.ts';
+import type { Clock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { generateKey, keyFingerprint, parseKey, practiceToken, pseudonymizeRecord } from '../security/pseudonymize.ts';
@@ -15,6 +16,8 @@ export interface VaultContext {
   vaultSchema: string;
   privacy: PrivacyConfig;
   env: Readonly<Record<string, string | undefined>>;
+  /** Stamps the key's creation. */
+  clock: Clock;
 }
 
 async function ensureKeysTable(adapter: Adapter, vaultSchema: string): Promise<void> {
@@ -46,7 +49,7 @@ export async function initVault(v: VaultContext): Promise<{ fingerprint: string;
   await v.adapter.query(`INSERT INTO ${table} (fingerprint, key_hex, created_at) VALUES ($1, $2, CAST($3 AS TIMESTAMPTZ))`, [
     fingerprint,
     fromEnv ? null : key.toString('hex'),
-    new Date().toISOString(),
+    v.clock.now().toISOString(),
   ]);
   return { fingerprint, created: true, source: fromEnv ? 'env' : 'vault' };
 }

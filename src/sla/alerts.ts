@@ -1,3 +1,4 @@
+import type { Clock } from '../clock.ts';
 import { AlertDeduper, type Alert, type AlertKind } from './alert.ts';
 import type { AlertSinkConfig } from './alert-config.ts';
 import { WebhookAlertSink } from './webhook-alert-sink.ts';
@@ -72,6 +73,8 @@ export interface AlertSinkDeps {
   env?: Readonly<Record<string, string | undefined>>;
   /** Told about every alert a webhook gave up on (e.g. to print a warning). */
   onFailure?: (failure: AlertDeliveryFailure) => void;
+  /** Stamps delivery failures. */
+  clock: Clock;
 }
 
 /**
@@ -102,6 +105,7 @@ export function createAlertSinks(configs: readonly AlertSinkConfig[], deps: Aler
           timeoutMs: config.timeoutMs,
           retries: config.retries,
           backoffMs: config.backoffMs,
+          clock: deps.clock,
           ...(deps.onFailure ? { onFailure: deps.onFailure } : {}),
         });
         break;

@@ -1,4 +1,5 @@
 import type { NodeResult } from '../artifacts/run-results.ts';
+import type { Clock } from '../clock.ts';
 import type { Tenant } from '../project/types.ts';
 import { nodeFailedAlert, slaAlert } from './alert.ts';
 import type { AlertDispatcher } from './alerts.ts';
@@ -13,7 +14,7 @@ export interface RunMonitorOptions {
   profile: DurationProfile;
   state: ReadonlyMap<string, TenantLoadState>;
   dispatcher: AlertDispatcher;
-  now?: () => Date;
+  clock: Clock;
   /** Re-evaluate every practice still working at most this often (ms). */
   sweepEveryMs?: number;
 }
@@ -27,10 +28,8 @@ export class RunMonitor {
   private readonly remaining = new Map<string, Set<string>>();
   private readonly byId: Map<string, Tenant>;
   private lastSweep = 0;
-  private readonly now: () => Date;
 
   constructor(private readonly opts: RunMonitorOptions) {
-    this.now = opts.now ?? (() => new Date());
     this.byId = new Map(opts.tenants.map((t) => [t.id, t]));
     for (const t of opts.tenants) this.remaining.set(t.id, new Set(opts.models));
   }
@@ -42,7 +41,7 @@ export class RunMonitor {
 
   async onResults(results: readonly NodeResult[]): Promise<void> {
     const touched = new Set<string>();
-    const now = this.now();
+    const now = this.opts.clock.now();
     for (const r of results) {
       if (r.tenant === null) continue;
       touched.add(r.tenant);
@@ -58,7 +57,7 @@ export class RunMonitor {
 
   /** Practices at risk or late according to the latest evaluation. */
   evaluateAll(): FreshnessRow[] {
-    const now = this.now();
+    const now = this.opts.clock.now();
     return this.opts.tenants.map((t) => this.row(t, now));
   }
 
@@ -80,7 +79,7 @@ export class RunMonitor {
   }
 
   private async sweep(force: boolean): Promise<void> {
-    const now = this.now();
+    const now = this.opts.clock.now();
     if (!force && now.getTime() - this.lastSweep < (this.opts.sweepEveryMs ?? 2000)) return;
     this.lastSweep = now.getTime();
     for (const [id, left] of this.remaining) if (left.size > 0) await this.evaluate(id, now);

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from '../clock.ts';
 import type { Alert } from './alert.ts';
 import type { AlertDeliveryFailure, AlertSink } from './alerts.ts';
 
@@ -11,6 +12,8 @@ export interface WebhookOptions {
   backoffMs?: number;
   /** Called once per alert given up on (after the last attempt). */
   onFailure?: (failure: AlertDeliveryFailure) => void;
+  /** Stamps delivery failures. */
+  clock: Clock;
 }
 
 /**
@@ -49,7 +52,7 @@ export class WebhookAlertSink implements AlertSink {
     } catch (err) {
       error = `unexpected: ${err instanceof Error ? err.name : typeof err}`;
     }
-    const failure: AlertDeliveryFailure = { sink: this.name, kind: alert.kind, tenant: alert.tenant.id, attempts, error, at: new Date().toISOString() };
+    const failure: AlertDeliveryFailure = { sink: this.name, kind: alert.kind, tenant: alert.tenant.id, attempts, error, at: this.options.clock.now().toISOString() };
     this.failures.push(failure);
     try {
       this.options.onFailure?.(failure);

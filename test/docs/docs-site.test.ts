@@ -263,7 +263,7 @@ describe('docs site escapes user input', () => {
     manifest.project = '<i>proj</i>';
     manifest.models.provider_panel!.description = hostile;
     manifest.models.provider_panel!.columns.provider_id!.description = '<svg onload="window.__pwned=3">';
-    const site = writeDocsSite(join(dir, 'hostile'), buildDocsData(manifest, ws.project.tenants));
+    const site = writeDocsSite(join(dir, 'hostile'), buildDocsData(manifest, ws.project.tenants, { generatedAt: new Date('2026-03-08T07:00:00Z') }));
     const { page, errors } = await openPage(`${pathToFileURL(site.index).href}#model/provider_panel`);
     await page.waitForSelector('[data-testid=description]');
     expect(await page.textContent('[data-testid=description]')).toBe(hostile);

@@ -6,6 +6,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
+import { fixedClock, isoBefore } from '../../src/clock.ts';
+import { writeTenantState } from '../../src/execute/state-store.ts';
+import { localDateOf } from '../../src/sla/deadline.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 
 const run = promisify(execFile);
@@ -86,21 +89,29 @@ select count(*) as practices, sum(providers) as providers from {{ref "provider_c
     expect(result.alerts!.filter((a) => a.kind === 'node_failed').length).toBe(2);
   });
 
-  it('raises an at-risk alert while running, as soon as a practice cannot make its deadline', async () => {
-    // History says each node of this practice takes 20 minutes; the deadline is 10 minutes away.
+  /**
+   * A run of +stg_providers for one practice at `minutesBefore` its deadline on 2026-11-29 (New
+   * York), after history that says each of its nodes takes 20 minutes. Everything the run reads
+   * about time comes from the injected clock, and the state it reads is written here relative to
+   * that clock: the test means the same on any date the machine shows.
+   */
+  async function runBeforeDeadline(minutesBefore: () => number) {
     const practice = 'p_41e2a44c47';
     const db = await DuckDBAdapter.open({ path: join(demo.dir, 'target/tsform.duckdb'), connections: 1 });
-    const deadlineSoon = await (async () => {
-      const readyBy = (await db.query('SELECT ready_by FROM tsform_meta.tenants WHERE practice_id = $1', [practice])).rows[0]!.ready_by as string;
-      const [h, m] = readyBy.split(':').map(Number);
-      // ready_by in New York, winter: UTC-5.
-      return new Date(Date.UTC(2026, 10, 29, h! + 5, m! - 10));
-    })();
+    const readyBy = (await db.query('SELECT ready_by FROM tsform_meta.tenants WHERE practice_id = $1', [practice])).rows[0]!.ready_by as string;
+    const [h, m] = readyBy.split(':').map(Number);
+    // ready_by in New York, winter: UTC-5.
+    const deadline = Date.UTC(2026, 10, 29, h! + 5, m!);
+    const clock = fixedClock(new Date(deadline - minutesBefore() * 60_000));
+    // Still the practice's 2026-11-29: the data date is 2026-11-28 in both cases.
+    expect(localDateOf(clock.now(), 'America/New_York')).toBe('2026-11-29');
     await db.query(
-      `INSERT INTO tsform_meta.node_runs SELECT 'hist', 'run', model || '@' || $1, model, $1, 'build', 'success', 1, 1200000, NULL, now()
-         FROM (SELECT DISTINCT model FROM tsform_meta.node_runs WHERE tenant = $1) m`,
-      [practice],
+      `INSERT INTO tsform_meta.node_runs SELECT 'hist', 'run', model || '@' || $1, model, $1, 'build', 'success', 1, 1200000, NULL, CAST($2 AS TIMESTAMPTZ)
+         FROM (SELECT DISTINCT model FROM tsform_meta.node_runs WHERE tenant = $1 AND run_id <> 'hist') m`,
+      [practice, isoBefore(clock, 86_400_000)],
     );
+    // Loaded through the day before the data date: due today, not late from yesterday.
+    await writeTenantState(db, 'tsform_meta', [{ tenant: practice, loadedThrough: '2026-11-27', lastSuccessAt: isoBefore(clock, 86_400_000), runId: 'hist' }]);
     await db.close();
     const log: string[] = [];
     const result = await runWorkspace({
@@ -108,13 +119,27 @@ select count(*) as practices, sum(providers) as providers from {{ref "provider_c
       command: 'run',
       tenants: [practice],
       select: ['+stg_providers'],
-      now: () => deadlineSoon,
+      clock,
       alertLog: { write: (l: string) => log.push(l) },
     });
-    const atRisk = log.map((l) => JSON.parse(l)).filter((a) => a.kind === 'sla_at_risk' || a.kind === 'sla_late');
-    expect(atRisk.map((a) => a.tenant.id)).toContain(practice);
-    expect(atRisk[0].message).toMatch(/predicted finish/);
+    const sla = log.map((l) => JSON.parse(l)).filter((a) => a.kind === 'sla_at_risk' || a.kind === 'sla_late');
+    return { practice, result, sla };
+  }
+
+  it('raises an at-risk alert while running, as soon as a practice cannot make its deadline', async () => {
+    // The deadline is 10 minutes away: 20 minutes of history per node cannot make it.
+    const { practice, result, sla } = await runBeforeDeadline(() => 10);
+    expect(sla.map((a) => a.tenant.id)).toContain(practice);
+    expect(sla[0].message).toMatch(/predicted finish/);
     expect(result.alerts!.some((a) => a.tenant === practice && a.kind === 'sla_at_risk')).toBe(true);
+  });
+
+  it('raises no SLA alert when the predicted finish is before the deadline', async () => {
+    // The same history; the run builds the practice's few +stg_providers nodes (20 minutes each
+    // by history), with two and a half hours left.
+    const { result, sla } = await runBeforeDeadline(() => 150);
+    expect(sla).toEqual([]);
+    expect(result.alerts!.filter((a) => a.kind === 'sla_at_risk' || a.kind === 'sla_late')).toEqual([]);
   });
 });
 

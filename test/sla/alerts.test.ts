@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fixedClock } from '../../src/clock.ts';
 import { readAlertConfig } from '../../src/sla/alert-config.ts';
 import {
   AlertDeduper,
@@ -17,6 +18,7 @@ import {
 import { evaluateFreshness } from '../../src/sla/freshness.ts';
 
 const at = new Date('2026-11-28T11:30:00Z');
+const clock = fixedClock(at);
 const practice = { id: 'o_3e6fff7a9d', name: 'ST ELIZABETH FT THOMAS', timezone: 'America/New_York', readyBy: '06:00' };
 
 const lateAlert = (): Alert => {
@@ -123,7 +125,7 @@ describe('LogAlertSink', () => {
 describe('WebhookAlertSink against a local HTTP server', () => {
   it('POSTs the alert as JSON naming the practice id, name and SLA; retries once on a 503', async () => {
     const hook = await webhookServer([503]);
-    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 2000, retries: 2, backoffMs: 1 });
+    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 2000, retries: 2, backoffMs: 1, clock });
     await sink.send(lateAlert());
     expect(hook.bodies).toHaveLength(2);
     expect(sink.delivered).toBe(1);
@@ -138,7 +140,7 @@ describe('WebhookAlertSink against a local HTTP server', () => {
 
   it('does not retry a 4xx: the alert is rejected, not the moment', async () => {
     const hook = await webhookServer([400]);
-    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 2000, retries: 3, backoffMs: 1 });
+    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 2000, retries: 3, backoffMs: 1, clock });
     await sink.send(lateAlert());
     expect(hook.bodies).toHaveLength(1);
     expect(sink.failures).toMatchObject([{ sink: 'webhook', kind: 'sla_late', tenant: 'o_3e6fff7a9d', attempts: 1, error: 'HTTP 400' }]);
@@ -148,17 +150,17 @@ describe('WebhookAlertSink against a local HTTP server', () => {
     const hook = await webhookServer();
     await hook.close();
     const seen: AlertDeliveryFailure[] = [];
-    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 2000, retries: 2, backoffMs: 1, onFailure: (f) => seen.push(f) });
+    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 2000, retries: 2, backoffMs: 1, onFailure: (f) => seen.push(f), clock });
     await expect(sink.send(lateAlert())).resolves.toBeUndefined();
     expect(sink.delivered).toBe(0);
     expect(sink.failures).toEqual(seen);
-    expect(seen).toMatchObject([{ tenant: 'o_3e6fff7a9d', kind: 'sla_late', attempts: 3, error: 'network error ECONNREFUSED' }]);
+    expect(seen).toMatchObject([{ tenant: 'o_3e6fff7a9d', kind: 'sla_late', attempts: 3, error: 'network error ECONNREFUSED', at: at.toISOString() }]);
     expect(JSON.stringify(seen)).not.toContain(String(hook.port));
   });
 
   it('an endpoint that never answers times out per attempt', async () => {
     const hook = await webhookServer([], { hang: true });
-    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 150, retries: 1, backoffMs: 1 });
+    const sink = new WebhookAlertSink(hook.url, { timeoutMs: 150, retries: 1, backoffMs: 1, clock });
     await sink.send(lateAlert());
     expect(hook.bodies).toHaveLength(2);
     expect(sink.failures).toMatchObject([{ attempts: 2, error: 'timed out after 150 ms' }]);
@@ -212,7 +214,7 @@ describe('alert config in tsform.yml', () => {
       { type: 'webhook', url_env: 'TSFORM_ALERT_WEBHOOK', backoff_ms: 1 },
       { type: 'webhook', url_env: 'UNSET_HOOK' },
     ]);
-    const { sinks, errors } = createAlertSinks(configs, { log: out, env: { TSFORM_ALERT_WEBHOOK: hook.url } });
+    const { sinks, errors } = createAlertSinks(configs, { log: out, env: { TSFORM_ALERT_WEBHOOK: hook.url }, clock });
     expect(errors).toEqual(['alerts[2]: environment variable UNSET_HOOK is not set; webhook alerts are off']);
     expect(sinks).toHaveLength(2);
     const dispatcher = new AlertDispatcher(sinks);
@@ -223,7 +225,7 @@ describe('alert config in tsform.yml', () => {
     expect(out.text.trim().split('\n').map((l) => (JSON.parse(l) as Alert).kind)).toEqual(['node_failed']);
     expect(hook.bodies.map((b) => (b as Alert).kind)).toEqual(['sla_late', 'node_failed']);
     expect(dispatcher.raised.map((a) => a.kind)).toEqual(['sla_late', 'node_failed']);
-    expect(createAlertSinks(configs.slice(1, 2), { log: out, env: { TSFORM_ALERT_WEBHOOK: 'file:///etc/passwd' } }).errors).toEqual([
+    expect(createAlertSinks(configs.slice(1, 2), { log: out, env: { TSFORM_ALERT_WEBHOOK: 'file:///etc/passwd' }, clock }).errors).toEqual([
       'alerts[0]: TSFORM_ALERT_WEBHOOK does not hold an http(s) URL; webhook alerts are off',
     ]);
   });

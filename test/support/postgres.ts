@@ -218,9 +218,15 @@ function spawnPostgres(binDir: string, dataDir: string, port: number, runAs: Run
   return child;
 }
 
-/** English server messages whatever the machine's locale (the port check reads them). */
+/**
+ * English server messages whatever the machine's locale (the port check reads them). A faked
+ * clock (`faketime`'s LD_PRELOAD, see .ci/run) is for tsform's processes only: the server keeps
+ * the machine's clock, as a warehouse on another host would, and its timeouts keep working.
+ */
 function serverEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, LC_ALL: 'C', LANG: 'C' };
+  const env: NodeJS.ProcessEnv = { ...process.env, LC_ALL: 'C', LANG: 'C' };
+  for (const name of Object.keys(env)) if (name === 'LD_PRELOAD' || name.startsWith('FAKETIME')) delete env[name];
+  return env;
 }
 
 /** Polls until a connection succeeds; fails as soon as the server process exits. */

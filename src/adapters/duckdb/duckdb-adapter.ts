@@ -70,14 +70,15 @@ export class DuckDBAdapter implements Adapter {
     const size = Math.max(1, opts.connections ?? 2);
     if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
     let instance: DuckDBInstance | undefined;
-    const giveUpAt = Date.now() + (opts.lockWaitMs ?? 600_000);
+    // A wait is a duration: measured on the monotonic clock, not the time of day.
+    const giveUpAt = performance.now() + (opts.lockWaitMs ?? 600_000);
     for (let attempt = 0; !instance; attempt++) {
       try {
         instance = await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
       } catch (err) {
         const msg = firstLine(err);
         const holder = /Conflicting lock is held in (.*)$/m.exec(err instanceof Error ? err.message : '')?.[1]?.trim();
-        if (!/Could not set lock on file/.test(msg) || Date.now() >= giveUpAt) {
+        if (!/Could not set lock on file/.test(msg) || performance.now() >= giveUpAt) {
           throw new TsformError(
             holder ? Codes.tenantLocked : Codes.connection,
             holder ? `DuckDB database ${opts.path} is held by another process (${holder}); gave up waiting` : `cannot open DuckDB database ${opts.path}: ${msg}`,

@@ -29,7 +29,7 @@ export type { VerifyCheck, VerifyInput, VerifyReport } from './verify-types.ts';
 const POOL_SIZE = 4;
 
 export async function verifyPolicies(given: VerifyInput): Promise<VerifyReport> {
-  const started = Date.now();
+  const started = performance.now();
   const input = { ...given, settingsToSpoof: [...new Set(given.settingsToSpoof)] };
   const pool = new pg.Pool({ connectionString: input.url, max: POOL_SIZE, application_name: 'tsform policies verify' });
   pool.on('error', () => undefined);
@@ -48,7 +48,7 @@ export async function verifyPolicies(given: VerifyInput): Promise<VerifyReport> 
       relations: input.relations.length,
       roles: present.length,
       probed: { practice: kinds('practice'), group: kinds('group'), research: kinds('research') },
-      elapsedMs: Date.now() - started,
+      elapsedMs: Math.round(performance.now() - started),
     };
   } finally {
     await pool.end();
