@@ -46,7 +46,7 @@ export async function reidentifyCommand(
       tenantColumn: ws.project.config.tenantColumn,
       token,
       reason,
-      actor: process.env.TSFORM_ACTOR ?? userInfo().username,
+      actor: auditedActor(process.env.TSFORM_ACTOR),
       clock: systemClock,
     }).catch((err: unknown) => {
       if (err instanceof TsformError) throw err;
@@ -62,6 +62,23 @@ export async function reidentifyCommand(
   } finally {
     await adapter.close();
   }
+}
+
+/**
+ * Who a DuckDB re-identification is audited as: the operating-system user running tsform, which
+ * only the machine can vouch for. `$TSFORM_ACTOR` is anyone's to set, so a name given there that
+ * differs is recorded only as a claim next to the user, never instead of it.
+ */
+export function auditedActor(claimed: string | undefined): string {
+  let user: string;
+  try {
+    user = userInfo().username;
+  } catch {
+    // No passwd entry for this uid (some containers): the uid is still the machine's word.
+    user = `uid ${process.getuid?.() ?? 'unknown'}`;
+  }
+  const claim = claimed?.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 64);
+  return claim && claim !== user ? `${user} (claims ${JSON.stringify(claim)})` : user;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
@@ -229,9 +230,11 @@ describe('linkage in the warehouse', () => {
 });
 
 describe('tsform reidentify (DuckDB)', () => {
-  const ACTOR = 'research-test-steward';
+  const CLAIMED = 'research-test-steward';
+  // The audit names the operating-system user; $TSFORM_ACTOR is only recorded as a claim beside it.
+  const ACTOR = `${userInfo().username} (claims "${CLAIMED}")`;
   const reidentify = (token: string, reason: string) =>
-    withEnv({ TSFORM_ACTOR: ACTOR }, () => cli(['reidentify', '--project-dir', demo.dir, '--token', token, '--reason', reason]));
+    withEnv({ TSFORM_ACTOR: CLAIMED }, () => cli(['reidentify', '--project-dir', demo.dir, '--token', token, '--reason', reason]));
 
   interface AuditRow {
     actor: string;
