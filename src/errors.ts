@@ -64,6 +64,10 @@ export const Codes = {
   vaultKey: 'TSF413',
   privacyGate: 'TSF414',
   reidentify: 'TSF415',
+  /** A text sent as one statement held several; the engine itself refused it (extended protocol, prepared statement). */
+  multipleStatements: 'TSF416',
+  /** DuckDB refused to reach the file system (external access is off once tsform's own files are attached). */
+  externalAccess: 'TSF417',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];
