@@ -1,5 +1,3 @@
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import {
   DuckDBConnection,
   DuckDBInstance,
@@ -17,6 +15,7 @@ import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
+import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
 
 export interface DuckDBAdapterOptions {
   /** Database file; ':memory:' for tests. */
@@ -56,6 +55,7 @@ export class DuckDBAdapter implements Adapter {
     private readonly instance: DuckDBInstance,
     connections: DuckDBConnection[],
     private readonly attached: ReadonlySet<string>,
+    private readonly files: readonly string[],
   ) {
     this.idle.push(...connections);
     this.kysely = new Kysely<any>({
@@ -68,7 +68,9 @@ export class DuckDBAdapter implements Adapter {
 
   static async open(opts: DuckDBAdapterOptions): Promise<DuckDBAdapter> {
     const size = Math.max(1, opts.connections ?? 2);
-    if (opts.path !== ':memory:') mkdirSync(dirname(opts.path), { recursive: true });
+    // Every file written here holds PHI or the vault key: 0600 in a 0700 folder (README "File modes").
+    const files = [opts.path, ...Object.values(opts.attach ?? {})];
+    for (const f of files) preparePrivateFolder(f);
     let instance: DuckDBInstance | undefined;
     // A wait is a duration: measured on the monotonic clock, not the time of day.
     const giveUpAt = performance.now() + (opts.lockWaitMs ?? 600_000);
@@ -96,14 +98,14 @@ export class DuckDBAdapter implements Adapter {
       connections.push(conn);
     }
     for (const [alias, file] of Object.entries(opts.attach ?? {})) {
-      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
       // A file path from tsform.yml, not user data; ATTACH takes no parameters.
       await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)}`);
     }
     for (const [alias, file] of Object.entries(opts.attachReadOnly ?? {})) {
       await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)} (READ_ONLY)`);
     }
-    return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})));
+    for (const f of files) tightenDatabaseFiles(f);
+    return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})), files);
   }
 
   private acquire(): Promise<DuckDBConnection> {
@@ -198,6 +200,7 @@ export class DuckDBAdapter implements Adapter {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.closeSync();
     this.instance.closeSync();
+    for (const f of this.files) tightenDatabaseFiles(f);
   }
 }
 

@@ -1,0 +1,47 @@
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { Codes, TsformError } from '../../errors.ts';
+
+/**
+ * The files DuckDB keeps beside a database: its write-ahead log. DuckDB deletes the log at every
+ * checkpoint and creates it again with the process umask (usually 0644); the 0700 folder is what
+ * keeps a log written mid-run private, and tsform sets any log it finds to 0600.
+ */
+const COMPANIONS = ['', '.wal'];
+
+/**
+ * The folder of a database file tsform writes (warehouse, research, vault: PHI or the key),
+ * made 0700 before DuckDB creates anything in it: created so when missing, tightened when looser.
+ * A folder others may enter that tsform cannot tighten (not its own, e.g. /tmp) is refused, since
+ * the log and spill files DuckDB creates there would be readable.
+ */
+export function preparePrivateFolder(file: string): void {
+  if (file === ':memory:') return;
+  const dir = dirname(file);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const mode = statSync(dir).mode & 0o777;
+  if ((mode & 0o077) === 0) return;
+  try {
+    chmodSync(dir, mode & 0o700);
+  } catch {
+    throw new TsformError(
+      Codes.connection,
+      `the folder of DuckDB database ${file} is open to other users (mode ${mode.toString(8)}) and tsform cannot make it 0700; keep database files in a folder of their own`,
+    );
+  }
+}
+
+/** The database file and its log, 0600 (DuckDB creates them with the umask; a copy may arrive looser). */
+export function tightenDatabaseFiles(file: string): void {
+  if (file === ':memory:') return;
+  for (const suffix of COMPANIONS) {
+    const path = file + suffix;
+    if (!existsSync(path)) continue;
+    try {
+      if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
+    } catch (err) {
+      // The log may be removed by a checkpoint between the two calls.
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+  }
+}
