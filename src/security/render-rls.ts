@@ -64,8 +64,34 @@ export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: strin
 
 export type PolicyRenderer = ReturnType<typeof createPolicyRenderer>;
 
+/** PostgreSQL keeps 63 bytes of a name (NAMEDATALEN - 1) and silently cuts the rest. */
+export const PG_NAME_BYTES = 63;
+const ROLE_HASH_HEX = 16;
+
+/**
+ * The one place a practice role's name is derived (apply, render, verify, purge, benches):
+ * `practice_roles.name` with `{tenant}` replaced by the practice id, passed through `fitRoleName`.
+ */
 export function practiceRole(policies: PolicyConfig, tenantId: string): string {
-  return policies.practiceRolePattern.replace('{tenant}', tenantId);
+  return fitRoleName(policies.practiceRolePattern.replace('{tenant}', tenantId));
+}
+
+/**
+ * A derived role name that fits PostgreSQL's 63 bytes. A name that fits is kept as it is (so
+ * existing roles keep their names); a longer one keeps its first 46 bytes, readable, and ends
+ * with `_` and 16 hex digits of the SHA-256 of the whole name: stable across runs, and two long
+ * names sharing their first 46 (or 63) bytes still differ. PostgreSQL would cut the name to 63
+ * bytes by itself, so that the role looked up under the full name was never found (42710 on
+ * the next run) and two ids sharing 54 characters became one role. A name that fits and happens
+ * to end like a hashed one is caught by `policyRoleDiagnostics` (TSF112), never merged.
+ */
+export function fitRoleName(name: string): string {
+  if (Buffer.byteLength(name, 'utf8') <= PG_NAME_BYTES) return name;
+  const keep = PG_NAME_BYTES - 1 - ROLE_HASH_HEX;
+  let prefix = name.slice(0, keep);
+  // role names are ASCII (load-policies.ts, tenant ids), but never cut a character in two
+  while (Buffer.byteLength(prefix, 'utf8') > keep) prefix = prefix.slice(0, -1);
+  return `${prefix}_${createHash('sha256').update(name, 'utf8').digest('hex').slice(0, ROLE_HASH_HEX)}`;
 }
 
 /**
@@ -98,8 +124,22 @@ export function policyGroupRoles(policies: PolicyConfig): string[] {
 export function policyRoleDiagnostics(policies: PolicyConfig, tenants: readonly Tenant[]): Diagnostic[] {
   const out: Diagnostic[] = [];
   const known = new Set(tenants.map((t) => t.id));
-  const practiceRoles = new Set(tenants.map((t) => practiceRole(policies, t.id)));
+  const practiceRoles = new Set<string>();
   const fixed = new Set(Object.values(policies.roles));
+  // Two practices must never share a role (each would see the other's rows), nor a practice a
+  // fixed role: fitRoleName makes that unlikely, this makes it impossible.
+  const byRole = new Map<string, string>();
+  for (const t of tenants) {
+    const role = practiceRole(policies, t.id);
+    practiceRoles.add(role);
+    const first = byRole.get(role);
+    if (first !== undefined) {
+      out.push(diagnostic(Codes.invalidIdentifier, `practices '${first}' and '${t.id}' map to one role '${role}'; change practice_roles.name`, { file: policies.file, line: policies.line }));
+    } else {
+      byRole.set(role, t.id);
+      if (fixed.has(role)) out.push(diagnostic(Codes.invalidIdentifier, `practice '${t.id}' maps to role '${role}', which is also one of roles:; change practice_roles.name`, { file: policies.file, line: policies.line }));
+    }
+  }
   const seen = new Set<string>();
   for (const g of policies.groups) {
     const at = { file: policies.file, line: g.line };
