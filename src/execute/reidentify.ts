@@ -9,15 +9,24 @@ export interface Reidentification {
   /** The practice records the token stands for (practice id, patient id). */
   records: { practice: string; patient: string }[];
   auditedAs: string;
+  /** PostgreSQL: the committed audit row (ticket) the lookup was made under. */
+  ticket?: string;
 }
 
 const TOKEN = /^pt_[a-z0-9]{16,128}$/;
 
 /**
- * The one audited path back to identity. On PostgreSQL it is `vault.reidentify`, a SECURITY
- * DEFINER function only vault_steward may execute, which writes the audit row in its own
- * transaction. On DuckDB (no roles) the vault file's permissions are the control, and the audit
- * row is written in the same transaction as the lookup, in the vault file.
+ * The one audited path back to identity.
+ *
+ * PostgreSQL: two SECURITY DEFINER functions only vault_steward may execute, called in two
+ * transactions. `request_reidentification(token, reason)` writes the audit row and returns its
+ * ticket, committed when the call returns; `reidentify(ticket)` returns the records only when
+ * that row was committed by an earlier transaction, for the steward who requested it, once. A
+ * caller who wraps the calls in a transaction of their own and rolls it back gets no identity:
+ * the lookup refuses a ticket of its own transaction.
+ *
+ * DuckDB (no roles): the vault file's permissions are the control; the audit row is written in
+ * the vault file and committed before the records leave this function.
  */
 export async function reidentify(
   adapter: Adapter,
@@ -25,14 +34,15 @@ export async function reidentify(
 ): Promise<Reidentification> {
   if (opts.reason.trim().length < 8) throw new TsformError(Codes.reidentify, 'a re-identification needs a reason of at least 8 characters (--reason)');
   if (adapter.capabilities.rowLevelSecurity) {
-    const { rows } = await adapter.query(`SELECT practice_id, patient_id, audited_as FROM ${quoteRelation(opts.vaultSchema, 'reidentify')}($1, $2)`, [
-      opts.token,
-      opts.reason,
-    ]);
+    // adapter.query: each call is a transaction of its own, committed before it returns.
+    const requested = await adapter.query(`SELECT ${quoteRelation(opts.vaultSchema, 'request_reidentification')}($1, $2) AS ticket`, [opts.token, opts.reason]);
+    const ticket = String(requested.rows[0]?.ticket);
+    const { rows } = await adapter.query(`SELECT practice_id, patient_id, audited_as FROM ${quoteRelation(opts.vaultSchema, 'reidentify')}(CAST($1 AS BIGINT))`, [ticket]);
     return {
       token: opts.token,
       records: rows.filter((r) => r.patient_id !== null).map((r) => ({ practice: String(r.practice_id), patient: String(r.patient_id) })),
       auditedAs: String(rows[0]?.audited_as ?? opts.actor),
+      ticket,
     };
   }
   const vault = quoteRelation(opts.vaultSchema, 'person_tokens');

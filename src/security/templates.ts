@@ -59,46 +59,119 @@ ALTER DEFAULT PRIVILEGES FOR ROLE {{ident ../owner}} IN SCHEMA {{ident this}} GR
 REVOKE ALL ON SCHEMA {{ident vaultSchema}} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {{ident vaultSchema}} TO {{ident vaultSteward}};
 `,
-  // The one way back to identity: SECURITY DEFINER (runs with the owner's rights, who alone may
-  // read the vault), executable by vault_steward only, auditing the caller (session_user: inside
-  // the function current_user is the owner) in the caller's transaction, found or not.
+  // The one way back to identity, in two steps so that the audit cannot be rolled back:
+  // request_reidentification writes the audit row (who, when, why, which token, records found)
+  // and returns its ticket; reidentify(ticket) returns the records only when that row was
+  // committed by an earlier transaction (pg_xact_status of the xid stored with it): a caller's
+  // ROLLBACK or ROLLBACK TO SAVEPOINT can undo a request, but then no identity was returned.
+  // A ticket serves its own requester (session_user: inside these SECURITY DEFINER functions
+  // current_user is the owner) once: the lookup is recorded in reidentification_lookups, whose
+  // key refuses a second one. A rolled-back lookup leaves its ticket unused; using it again
+  // discloses the same records to the same person under the same committed audit row.
+  // Both functions run with the owner's rights (who alone may read the vault) and are
+  // executable by vault_steward only. The audit tables are append-only: only the owner holds
+  // UPDATE/DELETE, and each changed or deleted row is recorded in reidentification_audit_changes;
+  // TRUNCATE (which fires no row trigger) is refused by a statement trigger on all three.
   vault_reidentify: `CREATE TABLE IF NOT EXISTS {{rel vaultSchema "reidentification_audit"}} (
   actor name NOT NULL, at timestamptz NOT NULL DEFAULT now(), reason text NOT NULL, token text NOT NULL, records_found integer NOT NULL
+);
+-- Columns of the two-step path; added to audit tables made before it (older rows have no xid).
+ALTER TABLE {{rel vaultSchema "reidentification_audit"}} ADD COLUMN IF NOT EXISTS ticket bigint GENERATED ALWAYS AS IDENTITY;
+ALTER TABLE {{rel vaultSchema "reidentification_audit"}} ADD COLUMN IF NOT EXISTS requested_in xid8;
+CREATE UNIQUE INDEX IF NOT EXISTS reidentification_audit_ticket ON {{rel vaultSchema "reidentification_audit"}} (ticket);
+CREATE TABLE IF NOT EXISTS {{rel vaultSchema "reidentification_lookups"}} (
+  ticket bigint PRIMARY KEY, actor name NOT NULL, at timestamptz NOT NULL DEFAULT now(), records_returned integer NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {{rel vaultSchema "reidentification_audit_changes"}} (
   changed_by name NOT NULL, at timestamptz NOT NULL DEFAULT now(), operation text NOT NULL, old_row jsonb
 );
-REVOKE ALL ON {{rel vaultSchema "reidentification_audit"}}, {{rel vaultSchema "reidentification_audit_changes"}} FROM PUBLIC;
-GRANT SELECT ON {{rel vaultSchema "reidentification_audit"}} TO {{ident vaultSteward}};
+ALTER TABLE {{rel vaultSchema "reidentification_audit_changes"}} ADD COLUMN IF NOT EXISTS table_name name;
+REVOKE ALL ON {{rel vaultSchema "reidentification_audit"}}, {{rel vaultSchema "reidentification_lookups"}}, {{rel vaultSchema "reidentification_audit_changes"}} FROM PUBLIC;
+GRANT SELECT ON {{rel vaultSchema "reidentification_audit"}}, {{rel vaultSchema "reidentification_lookups"}} TO {{ident vaultSteward}};
 -- Append-only: only the owner holds UPDATE/DELETE, and whatever it changes is recorded.
 CREATE OR REPLACE FUNCTION {{rel vaultSchema "record_audit_change"}}() RETURNS trigger LANGUAGE plpgsql
   SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-  INSERT INTO {{rel vaultSchema "reidentification_audit_changes"}} (changed_by, operation, old_row) VALUES (session_user, TG_OP, to_jsonb(OLD));
+  INSERT INTO {{rel vaultSchema "reidentification_audit_changes"}} (changed_by, operation, old_row, table_name) VALUES (session_user, TG_OP, to_jsonb(OLD), TG_TABLE_NAME);
   IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
   RETURN NEW;
 END $fn$;
 DROP TRIGGER IF EXISTS tsform_audit_changes ON {{rel vaultSchema "reidentification_audit"}};
 CREATE TRIGGER tsform_audit_changes BEFORE UPDATE OR DELETE ON {{rel vaultSchema "reidentification_audit"}}
   FOR EACH ROW EXECUTE FUNCTION {{rel vaultSchema "record_audit_change"}}();
-CREATE OR REPLACE FUNCTION {{rel vaultSchema "reidentify"}}(p_token text, p_reason text)
+DROP TRIGGER IF EXISTS tsform_audit_changes ON {{rel vaultSchema "reidentification_lookups"}};
+CREATE TRIGGER tsform_audit_changes BEFORE UPDATE OR DELETE ON {{rel vaultSchema "reidentification_lookups"}}
+  FOR EACH ROW EXECUTE FUNCTION {{rel vaultSchema "record_audit_change"}}();
+-- a deleted change is itself recorded (as a new row): the trail cannot be emptied row by row
+DROP TRIGGER IF EXISTS tsform_audit_changes ON {{rel vaultSchema "reidentification_audit_changes"}};
+CREATE TRIGGER tsform_audit_changes BEFORE UPDATE OR DELETE ON {{rel vaultSchema "reidentification_audit_changes"}}
+  FOR EACH ROW EXECUTE FUNCTION {{rel vaultSchema "record_audit_change"}}();
+-- TRUNCATE is refused rather than recorded: recording it would mean copying the whole audit.
+CREATE OR REPLACE FUNCTION {{rel vaultSchema "refuse_audit_truncate"}}() RETURNS trigger LANGUAGE plpgsql
+  SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  RAISE EXCEPTION 'the re-identification audit is append-only: TRUNCATE of % is refused', TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
+END $fn$;
+DROP TRIGGER IF EXISTS tsform_audit_no_truncate ON {{rel vaultSchema "reidentification_audit"}};
+CREATE TRIGGER tsform_audit_no_truncate BEFORE TRUNCATE ON {{rel vaultSchema "reidentification_audit"}}
+  FOR EACH STATEMENT EXECUTE FUNCTION {{rel vaultSchema "refuse_audit_truncate"}}();
+DROP TRIGGER IF EXISTS tsform_audit_no_truncate ON {{rel vaultSchema "reidentification_lookups"}};
+CREATE TRIGGER tsform_audit_no_truncate BEFORE TRUNCATE ON {{rel vaultSchema "reidentification_lookups"}}
+  FOR EACH STATEMENT EXECUTE FUNCTION {{rel vaultSchema "refuse_audit_truncate"}}();
+DROP TRIGGER IF EXISTS tsform_audit_no_truncate ON {{rel vaultSchema "reidentification_audit_changes"}};
+CREATE TRIGGER tsform_audit_no_truncate BEFORE TRUNCATE ON {{rel vaultSchema "reidentification_audit_changes"}}
+  FOR EACH STATEMENT EXECUTE FUNCTION {{rel vaultSchema "refuse_audit_truncate"}}();
+-- The one-step function audited in the caller's transaction: a ROLLBACK removed the audit row.
+DROP FUNCTION IF EXISTS {{rel vaultSchema "reidentify"}}(text, text);
+CREATE OR REPLACE FUNCTION {{rel vaultSchema "request_reidentification"}}(p_token text, p_reason text)
+  RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE n integer; t bigint;
+BEGIN
+  IF length(btrim(coalesce(p_reason, ''))) < 8 THEN
+    RAISE EXCEPTION 'a re-identification needs a reason of at least 8 characters' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  IF p_token IS NULL THEN
+    RAISE EXCEPTION 'a re-identification needs a token' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  SELECT count(*) INTO n FROM {{rel vaultSchema "person_tokens"}} v WHERE v.person_token = p_token;
+  -- audited whether or not the token exists: probing for tokens is itself worth a record
+  INSERT INTO {{rel vaultSchema "reidentification_audit"}} (actor, reason, token, records_found, requested_in)
+    VALUES (session_user, p_reason, p_token, n, pg_current_xact_id()) RETURNING ticket INTO t;
+  RETURN t;
+END $fn$;
+CREATE OR REPLACE FUNCTION {{rel vaultSchema "reidentify"}}(p_ticket bigint)
   RETURNS TABLE (practice_id varchar, patient_id varchar, audited_as name)
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
-DECLARE n integer;
+DECLARE a record; n integer;
 BEGIN
-  IF length(coalesce(p_reason, '')) < 8 THEN
-    RAISE EXCEPTION 'a re-identification needs a reason of at least 8 characters';
+  SELECT r.actor, r.token, r.requested_in INTO a FROM {{rel vaultSchema "reidentification_audit"}} r WHERE r.ticket = p_ticket;
+  -- one message for both: a steward learns nothing about another steward's tickets
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 're-identification ticket % is not a ticket of %', p_ticket, session_user USING ERRCODE = 'insufficient_privilege';
   END IF;
-  SELECT count(*) INTO n FROM {{rel vaultSchema "person_tokens"}} t WHERE t.person_token = p_token;
-  INSERT INTO {{rel vaultSchema "reidentification_audit"}} (actor, reason, token, records_found) VALUES (session_user, p_reason, p_token, n);
+  IF a.actor <> session_user THEN
+    RAISE EXCEPTION 're-identification ticket % is not a ticket of %', p_ticket, session_user USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  -- Visible and committed by an earlier transaction; in the requesting transaction (or one of
+  -- its savepoints) the status is 'in progress'. A NULL xid is a row from before tickets.
+  IF a.requested_in IS NULL OR pg_xact_status(a.requested_in) IS DISTINCT FROM 'committed' THEN
+    RAISE EXCEPTION 're-identification ticket % is not committed yet: request it in a transaction of its own, commit, then look it up', p_ticket
+      USING ERRCODE = 'object_not_in_prerequisite_state';
+  END IF;
+  SELECT count(*) INTO n FROM {{rel vaultSchema "person_tokens"}} v WHERE v.person_token = a.token;
+  BEGIN
+    INSERT INTO {{rel vaultSchema "reidentification_lookups"}} (ticket, actor, records_returned) VALUES (p_ticket, session_user, n);
+  EXCEPTION WHEN unique_violation THEN
+    RAISE EXCEPTION 're-identification ticket % was used already: request a new one', p_ticket USING ERRCODE = 'object_not_in_prerequisite_state';
+  END;
   IF n = 0 THEN
     RETURN QUERY SELECT NULL::varchar, NULL::varchar, session_user;
   ELSE
-    RETURN QUERY SELECT t.{{ident tenantColumn}}::varchar, t.patient_id::varchar, session_user FROM {{rel vaultSchema "person_tokens"}} t WHERE t.person_token = p_token;
+    RETURN QUERY SELECT v.{{ident tenantColumn}}::varchar, v.patient_id::varchar, session_user FROM {{rel vaultSchema "person_tokens"}} v WHERE v.person_token = a.token;
   END IF;
 END $fn$;
-REVOKE ALL ON FUNCTION {{rel vaultSchema "reidentify"}}(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION {{rel vaultSchema "reidentify"}}(text, text) TO {{ident vaultSteward}};
+REVOKE ALL ON FUNCTION {{rel vaultSchema "request_reidentification"}}(text, text), {{rel vaultSchema "reidentify"}}(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION {{rel vaultSchema "request_reidentification"}}(text, text), {{rel vaultSchema "reidentify"}}(bigint) TO {{ident vaultSteward}};
 `,
 };
 
