@@ -27,6 +27,16 @@ export interface ThrowawayPostgres {
   server: string;
   /** Drops the database, or stops the cluster and removes its directory. Idempotent. */
   stop(): Promise<void>;
+  /**
+   * Records everything the server writes to its log (stderr) from now on, until `stop`; absent
+   * on `TSFORM_TEST_PG_URL`, whose log this process cannot read.
+   */
+  captureLog?(): ServerLogCapture;
+}
+
+export interface ServerLogCapture {
+  text(): string;
+  stop(): void;
 }
 
 export interface ThrowawayOptions {
@@ -116,8 +126,10 @@ async function startCluster(binaries: 'npm' | 'machine-first'): Promise<Throwawa
   const binDir = machine ?? (await step('locating the PostgreSQL binaries', () => usableBinaries(runAs)));
   const root = await step('creating a temp directory', () => mkdtemp(join(tmpdir(), 'tsform-pg-')));
   let log = '';
+  const captures = new Set<{ text: string }>();
   const output = (chunk: Buffer): void => {
     log = (log + chunk.toString('utf8')).slice(-LOG_LIMIT);
+    for (const c of captures) c.text += chunk.toString('utf8');
   };
   let server: ChildProcess | undefined;
   try {
@@ -144,6 +156,11 @@ async function startCluster(binaries: 'npm' | 'machine-first'): Promise<Throwawa
       return {
         url,
         server: binDir,
+        captureLog() {
+          const capture = { text: '' };
+          captures.add(capture);
+          return { text: () => capture.text, stop: () => void captures.delete(capture) };
+        },
         async stop() {
           if (stopped) return;
           stopped = true;
