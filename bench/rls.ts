@@ -109,7 +109,7 @@ async function protectTable(url: string, ctx: PolicyContext): Promise<void> {
       await s.query('SET LOCAL maintenance_work_mem = \'256MB\'');
       // roles, then renderer.bootstrap() (membership table and its policy), schema grants, members
       await applyPolicyFoundation(s, ctx);
-      await s.query(ctx.renderer.protect(PROTECTED));
+      await s.runScript(ctx.renderer.protect(PROTECTED));
       // Bench only: the dashboard query reads the time zone from the tenants relation, which
       // tsform does not grant to practices (it is not in a practice-readable schema).
       await s.query(`GRANT USAGE ON SCHEMA ${quoteIdent(META_SCHEMA)} TO ${quoteIdent(ctx.policies.roles.practices)}`);

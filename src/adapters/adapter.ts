@@ -21,7 +21,17 @@ export interface QueryResult {
 }
 
 export interface Session {
+  /**
+   * Exactly one statement. The engine itself refuses a text holding more (PostgreSQL's extended
+   * query protocol, a DuckDB prepared statement): TsformError TSF416, nothing run. Every
+   * statement that carries model SQL goes through here or `createTempTableAs`.
+   */
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
+  /**
+   * Several statements of tsform's own DDL, rendered from policies.yml templates (row-level
+   * security, grants, the re-identification function); no parameters. Never model SQL.
+   */
+  runScript(sql: string): Promise<void>;
   /**
    * `CREATE TEMPORARY TABLE name AS <select>` with bound parameters. PostgreSQL cannot bind
    * parameters in CREATE TABLE AS, so its adapter creates the table from the query's result
@@ -78,7 +88,7 @@ export interface Adapter {
    * `fn` throws, and also when the engine reports a failed commit.
    */
   transaction<T>(fn: (session: Session) => Promise<T>, options?: TransactionOptions): Promise<T>;
-  /** One statement in its own implicit transaction. */
+  /** One statement in its own implicit transaction; a text holding more is refused as in `Session.query`. */
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   /** Table or view with its columns, or undefined when it does not exist. */
   describe(schema: string, name: string): Promise<RelationInfo | undefined>;

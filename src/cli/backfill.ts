@@ -71,7 +71,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   if (policy) await wh.transaction((s) => applyPolicyFoundation(s, policy));
   const protectOf = (node: ManifestNode) => {
     const rel = policy?.relations.get(node.name);
-    return rel ? async (s: Session) => void (await s.query(policy!.renderer.protect(rel))) : undefined;
+    return rel ? async (s: Session) => void (await s.runScript(policy!.renderer.protect(rel))) : undefined;
   };
   const openOltp = req.openOltp ?? openOltpFromEnv;
   const oltps = new Map<string, Promise<OltpSource>>();

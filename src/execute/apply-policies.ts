@@ -61,9 +61,9 @@ export async function applyPolicyFoundation(s: Session, ctx: PolicyContext): Pro
   for (const m of stray.rows) {
     if (!wantedPairs.has(`${String(m.role)}\u0000${String(m.grp)}`)) await s.query(`REVOKE ${quoteIdent(String(m.grp))} FROM ${quoteIdent(String(m.role))}`);
   }
-  await s.query(ctx.renderer.bootstrap());
-  await s.query(ctx.renderer.schemaGrants());
-  if (ctx.vault) await s.query(ctx.renderer.vaultReidentify());
+  await s.runScript(ctx.renderer.bootstrap());
+  await s.runScript(ctx.renderer.schemaGrants());
+  if (ctx.vault) await s.runScript(ctx.renderer.vaultReidentify());
   const members = membershipRows(ctx.policies, ctx.tenants);
   const table = quoteRelation(ctx.policies.securitySchema, MEMBERS_TABLE);
   await s.query(`DELETE FROM ${table}`);
@@ -86,7 +86,7 @@ export async function applyPolicies(adapter: Adapter, ctx: PolicyContext): Promi
         missing.push(rel.node);
         continue;
       }
-      await s.query(ctx.renderer.protect(rel));
+      await s.runScript(ctx.renderer.protect(rel));
       protectedCount++;
     }
     return { protectedCount, missing };

@@ -174,7 +174,7 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
 
 async function protect(ctx: BuildContext, s: Session, node: ManifestNode): Promise<void> {
   const rel = ctx.policy?.relations.get(node.name);
-  if (rel) await s.query(ctx.policy!.renderer.protect(rel));
+  if (rel) await s.runScript(ctx.policy!.renderer.protect(rel));
 }
 
 function targetOf(node: ManifestNode): Target {

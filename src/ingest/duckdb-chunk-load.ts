@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { quoteIdent, sqlLiteral } from '../sql/quote.ts';
 import type { Session } from '../adapters/adapter.ts';
+import { privateScratchDir } from '../adapters/scratch-dir.ts';
 import type { ChunkLoad, ChunkSource, ResolvedSpec } from './capture-chunk.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { lastCsvRow } from './csv-tail.ts';
@@ -42,7 +42,8 @@ export interface StagedChunk {
 
 /** The OLTP half of a chunk on DuckDB: COPY CSV into a temp file; no warehouse session involved. */
 export async function copyChunkToFile(src: Pick<ChunkSource, 'spec' | 'columns' | 'positionIndexes'>, data: AsyncIterable<Buffer>): Promise<StagedChunk> {
-  const dir = await mkdtemp(join(tmpdir(), 'tsform-capture-'));
+  // In the process's private scratch folder: the only folder a locked-down DuckDB may read (duckdb-adapter.ts lockDown).
+  const dir = await mkdtemp(join(privateScratchDir(), 'capture-'));
   const dispose = () => rm(dir, { recursive: true, force: true });
   try {
     const file = join(dir, 'chunk.csv');

@@ -14,6 +14,7 @@ import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
+import { privateScratchDir } from '../scratch-dir.ts';
 import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
 
@@ -37,6 +38,11 @@ export interface DuckDBAdapterOptions {
   attach?: Record<string, string>;
   /** Databases read but never written here, e.g. production for `--defer`. */
   attachReadOnly?: Record<string, string>;
+  /**
+   * DuckDB settings for the whole run (e.g. a benchmark's `checkpoint_threshold`): applied at
+   * open, before the configuration is locked; nothing can SET them later.
+   */
+  settings?: Record<string, string>;
 }
 
 /**
@@ -104,6 +110,7 @@ export class DuckDBAdapter implements Adapter {
     for (const [alias, file] of Object.entries(opts.attachReadOnly ?? {})) {
       await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)} (READ_ONLY)`);
     }
+    await lockDown(connections[0]!, opts.settings ?? {});
     for (const f of files) tightenDatabaseFiles(f);
     return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})), files);
   }
@@ -204,9 +211,35 @@ export class DuckDBAdapter implements Adapter {
   }
 }
 
+/**
+ * Model SQL runs on this instance, so once tsform's own files are attached it reaches no other
+ * file: `enable_external_access = false` (per instance, every connection) refuses read_csv,
+ * read_text, glob, COPY TO/FROM, ATTACH of a file, INSTALL/LOAD and getenv; the databases already
+ * attached keep working, and so does DuckDB's own spill folder. The one folder left open
+ * (`allowed_directories`) is the process's private 0700 scratch folder, where capture puts a
+ * chunk's COPY output for DuckDB's CSV reader (duckdb-chunk-load.ts: much faster than appending
+ * values from JavaScript). A model could read an in-flight chunk there, i.e. rows it could read
+ * from raw anyway (DuckDB has no roles); nothing outside tsform's files. CSV sources and seeds
+ * are read by Node and appended (load-csv.ts), so they need no folder. `lock_configuration`
+ * then refuses every SET (and RESET) that would give any of this back, for the life of the instance.
+ */
+async function lockDown(conn: DuckDBConnection, settings: Record<string, string>): Promise<void> {
+  for (const [name, value] of Object.entries(settings)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TsformError(Codes.invalidConfig, `DuckDB setting name ${JSON.stringify(name)} is not an identifier`);
+    await conn.run(`SET ${name} = ${sqlLiteral(value)}`);
+  }
+  await conn.run(`SET allowed_directories = [${sqlLiteral(`${privateScratchDir()}/`)}]`);
+  await conn.run('SET enable_external_access = false');
+  await conn.run('SET lock_configuration = true');
+}
+
 function sessionOn(conn: DuckDBConnection): Session {
   return {
     query: (sql, params = []) => runOn(conn, sql, params),
+    async runScript(sql) {
+      // tsform's own DDL only (Session.runScript); every statement of it, in order.
+      await conn.run(sql);
+    },
     async createTempTableAs(name, selectSql, params) {
       await runOn(conn, `CREATE OR REPLACE TEMPORARY TABLE ${quoteIdent(name)} AS\n${selectSql}`, params);
     },
@@ -243,8 +276,32 @@ async function runOn(conn: DuckDBConnection, sql: string, params: readonly SqlPa
       types.push(undefined);
     }
   }
-  const reader = await conn.runAndReadAll(sql, values, params.length ? (types as DuckDBType[]) : undefined);
-  return { rows: normalizeRows(reader), columns: reader.columnNames(), rowsChanged: reader.rowsChanged };
+  // prepare(), not run(): DuckDB prepares exactly one statement and refuses a text holding more
+  // ("Cannot prepare multiple statements at once"), where run() would execute every one of them.
+  const prepared = await conn.prepare(sql).catch((err: unknown) => {
+    throw refusal(err) ?? err;
+  });
+  try {
+    if (params.length) prepared.bind(values, types as DuckDBType[]);
+    const reader = await prepared.runAndReadAll();
+    return { rows: normalizeRows(reader), columns: reader.columnNames(), rowsChanged: reader.rowsChanged };
+  } catch (err) {
+    throw refusal(err) ?? err;
+  } finally {
+    prepared.destroySync();
+  }
+}
+
+/** The engine's own walls, as coded errors; the message names no value, path or SQL. */
+function refusal(err: unknown): TsformError | undefined {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/Cannot prepare multiple statements at once/i.test(msg)) {
+    return new TsformError(Codes.multipleStatements, 'DuckDB refused a text holding more than one SQL statement: a model (or test) is exactly one SELECT');
+  }
+  if (/disabled by configuration|disabled through configuration/i.test(msg)) {
+    return new TsformError(Codes.externalAccess, 'DuckDB refused to reach the file system, an extension or the environment: external access is switched off for model SQL');
+  }
+  return undefined;
 }
 
 /**

@@ -67,7 +67,7 @@ export class PostgresAdapter implements Adapter {
   }
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<QueryResult> {
-    return toQueryResult(await this.pool.query(sql, [...params]));
+    return oneStatement(this.pool, sql, params);
   }
 
   async describe(schema: string, name: string): Promise<RelationInfo | undefined> {
@@ -142,7 +142,12 @@ export class PostgresAdapter implements Adapter {
 
 function sessionOn(client: pg.PoolClient): Session {
   return {
-    query: async (sql, params = []) => toQueryResult(await client.query(sql, [...params])),
+    query: (sql, params = []) => oneStatement(client, sql, params),
+    async runScript(sql) {
+      // The simple-query protocol: several statements in one message. tsform's own DDL only
+      // (Session.runScript); model SQL never comes here.
+      await client.query(sql);
+    },
     createTempTableAs: (name, selectSql, params) => createTempTableAs(client, name, selectSql, params),
     insertText: (schema, table, columns, rows) => copyText(client, schema, table, columns, rows),
     copyInText: (schema, table, columns, data) => copyInText(client, schema, table, columns, data),
@@ -165,8 +170,8 @@ async function copyInText(client: pg.PoolClient, schema: string, table: string, 
  */
 async function createTempTableAs(client: pg.PoolClient, name: string, selectSql: string, params: readonly SqlParam[]): Promise<void> {
   // pg_temp: an unqualified DROP would hit a regular table of that name when no temp one exists
-  await client.query(`DROP TABLE IF EXISTS pg_temp.${quoteIdent(name)}`);
-  await client.query(`CREATE TEMPORARY TABLE ${quoteIdent(name)} ON COMMIT DROP AS\n${selectSql}`, [...params]);
+  await oneStatement(client, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(name)}`, []);
+  await oneStatement(client, `CREATE TEMPORARY TABLE ${quoteIdent(name)} ON COMMIT DROP AS\n${selectSql}`, params);
 }
 
 /** Rows per chunk written to the COPY stream: small strings, and backpressure between them. */
@@ -206,13 +211,32 @@ function csvField(value: string | null): string {
 
 const RESULT_COMMANDS = new Set(['INSERT', 'UPDATE', 'DELETE', 'MERGE']);
 
-/** A string without parameters may hold several statements: `pg` then answers with a list. */
-function toQueryResult(result: pg.QueryResult | pg.QueryResult[]): QueryResult {
-  const results = Array.isArray(result) ? result : [result];
-  let rowsChanged = 0;
-  for (const r of results) if (RESULT_COMMANDS.has(r.command)) rowsChanged += r.rowCount ?? 0;
-  const last = results.at(-1);
-  return { rows: (last?.rows ?? []) as Row[], columns: (last?.fields ?? []).map((f) => f.name), rowsChanged };
+/**
+ * One statement through the extended query protocol, always: `pg` uses it only when a value is
+ * bound and otherwise sends the text as a simple query, in which PostgreSQL runs every statement
+ * of a `select 1; grant ...; create policy ...` as the owner. In a Parse message PostgreSQL
+ * itself refuses a second statement (42601 "cannot insert multiple commands into a prepared
+ * statement") before running any: TsformError TSF416.
+ */
+async function oneStatement(on: pg.Pool | pg.PoolClient, sql: string, params: readonly SqlParam[]): Promise<QueryResult> {
+  let result: pg.QueryResult;
+  try {
+    // queryMode is read by pg's Query (lib/query.js requiresPreparation) but not typed by @types/pg.
+    result = await on.query({ text: sql, values: [...params], queryMode: 'extended' } as pg.QueryConfig);
+  } catch (err) {
+    const e = err as { code?: unknown; message?: unknown };
+    if (e.code === '42601' && /cannot insert multiple commands into a prepared statement/.test(String(e.message))) {
+      const refused = new TsformError(Codes.multipleStatements, 'PostgreSQL refused a text holding more than one SQL statement: a model (or test) is exactly one SELECT');
+      refused.cause = err;
+      throw refused;
+    }
+    throw err;
+  }
+  return {
+    rows: result.rows as Row[],
+    columns: (result.fields ?? []).map((f) => f.name),
+    rowsChanged: RESULT_COMMANDS.has(result.command) ? (result.rowCount ?? 0) : 0,
+  };
 }
 
 // ---- connection -------------------------------------------------------------------------
