@@ -43,6 +43,8 @@ export const Codes = {
   strictUnknownTestColumn: 'TSF219',
   strictUnusedMacro: 'TSF220',
   stateManifest: 'TSF221',
+  modelSql: 'TSF222',
+  unapprovedGeneralizer: 'TSF223',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

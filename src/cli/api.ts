@@ -43,7 +43,11 @@ export interface Workspace {
 
 /** Reads and compiles a project; throws DiagnosticsError with every user error at once. */
 export function compileWorkspace(projectDir: string, opts: { write?: boolean } & CompileOptions = {}): Workspace {
-  const project = loadProject(projectDir);
+  return compileLoadedProject(loadProject(projectDir), opts);
+}
+
+/** compileWorkspace over a project already read (tests build hostile projects in memory). */
+export function compileLoadedProject(project: Project, opts: { write?: boolean } & CompileOptions = {}): Workspace {
   const { manifest, diagnostics } = compileProject(project, opts);
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
   const built = buildDag(manifest);

@@ -130,8 +130,3 @@ export function macroParams(body: string): string[] {
   const m = /\{\{!--\s*params:\s*([^-}]*)--\}\}/.exec(body) ?? /\{\{!\s*params:\s*([^}]*)\}\}/.exec(body);
   return m?.[1] ? m[1].split(',').map((s) => s.trim()).filter(Boolean) : [];
 }
-
-/** A macro whose header says `{{!-- generalizes: why --}}` is an approved generalization. */
-export function macroGeneralizes(body: string): boolean {
-  return /\{\{!--\s*generalizes:/.test(body);
-}

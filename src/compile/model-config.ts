@@ -73,9 +73,13 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
         out.uniqueKey = splitList(text);
         if (out.uniqueKey.some((k) => !SIMPLE_NAME.test(k))) bad(`unique_key '${text}' must name simple columns`);
         break;
-      case 'pseudonymized':
-        out.pseudonymized = value === true || text === 'true';
+      case 'pseudonymized': {
+        const on = value === true || text === 'true';
+        // A declaration may only make a check stricter: a research folder's default stays on.
+        if (!on && out.pseudonymized) bad('pseudonymized cannot be switched off in a folder whose models are pseudonymized (tsform.yml models:)');
+        else out.pseudonymized = on;
         break;
+      }
       case 'batch_incremental':
         out.batchIncremental = value === true || text === 'true';
         break;
@@ -88,6 +92,13 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
   if (out.materialized === 'incremental' && out.uniqueKey.length === 0) {
     bad("an incremental model needs unique_key (the merge key), e.g. {{config materialized=\"incremental\" unique_key=\"id\"}}");
   }
+  const researchSchemas = new Set([config.schemas.research, ...config.folders.filter((f) => f.pseudonymized && f.schema).map((f) => f.schema!)]);
+  // A relation in a research schema is published to researchers: the lineage gate always applies.
+  if (researchSchemas.has(out.schema) && !out.pseudonymized) {
+    if (uses.config.pseudonymized !== undefined) bad(`schema '${out.schema}' holds research relations: a model there must be pseudonymized (it cannot be switched off)`);
+    out.pseudonymized = true;
+  }
+  if (out.schema === config.schemas.vault || out.schema === config.schemas.meta) bad(`schema '${out.schema}' is tsform's own (vault or metadata); a model cannot write there`);
   out.tags = [...new Set(out.tags)];
   return out;
 }

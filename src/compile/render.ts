@@ -1,9 +1,9 @@
 import Handlebars from 'handlebars';
 import type { HelperOptions } from 'handlebars';
 import type { ManifestNode } from '../artifacts/manifest.ts';
-import type { Macro } from '../project/types.ts';
+import type { ApprovedGeneralizer, Macro } from '../project/types.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
-import { macroGeneralizes, macroParams } from './extract.ts';
+import { macroParams } from './extract.ts';
 import { cteName, filteredSelect, withCtes } from './relations.ts';
 
 /** How one rendering resolves `ref`, `source` and `this`. */
@@ -22,6 +22,13 @@ export interface RenderScope {
    * PHI lineage checker can see which columns passed through an approved generalization.
    */
   lineage?: boolean;
+  /**
+   * Analysis rendering: `ref`, `source` and `this` render as bare reserved names
+   * (`"__tsf_ref_<model>"`, `"__tsf_src_<source>__<table>"`, `"__tsf_this_<model>"`) and no CTE is
+   * added, so the text holds exactly what the author wrote plus those names. The read check
+   * (model-sql.ts) and the lineage gate work on it: any other relation name is a direct read.
+   */
+  bare?: boolean;
 }
 
 interface RenderState {
@@ -31,14 +38,16 @@ interface RenderState {
 
 const STATE = Symbol('tsform render state');
 
-/** The marker function of lineage renderings (never executed). */
+/** The marker functions of lineage renderings (never executed); see phi-lineage-analyze.ts. */
 export const GENERALIZED = 'tsf_generalized';
+export const SHIFTED = 'tsf_shifted';
+export const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
 
 /**
  * One Handlebars environment per compile (never the global one): builtins plus the project's
  * macros as both helpers (`{{zip3 "zip"}}`) and partials (`{{> zip3 column="zip"}}`).
  */
-export function createRenderer(macros: readonly Macro[]) {
+export function createRenderer(macros: readonly Macro[], approved: Readonly<Record<string, ApprovedGeneralizer>> = {}) {
   const hb = Handlebars.create();
   const stateOf = (options: HelperOptions): RenderState => {
     const root = options.data?.root as Record<symbol, RenderState> | undefined;
@@ -50,6 +59,7 @@ export function createRenderer(macros: readonly Macro[]) {
   const relationFor = (st: RenderState, id: string, cteKey: string): string => {
     const node = st.scope.lookup(id);
     if (!node) throw new Error(`unknown relation '${id}'`);
+    if (st.scope.bare) return reservedRelationName(node);
     if (node.kind === 'model' && node.materialized === 'ephemeral' && !node.catalog) {
       const name = cteName('ref', node.name);
       if (!st.ctes.has(name)) st.ctes.set(name, { name, sql: st.scope.ephemeralBody(node.name, st.scope.filtered) });
@@ -80,7 +90,9 @@ export function createRenderer(macros: readonly Macro[]) {
   for (const macro of macros) {
     const template = hb.compile(macro.body, { noEscape: true, strict: false });
     const params = macroParams(macro.body);
-    const generalizes = macroGeneralizes(macro.body);
+    // Only tsform.yml's reviewed list (checked against the macro's hash by the compiler) makes a
+    // macro a generalizer; a header comment in the macro approves nothing.
+    const approval = Object.hasOwn(approved, macro.name) ? approved[macro.name] : undefined;
     hb.registerPartial(macro.name, template);
     hb.registerHelper(macro.name, function (this: unknown, ...args: unknown[]) {
       const options = args.pop() as HelperOptions;
@@ -91,7 +103,9 @@ export function createRenderer(macros: readonly Macro[]) {
       });
       ctx[STATE] = st;
       const sql = template(ctx, { data: { root: ctx } }).trim();
-      return st.scope.lineage && generalizes ? `${GENERALIZED}(${sql})` : sql;
+      if (!st.scope.lineage || !approval) return sql;
+      if (approval.shift !== undefined) return `${SHIFTED}(${sql}, ${String(ctx[approval.shift] ?? 'NULL')})`;
+      return `${approval.requiresShifted ? GENERALIZED_IF_SHIFTED : GENERALIZED}(${sql})`;
     });
   }
 
@@ -108,8 +122,9 @@ export function createRenderer(macros: readonly Macro[]) {
     render(template: string, scope: RenderScope): string {
       const st: RenderState = { scope, ctes: new Map() };
       const self = scope.self;
-      const thisRelation =
-        scope.filtered && self.scope === 'tenant'
+      const thisRelation = scope.bare
+        ? { text: cteName('this', self.name), register: () => undefined }
+        : scope.filtered && self.scope === 'tenant'
           ? (() => {
               const name = cteName('this', self.name);
               return {
@@ -133,3 +148,8 @@ export function createRenderer(macros: readonly Macro[]) {
 }
 
 export type Renderer = ReturnType<typeof createRenderer>;
+
+/** The reserved name a relation has in an analysis rendering (quoted). */
+export function reservedRelationName(node: Pick<ManifestNode, 'name' | 'kind'>): string {
+  return node.kind === 'source' ? cteName('src', node.name.replace(/^source:/, '').replace('.', '__')) : cteName('ref', node.name);
+}

@@ -1,6 +1,6 @@
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
-import type { FolderDefaults, Materialization, ProjectConfig, Schemas, Scope, TargetConfig } from './types.ts';
+import type { FolderDefaults, Materialization, ProjectConfig, Schemas, Scope, TargetConfig, ApprovedGeneralizer } from './types.ts';
 import { isRecord, YamlReader, type YamlFile } from './yaml-file.ts';
 
 export const CONFIG_FILE = 'tsform.yml';
@@ -122,6 +122,7 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
         ssn: identity.ssn === null ? undefined : col('ssn', 'ssn'),
       },
       keyEnv: r.string(privacy, 'key_env') ?? 'TSFORM_VAULT_KEY',
+      generalizers: readGeneralizers(r, privacy),
     };
     // Suppression macros read k as a var, so a model and the gate can never disagree on it.
     config.vars = { ...config.vars, privacy_k: config.privacy.k };
@@ -130,6 +131,34 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
   const batch = r.record(root, 'batch');
   if (batch) config.batchSize = r.positiveInt(batch, 'size', config.batchSize);
   return config;
+}
+
+/** `privacy.generalizers: { zip3: <sha256>, shift_date: { sha256: …, shift: shift_days }, month_of: { sha256: …, requires_shifted: true } }` */
+function readGeneralizers(r: YamlReader, privacy: Record<string, unknown>): Record<string, ApprovedGeneralizer> {
+  const raw = r.record(privacy, 'generalizers');
+  const out: Record<string, ApprovedGeneralizer> = {};
+  if (!raw) return out;
+  const SHA = /^[0-9a-f]{64}$/;
+  for (const [name, value] of Object.entries(raw)) {
+    if (typeof value === 'string') {
+      if (SHA.test(value)) out[name] = { sha256: value };
+      else r.fail(raw, name, `privacy.generalizers.${name}: expected the sha256 (64 hex digits) of the approved macro`);
+      continue;
+    }
+    if (!isRecord(value)) {
+      r.fail(raw, name, `privacy.generalizers.${name}: expected a sha256 or a mapping with sha256`);
+      continue;
+    }
+    const sha256 = r.string(value, 'sha256', { required: true });
+    if (sha256 === undefined || !SHA.test(sha256)) {
+      r.fail(value, 'sha256', `privacy.generalizers.${name}.sha256: expected 64 hex digits`);
+      continue;
+    }
+    for (const key of Object.keys(value)) if (!['sha256', 'shift', 'requires_shifted'].includes(key)) r.fail(value, key, `privacy.generalizers.${name}: unknown key '${key}' (sha256, shift, requires_shifted)`);
+    const shift = r.string(value, 'shift');
+    out[name] = { sha256, ...(shift ? { shift } : {}), ...(value.requires_shifted === true ? { requiresShifted: true } : {}) };
+  }
+  return out;
 }
 
 function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string, raw: unknown): TargetConfig | undefined {

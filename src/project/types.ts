@@ -191,6 +191,19 @@ export interface PrivacyConfig {
   identity: { patientId: string; firstName: string; lastName: string; birthDate: string; sex: string; ssn?: string };
   /** Environment variable that may hold the vault key instead of the vault itself. */
   keyEnv: string;
+  /**
+   * `privacy.generalizers`: the macros approved to generalize, by name, each with the sha256 of
+   * the macro file as reviewed (a changed macro is unapproved until this is updated).
+   */
+  generalizers: Record<string, ApprovedGeneralizer>;
+}
+
+export interface ApprovedGeneralizer {
+  sha256: string;
+  /** The macro moves a date by this parameter, which must be the vault's per-person shift. */
+  shift?: string;
+  /** The macro generalizes only a date already moved by a `shift` macro (e.g. month of a shifted date). */
+  requiresShifted?: boolean;
 }
 
 /** `policies/policies.yml`: who may read what in the PostgreSQL warehouse (DESIGN §5). */

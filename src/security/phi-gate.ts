@@ -33,6 +33,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         relations[short] = classes;
         relations[`${up.schema}.${up.identifier}`] = classes;
       }
+      relations[`__tsf_this_${node.name}`] = view.get(node.name) ?? declared(node);
       return relations;
     };
     const at = { file: node.path, line: 1 };
@@ -40,6 +41,9 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     if (!result.ok) {
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}: cannot prove which columns carry PHI (${result.error}); a pseudonymized model must be analysable`, at));
       continue;
+    }
+    for (const path of result.implicitDirect) {
+      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} reads a direct identifier outside its select list (a predicate, join, grouping or order can encode it): ${path}`, at));
     }
     const out: Record<string, PhiClass> = {};
     for (const [column, c] of Object.entries(result.columns)) {

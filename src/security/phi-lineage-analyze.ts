@@ -4,8 +4,17 @@
  */
 import type { ColumnRef, FuncCall, Node, SelectStmt, SubLink, WithClause } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { baseInfo, combine, generalize, nonIdentifying, noneInfo, noteInfo, phiRank, step, type Info } from './phi-lineage-info.ts';
+import { baseInfo, combine, generalize, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
+import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
+
+const SHIFTED = 'tsf_shifted';
+const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
+/** The vault's token map and per-person shift as the lineage gate keys them (phi-gate.ts). */
+const VAULT_TOKENS_CTE = '__tsf_ref_vault_person_tokens';
+const VAULT_SHIFT = `${VAULT_TOKENS_CTE}.date_shift_days`;
+/** Columns the tokenization join may match on (the vault's unique key). */
+const VAULT_KEYS = ['practice_id', 'patient_id'];
 
 /** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
 export class LineageError extends Error {}
@@ -51,6 +60,13 @@ const lower = (s: string) => s.toLowerCase();
 const sval = (n: Node | undefined): string | undefined => (n && 'String' in n ? n.String.sval : undefined);
 
 export class Analyzer {
+  /**
+   * Values the query reads outside its select lists (WHERE, JOIN … ON, GROUP BY, HAVING, ORDER
+   * BY, DISTINCT ON, LIMIT, FILTER, window clauses): an implicit flow, since which rows come out
+   * can encode an identifier (`join generate_series(0, 9999) g(n) on g.n = right(ssn, 4)`).
+   */
+  readonly implicit: Info[] = [];
+
   constructor(
     /** Keyed by the lower-cased relation name as the SQL spells it (`__tsf_ref_x`, `schema.table`). */
     private readonly relations: ReadonlyMap<string, DeclaredRelation>,
@@ -91,6 +107,15 @@ export class Analyzer {
     const outputs: Column[] = [];
     const opaque: string[] = [];
     scope.outputs = outputs;
+    const chooses = (n: Node | undefined) => {
+      if (n) this.implicit.push(this.expr(n, env, scope));
+    };
+    chooses(stmt.whereClause);
+    chooses(stmt.havingClause);
+    chooses(stmt.limitCount);
+    chooses(stmt.limitOffset);
+    for (const g of [...(stmt.groupClause ?? []), ...(stmt.distinctClause ?? []), ...(stmt.windowClause ?? [])]) chooses(g);
+    for (const s of stmt.sortClause ?? []) chooses('SortBy' in s ? s.SortBy.node : s);
     for (const t of stmt.targetList ?? []) {
       if (!('ResTarget' in t)) throw new LineageError('unexpected select list item');
       const { val, name } = t.ResTarget;
@@ -180,6 +205,7 @@ export class Analyzer {
       if (!j.larg || !j.rarg) throw new LineageError('join without both sides');
       const left = this.fromItem(j.larg, env, scope);
       const right = this.fromItem(j.rarg, env, { ...scope, items: [...scope.items, ...left] });
+      if (j.quals) this.joinCondition(j.quals, env, { ...scope, items: [...scope.items, ...left, ...right] });
       const alias = j.alias?.aliasname;
       if (!alias) return [...left, ...right];
       const shape: Shape = {
@@ -228,15 +254,56 @@ export class Analyzer {
 
   private funcCall(fc: FuncCall, env: CteEnv | undefined, scope: Scope): Info {
     const name = lastName(fc);
+    if (name === SHIFTED && fc.args?.length === 2) {
+      return shifted(this.expr(fc.args[0]!, env, scope), this.expr(fc.args[1]!, env, scope), VAULT_SHIFT, 'shift_date(…)');
+    }
+    if (name === GENERALIZED_IF_SHIFTED && fc.args?.length === 1) {
+      const inner = this.expr(fc.args[0]!, env, scope);
+      if (inner.shifted) return generalize(inner, `${name}(…)`);
+      return combine([step(inner, `${name}(…)`), ...(inner.phi === 'none' ? [] : [noteInfo([`${name}: generalizes only a date moved by the vault's per-person shift first`])])]);
+    }
     const args = (fc.args ?? []).map((a) => this.expr(a, env, scope));
     // An ordered-set aggregate (percentile_cont(…) WITHIN GROUP (ORDER BY x)) returns a value of x.
     if (fc.agg_within_group) for (const s of fc.agg_order ?? []) if ('SortBy' in s && s.SortBy.node) args.push(this.expr(s.SortBy.node, env, scope));
-    // FILTER, OVER (PARTITION BY / ORDER BY) and an aggregate's ORDER BY choose rows; they are not output.
+    // FILTER, OVER (PARTITION BY / ORDER BY) and an aggregate's ORDER BY choose rows; they are not
+    // output, but an implicit flow.
+    if (fc.agg_filter) this.implicit.push(this.expr(fc.agg_filter, env, scope));
+    if (fc.over) this.implicit.push(combine([noneInfo(), ...this.children(fc.over, env, scope)]));
+    if (!fc.agg_within_group) for (const s of fc.agg_order ?? []) if ('SortBy' in s && s.SortBy.node) this.implicit.push(this.expr(s.SortBy.node, env, scope));
     const info = args.length === 0 ? noneInfo() : combine(args);
     const label = `${name === 'timezone' && fc.funcformat === 'COERCE_SQL_SYNTAX' ? 'at time zone' : name}(…)`;
     if (name === 'count') return nonIdentifying(info, label);
     if (this.generalizers.has(name)) return generalize(info, label);
+    if (!KNOWN_FUNCTIONS.has(name)) return combine([info, noteInfo([`unknown function ${name}(): its output cannot be classified (src/security/phi-lineage-functions.ts lists reviewed functions)`])]);
     return step(info, label);
+  }
+
+  /**
+   * A join condition is an implicit flow, except the tokenization join: an equality of one of the
+   * vault's key columns (tenant column, patient id) with the same-named plain column of another
+   * relation. That join is how a record gets its token; any other use of the vault is not exempt.
+   */
+  private joinCondition(quals: Node, env: CteEnv | undefined, scope: Scope): void {
+    const conjuncts = 'BoolExpr' in quals && quals.BoolExpr.boolop === 'AND_EXPR' ? (quals.BoolExpr.args ?? []) : [quals];
+    for (const c of conjuncts) {
+      if (this.isVaultKeyJoin(c, scope)) continue;
+      this.implicit.push(this.expr(c, env, scope));
+    }
+  }
+
+  private isVaultKeyJoin(c: Node, scope: Scope): boolean {
+    if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP' || sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]) !== '=') return false;
+    const sides = [c.A_Expr.lexpr, c.A_Expr.rexpr];
+    if (!sides.every((s) => s !== undefined && 'ColumnRef' in s)) return false;
+    const names = sides.map((s) => {
+      const f = (s as { ColumnRef: ColumnRef }).ColumnRef.fields ?? [];
+      return lower(sval(f[f.length - 1]) ?? '');
+    });
+    if (names[0] !== names[1]) return false;
+    const infos = sides.map((s) => this.columnRef((s as { ColumnRef: ColumnRef }).ColumnRef, scope));
+    const isVaultKey = (i: Info) =>
+      i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => VAULT_KEYS.some((k) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${k}` && names[0] === k));
+    return infos.some(isVaultKey);
   }
 
   private subLink(sl: SubLink, env: CteEnv | undefined, scope: Scope): Info {

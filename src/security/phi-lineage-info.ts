@@ -31,6 +31,8 @@ export interface Info {
   traces: Trace[];
   /** `unknown relation raw.x`, `column y is not classified …`: things a reader should know. */
   notes: string[];
+  /** Every identifying input was moved by the vault's per-person date shift (tsf_shifted). */
+  shifted?: boolean;
 }
 
 /** Enough paths to see where an identifier came from without flooding a compile message. */
@@ -41,8 +43,12 @@ export function noneInfo(): Info {
   return { phi: 'none', generalized: false, traces: [], notes: [] };
 }
 
+/**
+ * Something the analysis cannot resolve (an unknown relation, alias, function or column): fails
+ * closed, so the value is `direct` until the model or its yml makes it resolvable.
+ */
 export function noteInfo(notes: string[]): Info {
-  return { phi: 'none', generalized: false, traces: [], notes: [...new Set(notes)].slice(0, MAX_NOTES) };
+  return { phi: 'direct', generalized: false, traces: [], notes: [...new Set(notes)].slice(0, MAX_NOTES) };
 }
 
 export function baseInfo(relation: string, column: string, phi: PhiClass): Info {
@@ -56,13 +62,29 @@ export function combine(infos: readonly Info[]): Info {
   let generalized = false;
   const traces: Trace[] = [];
   const notes: string[] = [];
+  const withTraces = infos.filter((i) => i.traces.length > 0);
+  const shifted = withTraces.length > 0 && withTraces.every((i) => i.shifted === true);
   for (const i of infos) {
     phi = maxPhi(phi, i.phi);
     generalized ||= i.generalized;
     traces.push(...i.traces);
     notes.push(...i.notes);
   }
-  return { phi, generalized, traces: capTraces(traces), notes: [...new Set(notes)].slice(0, MAX_NOTES) };
+  return { phi, generalized, traces: capTraces(traces), notes: [...new Set(notes)].slice(0, MAX_NOTES), ...(shifted ? { shifted } : {}) };
+}
+
+/**
+ * A date moved by `shift` (tsf_shifted): accepted only when `shift` is the vault's per-person
+ * `date_shift_days` read as is. The shift's own path is consumed (it is what makes the date
+ * safe); the value keeps its class, marked shifted, for a `requires_shifted` generalizer.
+ */
+export function shifted(value: Info, shift: Info, vaultShift: string, label: string): Info {
+  const isVaultShift =
+    shift.notes.length === 0 && shift.traces.length > 0 && shift.traces.every((t) => t.base.toLowerCase() === vaultShift.toLowerCase() && t.steps.every((s) => !s.includes('(')));
+  if (!isVaultShift) return combine([value, noteInfo([`${label}: a date may be shifted only by the vault's per-person ${vaultShift} (a constant or another value undoes nothing)`])]);
+  const rest = value.traces.filter((t) => t.base.toLowerCase() !== vaultShift.toLowerCase());
+  const phi = rest.reduce<PhiClass>((p, t) => maxPhi(p, t.phi), 'none');
+  return { phi: value.notes.length > 0 ? 'direct' : phi, generalized: value.generalized, traces: rest.map((t) => withStep(t, label, t.phi)), notes: value.notes, shifted: true };
 }
 
 /** The value under a new name (`p.ssn`, `cte.ssn`, `upper(…)`); a repeated name is not repeated. */

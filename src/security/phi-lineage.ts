@@ -82,7 +82,14 @@ export interface ColumnLineage {
   generalized: boolean;
 }
 
-export type LineageResult = { ok: true; columns: Record<string, ColumnLineage> } | { ok: false; error: string };
+export type LineageResult =
+  | {
+      ok: true;
+      columns: Record<string, ColumnLineage>;
+      /** Paths of direct identifiers read outside the select list (predicates, joins, grouping, order). */
+      implicitDirect: string[];
+    }
+  | { ok: false; error: string };
 
 export const DEFAULT_GENERALIZERS: readonly string[] = ['tsf_generalized'];
 const MAX_ERROR = 200;
@@ -104,7 +111,8 @@ export function columnLineage(input: LineageInput): LineageResult {
   const generalizers = new Set((input.generalizers ?? DEFAULT_GENERALIZERS).map((g) => g.toLowerCase()));
 
   try {
-    const shape = new Analyzer(relations, generalizers).select(stmt.SelectStmt, undefined, undefined);
+    const analyzer = new Analyzer(relations, generalizers);
+    const shape = analyzer.select(stmt.SelectStmt, undefined, undefined);
     const byName = new Map<string, Info[]>();
     const add = (name: string, info: Info) => byName.set(name, [...(byName.get(name) ?? []), info]);
     for (const c of shape.columns) add(c.name, step(c.info, c.name));
@@ -114,7 +122,8 @@ export function columnLineage(input: LineageInput): LineageResult {
       const info = combine(infos);
       columns[name] = { phi: info.phi, lineage: lineageLines(info), generalized: info.generalized };
     }
-    return { ok: true, columns };
+    const implicitDirect = [...new Set(analyzer.implicit.filter((i) => i.phi === 'direct').flatMap((i) => lineageLines(i).slice(0, 1)))];
+    return { ok: true, columns, implicitDirect };
   } catch (err) {
     const message = err instanceof LineageError ? err.message : `lineage analysis failed: ${(err as Error).message}`;
     return { ok: false, error: short(message) };

@@ -143,7 +143,8 @@ describe('scope rules (DESIGN §4)', () => {
     const { diagnostics, manifest } = compileDir(clean);
     expect(diagnostics).toEqual([]);
     const pop = manifest.models.pop_visits_by_year!;
-    expect(pop).toMatchObject({ scope: 'global', pseudonymized: false, depends_on: ['res_visits'] });
+    // In the research schema: published, so the lineage gate applies (pseudonymized is forced on).
+    expect(pop).toMatchObject({ scope: 'global', pseudonymized: true, depends_on: ['res_visits'] });
     expect(manifest.models.res_visits).toMatchObject({ scope: 'tenant', pseudonymized: true });
     // Computed once across practices: no tenant filter, reads the research relation directly.
     expect(pop.compiled_sql).toContain('"research"."res_visits"');

@@ -92,7 +92,9 @@ from "__tsf_ref_stg_patients" p`);
     const sql = `WITH ${PATIENTS_CTE}\nselect extract(year from birth_date) as birth_year, age_band(birth_date) as band from "__tsf_ref_stg_patients"`;
     const plain = lineageOf(sql);
     expect(plain.birth_year).toMatchObject({ phi: 'quasi', generalized: false });
-    expect(plain.band?.phi).toBe('quasi');
+    // An unreviewed function fails closed (direct); listed as a generalizer it generalizes.
+    expect(plain.band?.phi).toBe('direct');
+    expect(plain.band?.lineage).toContain('unknown function age_band(): its output cannot be classified (src/security/phi-lineage-functions.ts lists reviewed functions)');
     expect(lineageOf(sql, { generalizers: ['AGE_BAND'] }).band).toMatchObject({ phi: 'none', generalized: true });
   });
 
@@ -218,16 +220,18 @@ select 'none', 0, false, 'zip ' || zip from "__tsf_ref_stg_patients"`);
     expect(classes(cols)).toEqual({ latest_mrn: 'direct', n: 'none', seen: 'direct', pid: 'direct' });
   });
 
-  it('unknown relations read as none with a note naming them', () => {
+  it('unknown relations fail closed: direct, with a note naming them', () => {
     const cols = lineageOf(`select a.token, b.* , mystery from "vault"."person_tokens" a cross join "raw"."extra" b`);
-    expect(cols.token).toEqual({ phi: 'none', generalized: false, lineage: ['unknown relation vault.person_tokens'] });
+    expect(cols.token).toEqual({ phi: 'direct', generalized: false, lineage: ['unknown relation vault.person_tokens'] });
+    expect(cols['*']?.phi).toBe('direct');
     expect(cols['*']?.lineage).toEqual(['unknown relation raw.extra: its columns cannot be listed']);
     expect(cols.mystery?.lineage).toEqual(['unknown relation vault.person_tokens', 'unknown relation raw.extra']);
   });
 
-  it('a column a declared relation does not list is none, with a note', () => {
+  it('a column a declared relation does not list fails closed: direct, with a note', () => {
     const cols = lineageOf(`WITH ${PATIENTS_CTE}\nselect p.nickname, favourite_colour from "__tsf_ref_stg_patients" p`);
-    expect(cols.nickname).toEqual({ phi: 'none', generalized: false, lineage: ['column p.nickname is not classified'] });
+    expect(cols.nickname).toEqual({ phi: 'direct', generalized: false, lineage: ['column p.nickname is not classified'] });
+    expect(cols.favourite_colour?.phi).toBe('direct');
     expect(cols.favourite_colour?.lineage).toEqual(['column favourite_colour is not classified in p']);
   });
 

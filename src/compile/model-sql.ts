@@ -1,0 +1,235 @@
+/**
+ * What a model's SQL does, read with the PostgreSQL grammar (libpg-query), not what it declares
+ * (DESIGN §4 "Fail closed", issue 12). Pure: the WebAssembly parser only.
+ *
+ * Checked on the analysis rendering (render.ts `bare`), where `ref`, `source` and `this` are bare
+ * reserved names and nothing else was added:
+ *  - the text is exactly one statement and it is a SELECT (no SELECT INTO, no FOR UPDATE);
+ *  - every relation it reads is one of the model's own reserved names or a CTE the model defines
+ *    in scope, spelled exactly: a schema-qualified or bare name of anything else (a table, a view,
+ *    a catalog relation reached through search_path) is a direct read, refused;
+ *  - the author defines no CTE with tsform's reserved prefix (`__tsf_`);
+ *  - no function reads files, settings, the environment, catalogs or other relations, executes
+ *    SQL, or changes state (deny list below: the engine wall, DuckDB's external access switched
+ *    off and PostgreSQL's roles, sits underneath); no function named with a schema other than
+ *    pg_catalog (`vault.reidentify(…)`); no cast to a catalog type (`'x'::regclass`);
+ *  - a function in FROM is one of a few set-returning functions (allow list).
+ * SQL the PostgreSQL grammar cannot read (DuckDB-only syntax: `#1`, `SELECT * EXCLUDE`, QUALIFY,
+ * `FROM 'file.csv'`) cannot be checked and is refused: what cannot be proven safe is refused.
+ */
+import { loadModule, parseSync } from 'libpg-query';
+
+await loadModule();
+
+export interface ModelSqlInput {
+  sql: string;
+  /** Reserved relation names (unquoted) the model may read: its refs, sources and `this`. */
+  allowed: ReadonlySet<string>;
+}
+
+export interface ModelSqlFinding {
+  message: string;
+  /** A word to find the line by in the model file (relation or function name). */
+  near?: string;
+}
+
+const RESERVED_PREFIX = '__tsf_';
+
+/** Set-returning functions a FROM clause may call: they generate values, read nothing. */
+const TABLE_FUNCTIONS = new Set([
+  'generate_series',
+  'range',
+  'unnest',
+  'generate_subscripts',
+  'regexp_split_to_table',
+  'string_to_table',
+  'json_each',
+  'json_each_text',
+  'jsonb_each',
+  'jsonb_each_text',
+  'json_array_elements',
+  'json_array_elements_text',
+  'jsonb_array_elements',
+  'jsonb_array_elements_text',
+]);
+
+/** Functions that reach outside the model's inputs, run SQL, or change state (both engines). */
+const FORBIDDEN_FUNCTIONS = new Set([
+  'query',
+  'query_table',
+  'glob',
+  'getenv',
+  'getvariable',
+  'current_setting',
+  'set_config',
+  'nextval',
+  'setval',
+  'currval',
+  'lastval',
+  'sniff_csv',
+  'json_execute_serialized_sql',
+  'json_deserialize_sql',
+  'json_serialize_sql',
+  'which_secret',
+  'dblink',
+  'load_extension',
+  'txid_current',
+  'current_database',
+  'current_schema',
+  'current_schemas',
+  'version',
+  'inet_server_addr',
+  'inet_server_port',
+  'inet_client_addr',
+  'has_table_privilege',
+  'has_schema_privilege',
+  'to_regclass',
+]);
+const FORBIDDEN_PREFIXES = ['read_', 'pg_', 'duckdb_', 'pragma_', 'lo_', 'dblink_', 'parquet_', 'iceberg_', 'delta_', 'postgres_', 'sqlite_', 'mysql_', 'http_', 'file_', 'arrow_', 'csv_', 'json_execute'];
+
+/** Casts that look up catalog objects by name. */
+const CATALOG_TYPES = /^reg[a-z]*$/;
+
+export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
+  let parsed: ReturnType<typeof parseSync>;
+  try {
+    parsed = parseSync(input.sql);
+  } catch (err) {
+    const e = err as { message?: string; sqlDetails?: { message?: string } };
+    return [
+      {
+        message: `cannot be checked: the PostgreSQL grammar cannot read it (${(e.sqlDetails?.message ?? e.message ?? 'syntax error').slice(0, 120)}); DuckDB-only syntax (positional #n, * EXCLUDE, QUALIFY, FROM 'file') is not accepted in models`,
+      },
+    ];
+  }
+  const stmts = parsed.stmts ?? [];
+  if (stmts.length !== 1) return [{ message: `must be exactly one SELECT statement, found ${stmts.length} statements` }];
+  const stmt = stmts[0]!.stmt as Record<string, unknown> | undefined;
+  const kind = stmt ? Object.keys(stmt)[0] : undefined;
+  if (!stmt || kind !== 'SelectStmt') return [{ message: `must be a SELECT statement, found ${kind ?? 'nothing'}` }];
+  const findings: ModelSqlFinding[] = [];
+  walk(stmt, new Set(), input.allowed, findings);
+  const seen = new Set<string>();
+  return findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
+}
+
+type Json = Record<string, unknown>;
+const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
+const sval = (n: unknown): string | undefined => (isObject(n) && isObject(n.String) ? (n.String.sval as string | undefined) : undefined);
+
+function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<string>, out: ModelSqlFinding[]): void {
+  if (Array.isArray(node)) {
+    for (const n of node) walk(n, ctes, allowed, out);
+    return;
+  }
+  if (!isObject(node)) return;
+  for (const [key, value] of Object.entries(node)) {
+    if (!isObject(value)) {
+      if (Array.isArray(value)) walk(value, ctes, allowed, out);
+      continue;
+    }
+    switch (key) {
+      case 'SelectStmt':
+        selectStmt(value, ctes, allowed, out);
+        continue;
+      case 'RangeVar':
+        rangeVar(value, ctes, allowed, out);
+        continue;
+      case 'RangeFunction':
+        rangeFunction(value, ctes, allowed, out);
+        continue;
+      case 'FuncCall':
+        funcCall(value, out);
+        break;
+      case 'A_Expr': {
+        // DuckDB reads `#9` as "the 9th column" (lineage unknowable); PostgreSQL as an operator.
+        const op = sval(((value.name as unknown[]) ?? [])[0]);
+        if (op === '#' && value.lexpr === undefined) out.push({ message: 'uses a positional column reference (#n), whose lineage cannot be checked; name the column', near: '#' });
+        break;
+      }
+      case 'TypeCast': {
+        const names = ((value.typeName as Json | undefined)?.names as unknown[] | undefined) ?? [];
+        const last = sval(names[names.length - 1])?.toLowerCase();
+        if (last && CATALOG_TYPES.test(last)) out.push({ message: `casts to ${last}, which looks up catalog objects by name`, near: last });
+        break;
+      }
+      default:
+        break;
+    }
+    walk(value, ctes, allowed, out);
+  }
+}
+
+function selectStmt(s: Json, outer: ReadonlySet<string>, allowed: ReadonlySet<string>, out: ModelSqlFinding[]): void {
+  if (s.intoClause) out.push({ message: 'uses SELECT INTO, which creates a table' });
+  if (Array.isArray(s.lockingClause) && s.lockingClause.length > 0) out.push({ message: 'uses FOR UPDATE/SHARE, which locks rows' });
+  let scope = outer;
+  const w = s.withClause as Json | undefined;
+  if (w) {
+    const defs = ((w.ctes as unknown[]) ?? []).filter(isObject).map((c) => c.CommonTableExpr as Json);
+    const names = defs.map((d) => String(d.ctename ?? ''));
+    for (const n of names) {
+      if (n.toLowerCase().startsWith(RESERVED_PREFIX)) out.push({ message: `defines a CTE named ${n}: the prefix ${RESERVED_PREFIX} is reserved for tsform`, near: n });
+    }
+    const recursive = w.recursive === true;
+    defs.forEach((d, i) => {
+      // A CTE sees the ones before it (all of them, itself included, in WITH RECURSIVE).
+      const visible = new Set([...outer, ...(recursive ? names : names.slice(0, i))]);
+      walk(d.ctequery, visible, allowed, out);
+    });
+    scope = new Set([...outer, ...names]);
+  }
+  for (const [key, value] of Object.entries(s)) {
+    if (key === 'withClause') continue;
+    walk(value, scope, allowed, out);
+  }
+}
+
+function rangeVar(rv: Json, ctes: ReadonlySet<string>, allowed: ReadonlySet<string>, out: ModelSqlFinding[]): void {
+  const rel = String(rv.relname ?? '');
+  const qualified = [rv.catalogname, rv.schemaname, rel].filter((p) => typeof p === 'string' && p !== '').join('.');
+  if (rv.catalogname || rv.schemaname) {
+    out.push({ message: `reads ${qualified} by name; read relations only through {{ref}}, {{source}} or {{this}}`, near: rel });
+    return;
+  }
+  // Exact spelling: PostgreSQL resolves a name that differs from a CTE's only in case through
+  // search_path, to a real table.
+  if (ctes.has(rel) || allowed.has(rel)) return;
+  if (rel.toLowerCase().startsWith(RESERVED_PREFIX)) {
+    out.push({ message: `reads ${rel}, which is not one of this model's refs or sources`, near: rel });
+    return;
+  }
+  out.push({ message: `reads ${rel} by name, which is not a CTE of the model; read relations only through {{ref}}, {{source}} or {{this}}`, near: rel });
+}
+
+function rangeFunction(rf: Json, ctes: ReadonlySet<string>, allowed: ReadonlySet<string>, out: ModelSqlFinding[]): void {
+  for (const f of (rf.functions as unknown[]) ?? []) {
+    const items = isObject(f) && isObject(f.List) ? ((f.List.items as unknown[]) ?? []) : [f];
+    const call = items[0];
+    if (isObject(call) && isObject(call.FuncCall)) {
+      const name = functionName(call.FuncCall);
+      if (!TABLE_FUNCTIONS.has(name.last)) out.push({ message: `calls ${name.full}() in FROM; only ${[...TABLE_FUNCTIONS].slice(0, 3).join(', ')}… may be (they read nothing)`, near: name.last });
+    } else if (call !== undefined) {
+      out.push({ message: 'has a FROM item that is not a function call or relation' });
+    }
+  }
+  walk(rf.functions, ctes, allowed, out);
+}
+
+function funcCall(fc: Json, out: ModelSqlFinding[]): void {
+  const name = functionName(fc);
+  if (name.schema !== undefined && name.schema !== 'pg_catalog') {
+    out.push({ message: `calls ${name.full}(), a function in schema ${name.schema}`, near: name.last });
+    return;
+  }
+  if (FORBIDDEN_FUNCTIONS.has(name.last) || FORBIDDEN_PREFIXES.some((p) => name.last.startsWith(p))) {
+    out.push({ message: `calls ${name.last}(), which reads outside the model's inputs or changes state`, near: name.last });
+  }
+}
+
+function functionName(fc: Json): { last: string; schema?: string; full: string } {
+  const parts = ((fc.funcname as unknown[]) ?? []).map((p) => sval(p) ?? '?');
+  const last = (parts[parts.length - 1] ?? '?').toLowerCase();
+  const schema = parts.length > 1 ? parts.slice(0, -1).join('.').toLowerCase() : undefined;
+  return { last, schema, full: parts.join('.') };
+}

@@ -1,0 +1,207 @@
+import { createHash } from 'node:crypto';
+import { basename } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { compileLoadedProject } from '../../src/cli/api.ts';
+import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import type { Project } from '../../src/project/types.ts';
+import { REPO_ROOT } from '../support/demo-project.ts';
+
+/**
+ * Issue 12: a model pull request cannot leak PHI. Each hostile model below is added to the demo
+ * project (in memory) and must be refused at compile, with its file and a stable code: TSF222
+ * (what the SQL does: statements, relations, functions), TSF215 (PHI lineage, fail closed),
+ * TSF205 (config), TSF208 (scope), TSF223 (generalizer approval). What compile refuses never
+ * runs; the engine walls underneath are tested in one-statement.test.ts.
+ */
+const base = loadProject(REPO_ROOT);
+
+function compileWith(models: Record<string, string>, edit?: (p: Project) => void): Diagnostic[] {
+  const project = structuredClone(base);
+  for (const [file, sql] of Object.entries(models)) project.models.push({ name: basename(file, '.sql'), file, sql, line: 1 });
+  edit?.(project);
+  try {
+    compileLoadedProject(project, { write: false });
+    return [];
+  } catch (err) {
+    if (err instanceof DiagnosticsError) return err.diagnostics;
+    throw err;
+  }
+}
+
+const PUB = 'models/research/published/x_attack.sql';
+const PSEUDO = 'models/research/x_attack.sql';
+const MART = 'models/marts/x_attack.sql';
+
+/** [what, file, sql, expected code] */
+const attacks: [string, string, string, string][] = [
+  // issue item 1: relations named directly
+  ['published model reads staging by name', PUB, `select lower(p.first_name) a, replace(p.ssn,'-','') c, p.birth_date d, p.zip e, lower(p.address) f from staging.stg_patients p`, 'TSF222'],
+  ['published model reads the vault key', PUB, `select key_hex from vault.keys`, 'TSF222'],
+  // item 2: other ways past the lineage gate
+  ['DuckDB positional reference', PSEUDO, `select p.practice_id, #9 as x from {{ref "stg_patients"}} p`, 'TSF222'],
+  ['DuckDB columns() star expression', PSEUDO, `select p.practice_id, columns('first_name') from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['read_csv of the demo extract', PUB, `select * from read_csv('data/ehr/patients.csv.gz')`, 'TSF222'],
+  ['read_csv as a scalar subquery', PSEUDO, `select practice_id, (select count(*) from read_csv('data/ehr/patients.csv.gz')) n from {{ref "pseudo_persons"}}`, 'TSF222'],
+  ['query_table', PUB, `select * from query_table('staging.stg_patients')`, 'TSF222'],
+  ['query() runs SQL text', PUB, `select * from query('select ssn from staging.stg_patients')`, 'TSF222'],
+  ['pseudonymized switched off in the research folder', PSEUDO, `{{config pseudonymized=false}}\nselect p.practice_id, p.ssn from {{ref "stg_patients"}} p`, 'TSF205'],
+  ['research schema without pseudonymization', MART, `{{config schema="research" pseudonymized=false scope="global"}}\nselect 1 as a`, 'TSF205'],
+  ['model writing into the vault schema', MART, `{{config schema="vault"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  [
+    'implicit flow: join on digits of the SSN',
+    PSEUDO,
+    `select p.practice_id, g.n from {{ref "stg_patients"}} p join generate_series(0, 9999) g(n) on g.n = cast(substring(p.ssn, 8, 4) as int)`,
+    'TSF215',
+  ],
+  // item 3: several statements
+  [
+    'grant and policy after a select',
+    MART,
+    `{{config scope="global" schema="research" pseudonymized=true}}\nselect 1 as a; grant select on staging.stg_patients to research_reader; create policy zz on staging.stg_patients for select to research_reader using (true); select 1 as a`,
+    'TSF222',
+  ],
+  ['COPY the key to a file', MART, `copy (select key_hex from vault.keys) to 'stolen.csv'`, 'TSF222'],
+  ['trailing statement after a comment', MART, `select practice_id from {{ref "stg_patients"}}; -- done\ndrop table staging.stg_patients`, 'TSF222'],
+  ['ATTACH', MART, `attach 'target/vault.duckdb' as v2`, 'TSF222'],
+  ['SELECT INTO creates a table', MART, `select practice_id into marts.copy_of from {{ref "stg_patients"}}`, 'TSF222'],
+  // item 7: generalization and classification gaps
+  ['a zero shift', PSEUDO, `select p.practice_id, {{month_of (shift_date "p.birth_date" "0")}} as m from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['shift by a constant', PSEUDO, `select p.practice_id, {{shift_date "p.birth_date" "42"}} as d from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['month of a real birth date', PSEUDO, `select p.practice_id, {{month_of "p.birth_date"}} as birth_month from {{ref "stg_patients"}} p`, 'TSF215'],
+  [
+    'publishing the vault shift undoes it',
+    PSEUDO,
+    `select e.practice_id, v.person_token, v.date_shift_days as s from {{ref "stg_encounters"}} e join {{ref "vault_person_tokens"}} v on v.practice_id = e.practice_id and v.patient_id = e.patient_id`,
+    'TSF215',
+  ],
+  ['an event date published raw', PSEUDO, `select e.practice_id, e.started_at from {{ref "stg_encounters"}} e`, 'TSF215'],
+  ['an event id published raw', PSEUDO, `select e.practice_id, e.encounter_id from {{ref "stg_encounters"}} e`, 'TSF215'],
+  // variants of our own: quoting, search_path, aliases, scoping
+  ['quoted upper-case names', PUB, `select * from "STAGING"."STG_PATIENTS"`, 'TSF222'],
+  ['half-quoted name', PUB, `select "first_name" from "staging".stg_patients`, 'TSF222'],
+  ['bare name through search_path', MART, `select practice_id, ssn from stg_patients`, 'TSF222'],
+  ['a CTE that shadows only inside a subquery', MART, `select a.x from (with stg_patients as (select 1 as x) select x from stg_patients) a, stg_patients`, 'TSF222'],
+  ['a CTE name that differs in case', MART, `with "Stg" as (select 1 as x) select x from stg`, 'TSF222'],
+  ['an author CTE with the reserved prefix', MART, `with __tsf_ref_stg_patients as (select * from staging.stg_patients) select * from __tsf_ref_stg_patients`, 'TSF222'],
+  ['a reserved name of a relation not referenced', MART, `select practice_id from __tsf_ref_stg_patients`, 'TSF222'],
+  ['UNION with a direct read', PUB, `select person_token from {{ref "pseudo_persons"}} union all select first_name from staging.stg_patients`, 'TSF222'],
+  ['a subquery in WHERE reading by name', PUB, `select count(*) as n from {{ref "pseudo_persons"}} where exists (select 1 from staging.stg_patients where ssn like '9%')`, 'TSF222'],
+  ['a view in another schema', MART, `select * from marts.practice_patient_roster`, 'TSF222'],
+  ['a tenant mart reading all practices by name', MART, `select practice_id, count(*) as n from marts.practice_daily_activity group by practice_id`, 'TSF222'],
+  ['an ephemeral model reading by name', MART, `{{config materialized="ephemeral"}}\nselect * from raw.patients`, 'TSF222'],
+  ['catalog-qualified name', MART, `select * from vault.vault.keys`, 'TSF222'],
+  ['a function in the vault schema', MART, `select * from vault.reidentify('pt_x', 'curious')`, 'TSF222'],
+  ['a scalar function in another schema', MART, `select vault.reidentify('pt_x', 'curious') as r`, 'TSF222'],
+  ['regclass cast', MART, `select 'staging.stg_patients'::regclass as r`, 'TSF222'],
+  ['pg_read_file', MART, `select pg_read_file('/etc/passwd') as f`, 'TSF222'],
+  ['pg_catalog-qualified pg_read_file', MART, `select pg_catalog.pg_read_file('/etc/passwd') as f`, 'TSF222'],
+  ['getenv', MART, `select getenv('TSFORM_VAULT_KEY') as k`, 'TSF222'],
+  ['current_setting', MART, `select current_setting('search_path') as s`, 'TSF222'],
+  ['glob in FROM', MART, `select * from glob('target/*')`, 'TSF222'],
+  ['a DuckDB replacement scan', MART, `select * from 'data/ehr/patients.csv.gz'`, 'TSF222'],
+  ['duckdb_settings()', MART, `select * from duckdb_settings()`, 'TSF222'],
+  ['json_execute_serialized_sql', MART, `select json_execute_serialized_sql('{}') as x`, 'TSF222'],
+  ['FOR UPDATE', MART, `select practice_id from {{ref "stg_patients"}} for update`, 'TSF222'],
+  // lineage variants in research models: lateral, windows, JSON/struct, recursion, grouping
+  [
+    'LATERAL subquery carrying the SSN',
+    PSEUDO,
+    `select p.practice_id, l.s from {{ref "pseudo_persons"}} p, lateral (select s.ssn as s from {{ref "stg_patients"}} s where s.practice_id = p.practice_id limit 1) l`,
+    'TSF215',
+  ],
+  ['window ordered by SSN', PSEUDO, `select p.practice_id, row_number() over (order by p.ssn) as rn from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['window partitioned by name', PSEUDO, `select p.practice_id, count(*) over (partition by p.last_name) as n from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['whole-row JSON', PSEUDO, `select p.practice_id, to_json(p) as j from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['struct_pack (an unreviewed function)', PSEUDO, `select p.practice_id, struct_pack(s := p.ssn) as j from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['a hash of the SSN', PSEUDO, `select p.practice_id, md5(p.ssn) as h from {{ref "stg_patients"}} p`, 'TSF215'],
+  [
+    'recursive CTE carrying a name',
+    PSEUDO,
+    `with recursive r(practice_id, n, v) as (select practice_id, 1, first_name from {{ref "stg_patients"}} union all select practice_id, n + 1, v from r where n < 2) select practice_id, v from r`,
+    'TSF215',
+  ],
+  ['WHERE on the SSN', PSEUDO, `select p.practice_id, count(*) as n from {{ref "stg_patients"}} p where p.ssn like '999%' group by p.practice_id`, 'TSF215'],
+  ['GROUP BY a name', PSEUDO, `select p.practice_id, count(*) as n from {{ref "stg_patients"}} p group by p.practice_id, p.first_name`, 'TSF215'],
+  ['FILTER on a name', PSEUDO, `select p.practice_id, count(*) filter (where p.first_name = 'X') as n from {{ref "stg_patients"}} p group by p.practice_id`, 'TSF215'],
+  ['LIMIT from the SSN', PSEUDO, `select p.practice_id from {{ref "stg_patients"}} p limit (select length(min(ssn)) from {{ref "stg_patients"}})`, 'TSF215'],
+  [
+    'the vault join abused as a filter',
+    PSEUDO,
+    `select p.practice_id, v.person_token from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id and v.date_shift_days = length(p.first_name)`,
+    'TSF215',
+  ],
+  [
+    'the vault joined on the wrong column',
+    PSEUDO,
+    `select p.practice_id, v.person_token from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.patient_id = p.ssn`,
+    'TSF215',
+  ],
+  ['a global model reading identifiable data through ref', PUB, `select count(distinct ssn) as n from {{ref "stg_patients"}}`, 'TSF208'],
+];
+
+describe('hostile model pull requests are refused at compile (issue 12)', () => {
+  it('the demo project itself compiles with no diagnostic from these gates', () => {
+    expect(compileWith({}).filter((d) => d.severity === 'error')).toEqual([]);
+  });
+
+  it.each(attacks)('%s', (_what, file, sql, code) => {
+    const diags = compileWith({ [file]: `${sql}\n` }).filter((d) => d.severity === 'error');
+    const mine = diags.filter((d) => d.file === file || d.file === undefined);
+    expect(
+      mine.map((d) => d.code),
+      diags.map((d) => `${d.file}:${d.line} ${d.code} ${d.message}`).join('\n'),
+    ).toContain(code);
+    // Every refusal names the file and a line.
+    expect(mine.filter((d) => d.code === code).every((d) => d.file === file && typeof d.line === 'number')).toBe(true);
+  });
+
+  it('names the line of the offending relation', () => {
+    const diags = compileWith({ [MART]: `select practice_id\nfrom {{ref "stg_patients"}} p\njoin staging.stg_providers s on true\n` });
+    expect(diags.find((d) => d.code === 'TSF222')).toMatchObject({ file: MART, line: 3 });
+  });
+});
+
+describe('generalization is approved in one reviewed place (tsform.yml privacy.generalizers)', () => {
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+  it('a macro that says it generalizes is not a generalizer until approved with its hash', () => {
+    const body = '{{!-- params: v --}}\n{{!-- generalizes: trust me --}}\n{{v}}\n';
+    const diags = compileWith({ [PSEUDO]: `select p.practice_id, {{launder "p.birth_date"}} as x from {{ref "stg_patients"}} p\n` }, (p) =>
+      p.macros.push({ name: 'launder', body, file: 'macros/launder.hbs', line: 1 }),
+    );
+    const unapproved = diags.find((d) => d.code === 'TSF223');
+    expect(unapproved).toMatchObject({ file: 'macros/launder.hbs', line: 1 });
+    expect(unapproved?.message).toContain(sha(body));
+  });
+
+  it('an unapproved macro generalizes nothing: its output keeps its class', () => {
+    const body = '{{!-- params: v --}}\n{{v}}\n';
+    const diags = compileWith({ [PSEUDO]: `select p.practice_id, {{launder "p.birth_date"}} as x from {{ref "stg_patients"}} p\n` }, (p) =>
+      p.macros.push({ name: 'launder', body, file: 'macros/launder.hbs', line: 1 }),
+    );
+    expect(diags.some((d) => d.code === 'TSF215' && d.file === PSEUDO && /quasi/.test(d.message))).toBe(true);
+  });
+
+  it('a changed approved macro is unapproved until its new hash is listed', () => {
+    const diags = compileWith({}, (p) => {
+      const zip3 = p.macros.find((m) => m.name === 'zip3')!;
+      zip3.body = zip3.body.replace("'000'", "'001'");
+    });
+    const changed = diags.find((d) => d.code === 'TSF223');
+    expect(changed?.file).toBe('macros/zip3.hbs');
+    expect(changed?.message).toMatch(/changed since it was approved/);
+    // Without its approval, the demo's zip3 column is an ungeneralized quasi-identifier.
+    const unlisted = compileWith({}, (p) => {
+      delete p.config.privacy!.generalizers.zip3;
+      const zip3 = p.macros.find((m) => m.name === 'zip3')!;
+      zip3.body = zip3.body.replace(/\{\{!--\s*generalizes:[^}]*--\}\}\n?/, '');
+    });
+    expect(unlisted.some((d) => d.code === 'TSF215' && /pseudo_persons\.zip3/.test(d.message))).toBe(true);
+  });
+
+  it('even an approved generalizer leaves a direct identifier direct', () => {
+    const diags = compileWith({ [PSEUDO]: `select p.practice_id, {{zip3 "p.ssn"}} as z from {{ref "stg_patients"}} p\n` });
+    expect(diags.some((d) => d.code === 'TSF215' && d.file === PSEUDO)).toBe(true);
+  });
+});
