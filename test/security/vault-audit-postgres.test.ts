@@ -141,18 +141,27 @@ describe('re-identification on PostgreSQL', () => {
   it('tsform reidentify: two transactions, the records, an audit row and a lookup row', async () => {
     const run = await cli(['reidentify', '--project-dir', demo.dir, '--target', 'postgres', '--token', TOKEN, '--reason', REASON], { TSFORM_PG_URL: urlOf(STEWARD) });
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout.split('\n')).toEqual(['p_a\tpatient-1', 'p_b\tpatient-9', '2 record(s); audited as vault_steward']);
     const audit = (await auditRows(TOKEN)).filter((r) => r.reason === REASON);
     expect(audit).toEqual([{ ticket: expect.stringMatching(/^\d+$/), actor: STEWARD, reason: REASON, records_found: 2 }]);
+    expect(run.stdout.split('\n')).toEqual(['p_a\tpatient-1', 'p_b\tpatient-9', `2 record(s); audited as vault_steward (ticket ${audit[0]!.ticket})`]);
     const lookups = await sql('SELECT actor::text AS actor, records_returned FROM vault.reidentification_lookups WHERE ticket = $1', [audit[0]!.ticket]);
     expect(lookups.rows).toEqual([{ actor: STEWARD, records_returned: 2 }]);
+  });
+
+  it('tsform reidentify as a role that is not vault_steward: TSF415, nothing audited, no record', async () => {
+    const before = await auditRows(TOKEN);
+    const run = await cli(['reidentify', '--project-dir', demo.dir, '--target', 'postgres', '--token', TOKEN, '--reason', REASON], { TSFORM_PG_URL: urlOf('research_reader') });
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/error TSF415: re-identification refused: 42501: permission denied for schema vault/);
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/patient-/);
+    expect(await auditRows(TOKEN)).toEqual(before);
   });
 
   it('an unknown token is audited too, and the CLI says so (exit 1)', async () => {
     const unknown = `pt_${'9f'.repeat(32)}`;
     const run = await cli(['reidentify', '--project-dir', demo.dir, '--target', 'postgres', '--token', unknown, '--reason', REASON], { TSFORM_PG_URL: urlOf(STEWARD) });
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/no person has token .*audited as vault_steward/);
+    expect(run.stdout).toMatch(/^no person has token pt_(9f){32}; the attempt was audited as vault_steward \(ticket \d+\)$/);
     expect(await auditRows(unknown)).toEqual([{ ticket: expect.any(String), actor: STEWARD, reason: REASON, records_found: 0 }]);
   });
 
