@@ -1,9 +1,9 @@
 import { userInfo } from 'node:os';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { checkKAnonymity, scanForLeaks } from '../execute/privacy-gates.ts';
+import { checkPublished, gatePublication, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
-import { quoteRelation } from '../sql/quote.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
 import { compileWorkspace, openAdapter, resolveTarget, type Workspace } from './api.ts';
 
@@ -81,10 +81,16 @@ export function auditedActor(claimed: string | undefined): string {
   return claim && claim !== user ? `${user} (claims ${JSON.stringify(claim)})` : user;
 }
 
+/** Temp table of `privacy check`: the model's rows as they would be published now. */
+const CHECK_STAGE = '__tsf_check_stage';
+
 /**
- * `tsform privacy check`: the three gates on demand. Lineage runs at compile (a failure is
- * exit 2 with the column's lineage); k-anonymity is re-checked on every published research
- * relation; the leak scan compares research text against raw direct identifiers.
+ * `tsform privacy check`: the gates on demand. Lineage runs at compile (a failure is exit 2 with
+ * the column's lineage). For every published research relation: its published rows are checked
+ * again (every count at least k, or every class at least k persons), and its model is staged
+ * again and put through the publication gate to count the cells that suppression withholds.
+ * The leak scan compares every pseudonymized relation with the raw identifiers. Only sizes and
+ * counts are printed, never a value.
  */
 export async function privacyCheckCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
   const ws = compileWorkspace(projectDir, { write: false });
@@ -100,8 +106,16 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
         continue;
       }
       try {
-        await adapter.transaction((s) => checkKAnonymity(s, quoteRelation(node.schema, node.identifier), node, privacy.k));
-        out(`k-anonymity: ${node.name} ok (k=${privacy.k})`);
+        const line = await adapter.transaction(async (s) => {
+          const published = await checkPublished(s, quoteRelation(node.schema, node.identifier), node, ws.manifest, privacy.k);
+          await s.createTempTableAs(CHECK_STAGE, node.compiled_sql ?? '', []);
+          const now = await gatePublication(s, CHECK_STAGE, node, ws.manifest, privacy);
+          await s.query(`DROP TABLE IF EXISTS ${quoteIdent(CHECK_STAGE)}`);
+          const smallest = published.smallest === null ? 'none published' : String(published.smallest);
+          const suppressed = now.suppressed.primary + now.suppressed.complementary;
+          return `k-anonymity: ${node.name} ok (k=${privacy.k}, smallest ${node.k_count ? 'cell' : 'class'} ${smallest}, ${suppressed} suppressed cells: ${now.suppressed.primary} below k, ${now.suppressed.complementary} complementary; ${published.rows} rows published)`;
+        });
+        out(line);
       } catch (err) {
         if (!(err instanceof TsformError)) throw err;
         failures++;
@@ -110,7 +124,7 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
     }
     const leaks = await scanForLeaks(adapter, ws.manifest, privacy);
     failures += leaks.length;
-    out(leaks.length === 0 ? 'leak scan: no raw direct identifier in any pseudonymized relation' : `leak scan: FAILED ${leaks.map((l) => `${l.relation}.${l.column} (${l.rows} rows)`).join(', ')}`);
+    out(leaks.length === 0 ? 'leak scan: no raw identifier in any pseudonymized relation' : `leak scan: FAILED ${leaks.map((l) => `${l.relation}.${l.column} (${l.rows} rows)`).join(', ')}`);
   } finally {
     await adapter.close();
   }

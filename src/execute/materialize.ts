@@ -9,7 +9,7 @@ import type { Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
-import { checkKAnonymity, checkStagedForLeaks } from './privacy-gates.ts';
+import { checkStagedForLeaks, describePublication, gatePublication } from './privacy-gates.ts';
 import { buildVaultTokens } from './vault.ts';
 import { inferColumnType, loadCsvText, typedSelect } from './load-csv.ts';
 import {
@@ -102,6 +102,8 @@ export async function buildTenantNode(ctx: BuildContext, node: ManifestNode, ten
     }
     const target = targetOf(node);
     const staged = await stageTenantRows(s, target, select, tenants, ctx.tenantColumn);
+    // Pseudonymized rows are scanned for raw identifiers before they are written.
+    if (ctx.privacy && node.kind === 'model' && node.pseudonymized) await checkStagedForLeaks(s, STAGE_TABLE, node, ctx.manifest, ctx.privacy, tenants);
     await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false);
     // Protected in the transaction that creates it: no other session ever sees it unprotected.
     if (!existing) await protect(ctx, s, node);
@@ -146,8 +148,11 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
     else if (node.kind === 'tenants') select = await loadTenantsText(ctx, s, loadTable);
     else select = (node.materialized === 'incremental' && existing && !ctx.fullRefresh ? node.compiled_incremental_sql : node.compiled_sql) ?? '';
     await s.createTempTableAs(STAGE_TABLE, select, []);
+    const notes: string[] = [];
     if (ctx.privacy && node.kind === 'model' && node.schema === ctx.researchSchema) {
-      await checkKAnonymity(s, quoteIdent(STAGE_TABLE), node, ctx.privacy.k);
+      // Suppression, k-anonymity and the leak scan on the staged rows: a failure publishes nothing.
+      notes.push(`published with ${describePublication(await gatePublication(s, STAGE_TABLE, node, ctx.manifest, ctx.privacy))}`);
+    } else if (ctx.privacy && node.kind === 'model' && node.pseudonymized) {
       await checkStagedForLeaks(s, STAGE_TABLE, node, ctx.manifest, ctx.privacy);
     }
     const probe = await s.query(`SELECT count(*) AS n FROM ${quoteIdent(STAGE_TABLE)}`);
@@ -168,7 +173,7 @@ export async function buildOnceNode(ctx: BuildContext, node: ManifestNode): Prom
     }
     await dropStage(s);
     if (node.kind === 'seed' || node.kind === 'tenants') await s.query(`DROP TABLE ${quoteRelation(ctx.metaSchema, loadTable)}`);
-    return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes: [] };
+    return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes };
   }, { timeoutMs: ctx.nodeTimeoutMs });
 }
 

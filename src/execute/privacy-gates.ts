@@ -3,131 +3,159 @@ import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/ma
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { scanRelations, vaultNode } from './leak-scan.ts';
+import { suppressSmallCells } from './small-cells.ts';
 
 /**
- * Privacy gates that need data (DESIGN §1 promise 3). Both report counts and class sizes only;
- * a value that failed a gate is never printed.
+ * Privacy gates that need data (DESIGN §1 promise 3), run on the rows about to be written, in the
+ * transaction that writes them: a relation that fails is not written (or keeps its last
+ * published content). They report counts and class sizes only; a value is never printed.
  */
 
-/** Quasi-identifier columns of a relation, from its yml `phi: quasi`. */
-export function quasiColumns(node: ManifestNode): string[] {
-  return Object.entries(node.columns)
-    .filter(([, c]) => c.phi === 'quasi')
-    .map(([name]) => name);
+/** What a published relation looks like after its gate, for notes and `privacy check`. */
+export interface PublicationSummary {
+  k: number;
+  /** `aggregate` (k_anonymity_count) or `rows` (k-anonymous on every column but the person token). */
+  kind: 'aggregate' | 'rows';
+  /** Smallest published count (aggregate) or class size (rows); null when nothing is published. */
+  smallest: number | null;
+  /** Cells not published: below k, and complementary. */
+  suppressed: { primary: number; complementary: number };
+  rows: number;
+}
+
+export function describePublication(p: PublicationSummary): string {
+  const smallest = p.smallest === null ? 'nothing published' : `smallest ${p.kind === 'aggregate' ? 'cell' : 'class'} ${p.smallest}`;
+  return `k=${p.k}, ${smallest}, ${p.suppressed.primary + p.suppressed.complementary} suppressed cells (${p.suppressed.primary} below k, ${p.suppressed.complementary} complementary), ${p.rows} rows`;
 }
 
 /**
- * k-anonymity of rows about to be published (the staged rows of a research relation): every
- * quasi-identifier combination has at least k rows, or, for an aggregate with a class-size
- * column, every published size is NULL (suppressed) or at least k. Throws TSF414 with the
- * class sizes, so the caller's transaction rolls back and nothing is published.
+ * Columns of `relationSql` that hold person tokens: every non-NULL value is a token of the vault.
+ * Decided by the data, never by a name: a column called person_token that holds anything else is
+ * an ordinary column (and so part of every equivalence class).
  */
-/** `relationSql` is already quoted (quoteIdent / quoteRelation). */
-export async function checkKAnonymity(s: Session, relationSql: string, node: ManifestNode, k: number): Promise<void> {
-  const stage = relationSql;
-  if (node.k_count) {
-    const { rows } = await s.query(
-      `SELECT ${quoteIdent(node.k_count)} AS size, count(*) AS cells FROM ${stage} WHERE ${quoteIdent(node.k_count)} IS NOT NULL AND ${quoteIdent(node.k_count)} < $1 GROUP BY 1 ORDER BY 1`,
-      [k],
-    );
-    if (rows.length > 0) throw new TsformError(Codes.privacyGate, `${node.name} not published: cells below k=${k} (${histogram(rows)}); suppress them`);
-    return;
-  }
-  const qi = quasiColumns(node);
-  if (qi.length === 0) return;
+async function personTokenColumns(s: Session, relationSql: string, columns: readonly string[], manifest: Manifest): Promise<string[]> {
+  const vault = vaultNode(manifest);
+  if (!vault || columns.length === 0) return [];
+  const tokens = `(SELECT DISTINCT person_token FROM ${quoteRelation(vault.schema, vault.identifier)})`;
+  const checks = columns.map(
+    (c, i) =>
+      `count(r.${quoteIdent(c)}) AS n${i}, count(*) FILTER (WHERE CAST(r.${quoteIdent(c)} AS VARCHAR) IN ${tokens}) AS t${i}`,
+  );
+  const { rows } = await s.query(`SELECT ${checks.join(', ')} FROM ${relationSql} AS r`);
+  const r = rows[0] ?? {};
+  return columns.filter((_, i) => Number(r[`n${i}`]) > 0 && Number(r[`n${i}`]) === Number(r[`t${i}`]));
+}
+
+/**
+ * k-anonymity of a person- or row-level published relation: equivalence classes over every
+ * column except the person token(s) have at least k persons (rows, without a token column).
+ */
+async function checkRowsKAnonymous(s: Session, relationSql: string, node: ManifestNode, manifest: Manifest, k: number): Promise<PublicationSummary> {
+  const columns = (await s.query(`SELECT * FROM ${relationSql} LIMIT 0`)).columns;
+  const tokens = await personTokenColumns(s, relationSql, columns, manifest);
+  const qi = columns.filter((c) => !tokens.includes(c));
+  const size = tokens.length > 0 ? `count(DISTINCT ${quoteIdent(tokens[0]!)})` : 'count(*)';
   const cols = qi.map(quoteIdent).join(', ');
+  const classes = `SELECT ${size} AS n FROM ${relationSql}${cols ? ` GROUP BY ${cols}` : ' HAVING count(*) > 0'}`;
+  const { rows } = await s.query(`SELECT n AS size, count(*) AS cells FROM (${classes}) AS classes WHERE n < $1 GROUP BY n ORDER BY n`, [k]);
+  if (rows.length > 0) {
+    throw new TsformError(Codes.privacyGate, `${node.name} not published: quasi-identifier classes (${qi.join(', ') || 'all rows'}) below k=${k} (${histogram(rows)})`);
+  }
+  const summary = await s.query(`SELECT min(n) AS m FROM (${classes}) AS classes`);
+  const total = await s.query(`SELECT count(*) AS n FROM ${relationSql}`);
+  const m = summary.rows[0]?.m;
+  return { k, kind: 'rows', smallest: m === null || m === undefined ? null : Number(m), suppressed: { primary: 0, complementary: 0 }, rows: Number(total.rows[0]?.n ?? 0) };
+}
+
+/**
+ * The gate of a published research relation, on its staged rows (`stageTable`, a temp table
+ * the caller then publishes): an aggregate (`k_anonymity_count`) is suppressed (primary and
+ * complementary) and verified; any other relation must be k-anonymous on every column but the
+ * person token; then no value may hold a raw identifier. Throws TSF414 on failure, so the
+ * caller's transaction rolls back and nothing is published.
+ */
+export async function gatePublication(s: Session, stageTable: string, node: ManifestNode, manifest: Manifest, privacy: PrivacyConfig): Promise<PublicationSummary> {
+  const k = privacy.k;
+  let summary: PublicationSummary;
+  if (node.k_count) {
+    const sup = await suppressSmallCells(s, stageTable, node.name, node.k_count, k);
+    summary = { k, kind: 'aggregate', smallest: sup.smallest, suppressed: { primary: sup.primary, complementary: sup.complementary }, rows: sup.published };
+  } else {
+    summary = await checkRowsKAnonymous(s, quoteIdent(stageTable), node, manifest, k);
+  }
+  await checkStagedForLeaks(s, stageTable, node, manifest, privacy);
+  return summary;
+}
+
+/**
+ * Re-checks a relation already published (`tsform privacy check`): counts at least k (and no
+ * NULL count) for an aggregate, k-anonymity for any other relation. Changes nothing.
+ */
+export async function checkPublished(s: Session, relationSql: string, node: ManifestNode, manifest: Manifest, k: number): Promise<{ smallest: number | null; rows: number }> {
+  if (!node.k_count) {
+    const r = await checkRowsKAnonymous(s, relationSql, node, manifest, k);
+    return { smallest: r.smallest, rows: r.rows };
+  }
+  const count = quoteIdent(node.k_count);
   const { rows } = await s.query(
-    `SELECT n AS size, count(*) AS cells FROM (SELECT ${cols}, count(*) AS n FROM ${stage} GROUP BY ${cols}) AS classes WHERE n < $1 GROUP BY n ORDER BY n`,
+    `SELECT ${count} AS size, count(*) AS cells FROM ${relationSql} WHERE ${count} IS NULL OR (${count} <> 0 AND ${count} < $1) GROUP BY 1 ORDER BY 1`,
     [k],
   );
-  if (rows.length > 0) {
-    throw new TsformError(Codes.privacyGate, `${node.name} not published: quasi-identifier classes (${qi.join(', ')}) below k=${k} (${histogram(rows)})`);
-  }
+  if (rows.length > 0) throw new TsformError(Codes.privacyGate, `${node.name}: published cells below k=${k} (${histogram(rows)})`);
+  const r = await s.query(`SELECT min(${count}) FILTER (WHERE ${count} <> 0) AS m, count(*) AS n FROM ${relationSql}`);
+  const m = r.rows[0]?.m;
+  return { smallest: m === null || m === undefined ? null : Number(m), rows: Number(r.rows[0]?.n ?? 0) };
 }
 
 function histogram(rows: { size?: unknown; cells?: unknown }[]): string {
-  return rows.map((r) => `${Number(r.cells)} of size ${Number(r.size)}`).join(', ');
+  return rows.map((r) => `${Number(r.cells)} of size ${r.size === null ? 'NULL' : Number(r.size)}`).join(', ');
 }
 
 export interface LeakFinding {
   relation: string;
   column: string;
-  /** Rows whose value contains a raw direct identifier. */
+  /** Rows whose value holds a raw identifier. */
   rows: number;
 }
 
 /**
- * Leak scan: no value of any raw direct identifier (every source column classified `direct`,
- * plus the identity model's full birth date) appears in any text column of a research or
- * pseudonymized relation, whole or inside free text.
+ * The leak scan on rows about to be written to pseudo or research (inside the writing
+ * transaction): a relation holding a raw identifier is never written. `tenants`: the practices
+ * of a tenant-scoped batch (their identifiers are the only ones it can hold).
  */
-function identifierSelects(manifest: Manifest, privacy: PrivacyConfig): string[] {
-  const identifiers: string[] = [];
-  for (const n of Object.values(manifest.sources)) {
-    for (const [col, c] of Object.entries(n.columns)) {
-      if (c.phi === 'direct') identifiers.push(`SELECT CAST(${quoteIdent(col)} AS VARCHAR) AS v FROM ${quoteRelation(n.schema, n.identifier)}`);
-    }
+export async function checkStagedForLeaks(
+  s: Session,
+  stageTable: string,
+  node: ManifestNode,
+  manifest: Manifest,
+  privacy: PrivacyConfig,
+  tenants?: readonly string[],
+): Promise<void> {
+  const columns = (await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`)).columns;
+  const findings = await scanRelations(s, manifest, privacy, [node], [{ name: node.name, relationSql: quoteIdent(stageTable), columns }], tenants);
+  if (findings.length > 0) {
+    throw new TsformError(Codes.privacyGate, `${node.name} not published: raw direct identifiers in ${findings.map((f) => `${f.column} (${f.rows} rows)`).join(', ')}`);
   }
-  const identity = manifest.models[privacy.identityModel];
-  if (identity) identifiers.push(`SELECT CAST(${quoteIdent(privacy.identity.birthDate)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}`);
-  return identifiers;
 }
 
-const IDENTIFIERS = '__tsf_identifiers';
-
-async function stageIdentifiers(s: Session, identifiers: string[], minLength: number, withDates: boolean): Promise<void> {
-  // Without column types (a staged table), a published month could equal someone's birth date
-  // by chance: the in-transaction scan leaves dates to the typed scan after the run.
-  const dates = withDates ? '' : ` AND NOT (v LIKE '____-__-__')`;
-  await s.createTempTableAs(IDENTIFIERS, `SELECT DISTINCT v FROM (${identifiers.join('\nUNION ALL\n')}) AS ids WHERE v IS NOT NULL AND length(v) >= $1${dates}`, [minLength]);
-}
-
-async function rowsContainingIdentifiers(s: Session, relationSql: string, column: string): Promise<number> {
-  const { rows } = await s.query(
-    `SELECT count(*) AS n FROM ${relationSql} AS r
-      WHERE EXISTS (SELECT 1 FROM ${quoteIdent(IDENTIFIERS)} AS i WHERE position(i.v IN CAST(r.${quoteIdent(column)} AS VARCHAR)) > 0)`,
-  );
-  return Number(rows[0]?.n ?? 0);
-}
-
-/**
- * The leak scan on rows about to be published (inside the publishing transaction): a research
- * relation holding a raw identifier is never written, not only reported afterwards.
- */
-export async function checkStagedForLeaks(s: Session, stageTable: string, node: ManifestNode, manifest: Manifest, privacy: PrivacyConfig, minLength = 4): Promise<void> {
-  const identifiers = identifierSelects(manifest, privacy);
-  if (identifiers.length === 0) return;
-  const probe = await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`);
-  await stageIdentifiers(s, identifiers, minLength, false);
-  const findings: string[] = [];
-  for (const column of probe.columns) {
-    const n = await rowsContainingIdentifiers(s, quoteIdent(stageTable), column);
-    if (n > 0) findings.push(`${column} (${n} rows)`);
-  }
-  await s.query(`DROP TABLE IF EXISTS ${quoteIdent(IDENTIFIERS)}`);
-  if (findings.length > 0) throw new TsformError(Codes.privacyGate, `${node.name} not published: raw direct identifiers in ${findings.join(', ')}`);
-}
-
-export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy: PrivacyConfig, minLength = 4): Promise<LeakFinding[]> {
+/** The leak scan over every pseudonymized relation as it is in the warehouse (after a run). */
+export async function scanForLeaks(adapter: Adapter, manifest: Manifest, privacy: PrivacyConfig): Promise<LeakFinding[]> {
   const nodes = manifestNodes(manifest);
-  const identifiers = identifierSelects(manifest, privacy);
-  if (identifiers.length === 0) return [];
   const targets: { node: ManifestNode; columns: string[] }[] = [];
   // Described before the transaction: the adapter's pool may have a single connection.
   for (const node of Object.values(nodes).filter((n) => n.kind === 'model' && n.pseudonymized && n.materialized !== 'ephemeral')) {
     const info = await adapter.describe(node.schema, node.identifier);
-    if (info) targets.push({ node, columns: info.columns.filter((c) => /char|text|string/.test(c.type)).map((c) => c.name) });
+    if (info) targets.push({ node, columns: info.columns.map((c) => c.name) });
   }
-  const findings: LeakFinding[] = [];
-  await adapter.transaction(async (s) => {
-    await stageIdentifiers(s, identifiers, minLength, true);
-    for (const { node, columns } of targets) {
-      for (const column of columns) {
-        const n = await rowsContainingIdentifiers(s, quoteRelation(node.schema, node.identifier), column);
-        if (n > 0) findings.push({ relation: `${node.schema}.${node.identifier}`, column, rows: n });
-      }
-    }
-    await s.query(`DROP TABLE IF EXISTS ${quoteIdent(IDENTIFIERS)}`);
-  });
-  return findings;
+  if (targets.length === 0) return [];
+  return adapter.transaction((s) =>
+    scanRelations(
+      s,
+      manifest,
+      privacy,
+      targets.map((t) => t.node),
+      targets.map((t) => ({ name: `${t.node.schema}.${t.node.identifier}`, relationSql: quoteRelation(t.node.schema, t.node.identifier), columns: t.columns })),
+    ),
+  );
 }

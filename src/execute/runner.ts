@@ -210,7 +210,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       const started = performance.now();
       try {
         const outcome = await withRetries(() => buildOnceNode(ctx, node));
-        out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined }));
+        out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined, notes: outcome.notes }));
       } catch (err) {
         const msg = describeError(err, node, ctx.adapter);
         onceFailed.set(step.id, `${step.id} failed`);

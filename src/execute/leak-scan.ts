@@ -1,0 +1,218 @@
+import type { Session, SqlParam } from '../adapters/adapter.ts';
+import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
+import type { PrivacyConfig } from '../project/types.ts';
+import { compactSql, hasDigitSql, identifierFormsSql, wordsSql } from '../security/recognisable-forms.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+
+/**
+ * The leak scan: does a research value hold a raw identifier in a form a person would recognise?
+ *
+ * Identifiers: every `direct` column of the relations a research relation is built from (its
+ * sources and identifiable models, transitively), compared with every value of every research
+ * column of any type (cast to text), in normalized forms (recognisable-forms.ts): case,
+ * punctuation and spacing ignored, SSN and phone as digits, a ZIP or SSN without leading zeros.
+ * A value matches when an identifier is one of its whole words or word sequences, or equals it
+ * once compacted (`Fred  289` = `fred289`). Word boundaries keep a ZIP from matching inside a
+ * hexadecimal token or a cost.
+ *
+ * Per-person identifiers: the identity model's quasi-identifiers that carry digits (full birth
+ * date, ZIP5, other full dates) match only a row that also holds the vault token of that same
+ * person, so a common date or number is not a false positive.
+ *
+ * Everything here reports relations, columns and row counts; no value leaves the database.
+ */
+
+const IDS = '__tsf_scan_ids';
+const PERSON_IDS = '__tsf_scan_person_ids';
+const VALS = '__tsf_scan_values';
+const WORDS = '__tsf_scan_words';
+const ROW_PERSONS = '__tsf_scan_row_persons';
+const TEMP_TABLES = [IDS, PERSON_IDS, VALS, WORDS, ROW_PERSONS];
+
+/** Identifiers shorter than this (compacted) are not compared: `Mr`, `M`, `MA`. */
+export const MIN_IDENTIFIER_LENGTH = 4;
+
+export interface ScanColumns {
+  /** Column names of the scanned relation, in order. */
+  columns: string[];
+}
+
+/** The vault's token map, if this project has one. */
+export function vaultNode(manifest: Manifest): ManifestNode | undefined {
+  return Object.values(manifest.seeds).find((n) => n.kind === 'vault');
+}
+
+function allNodes(manifest: Manifest): Map<string, ManifestNode> {
+  return new Map(Object.values({ ...manifest.sources, ...manifest.seeds, ...manifest.models }).map((n) => [n.name, n]));
+}
+
+/** Nodes `roots` are built from, transitively (the roots excluded). */
+export function ancestorsOf(manifest: Manifest, roots: readonly ManifestNode[]): ManifestNode[] {
+  const nodes = allNodes(manifest);
+  const seen = new Set<string>(roots.map((r) => r.name));
+  const out: ManifestNode[] = [];
+  const stack = roots.flatMap((r) => r.depends_on);
+  while (stack.length > 0) {
+    const name = stack.pop()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    const n = nodes.get(name);
+    if (!n) continue;
+    out.push(n);
+    stack.push(...n.depends_on);
+  }
+  return out;
+}
+
+/** The relations whose `direct` columns are identifiers for a scan of `roots`. */
+export function identifierRelations(manifest: Manifest, roots: readonly ManifestNode[]): ManifestNode[] {
+  return ancestorsOf(manifest, roots).filter(
+    (n) => (n.kind === 'source' || (n.kind === 'model' && !n.pseudonymized)) && n.materialized !== 'ephemeral' && Object.values(n.columns).some((c) => c.phi === 'direct'),
+  );
+}
+
+/**
+ * Creates the identifier tables of one scan in the session. With `tenants`, a tenant-scoped
+ * relation contributes only those practices' rows (a tenant-scoped model reads no other rows).
+ */
+async function stageIdentifiers(
+  s: Session,
+  manifest: Manifest,
+  privacy: PrivacyConfig,
+  relations: readonly ManifestNode[],
+  tenants: readonly string[] | undefined,
+): Promise<void> {
+  const tc = quoteIdent(manifest.tenant_column);
+  const params: SqlParam[] = tenants ? [[...tenants]] : [];
+  const slice = (n: ManifestNode) => (tenants && n.scope === 'tenant' ? ` WHERE ${tc} = ANY($1::VARCHAR[])` : '');
+  const selects = relations.flatMap((n) =>
+    Object.entries(n.columns)
+      .filter(([, c]) => c.phi === 'direct')
+      .map(([col]) => `SELECT CAST(${quoteIdent(col)} AS VARCHAR) AS v FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}`),
+  );
+  if (selects.length === 0) selects.push('SELECT CAST(NULL AS VARCHAR) AS v');
+  await s.createTempTableAs(
+    IDS,
+    `SELECT DISTINCT CASE WHEN NOT f.whole THEN ' ' || f.w || ' ' END AS form, CASE WHEN NOT f.whole THEN split_part(f.w, ' ', 1) END AS first_word,
+            replace(f.w, ' ', '') AS compact
+       FROM (${selects.join('\nUNION\n')}) AS ids CROSS JOIN LATERAL ${identifierFormsSql('ids.v')} AS f(w, whole)
+      WHERE ids.v IS NOT NULL AND f.w IS NOT NULL AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
+    params,
+  );
+  const identity = manifest.models[privacy.identityModel];
+  const vault = vaultNode(manifest);
+  const perPerson = identity
+    ? Object.entries(identity.columns)
+        .filter(([name, c]) => c.phi === 'quasi' || name === privacy.identity.birthDate)
+        .map(([name]) => name)
+    : [];
+  if (!identity || !vault || perPerson.length === 0) {
+    await s.createTempTableAs(
+      PERSON_IDS,
+      `SELECT CAST(NULL AS VARCHAR) AS person_token, CAST(NULL AS VARCHAR) AS form, CAST(NULL AS VARCHAR) AS compact, FALSE AS whole WHERE 1 = 0`,
+      [],
+    );
+    return;
+  }
+  const pid = quoteIdent(privacy.identity.patientId);
+  const values = perPerson.map((c) => `SELECT ${tc} AS t, ${pid} AS patient_id, CAST(${quoteIdent(c)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}${slice(identity)}`);
+  await s.createTempTableAs(
+    PERSON_IDS,
+    `SELECT DISTINCT vt.person_token, CASE WHEN NOT f.whole THEN ' ' || f.w || ' ' END AS form, replace(f.w, ' ', '') AS compact, f.whole
+       FROM (${values.join('\nUNION ALL\n')}) AS p
+       JOIN ${quoteRelation(vault.schema, vault.identifier)} AS vt ON vt.${tc} = p.t AND vt.patient_id = p.patient_id
+       CROSS JOIN LATERAL ${identifierFormsSql('p.v')} AS f(w, whole)
+      WHERE p.v IS NOT NULL AND f.w IS NOT NULL AND ${hasDigitSql("replace(f.w, ' ', '')")} AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
+    params,
+  );
+}
+
+/** Rows per column of `relationSql` holding an identifier; the identifier tables must exist. */
+async function matchingRows(s: Session, relationSql: string, columns: readonly string[], vault: ManifestNode | undefined): Promise<Map<string, number>> {
+  const found = new Map<string, number>();
+  if (columns.length === 0) return found;
+  const unpivot = columns.map((c, i) => `(${i}, CAST(r.${quoteIdent(c)} AS VARCHAR))`).join(', ');
+  await s.createTempTableAs(
+    VALS,
+    `SELECT r.__tsf_rid AS rid, x.col, x.t, ' ' || ${wordsSql('x.t')} || ' ' AS padded, ${compactSql('x.t')} AS compact
+       FROM (SELECT row_number() OVER () AS __tsf_rid, * FROM ${relationSql}) AS r
+       CROSS JOIN LATERAL (VALUES ${unpivot}) AS x(col, t)
+      WHERE x.t IS NOT NULL`,
+    [],
+  );
+  await s.createTempTableAs(WORDS, `SELECT DISTINCT rid, col, unnest(string_to_array(trim(padded), ' ')) AS word FROM ${quoteIdent(VALS)}`, []);
+  // A row belongs to the persons whose vault token it holds (in any column).
+  await s.createTempTableAs(
+    ROW_PERSONS,
+    vault
+      ? `SELECT DISTINCT v.rid, v.t AS person_token FROM ${quoteIdent(VALS)} AS v
+           WHERE v.t IN (SELECT person_token FROM ${quoteRelation(vault.schema, vault.identifier)})`
+      : `SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS person_token WHERE 1 = 0`,
+    [],
+  );
+  const { rows } = await s.query(
+    `SELECT m.col, count(DISTINCT m.rid) AS n FROM (
+       SELECT w.rid, w.col FROM ${quoteIdent(WORDS)} AS w
+         JOIN ${quoteIdent(IDS)} AS i ON i.first_word = w.word
+         JOIN ${quoteIdent(VALS)} AS v ON v.rid = w.rid AND v.col = w.col
+        WHERE position(i.form IN v.padded) > 0
+       UNION ALL
+       SELECT v.rid, v.col FROM ${quoteIdent(VALS)} AS v JOIN ${quoteIdent(IDS)} AS i ON i.compact = v.compact
+       UNION ALL
+       SELECT v.rid, v.col FROM ${quoteIdent(VALS)} AS v
+         JOIN ${quoteIdent(ROW_PERSONS)} AS rp ON rp.rid = v.rid
+         JOIN ${quoteIdent(PERSON_IDS)} AS p ON p.person_token = rp.person_token
+        WHERE NOT p.whole AND (position(p.form IN v.padded) > 0 OR p.compact = v.compact)
+     ) AS m GROUP BY m.col ORDER BY m.col`,
+  );
+  for (const r of rows) found.set(columns[Number(r.col)]!, Number(r.n));
+  // A number that is its own person's ZIP without the leading zero (`cast(zip as integer)`) could
+  // also be a year or a count: the column is a finding when it is so for at least half of the
+  // rows that carry a person, far beyond chance.
+  const weak = await s.query(
+    `SELECT c.col, c.persons, count(DISTINCT m.rid) AS n FROM (
+        SELECT v.col, count(DISTINCT v.rid) AS persons FROM ${quoteIdent(VALS)} AS v
+         WHERE v.rid IN (SELECT rid FROM ${quoteIdent(ROW_PERSONS)}) GROUP BY v.col) AS c
+       JOIN (SELECT v.rid, v.col FROM ${quoteIdent(VALS)} AS v
+               JOIN ${quoteIdent(ROW_PERSONS)} AS rp ON rp.rid = v.rid
+               JOIN ${quoteIdent(PERSON_IDS)} AS p ON p.person_token = rp.person_token
+              WHERE p.whole AND p.compact = v.compact) AS m ON m.col = c.col
+      GROUP BY c.col, c.persons`,
+  );
+  for (const r of weak.rows) {
+    const column = columns[Number(r.col)]!;
+    if (Number(r.n) * 2 >= Number(r.persons)) found.set(column, Math.max(found.get(column) ?? 0, Number(r.n)));
+  }
+  for (const t of [VALS, WORDS, ROW_PERSONS]) await s.query(`DROP TABLE IF EXISTS ${quoteIdent(t)}`);
+  return found;
+}
+
+export interface ScanTarget {
+  /** `schema.identifier` as reported. */
+  name: string;
+  /** Already quoted relation (a staged temp table or a published relation). */
+  relationSql: string;
+  columns: string[];
+}
+
+/**
+ * Scans `targets` in one session against the identifiers of `roots` (the nodes the targets are
+ * built as). Returns rows per (target, column) that hold an identifier.
+ */
+export async function scanRelations(
+  s: Session,
+  manifest: Manifest,
+  privacy: PrivacyConfig,
+  roots: readonly ManifestNode[],
+  targets: readonly ScanTarget[],
+  tenants?: readonly string[],
+): Promise<{ relation: string; column: string; rows: number }[]> {
+  await stageIdentifiers(s, manifest, privacy, identifierRelations(manifest, roots), tenants);
+  const findings: { relation: string; column: string; rows: number }[] = [];
+  for (const t of targets) {
+    for (const [column, rows] of await matchingRows(s, t.relationSql, t.columns, vaultNode(manifest))) findings.push({ relation: t.name, column, rows });
+  }
+  // On an error the caller's transaction rolls back, and these temporary tables with it.
+  for (const t of TEMP_TABLES) await s.query(`DROP TABLE IF EXISTS ${quoteIdent(t)}`);
+  return findings;
+}

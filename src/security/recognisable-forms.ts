@@ -1,0 +1,43 @@
+/**
+ * The forms in which a person would recognise an identifier, as SQL text both targets accept
+ * (DuckDB and PostgreSQL share lower, regexp_replace with 'g', trim, split_part, ltrim, LIKE).
+ * The leak scan compares research values with raw identifiers in these forms only, so a
+ * `lower(first_name)`, `replace(ssn, '-', '')` or a ZIP cast to an integer is still the value.
+ */
+
+/** Lower case, every run of characters other than a-z and 0-9 as one space, trimmed: `o brien 289`. */
+export function wordsSql(text: string): string {
+  return `trim(regexp_replace(lower(${text}), '[^a-z0-9]+', ' ', 'g'))`;
+}
+
+/** Lower case, letters and digits only: `obrien289`; for an SSN or a phone number, its digits. */
+export function compactSql(text: string): string {
+  return `regexp_replace(lower(${text}), '[^a-z0-9]+', '', 'g')`;
+}
+
+/** True when a compact form is digits only (an SSN, a phone, a ZIP, a date). */
+export function digitsOnlySql(compact: string): string {
+  return `(${compact} <> '' AND regexp_replace(${compact}, '[0-9]', '', 'g') = '')`;
+}
+
+/** True when a compact form holds a digit (a date, a ZIP: values that identify one person). */
+export function hasDigitSql(compact: string): string {
+  return `(regexp_replace(${compact}, '[^0-9]', '', 'g') <> '')`;
+}
+
+/**
+ * One identifier value `v` (text) as rows `(w, whole)` of its recognisable forms. Word forms
+ * (`whole` false) may match inside a longer value: its words; its compact form as one word; for
+ * an ISO date (`yyyy mm dd`), month-day-year as well. A number without its leading zeros (a ZIP or
+ * SSN cast to an integer) is `whole`: it matches only a value that is that number, because as a
+ * word it would be any year or count.
+ */
+export function identifierFormsSql(v: string): string {
+  const w = wordsSql(v);
+  const c = compactSql(v);
+  const iso = `${w} LIKE '____ __ __'`;
+  return `(VALUES (${w}, FALSE), (${c}, FALSE),
+    (CASE WHEN ${digitsOnlySql(c)} AND ltrim(${c}, '0') <> ${c} THEN ltrim(${c}, '0') END, TRUE),
+    (CASE WHEN ${iso} THEN split_part(${w}, ' ', 2) || ' ' || split_part(${w}, ' ', 3) || ' ' || split_part(${w}, ' ', 1) END, FALSE),
+    (CASE WHEN ${iso} THEN split_part(${w}, ' ', 2) || split_part(${w}, ' ', 3) || split_part(${w}, ' ', 1) END, FALSE))`;
+}
