@@ -4,7 +4,8 @@ import type { GenericTestSpec, Project } from '../project/types.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
 import { extractUses, parseTemplate } from './extract.ts';
 import { tenantFilter } from './relations.ts';
-import type { Renderer } from './render.ts';
+import { checkModelSql } from './model-sql.ts';
+import { reservedRelationName, type Renderer } from './render.ts';
 
 /**
  * Data tests compile to one query each that returns `(tenant, failures)` rows: counts per
@@ -69,6 +70,11 @@ export function compileTests(
     }
     const tenantScoped = deps.some((d) => nodes[d]!.scope === 'tenant');
     const attached = nodes[deps[0]!]!;
+    // A singular test runs as the owner like a model: the same check of what its SQL does.
+    const bareScope = { filtered: false, isIncremental: false, self: { name: t.name, schema: attached.schema, identifier: attached.identifier, scope: 'global' as const }, lookup: (id: string) => nodes[id], ephemeralBody: () => '', tenantColumn: tc, vars: project.config.vars, bare: true };
+    const findings = checkModelSql({ sql: renderer.render(t.sql, bareScope), allowed: new Set(deps.map((d) => reservedRelationName(nodes[d]!).slice(1, -1))) });
+    for (const f of findings) diagnostics.push(diagnostic(Codes.modelSql, `singular test ${t.name} ${f.message}`, { file: t.file, line: 1 }));
+    if (findings.length > 0) continue;
     const body = renderer.render(t.sql, {
       filtered: tenantScoped,
       isIncremental: false,

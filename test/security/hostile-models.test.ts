@@ -156,6 +156,13 @@ describe('hostile model pull requests are refused at compile (issue 12)', () => 
     expect(mine.filter((d) => d.code === code).every((d) => d.file === file && typeof d.line === 'number')).toBe(true);
   });
 
+  it('a singular test gets the same check (it runs as the owner too)', () => {
+    const diags = compileWith({}, (p) =>
+      p.singularTests.push({ name: 'steal', file: 'tests/steal.sql', line: 1, sql: `select practice_id from {{ref "stg_patients"}} where exists (select 1 from vault.keys)\n` }),
+    );
+    expect(diags.find((d) => d.code === 'TSF222')).toMatchObject({ file: 'tests/steal.sql' });
+  });
+
   it('names the line of the offending relation', () => {
     const diags = compileWith({ [MART]: `select practice_id\nfrom {{ref "stg_patients"}} p\njoin staging.stg_providers s on true\n` });
     expect(diags.find((d) => d.code === 'TSF222')).toMatchObject({ file: MART, line: 3 });
