@@ -130,12 +130,11 @@ async function main(): Promise<void> {
     // Monolithic, in its own copy, with the tenants relation tsform materialized.
     copyFileSync(gen, ctx.monoPath);
     const monoSetup = [
-      `ATTACH '${ctx.warehouse}' AS ts (READ_ONLY)`,
       'CREATE SCHEMA IF NOT EXISTS tsform_meta',
       'CREATE OR REPLACE TABLE tsform_meta.tenants AS SELECT * FROM ts.tsform_meta.tenants',
       'DETACH ts',
     ];
-    const monoFirst = await monoRun(ctx, THREADS, 'first run', monoSetup);
+    const monoFirst = await monoRun(ctx, THREADS, 'first run', monoSetup, { ts: ctx.warehouse });
 
     const tsSteady: TsformRun[] = [];
     const monoSteady: MonoRun[] = [];
@@ -260,8 +259,8 @@ async function tsformSteady(ctx: Ctx, v: Variant, what: string): Promise<TsformR
   return run;
 }
 
-async function monoRun(ctx: Ctx, threads: number, what: string, setup?: string[]): Promise<MonoRun> {
-  const run = await runMonolithic(ctx.monoPath, ctx.statements, { threads, setup });
+async function monoRun(ctx: Ctx, threads: number, what: string, setup?: string[], attachReadOnly?: Record<string, string>): Promise<MonoRun> {
+  const run = await runMonolithic(ctx.monoPath, ctx.statements, { threads, setup, attachReadOnly });
   log(`monolithic ${what} (${threads} threads): ${run.seconds.toFixed(2)} s (cpu ${run.cpuSeconds.toFixed(2)} s) ${JSON.stringify(roundAll(run.perModel))}`);
   return run;
 }

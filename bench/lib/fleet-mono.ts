@@ -41,10 +41,15 @@ export interface MonoRun {
 }
 
 /** Opens the warehouse, runs every statement (autocommit, as a CTAS would be run), closes it. */
-export async function runMonolithic(path: string, statements: readonly MonoStatement[], opts: { threads: number; setup?: string[] }): Promise<MonoRun> {
+export async function runMonolithic(
+  path: string,
+  statements: readonly MonoStatement[],
+  opts: { threads: number; setup?: string[]; attachReadOnly?: Record<string, string> },
+): Promise<MonoRun> {
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const adapter = await DuckDBAdapter.open({ path, connections: opts.threads });
+  // Attached at open: the adapter switches DuckDB's external access off once its files are attached.
+  const adapter = await DuckDBAdapter.open({ path, connections: opts.threads, attachReadOnly: opts.attachReadOnly });
   const perModel: Record<string, number> = {};
   try {
     for (const sql of opts.setup ?? []) await adapter.query(sql);

@@ -54,12 +54,13 @@ export async function timeTsformRun(o: TsformRunOptions): Promise<TsformRun> {
   const busy: Record<string, number> = {};
   const tasks: Record<string, number> = {};
   // Our own adapter only when the run needs a setting or a profile; otherwise runWorkspace opens it.
-  const own = o.checkpointThreshold || o.profile ? await DuckDBAdapter.open({ path: o.warehouse, connections: o.threads }) : undefined;
+  // A setting is given at open: the adapter locks DuckDB's configuration once its files are attached.
+  const settings = o.checkpointThreshold ? { checkpoint_threshold: o.checkpointThreshold } : undefined;
+  const own = o.checkpointThreshold || o.profile ? await DuckDBAdapter.open({ path: o.warehouse, connections: o.threads, settings }) : undefined;
   const profiled = own && o.profile ? profileAdapter(own) : undefined;
   const adapter = profiled?.adapter ?? own;
   let results: NodeResult[];
   try {
-    if (o.checkpointThreshold) await adapter!.query(`SET checkpoint_threshold = '${o.checkpointThreshold!.replace(/[^0-9A-Za-z. ]/g, '')}'`);
     const run = await runWorkspace({
       projectDir: o.projectDir,
       command: 'run',
