@@ -155,7 +155,8 @@ export function filesContaining(dir: string, text: string): string[] {
 export const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** The Synthea source of the demo data: the ground truth of which practice records are one person. */
-export const SYNTHEA_PATIENTS = join(REPO_ROOT, '../shared/data/synthea-ma/patients.csv');
+// Copied from ../shared/data/synthea-ma (PROVENANCE.txt beside it): a clone has no ../shared.
+export const SYNTHEA_PATIENTS = join(REPO_ROOT, 'test/fixtures/synthea-ma/patients.csv');
 
 export function syntheaPatientIds(): string[] {
   const rows = parse(readFileSync(SYNTHEA_PATIENTS), { columns: true, bom: true, skip_empty_lines: true }) as { Id: string }[];
