@@ -1,4 +1,5 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
+import { safeDbMessage } from '../adapters/safe-message.ts';
 import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
@@ -138,7 +139,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
       return { ...r, source: u.node.name };
     } catch (err) {
       // Opening the OLTP failed: this unit fails, the others go on.
-      const message = `${u.tenant}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
+      const message = `${u.tenant}: ${err instanceof TsformError ? err.message : safeDbMessage(err, 1)}`;
       say(`backfill ${label}: FAILED: ${message}`);
       return { tenant: u.tenant, rows: 0, deleted: 0, chunks: 0, complete: false, failure: { tenant: u.tenant, message }, source: u.node.name };
     } finally {

@@ -3,6 +3,7 @@ import pc from 'picocolors';
 import { registerCaptureCommands } from './capture-commands.ts';
 import { registerDocsCommands } from './docs-command.ts';
 import { registerInitCommand } from './init-command.ts';
+import { safeDbMessage } from '../adapters/safe-message.ts';
 import { DiagnosticsError, formatDiagnostic, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import type { Command as PlanCommand } from '../plan/plan.ts';
 
@@ -224,6 +225,9 @@ function reportError(e: unknown, err: (l: string) => void): number {
     err(formatDiagnostic(e.toDiagnostic()));
     return EXIT_USER_ERROR;
   }
-  err(pc.red(`internal error: ${(e as Error)?.stack ?? String(e)}`));
+  // A database error that escaped its command: its message goes through the one redactor, and
+  // only the stack's frames follow (the stack's first line repeats the unredacted message).
+  const frames = (e instanceof Error ? (e.stack ?? '') : '').split('\n').filter((l) => /^\s+at /.test(l));
+  err(pc.red(`internal error: ${[safeDbMessage(e), ...frames].join('\n')}`));
   return EXIT_NODE_FAILED;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Adapter, Session } from '../adapters/adapter.ts';
-import { describePgError } from '../adapters/postgres/postgres-adapter.ts';
+import { safeDbMessage } from '../adapters/safe-message.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
@@ -181,14 +181,14 @@ export async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpe
   return { total, shown };
 }
 
-export function failureOf(wh: Adapter, tenant: string, err: unknown): TenantFailure {
+/**
+ * A practice's capture failure as a line: the OLTP's or the warehouse's error, told apart by the
+ * one redactor (safeDbMessage), never by the warehouse adapter (it may not be the engine that raised it).
+ */
+export function failureOf(_warehouse: Adapter, tenant: string, err: unknown): TenantFailure {
   if (err instanceof TsformError) return { tenant, code: err.code, message: `${tenant}: ${err.message}` };
-  // OLTP errors carry a SQLSTATE; warehouse errors go through the warehouse adapter's sanitizer.
   const sqlstate = (err as { code?: unknown }).code;
-  const described = typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) ? describePgError(err) : wh.describeError(err);
-  // DuckDB's CSV reader quotes the offending line (row values, possibly PHI): keep the line number only.
-  const message = described.replace(/\s*\|?\s*Original Line:.*$/s, '');
-  return { tenant, code: typeof sqlstate === 'string' ? sqlstate : undefined, message: `${tenant}: ${message}` };
+  return { tenant, code: typeof sqlstate === 'string' ? sqlstate : undefined, message: `${tenant}: ${safeDbMessage(err)}` };
 }
 
 export async function forEachLimited<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -328,7 +328,7 @@ describe('PostgresAdapter: errors', () => {
 
   it('keeps row values of real data and not-null errors out of the line', async () => {
     const cast = await rejection(db.query('SELECT $1::INTEGER AS n', ['Jane Doe']));
-    expect(describePgError(cast)).toBe('22P02: invalid input syntax for type integer: "…"');
+    expect(describePgError(cast)).toBe('22P02: invalid input syntax for type integer (value withheld)');
     const rel = quoteRelation(S, 'patients');
     await db.query(`ALTER TABLE ${rel} ADD COLUMN ssn VARCHAR NOT NULL DEFAULT ''`);
     const notNull = await rejection(db.query(`INSERT INTO ${rel} (mrn, ssn) VALUES ($1, NULL)`, ['MRN-SECRET-0815']));
@@ -338,7 +338,7 @@ describe('PostgresAdapter: errors', () => {
 
   it('redacts the offending input of a data exception and anything after DETAIL', () => {
     const cast = Object.assign(new Error('invalid input syntax for type integer: "Jane Doe"'), { code: '22P02' });
-    expect(describePgError(cast)).toBe('22P02: invalid input syntax for type integer: "…"');
+    expect(describePgError(cast)).toBe('22P02: invalid input syntax for type integer (value withheld)');
     const withDetail = new Error('something failed\nDETAIL: Key (ssn)=(123-45-6789) already exists.');
     expect(describePgError(withDetail)).toBe('something failed');
     expect(describePgError('plain')).toBe('plain');

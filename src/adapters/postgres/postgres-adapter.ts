@@ -5,6 +5,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { Codes, TransientError, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
+import { safeDbMessage } from '../safe-message.ts';
 import type {
   TransactionOptions, Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 import { inClientTransaction } from './client-transaction.ts';
@@ -378,22 +379,8 @@ function isTransientPgError(err: unknown): boolean {
   return err instanceof Error && TRANSIENT_MESSAGES.test(err.message);
 }
 
-/**
- * One line that is safe to log: SQLSTATE, message and position. PostgreSQL puts row values
- * (possibly PHI) in `detail` and `where`, which are never used; in data exceptions (class 22)
- * the offending input is quoted at the end of the message, and is replaced.
- */
+/** A PostgreSQL error as one line that is safe to log, through the one redactor (its SQLSTATE decides what is kept). */
 export function describePgError(err: unknown): string {
-  if (!(err instanceof Error)) return firstLine(String(err));
-  const { code, position } = err as { code?: unknown; position?: unknown };
-  let message = err.message.split(/\bDETAIL\b/)[0]!.replace(/\s+/g, ' ').trim();
-  const sqlstate = typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
-  if (sqlstate?.startsWith('22')) message = message.replace(/: ".*"$/, ': "…"');
-  const prefix = typeof code === 'string' && code.length > 0 ? `${code}: ` : '';
-  const at = typeof position === 'string' && position.length > 0 ? ` (at character ${position})` : '';
-  return `${prefix}${message}${at}`;
+  return safeDbMessage(err, 1);
 }
 
-function firstLine(text: string): string {
-  return text.split('\n')[0] ?? '';
-}
