@@ -65,38 +65,25 @@ describe('the privacy gates on the demo data', () => {
     expect(scan.message).toBeNull();
   });
 
-  it('publishes condition prevalence with every count below k suppressed', async () => {
+  it('publishes condition prevalence with no cell below k (suppressed cells have no row)', async () => {
     await withWarehouse(demo.dir, async (q) => {
       const rows = await q(
-        `SELECT count(*) AS n, count(persons) AS shown, count(*) FILTER (WHERE persons < ${K}) AS small FROM research.research_condition_prevalence`,
+        `SELECT count(*) AS n, count(*) FILTER (WHERE persons IS NULL OR persons < ${K}) AS small FROM research.research_condition_prevalence`,
       );
       expect(num(rows[0]!.n)).toBeGreaterThan(0);
       expect(num(rows[0]!.small)).toBe(0);
       const columns = await q(`SELECT column_name FROM duckdb_columns() WHERE database_name = 'research' AND table_name = 'research_condition_prevalence' ORDER BY column_index`);
-      expect(columns.map((c) => c.column_name)).toEqual(['age_band', 'sex', 'zip3', 'condition_code', 'condition_description', 'persons']);
+      expect(columns.map((c) => c.column_name)).toEqual(['age_group', 'sex', 'condition_code', 'condition_description', 'persons']);
     });
   });
 
-  it('publishes the diabetes cohort as person tokens with practice and encounter counts only', async () => {
+  it('publishes the diabetes cohort as an aggregate: bands and persons, no token, no cell below k', async () => {
     await withWarehouse(demo.dir, async (q) => {
       const columns = await q(`SELECT column_name FROM duckdb_columns() WHERE database_name = 'research' AND table_name = 'research_diabetes_cohort' ORDER BY column_index`);
-      expect(columns.map((c) => c.column_name)).toEqual(['person_token', 'practices', 'encounters']);
-      const [r] = await q(
-        `SELECT count(*) AS n, count(DISTINCT person_token) AS tokens,
-                count(*) FILTER (WHERE NOT regexp_full_match(person_token, '${SQL_PERSON_TOKEN}')) AS malformed,
-                min(practices) AS min_practices, max(practices) AS max_practices, min(encounters) AS min_encounters
-           FROM research.research_diabetes_cohort`,
-      );
+      expect(columns.map((c) => c.column_name)).toEqual(['practices_band', 'encounters_band', 'persons']);
+      const [r] = await q(`SELECT count(*) AS n, count(*) FILTER (WHERE persons IS NULL OR persons < ${K}) AS small FROM research.research_diabetes_cohort`);
       expect(num(r!.n)).toBeGreaterThan(0);
-      expect(num(r!.tokens)).toBe(num(r!.n));
-      expect(num(r!.malformed)).toBe(0);
-      expect(num(r!.min_practices)).toBeGreaterThanOrEqual(1);
-      expect(num(r!.min_encounters)).toBeGreaterThanOrEqual(1);
-      // Linkage reaches the published layer: some diabetic person was seen at two or more practices.
-      expect(num(r!.max_practices)).toBeGreaterThanOrEqual(2);
-      // Every published token is a token of the vault.
-      const orphan = await scalar(q, `SELECT count(*) FROM research.research_diabetes_cohort c WHERE NOT EXISTS (SELECT 1 FROM vault.person_tokens v WHERE v.person_token = c.person_token)`);
-      expect(num(orphan)).toBe(0);
+      expect(num(r!.small)).toBe(0);
     });
   });
 });
@@ -106,8 +93,10 @@ describe('tsform privacy check on the demo data', () => {
     const { code, lines } = await cli(['privacy', 'check', '--project-dir', demo.dir]);
     expect(code).toBe(0);
     expect(lines.filter((l) => l.startsWith('lineage: '))).toHaveLength(1);
-    expect(lines.filter((l) => l.startsWith('k-anonymity: ')).sort()).toEqual(PUBLISHED_MODELS.map((m) => `k-anonymity: ${m} ok (k=${K})`).sort());
-    expect(lines.at(-1)).toBe('leak scan: no raw direct identifier in any pseudonymized relation');
+    const k = lines.filter((l) => l.startsWith('k-anonymity: '));
+    expect(k.map((l) => l.split(' ')[1]).sort()).toEqual([...PUBLISHED_MODELS].sort());
+    for (const l of k) expect(l).toMatch(/^k-anonymity: \w+ ok \(k=11, smallest cell \d+, \d+ suppressed cells: \d+ below k, \d+ complementary; \d+ rows published\)$/);
+    expect(lines.at(-1)).toBe('leak scan: no raw identifier in any pseudonymized relation');
   });
 });
 
@@ -254,8 +243,8 @@ describe('tsform reidentify (DuckDB)', () => {
 
   it('returns the practice records of a real token, audited once with actor, reason, token and records found', async () => {
     const { token, records, vaultRows } = await withWarehouse(demo.dir, async (q) => {
-      // The diabetic person seen at the most practices.
-      const [c] = await q(`SELECT person_token FROM research.research_diabetes_cohort ORDER BY practices DESC, person_token LIMIT 1`);
+      // The person seen at the most practices.
+      const [c] = await q(`SELECT person_token FROM pseudo.pseudo_encounters GROUP BY 1 ORDER BY count(DISTINCT practice_token) DESC, person_token LIMIT 1`);
       const t = String(c!.person_token);
       const rows = await q(`SELECT practice_id || chr(9) || patient_id AS line FROM vault.person_tokens WHERE person_token = '${t}' ORDER BY 1`);
       return { token: t, records: rows.map((r) => String(r.line)), vaultRows: rows.length };
@@ -304,7 +293,7 @@ describe('tsform reidentify (DuckDB)', () => {
   });
 
   it('refuses a reason shorter than 8 characters with exit code 2 and reveals nothing', async () => {
-    const token = String(await withWarehouse(demo.dir, (q) => scalar(q, 'SELECT min(person_token) FROM research.research_diabetes_cohort')));
+    const token = String(await withWarehouse(demo.dir, (q) => scalar(q, 'SELECT min(person_token) FROM pseudo.pseudo_persons')));
     const before = await auditRows();
     const { code, lines } = await reidentify(token, 'why');
     expect(code).toBe(2);
