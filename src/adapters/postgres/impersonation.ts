@@ -21,7 +21,7 @@ export class Impersonation {
     } catch (err) {
       if (!(err instanceof pg.DatabaseError)) throw err;
       await this.undo();
-      return { ok: false, code: err.code ?? '', message: safeDbMessage(err, 1) };
+      return { ok: false, code: err.code ?? '', message: withoutCode(safeDbMessage(err, 1)) };
     }
   }
 
@@ -37,7 +37,7 @@ export class Impersonation {
     } catch (err) {
       if (!(err instanceof pg.DatabaseError)) throw err;
       await this.undo();
-      return { ok: false, code: err.code ?? '', message: safeDbMessage(err, 1) };
+      return { ok: false, code: err.code ?? '', message: withoutCode(safeDbMessage(err, 1)) };
     }
   }
 
@@ -47,3 +47,8 @@ export class Impersonation {
 }
 
 export const count = (o: Outcome, key = 'total'): number => (o.ok ? Number(o.rows[0]?.[key] ?? 0) : 0);
+
+/** The outcome carries the SQLSTATE in `code`; the redacted line starts with it too. */
+function withoutCode(line: string): string {
+  return line.replace(/^[0-9A-Z]{5}: /, '');
+}
