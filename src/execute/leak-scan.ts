@@ -95,8 +95,9 @@ async function stageIdentifiers(
     IDS,
     `SELECT DISTINCT CASE WHEN NOT f.whole THEN ' ' || f.w || ' ' END AS form, CASE WHEN NOT f.whole THEN split_part(f.w, ' ', 1) END AS first_word,
             replace(f.w, ' ', '') AS compact
-       FROM (${selects.join('\nUNION\n')}) AS ids CROSS JOIN LATERAL ${identifierFormsSql('ids.v')} AS f(w, whole)
-      WHERE ids.v IS NOT NULL AND f.w IS NOT NULL AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
+       FROM (SELECT ${wordsSql('v')} AS w, ${compactSql('v')} AS c FROM (${selects.join('\nUNION\n')}) AS raw WHERE v IS NOT NULL) AS ids
+       CROSS JOIN LATERAL ${identifierFormsSql('ids.w', 'ids.c')} AS f(w, whole)
+      WHERE f.w IS NOT NULL AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
     params,
   );
   const identity = manifest.models[privacy.identityModel];
@@ -119,10 +120,10 @@ async function stageIdentifiers(
   await s.createTempTableAs(
     PERSON_IDS,
     `SELECT DISTINCT vt.person_token, CASE WHEN NOT f.whole THEN ' ' || f.w || ' ' END AS form, replace(f.w, ' ', '') AS compact, f.whole
-       FROM (${values.join('\nUNION ALL\n')}) AS p
+       FROM (SELECT t, patient_id, ${wordsSql('v')} AS w, ${compactSql('v')} AS c FROM (${values.join('\nUNION ALL\n')}) AS raw WHERE v IS NOT NULL) AS p
        JOIN ${quoteRelation(vault.schema, vault.identifier)} AS vt ON vt.${tc} = p.t AND vt.patient_id = p.patient_id
-       CROSS JOIN LATERAL ${identifierFormsSql('p.v')} AS f(w, whole)
-      WHERE p.v IS NOT NULL AND f.w IS NOT NULL AND ${hasDigitSql("replace(f.w, ' ', '')")} AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
+       CROSS JOIN LATERAL ${identifierFormsSql('p.w', 'p.c')} AS f(w, whole)
+      WHERE f.w IS NOT NULL AND ${hasDigitSql("replace(f.w, ' ', '')")} AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
     params,
   );
 }

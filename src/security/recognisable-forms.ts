@@ -26,15 +26,13 @@ export function hasDigitSql(compact: string): string {
 }
 
 /**
- * One identifier value `v` (text) as rows `(w, whole)` of its recognisable forms. Word forms
+ * One identifier value, given as its words `w` and compact form `c` (columns computed once), as rows `(w, whole)` of its recognisable forms. Word forms
  * (`whole` false) may match inside a longer value: its words; its compact form as one word; for
  * an ISO date (`yyyy mm dd`), month-day-year as well. A number without its leading zeros (a ZIP or
  * SSN cast to an integer) is `whole`: it matches only a value that is that number, because as a
  * word it would be any year or count.
  */
-export function identifierFormsSql(v: string): string {
-  const w = wordsSql(v);
-  const c = compactSql(v);
+export function identifierFormsSql(w: string, c: string): string {
   const iso = `${w} LIKE '____ __ __'`;
   return `(VALUES (${w}, FALSE), (${c}, FALSE),
     (CASE WHEN ${digitsOnlySql(c)} AND ltrim(${c}, '0') <> ${c} THEN ltrim(${c}, '0') END, TRUE),
