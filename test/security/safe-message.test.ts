@@ -155,6 +155,10 @@ describe('safeDbMessage on other errors', () => {
     expect(safeDbMessage(undefined)).toBe('undefined');
   });
 
+  it("reads node's errno codes as no SQLSTATE", () => {
+    expect(safeDbMessage(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe('write EPIPE');
+  });
+
   it('withholds the message of an unknown SQLSTATE class', () => {
     expect(safeDbMessage(Object.assign(new Error(`case not found for ${NAME}`), { code: '20000' }))).toBe('20000: error of class 20 (value withheld)');
   });
