@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,11 +48,15 @@ describe('DuckDB files are private to their owner', () => {
     const files = targetFiles(demo.dir);
     chmodSync(target, 0o755);
     for (const f of Object.values(files)) chmodSync(f, 0o644);
+    // DuckDB's spill folder, as an earlier run under a looser umask would have left it.
+    mkdirSync(`${files.vault}.tmp`, { mode: 0o755 });
+    chmodSync(`${files.vault}.tmp`, 0o755);
     await withEnv({ TSFORM_VAULT_KEY: undefined }, async () => {
       expect((await cli(['vault', 'init', '--project-dir', demo.dir])).code).toBe(0);
     });
     expect(mode(target).toString(8)).toBe('700');
     for (const [name, file] of Object.entries(files)) expect(mode(file).toString(8), name).toBe('600');
+    expect(mode(`${files.vault}.tmp`).toString(8)).toBe('700');
   });
 
   it('creates a missing folder 0700 and a new database and its log 0600', async () => {

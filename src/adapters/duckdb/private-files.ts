@@ -1,13 +1,15 @@
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Codes, TsformError } from '../../errors.ts';
 
 /**
- * The files DuckDB keeps beside a database: its write-ahead log. DuckDB deletes the log at every
- * checkpoint and creates it again with the process umask (usually 0644); the 0700 folder is what
- * keeps a log written mid-run private, and tsform sets any log it finds to 0600.
+ * What DuckDB keeps beside a database (names from DuckDB 1.5): its write-ahead log and the log's
+ * checkpoint and recovery copies, and the spill folder `<file>.tmp`. DuckDB deletes the log at
+ * every checkpoint and creates it again with the process umask (usually 0644); the 0700 folder
+ * is what keeps a log written mid-run private, and tsform tightens whatever it finds.
  */
-const COMPANIONS = ['', '.wal'];
+const COMPANION_FILES = ['', '.wal', '.wal.checkpoint', '.wal.recovery'];
+const SPILL_FOLDER = '.tmp';
 
 /**
  * The folder of a database file tsform writes (warehouse, research, vault: PHI or the key),
@@ -31,17 +33,18 @@ export function preparePrivateFolder(file: string): void {
   }
 }
 
-/** The database file and its log, 0600 (DuckDB creates them with the umask; a copy may arrive looser). */
+/** The database file and its companions 0600, its spill folder 0700 (DuckDB creates them with the umask; a copy may arrive looser). */
 export function tightenDatabaseFiles(file: string): void {
   if (file === ':memory:') return;
-  for (const suffix of COMPANIONS) {
-    const path = file + suffix;
-    if (!existsSync(path)) continue;
-    try {
-      if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, 0o600);
-    } catch (err) {
-      // The log may be removed by a checkpoint between the two calls.
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
-    }
+  for (const suffix of COMPANION_FILES) tighten(file + suffix, 0o600);
+  tighten(file + SPILL_FOLDER, 0o700);
+}
+
+function tighten(path: string, mode: number): void {
+  try {
+    if ((statSync(path).mode & 0o077) !== 0) chmodSync(path, mode);
+  } catch (err) {
+    // Absent, or removed by a checkpoint in the meantime.
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
   }
 }
