@@ -42,10 +42,11 @@ function sqlstateOf(err: unknown): string | undefined {
 /**
  * SQLSTATE classes whose primary message names only schema objects, settings or the server's
  * state, never a row value (23: constraint names; the offending row is in DETAIL, never read).
- * Every other class is presumed to echo a value; 0A (feature not supported) is kept only with a
+ * Every other class is presumed to echo a value (XX too: "invalid memory alloc request size N"
+ * can be a row's number passed to repeat()); 0A (feature not supported) is kept only with a
  * statement position, since a unit or field name read from a row gets there too.
  */
-const PG_KEPT_CLASSES = new Set(['08', '21', '23', '25', '28', '2B', '2D', '3B', '3D', '3F', '40', '42', '44', '53', '55', '57', '58', 'F0', 'HV', 'XX']);
+const PG_KEPT_CLASSES = new Set(['08', '21', '23', '25', '28', '2B', '2D', '3B', '3D', '3F', '40', '42', '44', '53', '55', '57', '58']);
 
 /**
  * Name errors a value can cause at run time (`'x'::regclass`, `::regtype`, jsonpath, current_setting
@@ -111,6 +112,9 @@ const PG_CONDITIONS: Record<string, string> = {
   '54001': 'statement too complex',
   '54011': 'too many columns',
   '54023': 'too many arguments',
+  'XX000': 'internal error',
+  'XX001': 'data corrupted',
+  'XX002': 'index corrupted',
 };
 
 /** Value-free beginnings of PostgreSQL messages; a capture is only ever a type name. */

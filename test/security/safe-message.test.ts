@@ -159,7 +159,8 @@ describe('safeDbMessage on other errors', () => {
     expect(safeDbMessage(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe('write EPIPE');
   });
 
-  it('withholds the message of an unknown SQLSTATE class', () => {
+  it('withholds the message of an unknown SQLSTATE class, and of an internal error', () => {
     expect(safeDbMessage(Object.assign(new Error(`case not found for ${NAME}`), { code: '20000' }))).toBe('20000: error of class 20 (value withheld)');
+    expect(safeDbMessage(Object.assign(new Error(`invalid memory alloc request size ${NUMBER}`), { code: 'XX000' }))).toBe('XX000: internal error (value withheld)');
   });
 });
