@@ -38,12 +38,16 @@ export async function applyPoliciesCommand(projectDir: string, targetName: strin
   const adapter = await openAdapter(ws.project, target, 1);
   try {
     requireRowLevelSecurity(adapter);
-    const { protectedCount, missing } = await applyPolicies(adapter, ctx).catch((err: unknown) => {
+    const { protectedCount, missing, tenantStatistics } = await applyPolicies(adapter, ctx).catch((err: unknown) => {
       if (err instanceof TsformError) throw err;
       throw new TsformError(Codes.sqlError, `policies apply failed and was rolled back (the previous policies stay in force): ${adapter.describeError(err)}`);
     });
     out(`applied: ${roleSpecs(ctx.policies, ctx.tenants).length} roles, ${membershipRows(ctx.policies, ctx.tenants).length} memberships, ${protectedCount} relations protected`);
     if (missing.length > 0) out(`not built yet (protected when tsform run creates them): ${missing.join(', ')}`);
+    if (tenantStatistics) {
+      out(`planner statistics of ${ctx.tenantColumn}: target 0 on every protected table; removed from ${tenantStatistics.cleared.length} table(s)`);
+      for (const k of tenantStatistics.kept) out(`planner statistics of ${ctx.tenantColumn} KEPT in ${k.relation}: ${k.reason}`);
+    }
     return 0;
   } finally {
     await adapter.close();

@@ -5,6 +5,8 @@ import { isRecord, YamlReader } from './yaml-file.ts';
 
 export const POLICIES_FILE = 'policies/policies.yml';
 
+const TENANT_STATISTICS: readonly string[] = ['keep', 'none'];
+
 const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 /**
@@ -45,6 +47,11 @@ export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<
     for (const s of list) if (!SIMPLE_NAME.test(s)) r.fail(obj, key, `schema ${JSON.stringify(s)} is not a simple identifier`, Codes.invalidIdentifier);
     return list;
   };
+  const planner = r.record(root, 'planner_statistics') ?? {};
+  const tenantStatistics = r.string(planner, 'tenant_column') ?? 'keep';
+  if (!TENANT_STATISTICS.includes(tenantStatistics)) {
+    r.fail(planner, 'tenant_column', `planner_statistics.tenant_column must be one of ${TENANT_STATISTICS.join(', ')}, got ${JSON.stringify(tenantStatistics)}`);
+  }
   const securitySchema = r.string(root, 'security_schema') ?? 'tsform_security';
   if (!SIMPLE_NAME.test(securitySchema)) r.fail(root, 'security_schema', 'security_schema must be a simple identifier', Codes.invalidIdentifier);
   return {
@@ -62,6 +69,7 @@ export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<
     protectRelations: r.stringList(protect, 'relations').map((name) => ({ name, line: r.y.lineOfKey(protect, 'relations') })),
     practiceSchemas: schemaList(grants, 'practice_roles', [schemas.marts]),
     researchSchemas: schemaList(grants, 'research_reader', [schemas.research]),
+    plannerStatistics: { tenantColumn: tenantStatistics === 'none' ? 'none' : 'keep' },
     templates,
     file: r.y.file,
     line: 1,

@@ -234,6 +234,15 @@ export interface PolicyConfig extends Located {
   /** Schemas whose relations practice roles may SELECT (row-level security applies). */
   practiceSchemas: string[];
   researchSchemas: string[];
+  /**
+   * `planner_statistics:` What PostgreSQL's planner may keep about the tenant column of protected
+   * tables. `keep` (the default; also when absent): ANALYZE keeps its most-common-values list and
+   * histogram, so a practice role's EXPLAIN of `WHERE <tenant column> = 'other'` estimates another
+   * practice's row count. `none`: the column gets `SET STATISTICS 0` and `policies apply` removes
+   * the statistics it already has; every practice id then gets the same estimate (README,
+   * "Row-level security"; its cost in bench:rls).
+   */
+  plannerStatistics?: { tenantColumn: 'keep' | 'none' };
   /** Handlebars overrides of the built-in DDL templates, by template name. */
   templates: Record<string, string>;
 }

@@ -57,9 +57,54 @@ export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: strin
         indexName: indexName(rel.identifier, tenantColumn),
         readable: policies.practiceSchemas.includes(rel.schema),
       };
-      return rel.kind === 'view' ? template('protect_view')(ctx) : template('protect_table')(ctx);
+      if (rel.kind === 'view') return template('protect_view')(ctx);
+      return template('protect_table')(ctx) + (hidesTenantStatistics(policies) ? tenantStatisticsTarget(rel, tenantColumn) : '');
+    },
+    /**
+     * Removes the statistics ANALYZE already keeps for the tenant column (`planner_statistics:
+     * { tenant_column: none }`). PostgreSQL 15 lets the owner do that one way only: ALTER COLUMN
+     * TYPE, even to the column's own type (no rewrite, the indexes keep their storage), drops the
+     * column's pg_statistic rows; ANALYZE with a target of 0 skips the column and leaves the old
+     * rows in place, and pg_statistic is writable by superusers only. ALTER TYPE is refused on a
+     * column a policy uses, so `policies` (those `protect` creates again right after, in the same
+     * transaction) are dropped first. `columnType` is `format_type()` of the column, SQL text
+     * written by PostgreSQL itself (it quotes what needs quoting); the collation is kept.
+     */
+    tenantStatisticsReset(rel: ProtectedRelation, column: { columnType: string; collation?: { schema: string; name: string } }, policyNames: readonly string[]): string {
+      const table = quoteRelation(rel.schema, rel.identifier);
+      const collate = column.collation ? ` COLLATE ${quoteRelation(column.collation.schema, column.collation.name)}` : '';
+      return [
+        ...policyNames.map((p) => `DROP POLICY IF EXISTS ${quoteIdent(p)} ON ${table};`),
+        `ALTER TABLE ${table} ALTER COLUMN ${quoteIdent(tenantColumn)} TYPE ${column.columnType}${collate};`,
+        '',
+      ].join('\n');
     },
   };
+}
+
+/** Names of the policies a rendered script creates (`protect(rel)`, whatever the project's templates call them). */
+export function createdPolicyNames(ddl: string): string[] {
+  const names: string[] = [];
+  for (const m of ddl.matchAll(/\bCREATE\s+POLICY\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)\s+ON\b/gi)) {
+    const n = m[1]!;
+    names.push(n.startsWith('"') ? n.slice(1, -1).replaceAll('""', '"') : n.toLowerCase());
+  }
+  return names;
+}
+
+/** `planner_statistics: { tenant_column: none }` in policies.yml. */
+export function hidesTenantStatistics(policies: PolicyConfig): boolean {
+  return policies.plannerStatistics?.tenantColumn === 'none';
+}
+
+/**
+ * With a target of 0, ANALYZE (and autovacuum's) keeps no most-common-values list, histogram or
+ * distinct count for the tenant column: every practice id gets the planner's default estimate,
+ * so EXPLAIN as one practice no longer shows the size of another. Statistics ANALYZE kept before
+ * stay until removed (`tenantStatisticsReset`, run by `policies apply`).
+ */
+function tenantStatisticsTarget(rel: ProtectedRelation, tenantColumn: string): string {
+  return `ALTER TABLE ${quoteRelation(rel.schema, rel.identifier)} ALTER COLUMN ${quoteIdent(tenantColumn)} SET STATISTICS 0;\n`;
 }
 
 export type PolicyRenderer = ReturnType<typeof createPolicyRenderer>;
