@@ -23,9 +23,15 @@
  * query), applied to one-practice roles, and reported under "experiments"; the top-level figures
  * are always those of our template.
  *
+ * With RLS_BENCH_EXPERIMENTS=tenant_statistics_none the same measurement is repeated after
+ * `policies apply` with `planner_statistics: { tenant_column: none }` (the tenant column's
+ * statistics removed, its target 0, then VACUUM ANALYZE), in the same process and on the same
+ * data; reported under "experiments" with the medians in ms, and the template's statistics are
+ * restored afterwards.
+ *
  * Env: TSFORM_TEST_PG_URL (use that server); RLS_BENCH_QUICK=1 (a 10× smaller data set, for
  * trying the bench out; its figures are not the reported ones); RLS_BENCH_EXPERIMENTS=none,
- * =array_policy, =all (also the mart-style join
+ * =array_policy, =tenant_statistics_none, =all (both of those, also the mart-style join
  * queries, no parallel workers, and without the template's (practice_id) index; ~4 more
  * minutes); RLS_BENCH_PLANS=1 (print every plan, not only when a ratio is above target).
  */
@@ -33,7 +39,7 @@ import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import { createPostgresAdapter, type PostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
-import { applyPolicyFoundation, type PolicyContext } from '../src/execute/apply-policies.ts';
+import { applyPolicies, applyPolicyFoundation, type PolicyContext } from '../src/execute/apply-policies.ts';
 import type { PolicyConfig, Schemas } from '../src/project/types.ts';
 import type { ProtectedRelation } from '../src/security/protected-relations.ts';
 import { createPolicyRenderer, MEMBERS_TABLE, practiceRole } from '../src/security/render-rls.ts';
@@ -49,7 +55,7 @@ const log = (msg: string) => process.stderr.write(`[bench:rls ${((performance.no
 const QUICK = process.env.RLS_BENCH_QUICK === '1';
 const SHAPE: DataShape = QUICK ? { tenants: 1000, floorRows: 200, zipfRows: 300_000 } : DEFAULT_SHAPE;
 const TARGET_RATIO = 1.1;
-const EXPERIMENT_CHOICES = ['none', 'array_policy', 'all'];
+const EXPERIMENT_CHOICES = ['none', 'array_policy', 'tenant_statistics_none', 'all'];
 const EXPERIMENTS = process.env.RLS_BENCH_EXPERIMENTS;
 const PAIR = { budgetMs: QUICK ? 1500 : 5000, minReps: 31, maxReps: 601, warmups: 5, warmupBudgetMs: 1500 };
 
@@ -335,7 +341,42 @@ async function main(): Promise<void> {
         await inTransaction(admin, ctx.renderer.protect(PROTECTED)); // back to our template
       }
     };
+    const tenantStatisticsNone = async (label: string) => {
+      log(`EXPERIMENT ${label}: policies apply with planner_statistics: { tenant_column: none }, then VACUUM ANALYZE …`);
+      const policies: PolicyConfig = { ...POLICIES, plannerStatistics: { tenantColumn: 'none' } };
+      const ctxNone: PolicyContext = { ...ctx, policies, renderer: createPolicyRenderer(policies, TENANT_COLUMN, SCHEMAS) };
+      const tApply = performance.now();
+      let adapter: PostgresAdapter | undefined;
+      try {
+        adapter = await createPostgresAdapter({ url: server!.url, poolSize: 1, applicationName: 'bench:rls' });
+        const applied = await applyPolicies(adapter, ctxNone);
+        check(applied.tenantStatistics?.cleared.length === 1, `${label}: statistics not cleared: ${JSON.stringify(applied.tenantStatistics)}`);
+      } finally {
+        await adapter?.close();
+      }
+      const applyMs = performance.now() - tApply;
+      await admin.query(`VACUUM (ANALYZE) ${quoteRelation(SCHEMA, TABLE)}`);
+      const left = await admin.query(
+        `SELECT count(*)::int AS n FROM pg_statistic s JOIN pg_attribute a ON a.attrelid = s.starelid AND a.attnum = s.staattnum WHERE s.starelid = $1::regclass AND a.attname = $2`,
+        [quoteRelation(SCHEMA, TABLE), TENANT_COLUMN],
+      );
+      check(left.rows[0].n === 0, `${label}: ${TENANT_COLUMN} still has statistics after ANALYZE`);
+      log(`  applied in ${applyMs.toFixed(0)} ms (statistics removed, target 0); ANALYZE kept none for ${TENANT_COLUMN}`);
+      try {
+        const measured = await measureAll(sessions, sizes, benchQueries('subselect'), label);
+        experiments[label] = {
+          ...ratios(measured),
+          ...Object.fromEntries(measured.flatMap((o) => [[`${o.query}_${o.size}_rls_ms`, round(o.rlsMedian)], [`${o.query}_${o.size}_owner_ms`, round(o.ownerMedian)]])),
+          apply_ms: round(applyMs, 0),
+        };
+      } finally {
+        // back to our template's statistics for whatever is measured next
+        await admin.query(`ALTER TABLE ${quoteRelation(SCHEMA, TABLE)} ALTER COLUMN ${quoteIdent(TENANT_COLUMN)} SET STATISTICS -1`);
+        await admin.query(`ANALYZE ${quoteRelation(SCHEMA, TABLE)}`);
+      }
+    };
     if (which === 'array_policy') await arrayPolicy('array_policy');
+    if (which === 'tenant_statistics_none') await tenantStatisticsNone('tenant_statistics_none');
     if (which === 'all') {
       log('EXPERIMENT join_shape: our template, the dashboards with the mart-style `latest` CTE join …');
       experiments.join_shape = ratios(await measureAll(sessions, sizes, benchQueries('join'), 'join_shape'));
@@ -346,6 +387,7 @@ async function main(): Promise<void> {
       for (const c of [rlsClient, ownerClient]) await c.query('RESET max_parallel_workers_per_gather');
 
       await arrayPolicy('array_policy');
+      await tenantStatisticsNone('tenant_statistics_none');
 
       // Last, since it drops the template's (practice_id) index for good: with it, the planner
       // reads the whole practice slice through it and filters started_at.
