@@ -161,7 +161,8 @@ const DUCKDB_PREFIX = /^([A-Za-z][A-Za-z ]{0,40}?) Error: ?/;
  * DuckDB error types whose message describes the statement (names bound from its text) or the
  * engine's state (files, transactions, memory). Every other type (Conversion, Invalid Input,
  * Out of Range, Constraint, Not implemented, Invalid, …) is presumed to echo a value;
- * `error(x)` is an Invalid Input Error whose whole message is x.
+ * `error(x)` is an Invalid Input Error whose whole message is x. Out of Memory and INTERNAL are
+ * withheld too: an allocation size or a vector index can be a row's number.
  */
 const DUCKDB_KEPT_TYPES = new Set([
   'Parser',
@@ -181,7 +182,6 @@ const DUCKDB_KEPT_TYPES = new Set([
   'Transaction',
   'Interrupt',
   'INTERRUPT',
-  'Out of Memory',
   'Connection',
   'Serialization',
   'HTTP',
@@ -190,10 +190,6 @@ const DUCKDB_KEPT_TYPES = new Set([
   'Autoload',
   'Network',
   'Scheduler',
-  'FATAL',
-  'Fatal',
-  'INTERNAL',
-  'Internal',
 ]);
 
 /**
@@ -237,6 +233,7 @@ const DUCKDB_STEMS: readonly Stem[] = [
   [/^More than one row returned by a subquery used as an expression/, () => 'More than one row returned by a scalar subquery'],
   [/^Map keys must be unique/, () => 'Map keys must be unique'],
   // The line number stays out too: error('CSV Error on Line: ' || mrn) would otherwise carry a number.
+  [/^(failed to allocate|could not allocate)\b/i, () => 'could not allocate memory'],
   [/^CSV Error on Line\b/, () => 'CSV Error'],
 ];
 

@@ -155,6 +155,13 @@ describe('safeDbMessage on other errors', () => {
     expect(safeDbMessage(undefined)).toBe('undefined');
   });
 
+  it('withholds sizes and indexes of DuckDB memory and internal errors', () => {
+    expect(safeDbMessage(new Error('Out of Memory Error: failed to allocate data of size 953.0 MiB (1.2 GiB/1.5 GiB used)'))).toBe(
+      'Out of Memory Error: could not allocate memory (value withheld)',
+    );
+    expect(safeDbMessage(new Error(`INTERNAL Error: Attempted to access index ${NUMBER} within vector of size 3`))).toBe('INTERNAL Error: (message withheld)');
+  });
+
   it("reads node's errno codes as no SQLSTATE", () => {
     expect(safeDbMessage(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe('write EPIPE');
   });
