@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -124,14 +124,22 @@ describe('the runner enforces the practice boundary', () => {
   afterAll(() => demo.remove());
 
   it('refuses rows of practices that were not bound, and leaves the table as it was', async () => {
-    // Reading the table by its schema-qualified name bypasses ref(): it sees every practice.
+    // Reading the table by its schema-qualified name would bypass ref(): compile refuses it.
     writeFileSync(join(demo.dir, 'models/marts/leaky_mart.sql'), 'select practice_id, encounter_id from "staging"."stg_encounters"\n');
+    await expect(runWorkspace({ projectDir: demo.dir, command: 'run', select: ['leaky_mart'], tenants: ['p_79a06fd69f'] })).rejects.toMatchObject({
+      diagnostics: [expect.objectContaining({ code: 'TSF222', file: 'models/marts/leaky_mart.sql' })],
+    });
+    // A model that passes every compile check can still write another practice's id: the runner's
+    // checkpoint refuses the rows.
+    const other = demo.tenantIds.find((t) => t !== 'p_79a06fd69f')!;
+    writeFileSync(join(demo.dir, 'models/marts/leaky_mart.sql'), `select '${other}' as practice_id, e.encounter_id from {{ref "stg_encounters"}} e\n`);
     const first = await runWorkspace({ projectDir: demo.dir, command: 'run', select: ['leaky_mart'], tenants: ['p_79a06fd69f'] });
     expect(first.results.map((r) => [r.status, r.code])).toEqual([['error', 'TSF402']]);
     expect(first.results[0]!.message).toMatch(/not bound/);
     await withDb(demo.dir, async (db) => {
       expect(await db.describe('marts', 'leaky_mart')).toBeUndefined();
     });
+    rmSync(join(demo.dir, 'models/marts/leaky_mart.sql'));
   });
 
   it('a model with a SQL error fails with its file and the database message; unrelated models succeed', async () => {

@@ -165,12 +165,12 @@ export function syntheaPatientIds(): string[] {
 
 /** Models added to a demo copy to prove each gate fails (DESIGN §8: security suites are tests). */
 export const LEAKY = {
-  /** Persons per condition across practices, without suppress_small: cells below k. */
+  /** Persons per condition across practices: cells below k, which tsform withholds when publishing (the flag only changes the comment now that no macro suppresses). */
   smallCells: (suppressed: boolean) => `{{config k_anonymity_count="persons"}}
 -- Test model: persons per condition${suppressed ? ', suppressed below k' : ', NOT suppressed (must not be published)'}.
 select
   c.condition_code,
-  ${suppressed ? '{{suppress_small "count(distinct c.person_token)"}}' : 'count(distinct c.person_token)'} as persons
+  count(distinct c.person_token) as persons
 from {{ref "pseudo_conditions"}} c
 group by c.condition_code
 `,
