@@ -74,6 +74,7 @@ export function identifierRelations(manifest: Manifest, roots: readonly Manifest
 /**
  * Creates the identifier tables of one scan in the session. With `tenants`, a tenant-scoped
  * relation contributes only those practices' rows (a tenant-scoped model reads no other rows).
+ * Returns whether per-person values (through the vault) are part of the scan.
  */
 async function stageIdentifiers(
   s: Session,
@@ -81,10 +82,13 @@ async function stageIdentifiers(
   privacy: PrivacyConfig,
   relations: readonly ManifestNode[],
   tenants: readonly string[] | undefined,
-): Promise<void> {
+): Promise<boolean> {
   const tc = quoteIdent(manifest.tenant_column);
   const params: SqlParam[] = tenants ? [[...tenants]] : [];
   const slice = (n: ManifestNode) => (tenants && n.scope === 'tenant' ? ` WHERE ${tc} = ANY($1::VARCHAR[])` : '');
+  // Bound only where a slice uses it: an engine refuses a parameter the statement does not have
+  // (a model whose ancestors are all global or hold no direct column).
+  const bound = (sql: string): SqlParam[] => (sql.includes('$1::VARCHAR[]') ? params : []);
   const selects = relations.flatMap((n) =>
     Object.entries(n.columns)
       .filter(([, c]) => c.phi === 'direct')
@@ -98,7 +102,7 @@ async function stageIdentifiers(
        FROM (SELECT ${wordsSql('v')} AS w, ${compactSql('v')} AS c FROM (${selects.join('\nUNION\n')}) AS raw WHERE v IS NOT NULL) AS ids
        CROSS JOIN LATERAL ${identifierFormsSql('ids.w', 'ids.c')} AS f(w, whole)
       WHERE f.w IS NOT NULL AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
-    params,
+    bound(selects.join('\n')),
   );
   const identity = manifest.models[privacy.identityModel];
   const vault = vaultNode(manifest);
@@ -107,13 +111,16 @@ async function stageIdentifiers(
         .filter(([name, c]) => c.phi === 'quasi' || name === privacy.identity.birthDate)
         .map(([name]) => name)
     : [];
-  if (!identity || !vault || perPerson.length === 0) {
+  // Per-person values matter only where the scanned relations descend from the identity model
+  // (and it may not be built yet when they do not).
+  const fromIdentity = identity !== undefined && relations.some((n) => n.name === identity.name);
+  if (!identity || !vault || perPerson.length === 0 || !fromIdentity) {
     await s.createTempTableAs(
       PERSON_IDS,
       `SELECT CAST(NULL AS VARCHAR) AS person_token, CAST(NULL AS VARCHAR) AS form, CAST(NULL AS VARCHAR) AS compact, FALSE AS whole WHERE 1 = 0`,
       [],
     );
-    return;
+    return false;
   }
   const pid = quoteIdent(privacy.identity.patientId);
   const values = perPerson.map((c) => `SELECT ${tc} AS t, ${pid} AS patient_id, CAST(${quoteIdent(c)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}${slice(identity)}`);
@@ -124,8 +131,9 @@ async function stageIdentifiers(
        JOIN ${quoteRelation(vault.schema, vault.identifier)} AS vt ON vt.${tc} = p.t AND vt.patient_id = p.patient_id
        CROSS JOIN LATERAL ${identifierFormsSql('p.w', 'p.c')} AS f(w, whole)
       WHERE f.w IS NOT NULL AND ${hasDigitSql("replace(f.w, ' ', '')")} AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
-    params,
+    bound(values.join('\n')),
   );
+  return true;
 }
 
 /** Rows per column of `relationSql` holding an identifier; the identifier tables must exist. */
@@ -208,10 +216,10 @@ export async function scanRelations(
   targets: readonly ScanTarget[],
   tenants?: readonly string[],
 ): Promise<{ relation: string; column: string; rows: number }[]> {
-  await stageIdentifiers(s, manifest, privacy, identifierRelations(manifest, roots), tenants);
+  const perPerson = await stageIdentifiers(s, manifest, privacy, identifierRelations(manifest, roots), tenants);
   const findings: { relation: string; column: string; rows: number }[] = [];
   for (const t of targets) {
-    for (const [column, rows] of await matchingRows(s, t.relationSql, t.columns, vaultNode(manifest))) findings.push({ relation: t.name, column, rows });
+    for (const [column, rows] of await matchingRows(s, t.relationSql, t.columns, perPerson ? vaultNode(manifest) : undefined)) findings.push({ relation: t.name, column, rows });
   }
   // On an error the caller's transaction rolls back, and these temporary tables with it.
   for (const t of TEMP_TABLES) await s.query(`DROP TABLE IF EXISTS ${quoteIdent(t)}`);

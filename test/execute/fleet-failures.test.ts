@@ -48,6 +48,13 @@ group by p.practice_id
         'models/marts/provider_counts.sql': `{{config pseudonymized=true}}
 select practice_id, count(*) as providers from {{ref "slow_mart"}} group by practice_id
 `,
+        // Lineage fails closed: the pseudonymized model's inputs must be classified.
+        'models/marts/_fleet.yml': `models:
+  - name: slow_mart
+    columns:
+      - { name: practice_id, phi: none }
+      - { name: n, phi: none }
+`,
         'models/marts/fleet_provider_total.sql': `{{config scope="global"}}
 select count(*) as practices, sum(providers) as providers from {{ref "provider_counts"}}
 `,
