@@ -2,13 +2,12 @@ import { createHash } from 'node:crypto';
 import { closest, distance } from 'fastest-levenshtein';
 import { MANIFEST_SCHEMA_VERSION, type Manifest, type ManifestCapture, type ManifestColumn, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
-import type { ApprovedGeneralizer, ColumnSpec, Project, SourceCapture } from '../project/types.ts';
+import type { ColumnSpec, Project, SourceCapture } from '../project/types.ts';
 import { compileTests } from './compile-tests.ts';
-import { emptyUses, extractUses, macroParams, parseTemplate, type TemplateUses } from './extract.ts';
+import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
-import { checkModelSql } from './model-sql.ts';
-import { cteName } from './relations.ts';
-import { createRenderer, reservedRelationName, type Renderer, type RenderScope } from './render.ts';
+import { approvedGeneralizers, checkWhatItDoes } from './model-checks.ts';
+import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
 export const TENANTS_RELATION = 'tenants';
 export const VAULT_TOKENS = 'vault_person_tokens';
@@ -269,84 +268,6 @@ function renderAll(
       diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${(err as Error).message.split('\n')[0]}`, { file: file.file, line: 1 }));
     }
   }
-}
-
-/**
- * The generalizers of tsform.yml whose macro is unchanged since review (sha256 of the file). A
- * changed or missing macro is an error, and so is a macro claiming `generalizes:` in its header
- * without being on the list: approval lives in one reviewed place.
- */
-function approvedGeneralizers(project: Project, diagnostics: Diagnostic[]): Record<string, ApprovedGeneralizer> {
-  const listed = project.config.privacy?.generalizers ?? {};
-  const out: Record<string, ApprovedGeneralizer> = {};
-  const byName = new Map(project.macros.map((m) => [m.name, m]));
-  for (const [name, approval] of Object.entries(listed)) {
-    const macro = byName.get(name);
-    if (!macro) {
-      diagnostics.push(diagnostic(Codes.unapprovedGeneralizer, `privacy.generalizers lists '${name}', which is not a macro (macros/${name}.hbs)`, { file: 'tsform.yml' }));
-      continue;
-    }
-    const hash = sha256(macro.body);
-    if (hash !== approval.sha256) {
-      diagnostics.push(
-        diagnostic(Codes.unapprovedGeneralizer, `macro ${name} changed since it was approved as a generalizer (sha256 now ${hash}); review it, then update privacy.generalizers.${name} in tsform.yml`, { file: macro.file, line: 1 }),
-      );
-      continue;
-    }
-    if (approval.shift !== undefined && !macroParams(macro.body).includes(approval.shift)) {
-      diagnostics.push(diagnostic(Codes.unapprovedGeneralizer, `privacy.generalizers.${name}.shift names '${approval.shift}', which is not a parameter of the macro`, { file: 'tsform.yml' }));
-      continue;
-    }
-    out[name] = approval;
-  }
-  if (project.config.privacy) {
-    for (const macro of project.macros) {
-      if (!Object.hasOwn(listed, macro.name) && /\{\{!--\s*generalizes:/.test(macro.body)) {
-        diagnostics.push(
-          diagnostic(
-            Codes.unapprovedGeneralizer,
-            `macro ${macro.name} says it generalizes but is not approved: after review, add '${macro.name}: ${sha256(macro.body)}' under privacy.generalizers in tsform.yml`,
-            { file: macro.file, line: 1 },
-          ),
-        );
-      }
-    }
-  }
-  return out;
-}
-
-/** The read check of model-sql.ts on both renderings (an `is_incremental` block may read more). */
-function checkWhatItDoes(
-  node: ManifestNode,
-  file: { file: string; sql: string },
-  renderer: Renderer,
-  scope: RenderScope,
-  nodes: Record<string, ManifestNode>,
-  diagnostics: Diagnostic[],
-): void {
-  const allowed = new Set([unquote(cteName('this', node.name))]);
-  for (const dep of node.depends_on) if (nodes[dep]) allowed.add(unquote(reservedRelationName(nodes[dep]!)));
-  const variants = node.materialized === 'incremental' ? [false, true] : [false];
-  const seen = new Set<string>();
-  for (const isIncremental of variants) {
-    const sql = renderer.render(file.sql, { ...scope, isIncremental, bare: true });
-    for (const f of checkModelSql({ sql, allowed })) {
-      if (seen.has(f.message)) continue;
-      seen.add(f.message);
-      diagnostics.push(diagnostic(Codes.modelSql, `${node.name} ${f.message}`, { file: file.file, line: lineOf(file.sql, f.near) }));
-    }
-  }
-}
-
-function unquote(quoted: string): string {
-  return quoted.startsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
-}
-
-/** The first line of the model file that mentions `word` (case-insensitive), else 1. */
-function lineOf(source: string, word: string | undefined): number {
-  if (!word) return 1;
-  const at = source.toLowerCase().indexOf(word.toLowerCase());
-  return at < 0 ? 1 : source.slice(0, at).split('\n').length;
 }
 
 function withMacroUses(uses: TemplateUses, macroUses: Map<string, TemplateUses>): TemplateUses {
