@@ -307,7 +307,12 @@ export class Analyzer {
   }
 
   private subLink(sl: SubLink, env: CteEnv | undefined, scope: Scope): Info {
-    if (sl.subLinkType === 'EXISTS_SUBLINK') return noneInfo();
+    if (sl.subLinkType === 'EXISTS_SUBLINK') {
+      // Whether a row exists identifies nobody, but the subquery's own predicates are an
+      // implicit flow: analysed for what they record, not for a value.
+      if (sl.subselect && 'SelectStmt' in sl.subselect) this.select(sl.subselect.SelectStmt, env, scope);
+      return noneInfo();
+    }
     const parts: Info[] = [];
     if (sl.testexpr) parts.push(this.expr(sl.testexpr, env, scope));
     if (sl.subselect && 'SelectStmt' in sl.subselect) parts.push(shapeInfo(this.select(sl.subselect.SelectStmt, env, scope)));

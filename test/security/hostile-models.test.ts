@@ -124,6 +124,18 @@ const attacks: [string, string, string, string][] = [
   ['WHERE on the SSN', PSEUDO, `select p.practice_id, count(*) as n from {{ref "stg_patients"}} p where p.ssn like '999%' group by p.practice_id`, 'TSF215'],
   ['GROUP BY a name', PSEUDO, `select p.practice_id, count(*) as n from {{ref "stg_patients"}} p group by p.practice_id, p.first_name`, 'TSF215'],
   ['FILTER on a name', PSEUDO, `select p.practice_id, count(*) filter (where p.first_name = 'X') as n from {{ref "stg_patients"}} p group by p.practice_id`, 'TSF215'],
+  [
+    'EXISTS with a predicate on the SSN',
+    PSEUDO,
+    `select p.practice_id, v.person_token from {{ref "pseudo_persons"}} v join {{ref "stg_patients"}} p on false where exists (select 1 from {{ref "stg_patients"}} s where s.ssn like '999%')`,
+    'TSF215',
+  ],
+  [
+    'correlated EXISTS selecting persons by name',
+    PSEUDO,
+    `select v.practice_id, v.person_token from {{ref "vault_person_tokens"}} v where exists (select 1 from {{ref "stg_patients"}} s where s.patient_id = v.patient_id and s.last_name like 'A%')`,
+    'TSF215',
+  ],
   ['LIMIT from the SSN', PSEUDO, `select p.practice_id from {{ref "stg_patients"}} p limit (select length(min(ssn)) from {{ref "stg_patients"}})`, 'TSF215'],
   [
     'the vault join abused as a filter',
