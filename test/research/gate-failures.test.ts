@@ -1,5 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
@@ -20,6 +20,7 @@ import {
   withWarehouse,
   type Query,
 } from '../support/research-fixture.ts';
+import { addProjectFiles } from '../support/research-fixture.ts';
 
 /**
  * Each data gate of issue 4 fails on a deliberately leaky model added to a small demo copy: an
@@ -31,16 +32,7 @@ import {
 const K = 11;
 let demo: DemoCopy;
 
-/** Writes test models into the demo copy; returns a function that removes them again. */
-function addModels(files: Record<string, string>): () => void {
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(demo.dir, path)), { recursive: true });
-    writeFileSync(join(demo.dir, path), text);
-  }
-  return () => {
-    for (const path of Object.keys(files)) rmSync(join(demo.dir, path), { force: true });
-  };
-}
+const addModels = (files: Record<string, string>): (() => void) => addProjectFiles(demo.dir, files);
 
 const build = (select: string[]): Promise<RunResults> => runWorkspace({ projectDir: demo.dir, command: 'build', select });
 

@@ -1,10 +1,11 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 import { cli, failuresOf, num, onlyResult, relationExists, resultsOf, scalar, SSN_PATTERN, withWarehouse, type Query } from '../support/research-fixture.ts';
+import { addProjectFiles } from '../support/research-fixture.ts';
 
 /**
  * Issue 12, item 8 and the scans: published aggregates lose their small cells (no row) and the
@@ -16,15 +17,7 @@ import { cli, failuresOf, num, onlyResult, relationExists, resultsOf, scalar, SS
 const K = 11;
 let demo: DemoCopy;
 
-function addFiles(files: Record<string, string>): () => void {
-  for (const [path, text] of Object.entries(files)) {
-    mkdirSync(dirname(join(demo.dir, path)), { recursive: true });
-    writeFileSync(join(demo.dir, path), text);
-  }
-  return () => {
-    for (const path of Object.keys(files)) rmSync(join(demo.dir, path), { force: true });
-  };
-}
+const addFiles = (files: Record<string, string>): (() => void) => addProjectFiles(demo.dir, files);
 
 const build = (select: string[]): Promise<RunResults> => runWorkspace({ projectDir: demo.dir, command: 'build', select });
 

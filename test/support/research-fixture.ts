@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parse } from 'csv-parse/sync';
 import type { NodeResult, RunResults } from '../../src/artifacts/run-results.ts';
@@ -244,3 +244,14 @@ join {{ref "vault_person_tokens"}} v on v.practice_id = n.practice_id and v.pati
       - { name: note, phi: none }
 `,
 } as const;
+
+/** Writes test files (models, yml) into a project copy; returns a function that removes them again. */
+export function addProjectFiles(dir: string, files: Record<string, string>): () => void {
+  for (const [path, text] of Object.entries(files)) {
+    mkdirSync(dirname(join(dir, path)), { recursive: true });
+    writeFileSync(join(dir, path), text);
+  }
+  return () => {
+    for (const path of Object.keys(files)) rmSync(join(dir, path), { force: true });
+  };
+}
