@@ -255,7 +255,10 @@ export class Analyzer {
   private funcCall(fc: FuncCall, env: CteEnv | undefined, scope: Scope): Info {
     const name = lastName(fc);
     if (name === SHIFTED && fc.args?.length === 2) {
-      return shifted(this.expr(fc.args[0]!, env, scope), this.expr(fc.args[1]!, env, scope), VAULT_SHIFT, 'shift_date(…)');
+      const value = this.expr(fc.args[0]!, env, scope);
+      // The shift is the vault's column itself, not an expression over it (`* 0` would undo it).
+      if (!('ColumnRef' in fc.args[1]!)) return combine([value, noteInfo(["shift_date(…): the shift must be the vault's date_shift_days column itself, not an expression"])]);
+      return shifted(value, this.expr(fc.args[1]!, env, scope), VAULT_SHIFT, 'shift_date(…)');
     }
     if (name === GENERALIZED_IF_SHIFTED && fc.args?.length === 1) {
       const inner = this.expr(fc.args[0]!, env, scope);

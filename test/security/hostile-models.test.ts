@@ -68,6 +68,12 @@ const attacks: [string, string, string, string][] = [
   // item 7: generalization and classification gaps
   ['a zero shift', PSEUDO, `select p.practice_id, {{month_of (shift_date "p.birth_date" "0")}} as m from {{ref "stg_patients"}} p`, 'TSF215'],
   ['shift by a constant', PSEUDO, `select p.practice_id, {{shift_date "p.birth_date" "42"}} as d from {{ref "stg_patients"}} p`, 'TSF215'],
+  [
+    'shift by the vault shift times zero',
+    PSEUDO,
+    `select p.practice_id, {{month_of (shift_date "p.birth_date" "v.date_shift_days * 0")}} as m from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`,
+    'TSF215',
+  ],
   ['month of a real birth date', PSEUDO, `select p.practice_id, {{month_of "p.birth_date"}} as birth_month from {{ref "stg_patients"}} p`, 'TSF215'],
   [
     'publishing the vault shift undoes it',
