@@ -9,7 +9,7 @@ export function writeManifest(targetDir: string, manifest: Manifest): void {
   rmSync(compiledDir, { recursive: true, force: true });
   mkdirSync(compiledDir, { recursive: true });
   for (const m of Object.values(manifest.models)) {
-    if (m.compiled_sql !== undefined) writeFileSync(join(compiledDir, `${m.name}.sql`), `${m.compiled_sql}\n`);
+    writeFileSync(join(compiledDir, `${m.name}.sql`), `${m.compiled_sql}\n`);
     if (m.compiled_incremental_sql !== undefined) writeFileSync(join(compiledDir, `${m.name}.incremental.sql`), `${m.compiled_incremental_sql}\n`);
   }
   writeFileSync(join(targetDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);

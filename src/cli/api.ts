@@ -4,11 +4,14 @@ import { isAbsolute, join, resolve } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../artifacts/manifest.ts';
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
+import { upgradeManifest } from '../artifacts/upgrade-manifest.ts';
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
 import { compileProject, type CompileOptions } from '../compile/compile.ts';
 import { systemClock, type Clock } from '../clock.ts';
 import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import { execute } from '../execute/index.ts';
+import { defaultStrategies } from '../execute/strategies/index.ts';
+import { captureStrategy } from '../ingest/capture-strategy.ts';
 import type { PolicyContext } from '../execute/apply-policies.ts';
 import { readRunHistory, readTenantState, recordRunHistory, writeTenantState } from '../execute/state-store.ts';
 import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, readAlertConfig, slaDeadline, type AlertSinkConfig } from '../sla/index.ts';
@@ -182,11 +185,12 @@ export function readStateManifest(dir: string): Manifest {
   } catch (err) {
     throw new TsformError(Codes.stateManifest, `--state: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'invalid JSON'})`);
   }
-  const m = parsed as Partial<Manifest>;
-  if (m.schema_version !== MANIFEST_SCHEMA_VERSION || typeof m.models !== 'object') {
-    throw new TsformError(Codes.stateManifest, `--state: ${path} is not a tsform manifest (schema_version ${String(m.schema_version)})`);
+  const m = upgradeManifest(parsed);
+  if (!m) {
+    const version = (parsed as { schema_version?: unknown } | null)?.schema_version;
+    throw new TsformError(Codes.stateManifest, `--state: ${path} is not a tsform manifest this version reads (schema_version ${String(version)}; this is ${MANIFEST_SCHEMA_VERSION})`);
   }
-  return m as Manifest;
+  return m;
 }
 
 /** What the runner and `policies apply` need to protect relations; undefined without policies. */
@@ -272,7 +276,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
       nodeTimeoutMs: req.nodeTimeoutMs,
       clock,
-      capture: capture?.captureNode,
+      strategies: capture ? defaultStrategies().register(captureStrategy(capture)) : undefined,
       onTaskEnd: (step, results, progress) => {
         monitoring = monitoring.then(() => monitor.onResults(results));
         req.onTaskEnd?.(step, results, progress);

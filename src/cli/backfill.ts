@@ -1,6 +1,6 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
-import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
+import { postgresCaptured, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
 import { backfillTenant, type BackfillResult } from '../ingest/backfill.ts';
@@ -58,9 +58,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   const ws = compileWorkspace(req.projectDir, { write: false });
   const tenants = selectTenants(ws.project.tenants, req.tenants).map((t) => t.id);
   const selected = req.select?.length ? selectNodes(ws.dag, req.select, undefined) : undefined;
-  const sources = Object.values(manifestNodes(ws.manifest)).filter(
-    (n): n is ManifestNode & { capture: PostgresCapture } => n.capture?.kind === 'postgres' && (!selected || selected.has(n.name)),
-  );
+  const sources = postgresCaptured(ws.manifest).filter((n) => !selected || selected.has(n.name));
   if (sources.length === 0) throw new TsformError(Codes.badSelector, 'no source captured from PostgreSQL is selected: nothing to backfill');
   const pools = ws.project.config.pools;
   if (!pools[BACKFILL_POOL]) throw new TsformError(Codes.invalidConfig, `tsform.yml declares no '${BACKFILL_POOL}' pool (pools: { backfill: { slots: 1 } })`, { file: 'tsform.yml' });

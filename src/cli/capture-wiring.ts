@@ -1,11 +1,11 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import type { OltpSource } from '../adapters/oltp-source.ts';
-import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
+import { postgresCaptured, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { resolveSpec } from '../ingest/capture-chunk.ts';
 import { captureSpecOf, onboardingTenants, RunCapture, type PostgresCapture } from '../ingest/run-capture.ts';
 import { findRetiredTenants, type TenantRelation } from '../ingest/purge-tenant.ts';
-import { isolateTenants, type Plan } from '../plan/plan.ts';
+import { isLoaded, isolateTenants, type Plan } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
 import type { Workspace } from './api.ts';
 
@@ -21,8 +21,7 @@ export const openOltpFromEnv: OpenOltp = async (capture) => {
 
 /** A RunCapture when the plan builds a captured source, else undefined (the demo's CSV path needs no OLTP). */
 export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, openOltp: OpenOltp = openOltpFromEnv): RunCapture | undefined {
-  const nodes = manifestNodes(ws.manifest);
-  if (!plan.steps.some((s) => s.build && nodes[s.id]?.capture)) return undefined;
+  if (!plan.steps.some((s) => s.build && ws.manifest.sources[s.id]?.capture)) return undefined;
   return new RunCapture({
     warehouse,
     projectRoot: ws.project.root,
@@ -40,10 +39,9 @@ export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, ope
  * downstream would otherwise wait for.
  */
 export async function isolateOnboarding(ws: Workspace, plan: Plan, warehouse: Adapter): Promise<{ plan: Plan; onboarding: string[] }> {
-  const nodes = manifestNodes(ws.manifest);
-  const labels = plan.steps
-    .map((s) => nodes[s.id]!)
-    .filter((n): n is ManifestNode & { capture: PostgresCapture } => n.capture?.kind === 'postgres')
+  const planned = new Set(plan.steps.map((s) => s.id));
+  const labels = postgresCaptured(ws.manifest)
+    .filter((n) => planned.has(n.name))
     .map((n) => resolveSpec(captureSpecOf(n, n.capture, ws.project.config.tenantColumn)).label);
   const onboarding = await onboardingTenants(warehouse, ws.project.config.schemas.meta, labels, plan.tenants);
   return { plan: isolateTenants(plan, onboarding), onboarding: [...onboarding].sort() };
@@ -62,6 +60,6 @@ export function tenantRelations(nodes: Record<string, ManifestNode>): TenantRela
   return Object.values(nodes)
     .filter((n) => n.scope === 'tenant' && n.materialized !== 'view' && n.materialized !== 'ephemeral')
     // A source without a loader is someone else's table, read where it is: never purged here.
-    .filter((n) => n.kind !== 'source' || n.capture !== undefined || n.csv_path !== undefined)
+    .filter((n) => n.kind !== 'source' || isLoaded(n))
     .map((n) => ({ schema: n.schema, identifier: n.identifier }));
 }

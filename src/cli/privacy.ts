@@ -108,7 +108,7 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
       try {
         const line = await adapter.transaction(async (s) => {
           const published = await checkPublished(s, quoteRelation(node.schema, node.identifier), node, ws.manifest, privacy.k);
-          await s.createTempTableAs(CHECK_STAGE, node.compiled_sql ?? '', []);
+          await s.createTempTableAs(CHECK_STAGE, node.compiled_sql, []);
           const now = await gatePublication(s, CHECK_STAGE, node, ws.manifest, privacy);
           await s.query(`DROP TABLE IF EXISTS ${quoteIdent(CHECK_STAGE)}`);
           const smallest = published.smallest === null ? 'none published' : String(published.smallest);

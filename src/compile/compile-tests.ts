@@ -1,4 +1,5 @@
-import type { ManifestNode, ManifestTest } from '../artifacts/manifest.ts';
+import type { ManifestTest } from '../artifacts/manifest.ts';
+import type { DraftNode } from './draft-node.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { GenericTestSpec, Project } from '../project/types.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
@@ -13,7 +14,7 @@ import { reservedRelationName, type Renderer } from './render.ts';
  */
 export function compileTests(
   project: Project,
-  nodes: Record<string, ManifestNode>,
+  nodes: Record<string, DraftNode>,
   renderer: Renderer,
   macroNames: ReadonlySet<string>,
   diagnostics: Diagnostic[],
@@ -26,7 +27,7 @@ export function compileTests(
     tests[name] = { ...t, name };
   };
 
-  const owners: { node: ManifestNode; columns: { name: string; tests: GenericTestSpec[] }[] }[] = [];
+  const owners: { node: DraftNode; columns: { name: string; tests: GenericTestSpec[] }[] }[] = [];
   for (const p of project.properties) {
     const node = nodes[p.name];
     if (node) owners.push({ node, columns: p.columns });
@@ -96,8 +97,8 @@ export function compileTests(
 
 function genericTestSql(
   spec: GenericTestSpec,
-  node: ManifestNode,
-  nodes: Record<string, ManifestNode>,
+  node: DraftNode,
+  nodes: Record<string, DraftNode>,
   tc: string,
   diagnostics: Diagnostic[],
 ): string | undefined {

@@ -1,9 +1,20 @@
 import { createHash } from 'node:crypto';
 import { closest, distance } from 'fastest-levenshtein';
-import { MANIFEST_SCHEMA_VERSION, type Manifest, type ManifestCapture, type ManifestColumn, type ManifestNode } from '../artifacts/manifest.ts';
+import {
+  MANIFEST_SCHEMA_VERSION,
+  type BuiltinNode,
+  type Manifest,
+  type ManifestCapture,
+  type ManifestColumn,
+  type ManifestNode,
+  type ModelNode,
+  type SeedNode,
+  type SourceNode,
+} from '../artifacts/manifest.ts';
 import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, Project, SourceCapture } from '../project/types.ts';
 import { compileTests } from './compile-tests.ts';
+import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
 import { approvedGeneralizers, checkWhatItDoes } from './model-checks.ts';
@@ -13,8 +24,11 @@ export const TENANTS_RELATION = 'tenants';
 export const VAULT_TOKENS = 'vault_person_tokens';
 
 export interface CompileResult {
+  /** With errors in `diagnostics`, `models` holds only the models that rendered. */
   manifest: Manifest;
   diagnostics: Diagnostic[];
+  /** What each model reads, as far as it could be read statically (also for models that did not render). */
+  dependsOn: Record<string, string[]>;
 }
 
 /**
@@ -41,12 +55,13 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     macroUses.set(macro.name, ast ? extractUses(ast, macro.file, macroNames, diagnostics) : emptyUses());
   }
 
-  const nodes: Record<string, ManifestNode> = {};
-  const sources: Record<string, ManifestNode> = {};
-  const seeds: Record<string, ManifestNode> = {};
-  const models: Record<string, ManifestNode> = {};
+  const nodes: Record<string, DraftNode> = {};
+  const sources: Record<string, SourceNode> = {};
+  const seeds: Record<string, SeedNode> = {};
+  const builtins: Record<string, BuiltinNode> = {};
+  const models: Record<string, ModelDraft> = {};
 
-  seeds[TENANTS_RELATION] = {
+  builtins[TENANTS_RELATION] = {
     name: TENANTS_RELATION,
     kind: 'tenants',
     path: 'tenants.yml',
@@ -74,9 +89,10 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
   if (config.privacy) {
     // The vault's token map: one row per (practice, patient), maintained per practice before its
     // research models. Identifiable (links tokens to patient ids): never pseudonymized.
-    seeds[VAULT_TOKENS] = {
+    builtins[VAULT_TOKENS] = {
       name: VAULT_TOKENS,
       kind: 'vault',
+      identity_model: config.privacy.identityModel,
       path: 'tsform.yml',
       scope: 'tenant',
       materialized: 'table',
@@ -125,8 +141,8 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     };
   }
   for (const s of project.seeds) {
-    if (s.name === TENANTS_RELATION) {
-      diagnostics.push(diagnostic(Codes.duplicateModel, `'${TENANTS_RELATION}' is reserved for the practices relation`, s));
+    if (builtins[s.name]) {
+      diagnostics.push(diagnostic(Codes.duplicateModel, `'${s.name}' is reserved for the ${builtins[s.name]!.kind === 'tenants' ? 'practices relation' : "vault's token map"}`, s));
       continue;
     }
     seeds[s.name] = {
@@ -151,7 +167,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
   const props = new Map(project.properties.map((p) => [p.name, p]));
   const usesByModel = new Map<string, TemplateUses>();
   for (const model of project.models) {
-    if (model.name === TENANTS_RELATION || seeds[model.name]) {
+    if (builtins[model.name] || seeds[model.name]) {
       diagnostics.push(diagnostic(Codes.duplicateModel, `model name '${model.name}' is already a seed or reserved`, model));
       continue;
     }
@@ -186,7 +202,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     };
     checkReferences(model.name, model.file, allUses, sources, project, diagnostics);
   }
-  Object.assign(nodes, sources, seeds, models);
+  Object.assign(nodes, sources, builtins, seeds, models);
   if (config.privacy && !models[config.privacy.identityModel]) {
     diagnostics.push(diagnostic(Codes.unknownRef, `privacy.identity_model '${config.privacy.identityModel}' is not a model${suggest(config.privacy.identityModel, Object.keys(models))}`, { file: 'tsform.yml' }));
   }
@@ -213,20 +229,28 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     schema_version: MANIFEST_SCHEMA_VERSION,
     project: config.name,
     tenant_column: config.tenantColumn,
-    models,
+    models: rendered(models),
     seeds,
     sources,
+    builtins,
     tests,
     tenants: project.tenants.map((t) => t.id),
   };
-  return { manifest, diagnostics };
+  return { manifest, diagnostics, dependsOn: Object.fromEntries(Object.values(models).map((m) => [m.name, m.depends_on])) };
+}
+
+/** The models whose SQL rendered: a model never reaches the manifest without it. */
+function rendered(models: Record<string, ModelDraft>): Record<string, ModelNode> {
+  const out: Record<string, ModelNode> = {};
+  for (const [name, m] of Object.entries(models)) if (m.compiled_sql !== undefined) out[name] = { ...m, compiled_sql: m.compiled_sql };
+  return out;
 }
 
 function renderAll(
   renderer: Renderer,
   project: Project,
-  models: Record<string, ManifestNode>,
-  nodes: Record<string, ManifestNode>,
+  models: Record<string, ModelDraft>,
+  nodes: Record<string, DraftNode>,
   diagnostics: Diagnostic[],
   deferred?: CompileOptions['deferred'],
 ): void {
@@ -234,7 +258,7 @@ function renderAll(
   const ephemeral = new Map<string, string>();
   const inProgress = new Set<string>();
 
-  const scopeFor = (node: ManifestNode, filtered: boolean, isIncremental: boolean): RenderScope => ({
+  const scopeFor = (node: DraftNode, filtered: boolean, isIncremental: boolean): RenderScope => ({
     filtered,
     isIncremental,
     self: node,
@@ -295,7 +319,7 @@ function checkReferences(
   model: string,
   file: string,
   uses: TemplateUses,
-  sources: Record<string, ManifestNode>,
+  sources: Record<string, SourceNode>,
   project: Project,
   diagnostics: Diagnostic[],
 ): void {
@@ -314,7 +338,7 @@ function checkReferences(
 }
 
 /** DESIGN §4: global models read only shared or pseudonymized data; shared models only shared. */
-function checkScopes(node: ManifestNode, nodes: Record<string, ManifestNode>, diagnostics: Diagnostic[]): void {
+function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
   for (const dep of node.depends_on) {
     const up = nodes[dep];
     if (!up) continue;

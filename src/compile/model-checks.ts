@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ManifestNode } from '../artifacts/manifest.ts';
+import type { DraftNode } from './draft-node.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
@@ -57,11 +57,11 @@ export function approvedGeneralizers(project: Project, diagnostics: Diagnostic[]
 
 /** The read check of model-sql.ts on both renderings (an `is_incremental` block may read more). */
 export function checkWhatItDoes(
-  node: ManifestNode,
+  node: DraftNode,
   file: { file: string; sql: string },
   renderer: Renderer,
   scope: RenderScope,
-  nodes: Record<string, ManifestNode>,
+  nodes: Record<string, DraftNode>,
   diagnostics: Diagnostic[],
 ): void {
   const allowed = new Set([unquote(cteName('this', node.name))]);

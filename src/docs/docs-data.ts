@@ -89,7 +89,7 @@ export function nodeRoute(node: Pick<ManifestNode, 'name' | 'kind'>): string {
 }
 
 export function buildDocsData(manifest: Manifest, tenants: readonly Tenant[], opts: { generatedAt: Date }): DocsData {
-  const all: ManifestNode[] = [...Object.values(manifest.sources), ...Object.values(manifest.seeds), ...Object.values(manifest.models)];
+  const all: ManifestNode[] = [...Object.values(manifest.sources), ...Object.values(manifest.builtins), ...Object.values(manifest.seeds), ...Object.values(manifest.models)];
   const ids = new Set(all.map((n) => n.name));
   const children = new Map<string, string[]>(all.map((n) => [n.name, []]));
   for (const n of all) {
@@ -128,9 +128,9 @@ export function buildDocsData(manifest: Manifest, tenants: readonly Tenant[], op
       pseudonymized: n.pseudonymized,
       columns,
       tests: tests.map((t) => ({ name: t.name, kind: t.kind, ...(t.column !== undefined ? { column: t.column } : {}), file: t.file, ...(t.line !== undefined ? { line: t.line } : {}) })),
-      ...(n.compiled_sql !== undefined ? { compiled_sql: n.compiled_sql } : {}),
-      ...(n.compiled_incremental_sql !== undefined ? { compiled_incremental_sql: n.compiled_incremental_sql } : {}),
-      ...(n.csv_path !== undefined ? { csv_path: n.csv_path } : {}),
+      ...(n.kind === 'model' ? { compiled_sql: n.compiled_sql } : {}),
+      ...(n.kind === 'model' && n.compiled_incremental_sql !== undefined ? { compiled_incremental_sql: n.compiled_incremental_sql } : {}),
+      ...(n.kind === 'source' && n.csv_path !== undefined ? { csv_path: n.csv_path } : {}),
       macros: [...n.macros],
       vars: [...n.vars],
       parents: n.depends_on.filter((p) => ids.has(p)),

@@ -6,8 +6,9 @@ import type { Plan, PlanStep } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 import type { PolicyContext } from './apply-policies.ts';
-import type { CaptureNode } from './materialize.ts';
 import { executePlan } from './runner.ts';
+import { defaultStrategies } from './strategies/index.ts';
+import type { StrategyRegistry } from './strategy.ts';
 import { resolveVaultKey } from './vault.ts';
 
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
@@ -28,8 +29,8 @@ export interface ExecuteRequest {
   /** Overrides `run.node_timeout_seconds`. */
   nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
-  /** Builds captured sources (see BuildContext.capture). */
-  capture?: CaptureNode;
+  /** How each kind of node is built; default: execute/'s own strategies (no capture). */
+  strategies?: StrategyRegistry;
 }
 
 /** Runs a plan against one adapter. */
@@ -40,6 +41,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
     retries: req.project.config.retries,
     pools: req.project.config.pools,
     onTaskEnd: req.onTaskEnd,
+    strategies: req.strategies ?? defaultStrategies(),
     ctx: {
       adapter: req.adapter,
       manifest: req.manifest,
@@ -51,7 +53,6 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       policy: req.policy,
       nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
       privacy: req.project.config.privacy,
-      capture: req.capture,
       researchSchema: req.project.config.schemas.research,
       vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: process.env, clock: req.clock })) : undefined,
     },

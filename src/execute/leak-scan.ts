@@ -1,5 +1,5 @@
 import type { Session, SqlParam } from '../adapters/adapter.ts';
-import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
+import { manifestNodes, vaultNode, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { compactSql, hasDigitSql, identifierFormsSql, wordsSql } from '../security/recognisable-forms.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
@@ -37,13 +37,8 @@ export interface ScanColumns {
   columns: string[];
 }
 
-/** The vault's token map, if this project has one. */
-export function vaultNode(manifest: Manifest): ManifestNode | undefined {
-  return Object.values(manifest.seeds).find((n) => n.kind === 'vault');
-}
-
 function allNodes(manifest: Manifest): Map<string, ManifestNode> {
-  return new Map(Object.values({ ...manifest.sources, ...manifest.seeds, ...manifest.models }).map((n) => [n.name, n]));
+  return new Map(Object.values(manifestNodes(manifest)).map((n) => [n.name, n]));
 }
 
 /** Nodes `roots` are built from, transitively (the roots excluded). */

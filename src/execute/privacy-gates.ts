@@ -1,9 +1,9 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
-import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { manifestNodes, vaultNode, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { scanRelations, vaultNode } from './leak-scan.ts';
+import { scanRelations } from './leak-scan.ts';
 import { suppressSmallCells } from './small-cells.ts';
 
 /**
@@ -75,7 +75,7 @@ async function checkRowsKAnonymous(s: Session, relationSql: string, node: Manife
  * person token; then no value may hold a raw identifier. Throws TSF414 on failure, so the
  * caller's transaction rolls back and nothing is published.
  */
-export async function gatePublication(s: Session, stageTable: string, node: ManifestNode, manifest: Manifest, privacy: PrivacyConfig): Promise<PublicationSummary> {
+export async function gatePublication(s: Session, stageTable: string, node: ModelNode, manifest: Manifest, privacy: PrivacyConfig): Promise<PublicationSummary> {
   const k = privacy.k;
   let summary: PublicationSummary;
   if (node.k_count) {
@@ -92,7 +92,7 @@ export async function gatePublication(s: Session, stageTable: string, node: Mani
  * Re-checks a relation already published (`tsform privacy check`): counts at least k (and no
  * NULL count) for an aggregate, k-anonymity for any other relation. Changes nothing.
  */
-export async function checkPublished(s: Session, relationSql: string, node: ManifestNode, manifest: Manifest, k: number): Promise<{ smallest: number | null; rows: number }> {
+export async function checkPublished(s: Session, relationSql: string, node: ModelNode, manifest: Manifest, k: number): Promise<{ smallest: number | null; rows: number }> {
   if (!node.k_count) {
     const r = await checkRowsKAnonymous(s, relationSql, node, manifest, k);
     return { smallest: r.smallest, rows: r.rows };

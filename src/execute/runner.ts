@@ -4,12 +4,15 @@ import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { DEFAULT_RETRY_POLICY, FairScheduler, GLOBAL_LANE, nextDelayMs, shouldRetry, type SchedulerSnapshot, type SchedulerUnit } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
-import { buildOnceNode, buildTenantNode, dropForFullRefresh, type BuildContext, type BuildOutcome } from './materialize.ts';
+import { dropForFullRefresh } from './strategies/relation-write.ts';
+import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { runDataTest } from './run-tests.ts';
 
 export interface RunnerOptions {
   plan: Plan;
   ctx: BuildContext;
+  /** How each kind of node is built (strategies/index.ts plus what other layers register). */
+  strategies: StrategyRegistry;
   /** Statements in flight at once. */
   threads: number;
   /** Retries of transient failures (write conflicts, lost connections), with backoff. */
@@ -40,7 +43,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   /** step → practice → why it did not succeed (skips cascade through this map). */
   const failed = new Map<string, Map<string, string>>();
   const onceFailed = new Map<string, string>();
-  /** Task key → the practices whose build used its time slice with work left (BuildOutcome.more). */
+  /** Task key → the practices whose build used its time slice with work left (BuildOutcome.workLeft). */
   const continuing = new Map<string, string[]>();
   /** `step|practice` → what its earlier slices did, summed into the one result it gets at the end. */
   const sliced = new Map<string, { rows: number; ms: number; notes: string[] }>();
@@ -171,7 +174,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
             const before = sliced.get(key) ?? { rows: 0, ms: 0, notes: [] };
             const sum = { rows: before.rows + (outcome.rows.get(t) ?? 0), ms: before.ms + ms, notes: [...before.notes, ...outcome.notes] };
             sliced.delete(key);
-            if (outcome.more) {
+            if (outcome.workLeft) {
               sliced.set(key, sum);
               next.push(t);
               continue;
@@ -209,7 +212,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
     if (step.build) {
       const started = performance.now();
       try {
-        const outcome = await withRetries(() => buildOnceNode(ctx, node));
+        const outcome = await withRetries(() => opts.strategies.build(ctx, node, null));
         out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined, notes: outcome.notes }));
       } catch (err) {
         const msg = describeError(err, node, ctx.adapter);
@@ -273,7 +276,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   ): Promise<void> {
     const started = performance.now();
     try {
-      const outcome = await withRetries(() => buildTenantNode(ctx, node, tenants));
+      const outcome = await withRetries(() => opts.strategies.build(ctx, node, tenants));
       onSuccess(tenants, outcome, performance.now() - started);
     } catch (err) {
       if (tenants.length > 1 && !failsForEveryPractice(err)) {

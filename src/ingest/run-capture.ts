@@ -2,7 +2,7 @@ import type { Adapter } from '../adapters/adapter.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
-import type { BuildOutcome } from '../execute/materialize.ts';
+import type { BuildOutcome, CapturedSourceNode } from '../execute/strategy.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
@@ -33,7 +33,7 @@ interface PreparedTable {
 
 /**
  * A practice's capture gives its slot back after this long when it has chunks left, and runs
- * again after every practice with less service (BuildOutcome.more): a large backlog waits
+ * again after every practice with less service (BuildOutcome.workLeft): a large backlog waits
  * behind itself, never in front of a small practice.
  */
 const DEFAULT_SLICE_MS = 10_000;
@@ -61,9 +61,8 @@ export class RunCapture {
     return [...this.notices, ...landing];
   }
 
-  readonly captureNode = async (node: ManifestNode, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> => {
+  readonly captureNode = async (node: CapturedSourceNode, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> => {
     const capture = node.capture;
-    if (!capture) throw new Error(`${node.name} is not a captured source`);
     switch (capture.kind) {
       case 'postgres':
         return this.capturePostgres(node, capture, tenant, protect);
@@ -91,7 +90,7 @@ export class RunCapture {
     const notes: string[] = [];
     let loaded = 0;
     let deleted = 0;
-    let more = false;
+    let workLeft = false;
     const started = performance.now();
     try {
       const { spec, oltp, raw } = await this.prepare(node, capture, protect);
@@ -111,7 +110,7 @@ export class RunCapture {
         for (const c of chunk.needsBackfill) notes.push(`column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
         if (chunk.done) break;
         if (performance.now() - started >= slice) {
-          more = true;
+          workLeft = true;
           break;
         }
       }
@@ -119,7 +118,7 @@ export class RunCapture {
       throw asTenantError(wh, tenant, err);
     }
     if (deleted > 0) notes.push(`${deleted} deleted row(s) removed`);
-    return { rows: new Map([[tenant, loaded]]), notes, more };
+    return { rows: new Map([[tenant, loaded]]), notes, workLeft };
   }
 
   private prepare(node: ManifestNode, capture: PostgresCapture, protect?: ProtectRelation): Promise<PreparedTable> {

@@ -1,4 +1,4 @@
-import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { manifestNodes, unknownNode, type Manifest, type ManifestNode, type SourceNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { downstreamOf, type ModelDag } from '../graph/dag.ts';
 import type { Tenant } from '../project/types.ts';
@@ -95,6 +95,31 @@ export function isolateTenants(plan: Plan, alone: ReadonlySet<string>): Plan {
   return { ...plan, batches: pooled.map((b) => b.tenants), batchPools: pooled.map((b) => b.pool) };
 }
 
+/** A source with a loader is built by tsform; one without is read where it is. */
+export function isLoaded(node: SourceNode): boolean {
+  return node.csv_path !== undefined || node.capture !== undefined;
+}
+
+/**
+ * Each practice needs its own high-water mark: one per statement, unless the model's filter is
+ * correlated on the tenant column (batch_incremental). A captured source is one extract per
+ * practice, from that practice's own watermark.
+ */
+function oneStatementPerPractice(node: ManifestNode): boolean {
+  switch (node.kind) {
+    case 'model':
+      return node.materialized === 'incremental' && !node.batch_incremental;
+    case 'source':
+      return node.capture !== undefined;
+    case 'seed':
+    case 'tenants':
+    case 'vault':
+      return false;
+    default:
+      return unknownNode(node);
+  }
+}
+
 /** Manifest + selection → Plan. Pure. */
 export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions): Plan {
   const nodes = manifestNodes(manifest);
@@ -119,7 +144,7 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     const tests = opts.command === 'test' || opts.command === 'build' ? (testsByNode.get(id) ?? []) : [];
     if (!build && tests.length === 0) continue;
     // A source without a loader is read where it is; it is only a step when it has tests.
-    const buildable = build && (node.kind !== 'source' || node.csv_path !== undefined || node.capture !== undefined);
+    const buildable = build && (node.kind !== 'source' || isLoaded(node));
     if (!buildable && tests.length === 0) continue;
     if (
       buildable &&
@@ -140,10 +165,7 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
       scope: node.scope,
       materialized: node.materialized,
       fanOut,
-      // Each practice needs its own high-water mark: one per statement, unless the model's filter
-      // is correlated on the tenant column (batch_incremental).
-      // A captured source is one extract per practice, from that practice's own watermark.
-      singleTenant: (node.materialized === 'incremental' && !node.batch_incremental) || node.capture !== undefined,
+      singleTenant: oneStatementPerPractice(node),
       build: buildable,
       upstream: [],
       tests,

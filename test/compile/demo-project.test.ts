@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Manifest, ManifestNode } from '../../src/artifacts/manifest.ts';
+import type { Manifest, ModelNode } from '../../src/artifacts/manifest.ts';
 import { compileDir, REPO_ROOT, removeTempProjects, writeTempProject } from '../fixtures/project-fixture.ts';
 
 // The real demo project (repo root). Compiled once: the compiler is pure, so sharing is safe.
@@ -19,10 +19,10 @@ beforeAll(() => {
 });
 afterAll(removeTempProjects);
 
-const models = (): ManifestNode[] => Object.values(manifest.models);
-const tenantTables = (): ManifestNode[] =>
+const models = (): ModelNode[] => Object.values(manifest.models);
+const tenantTables = (): ModelNode[] =>
   models().filter((m) => m.scope === 'tenant' && (m.materialized === 'table' || m.materialized === 'incremental'));
-const sqlTexts = (m: ManifestNode): string[] => [m.compiled_sql, m.compiled_incremental_sql].filter((s): s is string => s !== undefined);
+const sqlTexts = (m: ModelNode): string[] => [m.compiled_sql, m.compiled_incremental_sql].filter((s): s is string => s !== undefined);
 
 describe('demo project: a model is rendered once, never per practice', () => {
   it('has the tenant-scoped tables the rest of these tests rely on', () => {
@@ -116,8 +116,8 @@ describe('demo project: a model is rendered once, never per practice', () => {
 });
 
 describe('demo project: manifest shape', () => {
-  it('is schema version 1 with the project, tenant column and every practice id', () => {
-    expect(manifest.schema_version).toBe(1);
+  it('is schema version 2 with the project, tenant column and every practice id', () => {
+    expect(manifest.schema_version).toBe(2);
     expect(manifest.project).toBe('ehr_analytics');
     expect(manifest.tenant_column).toBe('practice_id');
     expect(manifest.tenants).toHaveLength(221);
@@ -154,7 +154,7 @@ describe('demo project: manifest shape', () => {
       expect.arrayContaining(['claims', 'conditions', 'encounters', 'medications', 'patients', 'procedures', 'providers'].map((t) => `source:ehr.${t}`)),
     );
     expect(manifest.sources['source:ehr.patients']!.columns.mrn).toEqual({ phi: 'direct' });
-    expect(manifest.seeds.tenants).toMatchObject({ kind: 'tenants', scope: 'shared', schema: 'tsform_meta', path: 'tenants.yml' });
+    expect(manifest.builtins.tenants).toMatchObject({ kind: 'tenants', scope: 'shared', schema: 'tsform_meta', path: 'tenants.yml' });
     expect(manifest.seeds.encounter_classes).toMatchObject({ kind: 'seed', scope: 'shared', schema: 'ref' });
   });
 

@@ -61,7 +61,7 @@ async function openPage(url: string): Promise<{ page: Page; errors: string[] }> 
 }
 
 function closure(manifest: Manifest, id: string, direction: 'up' | 'down'): string[] {
-  const nodes = { ...manifest.sources, ...manifest.seeds, ...manifest.models };
+  const nodes = { ...manifest.sources, ...manifest.builtins, ...manifest.seeds, ...manifest.models };
   const next = (n: string) => (direction === 'up' ? (nodes[n]?.depends_on ?? []) : Object.values(nodes).filter((m) => m.depends_on.includes(n)).map((m) => m.name));
   const seen = new Set<string>();
   const stack = [...next(id)];
@@ -128,11 +128,11 @@ describe('docs site of the demo project, in headless Chromium', () => {
     expect(await page.title()).toBe(`${manifest.project} · tsform docs`);
     expect(await attrs(page, '#nav-models li[data-node]', 'data-node')).toEqual(Object.keys(manifest.models).sort());
     expect((await attrs(page, '#nav-sources li[data-node]', 'data-node')).sort()).toEqual(Object.keys(manifest.sources).sort());
-    expect((await attrs(page, '#nav-seeds li[data-node]', 'data-node')).sort()).toEqual(Object.keys(manifest.seeds).sort());
+    expect((await attrs(page, '#nav-seeds li[data-node]', 'data-node')).sort()).toEqual([...Object.keys(manifest.seeds), ...Object.keys(manifest.builtins)].sort());
     expect(await page.textContent('#count-practices')).toBe(String(manifest.tenants.length));
     // The overview draws the whole project's lineage.
     expect(await page.locator('[data-testid=overview] svg[data-testid=lineage] g.node').count()).toBe(
-      Object.keys(manifest.models).length + Object.keys(manifest.sources).length + Object.keys(manifest.seeds).length,
+      Object.keys(manifest.models).length + Object.keys(manifest.sources).length + Object.keys(manifest.seeds).length + Object.keys(manifest.builtins).length,
     );
   });
 
@@ -181,7 +181,7 @@ describe('docs site of the demo project, in headless Chromium', () => {
     expect((await attrs(page, '[data-testid=node-view] svg g.node', 'data-node')).sort()).toEqual([...ancestors, model.name, ...descendants].sort());
     expect(await page.locator('[data-testid=node-view] svg g.node.selected').getAttribute('data-node')).toBe(model.name);
     const inGraph = new Set([...ancestors, model.name, ...descendants]);
-    const all = { ...manifest.sources, ...manifest.seeds, ...manifest.models };
+    const all = { ...manifest.sources, ...manifest.builtins, ...manifest.seeds, ...manifest.models };
     const edges = [...inGraph].flatMap((n) => (all[n]?.depends_on ?? []).filter((p) => inGraph.has(p)).map((p) => `${p}->${n}`)).sort();
     const drawn = await page.$$eval('[data-testid=node-view] svg path.edge', (ps) => ps.map((p) => `${p.getAttribute('data-from')}->${p.getAttribute('data-to')}`));
     expect(drawn.sort()).toEqual(edges);

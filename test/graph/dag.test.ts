@@ -50,7 +50,7 @@ describe('the demo DAG', () => {
 
   it('has one node per relation and no cycle', () => {
     expect(diagnostics).toEqual([]);
-    expect(dag!.graph.order).toBe(Object.keys(manifest.models).length + Object.keys(manifest.seeds).length + Object.keys(manifest.sources).length);
+    expect(dag!.graph.order).toBe(Object.keys(manifest.models).length + Object.keys(manifest.seeds).length + Object.keys(manifest.builtins).length + Object.keys(manifest.sources).length);
   });
 
   it('orders every node after its dependencies', () => {

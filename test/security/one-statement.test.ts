@@ -8,7 +8,8 @@ import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { compileWorkspace, runWorkspace } from '../../src/cli/api.ts';
 import { Codes, DiagnosticsError, TsformError } from '../../src/errors.ts';
-import { buildOnceNode, buildTenantNode, type BuildContext } from '../../src/execute/materialize.ts';
+import { defaultStrategies } from '../../src/execute/strategies/index.ts';
+import type { BuildContext } from '../../src/execute/strategy.ts';
 import { runDataTest } from '../../src/execute/run-tests.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
@@ -224,18 +225,19 @@ describe.each<Engine>(['duckdb', 'postgres'])('the engine refuses a second state
       await adapter?.close();
     });
 
+    const strategies = defaultStrategies();
     const node = (name: string, materialized: string, sql: string) => {
       const base = name === 'stg_visits' ? ctx.manifest.models.stg_visits! : ctx.manifest.models.codes_view!;
-      return { ...base, identifier: `hostile_${materialized}`, name: `hostile_${materialized}`, materialized, compiled_sql: sql.replaceAll('$DIR', outside) } as typeof base;
+      return { ...base, identifier: `hostile_${materialized}`, name: `hostile_${materialized}`, materialized, compiled_sql: sql.replaceAll('$DIR', outside), compiled_incremental_sql: sql.replaceAll('$DIR', outside) } as typeof base;
     };
 
     it.each(cases)('every materialization refuses it: $name', async ({ sql }) => {
       const before = await wh.snapshot(adapter);
       const attempts: [string, () => Promise<unknown>][] = [
-        ['global table', () => buildOnceNode(ctx, node('codes_view', 'table', sql))],
-        ['view', () => buildOnceNode(ctx, node('codes_view', 'view', sql))],
-        ['tenant table', () => buildTenantNode(ctx, node('stg_visits', 'table', sql), ['acme'])],
-        ['incremental', () => buildTenantNode(ctx, node('stg_visits', 'incremental', sql.replace('select 1 as a', "select 'acme' as practice_id")), ['acme'])],
+        ['global table', () => strategies.build(ctx, node('codes_view', 'table', sql), null)],
+        ['view', () => strategies.build(ctx, node('codes_view', 'view', sql), null)],
+        ['tenant table', () => strategies.build(ctx, node('stg_visits', 'table', sql), ['acme'])],
+        ['incremental', () => strategies.build(ctx, node('stg_visits', 'incremental', sql.replace('select 1 as a', "select 'acme' as practice_id")), ['acme'])],
         ['data test', () => runDataTest(adapter, { ...Object.values(ctx.manifest.tests)[0]!, sql: sql.replaceAll('$DIR', outside), scope: 'global' }, undefined)],
         ['adapter query', () => adapter.query(sql.replaceAll('$DIR', outside))],
         ['session query', () => adapter.transaction((s) => s.query(sql.replaceAll('$DIR', outside)))],
@@ -256,7 +258,7 @@ describe.each<Engine>(['duckdb', 'postgres'])('the engine refuses a second state
     });
 
     it('a single statement with a trailing semicolon and comment is still one statement', async () => {
-      const out = await buildOnceNode(ctx, node('codes_view', 'table', 'select 1 as a; -- x'));
+      const out = await strategies.build(ctx, node('codes_view', 'table', 'select 1 as a; -- x'), null);
       expect([...out.rows.values()]).toEqual([1]);
       await adapter.query('DROP TABLE analytics.hostile_table');
     });
@@ -266,8 +268,8 @@ describe.each<Engine>(['duckdb', 'postgres'])('the engine refuses a second state
       for (const { name, sql } of FILE_READS) {
         const model = sql.replaceAll('$DIR', outside);
         for (const [what, attempt] of [
-          ['table', () => buildOnceNode(ctx, node('codes_view', 'table', model))],
-          ['view', () => buildOnceNode(ctx, node('codes_view', 'view', model))],
+          ['table', () => strategies.build(ctx, node('codes_view', 'table', model), null)],
+          ['view', () => strategies.build(ctx, node('codes_view', 'view', model), null)],
           ['query', () => adapter.query(model)],
         ] as const) {
           const err = await attempt().then(

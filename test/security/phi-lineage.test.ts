@@ -285,7 +285,7 @@ describe('columnLineage on every model of the demo project', () => {
       relations[`${n.schema}.${n.identifier}`] = classesOf(n);
       relations[`__tsf_src_${n.name.replace(/^source:/, '').replace('.', '__')}`] = classesOf(n);
     }
-    for (const n of Object.values(manifest.seeds)) relations[`${n.schema}.${n.identifier}`] = classesOf(n);
+    for (const n of [...Object.values(manifest.seeds), ...Object.values(manifest.builtins)]) relations[`${n.schema}.${n.identifier}`] = classesOf(n);
     for (const n of Object.values(manifest.models)) {
       for (const key of [`${n.schema}.${n.identifier}`, `__tsf_ref_${n.name}`, `__tsf_this_${n.name}`]) relations[key] = classesOf(n);
     }

@@ -1,0 +1,120 @@
+import { randomBytes } from 'node:crypto';
+import type { RelationInfo, Session } from '../../adapters/adapter.ts';
+import type { ManifestNode } from '../../artifacts/manifest.ts';
+import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
+import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
+import type { BuildContext, BuildOutcome } from '../strategy.ts';
+
+/**
+ * The two ways a table is written, shared by the strategies: a batch's slice of a tenant-scoped
+ * table, or a whole relation. Both stage the rows first, check them, and write in the
+ * transaction that creates the table, so no other session ever sees it half-built or unprotected.
+ */
+
+/** What a strategy puts into the staged rows, inside the write's transaction. */
+export interface Staging {
+  select: string;
+  notes?: string[];
+  /** Run after the write (drop a load table). */
+  cleanup?: (s: Session) => Promise<void>;
+}
+
+export interface SliceStaging extends Staging {
+  /** Merge on the node's unique_key instead of replacing the slice. */
+  merge: boolean;
+}
+
+/** Checks on the staged rows (`STAGE_TABLE`) before anything is written; may add notes. */
+export type StagedCheck = (s: Session, stageTable: string, tenants?: readonly string[]) => Promise<string[]>;
+
+/** Applies the node's row-level security; called in the transaction that creates its table. */
+export async function protect(ctx: BuildContext, s: Session, node: ManifestNode): Promise<void> {
+  const rel = ctx.policy?.relations.get(node.name);
+  if (rel) await s.runScript(ctx.policy!.renderer.protect(rel));
+}
+
+export function targetOf(node: ManifestNode): Target {
+  return { schema: node.schema, identifier: node.identifier, name: node.name };
+}
+
+/** A per-transaction load table: concurrent batches must not create the same name. */
+export function loadTableName(): string {
+  return `__tsf_load_${randomBytes(6).toString('hex')}`;
+}
+
+/** The batch's slice of a tenant-scoped table, replaced (or merged) atomically; nothing outside it is touched. */
+export async function writeSlice(
+  ctx: BuildContext,
+  node: ManifestNode,
+  tenants: readonly string[],
+  stage: (s: Session, existing: RelationInfo | undefined) => Promise<SliceStaging>,
+  check?: StagedCheck,
+): Promise<BuildOutcome> {
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  return ctx.adapter.transaction(async (s) => {
+    const staging = await stage(s, existing);
+    const target = targetOf(node);
+    const staged = await stageTenantRows(s, target, staging.select, tenants, ctx.tenantColumn);
+    const notes = [...(staging.notes ?? []), ...(check ? await check(s, STAGE_TABLE, tenants) : [])];
+    await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false);
+    if (!existing) await protect(ctx, s, node);
+    if (staging.merge) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
+    else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
+    await dropStage(s);
+    await staging.cleanup?.(s);
+    return { rows: staged.rows, notes };
+  }, { timeoutMs: ctx.nodeTimeoutMs });
+}
+
+export interface WholeWrite {
+  /** Follow the staged rows' shape when it changed (seeds, full rebuilds); otherwise keep the table's. */
+  reshape: boolean;
+  /** Merge on unique_key when the table keeps its shape (incremental); otherwise replace every row. */
+  mergeWhenSameShape: boolean;
+}
+
+/** A relation built once per run: staged, checked, then its rows replaced (or merged). */
+export async function writeWhole(
+  ctx: BuildContext,
+  node: ManifestNode,
+  stage: (s: Session, existing: RelationInfo | undefined) => Promise<Staging>,
+  how: WholeWrite,
+  check?: StagedCheck,
+): Promise<BuildOutcome> {
+  const rel = quoteRelation(node.schema, node.identifier);
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  return ctx.adapter.transaction(async (s) => {
+    const staging = await stage(s, existing);
+    await s.createTempTableAs(STAGE_TABLE, staging.select, []);
+    const notes = [...(staging.notes ?? []), ...(check ? await check(s, STAGE_TABLE) : [])];
+    const probe = await s.query(`SELECT count(*) AS n FROM ${quoteIdent(STAGE_TABLE)}`);
+    const columns = (await s.query(`SELECT * FROM ${quoteIdent(STAGE_TABLE)} LIMIT 0`)).columns;
+    const existingCols = existing?.kind === 'table' ? existing.columns.map((c) => c.name) : undefined;
+    if (existing?.kind === 'view') await s.query(`DROP VIEW ${rel}`);
+    const sameShape = existingCols !== undefined && existingCols.join('\u0000') === columns.join('\u0000');
+    await ensureTargetTable(s, targetOf(node), columns, existingCols, how.reshape && existingCols !== undefined && !sameShape);
+    if (how.mergeWhenSameShape && sameShape) {
+      await mergeSlice(s, targetOf(node), columns, node.unique_key, undefined, ctx.tenantColumn);
+    } else {
+      if (sameShape) await s.query(`DELETE FROM ${rel}`);
+      const cols = columns.map(quoteIdent).join(', ');
+      await s.query(`INSERT INTO ${rel} (${cols}) SELECT ${cols} FROM ${quoteIdent(STAGE_TABLE)}`);
+    }
+    await dropStage(s);
+    await staging.cleanup?.(s);
+    return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes };
+  }, { timeoutMs: ctx.nodeTimeoutMs });
+}
+
+/** `--full-refresh` of a tenant-scoped table: dropped once, before any batch rebuilds its slice. */
+export async function dropForFullRefresh(ctx: BuildContext, node: ManifestNode): Promise<void> {
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  if (existing) await ctx.adapter.query(`DROP ${existing.kind === 'view' ? 'VIEW' : 'TABLE'} ${quoteRelation(node.schema, node.identifier)}`);
+}
+
+/** Drops a load table in the meta schema (the cleanup of strategies that load files). */
+export function dropLoadTable(metaSchema: string, loadTable: string): (s: Session) => Promise<void> {
+  return async (s) => {
+    await s.query(`DROP TABLE ${quoteRelation(metaSchema, loadTable)}`);
+  };
+}
