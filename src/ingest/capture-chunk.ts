@@ -44,7 +44,7 @@ export function resolveSpec(spec: CaptureSpec): ResolvedSpec {
     settleSeconds: 0,
     ...spec,
   };
-  if (r.key.length === 0) throw new TsformError(Codes.invalidConfig, `capture ${spec.table}: a key column is needed`);
+  if (r.key.length === 0) throw new TsformError(Codes.invalidRunSetting, `capture ${spec.table}: a key column is needed`);
   return { ...r, label: `${r.sourceSchema}.${r.table}` };
 }
 
