@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { backfillWorkspace } from '../src/cli/backfill.ts';
 import { Codes } from '../src/errors.ts';
 import { safeType } from '../src/execute/load-csv.ts';
-import { resolveSpec } from '../src/ingest/capture-chunk.ts';
+import { resolveSpec } from '../src/ingest/capture-spec.ts';
 
 /**
  * Settings refused at run time carry their own codes: TSF418 for a project setting compile does
