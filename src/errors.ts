@@ -21,6 +21,8 @@ export const Codes = {
   duplicateSource: 'TSF113',
   unknownPropertyModel: 'TSF114',
   initDirNotEmpty: 'TSF115',
+  /** Two practices, or a practice and a fixed or group role, map to one PostgreSQL role (TSF112 is a malformed name). */
+  roleNameConflict: 'TSF116',
   // compilation (2xx)
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',
@@ -50,6 +52,8 @@ export const Codes = {
   unknownTenant: 'TSF302',
   badTenantArgument: 'TSF303',
   fullRefreshNeedsAllTenants: 'TSF304',
+  /** `--from` / `--to` is not an ISO date or timestamp. */
+  badDateArgument: 'TSF305',
   // execution (4xx)
   sqlError: 'TSF401',
   tenantLeak: 'TSF402',
@@ -70,6 +74,12 @@ export const Codes = {
   multipleStatements: 'TSF416',
   /** DuckDB refused to reach the file system (external access is off once tsform's own files are attached). */
   externalAccess: 'TSF417',
+  /**
+   * A project or target setting found unusable when a command runs, where compile does not look
+   * (no `backfill` pool, a capture without a key, a seed column type, a DuckDB setting name).
+   * TSF205 is the compile-time code for a model's or source's config.
+   */
+  invalidRunSetting: 'TSF418',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -7,9 +7,11 @@ import { describe, expect, it } from 'vitest';
 
 /**
  * DESIGN §7: dependencies point one way. `project → compile → graph → plan → schedule/execute →
- * adapters`; `cli` on top; nothing imports `cli`; pure stages do no I/O. Imports are read with
- * the TypeScript parser (not a regex), so multi-line, type-only, re-export and dynamic imports
- * all count and an import inside a comment or a string does not.
+ * adapters`; `cli` on top; nothing imports `cli`; pure stages do no I/O; only `cli` wires a
+ * concrete adapter (adapters/<engine>/), and lazily; no two src files import each other, however
+ * indirectly. Imports are read with the TypeScript parser (not a regex), so multi-line,
+ * type-only, re-export and dynamic imports (`import()`, `require()`) all count and an import
+ * inside a comment or a string does not; a computed specifier (`import(name)`) is refused.
  */
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
@@ -20,9 +22,15 @@ interface ImportEdge {
   line: number;
   specifier: string;
   typeOnly: boolean;
+  /** `import('…')`: loaded when the code runs that line, not when the importing file loads. */
+  dynamic: boolean;
+  /** The imported src file (`src/cli/api.ts`) for a relative specifier; undefined for a package. */
+  to?: string;
   /** Layer of the imported src file (`errors`, `sql`, `project`, …), or undefined for a package. */
   toLayer?: string;
   fromLayer: string;
+  /** The specifier is an expression, not a string: `import(name)`, `require(name)`. */
+  computed?: boolean;
 }
 
 function listTs(dir: string): string[] {
@@ -47,15 +55,22 @@ function importsOf(src: string, absPath: string): ImportEdge[] {
   const from = relative(root, absPath).split(sep).join('/');
   const fromLayer = layerOf(src, absPath)!;
   const edges: ImportEdge[] = [];
-  const add = (spec: ts.Expression, node: ts.Node, typeOnly: boolean) => {
-    if (!ts.isStringLiteralLike(spec)) return;
+  const add = (spec: ts.Expression, node: ts.Node, typeOnly: boolean, dynamic = false) => {
+    const line = sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1;
+    if (!ts.isStringLiteralLike(spec)) {
+      // import(someVariable) could load anything: the rules cannot see it, so it is refused.
+      edges.push({ from, line, specifier: spec.getText(sf), typeOnly, dynamic, computed: true, fromLayer });
+      return;
+    }
     const specifier = spec.text;
     const target = specifier.startsWith('.') ? resolve(dirname(absPath), specifier) : undefined;
     edges.push({
       from,
-      line: sf.getLineAndCharacterOfPosition(node.getStart(sf)).line + 1,
+      line,
       specifier,
       typeOnly,
+      dynamic,
+      ...(target ? { to: relative(root, target).split(sep).join('/') } : {}),
       toLayer: target ? (layerOf(src, target) ?? `outside src (${relative(root, target)})`) : undefined,
       fromLayer,
     });
@@ -77,7 +92,9 @@ function importsOf(src: string, absPath: string): ImportEdge[] {
     } else if (ts.isImportEqualsDeclaration(node) && ts.isExternalModuleReference(node.moduleReference)) {
       add(node.moduleReference.expression, node, node.isTypeOnly);
     } else if (ts.isCallExpression(node) && node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
-      add(node.arguments[0], node, false);
+      add(node.arguments[0], node, false, true);
+    } else if (ts.isCallExpression(node) && ts.isIdentifier(node.expression) && node.expression.text === 'require' && node.arguments[0]) {
+      add(node.arguments[0], node, false, true);
     } else if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       add(node.argument.literal, node, true);
     }
@@ -129,9 +146,18 @@ const PROJECT_IO_MODULES = IO_MODULES.slice(1);
 function violations(edges: readonly ImportEdge[]): string[] {
   const bad: string[] = [];
   for (const e of edges) {
+    if (e.computed) {
+      bad.push(show(e, 'a computed specifier cannot be checked: import a string literal'));
+      continue;
+    }
     if (e.toLayer !== undefined) {
       if (e.toLayer.startsWith('outside src')) {
         bad.push(show(e, 'src/ must stand alone (no imports from tests, scripts or bench)'));
+        continue;
+      }
+      const concrete = concreteAdapterRule(e);
+      if (concrete) {
+        bad.push(show(e, concrete));
         continue;
       }
       if (e.toLayer === e.fromLayer) continue;
@@ -160,6 +186,94 @@ function violations(edges: readonly ImportEdge[]): string[] {
 
 const DRIVERS = [/^pg($|\/)/, /^pg-copy-streams$/, /^@duckdb\//];
 
+/** A file in a folder of adapters/ (`src/adapters/duckdb/…`, `src/adapters/postgres/…`, any engine added later). */
+const CONCRETE_ADAPTER = /^src\/adapters\/[^/]+\//;
+
+/**
+ * Concrete adapters are wired by cli/ alone (DESIGN §7), and lazily: cli/ takes them with
+ * `import()` or `import type`, so that commands which never open a database (compile, ls)
+ * load no driver. Inside adapters/ anything goes. Everyone else works through the interfaces
+ * (`Adapter`, `OltpSource`) or is handed what it needs as a parameter.
+ */
+function concreteAdapterRule(e: ImportEdge): string | undefined {
+  if (e.to === undefined || !CONCRETE_ADAPTER.test(e.to) || e.fromLayer === 'adapters') return undefined;
+  if (e.fromLayer !== 'cli') return 'only cli/ (and adapters/ itself) imports a concrete adapter; use the Adapter or OltpSource interface';
+  if (!e.dynamic && !e.typeOnly) return 'cli/ loads a concrete adapter lazily (await import(...)), so that compile and ls load no driver';
+  return undefined;
+}
+
+/**
+ * Import circles between src files, one line per circle (strongly connected component): the
+ * shortest circle through its first file, `src/a.ts → src/b.ts → src/a.ts`. Every import counts,
+ * type-only and dynamic ones too: a circle means two files that cannot be read, tested or
+ * moved one without the other, usually because a shared type lives in the higher one.
+ */
+function importCycles(edges: readonly ImportEdge[]): string[] {
+  const next = new Map<string, Set<string>>();
+  for (const e of edges) {
+    if (e.to === undefined || e.toLayer === undefined || e.toLayer.startsWith('outside src')) continue;
+    if (!next.has(e.from)) next.set(e.from, new Set());
+    next.get(e.from)!.add(e.to);
+  }
+  const successors = (f: string) => [...(next.get(f) ?? [])].sort();
+  // Tarjan's strongly connected components.
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const components: string[][] = [];
+  const connect = (v: string): void => {
+    index.set(v, index.size);
+    low.set(v, index.get(v)!);
+    stack.push(v);
+    onStack.add(v);
+    for (const w of successors(v)) {
+      if (!index.has(w)) {
+        connect(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) low.set(v, Math.min(low.get(v)!, index.get(w)!));
+    }
+    if (low.get(v) === index.get(v)) {
+      const c: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        c.push(w);
+      } while (w !== v);
+      components.push(c.sort());
+    }
+  };
+  for (const f of [...next.keys()].sort()) if (!index.has(f)) connect(f);
+  const found: string[] = [];
+  for (const c of components) {
+    const start = c[0]!;
+    if (c.length === 1 && !next.get(start)?.has(start)) continue;
+    // Breadth-first inside the component: the shortest way from `start` back to itself.
+    const inside = new Set(c);
+    const cameFrom = new Map<string, string>();
+    const queue = [start];
+    let last: string | undefined;
+    for (let i = 0; i < queue.length && last === undefined; i++) {
+      for (const w of successors(queue[i]!)) {
+        if (w === start) {
+          last = queue[i];
+          break;
+        }
+        if (inside.has(w) && !cameFrom.has(w)) {
+          cameFrom.set(w, queue[i]!);
+          queue.push(w);
+        }
+      }
+    }
+    const path = [start];
+    for (let f = last!; f !== start; f = cameFrom.get(f)!) path.splice(1, 0, f);
+    path.push(start);
+    found.push(`${path.join(' → ')}${c.length > path.length - 1 ? ` (${c.length} files in this circle)` : ''}`);
+  }
+  return found.sort();
+}
+
 describe('architecture: src/ import rules (DESIGN §7)', () => {
   const edges = collectEdges(SRC);
 
@@ -169,7 +283,14 @@ describe('architecture: src/ import rules (DESIGN §7)', () => {
     expect(edges).toContainEqual(expect.objectContaining({ from: 'src/compile/compile.ts', specifier: '../artifacts/manifest.ts', toLayer: 'artifacts' }));
     expect(edges).toContainEqual(expect.objectContaining({ from: 'src/cli/program.ts', specifier: './api.ts', toLayer: 'cli' }));
     expect(edges).toContainEqual(
-      expect.objectContaining({ from: 'src/cli/api.ts', specifier: '../adapters/postgres/postgres-adapter.ts', toLayer: 'adapters', typeOnly: false }),
+      expect.objectContaining({
+        from: 'src/cli/api.ts',
+        specifier: '../adapters/postgres/postgres-adapter.ts',
+        to: 'src/adapters/postgres/postgres-adapter.ts',
+        toLayer: 'adapters',
+        typeOnly: false,
+        dynamic: true,
+      }),
     );
     expect(edges).toContainEqual(expect.objectContaining({ from: 'src/artifacts/manifest.ts', toLayer: 'project', typeOnly: true }));
   });
@@ -182,6 +303,11 @@ describe('architecture: src/ import rules (DESIGN §7)', () => {
   it('src/ keeps every rule: dependencies point one way, nobody imports cli/, pure stages do no I/O', () => {
     const bad = violations(edges);
     expect(bad, `\n${bad.join('\n')}\n`).toEqual([]);
+  });
+
+  it('no import circles between src files (type-only and dynamic imports count)', () => {
+    const cycles = importCycles(edges);
+    expect(cycles, `\n${cycles.join('\n')}\n(move the shared type or function down into a module of its own)\n`).toEqual([]);
   });
 });
 
@@ -236,6 +362,73 @@ describe('architecture: the checker catches what it should', () => {
       "src/execute/runner.ts:3 imports 'pg': only adapters/ talk to a database driver",
       "src/graph/helper.ts:1 imports '../../test/fixtures/project-fixture.ts': src/ must stand alone (no imports from tests, scripts or bench)",
       "src/project/reader.ts:1 imports 'node:child_process': project/ may read files, nothing else",
+    ]);
+  });
+});
+
+/** The import edges of a throwaway src/ made of `files` (path under src → text). */
+function edgesOfFiles(files: Record<string, string>): ImportEdge[] {
+  const dir = mkdtempSync(join(tmpdir(), 'tsform-arch-'));
+  const src = join(dir, 'src');
+  try {
+    for (const [path, text] of Object.entries(files)) {
+      mkdirSync(dirname(join(src, path)), { recursive: true });
+      writeFileSync(join(src, path), text);
+    }
+    return collectEdges(src);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('architecture: the concrete-adapter and circle rules catch what they should', () => {
+  it('a concrete adapter is imported only by cli/ (lazily or for types) and inside adapters/; a computed import is refused', () => {
+    const found = violations(
+      edgesOfFiles({
+        'ingest/capture.ts': "import { describePgError } from '../adapters/postgres/postgres-adapter.ts';\nimport type { Adapter } from '../adapters/adapter.ts';\n",
+        'execute/lazy.ts': "export const open = () => import('../adapters/duckdb/duckdb-adapter.ts');\n",
+        // an engine added later is concrete too, and a type-only import still ties the layer to it
+        'sla/typed.ts': "import type { SqliteAdapter } from '../adapters/sqlite/sqlite-adapter.ts';\n",
+        'cli/api.ts': [
+          "import { PostgresAdapter } from '../adapters/postgres/postgres-adapter.ts';",
+          "export const open = () => import('../adapters/duckdb/duckdb-adapter.ts');",
+          "import type { VerifyInput } from '../adapters/postgres/verify-types.ts';",
+        ].join('\n'),
+        'adapters/oltp-source.ts': "import type { PgOltpSource } from './postgres/pg-oltp-source.ts';\n",
+        'adapters/postgres/pg-oltp-source.ts': "import { inClientTransaction } from './client-transaction.ts';\nimport pg from 'pg';\n",
+        'execute/plugin.ts': "export const load = (name: string) => import(name);\nexport const old = (name: string) => require(name);\n",
+      }),
+    );
+    expect(found).toEqual([
+      "src/cli/api.ts:1 imports '../adapters/postgres/postgres-adapter.ts': cli/ loads a concrete adapter lazily (await import(...)), so that compile and ls load no driver",
+      "src/execute/lazy.ts:1 imports '../adapters/duckdb/duckdb-adapter.ts': only cli/ (and adapters/ itself) imports a concrete adapter; use the Adapter or OltpSource interface",
+      "src/execute/plugin.ts:1 imports 'name': a computed specifier cannot be checked: import a string literal",
+      "src/execute/plugin.ts:2 imports 'name': a computed specifier cannot be checked: import a string literal",
+      "src/ingest/capture.ts:1 imports '../adapters/postgres/postgres-adapter.ts': only cli/ (and adapters/ itself) imports a concrete adapter; use the Adapter or OltpSource interface",
+      "src/sla/typed.ts:1 imports '../adapters/sqlite/sqlite-adapter.ts' (type only): only cli/ (and adapters/ itself) imports a concrete adapter; use the Adapter or OltpSource interface",
+    ]);
+  });
+
+  it('finds every circle, through type-only, dynamic and re-export imports, with its shortest path', () => {
+    const cycles = importCycles(
+      edgesOfFiles({
+        'a/one.ts': "import { two } from './two.ts';\nimport pg from 'pg';\n",
+        'a/two.ts': "import type { Three } from './three.ts';\n",
+        'a/three.ts': "export const four = () => import('../b/four.ts');\n",
+        'b/four.ts': "export { one } from '../a/one.ts';\n",
+        'c/self.ts': "import type { Me } from './self.ts';\n",
+        'd/x.ts': "import { y } from './y.ts';\n",
+        'd/y.ts': "import { x } from './x.ts';\nimport { z } from './z.ts';\n",
+        'd/z.ts': "import { x } from './x.ts';\n",
+        // no circle: a chain, a comment, a string, and a file outside src
+        'e/p.ts': "import { q } from './q.ts';\n// import { p } from './p.ts';\n",
+        'e/q.ts': "const s = \"import { p } from './p.ts'\";\nimport { fixture } from '../../test/fixture.ts';\n",
+      }),
+    );
+    expect(cycles).toEqual([
+      'src/a/one.ts → src/a/two.ts → src/a/three.ts → src/b/four.ts → src/a/one.ts',
+      'src/c/self.ts → src/c/self.ts',
+      'src/d/x.ts → src/d/y.ts → src/d/x.ts (3 files in this circle)',
     ]);
   });
 });

@@ -1,8 +1,9 @@
 import type { Kysely } from 'kysely';
 
 /**
- * The only door to a database. The runner speaks SQL text that both targets accept (standard
- * quoting, `$n` parameters); what differs between engines lives behind this interface.
+ * The only door to the warehouse (capture reads the OLTP through `OltpSource`, oltp-source.ts).
+ * The runner speaks SQL text that both targets accept (standard quoting, `$n` parameters); what
+ * differs between engines lives behind this interface.
  */
 
 export type TargetKind = 'duckdb' | 'postgres';
@@ -33,14 +34,15 @@ export interface Session {
    */
   runScript(sql: string): Promise<void>;
   /**
-   * `CREATE TEMPORARY TABLE name AS <select>` with bound parameters. PostgreSQL cannot bind
-   * parameters in CREATE TABLE AS, so its adapter creates the table from the query's result
-   * columns and then inserts; DuckDB does it in one statement. Returns the rows written.
+   * `CREATE TEMPORARY TABLE name AS <select>` with bound parameters, one statement on both
+   * engines (PostgreSQL binds them in CREATE TABLE AS when sent with the extended protocol).
+   * Replaces an earlier temp table of that name; on PostgreSQL the table is dropped at commit.
    */
   createTempTableAs(name: string, selectSql: string, params: readonly SqlParam[]): Promise<void>;
   /**
    * Bulk-inserts text values into an existing table whose columns are all VARCHAR (the
-   * appender on DuckDB, COPY on PostgreSQL). `null` is SQL NULL.
+   * appender on DuckDB, COPY on PostgreSQL). `null` is SQL NULL. `columns` must be all of the
+   * table's columns in table order: DuckDB's appender fills columns by position and ignores the names.
    */
   insertText(schema: string, table: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<void>;
   /**
@@ -54,8 +56,9 @@ export interface Session {
 
 export interface TransactionOptions {
   /**
-   * Abort the transaction's statements after this long (PostgreSQL statement_timeout, DuckDB
-   * interrupt); the transaction then rolls back and throws TsformError TSF411.
+   * A statement still running after this long is cancelled; the transaction then rolls back
+   * and throws TsformError TSF411. PostgreSQL counts from the start of each statement
+   * (statement_timeout), DuckDB from the start of the transaction (one timer, then interrupt).
    */
   timeoutMs?: number;
 }
@@ -92,7 +95,7 @@ export interface Adapter {
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   /** Table or view with its columns, or undefined when it does not exist. */
   describe(schema: string, name: string): Promise<RelationInfo | undefined>;
-  /** Creates a schema if missing (on DuckDB a schema kept in its own database file is attached instead). */
+  /** Creates a schema if missing; on DuckDB a schema that is an attached database file (research, vault) is left as it is. */
   ensureSchema(schema: string): Promise<void>;
   /** Whether a failure may succeed if retried (connection loss, write conflict, deadlock). */
   classifyError(err: unknown): ErrorClass;

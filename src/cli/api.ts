@@ -8,18 +8,18 @@ import { upgradeManifest } from '../artifacts/upgrade-manifest.ts';
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
 import { compileProject, type CompileOptions } from '../compile/compile.ts';
 import { systemClock, type Clock } from '../clock.ts';
-import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
+import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError } from '../errors.ts';
 import { execute } from '../execute/index.ts';
 import { defaultStrategies } from '../execute/strategies/index.ts';
 import { captureStrategy } from '../ingest/capture-strategy.ts';
 import type { PolicyContext } from '../execute/apply-policies.ts';
 import { readRunHistory, readTenantState, recordRunHistory, writeTenantState } from '../execute/state-store.ts';
-import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, readAlertConfig, slaDeadline, type AlertSinkConfig } from '../sla/index.ts';
+import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, readAlertConfig, slaDeadline } from '../sla/index.ts';
 import { RunMonitor } from '../sla/run-monitor.ts';
-import { resolveProtectedRelations, type ProtectedRelation } from '../security/protected-relations.ts';
+import { resolveProtectedRelations } from '../security/protected-relations.ts';
 import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
 import { createPolicyRenderer, policyRoleDiagnostics } from '../security/render-rls.ts';
-import { buildDag, upstreamOf, type ModelDag } from '../graph/dag.ts';
+import { buildDag, upstreamOf } from '../graph/dag.ts';
 import { modifiedNodes } from '../graph/state.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
 import { buildPlan, type Command, type FanInPolicy, type Plan } from '../plan/plan.ts';
@@ -29,20 +29,11 @@ import type { PrivacyConfig, Project, TargetConfig } from '../project/types.ts';
 import { scanForLeaks } from '../execute/privacy-gates.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 import { isolateOnboarding, retiredTenantNotices, runCaptureFor, type OpenOltp } from './capture-wiring.ts';
+import type { Workspace } from './workspace.ts';
 
 /** The programmatic API behind the CLI; tests call it directly. */
 
-export interface Workspace {
-  project: Project;
-  manifest: Manifest;
-  dag: ModelDag;
-  /** Relations that get row-level security (empty without policies/policies.yml). */
-  protectedRelations: ProtectedRelation[];
-  /** Alert sinks of tsform.yml (`alerts:`); none configured means log only. */
-  alertSinks: AlertSinkConfig[];
-  diagnostics: Diagnostic[];
-  targetDir: string;
-}
+export type { Workspace } from './workspace.ts';
 
 /** Reads and compiles a project; throws DiagnosticsError with every user error at once. */
 export function compileWorkspace(projectDir: string, opts: { write?: boolean } & CompileOptions = {}): Workspace {

@@ -52,7 +52,7 @@ interface BackfillUnit extends SchedulerUnit {
  */
 export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillOutcome[]> {
   for (const [flag, v] of [['--from', req.from], ['--to', req.to]] as const) {
-    if (v !== undefined && !ISO_DATE.test(v)) throw new TsformError(Codes.invalidConfig, `${flag} ${JSON.stringify(v)} is not an ISO date or timestamp (2024-01-31 or 2024-01-31T12:00:00Z)`);
+    if (v !== undefined && !ISO_DATE.test(v)) throw new TsformError(Codes.badDateArgument, `${flag} ${JSON.stringify(v)} is not an ISO date or timestamp (2024-01-31 or 2024-01-31T12:00:00Z)`);
   }
   if (req.tenants.length === 0) throw new TsformError(Codes.badTenantArgument, 'backfill needs --tenant <id>');
   const ws = compileWorkspace(req.projectDir, { write: false });
@@ -61,7 +61,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   const sources = postgresCaptured(ws.manifest).filter((n) => !selected || selected.has(n.name));
   if (sources.length === 0) throw new TsformError(Codes.badSelector, 'no source captured from PostgreSQL is selected: nothing to backfill');
   const pools = ws.project.config.pools;
-  if (!pools[BACKFILL_POOL]) throw new TsformError(Codes.invalidConfig, `tsform.yml declares no '${BACKFILL_POOL}' pool (pools: { backfill: { slots: 1 } })`, { file: 'tsform.yml' });
+  if (!pools[BACKFILL_POOL]) throw new TsformError(Codes.invalidRunSetting, `tsform.yml declares no '${BACKFILL_POOL}' pool (pools: { backfill: { slots: 1 } })`, { file: 'tsform.yml' });
 
   const wh = req.adapter ?? (await openAdapter(ws.project, resolveTarget(ws.project, req.target)));
   // A backfill may be the first to create a raw table (a practice onboarded by backfill): roles

@@ -7,7 +7,7 @@ import { captureSpecOf, onboardingTenants, RunCapture, type PostgresCapture } fr
 import { findRetiredTenants, type TenantRelation } from '../ingest/purge-tenant.ts';
 import { isLoaded, isolateTenants, type Plan } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
-import type { Workspace } from './api.ts';
+import type { Workspace } from './workspace.ts';
 
 export type OpenOltp = (capture: PostgresCapture) => Promise<OltpSource>;
 

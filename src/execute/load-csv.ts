@@ -109,7 +109,7 @@ export function typedSelect(schema: string, table: string, header: string[], typ
 /** Type names come from project yml; only plain type syntax is allowed into SQL text. */
 export function safeType(t: string): string {
   if (!/^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$/.test(t.trim())) {
-    throw new TsformError(Codes.invalidConfig, `data type ${JSON.stringify(t)} is not a plain SQL type name`);
+    throw new TsformError(Codes.invalidRunSetting, `data type ${JSON.stringify(t)} is not a plain SQL type name`);
   }
   return t.trim();
 }

@@ -8,6 +8,7 @@ export interface Reidentification {
   token: string;
   /** The practice records the token stands for (practice id, patient id). */
   records: { practice: string; patient: string }[];
+  /** Who the audit row names: PostgreSQL's session user (returned by the lookup), on DuckDB the actor given. */
   auditedAs: string;
   /** PostgreSQL: the committed audit row (ticket) the lookup was made under. */
   ticket?: string;

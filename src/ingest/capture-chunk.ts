@@ -2,51 +2,17 @@ import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { safeType } from '../execute/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
+import type { ResolvedSpec } from './capture-spec.ts';
 import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import type { OltpReadSession, OltpSource } from './oltp-source.ts';
 import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { addRawColumns, planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { lockTenant, writeWatermark, deleteWatermark, type Watermark } from './watermarks.ts';
 
-/** One captured table: where it lives in the OLTP and in raw, and how its rows are keyed. */
-export interface CaptureSpec {
-  /** Table name in the OLTP schema and in raw. */
-  table: string;
-  /** Primary key without the tenant column (`['encounter_id']`). */
-  key: string[];
-  tenantColumn: string;
-  /** OLTP schema (default `oltp`). */
-  sourceSchema?: string;
-  /** Warehouse schema of the captured table (default `raw`). */
-  rawSchema?: string;
-  /** Default `updated_at`; the OLTP must bump it on every insert, update and soft delete. */
-  updatedColumn?: string;
-  /** Soft-delete column (default `deleted_at`): a row with it set is deleted from raw; never copied to raw. */
-  deletedColumn?: string;
-  /**
-   * Rows younger than this are left for the next chunk (default 0). Transactions still open in
-   * the OLTP hold the horizon back on their own (see readCommitHorizon); this covers writers
-   * whose `updated_at` is not their transaction's clock, or a capture role that cannot see them.
-   */
-  settleSeconds?: number;
-}
-
-export interface ResolvedSpec extends Required<CaptureSpec> {
-  label: string;
-}
-
-export function resolveSpec(spec: CaptureSpec): ResolvedSpec {
-  const r = {
-    sourceSchema: 'oltp',
-    rawSchema: 'raw',
-    updatedColumn: 'updated_at',
-    deletedColumn: 'deleted_at',
-    settleSeconds: 0,
-    ...spec,
-  };
-  if (r.key.length === 0) throw new TsformError(Codes.invalidConfig, `capture ${spec.table}: a key column is needed`);
-  return { ...r, label: `${r.sourceSchema}.${r.table}` };
-}
+// The spec and the loader contract live below this file, so the loaders need not import it.
+export { resolveSpec, type CaptureSpec, type ResolvedSpec } from './capture-spec.ts';
+export type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 
 export interface ChunkRequest {
   tenant: string;
@@ -119,38 +85,6 @@ export async function captureChunk(
   if (chunk.columns) raw.columns = chunk.columns;
   const { columns: _, ...result } = chunk;
   return result;
-}
-
-/**
- * The OLTP side of one chunk, handed to the engine's loader (duckdb-chunk-load.ts,
- * postgres-chunk-load.ts): the selected columns (the soft-delete column last) and the COPY of the
- * rows after a position, inside the chunk's REPEATABLE READ read transaction.
- */
-export interface ChunkSource {
-  s: Session;
-  spec: ResolvedSpec;
-  metaSchema: string;
-  tenant: string;
-  /** Selected columns in COPY order; the soft-delete column, when the source has one, is last. */
-  columns: SourceColumn[];
-  /** Indexes in `columns` of the updated column and the key columns: a row's position. */
-  positionIndexes: number[];
-  /** Index of the soft-delete column in `columns`, or -1. */
-  deletedIndex: number;
-  /** The chunk's starting position and size. */
-  after: Watermark | undefined;
-  chunkRows: number;
-  /** `COPY (SELECT ... after `after` ORDER BY position LIMIT limit) TO STDOUT`. */
-  copy(after: Watermark | undefined, limit: number, format: 'text' | 'csv'): Promise<AsyncIterable<Buffer>>;
-}
-
-/** What a loader did: the rows read, and the warehouse work left for after the OLTP read. */
-export interface ChunkLoad {
-  rows: number;
-  deleted: number;
-  last: Watermark | undefined;
-  /** Finishes the upsert into raw (if not done already); returns the live rows written. */
-  finish(): Promise<number>;
 }
 
 interface ReadOutcome {

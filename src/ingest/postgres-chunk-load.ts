@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import type { ChunkLoad, ChunkSource } from './capture-chunk.ts';
+import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import { CopyTextReader, parseCopyTextLine } from './copy-text.ts';
 import { deleteChunkKeys, insertLiveRows, type ChunkRows } from './slice-upsert.ts';
 import { positionOf } from './watermarks.ts';

@@ -1,6 +1,6 @@
 import type { Session, SqlParam } from '../adapters/adapter.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import type { ResolvedSpec } from './capture-chunk.ts';
+import type { ResolvedSpec } from './capture-spec.ts';
 import type { SourceColumn } from './source-columns.ts';
 
 /**

@@ -8,7 +8,7 @@ export type Command = 'run' | 'seed' | 'test' | 'build';
 /** What a global node does when some practices' upstream failed this run (DESIGN §6). */
 export type FanInPolicy = 'use_last_good' | 'skip' | 'block';
 
-/** One relation to build (or test) this run. Plain data: the runner and `--dry-run` read it. */
+/** One relation to build (or test) this run. Plain data: the runner executes it and `tsform ls` prints it. */
 export interface PlanStep {
   id: string;
   kind: ManifestNode['kind'];

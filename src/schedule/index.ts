@@ -1,9 +1,7 @@
-/** Fair lanes, pools, retries, timeouts and the lock contract (DESIGN §6-7). No SQL, no I/O. */
+/** Fair lanes, pools and the retry policy (DESIGN §6-7). No SQL, no I/O. */
 export { FairScheduler } from './fair-scheduler.ts';
 export { SchedulerStateError } from './scheduler-error.ts';
-export { deadlineFor, isPastDeadline, remainingMs, type Deadline, type TimeoutPolicy } from './deadline.ts';
 export { DEFAULT_RETRY_POLICY, nextDelayMs, shouldRetry, type ErrorClass, type RetryPolicy } from './retry-policy.ts';
-export { lockHeldMessage, type LockContention, type LockResult, type TenantLock } from './tenant-lock.ts';
 export {
   GLOBAL_LANE,
   type FairSchedulerOptions,

@@ -18,8 +18,6 @@ export interface SchedulerUnit {
    * measured time so far (0 before its first completion).
    */
   readonly cost?: number;
-  /** Per-node timeout in ms; overrides the policy given to `deadlineFor`. */
-  readonly timeoutMs?: number;
 }
 
 /**

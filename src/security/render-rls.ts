@@ -128,7 +128,7 @@ export function practiceRole(policies: PolicyConfig, tenantId: string): string {
  * names sharing their first 46 (or 63) bytes still differ. PostgreSQL would cut the name to 63
  * bytes by itself, so that the role looked up under the full name was never found (42710 on
  * the next run) and two ids sharing 54 characters became one role. A name that fits and happens
- * to end like a hashed one is caught by `policyRoleDiagnostics` (TSF112), never merged.
+ * to end like a hashed one is caught by `policyRoleDiagnostics` (TSF116), never merged.
  */
 export function fitRoleName(name: string): string {
   if (Buffer.byteLength(name, 'utf8') <= PG_NAME_BYTES) return name;
@@ -179,19 +179,19 @@ export function policyRoleDiagnostics(policies: PolicyConfig, tenants: readonly 
     practiceRoles.add(role);
     const first = byRole.get(role);
     if (first !== undefined) {
-      out.push(diagnostic(Codes.invalidIdentifier, `practices '${first}' and '${t.id}' map to one role '${role}'; change practice_roles.name`, { file: policies.file, line: policies.line }));
+      out.push(diagnostic(Codes.roleNameConflict, `practices '${first}' and '${t.id}' map to one role '${role}'; change practice_roles.name`, { file: policies.file, line: policies.line }));
     } else {
       byRole.set(role, t.id);
-      if (fixed.has(role)) out.push(diagnostic(Codes.invalidIdentifier, `practice '${t.id}' maps to role '${role}', which is also one of roles:; change practice_roles.name`, { file: policies.file, line: policies.line }));
+      if (fixed.has(role)) out.push(diagnostic(Codes.roleNameConflict, `practice '${t.id}' maps to role '${role}', which is also one of roles:; change practice_roles.name`, { file: policies.file, line: policies.line }));
     }
   }
   const seen = new Set<string>();
   for (const g of policies.groups) {
     const at = { file: policies.file, line: g.line };
     if (fixed.has(g.role) || practiceRoles.has(g.role)) {
-      out.push(diagnostic(Codes.invalidIdentifier, `group role '${g.role}' is also ${fixed.has(g.role) ? 'one of roles:' : 'a practice role'}; give the group a name of its own`, at));
+      out.push(diagnostic(Codes.roleNameConflict, `group role '${g.role}' is also ${fixed.has(g.role) ? 'one of roles:' : 'a practice role'}; give the group a name of its own`, at));
     }
-    if (seen.has(g.role)) out.push(diagnostic(Codes.invalidIdentifier, `group role '${g.role}' is declared twice`, at));
+    if (seen.has(g.role)) out.push(diagnostic(Codes.roleNameConflict, `group role '${g.role}' is declared twice`, at));
     seen.add(g.role);
     const unknown = g.practices.filter((p) => !known.has(p));
     if (unknown.length > 0) {

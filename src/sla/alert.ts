@@ -3,7 +3,7 @@ import { slaDeadline } from './deadline.ts';
 import type { FreshnessRow } from './freshness.ts';
 
 /**
- * What an alert says. Pure: building and de-duplicating alerts; sending is in `alerts.ts`.
+ * What an alert says. Pure: building and de-duplicating alerts; sending is in `alert-dispatcher.ts`.
  * Every alert names the practice (id and name) and the SLA at stake. Messages carry practice
  * ids and names, node names, error codes, dates and counts: never row data, and never a
  * database error text (it can quote values); on-call reads those in run_results.json.

@@ -22,14 +22,6 @@ export {
   type AlertConfigIssue,
   type AlertSinkConfig,
 } from './alert-config.ts';
-export {
-  AlertDispatcher,
-  createAlertSinks,
-  KindFilterSink,
-  LogAlertSink,
-  type AlertDeliveryFailure,
-  type AlertLogStream,
-  type AlertSink,
-  type AlertSinkDeps,
-} from './alerts.ts';
+export { KindFilterSink, LogAlertSink, type AlertDeliveryFailure, type AlertLogStream, type AlertSink } from './alert-sink.ts';
+export { AlertDispatcher, createAlertSinks, type AlertSinkDeps } from './alert-dispatcher.ts';
 export { WebhookAlertSink, type WebhookOptions } from './webhook-alert-sink.ts';

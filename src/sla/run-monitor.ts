@@ -2,7 +2,7 @@ import type { NodeResult } from '../artifacts/run-results.ts';
 import type { Clock } from '../clock.ts';
 import type { Tenant } from '../project/types.ts';
 import { nodeFailedAlert, slaAlert } from './alert.ts';
-import type { AlertDispatcher } from './alerts.ts';
+import type { AlertDispatcher } from './alert-dispatcher.ts';
 import { evaluateTenantFreshness, type FreshnessRow, type TenantLoadState } from './freshness.ts';
 import type { DurationProfile } from './predict.ts';
 

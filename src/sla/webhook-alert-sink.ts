@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../clock.ts';
 import type { Alert } from './alert.ts';
-import type { AlertDeliveryFailure, AlertSink } from './alerts.ts';
+import type { AlertDeliveryFailure, AlertSink } from './alert-sink.ts';
 
 export interface WebhookOptions {
   /** Per attempt; a slower answer counts as a failed attempt. */

@@ -59,12 +59,12 @@ describe('policies without a PostgreSQL server', () => {
     writeFileSync(join(demo.dir, 'policies/policies.yml'), policies([`    - role: practice_${first}`, `      practices: [${first}, ${second}]`]));
     const clash = await cli(['policies', 'render', '--project-dir', demo.dir]);
     expect(clash.code).toBe(2);
-    expect(clash.stderr).toMatch(new RegExp(`policies/policies\\.yml:3: error TSF112: group role 'practice_${first}' is also a practice role`));
+    expect(clash.stderr).toMatch(new RegExp(`policies/policies\\.yml:3: error TSF116: group role 'practice_${first}' is also a practice role`));
 
     writeFileSync(join(demo.dir, 'policies/policies.yml'), policies(['    - role: tsform_practices', `      practices: [${first}]`, '    - role: north', `      practices: [${first}, p_gone]`]));
     const fixed = await cli(['policies', 'render', '--project-dir', demo.dir]);
     expect(fixed.code).toBe(2);
-    expect(fixed.stderr).toContain("error TSF112: group role 'tsform_practices' is also one of roles:");
+    expect(fixed.stderr).toContain("error TSF116: group role 'tsform_practices' is also one of roles:");
 
     writeFileSync(join(demo.dir, 'policies/policies.yml'), policies(['    - role: north', `      practices: [${first}, p_gone]`]));
     const ws = compileWorkspace(demo.dir, { write: false });

@@ -83,14 +83,14 @@ describe('practice role names', () => {
     for (const r of specs) expect(Buffer.byteLength(r)).toBeLessThanOrEqual(PG_NAME_BYTES);
   });
 
-  it('a pattern that maps two practices (or a practice and a fixed role) to one name is TSF112', () => {
+  it('a pattern that maps two practices (or a practice and a fixed role) to one name is TSF116', () => {
     // A 63-byte id whose tail is the hash suffix of a longer one: only a deliberate choice does this.
     const crafted = practiceRole(policies(), LONG).slice('practice_'.length);
     expect(crafted.length).toBe(54);
     const clash = policyRoleDiagnostics(policies(), [tenant(LONG), tenant(crafted)]);
-    expect(clash.map((d) => `${d.code} ${d.message}`)).toEqual([`TSF112 practices '${LONG}' and '${crafted}' map to one role '${practiceRole(policies(), LONG)}'; change practice_roles.name`]);
+    expect(clash.map((d) => `${d.code} ${d.message}`)).toEqual([`TSF116 practices '${LONG}' and '${crafted}' map to one role '${practiceRole(policies(), LONG)}'; change practice_roles.name`]);
     const fixed = policyRoleDiagnostics(policies('tsform_{tenant}'), [tenant('owner')]);
-    expect(fixed.map((d) => d.code)).toEqual(['TSF112']);
+    expect(fixed.map((d) => d.code)).toEqual(['TSF116']);
     expect(policyRoleDiagnostics(policies(), [tenant(LONG), tenant(LONG_TWIN)])).toEqual([]);
   });
 });

@@ -3,18 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fixedClock } from '../../src/clock.ts';
 import { readAlertConfig } from '../../src/sla/alert-config.ts';
-import {
-  AlertDeduper,
-  AlertDispatcher,
-  createAlertSinks,
-  LogAlertSink,
-  nodeFailedAlert,
-  slaAlert,
-  WebhookAlertSink,
-  type Alert,
-  type AlertDeliveryFailure,
-  type AlertSink,
-} from '../../src/sla/alerts.ts';
+import { AlertDeduper, nodeFailedAlert, slaAlert, type Alert } from '../../src/sla/alert.ts';
+import { AlertDispatcher, createAlertSinks } from '../../src/sla/alert-dispatcher.ts';
+import { LogAlertSink, type AlertDeliveryFailure, type AlertSink } from '../../src/sla/alert-sink.ts';
+import { WebhookAlertSink } from '../../src/sla/webhook-alert-sink.ts';
 import { evaluateFreshness } from '../../src/sla/freshness.ts';
 
 const at = new Date('2026-11-28T11:30:00Z');

@@ -225,7 +225,7 @@ export class DuckDBAdapter implements Adapter {
  */
 async function lockDown(conn: DuckDBConnection, settings: Record<string, string>): Promise<void> {
   for (const [name, value] of Object.entries(settings)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TsformError(Codes.invalidConfig, `DuckDB setting name ${JSON.stringify(name)} is not an identifier`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TsformError(Codes.invalidRunSetting, `DuckDB setting name ${JSON.stringify(name)} is not an identifier`);
     await conn.run(`SET ${name} = ${sqlLiteral(value)}`);
   }
   await conn.run(`SET allowed_directories = [${sqlLiteral(`${privateScratchDir()}/`)}]`);
