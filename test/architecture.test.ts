@@ -284,7 +284,7 @@ describe('architecture: src/ import rules (DESIGN §7)', () => {
     expect(edges).toContainEqual(expect.objectContaining({ from: 'src/cli/program.ts', specifier: './api.ts', toLayer: 'cli' }));
     expect(edges).toContainEqual(
       expect.objectContaining({
-        from: 'src/cli/api.ts',
+        from: 'src/cli/target.ts',
         specifier: '../adapters/postgres/postgres-adapter.ts',
         to: 'src/adapters/postgres/postgres-adapter.ts',
         toLayer: 'adapters',

@@ -72,7 +72,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
     const rel = policy?.relations.get(node.name);
     return rel ? async (s: Session) => void (await s.runScript(policy!.renderer.protect(rel))) : undefined;
   };
-  const openOltp = req.openOltp ?? openOltpFromEnv;
+  const openOltp = req.openOltp ?? openOltpFromEnv(process.env);
   const oltps = new Map<string, Promise<OltpSource>>();
   const oltpFor = (c: PostgresCapture) => {
     if (!oltps.has(c.url_env)) oltps.set(c.url_env, openOltp(c));

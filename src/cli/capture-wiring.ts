@@ -7,20 +7,25 @@ import { captureSpecOf, onboardingTenants, RunCapture, type PostgresCapture } fr
 import { findRetiredTenants, type TenantRelation } from '../ingest/purge-tenant.ts';
 import { isLoaded, isolateTenants, type Plan } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
+import type { Env } from './env.ts';
 import type { Workspace } from './workspace.ts';
 
 export type OpenOltp = (capture: PostgresCapture) => Promise<OltpSource>;
 
 /** The OLTP of a captured source: its URL comes from the environment variable the yml names, never from a file. */
-export const openOltpFromEnv: OpenOltp = async (capture) => {
-  const url = process.env[capture.url_env];
+export function openOltpFromEnv(env: Env): OpenOltp {
+  return (capture) => openOltp(capture, env);
+}
+
+async function openOltp(capture: PostgresCapture, env: Env): Promise<OltpSource> {
+  const url = env[capture.url_env];
   if (!url) throw new TsformError(Codes.missingEnv, `captured sources read the OLTP URL from $${capture.url_env}, which is not set`);
   const { PgOltpSource } = await import('../adapters/postgres/pg-oltp-source.ts');
   return PgOltpSource.open(url);
-};
+}
 
 /** A RunCapture when the plan builds a captured source, else undefined (the demo's CSV path needs no OLTP). */
-export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, openOltp: OpenOltp = openOltpFromEnv): RunCapture | undefined {
+export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, open: OpenOltp | undefined, env: Env): RunCapture | undefined {
   if (!plan.steps.some((s) => s.build && ws.manifest.sources[s.id]?.capture)) return undefined;
   return new RunCapture({
     warehouse,
@@ -29,7 +34,7 @@ export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, ope
     tenantColumn: ws.project.config.tenantColumn,
     knownTenants: ws.project.tenants.map((t) => t.id),
     runTenants: plan.tenants,
-    openOltp,
+    openOltp: open ?? openOltpFromEnv(env),
   });
 }
 

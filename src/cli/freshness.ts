@@ -19,7 +19,7 @@ export interface FreshnessRequest {
 export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> {
   const ws = compileWorkspace(req.projectDir, { write: false });
   const target = resolveTarget(ws.project, req.target);
-  const adapter = await openAdapter(ws.project, target, 1);
+  const adapter = await openAdapter(ws.project, target, { threads: 1 });
   try {
     const meta = ws.project.config.schemas.meta;
     const tenants = selectTenants(ws.project.tenants, req.tenants);
@@ -32,7 +32,7 @@ export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> 
       history: DurationProfile.fromHistory(await readRunHistory(adapter, meta, clock)),
     });
     if (req.alert) {
-      const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? process.stderr, clock });
+      const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? process.stderr, clock, env: process.env });
       const dispatcher = new AlertDispatcher(sinks.sinks);
       for (const row of rows) {
         const alert = slaAlert(row, { at: now });

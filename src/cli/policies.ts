@@ -35,7 +35,7 @@ export async function applyPoliciesCommand(projectDir: string, targetName: strin
   if (target.type !== 'postgres') {
     throw new TsformError(Codes.unsupported, `target '${target.name}' is DuckDB, which has no roles or row-level security; policies apply needs --target postgres (tsform policies render shows the DDL)`);
   }
-  const adapter = await openAdapter(ws.project, target, 1);
+  const adapter = await openAdapter(ws.project, target, { threads: 1 });
   try {
     requireRowLevelSecurity(adapter);
     const { protectedCount, missing, tenantStatistics } = await applyPolicies(adapter, ctx).catch((err: unknown) => {

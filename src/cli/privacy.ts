@@ -16,7 +16,7 @@ function requirePrivacy(ws: Workspace) {
 export async function vaultInitCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
   const ws = compileWorkspace(projectDir, { write: false });
   const privacy = requirePrivacy(ws);
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
   try {
     const r = await initVault({ adapter, vaultSchema: ws.project.config.schemas.vault, privacy, env: process.env, clock: systemClock });
     out(
@@ -39,7 +39,7 @@ export async function reidentifyCommand(
 ): Promise<number> {
   const ws = compileWorkspace(projectDir, { write: false });
   requirePrivacy(ws);
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
   try {
     const r = await reidentify(adapter, {
       vaultSchema: ws.project.config.schemas.vault,
@@ -96,7 +96,7 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
   const ws = compileWorkspace(projectDir, { write: false });
   const privacy = requirePrivacy(ws);
   out(`lineage: ${Object.values(ws.manifest.models).filter((m) => m.pseudonymized).length} pseudonymized models expose no direct or ungeneralized quasi column`);
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), 1);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
   let failures = 0;
   try {
     const research = Object.values(ws.manifest.models).filter((m) => m.schema === ws.project.config.schemas.research && m.materialized !== 'ephemeral');

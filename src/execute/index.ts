@@ -29,6 +29,8 @@ export interface ExecuteRequest {
   /** Overrides `run.node_timeout_seconds`. */
   nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
+  /** Environment variables (the vault key may come from one); cli/ reads them. */
+  env: Readonly<Record<string, string | undefined>>;
   /** How each kind of node is built; default: execute/'s own strategies (no capture). */
   strategies?: StrategyRegistry;
 }
@@ -54,7 +56,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
       privacy: req.project.config.privacy,
       researchSchema: req.project.config.schemas.research,
-      vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: process.env, clock: req.clock })) : undefined,
+      vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: req.env, clock: req.clock })) : undefined,
     },
   });
 }

@@ -13,8 +13,8 @@ import { WebhookAlertSink } from './webhook-alert-sink.ts';
 export interface AlertSinkDeps {
   /** Where `type: log` writes. */
   log: AlertLogStream;
-  /** Where `url_env` is looked up; default `process.env`. */
-  env?: Readonly<Record<string, string | undefined>>;
+  /** Where `url_env` is looked up (cli/ passes the process environment). */
+  env: Readonly<Record<string, string | undefined>>;
   /** Told about every alert a webhook gave up on (e.g. to print a warning). */
   onFailure?: (failure: AlertDeliveryFailure) => void;
   /** Stamps delivery failures. */
@@ -26,7 +26,7 @@ export interface AlertSinkDeps {
  * http(s) URL is left out and reported in `errors`; whether that stops a run is the caller's call.
  */
 export function createAlertSinks(configs: readonly AlertSinkConfig[], deps: AlertSinkDeps): { sinks: AlertSink[]; errors: string[] } {
-  const env = deps.env ?? process.env;
+  const { env } = deps;
   const sinks: AlertSink[] = [];
   const errors: string[] = [];
   configs.forEach((config, i) => {

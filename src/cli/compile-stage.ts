@@ -1,0 +1,43 @@
+import { join } from 'node:path';
+import { writeManifest } from '../artifacts/write.ts';
+import { compileProject, type CompileOptions } from '../compile/compile.ts';
+import { Codes, diagnostic, DiagnosticsError, hasErrors } from '../errors.ts';
+import { buildDag } from '../graph/dag.ts';
+import { loadProject } from '../project/load-project.ts';
+import type { Project } from '../project/types.ts';
+import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
+import { resolveProtectedRelations } from '../security/protected-relations.ts';
+import { policyRoleDiagnostics } from '../security/render-rls.ts';
+import { readAlertConfig } from '../sla/index.ts';
+import type { Workspace } from './workspace.ts';
+
+/**
+ * Project → Workspace: compile, then every gate that must pass before anything runs, in order
+ * (the DAG has no cycle, protected relations resolve, the PHI lineage of research models holds,
+ * the alert config reads). Each stage is pure and lives in its own layer (compile/, graph/,
+ * security/, sla/); compile/ cannot see graph/ or security/, so they are sequenced here.
+ * Throws DiagnosticsError with every user error of the first failing gate.
+ */
+export function compileLoadedProject(project: Project, opts: { write?: boolean } & CompileOptions = {}): Workspace {
+  const { manifest, diagnostics } = compileProject(project, opts);
+  if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
+  const built = buildDag(manifest);
+  if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
+  const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
+  if (project.policies) protection.diagnostics.push(...policyRoleDiagnostics(project.policies, project.tenants));
+  if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
+  const lineage = checkPseudonymizedLineage(manifest, built.dag.order);
+  if (hasErrors(lineage)) throw new DiagnosticsError([...diagnostics, ...lineage]);
+  const alertConfig = readAlertConfig(project.config.alerts?.raw);
+  if (alertConfig.errors.length > 0) {
+    throw new DiagnosticsError(alertConfig.errors.map((m) => diagnostic(Codes.yamlShape, m, { file: 'tsform.yml', line: project.config.alerts?.line })));
+  }
+  const targetDir = join(project.root, 'target');
+  if (opts.write !== false) writeManifest(targetDir, manifest);
+  return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
+}
+
+/** Reads and compiles a project (compileLoadedProject over loadProject). */
+export function compileWorkspace(projectDir: string, opts: { write?: boolean } & CompileOptions = {}): Workspace {
+  return compileLoadedProject(loadProject(projectDir), opts);
+}

@@ -1,0 +1,74 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
+import { writeRunResults } from '../artifacts/write.ts';
+import { Codes } from '../errors.ts';
+import { scanForLeaks } from '../execute/privacy-gates.ts';
+import { recordRunHistory, writeTenantState } from '../execute/state-store.ts';
+import type { Plan } from '../plan/plan.ts';
+import type { PrivacyConfig, Tenant } from '../project/types.ts';
+import type { AlertDispatcher } from '../sla/index.ts';
+import { slaDeadline } from '../sla/index.ts';
+import type { RunRequest } from './run-request.ts';
+import type { Workspace } from './workspace.ts';
+
+/** The leak scan as a node result: it fails the run when any research value holds an identifier. */
+export async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: PrivacyConfig): Promise<NodeResult> {
+  const started = performance.now();
+  const findings = await scanForLeaks(adapter, ws.manifest, privacy);
+  return {
+    node: 'privacy:leak_scan',
+    model: 'privacy:leak_scan',
+    tenant: null,
+    kind: 'test',
+    status: findings.length > 0 ? 'error' : 'success',
+    rows: findings.reduce((n, f) => n + f.rows, 0),
+    duration_ms: Math.round(performance.now() - started),
+    message:
+      findings.length > 0
+        ? `raw direct identifiers found in research data: ${findings.map((f) => `${f.relation}.${f.column} (${f.rows} rows)`).join(', ')}`
+        : null,
+    ...(findings.length > 0 ? { code: Codes.privacyGate } : {}),
+  };
+}
+
+export interface FinishedRun {
+  runId: string;
+  command: RunRequest['command'];
+  target: string;
+  startedAt: Date;
+  finishedAt: Date;
+  results: NodeResult[];
+  notices: string[];
+  dispatcher: AlertDispatcher;
+}
+
+/** The run's record: target/run_results.json, the run history, and loaded-through dates (T+1). */
+export async function recordRun(adapter: Adapter, ws: Workspace, plan: Plan, req: RunRequest, selectedTenants: Tenant[], done: FinishedRun): Promise<RunResults> {
+  const run: RunResults = {
+    schema_version: RUN_RESULTS_SCHEMA_VERSION,
+    run_id: done.runId,
+    command: done.command,
+    target: done.target,
+    started_at: done.startedAt.toISOString(),
+    finished_at: done.finishedAt.toISOString(),
+    elapsed_ms: done.finishedAt.getTime() - done.startedAt.getTime(),
+    results: done.results,
+    tenants: summarizeTenants(done.results, plan.tenants),
+    alerts: done.dispatcher.raised.map((a) => ({ kind: a.kind, tenant: a.tenant.id, message: a.message })),
+    ...(done.notices.length > 0 ? { notices: done.notices } : {}),
+  };
+  writeRunResults(ws.targetDir, run);
+  const meta = ws.project.config.schemas.meta;
+  await recordRunHistory(adapter, meta, run);
+  // A full run that succeeded for a practice loads it through its local yesterday (T+1).
+  if (req.command !== 'test' && req.command !== 'seed' && !req.select?.length && !req.exclude?.length) {
+    await writeTenantState(
+      adapter,
+      meta,
+      selectedTenants
+        .filter((t) => run.tenants[t.id]?.status === 'success')
+        .map((t) => ({ tenant: t.id, loadedThrough: slaDeadline(t, done.startedAt).dataDate, lastSuccessAt: done.finishedAt.toISOString(), runId: done.runId })),
+    );
+  }
+  return run;
+}

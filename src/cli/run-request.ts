@@ -1,0 +1,42 @@
+import type { Adapter } from '../adapters/adapter.ts';
+import type { NodeResult } from '../artifacts/run-results.ts';
+import type { Clock } from '../clock.ts';
+import type { Command, FanInPolicy, Plan, PlanStep } from '../plan/plan.ts';
+import type { SchedulerSnapshot } from '../schedule/index.ts';
+import type { OpenOltp } from './capture-wiring.ts';
+import type { Env } from './env.ts';
+
+
+/** `tsform run | build | seed | test`, as the CLI and tests ask for it. */
+export interface RunRequest {
+  projectDir: string;
+  command: Command;
+  target?: string;
+  select?: string[];
+  exclude?: string[];
+  tenants?: string[];
+  threads?: number;
+  fullRefresh?: boolean;
+  fanIn?: FanInPolicy;
+  nodeTimeoutMs?: number;
+  onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
+  /** Told the plan the run executes (after onboarding practices are put in batches of their own). */
+  onPlan?: (plan: Plan) => void;
+  /** Use this adapter instead of opening the target's (tests). */
+  adapter?: Adapter;
+  /** Where `type: log` alerts are written (default: nowhere; the CLI passes stderr). */
+  alertLog?: { write(line: string): unknown };
+  /** Told when another tsform process holds the warehouse and this run waits for it. */
+  onLockWait?: (holder: string) => void;
+  /** `--state <dir>`: the previous manifest.json that `state:modified` compares against. */
+  state?: string;
+  /** `--defer`: read unselected upstream relations from production (`<state>/tsform.duckdb`). */
+  defer?: boolean;
+  deferDatabase?: string;
+  /** The run's one clock: run timestamps, history window, loaded-through dates, SLA, alerts, vault, lock waits. Default: the system clock. */
+  clock?: Clock;
+  /** Opens the OLTP of captured sources (default: the URL in the source's `url_env`); tests inject faults here. */
+  openOltp?: OpenOltp;
+  /** Environment variables (target URL, OLTP URLs, vault key, webhook URLs). Default: the process environment. */
+  env?: Env;
+}
