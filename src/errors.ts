@@ -70,6 +70,8 @@ export const Codes = {
   multipleStatements: 'TSF416',
   /** DuckDB refused to reach the file system (external access is off once tsform's own files are attached). */
   externalAccess: 'TSF417',
+  /** tsform's meta tables are of a newer version than this tsform, or lack a column it writes. */
+  metaSchema: 'TSF418',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];
