@@ -176,8 +176,10 @@ const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS,
 
 /**
  * Version 1 is the shape before versioning, when each module created its table on first use:
- * `IF NOT EXISTS` adopts whichever of them a warehouse has and adds the rest. Add a step to
- * change a table; never edit a released one.
+ * `IF NOT EXISTS` adopts whichever of them a warehouse has and adds the rest. To change a table,
+ * change its definition above and add a step; never edit a released one. A fresh warehouse gets
+ * step 1 from the current definitions, so every later step must also be a no-op on the tables
+ * it made (`ADD COLUMN IF NOT EXISTS`, `CREATE INDEX IF NOT EXISTS`).
  */
 const STEPS: readonly MigrationStep[] = [
   {
