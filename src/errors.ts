@@ -80,6 +80,8 @@ export const Codes = {
    * TSF205 is the compile-time code for a model's or source's config.
    */
   invalidRunSetting: 'TSF418',
+  /** tsform's meta tables are of a newer version than this tsform, or lack a column it writes. */
+  metaSchema: 'TSF419',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -1,5 +1,3 @@
-import type { Kysely } from 'kysely';
-
 /**
  * The only door to the warehouse (capture reads the OLTP through `OltpSource`, oltp-source.ts).
  * The runner speaks SQL text that both targets accept (standard quoting, `$n` parameters); what
@@ -107,7 +105,5 @@ export interface Adapter {
    * Absent where the engine already allows one writing process (DuckDB's file lock).
    */
   tryLockTenants?(tenants: readonly string[]): Promise<{ held: { tenant: string; holder: string }[]; release(): Promise<void> }>;
-  /** Kysely over the same database, for tsform's own metadata tables. */
-  readonly kysely: Kysely<any>;
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { Clock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { AUDIT_TABLE } from './vault.ts';
+import { DUCKDB_REIDENTIFICATION_AUDIT as AUDIT, ensureVaultTable, insertRows } from './meta-schema.ts';
 
 export interface Reidentification {
   token: string;
@@ -47,16 +47,13 @@ export async function reidentify(
     };
   }
   const vault = quoteRelation(opts.vaultSchema, 'person_tokens');
-  const audit = quoteRelation(opts.vaultSchema, AUDIT_TABLE);
   return adapter.transaction(async (s) => {
-    await s.query(
-      `CREATE TABLE IF NOT EXISTS ${audit} (actor VARCHAR NOT NULL, "at" TIMESTAMPTZ NOT NULL, reason VARCHAR NOT NULL, token VARCHAR NOT NULL, records_found INTEGER NOT NULL)`,
-    );
+    await ensureVaultTable(s, opts.vaultSchema, AUDIT);
     const found = TOKEN.test(opts.token)
       ? (await s.query(`SELECT ${quoteIdent(opts.tenantColumn)} AS practice, patient_id FROM ${vault} WHERE person_token = $1 ORDER BY 1, 2`, [opts.token])).rows
       : [];
     // Audited whether or not the token exists: probing for tokens is itself worth a record.
-    await s.query(`INSERT INTO ${audit} VALUES ($1, CAST($2 AS TIMESTAMPTZ), $3, $4, $5)`, [opts.actor, opts.clock.now().toISOString(), opts.reason, opts.token, found.length]);
+    await insertRows(s, opts.vaultSchema, AUDIT, [{ actor: opts.actor, at: opts.clock.now().toISOString(), reason: opts.reason, token: opts.token, records_found: found.length }]);
     return { token: opts.token, records: found.map((r) => ({ practice: String(r.practice), patient: String(r.patient_id) })), auditedAs: opts.actor };
   });
 }

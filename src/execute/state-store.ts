@@ -1,42 +1,32 @@
-import { sql } from 'kysely';
 import type { Adapter } from '../adapters/adapter.ts';
 import type { RunResults } from '../artifacts/run-results.ts';
 import { isoBefore, type Clock } from '../clock.ts';
 import { quoteRelation } from '../sql/quote.ts';
-
-export const HISTORY_TABLE = 'node_runs';
+import { insertRows, migrateMeta, NODE_RUNS, TENANT_STATE, type NodeRunRow } from './meta-schema.ts';
 
 /**
  * Run history in the warehouse (DESIGN §6): one row per node and practice per run. Freshness,
  * SLA prediction and alerts read it; run_results.json is only the last run.
  */
 export async function recordRunHistory(adapter: Adapter, metaSchema: string, run: RunResults): Promise<void> {
-  await adapter.query(
-    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, HISTORY_TABLE)} (
-       run_id VARCHAR NOT NULL, command VARCHAR NOT NULL, node VARCHAR NOT NULL, model VARCHAR NOT NULL,
-       tenant VARCHAR, kind VARCHAR NOT NULL, status VARCHAR NOT NULL, rows_affected BIGINT,
-       duration_ms BIGINT NOT NULL, code VARCHAR, finished_at TIMESTAMPTZ NOT NULL)`,
+  await migrateMeta(adapter, metaSchema);
+  const rows = run.results.map(
+    (r): NodeRunRow => ({
+      run_id: run.run_id,
+      command: run.command,
+      node: r.node,
+      model: r.model,
+      tenant: r.tenant,
+      kind: r.kind,
+      status: r.status,
+      rows_affected: r.rows,
+      duration_ms: r.duration_ms,
+      code: r.code ?? null,
+      finished_at: run.finished_at,
+    }),
   );
-  const db = adapter.kysely.withSchema(metaSchema);
-  const rows = run.results.map((r) => ({
-    run_id: run.run_id,
-    command: run.command,
-    node: r.node,
-    model: r.model,
-    tenant: r.tenant,
-    kind: r.kind,
-    status: r.status,
-    rows_affected: r.rows,
-    duration_ms: r.duration_ms,
-    code: r.code ?? null,
-    finished_at: sql`CAST(${run.finished_at} AS TIMESTAMPTZ)`,
-  }));
-  for (let i = 0; i < rows.length; i += 500) {
-    await db.insertInto(HISTORY_TABLE).values(rows.slice(i, i + 500)).execute();
-  }
+  await insertRows(adapter, metaSchema, NODE_RUNS, rows);
 }
-
-export const TENANT_STATE_TABLE = 'tenant_state';
 
 export interface HistoryRecord {
   run_id: string;
@@ -50,10 +40,10 @@ export interface HistoryRecord {
 
 /** Run history of the `days` before the clock's now, for prediction (empty before the first run). */
 export async function readRunHistory(adapter: Adapter, metaSchema: string, clock: Clock, days = 30): Promise<HistoryRecord[]> {
-  if (!(await adapter.describe(metaSchema, HISTORY_TABLE))) return [];
+  if (!(await adapter.describe(metaSchema, NODE_RUNS.name))) return [];
   const { rows } = await adapter.query(
     `SELECT run_id, tenant, node, model, status, duration_ms, CAST(finished_at AS VARCHAR) AS finished_at
-       FROM ${quoteRelation(metaSchema, HISTORY_TABLE)}
+       FROM ${quoteRelation(metaSchema, NODE_RUNS.name)}
       WHERE kind = 'build' AND finished_at > CAST($1 AS TIMESTAMPTZ) AND finished_at <= CAST($2 AS TIMESTAMPTZ)`,
     // Bounded on both sides: rows after the clock's now are not history at that instant.
     [isoBefore(clock, days * 86_400_000), clock.now().toISOString()],
@@ -76,18 +66,11 @@ export interface TenantStateRecord {
   runId: string;
 }
 
-async function ensureTenantState(adapter: Adapter, metaSchema: string): Promise<void> {
-  await adapter.query(
-    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, TENANT_STATE_TABLE)} (
-       tenant VARCHAR PRIMARY KEY, loaded_through DATE NOT NULL, last_success_at TIMESTAMPTZ NOT NULL, last_run_id VARCHAR NOT NULL)`,
-  );
-}
-
 /** Each practice's loaded-through date and last success. */
 export async function readTenantState(adapter: Adapter, metaSchema: string): Promise<Map<string, { loadedThrough: string; lastSuccessAt: string }>> {
-  if (!(await adapter.describe(metaSchema, TENANT_STATE_TABLE))) return new Map();
+  if (!(await adapter.describe(metaSchema, TENANT_STATE.name))) return new Map();
   const { rows } = await adapter.query(
-    `SELECT tenant, CAST(loaded_through AS VARCHAR) AS loaded_through, CAST(last_success_at AS VARCHAR) AS last_success_at FROM ${quoteRelation(metaSchema, TENANT_STATE_TABLE)}`,
+    `SELECT tenant, CAST(loaded_through AS VARCHAR) AS loaded_through, CAST(last_success_at AS VARCHAR) AS last_success_at FROM ${quoteRelation(metaSchema, TENANT_STATE.name)}`,
   );
   return new Map(rows.map((r) => [String(r.tenant), { loadedThrough: String(r.loaded_through), lastSuccessAt: new Date(String(r.last_success_at).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')).toISOString() }]));
 }
@@ -95,8 +78,8 @@ export async function readTenantState(adapter: Adapter, metaSchema: string): Pro
 /** Records the practices a full run brought up to date (one statement per table, bound arrays). */
 export async function writeTenantState(adapter: Adapter, metaSchema: string, records: readonly TenantStateRecord[]): Promise<void> {
   if (records.length === 0) return;
-  await ensureTenantState(adapter, metaSchema);
-  const table = quoteRelation(metaSchema, TENANT_STATE_TABLE);
+  await migrateMeta(adapter, metaSchema);
+  const table = quoteRelation(metaSchema, TENANT_STATE.name);
   await adapter.transaction(async (s) => {
     await s.query(`DELETE FROM ${table} WHERE tenant = ANY($1::VARCHAR[])`, [records.map((r) => r.tenant)]);
     await s.query(

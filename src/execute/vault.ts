@@ -5,10 +5,10 @@ import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { generateKey, keyFingerprint, parseKey, practiceToken, pseudonymizeRecord } from '../security/pseudonymize.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { ensureVaultTable, VAULT_KEYS } from './meta-schema.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 
-export const KEYS_TABLE = 'keys';
-export const AUDIT_TABLE = 'reidentification_audit';
+const KEYS_TABLE = VAULT_KEYS.name;
 const CHUNK = 20_000;
 
 export interface VaultContext {
@@ -22,9 +22,7 @@ export interface VaultContext {
 
 async function ensureKeysTable(adapter: Adapter, vaultSchema: string): Promise<void> {
   await adapter.ensureSchema(vaultSchema);
-  await adapter.query(
-    `CREATE TABLE IF NOT EXISTS ${quoteRelation(vaultSchema, KEYS_TABLE)} (fingerprint VARCHAR PRIMARY KEY, key_hex VARCHAR, created_at TIMESTAMPTZ NOT NULL)`,
-  );
+  await ensureVaultTable(adapter, vaultSchema, VAULT_KEYS);
 }
 
 /**

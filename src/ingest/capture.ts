@@ -2,13 +2,14 @@ import { createHash } from 'node:crypto';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { migrateMeta } from '../execute/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns } from './source-columns.ts';
 import { withRetry } from './retry.ts';
 import { steadyChunks } from './steady-capture.ts';
-import { ensureCaptureMeta, ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
+import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
 export type { CaptureSpec } from './capture-chunk.ts';
 export type { Watermark } from './watermarks.ts';
@@ -132,7 +133,7 @@ export async function prepareCapture(
   /** Row-level security of the raw table, in the transaction that creates it (PostgreSQL). */
   protect?: ProtectRelation,
 ): Promise<RawState> {
-  await ensureCaptureMeta(wh, metaSchema);
+  await migrateMeta(wh, metaSchema);
   await withRetry(wh, () => wh.transaction((s) => ensureLockRows(s, metaSchema, spec.label, tenants)));
   const existing = await wh.describe(spec.rawSchema, spec.table);
   const source = await oltp.readTransaction((r) => readSourceColumns(r, spec.sourceSchema, spec.table));

@@ -7,14 +7,13 @@ import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { loadCsvText, safeType } from '../execute/load-csv.ts';
+import { LANDING_FILES, migrateMeta } from '../execute/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { withRetry, type ProtectRelation } from './capture.ts';
-import { ensureCaptureMeta, lockTenant } from './watermarks.ts';
+import { lockTenant } from './watermarks.ts';
 
 export type LandingCapture = Extract<ManifestCapture, { kind: 'csv_landing' }>;
 
-/** Which landing files are in raw, per (source, practice): a file is loaded again only if it changed. */
-export const LANDING_FILES_TABLE = 'landing_files';
 const STAGE = '__tsf_landing_stage';
 
 export interface LandingOptions {
@@ -49,8 +48,7 @@ interface LandingFile {
  * rows are kept. A malformed file throws with its file and line; files before it stay loaded.
  */
 export async function captureLandingFiles(wh: Adapter, node: ManifestNode, capture: LandingCapture, tenant: string, opts: LandingOptions): Promise<LandingResult> {
-  await ensureCaptureMeta(wh, opts.metaSchema);
-  await ensureLandingTable(wh, opts.metaSchema);
+  await migrateMeta(wh, opts.metaSchema);
   await wh.ensureSchema(node.schema);
   let protect = (await wh.describe(node.schema, node.identifier)) ? undefined : opts.protect;
   const dir = capture.layout === 'folder_per_practice' ? join(capture.path, tenant) : capture.path;
@@ -136,7 +134,7 @@ async function loadOneFile(
   const inserted = await s.query(`INSERT INTO ${target} (${cols}) SELECT ${cols} FROM ${quoteIdent(STAGE)} WHERE NOT __tsf_deleted`);
   await s.query(`DROP TABLE ${quoteIdent(STAGE)}`);
   await s.query(`DROP TABLE ${quoteRelation(opts.metaSchema, load)}`);
-  const rel = quoteRelation(opts.metaSchema, LANDING_FILES_TABLE);
+  const rel = quoteRelation(opts.metaSchema, LANDING_FILES.name);
   await s.query(`DELETE FROM ${rel} WHERE source_table = $1 AND tenant = $2 AND file = $3`, [node.name, tenant, f.display]);
   await s.query(`INSERT INTO ${rel} (source_table, tenant, file, size_bytes, mtime_ms, rows_loaded, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, now())`, [
     node.name,
@@ -169,15 +167,7 @@ async function headerHas(f: LandingFile, column: string): Promise<boolean> {
   }
 }
 
-async function ensureLandingTable(wh: Adapter, metaSchema: string): Promise<void> {
-  await wh.query(
-    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, LANDING_FILES_TABLE)} (
-       source_table VARCHAR NOT NULL, tenant VARCHAR NOT NULL, file VARCHAR NOT NULL,
-       size_bytes BIGINT NOT NULL, mtime_ms BIGINT NOT NULL, rows_loaded BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL)`,
-  );
-}
-
 async function loadedFiles(wh: Adapter, metaSchema: string, source: string, tenant: string): Promise<Map<string, { size: number; mtimeMs: number }>> {
-  const { rows } = await wh.query(`SELECT file, size_bytes, mtime_ms FROM ${quoteRelation(metaSchema, LANDING_FILES_TABLE)} WHERE source_table = $1 AND tenant = $2`, [source, tenant]);
+  const { rows } = await wh.query(`SELECT file, size_bytes, mtime_ms FROM ${quoteRelation(metaSchema, LANDING_FILES.name)} WHERE source_table = $1 AND tenant = $2`, [source, tenant]);
   return new Map(rows.map((r) => [String(r.file), { size: Number(r.size_bytes), mtimeMs: Number(r.mtime_ms) }]));
 }

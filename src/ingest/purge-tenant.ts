@@ -1,11 +1,8 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
-import { TENANT_STATE_TABLE } from '../execute/state-store.ts';
+import { CAPTURE_WATERMARKS, LANDING_FILES, TENANT_KEYED_TABLES, TENANT_STATE } from '../execute/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { LANDING_FILES_TABLE } from './landing-capture.ts';
-import { LOCK_TABLE, WATERMARK_TABLE } from './watermarks.ts';
 
-/** tsform's own per-practice state (column `tenant`): what a retired practice leaves behind. */
-const META_TABLES = [WATERMARK_TABLE, LOCK_TABLE, LANDING_FILES_TABLE, TENANT_STATE_TABLE];
+const META_TABLES: readonly string[] = TENANT_KEYED_TABLES.map((t) => t.name);
 
 export interface TenantRelation {
   schema: string;
@@ -23,7 +20,7 @@ export interface PurgeCount {
  */
 export async function findRetiredTenants(wh: Adapter, metaSchema: string, known: readonly string[]): Promise<string[]> {
   const present: string[] = [];
-  for (const t of [WATERMARK_TABLE, LANDING_FILES_TABLE, TENANT_STATE_TABLE]) if (await wh.describe(metaSchema, t)) present.push(t);
+  for (const t of [CAPTURE_WATERMARKS.name, LANDING_FILES.name, TENANT_STATE.name]) if (await wh.describe(metaSchema, t)) present.push(t);
   if (present.length === 0) return [];
   const union = present.map((t) => `SELECT tenant FROM ${quoteRelation(metaSchema, t)}`).join(' UNION ');
   const { rows } = await wh.query(`SELECT DISTINCT tenant FROM (${union}) AS u WHERE NOT (tenant = ANY($1::VARCHAR[])) ORDER BY tenant`, [[...known]]);

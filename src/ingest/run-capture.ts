@@ -2,13 +2,14 @@ import type { Adapter } from '../adapters/adapter.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
+import { CAPTURE_LOCKS } from '../execute/meta-schema.ts';
 import type { BuildOutcome, CapturedSourceNode } from '../execute/strategy.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { steadyChunks } from './steady-capture.ts';
-import { LOCK_TABLE, readWatermarks, STEADY } from './watermarks.ts';
+import { readWatermarks, STEADY } from './watermarks.ts';
 
 export type PostgresCapture = Extract<ManifestCapture, { kind: 'postgres' }>;
 
@@ -193,9 +194,9 @@ function codeOf(err: unknown): Code {
  * starts from zero then, and isolating everyone would only undo batching).
  */
 export async function onboardingTenants(wh: Adapter, metaSchema: string, tableLabels: readonly string[], tenants: readonly string[]): Promise<Set<string>> {
-  if (tableLabels.length === 0 || !(await wh.describe(metaSchema, LOCK_TABLE))) return new Set();
+  if (tableLabels.length === 0 || !(await wh.describe(metaSchema, CAPTURE_LOCKS.name))) return new Set();
   const { rows } = await wh.query(
-    `SELECT source_table, tenant FROM ${quoteRelation(metaSchema, LOCK_TABLE)} WHERE chunks > 0 AND source_table = ANY($1::VARCHAR[])`,
+    `SELECT source_table, tenant FROM ${quoteRelation(metaSchema, CAPTURE_LOCKS.name)} WHERE chunks > 0 AND source_table = ANY($1::VARCHAR[])`,
     [[...tableLabels]],
   );
   if (rows.length === 0) return new Set();

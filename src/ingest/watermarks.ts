@@ -1,9 +1,10 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { CAPTURE_LOCKS, CAPTURE_WATERMARKS, insertRows } from '../execute/meta-schema.ts';
 import { quoteRelation } from '../sql/quote.ts';
 
-export const WATERMARK_TABLE = 'capture_watermarks';
-export const LOCK_TABLE = 'capture_locks';
+const WATERMARK_TABLE = CAPTURE_WATERMARKS.name;
+const LOCK_TABLE = CAPTURE_LOCKS.name;
 
 /** The steady stream; a backfill keeps its own rows under `backfill:<from>|<to>`. */
 export const STEADY = 'steady';
@@ -31,22 +32,6 @@ export function positionOf(src: { spec: { label: string }; positionIndexes: read
   return { updatedAt: updatedAt!, key };
 }
 
-/** `tsform_meta.capture_watermarks` and the per-practice lock rows; idempotent. */
-export async function ensureCaptureMeta(wh: Adapter, metaSchema: string): Promise<void> {
-  await wh.ensureSchema(metaSchema);
-  await wh.query(
-    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, WATERMARK_TABLE)} (
-       source_table VARCHAR NOT NULL, tenant VARCHAR NOT NULL, stream VARCHAR NOT NULL,
-       updated_at VARCHAR NOT NULL, key_json VARCHAR NOT NULL, rows_captured BIGINT NOT NULL, captured_at TIMESTAMPTZ NOT NULL)`,
-  );
-  // One row per (table, practice): every chunk, steady or backfill, updates it first, so two
-  // chunks of one practice never interleave their OLTP read and their commit.
-  await wh.query(
-    `CREATE TABLE IF NOT EXISTS ${quoteRelation(metaSchema, LOCK_TABLE)} (
-       source_table VARCHAR NOT NULL, tenant VARCHAR NOT NULL, chunks BIGINT NOT NULL)`,
-  );
-}
-
 export async function ensureLockRows(s: Session, metaSchema: string, table: string, tenants: readonly string[]): Promise<void> {
   const rel = quoteRelation(metaSchema, LOCK_TABLE);
   await s.query(
@@ -64,7 +49,7 @@ export async function lockTenant(s: Session, metaSchema: string, table: string, 
     [table, tenant],
   );
   if (r.rowsChanged === 0) {
-    await s.query(`INSERT INTO ${quoteRelation(metaSchema, LOCK_TABLE)} (source_table, tenant, chunks) VALUES ($1, $2, 1)`, [table, tenant]);
+    await insertRows(s, metaSchema, CAPTURE_LOCKS, [{ source_table: table, tenant, chunks: 1 }]);
   }
 }
 

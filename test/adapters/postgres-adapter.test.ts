@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresAdapter, describePgError, type PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { Codes, TransientError, TsformError } from '../../src/errors.ts';
@@ -226,11 +225,6 @@ describe('PostgresAdapter: result types', () => {
   it('leaves the global pg type parsers alone', async () => {
     const pg = (await import('pg')).default;
     expect(pg.types.getTypeParser(20, 'text')('12')).toBe('12');
-  });
-
-  it('gives kysely the same connection settings and type mapping', async () => {
-    const { rows } = await sql<{ n: unknown; d: unknown }>`SELECT count(*) AS n, DATE '2024-01-02' AS d FROM ${sql.table(`${S}.visits`)}`.execute(db.kysely);
-    expect(rows).toEqual([{ n: 3, d: '2024-01-02' }]);
   });
 });
 

@@ -9,13 +9,11 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import { Kysely } from 'kysely';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { privateScratchDir } from '../scratch-dir.ts';
-import { duckdbKyselyDialect } from './duckdb-kysely-dialect.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
 
 export interface DuckDBAdapterOptions {
@@ -52,7 +50,6 @@ export interface DuckDBAdapterOptions {
 export class DuckDBAdapter implements Adapter {
   readonly kind = 'duckdb' as const;
   readonly capabilities = { rowLevelSecurity: false, transactionalDdl: true };
-  readonly kysely: Kysely<any>;
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
   private closed = false;
@@ -64,12 +61,6 @@ export class DuckDBAdapter implements Adapter {
     private readonly files: readonly string[],
   ) {
     this.idle.push(...connections);
-    this.kysely = new Kysely<any>({
-      dialect: duckdbKyselyDialect(async () => {
-        const conn = await this.acquire();
-        return { query: (sql, params) => runOn(conn, sql, params), release: () => this.release(conn) };
-      }),
-    });
   }
 
   static async open(opts: DuckDBAdapterOptions): Promise<DuckDBAdapter> {

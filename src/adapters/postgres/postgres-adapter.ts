@@ -1,6 +1,5 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { Codes, TransientError, TsformError } from '../../errors.ts';
@@ -32,13 +31,9 @@ export async function createPostgresAdapter(opts: PostgresAdapterOptions): Promi
 export class PostgresAdapter implements Adapter {
   readonly kind = 'postgres' as const;
   readonly capabilities = { rowLevelSecurity: true, transactionalDdl: true };
-  readonly kysely: Kysely<any>;
   private closed = false;
 
-  private constructor(private readonly pool: pg.Pool) {
-    // kysely's destroy() would end the pool too: close() owns the pool, so never call it.
-    this.kysely = new Kysely<any>({ dialect: new PostgresDialect({ pool }) });
-  }
+  private constructor(private readonly pool: pg.Pool) {}
 
   static async open(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
     const pool = new pg.Pool({ ...connectionConfig(opts.url), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });

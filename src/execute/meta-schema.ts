@@ -1,0 +1,311 @@
+import type { Adapter, Session, SqlParam, TargetKind } from '../adapters/adapter.ts';
+import { Codes, TsformError } from '../errors.ts';
+import { nextDelayMs, shouldRetry } from '../schedule/retry-policy.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+
+/**
+ * The one owner of tsform's own tables: their columns (each table's row type is derived from
+ * its definition, so DDL and code cannot drift), their DDL on both engines, and the versioned
+ * migrations that bring a warehouse of any earlier shape up to the current one.
+ *
+ * The meta schema (`tsform_meta`) holds run history, practice state, capture watermarks and
+ * locks and the landing-file record; `schema_version` there records each applied step. The
+ * vault schema holds the key table and, on DuckDB, the re-identification audit. PostgreSQL's
+ * audit (with its triggers and SECURITY DEFINER functions) is security DDL: the
+ * `vault_reidentify` policy template renders it (projects may override it) and carries its own
+ * `ADD COLUMN IF NOT EXISTS` steps; `tsform policies apply` runs it.
+ */
+
+/** Column types of tsform's own tables; DuckDB and PostgreSQL spell them alike. */
+type SqlType = 'VARCHAR' | 'BIGINT' | 'INTEGER' | 'DATE' | 'TIMESTAMPTZ';
+
+interface Column {
+  type: SqlType;
+  nullable?: true;
+}
+
+type Columns = Record<string, Column>;
+
+export interface TableDef<C extends Columns = Columns> {
+  name: string;
+  columns: C;
+  primaryKey?: readonly string[];
+}
+
+/** Values as written: numbers for integer columns, text (ISO for dates and times) for the rest. */
+type ValueOf<T extends SqlType> = T extends 'BIGINT' | 'INTEGER' ? number : string;
+
+/** One row of a table, as `insertRows` takes it. */
+export type RowOf<T extends TableDef> = {
+  [K in keyof T['columns']]: ValueOf<T['columns'][K]['type']> | (T['columns'][K] extends { nullable: true } ? null : never);
+};
+
+function table<const C extends Columns>(name: string, columns: C, primaryKey?: readonly (keyof C & string)[]): TableDef<C> {
+  return { name, columns, primaryKey };
+}
+
+const text = { type: 'VARCHAR' } as const;
+const count = { type: 'BIGINT' } as const;
+const instant = { type: 'TIMESTAMPTZ' } as const;
+
+// ---- the meta schema ---------------------------------------------------------------------
+
+/** Run history (DESIGN §6): one row per node and practice per run; freshness, prediction and alerts read it. */
+export const NODE_RUNS = table('node_runs', {
+  run_id: text,
+  command: text,
+  node: text,
+  model: text,
+  tenant: { type: 'VARCHAR', nullable: true },
+  kind: text,
+  status: text,
+  rows_affected: { type: 'BIGINT', nullable: true },
+  duration_ms: count,
+  code: { type: 'VARCHAR', nullable: true },
+  finished_at: instant,
+});
+
+/** Each practice's loaded-through date and last successful full run. */
+export const TENANT_STATE = table(
+  'tenant_state',
+  { tenant: text, loaded_through: { type: 'DATE' }, last_success_at: instant, last_run_id: text },
+  ['tenant'],
+);
+
+/**
+ * Position up to which one (source table, practice, stream) has been captured: the last row's
+ * `updated_at` as the OLTP printed it and its key values as a JSON array.
+ */
+export const CAPTURE_WATERMARKS = table('capture_watermarks', {
+  source_table: text,
+  tenant: text,
+  stream: text,
+  updated_at: text,
+  key_json: text,
+  rows_captured: count,
+  captured_at: instant,
+});
+
+/**
+ * One row per (table, practice): every chunk, steady or backfill, updates it first, so two
+ * chunks of one practice never interleave their OLTP read and their commit.
+ */
+export const CAPTURE_LOCKS = table('capture_locks', { source_table: text, tenant: text, chunks: count });
+
+/** Which landing files are in raw, per (source, practice): a file is loaded again only if it changed. */
+export const LANDING_FILES = table('landing_files', {
+  source_table: text,
+  tenant: text,
+  file: text,
+  size_bytes: count,
+  mtime_ms: count,
+  rows_loaded: count,
+  loaded_at: instant,
+});
+
+/** One row per applied migration step; the warehouse's version is the highest. */
+export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
+
+/** The meta tables keyed by practice (column `tenant`): what a retired practice leaves behind. */
+export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE] as const;
+
+export type NodeRunRow = RowOf<typeof NODE_RUNS>;
+export type TenantStateRow = RowOf<typeof TENANT_STATE>;
+export type CaptureWatermarkRow = RowOf<typeof CAPTURE_WATERMARKS>;
+export type CaptureLockRow = RowOf<typeof CAPTURE_LOCKS>;
+export type LandingFileRow = RowOf<typeof LANDING_FILES>;
+export type SchemaVersionRow = RowOf<typeof SCHEMA_VERSION>;
+
+// ---- the vault schema ----------------------------------------------------------------------
+
+/** The tokenization key: its fingerprint, and the key itself unless it lives in the environment. */
+export const VAULT_KEYS = table('keys', { fingerprint: text, key_hex: { type: 'VARCHAR', nullable: true }, created_at: instant }, ['fingerprint']);
+
+/** DuckDB's re-identification audit, in the vault file (PostgreSQL: the vault_reidentify template). */
+export const DUCKDB_REIDENTIFICATION_AUDIT = table('reidentification_audit', {
+  actor: text,
+  at: instant,
+  reason: text,
+  token: text,
+  records_found: { type: 'INTEGER' },
+});
+
+export type VaultKeyRow = RowOf<typeof VAULT_KEYS>;
+export type ReidentificationAuditRow = RowOf<typeof DUCKDB_REIDENTIFICATION_AUDIT>;
+
+// ---- DDL and typed writes --------------------------------------------------------------------
+
+type Queryable = Pick<Session, 'query'>;
+
+/** `CREATE TABLE IF NOT EXISTS` of a definition; the same text on both engines. */
+export function createTableSql(schema: string, t: TableDef): string {
+  const cols = Object.entries(t.columns).map(([name, c]) => `${quoteIdent(name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
+  if (t.primaryKey?.length) cols.push(`PRIMARY KEY (${t.primaryKey.map(quoteIdent).join(', ')})`);
+  return `CREATE TABLE IF NOT EXISTS ${quoteRelation(schema, t.name)} (${cols.join(', ')})`;
+}
+
+/** Creates one of the vault's own tables if missing (they have not changed shape since they were made). */
+export async function ensureVaultTable(q: Queryable, vaultSchema: string, t: typeof VAULT_KEYS | typeof DUCKDB_REIDENTIFICATION_AUDIT): Promise<void> {
+  await q.query(createTableSql(vaultSchema, t));
+}
+
+const ROWS_PER_INSERT = 500;
+
+/** Inserts rows with bound values, each cast to its column's type; 500 rows a statement. */
+export async function insertRows<T extends TableDef>(q: Queryable, schema: string, t: T, rows: readonly RowOf<T>[]): Promise<void> {
+  const names = Object.keys(t.columns);
+  const rel = quoteRelation(schema, t.name);
+  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
+    const chunk = rows.slice(i, i + ROWS_PER_INSERT);
+    const tuples = chunk.map((_, r) => `(${names.map((n, c) => `CAST($${r * names.length + c + 1} AS ${t.columns[n]!.type})`).join(', ')})`);
+    const params = chunk.flatMap((row) => names.map((n) => (row as Record<string, SqlParam>)[n]!));
+    await q.query(`INSERT INTO ${rel} (${names.map(quoteIdent).join(', ')}) VALUES ${tuples.join(', ')}`, params);
+  }
+}
+
+// ---- migrations ------------------------------------------------------------------------------
+
+interface MigrationStep {
+  version: number;
+  description: string;
+  /** Statements of the step on this engine; each must be safe on a warehouse part of which already has it. */
+  statements(metaSchema: string, kind: TargetKind): string[];
+}
+
+const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES] as const;
+
+/**
+ * Version 1 is the shape before versioning, when each module created its table on first use:
+ * `IF NOT EXISTS` adopts whichever of them a warehouse has and adds the rest. To change a table,
+ * change its definition above and add a step; never edit a released one. A fresh warehouse gets
+ * step 1 from the current definitions, so every later step must also be a no-op on the tables
+ * it made (`ADD COLUMN IF NOT EXISTS`, `CREATE INDEX IF NOT EXISTS`).
+ */
+const STEPS: readonly MigrationStep[] = [
+  {
+    version: 1,
+    description: 'run history, practice state, capture watermarks and locks, landing files',
+    statements: (m) => META_TABLES.map((t) => createTableSql(m, t)),
+  },
+  {
+    version: 2,
+    description: 'PostgreSQL: indexes for the per-chunk watermark and lock lookups and the run-history window',
+    // Each chunk commit looks up its practice's lock and watermark row, among tables × practices
+    // rows. DuckDB scans these tables with its zone maps; an ART index there would be held in
+    // memory for no gain, so the step has nothing to do on DuckDB.
+    statements: (m, kind) =>
+      kind !== 'postgres'
+        ? []
+        : [
+            `CREATE INDEX IF NOT EXISTS capture_watermarks_position ON ${quoteRelation(m, CAPTURE_WATERMARKS.name)} (source_table, tenant, stream)`,
+            `CREATE INDEX IF NOT EXISTS capture_locks_practice ON ${quoteRelation(m, CAPTURE_LOCKS.name)} (source_table, tenant)`,
+            `CREATE INDEX IF NOT EXISTS landing_files_practice ON ${quoteRelation(m, LANDING_FILES.name)} (source_table, tenant)`,
+            `CREATE INDEX IF NOT EXISTS node_runs_finished_at ON ${quoteRelation(m, NODE_RUNS.name)} (finished_at)`,
+          ],
+  },
+];
+
+/** The version this tsform writes and reads. */
+export const META_VERSION = STEPS[STEPS.length - 1]!.version;
+
+export interface MetaMigration {
+  /** The warehouse's version before (0: no schema_version table). */
+  from: number;
+  to: number;
+  /** Steps this migration applied (callers sharing one in flight see the same); empty when another had applied them. */
+  applied: number[];
+}
+
+/** Migrations of one adapter in flight, per meta schema: concurrent callers in one process share one. */
+const inFlight = new WeakMap<Adapter, Map<string, Promise<MetaMigration>>>();
+
+/**
+ * Brings the meta schema to META_VERSION: creates it on a fresh warehouse, adopts and completes
+ * the tables of an unversioned (version 1) one, applies later steps, each recorded in
+ * `schema_version` in the same transaction. Idempotent, and safe when several processes migrate
+ * at once: on PostgreSQL the steps run under a transaction-scoped advisory lock, so the second
+ * process waits and then finds nothing to do; on DuckDB (one writing process per file) callers
+ * in this process share one migration, and a write conflict with any other is retried. A
+ * warehouse of a newer version than this tsform knows is refused (TSF419).
+ */
+export async function migrateMeta(adapter: Adapter, metaSchema: string): Promise<MetaMigration> {
+  const seen = await versionOf(adapter, metaSchema);
+  if (seen >= META_VERSION) return { from: checkKnown(seen, metaSchema), to: seen, applied: [] };
+  const running = inFlight.get(adapter) ?? new Map<string, Promise<MetaMigration>>();
+  inFlight.set(adapter, running);
+  let migration = running.get(metaSchema);
+  if (!migration) {
+    migration = withConflictRetry(adapter, () => migrateOnce(adapter, metaSchema)).finally(() => running.delete(metaSchema));
+    running.set(metaSchema, migration);
+  }
+  return migration;
+}
+
+async function migrateOnce(adapter: Adapter, metaSchema: string): Promise<MetaMigration> {
+  await adapter.ensureSchema(metaSchema);
+  return adapter.transaction(async (s) => {
+    if (adapter.kind === 'postgres') {
+      await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.meta', metaSchema]);
+    }
+    await s.query(createTableSql(metaSchema, SCHEMA_VERSION));
+    const from = checkKnown(await appliedVersion(s, metaSchema), metaSchema);
+    const applied: number[] = [];
+    for (const step of STEPS.filter((st) => st.version > from)) {
+      for (const statement of step.statements(metaSchema, adapter.kind)) await s.query(statement);
+      // The server's clock: when a step was applied is a fact about the warehouse, not the run.
+      await s.query(`INSERT INTO ${quoteRelation(metaSchema, SCHEMA_VERSION.name)} (version, description, applied_at) VALUES ($1, $2, now())`, [step.version, step.description]);
+      applied.push(step.version);
+    }
+    if (applied.length > 0) await checkColumns(s, metaSchema);
+    return { from, to: Math.max(from, META_VERSION), applied };
+  });
+}
+
+/** The highest applied step, or 0 when the meta schema has no schema_version table yet. */
+async function versionOf(adapter: Adapter, metaSchema: string): Promise<number> {
+  return (await adapter.describe(metaSchema, SCHEMA_VERSION.name)) ? appliedVersion(adapter, metaSchema) : 0;
+}
+
+async function appliedVersion(q: Queryable, metaSchema: string): Promise<number> {
+  const { rows } = await q.query(`SELECT max(version) AS v FROM ${quoteRelation(metaSchema, SCHEMA_VERSION.name)}`);
+  return Number(rows[0]?.v ?? 0);
+}
+
+function checkKnown(version: number, metaSchema: string): number {
+  if (version > META_VERSION) {
+    throw new TsformError(
+      Codes.metaSchema,
+      `${metaSchema} is at version ${version}, newer than this tsform knows (${META_VERSION}): a newer tsform migrated it; upgrade tsform before running against this warehouse`,
+    );
+  }
+  return version;
+}
+
+/**
+ * An adopted table that predates version 1 (or was changed by hand) must still have every column
+ * tsform writes; checked in the migration's transaction, so a refused shape records no version.
+ */
+async function checkColumns(s: Queryable, metaSchema: string): Promise<void> {
+  const { rows } = await s.query('SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = $1', [metaSchema]);
+  const have = new Set(rows.map((r) => `${String(r.table_name)}.${String(r.column_name)}`));
+  const problems: string[] = [];
+  for (const t of [...META_TABLES, SCHEMA_VERSION]) {
+    const missing = Object.keys(t.columns).filter((c) => !have.has(`${t.name}.${c}`));
+    if (missing.length > 0) problems.push(`${metaSchema}.${t.name}: missing column(s) ${missing.join(', ')}`);
+  }
+  if (problems.length > 0) {
+    throw new TsformError(Codes.metaSchema, `tsform's meta tables do not have the shape of version ${META_VERSION}: ${problems.join('; ')}`);
+  }
+}
+
+/** Two migrators creating the same catalog entry at once: the loser retries and finds it done. */
+async function withConflictRetry<T>(adapter: Adapter, run: () => Promise<T>): Promise<T> {
+  for (let retry = 1; ; retry++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (!shouldRetry(adapter.classifyError(err), retry)) throw err;
+      await new Promise((r) => setTimeout(r, nextDelayMs(retry, Math.random)));
+    }
+  }
+}
