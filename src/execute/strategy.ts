@@ -144,7 +144,7 @@ export class StrategyRegistry {
   }
 
   /** Builds a node with its strategy: the slice of `tenants`, or the whole relation when `tenants` is null. */
-  build(ctx: BuildContext, node: ManifestNode, tenants: readonly string[] | null): Promise<BuildOutcome> {
+  async build(ctx: BuildContext, node: ManifestNode, tenants: readonly string[] | null): Promise<BuildOutcome> {
     return this.run(strategyKindOf(node, ctx.researchSchema), ctx, tenants);
   }
 

@@ -23,6 +23,13 @@ function fingerprints(m: Manifest): Map<string, string> {
 
 function fingerprint(n: ManifestNode, tests: ManifestTest[]): string {
   const { path: _path, depends_on: _deps, ...definition } = n;
-  const payload = JSON.stringify({ definition, tests: tests.map((t) => [t.name, t.sql]).sort() });
+  const payload = canonicalJson({ definition, tests: tests.map((t) => [t.name, t.sql]).sort() });
   return createHash('sha256').update(payload).digest('hex');
+}
+
+/** JSON with object keys sorted: the same definition fingerprints the same whatever wrote it (an upgraded manifest orders keys differently). */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
 }
