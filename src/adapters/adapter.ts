@@ -1,4 +1,7 @@
 import type { Kysely } from 'kysely';
+import type { ErrorClass } from '../errors.ts';
+
+export type { ErrorClass } from '../errors.ts';
 
 /**
  * The only door to a database. The runner speaks SQL text that both targets accept (standard
@@ -55,7 +58,7 @@ export interface Session {
 export interface TransactionOptions {
   /**
    * Abort the transaction's statements after this long (PostgreSQL statement_timeout, DuckDB
-   * interrupt); the transaction then rolls back and throws TsformError TSF411.
+   * interrupt); the transaction then rolls back and throws CancelledError TSF411 (never retried).
    */
   timeoutMs?: number;
 }
@@ -78,8 +81,6 @@ export interface RelationInfo {
   columns: ColumnInfo[];
 }
 
-export type ErrorClass = 'transient' | 'permanent';
-
 export interface Adapter {
   readonly kind: TargetKind;
   readonly capabilities: AdapterCapabilities;
@@ -94,8 +95,18 @@ export interface Adapter {
   describe(schema: string, name: string): Promise<RelationInfo | undefined>;
   /** Creates a schema if missing (on DuckDB a schema kept in its own database file is attached instead). */
   ensureSchema(schema: string): Promise<void>;
-  /** Whether a failure may succeed if retried (connection loss, write conflict, deadlock). */
+  /**
+   * What retrying a failure would do (errors.ts ErrorClass): `transient` (connection loss, write
+   * conflict, deadlock) may succeed; `permanent` and `cancelled` (a statement timeout, an
+   * interrupt) are never retried. A TsformError is its own class. Each engine's classifier is the
+   * only code that reads that engine's error texts and SQLSTATEs.
+   */
   classifyError(err: unknown): ErrorClass;
+  /**
+   * The statement itself is wrong (a parse or bind error, an unknown relation or column): it
+   * fails whichever practices are bound, so splitting a failed batch cannot isolate one practice.
+   */
+  isStatementError(err: unknown): boolean;
   /** One line about a failed statement that is safe to log: no row values (they may be PHI). */
   describeError(err: unknown): string;
   /**

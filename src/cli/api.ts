@@ -7,7 +7,7 @@ import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type Run
 import { writeManifest, writeRunResults } from '../artifacts/write.ts';
 import { compileProject, type CompileOptions } from '../compile/compile.ts';
 import { systemClock, type Clock } from '../clock.ts';
-import { Codes, diagnostic, DiagnosticsError, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
+import { Codes, diagnostic, DiagnosticsError, hasErrors, TransientError, TsformError, type Diagnostic } from '../errors.ts';
 import { execute } from '../execute/index.ts';
 import type { PolicyContext } from '../execute/apply-policies.ts';
 import { readRunHistory, readTenantState, recordRunHistory, writeTenantState } from '../execute/state-store.ts';
@@ -24,7 +24,7 @@ import { loadProject } from '../project/load-project.ts';
 import type { PlanStep } from '../plan/plan.ts';
 import type { PrivacyConfig, Project, TargetConfig } from '../project/types.ts';
 import { scanForLeaks } from '../execute/privacy-gates.ts';
-import type { SchedulerSnapshot } from '../schedule/index.ts';
+import { LOCK_WAIT_POLICY, retrying, type SchedulerSnapshot } from '../schedule/index.ts';
 import { isolateOnboarding, retiredTenantNotices, runCaptureFor, type OpenOltp } from './capture-wiring.ts';
 
 /** The programmatic API behind the CLI; tests call it directly. */
@@ -321,19 +321,27 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
  * Per-practice locks for the whole run (PostgreSQL): another run holding one of these practices
  * is waited for, and named, so two processes never write one practice at once.
  */
-async function lockPractices(adapter: Adapter, tenants: readonly string[], onWait?: (holder: string) => void, waitMs = 600_000) {
-  if (!adapter.tryLockTenants || tenants.length === 0) return undefined;
-  // A wait is a duration: the monotonic clock, so an injected clock that stands still cannot hang it.
-  const giveUpAt = performance.now() + waitMs;
-  for (let attempt = 0; ; attempt++) {
-    const lock = await adapter.tryLockTenants(tenants);
-    if (lock.held.length === 0) return lock;
-    await lock.release();
-    const first = lock.held[0]!;
-    if (performance.now() >= giveUpAt) {
-      throw new TsformError(Codes.tenantLocked, `practice ${first.tenant} (and ${lock.held.length - 1} more) is being written by another tsform run (${first.holder}); gave up waiting`);
-    }
-    if (attempt === 0) onWait?.(`practice ${first.tenant} and ${lock.held.length - 1} more held by ${first.holder}`);
-    await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** attempt)));
-  }
+async function lockPractices(adapter: Adapter, tenants: readonly string[], onWait?: (holder: string) => void, waitMs?: number) {
+  const tryLock = adapter.tryLockTenants?.bind(adapter);
+  if (!tryLock || tenants.length === 0) return undefined;
+  let waitingFor = '';
+  // A held practice is a TransientError until the wait runs out, then the run fails with TSF412.
+  // A wait is a duration: LOCK_WAIT_POLICY measures it on the monotonic clock, so an injected clock that stands still cannot hang it.
+  return retrying(
+    async () => {
+      const lock = await tryLock(tenants);
+      if (lock.held.length === 0) return lock;
+      await lock.release();
+      const first = lock.held[0]!;
+      waitingFor = `practice ${first.tenant} and ${lock.held.length - 1} more held by ${first.holder}`;
+      throw new TransientError(`practice ${first.tenant} (and ${lock.held.length - 1} more) is being written by another tsform run (${first.holder}); gave up waiting`, Codes.tenantLocked);
+    },
+    {
+      policy: waitMs === undefined ? LOCK_WAIT_POLICY : { ...LOCK_WAIT_POLICY, maxElapsedMs: waitMs },
+      classify: (err) => adapter.classifyError(err),
+      onRetry: (_err, retry) => {
+        if (retry === 1) onWait?.(waitingFor);
+      },
+    },
+  );
 }

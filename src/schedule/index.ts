@@ -2,7 +2,18 @@
 export { FairScheduler } from './fair-scheduler.ts';
 export { SchedulerStateError } from './scheduler-error.ts';
 export { deadlineFor, isPastDeadline, remainingMs, type Deadline, type TimeoutPolicy } from './deadline.ts';
-export { DEFAULT_RETRY_POLICY, nextDelayMs, shouldRetry, type ErrorClass, type RetryPolicy } from './retry-policy.ts';
+export {
+  CAPTURE_CHUNK_RETRY_POLICY,
+  DEFAULT_RETRY_POLICY,
+  LOCK_WAIT_POLICY,
+  WEBHOOK_RETRY_POLICY,
+  nextDelayMs,
+  retrying,
+  shouldRetry,
+  type ErrorClass,
+  type RetryOptions,
+  type RetryPolicy,
+} from './retry-policy.ts';
 export { lockHeldMessage, type LockContention, type LockResult, type TenantLock } from './tenant-lock.ts';
 export {
   GLOBAL_LANE,
