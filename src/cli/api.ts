@@ -321,7 +321,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
  * Per-practice locks for the whole run (PostgreSQL): another run holding one of these practices
  * is waited for, and named, so two processes never write one practice at once.
  */
-async function lockPractices(adapter: Adapter, tenants: readonly string[], onWait?: (holder: string) => void, waitMs?: number) {
+async function lockPractices(adapter: Adapter, tenants: readonly string[], onWait?: (holder: string) => void) {
   const tryLock = adapter.tryLockTenants?.bind(adapter);
   if (!tryLock || tenants.length === 0) return undefined;
   let waitingFor = '';
@@ -337,7 +337,7 @@ async function lockPractices(adapter: Adapter, tenants: readonly string[], onWai
       throw new TransientError(`practice ${first.tenant} (and ${lock.held.length - 1} more) is being written by another tsform run (${first.holder}); gave up waiting`, Codes.tenantLocked);
     },
     {
-      policy: waitMs === undefined ? LOCK_WAIT_POLICY : { ...LOCK_WAIT_POLICY, maxElapsedMs: waitMs },
+      policy: LOCK_WAIT_POLICY,
       classify: (err) => adapter.classifyError(err),
       onRetry: (_err, retry) => {
         if (retry === 1) onWait?.(waitingFor);

@@ -7,7 +7,13 @@ import { Codes, errorClassOf, type Code, type ErrorClass } from '../../errors.ts
  */
 
 /** Node's socket and name-lookup errors: the server was not reached or went away. */
-const CONNECTION_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOTFOUND']);
+const CONNECTION_NODE_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE',
+  'EHOSTUNREACH', 'EHOSTDOWN', 'ENETUNREACH', 'ENETDOWN', 'ENETRESET',
+  // Name lookup: EAI_AGAIN is the resolver's "try again"; ENOTFOUND is retried too, since a
+  // container's DNS often answers it while the database's name is not registered yet.
+  'EAI_AGAIN', 'ENOTFOUND',
+]);
 
 /** pg's own words when the socket closes or a connect times out (its errors carry no code then). */
 const CONNECTION_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i;
