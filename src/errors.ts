@@ -111,7 +111,18 @@ export function formatDiagnostic(d: Diagnostic): string {
   return `${loc}${d.severity} ${d.code}: ${d.message}`;
 }
 
-/** Base class of every error tsform throws on purpose; anything else is a bug. */
+/**
+ * What trying a failed operation again would do (DESIGN §6), the one taxonomy of failures:
+ * - `transient`: the statement was fine, the moment was not (lost connection, write conflict,
+ *   deadlock, a lock another run holds); retried with backoff.
+ * - `permanent`: it would fail the same way every time (an SQL error in a model); never retried.
+ * - `cancelled`: tsform or the user stopped it on purpose (a node's statement timeout, an
+ *   interrupt); never retried, and reported as such (TSF411 for a timeout).
+ * A TsformError carries its class; each engine's adapter classifies its driver's errors.
+ */
+export type ErrorClass = 'transient' | 'permanent' | 'cancelled';
+
+/** Base class of every error tsform throws on purpose; anything else is a bug. Permanent unless a subclass says otherwise. */
 export class TsformError extends Error {
   constructor(
     readonly code: Code,
@@ -120,6 +131,11 @@ export class TsformError extends Error {
   ) {
     super(message);
     this.name = 'TsformError';
+  }
+
+  /** A getter, not a field: it stays out of JSON and object comparisons of the error. */
+  get errorClass(): ErrorClass {
+    return 'permanent';
   }
 
   toDiagnostic(): Diagnostic {
@@ -139,10 +155,35 @@ export function hasErrors(diagnostics: readonly Diagnostic[]): boolean {
   return diagnostics.some((d) => d.severity === 'error');
 }
 
-/** Errors the scheduler may retry: the statement was fine, the moment was not. */
+/**
+ * Errors the scheduler may retry: the statement was fine, the moment was not. The code says what
+ * happened (TSF404 by default; TSF409 for a lost connection, TSF412 for a practice another run
+ * holds), so that classifying a failure as transient never changes the code a user sees.
+ */
 export class TransientError extends TsformError {
-  constructor(message: string) {
-    super(Codes.transient, message);
+  constructor(message: string, code: Code = Codes.transient, where: { file?: string; line?: number } = {}) {
+    super(code, message, where);
     this.name = 'TransientError';
   }
+
+  override get errorClass(): ErrorClass {
+    return 'transient';
+  }
+}
+
+/** A statement tsform stopped on purpose (the node timeout, TSF411 by default) or the user interrupted: never retried. */
+export class CancelledError extends TsformError {
+  constructor(message: string, code: Code = Codes.timeout, where: { file?: string; line?: number } = {}) {
+    super(code, message, where);
+    this.name = 'CancelledError';
+  }
+
+  override get errorClass(): ErrorClass {
+    return 'cancelled';
+  }
+}
+
+/** The class a TsformError carries; undefined for anything else (the engine's adapter classifies those). */
+export function errorClassOf(err: unknown): ErrorClass | undefined {
+  return err instanceof TsformError ? err.errorClass : undefined;
 }

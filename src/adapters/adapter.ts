@@ -1,3 +1,7 @@
+import type { ErrorClass } from '../errors.ts';
+
+export type { ErrorClass } from '../errors.ts';
+
 /**
  * The only door to the warehouse (capture reads the OLTP through `OltpSource`, oltp-source.ts).
  * The runner speaks SQL text that both targets accept (standard quoting, `$n` parameters); what
@@ -55,8 +59,8 @@ export interface Session {
 export interface TransactionOptions {
   /**
    * A statement still running after this long is cancelled; the transaction then rolls back
-   * and throws TsformError TSF411. PostgreSQL counts from the start of each statement
-   * (statement_timeout), DuckDB from the start of the transaction (one timer, then interrupt).
+   * and throws CancelledError TSF411 (never retried). PostgreSQL counts from the start of each
+   * statement (statement_timeout), DuckDB from the start of the transaction (one timer, then interrupt).
    */
   timeoutMs?: number;
 }
@@ -79,8 +83,6 @@ export interface RelationInfo {
   columns: ColumnInfo[];
 }
 
-export type ErrorClass = 'transient' | 'permanent';
-
 export interface Adapter {
   readonly kind: TargetKind;
   readonly capabilities: AdapterCapabilities;
@@ -95,8 +97,18 @@ export interface Adapter {
   describe(schema: string, name: string): Promise<RelationInfo | undefined>;
   /** Creates a schema if missing; on DuckDB a schema that is an attached database file (research, vault) is left as it is. */
   ensureSchema(schema: string): Promise<void>;
-  /** Whether a failure may succeed if retried (connection loss, write conflict, deadlock). */
+  /**
+   * What retrying a failure would do (errors.ts ErrorClass): `transient` (connection loss, write
+   * conflict, deadlock) may succeed; `permanent` and `cancelled` (a statement timeout, an
+   * interrupt) are never retried. A TsformError is its own class. Each engine's classifier is the
+   * only code that reads that engine's error texts and SQLSTATEs.
+   */
   classifyError(err: unknown): ErrorClass;
+  /**
+   * The statement itself is wrong (a parse or bind error, an unknown relation or column): it
+   * fails whichever practices are bound, so splitting a failed batch cannot isolate one practice.
+   */
+  isStatementError(err: unknown): boolean;
   /** One line about a failed statement that is safe to log: no row values (they may be PHI). */
   describeError(err: unknown): string;
   /**

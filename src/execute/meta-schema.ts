@@ -1,6 +1,6 @@
 import type { Adapter, Session, SqlParam, TargetKind } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { nextDelayMs, shouldRetry } from '../schedule/retry-policy.ts';
+import { retrying } from '../schedule/index.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 /**
@@ -299,13 +299,6 @@ async function checkColumns(s: Queryable, metaSchema: string): Promise<void> {
 }
 
 /** Two migrators creating the same catalog entry at once: the loser retries and finds it done. */
-async function withConflictRetry<T>(adapter: Adapter, run: () => Promise<T>): Promise<T> {
-  for (let retry = 1; ; retry++) {
-    try {
-      return await run();
-    } catch (err) {
-      if (!shouldRetry(adapter.classifyError(err), retry)) throw err;
-      await new Promise((r) => setTimeout(r, nextDelayMs(retry, Math.random)));
-    }
-  }
+function withConflictRetry<T>(adapter: Adapter, run: () => Promise<T>): Promise<T> {
+  return retrying(run, { classify: (err) => adapter.classifyError(err) });
 }

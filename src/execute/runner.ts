@@ -2,7 +2,7 @@ import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
-import { DEFAULT_RETRY_POLICY, FairScheduler, GLOBAL_LANE, nextDelayMs, shouldRetry, type SchedulerSnapshot, type SchedulerUnit } from '../schedule/index.ts';
+import { DEFAULT_RETRY_POLICY, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
@@ -279,7 +279,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       const outcome = await withRetries(() => opts.strategies.build(ctx, node, tenants));
       onSuccess(tenants, outcome, performance.now() - started);
     } catch (err) {
-      if (tenants.length > 1 && !failsForEveryPractice(err)) {
+      if (tenants.length > 1 && !failsForEveryPractice(err, ctx.adapter)) {
         const mid = Math.ceil(tenants.length / 2);
         await buildIsolated(step, node, tenants.slice(0, mid), onSuccess, onError);
         await buildIsolated(step, node, tenants.slice(mid), onSuccess, onError);
@@ -289,18 +289,10 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
     }
   }
 
+  /** Only transient failures (write conflicts, lost connections, a TransientError); never an SQL error in a model or a timeout. */
   async function withRetries<T>(fn: () => Promise<T>): Promise<T> {
     const policy = { ...DEFAULT_RETRY_POLICY, maxRetries: opts.retries ?? DEFAULT_RETRY_POLICY.maxRetries };
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn();
-      } catch (err) {
-        // Only transient failures (write conflicts, lost connections); never an SQL error in a model.
-        const errorClass = err instanceof TsformError ? 'permanent' : ctx.adapter.classifyError(err);
-        if (!shouldRetry(errorClass, attempt, policy)) throw err;
-        await new Promise((r) => setTimeout(r, nextDelayMs(attempt, Math.random, policy)));
-      }
-    }
+    return retrying(fn, { policy, classify: (err) => ctx.adapter.classifyError(err) });
   }
 
   function result(
@@ -327,11 +319,9 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
 }
 
 /** Errors that do not depend on which practices are bound: splitting the batch cannot help. */
-function failsForEveryPractice(err: unknown): boolean {
+function failsForEveryPractice(err: unknown, adapter: BuildContext['adapter']): boolean {
   if (err instanceof TsformError) return err.code === Codes.schemaChanged;
-  const msg = err instanceof Error ? err.message : '';
-  const sqlstate = (err as { code?: string }).code ?? '';
-  return /^(Parser|Binder|Catalog) Error/.test(msg) || /^42/.test(sqlstate);
+  return adapter.isStatementError(err);
 }
 
 function describeError(err: unknown, node: ManifestNode, adapter: BuildContext['adapter']): { message: string; code: Code } {

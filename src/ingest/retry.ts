@@ -1,15 +1,7 @@
 import type { Adapter } from '../adapters/adapter.ts';
+import { CAPTURE_CHUNK_RETRY_POLICY, retrying } from '../schedule/index.ts';
 
-const RETRIES = 8;
-
-/** DuckDB write conflicts (two chunks of one practice) and lost connections are retried. */
+/** One capture step (a chunk, its commit, the lock rows): write conflicts and lost connections, as the warehouse classifies them, are retried. */
 export async function withRetry<T>(wh: Adapter, run: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await run();
-    } catch (err) {
-      if (attempt >= RETRIES || wh.classifyError(err) !== 'transient') throw err;
-      await new Promise((r) => setTimeout(r, Math.min(2_000, 20 * 2 ** attempt) * (0.5 + Math.random())));
-    }
-  }
+  return retrying(run, { policy: CAPTURE_CHUNK_RETRY_POLICY, classify: (err) => wh.classifyError(err) });
 }

@@ -1,7 +1,8 @@
 import type { Adapter } from '../adapters/adapter.ts';
+import { pgFailureCode } from '../adapters/postgres/pg-errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
-import { Codes, TsformError, type Code } from '../errors.ts';
+import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';
 import { CAPTURE_LOCKS } from '../execute/meta-schema.ts';
 import type { BuildOutcome, CapturedSourceNode } from '../execute/strategy.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
@@ -169,23 +170,28 @@ export function captureSpecOf(node: ManifestNode, capture: PostgresCapture, tena
   };
 }
 
-/** A capture failure as a coded error that names the practice (the runner reports it on that practice's node). */
+/**
+ * A capture failure as a coded error that names the practice (the runner reports it on that
+ * practice's node). A lost connection (TSF409) is transient, so the runner retries the extract,
+ * which resumes from the practice's committed watermark; a cancelled read (TSF411) is not.
+ */
 export function asTenantError(wh: Adapter, tenant: string, err: unknown): TsformError {
   const f = failureOf(wh, tenant, err);
   const where = err instanceof TsformError ? err.where : {};
-  return new TsformError(codeOf(err), f.message, where);
-}
-
-function codeOf(err: unknown): Code {
-  if (err instanceof TsformError) return err.code;
-  const code = String((err as { code?: unknown }).code ?? '');
-  const message = err instanceof Error ? err.message : '';
-  if (code === '57014') return Codes.timeout;
-  // 08: connection exceptions; 57P01-03: the server ended the session; node's socket errors.
-  if (/^08/.test(code) || /^57P0[123]$/.test(code) || /^E(CONN|HOST|NET|PIPE|TIMEDOUT|AI_AGAIN|NOTFOUND)/.test(code) || /Connection terminated|connection timeout/i.test(message)) {
-    return Codes.connection;
+  const code = err instanceof TsformError ? err.code : (pgFailureCode(err) ?? Codes.sqlError);
+  const errorClass = errorClassOf(err) ?? (code === Codes.connection ? 'transient' : code === Codes.timeout ? 'cancelled' : 'permanent');
+  switch (errorClass) {
+    case 'transient':
+      return new TransientError(f.message, code, where);
+    case 'cancelled':
+      return new CancelledError(f.message, code, where);
+    case 'permanent':
+      return new TsformError(code, f.message, where);
+    default: {
+      const never: never = errorClass;
+      throw new RangeError(`unknown error class '${String(never)}'`);
+    }
   }
-  return Codes.sqlError;
 }
 
 /**

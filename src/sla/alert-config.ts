@@ -1,3 +1,4 @@
+import { WEBHOOK_RETRY_POLICY } from '../schedule/retry-policy.ts';
 import { ALERT_KINDS, type AlertKind } from './alert.ts';
 
 /**
@@ -10,7 +11,7 @@ import { ALERT_KINDS, type AlertKind } from './alert.ts';
  *     url_env: TSFORM_ALERT_WEBHOOK    # the URL comes from this variable, never from the file
  *     timeout_ms: 5000                 # per attempt (default 5000)
  *     retries: 2                       # extra attempts on 5xx, 408, 429, timeout or network error (default 2)
- *     backoff_ms: 500                  # first retry delay, doubled each time, with jitter (default 500)
+ *     backoff_ms: 500                  # ceiling of the first retry's delay, doubled each time up to 30 s; full jitter (default 500)
  *     kinds: [sla_late, node_failed]   # optional: only these kinds (default all)
  * ```
  */
@@ -30,7 +31,8 @@ export type AlertSinkConfig =
 /** Where `alerts:` is absent, a project alerts to its log. */
 export const DEFAULT_ALERT_SINKS: readonly AlertSinkConfig[] = [{ type: 'log' }];
 
-export const WEBHOOK_DEFAULTS = { timeoutMs: 5000, retries: 2, backoffMs: 500 } as const;
+/** retries and backoff_ms default to the webhook's retry policy (schedule/retry-policy.ts). */
+export const WEBHOOK_DEFAULTS = { timeoutMs: 5000, retries: WEBHOOK_RETRY_POLICY.maxRetries, backoffMs: WEBHOOK_RETRY_POLICY.baseMs } as const;
 
 /**
  * One problem in `alerts:`. `parent` is the YAML mapping or list that holds it and `key` the

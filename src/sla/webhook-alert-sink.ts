@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../clock.ts';
+import { retrying, WEBHOOK_RETRY_POLICY } from '../schedule/index.ts';
 import type { Alert } from './alert.ts';
 import type { AlertDeliveryFailure, AlertSink } from './alert-sink.ts';
 
@@ -8,7 +8,10 @@ export interface WebhookOptions {
   timeoutMs: number;
   /** Extra attempts after the first, on 5xx, 408, 429, timeout or network error. */
   retries: number;
-  /** Delay before the first retry, doubled for each next one, times a jitter in [0.5, 1.5). Default 500. */
+  /**
+   * Ceiling of the first retry's delay in ms, doubled for each next one and capped at 30 s; each
+   * delay is uniform below its ceiling (full jitter, schedule/retry-policy.ts). Default 500.
+   */
   backoffMs?: number;
   /** Called once per alert given up on (after the last attempt). */
   onFailure?: (failure: AlertDeliveryFailure) => void;
@@ -34,23 +37,23 @@ export class WebhookAlertSink implements AlertSink {
 
   async send(alert: Alert): Promise<void> {
     const body = JSON.stringify(alert);
-    const backoff = this.options.backoffMs ?? 500;
-    let error = 'not attempted';
+    const policy = { ...WEBHOOK_RETRY_POLICY, maxRetries: this.options.retries, baseMs: this.options.backoffMs ?? WEBHOOK_RETRY_POLICY.baseMs };
+    let error: string;
     let attempts = 0;
     try {
-      for (let attempt = 0; attempt <= this.options.retries; attempt++) {
-        if (attempt > 0) await sleep(backoff * 2 ** (attempt - 1) * (0.5 + Math.random()));
-        attempts++;
-        const outcome = await this.post(body);
-        if (outcome === 'ok') {
-          this.delivered++;
-          return;
-        }
-        error = outcome.error;
-        if (!outcome.retry) break;
-      }
+      await retrying(
+        async (attempt) => {
+          attempts = attempt;
+          const outcome = await this.post(body);
+          if (outcome !== 'ok') throw new DeliveryError(outcome.error, outcome.retry);
+        },
+        // 5xx, 408, 429, a timeout or a network error may pass; another 4xx will not.
+        { policy, classify: (err) => (err instanceof DeliveryError && err.retry ? 'transient' : 'permanent') },
+      );
+      this.delivered++;
+      return;
     } catch (err) {
-      error = `unexpected: ${err instanceof Error ? err.name : typeof err}`;
+      error = err instanceof DeliveryError ? err.message : `unexpected: ${err instanceof Error ? err.name : typeof err}`;
     }
     const failure: AlertDeliveryFailure = { sink: this.name, kind: alert.kind, tenant: alert.tenant.id, attempts, error, at: this.options.clock.now().toISOString() };
     this.failures.push(failure);
@@ -77,6 +80,17 @@ export class WebhookAlertSink implements AlertSink {
     await res.arrayBuffer().catch(() => undefined);
     if (res.ok) return 'ok';
     return { error: `HTTP ${res.status}`, retry: res.status >= 500 || res.status === 408 || res.status === 429 };
+  }
+}
+
+/** One failed attempt: its safe description (no URL), and whether another attempt may succeed. */
+class DeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retry: boolean,
+  ) {
+    super(message);
+    this.name = 'DeliveryError';
   }
 }
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresAdapter, describePgError, type PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
-import { Codes, TransientError, TsformError } from '../../src/errors.ts';
+import { CancelledError, Codes, TransientError, TsformError } from '../../src/errors.ts';
 import { quoteIdent, quoteRelation } from '../../src/sql/quote.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
@@ -247,6 +247,18 @@ describe('PostgresAdapter: errors', () => {
     expect((err as { code?: string }).code).toBe('42601');
     expect(db.classifyError(err)).toBe('permanent');
     expect(describePgError(err)).toMatch(/^42601: syntax error at or near "SELEC" \(at character 1\)$/);
+    // Class 42: the statement is wrong whichever practices are bound; a failed batch is not split.
+    expect(db.isStatementError(err)).toBe(true);
+    const missing = await rejection(db.query('SELECT * FROM no_such_table_anywhere'));
+    expect([(missing as { code?: string }).code, db.classifyError(missing), db.isStatementError(missing)]).toEqual(['42P01', 'permanent', true]);
+  });
+
+  it('a statement stopped at the node timeout is a CancelledError TSF411, never retried', async () => {
+    const err = await rejection(db.transaction((s) => s.query('SELECT pg_sleep(5)'), { timeoutMs: 100 }));
+    expect(err).toBeInstanceOf(CancelledError);
+    expect((err as TsformError).code).toBe(Codes.timeout);
+    expect(db.classifyError(err)).toBe('cancelled');
+    expect(db.isStatementError(err)).toBe(false);
   });
 
   it('classifies a real serialization failure as transient', async () => {
@@ -292,6 +304,7 @@ describe('PostgresAdapter: errors', () => {
     expect(db.classifyError(new Error('Connection terminated unexpectedly'))).toBe('transient');
     expect(db.classifyError(new AggregateError([withCode('ECONNREFUSED')], 'connect failed'))).toBe('transient');
     expect(db.classifyError(new TransientError('retry me'))).toBe('transient');
+    expect(db.classifyError(withCode('57014', 'canceling statement due to user request'))).toBe('cancelled');
     for (const code of ['23505', '42P01', '22P02', '42501', '23502']) {
       expect(db.classifyError(withCode(code)), code).toBe('permanent');
     }
@@ -301,7 +314,8 @@ describe('PostgresAdapter: errors', () => {
 
   it('reports a failed connection as TSF409 without the password, classified transient', async () => {
     const err = await rejection(createPostgresAdapter({ url: 'postgres://someone:hunter2@127.0.0.1:1/db' }));
-    expect(err).toBeInstanceOf(TsformError);
+    // A refused connection may succeed later: a TransientError, with the code it always had.
+    expect(err).toBeInstanceOf(TransientError);
     expect((err as TsformError).code).toBe(Codes.connection);
     expect((err as Error).message).toContain('127.0.0.1:1/db');
     expect((err as Error).message).not.toContain('hunter2');

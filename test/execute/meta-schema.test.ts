@@ -81,6 +81,7 @@ function twin(a: Adapter): Adapter {
     describe: (s, n) => a.describe(s, n),
     ensureSchema: (s) => a.ensureSchema(s),
     classifyError: (e) => a.classifyError(e),
+    isStatementError: (e) => a.isStatementError(e),
     describeError: (e) => a.describeError(e),
     close: async () => undefined,
   };

@@ -29,9 +29,10 @@ describe('retry policy', () => {
     expect(() => nextDelayMs(0, Math.random)).toThrow(RangeError);
   });
 
-  it('retries transient errors up to maxRetries and never permanent ones', () => {
+  it('retries transient errors up to maxRetries and never permanent or cancelled ones', () => {
     expect([1, 2, 3, 4, 5, 6].map((n) => shouldRetry('transient', n, policy))).toEqual([true, true, true, true, true, false]);
     expect([1, 2].map((n) => shouldRetry('permanent', n, policy))).toEqual([false, false]);
+    expect([1, 2].map((n) => shouldRetry('cancelled', n, policy))).toEqual([false, false]);
     expect(shouldRetry('transient', 1, { ...policy, maxRetries: 0 })).toBe(false);
     expect(shouldRetry('transient', DEFAULT_RETRY_POLICY.maxRetries)).toBe(true);
     expect(shouldRetry('transient', DEFAULT_RETRY_POLICY.maxRetries + 1)).toBe(false);

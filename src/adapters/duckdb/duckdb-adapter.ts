@@ -9,7 +9,8 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import { Codes, TsformError } from '../../errors.ts';
+import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../../errors.ts';
+import { LOCK_WAIT_POLICY, retrying } from '../../schedule/retry-policy.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
@@ -68,25 +69,29 @@ export class DuckDBAdapter implements Adapter {
     // Every file written here holds PHI or the vault key: 0600 in a 0700 folder (README "File modes").
     const files = [opts.path, ...Object.values(opts.attach ?? {})];
     for (const f of files) preparePrivateFolder(f);
-    let instance: DuckDBInstance | undefined;
-    // A wait is a duration: measured on the monotonic clock, not the time of day.
-    const giveUpAt = performance.now() + (opts.lockWaitMs ?? 600_000);
-    for (let attempt = 0; !instance; attempt++) {
-      try {
-        instance = await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
-      } catch (err) {
-        const msg = firstLine(err);
-        const holder = /Conflicting lock is held in (.*)$/m.exec(err instanceof Error ? err.message : '')?.[1]?.trim();
-        if (!/Could not set lock on file/.test(msg) || performance.now() >= giveUpAt) {
-          throw new TsformError(
-            holder ? Codes.tenantLocked : Codes.connection,
-            holder ? `DuckDB database ${opts.path} is held by another process (${holder}); gave up waiting` : `cannot open DuckDB database ${opts.path}: ${msg}`,
-          );
+    // Another process holding the file is waited for: a TransientError until the wait runs out.
+    // A wait is a duration: LOCK_WAIT_POLICY measures it on the monotonic clock, not the time of day.
+    let holder: string | undefined;
+    const instance = await retrying(
+      async () => {
+        try {
+          return await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
+        } catch (err) {
+          const msg = firstLine(err);
+          holder = /Conflicting lock is held in (.*)$/m.exec(err instanceof Error ? err.message : '')?.[1]?.trim();
+          const code = holder ? Codes.tenantLocked : Codes.connection;
+          const what = holder ? `DuckDB database ${opts.path} is held by another process (${holder}); gave up waiting` : `cannot open DuckDB database ${opts.path}: ${msg}`;
+          throw classifyDuckDBError(err) === 'transient' ? new TransientError(what, code) : new TsformError(code, what);
         }
-        if (attempt === 0) opts.onWait?.(holder ?? 'another process');
-        await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** attempt)));
-      }
-    }
+      },
+      {
+        policy: opts.lockWaitMs === undefined ? LOCK_WAIT_POLICY : { ...LOCK_WAIT_POLICY, maxElapsedMs: opts.lockWaitMs },
+        classify: classifyDuckDBError,
+        onRetry: (_err, retry) => {
+          if (retry === 1) opts.onWait?.(holder ?? 'another process');
+        },
+      },
+    );
     const connections: DuckDBConnection[] = [];
     for (let i = 0; i < size; i++) {
       const conn = await instance.connect();
@@ -137,7 +142,7 @@ export class DuckDBAdapter implements Adapter {
       } catch (err) {
         clearTimeout(timer);
         await conn.run('ROLLBACK').catch(() => undefined);
-        if (timedOut) throw new TsformError(Codes.timeout, `statement interrupted after the node timeout of ${Math.round(options.timeoutMs ?? 0)} ms`);
+        if (timedOut) throw new CancelledError(`statement interrupted after the node timeout of ${Math.round(options.timeoutMs ?? 0)} ms`);
         throw err;
       }
       clearTimeout(timer);
@@ -179,8 +184,11 @@ export class DuckDBAdapter implements Adapter {
   }
 
   classifyError(err: unknown): ErrorClass {
-    const msg = err instanceof Error ? err.message : String(err);
-    return /Conflict on|write-write conflict|TransactionContext Error|Could not set lock on file/i.test(msg) ? 'transient' : 'permanent';
+    return classifyDuckDBError(err);
+  }
+
+  isStatementError(err: unknown): boolean {
+    return !(err instanceof TsformError) && /^(Parser|Binder|Catalog) Error/.test(err instanceof Error ? err.message : '');
   }
 
   describeError(err: unknown): string {
@@ -200,6 +208,19 @@ export class DuckDBAdapter implements Adapter {
     this.instance.closeSync();
     for (const f of this.files) tightenDatabaseFiles(f);
   }
+}
+
+/**
+ * DuckDB's error texts, read here only (it has no error codes). Write-write conflicts between
+ * concurrent transactions, a failed commit after one, and the file lock of another process are
+ * transient; an interrupt is a cancel (tsform interrupts a statement only at the node timeout).
+ */
+function classifyDuckDBError(err: unknown): ErrorClass {
+  const own = errorClassOf(err);
+  if (own) return own;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/^INTERRUPT Error/.test(msg)) return 'cancelled';
+  return /Conflict on|write-write conflict|TransactionContext Error|Could not set lock on file/i.test(msg) ? 'transient' : 'permanent';
 }
 
 /**

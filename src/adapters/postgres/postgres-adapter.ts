@@ -2,12 +2,13 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { Codes, TransientError, TsformError } from '../../errors.ts';
+import { CancelledError, Codes, TransientError, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type {
   TransactionOptions, Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 import { inClientTransaction } from './client-transaction.ts';
+import { classifyPgError, isPgStatementError } from './pg-errors.ts';
 
 export interface PostgresAdapterOptions {
   /** `postgres://user:password@host:port/database`; URL parameters such as `sslmode` are honoured. */
@@ -44,8 +45,10 @@ export class PostgresAdapter implements Adapter {
       await pool.query('SELECT 1');
     } catch (err) {
       await pool.end().catch(() => undefined);
-      const failure = new TsformError(Codes.connection, `cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${describePgError(err)}`);
-      failure.cause = err; // classifyError looks at it: a refused connection may succeed later
+      const message = `cannot connect to PostgreSQL at ${redactUrl(opts.url)}: ${describePgError(err)}`;
+      // A refused or dropped connection may succeed later; a wrong password or database will not.
+      const failure = classifyPgError(err) === 'transient' ? new TransientError(message, Codes.connection) : new TsformError(Codes.connection, message);
+      failure.cause = err;
       throw failure;
     }
     return new PostgresAdapter(pool);
@@ -55,8 +58,8 @@ export class PostgresAdapter implements Adapter {
     try {
       return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, (client) => fn(sessionOn(client)));
     } catch (err) {
-      if ((err as { code?: string }).code === '57014' && options.timeoutMs !== undefined) {
-        throw new TsformError(Codes.timeout, `statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
+      if (classifyPgError(err) === 'cancelled' && options.timeoutMs !== undefined) {
+        throw new CancelledError(`statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
       }
       throw err;
     }
@@ -87,7 +90,11 @@ export class PostgresAdapter implements Adapter {
   }
 
   classifyError(err: unknown): ErrorClass {
-    return isTransientPgError(err) ? 'transient' : 'permanent';
+    return classifyPgError(err);
+  }
+
+  isStatementError(err: unknown): boolean {
+    return isPgStatementError(err);
   }
 
   describeError(err: unknown): string {
@@ -336,43 +343,6 @@ const RESULT_TYPES: pg.CustomTypesConfig = {
 };
 
 // ---- errors -----------------------------------------------------------------------------
-
-const TRANSIENT_NODE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
-
-const TRANSIENT_SQLSTATES = new Set([
-  '40001', // serialization_failure
-  '40P01', // deadlock_detected
-  '57P01', // admin_shutdown
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
-  '53300', // too_many_connections
-  '55P03', // lock_not_available
-]);
-
-const TRANSIENT_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly/i;
-
-/** Connection loss, write conflicts and deadlocks; a SQL error in a model is never retried. */
-const CATALOG_INDEXES = new Set(['pg_type_typname_nsp_index', 'pg_class_relname_nsp_index', 'pg_namespace_nspname_index']);
-
-function isTransientPgError(err: unknown): boolean {
-  if (err instanceof TransientError) return true;
-  if (err instanceof TsformError) return err.code === Codes.connection && isTransientPgError(err.cause);
-  if (typeof err !== 'object' || err === null) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string') {
-    if (TRANSIENT_NODE_CODES.has(code) || TRANSIENT_SQLSTATES.has(code)) return true;
-    // Two sessions creating the same table at once collide in the catalog; the retry sees it exists.
-    const constraint = (err as { constraint?: unknown }).constraint;
-    if (code === '23505' && typeof constraint === 'string' && CATALOG_INDEXES.has(constraint)) return true;
-    if (code === 'XX000' && /tuple concurrently updated/.test((err as Error).message ?? '')) return true;
-    // CREATE TABLE IF NOT EXISTS from two batches at once: the loser sees the winner's table on retry.
-    if ((code === '42710' || code === '42P07') && /already exists/.test((err as Error).message ?? '')) return true;
-    if (/^08[0-9A-Z]{3}$/.test(code)) return true; // connection_exception class
-  }
-  // Node reports a refused dual-stack connect as an AggregateError of per-address errors.
-  if (err instanceof AggregateError && err.errors.some(isTransientPgError)) return true;
-  return err instanceof Error && TRANSIENT_MESSAGES.test(err.message);
-}
 
 /** A PostgreSQL error as one line that is safe to log, through the one redactor (its SQLSTATE decides what is kept). */
 export function describePgError(err: unknown): string {
