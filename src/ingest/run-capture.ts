@@ -1,5 +1,5 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { pgFailureCode } from '../adapters/postgres/pg-errors.ts';
+import { pgFailureCode } from '../adapters/pg-errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorClass } from '../../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
-import { classifyPgError, isPgStatementError, pgFailureCode } from '../../src/adapters/postgres/pg-errors.ts';
+import { classifyPgError, isPgStatementError, pgFailureCode } from '../../src/adapters/pg-errors.ts';
 import { CancelledError, Codes, TransientError, TsformError } from '../../src/errors.ts';
 
 /**

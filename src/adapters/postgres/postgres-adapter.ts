@@ -8,7 +8,7 @@ import { safeDbMessage } from '../safe-message.ts';
 import type {
   TransactionOptions, Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 import { inClientTransaction } from './client-transaction.ts';
-import { classifyPgError, isPgStatementError } from './pg-errors.ts';
+import { classifyPgError, isPgStatementError } from '../pg-errors.ts';
 
 export interface PostgresAdapterOptions {
   /** `postgres://user:password@host:port/database`; URL parameters such as `sslmode` are honoured. */

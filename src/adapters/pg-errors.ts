@@ -1,9 +1,11 @@
-import { Codes, errorClassOf, type Code, type ErrorClass } from '../../errors.ts';
+import { Codes, errorClassOf, type Code, type ErrorClass } from '../errors.ts';
 
 /**
  * PostgreSQL's error codes, read here only (DESIGN: one classifier per engine). The warehouse
  * adapter and the OLTP source of capture (ingest/) both ask these functions; nothing else lists
- * SQLSTATEs. Redaction of messages is another concern and lives in safe-message.ts.
+ * SQLSTATEs. Beside the engines' folders, not in postgres/: it loads no driver, and the OLTP is
+ * PostgreSQL whichever engine the warehouse is, so capture reads it without importing an adapter.
+ * Redaction of messages is another concern and lives in safe-message.ts.
  */
 
 /** Node's socket and name-lookup errors: the server was not reached or went away. */
