@@ -150,9 +150,11 @@ export function manifestNodes(m: Manifest): Record<string, ManifestNode> {
   return { ...m.sources, ...m.builtins, ...m.seeds, ...m.models };
 }
 
+export type PostgresCapture = Extract<ManifestCapture, { kind: 'postgres' }>;
+
 /** Sources captured from a PostgreSQL OLTP. */
-export function postgresCaptured(m: Manifest): (SourceNode & { capture: Extract<ManifestCapture, { kind: 'postgres' }> })[] {
-  return Object.values(m.sources).filter((n): n is SourceNode & { capture: Extract<ManifestCapture, { kind: 'postgres' }> } => n.capture?.kind === 'postgres');
+export function postgresCaptured(m: Manifest): (SourceNode & { capture: PostgresCapture })[] {
+  return Object.values(m.sources).filter((n): n is SourceNode & { capture: PostgresCapture } => n.capture?.kind === 'postgres');
 }
 
 /** The vault's token map, when the project has a privacy: block. */

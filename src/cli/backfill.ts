@@ -1,13 +1,14 @@
-import type { Adapter, Session } from '../adapters/adapter.ts';
+import type { Adapter } from '../adapters/adapter.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { postgresCaptured, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { selectNodes, selectTenants } from '../graph/select.ts';
 import { backfillTenant, type BackfillResult } from '../ingest/backfill.ts';
-import type { OltpSource } from '../ingest/oltp-source.ts';
+import { OltpConnections } from '../ingest/oltp-connections.ts';
 import { captureSpecOf, type PostgresCapture } from '../ingest/run-capture.ts';
-import { FairScheduler, type SchedulerUnit } from '../schedule/index.ts';
+import { drain, FairScheduler, type SchedulerUnit } from '../schedule/index.ts';
 import { applyPolicyFoundation } from '../execute/apply-policies.ts';
+import { protectWith } from '../execute/strategies/relation-write.ts';
 import { compileWorkspace, openAdapter, policyContext, resolveTarget } from './api.ts';
 import { openOltpFromEnv, type OpenOltp } from './capture-wiring.ts';
 
@@ -68,16 +69,7 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   // and the membership table must exist so that the table is protected as it is created.
   const policy = wh.capabilities.rowLevelSecurity ? policyContext(ws) : undefined;
   if (policy) await wh.transaction((s) => applyPolicyFoundation(s, policy));
-  const protectOf = (node: ManifestNode) => {
-    const rel = policy?.relations.get(node.name);
-    return rel ? async (s: Session) => void (await s.runScript(policy!.renderer.protect(rel))) : undefined;
-  };
-  const openOltp = req.openOltp ?? openOltpFromEnv(process.env);
-  const oltps = new Map<string, Promise<OltpSource>>();
-  const oltpFor = (c: PostgresCapture) => {
-    if (!oltps.has(c.url_env)) oltps.set(c.url_env, openOltp(c));
-    return oltps.get(c.url_env)!;
-  };
+  const oltps = new OltpConnections(req.openOltp ?? openOltpFromEnv(process.env));
   const say = req.onProgress ?? (() => undefined);
   const out: BackfillOutcome[] = [];
   try {
@@ -86,23 +78,13 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
     for (const tenant of tenants) {
       for (const node of sources) scheduler.submit({ id: `${node.name}@${tenant}`, lane: tenant, pool: BACKFILL_POOL, node, capture: node.capture, tenant });
     }
-    const running = new Set<Promise<void>>();
-    for (;;) {
-      for (let unit = scheduler.dispatch(); unit; unit = scheduler.dispatch()) {
-        const u = unit;
-        const started = performance.now();
-        const p = runUnit(u).then((r) => {
-          out.push(r);
-          scheduler.complete(u, performance.now() - started, r.failure ? 'error' : 'success');
-          running.delete(p);
-        });
-        running.add(p);
-      }
-      if (running.size === 0) break;
-      await Promise.race(running);
-    }
+    await drain(scheduler, async (u) => {
+      const r = await runUnit(u);
+      out.push(r);
+      return { outcome: r.failure ? 'error' : 'success' };
+    });
   } finally {
-    for (const p of oltps.values()) await (await p.catch(() => undefined))?.close().catch(() => undefined);
+    await oltps.close();
     if (!req.adapter) await wh.close();
   }
   return out;
@@ -113,14 +95,14 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
     const onAbort = () => stop.abort();
     req.signal?.addEventListener('abort', onAbort);
     try {
-      const oltp = await oltpFor(u.capture);
+      const oltp = await oltps.get(u.capture);
       const r = await backfillTenant(wh, oltp, captureSpecOf(u.node, u.capture, ws.project.config.tenantColumn), u.tenant, {
         from: req.from,
         to: req.to,
         metaSchema: ws.project.config.schemas.meta,
         chunkRows: req.chunkRows ?? u.capture.chunk_rows,
         timeoutMs: u.capture.timeout_ms,
-        protect: protectOf(u.node),
+        protect: (s) => protectWith(policy, s, u.node),
         signal: stop.signal,
         onProgress: (p) => {
           say(`backfill ${label}: chunk ${p.chunk}, ${p.rowsThisRun} row(s) so far, at updated_at ${p.position ?? '-'}`);

@@ -2,7 +2,7 @@ import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
-import { DEFAULT_RETRY_POLICY, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit } from '../schedule/index.ts';
+import { DEFAULT_RETRY_POLICY, drain, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit, type UnitEnd } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
@@ -87,39 +87,30 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   const threads = Math.max(1, opts.threads);
   const scheduler = new FairScheduler<Task>({ pools: opts.pools, globalLimit: threads, laneLimits: { [GLOBAL_LANE]: threads } });
   for (const t of tasks.values()) if (remaining.get(t.key) === 0) scheduler.submit(t);
-  await new Promise<void>((resolve, reject) => {
-    const pump = () => {
-      for (let task = scheduler.dispatch(); task; task = scheduler.dispatch()) {
-        const started = performance.now();
-        const current = task;
-        runTask(current)
-          .then((taskResults) => {
-            results.push(...taskResults);
-            if (continuing.has(current.key)) {
-              // Back in its lane, behind every practice with less service; dependents wait.
-              scheduler.complete(current, performance.now() - started, 'yield');
-              scheduler.submit(current);
-              opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot());
-              pump();
-              return;
-            }
-            // Release dependents before completing, so the lane keeps its place (no idle gap).
-            for (const d of dependents.get(current.key) ?? []) {
-              const n = remaining.get(d)! - 1;
-              remaining.set(d, n);
-              if (n === 0) scheduler.submit(tasks.get(d)!);
-            }
-            const status = taskResults.some((r) => r.status === 'error') ? 'error' : taskResults.every((r) => r.status === 'skipped') && taskResults.length > 0 ? 'skipped' : 'success';
-            scheduler.complete(current, performance.now() - started, status);
-            opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot());
-            if (scheduler.isIdle) resolve();
-            else pump();
-          })
-          .catch(reject);
-      }
-      if (scheduler.isIdle) resolve();
+  await drain(scheduler, async (current): Promise<UnitEnd> => {
+    const taskResults = await runTask(current);
+    results.push(...taskResults);
+    if (continuing.has(current.key)) {
+      // Back in its lane, behind every practice with less service; dependents wait.
+      return {
+        outcome: 'yield',
+        afterComplete: () => {
+          scheduler.submit(current);
+          opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot());
+        },
+      };
+    }
+    return {
+      outcome: taskResults.some((r) => r.status === 'error') ? 'error' : taskResults.every((r) => r.status === 'skipped') && taskResults.length > 0 ? 'skipped' : 'success',
+      beforeComplete: () => {
+        for (const d of dependents.get(current.key) ?? []) {
+          const n = remaining.get(d)! - 1;
+          remaining.set(d, n);
+          if (n === 0) scheduler.submit(tasks.get(d)!);
+        }
+      },
+      afterComplete: () => opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot()),
     };
-    pump();
   });
   return results;
 

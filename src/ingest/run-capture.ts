@@ -1,18 +1,19 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { pgFailureCode } from '../adapters/pg-errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
-import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
+import type { ManifestNode, PostgresCapture } from '../artifacts/manifest.ts';
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';
 import { CAPTURE_LOCKS } from '../execute/meta-schema.ts';
 import type { BuildOutcome, CapturedSourceNode } from '../execute/strategy.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
+import { OltpConnections } from './oltp-connections.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { steadyChunks } from './steady-capture.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
 
-export type PostgresCapture = Extract<ManifestCapture, { kind: 'postgres' }>;
+export type { PostgresCapture } from '../artifacts/manifest.ts';
 
 export interface RunCaptureOptions {
   warehouse: Adapter;
@@ -47,13 +48,15 @@ const DEFAULT_SLICE_MS = 10_000;
  * per table per run, not once per practice.
  */
 export class RunCapture {
-  private readonly oltps = new Map<string, Promise<OltpSource>>();
+  private readonly oltps: OltpConnections;
   private readonly tables = new Map<string, Promise<PreparedTable>>();
   private readonly notices: string[] = [];
   /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
   private readonly landingUnknown = new Map<string, number>();
 
-  constructor(private readonly opts: RunCaptureOptions) {}
+  constructor(private readonly opts: RunCaptureOptions) {
+    this.oltps = new OltpConnections(opts.openOltp);
+  }
 
   /** Counted problems of the whole run (unknown practice ids), one line per table. */
   runNotices(): string[] {
@@ -128,7 +131,7 @@ export class RunCapture {
     if (!p) {
       p = (async () => {
         const spec = resolveSpec(captureSpecOf(node, capture, this.opts.tenantColumn));
-        const oltp = await this.oltp(capture);
+        const oltp = await this.oltps.get(capture);
         const raw = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants, protect);
         const unknown = await countUnknownTenantRows(oltp, spec, this.opts.knownTenants);
         for (const gap of await horizonGaps(oltp, spec)) this.notices.push(`${node.name}: ${gap}`);
@@ -142,17 +145,8 @@ export class RunCapture {
     return p;
   }
 
-  private oltp(capture: PostgresCapture): Promise<OltpSource> {
-    let p = this.oltps.get(capture.url_env);
-    if (!p) {
-      p = this.opts.openOltp(capture);
-      this.oltps.set(capture.url_env, p);
-    }
-    return p;
-  }
-
   async close(): Promise<void> {
-    for (const p of this.oltps.values()) await (await p.catch(() => undefined))?.close().catch(() => undefined);
+    await this.oltps.close();
   }
 }
 

@@ -1,4 +1,5 @@
 /** Fair lanes, pools and the retry policy (DESIGN §6-7). No SQL, no I/O. */
+export { drain, type UnitEnd } from './drain.ts';
 export { FairScheduler } from './fair-scheduler.ts';
 export { SchedulerStateError } from './scheduler-error.ts';
 export {

@@ -3,6 +3,7 @@ import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
+import type { PolicyContext } from '../apply-policies.ts';
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
 
 /**
@@ -28,9 +29,14 @@ export interface SliceStaging extends Staging {
 export type StagedCheck = (s: Session, stageTable: string, tenants?: readonly string[]) => Promise<string[]>;
 
 /** Applies the node's row-level security; called in the transaction that creates its table. */
-export async function protect(ctx: BuildContext, s: Session, node: ManifestNode): Promise<void> {
-  const rel = ctx.policy?.relations.get(node.name);
-  if (rel) await s.runScript(ctx.policy!.renderer.protect(rel));
+export function protect(ctx: BuildContext, s: Session, node: ManifestNode): Promise<void> {
+  return protectWith(ctx.policy, s, node);
+}
+
+/** protect() for callers without a BuildContext (backfill): the policies alone decide. */
+export async function protectWith(policy: PolicyContext | undefined, s: Session, node: ManifestNode): Promise<void> {
+  const rel = policy?.relations.get(node.name);
+  if (rel && policy) await s.runScript(policy.renderer.protect(rel));
 }
 
 export function targetOf(node: ManifestNode): Target {
