@@ -112,6 +112,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('an OLTP statement timeout or a lost connection fails only that practice, by name, and skips only its downstream', async () => {
+    expect(notOk(await run()), 'the first capture').toEqual([]);
     const [, slow, cut] = tenants;
     for (const t of tenants) await insertEncounters(t, 1, 'c');
     const faulty = withFaults(await PgOltpSource.open(oltp.url), { [slow!]: 'timeout', [cut!]: 'disconnect' });
