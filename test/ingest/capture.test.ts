@@ -66,7 +66,8 @@ describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
     // untouched practices read nothing new
     expect([...byTable.get('patients')!.rowsByTenant.values()].every((n) => n === 0)).toBe(true);
     expect(await compareAll(oltp.admin, wh, new Set(tenants))).toEqual([]);
-  });
+    // two full captures of every practice: ~110 s on a loaded 2-core machine, past the default 120 s
+  }, 300_000);
 });
 
 describe('capture: bad input and schema drift', () => {
