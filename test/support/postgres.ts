@@ -312,9 +312,9 @@ async function waitUntilReady(server: ChildProcess, url: string): Promise<void> 
     (e) => (exit = e),
     (err: Error) => (spawnError = err),
   );
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const deadline = performance.now() + READY_TIMEOUT_MS;
   let lastError: unknown;
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     if (spawnError) throw spawnError;
     if (exit) throw new Error(`postgres exited with ${exit.code ?? exit.signal} before accepting connections`);
     try {
