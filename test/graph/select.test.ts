@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.ts';
 import { Codes, TsformError } from '../../src/errors.ts';
 import { buildDag, downstreamOf } from '../../src/graph/dag.ts';
 import { parseSelector, selectNodes, selectTenants } from '../../src/graph/select.ts';
 import type { Tenant } from '../../src/project/types.ts';
 import { compileDir, REPO_ROOT } from '../fixtures/project-fixture.ts';
+import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 
 const { project, manifest } = compileDir(REPO_ROOT);
 const dag = buildDag(manifest).dag!;
@@ -154,6 +155,12 @@ describe('selectTenants', () => {
 });
 
 describe('tsform ls (CLI) with a hostile --tenant', () => {
+  // ls writes target/manifest.json: a copy, so that no test leaves a target/ in the checkout
+  let demo: DemoCopy;
+  beforeAll(() => {
+    demo = copyDemoProject();
+  });
+  afterAll(() => demo?.remove());
   afterEach(() => vi.restoreAllMocks());
 
   it('returns exit code 2 and prints a coded error, not a stack trace', async () => {
@@ -163,7 +170,7 @@ describe('tsform ls (CLI) with a hostile --tenant', () => {
       return true;
     });
     const out: string[] = [];
-    const code = await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--tenant', "a';--"], (l) => out.push(l));
+    const code = await runCli(['node', 'tsform', 'ls', '--project-dir', demo.dir, '--tenant', "a';--"], (l) => out.push(l));
     expect(code).toBe(2);
     expect(out).toEqual([]);
     const text = stderr.join('');
@@ -173,12 +180,12 @@ describe('tsform ls (CLI) with a hostile --tenant', () => {
 
   it('returns 2 for an unknown selector method too', async () => {
     vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--select', 'colour:red'], () => undefined)).toBe(2);
+    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', demo.dir, '--select', 'colour:red'], () => undefined)).toBe(2);
   });
 
   it('lists the fan-out for a valid tenant tag', async () => {
     const out: string[] = [];
-    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--tenant', 'tag:ci-sample', '--select', 'stg_claims'], (l) => out.push(l))).toBe(0);
+    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', demo.dir, '--tenant', 'tag:ci-sample', '--select', 'stg_claims'], (l) => out.push(l))).toBe(0);
     expect(out[0]).toBe('stg_claims\tmodel\ttenant\ttable\t5 practices');
   });
 });

@@ -1,47 +1,63 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import type { NodeResult, RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace, type RunRequest } from '../../src/cli/api.ts';
 import { runCli as runCliArgs } from '../../src/cli/program.ts';
 import { REPO_ROOT } from '../support/demo-project.ts';
-import { copyCaptureProject, openOltpAt, rawDiffers, startSmallOltp, withFaults, withWarehouse, type SmallOltp } from './support/capture-project.ts';
+import { startOltpTemplate, type OltpFixture, type OltpTemplate } from './support/capture-fixture.ts';
+import { copyCaptureProject, openOltpAt, rawDiffers, withFaults, withWarehouse } from './support/capture-project.ts';
 
 /**
  * Capture nodes as ordinary DAG nodes (issue 5): `tsform run` captures each practice from the
  * shared PostgreSQL OLTP into raw.* of the DuckDB warehouse, then transforms it.
  */
 describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
-  let oltp: SmallOltp;
+  // Each case starts from the same OLTP (a clone of one template) and a fresh copy of the
+  // project with an empty warehouse: it passes alone and in any order.
+  let template: OltpTemplate;
+  let oltp: OltpFixture;
   let project: ReturnType<typeof copyCaptureProject>;
+  let baseTenants: string[];
   let tenants: string[];
   let newcomer: string;
   const stray = 'p_not_a_tenant';
 
   beforeAll(async () => {
-    oltp = await startSmallOltp();
-    const { rows } = await oltp.admin.query(`SELECT practice_id, count(*) AS n FROM oltp.encounters GROUP BY 1 ORDER BY 1`);
-    const ids = rows.map((r) => String(r.practice_id));
-    const largest = String([...rows].sort((a, b) => Number(b.n) - Number(a.n))[0]!.practice_id);
-    const keep = [...new Set([...ids.slice(0, 6), largest])].sort();
-    newcomer = keep[5]!;
-    tenants = keep.filter((t) => t !== newcomer);
-    // Only these practices exist in the OLTP, so counts of unknown practices are exact.
-    await oltp.admin.transaction(async (s) => {
-      await s.query(`SELECT set_config('tsform.hard_delete', 'on', true)`);
-      for (const t of ['encounters', 'procedures']) await s.query(`DELETE FROM oltp.${t} WHERE NOT (practice_id = ANY($1::text[]))`, [keep]);
+    template = await startOltpTemplate({
+      tables: ['encounters', 'procedures'],
+      prepare: async (admin) => {
+        const { rows } = await admin.query(`SELECT practice_id, count(*) AS n FROM oltp.encounters GROUP BY 1 ORDER BY 1`);
+        const ids = rows.map((r) => String(r.practice_id));
+        const largest = String([...rows].sort((a, b) => Number(b.n) - Number(a.n))[0]!.practice_id);
+        const keep = [...new Set([...ids.slice(0, 6), largest])].sort();
+        newcomer = keep[5]!;
+        baseTenants = keep.filter((t) => t !== newcomer);
+        // Only these practices exist in the OLTP, so counts of unknown practices are exact.
+        await admin.transaction(async (s) => {
+          await s.query(`SELECT set_config('tsform.hard_delete', 'on', true)`);
+          for (const t of ['encounters', 'procedures']) await s.query(`DELETE FROM oltp.${t} WHERE NOT (practice_id = ANY($1::text[]))`, [keep]);
+        });
+      },
     });
-    project = copyCaptureProject(tenants);
   });
   afterAll(async () => {
+    await template?.stop();
+  });
+  beforeEach(async () => {
+    oltp = await template.fresh();
+    tenants = [...baseTenants];
+    project = copyCaptureProject(tenants);
+  });
+  afterEach(async () => {
     project?.remove();
     await oltp?.stop();
   });
 
   const runCli = (args: string[], out: (line: string) => void) => runCliArgs(['node', 'tsform', ...args], out);
   const run = (extra: Partial<RunRequest> = {}): Promise<RunResults> =>
-    runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url), ...extra });
+    runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.url), ...extra });
   const notOk = (r: RunResults) => r.results.filter((x) => x.status !== 'success').map((x) => `${x.node}: ${x.status} ${x.code ?? ''} ${x.message ?? ''}`);
   const byNode = (r: RunResults) => new Map<string, NodeResult>(r.results.map((x) => [x.node, x]));
   const oltpCounts = async (table: string) => {
@@ -81,6 +97,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('run --tenant X captures and transforms X only', async () => {
+    expect(notOk(await run()), 'the first capture').toEqual([]);
     const [t0, t1] = tenants;
     await insertEncounters(t0!, 2, 'b');
     await insertEncounters(t1!, 2, 'b');
@@ -95,9 +112,10 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('an OLTP statement timeout or a lost connection fails only that practice, by name, and skips only its downstream', async () => {
+    expect(notOk(await run()), 'the first capture').toEqual([]);
     const [, slow, cut] = tenants;
     for (const t of tenants) await insertEncounters(t, 1, 'c');
-    const faulty = withFaults(await PgOltpSource.open(oltp.server.url), { [slow!]: 'timeout', [cut!]: 'disconnect' });
+    const faulty = withFaults(await PgOltpSource.open(oltp.url), { [slow!]: 'timeout', [cut!]: 'disconnect' });
     const r = await run({ openOltp: async () => faulty });
     const nodes = byNode(r);
     const timedOut = nodes.get(`source:ehr.encounters@${slow}`)!;
@@ -166,6 +184,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('onboarding: a practice added to tenants.yml is captured from zero on the next run', async () => {
+    expect(notOk(await run()), 'the first capture').toEqual([]);
     project.setTenants([...tenants, newcomer]);
     const r = await run();
     expect(notOk(r)).toEqual([]);
@@ -182,6 +201,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('offboarding: a removed practice is reported with the purge command; purge deletes its rows and nothing else', async () => {
+    expect(notOk(await run()), 'the first capture').toEqual([]);
     const gone = tenants[4]!;
     const stay = tenants.filter((t) => t !== gone);
     project.setTenants(stay);
@@ -224,6 +244,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('tsform backfill re-captures a practice in chunks with progress, resumes after an interruption, and leaves raw equal to the OLTP', async () => {
+    expect(notOk(await run()), 'the first capture').toEqual([]);
     const counts = await oltpCounts('encounters');
     const t0 = [...tenants].sort((a, b) => counts.get(b)! - counts.get(a)!)[0]!;
     await withWarehouse(project.dir, async (wh) => {
@@ -231,7 +252,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
       await wh.query(`DELETE FROM raw.encounters WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM raw.encounters WHERE practice_id = $1 ORDER BY 1 LIMIT 10)`, [t0]);
     });
     expect(await allEqual([t0])).toHaveLength(1);
-    process.env.TSFORM_OLTP_URL = oltp.server.url;
+    process.env.TSFORM_OLTP_URL = oltp.url;
     try {
       const args = ['backfill', '--project-dir', project.dir, '--tenant', t0, '--select', 'source:ehr.encounters', '--from', '1900-01-01', '--to', '2100-01-01', '--chunk-rows', '20'];
       const first: string[] = [];
@@ -256,7 +277,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   });
 
   it('tsform oltp load-demo loads the demo data into shared OLTP tables (practice_id, updated_at, soft deletes)', async () => {
-    process.env.TSFORM_OLTP_URL = oltp.server.url;
+    process.env.TSFORM_OLTP_URL = oltp.url;
     try {
       const lines: string[] = [];
       const args = ['oltp', 'load-demo', '--project-dir', project.dir, '--data-dir', join(REPO_ROOT, 'data/ehr'), '--schema', 'oltp_demo'];

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Adapter } from '../../src/adapters/adapter.ts';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { captureTenantSlice } from '../../src/ingest/capture.ts';
+import { waitFor } from '../support/wait-for.ts';
 import { demoSpecs, demoTenantIds, openDuckdb, sliceChecksums, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
 /**
@@ -20,10 +21,9 @@ describe('capture into DuckDB and into PostgreSQL: raw equals the OLTP', () => {
     oltp = await startDemoOltp();
     file = tempDuckdbPath();
     targets.push(['duckdb', await openDuckdb(file.path)]);
-    await oltp.admin.query('CREATE DATABASE warehouse');
-    const url = new URL(oltp.server.url);
-    url.pathname = '/warehouse';
-    targets.push(['postgres', await createPostgresAdapter({ url: url.toString() })]);
+    // a database of its own on the same server (dropped with it; on TSFORM_TEST_PG_URL a fixed name would collide)
+    const warehouse = await oltp.server.createDatabase();
+    targets.push(['postgres', await createPostgresAdapter({ url: warehouse.url })]);
   });
   afterAll(async () => {
     for (const [, wh] of targets) await wh.close().catch(() => undefined);
@@ -56,7 +56,7 @@ describe('capture into DuckDB and into PostgreSQL: raw equals the OLTP', () => {
     await oltp.admin.query(`UPDATE oltp.encounters SET description = NULL, updated_at = now() + interval '1 second' WHERE practice_id = $1 AND encounter_id = (SELECT max(encounter_id) FROM oltp.encounters WHERE practice_id = $1)`, [p2!]);
     await oltp.admin.query(`UPDATE oltp.conditions SET deleted_at = now(), updated_at = now() WHERE practice_id = $1 AND condition_id IN (SELECT condition_id FROM oltp.conditions WHERE practice_id = $1 ORDER BY condition_id LIMIT 3)`, [p2!]);
     // A future updated_at is captured once the clock has passed it (the commit horizon is at most now()).
-    await new Promise((r) => setTimeout(r, 1_100));
+    await waitFor('the OLTP clock to pass the future updated_at', async () => (await oltp.admin.query('SELECT clock_timestamp() > max(updated_at) AS passed FROM oltp.encounters')).rows[0]!.passed === true, { withinMs: 30_000 });
     await captureAndCompare(4);
     const { rows } = await targets[0]![1].query(`SELECT count(*) AS n FROM raw.encounters WHERE starts_with(description, $1)`, [awkward]);
     expect(Number(rows[0]!.n)).toBe(9);

@@ -1,5 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import type { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { Codes, TsformError } from '../../src/errors.ts';
@@ -8,9 +9,11 @@ import type { OltpSource } from '../../src/ingest/oltp-source.ts';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import { resolveSpec } from '../../src/ingest/capture-chunk.ts';
 import { steadyChunks } from '../../src/ingest/steady-capture.ts';
+import { quoteIdent } from '../../src/sql/quote.ts';
 import { readWatermarks, STEADY } from '../../src/ingest/watermarks.ts';
+import { waitFor } from '../support/wait-for.ts';
 import { rawDiffers, withFaults } from './support/capture-project.ts';
-import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
+import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, startOltpTemplate, tempDuckdbPath, type OltpFixture, type OltpTemplate } from './support/capture-fixture.ts';
 
 describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
   let oltp: OltpFixture;
@@ -63,10 +66,13 @@ describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
     // untouched practices read nothing new
     expect([...byTable.get('patients')!.rowsByTenant.values()].every((n) => n === 0)).toBe(true);
     expect(await compareAll(oltp.admin, wh, new Set(tenants))).toEqual([]);
-  });
+    // two full captures of every practice: ~110 s on a loaded 2-core machine, past the default 120 s
+  }, 300_000);
 });
 
 describe('capture: bad input and schema drift', () => {
+  // each case has an OLTP database and a warehouse of its own: it passes alone and in any order
+  let template: OltpTemplate;
   let oltp: OltpFixture;
   let wh: DuckDBAdapter;
   let file: { path: string; remove(): void };
@@ -74,11 +80,17 @@ describe('capture: bad input and schema drift', () => {
   const spec = (table: string) => demoSpecs().find((s) => s.table === table)!;
 
   beforeAll(async () => {
-    oltp = await startDemoOltp();
+    template = await startOltpTemplate();
+  });
+  afterAll(async () => {
+    await template?.stop();
+  });
+  beforeEach(async () => {
+    oltp = await template.fresh();
     file = tempDuckdbPath();
     wh = await openDuckdb(file.path);
   });
-  afterAll(async () => {
+  afterEach(async () => {
     await wh?.close();
     file?.remove();
     await oltp?.stop();
@@ -113,12 +125,14 @@ describe('capture: bad input and schema drift', () => {
          VALUES ($1, $2, 'pat-late', 'wellness', 'late', now(), 1, now())`,
         [p, id],
       );
-    const slow = new pg.Client({ connectionString: oltp.server.url });
+    const slow = new pg.Client({ connectionString: oltp.url });
     await slow.connect();
     try {
       await slow.query('BEGIN');
       await insert(slow, 'late-early'); // updated_at = this transaction's start
-      await new Promise((r) => setTimeout(r, 20));
+      // 'late-after' must carry a later updated_at: wait until the server's clock has moved on
+      const started = String((await slow.query('SELECT now()::text AS t')).rows[0]!.t);
+      await waitFor('the server clock to pass the slow transaction\'s start', async () => (await oltp.admin.query('SELECT clock_timestamp() > $1::timestamptz AS later', [started])).rows[0]!.later === true, { everyMs: 1 });
       await insert(oltp.admin, 'late-after'); // committed, with a later updated_at
       const during = await captureTenantSlice(wh, oltp.source, encounters, [p], { chunkRows: 500 });
       expect(during.failures).toEqual([]);
@@ -227,11 +241,14 @@ describe('capture: bad input and schema drift', () => {
 
     // before raw.medications exists (afterwards a changed type is drift, TSF403)
     await oltp.admin.query(`ALTER TABLE oltp.medications ALTER COLUMN updated_at TYPE timestamp USING updated_at AT TIME ZONE 'UTC'`);
-    await oltp.admin.query(`CREATE ROLE tsf_capture_reader LOGIN PASSWORD 'reader-pw'`);
-    await oltp.admin.query('GRANT USAGE ON SCHEMA oltp TO tsf_capture_reader');
-    await oltp.admin.query('GRANT SELECT ON ALL TABLES IN SCHEMA oltp TO tsf_capture_reader');
-    const url = new URL(oltp.server.url);
-    [url.username, url.password] = ['tsf_capture_reader', 'reader-pw'];
+    // roles belong to the server, not the case's database: a name of this case's own
+    const name = `tsf_reader_${randomBytes(4).toString('hex')}`;
+    const role = quoteIdent(name);
+    await oltp.admin.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-pw'`);
+    await oltp.admin.query(`GRANT USAGE ON SCHEMA oltp TO ${role}`);
+    await oltp.admin.query(`GRANT SELECT ON ALL TABLES IN SCHEMA oltp TO ${role}`);
+    const url = new URL(oltp.url);
+    [url.username, url.password] = [name, 'reader-pw'];
     const reader = await PgOltpSource.open(url.toString());
     try {
       const r = await captureTenantSlice(wh, reader, spec('medications'), [p]);
@@ -240,6 +257,8 @@ describe('capture: bad input and schema drift', () => {
       expect(r.notes).toContainEqual(expect.stringMatching(/^oltp\.medications: column "updated_at" is timestamp without time zone, not timestamptz/));
     } finally {
       await reader.close();
+      await oltp.admin.query(`DROP OWNED BY ${role}`);
+      await oltp.admin.query(`DROP ROLE ${role}`);
     }
     expect(await rawDiffers(oltp.admin, wh, 'medications', [p])).toEqual([]);
   });

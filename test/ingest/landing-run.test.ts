@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import type { NodeResult, RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { removeTempProjects, writeTempProject } from '../fixtures/project-fixture.ts';
@@ -37,7 +37,11 @@ const PROJECT = {
 };
 
 describe('capture from CSV landing folders', () => {
-  const dir = writeTempProject(PROJECT);
+  // a fresh copy of the project (landing files and warehouse) for each case: any case passes alone
+  let dir: string;
+  beforeEach(() => {
+    dir = writeTempProject(PROJECT);
+  });
   afterAll(() => removeTempProjects());
   const run = () => runWorkspace({ projectDir: dir, command: 'run' });
   const node = (r: RunResults, id: string): NodeResult | undefined => r.results.find((x) => x.node === id);
@@ -57,6 +61,7 @@ describe('capture from CSV landing folders', () => {
   });
 
   it('a shared file with a practice column loads only each practice\'s rows; unknown practice rows are reported once, never loaded', async () => {
+    await run();
     const r = await run();
     expect(await rows('SELECT practice_id, invoice_id FROM raw.invoices ORDER BY 2')).toEqual(['acme|i1', 'bravo|i2', 'acme|i3']);
     expect(await rows('SELECT practice_id, total FROM marts.invoice_totals ORDER BY 1')).toEqual(['acme|15.50', 'bravo|20.00']);
@@ -67,6 +72,7 @@ describe('capture from CSV landing folders', () => {
   });
 
   it('a loaded file is not loaded twice; a fixed file, a new file with updates, a new column and deletions are', async () => {
+    await run(); // the files of PROJECT are loaded (carol's fails)
     writeFileSync(join(dir, 'landing/visits/carol/2024-01-01.csv'), 'visit_id,visited_on\nc1,2024-01-01\nc2,2024-01-02\n');
     writeFileSync(join(dir, 'landing/visits/acme/2024-01-02.csv'), 'visit_id,visited_on,reason\nv1,2024-01-05,checkup\nv9,2024-01-06,flu\n');
     writeFileSync(join(dir, 'landing/visits/bravo/2024-01-02.csv'), 'practice_id,visit_id,visited_on,deleted_at\nbravo,b2,2024-01-01,2024-01-02\n');
@@ -88,12 +94,14 @@ describe('capture from CSV landing folders', () => {
   });
 
   it('unknown practice rows in a shared file are reported once per run, not once per practice', async () => {
+    await run(); // the files of PROJECT are loaded (carol's fails)
     writeFileSync(join(dir, 'landing/invoices/2024-02.csv'), 'practice_id,invoice_id,amount\nzed_unknown,i5,1\nzed_unknown,i6,1\nacme,i7,1\n');
     const r = await run();
     expect(r.notices).toEqual(['source:billing.invoices: 2 row(s) in landing files carry a practice_id that is not in tenants.yml; not loaded']);
   });
 
   it("another practice's rows in a practice's folder are counted with the line of the first, never loaded into either slice", async () => {
+    await run(); // the files of PROJECT are loaded (carol's fails)
     writeFileSync(join(dir, 'landing/visits/acme/2024-02-01.csv'), 'practice_id,visit_id,visited_on\nacme,v9,2024-02-01\nbravo,bx1,2024-02-01\nacme,v10,2024-02-02\nbravo,bx2,2024-02-02\n');
     const r = await run();
     const acme = node(r, 'source:clinic.visits@acme')!;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { FairScheduler } from '../../src/schedule/fair-scheduler.ts';
 import type { SchedulerUnit } from '../../src/schedule/types.ts';
-import { prng } from './prng.ts';
+import { prng } from '../support/prng.ts';
 
 /**
  * Random submit / dispatch / complete / retry / cancel sequences, checked step by step against

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RETRY_POLICY, nextDelayMs, shouldRetry, type RetryPolicy } from '../../src/schedule/retry-policy.ts';
-import { prng } from './prng.ts';
+import { prng } from '../support/prng.ts';
 
 describe('retry policy', () => {
   const policy: RetryPolicy = { maxRetries: 5, baseMs: 10, capMs: 100 };
@@ -26,7 +26,7 @@ describe('retry policy', () => {
     expect(seq(a)).toEqual(seq(b));
     expect(nextDelayMs(1, () => 0, policy)).toBe(0);
     expect(nextDelayMs(3, () => 1, policy)).toBe(39);
-    expect(() => nextDelayMs(0, Math.random)).toThrow(RangeError);
+    expect(() => nextDelayMs(0, prng(1))).toThrow(RangeError);
   });
 
   it('retries transient errors up to maxRetries and never permanent or cancelled ones', () => {

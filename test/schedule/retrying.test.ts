@@ -9,7 +9,7 @@ import {
   WEBHOOK_RETRY_POLICY,
   type RetryPolicy,
 } from '../../src/schedule/retry-policy.ts';
-import { prng } from './prng.ts';
+import { prng } from '../support/prng.ts';
 
 /** A sleep that only records what it was asked to wait, so nothing here waits for real. */
 function recordingSleep(): { sleep: (ms: number) => Promise<void>; delays: number[] } {

@@ -7,6 +7,7 @@ import { quoteIdent } from '../../src/sql/quote.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 import { startThrowawayPostgres, type ServerLogCapture, type ThrowawayPostgres } from '../support/postgres.ts';
 import { asSuperuser, cli, OWNER, parseVerifyTable, urlAs } from '../support/rls-fixture.ts';
+import { waitFor } from '../support/wait-for.ts';
 
 /**
  * Issue 12, items 4 and 10, on a real server: a re-identification cannot be rolled back out of
@@ -38,9 +39,9 @@ async function setPassword(c: pg.Client, role: string): Promise<void> {
   await c.query(String(rows[0]?.sql));
 }
 
-/** The log lines the server wrote so far; waits until `until` shows up (stderr is a pipe). */
+/** The log lines the server wrote so far, once `until` shows up (stderr is a pipe: it comes a moment later). */
 async function logUntil(capture: ServerLogCapture, until: RegExp): Promise<string> {
-  for (let i = 0; i < 100 && !until.test(capture.text()); i++) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(`${until} in the server log`, () => until.test(capture.text()), { withinMs: 5_000 }).catch(() => undefined);
   return capture.text();
 }
 
@@ -141,9 +142,10 @@ describe('re-identification on PostgreSQL', () => {
   it('tsform reidentify: two transactions, the records, an audit row and a lookup row', async () => {
     const run = await cli(['reidentify', '--project-dir', demo.dir, '--target', 'postgres', '--token', TOKEN, '--reason', REASON], { TSFORM_PG_URL: urlOf(STEWARD) });
     expect(run.code, run.stderr).toBe(0);
-    const audit = (await auditRows(TOKEN)).filter((r) => r.reason === REASON);
-    expect(audit).toEqual([{ ticket: expect.stringMatching(/^\d+$/), actor: STEWARD, reason: REASON, records_found: 2 }]);
-    expect(run.stdout.split('\n')).toEqual(['p_a\tpatient-1', 'p_b\tpatient-9', `2 record(s); audited as vault_steward (ticket ${audit[0]!.ticket})`]);
+    const ticket = /\(ticket (\d+)\)$/.exec(run.stdout.trim())?.[1];
+    expect(run.stdout.split('\n')).toEqual(['p_a\tpatient-1', 'p_b\tpatient-9', `2 record(s); audited as vault_steward (ticket ${ticket})`]);
+    const audit = (await auditRows(TOKEN)).filter((r) => r.ticket === ticket);
+    expect(audit).toEqual([{ ticket, actor: STEWARD, reason: REASON, records_found: 2 }]);
     const lookups = await sql('SELECT actor::text AS actor, records_returned FROM vault.reidentification_lookups WHERE ticket = $1', [audit[0]!.ticket]);
     expect(lookups.rows).toEqual([{ actor: STEWARD, records_returned: 2 }]);
   });
@@ -231,15 +233,35 @@ describe('re-identification on PostgreSQL', () => {
     expect(await sqlstateOf(as(STEWARD, (c) => c.query('SELECT * FROM vault.reidentify($1)', [old[0]!.ticket])))).toBe('55000');
   });
 
-  it('the owner cannot TRUNCATE the audit tables (refused), and a DELETE is recorded', async () => {
+  it('the owner cannot TRUNCATE the audit tables (refused); its UPDATE and DELETE are recorded; the steward can do none of them', async () => {
+    // an audit row of this case's own (a token no other case uses)
+    const token = `pt_${'7c'.repeat(32)}`;
+    await as(STEWARD, (c) => c.query('SELECT vault.request_reidentification($1, $2)', [token, REASON]));
+    const count = async () => Number((await sql('SELECT count(*) AS n FROM vault.reidentification_audit')).rows[0]!.n);
+    const before = await count();
     for (const table of ['reidentification_audit', 'reidentification_lookups', 'reidentification_audit_changes']) {
       const err = await as(OWNER, (c) => c.query(`TRUNCATE vault.${table}`).then(() => 'ok', (e: { code?: string; message: string }) => `${e.code} ${e.message}`));
       expect(err).toBe(`42501 the re-identification audit is append-only: TRUNCATE of ${table} is refused`);
     }
-    expect(Number((await sql('SELECT count(*) AS n FROM vault.reidentification_audit')).rows[0]!.n)).toBeGreaterThan(3);
-    await as(OWNER, (c) => c.query(`DELETE FROM vault.reidentification_audit WHERE token = $1`, [`pt_${'9f'.repeat(32)}`]));
-    const changes = await sql(`SELECT changed_by::text AS by, operation, table_name::text AS t, old_row->>'token' AS token FROM vault.reidentification_audit_changes`);
-    expect(changes.rows).toEqual([{ by: OWNER, operation: 'DELETE', t: 'reidentification_audit', token: `pt_${'9f'.repeat(32)}` }]);
+    expect(await count()).toBe(before);
+    // the steward who is audited holds no UPDATE, DELETE or TRUNCATE on the audit
+    for (const statement of [`UPDATE vault.reidentification_audit SET reason = 'rewritten' WHERE token = $1`, 'DELETE FROM vault.reidentification_audit WHERE token = $1']) {
+      expect(await sqlstateOf(as(STEWARD, (c) => c.query(statement, [token]))), statement).toBe('42501');
+    }
+    expect(await sqlstateOf(as(STEWARD, (c) => c.query('TRUNCATE vault.reidentification_audit')))).toBe('42501');
+    expect(await auditRows(token)).toEqual([{ ticket: expect.any(String), actor: STEWARD, reason: REASON, records_found: 0 }]);
+    // the owner can change it, and each change keeps the row as it was
+    await as(OWNER, (c) => c.query(`UPDATE vault.reidentification_audit SET reason = 'rewritten by the owner' WHERE token = $1`, [token]));
+    await as(OWNER, (c) => c.query('DELETE FROM vault.reidentification_audit WHERE token = $1', [token]));
+    expect(await auditRows(token)).toEqual([]);
+    const changes = await sql(
+      `SELECT changed_by::text AS by, operation, table_name::text AS t, old_row->>'reason' AS reason FROM vault.reidentification_audit_changes WHERE old_row->>'token' = $1 ORDER BY at`,
+      [token],
+    );
+    expect(changes.rows).toEqual([
+      { by: OWNER, operation: 'UPDATE', t: 'reidentification_audit', reason: REASON },
+      { by: OWNER, operation: 'DELETE', t: 'reidentification_audit', reason: 'rewritten by the owner' },
+    ]);
   });
 
   it('research_reader and practice roles cannot request or look up, nor read the audit', async () => {

@@ -32,6 +32,21 @@ export interface ThrowawayPostgres {
    * on `TSFORM_TEST_PG_URL`, whose log this process cannot read.
    */
   captureLog?(): ServerLogCapture;
+  /**
+   * Another database on the same server, for one test case, so that cases share no state and
+   * each passes alone and in any order. Dropped by its `drop()`, or by `stop()` at the latest.
+   * `template` clones that database (CREATE DATABASE … TEMPLATE, a file copy: fast, but no
+   * session may be connected to the template meanwhile).
+   */
+  createDatabase(opts?: { template?: string }): Promise<ThrowawayDatabase>;
+}
+
+export interface ThrowawayDatabase {
+  name: string;
+  /** Superuser URL of this database. */
+  url: string;
+  /** Ends its sessions and drops it. Idempotent. */
+  drop(): Promise<void>;
 }
 
 export interface ServerLogCapture {
@@ -75,24 +90,64 @@ async function step<T>(name: string, run: () => Promise<T>, log?: () => string):
 async function createThrowawayDatabase(serverUrl: string): Promise<ThrowawayPostgres> {
   const name = `tsform_test_${process.pid}_${randomBytes(4).toString('hex')}`;
   await step(`CREATE DATABASE ${name} on TSFORM_TEST_PG_URL`, () => withClient(serverUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`)));
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
+  const cases = new CaseDatabases(serverUrl);
   let stopped = false;
   return {
-    url: url.toString(),
+    url: databaseUrl(serverUrl, name),
     server: 'TSFORM_TEST_PG_URL',
+    createDatabase: (opts) => cases.create(opts?.template),
     async stop() {
       if (stopped) return;
       stopped = true;
-      await step(`DROP DATABASE ${name}`, () =>
-        withClient(serverUrl, async (c) => {
-          // connections a test forgot to close would block the DROP
-          await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
-          await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
-        }),
-      );
+      await cases.dropAll();
+      await dropDatabase(serverUrl, name);
     },
   };
+}
+
+function databaseUrl(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await step(`DROP DATABASE ${name}`, () =>
+    withClient(adminUrl, async (c) => {
+      // connections a test forgot to close would block the DROP
+      await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)}`);
+    }),
+  );
+}
+
+/** The per-case databases made on one server through `adminUrl`. */
+class CaseDatabases {
+  private readonly live = new Set<ThrowawayDatabase>();
+  constructor(private readonly adminUrl: string) {}
+
+  async create(template?: string): Promise<ThrowawayDatabase> {
+    const name = `tsform_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+    const from = template ? ` TEMPLATE ${quoteIdent(template)}` : '';
+    await step(`CREATE DATABASE ${name}${from}`, () => withClient(this.adminUrl, (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}${from}`)));
+    let dropped = false;
+    const db: ThrowawayDatabase = {
+      name,
+      url: databaseUrl(this.adminUrl, name),
+      drop: async () => {
+        if (dropped) return;
+        dropped = true;
+        this.live.delete(db);
+        await dropDatabase(this.adminUrl, name);
+      },
+    };
+    this.live.add(db);
+    return db;
+  }
+
+  async dropAll(): Promise<void> {
+    for (const db of [...this.live]) await db.drop();
+  }
 }
 
 async function withClient<T>(url: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
@@ -153,9 +208,12 @@ async function startCluster(binaries: 'npm' | 'machine-first'): Promise<Throwawa
       }
       const started = server;
       let stopped = false;
+      // the cluster goes with its directory: per-case databases need no drop at stop()
+      const cases = new CaseDatabases(url);
       return {
         url,
         server: binDir,
+        createDatabase: (opts) => cases.create(opts?.template),
         captureLog() {
           const capture = { text: '' };
           captures.add(capture);
@@ -254,9 +312,9 @@ async function waitUntilReady(server: ChildProcess, url: string): Promise<void> 
     (e) => (exit = e),
     (err: Error) => (spawnError = err),
   );
-  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const deadline = performance.now() + READY_TIMEOUT_MS;
   let lastError: unknown;
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     if (spawnError) throw spawnError;
     if (exit) throw new Error(`postgres exited with ${exit.code ?? exit.signal} before accepting connections`);
     try {

@@ -31,12 +31,15 @@ export function demoTenantIds(): string[] {
 
 export interface OltpFixture {
   server: ThrowawayPostgres;
+  /** Superuser URL of this OLTP's database. */
+  url: string;
   /** The OLTP through the tsform adapter (normalized values, for checksums and edits). */
   admin: PostgresAdapter;
   source: PgOltpSource;
   stop(): Promise<void>;
 }
 
+/** A server of its own with the demo OLTP (all tables) loaded: for a file with one case. */
 export async function startDemoOltp(): Promise<OltpFixture> {
   const server = await startThrowawayPostgres();
   const admin = await createPostgresAdapter({ url: server.url });
@@ -44,6 +47,7 @@ export async function startDemoOltp(): Promise<OltpFixture> {
   const source = await PgOltpSource.open(server.url);
   return {
     server,
+    url: server.url,
     admin,
     source,
     async stop() {
@@ -51,6 +55,50 @@ export async function startDemoOltp(): Promise<OltpFixture> {
       await admin.close().catch(() => undefined);
       await server.stop();
     },
+  };
+}
+
+/**
+ * The demo OLTP loaded once into a template database; `fresh()` clones it for one test case
+ * (CREATE DATABASE … TEMPLATE, a file copy), so that cases share no rows and no schema changes,
+ * and each passes alone and in any order.
+ */
+export interface OltpTemplate {
+  fresh(): Promise<OltpFixture>;
+  /** Stops the server, with every clone. */
+  stop(): Promise<void>;
+}
+
+export async function startOltpTemplate(opts: { tables?: readonly string[]; prepare?: (admin: PostgresAdapter) => Promise<void> } = {}): Promise<OltpTemplate> {
+  const server = await startThrowawayPostgres();
+  const template = await server.createDatabase();
+  const loader = await createPostgresAdapter({ url: template.url });
+  try {
+    const tables = demoTables().filter((t) => !opts.tables || opts.tables.includes(t.table));
+    await loadDemoOltp(loader, { dataDir: join(REPO_ROOT, 'data/ehr'), tables });
+    await opts.prepare?.(loader);
+  } finally {
+    // no session may stay on a template while it is cloned
+    await loader.close();
+  }
+  return {
+    async fresh() {
+      const db = await server.createDatabase({ template: template.name });
+      const admin = await createPostgresAdapter({ url: db.url });
+      const source = await PgOltpSource.open(db.url);
+      return {
+        server,
+        url: db.url,
+        admin,
+        source,
+        async stop() {
+          await source.close().catch(() => undefined);
+          await admin.close().catch(() => undefined);
+          await db.drop();
+        },
+      };
+    },
+    stop: () => server.stop(),
   };
 }
 
