@@ -15,7 +15,7 @@ import { runRegistered } from '../docs/cli-harness.ts';
 const base = mkdtempSync(join(tmpdir(), 'tsform-init-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-const init = (args: string[]) => runRegistered((program, _common, guard, out) => registerInitCommand(program, guard, out), ['init', ...args]);
+const init = (args: string[]) => runRegistered((program, guard, out) => registerInitCommand(program, guard, out), ['init', ...args]);
 
 describe('tsform init', () => {
   it('scaffolds a project that compiles without a diagnostic and builds every node for every practice', async () => {
