@@ -21,17 +21,45 @@ export function emptyUses(): TemplateUses {
 
 const BUILTINS = new Set(['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'if', 'unless', 'each', 'with', 'else']);
 
-/** Parses a template; a syntax error becomes a diagnostic with the template's line. */
+/**
+ * Parses a template; a syntax error becomes a diagnostic with the template's line. A dbt habit
+ * (`{{ ref('x') }}`, Jinja call syntax) gets the tsform form instead of Handlebars' parser dump.
+ */
 export function parseTemplate(text: string, file: string, diagnostics: Diagnostic[]): hbs.AST.Program | undefined {
   try {
     return Handlebars.parse(text);
   } catch (err) {
+    const dbtCalls = jinjaCalls(text);
+    if (dbtCalls.length > 0) {
+      for (const c of dbtCalls) {
+        diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: \`${c.written}\` is dbt's Jinja syntax; tsform templates are Handlebars: write \`${c.tsform}\``, { file, line: c.line }));
+      }
+      return undefined;
+    }
     const msg = (err as Error).message;
     const fromText = /line (\d+)/.exec(msg)?.[1];
     const line = (err as { lineNumber?: number }).lineNumber ?? (fromText ? Number(fromText) : undefined);
     diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: ${msg.split('\n').slice(0, 4).join(' ').replace(/\s+/g, ' ')}`, { file, line }));
     return undefined;
   }
+}
+
+/** `{{ ref('x') }}`, `{{ source('a', 'b') }}`, `{{ config(materialized='table') }}`, `{{ var('v') }}`, `{{ is_incremental() }}`. */
+const JINJA_CALL = /\{\{-?\s*(ref|source|config|var|is_incremental)\s*\(([^()}]*)\)\s*-?\}\}/g;
+
+/** Every dbt-style call in a template, with its line and the Handlebars form tsform reads. */
+export function jinjaCalls(text: string): { written: string; tsform: string; line: number }[] {
+  return [...text.matchAll(JINJA_CALL)].map((m) => {
+    const [written, helper, rawArgs] = m as unknown as [string, string, string];
+    const line = text.slice(0, m.index).split('\n').length;
+    if (helper === 'is_incremental') return { written, tsform: '{{#if is_incremental}} … {{/if}}', line };
+    const args = rawArgs
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean)
+      .map((a) => a.replace(/^'([^']*)'$/, '"$1"').replace(/^(\w+)\s*=\s*'([^']*)'$/, '$1="$2"').replace(/^(\w+)\s*=\s*/, '$1='));
+    return { written, tsform: `{{${[helper, ...args].join(' ')}}}`, line };
+  });
 }
 
 export function extractUses(program: hbs.AST.Program, file: string, macroNames: ReadonlySet<string>, diagnostics: Diagnostic[]): TemplateUses {

@@ -94,6 +94,28 @@ describe('template syntax errors carry a line', () => {
   });
 });
 
+describe('the dbt habit: Jinja call syntax', () => {
+  it("`{{ ref('x') }}` and friends are TSF201 at the model's line, with tsform's Handlebars form", () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/upstream.sql': 'select 1 as practice_id\n',
+      'models/m.sql': [
+        "{{ config(materialized='view') }}",
+        'select u.practice_id',
+        "from {{ ref('upstream') }} u",
+        'join {{ source("app", "customers") }} c on true',
+        '',
+      ].join('\n'),
+    });
+    const { diagnostics } = compileDir(d);
+    expect(diagnostics.map((x) => ({ code: x.code, file: x.file, line: x.line, message: x.message }))).toEqual([
+      { code: Codes.templateSyntax, file: 'models/m.sql', line: 1, message: "template syntax error: `{{ config(materialized='view') }}` is dbt's Jinja syntax; tsform templates are Handlebars: write `{{config materialized=\"view\"}}`" },
+      { code: Codes.templateSyntax, file: 'models/m.sql', line: 3, message: "template syntax error: `{{ ref('upstream') }}` is dbt's Jinja syntax; tsform templates are Handlebars: write `{{ref \"upstream\"}}`" },
+      { code: Codes.templateSyntax, file: 'models/m.sql', line: 4, message: 'template syntax error: `{{ source("app", "customers") }}` is dbt\'s Jinja syntax; tsform templates are Handlebars: write `{{source "app" "customers"}}`' },
+    ]);
+  });
+});
+
 describe('other reference errors', () => {
   it('unknown source (TSF203) with a suggestion; unknown partial (TSF210)', () => {
     const d = writeTempProject({
