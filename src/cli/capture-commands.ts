@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { Codes, TsformError } from '../errors.ts';
 import type { CommandGuard } from './docs-command.ts';
-import { positiveInteger, projectOption, selectionOptions, targetOption, tenantOption } from './option-sets.ts';
+import { positiveInteger, projectOption, selectOption, targetOption, tenantOption } from './option-sets.ts';
 
 interface CaptureCliOptions {
   projectDir: string;
@@ -14,7 +14,7 @@ interface CaptureCliOptions {
 
 /** `backfill`, `purge` and `oltp load-demo`: the operator's side of per-practice capture. */
 export function registerCaptureCommands(program: Command, guard: CommandGuard, out: (line: string) => void): void {
-  selectionOptions(tenantOption(targetOption(projectOption(program.command('backfill').description('re-capture practices (or an updated_at range) from the OLTP in the backfill pool, in resumable chunks')))))
+  selectOption(tenantOption(targetOption(projectOption(program.command('backfill').description('re-capture practices (or an updated_at range) from the OLTP in the backfill pool, in resumable chunks')))))
     .option('--from <date>', 'only rows with updated_at at or after this (ISO date or timestamp)')
     .option('--to <date>', 'only rows with updated_at before this')
     .addOption(new Option('--chunk-rows <n>', 'rows per chunk: the longest a backfill holds a practice\'s capture').argParser(positiveInteger))

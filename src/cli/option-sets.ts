@@ -28,10 +28,13 @@ export function targetOption(cmd: Command): Command {
   return cmd.option('--target <name>', 'target from tsform.yml (default: its `target`)');
 }
 
+export function selectOption(cmd: Command): Command {
+  return cmd.option('-s, --select <selector...>', 'dbt selector: name, +name, name+, tag:x, path:x, source:x, kind:x, state:modified; comma = and, space = or');
+}
+
+/** `--select` and `--exclude`. */
 export function selectionOptions(cmd: Command): Command {
-  return cmd
-    .option('-s, --select <selector...>', 'dbt selector: name, +name, name+, tag:x, path:x, source:x, kind:x, state:modified; comma = and, space = or')
-    .option('--exclude <selector...>', 'nodes to leave out (same grammar)');
+  return selectOption(cmd).option('--exclude <selector...>', 'nodes to leave out (same grammar)');
 }
 
 export function tenantOption(cmd: Command): Command {

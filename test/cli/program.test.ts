@@ -45,6 +45,12 @@ describe('options only on the commands they apply to', () => {
     for (const option of RUN_ONLY) expect(text, option).toContain(option);
   });
 
+  it('backfill offers --select but not --exclude, which it does not read', async () => {
+    const text = (await cli('backfill', '--help')).out.join('\n');
+    expect(text).toContain('--select');
+    expect(text).not.toContain('--exclude');
+  });
+
   it('refuses a run-only option on ls as unknown (exit 2)', async () => {
     const r = await cli('ls', '--project-dir', ROOT, '--full-refresh');
     expect(r.code).toBe(2);
