@@ -17,7 +17,8 @@ export const DEFER_CATALOG = 'prod';
 export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>): Plan {
   const tenants = selectTenants(ws.project.tenants, req.tenants);
   const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
-  refuseEphemeralOnly(ws.dag, selected);
+  // A pull request may change only an ephemeral model: `state:modified` then selects nothing to build, as CI expects.
+  if (!req.select?.some((s) => s.includes('state:'))) refuseEphemeralOnly(ws.dag, selected);
   return buildPlan(ws.manifest, ws.dag, {
     command: req.command,
     selected,

@@ -217,4 +217,12 @@ describe('selector help (issue 15, item 9)', () => {
     expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--select', 'int_encounters_local+', '--tenant', 'tag:ci-sample'], (l) => out.push(l))).toBe(0);
     expect(out.some((l) => l.startsWith('practice_daily_activity\t'))).toBe(true);
   });
+
+  it('state:modified that only changed an ephemeral model plans nothing, without an error (slim CI)', async () => {
+    const { compileWorkspace } = await import('../../src/cli/compile-stage.ts');
+    const { planWorkspace } = await import('../../src/cli/slim-ci.ts');
+    const ws = compileWorkspace(REPO_ROOT, { write: false });
+    const plan = planWorkspace(ws, { command: 'build', select: ['state:modified'], tenants: ['tag:ci-sample'] }, new Set(['int_encounters_local']));
+    expect(plan.steps).toEqual([]);
+  });
 });
