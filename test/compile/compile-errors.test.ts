@@ -116,6 +116,20 @@ describe('the dbt habit: Jinja call syntax', () => {
   });
 });
 
+describe('the dbt habit: Jinja tags', () => {
+  it('`{% if is_incremental() %}` is TSF201 at its line with the Handlebars block, not SQL text', () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/m.sql': ['select 1 as practice_id', '{% if is_incremental() %}', 'where true', '{% endif %}', ''].join('\n'),
+    });
+    const { diagnostics } = compileDir(d);
+    expect(diagnostics.map((x) => [x.code, x.file, x.line, x.message])).toEqual([
+      [Codes.templateSyntax, 'models/m.sql', 2, 'template syntax error: `{% if is_incremental() %}` is a Jinja tag (dbt); tsform templates are Handlebars: write `{{#if is_incremental}}`'],
+      [Codes.templateSyntax, 'models/m.sql', 4, 'template syntax error: `{% endif %}` is a Jinja tag (dbt); tsform templates are Handlebars: write `{{/if}}`'],
+    ]);
+  });
+});
+
 describe('other reference errors', () => {
   it('unknown source (TSF203) with a suggestion; unknown partial (TSF210)', () => {
     const d = writeTempProject({
