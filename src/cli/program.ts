@@ -16,7 +16,8 @@ export const EXIT_USER_ERROR = 2;
 /** A bug in tsform itself, not in the project or its data: README's exit code table. */
 export const EXIT_INTERNAL_ERROR = 3;
 
-interface CommonOptions {
+/** Every option a command of this file reads; each command offers only its own groups (option-sets.ts). */
+interface CommandOptions {
   projectDir: string;
   target?: string;
   select?: string[];
@@ -48,7 +49,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   const project = (cmd: Command) => targetOption(projectOption(cmd));
   const run = (cmd: Command) => runOptions(stateOption(tenantOption(selectionOptions(project(cmd)))));
 
-  const guard = (fn: (o: CommonOptions) => Promise<number>) => async (o: CommonOptions) => {
+  const guard = (fn: (o: CommandOptions) => Promise<number>) => async (o: CommandOptions) => {
     try {
       code = await fn(o);
     } catch (e) {
@@ -59,7 +60,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))
     .option('--strict', 'also require: every source column classified, research models and columns described, the tenant column in every tenant-scoped output, tests on existing columns, no unused macro')
     .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
-    .action(async (o: CommonOptions & { strict?: boolean; format: string }) => {
+    .action(async (o: CommandOptions & { strict?: boolean; format: string }) => {
       const { compileWorkspace } = await import('./api.ts');
       const { strictChecks } = await import('../compile/strict-checks.ts');
       const emit = (diagnostics: Diagnostic[]) =>
@@ -104,7 +105,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
         guard(async (o) => {
           const { runWorkspace } = await import('./api.ts');
           const { jsonReporter, textReporter } = await import('./progress.ts');
-          const format = (o as CommonOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
+          const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
           const reporter = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
           const run = await runWorkspace({
             projectDir: o.projectDir,
@@ -138,7 +139,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       .action(
         guard(async (o) => {
           const { freshness, formatFreshness } = await import('./freshness.ts');
-          const opts = o as CommonOptions & { format: string; alert?: boolean };
+          const opts = o as CommandOptions & { format: string; alert?: boolean };
           const rows = await freshness({ projectDir: o.projectDir, target: o.target, tenants: o.tenant, alert: opts.alert });
           out(opts.format === 'json' ? JSON.stringify(rows) : formatFreshness(rows));
           return EXIT_OK;
@@ -161,7 +162,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     .action(
       guard(async (o) => {
         const { reidentifyCommand } = await import('./privacy.ts');
-        const opts = o as CommonOptions & { token: string; reason: string };
+        const opts = o as CommandOptions & { token: string; reason: string };
         return reidentifyCommand(o.projectDir, o.target, opts.token, opts.reason, out);
       }),
     );
@@ -179,7 +180,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     guard(async (o) => {
       const { renderPoliciesText } = await import('./policies.ts');
       const text = renderPoliciesText(o.projectDir);
-      const file = (o as CommonOptions & { out?: string }).out;
+      const file = (o as CommandOptions & { out?: string }).out;
       if (file) (await import('node:fs')).writeFileSync(file, text);
       else out(text);
       return EXIT_OK;
@@ -196,7 +197,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     .action(
       guard(async (o) => {
         const { verifyPoliciesCommand } = await import('./policies.ts');
-        return verifyPoliciesCommand(o.projectDir, o.target, (o as CommonOptions & { maxRoles: number }).maxRoles, out);
+        return verifyPoliciesCommand(o.projectDir, o.target, (o as CommandOptions & { maxRoles: number }).maxRoles, out);
       }),
     );
 
