@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { Codes, TsformError } from '../errors.ts';
 import type { CommandGuard } from './docs-command.ts';
+import { positiveInteger, projectOption, selectOption, targetOption, tenantOption } from './option-sets.ts';
 
 interface CaptureCliOptions {
   projectDir: string;
@@ -12,12 +13,12 @@ interface CaptureCliOptions {
 }
 
 /** `backfill`, `purge` and `oltp load-demo`: the operator's side of per-practice capture. */
-export function registerCaptureCommands(program: Command, common: (cmd: Command) => Command, guard: CommandGuard, out: (line: string) => void): void {
-  common(program.command('backfill').description('re-capture practices (or an updated_at range) from the OLTP in the backfill pool, in resumable chunks'))
+export function registerCaptureCommands(program: Command, guard: CommandGuard, out: (line: string) => void): void {
+  selectOption(tenantOption(targetOption(projectOption(program.command('backfill').description('re-capture practices (or an updated_at range) from the OLTP in the backfill pool, in resumable chunks')))))
     .option('--from <date>', 'only rows with updated_at at or after this (ISO date or timestamp)')
     .option('--to <date>', 'only rows with updated_at before this')
-    .addOption(new Option('--chunk-rows <n>', 'rows per chunk: the longest a backfill holds a practice\'s capture').argParser((v) => Number.parseInt(v, 10)))
-    .addOption(new Option('--max-chunks <n>', 'stop after this many chunks per table and practice (run again to resume)').argParser((v) => Number.parseInt(v, 10)))
+    .addOption(new Option('--chunk-rows <n>', 'rows per chunk: the longest a backfill holds a practice\'s capture').argParser(positiveInteger))
+    .addOption(new Option('--max-chunks <n>', 'stop after this many chunks per table and practice (run again to resume)').argParser(positiveInteger))
     .action(
       guard(async (o) => {
         const opts = o as CaptureCliOptions & { from?: string; to?: string; chunkRows?: number; maxChunks?: number };
@@ -46,7 +47,7 @@ export function registerCaptureCommands(program: Command, common: (cmd: Command)
       }),
     );
 
-  common(program.command('purge').description('delete an offboarded practice\'s rows from every tenant-scoped relation and its capture state (dry run without --yes)'))
+  tenantOption(targetOption(projectOption(program.command('purge').description('delete an offboarded practice\'s rows from every tenant-scoped relation and its capture state (dry run without --yes)'))))
     .option('--yes', 'really delete (otherwise only count)')
     .action(
       guard(async (o) => {
@@ -61,7 +62,7 @@ export function registerCaptureCommands(program: Command, common: (cmd: Command)
     );
 
   const oltp = program.command('oltp').description('the shared OLTP database that captured sources read');
-  common(oltp.command('load-demo').description('load the demo data (data/ehr/*.csv.gz) into shared OLTP tables with practice_id, updated_at and soft deletes'))
+  projectOption(oltp.command('load-demo').description('load the demo data (data/ehr/*.csv.gz) into shared OLTP tables with practice_id, updated_at and soft deletes'))
     .option('--url-env <name>', 'environment variable holding the OLTP URL', 'TSFORM_OLTP_URL')
     .option('--source <name>', 'the source whose tables and column types to use', 'ehr')
     .option('--data-dir <dir>', 'folder of <table>.csv.gz files', 'data/ehr')

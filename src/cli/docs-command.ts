@@ -5,8 +5,9 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { Codes, TsformError } from '../errors.ts';
+import { projectOption } from './option-sets.ts';
 
-/** The options every command registered here reads; the rest of `common(...)` is ignored. */
+/** The options every command registered here reads. */
 interface ProjectOptions {
   projectDir: string;
 }
@@ -51,10 +52,10 @@ export async function generateDocs(opts: { projectDir: string; out?: string; clo
 }
 
 /** `tsform docs generate` and `tsform docs serve`. */
-export function registerDocsCommands(program: Command, common: (cmd: Command) => Command, guard: CommandGuard, out: (line: string) => void): Command {
+export function registerDocsCommands(program: Command, guard: CommandGuard, out: (line: string) => void): Command {
   const docs = program.command('docs').description('a static documentation site: models, columns with PHI classes, tests, practices, lineage');
 
-  common(docs.command('generate').description('write the docs site (opens from the file system: no server needed); no database is touched'))
+  projectOption(docs.command('generate').description('write the docs site (opens from the file system: no server needed); no database is touched'))
     .option('--out <dir>', 'output directory (default: <project-dir>/target/docs)')
     .action(
       guard(async (o) => {
@@ -66,7 +67,7 @@ export function registerDocsCommands(program: Command, common: (cmd: Command) =>
       }),
     );
 
-  common(docs.command('serve').description('serve a generated docs site on 127.0.0.1 until interrupted (optional: file:// works too)'))
+  projectOption(docs.command('serve').description('serve a generated docs site on 127.0.0.1 until interrupted (optional: file:// works too)'))
     .option('--out <dir>', 'docs directory (default: <project-dir>/target/docs)')
     .addOption(new Option('--port <n>', 'port (0 = any free port)').default(8080).argParser((v) => Number.parseInt(v, 10)))
     .action(

@@ -3,6 +3,9 @@ import pc from 'picocolors';
 import { registerCaptureCommands } from './capture-commands.ts';
 import { registerDocsCommands } from './docs-command.ts';
 import { registerInitCommand } from './init-command.ts';
+import { positiveInteger, projectOption, runOptions, selectionOptions, stateOption, targetOption, tenantOption } from './option-sets.ts';
+import { tsformVersion } from './package-root.ts';
+import { useNearestProject } from './project-root.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { DiagnosticsError, formatDiagnostic, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import type { Command as PlanCommand } from '../plan/plan.ts';
@@ -10,8 +13,11 @@ import type { Command as PlanCommand } from '../plan/plan.ts';
 export const EXIT_OK = 0;
 export const EXIT_NODE_FAILED = 1;
 export const EXIT_USER_ERROR = 2;
+/** A bug in tsform itself, not in the project or its data: README's exit code table. */
+export const EXIT_INTERNAL_ERROR = 3;
 
-interface CommonOptions {
+/** Every option a command of this file reads; each command offers only its own groups (option-sets.ts). */
+interface CommandOptions {
   projectDir: string;
   target?: string;
   select?: string[];
@@ -33,25 +39,17 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   const program = new Command()
     .name('tsform')
     .description('SQL transformations per medical practice, with row-level security and a pseudonymized research layer')
+    .version(tsformVersion(), '-V, --version', 'print tsform\'s version')
     .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    .configureOutput({ writeOut: (t) => out(t.replace(/\n$/, '')), writeErr: (t) => process.stderr.write(t) });
 
-  const common = (cmd: Command) =>
-    cmd
-      .option('--project-dir <dir>', 'project directory', '.')
-      .option('--target <name>', 'target from tsform.yml (default: its `target`)')
-      .option('-s, --select <selector...>', 'dbt selector: name, +name, name+, tag:x, path:x, source:x; comma = and, space = or')
-      .option('--exclude <selector...>', 'nodes to leave out (same grammar)')
-      .option('--tenant <ids...>', 'practices: id[,id...] or tag:<tag> (default: every practice)')
-      .addOption(new Option('--threads <n>', 'statements in flight at once').argParser((v) => Number.parseInt(v, 10)))
-      .option('--full-refresh', 'rebuild tables from scratch (every practice must be selected)')
-      .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
-      .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser((v) => Number.parseFloat(v)))
-      .option('--state <dir>', 'a previous manifest.json (production) for state:modified')
-      .option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)')
-      .option('--defer-database <file>', 'the production DuckDB file for --defer');
+  useNearestProject(program, err);
 
-  const guard = (fn: (o: CommonOptions) => Promise<number>) => async (o: CommonOptions) => {
+  const project = (cmd: Command) => targetOption(projectOption(cmd));
+  const run = (cmd: Command) => runOptions(stateOption(tenantOption(selectionOptions(project(cmd)))));
+
+  const guard = (fn: (o: CommandOptions) => Promise<number>) => async (o: CommandOptions) => {
     try {
       code = await fn(o);
     } catch (e) {
@@ -59,10 +57,10 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     }
   };
 
-  common(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))
+  projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))
     .option('--strict', 'also require: every source column classified, research models and columns described, the tenant column in every tenant-scoped output, tests on existing columns, no unused macro')
     .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
-    .action(async (o: CommonOptions & { strict?: boolean; format: string }) => {
+    .action(async (o: CommandOptions & { strict?: boolean; format: string }) => {
       const { compileWorkspace } = await import('./api.ts');
       const { strictChecks } = await import('../compile/strict-checks.ts');
       const emit = (diagnostics: Diagnostic[]) =>
@@ -84,7 +82,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }
     });
 
-  common(program.command('ls').description('list selected nodes and the practices they fan out to'))
+  stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to')))))
     .action(
     guard(async (o) => {
       const { prepareSlimCi } = await import('./api.ts');
@@ -101,13 +99,13 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     ['test', 'run data tests (per practice for tenant-scoped models)'],
     ['build', 'seed + run + test in DAG order; a failing test skips that practice\'s downstream'],
   ] as const) {
-    common(program.command(name).description(description))
+    run(program.command(name).description(description))
       .addOption(new Option('--log-format <format>', 'text (live view on a terminal) or json lines (default when not a terminal)').choices(['text', 'json']))
       .action(
         guard(async (o) => {
           const { runWorkspace } = await import('./api.ts');
           const { jsonReporter, textReporter } = await import('./progress.ts');
-          const format = (o as CommonOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
+          const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
           const reporter = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
           const run = await runWorkspace({
             projectDir: o.projectDir,
@@ -134,39 +132,43 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       );
   }
 
-  common(program.command('freshness').description('every practice as fresh, at risk or late against its sla.ready_by, in its own time zone, with the reason'))
-    .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
-    .option('--alert', 'send at-risk and late alerts to the sinks of tsform.yml')
-    .action(
-      guard(async (o) => {
-        const { freshness, formatFreshness } = await import('./freshness.ts');
-        const opts = o as CommonOptions & { format: string; alert?: boolean };
-        const rows = await freshness({ projectDir: o.projectDir, target: o.target, tenants: o.tenant, alert: opts.alert });
-        out(opts.format === 'json' ? JSON.stringify(rows) : formatFreshness(rows));
-        return EXIT_OK;
-      }),
-    );
+  const freshnessCommand = (cmd: Command) =>
+    tenantOption(project(cmd.description('every practice as fresh, at risk or late against its sla.ready_by, in its own time zone, with the reason')))
+      .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
+      .option('--alert', 'send at-risk and late alerts to the sinks of tsform.yml')
+      .action(
+        guard(async (o) => {
+          const { freshness, formatFreshness } = await import('./freshness.ts');
+          const opts = o as CommandOptions & { format: string; alert?: boolean };
+          const rows = await freshness({ projectDir: o.projectDir, target: o.target, tenants: o.tenant, alert: opts.alert });
+          out(opts.format === 'json' ? JSON.stringify(rows) : formatFreshness(rows));
+          return EXIT_OK;
+        }),
+      );
+  freshnessCommand(program.command('freshness'));
+  // dbt's spelling: `dbt source freshness`.
+  freshnessCommand(program.command('source').description('sources (dbt\'s `source freshness` is `tsform freshness`)').command('freshness'));
 
   const vault = program.command('vault').description('the restricted identity store of the research layer');
-  common(vault.command('init').description('create the vault key (or record the fingerprint of $TSFORM_VAULT_KEY); prints the fingerprint only')).action(
+  project(vault.command('init').description('create the vault key (or record the fingerprint of $TSFORM_VAULT_KEY); prints the fingerprint only')).action(
     guard(async (o) => {
       const { vaultInitCommand } = await import('./privacy.ts');
       return vaultInitCommand(o.projectDir, o.target, out);
     }),
   );
-  common(program.command('reidentify').description('the one audited way back from a person token to practice records (vault_steward only)'))
+  project(program.command('reidentify').description('the one audited way back from a person token to practice records (vault_steward only)'))
     .requiredOption('--token <token>', 'person token from a research relation')
     .requiredOption('--reason <text>', 'why; written to the audit log with who and when')
     .action(
       guard(async (o) => {
         const { reidentifyCommand } = await import('./privacy.ts');
-        const opts = o as CommonOptions & { token: string; reason: string };
+        const opts = o as CommandOptions & { token: string; reason: string };
         return reidentifyCommand(o.projectDir, o.target, opts.token, opts.reason, out);
       }),
     );
 
   const privacy = program.command('privacy').description('the research layer\'s gates');
-  common(privacy.command('check').description('PHI lineage, k-anonymity of published research relations, leak scan against raw identifiers')).action(
+  project(privacy.command('check').description('PHI lineage, k-anonymity of published research relations, leak scan against raw identifiers')).action(
     guard(async (o) => {
       const { privacyCheckCommand } = await import('./privacy.ts');
       return privacyCheckCommand(o.projectDir, o.target, out);
@@ -174,33 +176,33 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   );
 
   const policies = program.command('policies').description('row-level security: render, apply and verify the DDL of policies/policies.yml');
-  common(policies.command('render').description('print the DDL (roles, membership, RLS per protected relation); works on every target')).option('--out <file>', 'write to a file instead of stdout').action(
+  projectOption(policies.command('render').description('print the DDL (roles, membership, RLS per protected relation); works on every target')).option('--out <file>', 'write to a file instead of stdout').action(
     guard(async (o) => {
       const { renderPoliciesText } = await import('./policies.ts');
       const text = renderPoliciesText(o.projectDir);
-      const file = (o as CommonOptions & { out?: string }).out;
+      const file = (o as CommandOptions & { out?: string }).out;
       if (file) (await import('node:fs')).writeFileSync(file, text);
       else out(text);
       return EXIT_OK;
     }),
   );
-  common(policies.command('apply').description('create roles, sync memberships, protect every existing relation (one transaction; PostgreSQL only)')).action(
+  project(policies.command('apply').description('create roles, sync memberships, protect every existing relation (one transaction; PostgreSQL only)')).action(
     guard(async (o) => {
       const { applyPoliciesCommand } = await import('./policies.ts');
       return applyPoliciesCommand(o.projectDir, o.target, out);
     }),
   );
-  common(policies.command('verify').description('connect as practice roles and prove that no practice sees another\'s rows (PostgreSQL only)'))
-    .option('--max-roles <n>', 'practice roles to probe (all of them up to this many)', '200')
+  project(policies.command('verify').description('connect as practice roles and prove that no practice sees another\'s rows (PostgreSQL only)'))
+    .addOption(new Option('--max-roles <n>', 'practice roles to probe (all of them up to this many)').default(200).argParser(positiveInteger))
     .action(
       guard(async (o) => {
         const { verifyPoliciesCommand } = await import('./policies.ts');
-        return verifyPoliciesCommand(o.projectDir, o.target, Number((o as CommonOptions & { maxRoles?: string }).maxRoles ?? 200), out);
+        return verifyPoliciesCommand(o.projectDir, o.target, (o as CommandOptions & { maxRoles: number }).maxRoles, out);
       }),
     );
 
-  registerDocsCommands(program, common, guard, out);
-  registerCaptureCommands(program, common, guard, out);
+  registerDocsCommands(program, guard, out);
+  registerCaptureCommands(program, guard, out);
   registerInitCommand(program, guard, out);
 
   try {
@@ -228,6 +230,6 @@ function reportError(e: unknown, err: (l: string) => void): number {
   // A database error that escaped its command: its message goes through the one redactor, and
   // only the stack's frames follow (the stack's first line repeats the unredacted message).
   const frames = (e instanceof Error ? (e.stack ?? '') : '').split('\n').filter((l) => /^\s+at /.test(l));
-  err(pc.red(`internal error: ${[safeDbMessage(e), ...frames].join('\n')}`));
-  return EXIT_NODE_FAILED;
+  err(pc.red(`internal error (a bug in tsform; please report it with this output): ${[safeDbMessage(e), ...frames].join('\n')}`));
+  return EXIT_INTERNAL_ERROR;
 }

@@ -4,7 +4,7 @@ import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../artifacts/manifest.ts
 import { upgradeManifest } from '../artifacts/upgrade-manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { upstreamOf } from '../graph/dag.ts';
-import { selectNodes, selectTenants } from '../graph/select.ts';
+import { refuseEphemeralOnly, selectNodes, selectTenants } from '../graph/select.ts';
 import { modifiedNodes } from '../graph/state.ts';
 import { buildPlan, type Plan } from '../plan/plan.ts';
 import { compileWorkspace } from './compile-stage.ts';
@@ -17,6 +17,8 @@ export const DEFER_CATALOG = 'prod';
 export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>): Plan {
   const tenants = selectTenants(ws.project.tenants, req.tenants);
   const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
+  // A pull request may change only an ephemeral model: `state:modified` then selects nothing to build, as CI expects.
+  if (!req.select?.some((s) => s.includes('state:'))) refuseEphemeralOnly(ws.dag, selected);
   return buildPlan(ws.manifest, ws.dag, {
     command: req.command,
     selected,

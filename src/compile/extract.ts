@@ -21,17 +21,78 @@ export function emptyUses(): TemplateUses {
 
 const BUILTINS = new Set(['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'if', 'unless', 'each', 'with', 'else']);
 
-/** Parses a template; a syntax error becomes a diagnostic with the template's line. */
+/**
+ * Parses a template; a syntax error becomes a diagnostic with the template's line. A dbt habit
+ * (`{{ ref('x') }}`, Jinja call syntax) gets the tsform form instead of Handlebars' parser dump.
+ */
 export function parseTemplate(text: string, file: string, diagnostics: Diagnostic[]): hbs.AST.Program | undefined {
+  let program: hbs.AST.Program;
   try {
-    return Handlebars.parse(text);
+    program = Handlebars.parse(text);
   } catch (err) {
+    const dbtCalls = jinjaCalls(text);
+    if (dbtCalls.length > 0) {
+      for (const c of dbtCalls) {
+        diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: \`${c.written}\` is dbt's Jinja syntax; tsform templates are Handlebars: write \`${c.tsform}\``, { file, line: c.line }));
+      }
+      return undefined;
+    }
     const msg = (err as Error).message;
     const fromText = /line (\d+)/.exec(msg)?.[1];
     const line = (err as { lineNumber?: number }).lineNumber ?? (fromText ? Number(fromText) : undefined);
     diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: ${msg.split('\n').slice(0, 4).join(' ').replace(/\s+/g, ' ')}`, { file, line }));
     return undefined;
   }
+  // Handlebars reads a Jinja tag as plain text: it would reach the database as SQL.
+  const tags = jinjaTags(text);
+  for (const t of tags) {
+    diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: \`${t.written}\` is a Jinja tag (dbt); tsform templates are Handlebars: ${t.tsform}`, { file, line: t.line }));
+  }
+  return tags.length > 0 ? undefined : program;
+}
+
+const JINJA_TAG = /\{%-?\s*(if|elif|else|endif|for|endfor|set|macro|endmacro|call|endcall)\b([^%]*)-?%\}/g;
+
+/** `{% if is_incremental() %}` and its kin, with the Handlebars form. */
+function jinjaTags(text: string): { written: string; tsform: string; line: number }[] {
+  return [...text.matchAll(JINJA_TAG)].map((m) => {
+    const [written, tag, rest] = m as unknown as [string, string, string];
+    const line = text.slice(0, m.index).split('\n').length;
+    const condition = rest.trim().replace(/-$/, '').trim();
+    const tsform =
+      tag === 'if'
+        ? /^is_incremental\(\)$/.test(condition)
+          ? 'write `{{#if is_incremental}}`'
+          : 'write `{{#if <name>}}` (Handlebars tests a value, not an expression)'
+        : tag === 'elif' || tag === 'else'
+          ? 'write `{{else}}`'
+          : tag === 'endif'
+            ? 'write `{{/if}}`'
+            : tag === 'for'
+              ? 'write `{{#each <list>}}`'
+              : tag === 'endfor'
+                ? 'write `{{/each}}`'
+                : 'a macro is a file in macros/*.hbs, called as `{{name arg}}`; a value is a var (`{{var "name"}}`)';
+    return { written, tsform, line };
+  });
+}
+
+/** `{{ ref('x') }}`, `{{ source('a', 'b') }}`, `{{ config(materialized='table') }}`, `{{ var('v') }}`, `{{ is_incremental() }}`. */
+const JINJA_CALL = /\{\{-?\s*(ref|source|config|var|is_incremental)\s*\(([^()}]*)\)\s*-?\}\}/g;
+
+/** Every dbt-style call in a template, with its line and the Handlebars form tsform reads. */
+export function jinjaCalls(text: string): { written: string; tsform: string; line: number }[] {
+  return [...text.matchAll(JINJA_CALL)].map((m) => {
+    const [written, helper, rawArgs] = m as unknown as [string, string, string];
+    const line = text.slice(0, m.index).split('\n').length;
+    if (helper === 'is_incremental') return { written, tsform: '{{#if is_incremental}} … {{/if}}', line };
+    const args = rawArgs
+      .split(',')
+      .map((a) => a.trim())
+      .filter(Boolean)
+      .map((a) => a.replace(/^'([^']*)'$/, '"$1"').replace(/^(\w+)\s*=\s*'([^']*)'$/, '$1="$2"').replace(/^(\w+)\s*=\s*/, '$1='));
+    return { written, tsform: `{{${[helper, ...args].join(' ')}}}`, line };
+  });
 }
 
 export function extractUses(program: hbs.AST.Program, file: string, macroNames: ReadonlySet<string>, diagnostics: Diagnostic[]): TemplateUses {

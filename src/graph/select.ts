@@ -1,3 +1,4 @@
+import { suggest } from '../compile/compile.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { showValue } from '../project/load-tenants.ts';
 import { TENANT_ID_PATTERN, type Tenant } from '../project/types.ts';
@@ -94,12 +95,51 @@ function attributeMatches(dag: ModelDag, atom: SelectorAtom): Set<string> {
           : atom.method === 'path'
             ? node.path === atom.value || node.path.startsWith(atom.value.replace(/\/?$/, '/')) || glob.test(node.path)
             : atom.method === 'source'
-              ? node.kind === 'source' && glob.test(id.replace(/^source:/, ''))
+              ? node.kind === 'source' && (glob.test(id.replace(/^source:/, '')) || glob.test(sourceNameOf(id)))
               : glob.test(node.kind);
     if (match) base.add(id);
   });
-  if (base.size === 0) throw new TsformError(Codes.badSelector, `selector '${atom.method}:${atom.value}' matches nothing`);
+  if (base.size === 0) {
+    throw new TsformError(Codes.badSelector, `selector '${atom.method}:${atom.value}' matches nothing${suggest(atom.value, selectorValues(dag, atom.method))}`);
+  }
   return base;
+}
+
+/** `source:ehr.encounters` → `ehr`: `source:ehr` selects every table of the source, as in dbt. */
+function sourceNameOf(id: string): string {
+  return id.replace(/^source:/, '').split('.')[0]!;
+}
+
+/** What a method could have matched, for "did you mean". */
+function selectorValues(dag: ModelDag, method: SelectorAtom['method']): string[] {
+  const values = new Set<string>();
+  dag.graph.forEachNode((id, { node }) => {
+    if (method === 'name') values.add(node.name.replace(/^source:/, ''));
+    else if (method === 'tag') for (const t of node.tags) values.add(t);
+    else if (method === 'path') values.add(node.path);
+    else if (method === 'source' && node.kind === 'source') {
+      values.add(sourceNameOf(id));
+      values.add(id.replace(/^source:/, ''));
+    } else if (method === 'kind') values.add(node.kind);
+  });
+  return [...values].sort();
+}
+
+/**
+ * A selection of ephemeral models only builds nothing: an ephemeral model is inlined as a CTE into
+ * the models that read it. Said so, with what to select instead, rather than "0 nodes" and exit 0.
+ */
+export function refuseEphemeralOnly(dag: ModelDag, selected: ReadonlySet<string>): void {
+  if (selected.size === 0) return;
+  const ephemeral = [...selected].filter((id) => dag.graph.getNodeAttribute(id, 'node').materialized === 'ephemeral');
+  if (ephemeral.length < selected.size) return;
+  const readers = [...new Set(ephemeral.flatMap((id) => dag.graph.outNeighbors(id)))].filter((id) => !selected.has(id)).sort();
+  const names = ephemeral.map((id) => `'${id}'`).join(', ');
+  throw new TsformError(
+    Codes.badSelector,
+    `${names} ${ephemeral.length === 1 ? 'is' : 'are'} ephemeral: inlined as a CTE into the models that read ${ephemeral.length === 1 ? 'it' : 'them'}, so there is nothing to build; ` +
+      `select ${readers.length > 0 ? `the readers (${readers.map((r) => `'${r}'`).join(', ')}), e.g. --select ${ephemeral[0]}+` : `the models that read ${ephemeral.length === 1 ? 'it' : 'them'} (--select ${ephemeral[0]}+)`}`,
+  );
 }
 
 function globToRegExp(value: string): RegExp {

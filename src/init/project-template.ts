@@ -234,13 +234,31 @@ grants:
   research_reader: [research]
 `;
 
+/**
+ * The new project's package.json: tsform is a dependency of the project (not a global tool), so
+ * `npm install` puts it in node_modules/.bin and `npx tsform` runs that copy. `tsformDependency`
+ * is an npm spec: `file:<checkout>` or a git URL while tsform is unpublished.
+ */
+function packageJson(name: string, tsformDependency: string): string {
+  const pkg = {
+    name: name.toLowerCase().replace(/^[._]+/, '') || 'analytics',
+    private: true,
+    description: 'A tsform project: SQL models computed per practice',
+    scripts: { compile: 'tsform compile', build: 'tsform build', docs: 'tsform docs generate' },
+    dependencies: { tsform: tsformDependency },
+  };
+  return `${JSON.stringify(pkg, null, 2)}\n`;
+}
+
 function readme(name: string): string {
   return `# ${name}
 
 A tsform project: SQL models computed per practice (tenant), with practice ids bound as query
-parameters, never spliced into SQL.
+parameters, never spliced into SQL. tsform is a dependency in \`package.json\`: run
+\`npm install\` once, then \`npx tsform …\` runs that copy.
 
 \`\`\`sh
+npm install                   # tsform and its dependencies (see package.json)
 npx tsform compile            # target/manifest.json and target/compiled/*.sql; no database touched
 npx tsform build              # seed + run + test for every practice (DuckDB: target/tsform.duckdb)
 npx tsform build --tenant tag:ci-sample
@@ -264,9 +282,13 @@ replace \`data/\` and \`models/sources.yml\` with your own landing tables.
 `;
 }
 
-/** Every file of a new project by path (relative to its root, `/`-separated). */
-export function initProjectFiles(name: string): Record<string, string> {
+/**
+ * Every file of a new project by path (relative to its root, `/`-separated); package.json when
+ * `tsformDependency` says how the project gets tsform.
+ */
+export function initProjectFiles(name: string, opts: { tsformDependency?: string } = {}): Record<string, string> {
   return {
+    ...(opts.tsformDependency === undefined ? {} : { 'package.json': packageJson(name, opts.tsformDependency) }),
     'tsform.yml': tsformYml(name),
     'tenants.yml': tenantsYml(),
     'data/daily_visits.csv': sampleVisitsCsv(),
@@ -280,6 +302,6 @@ export function initProjectFiles(name: string): Record<string, string> {
     'tests/assert_visits_not_negative.sql': SINGULAR_TEST_SQL,
     'policies/policies.yml': POLICIES_YML,
     'README.md': readme(name),
-    '.gitignore': 'target/\n',
+    '.gitignore': 'target/\nnode_modules/\n',
   };
 }

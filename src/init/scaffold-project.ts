@@ -24,9 +24,10 @@ export interface ScaffoldResult {
 
 /**
  * Writes a new project into `dir` (created when missing). Never overwrites: a directory holding
- * anything but `.git` is refused before a single file is written.
+ * anything but `.git` is refused before a single file is written. `tsformDependency` (an npm
+ * spec) adds a package.json that depends on tsform.
  */
-export function scaffoldProject(dir: string, opts: { name?: string } = {}): ScaffoldResult {
+export function scaffoldProject(dir: string, opts: { name?: string; tsformDependency?: string } = {}): ScaffoldResult {
   const root = resolve(dir);
   if (opts.name !== undefined && !PROJECT_NAME.test(opts.name)) {
     throw new TsformError(Codes.invalidIdentifier, `tsform init: project name ${JSON.stringify(opts.name)} must match ${PROJECT_NAME.source}`);
@@ -42,7 +43,7 @@ export function scaffoldProject(dir: string, opts: { name?: string } = {}): Scaf
     }
   }
   const name = opts.name ?? projectNameFrom(basename(root));
-  const files = initProjectFiles(name);
+  const files = initProjectFiles(name, { tsformDependency: opts.tsformDependency });
   for (const [path, text] of Object.entries(files)) {
     const abs = join(root, ...path.split('/'));
     mkdirSync(dirname(abs), { recursive: true });

@@ -94,6 +94,42 @@ describe('template syntax errors carry a line', () => {
   });
 });
 
+describe('the dbt habit: Jinja call syntax', () => {
+  it("`{{ ref('x') }}` and friends are TSF201 at the model's line, with tsform's Handlebars form", () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/upstream.sql': 'select 1 as practice_id\n',
+      'models/m.sql': [
+        "{{ config(materialized='view') }}",
+        'select u.practice_id',
+        "from {{ ref('upstream') }} u",
+        'join {{ source("app", "customers") }} c on true',
+        '',
+      ].join('\n'),
+    });
+    const { diagnostics } = compileDir(d);
+    expect(diagnostics.map((x) => ({ code: x.code, file: x.file, line: x.line, message: x.message }))).toEqual([
+      { code: Codes.templateSyntax, file: 'models/m.sql', line: 1, message: "template syntax error: `{{ config(materialized='view') }}` is dbt's Jinja syntax; tsform templates are Handlebars: write `{{config materialized=\"view\"}}`" },
+      { code: Codes.templateSyntax, file: 'models/m.sql', line: 3, message: "template syntax error: `{{ ref('upstream') }}` is dbt's Jinja syntax; tsform templates are Handlebars: write `{{ref \"upstream\"}}`" },
+      { code: Codes.templateSyntax, file: 'models/m.sql', line: 4, message: 'template syntax error: `{{ source("app", "customers") }}` is dbt\'s Jinja syntax; tsform templates are Handlebars: write `{{source "app" "customers"}}`' },
+    ]);
+  });
+});
+
+describe('the dbt habit: Jinja tags', () => {
+  it('`{% if is_incremental() %}` is TSF201 at its line with the Handlebars block, not SQL text', () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/m.sql': ['select 1 as practice_id', '{% if is_incremental() %}', 'where true', '{% endif %}', ''].join('\n'),
+    });
+    const { diagnostics } = compileDir(d);
+    expect(diagnostics.map((x) => [x.code, x.file, x.line, x.message])).toEqual([
+      [Codes.templateSyntax, 'models/m.sql', 2, 'template syntax error: `{% if is_incremental() %}` is a Jinja tag (dbt); tsform templates are Handlebars: write `{{#if is_incremental}}`'],
+      [Codes.templateSyntax, 'models/m.sql', 4, 'template syntax error: `{% endif %}` is a Jinja tag (dbt); tsform templates are Handlebars: write `{{/if}}`'],
+    ]);
+  });
+});
+
 describe('other reference errors', () => {
   it('unknown source (TSF203) with a suggestion; unknown partial (TSF210)', () => {
     const d = writeTempProject({

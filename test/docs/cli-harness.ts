@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { DiagnosticsError, formatDiagnostic, TsformError } from '../../src/errors.ts';
 import type { CommandGuard } from '../../src/cli/docs-command.ts';
+import { useNearestProject } from '../../src/cli/project-root.ts';
 
 export interface HarnessRun {
   code: number;
@@ -9,16 +10,16 @@ export interface HarnessRun {
 }
 
 /**
- * A commander program wired like src/cli/program.ts (`common`, `guard`, `out`, exit codes 0/1/2),
+ * A commander program wired like src/cli/program.ts (`guard`, `out`, exit codes 0/2/3),
  * so a command's register function is tested through commander without touching program.ts.
  */
 export async function runRegistered(
-  register: (program: Command, common: (cmd: Command) => Command, guard: CommandGuard, out: (line: string) => void) => void,
+  register: (program: Command, guard: CommandGuard, out: (line: string) => void) => void,
   args: string[],
 ): Promise<HarnessRun> {
   const run: HarnessRun = { code: 0, out: [], err: [] };
   const program = new Command().name('tsform').exitOverride();
-  const common = (cmd: Command) => cmd.option('--project-dir <dir>', 'project directory', '.');
+  useNearestProject(program, (line) => run.err.push(line));
   const guard: CommandGuard = (fn) => async (o) => {
     try {
       run.code = await fn(o);
@@ -31,11 +32,11 @@ export async function runRegistered(
         run.code = 2;
       } else {
         run.err.push(String((e as Error)?.stack ?? e));
-        run.code = 1;
+        run.code = 3;
       }
     }
   };
-  register(program, common, guard, (line) => run.out.push(line));
+  register(program, guard, (line) => run.out.push(line));
   try {
     await program.parseAsync(args, { from: 'user' });
   } catch (e) {

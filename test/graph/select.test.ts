@@ -189,3 +189,47 @@ describe('tsform ls (CLI) with a hostile --tenant', () => {
     expect(out[0]).toBe('stg_claims\tmodel\ttenant\ttable\t5 practices');
   });
 });
+
+describe('selector help (issue 15, item 9)', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('a typo gets "did you mean" with the nearest names, per method', () => {
+    expect(thrown(() => select(['stg_encounter'])).message).toContain("(did you mean 'stg_encounters'");
+    expect(thrown(() => select(['tag:marst'])).message).toContain("did you mean 'marts'?");
+    expect(thrown(() => select(['source:eh'])).message).toContain("did you mean 'ehr'?");
+    expect(thrown(() => select(['source:ehr.encounter'])).message).toContain("'ehr.encounters'");
+  });
+
+  it('source:<name> selects every table of the source, like dbt (source:<name>.* too)', () => {
+    const all = select(['source:ehr']);
+    expect(all.length).toBeGreaterThan(1);
+    expect(all.every((id) => id.startsWith('source:ehr.'))).toBe(true);
+    expect(all).toEqual(select(['source:ehr.*']));
+    expect(select(['source:ehr.encounters'])).toEqual(['source:ehr.encounters']);
+  });
+
+  it('--select <ephemeral> is an error that says it is inlined and names its readers to select instead', async () => {
+    const stderr: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      stderr.push(String(chunk));
+      return true;
+    });
+    const out: string[] = [];
+    expect(manifest.models.int_encounters_local?.materialized).toBe('ephemeral');
+    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--select', 'int_encounters_local'], (l) => out.push(l))).toBe(2);
+    expect(out).toEqual([]);
+    expect(stderr.join('')).toContain("'int_encounters_local' is ephemeral: inlined as a CTE into the models that read it, so there is nothing to build; select the readers ('practice_daily_activity'), e.g. --select int_encounters_local+");
+    // With a reader it builds the reader.
+    out.length = 0;
+    expect(await runCli(['node', 'tsform', 'ls', '--project-dir', REPO_ROOT, '--select', 'int_encounters_local+', '--tenant', 'tag:ci-sample'], (l) => out.push(l))).toBe(0);
+    expect(out.some((l) => l.startsWith('practice_daily_activity\t'))).toBe(true);
+  });
+
+  it('state:modified that only changed an ephemeral model plans nothing, without an error (slim CI)', async () => {
+    const { compileWorkspace } = await import('../../src/cli/compile-stage.ts');
+    const { planWorkspace } = await import('../../src/cli/slim-ci.ts');
+    const ws = compileWorkspace(REPO_ROOT, { write: false });
+    const plan = planWorkspace(ws, { command: 'build', select: ['state:modified'], tenants: ['tag:ci-sample'] }, new Set(['int_encounters_local']));
+    expect(plan.steps).toEqual([]);
+  });
+});

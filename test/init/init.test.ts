@@ -1,6 +1,8 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { parse } from 'csv-parse/sync';
 import { afterAll, describe, expect, it } from 'vitest';
 import { compileWorkspace, runWorkspace } from '../../src/cli/api.ts';
@@ -8,6 +10,7 @@ import { registerInitCommand } from '../../src/cli/init-command.ts';
 import { TsformError } from '../../src/errors.ts';
 import { INIT_DIR_NOT_EMPTY, scaffoldProject } from '../../src/init/scaffold-project.ts';
 import { INIT_PRACTICES, projectNameFrom } from '../../src/init/project-template.ts';
+import { REPO_ROOT } from '../fixtures/project-fixture.ts';
 import { runRegistered } from '../docs/cli-harness.ts';
 
 /** `tsform init <dir>`: a new tenant-aware project that compiles and builds at once. */
@@ -15,7 +18,7 @@ import { runRegistered } from '../docs/cli-harness.ts';
 const base = mkdtempSync(join(tmpdir(), 'tsform-init-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));
 
-const init = (args: string[]) => runRegistered((program, _common, guard, out) => registerInitCommand(program, guard, out), ['init', ...args]);
+const init = (args: string[]) => runRegistered((program, guard, out) => registerInitCommand(program, guard, out), ['init', ...args]);
 
 describe('tsform init', () => {
   it('scaffolds a project that compiles without a diagnostic and builds every node for every practice', async () => {
@@ -106,6 +109,44 @@ describe('tsform init', () => {
     expect(projectNameFrom('My Clinic-Analytics')).toBe('my_clinic_analytics');
     expect(projectNameFrom('2024 reports')).toBe('p_2024_reports');
     expect(projectNameFrom('...')).toBe('analytics');
+  });
+});
+
+describe('tsform init: a project that uses tsform from another repository', () => {
+  it('writes a package.json depending on this checkout (file:), and the printed next step works', async () => {
+    const dir = join(base, 'from elsewhere');
+    const run = await init([dir]);
+    expect(run.code).toBe(0);
+    expect(run.out.at(-1)).toBe(`next: cd '${dir}' && npm install && npx tsform build`);
+    const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; private: boolean; dependencies: Record<string, string> };
+    expect(pkg).toMatchObject({ name: 'from_elsewhere', private: true });
+    const spec = pkg.dependencies.tsform!;
+    expect(spec).toMatch(/^file:\//);
+    // The dependency resolves to this checkout: the package whose bin is tsform.
+    const target = spec.slice('file:'.length);
+    expect(realpathSync(target)).toBe(realpathSync(resolve(REPO_ROOT)));
+    expect(JSON.parse(readFileSync(join(target, 'package.json'), 'utf8'))).toMatchObject({ name: 'tsform', bin: { tsform: 'bin/tsform.mjs' } });
+    expect(readFileSync(join(dir, '.gitignore'), 'utf8')).toContain('node_modules/');
+    expect(readFileSync(join(dir, 'README.md'), 'utf8')).toContain('npm install');
+
+    // `npm install` of a file: dependency links node_modules/tsform to the folder and its bin to
+    // node_modules/.bin; done here by hand so the test needs no network and no npm cache.
+    mkdirSync(join(dir, 'node_modules', '.bin'), { recursive: true });
+    symlinkSync(target, join(dir, 'node_modules', 'tsform'));
+    symlinkSync(join('..', 'tsform', 'bin', 'tsform.mjs'), join(dir, 'node_modules', '.bin', 'tsform'));
+    const npx = promisify(execFile);
+    const env = { ...process.env, npm_config_offline: 'true', npm_config_update_notifier: 'false' };
+    const version = await npx('npx', ['tsform', '--version'], { cwd: dir, env });
+    expect(version.stdout.trim()).toBe((JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+    const compiled = await npx('npx', ['tsform', 'compile'], { cwd: join(dir, 'models'), env });
+    expect(compiled.stdout).toContain('compiled 2 models');
+    expect(compiled.stderr).toContain(`using the project in ${realpathSync(dir)}`);
+  });
+
+  it('--tsform <spec> puts a git URL (or any npm spec) in package.json instead', async () => {
+    const dir = join(base, 'git-dep');
+    expect((await init([dir, '--tsform', 'git+https://example.org/tsform.git#main'])).code).toBe(0);
+    expect(JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).dependencies).toEqual({ tsform: 'git+https://example.org/tsform.git#main' });
   });
 });
 

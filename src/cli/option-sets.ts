@@ -1,0 +1,57 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+
+/**
+ * The option groups of the CLI. Each command adds only the groups it reads, so `--help` of
+ * `ls` or `docs generate` never offers `--full-refresh` or `--threads`.
+ */
+
+/** `--threads 0` or `--threads abc` is a commander error, before any database sees the value. */
+export function positiveInteger(value: string): number {
+  if (!/^\d+$/.test(value.trim()) || Number.parseInt(value, 10) < 1) {
+    throw new InvalidArgumentError(`expected a whole number of at least 1, got '${value}'`);
+  }
+  return Number.parseInt(value, 10);
+}
+
+export function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`expected a number above 0, got '${value}'`);
+  return n;
+}
+
+/** `--project-dir`; without it the nearest folder up from here holding tsform.yml (see project-root.ts). */
+export function projectOption(cmd: Command): Command {
+  return cmd.option('--project-dir <dir>', 'project directory (default: the nearest folder holding tsform.yml, from here upwards)');
+}
+
+export function targetOption(cmd: Command): Command {
+  return cmd.option('--target <name>', 'target from tsform.yml (default: its `target`)');
+}
+
+export function selectOption(cmd: Command): Command {
+  return cmd.option('-s, --select <selector...>', 'dbt selector: name, +name, name+, tag:x, path:x, source:x, kind:x, state:modified; comma = and, space = or');
+}
+
+/** `--select` and `--exclude`. */
+export function selectionOptions(cmd: Command): Command {
+  return selectOption(cmd).option('--exclude <selector...>', 'nodes to leave out (same grammar)');
+}
+
+export function tenantOption(cmd: Command): Command {
+  return cmd.option('--tenant <ids...>', 'practices: id[,id...] or tag:<tag> (default: every practice)');
+}
+
+export function stateOption(cmd: Command): Command {
+  return cmd.option('--state <dir>', 'a previous manifest.json (production) for state:modified');
+}
+
+/** Options that only a run (`run`, `seed`, `test`, `build`) reads. */
+export function runOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--threads <n>', 'statements in flight at once (a whole number ≥ 1)').argParser(positiveInteger))
+    .option('--full-refresh', 'rebuild tables from scratch (every practice must be selected)')
+    .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
+    .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser(positiveNumber))
+    .option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)')
+    .option('--defer-database <file>', 'the production DuckDB file for --defer');
+}
