@@ -13,6 +13,7 @@ import { startMonitoring } from './run-monitoring.ts';
 import { leakScanResult, recordRun } from './run-record.ts';
 import { DEFER_CATALOG, prepareSlimCi } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
+import { settleVaultKey } from './vault-key-stage.ts';
 
 /**
  * The programmatic API behind the CLI (tests call it too): the composition root. It wires the
@@ -26,7 +27,7 @@ export { planWorkspace, prepareSlimCi, readStateManifest } from './slim-ci.ts';
 export { openAdapter, resolveTarget } from './target.ts';
 export type { Workspace } from './workspace.ts';
 
-/** compile → plan → capture wiring → locks → monitor → execute → leak scan → record. */
+/** compile → plan → vault key → capture wiring → locks → monitor → execute → leak scan → record. */
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const env = req.env ?? process.env;
   const clock = req.clock ?? systemClock;
@@ -43,7 +44,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const capture = runCaptureFor(ws, planned, adapter, req.openOltp, env);
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
-    const notices: string[] = [];
+    const notices = await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name });
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
     req.onPlan?.(plan);
