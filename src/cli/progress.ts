@@ -2,6 +2,7 @@ import pc from 'picocolors';
 import type { NodeResult, RunResults } from '../artifacts/run-results.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { plannedUnits, type PlannedUnits } from '../plan/units.ts';
+import { FailureDigest } from './failure-digest.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 
 /** How a run reports itself: one object per format, with optional hooks (vitest's reporter shape). */
@@ -42,6 +43,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
   let total = 0;
   let perTenant = 0;
   let planned: PlannedUnits | undefined;
+  const failures = new FailureDigest();
   let statusShown = false;
   const clear = () => {
     if (statusShown) live.write('\r\x1b[K');
@@ -66,7 +68,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
         expected.set(r.tenant, n);
         if (n >= perTenant) tenantsDone.add(r.tenant);
       }
-      for (const r of results.filter((x) => x.status === 'error')) print(`${pc.red('✗')} ${r.node}: ${r.message ?? ''}`);
+      for (const line of failures.add(results)) print(`${pc.red('✗')} ${line}`);
       if (!live.isTTY) {
         const builds = results.filter((r) => r.kind === 'build');
         const ok = builds.filter((r) => r.status === 'success');
@@ -89,6 +91,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
       const s = summaryOf(run, planned);
       out('');
       out(`Done in ${(run.elapsed_ms / 1000).toFixed(1)}s: ${totalsLine(s)}.`);
+      for (const line of failures.summary()) out(pc.red(`✗ ${line}`));
       if (s.failed_global.length > 0) out(pc.red(`Failed global nodes: ${s.failed_global.join(', ')}`));
       if (s.failed_practices.length > 0) {
         out(pc.red(`Practices with failures (${s.failed_practices.length}): ${s.failed_practices.slice(0, 20).join(', ')}${s.failed_practices.length > 20 ? ', …' : ''}`));
