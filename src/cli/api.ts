@@ -3,6 +3,7 @@ import type { RunResults } from '../artifacts/run-results.ts';
 import { systemClock } from '../clock.ts';
 import { TsformError, Codes } from '../errors.ts';
 import { execute } from '../execute/index.ts';
+import { plannedUnits } from '../plan/units.ts';
 import { defaultStrategies } from '../execute/strategies/index.ts';
 import { captureStrategy } from '../ingest/capture-strategy.ts';
 import { isolateOnboarding, retiredTenantNotices, runCaptureFor } from './capture-wiring.ts';
@@ -10,9 +11,10 @@ import { policyContext } from './policy-context.ts';
 import { lockPractices } from './practice-locks.ts';
 import type { RunRequest } from './run-request.ts';
 import { startMonitoring } from './run-monitoring.ts';
-import { leakScanResult, recordRun } from './run-record.ts';
+import { leakScanPlanned, leakScanResult, recordRun } from './run-record.ts';
 import { DEFER_CATALOG, prepareSlimCi } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
+import { settleVaultKey } from './vault-key-stage.ts';
 
 /**
  * The programmatic API behind the CLI (tests call it too): the composition root. It wires the
@@ -26,7 +28,7 @@ export { planWorkspace, prepareSlimCi, readStateManifest } from './slim-ci.ts';
 export { openAdapter, resolveTarget } from './target.ts';
 export type { Workspace } from './workspace.ts';
 
-/** compile → plan → capture wiring → locks → monitor → execute → leak scan → record. */
+/** compile → plan → vault key → capture wiring → locks → monitor → execute → leak scan → record. */
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const env = req.env ?? process.env;
   const clock = req.clock ?? systemClock;
@@ -43,10 +45,11 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const capture = runCaptureFor(ws, planned, adapter, req.openOltp, env);
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
-    const notices: string[] = [];
+    const notices = await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name });
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
-    req.onPlan?.(plan);
+    const leakScan = leakScanPlanned(ws, plan);
+    req.onPlan?.(plan, plannedUnits(plan, { checks: leakScan ? 1 : 0 }));
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
     const monitoring = await startMonitoring(ws, plan, adapter, { runId, clock, env, selectedTenants, alertLog: req.alertLog });
@@ -69,7 +72,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     });
     await monitoring.settled();
     const privacy = ws.project.config.privacy;
-    if (privacy && plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized)) results.push(await leakScanResult(adapter, ws, privacy));
+    if (privacy && leakScan) results.push(await leakScanResult(adapter, ws, privacy));
     notices.push(...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project)));
     const finished = { runId, command: req.command, target: target.name, startedAt, finishedAt: clock.now(), results, notices, dispatcher: monitoring.dispatcher };
     return await recordRun(adapter, ws, plan, req, selectedTenants, finished);

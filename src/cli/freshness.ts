@@ -47,8 +47,8 @@ export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> 
 
 export function formatFreshness(rows: readonly FreshnessRow[]): string {
   const counts = summarizeFreshness(rows);
-  const order = { late: 0, at_risk: 1, fresh: 2 } as const;
+  const order = { late: 0, at_risk: 1, pending: 2, fresh: 3 } as const;
   const sorted = [...rows].sort((a, b) => order[a.status] - order[b.status] || a.tenant.localeCompare(b.tenant));
   const lines = sorted.map((r) => `${r.status.padEnd(8)} ${r.tenant.padEnd(16)} ${r.ready_by} ${r.timezone.padEnd(20)} ${r.reason}`);
-  return [`status   practice         sla   zone                 reason`, ...lines, '', `${counts.fresh} fresh, ${counts.at_risk} at risk, ${counts.late} late`].join('\n');
+  return [`status   practice         sla   zone                 reason`, ...lines, '', `${counts.fresh} fresh, ${counts.pending} pending, ${counts.at_risk} at risk, ${counts.late} late`].join('\n');
 }

@@ -86,9 +86,13 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     .action(
     guard(async (o) => {
       const { prepareSlimCi } = await import('./api.ts');
-      const { plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state });
+      const { leakScanPlanned } = await import('./run-record.ts');
+      const { plannedUnits } = await import('../plan/units.ts');
+      const { planLine } = await import('./progress.ts');
+      const { ws, plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state });
       for (const s of plan.steps) out(`${s.id}\t${s.kind}\t${s.scope}\t${s.materialized}\t${s.fanOut ? `${plan.tenants.length} practices` : 'once'}`);
-      out(`${plan.steps.length} nodes, ${plan.nodeCount} (node × practice) units, ${plan.batches.length} batches`);
+      // The same units and wording as \`tsform build\` announces for this selection.
+      out(planLine(plan, plannedUnits(plan, { checks: leakScanPlanned(ws, plan) ? 1 : 0 })));
       return EXIT_OK;
     }),
   );

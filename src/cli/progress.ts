@@ -1,11 +1,13 @@
 import pc from 'picocolors';
 import type { NodeResult, RunResults } from '../artifacts/run-results.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
+import { plannedUnits, type PlannedUnits } from '../plan/units.ts';
+import { FailureDigest } from './failure-digest.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 
 /** How a run reports itself: one object per format, with optional hooks (vitest's reporter shape). */
 export interface RunReporter {
-  onPlan?(plan: Plan): void;
+  onPlan?(plan: Plan, units?: PlannedUnits): void;
   onTaskEnd?(step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot): void;
   onEnd(run: RunResults): void;
   /** Where alerts of `type: log` go. */
@@ -16,12 +18,16 @@ type Out = (line: string) => void;
 
 /** Machine-readable: one JSON object per line (plan, each node, each alert, summary). */
 export function jsonReporter(out: Out): RunReporter {
+  let planned: PlannedUnits | undefined;
   return {
-    onPlan: (p) => out(JSON.stringify({ event: 'plan', command: p.command, nodes: p.nodeCount, steps: p.steps.length, tenants: p.tenants.length, batches: p.batches.length })),
+    onPlan: (p, units = plannedUnits(p)) => {
+      planned = units;
+      out(JSON.stringify({ event: 'plan', command: p.command, nodes: p.nodeCount, steps: p.steps.length, tenants: p.tenants.length, batches: p.batches.length, units }));
+    },
     onTaskEnd: (_step, results) => {
       for (const r of results) out(JSON.stringify({ event: 'node', ...r }));
     },
-    onEnd: (run) => out(JSON.stringify({ event: 'summary', ...summaryOf(run) })),
+    onEnd: (run) => out(JSON.stringify({ event: 'summary', ...summaryOf(run, planned) })),
     alertLog: { write: (line: string) => out(line.trimEnd()) },
   };
 }
@@ -36,6 +42,8 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
   const expected = new Map<string, number>();
   let total = 0;
   let perTenant = 0;
+  let planned: PlannedUnits | undefined;
+  const failures = new FailureDigest();
   let statusShown = false;
   const clear = () => {
     if (statusShown) live.write('\r\x1b[K');
@@ -46,10 +54,11 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
     out(line);
   };
   return {
-    onPlan(p) {
+    onPlan(p, units = plannedUnits(p)) {
       total = p.tenants.length;
       perTenant = p.steps.filter((s) => s.fanOut && s.build).length;
-      print(`${p.command}: ${p.steps.length} nodes × ${p.tenants.length} practices = ${p.nodeCount} units in ${p.batches.length} batches`);
+      planned = units;
+      print(planLine(p, units));
     },
     onTaskEnd(step, results, progress) {
       for (const r of results) {
@@ -59,7 +68,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
         expected.set(r.tenant, n);
         if (n >= perTenant) tenantsDone.add(r.tenant);
       }
-      for (const r of results.filter((x) => x.status === 'error')) print(`${pc.red('✗')} ${r.node}: ${r.message ?? ''}`);
+      for (const line of failures.add(results)) print(`${pc.red('✗')} ${line}`);
       if (!live.isTTY) {
         const builds = results.filter((r) => r.kind === 'build');
         const ok = builds.filter((r) => r.status === 'success');
@@ -79,9 +88,10 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
     },
     onEnd(run) {
       clear();
-      const s = summaryOf(run);
+      const s = summaryOf(run, planned);
       out('');
-      out(`Done in ${(run.elapsed_ms / 1000).toFixed(1)}s: ${s.success} succeeded, ${s.error} failed, ${s.skipped} skipped.`);
+      out(`Done in ${(run.elapsed_ms / 1000).toFixed(1)}s: ${totalsLine(s)}.`);
+      for (const line of failures.summary()) out(pc.red(`✗ ${line}`));
       if (s.failed_global.length > 0) out(pc.red(`Failed global nodes: ${s.failed_global.join(', ')}`));
       if (s.failed_practices.length > 0) {
         out(pc.red(`Practices with failures (${s.failed_practices.length}): ${s.failed_practices.slice(0, 20).join(', ')}${s.failed_practices.length > 20 ? ', …' : ''}`));
@@ -94,14 +104,40 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
   };
 }
 
-function summaryOf(run: RunResults) {
+/**
+ * `build: 5 steps for 5 practices = 121 units: 21 builds (4 steps × 5 practices + 1 once) + 99 tests + 1 check; 2 batches`.
+ * Every term is a number of results the run will report, so the total is the final line's.
+ */
+export function planLine(p: Plan, u: PlannedUnits): string {
+  const perPractice = p.steps.filter((s) => s.build && s.fanOut).length;
+  const builds = [perPractice > 0 ? `${perPractice} step${perPractice === 1 ? '' : 's'} × ${p.tenants.length} practices` : '', u.onceBuilds > 0 ? `${u.onceBuilds} once` : '']
+    .filter(Boolean)
+    .join(' + ');
+  const terms = [`${u.builds} builds${builds ? ` (${builds})` : ''}`, u.tests > 0 ? `${u.tests} tests` : '', u.checks > 0 ? `${u.checks} check${u.checks === 1 ? '' : 's'} (leak scan)` : ''];
+  return `${p.command}: ${p.steps.length} steps for ${p.tenants.length} practices = ${u.total} units: ${terms.filter(Boolean).join(' + ')}; ${p.batches.length} batch${p.batches.length === 1 ? '' : 'es'}`;
+}
+
+/** `121 units = 119 succeeded + 1 failed + 1 skipped`; units that never reported (tests of a failed model) are `not run`. */
+export function totalsLine(s: Pick<RunSummary, 'units' | 'success' | 'error' | 'skipped' | 'not_run'>): string {
+  const terms = [`${s.success} succeeded`, `${s.error} failed`, `${s.skipped} skipped`];
+  if (s.not_run > 0) terms.push(`${s.not_run} not run (tests of a model that failed or was skipped)`);
+  return `${s.units} units = ${terms.join(' + ')}`;
+}
+
+export type RunSummary = ReturnType<typeof summaryOf>;
+
+/** The final counts; with the planned units, those that reported nothing are counted as not run. */
+export function summaryOf(run: RunResults, planned?: PlannedUnits) {
   const count = (s: string) => run.results.filter((r) => r.status === s).length;
+  const notRun = planned ? Math.max(0, planned.total - run.results.length) : 0;
   return {
     run_id: run.run_id,
     elapsed_ms: run.elapsed_ms,
+    units: run.results.length + notRun,
     success: count('success'),
     error: count('error'),
     skipped: count('skipped'),
+    not_run: notRun,
     failed_practices: Object.entries(run.tenants)
       .filter(([, s]) => s.status === 'error')
       .map(([t]) => t),

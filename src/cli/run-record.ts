@@ -11,6 +11,11 @@ import { slaDeadline } from '../sla/index.ts';
 import type { RunRequest } from './run-request.ts';
 import type { Workspace } from './workspace.ts';
 
+/** Whether the run ends with the leak scan: it built a pseudonymized model of a project with privacy. */
+export function leakScanPlanned(ws: Workspace, plan: Plan): boolean {
+  return Boolean(ws.project.config.privacy) && plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized);
+}
+
 /** The leak scan as a node result: it fails the run when any research value holds an identifier. */
 export async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: PrivacyConfig): Promise<NodeResult> {
   const started = performance.now();

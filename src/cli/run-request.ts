@@ -2,6 +2,7 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import type { Clock } from '../clock.ts';
 import type { Command, FanInPolicy, Plan, PlanStep } from '../plan/plan.ts';
+import type { PlannedUnits } from '../plan/units.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 import type { OpenOltp } from './capture-wiring.ts';
 import type { Env } from './env.ts';
@@ -20,8 +21,12 @@ export interface RunRequest {
   fanIn?: FanInPolicy;
   nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
-  /** Told the plan the run executes (after onboarding practices are put in batches of their own). */
-  onPlan?: (plan: Plan) => void;
+  /**
+   * Told the plan the run executes (after onboarding practices are put in batches of their own)
+   * and the units it will report: builds, tests and run-wide checks, so that the announced total
+   * is the final one.
+   */
+  onPlan?: (plan: Plan, units: PlannedUnits) => void;
   /** Use this adapter instead of opening the target's (tests). */
   adapter?: Adapter;
   /** Where `type: log` alerts are written (default: nowhere; the CLI passes stderr). */

@@ -66,6 +66,13 @@ async function* copyTextRow(values: readonly (string | null)[]): AsyncGenerator<
   yield Buffer.from(`${values.map(field).join('\t')}\n`, 'utf8');
 }
 
+/** The fingerprint of the vault's key, or undefined when the vault has none yet (nothing is created). */
+export async function storedVaultFingerprint(adapter: Adapter, vaultSchema: string): Promise<string | undefined> {
+  if (!(await adapter.describe(vaultSchema, KEYS_TABLE))) return undefined;
+  const { rows } = await adapter.query(`SELECT fingerprint FROM ${quoteRelation(vaultSchema, KEYS_TABLE)}`);
+  return rows.length > 0 ? String(rows[0]!.fingerprint) : undefined;
+}
+
 /** The key to tokenize with; a missing key or one that differs from the vault's is an error. */
 export async function resolveVaultKey(v: VaultContext): Promise<{ key: Buffer; fingerprint: string }> {
   const described = await v.adapter.describe(v.vaultSchema, KEYS_TABLE);

@@ -29,9 +29,9 @@ export interface Alert {
   at: string;
 }
 
-/** The alert a freshness row calls for: none when fresh. */
+/** The alert a freshness row calls for: none when fresh, nor for a practice never loaded (pending). */
 export function slaAlert(row: FreshnessRow, opts: { at: Date; runId?: string }): Alert | undefined {
-  if (row.status === 'fresh') return undefined;
+  if (row.status === 'fresh' || row.status === 'pending') return undefined;
   const kind: AlertKind = row.status === 'late' ? 'sla_late' : 'sla_at_risk';
   const what = row.status === 'late' ? 'is late' : 'is at risk';
   return {

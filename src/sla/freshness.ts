@@ -8,10 +8,13 @@ import { DurationProfile, type HistoryRow } from './predict.ts';
  *
  * - `fresh`: the data date is loaded, or the practice is on track: its deadline is still ahead,
  *   it met the previous one, and neither rule of `at_risk` holds. `loaded` tells the two apart.
+ * - `pending`: the practice was never loaded and has no run history of its own (a new practice,
+ *   or the project's first run). Nothing was ever promised for it, so it is neither late nor at
+ *   risk and pages no one; once it has a load or a successful node, the rules below apply.
  * - `late`: the data date is not loaded and the deadline has passed, or, before the deadline,
  *   the practice has not even loaded what yesterday's deadline required (it is still late from
- *   yesterday). A practice never loaded is judged against today's deadline only: nothing says
- *   since when it has been due.
+ *   yesterday). A practice never loaded (but with history) is judged against today's deadline
+ *   only: nothing says since when it has been due.
  * - `at_risk`: not loaded, deadline ahead, and either the run in progress is predicted (p90) to
  *   finish at or after the deadline, or no run is in progress and less than a p90 run is left.
  *   Without any history (own or fleet) nothing is predicted and the reason says so.
@@ -19,7 +22,7 @@ import { DurationProfile, type HistoryRow } from './predict.ts';
  * Rows and reasons name practice ids and names, dates and counts only: never row data.
  */
 
-export type FreshnessStatus = 'fresh' | 'at_risk' | 'late';
+export type FreshnessStatus = 'fresh' | 'pending' | 'at_risk' | 'late';
 
 export type FreshnessTenant = Pick<Tenant, 'id' | 'name' | 'timezone' | 'readyBy'>;
 
@@ -106,8 +109,11 @@ export function evaluateTenantFreshness(
   const predicted = progress && predictable ? new Date(now.getTime() + estimate.ms) : undefined;
   const left = deadline.getTime() - now.getTime();
 
+  const neverRun = loadedThrough === null && !ctx.state?.lastSuccessAt && !profile.hasHistory(tenant.id);
+
   let status: FreshnessStatus;
   if (loaded) status = 'fresh';
+  else if (neverRun) status = 'pending';
   else if (passed || stillLateFromYesterday) status = 'late';
   else if (predictable && (predicted ? predicted.getTime() >= deadline.getTime() : left < estimate.ms)) status = 'at_risk';
   else status = 'fresh';
@@ -154,7 +160,7 @@ export function evaluateTenantFreshness(
 }
 
 export function summarizeFreshness(rows: readonly FreshnessRow[]): Record<FreshnessStatus, number> {
-  const out: Record<FreshnessStatus, number> = { fresh: 0, at_risk: 0, late: 0 };
+  const out: Record<FreshnessStatus, number> = { fresh: 0, pending: 0, at_risk: 0, late: 0 };
   for (const r of rows) out[r.status]++;
   return out;
 }

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AlertDeduper, slaAlert } from '../../src/sla/alert.ts';
+import type { NodeResult } from '../../src/artifacts/run-results.ts';
+import { fixedClock } from '../../src/clock.ts';
+import type { Tenant } from '../../src/project/types.ts';
+import { AlertDeduper, slaAlert, type Alert } from '../../src/sla/alert.ts';
+import type { AlertDispatcher } from '../../src/sla/alert-dispatcher.ts';
+import { RunMonitor } from '../../src/sla/run-monitor.ts';
 import {
   evaluateFreshness,
   evaluateTenantFreshness,
@@ -123,13 +128,59 @@ describe('evaluateFreshness at a fixed instant (2026-11-28T11:30Z)', () => {
     expect(row('la_running_ok').reason).toBe('loaded through 2026-11-26; 3 nodes queued; predicted finish 04:24 local (p90 54 min) before 06:00 deadline');
   });
 
-  it('a practice without any history is not predicted, and says so', () => {
-    expect(row('hnl_new')).toMatchObject({ status: 'fresh', loaded: false, p90_ms: null, deadline: '2026-11-28T16:00:00.000Z' });
+  it('a practice without any history is not predicted, and says so; never loaded, it is pending', () => {
+    expect(row('hnl_new')).toMatchObject({ status: 'pending', loaded: false, p90_ms: null, deadline: '2026-11-28T16:00:00.000Z' });
     expect(row('hnl_new').reason).toBe('never loaded; no run in progress; no run history to predict from');
   });
 
   it('counts statuses for a summary', () => {
-    expect(summarizeFreshness(rows)).toEqual({ fresh: 4, at_risk: 2, late: 4 });
+    expect(summarizeFreshness(rows)).toEqual({ fresh: 3, pending: 1, at_risk: 2, late: 4 });
+  });
+});
+
+describe('a first run pages no one (issue 15)', () => {
+  // 12:30 UTC: 07:30 in New York, past its 06:00 deadline.
+  const after = new Date('2026-11-28T12:30:00Z');
+  const fleet = [tenant('new_a', 'America/New_York'), tenant('new_b', 'America/New_York'), tenant('was_loaded', 'America/New_York')];
+
+  async function monitorAlerts(state: Map<string, TenantLoadState>, history = DurationProfile.fromHistory([])) {
+    const sent: Alert[] = [];
+    const monitor = new RunMonitor({
+      runId: 'first-run',
+      tenants: fleet.map((t) => ({ ...t, tags: [], pool: 'steady' }) as unknown as Tenant),
+      models: MODELS,
+      profile: history,
+      state,
+      dispatcher: { send: async (a: Alert) => void sent.push(a) } as unknown as AlertDispatcher,
+      clock: fixedClock(after),
+    });
+    await monitor.start();
+    for (const t of fleet) {
+      await monitor.onResults(MODELS.map((m) => ({ node: `${m}@${t.id}`, model: m, tenant: t.id, kind: 'build', status: 'success', rows: 1, duration_ms: 5, message: null }) as NodeResult));
+    }
+    return { sent, rows: monitor.evaluateAll() };
+  }
+
+  it('a practice with no load and no history is pending past its deadline: no sla_late, no sla_at_risk', async () => {
+    const r = evaluateTenantFreshness(fleet[0]!, { now: after, profile: DurationProfile.fromHistory([]) });
+    expect(r).toMatchObject({ status: 'pending', loaded: false, loaded_through: null });
+    expect(slaAlert(r, { at: after, runId: 'first-run' })).toBeUndefined();
+    const { sent, rows: monitored } = await monitorAlerts(new Map([['was_loaded', { loadedThrough: '2026-11-26' }]]));
+    expect(monitored.find((x) => x.tenant === 'new_a')!.status).toBe('pending');
+    expect(sent.filter((a) => a.tenant.id !== 'was_loaded')).toEqual([]);
+  });
+
+  it('a practice loaded before and now late still alerts, once', async () => {
+    const { sent } = await monitorAlerts(new Map([['was_loaded', { loadedThrough: '2026-11-26' }]]));
+    expect(sent.map((a) => `${a.kind} ${a.tenant.id}`)).toContain('sla_late was_loaded');
+    expect(sent.every((a) => a.tenant.id === 'was_loaded')).toBe(true);
+  });
+
+  it('a practice never loaded but with run history (its earlier runs failed or were partial) is late', () => {
+    const profile = DurationProfile.fromHistory(syntheticHistory('new_a', MODELS, 2, () => 1));
+    const r = evaluateTenantFreshness(fleet[0]!, { now: after, profile });
+    expect(r.status).toBe('late');
+    expect(slaAlert(r, { at: after })?.kind).toBe('sla_late');
   });
 });
 
