@@ -118,6 +118,14 @@ export async function dropForFullRefresh(ctx: BuildContext, node: ManifestNode):
   if (existing) await ctx.adapter.query(`DROP ${existing.kind === 'view' ? 'VIEW' : 'TABLE'} ${quoteRelation(node.schema, node.identifier)}`);
 }
 
+/** Text rows into a fresh VARCHAR load table in the meta schema (seeds, tenants.yml); returns its name. */
+export async function loadTextTable(ctx: BuildContext, s: Session, header: readonly string[], rows: (string | null)[][]): Promise<string> {
+  const loadTable = loadTableName();
+  await s.query(`CREATE TABLE ${quoteRelation(ctx.metaSchema, loadTable)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
+  await s.insertText(ctx.metaSchema, loadTable, header, rows);
+  return loadTable;
+}
+
 /** Drops a load table in the meta schema (the cleanup of strategies that load files). */
 export function dropLoadTable(metaSchema: string, loadTable: string): (s: Session) => Promise<void> {
   return async (s) => {

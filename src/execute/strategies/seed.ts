@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCsv } from '../../project/seed-csv.ts';
-import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { inferColumnType, typedSelect } from '../load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
-import { dropLoadTable, loadTableName, writeWhole } from './relation-write.ts';
+import { dropLoadTable, loadTextTable, writeWhole } from './relation-write.ts';
 
 /** A CSV of seeds/: loaded whole every run, typed by its yml or inferred; follows the file's shape. */
 export const seedStrategy: MaterializationStrategy<'seed'> = {
@@ -14,10 +13,8 @@ export const seedStrategy: MaterializationStrategy<'seed'> = {
       ctx,
       node,
       async (s) => {
-        const loadTable = loadTableName();
         const { header, rows } = parseCsv(readFileSync(join(ctx.projectRoot, node.path), 'utf8'));
-        await s.query(`CREATE TABLE ${quoteRelation(ctx.metaSchema, loadTable)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
-        await s.insertText(ctx.metaSchema, loadTable, header, rows.map((r) => r.map((v) => (v === '' ? null : v))));
+        const loadTable = await loadTextTable(ctx, s, header, rows.map((r) => r.map((v) => (v === '' ? null : v))));
         const types: Record<string, string> = {};
         header.forEach((h, i) => {
           types[h] = node.columns[h]?.data_type ?? inferColumnType(rows.map((r) => r[i] ?? ''));
