@@ -186,8 +186,11 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
   it('onboarding: a practice added to tenants.yml is captured from zero on the next run', async () => {
     expect(notOk(await run()), 'the first capture').toEqual([]);
     project.setTenants([...tenants, newcomer]);
-    const r = await run();
+    const announced: string[][] = [];
+    const r = await run({ onPlan: (plan) => announced.push(...plan.batches) });
     expect(notOk(r)).toEqual([]);
+    // The plan the run announces is the one it executes: the newcomer already alone in its batch.
+    expect(announced).toContainEqual([newcomer]);
     expect(byNode(r).get(`source:ehr.encounters@${newcomer}`)?.rows).toBe((await oltpCounts('encounters')).get(newcomer));
     expect(await allEqual([...tenants, newcomer])).toEqual([]);
     // its whole history is captured alone: its batch-mates' downstream does not wait for it
