@@ -106,9 +106,20 @@ export function leakScanOf(run: RunResults): NodeResult | undefined {
   return run.results.find((r) => r.node === 'privacy:leak_scan');
 }
 
-/** `node: status code` of every result that did not succeed (messages hold no values, but are left out anyway). */
+/**
+ * `node: status code` of every result that did not succeed, with the engine's error class when
+ * there is one ("TransactionContext Error"): enough to tell a conflict from a model error.
+ * Messages hold no values, but are left out anyway.
+ */
 export function failuresOf(run: RunResults): string[] {
-  return run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.status} ${r.code ?? ''}`.trim());
+  return run.results
+    .filter((r) => r.status !== 'success')
+    .map((r) => `${r.node}: ${r.status} ${r.code ?? ''}${r.status === 'error' ? errorClassIn(r.message) : ''}`.trim());
+}
+
+function errorClassIn(message: string | null): string {
+  const m = /\b([A-Z][A-Za-z]*(?: [A-Z][A-Za-z]*)? Error)\b/.exec(message ?? '');
+  return m ? ` (${m[1]})` : '';
 }
 
 /** Runs the CLI in-process, collecting stdout lines (never printed). */
