@@ -4,16 +4,15 @@ import {
   MANIFEST_SCHEMA_VERSION,
   type BuiltinNode,
   type Manifest,
-  type ManifestCapture,
-  type ManifestColumn,
   type ManifestNode,
   type ModelNode,
   type SeedNode,
   type SourceNode,
 } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
-import type { ColumnSpec, Project, SourceCapture } from '../project/types.ts';
+import type { Project } from '../project/types.ts';
 import { compileTests } from './compile-tests.ts';
+import { columnsOf, manifestCapture } from './manifest-fields.ts';
 import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
@@ -360,37 +359,6 @@ function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnost
       );
     }
   }
-}
-
-function manifestCapture(c: SourceCapture): ManifestCapture {
-  switch (c.kind) {
-    case 'postgres':
-      return {
-        kind: c.kind,
-        schema: c.schema,
-        table: c.table,
-        url_env: c.urlEnv,
-        key: c.key,
-        updated_at: c.updatedAt,
-        deleted_at: c.deletedAt,
-        ...(c.timeoutMs !== undefined ? { timeout_ms: c.timeoutMs } : {}),
-        ...(c.chunkRows !== undefined ? { chunk_rows: c.chunkRows } : {}),
-        ...(c.sliceMs !== undefined ? { slice_ms: c.sliceMs } : {}),
-        ...(c.settleSeconds !== undefined ? { settle_seconds: c.settleSeconds } : {}),
-      };
-    case 'csv_landing':
-      return { kind: c.kind, path: c.path, layout: c.layout, key: c.key, deleted_at: c.deletedAt };
-    default: {
-      const never: never = c;
-      throw new Error(`unknown capture ${JSON.stringify(never)}`);
-    }
-  }
-}
-
-function columnsOf(cols: ColumnSpec[]): Record<string, ManifestColumn> {
-  return Object.fromEntries(
-    cols.map((c) => [c.name, { phi: c.phi, ...(c.description ? { description: c.description } : {}), ...(c.dataType ? { data_type: c.dataType } : {}) }]),
-  );
 }
 
 export function suggest(name: string, candidates: string[]): string {

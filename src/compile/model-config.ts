@@ -98,6 +98,11 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
     if (uses.config.pseudonymized !== undefined) bad(`schema '${out.schema}' holds research relations: a model there must be pseudonymized (it cannot be switched off)`);
     out.pseudonymized = true;
   }
+  // Published research is gated when it is built (suppression, k-anonymity, leak scan): a view
+  // would publish its rows ungated at every read, a tenant-scoped table per practice.
+  if (out.schema === config.schemas.research && (out.materialized === 'view' || out.scope === 'tenant')) {
+    bad(`schema '${out.schema}' is published research: a model there is a global or shared table or incremental (built once, through the publication gate), not a ${out.scope === 'tenant' ? 'tenant-scoped model' : 'view'}`);
+  }
   if (out.schema === config.schemas.vault || out.schema === config.schemas.meta) bad(`schema '${out.schema}' is tsform's own (vault or metadata); a model cannot write there`);
   out.tags = [...new Set(out.tags)];
   return out;

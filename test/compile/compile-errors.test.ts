@@ -185,7 +185,7 @@ describe('scope rules (DESIGN §4)', () => {
     expect(pop).toMatchObject({ scope: 'global', pseudonymized: true, depends_on: ['res_visits'] });
     expect(manifest.models.res_visits).toMatchObject({ scope: 'tenant', pseudonymized: true });
     // Computed once across practices: no tenant filter, reads the research relation directly.
-    expect(pop.compiled_sql).toContain('"research"."res_visits"');
+    expect(pop.compiled_sql).toContain('"pseudo"."res_visits"');
     expect(pop.compiled_sql).not.toContain('$1');
   });
 

@@ -47,6 +47,9 @@ const attacks: [string, string, string, string][] = [
   ['query() runs SQL text', PUB, `select * from query('select ssn from staging.stg_patients')`, 'TSF222'],
   ['pseudonymized switched off in the research folder', PSEUDO, `{{config pseudonymized=false}}\nselect p.practice_id, p.ssn from {{ref "stg_patients"}} p`, 'TSF205'],
   ['research schema without pseudonymization', MART, `{{config schema="research" pseudonymized=false scope="global"}}\nselect 1 as a`, 'TSF205'],
+  // Published research is gated when built: a view (read live, ungated) or a per-practice table there is refused.
+  ['published research as a view', PUB, `{{config materialized="view"}}\nselect person_token, birth_year from {{ref "pseudo_persons"}}`, 'TSF205'],
+  ['published research as a tenant-scoped table', MART, `{{config schema="research" scope="tenant"}}\nselect practice_id, person_token from {{ref "pseudo_persons"}}`, 'TSF205'],
   ['model writing into the vault schema', MART, `{{config schema="vault"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
   [
     'implicit flow: join on digits of the SSN',
