@@ -5,6 +5,12 @@ import type { QueryResult, SqlParam } from './adapter.ts';
  * COPY TO STDOUT for the bulk of the rows. Declared here, implemented next to the driver
  * (adapters/ is the only layer that may import `pg` and `pg-copy-streams`); capture in ingest/ uses it.
  */
+/**
+ * The application_name of capture's own OLTP sessions. They only ever read (READ ONLY
+ * transactions), so the commit horizon need not wait for them.
+ */
+export const CAPTURE_APPLICATION_NAME = 'tsform-capture';
+
 export interface OltpSource {
   /**
    * Runs `fn` in one `REPEATABLE READ READ ONLY` transaction on one connection (session time

@@ -5,7 +5,7 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
 import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
-import type { OltpReadSession, OltpSource } from './oltp-source.ts';
+import { CAPTURE_APPLICATION_NAME, type OltpReadSession, type OltpSource } from './oltp-source.ts';
 import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { addRawColumns, planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { lockTenant, writeWatermark, deleteWatermark, type Watermark } from './watermarks.ts';
@@ -170,14 +170,18 @@ const GUC = {
  * The commit horizon of the OLTP: rows with `updated_at` below it are committed for good. A
  * transaction still open has `updated_at` ≥ its start (now() or clock_timestamp()), so a row it
  * commits later can never land behind a watermark already written: the horizon is the start of
- * the oldest open writing transaction (pg_stat_activity; a role without pg_read_all_stats sees
- * only its own sessions there, which capture reports), and at most now() − settle.
+ * the oldest open transaction (pg_stat_activity; a role without pg_read_all_stats sees only its
+ * own sessions there, which capture reports), and at most now() − settle. Every open
+ * transaction counts, written yet or not: one that began with a SELECT holds no xid until its
+ * first write, and its rows still carry its start time. Capture's own sessions only read.
  */
 export async function readCommitHorizon(oltp: OltpSource, settleSeconds: number): Promise<string> {
   const { rows } = await oltp.query(
     `SELECT least(now() - make_interval(secs => $1::float8),
-                  (SELECT min(a.xact_start) FROM pg_catalog.pg_stat_activity a WHERE a.backend_xid IS NOT NULL AND a.pid <> pg_catalog.pg_backend_pid()))::text AS horizon`,
-    [settleSeconds],
+                  (SELECT min(a.xact_start) FROM pg_catalog.pg_stat_activity a
+                    WHERE a.xact_start IS NOT NULL AND a.backend_type = 'client backend'
+                      AND a.pid <> pg_catalog.pg_backend_pid() AND a.application_name IS DISTINCT FROM $2))::text AS horizon`,
+    [settleSeconds, CAPTURE_APPLICATION_NAME],
   );
   return String(rows[0]!.horizon);
 }

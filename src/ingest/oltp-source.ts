@@ -1,2 +1,2 @@
 /** The interface lives in adapters/ so that its PostgreSQL implementation can sit beside the driver. */
-export type { CopyOut, OltpReadSession, OltpSource } from '../adapters/oltp-source.ts';
+export { CAPTURE_APPLICATION_NAME, type CopyOut, type OltpReadSession, type OltpSource } from '../adapters/oltp-source.ts';

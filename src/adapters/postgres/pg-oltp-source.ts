@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import type { QueryResult, Row, SqlParam } from '../adapter.ts';
-import type { CopyOut, OltpReadSession, OltpSource } from '../oltp-source.ts';
+import { CAPTURE_APPLICATION_NAME, type CopyOut, type OltpReadSession, type OltpSource } from '../oltp-source.ts';
 import { inClientTransaction } from './client-transaction.ts';
 
 /**
@@ -13,7 +13,7 @@ export class PgOltpSource implements OltpSource {
 
   static async open(url: string, opts: { poolSize?: number; connectTimeoutMs?: number } = {}): Promise<PgOltpSource> {
     // A connect timeout: an unreachable OLTP fails the extract (by practice) instead of hanging the run.
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: 'tsform-capture' });
+    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: CAPTURE_APPLICATION_NAME });
     pool.on('error', () => undefined);
     await pool.query('SELECT 1');
     return new PgOltpSource(pool);
