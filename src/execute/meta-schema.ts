@@ -103,11 +103,18 @@ export const LANDING_FILES = table('landing_files', {
   loaded_at: instant,
 });
 
+/**
+ * Deletions that incremental models must absorb (execute/deletion-epochs.ts). For a loaded
+ * source (`relation` = `source` = its raw relation): how many times a load removed rows from the
+ * practice's slice. For a model's slice: the epoch of each upstream source it has absorbed.
+ */
+export const DELETION_EPOCHS = table('deletion_epochs', { relation: text, tenant: text, source: text, epoch: count }, ['relation', 'tenant', 'source']);
+
 /** One row per applied migration step; the warehouse's version is the highest. */
 export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
 
 /** The meta tables keyed by practice (column `tenant`): what a retired practice leaves behind. */
-export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE] as const;
+export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS] as const;
 
 export type NodeRunRow = RowOf<typeof NODE_RUNS>;
 export type TenantStateRow = RowOf<typeof TENANT_STATE>;
@@ -115,6 +122,7 @@ export type CaptureWatermarkRow = RowOf<typeof CAPTURE_WATERMARKS>;
 export type CaptureLockRow = RowOf<typeof CAPTURE_LOCKS>;
 export type LandingFileRow = RowOf<typeof LANDING_FILES>;
 export type SchemaVersionRow = RowOf<typeof SCHEMA_VERSION>;
+export type DeletionEpochRow = RowOf<typeof DELETION_EPOCHS>;
 
 // ---- the vault schema ----------------------------------------------------------------------
 
@@ -172,7 +180,7 @@ interface MigrationStep {
   statements(metaSchema: string, kind: TargetKind): string[];
 }
 
-const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES] as const;
+const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, DELETION_EPOCHS] as const;
 
 /**
  * Version 1 is the shape before versioning, when each module created its table on first use:
@@ -202,6 +210,11 @@ const STEPS: readonly MigrationStep[] = [
             `CREATE INDEX IF NOT EXISTS landing_files_practice ON ${quoteRelation(m, LANDING_FILES.name)} (source_table, tenant)`,
             `CREATE INDEX IF NOT EXISTS node_runs_finished_at ON ${quoteRelation(m, NODE_RUNS.name)} (finished_at)`,
           ],
+  },
+  {
+    version: 3,
+    description: 'deletion epochs: deletes in loaded sources reach incremental models',
+    statements: (m) => [createTableSql(m, DELETION_EPOCHS)],
   },
 ];
 

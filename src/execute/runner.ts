@@ -4,6 +4,7 @@ import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { DEFAULT_RETRY_POLICY, drain, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit, type UnitEnd } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
+import { migrateMeta } from './meta-schema.ts';
 import { dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { runDataTest } from './run-tests.ts';
@@ -324,6 +325,8 @@ async function prepareSchemas(ctx: BuildContext, plan: Plan): Promise<void> {
   const nodes = manifestNodes(ctx.manifest);
   const schemas = new Set([ctx.metaSchema, ...plan.steps.filter((s) => s.build).map((s) => nodes[s.id]!.schema)]);
   for (const schema of schemas) await ctx.adapter.ensureSchema(schema);
+  // Slices record the deletions they absorbed in the meta schema as they are written.
+  await migrateMeta(ctx.adapter, ctx.metaSchema);
   // Roles and memberships follow tenants.yml on every run: a new practice is protected from its first table.
   const policy = ctx.policy;
   if (policy) await ctx.adapter.transaction((s) => applyPolicyFoundation(s, policy));

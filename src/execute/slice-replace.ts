@@ -109,7 +109,10 @@ export async function mergeSlice(
 ): Promise<void> {
   const rel = quoteRelation(target.schema, target.identifier);
   const cols = columns.map(quoteIdent).join(', ');
-  const match = uniqueKey.map((k) => `st.${quoteIdent(k)} = ${rel}.${quoteIdent(k)}`).join(' AND ');
+  // Within a batch of practices the key is matched per practice: an id two practices share is
+  // two rows (the OLTP's key is (practice, id)), and one practice's row never replaces another's.
+  const keyColumns = tenants && !uniqueKey.includes(tenantColumn) ? [tenantColumn, ...uniqueKey] : uniqueKey;
+  const match = keyColumns.map((k) => `st.${quoteIdent(k)} = ${rel}.${quoteIdent(k)}`).join(' AND ');
   const slice = tenants ? `${quoteIdent(tenantColumn)} = ANY($1::VARCHAR[]) AND ` : '';
   await s.query(
     `DELETE FROM ${rel} WHERE ${slice}EXISTS (SELECT 1 FROM ${quoteIdent(STAGE_TABLE)} AS st WHERE ${match})`,

@@ -1,11 +1,13 @@
 import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { countDeletion, relationKey } from '../execute/deletion-epochs.ts';
 import { safeType } from '../execute/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
 import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import { CAPTURE_APPLICATION_NAME, type OltpReadSession, type OltpSource } from './oltp-source.ts';
+import { removeMovedRows } from './moved-rows.ts';
 import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { addRawColumns, planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { lockTenant, writeWatermark, deleteWatermark, type Watermark } from './watermarks.ts';
@@ -70,12 +72,14 @@ export async function captureChunk(
     const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
     const read = await oltp.readTransaction((r) => readChunk(s, r, spec, metaSchema, raw, { ...req, horizon }, wh.kind === 'duckdb'), { timeoutMs: req.timeoutMs });
     // After the OLTP read has ended: what is left of the warehouse side (the upsert on PostgreSQL).
-    const loaded = await read.load.finish();
+    const { loaded, elsewhere } = await read.load.finish();
     const { rows, deleted, last } = read.load;
+    await removeMovedRows(s, oltp, spec, metaSchema, elsewhere);
     if (rows === 0) {
       if (req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
       return { read: 0, loaded: 0, deleted: 0, watermark: req.after, done: true, added: read.added, needsBackfill: read.needsBackfill, columns: read.columns };
     }
+    if (deleted > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [req.tenant]);
     const done = rows < req.chunkRows;
     if (done && req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
     else await writeWatermark(s, metaSchema, spec.label, req.tenant, req.stream, last!, rows);

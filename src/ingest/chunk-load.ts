@@ -1,5 +1,6 @@
 import type { Session } from '../adapters/adapter.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
+import type { HeldElsewhere } from './slice-upsert.ts';
 import type { SourceColumn } from './source-columns.ts';
 import type { Watermark } from './watermarks.ts';
 
@@ -31,6 +32,6 @@ export interface ChunkLoad {
   rows: number;
   deleted: number;
   last: Watermark | undefined;
-  /** Finishes the upsert into raw (if not done already); returns the live rows written. */
-  finish(): Promise<number>;
+  /** Finishes the upsert into raw (if not done already): the live rows written, and their keys other practices hold. */
+  finish(): Promise<{ loaded: number; elsewhere: HeldElsewhere[] }>;
 }

@@ -8,7 +8,7 @@ import type { ResolvedSpec } from './capture-spec.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { lastCsvRow } from './csv-tail.ts';
-import { deleteChunkKeys, insertLiveRows } from './slice-upsert.ts';
+import { deleteChunkKeys, insertLiveRows, keysHeldElsewhere, type ChunkRows, type HeldElsewhere } from './slice-upsert.ts';
 import { positionOf, type Watermark } from './watermarks.ts';
 
 /** Bytes kept from the end of the COPY output to read its last row; a longer row is read from the file. */
@@ -25,9 +25,9 @@ const TAIL_BYTES = 256 * 1024;
 export async function loadChunkViaFiles(src: ChunkSource): Promise<ChunkLoad> {
   const staged = await copyChunkToFile(src, await src.copy(src.after, src.chunkRows, 'csv'));
   try {
-    if (staged.bytes === 0) return { rows: 0, deleted: 0, last: undefined, finish: async () => 0 };
+    if (staged.bytes === 0) return { rows: 0, deleted: 0, last: undefined, finish: async () => ({ loaded: 0, elsewhere: [] }) };
     const r = await loadStagedChunk(src.s, src.spec, src.tenant, src.columns, src.deletedIndex, staged.file);
-    return { ...r, last: staged.last, finish: async () => r.loaded };
+    return { ...r, last: staged.last, finish: async () => ({ loaded: r.loaded, elsewhere: r.elsewhere }) };
   } finally {
     await staged.dispose();
   }
@@ -74,26 +74,30 @@ export async function loadStagedChunk(
    * into a slice that held none of them): its rows are only inserted.
    */
   newKeysRows?: number,
-): Promise<{ rows: number; deleted: number; loaded: number }> {
+): Promise<{ rows: number; deleted: number; loaded: number; elsewhere: HeldElsewhere[] }> {
   // Column names and types go into the reader's options as literals (DuckDB binds no
   // parameters there); they come from the OLTP catalog, not from row data. Typed by the CSV
   // reader itself (its parsers are much faster than a CAST pass afterwards).
   const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
   const readCsv = (param: string): string => `read_csv(${param}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`;
   if (newKeysRows !== undefined) {
-    const loaded = await insertLiveRows(s, spec, tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
+    const rows: ChunkRows = { from: readCsv('$2'), params: [file], typed: true };
+    const loaded = await insertLiveRows(s, spec, tenant, columns, rows);
+    const elsewhere = await keysHeldElsewhere(s, spec, tenant, columns, rows);
     // every row is the practice's (the OLTP read selects it): the rest were soft-deleted
-    return { rows: newKeysRows, deleted: newKeysRows - loaded, loaded };
+    return { rows: newKeysRows, deleted: newKeysRows - loaded, loaded, elsewhere };
   }
   const load = quoteIdent(`__tsf_capture_${randomBytes(6).toString('hex')}`);
   const deletedCol = deletedIndex >= 0 ? quoteIdent(columns[deletedIndex]!.name) : undefined;
   // a temp table: in memory, never in the database file or its WAL
   await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);
   const stats = (await s.query(`SELECT count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load}`)).rows[0]!;
-  await deleteChunkKeys(s, spec, tenant, columns, { from: load, params: [], typed: true });
+  const keys: ChunkRows = { from: load, params: [], typed: true };
+  await deleteChunkKeys(s, spec, tenant, columns, keys);
   const loaded = await insertLiveRows(s, spec, tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
+  const elsewhere = await keysHeldElsewhere(s, spec, tenant, columns, keys);
   await s.query(`DROP TABLE ${load}`);
-  return { rows: Number(stats.n), deleted: Number(stats.d), loaded };
+  return { rows: Number(stats.n), deleted: Number(stats.d), loaded, elsewhere };
 }
 
 interface WrittenCopy {

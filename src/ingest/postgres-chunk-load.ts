@@ -3,7 +3,7 @@ import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import { CopyTextReader, parseCopyTextLine } from './copy-text.ts';
-import { deleteChunkKeys, insertLiveRows, type ChunkRows } from './slice-upsert.ts';
+import { deleteChunkKeys, insertLiveRows, keysHeldElsewhere, type ChunkRows, type HeldElsewhere } from './slice-upsert.ts';
 import { positionOf } from './watermarks.ts';
 
 /**
@@ -49,12 +49,14 @@ export async function loadChunkViaCopy(src: ChunkSource): Promise<ChunkLoad> {
     last: lastLine ? positionOf(src, lastLine) : undefined,
     finish: async () => {
       let loaded = 0;
+      let elsewhere: HeldElsewhere[] = [];
       if (rows > 0) {
         await deleteChunkKeys(s, spec, src.tenant, columns, load);
         loaded = await insertLiveRows(s, spec, src.tenant, columns, load);
+        elsewhere = await keysHeldElsewhere(s, spec, src.tenant, columns, load);
       }
       await s.query(dropAtEnd);
-      return loaded;
+      return { loaded, elsewhere };
     },
   };
 }

@@ -56,3 +56,29 @@ export async function insertLiveRows(s: Session, spec: ResolvedSpec, tenant: str
   );
   return insert.rowsChanged;
 }
+
+/** A row of another practice's slice that has the key of a row just captured. */
+export interface HeldElsewhere {
+  tenant: string;
+  /** The key values as text, in spec.key order. */
+  key: string[];
+}
+
+/**
+ * Rows of other practices' slices with the key of one of the chunk's live rows. The OLTP keys
+ * rows by (practice, id): such a row is either the same id at another practice, or a row that
+ * moved here and is stale there; moved-rows.ts asks the OLTP which.
+ */
+export async function keysHeldElsewhere(s: Session, spec: ResolvedSpec, tenant: string, columns: readonly SourceColumn[], keys: ChunkRows): Promise<HeldElsewhere[]> {
+  const target = quoteRelation(spec.rawSchema, spec.table);
+  const cast = castFrom(columns, keys.typed);
+  const match = spec.key.map((k) => `${cast(k)} = t.${quoteIdent(k)}`).join(' AND ');
+  const live = columns.some((c) => c.name === spec.deletedColumn) ? ` AND l.${quoteIdent(spec.deletedColumn)} IS NULL` : '';
+  const { rows } = await s.query(
+    `SELECT DISTINCT CAST(t.${quoteIdent(spec.tenantColumn)} AS VARCHAR) AS __tsf_tenant, ${spec.key.map((k, i) => `CAST(t.${quoteIdent(k)} AS VARCHAR) AS __tsf_k${i}`).join(', ')}
+       FROM ${target} AS t JOIN ${keys.from} AS l ON ${match}
+      WHERE t.${quoteIdent(spec.tenantColumn)} <> $1${live}`,
+    [tenant, ...keys.params],
+  );
+  return rows.map((r) => ({ tenant: String(r.__tsf_tenant), key: spec.key.map((_, i) => String(r[`__tsf_k${i}`])) }));
+}

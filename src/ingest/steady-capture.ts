@@ -1,7 +1,9 @@
 import type { Adapter } from '../adapters/adapter.ts';
+import { countDeletion, relationKey } from '../execute/deletion-epochs.ts';
 import { bindChunkSelect, captureChunk, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
 import { oneSnapshot, transactionPerChunk, type ChunkReader } from './chunk-readers.ts';
 import { copyChunkToFile, loadStagedChunk, type StagedChunk } from './duckdb-chunk-load.ts';
+import { removeMovedRows } from './moved-rows.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { withRetry } from './retry.ts';
 import { countSliceRows } from './slice-upsert.ts';
@@ -85,7 +87,7 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
       next = !stopping && staged.file.bytes > 0 && staged.file.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.file.last) : undefined;
       let chunk: ChunkResult;
       try {
-        chunk = await withRetry(wh, () => commitStaged(wh, spec, metaSchema, raw, req.tenant, after, staged, reader.oneSnapshot ? written : undefined));
+        chunk = await withRetry(wh, () => commitStaged(wh, oltp, spec, metaSchema, raw, req.tenant, after, staged, reader.oneSnapshot ? written : undefined));
       } finally {
         await staged.file.dispose();
       }
@@ -130,6 +132,7 @@ function readChunkAhead(reader: ChunkReader, spec: ResolvedSpec, tenant: string,
 /** The warehouse half: lock row, drift, the rows, the watermark, in one transaction. */
 async function commitStaged(
   wh: Adapter,
+  oltp: OltpSource,
   spec: ResolvedSpec,
   metaSchema: string,
   raw: RawState,
@@ -152,6 +155,8 @@ async function commitStaged(
     // holds the DuckDB file, nothing else writes this practice's slice of this table meanwhile).
     const keysAreNew = written !== undefined && (await countSliceRows(s, spec, tenant)) === written.rows;
     const r = await loadStagedChunk(s, spec, tenant, staged.shape.selected, staged.shape.deletedIndex, staged.file.file, keysAreNew ? staged.rows : undefined);
+    await removeMovedRows(s, oltp, spec, metaSchema, r.elsewhere);
+    if (r.deleted > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [tenant]);
     await writeWatermark(s, metaSchema, spec.label, tenant, STEADY, staged.file.last!, r.rows);
     return { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < staged.limit, ...base };
   });

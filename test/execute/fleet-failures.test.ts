@@ -73,7 +73,8 @@ select count(*) as practices, sum(providers) as providers from {{ref "provider_c
     const result = await runWorkspace({
       projectDir: demo.dir,
       command: 'run',
-      nodeTimeoutMs: 2000,
+      // long enough for every healthy node on a loaded 2-core machine (2 s timed out a global node in CI); the runaway query needs hours
+      nodeTimeoutMs: 10_000,
       alertLog: { write: (l: string) => log.push(l) },
     });
     const errors = result.results.filter((r) => r.status === 'error');

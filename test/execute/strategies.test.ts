@@ -85,10 +85,12 @@ describe('materialization strategies', () => {
     const seen: string[] = [];
     const adapter = {
       describe: async () => ({ kind: 'table', columns: [] }),
+      // deletion epochs: none recorded, so the practice merges
+      query: async () => ({ rows: [], columns: [] }),
       transaction: async (fn: (s: unknown) => Promise<unknown>) =>
         fn({ query: async (sql: string) => (seen.push(sql), { rows: [{ present: 1 }], columns: ['present'] }) }),
     };
-    const c = { ...ctx, adapter, tenantColumn: 'practice_id', fullRefresh: false } as unknown as BuildContext;
+    const c = { ...ctx, adapter, manifest: ws.manifest, metaSchema: 'tsform_meta', tenantColumn: 'practice_id', fullRefresh: false } as unknown as BuildContext;
     await expect(defaultStrategies().build(c, broken, ['p_1'])).rejects.toMatchObject({ code: Codes.unsupported, message: expect.stringContaining('no is_incremental rendering') });
     expect(seen.filter((q) => !q.startsWith('SELECT 1 AS present'))).toEqual([]);
   });

@@ -1,5 +1,8 @@
 import { join } from 'node:path';
-import { quoteIdent } from '../../sql/quote.ts';
+import type { RelationInfo, Session } from '../../adapters/adapter.ts';
+import type { ManifestNode } from '../../artifacts/manifest.ts';
+import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
+import { countDeletion, relationKey } from '../deletion-epochs.ts';
 import { loadCsvText, typedSelect } from '../load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { dropLoadTable, loadTableName, writeSlice } from './relation-write.ts';
@@ -7,21 +10,53 @@ import { dropLoadTable, loadTableName, writeSlice } from './relation-write.ts';
 /** A source loaded from a CSV file (sources.yml `loader: csv`): each batch loads only its practices' rows. */
 export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
   kind: 'csv_source',
-  buildSlice: (ctx, node, tenants) =>
-    writeSlice(ctx, node, tenants, async (s) => {
-      const loadTable = loadTableName();
-      const load = await loadCsvText(s, join(ctx.projectRoot, node.csv_path), node.csv_path, ctx.metaSchema, loadTable, {
-        column: ctx.tenantColumn,
-        wanted: new Set(tenants),
-        known: new Set(ctx.tenants.map((t) => t.id)),
-      });
-      const types = Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
-      return {
-        // The load kept only these practices' rows; the filter keeps `$1` uniform with models.
-        select: `${typedSelect(ctx.metaSchema, loadTable, load.header, types)} WHERE ${quoteIdent(ctx.tenantColumn)} = ANY($1::VARCHAR[])`,
-        merge: false,
-        notes: load.unknownTenantRows > 0 ? [`${load.unknownTenantRows} row(s) carry a ${ctx.tenantColumn} that is not in tenants.yml; not loaded`] : [],
-        cleanup: dropLoadTable(ctx.metaSchema, loadTable),
-      };
-    }),
+  buildSlice(ctx, node, tenants) {
+    let existing: RelationInfo | undefined;
+    return writeSlice(
+      ctx,
+      node,
+      tenants,
+      async (s, before) => {
+        existing = before;
+        const loadTable = loadTableName();
+        const load = await loadCsvText(s, join(ctx.projectRoot, node.csv_path), node.csv_path, ctx.metaSchema, loadTable, {
+          column: ctx.tenantColumn,
+          wanted: new Set(tenants),
+          known: new Set(ctx.tenants.map((t) => t.id)),
+        });
+        const types = Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
+        return {
+          // The load kept only these practices' rows; the filter keeps `$1` uniform with models.
+          select: `${typedSelect(ctx.metaSchema, loadTable, load.header, types)} WHERE ${quoteIdent(ctx.tenantColumn)} = ANY($1::VARCHAR[])`,
+          merge: false,
+          notes: load.unknownTenantRows > 0 ? [`${load.unknownTenantRows} row(s) carry a ${ctx.tenantColumn} that is not in tenants.yml; not loaded`] : [],
+          cleanup: dropLoadTable(ctx.metaSchema, loadTable),
+        };
+      },
+      async (s, stageTable, batch) => {
+        if (existing?.kind === 'table' && batch) await countLostRows(s, ctx.metaSchema, node, existing, stageTable, batch, ctx.tenantColumn);
+        return [];
+      },
+    );
+  },
 };
+
+/**
+ * The file is the whole truth of each practice's slice: a row of the slice that the new load
+ * does not have again (removed, or changed) counts as a deletion in that practice, so that its
+ * incremental models rebuild it (deletion-epochs.ts). Compared as text, column by column.
+ */
+async function countLostRows(s: Session, metaSchema: string, node: ManifestNode, existing: RelationInfo, stageTable: string, tenants: readonly string[], tenantColumn: string): Promise<void> {
+  const staged = new Set((await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`)).columns);
+  const common = existing.columns.map((c) => c.name).filter((c) => staged.has(c));
+  if (!common.includes(tenantColumn)) return;
+  const cols = common.map((c) => `CAST(${quoteIdent(c)} AS VARCHAR) AS ${quoteIdent(c)}`).join(', ');
+  const { rows } = await s.query(
+    `SELECT DISTINCT ${quoteIdent(tenantColumn)} AS tenant FROM (
+       SELECT ${cols} FROM ${quoteRelation(node.schema, node.identifier)} WHERE ${quoteIdent(tenantColumn)} = ANY($1::VARCHAR[])
+       EXCEPT ALL
+       SELECT ${cols} FROM ${quoteIdent(stageTable)}) AS lost`,
+    [[...tenants]],
+  );
+  await countDeletion(s, metaSchema, relationKey(node), rows.map((r) => String(r.tenant)));
+}

@@ -4,6 +4,7 @@ import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
 import type { PolicyContext } from '../apply-policies.ts';
+import { readAbsorption, recordAbsorbed, type Absorption } from '../deletion-epochs.ts';
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
 
 /**
@@ -48,15 +49,22 @@ export function loadTableName(): string {
   return `__tsf_load_${randomBytes(6).toString('hex')}`;
 }
 
-/** The batch's slice of a tenant-scoped table, replaced (or merged) atomically; nothing outside it is touched. */
+/**
+ * The batch's slice of a tenant-scoped table, replaced (or merged) atomically; nothing outside it
+ * is touched. The deletions its upstream had absorbed before the rows were read are recorded
+ * with the slice (deletion-epochs.ts); pass `absorption` when the caller has read them already.
+ */
 export async function writeSlice(
   ctx: BuildContext,
   node: ManifestNode,
   tenants: readonly string[],
   stage: (s: Session, existing: RelationInfo | undefined) => Promise<SliceStaging>,
   check?: StagedCheck,
+  absorption?: Absorption,
 ): Promise<BuildOutcome> {
   const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  // Read before the rows are: an epoch that moves in between is absorbed again next time, never lost.
+  const absorbed = absorption ?? (await readAbsorption(ctx.adapter, ctx.metaSchema, ctx.manifest, node, tenants));
   return ctx.adapter.transaction(async (s) => {
     const staging = await stage(s, existing);
     const target = targetOf(node);
@@ -66,6 +74,7 @@ export async function writeSlice(
     if (!existing) await protect(ctx, s, node);
     if (staging.merge) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
     else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
+    if (absorbed) await recordAbsorbed(s, ctx.metaSchema, node, absorbed, tenants);
     await dropStage(s);
     await staging.cleanup?.(s);
     return { rows: staged.rows, notes };
