@@ -49,6 +49,12 @@ export interface RunResults {
    * tenants.yml (counted, never loaded), practices removed from tenants.yml whose rows remain.
    */
   notices?: string[];
+  /**
+   * What an operator must do before the warehouse is complete (e.g. a backfill after a source
+   * column was added with a volatile default), each with its command; the run exits 1 while any
+   * is listed.
+   */
+  needs_action?: string[];
 }
 
 export function summarizeTenants(results: readonly NodeResult[], tenants: readonly string[]): Record<string, TenantSummary> {

@@ -74,7 +74,8 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     const privacy = ws.project.config.privacy;
     if (privacy && leakScan) results.push(await leakScanResult(adapter, ws, privacy));
     notices.push(...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project)));
-    const finished = { runId, command: req.command, target: target.name, startedAt, finishedAt: clock.now(), results, notices, dispatcher: monitoring.dispatcher };
+    const needsAction = capture?.actionsNeeded() ?? [];
+    const finished = { runId, command: req.command, target: target.name, startedAt, finishedAt: clock.now(), results, notices, needsAction, dispatcher: monitoring.dispatcher };
     return await recordRun(adapter, ws, plan, req, selectedTenants, finished);
   } finally {
     await capture?.close();

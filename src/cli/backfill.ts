@@ -15,8 +15,10 @@ import { openOltpFromEnv, type OpenOltp } from './capture-wiring.ts';
 export interface BackfillRequest {
   projectDir: string;
   target?: string;
-  /** Practices to re-capture (required: a backfill is always named). */
+  /** Practices to re-capture (required unless allTenants: a backfill is always named). */
   tenants: string[];
+  /** Every practice of tenants.yml (`--all-tenants`): after a source column needs its earlier rows read again. */
+  allTenants?: boolean;
   /** Captured sources to backfill (default: every PostgreSQL-captured source). */
   select?: string[];
   /** updated_at range: `from` inclusive, `to` exclusive (ISO date or timestamp). */
@@ -55,9 +57,9 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   for (const [flag, v] of [['--from', req.from], ['--to', req.to]] as const) {
     if (v !== undefined && !ISO_DATE.test(v)) throw new TsformError(Codes.badDateArgument, `${flag} ${JSON.stringify(v)} is not an ISO date or timestamp (2024-01-31 or 2024-01-31T12:00:00Z)`);
   }
-  if (req.tenants.length === 0) throw new TsformError(Codes.badTenantArgument, 'backfill needs --tenant <id>');
+  if (req.tenants.length === 0 && !req.allTenants) throw new TsformError(Codes.badTenantArgument, 'backfill needs --tenant <id> (or --all-tenants)');
   const ws = compileWorkspace(req.projectDir, { write: false });
-  const tenants = selectTenants(ws.project.tenants, req.tenants).map((t) => t.id);
+  const tenants = selectTenants(ws.project.tenants, req.allTenants ? undefined : req.tenants).map((t) => t.id);
   const selected = req.select?.length ? selectNodes(ws.dag, req.select, undefined) : undefined;
   const sources = postgresCaptured(ws.manifest).filter((n) => !selected || selected.has(n.name));
   if (sources.length === 0) throw new TsformError(Codes.badSelector, 'no source captured from PostgreSQL is selected: nothing to backfill');

@@ -15,13 +15,15 @@ interface CaptureCliOptions {
 /** `backfill`, `purge` and `oltp load-demo`: the operator's side of per-practice capture. */
 export function registerCaptureCommands(program: Command, guard: CommandGuard, out: (line: string) => void): void {
   selectOption(tenantOption(targetOption(projectOption(program.command('backfill').description('re-capture practices (or an updated_at range) from the OLTP in the backfill pool, in resumable chunks')))))
+    .option('--all-tenants', 'every practice of tenants.yml (instead of --tenant)')
     .option('--from <date>', 'only rows with updated_at at or after this (ISO date or timestamp)')
     .option('--to <date>', 'only rows with updated_at before this')
     .addOption(new Option('--chunk-rows <n>', 'rows per chunk: the longest a backfill holds a practice\'s capture').argParser(positiveInteger))
     .addOption(new Option('--max-chunks <n>', 'stop after this many chunks per table and practice (run again to resume)').argParser(positiveInteger))
     .action(
       guard(async (o) => {
-        const opts = o as CaptureCliOptions & { from?: string; to?: string; chunkRows?: number; maxChunks?: number };
+        const opts = o as CaptureCliOptions & { allTenants?: boolean; from?: string; to?: string; chunkRows?: number; maxChunks?: number };
+        if (opts.allTenants && opts.tenant?.length) throw new TsformError(Codes.badTenantArgument, 'give --tenant or --all-tenants, not both');
         const { backfillWorkspace } = await import('./backfill.ts');
         // Ctrl-C stops between chunks: what committed stays, the same command resumes.
         const stop = new AbortController();
@@ -32,6 +34,7 @@ export function registerCaptureCommands(program: Command, guard: CommandGuard, o
             projectDir: opts.projectDir,
             target: opts.target,
             tenants: opts.tenant ?? [],
+            allTenants: opts.allTenants === true,
             select: opts.select,
             from: opts.from,
             to: opts.to,

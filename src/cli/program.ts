@@ -131,7 +131,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
             onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
           });
           reporter.onEnd(run);
-          return run.results.some((r) => r.status === 'error') ? EXIT_NODE_FAILED : EXIT_OK;
+          return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
         }),
       );
   }

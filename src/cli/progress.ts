@@ -97,6 +97,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
         out(pc.red(`Practices with failures (${s.failed_practices.length}): ${s.failed_practices.slice(0, 20).join(', ')}${s.failed_practices.length > 20 ? ', …' : ''}`));
       }
       for (const n of run.notices ?? []) out(pc.yellow(`notice: ${n}`));
+      for (const n of run.needs_action ?? []) out(pc.red(`action needed: ${n}`));
       if (s.sla_at_risk.length > 0) out(pc.yellow(`SLA at risk or late (${s.sla_at_risk.length}): ${s.sla_at_risk.slice(0, 20).join(', ')}${s.sla_at_risk.length > 20 ? ', …' : ''}`));
       out('Results: target/run_results.json');
     },
@@ -144,5 +145,6 @@ export function summaryOf(run: RunResults, planned?: PlannedUnits) {
     failed_global: run.results.filter((r) => r.tenant === null && r.status === 'error').map((r) => r.node),
     sla_at_risk: [...new Set((run.alerts ?? []).filter((a) => a.kind !== 'node_failed').map((a) => a.tenant))],
     notices: run.notices ?? [],
+    needs_action: run.needs_action ?? [],
   };
 }

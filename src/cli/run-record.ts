@@ -44,6 +44,7 @@ export interface FinishedRun {
   finishedAt: Date;
   results: NodeResult[];
   notices: string[];
+  needsAction?: string[];
   dispatcher: AlertDispatcher;
 }
 
@@ -61,6 +62,7 @@ export async function recordRun(adapter: Adapter, ws: Workspace, plan: Plan, req
     tenants: summarizeTenants(done.results, plan.tenants),
     alerts: done.dispatcher.raised.map((a) => ({ kind: a.kind, tenant: a.tenant.id, message: a.message })),
     ...(done.notices.length > 0 ? { notices: done.notices } : {}),
+    ...(done.needsAction?.length ? { needs_action: done.needsAction } : {}),
   };
   writeRunResults(ws.targetDir, run);
   const meta = ws.project.config.schemas.meta;

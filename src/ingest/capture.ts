@@ -105,7 +105,7 @@ export async function captureTenantSlice(
         deleted += chunk.deleted;
         after = chunk.watermark;
         for (const c of chunk.added) result.notes.push(`${spec.label}: new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
-        for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
+        for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" was added with values capture cannot know for earlier rows: backfill every practice (tsform backfill --all-tenants)`);
         await opts.onChunk?.(tenant, chunk);
         // stops between chunks: a started chunk finishes or rolls back
         if (chunk.done || opts.signal?.aborted) break;

@@ -51,6 +51,8 @@ export class RunCapture {
   private readonly oltps: OltpConnections;
   private readonly tables = new Map<string, Promise<PreparedTable>>();
   private readonly notices: string[] = [];
+  /** Things only an operator can do (a backfill), once each: the run exits non-zero while any is open. */
+  private readonly actions = new Set<string>();
   /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
   private readonly landingUnknown = new Map<string, number>();
 
@@ -64,6 +66,11 @@ export class RunCapture {
       ([node, n]) => `${node}: ${n} row(s) in landing files carry a ${this.opts.tenantColumn} that is not in tenants.yml; not loaded`,
     );
     return [...this.notices, ...landing];
+  }
+
+  /** What the operator must do for the captured data to be complete (each names its command). */
+  actionsNeeded(): string[] {
+    return [...this.actions];
   }
 
   readonly captureNode = async (node: CapturedSourceNode, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> => {
@@ -112,7 +119,10 @@ export class RunCapture {
         loaded += chunk.loaded;
         deleted += chunk.deleted;
         for (const c of chunk.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
-        for (const c of chunk.needsBackfill) notes.push(`column "${c}" has a default or NOT NULL in the source: backfill every practice to fill earlier rows`);
+        for (const c of chunk.needsBackfill) {
+          notes.push(`column "${c}" was added to the source with values capture cannot know for earlier rows`);
+          this.actions.add(backfillAction(node.name, spec, c));
+        }
         if (chunk.done) break;
         if (performance.now() - started >= slice) {
           workLeft = true;
@@ -148,6 +158,15 @@ export class RunCapture {
   async close(): Promise<void> {
     await this.oltps.close();
   }
+}
+
+/**
+ * A column added with a volatile default (the OLTP rewrote every row without bumping
+ * updated_at) or made NOT NULL after a fill: raw's earlier rows are NULL there until every
+ * practice is read again.
+ */
+export function backfillAction(nodeName: string, spec: ResolvedSpec, column: string): string {
+  return `${nodeName}: column "${column}" of ${spec.label} has values for earlier rows that capture cannot read without re-reading them; raw holds NULL there until you run: tsform backfill --select ${nodeName} --all-tenants`;
 }
 
 /** The ingest spec of a captured source: the OLTP table and the raw table share the identifier. */

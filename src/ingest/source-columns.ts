@@ -12,12 +12,19 @@ export interface SourceColumn {
   rawType: string;
   nullable: boolean;
   hasDefault: boolean;
+  /**
+   * The value every row that existed when the column was added has (PostgreSQL keeps a constant
+   * default as `attmissingval` instead of rewriting the table), as text; undefined when there is
+   * none (a volatile default rewrote every row: only a backfill can tell their values).
+   */
+  missingValue?: string;
 }
 
 /** Columns of `schema.table` in the OLTP, in order; empty when the table does not exist. */
 export async function readSourceColumns(r: OltpReadSession, schema: string, table: string): Promise<SourceColumn[]> {
   const { rows } = await r.query(
-    `SELECT a.attname AS name, lower(format_type(a.atttypid, a.atttypmod)) AS type, NOT a.attnotnull AS nullable, a.atthasdef AS has_default
+    `SELECT a.attname AS name, lower(format_type(a.atttypid, a.atttypmod)) AS type, NOT a.attnotnull AS nullable, a.atthasdef AS has_default,
+            CASE WHEN a.atthasmissing THEN (a.attmissingval::text::text[])[1] END AS missing_value
        FROM pg_catalog.pg_attribute a
        JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -27,7 +34,8 @@ export async function readSourceColumns(r: OltpReadSession, schema: string, tabl
   );
   return rows.map((row) => {
     const sourceType = String(row.type);
-    return { name: String(row.name), sourceType, rawType: rawTypeOf(sourceType), nullable: row.nullable === true, hasDefault: row.has_default === true };
+    const column: SourceColumn = { name: String(row.name), sourceType, rawType: rawTypeOf(sourceType), nullable: row.nullable === true, hasDefault: row.has_default === true };
+    return row.missing_value === null || row.missing_value === undefined ? column : { ...column, missingValue: String(row.missing_value) };
   });
 }
 
@@ -70,7 +78,11 @@ export function canonicalType(warehouseType: string): string {
 export interface DriftPlan {
   /** Source columns that raw lacks: added to raw as nullable columns. */
   add: SourceColumn[];
-  /** Added columns whose earlier rows the OLTP filled with a default: a backfill is needed. */
+  /**
+   * Added columns whose earlier rows have values capture cannot know without reading them again
+   * (a volatile default, or NOT NULL set after filling): a backfill is needed. A constant default
+   * is not among them: addRawColumns fills raw's earlier rows with it.
+   */
   needsBackfill: string[];
 }
 
@@ -98,7 +110,7 @@ export function planDrift(label: string, source: readonly SourceColumn[], raw: r
   }
   const rawNames = new Set(raw.map((c) => c.name));
   const add = source.filter((c) => !rawNames.has(c.name));
-  return { add, needsBackfill: add.filter((c) => c.hasDefault || !c.nullable).map((c) => c.name) };
+  return { add, needsBackfill: add.filter((c) => (c.hasDefault || !c.nullable) && c.missingValue === undefined).map((c) => c.name) };
 }
 
 /**
@@ -112,5 +124,15 @@ export async function addRawColumns(s: Session, rawRelation: { schema: string; t
   const present = new Set((await s.query(`SELECT * FROM ${rel} LIMIT 0`)).columns);
   const missing = add.filter((c) => !present.has(c.name));
   for (const c of missing) await s.query(`ALTER TABLE ${rel} ADD COLUMN ${quoteIdent(c.name)} ${c.rawType}`);
+  // Every row raw holds was captured before the column existed: in the OLTP it has the constant
+  // default now (until an update, which capture takes again). One UPDATE after every ALTER:
+  // DuckDB 1.5 fails the commit of ALTER, UPDATE, ALTER, UPDATE in one transaction.
+  const filled = missing.filter((c) => c.missingValue !== undefined);
+  if (filled.length > 0) {
+    await s.query(
+      `UPDATE ${rel} SET ${filled.map((c, i) => `${quoteIdent(c.name)} = CAST($${i + 1} AS ${c.rawType})`).join(', ')}`,
+      filled.map((c) => c.missingValue!),
+    );
+  }
   return missing;
 }
