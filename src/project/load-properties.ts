@@ -2,7 +2,9 @@ import { Codes } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import { readSourceLoader } from './read-source-loader.ts';
 import type { ColumnSpec, GenericTestKind, GenericTestSpec, ModelProperties, PhiClass, Seed, SourceTable } from './types.ts';
+import { suggest } from './suggest.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
+import { checkKeys, PROPERTIES_SCHEMA } from './yml-schema.ts';
 
 const PHI: readonly PhiClass[] = ['direct', 'quasi', 'none'];
 const TEST_KINDS: readonly GenericTestKind[] = ['not_null', 'unique', 'accepted_values', 'relationships'];
@@ -22,9 +24,7 @@ export function readProperties(r: YamlReader, defaultSchema: string): Properties
     r.fail(undefined, undefined, 'a properties file must be a mapping with models:, sources: or seeds:');
     return out;
   }
-  for (const key of Object.keys(root)) {
-    if (!['models', 'sources', 'seeds', 'version'].includes(key)) r.fail(root, key, `unknown top-level key '${key}'`);
-  }
+  checkKeys(r, root, PROPERTIES_SCHEMA, 'properties file');
   for (const m of r.list(root, 'models')) {
     if (!isRecord(m)) {
       r.fail(root, 'models', 'each entry under models: must be a mapping');
@@ -124,7 +124,7 @@ function readTests(r: YamlReader, c: Record<string, unknown>, column: string): G
     const line = r.y.lineOfKey(c, 'tests');
     if (typeof t === 'string') {
       if (t === 'not_null' || t === 'unique') tests.push({ kind: t, column, file, line });
-      else r.fail(c, 'tests', `unknown test '${t}' on column '${column}' (${TEST_KINDS.join(', ')})`);
+      else r.fail(c, 'tests', `unknown test '${t}' on column '${column}'${suggest(t, TEST_KINDS) || ` (${TEST_KINDS.join(', ')})`}`);
       continue;
     }
     if (!isRecord(t) || Object.keys(t).length !== 1) {
@@ -152,7 +152,7 @@ function readTests(r: YamlReader, c: Record<string, unknown>, column: string): G
     } else if (kind === 'not_null' || kind === 'unique') {
       tests.push({ kind, column, file, line: tl });
     } else {
-      r.fail(t, kind, `unknown test '${kind}' on column '${column}' (${TEST_KINDS.join(', ')})`);
+      r.fail(t, kind, `unknown test '${kind}' on column '${column}'${suggest(kind, TEST_KINDS) || ` (${TEST_KINDS.join(', ')})`}`);
     }
   }
   return tests;
