@@ -7,7 +7,7 @@ import { CONFIG_FILE, readConfig } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
 import { readProperties } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
-import { checkSeedCsv } from './seed-csv.ts';
+import { checkSeedCsv, seedHeader } from './seed-csv.ts';
 import type { Macro, ModelFile, Project, Seed, SingularTest } from './types.ts';
 import { parseYamlFile, YamlReader, type YamlFile } from './yaml-file.ts';
 
@@ -84,8 +84,10 @@ export function loadProject(projectDir: string): Project {
     const file = rel(path);
     if (!checkName('seed', name, file)) continue;
     const text = readFileSync(path, 'utf8');
-    diagnostics.push(...checkSeedCsv(text, file));
-    project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), file, line: 1 } satisfies Seed);
+    const problems = checkSeedCsv(text, file);
+    diagnostics.push(...problems);
+    const header = problems.length === 0 ? seedHeader(text) : undefined;
+    project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), ...(header ? { header } : {}), file, line: 1 } satisfies Seed);
   }
   for (const st of seedTypes) {
     const seed = project.seeds.find((s) => s.name === st.name);
