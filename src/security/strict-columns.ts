@@ -66,7 +66,7 @@ function checkModelColumns(project: Project, manifest: Manifest, outputs: Output
       );
     } else if (fromTarget) {
       out.push(
-        diagnostic(Codes.strictColumnsUnknown, `output columns of '${model.name}' taken from DESCRIBE on target '${opts.target ?? '?'}': its SQL could not be read`, { file: model.file, line: 1 }, 'warning'),
+        diagnostic(Codes.strictColumnsUnknown, `output columns of '${model.name}' taken from DESCRIBE on target '${opts.target ?? '?'}' (its SQL does not tell them)`, { file: model.file, line: 1 }, 'warning'),
       );
     }
     if (!p) {
