@@ -54,7 +54,7 @@ const TYPO_YML = `models:
       - { name: patient_id, phi: direct }
   - name: visit_days
     columns:
-      - { name: practice_id, phi: none, meta: { free: form } }
+      - { name: practice_id, phi: none, meta: { free: form }, tests: [not_nul] }
       - name: patient_id
         phi: direct
         tests:
@@ -64,7 +64,7 @@ const TYPO_YML = `models:
 describe('yml keys are checked against a schema, with or without --strict (TSF117)', () => {
   const dir = writeTempProject({
     ...MINIMAL_PROJECT,
-    'tsform.yml': 'name: typos\ntenant_colum: practice_id\n',
+    'tsform.yml': 'name: typos\ntenant_colum: practice_id\nmodels:\n  staging:\n    materialised: table\n',
     'models/visits.sql': 'select 1 as practice_id, 2 as patient_id\n',
     'models/visit_days.sql': 'select practice_id, patient_id from {{ref "visits"}}\n',
     'models/properties.yml': TYPO_YML,
@@ -80,8 +80,10 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
 
   it('a typo in a test argument and in tsform.yml are errors too; meta: is free-form', async () => {
     const { found } = await compile(dir);
-    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', `models/properties.yml:${lineOf(TYPO_YML, 'colums:')}`, `models/properties.yml:${lineOf(TYPO_YML, 'feild:')}`]);
+    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', `models/properties.yml:${lineOf(TYPO_YML, 'colums:')}`, `models/properties.yml:${lineOf(TYPO_YML, 'feild:')}`]);
     expect(found.map((d) => d.message)).toContain("tsform.yml: unknown key 'tenant_colum' (did you mean 'tenant_column'?)");
+    expect(found.some((d) => d.message.includes("unknown model setting 'materialised' (did you mean 'materialized'?)"))).toBe(true);
+    expect(found.some((d) => d.message.includes("unknown test 'not_nul' on column 'practice_id' (did you mean 'not_null'?)"))).toBe(true);
     expect(found.some((d) => d.message.includes("'feild' (did you mean 'field'?)"))).toBe(true);
     expect(found.some((d) => /meta|owner|free/.test(d.message))).toBe(false);
   });
