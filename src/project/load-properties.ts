@@ -12,7 +12,12 @@ const TEST_KINDS: readonly GenericTestKind[] = ['not_null', 'unique', 'accepted_
 export interface PropertiesFile {
   models: ModelProperties[];
   sources: SourceTable[];
-  seedTypes: Pick<Seed, 'name' | 'columnTypes' | 'file' | 'line'>[];
+  seedTypes: SeedTypes[];
+}
+
+/** A seed's `column_types`, with the line of each column so a name not in the CSV can be shown. */
+export interface SeedTypes extends Pick<Seed, 'name' | 'columnTypes' | 'file' | 'line'> {
+  columnLines: Record<string, number | undefined>;
 }
 
 /** One `models/**\/*.yml` file: model properties, sources, seed column types. */
@@ -46,12 +51,14 @@ export function readProperties(r: YamlReader, defaultSchema: string): Properties
     const name = r.string(s, 'name', { required: true });
     if (!name) continue;
     const types: Record<string, string> = {};
+    const columnLines: Record<string, number | undefined> = {};
     const ct = r.record(s, 'column_types') ?? {};
     for (const col of Object.keys(ct)) {
       const t = r.string(ct, col);
       if (t) types[col] = t;
+      columnLines[col] = r.y.lineOfKey(ct, col);
     }
-    out.seedTypes.push({ name, columnTypes: types, file: r.y.file, line: r.y.lineOf(s) });
+    out.seedTypes.push({ name, columnTypes: types, columnLines, file: r.y.file, line: r.y.lineOf(s) });
   }
   return out;
 }

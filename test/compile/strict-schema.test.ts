@@ -59,6 +59,10 @@ const TYPO_YML = `models:
         phi: direct
         tests:
           - relationships: { to: visits, feild: patient_id }
+seeds:
+  - name: visit_types
+    column_types:
+      lable: VARCHAR
 `;
 
 describe('yml keys are checked against a schema, with or without --strict (TSF117)', () => {
@@ -68,6 +72,7 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
     'models/visits.sql': 'select 1 as practice_id, 2 as patient_id\n',
     'models/visit_days.sql': 'select practice_id, patient_id from {{ref "visits"}}\n',
     'models/properties.yml': TYPO_YML,
+    'seeds/visit_types.csv': 'code,label\nAMB,Ambulatory\n',
   });
 
   it('`colums:` is an error at its line with "did you mean", not a model with no columns and no tests', async () => {
@@ -78,9 +83,11 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
     expect(colums!.message).toBe("model 'visits': unknown key 'colums' (did you mean 'columns'?)");
   });
 
-  it('a typo in a test argument and in tsform.yml are errors too; meta: is free-form', async () => {
+  it('a typo in a test argument, a seed column type and tsform.yml are errors too; meta: is free-form', async () => {
     const { found } = await compile(dir);
-    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', `models/properties.yml:${lineOf(TYPO_YML, 'colums:')}`, `models/properties.yml:${lineOf(TYPO_YML, 'feild:')}`]);
+    const yml = (needle: string) => `models/properties.yml:${lineOf(TYPO_YML, needle)}`;
+    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', yml('colums:'), yml('feild:'), yml('lable:')]);
+    expect(found.map((d) => d.message)).toContain("seed 'visit_types': column_types names 'lable', which is not a column of seeds/visit_types.csv (did you mean 'label'?)");
     expect(found.map((d) => d.message)).toContain("tsform.yml: unknown key 'tenant_colum' (did you mean 'tenant_column'?)");
     expect(found.some((d) => d.message.includes("unknown model setting 'materialised' (did you mean 'materialized'?)"))).toBe(true);
     expect(found.some((d) => d.message.includes("unknown test 'not_nul' on column 'practice_id' (did you mean 'not_null'?)"))).toBe(true);
