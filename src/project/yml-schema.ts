@@ -22,6 +22,8 @@ export type Shape = 'any' | { list: Shape } | MapShape;
 export interface MapShape {
   /** How a message names one such mapping: `model 'stg_visits'`. */
   label: string;
+  /** The key whose value names one such mapping in messages (default `name`). */
+  nameKey?: string;
   keys: Record<string, Shape>;
   names?: Shape;
   others?: 'checked-elsewhere';
@@ -112,6 +114,14 @@ export const CONFIG_SCHEMA: MapShape = {
   },
 };
 
+/** `tenants.yml`: thousands of entries, where a typo (`tag:`, `pol:`) would put a practice in the wrong pool or batch. */
+export const TENANTS_SCHEMA: MapShape = {
+  label: 'tenants.yml',
+  keys: {
+    tenants: { list: { label: 'tenant', nameKey: 'id', keys: { id: 'any', name: 'any', timezone: 'any', sla: { label: 'sla', keys: { ready_by: 'any' } }, tags: 'any', pool: 'any' } } },
+  },
+};
+
 /**
  * Reports every key `shape` does not allow, at the key's line, with the closest known key. `title`
  * names the mapping in messages (`model 'stg_visits'`, `target 'duckdb'`); by default its label
@@ -124,7 +134,8 @@ export function checkKeys(r: YamlReader, value: unknown, shape: Shape, title?: s
     return;
   }
   if (!isRecord(value)) return;
-  const own = title ?? `${shape.label}${typeof value.name === 'string' ? ` '${value.name}'` : ''}`;
+  const name = value[shape.nameKey ?? 'name'];
+  const own = title ?? `${shape.label}${typeof name === 'string' ? ` '${name}'` : ''}`;
   const known = Object.keys(shape.keys);
   for (const [key, child] of Object.entries(value)) {
     if (Object.hasOwn(shape.keys, key)) checkKeys(r, child, shape.keys[key]!);

@@ -69,6 +69,7 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
   const dir = writeTempProject({
     ...MINIMAL_PROJECT,
     'tsform.yml': 'name: typos\ntenant_colum: practice_id\nmodels:\n  staging:\n    materialised: table\n',
+    'tenants.yml': 'tenants:\n  - { id: acme, name: Acme Clinic, timezone: UTC, tag: [large] }\n',
     'models/visits.sql': 'select 1 as practice_id, 2 as patient_id\n',
     'models/visit_days.sql': 'select practice_id, patient_id from {{ref "visits"}}\n',
     'models/properties.yml': TYPO_YML,
@@ -83,10 +84,11 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
     expect(colums!.message).toBe("model 'visits': unknown key 'colums' (did you mean 'columns'?)");
   });
 
-  it('a typo in a test argument, a seed column type and tsform.yml are errors too; meta: is free-form', async () => {
+  it('a typo in a test argument, a seed column type, tsform.yml and tenants.yml are errors too; meta: is free-form', async () => {
     const { found } = await compile(dir);
     const yml = (needle: string) => `models/properties.yml:${lineOf(TYPO_YML, needle)}`;
-    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', yml('colums:'), yml('feild:'), yml('lable:')]);
+    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', 'tenants.yml:2', yml('colums:'), yml('feild:'), yml('lable:')]);
+    expect(found.map((d) => d.message)).toContain("tenant 'acme': unknown key 'tag' (did you mean 'tags'?)");
     expect(found.map((d) => d.message)).toContain("seed 'visit_types': column_types names 'lable', which is not a column of seeds/visit_types.csv (did you mean 'label'?)");
     expect(found.map((d) => d.message)).toContain("tsform.yml: unknown key 'tenant_colum' (did you mean 'tenant_column'?)");
     expect(found.some((d) => d.message.includes("unknown model setting 'materialised' (did you mean 'materialized'?)"))).toBe(true);
