@@ -122,6 +122,19 @@ export const TENANTS_SCHEMA: MapShape = {
   },
 };
 
+/** `policies/policies.yml`: a typo (`protects:`) would fall back to the default protected schemas. */
+export const POLICIES_SCHEMA: MapShape = {
+  label: 'policies.yml',
+  keys: {
+    roles: { label: 'roles', keys: { owner: 'any', research_reader: 'any', vault_steward: 'any', practices: 'any', practice_groups: 'any' } },
+    practice_roles: { label: 'practice_roles', keys: { name: 'any', groups: { list: { label: 'group', nameKey: 'role', keys: { role: 'any', practices: 'any' } } } } },
+    security_schema: 'any',
+    protect: { label: 'protect', keys: { schemas: 'any', relations: 'any' } },
+    grants: { label: 'grants', keys: { practice_roles: 'any', research_reader: 'any' } },
+    planner_statistics: { label: 'planner_statistics', keys: { tenant_column: 'any' } },
+  },
+};
+
 /**
  * Reports every key `shape` does not allow, at the key's line, with the closest known key. `title`
  * names the mapping in messages (`model 'stg_visits'`, `target 'duckdb'`); by default its label

@@ -74,6 +74,7 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
     'models/visit_days.sql': 'select practice_id, patient_id from {{ref "visits"}}\n',
     'models/properties.yml': TYPO_YML,
     'seeds/visit_types.csv': 'code,label\nAMB,Ambulatory\n',
+    'policies/policies.yml': 'protects:\n  schemas: [raw, staging, marts]\n',
   });
 
   it('`colums:` is an error at its line with "did you mean", not a model with no columns and no tests', async () => {
@@ -84,10 +85,11 @@ describe('yml keys are checked against a schema, with or without --strict (TSF11
     expect(colums!.message).toBe("model 'visits': unknown key 'colums' (did you mean 'columns'?)");
   });
 
-  it('a typo in a test argument, a seed column type, tsform.yml and tenants.yml are errors too; meta: is free-form', async () => {
+  it('a typo in a test argument, a seed column type, tsform.yml, tenants.yml and policies.yml are errors too; meta: is free-form', async () => {
     const { found } = await compile(dir);
     const yml = (needle: string) => `models/properties.yml:${lineOf(TYPO_YML, needle)}`;
-    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', 'tenants.yml:2', yml('colums:'), yml('feild:'), yml('lable:')]);
+    expect(where(found, Codes.unknownKey)).toEqual(['tsform.yml:2', 'tsform.yml:5', 'tenants.yml:2', yml('colums:'), yml('feild:'), yml('lable:'), 'policies/policies.yml:1']);
+    expect(found.map((d) => d.message)).toContain("policies.yml: unknown key 'protects' (did you mean 'protect'?)");
     expect(found.map((d) => d.message)).toContain("tenant 'acme': unknown key 'tag' (did you mean 'tags'?)");
     expect(found.map((d) => d.message)).toContain("seed 'visit_types': column_types names 'lable', which is not a column of seeds/visit_types.csv (did you mean 'label'?)");
     expect(found.map((d) => d.message)).toContain("tsform.yml: unknown key 'tenant_colum' (did you mean 'tenant_column'?)");
