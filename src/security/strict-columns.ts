@@ -17,7 +17,8 @@ import { deriveOutputColumns, type OutputColumns } from './model-output-columns.
  * - TSF225 (warning) a model whose output columns could not be derived from its SQL: checked
  *   against DESCRIBE on the target when the caller gave `described`, else not checked.
  *
- * Names compare case-insensitively: both engines fold unquoted identifiers.
+ * Names compare case-insensitively, as DuckDB matches them (PostgreSQL folds unquoted names; a
+ * quoted mixed-case name that differs only in case from its yml entry is not caught).
  */
 export interface StrictColumnOptions {
   /** Output columns of models, read with DESCRIBE on a built target (the CLI's fallback). */
