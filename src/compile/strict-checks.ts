@@ -2,9 +2,7 @@ import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, ModelProperties, Project, SourceTable } from '../project/types.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
-import { selectsColumn } from './selects-column.ts';
-
-export { selectsColumn };
+export { selectsColumn } from './selects-column.ts';
 
 /**
  * `tsform compile --strict`: the contracts an analyst's pull request must keep before it merges
@@ -21,7 +19,8 @@ export { selectsColumn };
  * - TSF217 every research-layer model (pseudonymized, or in the research schema) has a yml entry
  *   with a description, and every column listed there has a description.
  * - TSF218 every tenant-scoped, non-ephemeral model carries the tenant column: its yml lists it
- *   (when the yml lists columns at all) and its compiled SQL selects it (see `selectsColumn`).
+ *   (when the yml lists columns at all). That its SQL outputs it is checked with the model's
+ *   parsed output columns in security/strict-columns.ts (`selectsColumn` where they are unknown).
  * - TSF216 (models), TSF219, TSF224, TSF225: the checks that read a model's output columns with
  *   the SQL parser live in security/strict-columns.ts (compile/ cannot import security/); the CLI
  *   runs both (cli/strict-stage.ts).
@@ -132,14 +131,6 @@ function checkTenantColumn(project: Project, manifest: Manifest): Diagnostic[] {
         diagnostic(Codes.strictNoTenantColumn, `tenant-scoped model '${model.name}' does not list the tenant column '${tc}' among its yml columns`, {
           file: p.file,
           line: lineOr1(p.line),
-        }),
-      );
-    }
-    if (node.compiled_sql !== undefined && !selectsColumn(node.compiled_sql, tc)) {
-      out.push(
-        diagnostic(Codes.strictNoTenantColumn, `tenant-scoped model '${model.name}' does not select the tenant column '${tc}' in its final select list`, {
-          file: model.file,
-          line: 1,
         }),
       );
     }

@@ -1,6 +1,7 @@
 import type { Manifest } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, ModelProperties, Project, SourceTable } from '../project/types.ts';
+import { selectsColumn } from '../compile/selects-column.ts';
 import { deriveOutputColumns, type OutputColumns } from './model-output-columns.ts';
 
 /**
@@ -14,6 +15,9 @@ import { deriveOutputColumns, type OutputColumns } from './model-output-columns.
  * - TSF219 every relationships test's `field` is a column of its target: a model's output
  *   columns, a seed's CSV header, a built-in relation's columns, a source's yml columns; a model
  *   whose columns are unknown is checked against its yml list instead;
+ * - TSF218 every tenant-scoped, non-ephemeral model outputs the tenant column (its output
+ *   columns; where they are unknown, the select-list heuristic `selectsColumn`, which gives `*`
+ *   the benefit of the doubt); the yml half of TSF218 is in compile/strict-checks.ts;
  * - TSF225 (warning) a model whose output columns could not be derived from its SQL: checked
  *   against DESCRIBE on the target when the caller gave `described`, else not checked.
  *
@@ -29,7 +33,23 @@ export interface StrictColumnOptions {
 
 export function strictColumnChecks(project: Project, manifest: Manifest, opts: StrictColumnOptions = {}): Diagnostic[] {
   const outputs = deriveOutputColumns(project, manifest, opts.described);
-  return [...checkModelColumns(project, manifest, outputs, opts), ...checkRelationships(project, manifest, outputs)];
+  return [...checkTenantColumnOutput(project, manifest, outputs), ...checkModelColumns(project, manifest, outputs, opts), ...checkRelationships(project, manifest, outputs)];
+}
+
+function checkTenantColumnOutput(project: Project, manifest: Manifest, outputs: OutputColumns): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const tc = manifest.tenant_column;
+  for (const model of project.models) {
+    const node = manifest.models[model.name];
+    if (!node || node.scope !== 'tenant' || node.materialized === 'ephemeral') continue;
+    const known = outputs.known[model.name];
+    const selects = known ? known.some((c) => lower(c) === lower(tc)) : selectsColumn(node.compiled_sql, tc);
+    if (selects) continue;
+    out.push(
+      diagnostic(Codes.strictNoTenantColumn, `tenant-scoped model '${model.name}' does not select the tenant column '${tc}' in its final select list`, { file: model.file, line: 1 }),
+    );
+  }
+  return out;
 }
 
 const lower = (s: string) => s.toLowerCase();

@@ -81,7 +81,9 @@ describe('strict check 2: every research-layer model and column is described (TS
 });
 
 describe('strict check 3: every tenant-scoped model carries the tenant column (TSF218)', () => {
-  const { dir, strict } = strictOn('strict-tenant-column');
+  const { dir, project, manifest, strict: ymlHalf } = strictOn('strict-tenant-column');
+  // The SQL half reads the parsed output columns (security/strict-columns.ts).
+  const strict = [...ymlHalf, ...strictColumnChecks(project, manifest).filter((d) => d.code === Codes.strictNoTenantColumn)];
 
   it('flags a yml column list without it, and a final select list without it (not ephemeral, shared or `*` models)', () => {
     expect(brief(strict)).toEqual([

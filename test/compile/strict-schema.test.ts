@@ -208,6 +208,22 @@ describe('--strict: every model column is classified and every yml column exists
   });
 });
 
+describe('--strict: the tenant column is checked on the parsed output columns (TSF218)', () => {
+  it('`select *` over a subquery that drops practice_id no longer passes as "* carries it"', async () => {
+    const dir = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/sources.yml': SOURCES_YML,
+      'models/properties.yml': 'models:\n  - name: visit_ids\n    columns:\n      - { name: practice_id, phi: none }\n      - { name: visit_id, phi: none }\n',
+      'models/visit_ids.sql': 'select * from (select visit_id from {{source "ehr" "visits"}}) s\n',
+    });
+    const { found } = await compile(dir, '--strict');
+    expect(found.filter((d) => d.code === Codes.strictNoTenantColumn).map((d) => [d.file, d.line, d.message])).toEqual([
+      ['models/visit_ids.sql', 1, "tenant-scoped model 'visit_ids' does not select the tenant column 'practice_id' in its final select list"],
+    ]);
+    expect(where(found, Codes.strictColumnNotOutput)).toEqual(['models/properties.yml:4']);
+  });
+});
+
 describe('--strict --target: DESCRIBE on a built target where the SQL cannot tell', () => {
   it('checks raw_visits against the columns of the built relation, and says so', async () => {
     const dir = columnsProject();
