@@ -23,6 +23,8 @@ export const Codes = {
   initDirNotEmpty: 'TSF115',
   /** Two practices, or a practice and a fixed or group role, map to one PostgreSQL role (TSF112 is a malformed name). */
   roleNameConflict: 'TSF116',
+  /** A yml key no reader knows (a typo like `colums:` would silently drop tests and PHI classes); outside `meta:`. */
+  unknownKey: 'TSF117',
   // compilation (2xx)
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',
@@ -47,6 +49,14 @@ export const Codes = {
   stateManifest: 'TSF221',
   modelSql: 'TSF222',
   unapprovedGeneralizer: 'TSF223',
+  /** --strict: a model's yml lists a column its SQL does not output (TSF216 is the reverse: an output column the yml does not classify). */
+  strictColumnNotOutput: 'TSF224',
+  /**
+   * --strict notice (a warning): a model's output columns could not be derived from its SQL (the
+   * PostgreSQL grammar cannot read it, or `select *` over a relation whose columns are unknown),
+   * so its column checks used DESCRIBE on the target, or were skipped.
+   */
+  strictColumnsUnknown: 'TSF225',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

@@ -18,6 +18,8 @@ export interface OpenAdapterOptions {
   onLockWait?: (holder: string) => void;
   /** Catalog name → DuckDB file attached read-only (`--defer`'s production). */
   readOnly?: Record<string, string>;
+  /** How long to wait for a DuckDB file another process holds (default the adapter's, 10 minutes). */
+  lockWaitMs?: number;
   /** Where a PostgreSQL target's `url_env` is looked up; default the process environment. */
   env?: Env;
 }
@@ -32,6 +34,7 @@ export async function openAdapter(project: Project, target: TargetConfig, opts: 
         path: at(target.path),
         connections: opts.threads ?? target.threads,
         onWait: opts.onLockWait,
+        ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
         attach: { [project.config.schemas.research]: at(target.researchPath), [project.config.schemas.vault]: at(target.vaultPath) },
         attachReadOnly: opts.readOnly,
       });

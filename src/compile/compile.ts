@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { closest, distance } from 'fastest-levenshtein';
 import {
   MANIFEST_SCHEMA_VERSION,
   type BuiltinNode,
@@ -10,6 +9,7 @@ import {
   type SourceNode,
 } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
+import { suggest } from '../project/suggest.ts';
 import type { Project } from '../project/types.ts';
 import { compileTests } from './compile-tests.ts';
 import { columnsOf, manifestCapture } from './manifest-fields.ts';
@@ -359,21 +359,6 @@ function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnost
       );
     }
   }
-}
-
-export function suggest(name: string, candidates: string[]): string {
-  if (candidates.length === 0) return '';
-  const near = candidates
-    .map((c) => ({ c, d: distance(name, c) }))
-    .filter((x) => x.d <= Math.max(2, Math.floor(name.length / 3)))
-    .sort((a, b) => a.d - b.d || a.c.localeCompare(b.c))
-    .slice(0, 3)
-    .map((x) => x.c);
-  if (near.length === 0) {
-    const c = closest(name, candidates);
-    return c && distance(name, c) <= name.length / 2 ? ` (did you mean '${c}'?)` : '';
-  }
-  return ` (did you mean ${near.map((n) => `'${n}'`).join(', ')}?)`;
 }
 
 function sha256(text: string): string {

@@ -2,6 +2,7 @@ import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, ModelProperties, Project, SourceTable } from '../project/types.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
+export { selectsColumn } from './selects-column.ts';
 
 /**
  * `tsform compile --strict`: the contracts an analyst's pull request must keep before it merges
@@ -18,11 +19,11 @@ import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extr
  * - TSF217 every research-layer model (pseudonymized, or in the research schema) has a yml entry
  *   with a description, and every column listed there has a description.
  * - TSF218 every tenant-scoped, non-ephemeral model carries the tenant column: its yml lists it
- *   (when the yml lists columns at all) and its compiled SQL selects it (see `selectsColumn`).
- * - TSF219 every relationships test's `field` is a column of its target, when the target's yml
- *   lists columns (models and sources; seeds' `column_types` are not a column list). Generic
- *   tests hang off yml columns, so their own column exists by construction; singular tests name
- *   no column.
+ *   (when the yml lists columns at all). That its SQL outputs it is checked with the model's
+ *   parsed output columns in security/strict-columns.ts (`selectsColumn` where they are unknown).
+ * - TSF216 (models), TSF219, TSF224, TSF225: the checks that read a model's output columns with
+ *   the SQL parser live in security/strict-columns.ts (compile/ cannot import security/); the CLI
+ *   runs both (cli/strict-stage.ts).
  * - TSF220 no unused macro: every macro under macros/ is used by a model, by a singular test, or
  *   by another macro that is itself used.
  */
@@ -31,7 +32,6 @@ export function strictChecks(project: Project, manifest: Manifest): Diagnostic[]
     ...checkClassified(project),
     ...checkDescribed(project, manifest),
     ...checkTenantColumn(project, manifest),
-    ...checkTestColumns(project),
     ...checkUnusedMacros(project, manifest),
   ];
 }
@@ -134,230 +134,12 @@ function checkTenantColumn(project: Project, manifest: Manifest): Diagnostic[] {
         }),
       );
     }
-    if (node.compiled_sql !== undefined && !selectsColumn(node.compiled_sql, tc)) {
-      out.push(
-        diagnostic(Codes.strictNoTenantColumn, `tenant-scoped model '${model.name}' does not select the tenant column '${tc}' in its final select list`, {
-          file: model.file,
-          line: 1,
-        }),
-      );
-    }
-  }
-  return out;
-}
-
-interface Token {
-  kind: 'word' | 'quoted' | 'string' | 'number' | 'punct' | 'other';
-  /** Words lower-cased; quoted identifiers unquoted, case kept. */
-  text: string;
-  depth: number;
-}
-
-/** SQL keywords that end a select list at its own depth. */
-const LIST_END = new Set(['from', 'where', 'group', 'having', 'window', 'qualify', 'order', 'limit', 'offset', 'fetch', 'union', 'intersect', 'except', 'into']);
-/** Words that are never an implicit alias (`CASE … END` names no column). */
-const NOT_ALIAS = new Set(['end', 'null', 'true', 'false', 'distinct', 'all', 'and', 'or', 'not', 'is', 'in', 'like', 'then', 'else', 'when']);
-
-/**
- * A deliberately simple heuristic, no SQL parser: does the query's result have a column named
- * `column`? It finds the first SELECT at the outermost parenthesis level (CTE bodies and
- * subqueries are nested in parentheses, so this is the main query; in a UNION the first branch
- * names the columns), splits its select list at top-level commas and takes each item's output
- * name: the alias after AS, an implicit alias (`expr name`), or the bare or qualified column
- * (`t.practice_id`). The column is carried when an item is named so, or when an item is `*` or
- * `t.*` (without a DuckDB `EXCLUDE` naming it). Comments, strings and `$1` are skipped.
- * Unquoted names compare case-insensitively. A query with no SELECT at all is given the benefit
- * of the doubt.
- */
-export function selectsColumn(sql: string, column: string): boolean {
-  const tokens = tokenize(sql);
-  const selects = tokens.map((t, i) => ({ t, i })).filter(({ t }) => t.kind === 'word' && t.text === 'select');
-  if (selects.length === 0) return true;
-  const depth = Math.min(...selects.map(({ t }) => t.depth));
-  const start = selects.find(({ t }) => t.depth === depth)!.i;
-  const items = selectItems(tokens, start, depth);
-  const want = column.toLowerCase();
-  const isWanted = (t: Token | undefined) =>
-    t !== undefined && ((t.kind === 'word' && t.text === want) || (t.kind === 'quoted' && t.text === column));
-  for (const item of items) {
-    const starAt = item.findIndex((t) => t.kind === 'punct' && t.text === '*' && t.depth === depth);
-    const isStar = starAt >= 0 && (starAt === 0 || item[starAt - 1]?.text === '.') && item.slice(0, starAt).every((t) => t.kind !== 'punct' || t.text === '.');
-    if (isStar) {
-      const rest = item.slice(starAt + 1);
-      const excludes = rest[0]?.kind === 'word' && rest[0].text === 'exclude' && rest.some((t) => isWanted(t));
-      if (!excludes) return true;
-      continue;
-    }
-    if (isWanted(outputName(item))) return true;
-  }
-  return false;
-}
-
-function selectItems(tokens: Token[], selectAt: number, depth: number): Token[][] {
-  let i = selectAt + 1;
-  const at = (k: number) => tokens[k];
-  const isWord = (k: number, w: string) => at(k)?.kind === 'word' && at(k)?.text === w && at(k)?.depth === depth;
-  if (isWord(i, 'all')) i++;
-  else if (isWord(i, 'distinct')) {
-    i++;
-    if (isWord(i, 'on') && at(i + 1)?.text === '(') {
-      i += 2;
-      while (i < tokens.length && !(at(i)?.text === ')' && at(i)?.depth === depth)) i++;
-      i++;
-    }
-  }
-  const items: Token[][] = [[]];
-  for (; i < tokens.length; i++) {
-    const t = tokens[i]!;
-    if (t.depth < depth) break;
-    if (t.depth === depth) {
-      if (t.kind === 'word' && LIST_END.has(t.text)) break;
-      if (t.kind === 'punct' && t.text === ';') break;
-      if (t.kind === 'punct' && t.text === ',') {
-        items.push([]);
-        continue;
-      }
-    }
-    items[items.length - 1]!.push(t);
-  }
-  return items.filter((it) => it.length > 0);
-}
-
-/** The token naming an item's output column, if the heuristic can tell. */
-function outputName(item: Token[]): Token | undefined {
-  const last = item[item.length - 1];
-  const prev = item[item.length - 2];
-  const isName = (t: Token | undefined) => t !== undefined && (t.kind === 'quoted' || t.kind === 'word');
-  if (!isName(last)) return undefined;
-  if (item.length === 1) return last;
-  if (prev?.kind === 'word' && prev.text === 'as' && prev.depth === last!.depth) return last;
-  if (prev?.kind === 'punct' && prev.text === '.') return last;
-  const implicitAlias =
-    prev !== undefined &&
-    prev.depth === last!.depth &&
-    (isName(prev) || prev.kind === 'string' || prev.kind === 'number' || (prev.kind === 'punct' && prev.text === ')')) &&
-    !(last!.kind === 'word' && NOT_ALIAS.has(last!.text));
-  return implicitAlias ? last : undefined;
-}
-
-function tokenize(sql: string): Token[] {
-  const tokens: Token[] = [];
-  let depth = 0;
-  let i = 0;
-  const n = sql.length;
-  const push = (kind: Token['kind'], text: string) => tokens.push({ kind, text, depth });
-  while (i < n) {
-    const ch = sql[i]!;
-    const next = sql[i + 1];
-    if (/\s/.test(ch)) {
-      i++;
-    } else if (ch === '-' && next === '-') {
-      const end = sql.indexOf('\n', i);
-      i = end < 0 ? n : end + 1;
-    } else if (ch === '/' && next === '*') {
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? n : end + 2;
-    } else if (ch === "'") {
-      let j = i + 1;
-      while (j < n && !(sql[j] === "'" && sql[j + 1] !== "'")) j += sql[j] === "'" ? 2 : 1;
-      push('string', '');
-      i = j + 1;
-    } else if (ch === '"') {
-      let j = i + 1;
-      let text = '';
-      while (j < n) {
-        if (sql[j] === '"') {
-          if (sql[j + 1] === '"') {
-            text += '"';
-            j += 2;
-            continue;
-          }
-          break;
-        }
-        text += sql[j];
-        j++;
-      }
-      push('quoted', text);
-      i = j + 1;
-    } else if (ch === '$') {
-      const tag = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i));
-      if (tag) {
-        const end = sql.indexOf(tag[0], i + tag[0].length);
-        push('string', '');
-        i = end < 0 ? n : end + tag[0].length;
-      } else {
-        const num = /^\$\d*/.exec(sql.slice(i))![0];
-        push('other', num);
-        i += num.length;
-      }
-    } else if (/[A-Za-z_]/.test(ch)) {
-      const word = /^[A-Za-z_][A-Za-z0-9_$]*/.exec(sql.slice(i))![0];
-      push('word', word.toLowerCase());
-      i += word.length;
-    } else if (/[0-9]/.test(ch)) {
-      const num = /^[0-9][0-9.eE]*/.exec(sql.slice(i))![0];
-      push('number', num);
-      i += num.length;
-    } else if (ch === '(') {
-      push('punct', ch);
-      depth++;
-      i++;
-    } else if (ch === ')') {
-      depth = Math.max(0, depth - 1);
-      push('punct', ch);
-      i++;
-    } else if (ch === ':' && next === ':') {
-      push('punct', '::');
-      i += 2;
-    } else if (',.*;'.includes(ch)) {
-      push('punct', ch);
-      i++;
-    } else {
-      push('other', ch);
-      i++;
-    }
-  }
-  return tokens;
-}
-
-// ---------------------------------------------------------------------------------------------
-// 4. every test refers to an existing column
-
-function checkTestColumns(project: Project): Diagnostic[] {
-  const out: Diagnostic[] = [];
-  const props = propertiesByModel(project);
-  const sources = new Map(project.sources.map((s) => [sourceName(s), s]));
-  /** The target's yml column names, or undefined when its yml lists none (nothing to check). */
-  const columnsOf = (to: string): string[] | undefined => {
-    const p = props.get(to);
-    const cols = p?.columns ?? sources.get(to.replace(/^source:/, ''))?.columns;
-    return cols && cols.length > 0 ? cols.map((c) => c.name) : undefined;
-  };
-  const owners: { name: string; columns: ColumnSpec[] }[] = [
-    ...project.properties.map((p) => ({ name: p.name, columns: p.columns })),
-    ...project.sources.map((s) => ({ name: `source:${sourceName(s)}`, columns: s.columns })),
-  ];
-  for (const owner of owners) {
-    for (const col of owner.columns) {
-      for (const t of col.tests) {
-        if (t.kind !== 'relationships' || !t.to || !t.field) continue;
-        const target = columnsOf(t.to);
-        if (!target || target.includes(t.field)) continue;
-        out.push(
-          diagnostic(
-            Codes.strictUnknownTestColumn,
-            `relationships test on '${owner.name}.${col.name}' refers to '${t.to}.${t.field}', but '${t.to}' lists no column '${t.field}' (it lists ${target.map((c) => `'${c}'`).join(', ')})`,
-            { file: t.file, line: lineOr1(t.line) },
-          ),
-        );
-      }
-    }
   }
   return out;
 }
 
 // ---------------------------------------------------------------------------------------------
-// 5. no unused macro
+// 4. no unused macro
 
 function checkUnusedMacros(project: Project, manifest: Manifest): Diagnostic[] {
   const macroNames = new Set(project.macros.map((m) => m.name));

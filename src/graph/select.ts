@@ -1,4 +1,4 @@
-import { suggest } from '../compile/compile.ts';
+import { suggest } from '../project/suggest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { showValue } from '../project/load-tenants.ts';
 import { TENANT_ID_PATTERN, type Tenant } from '../project/types.ts';

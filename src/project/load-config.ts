@@ -1,7 +1,9 @@
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import type { FolderDefaults, Materialization, ProjectConfig, Schemas, Scope, TargetConfig, ApprovedGeneralizer } from './types.ts';
+import { suggest } from './suggest.ts';
 import { isRecord, YamlReader, type YamlFile } from './yaml-file.ts';
+import { checkKeys, CONFIG_SCHEMA } from './yml-schema.ts';
 
 export const CONFIG_FILE = 'tsform.yml';
 
@@ -44,6 +46,7 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
     diagnostics.push(diagnostic(Codes.yamlShape, 'tsform.yml must be a mapping', { file: y.file, line: 1 }));
     return config;
   }
+  checkKeys(r, root, CONFIG_SCHEMA, 'tsform.yml');
   config.name = r.string(root, 'name', { required: true }) ?? config.name;
   const tenantColumn = r.string(root, 'tenant_column');
   if (tenantColumn !== undefined) {
@@ -53,10 +56,8 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
 
   const schemas = r.record(root, 'schemas') ?? {};
   for (const key of Object.keys(schemas)) {
-    if (!(key in DEFAULT_SCHEMAS)) {
-      r.fail(schemas, key, `unknown schema role '${key}' (known: ${Object.keys(DEFAULT_SCHEMAS).join(', ')})`);
-      continue;
-    }
+    // An unknown role is reported by checkKeys (CONFIG_SCHEMA).
+    if (!(key in DEFAULT_SCHEMAS)) continue;
     const v = r.string(schemas, key);
     if (v === undefined) continue;
     if (!SIMPLE_NAME.test(v)) r.fail(schemas, key, `schema name '${v}' is not a simple identifier`, Codes.invalidIdentifier);
@@ -197,7 +198,7 @@ function readFolders(r: YamlReader, obj: Record<string, unknown>, prefix: string
   for (const [key, value] of Object.entries(obj)) {
     if (!FOLDER_KEYS.has(key)) {
       if (isRecord(value)) out.push(...readFolders(r, value, prefix ? `${prefix}/${key}` : key));
-      else r.fail(obj, key, `unknown model setting '${key}' (expected a folder mapping or one of ${[...FOLDER_KEYS].join(', ')})`);
+      else r.fail(obj, key, `unknown model setting '${key}'${suggest(key, [...FOLDER_KEYS])} (expected a folder mapping or one of ${[...FOLDER_KEYS].join(', ')})`, Codes.unknownKey);
       continue;
     }
     if (key === 'schema') {

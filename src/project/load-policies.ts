@@ -2,6 +2,7 @@ import { Codes } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import type { PolicyConfig, Schemas } from './types.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
+import { checkKeys, POLICIES_SCHEMA } from './yml-schema.ts';
 
 export const POLICIES_FILE = 'policies/policies.yml';
 
@@ -19,6 +20,7 @@ export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<
     r.fail(undefined, undefined, 'policies.yml must be a mapping');
     return undefined;
   }
+  checkKeys(r, root, POLICIES_SCHEMA, 'policies.yml');
   const role = (obj: Record<string, unknown>, key: string, fallback: string): string => {
     const v = r.string(obj, key) ?? fallback;
     if (!ROLE_NAME.test(v)) {

@@ -5,9 +5,10 @@ import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import { CONFIG_FILE, readConfig } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
-import { readProperties } from './load-properties.ts';
+import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
-import { checkSeedCsv } from './seed-csv.ts';
+import { checkSeedCsv, seedHeader } from './seed-csv.ts';
+import { suggest } from './suggest.ts';
 import type { Macro, ModelFile, Project, Seed, SingularTest } from './types.ts';
 import { parseYamlFile, YamlReader, type YamlFile } from './yaml-file.ts';
 
@@ -48,7 +49,7 @@ export function loadProject(projectDir: string): Project {
     return true;
   };
 
-  const seedTypes: { name: string; columnTypes: Record<string, string>; file: string; line?: number }[] = [];
+  const seedTypes: SeedTypes[] = [];
   const project: Project = { root, config, tenants, models, properties: [], sources: [], macros: [], seeds: [], singularTests: [], diagnostics };
 
   for (const path of listFiles(join(root, 'models'))) {
@@ -84,13 +85,22 @@ export function loadProject(projectDir: string): Project {
     const file = rel(path);
     if (!checkName('seed', name, file)) continue;
     const text = readFileSync(path, 'utf8');
-    diagnostics.push(...checkSeedCsv(text, file));
-    project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), file, line: 1 } satisfies Seed);
+    const problems = checkSeedCsv(text, file);
+    diagnostics.push(...problems);
+    const header = problems.length === 0 ? seedHeader(text) : undefined;
+    project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), ...(header ? { header } : {}), file, line: 1 } satisfies Seed);
   }
   for (const st of seedTypes) {
     const seed = project.seeds.find((s) => s.name === st.name);
-    if (seed) seed.columnTypes = st.columnTypes;
-    else diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
+    if (seed) {
+      seed.columnTypes = st.columnTypes;
+      // A type for a column the CSV does not have would be dropped at load without a word.
+      for (const col of Object.keys(st.columnTypes)) {
+        if (seed.header && !seed.header.includes(col)) {
+          diagnostics.push(diagnostic(Codes.unknownKey, `seed '${st.name}': column_types names '${col}', which is not a column of ${seed.file}${suggest(col, seed.header)}`, { file: st.file, line: st.columnLines[col] ?? st.line }));
+        }
+      }
+    } else diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
   }
 
   const policiesPath = join(root, POLICIES_FILE);

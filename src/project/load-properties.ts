@@ -2,7 +2,9 @@ import { Codes } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import { readSourceLoader } from './read-source-loader.ts';
 import type { ColumnSpec, GenericTestKind, GenericTestSpec, ModelProperties, PhiClass, Seed, SourceTable } from './types.ts';
+import { suggest } from './suggest.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
+import { checkKeys, PROPERTIES_SCHEMA } from './yml-schema.ts';
 
 const PHI: readonly PhiClass[] = ['direct', 'quasi', 'none'];
 const TEST_KINDS: readonly GenericTestKind[] = ['not_null', 'unique', 'accepted_values', 'relationships'];
@@ -10,7 +12,12 @@ const TEST_KINDS: readonly GenericTestKind[] = ['not_null', 'unique', 'accepted_
 export interface PropertiesFile {
   models: ModelProperties[];
   sources: SourceTable[];
-  seedTypes: Pick<Seed, 'name' | 'columnTypes' | 'file' | 'line'>[];
+  seedTypes: SeedTypes[];
+}
+
+/** A seed's `column_types`, with the line of each column so a name not in the CSV can be shown. */
+export interface SeedTypes extends Pick<Seed, 'name' | 'columnTypes' | 'file' | 'line'> {
+  columnLines: Record<string, number | undefined>;
 }
 
 /** One `models/**\/*.yml` file: model properties, sources, seed column types. */
@@ -22,9 +29,7 @@ export function readProperties(r: YamlReader, defaultSchema: string): Properties
     r.fail(undefined, undefined, 'a properties file must be a mapping with models:, sources: or seeds:');
     return out;
   }
-  for (const key of Object.keys(root)) {
-    if (!['models', 'sources', 'seeds', 'version'].includes(key)) r.fail(root, key, `unknown top-level key '${key}'`);
-  }
+  checkKeys(r, root, PROPERTIES_SCHEMA, 'properties file');
   for (const m of r.list(root, 'models')) {
     if (!isRecord(m)) {
       r.fail(root, 'models', 'each entry under models: must be a mapping');
@@ -46,12 +51,14 @@ export function readProperties(r: YamlReader, defaultSchema: string): Properties
     const name = r.string(s, 'name', { required: true });
     if (!name) continue;
     const types: Record<string, string> = {};
+    const columnLines: Record<string, number | undefined> = {};
     const ct = r.record(s, 'column_types') ?? {};
     for (const col of Object.keys(ct)) {
       const t = r.string(ct, col);
       if (t) types[col] = t;
+      columnLines[col] = r.y.lineOfKey(ct, col);
     }
-    out.seedTypes.push({ name, columnTypes: types, file: r.y.file, line: r.y.lineOf(s) });
+    out.seedTypes.push({ name, columnTypes: types, columnLines, file: r.y.file, line: r.y.lineOf(s) });
   }
   return out;
 }
@@ -124,7 +131,7 @@ function readTests(r: YamlReader, c: Record<string, unknown>, column: string): G
     const line = r.y.lineOfKey(c, 'tests');
     if (typeof t === 'string') {
       if (t === 'not_null' || t === 'unique') tests.push({ kind: t, column, file, line });
-      else r.fail(c, 'tests', `unknown test '${t}' on column '${column}' (${TEST_KINDS.join(', ')})`);
+      else r.fail(c, 'tests', `unknown test '${t}' on column '${column}'${suggest(t, TEST_KINDS) || ` (${TEST_KINDS.join(', ')})`}`);
       continue;
     }
     if (!isRecord(t) || Object.keys(t).length !== 1) {
@@ -152,7 +159,7 @@ function readTests(r: YamlReader, c: Record<string, unknown>, column: string): G
     } else if (kind === 'not_null' || kind === 'unique') {
       tests.push({ kind, column, file, line: tl });
     } else {
-      r.fail(t, kind, `unknown test '${kind}' on column '${column}' (${TEST_KINDS.join(', ')})`);
+      r.fail(t, kind, `unknown test '${kind}' on column '${column}'${suggest(kind, TEST_KINDS) || ` (${TEST_KINDS.join(', ')})`}`);
     }
   }
   return tests;

@@ -1,6 +1,7 @@
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { TENANT_ID_PATTERN, type Tenant } from './types.ts';
 import { isRecord, YamlReader, type YamlFile } from './yaml-file.ts';
+import { checkKeys, TENANTS_SCHEMA } from './yml-schema.ts';
 
 export const TENANTS_FILE = 'tenants.yml';
 
@@ -37,6 +38,7 @@ export function readTenants(y: YamlFile | undefined, pools: readonly string[], d
     diagnostics.push(diagnostic(Codes.yamlShape, "tenants.yml must be a mapping with a 'tenants' list", { file: y.file, line: 1 }));
     return [];
   }
+  checkKeys(r, root, TENANTS_SCHEMA, 'tenants.yml');
   const tenants: Tenant[] = [];
   const seen = new Map<string, number | undefined>();
   for (const entry of list) {

@@ -16,6 +16,15 @@ export function parseCsv(text: string): ParsedCsv {
   return { header, rows };
 }
 
+/** The header of a seed that checkSeedCsv found readable, else undefined. */
+export function seedHeader(text: string): string[] | undefined {
+  try {
+    return parseCsv(text).header;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Validation done while reading the project, so `compile` already reports a broken seed. */
 export function checkSeedCsv(text: string, file: string): Diagnostic[] {
   try {

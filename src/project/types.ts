@@ -175,6 +175,8 @@ export interface Seed extends Located {
   checksum: string;
   /** Explicit column types from the seed's yml; others are inferred. */
   columnTypes: Record<string, string>;
+  /** The CSV's header: every column the seed's table has (absent when the CSV is unreadable). */
+  header?: string[];
 }
 
 export interface SingularTest extends Located {

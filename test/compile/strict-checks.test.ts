@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { selectsColumn, strictChecks } from '../../src/compile/strict-checks.ts';
 import { Codes } from '../../src/errors.ts';
+import { strictColumnChecks } from '../../src/security/strict-columns.ts';
 import { brief, compileDir, fixtureDir, REPO_ROOT } from '../fixtures/project-fixture.ts';
 
 /** 1-based line of the first line of `file` containing `needle` (fixtures' lines are asserted). */
@@ -80,7 +81,9 @@ describe('strict check 2: every research-layer model and column is described (TS
 });
 
 describe('strict check 3: every tenant-scoped model carries the tenant column (TSF218)', () => {
-  const { dir, strict } = strictOn('strict-tenant-column');
+  const { dir, project, manifest, strict: ymlHalf } = strictOn('strict-tenant-column');
+  // The SQL half reads the parsed output columns (security/strict-columns.ts).
+  const strict = [...ymlHalf, ...strictColumnChecks(project, manifest).filter((d) => d.code === Codes.strictNoTenantColumn)];
 
   it('flags a yml column list without it, and a final select list without it (not ephemeral, shared or `*` models)', () => {
     expect(brief(strict)).toEqual([
@@ -136,10 +139,11 @@ describe('selectsColumn: the final-select-list heuristic of check 3', () => {
   });
 });
 
-describe('strict check 4: every test refers to an existing column (TSF219)', () => {
-  const { dir, strict } = strictOn('strict-test-column');
+describe('strict check 4: every test refers to an existing column (TSF219, security/strict-columns.ts)', () => {
+  const { dir, project, manifest } = strictOn('strict-test-column');
+  const strict = strictColumnChecks(project, manifest).filter((d) => d.code === Codes.strictUnknownTestColumn);
 
-  it("flags a relationships test whose field the target's yml does not list, on models and on sources", () => {
+  it("flags a relationships test whose field the target does not output (or, for a source, its yml does not list), on models and on sources", () => {
     expect(brief(strict)).toEqual([
       { code: Codes.strictUnknownTestColumn, file: 'models/properties.yml', line: lineOf(dir, 'models/properties.yml', 'field: patient_key') },
       { code: Codes.strictUnknownTestColumn, file: 'models/properties.yml', line: lineOf(dir, 'models/properties.yml', 'field: person_id') },
@@ -148,7 +152,7 @@ describe('strict check 4: every test refers to an existing column (TSF219)', () 
     expect(Codes.strictUnknownTestColumn).toBe('TSF219');
   });
 
-  it('names the test column and the missing target column; a target without yml columns is not checked', () => {
+  it('names the test column and the missing target column; a target whose columns are unknown (select * from a source, no yml columns) is not checked', () => {
     expect(strict[0]!.message).toContain("'stg_visits.patient_id' refers to 'stg_patients.patient_key'");
     expect(strict[1]!.message).toContain("'source:ehr.patients.person_id'");
     expect(strict[2]!.message).toContain("'stg_visits.visit_key'");
@@ -187,8 +191,9 @@ describe('the demo project under --strict', () => {
     expect(strictChecks(project, manifest).filter((d) => d.code === Codes.strictUnclassifiedColumn)).toEqual([]);
   });
 
-  it('passes every strict check', () => {
+  it('passes every strict check, the column checks included (every model column classified and output)', () => {
     expect(brief(strictChecks(project, manifest))).toEqual([]);
+    expect(strictColumnChecks(project, manifest).map((d) => `${d.code} ${d.file}:${d.line} ${d.message}`)).toEqual([]);
   });
 
   it('does not change its inputs', () => {
