@@ -32,7 +32,7 @@ export type { Workspace } from './workspace.ts';
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const env = req.env ?? process.env;
   const clock = req.clock ?? systemClock;
-  const { ws, plan: planned, deferDatabase } = prepareSlimCi(req);
+  const { ws, plan: planned, deferDatabase, notices: slimCiNotices } = prepareSlimCi(req);
   const target = resolveTarget(ws.project, req.target);
   if (deferDatabase && target.type !== 'duckdb') {
     throw new TsformError(Codes.unsupported, '--defer reads production from a DuckDB file; on PostgreSQL it is not supported yet');
@@ -45,7 +45,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const capture = runCaptureFor(ws, planned, adapter, req.openOltp, env);
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
-    const notices = await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name });
+    const notices = [...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
     const leakScan = leakScanPlanned(ws, plan);

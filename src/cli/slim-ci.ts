@@ -14,14 +14,14 @@ import type { Workspace } from './workspace.ts';
 /** The catalog name production is attached as under `--defer`. */
 export const DEFER_CATALOG = 'prod';
 
-export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>): Plan {
+export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>, selection?: ReadonlySet<string>): Plan {
   const tenants = selectTenants(ws.project.tenants, req.tenants);
-  const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
+  const selected = selection ?? selectNodes(ws.dag, req.select, req.exclude, { modified });
   // A pull request may change only an ephemeral model: `state:modified` then selects nothing to build, as CI expects.
   if (!req.select?.some((s) => s.includes('state:'))) refuseEphemeralOnly(ws.dag, selected);
   return buildPlan(ws.manifest, ws.dag, {
     command: req.command,
-    selected,
+    selected: new Set(selected),
     tenants,
     allTenantCount: ws.project.tenants.length,
     batchSize: ws.project.config.batchSize,
@@ -30,26 +30,57 @@ export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>
   });
 }
 
-/**
- * Compile and plan, with slim CI: `--state` compares with a previous manifest for
- * `state:modified`; `--defer` compiles again so that every unselected upstream relation is read
- * from production.
- */
-export function prepareSlimCi(req: RunRequest): { ws: Workspace; plan: Plan; deferDatabase?: string } {
-  let ws = compileWorkspace(req.projectDir);
-  const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
-  let plan = planWorkspace(ws, req, modified);
-  if (!req.defer) return { ws, plan };
-  if (!req.state) throw new TsformError(Codes.stateManifest, '--defer needs --state <dir> (the production manifest and database)');
-  const deferDatabase = resolve(req.deferDatabase ?? join(req.state, 'tsform.duckdb'));
-  if (!existsSync(deferDatabase)) throw new TsformError(Codes.stateManifest, `--defer: no production database at ${deferDatabase} (--defer-database <file>)`);
-  const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
-  const deferred = new Set([...upstreamOf(ws.dag.graph, selected)].filter((id) => !selected.has(id)));
-  ws = compileWorkspace(req.projectDir, { deferred: { nodes: deferred, catalog: DEFER_CATALOG } });
-  plan = planWorkspace(ws, req, modified);
-  return { ws, plan, deferDatabase };
+export interface SlimCi {
+  ws: Workspace;
+  plan: Plan;
+  /** The production database `--defer` reads, when it has one. */
+  deferDatabase?: string;
+  /** What the run should say about how it read production (e.g. no database: built instead). */
+  notices: string[];
 }
 
+/**
+ * Compile and plan, with slim CI: `--state` compares with a previous manifest for
+ * `state:modified`; `--defer` compiles again so that every relation the selected nodes and their
+ * tests read, and that is not selected, comes from production (`<state>/tsform.duckdb`: the
+ * production workflow publishes the manifest and the database as one artifact). A state folder
+ * with only the manifest still selects by state; what would have been deferred is built here
+ * instead, with one notice.
+ */
+export function prepareSlimCi(req: RunRequest): SlimCi {
+  let ws = compileWorkspace(req.projectDir);
+  const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
+  if (!req.defer) return { ws, plan: planWorkspace(ws, req, modified), notices: [] };
+  if (!req.state) throw new TsformError(Codes.stateManifest, '--defer needs --state <dir> (the production manifest and database)');
+  const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });
+  const read = readBySelection(ws, selected);
+  const deferDatabase = resolve(req.deferDatabase ?? join(req.state, 'tsform.duckdb'));
+  if (!existsSync(deferDatabase)) {
+    if (req.deferDatabase) throw new TsformError(Codes.stateManifest, `--defer-database: no production database at ${deferDatabase}`);
+    const built = new Set([...selected, ...read]);
+    const notice = `--defer: ${req.state} has no production database (tsform.duckdb), so nothing is read from production: the ${read.size} upstream node(s) the selection reads are built here too`;
+    return { ws, plan: planWorkspace(ws, req, modified, built), notices: read.size > 0 ? [notice] : [] };
+  }
+  ws = compileWorkspace(req.projectDir, { deferred: { nodes: read, catalog: DEFER_CATALOG } });
+  return { ws, plan: planWorkspace(ws, req, modified, selected), deferDatabase, notices: [] };
+}
+
+/**
+ * Nodes outside the selection that the selected nodes or their tests read (a relationships
+ * test's seed, a singular test's other model), with their upstream; and, since those are built
+ * with their tests when there is no production to read them from, what their tests read too.
+ */
+function readBySelection(ws: Workspace, selected: ReadonlySet<string>): Set<string> {
+  const testsOf = new Map<string, string[]>();
+  for (const t of Object.values(ws.manifest.tests)) testsOf.set(t.attached_to, [...(testsOf.get(t.attached_to) ?? []), ...t.depends_on]);
+  const wanted = new Set(selected);
+  for (let size = -1; size !== wanted.size; ) {
+    size = wanted.size;
+    for (const id of [...wanted]) for (const d of testsOf.get(id) ?? []) wanted.add(d);
+    for (const id of upstreamOf(ws.dag.graph, wanted)) wanted.add(id);
+  }
+  return new Set([...wanted].filter((id) => !selected.has(id)));
+}
 /** `<dir>/manifest.json` of an earlier run, upgraded to this version's schema. */
 export function readStateManifest(dir: string): Manifest {
   const path = join(dir, 'manifest.json');

@@ -18,8 +18,11 @@ export function compileTests(
   renderer: Renderer,
   macroNames: ReadonlySet<string>,
   diagnostics: Diagnostic[],
+  /** Under `--defer`: the relations a test reads that are not built here come from production. */
+  deferred?: { nodes: ReadonlySet<string>; catalog: string },
 ): Record<string, ManifestTest> {
   const tc = project.config.tenantColumn;
+  const lookup = (id: string) => (deferred?.nodes.has(id) && nodes[id] ? { ...nodes[id], catalog: deferred.catalog } : nodes[id]);
   const tests: Record<string, ManifestTest> = {};
   const add = (t: ManifestTest) => {
     let name = t.name;
@@ -40,7 +43,7 @@ export function compileTests(
   for (const { node, columns } of owners) {
     for (const col of columns) {
       for (const spec of col.tests) {
-        const sql = genericTestSql(spec, node, nodes, tc, diagnostics);
+        const sql = genericTestSql(spec, node, nodes, tc, diagnostics, deferred);
         if (!sql) continue;
         add({
           name: `${spec.kind}_${node.name.replace(/^source:/, '').replace('.', '_')}_${col.name}`,
@@ -80,7 +83,7 @@ export function compileTests(
       filtered: tenantScoped,
       isIncremental: false,
       self: { name: t.name, schema: attached.schema, identifier: attached.identifier, scope: tenantScoped ? 'tenant' : 'global' },
-      lookup: (id) => nodes[id],
+      lookup,
       ephemeralBody: () => {
         throw new Error('singular tests cannot ref ephemeral models');
       },
@@ -101,6 +104,7 @@ function genericTestSql(
   nodes: Record<string, DraftNode>,
   tc: string,
   diagnostics: Diagnostic[],
+  deferred?: { nodes: ReadonlySet<string>; catalog: string },
 ): string | undefined {
   const rel = quoteRelation(node.schema, node.identifier);
   const col = `t.${quoteIdent(spec.column)}`;
@@ -130,7 +134,8 @@ function genericTestSql(
         return undefined;
       }
       const sameTenant = tenant && parent.scope === 'tenant' ? ` AND p.${quoteIdent(tc)} = t.${quoteIdent(tc)}` : '';
-      const exists = `SELECT 1 FROM ${quoteRelation(parent.schema, parent.identifier)} AS p WHERE p.${quoteIdent(spec.field)} = ${col}${sameTenant}`;
+      const parentRel = deferred?.nodes.has(parent.name) ? `${quoteIdent(deferred.catalog)}.${quoteRelation(parent.schema, parent.identifier)}` : quoteRelation(parent.schema, parent.identifier);
+      const exists = `SELECT 1 FROM ${parentRel} AS p WHERE p.${quoteIdent(spec.field)} = ${col}${sameTenant}`;
       return select(`${rel} AS t`, `${col} IS NOT NULL AND NOT EXISTS (${exists})`);
     }
     default: {

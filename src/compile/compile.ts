@@ -222,7 +222,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
 
   const renderer = createRenderer(project.macros, approvedGeneralizers(project, diagnostics));
   if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics, options.deferred);
-  const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics);
+  const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics, options.deferred);
 
   const manifest: Manifest = {
     schema_version: MANIFEST_SCHEMA_VERSION,
