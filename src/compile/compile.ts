@@ -130,7 +130,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
       description: s.description,
       columns: columnsOf(s.columns),
       tags: [],
-      unique_key: [],
+      unique_key: s.key,
       pseudonymized: false,
       macros: [],
       vars: [],

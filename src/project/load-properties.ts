@@ -81,6 +81,8 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
     if (!name) continue;
     const identifier = r.string(t, 'identifier') ?? name;
     if (!SIMPLE_NAME.test(identifier)) r.fail(t, 'name', `table '${identifier}' is not a simple identifier`, Codes.invalidIdentifier);
+    const key = r.stringList(t, 'key');
+    for (const k of key) if (!SIMPLE_NAME.test(k)) r.fail(t, 'key', `table '${identifier}': key column '${k}' is not a simple identifier`, Codes.invalidIdentifier);
     tables.push({
       source,
       name,
@@ -90,6 +92,7 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
       description: r.string(t, 'description'),
       columns: readColumns(r, t, `${source}.${name}`),
       csvPath: loader.csvPattern?.replaceAll('{table}', identifier),
+      key,
       capture: loader.forTable(t, identifier),
       file: r.y.file,
       line: r.y.lineOf(t),

@@ -123,6 +123,11 @@ export interface SourceTable extends Located {
   columns: ColumnSpec[];
   /** Demo/landing loader: a CSV (optionally .gz) with a header row, relative to the project root. */
   csvPath?: string;
+  /**
+   * `key:` — the table's primary key without the tenant column (captured tables need it). On a
+   * CSV-loaded table it lets a reload tell a deleted row from an updated one.
+   */
+  key: string[];
   /** Per-practice capture into raw (opt-in per source): one extract node per (table, practice). */
   capture?: SourceCapture;
 }

@@ -43,13 +43,17 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
 
 /**
  * The file is the whole truth of each practice's slice: a row of the slice that the new load
- * does not have again (removed, or changed) counts as a deletion in that practice, so that its
- * incremental models rebuild it (deletion-epochs.ts). Compared as text, column by column.
+ * does not have again counts as a deletion in that practice, so that its incremental models
+ * rebuild it (deletion-epochs.ts). With the table's `key:` a row is its key, so an updated row
+ * is not a deletion (the incremental model merges it); without one a changed row counts too.
+ * Compared as text.
  */
 async function countLostRows(s: Session, metaSchema: string, node: ManifestNode, existing: RelationInfo, stageTable: string, tenants: readonly string[], tenantColumn: string): Promise<void> {
   const staged = new Set((await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`)).columns);
-  const common = existing.columns.map((c) => c.name).filter((c) => staged.has(c));
-  if (!common.includes(tenantColumn)) return;
+  const present = existing.columns.map((c) => c.name).filter((c) => staged.has(c));
+  if (!present.includes(tenantColumn)) return;
+  const keyed = node.unique_key.length > 0 && node.unique_key.every((k) => present.includes(k));
+  const common = keyed ? [tenantColumn, ...node.unique_key.filter((k) => k !== tenantColumn)] : present;
   const cols = common.map((c) => `CAST(${quoteIdent(c)} AS VARCHAR) AS ${quoteIdent(c)}`).join(', ');
   const { rows } = await s.query(
     `SELECT DISTINCT ${quoteIdent(tenantColumn)} AS tenant FROM (
