@@ -92,6 +92,8 @@ export const Codes = {
   invalidRunSetting: 'TSF418',
   /** tsform's meta tables are of a newer version than this tsform, or lack a column it writes. */
   metaSchema: 'TSF419',
+  /** The run was interrupted (Ctrl-C, SIGTERM) before this node ran; what had committed stays. */
+  interrupted: 'TSF420',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

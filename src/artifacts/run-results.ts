@@ -2,7 +2,8 @@
 
 export const RUN_RESULTS_SCHEMA_VERSION = 1;
 
-export type NodeStatus = 'success' | 'error' | 'skipped';
+/** `interrupted`: the run was stopped (Ctrl-C) before this node ran. */
+export type NodeStatus = 'success' | 'error' | 'skipped' | 'interrupted';
 
 export interface NodeResult {
   /** `model@tenant` for tenant-scoped nodes, `model` otherwise; tests are `test:<name>[@tenant]`. */
@@ -29,6 +30,7 @@ export interface TenantSummary {
   success: number;
   error: number;
   skipped: number;
+  interrupted: number;
 }
 
 export interface RunResults {
@@ -55,16 +57,18 @@ export interface RunResults {
    * is listed.
    */
   needs_action?: string[];
+  /** The run was stopped before it finished: nodes it had not run are `interrupted`. */
+  interrupted?: boolean;
 }
 
 export function summarizeTenants(results: readonly NodeResult[], tenants: readonly string[]): Record<string, TenantSummary> {
   const out: Record<string, TenantSummary> = {};
-  for (const t of tenants) out[t] = { status: 'success', success: 0, error: 0, skipped: 0 };
+  for (const t of tenants) out[t] = { status: 'success', success: 0, error: 0, skipped: 0, interrupted: 0 };
   for (const r of results) {
     if (r.tenant === null) continue;
-    const s = (out[r.tenant] ??= { status: 'success', success: 0, error: 0, skipped: 0 });
+    const s = (out[r.tenant] ??= { status: 'success', success: 0, error: 0, skipped: 0, interrupted: 0 });
     s[r.status]++;
   }
-  for (const s of Object.values(out)) s.status = s.error > 0 ? 'error' : s.skipped > 0 ? 'skipped' : 'success';
+  for (const s of Object.values(out)) s.status = s.error > 0 ? 'error' : s.interrupted > 0 ? 'interrupted' : s.skipped > 0 ? 'skipped' : 'success';
   return out;
 }

@@ -64,6 +64,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       nodeTimeoutMs: req.nodeTimeoutMs,
       clock,
       env,
+      signal: req.signal,
       strategies: capture ? defaultStrategies().register(captureStrategy(capture)) : defaultStrategies(),
       onTaskEnd: (step, stepResults, progress) => {
         monitoring.onResults(stepResults);
@@ -75,7 +76,18 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     if (privacy && leakScan) results.push(await leakScanResult(adapter, ws, privacy));
     notices.push(...(capture?.runNotices() ?? []), ...(await retiredTenantNotices(adapter, ws.project)));
     const needsAction = capture?.actionsNeeded() ?? [];
-    const finished = { runId, command: req.command, target: target.name, startedAt, finishedAt: clock.now(), results, notices, needsAction, dispatcher: monitoring.dispatcher };
+    const finished = {
+      runId,
+      command: req.command,
+      target: target.name,
+      startedAt,
+      finishedAt: clock.now(),
+      results,
+      notices,
+      needsAction,
+      interrupted: req.signal?.aborted === true,
+      dispatcher: monitoring.dispatcher,
+    };
     return await recordRun(adapter, ws, plan, req, selectedTenants, finished);
   } finally {
     await capture?.close();

@@ -15,6 +15,33 @@ export const EXIT_NODE_FAILED = 1;
 export const EXIT_USER_ERROR = 2;
 /** A bug in tsform itself, not in the project or its data: README's exit code table. */
 export const EXIT_INTERNAL_ERROR = 3;
+/** 128 + SIGINT, as a shell reports a process Ctrl-C stopped; the run's record is still written. */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * The first Ctrl-C (or SIGTERM) stops the run gracefully: nothing new starts, running nodes
+ * finish, run_results.json records the rest as `interrupted`. A second one exits at once.
+ */
+function interruptOnSignals(err: (line: string) => void): { signal: AbortSignal; release(): void } {
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop.signal.aborted) {
+      err(`${sig} again: exiting now; run_results.json is not written`);
+      process.exit(EXIT_INTERRUPTED);
+    }
+    err(`${sig}: stopping: nothing new starts, running nodes finish, then the run is recorded (${sig} again to exit now)`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: stop.signal,
+    release: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
 
 /** Every option a command of this file reads; each command offers only its own groups (option-sets.ts). */
 interface CommandOptions {
@@ -112,6 +139,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
           const { jsonReporter, textReporter } = await import('./progress.ts');
           const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
           const reporter = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
+          const stop = interruptOnSignals(err);
           const run = await runWorkspace({
             projectDir: o.projectDir,
             command: name as PlanCommand,
@@ -130,8 +158,10 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
             onTaskEnd: reporter.onTaskEnd,
             alertLog: format === 'json' ? reporter.alertLog : { write: (line: string) => process.stderr.write(line) },
             onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
-          });
+            signal: stop.signal,
+          }).finally(() => stop.release());
           reporter.onEnd(run);
+          if (run.interrupted) return EXIT_INTERRUPTED;
           return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
         }),
       );

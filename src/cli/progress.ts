@@ -119,8 +119,9 @@ export function planLine(p: Plan, u: PlannedUnits): string {
 }
 
 /** `121 units = 119 succeeded + 1 failed + 1 skipped`; units that never reported (tests of a failed model) are `not run`. */
-export function totalsLine(s: Pick<RunSummary, 'units' | 'success' | 'error' | 'skipped' | 'not_run'>): string {
+export function totalsLine(s: Pick<RunSummary, 'units' | 'success' | 'error' | 'skipped' | 'not_run'> & { interrupted?: number }): string {
   const terms = [`${s.success} succeeded`, `${s.error} failed`, `${s.skipped} skipped`];
+  if (s.interrupted) terms.push(`${s.interrupted} interrupted`);
   if (s.not_run > 0) terms.push(`${s.not_run} not run (tests of a model that failed or was skipped)`);
   return `${s.units} units = ${terms.join(' + ')}`;
 }
@@ -138,6 +139,7 @@ export function summaryOf(run: RunResults, planned?: PlannedUnits) {
     success: count('success'),
     error: count('error'),
     skipped: count('skipped'),
+    interrupted: count('interrupted'),
     not_run: notRun,
     failed_practices: Object.entries(run.tenants)
       .filter(([, s]) => s.status === 'error')

@@ -45,6 +45,7 @@ export interface FinishedRun {
   results: NodeResult[];
   notices: string[];
   needsAction?: string[];
+  interrupted?: boolean;
   dispatcher: AlertDispatcher;
 }
 
@@ -63,6 +64,7 @@ export async function recordRun(adapter: Adapter, ws: Workspace, plan: Plan, req
     alerts: done.dispatcher.raised.map((a) => ({ kind: a.kind, tenant: a.tenant.id, message: a.message })),
     ...(done.notices.length > 0 ? { notices: done.notices } : {}),
     ...(done.needsAction?.length ? { needs_action: done.needsAction } : {}),
+    ...(done.interrupted ? { interrupted: true } : {}),
   };
   writeRunResults(ws.targetDir, run);
   const meta = ws.project.config.schemas.meta;

@@ -44,4 +44,9 @@ export interface RunRequest {
   openOltp?: OpenOltp;
   /** Environment variables (target URL, OLTP URLs, vault key, webhook URLs). Default: the process environment. */
   env?: Env;
+  /**
+   * Ctrl-C: once aborted, nothing new starts, running nodes finish, and the run is recorded with
+   * `interrupted` for every node it did not run (run_results.json `interrupted: true`).
+   */
+  signal?: AbortSignal;
 }

@@ -29,6 +29,8 @@ export interface ExecuteRequest {
   /** Overrides `run.node_timeout_seconds`. */
   nodeTimeoutMs?: number;
   onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
+  /** Aborted: nothing new starts; what has not run reports `interrupted` (runner.ts). */
+  signal?: AbortSignal;
   /** Environment variables (the vault key may come from one); cli/ reads them. */
   env: Readonly<Record<string, string | undefined>>;
   /** How each kind of node is built; default: execute/'s own strategies (no capture). */
@@ -43,6 +45,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
     retries: req.project.config.retries,
     pools: req.project.config.pools,
     onTaskEnd: req.onTaskEnd,
+    signal: req.signal,
     strategies: req.strategies ?? defaultStrategies(),
     ctx: {
       adapter: req.adapter,

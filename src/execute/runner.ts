@@ -22,6 +22,12 @@ export interface RunnerOptions {
   pools: Record<string, { slots: number }>;
   /** Called after each step × batch finishes, with that task's results. */
   onTaskEnd?: (step: PlanStep, results: NodeResult[], progress: SchedulerSnapshot) => void;
+  /**
+   * Aborted (Ctrl-C): nothing new starts; every task not yet started reports `interrupted`, so
+   * the run still ends with one result per unit. Tasks already running finish (their own
+   * transactions commit or roll back whole).
+   */
+  signal?: AbortSignal;
 }
 
 /** One step × batch of practices (or one global step): the unit the fair scheduler dispatches. */
@@ -89,7 +95,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   const scheduler = new FairScheduler<Task>({ pools: opts.pools, globalLimit: threads, laneLimits: { [GLOBAL_LANE]: threads } });
   for (const t of tasks.values()) if (remaining.get(t.key) === 0) scheduler.submit(t);
   await drain(scheduler, async (current): Promise<UnitEnd> => {
-    const taskResults = await runTask(current);
+    const taskResults = opts.signal?.aborted ? interrupted(current) : await runTask(current);
     results.push(...taskResults);
     if (continuing.has(current.key)) {
       // Back in its lane, behind every practice with less service; dependents wait.
@@ -102,7 +108,13 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       };
     }
     return {
-      outcome: taskResults.some((r) => r.status === 'error') ? 'error' : taskResults.every((r) => r.status === 'skipped') && taskResults.length > 0 ? 'skipped' : 'success',
+      outcome: taskResults.some((r) => r.status === 'error')
+        ? 'error'
+        : taskResults.length > 0 && taskResults.every((r) => r.status === 'interrupted')
+          ? 'interrupted'
+          : taskResults.every((r) => r.status === 'skipped') && taskResults.length > 0
+            ? 'skipped'
+            : 'success',
       beforeComplete: () => {
         for (const d of dependents.get(current.key) ?? []) {
           const n = remaining.get(d)! - 1;
@@ -114,6 +126,14 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
     };
   });
   return results;
+
+  function interrupted(task: Task): NodeResult[] {
+    const o = { message: 'interrupted: the run was stopped before this ran', code: Codes.interrupted };
+    if (task.batch === undefined) return [result(task.step, null, 'interrupted', o)];
+    const batch = continuing.get(task.key) ?? plan.batches[task.batch]!;
+    continuing.delete(task.key);
+    return batch.map((t) => result(task.step, t, 'interrupted', o));
+  }
 
   function markFailed(step: string, tenant: string, why: string): void {
     let m = failed.get(step);

@@ -154,6 +154,7 @@ export class FairScheduler<U extends SchedulerUnit = SchedulerUnit> {
         this.totals.failed++;
         break;
       case 'skipped':
+      case 'interrupted':
         lane.skipped++;
         this.totals.skipped++;
         break;
