@@ -18,7 +18,8 @@ import type { Workspace } from './workspace.ts';
  * security/, sla/); compile/ cannot see graph/ or security/, so they are sequenced here.
  * Throws DiagnosticsError with every user error of the first failing gate.
  */
-export function compileLoadedProject(project: Project, opts: { write?: boolean } & CompileOptions = {}): Workspace {
+export function compileLoadedProject(loaded: Project, opts: { write?: boolean } & CompileOptions = {}): Workspace {
+  const project = opts.vars ? { ...loaded, config: { ...loaded.config, vars: { ...loaded.config.vars, ...opts.vars } } } : loaded;
   const { manifest, diagnostics } = compileProject(project, opts);
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
   const built = buildDag(manifest);

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { parse } from 'yaml';
 
 /**
  * The option groups of the CLI. Each command adds only the groups it reads, so `--help` of
@@ -45,6 +46,26 @@ export function stateOption(cmd: Command): Command {
   return cmd.option('--state <dir>', 'a previous manifest.json (production) for state:modified');
 }
 
+/**
+ * `--vars '{panel_months: 6}'` (YAML or JSON, as dbt takes them): a mapping of vars that override
+ * tsform.yml's for this command. `privacy_k` is derived from privacy.k and cannot be overridden.
+ */
+export function parseVars(value: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = parse(value);
+  } catch (e) {
+    throw new InvalidArgumentError(`not YAML or JSON: ${(e as Error).message.split('\n')[0]}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new InvalidArgumentError("expected a mapping, e.g. '{panel_months: 6}'");
+  if ('privacy_k' in parsed) throw new InvalidArgumentError('privacy_k comes from privacy.k in tsform.yml (a reviewed file) and cannot be overridden on the command line');
+  return parsed as Record<string, unknown>;
+}
+
+export function varsOption(cmd: Command): Command {
+  return cmd.addOption(new Option('--vars <yaml>', "override tsform.yml vars with a YAML or JSON mapping, e.g. '{panel_months: 6}'").argParser(parseVars));
+}
+
 /** Options that only a run (`run`, `seed`, `test`, `build`) reads. */
 export function runOptions(cmd: Command): Command {
   return cmd
@@ -53,5 +74,6 @@ export function runOptions(cmd: Command): Command {
     .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
     .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser(positiveNumber))
     .option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)')
-    .option('--defer-database <file>', 'the production DuckDB file for --defer');
+    .option('--defer-database <file>', 'the production DuckDB file for --defer')
+    .option('--fail-fast', 'stop at the first failed node or test: nothing new starts, the rest is recorded as interrupted');
 }

@@ -3,7 +3,7 @@ import pc from 'picocolors';
 import { registerCaptureCommands } from './capture-commands.ts';
 import { registerDocsCommands } from './docs-command.ts';
 import { registerInitCommand } from './init-command.ts';
-import { positiveInteger, projectOption, runOptions, selectionOptions, stateOption, targetOption, tenantOption } from './option-sets.ts';
+import { positiveInteger, projectOption, runOptions, selectionOptions, stateOption, targetOption, tenantOption, varsOption } from './option-sets.ts';
 import { tsformVersion } from './package-root.ts';
 import { useNearestProject } from './project-root.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
@@ -22,7 +22,8 @@ export const EXIT_INTERRUPTED = 130;
  * The first Ctrl-C (or SIGTERM) stops the run gracefully: nothing new starts, running nodes
  * finish, run_results.json records the rest as `interrupted`. A second one exits at once.
  */
-function interruptOnSignals(err: (line: string) => void): { signal: AbortSignal; release(): void } {
+function interruptOnSignals(err: (line: string) => void): { signal: AbortSignal; release(): void; failFast(): void; readonly failedFast: boolean } {
+  let failedFast = false;
   const stop = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
     if (stop.signal.aborted) {
@@ -36,6 +37,15 @@ function interruptOnSignals(err: (line: string) => void): { signal: AbortSignal;
   process.on('SIGTERM', onSignal);
   return {
     signal: stop.signal,
+    failFast: () => {
+      if (stop.signal.aborted) return;
+      failedFast = true;
+      err('--fail-fast: a node failed; stopping: nothing new starts, running nodes finish');
+      stop.abort('--fail-fast stopped the run after the first failure');
+    },
+    get failedFast() {
+      return failedFast;
+    },
     release: () => {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -57,6 +67,8 @@ interface CommandOptions {
   state?: string;
   defer?: boolean;
   deferDatabase?: string;
+  vars?: Record<string, unknown>;
+  failFast?: boolean;
 }
 
 /** Parses argv, runs one command, returns the exit code (never calls process.exit). */
@@ -74,7 +86,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   useNearestProject(program, err);
 
   const project = (cmd: Command) => targetOption(projectOption(cmd));
-  const run = (cmd: Command) => runOptions(stateOption(tenantOption(selectionOptions(project(cmd)))));
+  const run = (cmd: Command) => runOptions(varsOption(stateOption(tenantOption(selectionOptions(project(cmd))))));
 
   const guard = (fn: (o: CommandOptions) => Promise<number>) => async (o: CommandOptions) => {
     try {
@@ -84,7 +96,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     }
   };
 
-  projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))
+  varsOption(projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched')))
     .option('--strict', 'also require: every source and model column classified (phi:) and every output column listed, yml columns the SQL outputs, research models and columns described, the tenant column in every tenant-scoped output, relationships tests on existing columns, no unused macro')
     .option('--target <name>', 'with --strict: DESCRIBE models whose output columns the SQL parser cannot derive on this built target (otherwise no database is touched)')
     .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
@@ -94,7 +106,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       const emit = (diagnostics: Diagnostic[]) =>
         o.format === 'json' ? out(JSON.stringify(diagnostics.map((d) => ({ file: d.file ?? null, line: d.line ?? null, code: d.code, severity: d.severity, message: d.message })))) : diagnostics.forEach((d) => err(formatDiagnostic(d)));
       try {
-        const ws = compileWorkspace(o.projectDir);
+        const ws = compileWorkspace(o.projectDir, { vars: o.vars });
         const found = [...ws.diagnostics, ...(o.strict ? await strictDiagnostics(ws, { target: o.target }) : [])];
         emit(found);
         const m = ws.manifest;
@@ -110,15 +122,24 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }
     });
 
-  stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to')))))
+  varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to'))))))
+    .addOption(new Option('--resource-type <type...>', 'only these kinds').choices(['model', 'seed', 'source', 'test', 'tenants', 'vault']))
+    .addOption(new Option('--output <format>', 'text (a line per node and the units line) or json (one object per node)').choices(['text', 'json']).default('text'))
     .action(
     guard(async (o) => {
+      const lo = o as CommandOptions & { resourceType?: string[]; output: 'text' | 'json' };
       const { prepareSlimCi } = await import('./api.ts');
       const { leakScanPlanned } = await import('./run-record.ts');
       const { plannedUnits } = await import('../plan/units.ts');
       const { planLine } = await import('./progress.ts');
-      const { ws, plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state });
-      for (const s of plan.steps) out(`${s.id}\t${s.kind}\t${s.scope}\t${s.materialized}\t${s.fanOut ? `${plan.tenants.length} practices` : 'once'}`);
+      const { ws, plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state, vars: o.vars });
+      const { listedNodes } = await import('./list-nodes.ts');
+      const listed = listedNodes(ws, plan, lo.resourceType);
+      if (lo.output === 'json') {
+        for (const n of listed) out(JSON.stringify(n));
+        return EXIT_OK;
+      }
+      for (const n of listed) out(`${n.name}\t${n.resource_type}\t${n.scope}\t${n.materialized ?? '-'}\t${n.practices === null ? 'once' : `${n.practices} practices`}`);
       // The same units and wording as \`tsform build\` announces for this selection.
       out(planLine(plan, plannedUnits(plan, { checks: leakScanPlanned(ws, plan) ? 1 : 0 })));
       return EXIT_OK;
@@ -155,13 +176,17 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
             defer: o.defer,
             deferDatabase: o.deferDatabase,
             onPlan: reporter.onPlan,
-            onTaskEnd: reporter.onTaskEnd,
+            onTaskEnd: (step, results, progress) => {
+              reporter.onTaskEnd?.(step, results, progress);
+              if (o.failFast && results.some((r) => r.status === 'error')) stop.failFast();
+            },
+            vars: o.vars,
             alertLog: format === 'json' ? reporter.alertLog : { write: (line: string) => process.stderr.write(line) },
             onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
             signal: stop.signal,
           }).finally(() => stop.release());
           reporter.onEnd(run);
-          if (run.interrupted) return EXIT_INTERRUPTED;
+          if (run.interrupted && !stop.failedFast) return EXIT_INTERRUPTED;
           return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
         }),
       );
@@ -180,6 +205,18 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
           return EXIT_OK;
         }),
       );
+  projectOption(program.command('clean').description('remove what tsform wrote into target/ (manifest, compiled SQL, run results, docs); keeps the DuckDB warehouse, research and vault files'))
+    .action(
+      guard(async (o) => {
+        const { loadProject } = await import('../project/load-project.ts');
+        const { cleanTarget } = await import('./clean.ts');
+        const r = cleanTarget(loadProject(o.projectDir));
+        for (const p of r.removed) out(`removed ${p}`);
+        for (const p of r.kept) out(`kept ${p} (a database: delete it yourself if you mean to)`);
+        return EXIT_OK;
+      }),
+    );
+
   freshnessCommand(program.command('freshness'));
   // dbt's spelling: `dbt source freshness`.
   freshnessCommand(program.command('source').description('sources (dbt\'s `source freshness` is `tsform freshness`)').command('freshness'));

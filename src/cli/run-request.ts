@@ -49,4 +49,6 @@ export interface RunRequest {
    * `interrupted` for every node it did not run (run_results.json `interrupted: true`).
    */
   signal?: AbortSignal;
+  /** `--vars`: override tsform.yml's vars. */
+  vars?: Record<string, unknown>;
 }

@@ -48,7 +48,7 @@ export interface SlimCi {
  * instead, with one notice.
  */
 export function prepareSlimCi(req: RunRequest): SlimCi {
-  let ws = compileWorkspace(req.projectDir);
+  let ws = compileWorkspace(req.projectDir, { vars: req.vars });
   const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
   if (!req.defer) return { ws, plan: planWorkspace(ws, req, modified), notices: [] };
   if (!req.state) throw new TsformError(Codes.stateManifest, '--defer needs --state <dir> (the production manifest and database)');
@@ -61,7 +61,7 @@ export function prepareSlimCi(req: RunRequest): SlimCi {
     const notice = `--defer: ${req.state} has no production database (tsform.duckdb), so nothing is read from production: the ${read.size} upstream node(s) the selection reads are built here too`;
     return { ws, plan: planWorkspace(ws, req, modified, built), notices: read.size > 0 ? [notice] : [] };
   }
-  ws = compileWorkspace(req.projectDir, { deferred: { nodes: read, catalog: DEFER_CATALOG } });
+  ws = compileWorkspace(req.projectDir, { vars: req.vars, deferred: { nodes: read, catalog: DEFER_CATALOG } });
   return { ws, plan: planWorkspace(ws, req, modified, selected), deferDatabase, notices: [] };
 }
 

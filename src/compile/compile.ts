@@ -40,6 +40,8 @@ export interface CompileOptions {
    * warehouse, attached as `catalog`.
    */
   deferred?: { nodes: ReadonlySet<string>; catalog: string };
+  /** `--vars`: override tsform.yml's vars for this compile (dbt's `--vars`). */
+  vars?: Record<string, unknown>;
 }
 
 export function compileProject(project: Project, options: CompileOptions = {}): CompileResult {

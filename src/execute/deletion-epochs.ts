@@ -99,6 +99,8 @@ export interface Absorption {
   upstream: Epochs;
   /** Practices whose slice holds rows an upstream has since lost: rebuild them in full. */
   stale: Set<string>;
+  /** Practices whose record differs from `upstream` (only they are written: no deletes, no writes). */
+  changed: Set<string>;
 }
 
 /** Reads the epochs of `node`'s upstream and of its own slices, for these practices. */
@@ -113,7 +115,7 @@ export async function readAbsorption(q: Queryable, metaSchema: string, manifest:
   );
   const epochOf = new Map(rows.map((r) => [`${String(r.relation)}\u0000${String(r.tenant)}\u0000${String(r.source)}`, Number(r.epoch)]));
   const at = (relation: string, tenant: string, source: string): number => epochOf.get(`${relation}\u0000${tenant}\u0000${source}`) ?? 0;
-  const result: Absorption = { upstream: new Map(), stale: new Set() };
+  const result: Absorption = { upstream: new Map(), stale: new Set(), changed: new Set() };
   for (const tenant of tenants) {
     const absorbed = new Map<string, number>();
     for (const u of upstream) {
@@ -122,12 +124,16 @@ export async function readAbsorption(q: Queryable, metaSchema: string, manifest:
     }
     result.upstream.set(tenant, absorbed);
     if ([...absorbed].some(([source, epoch]) => epoch > at(self, tenant, source))) result.stale.add(tenant);
+    if ([...absorbed].some(([source, epoch]) => epoch !== at(self, tenant, source))) result.changed.add(tenant);
   }
   return result;
 }
 
 /** Records what these practices' slices of `node` now hold; in the transaction that wrote them. */
-export async function recordAbsorbed(s: Queryable, metaSchema: string, node: ManifestNode, absorption: Absorption, tenants: readonly string[]): Promise<void> {
+export async function recordAbsorbed(s: Queryable, metaSchema: string, node: ManifestNode, absorption: Absorption, batch: readonly string[]): Promise<void> {
+  // A missing row reads as epoch 0, so a fleet that never deleted anything never writes here.
+  const tenants = batch.filter((t) => absorption.changed.has(t));
+  if (tenants.length === 0) return;
   const rel = quoteRelation(metaSchema, DELETION_EPOCHS.name);
   const self = relationKey(node);
   await s.query(`DELETE FROM ${rel} WHERE relation = $1 AND tenant = ANY($2::VARCHAR[])`, [self, [...tenants]]);

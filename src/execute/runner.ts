@@ -128,7 +128,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   return results;
 
   function interrupted(task: Task): NodeResult[] {
-    const o = { message: 'interrupted: the run was stopped before this ran', code: Codes.interrupted };
+    const why = typeof opts.signal?.reason === 'string' ? opts.signal.reason : 'the run was stopped before this ran';
+    const o = { message: `interrupted: ${why}`, code: Codes.interrupted };
     if (task.batch === undefined) return [result(task.step, null, 'interrupted', o)];
     const batch = continuing.get(task.key) ?? plan.batches[task.batch]!;
     continuing.delete(task.key);

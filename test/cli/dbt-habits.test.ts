@@ -1,0 +1,94 @@
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { RunResults } from '../../src/artifacts/run-results.ts';
+import { runCli } from '../../src/cli/program.ts';
+import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+
+/** Issue 15: what a dbt user reaches for — --vars, --fail-fast, ls --output json --resource-type, clean. */
+
+async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string }> {
+  const err: string[] = [];
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    err.push(String(chunk));
+    return true;
+  });
+  const out: string[] = [];
+  try {
+    const code = await runCli(['node', 'tsform', ...args], (l) => out.push(stripVTControlCharacters(l)));
+    return { code, out, err: stripVTControlCharacters(err.join('')) };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+describe('dbt habits', () => {
+  let demo: DemoCopy;
+  beforeAll(() => {
+    demo = copyDemoProject({
+      tenants: sampleTenants(2),
+      files: {
+        // fails for every practice: --fail-fast stops the run at it
+        'models/marts/always_fails.sql': `select practice_id, cast('not a number' as integer) as v from {{ref "stg_providers"}}\n`,
+      },
+    });
+  });
+  afterAll(() => demo.remove());
+
+  const compiled = (model: string) => readFileSync(join(demo.dir, `target/compiled/${model}.sql`), 'utf8');
+
+  it('--vars overrides tsform.yml vars (YAML or JSON), and refuses what is not a mapping or privacy_k', async () => {
+    expect((await cli('compile', '--project-dir', demo.dir)).code).toBe(0);
+    expect(compiled('provider_panel')).toContain(`- 12 * interval`);
+    for (const vars of ['{panel_months: 3}', '{"panel_months": 3}']) {
+      expect((await cli('compile', '--project-dir', demo.dir, '--vars', vars)).code).toBe(0);
+      expect(compiled('provider_panel')).toContain(`- 3 * interval`);
+    }
+    const list = await cli('compile', '--project-dir', demo.dir, '--vars', '[1, 2]');
+    expect(list.code).toBe(2);
+    expect(list.err).toContain("expected a mapping");
+    const k = await cli('compile', '--project-dir', demo.dir, '--vars', '{privacy_k: 2}');
+    expect(k.code).toBe(2);
+    expect(k.err).toContain('privacy_k comes from privacy.k');
+  });
+
+  it('ls --output json --resource-type: one JSON object per node, only those kinds', async () => {
+    const seeds = await cli('ls', '--project-dir', demo.dir, '--resource-type', 'seed', '--output', 'json');
+    expect(seeds.code).toBe(0);
+    const parsed = seeds.out.map((l) => JSON.parse(l) as { name: string; resource_type: string });
+    expect(parsed.length).toBeGreaterThan(0);
+    expect(new Set(parsed.map((p) => p.resource_type))).toEqual(new Set(['seed']));
+    const tests = await cli('ls', '--project-dir', demo.dir, '--select', 'stg_encounters', '--resource-type', 'test', '--output', 'json');
+    const names = tests.out.map((l) => (JSON.parse(l) as { name: string }).name);
+    expect(names.length).toBeGreaterThan(0);
+    expect(names.every((n) => n.startsWith('test:'))).toBe(true);
+    expect(names.some((n) => n.includes('stg_encounters'))).toBe(true);
+    expect((await cli('ls', '--project-dir', demo.dir, '--resource-type', 'macro')).code).toBe(2);
+  });
+
+  it('--fail-fast: the first failure stops the run; what did not run is interrupted; exit 1', async () => {
+    const r = await cli('build', '--project-dir', demo.dir, '--fail-fast', '--threads', '1', '--log-format', 'json');
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('--fail-fast: a node failed');
+    const run = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as RunResults;
+    expect(run.interrupted).toBe(true);
+    expect(run.results.some((x) => x.model === 'always_fails' && x.status === 'error')).toBe(true);
+    const interrupted = run.results.filter((x) => x.status === 'interrupted');
+    expect(interrupted.length).toBeGreaterThan(0);
+    expect(interrupted[0]!.message).toBe('interrupted: --fail-fast stopped the run after the first failure');
+  });
+
+  it('clean removes what tsform wrote into target/ and keeps the DuckDB files', async () => {
+    expect((await cli('compile', '--project-dir', demo.dir)).code).toBe(0);
+    mkdirSync(join(demo.dir, 'target/docs'), { recursive: true });
+    writeFileSync(join(demo.dir, 'target/docs/index.html'), '<html></html>');
+    const had = ['tsform.duckdb', 'vault.duckdb'].filter((f) => existsSync(join(demo.dir, 'target', f)));
+    expect(had).toContain('tsform.duckdb');
+    const r = await cli('clean', '--project-dir', demo.dir);
+    expect(r.code).toBe(0);
+    expect(r.out).toEqual(expect.arrayContaining(['removed target/manifest.json', 'removed target/compiled', 'removed target/docs']));
+    for (const f of ['manifest.json', 'compiled', 'docs', 'run_results.json']) expect(existsSync(join(demo.dir, 'target', f)), f).toBe(false);
+    for (const f of had) expect(existsSync(join(demo.dir, 'target', f)), f).toBe(true);
+  });
+});
