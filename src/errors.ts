@@ -82,6 +82,11 @@ export const Codes = {
   invalidRunSetting: 'TSF418',
   /** tsform's meta tables are of a newer version than this tsform, or lack a column it writes. */
   metaSchema: 'TSF419',
+  /**
+   * The vault's match keys were made under other `privacy.identity` linkage settings (or another
+   * key): refused until `tsform vault retokenize`, as TSF413 refuses a different key.
+   */
+  linkageConfig: 'TSF420',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];
