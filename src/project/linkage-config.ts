@@ -17,6 +17,11 @@ export const MATCH_KEY_NAMES = [
   'phonetic_dob',
   /** The sorted characters of both names + birth date: transposed letters, swapped given/family name. */
   'letters_dob',
+  /**
+   * Both names with any one character deleted (and as typed) + birth date: one omitted, extra or
+   * transposed letter in either name, found by equal hashes only (a deletion neighbourhood).
+   */
+  'name_edit_dob',
   /** Names + sex + birth year: a month or day mistyped and no SSN (the birth-date guard bounds it to one digit). */
   'name_year',
   /** Names + sex + month and day: the year mistyped and no SSN. */
@@ -26,7 +31,11 @@ export const MATCH_KEY_NAMES = [
 export type MatchKeyName = (typeof MATCH_KEY_NAMES)[number];
 
 export interface LinkageConfig {
-  /** Keys computed per record; two records sharing any one are candidates for one person. Default: all. */
+  /**
+   * Keys computed per record; two records sharing any one are candidates for one person. Default:
+   * all but `name_year` and `name_monthday`, which link a mistyped birth date without an SSN but
+   * also a namesake born one digit apart when no SSN tells the two apart: opt in knowingly.
+   */
   matchKeys: MatchKeyName[];
   /**
    * How far the birth dates of one person's records may differ before the guard splits them:
@@ -46,7 +55,7 @@ export interface LinkageConfig {
 }
 
 export const DEFAULT_LINKAGE: Readonly<LinkageConfig> = {
-  matchKeys: [...MATCH_KEY_NAMES],
+  matchKeys: MATCH_KEY_NAMES.filter((k) => k !== 'name_year' && k !== 'name_monthday'),
   birthDateTolerance: 'one_digit',
   ssnArea9xx: 'invalid',
   maxKeyHolders: 50,

@@ -72,11 +72,18 @@ function normalize(fields: IdentityFields, config: LinkageConfig): Normalized {
   };
 }
 
+/** The text and every text with one character deleted (the separator '|' is kept). */
+function deletionNeighbourhood(text: string): string[] {
+  const out = new Set([text]);
+  for (let i = 0; i < text.length; i++) if (text[i] !== '|') out.add(text.slice(0, i) + text.slice(i + 1));
+  return [...out];
+}
+
 /** The clear values of one key kind (several when a nickname stands for several names); [] when a field is missing. */
 function keyValues(name: MatchKeyName, n: Normalized): string[] {
   const dob = n.dob;
   if (dob === undefined) return [];
-  const names = (f: (given: string) => string) => (n.family === '' ? [] : n.formalGiven.map(f));
+  const names = <T>(f: (given: string) => T): T[] => (n.family === '' ? [] : n.formalGiven.map(f));
   switch (name) {
     case 'ssn_dob':
       return n.ssn === '' ? [] : [`${n.ssn}|${dob}`];
@@ -88,6 +95,8 @@ function keyValues(name: MatchKeyName, n: Normalized): string[] {
       return names((g) => `${soundex(n.family)}|${soundex(g)}|${dob}`).filter((v) => !v.startsWith('|') && !v.includes('||'));
     case 'letters_dob':
       return names((g) => `${sortedCharacters(g + n.family)}|${dob}`);
+    case 'name_edit_dob':
+      return names((g) => deletionNeighbourhood(`${g}|${n.family}`).map((v) => `${v}|${dob}`)).flat();
     case 'name_year':
       return n.sex === '' ? [] : names((g) => `${g}|${n.family}|${n.sex}|${dob.slice(0, 4)}`);
     case 'name_monthday':

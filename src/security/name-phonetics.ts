@@ -61,15 +61,16 @@ export const FORMAL_TO_NICKNAME: ReadonlyMap<string, string> = new Map(
 );
 
 /**
- * The formal forms of a normalized given name (letters and digits, lower case): itself when it is
- * no known nickname. A trailing digit run (Synthea writes "Bill123") stays on every form.
+ * A normalized given name (letters and digits, lower case) as typed, then the formal names it is a
+ * nickname of. As typed too: a typo in a nickname ("Jno") must still meet the nickname. A trailing
+ * digit run (Synthea writes "Bill123") stays on every form.
  */
 export function formalGivenNames(normalized: string): readonly string[] {
   const match = /^(\D*)(\d*)$/.exec(normalized);
   if (!match) return [normalized];
   const [, letters, digits] = match as unknown as [string, string, string];
   const formals = NICKNAMES[letters];
-  return formals ? formals.map((f) => f + digits) : [normalized];
+  return formals ? [normalized, ...formals.map((f) => f + digits)] : [normalized];
 }
 
 /** The characters of a text sorted: the same for any order of its letters (transpositions, swapped names). */
