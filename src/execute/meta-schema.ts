@@ -151,7 +151,7 @@ export const VAULT_LINKAGE_CONFIG = table('linkage_config', { fingerprint: text,
 
 /** One row per resolution: counts only, never an identity. */
 export const VAULT_LINKAGE_EVENTS = table('linkage_events', {
-  at: instant,
+  resolved_at: instant,
   practices: { type: 'INTEGER' },
   records: count,
   persons: count,

@@ -167,7 +167,7 @@ export async function resolveLinkage(
   const summary: LinkageSummary = { ...resolution.counts, rekeyed };
   const c = summary;
   await s.query(
-    `INSERT INTO ${quoteRelation(vaultSchema, EVENTS.name)} (at, practices, records, persons, merges, splits, sparse, new_persons, retokenized, rekeyed)
+    `INSERT INTO ${quoteRelation(vaultSchema, EVENTS.name)} (resolved_at, practices, records, persons, merges, splits, sparse, new_persons, retokenized, rekeyed)
      VALUES (CAST(current_timestamp AS TIMESTAMPTZ), CAST($1 AS INTEGER), ${[2, 3, 4, 5, 6, 7, 8, 9].map((n) => `CAST($${n} AS BIGINT)`).join(', ')})`,
     [opts.tenants.length, c.records, c.persons, c.merges, c.splits, c.sparse, c.newPersons, c.retokenized, c.rekeyed],
   );
