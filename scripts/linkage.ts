@@ -80,7 +80,7 @@ function checkAgainstSynthea(records: readonly PatientRecord[], syntheaFile: str
 }
 
 /** `privacy.identity` linkage settings of the repository's tsform.yml (defaults when absent). */
-function projectLinkage(file: string): LinkageConfig {
+export function projectLinkage(file: string): LinkageConfig {
   const diagnostics: Parameters<typeof readConfig>[1] = [];
   const config = readConfig(parseYamlFile(readFileSync(file, 'utf8'), 'tsform.yml', diagnostics), diagnostics);
   if (diagnostics.length > 0) throw new Error(`tsform.yml: ${diagnostics.map((d) => `${d.code} ${d.message}`).join('; ')}`);
