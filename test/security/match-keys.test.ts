@@ -19,7 +19,7 @@ const base: IdentityFields = { firstName: 'Robert', lastName: "O'Brien", birthDa
 function shared(a: IdentityFields, b: IdentityFields, config: LinkageConfig = DEFAULT_LINKAGE): string[] {
   const ka = linkRecordOf(KEY, 'a', a, config).keys;
   const kb = new Set(linkRecordOf(KEY, 'b', b, config).keys);
-  return [...new Set(ka.filter((k) => kb.has(k)).map((k) => k.split(':')[0]))].sort();
+  return [...new Set(ka.filter((k) => kb.has(k)).map((k) => k.split(":")[0]!))].sort();
 }
 
 describe('soundex', () => {
