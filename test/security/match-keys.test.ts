@@ -78,3 +78,11 @@ describe('keys are keyed hashes', () => {
     expect(linkageConfigFingerprint({ ...DEFAULT_LINKAGE, ssnArea9xx: 'valid' })).not.toBe(fp);
   });
 });
+
+describe('hmacSha256Hex', () => {
+  it('equals createHmac for short, long and non-ASCII messages', async () => {
+    const { createHmac } = await import('node:crypto');
+    const { hmacSha256Hex } = await import('../../src/security/match-keys.ts');
+    for (const m of ['', 'a', 'x'.repeat(200), 'Müller|Ørsted|1971-03-09']) expect(hmacSha256Hex(KEY, m)).toBe(createHmac('sha256', KEY).update(m, 'utf8').digest('hex'));
+  });
+});
