@@ -103,6 +103,9 @@ async function main(): Promise<void> {
   const { perS: computePerS, expected } = computeOnly(key, identities);
   const linkage = linkageCompute(key, identities.slice(0, LINKAGE_PATIENTS));
   log(`linkage: ${linkage.records} records, match keys ${linkage.match_keys_per_s}/s, resolution ${linkage.resolve_per_s}/s, ${linkage.persons} persons`);
+  // Record i belongs to synthetic person i mod personCount: a resolution that merges or splits them is wrong, however fast.
+  const expectedPersons = Math.min(linkage.records, personCount(PATIENTS));
+  if (linkage.persons !== expectedPersons) throw new BenchAssertion(`linkage: ${linkage.persons} persons, the synthetic data holds ${expectedPersons}`);
   identities.length = 0;
   log(`expected: ${expected.rows} rows, ${expected.persons} distinct person tokens`);
 

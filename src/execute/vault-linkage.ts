@@ -22,8 +22,11 @@ export interface IdentityRow {
 export interface LinkageSummary extends ResolutionCounts {
   /** Records of the built practices whose match keys were (re)computed: new or changed identities. */
   rekeyed: number;
+  /** False when nothing of these practices changed: the last resolution still holds and was not repeated. */
+  resolved: boolean;
 }
 
+const NOTHING_RESOLVED: LinkageSummary = { records: 0, persons: 0, merges: 0, splits: 0, sparse: 0, newPersons: 0, retokenized: 0, crowdedKeys: 0, rekeyed: 0, resolved: false };
 const recordId = (practice: string, patient: string) => JSON.stringify([practice, patient]);
 const CHUNK = 20_000;
 
@@ -61,7 +64,14 @@ export async function retokenizeLinkage(adapter: Adapter, vaultSchema: string): 
 }
 
 /** Re-keys the records of `tenants` whose identity is new or changed, and drops the records gone from the identity model. */
-async function refreshRecords(s: Session, vaultSchema: string, tenants: readonly string[], identities: readonly IdentityRow[], key: Buffer, config: LinkageConfig): Promise<number> {
+async function refreshRecords(
+  s: Session,
+  vaultSchema: string,
+  tenants: readonly string[],
+  identities: readonly IdentityRow[],
+  key: Buffer,
+  config: LinkageConfig,
+): Promise<{ rekeyed: number; removed: number }> {
   const table = quoteRelation(vaultSchema, RECORDS.name);
   const { rows } = await s.query(`SELECT tenant, patient_id, identity_digest FROM ${table} WHERE tenant = ANY($1::VARCHAR[])`, [[...tenants]]);
   const stored = new Map(rows.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.identity_digest)]));
@@ -95,7 +105,7 @@ async function refreshRecords(s: Session, vaultSchema: string, tenants: readonly
       cols,
     );
   }
-  return changed.length;
+  return { rekeyed: changed.length, removed: gone.length };
 }
 
 const words = (text: unknown): string[] => (text === null || text === undefined || text === '' ? [] : String(text).split(' '));
@@ -112,7 +122,19 @@ export async function resolveLinkage(
 ): Promise<LinkageSummary> {
   const { vaultSchema, key, config } = opts;
   await checkLinkageConfig(s, vaultSchema, config, key.fingerprint);
-  const rekeyed = await refreshRecords(s, vaultSchema, opts.tenants, opts.identities, key.key, config);
+  const { rekeyed, removed } = await refreshRecords(s, vaultSchema, opts.tenants, opts.identities, key.key, config);
+  const tokens = quoteRelation(vaultSchema, opts.tokenTable);
+  const tc = quoteIdent(opts.tenantColumn);
+  if (rekeyed === 0 && removed === 0) {
+    // Resolution is a fixpoint of its own output: with no record of these practices changed and
+    // every one holding a token, running it again changes nothing, and it reads every practice.
+    const untokened = await s.query(
+      `SELECT count(*) AS n FROM ${quoteRelation(vaultSchema, RECORDS.name)} r
+        WHERE r.tenant = ANY($1::VARCHAR[]) AND NOT EXISTS (SELECT 1 FROM ${tokens} v WHERE v.${tc} = r.tenant AND v.patient_id = r.patient_id)`,
+      [[...opts.tenants]],
+    );
+    if (Number(untokened.rows[0]?.n ?? 0) === 0) return { ...NOTHING_RESOLVED };
+  }
 
   const stored = await s.query(`SELECT tenant, patient_id, match_keys, dob_guard, sex_guard, ssn_guard, sparse FROM ${quoteRelation(vaultSchema, RECORDS.name)}`);
   const records: LinkRecord[] = stored.rows.map((r) => ({
@@ -123,8 +145,6 @@ export async function resolveLinkage(
     ssn: String(r.ssn_guard ?? ''),
     sparse: Number(r.sparse) === 1,
   }));
-  const tokens = quoteRelation(vaultSchema, opts.tokenTable);
-  const tc = quoteIdent(opts.tenantColumn);
   const held = await s.query(`SELECT ${tc} AS tenant, patient_id, person_token FROM ${tokens}`);
   const previous = new Map(held.rows.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.person_token)]));
   const resolution = resolvePersons(records, {
@@ -164,7 +184,7 @@ export async function resolveLinkage(
       insert.map((col) => col.slice(i, i + CHUNK)),
     );
   }
-  const summary: LinkageSummary = { ...resolution.counts, rekeyed };
+  const summary: LinkageSummary = { ...resolution.counts, rekeyed, resolved: true };
   const c = summary;
   await s.query(
     `INSERT INTO ${quoteRelation(vaultSchema, EVENTS.name)} (resolved_at, practices, records, persons, merges, splits, sparse, new_persons, retokenized, rekeyed)
@@ -176,6 +196,7 @@ export async function resolveLinkage(
 
 /** The run notice of one resolution: counts only. */
 export function linkageNotes(c: LinkageSummary): string[] {
+  if (!c.resolved) return ['linkage: no identity of these practices changed; persons not re-resolved'];
   const parts = [`linkage: ${c.records} record(s) resolved into ${c.persons} person(s); ${c.rekeyed} re-keyed`];
   if (c.merges > 0) parts.push(`${c.merges} person(s) merged into larger ones`);
   if (c.splits > 0) parts.push(`${c.splits} split(s) where records disagree on birth date, sex or SSN`);

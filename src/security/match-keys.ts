@@ -107,6 +107,16 @@ function deletionNeighbourhood(text: string): string[] {
   return [...out];
 }
 
+/**
+ * Soundex of the letters with the name's trailing digits kept: digits are not sounds, but where a
+ * system writes them (Synthea: "Sporer811") they tell persons apart, and a code without them would
+ * make every such name sound alike.
+ */
+function phonetic(name: string): string {
+  const code = soundex(name);
+  return code === '' ? '' : code + (/\d*$/.exec(name)?.[0] ?? '');
+}
+
 /** The clear values of one key kind (several when a nickname stands for several names); [] when a field is missing. */
 function keyValues(name: MatchKeyName, n: Normalized): string[] {
   const dob = n.dob;
@@ -116,11 +126,11 @@ function keyValues(name: MatchKeyName, n: Normalized): string[] {
     case 'ssn_dob':
       return n.ssn === '' ? [] : [`${n.ssn}|${dob}`];
     case 'ssn_given':
-      return n.ssn === '' ? [] : n.formalGiven.map((g) => `${n.ssn}|${soundex(g)}`).filter((v) => !v.endsWith('|'));
+      return n.ssn === '' ? [] : n.formalGiven.map((g) => `${n.ssn}|${phonetic(g)}`).filter((v) => !v.endsWith('|'));
     case 'name_dob':
       return names((g) => `${g}|${n.family}|${dob}`);
     case 'phonetic_dob':
-      return names((g) => `${soundex(n.family)}|${soundex(g)}|${dob}`).filter((v) => !v.startsWith('|') && !v.includes('||'));
+      return names((g) => `${phonetic(n.family)}|${phonetic(g)}|${dob}`).filter((v) => !v.startsWith('|') && !v.includes('||'));
     case 'letters_dob':
       return names((g) => `${sortedCharacters(g + n.family)}|${dob}`);
     case 'name_edit_dob':

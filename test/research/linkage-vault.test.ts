@@ -100,6 +100,10 @@ describe.each(engines)('vault linkage on $name', (engine) => {
     expect(t.get('e1')).not.toBe(t.get('e2'));
     expect(linkage).toMatchObject({ records: 5, persons: 4, sparse: 2, merges: 0 });
     expect(linkageNotes(linkage)[0]).toMatch(/2 near-empty identit\(ies\) kept as persons of their own/);
+    // nothing changed: the last resolution holds and is not repeated
+    const again = await build(['p1']);
+    expect(again.linkage.resolved).toBe(false);
+    expect(await tokens()).toEqual(t);
   });
 
   it('a corrected identity is re-keyed and heals the split; the larger side keeps its token, the date shift follows', async () => {

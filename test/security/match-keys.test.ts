@@ -40,6 +40,11 @@ describe('normalization', () => {
     expect(shared(base, { ...base, firstName: 'Bob', ssn: null })).toContain('name_dob');
   });
 
+  it('names that differ only in their digits (Synthea style) share no key', () => {
+    const a = { ...base, firstName: 'Robert12', lastName: 'Brien34', ssn: null };
+    expect(shared(a, { ...a, firstName: 'Robert56', lastName: 'Brien78' })).toEqual([]);
+  });
+
   it('SSN validity: never-issued numbers and placeholders count as missing', () => {
     for (const bad of ['000-12-3456', '666-12-3456', '123-00-4567', '123-45-0000', '111-11-1111', '123456789', '12345678', '', null]) {
       expect(validSsn(bad, 'invalid'), String(bad === null ? 'null' : bad.length)).toBe('');
