@@ -100,11 +100,23 @@ function normalize(fields: IdentityFields, config: LinkageConfig): Normalized {
   };
 }
 
-/** The text and every text with one character deleted (the separator '|' is kept). */
+/**
+ * The text and every text with one letter deleted (the separator and digits are kept: in names
+ * made mostly of digits, as synthetic ones are, one deleted digit made different persons meet).
+ */
 function deletionNeighbourhood(text: string): string[] {
   const out = new Set([text]);
-  for (let i = 0; i < text.length; i++) if (text[i] !== '|') out.add(text.slice(0, i) + text.slice(i + 1));
+  for (let i = 0; i < text.length; i++) if (text[i] !== '|' && !/\d/.test(text[i]!)) out.add(text.slice(0, i) + text.slice(i + 1));
   return [...out];
+}
+
+/**
+ * The letters of both names sorted, then their digit runs as a sorted pair: the same for letters
+ * transposed or given and family name swapped, while digits (Synthea's suffixes) keep their order.
+ */
+function lettersKey(given: string, family: string): string {
+  const digits = [given, family].map((n) => n.replace(/\D/g, '')).sort();
+  return `${sortedCharacters((given + family).replace(/\d/g, ''))}|${digits.join('|')}`;
 }
 
 /**
@@ -132,7 +144,7 @@ function keyValues(name: MatchKeyName, n: Normalized): string[] {
     case 'phonetic_dob':
       return names((g) => `${phonetic(n.family)}|${phonetic(g)}|${dob}`).filter((v) => !v.startsWith('|') && !v.includes('||'));
     case 'letters_dob':
-      return names((g) => `${sortedCharacters(g + n.family)}|${dob}`);
+      return names((g) => `${lettersKey(g, n.family)}|${dob}`);
     case 'name_edit_dob':
       return names((g) => deletionNeighbourhood(`${g}|${n.family}`).map((v) => `${v}|${dob}`)).flat();
     case 'name_year':
