@@ -12,8 +12,14 @@
  *     (bench/lib/pseudo-pipeline.ts).
  *  3. Each engine's map is checked against Node's rows (count, distinct tokens, sum of shifts,
  *     smallest and largest token): a fast wrong answer would not count.
+ *  4. Linkage (issue 17), in Node only, on the first PSEUDO_BENCH_LINKAGE_PATIENTS identities
+ *     (default 200000; all of them hold ~40 hashes each): identity digest, match keys and guard
+ *     hashes per record, then one resolution of all records into persons (bench/lib/linkage-compute.ts).
+ *     The engine runs above still write the token map only: the vault's match-key table and its
+ *     writes are not in their figures.
  * Progress goes to stderr; the last stdout line is one JSON object:
- *   {"patients", "duckdb_tokens_per_s", "postgres_tokens_per_s", "compute_only_tokens_per_s"}
+ *   {"patients", "duckdb_tokens_per_s", "postgres_tokens_per_s", "compute_only_tokens_per_s",
+ *    "linkage": {"records", "match_keys_per_s", "resolve_per_s", "persons"}}
  * No timing is asserted. Temp files and the server are removed, also on failure.
  *
  * Env: PSEUDO_BENCH_PATIENTS (default 1000000), PSEUDO_BENCH_CHUNK (rows per read, default 50000).
@@ -27,6 +33,7 @@ import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
 import { generateKey, keyFingerprint } from '../src/security/pseudonymize.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../test/support/postgres.ts';
+import { linkageCompute } from './lib/linkage-compute.ts';
 import { identityTableSql, personCount, syntheticIdentity, type SyntheticIdentityRow } from './lib/pseudo-identities.ts';
 import { checksumOf, createMapTables, mapChecksum, tokenizeThroughAdapter, tokenRow, type MapChecksum, type PipelineFigures } from './lib/pseudo-pipeline.ts';
 
@@ -35,6 +42,7 @@ const log = (msg: string) => process.stderr.write(`[bench:pseudonymize ${((perfo
 
 const PATIENTS = positiveInt('PSEUDO_BENCH_PATIENTS', 1_000_000);
 const CHUNK = positiveInt('PSEUDO_BENCH_CHUNK', 50_000);
+const LINKAGE_PATIENTS = positiveInt('PSEUDO_BENCH_LINKAGE_PATIENTS', 200_000);
 
 function positiveInt(name: string, fallback: number): number {
   const text = process.env[name];
@@ -93,6 +101,11 @@ async function main(): Promise<void> {
   const identities = Array.from({ length: PATIENTS }, (_, i) => syntheticIdentity(i, personCount(PATIENTS)));
   log(`generated in Node in ${round(performance.now() - t)} ms (not timed)`);
   const { perS: computePerS, expected } = computeOnly(key, identities);
+  const linkage = linkageCompute(key, identities.slice(0, LINKAGE_PATIENTS));
+  log(`linkage: ${linkage.records} records, match keys ${linkage.match_keys_per_s}/s, resolution ${linkage.resolve_per_s}/s, ${linkage.persons} persons`);
+  // Record i belongs to synthetic person i mod personCount: a resolution that merges or splits them is wrong, however fast.
+  const expectedPersons = Math.min(linkage.records, personCount(PATIENTS));
+  if (linkage.persons !== expectedPersons) throw new BenchAssertion(`linkage: ${linkage.persons} persons, the synthetic data holds ${expectedPersons}`);
   identities.length = 0;
   log(`expected: ${expected.rows} rows, ${expected.persons} distinct person tokens`);
 
@@ -132,6 +145,7 @@ async function main(): Promise<void> {
       duckdb_tokens_per_s: duckdbPerS,
       postgres_tokens_per_s: postgresPerS,
       compute_only_tokens_per_s: computePerS,
+      linkage,
     }),
   );
 }

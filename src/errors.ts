@@ -94,6 +94,11 @@ export const Codes = {
   metaSchema: 'TSF419',
   /** The run was interrupted (Ctrl-C, SIGTERM) before this node ran; what had committed stays. */
   interrupted: 'TSF420',
+  /**
+   * The vault's match keys were made under other `privacy.identity` linkage settings (or another
+   * key): refused until `tsform vault retokenize`, as TSF413 refuses a different key.
+   */
+  linkageConfig: 'TSF421',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

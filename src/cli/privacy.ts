@@ -5,12 +5,31 @@ import { checkPublished, gatePublication, scanForLeaks } from '../execute/privac
 import { reidentify } from '../execute/reidentify.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
+import { retokenizeLinkage } from '../execute/vault-linkage.ts';
 import { compileWorkspace, openAdapter, resolveTarget, type Workspace } from './api.ts';
 
 function requirePrivacy(ws: Workspace) {
   const privacy = ws.project.config.privacy;
   if (!privacy) throw new TsformError(Codes.missingFile, 'tsform.yml has no privacy: block (vault and research layer)', { file: 'tsform.yml' });
   return privacy;
+}
+
+/**
+ * `tsform vault retokenize`: forgets the vault's match keys and the linkage settings they were
+ * made under, so that changed `privacy.identity` settings are accepted; person tokens stay, and
+ * the next build of every practice re-keys and re-resolves against them.
+ */
+export async function vaultRetokenizeCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  requirePrivacy(ws);
+  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
+  try {
+    const { records } = await retokenizeLinkage(adapter, ws.project.config.schemas.vault);
+    out(`vault match keys of ${records} record(s) forgotten; person tokens kept. Build every practice to re-key them under the current privacy.identity settings.`);
+    return 0;
+  } finally {
+    await adapter.close();
+  }
 }
 
 export async function vaultInitCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {

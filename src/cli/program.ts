@@ -228,6 +228,12 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       return vaultInitCommand(o.projectDir, o.target, out);
     }),
   );
+  project(vault.command('retokenize').description('forget the match keys so that changed privacy.identity linkage settings are accepted (tokens stay; build every practice next)')).action(
+    guard(async (o) => {
+      const { vaultRetokenizeCommand } = await import('./privacy.ts');
+      return vaultRetokenizeCommand(o.projectDir, o.target, out);
+    }),
+  );
   project(program.command('reidentify').description('the one audited way back from a person token to practice records (vault_steward only)'))
     .requiredOption('--token <token>', 'person token from a research relation')
     .requiredOption('--reason <text>', 'why; written to the audit log with who and when')

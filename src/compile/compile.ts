@@ -100,7 +100,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
       schema: config.schemas.vault,
       identifier: 'person_tokens',
       depends_on: [config.privacy.identityModel],
-      description: 'Person token (keyed HMAC-SHA256 of the normalized identity), practice token and date shift per (practice, patient).',
+      description: 'Person token (one per person across practices, resolved in the vault from keyed match keys; stable when records join), practice token and date shift per (practice, patient).',
       columns: {
         [config.tenantColumn]: { phi: 'none' },
         patient_id: { phi: 'direct' },

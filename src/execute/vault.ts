@@ -3,13 +3,13 @@ import type { ManifestNode } from '../artifacts/manifest.ts';
 import type { Clock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
-import { generateKey, keyFingerprint, parseKey, practiceToken, pseudonymizeRecord } from '../security/pseudonymize.ts';
+import { generateKey, keyFingerprint, parseKey } from '../security/pseudonymize.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { ensureVaultTable, VAULT_KEYS } from './meta-schema.ts';
 import type { RowsByTenant } from './slice-replace.ts';
+import { resolveLinkage, type IdentityRow, type LinkageSummary } from './vault-linkage.ts';
 
 const KEYS_TABLE = VAULT_KEYS.name;
-const CHUNK = 20_000;
 
 export interface VaultContext {
   adapter: Adapter;
@@ -100,9 +100,10 @@ export async function resolveVaultKey(v: VaultContext): Promise<{ key: Buffer; f
 }
 
 /**
- * Maintains the token map for a batch of practices, incrementally: tokens for patients not yet
- * in the vault, removal of patients no longer in the identity model. Tokens are computed here
- * (DuckDB has no HMAC); identities never leave this function except as tokens.
+ * Maintains the token map for a batch of practices: match keys for their new or changed
+ * identities, then one resolution of every practice's records into persons (vault-linkage.ts),
+ * which writes the token of each record whose person changed. Identities never leave this
+ * function except as hashes and tokens.
  */
 export async function buildVaultTokens(
   s: Session,
@@ -112,7 +113,7 @@ export async function buildVaultTokens(
   tenantColumn: string,
   privacy: PrivacyConfig,
   key: { key: Buffer; fingerprint: string },
-): Promise<RowsByTenant> {
+): Promise<{ rows: RowsByTenant; linkage: LinkageSummary }> {
   const vault = quoteRelation(node.schema, node.identifier);
   const source = quoteRelation(identityModel.schema, identityModel.identifier);
   const tc = quoteIdent(tenantColumn);
@@ -122,9 +123,9 @@ export async function buildVaultTokens(
        practice_token VARCHAR NOT NULL, date_shift_days INTEGER NOT NULL, key_fingerprint VARCHAR NOT NULL)`,
   );
   const bound = [[...tenants]];
-  const other = await s.query(`SELECT count(*) AS n FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[]) AND key_fingerprint <> $2`, [[...tenants], key.fingerprint]);
+  const other = await s.query(`SELECT count(*) AS n FROM ${vault} WHERE key_fingerprint <> $1`, [key.fingerprint]);
   if (Number(other.rows[0]?.n ?? 0) > 0) {
-    throw new TsformError(Codes.vaultKey, `${Number(other.rows[0]!.n)} token(s) of these practices were made with another key; refusing to mix keys (rotate the vault explicitly)`);
+    throw new TsformError(Codes.vaultKey, `${Number(other.rows[0]!.n)} token(s) in the vault were made with another key; refusing to mix keys (rotate the vault explicitly)`);
   }
   await s.query(
     `DELETE FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[])
@@ -132,45 +133,29 @@ export async function buildVaultTokens(
     bound,
   );
   const ssn = id.ssn ? `CAST(p.${quoteIdent(id.ssn)} AS VARCHAR)` : 'NULL';
+  // Every identity of these practices, not only new ones: a corrected identity must be re-keyed.
   const { rows } = await s.query(
     `SELECT p.${tc} AS practice, CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) AS patient, CAST(p.${quoteIdent(id.firstName)} AS VARCHAR) AS first_name,
             CAST(p.${quoteIdent(id.lastName)} AS VARCHAR) AS last_name, CAST(p.${quoteIdent(id.birthDate)} AS VARCHAR) AS birth_date,
             CAST(p.${quoteIdent(id.sex)} AS VARCHAR) AS sex, ${ssn} AS ssn
        FROM ${source} p
-      WHERE p.${tc} = ANY($1::VARCHAR[])
-        AND NOT EXISTS (SELECT 1 FROM ${vault} v WHERE v.${tc} = p.${tc} AND v.patient_id = CAST(p.${quoteIdent(id.patientId)} AS VARCHAR))`,
+      WHERE p.${tc} = ANY($1::VARCHAR[])`,
     bound,
   );
-  const practiceTokens = new Map(tenants.map((t) => [t, practiceToken(key.key, t)]));
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    const chunk = rows.slice(i, i + CHUNK);
-    const cols: string[][] = [[], [], [], [], [], []];
-    for (const r of chunk) {
-      const practice = String(r.practice);
-      const patient = String(r.patient);
-      const p = pseudonymizeRecord(key.key, practice, patient, {
-        firstName: r.first_name as string | null,
-        lastName: r.last_name as string | null,
-        birthDate: r.birth_date as string | null,
-        sex: r.sex as string | null,
-        ssn: r.ssn as string | null,
-      });
-      cols[0]!.push(practice);
-      cols[1]!.push(patient);
-      cols[2]!.push(p.personToken);
-      cols[3]!.push(practiceTokens.get(practice)!);
-      cols[4]!.push(String(p.dateShiftDays));
-      cols[5]!.push(key.fingerprint);
-    }
-    await s.query(
-      `INSERT INTO ${vault} (${tc}, patient_id, person_token, practice_token, date_shift_days, key_fingerprint)
-       SELECT a, b, c, d, CAST(e AS INTEGER), f FROM (SELECT unnest($1::VARCHAR[]) AS a, unnest($2::VARCHAR[]) AS b, unnest($3::VARCHAR[]) AS c,
-              unnest($4::VARCHAR[]) AS d, unnest($5::VARCHAR[]) AS e, unnest($6::VARCHAR[]) AS f) AS u`,
-      cols,
-    );
-  }
+  const identities: IdentityRow[] = rows.map((r) => ({
+    practice: String(r.practice),
+    patient: String(r.patient),
+    fields: {
+      firstName: r.first_name as string | null,
+      lastName: r.last_name as string | null,
+      birthDate: r.birth_date as string | null,
+      sex: r.sex as string | null,
+      ssn: r.ssn as string | null,
+    },
+  }));
+  const linkage = await resolveLinkage(s, { vaultSchema: node.schema, tokenTable: node.identifier, tenantColumn, tenants, identities, key, config: id.linkage });
   const counts = await s.query(`SELECT ${tc} AS tenant, count(*) AS n FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[]) GROUP BY 1`, bound);
   const out: RowsByTenant = new Map(tenants.map((t) => [t, 0]));
   for (const r of counts.rows) out.set(String(r.tenant), Number(r.n));
-  return out;
+  return { rows: out, linkage };
 }

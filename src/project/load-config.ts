@@ -1,6 +1,7 @@
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import type { FolderDefaults, Materialization, ProjectConfig, Schemas, Scope, TargetConfig, ApprovedGeneralizer } from './types.ts';
+import { readLinkageConfig } from './linkage-config.ts';
 import { suggest } from './suggest.ts';
 import { isRecord, YamlReader, type YamlFile } from './yaml-file.ts';
 import { checkKeys, CONFIG_SCHEMA } from './yml-schema.ts';
@@ -105,6 +106,9 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
   }
   const privacy = r.record(root, 'privacy');
   if (privacy) {
+    for (const key of Object.keys(privacy)) {
+      if (!PRIVACY_KEYS.includes(key)) r.fail(privacy, key, `privacy: unknown key '${key}' (${PRIVACY_KEYS.join(', ')})`);
+    }
     const identity = r.record(privacy, 'identity') ?? {};
     const col = (key: string, fallback: string) => {
       const v = r.string(identity, key) ?? fallback;
@@ -121,6 +125,7 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
         birthDate: col('birth_date', 'birth_date'),
         sex: col('sex', 'sex'),
         ssn: identity.ssn === null ? undefined : col('ssn', 'ssn'),
+        linkage: readLinkageConfig(r, identity),
       },
       keyEnv: r.string(privacy, 'key_env') ?? 'TSFORM_VAULT_KEY',
       generalizers: readGeneralizers(r, privacy),
@@ -133,6 +138,8 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
   if (batch) config.batchSize = r.positiveInt(batch, 'size', config.batchSize);
   return config;
 }
+
+const PRIVACY_KEYS = ['k', 'identity_model', 'identity', 'key_env', 'generalizers'];
 
 /** `privacy.generalizers: { zip3: <sha256>, shift_date: { sha256: …, shift: shift_days }, month_of: { sha256: …, requires_shifted: true } }` */
 function readGeneralizers(r: YamlReader, privacy: Record<string, unknown>): Record<string, ApprovedGeneralizer> {

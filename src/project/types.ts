@@ -1,3 +1,4 @@
+import type { LinkageConfig } from './linkage-config.ts';
 import type { Diagnostic } from '../errors.ts';
 
 /** Where a model's rows come from and who may read them (DESIGN §2). */
@@ -195,7 +196,7 @@ export interface PrivacyConfig {
   /** The tenant-scoped model holding one row per (practice, patient) with identity columns. */
   identityModel: string;
   /** Column names in the identity model. */
-  identity: { patientId: string; firstName: string; lastName: string; birthDate: string; sex: string; ssn?: string };
+  identity: { patientId: string; firstName: string; lastName: string; birthDate: string; sex: string; ssn?: string; linkage: LinkageConfig };
   /** Environment variable that may hold the vault key instead of the vault itself. */
   keyEnv: string;
   /**

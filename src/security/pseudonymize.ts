@@ -11,6 +11,12 @@
  * Tokens are the full 256-bit HMAC in lower-case hex behind a type prefix (`pt_…`, `pr_…`, 67
  * characters): hex compares and sorts the same in DuckDB and PostgreSQL, and no truncation has
  * to be argued about.
+ *
+ * Since issue 17 the vault no longer derives a person token from one normalized identity: it
+ * resolves records into persons over several match keys (match-keys.ts, resolve-persons.ts) and
+ * mints a person's token with `personToken` once. `pseudonymizeRecord` (one identity, one token)
+ * remains what bench:pseudonymize's token-map pipeline computes; vault tokens made by it before
+ * issue 17 are kept as they are (tokens stay).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 

@@ -1,8 +1,22 @@
 import { Codes, TsformError } from '../../errors.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { buildVaultTokens } from '../vault.ts';
+import { linkageNotes } from '../vault-linkage.ts';
 
-/** The vault's token map: per practice, a keyed token and a date shift for every patient of the identity model. */
+// One resolution at a time per vault in this process: each reads every practice's records, and
+// two at once would each miss the other's new records (DuckDB has no table lock to wait on).
+const running = new Map<string, Promise<unknown>>();
+
+function oneAtATime<T>(vault: string, work: () => Promise<T>): Promise<T> {
+  const before = running.get(vault) ?? Promise.resolve();
+  const next = before.catch(() => undefined).then(work);
+  running.set(vault, next);
+  return next.finally(() => {
+    if (running.get(vault) === next) running.delete(vault);
+  });
+}
+
+/** The vault's token map: per practice, match keys for every patient of the identity model, resolved with all practices' records into person tokens. */
 export const vaultTokensStrategy: MaterializationStrategy<'vault_tokens'> = {
   kind: 'vault_tokens',
   async buildSlice(ctx, node, tenants) {
@@ -12,7 +26,16 @@ export const vaultTokensStrategy: MaterializationStrategy<'vault_tokens'> = {
     }
     const key = await ctx.vaultKey();
     const privacy = ctx.privacy;
-    const rows = await ctx.adapter.transaction((s) => buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, privacy, key), { timeoutMs: ctx.nodeTimeoutMs });
-    return { rows, notes: [] };
+    const { rows, linkage } = await oneAtATime(`${node.schema}.${node.identifier}`, () =>
+      ctx.adapter.transaction(
+        async (s) => {
+          // Several processes (or machines) may run practices of one PostgreSQL warehouse.
+          if (ctx.adapter.kind === 'postgres') await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.linkage', node.schema]);
+          return buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, privacy, key);
+        },
+        { timeoutMs: ctx.nodeTimeoutMs },
+      ),
+    );
+    return { rows, notes: linkageNotes(linkage) };
   },
 };
