@@ -61,16 +61,9 @@ export const DEFAULT_LINKAGE: Readonly<LinkageConfig> = {
   maxKeyHolders: 50,
 };
 
-/** Keys of `privacy.identity` that name columns of the identity model. */
-export const IDENTITY_COLUMN_KEYS = ['patient_id', 'first_name', 'last_name', 'birth_date', 'sex', 'ssn'] as const;
-const LINKAGE_KEYS = ['match_keys', 'birth_date_tolerance', 'ssn_area_9xx', 'max_key_holders'] as const;
 
-/** The linkage settings of `privacy.identity`; an unknown key there is TSF102 with its line. */
+/** The linkage settings of `privacy.identity` (its unknown keys are TSF117 from yml-schema.ts). */
 export function readLinkageConfig(r: YamlReader, identity: Record<string, unknown>): LinkageConfig {
-  const known: readonly string[] = [...IDENTITY_COLUMN_KEYS, ...LINKAGE_KEYS];
-  for (const key of Object.keys(identity)) {
-    if (!known.includes(key)) r.fail(identity, key, `privacy.identity: unknown key '${key}' (${known.join(', ')})`, Codes.yamlShape);
-  }
   const config: LinkageConfig = { ...DEFAULT_LINKAGE, matchKeys: [...DEFAULT_LINKAGE.matchKeys] };
   if (identity.match_keys !== undefined) {
     const names = r.stringList(identity, 'match_keys');

@@ -27,9 +27,9 @@ describe('privacy.identity linkage settings', () => {
     expect(config.privacy!.identity).toMatchObject({ ssn: 'social', linkage: { matchKeys: ['ssn_dob', 'name_year'], birthDateTolerance: 'exact', ssnArea9xx: 'valid', maxKeyHolders: 9 } });
   });
 
-  it('an unknown key under privacy.identity or privacy is TSF102 with its line', () => {
-    expect(read('  identity:\n    first_name: given\n    match_key: [ssn_dob]\n').diagnostics).toEqual([{ code: Codes.yamlShape, file: 'tsform.yml', line: 5 }]);
-    expect(read('  k: 11\n  linkage: {}\n').diagnostics).toEqual([{ code: Codes.yamlShape, file: 'tsform.yml', line: 4 }]);
+  it('an unknown key under privacy.identity or privacy is TSF117 with its line', () => {
+    expect(read('  identity:\n    first_name: given\n    match_key: [ssn_dob]\n').diagnostics).toEqual([{ code: Codes.unknownKey, file: 'tsform.yml', line: 5 }]);
+    expect(read('  k: 11\n  linkage: {}\n').diagnostics).toEqual([{ code: Codes.unknownKey, file: 'tsform.yml', line: 4 }]);
   });
 
   it('unknown values are TSF205 with their line; an empty key list is refused', () => {
