@@ -1,27 +1,12 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stripVTControlCharacters } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
-import { runCli } from '../../src/cli/program.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+import { cli } from '../support/cli.ts';
 
 /** Issue 15: what a dbt user reaches for — --vars, --fail-fast, ls --output json --resource-type, clean. */
 
-async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string }> {
-  const err: string[] = [];
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  });
-  const out: string[] = [];
-  try {
-    const code = await runCli(['node', 'tsform', ...args], (l) => out.push(stripVTControlCharacters(l)));
-    return { code, out, err: stripVTControlCharacters(err.join('')) };
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 describe('dbt habits', () => {
   let demo: DemoCopy;

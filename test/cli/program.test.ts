@@ -1,10 +1,10 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stripVTControlCharacters } from 'node:util';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { EXIT_INTERNAL_ERROR, runCli } from '../../src/cli/program.ts';
+import { EXIT_INTERNAL_ERROR } from '../../src/cli/program.ts';
 import { REPO_ROOT } from '../fixtures/project-fixture.ts';
+import { cli } from '../support/cli.ts';
 
 /** The CLI surface (issue 15, item 9): options where they apply, validated values, exit codes. */
 
@@ -12,21 +12,6 @@ const ROOT = resolve(REPO_ROOT);
 const scratch = mkdtempSync(join(tmpdir(), 'tsform-cli-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-/** Colours are stripped: picocolors turns them on when `CI` is set, as it is on the CI machine. */
-async function cli(...args: string[]): Promise<{ code: number; out: string[]; err: string }> {
-  const err: string[] = [];
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  });
-  const out: string[] = [];
-  try {
-    const code = await runCli(['node', 'tsform', ...args], (l) => out.push(stripVTControlCharacters(l)));
-    return { code, out, err: stripVTControlCharacters(err.join('')) };
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 const RUN_ONLY = ['--threads', '--full-refresh', '--fan-in', '--node-timeout', '--defer', '--defer-database'];
 

@@ -1,9 +1,8 @@
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stripVTControlCharacters } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runCli } from '../../src/cli/program.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+import { cli } from '../support/cli.ts';
 
 /**
  * Issue 15, item 1: the README's "Adding a model" walk-through, literally, on a fresh copy of
@@ -20,20 +19,6 @@ function readmeBlock(path: string): string {
   return block;
 }
 
-async function cli(args: string[]): Promise<{ code: number; out: string[]; err: string }> {
-  const err: string[] = [];
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    err.push(String(chunk));
-    return true;
-  });
-  const out: string[] = [];
-  try {
-    const code = await runCli(['node', 'tsform', ...args], (l) => out.push(stripVTControlCharacters(l)));
-    return { code, out, err: stripVTControlCharacters(err.join('')) };
-  } finally {
-    spy.mockRestore();
-  }
-}
 
 /** The JSON lines of a `--log-format json` run: node results and the summary. */
 function events(out: string[]): { event: string; node?: string; status?: string; message?: string | null; notices?: string[] }[] {
@@ -50,7 +35,7 @@ describe("the README's Adding a model, on a fresh copy", () => {
   beforeAll(async () => {
     // Production: the fleet build on main, publishing manifest + database (production.yml).
     prod = copyDemoProject({ tenants: sampleTenants(3) });
-    const built = await cli(['build', '--project-dir', prod.dir, '--log-format', 'json']);
+    const built = await cli('build', '--project-dir', prod.dir, '--log-format', 'json');
     expect(built.code, built.err).toBe(0);
     state = join(prod.dir, 'prod-artifacts');
     mkdirSync(state);
@@ -68,12 +53,12 @@ describe("the README's Adding a model, on a fresh copy", () => {
   });
 
   it('compile --strict passes with no diagnostic', async () => {
-    const r = await cli(['compile', '--project-dir', pr.dir, '--strict', '--format', 'json']);
+    const r = await cli('compile', '--project-dir', pr.dir, '--strict', '--format', 'json');
     expect(r.code, r.out.join('\n')).toBe(0);
   });
 
   it('slim CI builds and tests only the new model for the sample practices, reading the seed its relationships test needs from production', async () => {
-    const r = await cli(['build', '--project-dir', pr.dir, '--select', 'state:modified+', '--defer', '--state', state, '--tenant', 'tag:ci-sample', '--log-format', 'json']);
+    const r = await cli('build', '--project-dir', pr.dir, '--select', 'state:modified+', '--defer', '--state', state, '--tenant', 'tag:ci-sample', '--log-format', 'json');
     const results = events(r.out).filter((e) => e.event === 'node');
     expect(results.filter((e) => e.status !== 'success').map((e) => `${e.node}: ${e.status} ${e.message ?? ''}`)).toEqual([]);
     expect(r.code).toBe(0);
@@ -90,7 +75,7 @@ describe("the README's Adding a model, on a fresh copy", () => {
     copyFileSync(join(state, 'manifest.json'), join(manifestOnly, 'manifest.json'));
     const fresh = copyDemoProject({ tenants: sampleTenants(3), files: { [MODEL]: readmeBlock(MODEL), [YML]: readmeBlock(YML) } });
     try {
-      const r = await cli(['build', '--project-dir', fresh.dir, '--select', 'state:modified+', '--defer', '--state', manifestOnly, '--tenant', 'tag:ci-sample', '--log-format', 'json']);
+      const r = await cli('build', '--project-dir', fresh.dir, '--select', 'state:modified+', '--defer', '--state', manifestOnly, '--tenant', 'tag:ci-sample', '--log-format', 'json');
       const all = events(r.out);
       expect(all.filter((e) => e.event === 'node' && e.status !== 'success').map((e) => `${e.node}: ${e.message ?? ''}`)).toEqual([]);
       expect(r.code).toBe(0);

@@ -1,11 +1,11 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace, type RunRequest } from '../../src/cli/api.ts';
-import { startOltpTemplate, type OltpFixture, type OltpTemplate } from './support/capture-fixture.ts';
+import type { OltpFixture, OltpTemplate } from './support/capture-fixture.ts';
 import type { Adapter } from '../../src/adapters/adapter.ts';
-import { copyCaptureProject, openOltpAt, rawDiffers, startSmallOltp, withWarehouse, type SmallOltp } from './support/capture-project.ts';
+import { copyCaptureProject, openOltpAt, rawDiffers, templateOfFirstPractices, startSmallOltp, withWarehouse, type SmallOltp } from './support/capture-project.ts';
 
 /**
  * Issue 14: a row the OLTP no longer has for a practice (soft or hard deleted, or moved to another
@@ -39,17 +39,7 @@ describe('deletes reach incremental models (watermark capture into DuckDB)', () 
   let tenants: string[];
 
   beforeAll(async () => {
-    template = await startOltpTemplate({
-      tables: ['encounters', 'procedures'],
-      prepare: async (admin) => {
-        const { rows } = await admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY 1 LIMIT 4`);
-        tenants = rows.map((r) => String(r.practice_id));
-        await admin.transaction(async (s) => {
-          await s.query(`SELECT set_config('tsform.hard_delete', 'on', true)`);
-          for (const t of ['encounters', 'procedures']) await s.query(`DELETE FROM oltp.${t} WHERE NOT (practice_id = ANY($1::text[]))`, [tenants]);
-        });
-      },
-    });
+    ({ template, tenants } = await templateOfFirstPractices(4));
   });
   afterAll(async () => {
     await template?.stop();
@@ -62,7 +52,7 @@ describe('deletes reach incremental models (watermark capture into DuckDB)', () 
     const sources = join(project.dir, 'models', 'sources.yml');
     writeFileSync(
       sources,
-      (await import('node:fs')).readFileSync(sources, 'utf8').replace('          - { name: encounter_class, phi: none }', '          - { name: encounter_class, phi: none }\n          - { name: updated_at, phi: none }'),
+      readFileSync(sources, 'utf8').replace('          - { name: encounter_class, phi: none }', '          - { name: encounter_class, phi: none }\n          - { name: updated_at, phi: none }'),
     );
   });
   afterEach(async () => {

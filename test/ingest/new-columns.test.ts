@@ -2,8 +2,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { runCli } from '../../src/cli/program.ts';
-import { startOltpTemplate, type OltpFixture, type OltpTemplate } from './support/capture-fixture.ts';
-import { copyCaptureProject, openOltpAt, rawDiffers, withWarehouse } from './support/capture-project.ts';
+import type { OltpFixture, OltpTemplate } from './support/capture-fixture.ts';
+import { copyCaptureProject, openOltpAt, rawDiffers, templateOfFirstPractices, withWarehouse } from './support/capture-project.ts';
 
 /**
  * Issue 14: a column added to an OLTP table with a value for its existing rows. PostgreSQL keeps
@@ -18,16 +18,7 @@ describe('columns added to the OLTP with values for existing rows', () => {
   let tenants: string[];
 
   beforeAll(async () => {
-    template = await startOltpTemplate({
-      tables: ['encounters', 'procedures'],
-      prepare: async (admin) => {
-        tenants = (await admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY 1 LIMIT 3`)).rows.map((r) => String(r.practice_id));
-        await admin.transaction(async (s) => {
-          await s.query(`SELECT set_config('tsform.hard_delete', 'on', true)`);
-          for (const t of ['encounters', 'procedures']) await s.query(`DELETE FROM oltp.${t} WHERE NOT (practice_id = ANY($1::text[]))`, [tenants]);
-        });
-      },
-    });
+    ({ template, tenants } = await templateOfFirstPractices(3));
   });
   afterAll(async () => {
     await template?.stop();

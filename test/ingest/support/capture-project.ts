@@ -10,7 +10,7 @@ import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
 import { loadDemoOltp } from '../../../src/ingest/demo-oltp.ts';
 import { REPO_ROOT } from '../../support/demo-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts';
-import { demoTables, openDuckdb, sliceChecksums } from './capture-fixture.ts';
+import { demoTables, openDuckdb, sliceChecksums, startOltpTemplate, type OltpTemplate } from './capture-fixture.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/capture-project/', import.meta.url));
 
@@ -94,4 +94,23 @@ export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' |
         options,
       ),
   };
+}
+
+/**
+ * An OLTP template holding only the first `count` practices (by id) of the capture project's
+ * tables, so that counts of unknown practices are exact; returns it with those practice ids.
+ */
+export async function templateOfFirstPractices(count: number, tables = ['encounters', 'procedures']): Promise<{ template: OltpTemplate; tenants: string[] }> {
+  let tenants: string[] = [];
+  const template = await startOltpTemplate({
+    tables,
+    prepare: async (admin) => {
+      tenants = (await admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY 1 LIMIT ${Math.floor(count)}`)).rows.map((r) => String(r.practice_id));
+      await admin.transaction(async (s) => {
+        await s.query(`SELECT set_config('tsform.hard_delete', 'on', true)`);
+        for (const t of tables) await s.query(`DELETE FROM oltp.${t} WHERE NOT (practice_id = ANY($1::text[]))`, [tenants]);
+      });
+    },
+  });
+  return { template, tenants };
 }
