@@ -69,8 +69,8 @@ export function defaultChunkRows(wh: Pick<Adapter, 'kind'>): number {
   return wh.kind === 'duckdb' ? 491_520 : 50_000;
 }
 
-function captureKeyIndexName(table: string): string {
-  const name = `${table}__capture_key_idx`;
+function captureIndexName(table: string, suffix: string): string {
+  const name = `${table}__${suffix}`;
   return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
 }
 
@@ -155,7 +155,10 @@ export async function prepareCapture(
       // would only slow its bulk inserts.)
       if (wh.kind === 'postgres') {
         const cols = [spec.tenantColumn, ...spec.key].map(quoteIdent).join(', ');
-        await s.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(captureKeyIndexName(spec.table))} ON ${quoteRelation(spec.rawSchema, spec.table)} (${cols})`);
+        await s.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(captureIndexName(spec.table, 'capture_key_idx'))} ON ${quoteRelation(spec.rawSchema, spec.table)} (${cols})`);
+        // The key alone: each chunk looks up whether other practices hold its keys (moved-rows.ts).
+        const key = spec.key.map(quoteIdent).join(', ');
+        await s.query(`CREATE INDEX IF NOT EXISTS ${quoteIdent(captureIndexName(spec.table, 'moved_key_idx'))} ON ${quoteRelation(spec.rawSchema, spec.table)} (${key})`);
       }
       await protect?.(s);
     }),
