@@ -42,7 +42,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     (await openAdapter(ws.project, target, { threads: req.threads, onLockWait: req.onLockWait, readOnly: deferDatabase ? { [DEFER_CATALOG]: deferDatabase } : undefined, env }));
   const startedAt = clock.now();
   const runId = randomUUID();
-  const capture = runCaptureFor(ws, planned, adapter, req.openOltp, env);
+  const capture = runCaptureFor(ws, planned, adapter, req.openOltp, env, req.threads ?? target.threads);
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
     const notices = [...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];

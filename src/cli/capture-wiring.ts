@@ -12,20 +12,25 @@ import type { Workspace } from './workspace.ts';
 
 export type OpenOltp = (capture: PostgresCapture) => Promise<OltpSource>;
 
-/** The OLTP of a captured source: its URL comes from the environment variable the yml names, never from a file. */
-export function openOltpFromEnv(env: Env): OpenOltp {
-  return (capture) => openOltp(capture, env);
+/**
+ * The OLTP of a captured source: its URL comes from the environment variable the yml names, never
+ * from a file. `threads` streams may each hold a snapshot connection (onboarding on DuckDB) while
+ * they commit, and a commit may ask the OLTP one more question (moved rows): two connections
+ * beyond them mean a commit never waits for a connection that only a commit can free.
+ */
+export function openOltpFromEnv(env: Env, threads = 2): OpenOltp {
+  return (capture) => openOltp(capture, env, threads + 2);
 }
 
-async function openOltp(capture: PostgresCapture, env: Env): Promise<OltpSource> {
+async function openOltp(capture: PostgresCapture, env: Env, poolSize: number): Promise<OltpSource> {
   const url = env[capture.url_env];
   if (!url) throw new TsformError(Codes.missingEnv, `captured sources read the OLTP URL from $${capture.url_env}, which is not set`);
   const { PgOltpSource } = await import('../adapters/postgres/pg-oltp-source.ts');
-  return PgOltpSource.open(url);
+  return PgOltpSource.open(url, { poolSize });
 }
 
 /** A RunCapture when the plan builds a captured source, else undefined (the demo's CSV path needs no OLTP). */
-export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, open: OpenOltp | undefined, env: Env): RunCapture | undefined {
+export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, open: OpenOltp | undefined, env: Env, threads?: number): RunCapture | undefined {
   if (!plan.steps.some((s) => s.build && ws.manifest.sources[s.id]?.capture)) return undefined;
   return new RunCapture({
     warehouse,
@@ -34,7 +39,7 @@ export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, ope
     tenantColumn: ws.project.config.tenantColumn,
     knownTenants: ws.project.tenants.map((t) => t.id),
     runTenants: plan.tenants,
-    openOltp: open ?? openOltpFromEnv(env),
+    openOltp: open ?? openOltpFromEnv(env, threads),
   });
 }
 
