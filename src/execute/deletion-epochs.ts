@@ -59,7 +59,7 @@ function isStoredTenantModel(node: ManifestNode): boolean {
 const lineageCache = new WeakMap<Manifest, Map<string, Upstream[]>>();
 
 /** The stored relations `node` reads directly, looking through views and ephemeral models. */
-export function upstreamOf(manifest: Manifest, node: ManifestNode): Upstream[] {
+function storedUpstreamOf(manifest: Manifest, node: ManifestNode): Upstream[] {
   const cache = lineageCache.get(manifest) ?? new Map<string, Upstream[]>();
   lineageCache.set(manifest, cache);
   const all = manifestNodes(manifest);
@@ -105,7 +105,7 @@ export interface Absorption {
 
 /** Reads the epochs of `node`'s upstream and of its own slices, for these practices. */
 export async function readAbsorption(q: Queryable, metaSchema: string, manifest: Manifest, node: ManifestNode, tenants: readonly string[]): Promise<Absorption | undefined> {
-  const upstream = upstreamOf(manifest, node);
+  const upstream = storedUpstreamOf(manifest, node);
   if (upstream.length === 0 || tenants.length === 0) return undefined;
   const self = relationKey(node);
   const { rows } = await q.query(
