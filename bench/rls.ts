@@ -29,9 +29,13 @@
  * data; reported under "experiments" with the medians in ms, and the template's statistics are
  * restored afterwards.
  *
+ * With RLS_BENCH_EXPERIMENTS=partitioned the table is then rebuilt as `partition_by_practice`
+ * lays it out (LIST for the 8 largest practices, HASH 16 for the rest) and measured again;
+ * reported under "experiments" with ratios, medians, and each RLS median over the unpartitioned one.
+ *
  * Env: TSFORM_TEST_PG_URL (use that server); RLS_BENCH_QUICK=1 (a 10× smaller data set, for
  * trying the bench out; its figures are not the reported ones); RLS_BENCH_EXPERIMENTS=none,
- * =array_policy, =tenant_statistics_none, =all (both of those, also the mart-style join
+ * =array_policy, =tenant_statistics_none, =partitioned, =all (both of those, also the mart-style join
  * queries, no parallel workers, and without the template's (practice_id) index; ~4 more
  * minutes); RLS_BENCH_PLANS=1 (print every plan, not only when a ratio is above target).
  */
@@ -42,6 +46,7 @@ import { createPostgresAdapter, type PostgresAdapter } from '../src/adapters/pos
 import { applyPolicies, applyPolicyFoundation, type PolicyContext } from '../src/execute/apply-policies.ts';
 import type { PolicyConfig, Schemas } from '../src/project/types.ts';
 import type { ProtectedRelation } from '../src/security/protected-relations.ts';
+import { createPartitionedTable } from '../src/adapters/postgres/practice-partitions.ts';
 import { createPolicyRenderer, MEMBERS_TABLE, practiceRole } from '../src/security/render-rls.ts';
 import { quoteIdent, quoteRelation } from '../src/sql/quote.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../test/support/postgres.ts';
@@ -55,7 +60,7 @@ const log = (msg: string) => process.stderr.write(`[bench:rls ${((performance.no
 const QUICK = process.env.RLS_BENCH_QUICK === '1';
 const SHAPE: DataShape = QUICK ? { tenants: 1000, floorRows: 200, zipfRows: 300_000 } : DEFAULT_SHAPE;
 const TARGET_RATIO = 1.1;
-const EXPERIMENT_CHOICES = ['none', 'array_policy', 'tenant_statistics_none', 'all'];
+const EXPERIMENT_CHOICES = ['none', 'array_policy', 'tenant_statistics_none', 'partitioned', 'all'];
 const EXPERIMENTS = process.env.RLS_BENCH_EXPERIMENTS;
 const PAIR = { budgetMs: QUICK ? 1500 : 5000, minReps: 31, maxReps: 601, warmups: 5, warmupBudgetMs: 1500 };
 
@@ -375,7 +380,38 @@ async function main(): Promise<void> {
         await admin.query(`ANALYZE ${quoteRelation(SCHEMA, TABLE)}`);
       }
     };
+    // Last in `all`: it replaces the table for good. The same rows move into the layout
+    // `partition_by_practice` creates (practice-partitions.ts): LIST for the 8 largest practices,
+    // a DEFAULT partition HASH-subpartitioned 16 ways; then the template policy and indexes.
+    const partitioned = async (label: string) => {
+      log(`EXPERIMENT ${label}: the same rows partitioned by practice (LIST 8 largest + HASH 16), our template policy …`);
+      const flat = quoteRelation(SCHEMA, `${TABLE}_flat`);
+      const enc = quoteRelation(SCHEMA, TABLE);
+      await admin.query(`ALTER TABLE ${enc} RENAME TO ${quoteIdent(`${TABLE}_flat`)}`);
+      await admin.query(`CREATE TEMPORARY TABLE bench_like AS SELECT * FROM ${flat} LIMIT 0`);
+      const layout = { list: Array.from({ length: 8 }, (_, i) => practiceId(i + 1)), hashPartitions: 16 };
+      await createPartitionedTable(async (sql, params) => ({ rows: (await admin.query(sql, [...params])).rows, columns: [], rowsChanged: 0 }), layout, SCHEMA, TABLE, 'bench_like', TENANT_COLUMN);
+      const tMove = performance.now();
+      await admin.query(`INSERT INTO ${enc} SELECT * FROM ${flat}`);
+      await admin.query(`DROP TABLE ${flat}`);
+      const tree = await admin.query(`SELECT relid::regclass::text AS rel FROM pg_partition_tree($1::regclass)`, [enc]);
+      for (const r of tree.rows) await admin.query(`ALTER TABLE ${String(r.rel)} OWNER TO ${quoteIdent(owner)}`);
+      await createCompositeIndex(admin);
+      await inTransaction(admin, ctx.renderer.protect(PROTECTED));
+      await admin.query(`VACUUM (ANALYZE) ${enc}`);
+      log(`  ${tree.rows.length} relations; rows moved, indexed and analyzed in ${((performance.now() - tMove) / 1000).toFixed(1)} s`);
+      const moved = Number((await ownerClient.query(`SELECT count(*) AS n FROM ${enc}`)).rows[0].n);
+      check(moved === gen.rows, `${label}: owner sees ${moved} rows, expected ${gen.rows}`);
+      const measured = await measureAll(sessions, sizes, benchQueries('subselect'), label);
+      experiments[label] = {
+        ...ratios(measured),
+        ...Object.fromEntries(measured.flatMap((o) => [[`${o.query}_${o.size}_rls_ms`, round(o.rlsMedian)], [`${o.query}_${o.size}_owner_ms`, round(o.ownerMedian)]])),
+        // against the same query on the unpartitioned table, measured earlier in this run
+        ...Object.fromEntries(measured.map((o) => [`${o.query}_${o.size}_rls_vs_unpartitioned`, round(o.rlsMedian / outcomes.find((u) => u.query === o.query && u.size === o.size)!.rlsMedian, 3)])),
+      };
+    };
     if (which === 'array_policy') await arrayPolicy('array_policy');
+    if (which === 'partitioned') await partitioned('partitioned');
     if (which === 'tenant_statistics_none') await tenantStatisticsNone('tenant_statistics_none');
     if (which === 'all') {
       log('EXPERIMENT join_shape: our template, the dashboards with the mart-style `latest` CTE join …');
@@ -395,6 +431,7 @@ async function main(): Promise<void> {
       await admin.query(`DROP INDEX ${quoteRelation(SCHEMA, templateIndexName())}`);
       experiments.composite_only = ratios(await measureAll(sessions, sizes, benchQueries('subselect'), 'composite_only'));
       await arrayPolicy('composite_only_array_policy');
+      await partitioned('partitioned');
     }
 
     // ---- 4. result ---------------------------------------------------------------------------------

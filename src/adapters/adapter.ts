@@ -54,6 +54,20 @@ export interface Session {
    * Returns the rows written.
    */
   copyInText?(schema: string, table: string, columns: readonly string[], data: AsyncIterable<Buffer>): Promise<number>;
+  /**
+   * Creates a tenant-scoped table with the columns of temp table `likeTemp`, partitioned by
+   * practice (a PostgreSQL target's `partition_by_practice`); a no-op when it exists. Absent
+   * where tenant-scoped tables are not partitioned: callers create a plain table.
+   */
+  createPartitionedLike?(schema: string, name: string, likeTemp: string, tenantColumn: string): Promise<void>;
+}
+
+/** `partition_by_practice` of a PostgreSQL target (postgres/practice-partitions.ts). */
+export interface PracticePartitioning {
+  /** Practices with a LIST partition of their own: the largest. */
+  list: readonly string[];
+  /** HASH subpartitions of the DEFAULT partition that holds every other practice. */
+  hashPartitions: number;
 }
 
 export interface TransactionOptions {

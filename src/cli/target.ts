@@ -44,7 +44,12 @@ export async function openAdapter(project: Project, target: TargetConfig, opts: 
       if (!url) throw new TsformError(Codes.missingEnv, `target '${target.name}' reads its connection URL from $${target.urlEnv}, which is not set`);
       const { createPostgresAdapter } = await import('../adapters/postgres/postgres-adapter.ts');
       // One connection more than the statements in flight: it holds the run's practice locks.
-      return createPostgresAdapter({ url, poolSize: (opts.threads ?? target.threads) + 1, applicationName: 'tsform' });
+      return createPostgresAdapter({
+        url,
+        poolSize: (opts.threads ?? target.threads) + 1,
+        applicationName: 'tsform',
+        ...(target.partitionByPractice ? { partitionByPractice: target.partitionByPractice } : {}),
+      });
     }
     default: {
       const never: never = target;

@@ -61,6 +61,8 @@ export async function stageTenantRows(
 /**
  * Makes sure the target exists with the staged columns. A changed column list is an error (the
  * other practices' slices were built with the old one) unless the table is being rebuilt whole.
+ * `partitionBy` (a tenant-scoped table's tenant column) partitions a new table by practice
+ * where the target is configured to (Session.createPartitionedLike).
  */
 export async function ensureTargetTable(
   s: Session,
@@ -68,11 +70,16 @@ export async function ensureTargetTable(
   columns: string[],
   existing: string[] | undefined,
   rebuild: boolean,
+  partitionBy?: string,
 ): Promise<void> {
   const rel = quoteRelation(target.schema, target.identifier);
   if (existing && rebuild) {
     await s.query(`DROP TABLE ${rel}`);
     existing = undefined;
+  }
+  if (!existing && partitionBy !== undefined && s.createPartitionedLike) {
+    await s.createPartitionedLike(target.schema, target.identifier, STAGE_TABLE, partitionBy);
+    return;
   }
   if (!existing) {
     // IF NOT EXISTS: another batch of the same model may have created it since we looked.

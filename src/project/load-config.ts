@@ -174,6 +174,9 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
   const type = r.string(raw, 'type', { required: true });
   const threads = r.positiveInt(raw, 'threads', type === 'postgres' ? 4 : 2);
   if (type === 'duckdb') {
+    if ('partition_by_practice' in raw) {
+      r.fail(raw, 'partition_by_practice', `target '${name}': partition_by_practice is a PostgreSQL option; DuckDB tables are not partitioned`);
+    }
     return {
       name,
       type,
@@ -187,10 +190,27 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
     if ('password' in raw || 'url' in raw) {
       r.fail(raw, 'password' in raw ? 'password' : 'url', `target '${name}': credentials never go in tsform.yml; name an environment variable with url_env`);
     }
-    return { name, type, urlEnv: r.string(raw, 'url_env') ?? 'TSFORM_PG_URL', threads };
+    const partitionByPractice = readPartitioning(r, raw);
+    return { name, type, urlEnv: r.string(raw, 'url_env') ?? 'TSFORM_PG_URL', threads, ...(partitionByPractice ? { partitionByPractice } : {}) };
   }
+
   if (type !== undefined) r.fail(raw, 'type', `target '${name}' has unknown type '${type}' (duckdb or postgres)`, Codes.unknownTarget);
   return undefined;
+}
+
+/** `partition_by_practice: { list: [p1, p2], hash_partitions: 16 }` of a PostgreSQL target. */
+function readPartitioning(r: YamlReader, target: Record<string, unknown>): { list: string[]; hashPartitions: number; line?: number } | undefined {
+  const raw = r.record(target, 'partition_by_practice');
+  if (!raw) return undefined;
+  const list = r.stringList(raw, 'list');
+  const seen = new Set<string>();
+  for (const id of list) {
+    if (seen.has(id)) r.fail(raw, 'list', `partition_by_practice.list names practice '${id}' twice`);
+    seen.add(id);
+  }
+  const hashPartitions = r.positiveInt(raw, 'hash_partitions', 16);
+  if (hashPartitions > 1024) r.fail(raw, 'hash_partitions', `partition_by_practice.hash_partitions is ${hashPartitions}; at most 1024`);
+  return { list, hashPartitions, line: r.y.lineOfKey(target, 'partition_by_practice') };
 }
 
 const FOLDER_KEYS = new Set(['schema', 'scope', 'materialized', 'tags', 'pseudonymized']);

@@ -9,7 +9,7 @@ import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
 import { checkSeedCsv, seedHeader } from './seed-csv.ts';
 import { suggest } from './suggest.ts';
-import type { Macro, ModelFile, Project, Seed, SingularTest } from './types.ts';
+import type { Macro, ModelFile, Project, ProjectConfig, Seed, SingularTest, Tenant } from './types.ts';
 import { parseYamlFile, YamlReader, type YamlFile } from './yaml-file.ts';
 
 /**
@@ -32,6 +32,7 @@ export function loadProject(projectDir: string): Project {
 
   const tenantsPath = join(root, TENANTS_FILE);
   const tenants = existsSync(tenantsPath) ? readTenants(readYaml(tenantsPath), Object.keys(config.pools), diagnostics) : [];
+  if (existsSync(tenantsPath)) checkPartitionedPractices(config, tenants, diagnostics);
 
   const models: ModelFile[] = [];
   const firstSeen = new Map<string, string>();
@@ -141,4 +142,21 @@ function listFiles(dir: string): string[] {
     .filter((d) => d.isFile())
     .map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name))
     .sort();
+}
+
+/** A practice named in a target's partition_by_practice.list that tenants.yml lacks is a typo: its partition would stay empty. */
+function checkPartitionedPractices(config: ProjectConfig, tenants: readonly Tenant[], diagnostics: Diagnostic[]): void {
+  const ids = new Set(tenants.map((t) => t.id));
+  for (const target of Object.values(config.targets)) {
+    if (target.type !== 'postgres' || !target.partitionByPractice) continue;
+    const unknown = target.partitionByPractice.list.filter((id) => !ids.has(id));
+    if (unknown.length === 0) continue;
+    const shown = unknown.slice(0, 5).map((id) => `'${id}'`).join(', ');
+    diagnostics.push(
+      diagnostic(Codes.yamlShape, `target '${target.name}': partition_by_practice.list names ${unknown.length} practice(s) not in ${TENANTS_FILE}: ${shown}${suggest(unknown[0]!, [...ids])}`, {
+        file: CONFIG_FILE,
+        line: target.partitionByPractice.line,
+      }),
+    );
+  }
 }

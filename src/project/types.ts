@@ -24,7 +24,15 @@ export type TargetConfig =
       vaultPath: string;
       threads: number;
     }
-  | { name: string; type: 'postgres'; /** environment variable holding the connection URL */ urlEnv: string; threads: number };
+  | {
+      name: string;
+      type: 'postgres';
+      /** environment variable holding the connection URL */
+      urlEnv: string;
+      threads: number;
+      /** `partition_by_practice`: tenant-scoped tables partitioned by practice (README, "Partitioning by practice"). */
+      partitionByPractice?: { list: string[]; hashPartitions: number; line?: number };
+    };
 
 /** Per-folder defaults for models, like dbt's `models:` block. Longest matching prefix wins. */
 export interface FolderDefaults {

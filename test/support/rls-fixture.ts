@@ -28,12 +28,19 @@ export interface RlsWarehouse {
   stop(): Promise<void>;
 }
 
-export async function startRlsWarehouse(opts: { tenants: number; policies?: (yml: string) => string }): Promise<RlsWarehouse> {
+export async function startRlsWarehouse(opts: {
+  tenants: number;
+  policies?: (yml: string) => string;
+  /** Rewrites the copy's tsform.yml (e.g. a target option) before the build. */
+  tsformYml?: (yml: string, tenantIds: string[]) => string;
+}): Promise<RlsWarehouse> {
   const server = await startThrowawayPostgres();
   const demo = copyDemoProject({ tenants: sampleTenants(opts.tenants) });
   const policiesFile = join(demo.dir, 'policies/policies.yml');
   if (!existsSync(policiesFile)) cpSync(join(REPO_ROOT, 'policies'), join(demo.dir, 'policies'), { recursive: true });
   if (opts.policies) writeFileSync(policiesFile, opts.policies(readFileSync(policiesFile, 'utf8')));
+  const configFile = join(demo.dir, 'tsform.yml');
+  if (opts.tsformYml) writeFileSync(configFile, opts.tsformYml(readFileSync(configFile, 'utf8'), demo.tenantIds));
   const stop = async () => {
     demo.remove();
     await server.stop();

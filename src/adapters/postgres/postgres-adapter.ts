@@ -6,7 +6,8 @@ import { CancelledError, Codes, TransientError, TsformError } from '../../errors
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import type {
-  TransactionOptions, Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+  TransactionOptions, Adapter, ErrorClass, PracticePartitioning, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+import { createPartitionedTable } from './practice-partitions.ts';
 import { inClientTransaction } from './client-transaction.ts';
 import { classifyPgError, isPgStatementError } from '../pg-errors.ts';
 
@@ -17,6 +18,8 @@ export interface PostgresAdapterOptions {
   poolSize?: number;
   /** Shown in `pg_stat_activity` (default `tsform`); a value in the URL wins. */
   applicationName?: string;
+  /** Tenant-scoped tables created partitioned by practice (practice-partitions.ts); plain when absent. */
+  partitionByPractice?: PracticePartitioning;
 }
 
 /** Opens a pool and checks that the server answers; fails with TSF409 when it does not. */
@@ -34,7 +37,10 @@ export class PostgresAdapter implements Adapter {
   readonly capabilities = { rowLevelSecurity: true, transactionalDdl: true };
   private closed = false;
 
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly partitioning: PracticePartitioning | undefined,
+  ) {}
 
   static async open(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
     const pool = new pg.Pool({ ...connectionConfig(opts.url), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });
@@ -51,12 +57,12 @@ export class PostgresAdapter implements Adapter {
       failure.cause = err;
       throw failure;
     }
-    return new PostgresAdapter(pool);
+    return new PostgresAdapter(pool, opts.partitionByPractice);
   }
 
   async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     try {
-      return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, (client) => fn(sessionOn(client)));
+      return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, (client) => fn(sessionOn(client, this.partitioning)));
     } catch (err) {
       if (classifyPgError(err) === 'cancelled' && options.timeoutMs !== undefined) {
         throw new CancelledError(`statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
@@ -143,8 +149,14 @@ export class PostgresAdapter implements Adapter {
   }
 }
 
-function sessionOn(client: pg.PoolClient): Session {
+function sessionOn(client: pg.PoolClient, partitioning: PracticePartitioning | undefined): Session {
   return {
+    ...(partitioning
+      ? {
+          createPartitionedLike: (schema: string, name: string, likeTemp: string, tenantColumn: string) =>
+            createPartitionedTable((sql, params) => oneStatement(client, sql, params), partitioning, schema, name, likeTemp, tenantColumn),
+        }
+      : {}),
     query: (sql, params = []) => oneStatement(client, sql, params),
     async runScript(sql) {
       // The simple-query protocol: several statements in one message. tsform's own DDL only

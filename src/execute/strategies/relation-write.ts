@@ -70,7 +70,7 @@ export async function writeSlice(
     const target = targetOf(node);
     const staged = await stageTenantRows(s, target, staging.select, tenants, ctx.tenantColumn);
     const notes = [...(staging.notes ?? []), ...(check ? await check(s, STAGE_TABLE, tenants) : [])];
-    await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false);
+    await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false, ctx.tenantColumn);
     if (!existing) await protect(ctx, s, node);
     if (staging.merge) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
     else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
