@@ -62,7 +62,11 @@ export class PostgresAdapter implements Adapter {
 
   async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     try {
-      return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, (client) => fn(sessionOn(client, this.partitioning)));
+      return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, async (client) => {
+        const result = await fn(sessionOn(client, this.partitioning));
+        await this.checkFence(client);
+        return result;
+      });
     } catch (err) {
       if (classifyPgError(err) === 'cancelled' && options.timeoutMs !== undefined) {
         throw new CancelledError(`statement cancelled after the node timeout of ${Math.round(options.timeoutMs)} ms`);
@@ -107,11 +111,29 @@ export class PostgresAdapter implements Adapter {
     return describePgError(err);
   }
 
+  /**
+   * The practice locks this process holds, checked before every COMMIT: a run whose lock
+   * connection ended (killed by an administrator, a network cut the server noticed) may have
+   * had its practices taken by another process, so it must not write. Left: the instant
+   * between this check and COMMIT.
+   */
+  private readonly fences = new Set<{ pid: number; locks: number }>();
+
+  private async checkFence(client: pg.PoolClient): Promise<void> {
+    for (const fence of this.fences) await checkOneFence(client, fence);
+  }
+
   async tryLockTenants(tenants: readonly string[]): Promise<{ held: { tenant: string; holder: string }[]; release(): Promise<void> }> {
     // Session-level advisory locks on one dedicated connection: released when it ends, even if
     // this process is killed. Keyed (hashtext('tsform.tenant'), hashtext(id)); a hash collision
     // only makes two practices wait for each other.
     const client = await this.pool.connect();
+    // The lock connection may be ended under the run (an administrator, a network cut): without
+    // a listener its 'error' would crash the process. The fence below then stops every commit.
+    let broken: Error | undefined;
+    client.on('error', (err: Error) => {
+      broken = err;
+    });
     const { rows } = await client.query(
       "SELECT t AS tenant, pg_try_advisory_lock(hashtext('tsform.tenant'), hashtext(t)) AS ok FROM unnest($1::text[]) AS t",
       [[...tenants]],
@@ -129,11 +151,21 @@ export class PostgresAdapter implements Adapter {
       const byTenant = new Map(holders.rows.map((r: { tenant: string; holder: string }) => [r.tenant, r.holder]));
       for (const t of missing) held.push({ tenant: t, holder: String(byTenant.get(t) ?? 'another session') });
     }
+    let fence: { pid: number; locks: number } | undefined;
+    if (held.length === 0) {
+      // Distinct keys: two practice ids whose hashes collide hold one lock.
+      const mine = await client.query(
+        "SELECT pg_backend_pid() AS pid, count(*)::int AS n FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND classid::int = hashtext('tsform.tenant') AND granted",
+      );
+      fence = { pid: Number(mine.rows[0].pid), locks: Number(mine.rows[0].n) };
+      this.fences.add(fence);
+    }
     return {
       held,
       release: async () => {
-        await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
-        client.release();
+        if (fence) this.fences.delete(fence);
+        if (!broken) await client.query('SELECT pg_advisory_unlock_all()').catch((err: Error) => (broken = err));
+        client.release(broken);
       },
     };
   }
@@ -146,6 +178,19 @@ export class PostgresAdapter implements Adapter {
     if (this.closed) return;
     this.closed = true;
     await this.pool.end();
+  }
+}
+
+async function checkOneFence(client: pg.PoolClient, fence: { pid: number; locks: number }): Promise<void> {
+  const { rows } = await client.query(
+    "SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND classid::int = hashtext('tsform.tenant') AND granted",
+    [fence.pid],
+  );
+  if (Number(rows[0]?.n ?? 0) < fence.locks) {
+    throw new TsformError(
+      Codes.tenantLocked,
+      `this run lost its practice locks (their connection, backend ${fence.pid}, ended): nothing was written, since another process may now be writing these practices`,
+    );
   }
 }
 
