@@ -99,6 +99,10 @@ export const Codes = {
    * key): refused until `tsform vault retokenize`, as TSF413 refuses a different key.
    */
   linkageConfig: 'TSF421',
+  /** `tsform worker`: another live worker already uses this worker id. */
+  workerIdTaken: 'TSF460',
+  /** A distributed job made by another tsform version or another compiled project: the worker refuses it and stops. */
+  workerMismatch: 'TSF461',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -186,7 +186,7 @@ function violations(edges: readonly ImportEdge[]): string[] {
   return bad;
 }
 
-const DRIVERS = [/^pg($|\/)/, /^pg-copy-streams$/, /^@duckdb\//];
+const DRIVERS = [/^pg($|\/)/, /^pg-copy-streams$/, /^pg-boss$/, /^pg-logical-replication$/, /^@duckdb\//];
 
 /** A file in a folder of adapters/ (`src/adapters/duckdb/…`, `src/adapters/postgres/…`, any engine added later). */
 const CONCRETE_ADAPTER = /^src\/adapters\/[^/]+\//;

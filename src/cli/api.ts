@@ -48,7 +48,7 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
     const notices = [...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
-    const leakScan = leakScanPlanned(ws, plan);
+    const leakScan = !req.skipLeakScan && leakScanPlanned(ws, plan);
     req.onPlan?.(plan, plannedUnits(plan, { checks: leakScan ? 1 : 0 }));
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));

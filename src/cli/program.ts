@@ -69,6 +69,7 @@ interface CommandOptions {
   deferDatabase?: string;
   vars?: Record<string, unknown>;
   failFast?: boolean;
+  distributed?: boolean;
 }
 
 /** Parses argv, runs one command, returns the exit code (never calls process.exit). */
@@ -154,6 +155,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   ] as const) {
     run(program.command(name).description(description))
       .addOption(new Option('--log-format <format>', 'text (live view on a terminal) or json lines (default when not a terminal)').choices(['text', 'json']))
+      .option('--distributed', 'plan here and let `tsform worker` processes (on any machines reaching the PostgreSQL warehouse) run the practices')
       .action(
         guard(async (o) => {
           const { runWorkspace } = await import('./api.ts');
@@ -161,6 +163,16 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
           const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
           const reporter = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
           const stop = interruptOnSignals(err);
+          if (o.distributed) {
+            const { runDistributed } = await import('./coordinator.ts');
+            const run = await runDistributed(
+              { projectDir: o.projectDir, command: name as PlanCommand, target: o.target, select: o.select, exclude: o.exclude, tenants: o.tenant, threads: o.threads, fullRefresh: o.fullRefresh, fanIn: o.fanIn, vars: o.vars, signal: stop.signal },
+              { onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
+            ).finally(() => stop.release());
+            reporter.onEnd(run);
+            if (run.interrupted) return EXIT_INTERRUPTED;
+            return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
+          }
           const run = await runWorkspace({
             projectDir: o.projectDir,
             command: name as PlanCommand,
@@ -191,6 +203,37 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
         }),
       );
   }
+
+  targetOption(projectOption(program.command('worker').description('run practice jobs of distributed runs (`run --distributed`) from the queue in the PostgreSQL warehouse, until stopped')))
+    .option('--pool <pool...>', 'serve only these pools of tsform.yml (e.g. backfill); default every pool')
+    .option('--worker-id <id>', 'this worker\'s name in the queue (default host:pid); unique among live workers')
+    .addOption(new Option('--threads <n>', 'statements in flight at once').argParser(positiveInteger))
+    .addOption(new Option('--exit-when-idle <seconds>', 'stop after this long without a job (default: run until SIGTERM)').argParser(positiveInteger))
+    .addOption(new Option('--connect-timeout <seconds>', 'retry an unreachable warehouse or queue (with backoff) this long before giving up').default(300).argParser(positiveInteger))
+    .action(
+      guard(async (o) => {
+        const { runWorker } = await import('./worker.ts');
+        const w = o as CommandOptions & { pool?: string[]; workerId?: string; exitWhenIdle?: number; connectTimeout: number };
+        const stop = interruptOnSignals(err);
+        try {
+          const done = await runWorker({
+            projectDir: o.projectDir,
+            target: o.target,
+            pools: w.pool,
+            workerId: w.workerId,
+            threads: o.threads,
+            exitWhenIdleMs: w.exitWhenIdle === undefined ? undefined : w.exitWhenIdle * 1000,
+            connectGiveUpMs: w.connectTimeout * 1000,
+            signal: stop.signal,
+            onEvent: (e) => out(JSON.stringify(e)),
+          });
+          err(`worker stopped after ${done.jobs} job(s)`);
+          return EXIT_OK;
+        } finally {
+          stop.release();
+        }
+      }),
+    );
 
   const freshnessCommand = (cmd: Command) =>
     tenantOption(project(cmd.description('every practice as fresh, at risk or late against its sla.ready_by, in its own time zone, with the reason')))

@@ -70,7 +70,7 @@ export async function recordRun(adapter: Adapter, ws: Workspace, plan: Plan, req
   const meta = ws.project.config.schemas.meta;
   await recordRunHistory(adapter, meta, run);
   // A full run that succeeded for a practice loads it through its local yesterday (T+1).
-  if (req.command !== 'test' && req.command !== 'seed' && !req.select?.length && !req.exclude?.length) {
+  if (req.command !== 'test' && req.command !== 'seed' && !req.select?.length && !req.exclude?.length && (!req.nodes || req.nodesAreWholeRun)) {
     await writeTenantState(
       adapter,
       meta,

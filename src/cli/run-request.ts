@@ -15,6 +15,15 @@ export interface RunRequest {
   target?: string;
   select?: string[];
   exclude?: string[];
+  /** Exactly these plan steps (a distributed run's job, by step id); `select` and `exclude` are then not read. */
+  nodes?: string[];
+  /**
+   * `nodes` are every per-practice step of an unselected run (a distributed job of a whole run):
+   * the practices' loaded-through dates (T+1) are then recorded as a full run records them.
+   */
+  nodesAreWholeRun?: boolean;
+  /** A part of a distributed run: its coordinator runs the leak scan once, after every part. */
+  skipLeakScan?: boolean;
   tenants?: string[];
   threads?: number;
   fullRefresh?: boolean;

@@ -50,6 +50,7 @@ export interface SlimCi {
 export function prepareSlimCi(req: RunRequest): SlimCi {
   let ws = compileWorkspace(req.projectDir, { vars: req.vars });
   const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
+  if (req.nodes) return { ws, plan: planWorkspace(ws, req, undefined, new Set(req.nodes)), notices: [] };
   if (!req.defer) return { ws, plan: planWorkspace(ws, req, modified), notices: [] };
   if (!req.state) throw new TsformError(Codes.stateManifest, '--defer needs --state <dir> (the production manifest and database)');
   const selected = selectNodes(ws.dag, req.select, req.exclude, { modified });

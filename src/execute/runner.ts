@@ -55,7 +55,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   /** `step|practice` → what its earlier slices did, summed into the one result it gets at the end. */
   const sliced = new Map<string, { rows: number; ms: number; notes: string[] }>();
 
-  await prepareSchemas(ctx, plan);
+  await prepareSchemas(ctx, plan, withRetries);
   if (plan.fullRefresh) {
     for (const step of [...plan.steps].reverse()) {
       if (step.build && step.fanOut && nodes[step.id]!.kind === 'model') await dropForFullRefresh(ctx, nodes[step.id]!);
@@ -342,13 +342,18 @@ function describeError(err: unknown, node: ManifestNode, adapter: BuildContext['
   return { message: `${node.path}: ${adapter.describeError(err)}`, code: Codes.sqlError };
 }
 
-async function prepareSchemas(ctx: BuildContext, plan: Plan): Promise<void> {
+/**
+ * Schemas, the meta schema's migrations, roles and memberships. Several runs may do this at once
+ * (distributed workers, two CLI runs): two sessions granting on one schema collide in the
+ * catalog ("tuple concurrently updated"), a transient conflict that is retried like a node's.
+ */
+async function prepareSchemas(ctx: BuildContext, plan: Plan, retry: <T>(fn: () => Promise<T>) => Promise<T>): Promise<void> {
   const nodes = manifestNodes(ctx.manifest);
   const schemas = new Set([ctx.metaSchema, ...plan.steps.filter((s) => s.build).map((s) => nodes[s.id]!.schema)]);
-  for (const schema of schemas) await ctx.adapter.ensureSchema(schema);
+  for (const schema of schemas) await retry(() => ctx.adapter.ensureSchema(schema));
   // Slices record the deletions they absorbed in the meta schema as they are written.
   await migrateMeta(ctx.adapter, ctx.metaSchema);
   // Roles and memberships follow tenants.yml on every run: a new practice is protected from its first table.
   const policy = ctx.policy;
-  if (policy) await ctx.adapter.transaction((s) => applyPolicyFoundation(s, policy));
+  if (policy) await retry(() => ctx.adapter.transaction((s) => applyPolicyFoundation(s, policy)));
 }
