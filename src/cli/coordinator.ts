@@ -7,7 +7,7 @@ import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { distributePlan, type PracticeJob } from '../plan/distribute.ts';
 import { runWorkspace } from './api.ts';
-import { jobId, manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
+import { failedOutput, jobId, manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
 import { tsformVersion } from './package-root.ts';
 import type { RunRequest } from './run-request.ts';
 import { leakScanPlanned, leakScanResult } from './run-record.ts';
@@ -221,7 +221,7 @@ async function feed(queue: JobQueue, jobs: readonly PracticeJob[], ids: readonly
     for (const id of lost) {
       const t = inFlight.get(id)!;
       t.unclaimedSince = undefined;
-      await queue.fail(t.queue, id, { worker: '', results: [], notices: [], alerts: [], needsAction: [], error: { code: Codes.connection, message: 'its worker died; offered again' } } satisfies PracticeJobOutput);
+      await queue.fail(t.queue, id, failedOutput('', { code: Codes.connection, message: 'its worker died; offered again' }));
       f.onJob?.({ job: id, tenants: t.job.tenants, state: 'requeued' });
     }
   }

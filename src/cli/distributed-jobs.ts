@@ -29,6 +29,11 @@ export interface PracticeJobOutput {
   error?: { code?: string; message: string };
 }
 
+/** What a job is failed with when it has no results: the reason, for the run's record. */
+export function failedOutput(worker: string, error: { code?: string; message: string }): PracticeJobOutput {
+  return { worker, results: [], notices: [], alerts: [], needsAction: [], error };
+}
+
 /** One queue per pool: a `--pool backfill` worker serves that queue alone. */
 export function queueName(project: string, pool: string): string {
   return `tsform_${project}_${pool}`.replace(/[^\w-]/g, '_');

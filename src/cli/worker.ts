@@ -5,7 +5,7 @@ import type { JobQueue } from '../adapters/job-queue.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { runWorkspace } from './api.ts';
 import { compileWorkspace } from './compile-stage.ts';
-import { manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
+import { failedOutput, manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
 import type { Env } from './env.ts';
 import { tsformVersion } from './package-root.ts';
 import { openAdapter, resolveTarget } from './target.ts';
@@ -83,7 +83,7 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
       const data = job.data;
       if (data.tsform !== tsformVersion() || data.manifest !== fingerprint) {
         const message = `worker ${workerId} runs tsform ${tsformVersion()} with project ${fingerprint}; the run was planned with tsform ${data.tsform} and project ${data.manifest}: refused`;
-        await queue.fail(job.queue, job.id, { worker: workerId, results: [], notices: [], alerts: [], needsAction: [], error: { code: Codes.workerMismatch, message } } satisfies PracticeJobOutput);
+        await queue.fail(job.queue, job.id, failedOutput(workerId, { code: Codes.workerMismatch, message }));
         throw new TsformError(Codes.workerMismatch, message);
       }
       opts.onEvent?.({ kind: 'job_start', worker: workerId, job: job.id, tenants: data.tenants, at: Date.now() });
@@ -106,7 +106,7 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
       } catch (err) {
         const message = err instanceof TsformError ? err.message : safeDbMessage(err, 1);
         opts.onEvent?.({ kind: 'job_failed', worker: workerId, job: job.id, at: Date.now(), message });
-        await queue.fail(job.queue, job.id, { worker: workerId, results: [], notices: [], alerts: [], needsAction: [], error: { code: (err as { code?: string }).code, message } } satisfies PracticeJobOutput);
+        await queue.fail(job.queue, job.id, failedOutput(workerId, { code: (err as { code?: string }).code, message }));
         idleSince = Date.now();
         continue;
       }
