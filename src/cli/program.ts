@@ -193,7 +193,8 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
               if (o.failFast && results.some((r) => r.status === 'error')) stop.failFast();
             },
             vars: o.vars,
-            alertLog: format === 'json' ? reporter.alertLog : { write: (line: string) => process.stderr.write(line) },
+            // Text mode: alerts are summed up in words at the end; their JSON goes to the log file.
+            alertLog: reporter.alertLog,
             onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
             signal: stop.signal,
           }).finally(() => stop.release());
