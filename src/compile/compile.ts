@@ -285,8 +285,14 @@ function renderAll(
     // Views are one relation over every practice; their filter comes from RLS and from readers.
     const filtered = node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental' || node.materialized === 'ephemeral');
     try {
-      node.compiled_sql = renderer.render(file.sql, scopeFor(node, filtered, false));
-      if (node.materialized === 'incremental') node.compiled_incremental_sql = renderer.render(file.sql, scopeFor(node, filtered, true));
+      const full = renderer.renderMapped(file.sql, scopeFor(node, filtered, false));
+      node.compiled_sql = full.sql;
+      node.compiled_lines = full.lines;
+      if (node.materialized === 'incremental') {
+        const incremental = renderer.renderMapped(file.sql, scopeFor(node, filtered, true));
+        node.compiled_incremental_sql = incremental.sql;
+        node.compiled_incremental_lines = incremental.lines;
+      }
       if (node.pseudonymized) node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
       checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics);
     } catch (err) {
