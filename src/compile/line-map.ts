@@ -124,3 +124,9 @@ export function lineColumnAt(text: string, offset: number): { line: number; colu
 export function charOffsetOfByte(text: string, byteOffset: number): number {
   return Buffer.from(text, 'utf8').subarray(0, byteOffset).toString('utf8').length;
 }
+
+/** The model file's line of a character offset in a model's compiled SQL, when its line map says. */
+export function modelLineAt(node: { compiled_sql: string; compiled_lines?: LineMap }, offset: number | undefined): number | undefined {
+  if (offset === undefined) return undefined;
+  return node.compiled_lines?.[lineColumnAt(node.compiled_sql, offset).line - 1] ?? undefined;
+}
