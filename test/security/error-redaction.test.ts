@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { fromRunResultsFile } from '../../src/artifacts/run-results-file.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -110,7 +111,7 @@ async function buildFailingModels(demo: DemoCopy, engine: Engine, env: NodeJS.Pr
     output += `${r.stdout}\n${r.stderr}\n`;
   }
   const resultsText = readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8');
-  return { results: JSON.parse(resultsText) as RunResults, resultsText, output };
+  return { results: fromRunResultsFile(JSON.parse(resultsText)), resultsText, output };
 }
 
 function expectRedacted(outcome: Outcome, engine: Engine): void {
