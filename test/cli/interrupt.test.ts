@@ -66,7 +66,7 @@ describe('an interrupted run', () => {
     expect(signalled).toBe(true);
     expect(code, stderr.slice(-2000)).toBe(130);
     expect(stderr).toContain('SIGINT: stopping');
-    const written = JSON.parse(readFileSync(target, 'utf8')) as RunResults;
+    const written = readRunResults(target);
     expect(written.run_id).not.toBe(before);
     expect(written.interrupted).toBe(true);
     expect(written.results.some((r) => r.status === 'interrupted')).toBe(true);
