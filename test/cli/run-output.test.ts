@@ -65,16 +65,29 @@ describe('a first run with a failing model, in text mode', () => {
 
   it('run_results.json is grouped per node, lists only what did not succeed, and reads back to every unit', () => {
     const text = readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8');
-    const doc = JSON.parse(text) as { schema_version: number; nodes: { node: string; not_success: { tenant: string; status: string }[] }[] };
+    const doc = JSON.parse(text) as { schema_version: number; results: NodeResult[]; tenants: Record<string, unknown>; nodes: { node: string; counts: Record<string, number> }[] };
     expect(doc.schema_version).toBe(2);
-    expect(doc.nodes.find((n) => n.node === 'broken')!.not_success.map((e) => e.status)).toEqual(['error', 'error', 'error']);
-    expect(doc.nodes.find((n) => n.node === 'stg_encounters')!.not_success).toEqual([]);
+    // Version 1's fields keep their shape: results (now only what did not succeed) and every practice in tenants.
+    expect(doc.results.filter((r) => r.model === 'broken').map((r) => [r.node, r.status, r.code]).sort()).toEqual(demo.tenantIds.map((t) => [`broken@${t}`, 'error', 'TSF401']).sort());
+    expect(doc.results.every((r) => r.status !== 'success')).toBe(true);
+    expect(Object.keys(doc.tenants).sort()).toEqual([...demo.tenantIds].sort());
+    expect(doc.nodes.find((n) => n.node === 'stg_encounters')!.counts).toEqual({ success: 3, error: 0, skipped: 0, interrupted: 0 });
     const full = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.full.json'), 'utf8')) as RunResults;
     const back = readRunResults(join(demo.dir, 'target/run_results.json'));
     const key = (r: NodeResult) => `${r.node} ${r.status} ${r.code ?? ''}`;
     expect(back.results.map(key).sort()).toEqual(full.results.map(key).sort());
     expect(back.tenants).toEqual(full.tenants);
     expect(text.length).toBeLessThan(readFileSync(join(demo.dir, 'target/run_results.full.json'), 'utf8').length / 2);
+  });
+
+  it('--log-format json still writes each alert as a JSON line on stdout, and the log file too', async () => {
+    const json = await cli('run', '--project-dir', demo.dir, '--select', 'broken', '--log-format', 'json');
+    expect(json.code).toBe(1);
+    const alerts = json.out.map((l) => JSON.parse(l) as { event: string; kind?: string }).filter((e) => e.event === 'alert');
+    expect(alerts.map((a) => a.kind)).toEqual(['node_failed', 'node_failed', 'node_failed']);
+    expect(readFileSync(join(demo.dir, 'target/tsform.log'), 'utf8')).toMatch(/\[info\] tsform run --project-dir .* --select broken --log-format json/);
+    // run_results.full.json is only written when asked for.
+    expect(existsSync(join(demo.dir, 'target/run_results.full.json'))).toBe(false);
   });
 
   it('writes compiled models and tests that run as pasted (one practice as a literal, said so), bound parameters kept in the manifest', async () => {
