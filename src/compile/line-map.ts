@@ -130,3 +130,10 @@ export function modelLineAt(node: { compiled_sql: string; compiled_lines?: LineM
   if (offset === undefined) return undefined;
   return node.compiled_lines?.[lineColumnAt(node.compiled_sql, offset).line - 1] ?? undefined;
 }
+
+/** The first line of a file that mentions `word` (case-insensitive), else 1. */
+export function lineOfWord(source: string, word: string | undefined): number {
+  if (!word) return 1;
+  const at = source.toLowerCase().indexOf(word.toLowerCase());
+  return at < 0 ? 1 : source.slice(0, at).split('\n').length;
+}

@@ -3,7 +3,7 @@ import type { DraftNode } from './draft-node.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
-import { lineColumnAt } from './line-map.ts';
+import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { checkModelSql } from './model-sql.ts';
 import { cteName } from './relations.ts';
 import { reservedRelationName, type Renderer, type RenderScope } from './render.ts';
@@ -76,7 +76,7 @@ export function checkWhatItDoes(
       seen.add(f.message);
       // A syntax error is where the parser stopped, mapped back to the model's line; a finding about a name, where the name is.
       const mapped = f.offset !== undefined ? lines[lineColumnAt(sql, f.offset).line - 1] : undefined;
-      diagnostics.push(diagnostic(Codes.modelSql, `${node.name} ${f.message}`, { file: file.file, line: mapped ?? lineOf(file.sql, f.near) }));
+      diagnostics.push(diagnostic(Codes.modelSql, `${node.name} ${f.message}`, { file: file.file, line: mapped ?? lineOfWord(file.sql, f.near) }));
     }
   }
 }
@@ -85,9 +85,3 @@ function unquote(quoted: string): string {
   return quoted.startsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
 }
 
-/** The first line of the model file that mentions `word` (case-insensitive), else 1. */
-function lineOf(source: string, word: string | undefined): number {
-  if (!word) return 1;
-  const at = source.toLowerCase().indexOf(word.toLowerCase());
-  return at < 0 ? 1 : source.slice(0, at).split('\n').length;
-}

@@ -63,3 +63,11 @@ function caretExcerpt(line: number, text: string, column: number | undefined): s
   if (column !== undefined) out.push(`  ${' '.repeat(gutter)} | ${' '.repeat(Math.max(0, column - 1))}^`);
   return out;
 }
+
+/** The line of `sql` a position in the statement sent points at, when the statement holds `sql`. */
+export function lineInSql(position: StatementPosition | undefined, sql: string): number | undefined {
+  if (!position) return undefined;
+  const at = position.statement.lastIndexOf(sql);
+  if (at < 0 || position.offset < at || position.offset > at + sql.length) return undefined;
+  return sql.slice(0, position.offset - at).split('\n').length;
+}

@@ -7,7 +7,7 @@ import { applyPolicyFoundation } from './apply-policies.ts';
 import { migrateMeta } from './meta-schema.ts';
 import { dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
-import { locateModelError } from './error-location.ts';
+import { lineInSql, locateModelError } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
 
 export interface RunnerOptions {
@@ -270,7 +270,10 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
           });
         }
       } catch (err) {
-        const msg = `${test.file}: test ${name} could not run: ${ctx.adapter.describeError(err)}`;
+        // At the test's yml line; the engine's `LINE n:` counts lines of the compiled test, so it names that file.
+        const line = lineInSql(ctx.adapter.errorPosition?.(err), test.sql);
+        const text = ctx.adapter.describeError(err).replace(/ \| LINE \d+:.*$/, line ? ` (target/compiled/tests/${name}.sql:${line})` : '');
+        const msg = `${test.file}${test.line ? `:${test.line}` : ''}: test ${name} could not run: ${text}`;
         for (const t of tenantScoped ? tenants : [null]) {
           if (t !== null && plan.command === 'build') markFailed(step.id, t, `test ${name} errored`);
           out.push({ node: nodeName(t), model: step.id, tenant: t, kind: 'test', status: 'error', rows: null, duration_ms: Math.round(performance.now() - started), message: msg, code: Codes.sqlError });

@@ -23,7 +23,10 @@ describe('a first run with a failing model, in text mode', () => {
   let demo: DemoCopy;
   let run: Awaited<ReturnType<typeof cli>>;
   beforeAll(async () => {
-    demo = copyDemoProject({ tenants: (ids) => [...ids].sort().slice(0, 3), files: { 'models/marts/broken.sql': BROKEN } });
+    demo = copyDemoProject({
+      tenants: (ids) => [...ids].sort().slice(0, 3),
+      files: { 'models/marts/broken.sql': BROKEN, 'tests/bad_check.sql': 'select practice_id\nfrom {{ref "practice_daily_activity"}}\nwhere no_such_col > 0\n' },
+    });
     run = await cli('build', '--project-dir', demo.dir, '--log-format', 'text', '--full-results');
   }, 240_000);
   afterAll(() => demo?.remove());
@@ -43,6 +46,14 @@ describe('a first run with a failing model, in text mode', () => {
     expect(all).toContain('  8 |   count(distinct no_such_column) as n\n    |                  ^');
     expect(all).not.toMatch(/LINE \d+:/);
     expect(run.out.filter((l) => l.startsWith('✗ broken failed for 3 practices'))).toHaveLength(1);
+  });
+
+  it('a data test that cannot run names its file and the line of its compiled SQL, not the statement\'s LINE n', () => {
+    const line = run.out.find((l) => l.startsWith('✗ test:bad_check failed for 3 practices'));
+    const m = /tests\/bad_check\.sql:1: test bad_check could not run: Binder Error: .* \(target\/compiled\/tests\/bad_check\.sql:(\d+)\)$/.exec(line ?? '');
+    expect(m, line).not.toBeNull();
+    const compiled = readFileSync(join(demo.dir, 'target/compiled/tests/bad_check.sql'), 'utf8').split('\n');
+    expect(compiled[Number(m![1]) - 1]).toContain('no_such_col');
   });
 
   it('sums alerts up in words; no alert JSON on the terminal; a first run pages nobody for never-loaded practices', () => {

@@ -129,6 +129,12 @@ describe('compile errors at the offending line', () => {
     expect(found.map((d) => [d.file, d.line])).toEqual([['models/staging/visits_by_day.sql', 8]]);
   });
 
+  it('a singular test with a syntax error: at its line, not line 1', () => {
+    const dir = writeTempProject({ ...STAGING, 'tests/odd_visits.sql': '-- visits in the future\nselect practice_id\nfrom {{ref "stg_visits"}}\nwhere visit_date > current_date and and 1 = 1\n' });
+    const found = compileDir(dir).diagnostics.filter((d) => d.code === Codes.modelSql);
+    expect(found.map((d) => [d.file, d.line])).toEqual([['tests/odd_visits.sql', 4]]);
+  });
+
   it('a global model reading identifiable data: at the {{ref}} line', () => {
     const dir = writeTempProject({ ...STAGING, 'models/population/pop.sql': '-- population counts\n\nselect count(*) as n\nfrom {{ref "stg_visits"}}\n' });
     const found = compileDir(dir).diagnostics.filter((d) => d.code === Codes.globalReadsIdentifiable);
