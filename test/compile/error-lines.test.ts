@@ -135,6 +135,17 @@ describe('compile errors at the offending line', () => {
     expect(found.map((d) => [d.file, d.line])).toEqual([['tests/odd_visits.sql', 4]]);
   });
 
+  it('a tenant-scoped model in the published research schema: at the setting that made it so', () => {
+    const yml = 'name: generated\nmodels:\n  staging:\n    scope: tenant\n  published:\n    schema: research\n    scope: tenant\n';
+    const fromFolder = writeTempProject({ ...STAGING, 'tsform.yml': yml, 'models/published/counts.sql': 'select count(*) as n\nfrom {{ref "stg_visits"}}\n' });
+    const a = compileDir(fromFolder).diagnostics.filter((d) => d.message.includes('is published research'));
+    expect(a.map((d) => [d.file, d.line])).toEqual([['tsform.yml', 7]]);
+    expect(a[0]!.message).toContain('scope comes from tsform.yml:7');
+    const fromConfig = writeTempProject({ ...STAGING, 'models/published/counts.sql': '-- counts\n{{config schema="research" materialized="view" scope="global"}}\nselect 1 as n\n' });
+    const b = compileDir(fromConfig).diagnostics.filter((d) => d.message.includes('is published research'));
+    expect(b.map((d) => [d.file, d.line])).toEqual([['models/published/counts.sql', 2]]);
+  });
+
   it('a global model reading identifiable data: at the {{ref}} line', () => {
     const dir = writeTempProject({ ...STAGING, 'models/population/pop.sql': '-- population counts\n\nselect count(*) as n\nfrom {{ref "stg_visits"}}\n' });
     const found = compileDir(dir).diagnostics.filter((d) => d.code === Codes.globalReadsIdentifiable);
