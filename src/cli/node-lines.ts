@@ -94,9 +94,12 @@ export function formatNodeLine(l: NodeLine, width = 72): string {
   const head = `${String(l.index).padStart(String(l.total).length)} of ${l.total} ${l.status.padEnd(7)} ${l.what} ${l.step} `;
   const c = l.counts;
   const mixed = [c.error > 0 ? `${c.error} failed` : '', c.skipped > 0 ? `${c.skipped} skipped` : '', c.interrupted > 0 ? `${c.interrupted} interrupted` : ''].filter(Boolean);
-  const who = l.practices === null ? 'once' : `${l.practices} practice${l.practices === 1 ? '' : 's'}`;
-  const outcome = mixed.length > 0 ? `${who}: ${c.success} ok, ${mixed.join(', ')}` : who;
-  const rows = l.what === 'tests of' ? '' : `, ${l.rows.toLocaleString('en-US')} rows`;
+  const tests = l.what === 'tests of';
+  // A build counts practices; a test-only step counts test units (tests × practices).
+  const units = c.success + c.error + c.skipped + c.interrupted;
+  const who = tests ? `${units} test${units === 1 ? '' : 's'}` : l.practices === null ? 'once' : `${l.practices} practice${l.practices === 1 ? '' : 's'}`;
+  const outcome = mixed.length > 0 ? `${who}: ${c.success} ${tests ? 'passed' : 'ok'}, ${mixed.join(', ')}` : who;
+  const rows = tests ? '' : `, ${l.rows.toLocaleString('en-US')} rows`;
   const tail = ` ${outcome}${rows} [${(l.wallMs / 1000).toFixed(1)}s]`;
   return `${head}${'.'.repeat(Math.max(3, width - head.length))}${tail}`;
 }

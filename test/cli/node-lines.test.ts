@@ -59,6 +59,19 @@ describe('a line per node', () => {
     });
   }
 
+  it('tsform test: a line per tested model once its batches ran, counting test units', () => {
+    const lines: string[] = [];
+    const testStep: PlanStep = { ...stg, build: false, tests: ['not_null_stg_x_v', 'unique_stg_x_id'] };
+    const testPlan: Plan = { ...plan, command: 'test', steps: [testStep] };
+    const r = textReporter((l) => lines.push(l.replace(/\x1b\[[0-9;]*m/g, '')), { isTTY: false, write: () => true });
+    r.onPlan!(testPlan);
+    const t = (tenant: string, name: string, failing: number): NodeResult => ({ node: `test:${name}@${tenant}`, model: 'stg_x', tenant, kind: 'test', status: failing > 0 ? 'error' : 'success', rows: failing, duration_ms: 1, message: failing > 0 ? 'x' : null });
+    r.onTaskEnd!(testStep, practices.slice(0, 3).flatMap((p) => [t(p, 'not_null_stg_x_v', 0), t(p, 'unique_stg_x_id', 0)]), snapshot);
+    expect(lines.filter((l) => / of 1 /.test(l))).toEqual([]);
+    r.onTaskEnd!(testStep, practices.slice(3).flatMap((p) => [t(p, 'not_null_stg_x_v', p === 'p_e' ? 2 : 0), t(p, 'unique_stg_x_id', 0)]), snapshot);
+    expect(lines.filter((l) => / of 1 /.test(l))).toEqual([expect.stringMatching(/^1 of 1 ERROR\s+tests of stg_x \.{3,} 10 tests: 9 passed, 1 failed \[\d+\.\ds\]$/)]);
+  });
+
   it('a step with an unfinished batch prints nothing yet', () => {
     const lines: string[] = [];
     const r = textReporter((l) => lines.push(l), { isTTY: false, write: () => true });
