@@ -8,7 +8,7 @@
  * (src/security/resolve-persons.ts), under a fixed test key and the repository's tsform.yml
  * `privacy.identity` settings.
  *
- * Ground truth: with the Synthea source (../shared/data/synthea-ma or the path given), patient_id
+ * Ground truth: with the Synthea source (test/fixtures/synthea-ma or the path given), patient_id
  * = sha256(practice_id + ':' + Synthea id) gives each record's person (scripts/prepare-demo-data.ts).
  * Without it (a fresh clone), records with the same clean identity (names, birth date, SSN) are
  * one person; where both exist the script checks that they agree.
@@ -119,7 +119,7 @@ function main(): void {
   if (!existsSync(demoFile)) throw new Error(`${demoFile} is missing: run npx tsx scripts/prepare-demo-data.ts`);
   const args = parseArgs(process.argv.slice(2));
   const records = readDemoRecords(demoFile);
-  const syntheaFile = join(resolve(args.syntheaDir ?? join(repoRoot, '../shared/data/synthea-ma')), 'patients.csv');
+  const syntheaFile = join(resolve(args.syntheaDir ?? join(repoRoot, 'test/fixtures/synthea-ma')), 'patients.csv');
   if (existsSync(syntheaFile)) checkAgainstSynthea(records, syntheaFile);
   else log(`no Synthea source at ${syntheaFile}: ground truth from the clean identities only`);
   const config = projectLinkage(join(repoRoot, 'tsform.yml'));

@@ -1,3 +1,4 @@
+import type { StatementPosition } from './statement-position.ts';
 import type { ErrorClass } from '../errors.ts';
 
 export type { ErrorClass } from '../errors.ts';
@@ -125,6 +126,8 @@ export interface Adapter {
   isStatementError(err: unknown): boolean;
   /** One line about a failed statement that is safe to log: no row values (they may be PHI). */
   describeError(err: unknown): string;
+  /** Where in the statement sent the engine says the error is, when it says (DuckDB's `LINE n:`, PostgreSQL's position). */
+  errorPosition?(err: unknown): StatementPosition | undefined;
   /**
    * Per-practice locks held until `release`, so that two tsform processes never write one
    * practice at once. Returns the practices another process holds, with who holds them.

@@ -51,6 +51,13 @@ export interface ModelNode extends NodeCommon {
   compiled_sql: string;
   /** The `is_incremental` variant (incremental models only), for practices whose slice already exists. */
   compiled_incremental_sql?: string;
+  /**
+   * Per line of `compiled_sql` (index 0 = line 1): the line of `path` it was rendered from, null
+   * for text tsform added (the CTEs over its inputs). A database error is reported at that line.
+   */
+  compiled_lines?: (number | null)[];
+  /** The same for `compiled_incremental_sql`. */
+  compiled_incremental_lines?: (number | null)[];
   /** Pseudonymized models: the SQL with approved generalizations marked, for the PHI lineage gate. */
   lineage_sql?: string;
   /** Published aggregates: the column holding class sizes, checked against k before publishing. */

@@ -2,20 +2,56 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from './manifest.ts';
 import type { RunResults } from './run-results.ts';
+import { toRunResultsFile } from './run-results-file.ts';
 
-/** `target/manifest.json` and `target/compiled/<model>.sql` (the full and incremental variants). */
+/**
+ * `target/manifest.json`, `target/compiled/<model>.sql` (the full and incremental variants) and
+ * `target/compiled/tests/<test>.sql`, each pasteable into duckdb or psql (`pasteableSql`).
+ */
 export function writeManifest(targetDir: string, manifest: Manifest): void {
   const compiledDir = join(targetDir, 'compiled');
   rmSync(compiledDir, { recursive: true, force: true });
-  mkdirSync(compiledDir, { recursive: true });
+  mkdirSync(join(compiledDir, 'tests'), { recursive: true });
+  const practice = manifest.tenants[0];
   for (const m of Object.values(manifest.models)) {
-    writeFileSync(join(compiledDir, `${m.name}.sql`), `${m.compiled_sql}\n`);
-    if (m.compiled_incremental_sql !== undefined) writeFileSync(join(compiledDir, `${m.name}.incremental.sql`), `${m.compiled_incremental_sql}\n`);
+    writeFileSync(join(compiledDir, `${m.name}.sql`), pasteableSql(m.compiled_sql, practice, `model ${m.name} (${m.path})`));
+    if (m.compiled_incremental_sql !== undefined) {
+      writeFileSync(join(compiledDir, `${m.name}.incremental.sql`), pasteableSql(m.compiled_incremental_sql, practice, `model ${m.name} (${m.path}), is_incremental`));
+    }
+  }
+  for (const t of Object.values(manifest.tests)) {
+    writeFileSync(join(compiledDir, 'tests', `${t.name}.sql`), pasteableSql(t.sql, practice, `${t.kind} test ${t.name} on ${t.attached_to} (${t.file}${t.line ? `:${t.line}` : ''}): rows (tenant, failures)`));
   }
   writeFileSync(join(targetDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
 }
 
-export function writeRunResults(targetDir: string, results: RunResults): void {
+/**
+ * Compiled SQL a person can paste into \`duckdb target/tsform.duckdb\` or psql: at execution the
+ * practice ids are the bound parameter \`$1\` (never text, DESIGN §4); here \`$1\` is one practice's
+ * id as an ARRAY literal, and a trailing comment says so (trailing, so that line n of the file
+ * is line n of the compiled SQL that errors point at).
+ */
+export function pasteableSql(sql: string, practice: string | undefined, what: string): string {
+  const bound = /\$1\b/.test(sql);
+  // Practice ids are ^[a-z0-9][a-z0-9_]{0,62}$ (tenants.yml is checked), so the literal needs no escaping.
+  const literal = practice !== undefined && /^[a-z0-9][a-z0-9_]{0,62}$/.test(practice) ? `ARRAY['${practice}']` : undefined;
+  const text = bound && literal ? sql.replace(/\$1\b/g, literal) : sql;
+  const note = !bound
+    ? `-- tsform: compiled ${what}; runs as written.`
+    : literal
+      ? `-- tsform: compiled ${what}. PASTEABLE COPY: $1, the practice ids tsform binds as a parameter at\n-- execution, is written here as ${literal} (the first practice of tenants.yml); change it to see another practice.`
+      : `-- tsform: compiled ${what}; $1 is the array of practice ids tsform binds at execution.`;
+  return `${text}\n;\n${note}\n`;
+}
+
+/**
+ * `target/run_results.json`, grouped per node (run-results-file.ts; one line, as dbt writes it);
+ * with `full`, also every unit as `run_results.full.json` (version 1).
+ */
+export function writeRunResults(targetDir: string, results: RunResults, opts: { full?: boolean } = {}): void {
   mkdirSync(targetDir, { recursive: true });
-  writeFileSync(join(targetDir, 'run_results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(targetDir, 'run_results.json'), `${JSON.stringify(toRunResultsFile(results))}\n`);
+  const full = join(targetDir, 'run_results.full.json');
+  if (opts.full) writeFileSync(full, `${JSON.stringify(results)}\n`);
+  else rmSync(full, { force: true });
 }

@@ -20,9 +20,9 @@ import type { Workspace } from './workspace.ts';
  */
 export function compileLoadedProject(loaded: Project, opts: { write?: boolean } & CompileOptions = {}): Workspace {
   const project = opts.vars ? { ...loaded, config: { ...loaded.config, vars: { ...loaded.config.vars, ...opts.vars } } } : loaded;
-  const { manifest, diagnostics } = compileProject(project, opts);
+  const { manifest, diagnostics, readLines } = compileProject(project, opts);
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
-  const built = buildDag(manifest);
+  const built = buildDag(manifest, (model, dep) => readLines[model]?.[dep]);
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
   const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
   if (project.policies) protection.diagnostics.push(...policyRoleDiagnostics(project.policies, project.tenants));

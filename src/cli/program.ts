@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import pc from 'picocolors';
 import { registerCaptureCommands } from './capture-commands.ts';
@@ -156,12 +157,16 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     run(program.command(name).description(description))
       .addOption(new Option('--log-format <format>', 'text (live view on a terminal) or json lines (default when not a terminal)').choices(['text', 'json']))
       .option('--distributed', 'plan here and let `tsform worker` processes (on any machines reaching the PostgreSQL warehouse) run the practices')
+      .option('--full-results', 'also write every unit (node × practice) to target/run_results.full.json; run_results.json lists only what did not succeed, per node')
       .action(
         guard(async (o) => {
           const { runWorkspace } = await import('./api.ts');
           const { jsonReporter, textReporter } = await import('./progress.ts');
+          const { loggingReporter, openRunLog } = await import('./run-log.ts');
           const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
-          const reporter = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
+          const log = openRunLog(join(o.projectDir, 'target'), [name, ...argv.slice(3)]);
+          const inner = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
+          const reporter = loggingReporter(inner, log);
           const stop = interruptOnSignals(err);
           if (o.distributed) {
             const { runDistributed } = await import('./coordinator.ts');
@@ -170,6 +175,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
               { onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
             ).finally(() => stop.release());
             reporter.onEnd(run);
+            log.close();
             if (run.interrupted) return EXIT_INTERRUPTED;
             return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
           }
@@ -182,6 +188,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
             tenants: o.tenant,
             threads: o.threads,
             fullRefresh: o.fullRefresh,
+            fullResults: (o as CommandOptions & { fullResults?: boolean }).fullResults,
             fanIn: o.fanIn,
             nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
             state: o.state,
@@ -193,11 +200,19 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
               if (o.failFast && results.some((r) => r.status === 'error')) stop.failFast();
             },
             vars: o.vars,
-            alertLog: format === 'json' ? reporter.alertLog : { write: (line: string) => process.stderr.write(line) },
+            // Text mode: alerts are summed up in words at the end; their JSON goes to the log file.
+            alertLog: reporter.alertLog,
             onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
             signal: stop.signal,
-          }).finally(() => stop.release());
+          })
+            .catch((e: unknown) => {
+              log.line('error', e instanceof Error ? `${e.name}: ${safeDbMessage(e)}` : 'failed');
+              log.close();
+              throw e;
+            })
+            .finally(() => stop.release());
           reporter.onEnd(run);
+          log.close();
           if (run.interrupted && !stop.failedFast) return EXIT_INTERRUPTED;
           return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
         }),

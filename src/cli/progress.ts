@@ -3,6 +3,7 @@ import type { NodeResult, RunResults } from '../artifacts/run-results.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { plannedUnits, type PlannedUnits } from '../plan/units.ts';
 import { FailureDigest } from './failure-digest.ts';
+import { formatNodeLine, NodeLines, type NodeLine } from './node-lines.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 
 /** How a run reports itself: one object per format, with optional hooks (vitest's reporter shape). */
@@ -33,16 +34,19 @@ export function jsonReporter(out: Out): RunReporter {
 }
 
 /**
- * For a person: failures as they happen, and on a terminal one live status line (practices
- * done / failed, lanes running / queued, the slowest lanes) rewritten in place.
+ * For a person: a line per node once all its practices reported (dbt's `4 of 28 OK …`), the
+ * first failure of each model as it happens, and on a terminal one live status line (practices
+ * done / failed, lanes running / queued, the slowest lanes) rewritten in place. Alerts are summed
+ * up per kind at the end in words; their JSON goes to `alerts` (the log file), never the terminal.
  */
-export function textReporter(out: Out, live: { isTTY: boolean; write(s: string): unknown }): RunReporter {
+export function textReporter(out: Out, live: { isTTY: boolean; write(s: string): unknown }, alerts: { write(line: string): unknown } = { write: () => true }): RunReporter {
   const tenantsDone = new Set<string>();
   const tenantsFailed = new Set<string>();
   const expected = new Map<string, number>();
   let total = 0;
   let perTenant = 0;
   let planned: PlannedUnits | undefined;
+  let nodeLines: NodeLines | undefined;
   const failures = new FailureDigest();
   let statusShown = false;
   const clear = () => {
@@ -58,6 +62,7 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
       total = p.tenants.length;
       perTenant = p.steps.filter((s) => s.fanOut && s.build).length;
       planned = units;
+      nodeLines = new NodeLines(p);
       print(planLine(p, units));
     },
     onTaskEnd(step, results, progress) {
@@ -69,12 +74,8 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
         if (n >= perTenant) tenantsDone.add(r.tenant);
       }
       for (const line of failures.add(results)) print(`${pc.red('✗')} ${line}`);
-      if (!live.isTTY) {
-        const builds = results.filter((r) => r.kind === 'build');
-        const ok = builds.filter((r) => r.status === 'success');
-        if (builds.length > 0) print(`${ok.length === builds.length ? pc.green('OK  ') : pc.yellow('PART')} ${step.id} [${builds.length} practice(s)] ${ok.reduce((n, r) => n + (r.rows ?? 0), 0)} rows`);
-        return;
-      }
+      for (const l of nodeLines?.add(step, results) ?? []) print(colourNodeLine(formatNodeLine(l), l.status));
+      if (!live.isTTY) return;
       const slow = progress.slowest
         .slice(0, 3)
         .map((l) => `${l.lane} ${(l.busy_ms / 1000).toFixed(1)}s`)
@@ -98,12 +99,37 @@ export function textReporter(out: Out, live: { isTTY: boolean; write(s: string):
       }
       for (const n of run.notices ?? []) out(pc.yellow(`notice: ${n}`));
       for (const n of run.needs_action ?? []) out(pc.red(`action needed: ${n}`));
-      if (s.sla_at_risk.length > 0) out(pc.yellow(`SLA at risk or late (${s.sla_at_risk.length}): ${s.sla_at_risk.slice(0, 20).join(', ')}${s.sla_at_risk.length > 20 ? ', …' : ''}`));
+      for (const line of alertLines(run.alerts ?? [])) out(pc.yellow(line));
       out('Results: target/run_results.json');
     },
-    alertLog: { write: () => true },
+    alertLog: alerts,
   };
 }
+
+function colourNodeLine(line: string, status: NodeLine['status']): string {
+  const word = status === 'OK' ? pc.green(status) : status === 'ERROR' ? pc.red(status) : pc.yellow(status);
+  return line.replace(status, word);
+}
+
+/**
+ * One line per alert kind, in words: `alerts: node_failed for 5 practices (p_a, p_b, …)`. The
+ * alerts themselves (JSON, one per practice and kind) went to the sinks of tsform.yml and are in
+ * run_results.json; a first run's never-loaded practices raise none (they are pending).
+ */
+export function alertLines(alerts: readonly { kind: string; tenant: string }[], shown = 10): string[] {
+  const byKind = new Map<string, string[]>();
+  for (const a of alerts) byKind.set(a.kind, [...(byKind.get(a.kind) ?? []), a.tenant]);
+  return [...byKind].map(([kind, tenants]) => {
+    const ids = [...new Set(tenants)];
+    return `alerts: ${ALERT_WORDS[kind] ?? kind} for ${ids.length} practice${ids.length === 1 ? '' : 's'} (${ids.slice(0, shown).join(', ')}${ids.length > shown ? ', …' : ''}); details in target/run_results.json`;
+  });
+}
+
+const ALERT_WORDS: Record<string, string> = {
+  node_failed: 'node_failed (a node failed, its downstream skipped)',
+  sla_at_risk: 'sla_at_risk (predicted to miss its deadline)',
+  sla_late: 'sla_late (past its deadline)',
+};
 
 /**
  * `build: 5 steps for 5 practices = 121 units: 21 builds (4 steps × 5 practices + 1 once) + 99 tests + 1 check; 2 batches`.

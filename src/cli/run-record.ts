@@ -66,7 +66,7 @@ export async function recordRun(adapter: Adapter, ws: Workspace, plan: Plan, req
     ...(done.needsAction?.length ? { needs_action: done.needsAction } : {}),
     ...(done.interrupted ? { interrupted: true } : {}),
   };
-  writeRunResults(ws.targetDir, run);
+  writeRunResults(ws.targetDir, run, { full: req.fullResults });
   const meta = ws.project.config.schemas.meta;
   await recordRunHistory(adapter, meta, run);
   // A full run that succeeded for a practice loads it through its local yesterday (T+1).

@@ -5,6 +5,7 @@ import type { GenericTestSpec, Project } from '../project/types.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
 import { extractUses, parseTemplate } from './extract.ts';
 import { tenantFilter } from './relations.ts';
+import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { checkModelSql } from './model-sql.ts';
 import { reservedRelationName, type Renderer } from './render.ts';
 
@@ -76,8 +77,13 @@ export function compileTests(
     const attached = nodes[deps[0]!]!;
     // A singular test runs as the owner like a model: the same check of what its SQL does.
     const bareScope = { filtered: false, isIncremental: false, self: { name: t.name, schema: attached.schema, identifier: attached.identifier, scope: 'global' as const }, lookup: (id: string) => nodes[id], ephemeralBody: () => '', tenantColumn: tc, vars: project.config.vars, bare: true };
-    const findings = checkModelSql({ sql: renderer.render(t.sql, bareScope), allowed: new Set(deps.map((d) => reservedRelationName(nodes[d]!).slice(1, -1))) });
-    for (const f of findings) diagnostics.push(diagnostic(Codes.modelSql, `singular test ${t.name} ${f.message}`, { file: t.file, line: 1 }));
+    const bare = renderer.renderMapped(t.sql, bareScope);
+    const findings = checkModelSql({ sql: bare.sql, allowed: new Set(deps.map((d) => reservedRelationName(nodes[d]!).slice(1, -1))) });
+    for (const f of findings) {
+      // As for models: a syntax error where the parser stopped, a finding about a name where the name is.
+      const line = (f.offset !== undefined ? bare.lines[lineColumnAt(bare.sql, f.offset).line - 1] : undefined) ?? lineOfWord(t.sql, f.near);
+      diagnostics.push(diagnostic(Codes.modelSql, `singular test ${t.name} ${f.message}`, { file: t.file, line }));
+    }
     if (findings.length > 0) continue;
     const body = renderer.render(t.sql, {
       filtered: tenantScoped,

@@ -28,6 +28,8 @@ export interface CompileResult {
   diagnostics: Diagnostic[];
   /** What each model reads, as far as it could be read statically (also for models that did not render). */
   dependsOn: Record<string, string[]>;
+  /** model → relation it reads → the line of its {{ref}} / {{source}} (for diagnostics about that read). */
+  readLines: Record<string, Record<string, number>>;
 }
 
 /**
@@ -219,7 +221,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
         diagnostics.push(diagnostic(Codes.unknownRef, `unknown ref '${r.name}'${suggest(r.name, names)}`, { file: model.file, line: r.line }));
       }
     }
-    checkScopes(node, nodes, diagnostics);
+    checkScopes(node, nodes, diagnostics, (dep) => uses.refs.find((r) => r.name === dep)?.line ?? uses.sources.find((x) => `source:${x.source}.${x.table}` === dep)?.line);
   }
 
   const renderer = createRenderer(project.macros, approvedGeneralizers(project, diagnostics));
@@ -237,7 +239,14 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     tests,
     tenants: project.tenants.map((t) => t.id),
   };
-  return { manifest, diagnostics, dependsOn: Object.fromEntries(Object.values(models).map((m) => [m.name, m.depends_on])) };
+  const readLines: Record<string, Record<string, number>> = {};
+  for (const [name, uses] of usesByModel) {
+    const lines: Record<string, number> = {};
+    for (const s of [...uses.sources].reverse()) lines[`source:${s.source}.${s.table}`] = s.line;
+    for (const r of [...uses.refs].reverse()) lines[r.name] = r.line;
+    readLines[name] = lines;
+  }
+  return { manifest, diagnostics, dependsOn: Object.fromEntries(Object.values(models).map((m) => [m.name, m.depends_on])), readLines };
 }
 
 /** The models whose SQL rendered: a model never reaches the manifest without it. */
@@ -285,8 +294,14 @@ function renderAll(
     // Views are one relation over every practice; their filter comes from RLS and from readers.
     const filtered = node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental' || node.materialized === 'ephemeral');
     try {
-      node.compiled_sql = renderer.render(file.sql, scopeFor(node, filtered, false));
-      if (node.materialized === 'incremental') node.compiled_incremental_sql = renderer.render(file.sql, scopeFor(node, filtered, true));
+      const full = renderer.renderMapped(file.sql, scopeFor(node, filtered, false));
+      node.compiled_sql = full.sql;
+      node.compiled_lines = full.lines;
+      if (node.materialized === 'incremental') {
+        const incremental = renderer.renderMapped(file.sql, scopeFor(node, filtered, true));
+        node.compiled_incremental_sql = incremental.sql;
+        node.compiled_incremental_lines = incremental.lines;
+      }
       if (node.pseudonymized) node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
       checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics);
     } catch (err) {
@@ -339,16 +354,18 @@ function checkReferences(
 }
 
 /** DESIGN §4: global models read only shared or pseudonymized data; shared models only shared. */
-function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
+function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[], lineOfRead: (dep: string) => number | undefined): void {
   for (const dep of node.depends_on) {
     const up = nodes[dep];
     if (!up) continue;
+    // At the {{ref}} / {{source}} that reads it (a macro's read: the model's first ref).
+    const line = lineOfRead(dep) ?? 1;
     if (node.scope === 'global' && up.scope === 'tenant' && !up.pseudonymized) {
       diagnostics.push(
         diagnostic(
           Codes.globalReadsIdentifiable,
           `global model '${node.name}' reads '${up.name}', which holds identifiable practice data (scope tenant, not pseudonymized); read a pseudonymized research relation instead`,
-          { file: node.path, line: 1 },
+          { file: node.path, line },
         ),
       );
     }
@@ -356,7 +373,7 @@ function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnost
       diagnostics.push(
         diagnostic(Codes.sharedReadsTenant, `shared model '${node.name}' reads '${up.name}' (scope ${up.scope}); shared models may read only shared relations`, {
           file: node.path,
-          line: 1,
+          line,
         }),
       );
     }

@@ -3,6 +3,7 @@ import type { DraftNode } from './draft-node.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
+import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { checkModelSql } from './model-sql.ts';
 import { cteName } from './relations.ts';
 import { reservedRelationName, type Renderer, type RenderScope } from './render.ts';
@@ -69,11 +70,13 @@ export function checkWhatItDoes(
   const variants = node.materialized === 'incremental' ? [false, true] : [false];
   const seen = new Set<string>();
   for (const isIncremental of variants) {
-    const sql = renderer.render(file.sql, { ...scope, isIncremental, bare: true });
+    const { sql, lines } = renderer.renderMapped(file.sql, { ...scope, isIncremental, bare: true });
     for (const f of checkModelSql({ sql, allowed })) {
       if (seen.has(f.message)) continue;
       seen.add(f.message);
-      diagnostics.push(diagnostic(Codes.modelSql, `${node.name} ${f.message}`, { file: file.file, line: lineOf(file.sql, f.near) }));
+      // A syntax error is where the parser stopped, mapped back to the model's line; a finding about a name, where the name is.
+      const mapped = f.offset !== undefined ? lines[lineColumnAt(sql, f.offset).line - 1] : undefined;
+      diagnostics.push(diagnostic(Codes.modelSql, `${node.name} ${f.message}`, { file: file.file, line: mapped ?? lineOfWord(file.sql, f.near) }));
     }
   }
 }
@@ -82,9 +85,3 @@ function unquote(quoted: string): string {
   return quoted.startsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
 }
 
-/** The first line of the model file that mentions `word` (case-insensitive), else 1. */
-function lineOf(source: string, word: string | undefined): number {
-  if (!word) return 1;
-  const at = source.toLowerCase().indexOf(word.toLowerCase());
-  return at < 0 ? 1 : source.slice(0, at).split('\n').length;
-}

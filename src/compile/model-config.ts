@@ -37,15 +37,19 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
     pseudonymized: false,
     batchIncremental: false,
   };
+  /** Where a setting came from when a folder of tsform.yml decided it (the model's {{config}} overrides). */
+  const fromFolder: Partial<Record<'schema' | 'scope' | 'materialized', { file: string; line?: number }>> = {};
   for (const f of matches) {
     if (f.scope) out.scope = f.scope;
     if (f.materialized) out.materialized = f.materialized;
     if (f.schema) out.schema = f.schema;
     if (f.tags) out.tags = [...out.tags, ...f.tags];
     if (f.pseudonymized !== undefined) out.pseudonymized = f.pseudonymized;
+    for (const key of ['schema', 'scope', 'materialized'] as const) if (f[key] !== undefined) fromFolder[key] = { file: 'tsform.yml', line: f.lines?.[key] };
   }
 
   const at = { file: model.file, line: uses.configLine };
+  const origin = (key: 'schema' | 'scope' | 'materialized') => (Object.hasOwn(uses.config, key) ? at : (fromFolder[key] ?? at));
   const bad = (message: string) => diagnostics.push(diagnostic(Codes.invalidConfig, `${model.name}: ${message}`, at));
   for (const [key, value] of Object.entries(uses.config)) {
     if (!KNOWN_KEYS.has(key)) {
@@ -101,7 +105,15 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
   // Published research is gated when it is built (suppression, k-anonymity, leak scan): a view
   // would publish its rows ungated at every read, a tenant-scoped table per practice.
   if (out.schema === config.schemas.research && (out.materialized === 'view' || out.scope === 'tenant')) {
-    bad(`schema '${out.schema}' is published research: a model there is a global or shared table or incremental (built once, through the publication gate), not a ${out.scope === 'tenant' ? 'tenant-scoped model' : 'view'}`);
+    // At what made it so: the model's {{config}}, or the tsform.yml folder setting it inherited.
+    const cause = out.scope === 'tenant' ? origin('scope') : origin('materialized');
+    diagnostics.push(
+      diagnostic(
+        Codes.invalidConfig,
+        `${model.name}: schema '${out.schema}' is published research: a model there is a global or shared table or incremental (built once, through the publication gate), not a ${out.scope === 'tenant' ? 'tenant-scoped model' : 'view'}${cause.file === model.file ? '' : ` (${out.scope === 'tenant' ? 'scope' : 'materialized'} comes from ${cause.file}${cause.line ? `:${cause.line}` : ''})`}`,
+        cause.line === undefined && cause.file !== model.file ? at : cause,
+      ),
+    );
   }
   if (out.schema === config.schemas.vault || out.schema === config.schemas.meta) bad(`schema '${out.schema}' is tsform's own (vault or metadata); a model cannot write there`);
   out.tags = [...new Set(out.tags)];

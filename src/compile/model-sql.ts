@@ -31,6 +31,8 @@ export interface ModelSqlFinding {
   message: string;
   /** A word to find the line by in the model file (relation or function name). */
   near?: string;
+  /** 0-based character offset in the SQL checked, where the parser stopped (syntax errors). */
+  offset?: number;
 }
 
 const RESERVED_PREFIX = '__tsf_';
@@ -95,10 +97,12 @@ export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   try {
     parsed = parseSync(input.sql);
   } catch (err) {
-    const e = err as { message?: string; sqlDetails?: { message?: string } };
+    const e = err as { message?: string; sqlDetails?: { message?: string; cursorPosition?: number } };
+    const offset = e.sqlDetails?.cursorPosition;
     return [
       {
         message: `cannot be checked: the PostgreSQL grammar cannot read it (${(e.sqlDetails?.message ?? e.message ?? 'syntax error').slice(0, 120)}); DuckDB-only syntax (positional #n, * EXCLUDE, QUALIFY, FROM 'file') is not accepted in models`,
+        ...(typeof offset === 'number' ? { offset } : {}),
       },
     ];
   }
@@ -232,4 +236,34 @@ function functionName(fc: Json): { last: string; schema?: string; full: string }
   const last = (parts[parts.length - 1] ?? '?').toLowerCase();
   const schema = parts.length > 1 ? parts.slice(0, -1).join('.').toLowerCase() : undefined;
   return { last, schema, full: parts.join('.') };
+}
+
+/**
+ * Where the final select list names `column` (its alias, or a bare column reference of that name),
+ * or where the list starts when no column is given or none matches: a 0-based character offset
+ * in `sql`, for diagnostics about output columns (a missing tenant column, a research column
+ * exposing PHI). Undefined when the text does not parse.
+ */
+export function selectItemOffset(sql: string, column?: string): number | undefined {
+  let parsed: ReturnType<typeof parseSync>;
+  try {
+    parsed = parseSync(sql);
+  } catch {
+    return undefined;
+  }
+  let select = (parsed.stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
+  // A UNION's columns are named by its first branch.
+  while (select && isObject(select.larg)) select = select.larg as Json;
+  const targets = ((select?.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
+  if (targets.length === 0) return undefined;
+  const named = column === undefined ? undefined : targets.find((t) => (t.name ?? columnRefName(t.val))?.toString().toLowerCase() === column.toLowerCase());
+  const location = (named ?? targets[0]!).location;
+  if (typeof location !== 'number') return undefined;
+  // libpg-query's locations count UTF-8 bytes.
+  return Buffer.from(sql, 'utf8').subarray(0, location).toString('utf8').length;
+}
+
+function columnRefName(val: unknown): string | undefined {
+  const fields = isObject(val) && isObject(val.ColumnRef) ? ((val.ColumnRef.fields as unknown[]) ?? []) : [];
+  return sval(fields[fields.length - 1]);
 }

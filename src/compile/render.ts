@@ -4,6 +4,7 @@ import type { ManifestNode } from '../artifacts/manifest.ts';
 import type { ApprovedGeneralizer, Macro } from '../project/types.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
 import { macroParams } from './extract.ts';
+import { alignLines, markTemplate, stripMarkers, type LineMap } from './line-map.ts';
 import { cteName, filteredSelect, withCtes } from './relations.ts';
 
 /** How one rendering resolves `ref`, `source` and `this`. */
@@ -117,32 +118,53 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
     return fn;
   };
 
+  const renderParts = (template: string, scope: RenderScope): { body: string; ctes: { name: string; sql: string }[] } => {
+    const st: RenderState = { scope, ctes: new Map() };
+    const self = scope.self;
+    const thisRelation = scope.bare
+      ? { text: cteName('this', self.name), register: () => undefined }
+      : scope.filtered && self.scope === 'tenant'
+        ? (() => {
+            const name = cteName('this', self.name);
+            return {
+              text: name,
+              register: () => st.ctes.set(name, { name, sql: filteredSelect(self.schema, self.identifier, scope.tenantColumn) }),
+            };
+          })()
+        : { text: quoteRelation(self.schema, self.identifier), register: () => undefined };
+    const ctx: Record<string | symbol, unknown> = {
+      is_incremental: scope.isIncremental,
+      toString() {
+        thisRelation.register();
+        return thisRelation.text;
+      },
+    };
+    ctx[STATE] = st;
+    return { body: compiledFor(template)(ctx), ctes: [...st.ctes.values()] };
+  };
+  const marked = new Map<string, string | undefined>();
+
   return {
     /** Renders one model body to a SELECT with tsform's CTEs prepended. */
     render(template: string, scope: RenderScope): string {
-      const st: RenderState = { scope, ctes: new Map() };
-      const self = scope.self;
-      const thisRelation = scope.bare
-        ? { text: cteName('this', self.name), register: () => undefined }
-        : scope.filtered && self.scope === 'tenant'
-          ? (() => {
-              const name = cteName('this', self.name);
-              return {
-                text: name,
-                register: () => st.ctes.set(name, { name, sql: filteredSelect(self.schema, self.identifier, scope.tenantColumn) }),
-              };
-            })()
-          : { text: quoteRelation(self.schema, self.identifier), register: () => undefined };
-      const ctx: Record<string | symbol, unknown> = {
-        is_incremental: scope.isIncremental,
-        toString() {
-          thisRelation.register();
-          return thisRelation.text;
-        },
-      };
-      ctx[STATE] = st;
-      const body = compiledFor(template)(ctx);
-      return withCtes(body, [...st.ctes.values()]);
+      const { body, ctes } = renderParts(template, scope);
+      return withCtes(body, ctes);
+    },
+    /**
+     * The same SQL as `render`, with the model file's line of each of its lines (line-map.ts):
+     * what errors against compiled SQL are reported at.
+     */
+    renderMapped(template: string, scope: RenderScope): { sql: string; lines: LineMap } {
+      if (!marked.has(template)) marked.set(template, markTemplate(template));
+      const markedTemplate = marked.get(template);
+      if (markedTemplate === undefined) {
+        const sql = this.render(template, scope);
+        return { sql, lines: sql.split('\n').map(() => null) };
+      }
+      const { body, ctes } = renderParts(markedTemplate, scope);
+      const stripped = stripMarkers(body);
+      const sql = withCtes(stripped.text, ctes);
+      return { sql, lines: alignLines(sql, stripped.text, stripped.lines) };
     },
   };
 }

@@ -7,6 +7,7 @@ import { applyPolicyFoundation } from './apply-policies.ts';
 import { migrateMeta } from './meta-schema.ts';
 import { dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
+import { lineInSql, locateModelError } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
 
 export interface RunnerOptions {
@@ -198,7 +199,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
         }, (tenant, err, ms) => {
           ms += sliced.get(`${step.id}|${tenant}`)?.ms ?? 0;
           sliced.delete(`${step.id}|${tenant}`);
-          const msg = describeError(err, node, ctx.adapter);
+          const msg = describeError(err, node, ctx);
           markFailed(step.id, tenant, `${step.id} failed for this practice`);
           out.push(result(step, tenant, 'error', { message: msg.message, code: msg.code, ms }));
         });
@@ -228,7 +229,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
         const outcome = await withRetries(() => opts.strategies.build(ctx, node, null));
         out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined, notes: outcome.notes }));
       } catch (err) {
-        const msg = describeError(err, node, ctx.adapter);
+        const msg = describeError(err, node, ctx);
         onceFailed.set(step.id, `${step.id} failed`);
         return [result(step, null, 'error', { message: msg.message, code: msg.code, ms: performance.now() - started })];
       }
@@ -269,7 +270,10 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
           });
         }
       } catch (err) {
-        const msg = `${test.file}: test ${name} could not run: ${ctx.adapter.describeError(err)}`;
+        // At the test's yml line; the engine's `LINE n:` counts lines of the compiled test, so it names that file.
+        const line = lineInSql(ctx.adapter.errorPosition?.(err), test.sql);
+        const text = ctx.adapter.describeError(err).replace(/ \| LINE \d+:.*$/, line ? ` (target/compiled/tests/${name}.sql:${line})` : '');
+        const msg = `${test.file}${test.line ? `:${test.line}` : ''}: test ${name} could not run: ${text}`;
         for (const t of tenantScoped ? tenants : [null]) {
           if (t !== null && plan.command === 'build') markFailed(step.id, t, `test ${name} errored`);
           out.push({ node: nodeName(t), model: step.id, tenant: t, kind: 'test', status: 'error', rows: null, duration_ms: Math.round(performance.now() - started), message: msg, code: Codes.sqlError });
@@ -337,9 +341,13 @@ function failsForEveryPractice(err: unknown, adapter: BuildContext['adapter']): 
   return adapter.isStatementError(err);
 }
 
-function describeError(err: unknown, node: ManifestNode, adapter: BuildContext['adapter']): { message: string; code: Code } {
+function describeError(err: unknown, node: ManifestNode, ctx: BuildContext): { message: string; code: Code } {
   if (err instanceof TsformError) return { message: `${node.path}: ${err.message}`, code: err.code };
-  return { message: `${node.path}: ${adapter.describeError(err)}`, code: Codes.sqlError };
+  const text = ctx.adapter.describeError(err);
+  const at = locateModelError(ctx.adapter.errorPosition?.(err), node, ctx.projectRoot);
+  if (!at) return { message: `${node.path}: ${text}`, code: Codes.sqlError };
+  // The engine's own `LINE n:` counts lines of the statement sent, not of the model: replaced by the model's line.
+  return { message: [`${at.where}: ${text.replace(/ \| LINE \d+:.*$/, '')}`, ...at.excerpt].join('\n'), code: Codes.sqlError };
 }
 
 /**

@@ -13,7 +13,11 @@ export interface ModelDag {
   order: string[];
 }
 
-export function buildDag(manifest: Manifest): { dag?: ModelDag; diagnostics: Diagnostic[] } {
+/**
+ * `lineOfRead(model, dep)`: the line of the model's file where it reads `dep` (compile knows it),
+ * so that a cycle is reported at the {{ref}} that closes it rather than at line 1.
+ */
+export function buildDag(manifest: Manifest, lineOfRead?: (model: string, dep: string) => number | undefined): { dag?: ModelDag; diagnostics: Diagnostic[] } {
   const graph = new DirectedGraph<{ node: ManifestNode }>();
   const nodes = manifestNodes(manifest);
   for (const [id, node] of Object.entries(nodes)) graph.addNode(id, { node });
@@ -24,9 +28,11 @@ export function buildDag(manifest: Manifest): { dag?: ModelDag; diagnostics: Dia
   }
   const cycle = findCycle(graph);
   if (cycle) {
-    const first = nodes[cycle[0]!];
+    // Edges run from a relation to its readers: cycle[1] reads cycle[0].
+    const reader = nodes[cycle[1] ?? cycle[0]!];
+    const line = lineOfRead?.(cycle[1] ?? cycle[0]!, cycle[0]!) ?? 1;
     return {
-      diagnostics: [diagnostic(Codes.cycle, `dependency cycle: ${cycle.join(' -> ')}`, { file: first?.path, line: 1 })],
+      diagnostics: [diagnostic(Codes.cycle, `dependency cycle: ${cycle.join(' -> ')}`, { file: reader?.path, line })],
     };
   }
   return { dag: { graph, order: topologicalOrder(graph) }, diagnostics: [] };

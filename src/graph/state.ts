@@ -22,7 +22,9 @@ function fingerprints(m: Manifest): Map<string, string> {
 }
 
 function fingerprint(n: ManifestNode, tests: ManifestTest[]): string {
-  const { path: _path, depends_on: _deps, ...definition } = n;
+  // Line maps locate errors; they are not the definition (a manifest written before them must not mark every model modified).
+  const { path: _path, depends_on: _deps, ...rest } = n;
+  const { compiled_lines: _lines, compiled_incremental_lines: _incrementalLines, ...definition } = rest as typeof rest & { compiled_lines?: unknown; compiled_incremental_lines?: unknown };
   const payload = canonicalJson({ definition, tests: tests.map((t) => [t.name, t.sql]).sort() });
   return createHash('sha256').update(payload).digest('hex');
 }

@@ -241,6 +241,11 @@ function readFolders(r: YamlReader, obj: Record<string, unknown>, prefix: string
     } else if (key === 'tags') own.tags = r.stringList(obj, key);
     else if (key === 'pseudonymized') own.pseudonymized = value === true;
   }
-  if (Object.keys(own).length > 1) out.push(own);
+  const lines: NonNullable<FolderDefaults['lines']> = {};
+  for (const key of ['schema', 'scope', 'materialized', 'pseudonymized'] as const) {
+    const line = key in obj ? r.y.lineOfKey(obj, key) : undefined;
+    if (line !== undefined) lines[key] = line;
+  }
+  if (Object.keys(own).length > 1) out.push(Object.keys(lines).length > 0 ? { ...own, lines } : own);
   return out;
 }

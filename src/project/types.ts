@@ -43,6 +43,8 @@ export interface FolderDefaults {
   materialized?: Materialization;
   tags?: string[];
   pseudonymized?: boolean;
+  /** tsform.yml line of each setting (diagnostics about what a folder default caused point there). */
+  lines?: Partial<Record<'schema' | 'scope' | 'materialized' | 'pseudonymized', number>>;
 }
 
 export interface Schemas {

@@ -1,6 +1,8 @@
 import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { PhiClass } from '../project/types.ts';
+import { modelLineAt } from '../compile/line-map.ts';
+import { selectItemOffset } from '../compile/model-sql.ts';
 import { columnLineage } from './phi-lineage.ts';
 
 /**
@@ -36,7 +38,9 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       relations[`__tsf_this_${node.name}`] = view.get(node.name) ?? declared(node);
       return relations;
     };
-    const at = { file: node.path, line: 1 };
+    // At the select-list item of the column (or the list's start), mapped to the model's line.
+    const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
+    const at = { file: node.path, line: lineOf() };
     const result = columnLineage({ sql: node.lineage_sql, relations: relationsFor(exposed) });
     if (!result.ok) {
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}: cannot prove which columns carry PHI (${result.error}); a pseudonymized model must be analysable`, at));
@@ -50,10 +54,10 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       out[column] = c.phi;
       const path = c.lineage[0] ?? column;
       if (c.phi === 'direct') {
-        diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a direct identifier: ${path}`, at));
+        diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a direct identifier: ${path}`, { file: node.path, line: lineOf(column) }));
       } else if (c.phi === 'quasi') {
         diagnostics.push(
-          diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a quasi-identifier not passed through an approved generalization macro: ${path}`, at),
+          diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a quasi-identifier not passed through an approved generalization macro: ${path}`, { file: node.path, line: lineOf(column) }),
         );
       }
     }

@@ -1,6 +1,8 @@
 import type { Manifest } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, ModelProperties, Project, SourceTable } from '../project/types.ts';
+import { modelLineAt } from '../compile/line-map.ts';
+import { selectItemOffset } from '../compile/model-sql.ts';
 import { selectsColumn } from '../compile/selects-column.ts';
 import { deriveOutputColumns, type OutputColumns } from './model-output-columns.ts';
 
@@ -46,7 +48,11 @@ function checkTenantColumnOutput(project: Project, manifest: Manifest, outputs: 
     const selects = known ? known.some((c) => lower(c) === lower(tc)) : selectsColumn(node.compiled_sql, tc);
     if (selects) continue;
     out.push(
-      diagnostic(Codes.strictNoTenantColumn, `tenant-scoped model '${model.name}' does not select the tenant column '${tc}' in its final select list`, { file: model.file, line: 1 }),
+      diagnostic(Codes.strictNoTenantColumn, `tenant-scoped model '${model.name}' does not select the tenant column '${tc}' in its final select list`, {
+        file: model.file,
+        // At the final select list, not line 1 (a model's CTEs come first).
+        line: modelLineAt(node, selectItemOffset(node.compiled_sql)) ?? 1,
+      }),
     );
   }
   return out;

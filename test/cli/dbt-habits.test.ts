@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readRunResults } from '../../src/artifacts/run-results-file.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
@@ -56,7 +57,7 @@ describe('dbt habits', () => {
     const r = await cli('build', '--project-dir', demo.dir, '--fail-fast', '--threads', '1', '--log-format', 'json');
     expect(r.code).toBe(1);
     expect(r.err).toContain('--fail-fast: a node failed');
-    const run = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as RunResults;
+    const run = readRunResults(join(demo.dir, 'target/run_results.json'));
     expect(run.interrupted).toBe(true);
     expect(run.results.some((x) => x.model === 'always_fails' && x.status === 'error')).toBe(true);
     const interrupted = run.results.filter((x) => x.status === 'interrupted');

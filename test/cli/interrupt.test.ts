@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readRunResults } from '../../src/artifacts/run-results-file.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +41,7 @@ describe('an interrupted run', () => {
     const s = summaryOf(run, planned);
     expect(s.success + s.error + s.skipped + s.interrupted + s.not_run).toBe(s.units);
     expect(s.units).toBe(planned!.total);
-    const written = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as RunResults;
+    const written = readRunResults(join(demo.dir, 'target/run_results.json'));
     expect(written.interrupted).toBe(true);
     expect(written.run_id).toBe(run.run_id);
     // no practice counts as loaded by a run that did not finish it
@@ -65,7 +66,7 @@ describe('an interrupted run', () => {
     expect(signalled).toBe(true);
     expect(code, stderr.slice(-2000)).toBe(130);
     expect(stderr).toContain('SIGINT: stopping');
-    const written = JSON.parse(readFileSync(target, 'utf8')) as RunResults;
+    const written = readRunResults(target);
     expect(written.run_id).not.toBe(before);
     expect(written.interrupted).toBe(true);
     expect(written.results.some((r) => r.status === 'interrupted')).toBe(true);

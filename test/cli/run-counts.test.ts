@@ -1,4 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
+import { readRunResults } from '../../src/artifacts/run-results-file.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
@@ -67,7 +68,7 @@ describe('counts that add up', () => {
     expect(done.error).toBeGreaterThanOrEqual(1);
     expect(done.skipped).toBeGreaterThanOrEqual(1);
     expect(done.notRun).toBe(1);
-    const run = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as RunResults;
+    const run = readRunResults(join(demo.dir, 'target/run_results.json'));
     expect(run.results.length + done.notRun).toBe(plan.total);
     expect(run.results.some((x) => x.node === `fragile_mart@${failing}` && x.status === 'error')).toBe(true);
   });

@@ -206,6 +206,7 @@ describe('scope rules (DESIGN §4)', () => {
       'models/t.sql': 'select 1 as practice_id\n',
       'models/s.sql': '{{config scope="shared"}}\nselect * from {{ref "t"}}\n',
     });
-    expect(brief(compileDir(d).diagnostics)).toEqual([{ code: Codes.sharedReadsTenant, file: 'models/s.sql', line: 1 }]);
+    // At the {{ref}} that reads it.
+    expect(brief(compileDir(d).diagnostics)).toEqual([{ code: Codes.sharedReadsTenant, file: 'models/s.sql', line: 2 }]);
   });
 });

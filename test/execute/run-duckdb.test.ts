@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readRunResults } from '../../src/artifacts/run-results-file.ts';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -36,7 +37,7 @@ describe('the demo project on DuckDB, every practice', () => {
     const failures = run.results.filter((r) => r.status !== 'success');
     expect(failures.map((f) => `${f.node}: ${f.message}`)).toEqual([]);
     expect(Object.keys(run.tenants)).toHaveLength(221);
-    const run_results = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8'));
+    const run_results = readRunResults(join(demo.dir, 'target/run_results.json'));
     expect(run_results.results.length).toBe(run.results.length);
 
     await withDb(demo.dir, async (db) => {

@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DEMO_COLUMNS, formatCsv, prepareDemoData } from '../../scripts/prepare-demo-data.ts';
+import { DEMO_COLUMNS, formatCsv, formatTenantsYaml, prepareDemoData } from '../../scripts/prepare-demo-data.ts';
 import {
   formatCents,
   loadDemoCsv,
@@ -38,7 +39,9 @@ const ID_COLUMN: Record<string, string> = {
 const TABLES = Object.keys(EXPECTED_COLUMNS);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
-const SYNTHEA_DIR = fileURLToPath(new URL('../../../shared/data/synthea-ma', import.meta.url));
+// The repository's own copy of the Synthea sample (a fresh clone has no ../shared): no skip.
+const SYNTHEA_DIR = fileURLToPath(new URL('../fixtures/synthea-ma', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const data: Record<string, Row[]> = {};
 let tenants: DemoTenant[] = [];
@@ -154,7 +157,10 @@ describe('demo OLTP data', () => {
     }
   });
 
-  it.skipIf(!existsSync(SYNTHEA_DIR))('is what scripts/prepare-demo-data.ts makes from ../shared', async () => {
+  it('is what scripts/prepare-demo-data.ts makes from the repository copy of the Synthea sample', async () => {
+    for (const table of ['organizations', 'patients', 'encounters', 'conditions', 'medications', 'procedures', 'claims', 'providers']) {
+      expect(existsSync(join(SYNTHEA_DIR, `${table}.csv`)) || existsSync(join(SYNTHEA_DIR, `${table}.csv.gz`)), `test/fixtures/synthea-ma/${table}`).toBe(true);
+    }
     const prepared = prepareDemoData(SYNTHEA_DIR);
     for (const table of TABLES) {
       const expected = parse(formatCsv(EXPECTED_COLUMNS[table]!, prepared.tables[table as keyof typeof prepared.tables]), {
@@ -162,6 +168,7 @@ describe('demo OLTP data', () => {
       }) as Row[];
       expect(rows(table), table).toEqual(expected);
     }
+    expect(readFileSync(join(REPO_ROOT, 'tenants.yml'), 'utf8')).toBe(formatTenantsYaml(prepared.tenants));
   });
 });
 

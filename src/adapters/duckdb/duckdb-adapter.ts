@@ -13,6 +13,7 @@ import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from
 import { LOCK_WAIT_POLICY, retrying } from '../../schedule/retry-policy.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
+import { duckdbErrorPosition, withStatement, type StatementPosition } from '../statement-position.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { privateScratchDir } from '../scratch-dir.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
@@ -195,6 +196,10 @@ export class DuckDBAdapter implements Adapter {
     return safeDbMessage(err);
   }
 
+  errorPosition(err: unknown): StatementPosition | undefined {
+    return duckdbErrorPosition(err);
+  }
+
   async ensureSchema(schema: string): Promise<void> {
     // An attached file already is the schema; creating one of the same name would make
     // `"research"."x"` ambiguous.
@@ -291,14 +296,14 @@ async function runOn(conn: DuckDBConnection, sql: string, params: readonly SqlPa
   // prepare(), not run(): DuckDB prepares exactly one statement and refuses a text holding more
   // ("Cannot prepare multiple statements at once"), where run() would execute every one of them.
   const prepared = await conn.prepare(sql).catch((err: unknown) => {
-    throw refusal(err) ?? err;
+    throw withStatement(refusal(err) ?? err, sql);
   });
   try {
     if (params.length) prepared.bind(values, types as DuckDBType[]);
     const reader = await prepared.runAndReadAll();
     return { rows: normalizeRows(reader), columns: reader.columnNames(), rowsChanged: reader.rowsChanged };
   } catch (err) {
-    throw refusal(err) ?? err;
+    throw withStatement(refusal(err) ?? err, sql);
   } finally {
     prepared.destroySync();
   }

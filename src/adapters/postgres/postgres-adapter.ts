@@ -5,6 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { CancelledError, Codes, TransientError, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
+import { postgresErrorPosition, withStatement, type StatementPosition } from '../statement-position.ts';
 import type {
   TransactionOptions, Adapter, ErrorClass, PracticePartitioning, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 import { createPartitionedTable } from './practice-partitions.ts';
@@ -109,6 +110,10 @@ export class PostgresAdapter implements Adapter {
 
   describeError(err: unknown): string {
     return describePgError(err);
+  }
+
+  errorPosition(err: unknown): StatementPosition | undefined {
+    return postgresErrorPosition(err);
   }
 
   /**
@@ -290,7 +295,7 @@ async function oneStatement(on: pg.Pool | pg.PoolClient, sql: string, params: re
       refused.cause = err;
       throw refused;
     }
-    throw err;
+    throw withStatement(err, sql);
   }
   return {
     rows: result.rows as Row[],
