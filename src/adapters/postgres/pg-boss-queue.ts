@@ -10,7 +10,7 @@ import type { JobQueue, JobState, JobStatus, QueuedJob, SendOptions } from '../j
  * hours there, and 0.17's local queue breaks per-queue serialization (graphile/worker#621).
  * pg-boss gives ids we choose (a restarted coordinator re-sends nothing), retries, and expiry
  * as a backstop. Its per-group concurrency let one group's jobs overlap under load (measured:
- * ../shared/notes/cdc-and-queues.md), so tsform never relies on it: one writer per practice is
+ * docs/notes/cdc-and-queues.md), so tsform never relies on it: one writer per practice is
  * the warehouse's practice locks, and which job runs next is the coordinator's choice.
  */
 export async function openPgBossQueue(opts: { url: string; schema: string; applicationName: string; maintenance: boolean }): Promise<JobQueue> {

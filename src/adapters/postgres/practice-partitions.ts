@@ -6,7 +6,7 @@ import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
  * A tenant-scoped table partitioned by practice (target option `partition_by_practice`): LIST
  * partitions for the practices named (the largest), and a DEFAULT partition HASH-subpartitioned
  * for everyone else. Generated SQL carries `practice_id = ANY($1)` on every read and write, so
- * the planner prunes to the bound practices' partitions (measured: ../shared/notes, "Subplans
+ * the planner prunes to the bound practices' partitions (measured: docs/notes/cdc-and-queues.md, "Subplans
  * Removed" with the RLS policy in place).
  *
  * Partitions are never granted to practice roles, and carry row-level security with no policy:
