@@ -1,9 +1,9 @@
 /**
  * The last run as the docs site shows it, read from target/run_results.json. Pure: the parsed
- * JSON in, a summary per model out. Defensive by design: run_results.json is an artifact that is
- * changing shape (it is being made compact), so only fields present since version 1 are read
- * (run: command, run_id, target, finished_at; per result: model, tenant, status, and rows and
- * duration_ms when they are numbers), each checked, and anything else is passed over.
+ * JSON in, a summary per model out. Defensive by design (the file is an artifact another version
+ * may have written): every field is checked and anything else is passed over. Version 2 (compact)
+ * has a summary per node (`nodes[]`: model, kind, counts, rows, duration_ms.total) and lists only
+ * the units that did not succeed (`results`); version 1 listed every unit in `results`.
  */
 
 export type RunStatus = 'success' | 'error' | 'skipped' | 'interrupted';
@@ -58,6 +58,7 @@ export function summarizeLastRun(doc: unknown): DocsLastRun | undefined {
     ...(text(run.finished_at) ? { finished_at: text(run.finished_at) } : {}),
     nodes: {},
   };
+  if (Array.isArray(run.nodes)) return fromNodeSummaries(out, run.nodes as unknown[], Array.isArray(run.results) ? (run.results as unknown[]) : []);
   if (!Array.isArray(run.results)) return out;
   const successes = new Map<string, DocsPracticeRun[]>();
   for (const raw of run.results as unknown[]) {
@@ -88,6 +89,48 @@ export function summarizeLastRun(doc: unknown): DocsLastRun | undefined {
     node.practices.sort((a, b) => RANK[b.status] - RANK[a.status] || a.tenant.localeCompare(b.tenant));
     node.practices.push(...ok.slice(0, LISTED_SUCCESSES));
     node.more_practices = Math.max(0, ok.length - LISTED_SUCCESSES);
+  }
+  return out;
+}
+
+const emptyRun = (): DocsNodeRun => ({ status: 'success', counts: { success: 0, error: 0, skipped: 0, interrupted: 0 }, failed_tests: 0, practices: [], more_practices: 0 });
+
+/** Version 2: counts, rows and time per node from its summary; the practices that did not succeed from `results`. */
+function fromNodeSummaries(out: DocsLastRun, nodes: unknown[], results: unknown[]): DocsLastRun {
+  for (const raw of nodes) {
+    if (raw === null || typeof raw !== 'object') continue;
+    const n = raw as Record<string, unknown>;
+    const model = text(n.model);
+    const counts = (n.counts ?? {}) as Record<string, unknown>;
+    if (!model) continue;
+    const node = (out.nodes[model] ??= emptyRun());
+    if (n.kind === 'test') {
+      node.failed_tests += count(counts.error) ?? 0;
+      continue;
+    }
+    for (const s of STATUSES) {
+      node.counts[s] += count(counts[s]) ?? 0;
+      if (node.counts[s] > 0 && RANK[s] > RANK[node.status]) node.status = s;
+    }
+    const rows = count(n.rows);
+    const ms = count(((n.duration_ms ?? {}) as Record<string, unknown>).total);
+    if (rows !== undefined) node.rows = (node.rows ?? 0) + rows;
+    if (ms !== undefined) node.duration_ms = (node.duration_ms ?? 0) + ms;
+  }
+  for (const raw of results) {
+    if (raw === null || typeof raw !== 'object') continue;
+    const r = raw as Record<string, unknown>;
+    const model = text(r.model);
+    const tenant = text(r.tenant);
+    const status = text(r.status) as RunStatus | undefined;
+    if (!model || !tenant || !status || status === 'success' || !STATUSES.includes(status) || r.kind === 'test' || !out.nodes[model]) continue;
+    const ms = count(r.duration_ms);
+    out.nodes[model]!.practices.push({ tenant, status, ...(ms !== undefined ? { duration_ms: ms } : {}), ...(text(r.message) ? { message: text(r.message) } : {}) });
+  }
+  for (const node of Object.values(out.nodes)) {
+    node.practices.sort((a, b) => RANK[b.status] - RANK[a.status] || a.tenant.localeCompare(b.tenant));
+    // The compact file keeps successes as counts only.
+    node.more_practices = node.counts.success;
   }
   return out;
 }

@@ -193,14 +193,16 @@ describe('docs site content: types, source SQL, last run', () => {
   });
 
   it('shows the last run per model: status, counts, rows, time, and each practice', async () => {
-    const run = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as { results: { model: string; tenant: string | null; kind: string; rows: number | null; status: string }[] };
-    const builds = run.results.filter((r) => r.model === 'stg_patients' && r.kind === 'build');
-    const rows = builds.reduce((n, r) => n + (r.rows ?? 0), 0);
+    // The compact run_results.json (version 2): a summary per node, successes as counts.
+    const run = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as { schema_version: number; nodes: { node: string; kind: string; counts: { success: number }; rows: number }[] };
+    expect(run.schema_version).toBe(2);
+    const rec = run.nodes.find((n) => n.node === 'stg_patients' && n.kind === 'build')!;
+    expect(rec.counts.success).toBe(3);
     const { page } = await open(1400, '#model/stg_patients');
     expect(await page.getAttribute('[data-testid=last-run]', 'data-status')).toBe('success');
-    expect(await page.textContent('[data-testid=last-run-counts]')).toBe(`${builds.length} success`);
-    expect(await page.textContent('[data-testid=last-run-rows]')).toBe(` · ${rows.toLocaleString('en-US')} rows`);
-    expect((await page.$$eval('[data-testid=last-run-practices] tr[data-tenant]', (t) => t.map((x) => x.getAttribute('data-tenant')))).sort()).toEqual(builds.map((b) => b.tenant).sort());
+    expect(await page.textContent('[data-testid=last-run-counts]')).toBe(`${rec.counts.success} success`);
+    expect(await page.textContent('[data-testid=last-run-rows]')).toBe(` · ${rec.rows.toLocaleString('en-US')} rows`);
+    expect(await page.textContent('[data-testid=last-run-more]')).toBe('3 practice(s) succeeded (run_results.json keeps successes as counts)');
     await page.close();
   });
 
@@ -236,7 +238,31 @@ describe('docs site content: types, source SQL, last run', () => {
     await page.waitForSelector('[data-testid=node-view][data-node="provider_panel"]');
     expect(await page.textContent('[data-testid=last-run]')).toBe('Not in the last run (build).');
     await page.close();
-    // A compact or unknown layout: no per-node results to read; the site still renders.
+    // Version 2 with a failure: counts from the node summary, the failing practice from results.
+    writeFileSync(
+      path,
+      JSON.stringify({
+        schema_version: 2,
+        command: 'run',
+        nodes: [
+          { node: 'stg_patients', model: 'stg_patients', kind: 'build', per_practice: true, counts: { success: 2, error: 1, skipped: 0, interrupted: 0 }, rows: 7, duration_ms: { total: 30, max: 12, p50: 9, p90: 12 } },
+          { node: 'test:not_null_stg_patients_patient_id', model: 'stg_patients', kind: 'test', per_practice: true, counts: { success: 1, error: 2, skipped: 0, interrupted: 0 }, rows: 4, duration_ms: { total: 3, max: 1, p50: 1, p90: 1 } },
+        ],
+        results: [{ node: `stg_patients@${b}`, model: 'stg_patients', tenant: b, kind: 'build', status: 'error', rows: null, duration_ms: 12, message: 'boom at line 3' }],
+        tenants: {},
+      }),
+    );
+    expect((await cli('docs', 'generate', '--project-dir', demo.dir, '--no-catalog')).code).toBe(0);
+    const v2 = await open(1400, '#model/stg_patients');
+    expect(await v2.page.textContent('[data-testid=last-run-counts]')).toBe('2 success, 1 error');
+    expect(await v2.page.textContent('[data-testid=last-run-rows]')).toBe(' · 7 rows');
+    expect(await v2.page.$$eval('[data-testid=last-run-practices] tr[data-tenant]', (t) => t.map((x) => x.getAttribute('data-tenant')))).toEqual([b]);
+    expect(await v2.page.textContent('[data-testid=last-run]')).toContain('2 failing test(s)');
+    expect(await v2.page.textContent('[data-testid=last-run-more]')).toBe('and 2 practice(s) succeeded');
+    expect(v2.errors).toEqual([]);
+    await v2.page.close();
+
+    // An unknown layout: nothing per node to read; the site still renders.
     for (const doc of ['{"schema_version": 2, "nodes": {"stg_patients": {"status": "success"}}}', 'not json', '[]']) {
       writeFileSync(path, doc);
       expect((await cli('docs', 'generate', '--project-dir', demo.dir, '--no-catalog')).code, doc).toBe(0);

@@ -106,7 +106,7 @@
               'scroll-y',
             )
           : null,
-        run.more_practices > 0 ? el('p', { class: 'muted' }, 'and ' + run.more_practices + ' more practices that succeeded') : null,
+        run.more_practices > 0 ? el('p', { class: 'muted', 'data-testid': 'last-run-more' }, (run.practices.length > 0 ? 'and ' : '') + run.more_practices + ' practice(s) succeeded' + (run.practices.length > 0 ? '' : ' (run_results.json keeps successes as counts)')) : null,
       );
     }
 
