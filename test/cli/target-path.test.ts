@@ -40,6 +40,8 @@ describe('--target-path', () => {
     expect(run.command).toBe('seed');
     expect(existsSync(join(demo.dir, 'target-run/manifest.json'))).toBe(true);
     expect(existsSync(join(demo.dir, 'target/run_results.json'))).toBe(false);
+    expect(existsSync(join(demo.dir, 'target-run/tsform.log'))).toBe(true);
+    expect(existsSync(join(demo.dir, 'target/tsform.log'))).toBe(false);
     expect(existsSync(join(demo.dir, 'target/tsform.duckdb'))).toBe(true);
   });
 
