@@ -61,9 +61,18 @@ export const Codes = {
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',
   badTenantArgument: 'TSF303',
+  /** No longer raised: `--full-refresh --tenant` rebuilds those practices' slices (issue 15). Kept so the code is never reused. */
   fullRefreshNeedsAllTenants: 'TSF304',
   /** `--from` / `--to` is not an ISO date or timestamp. */
   badDateArgument: 'TSF305',
+  /** `--target-path` / `$TSFORM_TARGET_PATH` is the project folder or one above it (`clean` would empty it). */
+  badTargetPath: 'TSF306',
+  /** `tsform retry`: no run_results.json to retry from, or one this version cannot read. */
+  nothingToRetry: 'TSF307',
+  /** `tsform show`: a relation the caller may not preview (research or vault without being a steward), or one not built. */
+  showRefused: 'TSF308',
+  /** `tsform debug`: a check failed (project files, target connection, vault); the message says which and how to fix it. */
+  debugCheckFailed: 'TSF309',
   // execution (4xx)
   sqlError: 'TSF401',
   tenantLeak: 'TSF402',

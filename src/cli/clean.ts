@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import type { Project } from '../project/types.ts';
+import { artifactDir } from './target-path.ts';
 
 export interface CleanOutcome {
   removed: string[];
@@ -14,8 +15,8 @@ export interface CleanOutcome {
  * every target stay: on the embedded default they are the warehouse and the vault, and
  * deleting the vault's key would make every person token unreproducible.
  */
-export function cleanTarget(project: Project): CleanOutcome {
-  const target = join(project.root, 'target');
+export function cleanTarget(project: Project, targetPath?: string): CleanOutcome {
+  const target = artifactDir(project.root, targetPath);
   if (!existsSync(target)) return { removed: [], kept: [] };
   const databases = new Set<string>();
   for (const t of Object.values(project.config.targets)) {

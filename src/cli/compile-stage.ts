@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { writeManifest } from '../artifacts/write.ts';
 import { compileProject, type CompileOptions } from '../compile/compile.ts';
 import { Codes, diagnostic, DiagnosticsError, hasErrors } from '../errors.ts';
@@ -9,6 +8,7 @@ import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
 import { resolveProtectedRelations } from '../security/protected-relations.ts';
 import { policyRoleDiagnostics } from '../security/render-rls.ts';
 import { readAlertConfig } from '../sla/index.ts';
+import { artifactDir } from './target-path.ts';
 import type { Workspace } from './workspace.ts';
 
 /**
@@ -18,7 +18,13 @@ import type { Workspace } from './workspace.ts';
  * security/, sla/); compile/ cannot see graph/ or security/, so they are sequenced here.
  * Throws DiagnosticsError with every user error of the first failing gate.
  */
-export function compileLoadedProject(loaded: Project, opts: { write?: boolean } & CompileOptions = {}): Workspace {
+/** `write: false` leaves target/ alone; `targetPath` is `--target-path` (target-path.ts). */
+export interface WorkspaceOptions extends CompileOptions {
+  write?: boolean;
+  targetPath?: string;
+}
+
+export function compileLoadedProject(loaded: Project, opts: WorkspaceOptions = {}): Workspace {
   const project = opts.vars ? { ...loaded, config: { ...loaded.config, vars: { ...loaded.config.vars, ...opts.vars } } } : loaded;
   const { manifest, diagnostics, readLines } = compileProject(project, opts);
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
@@ -33,12 +39,12 @@ export function compileLoadedProject(loaded: Project, opts: { write?: boolean } 
   if (alertConfig.errors.length > 0) {
     throw new DiagnosticsError(alertConfig.errors.map((m) => diagnostic(Codes.yamlShape, m, { file: 'tsform.yml', line: project.config.alerts?.line })));
   }
-  const targetDir = join(project.root, 'target');
+  const targetDir = artifactDir(project.root, opts.targetPath);
   if (opts.write !== false) writeManifest(targetDir, manifest);
   return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
 }
 
 /** Reads and compiles a project (compileLoadedProject over loadProject). */
-export function compileWorkspace(projectDir: string, opts: { write?: boolean } & CompileOptions = {}): Workspace {
+export function compileWorkspace(projectDir: string, opts: WorkspaceOptions = {}): Workspace {
   return compileLoadedProject(loadProject(projectDir), opts);
 }

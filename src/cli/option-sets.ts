@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { parse } from 'yaml';
+import { TARGET_PATH_ENV } from './target-path.ts';
 
 /**
  * The option groups of the CLI. Each command adds only the groups it reads, so `--help` of
@@ -25,12 +26,19 @@ export function projectOption(cmd: Command): Command {
   return cmd.option('--project-dir <dir>', 'project directory (default: the nearest folder holding tsform.yml, from here upwards)');
 }
 
+/** `--target-path` (env TSFORM_TARGET_PATH): where artifacts go; see target-path.ts. */
+export function targetPathOption(cmd: Command): Command {
+  return cmd.addOption(
+    new Option('--target-path <dir>', 'where manifest.json, compiled SQL, run_results.json and docs go, relative to the project folder (default: target/; databases stay where tsform.yml puts them)').env(TARGET_PATH_ENV),
+  );
+}
+
 export function targetOption(cmd: Command): Command {
   return cmd.option('--target <name>', 'target from tsform.yml (default: its `target`)');
 }
 
 export function selectOption(cmd: Command): Command {
-  return cmd.option('-s, --select <selector...>', 'dbt selector: name, +name, name+, tag:x, path:x, source:x, kind:x, state:modified; comma = and, space = or');
+  return cmd.option('-s, --select <selector...>', 'dbt selector: name, +name, name+, 2+name, name+1, @name, tag:x, path:x, source:x, resource_type:x, config.materialized:x, state:modified; comma = and, space = or');
 }
 
 /** `--select` and `--exclude`. */
@@ -66,14 +74,15 @@ export function varsOption(cmd: Command): Command {
   return cmd.addOption(new Option('--vars <yaml>', "override tsform.yml vars with a YAML or JSON mapping, e.g. '{panel_months: 6}'").argParser(parseVars));
 }
 
-/** Options that only a run (`run`, `seed`, `test`, `build`) reads. */
-export function runOptions(cmd: Command): Command {
-  return cmd
+/** Options that only a run (`run`, `seed`, `test`, `build`; `retry` without the defer pair, which needs --state) reads. */
+export function runOptions(cmd: Command, opts: { defer?: boolean } = {}): Command {
+  cmd
     .addOption(new Option('--threads <n>', 'statements in flight at once (a whole number ≥ 1)').argParser(positiveInteger))
-    .option('--full-refresh', 'rebuild tables from scratch (every practice must be selected)')
+    .option('--full-refresh', 'rebuild from scratch: with every practice, tables are dropped and rebuilt; with --tenant, those practices\' slices are rebuilt from the full SELECT')
     .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
-    .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser(positiveNumber))
-    .option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)')
-    .option('--defer-database <file>', 'the production DuckDB file for --defer')
-    .option('--fail-fast', 'stop at the first failed node or test: nothing new starts, the rest is recorded as interrupted');
+    .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser(positiveNumber));
+  if (opts.defer !== false) {
+    cmd.option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)').option('--defer-database <file>', 'the production DuckDB file for --defer');
+  }
+  return cmd.option('--fail-fast', 'stop at the first failed node or test: nothing new starts, the rest is recorded as interrupted');
 }

@@ -1,10 +1,11 @@
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import pc from 'picocolors';
 import { registerCaptureCommands } from './capture-commands.ts';
 import { registerDocsCommands } from './docs-command.ts';
+import { registerDbtCommands } from './dbt-commands.ts';
 import { registerInitCommand } from './init-command.ts';
-import { positiveInteger, projectOption, runOptions, selectionOptions, stateOption, targetOption, tenantOption, varsOption } from './option-sets.ts';
+import { positiveInteger, projectOption, runOptions, selectionOptions, stateOption, targetOption, targetPathOption, tenantOption, varsOption } from './option-sets.ts';
 import { tsformVersion } from './package-root.ts';
 import { useNearestProject } from './project-root.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
@@ -71,6 +72,7 @@ interface CommandOptions {
   vars?: Record<string, unknown>;
   failFast?: boolean;
   distributed?: boolean;
+  targetPath?: string;
 }
 
 /** Parses argv, runs one command, returns the exit code (never calls process.exit). */
@@ -88,7 +90,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   useNearestProject(program, err);
 
   const project = (cmd: Command) => targetOption(projectOption(cmd));
-  const run = (cmd: Command) => runOptions(varsOption(stateOption(tenantOption(selectionOptions(project(cmd))))));
+  const run = (cmd: Command) => runOptions(targetPathOption(varsOption(stateOption(tenantOption(selectionOptions(project(cmd)))))));
 
   const guard = (fn: (o: CommandOptions) => Promise<number>) => async (o: CommandOptions) => {
     try {
@@ -98,7 +100,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     }
   };
 
-  varsOption(projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched')))
+  targetPathOption(varsOption(projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))))
     .option('--strict', 'also require: every source and model column classified (phi:) and every output column listed, yml columns the SQL outputs, research models and columns described, the tenant column in every tenant-scoped output, relationships tests on existing columns, no unused macro')
     .option('--target <name>', 'with --strict: DESCRIBE models whose output columns the SQL parser cannot derive on this built target (otherwise no database is touched)')
     .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
@@ -108,12 +110,12 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       const emit = (diagnostics: Diagnostic[]) =>
         o.format === 'json' ? out(JSON.stringify(diagnostics.map((d) => ({ file: d.file ?? null, line: d.line ?? null, code: d.code, severity: d.severity, message: d.message })))) : diagnostics.forEach((d) => err(formatDiagnostic(d)));
       try {
-        const ws = compileWorkspace(o.projectDir, { vars: o.vars });
+        const ws = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath });
         const found = [...ws.diagnostics, ...(o.strict ? await strictDiagnostics(ws, { target: o.target }) : [])];
         emit(found);
         const m = ws.manifest;
         if (o.format !== 'json') {
-          out(`compiled ${Object.keys(m.models).length} models, ${Object.keys(m.seeds).length} seeds, ${Object.keys(m.sources).length} sources, ${Object.keys(m.tests).length} tests for ${m.tenants.length} practices → target/manifest.json`);
+          out(`compiled ${Object.keys(m.models).length} models, ${Object.keys(m.seeds).length} seeds, ${Object.keys(m.sources).length} sources, ${Object.keys(m.tests).length} tests for ${m.tenants.length} practices → ${shownPath(ws.project.root, join(ws.targetDir, 'manifest.json'))}`);
         }
         code = hasErrors(found) ? EXIT_USER_ERROR : EXIT_OK;
       } catch (e) {
@@ -124,7 +126,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }
     });
 
-  varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to'))))))
+  targetPathOption(varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to')))))))
     .addOption(new Option('--resource-type <type...>', 'only these kinds').choices(['model', 'seed', 'source', 'test', 'tenants', 'vault']))
     .addOption(new Option('--output <format>', 'text (a line per node and the units line) or json (one object per node)').choices(['text', 'json']).default('text'))
     .action(
@@ -134,7 +136,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       const { leakScanPlanned } = await import('./run-record.ts');
       const { plannedUnits } = await import('../plan/units.ts');
       const { planLine } = await import('./progress.ts');
-      const { ws, plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state, vars: o.vars });
+      const { ws, plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state, vars: o.vars, targetPath: o.targetPath });
       const { listedNodes } = await import('./list-nodes.ts');
       const listed = listedNodes(ws, plan, lo.resourceType);
       if (lo.output === 'json') {
@@ -148,75 +150,79 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     }),
   );
 
+  /** run / seed / test / build, and retry with the selection it read from run_results.json. */
+  const runAction = async (name: PlanCommand, o: CommandOptions): Promise<number> => {
+    const { runWorkspace } = await import('./api.ts');
+    const { jsonReporter, textReporter } = await import('./progress.ts');
+    const { loggingReporter, openRunLog } = await import('./run-log.ts');
+    const { artifactDir } = await import('./target-path.ts');
+    const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
+    const log = openRunLog(artifactDir(resolve(o.projectDir), o.targetPath), [name, ...argv.slice(3)]);
+    const inner = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
+    const reporter = loggingReporter(inner, log);
+    const stop = interruptOnSignals(err);
+    if (o.distributed) {
+      const { runDistributed } = await import('./coordinator.ts');
+      const run = await runDistributed(
+        { projectDir: o.projectDir, command: name, target: o.target, select: o.select, exclude: o.exclude, tenants: o.tenant, threads: o.threads, fullRefresh: o.fullRefresh, fanIn: o.fanIn, vars: o.vars, targetPath: o.targetPath, signal: stop.signal },
+        { onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
+      ).finally(() => stop.release());
+      reporter.onEnd(run);
+      log.close();
+      if (run.interrupted) return EXIT_INTERRUPTED;
+      return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
+    }
+    const run = await runWorkspace({
+      projectDir: o.projectDir,
+      command: name,
+      target: o.target,
+      select: o.select,
+      exclude: o.exclude,
+      tenants: o.tenant,
+      threads: o.threads,
+      fullRefresh: o.fullRefresh,
+      fullResults: (o as CommandOptions & { fullResults?: boolean }).fullResults,
+      fanIn: o.fanIn,
+      nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
+      state: o.state,
+      defer: o.defer,
+      deferDatabase: o.deferDatabase,
+      onPlan: reporter.onPlan,
+      onTaskEnd: (step, results, progress) => {
+        reporter.onTaskEnd?.(step, results, progress);
+        if (o.failFast && results.some((r) => r.status === 'error')) stop.failFast();
+      },
+      vars: o.vars,
+      targetPath: o.targetPath,
+      // Text mode: alerts are summed up in words at the end; their JSON goes to the log file.
+      alertLog: reporter.alertLog,
+      onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
+      signal: stop.signal,
+    })
+      .catch((e: unknown) => {
+        log.line('error', e instanceof Error ? `${e.name}: ${safeDbMessage(e)}` : 'failed');
+        log.close();
+        throw e;
+      })
+      .finally(() => stop.release());
+    reporter.onEnd(run);
+    log.close();
+    if (run.interrupted && !stop.failedFast) return EXIT_INTERRUPTED;
+    return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
+  };
+  const logFormatOption = (cmd: Command) =>
+    cmd.addOption(new Option('--log-format <format>', 'text (live view on a terminal) or json lines (default when not a terminal)').choices(['text', 'json']));
+
   for (const [name, description] of [
     ['run', 'build selected models for selected practices'],
     ['seed', 'load seeds/*.csv'],
     ['test', 'run data tests (per practice for tenant-scoped models)'],
     ['build', 'seed + run + test in DAG order; a failing test skips that practice\'s downstream'],
   ] as const) {
-    run(program.command(name).description(description))
-      .addOption(new Option('--log-format <format>', 'text (live view on a terminal) or json lines (default when not a terminal)').choices(['text', 'json']))
+    logFormatOption(run(program.command(name).description(description)))
       .option('--distributed', 'plan here and let `tsform worker` processes (on any machines reaching the PostgreSQL warehouse) run the practices')
       .option('--full-results', 'also write every unit (node × practice) to target/run_results.full.json; run_results.json lists only what did not succeed, per node')
-      .action(
-        guard(async (o) => {
-          const { runWorkspace } = await import('./api.ts');
-          const { jsonReporter, textReporter } = await import('./progress.ts');
-          const { loggingReporter, openRunLog } = await import('./run-log.ts');
-          const format = (o as CommandOptions & { logFormat?: string }).logFormat ?? (process.stdout.isTTY ? 'text' : 'json');
-          const log = openRunLog(join(o.projectDir, 'target'), [name, ...argv.slice(3)]);
-          const inner = format === 'json' ? jsonReporter(out) : textReporter(out, { isTTY: Boolean(process.stdout.isTTY), write: (t) => process.stdout.write(t) });
-          const reporter = loggingReporter(inner, log);
-          const stop = interruptOnSignals(err);
-          if (o.distributed) {
-            const { runDistributed } = await import('./coordinator.ts');
-            const run = await runDistributed(
-              { projectDir: o.projectDir, command: name as PlanCommand, target: o.target, select: o.select, exclude: o.exclude, tenants: o.tenant, threads: o.threads, fullRefresh: o.fullRefresh, fanIn: o.fanIn, vars: o.vars, signal: stop.signal },
-              { onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
-            ).finally(() => stop.release());
-            reporter.onEnd(run);
-            log.close();
-            if (run.interrupted) return EXIT_INTERRUPTED;
-            return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
-          }
-          const run = await runWorkspace({
-            projectDir: o.projectDir,
-            command: name as PlanCommand,
-            target: o.target,
-            select: o.select,
-            exclude: o.exclude,
-            tenants: o.tenant,
-            threads: o.threads,
-            fullRefresh: o.fullRefresh,
-            fullResults: (o as CommandOptions & { fullResults?: boolean }).fullResults,
-            fanIn: o.fanIn,
-            nodeTimeoutMs: o.nodeTimeout === undefined ? undefined : o.nodeTimeout * 1000,
-            state: o.state,
-            defer: o.defer,
-            deferDatabase: o.deferDatabase,
-            onPlan: reporter.onPlan,
-            onTaskEnd: (step, results, progress) => {
-              reporter.onTaskEnd?.(step, results, progress);
-              if (o.failFast && results.some((r) => r.status === 'error')) stop.failFast();
-            },
-            vars: o.vars,
-            // Text mode: alerts are summed up in words at the end; their JSON goes to the log file.
-            alertLog: reporter.alertLog,
-            onLockWait: (holder) => err(`waiting: the warehouse is held by another tsform run (${holder})`),
-            signal: stop.signal,
-          })
-            .catch((e: unknown) => {
-              log.line('error', e instanceof Error ? `${e.name}: ${safeDbMessage(e)}` : 'failed');
-              log.close();
-              throw e;
-            })
-            .finally(() => stop.release());
-          reporter.onEnd(run);
-          log.close();
-          if (run.interrupted && !stop.failedFast) return EXIT_INTERRUPTED;
-          return run.results.some((r) => r.status === 'error') || (run.needs_action?.length ?? 0) > 0 ? EXIT_NODE_FAILED : EXIT_OK;
-        }),
-      );
+      .action(guard((o) => runAction(name, o)));
   }
 
   targetOption(projectOption(program.command('worker').description('run practice jobs of distributed runs (`run --distributed`) from the queue in the PostgreSQL warehouse, until stopped')))
@@ -250,6 +256,8 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }),
     );
 
+  registerDbtCommands(program, { guard, out, err, runAction, logFormatOption });
+
   const freshnessCommand = (cmd: Command) =>
     tenantOption(project(cmd.description('every practice as fresh, at risk or late against its sla.ready_by, in its own time zone, with the reason')))
       .addOption(new Option('--format <format>', 'text or json').choices(['text', 'json']).default('text'))
@@ -263,12 +271,12 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
           return EXIT_OK;
         }),
       );
-  projectOption(program.command('clean').description('remove what tsform wrote into target/ (manifest, compiled SQL, run results, docs); keeps the DuckDB warehouse, research and vault files'))
+  targetPathOption(projectOption(program.command('clean').description('remove what tsform wrote into target/ (manifest, compiled SQL, run results, docs); keeps the DuckDB warehouse, research and vault files')))
     .action(
       guard(async (o) => {
         const { loadProject } = await import('../project/load-project.ts');
         const { cleanTarget } = await import('./clean.ts');
-        const r = cleanTarget(loadProject(o.projectDir));
+        const r = cleanTarget(loadProject(o.projectDir), o.targetPath);
         for (const p of r.removed) out(`removed ${p}`);
         for (const p of r.kept) out(`kept ${p} (a database: delete it yourself if you mean to)`);
         return EXIT_OK;
@@ -350,6 +358,12 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     return reportError(e, err);
   }
   return code;
+}
+
+/** A path under the project as the project sees it (`target/manifest.json`); elsewhere, absolute. */
+function shownPath(root: string, path: string): string {
+  const rel = relative(root, path);
+  return rel.startsWith('..') || isAbsolute(rel) ? path : rel;
 }
 
 function reportError(e: unknown, err: (l: string) => void): number {

@@ -62,4 +62,6 @@ export interface RunRequest {
   signal?: AbortSignal;
   /** `--vars`: override tsform.yml's vars. */
   vars?: Record<string, unknown>;
+  /** `--target-path`: where manifest.json, compiled SQL and run_results.json go (default target/). */
+  targetPath?: string;
 }

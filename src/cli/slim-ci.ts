@@ -48,7 +48,7 @@ export interface SlimCi {
  * instead, with one notice.
  */
 export function prepareSlimCi(req: RunRequest): SlimCi {
-  let ws = compileWorkspace(req.projectDir, { vars: req.vars });
+  let ws = compileWorkspace(req.projectDir, { vars: req.vars, targetPath: req.targetPath });
   const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
   if (req.nodes) return { ws, plan: planWorkspace(ws, req, undefined, new Set(req.nodes)), notices: [] };
   if (!req.defer) return { ws, plan: planWorkspace(ws, req, modified), notices: [] };
@@ -62,7 +62,7 @@ export function prepareSlimCi(req: RunRequest): SlimCi {
     const notice = `--defer: ${req.state} has no production database (tsform.duckdb), so nothing is read from production: the ${read.size} upstream node(s) the selection reads are built here too`;
     return { ws, plan: planWorkspace(ws, req, modified, built), notices: read.size > 0 ? [notice] : [] };
   }
-  ws = compileWorkspace(req.projectDir, { vars: req.vars, deferred: { nodes: read, catalog: DEFER_CATALOG } });
+  ws = compileWorkspace(req.projectDir, { vars: req.vars, targetPath: req.targetPath, deferred: { nodes: read, catalog: DEFER_CATALOG } });
   return { ws, plan: planWorkspace(ws, req, modified, selected), deferDatabase, notices: [] };
 }
 

@@ -9,7 +9,7 @@ import type { DocsData } from './docs-data.ts';
 
 export const DOCS_DATA_GLOBAL = '__TSFORM_DOCS__';
 /** Static files copied beside the generated ones; scripts load in this order (classic scripts, no modules: file:// pages cannot import ES modules). */
-export const DOCS_ASSETS = ['dom.js', 'lineage.js', 'app.js', 'style.css'] as const;
+export const DOCS_ASSETS = ['dom.js', 'lineage.js', 'sections.js', 'app.js', 'style.css'] as const;
 
 /** For the few values put into HTML text by the generator; the app itself only uses textContent. */
 export function escapeHtml(text: string): string {
@@ -76,6 +76,7 @@ export function renderIndexHtml(data: DocsData): string {
 <script src="docs-data.js"></script>
 <script src="dom.js"></script>
 <script src="lineage.js"></script>
+<script src="sections.js"></script>
 <script src="app.js"></script>
 </body>
 </html>

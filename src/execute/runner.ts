@@ -57,7 +57,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   const sliced = new Map<string, { rows: number; ms: number; notes: string[] }>();
 
   await prepareSchemas(ctx, plan, withRetries);
-  if (plan.fullRefresh) {
+  // A sample of practices keeps the table: only their slices are rebuilt, from the full SELECT.
+  if (plan.fullRefresh && plan.fullRefreshScope !== 'selected') {
     for (const step of [...plan.steps].reverse()) {
       if (step.build && step.fanOut && nodes[step.id]!.kind === 'model') await dropForFullRefresh(ctx, nodes[step.id]!);
     }

@@ -89,26 +89,32 @@ function topologicalOrder(graph: DirectedGraph): string[] {
   return order;
 }
 
-export function upstreamOf(graph: DirectedGraph, ids: Iterable<string>): Set<string> {
-  return walk(graph, ids, (id, f) => graph.forEachInNeighbor(id, f));
+/** Nodes reachable upstream of `ids` (not `ids` themselves), within `depth` edges when given. */
+export function upstreamOf(graph: DirectedGraph, ids: Iterable<string>, depth?: number): Set<string> {
+  return walk(graph, ids, depth, (id, f) => graph.forEachInNeighbor(id, f));
 }
 
-export function downstreamOf(graph: DirectedGraph, ids: Iterable<string>): Set<string> {
-  return walk(graph, ids, (id, f) => graph.forEachOutNeighbor(id, f));
+/** Nodes reachable downstream of `ids` (not `ids` themselves), within `depth` edges when given. */
+export function downstreamOf(graph: DirectedGraph, ids: Iterable<string>, depth?: number): Set<string> {
+  return walk(graph, ids, depth, (id, f) => graph.forEachOutNeighbor(id, f));
 }
 
-function walk(graph: DirectedGraph, ids: Iterable<string>, neighbours: (id: string, f: (n: string) => void) => void): Set<string> {
+/** Breadth-first, so that a node first reached by its shortest path gets the right depth. */
+function walk(graph: DirectedGraph, ids: Iterable<string>, depth: number | undefined, neighbours: (id: string, f: (n: string) => void) => void): Set<string> {
   const seen = new Set<string>();
-  const queue = [...ids];
-  while (queue.length > 0) {
-    const id = queue.pop()!;
-    if (!graph.hasNode(id)) continue;
-    neighbours(id, (n) => {
-      if (!seen.has(n)) {
-        seen.add(n);
-        queue.push(n);
-      }
-    });
+  let frontier = [...ids];
+  for (let level = 0; frontier.length > 0 && (depth === undefined || level < depth); level++) {
+    const next: string[] = [];
+    for (const id of frontier) {
+      if (!graph.hasNode(id)) continue;
+      neighbours(id, (n) => {
+        if (!seen.has(n)) {
+          seen.add(n);
+          next.push(n);
+        }
+      });
+    }
+    frontier = next;
   }
   return seen;
 }

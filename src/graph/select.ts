@@ -2,49 +2,81 @@ import { suggest } from '../project/suggest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { showValue } from '../project/load-tenants.ts';
 import { TENANT_ID_PATTERN, type Tenant } from '../project/types.ts';
+import type { ManifestNode } from '../artifacts/manifest.ts';
 import { downstreamOf, upstreamOf, type ModelDag } from './dag.ts';
 
 /**
  * dbt's selector grammar: space = union, comma = intersection; an atom is
- * `[+]method:value[+]` with methods name (default), tag, path, source, kind.
+ * `[@][n+]method:value[+n]` with methods name (default), tag, path, source, kind (alias
+ * resource_type), config.<key>, state. `+` walks the whole upstream (before) or downstream
+ * (after); `2+x` and `x+1` stop after that many edges; `@x` is x, its downstream, and every
+ * upstream of those (what a downstream rebuild reads).
  */
 export interface SelectorAtom {
-  method: 'name' | 'tag' | 'path' | 'source' | 'kind' | 'state';
+  method: 'name' | 'tag' | 'path' | 'source' | 'kind' | 'config' | 'state';
+  /** `config.<key>:` only: the config key compared (materialized, scope, schema, unique_key, tags, pseudonymized). */
+  key?: string;
   value: string;
   upstream: boolean;
   downstream: boolean;
+  /** Edges to walk upstream / downstream; undefined = all (`+x`, `x+`). */
+  upstreamDepth?: number;
+  downstreamDepth?: number;
+  /** `@x`: x, its downstream, and the upstream of all of them. */
+  parentsOfChildren?: boolean;
 }
 
 export type SelectorSpec = SelectorAtom[][];
 
-const METHODS = new Set(['name', 'tag', 'path', 'source', 'kind', 'state']);
+const METHODS = new Set(['name', 'tag', 'path', 'source', 'kind', 'resource_type', 'config', 'state']);
+/** What `config.<key>:` can compare: the node's config as the manifest records it. */
+const CONFIG_KEYS = ['materialized', 'scope', 'schema', 'unique_key', 'tags', 'pseudonymized'] as const;
+type ConfigKey = (typeof CONFIG_KEYS)[number];
 
 /** What some selector methods need besides the DAG: `state:` needs the nodes changed since --state. */
 export interface SelectorContext {
   modified?: ReadonlySet<string>;
 }
 
+/** `[@][n+]body[+n]`: the graph operators around a `method:value` body. */
+const ATOM = /^(@)?(?:(\d*)\+)?(.*?)(?:\+(\d*))?$/;
+
 export function parseSelector(text: string): SelectorSpec {
   return text
     .trim()
     .split(/\s+/)
     .filter(Boolean)
-    .map((term) =>
-      term.split(',').map((raw) => {
-        let atom = raw;
-        const upstream = atom.startsWith('+');
-        if (upstream) atom = atom.slice(1);
-        const downstream = atom.endsWith('+');
-        if (downstream) atom = atom.slice(0, -1);
-        const colon = atom.indexOf(':');
-        const method = colon === -1 ? 'name' : atom.slice(0, colon);
-        const value = colon === -1 ? atom : atom.slice(colon + 1);
-        if (!METHODS.has(method) || value === '') {
-          throw new TsformError(Codes.badSelector, `cannot read selector ${showValue(raw)} (methods: ${[...METHODS].join(', ')})`);
-        }
-        return { method: method as SelectorAtom['method'], value, upstream, downstream };
-      }),
-    );
+    .map((term) => term.split(',').map(parseAtom));
+}
+
+function parseAtom(raw: string): SelectorAtom {
+  const bad = (why: string) =>
+    new TsformError(Codes.badSelector, `cannot read selector ${showValue(raw)}: ${why} (grammar: [@][n+]method:value[+n]; methods: name, tag, path, source, resource_type, config.<key>, state)`);
+  const m = ATOM.exec(raw);
+  if (!m) throw bad('not a selector');
+  const [, at, up, body = '', down] = m;
+  if (at && up !== undefined) throw bad("'@' already includes the upstream: use @x or +x, not both");
+  const colon = body.indexOf(':');
+  const rawMethod = colon === -1 ? 'name' : body.slice(0, colon);
+  const value = colon === -1 ? body : body.slice(colon + 1);
+  if (value === '') throw bad('nothing to match');
+  if (/^\d+$/.test(body) && (up !== undefined || down !== undefined)) throw bad('a depth needs a node after (n+x) or before (x+n)');
+  const [method, key] = rawMethod.startsWith('config.') ? ['config', rawMethod.slice('config.'.length)] : [rawMethod === 'resource_type' ? 'kind' : rawMethod, undefined];
+  if (!METHODS.has(method)) throw bad(`unknown method '${rawMethod}'${suggest(rawMethod, [...METHODS, ...CONFIG_KEYS.map((k) => `config.${k}`)])}`);
+  if (method === 'config' && !(CONFIG_KEYS as readonly string[]).includes(key ?? '')) {
+    throw bad(`config.<key> compares one of ${CONFIG_KEYS.join(', ')}${suggest(key ?? '', CONFIG_KEYS)}`);
+  }
+  const depth = (d: string | undefined) => (d === undefined || d === '' ? undefined : Number.parseInt(d, 10));
+  return {
+    method: method as SelectorAtom['method'],
+    ...(key !== undefined ? { key } : {}),
+    value,
+    upstream: up !== undefined,
+    downstream: down !== undefined,
+    ...(depth(up) !== undefined ? { upstreamDepth: depth(up) } : {}),
+    ...(depth(down) !== undefined ? { downstreamDepth: depth(down) } : {}),
+    ...(at ? { parentsOfChildren: true } : {}),
+  };
 }
 
 /** Node ids selected by `select` minus `exclude`; no `select` means every node. */
@@ -71,8 +103,13 @@ function evaluate(dag: ModelDag, spec: SelectorSpec, context: SelectorContext): 
 function evaluateAtom(dag: ModelDag, atom: SelectorAtom, context: SelectorContext): Set<string> {
   const base = atom.method === 'state' ? stateMatches(dag, atom, context) : attributeMatches(dag, atom);
   const out = new Set(base);
-  if (atom.upstream) for (const id of upstreamOf(dag.graph, base)) out.add(id);
-  if (atom.downstream) for (const id of downstreamOf(dag.graph, base)) out.add(id);
+  if (atom.parentsOfChildren) {
+    for (const id of downstreamOf(dag.graph, base)) out.add(id);
+    for (const id of upstreamOf(dag.graph, [...out])) out.add(id);
+    return out;
+  }
+  if (atom.upstream) for (const id of upstreamOf(dag.graph, base, atom.upstreamDepth)) out.add(id);
+  if (atom.downstream) for (const id of downstreamOf(dag.graph, base, atom.downstreamDepth)) out.add(id);
   return out;
 }
 
@@ -96,11 +133,14 @@ function attributeMatches(dag: ModelDag, atom: SelectorAtom): Set<string> {
             ? node.path === atom.value || node.path.startsWith(atom.value.replace(/\/?$/, '/')) || glob.test(node.path)
             : atom.method === 'source'
               ? node.kind === 'source' && (glob.test(id.replace(/^source:/, '')) || glob.test(sourceNameOf(id)))
-              : glob.test(node.kind);
+              : atom.method === 'config'
+                ? configValues(node, atom.key as ConfigKey).some((v) => glob.test(v))
+                : glob.test(node.kind);
     if (match) base.add(id);
   });
   if (base.size === 0) {
-    throw new TsformError(Codes.badSelector, `selector '${atom.method}:${atom.value}' matches nothing${suggest(atom.value, selectorValues(dag, atom.method))}`);
+    const method = atom.method === 'config' ? `config.${atom.key}` : atom.method;
+    throw new TsformError(Codes.badSelector, `selector '${method}:${atom.value}' matches nothing${suggest(atom.value, selectorValues(dag, atom))}`);
   }
   return base;
 }
@@ -110,10 +150,18 @@ function sourceNameOf(id: string): string {
   return id.replace(/^source:/, '').split('.')[0]!;
 }
 
+/** A node's config value(s) as text: lists match on any element, booleans as `true` / `false`. */
+function configValues(node: ManifestNode, key: ConfigKey): string[] {
+  const v = node[key];
+  return Array.isArray(v) ? v : [String(v)];
+}
+
 /** What a method could have matched, for "did you mean". */
-function selectorValues(dag: ModelDag, method: SelectorAtom['method']): string[] {
+function selectorValues(dag: ModelDag, atom: SelectorAtom): string[] {
+  const method = atom.method;
   const values = new Set<string>();
   dag.graph.forEachNode((id, { node }) => {
+    if (method === 'config') for (const v of configValues(node, atom.key as ConfigKey)) values.add(v);
     if (method === 'name') values.add(node.name.replace(/^source:/, ''));
     else if (method === 'tag') for (const t of node.tags) values.add(t);
     else if (method === 'path') values.add(node.path);

@@ -1,5 +1,4 @@
 import { manifestNodes, unknownNode, type Manifest, type ManifestNode, type SourceNode } from '../artifacts/manifest.ts';
-import { Codes, TsformError } from '../errors.ts';
 import { downstreamOf, type ModelDag } from '../graph/dag.ts';
 import type { Tenant } from '../project/types.ts';
 
@@ -35,6 +34,12 @@ export interface Plan {
   /** The pool of each batch (a batch never mixes pools). */
   batchPools: string[];
   fullRefresh: boolean;
+  /**
+   * With --full-refresh: `all` practices are selected, so per-practice tables are dropped and
+   * rebuilt (their shape may change); `selected` (a sample): only those practices' slices are
+   * rebuilt from the full SELECT in the table as it is, every other practice's rows untouched.
+   */
+  fullRefreshScope?: 'all' | 'selected';
   fanIn: FanInPolicy;
   /** (model × practice) nodes plus global nodes. */
   nodeCount: number;
@@ -146,18 +151,6 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     // A source without a loader is read where it is; it is only a step when it has tests.
     const buildable = build && (node.kind !== 'source' || isLoaded(node));
     if (!buildable && tests.length === 0) continue;
-    if (
-      buildable &&
-      opts.fullRefresh &&
-      node.scope === 'tenant' &&
-      node.materialized !== 'view' &&
-      opts.tenants.length < opts.allTenantCount
-    ) {
-      throw new TsformError(
-        Codes.fullRefreshNeedsAllTenants,
-        `--full-refresh rebuilds '${id}' for every practice, but only ${opts.tenants.length} of ${opts.allTenantCount} are selected; drop --tenant or --full-refresh`,
-      );
-    }
     const fanOut = node.scope === 'tenant' && node.materialized !== 'view';
     steps.push({
       id,
@@ -208,6 +201,7 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     batches,
     batchPools: pooled.map((b) => b.pool),
     fullRefresh: opts.fullRefresh,
+    ...(opts.fullRefresh ? { fullRefreshScope: opts.tenants.length < opts.allTenantCount ? ('selected' as const) : ('all' as const) } : {}),
     fanIn: opts.fanIn ?? 'use_last_good',
     nodeCount,
   };

@@ -16,7 +16,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const RUN_ONLY = ['--threads', '--full-refresh', '--fan-in', '--node-timeout', '--defer', '--defer-database'];
 
 describe('options only on the commands they apply to', () => {
-  it.each(['ls', 'compile', 'docs generate', 'freshness', 'purge', 'vault init', 'policies render', 'privacy check'])(
+  it.each(['ls', 'compile', 'docs generate', 'freshness', 'purge', 'vault init', 'policies render', 'privacy check', 'show', 'debug', 'clean'])(
     '`tsform %s --help` offers no run-only option',
     async (command) => {
       const help = await cli(...command.split(' '), '--help');
@@ -30,6 +30,12 @@ describe('options only on the commands they apply to', () => {
   it.each(['run', 'seed', 'test', 'build'])('`tsform %s --help` offers every run option', async (command) => {
     const text = (await cli(command, '--help')).out.join('\n');
     for (const option of RUN_ONLY) expect(text, option).toContain(option);
+  });
+
+  it('retry offers the run options but not what it reads from run_results.json (--select, --tenant, --state) nor --defer', async () => {
+    const text = (await cli('retry', '--help')).out.join('\n');
+    for (const option of ['--threads', '--fail-fast', '--target-path', '--log-format']) expect(text, option).toContain(option);
+    for (const option of ['--select', '--exclude', '--tenant', '--state', '--defer']) expect(text, option).not.toMatch(new RegExp(`^\\s*(-\\w, )?${option}\\b`, 'm'));
   });
 
   it('backfill offers --select but not --exclude, which it does not read', async () => {

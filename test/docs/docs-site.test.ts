@@ -116,7 +116,7 @@ describe('docs site of the demo project, in headless Chromium', () => {
 
   it('writes a self-contained site: no fetch, no external URL', () => {
     // docs-data.js is the project's own text (a description may hold a URL); the site's code may not.
-    for (const file of ['index.html', 'dom.js', 'lineage.js', 'app.js', 'style.css']) {
+    for (const file of ['index.html', 'dom.js', 'lineage.js', 'sections.js', 'app.js', 'style.css']) {
       const text = readFileSync(join(dir, 'site', file), 'utf8');
       expect(text, file).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/);
       expect(text, file).not.toMatch(/\bfetch\(|XMLHttpRequest|innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
@@ -211,7 +211,7 @@ describe('docs site of the demo project, in headless Chromium', () => {
     expect(await page.textContent('[data-testid=node-title]')).toBe('stg_encounters');
   });
 
-  it('shows columns with PHI class badges, tests, scope, materialization and compiled SQL', async () => {
+  it('shows columns with PHI class badges, tests, scope, materialization, source and compiled SQL', async () => {
     await go(page, '#model/stg_patients', '[data-testid=node-view][data-node="stg_patients"]');
     const columns = manifest.models.stg_patients!.columns;
     expect(columns.ssn?.phi).toBe('direct');
@@ -228,10 +228,9 @@ describe('docs site of the demo project, in headless Chromium', () => {
     expect(await attrs(page, '[data-testid=tests] tr[data-test]', 'data-test')).toEqual(tests);
     expect(await page.textContent('tr[data-column="patient_id"]')).toContain('unique');
 
-    // Compiled SQL is collapsed until opened.
-    const sql = page.locator('details.sql').first();
-    expect(await sql.getAttribute('open')).toBeNull();
-    expect(await sql.locator('code').textContent()).toBe(manifest.models.stg_patients!.compiled_sql);
+    // The compiled SQL, beside the model file (test/docs/docs-layout.test.ts checks the layout).
+    expect(await page.locator('[data-testid=compiled-sql] code').textContent()).toBe(manifest.models.stg_patients!.compiled_sql);
+    expect(await page.locator('[data-testid=source-sql] code').textContent()).toContain('{{source "ehr" "patients"}}');
   });
 
   it('lists the practices in a searchable table with time zone, SLA, tags and pool', async () => {

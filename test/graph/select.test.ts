@@ -233,3 +233,88 @@ describe('selector help (issue 15, item 9)', () => {
     expect(plan.steps).toEqual([]);
   });
 });
+
+describe('graph operators and config selectors (issue 15: dbt habits)', () => {
+  const parentsOf = (ids: Iterable<string>) => new Set([...ids].flatMap((id) => dag.graph.inNeighbors(id)));
+  const childrenOf = (ids: Iterable<string>) => new Set([...ids].flatMap((id) => dag.graph.outNeighbors(id)));
+  /** Every node reachable by repeatedly applying `step`, computed here from the graph's neighbours. */
+  const closure = (start: string[], step: (ids: Iterable<string>) => Set<string>) => {
+    const seen = new Set<string>();
+    for (let frontier = step(start); frontier.size > 0; frontier = new Set([...step(frontier)].filter((x) => !seen.has(x)))) for (const x of frontier) seen.add(x);
+    return seen;
+  };
+
+  it('x+1 is x and its direct children; 1+x is x and its direct parents', () => {
+    expect(select(['stg_encounters+1'])).toEqual(['stg_encounters', ...childrenOf(['stg_encounters'])].sort());
+    expect(select(['1+practice_daily_activity'])).toEqual(['practice_daily_activity', ...parentsOf(['practice_daily_activity'])].sort());
+    // The demo's mart reads an ephemeral that reads stg_encounters: one edge does not reach the staging model, two do.
+    expect(select(['1+practice_daily_activity'])).not.toContain('stg_encounters');
+    const two = select(['2+practice_daily_activity']);
+    expect(two).toEqual(['practice_daily_activity', ...parentsOf(['practice_daily_activity']), ...parentsOf(parentsOf(['practice_daily_activity']))].filter((v, i, a) => a.indexOf(v) === i).sort());
+    expect(two).toContain('stg_encounters');
+    expect(two.length).toBeLessThan(select(['+practice_daily_activity']).length + 1);
+  });
+
+  it('n+x+m combines both depths; 0 means the node alone; a large depth equals +', () => {
+    const both = select(['1+stg_encounters+1']);
+    expect(both).toEqual(['stg_encounters', ...parentsOf(['stg_encounters']), ...childrenOf(['stg_encounters'])].filter((v, i, a) => a.indexOf(v) === i).sort());
+    expect(select(['0+stg_encounters+0'])).toEqual(['stg_encounters']);
+    expect(select(['stg_encounters+99'])).toEqual(select(['stg_encounters+']));
+    expect(select(['99+practice_daily_activity'])).toEqual(select(['+practice_daily_activity']));
+  });
+
+  it('a depth counts the shortest path: in a diamond a→b→c, a→c, a+1 reaches c', async () => {
+    const { DirectedGraph } = await import('graphology');
+    const g = new DirectedGraph();
+    for (const n of ['a', 'b', 'c', 'd']) g.addNode(n);
+    g.addDirectedEdge('a', 'b');
+    g.addDirectedEdge('b', 'c');
+    g.addDirectedEdge('a', 'c');
+    g.addDirectedEdge('c', 'd');
+    expect([...downstreamOf(g, ['a'], 1)].sort()).toEqual(['b', 'c']);
+    expect([...downstreamOf(g, ['a'], 2)].sort()).toEqual(['b', 'c', 'd']);
+    expect([...downstreamOf(g, ['a'])].sort()).toEqual(['b', 'c', 'd']);
+  });
+
+  it('@x is x, its downstream, and every upstream of those (what rebuilding the downstream reads)', () => {
+    const below = closure(['stg_patients'], childrenOf);
+    const expected = new Set(['stg_patients', ...below]);
+    for (const id of closure([...expected], parentsOf)) expected.add(id);
+    const picked = select(['@stg_patients']);
+    expect(picked).toEqual([...expected].sort());
+    // More than stg_patients+ whenever a descendant reads another branch.
+    expect(picked.length).toBeGreaterThanOrEqual(select(['stg_patients+']).length);
+    for (const id of select(['stg_patients+'])) expect(picked).toContain(id);
+  });
+
+  it('config.materialized:incremental selects the incremental models, config.scope and resource_type too', () => {
+    const incremental = Object.values(manifest.models).filter((m) => m.materialized === 'incremental').map((m) => m.name).sort();
+    expect(incremental.length).toBeGreaterThan(0);
+    expect(select(['config.materialized:incremental'])).toEqual(incremental);
+    expect(select(['config.materialized:incremental+1'])).toEqual([...new Set([...incremental, ...childrenOf(incremental)])].sort());
+    const global = Object.values(manifest.models).filter((m) => m.scope === 'global').map((m) => m.name);
+    expect(select(['config.scope:global,resource_type:model'])).toEqual(global.sort());
+    expect(select(['resource_type:seed'])).toEqual(Object.keys(manifest.seeds).sort());
+    expect(select(['config.unique_key:encounter_id'])).toContain('stg_encounters');
+    expect(select(['config.pseudonymized:true'])).toEqual(
+      Object.values({ ...manifest.models, ...manifest.sources, ...manifest.seeds, ...manifest.builtins }).filter((n) => n.pseudonymized).map((n) => n.name).sort(),
+    );
+  });
+
+  it('mistakes are TSF301 with the grammar or a "did you mean"', () => {
+    const typo = thrown(() => selectNodes(dag, ['config.materialised:incremental'], undefined));
+    expect(typo.code).toBe(Codes.badSelector);
+    expect(typo.message).toContain("did you mean 'materialized'");
+    const value = thrown(() => selectNodes(dag, ['config.materialized:incremetal'], undefined));
+    expect(value.message).toContain("matches nothing");
+    expect(value.message).toContain('incremental');
+    expect(thrown(() => parseSelector('@+stg_encounters')).message).toContain("'@' already includes the upstream");
+    expect(thrown(() => parseSelector('config.:x')).code).toBe(Codes.badSelector);
+    expect(thrown(() => parseSelector('2+')).code).toBe(Codes.badSelector);
+    expect(thrown(() => parseSelector('tagz:marts')).message).toContain("did you mean 'tag'");
+  });
+
+  it('--exclude takes the same operators', () => {
+    expect(select(['stg_encounters+'], ['stg_encounters+1'])).toEqual(select(['stg_encounters+']).filter((x) => !select(['stg_encounters+1']).includes(x)));
+  });
+});

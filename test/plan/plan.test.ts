@@ -169,14 +169,18 @@ describe('--full-refresh', () => {
     throw new Error('expected a TsformError');
   }
 
-  it('with a subset of practices is TSF304 (it would drop every other practice\'s rows)', () => {
-    const e = thrown(() => plan({ fullRefresh: true, tenants: ['tag:ci-sample'] }));
-    expect(e.code).toBe(Codes.fullRefreshNeedsAllTenants);
-    expect(e.message).toContain('5 of 221');
+  it('with a subset of practices rebuilds only their slices (issue 15: it used to be refused, TSF304)', () => {
+    const p = plan({ fullRefresh: true, tenants: ['tag:ci-sample'] });
+    expect(p.fullRefresh).toBe(true);
+    expect(p.fullRefreshScope).toBe('selected');
+    expect(p.tenants).toHaveLength(5);
   });
 
-  it('with every practice plans normally', () => {
-    expect(plan({ fullRefresh: true }).fullRefresh).toBe(true);
+  it('with every practice drops and rebuilds', () => {
+    const p = plan({ fullRefresh: true });
+    expect(p.fullRefresh).toBe(true);
+    expect(p.fullRefreshScope).toBe('all');
+    expect(plan({}).fullRefreshScope).toBeUndefined();
   });
 
   it('with a subset is fine when nothing selected is a per-practice table (a view is rebuilt whole)', () => {

@@ -22,6 +22,10 @@
 
   var nodes = data.nodes;
   var lineage = window.TsformDocs.createLineage(nodes);
+  var sections = window.TsformDocs.createSections(data.last_run);
+  var tableWrap = sections.tableWrap;
+  var statusBadge = sections.statusBadge;
+  var formatRows = sections.formatRows;
   var ids = Object.keys(nodes).sort(function (a, b) {
     return nodes[a].label.localeCompare(nodes[b].label);
   });
@@ -49,6 +53,7 @@
       direct: 'direct identifier: never leaves the practice; tokenized before research',
       quasi: 'quasi-identifier: generalized (Safe Harbor) before research',
       none: 'not an identifier',
+      unclassified: 'in the warehouse but not in the yml: no PHI class yet (compile --strict refuses this)',
     };
     return el('span', { class: 'phi phi-' + phi, title: titles[phi] || '', 'data-phi': phi }, phi);
   }
@@ -152,7 +157,7 @@
   }
 
   function columnsTable(n) {
-    if (n.columns.length === 0) return el('p', { class: 'muted' }, 'No columns documented in a properties file.');
+    if (n.columns.length === 0) return el('p', { class: 'muted' }, 'No columns documented in a properties file, and the relation is not built yet.');
     var body = el('tbody');
     n.columns.forEach(function (c) {
       body.appendChild(
@@ -161,7 +166,12 @@
           { 'data-column': c.name },
           el('td', { class: 'mono' }, c.name),
           el('td', null, phiBadge(c.phi)),
-          el('td', { class: 'mono muted' }, c.data_type || ''),
+          el(
+            'td',
+            { class: 'mono muted type', 'data-type-source': c.type_source || 'none', title: c.type_source === 'warehouse' ? 'from the warehouse (last build)' : c.type_source === 'yml' ? 'from the yml (data_type)' : 'unknown: not built yet and no data_type in the yml' },
+            c.data_type || '–',
+            c.type_source === 'yml' ? el('span', { class: 'type-source' }, ' yml') : null,
+          ),
           el('td', null, c.description || ''),
           el(
             'td',
@@ -173,7 +183,7 @@
         ),
       );
     });
-    return el('table', { class: 'columns', 'data-testid': 'columns' }, el('thead', null, el('tr', null, el('th', null, 'column'), el('th', null, 'PHI'), el('th', null, 'type'), el('th', null, 'description'), el('th', null, 'tests'))), body);
+    return tableWrap(el('table', { class: 'columns', 'data-testid': 'columns' }, el('thead', null, el('tr', null, el('th', null, 'column'), el('th', null, 'PHI'), el('th', null, 'type'), el('th', null, 'description'), el('th', null, 'tests'))), body));
   }
 
   function testsTable(n) {
@@ -182,11 +192,7 @@
     n.tests.forEach(function (t) {
       body.appendChild(el('tr', { 'data-test': t.name }, el('td', { class: 'mono' }, t.name), el('td', null, badge(t.kind, 'test')), el('td', { class: 'mono' }, t.column || ''), el('td', { class: 'mono muted' }, t.file + (t.line ? ':' + t.line : ''))));
     });
-    return el('table', { class: 'tests', 'data-testid': 'tests' }, el('thead', null, el('tr', null, el('th', null, 'test'), el('th', null, 'kind'), el('th', null, 'column'), el('th', null, 'where'))), body);
-  }
-
-  function sqlBlock(title, text) {
-    return el('details', { class: 'sql' }, el('summary', null, title), el('pre', null, el('code', null, text)));
+    return tableWrap(el('table', { class: 'tests', 'data-testid': 'tests' }, el('thead', null, el('tr', null, el('th', null, 'test'), el('th', null, 'kind'), el('th', null, 'column'), el('th', null, 'where'))), body));
   }
 
   function renderNode(id) {
@@ -227,6 +233,8 @@
       ),
       n.description ? el('p', { class: 'description', 'data-testid': 'description' }, n.description) : el('p', { class: 'description muted' }, 'No description.'),
       dl,
+      el('h2', null, 'Last run'),
+      sections.lastRunSection(n),
       el('h2', null, 'Lineage'),
       el(
         'div',
@@ -241,10 +249,10 @@
       columnsTable(n),
       el('h2', null, 'Tests'),
       testsTable(n),
-      n.compiled_sql !== undefined ? sqlBlock('Compiled SQL', n.compiled_sql) : null,
-      n.compiled_incremental_sql !== undefined ? sqlBlock('Compiled SQL (incremental)', n.compiled_incremental_sql) : null,
+      sections.sqlSection(n),
     );
     main.appendChild(view);
+    lineage.fit(view.querySelector('.lineage-wrap'));
     markSelected(id);
   }
 
@@ -265,7 +273,19 @@
       })
       .forEach(function (id) {
         var n = nodes[id];
-        models.appendChild(el('tr', { 'data-node': id }, el('td', null, nodeLink(id)), el('td', null, n.scope), el('td', null, n.materialized), el('td', { class: 'mono' }, n.schema), el('td', null, (n.description || '').split('\n')[0])));
+        var run = n.last_run;
+        models.appendChild(
+          el(
+            'tr',
+            { 'data-node': id },
+            el('td', null, nodeLink(id)),
+            el('td', null, n.scope),
+            el('td', null, n.materialized),
+            el('td', { class: 'mono' }, n.schema),
+            el('td', null, run ? [statusBadge(run.status), run.rows !== undefined ? ' ' + formatRows(run.rows) + ' rows' : ''] : ''),
+            el('td', null, (n.description || '').split('\n')[0]),
+          ),
+        );
       });
     main.appendChild(
       el(
@@ -273,13 +293,20 @@
         { class: 'overview', 'data-testid': 'overview' },
         el('h1', null, data.project),
         el('p', { class: 'muted' }, count('model') + ' models, ' + count('seed') + ' seeds, ' + count('source') + ' sources, ' + tests + ' tests, ' + data.tenants.length + ' practices (tenant column ' + data.tenant_column + '). Generated ' + data.generated_at + '.'),
+        el(
+          'p',
+          { class: 'muted', 'data-testid': 'overview-run' },
+          data.last_run ? 'Last run: ' + (data.last_run.command || 'run') + (data.last_run.finished_at ? ', finished ' + data.last_run.finished_at : '') + '. ' : 'No run recorded. ',
+          'Column types: ' + (data.catalog ? data.catalog.note : 'from the yml') + '.',
+        ),
         el('h2', null, 'Lineage'),
         lineage.legend(),
         lineage.svg(ids, null),
         el('h2', null, 'Models'),
-        el('table', { class: 'models' }, el('thead', null, el('tr', null, el('th', null, 'model'), el('th', null, 'scope'), el('th', null, 'materialized'), el('th', null, 'schema'), el('th', null, 'description'))), models),
+        tableWrap(el('table', { class: 'models' }, el('thead', null, el('tr', null, el('th', null, 'model'), el('th', null, 'scope'), el('th', null, 'materialized'), el('th', null, 'schema'), el('th', null, 'last run'), el('th', null, 'description'))), models)),
       ),
     );
+    lineage.fit(main.querySelector('.lineage-wrap'));
     markSelected(null);
   }
 
@@ -316,7 +343,7 @@
         { class: 'practices', 'data-testid': 'practices' },
         el('h1', null, 'Practices'),
         el('p', { class: 'muted', 'data-testid': 'practice-count' }, (q ? hits.length + ' of ' + data.tenants.length : data.tenants.length) + ' practices' + (q ? ' matching “' + q + '”' : '') + '. SLA: the prior day is ready by this local time.'),
-        el('table', { class: 'practices-table', 'data-testid': 'practices-table' }, el('thead', null, el('tr', null, el('th', null, 'id'), el('th', null, 'name'), el('th', null, 'time zone'), el('th', null, 'SLA ready by'), el('th', null, 'tags'), el('th', null, 'pool'))), body),
+        tableWrap(el('table', { class: 'practices-table', 'data-testid': 'practices-table' }, el('thead', null, el('tr', null, el('th', null, 'id'), el('th', null, 'name'), el('th', null, 'time zone'), el('th', null, 'SLA ready by'), el('th', null, 'tags'), el('th', null, 'pool'))), body)),
       ),
     );
     markSelected(null);
@@ -414,6 +441,9 @@
     }
   });
   window.addEventListener('hashchange', render);
+  window.addEventListener('resize', function () {
+    lineage.fit(main.querySelector('.lineage-wrap'));
+  });
 
   renderSidebar();
   render();

@@ -8,6 +8,8 @@
   var svg = dom.svg;
   var href = dom.href;
   var KIND_ORDER = { source: 0, tenants: 1, seed: 1, vault: 1, model: 2 };
+  // Below this scale the labels get too small to read: the graph keeps its size and scrolls instead.
+  var MIN_SCALE = 0.7;
 
   function kindOrder(kind) {
     return kind in KIND_ORDER ? KIND_ORDER[kind] : 1;
@@ -223,6 +225,30 @@
       return el('div', { class: 'lineage-wrap' }, root);
     }
 
+    /**
+     * Once the graph is in the page: a graph a little wider than its panel is scaled down to fit;
+     * a much wider one keeps its size and scrolls inside the panel (never the page), scrolled so
+     * that the selected node is in the middle of what shows.
+     */
+    function fit(wrap) {
+      if (!wrap) return;
+      var root = wrap.querySelector('svg.lineage');
+      var width = Number(root.getAttribute('width'));
+      var height = Number(root.getAttribute('height'));
+      var style = getComputedStyle(wrap);
+      var room = wrap.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+      var scale = width > room && width * MIN_SCALE <= room ? room / width : 1;
+      root.style.width = Math.floor(width * scale) + 'px';
+      root.style.height = Math.floor(height * scale) + 'px';
+      wrap.setAttribute('data-scale', scale.toFixed(3));
+      var selected = root.querySelector('g.node.selected');
+      if (!selected) return;
+      var box = selected.getBoundingClientRect();
+      var view = wrap.getBoundingClientRect();
+      wrap.scrollLeft += box.left + box.width / 2 - (view.left + wrap.clientWidth / 2);
+      wrap.scrollTop += box.top + box.height / 2 - (view.top + wrap.clientHeight / 2);
+    }
+
     function legend() {
       return el(
         'p',
@@ -242,7 +268,7 @@
       );
     }
 
-    return { ancestorsOf: ancestorsOf, descendantsOf: descendantsOf, svg: lineageSvg, legend: legend };
+    return { ancestorsOf: ancestorsOf, descendantsOf: descendantsOf, svg: lineageSvg, legend: legend, fit: fit };
   }
 
   window.TsformDocs.createLineage = createLineage;
