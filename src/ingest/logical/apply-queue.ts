@@ -34,7 +34,15 @@ type Final = { op: 'delete' } | { op: 'upsert'; row: Tuple; deleteFirst: boolean
  * queue rows in place for the next apply: none is applied twice. Rows removed from the slice
  * count a deletion epoch, so incremental models rebuild the practice's slice.
  */
-export async function applyTenantQueue(wh: Adapter, spec: ResolvedSpec, metaSchema: string, tenant: string, batchRows = APPLY_BATCH_ROWS): Promise<ApplyResult> {
+export async function applyTenantQueue(
+  wh: Adapter,
+  spec: ResolvedSpec,
+  metaSchema: string,
+  tenant: string,
+  batchRows = APPLY_BATCH_ROWS,
+  /** Awaited before COMMIT with the queue rows applied (`lsn:seq`). */
+  beforeCommit?: (s: Session, applied: readonly string[]) => Promise<void>,
+): Promise<ApplyResult> {
   return wh.transaction(async (s) => {
     await lockTenant(s, metaSchema, spec.label, tenant);
     const queue = quoteRelation(metaSchema, LOGICAL_QUEUE.name);
@@ -67,6 +75,7 @@ export async function applyTenantQueue(wh: Adapter, spec: ResolvedSpec, metaSche
     await s.query(`DELETE FROM ${queue} WHERE source_table = $1 AND tenant = $2 AND (lsn < $3 OR (lsn = $3 AND seq <= $4))`, [spec.label, tenant, String(last.lsn), Number(last.seq)]);
     if (deleted > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [tenant]);
     await markCaptured(s, metaSchema, tenant);
+    await beforeCommit?.(s, batch.map((r) => `${String(r.lsn)}:${String(r.seq)}`));
     return { changes: batch.length, upserted, deleted, more };
   });
 }

@@ -145,10 +145,14 @@ export class LogicalCapture {
   }
 
   /** One practice's queued changes of one table, applied to raw in steps until none is left (or `stopsAfter`). */
-  async apply(spec: ResolvedSpec, tenant: string, opts: { stopsAfter?: number; batchRows?: number } = {}): Promise<ApplyResult> {
+  async apply(
+    spec: ResolvedSpec,
+    tenant: string,
+    opts: { stopsAfter?: number; batchRows?: number; beforeCommit?: (s: Session, applied: readonly string[]) => Promise<void> } = {},
+  ): Promise<ApplyResult> {
     const total: ApplyResult = { changes: 0, upserted: 0, deleted: 0, more: false };
     for (;;) {
-      const r = await withRetry(this.o.wh, () => applyTenantQueue(this.o.wh, spec, this.o.metaSchema, tenant, opts.batchRows));
+      const r = await withRetry(this.o.wh, () => applyTenantQueue(this.o.wh, spec, this.o.metaSchema, tenant, opts.batchRows, opts.beforeCommit));
       total.changes += r.changes;
       total.upserted += r.upserted;
       total.deleted += r.deleted;

@@ -25,8 +25,8 @@ export interface ConsumeOptions {
   batchChanges?: number;
   /** A pending batch is committed at the latest this long after its first transaction. */
   batchMs?: number;
-  /** Awaited inside the warehouse transaction, after the queue rows are written, before COMMIT. */
-  beforeCommit?: (s: Session) => Promise<void>;
+  /** Awaited inside the warehouse transaction, after the queue rows are written, before COMMIT; `transactions`: their commit end LSNs. */
+  beforeCommit?: (s: Session, transactions: readonly string[]) => Promise<void>;
   /** Awaited after the warehouse commit, before the slot is confirmed; `tenants`: practices per table that got changes. */
   afterCommit?: (lsn: string, tenants: ReadonlyMap<string, ReadonlySet<string>>) => Promise<void>;
   /** Awaited for every source transaction received, before it is queued anywhere. */
@@ -61,6 +61,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
   const result: ConsumeResult = { transactions: 0, changes: 0, skipped: 0, unknown: new Map(), unroutable: 0, notes: [], lsn: o.startLsn };
   let pending: QueuedChange[] = [];
   let pendingLsn: string | undefined;
+  let pendingTransactions: string[] = [];
   let pendingSince = 0;
   let reached = false;
   const rawColumns = new Map<string, Set<string>>();
@@ -73,13 +74,15 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
     if (pendingLsn === undefined) return;
     const batch = pending;
     const lsn = pendingLsn;
+    const transactions = pendingTransactions;
     await withRetry(o.wh, () =>
       o.wh.transaction(async (s) => {
         await enqueue(s, o.metaSchema, o.slot, batch, lsn);
-        await o.beforeCommit?.(s);
+        await o.beforeCommit?.(s, transactions);
       }),
     );
     pending = [];
+    pendingTransactions = [];
     pendingLsn = undefined;
     result.lsn = lsn;
     const tenants = new Map<string, Set<string>>();
@@ -119,6 +122,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
         result.changes += routed.changes.length;
         if (pendingLsn === undefined) pendingSince = performance.now();
         pending.push(...routed.changes);
+        pendingTransactions.push(tx.commitEndLsn);
         pendingLsn = tx.commitEndLsn;
         if (pending.length >= (o.batchChanges ?? DEFAULT_BATCH_CHANGES) || performance.now() - pendingSince >= (o.batchMs ?? DEFAULT_BATCH_MS)) await flush();
         checkDone(tx.commitEndLsn);
