@@ -71,7 +71,7 @@ export interface LogicalReplicationSource {
   /** `CREATE_REPLICATION_SLOT … LOGICAL pgoutput (SNAPSHOT 'export')` on a replication connection held open until `release`. */
   createSlot(slot: string): Promise<SlotSnapshot>;
   /** Streams `publication` from `slot`, starting after `startLsn` (the stored commit end LSN). */
-  start(opts: { slot: string; publication: string; startLsn: string; handler: StreamHandler }): Promise<ReplicationStream>;
+  start(opts: { slot: string; publication: string; startLsn: string; handler: StreamHandler; applicationName?: string }): Promise<ReplicationStream>;
 }
 
 // ---- LSNs ----------------------------------------------------------------------------------

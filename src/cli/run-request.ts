@@ -62,4 +62,9 @@ export interface RunRequest {
   signal?: AbortSignal;
   /** `--vars`: override tsform.yml's vars. */
   vars?: Record<string, unknown>;
+  /**
+   * Set by the run itself for `state:captured`: the practices whose raw data log-based capture
+   * changed since their last successful model run; the run builds only these.
+   */
+  capturedTenants?: ReadonlySet<string>;
 }

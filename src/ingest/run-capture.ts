@@ -181,8 +181,9 @@ export class RunCapture {
           known: this.opts.knownTenants,
         });
         const setup = await lc.setUp(this.opts.runTenants);
-        const streamed = await lc.stream(setup.lsn, { untilNow: true });
-        this.notices.push(...setup.notes, ...streamNotices(lc.o.name, streamed));
+        this.notices.push(...setup.notes);
+        // a follower streams; the run applies what it has queued
+        if (!setup.followed) this.notices.push(...streamNotices(lc.o.name, await lc.stream(setup.lsn, { untilNow: true })));
         return lc;
       })();
       this.logical.set(capture.url_env, p);

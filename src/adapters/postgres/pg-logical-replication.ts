@@ -57,9 +57,9 @@ export class PgLogicalReplication implements LogicalReplicationSource {
     }
   }
 
-  async start(opts: { slot: string; publication: string; startLsn: string; handler: StreamHandler }): Promise<ReplicationStream> {
+  async start(opts: { slot: string; publication: string; startLsn: string; handler: StreamHandler; applicationName?: string }): Promise<ReplicationStream> {
     const service = new LogicalReplicationService(
-      { connectionString: this.url, options: SESSION_OPTIONS, application_name: CAPTURE_APPLICATION_NAME } as pg.ClientConfig,
+      { connectionString: this.url, options: SESSION_OPTIONS, application_name: opts.applicationName ?? CAPTURE_APPLICATION_NAME } as pg.ClientConfig,
       // no automatic acknowledgement: a keepalive must never move the slot past unapplied changes
       { acknowledge: { auto: false, timeoutSeconds: 0 } },
     );

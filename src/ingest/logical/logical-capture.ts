@@ -9,7 +9,7 @@ import type { OltpSource } from '../oltp-source.ts';
 import { withRetry } from '../retry.ts';
 import { applyTenantQueue, type ApplyResult } from './apply-queue.ts';
 import { readSlotRecord, writeSlotRecord } from './queue-writer.ts';
-import { checkLogicalPrerequisites, dropSlot, ensurePublication, readSlot, slotLagWarning, uncapturedTables, type SlotState } from './slot-setup.ts';
+import { checkLogicalPrerequisites, dropSlot, ensurePublication, FOLLOWER_APPLICATION_NAME, readSlot, slotLagWarning, uncapturedTables, type SlotState } from './slot-setup.ts';
 import { consumeStream, type ConsumeOptions, type ConsumeResult } from './stream-consumer.ts';
 import { copyTable } from './table-copy.ts';
 
@@ -37,6 +37,8 @@ export interface SetUpResult {
   /** Tables copied from a snapshot in this set-up. */
   copied: string[];
   notes: string[];
+  /** `tsform capture --follow` holds the slot: it streams and applies; this process only applies the queue. */
+  followed: boolean;
 }
 
 /** How long a slot still marked active (its last consumer was killed a moment ago) is waited for. */
@@ -72,6 +74,10 @@ export class LogicalCapture {
     }
     let slot = await this.waitIdleSlot();
     let record = await readSlotRecord(wh, metaSchema, name);
+    if (slot.heldBy === FOLLOWER_APPLICATION_NAME && record) {
+      notes.push(`tsform capture --follow is streaming ${name}: this run applies what it has queued`);
+      return { lsn: record.lsn, copied: [], notes, followed: true };
+    }
     if (slot.exists && slot.walStatus === 'lost') {
       notes.push(`${Codes.slotLost}: replication slot ${name} was lost (it fell behind by more than max_slot_wal_keep_size); every table is copied again from a new snapshot`);
       await dropSlot(oltp, name);
@@ -107,25 +113,29 @@ export class LogicalCapture {
       copied.push(t.spec.label);
     }
     const lsn = (await readSlotRecord(wh, metaSchema, name))!.lsn;
-    return { lsn, copied, notes };
+    return { lsn, copied, notes, followed: false };
   }
 
+  /**
+   * The slot, once no session streams it: a consumer killed a moment ago still holds it until
+   * the server notices. A follower holds it for good (the caller then only applies the queue).
+   */
   private async waitIdleSlot(): Promise<SlotState> {
     const deadline = performance.now() + ACTIVE_SLOT_WAIT_MS;
     for (;;) {
-      try {
-        return await readSlot(this.o.oltp, this.o.name);
-      } catch (err) {
-        if (!(err instanceof TsformError && err.code === Codes.slotConflict && /in use/.test(err.message)) || performance.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 200));
+      const slot = await readSlot(this.o.oltp, this.o.name);
+      if (slot.heldBy === undefined || slot.heldBy === FOLLOWER_APPLICATION_NAME) return slot;
+      if (performance.now() > deadline) {
+        throw new TsformError(Codes.slotConflict, `replication slot ${this.o.name} is in use by another session (${slot.heldBy}): another tsform capture of this project is running`);
       }
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
 
   /** Queues the stream up to the OLTP's WAL position of now (a run's capture) or, without `until`, until `signal`. */
   async stream(
     from: string,
-    opts: Pick<ConsumeOptions, 'signal' | 'beforeCommit' | 'afterCommit' | 'batchChanges' | 'batchMs'> & { untilNow: boolean; onTransaction?: (tx: LogicalTransaction) => Promise<void> },
+    opts: Pick<ConsumeOptions, 'signal' | 'beforeCommit' | 'afterCommit' | 'batchChanges' | 'batchMs' | 'follower'> & { untilNow: boolean; onTransaction?: (tx: LogicalTransaction) => Promise<void> },
   ): Promise<ConsumeResult> {
     const until = opts.untilNow ? String((await this.o.oltp.query('SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : undefined;
     const tables = new Map(this.specs.map((s) => [s.label, s]));

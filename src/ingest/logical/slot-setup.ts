@@ -25,7 +25,12 @@ export interface SlotState {
   /** max_slot_wal_keep_size in bytes (-1: unlimited). */
   maxKeepBytes?: number;
   confirmedFlush?: string | null;
+  /** The slot is streaming to a session now: the application_name of that session. */
+  heldBy?: string;
 }
+
+/** The application_name of `tsform capture --follow`'s replication connection: a run then only applies the queue. */
+export const FOLLOWER_APPLICATION_NAME = 'tsform-capture-follow';
 
 /**
  * Checks that log-based capture can run on this OLTP, and names what to change when it cannot:
@@ -113,6 +118,7 @@ export async function readSlot(oltp: OltpSource, slot: string): Promise<SlotStat
   const { rows } = await oltp.query(
     `SELECT s.plugin::text AS plugin, s.database::text AS database, current_database()::text AS here, s.active, s.active_pid, s.wal_status::text AS wal_status,
             s.safe_wal_size::text AS safe_wal_size, s.confirmed_flush_lsn::text AS confirmed_flush,
+            (SELECT a.application_name::text FROM pg_catalog.pg_stat_activity a WHERE a.pid = s.active_pid) AS held_by,
             (SELECT setting::bigint * (CASE unit WHEN 'MB' THEN 1048576 WHEN 'kB' THEN 1024 ELSE 1 END) FROM pg_catalog.pg_settings WHERE name = 'max_slot_wal_keep_size')::text AS max_keep
        FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = $1`,
     [slot],
@@ -125,9 +131,6 @@ export async function readSlot(oltp: OltpSource, slot: string): Promise<SlotStat
       `replication slot ${slot} exists but is not tsform's for this database (plugin ${String(r.plugin)}, database ${String(r.database)}): drop it (SELECT pg_drop_replication_slot('${slot}')) or give the project another name`,
     );
   }
-  if (r.active === true) {
-    throw new TsformError(Codes.slotConflict, `replication slot ${slot} is in use by another session (pid ${String(r.active_pid)}): another tsform capture of this project is running`);
-  }
   const maxKeep = Number(r.max_keep);
   return {
     exists: true,
@@ -135,6 +138,7 @@ export async function readSlot(oltp: OltpSource, slot: string): Promise<SlotStat
     safeWalSize: r.safe_wal_size === null ? null : Number(r.safe_wal_size),
     maxKeepBytes: maxKeep < 0 ? -1 : maxKeep,
     confirmedFlush: r.confirmed_flush === null ? null : String(r.confirmed_flush),
+    ...(r.active === true ? { heldBy: String(r.held_by ?? 'another session') } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import type { OltpSource } from '../oltp-source.ts';
 import { withRetry } from '../retry.ts';
 import { addRawColumns, readSourceColumns } from '../source-columns.ts';
 import { enqueue } from './queue-writer.ts';
+import { FOLLOWER_APPLICATION_NAME } from './slot-setup.ts';
 import { routeTransaction, type CapturedTables, type QueuedChange } from './route-changes.ts';
 
 export interface ConsumeOptions {
@@ -29,6 +30,8 @@ export interface ConsumeOptions {
   beforeCommit?: (s: Session, transactions: readonly string[]) => Promise<void>;
   /** Awaited after the warehouse commit, before the slot is confirmed; `tenants`: practices per table that got changes. */
   afterCommit?: (lsn: string, tenants: ReadonlyMap<string, ReadonlySet<string>>) => Promise<void>;
+  /** The long-running follower: its replication connection says so (application_name), so that runs leave the slot to it. */
+  follower?: boolean;
   /** Awaited for every source transaction received, before it is queued anywhere. */
   onTransaction?: (tx: LogicalTransaction) => Promise<void>;
 }
@@ -101,6 +104,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
     slot: o.slot,
     publication: o.publication,
     startLsn: o.startLsn,
+    ...(o.follower ? { applicationName: FOLLOWER_APPLICATION_NAME } : {}),
     handler: {
       onTransaction: async (tx) => {
         await o.onTransaction?.(tx);

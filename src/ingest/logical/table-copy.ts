@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Adapter } from '../../adapters/adapter.ts';
 import { countDeletion, relationKey } from '../../execute/deletion-epochs.ts';
-import { LOGICAL_QUEUE } from '../../execute/meta-schema.ts';
+import { CAPTURED_CHANGES, LOGICAL_QUEUE } from '../../execute/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
 import { CopyTextReader } from '../copy-text.ts';
@@ -73,6 +73,8 @@ export async function copyTable(
       // Rows that were in raw may be gone now: the practices' incremental models rebuild their slices.
       await countDeletion(s, opts.metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), had.rows.map((r) => String(r.t)));
       await s.query(`DELETE FROM ${quoteRelation(opts.metaSchema, LOGICAL_QUEUE.name)} WHERE source_table = $1`, [spec.label]);
+      // every practice's slice was (re)written: state:captured builds them all next
+      await s.query(`UPDATE ${quoteRelation(opts.metaSchema, CAPTURED_CHANGES.name)} SET captured = captured + 1 WHERE tenant = ANY($1::VARCHAR[])`, [[...opts.known]]);
       const record = await readSlotRecord(s, opts.metaSchema, opts.slot);
       if (record) await writeSlotRecord(s, opts.metaSchema, opts.slot, { ...record, tables: [...new Set([...record.tables, spec.label])].sort() });
       return copied.n;

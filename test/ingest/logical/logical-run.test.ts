@@ -1,39 +1,15 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Adapter } from '../../../src/adapters/adapter.ts';
 import type { RunResults } from '../../../src/artifacts/run-results.ts';
 import { runWorkspace, type RunRequest } from '../../../src/cli/api.ts';
 import { copyCaptureProject, openOltpAt, rawDiffers, startSmallOltp, withWarehouse, type SmallOltp } from '../support/capture-project.ts';
+import { logicalProject } from './support/logical-fixture.ts';
 
 /**
  * `tsform run` with sources in mode logical: the stream is queued once per run, each practice's
  * extract node applies its own queue, and deletes and moves reach incremental models (issue 14,
  * reproductions 1, 3, 4 in logical mode), on both warehouse engines.
  */
-const INCREMENTAL = `{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}
-select practice_id, encounter_id, patient_id, updated_at
-from {{source "ehr" "encounters"}} e
-{{#if is_incremental}}
-where e.updated_at > coalesce((select max(t.updated_at) from {{this}} t where t.practice_id = e.practice_id), timestamptz '1900-01-01 00:00:00+00')
-{{/if}}
-`;
-
-export function logicalProject(tenants: readonly string[], name: string): ReturnType<typeof copyCaptureProject> {
-  const project = copyCaptureProject(tenants);
-  writeFileSync(join(project.dir, 'models', 'inc_encounters.sql'), INCREMENTAL);
-  const sources = join(project.dir, 'models', 'sources.yml');
-  writeFileSync(
-    sources,
-    readFileSync(sources, 'utf8')
-      .replace('        chunk_rows: 700\n', '        mode: logical\n')
-      .replace('          - { name: encounter_class, phi: none }', '          - { name: encounter_class, phi: none }\n          - { name: updated_at, phi: none }'),
-  );
-  const yml = join(project.dir, 'tsform.yml');
-  writeFileSync(yml, readFileSync(yml, 'utf8').replace('name: capture_fixture', `name: ${name}`));
-  return project;
-}
-
 describe.each(['duckdb', 'postgres'] as const)('tsform run with mode: logical into %s', (target) => {
   let oltp: SmallOltp;
   let project: ReturnType<typeof copyCaptureProject>;
