@@ -188,12 +188,14 @@ async function followRelation(o: ConsumeOptions, r: LogicalRelation, rawColumns:
     for (const c of done) {
       notes.push(`${spec.label}: new source column "${c.name}" added to ${spec.rawSchema}.${spec.table}`);
       if ((c.hasDefault || !c.nullable) && c.missingValue === undefined) {
-        notes.push(`${spec.label}: column "${c.name}" was added with values the stream does not carry for earlier rows (a table rewrite is not replicated): copy the table again (tsform capture --resnapshot)`);
+        notes.push(
+          `${spec.label}: column "${c.name}" was added with values the stream does not carry for earlier rows (a table rewrite is not replicated): to copy every table again, drop the slot (SELECT pg_drop_replication_slot('${o.slot}')) and run capture`,
+        );
       }
     }
     for (const n of added) have.add(n);
   }
   for (const gone of [...have].filter((n) => !names.includes(n) && n !== spec.deletedColumn)) {
-    notes.push(`${spec.label}: column "${gone}" is no longer in the source; raw keeps it, and rows changed from now on have NULL there`);
+    notes.push(`${spec.label}: column "${gone}" is no longer in the source; raw keeps it (rows updated from now on keep their value there, new rows have NULL)`);
   }
 }
