@@ -98,4 +98,16 @@ describe('logical capture: the stream into per-practice queues, applied per prac
     const n = await wh.query(`SELECT count(*) AS n FROM raw.encounters WHERE practice_id = $1 AND length(notes) = 12800`, [a]);
     expect(Number(n.rows[0]!.n)).toBeGreaterThan(0);
   }, 120_000);
+
+  it('a TRUNCATE empties every practice\'s slice and counts a deletion for each', async () => {
+    const lc = logicalCaptureOf(wh, oltp.source, `p${project++}`, tenants);
+    await captureOnce(lc, tenants);
+    await oltp.admin.query(`TRUNCATE oltp.procedures`);
+    await oltp.admin.query(`INSERT INTO oltp.procedures (practice_id, procedure_id, updated_at) VALUES ($1, 'after-truncate', now())`, [tenants[0]!]);
+    await captureOnce(lc, tenants);
+    expect(await allDiffers(oltp.admin, wh, tenants)).toEqual([]);
+    expect(Number((await wh.query(`SELECT count(*) AS n FROM raw.procedures`)).rows[0]!.n)).toBe(1);
+    const epochs = await wh.query(`SELECT count(*) AS n FROM tsform_meta.deletion_epochs WHERE relation = 'raw.procedures' AND epoch > 0`);
+    expect(Number(epochs.rows[0]!.n)).toBe(tenants.length);
+  }, 120_000);
 });
