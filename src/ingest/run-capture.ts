@@ -186,6 +186,8 @@ export class RunCapture {
         if (!setup.followed) this.notices.push(...streamNotices(lc.o.name, await lc.stream(setup.lsn, { untilNow: true })));
         return lc;
       })();
+      // a failed stream (a lost connection is retried by the runner) is read again by the retry, not remembered
+      p.catch(() => this.logical.delete(capture.url_env));
       this.logical.set(capture.url_env, p);
     }
     return p;

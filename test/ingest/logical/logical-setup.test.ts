@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
+import { backfillWorkspace } from '../../../src/cli/backfill.ts';
 import { Codes } from '../../../src/errors.ts';
 import { logicalObjectName } from '../../../src/ingest/logical/slot-setup.ts';
 import { brief, compileDir, MINIMAL_PROJECT, removeTempProjects, writeTempProject } from '../../fixtures/project-fixture.ts';
@@ -57,6 +58,20 @@ describe('mode: logical in sources.yml', () => {
       { code: Codes.captureMode, file: 'models/sources.yml', line: 6 },
       { code: Codes.captureMode, file: 'models/sources.yml', line: 14 },
     ]);
+  });
+
+  it('backfill (updated_at ranges) refuses sources in mode logical, before touching anything', async () => {
+    const dir = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/sources.yml': `sources:
+  - name: ehr
+    loader:
+      postgres: { url_env: TSFORM_OLTP_URL, mode: logical }
+    tables:
+      - { name: encounters, key: encounter_id }
+`,
+    });
+    await expect(backfillWorkspace({ projectDir: dir, tenants: [], allTenants: true })).rejects.toMatchObject({ code: Codes.badSelector, message: expect.stringContaining('captured in mode logical') });
   });
 
   it('names the publication and slot from the project and the OLTP: stable, distinct, a valid slot name', () => {
