@@ -25,6 +25,8 @@ export const Codes = {
   roleNameConflict: 'TSF116',
   /** A yml key no reader knows (a typo like `colums:` would silently drop tests and PHI classes); outside `meta:`. */
   unknownKey: 'TSF117',
+  /** sources.yml: a `loader: postgres` `mode:` other than watermark or logical, or a key that mode does not read. */
+  captureMode: 'TSF120',
   // compilation (2xx)
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',
@@ -112,6 +114,20 @@ export const Codes = {
   workerIdTaken: 'TSF460',
   /** A distributed job made by another tsform version or another compiled project: the worker refuses it and stops. */
   workerMismatch: 'TSF461',
+  /**
+   * Log-based capture cannot start on this OLTP: `wal_level` is not logical, the role lacks
+   * REPLICATION (or CREATE on the database for the publication), or the OLTP source cannot stream.
+   * Watermark capture (the default mode) needs none of it.
+   */
+  logicalUnavailable: 'TSF430',
+  /** A captured table's REPLICA IDENTITY does not hold the practice column (a delete could not be routed to its practice). */
+  replicaIdentity: 'TSF431',
+  /** The replication slot or publication tsform would use exists but is not tsform's (another plugin, database or project), or is in use. */
+  slotConflict: 'TSF432',
+  /** The slot can no longer give changes (`wal_status = lost`): its tables were copied again from a new snapshot (a notice). */
+  slotLost: 'TSF433',
+  /** Queued changes carry a column the raw table does not have (it could not be added when its Relation message arrived). */
+  logicalSchemaChange: 'TSF434',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

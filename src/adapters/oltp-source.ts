@@ -1,4 +1,5 @@
 import type { QueryResult, SqlParam } from './adapter.ts';
+import type { LogicalReplicationSource } from './logical-replication.ts';
 
 /**
  * The OLTP side of capture: a PostgreSQL database read in short read-only transactions, with
@@ -21,6 +22,8 @@ export interface OltpSource {
   /** One statement outside a read transaction (catalog checks, counts). */
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   close(): Promise<void>;
+  /** The same database's logical replication stream (log-based capture); absent where the source cannot give one. */
+  replication?(): LogicalReplicationSource;
 }
 
 export interface OltpReadSession {

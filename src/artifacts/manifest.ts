@@ -123,6 +123,8 @@ export type ManifestCapture =
       chunk_rows?: number;
       slice_ms?: number;
       settle_seconds?: number;
+      /** Absent: watermark capture. */
+      mode?: 'logical';
     }
   | { kind: 'csv_landing'; path: string; layout: 'folder_per_practice' | 'practice_column'; key: string[]; deleted_at: string };
 

@@ -15,6 +15,9 @@ import { leakScanPlanned, leakScanResult, recordRun } from './run-record.ts';
 import { DEFER_CATALOG, prepareSlimCi } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
 import { settleVaultKey } from './vault-key-stage.ts';
+import { selectsCaptured } from '../graph/select.ts';
+import { capturedSinceBuilt, markBuilt } from '../ingest/logical/captured-state.ts';
+import { compileWorkspace } from './compile-stage.ts';
 
 /**
  * The programmatic API behind the CLI (tests call it too): the composition root. It wires the
@@ -29,8 +32,11 @@ export { openAdapter, resolveTarget } from './target.ts';
 export type { Workspace } from './workspace.ts';
 
 /** compile → plan → vault key → capture wiring → locks → monitor → execute → leak scan → record. */
-export async function runWorkspace(req: RunRequest): Promise<RunResults> {
-  const env = req.env ?? process.env;
+export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
+  const env = reqIn.env ?? process.env;
+  // state:captured: which practices changed is warehouse state, read once before the pure planner
+  const captured = selectsCaptured(reqIn.select) ? await readCaptured(reqIn, env) : undefined;
+  const req = captured ? { ...reqIn, capturedTenants: new Set(captured.keys()) } : reqIn;
   const clock = req.clock ?? systemClock;
   const { ws, plan: planned, deferDatabase, notices: slimCiNotices } = prepareSlimCi(req);
   const target = resolveTarget(ws.project, req.target);
@@ -88,10 +94,25 @@ export async function runWorkspace(req: RunRequest): Promise<RunResults> {
       interrupted: req.signal?.aborted === true,
       dispatcher: monitoring.dispatcher,
     };
-    return await recordRun(adapter, ws, plan, req, selectedTenants, finished);
+    const recorded = await recordRun(adapter, ws, plan, req, selectedTenants, finished);
+    if (captured) {
+      const ok = new Map([...captured].filter(([t]) => recorded.tenants[t]?.status === 'success'));
+      await markBuilt(adapter, ws.project.config.schemas.meta, ok);
+    }
+    return recorded;
   } finally {
     await capture?.close();
     await locks?.release();
+    if (!req.adapter) await adapter.close();
+  }
+}
+
+async function readCaptured(req: RunRequest, env: NonNullable<RunRequest['env']>): Promise<Map<string, number>> {
+  const ws = compileWorkspace(req.projectDir, { vars: req.vars, write: false });
+  const adapter = req.adapter ?? (await openAdapter(ws.project, resolveTarget(ws.project, req.target), { env }));
+  try {
+    return await capturedSinceBuilt(adapter, ws.project.config.schemas.meta);
+  } finally {
     if (!req.adapter) await adapter.close();
   }
 }

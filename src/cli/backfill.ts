@@ -61,8 +61,17 @@ export async function backfillWorkspace(req: BackfillRequest): Promise<BackfillO
   const ws = compileWorkspace(req.projectDir, { write: false });
   const tenants = selectTenants(ws.project.tenants, req.allTenants ? undefined : req.tenants).map((t) => t.id);
   const selected = req.select?.length ? selectNodes(ws.dag, req.select, undefined) : undefined;
-  const sources = postgresCaptured(ws.manifest).filter((n) => !selected || selected.has(n.name));
-  if (sources.length === 0) throw new TsformError(Codes.badSelector, 'no source captured from PostgreSQL is selected: nothing to backfill');
+  const chosen = postgresCaptured(ws.manifest).filter((n) => !selected || selected.has(n.name));
+  // A backfill reads updated_at ranges; a source in mode logical is copied again from a new slot instead.
+  const sources = chosen.filter((n) => n.capture.mode !== 'logical');
+  if (sources.length === 0) {
+    throw new TsformError(
+      Codes.badSelector,
+      chosen.length > 0
+        ? 'the selected sources are captured in mode logical: backfill reads updated_at ranges and does not apply to them (to copy them again, drop the replication slot and run capture)'
+        : 'no source captured from PostgreSQL is selected: nothing to backfill',
+    );
+  }
   const pools = ws.project.config.pools;
   if (!pools[BACKFILL_POOL]) throw new TsformError(Codes.invalidRunSetting, `tsform.yml declares no '${BACKFILL_POOL}' pool (pools: { backfill: { slots: 1 } })`, { file: 'tsform.yml' });
 

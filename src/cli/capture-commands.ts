@@ -12,7 +12,7 @@ interface CaptureCliOptions {
   tenant?: string[];
 }
 
-/** `backfill`, `purge` and `oltp load-demo`: the operator's side of per-practice capture. */
+/** `backfill`, `capture`, `purge` and `oltp load-demo`: the operator's side of per-practice capture. */
 export function registerCaptureCommands(program: Command, guard: CommandGuard, out: (line: string) => void): void {
   selectOption(tenantOption(targetOption(projectOption(program.command('backfill').description('re-capture practices (or an updated_at range) from the OLTP in the backfill pool, in resumable chunks')))))
     .option('--all-tenants', 'every practice of tenants.yml (instead of --tenant)')
@@ -46,6 +46,26 @@ export function registerCaptureCommands(program: Command, guard: CommandGuard, o
           return results.some((r) => r.failure) ? 1 : 0;
         } finally {
           process.off('SIGINT', onSigint);
+        }
+      }),
+    );
+
+  tenantOption(targetOption(projectOption(program.command('capture').description('log-based capture (sources in mode logical) into raw, without building models'))))
+    .option('--follow', 'keep streaming: every practice\'s raw within about a second of the OLTP, until SIGTERM or Ctrl-C')
+    .action(
+      guard(async (o) => {
+        const opts = o as CaptureCliOptions & { follow?: boolean };
+        const { captureWorkspace } = await import('./capture-logical.ts');
+        // SIGTERM or Ctrl-C: the stream stops between transactions; what it received is committed and applied
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        try {
+          return await captureWorkspace({ projectDir: opts.projectDir, target: opts.target, tenants: opts.tenant, follow: opts.follow === true, signal: stop.signal, onProgress: out });
+        } finally {
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
         }
       }),
     );

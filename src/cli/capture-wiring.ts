@@ -40,6 +40,8 @@ export function runCaptureFor(ws: Workspace, plan: Plan, warehouse: Adapter, ope
     knownTenants: ws.project.tenants.map((t) => t.id),
     runTenants: plan.tenants,
     openOltp: open ?? openOltpFromEnv(env, threads),
+    projectName: ws.project.config.name,
+    logicalNodes: postgresCaptured(ws.manifest).filter((n) => n.capture.mode === 'logical'),
   });
 }
 

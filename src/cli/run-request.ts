@@ -64,4 +64,9 @@ export interface RunRequest {
   vars?: Record<string, unknown>;
   /** `--target-path`: where manifest.json, compiled SQL and run_results.json go (default target/). */
   targetPath?: string;
+  /**
+   * Set by the run itself for `state:captured`: the practices whose raw data log-based capture
+   * changed since their last successful model run; the run builds only these.
+   */
+  capturedTenants?: ReadonlySet<string>;
 }

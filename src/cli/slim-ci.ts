@@ -15,7 +15,7 @@ import type { Workspace } from './workspace.ts';
 export const DEFER_CATALOG = 'prod';
 
 export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>, selection?: ReadonlySet<string>): Plan {
-  const tenants = selectTenants(ws.project.tenants, req.tenants);
+  const tenants = selectTenants(ws.project.tenants, req.tenants).filter((t) => !req.capturedTenants || req.capturedTenants.has(t.id));
   const selected = selection ?? selectNodes(ws.dag, req.select, req.exclude, { modified });
   // A pull request may change only an ephemeral model: `state:modified` then selects nothing to build, as CI expects.
   if (!req.select?.some((s) => s.includes('state:'))) refuseEphemeralOnly(ws.dag, selected);

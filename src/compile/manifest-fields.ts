@@ -18,6 +18,7 @@ export function manifestCapture(c: SourceCapture): ManifestCapture {
         ...(c.chunkRows !== undefined ? { chunk_rows: c.chunkRows } : {}),
         ...(c.sliceMs !== undefined ? { slice_ms: c.sliceMs } : {}),
         ...(c.settleSeconds !== undefined ? { settle_seconds: c.settleSeconds } : {}),
+        ...(c.mode === 'logical' ? { mode: c.mode } : {}),
       };
     case 'csv_landing':
       return { kind: c.kind, path: c.path, layout: c.layout, key: c.key, deleted_at: c.deletedAt };

@@ -110,11 +110,42 @@ export const LANDING_FILES = table('landing_files', {
  */
 export const DELETION_EPOCHS = table('deletion_epochs', { relation: text, tenant: text, source: text, epoch: count }, ['relation', 'tenant', 'source']);
 
+/**
+ * Log-based capture's per-practice queue (ingest/logical/): each change of a source transaction,
+ * routed by practice, committed with the commit end LSN it came from (`lsn`: sixteen hex digits,
+ * so text order is LSN order; `seq`: order within the transaction). `op` is `upsert` or
+ * `delete`; `row_json` holds the values as the OLTP printed them (a column absent from it is an
+ * unchanged TOASTed value: raw keeps its own). A practice's extract applies and deletes its rows.
+ */
+export const LOGICAL_QUEUE = table('logical_queue', {
+  source_table: text,
+  tenant: text,
+  lsn: text,
+  seq: count,
+  op: text,
+  key_json: text,
+  row_json: { type: 'VARCHAR', nullable: true },
+});
+
+/**
+ * One row per replication slot tsform owns: the commit end LSN up to which the stream is in the
+ * queue (written with the queue rows; the slot is confirmed only after), and the tables whose
+ * initial copy came from the slot's snapshot (JSON array of `schema.table`).
+ */
+export const LOGICAL_SLOTS = table('logical_slots', { slot: text, lsn: text, tables_json: text, updated_at: instant }, ['slot']);
+
+/**
+ * Per practice: how many times log-based capture changed its raw slices (`captured`), and the
+ * count its last successful model run had seen (`built`); `state:captured` selects the practices
+ * where they differ.
+ */
+export const CAPTURED_CHANGES = table('captured_changes', { tenant: text, captured: count, built: count }, ['tenant']);
+
 /** One row per applied migration step; the warehouse's version is the highest. */
 export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
 
 /** The meta tables keyed by practice (column `tenant`): what a retired practice leaves behind. */
-export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS] as const;
+export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS, LOGICAL_QUEUE, CAPTURED_CHANGES] as const;
 
 export type NodeRunRow = RowOf<typeof NODE_RUNS>;
 export type TenantStateRow = RowOf<typeof TENANT_STATE>;
@@ -217,7 +248,7 @@ interface MigrationStep {
   statements(metaSchema: string, kind: TargetKind): string[];
 }
 
-const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, DELETION_EPOCHS] as const;
+const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, DELETION_EPOCHS, LOGICAL_QUEUE, LOGICAL_SLOTS, CAPTURED_CHANGES] as const;
 
 /**
  * Version 1 is the shape before versioning, when each module created its table on first use:
@@ -252,6 +283,16 @@ const STEPS: readonly MigrationStep[] = [
     version: 3,
     description: 'deletion epochs: deletes in loaded sources reach incremental models',
     statements: (m) => [createTableSql(m, DELETION_EPOCHS)],
+  },
+  {
+    version: 4,
+    description: 'log-based capture: per-practice queue, slot positions, practices changed since their last model run',
+    statements: (m, kind) => [
+      createTableSql(m, LOGICAL_QUEUE),
+      createTableSql(m, LOGICAL_SLOTS),
+      createTableSql(m, CAPTURED_CHANGES),
+      ...(kind === 'postgres' ? [`CREATE INDEX IF NOT EXISTS logical_queue_practice ON ${quoteRelation(m, LOGICAL_QUEUE.name)} (source_table, tenant, lsn, seq)`] : []),
+    ],
   },
 ];
 

@@ -33,13 +33,18 @@ const METHODS = new Set(['name', 'tag', 'path', 'source', 'kind', 'resource_type
 const CONFIG_KEYS = ['materialized', 'scope', 'schema', 'unique_key', 'tags', 'pseudonymized'] as const;
 type ConfigKey = (typeof CONFIG_KEYS)[number];
 
-/** What some selector methods need besides the DAG: `state:` needs the nodes changed since --state. */
+/** What some selector methods need besides the DAG: `state:modified` needs the nodes changed since --state. */
 export interface SelectorContext {
   modified?: ReadonlySet<string>;
 }
 
 /** `[@][n+]body[+n]`: the graph operators around a `method:value` body. */
 const ATOM = /^(@)?(?:(\d*)\+)?(.*?)(?:\+(\d*))?$/;
+
+/** `state:captured` in a selection: the run also narrows its practices to those captured since their last model run. */
+export function selectsCaptured(select: readonly string[] | undefined): boolean {
+  return (select ?? []).some((s) => /(^|[\s,+@])state:captured\b/.test(s));
+}
 
 export function parseSelector(text: string): SelectorSpec {
   return text
@@ -115,7 +120,15 @@ function evaluateAtom(dag: ModelDag, atom: SelectorAtom, context: SelectorContex
 
 /** Nothing modified is a valid answer in CI: it selects nothing rather than failing. */
 function stateMatches(dag: ModelDag, atom: SelectorAtom, context: SelectorContext): Set<string> {
-  if (atom.value !== 'modified') throw new TsformError(Codes.badSelector, `unknown state selector 'state:${atom.value}' (state:modified)`);
+  if (atom.value === 'captured') {
+    // The sources log-based capture loads; which practices changed is the run's tenant filter (selectsCaptured).
+    const out = new Set<string>();
+    dag.graph.forEachNode((id, { node }) => {
+      if (node.kind === 'source' && node.capture?.kind === 'postgres' && node.capture.mode === 'logical') out.add(id);
+    });
+    return out;
+  }
+  if (atom.value !== 'modified') throw new TsformError(Codes.badSelector, `unknown state selector 'state:${atom.value}' (state:modified, state:captured)`);
   if (!context.modified) throw new TsformError(Codes.badSelector, 'state:modified needs --state <dir> holding a previous manifest.json');
   return new Set([...context.modified].filter((id) => dag.graph.hasNode(id)));
 }

@@ -13,7 +13,12 @@ export function captureStrategy(capture: RunCapture): MaterializationStrategy<'c
     buildSlice(ctx, node, tenants) {
       // The plan gives captured sources one practice per step (plan.ts: singleTenant).
       if (tenants.length !== 1) throw new Error(`${node.name}: a captured source is built one practice at a time, got ${tenants.length}`);
-      return capture.captureNode(node, tenants[0]!, (s) => protect(ctx, s, node));
+      return capture.captureNode(
+        node,
+        tenants[0]!,
+        (s) => protect(ctx, s, node),
+        (other) => (s) => protect(ctx, s, other),
+      );
     },
   };
 }

@@ -1,7 +1,7 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { pgFailureCode } from '../adapters/pg-errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
-import type { ManifestNode, PostgresCapture } from '../artifacts/manifest.ts';
+import type { ManifestNode, PostgresCapture, SourceNode } from '../artifacts/manifest.ts';
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';
 import { CAPTURE_LOCKS } from '../execute/meta-schema.ts';
 import type { BuildOutcome, CapturedSourceNode } from '../execute/strategy.ts';
@@ -12,6 +12,8 @@ import { OltpConnections } from './oltp-connections.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { steadyChunks } from './steady-capture.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
+import { LogicalCapture, streamNotices } from './logical/logical-capture.ts';
+import { logicalObjectName } from './logical/slot-setup.ts';
 
 export type { PostgresCapture } from '../artifacts/manifest.ts';
 
@@ -26,7 +28,14 @@ export interface RunCaptureOptions {
   runTenants: readonly string[];
   /** Opens the OLTP named by a source's `url_env` (the CLI reads the variable; tests inject faults). */
   openOltp: (capture: PostgresCapture) => Promise<OltpSource>;
+  /** tsform.yml `name`: the publication and slot of log-based capture are named after it. */
+  projectName?: string;
+  /** Every source of the manifest captured in mode logical (one stream per OLTP carries them all). */
+  logicalNodes?: readonly (SourceNode & { capture: PostgresCapture })[];
 }
+
+/** The row-level security of any captured source's raw table (log-based capture creates them all at once). */
+export type ProtectOf = (node: ManifestNode) => ProtectRelation;
 
 interface PreparedTable {
   spec: ResolvedSpec;
@@ -73,10 +82,11 @@ export class RunCapture {
     return [...this.actions];
   }
 
-  readonly captureNode = async (node: CapturedSourceNode, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> => {
+  readonly captureNode = async (node: CapturedSourceNode, tenant: string, protect?: ProtectRelation, protectOf?: ProtectOf): Promise<BuildOutcome> => {
     const capture = node.capture;
     switch (capture.kind) {
       case 'postgres':
+        if (capture.mode === 'logical') return this.captureLogical(node, capture, tenant, protectOf);
         return this.capturePostgres(node, capture, tenant, protect);
       case 'csv_landing': {
         const r = await captureLandingFiles(this.opts.warehouse, node, capture, tenant, { ...this.opts, protect }).catch((err: unknown) => {
@@ -134,6 +144,53 @@ export class RunCapture {
     }
     if (deleted > 0) notes.push(`${deleted} deleted row(s) removed`);
     return { rows: new Map([[tenant, loaded]]), notes, workLeft };
+  }
+
+  /**
+   * One practice's log-based extract: the OLTP's stream is queued once per run (the first
+   * practice's node of any logical table waits for it, the others share it), then this practice's
+   * queue of this table is applied, in its own transactions.
+   */
+  private async captureLogical(node: ManifestNode, capture: PostgresCapture, tenant: string, protectOf?: ProtectOf): Promise<BuildOutcome> {
+    const started = performance.now();
+    try {
+      const lc = await this.logicalStream(capture, protectOf);
+      const spec = lc.specs.find((s) => s.label === `${capture.schema}.${node.identifier}`)!;
+      const r = await lc.apply(spec, tenant, { stopsAfter: started + (capture.slice_ms ?? DEFAULT_SLICE_MS) });
+      const notes = [`${r.changes} change(s) applied from the replication stream`];
+      if (r.deleted > 0) notes.push(`${r.deleted} row(s) removed (deleted or moved to another practice)`);
+      return { rows: new Map([[tenant, r.upserted]]), notes, workLeft: r.more };
+    } catch (err) {
+      throw asTenantError(this.opts.warehouse, tenant, err);
+    }
+  }
+
+  private readonly logical = new Map<string, Promise<LogicalCapture>>();
+
+  private logicalStream(capture: PostgresCapture, protectOf?: ProtectOf): Promise<LogicalCapture> {
+    let p = this.logical.get(capture.url_env);
+    if (!p) {
+      p = (async () => {
+        const nodes = (this.opts.logicalNodes ?? []).filter((n) => n.capture.url_env === capture.url_env);
+        const lc = new LogicalCapture({
+          wh: this.opts.warehouse,
+          oltp: await this.oltps.get(capture),
+          metaSchema: this.opts.metaSchema,
+          name: logicalObjectName(this.opts.projectName ?? 'tsform', capture.url_env),
+          tables: nodes.map((n) => ({ spec: resolveSpec(captureSpecOf(n, n.capture, this.opts.tenantColumn)), protect: protectOf?.(n) })),
+          known: this.opts.knownTenants,
+        });
+        const setup = await lc.setUp(this.opts.runTenants);
+        this.notices.push(...setup.notes);
+        // a follower streams; the run applies what it has queued
+        if (!setup.followed) this.notices.push(...streamNotices(lc.o.name, await lc.stream(setup.lsn, { untilNow: true })));
+        return lc;
+      })();
+      // a failed stream (a lost connection is retried by the runner) is read again by the retry, not remembered
+      p.catch(() => this.logical.delete(capture.url_env));
+      this.logical.set(capture.url_env, p);
+    }
+    return p;
   }
 
   private prepare(node: ManifestNode, capture: PostgresCapture, protect?: ProtectRelation): Promise<PreparedTable> {

@@ -4,7 +4,10 @@ import type { SourceCapture } from './types.ts';
 import type { YamlReader } from './yaml-file.ts';
 
 const LOADERS = ['csv', 'postgres', 'csv_landing'] as const;
-const POSTGRES_KEYS = ['schema', 'url_env', 'updated_at', 'deleted_at', 'timeout_seconds', 'chunk_rows', 'slice_seconds', 'settle_seconds'];
+const POSTGRES_KEYS = ['schema', 'url_env', 'mode', 'updated_at', 'deleted_at', 'timeout_seconds', 'chunk_rows', 'slice_seconds', 'settle_seconds'];
+const MODES = ['watermark', 'logical'] as const;
+/** Watermark settings that log-based capture has no use for: set with mode logical, they are a mistake. */
+const WATERMARK_ONLY = ['updated_at', 'chunk_rows', 'settle_seconds'];
 const LANDING_KEYS = ['path', 'layout', 'deleted_at'];
 const LAYOUTS = ['folder_per_practice', 'practice_column'] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -71,6 +74,15 @@ export function readSourceLoader(r: YamlReader, source: Record<string, unknown>,
     const chunkRows = cfg.chunk_rows === undefined ? undefined : r.positiveInt(cfg, 'chunk_rows', 50_000);
     const slice = positiveNumber(r, cfg, 'slice_seconds', sourceName);
     const settle = positiveNumber(r, cfg, 'settle_seconds', sourceName);
+    const modeText = r.string(cfg, 'mode') ?? 'watermark';
+    const mode = modeText === 'logical' ? 'logical' : 'watermark';
+    if (!(MODES as readonly string[]).includes(modeText)) {
+      r.fail(cfg, 'mode', `source '${sourceName}': capture mode is ${MODES.join(' or ')}, not '${modeText}'`, Codes.captureMode);
+    } else if (mode === 'logical') {
+      for (const k of WATERMARK_ONLY) {
+        if (cfg[k] !== undefined) r.fail(cfg, k, `source '${sourceName}': '${k}' is a watermark setting; mode logical reads the replication stream and has no use for it`, Codes.captureMode);
+      }
+    }
     return {
       forTable: (table, identifier) => ({
         kind,
@@ -84,6 +96,7 @@ export function readSourceLoader(r: YamlReader, source: Record<string, unknown>,
         ...(chunkRows !== undefined ? { chunkRows } : {}),
         ...(slice !== undefined ? { sliceMs: slice * 1000 } : {}),
         ...(settle !== undefined ? { settleSeconds: settle } : {}),
+        mode,
       }),
     };
   }

@@ -167,6 +167,8 @@ export type SourceCapture =
       sliceMs?: number;
       /** Rows younger than this wait for the next capture (CaptureSpec.settleSeconds). */
       settleSeconds?: number;
+      /** `watermark` (default): updated_at + key per practice; `logical`: PostgreSQL's logical replication stream. */
+      mode: 'watermark' | 'logical';
     }
   | {
       kind: 'csv_landing';

@@ -62,11 +62,38 @@ export interface ThrowawayOptions {
    * is not what an OLTP runs (its COPY CSV output costs ~1.5× the CPU of Debian's build here).
    */
   binaries?: 'npm' | 'machine-first';
+  /**
+   * A cluster that can give logical replication slots (`wal_level = logical`, with room for a few
+   * slots and WAL senders); other tests' clusters keep the default `replica`. initdb's pg_hba
+   * already admits replication connections from 127.0.0.1. `maxSlotWalKeepSize` (e.g. `'1MB'`)
+   * lets a slot that falls behind become `wal_status = lost`. With `TSFORM_TEST_PG_URL` the
+   * server must already run with `wal_level = logical`, or the start fails saying so.
+   */
+  logical?: { maxSlotWalKeepSize?: string };
 }
 
 export async function startThrowawayPostgres(opts: ThrowawayOptions = {}): Promise<ThrowawayPostgres> {
   const external = process.env.TSFORM_TEST_PG_URL;
-  return external ? createThrowawayDatabase(external) : startCluster(opts.binaries ?? 'npm');
+  if (external) {
+    if (opts.logical) await step('checking wal_level on TSFORM_TEST_PG_URL', () => requireLogical(external));
+    return createThrowawayDatabase(external);
+  }
+  return startCluster(opts.binaries ?? 'npm', logicalSettings(opts.logical));
+}
+
+function logicalSettings(logical: ThrowawayOptions['logical']): Record<string, string> {
+  if (!logical) return {};
+  return {
+    wal_level: 'logical',
+    max_replication_slots: '10',
+    max_wal_senders: '10',
+    ...(logical.maxSlotWalKeepSize ? { max_slot_wal_keep_size: logical.maxSlotWalKeepSize } : {}),
+  };
+}
+
+async function requireLogical(url: string): Promise<void> {
+  const level = await withClient(url, async (c) => String((await c.query('SHOW wal_level')).rows[0]?.wal_level));
+  if (level !== 'logical') throw new Error(`this test needs wal_level = logical, the server has ${level}`);
 }
 
 class ThrowawayPostgresError extends Error {
@@ -175,7 +202,7 @@ type RunAs = { uid: number; gid: number } | undefined;
 const running = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-async function startCluster(binaries: 'npm' | 'machine-first'): Promise<ThrowawayPostgres> {
+async function startCluster(binaries: 'npm' | 'machine-first', extraSettings: Record<string, string> = {}): Promise<ThrowawayPostgres> {
   const runAs = await step(`ensuring the OS user "${PG_USER}" exists (PostgreSQL refuses to run as root)`, ensurePostgresUser);
   const machine = binaries === 'machine-first' ? await machineBinaries(runAs) : undefined;
   const binDir = machine ?? (await step('locating the PostgreSQL binaries', () => usableBinaries(runAs)));
@@ -197,7 +224,7 @@ async function startCluster(binaries: 'npm' | 'machine-first'): Promise<Throwawa
       const port = await step('picking a free port', freePort);
       const url = `postgres://${PG_USER}:${password}@127.0.0.1:${port}/postgres`;
       log = '';
-      server = spawnPostgres(binDir, dataDir, port, runAs, output);
+      server = spawnPostgres(binDir, dataDir, port, runAs, output, extraSettings);
       try {
         await waitUntilReady(server, url);
       } catch (err) {
@@ -264,7 +291,7 @@ async function initdb(binDir: string, dataDir: string, password: string, runAs: 
   }
 }
 
-function spawnPostgres(binDir: string, dataDir: string, port: number, runAs: RunAs, output: (chunk: Buffer) => void): ChildProcess {
+function spawnPostgres(binDir: string, dataDir: string, port: number, runAs: RunAs, output: (chunk: Buffer) => void, extraSettings: Record<string, string>): ChildProcess {
   const settings = {
     listen_addresses: '127.0.0.1',
     // TCP only: no socket or lock files in a shared /tmp
@@ -276,6 +303,7 @@ function spawnPostgres(binDir: string, dataDir: string, port: number, runAs: Run
     full_page_writes: 'off',
     // containers often have a tiny /dev/shm; files in the data directory always work
     dynamic_shared_memory_type: 'mmap',
+    ...extraSettings,
   };
   const args = ['-D', dataDir, '-p', String(port), ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
   const child = spawn(join(binDir, 'postgres'), args, { ...runAs, env: serverEnv(), stdio: ['ignore', 'pipe', 'pipe'] });

@@ -3,20 +3,25 @@ import { to as copyTo } from 'pg-copy-streams';
 import type { QueryResult, Row, SqlParam } from '../adapter.ts';
 import { CAPTURE_APPLICATION_NAME, type CopyOut, type OltpReadSession, type OltpSource } from '../oltp-source.ts';
 import { inClientTransaction } from './client-transaction.ts';
+import type { LogicalReplicationSource } from '../logical-replication.ts';
+import { PgLogicalReplication } from './pg-logical-replication.ts';
 
 /**
  * OltpSource over `pg` + `pg-copy-streams`. Values come back as PostgreSQL's text, never parsed:
  * capture only passes them on.
  */
 export class PgOltpSource implements OltpSource {
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly url: string,
+  ) {}
 
   static async open(url: string, opts: { poolSize?: number; connectTimeoutMs?: number } = {}): Promise<PgOltpSource> {
     // A connect timeout: an unreachable OLTP fails the extract (by practice) instead of hanging the run.
     const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000, options: '-c TimeZone=UTC -c DateStyle=ISO', application_name: CAPTURE_APPLICATION_NAME });
     pool.on('error', () => undefined);
     await pool.query('SELECT 1');
-    return new PgOltpSource(pool);
+    return new PgOltpSource(pool, url);
   }
 
   async readTransaction<T>(fn: (s: OltpReadSession) => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {
@@ -29,6 +34,10 @@ export class PgOltpSource implements OltpSource {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+
+  replication(): LogicalReplicationSource {
+    return new PgLogicalReplication(this.url);
   }
 }
 

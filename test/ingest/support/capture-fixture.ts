@@ -10,7 +10,7 @@ import type { CaptureSpec } from '../../../src/ingest/capture.ts';
 import { demoTablesFrom, loadDemoOltp, type DemoTable } from '../../../src/ingest/demo-oltp.ts';
 import { quoteIdent, quoteRelation } from '../../../src/sql/quote.ts';
 import { REPO_ROOT } from '../../support/demo-project.ts';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts';
+import { startThrowawayPostgres, type ThrowawayOptions, type ThrowawayPostgres } from '../../support/postgres.ts';
 import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
 
 export function demoTables(): DemoTable[] {
@@ -40,8 +40,8 @@ export interface OltpFixture {
 }
 
 /** A server of its own with the demo OLTP (all tables) loaded: for a file with one case. */
-export async function startDemoOltp(): Promise<OltpFixture> {
-  const server = await startThrowawayPostgres();
+export async function startDemoOltp(serverOptions: ThrowawayOptions = {}): Promise<OltpFixture> {
+  const server = await startThrowawayPostgres(serverOptions);
   const admin = await createPostgresAdapter({ url: server.url });
   await loadDemoOltp(admin, { dataDir: join(REPO_ROOT, 'data/ehr'), tables: demoTables() });
   const source = await PgOltpSource.open(server.url);
@@ -69,8 +69,8 @@ export interface OltpTemplate {
   stop(): Promise<void>;
 }
 
-export async function startOltpTemplate(opts: { tables?: readonly string[]; prepare?: (admin: PostgresAdapter) => Promise<void> } = {}): Promise<OltpTemplate> {
-  const server = await startThrowawayPostgres();
+export async function startOltpTemplate(opts: { tables?: readonly string[]; prepare?: (admin: PostgresAdapter) => Promise<void>; server?: ThrowawayOptions } = {}): Promise<OltpTemplate> {
+  const server = await startThrowawayPostgres(opts.server);
   const template = await server.createDatabase();
   const loader = await createPostgresAdapter({ url: template.url });
   try {

@@ -9,7 +9,7 @@ import { createPostgresAdapter, type PostgresAdapter } from '../../../src/adapte
 import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
 import { loadDemoOltp } from '../../../src/ingest/demo-oltp.ts';
 import { REPO_ROOT } from '../../support/demo-project.ts';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../../support/postgres.ts';
+import { startThrowawayPostgres, type ThrowawayOptions, type ThrowawayPostgres } from '../../support/postgres.ts';
 import { demoTables, openDuckdb, sliceChecksums, startOltpTemplate, type OltpTemplate } from './capture-fixture.ts';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/capture-project/', import.meta.url));
@@ -21,8 +21,8 @@ export interface SmallOltp {
   stop(): Promise<void>;
 }
 
-export async function startSmallOltp(tables = ['encounters', 'procedures']): Promise<SmallOltp> {
-  const server = await startThrowawayPostgres();
+export async function startSmallOltp(tables = ['encounters', 'procedures'], server_: ThrowawayOptions = {}): Promise<SmallOltp> {
+  const server = await startThrowawayPostgres(server_);
   const admin = await createPostgresAdapter({ url: server.url });
   await loadDemoOltp(admin, { dataDir: join(REPO_ROOT, 'data/ehr'), tables: demoTables().filter((t) => tables.includes(t.table)) });
   return {
@@ -100,10 +100,11 @@ export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' |
  * An OLTP template holding only the first `count` practices (by id) of the capture project's
  * tables, so that counts of unknown practices are exact; returns it with those practice ids.
  */
-export async function templateOfFirstPractices(count: number, tables = ['encounters', 'procedures']): Promise<{ template: OltpTemplate; tenants: string[] }> {
+export async function templateOfFirstPractices(count: number, tables = ['encounters', 'procedures'], server?: ThrowawayOptions): Promise<{ template: OltpTemplate; tenants: string[] }> {
   let tenants: string[] = [];
   const template = await startOltpTemplate({
     tables,
+    server,
     prepare: async (admin) => {
       tenants = (await admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY 1 LIMIT ${Math.floor(count)}`)).rows.map((r) => String(r.practice_id));
       await admin.transaction(async (s) => {

@@ -1,0 +1,198 @@
+import type { Adapter, Session } from '../../adapters/adapter.ts';
+import type { LogicalTransaction } from '../../adapters/logical-replication.ts';
+import { Codes, TsformError } from '../../errors.ts';
+import { CAPTURED_CHANGES, migrateMeta } from '../../execute/meta-schema.ts';
+import { quoteRelation } from '../../sql/quote.ts';
+import type { ResolvedSpec } from '../capture-spec.ts';
+import { prepareCapture, type ProtectRelation } from '../capture.ts';
+import type { OltpSource } from '../oltp-source.ts';
+import { withRetry } from '../retry.ts';
+import { applyTenantQueue, type ApplyResult } from './apply-queue.ts';
+import { readSlotRecord, writeSlotRecord } from './queue-writer.ts';
+import { checkLogicalPrerequisites, dropSlot, ensurePublication, FOLLOWER_APPLICATION_NAME, readSlot, slotLagWarning, uncapturedTables, type SlotState } from './slot-setup.ts';
+import { consumeStream, type ConsumeOptions, type ConsumeResult } from './stream-consumer.ts';
+import { copyTable } from './table-copy.ts';
+
+export interface LogicalTable {
+  spec: ResolvedSpec;
+  /** Row-level security of its raw table, in the transaction that creates it (PostgreSQL). */
+  protect?: ProtectRelation;
+}
+
+export interface LogicalCaptureOptions {
+  wh: Adapter;
+  oltp: OltpSource;
+  metaSchema: string;
+  /** Name of the publication and of the slot (slot-setup.ts logicalObjectName). */
+  name: string;
+  /** Every table captured from this OLTP in mode logical (the publication holds exactly these). */
+  tables: readonly LogicalTable[];
+  /** Every practice of tenants.yml: changes of other practice ids are counted, never queued. */
+  known: readonly string[];
+}
+
+export interface SetUpResult {
+  /** The stored commit end LSN the stream resumes after. */
+  lsn: string;
+  /** Tables copied from a snapshot in this set-up. */
+  copied: string[];
+  notes: string[];
+  /** `tsform capture --follow` holds the slot: it streams and applies; this process only applies the queue. */
+  followed: boolean;
+}
+
+/** How long a slot still marked active (its last consumer was killed a moment ago) is waited for. */
+const ACTIVE_SLOT_WAIT_MS = 15_000;
+
+/**
+ * Log-based capture of one OLTP: set-up (prerequisites, publication, slot, initial copy), the
+ * stream into the per-practice queue, and each practice's apply. One instance per OLTP per process.
+ */
+export class LogicalCapture {
+  constructor(readonly o: LogicalCaptureOptions) {}
+
+  get specs(): ResolvedSpec[] {
+    return this.o.tables.map((t) => t.spec);
+  }
+
+  /**
+   * Makes the slot usable: checks the OLTP, creates raw tables, the publication and the slot;
+   * when the slot is new (or was lost, or the warehouse has no record of it) copies every table
+   * from the slot's exported snapshot, so that the stream starts exactly where the copy ends;
+   * a table new in the publication is copied from a snapshot of now.
+   */
+  async setUp(tenants: readonly string[]): Promise<SetUpResult> {
+    const { wh, oltp, metaSchema, name } = this.o;
+    const notes: string[] = [];
+    await checkLogicalPrerequisites(oltp, this.specs);
+    await migrateMeta(wh, metaSchema);
+    for (const t of this.o.tables) await prepareCapture(wh, oltp, t.spec, metaSchema, tenants, t.protect);
+    await ensureCapturedRows(wh, metaSchema, tenants);
+    const added = await ensurePublication(oltp, name, this.specs);
+    for (const t of await uncapturedTables(oltp, this.specs)) {
+      notes.push(`${t} has a practice column but is not captured (not in sources.yml), so its changes are not streamed: add it to sources.yml to capture it`);
+    }
+    let slot = await this.waitIdleSlot();
+    let record = await readSlotRecord(wh, metaSchema, name);
+    if (slot.heldBy === FOLLOWER_APPLICATION_NAME && record) {
+      notes.push(`tsform capture --follow is streaming ${name}: this run applies what it has queued`);
+      return { lsn: record.lsn, copied: [], notes, followed: true };
+    }
+    if (slot.exists && slot.walStatus === 'lost') {
+      notes.push(`${Codes.slotLost}: replication slot ${name} was lost (it fell behind by more than max_slot_wal_keep_size); every table is copied again from a new snapshot`);
+      await dropSlot(oltp, name);
+      slot = { exists: false };
+    } else if (slot.exists && !record) {
+      // a slot of this project the warehouse knows nothing of (a new warehouse): its position means nothing here
+      await dropSlot(oltp, name);
+      slot = { exists: false };
+    } else if (!slot.exists && record) {
+      notes.push(`replication slot ${name} was missing on the OLTP; every table is copied again from a new snapshot`);
+    }
+    const copied: string[] = [];
+    if (!slot.exists) {
+      const snap = await oltp.replication!().createSlot(name);
+      try {
+        await withRetry(wh, () => wh.transaction((s) => writeSlotRecord(s, metaSchema, name, { lsn: snap.consistentPoint, tables: [] })));
+        for (const t of this.o.tables) {
+          await copyTable(wh, oltp, t.spec, { metaSchema, slot: name, known: this.o.known, snapshot: snap.snapshotName });
+          copied.push(t.spec.label);
+        }
+      } finally {
+        await snap.release();
+      }
+      record = await readSlotRecord(wh, metaSchema, name);
+    } else {
+      const warning = slotLagWarning(name, slot);
+      if (warning) notes.push(warning);
+    }
+    // Tables new in the publication, or whose copy a crash interrupted: copied from a snapshot of now.
+    const have = new Set(record!.tables);
+    for (const t of this.o.tables.filter((x) => !have.has(x.spec.label) || (added.includes(x.spec) && !copied.includes(x.spec.label)))) {
+      await copyTable(wh, oltp, t.spec, { metaSchema, slot: name, known: this.o.known });
+      copied.push(t.spec.label);
+    }
+    const lsn = (await readSlotRecord(wh, metaSchema, name))!.lsn;
+    return { lsn, copied, notes, followed: false };
+  }
+
+  /**
+   * The slot, once no session streams it: a consumer killed a moment ago still holds it until
+   * the server notices. A follower holds it for good (the caller then only applies the queue).
+   */
+  private async waitIdleSlot(): Promise<SlotState> {
+    const deadline = performance.now() + ACTIVE_SLOT_WAIT_MS;
+    for (;;) {
+      const slot = await readSlot(this.o.oltp, this.o.name);
+      if (slot.heldBy === undefined || slot.heldBy === FOLLOWER_APPLICATION_NAME) return slot;
+      if (performance.now() > deadline) {
+        throw new TsformError(Codes.slotConflict, `replication slot ${this.o.name} is in use by another session (${slot.heldBy}): another tsform capture of this project is running`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Queues the stream up to the OLTP's WAL position of now (a run's capture) or, without `until`, until `signal`. */
+  async stream(
+    from: string,
+    opts: Pick<ConsumeOptions, 'signal' | 'beforeCommit' | 'afterCommit' | 'batchChanges' | 'batchMs' | 'follower'> & { untilNow: boolean; onTransaction?: (tx: LogicalTransaction) => Promise<void> },
+  ): Promise<ConsumeResult> {
+    const until = opts.untilNow ? String((await this.o.oltp.query('SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : undefined;
+    const tables = new Map(this.specs.map((s) => [s.label, s]));
+    return consumeStream({
+      wh: this.o.wh,
+      oltp: this.o.oltp,
+      replication: this.o.oltp.replication!(),
+      metaSchema: this.o.metaSchema,
+      slot: this.o.name,
+      publication: this.o.name,
+      tables,
+      known: new Set(this.o.known),
+      startLsn: from,
+      until,
+      ...opts,
+    });
+  }
+
+  /** One practice's queued changes of one table, applied to raw in steps until none is left (or `stopsAfter`). */
+  async apply(
+    spec: ResolvedSpec,
+    tenant: string,
+    opts: { stopsAfter?: number; batchRows?: number; beforeCommit?: (s: Session, applied: readonly string[]) => Promise<void> } = {},
+  ): Promise<ApplyResult> {
+    const total: ApplyResult = { changes: 0, upserted: 0, deleted: 0, more: false };
+    for (;;) {
+      const r = await withRetry(this.o.wh, () => applyTenantQueue(this.o.wh, spec, this.o.metaSchema, tenant, opts.batchRows, opts.beforeCommit));
+      total.changes += r.changes;
+      total.upserted += r.upserted;
+      total.deleted += r.deleted;
+      total.more = r.more;
+      if (!r.more) return total;
+      if (opts.stopsAfter !== undefined && performance.now() >= opts.stopsAfter) return total;
+    }
+  }
+}
+
+/** Notices of one stream pass: unknown practices, unroutable changes, DDL seen. */
+export function streamNotices(name: string, r: ConsumeResult): string[] {
+  const out = [...r.notes];
+  const unknown = [...r.unknown].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  const total = unknown.reduce((a, [, n]) => a + n, 0);
+  if (total > 0) {
+    out.push(`${name}: ${total} change(s) carry a practice id that is not in tenants.yml, not loaded: ${unknown.slice(0, 5).map(([t, n]) => `${JSON.stringify(t)} (${n})`).join(', ')}`);
+  }
+  if (r.unroutable > 0) out.push(`${name}: ${r.unroutable} change(s) had no practice id or key (NULL), not loaded`);
+  return out;
+}
+
+async function ensureCapturedRows(wh: Adapter, metaSchema: string, tenants: readonly string[]): Promise<void> {
+  const rel = quoteRelation(metaSchema, CAPTURED_CHANGES.name);
+  await withRetry(wh, () =>
+    wh.transaction((s: Session) =>
+      s.query(
+        `INSERT INTO ${rel} (tenant, captured, built) SELECT u.t, 0, 0 FROM unnest($1::VARCHAR[]) AS u(t) WHERE NOT EXISTS (SELECT 1 FROM ${rel} AS c WHERE c.tenant = u.t)`,
+        [[...tenants]],
+      ),
+    ),
+  );
+}

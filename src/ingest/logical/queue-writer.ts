@@ -1,0 +1,60 @@
+import type { Adapter, Session } from '../../adapters/adapter.ts';
+import { randomBytes } from 'node:crypto';
+import { LOGICAL_QUEUE, LOGICAL_SLOTS } from '../../execute/meta-schema.ts';
+import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
+import type { QueuedChange } from './route-changes.ts';
+
+/** The warehouse's record of one slot: the commit end LSN the queue holds everything up to, and the tables copied. */
+export interface SlotRecord {
+  lsn: string;
+  tables: string[];
+}
+
+export async function readSlotRecord(wh: Adapter | Session, metaSchema: string, slot: string): Promise<SlotRecord | undefined> {
+  const { rows } = await wh.query(`SELECT lsn, tables_json FROM ${quoteRelation(metaSchema, LOGICAL_SLOTS.name)} WHERE slot = $1`, [slot]);
+  const r = rows[0];
+  return r ? { lsn: String(r.lsn), tables: JSON.parse(String(r.tables_json)) as string[] } : undefined;
+}
+
+export async function writeSlotRecord(s: Session, metaSchema: string, slot: string, record: SlotRecord): Promise<void> {
+  const rel = quoteRelation(metaSchema, LOGICAL_SLOTS.name);
+  await s.query(`DELETE FROM ${rel} WHERE slot = $1`, [slot]);
+  await s.query(`INSERT INTO ${rel} (slot, lsn, tables_json, updated_at) VALUES ($1, $2, $3, now())`, [slot, record.lsn, JSON.stringify(record.tables)]);
+}
+
+/**
+ * Queue rows and the slot's new position in the caller's transaction: they commit together, so
+ * after a crash the stored LSN says exactly which source transactions are in the queue.
+ */
+export async function enqueue(s: Session, metaSchema: string, slot: string, changes: readonly QueuedChange[], lsn: string): Promise<void> {
+  if (changes.length > 0) {
+    // Bulk: the engine's own bulk path (DuckDB's appender, PostgreSQL's COPY) into a text table
+    // made and dropped in this transaction, then one typed INSERT (a bound INSERT of 500 rows at
+    // a time ran at ~2,000 changes/s on DuckDB).
+    const stage = `__tsf_queue_${randomBytes(6).toString('hex')}`;
+    const cols = Object.keys(LOGICAL_QUEUE.columns);
+    await s.query(`CREATE TABLE ${quoteRelation(metaSchema, stage)} (${cols.map((c) => `${quoteIdent(c)} VARCHAR`).join(', ')})`);
+    await s.insertText(
+      metaSchema,
+      stage,
+      cols,
+      changes.map((c) => [c.sourceTable, c.tenant, c.lsn, String(c.seq), c.op, JSON.stringify(c.key), c.row ? JSON.stringify(c.row) : null]),
+    );
+    await s.query(
+      `INSERT INTO ${quoteRelation(metaSchema, LOGICAL_QUEUE.name)} (${cols.map(quoteIdent).join(', ')}) SELECT ${cols.map((c) => (c === 'seq' ? 'CAST(seq AS BIGINT)' : quoteIdent(c))).join(', ')} FROM ${quoteRelation(metaSchema, stage)} ORDER BY source_table, tenant, lsn, CAST(seq AS BIGINT)`,
+    );
+    await s.query(`DROP TABLE ${quoteRelation(metaSchema, stage)}`);
+  }
+  await s.query(`UPDATE ${quoteRelation(metaSchema, LOGICAL_SLOTS.name)} SET lsn = $2, updated_at = now() WHERE slot = $1`, [slot, lsn]);
+}
+
+/** Practices with queued changes per table (what an apply pass has to visit). */
+export async function queuedPractices(wh: Adapter, metaSchema: string): Promise<Map<string, Set<string>>> {
+  const { rows } = await wh.query(`SELECT DISTINCT source_table, tenant FROM ${quoteRelation(metaSchema, LOGICAL_QUEUE.name)}`);
+  const out = new Map<string, Set<string>>();
+  for (const r of rows) {
+    const t = String(r.source_table);
+    out.set(t, (out.get(t) ?? new Set()).add(String(r.tenant)));
+  }
+  return out;
+}
