@@ -35,7 +35,11 @@ export async function loadCsvText(
   const input = createReadStream(path);
   // info: each record's line, to name where another practice's rows are
   const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true, info: true });
-  const records = (path.endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parser);
+  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  // pipe() does not forward errors: without these a missing file or bad gzip left the parser waiting forever.
+  if (text !== input) input.on('error', (err) => text.destroy(err));
+  text.on('error', (err: Error) => parser.destroy(err));
+  const records = text.pipe(parser);
   let header: string[] | undefined;
   let tenantIdx = -1;
   let buffer: (string | null)[][] = [];
