@@ -20,7 +20,8 @@ export async function runMonolithicOn(adapter: Adapter, statements: readonly Mon
     } else {
       // One statement per message on PostgreSQL (the adapter's extended protocol): drop, then create, in one transaction.
       await adapter.transaction(async (s) => {
-        await s.query(`DROP TABLE IF EXISTS ${rel}`);
+        // CASCADE: the demo's view practice_patient_roster depends on stg_patients (not rebuilt here).
+        await s.query(`DROP TABLE IF EXISTS ${rel} CASCADE`);
         await s.query(`CREATE TABLE ${rel} AS\n${st.sql}`);
       });
     }
@@ -30,7 +31,9 @@ export async function runMonolithicOn(adapter: Adapter, statements: readonly Mon
 }
 
 export async function dropModelTables(adapter: Adapter, statements: readonly MonoStatement[]): Promise<void> {
-  for (const st of [...statements].reverse()) await adapter.query(`DROP TABLE IF EXISTS ${quoteRelation(st.schema, st.identifier)}`);
+  // PostgreSQL tracks views on these tables (the demo's practice_patient_roster): CASCADE drops them too.
+  const cascade = adapter.kind === 'postgres' ? ' CASCADE' : '';
+  for (const st of [...statements].reverse()) await adapter.query(`DROP TABLE IF EXISTS ${quoteRelation(st.schema, st.identifier)}${cascade}`);
 }
 
 export interface ModelChecksum {
