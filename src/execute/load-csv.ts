@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
@@ -7,6 +8,11 @@ import { csvErrorDiagnostic } from '../project/seed-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 const CHUNK = 5_000;
+
+/** A load table's name in the meta schema: concurrent batches and runs must not create the same one. */
+export function loadTableName(): string {
+  return `__tsf_load_${randomBytes(6).toString('hex')}`;
+}
 
 export interface CsvLoadResult {
   header: string[];

@@ -3,9 +3,9 @@ import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { countDeletion, relationKey } from '../deletion-epochs.ts';
-import { loadCsvText, typedSelect } from '../load-csv.ts';
+import { loadCsvText, loadTableName, typedSelect } from '../load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
-import { dropLoadTable, loadTableName, writeSlice } from './relation-write.ts';
+import { dropLoadTable, writeSlice } from './relation-write.ts';
 
 /** A source loaded from a CSV file (sources.yml `loader: csv`): each batch writes only its practices' rows. */
 export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
