@@ -47,7 +47,8 @@ export function profileAdapter(inner: Adapter): { adapter: Adapter; profile: Pro
   const wrapSession = (s: Session, acc: { ms: number }): Session => ({
     ...s,
     query: (sql, params) => timed(label(sql), () => s.query(sql, params), acc),
-    createTempTableAs: (name, sql, params) => timed('stage (CREATE TEMP TABLE AS model SQL)', () => s.createTempTableAs(name, sql, params), acc),
+    createTempTableAs: (name, sql, params) =>
+      timed(name === '__tsf_stage' ? 'stage (CREATE TEMP TABLE AS model SQL)' : `temp table ${name}`, () => s.createTempTableAs(name, sql, params), acc),
     insertText: (schema, table, cols, rows) => timed('insert text (seeds/tenants)', () => s.insertText(schema, table, cols, rows), acc),
   });
   const adapter = new Proxy(inner, {

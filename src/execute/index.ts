@@ -6,6 +6,7 @@ import type { Plan, PlanStep } from '../plan/plan.ts';
 import type { Project } from '../project/types.ts';
 import type { SchedulerSnapshot } from '../schedule/index.ts';
 import type { PolicyContext } from './apply-policies.ts';
+import { csvRunLoads, type CsvRunLoads } from './csv-run-loads.ts';
 import { executePlan } from './runner.ts';
 import { defaultStrategies } from './strategies/index.ts';
 import type { StrategyRegistry } from './strategy.ts';
@@ -39,6 +40,22 @@ export interface ExecuteRequest {
 
 /** Runs a plan against one adapter. */
 export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
+  const csvLoads = csvRunLoads({
+    adapter: req.adapter,
+    projectRoot: req.project.root,
+    metaSchema: req.project.config.schemas.meta,
+    tenantColumn: req.project.config.tenantColumn,
+    runTenants: new Set(req.plan.batches.flat()),
+    knownTenants: new Set(req.project.tenants.map((t) => t.id)),
+  });
+  try {
+    return await executeWith(req, csvLoads);
+  } finally {
+    await csvLoads.dropAll();
+  }
+}
+
+function executeWith(req: ExecuteRequest, csvLoads: CsvRunLoads): Promise<NodeResult[]> {
   return executePlan({
     plan: req.plan,
     threads: req.threads,
@@ -59,6 +76,7 @@ export async function execute(req: ExecuteRequest): Promise<NodeResult[]> {
       nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
       privacy: req.project.config.privacy,
       researchSchema: req.project.config.schemas.research,
+      csvLoads,
       vaultKey: req.project.config.privacy ? once(() => resolveVaultKey({ adapter: req.adapter, vaultSchema: req.project.config.schemas.vault, privacy: req.project.config.privacy!, env: req.env, clock: req.clock })) : undefined,
     },
   });

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
@@ -7,6 +8,11 @@ import { csvErrorDiagnostic } from '../project/seed-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 const CHUNK = 5_000;
+
+/** A load table's name in the meta schema: concurrent batches and runs must not create the same one. */
+export function loadTableName(): string {
+  return `__tsf_load_${randomBytes(6).toString('hex')}`;
+}
 
 export interface CsvLoadResult {
   header: string[];
@@ -35,7 +41,11 @@ export async function loadCsvText(
   const input = createReadStream(path);
   // info: each record's line, to name where another practice's rows are
   const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true, info: true });
-  const records = (path.endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parser);
+  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  // pipe() does not forward errors: without these a missing file or bad gzip left the parser waiting forever.
+  if (text !== input) input.on('error', (err) => text.destroy(err));
+  text.on('error', (err: Error) => parser.destroy(err));
+  const records = text.pipe(parser);
   let header: string[] | undefined;
   let tenantIdx = -1;
   let buffer: (string | null)[][] = [];

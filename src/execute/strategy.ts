@@ -1,4 +1,5 @@
 import type { Adapter } from '../adapters/adapter.ts';
+import type { CsvRunLoads } from './csv-run-loads.ts';
 import {
   unknownNode,
   type Manifest,
@@ -73,6 +74,8 @@ export interface BuildContext {
   privacy?: PrivacyConfig;
   /** Relations in this schema are published research: k-anonymous or not written at all. */
   researchSchema?: string;
+  /** CSV sources parsed once per run (csv-run-loads.ts); without it each batch parses its file. */
+  csvLoads?: CsvRunLoads;
 }
 
 export interface BuildOutcome {

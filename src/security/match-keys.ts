@@ -6,9 +6,9 @@
  * resolution check that candidates agree without holding the values. Nothing here is stored or
  * returned in clear; the normalized fields live only inside `linkRecordOf`.
  */
-import * as nodeCrypto from 'node:crypto';
-import { createHash, createHmac } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { LinkageConfig, MatchKeyName } from '../project/linkage-config.ts';
+import { hmacSha256Hex } from './hmac.ts';
 import { formalGivenNames, sortedCharacters, soundex } from './name-phonetics.ts';
 import { normalizeBirthDate, normalizeName, normalizeSex, type IdentityFields } from './pseudonymize.ts';
 
@@ -33,32 +33,8 @@ const DOMAIN = { key: 'tsform/match-key/v1', guard: 'tsform/link-guard/v1', dige
 // set, far below the error rate of the identities themselves; halves the vault's storage.
 const HASH_HEX = 16;
 
-type Hasher = (message: string) => string;
-// `crypto.hash` (Node ≥ 20.12) is a one-shot digest without a Hash object; HMAC written with it
-// from precomputed pads (RFC 2104) is ~1.5× createHmac on these short messages, and a record
-// needs ~40 of them. Equal to createHmac's output (tested).
-const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer' | 'hex') => Buffer | string }).hash;
-const hashers = new WeakMap<Buffer, Hasher>();
-
-/** HMAC-SHA256 under `key`, in hex. */
-export function hmacSha256Hex(key: Buffer, message: string): string {
-  let hasher = hashers.get(key);
-  if (!hasher) {
-    if (!oneShot || key.length > 64) {
-      hasher = (m) => createHmac('sha256', key).update(m, 'utf8').digest('hex');
-    } else {
-      const ipad = Buffer.alloc(64, 0x36);
-      const opad = Buffer.alloc(64, 0x5c);
-      for (let i = 0; i < key.length; i++) {
-        ipad[i]! ^= key[i]!;
-        opad[i]! ^= key[i]!;
-      }
-      hasher = (m) => oneShot('sha256', Buffer.concat([opad, oneShot('sha256', Buffer.concat([ipad, Buffer.from(m, 'utf8')]), 'buffer') as Buffer]), 'hex') as string;
-    }
-    hashers.set(key, hasher);
-  }
-  return hasher(message);
-}
+/** HMAC-SHA256 under `key`, in hex (hmac.ts; re-exported for the callers and tests that import it from here). */
+export { hmacSha256Hex };
 
 function hmac(key: Buffer, domain: string, message: string): string {
   return hmacSha256Hex(key, `${domain}\u0000${message}`).slice(0, HASH_HEX);

@@ -18,7 +18,8 @@
  * remains what bench:pseudonymize's token-map pipeline computes; vault tokens made by it before
  * issue 17 are kept as they are (tokens stay).
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { hmacSha256Hex } from './hmac.ts';
 
 /** Identity columns of one patient record, as a practice system holds them. */
 export interface IdentityFields {
@@ -154,10 +155,10 @@ export function recordFallbackIdentity(practiceId: string, patientId: string): s
 
 // ---- tokens ---------------------------------------------------------------------------------
 
-/** HMAC-SHA256 of `domain` NUL `message`, in hex (one update and a hex digest: the fastest form in Node). */
+/** HMAC-SHA256 of `domain` NUL `message`, in hex (hmac.ts). */
 function hmacHex(key: Buffer, domain: string, message: string): string {
   checkKey(key);
-  return createHmac('sha256', key).update(`${domain}\u0000${message}`, 'utf8').digest('hex');
+  return hmacSha256Hex(key, `${domain}\u0000${message}`);
 }
 
 /** `pt_` + 64 hex digits: HMAC-SHA256 of the identity under the person domain. */
@@ -249,7 +250,18 @@ export function parseKey(text: string): Buffer {
   return key;
 }
 
+// Keys already checked, so that the per-call check (two HMACs per record) is one lookup. A key is
+// used as the bytes it held at its first use: hmac.ts copies its pads then, so a key buffer is
+// never to be rewritten in place (nothing in tsform does).
+const checkedKeys = new WeakSet<Buffer>();
+
 function checkKey(key: Buffer): void {
+  if (checkedKeys.has(key)) return;
+  checkKeyBytes(key);
+  checkedKeys.add(key);
+}
+
+function checkKeyBytes(key: Buffer): void {
   if (!Buffer.isBuffer(key) || key.length !== KEY_BYTES) {
     throw new PseudonymKeyError(`the pseudonymization key must be ${KEY_BYTES} bytes; got ${Buffer.isBuffer(key) ? `${key.length} bytes` : typeof key}`);
   }

@@ -3,33 +3,44 @@ import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { countDeletion, relationKey } from '../deletion-epochs.ts';
-import { loadCsvText, typedSelect } from '../load-csv.ts';
+import { loadCsvText, loadTableName, typedSelect } from '../load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
-import { dropLoadTable, loadTableName, writeSlice } from './relation-write.ts';
+import { dropLoadTable, writeSlice } from './relation-write.ts';
 
-/** A source loaded from a CSV file (sources.yml `loader: csv`): each batch loads only its practices' rows. */
+/** A source loaded from a CSV file (sources.yml `loader: csv`): each batch writes only its practices' rows. */
 export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
   kind: 'csv_source',
-  buildSlice(ctx, node, tenants) {
+  async buildSlice(ctx, node, tenants) {
     let existing: RelationInfo | undefined;
+    // Before the batch's transaction: the run's one load commits on a connection of its own,
+    // which a batch holding a connection while waiting for it could starve.
+    const shared = ctx.csvLoads ? await ctx.csvLoads.load(node.csv_path) : undefined;
     return writeSlice(
       ctx,
       node,
       tenants,
       async (s, before) => {
         existing = before;
+        const types = Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
+        if (shared) {
+          // The run's one parse of the file (csv-run-loads.ts); this batch takes its practices' rows.
+          return {
+            select: `${typedSelect(ctx.metaSchema, shared.table, shared.header, types)} WHERE ${quoteIdent(ctx.tenantColumn)} = ANY($1::VARCHAR[])`,
+            merge: false,
+            notes: unknownNote(shared.unknownTenantRows, ctx.tenantColumn),
+          };
+        }
         const loadTable = loadTableName();
         const load = await loadCsvText(s, join(ctx.projectRoot, node.csv_path), node.csv_path, ctx.metaSchema, loadTable, {
           column: ctx.tenantColumn,
           wanted: new Set(tenants),
           known: new Set(ctx.tenants.map((t) => t.id)),
         });
-        const types = Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
         return {
           // The load kept only these practices' rows; the filter keeps `$1` uniform with models.
           select: `${typedSelect(ctx.metaSchema, loadTable, load.header, types)} WHERE ${quoteIdent(ctx.tenantColumn)} = ANY($1::VARCHAR[])`,
           merge: false,
-          notes: load.unknownTenantRows > 0 ? [`${load.unknownTenantRows} row(s) carry a ${ctx.tenantColumn} that is not in tenants.yml; not loaded`] : [],
+          notes: unknownNote(load.unknownTenantRows, ctx.tenantColumn),
           cleanup: dropLoadTable(ctx.metaSchema, loadTable),
         };
       },
@@ -40,6 +51,10 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
     );
   },
 };
+
+function unknownNote(rows: number, tenantColumn: string): string[] {
+  return rows > 0 ? [`${rows} row(s) carry a ${tenantColumn} that is not in tenants.yml; not loaded`] : [];
+}
 
 /**
  * The file is the whole truth of each practice's slice: a row of the slice that the new load

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
@@ -6,6 +5,7 @@ import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, st
 import type { PolicyContext } from '../apply-policies.ts';
 import { readAbsorption, recordAbsorbed, type Absorption } from '../deletion-epochs.ts';
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
+import { loadTableName } from '../load-csv.ts';
 
 /**
  * The two ways a table is written, shared by the strategies: a batch's slice of a tenant-scoped
@@ -42,11 +42,6 @@ export async function protectWith(policy: PolicyContext | undefined, s: Session,
 
 export function targetOf(node: ManifestNode): Target {
   return { schema: node.schema, identifier: node.identifier, name: node.name };
-}
-
-/** A per-transaction load table: concurrent batches must not create the same name. */
-export function loadTableName(): string {
-  return `__tsf_load_${randomBytes(6).toString('hex')}`;
 }
 
 /**

@@ -1,0 +1,31 @@
+/**
+ * One `tsform` CLI invocation in a process of its own, for bench:nightly: the real CLI
+ * (src/cli/program.ts), with the process's peak RSS (`process.resourceUsage().maxRSS`, which
+ * DuckDB's memory is part of, as it runs in-process) written as JSON to $NIGHTLY_CHILD_OUT.
+ * Node events are counted, not kept: at 5,000 practices a run prints ~100,000 lines.
+ *
+ *   node --import tsx bench/lib/nightly-child.ts run --project-dir <dir> …
+ */
+import { writeFileSync } from 'node:fs';
+import { runCli } from '../../src/cli/program.ts';
+
+const outPath = process.env.NIGHTLY_CHILD_OUT;
+if (!outPath) throw new Error('NIGHTLY_CHILD_OUT is not set');
+const t0 = performance.now();
+let summary: unknown;
+// Failed nodes by model, practice and code only (a message may quote a value).
+const failed: { model: string; tenant: string | null; code: string }[] = [];
+let lines = 0;
+const code = await runCli(['node', 'tsform', ...process.argv.slice(2)], (line) => {
+  lines++;
+  if (line.includes('"event":"summary"')) summary = JSON.parse(line);
+  else if (line.includes('"status":"error"')) {
+    const e = JSON.parse(line) as { model: string; tenant: string | null; code?: string };
+    failed.push({ model: e.model, tenant: e.tenant, code: e.code ?? 'none' });
+  }
+});
+writeFileSync(
+  outPath,
+  JSON.stringify({ code, seconds: (performance.now() - t0) / 1000, max_rss_kb: process.resourceUsage().maxRSS, lines, summary, failed }),
+);
+process.exitCode = code;
