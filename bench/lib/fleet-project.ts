@@ -3,6 +3,7 @@ import { copyFileSync, cpSync, mkdirSync, readFileSync, writeFileSync } from 'no
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { READY_BY, ZONES } from '../../scripts/lib/fleet-practices.ts';
 
 /**
  * The bench/fleet project: the demo project's tsform.yml and a representative subset of its
@@ -44,17 +45,6 @@ export interface FleetPractice {
   large: boolean;
 }
 
-/** Several US zones, weighted roughly by population (Eastern most common). */
-const ZONES: [string, number][] = [
-  ['America/New_York', 40],
-  ['America/Chicago', 25],
-  ['America/Denver', 8],
-  ['America/Phoenix', 5],
-  ['America/Los_Angeles', 18],
-  ['America/Anchorage', 2],
-  ['Pacific/Honolulu', 2],
-];
-const READY_BY = ['05:00', '05:30', '06:00', '06:30', '07:00'];
 
 function unit(seed: string): number {
   return createHash('sha1').update(seed).digest().readUInt32BE(0) / 2 ** 32;

@@ -19,8 +19,8 @@ export interface FleetPractice {
   large: boolean;
 }
 
-/** Several US zones, weighted roughly by population (Eastern most common). */
-const ZONES: [string, number][] = [
+/** Several US zones, weighted roughly by population (Eastern most common); bench:fleet uses them too. */
+export const ZONES: [string, number][] = [
   ['America/New_York', 40],
   ['America/Chicago', 25],
   ['America/Denver', 8],
@@ -29,7 +29,7 @@ const ZONES: [string, number][] = [
   ['America/Anchorage', 2],
   ['Pacific/Honolulu', 2],
 ];
-const READY_BY = ['05:00', '05:30', '06:00', '06:30', '07:00'];
+export const READY_BY = ['05:00', '05:30', '06:00', '06:30', '07:00'];
 
 /** 32 bits of sha256 of the parts, as a [0, 1) fraction. */
 export function unitHash(...parts: (string | number)[]): number {
