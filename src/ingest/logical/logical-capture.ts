@@ -137,7 +137,10 @@ export class LogicalCapture {
     from: string,
     opts: Pick<ConsumeOptions, 'signal' | 'beforeCommit' | 'afterCommit' | 'batchChanges' | 'batchMs' | 'follower'> & { untilNow: boolean; onTransaction?: (tx: LogicalTransaction) => Promise<void> },
   ): Promise<ConsumeResult> {
-    const until = opts.untilNow ? String((await this.o.oltp.query('SELECT pg_catalog.pg_current_wal_lsn()::text AS lsn')).rows[0]!.lsn) : undefined;
+    // The insert position, not pg_current_wal_lsn (the write position): with asynchronous commit
+    // a transaction that committed before this capture may not be written yet, and a capture
+    // that stopped at the write position would leave it for the next run.
+    const until = opts.untilNow ? String((await this.o.oltp.query('SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn) : undefined;
     const tables = new Map(this.specs.map((s) => [s.label, s]));
     return consumeStream({
       wh: this.o.wh,
