@@ -74,7 +74,7 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     if (resumed) notices.push(`resumed distributed run ${runId}: jobs already sent were not sent again`);
     const base = { ...req, adapter, env, clock, skipLeakScan: true };
     const ids = cut.jobs.map((j) => jobId(runId, j.key));
-    const alreadySent = resumed && (await queue.status(queueName(ws.project.config.name, cut.jobs[0]?.pool ?? 'default'), ids[0] ?? '')) !== undefined;
+    const alreadySent = resumed && cut.jobs.length > 0 && (await queue.status(queueName(ws.project.config.name, cut.jobs[0]!.pool), ids[0]!)) !== undefined;
     if (cut.before.length > 0 && !alreadySent) {
       const before = await runWorkspace({ ...base, nodes: cut.before, select: undefined, exclude: undefined });
       results.push(...before.results);
