@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Manifest } from './manifest.ts';
 import type { RunResults } from './run-results.ts';
@@ -9,8 +10,10 @@ import { toRunResultsFile } from './run-results-file.ts';
  * `target/compiled/tests/<test>.sql`, each pasteable into duckdb or psql (`pasteableSql`).
  */
 export function writeManifest(targetDir: string, manifest: Manifest): void {
-  const compiledDir = join(targetDir, 'compiled');
-  rmSync(compiledDir, { recursive: true, force: true });
+  // Written aside, then renamed into place: two tsform processes in one project (two runs, a
+  // run and a compile) must not delete the folder the other is writing into.
+  const finalDir = join(targetDir, 'compiled');
+  const compiledDir = join(targetDir, `.compiled-${process.pid}-${randomBytes(4).toString('hex')}`);
   mkdirSync(join(compiledDir, 'tests'), { recursive: true });
   const practice = manifest.tenants[0];
   for (const m of Object.values(manifest.models)) {
@@ -22,7 +25,24 @@ export function writeManifest(targetDir: string, manifest: Manifest): void {
   for (const t of Object.values(manifest.tests)) {
     writeFileSync(join(compiledDir, 'tests', `${t.name}.sql`), pasteableSql(t.sql, practice, `${t.kind} test ${t.name} on ${t.attached_to} (${t.file}${t.line ? `:${t.line}` : ''}): rows (tenant, failures)`));
   }
-  writeFileSync(join(targetDir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  const retired = `${compiledDir}-old`;
+  try {
+    renameSync(finalDir, retired);
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ENOENT') throw err;
+  }
+  try {
+    renameSync(compiledDir, finalDir);
+  } catch (err) {
+    // another process put its own (the same project's) compiled SQL there in between: keep it
+    const code = (err as { code?: string }).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    rmSync(compiledDir, { recursive: true, force: true });
+  }
+  rmSync(retired, { recursive: true, force: true });
+  const manifestTmp = join(targetDir, `.manifest-${process.pid}-${randomBytes(4).toString('hex')}.json`);
+  writeFileSync(manifestTmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  renameSync(manifestTmp, join(targetDir, 'manifest.json'));
 }
 
 /**
