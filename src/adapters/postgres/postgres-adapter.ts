@@ -9,6 +9,7 @@ import { postgresErrorPosition, withStatement, type StatementPosition } from '..
 import type {
   TransactionOptions, Adapter, ErrorClass, PracticePartitioning, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
 import { createPartitionedTable } from './practice-partitions.ts';
+import { checkOneFence } from './practice-lock-fence.ts';
 import { inClientTransaction } from './client-transaction.ts';
 import { classifyPgError, isPgStatementError } from '../pg-errors.ts';
 
@@ -183,19 +184,6 @@ export class PostgresAdapter implements Adapter {
     if (this.closed) return;
     this.closed = true;
     await this.pool.end();
-  }
-}
-
-async function checkOneFence(client: pg.PoolClient, fence: { pid: number; locks: number }): Promise<void> {
-  const { rows } = await client.query(
-    "SELECT count(*)::int AS n FROM pg_locks WHERE pid = $1 AND locktype = 'advisory' AND classid::int = hashtext('tsform.tenant') AND granted",
-    [fence.pid],
-  );
-  if (Number(rows[0]?.n ?? 0) < fence.locks) {
-    throw new TsformError(
-      Codes.tenantLocked,
-      `this run lost its practice locks (their connection, backend ${fence.pid}, ended): nothing was written, since another process may now be writing these practices`,
-    );
   }
 }
 
