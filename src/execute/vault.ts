@@ -21,8 +21,12 @@ export interface VaultContext {
 }
 
 async function ensureKeysTable(adapter: Adapter, vaultSchema: string): Promise<void> {
-  await adapter.ensureSchema(vaultSchema);
-  await ensureVaultTable(adapter, vaultSchema, VAULT_KEYS);
+  const create = async () => {
+    await adapter.ensureSchema(vaultSchema);
+    await ensureVaultTable(adapter, vaultSchema, VAULT_KEYS);
+  };
+  // Processes creating them at once collide in PostgreSQL's catalog; the loser sees them on retry.
+  await create().catch((err: unknown) => (adapter.classifyError(err) === 'transient' ? create() : Promise.reject(err)));
 }
 
 /**
@@ -32,20 +36,26 @@ async function ensureKeysTable(adapter: Adapter, vaultSchema: string): Promise<v
 export async function initVault(v: VaultContext): Promise<{ fingerprint: string; created: boolean; source: 'vault' | 'env' }> {
   await ensureKeysTable(v.adapter, v.vaultSchema);
   const table = quoteRelation(v.vaultSchema, KEYS_TABLE);
-  const { rows } = await v.adapter.query(`SELECT fingerprint FROM ${table}`);
   const fromEnv = v.env[v.privacy.keyEnv];
-  if (rows.length > 0) {
-    const fingerprint = String(rows[0]!.fingerprint);
-    if (fromEnv && keyFingerprint(parseKey(fromEnv)) !== fingerprint) {
-      throw new TsformError(Codes.vaultKey, `$${v.privacy.keyEnv} holds a different key than the vault (vault key ${fingerprint}); refusing to mix keys`);
+  const source = fromEnv ? 'env' : 'vault';
+  return v.adapter.transaction(async (s) => {
+    // Several processes may settle the key at once (distributed workers, two CI jobs): read and
+    // write under one lock, so that the vault never holds two keys and the second process reads
+    // the first one's key instead of failing on its primary key. SHARE ROW EXCLUSIVE conflicts
+    // with itself and lets plain reads through. DuckDB needs none: one process holds its file.
+    if (v.adapter.kind === 'postgres') await s.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
+    const { rows } = await s.query(`SELECT fingerprint FROM ${table}`);
+    if (rows.length > 0) {
+      const fingerprint = String(rows[0]!.fingerprint);
+      if (fromEnv && keyFingerprint(parseKey(fromEnv)) !== fingerprint) {
+        throw new TsformError(Codes.vaultKey, `$${v.privacy.keyEnv} holds a different key than the vault (vault key ${fingerprint}); refusing to mix keys`);
+      }
+      return { fingerprint, created: false, source };
     }
-    return { fingerprint, created: false, source: fromEnv ? 'env' : 'vault' };
-  }
-  const key = fromEnv ? parseKey(fromEnv) : generateKey();
-  const fingerprint = keyFingerprint(key);
-  // A key from the environment stays there: the vault keeps only its fingerprint.
-  const row = [fingerprint, fromEnv ? null : key.toString('hex'), v.clock.now().toISOString()];
-  await v.adapter.transaction(async (s) => {
+    const key = fromEnv ? parseKey(fromEnv) : generateKey();
+    const fingerprint = keyFingerprint(key);
+    // A key from the environment stays there: the vault keeps only its fingerprint.
+    const row = [fingerprint, fromEnv ? null : key.toString('hex'), v.clock.now().toISOString()];
     // PostgreSQL: COPY FROM STDIN. Its data travels in CopyData messages, which no statement
     // log records (log_statement=all logs the COPY statement; a bound parameter would be logged
     // with it, as "DETAIL: parameters: $2 = '<key>'"). DuckDB has no server and no statement
@@ -55,8 +65,8 @@ export async function initVault(v: VaultContext): Promise<{ fingerprint: string;
     } else {
       await s.query(`INSERT INTO ${table} (fingerprint, key_hex, created_at) VALUES ($1, $2, CAST($3 AS TIMESTAMPTZ))`, row);
     }
+    return { fingerprint, created: true, source };
   });
-  return { fingerprint, created: true, source: fromEnv ? 'env' : 'vault' };
 }
 
 /** One row in COPY's text format: tab-separated, `\N` for NULL, backslash escapes. */

@@ -2,9 +2,11 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
-import { runWorkspace } from '../../src/cli/api.ts';
+import { compileWorkspace, runWorkspace } from '../../src/cli/api.ts';
 import { TsformError } from '../../src/errors.ts';
-import { keyFingerprint } from '../../src/security/pseudonymize.ts';
+import { initVault } from '../../src/execute/vault.ts';
+import { systemClock } from '../../src/clock.ts';
+import { keyFingerprint, parseKey } from '../../src/security/pseudonymize.ts';
 import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 import { cli, failuresOf, FINGERPRINT, resultsOf, targetFiles, VAULT_NODE, withDuckFile, withEnv } from '../support/research-fixture.ts';
@@ -102,6 +104,35 @@ describe('a run on PostgreSQL without a vault key', () => {
       expect(Number(rows[0]!.n)).toBe(0);
     } finally {
       await pg.close();
+    }
+  });
+
+  // Distributed workers settle the key at once (CI caught a duplicate-key failure on `keys`).
+  it('processes settling the key at once leave one key in the vault, and all of them use it', async () => {
+    const { privacy: maybePrivacy, schemas } = compileWorkspace(demo.dir).project.config;
+    const privacy = maybePrivacy!;
+    const at = await pgServer.createDatabase();
+    const adapters = await Promise.all(Array.from({ length: 6 }, () => createPostgresAdapter({ url: at.url, poolSize: 2 })));
+    try {
+      const settle = (env: Record<string, string | undefined>) =>
+        Promise.all(adapters.map((adapter) => initVault({ adapter, vaultSchema: schemas.vault, privacy, env, clock: systemClock })));
+      // No key anywhere: each process would generate its own.
+      const generated = await settle({});
+      const keys = (await adapters[0]!.query(`SELECT fingerprint FROM ${schemas.vault}.keys`)).rows.map((r) => String(r.fingerprint));
+      expect(keys).toHaveLength(1);
+      expect(generated.map((g) => g.fingerprint)).toEqual(adapters.map(() => keys[0]));
+      expect(generated.filter((g) => g.created)).toHaveLength(1);
+      // A key from the environment, in a fresh vault.
+      await adapters[0]!.query(`DROP TABLE ${schemas.vault}.keys`);
+      const env = { [privacy.keyEnv]: process.env.TSFORM_VAULT_KEY };
+      const supplied = await settle(env);
+      const fingerprint = keyFingerprint(parseKey(process.env.TSFORM_VAULT_KEY!));
+      expect(supplied.map((g) => g.fingerprint)).toEqual(adapters.map(() => fingerprint));
+      expect(supplied.filter((g) => g.created)).toHaveLength(1);
+      expect(Number((await adapters[0]!.query(`SELECT count(*) AS n FROM ${schemas.vault}.keys WHERE key_hex IS NULL`)).rows[0]!.n)).toBe(1);
+    } finally {
+      await Promise.all(adapters.map((a) => a.close()));
+      await at.drop();
     }
   });
 });
