@@ -187,8 +187,29 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
     const column = columns[Number(r.col)]!;
     if (Number(r.n) * 2 >= Number(r.persons)) found.set(column, Math.max(found.get(column) ?? 0, Number(r.n)));
   }
+  for (const column of await monthPrecisionColumns(s, columns)) found.delete(column);
   for (const t of [VALS, WORDS, ROW_PERSONS]) await s.query(`DROP TABLE IF EXISTS ${quoteIdent(t)}`);
   return found;
+}
+
+/** Distinct first-of-month dates a column needs before it counts as holding months, not days. */
+export const MONTH_PRECISION_MIN_VALUES = 3;
+
+/**
+ * Columns that hold months, not days: every value is the first of a month (a date, or a timestamp
+ * at midnight), with at least MONTH_PRECISION_MIN_VALUES distinct values. Such a value equal to a
+ * real birth or death date on the 1st (a newborn's first visit, generalized with `month_of`)
+ * tells no more than the month, which the column gives for everyone, so it is not a finding. A
+ * column of real dates passes as months only if all of its distinct dates fall on the 1st (about
+ * 30^-3 for three people); fewer values keep every finding.
+ */
+async function monthPrecisionColumns(s: Session, columns: readonly string[]): Promise<string[]> {
+  const { rows } = await s.query(
+    `SELECT col FROM ${quoteIdent(VALS)} GROUP BY col
+      HAVING bool_and(t LIKE '____-__-01' OR t LIKE '____-__-01 00:00:00%') AND count(DISTINCT t) >= $1`,
+    [MONTH_PRECISION_MIN_VALUES],
+  );
+  return rows.map((r) => columns[Number(r.col)]!);
 }
 
 export interface ScanTarget {
