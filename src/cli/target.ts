@@ -37,6 +37,7 @@ export async function openAdapter(project: Project, target: TargetConfig, opts: 
         ...(opts.lockWaitMs !== undefined ? { lockWaitMs: opts.lockWaitMs } : {}),
         attach: { [project.config.schemas.research]: at(target.researchPath), [project.config.schemas.vault]: at(target.vaultPath) },
         attachReadOnly: opts.readOnly,
+        settings: target.settings,
       });
     }
     case 'postgres': {

@@ -28,7 +28,7 @@ export function defaultConfig(name = 'project'): ProjectConfig {
     schemas: { ...DEFAULT_SCHEMAS },
     defaultTarget: 'duckdb',
     targets: {
-      duckdb: { name: 'duckdb', type: 'duckdb', path: 'target/tsform.duckdb', researchPath: 'target/research.duckdb', vaultPath: 'target/vault.duckdb', threads: 2 },
+      duckdb: { name: 'duckdb', type: 'duckdb', path: 'target/tsform.duckdb', researchPath: 'target/research.duckdb', vaultPath: 'target/vault.duckdb', threads: 2, settings: {} },
     },
     vars: {},
     folders: [],
@@ -184,18 +184,44 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
       researchPath: r.string(raw, 'research_path') ?? 'target/research.duckdb',
       vaultPath: r.string(raw, 'vault_path') ?? 'target/vault.duckdb',
       threads,
+      settings: readDuckDBSettings(r, raw, name),
     };
   }
   if (type === 'postgres') {
     if ('password' in raw || 'url' in raw) {
       r.fail(raw, 'password' in raw ? 'password' : 'url', `target '${name}': credentials never go in tsform.yml; name an environment variable with url_env`);
     }
+    if ('settings' in raw) r.fail(raw, 'settings', `target '${name}': settings are DuckDB's (${DUCKDB_SETTINGS.join(', ')}); set PostgreSQL's on the server or the role`);
     const partitionByPractice = readPartitioning(r, raw);
     return { name, type, urlEnv: r.string(raw, 'url_env') ?? 'TSFORM_PG_URL', threads, ...(partitionByPractice ? { partitionByPractice } : {}) };
   }
 
   if (type !== undefined) r.fail(raw, 'type', `target '${name}' has unknown type '${type}' (duckdb or postgres)`, Codes.unknownTarget);
   return undefined;
+}
+
+/**
+ * DuckDB settings a project may choose (dbt-duckdb's `settings:`): resources only. Anything that
+ * moves files or loads code (temp_directory, extensions, external access) would undo the
+ * adapter's lock-down of PHI files, so it is not on the list.
+ */
+export const DUCKDB_SETTINGS = ['memory_limit', 'checkpoint_threshold', 'max_temp_directory_size', 'preserve_insertion_order'];
+
+/** `settings: { memory_limit: 2GB, checkpoint_threshold: 256MB }` of a DuckDB target. */
+function readDuckDBSettings(r: YamlReader, target: Record<string, unknown>, name: string): Record<string, string> {
+  const raw = r.record(target, 'settings');
+  const out: Record<string, string> = {};
+  if (!raw) return out;
+  for (const [key, value] of Object.entries(raw)) {
+    if (!DUCKDB_SETTINGS.includes(key)) {
+      r.fail(raw, key, `target '${name}': DuckDB setting '${key}' cannot be set here (${DUCKDB_SETTINGS.join(', ')})`);
+    } else if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      r.fail(raw, key, `target '${name}': settings.${key} must be a value such as '2GB' or true`);
+    } else {
+      out[key] = String(value);
+    }
+  }
+  return out;
 }
 
 /** `partition_by_practice: { list: [p1, p2], hash_partitions: 16 }` of a PostgreSQL target. */

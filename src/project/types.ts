@@ -23,6 +23,8 @@ export type TargetConfig =
       researchPath: string;
       vaultPath: string;
       threads: number;
+      /** `settings:` (load-config.ts DUCKDB_SETTINGS), applied when the database opens. */
+      settings: Record<string, string>;
     }
   | {
       name: string;
