@@ -168,18 +168,19 @@ export class DuckDBAdapter implements Adapter {
 
   async describe(schema: string, name: string): Promise<RelationInfo | undefined> {
     const [catalog, inCatalog] = this.attached.has(schema) ? [schema, 'main'] : [null, schema];
+    const at = [inCatalog, name, catalog];
+    // duckdb_columns() and duckdb_views() apart: the same answer as information_schema's join
+    // (which is built on them) in ~7 ms instead of ~35 ms, paid once per batch of every model.
     const { rows } = await this.query(
-      `SELECT t.table_type, c.column_name, lower(c.data_type) AS data_type
-         FROM information_schema.tables t
-         JOIN information_schema.columns c
-           ON c.table_catalog = t.table_catalog AND c.table_schema = t.table_schema AND c.table_name = t.table_name
-        WHERE t.table_schema = $1 AND t.table_name = $2 AND t.table_catalog = coalesce($3, current_database())
-        ORDER BY c.ordinal_position`,
-      [inCatalog, name, catalog],
+      `SELECT column_name, lower(data_type) AS data_type FROM duckdb_columns()
+        WHERE schema_name = $1 AND table_name = $2 AND database_name = coalesce($3, current_database())
+        ORDER BY column_index`,
+      at,
     );
     if (rows.length === 0) return undefined;
+    const view = await this.query(`SELECT 1 FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND database_name = coalesce($3, current_database())`, at);
     return {
-      kind: String(rows[0]!.table_type).toUpperCase() === 'VIEW' ? 'view' : 'table',
+      kind: view.rows.length > 0 ? 'view' : 'table',
       columns: rows.map((r) => ({ name: String(r.column_name), type: String(r.data_type) })),
     };
   }
