@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { backfillWorkspace } from '../src/cli/backfill.ts';
 import { Codes } from '../src/errors.ts';
-import { safeType } from '../src/execute/load-csv.ts';
+import { safeType } from '../src/warehouse/load-csv.ts';
 import { resolveSpec } from '../src/ingest/capture-spec.ts';
 
 /**

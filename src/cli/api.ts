@@ -5,7 +5,7 @@ import { TsformError, Codes } from '../errors.ts';
 import { execute } from '../execute/index.ts';
 import { plannedUnits } from '../plan/units.ts';
 import { defaultStrategies } from '../execute/strategies/index.ts';
-import { captureStrategy } from '../ingest/capture-strategy.ts';
+import { captureStrategy } from '../execute/strategies/capture.ts';
 import { isolateOnboarding, retiredTenantNotices, runCaptureFor } from './capture-wiring.ts';
 import { policyContext } from './policy-context.ts';
 import { lockPractices } from './practice-locks.ts';

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { quoteRelation } from '../sql/quote.ts';
-import { loadCsvText, loadTableName } from './load-csv.ts';
+import { loadCsvText, loadTableName } from '../warehouse/load-csv.ts';
 
 /**
  * Each CSV source file is parsed once per run, not once per batch of practices: the first batch

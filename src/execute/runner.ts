@@ -4,7 +4,7 @@ import { Codes, TsformError, type Code } from '../errors.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { DEFAULT_RETRY_POLICY, drain, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit, type UnitEnd } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
-import { migrateMeta } from './meta-schema.ts';
+import { migrateMeta } from '../warehouse/meta-schema.ts';
 import { dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { lineInSql, locateModelError } from './error-location.ts';

@@ -2,7 +2,7 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { RunResults } from '../artifacts/run-results.ts';
 import { isoBefore, type Clock } from '../clock.ts';
 import { quoteRelation } from '../sql/quote.ts';
-import { insertRows, migrateMeta, NODE_RUNS, TENANT_STATE, type NodeRunRow } from './meta-schema.ts';
+import { insertRows, migrateMeta, NODE_RUNS, TENANT_STATE, type NodeRunRow } from '../warehouse/meta-schema.ts';
 
 /**
  * Run history in the warehouse (DESIGN §6): one row per node and practice per run. Freshness,

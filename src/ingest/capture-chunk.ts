@@ -1,7 +1,7 @@
 import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { countDeletion, relationKey } from '../execute/deletion-epochs.ts';
-import { safeType } from '../execute/load-csv.ts';
+import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
+import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import type { ResolvedSpec } from './capture-spec.ts';

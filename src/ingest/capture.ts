@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { migrateMeta } from '../execute/meta-schema.ts';
+import { migrateMeta } from '../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Adapter } from '../adapters/adapter.ts';
-import { safeType } from '../execute/load-csv.ts';
+import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
 
 /** One table of the demo OLTP: a `<table>.csv.gz` extract whose second column is the row id. */

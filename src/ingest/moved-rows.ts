@@ -1,5 +1,5 @@
 import type { Session } from '../adapters/adapter.ts';
-import { countDeletion, relationKey } from '../execute/deletion-epochs.ts';
+import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
 import type { OltpSource } from './oltp-source.ts';

@@ -1,5 +1,5 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
-import { CAPTURE_WATERMARKS, LANDING_FILES, TENANT_KEYED_TABLES, TENANT_STATE } from '../execute/meta-schema.ts';
+import { CAPTURE_WATERMARKS, LANDING_FILES, TENANT_KEYED_TABLES, TENANT_STATE } from '../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 const META_TABLES: readonly string[] = TENANT_KEYED_TABLES.map((t) => t.name);

@@ -1,10 +1,9 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { pgFailureCode } from '../adapters/pg-errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
-import type { ManifestNode, PostgresCapture, SourceNode } from '../artifacts/manifest.ts';
+import type { ManifestCapture, ManifestNode, PostgresCapture, SourceNode } from '../artifacts/manifest.ts';
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';
-import { CAPTURE_LOCKS } from '../execute/meta-schema.ts';
-import type { BuildOutcome, CapturedSourceNode } from '../execute/strategy.ts';
+import { CAPTURE_LOCKS } from '../warehouse/meta-schema.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
@@ -34,6 +33,19 @@ export interface RunCaptureOptions {
   logicalNodes?: readonly (SourceNode & { capture: PostgresCapture })[];
 }
 
+/** A source with `capture:` in sources.yml. */
+export type CapturedSourceNode = SourceNode & { capture: ManifestCapture };
+
+/** What one practice's capture of one source did (the runner's BuildOutcome, execute/strategy.ts). */
+export interface CaptureOutcome {
+  /** Rows written per practice. */
+  rows: Map<string | null, number>;
+  /** Counted problems that are not failures (e.g. source rows of unknown practices). */
+  notes: string[];
+  /** The time slice ran out with chunks left; what was done is committed. */
+  workLeft?: boolean;
+}
+
 /** The row-level security of any captured source's raw table (log-based capture creates them all at once). */
 export type ProtectOf = (node: ManifestNode) => ProtectRelation;
 
@@ -45,7 +57,7 @@ interface PreparedTable {
 
 /**
  * A practice's capture gives its slot back after this long when it has chunks left, and runs
- * again after every practice with less service (BuildOutcome.workLeft): a large backlog waits
+ * again after every practice with less service (CaptureOutcome.workLeft): a large backlog waits
  * behind itself, never in front of a small practice.
  */
 const DEFAULT_SLICE_MS = 10_000;
@@ -82,7 +94,7 @@ export class RunCapture {
     return [...this.actions];
   }
 
-  readonly captureNode = async (node: CapturedSourceNode, tenant: string, protect?: ProtectRelation, protectOf?: ProtectOf): Promise<BuildOutcome> => {
+  readonly captureNode = async (node: CapturedSourceNode, tenant: string, protect?: ProtectRelation, protectOf?: ProtectOf): Promise<CaptureOutcome> => {
     const capture = node.capture;
     switch (capture.kind) {
       case 'postgres':
@@ -107,7 +119,7 @@ export class RunCapture {
   };
 
   /** One practice's steady extract: chunk after chunk from its watermark, each chunk committed with its watermark. */
-  private async capturePostgres(node: ManifestNode, capture: PostgresCapture, tenant: string, protect?: ProtectRelation): Promise<BuildOutcome> {
+  private async capturePostgres(node: ManifestNode, capture: PostgresCapture, tenant: string, protect?: ProtectRelation): Promise<CaptureOutcome> {
     const wh = this.opts.warehouse;
     const notes: string[] = [];
     let loaded = 0;
@@ -151,7 +163,7 @@ export class RunCapture {
    * practice's node of any logical table waits for it, the others share it), then this practice's
    * queue of this table is applied, in its own transactions.
    */
-  private async captureLogical(node: ManifestNode, capture: PostgresCapture, tenant: string, protectOf?: ProtectOf): Promise<BuildOutcome> {
+  private async captureLogical(node: ManifestNode, capture: PostgresCapture, tenant: string, protectOf?: ProtectOf): Promise<CaptureOutcome> {
     const started = performance.now();
     try {
       const lc = await this.logicalStream(capture, protectOf);

@@ -1,5 +1,5 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { countDeletion, relationKey } from '../execute/deletion-epochs.ts';
+import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
 import { bindChunkSelect, captureChunk, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
 import { oneSnapshot, transactionPerChunk, type ChunkReader } from './chunk-readers.ts';
 import { copyChunkToFile, loadStagedChunk, type StagedChunk } from './duckdb-chunk-load.ts';

@@ -18,7 +18,7 @@ import {
   SCHEMA_VERSION,
   TENANT_STATE,
   type NodeRunRow,
-} from '../../src/execute/meta-schema.ts';
+} from '../../src/warehouse/meta-schema.ts';
 import { readRunHistory, readTenantState, recordRunHistory, writeTenantState } from '../../src/execute/state-store.ts';
 import { findRetiredTenants } from '../../src/ingest/purge-tenant.ts';
 import { onboardingTenants } from '../../src/ingest/run-capture.ts';
@@ -27,7 +27,7 @@ import { quoteIdent, quoteRelation } from '../../src/sql/quote.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
 /**
- * tsform's meta tables have one owner (execute/meta-schema.ts) and versioned migrations. Each
+ * tsform's meta tables have one owner (warehouse/meta-schema.ts) and versioned migrations. Each
  * case runs on both engines, in a meta schema of its own: a fresh install, a warehouse of the
  * shape before versioning (tables made on first use by each module, as main made them), a second
  * migration, two migrators at once, and the shapes a migration must refuse.

@@ -4,7 +4,7 @@ import { compileWorkspace, planWorkspace } from '../../src/cli/api.ts';
 import { Codes } from '../../src/errors.ts';
 import { defaultStrategies } from '../../src/execute/strategies/index.ts';
 import { StrategyRegistry, strategyKindOf, type BuildContext, type MaterializationStrategy, type StrategyKind } from '../../src/execute/strategy.ts';
-import { captureStrategy } from '../../src/ingest/capture-strategy.ts';
+import { captureStrategy } from '../../src/execute/strategies/capture.ts';
 import type { RunCapture } from '../../src/ingest/run-capture.ts';
 import { manifestNodes } from '../../src/artifacts/manifest.ts';
 import { fixtureDir, REPO_ROOT } from '../fixtures/project-fixture.ts';

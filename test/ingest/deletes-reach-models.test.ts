@@ -10,7 +10,7 @@ import { copyCaptureProject, openOltpAt, rawDiffers, templateOfFirstPractices, s
 /**
  * Issue 14: a row the OLTP no longer has for a practice (soft or hard deleted, or moved to another
  * practice) leaves raw AND every model built from it, incremental ones included, without the
- * analyst writing any delete logic (src/execute/deletion-epochs.ts).
+ * analyst writing any delete logic (src/warehouse/deletion-epochs.ts).
  */
 
 const INCREMENTAL = (from: string) => `{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}

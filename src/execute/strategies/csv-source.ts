@@ -2,8 +2,8 @@ import { join } from 'node:path';
 import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
-import { countDeletion, relationKey } from '../deletion-epochs.ts';
-import { loadCsvText, loadTableName, typedSelect } from '../load-csv.ts';
+import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
+import { loadCsvText, loadTableName, typedSelect } from '../../warehouse/load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { dropLoadTable, writeSlice } from './relation-write.ts';
 

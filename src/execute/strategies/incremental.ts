@@ -1,5 +1,5 @@
 import type { ModelNode } from '../../artifacts/manifest.ts';
-import { readAbsorption, type Absorption } from '../deletion-epochs.ts';
+import { readAbsorption, type Absorption } from '../../warehouse/deletion-epochs.ts';
 import type { BuildContext, BuildOutcome, MaterializationStrategy } from '../strategy.ts';
 import { incrementalSql, leakCheck, sliceExists } from './model-sql.ts';
 import { writeSlice, writeWhole } from './relation-write.ts';

@@ -3,9 +3,9 @@ import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
 import type { PolicyContext } from '../apply-policies.ts';
-import { readAbsorption, recordAbsorbed, type Absorption } from '../deletion-epochs.ts';
+import { readAbsorption, recordAbsorbed, type Absorption } from '../../warehouse/deletion-epochs.ts';
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
-import { loadTableName } from '../load-csv.ts';
+import { loadTableName } from '../../warehouse/load-csv.ts';
 
 /**
  * The two ways a table is written, shared by the strategies: a batch's slice of a tenant-scoped

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseCsv } from '../../project/seed-csv.ts';
-import { inferColumnType, typedSelect } from '../load-csv.ts';
+import { inferColumnType, typedSelect } from '../../warehouse/load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { dropLoadTable, loadTextTable, writeWhole } from './relation-write.ts';
 

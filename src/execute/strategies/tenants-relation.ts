@@ -1,4 +1,4 @@
-import { typedSelect } from '../load-csv.ts';
+import { typedSelect } from '../../warehouse/load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { dropLoadTable, loadTextTable, writeWhole } from './relation-write.ts';
 

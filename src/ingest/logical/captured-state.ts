@@ -1,5 +1,5 @@
 import type { Adapter } from '../../adapters/adapter.ts';
-import { CAPTURED_CHANGES } from '../../execute/meta-schema.ts';
+import { CAPTURED_CHANGES } from '../../warehouse/meta-schema.ts';
 import { quoteRelation } from '../../sql/quote.ts';
 
 /**

@@ -1,7 +1,7 @@
 import type { Adapter, Session } from '../../adapters/adapter.ts';
 import type { LogicalTransaction } from '../../adapters/logical-replication.ts';
 import { Codes, TsformError } from '../../errors.ts';
-import { CAPTURED_CHANGES, migrateMeta } from '../../execute/meta-schema.ts';
+import { CAPTURED_CHANGES, migrateMeta } from '../../warehouse/meta-schema.ts';
 import { quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
 import { prepareCapture, type ProtectRelation } from '../capture.ts';

@@ -1,6 +1,6 @@
 import type { Adapter, Session } from '../../adapters/adapter.ts';
 import { randomBytes } from 'node:crypto';
-import { LOGICAL_QUEUE, LOGICAL_SLOTS } from '../../execute/meta-schema.ts';
+import { LOGICAL_QUEUE, LOGICAL_SLOTS } from '../../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type { QueuedChange } from './route-changes.ts';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Adapter } from '../../adapters/adapter.ts';
-import { countDeletion, relationKey } from '../../execute/deletion-epochs.ts';
-import { CAPTURED_CHANGES, LOGICAL_QUEUE } from '../../execute/meta-schema.ts';
+import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
+import { CAPTURED_CHANGES, LOGICAL_QUEUE } from '../../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
 import { CopyTextReader } from '../copy-text.ts';

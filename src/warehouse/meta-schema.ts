@@ -104,7 +104,7 @@ export const LANDING_FILES = table('landing_files', {
 });
 
 /**
- * Deletions that incremental models must absorb (execute/deletion-epochs.ts). For a loaded
+ * Deletions that incremental models must absorb (warehouse/deletion-epochs.ts). For a loaded
  * source (`relation` = `source` = its raw relation): how many times a load removed rows from the
  * practice's slice. For a model's slice: the epoch of each upstream source it has absorbed.
  */
