@@ -25,9 +25,12 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 const IDS = '__tsf_scan_ids';
 const PERSON_IDS = '__tsf_scan_person_ids';
 const VALS = '__tsf_scan_values';
+const FORMS = '__tsf_scan_value_forms';
 const WORDS = '__tsf_scan_words';
 const ROW_PERSONS = '__tsf_scan_row_persons';
-const TEMP_TABLES = [IDS, PERSON_IDS, VALS, WORDS, ROW_PERSONS];
+const PERSON_CELLS = '__tsf_scan_person_cells';
+const PER_VALUE = [VALS, FORMS, WORDS, ROW_PERSONS, PERSON_CELLS];
+const TEMP_TABLES = [IDS, PERSON_IDS, ...PER_VALUE];
 
 /** Identifiers shorter than this (compacted) are not compared: `Mr`, `M`, `MA`. */
 export const MIN_IDENTIFIER_LENGTH = 4;
@@ -131,42 +134,69 @@ async function stageIdentifiers(
   return true;
 }
 
-/** Rows per column of `relationSql` holding an identifier; the identifier tables must exist. */
+/**
+ * Rows per column of `relationSql` holding an identifier; the identifier tables must exist.
+ *
+ * Whether a cell matches depends only on its value and on the persons whose tokens its row
+ * holds, and a research relation repeats few values (a month, a code, a person's token on each
+ * of their rows: 240k cells of a 200-practice fleet hold 6k values). So the normalized forms are
+ * computed once per distinct value and matched once per (column, value, person); the matches
+ * are then counted back onto rows.
+ */
 async function matchingRows(s: Session, relationSql: string, columns: readonly string[], vault: ManifestNode | undefined): Promise<Map<string, number>> {
   const found = new Map<string, number>();
   if (columns.length === 0) return found;
+  const q = quoteIdent;
   const unpivot = columns.map((c, i) => `(${i}, CAST(r.${quoteIdent(c)} AS VARCHAR))`).join(', ');
   await s.createTempTableAs(
     VALS,
-    `SELECT r.__tsf_rid AS rid, x.col, x.t, ' ' || ${wordsSql('x.t')} || ' ' AS padded, ${compactSql('x.t')} AS compact
+    `SELECT r.__tsf_rid AS rid, x.col, x.t
        FROM (SELECT row_number() OVER () AS __tsf_rid, * FROM ${relationSql}) AS r
        CROSS JOIN LATERAL (VALUES ${unpivot}) AS x(col, t)
       WHERE x.t IS NOT NULL`,
     [],
   );
-  await s.createTempTableAs(WORDS, `SELECT DISTINCT rid, col, unnest(string_to_array(trim(padded), ' ')) AS word FROM ${quoteIdent(VALS)}`, []);
+  await s.createTempTableAs(
+    FORMS,
+    `SELECT t, ' ' || ${wordsSql('t')} || ' ' AS padded, ${compactSql('t')} AS compact FROM (SELECT DISTINCT t FROM ${q(VALS)}) AS d`,
+    [],
+  );
+  await s.createTempTableAs(WORDS, `SELECT DISTINCT t, unnest(string_to_array(trim(padded), ' ')) AS word FROM ${q(FORMS)}`, []);
   // A row belongs to the persons whose vault token it holds (in any column).
   await s.createTempTableAs(
     ROW_PERSONS,
     vault
-      ? `SELECT DISTINCT v.rid, v.t AS person_token FROM ${quoteIdent(VALS)} AS v
+      ? `SELECT DISTINCT v.rid, v.t AS person_token FROM ${q(VALS)} AS v
            WHERE v.t IN (SELECT person_token FROM ${quoteRelation(vault.schema, vault.identifier)})`
       : `SELECT CAST(NULL AS BIGINT) AS rid, CAST(NULL AS VARCHAR) AS person_token WHERE 1 = 0`,
     [],
   );
+  await s.createTempTableAs(
+    PERSON_CELLS,
+    `SELECT DISTINCT v.col, v.t, rp.person_token FROM ${q(VALS)} AS v JOIN ${q(ROW_PERSONS)} AS rp ON rp.rid = v.rid`,
+    [],
+  );
+  // Cells matching through their value alone, or through a person of their row (p.whole: a
+  // number that is a person's ZIP without its leading zero, counted apart below).
+  const personMatches = (whole: boolean) =>
+    `SELECT pc.col, pc.t, pc.person_token FROM ${q(PERSON_CELLS)} AS pc
+       JOIN ${q(FORMS)} AS f ON f.t = pc.t
+       JOIN ${q(PERSON_IDS)} AS p ON p.person_token = pc.person_token
+      WHERE ${whole ? 'p.whole AND p.compact = f.compact' : 'NOT p.whole AND (position(p.form IN f.padded) > 0 OR p.compact = f.compact)'}`;
+  const cellsOf = (matches: string) =>
+    `SELECT v.rid, v.col FROM ${q(VALS)} AS v JOIN ${q(ROW_PERSONS)} AS rp ON rp.rid = v.rid
+       JOIN (${matches}) AS m ON m.col = v.col AND m.t = v.t AND m.person_token = rp.person_token`;
   const { rows } = await s.query(
     `SELECT m.col, count(DISTINCT m.rid) AS n FROM (
-       SELECT w.rid, w.col FROM ${quoteIdent(WORDS)} AS w
-         JOIN ${quoteIdent(IDS)} AS i ON i.first_word = w.word
-         JOIN ${quoteIdent(VALS)} AS v ON v.rid = w.rid AND v.col = w.col
-        WHERE position(i.form IN v.padded) > 0
+       SELECT v.rid, v.col FROM ${q(VALS)} AS v
+        WHERE v.t IN (SELECT w.t FROM ${q(WORDS)} AS w
+                        JOIN ${q(IDS)} AS i ON i.first_word = w.word
+                        JOIN ${q(FORMS)} AS f ON f.t = w.t
+                       WHERE position(i.form IN f.padded) > 0
+                      UNION
+                      SELECT f.t FROM ${q(FORMS)} AS f JOIN ${q(IDS)} AS i ON i.compact = f.compact)
        UNION ALL
-       SELECT v.rid, v.col FROM ${quoteIdent(VALS)} AS v JOIN ${quoteIdent(IDS)} AS i ON i.compact = v.compact
-       UNION ALL
-       SELECT v.rid, v.col FROM ${quoteIdent(VALS)} AS v
-         JOIN ${quoteIdent(ROW_PERSONS)} AS rp ON rp.rid = v.rid
-         JOIN ${quoteIdent(PERSON_IDS)} AS p ON p.person_token = rp.person_token
-        WHERE NOT p.whole AND (position(p.form IN v.padded) > 0 OR p.compact = v.compact)
+       ${cellsOf(personMatches(false))}
      ) AS m GROUP BY m.col ORDER BY m.col`,
   );
   for (const r of rows) found.set(columns[Number(r.col)]!, Number(r.n));
@@ -175,12 +205,9 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
   // rows that carry a person, far beyond chance.
   const weak = await s.query(
     `SELECT c.col, c.persons, count(DISTINCT m.rid) AS n FROM (
-        SELECT v.col, count(DISTINCT v.rid) AS persons FROM ${quoteIdent(VALS)} AS v
-         WHERE v.rid IN (SELECT rid FROM ${quoteIdent(ROW_PERSONS)}) GROUP BY v.col) AS c
-       JOIN (SELECT v.rid, v.col FROM ${quoteIdent(VALS)} AS v
-               JOIN ${quoteIdent(ROW_PERSONS)} AS rp ON rp.rid = v.rid
-               JOIN ${quoteIdent(PERSON_IDS)} AS p ON p.person_token = rp.person_token
-              WHERE p.whole AND p.compact = v.compact) AS m ON m.col = c.col
+        SELECT v.col, count(DISTINCT v.rid) AS persons FROM ${q(VALS)} AS v
+         WHERE v.rid IN (SELECT rid FROM ${q(ROW_PERSONS)}) GROUP BY v.col) AS c
+       JOIN (${cellsOf(personMatches(true))}) AS m ON m.col = c.col
       GROUP BY c.col, c.persons`,
   );
   for (const r of weak.rows) {
@@ -188,7 +215,7 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
     if (Number(r.n) * 2 >= Number(r.persons)) found.set(column, Math.max(found.get(column) ?? 0, Number(r.n)));
   }
   for (const column of await monthPrecisionColumns(s, columns)) found.delete(column);
-  for (const t of [VALS, WORDS, ROW_PERSONS]) await s.query(`DROP TABLE IF EXISTS ${quoteIdent(t)}`);
+  for (const t of PER_VALUE) await s.query(`DROP TABLE IF EXISTS ${q(t)}`);
   return found;
 }
 

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
@@ -6,6 +6,7 @@ import { runWorkspace } from '../../src/cli/api.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 import { cli, failuresOf, num, onlyResult, relationExists, resultsOf, scalar, SSN_PATTERN, withWarehouse, type Query } from '../support/research-fixture.ts';
 import { addProjectFiles } from '../support/research-fixture.ts';
+import { ATTACKS, CONTROLS, EXTRAS_SOURCE_SQL, leakyFiles, writeExtras } from '../support/leak-attacks.ts';
 
 /**
  * Issue 12, item 8 and the scans: published aggregates lose their small cells (no row) and the
@@ -207,91 +208,12 @@ select distinct p.person_token, 'all' as cohort from {{ref "pseudo_persons"}} p
 });
 
 describe('the leak scan recognises reshaped identifiers on staged rows', () => {
-  /**
-   * A test-only source whose columns are classified harmless (phi: none) although they hold
-   * reshaped identifiers: lineage trusts a source's classification, so only the scan can see
-   * them. Built from the copy's own staging rows into its temp dir; never printed.
-   */
-  const ATTACKS = ['first_lower', 'ssn_digits', 'address_upper', 'birth_date_copy', 'zip_int', 'phone_digits', 'name_spaced'];
-  const CONTROLS = ['birth_year', 'someone_elses_birth_date', 'common_date', 'visits'];
-
-  async function writeExtras(): Promise<number> {
-    const rows = await withWarehouse(demo.dir, (q) =>
-      q(`SELECT practice_id, patient_id, first_name, last_name, ssn, address, CAST(birth_date AS VARCHAR) AS birth_date, zip,
-                CAST(lag(birth_date) OVER (ORDER BY patient_id) AS VARCHAR) AS other_birth_date,
-                CAST(year(birth_date) AS VARCHAR) AS birth_year, CAST(hash(patient_id) % 10000000 AS VARCHAR) AS phone_seed
-           FROM staging.stg_patients
-          WHERE zip IS NOT NULL AND ssn IS NOT NULL AND first_name IS NOT NULL AND address IS NOT NULL`),
-    );
-    const csv = (v: unknown) => `"${String(v ?? '').replaceAll('"', '""')}"`;
-    const lines = [
-      ['practice_id', 'patient_id', 'phone', ...ATTACKS, ...CONTROLS].join(','),
-      ...rows.map((r, i) => {
-        const digits = `617${String(r.phone_seed).padStart(7, '0')}`;
-        const phone = `(${digits.slice(0, 3)}) ${digits.slice(3, 6)}-${digits.slice(6)}`;
-        const values = [
-          r.practice_id,
-          r.patient_id,
-          phone,
-          String(r.first_name).toLowerCase(),
-          String(r.ssn).replaceAll('-', ''),
-          String(r.address).toUpperCase(),
-          r.birth_date,
-          String(Number(r.zip)),
-          digits,
-          `  ${String(r.first_name).toUpperCase()} ,.  ${r.last_name}!`,
-          r.birth_year,
-          r.other_birth_date === r.birth_date ? '' : (r.other_birth_date ?? ''),
-          '2020-01-01',
-          String(i % 7),
-        ];
-        return values.map(csv).join(',');
-      }),
-    ];
-    mkdirSync(join(demo.dir, 'data/test'), { recursive: true });
-    writeFileSync(join(demo.dir, 'data/test/extras.csv'), `${lines.join('\n')}\n`);
-    return rows.length;
-  }
-
-  const sourceYml = `sources:
-  - name: test
-    schema: raw
-    scope: tenant
-    loader:
-      csv: data/test/{table}.csv
-    tables:
-      - name: extras
-        columns:
-          - { name: practice_id, phi: none }
-          - { name: patient_id, phi: direct }
-          - { name: phone, phi: direct }
-${ATTACKS.concat(CONTROLS)
-  .map((c) => `          - { name: ${c}, phi: none${c === 'birth_date_copy' || c.endsWith('birth_date') || c === 'common_date' ? ', data_type: "DATE"' : c === 'zip_int' || c === 'birth_year' || c === 'visits' ? ', data_type: "INTEGER"' : ''} }`)
-  .join('\n')}
-`;
-  const pseudoModel = `-- Test model: pseudonymized rows that carry the reshaped identifiers.
-select x.practice_id, v.person_token, ${ATTACKS.concat(CONTROLS).map((c) => `x.${c}`).join(', ')}
-from {{source "test" "extras"}} x
-join {{ref "vault_person_tokens"}} v on v.practice_id = x.practice_id and v.patient_id = x.patient_id
-`;
-  const pseudoYml = `models:
-  - name: sc_leaky_pseudo
-    columns:
-      - { name: practice_id, phi: none }
-      - { name: person_token, phi: none }
-${ATTACKS.concat(CONTROLS)
-  .map((c) => `      - { name: ${c}, phi: none }`)
-  .join('\n')}
-`;
+  const extras = () => withWarehouse(demo.dir, (q) => q(EXTRAS_SOURCE_SQL)).then((rows) => writeExtras(demo.dir, rows));
 
   it('finds lower(first_name), replace(ssn), upper(address), the birth date as a date, the ZIP as an integer, phone digits and spaced names; nothing is written', async () => {
-    const n = await writeExtras();
+    const n = await extras();
     expect(n).toBeGreaterThan(20);
-    const remove = addFiles({
-      'models/sources_test.yml': sourceYml,
-      'models/research/sc_leaky_pseudo.sql': pseudoModel,
-      'models/research/_sc_leaky_pseudo.yml': pseudoYml,
-    });
+    const remove = addFiles(leakyFiles());
     try {
       const run = await build(['source:test.extras', 'sc_leaky_pseudo']);
       const results = resultsOf(run, 'sc_leaky_pseudo');
@@ -318,13 +240,8 @@ ${ATTACKS.concat(CONTROLS)
   });
 
   it('lets the controls through: a year, another person\'s birth date, a common date and small counts', async () => {
-    await writeExtras();
-    const controlsOnly = pseudoModel.replace(ATTACKS.map((c) => `x.${c}, `).join(''), '');
-    const remove = addFiles({
-      'models/sources_test.yml': sourceYml,
-      'models/research/sc_leaky_pseudo.sql': controlsOnly,
-      'models/research/_sc_leaky_pseudo.yml': pseudoYml,
-    });
+    await extras();
+    const remove = addFiles(leakyFiles(CONTROLS));
     try {
       const run = await build(['source:test.extras', 'sc_leaky_pseudo']);
       const results = resultsOf(run, 'sc_leaky_pseudo');
