@@ -128,6 +128,10 @@ export const Codes = {
   slotLost: 'TSF433',
   /** Queued changes carry a column the raw table does not have (it could not be added when its Relation message arrived). */
   logicalSchemaChange: 'TSF434',
+  /** A lost slot: only the tables whose modification counters moved are copied again (the notice names them). */
+  slotLostPartial: 'TSF435',
+  /** A source column changed to a type raw's column cannot hold: the table's apply stops until it is copied again. */
+  columnTypeChanged: 'TSF436',
 } as const;
 
 export type Code = (typeof Codes)[keyof typeof Codes];

@@ -141,6 +141,19 @@ export const LOGICAL_SLOTS = table('logical_slots', { slot: text, lsn: text, tab
  */
 export const CAPTURED_CHANGES = table('captured_changes', { tenant: text, captured: count, built: count }, ['tenant']);
 
+/**
+ * Per slot: the OLTP's cumulative modification counters of each captured table at a moment the
+ * queue held every change before (change-evidence.ts), so that a lost slot re-copies only the
+ * tables whose counters moved since. JSON, one row per slot.
+ */
+export const LOGICAL_EVIDENCE = table('logical_evidence', { slot: text, evidence_json: text, updated_at: instant }, ['slot']);
+
+/**
+ * Captured tables whose changes cannot be applied to raw (a column changed to a type raw's column
+ * cannot hold): their apply fails naming the reason until the table is copied again.
+ */
+export const LOGICAL_BLOCKED = table('logical_blocked', { source_table: text, reason: text, since_lsn: text }, ['source_table']);
+
 /** One row per applied migration step; the warehouse's version is the highest. */
 export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
 
@@ -248,7 +261,7 @@ interface MigrationStep {
   statements(metaSchema: string, kind: TargetKind): string[];
 }
 
-const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, DELETION_EPOCHS, LOGICAL_QUEUE, LOGICAL_SLOTS, CAPTURED_CHANGES] as const;
+const META_TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, DELETION_EPOCHS, LOGICAL_QUEUE, LOGICAL_SLOTS, CAPTURED_CHANGES, LOGICAL_EVIDENCE, LOGICAL_BLOCKED] as const;
 
 /**
  * Version 1 is the shape before versioning, when each module created its table on first use:
@@ -293,6 +306,11 @@ const STEPS: readonly MigrationStep[] = [
       createTableSql(m, CAPTURED_CHANGES),
       ...(kind === 'postgres' ? [`CREATE INDEX IF NOT EXISTS logical_queue_practice ON ${quoteRelation(m, LOGICAL_QUEUE.name)} (source_table, tenant, lsn, seq)`] : []),
     ],
+  },
+  {
+    version: 5,
+    description: 'log-based capture: modification counters per slot (a lost slot re-copies only changed tables), tables blocked by a column type change',
+    statements: (m) => [createTableSql(m, LOGICAL_EVIDENCE), createTableSql(m, LOGICAL_BLOCKED)],
   },
 ];
 

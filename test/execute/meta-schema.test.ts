@@ -33,6 +33,8 @@ import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postg
  * migration, two migrators at once, and the shapes a migration must refuse.
  */
 
+/** Every migration step, 1 to the current version. */
+const ALL_STEPS = Array.from({ length: META_VERSION }, (_, i) => i + 1);
 const TABLES = [NODE_RUNS, TENANT_STATE, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES];
 
 /** Version 1: the DDL each module ran on first use before the meta schema had an owner (verbatim). */
@@ -139,8 +141,8 @@ describe.each(engines)('meta schema on $name', (engine) => {
   it('fresh install: every table at the current version, with its columns', async () => {
     const db = engine.adapter();
     const m = 'meta_fresh';
-    expect(await migrateMeta(db, m)).toEqual({ from: 0, to: META_VERSION, applied: [1, 2, 3, 4] });
-    expect(await versions(db, m)).toEqual([1, 2, 3, 4]);
+    expect(await migrateMeta(db, m)).toEqual({ from: 0, to: META_VERSION, applied: ALL_STEPS });
+    expect(await versions(db, m)).toEqual(ALL_STEPS);
     for (const t of TABLES) {
       const info = await db.describe(m, t.name);
       expect(info?.columns.map((c) => c.name), t.name).toEqual(Object.keys(t.columns));
@@ -171,7 +173,7 @@ describe.each(engines)('meta schema on $name', (engine) => {
       `INSERT INTO ${quoteRelation(m, 'node_runs')} VALUES ('r0', 'run', 'stg@p1', 'stg', 'p1', 'build', 'success', 2, 900, NULL, CAST('2026-03-01T05:00:00Z' AS TIMESTAMPTZ))`,
     );
 
-    expect(await migrateMeta(db, m)).toEqual({ from: 0, to: META_VERSION, applied: [1, 2, 3, 4] });
+    expect(await migrateMeta(db, m)).toEqual({ from: 0, to: META_VERSION, applied: ALL_STEPS });
 
     // Capture: the old watermark is read, replaced with its count carried on, and the lock row taken.
     expect(await readWatermarks(db, m, 'ehr.encounters', 'steady', ['p1', 'p2'])).toEqual(new Map([['p1', { updatedAt: '2026-03-01 10:00:00', key: ['7'] }]]));
@@ -213,7 +215,7 @@ describe.each(engines)('meta schema on $name', (engine) => {
     const m = 'meta_v1_partial';
     await db.ensureSchema(m);
     for (const ddl of versionOneDdl(m).slice(2, 4)) await db.query(ddl);
-    expect((await migrateMeta(db, m)).applied).toEqual([1, 2, 3, 4]);
+    expect((await migrateMeta(db, m)).applied).toEqual(ALL_STEPS);
     for (const t of TABLES) expect(await db.describe(m, t.name), t.name).toBeDefined();
   });
 
@@ -240,8 +242,8 @@ describe.each(engines)('meta schema on $name', (engine) => {
       }
       const results = await Promise.all([migrateMeta(db, m), migrateMeta(engine.second(), m), migrateMeta(db, m)]);
       for (const r of results) expect(r.to, m).toBe(META_VERSION);
-      expect(new Set(results.flatMap((r) => r.applied)), m).toEqual(new Set([1, 2, 3, 4]));
-      expect(await versions(db, m), m).toEqual([1, 2, 3, 4]);
+      expect(new Set(results.flatMap((r) => r.applied)), m).toEqual(new Set(ALL_STEPS));
+      expect(await versions(db, m), m).toEqual(ALL_STEPS);
     }
   });
 
@@ -270,7 +272,7 @@ describe.each(engines)('meta schema on $name', (engine) => {
   it('quotes the meta schema name', async () => {
     const db = engine.adapter();
     const m = 'meta "odd"; --';
-    expect((await migrateMeta(db, m)).applied).toEqual([1, 2, 3, 4]);
+    expect((await migrateMeta(db, m)).applied).toEqual(ALL_STEPS);
     await recordRunHistory(db, m, runOf('r1', 'p1'));
     const { rows } = await db.query(`SELECT count(*) AS n FROM ${quoteIdent(m)}.${quoteIdent(NODE_RUNS.name)}`);
     expect(Number(rows[0]!.n)).toBe(1);

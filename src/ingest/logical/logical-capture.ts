@@ -1,5 +1,5 @@
 import type { Adapter, Session } from '../../adapters/adapter.ts';
-import type { LogicalTransaction } from '../../adapters/logical-replication.ts';
+import { compareLsn, type LogicalTransaction } from '../../adapters/logical-replication.ts';
 import { Codes, TsformError } from '../../errors.ts';
 import { CAPTURED_CHANGES, migrateMeta } from '../../warehouse/meta-schema.ts';
 import { quoteRelation } from '../../sql/quote.ts';
@@ -8,6 +8,7 @@ import { prepareCapture, type ProtectRelation } from '../capture.ts';
 import type { OltpSource } from '../oltp-source.ts';
 import { withRetry } from '../retry.ts';
 import { applyTenantQueue, type ApplyResult } from './apply-queue.ts';
+import { probeEvidence, readEvidence, readStoredEvidence, tablesToRecopy, writeEvidence, type EvidenceProbe, type RecopyDecision } from './change-evidence.ts';
 import { readSlotRecord, writeSlotRecord } from './queue-writer.ts';
 import { checkLogicalPrerequisites, dropSlot, ensurePublication, FOLLOWER_APPLICATION_NAME, readSlot, slotLagWarning, uncapturedTables, type SlotState } from './slot-setup.ts';
 import { consumeStream, type ConsumeOptions, type ConsumeResult } from './stream-consumer.ts';
@@ -29,6 +30,8 @@ export interface LogicalCaptureOptions {
   tables: readonly LogicalTable[];
   /** Every practice of tenants.yml: changes of other practice ids are counted, never queued. */
   known: readonly string[];
+  /** The wait before a lost slot's counters are compared (default STATS_SETTLE_MS). */
+  statsSettleMs?: number;
 }
 
 export interface SetUpResult {
@@ -40,6 +43,15 @@ export interface SetUpResult {
   /** `tsform capture --follow` holds the slot: it streams and applies; this process only applies the queue. */
   followed: boolean;
 }
+
+/** A follower records the OLTP's modification counters this often (the evidence a lost slot is judged by). */
+const EVIDENCE_EVERY_MS = 10_000;
+
+/**
+ * After a lost slot's replacement is created, the wait before its counters are read: a backend
+ * publishes its counters at most once a second and, idle, within PostgreSQL's 10 s idle interval.
+ */
+export const STATS_SETTLE_MS = 11_000;
 
 /** How long a slot still marked active (its last consumer was killed a moment ago) is waited for. */
 const ACTIVE_SLOT_WAIT_MS = 15_000;
@@ -78,8 +90,9 @@ export class LogicalCapture {
       notes.push(`tsform capture --follow is streaming ${name}: this run applies what it has queued`);
       return { lsn: record.lsn, copied: [], notes, followed: true };
     }
+    let lost = false;
     if (slot.exists && slot.walStatus === 'lost') {
-      notes.push(`${Codes.slotLost}: replication slot ${name} was lost (it fell behind by more than max_slot_wal_keep_size); every table is copied again from a new snapshot`);
+      lost = true;
       await dropSlot(oltp, name);
       slot = { exists: false };
     } else if (slot.exists && !record) {
@@ -93,8 +106,25 @@ export class LogicalCapture {
     if (!slot.exists) {
       const snap = await oltp.replication!().createSlot(name);
       try {
-        await withRetry(wh, () => wh.transaction((s) => writeSlotRecord(s, metaSchema, name, { lsn: snap.consistentPoint, tables: [] })));
-        for (const t of this.o.tables) {
+        let toCopy = this.o.tables;
+        let kept: string[] = [];
+        if (lost) {
+          const decision = await this.lostSlotDecision();
+          if (decision.all) {
+            notes.push(`${Codes.slotLost}: replication slot ${name} was lost (it fell behind by more than max_slot_wal_keep_size); every table is copied again from a new snapshot: ${decision.why}`);
+          } else {
+            toCopy = this.o.tables.filter((t) => decision.changed.has(t.spec.label));
+            kept = record ? record.tables.filter((l) => !decision.changed.has(l)) : [];
+            const changed = [...decision.changed].map(([l, why]) => `${l} (${why})`);
+            notes.push(
+              `${Codes.slotLostPartial}: replication slot ${name} was lost (it fell behind by more than max_slot_wal_keep_size); ` +
+                (changed.length > 0 ? `copied again from a new snapshot: ${changed.join(', ')}` : 'no captured table changed since') +
+                `; the modification counters of the others did not move, their raw stays: ${this.specs.map((x) => x.label).filter((l) => !decision.changed.has(l)).join(', ') || 'none'}`,
+            );
+          }
+        }
+        await withRetry(wh, () => wh.transaction((s) => writeSlotRecord(s, metaSchema, name, { lsn: snap.consistentPoint, tables: kept })));
+        for (const t of toCopy) {
           await copyTable(wh, oltp, t.spec, { metaSchema, slot: name, known: this.o.known, snapshot: snap.snapshotName });
           copied.push(t.spec.label);
         }
@@ -117,6 +147,18 @@ export class LogicalCapture {
   }
 
   /**
+   * Which tables changed while the lost slot's WAL was being dropped: the counters stored when the
+   * queue last held everything vs the OLTP's now. Called once the new slot exists (changes after
+   * its start are streamed; a counter they move only copies more) and after the counters of
+   * changes committed before it had time to be published.
+   */
+  private async lostSlotDecision(): Promise<RecopyDecision> {
+    const recorded = await readStoredEvidence(this.o.wh, this.o.metaSchema, this.o.name);
+    if (recorded) await new Promise((r) => setTimeout(r, this.o.statsSettleMs ?? STATS_SETTLE_MS));
+    return tablesToRecopy(this.specs.map((s) => s.label), recorded, await readEvidence(this.o.oltp, this.specs));
+  }
+
+  /**
    * The slot, once no session streams it: a consumer killed a moment ago still holds it until
    * the server notices. A follower holds it for good (the caller then only applies the queue).
    */
@@ -135,14 +177,35 @@ export class LogicalCapture {
   /** Queues the stream up to the OLTP's WAL position of now (a run's capture) or, without `until`, until `signal`. */
   async stream(
     from: string,
-    opts: Pick<ConsumeOptions, 'signal' | 'beforeCommit' | 'afterCommit' | 'batchChanges' | 'batchMs' | 'follower'> & { untilNow: boolean; onTransaction?: (tx: LogicalTransaction) => Promise<void> },
+    opts: Pick<ConsumeOptions, 'signal' | 'beforeCommit' | 'afterCommit' | 'batchChanges' | 'batchMs' | 'follower'> & {
+      untilNow: boolean;
+      onTransaction?: (tx: LogicalTransaction) => Promise<void>;
+      /** A follower's interval between two records of the modification counters (default 10 s). */
+      evidenceEveryMs?: number;
+    },
   ): Promise<ConsumeResult> {
     // The insert position, not pg_current_wal_lsn (the write position): with asynchronous commit
     // a transaction that committed before this capture may not be written yet, and a capture
     // that stopped at the write position would leave it for the next run.
-    const until = opts.untilNow ? String((await this.o.oltp.query('SELECT pg_catalog.pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn) : undefined;
+    // The counters are read before that position: once the queue holds everything before it, they
+    // are stored as what the queue is known to hold (a lost slot compares them with the OLTP's).
+    let probe: EvidenceProbe | undefined = await probeEvidence(this.o.oltp, this.specs);
+    let probedAt = performance.now();
+    const until = opts.untilNow ? probe.insertLsn : undefined;
     const tables = new Map(this.specs.map((s) => [s.label, s]));
+    const onQueued = async (lsn: string): Promise<void> => {
+      if (probe && compareLsn(lsn, probe.insertLsn) >= 0) {
+        await withRetry(this.o.wh, () => writeEvidence(this.o.wh, this.o.metaSchema, this.o.name, probe!.evidence));
+        probe = undefined;
+      }
+      // a follower records anew now and then, so that its evidence stays close to the slot
+      if (!probe && !opts.untilNow && performance.now() - probedAt >= (opts.evidenceEveryMs ?? EVIDENCE_EVERY_MS)) {
+        probe = await probeEvidence(this.o.oltp, this.specs);
+        probedAt = performance.now();
+      }
+    };
     return consumeStream({
+      onQueued,
       wh: this.o.wh,
       oltp: this.o.oltp,
       replication: this.o.oltp.replication!(),

@@ -32,6 +32,8 @@ export interface ConsumeOptions {
   afterCommit?: (lsn: string, tenants: ReadonlyMap<string, ReadonlySet<string>>) => Promise<void>;
   /** The long-running follower: its replication connection says so (application_name), so that runs leave the slot to it. */
   follower?: boolean;
+  /** Awaited once the committed queue holds every change committed before `lsn` (after a batch commit, or a keepalive with nothing pending). */
+  onQueued?: (lsn: string) => Promise<void>;
   /** Awaited for every source transaction received, before it is queued anywhere. */
   onTransaction?: (tx: LogicalTransaction) => Promise<void>;
 }
@@ -92,6 +94,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
     for (const c of batch) tenants.set(c.sourceTable, (tenants.get(c.sourceTable) ?? new Set()).add(c.tenant));
     await o.afterCommit?.(lsn, tenants);
     stream?.confirm(lsn);
+    await o.onQueued?.(lsn);
   };
   const checkDone = (lsn: string): void => {
     if (o.until !== undefined && pendingLsn === undefined && compareLsn(lsn, o.until) >= 0) {
@@ -137,6 +140,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
         // that only other tables (or other databases) wrote.
         await flush();
         if (compareLsn(walEnd, result.lsn) > 0) stream?.confirm(walEnd);
+        await o.onQueued?.(walEnd);
         checkDone(walEnd);
       },
     },
