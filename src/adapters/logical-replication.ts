@@ -13,7 +13,8 @@ export interface LogicalRelation {
   oid: number;
   schema: string;
   table: string;
-  columns: { name: string; typeOid: number; inIdentity: boolean }[];
+  /** `typeMod`: the column's atttypmod (-1: none), so that `format_type(typeOid, typeMod)` names its type. */
+  columns: { name: string; typeOid: number; typeMod: number; inIdentity: boolean }[];
   replicaIdentity: 'default' | 'nothing' | 'full' | 'index';
 }
 

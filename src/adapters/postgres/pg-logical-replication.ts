@@ -195,7 +195,7 @@ function relationOf(r: Pgoutput.MessageRelation): LogicalRelation {
     schema: r.schema,
     table: r.name,
     replicaIdentity: r.replicaIdentity,
-    columns: r.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, inIdentity: (c.flags & 1) === 1 })),
+    columns: r.columns.map((c) => ({ name: c.name, typeOid: c.typeOid, typeMod: c.typeMod, inIdentity: (c.flags & 1) === 1 })),
   };
 }
 

@@ -62,8 +62,9 @@ export async function followCapture(lc: LogicalCapture, opts: FollowOptions): Pr
         summary.applied.set(tenant, (summary.applied.get(tenant) ?? 0) + r.changes);
         say(`${tenant}\t${table}\t${r.changes} change(s): ${r.upserted} upserted, ${r.deleted} removed`);
       } catch (err) {
-        // retried on the next pass; the other practices go on
-        mark(table, [tenant]);
+        // retried on the next pass; the other practices go on. A table blocked by a column's type
+        // change waits for new changes (said once per batch, not every pass): a set-up copies it again.
+        if (!(err instanceof TsformError && err.code === Codes.columnTypeChanged)) mark(table, [tenant]);
         say(`${tenant}\t${table}\tapply failed: ${err instanceof Error ? err.message : String(err)}`);
       }
     }

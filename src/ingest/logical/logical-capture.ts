@@ -8,6 +8,7 @@ import { prepareCapture, type ProtectRelation } from '../capture.ts';
 import type { OltpSource } from '../oltp-source.ts';
 import { withRetry } from '../retry.ts';
 import { applyTenantQueue, type ApplyResult } from './apply-queue.ts';
+import { blockedTables, readBlock } from './follow-relation.ts';
 import { probeEvidence, readEvidence, readStoredEvidence, tablesToRecopy, writeEvidence, type EvidenceProbe, type RecopyDecision } from './change-evidence.ts';
 import { readSlotRecord, writeSlotRecord } from './queue-writer.ts';
 import { checkLogicalPrerequisites, dropSlot, ensurePublication, FOLLOWER_APPLICATION_NAME, readSlot, slotLagWarning, uncapturedTables, type SlotState } from './slot-setup.ts';
@@ -78,7 +79,16 @@ export class LogicalCapture {
     const notes: string[] = [];
     await checkLogicalPrerequisites(oltp, this.specs);
     await migrateMeta(wh, metaSchema);
-    for (const t of this.o.tables) await prepareCapture(wh, oltp, t.spec, metaSchema, tenants, t.protect);
+    for (const t of this.o.tables) {
+      try {
+        await prepareCapture(wh, oltp, t.spec, metaSchema, tenants, t.protect);
+      } catch (err) {
+        // Watermark capture's drift check compares raw with the OLTP's catalog of now; here raw
+        // follows the stream's Relation messages, which come after the changes before the DDL
+        // (follow-relation.ts): a column dropped or retyped in the OLTP is not an error at set-up.
+        if (!(err instanceof TsformError && err.code === Codes.schemaChanged)) throw err;
+      }
+    }
     await ensureCapturedRows(wh, metaSchema, tenants);
     const added = await ensurePublication(oltp, name, this.specs);
     for (const t of await uncapturedTables(oltp, this.specs)) {
@@ -136,9 +146,15 @@ export class LogicalCapture {
       const warning = slotLagWarning(name, slot);
       if (warning) notes.push(warning);
     }
-    // Tables new in the publication, or whose copy a crash interrupted: copied from a snapshot of now.
+    // Tables new in the publication, or whose copy a crash interrupted, or blocked by a column's
+    // type change: copied from a snapshot of now.
     const have = new Set(record!.tables);
-    for (const t of this.o.tables.filter((x) => !have.has(x.spec.label) || (added.includes(x.spec) && !copied.includes(x.spec.label)))) {
+    const blocked = await blockedTables(wh, metaSchema);
+    for (const t of this.o.tables.filter((x) => blocked.has(x.spec.label) && !copied.includes(x.spec.label))) {
+      notes.push(`${Codes.columnTypeChanged}: ${t.spec.label} is copied again from a snapshot: a column changed to a type its raw table could not hold`);
+    }
+    for (const t of this.o.tables.filter((x) => !have.has(x.spec.label) || blocked.has(x.spec.label) || (added.includes(x.spec) && !copied.includes(x.spec.label)))) {
+      if (copied.includes(t.spec.label)) continue;
       await copyTable(wh, oltp, t.spec, { metaSchema, slot: name, known: this.o.known });
       copied.push(t.spec.label);
     }
@@ -227,8 +243,16 @@ export class LogicalCapture {
     opts: { stopsAfter?: number; batchRows?: number; beforeCommit?: (s: Session, applied: readonly string[]) => Promise<void> } = {},
   ): Promise<ApplyResult> {
     const total: ApplyResult = { changes: 0, upserted: 0, deleted: 0, more: false };
+    const blocked = await readBlock(this.o.wh, this.o.metaSchema, spec.label);
+    if (blocked) throw new TsformError(Codes.columnTypeChanged, blocked);
+    // checked again in the apply's transaction: a block committed meanwhile came before the changes it is about
+    const beforeCommit = async (s: Session, applied: readonly string[]): Promise<void> => {
+      const now = await readBlock(s, this.o.metaSchema, spec.label);
+      if (now) throw new TsformError(Codes.columnTypeChanged, now);
+      await opts.beforeCommit?.(s, applied);
+    };
     for (;;) {
-      const r = await withRetry(this.o.wh, () => applyTenantQueue(this.o.wh, spec, this.o.metaSchema, tenant, opts.batchRows, opts.beforeCommit));
+      const r = await withRetry(this.o.wh, () => applyTenantQueue(this.o.wh, spec, this.o.metaSchema, tenant, opts.batchRows, beforeCommit));
       total.changes += r.changes;
       total.upserted += r.upserted;
       total.deleted += r.deleted;

@@ -1,9 +1,8 @@
 import type { Adapter, Session } from '../../adapters/adapter.ts';
 import { compareLsn, type LogicalRelation, type LogicalReplicationSource, type LogicalTransaction, type ReplicationStream } from '../../adapters/logical-replication.ts';
-import type { ResolvedSpec } from '../capture-spec.ts';
 import type { OltpSource } from '../oltp-source.ts';
 import { withRetry } from '../retry.ts';
-import { addRawColumns, readSourceColumns } from '../source-columns.ts';
+import { followRelation, type RawColumns } from './follow-relation.ts';
 import { enqueue } from './queue-writer.ts';
 import { FOLLOWER_APPLICATION_NAME } from './slot-setup.ts';
 import { routeTransaction, type CapturedTables, type QueuedChange } from './route-changes.ts';
@@ -69,7 +68,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
   let pendingTransactions: string[] = [];
   let pendingSince = 0;
   let reached = false;
-  const rawColumns = new Map<string, Set<string>>();
+  const rawColumns: RawColumns = new Map();
   const seenRelations = new Map<number, string>();
   let stream: ReplicationStream | undefined;
   let finished!: () => void;
@@ -117,9 +116,9 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
         }
         const ddl = tx.relations.filter((r) => o.tables.has(`${r.schema}.${r.table}`) && seenRelations.get(r.oid) !== columnsKey(r));
         if (ddl.length > 0) {
-          // raw gets a new column before any change that carries it is queued
+          // raw gets a new column (or a wider type, or the table a block) before any change that carries it is queued
           await flush();
-          for (const r of ddl) await followRelation(o, r, rawColumns, result.notes);
+          for (const r of ddl) await followRelation({ wh: o.wh, oltp: o.oltp, metaSchema: o.metaSchema, slot: o.slot }, o.tables.get(`${r.schema}.${r.table}`)!, r, tx.commitEndLsn, rawColumns, result.notes);
           for (const r of ddl) seenRelations.set(r.oid, columnsKey(r));
         }
         const routed = routeTransaction(tx, o.tables, o.known);
@@ -167,39 +166,5 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
 }
 
 function columnsKey(r: LogicalRelation): string {
-  return r.columns.map((c) => `${c.name}:${c.typeOid}`).join(',');
-}
-
-/**
- * DDL is not replicated, but a Relation message says which columns a table has now: a new one is
- * added to raw (its type read from the OLTP's catalog); one raw has and the OLTP no longer has is
- * noted (raw keeps it; rows changed from now on have NULL there).
- */
-async function followRelation(o: ConsumeOptions, r: LogicalRelation, rawColumns: Map<string, Set<string>>, notes: string[]): Promise<void> {
-  const spec: ResolvedSpec = o.tables.get(`${r.schema}.${r.table}`)!;
-  let have = rawColumns.get(spec.label);
-  if (!have) {
-    have = new Set(((await o.wh.describe(spec.rawSchema, spec.table))?.columns ?? []).map((c) => c.name));
-    rawColumns.set(spec.label, have);
-  }
-  const names = r.columns.map((c) => c.name).filter((n) => n !== spec.deletedColumn);
-  const added = names.filter((n) => !have.has(n));
-  if (added.length > 0) {
-    const source = await o.oltp.readTransaction((t) => readSourceColumns(t, spec.sourceSchema, spec.table));
-    const byName = new Map(source.map((c) => [c.name, c]));
-    const columns = added.map((n) => byName.get(n) ?? { name: n, sourceType: 'text', rawType: 'VARCHAR', nullable: true, hasDefault: false });
-    const done = await withRetry(o.wh, () => o.wh.transaction((s) => addRawColumns(s, { schema: spec.rawSchema, table: spec.table }, columns)));
-    for (const c of done) {
-      notes.push(`${spec.label}: new source column "${c.name}" added to ${spec.rawSchema}.${spec.table}`);
-      if ((c.hasDefault || !c.nullable) && c.missingValue === undefined) {
-        notes.push(
-          `${spec.label}: column "${c.name}" was added with values the stream does not carry for earlier rows (a table rewrite is not replicated): to copy every table again, drop the slot (SELECT pg_drop_replication_slot('${o.slot}')) and run capture`,
-        );
-      }
-    }
-    for (const n of added) have.add(n);
-  }
-  for (const gone of [...have].filter((n) => !names.includes(n) && n !== spec.deletedColumn)) {
-    notes.push(`${spec.label}: column "${gone}" is no longer in the source; raw keeps it (rows updated from now on keep their value there, new rows have NULL)`);
-  }
+  return r.columns.map((c) => `${c.name}:${c.typeOid}:${c.typeMod}`).join(',');
 }

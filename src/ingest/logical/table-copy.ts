@@ -8,6 +8,7 @@ import { CopyTextReader } from '../copy-text.ts';
 import type { OltpSource } from '../oltp-source.ts';
 import { canonicalType, readSourceColumns } from '../source-columns.ts';
 import { withRetry } from '../retry.ts';
+import { clearBlock } from './follow-relation.ts';
 import { readSlotRecord, writeSlotRecord } from './queue-writer.ts';
 
 const ROWS_PER_APPEND = 10_000;
@@ -62,17 +63,25 @@ export async function copyTable(
         }
         reader.end();
         await s.insertText(opts.metaSchema, stage, cols, batch);
-        return { n: n + batch.length, cols };
+        return { n: n + batch.length, cols, types: source.filter((c) => rawNames.has(c.name)).map((c) => [c.name, c.rawType] as const) };
       });
       const had = await s.query(`SELECT DISTINCT CAST(${tc} AS VARCHAR) AS t FROM ${rawRel} WHERE ${tc} = ANY($1::VARCHAR[])`, [[...opts.known]]);
-      await s.query(`DELETE FROM ${rawRel} WHERE ${tc} = ANY($1::VARCHAR[])`, [[...opts.known]]);
       const types = new Map(info.columns.map((c) => [c.name, canonicalType(c.type)]));
+      // A column whose type changed in the OLTP gets the type a new raw table would have (before
+      // the DELETE: DuckDB alters no table with deletes of its own transaction).
+      for (const [name, want] of copied.types) {
+        if (types.get(name) === want) continue;
+        await s.query(`ALTER TABLE ${rawRel} ALTER COLUMN ${quoteIdent(name)} TYPE ${want} USING CAST(${quoteIdent(name)} AS ${want})`);
+        types.set(name, want);
+      }
+      await s.query(`DELETE FROM ${rawRel} WHERE ${tc} = ANY($1::VARCHAR[])`, [[...opts.known]]);
       const cast = (c: string) => (types.get(c) === 'VARCHAR' ? quoteIdent(c) : `CAST(${quoteIdent(c)} AS ${types.get(c)})`);
       await s.query(`INSERT INTO ${rawRel} (${copied.cols.map(quoteIdent).join(', ')}) SELECT ${copied.cols.map(cast).join(', ')} FROM ${stageRel}`);
       await s.query(`DROP TABLE ${stageRel}`);
       // Rows that were in raw may be gone now: the practices' incremental models rebuild their slices.
       await countDeletion(s, opts.metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), had.rows.map((r) => String(r.t)));
       await s.query(`DELETE FROM ${quoteRelation(opts.metaSchema, LOGICAL_QUEUE.name)} WHERE source_table = $1`, [spec.label]);
+      await clearBlock(s, opts.metaSchema, spec.label);
       // every practice's slice was (re)written: state:captured builds them all next
       await s.query(`UPDATE ${quoteRelation(opts.metaSchema, CAPTURED_CHANGES.name)} SET captured = captured + 1 WHERE tenant = ANY($1::VARCHAR[])`, [[...opts.known]]);
       const record = await readSlotRecord(s, opts.metaSchema, opts.slot);
