@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
-import pg from 'pg';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
 import { prng, testSeed } from '../../support/prng.ts';
 import { openDuckdb, tempDuckdbPath, type OltpFixture, type OltpTemplate } from '../support/capture-fixture.ts';
 import { templateOfFirstPractices } from '../support/capture-project.ts';
 import { allDiffers } from './support/logical-fixture.ts';
+import { workload } from './support/logical-workload.ts';
 
 const CHILD = fileURLToPath(new URL('./support/logical-child.ts', import.meta.url));
 const SEED = testSeed(20261203);
@@ -26,53 +25,6 @@ function runChild(url: string, path: string, tenants: readonly string[], kind: s
     child.on('error', reject);
     child.on('exit', (code, signal) => resolve({ code, signal, out }));
   });
-}
-
-/**
- * Three pairs of transactions committed back to back, then twelve over the practices and both
- * tables: inserts, updates that leave updated_at alone, hard deletes and moves between practices.
- */
-async function workload(admin: PostgresAdapter, url: string, tenants: readonly string[], rand: () => number, round: number): Promise<number> {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
-  let transactions = 0;
-  // Two sessions that both wrote, then commit one right after the other: no WAL between the two
-  // commit records, so the second starts exactly at the first one's end LSN. Confirming end + 1
-  // would make the server skip the second one after a restart.
-  const [a, b] = [new pg.Client({ connectionString: url }), new pg.Client({ connectionString: url })];
-  await a.connect();
-  await b.connect();
-  try {
-    for (let i = 0; i < 3; i++) {
-      const p = pick(tenants);
-      await a.query('BEGIN');
-      await b.query('BEGIN');
-      await a.query(`INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, updated_at) VALUES ($1, $2, 'pat', now())`, [p, `r${round}-a${i}`]);
-      await b.query(`INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, updated_at) VALUES ($1, $2, 'pat', now())`, [p, `r${round}-b${i}`]);
-      await a.query('COMMIT');
-      await b.query('COMMIT');
-      transactions += 2;
-    }
-  } finally {
-    await a.end();
-    await b.end();
-  }
-  for (let i = 0; i < 12; i++) {
-    await admin.transaction(async (s) => {
-      await s.query(`SELECT set_config('tsform.hard_delete', 'on', true)`);
-      const p = pick(tenants);
-      const q = pick(tenants.filter((t) => t !== p));
-      await s.query(
-        `INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, encounter_class, updated_at) SELECT $1, 'r${round}-t${i}-' || g, 'pat', 'new', now() FROM generate_series(1, 3) g`,
-        [p],
-      );
-      await s.query(`UPDATE oltp.encounters SET encounter_class = $2 WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY md5(encounter_id || $2) LIMIT 3)`, [p, `c${round}-${i}`]);
-      await s.query(`UPDATE oltp.procedures SET description = coalesce(description, '') || '+' WHERE practice_id = $1 AND procedure_id IN (SELECT procedure_id FROM oltp.procedures WHERE practice_id = $1 ORDER BY md5(procedure_id || $2) LIMIT 2)`, [q, `${round}-${i}`]);
-      await s.query(`DELETE FROM oltp.procedures WHERE practice_id = $1 AND procedure_id IN (SELECT procedure_id FROM oltp.procedures WHERE practice_id = $1 ORDER BY md5(procedure_id || $2) LIMIT 1)`, [p, `d${round}-${i}`]);
-      await s.query(`UPDATE oltp.encounters SET practice_id = $2 WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY md5(encounter_id || $3) LIMIT 1)`, [p, q, `m${round}-${i}`]);
-    });
-    transactions++;
-  }
-  return transactions;
 }
 
 describe('log-based capture survives kill -9: raw equals the OLTP, nothing queued or applied twice', () => {

@@ -1,0 +1,177 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresAdapter, type PostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
+import { quoteIdent, quoteRelation } from '../../../src/sql/quote.ts';
+import { REPO_ROOT } from '../../support/demo-project.ts';
+import { prng, testSeed } from '../../support/prng.ts';
+import { startSmallOltp, type SmallOltp } from '../support/capture-project.ts';
+import { logicalProject } from './support/logical-fixture.ts';
+import { workload } from './support/logical-workload.ts';
+
+const SEED = testSeed(20261204);
+/** kill -9s that landed (a child that ended before its kill does not count, and another is started). */
+const KILLS = 20;
+const MAX_ROUNDS = 40;
+
+type Command = 'follow' | 'run';
+
+interface Child {
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once the process has printed its first progress line (its modules are loaded, it works). */
+  started: Promise<void>;
+  kill(): void;
+  output(): string;
+}
+
+/** The first line each command prints once it works: follow before its set-up, run after its first node. */
+const STARTED: Record<Command, string> = { follow: 'following ', run: '"event":"node"' };
+
+function tsform(command: Command, projectDir: string, env: NodeJS.ProcessEnv): Child {
+  const args = command === 'follow' ? ['capture', '--follow'] : ['run'];
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tsform.mjs'), ...args, '--project-dir', projectDir, '--target', 'postgres'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes(STARTED[command])) started();
+  });
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    started: startedP,
+    exited: new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    }),
+    kill: () => void child.kill('SIGKILL'),
+    output: () => out,
+  };
+}
+
+/**
+ * Row fingerprints of every relation tsform wrote (raw and every model), per relation: the
+ * multiset of md5(row) with the row's practice. Values never leave this function: a difference
+ * is reported as counts and practice ids.
+ */
+async function fingerprints(db: PostgresAdapter): Promise<Map<string, Map<string, string>>> {
+  const { rows } = await db.query(
+    `SELECT table_schema AS s, table_name AS t, bool_or(column_name = 'practice_id') AS tenant FROM information_schema.columns
+      WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'tsform_meta') AND table_schema NOT LIKE 'pg\\_%' AND table_schema NOT LIKE 'tsform\\_vault%'
+      GROUP BY 1, 2 ORDER BY 1, 2`,
+  );
+  const out = new Map<string, Map<string, string>>();
+  for (const r of rows) {
+    const rel = quoteRelation(String(r.s), String(r.t));
+    const practice = r.tenant === true ? `CAST(t.${quoteIdent('practice_id')} AS text)` : `''`;
+    const fp = await db.query(`SELECT ${practice} AS p, md5(CAST(t AS text)) AS h, count(*) AS n FROM ${rel} AS t GROUP BY 1, 2`);
+    out.set(`${String(r.s)}.${String(r.t)}`, new Map(fp.rows.map((x) => [`${String(x.p)}|${String(x.h)}`, String(x.n)])));
+  }
+  return out;
+}
+
+/** Per relation: rows only one side has (counts) and the practices they belong to. */
+function differences(got: Map<string, Map<string, string>>, want: Map<string, Map<string, string>>): string[] {
+  const out: string[] = [];
+  for (const rel of new Set([...got.keys(), ...want.keys()])) {
+    const a = got.get(rel);
+    const b = want.get(rel);
+    if (!a || !b) {
+      out.push(`${rel}: only in the ${a ? 'crashed' : 'fresh'} warehouse`);
+      continue;
+    }
+    let extra = 0;
+    let missing = 0;
+    const practices = new Set<string>();
+    for (const k of new Set([...a.keys(), ...b.keys()])) {
+      const d = Number(a.get(k) ?? 0) - Number(b.get(k) ?? 0);
+      if (d === 0) continue;
+      if (d > 0) extra += d;
+      else missing -= d;
+      practices.add(k.split('|')[0]!);
+    }
+    if (extra + missing > 0) out.push(`${rel}: ${extra} extra, ${missing} missing (practices ${[...practices].sort().join(', ')})`);
+  }
+  return out;
+}
+
+/**
+ * kill -9 at seeded random moments of `tsform capture --follow` and `tsform run` (CLI processes,
+ * PostgreSQL warehouse), with inserts, updates, hard deletes and practice moves committed while
+ * they run and in between; then a clean run. Raw and every model must equal a fresh full load of
+ * the same project into a new warehouse.
+ */
+describe('kill -9 of tsform capture --follow and tsform run (log-based capture): raw and every model equal a fresh full load', () => {
+  let oltp: SmallOltp;
+  let tenants: string[];
+  let crashed: { url: string; drop(): Promise<void> };
+  let fresh: { url: string; drop(): Promise<void> };
+  let project: ReturnType<typeof logicalProject>;
+  let freshProject: ReturnType<typeof logicalProject>;
+
+  beforeAll(async () => {
+    oltp = await startSmallOltp(['encounters', 'procedures'], { logical: {} });
+    tenants = (await oltp.admin.query(`SELECT DISTINCT practice_id FROM oltp.encounters ORDER BY 1 LIMIT 4`)).rows.map((r) => String(r.practice_id));
+    crashed = await oltp.server.createDatabase();
+    fresh = await oltp.server.createDatabase();
+    project = logicalProject(tenants, 'logical_cli_crash');
+    // another name: another slot and publication, so the fresh load leaves the crashed one's alone
+    freshProject = logicalProject(tenants, 'logical_cli_fresh');
+  });
+  afterAll(async () => {
+    project?.remove();
+    freshProject?.remove();
+    await crashed?.drop().catch(() => undefined);
+    await fresh?.drop().catch(() => undefined);
+    await oltp?.stop();
+  });
+
+  it(`${KILLS} kills at random points (seed ${SEED}), then a clean run`, async () => {
+    const rand = prng(SEED);
+    const env = (wh: string): NodeJS.ProcessEnv => ({ ...process.env, TSFORM_OLTP_URL: oltp.server.url, TSFORM_PG_URL: wh });
+    const log: string[] = [];
+    let kills = 0;
+    for (let round = 0; kills < KILLS && round < MAX_ROUNDS; round++) {
+      const command: Command = rand() < 0.5 ? 'follow' : 'run';
+      // after it started working: a follower's set-up, copy, stream and applies take seconds; a
+      // run's capture and 25 nodes about one
+      const delay = Math.floor(rand() * (command === 'follow' ? 3000 : 1200));
+      const child = tsform(command, project.dir, env(crashed.url));
+      const changes = workload(oltp.admin, oltp.server.url, tenants, rand, round, true);
+      const working = await Promise.race([child.started.then(() => true), child.exited.then(() => false)]);
+      const killed = working && (await Promise.race([new Promise<boolean>((r) => setTimeout(() => r(true), delay)), child.exited.then(() => false)]));
+      if (killed) child.kill();
+      const end = await child.exited;
+      await changes;
+      const at = `seed ${SEED}, round ${round}: ${command}, ${delay} ms after it started`;
+      // where it was: its last progress line (node names, practice ids and counts; no values)
+      const lines = child.output().trim().split('\n');
+      log.push(`${at}: ${end.signal ?? `exit ${end.code}`}, ${lines.length} line(s) out, last: ${lines[lines.length - 1]!.slice(0, 100)}`);
+      if (end.signal === 'SIGKILL') kills++;
+      // a run that ended first must have succeeded (a follower never ends by itself)
+      else expect(end.code, `${at}\n${child.output().slice(-2000)}`).toBe(0);
+    }
+    expect(kills, log.join('\n')).toBe(KILLS);
+
+    const last = tsform('run', project.dir, env(crashed.url));
+    const lastEnd = await last.exited;
+    expect(lastEnd.code, last.output().slice(-3000)).toBe(0);
+    const full = tsform('run', freshProject.dir, env(fresh.url));
+    expect((await full.exited).code, full.output().slice(-3000)).toBe(0);
+
+    const a = await createPostgresAdapter({ url: crashed.url });
+    const b = await createPostgresAdapter({ url: fresh.url });
+    try {
+      const got = await fingerprints(a);
+      const want = await fingerprints(b);
+      // raw and every model of the project
+      expect([...want.keys()].filter((k) => k.startsWith('raw.')).sort()).toEqual(['raw.encounters', 'raw.procedures']);
+      expect(want.size, [...want.keys()].join(', ')).toBeGreaterThanOrEqual(6);
+      expect(differences(got, want), log.join('\n')).toEqual([]);
+      expect(Number((await a.query(`SELECT count(*) AS n FROM tsform_meta.logical_queue`)).rows[0]!.n)).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  }, 600_000);
+});
