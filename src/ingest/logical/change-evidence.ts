@@ -68,14 +68,12 @@ export async function probeEvidence(oltp: OltpSource, specs: readonly ResolvedSp
 }
 
 /** Stored once the queue holds every change committed before the probe's `insertLsn`. */
-export async function writeEvidence(wh: Adapter | Session, metaSchema: string, slot: string, evidence: ChangeEvidence): Promise<void> {
+export async function writeEvidence(wh: Adapter, metaSchema: string, slot: string, evidence: ChangeEvidence): Promise<void> {
   const rel = quoteRelation(metaSchema, LOGICAL_EVIDENCE.name);
-  const write = async (s: Adapter | Session) => {
+  await wh.transaction(async (s) => {
     await s.query(`DELETE FROM ${rel} WHERE slot = $1`, [slot]);
     await s.query(`INSERT INTO ${rel} (slot, evidence_json, updated_at) VALUES ($1, $2, now())`, [slot, JSON.stringify(evidence)]);
-  };
-  if ('transaction' in wh) await wh.transaction(write);
-  else await write(wh);
+  });
 }
 
 export async function readStoredEvidence(wh: Adapter | Session, metaSchema: string, slot: string): Promise<ChangeEvidence | undefined> {

@@ -222,6 +222,7 @@ export class LogicalCapture {
     };
     return consumeStream({
       onQueued,
+      pingWhile: () => probe !== undefined,
       wh: this.o.wh,
       oltp: this.o.oltp,
       replication: this.o.oltp.replication!(),

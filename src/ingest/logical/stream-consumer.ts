@@ -33,6 +33,8 @@ export interface ConsumeOptions {
   follower?: boolean;
   /** Awaited once the committed queue holds every change committed before `lsn` (after a batch commit, or a keepalive with nothing pending). */
   onQueued?: (lsn: string) => Promise<void>;
+  /** Keepalives are asked for while this returns true (a record waits for onQueued to pass a position). */
+  pingWhile?: () => boolean;
   /** Awaited for every source transaction received, before it is queued anywhere. */
   onTransaction?: (tx: LogicalTransaction) => Promise<void>;
 }
@@ -147,7 +149,7 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
   // Keepalives on demand: they commit a pending batch when the stream goes quiet, and tell a
   // run's capture when it has caught up.
   const ticker = setInterval(() => {
-    if (pendingLsn !== undefined || o.until !== undefined) stream?.ping();
+    if (pendingLsn !== undefined || o.until !== undefined || o.pingWhile?.()) stream?.ping();
   }, Math.max(20, Math.floor((o.batchMs ?? DEFAULT_BATCH_MS) / 2)));
   const onAbort = () => finished();
   o.signal?.addEventListener('abort', onAbort);

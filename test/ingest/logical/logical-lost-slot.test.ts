@@ -113,6 +113,34 @@ describe('a slot that falls behind', () => {
       expect(await allDiffers(oltp.admin, wh, tenants)).toEqual([]);
     }, 180_000);
 
+    it('a follower records the counters as it streams: a slot lost after it stopped, with nothing changed since, copies no table again', async () => {
+      const { oltp, wh, lc } = await captured('lost_follow');
+      const [a] = tenants as [string];
+      const setup = await lc.setUp(tenants);
+      const stop = new AbortController();
+      const following = lc.stream(setup.lsn, { untilNow: false, follower: true, signal: stop.signal, evidenceEveryMs: 0 });
+      const counters = async () => String((await oltp.admin.query(`SELECT (n_tup_ins + n_tup_upd + n_tup_del)::text AS n FROM pg_stat_user_tables WHERE schemaname = 'oltp' AND relname = 'procedures'`)).rows[0]!.n);
+      const before = await counters();
+      await oltp.admin.query(`UPDATE oltp.procedures SET description = 'followed' WHERE practice_id = $1`, [a]);
+      // until the OLTP published the update's counters, and the follower stored them
+      const stored = async () => {
+        const r = await wh.query(`SELECT evidence_json FROM tsform_meta.logical_evidence`);
+        return r.rows[0] ? (JSON.parse(String(r.rows[0].evidence_json)) as ChangeEvidence).tables['oltp.procedures']?.modifications : undefined;
+      };
+      const end = performance.now() + 60_000;
+      while (((await counters()) === before || (await stored()) !== (await counters())) && performance.now() < end) await new Promise((r) => setTimeout(r, 200));
+      expect(await counters()).not.toBe(before);
+      expect(await stored()).toBe(await counters());
+      stop.abort();
+      await following;
+      for (const spec of lc.specs) for (const t of tenants) await lc.apply(spec, t);
+      await forceLost(oltp);
+      const after = await lc.setUp(tenants);
+      expect(after.copied, after.notes.join("\n")).toEqual([]);
+      expect(after.notes).toContainEqual(expect.stringMatching(new RegExp(`^${Codes.slotLostPartial}: .* no captured table changed since; .* their raw stays: oltp\\.encounters, oltp\\.procedures$`)));
+      expect(await allDiffers(oltp.admin, wh, tenants)).toEqual([]);
+    }, 180_000);
+
     it('statistics reset since the counters were recorded: every table is copied again (TSF433 says why)', async () => {
       const { oltp, wh, lc } = await captured('lost_reset');
       const [, b] = tenants as [string, string];
