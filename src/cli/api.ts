@@ -53,6 +53,7 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
   try {
     const notices = [...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
+    capture?.useBatches(plan.batches);
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
     const leakScan = !req.skipLeakScan && leakScanPlanned(ws, plan);
     req.onPlan?.(plan, plannedUnits(plan, { checks: leakScan ? 1 : 0 }));

@@ -6,6 +6,7 @@ import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from
 import { CAPTURE_LOCKS } from '../warehouse/meta-schema.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
+import { checkBatch, type BatchCheck } from './batch-check.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import { OltpConnections } from './oltp-connections.ts';
 import type { OltpSource } from './oltp-source.ts';
@@ -76,9 +77,27 @@ export class RunCapture {
   private readonly actions = new Set<string>();
   /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
   private readonly landingUnknown = new Map<string, number>();
+  /** Practice → its batch (useBatches). */
+  private readonly batchOf = new Map<string, { index: number; tenants: readonly string[] }>();
+  /** `node|batch` → what the OLTP has for that batch (undefined: the check failed, every practice reads its own chunk). */
+  private readonly checks = new Map<string, Promise<BatchCheck | undefined>>();
 
   constructor(private readonly opts: RunCaptureOptions) {
     this.oltps = new OltpConnections(opts.openOltp);
+    this.useBatches([opts.runTenants]);
+  }
+
+  /**
+   * The plan's batches (after onboarding practices were put in batches of their own): the OLTP
+   * is asked once per table and batch which practices have anything to capture, when the first
+   * of them runs; its batch-mates' extracts follow it. Until told, the run's practices are one batch.
+   */
+  useBatches(batches: readonly (readonly string[])[]): void {
+    this.batchOf.clear();
+    this.checks.clear();
+    batches.forEach((tenants, index) => {
+      for (const t of tenants) this.batchOf.set(t, { index, tenants });
+    });
   }
 
   /** Counted problems of the whole run (unknown practice ids), one line per table. */
@@ -128,6 +147,7 @@ export class RunCapture {
     const started = performance.now();
     try {
       const { spec, oltp, raw } = await this.prepare(node, capture, protect);
+      if (await this.nothingToCapture(node, capture, { spec, oltp, raw }, tenant)) return { rows: new Map([[tenant, 0]]), notes: [] };
       const after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
       const slice = capture.slice_ms ?? DEFAULT_SLICE_MS;
       const chunks = steadyChunks(wh, oltp, spec, this.opts.metaSchema, raw, {
@@ -203,6 +223,27 @@ export class RunCapture {
       this.logical.set(capture.url_env, p);
     }
     return p;
+  }
+
+  /**
+   * The practice has nothing after its watermark below the commit horizon, by the check its
+   * batch made of this table (batch-check.ts), and has committed a chunk before: its chunk would
+   * read nothing, so none is run. A practice never captured still commits its (maybe empty)
+   * first chunk, which ends its onboarding.
+   */
+  private async nothingToCapture(node: ManifestNode, capture: PostgresCapture, table: PreparedTable, tenant: string): Promise<boolean> {
+    const batch = this.batchOf.get(tenant) ?? { index: -1, tenants: [tenant] };
+    const key = `${node.name}\u0000${batch.index}`;
+    let check = this.checks.get(key);
+    if (!check) {
+      check = checkBatch(this.opts.warehouse, table.oltp, table.spec, this.opts.metaSchema, table.raw, batch.tenants, { cap: 0, timeoutMs: capture.timeout_ms }).catch(
+        // an OLTP that fails the check fails each practice's own chunk, by practice
+        () => undefined,
+      );
+      this.checks.set(key, check);
+    }
+    const c = await check;
+    return c !== undefined && !c.drift && c.pending.get(tenant) === 0 && c.captured.has(tenant);
   }
 
   private prepare(node: ManifestNode, capture: PostgresCapture, protect?: ProtectRelation): Promise<PreparedTable> {
