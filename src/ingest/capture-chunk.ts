@@ -118,7 +118,7 @@ async function readChunk(
     s,
     spec,
     metaSchema,
-    tenant: req.tenant,
+    tenants: req.tenant,
     columns: selected,
     positionIndexes: shape.positionIndexes,
     deletedIndex: shape.deletedIndex,
@@ -144,11 +144,15 @@ export interface SourceShape {
 }
 
 export async function readSourceShape(r: OltpReadSession, spec: ResolvedSpec): Promise<SourceShape> {
-  const rel = quoteRelation(spec.sourceSchema, spec.table);
   // The table lock (ACCESS SHARE) is held until this read transaction ends, so the columns
   // read next cannot change under the COPY (ALTER TABLE waits for us).
-  await r.query(`SELECT 1 FROM ${rel} LIMIT 0`);
-  const all = await readSourceColumns(r, spec.sourceSchema, spec.table);
+  await r.query(`SELECT 1 FROM ${quoteRelation(spec.sourceSchema, spec.table)} LIMIT 0`);
+  return shapeOf(spec, await readSourceColumns(r, spec.sourceSchema, spec.table));
+}
+
+/** The shape of a source table with these columns (readSourceColumns); a missing needed column is an error naming it. */
+export function shapeOf(spec: ResolvedSpec, all: readonly SourceColumn[]): SourceShape {
+  const rel = quoteRelation(spec.sourceSchema, spec.table);
   if (all.length === 0) throw new TsformError(Codes.missingRelation, `capture ${spec.label}: the source table does not exist`);
   const byName = new Map(all.map((c) => [c.name, c]));
   for (const needed of [spec.tenantColumn, spec.updatedColumn, ...spec.key]) {

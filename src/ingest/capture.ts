@@ -6,7 +6,7 @@ import { migrateMeta } from '../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
-import { planDrift, readSourceColumns } from './source-columns.ts';
+import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { withRetry } from './retry.ts';
 import { steadyChunks } from './steady-capture.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
@@ -132,7 +132,7 @@ export async function prepareCapture(
   tenants: readonly string[],
   /** Row-level security of the raw table, in the transaction that creates it (PostgreSQL). */
   protect?: ProtectRelation,
-): Promise<RawState> {
+): Promise<RawState & { source: SourceColumn[] }> {
   await migrateMeta(wh, metaSchema);
   await withRetry(wh, () => wh.transaction((s) => ensureLockRows(s, metaSchema, spec.label, tenants)));
   const existing = await wh.describe(spec.rawSchema, spec.table);
@@ -142,7 +142,7 @@ export async function prepareCapture(
   if (existing) {
     // An incompatible change fails the whole table once, before any practice starts.
     planDrift(spec.label, columns, existing.columns);
-    return { columns: existing.columns };
+    return { columns: existing.columns, source };
   }
   await wh.ensureSchema(spec.rawSchema);
   // IF NOT EXISTS: another capture of the same table may have created it since we looked.
@@ -163,7 +163,7 @@ export async function prepareCapture(
       await protect?.(s);
     }),
   );
-  return { columns: (await wh.describe(spec.rawSchema, spec.table))!.columns };
+  return { columns: (await wh.describe(spec.rawSchema, spec.table))!.columns, source };
 }
 
 async function countUnknownTenantRowsInto(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[], notes: string[]): Promise<number> {

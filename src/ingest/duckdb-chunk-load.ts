@@ -8,7 +8,7 @@ import type { ResolvedSpec } from './capture-spec.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { lastCsvRow } from './csv-tail.ts';
-import { deleteChunkKeys, insertLiveRows, keysHeldElsewhere, type ChunkRows, type HeldElsewhere } from './slice-upsert.ts';
+import { deleteChunkKeys, insertLiveRows, keysHeldElsewhere, type ChunkRows, type ChunkTenants, type HeldElsewhere } from './slice-upsert.ts';
 import { positionOf, type Watermark } from './watermarks.ts';
 
 /** Bytes kept from the end of the COPY output to read its last row; a longer row is read from the file. */
@@ -25,9 +25,9 @@ const TAIL_BYTES = 256 * 1024;
 export async function loadChunkViaFiles(src: ChunkSource): Promise<ChunkLoad> {
   const staged = await copyChunkToFile(src, await src.copy(src.after, src.chunkRows, 'csv'));
   try {
-    if (staged.bytes === 0) return { rows: 0, deleted: 0, last: undefined, finish: async () => ({ loaded: 0, elsewhere: [] }) };
-    const r = await loadStagedChunk(src.s, src.spec, src.tenant, src.columns, src.deletedIndex, staged.file);
-    return { ...r, last: staged.last, finish: async () => ({ loaded: r.loaded, elsewhere: r.elsewhere }) };
+    if (staged.bytes === 0) return { rows: 0, deleted: 0, byTenant: new Map(), last: undefined, finish: async () => ({ loaded: 0, elsewhere: [] }) };
+    const r = await loadStagedChunk(src.s, src.spec, src.tenants, src.columns, src.deletedIndex, staged.file);
+    return { rows: r.rows, deleted: r.deleted, byTenant: r.byTenant, last: staged.last, finish: async () => ({ loaded: r.loaded, elsewhere: r.elsewhere }) };
   } finally {
     await staged.dispose();
   }
@@ -58,46 +58,53 @@ export async function copyChunkToFile(src: Pick<ChunkSource, 'spec' | 'columns' 
   }
 }
 
+/** Rows a chunk read per practice, and how many of them were soft-deleted. */
+export type ChunkCounts = Map<string, { rows: number; deleted: number }>;
+
 /**
- * The warehouse half: only the keys (and the soft-delete column) go into a temp table, for the
- * counts and the DELETE; the live rows go from the file straight into raw.
+ * The warehouse half: only the practice, the keys (and the soft-delete column) go into a temp
+ * table, for the counts and the DELETE; the live rows go from the file straight into raw.
  */
 export async function loadStagedChunk(
   s: Session,
   spec: ResolvedSpec,
-  tenant: string,
+  tenants: ChunkTenants,
   columns: readonly SourceColumn[],
   deletedIndex: number,
   file: string,
   /**
    * The chunk's row count when none of its keys can be in raw (a stream read in one snapshot
-   * into a slice that held none of them): its rows are only inserted.
+   * into a slice that held none of them; one practice): its rows are only inserted.
    */
   newKeysRows?: number,
-): Promise<{ rows: number; deleted: number; loaded: number; elsewhere: HeldElsewhere[] }> {
+): Promise<{ rows: number; deleted: number; loaded: number; elsewhere: HeldElsewhere[]; byTenant: ChunkCounts }> {
   // Column names and types go into the reader's options as literals (DuckDB binds no
   // parameters there); they come from the OLTP catalog, not from row data. Typed by the CSV
   // reader itself (its parsers are much faster than a CAST pass afterwards).
   const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
   const readCsv = (param: string): string => `read_csv(${param}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`;
-  if (newKeysRows !== undefined) {
+  if (newKeysRows !== undefined && typeof tenants === 'string') {
     const rows: ChunkRows = { from: readCsv('$2'), params: [file], typed: true };
-    const loaded = await insertLiveRows(s, spec, tenant, columns, rows);
-    const elsewhere = await keysHeldElsewhere(s, spec, tenant, columns, rows);
+    const loaded = await insertLiveRows(s, spec, tenants, columns, rows);
+    const elsewhere = await keysHeldElsewhere(s, spec, tenants, columns, rows);
     // every row is the practice's (the OLTP read selects it): the rest were soft-deleted
-    return { rows: newKeysRows, deleted: newKeysRows - loaded, loaded, elsewhere };
+    const deleted = newKeysRows - loaded;
+    return { rows: newKeysRows, deleted, loaded, elsewhere, byTenant: new Map([[tenants, { rows: newKeysRows, deleted }]]) };
   }
   const load = quoteIdent(`__tsf_capture_${randomBytes(6).toString('hex')}`);
+  const tc = quoteIdent(spec.tenantColumn);
   const deletedCol = deletedIndex >= 0 ? quoteIdent(columns[deletedIndex]!.name) : undefined;
   // a temp table: in memory, never in the database file or its WAL
-  await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);
-  const stats = (await s.query(`SELECT count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load}`)).rows[0]!;
+  await s.query(`CREATE TEMP TABLE ${load} AS SELECT ${[tc, ...spec.key.map(quoteIdent), deletedCol ?? 'NULL AS "__tsf_no_deleted"'].join(', ')} FROM ${readCsv('$1')}`, [file]);
+  const stats = await s.query(`SELECT CAST(${tc} AS VARCHAR) AS t, count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load} GROUP BY 1`);
+  const byTenant: ChunkCounts = new Map(stats.rows.map((r) => [String(r.t), { rows: Number(r.n), deleted: Number(r.d) }]));
   const keys: ChunkRows = { from: load, params: [], typed: true };
-  await deleteChunkKeys(s, spec, tenant, columns, keys);
-  const loaded = await insertLiveRows(s, spec, tenant, columns, { from: readCsv('$2'), params: [file], typed: true });
-  const elsewhere = await keysHeldElsewhere(s, spec, tenant, columns, keys);
+  await deleteChunkKeys(s, spec, tenants, columns, keys);
+  const loaded = await insertLiveRows(s, spec, tenants, columns, { from: readCsv('$2'), params: [file], typed: true });
+  const elsewhere = await keysHeldElsewhere(s, spec, tenants, columns, keys);
   await s.query(`DROP TABLE ${load}`);
-  return { rows: Number(stats.n), deleted: Number(stats.d), loaded, elsewhere };
+  const sum = (f: 'rows' | 'deleted') => [...byTenant.values()].reduce((a, c) => a + c[f], 0);
+  return { rows: sum('rows'), deleted: sum('deleted'), loaded, elsewhere, byTenant };
 }
 
 interface WrittenCopy {

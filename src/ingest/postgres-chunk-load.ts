@@ -42,18 +42,24 @@ export async function loadChunkViaCopy(src: ChunkSource): Promise<ChunkLoad> {
     throw new TsformError(Codes.sqlError, `capture ${spec.label}: COPY returned ${lastLine.length} fields for ${names.length} columns`);
   }
   const deletedCol = src.deletedIndex >= 0 ? quoteIdent(names[src.deletedIndex]!) : undefined;
-  const deleted = rows > 0 && deletedCol ? Number((await s.query(`SELECT count(${deletedCol}) AS d FROM ${load.from}`)).rows[0]!.d) : 0;
+  const byTenant = new Map<string, { rows: number; deleted: number }>();
+  if (rows > 0) {
+    const stats = await s.query(`SELECT CAST(${quoteIdent(spec.tenantColumn)} AS VARCHAR) AS t, count(*) AS n, ${deletedCol ? `count(${deletedCol})` : '0'} AS d FROM ${load.from} GROUP BY 1`);
+    for (const r of stats.rows) byTenant.set(String(r.t), { rows: Number(r.n), deleted: Number(r.d) });
+  }
+  const deleted = [...byTenant.values()].reduce((a, c) => a + c.deleted, 0);
   return {
     rows,
     deleted,
+    byTenant,
     last: lastLine ? positionOf(src, lastLine) : undefined,
     finish: async () => {
       let loaded = 0;
       let elsewhere: HeldElsewhere[] = [];
       if (rows > 0) {
-        await deleteChunkKeys(s, spec, src.tenant, columns, load);
-        loaded = await insertLiveRows(s, spec, src.tenant, columns, load);
-        elsewhere = await keysHeldElsewhere(s, spec, src.tenant, columns, load);
+        await deleteChunkKeys(s, spec, src.tenants, columns, load);
+        loaded = await insertLiveRows(s, spec, src.tenants, columns, load);
+        elsewhere = await keysHeldElsewhere(s, spec, src.tenants, columns, load);
       }
       await s.query(dropAtEnd);
       return { loaded, elsewhere };

@@ -6,11 +6,12 @@ import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from
 import { CAPTURE_LOCKS } from '../warehouse/meta-schema.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
-import { checkBatch, type BatchCheck } from './batch-check.ts';
+import { BatchCapture } from './batch-capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import { OltpConnections } from './oltp-connections.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { steadyChunks } from './steady-capture.ts';
+import type { SourceColumn } from './source-columns.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
 import { LogicalCapture, streamNotices } from './logical/logical-capture.ts';
 import { logicalObjectName } from './logical/slot-setup.ts';
@@ -54,6 +55,8 @@ interface PreparedTable {
   spec: ResolvedSpec;
   oltp: OltpSource;
   raw: RawState;
+  /** The source's columns when the table was prepared. */
+  source: readonly SourceColumn[];
 }
 
 /**
@@ -77,14 +80,12 @@ export class RunCapture {
   private readonly actions = new Set<string>();
   /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
   private readonly landingUnknown = new Map<string, number>();
-  /** Practice → its batch (useBatches). */
-  private readonly batchOf = new Map<string, { index: number; tenants: readonly string[] }>();
-  /** `node|batch` → what the OLTP has for that batch (undefined: the check failed, every practice reads its own chunk). */
-  private readonly checks = new Map<string, Promise<BatchCheck | undefined>>();
+  /** Checks and captures a batch's practices of one table together (batch-capture.ts). */
+  private readonly batches: BatchCapture;
 
   constructor(private readonly opts: RunCaptureOptions) {
     this.oltps = new OltpConnections(opts.openOltp);
-    this.useBatches([opts.runTenants]);
+    this.batches = new BatchCapture(opts.warehouse, opts.metaSchema, [opts.runTenants]);
   }
 
   /**
@@ -93,11 +94,7 @@ export class RunCapture {
    * of them runs; its batch-mates' extracts follow it. Until told, the run's practices are one batch.
    */
   useBatches(batches: readonly (readonly string[])[]): void {
-    this.batchOf.clear();
-    this.checks.clear();
-    batches.forEach((tenants, index) => {
-      for (const t of tenants) this.batchOf.set(t, { index, tenants });
-    });
+    this.batches.useBatches(batches);
   }
 
   /** Counted problems of the whole run (unknown practice ids), one line per table. */
@@ -146,14 +143,19 @@ export class RunCapture {
     let workLeft = false;
     const started = performance.now();
     try {
-      const { spec, oltp, raw } = await this.prepare(node, capture, protect);
-      if (await this.nothingToCapture(node, capture, { spec, oltp, raw }, tenant)) return { rows: new Map([[tenant, 0]]), notes: [] };
+      const { spec, oltp, raw, source } = await this.prepare(node, capture, protect);
+      const chunkRows = capture.chunk_rows ?? defaultChunkRows(wh);
+      const batched = await this.batches.outcome({ node: node.name, spec, oltp, raw, source, chunkRows, timeoutMs: capture.timeout_ms }, tenant);
+      if (batched) {
+        const notes = batched.deleted > 0 ? [`${batched.deleted} deleted row(s) removed`] : [];
+        return { rows: new Map([[tenant, batched.loaded]]), notes };
+      }
       const after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
       const slice = capture.slice_ms ?? DEFAULT_SLICE_MS;
       const chunks = steadyChunks(wh, oltp, spec, this.opts.metaSchema, raw, {
         tenant,
         after,
-        chunkRows: capture.chunk_rows ?? defaultChunkRows(wh),
+        chunkRows,
         timeoutMs: capture.timeout_ms,
         stopsAfter: started + slice,
       });
@@ -225,40 +227,19 @@ export class RunCapture {
     return p;
   }
 
-  /**
-   * The practice has nothing after its watermark below the commit horizon, by the check its
-   * batch made of this table (batch-check.ts), and has committed a chunk before: its chunk would
-   * read nothing, so none is run. A practice never captured still commits its (maybe empty)
-   * first chunk, which ends its onboarding.
-   */
-  private async nothingToCapture(node: ManifestNode, capture: PostgresCapture, table: PreparedTable, tenant: string): Promise<boolean> {
-    const batch = this.batchOf.get(tenant) ?? { index: -1, tenants: [tenant] };
-    const key = `${node.name}\u0000${batch.index}`;
-    let check = this.checks.get(key);
-    if (!check) {
-      check = checkBatch(this.opts.warehouse, table.oltp, table.spec, this.opts.metaSchema, table.raw, batch.tenants, { cap: 0, timeoutMs: capture.timeout_ms }).catch(
-        // an OLTP that fails the check fails each practice's own chunk, by practice
-        () => undefined,
-      );
-      this.checks.set(key, check);
-    }
-    const c = await check;
-    return c !== undefined && !c.drift && c.pending.get(tenant) === 0 && c.captured.has(tenant);
-  }
-
   private prepare(node: ManifestNode, capture: PostgresCapture, protect?: ProtectRelation): Promise<PreparedTable> {
     let p = this.tables.get(node.name);
     if (!p) {
       p = (async () => {
         const spec = resolveSpec(captureSpecOf(node, capture, this.opts.tenantColumn));
         const oltp = await this.oltps.get(capture);
-        const raw = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants, protect);
+        const { source, ...raw } = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants, protect);
         const unknown = await countUnknownTenantRows(oltp, spec, this.opts.knownTenants);
         for (const gap of await horizonGaps(oltp, spec)) this.notices.push(`${node.name}: ${gap}`);
         if (unknown.total > 0) {
           this.notices.push(`${node.name}: ${unknown.total} row(s) in ${spec.label} carry a ${spec.tenantColumn} that is not in tenants.yml, not loaded: ${unknown.shown}`);
         }
-        return { spec, oltp, raw };
+        return { spec, oltp, raw, source };
       })();
       this.tables.set(node.name, p);
     }

@@ -85,3 +85,26 @@ export async function writeWatermark(s: Session, metaSchema: string, table: stri
 export async function deleteWatermark(s: Session, metaSchema: string, table: string, tenant: string, stream: string): Promise<void> {
   await s.query(`DELETE FROM ${quoteRelation(metaSchema, WATERMARK_TABLE)} WHERE source_table = $1 AND tenant = $2 AND stream = $3`, [table, tenant, stream]);
 }
+
+/** lockTenant for several practices at once (a batch captured together), in one statement after their rows exist. */
+export async function lockTenants(s: Session, metaSchema: string, table: string, tenants: readonly string[]): Promise<void> {
+  await ensureLockRows(s, metaSchema, table, tenants);
+  await s.query(`UPDATE ${quoteRelation(metaSchema, LOCK_TABLE)} SET chunks = chunks + 1 WHERE source_table = $1 AND tenant = ANY($2::VARCHAR[])`, [table, [...tenants]]);
+}
+
+/** writeWatermark for several practices of one stream, in two statements. */
+export async function writeWatermarks(s: Session, metaSchema: string, table: string, stream: string, entries: readonly { tenant: string; wm: Watermark; rows: number }[]): Promise<void> {
+  if (entries.length === 0) return;
+  const rel = quoteRelation(metaSchema, WATERMARK_TABLE);
+  const prev = await s.query(
+    `DELETE FROM ${rel} WHERE source_table = $1 AND stream = $2 AND tenant = ANY($3::VARCHAR[]) RETURNING tenant, rows_captured`,
+    [table, stream, entries.map((e) => e.tenant)],
+  );
+  const before = new Map(prev.rows.map((r) => [String(r.tenant), Number(r.rows_captured ?? 0)]));
+  await s.query(
+    `INSERT INTO ${rel} (source_table, tenant, stream, updated_at, key_json, rows_captured, captured_at)
+     SELECT CAST($1 AS VARCHAR), u.t, CAST($2 AS VARCHAR), u.ts, u.k, CAST(u.n AS BIGINT), now()
+       FROM (SELECT unnest($3::VARCHAR[]) AS t, unnest($4::VARCHAR[]) AS ts, unnest($5::VARCHAR[]) AS k, unnest($6::VARCHAR[]) AS n) AS u`,
+    [table, stream, entries.map((e) => e.tenant), entries.map((e) => e.wm.updatedAt), entries.map((e) => JSON.stringify(e.wm.key)), entries.map((e) => String((before.get(e.tenant) ?? 0) + e.rows))],
+  );
+}

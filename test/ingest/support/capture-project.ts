@@ -71,7 +71,7 @@ export function openOltpAt(url: string): () => Promise<OltpSource> {
 
 /**
  * The OLTP with faults for some practices, keyed on the practice id capture binds for its
- * extract: `timeout` sleeps past the statement timeout, `disconnect` kills the session (a real
+ * extract (alone, or among the practices of a batch read together): `timeout` sleeps past the statement timeout, `disconnect` kills the session (a real
  * connection loss). Other practices read normally.
  */
 export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' | 'disconnect'>): OltpSource {
@@ -85,7 +85,9 @@ export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' |
             copyOut: (sql, format) => s.copyOut(sql, format),
             async query(sql, params) {
               const r = await s.query(sql, params);
-              const fault = sql.includes('set_config') ? faults[String(params?.[0])] : undefined;
+              // a read binds its practice, or a batch read the array of its practices
+              const bound = (params ?? []).flatMap((p) => (Array.isArray(p) ? p : [p])).map(String);
+              const fault = sql.includes('set_config') ? bound.map((t) => faults[t]).find((f) => f !== undefined) : undefined;
               if (fault === 'timeout') await s.query('SELECT pg_sleep(10)');
               if (fault === 'disconnect') await s.query('SELECT pg_terminate_backend(pg_backend_pid())');
               return r;
