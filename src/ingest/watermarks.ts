@@ -86,10 +86,15 @@ export async function deleteWatermark(s: Session, metaSchema: string, table: str
   await s.query(`DELETE FROM ${quoteRelation(metaSchema, WATERMARK_TABLE)} WHERE source_table = $1 AND tenant = $2 AND stream = $3`, [table, tenant, stream]);
 }
 
-/** lockTenant for several practices at once (a batch captured together), in one statement after their rows exist. */
+/** lockTenant for several practices at once (a batch captured together): one statement when their rows exist (a run creates them first). */
 export async function lockTenants(s: Session, metaSchema: string, table: string, tenants: readonly string[]): Promise<void> {
+  const lock = () => s.query(`UPDATE ${quoteRelation(metaSchema, LOCK_TABLE)} SET chunks = chunks + 1 WHERE source_table = $1 AND tenant = ANY($2::VARCHAR[])`, [table, [...tenants]]);
+  const r = await lock();
+  if (r.rowsChanged === new Set(tenants).size) return;
+  // a row was missing (the table was prepared for other practices): undo, create the rows, lock them all once
+  await s.query(`UPDATE ${quoteRelation(metaSchema, LOCK_TABLE)} SET chunks = chunks - 1 WHERE source_table = $1 AND tenant = ANY($2::VARCHAR[])`, [table, [...tenants]]);
   await ensureLockRows(s, metaSchema, table, tenants);
-  await s.query(`UPDATE ${quoteRelation(metaSchema, LOCK_TABLE)} SET chunks = chunks + 1 WHERE source_table = $1 AND tenant = ANY($2::VARCHAR[])`, [table, [...tenants]]);
+  await lock();
 }
 
 /** writeWatermark for several practices of one stream, in two statements. */

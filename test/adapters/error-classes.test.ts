@@ -53,6 +53,13 @@ describe('DuckDB classifier', () => {
     { what: 'failed commit', err: new Error('TransactionContext Error: Failed to commit: write-write conflict'), errorClass: 'transient', everyPractice: false },
     { what: 'file lock', err: new Error('IO Error: Could not set lock on file "x.duckdb": Conflicting lock is held in node (PID 1)'), errorClass: 'transient', everyPractice: false },
     { what: 'interrupt', err: new Error('INTERRUPT Error: Interrupted!'), errorClass: 'cancelled', everyPractice: false },
+    {
+      what: 'a key another transaction inserted',
+      err: new Error('Constraint Error: Duplicate key "relation: raw.x, tenant: p_1, source: raw.x" violates primary key constraint.'),
+      errorClass: 'transient',
+      everyPractice: false,
+    },
+    { what: 'not null', err: new Error('Constraint Error: NOT NULL constraint failed: t.id'), errorClass: 'permanent', everyPractice: false },
     { what: 'binder error', err: new Error('Binder Error: Referenced column "nope" not found'), errorClass: 'permanent', everyPractice: true },
     { what: 'catalog error', err: new Error('Catalog Error: Table with name nope does not exist!'), errorClass: 'permanent', everyPractice: true },
     { what: 'parser error', err: new Error('Parser Error: syntax error at or near "selec"'), errorClass: 'permanent', everyPractice: true },
@@ -64,6 +71,17 @@ describe('DuckDB classifier', () => {
       expect(db.isStatementError(c.err)).toBe(c.everyPractice);
     });
   }
+
+  it('real errors of the engine: two transactions inserting one key conflict (transient)', async () => {
+    await db.query('CREATE TABLE k (id INTEGER PRIMARY KEY)');
+    const dup = await rejection(
+      db.transaction(async (a) => {
+        await a.query('INSERT INTO k VALUES (1)');
+        await db.transaction((b) => b.query('INSERT INTO k VALUES (1)'));
+      }),
+    );
+    expect([db.classifyError(dup), db.isStatementError(dup)]).toEqual(['transient', false]);
+  });
 
   it('real errors of the engine: a binder error, a write-write conflict, a statement stopped at the timeout', async () => {
     const binder = await rejection(db.query('SELECT nope FROM t'));

@@ -226,7 +226,10 @@ function classifyDuckDBError(err: unknown): ErrorClass {
   if (own) return own;
   const msg = err instanceof Error ? err.message : String(err);
   if (/^INTERRUPT Error/.test(msg)) return 'cancelled';
-  return /Conflict on|write-write conflict|TransactionContext Error|Could not set lock on file/i.test(msg) ? 'transient' : 'permanent';
+  // Two transactions inserting one key (e.g. two practices' chunks counting a deletion epoch for
+  // the practice a row moved away from) is DuckDB's write conflict on insert: the later one fails
+  // with a constraint error, and a retry finds the committed row. Only tsform's own tables have keys.
+  return /Conflict on|write-write conflict|TransactionContext Error|Could not set lock on file|^Constraint Error: Duplicate key .* violates (primary key|unique) constraint/i.test(msg) ? 'transient' : 'permanent';
 }
 
 /**
