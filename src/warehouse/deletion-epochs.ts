@@ -31,12 +31,15 @@ export function relationKey(node: Pick<ManifestNode, 'schema' | 'identifier'>): 
 export async function countDeletion(s: Queryable, metaSchema: string, relation: string, tenants: readonly string[]): Promise<void> {
   if (tenants.length === 0) return;
   const rel = quoteRelation(metaSchema, DELETION_EPOCHS.name);
-  await s.query(`UPDATE ${rel} SET epoch = epoch + 1 WHERE relation = $1 AND source = $1 AND tenant = ANY($2::VARCHAR[])`, [relation, [...tenants]]);
+  // One statement: two practices' chunks may count a deletion for the same practice at once (a
+  // row moved away from it). PostgreSQL makes the second wait and then add its own; DuckDB
+  // reports a write conflict, retried like one. An UPDATE then an INSERT … WHERE NOT EXISTS let
+  // both insert on PostgreSQL, and the second failed for good (23505).
   await s.query(
-    `INSERT INTO ${rel} (relation, tenant, source, epoch)
+    `INSERT INTO ${rel} AS d (relation, tenant, source, epoch)
      SELECT CAST($1 AS VARCHAR), u.t, CAST($1 AS VARCHAR), 1 FROM unnest($2::VARCHAR[]) AS u(t)
-      WHERE NOT EXISTS (SELECT 1 FROM ${rel} AS d WHERE d.relation = CAST($1 AS VARCHAR) AND d.source = CAST($1 AS VARCHAR) AND d.tenant = u.t)`,
-    [relation, [...tenants]],
+     ON CONFLICT (relation, tenant, source) DO UPDATE SET epoch = d.epoch + 1`,
+    [relation, [...new Set(tenants)]],
   );
 }
 
