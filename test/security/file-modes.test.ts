@@ -75,6 +75,27 @@ describe('DuckDB files are private to their owner', () => {
   });
 });
 
+describe('a shared folder', () => {
+  // Run as root, tsform could chmod /tmp itself: it must refuse instead (a stray bench once left
+  // /tmp 0700 here, and every other user's throwaway PostgreSQL then failed).
+  it.each([0o1777, 0o777, 0o1770])('is refused, never tightened (mode %o)', async (shared) => {
+    const folder = join(demo.dir, `shared-${shared.toString(8)}`);
+    mkdirSync(folder);
+    chmodSync(folder, shared);
+    const err = await DuckDBAdapter.open({ path: join(folder, 'x.duckdb'), connections: 1 }).then(
+      async (db) => {
+        await db.close();
+        return undefined;
+      },
+      (e: unknown) => e as Error & { code?: string },
+    );
+    expect(err?.code).toBe('TSF409');
+    expect(err?.message).toMatch(/is shared \(mode \d+\); keep database files in a folder of their own/);
+    expect((statSync(folder).mode & 0o7777).toString(8)).toBe(shared.toString(8));
+    expect(existsSync(join(folder, 'x.duckdb'))).toBe(false);
+  });
+});
+
 describe('the research file alone', () => {
   it('holds no vault schema, table, column or view, and attaches nothing', async () => {
     const names = await withDuckFile(targetFiles(demo.dir).research, async (q) => {

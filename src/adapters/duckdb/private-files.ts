@@ -21,8 +21,17 @@ export function preparePrivateFolder(file: string): void {
   if (file === ':memory:') return;
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const mode = statSync(dir).mode & 0o777;
+  const full = statSync(dir).mode;
+  const mode = full & 0o777;
   if ((mode & 0o077) === 0) return;
+  // A shared scratch folder (sticky, or writable by anyone: /tmp) is never tightened, even where
+  // tsform could (as root): that would lock every other user and service out of it.
+  if ((full & 0o1000) !== 0 || (mode & 0o002) !== 0) {
+    throw new TsformError(
+      Codes.connection,
+      `the folder of DuckDB database ${file} is shared (mode ${(full & 0o7777).toString(8)}); keep database files in a folder of their own`,
+    );
+  }
   try {
     chmodSync(dir, mode & 0o700);
   } catch {
