@@ -28,7 +28,7 @@ export function label(sql: string): string {
   return `other: ${s.slice(0, 40).replace(/\s+/g, ' ')}`;
 }
 
-export function profileAdapter(inner: Adapter): { adapter: Adapter; profile: Profile } {
+export function profileAdapter(inner: Adapter, labelOf: (sql: string) => string = label): { adapter: Adapter; profile: Profile } {
   const profile: Profile = { seconds: {}, counts: {} };
   const add = (key: string, ms: number) => {
     profile.seconds[key] = (profile.seconds[key] ?? 0) + ms / 1000;
@@ -46,14 +46,14 @@ export function profileAdapter(inner: Adapter): { adapter: Adapter; profile: Pro
   };
   const wrapSession = (s: Session, acc: { ms: number }): Session => ({
     ...s,
-    query: (sql, params) => timed(label(sql), () => s.query(sql, params), acc),
+    query: (sql, params) => timed(labelOf(sql), () => s.query(sql, params), acc),
     createTempTableAs: (name, sql, params) =>
       timed(name === '__tsf_stage' ? 'stage (CREATE TEMP TABLE AS model SQL)' : `temp table ${name}`, () => s.createTempTableAs(name, sql, params), acc),
-    insertText: (schema, table, cols, rows) => timed('insert text (seeds/tenants)', () => s.insertText(schema, table, cols, rows), acc),
+    insertText: (schema, table, cols, rows) => timed(`insert text ${table.startsWith('__tsf_') ? table.replace(/_[0-9a-f]{12}$/, '') : table}`, () => s.insertText(schema, table, cols, rows), acc),
   });
   const adapter = new Proxy(inner, {
     get(target, prop, receiver) {
-      if (prop === 'query') return (sql: string, params?: never[]) => timed(label(sql), () => target.query(sql, params));
+      if (prop === 'query') return (sql: string, params?: never[]) => timed(labelOf(sql), () => target.query(sql, params));
       if (prop === 'describe') return (schema: string, name: string) => timed('describe (information_schema)', () => target.describe(schema, name));
       if (prop === 'transaction') {
         return async <T>(fn: (s: Session) => Promise<T>, options?: unknown) => {

@@ -6,7 +6,7 @@ import { protectWith } from '../execute/strategies/relation-write.ts';
 import { selectTenants } from '../graph/select.ts';
 import { resolveSpec } from '../ingest/capture-spec.ts';
 import { followCapture } from '../ingest/logical/follow.ts';
-import { LogicalCapture, streamNotices } from '../ingest/logical/logical-capture.ts';
+import { LogicalCapture, safeApplyError, streamNotices } from '../ingest/logical/logical-capture.ts';
 import { logicalObjectName } from '../ingest/logical/slot-setup.ts';
 import { OltpConnections } from '../ingest/oltp-connections.ts';
 import { captureSpecOf } from '../ingest/run-capture.ts';
@@ -62,18 +62,20 @@ export async function captureWorkspace(req: CaptureRequest): Promise<number> {
       await Promise.all(captures.map((lc) => followCapture(lc, { tenants, signal: req.signal, onProgress: req.onProgress })));
       return 0;
     }
+    let failed = 0;
     for (const lc of captures) {
       const setup = await lc.setUp(tenants);
       const streamed = setup.followed ? undefined : await lc.stream(setup.lsn, { untilNow: true, signal: req.signal });
       for (const n of [...setup.notes, ...(streamed ? streamNotices(lc.o.name, streamed) : [])]) req.onProgress(`notice: ${n}`);
       for (const spec of lc.specs) {
-        for (const t of tenants) {
-          const r = await lc.apply(spec, t);
-          if (r.changes > 0) req.onProgress(`${t}\t${spec.label}\t${r.changes} change(s): ${r.upserted} upserted, ${r.deleted} removed`);
-        }
+        const r = await lc.applyAll(spec, tenants);
+        for (const p of r.applied) if (p.changes > 0) req.onProgress(`${p.tenant}\t${spec.label}\t${p.changes} change(s): ${p.upserted} upserted, ${p.deleted} removed`);
+        for (const { tenant, error } of r.failed) req.onProgress(`${tenant}\t${spec.label}\tapply failed: ${safeApplyError(wh, error)}`);
+        failed += r.failed.length;
       }
     }
-    return 0;
+    // a practice that failed keeps its queue for the next capture; the others are applied
+    return failed > 0 ? 1 : 0;
   } finally {
     await oltps.close();
     if (!req.adapter) await wh.close();

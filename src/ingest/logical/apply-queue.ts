@@ -1,169 +1,195 @@
-import { randomBytes } from 'node:crypto';
-import type { Adapter, ColumnInfo, Session } from '../../adapters/adapter.ts';
-import type { Tuple } from '../../adapters/logical-replication.ts';
-import { Codes, TsformError } from '../../errors.ts';
+import type { Adapter, ColumnInfo, Session, SqlParam } from '../../adapters/adapter.ts';
+import { Codes, TransientError, TsformError } from '../../errors.ts';
 import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
-import { CAPTURED_CHANGES, LOGICAL_QUEUE } from '../../warehouse/meta-schema.ts';
+import { CAPTURE_LOCKS, CAPTURED_CHANGES } from '../../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
-import { canonicalType } from '../source-columns.ts';
-import { lockTenant } from '../watermarks.ts';
+import { ensureLockRows } from '../watermarks.ts';
+import { FOLD_TABLE, renderFold, type FoldStatements } from './queue-fold-sql.ts';
 
 /** Queue rows applied per warehouse transaction: a backlog commits in steps and gives its slot back between them. */
 export const APPLY_BATCH_ROWS = 50_000;
+/** Above every commit LSN sort key (sixteen hex digits): no bound. */
+export const ANY_LSN = 'G';
 
-export interface ApplyResult {
+/** What one practice's queue did to its raw slice in one apply. */
+export interface PracticeApplied {
+  tenant: string;
   /** Queue rows consumed. */
   changes: number;
-  /** Rows inserted or updated in raw. */
+  /** Keys inserted or updated in raw. */
   upserted: number;
   /** Rows removed from raw (deletes, moves out, truncates). */
   deleted: number;
-  /** More queue rows are waiting for this practice. */
+}
+
+export interface QueueApplyResult {
+  /** The practices that had queue rows in this apply. */
+  practices: PracticeApplied[];
+  /** The batch was full: more queue rows may wait for these practices. */
   more: boolean;
 }
 
-/** What a key ends as after a batch of changes, in queue order. */
-type Final = { op: 'delete' } | { op: 'upsert'; row: Tuple; deleteFirst: boolean };
+export interface QueueApplyOptions {
+  /** Queue rows taken at most (the earliest in commit order, so each practice gets a prefix of its queue). */
+  batchRows?: number;
+  /** Only queue rows of source transactions ending at or before this LSN sort key (default: all). */
+  upTo?: string;
+  /** Queue rows the caller counted for these practices up to `upTo`: at most `batchRows` spares finding the cut. */
+  queued?: number;
+  /** Awaited in the transaction before COMMIT (a throw rolls the apply back). */
+  verify?: (s: Session) => Promise<void>;
+  /** Awaited before COMMIT with the queue rows applied, per practice (`lsn:seq`). */
+  beforeCommit?: (s: Session, applied: ReadonlyMap<string, readonly string[]>) => Promise<void>;
+}
 
 /**
- * Applies one practice's queued changes of one table to its raw slice, in ONE warehouse
- * transaction with the practice's capture lock: the changes are folded per key in queue order
- * (a later change wins; an upsert sets only the columns it carries, so an unchanged TOASTed
- * value keeps raw's), written to raw, and deleted from the queue. A crash anywhere leaves the
- * queue rows in place for the next apply: none is applied twice. Rows removed from the slice
- * count a deletion epoch, so incremental models rebuild the practice's slice.
+ * The fold rendered per raw table shape (column names and types), kept between applies. The shape
+ * is read before each apply's transaction (never inside: the adapter's describe takes another
+ * connection) and the column names checked again inside it, so a column added to raw meanwhile is
+ * never dropped by the delete-and-insert; a type widened meanwhile at worst fails a cast, retried.
  */
-export async function applyTenantQueue(
+export class RawShapes {
+  private readonly shapes = new Map<string, FoldStatements>();
+
+  constructor(
+    private readonly wh: Adapter,
+    private readonly metaSchema: string,
+  ) {}
+
+  async of(spec: ResolvedSpec, batchRows: number): Promise<FoldStatements> {
+    const info = await this.wh.describe(spec.rawSchema, spec.table);
+    if (!info) throw new TsformError(Codes.missingRelation, `capture ${spec.label}: raw table ${spec.rawSchema}.${spec.table} is missing`);
+    const key = JSON.stringify([spec.label, batchRows, info.columns]);
+    let sql = this.shapes.get(key);
+    if (!sql) {
+      for (const c of [spec.tenantColumn, ...spec.key]) {
+        if (!info.columns.some((x) => x.name === c)) throw new TsformError(Codes.logicalSchemaChange, `capture ${spec.label}: ${spec.rawSchema}.${spec.table} has no column "${c}"`);
+      }
+      sql = renderFold(this.wh.kind, spec, this.metaSchema, info.columns, batchRows);
+      this.shapes.set(key, sql);
+    }
+    return sql;
+  }
+}
+
+/** Raw's columns are still those the fold was rendered for (checked in the apply's transaction). */
+async function checkShape(s: Session, spec: ResolvedSpec, sql: FoldStatements): Promise<void> {
+  const names = (await s.query(`SELECT * FROM ${quoteRelation(spec.rawSchema, spec.table)} WHERE 1 = 0`)).columns;
+  if (!sameNames(sql.rawColumns, names)) {
+    throw new TransientError(`capture ${spec.label}: ${spec.rawSchema}.${spec.table} changed columns during the apply; applied again`, Codes.logicalSchemaChange);
+  }
+}
+
+function sameNames(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/**
+ * Applies the queued changes of one table for `tenants` to their raw slices, in ONE warehouse
+ * transaction holding those practices' capture locks: the earliest `batchRows` queue rows are
+ * folded per key in SQL (queue-fold-sql.ts), every touched key raw holds is deleted, the
+ * upserted keys' final rows are inserted, and the queue rows go, all in that transaction. A crash
+ * anywhere leaves the queue rows in place for the next apply: none is applied twice. A practice
+ * that lost rows counts a deletion epoch, so incremental models rebuild its slice.
+ */
+export async function applyQueues(
   wh: Adapter,
+  shapes: RawShapes,
   spec: ResolvedSpec,
   metaSchema: string,
-  tenant: string,
-  batchRows = APPLY_BATCH_ROWS,
-  /** Awaited before COMMIT with the queue rows applied (`lsn:seq`). */
-  beforeCommit?: (s: Session, applied: readonly string[]) => Promise<void>,
-): Promise<ApplyResult> {
+  tenants: readonly string[],
+  opts: QueueApplyOptions = {},
+): Promise<QueueApplyResult> {
+  const batchRows = Math.max(1, Math.floor(opts.batchRows ?? APPLY_BATCH_ROWS));
+  if (tenants.length === 0) return { practices: [], more: false };
+  const sql = await shapes.of(spec, batchRows);
   return wh.transaction(async (s) => {
-    await lockTenant(s, metaSchema, spec.label, tenant);
-    const queue = quoteRelation(metaSchema, LOGICAL_QUEUE.name);
-    const { rows } = await s.query(
-      `SELECT lsn, seq, op, key_json, row_json FROM ${queue} WHERE source_table = $1 AND tenant = $2 ORDER BY lsn, seq LIMIT ${Math.max(1, Math.floor(batchRows)) + 1}`,
-      [spec.label, tenant],
-    );
-    const more = rows.length > batchRows;
-    const batch = more ? rows.slice(0, batchRows) : rows;
-    if (batch.length === 0) return { changes: 0, upserted: 0, deleted: 0, more: false };
-    const { finals, truncated } = fold(batch.map((r) => ({ op: String(r.op), key: JSON.parse(String(r.key_json)) as string[], row: r.row_json === null ? undefined : (JSON.parse(String(r.row_json)) as Tuple) })));
-    const info = await wh.describe(spec.rawSchema, spec.table);
-    if (!info) throw new TsformError(Codes.missingRelation, `capture ${spec.label}: raw table ${spec.rawSchema}.${spec.table} is missing`);
-    const raw = quoteRelation(spec.rawSchema, spec.table);
-    const tc = quoteIdent(spec.tenantColumn);
-    let deleted = 0;
-    if (truncated) deleted += (await s.query(`DELETE FROM ${raw} WHERE ${tc} = $1`, [tenant])).rowsChanged;
-    const deletes = [...finals].filter(([, f]) => f.op === 'delete' || f.deleteFirst).map(([k]) => JSON.parse(k) as string[]);
-    deleted += await deleteKeys(s, spec, metaSchema, info.columns, tenant, deletes);
-    let upserted = 0;
-    // one group per set of columns carried (usually one: every column of the table)
-    const groups = new Map<string, Tuple[]>();
-    for (const f of finals.values()) {
-      if (f.op !== 'upsert') continue;
-      const cols = Object.keys(f.row).sort().join('\u0000');
-      groups.set(cols, [...(groups.get(cols) ?? []), f.row]);
+    await lockTenants(s, metaSchema, spec.label, tenants);
+    await checkShape(s, spec, sql);
+    const list = [...tenants];
+    try {
+      // The rows taken are a prefix of the practices' queues in commit order, up to a position
+      // found first (two narrow columns sorted) unless the caller counted no more than batchRows.
+      // Rows queued later have higher commit LSNs, so the same bound names the same rows in every
+      // statement below, on PostgreSQL's read committed too.
+      const upTo = opts.upTo ?? ANY_LSN;
+      let more = false;
+      let taken: SqlParam[];
+      if (opts.queued !== undefined && opts.queued <= batchRows && upTo !== ANY_LSN) {
+        taken = [spec.label, list, upTo, Number.MAX_SAFE_INTEGER];
+      } else {
+        const cut = (await s.query(sql.cutoff, [spec.label, list, upTo])).rows[0];
+        if (!cut) return { practices: [], more: false };
+        taken = [spec.label, list, String(cut.lsn), Number(cut.seq)];
+        more = Number(cut.n) >= batchRows;
+      }
+      await s.createTempTableAs(FOLD_TABLE, sql.fold, taken);
+      const stats = (await s.query(sql.stats, taken)).rows.map((r) => ({
+        tenant: String(r.t),
+        changes: Number(r.changes),
+        truncated: r.truncated === true,
+        upserted: Number(r.upserted),
+        deleted: Number(r.deleted),
+        other: Number(r.other),
+      }));
+      if (stats.length === 0) return { practices: [], more: false };
+      if (stats.some((p) => p.other > 0)) throw await unknownColumns(s, spec, sql, taken);
+      for (const p of stats.filter((x) => x.truncated)) {
+        // a TRUNCATE among the rows taken: the slice goes first, then what came after it
+        p.deleted += (await s.query(`DELETE FROM ${quoteRelation(spec.rawSchema, spec.table)} WHERE ${quoteIdent(spec.tenantColumn)} = $1`, [p.tenant])).rowsChanged;
+      }
+      await s.query(sql.deleteRaw, [list]);
+      await s.query(sql.insertRaw);
+      const applied = opts.beforeCommit ? await positions(s, sql, taken) : undefined;
+      await s.query(sql.deleteQueue, taken);
+      const lost = stats.filter((p) => p.deleted > 0).map((p) => p.tenant);
+      if (lost.length > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), lost);
+      await markCaptured(s, metaSchema, stats.map((p) => p.tenant));
+      await opts.verify?.(s);
+      if (applied) await opts.beforeCommit!(s, applied);
+      return { practices: stats.map(({ tenant, changes, upserted, deleted }) => ({ tenant, changes, upserted, deleted })), more };
+    } finally {
+      // DuckDB keeps a connection's temp tables past the commit (PostgreSQL drops them there)
+      if (wh.kind === 'duckdb') await s.query(`DROP TABLE IF EXISTS temp.${quoteIdent(FOLD_TABLE)}`).catch(() => undefined);
     }
-    for (const [cols, group] of groups) upserted += await upsertRows(s, spec, metaSchema, info.columns, tenant, cols.split('\u0000'), group);
-    const last = batch[batch.length - 1]!;
-    await s.query(`DELETE FROM ${queue} WHERE source_table = $1 AND tenant = $2 AND (lsn < $3 OR (lsn = $3 AND seq <= $4))`, [spec.label, tenant, String(last.lsn), Number(last.seq)]);
-    if (deleted > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [tenant]);
-    await markCaptured(s, metaSchema, tenant);
-    await beforeCommit?.(s, batch.map((r) => `${String(r.lsn)}:${String(r.seq)}`));
-    return { changes: batch.length, upserted, deleted, more };
   });
 }
 
-function fold(changes: readonly { op: string; key: string[]; row?: Tuple }[]): { finals: Map<string, Final>; truncated: boolean } {
-  let finals = new Map<string, Final>();
-  let truncated = false;
-  for (const c of changes) {
-    if (c.op === 'truncate') {
-      // everything before it is gone with the slice
-      finals = new Map();
-      truncated = true;
-      continue;
-    }
-    const k = JSON.stringify(c.key);
-    const before = finals.get(k);
-    if (c.op === 'delete') {
-      finals.set(k, { op: 'delete' });
-    } else if (c.op === 'upsert') {
-      // After a delete of the same key the row is new: raw's old values must not fill its gaps.
-      if (before?.op === 'upsert') finals.set(k, { op: 'upsert', row: { ...before.row, ...c.row }, deleteFirst: before.deleteFirst });
-      else finals.set(k, { op: 'upsert', row: { ...c.row }, deleteFirst: before?.op === 'delete' });
-    } else {
-      throw new TsformError(Codes.metaSchema, `logical queue: unknown operation ${JSON.stringify(c.op)}`);
-    }
+/** The practices' capture locks for the rest of the transaction (row locks / write conflicts), in one statement. */
+async function lockTenants(s: Session, metaSchema: string, table: string, tenants: readonly string[]): Promise<void> {
+  const lock = () => s.query(`UPDATE ${quoteRelation(metaSchema, CAPTURE_LOCKS.name)} SET chunks = chunks + 1 WHERE source_table = $1 AND tenant = ANY($2::VARCHAR[])`, [table, [...tenants]]);
+  if ((await lock()).rowsChanged < tenants.length) {
+    await ensureLockRows(s, metaSchema, table, tenants);
+    await lock();
   }
-  return { finals, truncated };
 }
 
-/** A staging table of text columns in the meta schema, made and dropped inside the caller's transaction. */
-async function stage(s: Session, metaSchema: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<{ rel: string; drop(): Promise<void> }> {
-  const name = `__tsf_logical_${randomBytes(6).toString('hex')}`;
-  const rel = quoteRelation(metaSchema, name);
-  await s.query(`CREATE TABLE ${rel} (${columns.map((c) => `${quoteIdent(c)} VARCHAR`).join(', ')})`);
-  await s.insertText(metaSchema, name, columns, rows);
-  return { rel, drop: async () => void (await s.query(`DROP TABLE ${rel}`)) };
-}
-
-function castOf(columns: readonly ColumnInfo[]): (col: string, from: string) => string {
-  const types = new Map(columns.map((c) => [c.name, canonicalType(c.type)]));
-  return (col, from) => {
-    const t = types.get(col) ?? 'VARCHAR';
-    return t === 'VARCHAR' ? `${from}.${quoteIdent(col)}` : `CAST(${from}.${quoteIdent(col)} AS ${t})`;
-  };
-}
-
-async function deleteKeys(s: Session, spec: ResolvedSpec, metaSchema: string, columns: readonly ColumnInfo[], tenant: string, keys: readonly string[][]): Promise<number> {
-  if (keys.length === 0) return 0;
-  const staged = await stage(s, metaSchema, spec.key, keys);
-  const raw = quoteRelation(spec.rawSchema, spec.table);
-  const cast = castOf(columns);
-  const match = spec.key.map((k) => `${cast(k, 'l')} = ${raw}.${quoteIdent(k)}`).join(' AND ');
-  const r = await s.query(`DELETE FROM ${raw} USING ${staged.rel} AS l WHERE ${raw}.${quoteIdent(spec.tenantColumn)} = $1 AND ${match}`, [tenant]);
-  await staged.drop();
-  return r.rowsChanged;
-}
-
-/** Updates the carried columns of keys raw holds, inserts the others (columns not carried are NULL there). */
-async function upsertRows(s: Session, spec: ResolvedSpec, metaSchema: string, columns: readonly ColumnInfo[], tenant: string, carried: readonly string[], rows: readonly Tuple[]): Promise<number> {
-  const known = new Set(columns.map((c) => c.name));
-  const missing = carried.filter((c) => !known.has(c));
-  if (missing.length > 0) {
-    throw new TsformError(Codes.logicalSchemaChange, `capture ${spec.label}: queued changes carry column(s) ${missing.map((c) => `"${c}"`).join(', ')} that ${spec.rawSchema}.${spec.table} does not have`);
+async function positions(s: Session, sql: FoldStatements, taken: readonly SqlParam[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const r of (await s.query(sql.positions, taken)).rows) {
+    const t = String(r.tenant);
+    out.set(t, [...(out.get(t) ?? []), `${String(r.lsn)}:${String(r.seq)}`]);
   }
-  const staged = await stage(s, metaSchema, carried, rows.map((r) => carried.map((c) => r[c] ?? null)));
-  const raw = quoteRelation(spec.rawSchema, spec.table);
-  const cast = castOf(columns);
-  const tc = quoteIdent(spec.tenantColumn);
-  const match = (t: string) => spec.key.map((k) => `${cast(k, 'l')} = ${t}.${quoteIdent(k)}`).join(' AND ');
-  const settable = carried.filter((c) => c !== spec.tenantColumn && !spec.key.includes(c));
-  let n = 0;
-  if (settable.length > 0) {
-    const r = await s.query(`UPDATE ${raw} SET ${settable.map((c) => `${quoteIdent(c)} = ${cast(c, 'l')}`).join(', ')} FROM ${staged.rel} AS l WHERE ${raw}.${tc} = $1 AND ${match(raw)}`, [tenant]);
-    n += r.rowsChanged;
-  }
-  const r = await s.query(
-    `INSERT INTO ${raw} (${carried.map(quoteIdent).join(', ')}) SELECT ${carried.map((c) => cast(c, 'l')).join(', ')} FROM ${staged.rel} AS l
-      WHERE l.${tc} = $1 AND NOT EXISTS (SELECT 1 FROM ${raw} AS t WHERE t.${tc} = $1 AND ${match('t')})`,
-    [tenant],
-  );
-  n += r.rowsChanged;
-  await staged.drop();
-  return n;
+  return out;
 }
 
-/** One more change in the practice's raw data since its last model run (`state:captured`). */
-export async function markCaptured(s: Pick<Session, 'query'>, metaSchema: string, tenant: string): Promise<void> {
+/** Queued changes carry columns raw does not have (raw was changed by hand after the stream added them): named, nothing applied. */
+async function unknownColumns(s: Session, spec: ResolvedSpec, sql: FoldStatements, taken: readonly SqlParam[]): Promise<TsformError> {
+  const known = new Set(sql.rawColumns);
+  const missing = new Set<string>();
+  for (const r of (await s.query(sql.otherRows, taken)).rows) for (const c of Object.keys(JSON.parse(String(r.row_json)) as object)) if (!known.has(c)) missing.add(c);
+  return new TsformError(Codes.logicalSchemaChange, `capture ${spec.label}: queued changes carry column(s) ${[...missing].sort().map((c) => `"${c}"`).join(', ')} that ${spec.rawSchema}.${spec.table} does not have`);
+}
+
+/** One more change in these practices' raw data since their last model run (`state:captured`). */
+export async function markCaptured(s: Pick<Session, 'query'>, metaSchema: string, tenants: readonly string[]): Promise<void> {
   const rel = quoteRelation(metaSchema, CAPTURED_CHANGES.name);
-  const r = await s.query(`UPDATE ${rel} SET captured = captured + 1 WHERE tenant = $1`, [tenant]);
-  if (r.rowsChanged === 0) await s.query(`INSERT INTO ${rel} (tenant, captured, built) VALUES ($1, 1, 0)`, [tenant]);
+  const r = await s.query(`UPDATE ${rel} SET captured = captured + 1 WHERE tenant = ANY($1::VARCHAR[])`, [[...tenants]]);
+  if (r.rowsChanged < tenants.length) {
+    await s.query(
+      `INSERT INTO ${rel} (tenant, captured, built) SELECT u.t, 1, 0 FROM unnest($1::VARCHAR[]) AS u(t) WHERE NOT EXISTS (SELECT 1 FROM ${rel} AS c WHERE c.tenant = u.t)`,
+      [[...tenants]],
+    );
+  }
 }

@@ -1,7 +1,7 @@
 import { compareLsn } from '../../adapters/logical-replication.ts';
 import { Codes, TsformError } from '../../errors.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
-import { LogicalCapture, streamNotices } from './logical-capture.ts';
+import { LogicalCapture, safeApplyError, streamNotices } from './logical-capture.ts';
 import { queuedPractices } from './queue-writer.ts';
 import { readSlot, slotLagWarning } from './slot-setup.ts';
 
@@ -51,21 +51,30 @@ export async function followCapture(lc: LogicalCapture, opts: FollowOptions): Pr
   let stopping = false;
   let wake: (() => void) | undefined;
   const applyPass = async (): Promise<void> => {
-    const work = [...dirty].flatMap(([table, tenants]) => [...tenants].map((t) => ({ table, tenant: t })));
+    const work = [...dirty];
     dirty.clear();
-    for (const { table, tenant } of work) {
+    for (const [table, tenants] of work) {
       const spec: ResolvedSpec = specs.get(table)!;
+      let r: Awaited<ReturnType<LogicalCapture['applyAll']>>;
       try {
-        const r = await lc.apply(spec, tenant);
-        if (r.changes === 0) continue;
-        summary.changes += r.changes;
-        summary.applied.set(tenant, (summary.applied.get(tenant) ?? 0) + r.changes);
-        say(`${tenant}\t${table}\t${r.changes} change(s): ${r.upserted} upserted, ${r.deleted} removed`);
+        r = await lc.applyAll(spec, [...tenants]);
       } catch (err) {
-        // retried on the next pass; the other practices go on. A table blocked by a column's type
-        // change waits for new changes (said once per batch, not every pass): a set-up copies it again.
-        if (!(err instanceof TsformError && err.code === Codes.columnTypeChanged)) mark(table, [tenant]);
-        say(`${tenant}\t${table}\tapply failed: ${err instanceof Error ? err.message : String(err)}`);
+        // the queue could not be read, or the table is blocked by a column's type change (it waits
+        // for new changes, said once per batch, not every pass: a set-up copies it again)
+        if (!isBlock(err)) mark(table, tenants);
+        say(`${table}\tapply failed: ${safeApplyError(lc.o.wh, err)}`);
+        continue;
+      }
+      for (const p of r.applied) {
+        if (p.changes === 0) continue;
+        summary.changes += p.changes;
+        summary.applied.set(p.tenant, (summary.applied.get(p.tenant) ?? 0) + p.changes);
+        say(`${p.tenant}\t${table}\t${p.changes} change(s): ${p.upserted} upserted, ${p.deleted} removed`);
+      }
+      for (const { tenant, error } of r.failed) {
+        // retried on the next pass; the other practices went on
+        if (!isBlock(error)) mark(table, [tenant]);
+        say(`${tenant}\t${table}\tapply failed: ${safeApplyError(lc.o.wh, error)}`);
       }
     }
   };
@@ -112,6 +121,10 @@ export async function followCapture(lc: LogicalCapture, opts: FollowOptions): Pr
   }
   say(`stopped at ${lastLsn}: ${summary.changes} change(s) applied`);
   return summary;
+}
+
+function isBlock(err: unknown): boolean {
+  return err instanceof TsformError && err.code === Codes.columnTypeChanged;
 }
 
 async function readSlotQuietly(lc: LogicalCapture) {

@@ -1,16 +1,17 @@
 import type { Adapter, Session } from '../../adapters/adapter.ts';
 import { compareLsn, type LogicalTransaction } from '../../adapters/logical-replication.ts';
 import { Codes, TsformError } from '../../errors.ts';
-import { CAPTURED_CHANGES, migrateMeta } from '../../warehouse/meta-schema.ts';
+import { CAPTURED_CHANGES, LOGICAL_QUEUE, migrateMeta } from '../../warehouse/meta-schema.ts';
 import { quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
 import { prepareCapture, type ProtectRelation } from '../capture.ts';
 import type { OltpSource } from '../oltp-source.ts';
 import { withRetry } from '../retry.ts';
-import { applyTenantQueue, type ApplyResult } from './apply-queue.ts';
+import { applyGroups, groupPractices, type GroupedApply } from './apply-groups.ts';
+import { APPLY_BATCH_ROWS, applyQueues, RawShapes, type QueueApplyOptions } from './apply-queue.ts';
 import { blockedTables, readBlock } from './follow-relation.ts';
 import { probeEvidence, readEvidence, readStoredEvidence, tablesToRecopy, writeEvidence, type EvidenceProbe, type RecopyDecision } from './change-evidence.ts';
-import { readSlotRecord, writeSlotRecord } from './queue-writer.ts';
+import { queuedCounts, readSlotRecord, writeSlotRecord } from './queue-writer.ts';
 import { checkLogicalPrerequisites, dropSlot, ensurePublication, FOLLOWER_APPLICATION_NAME, readSlot, slotLagWarning, uncapturedTables, type SlotState } from './slot-setup.ts';
 import { consumeStream, type ConsumeOptions, type ConsumeResult } from './stream-consumer.ts';
 import { copyTable } from './table-copy.ts';
@@ -62,7 +63,11 @@ const ACTIVE_SLOT_WAIT_MS = 15_000;
  * stream into the per-practice queue, and each practice's apply. One instance per OLTP per process.
  */
 export class LogicalCapture {
-  constructor(readonly o: LogicalCaptureOptions) {}
+  private readonly shapes: RawShapes;
+
+  constructor(readonly o: LogicalCaptureOptions) {
+    this.shapes = new RawShapes(o.wh, o.metaSchema);
+  }
 
   get specs(): ResolvedSpec[] {
     return this.o.tables.map((t) => t.spec);
@@ -237,31 +242,80 @@ export class LogicalCapture {
     });
   }
 
-  /** One practice's queued changes of one table, applied to raw in steps until none is left (or `stopsAfter`). */
-  async apply(
-    spec: ResolvedSpec,
-    tenant: string,
-    opts: { stopsAfter?: number; batchRows?: number; beforeCommit?: (s: Session, applied: readonly string[]) => Promise<void> } = {},
-  ): Promise<ApplyResult> {
+  /**
+   * One practice's queued changes of one table, applied to raw in its own transactions, in steps
+   * until none is left (or `stopsAfter`): what a practice's extract node in `tsform run` does.
+   */
+  async apply(spec: ResolvedSpec, tenant: string, opts: { stopsAfter?: number } & Pick<QueueApplyOptions, 'batchRows' | 'beforeCommit'> = {}): Promise<ApplyResult> {
     const total: ApplyResult = { changes: 0, upserted: 0, deleted: 0, more: false };
     const blocked = await readBlock(this.o.wh, this.o.metaSchema, spec.label);
     if (blocked) throw new TsformError(Codes.columnTypeChanged, blocked);
-    // checked again in the apply's transaction: a block committed meanwhile came before the changes it is about
-    const beforeCommit = async (s: Session, applied: readonly string[]): Promise<void> => {
-      const now = await readBlock(s, this.o.metaSchema, spec.label);
-      if (now) throw new TsformError(Codes.columnTypeChanged, now);
-      await opts.beforeCommit?.(s, applied);
-    };
+    // nothing queued: no transaction (a commit is a disk flush on DuckDB)
+    if (!(await this.hasQueued(spec, tenant))) return total;
     for (;;) {
-      const r = await withRetry(this.o.wh, () => applyTenantQueue(this.o.wh, spec, this.o.metaSchema, tenant, opts.batchRows, beforeCommit));
-      total.changes += r.changes;
-      total.upserted += r.upserted;
-      total.deleted += r.deleted;
+      const r = await withRetry(this.o.wh, () => applyQueues(this.o.wh, this.shapes, spec, this.o.metaSchema, [tenant], { ...opts, verify: this.notBlocked(spec) }));
+      for (const p of r.practices) {
+        total.changes += p.changes;
+        total.upserted += p.upserted;
+        total.deleted += p.deleted;
+      }
       total.more = r.more;
       if (!r.more) return total;
       if (opts.stopsAfter !== undefined && performance.now() >= opts.stopsAfter) return total;
     }
   }
+
+  /**
+   * Every queued change of one table (of `tenants`, or of every practice), applied in groups of
+   * small practices per transaction (apply-groups.ts): what `tsform capture` and the follower do.
+   * Changes queued after this call started are left for the next call. A practice whose apply
+   * fails is isolated and reported in `failed`; the others commit.
+   */
+  async applyAll(spec: ResolvedSpec, tenants?: readonly string[], opts: Pick<QueueApplyOptions, 'batchRows'> = {}): Promise<GroupedApply> {
+    const blocked = await readBlock(this.o.wh, this.o.metaSchema, spec.label);
+    if (blocked) throw new TsformError(Codes.columnTypeChanged, blocked);
+    const { counts, upTo } = await queuedCounts(this.o.wh, this.o.metaSchema, spec.label);
+    const wanted = tenants ? new Set(tenants) : undefined;
+    for (const t of [...counts.keys()]) if (wanted && !wanted.has(t)) counts.delete(t);
+    if (counts.size === 0) return { applied: [], failed: [] };
+    const rows = opts.batchRows ?? APPLY_BATCH_ROWS;
+    return applyGroups(
+      groupPractices(counts, rows),
+      (group) => withRetry(this.o.wh, () => applyQueues(this.o.wh, this.shapes, spec, this.o.metaSchema, group, { ...opts, upTo, queued: group.reduce((n, t) => n + counts.get(t)!, 0), verify: this.notBlocked(spec) })),
+      // the SQL itself, or a table blocked by a column's type change: splitting would fail every half
+      (err) => this.o.wh.isStatementError(err) || (err instanceof TsformError && err.code === Codes.columnTypeChanged),
+    );
+  }
+
+  /** Checked again in each apply's transaction: a block committed meanwhile came before the changes it is about. */
+  private notBlocked(spec: ResolvedSpec): (s: Session) => Promise<void> {
+    return async (s) => {
+      const now = await readBlock(s, this.o.metaSchema, spec.label);
+      if (now) throw new TsformError(Codes.columnTypeChanged, now);
+    };
+  }
+
+  private async hasQueued(spec: ResolvedSpec, tenant: string): Promise<boolean> {
+    const { rows } = await this.o.wh.query(`SELECT 1 AS x FROM ${quoteRelation(this.o.metaSchema, LOGICAL_QUEUE.name)} WHERE source_table = $1 AND tenant = $2 LIMIT 1`, [spec.label, tenant]);
+    return rows.length > 0;
+  }
+}
+
+/** One practice's apply, summed over its steps. */
+export interface ApplyResult {
+  /** Queue rows consumed. */
+  changes: number;
+  /** Keys inserted or updated in raw. */
+  upserted: number;
+  /** Rows removed from raw (deletes, moves out, truncates). */
+  deleted: number;
+  /** More queue rows are waiting for this practice (stopped at `stopsAfter`). */
+  more: boolean;
+}
+
+/** A failed apply in one line without row values (an engine's conversion error can echo one). */
+export function safeApplyError(wh: Adapter, err: unknown): string {
+  return err instanceof TsformError ? `${err.code}: ${err.message}` : wh.describeError(err);
 }
 
 /** Notices of one stream pass: unknown practices, unroutable changes, DDL seen. */

@@ -58,3 +58,15 @@ export async function queuedPractices(wh: Adapter, metaSchema: string): Promise<
   }
   return out;
 }
+
+/** Queued changes of one table per practice, and the highest commit LSN sort key among them. */
+export async function queuedCounts(wh: Adapter, metaSchema: string, table: string): Promise<{ counts: Map<string, number>; upTo: string }> {
+  const { rows } = await wh.query(`SELECT tenant, count(*) AS n, max(lsn) AS lsn FROM ${quoteRelation(metaSchema, LOGICAL_QUEUE.name)} WHERE source_table = $1 GROUP BY tenant`, [table]);
+  let upTo = '';
+  const counts = new Map<string, number>();
+  for (const r of rows) {
+    counts.set(String(r.tenant), Number(r.n));
+    if (String(r.lsn) > upTo) upTo = String(r.lsn);
+  }
+  return { counts, upTo };
+}

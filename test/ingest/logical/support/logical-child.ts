@@ -64,7 +64,7 @@ for (const spec of lc.specs) {
     await lc.apply(spec, t, {
       batchRows: 7,
       beforeCommit: async (s, applied) => {
-        await s.query(`INSERT INTO audit.applied SELECT $1, $2, unnest($3::VARCHAR[])`, [spec.label, t, [...applied]]);
+        await s.query(`INSERT INTO audit.applied SELECT $1, $2, unnest($3::VARCHAR[])`, [spec.label, t, [...(applied.get(t) ?? [])]]);
         await hit('mid-apply');
       },
     });
