@@ -3,7 +3,7 @@
  * through the per-practice queue into raw, on DuckDB and on PostgreSQL, then the lag from OLTP
  * commit to raw under a steady load.
  *
- * Throughput: BENCH_CDC_CHANGES (1,000,000) changes over BENCH_CDC_PRACTICES (1,000) practices
+ * Throughput: at least BENCH_CDC_CHANGES (1,000,000) changes over BENCH_CDC_PRACTICES (1,000) practices
  * with Zipf (s = 1) sizes, in transactions of 5,000: 60 % inserts, 30 % updates, 10 % hard
  * deletes, made before the clock starts. Per warehouse (BENCH_CDC_TARGETS, default
  * `duckdb,postgres`; each has its own slot, created before the workload): `queue` = the stream
@@ -19,13 +19,14 @@
  * every 50 ms and takes a marker's lag as the poll that first sees it minus its stamp (so the
  * figures include up to 50 ms of polling).
  *
- * Last line: {"changes", "practices", "duckdb": {...}, "postgres": {...}, "lag": {...}, ...}.
+ * Last line: {"changes", "practices", "duckdb": {...}, "postgres": {...}, "lag": {...}, ...}; per
+ * target also this process's CPU seconds per phase and the 1-minute load average (the machine is shared).
  * BENCH_CDC_PROFILE=1 prints the warehouse time per statement to stderr.
  * Server: a throwaway cluster with wal_level=logical of the machine's PostgreSQL when installed;
  * the PostgreSQL warehouse is a second database on it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Adapter } from '../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
@@ -85,25 +86,29 @@ async function makeOltp(): Promise<void> {
 }
 
 let nextId = 1;
-/** One OLTP transaction: `ins` inserts over Zipf practices, `upd` updates and `del` hard deletes of random existing rows; returns the marker's id when asked for one. */
-async function writeTransaction(ins: number, upd: number, del: number, marker: boolean): Promise<number | undefined> {
+/**
+ * One OLTP transaction: `ins` inserts over Zipf practices, `upd` updates and `del` hard deletes of
+ * random existing rows (a few ids drawn were deleted already: slightly fewer change); with
+ * `marker`, one more insert stamped just before COMMIT. Returns the rows changed and the marker's id.
+ */
+async function writeTransaction(ins: number, upd: number, del: number, marker: boolean): Promise<{ changes: number; marker?: number }> {
   const first = nextId;
   nextId += ins + (marker ? 1 : 0);
   return admin.transaction(async (s) => {
-    await s.query(
+    let changes = 0;
+    changes += (await s.query(
       `INSERT INTO oltp.events SELECT p.practice_id, $1::bigint + x.g, 'k' || (x.g % 7), (x.g % 1000) / 3.0, md5(x.g::text), clock_timestamp()
          FROM (SELECT g, random() AS r FROM generate_series(0, $2::int - 1) g) x ${ZIPF_PRACTICE}`,
       [first, ins],
-    );
-    // random ids below the next one: a few were deleted already, so slightly fewer rows change
+    )).rowsChanged;
     const some = `event_id IN (SELECT 1 + floor(random() * ($1::bigint - 1))::bigint FROM generate_series(1, $2::int)) AND kind <> 'marker'`;
-    await s.query(`UPDATE oltp.events SET amount = amount + 1, note = md5(note) WHERE ${some}`, [first, upd]);
-    await s.query(`DELETE FROM oltp.events WHERE ${some}`, [first, del]);
-    if (!marker) return undefined;
+    changes += (await s.query(`UPDATE oltp.events SET amount = amount + 1, note = md5(note) WHERE ${some}`, [first, upd])).rowsChanged;
+    changes += (await s.query(`DELETE FROM oltp.events WHERE ${some}`, [first, del])).rowsChanged;
+    if (!marker) return { changes };
     const id = first + ins;
     // the last statement before COMMIT: its clock is the commit time to within the COMMIT itself
     await s.query(`INSERT INTO oltp.events SELECT p.practice_id, $1::bigint, 'marker', 0, 'lag', clock_timestamp() FROM (SELECT random() AS r) x ${ZIPF_PRACTICE}`, [id]);
-    return id;
+    return { changes: changes + 1, marker: id };
   });
 }
 
@@ -114,9 +119,11 @@ async function equalToOltp(wh: Adapter): Promise<{ raw_rows: number; raw_equals_
 }
 
 async function throughput(lc: LogicalCapture, from: string): Promise<Record<string, unknown>> {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const streamed = await lc.stream(from, { untilNow: true });
   const t1 = performance.now();
+  const c1 = process.cpuUsage();
   let applied = 0;
   if (process.env.BENCH_CDC_APPLY === 'practice') {
     for (const t of tenants) applied += (await lc.apply(spec, t)).changes;
@@ -126,6 +133,8 @@ async function throughput(lc: LogicalCapture, from: string): Promise<Record<stri
     applied = r.applied.reduce((a, p) => a + p.changes, 0);
   }
   const t2 = performance.now();
+  const cpu = (a: NodeJS.CpuUsage, b: NodeJS.CpuUsage) => round((b.user + b.system - a.user - a.system) / 1e6);
+  const c2 = process.cpuUsage();
   return {
     changes: streamed.changes,
     applied,
@@ -134,6 +143,10 @@ async function throughput(lc: LogicalCapture, from: string): Promise<Record<stri
     queue_changes_per_s: Math.round(streamed.changes / ((t1 - t0) / 1000)),
     apply_changes_per_s: Math.round(applied / ((t2 - t1) / 1000)),
     end_to_end_changes_per_s: Math.round(streamed.changes / ((t2 - t0) / 1000)),
+    // CPU of this process (JavaScript and DuckDB's threads; not the PostgreSQL servers'): steadier than wall time on a shared machine
+    queue_cpu_seconds: cpu(c0, c1),
+    apply_cpu_seconds: cpu(c1, c2),
+    load_average_1m: round(loadavg()[0]!),
     apply_mode: process.env.BENCH_CDC_APPLY === 'practice' ? 'one practice per transaction' : 'groups of practices per transaction',
     ...(await equalToOltp(lc.o.wh)),
   };
@@ -170,8 +183,9 @@ async function lag(lc: LogicalCapture): Promise<Record<string, unknown>> {
   for (let tick = 0; performance.now() - started < LAG_SECONDS * 1000; tick++) {
     const ins = Math.round(perTx * 0.6) - 1;
     const upd = Math.round(perTx * 0.3);
-    expected.add((await writeTransaction(ins, upd, perTx - ins - upd - 1, true))!);
-    made += perTx;
+    const w = await writeTransaction(ins, upd, perTx - ins - upd - 1, true);
+    expected.add(w.marker!);
+    made += w.changes;
     const wait = started + (tick + 1) * 100 - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
@@ -206,14 +220,15 @@ try {
     captures.set(kind, { lc, lsn: (await lc.setUp(tenants)).lsn });
   }
   const g0 = performance.now();
-  for (let made = 0; made < CHANGES; made += PER_TX) {
+  let made = 0;
+  while (made < CHANGES) {
     const n = Math.min(PER_TX, CHANGES - made);
-    const ins = Math.round(n * 0.6);
+    const ins = Math.max(1, Math.round(n * 0.6));
     const upd = Math.round(n * 0.3);
-    await writeTransaction(ins, upd, n - ins - upd, false);
+    made += (await writeTransaction(ins, upd, Math.max(0, n - ins - upd), false)).changes;
   }
-  log(`workload: ${CHANGES} changes written in ${round((performance.now() - g0) / 1000)} s`);
-  const result: Record<string, unknown> = { changes: CHANGES, practices: PRACTICES };
+  log(`workload: ${made} changes written in ${round((performance.now() - g0) / 1000)} s`);
+  const result: Record<string, unknown> = { changes: made, practices: PRACTICES };
   for (const [kind, { lc, lsn }] of captures) {
     result[kind] = await throughput(lc, lsn);
     log(`${kind}: ${JSON.stringify(result[kind])}`);

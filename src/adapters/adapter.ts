@@ -43,9 +43,11 @@ export interface Session {
    */
   createTempTableAs(name: string, selectSql: string, params: readonly SqlParam[]): Promise<void>;
   /**
-   * Bulk-inserts text values into an existing table whose columns are all VARCHAR (the
-   * appender on DuckDB, COPY on PostgreSQL). `null` is SQL NULL. `columns` must be all of the
-   * table's columns in table order: DuckDB's appender fills columns by position and ignores the names.
+   * Bulk-inserts text values into an existing table (the appender on DuckDB, COPY on
+   * PostgreSQL). `null` is SQL NULL. A column that is not VARCHAR gets the engine's cast of the
+   * text (both engines parse it as they would a literal; a value that does not parse fails the
+   * call). `columns` must be all of the table's columns in table order: DuckDB's appender fills
+   * columns by position and ignores the names.
    */
   insertText(schema: string, table: string, columns: readonly string[], rows: readonly (string | null)[][]): Promise<void>;
   /**

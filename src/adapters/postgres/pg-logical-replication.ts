@@ -189,7 +189,19 @@ export class PgLogicalReplication implements LogicalReplicationSource {
   }
 }
 
+/** The parser hands every change of a table the same Relation object (until the next Relation message): converted once. */
+const relations = new WeakMap<Pgoutput.MessageRelation, LogicalRelation>();
+
 function relationOf(r: Pgoutput.MessageRelation): LogicalRelation {
+  let out = relations.get(r);
+  if (!out) {
+    out = convertRelation(r);
+    relations.set(r, out);
+  }
+  return out;
+}
+
+function convertRelation(r: Pgoutput.MessageRelation): LogicalRelation {
   return {
     oid: r.relationOid,
     schema: r.schema,
