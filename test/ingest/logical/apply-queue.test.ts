@@ -3,7 +3,7 @@ import type { Adapter } from '../../../src/adapters/adapter.ts';
 import { lsnSortKey } from '../../../src/adapters/logical-replication.ts';
 import { createPostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
 import { Codes } from '../../../src/errors.ts';
-import { migrateMeta } from '../../../src/execute/meta-schema.ts';
+import { migrateMeta } from '../../../src/warehouse/meta-schema.ts';
 import { resolveSpec } from '../../../src/ingest/capture-spec.ts';
 import type { OltpSource } from '../../../src/ingest/oltp-source.ts';
 import { applyGroups, groupPractices } from '../../../src/ingest/logical/apply-groups.ts';
