@@ -95,7 +95,10 @@ describe('a first run with a failing model, in text mode', () => {
     const json = await cli('run', '--project-dir', demo.dir, '--select', 'broken', '--log-format', 'json');
     expect(json.code).toBe(1);
     const alerts = json.out.map((l) => JSON.parse(l) as { event: string; kind?: string }).filter((e) => e.event === 'alert');
-    expect(alerts.map((a) => a.kind)).toEqual(['node_failed', 'node_failed', 'node_failed']);
+    // This second run may also page SLA alerts: whether a practice's morning deadline has passed
+    // depends on the hour the suite runs (CI at 11:30 UTC caught sla_late for New York).
+    expect(alerts.filter((a) => a.kind === 'node_failed')).toHaveLength(3);
+    expect(alerts.filter((a) => !['node_failed', 'sla_late', 'sla_at_risk'].includes(a.kind ?? '')).map((a) => a.kind)).toEqual([]);
     expect(readFileSync(join(demo.dir, 'target/tsform.log'), 'utf8')).toMatch(/\[info\] tsform run --project-dir .* --select broken --log-format json/);
     // run_results.full.json is only written when asked for.
     expect(existsSync(join(demo.dir, 'target/run_results.full.json'))).toBe(false);
