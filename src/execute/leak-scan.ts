@@ -214,7 +214,11 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
     const column = columns[Number(r.col)]!;
     if (Number(r.n) * 2 >= Number(r.persons)) found.set(column, Math.max(found.get(column) ?? 0, Number(r.n)));
   }
-  for (const column of await monthPrecisionColumns(s, columns)) found.delete(column);
+  for (const [column, rowsWithPerson] of await monthPrecisionColumns(s, columns)) {
+    // A month equal to its person's real date is chance (a newborn's first visit); a column where
+    // it is so for half the rows carrying a person is publishing dates of people born on the 1st.
+    if ((found.get(column) ?? 0) * 2 < rowsWithPerson) found.delete(column);
+  }
   for (const t of PER_VALUE) await s.query(`DROP TABLE IF EXISTS ${q(t)}`);
   return found;
 }
@@ -223,20 +227,23 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
 export const MONTH_PRECISION_MIN_VALUES = 3;
 
 /**
- * Columns that hold months, not days: every value is the first of a month (a date, or a timestamp
- * at midnight), with at least MONTH_PRECISION_MIN_VALUES distinct values. Such a value equal to a
- * real birth or death date on the 1st (a newborn's first visit, generalized with `month_of`)
- * tells no more than the month, which the column gives for everyone, so it is not a finding. A
- * column of real dates passes as months only if all of its distinct dates fall on the 1st (about
- * 30^-3 for three people); fewer values keep every finding.
+ * Columns that hold months, not days, with the rows of each that carry a person: every value is
+ * the first of a month (a date, or a timestamp at midnight), with at least
+ * MONTH_PRECISION_MIN_VALUES distinct values. Such a value equal to a real birth or death date on
+ * the 1st (a newborn's first visit, generalized with `month_of`) tells no more than the month,
+ * which the column gives for everyone, so it is not a finding while it stays a minority (the
+ * caller). A column of real dates passes as months only if all of its distinct dates fall on the
+ * 1st (about 30^-3 for three people); fewer values keep every finding.
  */
-async function monthPrecisionColumns(s: Session, columns: readonly string[]): Promise<string[]> {
+async function monthPrecisionColumns(s: Session, columns: readonly string[]): Promise<[string, number][]> {
   const { rows } = await s.query(
-    `SELECT col FROM ${quoteIdent(VALS)} GROUP BY col
-      HAVING bool_and(t LIKE '____-__-01' OR t LIKE '____-__-01 00:00:00%') AND count(DISTINCT t) >= $1`,
+    `SELECT v.col, count(DISTINCT rp.rid) AS with_person
+       FROM ${quoteIdent(VALS)} AS v LEFT JOIN (SELECT DISTINCT rid FROM ${quoteIdent(ROW_PERSONS)}) AS rp ON rp.rid = v.rid
+      GROUP BY v.col
+     HAVING bool_and(v.t LIKE '____-__-01' OR v.t LIKE '____-__-01 00:00:00%') AND count(DISTINCT v.t) >= $1`,
     [MONTH_PRECISION_MIN_VALUES],
   );
-  return rows.map((r) => columns[Number(r.col)]!);
+  return rows.map((r) => [columns[Number(r.col)]!, Number(r.with_person)]);
 }
 
 export interface ScanTarget {
