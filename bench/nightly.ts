@@ -1,6 +1,6 @@
 /**
  * `npm run bench:nightly -- [--practices 5000] [--encounters n] [--target duckdb|postgres|both]
- *   [--seed 1] [--fleet dir] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
+ *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 1GB] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
  * `tsform run` on a generated fleet (scripts/fleet-generate.ts), on DuckDB and on PostgreSQL.
  *
  * What runs: the demo project unchanged (tsform.yml, models, macros, seeds, policies) with the
@@ -19,16 +19,21 @@
  *                   order, in a copy of the warehouse (DuckDB: the file; PostgreSQL: CREATE
  *                   DATABASE … TEMPLATE), first on dropped tables, then again (bench/lib/nightly-mono.ts).
  *
+ * The copied project's DuckDB target gets `settings: { memory_limit }` (default 1GB, `none` to
+ * leave DuckDB's default of 80% of RAM): the bound that keeps the whole process under the 2 GB
+ * target, recorded in the JSON.
+ *
  * ratio = models steady / monolithic steady; first_run_ratio = models first / monolithic first;
  * per_node_overhead_ms = (models steady − monolithic steady) / model units. Then every model is
  * compared between tsform's warehouse and the monolithic one (row count + checksum); a
  * difference fails the bench. Progress on stderr; the last stdout line is one JSON object.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseDocument } from 'yaml';
 import type { Adapter } from '../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
@@ -46,6 +51,7 @@ const { values } = parseArgs({
     target: { type: 'string', default: 'both' },
     fleet: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    'duckdb-memory-limit': { type: 'string', default: '1GB' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -54,6 +60,7 @@ const ENCOUNTERS = values.encounters === undefined ? PRACTICES * 200 : Number(va
 const SEED = Number(values.seed);
 if (!['duckdb', 'postgres', 'both'].includes(values.target!)) throw new Error(`--target is duckdb, postgres or both, not '${values.target}'`);
 const TARGETS = values.target === 'both' ? (['duckdb', 'postgres'] as const) : [values.target as 'duckdb' | 'postgres'];
+const MEMORY_LIMIT = values['duckdb-memory-limit'] === 'none' ? undefined : values['duckdb-memory-limit'];
 const CPU_PROF = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 // A fixed bench-only vault key (never a production key), as the test suite uses.
 const VAULT_KEY = '5f3c7a1e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a';
@@ -125,7 +132,12 @@ function duckdbSetup(dir: string): TargetSetup {
       const monoPath = join(dir, 'mono.duckdb');
       copyFileSync(join(t, 'tsform.duckdb'), monoPath);
       // Same thread count as the project's duckdb target (tsform.yml: threads 2).
-      const adapter = await DuckDBAdapter.open({ path: monoPath, connections: 2, attachReadOnly: { vault: join(t, 'vault.duckdb') } });
+      const adapter = await DuckDBAdapter.open({
+        path: monoPath,
+        connections: 2,
+        attachReadOnly: { vault: join(t, 'vault.duckdb') },
+        ...(MEMORY_LIMIT ? { settings: { memory_limit: MEMORY_LIMIT } } : {}),
+      });
       return { adapter, remove: async () => rmSync(monoPath, { force: true }) };
     },
   };
@@ -153,6 +165,7 @@ function postgresSetup(server: ThrowawayPostgres, db: ThrowawayDatabase): Target
 async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: string, statements: MonoStatement[], setup: TargetSetup): Promise<Record<string, unknown>> {
   const dir = join(work, target);
   cpSync(fleetDir, dir, { recursive: true, filter: (src) => !src.startsWith(join(fleetDir, 'target')) });
+  if (target === 'duckdb' && MEMORY_LIMIT) setDuckdbMemoryLimit(dir, MEMORY_LIMIT);
   const run = (label: string, extra: string[] = []) => tsform(`${target} ${label}`, dir, [...setup.args, ...extra], setup.env);
   const resultsSize = () => statSync(join(dir, 'target', 'run_results.json')).size;
 
@@ -214,6 +227,14 @@ async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: st
   };
 }
 
+/** Sets `targets.duckdb.settings.memory_limit` in the project copy's tsform.yml, comments kept. */
+function setDuckdbMemoryLimit(projectDir: string, limit: string): void {
+  const file = join(projectDir, 'tsform.yml');
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  doc.setIn(['targets', 'duckdb', 'settings', 'memory_limit'], limit);
+  writeFileSync(file, doc.toString());
+}
+
 /** Per model, the practices whose slice tsform refused in either models run: left out on both sides. */
 function refusedSlices(...runs: ChildRun[]): Map<string, string[]> {
   const out = new Map<string, Set<string>>();
@@ -242,6 +263,7 @@ async function main(): Promise<void> {
       seed: 'reused' in fleet ? undefined : SEED,
       capture: 'excluded (the demo project has no OLTP capture); the CSV extracts load in every whole run (its load step)',
       fleet,
+      duckdb_memory_limit: MEMORY_LIMIT ?? 'DuckDB default (80% of RAM)',
     };
     for (const target of TARGETS) {
       if (target === 'duckdb') {

@@ -2,7 +2,8 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { Clock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { DUCKDB_REIDENTIFICATION_AUDIT as AUDIT, ensureVaultTable, insertRows } from '../warehouse/meta-schema.ts';
+import { insertRows } from '../warehouse/table-def.ts';
+import { DUCKDB_REIDENTIFICATION_AUDIT as AUDIT, ensureVaultTable } from '../warehouse/vault-tables.ts';
 
 export interface Reidentification {
   token: string;

@@ -2,7 +2,8 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { RunResults } from '../artifacts/run-results.ts';
 import { isoBefore, type Clock } from '../clock.ts';
 import { quoteRelation } from '../sql/quote.ts';
-import { insertRows, migrateMeta, NODE_RUNS, TENANT_STATE, type NodeRunRow } from '../warehouse/meta-schema.ts';
+import { migrateMeta, NODE_RUNS, TENANT_STATE, type NodeRunRow } from '../warehouse/meta-schema.ts';
+import { insertRows } from '../warehouse/table-def.ts';
 
 /**
  * Run history in the warehouse (DESIGN §6): one row per node and practice per run. Freshness,

@@ -5,7 +5,7 @@ import { identityDigest, linkageConfigFingerprint, linkRecordOf, type LinkRecord
 import { dateShiftDays, personToken, practiceToken, type IdentityFields } from '../security/pseudonymize.ts';
 import { resolvePersons, type ResolutionCounts } from '../security/resolve-persons.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { ensureVaultTable, VAULT_LINKAGE_CONFIG as CONFIG, VAULT_LINKAGE_EVENTS as EVENTS, VAULT_LINKAGE_RECORDS as RECORDS } from '../warehouse/meta-schema.ts';
+import { ensureVaultTable, VAULT_LINKAGE_CONFIG as CONFIG, VAULT_LINKAGE_EVENTS as EVENTS, VAULT_LINKAGE_RECORDS as RECORDS } from '../warehouse/vault-tables.ts';
 
 /**
  * The vault's side of linkage (issue 17): match keys per record, resolution of all practices'

@@ -5,7 +5,7 @@ import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { generateKey, keyFingerprint, parseKey } from '../security/pseudonymize.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { ensureVaultTable, VAULT_KEYS } from '../warehouse/meta-schema.ts';
+import { ensureVaultTable, VAULT_KEYS } from '../warehouse/vault-tables.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 import { resolveLinkage, type IdentityRow, type LinkageSummary } from './vault-linkage.ts';
 

@@ -1,6 +1,7 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { CAPTURE_LOCKS, CAPTURE_WATERMARKS, insertRows } from '../warehouse/meta-schema.ts';
+import { CAPTURE_LOCKS, CAPTURE_WATERMARKS } from '../warehouse/meta-schema.ts';
+import { insertRows } from '../warehouse/table-def.ts';
 import { quoteRelation } from '../sql/quote.ts';
 
 const WATERMARK_TABLE = CAPTURE_WATERMARKS.name;

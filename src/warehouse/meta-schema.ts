@@ -1,52 +1,16 @@
-import type { Adapter, Session, SqlParam, TargetKind } from '../adapters/adapter.ts';
+import type { Adapter, TargetKind } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { retrying } from '../schedule/index.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { count, createTableSql, instant, table, text, type Queryable, type RowOf } from './table-def.ts';
 
 /**
- * The one owner of tsform's own tables: their columns (each table's row type is derived from
- * its definition, so DDL and code cannot drift), their DDL on both engines, and the versioned
- * migrations that bring a warehouse of any earlier shape up to the current one.
- *
- * The meta schema (`tsform_meta`) holds run history, practice state, capture watermarks and
- * locks and the landing-file record; `schema_version` there records each applied step. The
- * vault schema holds the key table and, on DuckDB, the re-identification audit. PostgreSQL's
- * audit (with its triggers and SECURITY DEFINER functions) is security DDL: the
- * `vault_reidentify` policy template renders it (projects may override it) and carries its own
- * `ADD COLUMN IF NOT EXISTS` steps; `tsform policies apply` runs it.
+ * The meta schema (`tsform_meta`): run history, practice state, capture watermarks and locks,
+ * the landing-file record, deletion epochs and logical capture's queue and slots, and the
+ * versioned migrations that bring a warehouse of any earlier shape up to the current one;
+ * `schema_version` records each applied step. Table definitions: table-def.ts; the vault's own
+ * tables: vault-tables.ts.
  */
-
-/** Column types of tsform's own tables; DuckDB and PostgreSQL spell them alike. */
-type SqlType = 'VARCHAR' | 'BIGINT' | 'INTEGER' | 'DATE' | 'TIMESTAMPTZ';
-
-interface Column {
-  type: SqlType;
-  nullable?: true;
-}
-
-type Columns = Record<string, Column>;
-
-export interface TableDef<C extends Columns = Columns> {
-  name: string;
-  columns: C;
-  primaryKey?: readonly string[];
-}
-
-/** Values as written: numbers for integer columns, text (ISO for dates and times) for the rest. */
-type ValueOf<T extends SqlType> = T extends 'BIGINT' | 'INTEGER' ? number : string;
-
-/** One row of a table, as `insertRows` takes it. */
-export type RowOf<T extends TableDef> = {
-  [K in keyof T['columns']]: ValueOf<T['columns'][K]['type']> | (T['columns'][K] extends { nullable: true } ? null : never);
-};
-
-function table<const C extends Columns>(name: string, columns: C, primaryKey?: readonly (keyof C & string)[]): TableDef<C> {
-  return { name, columns, primaryKey };
-}
-
-const text = { type: 'VARCHAR' } as const;
-const count = { type: 'BIGINT' } as const;
-const instant = { type: 'TIMESTAMPTZ' } as const;
 
 // ---- the meta schema ---------------------------------------------------------------------
 
@@ -167,114 +131,6 @@ export type CaptureLockRow = RowOf<typeof CAPTURE_LOCKS>;
 export type LandingFileRow = RowOf<typeof LANDING_FILES>;
 export type SchemaVersionRow = RowOf<typeof SCHEMA_VERSION>;
 export type DeletionEpochRow = RowOf<typeof DELETION_EPOCHS>;
-
-// ---- the vault schema ----------------------------------------------------------------------
-
-/** The tokenization key: its fingerprint, and the key itself unless it lives in the environment. */
-export const VAULT_KEYS = table('keys', { fingerprint: text, key_hex: { type: 'VARCHAR', nullable: true }, created_at: instant }, ['fingerprint']);
-
-/** DuckDB's re-identification audit, in the vault file (PostgreSQL: the vault_reidentify template). */
-export const DUCKDB_REIDENTIFICATION_AUDIT = table('reidentification_audit', {
-  actor: text,
-  at: instant,
-  reason: text,
-  token: text,
-  records_found: { type: 'INTEGER' },
-});
-
-/**
- * Linkage (issue 17): per record, the keyed hashes the resolution into persons reads (match keys
- * and guard values, space-separated) and a digest of the identity they were made from, so that
- * a changed identity is re-keyed. Across all practices: a person spans them. `sparse` is 0 or 1.
- */
-export const VAULT_LINKAGE_RECORDS = table('linkage_records', {
-  tenant: text,
-  patient_id: text,
-  identity_digest: text,
-  match_keys: text,
-  dob_guard: text,
-  sex_guard: text,
-  ssn_guard: text,
-  sparse: { type: 'INTEGER' },
-});
-
-/** The linkage settings (and key) the stored match keys were made under: one row. */
-export const VAULT_LINKAGE_CONFIG = table('linkage_config', { fingerprint: text, key_fingerprint: text, created_at: instant });
-
-/** One row per resolution: counts only, never an identity. */
-export const VAULT_LINKAGE_EVENTS = table('linkage_events', {
-  resolved_at: instant,
-  practices: { type: 'INTEGER' },
-  records: count,
-  persons: count,
-  merges: count,
-  splits: count,
-  sparse: count,
-  new_persons: count,
-  retokenized: count,
-  rekeyed: count,
-});
-
-export type VaultKeyRow = RowOf<typeof VAULT_KEYS>;
-export type ReidentificationAuditRow = RowOf<typeof DUCKDB_REIDENTIFICATION_AUDIT>;
-
-// ---- DDL and typed writes --------------------------------------------------------------------
-
-type Queryable = Pick<Session, 'query'>;
-
-/** `CREATE TABLE IF NOT EXISTS` of a definition; the same text on both engines. */
-export function createTableSql(schema: string, t: TableDef): string {
-  const cols = Object.entries(t.columns).map(([name, c]) => `${quoteIdent(name)} ${c.type}${c.nullable ? '' : ' NOT NULL'}`);
-  if (t.primaryKey?.length) cols.push(`PRIMARY KEY (${t.primaryKey.map(quoteIdent).join(', ')})`);
-  return `CREATE TABLE IF NOT EXISTS ${quoteRelation(schema, t.name)} (${cols.join(', ')})`;
-}
-
-/** Creates one of the vault's own tables if missing (they have not changed shape since they were made). */
-export async function ensureVaultTable(
-  q: Queryable,
-  vaultSchema: string,
-  t: typeof VAULT_KEYS | typeof DUCKDB_REIDENTIFICATION_AUDIT | typeof VAULT_LINKAGE_RECORDS | typeof VAULT_LINKAGE_CONFIG | typeof VAULT_LINKAGE_EVENTS,
-): Promise<void> {
-  await q.query(createTableSql(vaultSchema, t));
-}
-
-const ROWS_PER_INSERT = 500;
-
-/** From this many rows, insertRows binds one array per column instead of one value per cell. */
-const ROWS_AS_ARRAYS = 50;
-
-/**
- * Inserts rows with bound values, each cast to its column's type. A few rows go as VALUES (500
- * a statement); more go as one array per column, unnested (a run's node history: 1,547 rows
- * took DuckDB ~0.7–1.3 s to bind as 17,000 parameters, ~0.05–0.4 s as 22 arrays).
- */
-export async function insertRows<T extends TableDef>(q: Queryable, schema: string, t: T, rows: readonly RowOf<T>[]): Promise<void> {
-  const names = Object.keys(t.columns);
-  const rel = quoteRelation(schema, t.name);
-  if (rows.length >= ROWS_AS_ARRAYS && names.every((n) => rows.every((row) => !Array.isArray((row as Record<string, SqlParam>)[n])))) {
-    await insertAsArrays(q, rel, t, names, rows);
-    return;
-  }
-  for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-    const chunk = rows.slice(i, i + ROWS_PER_INSERT);
-    const tuples = chunk.map((_, r) => `(${names.map((n, c) => `CAST($${r * names.length + c + 1} AS ${t.columns[n]!.type})`).join(', ')})`);
-    const params = chunk.flatMap((row) => names.map((n) => (row as Record<string, SqlParam>)[n]!));
-    await q.query(`INSERT INTO ${rel} (${names.map(quoteIdent).join(', ')}) VALUES ${tuples.join(', ')}`, params);
-  }
-}
-
-/**
- * Each column as two text arrays, its values and a NULL flag per row (a bound array holds text
- * only), zipped by unnest in a subquery (PostgreSQL allows no set-returning function in CASE).
- */
-async function insertAsArrays<T extends TableDef>(q: Queryable, rel: string, t: T, names: readonly string[], rows: readonly RowOf<T>[]): Promise<void> {
-  const cell = (row: RowOf<T>, n: string) => (row as Record<string, SqlParam>)[n];
-  const params = names.flatMap((n) => [rows.map((row) => (cell(row, n) === null || cell(row, n) === undefined ? '' : String(cell(row, n)))), rows.map((row) => (cell(row, n) === null || cell(row, n) === undefined ? '1' : '0'))]);
-  const unnested = names.map((_, i) => `unnest($${2 * i + 1}::VARCHAR[]) AS v${i}, unnest($${2 * i + 2}::VARCHAR[]) AS n${i}`).join(', ');
-  const values = names.map((n, i) => `CASE WHEN u.n${i} = '1' THEN NULL ELSE CAST(u.v${i} AS ${t.columns[n]!.type}) END`).join(', ');
-  await q.query(`INSERT INTO ${rel} (${names.map(quoteIdent).join(', ')}) SELECT ${values} FROM (SELECT ${unnested}) AS u`, params);
-}
-
 // ---- migrations ------------------------------------------------------------------------------
 
 interface MigrationStep {
