@@ -75,6 +75,11 @@ export const Codes = {
   showRefused: 'TSF308',
   /** `tsform debug`: a check failed (project files, target connection, vault); the message says which and how to fix it. */
   debugCheckFailed: 'TSF309',
+  /**
+   * `--full-refresh` would drop a table that a view outside the run reads (PostgreSQL refuses, or
+   * CASCADE would drop the view for good): select the view too, or drop it first. Nothing is dropped.
+   */
+  fullRefreshDependents: 'TSF310',
   // execution (4xx)
   sqlError: 'TSF401',
   tenantLeak: 'TSF402',

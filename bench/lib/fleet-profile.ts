@@ -2,8 +2,9 @@ import type { Adapter, Session } from '../../src/adapters/adapter.ts';
 
 /**
  * Wraps an adapter to attribute a run's database time: every statement is timed under a label
- * (its kind: stage, count, delete, insert, describe, …), and each transaction's remainder
- * (BEGIN + COMMIT, which includes DuckDB's automatic checkpoints) under `commit`. Sums are
+ * (its kind: stage, count, delete, insert, describe, …), and each transaction's remainder in
+ * three parts: the wait for a connection and BEGIN, Node's work inside the callback (and Session
+ * calls not profiled), and COMMIT (which includes DuckDB's automatic checkpoints). Sums are
  * connection-seconds. Used by `BENCH_FLEET_PROFILE=1`.
  */
 
@@ -59,10 +60,25 @@ export function profileAdapter(inner: Adapter, labelOf: (sql: string) => string 
         return async <T>(fn: (s: Session) => Promise<T>, options?: unknown) => {
           const acc = { ms: 0 };
           const t0 = performance.now();
+          let started = t0;
+          let ended: number | undefined;
           try {
-            return await target.transaction((s) => fn(wrapSession(s, acc)), options as never);
+            return await target.transaction(async (s) => {
+              started = performance.now();
+              try {
+                return await fn(wrapSession(s, acc));
+              } finally {
+                ended = performance.now();
+              }
+            }, options as never);
           } finally {
-            add('commit (BEGIN/COMMIT incl. checkpoints)', performance.now() - t0 - acc.ms);
+            const end = performance.now();
+            // Three parts, so that waiting and Node's own work are not taken for the engine's commit.
+            add('transaction: connection wait + BEGIN', started - t0);
+            if (ended !== undefined) {
+              add('transaction: Node work and unprofiled calls inside', ended - started - acc.ms);
+              add('commit (COMMIT incl. checkpoints, or ROLLBACK)', end - ended);
+            }
           }
         };
       }

@@ -7,9 +7,10 @@
  */
 import { join } from 'node:path';
 import type { Adapter } from '../../src/adapters/adapter.ts';
-import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
+import { openAdapter, resolveTarget } from '../../src/cli/target.ts';
+import { loadProject } from '../../src/project/load-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../../test/support/postgres.ts';
 import { profileAdapter } from './fleet-profile.ts';
 
@@ -24,8 +25,9 @@ if (target === 'postgres') {
   process.stderr.write(`unprofiled first run: ${warm.results.length} results\n`);
   inner = await createPostgresAdapter({ url: server.url, poolSize: 4 });
 } else {
-  const t = join(projectDir, 'target');
-  inner = await DuckDBAdapter.open({ path: join(t, 'tsform.duckdb'), connections: 2, attach: { research: join(t, 'research.duckdb'), vault: join(t, 'vault.duckdb') } });
+  // The project's own target (its threads and `settings:`), as `tsform run` opens it.
+  const project = loadProject(projectDir);
+  inner = await openAdapter(project, resolveTarget(project));
 }
 const { adapter, profile } = profileAdapter(inner);
 const t0 = performance.now();

@@ -136,5 +136,10 @@ export interface Adapter {
    * Absent where the engine already allows one writing process (DuckDB's file lock).
    */
   tryLockTenants?(tenants: readonly string[]): Promise<{ held: { tenant: string; holder: string }[]; release(): Promise<void> }>;
+  /**
+   * Views that read this relation, directly or through other views (PostgreSQL, which refuses to
+   * drop a relation they read). Absent where the engine records no such dependency (DuckDB).
+   */
+  dependentViews?(schema: string, name: string): Promise<{ schema: string; name: string }[]>;
   close(): Promise<void>;
 }

@@ -1,11 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Adapter } from '../adapters/adapter.ts';
 import type { JobQueue } from '../adapters/job-queue.ts';
+import { manifestNodes, type Manifest } from '../artifacts/manifest.ts';
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import { writeRunResults } from '../artifacts/write.ts';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { builtRelations, dropForFullRefresh } from '../execute/strategies/relation-write.ts';
 import { distributePlan, type PracticeJob } from '../plan/distribute.ts';
+import type { Plan } from '../plan/plan.ts';
 import { runWorkspace } from './api.ts';
 import { failedOutput, jobId, manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
 import { tsformVersion } from './package-root.ts';
@@ -51,8 +55,8 @@ const UNCLAIMED_GRACE_MS = 30_000;
 export async function runDistributed(req: RunRequest, o: DistributedOptions = {}): Promise<RunResults> {
   const env = req.env ?? process.env;
   const clock = req.clock ?? systemClock;
-  if (req.defer) throw new TsformError(Codes.unsupported, '--distributed with --defer is not supported');
-  if (req.fullRefresh) throw new TsformError(Codes.unsupported, '--distributed --full-refresh is not supported yet: run the full refresh in one process');
+  // --defer reads production from a DuckDB file beside this process (slim CI); workers share a PostgreSQL warehouse instead.
+  if (req.defer) throw new TsformError(Codes.unsupported, '--distributed with --defer is not supported: --defer is for a CI build against a production DuckDB file, run it in one process');
   const { ws, plan } = prepareSlimCi(req);
   const target = resolveTarget(ws.project, req.target);
   if (target.type !== 'postgres') throw new TsformError(Codes.unsupported, `--distributed needs a PostgreSQL target (workers share the warehouse and its queue); '${target.name}' is ${target.type}`);
@@ -69,12 +73,18 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
   const alerts: RunResults['alerts'] = [];
   const needsAction: string[] = [];
   try {
-    const key = createHash('sha256').update(JSON.stringify([req.command, fingerprint, plan.steps.map((s) => s.id), plan.tenants])).digest('hex');
+    // A full refresh is another run than the nightly one of the same selection: it never resumes it.
+    const key = createHash('sha256')
+      .update(JSON.stringify([req.command, fingerprint, plan.steps.map((s) => s.id), plan.tenants, ...(req.fullRefresh ? ['full-refresh'] : [])]))
+      .digest('hex');
     const { runId, resumed } = await queue.openRun(key, randomUUID());
     if (resumed) notices.push(`resumed distributed run ${runId}: jobs already sent were not sent again`);
     const base = { ...req, adapter, env, clock, skipLeakScan: true };
     const ids = cut.jobs.map((j) => jobId(runId, j.key));
     const alreadySent = resumed && cut.jobs.length > 0 && (await queue.status(queueName(ws.project.config.name, cut.jobs[0]!.pool), ids[0]!)) !== undefined;
+    // As one process does, the tables go once, before any practice is rebuilt; never again once a
+    // job may have written (a resumed run), and jobs then rebuild only their practices' slices.
+    if (plan.fullRefresh && plan.fullRefreshScope === 'all' && !alreadySent) await dropPerPracticeModels(adapter, ws.manifest, plan, cut.perPractice);
     if (cut.before.length > 0 && !alreadySent) {
       const before = await runWorkspace({ ...base, nodes: cut.before, select: undefined, exclude: undefined });
       results.push(...before.results);
@@ -88,7 +98,18 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     await queue.ensureQueues(queues);
     const outputs = await feed(queue, cut.jobs, ids, {
       project: ws.project.config.name,
-      data: (job) => ({ runId, tsform: tsformVersion(), manifest: fingerprint, command: req.command, nodes: cut.perPractice, tenants: job.tenants, wholeRun, fanIn: req.fanIn, vars: req.vars }),
+      data: (job) => ({
+        runId,
+        tsform: tsformVersion(),
+        manifest: fingerprint,
+        command: req.command,
+        nodes: cut.perPractice,
+        tenants: job.tenants,
+        wholeRun,
+        ...(plan.fullRefresh ? { fullRefresh: true as const } : {}),
+        fanIn: req.fanIn,
+        vars: req.vars,
+      }),
       depth: o.queueDepth ?? 2,
       retryLimit: o.retryLimit ?? 2,
       expirySeconds: o.jobExpirySeconds ?? 7200,
@@ -151,6 +172,14 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     writeRunResults(ws.targetDir, run);
     return run;
   }
+}
+
+/** The per-practice models of the plan, dropped downstream first (as the runner drops them). */
+async function dropPerPracticeModels(adapter: Adapter, manifest: Manifest, plan: Plan, perPractice: readonly string[]): Promise<void> {
+  const mine = new Set(perPractice);
+  const nodes = manifestNodes(manifest);
+  const dropped = [...plan.steps].reverse().filter((s) => s.build && mine.has(s.id) && nodes[s.id]?.kind === 'model');
+  await dropForFullRefresh(adapter, dropped.map((s) => nodes[s.id]!), builtRelations(plan, nodes));
 }
 
 interface FeedOptions {

@@ -15,6 +15,8 @@ export interface PracticeJobData {
   nodes: string[];
   tenants: string[];
   wholeRun: boolean;
+  /** `--full-refresh`: the job rebuilds its practices' slices from the full SELECT (the coordinator dropped the tables). */
+  fullRefresh?: true;
   fanIn?: FanInPolicy;
   vars?: Record<string, unknown>;
 }

@@ -27,6 +27,8 @@ export interface RunRequest {
   tenants?: string[];
   threads?: number;
   fullRefresh?: boolean;
+  /** With fullRefresh: rebuild the practices' slices only, never drop a table (a distributed job). */
+  fullRefreshSlicesOnly?: boolean;
   /** Also write every unit to target/run_results.full.json (run_results.json is grouped per node). */
   fullResults?: boolean;
   fanIn?: FanInPolicy;

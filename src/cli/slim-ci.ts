@@ -26,6 +26,7 @@ export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>
     allTenantCount: ws.project.tenants.length,
     batchSize: ws.project.config.batchSize,
     fullRefresh: req.fullRefresh ?? false,
+    ...(req.fullRefreshSlicesOnly ? { fullRefreshScope: 'selected' as const } : {}),
     fanIn: req.fanIn,
   });
 }

@@ -97,6 +97,7 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
           nodesAreWholeRun: data.wholeRun,
           skipLeakScan: true,
           tenants: data.tenants,
+          ...(data.fullRefresh ? { fullRefresh: true, fullRefreshSlicesOnly: true } : {}),
           fanIn: data.fanIn,
           vars: data.vars,
           adapter,

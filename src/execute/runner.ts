@@ -5,7 +5,7 @@ import type { Plan, PlanStep } from '../plan/plan.ts';
 import { DEFAULT_RETRY_POLICY, drain, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit, type UnitEnd } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { migrateMeta } from '../warehouse/meta-schema.ts';
-import { dropForFullRefresh } from './strategies/relation-write.ts';
+import { builtRelations, dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { lineInSql, locateModelError } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
@@ -59,9 +59,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   await prepareSchemas(ctx, plan, withRetries);
   // A sample of practices keeps the table: only their slices are rebuilt, from the full SELECT.
   if (plan.fullRefresh && plan.fullRefreshScope !== 'selected') {
-    for (const step of [...plan.steps].reverse()) {
-      if (step.build && step.fanOut && nodes[step.id]!.kind === 'model') await dropForFullRefresh(ctx, nodes[step.id]!);
-    }
+    const dropped = [...plan.steps].reverse().filter((s) => s.build && s.fanOut && nodes[s.id]!.kind === 'model');
+    await dropForFullRefresh(ctx.adapter, dropped.map((s) => nodes[s.id]!), builtRelations(plan, nodes));
   }
 
   // Dependency counters between tasks (step × batch). A large practice is its own lane; small

@@ -52,6 +52,11 @@ export interface PlanOptions {
   allTenantCount: number;
   batchSize: number;
   fullRefresh: boolean;
+  /**
+   * `selected` whatever practices are chosen: a distributed full refresh's job, whose coordinator
+   * dropped the tables once before any job (a job of all practices must not drop them again).
+   */
+  fullRefreshScope?: 'selected';
   fanIn?: FanInPolicy;
 }
 
@@ -201,7 +206,7 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     batches,
     batchPools: pooled.map((b) => b.pool),
     fullRefresh: opts.fullRefresh,
-    ...(opts.fullRefresh ? { fullRefreshScope: opts.tenants.length < opts.allTenantCount ? ('selected' as const) : ('all' as const) } : {}),
+    ...(opts.fullRefresh ? { fullRefreshScope: opts.fullRefreshScope ?? (opts.tenants.length < opts.allTenantCount ? ('selected' as const) : ('all' as const)) } : {}),
     fanIn: opts.fanIn ?? 'use_last_good',
     nodeCount,
   };

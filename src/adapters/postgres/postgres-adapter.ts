@@ -8,6 +8,7 @@ import { safeDbMessage } from '../safe-message.ts';
 import { postgresErrorPosition, withStatement, type StatementPosition } from '../statement-position.ts';
 import type {
   TransactionOptions, Adapter, ErrorClass, PracticePartitioning, QueryResult, RelationInfo, Row, Session, SqlParam } from '../adapter.ts';
+import { dependentViews } from './dependent-views.ts';
 import { createPartitionedTable } from './practice-partitions.ts';
 import { checkOneFence } from './practice-lock-fence.ts';
 import { inClientTransaction } from './client-transaction.ts';
@@ -79,6 +80,10 @@ export class PostgresAdapter implements Adapter {
 
   async query(sql: string, params: readonly SqlParam[] = []): Promise<QueryResult> {
     return oneStatement(this.pool, sql, params);
+  }
+
+  dependentViews(schema: string, name: string): Promise<{ schema: string; name: string }[]> {
+    return dependentViews(this, schema, name);
   }
 
   async describe(schema: string, name: string): Promise<RelationInfo | undefined> {

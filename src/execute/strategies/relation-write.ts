@@ -1,5 +1,7 @@
-import type { RelationInfo, Session } from '../../adapters/adapter.ts';
+import type { Adapter, RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
+import type { Plan } from '../../plan/plan.ts';
+import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
 import type { PolicyContext } from '../apply-policies.ts';
@@ -116,10 +118,40 @@ export async function writeWhole(
   }, { timeoutMs: ctx.nodeTimeoutMs });
 }
 
-/** `--full-refresh` of a tenant-scoped table: dropped once, before any batch rebuilds its slice. */
-export async function dropForFullRefresh(ctx: BuildContext, node: ManifestNode): Promise<void> {
-  const existing = await ctx.adapter.describe(node.schema, node.identifier);
-  if (existing) await ctx.adapter.query(`DROP ${existing.kind === 'view' ? 'VIEW' : 'TABLE'} ${quoteRelation(node.schema, node.identifier)}`);
+/** `schema.identifier` of every relation a plan builds (models; an ephemeral one is no relation). */
+export function builtRelations(plan: Plan, nodes: Readonly<Record<string, ManifestNode>>): Set<string> {
+  const out = new Set<string>();
+  for (const step of plan.steps) {
+    const node = nodes[step.id];
+    if (step.build && node?.kind === 'model' && node.materialized !== 'ephemeral') out.add(`${node.schema}.${node.identifier}`);
+  }
+  return out;
+}
+
+/**
+ * `--full-refresh` of tenant-scoped tables (`nodes`, downstream first): each dropped once, before
+ * any batch rebuilds its slice (by the run, or by a distributed run's coordinator before it sends
+ * any job). A view that reads one of them (PostgreSQL) is dropped with it when the run rebuilds
+ * that view (`rebuilt`: `schema.identifier` of every relation the run builds); a view the run
+ * does not rebuild refuses the whole refresh (TSF310) before anything is dropped.
+ */
+export async function dropForFullRefresh(adapter: Adapter, nodes: readonly ManifestNode[], rebuilt: ReadonlySet<string>): Promise<void> {
+  const drops: { sql: string }[] = [];
+  const kept: string[] = [];
+  for (const node of nodes) {
+    const existing = await adapter.describe(node.schema, node.identifier);
+    if (!existing) continue;
+    const readers = (await adapter.dependentViews?.(node.schema, node.identifier)) ?? [];
+    for (const v of readers) if (!rebuilt.has(`${v.schema}.${v.name}`)) kept.push(`${v.schema}.${v.name} (reads ${node.schema}.${node.identifier})`);
+    drops.push({ sql: `DROP ${existing.kind === 'view' ? 'VIEW' : 'TABLE'} IF EXISTS ${quoteRelation(node.schema, node.identifier)}${readers.length > 0 ? ' CASCADE' : ''}` });
+  }
+  if (kept.length > 0) {
+    throw new TsformError(
+      Codes.fullRefreshDependents,
+      `--full-refresh drops and rebuilds tables that views outside this run read: ${[...new Set(kept)].join(', ')}. Select those views too (e.g. --select <model>+), or drop them first; nothing was dropped`,
+    );
+  }
+  for (const d of drops) await adapter.query(d.sql);
 }
 
 /** Text rows into a fresh VARCHAR load table in the meta schema (seeds, tenants.yml); returns its name. */

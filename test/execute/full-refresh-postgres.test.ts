@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import { runWorkspace } from '../../src/cli/api.ts';
+import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+import { startThrowawayPostgres, type ThrowawayDatabase, type ThrowawayPostgres } from '../support/postgres.ts';
+
+/**
+ * `--full-refresh` on PostgreSQL drops the per-practice tables before rebuilding them, and
+ * PostgreSQL refuses to drop a table a view reads: the demo's own view
+ * `marts.practice_patient_roster` made every full refresh of the demo fail. A view the run
+ * rebuilds is now dropped with its table; a view the run does not rebuild (not selected, or
+ * not tsform's, or a view over such a view) refuses the refresh with TSF310 before anything is
+ * dropped.
+ */
+
+let server: ThrowawayPostgres;
+let demo: DemoCopy;
+let db: ThrowawayDatabase;
+const env = () => ({ ...process.env, TSFORM_PG_URL: db.url });
+
+beforeAll(async () => {
+  server = await startThrowawayPostgres();
+  demo = copyDemoProject({ tenants: sampleTenants(2) });
+  db = await server.createDatabase();
+  const run = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env() });
+  expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+}, 300_000);
+afterAll(async () => {
+  demo?.remove();
+  await server?.stop();
+});
+
+async function sql<T = Record<string, unknown>>(text: string): Promise<T[]> {
+  const a = await createPostgresAdapter({ url: db.url, poolSize: 1 });
+  try {
+    return (await a.query(text)).rows as T[];
+  } finally {
+    await a.close();
+  }
+}
+
+const count = async (rel: string) => Number((await sql<{ n: unknown }>(`SELECT count(*) AS n FROM ${rel}`))[0]!.n);
+const oidOf = async (rel: string) => String((await sql<{ o: unknown }>(`SELECT '${rel}'::regclass::oid AS o`))[0]!.o);
+
+describe('--full-refresh on PostgreSQL with views over the rebuilt tables', () => {
+  it('a whole-project full refresh rebuilds the tables and the view that reads them', async () => {
+    const before = { roster: await count('marts.practice_patient_roster'), patients: await count('staging.stg_patients'), table: await oidOf('staging.stg_patients') };
+    expect(before.roster).toBeGreaterThan(0);
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true });
+    expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    expect(await count('marts.practice_patient_roster')).toBe(before.roster);
+    expect(await count('staging.stg_patients')).toBe(before.patients);
+    // dropped and created again, not merely kept
+    expect(await oidOf('staging.stg_patients')).not.toBe(before.table);
+  }, 300_000);
+
+  it('refuses (TSF310) when the view that reads a table is not part of the run, and drops nothing', async () => {
+    const table = await oidOf('staging.stg_patients');
+    const err = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true, select: ['stg_patients'] }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message?: string },
+    );
+    expect(err?.code).toBe('TSF310');
+    expect(err?.message).toContain('marts.practice_patient_roster (reads staging.stg_patients)');
+    expect(await oidOf('staging.stg_patients')).toBe(table);
+    expect(await count('marts.practice_patient_roster')).toBeGreaterThan(0);
+    // selecting the view too is what the message asks for, and works
+    const ok = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true, select: ['stg_patients+'] });
+    expect(ok.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    expect(await oidOf('staging.stg_patients')).not.toBe(table);
+  }, 300_000);
+
+  it("refuses for a view that is not tsform's, directly or through another view, and drops nothing", async () => {
+    await sql(`CREATE VIEW public.analyst_encounters AS SELECT practice_id, count(*) AS n FROM staging.stg_encounters GROUP BY practice_id`);
+    await sql(`CREATE VIEW public.analyst_roster_sizes AS SELECT count(*) AS n FROM marts.practice_patient_roster`);
+    const tables = { encounters: await oidOf('staging.stg_encounters'), patients: await oidOf('staging.stg_patients') };
+    const err = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true }).then(
+      () => undefined,
+      (e: unknown) => e as { code?: string; message?: string },
+    );
+    expect(err?.code).toBe('TSF310');
+    expect(err?.message).toContain('public.analyst_encounters (reads staging.stg_encounters)');
+    // through the roster view, which the run would rebuild, to a view it would not
+    expect(err?.message).toContain('public.analyst_roster_sizes (reads staging.stg_');
+    expect(await oidOf('staging.stg_encounters')).toBe(tables.encounters);
+    expect(await oidOf('staging.stg_patients')).toBe(tables.patients);
+    expect(await count('public.analyst_roster_sizes')).toBe(1);
+  }, 300_000);
+});
