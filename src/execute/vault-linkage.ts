@@ -5,6 +5,7 @@ import { identityDigest, linkageConfigFingerprint, linkRecordOf, type LinkRecord
 import { dateShiftDays, personToken, practiceToken, type IdentityFields } from '../security/pseudonymize.ts';
 import { resolvePersons, type ResolutionCounts } from '../security/resolve-persons.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { recordsWithinReach, type ReachSeeds } from './linkage-reach.ts';
 import { ensureVaultTable, VAULT_LINKAGE_CONFIG as CONFIG, VAULT_LINKAGE_EVENTS as EVENTS, VAULT_LINKAGE_RECORDS as RECORDS } from '../warehouse/vault-tables.ts';
 
 /**
@@ -24,9 +25,11 @@ export interface LinkageSummary extends ResolutionCounts {
   rekeyed: number;
   /** False when nothing of these practices changed: the last resolution still holds and was not repeated. */
   resolved: boolean;
+  /** Records a change could reach (linkage-reach.ts), which were resolved again; the rest kept their persons. */
+  reresolved: number;
 }
 
-const NOTHING_RESOLVED: LinkageSummary = { records: 0, persons: 0, merges: 0, splits: 0, sparse: 0, newPersons: 0, retokenized: 0, crowdedKeys: 0, rekeyed: 0, resolved: false };
+const NOTHING_RESOLVED: LinkageSummary = { records: 0, persons: 0, merges: 0, splits: 0, sparse: 0, newPersons: 0, retokenized: 0, crowdedKeys: 0, rekeyed: 0, reresolved: 0, resolved: false };
 const recordId = (practice: string, patient: string) => JSON.stringify([practice, patient]);
 const CHUNK = 20_000;
 
@@ -71,10 +74,11 @@ async function refreshRecords(
   identities: readonly IdentityRow[],
   key: Buffer,
   config: LinkageConfig,
-): Promise<{ rekeyed: number; removed: number }> {
+): Promise<{ rekeyed: number; removed: number; seeds: ReachSeeds }> {
   const table = quoteRelation(vaultSchema, RECORDS.name);
-  const { rows } = await s.query(`SELECT tenant, patient_id, identity_digest FROM ${table} WHERE tenant = ANY($1::VARCHAR[])`, [[...tenants]]);
+  const { rows } = await s.query(`SELECT tenant, patient_id, identity_digest, match_keys FROM ${table} WHERE tenant = ANY($1::VARCHAR[])`, [[...tenants]]);
   const stored = new Map(rows.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.identity_digest)]));
+  const oldKeys = new Map(rows.map((r) => [recordId(String(r.tenant), String(r.patient_id)), words(r.match_keys)]));
   const changed: { row: IdentityRow; digest: string }[] = [];
   for (const row of identities) {
     const id = recordId(row.practice, row.patient);
@@ -84,6 +88,7 @@ async function refreshRecords(
   }
   const gone = [...stored.keys()].map((id) => JSON.parse(id) as [string, string]);
   const drop = [...gone, ...changed.map((c) => [c.row.practice, c.row.patient] as [string, string])];
+  const seedKeys = new Set(drop.flatMap(([t, p]) => oldKeys.get(recordId(t, p)) ?? []));
   for (let i = 0; i < drop.length; i += CHUNK) {
     const part = drop.slice(i, i + CHUNK);
     await s.query(
@@ -95,6 +100,7 @@ async function refreshRecords(
     const cols: string[][] = [[], [], [], [], [], [], [], []];
     for (const { row, digest } of changed.slice(i, i + CHUNK)) {
       const link = linkRecordOf(key, recordId(row.practice, row.patient), row.fields, config);
+      if (!link.sparse) for (const k of link.keys) seedKeys.add(k);
       const values = [row.practice, row.patient, digest, link.keys.join(' '), link.dob.join(' '), link.sex, link.ssn, link.sparse ? '1' : '0'];
       values.forEach((v, c) => cols[c]!.push(v));
     }
@@ -105,10 +111,12 @@ async function refreshRecords(
       cols,
     );
   }
-  return { rekeyed: changed.length, removed: gone.length };
+  return { rekeyed: changed.length, removed: gone.length, seeds: { records: drop, keys: [...seedKeys] } };
 }
 
-const words = (text: unknown): string[] => (text === null || text === undefined || text === '' ? [] : String(text).split(' '));
+function words(text: unknown): string[] {
+  return text === null || text === undefined || text === '' ? [] : String(text).split(' ');
+}
 
 /**
  * Brings the token map in step with the identities of `tenants`: re-keys what changed, resolves
@@ -122,7 +130,7 @@ export async function resolveLinkage(
 ): Promise<LinkageSummary> {
   const { vaultSchema, key, config } = opts;
   await checkLinkageConfig(s, vaultSchema, config, key.fingerprint);
-  const { rekeyed, removed } = await refreshRecords(s, vaultSchema, opts.tenants, opts.identities, key.key, config);
+  const { rekeyed, removed, seeds } = await refreshRecords(s, vaultSchema, opts.tenants, opts.identities, key.key, config);
   const tokens = quoteRelation(vaultSchema, opts.tokenTable);
   const tc = quoteIdent(opts.tenantColumn);
   if (rekeyed === 0 && removed === 0) {
@@ -136,8 +144,10 @@ export async function resolveLinkage(
     if (Number(untokened.rows[0]?.n ?? 0) === 0) return { ...NOTHING_RESOLVED };
   }
 
-  const stored = await s.query(`SELECT tenant, patient_id, match_keys, dob_guard, sex_guard, ssn_guard, sparse FROM ${quoteRelation(vaultSchema, RECORDS.name)}`);
-  const records: LinkRecord[] = stored.rows.map((r) => ({
+  const records = quoteRelation(vaultSchema, RECORDS.name);
+  const reach = await recordsWithinReach(s, { records, tokens, tenantColumn: opts.tenantColumn, maxKeyHolders: config.maxKeyHolders, seeds });
+  // In id order: which of two equal claims keeps a token must not depend on what was read.
+  const reached: LinkRecord[] = reach.records.map((r) => ({
     id: recordId(String(r.tenant), String(r.patient_id)),
     keys: words(r.match_keys),
     dob: words(r.dob_guard),
@@ -145,12 +155,13 @@ export async function resolveLinkage(
     ssn: String(r.ssn_guard ?? ''),
     sparse: Number(r.sparse) === 1,
   }));
-  const held = await s.query(`SELECT ${tc} AS tenant, patient_id, person_token FROM ${tokens}`);
-  const previous = new Map(held.rows.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.person_token)]));
-  const resolution = resolvePersons(records, {
+  reached.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const previous = new Map(reach.held.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.person_token)]));
+  const resolution = resolvePersons(reached, {
     maxKeyHolders: config.maxKeyHolders,
     previous,
     newToken: (ids) => personToken(key.key, `persons2|${JSON.stringify(ids)}`),
+    crowded: reach.crowded,
   });
 
   const update: string[][] = [[], [], [], []];
@@ -184,7 +195,23 @@ export async function resolveLinkage(
       insert.map((col) => col.slice(i, i + CHUNK)),
     );
   }
-  const summary: LinkageSummary = { ...resolution.counts, rekeyed, resolved: true };
+  // Records, persons, near-empty identities and crowded values of the whole vault; the changes
+  // (merges, splits, new persons, re-tokenized records) happened within the reach.
+  const totals = await s.query(
+    `SELECT count(*) AS records, sum(CASE WHEN r.sparse = 1 THEN 1 ELSE 0 END) AS sparse, count(DISTINCT v.person_token) AS persons
+       FROM ${records} r LEFT JOIN ${tokens} v ON v.${tc} = r.tenant AND v.patient_id = r.patient_id`,
+  );
+  const t = totals.rows[0]!;
+  const summary: LinkageSummary = {
+    ...resolution.counts,
+    records: Number(t.records),
+    persons: Number(t.persons),
+    sparse: Number(t.sparse ?? 0),
+    crowdedKeys: reach.crowdedTotal,
+    rekeyed,
+    reresolved: reached.length,
+    resolved: true,
+  };
   const c = summary;
   await s.query(
     `INSERT INTO ${quoteRelation(vaultSchema, EVENTS.name)} (resolved_at, practices, records, persons, merges, splits, sparse, new_persons, retokenized, rekeyed)
@@ -197,7 +224,7 @@ export async function resolveLinkage(
 /** The run notice of one resolution: counts only. */
 export function linkageNotes(c: LinkageSummary): string[] {
   if (!c.resolved) return ['linkage: no identity of these practices changed; persons not re-resolved'];
-  const parts = [`linkage: ${c.records} record(s) resolved into ${c.persons} person(s); ${c.rekeyed} re-keyed`];
+  const parts = [`linkage: ${c.records} record(s) resolved into ${c.persons} person(s); ${c.rekeyed} re-keyed; ${c.reresolved} within reach of a change re-resolved`];
   if (c.merges > 0) parts.push(`${c.merges} person(s) merged into larger ones`);
   if (c.splits > 0) parts.push(`${c.splits} split(s) where records disagree on birth date, sex or SSN`);
   if (c.sparse > 0) parts.push(`${c.sparse} near-empty identit(ies) kept as persons of their own`);

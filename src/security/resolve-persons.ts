@@ -44,6 +44,12 @@ export interface ResolveOptions {
   previous: ReadonlyMap<string, string>;
   /** A fresh token for a new person, from its sorted record ids (unique per distinct list). */
   newToken: (recordIds: readonly string[]) => string;
+  /**
+   * The key values held by more than `maxKeyHolders` records among all records, when `records`
+   * is only part of them (the vault re-resolves only what a change can reach): a value's holders
+   * in the part do not say whether it is crowded. Without it, counted among `records`.
+   */
+  crowded?: ReadonlySet<string>;
 }
 
 class UnionFind {
@@ -107,7 +113,7 @@ function splitByGuard(records: readonly LinkRecord[], members: readonly number[]
   return [...groups.values()].map((g) => g.map((i) => members[i]!));
 }
 
-function candidateGroups(records: readonly LinkRecord[], maxKeyHolders: number): { groups: number[][]; crowdedKeys: number } {
+function candidateGroups(records: readonly LinkRecord[], maxKeyHolders: number, crowded?: ReadonlySet<string>): { groups: number[][]; crowdedKeys: number } {
   const holders = new Map<string, number[]>();
   records.forEach((r, i) => {
     if (r.sparse) return;
@@ -115,8 +121,8 @@ function candidateGroups(records: readonly LinkRecord[], maxKeyHolders: number):
   });
   const uf = new UnionFind(records.length);
   let crowdedKeys = 0;
-  for (const list of holders.values()) {
-    if (list.length > maxKeyHolders) {
+  for (const [key, list] of holders) {
+    if (crowded ? crowded.has(key) : list.length > maxKeyHolders) {
       crowdedKeys++;
       continue;
     }
@@ -132,7 +138,7 @@ function candidateGroups(records: readonly LinkRecord[], maxKeyHolders: number):
 
 export function resolvePersons(records: readonly LinkRecord[], opts: ResolveOptions): Resolution {
   const counts: ResolutionCounts = { records: records.length, persons: 0, merges: 0, splits: 0, sparse: 0, newPersons: 0, retokenized: 0, crowdedKeys: 0 };
-  const { groups: candidates, crowdedKeys } = candidateGroups(records, opts.maxKeyHolders);
+  const { groups: candidates, crowdedKeys } = candidateGroups(records, opts.maxKeyHolders, opts.crowded);
   counts.crowdedKeys = crowdedKeys;
   const persons: number[][] = [];
   for (const group of candidates) {

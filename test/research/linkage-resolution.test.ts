@@ -131,6 +131,18 @@ describe('bad input', () => {
     expect(r.counts.persons).toBe(60);
     expect(r.counts.crowdedKeys).toBeGreaterThan(0);
   });
+
+  it('a part of the records links through a value only when all records do not hold it too often (the vault re-resolves parts)', () => {
+    const rec = (id: string, keys: string[]) => ({ id, keys, dob: [], sex: '', ssn: '', sparse: false });
+    const part = [rec('x', ['common', 'kx']), rec('y', ['common', 'ky'])];
+    const opts = { maxKeyHolders: 5, previous: new Map<string, string>(), newToken: (ids: readonly string[]) => ids.join('+') };
+    // within the part the value has two holders: linked
+    expect(resolvePersons(part, opts).counts.persons).toBe(1);
+    // crowded among all records: not linked, and counted
+    const r = resolvePersons(part, { ...opts, crowded: new Set(['common']) });
+    expect(r.counts.persons).toBe(2);
+    expect(r.counts.crowdedKeys).toBe(1);
+  });
 });
 
 describe('npm run linkage figures on the repository demo data (no ../shared needed)', () => {
