@@ -6,7 +6,7 @@ import { dateShiftDays, personToken, practiceToken, type IdentityFields } from '
 import { resolvePersons, type ResolutionCounts } from '../security/resolve-persons.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { recordsWithinReach, type ReachSeeds } from './linkage-reach.ts';
-import { ensureVaultTable, VAULT_LINKAGE_CONFIG as CONFIG, VAULT_LINKAGE_EVENTS as EVENTS, VAULT_LINKAGE_RECORDS as RECORDS } from '../warehouse/vault-tables.ts';
+import { ensureVaultTable, VAULT_LINKAGE_CONFIG as CONFIG, VAULT_LINKAGE_EVENTS as EVENTS, VAULT_LINKAGE_KEYS as KEYS, VAULT_LINKAGE_RECORDS as RECORDS } from '../warehouse/vault-tables.ts';
 
 /**
  * The vault's side of linkage (issue 17): match keys per record, resolution of all practices'
@@ -41,6 +41,7 @@ export async function checkLinkageConfig(s: Session, vaultSchema: string, config
   await ensureVaultTable(s, vaultSchema, CONFIG);
   await ensureVaultTable(s, vaultSchema, RECORDS);
   await ensureVaultTable(s, vaultSchema, EVENTS);
+  await ensureKeyTable(s, vaultSchema);
   const table = quoteRelation(vaultSchema, CONFIG.name);
   const fingerprint = linkageConfigFingerprint(config);
   const { rows } = await s.query(`SELECT fingerprint, key_fingerprint FROM ${table}`);
@@ -55,11 +56,27 @@ export async function checkLinkageConfig(s: Session, vaultSchema: string, config
   }
 }
 
+/**
+ * The key table, filled from the records the first time (a vault made before it existed); from
+ * then on written with the records, so it holds exactly their keys.
+ */
+async function ensureKeyTable(s: Session, vaultSchema: string): Promise<void> {
+  await ensureVaultTable(s, vaultSchema, KEYS);
+  const keys = quoteRelation(vaultSchema, KEYS.name);
+  if ((await s.query(`SELECT 1 AS one FROM ${keys} LIMIT 1`)).rows.length > 0) return;
+  await s.query(
+    `INSERT INTO ${keys} (tenant, patient_id, k)
+     SELECT tenant, patient_id, unnest(string_to_array(match_keys, ' ')) FROM ${quoteRelation(vaultSchema, RECORDS.name)} WHERE sparse = 0 AND match_keys <> ''`,
+  );
+}
+
 /** `tsform vault retokenize`: forgets every match key and the settings they were made under; tokens stay. */
 export async function retokenizeLinkage(adapter: Adapter, vaultSchema: string): Promise<{ records: number }> {
   return adapter.transaction(async (s) => {
     await ensureVaultTable(s, vaultSchema, RECORDS);
     await ensureVaultTable(s, vaultSchema, CONFIG);
+    await ensureVaultTable(s, vaultSchema, KEYS);
+    await s.query(`DELETE FROM ${quoteRelation(vaultSchema, KEYS.name)}`);
     const { rowsChanged } = await s.query(`DELETE FROM ${quoteRelation(vaultSchema, RECORDS.name)}`);
     await s.query(`DELETE FROM ${quoteRelation(vaultSchema, CONFIG.name)}`);
     return { records: rowsChanged };
@@ -89,18 +106,27 @@ async function refreshRecords(
   const gone = [...stored.keys()].map((id) => JSON.parse(id) as [string, string]);
   const drop = [...gone, ...changed.map((c) => [c.row.practice, c.row.patient] as [string, string])];
   const seedKeys = new Set(drop.flatMap(([t, p]) => oldKeys.get(recordId(t, p)) ?? []));
+  const keyTable = quoteRelation(vaultSchema, KEYS.name);
   for (let i = 0; i < drop.length; i += CHUNK) {
     const part = drop.slice(i, i + CHUNK);
-    await s.query(
-      `DELETE FROM ${table} AS r USING (SELECT unnest($1::VARCHAR[]) AS t, unnest($2::VARCHAR[]) AS p) AS d WHERE r.tenant = d.t AND r.patient_id = d.p`,
-      [part.map((x) => x[0]), part.map((x) => x[1])],
-    );
+    for (const rel of [table, keyTable]) {
+      await s.query(
+        `DELETE FROM ${rel} AS r USING (SELECT unnest($1::VARCHAR[]) AS t, unnest($2::VARCHAR[]) AS p) AS d WHERE r.tenant = d.t AND r.patient_id = d.p`,
+        [part.map((x) => x[0]), part.map((x) => x[1])],
+      );
+    }
   }
   for (let i = 0; i < changed.length; i += CHUNK) {
     const cols: string[][] = [[], [], [], [], [], [], [], []];
+    const keyRows: string[][] = [[], [], []];
     for (const { row, digest } of changed.slice(i, i + CHUNK)) {
       const link = linkRecordOf(key, recordId(row.practice, row.patient), row.fields, config);
-      if (!link.sparse) for (const k of link.keys) seedKeys.add(k);
+      if (!link.sparse) {
+        for (const k of link.keys) {
+          seedKeys.add(k);
+          [row.practice, row.patient, k].forEach((v, c) => keyRows[c]!.push(v));
+        }
+      }
       const values = [row.practice, row.patient, digest, link.keys.join(' '), link.dob.join(' '), link.sex, link.ssn, link.sparse ? '1' : '0'];
       values.forEach((v, c) => cols[c]!.push(v));
     }
@@ -110,6 +136,7 @@ async function refreshRecords(
               unnest($4::VARCHAR[]) AS d, unnest($5::VARCHAR[]) AS e, unnest($6::VARCHAR[]) AS f, unnest($7::VARCHAR[]) AS g, unnest($8::VARCHAR[]) AS h) AS u`,
       cols,
     );
+    await s.query(`INSERT INTO ${keyTable} (tenant, patient_id, k) SELECT a, b, c FROM (SELECT unnest($1::VARCHAR[]) AS a, unnest($2::VARCHAR[]) AS b, unnest($3::VARCHAR[]) AS c) AS u`, keyRows);
   }
   return { rekeyed: changed.length, removed: gone.length, seeds: { records: drop, keys: [...seedKeys] } };
 }
@@ -145,7 +172,8 @@ export async function resolveLinkage(
   }
 
   const records = quoteRelation(vaultSchema, RECORDS.name);
-  const reach = await recordsWithinReach(s, { records, tokens, tenantColumn: opts.tenantColumn, maxKeyHolders: config.maxKeyHolders, seeds });
+  const keys = quoteRelation(vaultSchema, KEYS.name);
+  const reach = await recordsWithinReach(s, { records, keys, tokens, tenantColumn: opts.tenantColumn, maxKeyHolders: config.maxKeyHolders, seeds });
   // In id order: which of two equal claims keeps a token must not depend on what was read.
   const reached: LinkRecord[] = reach.records.map((r) => ({
     id: recordId(String(r.tenant), String(r.patient_id)),
@@ -195,8 +223,8 @@ export async function resolveLinkage(
       insert.map((col) => col.slice(i, i + CHUNK)),
     );
   }
-  // Records, persons, near-empty identities and crowded values of the whole vault; the changes
-  // (merges, splits, new persons, re-tokenized records) happened within the reach.
+  // Records, persons and near-empty identities of the whole vault; the changes (merges, splits,
+  // new persons, re-tokenized records) and crowded values met are those of the reach.
   const totals = await s.query(
     `SELECT count(*) AS records, sum(CASE WHEN r.sparse = 1 THEN 1 ELSE 0 END) AS sparse, count(DISTINCT v.person_token) AS persons
        FROM ${records} r LEFT JOIN ${tokens} v ON v.${tc} = r.tenant AND v.patient_id = r.patient_id`,
@@ -207,7 +235,6 @@ export async function resolveLinkage(
     records: Number(t.records),
     persons: Number(t.persons),
     sparse: Number(t.sparse ?? 0),
-    crowdedKeys: reach.crowdedTotal,
     rekeyed,
     reresolved: reached.length,
     resolved: true,

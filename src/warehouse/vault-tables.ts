@@ -34,6 +34,13 @@ export const VAULT_LINKAGE_RECORDS = table('linkage_records', {
   sparse: { type: 'INTEGER' },
 });
 
+/**
+ * The same match keys one row per (record, key value), kept with linkage_records in the same
+ * transactions: what a re-resolution follows from a changed record to the others it can reach
+ * (execute/linkage-reach.ts). Near-empty records hold none.
+ */
+export const VAULT_LINKAGE_KEYS = table('linkage_keys', { tenant: text, patient_id: text, k: text });
+
 /** The linkage settings (and key) the stored match keys were made under: one row. */
 export const VAULT_LINKAGE_CONFIG = table('linkage_config', { fingerprint: text, key_fingerprint: text, created_at: instant });
 
@@ -58,7 +65,7 @@ export type ReidentificationAuditRow = RowOf<typeof DUCKDB_REIDENTIFICATION_AUDI
 export async function ensureVaultTable(
   q: Queryable,
   vaultSchema: string,
-  t: typeof VAULT_KEYS | typeof DUCKDB_REIDENTIFICATION_AUDIT | typeof VAULT_LINKAGE_RECORDS | typeof VAULT_LINKAGE_CONFIG | typeof VAULT_LINKAGE_EVENTS,
+  t: typeof VAULT_KEYS | typeof DUCKDB_REIDENTIFICATION_AUDIT | typeof VAULT_LINKAGE_RECORDS | typeof VAULT_LINKAGE_KEYS | typeof VAULT_LINKAGE_CONFIG | typeof VAULT_LINKAGE_EVENTS,
 ): Promise<void> {
   await q.query(createTableSql(vaultSchema, t));
 }
