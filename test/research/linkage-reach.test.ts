@@ -224,4 +224,15 @@ describe.each(engines)('re-resolving only what a change reaches, on $name', (eng
     expect(new Set(['a1', 'a2', 'b1', 'b2', 'n1'].map((p) => after.get(p))).size).toBe(1);
     expect(linkage).toMatchObject({ records: 5, persons: 1, merges: 1, reresolved: 5 });
   }, 120_000);
+
+  it('a vault made before the key table existed gets it filled from its records on the next build', async () => {
+    await db().query('DROP TABLE vault.linkage_keys');
+    await db().query("INSERT INTO staging.stg_patients VALUES ('q6', 'n2', 'William', 'Hartmann', '1968-11-23', 'M', null)");
+    await db().transaction((s) => buildVaultTokens(s, TOKENS, IDENTITY, ['q6'], 'practice_id', PRIVACY, VAULT_KEY));
+    const tokens = new Map((await db().query('SELECT patient_id, person_token FROM vault.person_tokens')).rows.map((r) => [String(r.patient_id), String(r.person_token)]));
+    expect(tokens.get('n2')).toBe(tokens.get('a1'));
+    const stored = await db().query('SELECT match_keys FROM vault.linkage_records WHERE sparse = 0');
+    const expected = stored.rows.reduce((n, r) => n + words(r.match_keys).length, 0);
+    expect(Number((await db().query('SELECT count(*) AS n FROM vault.linkage_keys')).rows[0]!.n)).toBe(expected);
+  }, 120_000);
 });
