@@ -1,6 +1,6 @@
 import type { Adapter, TargetKind } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { retrying } from '../schedule/index.ts';
+import { retrying, type RetryPolicy } from '../schedule/index.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { count, createTableSql, instant, table, text, type Queryable, type RowOf } from './table-def.ts';
 
@@ -288,5 +288,12 @@ async function checkColumns(s: Queryable, metaSchema: string): Promise<void> {
 
 /** Two migrators creating the same catalog entry at once: the loser retries and finds it done. */
 function withConflictRetry<T>(adapter: Adapter, run: () => Promise<T>): Promise<T> {
-  return retrying(run, { classify: (err) => adapter.classifyError(err) });
+  return retrying(run, { classify: (err) => adapter.classifyError(err), policy: MIGRATION_RETRY_POLICY });
 }
+
+/**
+ * The loser waits for the winner's whole migration to commit, which under load takes longer than
+ * a build's four quick retries (~0.3 s): seen as a DuckDB catalog write-write conflict that
+ * outlived them at load 8. Bounded by time, like a lock wait.
+ */
+const MIGRATION_RETRY_POLICY: Readonly<RetryPolicy> = { maxRetries: Infinity, baseMs: 50, capMs: 1_000, maxElapsedMs: 60_000 };
