@@ -1,11 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Adapter } from '../../src/adapters/adapter.ts';
-import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
-import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import { describe, expect, it } from 'vitest';
 import type { ManifestNode } from '../../src/artifacts/manifest.ts';
 import { buildVaultTokens } from '../../src/execute/vault.ts';
 import { DEFAULT_LINKAGE } from '../../src/project/linkage-config.ts';
@@ -13,7 +7,7 @@ import type { PrivacyConfig } from '../../src/project/types.ts';
 import type { LinkRecord } from '../../src/security/match-keys.ts';
 import { keyFingerprint, personToken } from '../../src/security/pseudonymize.ts';
 import { resolvePersons } from '../../src/security/resolve-persons.ts';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
+import { twoEngines } from '../support/two-engines.ts';
 
 /**
  * Each batch of practices re-resolves only the records its changes can reach (linkage-reach.ts),
@@ -96,34 +90,7 @@ function generator(seed: number) {
 const rowsOf = (records: Map<string, [string, string, Identity]>) =>
   [...records.values()].map(([practice, patient, i]) => [practice, patient, i.first, i.last, i.dob, i.sex, i.ssn]);
 
-interface Engine {
-  name: string;
-  adapter(): Adapter;
-}
-
-let dir: string;
-let duck: DuckDBAdapter;
-let server: ThrowawayPostgres;
-let pg: Adapter;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsform-linkage-reach-'));
-  duck = await DuckDBAdapter.open({ path: join(dir, 'reach.duckdb'), connections: 2 });
-  server = await startThrowawayPostgres();
-  pg = await createPostgresAdapter({ url: server.url, poolSize: 2 });
-}, 120_000);
-
-afterAll(async () => {
-  await duck?.close();
-  await pg?.close();
-  await server?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const engines: Engine[] = [
-  { name: 'duckdb', adapter: () => duck },
-  { name: 'postgres', adapter: () => pg },
-];
+const engines = twoEngines('linkage-reach');
 
 const recordId = (practice: string, patient: string) => JSON.stringify([practice, patient]);
 const words = (t: unknown) => (t === null || t === undefined || t === '' ? [] : String(t).split(' '));

@@ -1,11 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Adapter } from '../../src/adapters/adapter.ts';
-import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
-import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { ManifestNode } from '../../src/artifacts/manifest.ts';
 import { TsformError } from '../../src/errors.ts';
 import { buildVaultTokens } from '../../src/execute/vault.ts';
@@ -13,7 +7,7 @@ import { linkageNotes, retokenizeLinkage } from '../../src/execute/vault-linkage
 import { DEFAULT_LINKAGE } from '../../src/project/linkage-config.ts';
 import type { PrivacyConfig } from '../../src/project/types.ts';
 import { dateShiftDays, keyFingerprint } from '../../src/security/pseudonymize.ts';
-import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
+import { twoEngines } from '../support/two-engines.ts';
 
 /**
  * The vault's linkage on both engines (issue 17): a person spans practices; a corrected identity
@@ -43,34 +37,7 @@ const ROWS: Row[] = [
   ['p2', 'e2', null, null, null, 'F', null],
 ];
 
-interface Engine {
-  name: string;
-  adapter(): Adapter;
-}
-
-let dir: string;
-let duck: DuckDBAdapter;
-let server: ThrowawayPostgres;
-let pg: Adapter;
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'tsform-linkage-'));
-  duck = await DuckDBAdapter.open({ path: join(dir, 'linkage.duckdb'), connections: 2 });
-  server = await startThrowawayPostgres();
-  pg = await createPostgresAdapter({ url: server.url, poolSize: 2 });
-}, 120_000);
-
-afterAll(async () => {
-  await duck?.close();
-  await pg?.close();
-  await server?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
-
-const engines: Engine[] = [
-  { name: 'duckdb', adapter: () => duck },
-  { name: 'postgres', adapter: () => pg },
-];
+const engines = twoEngines('linkage');
 
 describe.each(engines)('vault linkage on $name', (engine) => {
   const db = () => engine.adapter();
