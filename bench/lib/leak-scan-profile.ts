@@ -1,12 +1,13 @@
 /**
  * `tsx bench/lib/leak-scan-profile.ts <projectDir> [model] [practices]`: the leak scan of one
- * batch of a built DuckDB project (the first `practices`, default 50, of the model's pseudonymized
+ * batch of a built DuckDB project (or, with PROFILE_PG_URL, of that PostgreSQL warehouse) (the first `practices`, default 50, of the model's pseudonymized
  * relation, staged as the runner stages a batch), timed per statement. Prints JSON. For finding
  * what a batch's scan costs (bench:nightly names the scan among its costs); no value is printed.
  */
 import { join } from 'node:path';
 import type { Session } from '../../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
+import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { compileWorkspace } from '../../src/cli/api.ts';
 import { scanRelations } from '../../src/execute/leak-scan.ts';
 import { quoteIdent, quoteRelation } from '../../src/sql/quote.ts';
@@ -17,7 +18,8 @@ const ws = compileWorkspace(projectDir);
 const root = ws.manifest.models[model];
 if (!root) throw new Error(`no model ${model}`);
 const t = join(projectDir, 'target');
-const adapter = await DuckDBAdapter.open({ path: join(t, 'tsform.duckdb'), connections: 1, attach: { research: join(t, 'research.duckdb'), vault: join(t, 'vault.duckdb') } });
+const pgUrl = process.env.PROFILE_PG_URL;
+const adapter = pgUrl ? await createPostgresAdapter({ url: pgUrl, poolSize: 1 }) : await DuckDBAdapter.open({ path: join(t, 'tsform.duckdb'), connections: 1, attach: { research: join(t, 'research.duckdb'), vault: join(t, 'vault.duckdb') } });
 try {
   const rel = quoteRelation(root.schema, root.identifier);
   const tc = quoteIdent(ws.manifest.tenant_column);
