@@ -121,8 +121,8 @@ describe('the database files', () => {
     await withDuckFile(f.vault, async (q) => {
       const db = String(await scalar(q, 'SELECT current_database()'));
       const rels = await relationsOf(q, db);
-      // linkage_*: the match keys (hashes only), their settings and the resolution counts (issue 17)
-      const vaultTables = ['main.keys', 'main.person_tokens', 'main.linkage_records', 'main.linkage_config', 'main.linkage_events'];
+      // linkage_*: the match keys (hashes only; linkage_keys holds the same, one row per value), their settings and the resolution counts (issue 17)
+      const vaultTables = ['main.keys', 'main.person_tokens', 'main.linkage_records', 'main.linkage_keys', 'main.linkage_config', 'main.linkage_events'];
       expect(rels).toEqual(expect.arrayContaining(vaultTables));
       expect(rels.filter((r) => ![...vaultTables, 'main.reidentification_audit'].includes(r))).toEqual([]);
       const [keys] = await q(`SELECT count(*) AS n, count(key_hex) AS stored_keys, min(fingerprint) AS fp FROM keys`);
