@@ -8,7 +8,7 @@ import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawS
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { withRetry } from './retry.ts';
-import { steadyChunks } from './steady-capture.ts';
+import { captureTenant } from './steady-capture.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
 export type { CaptureSpec } from './capture-chunk.ts';
@@ -99,17 +99,23 @@ export async function captureTenantSlice(
     let loaded = 0;
     let deleted = 0;
     try {
-      const chunks = opts.signal?.aborted ? [] : steadyChunks(wh, oltp, spec, metaSchema, raw, { tenant, after, chunkRows, timeoutMs: opts.timeoutMs, readAheadBytes: opts.readAheadBytes });
-      for await (const chunk of chunks) {
-        loaded += chunk.loaded;
-        deleted += chunk.deleted;
-        after = chunk.watermark;
-        for (const c of chunk.added) result.notes.push(`${spec.label}: new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
-        for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" was added with values capture cannot know for earlier rows: backfill every practice (tsform backfill --all-tenants)`);
-        await opts.onChunk?.(tenant, chunk);
-        // stops between chunks: a started chunk finishes or rolls back
-        if (chunk.done || opts.signal?.aborted) break;
-      }
+      await captureTenant(wh, oltp, spec, metaSchema, raw, {
+        tenant,
+        after,
+        chunkRows,
+        timeoutMs: opts.timeoutMs,
+        readAheadBytes: opts.readAheadBytes,
+        signal: opts.signal,
+        onChunk: async (chunk) => {
+          // counted as chunks commit: a practice that fails later keeps what it committed
+          loaded += chunk.loaded;
+          deleted += chunk.deleted;
+          after = chunk.watermark ?? after;
+          for (const c of chunk.added) result.notes.push(`${spec.label}: new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
+          for (const c of chunk.needsBackfill) result.notes.push(`${spec.label}: column "${c}" was added with values capture cannot know for earlier rows: backfill every practice (tsform backfill --all-tenants)`);
+          await opts.onChunk?.(tenant, chunk);
+        },
+      });
     } catch (err) {
       result.failures.push(failureOf(wh, tenant, err));
     }

@@ -10,7 +10,7 @@ import { BatchCapture } from './batch-capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import { OltpConnections } from './oltp-connections.ts';
 import type { OltpSource } from './oltp-source.ts';
-import { steadyChunks } from './steady-capture.ts';
+import { captureTenant } from './steady-capture.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
 import { LogicalCapture, streamNotices } from './logical/logical-capture.ts';
@@ -151,27 +151,18 @@ export class RunCapture {
         return { rows: new Map([[tenant, batched.loaded]]), notes };
       }
       const after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
-      const slice = capture.slice_ms ?? DEFAULT_SLICE_MS;
-      const chunks = steadyChunks(wh, oltp, spec, this.opts.metaSchema, raw, {
+      const r = await captureTenant(wh, oltp, spec, this.opts.metaSchema, raw, {
         tenant,
         after,
         chunkRows,
         timeoutMs: capture.timeout_ms,
-        stopsAfter: started + slice,
+        stopsAfter: started + (capture.slice_ms ?? DEFAULT_SLICE_MS),
       });
-      for await (const chunk of chunks) {
-        loaded += chunk.loaded;
-        deleted += chunk.deleted;
-        for (const c of chunk.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
-        for (const c of chunk.needsBackfill) {
-          notes.push(`column "${c}" was added to the source with values capture cannot know for earlier rows`);
-          this.actions.add(backfillAction(node.name, spec, c));
-        }
-        if (chunk.done) break;
-        if (performance.now() - started >= slice) {
-          workLeft = true;
-          break;
-        }
+      ({ loaded, deleted, workLeft } = r);
+      for (const c of r.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
+      for (const c of r.needsBackfill) {
+        notes.push(`column "${c}" was added to the source with values capture cannot know for earlier rows`);
+        this.actions.add(backfillAction(node.name, spec, c));
       }
     } catch (err) {
       throw asTenantError(wh, tenant, err);

@@ -104,6 +104,50 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
   }
 }
 
+/** What one practice's capture of one table did, over all its chunks. */
+export interface TenantCapture {
+  loaded: number;
+  deleted: number;
+  /** Position after the last committed chunk (the one it started from when none committed). */
+  watermark: Watermark | undefined;
+  added: string[];
+  needsBackfill: string[];
+  /** Stopped with chunks left (its time slice ran out, or `signal`); what was done is committed. */
+  workLeft: boolean;
+}
+
+/**
+ * The one per-practice loop of watermark capture, behind `tsform run`'s extract nodes and
+ * `captureTenantSlice`: chunk after chunk (steadyChunks) until the practice is caught up, its
+ * time slice (`stopsAfter`) runs out, or `signal` stops it. It stops only between chunks: a
+ * started chunk commits or rolls back whole.
+ */
+export async function captureTenant(
+  wh: Adapter,
+  oltp: OltpSource,
+  spec: ResolvedSpec,
+  metaSchema: string,
+  raw: RawState,
+  req: SteadyRequest & { signal?: AbortSignal; onChunk?: (chunk: ChunkResult) => void | Promise<void> },
+): Promise<TenantCapture> {
+  const out: TenantCapture = { loaded: 0, deleted: 0, watermark: req.after, added: [], needsBackfill: [], workLeft: false };
+  if (req.signal?.aborted) return { ...out, workLeft: true };
+  for await (const chunk of steadyChunks(wh, oltp, spec, metaSchema, raw, req)) {
+    out.loaded += chunk.loaded;
+    out.deleted += chunk.deleted;
+    out.watermark = chunk.watermark ?? out.watermark;
+    out.added.push(...chunk.added);
+    out.needsBackfill.push(...chunk.needsBackfill);
+    await req.onChunk?.(chunk);
+    if (chunk.done) break;
+    if (req.signal?.aborted || (req.stopsAfter !== undefined && performance.now() >= req.stopsAfter)) {
+      out.workLeft = true;
+      break;
+    }
+  }
+  return out;
+}
+
 interface StagedRead {
   shape: SourceShape;
   file: StagedChunk;

@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPostgresAdapter, type PostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
-import { quoteIdent, quoteRelation } from '../../../src/sql/quote.ts';
+import { createPostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
 import { REPO_ROOT } from '../../support/demo-project.ts';
+import { fingerprintDifferences, relationFingerprints } from '../../support/fingerprints.ts';
 import { prng, testSeed } from '../../support/prng.ts';
 import { startSmallOltp, type SmallOltp } from '../support/capture-project.ts';
 import { logicalProject } from './support/logical-fixture.ts';
@@ -47,52 +47,6 @@ function tsform(command: Command, projectDir: string, env: NodeJS.ProcessEnv): C
     kill: () => void child.kill('SIGKILL'),
     output: () => out,
   };
-}
-
-/**
- * Row fingerprints of every relation tsform wrote (raw and every model), per relation: the
- * multiset of md5(row) with the row's practice. Values never leave this function: a difference
- * is reported as counts and practice ids.
- */
-async function fingerprints(db: PostgresAdapter): Promise<Map<string, Map<string, string>>> {
-  const { rows } = await db.query(
-    `SELECT table_schema AS s, table_name AS t, bool_or(column_name = 'practice_id') AS tenant FROM information_schema.columns
-      WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'tsform_meta') AND table_schema NOT LIKE 'pg\\_%' AND table_schema NOT LIKE 'tsform\\_vault%'
-      GROUP BY 1, 2 ORDER BY 1, 2`,
-  );
-  const out = new Map<string, Map<string, string>>();
-  for (const r of rows) {
-    const rel = quoteRelation(String(r.s), String(r.t));
-    const practice = r.tenant === true ? `CAST(t.${quoteIdent('practice_id')} AS text)` : `''`;
-    const fp = await db.query(`SELECT ${practice} AS p, md5(CAST(t AS text)) AS h, count(*) AS n FROM ${rel} AS t GROUP BY 1, 2`);
-    out.set(`${String(r.s)}.${String(r.t)}`, new Map(fp.rows.map((x) => [`${String(x.p)}|${String(x.h)}`, String(x.n)])));
-  }
-  return out;
-}
-
-/** Per relation: rows only one side has (counts) and the practices they belong to. */
-function differences(got: Map<string, Map<string, string>>, want: Map<string, Map<string, string>>): string[] {
-  const out: string[] = [];
-  for (const rel of new Set([...got.keys(), ...want.keys()])) {
-    const a = got.get(rel);
-    const b = want.get(rel);
-    if (!a || !b) {
-      out.push(`${rel}: only in the ${a ? 'crashed' : 'fresh'} warehouse`);
-      continue;
-    }
-    let extra = 0;
-    let missing = 0;
-    const practices = new Set<string>();
-    for (const k of new Set([...a.keys(), ...b.keys()])) {
-      const d = Number(a.get(k) ?? 0) - Number(b.get(k) ?? 0);
-      if (d === 0) continue;
-      if (d > 0) extra += d;
-      else missing -= d;
-      practices.add(k.split('|')[0]!);
-    }
-    if (extra + missing > 0) out.push(`${rel}: ${extra} extra, ${missing} missing (practices ${[...practices].sort().join(', ')})`);
-  }
-  return out;
 }
 
 /**
@@ -162,12 +116,12 @@ describe('kill -9 of tsform capture --follow and tsform run (log-based capture):
     const a = await createPostgresAdapter({ url: crashed.url });
     const b = await createPostgresAdapter({ url: fresh.url });
     try {
-      const got = await fingerprints(a);
-      const want = await fingerprints(b);
+      const got = await relationFingerprints(a);
+      const want = await relationFingerprints(b);
       // raw and every model of the project
       expect([...want.keys()].filter((k) => k.startsWith('raw.')).sort()).toEqual(['raw.encounters', 'raw.procedures']);
       expect(want.size, [...want.keys()].join(', ')).toBeGreaterThanOrEqual(6);
-      expect(differences(got, want), log.join('\n')).toEqual([]);
+      expect(fingerprintDifferences(got, want), log.join('\n')).toEqual([]);
       expect(Number((await a.query(`SELECT count(*) AS n FROM tsform_meta.logical_queue`)).rows[0]!.n)).toBe(0);
     } finally {
       await a.close();

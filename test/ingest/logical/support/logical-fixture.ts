@@ -34,7 +34,7 @@ export async function allDiffers(oltp: Adapter, wh: Adapter, tenants: readonly s
 }
 
 /** The capture-project fixture in mode logical, named `name` (the slot's name comes from it), with an incremental model on encounters. */
-const INCREMENTAL = `{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}
+export const INCREMENTAL_ENCOUNTERS = `{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}
 select practice_id, encounter_id, patient_id, updated_at
 from {{source "ehr" "encounters"}} e
 {{#if is_incremental}}
@@ -44,7 +44,7 @@ where e.updated_at > coalesce((select max(t.updated_at) from {{this}} t where t.
 
 export function logicalProject(tenants: readonly string[], name: string): ReturnType<typeof copyCaptureProject> {
   const project = copyCaptureProject(tenants);
-  writeFileSync(join(project.dir, 'models', 'inc_encounters.sql'), INCREMENTAL);
+  writeFileSync(join(project.dir, 'models', 'inc_encounters.sql'), INCREMENTAL_ENCOUNTERS);
   const sources = join(project.dir, 'models', 'sources.yml');
   writeFileSync(
     sources,

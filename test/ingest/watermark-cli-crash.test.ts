@@ -1,0 +1,148 @@
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import { REPO_ROOT } from '../support/demo-project.ts';
+import { fingerprintDifferences, relationFingerprints } from '../support/fingerprints.ts';
+import { prng, testSeed } from '../support/prng.ts';
+import { INCREMENTAL_ENCOUNTERS } from './logical/support/logical-fixture.ts';
+import { copyCaptureProject, rawDiffers, startSmallOltp, withWarehouse, type SmallOltp } from './support/capture-project.ts';
+
+const SEED = testSeed(20261205);
+/** kill -9s that landed (a run that ended before its kill does not count, and another is started). */
+const KILLS = 20;
+const MAX_ROUNDS = 45;
+const PRACTICES = 5;
+
+interface Child {
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves once the run has reported its first node (modules loaded, warehouse open). */
+  started: Promise<void>;
+  kill(): void;
+  output(): string;
+}
+
+/** `tsform run` as a user starts it: the CLI in a process of its own, DuckDB warehouse. */
+function tsformRun(projectDir: string, oltpUrl: string): Child {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tsform.mjs'), 'run', '--project-dir', projectDir], {
+    env: { ...process.env, TSFORM_OLTP_URL: oltpUrl },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let started!: () => void;
+  const startedP = new Promise<void>((r) => (started = r));
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('"event":"node"')) started();
+  });
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    started: startedP,
+    exited: new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    }),
+    kill: () => void child.kill('SIGKILL'),
+    output: () => out,
+  };
+}
+
+/** The capture-project fixture (watermark capture, chunks of 700 rows, batches of 4) with an incremental model on encounters. */
+function watermarkProject(tenants: readonly string[]): ReturnType<typeof copyCaptureProject> {
+  const project = copyCaptureProject(tenants);
+  writeFileSync(join(project.dir, 'models', 'inc_encounters.sql'), INCREMENTAL_ENCOUNTERS);
+  const sources = join(project.dir, 'models', 'sources.yml');
+  writeFileSync(sources, readFileSync(sources, 'utf8').replace('          - { name: encounter_class, phi: none }', '          - { name: encounter_class, phi: none }\n          - { name: updated_at, phi: none }'));
+  return project;
+}
+
+/**
+ * What watermark capture is for: inserts, updates and practice moves that stamp updated_at, and
+ * soft deletes (the demo OLTP's trigger turns a DELETE into one, stamped). Eight transactions
+ * over the practices and both tables.
+ */
+async function stampedWorkload(admin: PostgresAdapter, tenants: readonly string[], rand: () => number, round: number): Promise<void> {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+  for (let i = 0; i < 8; i++) {
+    const p = pick(tenants);
+    const q = pick(tenants.filter((t) => t !== p));
+    await admin.transaction(async (s) => {
+      await s.query(
+        `INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, encounter_class, updated_at) SELECT $1, 'w${round}-${i}-' || g, 'pat', 'new', now() FROM generate_series(1, 3) g`,
+        [p],
+      );
+      const some = (table: string, key: string, n: number, salt: string) =>
+        `${key} IN (SELECT ${key} FROM oltp.${table} WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY md5(${key} || '${salt}') LIMIT ${n})`;
+      await s.query(`UPDATE oltp.encounters SET encounter_class = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND ${some('encounters', 'encounter_id', 3, `u${round}-${i}`)}`, [p, `c${round}-${i}`]);
+      await s.query(`DELETE FROM oltp.procedures WHERE practice_id = $1 AND ${some('procedures', 'procedure_id', 2, `d${round}-${i}`)}`, [q]);
+      await s.query(`DELETE FROM oltp.encounters WHERE practice_id = $1 AND ${some('encounters', 'encounter_id', 1, `e${round}-${i}`)}`, [q]);
+      await s.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND ${some('encounters', 'encounter_id', 1, `m${round}-${i}`)}`, [p, q]);
+    });
+  }
+}
+
+/**
+ * kill -9 at seeded random moments of `tsform run` with watermark capture (the CLI, the path a
+ * user's run takes: batched extracts, per-practice chunks, then the models), with stamped
+ * inserts, updates, soft deletes and practice moves committed while it runs and in between;
+ * then a clean run. Raw must equal the OLTP's live rows, and raw and every model a fresh full
+ * load of the same project into a new warehouse.
+ */
+describe('kill -9 of tsform run (watermark capture): raw and every model equal a fresh full load', () => {
+  let oltp: SmallOltp;
+  let tenants: string[];
+  let project: ReturnType<typeof watermarkProject>;
+  let freshProject: ReturnType<typeof watermarkProject>;
+
+  beforeAll(async () => {
+    oltp = await startSmallOltp(['encounters', 'procedures']);
+    // the largest practices: their captures take several chunks, so kills land mid-capture too
+    tenants = (await oltp.admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ${PRACTICES}`)).rows.map((r) => String(r.practice_id));
+    project = watermarkProject(tenants);
+    freshProject = watermarkProject(tenants);
+  });
+  afterAll(async () => {
+    project?.remove();
+    freshProject?.remove();
+    await oltp?.stop();
+  });
+
+  it(`${KILLS} kills at random points (seed ${SEED}; TSFORM_TEST_SEED replays another), then a clean run`, async () => {
+    const rand = prng(SEED);
+    const log: string[] = [];
+    let kills = 0;
+    for (let round = 0; kills < KILLS && round < MAX_ROUNDS; round++) {
+      // a run's capture of 5 practices × 2 tables in chunks of 700 rows and its 5 models take about a second here
+      const delay = Math.floor(rand() * 1500);
+      const child = tsformRun(project.dir, oltp.server.url);
+      const changes = stampedWorkload(oltp.admin, tenants, rand, round);
+      const working = await Promise.race([child.started.then(() => true), child.exited.then(() => false)]);
+      const killed = working && (await Promise.race([new Promise<boolean>((r) => setTimeout(() => r(true), delay)), child.exited.then(() => false)]));
+      if (killed) child.kill();
+      const end = await child.exited;
+      await changes;
+      const at = `seed ${SEED}, round ${round}: run killed ${delay} ms after its first node`;
+      // where it was: its last progress line (node names, practice ids and counts; no values)
+      const lines = child.output().trim().split('\n');
+      log.push(`${at}: ${end.signal ?? `exit ${end.code}`}, ${lines.length} line(s) out, last: ${lines[lines.length - 1]!.slice(0, 100)}`);
+      if (end.signal === 'SIGKILL') kills++;
+      else expect(end.code, `${at}\n${child.output().slice(-2000)}`).toBe(0);
+    }
+    expect(kills, log.join('\n')).toBe(KILLS);
+
+    const last = tsformRun(project.dir, oltp.server.url);
+    expect((await last.exited).code, last.output().slice(-3000)).toBe(0);
+    const full = tsformRun(freshProject.dir, oltp.server.url);
+    expect((await full.exited).code, full.output().slice(-3000)).toBe(0);
+
+    const got = await withWarehouse(project.dir, async (wh) => {
+      for (const t of ['encounters', 'procedures']) expect(await rawDiffers(oltp.admin, wh, t, tenants), `raw.${t}\n${log.join('\n')}`).toEqual([]);
+      return relationFingerprints(wh);
+    });
+    const want = await withWarehouse(freshProject.dir, (wh) => relationFingerprints(wh));
+    expect([...want.keys()].filter((k) => k.startsWith('raw.')).sort()).toEqual(['raw.encounters', 'raw.procedures']);
+    expect(want.size, [...want.keys()].join(', ')).toBeGreaterThanOrEqual(6);
+    expect(fingerprintDifferences(got, want), log.join('\n')).toEqual([]);
+  }, 600_000);
+});
