@@ -1,6 +1,6 @@
 /**
  * `npm run bench:nightly -- [--practices 5000] [--encounters n] [--target duckdb|postgres|both]
- *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 1GB] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
+ *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 1GB] [--batch-size n] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
  * `tsform run` on a generated fleet (scripts/fleet-generate.ts), on DuckDB and on PostgreSQL.
  *
  * What runs: the demo project unchanged (tsform.yml, models, macros, seeds, policies) with the
@@ -21,7 +21,8 @@
  *
  * The copied project's DuckDB target gets `settings: { memory_limit }` (default 1GB, `none` to
  * leave DuckDB's default of 80% of RAM): the bound that keeps the whole process under the 2 GB
- * target, recorded in the JSON.
+ * target, recorded in the JSON. `--batch-size` sets the copy's `batch.size` (the demo's 50 when
+ * absent): how many practices share one statement per model, against how many one failure holds back.
  *
  * ratio = models steady / monolithic steady; first_run_ratio = models first / monolithic first;
  * per_node_overhead_ms = (models steady − monolithic steady) / model units. Then every model is
@@ -52,6 +53,7 @@ const { values } = parseArgs({
     fleet: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'duckdb-memory-limit': { type: 'string', default: '1GB' },
+    'batch-size': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -61,6 +63,8 @@ const SEED = Number(values.seed);
 if (!['duckdb', 'postgres', 'both'].includes(values.target!)) throw new Error(`--target is duckdb, postgres or both, not '${values.target}'`);
 const TARGETS = values.target === 'both' ? (['duckdb', 'postgres'] as const) : [values.target as 'duckdb' | 'postgres'];
 const MEMORY_LIMIT = values['duckdb-memory-limit'] === 'none' ? undefined : values['duckdb-memory-limit'];
+const BATCH_SIZE = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
+if (BATCH_SIZE !== undefined && !(Number.isSafeInteger(BATCH_SIZE) && BATCH_SIZE >= 1)) throw new Error(`--batch-size is a positive integer, not '${values['batch-size']}'`);
 const CPU_PROF = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 // A fixed bench-only vault key (never a production key), as the test suite uses.
 const VAULT_KEY = '5f3c7a1e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a';
@@ -165,7 +169,8 @@ function postgresSetup(server: ThrowawayPostgres, db: ThrowawayDatabase): Target
 async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: string, statements: MonoStatement[], setup: TargetSetup): Promise<Record<string, unknown>> {
   const dir = join(work, target);
   cpSync(fleetDir, dir, { recursive: true, filter: (src) => !src.startsWith(join(fleetDir, 'target')) });
-  if (target === 'duckdb' && MEMORY_LIMIT) setDuckdbMemoryLimit(dir, MEMORY_LIMIT);
+  if (target === 'duckdb' && MEMORY_LIMIT) setProjectConfig(dir, ['targets', 'duckdb', 'settings', 'memory_limit'], MEMORY_LIMIT);
+  if (BATCH_SIZE !== undefined) setProjectConfig(dir, ['batch', 'size'], BATCH_SIZE);
   const run = (label: string, extra: string[] = []) => tsform(`${target} ${label}`, dir, [...setup.args, ...extra], setup.env);
   const resultsSize = () => statSync(join(dir, 'target', 'run_results.json')).size;
 
@@ -227,11 +232,11 @@ async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: st
   };
 }
 
-/** Sets `targets.duckdb.settings.memory_limit` in the project copy's tsform.yml, comments kept. */
-function setDuckdbMemoryLimit(projectDir: string, limit: string): void {
+/** Sets one key of the project copy's tsform.yml, comments kept. */
+function setProjectConfig(projectDir: string, path: readonly string[], value: string | number): void {
   const file = join(projectDir, 'tsform.yml');
   const doc = parseDocument(readFileSync(file, 'utf8'));
-  doc.setIn(['targets', 'duckdb', 'settings', 'memory_limit'], limit);
+  doc.setIn(path, value);
   writeFileSync(file, doc.toString());
 }
 
@@ -264,6 +269,7 @@ async function main(): Promise<void> {
       capture: 'excluded (the demo project has no OLTP capture); the CSV extracts load in every whole run (its load step)',
       fleet,
       duckdb_memory_limit: MEMORY_LIMIT ?? 'DuckDB default (80% of RAM)',
+      batch_size: BATCH_SIZE ?? 'the demo project\'s (50)',
     };
     for (const target of TARGETS) {
       if (target === 'duckdb') {
