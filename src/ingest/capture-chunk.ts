@@ -1,16 +1,15 @@
 import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
 import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
+import { chunkTransaction } from './chunk-transaction.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
 import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import { CAPTURE_APPLICATION_NAME, type OltpReadSession, type OltpSource } from './oltp-source.ts';
-import { removeMovedRows } from './moved-rows.ts';
 import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { addRawColumns, planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
-import { lockTenant, writeWatermark, deleteWatermark, type Watermark } from './watermarks.ts';
+import { type Watermark } from './watermarks.ts';
 
 // The spec and the loader contract live below this file, so the loaders need not import it.
 export { resolveSpec, type CaptureSpec, type ResolvedSpec } from './capture-spec.ts';
@@ -52,8 +51,8 @@ export interface RawState {
 }
 
 /**
- * Captures the next chunk of one practice in ONE warehouse transaction: the practice's lock
- * row, the OLTP read (COPY, at most `chunkRows` rows in (updated_at, key) order after the
+ * Captures the next chunk of one practice in ONE warehouse transaction (chunkTransaction): the
+ * practice's lock row, the OLTP read (COPY, at most `chunkRows` rows in (updated_at, key) order after the
  * watermark), the upsert of the rows into raw and the new watermark. Either all of it commits
  * or none of it does, so a crash anywhere re-reads the same chunk and never skips one.
  */
@@ -65,8 +64,7 @@ export async function captureChunk(
   raw: RawState,
   req: ChunkRequest,
 ): Promise<ChunkResult> {
-  const chunk = await wh.transaction(async (s): Promise<ChunkResult & { columns?: RawState['columns'] }> => {
-    await lockTenant(s, metaSchema, spec.label, req.tenant);
+  return chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants: [req.tenant], stream: req.stream }, async (s) => {
     // Read before the chunk's snapshot: every transaction open then, or begun since, writes
     // updated_at at or after the horizon, so nothing below it can still appear.
     const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
@@ -74,21 +72,16 @@ export async function captureChunk(
     // After the OLTP read has ended: what is left of the warehouse side (the upsert on PostgreSQL).
     const { loaded, elsewhere } = await read.load.finish();
     const { rows, deleted, last } = read.load;
-    await removeMovedRows(s, oltp, spec, metaSchema, elsewhere);
-    if (rows === 0) {
-      if (req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
-      return { read: 0, loaded: 0, deleted: 0, watermark: req.after, done: true, added: read.added, needsBackfill: read.needsBackfill, columns: read.columns };
-    }
-    if (deleted > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [req.tenant]);
     const done = rows < req.chunkRows;
-    if (done && req.dropWatermarkWhenDone) await deleteWatermark(s, metaSchema, spec.label, req.tenant, req.stream);
-    else await writeWatermark(s, metaSchema, spec.label, req.tenant, req.stream, last!, rows);
-    return { read: rows, loaded, deleted, watermark: last, done, added: read.added, needsBackfill: read.needsBackfill, columns: read.columns };
+    const base = { added: read.added, needsBackfill: read.needsBackfill };
+    const writes = { elsewhere, columns: read.columns, lostRows: deleted > 0 ? [req.tenant] : [], dropWatermarks: done && req.dropWatermarkWhenDone ? [req.tenant] : [] };
+    if (rows === 0) return { ...writes, watermarks: [], result: { read: 0, loaded: 0, deleted: 0, watermark: req.after, done: true, ...base } };
+    return {
+      ...writes,
+      watermarks: done && req.dropWatermarkWhenDone ? [] : [{ tenant: req.tenant, wm: last!, rows }],
+      result: { read: rows, loaded, deleted, watermark: last, done, ...base },
+    };
   });
-  // raw's columns as committed: a transaction that rolled back added none
-  if (chunk.columns) raw.columns = chunk.columns;
-  const { columns: _, ...result } = chunk;
-  return result;
 }
 
 interface ReadOutcome {

@@ -1,16 +1,15 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
 import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent } from '../sql/quote.ts';
 import { readSourceShape, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
 import type { ChunkSource } from './chunk-load.ts';
+import { chunkTransaction } from './chunk-transaction.ts';
 import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
-import { removeMovedRows } from './moved-rows.ts';
 import type { OltpReadSession, OltpSource } from './oltp-source.ts';
 import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { planDrift } from './source-columns.ts';
-import { lockTenants, STEADY, writeWatermarks, type Watermark } from './watermarks.ts';
+import { STEADY, type Watermark } from './watermarks.ts';
 
 /** A practice of a batch captured together, from its own watermark. */
 export interface GroupMember {
@@ -27,7 +26,7 @@ export interface GroupCounts {
 }
 
 /**
- * Captures a batch's small backlogs in ONE read and ONE warehouse transaction: every member's
+ * Captures a batch's small backlogs in ONE read and ONE warehouse transaction (chunkTransaction): every member's
  * lock row, its rows after its own watermark below `horizon` (the horizon the batch was checked
  * with, so each backlog can only have shrunk since: updated rows move above it), the upsert into
  * raw, the moved-row check, the deletion epochs and every member's new watermark. Either all of
@@ -45,8 +44,7 @@ export async function captureGroup(
   opts: { horizon: string; timeoutMs?: number },
 ): Promise<Map<string, GroupCounts>> {
   const tenants = members.map((m) => m.tenant);
-  return wh.transaction(async (s) => {
-    await lockTenants(s, metaSchema, spec.label, tenants);
+  return chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants, stream: STEADY }, async (s) => {
     const read = await oltp.readTransaction(
       async (r) => {
         const shape = await readSourceShape(r, spec);
@@ -77,22 +75,17 @@ export async function captureGroup(
     if (counted.join('\u0000') !== positioned.join('\u0000')) {
       throw new TsformError(Codes.sqlError, `capture ${spec.label}: a batch read ${counted.length} practice(s) with rows but found the position of ${positioned.length}`);
     }
-    await removeMovedRows(s, oltp, spec, metaSchema, elsewhere);
-    const withDeletes = [...read.load.byTenant].filter(([, c]) => c.deleted > 0).map(([t]) => t);
-    await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), withDeletes);
-    await writeWatermarks(
-      s,
-      metaSchema,
-      spec.label,
-      STEADY,
-      [...read.last].map(([tenant, wm]) => ({ tenant, wm, rows: read.load.byTenant.get(tenant)!.rows })),
-    );
-    return new Map(
-      tenants.map((t) => {
-        const c = read.load.byTenant.get(t) ?? { rows: 0, deleted: 0 };
-        return [t, { loaded: c.rows - c.deleted, deleted: c.deleted }];
-      }),
-    );
+    return {
+      elsewhere,
+      lostRows: [...read.load.byTenant].filter(([, c]) => c.deleted > 0).map(([t]) => t),
+      watermarks: [...read.last].map(([tenant, wm]) => ({ tenant, wm, rows: read.load.byTenant.get(tenant)!.rows })),
+      result: new Map(
+        tenants.map((t): [string, GroupCounts] => {
+          const c = read.load.byTenant.get(t) ?? { rows: 0, deleted: 0 };
+          return [t, { loaded: c.rows - c.deleted, deleted: c.deleted }];
+        }),
+      ),
+    };
   });
 }
 

@@ -1,14 +1,13 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
 import { bindChunkSelect, captureChunk, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
+import { chunkTransaction } from './chunk-transaction.ts';
 import { oneSnapshot, transactionPerChunk, type ChunkReader } from './chunk-readers.ts';
 import { copyChunkToFile, loadStagedChunk, type StagedChunk } from './duckdb-chunk-load.ts';
-import { removeMovedRows } from './moved-rows.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { withRetry } from './retry.ts';
 import { countSliceRows } from './slice-upsert.ts';
 import { addRawColumns, planDrift } from './source-columns.ts';
-import { lockTenant, STEADY, writeWatermark, type Watermark } from './watermarks.ts';
+import { STEADY, type Watermark } from './watermarks.ts';
 
 export interface SteadyRequest {
   tenant: string;
@@ -173,7 +172,7 @@ function readChunkAhead(reader: ChunkReader, spec: ResolvedSpec, tenant: string,
   });
 }
 
-/** The warehouse half: lock row, drift, the rows, the watermark, in one transaction. */
+/** The warehouse half: drift and the rows, in the chunk's transaction (chunkTransaction: lock row, moved rows, deletion epoch, watermark). */
 async function commitStaged(
   wh: Adapter,
   oltp: OltpSource,
@@ -186,26 +185,24 @@ async function commitStaged(
   /** The stream reads one snapshot: the live rows it has committed so far. */
   written?: { rows: number },
 ): Promise<ChunkResult> {
-  const chunk = await wh.transaction(async (s): Promise<ChunkResult & { columns: typeof raw.columns }> => {
-    await lockTenant(s, metaSchema, spec.label, tenant);
+  return chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants: [tenant], stream: STEADY }, async (s) => {
     // Drift is planned here, against raw as it is now (a chunk read ahead was read before the
     // one in front of it added its columns).
     const drift = planDrift(spec.label, staged.shape.columns, raw.columns);
     const added = await addRawColumns(s, { schema: spec.rawSchema, table: spec.table }, drift.add);
     const columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
-    const base = { added: added.map((c) => c.name), needsBackfill: drift.needsBackfill, columns };
-    if (staged.file.bytes === 0) return { read: 0, loaded: 0, deleted: 0, watermark: after, done: true, ...base };
+    const base = { added: added.map((c) => c.name), needsBackfill: drift.needsBackfill };
+    if (staged.file.bytes === 0) return { columns, elsewhere: [], lostRows: [], watermarks: [], result: { read: 0, loaded: 0, deleted: 0, watermark: after, done: true, ...base } };
     // Only this stream's rows in the slice (the count is a guard: within the one process that
     // holds the DuckDB file, nothing else writes this practice's slice of this table meanwhile).
     const keysAreNew = written !== undefined && (await countSliceRows(s, spec, tenant)) === written.rows;
     const r = await loadStagedChunk(s, spec, tenant, staged.shape.selected, staged.shape.deletedIndex, staged.file.file, keysAreNew ? staged.rows : undefined);
-    await removeMovedRows(s, oltp, spec, metaSchema, r.elsewhere);
-    if (r.deleted > 0) await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [tenant]);
-    await writeWatermark(s, metaSchema, spec.label, tenant, STEADY, staged.file.last!, r.rows);
-    return { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < staged.limit, ...base };
+    return {
+      columns,
+      elsewhere: r.elsewhere,
+      lostRows: r.deleted > 0 ? [tenant] : [],
+      watermarks: [{ tenant, wm: staged.file.last!, rows: r.rows }],
+      result: { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < staged.limit, ...base },
+    };
   });
-  // raw's columns as committed: a transaction that rolled back added none
-  raw.columns = chunk.columns;
-  const { columns: _, ...result } = chunk;
-  return result;
 }

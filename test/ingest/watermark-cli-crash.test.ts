@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import type { Adapter } from '../../src/adapters/adapter.ts';
+import { createPostgresAdapter, type PostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { REPO_ROOT } from '../support/demo-project.ts';
 import { fingerprintDifferences, relationFingerprints } from '../support/fingerprints.ts';
 import { prng, testSeed } from '../support/prng.ts';
@@ -23,10 +24,12 @@ interface Child {
   output(): string;
 }
 
-/** `tsform run` as a user starts it: the CLI in a process of its own, DuckDB warehouse. */
-function tsformRun(projectDir: string, oltpUrl: string): Child {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tsform.mjs'), 'run', '--project-dir', projectDir], {
-    env: { ...process.env, TSFORM_OLTP_URL: oltpUrl },
+type Target = 'duckdb' | 'postgres';
+
+/** `tsform run` as a user starts it: the CLI in a process of its own; the PostgreSQL warehouse at `whUrl`. */
+function tsformRun(projectDir: string, oltpUrl: string, target: Target, whUrl?: string): Child {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tsform.mjs'), 'run', '--project-dir', projectDir, '--target', target], {
+    env: { ...process.env, TSFORM_OLTP_URL: oltpUrl, ...(whUrl ? { TSFORM_PG_URL: whUrl } : {}) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -89,11 +92,26 @@ async function stampedWorkload(admin: PostgresAdapter, tenants: readonly string[
  * then a clean run. Raw must equal the OLTP's live rows, and raw and every model a fresh full
  * load of the same project into a new warehouse.
  */
-describe('kill -9 of tsform run (watermark capture): raw and every model equal a fresh full load', () => {
+/** Opens a warehouse of the test for one look: the project's DuckDB file, or the PostgreSQL database. */
+async function withTargetWarehouse<T>(target: Target, projectDir: string, whUrl: string | undefined, fn: (wh: Adapter) => Promise<T>): Promise<T> {
+  if (target === 'duckdb') return withWarehouse(projectDir, fn);
+  const wh = await createPostgresAdapter({ url: whUrl! });
+  try {
+    return await fn(wh);
+  } finally {
+    await wh.close();
+  }
+}
+
+// DuckDB: batches read together, chunks staged in files and read ahead (steady-capture.ts);
+// PostgreSQL: each chunk's OLTP read inside its warehouse transaction (capture-chunk.ts).
+describe.each<Target>(['duckdb', 'postgres'])('kill -9 of tsform run (watermark capture, %s warehouse): raw and every model equal a fresh full load', (target) => {
   let oltp: SmallOltp;
   let tenants: string[];
   let project: ReturnType<typeof watermarkProject>;
   let freshProject: ReturnType<typeof watermarkProject>;
+  let crashed: { url: string; drop(): Promise<void> } | undefined;
+  let fresh: { url: string; drop(): Promise<void> } | undefined;
 
   beforeAll(async () => {
     oltp = await startSmallOltp(['encounters', 'procedures']);
@@ -101,10 +119,16 @@ describe('kill -9 of tsform run (watermark capture): raw and every model equal a
     tenants = (await oltp.admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT ${PRACTICES}`)).rows.map((r) => String(r.practice_id));
     project = watermarkProject(tenants);
     freshProject = watermarkProject(tenants);
+    if (target === 'postgres') {
+      crashed = await oltp.server.createDatabase();
+      fresh = await oltp.server.createDatabase();
+    }
   });
   afterAll(async () => {
     project?.remove();
     freshProject?.remove();
+    await crashed?.drop().catch(() => undefined);
+    await fresh?.drop().catch(() => undefined);
     await oltp?.stop();
   });
 
@@ -115,7 +139,7 @@ describe('kill -9 of tsform run (watermark capture): raw and every model equal a
     for (let round = 0; kills < KILLS && round < MAX_ROUNDS; round++) {
       // a run's capture of 5 practices × 2 tables in chunks of 700 rows and its 5 models take about a second here
       const delay = Math.floor(rand() * 1500);
-      const child = tsformRun(project.dir, oltp.server.url);
+      const child = tsformRun(project.dir, oltp.server.url, target, crashed?.url);
       const changes = stampedWorkload(oltp.admin, tenants, rand, round);
       const working = await Promise.race([child.started.then(() => true), child.exited.then(() => false)]);
       const killed = working && (await Promise.race([new Promise<boolean>((r) => setTimeout(() => r(true), delay)), child.exited.then(() => false)]));
@@ -131,16 +155,16 @@ describe('kill -9 of tsform run (watermark capture): raw and every model equal a
     }
     expect(kills, log.join('\n')).toBe(KILLS);
 
-    const last = tsformRun(project.dir, oltp.server.url);
+    const last = tsformRun(project.dir, oltp.server.url, target, crashed?.url);
     expect((await last.exited).code, last.output().slice(-3000)).toBe(0);
-    const full = tsformRun(freshProject.dir, oltp.server.url);
+    const full = tsformRun(freshProject.dir, oltp.server.url, target, fresh?.url);
     expect((await full.exited).code, full.output().slice(-3000)).toBe(0);
 
-    const got = await withWarehouse(project.dir, async (wh) => {
+    const got = await withTargetWarehouse(target, project.dir, crashed?.url, async (wh) => {
       for (const t of ['encounters', 'procedures']) expect(await rawDiffers(oltp.admin, wh, t, tenants), `raw.${t}\n${log.join('\n')}`).toEqual([]);
       return relationFingerprints(wh);
     });
-    const want = await withWarehouse(freshProject.dir, (wh) => relationFingerprints(wh));
+    const want = await withTargetWarehouse(target, freshProject.dir, fresh?.url, (wh) => relationFingerprints(wh));
     expect([...want.keys()].filter((k) => k.startsWith('raw.')).sort()).toEqual(['raw.encounters', 'raw.procedures']);
     expect(want.size, [...want.keys()].join(', ')).toBeGreaterThanOrEqual(6);
     expect(fingerprintDifferences(got, want), log.join('\n')).toEqual([]);
