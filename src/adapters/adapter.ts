@@ -139,7 +139,8 @@ export interface Adapter {
   /**
    * Views that read this relation, directly or through other views (PostgreSQL, which refuses to
    * drop a relation they read). Absent where the engine records no such dependency (DuckDB).
+   * `on`: read in that transaction (which may hold locks on the relation) instead of on the pool.
    */
-  dependentViews?(schema: string, name: string): Promise<{ schema: string; name: string }[]>;
+  dependentViews?(schema: string, name: string, on?: Pick<Session, 'query'>): Promise<{ schema: string; name: string }[]>;
   close(): Promise<void>;
 }

@@ -86,4 +86,44 @@ describe('--full-refresh on PostgreSQL with views over the rebuilt tables', () =
     expect(await oidOf('staging.stg_patients')).toBe(tables.patients);
     expect(await count('public.analyst_roster_sizes')).toBe(1);
   }, 300_000);
+
+  it('a view another session is creating while the refresh checks is seen and refuses it; it is never dropped unseen by the CASCADE', async () => {
+    await sql(`DROP VIEW IF EXISTS public.analyst_roster_sizes`);
+    await sql(`DROP VIEW IF EXISTS public.analyst_encounters`);
+    const table = await oidOf('staging.stg_patients');
+    // Session B creates a view over stg_patients and keeps its transaction open: the refresh
+    // starts while the view is not yet visible to anyone. The whole-project refresh rebuilds the
+    // roster view, so it drops stg_patients with CASCADE: B's view would go with it unchecked.
+    const b = await createPostgresAdapter({ url: db.url, poolSize: 1 });
+    let commitB!: () => void;
+    const gate = new Promise<void>((r) => (commitB = r));
+    let created!: () => void;
+    const viewCreated = new Promise<void>((r) => (created = r));
+    const sessionB = b.transaction(async (s) => {
+      await s.query(`CREATE VIEW public.late_reader AS SELECT count(*) AS n FROM staging.stg_patients`);
+      created();
+      await gate;
+    });
+    try {
+      await viewCreated;
+      const refresh = runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true }).then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; message?: string },
+      );
+      // the refresh reaches its drop step (describing and planning take a moment), then B commits
+      await new Promise((r) => setTimeout(r, 3000));
+      commitB();
+      await sessionB;
+      const err = await refresh;
+      expect(err?.code).toBe('TSF310');
+      expect(err?.message).toContain('public.late_reader (reads staging.stg_patients)');
+      expect(await count('public.late_reader')).toBe(1);
+      expect(await oidOf('staging.stg_patients')).toBe(table);
+    } finally {
+      commitB();
+      await sessionB.catch(() => undefined);
+      await b.close();
+      await sql(`DROP VIEW IF EXISTS public.late_reader`);
+    }
+  }, 300_000);
 });

@@ -83,8 +83,8 @@ export class PostgresAdapter implements Adapter {
     return oneStatement(this.pool, sql, params);
   }
 
-  dependentViews(schema: string, name: string): Promise<{ schema: string; name: string }[]> {
-    return dependentViews(this, schema, name);
+  dependentViews(schema: string, name: string, on?: Pick<Session, 'query'>): Promise<{ schema: string; name: string }[]> {
+    return dependentViews(on ?? this, schema, name);
   }
 
   async describe(schema: string, name: string): Promise<RelationInfo | undefined> {

@@ -136,22 +136,32 @@ export function builtRelations(plan: Plan, nodes: Readonly<Record<string, Manife
  * does not rebuild refuses the whole refresh (TSF310) before anything is dropped.
  */
 export async function dropForFullRefresh(adapter: Adapter, nodes: readonly ManifestNode[], rebuilt: ReadonlySet<string>): Promise<void> {
-  const drops: { sql: string }[] = [];
-  const kept: string[] = [];
+  const existing: { node: ManifestNode; kind: string; rel: string }[] = [];
   for (const node of nodes) {
-    const existing = await adapter.describe(node.schema, node.identifier);
-    if (!existing) continue;
-    const readers = (await adapter.dependentViews?.(node.schema, node.identifier)) ?? [];
-    for (const v of readers) if (!rebuilt.has(`${v.schema}.${v.name}`)) kept.push(`${v.schema}.${v.name} (reads ${node.schema}.${node.identifier})`);
-    drops.push({ sql: `DROP ${existing.kind === 'view' ? 'VIEW' : 'TABLE'} IF EXISTS ${quoteRelation(node.schema, node.identifier)}${readers.length > 0 ? ' CASCADE' : ''}` });
+    const info = await adapter.describe(node.schema, node.identifier);
+    if (info) existing.push({ node, kind: info.kind, rel: quoteRelation(node.schema, node.identifier) });
   }
-  if (kept.length > 0) {
-    throw new TsformError(
-      Codes.fullRefreshDependents,
-      `--full-refresh drops and rebuilds tables that views outside this run read: ${[...new Set(kept)].join(', ')}. Select those views too (e.g. --select <model>+), or drop them first; nothing was dropped`,
-    );
-  }
-  for (const d of drops) await adapter.query(d.sql);
+  if (existing.length === 0) return;
+  await adapter.transaction(async (s) => {
+    // A view another session creates over one of these meanwhile would go with the CASCADE below
+    // without having been checked: with the relations locked first, its CREATE VIEW waits for
+    // this transaction (and then fails), or this check waits for its commit and sees it.
+    if (adapter.kind === 'postgres') for (const e of existing) await s.query(`LOCK TABLE ${e.rel} IN ACCESS EXCLUSIVE MODE`);
+    const drops: string[] = [];
+    const kept: string[] = [];
+    for (const { node, kind, rel } of existing) {
+      const readers = (await adapter.dependentViews?.(node.schema, node.identifier, s)) ?? [];
+      for (const v of readers) if (!rebuilt.has(`${v.schema}.${v.name}`)) kept.push(`${v.schema}.${v.name} (reads ${node.schema}.${node.identifier})`);
+      drops.push(`DROP ${kind === 'view' ? 'VIEW' : 'TABLE'} IF EXISTS ${rel}${readers.length > 0 ? ' CASCADE' : ''}`);
+    }
+    if (kept.length > 0) {
+      throw new TsformError(
+        Codes.fullRefreshDependents,
+        `--full-refresh drops and rebuilds tables that views outside this run read: ${[...new Set(kept)].join(', ')}. Select those views too (e.g. --select <model>+), or drop them first; nothing was dropped`,
+      );
+    }
+    for (const sql of drops) await s.query(sql);
+  });
 }
 
 /** Text rows into a fresh VARCHAR load table in the meta schema (seeds, tenants.yml); returns its name. */
