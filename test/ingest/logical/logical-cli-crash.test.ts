@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
-import { REPO_ROOT } from '../../support/demo-project.ts';
+import { spawnTsform, type CliChild } from '../../support/cli-child.ts';
 import { fingerprintDifferences, relationFingerprints } from '../../support/fingerprints.ts';
 import { prng, testSeed } from '../../support/prng.ts';
 import { startSmallOltp, type SmallOltp } from '../support/capture-project.ts';
@@ -16,37 +14,12 @@ const MAX_ROUNDS = 40;
 
 type Command = 'follow' | 'run';
 
-interface Child {
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  /** Resolves once the process has printed its first progress line (its modules are loaded, it works). */
-  started: Promise<void>;
-  kill(): void;
-  output(): string;
-}
-
 /** The first line each command prints once it works: follow before its set-up, run after its first node. */
 const STARTED: Record<Command, string> = { follow: 'following ', run: '"event":"node"' };
 
-function tsform(command: Command, projectDir: string, env: NodeJS.ProcessEnv): Child {
+function tsform(command: Command, projectDir: string, env: NodeJS.ProcessEnv): CliChild {
   const args = command === 'follow' ? ['capture', '--follow'] : ['run'];
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tsform.mjs'), ...args, '--project-dir', projectDir, '--target', 'postgres'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let started!: () => void;
-  const startedP = new Promise<void>((r) => (started = r));
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out.includes(STARTED[command])) started();
-  });
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  return {
-    started: startedP,
-    exited: new Promise((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-    }),
-    kill: () => void child.kill('SIGKILL'),
-    output: () => out,
-  };
+  return spawnTsform([...args, '--project-dir', projectDir, '--target', 'postgres'], env, STARTED[command]);
 }
 
 /**
