@@ -5,6 +5,7 @@ import type { Plan, PlanStep } from '../plan/plan.ts';
 import { DEFAULT_RETRY_POLICY, drain, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit, type UnitEnd } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { migrateMeta } from '../warehouse/meta-schema.ts';
+import { movedRowRebuilds } from './moved-row-rebuilds.ts';
 import { builtRelations, dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { lineInSql, locateModelError } from './error-location.ts';
@@ -55,6 +56,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   const continuing = new Map<string, string[]>();
   /** `step|practice` → what its earlier slices did, summed into the one result it gets at the end. */
   const sliced = new Map<string, { rows: number; ms: number; notes: string[] }>();
+  /** Step → practices outside its builds whose slices lost rows in them (BuildOutcome.changedElsewhere). */
+  const changedElsewhere = new Map<string, Set<string>>();
 
   await prepareSchemas(ctx, plan, withRetries);
   // A sample of practices keeps the table: only their slices are rebuilt, from the full SELECT.
@@ -126,7 +129,32 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       afterComplete: () => opts.onTaskEnd?.(current.step, taskResults, scheduler.snapshot()),
     };
   });
+  if (changedElsewhere.size > 0 && !opts.signal?.aborted) await buildAgainAfterMoves();
   return results;
+
+  /** Moved rows (moved-row-rebuilds.ts): the new results replace the earlier ones, with a note. */
+  async function buildAgainAfterMoves(): Promise<void> {
+    const built = (name: string) => results.some((r) => r.kind === 'build' && r.node === name && r.status === 'success');
+    const { perPractice, global } = movedRowRebuilds(plan, changedElsewhere, built);
+    const note = 'built again at the end of the run: rows of this practice moved to another practice after it was built';
+    for (const { tenant, step } of perPractice) {
+      const again = await runBatch(step, nodes[step.id]!, [tenant], []);
+      for (const r of again) replaceResult(r, note);
+      opts.onTaskEnd?.(step, again, scheduler.snapshot());
+    }
+    for (const step of global) {
+      const again = await runOnce(step, nodes[step.id]!);
+      for (const r of again) replaceResult(r, note);
+      opts.onTaskEnd?.(step, again, scheduler.snapshot());
+    }
+  }
+
+  function replaceResult(r: NodeResult, note: string): void {
+    const next = r.kind === 'build' && r.status === 'success' ? { ...r, notes: [...(r.notes ?? []), note] } : r;
+    const i = results.findIndex((x) => x.node === r.node && x.kind === r.kind);
+    if (i >= 0) results[i] = next;
+    else results.push(next);
+  }
 
   function interrupted(task: Task): NodeResult[] {
     const why = typeof opts.signal?.reason === 'string' ? opts.signal.reason : 'the run was stopped before this ran';
@@ -183,6 +211,9 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       const groups = step.singleTenant ? runnable.map((t) => [t]) : [runnable];
       for (const g of groups) {
         await buildIsolated(step, node, g, (tenants, outcome, ms) => {
+          for (const other of outcome.changedElsewhere ?? []) {
+            if (!tenants.includes(other)) changedElsewhere.set(step.id, (changedElsewhere.get(step.id) ?? new Set()).add(other));
+          }
           for (const t of tenants) {
             const key = `${step.id}|${t}`;
             const before = sliced.get(key) ?? { rows: 0, ms: 0, notes: [] };

@@ -87,6 +87,12 @@ export interface BuildOutcome {
    * committed). The runner runs the node again after every practice with less service.
    */
   workLeft?: boolean;
+  /**
+   * Practices outside this build whose slices of the node lost rows in it (a row that moved to a
+   * practice built here leaves its old practice's raw then: that practice's own extract never
+   * reads it again). Their downstream, if built earlier in the run, is built again at its end.
+   */
+  changedElsewhere?: readonly string[];
 }
 
 export interface MaterializationStrategy<K extends StrategyKind = StrategyKind> {

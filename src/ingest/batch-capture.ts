@@ -76,7 +76,7 @@ export class BatchCapture {
   async outcome(table: BatchTable, tenant: string): Promise<GroupCounts | undefined> {
     const round = await this.round(table, tenant);
     if (!round || round.check.drift) return undefined;
-    if (round.check.pending.get(tenant) === 0 && round.check.captured.has(tenant)) return { loaded: 0, deleted: 0 };
+    if (round.check.pending.get(tenant) === 0 && round.check.captured.has(tenant)) return { loaded: 0, deleted: 0, movedOutOf: [] };
     if (!round.members.has(tenant)) return undefined;
     round.group ??= captureGroup(
       this.wh,

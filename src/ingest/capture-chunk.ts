@@ -43,6 +43,8 @@ export interface ChunkResult {
   added: string[];
   /** Added columns that need a backfill (the OLTP filled earlier rows with a default). */
   needsBackfill: string[];
+  /** Other practices whose slices lost rows that moved to this one (their models built earlier are stale). */
+  movedOutOf: string[];
 }
 
 /** Shared state of one table's capture: raw's columns as last seen (refreshed on drift). */
@@ -64,7 +66,7 @@ export async function captureChunk(
   raw: RawState,
   req: ChunkRequest,
 ): Promise<ChunkResult> {
-  return chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants: [req.tenant], stream: req.stream }, async (s) => {
+  const { result, movedOutOf } = await chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants: [req.tenant], stream: req.stream }, async (s) => {
     // Read before the chunk's snapshot: every transaction open then, or begun since, writes
     // updated_at at or after the horizon, so nothing below it can still appear.
     const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
@@ -82,6 +84,7 @@ export async function captureChunk(
       result: { read: rows, loaded, deleted, watermark: last, done, ...base },
     };
   });
+  return { ...result, movedOutOf };
 }
 
 interface ReadOutcome {

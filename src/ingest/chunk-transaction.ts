@@ -28,6 +28,8 @@ export interface ChunkWrites<R> {
  * the caller's rows (`write`), the moved-row check against the OLTP, the deletion epochs and
  * the new watermarks. All of it commits or none does, so a crash anywhere re-reads the same
  * rows and never skips one. Raw's known columns change only once the transaction committed.
+ * Returns the caller's result, and the practices whose slices lost rows that moved to one of
+ * `lock.tenants` (moved-rows.ts).
  */
 export async function chunkTransaction<R>(
   wh: Adapter,
@@ -38,20 +40,20 @@ export async function chunkTransaction<R>(
   raw: { columns: ColumnInfo[] },
   lock: { tenants: readonly string[]; stream: string },
   write: (s: Session) => Promise<ChunkWrites<R>>,
-): Promise<R> {
+): Promise<{ result: R; movedOutOf: string[] }> {
   const done = await wh.transaction(async (s) => {
     if (lock.tenants.length === 1) await lockTenant(s, metaSchema, spec.label, lock.tenants[0]!);
     else await lockTenants(s, metaSchema, spec.label, lock.tenants);
     const w = await write(s);
-    await removeMovedRows(s, oltp, spec, metaSchema, w.elsewhere);
+    const movedOutOf = await removeMovedRows(s, oltp, spec, metaSchema, w.elsewhere);
     await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), w.lostRows);
     for (const tenant of w.dropWatermarks ?? []) await deleteWatermark(s, metaSchema, spec.label, tenant, lock.stream);
     if (w.watermarks.length === 1) {
       const [{ tenant, wm, rows }] = w.watermarks as [{ tenant: string; wm: Watermark; rows: number }];
       await writeWatermark(s, metaSchema, spec.label, tenant, lock.stream, wm, rows);
     } else await writeWatermarks(s, metaSchema, spec.label, lock.stream, w.watermarks);
-    return w;
+    return { ...w, movedOutOf };
   });
   if (done.columns) raw.columns = done.columns;
-  return done.result;
+  return { result: done.result, movedOutOf: done.movedOutOf };
 }

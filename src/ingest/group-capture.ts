@@ -23,6 +23,8 @@ export interface GroupCounts {
   loaded: number;
   /** Soft-deleted rows seen (their keys were removed from raw). */
   deleted: number;
+  /** Practices whose slices lost rows that moved to one of the group's members. */
+  movedOutOf: string[];
 }
 
 /**
@@ -44,7 +46,7 @@ export async function captureGroup(
   opts: { horizon: string; timeoutMs?: number },
 ): Promise<Map<string, GroupCounts>> {
   const tenants = members.map((m) => m.tenant);
-  return chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants, stream: STEADY }, async (s) => {
+  const { result, movedOutOf } = await chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants, stream: STEADY }, async (s) => {
     const read = await oltp.readTransaction(
       async (r) => {
         const shape = await readSourceShape(r, spec);
@@ -82,11 +84,13 @@ export async function captureGroup(
       result: new Map(
         tenants.map((t): [string, GroupCounts] => {
           const c = read.load.byTenant.get(t) ?? { rows: 0, deleted: 0 };
-          return [t, { loaded: c.rows - c.deleted, deleted: c.deleted }];
+          return [t, { loaded: c.rows - c.deleted, deleted: c.deleted, movedOutOf: [] }];
         }),
       ),
     };
   });
+  for (const counts of result.values()) counts.movedOutOf = movedOutOf;
+  return result;
 }
 
 const GUC = {

@@ -13,11 +13,11 @@ import type { HeldElsewhere } from './slice-upsert.ts';
  * them; the copies it no longer has are removed from raw, in the chunk's transaction, and count
  * as a deletion in those practices (so their incremental models drop them too).
  *
- * Returns the rows removed. The same id at two practices (the OLTP key is (practice, id)) is
- * kept at both.
+ * Returns the practices whose slices lost rows. The same id at two practices (the OLTP key is
+ * (practice, id)) is kept at both.
  */
-export async function removeMovedRows(s: Session, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, elsewhere: readonly HeldElsewhere[]): Promise<number> {
-  if (elsewhere.length === 0) return 0;
+export async function removeMovedRows(s: Session, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, elsewhere: readonly HeldElsewhere[]): Promise<string[]> {
+  if (elsewhere.length === 0) return [];
   const columns = [spec.tenantColumn, ...spec.key];
   const arrays = columns.map((_, i) => (i === 0 ? elsewhere.map((e) => e.tenant) : elsewhere.map((e) => e.key[i - 1]!)));
   const tuple = columns.map((c) => `${quoteIdent(c)}::text`).join(', ');
@@ -28,14 +28,15 @@ export async function removeMovedRows(s: Session, oltp: OltpSource, spec: Resolv
   );
   const present = new Set(rows.map((r) => columns.map((c) => String(r[c])).join('\u0000')));
   const gone = elsewhere.filter((e) => !present.has([e.tenant, ...e.key].join('\u0000')));
-  if (gone.length === 0) return 0;
+  if (gone.length === 0) return [];
   const goneArrays = columns.map((_, i) => (i === 0 ? gone.map((e) => e.tenant) : gone.map((e) => e.key[i - 1]!)));
-  const r = await s.query(
+  await s.query(
     `DELETE FROM ${quoteRelation(spec.rawSchema, spec.table)}
       WHERE (${columns.map((c) => `CAST(${quoteIdent(c)} AS VARCHAR)`).join(', ')}) IN
             (SELECT ${columns.map((_, i) => `unnest($${i + 1}::VARCHAR[])`).join(', ')})`,
     goneArrays,
   );
-  await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), [...new Set(gone.map((e) => e.tenant))]);
-  return r.rowsChanged;
+  const lost = [...new Set(gone.map((e) => e.tenant))];
+  await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), lost);
+  return lost;
 }

@@ -46,6 +46,8 @@ export interface CaptureOutcome {
   notes: string[];
   /** The time slice ran out with chunks left; what was done is committed. */
   workLeft?: boolean;
+  /** Other practices whose slices lost rows that moved to this one (BuildOutcome.changedElsewhere). */
+  changedElsewhere?: string[];
 }
 
 /** The row-level security of any captured source's raw table (log-based capture creates them all at once). */
@@ -141,6 +143,7 @@ export class RunCapture {
     let loaded = 0;
     let deleted = 0;
     let workLeft = false;
+    let movedOutOf: string[] = [];
     const started = performance.now();
     try {
       const { spec, oltp, raw, source } = await this.prepare(node, capture, protect);
@@ -148,7 +151,7 @@ export class RunCapture {
       const batched = await this.batches.outcome({ node: node.name, spec, oltp, raw, source, chunkRows, timeoutMs: capture.timeout_ms }, tenant);
       if (batched) {
         const notes = batched.deleted > 0 ? [`${batched.deleted} deleted row(s) removed`] : [];
-        return { rows: new Map([[tenant, batched.loaded]]), notes };
+        return { rows: new Map([[tenant, batched.loaded]]), notes, changedElsewhere: batched.movedOutOf };
       }
       const after = (await readWatermarks(wh, this.opts.metaSchema, spec.label, STEADY, [tenant])).get(tenant);
       const r = await captureTenant(wh, oltp, spec, this.opts.metaSchema, raw, {
@@ -158,7 +161,7 @@ export class RunCapture {
         timeoutMs: capture.timeout_ms,
         stopsAfter: started + (capture.slice_ms ?? DEFAULT_SLICE_MS),
       });
-      ({ loaded, deleted, workLeft } = r);
+      ({ loaded, deleted, workLeft, movedOutOf } = r);
       for (const c of r.added) notes.push(`new source column "${c}" added to ${spec.rawSchema}.${spec.table}`);
       for (const c of r.needsBackfill) {
         notes.push(`column "${c}" was added to the source with values capture cannot know for earlier rows`);
@@ -168,7 +171,7 @@ export class RunCapture {
       throw asTenantError(wh, tenant, err);
     }
     if (deleted > 0) notes.push(`${deleted} deleted row(s) removed`);
-    return { rows: new Map([[tenant, loaded]]), notes, workLeft };
+    return { rows: new Map([[tenant, loaded]]), notes, workLeft, changedElsewhere: movedOutOf };
   }
 
   /**

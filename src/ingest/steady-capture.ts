@@ -111,6 +111,8 @@ export interface TenantCapture {
   watermark: Watermark | undefined;
   added: string[];
   needsBackfill: string[];
+  /** Other practices whose slices lost rows that moved to this one. */
+  movedOutOf: string[];
   /** Stopped with chunks left (its time slice ran out, or `signal`); what was done is committed. */
   workLeft: boolean;
 }
@@ -129,7 +131,7 @@ export async function captureTenant(
   raw: RawState,
   req: SteadyRequest & { signal?: AbortSignal; onChunk?: (chunk: ChunkResult) => void | Promise<void> },
 ): Promise<TenantCapture> {
-  const out: TenantCapture = { loaded: 0, deleted: 0, watermark: req.after, added: [], needsBackfill: [], workLeft: false };
+  const out: TenantCapture = { loaded: 0, deleted: 0, watermark: req.after, added: [], needsBackfill: [], movedOutOf: [], workLeft: false };
   if (req.signal?.aborted) return { ...out, workLeft: true };
   for await (const chunk of steadyChunks(wh, oltp, spec, metaSchema, raw, req)) {
     out.loaded += chunk.loaded;
@@ -137,6 +139,7 @@ export async function captureTenant(
     out.watermark = chunk.watermark ?? out.watermark;
     out.added.push(...chunk.added);
     out.needsBackfill.push(...chunk.needsBackfill);
+    for (const t of chunk.movedOutOf) if (!out.movedOutOf.includes(t)) out.movedOutOf.push(t);
     await req.onChunk?.(chunk);
     if (chunk.done) break;
     if (req.signal?.aborted || (req.stopsAfter !== undefined && performance.now() >= req.stopsAfter)) {
@@ -185,7 +188,7 @@ async function commitStaged(
   /** The stream reads one snapshot: the live rows it has committed so far. */
   written?: { rows: number },
 ): Promise<ChunkResult> {
-  return chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants: [tenant], stream: STEADY }, async (s) => {
+  const { result, movedOutOf } = await chunkTransaction(wh, oltp, spec, metaSchema, raw, { tenants: [tenant], stream: STEADY }, async (s) => {
     // Drift is planned here, against raw as it is now (a chunk read ahead was read before the
     // one in front of it added its columns).
     const drift = planDrift(spec.label, staged.shape.columns, raw.columns);
@@ -205,4 +208,5 @@ async function commitStaged(
       result: { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < staged.limit, ...base },
     };
   });
+  return { ...result, movedOutOf };
 }

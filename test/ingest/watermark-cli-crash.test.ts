@@ -148,16 +148,11 @@ describe.each<Target>(['duckdb', 'postgres'])('kill -9 of tsform run (watermark 
     expect([...want.keys()].filter((k) => k.startsWith('raw.')).sort()).toEqual(['raw.encounters', 'raw.procedures']);
     expect(want.size, [...want.keys()].join(', ')).toBeGreaterThanOrEqual(6);
 
-    // The clean run captures what the killed runs left, and raw then equals the OLTP. A row that
-    // moved leaves its old practice's raw slice in the capture of its new practice; the old
-    // practice's models do not wait for that capture (no practice waits for another), so one
-    // built earlier in the same run still holds the row until its next build (README, Deletes
-    // reach every model). A second run with nothing new must leave every model equal to the
-    // fresh load.
-    const afterFirst = fingerprintDifferences(await cleanRun(), want);
-    const afterSecond = fingerprintDifferences(await cleanRun(), want);
-    expect(afterSecond, `after the first clean run: ${afterFirst.join('; ') || 'equal'}\n${log.join('\n')}`).toEqual([]);
-    // raw was equal after the first one already (checked in cleanRun): only models may lag a run
-    expect(afterFirst.filter((d) => d.startsWith('raw.'))).toEqual([]);
+    // The clean run captures what the killed runs left: raw equals the OLTP, and every model the
+    // fresh load. A row that moved leaves its old practice's raw in its new practice's extract,
+    // possibly after the old practice's models were built in that run: the run builds them again
+    // at its end (runner.ts, moved-row-rebuilds.ts). Without that, 2 of 4 runs of this test left
+    // the moved rows in the old practices' marts on PostgreSQL.
+    expect(fingerprintDifferences(await cleanRun(), want), log.join('\n')).toEqual([]);
   }, 600_000);
 });

@@ -72,9 +72,9 @@ export function openOltpAt(url: string): () => Promise<OltpSource> {
 /**
  * The OLTP with faults for some practices, keyed on the practice id capture binds for its
  * extract (alone, or among the practices of a batch read together): `timeout` sleeps past the statement timeout, `disconnect` kills the session (a real
- * connection loss). Other practices read normally.
+ * connection loss), `slow` reads 1.2 s late. Other practices read normally.
  */
-export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' | 'disconnect'>): OltpSource {
+export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' | 'disconnect' | 'slow'>): OltpSource {
   return {
     query: (sql, params) => inner.query(sql, params),
     close: () => inner.close(),
@@ -90,6 +90,8 @@ export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' |
               const fault = sql.includes('set_config') ? bound.map((t) => faults[t]).find((f) => f !== undefined) : undefined;
               if (fault === 'timeout') await s.query('SELECT pg_sleep(10)');
               if (fault === 'disconnect') await s.query('SELECT pg_terminate_backend(pg_backend_pid())');
+              // within the fixture's 2 s statement timeout: the read succeeds, late
+              if (fault === 'slow') await s.query('SELECT pg_sleep(1.2)');
               return r;
             },
           }),

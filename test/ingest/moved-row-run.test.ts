@@ -1,0 +1,69 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
+import { runWorkspace } from '../../src/cli/api.ts';
+import { copyCaptureProject, openOltpAt, startSmallOltp, withFaults, withWarehouse, type SmallOltp } from './support/capture-project.ts';
+
+const AGAIN = 'built again at the end of the run: rows of this practice moved to another practice after it was built';
+
+/**
+ * A row that moves from practice A to practice B leaves A's raw slice in B's extract (A's own
+ * extract never reads it again). A's models do not wait for B's extract, so those built before
+ * it in the same run held the row: the run builds them again at its end. B's reads are made slow
+ * here so that A's models surely come first.
+ */
+describe('a row moved to another practice leaves the old practice’s models in the same run', () => {
+  let oltp: SmallOltp;
+  let project: ReturnType<typeof copyCaptureProject>;
+  let from: string;
+  let to: string;
+
+  beforeAll(async () => {
+    oltp = await startSmallOltp(['encounters', 'procedures']);
+    [from, to] = (await oltp.admin.query(`SELECT practice_id FROM oltp.encounters GROUP BY 1 ORDER BY 1 LIMIT 2`)).rows.map((r) => String(r.practice_id)) as [string, string];
+    project = copyCaptureProject([from, to]);
+    // each practice its own batch: their extracts are separate nodes, not one group transaction
+    const yml = join(project.dir, 'tsform.yml');
+    writeFileSync(yml, readFileSync(yml, 'utf8').replace('batch:\n  size: 4', 'batch:\n  size: 1'));
+  }, 120_000);
+  afterAll(async () => {
+    project?.remove();
+    await oltp?.stop();
+  });
+
+  it('the old practice’s tables and counts are built again after the new practice’s extract removed its copy', async () => {
+    const first = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url) });
+    expect(first.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    const moved = String(
+      (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1`, [from])).rows[0]!.encounter_id,
+    );
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
+
+    const slowTo = withFaults(await PgOltpSource.open(oltp.server.url), { [to]: 'slow' });
+    const run = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: async () => slowTo });
+    expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    // the old practice's staging and counts were built before the move reached raw, then again
+    for (const node of [`stg_encounters@${from}`, `practice_encounter_counts@${from}`]) {
+      expect(run.results.filter((r) => r.node === node && r.kind === 'build').map((r) => r.notes ?? []), node).toEqual([expect.arrayContaining([AGAIN])]);
+    }
+    // the receiving practice's nodes ran after its own extract: nothing to build again
+    expect(run.results.filter((r) => r.tenant === to && (r.notes ?? []).includes(AGAIN))).toEqual([]);
+
+    const oltpCounts = new Map(
+      (await oltp.admin.query(`SELECT practice_id, count(*) AS n FROM oltp.encounters WHERE deleted_at IS NULL AND practice_id = ANY($1::text[]) GROUP BY 1`, [[from, to]])).rows.map((r) => [
+        String(r.practice_id),
+        Number(r.n),
+      ]),
+    );
+    await withWarehouse(project.dir, async (wh) => {
+      for (const rel of ['raw.encounters', 'marts.stg_encounters']) {
+        const holders = (await wh.query(`SELECT practice_id FROM ${rel} WHERE encounter_id = $1`, [moved])).rows.map((r) => String(r.practice_id));
+        expect(holders, rel).toEqual([to]);
+      }
+      const counts = (await wh.query(`SELECT practice_id, encounters FROM marts.practice_encounter_counts WHERE practice_id = ANY($1::VARCHAR[])`, [[from, to]])).rows;
+      expect(counts.length).toBe(2);
+      for (const c of counts) expect(Number(c.encounters), String(c.practice_id)).toBe(oltpCounts.get(String(c.practice_id)));
+    });
+  }, 300_000);
+});
