@@ -45,7 +45,7 @@ export async function chunkTransaction<R>(
     if (lock.tenants.length === 1) await lockTenant(s, metaSchema, spec.label, lock.tenants[0]!);
     else await lockTenants(s, metaSchema, spec.label, lock.tenants);
     const w = await write(s);
-    const movedOutOf = await removeMovedRows(s, oltp, spec, metaSchema, w.elsewhere);
+    const movedOutOf = await removeMovedRows(s, oltp, spec, metaSchema, w.elsewhere, lock.tenants);
     await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), w.lostRows);
     for (const tenant of w.dropWatermarks ?? []) await deleteWatermark(s, metaSchema, spec.label, tenant, lock.stream);
     if (w.watermarks.length === 1) {

@@ -219,6 +219,36 @@ describe('capture: bad input and schema drift', () => {
     expect(await rawDiffers(oltp.admin, wh, 'encounters', [p])).toEqual([]);
   });
 
+  it('a row moved away after the old practice read it, and captured by its new practice first, does not stay in the old slice', async () => {
+    const pool = demoTenantIds().sort().slice(40, 60);
+    const p = String((await oltp.admin.query(`SELECT practice_id FROM oltp.encounters WHERE practice_id = ANY($1::text[]) AND deleted_at IS NULL GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1`, [pool])).rows[0]!.practice_id);
+    const q = demoTenantIds().sort()[61]!;
+    await captureTenantSlice(wh, oltp.source, spec('encounters'), [p, q]);
+    // a backlog of two chunks at p; its last row is the one that moves
+    const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 10', [p])).rows.map((x) => String(x.encounter_id));
+    expect(ids.length).toBe(10);
+    for (const id of ids) await oltp.admin.query(`UPDATE oltp.encounters SET updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $2`, [p, id]);
+    const moved = ids[ids.length - 1]!;
+    const r = await captureTenantSlice(wh, oltp.source, spec('encounters'), [p], {
+      chunkRows: 5,
+      readAheadBytes: 0,
+      onChunk: async (_, chunk) => {
+        if (chunk.read !== 5 || chunk.watermark?.key[0] !== ids[4]) return;
+        // p's last chunk is being read ahead, as the row was: let its snapshot be taken
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // the row moves to q, and q's capture takes it before p's last chunk commits
+        await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p, q, moved]);
+        const taken = await captureTenantSlice(wh, oltp.source, spec('encounters'), [q]);
+        expect(taken.rowsByTenant.get(q)).toBe(1);
+      },
+    });
+    expect(r.failures).toEqual([]);
+    expect(r.rowsByTenant.get(p)).toBe(10);
+    const holders = (await wh.query(`SELECT practice_id FROM raw.encounters WHERE encounter_id = $1`, [moved])).rows.map((x) => String(x.practice_id));
+    expect(holders).toEqual([q]);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
+  });
+
   it('an onboarding chunk finding rows in the slice that the stream did not write takes the general path: no key twice', async () => {
     const p = demoTenantIds().sort()[22]!;
     const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY updated_at, encounter_id', [p])).rows.map((x) => String(x.encounter_id));
