@@ -80,6 +80,14 @@ export interface TransactionOptions {
    * statement (statement_timeout), DuckDB from the start of the transaction (one timer, then interrupt).
    */
   timeoutMs?: number;
+  /**
+   * Transactions given the same key run one after another on this warehouse: each starts its
+   * statements once the previous one committed or rolled back, so it reads every row that one
+   * wrote (two at once would each read a snapshot without the other's rows). DuckDB waits in the
+   * process (one process writes a file), PostgreSQL on a transaction-scoped advisory lock (any
+   * number of processes). A key names something of tsform's own, e.g. a raw table; never a value.
+   */
+  serializeOn?: string;
 }
 
 export interface AdapterCapabilities {

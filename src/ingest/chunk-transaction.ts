@@ -1,4 +1,5 @@
 import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
+import { quoteRelation } from '../sql/quote.ts';
 import { countDeletion, relationKey } from '../warehouse/deletion-epochs.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
 import { removeMovedRows } from './moved-rows.ts';
@@ -53,7 +54,9 @@ export async function chunkTransaction<R>(
       await writeWatermark(s, metaSchema, spec.label, tenant, lock.stream, wm, rows);
     } else await writeWatermarks(s, metaSchema, spec.label, lock.stream, w.watermarks);
     return { ...w, movedOutOf };
-  });
+    // a moved row's two copies may arrive in two practices' chunks at once: the one committed
+    // second must see the other's (moved-rows.ts), so chunks of one raw table never overlap
+  }, { serializeOn: `raw rows of ${quoteRelation(spec.rawSchema, spec.table)}` });
   if (done.columns) raw.columns = done.columns;
   return { result: done.result, movedOutOf: done.movedOutOf };
 }

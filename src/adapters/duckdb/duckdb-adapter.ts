@@ -54,6 +54,8 @@ export class DuckDBAdapter implements Adapter {
   readonly capabilities = { rowLevelSecurity: false, transactionalDdl: true };
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
+  /** Per `serializeOn` key: settles when the last transaction queued on it ends. */
+  private readonly turns = new Map<string, Promise<void>>();
   private closed = false;
 
   private constructor(
@@ -126,6 +128,30 @@ export class DuckDBAdapter implements Adapter {
   }
 
   async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    // the turn before the connection: a transaction waiting for its turn holds none
+    const endTurn = options.serializeOn === undefined ? undefined : await this.turn(options.serializeOn);
+    try {
+      return await this.transactionOnConnection(fn, options);
+    } finally {
+      endTurn?.();
+    }
+  }
+
+  /** Waits until every earlier transaction of this key ended; call the result when this one ends. */
+  private async turn(key: string): Promise<() => void> {
+    const previous = this.turns.get(key) ?? Promise.resolve();
+    let end!: () => void;
+    const mine = new Promise<void>((resolve) => (end = resolve));
+    const last = previous.then(() => mine);
+    this.turns.set(key, last);
+    await previous;
+    return () => {
+      end();
+      if (this.turns.get(key) === last) this.turns.delete(key);
+    };
+  }
+
+  private async transactionOnConnection<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions): Promise<T> {
     const conn = await this.acquire();
     let timedOut = false;
     const timer =

@@ -66,7 +66,10 @@ export class PostgresAdapter implements Adapter {
 
   async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     try {
-      return await inClientTransaction(this.pool, 'BEGIN', options.timeoutMs, async (client) => {
+      // READ COMMITTED whatever the server's default: each statement after the lock then sees what the previous holder committed
+      const begin = options.serializeOn === undefined ? 'BEGIN' : 'BEGIN ISOLATION LEVEL READ COMMITTED';
+      return await inClientTransaction(this.pool, begin, options.timeoutMs, async (client) => {
+        if (options.serializeOn !== undefined) await client.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.serialize', options.serializeOn]);
         const result = await fn(sessionOn(client, this.partitioning));
         await this.checkFence(client);
         return result;
