@@ -23,7 +23,7 @@ export interface GroupCounts {
   loaded: number;
   /** Soft-deleted rows seen (their keys were removed from raw). */
   deleted: number;
-  /** Practices whose slices lost rows that moved to one of the group's members. */
+  /** Practices outside the group whose slices lost rows that moved to one of its members. */
   movedOutOf: string[];
 }
 
@@ -89,7 +89,9 @@ export async function captureGroup(
       ),
     };
   });
-  for (const counts of result.values()) counts.movedOutOf = movedOutOf;
+  // a member that lost a row to another member is in this transaction: its models come after it
+  const outside = movedOutOf.filter((t) => !tenants.includes(t));
+  for (const counts of result.values()) counts.movedOutOf = outside;
   return result;
 }
 

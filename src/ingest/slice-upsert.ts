@@ -79,20 +79,21 @@ export interface HeldElsewhere {
 }
 
 /**
- * Rows of other practices' slices with the key of one of the chunk's live rows. The OLTP keys
- * rows by (practice, id): such a row is either the same id at another practice, or a row that
- * moved here and is stale there; moved-rows.ts asks the OLTP which.
+ * Rows of other practices' slices with the key of one of the chunk's rows. The OLTP keys rows by
+ * (practice, id): such a row is either the same id at another practice, or a row that moved here
+ * and is stale there; moved-rows.ts asks the OLTP which. Soft-deleted rows count too: a row that
+ * moved here and was deleted before this practice captured it arrives only as a deletion, and is
+ * the last chance to remove the old practice's copy.
  */
 export async function keysHeldElsewhere(s: Session, spec: ResolvedSpec, tenants: ChunkTenants, columns: readonly SourceColumn[], keys: ChunkRows): Promise<HeldElsewhere[]> {
   const target = quoteRelation(spec.rawSchema, spec.table);
   const cast = castFrom(columns, keys.typed);
   const match = spec.key.map((k) => `${cast(k)} = t.${quoteIdent(k)}`).join(' AND ');
-  const live = columns.some((c) => c.name === spec.deletedColumn) ? ` AND l.${quoteIdent(spec.deletedColumn)} IS NULL` : '';
   const t = tenantIn(tenants, 1);
   const { rows } = await s.query(
     `SELECT DISTINCT CAST(t.${quoteIdent(spec.tenantColumn)} AS VARCHAR) AS __tsf_tenant, ${spec.key.map((k, i) => `CAST(t.${quoteIdent(k)} AS VARCHAR) AS __tsf_k${i}`).join(', ')}
        FROM ${target} AS t JOIN ${keys.from} AS l ON ${match}
-      WHERE ${cast(spec.tenantColumn)} ${t.sql} AND t.${quoteIdent(spec.tenantColumn)} <> ${cast(spec.tenantColumn)}${live}`,
+      WHERE ${cast(spec.tenantColumn)} ${t.sql} AND t.${quoteIdent(spec.tenantColumn)} <> ${cast(spec.tenantColumn)}`,
     [t.param, ...keys.params],
   );
   return rows.map((r) => ({ tenant: String(r.__tsf_tenant), key: spec.key.map((_, i) => String(r[`__tsf_k${i}`])) }));

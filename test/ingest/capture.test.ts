@@ -249,6 +249,18 @@ describe('capture: bad input and schema drift', () => {
     expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
   });
 
+  it('a row moved to another practice and deleted there before that practice captured it leaves the old slice', async () => {
+    const [p, q] = demoTenantIds().sort().slice(62, 64) as [string, string];
+    await captureTenantSlice(wh, oltp.source, spec('encounters'), [p, q]);
+    const moved = String((await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1', [p])).rows[0]!.encounter_id);
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p, q, moved]);
+    // the demo trigger turns the DELETE into a soft delete: q's capture sees the row only as deleted
+    await oltp.admin.query('DELETE FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $2', [q, moved]);
+    for (const t of [q, p]) expect((await captureTenantSlice(wh, oltp.source, spec('encounters'), [t])).failures).toEqual([]);
+    expect((await wh.query(`SELECT practice_id FROM raw.encounters WHERE encounter_id = $1`, [moved])).rows.length).toBe(0);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
+  });
+
   it('an onboarding chunk finding rows in the slice that the stream did not write takes the general path: no key twice', async () => {
     const p = demoTenantIds().sort()[22]!;
     const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY updated_at, encounter_id', [p])).rows.map((x) => String(x.encounter_id));

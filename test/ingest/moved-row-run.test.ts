@@ -66,4 +66,25 @@ describe('a row moved to another practice leaves the old practice’s models in 
       for (const c of counts) expect(Number(c.encounters), String(c.practice_id)).toBe(oltpCounts.get(String(c.practice_id)));
     });
   }, 300_000);
+
+  it('a move between two practices captured in one batch transaction builds nothing again', async () => {
+    // both practices in one batch: their small backlogs are captured together (group-capture.ts),
+    // the move removed in the transaction both extracts wait for, before either's models
+    const yml = join(project.dir, 'tsform.yml');
+    writeFileSync(yml, readFileSync(yml, 'utf8').replace('batch:\n  size: 1', 'batch:\n  size: 4'));
+    const moved = String(
+      (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id DESC LIMIT 1`, [from])).rows[0]!.encounter_id,
+    );
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
+    await oltp.admin.query(`UPDATE oltp.encounters SET updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 1)`, [from]);
+    const run = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url) });
+    expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    expect(run.results.filter((r) => (r.notes ?? []).includes(AGAIN)).map((r) => r.node)).toEqual([]);
+    await withWarehouse(project.dir, async (wh) => {
+      for (const rel of ['raw.encounters', 'marts.stg_encounters']) {
+        const holders = (await wh.query(`SELECT practice_id FROM ${rel} WHERE encounter_id = $1`, [moved])).rows.map((r) => String(r.practice_id));
+        expect(holders, rel).toEqual([to]);
+      }
+    });
+  }, 300_000);
 });
