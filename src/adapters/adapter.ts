@@ -1,7 +1,11 @@
+import type { CopyStaging, StageColumn, StagedCopy } from './copy-staging.ts';
+import type { FoldDialect } from './fold-dialect.ts';
+import type { SqlParam } from './sql-param.ts';
 import type { StatementPosition } from './statement-position.ts';
 import type { ErrorClass } from '../errors.ts';
 
 export type { ErrorClass } from '../errors.ts';
+export type { SqlParam } from './sql-param.ts';
 
 /**
  * The only door to the warehouse (capture reads the OLTP through `OltpSource`, oltp-source.ts).
@@ -10,9 +14,6 @@ export type { ErrorClass } from '../errors.ts';
  */
 
 export type TargetKind = 'duckdb' | 'postgres';
-
-/** A bound parameter. `string[]` is how practice ids travel (as `$1::VARCHAR[]`). */
-export type SqlParam = string | number | boolean | null | string[];
 
 export type Row = Record<string, unknown>;
 
@@ -42,6 +43,8 @@ export interface Session {
    * Replaces an earlier temp table of that name; on PostgreSQL the table is dropped at commit.
    */
   createTempTableAs(name: string, selectSql: string, params: readonly SqlParam[]): Promise<void>;
+  /** Drops this session's temp table of that name, if any (DuckDB keeps temp tables past a commit; PostgreSQL's of createTempTableAs go at commit). */
+  dropTempTable(name: string): Promise<void>;
   /**
    * Bulk-inserts text values into an existing table (the appender on DuckDB, COPY on
    * PostgreSQL). `null` is SQL NULL. A column that is not VARCHAR gets the engine's cast of the
@@ -57,6 +60,11 @@ export interface Session {
    * Returns the rows written.
    */
   copyInText?(schema: string, table: string, columns: readonly string[], data: AsyncIterable<Buffer>): Promise<number>;
+  /**
+   * A capture chunk's COPY output (in the engine's `copyStaging.format`), staged for this
+   * transaction's statements: a temp table on PostgreSQL, a scratch file on DuckDB.
+   */
+  stageCopy(columns: readonly StageColumn[], data: AsyncIterable<Buffer>): Promise<StagedCopy>;
   /**
    * Creates a tenant-scoped table with the columns of temp table `likeTemp`, partitioned by
    * practice (a PostgreSQL target's `partition_by_practice`); a no-op when it exists. Absent
@@ -111,6 +119,10 @@ export interface RelationInfo {
 export interface Adapter {
   readonly kind: TargetKind;
   readonly capabilities: AdapterCapabilities;
+  /** How capture chunks reach this engine (copy-staging.ts). */
+  readonly copyStaging: CopyStaging;
+  /** How logical capture's queue fold reads JSON on this engine (fold-dialect.ts). */
+  readonly foldDialect: FoldDialect;
   /**
    * Runs `fn` in one transaction on one connection and commits; rolls back and rethrows when
    * `fn` throws, and also when the engine reports a failed commit.

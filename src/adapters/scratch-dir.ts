@@ -8,7 +8,7 @@ let dir: string | undefined;
  * The one directory on the file system that DuckDB may still reach once a database is locked
  * down (`allowed_directories`; duckdb-adapter.ts): a folder of this process, 0700 (mkdtemp),
  * removed when the process exits. tsform writes files there for DuckDB's own readers (a captured
- * chunk's COPY output, duckdb-chunk-load.ts) and nowhere else.
+ * chunk's COPY output, csv-staging.ts) and nowhere else.
  */
 export function privateScratchDir(): string {
   if (dir === undefined) {

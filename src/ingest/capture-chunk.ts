@@ -2,12 +2,10 @@ import type { Adapter, ColumnInfo, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import type { ChunkLoad, ChunkSource } from './chunk-load.ts';
+import { loadChunk, type ChunkLoad, type ChunkSource } from './chunk-load.ts';
 import { chunkTransaction } from './chunk-transaction.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
-import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import { CAPTURE_APPLICATION_NAME, type OltpReadSession, type OltpSource } from './oltp-source.ts';
-import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { addRawColumns, planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { type Watermark } from './watermarks.ts';
 
@@ -70,7 +68,7 @@ export async function captureChunk(
     // Read before the chunk's snapshot: every transaction open then, or begun since, writes
     // updated_at at or after the horizon, so nothing below it can still appear.
     const horizon = await readCommitHorizon(oltp, spec.settleSeconds);
-    const read = await oltp.readTransaction((r) => readChunk(s, r, spec, metaSchema, raw, { ...req, horizon }, wh.kind === 'duckdb'), { timeoutMs: req.timeoutMs });
+    const read = await oltp.readTransaction((r) => readChunk(wh, s, r, spec, metaSchema, raw, { ...req, horizon }), { timeoutMs: req.timeoutMs });
     // After the OLTP read has ended: what is left of the warehouse side (the upsert on PostgreSQL).
     const { loaded, elsewhere } = await read.load.finish();
     const { rows, deleted, last } = read.load;
@@ -96,13 +94,13 @@ interface ReadOutcome {
 }
 
 async function readChunk(
+  wh: Pick<Adapter, 'copyStaging'>,
   s: Session,
   r: OltpReadSession,
   spec: ResolvedSpec,
   metaSchema: string,
   raw: RawState,
   req: ChunkRequest & { horizon: string },
-  viaFiles: boolean,
 ): Promise<ReadOutcome> {
   const shape = await readSourceShape(r, spec);
   const { rel, selected, order } = shape;
@@ -122,7 +120,7 @@ async function readChunk(
     chunkRows: Math.max(1, Math.floor(req.chunkRows)),
     copy: async (after, limit, format) => r.copyOut(await bindChunkSelect(r, rel, spec, selected, order, req, after, limit), format),
   };
-  const load = viaFiles ? await loadChunkViaFiles(source) : await loadChunkViaCopy(source);
+  const load = await loadChunk(wh, source);
   return { load, added: added.map((c) => c.name), needsBackfill: drift.needsBackfill, columns };
 }
 

@@ -3,11 +3,9 @@ import { Codes, TsformError } from '../errors.ts';
 import { safeType } from '../warehouse/load-csv.ts';
 import { quoteIdent } from '../sql/quote.ts';
 import { readSourceShape, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
-import type { ChunkSource } from './chunk-load.ts';
+import { loadChunk, type ChunkSource } from './chunk-load.ts';
 import { chunkTransaction } from './chunk-transaction.ts';
-import { loadChunkViaFiles } from './duckdb-chunk-load.ts';
 import type { OltpReadSession, OltpSource } from './oltp-source.ts';
-import { loadChunkViaCopy } from './postgres-chunk-load.ts';
 import { planDrift } from './source-columns.ts';
 import { STEADY, type Watermark } from './watermarks.ts';
 
@@ -65,7 +63,7 @@ export async function captureGroup(
           chunkRows: 1,
           copy: async (_after, _limit, format) => r.copyOut(select, format),
         };
-        const load = wh.kind === 'duckdb' ? await loadChunkViaFiles(source) : await loadChunkViaCopy(source);
+        const load = await loadChunk(wh, source);
         // in the same snapshot as the COPY: exactly the last of the rows it read, per member
         return { load, last: await lastPositions(r, spec, shape) };
       },

@@ -2,7 +2,8 @@ import type { Adapter } from '../adapters/adapter.ts';
 import { bindChunkSelect, captureChunk, readSourceShape, type ChunkResult, type RawState, type ResolvedSpec, type SourceShape } from './capture-chunk.ts';
 import { chunkTransaction } from './chunk-transaction.ts';
 import { oneSnapshot, transactionPerChunk, type ChunkReader } from './chunk-readers.ts';
-import { copyChunkToFile, loadStagedChunk, type StagedChunk } from './duckdb-chunk-load.ts';
+import type { CopyStaging, StagedCopy } from '../adapters/copy-staging.ts';
+import { stagedPosition, upsertStaged } from './chunk-load.ts';
 import type { OltpSource } from './oltp-source.ts';
 import { withRetry } from './retry.ts';
 import { countSliceRows } from './slice-upsert.ts';
@@ -57,7 +58,8 @@ const FIRST_CHUNK_ROWS = 122_880;
  */
 export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, raw: RawState, req: SteadyRequest): AsyncGenerator<ChunkResult> {
   const chunkRows = Math.max(1, Math.floor(req.chunkRows));
-  if (wh.kind !== 'duckdb') {
+  const stageAhead = wh.copyStaging.ahead;
+  if (!stageAhead) {
     let after = req.after;
     for (;;) {
       const chunk = await withRetry(wh, () => captureChunk(wh, oltp, spec, metaSchema, raw, { tenant: req.tenant, stream: STEADY, after, chunkRows, timeoutMs: req.timeoutMs }));
@@ -72,7 +74,7 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
   // live rows this stream has committed, while they are all the slice holds
   const written = { rows: 0 };
   const read = (after: Watermark | undefined, limit = chunkRows) => {
-    const p = readChunkAhead(reader, spec, req.tenant, after, limit);
+    const p = readChunkAhead(stageAhead, wh.copyStaging.format, reader, spec, req.tenant, after, limit);
     // Marked handled now: a read ahead may fail while the chunk in front of it commits, before
     // anything awaits it (an unhandled rejection would end the process). Its await rethrows.
     p.catch(() => undefined);
@@ -83,12 +85,12 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
     for (let after = req.after; next; ) {
       const staged: StagedRead = await next;
       const stopping = req.stopsAfter !== undefined && performance.now() >= req.stopsAfter;
-      next = !stopping && staged.file.bytes > 0 && staged.file.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.file.last) : undefined;
+      next = !stopping && staged.staged.bytes > 0 && staged.staged.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.last) : undefined;
       let chunk: ChunkResult;
       try {
         chunk = await withRetry(wh, () => commitStaged(wh, oltp, spec, metaSchema, raw, req.tenant, after, staged, reader.oneSnapshot ? written : undefined));
       } finally {
-        await staged.file.dispose();
+        await staged.staged.dispose();
       }
       written.rows += chunk.loaded;
       yield chunk;
@@ -98,7 +100,7 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
     }
   } finally {
     // stopped early or failed: a read ahead is dropped (nothing of it was committed)
-    if (next) await next.then((s) => s.file.dispose(), () => undefined);
+    if (next) await next.then((s) => s.staged.dispose(), () => undefined);
     await reader.end().catch(() => undefined);
   }
 }
@@ -152,24 +154,35 @@ export async function captureTenant(
 
 interface StagedRead {
   shape: SourceShape;
-  file: StagedChunk;
+  staged: StagedCopy;
+  /** The chunk's position: its last row's. */
+  last: Watermark | undefined;
   /** The rows the read asked for: fewer came back when the practice is caught up. */
   limit: number;
-  /** The rows COPY wrote to the file. */
+  /** The rows COPY wrote. */
   rows: number;
 }
 
-/** The OLTP half of a chunk: below the commit horizon, into a file. */
-function readChunkAhead(reader: ChunkReader, spec: ResolvedSpec, tenant: string, after: Watermark | undefined, limit: number): Promise<StagedRead> {
+/** The OLTP half of a chunk: below the commit horizon, staged ahead of the warehouse transaction. */
+function readChunkAhead(
+  stage: NonNullable<CopyStaging['ahead']>,
+  format: CopyStaging['format'],
+  reader: ChunkReader,
+  spec: ResolvedSpec,
+  tenant: string,
+  after: Watermark | undefined,
+  limit: number,
+): Promise<StagedRead> {
   return reader.read(async (r, horizon) => {
     const shape = await readSourceShape(r, spec);
     const select = await bindChunkSelect(r, shape.rel, spec, shape.selected, shape.order, { tenant, stream: STEADY, after, chunkRows: limit, horizon }, after, limit);
-    const copy = r.copyOut(select, 'csv');
-    const file = await copyChunkToFile({ spec, columns: shape.selected, positionIndexes: shape.positionIndexes }, copy);
+    const copy = r.copyOut(select, format);
+    const staged = await stage(shape.selected, copy);
     try {
-      return { shape, limit, file, rows: await copy.rows() };
+      const last = stagedPosition({ spec, columns: shape.selected, positionIndexes: shape.positionIndexes }, staged);
+      return { shape, limit, staged, last, rows: await copy.rows() };
     } catch (err) {
-      await file.dispose();
+      await staged.dispose();
       throw err;
     }
   });
@@ -195,17 +208,17 @@ async function commitStaged(
     const added = await addRawColumns(s, { schema: spec.rawSchema, table: spec.table }, drift.add);
     const columns = [...raw.columns, ...drift.add.map((c) => ({ name: c.name, type: c.rawType }))];
     const base = { added: added.map((c) => c.name), needsBackfill: drift.needsBackfill };
-    if (staged.file.bytes === 0) return { columns, elsewhere: [], lostRows: [], watermarks: [], result: { read: 0, loaded: 0, deleted: 0, watermark: after, done: true, ...base } };
+    if (staged.staged.bytes === 0) return { columns, elsewhere: [], lostRows: [], watermarks: [], result: { read: 0, loaded: 0, deleted: 0, watermark: after, done: true, ...base } };
     // Only this stream's rows in the slice (the count is a guard: within the one process that
     // holds the DuckDB file, nothing else writes this practice's slice of this table meanwhile).
     const keysAreNew = written !== undefined && (await countSliceRows(s, spec, tenant)) === written.rows;
-    const r = await loadStagedChunk(s, spec, tenant, staged.shape.selected, staged.shape.deletedIndex, staged.file.file, keysAreNew ? staged.rows : undefined);
+    const r = await upsertStaged(s, spec, tenant, staged.shape.selected, staged.shape.deletedIndex, staged.staged, keysAreNew ? staged.rows : undefined);
     return {
       columns,
       elsewhere: r.elsewhere,
       lostRows: r.deleted > 0 ? [tenant] : [],
-      watermarks: [{ tenant, wm: staged.file.last!, rows: r.rows }],
-      result: { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.file.last, done: r.rows < staged.limit, ...base },
+      watermarks: [{ tenant, wm: staged.last!, rows: r.rows }],
+      result: { read: r.rows, loaded: r.loaded, deleted: r.deleted, watermark: staged.last, done: r.rows < staged.limit, ...base },
     };
   });
   return { ...result, movedOutOf };

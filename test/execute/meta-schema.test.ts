@@ -78,6 +78,8 @@ function twin(a: Adapter): Adapter {
   return {
     kind: a.kind,
     capabilities: a.capabilities,
+    copyStaging: a.copyStaging,
+    foldDialect: a.foldDialect,
     transaction: (fn, o) => a.transaction(fn, o),
     query: (sql, params) => a.query(sql, params),
     describe: (s, n) => a.describe(s, n),

@@ -25,11 +25,15 @@ function faulty(db: Adapter, faults: (Error | undefined)[]): Adapter & { attempt
     runScript: (sql) => s.runScript(sql),
     createTempTableAs: async (name, sql, params) => (hit(sql), s.createTempTableAs(name, sql, params)),
     insertText: (schema, table, columns, rows) => s.insertText(schema, table, columns, rows),
+    dropTempTable: (name) => s.dropTempTable(name),
+    stageCopy: (columns, data) => s.stageCopy(columns, data),
   });
   const wrapped: Adapter & { attempts: number } = {
     attempts: 0,
     kind: db.kind,
     capabilities: db.capabilities,
+    copyStaging: db.copyStaging,
+    foldDialect: db.foldDialect,
     transaction: (fn, options) => db.transaction((s) => fn(session(s)), options),
     query: async (sql, params) => (hit(sql), db.query(sql, params)),
     describe: (schema, name) => db.describe(schema, name),

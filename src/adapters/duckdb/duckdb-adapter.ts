@@ -17,6 +17,8 @@ import { duckdbErrorPosition, withStatement, type StatementPosition } from '../s
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { privateScratchDir } from '../scratch-dir.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
+import { csvFileStaging } from './csv-staging.ts';
+import { duckdbFoldDialect } from './fold-dialect.ts';
 
 export interface DuckDBAdapterOptions {
   /** Database file; ':memory:' for tests. */
@@ -51,7 +53,9 @@ export interface DuckDBAdapterOptions {
  */
 export class DuckDBAdapter implements Adapter {
   readonly kind = 'duckdb' as const;
+  readonly foldDialect = duckdbFoldDialect;
   readonly capabilities = { rowLevelSecurity: false, transactionalDdl: true };
+  readonly copyStaging = csvFileStaging;
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
   /** Per `serializeOn` key: settles when the last transaction queued on it ends. */
@@ -264,7 +268,7 @@ function classifyDuckDBError(err: unknown): ErrorClass {
  * read_text, glob, COPY TO/FROM, ATTACH of a file, INSTALL/LOAD and getenv; the databases already
  * attached keep working, and so does DuckDB's own spill folder. The one folder left open
  * (`allowed_directories`) is the process's private 0700 scratch folder, where capture puts a
- * chunk's COPY output for DuckDB's CSV reader (duckdb-chunk-load.ts: much faster than appending
+ * chunk's COPY output for DuckDB's CSV reader (csv-staging.ts: much faster than appending
  * values from JavaScript). A model could read an in-flight chunk there, i.e. rows it could read
  * from raw anyway (DuckDB has no roles); nothing outside tsform's files. CSV sources and seeds
  * are read by Node and appended (load-csv.ts), so they need no folder. `lock_configuration`
@@ -290,6 +294,10 @@ function sessionOn(conn: DuckDBConnection): Session {
     async createTempTableAs(name, selectSql, params) {
       await runOn(conn, `CREATE OR REPLACE TEMPORARY TABLE ${quoteIdent(name)} AS\n${selectSql}`, params);
     },
+    async dropTempTable(name) {
+      await runOn(conn, `DROP TABLE IF EXISTS temp.${quoteIdent(name)}`, []);
+    },
+    stageCopy: (columns, data) => csvFileStaging.ahead!(columns, data),
     async insertText(schema, table, columns, rows) {
       const appender = await conn.createAppender(table, schema);
       try {

@@ -14,6 +14,9 @@ import { checkOneFence } from './practice-lock-fence.ts';
 import { inClientTransaction } from './client-transaction.ts';
 import { classifyPgError, isPgStatementError } from '../pg-errors.ts';
 import { RESULT_TYPES } from './result-types.ts';
+import type { CopyStaging } from '../copy-staging.ts';
+import { stageCopyIn } from './copy-staging.ts';
+import { postgresFoldDialect } from './fold-dialect.ts';
 
 export interface PostgresAdapterOptions {
   /** `postgres://user:password@host:port/database`; URL parameters such as `sslmode` are honoured. */
@@ -38,7 +41,9 @@ export async function createPostgresAdapter(opts: PostgresAdapterOptions): Promi
  */
 export class PostgresAdapter implements Adapter {
   readonly kind = 'postgres' as const;
+  readonly foldDialect = postgresFoldDialect;
   readonly capabilities = { rowLevelSecurity: true, transactionalDdl: true };
+  readonly copyStaging: CopyStaging = { format: 'text' };
   private closed = false;
 
   private constructor(
@@ -211,8 +216,13 @@ function sessionOn(client: pg.PoolClient, partitioning: PracticePartitioning | u
       await client.query(sql);
     },
     createTempTableAs: (name, selectSql, params) => createTempTableAs(client, name, selectSql, params),
+    dropTempTable: async (name) => {
+      await oneStatement(client, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(name)}`, []);
+    },
     insertText: (schema, table, columns, rows) => copyText(client, schema, table, columns, rows),
     copyInText: (schema, table, columns, data) => copyInText(client, schema, table, columns, data),
+    stageCopy: (columns, data) =>
+      stageCopyIn({ query: (sql, params = []) => oneStatement(client, sql, params), copyInText: (schema, table, names, rows) => copyInText(client, schema, table, names, rows) }, columns, data),
   };
 }
 

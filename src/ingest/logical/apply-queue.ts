@@ -66,7 +66,7 @@ export class RawShapes {
       for (const c of [spec.tenantColumn, ...spec.key]) {
         if (!info.columns.some((x) => x.name === c)) throw new TsformError(Codes.logicalSchemaChange, `capture ${spec.label}: ${spec.rawSchema}.${spec.table} has no column "${c}"`);
       }
-      sql = renderFold(this.wh.kind, spec, this.metaSchema, info.columns, batchRows);
+      sql = renderFold(this.wh.foldDialect, spec, this.metaSchema, info.columns, batchRows);
       this.shapes.set(key, sql);
     }
     return sql;
@@ -150,8 +150,8 @@ export async function applyQueues(
       if (applied) await opts.beforeCommit!(s, applied);
       return { practices: stats.map(({ tenant, changes, upserted, deleted }) => ({ tenant, changes, upserted, deleted })), more };
     } finally {
-      // DuckDB keeps a connection's temp tables past the commit (PostgreSQL drops them there)
-      if (wh.kind === 'duckdb') await s.query(`DROP TABLE IF EXISTS temp.${quoteIdent(FOLD_TABLE)}`).catch(() => undefined);
+      // DuckDB keeps a connection's temp tables past the commit; after a failed statement PostgreSQL refuses this, and drops it at the rollback
+      await s.dropTempTable(FOLD_TABLE).catch(() => undefined);
     }
   });
 }

@@ -1,6 +1,7 @@
-import type { ColumnInfo, TargetKind } from '../../adapters/adapter.ts';
+import type { ColumnInfo } from '../../adapters/adapter.ts';
+import type { FoldDialect } from '../../adapters/fold-dialect.ts';
 import { LOGICAL_QUEUE } from '../../warehouse/meta-schema.ts';
-import { quoteIdent, quoteRelation, sqlLiteral } from '../../sql/quote.ts';
+import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
 import { canonicalType } from '../source-columns.ts';
 
@@ -41,46 +42,7 @@ export interface FoldStatements {
   rawColumns: readonly string[];
 }
 
-/** How each engine reads the queue's JSON and orders and picks within a group. */
-interface Dialect {
-  /** A number increasing with (lsn, seq) over the batch. */
-  position: string;
-  /** The JSON row parsed once, to be named `j`; `present`, `value` and `carriesOther` read `j`. */
-  parsedRow(): string;
-  present(name: string): string;
-  value(name: string): string;
-  /** Whether `j` carries a column not in `names`. */
-  carriesOther(names: readonly string[]): string;
-  keyPart(i: number): string;
-  /** The value of `expr` at the highest `pos` of the group among rows where `filter` holds (NULL values count). */
-  last(expr: string, filter?: string): string;
-}
-
-const DUCKDB: Dialect = {
-  // The LSN sort key is sixteen hex digits: as a number it orders like the text, with no sort
-  // (seq, a change's place in its transaction, stays below 2^40).
-  position: `CAST(CAST(('0x' || lsn) AS UBIGINT) AS HUGEINT) * 1099511627776 + seq`,
-  // One parse per row into a map: an absent member is no key, a present null a NULL value.
-  parsedRow: () => `json_transform(row_json, '"MAP(VARCHAR, VARCHAR)"')`,
-  present: (name) => `coalesce(map_contains(j, ${sqlLiteral(name)}), false)`,
-  value: (name) => `j[${sqlLiteral(name)}]`,
-  carriesOther: (names) => `coalesce(NOT list_has_all([${names.map(sqlLiteral).join(', ')}]::VARCHAR[], map_keys(j)), false)`,
-  keyPart: (i) => `json_extract_string(key_json, '$[${i}]')`,
-  last: (expr, filter) => `arg_max_null(${expr}, pos)${filter ? ` FILTER (WHERE ${filter})` : ''}`,
-};
-
-const POSTGRES: Dialect = {
-  position: 'row_number() OVER (ORDER BY lsn, seq)',
-  parsedRow: () => `CAST(row_json AS jsonb)`,
-  present: (name) => `coalesce(j ? ${sqlLiteral(name)}, false)`,
-  value: (name) => `(j ->> ${sqlLiteral(name)})`,
-  carriesOther: (names) => `coalesce((j - ARRAY[${names.map(sqlLiteral).join(', ')}]::text[]) <> '{}'::jsonb, false)`,
-  keyPart: (i) => `(CAST(key_json AS jsonb) ->> ${i})`,
-  last: (expr, filter) => `(array_agg(${expr} ORDER BY pos DESC)${filter ? ` FILTER (WHERE ${filter})` : ''})[1]`,
-};
-
-export function renderFold(kind: TargetKind, spec: ResolvedSpec, metaSchema: string, raw: readonly ColumnInfo[], batchRows: number): FoldStatements {
-  const d = kind === 'duckdb' ? DUCKDB : POSTGRES;
+export function renderFold(d: FoldDialect, spec: ResolvedSpec, metaSchema: string, raw: readonly ColumnInfo[], batchRows: number): FoldStatements {
   const queue = quoteRelation(metaSchema, LOGICAL_QUEUE.name);
   const rawRel = quoteRelation(spec.rawSchema, spec.table);
   const fold = quoteIdent(FOLD_TABLE);

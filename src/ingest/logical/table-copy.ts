@@ -4,7 +4,7 @@ import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
 import { CAPTURED_CHANGES, LOGICAL_QUEUE } from '../../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import type { ResolvedSpec } from '../capture-spec.ts';
-import { CopyTextReader } from '../copy-text.ts';
+import { CopyTextReader } from '../../adapters/copy-text.ts';
 import type { OltpSource } from '../oltp-source.ts';
 import { canonicalType, readSourceColumns } from '../source-columns.ts';
 import { withRetry } from '../retry.ts';

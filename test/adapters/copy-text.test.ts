@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Adapter } from '../../src/adapters/adapter.ts';
 import { failureOf } from '../../src/ingest/capture.ts';
-import { CopyTextReader } from '../../src/ingest/copy-text.ts';
+import { CopyTextReader } from '../../src/adapters/copy-text.ts';
 import { canonicalType, planDrift, rawTypeOf } from '../../src/ingest/source-columns.ts';
 
 describe('COPY text reader', () => {

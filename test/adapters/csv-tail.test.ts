@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lastCsvRow } from '../../src/ingest/csv-tail.ts';
+import { lastCsvRow } from '../../src/adapters/duckdb/csv-tail.ts';
 
 /** What COPY ... WITH (FORMAT csv, NULL '\N', FORCE_QUOTE *) writes for these rows. */
 function copyCsv(rows: (string | null)[][]): Buffer {
