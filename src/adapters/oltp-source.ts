@@ -1,4 +1,4 @@
-import type { QueryResult, SqlParam } from './adapter.ts';
+import type { ErrorClass, QueryResult, SqlParam } from './adapter.ts';
 import type { LogicalReplicationSource } from './logical-replication.ts';
 
 /**
@@ -22,6 +22,12 @@ export interface OltpSource {
   /** One statement outside a read transaction (catalog checks, counts). */
   query(sql: string, params?: readonly SqlParam[]): Promise<QueryResult>;
   close(): Promise<void>;
+  /**
+   * The class of a failure this source's driver raised (a lost connection, a serialization
+   * failure on a standby: transient); undefined for any other error, which the warehouse's
+   * adapter classifies. Capture's retries ask this first, whichever engine the warehouse is.
+   */
+  classifyError(err: unknown): ErrorClass | undefined;
   /** The same database's logical replication stream (log-based capture); absent where the source cannot give one. */
   replication?(): LogicalReplicationSource;
 }

@@ -55,6 +55,19 @@ export function classifyPgError(err: unknown): ErrorClass {
   return isLostConnection(err) || isConcurrencyFailure(err) ? 'transient' : 'permanent';
 }
 
+/**
+ * classifyPgError for an error that came from PostgreSQL's driver or socket (a SQLSTATE, a Node
+ * socket code, pg's own connection messages); undefined for any other, e.g. a DuckDB warehouse's,
+ * which its own adapter classifies. The OLTP is PostgreSQL whatever the warehouse is.
+ */
+export function classifyIfPgError(err: unknown): ErrorClass | undefined {
+  const own = errorClassOf(err);
+  if (own) return own;
+  const code = codeOf(err);
+  const fromPg = (code !== undefined && (/^[0-9A-Z]{5}$/.test(code) || CONNECTION_NODE_CODES.has(code))) || isLostConnection(err);
+  return fromPg ? classifyPgError(err) : undefined;
+}
+
 /** A SQLSTATE of class 42 (syntax error or access rule violation): the statement fails for every practice bound to it. */
 export function isPgStatementError(err: unknown): boolean {
   const own = errorClassOf(err);

@@ -78,6 +78,7 @@ export async function backfillTenant(
           timeoutMs: opts.timeoutMs,
           dropWatermarkWhenDone: true,
         }),
+        oltp,
       );
       out.chunks++;
       out.rows += chunk.loaded;

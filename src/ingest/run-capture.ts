@@ -1,5 +1,5 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { pgFailureCode } from '../adapters/pg-errors.ts';
+import { classifyIfPgError, pgFailureCode } from '../adapters/pg-errors.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import type { ManifestCapture, ManifestNode, PostgresCapture, SourceNode } from '../artifacts/manifest.ts';
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';
@@ -277,7 +277,8 @@ export function asTenantError(wh: Adapter, tenant: string, err: unknown): Tsform
   const f = failureOf(wh, tenant, err);
   const where = err instanceof TsformError ? err.where : {};
   const code = err instanceof TsformError ? err.code : (pgFailureCode(err) ?? Codes.sqlError);
-  const errorClass = errorClassOf(err) ?? (code === Codes.connection ? 'transient' : code === Codes.timeout ? 'cancelled' : 'permanent');
+  // the OLTP's failures by the OLTP's classifier (PostgreSQL, whatever the warehouse is), the rest by the warehouse's
+  const errorClass = errorClassOf(err) ?? classifyIfPgError(err) ?? wh.classifyError(err);
   switch (errorClass) {
     case 'transient':
       return new TransientError(f.message, code, where);

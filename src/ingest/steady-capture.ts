@@ -62,7 +62,7 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
   if (!stageAhead) {
     let after = req.after;
     for (;;) {
-      const chunk = await withRetry(wh, () => captureChunk(wh, oltp, spec, metaSchema, raw, { tenant: req.tenant, stream: STEADY, after, chunkRows, timeoutMs: req.timeoutMs }));
+      const chunk = await withRetry(wh, () => captureChunk(wh, oltp, spec, metaSchema, raw, { tenant: req.tenant, stream: STEADY, after, chunkRows, timeoutMs: req.timeoutMs }), oltp);
       yield chunk;
       if (chunk.done) return;
       after = chunk.watermark;
@@ -88,7 +88,7 @@ export async function* steadyChunks(wh: Adapter, oltp: OltpSource, spec: Resolve
       next = !stopping && staged.staged.bytes > 0 && staged.staged.bytes >= (req.readAheadBytes ?? READ_AHEAD_MIN_BYTES) ? read(staged.last) : undefined;
       let chunk: ChunkResult;
       try {
-        chunk = await withRetry(wh, () => commitStaged(wh, oltp, spec, metaSchema, raw, req.tenant, after, staged, reader.oneSnapshot ? written : undefined));
+        chunk = await withRetry(wh, () => commitStaged(wh, oltp, spec, metaSchema, raw, req.tenant, after, staged, reader.oneSnapshot ? written : undefined), oltp);
       } finally {
         await staged.staged.dispose();
       }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorClass } from '../../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
-import { classifyPgError, isPgStatementError, pgFailureCode } from '../../src/adapters/pg-errors.ts';
+import { classifyIfPgError, classifyPgError, isPgStatementError, pgFailureCode } from '../../src/adapters/pg-errors.ts';
 import { CancelledError, Codes, TransientError, TsformError } from '../../src/errors.ts';
 
 /**
@@ -133,5 +133,18 @@ describe('PostgreSQL classifier', () => {
       expect(pgFailureCode(err)).toBe('TSF409');
     }
     for (const err of [pgError('40001'), pgError('42P01'), new Error('x')]) expect(pgFailureCode(err)).toBeUndefined();
+  });
+
+  it('as the OLTP classifier, claims only PostgreSQL driver and socket errors: any other (a DuckDB warehouse’s) is left to the warehouse', async () => {
+    const notPg = new Set(['not an error', 'undefined']);
+    for (const c of cases) expect(classifyIfPgError(c.err), c.what).toBe(notPg.has(c.what) ? undefined : c.errorClass);
+    const db = await DuckDBAdapter.open({ path: ':memory:' });
+    try {
+      const binder = await rejection(db.query('SELECT no_such_column FROM (SELECT 1 AS a)'));
+      expect(classifyIfPgError(binder)).toBeUndefined();
+      expect(classifyIfPgError(new Error('TransactionContext Error: Catalog write-write conflict'))).toBeUndefined();
+    } finally {
+      await db.close();
+    }
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { backfillStream, backfillTenant } from '../../src/ingest/backfill.ts';
 import { captureTenantSlice } from '../../src/ingest/capture.ts';
+import type { OltpSource } from '../../src/ingest/oltp-source.ts';
 import { demoSpecs, openDuckdb, sliceChecksums, startDemoOltp, tempDuckdbPath, type OltpFixture } from './support/capture-fixture.ts';
 
 describe('backfill of one practice', () => {
@@ -63,6 +64,24 @@ describe('backfill of one practice', () => {
     expect(Number(left.rows[0]!.n)).toBe(0);
     // outside the range the damage stays until a full backfill repairs it
     await backfillTenant(wh, oltp.source, spec, tenant, { chunkRows: 500 });
+    await same(tenant);
+  });
+
+  it('a chunk whose OLTP connection is lost is read again: the OLTP classifies its own failures (transient), not the DuckDB warehouse', async () => {
+    const tenant = String((await oltp.admin.query(`SELECT practice_id FROM oltp.procedures GROUP BY 1 ORDER BY count(*) DESC, 1 OFFSET 1 LIMIT 1`)).rows[0]!.practice_id);
+    // the first COPY kills its own session: a real connection loss (57P01) inside the chunk's transaction
+    let copies = 0;
+    const cutOnce: OltpSource = {
+      query: (sql, params) => oltp.source.query(sql, params),
+      close: () => oltp.source.close(),
+      classifyError: (err) => oltp.source.classifyError(err),
+      readTransaction: (fn, options) =>
+        oltp.source.readTransaction((s) => fn({ query: (sql, params) => s.query(sql, params), copyOut: (sql, format) => s.copyOut(++copies === 1 ? 'SELECT pg_terminate_backend(pg_backend_pid())' : sql, format) }), options),
+    };
+    const r = await backfillTenant(wh, cutOnce, spec, tenant, { from: '2000-01-01', to: '2100-01-01', chunkRows: 1_000 });
+    expect(r.failure).toBeUndefined();
+    expect(r.complete).toBe(true);
+    expect(copies).toBeGreaterThan(1);
     await same(tenant);
   });
 });

@@ -161,6 +161,7 @@ describe('capture: bad input and schema drift', () => {
     return {
       query: (sql, params) => oltp.source.query(sql, params),
       close: () => oltp.source.close(),
+      classifyError: (err) => oltp.source.classifyError(err),
       readTransaction: (fn, options) =>
         oltp.source.readTransaction(
           (s) =>

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import type { QueryResult, Row, SqlParam } from '../adapter.ts';
+import type { ErrorClass, QueryResult, Row, SqlParam } from '../adapter.ts';
+import { classifyIfPgError } from '../pg-errors.ts';
 import { CAPTURE_APPLICATION_NAME, type CopyOut, type OltpReadSession, type OltpSource } from '../oltp-source.ts';
 import { inClientTransaction } from './client-transaction.ts';
 import type { LogicalReplicationSource } from '../logical-replication.ts';
@@ -22,6 +23,10 @@ export class PgOltpSource implements OltpSource {
     pool.on('error', () => undefined);
     await pool.query('SELECT 1');
     return new PgOltpSource(pool, url);
+  }
+
+  classifyError(err: unknown): ErrorClass | undefined {
+    return classifyIfPgError(err);
   }
 
   async readTransaction<T>(fn: (s: OltpReadSession) => Promise<T>, options: { timeoutMs?: number } = {}): Promise<T> {

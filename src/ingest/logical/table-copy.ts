@@ -88,5 +88,6 @@ export async function copyTable(
       if (record) await writeSlotRecord(s, opts.metaSchema, opts.slot, { ...record, tables: [...new Set([...record.tables, spec.label])].sort() });
       return copied.n;
     }),
+    oltp,
   );
 }

@@ -78,6 +78,7 @@ export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' |
   return {
     query: (sql, params) => inner.query(sql, params),
     close: () => inner.close(),
+    classifyError: (err) => inner.classifyError(err),
     readTransaction: (fn, options) =>
       inner.readTransaction(
         (s) =>
