@@ -46,7 +46,7 @@ export async function chunkTransaction<R>(
     if (lock.tenants.length === 1) await lockTenant(s, metaSchema, spec.label, lock.tenants[0]!);
     else await lockTenants(s, metaSchema, spec.label, lock.tenants);
     const w = await write(s);
-    const movedOutOf = await removeMovedRows(s, oltp, spec, metaSchema, w.elsewhere, lock.tenants);
+    const movedOutOf = (await removeMovedRows(s, oltp, spec, metaSchema, w.elsewhere, lock.tenants)).tenants;
     await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), w.lostRows);
     for (const tenant of w.dropWatermarks ?? []) await deleteWatermark(s, metaSchema, spec.label, tenant, lock.stream);
     if (w.watermarks.length === 1) {
@@ -54,9 +54,16 @@ export async function chunkTransaction<R>(
       await writeWatermark(s, metaSchema, spec.label, tenant, lock.stream, wm, rows);
     } else await writeWatermarks(s, metaSchema, spec.label, lock.stream, w.watermarks);
     return { ...w, movedOutOf };
-    // a moved row's two copies may arrive in two practices' chunks at once: the one committed
-    // second must see the other's (moved-rows.ts), so chunks of one raw table never overlap
-  }, { serializeOn: `raw rows of ${quoteRelation(spec.rawSchema, spec.table)}` });
+  }, { serializeOn: rawRowsTurn(spec) });
   if (done.columns) raw.columns = done.columns;
   return { result: done.result, movedOutOf: done.movedOutOf };
+}
+
+/**
+ * The `serializeOn` key of every transaction that writes a raw table's rows with the moved-row
+ * check: a moved row's two copies may arrive in two such transactions at once, and the one
+ * committed second must see the other's.
+ */
+export function rawRowsTurn(spec: Pick<ResolvedSpec, 'rawSchema' | 'table'>): string {
+  return `raw rows of ${quoteRelation(spec.rawSchema, spec.table)}`;
 }

@@ -15,7 +15,7 @@ import type { HeldElsewhere } from './slice-upsert.ts';
  * chunk did. The copies it no longer has are removed from raw, in the chunk's transaction, and
  * count as a deletion in those practices (so their incremental models drop them too).
  *
- * Returns the practices whose slices lost rows. The same id at two practices (the OLTP key is
+ * Returns the practices whose slices lost rows, and how many rows went. The same id at two practices (the OLTP key is
  * (practice, id)) is kept at both.
  */
 export async function removeMovedRows(
@@ -26,8 +26,8 @@ export async function removeMovedRows(
   elsewhere: readonly HeldElsewhere[],
   /** The practices whose rows the chunk wrote. */
   own: readonly string[],
-): Promise<string[]> {
-  if (elsewhere.length === 0) return [];
+): Promise<{ tenants: string[]; rows: number }> {
+  if (elsewhere.length === 0) return { tenants: [], rows: 0 };
   const pairs = new Map<string, HeldElsewhere>();
   for (const e of elsewhere) for (const tenant of [e.tenant, ...own]) pairs.set([tenant, ...e.key].join('\u0000'), { tenant, key: e.key });
   const candidates = [...pairs.values()];
@@ -41,7 +41,7 @@ export async function removeMovedRows(
   );
   const present = new Set(rows.map((r) => columns.map((c) => String(r[c])).join('\u0000')));
   const gone = candidates.filter((e) => !present.has([e.tenant, ...e.key].join('\u0000')));
-  if (gone.length === 0) return [];
+  if (gone.length === 0) return { tenants: [], rows: 0 };
   const goneArrays = columns.map((_, i) => (i === 0 ? gone.map((e) => e.tenant) : gone.map((e) => e.key[i - 1]!)));
   // RETURNING: a chunk's own practice is asked about every such key, and most of them hold none
   const removed = await s.query(
@@ -53,5 +53,5 @@ export async function removeMovedRows(
   );
   const lost = [...new Set(removed.rows.map((r) => String(r.t)))].sort();
   await countDeletion(s, metaSchema, relationKey({ schema: spec.rawSchema, identifier: spec.table }), lost);
-  return lost;
+  return { tenants: lost, rows: removed.rows.length };
 }

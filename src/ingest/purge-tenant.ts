@@ -1,6 +1,7 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import { CAPTURE_WATERMARKS, LANDING_FILES, TENANT_KEYED_TABLES, TENANT_STATE } from '../warehouse/meta-schema.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { TABLE_WIDE } from './watermarks.ts';
 
 const META_TABLES: readonly string[] = TENANT_KEYED_TABLES.map((t) => t.name);
 
@@ -23,7 +24,7 @@ export async function findRetiredTenants(wh: Adapter, metaSchema: string, known:
   for (const t of [CAPTURE_WATERMARKS.name, LANDING_FILES.name, TENANT_STATE.name]) if (await wh.describe(metaSchema, t)) present.push(t);
   if (present.length === 0) return [];
   const union = present.map((t) => `SELECT tenant FROM ${quoteRelation(metaSchema, t)}`).join(' UNION ');
-  const { rows } = await wh.query(`SELECT DISTINCT tenant FROM (${union}) AS u WHERE NOT (tenant = ANY($1::VARCHAR[])) ORDER BY tenant`, [[...known]]);
+  const { rows } = await wh.query(`SELECT DISTINCT tenant FROM (${union}) AS u WHERE NOT (tenant = ANY($1::VARCHAR[])) ORDER BY tenant`, [[...known, TABLE_WIDE]]);
   return rows.map((r) => String(r.tenant));
 }
 

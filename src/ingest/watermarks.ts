@@ -33,6 +33,12 @@ export function positionOf(src: { spec: { label: string }; positionIndexes: read
   return { updatedAt: updatedAt!, key };
 }
 
+/**
+ * The `tenant` of a position that belongs to a whole table, not to one practice (moved-away.ts):
+ * no practice id can be it (tenants.yml ids are lower-case letters, digits and underscores).
+ */
+export const TABLE_WIDE = '*';
+
 export async function ensureLockRows(s: Session, metaSchema: string, table: string, tenants: readonly string[]): Promise<void> {
   const rel = quoteRelation(metaSchema, LOCK_TABLE);
   await s.query(

@@ -262,6 +262,32 @@ describe('capture: bad input and schema drift', () => {
     expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
   });
 
+  it('a row moved to a practice not in tenants.yml leaves the old slice; an id shared with such a practice stays', async () => {
+    const [p, away] = demoTenantIds().sort().slice(64, 66) as [string, string];
+    const capture = () => captureTenantSlice(wh, oltp.source, spec('encounters'), [p], { knownTenants: [p] });
+    expect((await capture()).failures).toEqual([]);
+    const [moved, shared] = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 2', [p])).rows.map((x) => String(x.encounter_id)) as [string, string];
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p, away, moved]);
+    // the same id at the other practice, the row at p unchanged: both are the OLTP's
+    await oltp.admin.query(
+      `INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, encounter_class, description, started_at, base_encounter_cost, updated_at)
+       SELECT $2, encounter_id, patient_id, encounter_class, description, started_at, base_encounter_cost, clock_timestamp() FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $3`,
+      [p, away, shared],
+    );
+    const r = await capture();
+    expect(r.failures).toEqual([]);
+    expect(r.notes.filter((n) => n.includes('moved to a practice that is not in tenants.yml'))).toEqual([`oltp.encounters: 1 row(s) had moved to a practice that is not in tenants.yml: removed from raw at ${p}`]);
+    const holders = async (id: string) => (await wh.query(`SELECT practice_id FROM raw.encounters WHERE encounter_id = $1`, [id])).rows.map((x) => String(x.practice_id));
+    expect(await holders(moved)).toEqual([]);
+    expect(await holders(shared)).toEqual([p]);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [p])).toEqual([]);
+    // its incremental models drop it too: the removal counts as a deletion at p
+    const epochs = await wh.query(`SELECT count(*) AS n FROM tsform_meta.deletion_epochs WHERE tenant = $1`, [p]);
+    expect(Number(epochs.rows[0]!.n)).toBeGreaterThan(0);
+    // the sweep resumes from its position: nothing more to remove
+    expect((await capture()).notes.filter((n) => n.includes('moved to a practice'))).toEqual([]);
+  });
+
   it('an onboarding chunk finding rows in the slice that the stream did not write takes the general path: no key twice', async () => {
     const p = demoTenantIds().sort()[22]!;
     const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY updated_at, encounter_id', [p])).rows.map((x) => String(x.encounter_id));

@@ -87,4 +87,23 @@ describe('a row moved to another practice leaves the old practice’s models in 
       }
     });
   }, 300_000);
+
+  it('a row moved to a practice not in tenants.yml leaves the old practice’s raw and models in the next run, with a notice', async () => {
+    const away = String((await oltp.admin.query(`SELECT practice_id FROM oltp.encounters WHERE practice_id <> ALL($1::text[]) GROUP BY 1 ORDER BY 1 LIMIT 1`, [[from, to]])).rows[0]!.practice_id);
+    const moved = String(
+      (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1 OFFSET 2`, [from])).rows[0]!.encounter_id,
+    );
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, away, moved]);
+    const run = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url) });
+    expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    expect((run.notices ?? []).filter((n) => n.includes('not in tenants.yml: removed'))).toEqual([`source:ehr.encounters: 1 row(s) had moved to a practice that is not in tenants.yml: removed from raw at ${from}`]);
+    const live = Number((await oltp.admin.query(`SELECT count(*) AS n FROM oltp.encounters WHERE deleted_at IS NULL AND practice_id = $1`, [from])).rows[0]!.n);
+    await withWarehouse(project.dir, async (wh) => {
+      for (const rel of ['raw.encounters', 'marts.stg_encounters']) {
+        expect((await wh.query(`SELECT count(*) AS n FROM ${rel} WHERE encounter_id = $1`, [moved])).rows[0]!.n, rel).toBe(0);
+      }
+      const counts = await wh.query(`SELECT encounters FROM marts.practice_encounter_counts WHERE practice_id = $1`, [from]);
+      expect(Number(counts.rows[0]!.encounters)).toBe(live);
+    });
+  }, 300_000);
 });
