@@ -17,16 +17,23 @@ const PAGE_ROWS = 50_000;
  * brings its key again, so the moved-row check of a chunk (moved-rows.ts) never meets the old
  * practice's copy, and that practice would keep a record that is no longer its own. So, when
  * the OLTP has rows of practices outside `known`, the keys of those changed since the last sweep
- * (below the commit horizon, in (updated, practice, key) order; the first sweep reads them all
- * once) are looked up in raw, and copies at known practices whose (practice, key) the OLTP no
+ * (below the commit horizon, in (updated, practice, key) order) are looked up in raw, and copies at known practices whose (practice, key) the OLTP no
  * longer has are removed, with a deletion epoch, page by page, each page's removal and position
- * in one transaction taken in turn with the table's chunks (rawRowsTurn). Returns the practices
+ * in one transaction taken in turn with the table's chunks (rawRowsTurn). The first sweep of a
+ * raw table holding rows reads every such row once; of an empty one, none. Returns the practices
  * that lost rows and how many rows went.
  */
 export async function sweepMovedAway(wh: Adapter, oltp: OltpSource, spec: ResolvedSpec, metaSchema: string, known: readonly string[]): Promise<{ tenants: string[]; rows: number }> {
   const lost = new Set<string>();
   let removed = 0;
   let after = (await readWatermarks(wh, metaSchema, spec.label, MOVED_AWAY.stream, [MOVED_AWAY.tenant])).get(MOVED_AWAY.tenant);
+  if (after === undefined && !(await holdsKnownRows(wh, spec, known))) {
+    // Nothing in raw can be a stale copy yet: the sweep starts at the commit horizon instead of
+    // reading every row of every other practice (a move still in flight is stamped after it).
+    const start = { updatedAt: await readCommitHorizon(oltp, spec.settleSeconds), key: ['', ...spec.key.map(() => '')] };
+    await wh.transaction((s) => writeWatermark(s, metaSchema, spec.label, MOVED_AWAY.tenant, MOVED_AWAY.stream, start, 0), { serializeOn: rawRowsTurn(spec) });
+    return { tenants: [], rows: 0 };
+  }
   for (;;) {
     const page = await readPage(oltp, spec, known, after);
     if (page.keys.length === 0) break;
@@ -46,6 +53,11 @@ export async function sweepMovedAway(wh: Adapter, oltp: OltpSource, spec: Resolv
     if (page.keys.length < PAGE_ROWS) break;
   }
   return { tenants: [...lost].sort(), rows: removed };
+}
+
+async function holdsKnownRows(wh: Adapter, spec: ResolvedSpec, known: readonly string[]): Promise<boolean> {
+  const { rows } = await wh.query(`SELECT 1 AS one FROM ${quoteRelation(spec.rawSchema, spec.table)} WHERE CAST(${quoteIdent(spec.tenantColumn)} AS VARCHAR) = ANY($1::VARCHAR[]) LIMIT 1`, [[...known]]);
+  return rows.length > 0;
 }
 
 /** Keys of rows at practices outside `known`, after `after`, below the commit horizon. */

@@ -262,10 +262,15 @@ describe('capture: bad input and schema drift', () => {
     expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
   });
 
-  it('a row moved to a practice not in tenants.yml leaves the old slice; an id shared with such a practice stays', async () => {
-    const [p, away] = demoTenantIds().sort().slice(64, 66) as [string, string];
+  it.each([
+    ['swept from its position', false],
+    ['swept for the first time over a raw table that holds rows (a warehouse from before the sweep)', true],
+  ])('a row moved to a practice not in tenants.yml leaves the old slice; an id shared with such a practice stays: %s', async (_, firstSweep) => {
+    const [p, away] = demoTenantIds().sort().slice(firstSweep ? 66 : 64, firstSweep ? 68 : 66) as [string, string];
     const capture = () => captureTenantSlice(wh, oltp.source, spec('encounters'), [p], { knownTenants: [p] });
     expect((await capture()).failures).toEqual([]);
+    const position = `DELETE FROM tsform_meta.capture_watermarks WHERE stream = 'moved-away' RETURNING tenant`;
+    if (firstSweep) expect((await wh.query(position)).rows.map((r) => String(r.tenant))).toEqual(['*']);
     const [moved, shared] = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 2', [p])).rows.map((x) => String(x.encounter_id)) as [string, string];
     await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p, away, moved]);
     // the same id at the other practice, the row at p unchanged: both are the OLTP's

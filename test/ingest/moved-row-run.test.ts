@@ -89,6 +89,9 @@ describe('a row moved to another practice leaves the old practice’s models in 
   }, 300_000);
 
   it('a row moved to a practice not in tenants.yml leaves the old practice’s raw and models in the next run, with a notice', async () => {
+    // the row was captured at its old practice first
+    const before = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url) });
+    expect(before.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
     const away = String((await oltp.admin.query(`SELECT practice_id FROM oltp.encounters WHERE practice_id <> ALL($1::text[]) GROUP BY 1 ORDER BY 1 LIMIT 1`, [[from, to]])).rows[0]!.practice_id);
     const moved = String(
       (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1 OFFSET 2`, [from])).rows[0]!.encounter_id,
