@@ -262,6 +262,45 @@ describe('capture: bad input and schema drift', () => {
     expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
   });
 
+  // A row's history of moves (`x>y`), soft deletes (`del@x`) and captures of the known practices
+  // (`cap`, all three at once); u is a practice not in tenants.yml. After a last capture, raw
+  // equals the OLTP at every known practice: the row is where the OLTP has it, or nowhere.
+  it.each([
+    ['a>b b>c cap', 0],
+    ['a>b cap b>a cap', 1],
+    ['a>u u>b cap', 2],
+    ['a>u del@u cap', 3],
+    ['a>b b>u cap', 4],
+    ['a>u cap u>a cap', 5],
+    ['a>b del@b b>c cap', 6],
+  ])('a row moved along %s ends where the OLTP has it', async (history, slot) => {
+    // four practices of its own per history
+    const [a, b, c, u] = demoTenantIds().sort().slice(100 + slot * 4, 104 + slot * 4) as [string, string, string, string];
+    const known = [a, b, c];
+    const p = { a, b, c, u } as Record<string, string>;
+    const capture = async () => expect((await captureTenantSlice(wh, oltp.source, spec('encounters'), known, { knownTenants: known, concurrency: 2 })).failures).toEqual([]);
+    await capture();
+    const row = `moved-${slot}`;
+    await oltp.admin.query(
+      `INSERT INTO oltp.encounters (practice_id, encounter_id, patient_id, encounter_class, description, started_at, base_encounter_cost, updated_at)
+       VALUES ($1, $2, 'pat-moved', 'wellness', 'moved', now(), 1, clock_timestamp())`,
+      [a, row],
+    );
+    await capture();
+    for (const step of history.split(' ')) {
+      if (step === 'cap') await capture();
+      else if (step.startsWith('del@')) await oltp.admin.query('DELETE FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $2', [p[step.slice(4)]!, row]);
+      else {
+        const [from, to] = step.split('>') as [string, string];
+        await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p[from]!, p[to]!, row]);
+      }
+    }
+    const want = (await oltp.admin.query(`SELECT practice_id FROM oltp.encounters WHERE encounter_id = $1 AND deleted_at IS NULL AND practice_id = ANY($2::text[])`, [row, known])).rows.map((x) => String(x.practice_id));
+    const have = (await wh.query(`SELECT practice_id FROM raw.encounters WHERE encounter_id = $1`, [row])).rows.map((x) => String(x.practice_id));
+    expect(have).toEqual(want);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', known)).toEqual([]);
+  });
+
   it.each([
     ['swept from its position', false],
     ['swept for the first time over a raw table that holds rows (a warehouse from before the sweep)', true],
