@@ -8,7 +8,7 @@ import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawS
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { withRetry } from './retry.ts';
-import { movedAwayNotice, sweepMovedAway } from './moved-away.ts';
+import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './moved-away.ts';
 import { captureTenant } from './steady-capture.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
@@ -92,11 +92,11 @@ export async function captureTenantSlice(
   const result: CaptureResult = { rowsByTenant: new Map(), deleted: new Map(), newWatermarks: new Map(), failures: [], unknownTenantRows: 0, notes: [] };
   const raw = await prepareCapture(wh, oltp, spec, metaSchema, tenants);
   result.unknownTenantRows = await countUnknownTenantRowsInto(oltp, spec, opts.knownTenants ?? tenants, result.notes);
-  if (result.unknownTenantRows > 0) {
-    const away = await withRetry(wh, () => sweepMovedAway(wh, oltp, spec, metaSchema, opts.knownTenants ?? tenants), oltp);
-    if (away.rows > 0) result.notes.push(movedAwayNotice(spec.label, away));
-  }
+  const swept = await withRetry(wh, () => sweepMovedRows(wh, oltp, spec, metaSchema, opts.knownTenants ?? tenants), oltp);
+  if (swept.away.rows > 0) result.notes.push(movedAwayNotice(spec.label, swept.away));
   for (const gap of await horizonGaps(oltp, spec)) result.notes.push(`${spec.label}: ${gap}`);
+  const indexGap = await sweepIndexGap(oltp, spec);
+  if (indexGap) result.notes.push(`${spec.label}: ${indexGap}`);
   const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);
   const chunkRows = opts.chunkRows ?? defaultChunkRows(wh);
   await forEachLimited(tenants, opts.concurrency ?? 1, async (tenant) => {

@@ -70,6 +70,8 @@ export async function loadDemoOltp(
       await s.query(`INSERT INTO ${rel} (${cols}) SELECT ${header.map((c) => `CAST(${quoteIdent(c)} AS ${pgTypeOf(t, c)})`).join(', ')} FROM ${quoteRelation(schema, load)}`);
       await s.query(`DROP TABLE ${quoteRelation(schema, load)}`);
       await s.query(`CREATE INDEX ${quoteIdent(`${t.table}_capture_idx`)} ON ${rel} (${quoteIdent(tc)}, updated_at, ${quoteIdent(t.key)})`);
+      // capture's table-wide sweep for rows moved between practices reads changes in updated_at order
+      await s.query(`CREATE INDEX ${quoteIdent(`${t.table}_updated_idx`)} ON ${rel} (updated_at)`);
       await s.query(
         `CREATE TRIGGER ${quoteIdent(`${t.table}_soft_delete`)} BEFORE DELETE ON ${rel} FOR EACH ROW EXECUTE FUNCTION ${quoteRelation(schema, 'tsform_demo_soft_delete')}(${sqlLiteral(tc)}, ${sqlLiteral(t.key)})`,
       );

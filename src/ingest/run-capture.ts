@@ -14,7 +14,7 @@ import { captureTenant } from './steady-capture.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
 import { LogicalCapture, streamNotices } from './logical/logical-capture.ts';
-import { movedAwayNotice, sweepMovedAway } from './moved-away.ts';
+import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './moved-away.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { withRetry } from './retry.ts';
 import { logicalObjectName } from './logical/slot-setup.ts';
@@ -233,16 +233,18 @@ export class RunCapture {
         const { source, ...raw } = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants, protect);
         const unknown = await countUnknownTenantRows(oltp, spec, this.opts.knownTenants);
         for (const gap of await horizonGaps(oltp, spec)) this.notices.push(`${node.name}: ${gap}`);
+        const indexGap = await sweepIndexGap(oltp, spec);
+        if (indexGap) this.notices.push(`${node.name}: ${indexGap}`);
         if (unknown.total > 0) {
           this.notices.push(`${node.name}: ${unknown.total} row(s) in ${spec.label} carry a ${spec.tenantColumn} that is not in tenants.yml, not loaded: ${unknown.shown}`);
-          // before any extract of this table: no practice's models are built with a copy the sweep removes
-          const away = await withRetry(this.opts.warehouse, () => sweepMovedAway(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.knownTenants), oltp).catch((err: unknown) => {
-            // the practices' own captures go on; the sweep's position did not move, so the next run sweeps again
-            this.notices.push(`${node.name}: the check for rows moved to practices not in tenants.yml failed, tried again next run: ${safeDbMessage(err)}`);
-            return { tenants: [], rows: 0 };
-          });
-          if (away.rows > 0) this.notices.push(movedAwayNotice(node.name, away));
         }
+        // before any extract of this table: no practice's models are built with a copy the sweep removes
+        const swept = await withRetry(this.opts.warehouse, () => sweepMovedRows(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.knownTenants), oltp).catch((err: unknown) => {
+          // the practices' own captures go on; the sweep's position did not move, so the next run sweeps again
+          this.notices.push(`${node.name}: the sweep for rows moved between practices failed, tried again next run: ${safeDbMessage(err)}`);
+          return undefined;
+        });
+        if (swept && swept.away.rows > 0) this.notices.push(movedAwayNotice(node.name, swept.away));
         return { spec, oltp, raw, source };
       })();
       this.tables.set(node.name, p);

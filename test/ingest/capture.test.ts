@@ -9,6 +9,7 @@ import type { OltpSource } from '../../src/ingest/oltp-source.ts';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import { resolveSpec } from '../../src/ingest/capture-chunk.ts';
 import { steadyChunks } from '../../src/ingest/steady-capture.ts';
+import { sweepMovedRows } from '../../src/ingest/moved-away.ts';
 import { quoteIdent } from '../../src/sql/quote.ts';
 import { readWatermarks, STEADY } from '../../src/ingest/watermarks.ts';
 import { waitFor } from '../support/wait-for.ts';
@@ -332,6 +333,60 @@ describe('capture: bad input and schema drift', () => {
     expect((await capture()).notes.filter((n) => n.includes('moved to a practice'))).toEqual([]);
   });
 
+  // Per-practice captures (`cap:x`: practice x alone, as `tsform run --tenant x` at x's own hour)
+  // between a row's moves and soft deletes; a, b, c are in tenants.yml, u is not. After each
+  // capture of x, x's slice equals the OLTP: no copy of a row that has moved on, whether or not
+  // the row's new practice was captured since.
+  it.each([
+    ['a>b cap:a', 0],
+    ['a>b cap:c cap:a cap:b', 1],
+    ['a>b b>a cap:a', 2],
+    ['a>b del@b cap:a', 3],
+    ['a>b cap:b b>c cap:a cap:b', 4],
+    ['a>u cap:a', 5],
+    ['a>b cap:a b>a cap:b cap:a', 6],
+  ])('per-practice captures: a row moved along %s is only where the OLTP has it after each capture', async (history, slot) => {
+    const [a, b, c, u] = demoTenantIds().sort().slice(140 + slot * 4, 144 + slot * 4) as [string, string, string, string];
+    const known = [a, b, c];
+    const p = { a, b, c, u } as Record<string, string>;
+    const capture = async (tenants: string[]) => {
+      const r = await captureTenantSlice(wh, oltp.source, spec('encounters'), tenants, { knownTenants: known });
+      expect(r.failures).toEqual([]);
+      expect(await rawDiffers(oltp.admin, wh, 'encounters', tenants), `after capturing ${tenants.join(', ')}`).toEqual([]);
+    };
+    await capture(known);
+    const row = String((await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1', [a])).rows[0]!.encounter_id);
+    for (const step of history.split(' ')) {
+      if (step.startsWith('cap:')) await capture([p[step.slice(4)]!]);
+      else if (step.startsWith('del@')) await oltp.admin.query('DELETE FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $2', [p[step.slice(4)]!, row]);
+      else {
+        const [from, to] = step.split('>') as [string, string];
+        await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p[from]!, p[to]!, row]);
+      }
+    }
+    await capture(known);
+  });
+
+  it('the sweep for moved rows pages through rows stamped alike without skipping or repeating one, and resumes from its position', async () => {
+    const [a, b, c] = demoTenantIds().sort().slice(170, 173) as [string, string, string];
+    const known = [a, b, c];
+    const encounters = resolveSpec(spec('encounters'));
+    expect((await captureTenantSlice(wh, oltp.source, encounters, known, { knownTenants: known })).failures).toEqual([]);
+    const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 11', [a])).rows.map((x) => String(x.encounter_id));
+    // one statement each: every moved row carries the same updated_at, so pages split inside a tie
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = now() WHERE practice_id = $1 AND encounter_id = ANY($3::text[])`, [a, b, ids.slice(0, 7)]);
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = now() WHERE practice_id = $1 AND encounter_id = ANY($3::text[])`, [a, c, ids.slice(7)]);
+    const swept = await sweepMovedRows(wh, oltp.source, encounters, 'tsform_meta', known, 3);
+    expect(swept).toEqual({ removed: { tenants: [a], rows: 11 }, away: { tenants: [], rows: 0 } });
+    expect((await wh.query(`SELECT count(*) AS n FROM raw.encounters WHERE encounter_id = ANY($1::VARCHAR[])`, [ids])).rows[0]!.n).toBe(0);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [a])).toEqual([]);
+    expect(await sweepMovedRows(wh, oltp.source, encounters, 'tsform_meta', known, 3)).toEqual({ removed: { tenants: [], rows: 0 }, away: { tenants: [], rows: 0 } });
+    // the new practices bring them in: each id at one practice
+    expect((await captureTenantSlice(wh, oltp.source, encounters, [b, c], { knownTenants: known })).failures).toEqual([]);
+    const holders = await wh.query(`SELECT practice_id, count(*) AS n FROM raw.encounters WHERE encounter_id = ANY($1::VARCHAR[]) GROUP BY 1 ORDER BY 1`, [ids]);
+    expect(holders.rows.map((x) => [String(x.practice_id), Number(x.n)])).toEqual([[b, 7], [c, 4]]);
+  });
+
   it('an onboarding chunk finding rows in the slice that the stream did not write takes the general path: no key twice', async () => {
     const p = demoTenantIds().sort()[22]!;
     const ids = (await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY updated_at, encounter_id', [p])).rows.map((x) => String(x.encounter_id));
@@ -380,6 +435,26 @@ describe('capture: bad input and schema drift', () => {
       await oltp.admin.query(`DROP ROLE ${role}`);
     }
     expect(await rawDiffers(oltp.admin, wh, 'medications', [p])).toEqual([]);
+  });
+
+  it('says when no index of the OLTP table starts with the updated column (the sweep for moved rows then reads the whole table), and still sweeps', async () => {
+    const [a, b] = demoTenantIds().sort().slice(175, 177) as [string, string];
+    const gap = (notes: string[]) => notes.filter((n) => n.includes('starts with column'));
+    const capture = async (tenants: string[]) => {
+      const r = await captureTenantSlice(wh, oltp.source, spec('encounters'), tenants, { knownTenants: [a, b] });
+      expect(r.failures).toEqual([]);
+      return r.notes;
+    };
+    expect(gap(await capture([a, b]))).toEqual([]);
+    // a partial index does not serve every row; the capture index leads with practice_id
+    await oltp.admin.query(`DROP INDEX oltp.encounters_updated_idx`);
+    await oltp.admin.query(`CREATE INDEX encounters_recent_idx ON oltp.encounters (updated_at) WHERE deleted_at IS NULL`);
+    const moved = String((await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 1', [a])).rows[0]!.encounter_id);
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [a, b, moved]);
+    expect(gap(await capture([a]))).toEqual([
+      'oltp.encounters: no index of oltp.encounters starts with column "updated_at": each run\'s sweep for rows moved between practices reads the whole table; add one (CREATE INDEX ON "oltp"."encounters" ("updated_at"))',
+    ]);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [a])).toEqual([]);
   });
 
   it('rows of an unknown practice id are counted and reported, never loaded', async () => {

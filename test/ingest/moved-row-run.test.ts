@@ -2,8 +2,13 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
+import type { OltpSource } from '../../src/ingest/oltp-source.ts';
+import type { Adapter } from '../../src/adapters/adapter.ts';
+import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { copyCaptureProject, openOltpAt, startSmallOltp, withFaults, withWarehouse, type SmallOltp } from './support/capture-project.ts';
+
+const notOk = (r: RunResults) => r.results.filter((x) => x.status !== 'success').map((x) => `${x.node}: ${x.code}`);
 
 const AGAIN = 'built again at the end of the run: rows of this practice moved to another practice after it was built';
 
@@ -38,9 +43,10 @@ describe('a row moved to another practice leaves the old practice’s models in 
     const moved = String(
       (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1`, [from])).rows[0]!.encounter_id,
     );
-    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
-
-    const slowTo = withFaults(await PgOltpSource.open(oltp.server.url), { [to]: 'slow' });
+    // the move commits during the run, after the run's sweep for moved rows read the table: only
+    // the new practice's extract can find it then
+    const move = () => oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
+    const slowTo = afterSweep(withFaults(await PgOltpSource.open(oltp.server.url), { [to]: 'slow' }), 'encounters', move);
     const run = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: async () => slowTo });
     expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
     // the old practice's staging and counts were built before the move reached raw, then again
@@ -75,9 +81,16 @@ describe('a row moved to another practice leaves the old practice’s models in 
     const moved = String(
       (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id DESC LIMIT 1`, [from])).rows[0]!.encounter_id,
     );
-    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
-    await oltp.admin.query(`UPDATE oltp.encounters SET updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 1)`, [from]);
-    const run = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url) });
+    // after the run's sweep read the table, as above: the group's transaction must find it
+    const move = async () => {
+      await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
+      await oltp.admin.query(
+        `UPDATE oltp.encounters SET updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id IN (SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 1)`,
+        [from],
+      );
+    };
+    const source = afterSweep(await PgOltpSource.open(oltp.server.url), 'encounters', move);
+    const run = await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: async () => source });
     expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
     expect(run.results.filter((r) => (r.notes ?? []).includes(AGAIN)).map((r) => r.node)).toEqual([]);
     await withWarehouse(project.dir, async (wh) => {
@@ -85,6 +98,32 @@ describe('a row moved to another practice leaves the old practice’s models in 
         const holders = (await wh.query(`SELECT practice_id FROM ${rel} WHERE encounter_id = $1`, [moved])).rows.map((r) => String(r.practice_id));
         expect(holders, rel).toEqual([to]);
       }
+    });
+  }, 300_000);
+
+  it('a run of the old practice alone, before the new practice is captured, builds its models without the moved row', async () => {
+    // per-practice runs at each practice's own hour: A's run comes first, B's extract has not run
+    expect(notOk(await runWorkspace({ projectDir: project.dir, command: 'run', openOltp: openOltpAt(oltp.server.url) }))).toEqual([]);
+    const moved = String(
+      (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1 OFFSET 1`, [from])).rows[0]!.encounter_id,
+    );
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [from, to, moved]);
+    const alone = await runWorkspace({ projectDir: project.dir, command: 'run', tenants: [from], openOltp: openOltpAt(oltp.server.url) });
+    expect(notOk(alone)).toEqual([]);
+    expect(new Set(alone.results.filter((r) => r.tenant !== null).map((r) => r.tenant))).toEqual(new Set([from]));
+    // a move between captured practices is routine: no notice
+    expect((alone.notices ?? []).filter((n) => n.includes('moved'))).toEqual([]);
+    const live = async (p: string) => Number((await oltp.admin.query(`SELECT count(*) AS n FROM oltp.encounters WHERE deleted_at IS NULL AND practice_id = $1`, [p])).rows[0]!.n);
+    const holders = (wh: Adapter, rel: string) => wh.query(`SELECT practice_id FROM ${rel} WHERE encounter_id = $1 ORDER BY 1`, [moved]).then((r) => r.rows.map((x) => String(x.practice_id)));
+    await withWarehouse(project.dir, async (wh) => {
+      for (const rel of ['raw.encounters', 'marts.stg_encounters']) expect(await holders(wh, rel), rel).toEqual([]);
+      const counts = await wh.query(`SELECT encounters FROM marts.practice_encounter_counts WHERE practice_id = $1`, [from]);
+      expect(Number(counts.rows[0]!.encounters)).toBe(await live(from));
+    });
+    // the new practice's own run brings it there
+    expect(notOk(await runWorkspace({ projectDir: project.dir, command: 'run', tenants: [to], openOltp: openOltpAt(oltp.server.url) }))).toEqual([]);
+    await withWarehouse(project.dir, async (wh) => {
+      for (const rel of ['raw.encounters', 'marts.stg_encounters']) expect(await holders(wh, rel), rel).toEqual([to]);
     });
   }, 300_000);
 
@@ -110,3 +149,30 @@ describe('a row moved to another practice leaves the old practice’s models in 
     });
   }, 300_000);
 });
+
+/** Runs `action` once, right after the first sweep for moved rows of `table` read its first page (sweepMovedAway). */
+function afterSweep(inner: OltpSource, table: string, action: () => Promise<unknown>): OltpSource {
+  let done = false;
+  return {
+    ...inner,
+    query: (sql, params) => inner.query(sql, params),
+    close: () => inner.close(),
+    classifyError: (err) => inner.classifyError(err),
+    readTransaction: (fn, options) =>
+      inner.readTransaction(
+        (s) =>
+          fn({
+            copyOut: (sql, format) => s.copyOut(sql, format),
+            async query(sql, params) {
+              const r = await s.query(sql, params);
+              if (!done && sql.includes('AS __tsf_u') && sql.includes(`."${table}"`)) {
+                done = true;
+                await action();
+              }
+              return r;
+            },
+          }),
+        options,
+      ),
+  };
+}
