@@ -4,7 +4,9 @@
  * Last line: {"duckdb": {"large_rows_per_s", "small_rows_per_s", ...}, "postgres": {...}, ...}
  * DuckDB large: the median of BENCH_CAPTURE_RUNS (3) captures of the large practice, each into
  * a fresh warehouse (onboarding), then `large_changed_rows_per_s`: the same practice again after
- * every one of its rows changed in the OLTP (each chunk replaces rows already in raw).
+ * every one of its rows changed in the OLTP (each chunk replaces rows already in raw), and
+ * `sweep_changed_rows_per_s`: the sweep for moved rows (moved-away.ts) over the keys of the same
+ * practice after they all changed again, none moved (what a bulk update adds to the next run).
  * Sizes: BENCH_CAPTURE_LARGE (1,000,000), BENCH_CAPTURE_SMALL (1,000 practices) × BENCH_CAPTURE_PER_SMALL (50).
  * Rows per chunk (per warehouse transaction): the engine's default (defaultChunkRows: DuckDB
  * 491,520, PostgreSQL 50,000), or BENCH_CAPTURE_CHUNK, or per engine
@@ -20,6 +22,8 @@ import type { Adapter } from '../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
 import { captureTenantSlice, defaultChunkRows, type CaptureSpec } from '../src/ingest/capture.ts';
+import { resolveSpec } from '../src/ingest/capture-spec.ts';
+import { sweepMovedRows } from '../src/ingest/moved-away.ts';
 import { PgOltpSource } from '../src/adapters/postgres/pg-oltp-source.ts';
 import { startThrowawayPostgres } from '../test/support/postgres.ts';
 import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';
@@ -87,13 +91,22 @@ async function main(): Promise<void> {
         WHERE e.practice_id = 'p_large'`,
     );
     await oltpAdmin.query('VACUUM ANALYZE oltp.encounters_bench');
-    await oltpAdmin.close();
     const duckChanged = await measure(duck!, source, ['p_large'], LARGE, 1);
     console.error(`duckdb large, every row changed: ${duckChanged} rows/s`);
+    // What the sweep for moved rows (run before each capture) costs after a bulk update: every row
+    // of the large practice stamped again now, after the sweep's position; none moved.
+    await oltpAdmin.query(`UPDATE oltp.encounters_bench SET updated_at = clock_timestamp() WHERE practice_id = 'p_large'`);
+    await oltpAdmin.query('VACUUM ANALYZE oltp.encounters_bench');
+    await oltpAdmin.close();
+    const t0 = performance.now();
+    const swept = await sweepMovedRows(duck!, source, resolveSpec(SPEC), 'tsform_meta', ['p_large']);
+    const sweepRowsPerS = Math.round(LARGE / ((performance.now() - t0) / 1000));
+    if (swept.removed.rows !== 0) throw new Error(`the sweep removed ${swept.removed.rows} rows; none had moved`);
+    console.error(`duckdb sweep for moved rows, every row changed: ${sweepRowsPerS} rows/s`);
     const duckSmall = await measure(duck!, source, small, SMALL * PER_SMALL, 2);
     console.error(`duckdb small: ${duckSmall} rows/s`);
     await duck!.close();
-    result.duckdb = { large_rows_per_s: median(runs), small_rows_per_s: duckSmall, large_runs: runs, large_changed_rows_per_s: duckChanged };
+    result.duckdb = { large_rows_per_s: median(runs), small_rows_per_s: duckSmall, large_runs: runs, large_changed_rows_per_s: duckChanged, sweep_changed_rows_per_s: sweepRowsPerS };
 
     const whUrl = new URL(server.url);
     whUrl.pathname = '/warehouse';
