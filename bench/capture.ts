@@ -5,7 +5,7 @@
  * DuckDB large: the median of BENCH_CAPTURE_RUNS (3) captures of the large practice, each into
  * a fresh warehouse (onboarding), then `large_changed_rows_per_s`: the same practice again after
  * every one of its rows changed in the OLTP (each chunk replaces rows already in raw), and
- * `sweep_changed_rows_per_s`: the sweep for moved rows (moved-away.ts) over the keys of the same
+ * `sweep_changed_rows_per_s`: the sweep for moved rows (move-sweep.ts) over the keys of the same
  * practice after they all changed again, none moved (what a bulk update adds to the next run).
  * Sizes: BENCH_CAPTURE_LARGE (1,000,000), BENCH_CAPTURE_SMALL (1,000 practices) × BENCH_CAPTURE_PER_SMALL (50).
  * Rows per chunk (per warehouse transaction): the engine's default (defaultChunkRows: DuckDB
@@ -23,7 +23,7 @@ import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
 import { captureTenantSlice, defaultChunkRows, type CaptureSpec } from '../src/ingest/capture.ts';
 import { resolveSpec } from '../src/ingest/capture-spec.ts';
-import { sweepMovedRows } from '../src/ingest/moved-away.ts';
+import { sweepMovedRows } from '../src/ingest/move-sweep.ts';
 import { PgOltpSource } from '../src/adapters/postgres/pg-oltp-source.ts';
 import { startThrowawayPostgres } from '../test/support/postgres.ts';
 import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';

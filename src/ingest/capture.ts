@@ -8,7 +8,7 @@ import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawS
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { withRetry } from './retry.ts';
-import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './moved-away.ts';
+import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
 import { captureTenant } from './steady-capture.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 

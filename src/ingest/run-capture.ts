@@ -14,7 +14,7 @@ import { captureTenant } from './steady-capture.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
 import { LogicalCapture, streamNotices } from './logical/logical-capture.ts';
-import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './moved-away.ts';
+import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { withRetry } from './retry.ts';
 import { logicalObjectName } from './logical/slot-setup.ts';

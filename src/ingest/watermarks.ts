@@ -34,7 +34,7 @@ export function positionOf(src: { spec: { label: string }; positionIndexes: read
 }
 
 /**
- * The `tenant` of a position that belongs to a whole table, not to one practice (moved-away.ts):
+ * The `tenant` of a position that belongs to a whole table, not to one practice (move-sweep.ts):
  * no practice id can be it (tenants.yml ids are lower-case letters, digits and underscores).
  */
 export const TABLE_WIDE = '*';

@@ -9,7 +9,7 @@ import type { OltpSource } from '../../src/ingest/oltp-source.ts';
 import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import { resolveSpec } from '../../src/ingest/capture-chunk.ts';
 import { steadyChunks } from '../../src/ingest/steady-capture.ts';
-import { sweepMovedRows } from '../../src/ingest/moved-away.ts';
+import { sweepMovedRows } from '../../src/ingest/move-sweep.ts';
 import { quoteIdent } from '../../src/sql/quote.ts';
 import { readWatermarks, STEADY } from '../../src/ingest/watermarks.ts';
 import { waitFor } from '../support/wait-for.ts';

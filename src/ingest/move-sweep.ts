@@ -8,8 +8,12 @@ import type { OltpSource } from './oltp-source.ts';
 import type { HeldElsewhere } from './slice-upsert.ts';
 import { readWatermarks, TABLE_WIDE, writeWatermark, type Watermark } from './watermarks.ts';
 
-/** The sweep's position, kept in the watermark table as a table-wide one. */
-export const MOVED_AWAY = { stream: 'moved-away', tenant: TABLE_WIDE } as const;
+/**
+ * The sweep's position, kept in the watermark table as a table-wide one. The stream's name is
+ * from when the sweep looked only for rows moved away to practices not in tenants.yml; it is
+ * stored in warehouses, so it stays.
+ */
+export const SWEEP_POSITION = { stream: 'moved-away', tenant: TABLE_WIDE } as const;
 const PAGE_ROWS = 50_000;
 
 /** What a sweep removed: every stale copy, and among them those of rows now at practices not in tenants.yml. */
@@ -44,12 +48,12 @@ export async function sweepMovedRows(
   const removed = new Tally();
   const away = new Tally();
   const knownSet = new Set(known);
-  let after = (await readWatermarks(wh, metaSchema, spec.label, MOVED_AWAY.stream, [MOVED_AWAY.tenant])).get(MOVED_AWAY.tenant);
+  let after = (await readWatermarks(wh, metaSchema, spec.label, SWEEP_POSITION.stream, [SWEEP_POSITION.tenant])).get(SWEEP_POSITION.tenant);
   if (after === undefined && !(await holdsRows(wh, spec))) {
     // Nothing in raw can be a stale copy yet: the sweep starts at the commit horizon instead of
     // reading every OLTP row (a move still in flight is stamped after it).
     const start = { updatedAt: await readCommitHorizon(oltp, spec.settleSeconds), key: ['', ...spec.key.map(() => '')] };
-    await wh.transaction((s) => writeWatermark(s, metaSchema, spec.label, MOVED_AWAY.tenant, MOVED_AWAY.stream, start, 0), { serializeOn: rawRowsTurn(spec) });
+    await wh.transaction((s) => writeWatermark(s, metaSchema, spec.label, SWEEP_POSITION.tenant, SWEEP_POSITION.stream, start, 0), { serializeOn: rawRowsTurn(spec) });
     return { removed: removed.result(), away: away.result() };
   }
   for (;;) {
@@ -63,7 +67,7 @@ export async function sweepMovedRows(
         const toUnknown = holders.filter((h) => !knownSet.has(h.now));
         const toKnown = holders.filter((h) => knownSet.has(h.now));
         const gone = { away: await removeMovedRows(s, oltp, spec, metaSchema, toUnknown, []), other: await removeMovedRows(s, oltp, spec, metaSchema, toKnown, []) };
-        await writeWatermark(s, metaSchema, spec.label, MOVED_AWAY.tenant, MOVED_AWAY.stream, last, page.rows.length);
+        await writeWatermark(s, metaSchema, spec.label, SWEEP_POSITION.tenant, SWEEP_POSITION.stream, last, page.rows.length);
         return gone;
       },
       { serializeOn: rawRowsTurn(spec) },
