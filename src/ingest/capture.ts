@@ -8,7 +8,7 @@ import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawS
 import type { OltpSource } from './oltp-source.ts';
 import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { withRetry } from './retry.ts';
-import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
+import { movedAwayNotice, sweepFailedNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
 import { captureTenant } from './steady-capture.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
@@ -92,8 +92,12 @@ export async function captureTenantSlice(
   const result: CaptureResult = { rowsByTenant: new Map(), deleted: new Map(), newWatermarks: new Map(), failures: [], unknownTenantRows: 0, notes: [] };
   const raw = await prepareCapture(wh, oltp, spec, metaSchema, tenants);
   result.unknownTenantRows = await countUnknownTenantRowsInto(oltp, spec, opts.knownTenants ?? tenants, result.notes);
-  const swept = await withRetry(wh, () => sweepMovedRows(wh, oltp, spec, metaSchema, opts.knownTenants ?? tenants), oltp);
-  if (swept.away.rows > 0) result.notes.push(movedAwayNotice(spec.label, swept.away));
+  // as in a run (run-capture.ts): a failed sweep is a note, its position unmoved, and the practices' captures go on
+  const swept = await withRetry(wh, () => sweepMovedRows(wh, oltp, spec, metaSchema, opts.knownTenants ?? tenants), oltp).catch((err: unknown) => {
+    result.notes.push(`${spec.label}: ${sweepFailedNotice(err)}`);
+    return undefined;
+  });
+  if (swept && swept.away.rows > 0) result.notes.push(movedAwayNotice(spec.label, swept.away));
   for (const gap of await horizonGaps(oltp, spec)) result.notes.push(`${spec.label}: ${gap}`);
   const indexGap = await sweepIndexGap(oltp, spec);
   if (indexGap) result.notes.push(`${spec.label}: ${indexGap}`);

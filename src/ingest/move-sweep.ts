@@ -1,4 +1,5 @@
 import type { Adapter, Session } from '../adapters/adapter.ts';
+import { safeDbMessage } from '../adapters/safe-message.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { safeType } from '../warehouse/load-csv.ts';
 import { readCommitHorizon, readSourceShape, type ResolvedSpec } from './capture-chunk.ts';
@@ -177,4 +178,13 @@ export async function sweepIndexGap(oltp: OltpSource, spec: ResolvedSpec): Promi
 /** The notice of a sweep that removed rows: counts and practice ids only. */
 export function movedAwayNotice(where: string, away: MoveSweep['away']): string {
   return `${where}: ${away.rows} row(s) had moved to a practice that is not in tenants.yml: removed from raw at ${away.tenants.join(', ')}`;
+}
+
+/**
+ * The notice of a sweep that failed (after retries): the run's practices are captured and built
+ * all the same, and a row that moved away since the last sweep may stay in its old practice's
+ * models until a sweep succeeds.
+ */
+export function sweepFailedNotice(err: unknown): string {
+  return `the sweep for rows moved between practices failed (tried again next run; until then a moved row may stay at its old practice): ${safeDbMessage(err)}`;
 }

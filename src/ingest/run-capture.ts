@@ -14,8 +14,7 @@ import { captureTenant } from './steady-capture.ts';
 import type { SourceColumn } from './source-columns.ts';
 import { readWatermarks, STEADY } from './watermarks.ts';
 import { LogicalCapture, streamNotices } from './logical/logical-capture.ts';
-import { movedAwayNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
-import { safeDbMessage } from '../adapters/safe-message.ts';
+import { movedAwayNotice, sweepFailedNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
 import { withRetry } from './retry.ts';
 import { logicalObjectName } from './logical/slot-setup.ts';
 
@@ -241,7 +240,7 @@ export class RunCapture {
         // before any extract of this table: no practice's models are built with a copy the sweep removes
         const swept = await withRetry(this.opts.warehouse, () => sweepMovedRows(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.knownTenants), oltp).catch((err: unknown) => {
           // the practices' own captures go on; the sweep's position did not move, so the next run sweeps again
-          this.notices.push(`${node.name}: the sweep for rows moved between practices failed, tried again next run: ${safeDbMessage(err)}`);
+          this.notices.push(`${node.name}: ${sweepFailedNotice(err)}`);
           return undefined;
         });
         if (swept && swept.away.rows > 0) this.notices.push(movedAwayNotice(node.name, swept.away));

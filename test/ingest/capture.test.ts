@@ -13,7 +13,7 @@ import { sweepMovedRows } from '../../src/ingest/move-sweep.ts';
 import { quoteIdent } from '../../src/sql/quote.ts';
 import { readWatermarks, STEADY } from '../../src/ingest/watermarks.ts';
 import { waitFor } from '../support/wait-for.ts';
-import { rawDiffers, withFaults } from './support/capture-project.ts';
+import { afterEachRead, rawDiffers, withFaults } from './support/capture-project.ts';
 import { compareAll, demoSpecs, demoTenantIds, openDuckdb, startDemoOltp, startOltpTemplate, tempDuckdbPath, type OltpFixture, type OltpTemplate } from './support/capture-fixture.ts';
 
 describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
@@ -263,6 +263,16 @@ describe('capture: bad input and schema drift', () => {
     expect(await rawDiffers(oltp.admin, wh, 'encounters', [p, q])).toEqual([]);
   });
 
+  /** One step of a row's history: `x>y` moves it from practice x to y, `del@x` deletes it at x (the demo trigger: a soft delete). */
+  async function moveOrDelete(step: string, p: Record<string, string>, row: string): Promise<void> {
+    if (step.startsWith('del@')) {
+      await oltp.admin.query('DELETE FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $2', [p[step.slice(4)]!, row]);
+      return;
+    }
+    const [from, to] = step.split('>') as [string, string];
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p[from]!, p[to]!, row]);
+  }
+
   // A row's history of moves (`x>y`), soft deletes (`del@x`) and captures of the known practices
   // (`cap`, all three at once); u is a practice not in tenants.yml. After a last capture, raw
   // equals the OLTP at every known practice: the row is where the OLTP has it, or nowhere.
@@ -290,11 +300,7 @@ describe('capture: bad input and schema drift', () => {
     await capture();
     for (const step of history.split(' ')) {
       if (step === 'cap') await capture();
-      else if (step.startsWith('del@')) await oltp.admin.query('DELETE FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $2', [p[step.slice(4)]!, row]);
-      else {
-        const [from, to] = step.split('>') as [string, string];
-        await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p[from]!, p[to]!, row]);
-      }
+      else await moveOrDelete(step, p, row);
     }
     const want = (await oltp.admin.query(`SELECT practice_id FROM oltp.encounters WHERE encounter_id = $1 AND deleted_at IS NULL AND practice_id = ANY($2::text[])`, [row, known])).rows.map((x) => String(x.practice_id));
     const have = (await wh.query(`SELECT practice_id FROM raw.encounters WHERE encounter_id = $1`, [row])).rows.map((x) => String(x.practice_id));
@@ -358,11 +364,7 @@ describe('capture: bad input and schema drift', () => {
     const row = String((await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 AND deleted_at IS NULL ORDER BY encounter_id LIMIT 1', [a])).rows[0]!.encounter_id);
     for (const step of history.split(' ')) {
       if (step.startsWith('cap:')) await capture([p[step.slice(4)]!]);
-      else if (step.startsWith('del@')) await oltp.admin.query('DELETE FROM oltp.encounters WHERE practice_id = $1 AND encounter_id = $2', [p[step.slice(4)]!, row]);
-      else {
-        const [from, to] = step.split('>') as [string, string];
-        await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [p[from]!, p[to]!, row]);
-      }
+      else await moveOrDelete(step, p, row);
     }
     await capture(known);
   });
@@ -435,6 +437,23 @@ describe('capture: bad input and schema drift', () => {
       await oltp.admin.query(`DROP ROLE ${role}`);
     }
     expect(await rawDiffers(oltp.admin, wh, 'medications', [p])).toEqual([]);
+  });
+
+  it('a failed sweep for moved rows is a note: the practices are captured all the same, and the next capture sweeps from the same position', async () => {
+    const [a, b] = demoTenantIds().sort().slice(178, 180) as [string, string];
+    const encounters = spec('encounters');
+    expect((await captureTenantSlice(wh, oltp.source, encounters, [a, b], { knownTenants: [a, b] })).failures).toEqual([]);
+    const moved = String((await oltp.admin.query('SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 1', [a])).rows[0]!.encounter_id);
+    await oltp.admin.query(`UPDATE oltp.encounters SET practice_id = $2, updated_at = clock_timestamp() WHERE practice_id = $1 AND encounter_id = $3`, [a, b, moved]);
+    const failing = afterEachRead(oltp.source, async (_, sql) => {
+      if (sql.includes('AS __tsf_u')) throw new Error('the sweep page read failed (injected)');
+    });
+    const r = await captureTenantSlice(wh, failing, encounters, [a], { knownTenants: [a, b] });
+    expect(r.failures).toEqual([]);
+    expect(r.notes.filter((n) => n.includes('sweep'))).toEqual([expect.stringMatching(/^oltp\.encounters: the sweep for rows moved between practices failed \(tried again next run; .*injected/)]);
+    expect((await wh.query(`SELECT practice_id FROM raw.encounters WHERE encounter_id = $1`, [moved])).rows.map((x) => String(x.practice_id))).toEqual([a]);
+    expect((await captureTenantSlice(wh, oltp.source, encounters, [a], { knownTenants: [a, b] })).failures).toEqual([]);
+    expect(await rawDiffers(oltp.admin, wh, 'encounters', [a])).toEqual([]);
   });
 
   it('says when no index of the OLTP table starts with the updated column (the sweep for moved rows then reads the whole table), and still sweeps', async () => {

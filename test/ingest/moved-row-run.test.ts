@@ -6,7 +6,7 @@ import type { OltpSource } from '../../src/ingest/oltp-source.ts';
 import type { Adapter } from '../../src/adapters/adapter.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
-import { copyCaptureProject, openOltpAt, startSmallOltp, withFaults, withWarehouse, type SmallOltp } from './support/capture-project.ts';
+import { afterEachRead, copyCaptureProject, openOltpAt, startSmallOltp, withFaults, withWarehouse, type SmallOltp } from './support/capture-project.ts';
 
 const notOk = (r: RunResults) => r.results.filter((x) => x.status !== 'success').map((x) => `${x.node}: ${x.code}`);
 
@@ -150,29 +150,12 @@ describe('a row moved to another practice leaves the old practice’s models in 
   }, 300_000);
 });
 
-/** Runs `action` once, right after the first sweep for moved rows of `table` read its first page (sweepMovedAway). */
+/** Runs `action` once, right after the sweep for moved rows of `table` read its first page (move-sweep.ts). */
 function afterSweep(inner: OltpSource, table: string, action: () => Promise<unknown>): OltpSource {
   let done = false;
-  return {
-    ...inner,
-    query: (sql, params) => inner.query(sql, params),
-    close: () => inner.close(),
-    classifyError: (err) => inner.classifyError(err),
-    readTransaction: (fn, options) =>
-      inner.readTransaction(
-        (s) =>
-          fn({
-            copyOut: (sql, format) => s.copyOut(sql, format),
-            async query(sql, params) {
-              const r = await s.query(sql, params);
-              if (!done && sql.includes('AS __tsf_u') && sql.includes(`."${table}"`)) {
-                done = true;
-                await action();
-              }
-              return r;
-            },
-          }),
-        options,
-      ),
-  };
+  return afterEachRead(inner, async (_, sql) => {
+    if (done || !sql.includes('AS __tsf_u') || !sql.includes(`."${table}"`)) return;
+    done = true;
+    await action();
+  });
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import type { Adapter } from '../../../src/adapters/adapter.ts';
-import type { OltpSource } from '../../../src/adapters/oltp-source.ts';
+import type { OltpReadSession, OltpSource } from '../../../src/adapters/oltp-source.ts';
 import { createPostgresAdapter, type PostgresAdapter } from '../../../src/adapters/postgres/postgres-adapter.ts';
 import { PgOltpSource } from '../../../src/adapters/postgres/pg-oltp-source.ts';
 import { loadDemoOltp } from '../../../src/ingest/demo-oltp.ts';
@@ -75,6 +75,19 @@ export function openOltpAt(url: string): () => Promise<OltpSource> {
  * connection loss), `slow` reads 1.2 s late. Other practices read normally.
  */
 export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' | 'disconnect' | 'slow'>): OltpSource {
+  return afterEachRead(inner, async (s, sql, params) => {
+    // a read binds its practice, or a batch read the array of its practices
+    const bound = (params ?? []).flatMap((p) => (Array.isArray(p) ? p : [p])).map(String);
+    const fault = sql.includes('set_config') ? bound.map((t) => faults[t]).find((f) => f !== undefined) : undefined;
+    if (fault === 'timeout') await s.query('SELECT pg_sleep(10)');
+    if (fault === 'disconnect') await s.query('SELECT pg_terminate_backend(pg_backend_pid())');
+    // within the fixture's 2 s statement timeout: the read succeeds, late
+    if (fault === 'slow') await s.query('SELECT pg_sleep(1.2)');
+  });
+}
+
+/** The OLTP source with `hook` run after each query of its read transactions, in the same session. */
+export function afterEachRead(inner: OltpSource, hook: (s: OltpReadSession, sql: string, params: readonly unknown[] | undefined) => Promise<void>): OltpSource {
   return {
     query: (sql, params) => inner.query(sql, params),
     close: () => inner.close(),
@@ -86,13 +99,7 @@ export function withFaults(inner: OltpSource, faults: Record<string, 'timeout' |
             copyOut: (sql, format) => s.copyOut(sql, format),
             async query(sql, params) {
               const r = await s.query(sql, params);
-              // a read binds its practice, or a batch read the array of its practices
-              const bound = (params ?? []).flatMap((p) => (Array.isArray(p) ? p : [p])).map(String);
-              const fault = sql.includes('set_config') ? bound.map((t) => faults[t]).find((f) => f !== undefined) : undefined;
-              if (fault === 'timeout') await s.query('SELECT pg_sleep(10)');
-              if (fault === 'disconnect') await s.query('SELECT pg_terminate_backend(pg_backend_pid())');
-              // within the fixture's 2 s statement timeout: the read succeeds, late
-              if (fault === 'slow') await s.query('SELECT pg_sleep(1.2)');
+              await hook(s, sql, params);
               return r;
             },
           }),
