@@ -7,6 +7,8 @@
  * every one of its rows changed in the OLTP (each chunk replaces rows already in raw), and
  * `sweep_changed_rows_per_s`: the sweep for moved rows (move-sweep.ts) over the keys of the same
  * practice after they all changed again, none moved (what a bulk update adds to the next run).
+ * `unknown_count_ms`: the unknown-practice count each run makes per table, by index probes and
+ * by a table scan (unknown-practices.ts).
  * Sizes: BENCH_CAPTURE_LARGE (1,000,000), BENCH_CAPTURE_SMALL (1,000 practices) × BENCH_CAPTURE_PER_SMALL (50).
  * Rows per chunk (per warehouse transaction): the engine's default (defaultChunkRows: DuckDB
  * 491,520, PostgreSQL 50,000), or BENCH_CAPTURE_CHUNK, or per engine
@@ -24,6 +26,7 @@ import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter
 import { captureTenantSlice, defaultChunkRows, type CaptureSpec } from '../src/ingest/capture.ts';
 import { resolveSpec } from '../src/ingest/capture-spec.ts';
 import { sweepMovedRows } from '../src/ingest/move-sweep.ts';
+import { countUnknownTenantRows } from '../src/ingest/unknown-practices.ts';
 import { PgOltpSource } from '../src/adapters/postgres/pg-oltp-source.ts';
 import { startThrowawayPostgres } from '../test/support/postgres.ts';
 import { generateBenchOltp, smallTenants } from './lib/capture-data.ts';
@@ -46,6 +49,31 @@ async function measure(wh: Adapter, source: PgOltpSource, tenants: string[], exp
   if (r.failures.length > 0) throw new Error(`capture failed: ${r.failures.slice(0, 3).map((f) => f.message).join('; ')}`);
   if (rows !== expected) throw new Error(`captured ${rows} rows, expected ${expected}`);
   return Math.round(rows / s);
+}
+
+/**
+ * The unknown-practice count every run makes per captured table (unknown-practices.ts), on this
+ * OLTP (1,001 practices; all but one small practice known): through the capture index's
+ * probes, then, with the indexes led by practice_id dropped (the bench's last step), by
+ * scanning the table.
+ */
+async function measureUnknownCount(source: PgOltpSource, small: string[]): Promise<{ index_probes: number; table_scan: number }> {
+  const spec = resolveSpec(SPEC);
+  const known = ['p_large', ...small.slice(1)];
+  const timed = async () => {
+    const t0 = performance.now();
+    const r = await countUnknownTenantRows(source, spec, known);
+    if (r.total !== PER_SMALL) throw new Error(`counted ${r.total} unknown rows, expected ${PER_SMALL}`);
+    return Math.round(performance.now() - t0);
+  };
+  await timed();
+  const indexProbes = Math.min(await timed(), await timed());
+  // every index led by practice_id: the capture index and the primary key
+  await source.query('DROP INDEX oltp.encounters_bench_capture_idx');
+  await source.query('ALTER TABLE oltp.encounters_bench DROP CONSTRAINT encounters_bench_pkey');
+  const tableScan = Math.min(await timed(), await timed());
+  console.error(`unknown-practice count: ${indexProbes} ms by index probes, ${tableScan} ms by scanning`);
+  return { index_probes: indexProbes, table_scan: tableScan };
 }
 
 function median(xs: number[]): number {
@@ -117,6 +145,7 @@ async function main(): Promise<void> {
     console.error(`postgres small: ${pgSmall} rows/s`);
     await pgWh.close();
     result.postgres = { large_rows_per_s: pgLarge, small_rows_per_s: pgSmall };
+    result.unknown_count_ms = await measureUnknownCount(source, small);
     result.oltp_server = server.server;
     result.rows = { large: LARGE, small_practices: SMALL, rows_per_small: PER_SMALL, chunk_rows_duckdb: CHUNK_DUCKDB, chunk_rows_postgres: CHUNK_POSTGRES };
     await source.close();

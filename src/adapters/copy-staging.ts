@@ -13,8 +13,6 @@ export interface StageColumn {
 export interface StagedCopy {
   /** Bytes of COPY output; 0: no rows. */
   bytes: number;
-  /** Rows, when counted on the way in (PostgreSQL's COPY reports them); undefined: count the relation. */
-  rows?: number;
   /** The last row's values as text (the chunk's position), or undefined when there is none. */
   lastRow: (string | null)[] | undefined;
   /**

@@ -10,6 +10,7 @@ import { planDrift, readSourceColumns, type SourceColumn } from './source-column
 import { withRetry } from './retry.ts';
 import { movedAwayNotice, sweepFailedNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
 import { captureTenant } from './steady-capture.ts';
+import { countUnknownTenantRows } from './unknown-practices.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
 export type { CaptureSpec } from './capture-chunk.ts';
@@ -185,19 +186,6 @@ async function countUnknownTenantRowsInto(oltp: OltpSource, spec: ResolvedSpec, 
   const { total, shown } = await countUnknownTenantRows(oltp, spec, known);
   if (total > 0) notes.push(`${spec.label}: ${total} row(s) carry a ${spec.tenantColumn} that is not a known practice, not loaded: ${shown}`);
   return total;
-}
-
-/** Rows whose practice id is not in tenants.yml, by id (ids are not PHI); the five largest are named. */
-export async function countUnknownTenantRows(oltp: OltpSource, spec: ResolvedSpec, known: readonly string[]): Promise<{ total: number; shown: string }> {
-  const col = quoteIdent(spec.tenantColumn);
-  const { rows } = await oltp.query(
-    `SELECT ${col}::text AS tenant, count(*) AS n FROM ${quoteRelation(spec.sourceSchema, spec.table)}
-      WHERE ${col} IS NULL OR NOT (${col}::text = ANY($1::text[])) GROUP BY 1 ORDER BY 2 DESC, 1`,
-    [[...known]],
-  );
-  const total = rows.reduce((a, r) => a + Number(r.n), 0);
-  const shown = rows.slice(0, 5).map((r) => `${r.tenant === null ? 'NULL' : JSON.stringify(r.tenant)} (${Number(r.n)})`).join(', ');
-  return { total, shown };
 }
 
 /**

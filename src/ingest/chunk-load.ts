@@ -89,9 +89,7 @@ export async function loadChunk(wh: Pick<Adapter, 'copyStaging'>, src: ChunkSour
       finish: async () => {
         try {
           if (sum.rows === 0) return { loaded: 0, elsewhere: [] };
-          await deleteChunkKeys(src.s, src.spec, src.tenants, src.columns, rows);
-          const loaded = await insertLiveRows(src.s, src.spec, src.tenants, src.columns, rows);
-          return { loaded, elsewhere: await keysHeldElsewhere(src.s, src.spec, src.tenants, src.columns, rows) };
+          return await replaceKeys(src.s, src.spec, src.tenants, src.columns, rows, rows);
         } finally {
           await staged.dispose();
         }
@@ -141,11 +139,19 @@ export async function upsertStaged(
     keys = { from: quoteIdent(keyTable), params: [], typed: true };
   }
   const byTenant = await countByTenant(s, spec, keyTable === undefined ? staged.relation(1) : { sql: keys.from, params: [] }, deletedName(columns, deletedIndex));
-  await deleteChunkKeys(s, spec, tenants, columns, keys);
-  const loaded = await insertLiveRows(s, spec, tenants, columns, all);
-  const elsewhere = await keysHeldElsewhere(s, spec, tenants, columns, keys);
+  const { loaded, elsewhere } = await replaceKeys(s, spec, tenants, columns, keys, all);
   if (keyTable !== undefined) await s.dropTempTable(keyTable);
   return { ...sumCounts(byTenant), loaded, elsewhere, byTenant };
+}
+
+/**
+ * The practices' rows of the chunk's keys in raw replaced by the chunk's live rows (`keys` may be
+ * a narrower relation of the same rows); returns the rows written and the keys other practices hold.
+ */
+async function replaceKeys(s: Session, spec: ResolvedSpec, tenants: ChunkTenants, columns: readonly SourceColumn[], keys: ChunkRows, all: ChunkRows): Promise<{ loaded: number; elsewhere: HeldElsewhere[] }> {
+  await deleteChunkKeys(s, spec, tenants, columns, keys);
+  const loaded = await insertLiveRows(s, spec, tenants, columns, all);
+  return { loaded, elsewhere: await keysHeldElsewhere(s, spec, tenants, columns, keys) };
 }
 
 function deletedName(columns: readonly SourceColumn[], deletedIndex: number): string | undefined {

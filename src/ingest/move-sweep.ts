@@ -7,6 +7,7 @@ import { rawRowsTurn } from './chunk-transaction.ts';
 import { removeMovedRows } from './moved-rows.ts';
 import type { OltpSource } from './oltp-source.ts';
 import type { HeldElsewhere } from './slice-upsert.ts';
+import { hasIndexLedBy } from './oltp-index.ts';
 import { readWatermarks, TABLE_WIDE, writeWatermark, type Watermark } from './watermarks.ts';
 
 /**
@@ -164,14 +165,7 @@ async function heldElsewhere(s: Session, spec: ResolvedSpec, changed: readonly C
  * still runs: a record at a practice that no longer has it is a privacy fault, not a cost).
  */
 export async function sweepIndexGap(oltp: OltpSource, spec: ResolvedSpec): Promise<string | undefined> {
-  const { rows } = await oltp.query(
-    `SELECT 1 AS one FROM pg_catalog.pg_index i
-       JOIN pg_catalog.pg_class c ON c.oid = i.indrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-      WHERE n.nspname = $1 AND c.relname = $2 AND a.attname = $3 AND i.indisvalid AND i.indpred IS NULL LIMIT 1`,
-    [spec.sourceSchema, spec.table, spec.updatedColumn],
-  );
-  if (rows.length > 0) return undefined;
+  if (await hasIndexLedBy(oltp, spec.sourceSchema, spec.table, spec.updatedColumn)) return undefined;
   return `no index of ${spec.label} starts with column "${spec.updatedColumn}": each run's sweep for rows moved between practices reads the whole table; add one (CREATE INDEX ON ${quoteRelation(spec.sourceSchema, spec.table)} (${quoteIdent(spec.updatedColumn)}))`;
 }
 

@@ -5,7 +5,8 @@ import type { ManifestCapture, ManifestNode, PostgresCapture, SourceNode } from 
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../errors.ts';
 import { CAPTURE_LOCKS } from '../warehouse/meta-schema.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
-import { countUnknownTenantRows, defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
+import { defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
+import { countUnknownTenantRows } from './unknown-practices.ts';
 import { BatchCapture } from './batch-capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import { OltpConnections } from './oltp-connections.ts';

@@ -20,7 +20,6 @@ export async function stageCopyIn(s: Pick<Session, 'query'> & Required<Pick<Sess
   if (rows !== tap.rows) throw new TsformError(Codes.sqlError, `COPY into a capture chunk's table wrote ${rows} rows for ${tap.rows} lines`);
   return {
     bytes: tap.bytes,
-    rows,
     lastRow: tap.lastRow(),
     costlyToRead: false,
     relation: () => ({ sql: quoteRelation('pg_temp', name), params: [] }),
