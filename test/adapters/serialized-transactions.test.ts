@@ -44,10 +44,16 @@ describe.each(twoEngines('serialize'))('TransactionOptions.serializeOn on $name'
   it('a transaction that fails ends its turn: the next one runs', async () => {
     const wh = engine.adapter();
     const log: string[] = [];
+    let holds!: () => void;
+    const aHoldsTheTurn = new Promise<void>((resolve) => (holds = resolve));
     const failing = recorded(wh, log, 'a', 'k', async () => {
+      holds();
       await sleep(50);
       throw new Error('boom');
     });
+    // b asks for the turn only once a has it: two transactions started together may take it in
+    // either order (on PostgreSQL, whichever pool connection locks first)
+    await aHoldsTheTurn;
     const next = recorded(wh, log, 'b', 'k');
     await expect(failing).rejects.toThrow('boom');
     await next;
