@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/lib/nightly-child.ts run --project-dir <dir> …
  */
-import { writeFileSync } from 'node:fs';
+import { appendFileSync, writeFileSync } from 'node:fs';
 import { runCli } from '../../src/cli/program.ts';
 
 const outPath = process.env.NIGHTLY_CHILD_OUT;
@@ -16,14 +16,27 @@ let summary: unknown;
 // Failed nodes by model, practice and code only (a message may quote a value).
 const failed: { model: string; tenant: string | null; code: string }[] = [];
 let lines = 0;
+// NIGHTLY_MEMORY_TRACE=<file>: one JSON line a second (RSS, V8 heap, buffers outside it, the
+// last model a node event named), to tell DuckDB's memory from Node's when the peak is too high.
+const tracePath = process.env.NIGHTLY_MEMORY_TRACE;
+let lastModel = '';
+const sampler = tracePath
+  ? setInterval(() => {
+      const m = process.memoryUsage();
+      const mb = (b: number) => Math.round(b / 2 ** 20);
+      appendFileSync(tracePath, `${JSON.stringify({ s: Math.round((performance.now() - t0) / 1000), rss: mb(m.rss), heap: mb(m.heapUsed), external: mb(m.external), model: lastModel })}\n`);
+    }, 1000).unref()
+  : undefined;
 const code = await runCli(['node', 'tsform', ...process.argv.slice(2)], (line) => {
   lines++;
+  if (tracePath) lastModel = /"model":"([^"]*)"/.exec(line)?.[1] ?? lastModel;
   if (line.includes('"event":"summary"')) summary = JSON.parse(line);
   else if (line.includes('"status":"error"')) {
     const e = JSON.parse(line) as { model: string; tenant: string | null; code?: string };
     failed.push({ model: e.model, tenant: e.tenant, code: e.code ?? 'none' });
   }
 });
+if (sampler) clearInterval(sampler);
 writeFileSync(
   outPath,
   JSON.stringify({ code, seconds: (performance.now() - t0) / 1000, max_rss_kb: process.resourceUsage().maxRSS, lines, summary, failed }),

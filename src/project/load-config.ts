@@ -205,7 +205,16 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
  * moves files or loads code (temp_directory, extensions, external access) would undo the
  * adapter's lock-down of PHI files, so it is not on the list.
  */
-export const DUCKDB_SETTINGS = ['memory_limit', 'checkpoint_threshold', 'max_temp_directory_size', 'preserve_insertion_order'];
+export const DUCKDB_SETTINGS = [
+  'memory_limit',
+  'checkpoint_threshold',
+  'max_temp_directory_size',
+  'preserve_insertion_order',
+  // memory_limit bounds DuckDB's buffer manager only; these bound what its allocator keeps after freeing
+  'allocator_flush_threshold',
+  'allocator_bulk_deallocation_flush_threshold',
+  'allocator_background_threads',
+];
 
 /** `settings: { memory_limit: 2GB, checkpoint_threshold: 256MB }` of a DuckDB target. */
 function readDuckDBSettings(r: YamlReader, target: Record<string, unknown>, name: string): Record<string, string> {

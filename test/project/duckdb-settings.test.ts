@@ -29,13 +29,23 @@ function withTargets(edit: (yml: string) => string) {
 }
 
 describe('settings of a DuckDB target', () => {
-  it('applies memory_limit and checkpoint_threshold when the database opens', async () => {
-    const { project } = withTargets((yml) => yml.replace(DUCK_TARGET, `${DUCK_TARGET}    settings:\n      memory_limit: 1GB\n      checkpoint_threshold: 64MB\n`));
+  it('applies memory_limit, checkpoint_threshold and the allocator settings when the database opens', async () => {
+    const allocator = '      allocator_flush_threshold: 32MB\n      allocator_bulk_deallocation_flush_threshold: 48MB\n      allocator_background_threads: true\n';
+    const { project } = withTargets((yml) => yml.replace(DUCK_TARGET, `${DUCK_TARGET}    settings:\n      memory_limit: 1GB\n      checkpoint_threshold: 64MB\n${allocator}`));
     expect(project.diagnostics).toEqual([]);
     const adapter = await openAdapter(project, project.config.targets.duckdb!, {});
     try {
-      const { rows } = await adapter.query(`SELECT current_setting('memory_limit') AS m, current_setting('checkpoint_threshold') AS c`);
-      expect(rows[0]).toEqual({ m: expect.stringMatching(/^(1\.0 GiB|953\.6 MiB)$/), c: expect.stringMatching(/^(64\.0 MiB|61\.0 MiB)$/) });
+      const { rows } = await adapter.query(
+        `SELECT current_setting('memory_limit') AS m, current_setting('checkpoint_threshold') AS c, current_setting('allocator_flush_threshold') AS f,
+                current_setting('allocator_bulk_deallocation_flush_threshold') AS b, CAST(current_setting('allocator_background_threads') AS VARCHAR) AS t`,
+      );
+      expect(rows[0]).toEqual({
+        m: expect.stringMatching(/^(1\.0 GiB|953\.6 MiB)$/),
+        c: expect.stringMatching(/^(64\.0 MiB|61\.0 MiB)$/),
+        f: expect.stringMatching(/^(32\.0 MiB|30\.5 MiB)$/),
+        b: expect.stringMatching(/^(48\.0 MiB|45\.7 MiB)$/),
+        t: 'true',
+      });
     } finally {
       await adapter.close();
     }
