@@ -1,6 +1,6 @@
 /**
  * `npm run bench:nightly -- [--practices 5000] [--encounters n] [--target duckdb|postgres|both]
- *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 1GB] [--duckdb-allocator-flush 64MB] [--batch-size n] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
+ *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 768MB] [--duckdb-allocator-flush 32MB] [--batch-size n] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
  * `tsform run` on a generated fleet (scripts/fleet-generate.ts), on DuckDB and on PostgreSQL.
  *
  * What runs: the demo project unchanged (tsform.yml, models, macros, seeds, policies) with the
@@ -19,12 +19,13 @@
  *                   order, in a copy of the warehouse (DuckDB: the file; PostgreSQL: CREATE
  *                   DATABASE … TEMPLATE), first on dropped tables, then again (bench/lib/nightly-mono.ts).
  *
- * The copied project's DuckDB target gets `settings: { memory_limit }` (default 1GB, `none` to
- * leave DuckDB's default of 80% of RAM), and with `--duckdb-allocator-flush` (default 64MB, `none`
+ * The copied project's DuckDB target gets `settings: { memory_limit }` (default 768MB, `none` to
+ * leave DuckDB's default of 80% of RAM), and with `--duckdb-allocator-flush` (default 32MB, `none`
  * for DuckDB's 128MB / 512MB) `allocator_flush_threshold`,
  * `allocator_bulk_deallocation_flush_threshold` and `allocator_background_threads: true`:
  * memory_limit bounds DuckDB's buffer manager only, and at 5,000 practices the process peaked at
- * 2.4 GB with 600MB as with 1GB; the allocator settings bound what DuckDB keeps after freeing.
+ * 2.4 GB with 600MB as with 1GB; the allocator settings bound what DuckDB keeps after freeing
+ * (README, bench:nightly: the first run's peak with each).
  * Both are recorded in the JSON (`duckdb_settings`); the monolithic baseline runs with the same. `--batch-size` sets the copy's `batch.size` (the demo's 50 when
  * absent): how many practices share one statement per model, against how many one failure holds back.
  *
@@ -56,8 +57,8 @@ const { values } = parseArgs({
     target: { type: 'string', default: 'both' },
     fleet: { type: 'string' },
     'cpu-prof': { type: 'string' },
-    'duckdb-memory-limit': { type: 'string', default: '1GB' },
-    'duckdb-allocator-flush': { type: 'string', default: '64MB' },
+    'duckdb-memory-limit': { type: 'string', default: '768MB' },
+    'duckdb-allocator-flush': { type: 'string', default: '32MB' },
     'batch-size': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
