@@ -25,9 +25,10 @@
  * `allocator_bulk_deallocation_flush_threshold` and `allocator_background_threads: true`:
  * memory_limit bounds DuckDB's buffer manager only, and at 5,000 practices the process peaked at
  * 2.4 GB with 600MB as with 1GB; the allocator settings bound what DuckDB keeps after freeing
- * (README, bench:nightly: the first run's peak with each).
- * Both are recorded in the JSON (`duckdb_settings`); the monolithic baseline runs with the same. `--batch-size` sets the copy's `batch.size` (the demo's 50 when
- * absent): how many practices share one statement per model, against how many one failure holds back.
+ * (README, bench:nightly: the first run's peak with each). Both are recorded in the JSON
+ * (`duckdb_settings`); the monolithic baseline runs with the same. `--batch-size` sets the copy's
+ * `batch.size` (the demo's 50 when absent): how many practices share one statement per model,
+ * against how many one failure holds back.
  *
  * ratio = models steady / monolithic steady; first_run_ratio = models first / monolithic first;
  * per_node_overhead_ms = (models steady − monolithic steady) / model units. Then every model is
