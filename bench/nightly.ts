@@ -1,6 +1,7 @@
 /**
  * `npm run bench:nightly -- [--practices 5000] [--encounters n] [--target duckdb|postgres|both]
- *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 768MB] [--duckdb-allocator-flush 32MB] [--batch-size n] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
+ *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 768MB] [--duckdb-allocator-flush 32MB] [--batch-size n]
+ *   [--pg-partitions n] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
  * `tsform run` on a generated fleet (scripts/fleet-generate.ts), on DuckDB and on PostgreSQL.
  *
  * What runs: the demo project unchanged (tsform.yml, models, macros, seeds, policies) with the
@@ -28,7 +29,11 @@
  * (README, bench:nightly: the first run's peak with each). Both are recorded in the JSON
  * (`duckdb_settings`); the monolithic baseline runs with the same. `--batch-size` sets the copy's
  * `batch.size` (the demo's 50 when absent): how many practices share one statement per model,
- * against how many one failure holds back.
+ * against how many one failure holds back. `--pg-partitions n` gives the PostgreSQL copy
+ * `partition_by_practice` (README, "Partitioning by practice"): a LIST partition for each practice
+ * the fleet tags `large` (the ~1 % largest) and n HASH partitions for the rest; recorded as
+ * `pg_partitioning`. The monolithic baseline's tables stay plain (it recreates them with CREATE
+ * TABLE … AS).
  *
  * ratio = models steady / monolithic steady; first_run_ratio = models first / monolithic first;
  * per_node_overhead_ms = (models steady − monolithic steady) / model units. Then every model is
@@ -61,6 +66,7 @@ const { values } = parseArgs({
     'duckdb-memory-limit': { type: 'string', default: '768MB' },
     'duckdb-allocator-flush': { type: 'string', default: '32MB' },
     'batch-size': { type: 'string' },
+    'pg-partitions': { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 });
@@ -80,6 +86,10 @@ const DUCKDB_SETTINGS: Record<string, string> = {
 };
 const BATCH_SIZE = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
 if (BATCH_SIZE !== undefined && !(Number.isSafeInteger(BATCH_SIZE) && BATCH_SIZE >= 1)) throw new Error(`--batch-size is a positive integer, not '${values['batch-size']}'`);
+const PG_PARTITIONS = values['pg-partitions'] === undefined ? undefined : Number(values['pg-partitions']);
+if (PG_PARTITIONS !== undefined && !(Number.isSafeInteger(PG_PARTITIONS) && PG_PARTITIONS >= 1 && PG_PARTITIONS <= 1024)) {
+  throw new Error(`--pg-partitions is a hash partition count from 1 to 1024, not '${values['pg-partitions']}'`);
+}
 const CPU_PROF = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
 // A fixed bench-only vault key (never a production key), as the test suite uses.
 const VAULT_KEY = '5f3c7a1e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f3a';
@@ -186,6 +196,8 @@ async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: st
   cpSync(fleetDir, dir, { recursive: true, filter: (src) => !src.startsWith(join(fleetDir, 'target')) });
   if (target === 'duckdb') for (const [name, value] of Object.entries(DUCKDB_SETTINGS)) setProjectConfig(dir, ['targets', 'duckdb', 'settings', name], value);
   if (BATCH_SIZE !== undefined) setProjectConfig(dir, ['batch', 'size'], BATCH_SIZE);
+  const partitioning = target === 'postgres' && PG_PARTITIONS !== undefined ? { list: largePractices(dir), hash_partitions: PG_PARTITIONS } : undefined;
+  if (partitioning) setProjectConfig(dir, ['targets', 'postgres', 'partition_by_practice'], partitioning);
   const run = (label: string, extra: string[] = []) => tsform(`${target} ${label}`, dir, [...setup.args, ...extra], setup.env);
   const resultsSize = () => statSync(join(dir, 'target', 'run_results.json')).size;
 
@@ -224,6 +236,7 @@ async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: st
   const modelUnits = modelsSteady.summary!.units;
   const refused = (r: ChildRun) => r.failed.length;
   return {
+    ...(partitioning ? { pg_partitioning: { listed: partitioning.list.length, hash_partitions: partitioning.hash_partitions } } : {}),
     whole_first_s: r2(first.seconds),
     whole_steady_s: r2(steady.seconds),
     whole_units: steady.summary!.units,
@@ -248,11 +261,17 @@ async function measure(target: 'duckdb' | 'postgres', fleetDir: string, work: st
 }
 
 /** Sets one key of the project copy's tsform.yml, comments kept. */
-function setProjectConfig(projectDir: string, path: readonly string[], value: string | number): void {
+function setProjectConfig(projectDir: string, path: readonly string[], value: unknown): void {
   const file = join(projectDir, 'tsform.yml');
   const doc = parseDocument(readFileSync(file, 'utf8'));
   doc.setIn(path, value);
   writeFileSync(file, doc.toString());
+}
+
+/** The practices the fleet's tenants.yml tags `large` (scripts/lib/fleet-practices.ts: the ~1 % largest). */
+function largePractices(projectDir: string): string[] {
+  const doc = parseDocument(readFileSync(join(projectDir, 'tenants.yml'), 'utf8')).toJS() as { tenants: { id: string; tags?: string[] }[] };
+  return doc.tenants.filter((t) => t.tags?.includes('large')).map((t) => t.id);
 }
 
 /** Per model, the practices whose slice tsform refused in either models run: left out on both sides. */

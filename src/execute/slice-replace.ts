@@ -1,6 +1,7 @@
 import type { Session, SqlParam } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { createTenantTable } from '../warehouse/tenant-table.ts';
 
 export const STAGE_TABLE = '__tsf_stage';
 
@@ -62,7 +63,7 @@ export async function stageTenantRows(
  * Makes sure the target exists with the staged columns. A changed column list is an error (the
  * other practices' slices were built with the old one) unless the table is being rebuilt whole.
  * `partitionBy` (a tenant-scoped table's tenant column) partitions a new table by practice
- * where the target is configured to (Session.createPartitionedLike).
+ * where the target is configured to (warehouse/tenant-table.ts).
  */
 export async function ensureTargetTable(
   s: Session,
@@ -77,8 +78,8 @@ export async function ensureTargetTable(
     await s.query(`DROP TABLE ${rel}`);
     existing = undefined;
   }
-  if (!existing && partitionBy !== undefined && s.createPartitionedLike) {
-    await s.createPartitionedLike(target.schema, target.identifier, STAGE_TABLE, partitionBy);
+  if (!existing && partitionBy !== undefined) {
+    await createTenantTable(s, target.schema, target.identifier, STAGE_TABLE, partitionBy);
     return;
   }
   if (!existing) {

@@ -3,6 +3,7 @@ import type { Adapter, Session } from '../adapters/adapter.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { migrateMeta } from '../warehouse/meta-schema.ts';
+import { createTenantTable } from '../warehouse/tenant-table.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
@@ -70,6 +71,9 @@ export interface CaptureResult {
 export function defaultChunkRows(wh: Pick<Adapter, 'kind'>): number {
   return wh.kind === 'duckdb' ? 491_520 : 50_000;
 }
+
+/** Temp table giving a new raw table its columns (createTenantTable copies its shape). */
+const RAW_SHAPE = '__tsf_raw_shape';
 
 function captureIndexName(table: string, suffix: string): string {
   const name = `${table}__${suffix}`;
@@ -165,7 +169,10 @@ export async function prepareCapture(
   // Protected in the same transaction: no practice ever sees the table without its policy.
   await withRetry(wh, () =>
     wh.transaction(async (s) => {
-      await s.query(`CREATE TABLE IF NOT EXISTS ${quoteRelation(spec.rawSchema, spec.table)} (${columns.map((c) => `${quoteIdent(c.name)} ${c.rawType}`).join(', ')})`);
+      await s.createTempTableAs(RAW_SHAPE, `SELECT ${columns.map((c) => `CAST(NULL AS ${c.rawType}) AS ${quoteIdent(c.name)}`).join(', ')} WHERE 1 = 0`, []);
+      // Partitioned by practice where the target partitions tenant-scoped tables, as models' are.
+      await createTenantTable(s, spec.rawSchema, spec.table, RAW_SHAPE, spec.tenantColumn);
+      await s.query(`DROP TABLE ${quoteIdent(RAW_SHAPE)}`);
       // Every chunk deletes its keys from the practice's slice: on PostgreSQL without this index
       // that is a scan of the whole table per chunk. (DuckDB scans by zone maps; an ART index
       // would only slow its bulk inserts.)

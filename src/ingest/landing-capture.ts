@@ -8,6 +8,7 @@ import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { loadCsvText, safeType } from '../warehouse/load-csv.ts';
 import { LANDING_FILES, migrateMeta } from '../warehouse/meta-schema.ts';
+import { createTenantTable } from '../warehouse/tenant-table.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { withRetry, type ProtectRelation } from './capture.ts';
 import { lockTenant } from './watermarks.ts';
@@ -15,6 +16,8 @@ import { lockTenant } from './watermarks.ts';
 export type LandingCapture = Extract<ManifestCapture, { kind: 'csv_landing' }>;
 
 const STAGE = '__tsf_landing_stage';
+/** The stage's columns without its deleted flag: the shape of a new landing table. */
+const SHAPE = '__tsf_landing_shape';
 
 export interface LandingOptions {
   projectRoot: string;
@@ -118,7 +121,13 @@ async function loadOneFile(
   );
   const target = quoteRelation(node.schema, node.identifier);
   const stageCols = [tc, ...columns];
-  await s.query(`CREATE TABLE IF NOT EXISTS ${target} AS SELECT ${stageCols.map(quoteIdent).join(', ')} FROM ${quoteIdent(STAGE)} LIMIT 0`);
+  const present = await s.query(`SELECT count(*) AS n FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = $1 AND table_name = $2`, [node.schema, node.identifier]);
+  if (Number(present.rows[0]?.n) === 0) {
+    // Partitioned by practice where the target partitions tenant-scoped tables, as models' are.
+    await s.createTempTableAs(SHAPE, `SELECT ${stageCols.map(quoteIdent).join(', ')} FROM ${quoteIdent(STAGE)} LIMIT 0`, []);
+    await createTenantTable(s, node.schema, node.identifier, SHAPE, tc);
+    await s.query(`DROP TABLE ${quoteIdent(SHAPE)}`);
+  }
   await opts.protect?.(s);
   const existing = (await s.query(`SELECT * FROM ${target} LIMIT 0`)).columns;
   // A new column in the files is added (nullable); a column the files no longer carry stays NULL.
