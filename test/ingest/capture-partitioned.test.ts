@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SqlParam } from '../../src/adapters/adapter.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { quoteIdent } from '../../src/sql/quote.ts';
@@ -16,7 +17,7 @@ describe('captured raw tables partitioned by practice (PostgreSQL warehouse)', (
   let oltp: SmallOltp;
   let project: ReturnType<typeof copyCaptureProject>;
   let tenants: string[];
-  const sql = async (text: string, values: unknown[] = []) => (await oltp.admin.query(text, values)).rows;
+  const sql = async (text: string, values: SqlParam[] = []) => (await oltp.admin.query(text, values)).rows;
 
   beforeAll(async () => {
     oltp = await startSmallOltp(['encounters', 'procedures']);
@@ -53,8 +54,8 @@ describe('captured raw tables partitioned by practice (PostgreSQL warehouse)', (
   /** Rows of `table` per leaf partition, and practices found in a partition not theirs. */
   const layout = async (table: string) => {
     const leaves = await sql(`SELECT relid::regclass::text AS rel FROM pg_partition_tree($1::regclass) WHERE isleaf ORDER BY 1`, [`raw.${table}`]);
-    const listed = await sql(`SELECT count(*)::int AS n, count(*) FILTER (WHERE practice_id <> $1)::int AS foreign FROM raw.${quoteIdent(`${table}__p1`)}`, [tenants[0]]);
-    const restHasListed = await sql(`SELECT count(*)::int AS n FROM raw.${quoteIdent(`${table}__rest`)} WHERE practice_id = $1`, [tenants[0]]);
+    const listed = await sql(`SELECT count(*)::int AS n, count(*) FILTER (WHERE practice_id <> $1)::int AS foreign FROM raw.${quoteIdent(`${table}__p1`)}`, [tenants[0]!]);
+    const restHasListed = await sql(`SELECT count(*)::int AS n FROM raw.${quoteIdent(`${table}__rest`)} WHERE practice_id = $1`, [tenants[0]!]);
     return { leaves: leaves.length, listed: listed[0], restHasListed: restHasListed[0]!.n };
   };
 
@@ -98,17 +99,19 @@ describe('captured raw tables partitioned by practice (PostgreSQL warehouse)', (
 
   it('moves a row between partitions when its practice changes, and takes deletes, as on a plain table', async () => {
     const [listed, a, b] = tenants as [string, string, string];
-    const [toListed] = (await sql(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY 1 LIMIT 1`, [a])).map((r) => String(r.encounter_id));
-    const [toHash] = (await sql(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY 1 LIMIT 1`, [listed])).map((r) => String(r.encounter_id));
-    await sql(`UPDATE oltp.encounters SET practice_id = $2, updated_at = now() WHERE encounter_id = $1`, [toListed, listed]);
-    await sql(`UPDATE oltp.encounters SET practice_id = $2, updated_at = now() WHERE encounter_id = $1`, [toHash, b]);
+    const first = async (practice: string) => String((await sql(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY 1 LIMIT 1`, [practice]))[0]!.encounter_id);
+    const toListed = await first(a);
+    const toHash = await first(listed);
+    const move = (id: string, from: string, to: string) => sql(`UPDATE oltp.encounters SET practice_id = $3, updated_at = now() WHERE practice_id = $2 AND encounter_id = $1`, [id, from, to]);
+    await move(toListed, a, listed);
+    await move(toHash, listed, b);
     await sql(`UPDATE oltp.procedures SET deleted_at = now(), updated_at = now() WHERE procedure_id IN (SELECT procedure_id FROM oltp.procedures WHERE practice_id = $1 ORDER BY 1 LIMIT 2)`, [listed]);
     const second = await run();
     expect(second.results.filter((r) => r.status !== 'success').map((r) => [r.node, r.code])).toEqual([]);
     expect(await exact()).toEqual([]);
     const where = async (id: string) => (await sql(`SELECT tableoid::regclass::text AS part, practice_id FROM raw.encounters WHERE encounter_id = $1`, [id])).map((r) => `${r.part}|${r.practice_id}`);
-    expect(await where(toListed!)).toEqual([`raw.encounters__p1|${listed}`]);
-    const moved = await where(toHash!);
+    expect(await where(toListed)).toEqual([`raw.encounters__p1|${listed}`]);
+    const moved = await where(toHash);
     expect(moved).toHaveLength(1);
     expect(moved[0]).toMatch(new RegExp(`^raw\\.encounters__h[01]\\|${b}$`));
     const l = await layout('encounters');

@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Adapter } from '../../../src/adapters/adapter.ts';
 import type { RunResults } from '../../../src/artifacts/run-results.ts';
@@ -10,7 +12,9 @@ import { logicalProject } from './support/logical-fixture.ts';
  * extract node applies its own queue, and deletes and moves reach incremental models (issue 14,
  * reproductions 1, 3, 4 in logical mode), on both warehouse engines.
  */
-describe.each(['duckdb', 'postgres'] as const)('tsform run with mode: logical into %s', (target) => {
+// `postgres partitioned`: raw and model tables partitioned by practice (partition_by_practice).
+describe.each(['duckdb', 'postgres', 'postgres partitioned'] as const)('tsform run with mode: logical into %s', (variant) => {
+  const target = variant === 'duckdb' ? 'duckdb' : 'postgres';
   let oltp: SmallOltp;
   let project: ReturnType<typeof copyCaptureProject>;
   let tenants: string[];
@@ -18,7 +22,11 @@ describe.each(['duckdb', 'postgres'] as const)('tsform run with mode: logical in
   beforeAll(async () => {
     oltp = await startSmallOltp(['encounters', 'procedures'], { logical: {} });
     tenants = (await oltp.admin.query(`SELECT DISTINCT practice_id FROM oltp.encounters ORDER BY 1 LIMIT 4`)).rows.map((r) => String(r.practice_id));
-    project = logicalProject(tenants, `logical_run_${target}`);
+    project = logicalProject(tenants, `logical_run_${variant.replace(' ', '_')}`);
+    if (variant === 'postgres partitioned') {
+      const yml = join(project.dir, 'tsform.yml');
+      writeFileSync(yml, readFileSync(yml, 'utf8').replace('    url_env: TSFORM_PG_URL\n', `    url_env: TSFORM_PG_URL\n    partition_by_practice:\n      list: [${tenants[0]}]\n      hash_partitions: 2\n`));
+    }
     process.env.TSFORM_PG_URL = oltp.server.url;
   });
   afterAll(async () => {
@@ -46,6 +54,13 @@ describe.each(['duckdb', 'postgres'] as const)('tsform run with mode: logical in
     const first = await run();
     expect(notOk(first)).toEqual([]);
     expect(await look(differs)).toEqual([]);
+    if (variant === 'postgres partitioned') {
+      const parents = await oltp.admin.query(
+        `SELECT n.nspname || '.' || c.relname AS rel FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE NOT c.relispartition ORDER BY 1`,
+      );
+      expect(parents.rows.map((r) => r.rel)).toEqual(expect.arrayContaining(['raw.encounters', 'raw.procedures', 'marts.inc_encounters']));
+    }
     const [a, b] = tenants as [string, string];
     const ids = (await oltp.admin.query(`SELECT encounter_id FROM oltp.encounters WHERE practice_id = $1 ORDER BY encounter_id LIMIT 3`, [a])).rows.map((r) => String(r.encounter_id));
     await oltp.admin.transaction(async (s) => {
