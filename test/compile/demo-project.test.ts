@@ -75,7 +75,8 @@ describe('demo project: a model is rendered once, never per practice', () => {
     expect(full).toBeDefined();
     expect(incremental).toBeDefined();
     expect(incremental).toContain('"__tsf_this_stg_encounters"');
-    expect(incremental).toMatch(/from "__tsf_this_stg_encounters" t where t\.practice_id = e\.practice_id\)/);
+    // one high-water mark per practice, joined (not a sub-select correlated per source row)
+    expect(incremental).toMatch(/from "__tsf_this_stg_encounters" t group by t\.practice_id\) hw\s+on hw\.practice_id = e\.practice_id/);
     expect(incremental).toContain('where e.updated_at >');
     expect(full).not.toContain('where e.updated_at >');
     // The first build of a practice runs the full variant while staging.stg_encounters may not
