@@ -59,6 +59,8 @@ export const Codes = {
    * so its column checks used DESCRIBE on the target, or were skipped.
    */
   strictColumnsUnknown: 'TSF225',
+  /** --strict notice (a warning): an incremental model reads `{{this}}` in a correlated sub-select, run once per source row on PostgreSQL. */
+  strictCorrelatedThis: 'TSF226',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

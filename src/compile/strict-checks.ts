@@ -1,7 +1,9 @@
 import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, ModelProperties, Project, SourceTable } from '../project/types.ts';
+import { correlatedReadsOf } from './correlated-reads.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
+import { modelLineAt } from './line-map.ts';
 export { selectsColumn } from './selects-column.ts';
 
 /**
@@ -26,6 +28,8 @@ export { selectsColumn } from './selects-column.ts';
  *   runs both (cli/strict-stage.ts).
  * - TSF220 no unused macro: every macro under macros/ is used by a model, by a singular test, or
  *   by another macro that is itself used.
+ * - TSF226 (warning) an incremental model reads `{{this}}` in a sub-select correlated with the
+ *   query around it (correlated-reads.ts): PostgreSQL runs it once per source row.
  */
 export function strictChecks(project: Project, manifest: Manifest): Diagnostic[] {
   return [
@@ -33,7 +37,29 @@ export function strictChecks(project: Project, manifest: Manifest): Diagnostic[]
     ...checkDescribed(project, manifest),
     ...checkTenantColumn(project, manifest),
     ...checkUnusedMacros(project, manifest),
+    ...checkCorrelatedThis(project, manifest),
   ];
+}
+
+/** Incremental models whose high-water mark is a sub-select over `{{this}}` run once per source row. */
+function checkCorrelatedThis(project: Project, manifest: Manifest): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const model of project.models) {
+    const node = manifest.models[model.name];
+    const sql = node?.compiled_incremental_sql;
+    if (!node || sql === undefined) continue;
+    for (const offset of correlatedReadsOf(sql, `__tsf_this_${node.name}`)) {
+      out.push(
+        diagnostic(
+          Codes.strictCorrelatedThis,
+          `incremental model '${model.name}' reads {{this}} in a sub-select correlated with the query around it: PostgreSQL runs it once per source row, so a large practice's run grows with the square of its rows. Take the high-water mark once per practice (select ${manifest.tenant_column}, max(…) from {{this}} group by ${manifest.tenant_column}) and join it`,
+          { file: model.file, line: modelLineAt({ compiled_sql: sql, compiled_lines: node.compiled_incremental_lines }, offset) ?? 1 },
+          'warning',
+        ),
+      );
+    }
+  }
+  return out;
 }
 
 /** Until the loader records it, a column counts as classified (the check cannot tell). */

@@ -256,3 +256,32 @@ describe('--strict --target: DESCRIBE on a built target where the SQL cannot tel
     expect(existsSync(join(dir, 'target/tsform.duckdb'))).toBe(false);
   });
 });
+
+describe('--strict: an incremental high-water mark correlated per row (TSF226)', () => {
+  const model = (filter: string) => `{{config materialized="incremental" unique_key="visit_id" batch_incremental=true}}
+select v.practice_id, v.visit_id
+from {{source "ehr" "visits"}} v
+{{#if is_incremental}}
+${filter}
+{{/if}}
+`;
+  const props = 'models:\n  - name: visits_inc\n    columns:\n      - { name: practice_id, phi: none }\n      - { name: visit_id, phi: none }\n';
+
+  it('is a notice at the line of the sub-select, naming the model and the form to use', async () => {
+    const sql = model('where v.visit_id > (select max(t.visit_id) from {{this}} t where t.practice_id = v.practice_id)');
+    const dir = writeTempProject({ ...MINIMAL_PROJECT, 'models/sources.yml': SOURCES_YML, 'models/properties.yml': props, 'models/visits_inc.sql': sql });
+    const { code, found } = await compile(dir, '--strict');
+    const notices = found.filter((d) => d.code === Codes.strictCorrelatedThis);
+    expect(notices.map((d) => [d.file, d.line, d.severity])).toEqual([['models/visits_inc.sql', lineOf(sql, 'select max'), 'warning']]);
+    expect(notices[0]!.message).toContain("incremental model 'visits_inc'");
+    expect(notices[0]!.message).toContain('group by practice_id');
+    expect(code).toBe(0);
+  });
+
+  it('is not raised for the mark aggregated per practice and joined', async () => {
+    const sql = model('left join (select t.practice_id, max(t.visit_id) as hw from {{this}} t group by t.practice_id) h on h.practice_id = v.practice_id\nwhere v.visit_id > coalesce(h.hw, \'\')');
+    const dir = writeTempProject({ ...MINIMAL_PROJECT, 'models/sources.yml': SOURCES_YML, 'models/properties.yml': props, 'models/visits_inc.sql': sql });
+    const { found } = await compile(dir, '--strict');
+    expect(found.filter((d) => d.code === Codes.strictCorrelatedThis)).toEqual([]);
+  });
+});
