@@ -1,6 +1,6 @@
 /**
  * The forms in which a person would recognise an identifier, as SQL text both targets accept
- * (DuckDB and PostgreSQL share lower, regexp_replace with 'g', trim, split_part, ltrim, LIKE).
+ * (DuckDB and PostgreSQL share lower, regexp_replace with 'g', translate, trim, split_part, ltrim, LIKE).
  * The leak scan compares research values with raw identifiers in these forms only, so a
  * `lower(first_name)`, `replace(ssn, '-', '')` or a ZIP cast to an integer is still the value.
  */
@@ -15,14 +15,23 @@ export function compactSql(text: string): string {
   return `regexp_replace(lower(${text}), '[^a-z0-9]+', '', 'g')`;
 }
 
+/**
+ * The compact form without its digits. translate, not regexp_replace: PostgreSQL spent a third of a
+ * batch's identifier forms on that regular expression (both engines delete the characters of
+ * the second argument that the empty third one does not map).
+ */
+function withoutDigits(compact: string): string {
+  return `translate(${compact}, '0123456789', '')`;
+}
+
 /** True when a compact form is digits only (an SSN, a phone, a ZIP, a date). */
 export function digitsOnlySql(compact: string): string {
-  return `(${compact} <> '' AND regexp_replace(${compact}, '[0-9]', '', 'g') = '')`;
+  return `(${compact} <> '' AND ${withoutDigits(compact)} = '')`;
 }
 
 /** True when a compact form holds a digit (a date, a ZIP: values that identify one person). */
 export function hasDigitSql(compact: string): string {
-  return `(regexp_replace(${compact}, '[^0-9]', '', 'g') <> '')`;
+  return `(${withoutDigits(compact)} <> ${compact})`;
 }
 
 /**
