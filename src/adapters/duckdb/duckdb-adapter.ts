@@ -15,7 +15,7 @@ import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import { duckdbErrorPosition, withStatement, type StatementPosition } from '../statement-position.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
-import { privateScratchDir } from '../scratch-dir.ts';
+import { holdPrivateScratchDir } from '../scratch-dir.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
 import { csvFileStaging } from './csv-staging.ts';
 import { duckdbFoldDialect } from './fold-dialect.ts';
@@ -67,6 +67,7 @@ export class DuckDBAdapter implements Adapter {
     connections: DuckDBConnection[],
     private readonly attached: ReadonlySet<string>,
     private readonly files: readonly string[],
+    private readonly releaseScratch: () => void,
   ) {
     this.idle.push(...connections);
   }
@@ -113,9 +114,15 @@ export class DuckDBAdapter implements Adapter {
     for (const [alias, file] of Object.entries(opts.attachReadOnly ?? {})) {
       await connections[0]!.run(`ATTACH IF NOT EXISTS ${sqlLiteral(file)} AS ${quoteIdent(alias)} (READ_ONLY)`);
     }
-    await lockDown(connections[0]!, opts.settings ?? {});
+    const scratch = holdPrivateScratchDir();
+    try {
+      await lockDown(connections[0]!, opts.settings ?? {}, scratch.path);
+    } catch (err) {
+      scratch.release();
+      throw err;
+    }
     for (const f of files) tightenDatabaseFiles(f);
-    return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})), files);
+    return new DuckDBAdapter(instance, connections, new Set(Object.keys(opts.attach ?? {})), files, scratch.release);
   }
 
   private acquire(): Promise<DuckDBConnection> {
@@ -243,6 +250,7 @@ export class DuckDBAdapter implements Adapter {
     for (const c of this.idle.splice(0)) c.closeSync();
     this.instance.closeSync();
     for (const f of this.files) tightenDatabaseFiles(f);
+    this.releaseScratch();
   }
 }
 
@@ -274,12 +282,12 @@ function classifyDuckDBError(err: unknown): ErrorClass {
  * are read by Node and appended (load-csv.ts), so they need no folder. `lock_configuration`
  * then refuses every SET (and RESET) that would give any of this back, for the life of the instance.
  */
-async function lockDown(conn: DuckDBConnection, settings: Record<string, string>): Promise<void> {
+async function lockDown(conn: DuckDBConnection, settings: Record<string, string>, scratchDir: string): Promise<void> {
   for (const [name, value] of Object.entries(settings)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new TsformError(Codes.invalidRunSetting, `DuckDB setting name ${JSON.stringify(name)} is not an identifier`);
     await conn.run(`SET ${name} = ${sqlLiteral(value)}`);
   }
-  await conn.run(`SET allowed_directories = [${sqlLiteral(`${privateScratchDir()}/`)}]`);
+  await conn.run(`SET allowed_directories = [${sqlLiteral(`${scratchDir}/`)}]`);
   await conn.run('SET enable_external_access = false');
   await conn.run('SET lock_configuration = true');
 }
