@@ -6,14 +6,11 @@
  * large practice's steady run quadratic (README, bench:nightly). Pure: the WebAssembly parser only.
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { charOffsetOfByte } from './line-map.ts';
 
 await loadModule();
 
-type Json = Record<string, unknown>;
-
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-const sval = (v: unknown): string | undefined => (isObject(v) && isObject(v.String) ? (v.String.sval as string | undefined) : undefined);
 
 /** 0-based character offsets in `sql` of each correlated sub-select reading `relation`; none when the text does not parse. */
 export function correlatedReadsOf(sql: string, relation: string): number[] {

@@ -18,6 +18,7 @@
  * `FROM 'file.csv'`) cannot be checked and is refused: what cannot be proven safe is refused.
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 
 await loadModule();
 
@@ -117,9 +118,6 @@ export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   return findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
 }
 
-type Json = Record<string, unknown>;
-const isObject = (v: unknown): v is Json => v !== null && typeof v === 'object' && !Array.isArray(v);
-const sval = (n: unknown): string | undefined => (isObject(n) && isObject(n.String) ? (n.String.sval as string | undefined) : undefined);
 
 function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<string>, out: ModelSqlFinding[]): void {
   if (Array.isArray(node)) {

@@ -7,6 +7,7 @@ import type { PhiClass } from '../project/types.ts';
 import { baseInfo, combine, generalize, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
+import { labelled, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
 const SHIFTED = 'tsf_shifted';
 const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
@@ -18,18 +19,6 @@ const VAULT_KEYS = ['practice_id', 'patient_id'];
 
 /** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
 export class LineageError extends Error {}
-
-export interface Column {
-  name: string;
-  info: Info;
-}
-
-/** The columns a relation or query yields, in order (names may repeat, as in `select *` over a join). */
-export interface Shape {
-  columns: Column[];
-  /** Unknown relations whose columns cannot be listed (`select *` from them). */
-  opaque: string[];
-}
 
 export interface DeclaredRelation {
   name: string;
@@ -51,13 +40,7 @@ interface Scope {
   outputs?: Column[];
 }
 
-interface CteEnv {
-  shapes: Map<string, Shape>;
-  parent: CteEnv | undefined;
-}
-
 const lower = (s: string) => s.toLowerCase();
-const sval = (n: Node | undefined): string | undefined => (n && 'String' in n ? n.String.sval : undefined);
 
 export class Analyzer {
   /**
@@ -361,35 +344,6 @@ export class Analyzer {
     }
     return [];
   }
-}
-
-export function shapeInfo(shape: Shape): Info {
-  return combine([noneInfo(), ...shape.columns.map((c) => c.info), ...(shape.opaque.length > 0 ? [noteInfo(shape.opaque.map((o) => `unknown relation ${o}`))] : [])]);
-}
-
-function lookupCte(env: CteEnv | undefined, name: string): Shape | undefined {
-  for (let e = env; e; e = e.parent) {
-    const s = e.shapes.get(name);
-    if (s) return s;
-  }
-  return undefined;
-}
-
-/** Columns of a query as seen from outside it, under `name`: `x.ssn`. */
-function labelled(shape: Shape, name: string): Shape {
-  return { ...shape, columns: shape.columns.map((c) => ({ name: c.name, info: step(c.info, `${name}.${c.name}`) })) };
-}
-
-/** `AS x(a, b)` / `WITH x(a, b)`: renames the first columns in order. */
-function renamed(shape: Shape, colnames: Node[] | undefined): Shape {
-  if (!colnames || colnames.length === 0) return shape;
-  return {
-    ...shape,
-    columns: shape.columns.map((c, i) => {
-      const n = sval(colnames[i]);
-      return n === undefined ? c : { name: n, info: c.info };
-    }),
-  };
 }
 
 function starOf(val: Node): { qualifier?: string } | undefined {
