@@ -87,11 +87,25 @@ async function stageIdentifiers(
   // Bound only where a slice uses it: an engine refuses a parameter the statement does not have
   // (a model whose ancestors are all global or hold no direct column).
   const bound = (sql: string): SqlParam[] => (sql.includes('$1::VARCHAR[]') ? params : []);
-  const selects = relations.flatMap((n) =>
-    Object.entries(n.columns)
+  // One read per relation, its columns unpivoted after the practice filter. A select per column
+  // read a partitioned relation's partitions once per column: on PostgreSQL with
+  // partition_by_practice a 50-practice batch's identifiers took 0.16–0.56 s against 0.22–3.4 s,
+  // and a steady run of the demo's models at 1,000 practices 54 s against 123 s (profiled). On
+  // DuckDB, over every batch of a 5,000-practice run, 5–13 % less (less for batches of small
+  // practices, up to 30 % more for one large practice alone). The filter sits inside the
+  // sub-select: applied after the unpivot, DuckDB unpivoted the whole relation (3–4 s a batch).
+  const unpivoted = (n: ManifestNode, columns: readonly string[], carried: Readonly<Record<string, string>> = {}): string => {
+    const read = [...new Set([...Object.values(carried), ...columns])].map(quoteIdent).join(', ');
+    const keep = Object.entries(carried).map(([alias, col]) => `r.${quoteIdent(col)} AS ${alias}, `).join('');
+    const values = columns.map((c) => `(CAST(r.${quoteIdent(c)} AS VARCHAR))`).join(', ');
+    return `SELECT ${keep}x.v FROM (SELECT ${read} FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}) AS r CROSS JOIN LATERAL (VALUES ${values}) AS x(v)`;
+  };
+  const selects = relations.flatMap((n) => {
+    const direct = Object.entries(n.columns)
       .filter(([, c]) => c.phi === 'direct')
-      .map(([col]) => `SELECT CAST(${quoteIdent(col)} AS VARCHAR) AS v FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}`),
-  );
+      .map(([col]) => col);
+    return direct.length === 0 ? [] : [unpivoted(n, direct)];
+  });
   if (selects.length === 0) selects.push('SELECT CAST(NULL AS VARCHAR) AS v');
   // OFFSET 0 keeps PostgreSQL from inlining `w` and `c` (two regular expressions) into every
   // form row that names them: 45 % of this statement there, and no change on DuckDB (measured
@@ -123,16 +137,15 @@ async function stageIdentifiers(
     );
     return false;
   }
-  const pid = quoteIdent(privacy.identity.patientId);
-  const values = perPerson.map((c) => `SELECT ${tc} AS t, ${pid} AS patient_id, CAST(${quoteIdent(c)} AS VARCHAR) AS v FROM ${quoteRelation(identity.schema, identity.identifier)}${slice(identity)}`);
+  const values = unpivoted(identity, perPerson, { t: manifest.tenant_column, patient_id: privacy.identity.patientId });
   await s.createTempTableAs(
     PERSON_IDS,
     `SELECT DISTINCT vt.person_token, CASE WHEN NOT f.whole THEN ' ' || f.w || ' ' END AS form, replace(f.w, ' ', '') AS compact, f.whole
-       FROM (SELECT t, patient_id, ${wordsSql('v')} AS w, ${compactSql('v')} AS c FROM (${values.join('\nUNION ALL\n')}) AS raw WHERE v IS NOT NULL) AS p
+       FROM (SELECT t, patient_id, ${wordsSql('v')} AS w, ${compactSql('v')} AS c FROM (${values}) AS raw WHERE v IS NOT NULL) AS p
        JOIN ${quoteRelation(vault.schema, vault.identifier)} AS vt ON vt.${tc} = p.t AND vt.patient_id = p.patient_id
        CROSS JOIN LATERAL ${identifierFormsSql('p.w', 'p.c')} AS f(w, whole)
       WHERE f.w IS NOT NULL AND ${hasDigitSql("replace(f.w, ' ', '')")} AND length(replace(f.w, ' ', '')) >= ${MIN_IDENTIFIER_LENGTH}`,
-    bound(values.join('\n')),
+    bound(values),
   );
   return true;
 }
