@@ -33,7 +33,20 @@ export async function runMonolithicOn(adapter: Adapter, statements: readonly Mon
 export async function dropModelTables(adapter: Adapter, statements: readonly MonoStatement[]): Promise<void> {
   // PostgreSQL tracks views on these tables (the demo's practice_patient_roster): CASCADE drops them too.
   const cascade = adapter.kind === 'postgres' ? ' CASCADE' : '';
-  for (const st of [...statements].reverse()) await adapter.query(`DROP TABLE IF EXISTS ${quoteRelation(st.schema, st.identifier)}${cascade}`);
+  for (const st of [...statements].reverse()) {
+    const drop = `DROP TABLE IF EXISTS ${quoteRelation(st.schema, st.identifier)}${cascade}`;
+    // A partitioned parent's DROP locks every partition; once, at 1,000 practices, it met a lock
+    // held the other way round and PostgreSQL chose it as the deadlock victim (40P01): try again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await adapter.query(drop);
+        break;
+      } catch (err) {
+        if (attempt >= 5 || (err as { code?: unknown }).code !== '40P01') throw err;
+        await new Promise((r) => setTimeout(r, 1000 * attempt));
+      }
+    }
+  }
 }
 
 export interface ModelChecksum {
