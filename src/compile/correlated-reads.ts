@@ -11,7 +11,6 @@ import { charOffsetOfByte } from './line-map.ts';
 
 await loadModule();
 
-
 /** 0-based character offsets in `sql` of each correlated sub-select reading `relation`; none when the text does not parse. */
 export function correlatedReadsOf(sql: string, relation: string): number[] {
   let parsed: ReturnType<typeof parseSync>;

@@ -118,7 +118,6 @@ export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   return findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
 }
 
-
 function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<string>, out: ModelSqlFinding[]): void {
   if (Array.isArray(node)) {
     for (const n of node) walk(n, ctes, allowed, out);
