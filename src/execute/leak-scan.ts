@@ -96,7 +96,7 @@ async function stageIdentifiers(
   // sub-select: applied after the unpivot, DuckDB unpivoted the whole relation (3–4 s a batch).
   const unpivoted = (n: ManifestNode, columns: readonly string[], carried: Readonly<Record<string, string>> = {}): string => {
     const read = [...new Set([...Object.values(carried), ...columns])].map(quoteIdent).join(', ');
-    const keep = Object.entries(carried).map(([alias, col]) => `r.${quoteIdent(col)} AS ${alias}, `).join('');
+    const keep = Object.entries(carried).map(([alias, col]) => `r.${quoteIdent(col)} AS ${quoteIdent(alias)}, `).join('');
     const values = columns.map((c) => `(CAST(r.${quoteIdent(c)} AS VARCHAR))`).join(', ');
     return `SELECT ${keep}x.v FROM (SELECT ${read} FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}) AS r CROSS JOIN LATERAL (VALUES ${values}) AS x(v)`;
   };
