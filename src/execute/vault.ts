@@ -20,30 +20,35 @@ export interface VaultContext {
   clock: Clock;
 }
 
-async function ensureKeysTable(adapter: Adapter, vaultSchema: string): Promise<void> {
-  const create = async () => {
-    await adapter.ensureSchema(vaultSchema);
-    await ensureVaultTable(adapter, vaultSchema, VAULT_KEYS);
-  };
-  // Processes creating them at once collide in PostgreSQL's catalog; the loser sees them on retry.
-  await create().catch((err: unknown) => (adapter.classifyError(err) === 'transient' ? create() : Promise.reject(err)));
-}
-
 /**
  * `tsform vault init`: creates the key in the vault, or records the fingerprint of the key
  * supplied through the environment. Returns the fingerprint only: the key is never printed.
  */
 export async function initVault(v: VaultContext): Promise<{ fingerprint: string; created: boolean; source: 'vault' | 'env' }> {
-  await ensureKeysTable(v.adapter, v.vaultSchema);
+  // A collision with a process that creates the vault schema for another reason (a run's
+  // schemas) is transient; the settle below is idempotent, so it is simply run again.
+  return settleKey(v).catch((err: unknown) => (v.adapter.classifyError(err) === 'transient' ? settleKey(v) : Promise.reject(err)));
+}
+
+async function settleKey(v: VaultContext): Promise<{ fingerprint: string; created: boolean; source: 'vault' | 'env' }> {
   const table = quoteRelation(v.vaultSchema, KEYS_TABLE);
   const fromEnv = v.env[v.privacy.keyEnv];
   const source = fromEnv ? 'env' : 'vault';
+  // DuckDB: one process holds its file, so nobody creates these beside us.
+  if (v.adapter.kind !== 'postgres') {
+    await v.adapter.ensureSchema(v.vaultSchema);
+    await ensureVaultTable(v.adapter, v.vaultSchema, VAULT_KEYS);
+  }
   return v.adapter.transaction(async (s) => {
-    // Several processes may settle the key at once (distributed workers, two CI jobs): read and
-    // write under one lock, so that the vault never holds two keys and the second process reads
-    // the first one's key instead of failing on its primary key. SHARE ROW EXCLUSIVE conflicts
-    // with itself and lets plain reads through. DuckDB needs none: one process holds its file.
-    if (v.adapter.kind === 'postgres') await s.query(`LOCK TABLE ${table} IN SHARE ROW EXCLUSIVE MODE`);
+    if (v.adapter.kind === 'postgres') {
+      // Several processes may settle the key at once (distributed workers, two CI jobs). One at
+      // a time, from the schema on: two `CREATE ... IF NOT EXISTS` at once still collide in the
+      // catalog ("relation already exists", seen in CI), and two key reads at once would each
+      // find no key and write their own. The second process then finds the first one's key.
+      await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.vault', v.vaultSchema]);
+      await s.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(v.vaultSchema)}`);
+      await ensureVaultTable(s, v.vaultSchema, VAULT_KEYS);
+    }
     const { rows } = await s.query(`SELECT fingerprint FROM ${table}`);
     if (rows.length > 0) {
       const fingerprint = String(rows[0]!.fingerprint);

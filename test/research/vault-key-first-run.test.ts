@@ -116,20 +116,24 @@ describe('a run on PostgreSQL without a vault key', () => {
     try {
       const settle = (env: Record<string, string | undefined>) =>
         Promise.all(adapters.map((adapter) => initVault({ adapter, vaultSchema: schemas.vault, privacy, env, clock: systemClock })));
-      // No key anywhere: each process would generate its own.
-      const generated = await settle({});
-      const keys = (await adapters[0]!.query(`SELECT fingerprint FROM ${schemas.vault}.keys`)).rows.map((r) => String(r.fingerprint));
-      expect(keys).toHaveLength(1);
-      expect(generated.map((g) => g.fingerprint)).toEqual(adapters.map(() => keys[0]));
-      expect(generated.filter((g) => g.created)).toHaveLength(1);
-      // A key from the environment, in a fresh vault.
-      await adapters[0]!.query(`DROP TABLE ${schemas.vault}.keys`);
+      const vaultRows = async () => (await adapters[0]!.query(`SELECT fingerprint, key_hex IS NULL AS from_env FROM ${schemas.vault}.keys`)).rows;
       const env = { [privacy.keyEnv]: process.env.TSFORM_VAULT_KEY };
-      const supplied = await settle(env);
-      const fingerprint = keyFingerprint(parseKey(process.env.TSFORM_VAULT_KEY!));
-      expect(supplied.map((g) => g.fingerprint)).toEqual(adapters.map(() => fingerprint));
-      expect(supplied.filter((g) => g.created)).toHaveLength(1);
-      expect(Number((await adapters[0]!.query(`SELECT count(*) AS n FROM ${schemas.vault}.keys WHERE key_hex IS NULL`)).rows[0]!.n)).toBe(1);
+      const supplied = keyFingerprint(parseKey(process.env.TSFORM_VAULT_KEY!));
+      // Several rounds, each from nothing, so that the schema, the table and the key are all
+      // created by racing processes. The catalog collision CI met ("relation keys already
+      // exists") needs a narrow window that an idle machine does not hit: 30 rounds passed on
+      // the code that had it, so this test guards the outcome, not that window.
+      for (const round of Array.from({ length: 8 }, (_, i) => i + 1)) {
+        await adapters[0]!.query(`DROP SCHEMA IF EXISTS ${schemas.vault} CASCADE`);
+        const fromEnv = round % 2 === 0;
+        const settled = await settle(fromEnv ? env : {});
+        const rows = await vaultRows();
+        expect({ round, keys: rows.length, fromEnv: rows.map((r) => Boolean(r.from_env)) }).toEqual({ round, keys: 1, fromEnv: [fromEnv] });
+        const fingerprint = String(rows[0]!.fingerprint);
+        if (fromEnv) expect(fingerprint).toBe(supplied);
+        expect(settled.map((g) => g.fingerprint)).toEqual(adapters.map(() => fingerprint));
+        expect(settled.filter((g) => g.created)).toHaveLength(1);
+      }
     } finally {
       await Promise.all(adapters.map((a) => a.close()));
       await at.drop();
