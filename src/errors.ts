@@ -61,6 +61,12 @@ export const Codes = {
   strictColumnsUnknown: 'TSF225',
   /** --strict notice (a warning): an incremental model reads `{{this}}` in a correlated sub-select, run once per source row on PostgreSQL. */
   strictCorrelatedThis: 'TSF226',
+  /**
+   * A column declared below the class its name or its role demands (`ssn: none`, the vault's
+   * identity columns): every privacy gate trusts declarations, so lowering one is reviewed in
+   * tsform.yml `privacy.not_identifiers`, not in models/ (security/declared-classes.ts).
+   */
+  identifierDeclassified: 'TSF227',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

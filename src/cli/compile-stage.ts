@@ -4,6 +4,7 @@ import { Codes, diagnostic, DiagnosticsError, hasErrors } from '../errors.ts';
 import { buildDag } from '../graph/dag.ts';
 import { loadProject } from '../project/load-project.ts';
 import type { Project } from '../project/types.ts';
+import { checkDeclaredClasses } from '../security/declared-classes.ts';
 import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
 import { resolveProtectedRelations } from '../security/protected-relations.ts';
 import { policyRoleDiagnostics } from '../security/render-rls.ts';
@@ -33,6 +34,8 @@ export function compileLoadedProject(loaded: Project, opts: WorkspaceOptions = {
   const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
   if (project.policies) protection.diagnostics.push(...policyRoleDiagnostics(project.policies, project.tenants));
   if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
+  const declared = checkDeclaredClasses(project);
+  if (hasErrors(declared)) throw new DiagnosticsError([...diagnostics, ...declared]);
   const lineage = checkPseudonymizedLineage(manifest, built.dag.order);
   if (hasErrors(lineage)) throw new DiagnosticsError([...diagnostics, ...lineage]);
   const alertConfig = readAlertConfig(project.config.alerts?.raw);
@@ -41,7 +44,7 @@ export function compileLoadedProject(loaded: Project, opts: WorkspaceOptions = {
   }
   const targetDir = artifactDir(project.root, opts.targetPath);
   if (opts.write !== false) writeManifest(targetDir, manifest);
-  return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
+  return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics, ...declared], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
 }
 
 /** Reads and compiles a project (compileLoadedProject over loadProject). */

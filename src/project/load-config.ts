@@ -127,6 +127,8 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
       },
       keyEnv: r.string(privacy, 'key_env') ?? 'TSFORM_VAULT_KEY',
       generalizers: readGeneralizers(r, privacy),
+      notIdentifiers: r.stringList(privacy, 'not_identifiers'),
+      notIdentifiersLine: y.lineOfKey(privacy, 'not_identifiers'),
     };
     // Suppression macros read k as a var, so a model and the gate can never disagree on it.
     config.vars = { ...config.vars, privacy_k: config.privacy.k };

@@ -218,6 +218,13 @@ export interface PrivacyConfig {
    * the macro file as reviewed (a changed macro is unapproved until this is updated).
    */
   generalizers: Record<string, ApprovedGeneralizer>;
+  /**
+   * `privacy.not_identifiers`: columns whose names mark an identifier but which hold none (a
+   * provider's office address), as `<source>.<table>.<column>` or `<model>.<column>`
+   * (security/declared-classes.ts). Reviewed here, not in models/.
+   */
+  notIdentifiers: string[];
+  notIdentifiersLine?: number;
 }
 
 export interface ApprovedGeneralizer {

@@ -109,6 +109,7 @@ export const CONFIG_SCHEMA: MapShape = {
         identity_model: 'any',
         key_env: 'any',
         generalizers: 'any',
+        not_identifiers: 'any',
         identity: {
           label: 'privacy.identity',
           keys: { patient_id: 'any', first_name: 'any', last_name: 'any', birth_date: 'any', sex: 'any', ssn: 'any', match_keys: 'any', birth_date_tolerance: 'any', ssn_area_9xx: 'any', max_key_holders: 'any' },

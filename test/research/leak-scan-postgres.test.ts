@@ -43,7 +43,7 @@ afterAll(async () => {
 
 describe('the leak scan on PostgreSQL', () => {
   it('names every attack column and writes nothing for a refused practice', async () => {
-    const remove = addProjectFiles(demo.dir, leakyFiles());
+    const remove = addProjectFiles(demo.dir, leakyFiles(demo.dir));
     try {
       const run = await build(['source:test.extras', 'sc_leaky_pseudo']);
       expect(SSN_PATTERN.test(JSON.stringify(run))).toBe(false);
@@ -71,7 +71,7 @@ describe('the leak scan on PostgreSQL', () => {
   });
 
   it('lets the controls through: a year, another person\'s birth date, a common date and small counts', async () => {
-    const remove = addProjectFiles(demo.dir, leakyFiles(CONTROLS));
+    const remove = addProjectFiles(demo.dir, leakyFiles(demo.dir, CONTROLS));
     try {
       const run = await build(['source:test.extras', 'sc_leaky_pseudo']);
       const results = resultsOf(run, 'sc_leaky_pseudo');

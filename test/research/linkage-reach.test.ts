@@ -33,6 +33,7 @@ const PRIVACY: PrivacyConfig = {
   identity: { patientId: 'patient_id', firstName: 'first_name', lastName: 'last_name', birthDate: 'birth_date', sex: 'sex', ssn: 'ssn', linkage: LINKAGE },
   keyEnv: 'TSFORM_VAULT_KEY',
   generalizers: {},
+  notIdentifiers: [],
 };
 const PRACTICES = ['p01', 'p02', 'p03', 'p04', 'p05', 'p06', 'p07', 'p08'];
 

@@ -26,6 +26,7 @@ const privacyWith = (linkage = DEFAULT_LINKAGE): PrivacyConfig => ({
   identity: { patientId: 'patient_id', firstName: 'first_name', lastName: 'last_name', birthDate: 'birth_date', sex: 'sex', ssn: 'ssn', linkage },
   keyEnv: 'TSFORM_VAULT_KEY',
   generalizers: {},
+  notIdentifiers: [],
 });
 
 type Row = [practice: string, patient: string, first: string | null, last: string | null, dob: string | null, sex: string | null, ssn: string | null];

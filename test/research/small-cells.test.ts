@@ -213,7 +213,7 @@ describe('the leak scan recognises reshaped identifiers on staged rows', () => {
   it('finds lower(first_name), replace(ssn), upper(address), the birth date as a date, the ZIP as an integer, phone digits and spaced names; nothing is written', async () => {
     const n = await extras();
     expect(n).toBeGreaterThan(20);
-    const remove = addFiles(leakyFiles());
+    const remove = addFiles(leakyFiles(demo.dir));
     try {
       const run = await build(['source:test.extras', 'sc_leaky_pseudo']);
       const results = resultsOf(run, 'sc_leaky_pseudo');
@@ -241,7 +241,7 @@ describe('the leak scan recognises reshaped identifiers on staged rows', () => {
 
   it('lets the controls through: a year, another person\'s birth date, a common date and small counts', async () => {
     await extras();
-    const remove = addFiles(leakyFiles(CONTROLS));
+    const remove = addFiles(leakyFiles(demo.dir, CONTROLS));
     try {
       const run = await build(['source:test.extras', 'sc_leaky_pseudo']);
       const results = resultsOf(run, 'sc_leaky_pseudo');

@@ -1,12 +1,16 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { parseDocument } from 'yaml';
+import { nameFloor } from '../../src/security/declared-classes.ts';
 
 /**
  * The leak scan's attack fixture (issue 12, item 8), for any warehouse: a test-only CSV source
  * whose columns are classified harmless (phi: none) although they hold reshaped identifiers.
  * Lineage trusts a source's classification, so only the scan can see them. Built from a copy's
- * own staging rows into its folder; never printed.
+ * own staging rows into its folder; never printed. Several names (`ssn_digits`, `zip_int`) mark
+ * an identifier, which compile refuses to see declared `none` (TSF227) unless tsform.yml lists
+ * them in privacy.not_identifiers: the fixture lists them there, as a reviewer who was fooled would.
  */
 
 export const ATTACKS = ['first_lower', 'ssn_digits', 'address_upper', 'birth_date_copy', 'zip_int', 'phone_digits', 'name_spaced'];
@@ -55,9 +59,19 @@ export function writeExtras(projectDir: string, rows: readonly Record<string, un
 const typed = (c: string) =>
   c === 'birth_date_copy' || c.endsWith('birth_date') || c === 'common_date' ? ', data_type: "DATE"' : c === 'zip_int' || c === 'birth_year' || c === 'visits' ? ', data_type: "INTEGER"' : '';
 
-/** The project files of the fixture: the source, a pseudonymized model carrying every column, its yml. */
-export function leakyFiles(columns: readonly string[] = [...ATTACKS, ...CONTROLS]): Record<string, string> {
+/** tsform.yml of the project in `dir` with the fixture's identifier-named columns listed as not identifiers. */
+function allowingLeakyNames(dir: string, columns: readonly string[]): string {
+  const doc = parseDocument(readFileSync(join(dir, 'tsform.yml'), 'utf8'));
+  const listed = (doc.getIn(['privacy', 'not_identifiers']) as { toJSON(): string[] } | undefined)?.toJSON() ?? [];
+  const named = (keys: readonly string[], prefix: string) => keys.filter((c) => nameFloor(c) !== undefined).map((c) => `${prefix}.${c}`);
+  doc.setIn(['privacy', 'not_identifiers'], [...listed, ...named([...ATTACKS, ...CONTROLS], 'test.extras'), ...named(columns, 'sc_leaky_pseudo')]);
+  return doc.toString();
+}
+
+/** The project files of the fixture for the project in `dir`: the source, a pseudonymized model carrying every column, its yml, tsform.yml. */
+export function leakyFiles(dir: string, columns: readonly string[] = [...ATTACKS, ...CONTROLS]): Record<string, string> {
   return {
+    'tsform.yml': allowingLeakyNames(dir, columns),
     'models/sources_test.yml': `sources:
   - name: test
     schema: raw

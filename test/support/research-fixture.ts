@@ -258,11 +258,17 @@ join {{ref "vault_person_tokens"}} v on v.practice_id = n.practice_id and v.pati
 
 /** Writes test files (models, yml) into a project copy; returns a function that removes them again. */
 export function addProjectFiles(dir: string, files: Record<string, string>): () => void {
+  // A file that was there (tsform.yml) is put back as it was; a new one is removed.
+  const before = new Map<string, string | undefined>();
   for (const [path, text] of Object.entries(files)) {
+    before.set(path, existsSync(join(dir, path)) ? readFileSync(join(dir, path), 'utf8') : undefined);
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), text);
   }
   return () => {
-    for (const path of Object.keys(files)) rmSync(join(dir, path), { force: true });
+    for (const [path, text] of before) {
+      if (text === undefined) rmSync(join(dir, path), { force: true });
+      else writeFileSync(join(dir, path), text);
+    }
   };
 }

@@ -1,0 +1,111 @@
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import type { ColumnSpec, PhiClass, PrivacyConfig, Project } from '../project/types.ts';
+
+/**
+ * A yml's `phi:` class is the root of every privacy gate: lineage and the leak scan trust what
+ * sources and models declare. So a pull request that re-declares `ssn: none` would switch both
+ * off for that column. This check puts a floor under declarations that cannot be lowered from a
+ * models/ yml:
+ *
+ * - **by role**: the identity model's identity columns (tsform.yml `privacy.identity`), which the
+ *   vault reads to make person tokens, are `direct` (patient id, names, SSN) or `quasi` (birth
+ *   date, sex), whatever their names;
+ * - **by name**: a column whose name says it is one of the HIPAA identifiers (names, SSN, MRN,
+ *   contact details, street address, licence and passport numbers; birth and death dates and ZIP
+ *   codes as quasi-identifiers).
+ *
+ * A column that truly holds no identifier despite its name (a provider's office address) is
+ * listed in tsform.yml `privacy.not_identifiers` — the reviewed file, like the approved
+ * generalizers — as `<source>.<table>.<column>` or `<model>.<column>`. A role cannot be listed away.
+ */
+
+interface NameFloor {
+  floor: Exclude<PhiClass, 'none'>;
+  /** What the name says the column is, for the message. */
+  what: string;
+}
+
+/** Patterns over the name as `_word_word_` (lower case, camelCase split, any separator as `_`). */
+const NAME_FLOORS: readonly { pattern: RegExp; floor: NameFloor }[] = [
+  { pattern: /_(ssn|social_security(_number)?|socsec)_/, floor: { floor: 'direct', what: 'a social security number' } },
+  { pattern: /_(mrn|medical_record(_number|_no)?|patient_id|patient_number)_/, floor: { floor: 'direct', what: 'a medical record number' } },
+  { pattern: /_(first|last|middle|maiden|given|family|full|patient|birth)_name_|_(surname|forename|firstname|lastname)_/, floor: { floor: 'direct', what: "a person's name" } },
+  { pattern: /_(e_?mail)_/, floor: { floor: 'direct', what: 'an email address' } },
+  { pattern: /_(phone|telephone|fax|mobile_number|cell_phone)_/, floor: { floor: 'direct', what: 'a telephone or fax number' } },
+  { pattern: /_(address|street|address_line_?\d*)_/, floor: { floor: 'direct', what: 'an address' } },
+  { pattern: /_(passport|drivers?_licen[cs]e|licen[cs]e_number)_/, floor: { floor: 'direct', what: 'a licence or passport number' } },
+  { pattern: /_(birth_date|date_of_birth|dob|birthdate|birthday)_/, floor: { floor: 'quasi', what: 'a birth date' } },
+  { pattern: /_(death_date|date_of_death|deathdate)_/, floor: { floor: 'quasi', what: 'a death date' } },
+  { pattern: /_(zip|zipcode|zip_code|postal_code|postcode)_/, floor: { floor: 'quasi', what: 'a ZIP code' } },
+];
+
+/** `firstName`, `First-Name`, `first name` → `_first_name_`. */
+function nameWords(column: string): string {
+  const words = column
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter((w) => w !== '');
+  return `_${words.join('_')}_`;
+}
+
+/** The class a column's name alone demands, or undefined when the name says nothing. */
+export function nameFloor(column: string): NameFloor | undefined {
+  const words = nameWords(column);
+  return NAME_FLOORS.find((f) => f.pattern.test(words))?.floor;
+}
+
+/** The identity model's columns by role: what the vault reads them as. */
+function roleFloors(privacy: PrivacyConfig): Map<string, NameFloor> {
+  const id = privacy.identity;
+  const roles = new Map<string, NameFloor>();
+  const set = (column: string | undefined, floor: NameFloor['floor'], key: string) => {
+    if (column !== undefined) roles.set(column, { floor, what: `the vault's identity column (tsform.yml privacy.identity.${key})` });
+  };
+  set(id.patientId, 'direct', 'patient_id');
+  set(id.firstName, 'direct', 'first_name');
+  set(id.lastName, 'direct', 'last_name');
+  set(id.ssn, 'direct', 'ssn');
+  set(id.birthDate, 'quasi', 'birth_date');
+  set(id.sex, 'quasi', 'sex');
+  return roles;
+}
+
+const RANK: Record<PhiClass, number> = { none: 0, quasi: 1, direct: 2 };
+
+/**
+ * TSF227 for each declared column whose class is below its floor, and a warning for each
+ * `privacy.not_identifiers` entry that names no column with a name floor (a stale or mistyped
+ * entry should not sit there unnoticed). Nothing is checked without a `privacy:` block: such a
+ * project has no research layer to protect.
+ */
+export function checkDeclaredClasses(project: Project): Diagnostic[] {
+  const privacy = project.config.privacy;
+  if (!privacy) return [];
+  const allowed = new Set(privacy.notIdentifiers);
+  const used = new Set<string>();
+  const roles = roleFloors(privacy);
+  const out: Diagnostic[] = [];
+  const check = (key: string, c: ColumnSpec, role: NameFloor | undefined) => {
+    const byName = nameFloor(c.name);
+    if (byName && allowed.has(key)) used.add(key);
+    const floors = [role, allowed.has(key) ? undefined : byName].filter((f): f is NameFloor => f !== undefined);
+    const floor = floors.sort((a, b) => RANK[b.floor] - RANK[a.floor])[0];
+    if (!floor || RANK[c.phi] >= RANK[floor.floor]) return;
+    const declared = c.phiExplicit ? `is declared phi: ${c.phi}` : `has no phi class (${c.phi} by default)`;
+    const escape = floor === role ? 'a role cannot be declared away' : `or, if it truly holds no identifier, list '${key}' under privacy.not_identifiers in tsform.yml (a reviewed change)`;
+    out.push(diagnostic(Codes.identifierDeclassified, `column '${key}' ${declared}, but it is ${floor.what}: declare it phi: ${floor.floor}; ${escape}`, { file: c.file, line: c.line ?? 1 }));
+  };
+  for (const s of project.sources) for (const c of s.columns) check(`${s.source}.${s.name}.${c.name}`, c, undefined);
+  for (const p of project.properties) {
+    for (const c of p.columns) check(`${p.name}.${c.name}`, c, p.name === privacy.identityModel ? roles.get(c.name) : undefined);
+  }
+  for (const key of privacy.notIdentifiers) {
+    if (!used.has(key)) {
+      out.push(
+        diagnostic(Codes.identifierDeclassified, `privacy.not_identifiers lists '${key}', which names no declared column whose name marks an identifier: remove it`, { file: 'tsform.yml', line: privacy.notIdentifiersLine }, 'warning'),
+      );
+    }
+  }
+  return out;
+}

@@ -1,0 +1,116 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compileWorkspace } from '../../src/cli/compile-stage.ts';
+import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
+import { nameFloor } from '../../src/security/declared-classes.ts';
+import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
+
+describe('the class a column name demands', () => {
+  it.each([
+    ['ssn', 'direct'], ['SSN', 'direct'], ['patient_ssn', 'direct'], ['socialSecurityNumber', 'direct'], ['ssn_digits', 'direct'],
+    ['mrn', 'direct'], ['medical_record_number', 'direct'], ['patient_id', 'direct'],
+    ['first_name', 'direct'], ['FirstName', 'direct'], ['patient_last_name', 'direct'], ['surname', 'direct'], ['maiden_name', 'direct'],
+    ['email', 'direct'], ['e_mail', 'direct'], ['email_address', 'direct'], ['home_phone', 'direct'], ['fax', 'direct'],
+    ['address', 'direct'], ['street', 'direct'], ['address_line_1', 'direct'], ['passport_no', 'direct'], ['drivers_license', 'direct'],
+    ['birth_date', 'quasi'], ['date_of_birth', 'quasi'], ['DOB', 'quasi'], ['birth_date_copy', 'quasi'], ['death_date', 'quasi'],
+    ['zip', 'quasi'], ['zip_code', 'quasi'], ['postal_code', 'quasi'], ['zip_int', 'quasi'],
+  ])('%s: %s', (column, floor) => {
+    expect(nameFloor(column)?.floor).toBe(floor);
+  });
+
+  // Generalized forms and everyday columns that only contain a word of the vocabulary.
+  it.each(['zip3', 'birth_year', 'age_band', 'practice_id', 'provider_id', 'person_token', 'encounter_class', 'name', 'provider_name', 'condition_description', 'mailbox_count', 'addressed', 'dobutamine_dose', 'lessons', 'deceased'])(
+    '%s: no floor',
+    (column) => {
+      expect(nameFloor(column)).toBeUndefined();
+    },
+  );
+});
+
+describe('declared classes cannot be lowered from models/ (TSF227)', () => {
+  let demo: DemoCopy;
+  const originals = new Map<string, string>();
+  beforeAll(() => {
+    demo = copyDemoProject();
+    for (const f of ['tsform.yml', 'models/sources.yml', 'models/staging/_staging.yml', 'models/marts/_marts.yml']) originals.set(f, readFileSync(join(demo.dir, f), 'utf8'));
+  });
+  afterAll(() => demo?.remove());
+
+  /** Compiles the demo with `edits` (file → text replacements), then puts the files back. */
+  const compileWith = (edits: Record<string, [string, string][]>): { errors: Diagnostic[]; warnings: Diagnostic[] } => {
+    for (const [file, pairs] of Object.entries(edits)) {
+      let text = originals.get(file)!;
+      for (const [from, to] of pairs) {
+        expect(text.includes(from), `${file} holds ${from}`).toBe(true);
+        text = text.replace(from, to);
+      }
+      writeFileSync(join(demo.dir, file), text);
+    }
+    try {
+      const ws = compileWorkspace(demo.dir, { write: false });
+      return { errors: [], warnings: ws.diagnostics.filter((d) => d.code === 'TSF227') };
+    } catch (err) {
+      if (!(err instanceof DiagnosticsError)) throw err;
+      return { errors: err.diagnostics.filter((d) => d.severity === 'error'), warnings: err.diagnostics.filter((d) => d.severity === 'warning' && d.code === 'TSF227') };
+    } finally {
+      for (const file of Object.keys(edits)) writeFileSync(join(demo.dir, file), originals.get(file)!);
+    }
+  };
+  const lineOf = (file: string, text: string) => originals.get(file)!.split('\n').findIndex((l) => l.includes(text)) + 1;
+  const where = (d: Diagnostic) => `${d.file}:${d.line} ${d.code}`;
+
+  it('the demo compiles, and its two reviewed entries are both used', () => {
+    expect(compileWith({})).toEqual({ errors: [], warnings: [] });
+  });
+
+  it('a source re-declared ssn: none is refused at its line, and the message says how to fix it', () => {
+    const { errors } = compileWith({ 'models/sources.yml': [['{ name: ssn, phi: direct }', '{ name: ssn, phi: none }']] });
+    expect(errors.map(where)).toEqual([`models/sources.yml:${lineOf('models/sources.yml', '{ name: ssn, phi: direct }')} TSF227`]);
+    expect(errors[0]!.message).toMatch(/'ehr\.patients\.ssn' is declared phi: none, but it is a social security number: declare it phi: direct/);
+    expect(errors[0]!.message).toMatch(/privacy\.not_identifiers in tsform\.yml/);
+  });
+
+  it('lowering by one step counts too (ssn: quasi), and so does leaving the class out', () => {
+    const lowered = compileWith({ 'models/sources.yml': [['{ name: ssn, phi: direct }', '{ name: ssn, phi: quasi }']] });
+    expect(lowered.errors.map((d) => d.code)).toEqual(['TSF227']);
+    const omitted = compileWith({ 'models/sources.yml': [['{ name: mrn, phi: direct }', '{ name: mrn }']] });
+    expect(omitted.errors.map((d) => d.message)).toEqual([expect.stringMatching(/'ehr\.patients\.mrn' has no phi class \(none by default\)/)]);
+  });
+
+  it('a quasi-identifier name needs at least quasi; a model yml is held to the same floor as a source', () => {
+    const { errors } = compileWith({
+      'models/sources.yml': [['{ name: zip, phi: quasi', '{ name: zip, phi: none']],
+      'models/staging/_staging.yml': [['{ name: birth_date, phi: quasi', '{ name: birth_date, phi: none']],
+    });
+    expect(errors.map((d) => d.message.slice(0, d.message.indexOf(','))).sort()).toEqual(["column 'ehr.patients.zip' is declared phi: none", "column 'stg_patients.birth_date' is declared phi: none"]);
+  });
+
+  it("the vault's identity columns keep their class whatever they are called, and tsform.yml cannot list them away", () => {
+    // `sex` has no name floor: only its role (privacy.identity.sex) holds it at quasi.
+    const { errors } = compileWith({
+      'models/staging/_staging.yml': [['      - name: sex\n        phi: quasi', '      - name: sex\n        phi: none']],
+      'tsform.yml': [['not_identifiers: [ehr.providers.address, ehr.providers.zip]', 'not_identifiers: [ehr.providers.address, ehr.providers.zip, stg_patients.sex]']],
+    });
+    expect(errors.map((d) => d.message)).toEqual([expect.stringMatching(/'stg_patients\.sex' is declared phi: none, but it is the vault's identity column \(tsform\.yml privacy\.identity\.sex\).*a role cannot be declared away/)]);
+  });
+
+  it('the attack end to end: source and staging both say ssn: none and a research model selects it: refused before anything runs', () => {
+    const { errors } = compileWith({
+      'models/sources.yml': [['{ name: ssn, phi: direct }', '{ name: ssn, phi: none }']],
+      'models/staging/_staging.yml': [['{ name: ssn, phi: direct }', '{ name: ssn, phi: none }']],
+    });
+    expect(errors.map((d) => `${d.file} ${d.code}`).sort()).toEqual(['models/sources.yml TSF227', 'models/staging/_staging.yml TSF227']);
+  });
+
+  it('a listed column passes; an entry that names nothing with a name floor is a warning at its line in tsform.yml', () => {
+    const allowed = compileWith({
+      'models/sources.yml': [['{ name: ssn, phi: direct }', '{ name: ssn, phi: none }']],
+      'tsform.yml': [['not_identifiers: [ehr.providers.address, ehr.providers.zip]', 'not_identifiers: [ehr.providers.address, ehr.providers.zip, ehr.patients.ssn, ehr.patients.ssm]']],
+    });
+    expect(allowed.errors).toEqual([]);
+    expect(allowed.warnings.map((d) => [d.file, d.line, d.message])).toEqual([
+      ['tsform.yml', lineOf('tsform.yml', 'not_identifiers:'), expect.stringMatching(/lists 'ehr\.patients\.ssm', which names no declared column/)],
+    ]);
+  });
+});
