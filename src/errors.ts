@@ -67,6 +67,8 @@ export const Codes = {
    * tsform.yml `privacy.not_identifiers`, not in models/ (security/declared-classes.ts).
    */
   identifierDeclassified: 'TSF227',
+  /** Slim CI (`--state`): a column production classifies direct or quasi is declared lower, or no longer declared (security/declared-classes.ts). */
+  classLowered: 'TSF228',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

@@ -27,7 +27,8 @@ export { compileLoadedProject, compileWorkspace } from './compile-stage.ts';
 export { policyContext } from './policy-context.ts';
 export type { Env } from './env.ts';
 export type { RunRequest } from './run-request.ts';
-export { planWorkspace, prepareSlimCi, readStateManifest } from './slim-ci.ts';
+export { checkClassesAgainst, planWorkspace, prepareSlimCi, readStateManifest } from './slim-ci.ts';
+export { writeManifest } from '../artifacts/write.ts';
 export { openAdapter, resolveTarget } from './target.ts';
 export type { Workspace } from './workspace.ts';
 

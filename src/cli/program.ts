@@ -100,17 +100,21 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     }
   };
 
-  targetPathOption(varsOption(projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched'))))
+  targetPathOption(varsOption(stateOption(projectOption(program.command('compile').description('compile models to target/manifest.json and target/compiled/*.sql; no database is touched')))))
     .option('--strict', 'also require: every source and model column classified (phi:) and every output column listed, yml columns the SQL outputs, research models and columns described, the tenant column in every tenant-scoped output, relationships tests on existing columns, no unused macro')
     .option('--target <name>', 'with --strict: DESCRIBE models whose output columns the SQL parser cannot derive on this built target (otherwise no database is touched)')
     .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
-    .action(async (o: CommandOptions & { strict?: boolean; format: string }) => {
-      const { compileWorkspace } = await import('./api.ts');
+    .action(async (o: CommandOptions & { strict?: boolean; format: string; state?: string }) => {
+      const { checkClassesAgainst, compileWorkspace, readStateManifest, writeManifest } = await import('./api.ts');
       const { strictDiagnostics } = await import('./strict-stage.ts');
       const emit = (diagnostics: Diagnostic[]) =>
         o.format === 'json' ? out(JSON.stringify(diagnostics.map((d) => ({ file: d.file ?? null, line: d.line ?? null, code: d.code, severity: d.severity, message: d.message })))) : diagnostics.forEach((d) => err(formatDiagnostic(d)));
       try {
-        const ws = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath });
+        const ws = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath, write: !o.state });
+        if (o.state) {
+          checkClassesAgainst(ws, readStateManifest(o.state));
+          writeManifest(ws.targetDir, ws.manifest);
+        }
         const found = [...ws.diagnostics, ...(o.strict ? await strictDiagnostics(ws, { target: o.target }) : [])];
         emit(found);
         const m = ws.manifest;

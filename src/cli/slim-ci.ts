@@ -2,11 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MANIFEST_SCHEMA_VERSION, type Manifest } from '../artifacts/manifest.ts';
 import { upgradeManifest } from '../artifacts/upgrade-manifest.ts';
-import { Codes, TsformError } from '../errors.ts';
+import { writeManifest } from '../artifacts/write.ts';
+import { Codes, DiagnosticsError, hasErrors, TsformError } from '../errors.ts';
 import { upstreamOf } from '../graph/dag.ts';
 import { refuseEphemeralOnly, selectNodes, selectTenants } from '../graph/select.ts';
 import { modifiedNodes } from '../graph/state.ts';
 import { buildPlan, type Plan } from '../plan/plan.ts';
+import { classesLoweredSince } from '../security/declared-classes.ts';
 import { compileWorkspace } from './compile-stage.ts';
 import type { RunRequest } from './run-request.ts';
 import type { Workspace } from './workspace.ts';
@@ -49,8 +51,14 @@ export interface SlimCi {
  * instead, with one notice.
  */
 export function prepareSlimCi(req: RunRequest): SlimCi {
-  let ws = compileWorkspace(req.projectDir, { vars: req.vars, targetPath: req.targetPath });
-  const modified = req.state ? modifiedNodes(ws.manifest, readStateManifest(req.state)) : undefined;
+  // Against production, target/manifest.json is written only once the classes have passed.
+  const production = req.state ? readStateManifest(req.state) : undefined;
+  let ws = compileWorkspace(req.projectDir, { vars: req.vars, targetPath: req.targetPath, write: !production });
+  if (production) {
+    checkClassesAgainst(ws, production);
+    writeManifest(ws.targetDir, ws.manifest);
+  }
+  const modified = production ? modifiedNodes(ws.manifest, production) : undefined;
   if (req.nodes) return { ws, plan: planWorkspace(ws, req, undefined, new Set(req.nodes)), notices: [] };
   if (!req.defer) return { ws, plan: planWorkspace(ws, req, modified), notices: [] };
   if (!req.state) throw new TsformError(Codes.stateManifest, '--defer needs --state <dir> (the production manifest and database)');
@@ -83,6 +91,12 @@ function readBySelection(ws: Workspace, selected: ReadonlySet<string>): Set<stri
   }
   return new Set([...wanted].filter((id) => !selected.has(id)));
 }
+/** TSF228: a pull request compared with production may not lower a column's class (security/declared-classes.ts). */
+export function checkClassesAgainst(ws: Workspace, production: Manifest): void {
+  const lowered = classesLoweredSince(ws.project, ws.manifest, production);
+  if (hasErrors(lowered)) throw new DiagnosticsError(lowered);
+}
+
 /** `<dir>/manifest.json` of an earlier run, upgraded to this version's schema. */
 export function readStateManifest(dir: string): Manifest {
   const path = join(dir, 'manifest.json');

@@ -1,3 +1,4 @@
+import { manifestNodes, type Manifest } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, PhiClass, PrivacyConfig, Project } from '../project/types.ts';
 
@@ -17,6 +18,8 @@ import type { ColumnSpec, PhiClass, PrivacyConfig, Project } from '../project/ty
  * A column that truly holds no identifier despite its name (a provider's office address) is
  * listed in tsform.yml `privacy.not_identifiers` — the reviewed file, like the approved
  * generalizers — as `<source>.<table>.<column>` or `<model>.<column>`. A role cannot be listed away.
+ * A name that marks nothing (`encounter_id`) has no floor here; slim CI (`--state`) compares
+ * every declaration with production's manifest instead (classesLoweredSince).
  */
 
 interface NameFloor {
@@ -73,37 +76,73 @@ function roleFloors(privacy: PrivacyConfig): Map<string, NameFloor> {
 
 const RANK: Record<PhiClass, number> = { none: 0, quasi: 1, direct: 2 };
 
+/** Every declared column of the project by its key (`<source>.<table>.<column>`, `<model>.<column>`). */
+function declaredColumns(project: Project): Map<string, { column: ColumnSpec; model?: string }> {
+  const out = new Map<string, { column: ColumnSpec; model?: string }>();
+  for (const s of project.sources) for (const c of s.columns) out.set(`${s.source}.${s.name}.${c.name}`, { column: c });
+  for (const p of project.properties) for (const c of p.columns) if (!out.has(`${p.name}.${c.name}`)) out.set(`${p.name}.${c.name}`, { column: c, model: p.name });
+  return out;
+}
+
 /**
  * TSF227 for each declared column whose class is below its floor, and a warning for each
- * `privacy.not_identifiers` entry that names no column with a name floor (a stale or mistyped
- * entry should not sit there unnoticed). Nothing is checked without a `privacy:` block: such a
+ * `privacy.not_identifiers` entry that names no declared column (a stale or mistyped entry
+ * should not sit there unnoticed). Nothing is checked without a `privacy:` block: such a
  * project has no research layer to protect.
  */
 export function checkDeclaredClasses(project: Project): Diagnostic[] {
   const privacy = project.config.privacy;
   if (!privacy) return [];
   const allowed = new Set(privacy.notIdentifiers);
-  const used = new Set<string>();
   const roles = roleFloors(privacy);
+  const declared = declaredColumns(project);
   const out: Diagnostic[] = [];
-  const check = (key: string, c: ColumnSpec, role: NameFloor | undefined) => {
-    const byName = nameFloor(c.name);
-    if (byName && allowed.has(key)) used.add(key);
-    const floors = [role, allowed.has(key) ? undefined : byName].filter((f): f is NameFloor => f !== undefined);
-    const floor = floors.sort((a, b) => RANK[b.floor] - RANK[a.floor])[0];
-    if (!floor || RANK[c.phi] >= RANK[floor.floor]) return;
-    const declared = c.phiExplicit ? `is declared phi: ${c.phi}` : `has no phi class (${c.phi} by default)`;
+  for (const [key, { column: c, model }] of declared) {
+    const role = model === privacy.identityModel ? roles.get(c.name) : undefined;
+    const byName = allowed.has(key) ? undefined : nameFloor(c.name);
+    const floor = [role, byName].filter((f): f is NameFloor => f !== undefined).sort((a, b) => RANK[b.floor] - RANK[a.floor])[0];
+    if (!floor || RANK[c.phi] >= RANK[floor.floor]) continue;
+    const what = c.phiExplicit ? `is declared phi: ${c.phi}` : `has no phi class (${c.phi} by default)`;
     const escape = floor === role ? 'a role cannot be declared away' : `or, if it truly holds no identifier, list '${key}' under privacy.not_identifiers in tsform.yml (a reviewed change)`;
-    out.push(diagnostic(Codes.identifierDeclassified, `column '${key}' ${declared}, but it is ${floor.what}: declare it phi: ${floor.floor}; ${escape}`, { file: c.file, line: c.line ?? 1 }));
-  };
-  for (const s of project.sources) for (const c of s.columns) check(`${s.source}.${s.name}.${c.name}`, c, undefined);
-  for (const p of project.properties) {
-    for (const c of p.columns) check(`${p.name}.${c.name}`, c, p.name === privacy.identityModel ? roles.get(c.name) : undefined);
+    out.push(diagnostic(Codes.identifierDeclassified, `column '${key}' ${what}, but it is ${floor.what}: declare it phi: ${floor.floor}; ${escape}`, { file: c.file, line: c.line ?? 1 }));
   }
   for (const key of privacy.notIdentifiers) {
-    if (!used.has(key)) {
+    if (declared.has(key)) continue;
+    out.push(
+      diagnostic(Codes.identifierDeclassified, `privacy.not_identifiers lists '${key}', which names no declared column: remove it`, { file: 'tsform.yml', line: privacy.notIdentifiersLine }, 'warning'),
+    );
+  }
+  return out;
+}
+
+/**
+ * Slim CI's review of declarations (`--state`, TSF228): every source or model column that
+ * production's manifest classifies `direct` or `quasi` and that this project declares lower, or
+ * no longer declares while its relation remains. Each is an error unless tsform.yml
+ * `privacy.not_identifiers` lists it, so a pull request cannot lower a class without touching
+ * the reviewed file, whatever the column is called.
+ */
+export function classesLoweredSince(project: Project, current: Manifest, production: Manifest): Diagnostic[] {
+  const allowed = new Set(project.config.privacy?.notIdentifiers ?? []);
+  const declared = declaredColumns(project);
+  const now = manifestNodes(current);
+  const out: Diagnostic[] = [];
+  for (const before of [...Object.values(production.sources), ...Object.values(production.models)]) {
+    const after = now[before.name];
+    if (!after) continue;
+    const relation = before.name.replace(/^source:/, '');
+    for (const [name, was] of Object.entries(before.columns)) {
+      const key = `${relation}.${name}`;
+      const is = after.columns[name];
+      if (was.phi === 'none' || allowed.has(key) || (is && RANK[is.phi] >= RANK[was.phi])) continue;
+      const spec = declared.get(key)?.column;
+      const change = is ? `is declared phi: ${is.phi}` : 'is no longer declared';
       out.push(
-        diagnostic(Codes.identifierDeclassified, `privacy.not_identifiers lists '${key}', which names no declared column whose name marks an identifier: remove it`, { file: 'tsform.yml', line: privacy.notIdentifiersLine }, 'warning'),
+        diagnostic(
+          Codes.classLowered,
+          `column '${key}' ${change}; production's manifest has it phi: ${was.phi}. Keep phi: ${was.phi}, or list '${key}' under privacy.not_identifiers in tsform.yml (a reviewed change)`,
+          { file: spec?.file ?? after.path, line: spec?.line ?? 1 },
+        ),
       );
     }
   }

@@ -1,9 +1,11 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compileWorkspace } from '../../src/cli/compile-stage.ts';
+import { runCli } from '../../src/cli/program.ts';
+import { readStateManifest } from '../../src/cli/slim-ci.ts';
 import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
-import { nameFloor } from '../../src/security/declared-classes.ts';
+import { classesLoweredSince, nameFloor } from '../../src/security/declared-classes.ts';
 import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 
 describe('the class a column name demands', () => {
@@ -110,7 +112,86 @@ describe('declared classes cannot be lowered from models/ (TSF227)', () => {
     });
     expect(allowed.errors).toEqual([]);
     expect(allowed.warnings.map((d) => [d.file, d.line, d.message])).toEqual([
-      ['tsform.yml', lineOf('tsform.yml', 'not_identifiers:'), expect.stringMatching(/lists 'ehr\.patients\.ssm', which names no declared column/)],
+      ['tsform.yml', lineOf('tsform.yml', 'not_identifiers:'), expect.stringMatching(/lists 'ehr\.patients\.ssm', which names no declared column: remove it/)],
     ]);
+  });
+});
+
+describe('slim CI: a pull request compared with production cannot lower a class (TSF228)', () => {
+  let demo: DemoCopy;
+  let state: string;
+  const originals = new Map<string, string>();
+  beforeAll(() => {
+    demo = copyDemoProject();
+    for (const f of ['tsform.yml', 'models/sources.yml', 'models/staging/_staging.yml']) originals.set(f, readFileSync(join(demo.dir, f), 'utf8'));
+    compileWorkspace(demo.dir);
+    state = join(demo.dir, 'prod-state');
+    mkdirSync(state);
+    copyFileSync(join(demo.dir, 'target/manifest.json'), join(state, 'manifest.json'));
+  });
+  afterAll(() => demo?.remove());
+
+  const edited = (edits: Record<string, [string, string][]>): void => {
+    for (const [file, text] of originals) writeFileSync(join(demo.dir, file), text);
+    for (const [file, pairs] of Object.entries(edits)) {
+      let text = originals.get(file)!;
+      for (const [from, to] of pairs) {
+        expect(text.includes(from), `${file} holds ${from}`).toBe(true);
+        text = text.replace(from, to);
+      }
+      writeFileSync(join(demo.dir, file), text);
+    }
+  };
+  const lowered = () => {
+    const ws = compileWorkspace(demo.dir, { write: false });
+    return classesLoweredSince(ws.project, ws.manifest, readStateManifest(state));
+  };
+  const sourcesLine = (text: string) => originals.get('models/sources.yml')!.split('\n').findIndex((l) => l.includes(text)) + 1;
+  // encounter_id is direct in the demo and its name marks nothing: only production's manifest knows.
+  const ENCOUNTER_ID = '{ name: encounter_id, phi: direct, tests: [not_null] }';
+  const ENCOUNTER_ID_NONE = '{ name: encounter_id, phi: none, tests: [not_null] }';
+
+  it('an unchanged project passes; so do a raised class and a new column', () => {
+    edited({});
+    expect(lowered()).toEqual([]);
+    edited({ 'models/sources.yml': [['{ name: marital_status, phi: quasi }', '{ name: marital_status, phi: direct }']] });
+    expect(lowered()).toEqual([]);
+  });
+
+  it('a column lowered below production, whatever its name, is refused at its line', () => {
+    expect(originals.get('models/sources.yml')).toContain(ENCOUNTER_ID);
+    edited({ 'models/sources.yml': [[ENCOUNTER_ID, ENCOUNTER_ID_NONE], ['{ name: marital_status, phi: quasi }', '{ name: marital_status, phi: none }']] });
+    expect(lowered().map((d) => [d.file, d.line, d.code, d.message])).toEqual([
+      ['models/sources.yml', sourcesLine('{ name: marital_status, phi: quasi }'), 'TSF228', expect.stringMatching(/'ehr\.patients\.marital_status' is declared phi: none; production's manifest has it phi: quasi/)],
+      ['models/sources.yml', sourcesLine(ENCOUNTER_ID), 'TSF228', expect.stringMatching(/'ehr\.encounters\.encounter_id' is declared phi: none; production's manifest has it phi: direct\. Keep phi: direct, or list/)],
+    ]);
+  });
+
+  it('a declaration removed while its relation stays counts as lowered; a listed column passes', () => {
+    edited({ 'models/sources.yml': [[`          - ${ENCOUNTER_ID}\n`, '']] });
+    expect(lowered().map((d) => d.message)).toEqual([expect.stringMatching(/'ehr\.encounters\.encounter_id' is no longer declared; production's manifest has it phi: direct/)]);
+    edited({
+      'models/sources.yml': [[ENCOUNTER_ID, ENCOUNTER_ID_NONE]],
+      'tsform.yml': [['not_identifiers: [ehr.providers.address, ehr.providers.zip]', 'not_identifiers: [ehr.providers.address, ehr.providers.zip, ehr.encounters.encounter_id]']],
+    });
+    expect(lowered()).toEqual([]);
+  });
+
+  it('`compile --state` and `ls --state` exit 2 with the error, and target/manifest.json stays as it was', async () => {
+    edited({ 'models/sources.yml': [[ENCOUNTER_ID, ENCOUNTER_ID_NONE]] });
+    const manifest = join(demo.dir, 'target/manifest.json');
+    const before = { text: readFileSync(manifest, 'utf8'), mtime: statSync(manifest).mtimeMs };
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      for (const command of ['compile', 'ls']) {
+        stderr.mockClear();
+        const code = await runCli(['node', 'tsform', command, '--project-dir', demo.dir, '--state', state], () => {});
+        const printed = stderr.mock.calls.map((c) => String(c[0])).join('');
+        expect({ command, code, tsf228: /models\/sources\.yml:\d+: error TSF228: column 'ehr\.encounters\.encounter_id'/.test(printed) }).toEqual({ command, code: 2, tsf228: true });
+      }
+    } finally {
+      stderr.mockRestore();
+    }
+    expect({ text: readFileSync(manifest, 'utf8'), mtime: statSync(manifest).mtimeMs }).toEqual(before);
   });
 });
