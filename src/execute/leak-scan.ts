@@ -1,7 +1,7 @@
 import type { Session, SqlParam } from '../adapters/adapter.ts';
 import { manifestNodes, vaultNode, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
 import type { PrivacyConfig } from '../project/types.ts';
-import { compactSql, hasDigitSql, identifierFormsSql, wordsSql } from '../security/recognisable-forms.ts';
+import { compactSql, hasDigitSql, identifierFormsSql, identifierShapeSql, wordsSql } from '../security/recognisable-forms.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 /**
@@ -14,6 +14,10 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
  * A value matches when an identifier is one of its whole words or word sequences, or equals it
  * once compacted (`Fred  289` = `fred289`). Word boundaries keep a ZIP from matching inside a
  * hexadecimal token or a cost.
+ *
+ * Shapes: a value shaped like an SSN, an email address or a phone number with its separators
+ * is a finding even when no declared identifier holds it (recognisable-forms.ts), so a new
+ * source column declared `none` still cannot publish one.
  *
  * Per-person identifiers: the identity model's quasi-identifiers that carry digits (full birth
  * date, ZIP5, other full dates) match only a row that also holds the vault token of that same
@@ -210,7 +214,9 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
                         JOIN ${q(FORMS)} AS f ON f.t = w.t
                        WHERE position(i.form IN f.padded) > 0
                       UNION
-                      SELECT f.t FROM ${q(FORMS)} AS f JOIN ${q(IDS)} AS i ON i.compact = f.compact)
+                      SELECT f.t FROM ${q(FORMS)} AS f JOIN ${q(IDS)} AS i ON i.compact = f.compact
+                      UNION
+                      SELECT f.t FROM ${q(FORMS)} AS f WHERE ${identifierShapeSql('f.t')})
        UNION ALL
        ${cellsOf(personMatches(false))}
      ) AS m GROUP BY m.col ORDER BY m.col`,

@@ -48,3 +48,22 @@ export function identifierFormsSql(w: string, c: string): string {
     (CASE WHEN ${iso} THEN split_part(${w}, ' ', 2) || ' ' || split_part(${w}, ' ', 3) || ' ' || split_part(${w}, ' ', 1) END, FALSE),
     (CASE WHEN ${iso} THEN split_part(${w}, ' ', 2) || split_part(${w}, ' ', 3) || split_part(${w}, ' ', 1) END, FALSE))`;
 }
+
+/**
+ * Shapes that are identifiers whoever they belong to, whatever any yml declares: an SSN written
+ * `ddd-dd-dddd`, an email address, a North American phone number with its separators
+ * (`(617) 555-0123`, `617-555-0123`, `617.555.0123`). The leak scan counts a research value of
+ * such a shape as a finding even when no declared identifier holds it (a new source column
+ * declared `none`). Separators are required, so a number, a date or a code is never such a
+ * shape. No `\b`: PostgreSQL reads it as a backspace, so boundaries are spelled out.
+ */
+const IDENTIFIER_SHAPES = [
+  '(^|[^0-9])[0-9]{3}-[0-9]{2}-[0-9]{4}($|[^0-9])',
+  '[a-z0-9._%+-]+@[a-z0-9-]+(\\.[a-z0-9-]+)*\\.[a-z]{2,}',
+  '(^|[^0-9])(\\([0-9]{3}\\) ?|[0-9]{3}[-.])[0-9]{3}[-.][0-9]{4}($|[^0-9])',
+];
+
+/** True when `text` holds one of IDENTIFIER_SHAPES (regexp_replace without 'g' changes a text only where the pattern matches). */
+export function identifierShapeSql(text: string): string {
+  return `(${IDENTIFIER_SHAPES.map((p) => `regexp_replace(lower(${text}), '${p}', '') <> lower(${text})`).join(' OR ')})`;
+}

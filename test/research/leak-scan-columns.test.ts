@@ -11,7 +11,8 @@ import { twoEngines } from '../support/two-engines.ts';
  * identifier relation once and unpivots its columns (leak-scan.ts), so a column named like one of
  * the scan's own aliases (`r`, `x`, `v`, `t`, `patient_id`) must still be read as itself. Every
  * `direct` column is an identifier; a quasi-identifier only on its own person's row; a batch's
- * scan takes its own practices' identifiers only. Counts only: no value is printed.
+ * scan takes its own practices' identifiers only. Values shaped like an SSN, a phone number or an
+ * email address are findings by their shape alone. Counts only: no value is printed.
  */
 
 const IDENTITY = 'people';
@@ -91,6 +92,24 @@ describe.each(twoEngines('leak-columns'))('leak scan identifiers on $name', (eng
     const [zeb, phil] = people;
     expect(await scan([[zeb!.token, zeb!.zip]])).toEqual({ published: 1 });
     expect(await scan([[phil!.token, zeb!.zip]])).toEqual({});
+  });
+
+  // A new source column declared `none` holds identifiers no declared column has: their shape
+  // alone is a finding. Separators are required, so numbers, dates, codes and tokens are not.
+  it.each([
+    ['an SSN of nobody here', '999-12-3456'],
+    ['an SSN inside text', 'ssn 123-45-6789 noted'],
+    ['a phone number (area code in parentheses)', 'call (617) 555-0123'],
+    ['a phone number with dashes', '617-555-0123'],
+    ['a phone number with dots', '617.555.0123'],
+    ['an email address', 'Jane.Doe+x@Example.org'],
+  ])('a value shaped like an identifier is a finding whoever it belongs to: %s', async (_what, value) => {
+    expect(await scan([['pt_nobody', value]])).toEqual({ published: 1 });
+  });
+
+  it('numbers, dates, codes, ranges and tokens are not identifier shapes', async () => {
+    const controls = ['2020-01-15', '2020-01', '1999-12-31 00:00:00', '-1234.56', '1234567890', '123-4567', '840544004', '42.3601', '-71.0589', 'Body mass index 30.0-39.9', '12-345-6789', '555.12.3456', 'ab@c', 'E11.9', `pt_${'0123456789abcdef'.repeat(4)}`];
+    expect(await scan(controls.map((c) => ['pt_nobody', c]))).toEqual({});
   });
 
   it("a batch's scan holds its own practices' identifiers, and every practice's without a batch", async () => {
