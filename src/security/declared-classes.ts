@@ -30,7 +30,7 @@ interface NameFloor {
 
 /** Patterns over the name as `_word_word_` (lower case, camelCase split, any separator as `_`). */
 const NAME_FLOORS: readonly { pattern: RegExp; floor: NameFloor }[] = [
-  { pattern: /_(ssn|social_security(_number)?|socsec)_/, floor: { floor: 'direct', what: 'a social security number' } },
+  { pattern: /_(ssn[0-9]*|social_security(_number)?|socsec)_/, floor: { floor: 'direct', what: 'a social security number' } },
   { pattern: /_(mrn|medical_record(_number|_no)?|patient_id|patient_number)_/, floor: { floor: 'direct', what: 'a medical record number' } },
   { pattern: /_(first|last|middle|maiden|given|family|full|patient|birth)_name_|_(surname|forename|firstname|lastname)_/, floor: { floor: 'direct', what: "a person's name" } },
   { pattern: /_(e_?mail)_/, floor: { floor: 'direct', what: 'an email address' } },
@@ -42,9 +42,10 @@ const NAME_FLOORS: readonly { pattern: RegExp; floor: NameFloor }[] = [
   { pattern: /_(zip|zipcode|zip_code|postal_code|postcode)_/, floor: { floor: 'quasi', what: 'a ZIP code' } },
 ];
 
-/** `firstName`, `First-Name`, `first name` → `_first_name_`. */
+/** `firstName`, `First-Name`, `first name`, `ｆｉｒｓｔ＿ｎａｍｅ` → `_first_name_`. */
 function nameWords(column: string): string {
   const words = column
+    .normalize('NFKC')
     .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
     .toLowerCase()
     .split(/[^a-z0-9]+/)

@@ -10,7 +10,7 @@ import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 
 describe('the class a column name demands', () => {
   it.each([
-    ['ssn', 'direct'], ['SSN', 'direct'], ['patient_ssn', 'direct'], ['socialSecurityNumber', 'direct'], ['ssn_digits', 'direct'],
+    ['ssn', 'direct'], ['SSN', 'direct'], ['patient_ssn', 'direct'], ['socialSecurityNumber', 'direct'], ['ssn_digits', 'direct'], ['ssn4', 'direct'], ['Social Security Number', 'direct'], ['ＳＳＮ', 'direct'],
     ['mrn', 'direct'], ['medical_record_number', 'direct'], ['patient_id', 'direct'],
     ['first_name', 'direct'], ['FirstName', 'direct'], ['patient_last_name', 'direct'], ['surname', 'direct'], ['maiden_name', 'direct'],
     ['email', 'direct'], ['e_mail', 'direct'], ['email_address', 'direct'], ['home_phone', 'direct'], ['fax', 'direct'],
@@ -22,7 +22,7 @@ describe('the class a column name demands', () => {
   });
 
   // Generalized forms and everyday columns that only contain a word of the vocabulary.
-  it.each(['zip3', 'birth_year', 'age_band', 'practice_id', 'provider_id', 'person_token', 'encounter_class', 'name', 'provider_name', 'condition_description', 'mailbox_count', 'addressed', 'dobutamine_dose', 'lessons', 'deceased'])(
+  it.each(['zip3', 'birth_year', 'age_band', 'practice_id', 'provider_id', 'person_token', 'encounter_class', 'name', 'provider_name', 'condition_description', 'mailbox_count', 'addressed', 'dobutamine_dose', 'lessons', 'deceased', 'classname'])(
     '%s: no floor',
     (column) => {
       expect(nameFloor(column)).toBeUndefined();
