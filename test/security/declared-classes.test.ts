@@ -8,6 +8,19 @@ import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
 import { classesLoweredSince, nameFloor } from '../../src/security/declared-classes.ts';
 import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 
+/** `edits` (file → text replacements, each checked to apply) written over the original files in `dir`. */
+type Edits = Record<string, [string, string][]>;
+function writeEdited(dir: string, originals: ReadonlyMap<string, string>, edits: Edits): void {
+  for (const [file, pairs] of Object.entries(edits)) {
+    let text = originals.get(file)!;
+    for (const [from, to] of pairs) {
+      expect(text.includes(from), `${file} holds ${from}`).toBe(true);
+      text = text.replace(from, to);
+    }
+    writeFileSync(join(dir, file), text);
+  }
+}
+
 describe('the class a column name demands', () => {
   it.each([
     ['ssn', 'direct'], ['SSN', 'direct'], ['patient_ssn', 'direct'], ['socialSecurityNumber', 'direct'], ['ssn_digits', 'direct'], ['ssn4', 'direct'], ['Social Security Number', 'direct'], ['ＳＳＮ', 'direct'],
@@ -40,15 +53,8 @@ describe('declared classes cannot be lowered from models/ (TSF227)', () => {
   afterAll(() => demo?.remove());
 
   /** Compiles the demo with `edits` (file → text replacements), then puts the files back. */
-  const compileWith = (edits: Record<string, [string, string][]>): { errors: Diagnostic[]; warnings: Diagnostic[] } => {
-    for (const [file, pairs] of Object.entries(edits)) {
-      let text = originals.get(file)!;
-      for (const [from, to] of pairs) {
-        expect(text.includes(from), `${file} holds ${from}`).toBe(true);
-        text = text.replace(from, to);
-      }
-      writeFileSync(join(demo.dir, file), text);
-    }
+  const compileWith = (edits: Edits): { errors: Diagnostic[]; warnings: Diagnostic[] } => {
+    writeEdited(demo.dir, originals, edits);
     try {
       const ws = compileWorkspace(demo.dir, { write: false });
       return { errors: [], warnings: ws.diagnostics.filter((d) => d.code === 'TSF227') };
@@ -131,16 +137,9 @@ describe('slim CI: a pull request compared with production cannot lower a class 
   });
   afterAll(() => demo?.remove());
 
-  const edited = (edits: Record<string, [string, string][]>): void => {
+  const edited = (edits: Edits): void => {
     for (const [file, text] of originals) writeFileSync(join(demo.dir, file), text);
-    for (const [file, pairs] of Object.entries(edits)) {
-      let text = originals.get(file)!;
-      for (const [from, to] of pairs) {
-        expect(text.includes(from), `${file} holds ${from}`).toBe(true);
-        text = text.replace(from, to);
-      }
-      writeFileSync(join(demo.dir, file), text);
-    }
+    writeEdited(demo.dir, originals, edits);
   };
   const lowered = () => {
     const ws = compileWorkspace(demo.dir, { write: false });
