@@ -77,11 +77,21 @@ function roleFloors(privacy: PrivacyConfig): Map<string, NameFloor> {
 
 const RANK: Record<PhiClass, number> = { none: 0, quasi: 1, direct: 2 };
 
-/** Every declared column of the project by its key (`<source>.<table>.<column>`, `<model>.<column>`). */
-function declaredColumns(project: Project): Map<string, { column: ColumnSpec; model?: string }> {
-  const out = new Map<string, { column: ColumnSpec; model?: string }>();
-  for (const s of project.sources) for (const c of s.columns) out.set(`${s.source}.${s.name}.${c.name}`, { column: c });
-  for (const p of project.properties) for (const c of p.columns) if (!out.has(`${p.name}.${c.name}`)) out.set(`${p.name}.${c.name}`, { column: c, model: p.name });
+interface Declared {
+  /** `<source>.<table>.<column>` or `<model>.<column>`. */
+  key: string;
+  column: ColumnSpec;
+  model?: string;
+}
+
+/**
+ * Every column declaration of the project, duplicates included: a second yml entry for a model,
+ * or a column listed twice, is not an error elsewhere, and either could be the one that counts.
+ */
+function declaredColumns(project: Project): Declared[] {
+  const out: Declared[] = [];
+  for (const s of project.sources) for (const c of s.columns) out.push({ key: `${s.source}.${s.name}.${c.name}`, column: c });
+  for (const p of project.properties) for (const c of p.columns) out.push({ key: `${p.name}.${c.name}`, column: c, model: p.name });
   return out;
 }
 
@@ -98,7 +108,7 @@ export function checkDeclaredClasses(project: Project): Diagnostic[] {
   const roles = roleFloors(privacy);
   const declared = declaredColumns(project);
   const out: Diagnostic[] = [];
-  for (const [key, { column: c, model }] of declared) {
+  for (const { key, column: c, model } of declared) {
     const role = model === privacy.identityModel ? roles.get(c.name) : undefined;
     const byName = allowed.has(key) ? undefined : nameFloor(c.name);
     const floor = [role, byName].filter((f): f is NameFloor => f !== undefined).sort((a, b) => RANK[b.floor] - RANK[a.floor])[0];
@@ -107,8 +117,9 @@ export function checkDeclaredClasses(project: Project): Diagnostic[] {
     const escape = floor === role ? 'a role cannot be declared away' : `or, if it truly holds no identifier, list '${key}' under privacy.not_identifiers in tsform.yml (a reviewed change)`;
     out.push(diagnostic(Codes.identifierDeclassified, `column '${key}' ${what}, but it is ${floor.what}: declare it phi: ${floor.floor}; ${escape}`, { file: c.file, line: c.line ?? 1 }));
   }
+  const keys = new Set(declared.map((d) => d.key));
   for (const key of privacy.notIdentifiers) {
-    if (declared.has(key)) continue;
+    if (keys.has(key)) continue;
     out.push(
       diagnostic(Codes.identifierDeclassified, `privacy.not_identifiers lists '${key}', which names no declared column: remove it`, { file: 'tsform.yml', line: privacy.notIdentifiersLine }, 'warning'),
     );
@@ -125,7 +136,7 @@ export function checkDeclaredClasses(project: Project): Diagnostic[] {
  */
 export function classesLoweredSince(project: Project, current: Manifest, production: Manifest): Diagnostic[] {
   const allowed = new Set(project.config.privacy?.notIdentifiers ?? []);
-  const declared = declaredColumns(project);
+  const declared = new Map(declaredColumns(project).map((d) => [d.key, d]));
   const now = manifestNodes(current);
   const out: Diagnostic[] = [];
   for (const before of [...Object.values(production.sources), ...Object.values(production.models)]) {

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { compileWorkspace } from '../../src/cli/compile-stage.ts';
@@ -92,6 +92,19 @@ describe('declared classes cannot be lowered from models/ (TSF227)', () => {
       'models/staging/_staging.yml': [['{ name: birth_date, phi: quasi', '{ name: birth_date, phi: none']],
     });
     expect(errors.map((d) => d.message.slice(0, d.message.indexOf(','))).sort()).toEqual(["column 'ehr.patients.zip' is declared phi: none", "column 'stg_patients.birth_date' is declared phi: none"]);
+  });
+
+  // Either order: the lowered declaration first (a column listed twice), or last (a yml file that sorts after the model's own).
+  it('a second declaration of the same column is checked too: listed twice, or in a second yml entry for the model', async () => {
+    const twice = compileWith({ 'models/sources.yml': [['{ name: ssn, phi: direct }', '{ name: ssn, phi: none }\n          - { name: ssn, phi: direct }']] });
+    expect(twice.errors.map((d) => d.message)).toEqual([expect.stringMatching(/'ehr\.patients\.ssn' is declared phi: none/)]);
+    writeFileSync(join(demo.dir, 'models/staging/_zz_again.yml'), 'models:\n  - name: stg_patients\n    columns:\n      - { name: ssn, phi: none }\n');
+    try {
+      const again = compileWith({});
+      expect(again.errors.map((d) => `${d.file}:${d.line} ${d.code}`)).toEqual(['models/staging/_zz_again.yml:4 TSF227']);
+    } finally {
+      rmSync(join(demo.dir, 'models/staging/_zz_again.yml'));
+    }
   });
 
   it("the vault's identity columns keep their class whatever they are called, and tsform.yml cannot list them away", () => {
