@@ -27,8 +27,7 @@ export { compileLoadedProject, compileWorkspace } from './compile-stage.ts';
 export { policyContext } from './policy-context.ts';
 export type { Env } from './env.ts';
 export type { RunRequest } from './run-request.ts';
-export { checkClassesAgainst, planWorkspace, prepareSlimCi, readStateManifest } from './slim-ci.ts';
-export { writeManifest } from '../artifacts/write.ts';
+export { compileAgainst, planWorkspace, prepareSlimCi, readStateManifest } from './slim-ci.ts';
 export { openAdapter, resolveTarget } from './target.ts';
 export type { Workspace } from './workspace.ts';
 

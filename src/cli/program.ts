@@ -105,16 +105,12 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     .option('--target <name>', 'with --strict: DESCRIBE models whose output columns the SQL parser cannot derive on this built target (otherwise no database is touched)')
     .addOption(new Option('--format <format>', 'text, or json (one array of {file, line, code, severity, message} for CI annotations)').choices(['text', 'json']).default('text'))
     .action(async (o: CommandOptions & { strict?: boolean; format: string; state?: string }) => {
-      const { checkClassesAgainst, compileWorkspace, readStateManifest, writeManifest } = await import('./api.ts');
+      const { compileAgainst, readStateManifest } = await import('./api.ts');
       const { strictDiagnostics } = await import('./strict-stage.ts');
       const emit = (diagnostics: Diagnostic[]) =>
         o.format === 'json' ? out(JSON.stringify(diagnostics.map((d) => ({ file: d.file ?? null, line: d.line ?? null, code: d.code, severity: d.severity, message: d.message })))) : diagnostics.forEach((d) => err(formatDiagnostic(d)));
       try {
-        const ws = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath, write: !o.state });
-        if (o.state) {
-          checkClassesAgainst(ws, readStateManifest(o.state));
-          writeManifest(ws.targetDir, ws.manifest);
-        }
+        const ws = compileAgainst(o.projectDir, { vars: o.vars, targetPath: o.targetPath }, o.state ? readStateManifest(o.state) : undefined);
         const found = [...ws.diagnostics, ...(o.strict ? await strictDiagnostics(ws, { target: o.target }) : [])];
         emit(found);
         const m = ws.manifest;

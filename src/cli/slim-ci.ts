@@ -9,7 +9,7 @@ import { refuseEphemeralOnly, selectNodes, selectTenants } from '../graph/select
 import { modifiedNodes } from '../graph/state.ts';
 import { buildPlan, type Plan } from '../plan/plan.ts';
 import { classesLoweredSince } from '../security/declared-classes.ts';
-import { compileWorkspace } from './compile-stage.ts';
+import { compileWorkspace, type WorkspaceOptions } from './compile-stage.ts';
 import type { RunRequest } from './run-request.ts';
 import type { Workspace } from './workspace.ts';
 
@@ -51,13 +51,8 @@ export interface SlimCi {
  * instead, with one notice.
  */
 export function prepareSlimCi(req: RunRequest): SlimCi {
-  // Against production, target/manifest.json is written only once the classes have passed.
   const production = req.state ? readStateManifest(req.state) : undefined;
-  let ws = compileWorkspace(req.projectDir, { vars: req.vars, targetPath: req.targetPath, write: !production });
-  if (production) {
-    checkClassesAgainst(ws, production);
-    writeManifest(ws.targetDir, ws.manifest);
-  }
+  let ws = compileAgainst(req.projectDir, { vars: req.vars, targetPath: req.targetPath }, production);
   const modified = production ? modifiedNodes(ws.manifest, production) : undefined;
   if (req.nodes) return { ws, plan: planWorkspace(ws, req, undefined, new Set(req.nodes)), notices: [] };
   if (!req.defer) return { ws, plan: planWorkspace(ws, req, modified), notices: [] };
@@ -91,10 +86,19 @@ function readBySelection(ws: Workspace, selected: ReadonlySet<string>): Set<stri
   }
   return new Set([...wanted].filter((id) => !selected.has(id)));
 }
-/** TSF228: a pull request compared with production may not lower a column's class (security/declared-classes.ts). */
-export function checkClassesAgainst(ws: Workspace, production: Manifest): void {
+
+/**
+ * compileWorkspace, and with production's manifest TSF228: a pull request may not lower a
+ * column's class (security/declared-classes.ts). target/manifest.json is written only once that
+ * check has passed.
+ */
+export function compileAgainst(projectDir: string, opts: WorkspaceOptions, production: Manifest | undefined): Workspace {
+  const ws = compileWorkspace(projectDir, { ...opts, write: opts.write !== false && !production });
+  if (!production) return ws;
   const lowered = classesLoweredSince(ws.project, ws.manifest, production);
   if (hasErrors(lowered)) throw new DiagnosticsError(lowered);
+  if (opts.write !== false) writeManifest(ws.targetDir, ws.manifest);
+  return ws;
 }
 
 /** `<dir>/manifest.json` of an earlier run, upgraded to this version's schema. */

@@ -1,6 +1,7 @@
 import { manifestNodes, type Manifest } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, PhiClass, PrivacyConfig, Project } from '../project/types.ts';
+import { phiRank } from './phi-lineage-info.ts';
 
 /**
  * A yml's `phi:` class is the root of every privacy gate: lineage and the leak scan trust what
@@ -75,8 +76,6 @@ function roleFloors(privacy: PrivacyConfig): Map<string, NameFloor> {
   return roles;
 }
 
-const RANK: Record<PhiClass, number> = { none: 0, quasi: 1, direct: 2 };
-
 interface Declared {
   /** `<source>.<table>.<column>` or `<model>.<column>`. */
   key: string;
@@ -111,8 +110,9 @@ export function checkDeclaredClasses(project: Project): Diagnostic[] {
   for (const { key, column: c, model } of declared) {
     const role = model === privacy.identityModel ? roles.get(c.name) : undefined;
     const byName = allowed.has(key) ? undefined : nameFloor(c.name);
-    const floor = [role, byName].filter((f): f is NameFloor => f !== undefined).sort((a, b) => RANK[b.floor] - RANK[a.floor])[0];
-    if (!floor || RANK[c.phi] >= RANK[floor.floor]) continue;
+    // The stronger of the two; the role when they are equal (its message cannot be listed away).
+    const floor = role && (!byName || phiRank(role.floor) >= phiRank(byName.floor)) ? role : byName;
+    if (!floor || phiRank(c.phi) >= phiRank(floor.floor)) continue;
     const what = c.phiExplicit ? `is declared phi: ${c.phi}` : `has no phi class (${c.phi} by default)`;
     const escape = floor === role ? 'a role cannot be declared away' : `or, if it truly holds no identifier, list '${key}' under privacy.not_identifiers in tsform.yml (a reviewed change)`;
     out.push(diagnostic(Codes.identifierDeclassified, `column '${key}' ${what}, but it is ${floor.what}: declare it phi: ${floor.floor}; ${escape}`, { file: c.file, line: c.line ?? 1 }));
@@ -146,7 +146,7 @@ export function classesLoweredSince(project: Project, current: Manifest, product
     for (const [name, was] of Object.entries(before.columns)) {
       const key = `${relation}.${name}`;
       const is = after.columns[name];
-      if (was.phi === 'none' || allowed.has(key) || (is && RANK[is.phi] >= RANK[was.phi])) continue;
+      if (was.phi === 'none' || allowed.has(key) || (is && phiRank(is.phi) >= phiRank(was.phi))) continue;
       const spec = declared.get(key)?.column;
       const change = is ? `is declared phi: ${is.phi}` : 'is no longer declared';
       out.push(
