@@ -69,6 +69,10 @@ export const Codes = {
   identifierDeclassified: 'TSF227',
   /** Slim CI (`--state`): a column production classifies direct or quasi is declared lower, or no longer declared (security/declared-classes.ts). */
   classLowered: 'TSF228',
+  /** A warning: a model's yml declares a column below the class its SQL derives (security/phi-gate.ts); readers take the derived class. */
+  declaredBelowLineage: 'TSF229',
+  /** A warning: a pseudonymized model reads a model whose SQL the lineage grammar cannot read, so that model's yml classes stand unverified (the run's leak scan still checks). */
+  lineageTrustsYml: 'TSF230',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

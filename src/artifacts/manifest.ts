@@ -58,8 +58,10 @@ export interface ModelNode extends NodeCommon {
   compiled_lines?: (number | null)[];
   /** The same for `compiled_incremental_sql`. */
   compiled_incremental_lines?: (number | null)[];
-  /** Pseudonymized models: the SQL with approved generalizations marked, for the PHI lineage gate. */
+  /** The SQL with approved generalizations marked, for the PHI lineage gate (phi-gate.ts). */
   lineage_sql?: string;
+  /** Incremental models: the same for the `is_incremental` rendering. */
+  lineage_incremental_sql?: string;
   /** Published aggregates: the column holding class sizes, checked against k before publishing. */
   k_count?: string;
   /** Incremental with a per-practice (correlated) high-water mark: may run in batches. */

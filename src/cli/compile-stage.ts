@@ -44,7 +44,7 @@ export function compileLoadedProject(loaded: Project, opts: WorkspaceOptions = {
   }
   const targetDir = artifactDir(project.root, opts.targetPath);
   if (opts.write !== false) writeManifest(targetDir, manifest);
-  return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics, ...declared], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
+  return { project, manifest, dag: built.dag, diagnostics: [...diagnostics, ...protection.diagnostics, ...declared, ...lineage], targetDir, protectedRelations: protection.relations, alertSinks: alertConfig.sinks };
 }
 
 /** Reads and compiles a project (compileLoadedProject over loadProject). */

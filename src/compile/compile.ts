@@ -302,7 +302,10 @@ function renderAll(
         node.compiled_incremental_sql = incremental.sql;
         node.compiled_incremental_lines = incremental.lines;
       }
-      if (node.pseudonymized) node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
+      // Every model's: a pseudonymized model's gate derives what its upstream models really hold from their SQL, not their yml.
+      node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
+      // The `is_incremental` branch writes too: what it selects is checked like the full build's.
+      if (node.materialized === 'incremental') node.lineage_incremental_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, true), lineage: true, bare: true });
       checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics);
     } catch (err) {
       diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${(err as Error).message.split('\n')[0]}`, { file: file.file, line: 1 }));

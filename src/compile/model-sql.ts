@@ -133,6 +133,14 @@ function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<str
       case 'SelectStmt':
         selectStmt(value, ctes, allowed, out);
         continue;
+      // PostgreSQL takes these in a WITH clause (`with d as (delete from … returning …) select …`),
+      // where their target is a bare relation, not a RangeVar node the read check would see.
+      case 'InsertStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'MergeStmt':
+        out.push({ message: `modifies data (${key.replace('Stmt', '').toUpperCase()} in a WITH clause); a model is one SELECT that only reads`, near: key.replace('Stmt', '').toLowerCase() });
+        continue;
       case 'RangeVar':
         rangeVar(value, ctes, allowed, out);
         continue;

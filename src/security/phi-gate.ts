@@ -3,30 +3,43 @@ import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { PhiClass } from '../project/types.ts';
 import { modelLineAt } from '../compile/line-map.ts';
 import { selectItemOffset } from '../compile/model-sql.ts';
-import { columnLineage } from './phi-lineage.ts';
+import { columnLineage, type LineageResult } from './phi-lineage.ts';
+import { maxPhi, phiRank } from './phi-lineage-info.ts';
+
+type Classes = Record<string, PhiClass>;
+/** A column an upstream model declares below what its SQL derives: the class it is read with, and why. */
+interface Raised {
+  declared: PhiClass;
+  path: string;
+}
 
 /**
  * Compile-time privacy gate (DESIGN §4): a pseudonymized relation may expose no `direct`
  * column, and no `quasi` column that did not pass through an approved generalization macro.
- * Classes propagate through select lists: a pseudonymized model's output classes are derived
- * from its SQL (generalized columns become `none`), not taken from its yml, so models that read
- * it inherit what it really holds.
+ *
+ * Classes propagate through select lists, so no model's yml is the last word on what it holds:
+ * a pseudonymized model's output classes are derived from its SQL (generalized columns become
+ * `none`); any other model's are the higher of its yml and its SQL (`ssn as visit_code` declared
+ * `none` is read as direct downstream, with a warning at the model). A model the grammar cannot
+ * read keeps its yml; the run's leak scan still checks what reaches research.
  */
 export function checkPseudonymizedLineage(manifest: Manifest, order: readonly string[]): Diagnostic[] {
   const nodes = manifestNodes(manifest);
-  // Two views of each pseudonymized model's output: `exposed` (a generalized column is no longer
-  // identifying) for the exposure gate, and `quasi` (a generalized column is still a
-  // quasi-identifier) so that k-anonymity knows every quasi-identifier a published relation holds.
-  const exposed = new Map<string, Record<string, PhiClass>>();
-  const quasi = new Map<string, Record<string, PhiClass>>();
-  const declared = (n: ManifestNode): Record<string, PhiClass> => Object.fromEntries(Object.entries(n.columns).map(([c, v]) => [c, v.phi]));
+  // Two views of each model's output: `exposed` (a generalized column is no longer identifying)
+  // for the exposure gate, and `quasi` (a generalized column is still a quasi-identifier) so that
+  // k-anonymity knows every quasi-identifier a published relation holds.
+  const exposed = new Map<string, Classes>();
+  const quasi = new Map<string, Classes>();
+  const raised = new Map<string, Map<string, Raised>>();
+  // Model → the model (itself or upstream) whose SQL could not be analysed, and why: its yml stands unverified.
+  const unverified = new Map<string, { model: string; why: string }>();
   const diagnostics: Diagnostic[] = [];
 
   for (const id of order) {
     const node = nodes[id];
-    if (!node || node.kind !== 'model' || !node.pseudonymized || node.lineage_sql === undefined) continue;
-    const relationsFor = (view: Map<string, Record<string, PhiClass>>) => {
-      const relations: Record<string, Record<string, PhiClass>> = {};
+    if (!node || node.kind !== 'model' || node.lineage_sql === undefined) continue;
+    const relationsFor = (view: Map<string, Classes>) => {
+      const relations: Record<string, Classes> = {};
       for (const dep of node.depends_on) {
         const up = nodes[dep];
         if (!up) continue;
@@ -40,19 +53,56 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     };
     // At the select-list item of the column (or the list's start), mapped to the model's line.
     const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
+    const variants = [node.lineage_sql, node.lineage_incremental_sql].filter((sql): sql is string => sql !== undefined);
+    const result = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(exposed) })));
+    const qi = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(quasi), generalizers: [] })));
+
+    if (!node.pseudonymized) {
+      if (!result.ok) {
+        unverified.set(node.name, { model: node.name, why: result.error });
+        continue;
+      }
+      const inherited = node.depends_on.map((d) => unverified.get(nodes[d]?.name ?? '')).find((u) => u !== undefined);
+      if (inherited) unverified.set(node.name, inherited);
+      const up = floorByDeclared(node, result);
+      exposed.set(node.name, up.classes);
+      if (qi.ok) quasi.set(node.name, floorByDeclared(node, qi).classes);
+      raised.set(node.name, up.raised);
+      for (const [column, r] of up.raised) {
+        const phi = up.classes[column]!;
+        diagnostics.push(
+          diagnostic(
+            Codes.declaredBelowLineage,
+            `${node.name}.${column} is declared ${r.declared} but its SQL derives it as ${phi}: ${r.path}; models that read it take it as ${phi} (declare it phi: ${phi})`,
+            { file: node.path, line: lineOf(column) },
+            'warning',
+          ),
+        );
+      }
+      continue;
+    }
+
     const at = { file: node.path, line: lineOf() };
-    const result = columnLineage({ sql: node.lineage_sql, relations: relationsFor(exposed) });
     if (!result.ok) {
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}: cannot prove which columns carry PHI (${result.error}); a pseudonymized model must be analysable`, at));
       continue;
     }
-    for (const path of result.implicitDirect) {
-      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} reads a direct identifier outside its select list (a predicate, join, grouping or order can encode it): ${path}`, at));
+    for (const dep of node.depends_on) {
+      const up = nodes[dep];
+      const u = up ? unverified.get(up.name) : undefined;
+      if (!u) continue;
+      const via = u.model === up!.name ? '' : ` (through ${up!.name})`;
+      const message = `${node.name} reads ${u.model}${via}, whose yml classes stand unverified: its SQL cannot be analysed (${u.why}); the run's leak scan still checks what is written`;
+      diagnostics.push(diagnostic(Codes.lineageTrustsYml, message, at, 'warning'));
     }
-    const out: Record<string, PhiClass> = {};
+    const because = (path: string) => path + raisedUpstream(node, nodes, raised, path);
+    for (const path of result.implicitDirect) {
+      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} reads a direct identifier outside its select list (a predicate, join, grouping or order can encode it): ${because(path)}`, at));
+    }
+    const out: Classes = {};
     for (const [column, c] of Object.entries(result.columns)) {
       out[column] = c.phi;
-      const path = c.lineage[0] ?? column;
+      const path = because(c.lineage[0] ?? column);
       if (c.phi === 'direct') {
         diagnostics.push(diagnostic(Codes.phiLineage, `${node.name}.${column} exposes a direct identifier: ${path}`, { file: node.path, line: lineOf(column) }));
       } else if (c.phi === 'quasi') {
@@ -63,9 +113,8 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     }
     exposed.set(node.name, out);
 
-    const qi = columnLineage({ sql: node.lineage_sql, relations: relationsFor(quasi), generalizers: [] });
     if (!qi.ok) continue;
-    const qiOut: Record<string, PhiClass> = {};
+    const qiOut: Classes = {};
     for (const [column, c] of Object.entries(qi.columns)) {
       qiOut[column] = c.phi;
       if (c.phi === 'quasi' && result.columns[column]?.phi === 'none' && node.columns[column]?.phi !== 'quasi') {
@@ -77,4 +126,65 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     quasi.set(node.name, qiOut);
   }
   return diagnostics;
+}
+
+/**
+ * One result for the renderings of a model (full, and `is_incremental` for an incremental one):
+ * each column at the highest class any rendering gives it, with that rendering's lineage; any
+ * rendering that cannot be analysed makes the whole unanalysable.
+ */
+function everyVariant(results: LineageResult[]): LineageResult {
+  const failed = results.find((r) => !r.ok);
+  if (failed || results.length === 1) return failed ?? results[0]!;
+  const columns: Extract<LineageResult, { ok: true }>['columns'] = {};
+  const implicitDirect = new Set<string>();
+  (results as Extract<LineageResult, { ok: true }>[]).forEach((r, i) => {
+    const where = (line: string) => (i === 0 ? line : `${line} (in the is_incremental rendering)`);
+    for (const p of r.implicitDirect) if (!implicitDirect.has(p)) implicitDirect.add(where(p));
+    for (const [name, c] of Object.entries(r.columns)) {
+      const before = columns[name];
+      if (!before) columns[name] = c;
+      else if (phiRank(c.phi) > phiRank(before.phi)) columns[name] = { ...c, lineage: c.lineage.map(where), generalized: c.generalized || before.generalized };
+    }
+  });
+  return { ok: true, columns, implicitDirect: [...implicitDirect] };
+}
+
+function declared(n: ManifestNode): Classes {
+  return Object.fromEntries(Object.entries(n.columns).map(([c, v]) => [c, v.phi]));
+}
+
+/**
+ * A model's classes as its readers take them: each column the higher of its yml and its SQL (a
+ * yml cannot lower what the SQL reads; a column the SQL cannot see, such as one a `*` over an
+ * unknown relation brings, keeps its yml), and the columns declared lower than derived.
+ */
+function floorByDeclared(node: ManifestNode, result: Extract<LineageResult, { ok: true }>): { classes: Classes; raised: Map<string, Raised> } {
+  const classes = declared(node);
+  const byLower = new Map(Object.keys(classes).map((c) => [c.toLowerCase(), c]));
+  const raised = new Map<string, Raised>();
+  for (const [column, c] of Object.entries(result.columns)) {
+    if (column === '*') continue;
+    const name = byLower.get(column.toLowerCase()) ?? column;
+    const before = classes[name];
+    classes[name] = maxPhi(before ?? 'none', c.phi);
+    if (before !== undefined && phiRank(c.phi) > phiRank(before)) raised.set(name, { declared: before, path: c.lineage[0] ?? column });
+  }
+  return { classes, raised };
+}
+
+/** `; stg_x.y is declared none, but its SQL derives it: …` for each raised upstream column a path ends at. */
+function raisedUpstream(node: ManifestNode, nodes: Record<string, ManifestNode>, raised: Map<string, Map<string, Raised>>, path: string): string {
+  const found: string[] = [];
+  const lower = path.toLowerCase();
+  for (const dep of node.depends_on) {
+    const up = nodes[dep];
+    const columns = up ? raised.get(up.name) : undefined;
+    if (!up || !columns) continue;
+    for (const [column, r] of columns) {
+      const names = [`__tsf_ref_${up.name}.${column}`, `${up.schema}.${up.identifier}.${column}`].map((n) => `${n.toLowerCase()} (`);
+      if (names.some((n) => lower.includes(n))) found.push(`; ${up.name}.${column} is declared ${r.declared} in its yml, but its SQL derives it: ${r.path}`);
+    }
+  }
+  return found.join('');
 }

@@ -68,6 +68,10 @@ const attacks: [string, string, string, string][] = [
   ['trailing statement after a comment', MART, `select practice_id from {{ref "stg_patients"}}; -- done\ndrop table staging.stg_patients`, 'TSF222'],
   ['ATTACH', MART, `attach 'target/vault.duckdb' as v2`, 'TSF222'],
   ['SELECT INTO creates a table', MART, `select practice_id into marts.copy_of from {{ref "stg_patients"}}`, 'TSF222'],
+  ['DELETE in a WITH clause', MART, `with d as (delete from staging.stg_patients returning practice_id) select practice_id from d`, 'TSF222'],
+  ['INSERT in a nested WITH clause', MART, `select x.a from (with i as (insert into marts.t select 1 returning 1 as a) select a from i) x`, 'TSF222'],
+  ['UPDATE of {{this}} in a WITH clause', MART, `with u as (update {{this}} set practice_id = 'p' returning practice_id) select practice_id from u`, 'TSF222'],
+  ['MERGE in a WITH clause', MART, `with m as (merge into marts.t using (select 1 a) s on true when matched then delete returning 1 as a) select a from m`, 'TSF222'],
   // item 7: generalization and classification gaps
   ['a zero shift', PSEUDO, `select p.practice_id, {{month_of (shift_date "p.birth_date" "0")}} as m from {{ref "stg_patients"}} p`, 'TSF215'],
   ['shift by a constant', PSEUDO, `select p.practice_id, {{shift_date "p.birth_date" "42"}} as d from {{ref "stg_patients"}} p`, 'TSF215'],
@@ -164,6 +168,12 @@ const attacks: [string, string, string, string][] = [
 describe('hostile model pull requests are refused at compile (issue 12)', () => {
   it('the demo project itself compiles with no diagnostic from these gates', () => {
     expect(compileWith({}).filter((d) => d.severity === 'error')).toEqual([]);
+  });
+
+  // The read check alone missed these (a DML statement's target is not a RangeVar node).
+  it.each(attacks.filter(([what]) => what.includes('in a WITH clause') || what.includes('in a nested WITH clause')))('%s: refused as a data change', (_what, file, sql) => {
+    const diags = compileWith({ [file]: `${sql}\n` });
+    expect(diags.some((d) => d.code === 'TSF222' && d.file === file && /modifies data \((DELETE|INSERT|UPDATE|MERGE) in a WITH clause\)/.test(d.message))).toBe(true);
   });
 
   it.each(attacks)('%s', (_what, file, sql, code) => {
