@@ -210,6 +210,16 @@ export class Analyzer {
       return [{ qualifiers: [lower(alias ?? fname)], label: alias ?? fname, shape: { columns, opaque: [] } }];
     }
     if ('RangeTableSample' in node && node.RangeTableSample.relation) return this.fromItem(node.RangeTableSample.relation, env, scope);
+    if ('RangeTableFunc' in node || 'JsonTable' in node) {
+      // xmltable / json_table: every column may hold any part of the document, so each carries
+      // everything the call reads (document, row and column paths, defaults, PASSING values).
+      const payload = ('RangeTableFunc' in node ? node.RangeTableFunc : node.JsonTable) as { alias?: { aliasname?: string } };
+      const info = combine([noneInfo(), ...this.children(payload, env, scope)]);
+      const fname = 'RangeTableFunc' in node ? 'xmltable' : 'json_table';
+      const alias = payload.alias?.aliasname;
+      const columns = tableFunctionColumns(payload).map((name) => ({ name, info }));
+      return [{ qualifiers: [lower(alias ?? fname)], label: alias ?? fname, shape: { columns, opaque: [] } }];
+    }
     throw new LineageError(`unsupported FROM item ${Object.keys(node)[0] ?? '?'}`);
   }
 
@@ -367,3 +377,15 @@ function isNode(v: object): v is Node {
 
 /** Literals, parameters, `current_date`, type names: they read no column. */
 const LEAF_KINDS = new Set(['A_Const', 'ParamRef', 'SQLValueFunction', 'String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Star', 'TypeName']);
+
+/** Output column names of an xmltable (RangeTableFuncCol) or a json_table (JsonTableColumn, NESTED PATH columns flattened). */
+function tableFunctionColumns(payload: object): string[] {
+  const columns = (payload as { columns?: unknown[] }).columns ?? [];
+  return columns.flatMap((c) => {
+    const col = c as { RangeTableFuncCol?: { colname?: string }; JsonTableColumn?: { name?: string; coltype?: string; columns?: unknown[] } };
+    if (col.RangeTableFuncCol?.colname) return [col.RangeTableFuncCol.colname];
+    const j = col.JsonTableColumn;
+    if (j?.coltype === 'JTC_NESTED') return tableFunctionColumns(j);
+    return j?.name ? [j.name] : [];
+  });
+}

@@ -49,6 +49,31 @@ function lineageOf(sql: string, extra: Partial<LineageInput> = {}): Record<strin
 }
 const classes = (cols: Record<string, ColumnLineage>) => Object.fromEntries(Object.entries(cols).map(([k, v]) => [k, v.phi]));
 
+describe('columnLineage: xmltable and json_table in FROM', () => {
+  it('every column of xmltable carries what the call reads: the document, paths and defaults', () => {
+    const cols = lineageOf(`select p.practice_id, x.v, x.w, x.n
+      from staging.stg_patients p,
+           xmltable('/r' passing xmlparse(document '<r>' || p.ssn || '</r>') columns v text path '.', w text path 'w' default p.zip, n for ordinality) x`);
+    expect(classes(cols)).toEqual({ practice_id: 'none', v: 'direct', w: 'direct', n: 'direct' });
+    expect(cols.v!.lineage[0]).toContain('ssn (direct)');
+    const byDefault = lineageOf(`select x.v from staging.stg_patients p, xmltable('/r' passing xmlparse(document '<r/>') columns v text path 'v' default p.birth_date::text) x`);
+    expect(byDefault.v!.phi).toBe('quasi');
+  });
+
+  it('json_table columns, NESTED PATH ones included, carry the document and PASSING values', () => {
+    const cols = lineageOf(`select j.a, j.b from staging.stg_patients p,
+      json_table(json_build_object('s', p.first_name), '$' columns (a text path '$.s', nested path '$.n[*]' columns (b text path '$.b'))) j`);
+    expect(classes(cols)).toEqual({ a: 'direct', b: 'direct' });
+    const passing = lineageOf(`select j.a from staging.stg_patients p, json_table('{}'::jsonb, '$ ? (@ == $x)' passing p.mrn as x columns (a text path '$')) j`);
+    expect(passing.a!.phi).toBe('direct');
+  });
+
+  it('over a constant document it reads nothing identifying', () => {
+    const cols = lineageOf(`select x.v from xmltable('/r' passing xmlparse(document '<r><v>1</v></r>') columns v int path 'v') x`);
+    expect(cols.v!.phi).toBe('none');
+  });
+});
+
 describe('columnLineage: classes through select lists', () => {
   it('a direct column passed through a CTE and an alias stays direct, with its path', () => {
     const cols = lineageOf(`-- research extract
