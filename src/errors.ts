@@ -71,7 +71,7 @@ export const Codes = {
   classLowered: 'TSF228',
   /** A warning: a model's yml declares a column below the class its SQL derives (security/phi-gate.ts); readers take the derived class. */
   declaredBelowLineage: 'TSF229',
-  /** A warning: a pseudonymized model reads a model whose SQL the lineage grammar cannot read, so that model's yml classes stand unverified (the run's leak scan still checks). */
+  /** A warning: a pseudonymized model reads a model whose SQL the lineage analysis cannot follow, so that model's yml classes stand unverified (the run's leak scan still checks). */
   lineageTrustsYml: 'TSF230',
   // selection and command line (3xx)
   badSelector: 'TSF301',

@@ -20,8 +20,8 @@ interface Raised {
  * Classes propagate through select lists, so no model's yml is the last word on what it holds:
  * a pseudonymized model's output classes are derived from its SQL (generalized columns become
  * `none`); any other model's are the higher of its yml and its SQL (`ssn as visit_code` declared
- * `none` is read as direct downstream, with a warning at the model). A model the grammar cannot
- * read keeps its yml; the run's leak scan still checks what reaches research.
+ * `none` is read as direct downstream, with a warning at the model). A model the analysis cannot
+ * follow keeps its yml; the run's leak scan still checks what reaches research.
  */
 export function checkPseudonymizedLineage(manifest: Manifest, order: readonly string[]): Diagnostic[] {
   const nodes = manifestNodes(manifest);
