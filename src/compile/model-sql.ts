@@ -56,10 +56,44 @@ const TABLE_FUNCTIONS = new Set([
   'jsonb_array_elements_text',
 ]);
 
-/** Functions that reach outside the model's inputs, run SQL, or change state (both engines). */
+/**
+ * Functions that reach outside the model's inputs, run SQL, or change state (both engines).
+ * Drawn from the engines' own catalogs (PostgreSQL 15's pg_proc: functions taking a relation by
+ * regclass, oid or name, running SQL text through SPI, or volatile; DuckDB's duckdb_functions():
+ * side effects, names, settings), not from memory: `query_to_xml('select ssn from raw.patients',
+ * …)` once compiled clean and, run as the warehouse's owner, put every practice's rows in one
+ * practice's mart.
+ */
 const FORBIDDEN_FUNCTIONS = new Set([
   'query',
   'query_table',
+  // PostgreSQL: run SQL text or read a relation by name (prefixed families below).
+  'ts_stat',
+  'ts_rewrite',
+  'currtid',
+  'currtid2',
+  'row_security_active',
+  'obj_description',
+  'col_description',
+  'shobj_description',
+  'acldefault',
+  'aclexplode',
+  'amvalidate',
+  'current_query',
+  // state: index maintenance, the session's random seed, the server log
+  'brin_summarize_range',
+  'brin_summarize_new_values',
+  'brin_desummarize_range',
+  'gin_clean_pending_list',
+  'setseed',
+  'loread',
+  'lowrite',
+  'write_log',
+  'sleep_ms',
+  'current_query_id',
+  'current_connection_id',
+  'current_transaction_id',
+  'in_search_path',
   'glob',
   'getenv',
   'getvariable',
@@ -76,7 +110,6 @@ const FORBIDDEN_FUNCTIONS = new Set([
   'which_secret',
   'dblink',
   'load_extension',
-  'txid_current',
   'current_database',
   'current_schema',
   'current_schemas',
@@ -84,11 +117,17 @@ const FORBIDDEN_FUNCTIONS = new Set([
   'inet_server_addr',
   'inet_server_port',
   'inet_client_addr',
-  'has_table_privilege',
-  'has_schema_privilege',
-  'to_regclass',
+  'inet_client_port',
 ]);
-const FORBIDDEN_PREFIXES = ['read_', 'pg_', 'duckdb_', 'pragma_', 'lo_', 'dblink_', 'parquet_', 'iceberg_', 'delta_', 'postgres_', 'sqlite_', 'mysql_', 'http_', 'file_', 'arrow_', 'csv_', 'json_execute'];
+const FORBIDDEN_PREFIXES = [
+  ...['read_', 'pg_', 'duckdb_', 'pragma_', 'lo_', 'dblink_', 'parquet_', 'iceberg_', 'delta_', 'postgres_', 'sqlite_', 'mysql_', 'http_', 'file_', 'arrow_', 'csv_', 'json_execute'],
+  // PostgreSQL's XML export of a query's, a table's, a cursor's, a schema's or the database's rows
+  ...['query_to_', 'table_to_', 'cursor_to_', 'schema_to_', 'database_to_'],
+  // catalog lookups by name, transaction ids, privileges of named objects
+  ...['to_reg', 'txid_', 'has_'],
+  // superuser upgrade hooks, PL/pgSQL's entry points (large objects: lo_ above, loread, lowrite)
+  ...['binary_upgrade_', 'plpgsql_'],
+];
 
 /** Casts that look up catalog objects by name. */
 const CATALOG_TYPES = /^reg[a-z]*$/;

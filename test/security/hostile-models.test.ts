@@ -115,6 +115,21 @@ const attacks: [string, string, string, string][] = [
   ['a DuckDB replacement scan', MART, `select * from 'data/ehr/patients.csv.gz'`, 'TSF222'],
   ['duckdb_settings()', MART, `select * from duckdb_settings()`, 'TSF222'],
   ['json_execute_serialized_sql', MART, `select json_execute_serialized_sql('{}') as x`, 'TSF222'],
+  // PostgreSQL functions that run SQL text or read a relation by name, as the warehouse's owner:
+  // every practice's patients in one practice's mart (engine-function-catalogs.test.ts checks
+  // the deny list against the engines' catalogs)
+  ['query_to_xml of every practice', MART, `select s.practice_id, query_to_xml('select first_name, ssn from raw.patients', true, false, '') as x from {{ref "stg_patients"}} s`, 'TSF222'],
+  ['pg_catalog-qualified query_to_xml', PSEUDO, `select pg_catalog.query_to_xml('select ssn from staging.stg_patients', true, false, '') as x`, 'TSF222'],
+  ['table_to_xml by name', MART, `select table_to_xml('raw.patients', true, false, '') as x`, 'TSF222'],
+  ['query_to_xml_and_xmlschema', MART, `select query_to_xml_and_xmlschema('select ssn from raw.patients', true, false, '') as x`, 'TSF222'],
+  ['schema_to_xml', MART, `select schema_to_xml('raw', true, false, '') as x`, 'TSF222'],
+  ['database_to_xml', MART, `select database_to_xml(true, false, '') as x`, 'TSF222'],
+  ['cursor_to_xml', MART, `select cursor_to_xml('c', 10, true, false, '') as x`, 'TSF222'],
+  ['ts_stat in a scalar subquery', MART, `select (select string_agg(word, ' ') from ts_stat('select to_tsvector(ssn) from raw.patients')) as w`, 'TSF222'],
+  ['ts_rewrite with a query text', MART, `select ts_rewrite(to_tsquery('a'), 'select to_tsquery(ssn), to_tsquery(ssn) from raw.patients') as w`, 'TSF222'],
+  ['currtid2 by relation name', MART, `select currtid2('raw.patients', '(0,1)') as t`, 'TSF222'],
+  ['a DuckDB table function in another case', MART, `select * from "QUERY_TABLE"('raw.patients')`, 'TSF222'],
+  ['write_log of a name', MART, `select write_log(first_name) as l from {{ref "stg_patients"}}`, 'TSF222'],
   ['FOR UPDATE', MART, `select practice_id from {{ref "stg_patients"}} for update`, 'TSF222'],
   // lineage variants in research models: lateral, windows, JSON/struct, recursion, grouping
   [
