@@ -39,6 +39,34 @@ interface RenderState {
 
 const STATE = Symbol('tsform render state');
 
+/**
+ * What `ref`, `source` and `this` give a template: the relation's text when output, and nothing a
+ * template could inspect. The analysed rendering (`bare`) names relations differently from the
+ * executed one, so a template that could read that text (`{{#with (ref "x")}}{{#if [15]}}`, a
+ * string's own characters and length) could pick harmless SQL for the analysis and PHI for the
+ * run. A private field and a prototype method are beyond Handlebars' property lookups (it
+ * denies prototype access), and its `lookup` helper, which turns a value into a key, refuses.
+ */
+class RelationText {
+  readonly #text: () => string;
+  constructor(text: () => string) {
+    this.#text = text;
+  }
+  toString(): string {
+    return this.#text();
+  }
+}
+
+/** A model's root context: `is_incremental`, and `{{this}}` as an uninspectable relation. */
+class ModelContext extends RelationText {
+  constructor(
+    readonly is_incremental: boolean,
+    text: () => string,
+  ) {
+    super(text);
+  }
+}
+
 /** The marker functions of lineage renderings (never executed); see phi-lineage-analyze.ts. */
 export const GENERALIZED = 'tsf_generalized';
 export const SHIFTED = 'tsf_shifted';
@@ -50,6 +78,9 @@ export const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
  */
 export function createRenderer(macros: readonly Macro[], approved: Readonly<Record<string, ApprovedGeneralizer>> = {}) {
   const hb = Handlebars.create();
+  hb.registerHelper('lookup', () => {
+    throw new Error('the lookup helper is not available in models and macros: a template may not inspect what ref, source or this render to');
+  });
   const stateOf = (options: HelperOptions): RenderState => {
     const root = options.data?.root as Record<symbol, RenderState> | undefined;
     const st = root?.[STATE];
@@ -75,10 +106,12 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
   };
 
   hb.registerHelper('ref', function (this: unknown, name: string, options: HelperOptions) {
-    return relationFor(stateOf(options), name, 'ref');
+    const text = relationFor(stateOf(options), name, 'ref');
+    return new RelationText(() => text);
   });
   hb.registerHelper('source', function (this: unknown, source: string, table: string, options: HelperOptions) {
-    return relationFor(stateOf(options), `source:${source}.${table}`, 'src');
+    const text = relationFor(stateOf(options), `source:${source}.${table}`, 'src');
+    return new RelationText(() => text);
   });
   hb.registerHelper('config', () => '');
   hb.registerHelper('var', function (this: unknown, ...args: unknown[]) {
@@ -132,13 +165,10 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
             };
           })()
         : { text: quoteRelation(self.schema, self.identifier), register: () => undefined };
-    const ctx: Record<string | symbol, unknown> = {
-      is_incremental: scope.isIncremental,
-      toString() {
-        thisRelation.register();
-        return thisRelation.text;
-      },
-    };
+    const ctx = new ModelContext(scope.isIncremental, () => {
+      thisRelation.register();
+      return thisRelation.text;
+    }) as ModelContext & Record<symbol, unknown>;
     ctx[STATE] = st;
     return { body: compiledFor(template)(ctx), ctes: [...st.ctes.values()] };
   };
