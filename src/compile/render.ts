@@ -40,7 +40,7 @@ interface RenderState {
 const STATE = Symbol('tsform render state');
 
 /**
- * What `ref`, `source` and `this` give a template: the relation's text when output, and nothing a
+ * What `ref`, `source`, `this` and a macro give a template: the text when output, and nothing a
  * template could inspect. The analysed rendering (`bare`) names relations differently from the
  * executed one, so a template that could read that text (`{{#with (ref "x")}}{{#if [15]}}`, a
  * string's own characters and length) could pick harmless SQL for the analysis and PHI for the
@@ -137,9 +137,13 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
       });
       ctx[STATE] = st;
       const sql = template(ctx, { data: { root: ctx } }).trim();
-      if (!st.scope.lineage || !approval) return sql;
-      if (approval.shift !== undefined) return `${SHIFTED}(${sql}, ${String(ctx[approval.shift] ?? 'NULL')})`;
-      return `${approval.requiresShifted ? GENERALIZED_IF_SHIFTED : GENERALIZED}(${sql})`;
+      // Opaque too: the lineage rendering wraps a generalizer's output, so its text differs.
+      if (!st.scope.lineage || !approval) return new RelationText(() => sql);
+      if (approval.shift !== undefined) {
+        const shiftedBy = String(ctx[approval.shift] ?? 'NULL');
+        return new RelationText(() => `${SHIFTED}(${sql}, ${shiftedBy})`);
+      }
+      return new RelationText(() => `${approval.requiresShifted ? GENERALIZED_IF_SHIFTED : GENERALIZED}(${sql})`);
     });
   }
 

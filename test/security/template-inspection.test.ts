@@ -40,6 +40,8 @@ const variants: [string, string, string][] = [
   ['a character of ref through with', `{{#with (ref "encounter_classes")}}{{#if [27]}}1{{else}}p.ssn{{/if}}{{/with}}`, '{{pick}}'],
   ['each over ref', `{{#each (ref "encounter_classes")}}{{#if @last}}{{#if @index}}1{{/if}}{{/if}}{{else}}p.ssn{{/each}}`, '{{pick}}'],
   ['a character of ref through a nested with', `{{#with (ref "encounter_classes")}}{{#with [27]}}1{{else}}p.ssn{{/with}}{{/with}}`, '{{pick}}'],
+  // zip3 "p.zip" renders to 189 characters for the run and 210 for the lineage analysis (wrapped in tsf_generalized(…), the seed under its reserved name)
+  ['a character of a generalizer\'s output', `{{#with (zip3 "p.zip")}}{{#if [200]}}1{{else}}p.ssn{{/if}}{{/with}}`, '{{pick}}'],
   ['ref passed to a macro as an argument', `{{#with rel}}{{#if [27]}}1{{else}}p.ssn{{/if}}{{/with}}`, `{{pick rel=(ref "encounter_classes")}}`],
 ];
 
