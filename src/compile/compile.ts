@@ -16,6 +16,7 @@ import { columnsOf, manifestCapture } from './manifest-fields.ts';
 import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
+import { checkRelationCollisions } from './relation-collisions.ts';
 import { approvedGeneralizers, checkWhatItDoes } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
@@ -206,6 +207,12 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     checkReferences(model.name, model.file, allUses, sources, project, diagnostics);
   }
   Object.assign(nodes, sources, builtins, seeds, models);
+  checkRelationCollisions(
+    models,
+    [...Object.values(sources), ...Object.values(builtins), ...Object.values(seeds)],
+    (name) => ({ file: models[name]!.path, line: usesByModel.get(name)?.configLine ?? 1 }),
+    diagnostics,
+  );
   if (config.privacy && !models[config.privacy.identityModel]) {
     diagnostics.push(diagnostic(Codes.unknownRef, `privacy.identity_model '${config.privacy.identityModel}' is not a model${suggest(config.privacy.identityModel, Object.keys(models))}`, { file: 'tsform.yml' }));
   }

@@ -115,6 +115,12 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
       ),
     );
   }
+  // DuckDB matches identifiers without regard to case, quoted or not, and PostgreSQL matches
+  // quoted ones exactly: `schema="RESEARCH"` would be the research schema on one and an ungated
+  // schema of its own on the other, so each check above would hold on one engine only.
+  const known = [...Object.values(config.schemas), ...config.folders.flatMap((f) => (f.schema ? [f.schema] : []))];
+  const twin = known.find((k) => k !== out.schema && k.toLowerCase() === out.schema.toLowerCase());
+  if (twin !== undefined) bad(`schema '${out.schema}' differs from the project's schema '${twin}' only in case (one schema on DuckDB, two on PostgreSQL); write '${twin}'`);
   if (out.schema === config.schemas.vault || out.schema === config.schemas.meta) bad(`schema '${out.schema}' is tsform's own (vault or metadata); a model cannot write there`);
   out.tags = [...new Set(out.tags)];
   return out;

@@ -51,6 +51,15 @@ const attacks: [string, string, string, string][] = [
   ['published research as a view', PUB, `{{config materialized="view"}}\nselect person_token, birth_year from {{ref "pseudo_persons"}}`, 'TSF205'],
   ['published research as a tenant-scoped table', MART, `{{config schema="research" scope="tenant"}}\nselect practice_id, person_token from {{ref "pseudo_persons"}}`, 'TSF205'],
   ['model writing into the vault schema', MART, `{{config schema="vault"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  // DuckDB matches names without regard to case, PostgreSQL quoted names exactly: each check must hold on both
+  ['the research schema in capitals', MART, `{{config schema="RESEARCH"}}\nselect p.practice_id, p.ssn from {{ref "stg_patients"}} p`, 'TSF205'],
+  ['the vault schema in another case', MART, `{{config schema="Vault"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  ['the metadata schema in another case', MART, `{{config schema="TSFORM_META"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  // a model writes its own relation, never a source's, a seed's or another model's
+  ['a model replacing a source', 'models/marts/patients.sql', `{{config schema="raw"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  ['a model replacing a source, in another case', 'models/marts/Patients.sql', `{{config schema="raw"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  ['a model replacing a seed, in another case', 'models/marts/Encounter_Classes.sql', `{{config schema="ref" scope="global"}}\nselect 1 as code`, 'TSF205'],
+  ['a model replacing another model, in another case', 'models/marts/Stg_Patients.sql', `{{config schema="staging"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
   [
     'implicit flow: join on digits of the SSN',
     PSEUDO,
