@@ -4,6 +4,7 @@ import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
+import { kCountShapeProblem } from './k-count-shape.ts';
 import { checkModelSql } from './model-sql.ts';
 import { cteName } from './relations.ts';
 import { reservedRelationName, type Renderer, type RenderScope } from './render.ts';
@@ -71,6 +72,12 @@ export function checkWhatItDoes(
   const seen = new Set<string>();
   for (const isIncremental of variants) {
     const { sql, lines } = renderer.renderMapped(file.sql, { ...scope, isIncremental, bare: true });
+    const kCount = 'k_count' in node ? node.k_count : undefined;
+    const kProblem = kCount === undefined ? undefined : kCountShapeProblem(sql, kCount);
+    if (kProblem && !seen.has(kProblem)) {
+      seen.add(kProblem);
+      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published with k_anonymity_count="${kCount}" but ${kProblem}; the gate trusts that count, so it must count each cell's rows where the cell is grouped`, { file: file.file, line: lineOfWord(file.sql, kCount) }));
+    }
     for (const f of checkModelSql({ sql, allowed })) {
       if (seen.has(f.message)) continue;
       seen.add(f.message);

@@ -30,11 +30,12 @@ export function describePublication(p: PublicationSummary): string {
 }
 
 /**
- * Columns of `relationSql` that hold person tokens: every non-NULL value is a token of the vault.
- * Decided by the data, never by a name: a column called person_token that holds anything else is
- * an ordinary column (and so part of every equivalence class).
+ * Columns of `relationSql` that hold person tokens: every non-NULL value is a token of the vault
+ * (`holdingAny`: at least one is). Decided by the data, never by a name: a column called
+ * person_token that holds anything else is an ordinary column (and so part of every equivalence
+ * class).
  */
-async function personTokenColumns(s: Session, relationSql: string, columns: readonly string[], manifest: Manifest): Promise<string[]> {
+async function personTokenColumns(s: Session, relationSql: string, columns: readonly string[], manifest: Manifest, holdingAny = false): Promise<string[]> {
   const vault = vaultNode(manifest);
   if (!vault || columns.length === 0) return [];
   const tokens = `(SELECT DISTINCT person_token FROM ${quoteRelation(vault.schema, vault.identifier)})`;
@@ -44,6 +45,7 @@ async function personTokenColumns(s: Session, relationSql: string, columns: read
   );
   const { rows } = await s.query(`SELECT ${checks.join(', ')} FROM ${relationSql} AS r`);
   const r = rows[0] ?? {};
+  if (holdingAny) return columns.filter((_, i) => Number(r[`t${i}`]) > 0);
   return columns.filter((_, i) => Number(r[`n${i}`]) > 0 && Number(r[`n${i}`]) === Number(r[`t${i}`]));
 }
 
@@ -79,6 +81,11 @@ export async function gatePublication(s: Session, stageTable: string, node: Mode
   const k = privacy.k;
   let summary: PublicationSummary;
   if (node.k_count) {
+    // A cell of an aggregate is a group of persons: one that names a person is a cell of one,
+    // whatever its count says.
+    const columns = (await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`)).columns;
+    const tokens = await personTokenColumns(s, quoteIdent(stageTable), columns, manifest, true);
+    if (tokens.length > 0) throw new TsformError(Codes.privacyGate, `${node.name} not published: an aggregate whose ${tokens.join(', ')} holds person tokens (cells of one person)`);
     const sup = await suppressSmallCells(s, stageTable, node.name, node.k_count, k);
     summary = { k, kind: 'aggregate', smallest: sup.smallest, suppressed: { primary: sup.primary, complementary: sup.complementary }, rows: sup.published };
   } else {
@@ -97,6 +104,9 @@ export async function checkPublished(s: Session, relationSql: string, node: Mode
     const r = await checkRowsKAnonymous(s, relationSql, node, manifest, k);
     return { smallest: r.smallest, rows: r.rows };
   }
+  const columns = (await s.query(`SELECT * FROM ${relationSql} LIMIT 0`)).columns;
+  const tokens = await personTokenColumns(s, relationSql, columns, manifest, true);
+  if (tokens.length > 0) throw new TsformError(Codes.privacyGate, `${node.name}: an aggregate whose ${tokens.join(', ')} holds person tokens (cells of one person)`);
   const count = quoteIdent(node.k_count);
   const { rows } = await s.query(
     `SELECT ${count} AS size, count(*) AS cells FROM ${relationSql} WHERE ${count} IS NULL OR (${count} <> 0 AND ${count} < $1) GROUP BY 1 ORDER BY 1`,

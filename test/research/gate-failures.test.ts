@@ -102,9 +102,16 @@ group by c.condition_code
       'models/research/published/_leaky_small_cells.yml': LEAKY.smallCellsYml,
     });
     try {
-      const second = await build(['leaky_small_cells']);
-      const r = onlyResult(second, 'leaky_small_cells');
-      expect({ status: r.status, code: r.code }).toEqual({ status: 'error', code: 'TSF414' });
+      // Refused at compile since the count must be a plain count(…) (k-count-shape.ts); the gate's
+      // own check of NULL counts stays underneath it.
+      const refusal = await build(['leaky_small_cells']).then(
+        (second) => {
+          const r = onlyResult(second, 'leaky_small_cells');
+          return `${r.status} ${r.code}`;
+        },
+        (err: unknown) => (err instanceof DiagnosticsError ? err.diagnostics.map((d) => `${d.code} ${d.file}`).join(', ') : Promise.reject(err)),
+      );
+      expect(refusal).toMatch(/^(error TSF414|TSF215 models\/research\/published\/leaky_small_cells\.sql)$/);
       await withWarehouse(demo.dir, async (q) => {
         expect(await fingerprintRows(q, 'research.leaky_small_cells')).toBe(published);
         expect(num(await scalar(q, `SELECT count(*) FROM research.leaky_small_cells WHERE persons IS NULL OR persons < ${K}`))).toBe(0);
@@ -138,6 +145,47 @@ group by c.condition_code
         expect(histogramOf(message)).toEqual(expected);
         expect(await relationExists(q, 'research', 'leaky_qi_rows')).toBe(false);
       });
+    } finally {
+      remove();
+    }
+  });
+});
+
+describe('a published aggregate whose count is not a count of its cell', () => {
+  // Found in the eighteenth session: the gate trusts k_anonymity_count, and `50 as n`,
+  // `count(*) over ()` or `count(*) * 20` compiled clean and published a row per person.
+  it.each([
+    ['a constant', `select p.age_band, p.sex, 50 as n from {{ref "pseudo_persons"}} p`],
+    ['a window', `select p.age_band, p.sex, count(*) over () as n from {{ref "pseudo_persons"}} p`],
+    ['arithmetic', `select p.age_band, p.sex, count(*) * 20 as n from {{ref "pseudo_persons"}} p group by 1, 2`],
+    ['a count made in a subquery', `select age_band, sex, n from (select p.age_band, p.sex, count(*) as n from {{ref "pseudo_persons"}} p group by 1, 2) t`],
+    ['a UNION arm with a constant', `select p.age_band, p.sex, count(*) as n from {{ref "pseudo_persons"}} p group by 1, 2 union all select p.age_band, p.sex, 99 from {{ref "pseudo_persons"}} p`],
+  ])('%s is refused at compile, at the count', async (_what, select) => {
+    const remove = addModels({
+      'models/research/published/leaky_fake_count.sql': `{{config k_anonymity_count="n"}}\n${select}\n`,
+      'models/research/published/_leaky_fake_count.yml': `models:\n  - name: leaky_fake_count\n    columns:\n      - { name: age_band, phi: quasi }\n      - { name: sex, phi: quasi }\n      - { name: n, phi: none }\n`,
+    });
+    try {
+      const err = await build(['leaky_fake_count']).then(() => undefined, (e: unknown) => e);
+      expect(err).toBeInstanceOf(DiagnosticsError);
+      const d = (err as DiagnosticsError).diagnostics.find((x) => x.code === 'TSF215' && /k_anonymity_count="n"/.test(x.message));
+      expect(d).toMatchObject({ file: 'models/research/published/leaky_fake_count.sql', line: expect.any(Number) });
+      await withWarehouse(demo.dir, async (q) => expect(await relationExists(q, 'research', 'leaky_fake_count')).toBe(false));
+    } finally {
+      remove();
+    }
+  });
+
+  it('an aggregate grouped by person token is not published, whatever its counts', async () => {
+    // count(*) of a person's encounters reaches k for many persons: cells of one person each.
+    const remove = addModels({
+      'models/research/published/leaky_token_cells.sql': `{{config k_anonymity_count="n"}}\nselect e.person_token, count(*) as n from {{ref "pseudo_encounters"}} e group by 1\n`,
+    });
+    try {
+      const r = onlyResult(await build(['leaky_token_cells']), 'leaky_token_cells');
+      expect({ status: r.status, code: r.code }).toEqual({ status: 'error', code: 'TSF414' });
+      expect(r.message).toBe('models/research/published/leaky_token_cells.sql: leaky_token_cells not published: an aggregate whose person_token holds person tokens (cells of one person)');
+      await withWarehouse(demo.dir, async (q) => expect(await relationExists(q, 'research', 'leaky_token_cells')).toBe(false));
     } finally {
       remove();
     }

@@ -1,0 +1,64 @@
+/**
+ * The publication gate of a published aggregate trusts its `k_anonymity_count` column: a cell
+ * whose count is k or more is published as it is. So the column must be a count of the rows of
+ * its cell, made where the cell is: `count(*)`, `count(x)` or `count(DISTINCT x)`, unwindowed and
+ * unfiltered, in the outermost SELECT, which groups by every other column it outputs. A constant
+ * (`50 as n`), a window (`count(*) over ()`), arithmetic (`count(*) * 20`), a FILTER that zeroes
+ * the count, or a count computed in a subquery and passed on would publish cells of one person.
+ * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
+ */
+import { parseSync } from 'libpg-query';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+
+/** Why the model's `kCount` column is not such a count, or undefined when it is. */
+export function kCountShapeProblem(sql: string, kCount: string): string | undefined {
+  let stmt: Json | undefined;
+  try {
+    stmt = (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
+  } catch {
+    return undefined; // model-sql.ts reports what the grammar cannot read
+  }
+  return stmt ? selectProblem(stmt, kCount.toLowerCase()) : undefined;
+}
+
+function selectProblem(s: Json, kCount: string, position?: number): string | undefined {
+  if (s.op !== undefined && s.op !== 'SETOP_NONE') {
+    // UNION and the like: every arm must be such a count, at the place the first arm names it.
+    const left = (s.larg as Json) ?? {};
+    const at = position ?? positionOf(left, kCount);
+    return selectProblem(left, kCount, at) ?? selectProblem((s.rarg as Json) ?? {}, kCount, at);
+  }
+  const targets = ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
+  const at = position ?? targets.findIndex((t) => targetName(t)?.toLowerCase() === kCount);
+  const target = at >= 0 ? targets[at] : undefined;
+  if (!target) return `outputs no column ${kCount} in its outermost SELECT`;
+  const fc = isObject(target.val) ? (target.val.FuncCall as Json | undefined) : undefined;
+  const fn = fc ? sval(((fc.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() : undefined;
+  if (!fc || fn !== 'count') return `computes ${kCount} other than as count(…) in its outermost SELECT`;
+  if (fc.over) return `computes ${kCount} with a window (count(…) OVER), which counts no cell`;
+  if (fc.agg_filter) return `filters the count in ${kCount} (FILTER), which can publish a cell as 0`;
+  const grouped = Array.isArray(s.groupClause) && s.groupClause.length > 0;
+  const others = targets.filter((t) => t !== target && !isAggregate(t.val));
+  if (others.length > 0 && !grouped) return `outputs columns beside ${kCount} without GROUP BY`;
+  return undefined;
+}
+
+/** Where the leftmost arm of a set operation outputs `kCount` (-1: nowhere). */
+function positionOf(s: Json, kCount: string): number {
+  if (s.op !== undefined && s.op !== 'SETOP_NONE') return positionOf((s.larg as Json) ?? {}, kCount);
+  const targets = ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
+  return targets.findIndex((t) => targetName(t)?.toLowerCase() === kCount);
+}
+
+function targetName(t: Json): string | undefined {
+  return typeof t.name === 'string' ? t.name : columnName(t.val);
+}
+
+function columnName(val: unknown): string | undefined {
+  const fields = isObject(val) && isObject(val.ColumnRef) ? ((val.ColumnRef.fields as unknown[]) ?? []) : [];
+  return sval(fields.at(-1));
+}
+
+function isAggregate(val: unknown): boolean {
+  return isObject(val) && isObject(val.FuncCall) && !val.FuncCall.over && ['count', 'sum', 'min', 'max', 'avg'].includes(sval(((val.FuncCall.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() ?? '');
+}
