@@ -16,7 +16,7 @@ import { columnsOf, manifestCapture } from './manifest-fields.ts';
 import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
-import { checkRelationCollisions } from './relation-collisions.ts';
+import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
 import { approvedGeneralizers, checkWhatItDoes } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
@@ -207,6 +207,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     checkReferences(model.name, model.file, allUses, sources, project, diagnostics);
   }
   Object.assign(nodes, sources, builtins, seeds, models);
+  checkSources(project.sources, config, diagnostics);
   checkRelationCollisions(
     models,
     [...Object.values(sources), ...Object.values(builtins), ...Object.values(seeds)],

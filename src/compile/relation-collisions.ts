@@ -1,5 +1,6 @@
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import type { ProjectConfig, SourceTable } from '../project/types.ts';
 
 /**
  * A model writes its own relation, never one that something else owns: a model named `patients`
@@ -26,5 +27,33 @@ export function checkRelationCollisions(
       continue;
     }
     owner.set(key(m), m);
+  }
+}
+
+/**
+ * A source is what tsform reads from outside itself, declared once: not a relation in a schema
+ * tsform writes (`schema: vault` made the vault's key a source a mart could select), not a second
+ * declaration of a relation another source declares (`raw.patients` again as `scope: shared`),
+ * and, when shared with every practice, not a table that carries the tenant column (each
+ * practice's models would read every practice's rows).
+ */
+export function checkSources(sources: readonly SourceTable[], config: ProjectConfig, diagnostics: Diagnostic[]): void {
+  const own = new Map<string, string>();
+  for (const [role, schema] of Object.entries(config.schemas)) if (role !== 'raw') own.set(schema.toLowerCase(), role);
+  for (const f of config.folders) if (f.schema && f.schema.toLowerCase() !== config.schemas.raw.toLowerCase()) own.set(f.schema.toLowerCase(), 'models');
+  const declared = new Map<string, SourceTable>();
+  const tenantColumn = config.tenantColumn.toLowerCase();
+  for (const s of sources) {
+    const at = { file: s.file, line: s.line };
+    const name = `${s.source}.${s.name}`;
+    const role = own.get(s.schema.toLowerCase());
+    if (role) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} is declared in schema '${s.schema}', which tsform writes (${role}); a source is read from outside tsform`, at));
+    const key = `${s.schema}.${s.identifier}`.toLowerCase();
+    const first = declared.get(key);
+    if (first) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} declares ${s.schema}.${s.identifier} again (source ${first.source}.${first.name}, ${first.file}${first.line ? `:${first.line}` : ''}); a relation has one declaration`, at));
+    else declared.set(key, s);
+    if (s.scope === 'shared' && s.columns.some((c) => c.name.toLowerCase() === tenantColumn)) {
+      diagnostics.push(diagnostic(Codes.globalReadsIdentifiable, `source ${name} is shared with every practice but has the tenant column ${config.tenantColumn}: its rows belong to practices, so it is scope: tenant`, at));
+    }
   }
 }

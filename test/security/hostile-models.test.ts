@@ -267,3 +267,48 @@ describe('generalization is approved in one reviewed place (tsform.yml privacy.g
     expect(diags.some((d) => d.code === 'TSF215' && d.file === PSEUDO)).toBe(true);
   });
 });
+
+describe('a source is read from outside tsform, declared once, and shared only without practices', () => {
+  const patients = () => structuredClone(base.sources.find((s) => s.source === 'ehr' && s.name === 'patients')!);
+  const withSource = (change: (s: Project['sources'][number]) => void, mart?: string) =>
+    compileWith(mart ? { [MART]: mart } : {}, (p) => {
+      const s = patients();
+      s.source = 'x';
+      s.line = 900;
+      change(s);
+      p.sources.push(s);
+    }).filter((d) => d.severity === 'error' && d.file === 'models/sources.yml' && d.line === 900);
+
+  it.each([
+    ['the vault', 'vault', 'keys'],
+    ['the vault in another case', 'VAULT', 'keys'],
+    ['tsform metadata', 'tsform_meta', 'tenants'],
+    ['staging, where models write', 'staging', 'stg_patients'],
+    ['published research', 'research', 'research_diabetes_cohort'],
+  ])('a source in %s is refused at its line', (_what, schema, table) => {
+    const diags = withSource(
+      (s) => {
+        s.schema = schema;
+        s.name = table;
+        s.identifier = table;
+        s.columns = [{ name: 'key_hex', phi: 'none', phiExplicit: true, tests: [], file: 'models/sources.yml', line: 900 }];
+      },
+      `select k.key_hex from {{source "x" "${table}"}} k`,
+    );
+    expect(diags.map((d) => d.code)).toContain('TSF205');
+  });
+
+  it('a second declaration of raw.patients, shared with every practice, is refused twice', () => {
+    const diags = withSource((s) => {
+      s.scope = 'shared';
+    }, `select p.first_name, p.ssn from {{source "x" "patients"}} p`);
+    expect(diags.map((d) => d.code).sort()).toEqual(['TSF205', 'TSF208']);
+  });
+
+  it('the demo source switched to shared is refused: its tables carry practice_id', () => {
+    const diags = compileWith({}, (p) => {
+      for (const s of p.sources) if (s.source === 'ehr') s.scope = 'shared';
+    }).filter((d) => d.code === 'TSF208' && d.file === 'models/sources.yml');
+    expect(diags.length).toBe(base.sources.filter((s) => s.source === 'ehr').length);
+  });
+});
