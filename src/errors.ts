@@ -73,6 +73,8 @@ export const Codes = {
   declaredBelowLineage: 'TSF229',
   /** A warning: a pseudonymized model reads a model whose SQL the lineage analysis cannot follow, so that model's yml classes stand unverified (the run's leak scan still checks). */
   lineageTrustsYml: 'TSF230',
+  /** A tenant-scoped model that would mix practices when several share a statement: a join, sub-select, group or window not on the tenant column, or a computed tenant column (compile/tenant-isolation.ts). */
+  batchMixesPractices: 'TSF231',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

@@ -6,6 +6,7 @@ import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
 import { checkModelSql } from './model-sql.ts';
+import { tenantIsolationFindings } from './tenant-isolation.ts';
 import { cteName } from './relations.ts';
 import { reservedRelationName, type Renderer, type RenderScope } from './render.ts';
 
@@ -68,6 +69,12 @@ export function checkWhatItDoes(
 ): void {
   const allowed = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]) allowed.add(unquote(reservedRelationName(nodes[dep]!)));
+  // Practices share a statement (a batch) in tenant-scoped tables, batch_incremental models and
+  // what they inline; a view is one relation read under the tables' row-level security, and an
+  // incremental model otherwise runs one practice per statement.
+  const batched = node.scope === 'tenant' && node.materialized !== 'view' && (node.materialized !== 'incremental' || ('batch_incremental' in node && node.batch_incremental === true));
+  const tenantRelations = new Set([unquote(cteName('this', node.name))]);
+  for (const dep of node.depends_on) if (nodes[dep]?.scope === 'tenant') tenantRelations.add(unquote(reservedRelationName(nodes[dep]!)));
   const variants = node.materialized === 'incremental' ? [false, true] : [false];
   const seen = new Set<string>();
   for (const isIncremental of variants) {
@@ -77,6 +84,13 @@ export function checkWhatItDoes(
     if (kProblem && !seen.has(kProblem)) {
       seen.add(kProblem);
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published with k_anonymity_count="${kCount}" but ${kProblem}; the gate trusts that count, so it must count each cell's rows where the cell is grouped`, { file: file.file, line: lineOfWord(file.sql, kCount) }));
+    }
+    if (batched) {
+      for (const f of tenantIsolationFindings({ sql, tenantColumn: scope.tenantColumn, tenantRelations })) {
+        if (seen.has(f.message)) continue;
+        seen.add(f.message);
+        diagnostics.push(diagnostic(Codes.batchMixesPractices, `${node.name} ${f.message}`, { file: file.file, line: lineOfWord(file.sql, f.near) }));
+      }
     }
     for (const f of checkModelSql({ sql, allowed })) {
       if (seen.has(f.message)) continue;
