@@ -70,9 +70,10 @@ export function checkWhatItDoes(
   const allowed = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]) allowed.add(unquote(reservedRelationName(nodes[dep]!)));
   // Practices share a statement (a batch) in tenant-scoped tables, batch_incremental models and
-  // what they inline; a view is one relation read under the tables' row-level security, and an
-  // incremental model otherwise runs one practice per statement.
-  const batched = node.scope === 'tenant' && node.materialized !== 'view' && (node.materialized !== 'incremental' || ('batch_incremental' in node && node.batch_incremental === true));
+  // what they inline; a view is computed over every practice when a model reads it (as the
+  // owner, whom row-level security does not restrict). An incremental model otherwise runs one
+  // practice per statement.
+  const batched = node.scope === 'tenant' && (node.materialized !== 'incremental' || ('batch_incremental' in node && node.batch_incremental === true));
   const tenantRelations = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]?.scope === 'tenant') tenantRelations.add(unquote(reservedRelationName(nodes[dep]!)));
   const variants = node.materialized === 'incremental' ? [false, true] : [false];

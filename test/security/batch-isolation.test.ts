@@ -81,11 +81,11 @@ describe('a tenant-scoped model cannot mix the practices of a batch (TSF231)', (
     expect(compileWith(sql).map((d) => `${d.code} ${d.message}`)).toEqual([]);
   });
 
-  it('applies to ephemeral models (inlined into batches) and batch_incremental models, not to views or one-practice incrementals', () => {
+  it('applies to ephemeral models (inlined into batches), views (a batch reading one reads every practice) and batch_incremental models, not to one-practice incrementals', () => {
     const window = `select min(p.practice_id) over () as practice_id, p.patient_id from ${P} p`;
     expect(compileWith(`{{config materialized="ephemeral"}}\n${window}`).map((d) => d.code)).toContain('TSF231');
     expect(compileWith(`{{config materialized="incremental" unique_key="patient_id" batch_incremental=true}}\n${window}`).map((d) => d.code)).toContain('TSF231');
-    expect(compileWith(`{{config materialized="view"}}\n${window}`).map((d) => d.code)).not.toContain('TSF231');
+    expect(compileWith(`{{config materialized="view"}}\n${window}`).map((d) => d.code)).toContain('TSF231');
     expect(compileWith(`{{config materialized="incremental" unique_key="patient_id"}}\n${window}`).map((d) => d.code)).not.toContain('TSF231');
   });
 
