@@ -17,6 +17,7 @@ import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
 import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
+import { checkScopes } from './scope-checks.ts';
 import { approvedGeneralizers, checkWhatItDoes } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
@@ -365,32 +366,6 @@ function checkReferences(
 }
 
 /** DESIGN §4: global models read only shared or pseudonymized data; shared models only shared. */
-function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[], lineOfRead: (dep: string) => number | undefined): void {
-  for (const dep of node.depends_on) {
-    const up = nodes[dep];
-    if (!up) continue;
-    // At the {{ref}} / {{source}} that reads it (a macro's read: the model's first ref).
-    const line = lineOfRead(dep) ?? 1;
-    if (node.scope === 'global' && up.scope === 'tenant' && !up.pseudonymized) {
-      diagnostics.push(
-        diagnostic(
-          Codes.globalReadsIdentifiable,
-          `global model '${node.name}' reads '${up.name}', which holds identifiable practice data (scope tenant, not pseudonymized); read a pseudonymized research relation instead`,
-          { file: node.path, line },
-        ),
-      );
-    }
-    if (node.scope === 'shared' && up.scope !== 'shared') {
-      diagnostics.push(
-        diagnostic(Codes.sharedReadsTenant, `shared model '${node.name}' reads '${up.name}' (scope ${up.scope}); shared models may read only shared relations`, {
-          file: node.path,
-          line,
-        }),
-      );
-    }
-  }
-}
-
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }

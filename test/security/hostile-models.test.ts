@@ -55,6 +55,10 @@ const attacks: [string, string, string, string][] = [
   ['the research schema in capitals', MART, `{{config schema="RESEARCH"}}\nselect p.practice_id, p.ssn from {{ref "stg_patients"}} p`, 'TSF205'],
   ['the vault schema in another case', MART, `{{config schema="Vault"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
   ['the metadata schema in another case', MART, `{{config schema="TSFORM_META"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
+  // identities and tokens meet only in the vault: a mart with names and person tokens is an unaudited identity map
+  ['a mart reading the vault tokens', MART, `select p.practice_id, p.first_name, v.person_token from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`, 'TSF208'],
+  ['a mart reading a pseudonymized model', MART, `select p.practice_id, p.first_name, x.person_token from {{ref "stg_patients"}} p join {{ref "pseudo_persons"}} x on x.practice_id = p.practice_id`, 'TSF208'],
+  ['an ephemeral model reading published research', MART, `{{config materialized="ephemeral" scope="global"}}\nselect * from {{ref "research_condition_prevalence"}}`, 'TSF208'],
   // a model writes its own relation, never a source's, a seed's or another model's
   ['a model replacing a source', 'models/marts/patients.sql', `{{config schema="raw"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
   ['a model replacing a source, in another case', 'models/marts/Patients.sql', `{{config schema="raw"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
@@ -140,15 +144,16 @@ const attacks: [string, string, string, string][] = [
   ['a DuckDB table function in another case', MART, `select * from "QUERY_TABLE"('raw.patients')`, 'TSF222'],
   ['write_log of a name', MART, `select write_log(first_name) as l from {{ref "stg_patients"}}`, 'TSF222'],
   ['FOR UPDATE', MART, `select practice_id from {{ref "stg_patients"}} for update`, 'TSF222'],
-  // lineage variants in research models: lateral, windows, JSON/struct, recursion, grouping
+  // lineage variants in research models: lateral, windows, JSON/struct, recursion, grouping (each
+  // batch-safe, so that TSF231 does not refuse it first)
   [
     'LATERAL subquery carrying the SSN',
     PSEUDO,
     `select p.practice_id, l.s from {{ref "pseudo_persons"}} p, lateral (select s.ssn as s from {{ref "stg_patients"}} s where s.practice_id = p.practice_id limit 1) l`,
     'TSF215',
   ],
-  ['window ordered by SSN', PSEUDO, `select p.practice_id, row_number() over (order by p.ssn) as rn from {{ref "stg_patients"}} p`, 'TSF215'],
-  ['window partitioned by name', PSEUDO, `select p.practice_id, count(*) over (partition by p.last_name) as n from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['window ordered by SSN', PSEUDO, `select p.practice_id, row_number() over (partition by p.practice_id order by p.ssn) as rn from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['window partitioned by name', PSEUDO, `select p.practice_id, count(*) over (partition by p.practice_id, p.last_name) as n from {{ref "stg_patients"}} p`, 'TSF215'],
   ['whole-row JSON', PSEUDO, `select p.practice_id, to_json(p) as j from {{ref "stg_patients"}} p`, 'TSF215'],
   ['struct_pack (an unreviewed function)', PSEUDO, `select p.practice_id, struct_pack(s := p.ssn) as j from {{ref "stg_patients"}} p`, 'TSF215'],
   ['a hash of the SSN', PSEUDO, `select p.practice_id, md5(p.ssn) as h from {{ref "stg_patients"}} p`, 'TSF215'],
@@ -164,13 +169,13 @@ const attacks: [string, string, string, string][] = [
   [
     'EXISTS with a predicate on the SSN',
     PSEUDO,
-    `select p.practice_id, v.person_token from {{ref "pseudo_persons"}} v join {{ref "stg_patients"}} p on false where exists (select 1 from {{ref "stg_patients"}} s where s.ssn like '999%')`,
+    `select p.practice_id, v.person_token from {{ref "pseudo_persons"}} v join {{ref "stg_patients"}} p on p.practice_id = v.practice_id and false where exists (select 1 from {{ref "stg_patients"}} s where s.practice_id = p.practice_id and s.ssn like '999%')`,
     'TSF215',
   ],
   [
     'correlated EXISTS selecting persons by name',
     PSEUDO,
-    `select v.practice_id, v.person_token from {{ref "vault_person_tokens"}} v where exists (select 1 from {{ref "stg_patients"}} s where s.patient_id = v.patient_id and s.last_name like 'A%')`,
+    `select v.practice_id, v.person_token from {{ref "vault_person_tokens"}} v where exists (select 1 from {{ref "stg_patients"}} s where s.practice_id = v.practice_id and s.patient_id = v.patient_id and s.last_name like 'A%')`,
     'TSF215',
   ],
   ['LIMIT from the SSN', PSEUDO, `select p.practice_id from {{ref "stg_patients"}} p limit (select length(min(ssn)) from {{ref "stg_patients"}})`, 'TSF215'],
@@ -183,7 +188,7 @@ const attacks: [string, string, string, string][] = [
   [
     'the vault joined on the wrong column',
     PSEUDO,
-    `select p.practice_id, v.person_token from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.patient_id = p.ssn`,
+    `select p.practice_id, v.person_token from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.practice_id = p.practice_id and v.patient_id = p.ssn`,
     'TSF215',
   ],
   ['a global model reading identifiable data through ref', PUB, `select count(distinct ssn) as n from {{ref "stg_patients"}}`, 'TSF208'],

@@ -1,0 +1,41 @@
+import type { DraftNode } from './draft-node.ts';
+import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+
+/** What a model may read given its scope and whether it is pseudonymized (DESIGN §2, §4). */
+export function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[], lineOfRead: (dep: string) => number | undefined): void {
+  for (const dep of node.depends_on) {
+    const up = nodes[dep];
+    if (!up) continue;
+    // At the {{ref}} / {{source}} that reads it (a macro's read: the model's first ref).
+    const line = lineOfRead(dep) ?? 1;
+    if (node.scope === 'global' && up.scope === 'tenant' && !up.pseudonymized) {
+      diagnostics.push(
+        diagnostic(
+          Codes.globalReadsIdentifiable,
+          `global model '${node.name}' reads '${up.name}', which holds identifiable practice data (scope tenant, not pseudonymized); read a pseudonymized research relation instead`,
+          { file: node.path, line },
+        ),
+      );
+    }
+    // Identities beside tokens outside the vault: a mart with a patient's name and person token
+    // is an unaudited copy of the identity map, and with the token a practice finds its
+    // patients' visits elsewhere in the research layer.
+    if (node.kind === 'model' && !node.pseudonymized && (up.kind === 'vault' || (up.kind === 'model' && up.pseudonymized))) {
+      diagnostics.push(
+        diagnostic(
+          Codes.globalReadsIdentifiable,
+          `'${node.name}' is not pseudonymized but reads '${up.name}', which holds person tokens: identities and tokens meet only in the vault`,
+          { file: node.path, line },
+        ),
+      );
+    }
+    if (node.scope === 'shared' && up.scope !== 'shared') {
+      diagnostics.push(
+        diagnostic(Codes.sharedReadsTenant, `shared model '${node.name}' reads '${up.name}' (scope ${up.scope}); shared models may read only shared relations`, {
+          file: node.path,
+          line,
+        }),
+      );
+    }
+  }
+}
