@@ -10,7 +10,7 @@
  *    USING or WHERE), and correlate a sub-select or LATERAL one with the row it serves the same way;
  *  - output the tenant column as a plain column of such an input (not computed, aggregated or
  *    windowed), and use a sub-select or CTE as an input only when it outputs the column too;
- *  - group by it when it groups, and partition every window by it.
+ *  - partition every window by it (a group across practices cannot output it plainly).
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { parseSync } from 'libpg-query';
@@ -94,8 +94,10 @@ class Analysis {
     this.subLinks([s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause], here);
     if (tenantItems.length === 0) return { tenant: false, labelled: false };
 
+    // Alone, an unlabelled input gives rows no practice to carry (the runner refuses them); beside
+    // another, it meets that one's practices with no way to match them.
     for (const [alias, src] of items) {
-      if (src.tenant && !src.labelled) this.findings.push({ message: `reads ${alias}, which holds practices' rows without its own ${this.tc} column, so rows of every practice in a batch mix`, near: alias });
+      if (src.tenant && !src.labelled && tenantItems.length > 1) this.findings.push({ message: `reads ${alias}, which holds practices' rows without its own ${this.tc} column, so rows of every practice in a batch mix`, near: alias });
     }
     const root = links.find(tenantItems[0]!);
     const apart = tenantItems.filter((t) => links.find(t) !== root);
@@ -104,10 +106,8 @@ class Analysis {
       this.findings.push({ message: `has a sub-select or LATERAL item reading ${tenantItems.join(', ')} that is not matched to its row's ${this.tc} (add … AND x.${this.tc} = outer.${this.tc}), so it reads every practice of a batch`, near: tenantItems[0] });
     }
     this.windows(s, tenantItems);
-    const grouped = Array.isArray(s.groupClause) && s.groupClause.length > 0;
-    if (grouped && !(s.groupClause as unknown[]).some((g) => this.isTenantColumn(g, tenantItems) || this.isOutputPosition(g, s, tenantItems))) {
-      this.findings.push({ message: `groups by something other than ${this.tc}, so a group gathers rows of several practices in a batch (group by ${this.tc} too)`, near: 'group' });
-    }
+    // A group across practices cannot output a plain tenant column (the engines refuse it), so
+    // it is either unlabelled (above, and the runner) or labels with a computed one (below).
     return { tenant: true, labelled: this.outputsTenantColumn(s, tenantItems, items) };
   }
 
@@ -172,14 +172,6 @@ class Analysis {
     const fields = isObject(x) && isObject(x.ColumnRef) ? ((x.ColumnRef.fields as unknown[]) ?? []).map((f) => sval(f)?.toLowerCase()) : [];
     if (fields.length === 1) return fields[0] === this.tc;
     return fields.length === 2 && fields[1] === this.tc && items.includes(fields[0]!);
-  }
-
-  /** `group by 1` where output 1 is the tenant column. */
-  private isOutputPosition(x: unknown, s: Json, items: readonly string[]): boolean {
-    const ival = isObject(x) && isObject(x.A_Const) && isObject(x.A_Const.ival) ? Number(x.A_Const.ival.ival) : undefined;
-    if (ival === undefined) return false;
-    const t = ((s.targetList as unknown[]) ?? []).filter(isObject).map((r) => r.ResTarget as Json)[ival - 1];
-    return t !== undefined && this.isTenantColumn(t.val, items);
   }
 
   private outputsTenantColumn(s: Json, tenantItems: readonly string[], items: ReadonlyMap<string, Source>): boolean {

@@ -135,10 +135,15 @@ describe('the runner enforces the practice boundary', () => {
     await expect(runWorkspace({ projectDir: demo.dir, command: 'run', select: ['leaky_mart'], tenants: ['p_79a06fd69f'] })).rejects.toMatchObject({
       diagnostics: [expect.objectContaining({ code: 'TSF222', file: 'models/marts/leaky_mart.sql' })],
     });
-    // A model that passes every compile check can still write another practice's id: the runner's
-    // checkpoint refuses the rows.
+    // A practice id computed over a practice's rows is refused at compile (TSF231).
     const other = demo.tenantIds.find((t) => t !== 'p_79a06fd69f')!;
     writeFileSync(join(demo.dir, 'models/marts/leaky_mart.sql'), `select '${other}' as practice_id, e.encounter_id from {{ref "stg_encounters"}} e\n`);
+    await expect(runWorkspace({ projectDir: demo.dir, command: 'run', select: ['leaky_mart'], tenants: ['p_79a06fd69f'] })).rejects.toMatchObject({
+      diagnostics: [expect.objectContaining({ code: 'TSF231', file: 'models/marts/leaky_mart.sql' })],
+    });
+    // One that reads no practice's rows passes every compile check and can still write another
+    // practice's id: the runner's checkpoint refuses the rows.
+    writeFileSync(join(demo.dir, 'models/marts/leaky_mart.sql'), `select '${other}' as practice_id, 1 as visits\n`);
     const first = await runWorkspace({ projectDir: demo.dir, command: 'run', select: ['leaky_mart'], tenants: ['p_79a06fd69f'] });
     expect(first.results.map((r) => [r.status, r.code])).toEqual([['error', 'TSF402']]);
     expect(first.results[0]!.message).toMatch(/not bound/);

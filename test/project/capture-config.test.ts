@@ -68,7 +68,7 @@ describe('sources with capture in yml', () => {
     loader:
       postgres: { schema: oltp }
     tables:
-      - { name: t, key: id }
+      - { name: u, key: id }
   - name: reference
     scope: shared
     loader:

@@ -63,7 +63,7 @@ const batchSafe: [string, string][] = [
   ['a derived table grouped by the practice', `select x.practice_id, x.n from (select practice_id, count(*) as n from ${P} group by 1) x`],
   ['a window partitioned by the practice', `select p.practice_id, row_number() over (partition by p.practice_id order by p.birth_date) as r from ${P} p`],
   ['UNION ALL of two labelled arms', `select practice_id, first_name from ${P} union all select practice_id, last_name from ${P}`],
-  ['a seed joined without the practice', `select e.practice_id, c.description from ${E} e left join {{ref "encounter_classes"}} c on c.code = e.encounter_class`],
+  ['a seed joined without the practice', `select e.practice_id, c.description from ${E} e left join {{ref "encounter_classes"}} c on c.encounter_class = e.encounter_class`],
 ];
 
 describe('a tenant-scoped model cannot mix the practices of a batch (TSF231)', () => {

@@ -55,7 +55,7 @@ describe('a yml cannot lower what an upstream model derives', () => {
     ['a CASE branch', "case when sex = 'F' then first_name else last_name end", 'direct'],
     ['a hash', 'md5(ssn)', 'direct'],
     ['concatenation', "first_name || ' ' || last_name", 'direct'],
-    ['a scalar subquery', '(select max(q.mrn) from {{source "ehr" "patients"}} q where q.patient_id = p.patient_id)', 'direct'],
+    ['a scalar subquery', '(select max(q.mrn) from {{source "ehr" "patients"}} q where q.practice_id = p.practice_id and q.patient_id = p.patient_id)', 'direct'],
     ['a cast of the birth date', 'cast(birth_date as varchar)', 'quasi'],
     ['the death date', 'death_date', 'quasi'],
   ];
