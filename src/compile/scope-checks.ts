@@ -19,12 +19,12 @@ export function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, d
     }
     // Identities beside tokens outside the vault: a mart with a patient's name and person token
     // is an unaudited copy of the identity map, and with the token a practice finds its
-    // patients' visits elsewhere in the research layer.
-    if (node.kind === 'model' && !node.pseudonymized && (up.kind === 'vault' || (up.kind === 'model' && up.pseudonymized))) {
+    // patients' visits elsewhere in the research layer. (A global model reads no identities.)
+    if (node.kind === 'model' && node.scope === 'tenant' && !node.pseudonymized && (up.kind === 'vault' || (up.kind === 'model' && up.pseudonymized))) {
       diagnostics.push(
         diagnostic(
           Codes.globalReadsIdentifiable,
-          `'${node.name}' is not pseudonymized but reads '${up.name}', which holds person tokens: identities and tokens meet only in the vault`,
+          `tenant-scoped model '${node.name}' is not pseudonymized but reads '${up.name}', which holds person tokens: identities and tokens meet only in the vault`,
           { file: node.path, line },
         ),
       );

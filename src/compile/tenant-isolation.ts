@@ -68,7 +68,7 @@ class Analysis {
 
   /** `correlated`: a sub-select or LATERAL item, which must match the practice of the row it serves. */
   select(s: Json, scope: Scope, correlated: boolean): Source {
-    let ctes = new Map(scope.ctes);
+    const ctes = new Map(scope.ctes);
     const w = s.withClause as Json | undefined;
     for (const c of ((w?.ctes as unknown[]) ?? []).filter(isObject).map((x) => x.CommonTableExpr as Json)) {
       const body = isObject(c.ctequery) ? (c.ctequery.SelectStmt as Json | undefined) : undefined;
@@ -77,7 +77,6 @@ class Analysis {
       if (w?.recursive === true) ctes.set(name, { tenant: true, labelled: true });
       if (body) ctes.set(name, this.select(body, { ctes, outer: new Set() }, false));
     }
-    ctes = new Map(ctes);
     if (s.op !== undefined && s.op !== 'SETOP_NONE') {
       const l = this.select((s.larg as Json) ?? {}, { ctes, outer: scope.outer }, correlated);
       const r = this.select((s.rarg as Json) ?? {}, { ctes, outer: scope.outer }, correlated);

@@ -58,7 +58,7 @@ const attacks: [string, string, string, string][] = [
   // identities and tokens meet only in the vault: a mart with names and person tokens is an unaudited identity map
   ['a mart reading the vault tokens', MART, `select p.practice_id, p.first_name, v.person_token from {{ref "stg_patients"}} p join {{ref "vault_person_tokens"}} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`, 'TSF208'],
   ['a mart reading a pseudonymized model', MART, `select p.practice_id, p.first_name, x.person_token from {{ref "stg_patients"}} p join {{ref "pseudo_persons"}} x on x.practice_id = p.practice_id`, 'TSF208'],
-  ['an ephemeral model reading published research', MART, `{{config materialized="ephemeral" scope="global"}}\nselect * from {{ref "research_condition_prevalence"}}`, 'TSF208'],
+  ['an ephemeral model reading a pseudonymized model', MART, `{{config materialized="ephemeral"}}\nselect e.practice_id, e.person_token from {{ref "pseudo_encounters"}} e`, 'TSF208'],
   // a model writes its own relation, never a source's, a seed's or another model's
   ['a model replacing a source', 'models/marts/patients.sql', `{{config schema="raw"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
   ['a model replacing a source, in another case', 'models/marts/Patients.sql', `{{config schema="raw"}}\nselect practice_id from {{ref "stg_patients"}}`, 'TSF205'],
