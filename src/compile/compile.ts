@@ -365,7 +365,6 @@ function checkReferences(
   }
 }
 
-/** DESIGN §4: global models read only shared or pseudonymized data; shared models only shared. */
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
 }

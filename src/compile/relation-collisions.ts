@@ -2,6 +2,8 @@ import type { ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ProjectConfig, SourceTable } from '../project/types.ts';
 
+type Owned = Pick<ManifestNode, 'name' | 'kind' | 'schema' | 'identifier' | 'path'>;
+
 /**
  * A model writes its own relation, never one that something else owns: a model named `patients`
  * with `schema="raw"` would replace the source capture loads, and `Foo.sql` beside `foo.sql`
@@ -9,8 +11,6 @@ import type { ProjectConfig, SourceTable } from '../project/types.ts';
  * PostgreSQL. Compared as DuckDB compares them, so a project that compiles means the same on
  * both engines.
  */
-type Owned = Pick<ManifestNode, 'name' | 'kind' | 'schema' | 'identifier' | 'path'>;
-
 export function checkRelationCollisions(
   models: Readonly<Record<string, Owned>>,
   others: readonly Owned[],
