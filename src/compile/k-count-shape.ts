@@ -4,7 +4,9 @@
  * its cell, made where the cell is: `count(*)`, `count(x)` or `count(DISTINCT x)`, unwindowed and
  * unfiltered, in the outermost SELECT, which groups by every other column it outputs. A constant
  * (`50 as n`), a window (`count(*) over ()`), arithmetic (`count(*) * 20`), a FILTER that zeroes
- * the count, or a count computed in a subquery and passed on would publish cells of one person.
+ * the count, or a count computed in a subquery and passed on would publish cells of one person;
+ * so would a GROUP BY key the SELECT does not output (`GROUP BY person_token, age_band` with
+ * only the band shown), so every key must be an output column.
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { parseSync } from 'libpg-query';
@@ -40,7 +42,48 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
   const grouped = Array.isArray(s.groupClause) && s.groupClause.length > 0;
   const others = targets.filter((t) => t !== target && !isAggregate(t.val));
   if (others.length > 0 && !grouped) return `outputs columns beside ${kCount} without GROUP BY`;
+  for (const key of groupKeys((s.groupClause as unknown[]) ?? [])) {
+    const problem = groupKeyProblem(key, targets);
+    if (problem) return problem;
+  }
   return undefined;
+}
+
+/** The keys of a GROUP BY, through ROLLUP, CUBE and GROUPING SETS (each of their keys makes cells). */
+function groupKeys(items: readonly unknown[]): Json[] {
+  // `(a, b)` inside GROUPING SETS (or a whole GROUP BY (a, b)) is a row of keys: each is a key.
+  return items.filter(isObject).flatMap((item) => {
+    if (isObject(item.GroupingSet)) return groupKeys((item.GroupingSet.content as unknown[]) ?? []);
+    if (isObject(item.RowExpr)) return groupKeys((item.RowExpr.args as unknown[]) ?? []);
+    return [item];
+  });
+}
+
+/**
+ * Why a GROUP BY key may make cells the output does not show (one per person, say), or
+ * undefined when it is a position, an output expression written again, or the name of a column
+ * output as it is. An output alias is not enough: where the alias is also an input column's
+ * name, PostgreSQL groups by the input column, so `min(age_band) AS person_token … GROUP BY
+ * person_token` outputs an age band per person.
+ */
+function groupKeyProblem(key: Json, targets: readonly Json[]): string | undefined {
+  if (isObject(key.A_Const)) return undefined; // a position: PostgreSQL refuses one out of range or on an aggregate
+  const shape = withoutLocations(key);
+  if (targets.some((t) => withoutLocations(t.val) === shape)) return undefined;
+  const fields = isObject(key.ColumnRef) ? ((key.ColumnRef.fields as unknown[]) ?? []).map(sval) : [];
+  const name = fields.length === 1 ? fields[0]?.toLowerCase() : undefined;
+  if (name !== undefined && targets.some((t) => columnName(t.val)?.toLowerCase() === name && (aliasOf(t) === undefined || aliasOf(t) === name))) return undefined;
+  const advice = 'group by output columns only, by position (GROUP BY 1, 2) or by the output expression itself';
+  if (name !== undefined && targets.some((t) => aliasOf(t) === name)) {
+    return `groups by ${name}, an output alias that an input column of that name would take the place of; ${advice}`;
+  }
+  const what = fields.length > 0 && fields.every((f) => f !== undefined) ? fields.join('.') : 'an expression';
+  return `groups by ${what}, which it does not output (cells it hides, e.g. one per person); ${advice}`;
+}
+
+/** The tree as text without its source offsets, so that one expression written twice compares equal. */
+function withoutLocations(tree: unknown): string {
+  return JSON.stringify(tree, (k, v: unknown) => (k === 'location' ? undefined : v));
 }
 
 /** Where the leftmost arm of a set operation outputs `kCount` (-1: nowhere). */
@@ -48,6 +91,10 @@ function positionOf(s: Json, kCount: string): number {
   if (s.op !== undefined && s.op !== 'SETOP_NONE') return positionOf((s.larg as Json) ?? {}, kCount);
   const targets = ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
   return targets.findIndex((t) => targetName(t)?.toLowerCase() === kCount);
+}
+
+function aliasOf(t: Json): string | undefined {
+  return typeof t.name === 'string' ? t.name.toLowerCase() : undefined;
 }
 
 function targetName(t: Json): string | undefined {

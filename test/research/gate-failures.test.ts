@@ -159,6 +159,9 @@ describe('a published aggregate whose count is not a count of its cell', () => {
     ['a window', `select p.age_band, p.sex, count(*) over () as n from {{ref "pseudo_persons"}} p`],
     ['arithmetic', `select p.age_band, p.sex, count(*) * 20 as n from {{ref "pseudo_persons"}} p group by 1, 2`],
     ['a count made in a subquery', `select age_band, sex, n from (select p.age_band, p.sex, count(*) as n from {{ref "pseudo_persons"}} p group by 1, 2) t`],
+    // Found in the nineteenth session: a GROUP BY key that is not output makes cells of one
+    // person each, whose counts of encounters reach k.
+    ['a GROUP BY key it does not output', `select p.age_band, p.sex, count(*) as n from {{ref "pseudo_encounters"}} e join {{ref "pseudo_persons"}} p on p.person_token = e.person_token group by e.person_token, 1, 2`],
     ['a UNION arm with a constant', `select p.age_band, p.sex, count(*) as n from {{ref "pseudo_persons"}} p group by 1, 2 union all select p.age_band, p.sex, 99 from {{ref "pseudo_persons"}} p`],
   ])('%s is refused at compile, at the count', async (_what, select) => {
     const remove = addModels({
