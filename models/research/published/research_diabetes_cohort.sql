@@ -23,6 +23,6 @@ per_person as (
 select
   case when practices >= 4 then '4+' else '1-3' end as practices_band,
   case when encounters >= 60 then '60+' else '1-59' end as encounters_band,
-  count(*) as persons
+  count(distinct person_token) as persons
 from per_person
 group by 1, 2
