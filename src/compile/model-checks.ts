@@ -4,8 +4,9 @@ import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
-import { countedPersonsProblem } from './counted-persons.ts';
+import { countedPersonsProblem, type Relation } from './counted-persons.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
+import { personRowsProblem } from './person-rows.ts';
 import { checkModelSql } from './model-sql.ts';
 import { tenantIsolationFindings } from './tenant-isolation.ts';
 import { cteName } from './relations.ts';
@@ -108,18 +109,18 @@ function unquote(quoted: string): string {
   return quoted.startsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
 }
 
-
 /**
  * After every model is rendered (upstream SQL is followed): each published aggregate's count is
- * a count of distinct vault person tokens. Skipped where the count's shape is already refused.
+ * a count of distinct vault person tokens, and its rows are each one person's values until it
+ * groups them. Skipped where the count's shape is already refused.
  */
 export function checkCountedPersons(project: Project, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
   const byRelation = new Map(Object.values(nodes).map((n) => [unquote(reservedRelationName(n)), n]));
-  const lookup = (name: string) => {
+  const lookup = (name: string): Relation | undefined => {
     const node = byRelation.get(name);
-    if (node?.kind === 'vault') return { vault: true as const };
+    if (node?.kind === 'vault' || node?.kind === 'seed') return { kind: node.kind };
     if (node?.kind !== 'model' || node.lineage_sql === undefined) return undefined;
-    return { sqls: [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined) };
+    return { kind: 'model', pseudonymized: node.pseudonymized, sqls: [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined) };
   };
   for (const file of project.models) {
     const node = nodes[file.name];
@@ -128,7 +129,10 @@ export function checkCountedPersons(project: Project, nodes: Record<string, Draf
     const flagged = diagnostics.some((d) => d.code === Codes.phiLineage && d.file === file.file && d.message.includes(`k_anonymity_count="${kCount}"`));
     if (flagged) continue;
     for (const sql of [node.lineage_sql, node.lineage_incremental_sql]) {
-      const problem = sql === undefined ? undefined : countedPersonsProblem(sql, kCount, lookup);
+      if (sql === undefined) continue;
+      const counted = countedPersonsProblem(sql, kCount, lookup);
+      const mixed = counted ? undefined : personRowsProblem(sql, lookup);
+      const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`);
       if (!problem) continue;
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published with k_anonymity_count="${kCount}" but ${problem}`, { file: file.file, line: lineOfWord(file.sql, kCount) }));
       break;

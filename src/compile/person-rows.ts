@@ -1,0 +1,175 @@
+/**
+ * A published aggregate's cells count persons (counted-persons.ts), and a cell of k persons
+ * protects them only if its keys are those persons' own values. A key read from other persons'
+ * rows is counted with unrelated persons: `… cross join pseudo_persons o` or a sub-select picking
+ * one rare person's condition makes a cell of everyone, keyed by that person's value. So every
+ * SELECT from the aggregate down to the pseudonymized models (whose rows are each one person's,
+ * or the vault's) must keep each row to one person: inputs holding persons joined on equal person
+ * tokens (AND-ed equalities in ON, USING or WHERE); no sub-select and no window (their values span
+ * rows); grouping only by the person token, except in the aggregate itself. Seeds and VALUES
+ * hold no persons and may be joined on anything. Fails closed: a relation it cannot follow is refused.
+ */
+import { isObject, type PgJson as Json } from './pg-tree.ts';
+import { TokenTracer, type RelationLookup } from './counted-persons.ts';
+import { emptyEnv, fromItems, isSetOp, parseSelect, refFields, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+
+type Rows = { problem: string } | { persons: boolean };
+
+const MAX_DEPTH = 40;
+/** Aggregates written without GROUP BY aggregate over every row (and so across persons). */
+const AGGREGATES = new Set([
+  'count', 'sum', 'min', 'max', 'avg', 'array_agg', 'string_agg', 'listagg', 'group_concat', 'bool_and', 'bool_or', 'every',
+  'any_value', 'arbitrary', 'first', 'last', 'mode', 'median', 'quantile', 'quantile_cont', 'quantile_disc', 'percentile_cont',
+  'percentile_disc', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp', 'json_agg', 'jsonb_agg',
+  'json_object_agg', 'jsonb_object_agg', 'xmlagg', 'bit_and', 'bit_or', 'bit_xor', 'histogram', 'list', 'arg_max', 'arg_min',
+  'max_by', 'min_by', 'product', 'approx_count_distinct', 'entropy', 'kurtosis', 'skewness', 'corr', 'covar_pop', 'covar_samp',
+]);
+
+/** Why a row of the published aggregate's inputs may hold values of several persons, or undefined. */
+export function personRowsProblem(sql: string, lookup: RelationLookup): string | undefined {
+  const select = parseSelect(sql);
+  if (!select) return undefined; // model-sql.ts reports what the grammar cannot read
+  const rows = new PersonRows(lookup).select(select, emptyEnv(), 0, true);
+  return 'problem' in rows ? rows.problem : undefined;
+}
+
+class PersonRows {
+  private readonly tokens: TokenTracer;
+
+  constructor(private readonly lookup: RelationLookup) {
+    this.tokens = new TokenTracer(lookup);
+  }
+
+  select(s: Json, env: Env, depth: number, outermost: boolean): Rows {
+    if (depth > MAX_DEPTH) return { problem: 'its inputs nest too deep to follow' };
+    const local = withCtes(s, env);
+    if (isSetOp(s)) {
+      const arms = [this.select(s.larg as Json, local, depth, outermost), this.select(s.rarg as Json, local, depth, outermost)];
+      const failed = arms.find((r) => 'problem' in r);
+      return failed ?? { persons: arms.some((r) => 'persons' in r && r.persons) };
+    }
+    if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { persons: false };
+    const items = fromItems((s.fromClause as unknown[]) ?? [], local);
+    const clauses = [s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.distinctClause, ...joinQuals((s.fromClause as unknown[]) ?? [])];
+    if (contains(clauses, (n) => isObject(n.SubLink))) return { problem: `${where(items)} has a sub-select, whose values may be other persons'; join on the person token instead` };
+    if (contains(clauses, (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${where(items)} has a window, whose values span persons` };
+
+    const persons: FromItem[] = [];
+    for (const item of items) {
+      const rows = this.item(item, depth);
+      if ('problem' in rows) return rows;
+      if (rows.persons) persons.push(item);
+    }
+    const unlinked = this.unlinked(s, local, persons);
+    if (unlinked) return { problem: unlinked };
+    if (!outermost && persons.length > 0) {
+      const across = this.groupedAcrossPersons(s, local);
+      if (across) return { problem: across };
+    }
+    return { persons: persons.length > 0 };
+  }
+
+  private item(item: FromItem, depth: number): Rows {
+    const source = item.source;
+    if (source.kind === 'other') return { problem: source.why };
+    if (source.kind === 'select') return this.select(source.select, source.env, depth + 1, false);
+    const found = this.lookup(source.name);
+    if (!found) return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
+    if (found.kind === 'seed') return { persons: false };
+    // The vault's rows and a pseudonymized model's are each one person's (the boundary of this check).
+    if (found.kind === 'vault' || found.pseudonymized) return { persons: true };
+    let persons = false;
+    for (const sql of found.sqls) {
+      const select = parseSelect(sql);
+      const rows = select ? this.select(select, emptyEnv(), depth + 1, false) : { problem: `${source.name} cannot be read` };
+      if ('problem' in rows) return rows;
+      persons ||= rows.persons;
+    }
+    return { persons };
+  }
+
+  /** Why the inputs holding persons are not all joined on equal person tokens, or undefined. */
+  private unlinked(s: Json, env: Env, persons: readonly FromItem[]): string | undefined {
+    if (persons.length < 2) return undefined;
+    const parent = new Map(persons.map((p) => [p.qualifier, p.qualifier]));
+    const find = (q: string): string => (parent.get(q) === q ? q : find(parent.get(q)!));
+    const union = (a: string, b: string) => parent.set(find(a), find(b));
+    const isToken = (fields: string[]) => fields.length === 2 && parent.has(fields[0]!) && this.tokens.column(fields, s, env) === undefined;
+    for (const eq of equalities(s)) {
+      if (isToken(eq[0]) && isToken(eq[1])) union(eq[0][0]!, eq[1][0]!);
+    }
+    for (const { left, right, column } of usingJoins((s.fromClause as unknown[]) ?? [], env)) {
+      const l = left.filter((q) => parent.has(q) && isToken([q, column]));
+      const r = right.filter((q) => parent.has(q) && isToken([q, column]));
+      if (l.length === 1 && r.length === 1) union(l[0]!, r[0]!);
+    }
+    const apart = persons.find((p) => find(p.qualifier) !== find(persons[0]!.qualifier));
+    if (!apart) return undefined;
+    return `it joins ${persons[0]!.qualifier || 'an input'} and ${apart.qualifier || 'an input'} without equating their person tokens (a row would hold two persons' values)`;
+  }
+
+  /** Why `s` (not the aggregate itself) makes a row of several persons' rows, or undefined. */
+  private groupedAcrossPersons(s: Json, env: Env): string | undefined {
+    const keys = ((s.groupClause as unknown[]) ?? []).filter(isObject);
+    const aggregated = contains([s.targetList, s.havingClause], (n) => isObject(n.FuncCall) && isAggregateCall(n.FuncCall));
+    if (keys.length === 0 && !aggregated) return undefined;
+    const targets = targetsOf(s);
+    const byToken = keys.some((key) => {
+      const position = isObject(key.A_Const) && isObject(key.A_Const.ival) ? Number(key.A_Const.ival.ival ?? 0) : 0;
+      const val = position > 0 ? targets[position - 1]?.val : key;
+      return isObject(val) && isObject(val.ColumnRef) && this.tokens.column(refFields(val), s, env) === undefined;
+    });
+    if (byToken && !keys.some((k) => isObject(k.GroupingSet))) return undefined;
+    return `${where(fromItems((s.fromClause as unknown[]) ?? [], env))} aggregates rows of several persons (group it by the person token)`;
+  }
+}
+
+function isAggregateCall(fc: Json): boolean {
+  const name = ((fc.funcname as unknown[]) ?? []).filter(isObject).map((f) => (isObject(f.String) ? String(f.String.sval) : '')).at(-1)?.toLowerCase() ?? '';
+  return AGGREGATES.has(name) || fc.agg_star === true || fc.agg_distinct === true || fc.agg_order !== undefined || fc.agg_filter !== undefined;
+}
+
+/** For messages: which SELECT, by its inputs' names. */
+function where(items: readonly FromItem[]): string {
+  const names = items.map((i) => i.qualifier).filter((q) => q !== '');
+  return names.length > 0 ? `the SELECT over ${names.join(', ')}` : 'a SELECT';
+}
+
+function contains(tree: unknown, test: (node: Json) => boolean): boolean {
+  if (Array.isArray(tree)) return tree.some((t) => contains(t, test));
+  if (!isObject(tree)) return false;
+  if (test(tree)) return true;
+  return Object.values(tree).some((v) => contains(v, test));
+}
+
+/** The ON conditions of the FROM list's joins (the derived tables inside are checked on their own). */
+function joinQuals(list: readonly unknown[]): unknown[] {
+  return list.filter(isObject).flatMap((item) => (isObject(item.JoinExpr) ? [item.JoinExpr.quals, ...joinQuals([item.JoinExpr.larg, item.JoinExpr.rarg])] : []));
+}
+
+/** `a.x = b.y` pairs AND-ed at the top of WHERE and of every ON: qualified names only. */
+function equalities(s: Json): [string[], string[]][] {
+  const out: [string[], string[]][] = [];
+  const visit = (e: unknown): void => {
+    if (!isObject(e)) return;
+    if (isObject(e.BoolExpr) && e.BoolExpr.boolop === 'AND_EXPR') return void ((e.BoolExpr.args as unknown[]) ?? []).forEach(visit);
+    const a = isObject(e.A_Expr) ? e.A_Expr : undefined;
+    const op = ((a?.name as unknown[]) ?? []).filter(isObject).map((n) => (isObject(n.String) ? n.String.sval : '')).join('');
+    if (a && a.kind === 'AEXPR_OP' && op === '=' && isObject(a.lexpr) && isObject(a.rexpr)) out.push([refFields(a.lexpr), refFields(a.rexpr)]);
+  };
+  visit(s.whereClause);
+  joinQuals((s.fromClause as unknown[]) ?? []).forEach(visit);
+  return out;
+}
+
+/** Each `JOIN … USING (c)`: the qualifiers on either side. NATURAL joins are not followed. */
+function usingJoins(list: readonly unknown[], env: Env): { left: string[]; right: string[]; column: string }[] {
+  return list.filter(isObject).flatMap((item) => {
+    if (!isObject(item.JoinExpr)) return [];
+    const j = item.JoinExpr;
+    const left = fromItems([j.larg], env).map((i) => i.qualifier);
+    const right = fromItems([j.rarg], env).map((i) => i.qualifier);
+    const columns = ((j.usingClause as unknown[]) ?? []).filter(isObject).map((c) => (isObject(c.String) ? String(c.String.sval).toLowerCase() : ''));
+    return [...columns.map((column) => ({ left, right, column })), ...usingJoins([j.larg, j.rarg], env)];
+  });
+}

@@ -1,0 +1,117 @@
+/**
+ * Names in one SELECT of libpg-query's tree: its CTEs, its FROM items by qualifier, its output
+ * columns. Shared by the checks that follow a column through a model's SQL (counted-persons.ts,
+ * person-rows.ts). Whatever cannot be followed is an `other` source with the reason, so that
+ * callers fail closed on it.
+ */
+import { parseSync } from 'libpg-query';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+
+export interface Env {
+  ctes: Map<string, { select: Json; env: Env }>;
+  outer?: Env;
+}
+
+/** `renamed`: an alias list (`AS t(a, b)`) renames the select's columns by position. */
+export type Source = { kind: 'select'; select: Json; env: Env; renamed?: boolean } | { kind: 'relation'; name: string } | { kind: 'other'; why: string };
+
+export interface FromItem {
+  /** Lower-cased alias, or the table's name; '' for an item without one. */
+  qualifier: string;
+  source: Source;
+}
+
+export function parseSelect(sql: string): Json | undefined {
+  try {
+    return (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const emptyEnv = (): Env => ({ ctes: new Map() });
+export const isSetOp = (s: Json): boolean => s.op !== undefined && s.op !== 'SETOP_NONE';
+export const targetsOf = (s: Json): Json[] => ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
+
+/** The scope inside `s`: its own WITH clause's CTEs over `env`. */
+export function withCtes(s: Json, env: Env): Env {
+  const w = isObject(s.withClause) ? s.withClause : undefined;
+  if (!w) return env;
+  const local: Env = { ctes: new Map(), outer: env };
+  // A recursive CTE's rows are computed from themselves: not followed (left out of scope, so refused).
+  if (w.recursive === true) return local;
+  for (const c of ((w.ctes as unknown[]) ?? []).filter(isObject)) {
+    const cte = c.CommonTableExpr as Json;
+    const body = isObject(cte.ctequery) ? (cte.ctequery.SelectStmt as Json | undefined) : undefined;
+    if (typeof cte.ctename === 'string' && body && !cte.aliascolnames) local.ctes.set(cte.ctename.toLowerCase(), { select: body, env: local });
+  }
+  return local;
+}
+
+function lookupCte(env: Env | undefined, name: string): { select: Json; env: Env } | undefined {
+  for (let e = env; e; e = e.outer) {
+    const found = e.ctes.get(name);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+/** The FROM list's items by the name a column may be qualified with (joins flattened). */
+export function fromItems(list: readonly unknown[], env: Env): FromItem[] {
+  const out: FromItem[] = [];
+  const visit = (item: unknown): void => {
+    if (!isObject(item)) return;
+    if (isObject(item.JoinExpr)) {
+      if (item.JoinExpr.alias) out.push({ qualifier: '', source: { kind: 'other', why: 'an aliased join cannot be followed' } });
+      visit(item.JoinExpr.larg);
+      visit(item.JoinExpr.rarg);
+      return;
+    }
+    if (isObject(item.RangeVar)) {
+      const rv = item.RangeVar;
+      const alias = isObject(rv.alias) ? rv.alias : undefined;
+      const name = String(rv.relname ?? '');
+      const qualifier = (typeof alias?.aliasname === 'string' ? alias.aliasname : name).toLowerCase();
+      const cte = rv.schemaname ? undefined : lookupCte(env, name.toLowerCase());
+      if (alias?.colnames && !cte) return void out.push({ qualifier, source: { kind: 'other', why: `${qualifier} renames its columns` } });
+      const source: Source = cte ? { kind: 'select', ...cte, renamed: alias?.colnames !== undefined } : { kind: 'relation', name: rv.schemaname ? `${String(rv.schemaname)}.${name}` : name };
+      return void out.push({ qualifier, source });
+    }
+    const sub = isObject(item.RangeSubselect) ? item.RangeSubselect : undefined;
+    const alias = isObject(sub?.alias) ? sub.alias : undefined;
+    const select = isObject(sub?.subquery) ? (sub.subquery.SelectStmt as Json | undefined) : undefined;
+    const qualifier = typeof alias?.aliasname === 'string' ? alias.aliasname.toLowerCase() : '';
+    if (select && sub?.lateral === true) return void out.push({ qualifier, source: { kind: 'other', why: `${qualifier} is LATERAL (it reads the rows beside it)` } });
+    if (select) return void out.push({ qualifier, source: { kind: 'select', select, env, renamed: alias?.colnames !== undefined } });
+    out.push({ qualifier, source: { kind: 'other', why: `${qualifier || 'an input'} is not a table, CTE or subquery that can be followed` } });
+  };
+  list.forEach(visit);
+  return out;
+}
+
+/** A column reference's names, lower-cased; [] for `*` or anything not a plain name. */
+export function refFields(val: Json): string[] {
+  const fields = isObject(val.ColumnRef) ? ((val.ColumnRef.fields as unknown[]) ?? []) : [];
+  const names = fields.map(sval);
+  return names.every((n): n is string => n !== undefined) ? names.map((n) => n.toLowerCase()) : [];
+}
+
+/** The name a select item outputs under: its alias, or a plain column's name. */
+export function outputName(t: Json | undefined): string | undefined {
+  if (!t) return undefined;
+  if (typeof t.name === 'string') return t.name.toLowerCase();
+  return isObject(t.val) ? refFields(t.val).at(-1) : undefined;
+}
+
+/** `''` for `*`, `q` for `q.*`, undefined for anything else. */
+export function starQualifier(t: Json): string | undefined {
+  const fields = isObject(t.val) && isObject(t.val.ColumnRef) ? ((t.val.ColumnRef.fields as unknown[]) ?? []) : [];
+  if (!fields.some((f) => isObject(f) && 'A_Star' in f)) return undefined;
+  return fields.length === 1 ? '' : (sval(fields[0])?.toLowerCase() ?? '');
+}
+
+/** Where the leftmost arm of a set operation outputs `name` (-1: nowhere). */
+export function outputPosition(s: Json, name: string): number {
+  if (isSetOp(s)) return outputPosition(s.larg as Json, name);
+  return targetsOf(s).findIndex((t) => outputName(t) === name);
+}
