@@ -10,8 +10,11 @@
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { emptyEnv, fromItems, isSetOp, outputName, outputPosition, parseSelect, refFields, starQualifier, targetsOf, withCtes, type Env } from './select-scope.ts';
 
-/** What a relation named in a bare rendering is: the vault's token map, a seed, a model (its renderings), or none of them. */
-export type Relation = { kind: 'vault' } | { kind: 'seed' } | { kind: 'model'; pseudonymized: boolean; sqls: readonly string[] };
+/**
+ * What a relation named in a bare rendering is: the vault's token map, a seed, a model (its
+ * renderings; `tokenizes`: it reads the vault's token map itself), or none of them.
+ */
+export type Relation = { kind: 'vault' } | { kind: 'seed' } | { kind: 'model'; tokenizes: boolean; sqls: readonly string[] };
 export type RelationLookup = (name: string) => Relation | undefined;
 
 const VAULT_TOKEN_COLUMN = 'person_token';
@@ -70,8 +73,8 @@ export class TokenTracer {
     return undefined;
   }
 
-  /** Whether output column `name` of `s` (every arm of a UNION) is the vault's person token. */
-  private output(s: Json, name: string, env: Env, depth: number): string | undefined {
+  /** Why output column `name` of `s` (every arm of a UNION) is not the vault's person token (undefined: it is). */
+  output(s: Json, name: string, env: Env, depth = 0): string | undefined {
     const local = withCtes(s, env);
     if (isSetOp(s)) {
       const at = outputPosition(s, name);

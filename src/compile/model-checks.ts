@@ -4,9 +4,9 @@ import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
-import { countedPersonsProblem, type Relation } from './counted-persons.ts';
+import { countedPersonsProblem, type Relation, type RelationLookup } from './counted-persons.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
-import { personRowsProblem } from './person-rows.ts';
+import { personLevelProblem, personRowsProblem } from './person-rows.ts';
 import { checkModelSql } from './model-sql.ts';
 import { tenantIsolationFindings } from './tenant-isolation.ts';
 import { cteName } from './relations.ts';
@@ -110,32 +110,47 @@ function unquote(quoted: string): string {
 }
 
 /**
- * After every model is rendered (upstream SQL is followed): each published aggregate's count is
- * a count of distinct vault person tokens, and its rows are each one person's values until it
- * groups them. Skipped where the count's shape is already refused.
+ * After every model is rendered (upstream SQL is followed), each published relation's gate is
+ * given what it assumes: an aggregate's count is a count of distinct vault person tokens and its
+ * rows are each one person's until it groups them; a person-level relation's rows are each one
+ * person's and carry the token. Skipped where the count's shape is already refused.
  */
-export function checkCountedPersons(project: Project, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
+export function checkPublishedPersons(project: Project, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
   const byRelation = new Map(Object.values(nodes).map((n) => [unquote(reservedRelationName(n)), n]));
+  const vault = Object.keys(nodes).find((id) => nodes[id]!.kind === 'vault');
+  // Without `privacy:` there is no vault and no publication gate to give assumptions to.
+  if (vault === undefined) return;
   const lookup = (name: string): Relation | undefined => {
     const node = byRelation.get(name);
     if (node?.kind === 'vault' || node?.kind === 'seed') return { kind: node.kind };
     if (node?.kind !== 'model' || node.lineage_sql === undefined) return undefined;
-    return { kind: 'model', pseudonymized: node.pseudonymized, sqls: [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined) };
+    const sqls = [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined);
+    return { kind: 'model', tokenizes: node.depends_on.includes(vault), sqls };
   };
   for (const file of project.models) {
     const node = nodes[file.name];
-    if (node?.kind !== 'model' || !('k_count' in node) || node.k_count === undefined || node.lineage_sql === undefined) continue;
-    const kCount = node.k_count;
-    const flagged = diagnostics.some((d) => d.code === Codes.phiLineage && d.file === file.file && d.message.includes(`k_anonymity_count="${kCount}"`));
-    if (flagged) continue;
+    if (node?.kind !== 'model' || node.schema !== project.config.schemas.research || node.materialized === 'ephemeral' || node.lineage_sql === undefined) continue;
+    const kCount = 'k_count' in node ? node.k_count : undefined;
+    if (kCount !== undefined && diagnostics.some((d) => d.code === Codes.phiLineage && d.file === file.file && d.message.includes(`k_anonymity_count="${kCount}"`))) continue;
     for (const sql of [node.lineage_sql, node.lineage_incremental_sql]) {
       if (sql === undefined) continue;
-      const counted = countedPersonsProblem(sql, kCount, lookup);
-      const mixed = counted ? undefined : personRowsProblem(sql, lookup);
-      const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`);
+      const problem = kCount === undefined ? personLevel(sql, lookup) : aggregateProblem(sql, kCount, lookup);
       if (!problem) continue;
-      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published with k_anonymity_count="${kCount}" but ${problem}`, { file: file.file, line: lineOfWord(file.sql, kCount) }));
+      const line = kCount === undefined ? 1 : lineOfWord(file.sql, kCount);
+      diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published ${problem}`, { file: file.file, line }));
       break;
     }
   }
+}
+
+function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
+  const counted = countedPersonsProblem(sql, kCount, lookup);
+  const mixed = counted ? undefined : personRowsProblem(sql, lookup);
+  const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`);
+  return problem && `with k_anonymity_count="${kCount}" but ${problem}`;
+}
+
+function personLevel(sql: string, lookup: RelationLookup): string | undefined {
+  const problem = personLevelProblem(sql, lookup);
+  return problem && `row by row (k-anonymous classes, no k_anonymity_count) but ${problem.startsWith('outputs') ? problem : `its rows may not be one person's each: ${problem}`}`;
 }

@@ -3,15 +3,15 @@
  * protects them only if its keys are those persons' own values. A key read from other persons'
  * rows is counted with unrelated persons: `… cross join pseudo_persons o` or a sub-select picking
  * one rare person's condition makes a cell of everyone, keyed by that person's value. So every
- * SELECT from the aggregate down to the pseudonymized models (whose rows are each one person's,
- * or the vault's) must keep each row to one person: inputs holding persons joined on equal person
+ * SELECT from the aggregate down to the tokenizing models (those reading the vault's token map,
+ * whose rows are each one patient's) must keep each row to one person: inputs holding persons joined on equal person
  * tokens (AND-ed equalities in ON, USING or WHERE); no sub-select and no window (their values span
  * rows); grouping only by the person token, except in the aggregate itself. Seeds and VALUES
  * hold no persons and may be joined on anything. Fails closed: a relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { emptyEnv, fromItems, isSetOp, parseSelect, refFields, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { emptyEnv, fromItems, isSetOp, outputName, parseSelect, refFields, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 
@@ -31,6 +31,26 @@ export function personRowsProblem(sql: string, lookup: RelationLookup): string |
   if (!select) return undefined; // model-sql.ts reports what the grammar cannot read
   const rows = new PersonRows(lookup).select(select, emptyEnv(), 0, true);
   return 'problem' in rows ? rows.problem : undefined;
+}
+
+/**
+ * Why a person-level published relation's classes may not be sized in persons, or undefined. The
+ * gate counts distinct person tokens per class (rows, without a token column: one person's
+ * encounters reached k alone), so each row must be one person's and hold that person's token.
+ */
+export function personLevelProblem(sql: string, lookup: RelationLookup): string | undefined {
+  const select = parseSelect(sql);
+  if (!select) return undefined;
+  const rows = new PersonRows(lookup).select(select, emptyEnv(), 0, false);
+  if ('problem' in rows) return rows.problem;
+  const tokens = new TokenTracer(lookup);
+  const names = new Set(['person_token', ...targetsOf(leftmost(select)).map(outputName).filter((n): n is string => n !== undefined)]);
+  if ([...names].some((name) => tokens.output(select, name, emptyEnv()) === undefined)) return undefined;
+  return 'outputs no person token (the vault\'s, passed on unchanged), so its classes would be sized in rows, and one person\'s rows reach k; output the person token, or publish an aggregate with k_anonymity_count';
+}
+
+function leftmost(s: Json): Json {
+  return isSetOp(s) ? leftmost(s.larg as Json) : s;
 }
 
 class PersonRows {
@@ -76,8 +96,9 @@ class PersonRows {
     const found = this.lookup(source.name);
     if (!found) return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
     if (found.kind === 'seed') return { persons: false };
-    // The vault's rows and a pseudonymized model's are each one person's (the boundary of this check).
-    if (found.kind === 'vault' || found.pseudonymized) return { persons: true };
+    // The vault's rows and a tokenizing model's (one patient's record and its token) are each one
+    // person's: the boundary of this check.
+    if (found.kind === 'vault' || found.tokenizes) return { persons: true };
     let persons = false;
     for (const sql of found.sqls) {
       const select = parseSelect(sql);

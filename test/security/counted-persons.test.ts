@@ -19,9 +19,9 @@ const E = '{{ref "pseudo_encounters"}}';
 const C = '{{ref "pseudo_conditions"}}';
 const P = '{{ref "pseudo_persons"}}';
 
-function compileWith(select: string): Diagnostic[] {
+function compileWith(select: string, config = '{{config k_anonymity_count="n"}}\n'): Diagnostic[] {
   const project = structuredClone(base);
-  project.models.push({ name: 'x_counts', file: FILE, sql: `{{config k_anonymity_count="n"}}\n${select}\n`, line: 1 });
+  project.models.push({ name: 'x_counts', file: FILE, sql: `${config}${select}\n`, line: 1 });
   try {
     compileLoadedProject(project, { write: false });
     return [];
@@ -99,6 +99,29 @@ describe('a published aggregate whose keys may be other persons\' values', () =>
   });
 });
 
+describe('a person-level published relation (no k_anonymity_count)', () => {
+  // Its classes are sized in distinct person tokens, or in rows when it has no token column:
+  // one person's encounters, or a column of other persons' tokens, reached k.
+  it.each([
+    ['rows without a token', `select p.zip3, p.age_band, e.encounter_class from ${E} e join ${P} p on p.person_token = e.person_token`, /outputs no person token/],
+    ['an encounter id named person_token', `select e.encounter_id as person_token, p.zip3 from ${E} e join ${P} p on p.person_token = e.person_token`, /outputs no person token/],
+    ['other persons\' tokens beside the row', `select o.person_token, p.zip3, c.condition_code from ${P} p cross join ${P} o join ${C} c on c.person_token = p.person_token`, /its rows may not be one person's each: it joins p and o without equating/],
+    ['a token picked per class', `select min(p.person_token) as person_token, p.zip3 from ${P} p group by p.zip3`, /aggregates rows of several persons/],
+  ])('%s is refused at compile', (_what, select, message) => {
+    const errors = compileWith(select, '');
+    const d = errors.find((x) => x.code === 'TSF215' && x.file === FILE);
+    expect(d?.message, JSON.stringify(errors.map((x) => x.message))).toMatch(message);
+    expect(d?.message).toMatch(/is published row by row/);
+  });
+
+  it.each([
+    ['one row per person and class', `select distinct p.age_band, p.sex, p.person_token from ${P} p`],
+    ['grouped by the token', `select p.person_token, min(p.age_band) as age_band from ${P} p group by p.person_token`],
+  ])('%s is accepted', (_what, select) => {
+    expect(compileWith(select, '').filter((d) => d.file === FILE && d.code === 'TSF215' && /is published/.test(d.message))).toEqual([]);
+  });
+});
+
 describe('inputs that hold no persons', () => {
   // The demo's seeds have no yml, so the lineage gate refuses their columns in a published
   // model; the rule of this file is tested alone, with a lookup that names a seed.
@@ -108,7 +131,7 @@ describe('inputs that hold no persons', () => {
   const lookup: RelationLookup = (name) => {
     if (name === 'vault') return { kind: 'vault' };
     if (name === 'codes') return { kind: 'seed' };
-    if (name === 'persons') return { kind: 'model', pseudonymized: true, sqls: ['select v.person_token, v.practice_id as code from vault v'] };
+    if (name === 'persons') return { kind: 'model', tokenizes: true, sqls: ['select v.person_token, v.practice_id as code from vault v'] };
     return undefined;
   };
   it('a seed joined on anything, or cross joined, adds no person', () => {
