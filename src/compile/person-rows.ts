@@ -4,10 +4,11 @@
  * rows is counted with unrelated persons: `… cross join pseudo_persons o` or a sub-select picking
  * one rare person's condition makes a cell of everyone, keyed by that person's value. So every
  * SELECT from the aggregate down to the tokenizing models (those reading the vault's token map,
- * whose rows are each one patient's) must keep each row to one person: inputs holding persons joined on equal person
- * tokens (AND-ed equalities in ON, USING or WHERE); no sub-select and no window (their values span
- * rows); grouping only by the person token, except in the aggregate itself. Seeds and VALUES
- * hold no persons and may be joined on anything. Fails closed: a relation it cannot follow is refused.
+ * whose rows are each one patient's) must keep each row to one person: inputs holding persons
+ * joined on equal person tokens (AND-ed equalities in ON, USING or WHERE); no sub-select and no
+ * window (their values span rows); grouping only by the person token, except in the aggregate
+ * itself. Seeds and VALUES hold no persons and may be joined on anything. Fails closed: a
+ * relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
