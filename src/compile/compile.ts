@@ -18,7 +18,7 @@ import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extr
 import { resolveModelConfig } from './model-config.ts';
 import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
 import { checkScopes } from './scope-checks.ts';
-import { approvedGeneralizers, checkPublishedPersons, checkWhatItDoes } from './model-checks.ts';
+import { approvedGeneralizers, checkPersonRows, checkWhatItDoes } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
 export const TENANTS_RELATION = 'tenants';
@@ -235,7 +235,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
 
   const renderer = createRenderer(project.macros, approvedGeneralizers(project, diagnostics));
   if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics, options.deferred);
-  if (!hasErrors(diagnostics)) checkPublishedPersons(project, nodes, diagnostics);
+  if (!hasErrors(diagnostics)) checkPersonRows(project, nodes, diagnostics);
   const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics, options.deferred);
 
   const manifest: Manifest = {

@@ -14,8 +14,24 @@ import { emptyEnv, fromItems, isSetOp, outputName, outputPosition, parseSelect, 
  * What a relation named in a bare rendering is: the vault's token map, a seed, a model (its
  * renderings; `tokenizes`: it reads the vault's token map itself), or none of them.
  */
-export type Relation = { kind: 'vault' } | { kind: 'seed' } | { kind: 'model'; tokenizes: boolean; sqls: readonly string[] };
+export type Relation =
+  | { kind: 'vault' }
+  | { kind: 'seed' }
+  | { kind: 'model'; tokenizes: boolean; sqls: readonly string[] }
+  /** `patients`: its rows may be patients' (it has the patient id column, or declares no columns). */
+  | { kind: 'source'; patients: boolean };
 export type RelationLookup = (name: string) => Relation | undefined;
+
+/**
+ * Where a followed column must end, at a relation that is not a model (models are followed into):
+ * undefined when `column` of it is the value sought, else why not.
+ */
+export type ColumnBase = (relation: Exclude<Relation, { kind: 'model' }> | undefined, name: string, column: string) => string | undefined;
+
+const vaultToken: ColumnBase = (relation, name, column) => {
+  if (relation?.kind !== 'vault') return `it reads ${name}, neither a model nor the vault's token map`;
+  return column === VAULT_TOKEN_COLUMN ? undefined : `the vault's ${column} is not its person token`;
+};
 
 const VAULT_TOKEN_COLUMN = 'person_token';
 /** Models and CTEs nest a few levels; a self-reading model ({{this}}) must not loop. */
@@ -28,27 +44,14 @@ export function countedPersonsProblem(sql: string, kCount: string, lookup: Relat
   return new TokenTracer(lookup).count(select, kCount.toLowerCase(), undefined, emptyEnv());
 }
 
-/** Follows a column to where its values come from, to tell whether they are the vault's person tokens. */
-export class TokenTracer {
-  constructor(private readonly lookup: RelationLookup) {}
+/** Follows a column, passed on unchanged, through CTEs, derived tables and models to a relation's column. */
+export class ColumnTracer {
+  constructor(
+    private readonly lookup: RelationLookup,
+    private readonly base: ColumnBase,
+  ) {}
 
-  count(s: Json, kCount: string, position: number | undefined, env: Env): string | undefined {
-    if (isSetOp(s)) {
-      const at = position ?? outputPosition(s, kCount);
-      return this.count(s.larg as Json, kCount, at, env) ?? this.count(s.rarg as Json, kCount, at, env);
-    }
-    const targets = targetsOf(s);
-    const at = position ?? targets.findIndex((t) => outputName(t) === kCount);
-    const fc = isObject(targets[at]?.val) ? (targets[at]!.val as Json).FuncCall as Json | undefined : undefined;
-    const args = ((fc?.args as unknown[]) ?? []).filter(isObject);
-    if (!fc || fc.agg_distinct !== true || args.length !== 1 || !isObject(args[0]!.ColumnRef)) {
-      return `counts rows rather than persons (one person's rows can reach k); count them as count(DISTINCT <person token>)`;
-    }
-    const why = this.column(refFields(args[0]!), s, withCtes(s, env), 0);
-    return why ? `counts ${refFields(args[0]!).join('.')}, which is not the vault's person token passed on unchanged (${why}); count(DISTINCT <person token>) counts persons` : undefined;
-  }
-
-  /** Why the column `fields`, read in the FROM of `s`, is not the vault's person token (undefined: it is). */
+  /** Why the column `fields`, read in the FROM of `s`, is not what is sought (undefined: it is). */
   column(fields: string[], s: Json, env: Env, depth = 0): string | undefined {
     if (depth > MAX_DEPTH) return 'too deep to follow';
     if (fields.length === 0 || fields.length > 2) return `${fields.join('.') || '*'} cannot be followed`;
@@ -63,8 +66,7 @@ export class TokenTracer {
     if (source.kind === 'select' && source.renamed) return `${candidates[0]!.qualifier} renames its columns`;
     if (source.kind === 'select') return this.output(source.select, column, source.env, depth + 1);
     const found = this.lookup(source.name);
-    if (!found || found.kind === 'seed') return `it reads ${source.name}, neither a model nor the vault's token map`;
-    if (found.kind === 'vault') return column === VAULT_TOKEN_COLUMN ? undefined : `the vault's ${column} is not its person token`;
+    if (found?.kind !== 'model') return this.base(found, source.name, column);
     for (const sql of found.sqls) {
       const select = parseSelect(sql);
       const why = select ? this.output(select, column, emptyEnv(), depth + 1) : `${source.name} cannot be read`;
@@ -73,7 +75,7 @@ export class TokenTracer {
     return undefined;
   }
 
-  /** Why output column `name` of `s` (every arm of a UNION) is not the vault's person token (undefined: it is). */
+  /** Why output column `name` of `s` (every arm of a UNION) is not what is sought (undefined: it is). */
   output(s: Json, name: string, env: Env, depth = 0): string | undefined {
     const local = withCtes(s, env);
     if (isSetOp(s)) {
@@ -102,5 +104,28 @@ export class TokenTracer {
     const val = target.val;
     if (!isObject(val) || !isObject(val.ColumnRef)) return `${outputName(target) ?? 'a column'} is computed, not passed on`;
     return this.column(refFields(val), s, env, depth);
+  }
+}
+
+/** Follows a column to tell whether its values are the vault's person tokens. */
+export class TokenTracer extends ColumnTracer {
+  constructor(lookup: RelationLookup) {
+    super(lookup, vaultToken);
+  }
+
+  count(s: Json, kCount: string, position: number | undefined, env: Env): string | undefined {
+    if (isSetOp(s)) {
+      const at = position ?? outputPosition(s, kCount);
+      return this.count(s.larg as Json, kCount, at, env) ?? this.count(s.rarg as Json, kCount, at, env);
+    }
+    const targets = targetsOf(s);
+    const at = position ?? targets.findIndex((t) => outputName(t) === kCount);
+    const fc = isObject(targets[at]?.val) ? (targets[at]!.val as Json).FuncCall as Json | undefined : undefined;
+    const args = ((fc?.args as unknown[]) ?? []).filter(isObject);
+    if (!fc || fc.agg_distinct !== true || args.length !== 1 || !isObject(args[0]!.ColumnRef)) {
+      return `counts rows rather than persons (one person's rows can reach k); count them as count(DISTINCT <person token>)`;
+    }
+    const why = this.column(refFields(args[0]!), s, withCtes(s, env), 0);
+    return why ? `counts ${refFields(args[0]!).join('.')}, which is not the vault's person token passed on unchanged (${why}); count(DISTINCT <person token>) counts persons` : undefined;
   }
 }

@@ -6,6 +6,7 @@ import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { countedPersonsProblem, type Relation, type RelationLookup } from './counted-persons.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
+import { patientRowsProblem } from './patient-rows.ts';
 import { personLevelProblem, personRowsProblem } from './person-rows.ts';
 import { checkModelSql } from './model-sql.ts';
 import { tenantIsolationFindings } from './tenant-isolation.ts';
@@ -110,23 +111,35 @@ function unquote(quoted: string): string {
 }
 
 /**
- * After every model is rendered (upstream SQL is followed), each published relation's gate is
- * given what it assumes: an aggregate's count is a count of distinct vault person tokens and its
- * rows are each one person's until it groups them; a person-level relation's rows are each one
- * person's and carry the token. Skipped where the count's shape is already refused.
+ * After every model is rendered (upstream SQL is followed), what the research layer assumes of
+ * a row: a tokenizing model's rows (those reading the vault) each hold one patient's values
+ * (patient-rows.ts); a published aggregate's count is a count of distinct vault person tokens
+ * and its rows are each one person's until it groups them; a person-level published relation's
+ * rows are each one person's and carry the token (person-rows.ts). Skipped where the count's
+ * shape is already refused.
  */
-export function checkPublishedPersons(project: Project, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
+export function checkPersonRows(project: Project, nodes: Record<string, DraftNode>, diagnostics: Diagnostic[]): void {
   const byRelation = new Map(Object.values(nodes).map((n) => [unquote(reservedRelationName(n)), n]));
   const vault = Object.keys(nodes).find((id) => nodes[id]!.kind === 'vault');
   // Without `privacy:` there is no vault and no publication gate to give assumptions to.
   if (vault === undefined) return;
+  const vaultNode = nodes[vault]!;
+  const patient = vaultNode.unique_key?.at(-1) ?? 'patient_id';
+  const keys = { tenant: project.config.tenantColumn, patient };
   const lookup = (name: string): Relation | undefined => {
     const node = byRelation.get(name);
     if (node?.kind === 'vault' || node?.kind === 'seed') return { kind: node.kind };
+    if (node?.kind === 'source') return { kind: 'source', patients: Object.keys(node.columns).length === 0 || patient in node.columns };
     if (node?.kind !== 'model' || node.lineage_sql === undefined) return undefined;
     const sqls = [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined);
     return { kind: 'model', tokenizes: node.depends_on.includes(vault), sqls };
   };
+  for (const file of project.models) {
+    const node = nodes[file.name];
+    if (node?.kind !== 'model' || node.lineage_sql === undefined || !node.depends_on.includes(vault)) continue;
+    const problem = [node.lineage_sql, node.lineage_incremental_sql].map((sql) => sql && patientRowsProblem(sql, lookup, keys)).find((p) => p !== undefined);
+    if (problem) diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} gives person tokens to rows that may hold another patient's values: ${problem}`, { file: file.file, line: lineOfWord(file.sql, vaultNode.name) }));
+  }
   for (const file of project.models) {
     const node = nodes[file.name];
     if (node?.kind !== 'model' || node.schema !== project.config.schemas.research || node.materialized === 'ephemeral' || node.lineage_sql === undefined) continue;

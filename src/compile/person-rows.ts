@@ -12,7 +12,7 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { emptyEnv, fromItems, isSetOp, outputName, parseSelect, refFields, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, equalities, fromItems, isSetOp, outputName, parseSelect, refFields, selectOver, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 
@@ -72,8 +72,13 @@ class PersonRows {
     if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { persons: false };
     const items = fromItems((s.fromClause as unknown[]) ?? [], local);
     const clauses = [s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.distinctClause, ...joinQuals((s.fromClause as unknown[]) ?? [])];
-    if (contains(clauses, (n) => isObject(n.SubLink))) return { problem: `${where(items)} has a sub-select, whose values may be other persons'; join on the person token instead` };
-    if (contains(clauses, (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${where(items)} has a window, whose values span persons` };
+    for (const sub of subSelects(clauses)) {
+      // Over seeds only (a lookup list) a sub-select holds no person; over persons it may be another's.
+      const rows = this.select(sub, local, depth + 1, false);
+      if ('problem' in rows) return rows;
+      if (rows.persons) return { problem: `${selectOver(items)} has a sub-select over persons, whose values may be other persons'; join on the person token instead` };
+    }
+    if (contains(clauses, (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${selectOver(items)} has a window, whose values span persons` };
 
     const persons: FromItem[] = [];
     for (const item of items) {
@@ -95,7 +100,8 @@ class PersonRows {
     if (source.kind === 'other') return { problem: source.why };
     if (source.kind === 'select') return this.select(source.select, source.env, depth + 1, false);
     const found = this.lookup(source.name);
-    if (!found) return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
+    // Below the tokenizing models, patient-rows.ts: a source here is read past the pseudonymization.
+    if (!found || found.kind === 'source') return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
     if (found.kind === 'seed') return { persons: false };
     // The vault's rows and a tokenizing model's (one patient's record and its token) are each one
     // person's: the boundary of this check.
@@ -120,11 +126,6 @@ class PersonRows {
     for (const eq of equalities(s)) {
       if (isToken(eq[0]) && isToken(eq[1])) union(eq[0][0]!, eq[1][0]!);
     }
-    for (const { left, right, column } of usingJoins((s.fromClause as unknown[]) ?? [], env)) {
-      const l = left.filter((q) => parent.has(q) && isToken([q, column]));
-      const r = right.filter((q) => parent.has(q) && isToken([q, column]));
-      if (l.length === 1 && r.length === 1) union(l[0]!, r[0]!);
-    }
     const apart = persons.find((p) => find(p.qualifier) !== find(persons[0]!.qualifier));
     if (!apart) return undefined;
     return `it joins ${persons[0]!.qualifier || 'an input'} and ${apart.qualifier || 'an input'} without equating their person tokens (a row would hold two persons' values)`;
@@ -142,7 +143,7 @@ class PersonRows {
       return isObject(val) && isObject(val.ColumnRef) && this.tokens.column(refFields(val), s, env) === undefined;
     });
     if (byToken && !keys.some((k) => isObject(k.GroupingSet))) return undefined;
-    return `${where(fromItems((s.fromClause as unknown[]) ?? [], env))} aggregates rows of several persons (group it by the person token)`;
+    return `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} aggregates rows of several persons (group it by the person token)`;
   }
 }
 
@@ -151,47 +152,7 @@ function isAggregateCall(fc: Json): boolean {
   return AGGREGATES.has(name) || fc.agg_star === true || fc.agg_distinct === true || fc.agg_order !== undefined || fc.agg_filter !== undefined;
 }
 
-/** For messages: which SELECT, by its inputs' names. */
-function where(items: readonly FromItem[]): string {
-  const names = items.map((i) => i.qualifier).filter((q) => q !== '');
-  return names.length > 0 ? `the SELECT over ${names.join(', ')}` : 'a SELECT';
-}
-
-function contains(tree: unknown, test: (node: Json) => boolean): boolean {
-  if (Array.isArray(tree)) return tree.some((t) => contains(t, test));
-  if (!isObject(tree)) return false;
-  if (test(tree)) return true;
-  return Object.values(tree).some((v) => contains(v, test));
-}
-
 /** The ON conditions of the FROM list's joins (the derived tables inside are checked on their own). */
 function joinQuals(list: readonly unknown[]): unknown[] {
   return list.filter(isObject).flatMap((item) => (isObject(item.JoinExpr) ? [item.JoinExpr.quals, ...joinQuals([item.JoinExpr.larg, item.JoinExpr.rarg])] : []));
-}
-
-/** `a.x = b.y` pairs AND-ed at the top of WHERE and of every ON: qualified names only. */
-function equalities(s: Json): [string[], string[]][] {
-  const out: [string[], string[]][] = [];
-  const visit = (e: unknown): void => {
-    if (!isObject(e)) return;
-    if (isObject(e.BoolExpr) && e.BoolExpr.boolop === 'AND_EXPR') return void ((e.BoolExpr.args as unknown[]) ?? []).forEach(visit);
-    const a = isObject(e.A_Expr) ? e.A_Expr : undefined;
-    const op = ((a?.name as unknown[]) ?? []).filter(isObject).map((n) => (isObject(n.String) ? n.String.sval : '')).join('');
-    if (a && a.kind === 'AEXPR_OP' && op === '=' && isObject(a.lexpr) && isObject(a.rexpr)) out.push([refFields(a.lexpr), refFields(a.rexpr)]);
-  };
-  visit(s.whereClause);
-  joinQuals((s.fromClause as unknown[]) ?? []).forEach(visit);
-  return out;
-}
-
-/** Each `JOIN … USING (c)`: the qualifiers on either side. NATURAL joins are not followed. */
-function usingJoins(list: readonly unknown[], env: Env): { left: string[]; right: string[]; column: string }[] {
-  return list.filter(isObject).flatMap((item) => {
-    if (!isObject(item.JoinExpr)) return [];
-    const j = item.JoinExpr;
-    const left = fromItems([j.larg], env).map((i) => i.qualifier);
-    const right = fromItems([j.rarg], env).map((i) => i.qualifier);
-    const columns = ((j.usingClause as unknown[]) ?? []).filter(isObject).map((c) => (isObject(c.String) ? String(c.String.sval).toLowerCase() : ''));
-    return [...columns.map((column) => ({ left, right, column })), ...usingJoins([j.larg, j.rarg], env)];
-  });
 }

@@ -115,3 +115,57 @@ export function outputPosition(s: Json, name: string): number {
   if (isSetOp(s)) return outputPosition(s.larg as Json, name);
   return targetsOf(s).findIndex((t) => outputName(t) === name);
 }
+
+/** Whether any node of the tree passes `test`. */
+export function contains(tree: unknown, test: (node: Json) => boolean): boolean {
+  if (Array.isArray(tree)) return tree.some((t) => contains(t, test));
+  if (!isObject(tree)) return false;
+  if (test(tree)) return true;
+  return Object.values(tree).some((v) => contains(v, test));
+}
+
+/** The SELECTs of the sub-selects in the tree (not those nested in them). */
+export function subSelects(tree: unknown): Json[] {
+  if (Array.isArray(tree)) return tree.flatMap(subSelects);
+  if (!isObject(tree)) return [];
+  if (isObject(tree.SubLink)) {
+    const sub = tree.SubLink.subselect;
+    return [isObject(sub) && isObject(sub.SelectStmt) ? sub.SelectStmt : {}, ...subSelects(tree.SubLink.testexpr)];
+  }
+  return Object.values(tree).flatMap(subSelects);
+}
+
+/** For messages: which SELECT, by its inputs' names. */
+export function selectOver(items: readonly FromItem[]): string {
+  const names = items.map((i) => i.qualifier).filter((q) => q !== '');
+  return names.length > 0 ? `the SELECT over ${names.join(', ')}` : 'a SELECT';
+}
+
+/** `a.x = b.y` pairs AND-ed at the top of WHERE and of every ON; `JOIN … USING (c)` as `l.c = r.c`. */
+export function equalities(s: Json): [string[], string[]][] {
+  const out: [string[], string[]][] = [];
+  const visit = (e: unknown): void => {
+    if (!isObject(e)) return;
+    if (isObject(e.BoolExpr) && e.BoolExpr.boolop === 'AND_EXPR') return void ((e.BoolExpr.args as unknown[]) ?? []).forEach(visit);
+    const a = isObject(e.A_Expr) ? e.A_Expr : undefined;
+    const op = ((a?.name as unknown[]) ?? []).filter(isObject).map((n) => (isObject(n.String) ? n.String.sval : '')).join('');
+    if (a && a.kind === 'AEXPR_OP' && op === '=' && isObject(a.lexpr) && isObject(a.rexpr)) out.push([refFields(a.lexpr), refFields(a.rexpr)]);
+  };
+  visit(s.whereClause);
+  const joins = (list: readonly unknown[]): void => {
+    for (const item of list.filter(isObject)) {
+      if (!isObject(item.JoinExpr)) continue;
+      const j = item.JoinExpr;
+      visit(j.quals);
+      const left = fromItems([j.larg], emptyEnv()).map((i) => i.qualifier);
+      const right = fromItems([j.rarg], emptyEnv()).map((i) => i.qualifier);
+      for (const c of ((j.usingClause as unknown[]) ?? []).filter(isObject)) {
+        const column = isObject(c.String) ? String(c.String.sval).toLowerCase() : '';
+        if (left.length === 1 && right.length === 1) out.push([[left[0]!, column], [right[0]!, column]]);
+      }
+      joins([j.larg, j.rarg]);
+    }
+  };
+  joins((s.fromClause as unknown[]) ?? []);
+  return out;
+}

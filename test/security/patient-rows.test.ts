@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { compileLoadedProject } from '../../src/cli/api.ts';
+import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import { REPO_ROOT } from '../support/demo-project.ts';
+
+/**
+ * A tokenizing model gives a patient record's row its person token; downstream, every value in
+ * that row is taken to be that person's. Found in the nineteenth session: a tenant model joining
+ * each patient to the patient with a given SSN (same practice, so batch-safe), tokenized and
+ * counted in a published aggregate, published that patient's conditions with a count of the
+ * whole practice. Compile now follows the select list down to the sources (patient-rows.ts).
+ */
+const base = loadProject(REPO_ROOT);
+const MID = 'models/marts/x_mid.sql';
+const TOKENIZED = 'models/research/x_tokenized.sql';
+const PAT = '{{ref "stg_patients"}}';
+const COND = '{{ref "stg_conditions"}}';
+const VAULT = '{{ref "vault_person_tokens"}}';
+const tokenize = (from: string) =>
+  `select x.practice_id, v.person_token, x.value from ${from} x join ${VAULT} v on v.practice_id = x.practice_id and v.patient_id = x.patient_id`;
+
+function compileWith(models: Record<string, string>): Diagnostic[] {
+  const project = structuredClone(base);
+  for (const [file, sql] of Object.entries(models)) {
+    const name = file.replace(/^.*\//, '').replace(/\.sql$/, '');
+    project.models.push({ name, file, sql: `${sql}\n`, line: 1 });
+  }
+  try {
+    compileLoadedProject(project, { write: false });
+    return [];
+  } catch (err) {
+    if (err instanceof DiagnosticsError) return err.diagnostics.filter((d) => d.severity === 'error');
+    throw err;
+  }
+}
+
+describe('rows given a person token that hold another patient\'s values', () => {
+  it.each([
+    [
+      'the patient with a given SSN, beside every patient of the practice',
+      `select p.practice_id, p.patient_id, oc.condition_code as value from ${PAT} p join ${PAT} o on o.practice_id = p.practice_id join ${COND} oc on oc.practice_id = o.practice_id and oc.patient_id = o.patient_id where o.ssn = '999-00-1234'`,
+      /x_mid: the SELECT over p, o, oc takes values from p and oc without joining them on practice and patient id/,
+    ],
+    ['a join on the practice only', `select p.practice_id, p.patient_id, c.condition_code as value from ${PAT} p join ${COND} c on c.practice_id = p.practice_id`, /takes values from p and c without joining them on practice and patient id/],
+    ['a window over the practice', `select p.practice_id, p.patient_id, max(p.zip) over (partition by p.practice_id) as value from ${PAT} p`, /has a window/],
+    ['a group of the practice\'s patients', `select p.practice_id, min(p.patient_id) as patient_id, max(p.ssn) as value from ${PAT} p group by p.practice_id`, /aggregates rows of several patients/],
+    ['a sub-select over patients', `select p.practice_id, p.patient_id, (select c.condition_code from ${COND} c where c.practice_id = p.practice_id limit 1) as value from ${PAT} p`, /has a sub-select over patients/],
+  ])('%s is refused at the tokenizing model', (_what, mid, message) => {
+    const errors = compileWith({ [MID]: mid, [TOKENIZED]: tokenize('{{ref "x_mid"}}') });
+    const d = errors.find((x) => x.code === 'TSF215' && x.file === TOKENIZED);
+    expect(d?.message, JSON.stringify(errors.map((x) => x.message))).toMatch(message);
+    expect(d?.message).toMatch(/x_tokenized gives person tokens to rows that may hold another patient's values/);
+    expect(d?.line).toBe(1);
+  });
+
+  it('the cross-patient join in the tokenizing model itself is refused', () => {
+    const sql = `select c.practice_id, v.person_token, o.condition_code as value from ${COND} c join ${VAULT} v on v.practice_id = c.practice_id and v.patient_id = c.patient_id join ${COND} o on o.practice_id = c.practice_id`;
+    const d = compileWith({ [TOKENIZED]: sql }).find((x) => x.code === 'TSF215' && x.file === TOKENIZED);
+    expect(d?.message).toMatch(/takes values from c and o without joining them on practice and patient id/);
+  });
+
+  it.each([
+    ['a join on practice and patient id', `select p.practice_id, p.patient_id, c.condition_code as value from ${PAT} p join ${COND} c on c.practice_id = p.practice_id and c.patient_id = p.patient_id`],
+    ['a join USING both', `select p.practice_id, p.patient_id, c.condition_code as value from ${PAT} p join ${COND} c using (practice_id, patient_id)`],
+    ['grouped by practice and patient', `select c.practice_id, c.patient_id, count(*) as value from ${COND} c group by c.practice_id, c.patient_id`],
+    ['a provider (a source without patients) joined on its id', `select e.practice_id, e.patient_id, pr.name as value from {{ref "stg_encounters"}} e join {{ref "stg_providers"}} pr on pr.practice_id = e.practice_id and pr.provider_id = e.provider_id`],
+  ])('%s is accepted', (_what, mid) => {
+    const errors = compileWith({ [MID]: mid, [TOKENIZED]: tokenize('{{ref "x_mid"}}') });
+    expect(errors.filter((d) => /gives person tokens/.test(d.message))).toEqual([]);
+  });
+
+  it('the demo\'s tokenizing models pass (their lookups of restricted ZIP3s read a seed)', () => {
+    expect(compileWith({}).filter((d) => /gives person tokens/.test(d.message))).toEqual([]);
+  });
+});
