@@ -14,7 +14,7 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { ColumnTracer, type ColumnBase, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, equalities, fromItems, isSetOp, parseSelect, refFields, selectOver, starQualifier, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, firstApart, fromItems, joinedPairs, isSetOp, parseSelect, refFields, selectOver, starQualifier, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 
 /** The columns that name a patient record: the tenant column and the vault's patient id. */
 export interface PatientKeys {
@@ -99,18 +99,10 @@ class PatientRows {
   /** The first input holding patients not joined to the first on practice and patient id, or undefined. */
   private unlinked(s: Json, env: Env, patients: readonly FromItem[]): FromItem | undefined {
     if (patients.length < 2) return undefined;
-    const parent = new Map(patients.map((p) => [p.qualifier, p.qualifier]));
-    const find = (q: string): string => (parent.get(q) === q ? q : find(parent.get(q)!));
-    const is = (tracer: ColumnTracer, fields: string[]) => fields.length === 2 && parent.has(fields[0]!) && tracer.column(fields, s, env) === undefined;
-    // Pairs of inputs with an equal tenant column, and with an equal patient id: both make a link.
-    const pairs = (tracer: ColumnTracer) => new Set(equalities(s).filter(([a, b]) => is(tracer, a) && is(tracer, b)).map(([a, b]) => [a[0]!, b[0]!].sort().join('\u0000')));
-    const tenant = pairs(this.tenant);
-    for (const pair of pairs(this.patient)) {
-      if (!tenant.has(pair)) continue;
-      const [a, b] = pair.split('\u0000') as [string, string];
-      parent.set(find(a), find(b));
-    }
-    return patients.find((p) => find(p.qualifier) !== find(patients[0]!.qualifier));
+    const on = (tracer: ColumnTracer) => joinedPairs(s, (fields) => tracer.column(fields, s, env) === undefined);
+    // Inputs joined on an equal tenant column and on an equal patient id: both make a link.
+    const tenant = on(this.tenant);
+    return firstApart(patients, [...on(this.patient)].filter((pair) => tenant.has(pair)));
   }
 
   private groupedAcrossPatients(s: Json, env: Env): boolean {

@@ -12,7 +12,7 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, equalities, fromItems, isSetOp, outputName, parseSelect, refFields, selectOver, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, firstApart, fromItems, joinedPairs, isSetOp, outputName, parseSelect, refFields, selectOver, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 
@@ -119,14 +119,7 @@ class PersonRows {
   /** Why the inputs holding persons are not all joined on equal person tokens, or undefined. */
   private unlinked(s: Json, env: Env, persons: readonly FromItem[]): string | undefined {
     if (persons.length < 2) return undefined;
-    const parent = new Map(persons.map((p) => [p.qualifier, p.qualifier]));
-    const find = (q: string): string => (parent.get(q) === q ? q : find(parent.get(q)!));
-    const union = (a: string, b: string) => parent.set(find(a), find(b));
-    const isToken = (fields: string[]) => fields.length === 2 && parent.has(fields[0]!) && this.tokens.column(fields, s, env) === undefined;
-    for (const eq of equalities(s)) {
-      if (isToken(eq[0]) && isToken(eq[1])) union(eq[0][0]!, eq[1][0]!);
-    }
-    const apart = persons.find((p) => find(p.qualifier) !== find(persons[0]!.qualifier));
+    const apart = firstApart(persons, joinedPairs(s, (fields) => this.tokens.column(fields, s, env) === undefined));
     if (!apart) return undefined;
     return `it joins ${persons[0]!.qualifier || 'an input'} and ${apart.qualifier || 'an input'} without equating their person tokens (a row would hold two persons' values)`;
   }

@@ -169,3 +169,22 @@ export function equalities(s: Json): [string[], string[]][] {
   joins((s.fromClause as unknown[]) ?? []);
   return out;
 }
+
+/**
+ * Pairs of inputs that `equalities` of `s` join on the sought column (each side passes `is`):
+ * `a\u0000b` keys, the two qualifiers sorted.
+ */
+export function joinedPairs(s: Json, is: (fields: string[]) => boolean): Set<string> {
+  return new Set(equalities(s).filter(([a, b]) => a.length === 2 && b.length === 2 && is(a) && is(b)).map(([a, b]) => [a[0]!, b[0]!].sort().join('\u0000')));
+}
+
+/** The first item not connected to the first by `pairs` (from joinedPairs), or undefined. */
+export function firstApart(items: readonly FromItem[], pairs: Iterable<string>): FromItem | undefined {
+  const parent = new Map(items.map((i) => [i.qualifier, i.qualifier]));
+  const find = (q: string): string => (parent.get(q) === q || !parent.has(q) ? q : find(parent.get(q)!));
+  for (const pair of pairs) {
+    const [a, b] = pair.split('\u0000') as [string, string];
+    if (parent.has(a) && parent.has(b)) parent.set(find(a), find(b));
+  }
+  return items.find((i) => find(i.qualifier) !== find(items[0]!.qualifier));
+}

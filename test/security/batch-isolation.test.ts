@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { compileLoadedProject } from '../../src/cli/api.ts';
-import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
+import type { Diagnostic } from '../../src/errors.ts';
 import { loadProject } from '../../src/project/load-project.ts';
 import type { Project } from '../../src/project/types.ts';
+import { compileErrors } from '../support/compile-errors.ts';
 import { REPO_ROOT } from '../support/demo-project.ts';
 
 /**
@@ -20,13 +20,7 @@ function compileWith(sql: string, edit?: (p: Project) => void): Diagnostic[] {
   const project = structuredClone(base);
   project.models.push({ name: 'x_mix', file: MART, sql: `${sql}\n`, line: 1 });
   edit?.(project);
-  try {
-    compileLoadedProject(project, { write: false });
-    return [];
-  } catch (err) {
-    if (err instanceof DiagnosticsError) return err.diagnostics.filter((d) => d.severity === 'error');
-    throw err;
-  }
+  return compileErrors(project);
 }
 
 const P = '{{ref "stg_patients"}}';

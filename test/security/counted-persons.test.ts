@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileLoadedProject } from '../../src/cli/api.ts';
 import type { RelationLookup } from '../../src/compile/counted-persons.ts';
 import { checkModelSql } from '../../src/compile/model-sql.ts';
 import { personRowsProblem } from '../../src/compile/person-rows.ts';
-import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
+import type { Diagnostic } from '../../src/errors.ts';
 import { loadProject } from '../../src/project/load-project.ts';
+import { compileErrors } from '../support/compile-errors.ts';
 import { REPO_ROOT } from '../support/demo-project.ts';
 
 /**
@@ -22,13 +22,7 @@ const P = '{{ref "pseudo_persons"}}';
 function compileWith(select: string, config = '{{config k_anonymity_count="n"}}\n'): Diagnostic[] {
   const project = structuredClone(base);
   project.models.push({ name: 'x_counts', file: FILE, sql: `${config}${select}\n`, line: 1 });
-  try {
-    compileLoadedProject(project, { write: false });
-    return [];
-  } catch (err) {
-    if (err instanceof DiagnosticsError) return err.diagnostics.filter((d) => d.severity === 'error');
-    throw err;
-  }
+  return compileErrors(project);
 }
 
 describe('a published aggregate whose count is not a count of persons', () => {

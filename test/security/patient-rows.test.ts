@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { compileLoadedProject } from '../../src/cli/api.ts';
-import { DiagnosticsError, type Diagnostic } from '../../src/errors.ts';
+import type { Diagnostic } from '../../src/errors.ts';
 import { loadProject } from '../../src/project/load-project.ts';
+import { compileErrors } from '../support/compile-errors.ts';
 import { REPO_ROOT } from '../support/demo-project.ts';
 
 /**
@@ -26,13 +26,7 @@ function compileWith(models: Record<string, string>): Diagnostic[] {
     const name = file.replace(/^.*\//, '').replace(/\.sql$/, '');
     project.models.push({ name, file, sql: `${sql}\n`, line: 1 });
   }
-  try {
-    compileLoadedProject(project, { write: false });
-    return [];
-  } catch (err) {
-    if (err instanceof DiagnosticsError) return err.diagnostics.filter((d) => d.severity === 'error');
-    throw err;
-  }
+  return compileErrors(project);
 }
 
 describe('rows given a person token that hold another patient\'s values', () => {
