@@ -19,7 +19,9 @@ export type Relation =
   | { kind: 'seed' }
   | { kind: 'model'; tokenizes: boolean; sqls: readonly string[] }
   /** `patients`: its rows may be patients' (it has the patient id column, or declares no columns). */
-  | { kind: 'source'; patients: boolean };
+  | { kind: 'source'; patients: boolean }
+  /** The model's own previous rows (`{{this}}`). */
+  | { kind: 'self' };
 export type RelationLookup = (name: string) => Relation | undefined;
 
 /**
@@ -29,6 +31,8 @@ export type RelationLookup = (name: string) => Relation | undefined;
 export type ColumnBase = (relation: Exclude<Relation, { kind: 'model' }> | undefined, name: string, column: string) => string | undefined;
 
 const vaultToken: ColumnBase = (relation, name, column) => {
+  // A model's own earlier rows ({{this}}) hold the tokens it gave them.
+  if (relation?.kind === 'self' && column === VAULT_TOKEN_COLUMN) return undefined;
   if (relation?.kind !== 'vault') return `it reads ${name}, neither a model nor the vault's token map`;
   return column === VAULT_TOKEN_COLUMN ? undefined : `the vault's ${column} is not its person token`;
 };

@@ -127,6 +127,7 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
   const patient = vaultNode.unique_key?.at(-1) ?? 'patient_id';
   const keys = { tenant: project.config.tenantColumn, patient };
   const lookup = (name: string): Relation | undefined => {
+    if (name.startsWith(unquote(cteName('this', '')))) return { kind: 'self' };
     const node = byRelation.get(name);
     if (node?.kind === 'vault' || node?.kind === 'seed') return { kind: node.kind };
     if (node?.kind === 'source') return { kind: 'source', patients: Object.keys(node.columns).length === 0 || patient in node.columns };

@@ -7,14 +7,16 @@
  * list of every SELECT from a tokenizing model down to the sources reads only one patient's rows:
  * the inputs it takes values from that hold patients are joined on equal practice and patient id
  * (AND-ed equalities in ON, USING or WHERE, each followed to those columns of a source or of the
- * vault), it has no sub-select or window, and it groups (if at all) by practice and patient.
- * Inputs read only by WHERE or ON decide which rows exist, not what they hold: the demo's
- * high-water mark join is one (a channel of one bit per statement, not checked). Seeds, and
- * sources without a patient id column, hold no patients and join on anything.
+ * vault; an equal person token links too), it has no window, it groups (if at all) by practice
+ * and patient, and a sub-select or an input read only by WHERE or ON that reads patients is
+ * correlated or joined the same way: rows picked by another patient's values (`where code in
+ * (select … where o.ssn = '…')`) are that patient's values too. An incremental model's
+ * high-water mark over its own rows is the one exception. Seeds, and sources without a patient
+ * id column, hold no patients and join on anything.
  */
-import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { ColumnTracer, type ColumnBase, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, firstApart, fromItems, joinedPairs, isSetOp, parseSelect, refFields, selectOver, starQualifier, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { ColumnTracer, TokenTracer, type ColumnBase, type RelationLookup } from './counted-persons.ts';
+import { contains, emptyEnv, equalities, firstApart, fromItems, isSetOp, joinedPairs, joinQuals, parseSelect, refFields, selectOver, starQualifier, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem, type Source } from './select-scope.ts';
 
 /** The columns that name a patient record: the tenant column and the vault's patient id. */
 export interface PatientKeys {
@@ -37,6 +39,8 @@ export function patientRowsProblem(sql: string, lookup: RelationLookup, keys: Pa
 class PatientRows {
   private readonly tenant: ColumnTracer;
   private readonly patient: ColumnTracer;
+  /** An equal person token is the same person too (one patient's records at several practices). */
+  private readonly token: ColumnTracer;
 
   constructor(
     private readonly lookup: RelationLookup,
@@ -44,9 +48,11 @@ class PatientRows {
   ) {
     this.tenant = new ColumnTracer(lookup, keyColumn(keys.tenant));
     this.patient = new ColumnTracer(lookup, keyColumn(keys.patient));
+    this.token = new TokenTracer(lookup);
   }
 
-  select(s: Json, env: Env, depth: number): Rows {
+  /** `perPatient`: a sub-select correlated on practice and patient id, whose aggregates are one patient's. */
+  select(s: Json, env: Env, depth: number, perPatient = false): Rows {
     if (depth > MAX_DEPTH) return { problem: 'its inputs nest too deep to follow' };
     const local = withCtes(s, env);
     if (isSetOp(s)) {
@@ -56,24 +62,32 @@ class PatientRows {
     if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { patients: false };
     const items = fromItems((s.fromClause as unknown[]) ?? [], local);
     const outputs = [s.targetList, s.groupClause, s.havingClause];
-    for (const sub of subSelects(outputs)) {
-      // A sub-select over seeds (a macro's lookup list) holds no patient: only one over patients is refused.
-      const rows = this.select(sub, local, depth + 1);
+    // A sub-select over seeds (a macro's lookup list) holds no patient; one over other patients'
+    // rows gives their values (select list) or picks rows by them (`where c.code in (select …
+    // where o.ssn = '…')` kept exactly one patient's conditions): both must be correlated.
+    for (const link of subLinks([outputs, s.whereClause, ...joinQuals((s.fromClause as unknown[]) ?? [])])) {
+      const sub = subSelectOf(link);
+      if (!this.readsOthers({ kind: 'select', select: sub, env: local }, depth)) continue;
+      const correlated = this.correlated(link, s, local);
+      const rows = this.select(sub, local, depth + 1, correlated);
       if ('problem' in rows) return rows;
-      if (rows.patients) return { problem: `${selectOver(items)} has a sub-select over patients in its select list, whose values may be other patients'; join on practice and patient id instead` };
+      if (rows.patients && !correlated) return { problem: `${selectOver(items)} has a sub-select over other patients' rows; correlate it on practice and patient id (or join)` };
     }
     if (contains(outputs, (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${selectOver(items)} has a window, whose values span patients` };
 
+    // Inputs the select list reads, and inputs read only by WHERE or ON that read patients other
+    // than this model's own previous rows (a high-water mark over {{this}} is not followed).
     const read = contributors(s, items);
+    const filters = items.filter((i) => !read.includes(i) && this.readsOthers(i.source, depth));
     const patients: FromItem[] = [];
-    for (const item of read) {
+    for (const item of [...read, ...filters]) {
       const rows = this.item(item, depth);
       if ('problem' in rows) return rows;
-      if (rows.patients) patients.push(item);
+      if (rows.patients || filters.includes(item)) patients.push(item);
     }
     const apart = this.unlinked(s, local, patients);
-    if (apart) return { problem: `${selectOver(items)} takes values from ${patients[0]!.qualifier || 'an input'} and ${apart.qualifier || 'an input'} without joining them on practice and patient id (a row would hold two patients' values)` };
-    if (patients.length > 0 && this.groupedAcrossPatients(s, local)) return { problem: `${selectOver(items)} aggregates rows of several patients (group by practice and patient id)` };
+    if (apart) return { problem: `${selectOver(items)} reads ${patients[0]!.qualifier || 'an input'} and ${apart.qualifier || 'an input'} without joining them on practice and patient id (a row would hold, or be picked by, another patient's values)` };
+    if (patients.length > 0 && !perPatient && this.groupedAcrossPatients(s, local)) return { problem: `${selectOver(items)} aggregates rows of several patients (group by practice and patient id)` };
     return { patients: patients.length > 0 };
   }
 
@@ -85,7 +99,8 @@ class PatientRows {
     if (!found) return { problem: `it takes values from ${source.name}, which cannot be followed` };
     if (found.kind === 'seed') return { patients: false };
     if (found.kind === 'source') return { patients: found.patients };
-    if (found.kind === 'vault') return { patients: true };
+    // This model's own rows are checked by this rule where they are made.
+    if (found.kind === 'vault' || found.kind === 'self') return { patients: true };
     let patients = false;
     for (const sql of found.sqls) {
       const select = parseSelect(sql);
@@ -96,18 +111,74 @@ class PatientRows {
     return { patients };
   }
 
-  /** The first input holding patients not joined to the first on practice and patient id, or undefined. */
+  /** Whether a source of rows reads patients other than this model's own previous rows (fails closed). */
+  private readsOthers(source: Source, depth: number): boolean {
+    if (depth > MAX_DEPTH || source.kind === 'other') return true;
+    if (source.kind === 'relation') {
+      const r = this.lookup(source.name);
+      return !(r?.kind === 'seed' || (r?.kind === 'source' && !r.patients));
+    }
+    const s = source.select;
+    const local = withCtes(s, source.env);
+    if (this.isHighWaterMark(s, local)) return false;
+    if (isSetOp(s)) return [s.larg, s.rarg].some((arm) => this.readsOthers({ kind: 'select', select: arm as Json, env: local }, depth + 1));
+    const from = (s.fromClause as unknown[]) ?? [];
+    if (fromItems(from, local).some((i) => this.readsOthers(i.source, depth + 1))) return true;
+    return subLinks([s.targetList, s.whereClause, s.havingClause, s.groupClause, ...joinQuals(from)]).some((l) => this.readsOthers({ kind: 'select', select: subSelectOf(l), env: local }, depth + 1));
+  }
+
+  /**
+   * An incremental model's mark over its own rows, `select [keys,] max(t.updated_at) from {{this}}
+   * t [group by keys]`: aggregates only, unfiltered, so it picks rows by no one patient's values.
+   */
+  private isHighWaterMark(s: Json, env: Env): boolean {
+    if (isSetOp(s) || s.whereClause || s.havingClause) return false;
+    const items = fromItems((s.fromClause as unknown[]) ?? [], env);
+    const self = items.length === 1 && items[0]!.source.kind === 'relation' && this.lookup(items[0]!.source.name)?.kind === 'self';
+    const keys = ((s.groupClause as unknown[]) ?? []).filter(isObject).map((k) => refFields(k).join('.'));
+    return self && targetsOf(s).every((t) => {
+      const val = isObject(t.val) ? t.val : {};
+      if (isObject(val.ColumnRef)) return keys.includes(refFields(val).join('.'));
+      return isObject(val.FuncCall) && !val.FuncCall.over && ['max', 'min'].includes(String(sval(((val.FuncCall.funcname as unknown[]) ?? []).at(-1))).toLowerCase());
+    });
+  }
+
+  /**
+   * Whether a sub-select of `s` is matched to its row's patient: AND-ed equalities of an inner
+   * and an outer practice and patient id, or `(o.practice_id, o.patient_id) IN (select
+   * i.practice_id, i.patient_id …)`.
+   */
+  private correlated(link: Json, s: Json, env: Env): boolean {
+    const sub = subSelectOf(link);
+    const subEnv = withCtes(sub, env);
+    const inner = new Set(fromItems((sub.fromClause as unknown[]) ?? [], subEnv).map((i) => i.qualifier));
+    const innerKey = (t: ColumnTracer, f: string[]) => ((f.length === 1 && inner.size === 1) || (f.length === 2 && inner.has(f[0]!))) && t.column(f, sub, subEnv) === undefined;
+    const outerKey = (t: ColumnTracer, f: string[]) => f.length === 2 && !inner.has(f[0]!) && t.column(f, s, env) === undefined;
+    const keyed = (t: ColumnTracer) => equalities(sub).some(([a, b]) => (innerKey(t, a) && outerKey(t, b)) || (innerKey(t, b) && outerKey(t, a)));
+    if ((keyed(this.tenant) && keyed(this.patient)) || keyed(this.token)) return true;
+    if (link.subLinkType !== 'ANY_SUBLINK' || isSetOp(sub)) return false;
+    const test = isObject(link.testexpr) && isObject(link.testexpr.RowExpr) ? ((link.testexpr.RowExpr.args as unknown[]) ?? []) : [link.testexpr];
+    const targets = targetsOf(sub);
+    const matched = (t: ColumnTracer) =>
+      test.some((e, i) => {
+        const target = targets[i]?.val;
+        return isObject(e) && isObject(target) && outerKey(t, refFields(e)) && innerKey(t, refFields(target));
+      });
+    return (matched(this.tenant) && matched(this.patient)) || matched(this.token);
+  }
+
+  /** The first input holding patients not joined to the first on practice and patient id (or token), or undefined. */
   private unlinked(s: Json, env: Env, patients: readonly FromItem[]): FromItem | undefined {
     if (patients.length < 2) return undefined;
     const on = (tracer: ColumnTracer) => joinedPairs(s, (fields) => tracer.column(fields, s, env) === undefined);
-    // Inputs joined on an equal tenant column and on an equal patient id: both make a link.
+    // Inputs joined on an equal tenant column and on an equal patient id (both), or on an equal person token.
     const tenant = on(this.tenant);
-    return firstApart(patients, [...on(this.patient)].filter((pair) => tenant.has(pair)));
+    return firstApart(patients, [...[...on(this.patient)].filter((pair) => tenant.has(pair)), ...on(this.token)]);
   }
 
   private groupedAcrossPatients(s: Json, env: Env): boolean {
     const keys = ((s.groupClause as unknown[]) ?? []).filter(isObject);
-    const aggregated = contains([s.targetList, s.havingClause], (n) => isObject(n.FuncCall) && (n.FuncCall.agg_star === true || n.FuncCall.agg_distinct === true || isAggregateName(n.FuncCall)));
+    const aggregated = contains([s.targetList, s.havingClause], (n) => isObject(n.FuncCall) && (n.FuncCall.agg_star === true || n.FuncCall.agg_distinct === true || isAggregateName(n.FuncCall)), true);
     if (keys.length === 0 && !aggregated) return false;
     if (keys.some((k) => isObject(k.GroupingSet))) return true;
     const targets = targetsOf(s);
@@ -124,7 +195,7 @@ class PatientRows {
 /** A key column ends at a source's or the vault's column of that name. */
 function keyColumn(name: string): ColumnBase {
   return (relation, relationName, column) => {
-    if (relation?.kind !== 'source' && relation?.kind !== 'vault') return `it reads ${relationName}, which is not a source or the vault`;
+    if (relation?.kind !== 'source' && relation?.kind !== 'vault' && relation?.kind !== 'self') return `it reads ${relationName}, which is not a source or the vault`;
     return column === name ? undefined : `${column} is not ${name}`;
   };
 }

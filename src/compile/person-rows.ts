@@ -12,7 +12,7 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, firstApart, fromItems, joinedPairs, isSetOp, outputName, parseSelect, refFields, selectOver, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, selectOver, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 
@@ -101,7 +101,7 @@ class PersonRows {
     if (source.kind === 'select') return this.select(source.select, source.env, depth + 1, false);
     const found = this.lookup(source.name);
     // Below the tokenizing models, patient-rows.ts: a source here is read past the pseudonymization.
-    if (!found || found.kind === 'source') return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
+    if (!found || found.kind === 'source' || found.kind === 'self') return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
     if (found.kind === 'seed') return { persons: false };
     // The vault's rows and a tokenizing model's (one patient's record and its token) are each one
     // person's: the boundary of this check.
@@ -127,7 +127,7 @@ class PersonRows {
   /** Why `s` (not the aggregate itself) makes a row of several persons' rows, or undefined. */
   private groupedAcrossPersons(s: Json, env: Env): string | undefined {
     const keys = ((s.groupClause as unknown[]) ?? []).filter(isObject);
-    const aggregated = contains([s.targetList, s.havingClause], (n) => isObject(n.FuncCall) && isAggregateCall(n.FuncCall));
+    const aggregated = contains([s.targetList, s.havingClause], (n) => isObject(n.FuncCall) && isAggregateCall(n.FuncCall), true);
     if (keys.length === 0 && !aggregated) return undefined;
     const targets = targetsOf(s);
     const byToken = keys.some((key) => {
@@ -145,7 +145,3 @@ function isAggregateCall(fc: Json): boolean {
   return AGGREGATES.has(name) || fc.agg_star === true || fc.agg_distinct === true || fc.agg_order !== undefined || fc.agg_filter !== undefined;
 }
 
-/** The ON conditions of the FROM list's joins (the derived tables inside are checked on their own). */
-function joinQuals(list: readonly unknown[]): unknown[] {
-  return list.filter(isObject).flatMap((item) => (isObject(item.JoinExpr) ? [item.JoinExpr.quals, ...joinQuals([item.JoinExpr.larg, item.JoinExpr.rarg])] : []));
-}

@@ -116,23 +116,34 @@ export function outputPosition(s: Json, name: string): number {
   return targetsOf(s).findIndex((t) => outputName(t) === name);
 }
 
-/** Whether any node of the tree passes `test`. */
-export function contains(tree: unknown, test: (node: Json) => boolean): boolean {
-  if (Array.isArray(tree)) return tree.some((t) => contains(t, test));
+/** Whether any node of the tree passes `test` (`ownLevel`: not looking inside sub-selects). */
+export function contains(tree: unknown, test: (node: Json) => boolean, ownLevel = false): boolean {
+  if (Array.isArray(tree)) return tree.some((t) => contains(t, test, ownLevel));
   if (!isObject(tree)) return false;
   if (test(tree)) return true;
-  return Object.values(tree).some((v) => contains(v, test));
+  if (ownLevel && isObject(tree.SubLink)) return contains(tree.SubLink.testexpr, test, ownLevel);
+  return Object.values(tree).some((v) => contains(v, test, ownLevel));
 }
+
+/** The sub-selects (SubLink nodes) in the tree, not those nested in them. */
+export function subLinks(tree: unknown): Json[] {
+  if (Array.isArray(tree)) return tree.flatMap(subLinks);
+  if (!isObject(tree)) return [];
+  if (isObject(tree.SubLink)) return [tree.SubLink, ...subLinks(tree.SubLink.testexpr)];
+  return Object.values(tree).flatMap(subLinks);
+}
+
+/** A sub-select's SELECT ({} where it has none). */
+export const subSelectOf = (link: Json): Json => (isObject(link.subselect) && isObject(link.subselect.SelectStmt) ? link.subselect.SelectStmt : {});
 
 /** The SELECTs of the sub-selects in the tree (not those nested in them). */
 export function subSelects(tree: unknown): Json[] {
-  if (Array.isArray(tree)) return tree.flatMap(subSelects);
-  if (!isObject(tree)) return [];
-  if (isObject(tree.SubLink)) {
-    const sub = tree.SubLink.subselect;
-    return [isObject(sub) && isObject(sub.SelectStmt) ? sub.SelectStmt : {}, ...subSelects(tree.SubLink.testexpr)];
-  }
-  return Object.values(tree).flatMap(subSelects);
+  return subLinks(tree).map(subSelectOf);
+}
+
+/** The ON conditions of the FROM list's joins (the derived tables inside are not descended into). */
+export function joinQuals(list: readonly unknown[]): unknown[] {
+  return list.filter(isObject).flatMap((item) => (isObject(item.JoinExpr) ? [item.JoinExpr.quals, ...joinQuals([item.JoinExpr.larg, item.JoinExpr.rarg])] : []));
 }
 
 /** For messages: which SELECT, by its inputs' names. */

@@ -101,7 +101,7 @@ describe('a yml cannot lower what an upstream model derives', () => {
     const r = compileCase({
       models: {
         [STG]: `select p.practice_id, p.patient_id as k, p.ssn as visit_code from {{source "ehr" "patients"}} p`,
-        [PSEUDO]: `select v.practice_id, v.person_token from {{ref "vault_person_tokens"}} v join {{ref "x_launder"}} s on s.practice_id = v.practice_id and s.visit_code = v.patient_id`,
+        [PSEUDO]: `select v.practice_id, v.person_token from {{ref "vault_person_tokens"}} v join {{ref "x_launder"}} s on s.practice_id = v.practice_id and s.k = v.patient_id and s.visit_code = v.patient_id`,
       },
       yml: { x_launder: { k: 'none', visit_code: 'none' } },
     });
