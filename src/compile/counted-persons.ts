@@ -50,6 +50,9 @@ export function countedPersonsProblem(sql: string, kCount: string, lookup: Relat
 
 /** Follows a column, passed on unchanged, through CTEs, derived tables and models to a relation's column. */
 export class ColumnTracer {
+  /** A model's output column, once followed: why it is not what is sought (undefined: it is). */
+  private readonly models = new Map<string, string | undefined>();
+
   constructor(
     private readonly lookup: RelationLookup,
     private readonly base: ColumnBase,
@@ -71,12 +74,16 @@ export class ColumnTracer {
     if (source.kind === 'select') return this.output(source.select, column, source.env, depth + 1);
     const found = this.lookup(source.name);
     if (found?.kind !== 'model') return this.base(found, source.name, column);
+    const key = `${source.name}\u0000${column}`;
+    if (this.models.has(key)) return this.models.get(key);
+    let why: string | undefined;
     for (const sql of found.sqls) {
       const select = parseSelect(sql);
-      const why = select ? this.output(select, column, emptyEnv(), depth + 1) : `${source.name} cannot be read`;
-      if (why) return why;
+      why = select ? this.output(select, column, emptyEnv(), depth + 1) : `${source.name} cannot be read`;
+      if (why) break;
     }
-    return undefined;
+    this.models.set(key, why);
+    return why;
   }
 
   /** Why output column `name` of `s` (every arm of a UNION) is not what is sought (undefined: it is). */

@@ -32,11 +32,18 @@ const MAX_DEPTH = 40;
 export function patientRowsProblem(sql: string, lookup: RelationLookup, keys: PatientKeys): string | undefined {
   const select = parseSelect(sql);
   if (!select) return undefined; // model-sql.ts reports what the grammar cannot read
-  const rows = new PatientRows(lookup, keys).select(select, emptyEnv(), 0);
+  // One checker per compile (per lookup), so that a model read by many is followed once.
+  const checker = checkers.get(lookup) ?? new PatientRows(lookup, keys);
+  checkers.set(lookup, checker);
+  const rows = checker.select(select, emptyEnv(), 0);
   return 'problem' in rows ? rows.problem : undefined;
 }
 
+const checkers = new WeakMap<RelationLookup, PatientRows>();
+
 class PatientRows {
+  /** Each model's rows, once followed. */
+  private readonly models = new Map<string, Rows>();
   private readonly tenant: ColumnTracer;
   private readonly patient: ColumnTracer;
   /** An equal person token is the same person too (one patient's records at several practices). */
@@ -101,14 +108,20 @@ class PatientRows {
     if (found.kind === 'source') return { patients: found.patients };
     // This model's own rows are checked by this rule where they are made.
     if (found.kind === 'vault' || found.kind === 'self') return { patients: true };
-    let patients = false;
+    const known = this.models.get(source.name);
+    if (known) return known;
+    let result: Rows = { patients: false };
     for (const sql of found.sqls) {
       const select = parseSelect(sql);
       const rows = select ? this.select(select, emptyEnv(), depth + 1) : { problem: 'it cannot be read' };
-      if ('problem' in rows) return { problem: `${modelName(source.name)}: ${rows.problem}` };
-      patients ||= rows.patients;
+      if ('problem' in rows) {
+        result = { problem: `${modelName(source.name)}: ${rows.problem}` };
+        break;
+      }
+      if (rows.patients) result = rows;
     }
-    return { patients };
+    this.models.set(source.name, result);
+    return result;
   }
 
   /** Whether a source of rows reads patients other than this model's own previous rows (fails closed). */

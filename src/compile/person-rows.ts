@@ -30,7 +30,7 @@ const AGGREGATES = new Set([
 export function personRowsProblem(sql: string, lookup: RelationLookup): string | undefined {
   const select = parseSelect(sql);
   if (!select) return undefined; // model-sql.ts reports what the grammar cannot read
-  const rows = new PersonRows(lookup).select(select, emptyEnv(), 0, true);
+  const rows = checkerFor(lookup).select(select, emptyEnv(), 0, true);
   return 'problem' in rows ? rows.problem : undefined;
 }
 
@@ -42,7 +42,7 @@ export function personRowsProblem(sql: string, lookup: RelationLookup): string |
 export function personLevelProblem(sql: string, lookup: RelationLookup): string | undefined {
   const select = parseSelect(sql);
   if (!select) return undefined;
-  const rows = new PersonRows(lookup).select(select, emptyEnv(), 0, false);
+  const rows = checkerFor(lookup).select(select, emptyEnv(), 0, false);
   if ('problem' in rows) return rows.problem;
   const tokens = new TokenTracer(lookup);
   const names = new Set(['person_token', ...targetsOf(leftmost(select)).map(outputName).filter((n): n is string => n !== undefined)]);
@@ -54,7 +54,18 @@ function leftmost(s: Json): Json {
   return isSetOp(s) ? leftmost(s.larg as Json) : s;
 }
 
+const checkers = new WeakMap<RelationLookup, PersonRows>();
+
+/** One checker per compile (per lookup), so that a model read by many is followed once. */
+function checkerFor(lookup: RelationLookup): PersonRows {
+  const checker = checkers.get(lookup) ?? new PersonRows(lookup);
+  checkers.set(lookup, checker);
+  return checker;
+}
+
 class PersonRows {
+  /** Each model's rows, once followed. */
+  private readonly models = new Map<string, Rows>();
   private readonly tokens: TokenTracer;
 
   constructor(private readonly lookup: RelationLookup) {
@@ -106,14 +117,17 @@ class PersonRows {
     // The vault's rows and a tokenizing model's (one patient's record and its token) are each one
     // person's: the boundary of this check.
     if (found.kind === 'vault' || found.tokenizes) return { persons: true };
-    let persons = false;
+    const known = this.models.get(source.name);
+    if (known) return known;
+    let result: Rows = { persons: false };
     for (const sql of found.sqls) {
       const select = parseSelect(sql);
       const rows = select ? this.select(select, emptyEnv(), depth + 1, false) : { problem: `${source.name} cannot be read` };
-      if ('problem' in rows) return rows;
-      persons ||= rows.persons;
+      if ('problem' in rows || rows.persons) result = rows;
+      if ('problem' in rows) break;
     }
-    return { persons };
+    this.models.set(source.name, result);
+    return result;
   }
 
   /** Why the inputs holding persons are not all joined on equal person tokens, or undefined. */
