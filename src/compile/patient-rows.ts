@@ -16,7 +16,8 @@
  */
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { ColumnTracer, TokenTracer, type ColumnBase, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, equalities, firstApart, fromItems, isSetOp, joinedPairs, joinQuals, parseSelect, refFields, selectOver, starQualifier, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem, type Source } from './select-scope.ts';
+import { isCorrelated } from './sub-select-correlation.ts';
+import { contains, emptyEnv, firstApart, fromItems, isSetOp, joinedPairs, joinQuals, parseSelect, refFields, selectOver, starQualifier, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem, type Source } from './select-scope.ts';
 
 /** The columns that name a patient record: the tenant column and the vault's patient id. */
 export interface PatientKeys {
@@ -75,7 +76,7 @@ class PatientRows {
     for (const link of subLinks([outputs, s.whereClause, ...joinQuals((s.fromClause as unknown[]) ?? [])])) {
       const sub = subSelectOf(link);
       if (!this.readsOthers({ kind: 'select', select: sub, env: local }, depth)) continue;
-      const correlated = this.correlated(link, s, local);
+      const correlated = isCorrelated(link, s, local, [[this.tenant, this.patient], [this.token]]);
       const rows = this.select(sub, local, depth + 1, correlated);
       if ('problem' in rows) return rows;
       if (rows.patients && !correlated) return { problem: `${selectOver(items)} has a sub-select over other patients' rows; correlate it on practice and patient id (or join)` };
@@ -154,30 +155,6 @@ class PatientRows {
       if (isObject(val.ColumnRef)) return keys.includes(refFields(val).join('.'));
       return isObject(val.FuncCall) && !val.FuncCall.over && ['max', 'min'].includes(String(sval(((val.FuncCall.funcname as unknown[]) ?? []).at(-1))).toLowerCase());
     });
-  }
-
-  /**
-   * Whether a sub-select of `s` is matched to its row's patient: AND-ed equalities of an inner
-   * and an outer practice and patient id, or `(o.practice_id, o.patient_id) IN (select
-   * i.practice_id, i.patient_id …)`.
-   */
-  private correlated(link: Json, s: Json, env: Env): boolean {
-    const sub = subSelectOf(link);
-    const subEnv = withCtes(sub, env);
-    const inner = new Set(fromItems((sub.fromClause as unknown[]) ?? [], subEnv).map((i) => i.qualifier));
-    const innerKey = (t: ColumnTracer, f: string[]) => ((f.length === 1 && inner.size === 1) || (f.length === 2 && inner.has(f[0]!))) && t.column(f, sub, subEnv) === undefined;
-    const outerKey = (t: ColumnTracer, f: string[]) => f.length === 2 && !inner.has(f[0]!) && t.column(f, s, env) === undefined;
-    const keyed = (t: ColumnTracer) => equalities(sub).some(([a, b]) => (innerKey(t, a) && outerKey(t, b)) || (innerKey(t, b) && outerKey(t, a)));
-    if ((keyed(this.tenant) && keyed(this.patient)) || keyed(this.token)) return true;
-    if (link.subLinkType !== 'ANY_SUBLINK' || isSetOp(sub)) return false;
-    const test = isObject(link.testexpr) && isObject(link.testexpr.RowExpr) ? ((link.testexpr.RowExpr.args as unknown[]) ?? []) : [link.testexpr];
-    const targets = targetsOf(sub);
-    const matched = (t: ColumnTracer) =>
-      test.some((e, i) => {
-        const target = targets[i]?.val;
-        return isObject(e) && isObject(target) && outerKey(t, refFields(e)) && innerKey(t, refFields(target));
-      });
-    return (matched(this.tenant) && matched(this.patient)) || matched(this.token);
   }
 
   /** The first input holding patients not joined to the first on practice and patient id (or token), or undefined. */

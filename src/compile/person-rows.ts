@@ -5,14 +5,15 @@
  * one rare person's condition makes a cell of everyone, keyed by that person's value. So every
  * SELECT from the aggregate down to the tokenizing models (those reading the vault's token map,
  * whose rows are each one patient's) must keep each row to one person: inputs holding persons
- * joined on equal person tokens (AND-ed equalities in ON, USING or WHERE); no sub-select and no
- * window (their values span rows); grouping only by the person token, except in the aggregate
- * itself. Seeds and VALUES hold no persons and may be joined on anything. Fails closed: a
+ * joined on equal person tokens (AND-ed equalities in ON, USING or WHERE); no sub-select over
+ * persons unless matched to the row's token, and no window (their values span rows); grouping
+ * only by the person token, except in the aggregate itself. Seeds and VALUES hold no persons and may be joined on anything. Fails closed: a
  * relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, selectOver, subSelects, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { isCorrelated } from './sub-select-correlation.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 
@@ -72,22 +73,25 @@ class PersonRows {
     this.tokens = new TokenTracer(lookup);
   }
 
-  select(s: Json, env: Env, depth: number, outermost: boolean): Rows {
+  /** `outermost`: the published aggregate itself; `perPerson`: a sub-select matched to one person. */
+  select(s: Json, env: Env, depth: number, outermost: boolean, perPerson = false): Rows {
     if (depth > MAX_DEPTH) return { problem: 'its inputs nest too deep to follow' };
     const local = withCtes(s, env);
     if (isSetOp(s)) {
-      const arms = [this.select(s.larg as Json, local, depth, outermost), this.select(s.rarg as Json, local, depth, outermost)];
+      const arms = [this.select(s.larg as Json, local, depth, outermost, perPerson), this.select(s.rarg as Json, local, depth, outermost, perPerson)];
       const failed = arms.find((r) => 'problem' in r);
       return failed ?? { persons: arms.some((r) => 'persons' in r && r.persons) };
     }
     if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { persons: false };
     const items = fromItems((s.fromClause as unknown[]) ?? [], local);
     const clauses = [s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.distinctClause, ...joinQuals((s.fromClause as unknown[]) ?? [])];
-    for (const sub of subSelects(clauses)) {
-      // Over seeds only (a lookup list) a sub-select holds no person; over persons it may be another's.
-      const rows = this.select(sub, local, depth + 1, false);
+    for (const link of subLinks(clauses)) {
+      // Over seeds only (a lookup list) a sub-select holds no person; over persons it may be
+      // another's, unless it is matched to the row's person (`p.person_token IN (select …)`).
+      const correlated = isCorrelated(link, s, local, [[this.tokens]]);
+      const rows = this.select(subSelectOf(link), local, depth + 1, false, correlated);
       if ('problem' in rows) return rows;
-      if (rows.persons) return { problem: `${selectOver(items)} has a sub-select over persons, whose values may be other persons'; join on the person token instead` };
+      if (rows.persons && !correlated) return { problem: `${selectOver(items)} has a sub-select over other persons' rows; match it to the row's person token (or join on it)` };
     }
     if (contains(clauses, (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${selectOver(items)} has a window, whose values span persons` };
 
@@ -99,7 +103,7 @@ class PersonRows {
     }
     const unlinked = this.unlinked(s, local, persons);
     if (unlinked) return { problem: unlinked };
-    if (!outermost && persons.length > 0) {
+    if (!outermost && !perPerson && persons.length > 0) {
       const across = this.groupedAcrossPersons(s, local);
       if (across) return { problem: across };
     }

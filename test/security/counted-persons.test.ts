@@ -68,10 +68,11 @@ describe('a published aggregate whose keys may be other persons\' values', () =>
     ['a join on a quasi-identifier', `select c.condition_code, count(distinct p.person_token) as n from ${P} p join ${P} o on o.zip3 = p.zip3 join ${C} c on c.person_token = o.person_token group by 1`, /without equating their person tokens/],
     ['a token equality inside OR', `select c.condition_code, count(distinct p.person_token) as n from ${P} p join ${C} c on c.person_token = p.person_token or p.sex = 'F' group by 1`, /without equating their person tokens/],
     ['a comma join without the equality', `select c.condition_code, count(distinct p.person_token) as n from ${P} p, ${C} c where p.sex = 'F' group by 1`, /without equating their person tokens/],
-    ['a scalar sub-select as key', `select (select c.condition_code from ${C} c where c.condition_code like '4%' limit 1) as code, count(distinct e.person_token) as n from ${E} e group by 1`, /has a sub-select over persons/],
+    ['a scalar sub-select as key', `select (select c.condition_code from ${C} c where c.condition_code like '4%' limit 1) as code, count(distinct e.person_token) as n from ${E} e group by 1`, /has a sub-select over other persons' rows/],
     ['an aggregating sub-select as key', `select (select max(c.condition_code) from ${C} c where c.condition_code like '4%') as code, count(distinct e.person_token) as n from ${E} e group by 1`, /aggregates rows of several persons/],
+    ['a semi-join on another column', `select e.encounter_class, count(distinct e.person_token) as n from ${E} e where e.encounter_class in (select c.condition_code from ${C} c where c.condition_code = '44054006') group by 1`, /has a sub-select over other persons' rows/],
     ['an EXISTS on someone else', `select e.encounter_class, count(distinct e.person_token) as n from ${E} e where exists (select 1 from ${C} c where c.condition_code = '44054006') group by 1`, /has a sub-select/],
-    ['a sub-select in a CTE', `with x as (select p.person_token, (select c.condition_code from ${C} c limit 1) as code from ${P} p) select x.code, count(distinct x.person_token) as n from x group by 1`, /has a sub-select over persons/],
+    ['a sub-select in a CTE', `with x as (select p.person_token, (select c.condition_code from ${C} c limit 1) as code from ${P} p) select x.code, count(distinct x.person_token) as n from x group by 1`, /has a sub-select over other persons' rows/],
     ['a window in a CTE', `with w as (select p.person_token, max(p.zip3) over () as z from ${P} p) select w.z, count(distinct w.person_token) as n from w group by 1`, /has a window/],
     ['a CTE aggregated across persons', `with z as (select p.zip3, count(*) as k from ${P} p group by 1) select z.k, count(distinct p.person_token) as n from ${P} p join z on z.zip3 = p.zip3 group by 1`, /aggregates rows of several persons/],
     ['an aggregate without GROUP BY in a CTE', `with t as (select max(c.condition_code) as code from ${C} c) select t.code, count(distinct e.person_token) as n from ${E} e cross join t group by 1`, /aggregates rows of several persons/],
@@ -87,6 +88,8 @@ describe('a published aggregate whose keys may be other persons\' values', () =>
   it.each([
     ['a join on tokens in WHERE', `select c.condition_code, count(distinct p.person_token) as n from ${P} p, ${C} c where c.person_token = p.person_token and p.sex = 'F' group by 1`],
     ['a join USING the token', `select c.condition_code, count(distinct p.person_token) as n from ${P} p join ${C} c using (person_token) group by 1`],
+    ['a cohort semi-join on the token', `select e.encounter_class, count(distinct e.person_token) as n from ${E} e where e.person_token in (select c.person_token from ${C} c where c.condition_code = '44054006') group by 1`],
+    ['an EXISTS matched to the token', `select e.encounter_class, count(distinct e.person_token) as n from ${E} e where exists (select 1 from ${C} c where c.person_token = e.person_token and c.condition_code = '44054006') group by 1`],
     ['VALUES cross joined', `select v.label, count(distinct e.person_token) as n from ${E} e cross join (values ('all')) as v(label) group by 1`],
     ['a CTE of one person per row', `with per_person as (select c.person_token, count(distinct c.condition_code) as codes from ${C} c join ${E} e on e.person_token = c.person_token group by c.person_token) select per_person.codes, count(distinct per_person.person_token) as n from per_person group by 1`],
   ])('%s is accepted', (_what, select) => {
