@@ -17,7 +17,7 @@
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { ColumnTracer, TokenTracer, type ColumnBase, type RelationLookup } from './counted-persons.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
-import { contains, emptyEnv, firstApart, fromItems, isSetOp, joinedPairs, joinQuals, parseSelect, refFields, selectOver, starQualifier, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem, type Source } from './select-scope.ts';
+import { contains, emptyEnv, firstApart, fromItems, isSetOp, joinedPairs, parseSelect, rowClauses, refFields, selectOver, starQualifier, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem, type Source } from './select-scope.ts';
 
 /** The columns that name a patient record: the tenant column and the vault's patient id. */
 export interface PatientKeys {
@@ -73,7 +73,7 @@ class PatientRows {
     // A sub-select over seeds (a macro's lookup list) holds no patient; one over other patients'
     // rows gives their values (select list) or picks rows by them (`where c.code in (select …
     // where o.ssn = '…')` kept exactly one patient's conditions): both must be correlated.
-    for (const link of subLinks([outputs, s.whereClause, ...joinQuals((s.fromClause as unknown[]) ?? [])])) {
+    for (const link of subLinks(rowClauses(s))) {
       const sub = subSelectOf(link);
       if (!this.readsOthers({ kind: 'select', select: sub, env: local }, depth)) continue;
       const correlated = isCorrelated(link, s, local, [[this.tenant, this.patient], [this.token]]);
@@ -81,7 +81,8 @@ class PatientRows {
       if ('problem' in rows) return rows;
       if (rows.patients && !correlated) return { problem: `${selectOver(items)} has a sub-select over other patients' rows; correlate it on practice and patient id (or join)` };
     }
-    if (contains(outputs, (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${selectOver(items)} has a window, whose values span patients` };
+    // A window in ORDER BY or DISTINCT ON picks rows by other patients' values as one in the select list gives them.
+    if (contains([outputs, s.sortClause, s.distinctClause], (n) => isObject(n.FuncCall) && n.FuncCall.over !== undefined)) return { problem: `${selectOver(items)} has a window, whose values span patients` };
 
     // Inputs the select list reads, and inputs read only by WHERE or ON that read patients other
     // than this model's own previous rows (a high-water mark over {{this}} is not followed).
@@ -138,7 +139,7 @@ class PatientRows {
     if (isSetOp(s)) return [s.larg, s.rarg].some((arm) => this.readsOthers({ kind: 'select', select: arm as Json, env: local }, depth + 1));
     const from = (s.fromClause as unknown[]) ?? [];
     if (fromItems(from, local).some((i) => this.readsOthers(i.source, depth + 1))) return true;
-    return subLinks([s.targetList, s.whereClause, s.havingClause, s.groupClause, ...joinQuals(from)]).some((l) => this.readsOthers({ kind: 'select', select: subSelectOf(l), env: local }, depth + 1));
+    return subLinks(rowClauses(s)).some((l) => this.readsOthers({ kind: 'select', select: subSelectOf(l), env: local }, depth + 1));
   }
 
   /**

@@ -12,7 +12,7 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, firstApart, fromItems, joinedPairs, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
 type Rows = { problem: string } | { persons: boolean };
@@ -84,7 +84,7 @@ class PersonRows {
     }
     if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { persons: false };
     const items = fromItems((s.fromClause as unknown[]) ?? [], local);
-    const clauses = [s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.distinctClause, ...joinQuals((s.fromClause as unknown[]) ?? [])];
+    const clauses = rowClauses(s);
     for (const link of subLinks(clauses)) {
       // Over seeds only (a lookup list) a sub-select holds no person; over persons it may be
       // another's, unless it is matched to the row's person (`p.person_token IN (select …)`).

@@ -141,6 +141,12 @@ export function subSelects(tree: unknown): Json[] {
   return subLinks(tree).map(subSelectOf);
 }
 
+/** Every clause of a SELECT that reads its rows' values (the FROM items themselves aside). */
+export function rowClauses(s: Json): unknown[] {
+  const from = (s.fromClause as unknown[]) ?? [];
+  return [s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.distinctClause, s.limitCount, s.limitOffset, ...joinQuals(from)];
+}
+
 /** The ON conditions of the FROM list's joins (the derived tables inside are not descended into). */
 export function joinQuals(list: readonly unknown[]): unknown[] {
   return list.filter(isObject).flatMap((item) => (isObject(item.JoinExpr) ? [item.JoinExpr.quals, ...joinQuals([item.JoinExpr.larg, item.JoinExpr.rarg])] : []));
