@@ -7,8 +7,11 @@
 import { parseSync } from 'libpg-query';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 
+/** A CTE in scope: its body, or why it cannot be followed (it still hides a relation of its name). */
+type Cte = { select: Json; env: Env } | { why: string };
+
 export interface Env {
-  ctes: Map<string, { select: Json; env: Env }>;
+  ctes: Map<string, Cte>;
   outer?: Env;
 }
 
@@ -38,17 +41,20 @@ export function withCtes(s: Json, env: Env): Env {
   const w = isObject(s.withClause) ? s.withClause : undefined;
   if (!w) return env;
   const local: Env = { ctes: new Map(), outer: env };
-  // A recursive CTE's rows are computed from themselves: not followed (left out of scope, so refused).
-  if (w.recursive === true) return local;
   for (const c of ((w.ctes as unknown[]) ?? []).filter(isObject)) {
     const cte = c.CommonTableExpr as Json;
+    if (typeof cte.ctename !== 'string') continue;
+    const name = cte.ctename.toLowerCase();
     const body = isObject(cte.ctequery) ? (cte.ctequery.SelectStmt as Json | undefined) : undefined;
-    if (typeof cte.ctename === 'string' && body && !cte.aliascolnames) local.ctes.set(cte.ctename.toLowerCase(), { select: body, env: local });
+    // Not followed, but kept in scope: a CTE named like a model or the vault hides it, as in the engines.
+    if (w.recursive === true) local.ctes.set(name, { why: `${name} is a recursive CTE (its rows are computed from themselves)` });
+    else if (!body || cte.aliascolnames) local.ctes.set(name, { why: `${name} renames its columns or is not a SELECT` });
+    else local.ctes.set(name, { select: body, env: local });
   }
   return local;
 }
 
-function lookupCte(env: Env | undefined, name: string): { select: Json; env: Env } | undefined {
+function lookupCte(env: Env | undefined, name: string): Cte | undefined {
   for (let e = env; e; e = e.outer) {
     const found = e.ctes.get(name);
     if (found) return found;
@@ -73,6 +79,7 @@ export function fromItems(list: readonly unknown[], env: Env): FromItem[] {
       const name = String(rv.relname ?? '');
       const qualifier = (typeof alias?.aliasname === 'string' ? alias.aliasname : name).toLowerCase();
       const cte = rv.schemaname ? undefined : lookupCte(env, name.toLowerCase());
+      if (cte && 'why' in cte) return void out.push({ qualifier, source: { kind: 'other', why: cte.why } });
       if (alias?.colnames && !cte) return void out.push({ qualifier, source: { kind: 'other', why: `${qualifier} renames its columns` } });
       const source: Source = cte ? { kind: 'select', ...cte, renamed: alias?.colnames !== undefined } : { kind: 'relation', name: rv.schemaname ? `${String(rv.schemaname)}.${name}` : name };
       return void out.push({ qualifier, source });
