@@ -49,6 +49,55 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
   return undefined;
 }
 
+/**
+ * Output columns of a published aggregate that are computed over the rows of their cell rather
+ * than being one of its keys (or the count): `max(zip3)`, `string_agg(…)`. Every arm of a set
+ * operation counts, by position. Lower case; undefined when the SQL does not parse as a SELECT.
+ */
+export function cellComputedColumns(sql: string, kCount: string): string[] | undefined {
+  let stmt: Json | undefined;
+  try {
+    stmt = (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
+  } catch {
+    return undefined;
+  }
+  if (!stmt) return undefined;
+  const arms = setArms(stmt);
+  const names = targetsOf(arms[0]!).map((t) => targetName(t)?.toLowerCase());
+  const computed = new Set<number>();
+  for (const arm of arms) {
+    const targets = targetsOf(arm);
+    const keys = groupKeys((arm.groupClause as unknown[]) ?? []);
+    targets.forEach((t, i) => {
+      if (names[i] === kCount.toLowerCase()) return;
+      if (!isKey(t, i, keys)) computed.add(i);
+    });
+  }
+  return [...computed].map((i) => names[i] ?? `column ${i + 1}`);
+}
+
+function setArms(s: Json): Json[] {
+  if (s.op !== undefined && s.op !== 'SETOP_NONE') return [...setArms((s.larg as Json) ?? {}), ...setArms((s.rarg as Json) ?? {})];
+  return [s];
+}
+
+function targetsOf(s: Json): Json[] {
+  return ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
+}
+
+/** A grouped output: named by position, written as a key, or a column output under its name that a key names. */
+function isKey(target: Json, index: number, keys: readonly Json[]): boolean {
+  const shape = withoutLocations(target.val);
+  return keys.some((key) => {
+    if (isObject(key.A_Const)) return isObject(key.A_Const.ival) && Number(key.A_Const.ival.ival) === index + 1;
+    if (withoutLocations(key) === shape) return true;
+    const fields = isObject(key.ColumnRef) ? ((key.ColumnRef.fields as unknown[]) ?? []).map(sval) : [];
+    const name = fields.length === 1 ? fields[0]?.toLowerCase() : undefined;
+    // Unqualified: PostgreSQL groups by the input column of that name, so it must be the one output here.
+    return name !== undefined && columnName(target.val)?.toLowerCase() === name && (aliasOf(target) === undefined || aliasOf(target) === name);
+  });
+}
+
 /** The keys of a GROUP BY, through ROLLUP, CUBE and GROUPING SETS (each of their keys makes cells). */
 function groupKeys(items: readonly unknown[]): Json[] {
   // `(a, b)` inside GROUPING SETS (or a whole GROUP BY (a, b)) is a row of keys: each is a key.

@@ -2,6 +2,7 @@ import { manifestNodes, type Manifest, type ManifestNode } from '../artifacts/ma
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { PhiClass } from '../project/types.ts';
 import { modelLineAt } from '../compile/line-map.ts';
+import { cellComputedColumns } from '../compile/k-count-shape.ts';
 import { selectItemOffset } from '../compile/model-sql.ts';
 import { columnLineage, type LineageResult } from './phi-lineage.ts';
 import { maxPhi, phiRank } from './phi-lineage-info.ts';
@@ -124,8 +125,29 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       }
     }
     quasi.set(node.name, qiOut);
+    const kCount = 'k_count' in node ? node.k_count : undefined;
+    if (kCount !== undefined) diagnostics.push(...cellComputedQuasi(node, kCount, variants, qiOut, lineOf));
   }
   return diagnostics;
+}
+
+/**
+ * A published aggregate's quasi-identifiers must be its cells' keys: the gate counts persons per
+ * key, so a key value is shared by at least k of them. One computed over the cell's rows is one
+ * person's value (`max(zip3)`, `min(birth_year || zip3)`) or a list of each member's
+ * (`string_agg(zip3 || birth_year, ',')`), which no cell count covers.
+ */
+function cellComputedQuasi(node: ManifestNode, kCount: string, variants: readonly string[], qiOut: Classes, lineOf: (column?: string) => number): Diagnostic[] {
+  const computed = new Set(variants.flatMap((sql) => cellComputedColumns(sql, kCount) ?? []));
+  return Object.entries(qiOut)
+    .filter(([column, phi]) => computed.has(column.toLowerCase()) && (phi === 'quasi' || node.columns[column]?.phi === 'quasi'))
+    .map(([column]) =>
+      diagnostic(
+        Codes.phiLineage,
+        `${node.name}.${column} is a quasi-identifier computed over the rows of each cell (an aggregate), not one of the cells' keys: it can hold one person's value, or a list of every member's, which k persons per cell do not cover; output quasi-identifiers as GROUP BY keys only`,
+        { file: node.path, line: lineOf(column) },
+      ),
+    );
 }
 
 /**
