@@ -1,6 +1,7 @@
 /**
  * `npm run bench:nightly -- [--practices 5000] [--encounters n] [--target duckdb|postgres|both]
- *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 768MB] [--duckdb-allocator-flush 32MB] [--batch-size n]
+ *   [--seed 1] [--fleet dir] [--duckdb-memory-limit 768MB] [--duckdb-allocator-flush 32MB]
+ *   [--duckdb-checkpoint-threshold size] [--batch-size n]
  *   [--pg-partitions n] [--cpu-prof dir] [--keep]`: the demo project's whole nightly
  * `tsform run` on a generated fleet (scripts/fleet-generate.ts), on DuckDB and on PostgreSQL.
  *
@@ -27,7 +28,9 @@
  * memory_limit bounds DuckDB's buffer manager only, and at 5,000 practices the process peaked at
  * 2.4 GB with 600MB as with 1GB; the allocator settings bound what DuckDB keeps after freeing
  * (README, bench:nightly: the first run's peak with each). Both are recorded in the JSON
- * (`duckdb_settings`); the monolithic baseline runs with the same. `--batch-size` sets the copy's
+ * (`duckdb_settings`); the monolithic baseline runs with the same. `--duckdb-checkpoint-threshold`
+ * overrides tsform's default (DEFAULT_SETTINGS in duckdb-adapter.ts; `16MB` is DuckDB's own), for
+ * comparing the two in one session. `--batch-size` sets the copy's
  * `batch.size` (the demo's 50 when absent): how many practices share one statement per model,
  * against how many one failure holds back. `--pg-partitions n` gives the PostgreSQL copy
  * `partition_by_practice` (README, "Partitioning by practice"): a LIST partition for each practice
@@ -47,7 +50,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import type { Adapter } from '../src/adapters/adapter.ts';
-import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
+import { DEFAULT_SETTINGS, DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
 import { compileWorkspace } from '../src/cli/api.ts';
 import { generateFleet, REPO_ROOT, type FleetStats } from '../scripts/lib/fleet-ehr.ts';
@@ -65,6 +68,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     'duckdb-memory-limit': { type: 'string', default: '768MB' },
     'duckdb-allocator-flush': { type: 'string', default: '32MB' },
+    'duckdb-checkpoint-threshold': { type: 'string' },
     'batch-size': { type: 'string' },
     'pg-partitions': { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -83,6 +87,7 @@ const DUCKDB_SETTINGS: Record<string, string> = {
   ...(ALLOCATOR_FLUSH
     ? { allocator_flush_threshold: ALLOCATOR_FLUSH, allocator_bulk_deallocation_flush_threshold: ALLOCATOR_FLUSH, allocator_background_threads: 'true' }
     : {}),
+  ...(values['duckdb-checkpoint-threshold'] ? { checkpoint_threshold: values['duckdb-checkpoint-threshold'] } : {}),
 };
 const BATCH_SIZE = values['batch-size'] === undefined ? undefined : Number(values['batch-size']);
 if (BATCH_SIZE !== undefined && !(Number.isSafeInteger(BATCH_SIZE) && BATCH_SIZE >= 1)) throw new Error(`--batch-size is a positive integer, not '${values['batch-size']}'`);
@@ -303,7 +308,7 @@ async function main(): Promise<void> {
       capture: 'excluded (the demo project has no OLTP capture); the CSV extracts load in every whole run (its load step)',
       fleet,
       duckdb_memory_limit: MEMORY_LIMIT ?? 'DuckDB default (80% of RAM)',
-      duckdb_settings: DUCKDB_SETTINGS,
+      duckdb_settings: { ...DEFAULT_SETTINGS, ...DUCKDB_SETTINGS },
       batch_size: BATCH_SIZE ?? 'the demo project\'s (50)',
     };
     for (const target of TARGETS) {

@@ -1,6 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { openAdapter } from '../../src/cli/api.ts';
 import { loadProject } from '../../src/project/load-project.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
@@ -48,6 +51,47 @@ describe('settings of a DuckDB target', () => {
       });
     } finally {
       await adapter.close();
+    }
+  });
+
+  it('raises checkpoint_threshold to 256MB where the target does not set it', async () => {
+    const { project } = withTargets((yml) => yml);
+    const adapter = await openAdapter(project, project.config.targets.duckdb!, {});
+    try {
+      const { rows } = await adapter.query(`SELECT current_setting('checkpoint_threshold') AS c`);
+      expect(rows[0]!.c).toMatch(/^(256\.0 MiB|244\.1 MiB)$/);
+    } finally {
+      await adapter.close();
+    }
+  });
+
+  // With the threshold raised, a run's commits stay in the WAL until the database closes: a
+  // process killed before that must lose none of them.
+  it('keeps what was committed when the process is killed before any checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tsform-wal-'));
+    try {
+      const path = join(dir, 'w.duckdb');
+      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../support/duckdb-kill-child.ts'), path, '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (b: Buffer) => {
+          if (b.toString().includes('committed')) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`child exited ${code} before committing`)));
+      });
+      expect(statSync(`${path}.wal`).size, 'the commit is in the WAL, not yet checkpointed').toBeGreaterThan(0);
+      const exited = new Promise((resolve) => child.on('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+      expect(existsSync(`${path}.wal`)).toBe(true);
+      const adapter = await DuckDBAdapter.open({ path, connections: 1 });
+      try {
+        const { rows } = await adapter.query('SELECT count(*) AS n, sum(i) AS s FROM t');
+        expect({ n: Number(rows[0]!.n), s: Number(rows[0]!.s) }).toEqual({ n: 100000, s: (99999 * 100000) / 2 });
+      } finally {
+        await adapter.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
