@@ -42,11 +42,62 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
   const grouped = Array.isArray(s.groupClause) && s.groupClause.length > 0;
   const others = targets.filter((t) => t !== target && !isAggregate(t.val));
   if (others.length > 0 && !grouped) return `outputs columns beside ${kCount} without GROUP BY`;
-  for (const key of groupKeys((s.groupClause as unknown[]) ?? [])) {
+  const keys = groupKeys((s.groupClause as unknown[]) ?? []);
+  for (const key of keys) {
     const problem = groupKeyProblem(key, targets);
     if (problem) return problem;
   }
+  return cellChoiceProblem(s, targets, keys);
+}
+
+/**
+ * HAVING, and ORDER BY under LIMIT or OFFSET, choose which cells are published. Chosen by their
+ * members' values (`HAVING max(birth_year) > 2020`, `ORDER BY max(zip3) LIMIT 1`), the choice
+ * tells something of those members that no cell count covers, so these clauses may read only the
+ * cells' keys and counts.
+ */
+function cellChoiceProblem(s: Json, targets: readonly Json[], keys: readonly Json[]): string | undefined {
+  const clauses: [string, unknown][] = [['HAVING', s.havingClause]];
+  if (s.limitCount || s.limitOffset) clauses.push(['an ORDER BY under LIMIT or OFFSET', s.sortClause]);
+  const keyShapes = new Set(keys.map(withoutLocations));
+  targets.forEach((t, i) => {
+    if (isKey(t, i, keys)) keyShapes.add(withoutLocations(t.val));
+  });
+  const outputs = new Set(targets.filter((t, i) => isKey(t, i, keys) || isCount(t.val)).map((t) => targetName(t)?.toLowerCase()));
+  for (const [clause, tree] of clauses) {
+    const read = nonKeyRead(tree, keyShapes, outputs);
+    if (read) return `chooses its cells in ${clause} by ${read}, not by its keys and counts only (which cells are published tells of their members' values)`;
+  }
   return undefined;
+}
+
+/** The first thing `tree` reads that is neither a key nor inside a count(…), or undefined. */
+function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: ReadonlySet<string | undefined>): string | undefined {
+  if (Array.isArray(tree)) {
+    for (const item of tree) {
+      const read = nonKeyRead(item, keyShapes, outputs);
+      if (read) return read;
+    }
+    return undefined;
+  }
+  if (!isObject(tree)) return undefined;
+  if (isCount(tree)) return undefined;
+  if (isObject(tree.SubLink)) return 'a sub-select';
+  if (isObject(tree.ColumnRef)) {
+    const fields = ((tree.ColumnRef.fields as unknown[]) ?? []).map(sval);
+    if (keyShapes.has(withoutLocations(tree))) return undefined;
+    if (fields.length === 1 && outputs.has(fields[0]?.toLowerCase())) return undefined;
+    return fields.every((f) => f !== undefined) ? fields.join('.') : 'a whole row';
+  }
+  for (const value of Object.values(tree)) {
+    const read = nonKeyRead(value, keyShapes, outputs);
+    if (read) return read;
+  }
+  return undefined;
+}
+
+function isCount(val: unknown): boolean {
+  return isObject(val) && isObject(val.FuncCall) && !val.FuncCall.over && sval(((val.FuncCall.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() === 'count';
 }
 
 /**

@@ -38,3 +38,30 @@ describe('GROUP BY keys of a published aggregate', () => {
     expect(kCountShapeProblem(sql, 'n')).toBeUndefined();
   });
 });
+
+// HAVING, and ORDER BY under LIMIT, decide which cells are published: by a member's value that
+// tells of the member (found in the twentieth session: both compiled clean).
+describe('cells chosen by HAVING, or by ORDER BY under LIMIT', () => {
+  const G = `select p.age_band, count(distinct e.person_token) as n ${FROM}`;
+  it.each([
+    ['HAVING over a member\'s value', `${G} group by 1 having max(p.birth_year) > 2020`, /chooses its cells in HAVING by p\.birth_year/],
+    ['HAVING over a column that is not a key', `${G} group by 1 having min(p.zip3) = '021'`, /in HAVING by p\.zip3/],
+    ['HAVING with a sub-select', `${G} group by 1 having count(*) > (select count(*) from pp o where o.zip3 = '021')`, /in HAVING by a sub-select/],
+    ['ORDER BY a member\'s value under LIMIT', `${G} group by 1 order by max(p.zip3) limit 1`, /in an ORDER BY under LIMIT or OFFSET by p\.zip3/],
+    ['ORDER BY a non-key column under OFFSET', `${G} group by 1 order by min(p.birth_year) offset 1`, /by p\.birth_year/],
+  ])('%s is refused', (_what, sql, message) => {
+    expect(kCountShapeProblem(sql, 'n')).toMatch(message);
+  });
+
+  it.each([
+    ['HAVING over the count', `${G} group by 1 having count(distinct e.person_token) >= 20`],
+    ['HAVING over a key', `${G} group by p.age_band having p.age_band <> '90+'`],
+    ['HAVING over a key grouped by position', `${G} group by 1 having p.age_band <> '90+'`],
+    ['the largest cells first, by the count\'s name', `${G} group by 1 order by n desc limit 10`],
+    ['ORDER BY a key under LIMIT', `${G} group by 1 order by p.age_band limit 3`],
+    ['ORDER BY a position under LIMIT', `${G} group by 1 order by 1 limit 3`],
+    ['ORDER BY a member\'s value without LIMIT (it chooses nothing)', `${G} group by 1 order by max(p.zip3)`],
+  ])('%s is accepted', (_what, sql) => {
+    expect(kCountShapeProblem(sql, 'n')).toBeUndefined();
+  });
+});
