@@ -47,7 +47,7 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
     const problem = groupKeyProblem(key, targets);
     if (problem) return problem;
   }
-  return cellChoiceProblem(s, targets, keys);
+  return cellChoiceProblem(s, targets, keys, target);
 }
 
 /**
@@ -56,14 +56,18 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
  * tells something of those members that no cell count covers, so these clauses may read only the
  * cells' keys and counts.
  */
-function cellChoiceProblem(s: Json, targets: readonly Json[], keys: readonly Json[]): string | undefined {
+function cellChoiceProblem(s: Json, targets: readonly Json[], keys: readonly Json[], count: Json): string | undefined {
   const clauses: [string, unknown][] = [['HAVING', s.havingClause]];
   if (s.limitCount || s.limitOffset) clauses.push(['an ORDER BY under LIMIT or OFFSET', s.sortClause]);
   const keyShapes = new Set(keys.map(withoutLocations));
   targets.forEach((t, i) => {
     if (isKey(t, i, keys)) keyShapes.add(withoutLocations(t.val));
   });
-  const outputs = new Set(targets.filter((t, i) => isKey(t, i, keys) || isCount(t.val)).map((t) => targetName(t)?.toLowerCase()));
+  // The published count itself may choose (`HAVING count(DISTINCT person_token) >= 20`); another
+  // count is read like any expression: `count(CASE WHEN zip3 = '021' AND birth_year = 1956 THEN 1 END) = 1`
+  // published the cells holding exactly one such person.
+  keyShapes.add(withoutLocations(count.val));
+  const outputs = new Set(targets.filter((t, i) => isKey(t, i, keys) || t === count).map((t) => targetName(t)?.toLowerCase()));
   for (const [clause, tree] of clauses) {
     const read = nonKeyRead(tree, keyShapes, outputs);
     if (read) return `chooses its cells in ${clause} by ${read}, not by its keys and counts only (which cells are published tells of their members' values)`;
@@ -71,7 +75,7 @@ function cellChoiceProblem(s: Json, targets: readonly Json[], keys: readonly Jso
   return undefined;
 }
 
-/** The first thing `tree` reads that is neither a key nor inside a count(…), or undefined. */
+/** The first thing `tree` reads that is neither a key nor the published count, or undefined. */
 function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: ReadonlySet<string | undefined>): string | undefined {
   if (Array.isArray(tree)) {
     for (const item of tree) {
@@ -81,11 +85,10 @@ function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: Read
     return undefined;
   }
   if (!isObject(tree)) return undefined;
-  if (isCount(tree)) return undefined;
+  if (keyShapes.has(withoutLocations(tree))) return undefined;
   if (isObject(tree.SubLink)) return 'a sub-select';
   if (isObject(tree.ColumnRef)) {
     const fields = ((tree.ColumnRef.fields as unknown[]) ?? []).map(sval);
-    if (keyShapes.has(withoutLocations(tree))) return undefined;
     if (fields.length === 1 && outputs.has(fields[0]?.toLowerCase())) return undefined;
     return fields.every((f) => f !== undefined) ? fields.join('.') : 'a whole row';
   }
@@ -94,10 +97,6 @@ function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: Read
     if (read) return read;
   }
   return undefined;
-}
-
-function isCount(val: unknown): boolean {
-  return isObject(val) && isObject(val.FuncCall) && !val.FuncCall.over && sval(((val.FuncCall.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() === 'count';
 }
 
 /**

@@ -49,12 +49,16 @@ describe('cells chosen by HAVING, or by ORDER BY under LIMIT', () => {
     ['HAVING with a sub-select', `${G} group by 1 having count(*) > (select count(*) from pp o where o.zip3 = '021')`, /in HAVING by a sub-select/],
     ['ORDER BY a member\'s value under LIMIT', `${G} group by 1 order by max(p.zip3) limit 1`, /in an ORDER BY under LIMIT or OFFSET by p\.zip3/],
     ['ORDER BY a non-key column under OFFSET', `${G} group by 1 order by min(p.birth_year) offset 1`, /by p\.birth_year/],
+    ['HAVING over a count of one kind of member', `${G} group by 1 having count(case when p.zip3 = '021' and p.birth_year = 1956 then 1 end) = 1`, /in HAVING by p\.zip3/],
+    ['HAVING over a filtered count', `${G} group by 1 having count(distinct e.person_token) filter (where p.zip3 = '021') = 1`, /chooses its cells in HAVING by/],
   ])('%s is refused', (_what, sql, message) => {
     expect(kCountShapeProblem(sql, 'n')).toMatch(message);
   });
 
   it.each([
-    ['HAVING over the count', `${G} group by 1 having count(distinct e.person_token) >= 20`],
+    ['HAVING over the published count', `${G} group by 1 having count(distinct e.person_token) >= 20`],
+    ['HAVING over the published count by its name', `${G} group by 1 having n >= 20`],
+    ['HAVING over the rows of the cell', `${G} group by 1 having count(*) > 100`],
     ['HAVING over a key', `${G} group by p.age_band having p.age_band <> '90+'`],
     ['HAVING over a key grouped by position', `${G} group by 1 having p.age_band <> '90+'`],
     ['the largest cells first, by the count\'s name', `${G} group by 1 order by n desc limit 10`],
