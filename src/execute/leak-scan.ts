@@ -98,14 +98,19 @@ async function stageIdentifiers(
   // DuckDB, over every batch of a 5,000-practice run, 5–13 % less (less for batches of small
   // practices, up to 30 % more for one large practice alone). The filter sits inside the
   // sub-select: applied after the unpivot, DuckDB unpivoted the whole relation (3–4 s a batch).
-  // unnest(ARRAY[…]) in the select list, not a LATERAL VALUES join: on DuckDB 7–13 ms against
-  // 20–87 ms per relation of a 50-practice batch (3,763 patients × 10–15 columns, 29,931
-  // encounters × 2), where the whole scan took ~1 s.
+  // The identifiers alone unpivot with unnest(ARRAY[…]) in the select list: on DuckDB 7–13 ms
+  // against 20–87 ms for a LATERAL VALUES join per relation of a 50-practice batch (3,763
+  // patients × 10–15 columns, 29,931 encounters × 2; the batch's identifier table 373 → 211 ms),
+  // the same on PostgreSQL. Values carried beside them (the per-person ones, joined to the vault
+  // next) keep the join: with unnest PostgreSQL's plan of that join took twice as long
+  // (125–145 → 245–261 ms for a batch of a 200-practice fleet) and DuckDB gained nothing.
   const unpivoted = (n: ManifestNode, columns: readonly string[], carried: Readonly<Record<string, string>> = {}): string => {
     const read = [...new Set([...Object.values(carried), ...columns])].map(quoteIdent).join(', ');
+    const from = `(SELECT ${read} FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}) AS r`;
     const keep = Object.entries(carried).map(([alias, col]) => `r.${quoteIdent(col)} AS ${quoteIdent(alias)}, `).join('');
-    const values = columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ');
-    return `SELECT ${keep}unnest(ARRAY[${values}]) AS v FROM (SELECT ${read} FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}) AS r`;
+    if (keep === '') return `SELECT unnest(ARRAY[${columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ')}]) AS v FROM ${from}`;
+    const values = columns.map((c) => `(CAST(r.${quoteIdent(c)} AS VARCHAR))`).join(', ');
+    return `SELECT ${keep}x.v FROM ${from} CROSS JOIN LATERAL (VALUES ${values}) AS x(v)`;
   };
   const selects = relations.flatMap((n) => {
     const direct = Object.entries(n.columns)
@@ -170,7 +175,8 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
   const found = new Map<string, number>();
   if (columns.length === 0) return found;
   const q = quoteIdent;
-  // Two unnests of equal length in one select list go in step (PostgreSQL since 10, DuckDB): cheaper than a LATERAL VALUES join (above).
+  // Two unnests of equal length in one select list go in step (PostgreSQL since 10, DuckDB): a
+  // LATERAL VALUES join cost 73 against 18 ms on DuckDB, 117 against 68 ms on PostgreSQL (a batch's encounters).
   const positions = columns.map((_, i) => String(i)).join(', ');
   const texts = columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ');
   await s.createTempTableAs(
