@@ -29,8 +29,7 @@
  * 2.4 GB with 600MB as with 1GB; the allocator settings bound what DuckDB keeps after freeing
  * (README, bench:nightly: the first run's peak with each). Both are recorded in the JSON
  * (`duckdb_settings`); the monolithic baseline runs with the same. `--duckdb-checkpoint-threshold`
- * overrides tsform's default (DEFAULT_SETTINGS in duckdb-adapter.ts; `16MB` is DuckDB's own), for
- * comparing the two in one session. `--batch-size` sets the copy's
+ * sets `checkpoint_threshold` too (DuckDB's own is 16MB; docs/benchmarks.md compares them). `--batch-size` sets the copy's
  * `batch.size` (the demo's 50 when absent): how many practices share one statement per model,
  * against how many one failure holds back. `--pg-partitions n` gives the PostgreSQL copy
  * `partition_by_practice` (README, "Partitioning by practice"): a LIST partition for each practice
@@ -50,7 +49,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseDocument } from 'yaml';
 import type { Adapter } from '../src/adapters/adapter.ts';
-import { DEFAULT_SETTINGS, DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
+import { DuckDBAdapter } from '../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../src/adapters/postgres/postgres-adapter.ts';
 import { compileWorkspace } from '../src/cli/api.ts';
 import { generateFleet, REPO_ROOT, type FleetStats } from '../scripts/lib/fleet-ehr.ts';
@@ -308,7 +307,7 @@ async function main(): Promise<void> {
       capture: 'excluded (the demo project has no OLTP capture); the CSV extracts load in every whole run (its load step)',
       fleet,
       duckdb_memory_limit: MEMORY_LIMIT ?? 'DuckDB default (80% of RAM)',
-      duckdb_settings: { ...DEFAULT_SETTINGS, ...DUCKDB_SETTINGS },
+      duckdb_settings: DUCKDB_SETTINGS,
       batch_size: BATCH_SIZE ?? 'the demo project\'s (50)',
     };
     for (const target of TARGETS) {

@@ -49,15 +49,6 @@ export interface DuckDBAdapterOptions {
 }
 
 /**
- * Settings a target's `settings:` may override. A run commits once per model and batch of
- * practices; at DuckDB's default threshold (16 MiB of WAL) those commits checkpointed every few
- * seconds, rewriting the same tables each time: commits were 21.3 s of an 85 s steady run of a
- * 1,000-practice fleet, 10.9 s at 256MB and 8.1 s at 1GB (bench/lib/nightly-profile.ts). Closing
- * the database checkpoints what is left; after a crash DuckDB replays the WAL at the next open.
- */
-export const DEFAULT_SETTINGS: Readonly<Record<string, string>> = { checkpoint_threshold: '256MB' };
-
-/**
  * DuckDB through @duckdb/node-api: one instance, a small pool of connections (DuckDB allows
  * concurrent writers on different rows of one table; notes/duckdb-fanout.md).
  */
@@ -126,7 +117,7 @@ export class DuckDBAdapter implements Adapter {
     }
     const scratch = holdPrivateScratchDir();
     try {
-      await lockDown(connections[0]!, { ...DEFAULT_SETTINGS, ...opts.settings }, scratch.path);
+      await lockDown(connections[0]!, opts.settings ?? {}, scratch.path);
     } catch (err) {
       scratch.release();
       throw err;
