@@ -109,7 +109,7 @@ interface ChildRun {
   max_rss_kb: number;
   lines: number;
   summary?: { units: number; success: number; error: number; elapsed_ms: number };
-  failed: { model: string; tenant: string | null; code: string }[];
+  failed: { model: string; tenant: string | null; code: string; message: string | null }[];
 }
 
 /**
@@ -139,7 +139,7 @@ async function tsform(label: string, projectDir: string, args: string[], env: Re
   const wall = (performance.now() - t0) / 1000;
   const unexpected = run.failed.filter((f) => !TOLERATED.has(f.code));
   if (!run.summary || unexpected.length > 0 || (code !== 0 && run.failed.length === 0)) {
-    throw new Error(`${label}: exit ${code}: ${JSON.stringify(run.summary)}\n${unexpected.slice(0, 10).map((f) => `${f.model}@${f.tenant}: ${f.code}`).join('\n')}`);
+    throw new Error(`${label}: exit ${code}: ${JSON.stringify(run.summary)}\n${unexpected.slice(0, 10).map((f) => `${f.model}@${f.tenant}: ${f.code} ${f.message ?? ''}`).join('\n')}`);
   }
   if (run.failed.length > 0) log(`${label}: ${run.failed.length} node(s) refused: ${[...new Set(run.failed.map((f) => `${f.model} ${f.code}`))].join(', ')}`);
   log(`${label}: ${wall.toFixed(1)} s wall (process), ${run.summary.units} units, peak RSS ${(run.max_rss_kb / 1024).toFixed(0)} MB`);

@@ -14,7 +14,8 @@ if (!outPath) throw new Error('NIGHTLY_CHILD_OUT is not set');
 const t0 = performance.now();
 let summary: unknown;
 // Failed nodes by model, practice and code only (a message may quote a value).
-const failed: { model: string; tenant: string | null; code: string }[] = [];
+// The node's message too: tsform's messages carry no values (safe-message.ts), and a failed bench run is otherwise unexplained.
+const failed: { model: string; tenant: string | null; code: string; message: string | null }[] = [];
 let lines = 0;
 // NIGHTLY_MEMORY_TRACE=<file>: one JSON line a second (RSS, V8 heap, buffers outside it, the
 // last model a node event named), to tell DuckDB's memory from Node's when the peak is too high.
@@ -32,8 +33,8 @@ const code = await runCli(['node', 'tsform', ...process.argv.slice(2)], (line) =
   if (tracePath) lastModel = /"model":"([^"]*)"/.exec(line)?.[1] ?? lastModel;
   if (line.includes('"event":"summary"')) summary = JSON.parse(line);
   else if (line.includes('"status":"error"')) {
-    const e = JSON.parse(line) as { model: string; tenant: string | null; code?: string };
-    failed.push({ model: e.model, tenant: e.tenant, code: e.code ?? 'none' });
+    const e = JSON.parse(line) as { model: string; tenant: string | null; code?: string; message?: string | null };
+    failed.push({ model: e.model, tenant: e.tenant, code: e.code ?? 'none', message: e.message ?? null });
   }
 });
 if (sampler) clearInterval(sampler);
