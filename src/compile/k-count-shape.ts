@@ -14,13 +14,17 @@ import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 
 /** Why the model's `kCount` column is not such a count, or undefined when it is. */
 export function kCountShapeProblem(sql: string, kCount: string): string | undefined {
-  let stmt: Json | undefined;
-  try {
-    stmt = (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
-  } catch {
-    return undefined; // model-sql.ts reports what the grammar cannot read
-  }
+  const stmt = parseSelect(sql);
   return stmt ? selectProblem(stmt, kCount.toLowerCase()) : undefined;
+}
+
+/** The statement's SELECT, or undefined when it is none or the grammar cannot read it (model-sql.ts reports that). */
+function parseSelect(sql: string): Json | undefined {
+  try {
+    return (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function selectProblem(s: Json, kCount: string, position?: number): string | undefined {
@@ -30,7 +34,7 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
     const at = position ?? positionOf(left, kCount);
     return selectProblem(left, kCount, at) ?? selectProblem((s.rarg as Json) ?? {}, kCount, at);
   }
-  const targets = ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
+  const targets = targetsOf(s);
   const at = position ?? targets.findIndex((t) => targetName(t)?.toLowerCase() === kCount);
   const target = at >= 0 ? targets[at] : undefined;
   if (!target) return `outputs no column ${kCount} in its outermost SELECT`;
@@ -59,15 +63,13 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
 function cellChoiceProblem(s: Json, targets: readonly Json[], keys: readonly Json[], count: Json): string | undefined {
   const clauses: [string, unknown][] = [['HAVING', s.havingClause]];
   if (s.limitCount || s.limitOffset) clauses.push(['an ORDER BY under LIMIT or OFFSET', s.sortClause]);
-  const keyShapes = new Set(keys.map(withoutLocations));
-  targets.forEach((t, i) => {
-    if (isKey(t, i, keys)) keyShapes.add(withoutLocations(t.val));
-  });
+  const keyTargets = targets.filter((t, i) => isKey(t, i, keys));
+  const keyShapes = new Set([...keys, ...keyTargets.map((t) => t.val)].map(withoutLocations));
   // The published count itself may choose (`HAVING count(DISTINCT person_token) >= 20`); another
   // count is read like any expression: `count(CASE WHEN zip3 = '021' AND birth_year = 1956 THEN 1 END) = 1`
   // published the cells holding exactly one such person.
   keyShapes.add(withoutLocations(count.val));
-  const outputs = new Set(targets.filter((t, i) => isKey(t, i, keys) || t === count).map((t) => targetName(t)?.toLowerCase()));
+  const outputs = new Set([...keyTargets, count].map((t) => targetName(t)?.toLowerCase()));
   for (const [clause, tree] of clauses) {
     const read = nonKeyRead(tree, keyShapes, outputs);
     if (read) return `chooses its cells in ${clause} by ${read}, not by its keys and counts only (which cells are published tells of their members' values)`;
@@ -105,12 +107,7 @@ function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: Read
  * operation counts, by position. Lower case; undefined when the SQL does not parse as a SELECT.
  */
 export function cellComputedColumns(sql: string, kCount: string): string[] | undefined {
-  let stmt: Json | undefined;
-  try {
-    stmt = (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
-  } catch {
-    return undefined;
-  }
+  const stmt = parseSelect(sql);
   if (!stmt) return undefined;
   const arms = setArms(stmt);
   const names = targetsOf(arms[0]!).map((t) => targetName(t)?.toLowerCase());
@@ -166,12 +163,10 @@ function groupKeys(items: readonly unknown[]): Json[] {
  * person_token` outputs an age band per person.
  */
 function groupKeyProblem(key: Json, targets: readonly Json[]): string | undefined {
-  if (isObject(key.A_Const)) return undefined; // a position: PostgreSQL refuses one out of range or on an aggregate
-  const shape = withoutLocations(key);
-  if (targets.some((t) => withoutLocations(t.val) === shape)) return undefined;
+  // Any position: PostgreSQL refuses one out of range or on an aggregate.
+  if (isObject(key.A_Const) || targets.some((t, i) => isKey(t, i, [key]))) return undefined;
   const fields = isObject(key.ColumnRef) ? ((key.ColumnRef.fields as unknown[]) ?? []).map(sval) : [];
   const name = fields.length === 1 ? fields[0]?.toLowerCase() : undefined;
-  if (name !== undefined && targets.some((t) => columnName(t.val)?.toLowerCase() === name && (aliasOf(t) === undefined || aliasOf(t) === name))) return undefined;
   const advice = 'group by output columns only, by position (GROUP BY 1, 2) or by the output expression itself';
   if (name !== undefined && targets.some((t) => aliasOf(t) === name)) {
     return `groups by ${name}, an output alias that an input column of that name would take the place of; ${advice}`;
@@ -188,8 +183,7 @@ function withoutLocations(tree: unknown): string {
 /** Where the leftmost arm of a set operation outputs `kCount` (-1: nowhere). */
 function positionOf(s: Json, kCount: string): number {
   if (s.op !== undefined && s.op !== 'SETOP_NONE') return positionOf((s.larg as Json) ?? {}, kCount);
-  const targets = ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
-  return targets.findIndex((t) => targetName(t)?.toLowerCase() === kCount);
+  return targetsOf(s).findIndex((t) => targetName(t)?.toLowerCase() === kCount);
 }
 
 function aliasOf(t: Json): string | undefined {

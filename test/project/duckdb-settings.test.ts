@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { openAdapter } from '../../src/cli/api.ts';
@@ -60,7 +61,7 @@ describe('settings of a DuckDB target', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tsform-wal-'));
     try {
       const path = join(dir, 'w.duckdb');
-      const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '../support/duckdb-kill-child.ts'), path, '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../support/duckdb-kill-child.ts', import.meta.url)), path, '100000'], { stdio: ['ignore', 'pipe', 'pipe'] });
       await new Promise<void>((resolve, reject) => {
         child.stdout.on('data', (b: Buffer) => {
           if (b.toString().includes('committed')) resolve();
