@@ -67,7 +67,6 @@ class PatientRows {
       const arms = [this.select(s.larg as Json, local, depth), this.select(s.rarg as Json, local, depth)];
       return arms.find((r) => 'problem' in r) ?? { patients: arms.some((r) => 'patients' in r && r.patients) };
     }
-    if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { patients: false };
     const items = fromItems((s.fromClause as unknown[]) ?? [], local);
     const outputs = [s.targetList, s.groupClause, s.havingClause];
     // A sub-select over seeds (a macro's lookup list) holds no patient; one over other patients'

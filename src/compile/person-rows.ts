@@ -82,7 +82,6 @@ class PersonRows {
       const failed = arms.find((r) => 'problem' in r);
       return failed ?? { persons: arms.some((r) => 'persons' in r && r.persons) };
     }
-    if (Array.isArray(s.valuesLists) && s.valuesLists.length > 0) return { persons: false };
     const items = fromItems((s.fromClause as unknown[]) ?? [], local);
     const clauses = rowClauses(s);
     for (const link of subLinks(clauses)) {

@@ -148,10 +148,31 @@ export function subSelects(tree: unknown): Json[] {
   return subLinks(tree).map(subSelectOf);
 }
 
-/** Every clause of a SELECT that reads its rows' values (the FROM items themselves aside). */
+/** The parts of a SelectStmt that are not expressions of its rows: its inputs, CTEs and set-operation arms. */
+const NOT_ROW_CLAUSES = new Set(['fromClause', 'withClause', 'larg', 'rarg', 'op', 'all', 'intoClause']);
+
+/**
+ * Every clause of a SELECT that holds expressions (the FROM items themselves aside): every field
+ * of the statement but its inputs, so that a clause nobody listed (VALUES rows, DISTINCT ON,
+ * LIMIT, a WINDOW clause, one a later grammar adds) is read, not skipped; and the ON conditions
+ * and table functions' arguments of its FROM list.
+ */
 export function rowClauses(s: Json): unknown[] {
   const from = (s.fromClause as unknown[]) ?? [];
-  return [s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause, s.distinctClause, s.limitCount, s.limitOffset, ...joinQuals(from)];
+  return [...ownClauses(s), ...joinQuals(from), ...functionArgs(from)];
+}
+
+/** The SELECT's own clauses: every field but its inputs, CTEs and set-operation arms. */
+export function ownClauses(s: Json): unknown[] {
+  return Object.entries(s).filter(([k]) => !NOT_ROW_CLAUSES.has(k)).map(([, v]) => v);
+}
+
+/** The arguments of the FROM list's table functions (`unnest(…)`, `generate_series(…)`), joins flattened. */
+export function functionArgs(list: readonly unknown[]): unknown[] {
+  return list.filter(isObject).flatMap((item) => {
+    if (isObject(item.JoinExpr)) return functionArgs([item.JoinExpr.larg, item.JoinExpr.rarg]);
+    return isObject(item.RangeFunction) ? [item.RangeFunction.functions] : [];
+  });
 }
 
 /** The ON conditions of the FROM list's joins (the derived tables inside are not descended into). */

@@ -15,6 +15,7 @@
  */
 import { parseSync } from 'libpg-query';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { ownClauses } from './select-scope.ts';
 
 export interface IsolationInput {
   sql: string;
@@ -90,8 +91,11 @@ class Analysis {
     const visibleOuter = new Set([...scope.outer].filter((o) => !items.has(o)));
     this.equalities(s.whereClause, tenantItems, visibleOuter, links);
     const here: Scope = { ctes, outer: new Set([...visibleOuter, ...tenantItems]) };
-    this.subLinks([s.targetList, s.whereClause, s.havingClause, s.groupClause, s.sortClause], here);
-    if (tenantItems.length === 0) return { tenant: false, labelled: false };
+    // Every clause, VALUES rows and LIMIT included: a sub-select anywhere may read practices.
+    const subTenant = this.subLinks(ownClauses(s), here);
+    // No input of its own, but a sub-select over practices (`values ((select string_agg(ssn, ',') …))`):
+    // its rows carry practices' values without a practice.
+    if (tenantItems.length === 0) return { tenant: subTenant, labelled: false };
 
     // Alone, an unlabelled input gives rows no practice to carry (the runner refuses them); beside
     // another, it meets that one's practices with no way to match them.
@@ -140,8 +144,17 @@ class Analysis {
       }
       this.equalities(j.quals, tenantItems, new Set([...scope.outer].filter((o) => !items.has(o))), links);
       this.subLinks([j.quals], { ctes: scope.ctes, outer: new Set([...scope.outer, ...tenantItems]) });
+    } else if (isObject(f.RangeFunction)) {
+      // unnest(…), generate_series(…): its own rows read no practice, but a sub-select in its
+      // arguments does, and like a LATERAL item it must match the practice of the items before it.
+      const before = [...items].filter(([, v]) => v.tenant).map(([k]) => k);
+      const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `function ${items.size + 1}`;
+      const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: new Set([...scope.outer, ...before]) }, true);
+      items.set(alias, { tenant: reads && before.length === 0, labelled: false });
+    } else {
+      // TABLESAMPLE, XMLTABLE, JSON_TABLE, …: what it reads cannot be followed here.
+      this.findings.push({ message: `reads a FROM item (${Object.keys(f)[0] ?? 'unknown'}) whose practices cannot be checked; use a table, CTE or subquery` });
     }
-    // RangeFunction (generate_series, unnest, …): generates values, reads no practice.
   }
 
   /** `a.tc = b.tc` among the AND-ed conditions of `node`. */
@@ -224,8 +237,12 @@ class Analysis {
     });
   }
 
-  /** Sub-selects in expressions: each must match its row's practice. */
-  private subLinks(nodes: unknown[], scope: Scope): void {
+  /**
+   * Sub-selects in expressions: each must match its row's practice (`correlated`: even with no
+   * input before it to match). Whether any of them reads practices' rows.
+   */
+  private subLinks(nodes: unknown[], scope: Scope, correlated = false): boolean {
+    let tenant = false;
     const visit = (n: unknown): void => {
       if (Array.isArray(n)) return n.forEach(visit);
       if (!isObject(n)) return;
@@ -233,7 +250,7 @@ class Analysis {
         if (k === 'SubLink' && isObject(v)) {
           const body = isObject(v.subselect) ? (v.subselect.SelectStmt as Json | undefined) : undefined;
           // `(x.practice_id, …) IN (select practice_id, …)` matches the practice as a correlation does.
-          if (body) this.select(body, scope, scope.outer.size > 0 && !this.inOnTenantColumn(v, body, scope));
+          if (body) tenant = this.select(body, scope, correlated || (scope.outer.size > 0 && !this.inOnTenantColumn(v, body, scope))).tenant || tenant;
           visit(v.testexpr);
           continue;
         }
@@ -242,6 +259,7 @@ class Analysis {
       }
     };
     visit(nodes);
+    return tenant;
   }
 }
 

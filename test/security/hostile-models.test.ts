@@ -178,7 +178,8 @@ const attacks: [string, string, string, string][] = [
     `select v.practice_id, v.person_token from {{ref "vault_person_tokens"}} v where exists (select 1 from {{ref "stg_patients"}} s where s.practice_id = v.practice_id and s.patient_id = v.patient_id and s.last_name like 'A%')`,
     'TSF215',
   ],
-  ['LIMIT from the SSN', PSEUDO, `select p.practice_id from {{ref "stg_patients"}} p limit (select length(min(ssn)) from {{ref "stg_patients"}})`, 'TSF215'],
+  // A sub-select in LIMIT reads every practice of a batch: refused as mixing practices first.
+  ['LIMIT from the SSN', PSEUDO, `select p.practice_id from {{ref "stg_patients"}} p limit (select length(min(ssn)) from {{ref "stg_patients"}})`, 'TSF231'],
   [
     'the vault join abused as a filter',
     PSEUDO,

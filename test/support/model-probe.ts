@@ -1,0 +1,30 @@
+import type { Diagnostic } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import type { ColumnSpec, PhiClass, Project } from '../../src/project/types.ts';
+import { compileErrors } from './compile-errors.ts';
+import { REPO_ROOT } from './demo-project.ts';
+
+let demo: Project | undefined;
+
+/**
+ * The demo project with one more model (and its yml, every column with the class given), compiled
+ * in memory: its errors, [] when it compiles. `extra`: more models the one probed reads.
+ */
+export function compileModel(file: string, sql: string, columns: Record<string, PhiClass>, extra: { file: string; sql: string }[] = []): Diagnostic[] {
+  demo ??= loadProject(REPO_ROOT);
+  const project = structuredClone(demo);
+  for (const m of [...extra, { file, sql }]) {
+    const name = m.file.replace(/^.*\//, '').replace(/\.sql$/, '');
+    project.models.push({ name, file: m.file, sql: `${m.sql}\n`, line: 1 });
+  }
+  const name = file.replace(/^.*\//, '').replace(/\.sql$/, '');
+  const yml = file.replace(/[^/]+$/, `_${name}.yml`);
+  const column = ([n, phi]: [string, PhiClass]): ColumnSpec => ({ name: n, phi, phiExplicit: true, tests: [], file: yml, line: 1 });
+  project.properties.push({ name, file: yml, line: 1, columns: Object.entries(columns).map(column) });
+  return compileErrors(project);
+}
+
+/** `TSF231: message` lines, for an assertion's failure output (messages name columns, never values). */
+export function shown(errors: readonly Diagnostic[]): string {
+  return errors.map((e) => `${e.code}: ${e.message}`).join('\n') || '(compiles)';
+}
