@@ -7,8 +7,9 @@
  * is not output, an unqualified name among several inputs) is refused: this check fails closed.
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
+import { cellMeasures } from './k-count-shape.ts';
 import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { emptyEnv, fromItems, isSetOp, outputName, outputPosition, parseSelect, refFields, starQualifier, targetsOf, withCtes, type Env } from './select-scope.ts';
+import { contains, emptyEnv, fromItems, isSetOp, outputName, outputPosition, parseSelect, refFields, starQualifier, targetsOf, withCtes, type Env } from './select-scope.ts';
 
 /**
  * What a relation named in a bare rendering is: the vault's token map, a seed, a model (its
@@ -111,7 +112,7 @@ export class ColumnTracer {
   }
 
   /** A select item passes the token on only as a plain column reference. */
-  private passed(target: Json, s: Json, env: Env, depth: number): string | undefined {
+  protected passed(target: Json, s: Json, env: Env, depth: number): string | undefined {
     const val = target.val;
     if (!isObject(val) || !isObject(val.ColumnRef)) return `${outputName(target) ?? 'a column'} is computed, not passed on`;
     return this.column(refFields(val), s, env, depth);
@@ -139,4 +140,49 @@ export class TokenTracer extends ColumnTracer {
     const why = this.column(refFields(args[0]!), s, withCtes(s, env), 0);
     return why ? `counts ${refFields(args[0]!).join('.')}, which is not the vault's person token passed on unchanged (${why}); count(DISTINCT <person token>) counts persons` : undefined;
   }
+}
+
+/**
+ * Why a published aggregate outputs, beside its cells' keys and count, something computed from
+ * its members' person tokens, or undefined. `min(person_token)` or `string_agg(person_token, ',')`
+ * per cell ties those persons to the cell's keys; lists keyed by ZIP3 in one relation and by birth
+ * year in another give each person's whole combination back. Tokens are `none` to the PHI
+ * classes (they name nobody), so they are followed here, through any expression over them.
+ */
+export function measuredTokensProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
+  const select = parseSelect(sql);
+  if (!select) return undefined;
+  const top = withCtes(select, emptyEnv());
+  const tracer = new TokenDerivation(lookup);
+  for (const { select: arm, target } of cellMeasures(select, kCount)) {
+    const env = arm === select ? top : withCtes(arm, top);
+    const read = columnRefs(target.val).find((ref) => tracer.column(refFields(ref), arm, env) === undefined);
+    if (read) {
+      return `outputs ${outputName(target) ?? 'a column'} computed from its members' person tokens (${refFields(read).join('.')}), which ties those persons to the cell's keys; a token may only be counted, as ${kCount}`;
+    }
+  }
+  return undefined;
+}
+
+/** Follows a column to tell whether its values are computed from the vault's person tokens (any expression over one counts). */
+class TokenDerivation extends ColumnTracer {
+  constructor(lookup: RelationLookup) {
+    super(lookup, vaultToken);
+  }
+
+  protected override passed(target: Json, s: Json, env: Env, depth: number): string | undefined {
+    if (isObject(target.val) && isObject(target.val.ColumnRef)) return super.passed(target, s, env, depth);
+    const derived = columnRefs(target.val).some((ref) => this.column(refFields(ref), s, env, depth) === undefined);
+    return derived ? undefined : `${outputName(target) ?? 'a column'} is computed from no person token`;
+  }
+}
+
+/** Every column reference in an expression (in its sub-selects too). */
+function columnRefs(tree: unknown): Json[] {
+  const out: Json[] = [];
+  contains(tree, (n) => {
+    if (isObject(n.ColumnRef)) out.push(n);
+    return false;
+  });
+  return out;
 }

@@ -27,12 +27,19 @@ function parseSelect(sql: string): Json | undefined {
   }
 }
 
-function selectProblem(s: Json, kCount: string, position?: number): string | undefined {
+/** `names`: the output names of a set operation's leftmost arm, which name every arm's columns. */
+function selectProblem(s: Json, kCount: string, position?: number, names?: readonly (string | undefined)[]): string | undefined {
+  if (s.op === 'SETOP_EXCEPT' || s.op === 'SETOP_INTERSECT') {
+    // Each arm's cells pass on their own; which of them the set operation keeps is chosen by the
+    // other arm's population (`… EXCEPT` the same cells without one person's quasi values).
+    return `chooses its cells with ${String(s.op).slice(6)}, by another population's cells (which cells are published tells of their members); publish each population's cells as they are, with UNION ALL if needed`;
+  }
   if (s.op !== undefined && s.op !== 'SETOP_NONE') {
     // UNION and the like: every arm must be such a count, at the place the first arm names it.
     const left = (s.larg as Json) ?? {};
     const at = position ?? positionOf(left, kCount);
-    return selectProblem(left, kCount, at) ?? selectProblem((s.rarg as Json) ?? {}, kCount, at);
+    const armNames = names ?? targetsOf(setArms(left)[0]!).map(targetName);
+    return selectProblem(left, kCount, at, armNames) ?? selectProblem((s.rarg as Json) ?? {}, kCount, at, armNames);
   }
   const targets = targetsOf(s);
   const at = position ?? targets.findIndex((t) => targetName(t)?.toLowerCase() === kCount);
@@ -51,7 +58,69 @@ function selectProblem(s: Json, kCount: string, position?: number): string | und
     const problem = groupKeyProblem(key, targets);
     if (problem) return problem;
   }
-  return cellChoiceProblem(s, targets, keys, target);
+  const chosen = cellChoiceProblem(s, targets, keys, target);
+  if (chosen) return chosen;
+  for (const [i, t] of targets.entries()) {
+    if (t === target || isKey(t, i, keys)) continue;
+    const problem = measureProblem(t.val, false);
+    if (problem) return `computes ${names?.[i] ?? targetName(t) ?? `column ${i + 1}`} over each cell's rows with ${problem}; beside its keys and ${kCount}, a published aggregate outputs only plain measures of the whole cell (sum, avg, min, max, median, stddev, variance of a column, count(*)), or a sub-population or one member could be singled out`;
+  }
+  return undefined;
+}
+
+const MEASURE_AGGREGATES = new Set(['count', 'sum', 'avg', 'min', 'max', 'median', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp']);
+const MEASURE_SCALARS = new Set(['round', 'abs', 'floor', 'ceil', 'ceiling', 'trunc']);
+const ARITHMETIC = new Set(['+', '-', '*', '/', '%']);
+const SHOWN: Record<string, string> = { CaseExpr: 'a CASE', BoolExpr: 'AND, OR or NOT', NullTest: 'IS [NOT] NULL', BooleanTest: 'IS TRUE/FALSE', SubLink: 'a sub-select', CoalesceExpr: 'coalesce', MinMaxExpr: 'greatest/least', NullIfExpr: 'nullif' };
+
+/**
+ * Why an output computed per cell counts or picks a part of the cell rather than measuring all
+ * of it, or undefined. `count(CASE WHEN zip3 = '021' AND birth_year = 1956 THEN 1 END)` or a
+ * FILTER counts the members with given quasi values, which the cell's count of k does not cover;
+ * a second count(DISTINCT …) counts a sub-population; `bool_or(…)` or a sub-select tells whether
+ * one member is there. So only arithmetic over plain aggregates of plain columns (allow-listed,
+ * so that what was not reviewed is refused); the classes of the columns read are the PHI gate's
+ * (phi-gate.ts: no quasi-identifier) and the person tokens' (model-checks.ts).
+ */
+function measureProblem(val: unknown, inAggregate: boolean): string | undefined {
+  if (Array.isArray(val)) {
+    for (const v of val) {
+      const problem = measureProblem(v, inAggregate);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  if (!isObject(val) || isObject(val.A_Const) || isObject(val.ColumnRef)) return undefined;
+  if (isObject(val.TypeCast)) return measureProblem(val.TypeCast.arg, inAggregate);
+  if (isObject(val.A_Expr)) {
+    const op = ((val.A_Expr.name as unknown[]) ?? []).map(sval).join('');
+    if (val.A_Expr.kind !== 'AEXPR_OP' || !ARITHMETIC.has(op)) return `a comparison or condition (${op || String(val.A_Expr.kind)})`;
+    return measureProblem([val.A_Expr.lexpr, val.A_Expr.rexpr], inAggregate);
+  }
+  const fc = isObject(val.FuncCall) ? val.FuncCall : undefined;
+  if (!fc) {
+    const kind = Object.keys(val)[0] ?? 'an expression';
+    return SHOWN[kind] ?? kind;
+  }
+  const name = sval(((fc.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() ?? '';
+  if (fc.over) return `a window (${name} OVER)`;
+  if (MEASURE_SCALARS.has(name)) return measureProblem(fc.args, inAggregate);
+  if (!MEASURE_AGGREGATES.has(name) || inAggregate) return `${name}(…)`;
+  if (fc.agg_filter) return `a FILTER on ${name}(…)`;
+  if (fc.agg_order || fc.agg_within_group || fc.agg_distinct) return `${name}(DISTINCT or ORDER BY …)`;
+  if (name === 'count' && fc.agg_star !== true) return "a second count, of something other than all of the cell's rows (count(*))";
+  return measureProblem(fc.args, true);
+}
+
+/** The outputs of a published aggregate computed over each cell's rows (not keys, not the count), with their SELECT: every arm of a set operation. */
+export function cellMeasures(s: Json, kCount: string): { select: Json; target: Json }[] {
+  const names = targetsOf(setArms(s)[0]!).map((t) => targetName(t)?.toLowerCase());
+  return setArms(s).flatMap((arm) => {
+    const keys = groupKeys((arm.groupClause as unknown[]) ?? []);
+    return targetsOf(arm)
+      .filter((t, i) => names[i] !== kCount.toLowerCase() && !isKey(t, i, keys))
+      .map((target) => ({ select: arm, target }));
+  });
 }
 
 /**

@@ -4,7 +4,7 @@ import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
-import { countedPersonsProblem, type Relation, type RelationLookup } from './counted-persons.ts';
+import { countedPersonsProblem, measuredTokensProblem, type Relation, type RelationLookup } from './counted-persons.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
 import { patientRowsProblem } from './patient-rows.ts';
 import { personLevelProblem, personRowsProblem } from './person-rows.ts';
@@ -160,7 +160,8 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
 function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
   const counted = countedPersonsProblem(sql, kCount, lookup);
   const mixed = counted ? undefined : personRowsProblem(sql, lookup);
-  const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`);
+  const tokens = counted || mixed ? undefined : measuredTokensProblem(sql, kCount, lookup);
+  const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`) ?? tokens;
   return problem && `with k_anonymity_count="${kCount}" but ${problem}`;
 }
 

@@ -60,8 +60,10 @@ describe('a published aggregate publishing a quasi-identifier computed per cell'
     ['a list in the second UNION arm', `select p.sex, p.zip3 as z, count(distinct p.person_token) as n from ${P} p group by 1, 2 union all select p.sex, string_agg(p.zip3, ','), count(distinct p.person_token) from ${P} p group by 1`, 'z'],
   ])('%s is refused', (_what, select, column) => {
     const errors = compileWith(select);
-    const d = errors.find((x) => x.code === 'TSF215' && PER_CELL.test(x.message));
-    expect(d?.message, JSON.stringify(errors.map((x) => x.message))).toMatch(new RegExp(`^x_cells\\.${column} `));
+    // The gate's per-cell quasi rule, or, for an aggregate that is not a plain measure (a list, a
+    // mode, a concatenation), the shape of the published aggregate, which is checked first.
+    const d = errors.find((x) => x.code === 'TSF215' && (PER_CELL.test(x.message) ? x.message.startsWith(`x_cells.${column} `) : x.message.includes(`computes ${column} over each cell's rows`)));
+    expect(d, JSON.stringify(errors.map((x) => x.message))).toBeDefined();
     expect(d).toMatchObject({ file: FILE });
   });
 
