@@ -57,6 +57,9 @@ class RelationText {
   }
 }
 
+/** What an approved generalizer rendered: the only expression another generalizer may be given. */
+class GeneralizedText extends RelationText {}
+
 /** A model's root context: `is_incremental`, and `{{this}}` as an uninspectable relation. */
 class ModelContext extends RelationText {
   constructor(
@@ -71,6 +74,8 @@ class ModelContext extends RelationText {
 export const GENERALIZED = 'tsf_generalized';
 export const SHIFTED = 'tsf_shifted';
 export const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
+/** Marks, in a lineage rendering, a column given to an approved generalizer (it must be one as stored). */
+export const GENERALIZER_ARGUMENT = 'tsf_column';
 
 /**
  * One Handlebars environment per compile (never the global one): builtins plus the project's
@@ -135,15 +140,25 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
       params.forEach((p, i) => {
         if (i < args.length) ctx[p] = args[i];
       });
+      // Every value the generalizer is given but the shift (which tsf_shifted checks) and another
+      // generalizer's output: the lineage refuses one computed in the model (phi-lineage-analyze.ts).
+      if (approval && st.scope.lineage) {
+        for (const p of Object.keys(ctx)) {
+          const value = ctx[p];
+          if (p === approval.shift || p === 'args' || value instanceof GeneralizedText) continue;
+          if (typeof value === 'string' || value instanceof RelationText) ctx[p] = `${GENERALIZER_ARGUMENT}(${String(value)})`;
+        }
+      }
       ctx[STATE] = st;
       const sql = template(ctx, { data: { root: ctx } }).trim();
       // Opaque too: the lineage rendering wraps a generalizer's output, so its text differs.
-      if (!st.scope.lineage || !approval) return new RelationText(() => sql);
+      if (!approval) return new RelationText(() => sql);
+      if (!st.scope.lineage) return new GeneralizedText(() => sql);
       if (approval.shift !== undefined) {
         const shiftedBy = String(ctx[approval.shift] ?? 'NULL');
-        return new RelationText(() => `${SHIFTED}(${sql}, ${shiftedBy})`);
+        return new GeneralizedText(() => `${SHIFTED}(${sql}, ${shiftedBy})`);
       }
-      return new RelationText(() => `${approval.requiresShifted ? GENERALIZED_IF_SHIFTED : GENERALIZED}(${sql})`);
+      return new GeneralizedText(() => `${approval.requiresShifted ? GENERALIZED_IF_SHIFTED : GENERALIZED}(${sql})`);
     });
   }
 

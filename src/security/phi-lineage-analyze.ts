@@ -4,12 +4,14 @@
  */
 import type { ColumnRef, FuncCall, Node, SelectStmt, SubLink, WithClause } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { baseInfo, combine, generalize, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
+import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
 import { labelled, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
 const SHIFTED = 'tsf_shifted';
+/** How a lineage rendering marks an argument given to an approved generalizer (render.ts). */
+const GENERALIZER_ARGUMENT = 'tsf_column';
 const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
 /** The vault's token map and per-person shift as the lineage gate keys them (phi-gate.ts). */
 const VAULT_TOKENS_CTE = '__tsf_ref_vault_person_tokens';
@@ -225,6 +227,11 @@ export class Analyzer {
 
   expr(node: Node, env: CteEnv | undefined, scope: Scope): Info {
     if ('ColumnRef' in node) return this.columnRef(node.ColumnRef, scope);
+    return computedFrom(this.computedExpr(node, env, scope));
+  }
+
+  /** An expression other than a column reference. */
+  private computedExpr(node: Node, env: CteEnv | undefined, scope: Scope): Info {
     if ('FuncCall' in node) return this.funcCall(node.FuncCall, env, scope);
     if ('SubLink' in node) return this.subLink(node.SubLink, env, scope);
     if ('SelectStmt' in node) return shapeInfo(this.select(node.SelectStmt, env, scope));
@@ -247,6 +254,13 @@ export class Analyzer {
 
   private funcCall(fc: FuncCall, env: CteEnv | undefined, scope: Scope): Info {
     const name = lastName(fc);
+    if (name === GENERALIZER_ARGUMENT && fc.args?.length === 1) {
+      // A generalizer was reviewed for a column as stored: given a value computed here (a CTE's
+      // `substr(zip, 3)`), it would pass anything computed from a quasi-identifier as generalized.
+      const arg = this.expr(fc.args[0]!, env, scope);
+      if (!arg.traces.some((t) => t.computed && t.phi !== 'none')) return arg;
+      return combine([arg, noteInfo([`an approved generalizer is given a value computed in this model (${lineageLines(arg)[0] ?? 'an expression'}): it generalizes a column as stored only`])]);
+    }
     if (name === SHIFTED && fc.args?.length === 2) {
       const value = this.expr(fc.args[0]!, env, scope);
       // The shift is the vault's column itself, not an expression over it (`* 0` would undo it).

@@ -23,6 +23,8 @@ export interface Trace {
   baseClass: PhiClass;
   /** Names the value took after the base, oldest first: `p.ssn`, `x.ssn`, `tsf_generalized(…)`. */
   steps: string[];
+  /** Computed on the way (a function, operator, cast, CASE…), not a column passed on as stored. */
+  computed?: true;
 }
 
 export interface Info {
@@ -108,6 +110,12 @@ export function generalize(info: Info, label: string): Info {
   };
 }
 
+/** The value of an expression over `info` (not the column itself): see Trace.computed. */
+export function computedFrom(info: Info): Info {
+  if (info.traces.every((t) => t.computed)) return info;
+  return { ...info, traces: info.traces.map((t) => (t.computed ? t : { ...t, computed: true })) };
+}
+
 /** `count(…)`, `x IS NULL`: a number of rows, or whether a value is there, identifies nobody. */
 export function nonIdentifying(info: Info, label: string): Info {
   return { phi: 'none', generalized: false, traces: info.traces.map((t) => withStep(t, label, 'none')), notes: info.notes };
@@ -118,6 +126,8 @@ export function lineageLines(info: Info): string[] {
   const lines = [...info.traces]
     .sort((a, b) => RANK[b.phi] - RANK[a.phi])
     .map((t) => [...t.steps].reverse().concat(`${t.base} (${t.baseClass})`).join(' <- '));
+  // Direct because of a note (an unknown function, a generalizer given an expression): the note says why.
+  if (info.phi === 'direct' && !info.traces.some((t) => t.phi === 'direct')) return [...info.notes, ...new Set(lines)];
   return [...new Set(lines), ...info.notes];
 }
 
