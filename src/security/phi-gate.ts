@@ -126,7 +126,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     }
     quasi.set(node.name, qiOut);
     const kCount = 'k_count' in node ? node.k_count : undefined;
-    if (kCount !== undefined) diagnostics.push(...cellComputedQuasi(node, kCount, variants, qiOut, lineOf));
+    if (kCount !== undefined) diagnostics.push(...cellComputedQuasi(node, kCount, variants, qiOut, lineOf), ...quasiPopulation(node, qi.quasiPredicates, at));
   }
   return diagnostics;
 }
@@ -151,6 +151,23 @@ function cellComputedQuasi(node: ManifestNode, kCount: string, variants: readonl
 }
 
 /**
+ * A published aggregate whose rows are kept by a quasi-identifier (`where sex <> 'U'`, `join … on
+ * p.zip3 <> '021'`, even on a key) leaves out cells the gate never sees: a total over the same
+ * keys published elsewhere over every row, minus these cells, gives their small counts back. So
+ * its population may be chosen by values of no class only; every value of a quasi-identifier is
+ * published as a key (or not read at all), and suppression covers the margins.
+ */
+function quasiPopulation(node: ManifestNode, paths: readonly string[], at: { file: string; line: number }): Diagnostic[] {
+  return paths.slice(0, 1).map((path) =>
+    diagnostic(
+      Codes.phiLineage,
+      `${node.name} keeps its rows by a quasi-identifier (${path}) in WHERE, HAVING, JOIN … ON or an ordered LIMIT: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
+      at,
+    ),
+  );
+}
+
+/**
  * One result for the renderings of a model (full, and `is_incremental` for an incremental one):
  * each column at the highest class any rendering gives it, with that rendering's lineage; any
  * rendering that cannot be analysed makes the whole unanalysable.
@@ -160,16 +177,18 @@ function everyVariant(results: LineageResult[]): LineageResult {
   if (failed || results.length === 1) return failed ?? results[0]!;
   const columns: Extract<LineageResult, { ok: true }>['columns'] = {};
   const implicitDirect = new Set<string>();
+  const quasiPredicates = new Set<string>();
   (results as Extract<LineageResult, { ok: true }>[]).forEach((r, i) => {
     const where = (line: string) => (i === 0 ? line : `${line} (in the is_incremental rendering)`);
     for (const p of r.implicitDirect) if (!implicitDirect.has(p)) implicitDirect.add(where(p));
+    for (const p of r.quasiPredicates) if (!quasiPredicates.has(p)) quasiPredicates.add(where(p));
     for (const [name, c] of Object.entries(r.columns)) {
       const before = columns[name];
       if (!before) columns[name] = c;
       else if (phiRank(c.phi) > phiRank(before.phi)) columns[name] = { ...c, lineage: c.lineage.map(where), generalized: c.generalized || before.generalized };
     }
   });
-  return { ok: true, columns, implicitDirect: [...implicitDirect] };
+  return { ok: true, columns, implicitDirect: [...implicitDirect], quasiPredicates: [...quasiPredicates] };
 }
 
 function declared(n: ManifestNode): Classes {

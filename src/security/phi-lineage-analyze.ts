@@ -51,6 +51,12 @@ export class Analyzer {
    * can encode an identifier (`join generate_series(0, 9999) g(n) on g.n = right(ssn, 4)`).
    */
   readonly implicit: Info[] = [];
+  /**
+   * The implicit flows that choose which rows (and so which persons) are kept: WHERE, HAVING,
+   * JOIN … ON, and ORDER BY under LIMIT or OFFSET. A published aggregate's population chosen by a
+   * quasi-identifier is open to differencing against a total published over more rows.
+   */
+  readonly predicates: Info[] = [];
 
   constructor(
     /** Keyed by the lower-cased relation name as the SQL spells it (`__tsf_ref_x`, `schema.table`). */
@@ -95,6 +101,12 @@ export class Analyzer {
     const chooses = (n: Node | undefined) => {
       if (n) this.implicit.push(this.expr(n, env, scope));
     };
+    const keeps = (n: Node | undefined) => {
+      if (n) this.predicates.push(this.expr(n, env, scope));
+    };
+    keeps(stmt.whereClause);
+    keeps(stmt.havingClause);
+    if (stmt.limitCount || stmt.limitOffset) for (const s of stmt.sortClause ?? []) keeps('SortBy' in s ? s.SortBy.node : s);
     chooses(stmt.whereClause);
     chooses(stmt.havingClause);
     chooses(stmt.limitCount);
@@ -297,7 +309,9 @@ export class Analyzer {
     const conjuncts = 'BoolExpr' in quals && quals.BoolExpr.boolop === 'AND_EXPR' ? (quals.BoolExpr.args ?? []) : [quals];
     for (const c of conjuncts) {
       if (this.isVaultKeyJoin(c, scope)) continue;
-      this.implicit.push(this.expr(c, env, scope));
+      const info = this.expr(c, env, scope);
+      this.implicit.push(info);
+      this.predicates.push(info);
     }
   }
 

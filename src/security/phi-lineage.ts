@@ -88,6 +88,8 @@ export type LineageResult =
       columns: Record<string, ColumnLineage>;
       /** Paths of direct identifiers read outside the select list (predicates, joins, grouping, order). */
       implicitDirect: string[];
+      /** Paths of quasi-identifiers read by what keeps rows (WHERE, HAVING, JOIN … ON, an ordered LIMIT). */
+      quasiPredicates: string[];
     }
   | { ok: false; error: string };
 
@@ -123,7 +125,8 @@ export function columnLineage(input: LineageInput): LineageResult {
       columns[name] = { phi: info.phi, lineage: lineageLines(info), generalized: info.generalized };
     }
     const implicitDirect = [...new Set(analyzer.implicit.filter((i) => i.phi === 'direct').flatMap((i) => lineageLines(i).slice(0, 1)))];
-    return { ok: true, columns, implicitDirect };
+    const quasiPredicates = [...new Set(analyzer.predicates.filter((i) => i.phi === 'quasi').flatMap((i) => lineageLines(i).slice(0, 1)))];
+    return { ok: true, columns, implicitDirect, quasiPredicates };
   } catch (err) {
     const message = err instanceof LineageError ? err.message : `lineage analysis failed: ${(err as Error).message}`;
     return { ok: false, error: short(message) };

@@ -86,7 +86,7 @@ describe('a published aggregate whose keys may be other persons\' values', () =>
   });
 
   it.each([
-    ['a join on tokens in WHERE', `select c.condition_code, count(distinct p.person_token) as n from ${P} p, ${C} c where c.person_token = p.person_token and p.sex = 'F' group by 1`],
+    ['a join on tokens in WHERE', `select c.condition_code, count(distinct p.person_token) as n from ${P} p, ${C} c where c.person_token = p.person_token and c.condition_code <> '44054006' group by 1`],
     ['a join USING the token', `select c.condition_code, count(distinct p.person_token) as n from ${P} p join ${C} c using (person_token) group by 1`],
     ['a cohort semi-join on the token', `select e.encounter_class, count(distinct e.person_token) as n from ${E} e where e.person_token in (select c.person_token from ${C} c where c.condition_code = '44054006') group by 1`],
     ['an EXISTS matched to the token', `select e.encounter_class, count(distinct e.person_token) as n from ${E} e where exists (select 1 from ${C} c where c.person_token = e.person_token and c.condition_code = '44054006') group by 1`],

@@ -50,7 +50,7 @@ describe('a tenant-scoped model cannot read other practices through a sub-select
   ])('%s', (_how, sql) => {
     const errors = compileModel(MART, sql, { practice_id: 'none', x: 'none', n: 'none', first_name: 'direct' });
     expect(errors.map((e) => e.code), shown(errors)).toContain('TSF231');
-    expect(errors.filter((e) => e.code === 'TSF231').every((e) => e.file === MART && e.line >= 1)).toBe(true);
+    expect(errors.filter((e) => e.code === 'TSF231').every((e) => e.file === MART && (e.line ?? 0) >= 1)).toBe(true);
   });
 
   it.each([
