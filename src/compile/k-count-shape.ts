@@ -6,7 +6,9 @@
  * (`50 as n`), a window (`count(*) over ()`), arithmetic (`count(*) * 20`), a FILTER that zeroes
  * the count, or a count computed in a subquery and passed on would publish cells of one person;
  * so would a GROUP BY key the SELECT does not output (`GROUP BY person_token, age_band` with
- * only the band shown), so every key must be an output column.
+ * only the band shown), so every key must be an output column. Its other outputs are plain
+ * measures of the whole cell (measureProblem), and EXCEPT or INTERSECT, which choose cells by
+ * another population, are refused.
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { parseSync } from 'libpg-query';
@@ -113,13 +115,13 @@ function measureProblem(val: unknown, inAggregate: boolean): string | undefined 
 }
 
 /** The outputs of a published aggregate computed over each cell's rows (not keys, not the count), with their SELECT: every arm of a set operation. */
-export function cellMeasures(s: Json, kCount: string): { select: Json; target: Json }[] {
+export function cellMeasures(s: Json, kCount: string): { select: Json; target: Json; index: number }[] {
   const names = targetsOf(setArms(s)[0]!).map((t) => targetName(t)?.toLowerCase());
   return setArms(s).flatMap((arm) => {
     const keys = groupKeys((arm.groupClause as unknown[]) ?? []);
     return targetsOf(arm)
-      .filter((t, i) => names[i] !== kCount.toLowerCase() && !isKey(t, i, keys))
-      .map((target) => ({ select: arm, target }));
+      .map((target, index) => ({ select: arm, target, index }))
+      .filter(({ target, index }) => names[index] !== kCount.toLowerCase() && !isKey(target, index, keys));
   });
 }
 
@@ -178,17 +180,8 @@ function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: Read
 export function cellComputedColumns(sql: string, kCount: string): string[] | undefined {
   const stmt = parseSelect(sql);
   if (!stmt) return undefined;
-  const arms = setArms(stmt);
-  const names = targetsOf(arms[0]!).map((t) => targetName(t)?.toLowerCase());
-  const computed = new Set<number>();
-  for (const arm of arms) {
-    const targets = targetsOf(arm);
-    const keys = groupKeys((arm.groupClause as unknown[]) ?? []);
-    targets.forEach((t, i) => {
-      if (names[i] === kCount.toLowerCase()) return;
-      if (!isKey(t, i, keys)) computed.add(i);
-    });
-  }
+  const names = targetsOf(setArms(stmt)[0]!).map((t) => targetName(t)?.toLowerCase());
+  const computed = new Set(cellMeasures(stmt, kCount).map((m) => m.index));
   return [...computed].map((i) => names[i] ?? `column ${i + 1}`);
 }
 
