@@ -126,7 +126,10 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     }
     quasi.set(node.name, qiOut);
     const kCount = 'k_count' in node ? node.k_count : undefined;
-    if (kCount !== undefined) diagnostics.push(...cellComputedQuasi(node, kCount, variants, qiOut, lineOf), ...quasiPopulation(node, qi.quasiPredicates, at));
+    if (kCount !== undefined) diagnostics.push(...cellComputedQuasi(node, kCount, variants, qiOut, lineOf));
+    // Published (one relation over every practice), aggregate or person-level: a person left out
+    // of one relation and not of another is found by comparing them.
+    if (kCount !== undefined || node.scope !== 'tenant') diagnostics.push(...quasiPopulation(node, qi.quasiPredicates, at));
   }
   return diagnostics;
 }
@@ -155,7 +158,8 @@ function cellComputedQuasi(node: ManifestNode, kCount: string, variants: readonl
  * p.zip3 <> '021'`, even on a key) leaves out cells the gate never sees: a total over the same
  * keys published elsewhere over every row, minus these cells, gives their small counts back. So
  * its population may be chosen by values of no class only; every value of a quasi-identifier is
- * published as a key (or not read at all), and suppression covers the margins.
+ * published as a key (or not read at all), and suppression covers the margins. A person-level
+ * relation without one person's quasi values, beside one with them, names that person's row.
  */
 function quasiPopulation(node: ManifestNode, paths: readonly string[], at: { file: string; line: number }): Diagnostic[] {
   return paths.slice(0, 1).map((path) =>

@@ -31,6 +31,16 @@ describe('a published aggregate\'s rows are not chosen by a quasi-identifier (TS
     expect(refusal).toMatchObject({ file: PUB });
   });
 
+  it('a person-level relation without one person\'s row', () => {
+    const errors = compileModel(PUB, `select p.person_token, p.sex, p.age_band from ${P} p where not (p.zip3 = '021' and p.birth_year = 1956)`, { person_token: 'none', sex: 'quasi', age_band: 'quasi' });
+    expect(errors.find((e) => e.code === 'TSF215' && e.message.includes('keeps its rows by a quasi-identifier'))?.message, shown(errors)).toContain('(p.zip3 <-');
+  });
+
+  it('a person-level relation of every person is accepted', () => {
+    const errors = compileModel(PUB, `select p.person_token, p.sex, p.age_band from ${P} p`, { person_token: 'none', sex: 'quasi', age_band: 'quasi' });
+    expect(errors, shown(errors)).toEqual([]);
+  });
+
   it.each([
     ['rows kept by a column of no class', `select c.condition_code, count(distinct c.person_token) as n from ${C} c where c.condition_code like 'E11%' group by 1`],
     ['persons joined on their token', `select c.condition_code, p.sex, count(distinct c.person_token) as n from ${CP} group by 1, 2`],
