@@ -57,6 +57,11 @@ export class Analyzer {
    * quasi-identifier is open to differencing against a total published over more rows.
    */
   readonly predicates: Info[] = [];
+  /**
+   * Above 0 while a predicate that keeps rows is read: there even whether a column is NULL counts
+   * (`where birth_year is not null` leaves out everyone aged 90 and over).
+   */
+  private strict = 0;
 
   constructor(
     /** Keyed by the lower-cased relation name as the SQL spells it (`__tsf_ref_x`, `schema.table`). */
@@ -102,11 +107,16 @@ export class Analyzer {
       if (n) this.implicit.push(this.expr(n, env, scope));
     };
     const keeps = (n: Node | undefined) => {
-      if (n) this.predicates.push(this.expr(n, env, scope));
+      if (n) this.predicates.push(this.strictly(() => this.expr(n, env, scope)));
     };
     keeps(stmt.whereClause);
     keeps(stmt.havingClause);
-    if (stmt.limitCount || stmt.limitOffset) for (const s of stmt.sortClause ?? []) keeps('SortBy' in s ? s.SortBy.node : s);
+    const order = (stmt.sortClause ?? []).map((s) => ('SortBy' in s ? s.SortBy.node : s));
+    // DISTINCT ON keeps one row per key, the first by ORDER BY; LIMIT keeps the first rows, in
+    // the ORDER BY's order or, without one, in whatever order the inputs come (a sorted CTE's).
+    const distinctOn = (stmt.distinctClause ?? []).filter((d) => Object.keys(d).length > 0);
+    if (distinctOn.length > 0 || stmt.limitCount || stmt.limitOffset) [...distinctOn, ...order].forEach(keeps);
+    if ((stmt.limitCount || stmt.limitOffset) && order.length === 0) this.predicates.push(combine([noneInfo(), ...scope.items.flatMap((it) => it.shape.columns.map((c) => c.info))]));
     chooses(stmt.whereClause);
     chooses(stmt.havingClause);
     chooses(stmt.limitCount);
@@ -203,6 +213,14 @@ export class Analyzer {
       const left = this.fromItem(j.larg, env, scope);
       const right = this.fromItem(j.rarg, env, { ...scope, items: [...scope.items, ...left] });
       if (j.quals) this.joinCondition(j.quals, env, { ...scope, items: [...scope.items, ...left, ...right] });
+      for (const column of (j.usingClause ?? []).map(sval)) {
+        if (column === undefined) continue;
+        // USING (c) is `l.c = r.c`: read like any join condition, the tokenization join aside.
+        const info = this.columnRef({ fields: [{ String: { sval: column } }] } as ColumnRef, { ...scope, items: [...left, ...right] });
+        if (this.isVaultKey(lower(column), info)) continue;
+        this.implicit.push(info);
+        this.predicates.push(info);
+      }
       const alias = j.alias?.aliasname;
       if (!alias) return [...left, ...right];
       const shape: Shape = {
@@ -249,7 +267,11 @@ export class Analyzer {
     if ('SelectStmt' in node) return shapeInfo(this.select(node.SelectStmt, env, scope));
     if ('NullTest' in node) {
       const t = node.NullTest;
-      return nonIdentifying(t.arg ? this.expr(t.arg, env, scope) : noneInfo(), t.nulltesttype === 'IS_NOT_NULL' ? 'is not null' : 'is null');
+      const label = t.nulltesttype === 'IS_NOT_NULL' ? 'is not null' : 'is null';
+      const arg = t.arg ? this.expr(t.arg, env, scope) : noneInfo();
+      // Whether a column is there identifies nobody; whether an expression is NULL is any test
+      // at all (`nullif(ssn, '123-45-6789') is null`), so it carries what it reads.
+      return t.arg && 'ColumnRef' in t.arg && this.strict === 0 ? nonIdentifying(arg, label) : step(arg, label);
     }
     if (LEAF_KINDS.has(Object.keys(node)[0] ?? '')) return noneInfo();
     // Anything else (casts, operators, CASE, COALESCE, arrays, …) carries the max of what it reads.
@@ -289,12 +311,20 @@ export class Analyzer {
     if (fc.agg_within_group) for (const s of fc.agg_order ?? []) if ('SortBy' in s && s.SortBy.node) args.push(this.expr(s.SortBy.node, env, scope));
     // FILTER, OVER (PARTITION BY / ORDER BY) and an aggregate's ORDER BY choose rows; they are not
     // output, but an implicit flow.
-    if (fc.agg_filter) this.implicit.push(this.expr(fc.agg_filter, env, scope));
+    // The rows a FILTER picks, and the order an aggregate reads them in, shape its value
+    // (`count(*) FILTER (WHERE zip3 = '021')` counts those persons): they carry into it.
+    const chosen: Info[] = [];
+    if (fc.agg_filter) chosen.push(this.expr(fc.agg_filter, env, scope));
     if (fc.over) this.implicit.push(combine([noneInfo(), ...this.children(fc.over, env, scope)]));
-    if (!fc.agg_within_group) for (const s of fc.agg_order ?? []) if ('SortBy' in s && s.SortBy.node) this.implicit.push(this.expr(s.SortBy.node, env, scope));
-    const info = args.length === 0 ? noneInfo() : combine(args);
+    if (!fc.agg_within_group) for (const s of fc.agg_order ?? []) if ('SortBy' in s && s.SortBy.node) chosen.push(this.expr(s.SortBy.node, env, scope));
+    this.implicit.push(...chosen);
+    const info = args.length + chosen.length === 0 ? noneInfo() : combine([...args, ...chosen]);
     const label = `${name === 'timezone' && fc.funcformat === 'COERCE_SQL_SYNTAX' ? 'at time zone' : name}(…)`;
-    if (name === 'count') return nonIdentifying(info, label);
+    // A number of rows, or of values of columns, identifies nobody; a count of an expression
+    // (`count(CASE WHEN zip3 = '021' THEN 1 END)`) or of filtered rows is that expression's test.
+    const plainCount = chosen.length === 0 && (fc.args ?? []).every((a) => 'ColumnRef' in a);
+    if (name === 'count' && plainCount && this.strict === 0) return nonIdentifying(info, label);
+    if (name === 'count') return step(info, label);
     if (this.generalizers.has(name)) return generalize(info, label);
     if (!KNOWN_FUNCTIONS.has(name)) return combine([info, noteInfo([`unknown function ${name}(): its output cannot be classified (src/security/phi-lineage-functions.ts lists reviewed functions)`])]);
     return step(info, label);
@@ -328,6 +358,20 @@ export class Analyzer {
     const isVaultKey = (i: Info) =>
       i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => VAULT_KEYS.some((k) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${k}` && names[0] === k));
     return infos.some(isVaultKey);
+  }
+
+  /** `JOIN … USING (name)` where one side is the vault's key column of that name (the tokenization join). */
+  private isVaultKey(name: string, info: Info): boolean {
+    return VAULT_KEYS.includes(name) && info.notes.length === 0 && info.traces.some((t) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${name}`);
+  }
+
+  private strictly(read: () => Info): Info {
+    this.strict++;
+    try {
+      return read();
+    } finally {
+      this.strict--;
+    }
   }
 
   private subLink(sl: SubLink, env: CteEnv | undefined, scope: Scope): Info {

@@ -25,14 +25,18 @@
  *    shows an approved macro) a quasi-identifier becomes 'none' and the column is `generalized`;
  *    a DIRECT identifier stays 'direct': generalizing or hashing a name or SSN does not make it
  *    non-identifying (only tokenization through the vault does, and that is not a generalizer);
- *  - `count(…)`, `count(distinct …)`, `count(*)` and `x IS [NOT] NULL` are 'none' (a number of
- *    rows, or whether a value is present, identifies nobody); other aggregates (min, max, sum,
- *    avg, any_value, first, string_agg…) and window functions keep the class of their arguments;
+ *  - `count(*)`, `count(col)`, `count(distinct col)` and `col IS [NOT] NULL` of plain columns are
+ *    'none' (a number of rows, or whether a value is present, identifies nobody); a count or NULL
+ *    test of an expression, or a count with FILTER, is that expression's test and keeps its class
+ *    (`nullif(ssn, '123-45-6789') IS NULL` says whose SSN it is); a FILTER or an aggregate's
+ *    ORDER BY carries into any aggregate's value; other aggregates (min, max, sum, avg, any_value,
+ *    first, string_agg…) and window functions keep the class of their arguments;
  *  - literals, parameters and `current_date`-like keywords are 'none'; casts (`::`, CAST),
  *    operators, `AT TIME ZONE`, CASE (its conditions too: a CASE can re-encode a value), COALESCE
  *    and every other function carry the max of what they read;
- *  - columns read only by WHERE, GROUP BY, HAVING, ORDER BY, JOIN … ON, FILTER (WHERE …), a window's
- *    PARTITION BY / ORDER BY or an aggregate's ORDER BY do not make an output column identifying;
+ *  - columns read only by WHERE, GROUP BY, HAVING, ORDER BY, JOIN … ON or USING, a window's
+ *    PARTITION BY / ORDER BY do not make an output column identifying (they are implicit flows;
+ *    `predicates` keeps those that choose rows, for published relations);
  *    EXISTS (…) is 'none'; `x IN (SELECT …)` reads x and the subquery's column;
  *  - a relation named in `relations` takes its declared classes; when the SQL also defines it as a
  *    CTE (tsform's `"__tsf_ref_…"`), a column the body derives from something more identifying
