@@ -12,10 +12,11 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { TokenTracer, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, firstApart, fromItems, joinedPairs, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
 type Rows = { problem: string } | { persons: boolean };
+type Scope = { s: Json; env: Env };
 
 const MAX_DEPTH = 40;
 /** Aggregates written without GROUP BY aggregate over every row (and so across persons). */
@@ -73,8 +74,11 @@ class PersonRows {
     this.tokens = new TokenTracer(lookup);
   }
 
-  /** `outermost`: the published aggregate itself; `perPerson`: a sub-select matched to one person. */
-  select(s: Json, env: Env, depth: number, outermost: boolean, perPerson = false): Rows {
+  /**
+   * `outermost`: the published aggregate itself; `perPerson`: a sub-select matched to one person;
+   * `outer`: the SELECT a sub-select sits in, whose columns it may name.
+   */
+  select(s: Json, env: Env, depth: number, outermost: boolean, perPerson = false, outer?: Scope): Rows {
     if (depth > MAX_DEPTH) return { problem: 'its inputs nest too deep to follow' };
     const local = withCtes(s, env);
     if (isSetOp(s)) {
@@ -88,7 +92,7 @@ class PersonRows {
       // Over seeds only (a lookup list) a sub-select holds no person; over persons it may be
       // another's, unless it is matched to the row's person (`p.person_token IN (select …)`).
       const correlated = isCorrelated(link, s, local, [[this.tokens]]);
-      const rows = this.select(subSelectOf(link), local, depth + 1, false, correlated);
+      const rows = this.select(subSelectOf(link), local, depth + 1, false, correlated, { s, env: local });
       if ('problem' in rows) return rows;
       if (rows.persons && !correlated) return { problem: `${selectOver(items)} has a sub-select over other persons' rows; match it to the row's person token (or join on it)` };
     }
@@ -102,6 +106,8 @@ class PersonRows {
     }
     const unlinked = this.unlinked(s, local, persons);
     if (unlinked) return { problem: unlinked };
+    const looked = this.tokenLookup(s, local, outer);
+    if (looked) return { problem: looked };
     if (!outermost && !perPerson && persons.length > 0) {
       const across = this.groupedAcrossPersons(s, local);
       if (across) return { problem: across };
@@ -139,6 +145,42 @@ class PersonRows {
     const apart = firstApart(persons, joinedPairs(s, (fields) => this.tokens.column(fields, s, env) === undefined));
     if (!apart) return undefined;
     return `it joins ${persons[0]!.qualifier || 'an input'} and ${apart.qualifier || 'an input'} without equating their person tokens (a row would hold two persons' values)`;
+  }
+
+  /**
+   * Why `s` picks persons by their token's value, or undefined. A person token compared with
+   * anything but another person token (`… using (person_token)` with a VALUES list, `= 'ab12…'`,
+   * `IN (select t from (values …))`) picks known persons: their cells, or a measure joined from
+   * the list, tell which cells they are in.
+   */
+  private tokenLookup(s: Json, env: Env, outer: Scope | undefined): string | undefined {
+    const own = new Set(fromItems((s.fromClause as unknown[]) ?? [], env).map((i) => i.qualifier));
+    // A name qualified by an input of the SELECT around a sub-select is that SELECT's column.
+    const isTokenColumn = (f: string[]): boolean => {
+      if (f.length === 0) return false;
+      const where = f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env };
+      return this.tokens.column(f, where.s, where.env) === undefined;
+    };
+    const isToken = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isTokenColumn(refFields(x));
+    const why = `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} compares a person token with values that are not person tokens (a list of known tokens picks those persons); join tokens only to tokens`;
+    for (const [a, b] of equalities(s)) {
+      const [l, r] = [a, b].map(isTokenColumn);
+      if (l !== r) return why;
+    }
+    let found = false;
+    contains([s.whereClause, s.havingClause, ...joinQuals((s.fromClause as unknown[]) ?? [])], (n) => {
+      const e = isObject(n.A_Expr) ? n.A_Expr : undefined;
+      if (e && isToken(e.lexpr) !== isToken(e.rexpr)) found = true;
+      const link = isObject(n.SubLink) ? n.SubLink : undefined;
+      if (link && isToken(link.testexpr)) {
+        const sub = subSelectOf(link);
+        const first = targetsOf(sub)[0];
+        const name = outputName(first);
+        if (!name || this.tokens.output(sub, name, env) !== undefined) found = true;
+      }
+      return found;
+    }, true);
+    return found ? why : undefined;
   }
 
   /** Why `s` (not the aggregate itself) makes a row of several persons' rows, or undefined. */

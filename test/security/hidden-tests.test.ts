@@ -76,3 +76,25 @@ describe('a published aggregate\'s rows are not kept by a hidden quasi-identifie
     expect(errors.find((e) => e.code === 'TSF215')?.message, shown(errors)).toMatch(/keeps its rows by a quasi-identifier/);
   });
 });
+
+describe('a published aggregate cannot pick known persons by their token (TSF215)', () => {
+  it.each([
+    ['a measure joined USING a list of tokens', `select c.condition_code, count(distinct c.person_token) as n, sum(k.hit) as m from ${C} c left join (values ('deadbeef', 1)) k(person_token, hit) using (person_token) group by 1`],
+    ['a measure joined ON a list of tokens', `select c.condition_code, count(distinct c.person_token) as n, sum(k.hit) as m from ${C} c left join (values ('deadbeef', 1)) k(t, hit) on k.t = c.person_token group by 1`],
+    ['a token left out by its value', `select c.condition_code, count(distinct c.person_token) as n from ${C} c where c.person_token <> 'deadbeef' group by 1`],
+    ['tokens in a list', `select c.condition_code, count(distinct c.person_token) as n from ${C} c where c.person_token in ('a', 'b') group by 1`],
+    ['tokens in a sub-select of VALUES', `select c.condition_code, count(distinct c.person_token) as n from ${C} c where c.person_token in (select k.t from (values ('a')) k(t)) group by 1`],
+    ['tokens matched in an EXISTS over VALUES', `select c.condition_code, count(distinct c.person_token) as n from ${C} c where exists (select 1 from (values ('a')) k(t) where k.t = c.person_token) group by 1`],
+  ])('%s', (_what, select) => {
+    const errors = published(select);
+    expect(errors.find((e) => e.code === 'TSF215')?.message, shown(errors)).toMatch(/compares a person token with values that are not person tokens/);
+  });
+
+  it.each([
+    ['a cohort of tokens from a model', `select c.condition_code, count(distinct c.person_token) as n from ${C} c where c.person_token in (select q.person_token from ${C} q where q.condition_code = '44054006') group by 1`],
+    ['persons joined USING the token', `select c.condition_code, count(distinct c.person_token) as n from ${C} c join ${P} p using (person_token) group by 1`],
+  ])('%s is accepted', (_what, select) => {
+    const errors = published(select);
+    expect(errors, shown(errors)).toEqual([]);
+  });
+});
