@@ -34,6 +34,8 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
   const raised = new Map<string, Map<string, Raised>>();
   // Model → the model (itself or upstream) whose SQL could not be analysed, and why: its yml stands unverified.
   const unverified = new Map<string, { model: string; why: string }>();
+  // Model → its columns computed from an identifying value: not a column as stored to a generalizer downstream.
+  const computed = new Map<string, string[]>();
   const diagnostics: Diagnostic[] = [];
 
   for (const id of order) {
@@ -52,11 +54,23 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       relations[`__tsf_this_${node.name}`] = view.get(node.name) ?? declared(node);
       return relations;
     };
+    const computedFor = (): Record<string, string[]> => {
+      const out: Record<string, string[]> = {};
+      for (const dep of node.depends_on) {
+        const up = nodes[dep];
+        const columns = up ? computed.get(up.name) : undefined;
+        if (!up || !columns) continue;
+        out[`__tsf_ref_${up.name}`] = columns;
+        out[`${up.schema}.${up.identifier}`] = columns;
+      }
+      return out;
+    };
     // At the select-list item of the column (or the list's start), mapped to the model's line.
     const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
     const variants = [node.lineage_sql, node.lineage_incremental_sql].filter((sql): sql is string => sql !== undefined);
-    const result = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(exposed) })));
-    const qi = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(quasi), generalizers: [] })));
+    const result = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(exposed), computed: computedFor() })));
+    const qi = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(quasi), computed: computedFor(), generalizers: [] })));
+    if (result.ok) computed.set(node.name, Object.entries(result.columns).filter(([, c]) => c.computed).map(([name]) => name));
 
     if (!node.pseudonymized) {
       if (!result.ok) {

@@ -25,6 +25,8 @@ export class LineageError extends Error {}
 export interface DeclaredRelation {
   name: string;
   columns: Record<string, PhiClass>;
+  /** Lower-cased columns its SQL computes from an identifying value (see Trace.computed). */
+  computed?: ReadonlySet<string>;
 }
 
 interface FromItem {
@@ -178,8 +180,10 @@ export class Analyzer {
     const decl = this.relations.get(key);
     if (!decl) return body ?? { columns: [], opaque: [key] };
     const columns: Column[] = Object.entries(decl.columns).map(([col, phi]) => {
-      const declaredInfo = baseInfo(decl.name, col, phi);
       const derived = body?.columns.filter((c) => lower(c.name) === lower(col)) ?? [];
+      // Computed upstream (a model's `substr(zip, 3) AS zip`) is not a column as stored either.
+      const computed = decl.computed?.has(lower(col)) === true || derived.some((c) => c.info.traces.some((t) => t.computed && t.baseClass !== 'none'));
+      const declaredInfo = computed ? computedFrom(baseInfo(decl.name, col, phi)) : baseInfo(decl.name, col, phi);
       const worse = derived.filter((c) => phiRank(c.info.phi) > phiRank(phi));
       return { name: col, info: worse.length > 0 ? combine([declaredInfo, ...worse.map((c) => c.info)]) : declaredInfo };
     });
@@ -257,6 +261,8 @@ export class Analyzer {
 
   expr(node: Node, env: CteEnv | undefined, scope: Scope): Info {
     if ('ColumnRef' in node) return this.columnRef(node.ColumnRef, scope);
+    // A cast keeps the value (`cast(birthdate AS date)` in staging is the column as stored).
+    if ('TypeCast' in node && node.TypeCast.arg) return this.expr(node.TypeCast.arg, env, scope);
     return computedFrom(this.computedExpr(node, env, scope));
   }
 
@@ -293,7 +299,7 @@ export class Analyzer {
       // `substr(zip, 3)`), it would pass anything computed from a quasi-identifier as generalized.
       const arg = this.expr(fc.args[0]!, env, scope);
       if (!arg.traces.some((t) => t.computed && t.phi !== 'none')) return arg;
-      return combine([arg, noteInfo([`an approved generalizer is given a value computed in this model (${lineageLines(arg)[0] ?? 'an expression'}): it generalizes a column as stored only`])]);
+      return combine([arg, noteInfo([`an approved generalizer is given a value computed from an identifying one, in this model or upstream (${lineageLines(arg)[0] ?? 'an expression'}): it generalizes a column as stored (or cast) only`])]);
     }
     if (name === SHIFTED && fc.args?.length === 2) {
       const value = this.expr(fc.args[0]!, env, scope);

@@ -69,6 +69,8 @@ export interface LineageInput {
    * the SQL after unquoting: CTE names like `__tsf_ref_stg_patients`, or `schema.table`.
    */
   relations: Record<string, Record<string, PhiClass>>;
+  /** Per relation of `relations`, the columns its SQL computes from an identifying value. */
+  computed?: Record<string, readonly string[]>;
   /**
    * Function names that generalize (their output is not identifying even if inputs are quasi).
    * The compiler renders approved macros (age_band, birth_year, zip3, month_of, shift_date…) as
@@ -84,6 +86,8 @@ export interface ColumnLineage {
   lineage: string[];
   /** True when some input reached the column through a generalizer. */
   generalized: boolean;
+  /** Computed from an identifying value (not passed on as stored, nor only cast). */
+  computed: boolean;
 }
 
 export type LineageResult =
@@ -113,7 +117,10 @@ export function columnLineage(input: LineageInput): LineageResult {
   if (!('SelectStmt' in stmt)) return { ok: false, error: `expected a SELECT statement, found ${Object.keys(stmt)[0] ?? 'nothing'}` };
 
   const relations = new Map<string, DeclaredRelation>();
-  for (const [name, columns] of Object.entries(input.relations)) relations.set(name.toLowerCase(), { name, columns });
+  for (const [name, columns] of Object.entries(input.relations)) {
+    const computed = input.computed?.[name];
+    relations.set(name.toLowerCase(), { name, columns, ...(computed ? { computed: new Set(computed.map((c) => c.toLowerCase())) } : {}) });
+  }
   const generalizers = new Set((input.generalizers ?? DEFAULT_GENERALIZERS).map((g) => g.toLowerCase()));
 
   try {
@@ -126,7 +133,7 @@ export function columnLineage(input: LineageInput): LineageResult {
     const columns: Record<string, ColumnLineage> = {};
     for (const [name, infos] of byName) {
       const info = combine(infos);
-      columns[name] = { phi: info.phi, lineage: lineageLines(info), generalized: info.generalized };
+      columns[name] = { phi: info.phi, lineage: lineageLines(info), generalized: info.generalized, computed: info.traces.some((t) => t.computed === true && t.baseClass !== 'none') };
     }
     const implicitDirect = [...new Set(analyzer.implicit.filter((i) => i.phi === 'direct').flatMap((i) => lineageLines(i).slice(0, 1)))];
     const quasiPredicates = [...new Set(analyzer.predicates.filter((i) => i.phi === 'quasi').flatMap((i) => lineageLines(i).slice(0, 1)))];

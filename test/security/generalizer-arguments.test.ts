@@ -16,7 +16,23 @@ const PSEUDO = 'models/research/x_pseudo.sql';
 const byPatient = (x: string) => `join ${V} v on v.practice_id = ${x}.practice_id and v.patient_id = ${x}.patient_id`;
 const compile = (select: string) => compileModel(PSEUDO, select, { practice_id: 'none', person_token: 'none', g: 'quasi' });
 
+const upstream = (sql: string, ephemeral: boolean) => ({ file: 'models/staging/x_up.sql', sql: `${ephemeral ? '{{config materialized="ephemeral"}}\n' : ''}${sql}` });
+const fromUpstream = `select x.practice_id, v.person_token, {{zip3 "x.zip"}} as g from {{ref "x_up"}} x ${byPatient('x')}`;
+
 describe('a generalizer takes a column as stored (TSF215)', () => {
+  it.each([
+    ['an ephemeral model', true],
+    ['a table model', false],
+  ])('a ZIP computed in %s upstream', (_what, ephemeral) => {
+    const errors = compileModel(PSEUDO, fromUpstream, { practice_id: 'none', person_token: 'none', g: 'quasi' }, [upstream(`select p.practice_id, p.patient_id, substr(p.zip, 3) as zip from ${SP} p`, ephemeral)]);
+    expect(errors.find((e) => e.code === 'TSF215')?.message, shown(errors)).toMatch(/an approved generalizer is given a value computed from an identifying one/);
+  });
+
+  it('a ZIP cast upstream is accepted', () => {
+    const errors = compileModel(PSEUDO, fromUpstream, { practice_id: 'none', person_token: 'none', g: 'quasi' }, [upstream(`select p.practice_id, p.patient_id, cast(p.zip as varchar) as zip from ${SP} p`, false)]);
+    expect(errors.filter((e) => e.code === 'TSF215'), shown(errors)).toEqual([]);
+  });
+
   it.each([
     ['the end of a ZIP5', `select p.practice_id, v.person_token, {{zip3 "substr(p.zip, 3)"}} as g from ${SP} p ${byPatient('p')}`],
     ['the day of birth', `select p.practice_id, v.person_token, {{zip3 "substr(cast(p.birth_date as varchar), 8)"}} as g from ${SP} p ${byPatient('p')}`],
@@ -29,7 +45,7 @@ describe('a generalizer takes a column as stored (TSF215)', () => {
   ])('%s', (_what, select) => {
     const errors = compile(select);
     const refusal = errors.find((e) => e.code === 'TSF215');
-    expect(refusal?.message, shown(errors)).toMatch(/an approved generalizer is given a value computed in this model/);
+    expect(refusal?.message, shown(errors)).toMatch(/an approved generalizer is given a value computed from an identifying one/);
     expect(refusal).toMatchObject({ file: PSEUDO });
   });
 
