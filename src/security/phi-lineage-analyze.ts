@@ -7,17 +7,13 @@ import type { PhiClass } from '../project/types.ts';
 import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
+import { isNode, isVaultKey, isVaultKeyJoin, lastName, LEAF_KINDS, lower, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
 import { labelled, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
 const SHIFTED = 'tsf_shifted';
 /** How a lineage rendering marks an argument given to an approved generalizer (render.ts). */
 const GENERALIZER_ARGUMENT = 'tsf_column';
 const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
-/** The vault's token map and per-person shift as the lineage gate keys them (phi-gate.ts). */
-const VAULT_TOKENS_CTE = '__tsf_ref_vault_person_tokens';
-const VAULT_SHIFT = `${VAULT_TOKENS_CTE}.date_shift_days`;
-/** Columns the tokenization join may match on (the vault's unique key). */
-const VAULT_KEYS = ['practice_id', 'patient_id'];
 
 /** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
 export class LineageError extends Error {}
@@ -44,7 +40,6 @@ interface Scope {
   outputs?: Column[];
 }
 
-const lower = (s: string) => s.toLowerCase();
 
 export class Analyzer {
   /**
@@ -221,7 +216,7 @@ export class Analyzer {
         if (column === undefined) continue;
         // USING (c) is `l.c = r.c`: read like any join condition, the tokenization join aside.
         const info = this.columnRef({ fields: [{ String: { sval: column } }] } as ColumnRef, { ...scope, items: [...left, ...right] });
-        if (this.isVaultKey(lower(column), info)) continue;
+        if (isVaultKey(lower(column), info)) continue;
         this.implicit.push(info);
         this.predicates.push(info);
       }
@@ -344,31 +339,11 @@ export class Analyzer {
   private joinCondition(quals: Node, env: CteEnv | undefined, scope: Scope): void {
     const conjuncts = 'BoolExpr' in quals && quals.BoolExpr.boolop === 'AND_EXPR' ? (quals.BoolExpr.args ?? []) : [quals];
     for (const c of conjuncts) {
-      if (this.isVaultKeyJoin(c, scope)) continue;
+      if (isVaultKeyJoin(c, (cr) => this.columnRef(cr, scope))) continue;
       const info = this.expr(c, env, scope);
       this.implicit.push(info);
       this.predicates.push(info);
     }
-  }
-
-  private isVaultKeyJoin(c: Node, scope: Scope): boolean {
-    if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP' || sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]) !== '=') return false;
-    const sides = [c.A_Expr.lexpr, c.A_Expr.rexpr];
-    if (!sides.every((s) => s !== undefined && 'ColumnRef' in s)) return false;
-    const names = sides.map((s) => {
-      const f = (s as { ColumnRef: ColumnRef }).ColumnRef.fields ?? [];
-      return lower(sval(f[f.length - 1]) ?? '');
-    });
-    if (names[0] !== names[1]) return false;
-    const infos = sides.map((s) => this.columnRef((s as { ColumnRef: ColumnRef }).ColumnRef, scope));
-    const isVaultKey = (i: Info) =>
-      i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => VAULT_KEYS.some((k) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${k}` && names[0] === k));
-    return infos.some(isVaultKey);
-  }
-
-  /** `JOIN … USING (name)` where one side is the vault's key column of that name (the tokenization join). */
-  private isVaultKey(name: string, info: Info): boolean {
-    return VAULT_KEYS.includes(name) && info.notes.length === 0 && info.traces.some((t) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${name}`);
   }
 
   private strictly(read: () => Info): Info {
@@ -432,38 +407,4 @@ export class Analyzer {
     }
     return [];
   }
-}
-
-function starOf(val: Node): { qualifier?: string } | undefined {
-  if (!('ColumnRef' in val)) return undefined;
-  const fields = val.ColumnRef.fields ?? [];
-  const last = fields[fields.length - 1];
-  if (!last || !('A_Star' in last)) return undefined;
-  const q = fields.slice(Math.max(0, fields.length - 3), -1).map((f) => sval(f) ?? '');
-  return q.length > 0 ? { qualifier: q.join('.') } : {};
-}
-
-function lastName(fc: FuncCall): string {
-  return lower(sval(fc.funcname?.[fc.funcname.length - 1]) ?? '?');
-}
-
-/** `{ "Kind": payload }`, the shape of every node of libpg-query's tree. */
-function isNode(v: object): v is Node {
-  const keys = Object.keys(v);
-  return keys.length === 1 && /^[A-Z]/.test(keys[0]!);
-}
-
-/** Literals, parameters, `current_date`, type names: they read no column. */
-const LEAF_KINDS = new Set(['A_Const', 'ParamRef', 'SQLValueFunction', 'String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Star', 'TypeName']);
-
-/** Output column names of an xmltable (RangeTableFuncCol) or a json_table (JsonTableColumn, NESTED PATH columns flattened). */
-function tableFunctionColumns(payload: object): string[] {
-  const columns = (payload as { columns?: unknown[] }).columns ?? [];
-  return columns.flatMap((c) => {
-    const col = c as { RangeTableFuncCol?: { colname?: string }; JsonTableColumn?: { name?: string; coltype?: string; columns?: unknown[] } };
-    if (col.RangeTableFuncCol?.colname) return [col.RangeTableFuncCol.colname];
-    const j = col.JsonTableColumn;
-    if (j?.coltype === 'JTC_NESTED') return tableFunctionColumns(j);
-    return j?.name ? [j.name] : [];
-  });
 }

@@ -1,0 +1,73 @@
+/**
+ * Reading libpg-query's typed nodes for the lineage walk (phi-lineage-analyze.ts): names, stars,
+ * leaves, table functions' columns, and the tokenization join the walk exempts.
+ */
+import type { ColumnRef, FuncCall, Node } from 'libpg-query';
+import type { Info } from './phi-lineage-info.ts';
+import { sval } from './phi-lineage-shape.ts';
+
+export const lower = (s: string) => s.toLowerCase();
+
+/** The vault's token map and per-person shift as the lineage gate keys them (phi-gate.ts). */
+const VAULT_TOKENS_CTE = '__tsf_ref_vault_person_tokens';
+export const VAULT_SHIFT = `${VAULT_TOKENS_CTE}.date_shift_days`;
+/** Columns the tokenization join may match on (the vault's unique key). */
+const VAULT_KEYS = ['practice_id', 'patient_id'];
+
+/**
+ * A join condition that is the tokenization join: an equality of one of the vault's key columns
+ * (tenant column, patient id) with the same-named plain column of another relation.
+ */
+export function isVaultKeyJoin(c: Node, columnRef: (cr: ColumnRef) => Info): boolean {
+  if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP' || sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]) !== '=') return false;
+  const sides = [c.A_Expr.lexpr, c.A_Expr.rexpr];
+  if (!sides.every((s) => s !== undefined && 'ColumnRef' in s)) return false;
+  const names = sides.map((s) => {
+    const f = (s as { ColumnRef: ColumnRef }).ColumnRef.fields ?? [];
+    return lower(sval(f[f.length - 1]) ?? '');
+  });
+  if (names[0] !== names[1]) return false;
+  const infos = sides.map((s) => columnRef((s as { ColumnRef: ColumnRef }).ColumnRef));
+  const keyOfVault = (i: Info) =>
+    i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => VAULT_KEYS.some((k) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${k}` && names[0] === k));
+  return infos.some(keyOfVault);
+}
+
+/** `JOIN … USING (name)` where one side is the vault's key column of that name (the tokenization join). */
+export function isVaultKey(name: string, info: Info): boolean {
+  return VAULT_KEYS.includes(name) && info.notes.length === 0 && info.traces.some((t) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${name}`);
+}
+
+export function starOf(val: Node): { qualifier?: string } | undefined {
+  if (!('ColumnRef' in val)) return undefined;
+  const fields = val.ColumnRef.fields ?? [];
+  const last = fields[fields.length - 1];
+  if (!last || !('A_Star' in last)) return undefined;
+  const q = fields.slice(Math.max(0, fields.length - 3), -1).map((f) => sval(f) ?? '');
+  return q.length > 0 ? { qualifier: q.join('.') } : {};
+}
+
+export function lastName(fc: FuncCall): string {
+  return lower(sval(fc.funcname?.[fc.funcname.length - 1]) ?? '?');
+}
+
+/** `{ "Kind": payload }`, the shape of every node of libpg-query's tree. */
+export function isNode(v: object): v is Node {
+  const keys = Object.keys(v);
+  return keys.length === 1 && /^[A-Z]/.test(keys[0]!);
+}
+
+/** Literals, parameters, `current_date`, type names: they read no column. */
+export const LEAF_KINDS = new Set(['A_Const', 'ParamRef', 'SQLValueFunction', 'String', 'Integer', 'Float', 'Boolean', 'BitString', 'A_Star', 'TypeName']);
+
+/** Output column names of an xmltable (RangeTableFuncCol) or a json_table (JsonTableColumn, NESTED PATH columns flattened). */
+export function tableFunctionColumns(payload: object): string[] {
+  const columns = (payload as { columns?: unknown[] }).columns ?? [];
+  return columns.flatMap((c) => {
+    const col = c as { RangeTableFuncCol?: { colname?: string }; JsonTableColumn?: { name?: string; coltype?: string; columns?: unknown[] } };
+    if (col.RangeTableFuncCol?.colname) return [col.RangeTableFuncCol.colname];
+    const j = col.JsonTableColumn;
+    if (j?.coltype === 'JTC_NESTED') return tableFunctionColumns(j);
+    return j?.name ? [j.name] : [];
+  });
+}
