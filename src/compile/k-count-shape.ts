@@ -11,22 +11,13 @@
  * another population, are refused.
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
-import { parseSync } from 'libpg-query';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { parseSelect, targetsOf } from './select-scope.ts';
 
 /** Why the model's `kCount` column is not such a count, or undefined when it is. */
 export function kCountShapeProblem(sql: string, kCount: string): string | undefined {
   const stmt = parseSelect(sql);
   return stmt ? selectProblem(stmt, kCount.toLowerCase()) : undefined;
-}
-
-/** The statement's SELECT, or undefined when it is none or the grammar cannot read it (model-sql.ts reports that). */
-function parseSelect(sql: string): Json | undefined {
-  try {
-    return (parseSync(sql).stmts?.[0]?.stmt as Json | undefined)?.SelectStmt as Json | undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** `names`: the output names of a set operation's leftmost arm, which name every arm's columns. */
@@ -188,10 +179,6 @@ export function cellComputedColumns(sql: string, kCount: string): string[] | und
 function setArms(s: Json): Json[] {
   if (s.op !== undefined && s.op !== 'SETOP_NONE') return [...setArms((s.larg as Json) ?? {}), ...setArms((s.rarg as Json) ?? {})];
   return [s];
-}
-
-function targetsOf(s: Json): Json[] {
-  return ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
 }
 
 /** A grouped output: named by position, written as a key, or a column output under its name that a key names. */
