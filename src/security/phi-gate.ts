@@ -8,6 +8,11 @@ import { columnLineage, type LineageResult } from './phi-lineage.ts';
 import { maxPhi, phiRank } from './phi-lineage-info.ts';
 
 type Classes = Record<string, PhiClass>;
+/** A model (the one read or one below it) that keeps its rows by an identifying value, and the predicate's path. */
+interface KeptBy {
+  model: string;
+  path: string;
+}
 /** A column an upstream model declares below what its SQL derives: the class it is read with, and why. */
 interface Raised {
   declared: PhiClass;
@@ -36,12 +41,14 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
   const unverified = new Map<string, { model: string; why: string }>();
   // Model → its columns computed from an identifying value: not a column as stored to a generalizer downstream.
   const computed = new Map<string, string[]>();
+  // Model → the model (itself or upstream) whose rows an identifying value keeps, and the predicate's path.
+  const keptBy = new Map<string, KeptBy>();
   const diagnostics: Diagnostic[] = [];
 
   for (const id of order) {
     const node = nodes[id];
     if (!node || node.kind !== 'model' || node.lineage_sql === undefined) continue;
-    const relationsFor = (view: Map<string, Classes>) => {
+    const relationsFor = (view: Map<string, Classes>, self?: Classes) => {
       const relations: Record<string, Classes> = {};
       for (const dep of node.depends_on) {
         const up = nodes[dep];
@@ -51,7 +58,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         relations[short] = classes;
         relations[`${up.schema}.${up.identifier}`] = classes;
       }
-      relations[`__tsf_this_${node.name}`] = view.get(node.name) ?? declared(node);
+      relations[`__tsf_this_${node.name}`] = self ?? view.get(node.name) ?? declared(node);
       return relations;
     };
     const computedFor = (): Record<string, string[]> => {
@@ -68,9 +75,21 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     // At the select-list item of the column (or the list's start), mapped to the model's line.
     const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
     const variants = [node.lineage_sql, node.lineage_incremental_sql].filter((sql): sql is string => sql !== undefined);
-    const result = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(exposed), computed: computedFor() })));
-    const qi = everyVariant(variants.map((sql) => columnLineage({ sql, relations: relationsFor(quasi), computed: computedFor(), generalizers: [] })));
+    // The is_incremental rendering reads `{{this}}`: the relation the full rendering builds, so
+    // with its classes (at least the yml's), not only the yml's.
+    const lineage = (view: Map<string, Classes>, generalizers?: string[]) => {
+      const read = (sql: string, self?: Classes) => columnLineage({ sql, relations: relationsFor(view, self), computed: computedFor(), ...(generalizers ? { generalizers } : {}) });
+      const full = read(node.lineage_sql!);
+      if (node.lineage_incremental_sql === undefined) return full;
+      return everyVariant([full, read(node.lineage_incremental_sql, full.ok ? floorByDeclared(node, full).classes : undefined)]);
+    };
+    const result = lineage(exposed);
+    const qi = lineage(quasi, []);
     if (result.ok) computed.set(node.name, Object.entries(result.columns).filter(([, c]) => c.computed).map(([name]) => name));
+    const ownKept = qi.ok ? qi.identifyingPredicates[0] : undefined;
+    const upKept = node.depends_on.map((d) => keptBy.get(nodes[d]?.name ?? '')).find((k) => k !== undefined);
+    const kept = ownKept !== undefined ? { model: node.name, path: ownKept.path } : upKept;
+    if (kept) keptBy.set(node.name, kept);
 
     if (!node.pseudonymized) {
       if (!result.ok) {
@@ -143,7 +162,10 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     if (kCount !== undefined) diagnostics.push(...cellComputedQuasi(node, kCount, variants, qiOut, lineOf));
     // Published (one relation over every practice), aggregate or person-level: a person left out
     // of one relation and not of another is found by comparing them.
-    if (kCount !== undefined || node.scope !== 'tenant') diagnostics.push(...quasiPopulation(node, qi.quasiPredicates, at));
+    if (kCount !== undefined || node.scope !== 'tenant') {
+      if (ownKept?.phi === 'quasi') diagnostics.push(quasiPopulation(node, ownKept.path, at));
+      else if (ownKept === undefined && upKept) diagnostics.push(populationBelow(node, upKept, at));
+    }
   }
   return diagnostics;
 }
@@ -175,13 +197,24 @@ function cellComputedQuasi(node: ManifestNode, kCount: string, variants: readonl
  * published as a key (or not read at all), and suppression covers the margins. A person-level
  * relation without one person's quasi values, beside one with them, names that person's row.
  */
-function quasiPopulation(node: ManifestNode, paths: readonly string[], at: { file: string; line: number }): Diagnostic[] {
-  return paths.slice(0, 1).map((path) =>
-    diagnostic(
-      Codes.phiLineage,
-      `${node.name} keeps its rows by a quasi-identifier (${path}) in WHERE, HAVING, JOIN … ON or an ordered LIMIT: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
-      at,
-    ),
+function quasiPopulation(node: ManifestNode, path: string, at: { file: string; line: number }): Diagnostic {
+  return diagnostic(
+    Codes.phiLineage,
+    `${node.name} keeps its rows by a quasi-identifier (${path}) in WHERE, HAVING, JOIN … ON or an ordered LIMIT: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
+    at,
+  );
+}
+
+/**
+ * The same population chosen in a model below (a staging or pseudonymized model without one
+ * person's rows, by a quasi-identifier or by a direct one such as an SSN), read by a second
+ * published relation beside the demo's: it is over fewer persons than another all the same.
+ */
+function populationBelow(node: ManifestNode, kept: KeptBy, at: { file: string; line: number }): Diagnostic {
+  return diagnostic(
+    Codes.phiLineage,
+    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) in WHERE, HAVING, JOIN … ON or an ordered LIMIT: beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only`,
+    at,
   );
 }
 
@@ -195,18 +228,18 @@ function everyVariant(results: LineageResult[]): LineageResult {
   if (failed || results.length === 1) return failed ?? results[0]!;
   const columns: Extract<LineageResult, { ok: true }>['columns'] = {};
   const implicitDirect = new Set<string>();
-  const quasiPredicates = new Set<string>();
+  const identifyingPredicates = new Map<string, { phi: PhiClass; path: string }>();
   (results as Extract<LineageResult, { ok: true }>[]).forEach((r, i) => {
     const where = (line: string) => (i === 0 ? line : `${line} (in the is_incremental rendering)`);
     for (const p of r.implicitDirect) if (!implicitDirect.has(p)) implicitDirect.add(where(p));
-    for (const p of r.quasiPredicates) if (!quasiPredicates.has(p)) quasiPredicates.add(where(p));
+    for (const p of r.identifyingPredicates) if (!identifyingPredicates.has(p.path)) identifyingPredicates.set(p.path, { phi: p.phi, path: where(p.path) });
     for (const [name, c] of Object.entries(r.columns)) {
       const before = columns[name];
       if (!before) columns[name] = c;
       else if (phiRank(c.phi) > phiRank(before.phi)) columns[name] = { ...c, lineage: c.lineage.map(where), generalized: c.generalized || before.generalized };
     }
   });
-  return { ok: true, columns, implicitDirect: [...implicitDirect], quasiPredicates: [...quasiPredicates] };
+  return { ok: true, columns, implicitDirect: [...implicitDirect], identifyingPredicates: [...identifyingPredicates.values()].sort((a, b) => phiRank(a.phi) - phiRank(b.phi)) };
 }
 
 function declared(n: ManifestNode): Classes {

@@ -7,7 +7,7 @@ import type { PhiClass } from '../project/types.ts';
 import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
-import { isNode, isVaultKey, isVaultKeyJoin, lastName, LEAF_KINDS, lower, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
+import { isHighWater, isNode, isVaultKey, isVaultKeyJoin, lastName, LEAF_KINDS, lower, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
 import { labelled, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
 const SHIFTED = 'tsf_shifted';
@@ -106,7 +106,8 @@ export class Analyzer {
     const keeps = (n: Node | undefined) => {
       if (n) this.predicates.push(this.strictly(() => this.expr(n, env, scope)));
     };
-    keeps(stmt.whereClause);
+    // An incremental model's high-water conjunct chooses what is new, not whom (isHighWater).
+    for (const c of conjunctsOf(stmt.whereClause)) if (!isHighWater(c, (n) => this.expr(n, env, scope))) keeps(c);
     keeps(stmt.havingClause);
     const order = (stmt.sortClause ?? []).map((s) => ('SortBy' in s ? s.SortBy.node : s));
     // DISTINCT ON keeps one row per key, the first by ORDER BY; LIMIT keeps the first rows, in
@@ -337,8 +338,7 @@ export class Analyzer {
    * relation. That join is how a record gets its token; any other use of the vault is not exempt.
    */
   private joinCondition(quals: Node, env: CteEnv | undefined, scope: Scope): void {
-    const conjuncts = 'BoolExpr' in quals && quals.BoolExpr.boolop === 'AND_EXPR' ? (quals.BoolExpr.args ?? []) : [quals];
-    for (const c of conjuncts) {
+    for (const c of conjunctsOf(quals)) {
       if (isVaultKeyJoin(c, (cr) => this.columnRef(cr, scope))) continue;
       const info = this.expr(c, env, scope);
       this.implicit.push(info);
@@ -407,4 +407,10 @@ export class Analyzer {
     }
     return [];
   }
+}
+
+/** The top-level AND operands of a condition (nested ANDs flattened); none for no condition. */
+function conjunctsOf(n: Node | undefined): Node[] {
+  if (!n) return [];
+  return 'BoolExpr' in n && n.BoolExpr.boolop === 'AND_EXPR' ? (n.BoolExpr.args ?? []).flatMap(conjunctsOf) : [n];
 }

@@ -1,6 +1,6 @@
 /**
  * Reading libpg-query's typed nodes for the lineage walk (phi-lineage-analyze.ts): names, stars,
- * leaves, table functions' columns, and the tokenization join the walk exempts.
+ * leaves, table functions' columns, and the tokenization join and high-water test the walk exempts.
  */
 import type { ColumnRef, FuncCall, Node } from 'libpg-query';
 import type { Info } from './phi-lineage-info.ts';
@@ -36,6 +36,26 @@ export function isVaultKeyJoin(c: Node, columnRef: (cr: ColumnRef) => Info): boo
 /** `JOIN … USING (name)` where one side is the vault's key column of that name (the tokenization join). */
 export function isVaultKey(name: string, info: Info): boolean {
   return VAULT_KEYS.includes(name) && info.notes.length === 0 && info.traces.some((t) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${name}`);
+}
+
+const THIS_PREFIX = '__tsf_this_';
+
+/**
+ * An incremental model's high-water test, `x.col > …` or `>=`: a plain input column against
+ * values of the same-named column of the model's own relation (`{{this}}`) only. It keeps the
+ * rows not loaded before, whoever they are about, so the relation it builds over time leaves
+ * nobody out (a quasi-identifier beside it in the same WHERE is another conjunct, still read).
+ */
+export function isHighWater(c: Node, read: (n: Node) => Info): boolean {
+  if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP') return false;
+  const op = sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]);
+  const { lexpr, rexpr } = c.A_Expr;
+  if ((op !== '>' && op !== '>=') || !lexpr || !rexpr || !('ColumnRef' in lexpr)) return false;
+  const [left, right] = [read(lexpr), read(rexpr)];
+  if (left.notes.length > 0 || right.notes.length > 0 || left.traces.length !== 1 || right.traces.length === 0) return false;
+  const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
+  const name = column(left.traces[0]!.base);
+  return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name);
 }
 
 export function starOf(val: Node): { qualifier?: string } | undefined {

@@ -96,8 +96,11 @@ export type LineageResult =
       columns: Record<string, ColumnLineage>;
       /** Paths of direct identifiers read outside the select list (predicates, joins, grouping, order). */
       implicitDirect: string[];
-      /** Paths of quasi-identifiers read by what keeps rows (WHERE, HAVING, JOIN … ON, an ordered LIMIT). */
-      quasiPredicates: string[];
+      /**
+       * Paths of identifying values (quasi or direct, or what cannot be resolved) read by what
+       * keeps rows (WHERE, HAVING, JOIN … ON, an ordered LIMIT), quasi first.
+       */
+      identifyingPredicates: { phi: PhiClass; path: string }[];
     }
   | { ok: false; error: string };
 
@@ -136,8 +139,9 @@ export function columnLineage(input: LineageInput): LineageResult {
       columns[name] = { phi: info.phi, lineage: lineageLines(info), generalized: info.generalized, computed: info.traces.some((t) => t.computed === true && t.baseClass !== 'none') };
     }
     const implicitDirect = [...new Set(analyzer.implicit.filter((i) => i.phi === 'direct').flatMap((i) => lineageLines(i).slice(0, 1)))];
-    const quasiPredicates = [...new Set(analyzer.predicates.filter((i) => i.phi === 'quasi').flatMap((i) => lineageLines(i).slice(0, 1)))];
-    return { ok: true, columns, implicitDirect, quasiPredicates };
+    const byClass = (phi: PhiClass) => [...new Set(analyzer.predicates.filter((i) => i.phi === phi).flatMap((i) => lineageLines(i).slice(0, 1)))].map((path) => ({ phi, path }));
+    const identifyingPredicates = [...byClass('quasi'), ...byClass('direct')];
+    return { ok: true, columns, implicitDirect, identifyingPredicates };
   } catch (err) {
     const message = err instanceof LineageError ? err.message : `lineage analysis failed: ${(err as Error).message}`;
     return { ok: false, error: short(message) };

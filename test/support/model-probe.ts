@@ -10,18 +10,25 @@ let demo: Project | undefined;
  * The demo project with one more model (and its yml, every column with the class given), compiled
  * in memory: its errors, [] when it compiles. `extra`: more models the one probed reads.
  */
-export function compileModel(file: string, sql: string, columns: Record<string, PhiClass>, extra: { file: string; sql: string }[] = []): Diagnostic[] {
+export function compileModel(file: string, sql: string, columns: Record<string, PhiClass>, extra: ProbeModel[] = []): Diagnostic[] {
   demo ??= loadProject(REPO_ROOT);
   const project = structuredClone(demo);
-  for (const m of [...extra, { file, sql }]) {
+  for (const m of [...extra, { file, sql, columns }]) {
     const name = m.file.replace(/^.*\//, '').replace(/\.sql$/, '');
     project.models.push({ name, file: m.file, sql: `${m.sql}\n`, line: 1 });
+    if (!m.columns) continue;
+    const yml = m.file.replace(/[^/]+$/, `_${name}.yml`);
+    const column = ([n, phi]: [string, PhiClass]): ColumnSpec => ({ name: n, phi, phiExplicit: true, tests: [], file: yml, line: 1 });
+    project.properties.push({ name, file: yml, line: 1, columns: Object.entries(m.columns).map(column) });
   }
-  const name = file.replace(/^.*\//, '').replace(/\.sql$/, '');
-  const yml = file.replace(/[^/]+$/, `_${name}.yml`);
-  const column = ([n, phi]: [string, PhiClass]): ColumnSpec => ({ name: n, phi, phiExplicit: true, tests: [], file: yml, line: 1 });
-  project.properties.push({ name, file: yml, line: 1, columns: Object.entries(columns).map(column) });
   return compileErrors(project);
+}
+
+/** A model beside the probed one; with `columns`, a yml classifying them. */
+export interface ProbeModel {
+  file: string;
+  sql: string;
+  columns?: Record<string, PhiClass>;
 }
 
 /** `TSF231: message` lines, for an assertion's failure output (messages name columns, never values). */
