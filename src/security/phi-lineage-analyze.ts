@@ -72,9 +72,12 @@ export class Analyzer {
     if (stmt.op && stmt.op !== 'SETOP_NONE') {
       if (!stmt.larg || !stmt.rarg) throw new LineageError(`${stmt.op} without both sides`);
       const left = this.select(stmt.larg, env, outer);
+      const right = this.select(stmt.rarg, env, outer);
+      // EXCEPT and INTERSECT keep the left side's rows by comparing every column with the
+      // right side's: a predicate over both (`except select … from (values (<one patient>))`).
+      if (stmt.op !== 'SETOP_UNION') this.predicates.push(combine([noneInfo(), ...left.columns.map((c) => c.info), ...right.columns.map((c) => c.info)]));
       // EXCEPT returns rows of the left side only; UNION and INTERSECT may return either side's values.
       if (stmt.op === 'SETOP_EXCEPT') return left;
-      const right = this.select(stmt.rarg, env, outer);
       return {
         columns: left.columns.map((c, i) => {
           const r = right.columns[i];

@@ -36,6 +36,8 @@ describe('a population chosen by a quasi-identifier below a published relation (
 
   it.each([
     ['one SSN left out', `select * from {{ref "stg_patients"}} where ssn <> '123-45-6789'`, 'ssn'],
+    ['rows removed by EXCEPT', `select practice_id, patient_id, birth_date, sex, zip from {{ref "stg_patients"}} except select practice_id, patient_id, birth_date, sex, zip from {{ref "stg_patients"}} where practice_id = 'p1'`, 'patient_id'],
+    ['rows kept by INTERSECT', `select practice_id, patient_id, birth_date, sex, zip from {{ref "stg_patients"}} intersect select practice_id, patient_id, birth_date, sex, zip from {{ref "stg_patients"}} where practice_id <> 'x'`, 'patient_id'],
     ['a patient picked by a VALUES list', `select p.* from {{ref "stg_patients"}} p join (values ('p-1')) x(patient_id) using (patient_id)`, 'patient_id'],
     ['a join on the patient key (only the vault\'s tokenization join is exempt)', `select p.* from {{ref "stg_patients"}} p join {{ref "stg_encounters"}} e on e.practice_id = p.practice_id and e.patient_id = p.patient_id`, 'patient_id'],
   ])('%s: a direct identifier below a published relation', (_what, sql, column) => {
