@@ -77,11 +77,13 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     const variants = [node.lineage_sql, node.lineage_incremental_sql].filter((sql): sql is string => sql !== undefined);
     // The is_incremental rendering reads `{{this}}`: the relation the full rendering builds, so
     // with its classes (at least the yml's), not only the yml's.
+    const lookups = node.depends_on.map((d) => nodes[d]).flatMap((up) => (up?.kind === 'seed' ? [`__tsf_ref_${up.name}`, `${up.schema}.${up.identifier}`] : []));
     const lineage = (view: Map<string, Classes>, generalizers?: string[]) => {
-      const read = (sql: string, self?: Classes) => columnLineage({ sql, relations: relationsFor(view, self), computed: computedFor(), ...(generalizers ? { generalizers } : {}) });
+      const read = (sql: string, self?: Classes) =>
+        columnLineage({ sql, relations: relationsFor(view, self), computed: computedFor(), lookups, incremental: self !== undefined, ...(generalizers ? { generalizers } : {}) });
       const full = read(node.lineage_sql!);
       if (node.lineage_incremental_sql === undefined) return full;
-      return everyVariant([full, read(node.lineage_incremental_sql, full.ok ? floorByDeclared(node, full).classes : undefined)]);
+      return everyVariant([full, read(node.lineage_incremental_sql, full.ok ? floorByDeclared(node, full).classes : {})]);
     };
     const result = lineage(exposed);
     const qi = lineage(quasi, []);
@@ -163,8 +165,8 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     // Published (one relation over every practice), aggregate or person-level: a person left out
     // of one relation and not of another is found by comparing them.
     if (kCount !== undefined || node.scope !== 'tenant') {
-      if (ownKept?.phi === 'quasi') diagnostics.push(quasiPopulation(node, ownKept.path, at));
-      else if (ownKept === undefined && upKept) diagnostics.push(populationBelow(node, upKept, at));
+      if (ownKept) diagnostics.push(quasiPopulation(node, ownKept, at));
+      else if (upKept) diagnostics.push(populationBelow(node, upKept, at));
     }
   }
   return diagnostics;
@@ -197,10 +199,11 @@ function cellComputedQuasi(node: ManifestNode, kCount: string, variants: readonl
  * published as a key (or not read at all), and suppression covers the margins. A person-level
  * relation without one person's quasi values, beside one with them, names that person's row.
  */
-function quasiPopulation(node: ManifestNode, path: string, at: { file: string; line: number }): Diagnostic {
+function quasiPopulation(node: ManifestNode, kept: { phi: PhiClass; path: string }, at: { file: string; line: number }): Diagnostic {
+  const what = kept.phi === 'quasi' ? 'a quasi-identifier' : 'an identifying value';
   return diagnostic(
     Codes.phiLineage,
-    `${node.name} keeps its rows by a quasi-identifier (${path}) in WHERE, HAVING, JOIN … ON or an ordered LIMIT: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
+    `${node.name} keeps its rows by ${what} (${kept.path}) in what keeps rows (WHERE, HAVING, a join condition, LIMIT or DISTINCT ON, EXCEPT or INTERSECT, a set-returning call): the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
     at,
   );
 }
@@ -213,7 +216,7 @@ function quasiPopulation(node: ManifestNode, path: string, at: { file: string; l
 function populationBelow(node: ManifestNode, kept: KeptBy, at: { file: string; line: number }): Diagnostic {
   return diagnostic(
     Codes.phiLineage,
-    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) in WHERE, HAVING, JOIN … ON or an ordered LIMIT: beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only`,
+    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) in what keeps rows (WHERE, HAVING, a join condition, LIMIT or DISTINCT ON, EXCEPT or INTERSECT, a set-returning call): beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only`,
     at,
   );
 }

@@ -4,42 +4,28 @@
  */
 import type { ColumnRef, FuncCall, Node, SelectStmt, SubLink, WithClause } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, shifted, step, type Info } from './phi-lineage-info.ts';
+import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, reshapedFrom, shifted, step, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
-import { isHighWater, isNode, isVaultKey, isVaultKeyJoin, lastName, LEAF_KINDS, lower, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
-import { labelled, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
+import { isHighWater, isNode, isVaultKeyJoin, isVaultKeyUsing, lastName, LEAF_KINDS, lower, picksValue, rowReturningCalls, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
+import { columnRef, itemsNamed, naturalColumns, type FromItem, type Scope } from './phi-lineage-scope.ts';
+import { labelled, LineageError, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
 const SHIFTED = 'tsf_shifted';
 /** How a lineage rendering marks an argument given to an approved generalizer (render.ts). */
 const GENERALIZER_ARGUMENT = 'tsf_column';
+/** Functions known to return one value per row (a select list's other calls may return rows). */
+const ROW_KNOWN: ReadonlySet<string> = new Set([...KNOWN_FUNCTIONS, GENERALIZER_ARGUMENT]);
 const GENERALIZED_IF_SHIFTED = 'tsf_generalized_if_shifted';
-
-/** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
-export class LineageError extends Error {}
 
 export interface DeclaredRelation {
   name: string;
   columns: Record<string, PhiClass>;
   /** Lower-cased columns its SQL computes from an identifying value (see Trace.computed). */
   computed?: ReadonlySet<string>;
+  /** A seed: a list written into the project (a patient id there picks that patient). */
+  lookup?: boolean;
 }
-
-interface FromItem {
-  /** Lower-cased names a column may be qualified with: the alias, or the table name (and schema.table). */
-  qualifiers: string[];
-  /** For step labels: how the query names this item. */
-  label: string;
-  shape: Shape;
-}
-
-interface Scope {
-  items: FromItem[];
-  outer: Scope | undefined;
-  /** Output columns so far (DuckDB lets a later select item name an earlier alias). */
-  outputs?: Column[];
-}
-
 
 export class Analyzer {
   /**
@@ -65,6 +51,8 @@ export class Analyzer {
     private readonly relations: ReadonlyMap<string, DeclaredRelation>,
     /** Lower-cased function names that generalize. */
     private readonly generalizers: ReadonlySet<string>,
+    /** The SQL is an incremental model's `is_incremental` rendering: its high-water test keeps nobody out. */
+    private readonly incremental = false,
   ) {}
 
   select(stmt: SelectStmt, ctes: CteEnv | undefined, outer: Scope | undefined): Shape {
@@ -110,7 +98,7 @@ export class Analyzer {
       if (n) this.predicates.push(this.strictly(() => this.expr(n, env, scope)));
     };
     // An incremental model's high-water conjunct chooses what is new, not whom (isHighWater).
-    for (const c of conjunctsOf(stmt.whereClause)) if (!isHighWater(c, (n) => this.expr(n, env, scope))) keeps(c);
+    for (const c of conjunctsOf(stmt.whereClause)) if (!(this.incremental && isHighWater(c, (n) => this.expr(n, env, scope)))) keeps(c);
     keeps(stmt.havingClause);
     const order = (stmt.sortClause ?? []).map((s) => ('SortBy' in s ? s.SortBy.node : s));
     // DISTINCT ON keeps one row per key, the first by ORDER BY; LIMIT keeps the first rows, in
@@ -122,6 +110,9 @@ export class Analyzer {
     chooses(stmt.havingClause);
     chooses(stmt.limitCount);
     chooses(stmt.limitOffset);
+    // How many rows a LIMIT or OFFSET keeps may be computed from the row (`exists (select 1 limit case when zip = … then 0 else 1 end)`).
+    keeps(stmt.limitCount);
+    keeps(stmt.limitOffset);
     for (const g of [...(stmt.groupClause ?? []), ...(stmt.distinctClause ?? []), ...(stmt.windowClause ?? [])]) chooses(g);
     for (const s of stmt.sortClause ?? []) chooses('SortBy' in s ? s.SortBy.node : s);
     for (const t of stmt.targetList ?? []) {
@@ -130,7 +121,7 @@ export class Analyzer {
       if (!val) continue;
       const star = starOf(val);
       if (star) {
-        const items = star.qualifier === undefined ? scope.items : this.itemsNamed(scope, star.qualifier);
+        const items = star.qualifier === undefined ? scope.items : itemsNamed(scope, star.qualifier);
         if (star.qualifier !== undefined && items.length === 0) opaque.push(star.qualifier);
         for (const it of items) {
           opaque.push(...it.shape.opaque);
@@ -139,6 +130,10 @@ export class Analyzer {
         continue;
       }
       outputs.push({ name: name ?? figureColname(val), info: this.expr(val, env, scope) });
+      for (const call of rowReturningCalls(val, ROW_KNOWN)) {
+        chooses({ FuncCall: call });
+        keeps({ FuncCall: call });
+      }
     }
     return { columns: outputs, opaque: [...new Set(opaque)] };
   }
@@ -216,13 +211,15 @@ export class Analyzer {
       const left = this.fromItem(j.larg, env, scope);
       const right = this.fromItem(j.rarg, env, { ...scope, items: [...scope.items, ...left] });
       if (j.quals) this.joinCondition(j.quals, env, { ...scope, items: [...scope.items, ...left, ...right] });
-      for (const column of (j.usingClause ?? []).map(sval)) {
-        if (column === undefined) continue;
-        // USING (c) is `l.c = r.c`: read like any join condition, the tokenization join aside.
-        const info = this.columnRef({ fields: [{ String: { sval: column } }] } as ColumnRef, { ...scope, items: [...left, ...right] });
-        if (isVaultKey(lower(column), info)) continue;
-        this.implicit.push(info);
-        this.predicates.push(info);
+      // USING (c) is `l.c = r.c`, NATURAL the same over every column name both sides have: read
+      // like any join condition, the tokenization join aside.
+      const using = j.isNatural ? naturalColumns(left, right) : (j.usingClause ?? []).map(sval).filter((c): c is string => c !== undefined);
+      for (const column of using) {
+        const side = (items: FromItem[]) => columnRef({ fields: [{ String: { sval: column } }] } as ColumnRef, { ...scope, items, outer: undefined });
+        const sides = [side(left), side(right)];
+        if (isVaultKeyUsing(lower(column), sides, (i) => this.storedColumn(i))) continue;
+        this.implicit.push(combine(sides));
+        this.predicates.push(combine(sides));
       }
       const alias = j.alias?.aliasname;
       if (!alias) return [...left, ...right];
@@ -259,10 +256,11 @@ export class Analyzer {
   }
 
   expr(node: Node, env: CteEnv | undefined, scope: Scope): Info {
-    if ('ColumnRef' in node) return this.columnRef(node.ColumnRef, scope);
+    if ('ColumnRef' in node) return columnRef(node.ColumnRef, scope);
     // A cast keeps the value (`cast(birthdate AS date)` in staging is the column as stored).
     if ('TypeCast' in node && node.TypeCast.arg) return this.expr(node.TypeCast.arg, env, scope);
-    return computedFrom(this.computedExpr(node, env, scope));
+    const info = computedFrom(this.computedExpr(node, env, scope));
+    return picksValue(node) ? info : reshapedFrom(info);
   }
 
   /** An expression other than a column reference. */
@@ -275,8 +273,9 @@ export class Analyzer {
       const label = t.nulltesttype === 'IS_NOT_NULL' ? 'is not null' : 'is null';
       const arg = t.arg ? this.expr(t.arg, env, scope) : noneInfo();
       // Whether a column is there identifies nobody; whether an expression is NULL is any test
-      // at all (`nullif(ssn, '123-45-6789') is null`), so it carries what it reads.
-      return t.arg && 'ColumnRef' in t.arg && this.strict === 0 ? nonIdentifying(arg, label) : step(arg, label);
+      // at all (`nullif(ssn, '123-45-6789') is null`), so it carries what it reads, also when a
+      // CTE or a model upstream computed the column (asStored).
+      return t.arg && 'ColumnRef' in t.arg && asStored(arg) && this.strict === 0 ? nonIdentifying(arg, label) : step(arg, label);
     }
     if (LEAF_KINDS.has(Object.keys(node)[0] ?? '')) return noneInfo();
     // Anything else (casts, operators, CASE, COALESCE, arrays, …) carries the max of what it reads.
@@ -327,7 +326,7 @@ export class Analyzer {
     const label = `${name === 'timezone' && fc.funcformat === 'COERCE_SQL_SYNTAX' ? 'at time zone' : name}(…)`;
     // A number of rows, or of values of columns, identifies nobody; a count of an expression
     // (`count(CASE WHEN zip3 = '021' THEN 1 END)`) or of filtered rows is that expression's test.
-    const plainCount = chosen.length === 0 && (fc.args ?? []).every((a) => 'ColumnRef' in a);
+    const plainCount = chosen.length === 0 && (fc.args ?? []).every((a) => 'ColumnRef' in a) && asStored(combine([noneInfo(), ...args]));
     if (name === 'count' && plainCount && this.strict === 0) return nonIdentifying(info, label);
     if (name === 'count') return step(info, label);
     if (this.generalizers.has(name)) return generalize(info, label);
@@ -342,11 +341,17 @@ export class Analyzer {
    */
   private joinCondition(quals: Node, env: CteEnv | undefined, scope: Scope): void {
     for (const c of conjunctsOf(quals)) {
-      if (isVaultKeyJoin(c, (cr) => this.columnRef(cr, scope))) continue;
+      if (isVaultKeyJoin(c, (cr) => columnRef(cr, scope), (i) => this.storedColumn(i))) continue;
       const info = this.expr(c, env, scope);
       this.implicit.push(info);
       this.predicates.push(info);
     }
+  }
+
+  /** A column of a relation the SQL reads, as stored there: not a constant, a seed's, or a value computed on the way. */
+  private storedColumn(i: Info): boolean {
+    const seed = (base: string) => this.relations.get(lower(base.slice(0, base.lastIndexOf('.'))))?.lookup === true;
+    return i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => !t.computed && !seed(t.base));
   }
 
   private strictly(read: () => Info): Info {
@@ -371,49 +376,15 @@ export class Analyzer {
     return parts.length === 0 ? noneInfo() : combine(parts);
   }
 
-  private columnRef(cr: ColumnRef, scope: Scope): Info {
-    const fields = (cr.fields ?? []).map((f) => ('A_Star' in f ? '*' : (sval(f) ?? '')));
-    const name = fields[fields.length - 1] ?? '';
-    if (fields.length === 1) return this.unqualified(name, scope);
-    const qualifier = fields.slice(Math.max(0, fields.length - 3), -1).join('.');
-    const items = this.itemsNamed(scope, qualifier);
-    if (items.length === 0) return noteInfo([`unknown table or alias ${qualifier} (${qualifier}.${name})`]);
-    if (name === '*') return step(combine(items.flatMap((it) => it.shape.columns.map((c) => c.info)).concat(noneInfo())), `${qualifier}.*`);
-    const hits = items.flatMap((it) => it.shape.columns.filter((c) => lower(c.name) === lower(name)).map((c) => c.info));
-    if (hits.length > 0) return step(combine(hits), `${qualifier}.${name}`);
-    const opaque = items.flatMap((it) => it.shape.opaque);
-    if (opaque.length > 0) return noteInfo(opaque.map((o) => `unknown relation ${o}`));
-    return noteInfo([`column ${qualifier}.${name} is not classified`]);
-  }
-
-  private unqualified(name: string, scope: Scope): Info {
-    for (let s: Scope | undefined = scope; s; s = s.outer) {
-      const hits = s.items.flatMap((it) => it.shape.columns.filter((c) => lower(c.name) === lower(name)).map((c) => c.info));
-      if (hits.length > 0) return step(combine(hits), name);
-      const opaque = s.items.flatMap((it) => it.shape.opaque);
-      if (opaque.length > 0) return noteInfo(opaque.map((o) => `unknown relation ${o}`));
-      const earlier = s === scope ? (s.outputs ?? []).filter((c) => lower(c.name) === lower(name)) : [];
-      if (earlier.length > 0) return step(combine(earlier.map((c) => c.info)), name);
-      // A whole-row reference (`to_json(p)`) reads every column of p.
-      const whole = s.items.filter((it) => it.qualifiers.includes(lower(name)));
-      if (whole.length > 0) return step(combine(whole.flatMap((it) => it.shape.columns.map((c) => c.info)).concat(noneInfo())), name);
-    }
-    const where = scope.items.map((it) => it.label).join(', ');
-    return noteInfo([`column ${name} is not classified${where ? ` in ${where}` : ''}`]);
-  }
-
-  /** Items a qualifier names, innermost query first (correlated subqueries see outer ones). */
-  private itemsNamed(scope: Scope, qualifier: string): FromItem[] {
-    for (let s: Scope | undefined = scope; s; s = s.outer) {
-      const items = s.items.filter((it) => it.qualifiers.includes(lower(qualifier)));
-      if (items.length > 0) return items;
-    }
-    return [];
-  }
 }
 
 /** The top-level AND operands of a condition (nested ANDs flattened); none for no condition. */
 function conjunctsOf(n: Node | undefined): Node[] {
   if (!n) return [];
   return 'BoolExpr' in n && n.BoolExpr.boolop === 'AND_EXPR' ? (n.BoolExpr.args ?? []).flatMap(conjunctsOf) : [n];
+}
+
+/** A value as stored (or cast): no identifying input computed on the way, here or upstream. */
+function asStored(i: Info): boolean {
+  return !i.traces.some((t) => t.computed && t.phi !== 'none');
 }

@@ -25,6 +25,12 @@ export interface Trace {
   steps: string[];
   /** Computed on the way (a function, operator, cast, CASE…), not a column passed on as stored. */
   computed?: true;
+  /**
+   * Changed on the way by more than picking one of the values read (`max`, `coalesce`, a scalar
+   * sub-select): a CASE, an operator, any other function. An incremental model's high-water test
+   * is only one against values picked from `{{this}}` (phi-lineage-nodes.ts isHighWater).
+   */
+  reshaped?: true;
 }
 
 export interface Info {
@@ -114,6 +120,11 @@ export function generalize(info: Info, label: string): Info {
 export function computedFrom(info: Info): Info {
   if (info.traces.every((t) => t.computed)) return info;
   return { ...info, traces: info.traces.map((t) => (t.computed ? t : { ...t, computed: true })) };
+}
+
+export function reshapedFrom(info: Info): Info {
+  if (info.traces.every((t) => t.reshaped)) return info;
+  return { ...info, traces: info.traces.map((t) => (t.reshaped ? t : { ...t, reshaped: true })) };
 }
 
 /** `count(…)`, `x IS NULL`: a number of rows, or whether a value is there, identifies nobody. */

@@ -16,9 +16,11 @@ const VAULT_KEYS = ['practice_id', 'patient_id'];
 
 /**
  * A join condition that is the tokenization join: an equality of one of the vault's key columns
- * (tenant column, patient id) with the same-named plain column of another relation.
+ * (tenant column, patient id) with the same-named plain column of another relation, as stored
+ * (`stored`): not a VALUES list's or a seed's, nor one computed on the way (a CASE that leaves
+ * one patient's id), each of which would choose patients by their ids.
  */
-export function isVaultKeyJoin(c: Node, columnRef: (cr: ColumnRef) => Info): boolean {
+export function isVaultKeyJoin(c: Node, columnRef: (cr: ColumnRef) => Info, stored: (i: Info) => boolean): boolean {
   if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP' || sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]) !== '=') return false;
   const sides = [c.A_Expr.lexpr, c.A_Expr.rexpr];
   if (!sides.every((s) => s !== undefined && 'ColumnRef' in s)) return false;
@@ -30,21 +32,24 @@ export function isVaultKeyJoin(c: Node, columnRef: (cr: ColumnRef) => Info): boo
   const infos = sides.map((s) => columnRef((s as { ColumnRef: ColumnRef }).ColumnRef));
   const keyOfVault = (i: Info) =>
     i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => VAULT_KEYS.some((k) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${k}` && names[0] === k));
-  return infos.some(keyOfVault);
+  return infos.some(keyOfVault) && infos.every((i) => keyOfVault(i) || stored(i));
 }
 
-/** `JOIN … USING (name)` where one side is the vault's key column of that name (the tokenization join). */
-export function isVaultKey(name: string, info: Info): boolean {
-  return VAULT_KEYS.includes(name) && info.notes.length === 0 && info.traces.some((t) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${name}`);
+/** `JOIN … USING (name)`: one side the vault's key column of that name, the other stored (isVaultKeyJoin). */
+export function isVaultKeyUsing(name: string, sides: readonly Info[], stored: (i: Info) => boolean): boolean {
+  const keyOfVault = (i: Info) => i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => t.base.toLowerCase() === `${VAULT_TOKENS_CTE}.${name}`);
+  return VAULT_KEYS.includes(name) && sides.some(keyOfVault) && sides.every((i) => keyOfVault(i) || stored(i));
 }
 
 const THIS_PREFIX = '__tsf_this_';
 
 /**
- * An incremental model's high-water test, `x.col > …` or `>=`: a plain input column against
- * values of the same-named column of the model's own relation (`{{this}}`) only. It keeps the
- * rows not loaded before, whoever they are about, so the relation it builds over time leaves
- * nobody out (a quasi-identifier beside it in the same WHERE is another conjunct, still read).
+ * An incremental model's high-water test, `x.col > …` or `>=`: an input column as stored against
+ * values picked (max, coalesce) from the same-named column of the model's own relation
+ * (`{{this}}`) only. It keeps the rows not loaded before, whoever they are about, so the relation
+ * it builds over time leaves nobody out (a quasi-identifier beside it in the same WHERE is
+ * another conjunct, still read). Not a CASE or an operator over `{{this}}`'s values, which can
+ * be any constant (`ssn > case when max(t.ssn) is null then '123-45-6789' else … end`).
  */
 export function isHighWater(c: Node, read: (n: Node) => Info): boolean {
   if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP') return false;
@@ -52,10 +57,43 @@ export function isHighWater(c: Node, read: (n: Node) => Info): boolean {
   const { lexpr, rexpr } = c.A_Expr;
   if ((op !== '>' && op !== '>=') || !lexpr || !rexpr || !('ColumnRef' in lexpr)) return false;
   const [left, right] = [read(lexpr), read(rexpr)];
-  if (left.notes.length > 0 || right.notes.length > 0 || left.traces.length !== 1 || right.traces.length === 0) return false;
+  if (left.notes.length > 0 || right.notes.length > 0 || left.traces.length !== 1 || left.traces[0]!.computed || right.traces.length === 0) return false;
   const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
   const name = column(left.traces[0]!.base);
-  return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name);
+  return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name && !t.reshaped);
+}
+
+/** An expression whose value is one of the values it reads: `max(x)`, `coalesce(x, …)`, a scalar sub-select. */
+export function picksValue(n: Node): boolean {
+  if ('CoalesceExpr' in n || 'SelectStmt' in n) return true;
+  if ('SubLink' in n) return n.SubLink.subLinkType === 'EXPR_SUBLINK';
+  if (!('FuncCall' in n)) return false;
+  const fc = n.FuncCall;
+  return ['max', 'coalesce'].includes(lastName(fc)) && !fc.over && !fc.agg_filter && (fc.args?.length ?? 0) >= 1;
+}
+
+/**
+ * Functions that return rows, not a value: in a select list, a call returning none drops its row
+ * (`unnest(case when zip = '02139' then array[] else array[1] end)`), so what it reads chooses rows.
+ */
+const SET_RETURNING = new Set([
+  'unnest', 'generate_series', 'generate_subscripts', 'regexp_matches', 'regexp_split_to_table', 'string_to_table', 'range',
+  'json_array_elements', 'json_array_elements_text', 'jsonb_array_elements', 'jsonb_array_elements_text', 'json_each', 'json_each_text',
+  'jsonb_each', 'jsonb_each_text', 'json_object_keys', 'jsonb_object_keys', 'jsonb_path_query', 'json_to_recordset', 'jsonb_to_recordset',
+  'json_populate_recordset', 'jsonb_populate_recordset', 'unnest_list',
+]);
+
+/**
+ * Calls in an expression (not under a sub-select, which is a query of its own) that may return
+ * rows: a known set-returning function, or one `known` does not list (it could be one).
+ */
+export function rowReturningCalls(n: unknown, known: ReadonlySet<string>): FuncCall[] {
+  if (Array.isArray(n)) return n.flatMap((v) => rowReturningCalls(v, known));
+  if (n === null || typeof n !== 'object') return [];
+  if ('SubLink' in n || 'SelectStmt' in n) return [];
+  const here = 'FuncCall' in n && isNode(n) ? [(n as { FuncCall: FuncCall }).FuncCall] : [];
+  const mine = here.filter((fc) => SET_RETURNING.has(lastName(fc)) || !known.has(lastName(fc)));
+  return [...mine, ...Object.values(n).flatMap((v) => rowReturningCalls(v, known))];
 }
 
 export function starOf(val: Node): { qualifier?: string } | undefined {

@@ -5,6 +5,9 @@
 import type { Node } from 'libpg-query';
 import { combine, noneInfo, noteInfo, step, type Info } from './phi-lineage-info.ts';
 
+/** A user-facing failure of the analysis (an unsupported construct): the result is ok:false. */
+export class LineageError extends Error {}
+
 export interface Column {
   name: string;
   info: Info;

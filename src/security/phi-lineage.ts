@@ -54,7 +54,8 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { Analyzer, LineageError, type DeclaredRelation } from './phi-lineage-analyze.ts';
+import { Analyzer, type DeclaredRelation } from './phi-lineage-analyze.ts';
+import { LineageError } from './phi-lineage-shape.ts';
 import { combine, lineageLines, noteInfo, step, type Info } from './phi-lineage-info.ts';
 
 export type { PhiClass };
@@ -78,6 +79,10 @@ export interface LineageInput {
    * list given here replaces the default.
    */
   generalizers?: string[];
+  /** Keys of `relations` that are seeds: lists written into the project, not data (a patient id there picks that patient). */
+  lookups?: readonly string[];
+  /** The SQL is an incremental model's `is_incremental` rendering (its high-water test keeps nobody out). */
+  incremental?: boolean;
 }
 
 export interface ColumnLineage {
@@ -122,12 +127,13 @@ export function columnLineage(input: LineageInput): LineageResult {
   const relations = new Map<string, DeclaredRelation>();
   for (const [name, columns] of Object.entries(input.relations)) {
     const computed = input.computed?.[name];
-    relations.set(name.toLowerCase(), { name, columns, ...(computed ? { computed: new Set(computed.map((c) => c.toLowerCase())) } : {}) });
+    const lookup = input.lookups?.includes(name) === true;
+    relations.set(name.toLowerCase(), { name, columns, ...(computed ? { computed: new Set(computed.map((c) => c.toLowerCase())) } : {}), ...(lookup ? { lookup } : {}) });
   }
   const generalizers = new Set((input.generalizers ?? DEFAULT_GENERALIZERS).map((g) => g.toLowerCase()));
 
   try {
-    const analyzer = new Analyzer(relations, generalizers);
+    const analyzer = new Analyzer(relations, generalizers, input.incremental === true);
     const shape = analyzer.select(stmt.SelectStmt, undefined, undefined);
     const byName = new Map<string, Info[]>();
     const add = (name: string, info: Info) => byName.set(name, [...(byName.get(name) ?? []), info]);

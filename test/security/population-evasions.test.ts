@@ -1,0 +1,106 @@
+/**
+ * Ways to choose a published relation's population (or expose an identifier) that the lineage
+ * did not read, found by a red-team round on a2993ff; each compiled clean there:
+ *
+ * - F1 the high-water exemption took any `>` against `{{this}}`'s same column, a CASE giving a
+ *   constant included (now: only values picked by max or coalesce, in the is_incremental rendering);
+ * - F2 NATURAL JOIN's implied condition was never read;
+ * - F3 a NULL test or count() of a column computed upstream (a CTE's `nullif(ssn, …)`) passed as
+ *   identifying nobody;
+ * - F4 a set-returning call in a select list drops the rows it returns nothing for;
+ * - F5 the tokenization-join exemption needed only one side to be the vault's key;
+ * - F6 LIMIT and OFFSET expressions were not read as keeping rows.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Diagnostic } from '../../src/errors.ts';
+import type { PhiClass } from '../../src/project/types.ts';
+import { compileModel, shown, type ProbeModel } from '../support/model-probe.ts';
+
+const SP = '{{ref "stg_patients"}}';
+const V = '{{ref "vault_person_tokens"}}';
+const P = '{{ref "pseudo_persons"}}';
+const C = '{{ref "pseudo_conditions"}}';
+const PUB = 'models/research/published/x_cells.sql';
+const byPatient = `join ${V} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`;
+const PSEUDO_COLUMNS: Record<string, PhiClass> = { practice_id: 'none', person_token: 'none', practice_token: 'none', zip3: 'quasi', sex: 'quasi', birth_year: 'quasi', flag: 'none' };
+const STG_COLS: Record<string, PhiClass> = { practice_id: 'none', patient_id: 'direct', mrn: 'direct', birth_date: 'quasi', death_date: 'quasi', ssn: 'direct', drivers_license: 'direct', passport: 'direct', first_name: 'direct', middle_name: 'direct', last_name: 'direct', maiden_name: 'direct', marital_status: 'quasi', race: 'quasi', ethnicity: 'quasi', sex: 'quasi', address: 'direct', city: 'quasi', state: 'quasi', county: 'quasi', zip: 'quasi', updated_at: 'quasi' };
+const PERSONS_SEL = `p.practice_id, v.person_token, v.practice_token, {{birth_year "p.birth_date"}} as birth_year, {{sex_category "p.sex"}} as sex, {{zip3 "p.zip"}} as zip3`;
+const Q = 'q.practice_id, q.person_token, q.practice_token, q.birth_year, q.sex, q.zip3';
+const personsB = (sql: string): ProbeModel => ({ file: 'models/research/pseudo_persons_b.sql', sql, columns: PSEUDO_COLUMNS });
+const CELLS_B = `{{config k_anonymity_count="n"}}\nselect p.sex, count(distinct p.person_token) as n from {{ref "pseudo_persons_b"}} p group by 1`;
+const PUB_COLUMNS: Record<string, PhiClass> = { condition_code: 'none', sex: 'quasi', n: 'none', m: 'none' };
+/** A published count per sex over pseudo_persons_b, itself tokenizing staging model stg_patients_b (`sql`). */
+const viaStaging = (sql: string) =>
+  compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [{ file: 'models/staging/stg_patients_b.sql', sql, columns: STG_COLS }, personsB(`select ${PERSONS_SEL} from {{ref "stg_patients_b"}} p ${byPatient}`)]);
+const viaPseudo = (sql: string) => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [personsB(sql)]);
+const aggregate = (select: string) => compileModel(PUB, `{{config k_anonymity_count="n"}}\n${select}`, PUB_COLUMNS);
+const personLevel = (select: string) => compileModel(PUB, select, { person_token: 'none', sex: 'quasi' });
+/** Refused at compile time (TSF215), whichever gate names it first. */
+function refused(errors: Diagnostic[]): void {
+  expect(errors.filter((e) => e.code === 'TSF215').length, shown(errors)).toBeGreaterThan(0);
+}
+const HW = (op: string) => `select p.* from ${SP} p
+left join (select t.practice_id, max(t.ssn) as ssn from {{this}} t group by t.practice_id) hw on hw.practice_id = p.practice_id
+where p.ssn ${op} case when hw.ssn is null then '123-45-6789' else '123-45-6789' end`;
+
+describe('F1 a high-water test is one against values picked from {{this}}, in the is_incremental rendering only', () => {
+  it.each([
+    ['table model, ssn > constant (via CASE over this.ssn)', HW('>')],
+    ['incremental, both renderings, ssn >= constant', `{{config materialized="incremental" unique_key="patient_id"}}\n${HW('>=')}`],
+    ['is_incremental rendering, zip > greatest(max(this.zip), const)', `{{config materialized="incremental" unique_key="patient_id"}}\nselect * from ${SP} p\n{{#if is_incremental}}where p.zip > greatest((select max(t.zip) from {{this}} t), '02139'){{/if}}`],
+  ])('%s', (_w, sql) => {
+    const errors = viaStaging(sql);
+    refused(errors);
+  });
+});
+
+describe('F2 NATURAL JOIN is read as USING its common columns', () => {
+  it('staging: anti-join on zip via NATURAL LEFT JOIN VALUES', () => refused(viaStaging(`select p.* from ${SP} p natural left join (values ('02139', 1)) x(zip, hit) where x.hit is null`)));
+  it('staging: anti-join via a seed', () => refused(viaStaging(`select p.* from ${SP} p natural left join (select zip3 as zip, 1 as hit from {{ref "restricted_zip3"}}) r where r.hit is null`)));
+  it('tokenizing model: one SSN left out', () => refused(viaPseudo(`select ${PERSONS_SEL} from ${SP} p natural left join (values ('123-45-6789', 1)) x(ssn, hit) ${byPatient} where x.hit is null`)));
+  it('pseudonymized model: one zip3+birth_year left out', () => refused(viaPseudo(`select ${Q} from ${P} q natural left join (values ('021', 1956, 1)) x(zip3, birth_year, hit) where x.hit is null`)));
+  it('published aggregate itself', () => refused(aggregate(`select p.sex, count(distinct p.person_token) as n from ${P} p natural left join (values ('021', 1)) x(zip3, hit) where x.hit is null group by 1`)));
+  it('published person-level relation', () => refused(personLevel(`select q.person_token, q.sex from ${P} q natural left join (values ('021', 1956, 1)) x(zip3, birth_year, hit) where x.hit is null`)));
+});
+
+describe('F3 a NULL test or count() of a column computed from an identifier keeps its class', () => {
+  it('pseudonymized model exposes whether the SSN is a given one', () =>
+    refused(compileModel('models/research/x_pseudo.sql', `with a as (select p.practice_id, v.person_token, nullif(p.ssn, '123-45-6789') as z from ${SP} p ${byPatient}) select a.practice_id, a.person_token, a.z is null as flag from a`, PSEUDO_COLUMNS)));
+  it('pseudonymized model exposes it through count()', () =>
+    refused(compileModel('models/research/x_pseudo.sql', `with a as (select p.practice_id, p.patient_id, nullif(p.ssn, '123-45-6789') as z from ${SP} p), b as (select practice_id, patient_id, count(z) as c from a group by 1, 2) select b.practice_id, v.person_token, b.c as flag from b join ${V} v on v.practice_id = b.practice_id and v.patient_id = b.patient_id`, PSEUDO_COLUMNS)));
+  it('published aggregate counts members with a given zip3 per cell', () =>
+    refused(aggregate(`with a as (select c.condition_code, c.person_token, nullif(p.zip3, '021') as z from ${C} c join ${P} p on p.person_token = c.person_token), b as (select a.*, cast(a.z is null as integer) as f from a) select b.condition_code, count(distinct b.person_token) as n, sum(b.f) as m from b group by 1`)));
+  it('staging population', () => refused(viaStaging(`with a as (select s.*, case when s.zip = '02139' then null else 1 end as k from ${SP} s), b as (select a.*, a.k is null as drop_me from a) select practice_id, patient_id, mrn, birth_date, death_date, ssn, drivers_license, passport, first_name, middle_name, last_name, maiden_name, marital_status, race, ethnicity, sex, address, city, state, county, zip, updated_at from b where not drop_me`)));
+  it('pseudonymized population', () => refused(viaPseudo(`with a as (select q.*, nullif(q.zip3, '021') as z from ${P} q), b as (select a.*, a.z is null as d from a) select b.practice_id, b.person_token, b.practice_token, b.birth_year, b.sex, b.zip3 from b where not b.d`)));
+  it('person-level published', () => refused(personLevel(`with a as (select q.*, nullif(q.zip3, '021') as z from ${P} q), b as (select a.*, a.z is null as d from a) select b.person_token, b.sex from b where not b.d`)));
+});
+
+describe('F4 a set-returning call in a select list keeps rows by what it reads', () => {
+  it('staging: unnest of an empty array for one zip', () => refused(viaStaging(`select p.*, unnest(case when p.zip = '02139' then array[]::int[] else array[1] end) as n from ${SP} p`)));
+  it('tokenizing model CTE: generate_series(1, 0) for one SSN (PostgreSQL)', () => refused(viaPseudo(`with g as (select p.*, generate_series(1, case when p.ssn = '123-45-6789' then 0 else 1 end) as g from ${SP} p) select ${PERSONS_SEL} from g p ${byPatient}`)));
+  it('pseudonymized model CTE', () => refused(viaPseudo(`with g as (select q.*, unnest(case when q.zip3 = '021' and q.birth_year = 1956 then array[]::int[] else array[1] end) as g from ${P} q) select ${Q} from g q`)));
+  it('published aggregate CTE', () => refused(aggregate(`with a as (select p.*, unnest(case when p.zip3 = '021' then array[]::int[] else array[1] end) as g from ${P} p) select a.sex, count(distinct a.person_token) as n from a group by 1`)));
+});
+
+describe('F5 the tokenization join is exempt only between the vault\'s key and a stored column', () => {
+  it('ON x.patient_id = v.patient_id against a VALUES list (one patient left out)', () => refused(viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} left join (values ('pid-1', 1)) x(patient_id, hit) on x.patient_id = v.patient_id where x.hit is null`)));
+  it('inner join: one patient kept', () => refused(viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} join (values ('pid-1')) x(patient_id) on x.patient_id = v.patient_id`)));
+  it('USING (patient_id) after the vault join', () => refused(viaPseudo(`select ${PERSONS_SEL} from ${SP} p join ${V} v using (practice_id, patient_id) left join (values ('pid-1', 1)) x(patient_id, hit) using (patient_id) where x.hit is null`)));
+});
+
+describe('F6 LIMIT and OFFSET expressions keep rows (correlated, PostgreSQL)', () => {
+  it('staging EXISTS (select 1 limit case …)', () => refused(viaStaging(`select p.* from ${SP} p where exists (select 1 limit case when p.zip = '02139' then 0 else 1 end)`)));
+  it('staging EXISTS (select 1 offset case …)', () => refused(viaStaging(`select p.* from ${SP} p where exists (select 1 offset case when p.zip = '02139' then 1 else 0 end)`)));
+  it('pseudonymized', () => refused(viaPseudo(`select ${Q} from ${P} q where exists (select 1 limit case when q.zip3 = '021' then 0 else 1 end)`)));
+});
+
+describe('what the fixes leave accepted', () => {
+  it('the tokenization join written with USING', () => {
+    const errors = viaPseudo(`select ${PERSONS_SEL} from ${SP} p join ${V} v using (practice_id, patient_id)`);
+    expect(errors, shown(errors)).toEqual([]);
+  });
+  it('a NULL test of a column as stored (the demo\'s deceased flag)', () => {
+    const errors = viaPseudo(`select ${PERSONS_SEL}, p.death_date is not null as flag from ${SP} p ${byPatient}`);
+    expect(errors, shown(errors)).toEqual([]);
+  });
+});
