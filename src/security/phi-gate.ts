@@ -41,8 +41,12 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
   const unverified = new Map<string, { model: string; why: string }>();
   // Model → its columns computed from an identifying value: not a column as stored to a generalizer downstream.
   const computed = new Map<string, string[]>();
+  // Model → its columns that hold no data read from a source or a model (constants, a seed's values).
+  const lookupColumns = new Map<string, string[]>();
   // Model → the model (itself or upstream) whose rows an identifying value keeps, and the predicate's path.
   const keptBy = new Map<string, KeptBy>();
+  // Model → the model (itself or upstream) whose SQL could not be analysed, so which rows it keeps is unknown.
+  const unreadPopulation = new Map<string, { model: string; why: string }>();
   const diagnostics: Diagnostic[] = [];
 
   for (const id of order) {
@@ -75,23 +79,36 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     // At the select-list item of the column (or the list's start), mapped to the model's line.
     const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
     const variants = [node.lineage_sql, node.lineage_incremental_sql].filter((sql): sql is string => sql !== undefined);
+    // Lists written into the project (seeds, and models' columns of constants or of a seed's
+    // values), not data: a patient id there picks that patient.
+    const lookups: Record<string, '*' | string[]> = {};
+    for (const up of node.depends_on.map((d) => nodes[d])) {
+      const listed = up?.kind === 'seed' ? '*' : up ? lookupColumns.get(up.name) : undefined;
+      if (!up || listed === undefined || listed.length === 0) continue;
+      lookups[up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`] = listed;
+      lookups[`${up.schema}.${up.identifier}`] = listed;
+    }
     // The is_incremental rendering reads `{{this}}`: the relation the full rendering builds, so
     // with its classes (at least the yml's), not only the yml's.
-    const lookups = node.depends_on.map((d) => nodes[d]).flatMap((up) => (up?.kind === 'seed' ? [`__tsf_ref_${up.name}`, `${up.schema}.${up.identifier}`] : []));
     const lineage = (view: Map<string, Classes>, generalizers?: string[]) => {
-      const read = (sql: string, self?: Classes) =>
-        columnLineage({ sql, relations: relationsFor(view, self), computed: computedFor(), lookups, incremental: self !== undefined, ...(generalizers ? { generalizers } : {}) });
+      const read = (sql: string, self?: { classes: Classes; stored: Record<string, string> }) =>
+        columnLineage({ sql, relations: relationsFor(view, self?.classes), computed: computedFor(), lookups, ...(self ? { selfStored: self.stored } : {}), ...(generalizers ? { generalizers } : {}) });
       const full = read(node.lineage_sql!);
       if (node.lineage_incremental_sql === undefined) return full;
-      return everyVariant([full, read(node.lineage_incremental_sql, full.ok ? floorByDeclared(node, full).classes : {})]);
+      const stored = full.ok ? Object.fromEntries(Object.entries(full.columns).flatMap(([c, l]) => (l.stored ? [[c.toLowerCase(), l.stored]] : []))) : {};
+      return everyVariant([full, read(node.lineage_incremental_sql, { classes: full.ok ? floorByDeclared(node, full).classes : {}, stored })]);
     };
     const result = lineage(exposed);
     const qi = lineage(quasi, []);
     if (result.ok) computed.set(node.name, Object.entries(result.columns).filter(([, c]) => c.computed).map(([name]) => name));
+    if (result.ok) lookupColumns.set(node.name, Object.entries(result.columns).filter(([name, c]) => !c.data && name !== '*').map(([name]) => name));
     const ownKept = qi.ok ? qi.identifyingPredicates[0] : undefined;
     const upKept = node.depends_on.map((d) => keptBy.get(nodes[d]?.name ?? '')).find((k) => k !== undefined);
     const kept = ownKept !== undefined ? { model: node.name, path: ownKept.path } : upKept;
     if (kept) keptBy.set(node.name, kept);
+    // Which rows a model keeps is known only if its SQL and every model's below could be read.
+    const unread = qi.ok ? node.depends_on.map((d) => unreadPopulation.get(nodes[d]?.name ?? '')).find((u) => u !== undefined) : { model: node.name, why: qi.error };
+    if (unread) unreadPopulation.set(node.name, unread);
 
     if (!node.pseudonymized) {
       if (!result.ok) {
@@ -167,6 +184,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     if (kCount !== undefined || node.scope !== 'tenant') {
       if (ownKept) diagnostics.push(quasiPopulation(node, ownKept, at));
       else if (upKept) diagnostics.push(populationBelow(node, upKept, at));
+      else if (unread) diagnostics.push(populationUnread(node, unread, at));
     }
   }
   return diagnostics;
@@ -193,7 +211,7 @@ function cellComputedQuasi(node: ManifestNode, kCount: string, variants: readonl
 
 /**
  * A published aggregate whose rows are kept by a quasi-identifier (`where sex <> 'U'`, `join … on
- * p.zip3 <> '021'`, even on a key) leaves out cells the gate never sees: a total over the same
+ * p.zip3 <> '021'`, even on a key), or by a direct one, leaves out cells the gate never sees: a total over the same
  * keys published elsewhere over every row, minus these cells, gives their small counts back. So
  * its population may be chosen by values of no class only; every value of a quasi-identifier is
  * published as a key (or not read at all), and suppression covers the margins. A person-level
@@ -203,7 +221,7 @@ function quasiPopulation(node: ManifestNode, kept: { phi: PhiClass; path: string
   const what = kept.phi === 'quasi' ? 'a quasi-identifier' : 'an identifying value';
   return diagnostic(
     Codes.phiLineage,
-    `${node.name} keeps its rows by ${what} (${kept.path}) in what keeps rows (WHERE, HAVING, a join condition, LIMIT or DISTINCT ON, EXCEPT or INTERSECT, a set-returning call): the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
+    `${node.name} keeps its rows by ${what} (${kept.path}) through WHERE, HAVING, a join condition, LIMIT, DISTINCT ON, EXCEPT, INTERSECT or a set-returning call: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
     at,
   );
 }
@@ -216,7 +234,21 @@ function quasiPopulation(node: ManifestNode, kept: { phi: PhiClass; path: string
 function populationBelow(node: ManifestNode, kept: KeptBy, at: { file: string; line: number }): Diagnostic {
   return diagnostic(
     Codes.phiLineage,
-    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) in what keeps rows (WHERE, HAVING, a join condition, LIMIT or DISTINCT ON, EXCEPT or INTERSECT, a set-returning call): beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only`,
+    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) through WHERE, HAVING, a join condition, LIMIT, DISTINCT ON, EXCEPT, INTERSECT or a set-returning call: beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only`,
+    at,
+  );
+}
+
+/**
+ * A model below whose SQL cannot be analysed (DuckDB-only syntax, an unknown FROM item) may keep
+ * rows by anything (`… qualify ssn <> …`): no gate at run time sees a person left out, so the
+ * published relation fails closed, where a column's class would fall back on its yml and the leak scan.
+ */
+function populationUnread(node: ManifestNode, unread: { model: string; why: string }, at: { file: string; line: number }): Diagnostic {
+  const where = unread.model === node.name ? 'its SQL' : `the SQL of ${unread.model}, below it,`;
+  return diagnostic(
+    Codes.phiLineage,
+    `${node.name} is published over rows that cannot be checked: ${where} cannot be analysed (${unread.why}), so whether it keeps rows by an identifying value is unknown; write it in SQL the analysis reads (PostgreSQL grammar)`,
     at,
   );
 }

@@ -23,8 +23,15 @@ export interface DeclaredRelation {
   columns: Record<string, PhiClass>;
   /** Lower-cased columns its SQL computes from an identifying value (see Trace.computed). */
   computed?: ReadonlySet<string>;
-  /** A seed: a list written into the project (a patient id there picks that patient). */
-  lookup?: boolean;
+  /** Its columns that hold a list written into the project, not data (LineageInput.lookups): all of a seed's. */
+  lookup?: '*' | ReadonlySet<string>;
+}
+
+/** Whether a trace's base column is one of a list written into the project (a seed's, a model's constants). */
+export function isLookupTrace(relations: ReadonlyMap<string, DeclaredRelation>, base: string): boolean {
+  const dot = base.lastIndexOf('.');
+  const lookup = relations.get(lower(base.slice(0, dot)))?.lookup;
+  return lookup === '*' || (lookup !== undefined && lookup.has(lower(base.slice(dot + 1))));
 }
 
 export class Analyzer {
@@ -51,8 +58,11 @@ export class Analyzer {
     private readonly relations: ReadonlyMap<string, DeclaredRelation>,
     /** Lower-cased function names that generalize. */
     private readonly generalizers: ReadonlySet<string>,
-    /** The SQL is an incremental model's `is_incremental` rendering: its high-water test keeps nobody out. */
-    private readonly incremental = false,
+    /**
+     * For an incremental model's `is_incremental` rendering (whose high-water test keeps nobody
+     * out): `{{this}}`'s columns that hold one input column as stored, to that column's base.
+     */
+    private readonly selfStored: Readonly<Record<string, string>> | undefined = undefined,
   ) {}
 
   select(stmt: SelectStmt, ctes: CteEnv | undefined, outer: Scope | undefined): Shape {
@@ -98,14 +108,16 @@ export class Analyzer {
       if (n) this.predicates.push(this.strictly(() => this.expr(n, env, scope)));
     };
     // An incremental model's high-water conjunct chooses what is new, not whom (isHighWater).
-    for (const c of conjunctsOf(stmt.whereClause)) if (!(this.incremental && isHighWater(c, (n) => this.expr(n, env, scope)))) keeps(c);
+    const highWater = (c: Node) => this.selfStored !== undefined && isHighWater(c, (n) => this.expr(n, env, scope), this.selfStored);
+    for (const c of conjunctsOf(stmt.whereClause)) if (!highWater(c)) keeps(c);
     keeps(stmt.havingClause);
     const order = (stmt.sortClause ?? []).map((s) => ('SortBy' in s ? s.SortBy.node : s));
     // DISTINCT ON keeps one row per key, the first by ORDER BY; LIMIT keeps the first rows, in
     // the ORDER BY's order or, without one, in whatever order the inputs come (a sorted CTE's).
     const distinctOn = (stmt.distinctClause ?? []).filter((d) => Object.keys(d).length > 0);
     if (distinctOn.length > 0 || stmt.limitCount || stmt.limitOffset) [...distinctOn, ...order].forEach(keeps);
-    if ((stmt.limitCount || stmt.limitOffset) && order.length === 0) this.predicates.push(combine([noneInfo(), ...scope.items.flatMap((it) => it.shape.columns.map((c) => c.info))]));
+    // DISTINCT ON without ORDER BY keeps whichever row of each key comes first, as LIMIT without one.
+    if ((stmt.limitCount || stmt.limitOffset || distinctOn.length > 0) && order.length === 0) this.predicates.push(combine([noneInfo(), ...scope.items.flatMap((it) => it.shape.columns.map((c) => c.info))]));
     chooses(stmt.whereClause);
     chooses(stmt.havingClause);
     chooses(stmt.limitCount);
@@ -115,6 +127,13 @@ export class Analyzer {
     keeps(stmt.limitOffset);
     for (const g of [...(stmt.groupClause ?? []), ...(stmt.distinctClause ?? []), ...(stmt.windowClause ?? [])]) chooses(g);
     for (const s of stmt.sortClause ?? []) chooses('SortBy' in s ? s.SortBy.node : s);
+    // A set-returning call, wherever a SELECT evaluates it per row (select list, ORDER BY, GROUP
+    // BY, DISTINCT ON, a window's PARTITION BY), drops the rows it returns nothing for.
+    const perRow = [stmt.targetList, stmt.sortClause, stmt.groupClause, stmt.distinctClause, stmt.windowClause];
+    for (const call of rowReturningCalls(perRow, ROW_KNOWN)) {
+      chooses({ FuncCall: call });
+      keeps({ FuncCall: call });
+    }
     for (const t of stmt.targetList ?? []) {
       if (!('ResTarget' in t)) throw new LineageError('unexpected select list item');
       const { val, name } = t.ResTarget;
@@ -130,10 +149,6 @@ export class Analyzer {
         continue;
       }
       outputs.push({ name: name ?? figureColname(val), info: this.expr(val, env, scope) });
-      for (const call of rowReturningCalls(val, ROW_KNOWN)) {
-        chooses({ FuncCall: call });
-        keeps({ FuncCall: call });
-      }
     }
     return { columns: outputs, opaque: [...new Set(opaque)] };
   }
@@ -350,8 +365,7 @@ export class Analyzer {
 
   /** A column of a relation the SQL reads, as stored there: not a constant, a seed's, or a value computed on the way. */
   private storedColumn(i: Info): boolean {
-    const seed = (base: string) => this.relations.get(lower(base.slice(0, base.lastIndexOf('.'))))?.lookup === true;
-    return i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => !t.computed && !seed(t.base));
+    return i.notes.length === 0 && i.traces.length > 0 && i.traces.every((t) => !t.computed && !isLookupTrace(this.relations, t.base));
   }
 
   private strictly(read: () => Info): Info {

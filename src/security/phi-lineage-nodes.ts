@@ -46,12 +46,15 @@ const THIS_PREFIX = '__tsf_this_';
 /**
  * An incremental model's high-water test, `x.col > …` or `>=`: an input column as stored against
  * values picked (max, coalesce) from the same-named column of the model's own relation
- * (`{{this}}`) only. It keeps the rows not loaded before, whoever they are about, so the relation
- * it builds over time leaves nobody out (a quasi-identifier beside it in the same WHERE is
- * another conjunct, still read). Not a CASE or an operator over `{{this}}`'s values, which can
- * be any constant (`ssn > case when max(t.ssn) is null then '123-45-6789' else … end`).
+ * (`{{this}}`) only, a column that holds that input column as stored (`selfStored`: its base),
+ * with no constant but a floor (`coalesce(max(t.col), timestamptz '1900-01-01')` for an empty
+ * relation). It keeps the rows not loaded before, whoever they are about, so the relation it
+ * builds over time leaves nobody out (a quasi-identifier beside it in the same WHERE is another
+ * conjunct, still read). Not a CASE or an operator over `{{this}}`'s values, nor a fallback of
+ * one's choosing, nor a column the model fills itself, each of which makes the bound any constant
+ * (`ssn >= coalesce(max(t.ssn), '123-45-6789')` over a relation built empty).
  */
-export function isHighWater(c: Node, read: (n: Node) => Info): boolean {
+export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readonly<Record<string, string>>): boolean {
   if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP') return false;
   const op = sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]);
   const { lexpr, rexpr } = c.A_Expr;
@@ -59,8 +62,30 @@ export function isHighWater(c: Node, read: (n: Node) => Info): boolean {
   const [left, right] = [read(lexpr), read(rexpr)];
   if (left.notes.length > 0 || right.notes.length > 0 || left.traces.length !== 1 || left.traces[0]!.computed || right.traces.length === 0) return false;
   const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
-  const name = column(left.traces[0]!.base);
-  return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name && !t.reshaped);
+  const base = left.traces[0]!.base;
+  const name = column(base);
+  if (!constantsIn(rexpr).every(isFloor)) return false;
+  return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name && !t.reshaped && selfStored[name] === base);
+}
+
+type Constant = Extract<Node, { A_Const: unknown }>['A_Const'];
+
+function constantsIn(n: unknown): Constant[] {
+  if (Array.isArray(n)) return n.flatMap(constantsIn);
+  if (n === null || typeof n !== 'object') return [];
+  if ('A_Const' in n && isNode(n)) return [(n as { A_Const: Constant }).A_Const];
+  return Object.values(n).flatMap(constantsIn);
+}
+
+/** A literal at or below what a high-water column holds: NULL, '', '-infinity', a date in or before 1900, a number ≤ 0. */
+function isFloor(c: Constant): boolean {
+  if (c.isnull) return true;
+  if (c.ival) return (c.ival.ival ?? 0) <= 0;
+  if (c.fval) return Number(c.fval.fval) <= 0;
+  const text = c.sval?.sval;
+  if (text === undefined) return false;
+  const year = /^(\d{4})-\d{2}-\d{2}/.exec(text.trim());
+  return text === '' || text.trim().toLowerCase() === '-infinity' || (year !== null && Number(year[1]) <= 1900);
 }
 
 /** An expression whose value is one of the values it reads: `max(x)`, `coalesce(x, …)`, a scalar sub-select. */

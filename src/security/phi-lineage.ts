@@ -54,7 +54,7 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { Analyzer, type DeclaredRelation } from './phi-lineage-analyze.ts';
+import { Analyzer, isLookupTrace, type DeclaredRelation } from './phi-lineage-analyze.ts';
 import { LineageError } from './phi-lineage-shape.ts';
 import { combine, lineageLines, noteInfo, step, type Info } from './phi-lineage-info.ts';
 
@@ -79,10 +79,17 @@ export interface LineageInput {
    * list given here replaces the default.
    */
   generalizers?: string[];
-  /** Keys of `relations` that are seeds: lists written into the project, not data (a patient id there picks that patient). */
-  lookups?: readonly string[];
-  /** The SQL is an incremental model's `is_incremental` rendering (its high-water test keeps nobody out). */
-  incremental?: boolean;
+  /**
+   * Per key of `relations`, its columns that hold no data read from a source or a model: every
+   * column of a seed ('*'), a model's columns of constants or of a seed's values. A list written
+   * into the project: a patient id there picks that patient.
+   */
+  lookups?: Record<string, '*' | readonly string[]>;
+  /**
+   * The SQL is an incremental model's `is_incremental` rendering (its high-water test keeps
+   * nobody out): the full rendering's `stored` columns (ColumnLineage.stored), lower-cased.
+   */
+  selfStored?: Record<string, string>;
 }
 
 export interface ColumnLineage {
@@ -93,6 +100,10 @@ export interface ColumnLineage {
   generalized: boolean;
   /** Computed from an identifying value (not passed on as stored, nor only cast). */
   computed: boolean;
+  /** Read from a source's or a model's data, not made of constants or a seed's values only (see LineageInput.lookups). */
+  data: boolean;
+  /** The base (`relation.column`) of the one input column it holds as stored (or cast), if that is all it holds. */
+  stored?: string;
 }
 
 export type LineageResult =
@@ -127,13 +138,14 @@ export function columnLineage(input: LineageInput): LineageResult {
   const relations = new Map<string, DeclaredRelation>();
   for (const [name, columns] of Object.entries(input.relations)) {
     const computed = input.computed?.[name];
-    const lookup = input.lookups?.includes(name) === true;
+    const listed = input.lookups?.[name];
+    const lookup = listed === undefined ? undefined : listed === '*' ? ('*' as const) : new Set(listed.map((c) => c.toLowerCase()));
     relations.set(name.toLowerCase(), { name, columns, ...(computed ? { computed: new Set(computed.map((c) => c.toLowerCase())) } : {}), ...(lookup ? { lookup } : {}) });
   }
   const generalizers = new Set((input.generalizers ?? DEFAULT_GENERALIZERS).map((g) => g.toLowerCase()));
 
   try {
-    const analyzer = new Analyzer(relations, generalizers, input.incremental === true);
+    const analyzer = new Analyzer(relations, generalizers, input.selfStored);
     const shape = analyzer.select(stmt.SelectStmt, undefined, undefined);
     const byName = new Map<string, Info[]>();
     const add = (name: string, info: Info) => byName.set(name, [...(byName.get(name) ?? []), info]);
@@ -142,7 +154,16 @@ export function columnLineage(input: LineageInput): LineageResult {
     const columns: Record<string, ColumnLineage> = {};
     for (const [name, infos] of byName) {
       const info = combine(infos);
-      columns[name] = { phi: info.phi, lineage: lineageLines(info), generalized: info.generalized, computed: info.traces.some((t) => t.computed === true && t.baseClass !== 'none') };
+      const data = info.notes.length === 0 && info.traces.length > 0 && info.traces.every((t) => !isLookupTrace(relations, t.base));
+      const only = info.notes.length === 0 && info.traces.length === 1 && !info.traces[0]!.computed ? info.traces[0]!.base : undefined;
+      columns[name] = {
+        phi: info.phi,
+        lineage: lineageLines(info),
+        generalized: info.generalized,
+        computed: info.traces.some((t) => t.computed === true && t.baseClass !== 'none'),
+        data,
+        ...(only !== undefined ? { stored: only } : {}),
+      };
     }
     const implicitDirect = [...new Set(analyzer.implicit.filter((i) => i.phi === 'direct').flatMap((i) => lineageLines(i).slice(0, 1)))];
     const byClass = (phi: PhiClass) => [...new Set(analyzer.predicates.filter((i) => i.phi === phi).flatMap((i) => lineageLines(i).slice(0, 1)))].map((path) => ({ phi, path }));

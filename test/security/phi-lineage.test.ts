@@ -104,6 +104,7 @@ from "__tsf_ref_stg_patients" p`);
       generalized: true,
       // Computed from a quasi-identifier: a generalizer downstream would not take it as stored.
       computed: true,
+      data: true,
       lineage: ['birth_year <- tsf_generalized(…) <- p.birth_date <- __tsf_ref_stg_patients.birth_date (quasi)'],
     });
     expect(cols.zip3?.phi).toBe('none');
@@ -249,7 +250,7 @@ select 'none', 0, false, 'zip ' || zip from "__tsf_ref_stg_patients"`);
 
   it('unknown relations fail closed: direct, with a note naming them', () => {
     const cols = lineageOf(`select a.token, b.* , mystery from "vault"."person_tokens" a cross join "raw"."extra" b`);
-    expect(cols.token).toEqual({ phi: 'direct', generalized: false, computed: false, lineage: ['unknown relation vault.person_tokens'] });
+    expect(cols.token).toEqual({ phi: 'direct', generalized: false, computed: false, data: false, lineage: ['unknown relation vault.person_tokens'] });
     expect(cols['*']?.phi).toBe('direct');
     expect(cols['*']?.lineage).toEqual(['unknown relation raw.extra: its columns cannot be listed']);
     expect(cols.mystery?.lineage).toEqual(['unknown relation vault.person_tokens', 'unknown relation raw.extra']);
@@ -257,7 +258,7 @@ select 'none', 0, false, 'zip ' || zip from "__tsf_ref_stg_patients"`);
 
   it('a column a declared relation does not list fails closed: direct, with a note', () => {
     const cols = lineageOf(`WITH ${PATIENTS_CTE}\nselect p.nickname, favourite_colour from "__tsf_ref_stg_patients" p`);
-    expect(cols.nickname).toEqual({ phi: 'direct', generalized: false, computed: false, lineage: ['column p.nickname is not classified'] });
+    expect(cols.nickname).toEqual({ phi: 'direct', generalized: false, computed: false, data: false, lineage: ['column p.nickname is not classified'] });
     expect(cols.favourite_colour?.phi).toBe('direct');
     expect(cols.favourite_colour?.lineage).toEqual(['column favourite_colour is not classified in p']);
   });

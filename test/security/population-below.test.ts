@@ -45,6 +45,12 @@ describe('a population chosen by a quasi-identifier below a published relation (
     expect(refusal(errors)?.message, shown(errors)).toContain(column);
   });
 
+  it('a model below that the analysis cannot read (DuckDB-only QUALIFY) fails closed', () => {
+    // TSF222 refuses it in any model; the published one's gate would too (populationUnread).
+    const errors = published(`select * from {{ref "stg_patients"}} qualify ssn <> '123-45-6789'`);
+    expect(errors.some((e) => e.code === 'TSF222' || e.message.includes('published over rows that cannot be checked')), shown(errors)).toBe(true);
+  });
+
   it('two models down, and in a pseudonymized model', () => {
     const extra = [stg(`select * from {{ref "stg_patients"}} where zip <> '02139'`), { file: 'models/staging/stg_patients_c.sql', sql: 'select * from {{ref "stg_patients_b"}}' }, personsB('stg_patients_c')];
     let errors = compileModel(PUB, CELLS('pseudo_persons_b'), { sex: 'quasi', n: 'none' }, extra);

@@ -24,6 +24,7 @@ const PUB = 'models/research/published/x_cells.sql';
 const byPatient = `join ${V} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`;
 const PSEUDO_COLUMNS: Record<string, PhiClass> = { practice_id: 'none', person_token: 'none', practice_token: 'none', zip3: 'quasi', sex: 'quasi', birth_year: 'quasi', flag: 'none' };
 const STG_COLS: Record<string, PhiClass> = { practice_id: 'none', patient_id: 'direct', mrn: 'direct', birth_date: 'quasi', death_date: 'quasi', ssn: 'direct', drivers_license: 'direct', passport: 'direct', first_name: 'direct', middle_name: 'direct', last_name: 'direct', maiden_name: 'direct', marital_status: 'quasi', race: 'quasi', ethnicity: 'quasi', sex: 'quasi', address: 'direct', city: 'quasi', state: 'quasi', county: 'quasi', zip: 'quasi', updated_at: 'quasi' };
+const STG_LIST = Object.keys(STG_COLS).join(', ');
 const PERSONS_SEL = `p.practice_id, v.person_token, v.practice_token, {{birth_year "p.birth_date"}} as birth_year, {{sex_category "p.sex"}} as sex, {{zip3 "p.zip"}} as zip3`;
 const Q = 'q.practice_id, q.person_token, q.practice_token, q.birth_year, q.sex, q.zip3';
 const personsB = (sql: string): ProbeModel => ({ file: 'models/research/pseudo_persons_b.sql', sql, columns: PSEUDO_COLUMNS });
@@ -32,7 +33,7 @@ const PUB_COLUMNS: Record<string, PhiClass> = { condition_code: 'none', sex: 'qu
 /** A published count per sex over pseudo_persons_b, itself tokenizing staging model stg_patients_b (`sql`). */
 const viaStaging = (sql: string) =>
   compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [{ file: 'models/staging/stg_patients_b.sql', sql, columns: STG_COLS }, personsB(`select ${PERSONS_SEL} from {{ref "stg_patients_b"}} p ${byPatient}`)]);
-const viaPseudo = (sql: string) => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [personsB(sql)]);
+const viaPseudo = (sql: string, extra: ProbeModel[] = []) => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [...extra, personsB(sql)]);
 const aggregate = (select: string) => compileModel(PUB, `{{config k_anonymity_count="n"}}\n${select}`, PUB_COLUMNS);
 const personLevel = (select: string) => compileModel(PUB, select, { person_token: 'none', sex: 'quasi' });
 /** Refused at compile time (TSF215), whichever gate names it first. */
@@ -94,9 +95,41 @@ describe('F6 LIMIT and OFFSET expressions keep rows (correlated, PostgreSQL)', (
   it('pseudonymized', () => refused(viaPseudo(`select ${Q} from ${P} q where exists (select 1 limit case when q.zip3 = '021' then 0 else 1 end)`)));
 });
 
+/** Round 4, against e6bef6c: N1 a high-water fallback of one's choosing, N2 the tokenization join to constants or a seed through a model, N3 set-returning calls outside the select list, N4 DISTINCT ON without ORDER BY. */
+const INC = '{{config materialized="incremental" unique_key="patient_id"}}';
+const ONE = `select 'p_00ffb20407' as practice_id, '589cabc6-49a4-13ab-b249-4d4477de54b9' as patient_id, 1 as hit`;
+const EPH = (sql: string): ProbeModel => ({ file: 'models/staging/eph_ids.sql', sql: `{{config materialized="ephemeral"}}\n${sql}`, columns: { practice_id: 'none', patient_id: 'direct', hit: 'none' } });
+const ANTI = `left join {{ref "eph_ids"}} x on x.practice_id = v.practice_id and x.patient_id = v.patient_id where x.hit is null`;
+const cases: [string, () => Diagnostic[]][] = [
+  ['N1 (F1) high-water against coalesce(max over {{this}}, constant): SSN >= constant', () =>
+    viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.ssn >= coalesce((select max(t.ssn) from {{this}} t), '123-45-6789'){{else}}where 1 = 0{{/if}}`)],
+  ['N1b (F1) same, {{this}} stores ssn as NULL so the constant always wins', () =>
+    viaStaging(`${INC}\nselect ${STG_LIST.replace('ssn,', 'cast(null as varchar) as ssn,')} from ${SP} p\n{{#if is_incremental}}where p.ssn >= coalesce((select max(t.ssn) from {{this}} t), '123-45-6789'){{/if}}`)],
+  ['N2 (F5) tokenization join to constants in an ephemeral model: all but one patient', () =>
+    viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} ${ANTI}`, [EPH(ONE)])],
+  ['N2b (F5) ephemeral over a seed (values written into the project)', () =>
+    viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} ${ANTI}`, [EPH(`select 'p_00ffb20407' as practice_id, r.zip3 as patient_id, 1 as hit from {{ref "restricted_zip3"}} r`)])],
+  ['N2c (F5) published per condition over the all-but-one persons', () =>
+    compileModel(PUB, `{{config k_anonymity_count="n"}}\nselect c.condition_code, count(distinct c.person_token) as n from ${C} c join {{ref "pseudo_persons_b"}} p on p.person_token = c.person_token group by 1`, { condition_code: 'none', n: 'none' }, [EPH(ONE), personsB(`select ${PERSONS_SEL} from ${SP} p ${byPatient} ${ANTI}`)])],
+  ['N3 (F4) staging: set-returning call in ORDER BY drops one SSN (DuckDB and PostgreSQL)', () =>
+    viaStaging(`select p.* from ${SP} p order by unnest(case when p.ssn = '123-45-6789' then array[]::int[] else array[1] end)`)],
+  ['N3b (F4) staging: set-returning call in GROUP BY drops one SSN (PostgreSQL)', () =>
+    viaStaging(`select ${STG_LIST} from ${SP} p group by ${STG_LIST.split(', ').map((c) => 'p.' + c).join(', ')}, generate_series(1, case when p.ssn = '123-45-6789' then 0 else 1 end)`)],
+  ['N4 DISTINCT ON without ORDER BY over a CTE sorted by an SSN test', () =>
+    viaStaging(`with s as (select p.* from ${SP} p order by p.ssn = '123-45-6789' desc) select distinct on (s.practice_id) ${STG_LIST} from s`)],
+];
+
+describe('round 4: bypasses of the fixes above', () => {
+  it.each(cases)('%s', (_name, run) => refused(run()));
+});
+
 describe('what the fixes leave accepted', () => {
   it('the tokenization join written with USING', () => {
     const errors = viaPseudo(`select ${PERSONS_SEL} from ${SP} p join ${V} v using (practice_id, patient_id)`);
+    expect(errors, shown(errors)).toEqual([]);
+  });
+  it('a high-water test with a floor for an empty relation, over a column the model keeps as stored', () => {
+    const errors = viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.updated_at > coalesce((select max(t.updated_at) from {{this}} t), timestamptz '1900-01-01 00:00:00+00'){{/if}}`);
     expect(errors, shown(errors)).toEqual([]);
   });
   it('a NULL test of a column as stored (the demo\'s deceased flag)', () => {
