@@ -124,10 +124,17 @@ class PersonRows {
     if (!found || found.kind === 'source' || found.kind === 'self') return { problem: `it reads ${source.name}, which is not a model, a seed or the vault` };
     if (found.kind === 'seed') return { persons: false };
     // The vault's rows and a tokenizing model's (one patient's record and its token) are each one
-    // person's: the boundary of this check.
-    if (found.kind === 'vault' || found.tokenizes) return { persons: true };
+    // person's: the boundary of this check, but for its tokens picked by value (`where
+    // v.person_token <> 'ab12…'` there leaves a known person out of everything above).
+    if (found.kind === 'vault') return { persons: true };
     const known = this.models.get(source.name);
     if (known) return known;
+    if (found.tokenizes) {
+      const looked = found.sqls.map(parseSelect).reduce<string | undefined>((why, select) => why ?? (select ? this.lookupsIn(select, emptyEnv(), undefined, depth + 1) : undefined), undefined);
+      const rows: Rows = looked ? { problem: `${source.name.replace(/^__tsf_ref_/, '')}: ${looked}` } : { persons: true };
+      this.models.set(source.name, rows);
+      return rows;
+    }
     let result: Rows = { persons: false };
     for (const sql of found.sqls) {
       const select = parseSelect(sql);
@@ -137,6 +144,24 @@ class PersonRows {
     }
     this.models.set(source.name, result);
     return result;
+  }
+
+  /** The first token lookup (tokenLookup) in `s` or any SELECT it reads (derived tables, CTEs, sub-selects). */
+  private lookupsIn(s: Json, env: Env, outer: Scope | undefined, depth: number): string | undefined {
+    if (depth > MAX_DEPTH) return 'its inputs nest too deep to follow';
+    const local = withCtes(s, env);
+    if (isSetOp(s)) return this.lookupsIn(s.larg as Json, local, outer, depth) ?? this.lookupsIn(s.rarg as Json, local, outer, depth);
+    const looked = this.tokenLookup(s, local, outer);
+    if (looked) return looked;
+    for (const item of fromItems((s.fromClause as unknown[]) ?? [], local)) {
+      const why = item.source.kind === 'select' ? this.lookupsIn(item.source.select, item.source.env, undefined, depth + 1) : undefined;
+      if (why) return why;
+    }
+    for (const link of subLinks(rowClauses(s))) {
+      const why = this.lookupsIn(subSelectOf(link), local, { s, env: local }, depth + 1);
+      if (why) return why;
+    }
+    return undefined;
   }
 
   /** Why the inputs holding persons are not all joined on equal person tokens, or undefined. */

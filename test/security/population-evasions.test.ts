@@ -123,6 +123,17 @@ describe('round 4: bypasses of the fixes above', () => {
   it.each(cases)('%s', (_name, run) => refused(run()));
 });
 
+describe('a known person token picked by value in a model below a published relation (TSF215)', () => {
+  it.each([
+    ['in the tokenizing model', `select ${PERSONS_SEL} from ${SP} p ${byPatient} where v.person_token <> 'ab12cd34'`],
+    ['by an anti-join with a VALUES list, in the tokenizing model', `select ${PERSONS_SEL} from ${SP} p ${byPatient} left join (values ('ab12cd34', 1)) x(t, hit) on x.t = v.person_token where x.hit is null`],
+    ['in a pseudonymized model over pseudo_persons', `select ${Q} from ${P} q where q.person_token <> 'ab12cd34'`],
+  ])('%s', (_what, sql) => {
+    const errors = viaPseudo(sql);
+    expect(errors.find((e) => e.code === 'TSF215' && e.message.includes('compares a person token with values that are not person tokens'))?.file, shown(errors)).toBe(PUB);
+  });
+});
+
 describe('what the fixes leave accepted', () => {
   it('the tokenization join written with USING', () => {
     const errors = viaPseudo(`select ${PERSONS_SEL} from ${SP} p join ${V} v using (practice_id, patient_id)`);
