@@ -279,7 +279,7 @@ batch:
     const intermediateCount = Math.round(downstreamCount * 0.55);
 
     const incrementalGuard = (alias: string) =>
-      `{{#if is_incremental}}\n  and ${alias}updated_at > (select coalesce(max(updated_at), timestamptz '1900-01-01 00:00:00+00') from {{this}})\n{{/if}}`;
+      `{{#if is_incremental}}\n  and ${alias}updated_at > (select coalesce(max(updated_at), timestamptz '-infinity') from {{this}})\n{{/if}}`;
 
     // Staging: five variants per source table, round-robin over tables.
     for (let i = 0; i < stagingCount; i++) {

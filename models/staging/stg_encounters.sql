@@ -24,5 +24,5 @@ from {{source "ehr" "encounters"}} e
 -- practice's steady run quadratic (3.4 s for 6,805 encounters against 0.05 s joined).
 left join (select t.practice_id, max(t.updated_at) as high_water from {{this}} t group by t.practice_id) hw
   on hw.practice_id = e.practice_id
-where e.updated_at > coalesce(hw.high_water, timestamptz '1900-01-01 00:00:00+00')
+where e.updated_at > coalesce(hw.high_water, timestamptz '-infinity')
 {{/if}}

@@ -47,8 +47,8 @@ const THIS_PREFIX = '__tsf_this_';
  * An incremental model's high-water test, `x.col > …` or `>=`: an input column as stored against
  * values picked (max, coalesce) from the same-named column of the model's own relation
  * (`{{this}}`) only, a column that holds that input column as stored (`selfStored`: its base),
- * with no constant but a floor (`coalesce(max(t.col), timestamptz '1900-01-01')` for an empty
- * relation). It keeps the rows not loaded before, whoever they are about, so the relation it
+ * with no constant but a floor (onlyFloors: `coalesce(max(t.col), timestamptz '-infinity')` for
+ * a practice with no rows yet, or whose rows hold only NULLs there). It keeps the rows not loaded before, whoever they are about, so the relation it
  * builds over time leaves nobody out (a quasi-identifier beside it in the same WHERE is another
  * conjunct, still read). Not a CASE or an operator over `{{this}}`'s values, nor a fallback of
  * one's choosing, nor a column the model fills itself, each of which makes the bound any constant
@@ -64,28 +64,35 @@ export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readon
   const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
   const base = left.traces[0]!.base;
   const name = column(base);
-  if (!constantsIn(rexpr).every(isFloor)) return false;
+  if (!onlyFloors(rexpr)) return false;
   return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name && !t.reshaped && selfStored[name] === base);
 }
 
 type Constant = Extract<Node, { A_Const: unknown }>['A_Const'];
+const TEMPORAL = new Set(['date', 'timestamp', 'timestamptz']);
 
-function constantsIn(n: unknown): Constant[] {
-  if (Array.isArray(n)) return n.flatMap(constantsIn);
-  if (n === null || typeof n !== 'object') return [];
-  if ('A_Const' in n && isNode(n)) return [(n as { A_Const: Constant }).A_Const];
-  return Object.values(n).flatMap(constantsIn);
-}
-
-/** A literal at or below what a high-water column holds: NULL, '', '-infinity', a date in or before 1900, a number ≤ 0. */
-function isFloor(c: Constant): boolean {
-  if (c.isnull) return true;
-  if (c.ival) return (c.ival.ival ?? 0) <= 0;
-  if (c.fval) return Number(c.fval.fval) <= 0;
-  const text = c.sval?.sval;
-  if (text === undefined) return false;
-  const year = /^(\d{4})-\d{2}-\d{2}/.exec(text.trim());
-  return text === '' || text.trim().toLowerCase() === '-infinity' || (year !== null && Number(year[1]) <= 1900);
+/**
+ * Whether every literal in a high-water bound is a floor, below any value the column can hold:
+ * NULL, '' (the least text), or '-infinity' typed as a date or timestamp (which a text or number
+ * column refuses to be compared with). Not a number (a column of negative longitudes has no floor
+ * at 0: -71.1713 cut one patient's strip out of Massachusetts), an untyped date-shaped string,
+ * which compares as text (`zip >= '0213-01-01'`), nor an old date: over a first build of one
+ * row per practice holding NULLs, the fallback is the bound, and `birth_date >= date '1900-01-01'`
+ * leaves out whoever was born before.
+ */
+function onlyFloors(n: unknown): boolean {
+  if (Array.isArray(n)) return n.every(onlyFloors);
+  if (n === null || typeof n !== 'object') return true;
+  if ('TypeCast' in n && isNode(n)) {
+    const cast = (n as { TypeCast: { arg?: Node; typeName?: { names?: Node[] } } }).TypeCast;
+    const type = lower(sval(cast.typeName?.names?.[cast.typeName.names.length - 1]) ?? '');
+    if (cast.arg && 'A_Const' in cast.arg) return TEMPORAL.has(type) && cast.arg.A_Const.sval?.sval?.trim().toLowerCase() === '-infinity';
+  }
+  if ('A_Const' in n && isNode(n)) {
+    const c = (n as { A_Const: Constant }).A_Const;
+    return c.isnull === true || c.sval?.sval === '';
+  }
+  return Object.values(n).every(onlyFloors);
 }
 
 /** An expression whose value is one of the values it reads: `max(x)`, `coalesce(x, …)`, a scalar sub-select. */

@@ -71,7 +71,7 @@ describe('populations below that leave nobody out are accepted', () => {
   it.each([
     ['a staging model filtered by a column of no class', `select * from {{ref "stg_patients"}} where practice_id <> 'p_closed'`],
     ['an incremental staging model\'s high-water test', `{{config materialized="incremental" unique_key="patient_id"}}\nselect * from {{ref "stg_patients"}} p\n{{#if is_incremental}}where p.updated_at > (select max(t.updated_at) from {{this}} t){{/if}}`],
-    ['a high-water test beside a filter of no class', `{{config materialized="incremental" unique_key="patient_id"}}\nselect * from {{ref "stg_patients"}} p\n{{#if is_incremental}}where p.updated_at >= coalesce((select max(t.updated_at) from {{this}} t), timestamptz '1900-01-01 00:00:00+00') and p.practice_id is not null{{/if}}`],
+    ['a high-water test beside a filter of no class', `{{config materialized="incremental" unique_key="patient_id"}}\nselect * from {{ref "stg_patients"}} p\n{{#if is_incremental}}where p.updated_at >= coalesce((select max(t.updated_at) from {{this}} t), timestamptz '-infinity') and p.practice_id is not null{{/if}}`],
   ])('%s', (_what, sql) => {
     const errors = published(sql);
     expect(errors, shown(errors)).toEqual([]);

@@ -123,6 +123,39 @@ describe('round 4: bypasses of the fixes above', () => {
   it.each(cases)('%s', (_name, run) => refused(run()));
 });
 
+/**
+ * Round 5, against ecc6030: a high-water fallback taken as a floor (a number ≤ 0, an untyped
+ * date-shaped string) over a relation whose first build holds one placeholder row per practice,
+ * every value NULL: the fallback is then the bound. Run end to end on the demo, two such
+ * relations a longitude apart published one patient's sex and 13 of his 16 conditions.
+ */
+const SRC = '{{source "ehr" "patients"}}';
+const GEO_COLS: Record<string, PhiClass> = { ...STG_COLS, lat: 'direct', lon: 'direct' };
+const GEO_LIST = Object.keys(GEO_COLS).join(', ');
+/** One placeholder row per practice, every column NULL but practice_id: the slice exists, and every stored lon is NULL. */
+const PLACEHOLDER = `select distinct p.practice_id, ${Object.keys(GEO_COLS).slice(1).map((c) => `null as ${c}`).join(', ')} from ${SRC} p`;
+/**
+ * Incremental staging model over the source. Full rendering: only a placeholder row per practice
+ * (so the slice exists and is_incremental applies next run, and max(t.lon) is NULL). Next run:
+ * loads the patients east of a chosen longitude: a negative number passes as a "floor".
+ */
+const FULL = `select d.practice_id, ${Object.keys(GEO_COLS).slice(1).map((c) => `x.${c}`).join(', ')}\nfrom (select distinct pr.practice_id from {{source "ehr" "providers"}} pr) d\nleft join ${SRC} x on x.practice_id = d.practice_id and 1 = 0`;
+const EAST_OF = (lon: string) => `${INC}\n{{#if is_incremental}}select ${GEO_LIST} from ${SRC} p where p.lon >= coalesce((select max(t.lon) from {{this}} t), ${lon})\n{{else}}${FULL}{{/if}}`;
+const stgN = (n: string, sql: string): ProbeModel => ({ file: `models/staging/stg_patients_${n}.sql`, sql, columns: GEO_COLS });
+const ppN = (n: string): ProbeModel => ({ file: `models/research/pseudo_persons_${n}.sql`, sql: `select ${PERSONS_SEL} from {{ref "stg_patients_${n}"}} p ${byPatient}`, columns: PSEUDO_COLUMNS });
+const cellsN = (n: string): ProbeModel => ({ file: `models/research/published/x_cells_${n}.sql`, sql: `{{config k_anonymity_count="n"}}\nselect p.sex, count(distinct p.person_token) as n from {{ref "pseudo_persons_${n}"}} p group by 1`, columns: { sex: 'quasi', n: 'none' } });
+const round5: [string, () => Diagnostic[]][] = [
+  ['placeholder full rendering + lon floor', () => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [stgN('b', EAST_OF('-71.094151')), ppN('b')])],
+  ['two relations (strip between two longitudes)', () =>
+    compileModel(PUB, CELLS_B.replace('pseudo_persons_b', 'pseudo_persons_c'), { sex: 'quasi', n: 'none' }, [stgN('b', EAST_OF('-71.094151')), stgN('c', EAST_OF('-71.094149')), ppN('b'), ppN('c'), cellsN('b')])],
+  ['per condition', () =>
+    compileModel(PUB, `{{config k_anonymity_count="n"}}\nselect c.condition_code, count(distinct c.person_token) as n from ${C} c join {{ref "pseudo_persons_b"}} p on p.person_token = c.person_token group by 1`, { condition_code: 'none', n: 'none' }, [stgN('b', EAST_OF('-71.094151')), ppN('b')])],
+  ['placeholder + zip text "date" floor', () => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [stgN('b', EAST_OF('-71.0').replace(/p\.lon >= coalesce\(\(select max\(t\.lon\)/, 'p.zip >= coalesce((select max(t.zip)').replace('-71.0)', "'0213-01-01')")), ppN('b')])],
+];
+describe('round 5: a high-water fallback that is no floor', () => {
+  it.each(round5)('%s', (_name, run) => refused(run()));
+});
+
 describe('a known person token picked by value in a model below a published relation (TSF215)', () => {
   it.each([
     ['in the tokenizing model', `select ${PERSONS_SEL} from ${SP} p ${byPatient} where v.person_token <> 'ab12cd34'`],
@@ -140,7 +173,7 @@ describe('what the fixes leave accepted', () => {
     expect(errors, shown(errors)).toEqual([]);
   });
   it('a high-water test with a floor for an empty relation, over a column the model keeps as stored', () => {
-    const errors = viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.updated_at > coalesce((select max(t.updated_at) from {{this}} t), timestamptz '1900-01-01 00:00:00+00'){{/if}}`);
+    const errors = viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.updated_at > coalesce((select max(t.updated_at) from {{this}} t), timestamptz '-infinity'){{/if}}`);
     expect(errors, shown(errors)).toEqual([]);
   });
   it('a NULL test of a column as stored (the demo\'s deceased flag)', () => {

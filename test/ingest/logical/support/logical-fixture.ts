@@ -38,7 +38,7 @@ export const INCREMENTAL_ENCOUNTERS = `{{config materialized="incremental" uniqu
 select practice_id, encounter_id, patient_id, updated_at
 from {{source "ehr" "encounters"}} e
 {{#if is_incremental}}
-where e.updated_at > coalesce((select max(t.updated_at) from {{this}} t where t.practice_id = e.practice_id), timestamptz '1900-01-01 00:00:00+00')
+where e.updated_at > coalesce((select max(t.updated_at) from {{this}} t where t.practice_id = e.practice_id), timestamptz '-infinity')
 {{/if}}
 `;
 
