@@ -165,7 +165,7 @@ export function measuredTokensProblem(sql: string, kCount: string, lookup: Relat
 }
 
 /** Follows a column to tell whether its values are computed from the vault's person tokens (any expression over one counts). */
-class TokenDerivation extends ColumnTracer {
+export class TokenDerivation extends ColumnTracer {
   constructor(lookup: RelationLookup) {
     super(lookup, vaultToken);
   }

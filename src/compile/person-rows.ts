@@ -11,7 +11,7 @@
  * relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { TokenTracer, type RelationLookup } from './counted-persons.ts';
+import { TokenDerivation, TokenTracer, type RelationLookup } from './counted-persons.ts';
 import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
@@ -69,9 +69,11 @@ class PersonRows {
   /** Each model's rows, once followed. */
   private readonly models = new Map<string, Rows>();
   private readonly tokens: TokenTracer;
+  private readonly derived: TokenDerivation;
 
   constructor(private readonly lookup: RelationLookup) {
     this.tokens = new TokenTracer(lookup);
+    this.derived = new TokenDerivation(lookup);
   }
 
   /**
@@ -181,12 +183,18 @@ class PersonRows {
   private tokenLookup(s: Json, env: Env, outer: Scope | undefined): string | undefined {
     const own = new Set(fromItems((s.fromClause as unknown[]) ?? [], env).map((i) => i.qualifier));
     // A name qualified by an input of the SELECT around a sub-select is that SELECT's column.
-    const isTokenColumn = (f: string[]): boolean => {
-      if (f.length === 0) return false;
-      const where = f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env };
-      return this.tokens.column(f, where.s, where.env) === undefined;
-    };
+    const scopeOf = (f: string[]) => (f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env });
+    const isTokenColumn = (f: string[]): boolean => f.length > 0 && this.tokens.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
     const isToken = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isTokenColumn(refFields(x));
+    // Computed from a token anywhere in it (`lower(v.person_token)`, a CTE's `md5(token)`), a
+    // count of tokens aside: compared with anything, it picks the persons whose tokens match.
+    const fromToken = (x: unknown): boolean => {
+      if (Array.isArray(x)) return x.some(fromToken);
+      if (!isObject(x) || isObject(x.SubLink) || (isObject(x.FuncCall) && funcName(x.FuncCall) === 'count')) return false;
+      const f = isObject(x.ColumnRef) ? refFields(x) : [];
+      if (f.length > 0) return this.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
+      return Object.values(x).some(fromToken);
+    };
     const why = `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} compares a person token with values that are not person tokens (a list of known tokens picks those persons); join tokens only to tokens`;
     for (const [a, b] of equalities(s)) {
       const [l, r] = [a, b].map(isTokenColumn);
@@ -196,6 +204,8 @@ class PersonRows {
     contains([s.whereClause, s.havingClause, ...joinQuals((s.fromClause as unknown[]) ?? [])], (n) => {
       const e = isObject(n.A_Expr) ? n.A_Expr : undefined;
       if (e && isToken(e.lexpr) !== isToken(e.rexpr)) found = true;
+      if (e && (fromToken(e.lexpr) || fromToken(e.rexpr)) && !(isToken(e.lexpr) && isToken(e.rexpr))) found = true;
+      if (isObject(n.FuncCall) && funcName(n.FuncCall) !== 'count' && fromToken(n.FuncCall.args)) found = true;
       const link = isObject(n.SubLink) ? n.SubLink : undefined;
       if (link && isToken(link.testexpr)) {
         const sub = subSelectOf(link);
@@ -224,8 +234,12 @@ class PersonRows {
   }
 }
 
+function funcName(fc: Json): string {
+  return ((fc.funcname as unknown[]) ?? []).filter(isObject).map((f) => (isObject(f.String) ? String(f.String.sval) : '')).at(-1)?.toLowerCase() ?? '';
+}
+
 function isAggregateCall(fc: Json): boolean {
-  const name = ((fc.funcname as unknown[]) ?? []).filter(isObject).map((f) => (isObject(f.String) ? String(f.String.sval) : '')).at(-1)?.toLowerCase() ?? '';
+  const name = funcName(fc);
   return AGGREGATES.has(name) || fc.agg_star === true || fc.agg_distinct === true || fc.agg_order !== undefined || fc.agg_filter !== undefined;
 }
 

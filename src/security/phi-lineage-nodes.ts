@@ -4,6 +4,7 @@
  */
 import type { ColumnRef, FuncCall, Node } from 'libpg-query';
 import type { Info } from './phi-lineage-info.ts';
+import { nameFloor } from './declared-classes.ts';
 import { sval } from './phi-lineage-shape.ts';
 
 export const lower = (s: string) => s.toLowerCase();
@@ -62,6 +63,8 @@ export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readon
   const [left, right] = [read(lexpr), read(rexpr)];
   if (left.notes.length > 0 || right.notes.length > 0 || left.traces.length !== 1 || left.traces[0]!.computed || right.traces.length === 0) return false;
   const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
+  // A bound on an identifier itself (`zip > max(t.zip)`) keeps loading the persons at its top only.
+  if (left.traces[0]!.baseClass === 'direct' || nameFloor(column(left.traces[0]!.base)) !== undefined) return false;
   const base = left.traces[0]!.base;
   const name = column(base);
   if (!onlyFloors(rexpr)) return false;

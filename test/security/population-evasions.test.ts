@@ -167,6 +167,28 @@ describe('a known person token picked by value in a model below a published rela
   });
 });
 
+describe('round 6: a person token compared through a function, a cast or a row', () => {
+  const CP = (where: string) => `select c.condition_code, count(distinct c.person_token) as n from ${C} c where ${where} group by 1`;
+  it.each([
+    ['lower(token) in the published aggregate', () => aggregate(CP(`lower(c.person_token) <> 'pt_ab12'`))],
+    ['a cast in the published aggregate', () => aggregate(CP(`c.person_token::text <> 'pt_ab12'`))],
+    ['a row comparison in the published aggregate', () => aggregate(CP(`(c.person_token, 1) <> ('pt_ab12', 1)`))],
+    ['substr of the token in the tokenizing model', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where substr(v.person_token, 1, 7) <> 'pt_ab12'`)],
+    ['coalesce of the token in the tokenizing model', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where coalesce(v.person_token, '') <> 'pt_ab12'`)],
+    ['position() = 0 in the tokenizing model', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where position('pt_ab12' in v.person_token) = 0`)],
+    ['not starts_with in the tokenizing model', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where not starts_with(v.person_token, 'pt_ab')`)],
+    ['an anti-join on a hashed token', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} left join (values ('x')) x(h) on x.h = md5(v.person_token) where x.h is null`)],
+    ['a CTE\'s computed token in a pseudonymized model', () => viaPseudo(`with a as (select q.*, lower(q.person_token) as t from ${P} q) select a.practice_id, a.person_token, a.practice_token, a.birth_year, a.sex, a.zip3 from a where a.t <> 'pt_ab12'`)],
+  ])('%s', (_what, run) => refused(run()));
+});
+
+describe('round 6: a high-water bound on an identifier itself', () => {
+  it.each([
+    ['zip > max(this.zip)', `${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.zip > (select max(t.zip) from {{this}} t){{/if}}`],
+    ['ssn >= coalesce(max(this.ssn), \'\')', `${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.ssn >= coalesce((select max(t.ssn) from {{this}} t), ''){{/if}}`],
+  ])('%s', (_what, sql) => refused(viaStaging(sql)));
+});
+
 describe('what the fixes leave accepted', () => {
   it('the tokenization join written with USING', () => {
     const errors = viaPseudo(`select ${PERSONS_SEL} from ${SP} p join ${V} v using (practice_id, patient_id)`);
@@ -174,6 +196,10 @@ describe('what the fixes leave accepted', () => {
   });
   it('a high-water test with a floor for an empty relation, over a column the model keeps as stored', () => {
     const errors = viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.updated_at > coalesce((select max(t.updated_at) from {{this}} t), timestamptz '-infinity'){{/if}}`);
+    expect(errors, shown(errors)).toEqual([]);
+  });
+  it('cells chosen by their count of tokens (HAVING count(distinct token))', () => {
+    const errors = aggregate(`select c.condition_code, count(distinct c.person_token) as n from ${C} c group by 1 having count(distinct c.person_token) >= 20`);
     expect(errors, shown(errors)).toEqual([]);
   });
   it('a NULL test of a column as stored (the demo\'s deceased flag)', () => {
