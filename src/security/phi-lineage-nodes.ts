@@ -48,12 +48,14 @@ const THIS_PREFIX = '__tsf_this_';
  * An incremental model's high-water test, `x.col > …` or `>=`: an input column as stored against
  * values picked (max, coalesce) from the same-named column of the model's own relation
  * (`{{this}}`) only, a column that holds that input column as stored (`selfStored`: its base),
- * with no constant but a floor (onlyFloors: `coalesce(max(t.col), timestamptz '-infinity')` for
- * a practice with no rows yet, or whose rows hold only NULLs there). It keeps the rows not loaded before, whoever they are about, so the relation it
- * builds over time leaves nobody out (a quasi-identifier beside it in the same WHERE is another
- * conjunct, still read). Not a CASE or an operator over `{{this}}`'s values, nor a fallback of
- * one's choosing, nor a column the model fills itself, each of which makes the bound any constant
- * (`ssn >= coalesce(max(t.ssn), '123-45-6789')` over a relation built empty).
+ * with no literal but a floor (onlyFloors: `coalesce(max(t.col), timestamptz '-infinity')` for
+ * a practice with no rows yet, or whose rows hold only NULLs there). It keeps the rows not loaded
+ * before, whoever they are about, so the relation it builds over time leaves nobody out (a
+ * quasi-identifier beside it in the same WHERE is another conjunct, still read). Not a CASE or an
+ * operator over `{{this}}`'s values, a fallback of one's choosing, or a column the model fills
+ * itself, each of which makes the bound any constant (`ssn >= coalesce(max(t.ssn),
+ * '123-45-6789')` over a relation built empty); nor a bound on an identifier itself (`zip >
+ * max(t.zip)` keeps loading the persons at its top only).
  */
 export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readonly<Record<string, string>>): boolean {
   if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP') return false;
@@ -63,11 +65,9 @@ export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readon
   const [left, right] = [read(lexpr), read(rexpr)];
   if (left.notes.length > 0 || right.notes.length > 0 || left.traces.length !== 1 || left.traces[0]!.computed || right.traces.length === 0) return false;
   const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
-  // A bound on an identifier itself (`zip > max(t.zip)`) keeps loading the persons at its top only.
-  if (left.traces[0]!.baseClass === 'direct' || nameFloor(column(left.traces[0]!.base)) !== undefined) return false;
-  const base = left.traces[0]!.base;
+  const { base, baseClass } = left.traces[0]!;
   const name = column(base);
-  if (!onlyFloors(rexpr)) return false;
+  if (baseClass === 'direct' || nameFloor(name) !== undefined || !onlyFloors(rexpr)) return false;
   return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name && !t.reshaped && selfStored[name] === base);
 }
 
