@@ -108,7 +108,7 @@ class PersonRows {
     }
     const unlinked = this.unlinked(s, local, persons);
     if (unlinked) return { problem: unlinked };
-    const looked = this.tokenLookup(s, local, outer);
+    const looked = this.tokenLookup(s, local, outer, outer !== undefined);
     if (looked) return { problem: looked };
     if (!outermost && !perPerson && persons.length > 0) {
       const across = this.groupedAcrossPersons(s, local);
@@ -149,18 +149,18 @@ class PersonRows {
   }
 
   /** The first token lookup (tokenLookup) in `s` or any SELECT it reads (derived tables, CTEs, sub-selects). */
-  private lookupsIn(s: Json, env: Env, outer: Scope | undefined, depth: number): string | undefined {
+  private lookupsIn(s: Json, env: Env, outer: Scope | undefined, depth: number, subSelect = false): string | undefined {
     if (depth > MAX_DEPTH) return 'its inputs nest too deep to follow';
     const local = withCtes(s, env);
-    if (isSetOp(s)) return this.lookupsIn(s.larg as Json, local, outer, depth) ?? this.lookupsIn(s.rarg as Json, local, outer, depth);
-    const looked = this.tokenLookup(s, local, outer);
+    if (isSetOp(s)) return this.lookupsIn(s.larg as Json, local, outer, depth, subSelect) ?? this.lookupsIn(s.rarg as Json, local, outer, depth, subSelect);
+    const looked = this.tokenLookup(s, local, outer, subSelect);
     if (looked) return looked;
     for (const item of fromItems((s.fromClause as unknown[]) ?? [], local)) {
       const why = item.source.kind === 'select' ? this.lookupsIn(item.source.select, item.source.env, undefined, depth + 1) : undefined;
       if (why) return why;
     }
     for (const link of subLinks(rowClauses(s))) {
-      const why = this.lookupsIn(subSelectOf(link), local, { s, env: local }, depth + 1);
+      const why = this.lookupsIn(subSelectOf(link), local, { s, env: local }, depth + 1, true);
       if (why) return why;
     }
     return undefined;
@@ -175,47 +175,58 @@ class PersonRows {
   }
 
   /**
-   * Why `s` picks persons by their token's value, or undefined. A person token compared with
-   * anything but another person token (`… using (person_token)` with a VALUES list, `= 'ab12…'`,
-   * `IN (select t from (values …))`) picks known persons: their cells, or a measure joined from
-   * the list, tell which cells they are in.
+   * Why `s` picks persons by their token's value, or undefined. A person token, or anything
+   * computed from one (`lower(token)`, a CTE's `token = 'ab12…' as hit`, a CASE over it), read by
+   * what keeps rows (WHERE, HAVING, ON, ORDER BY under LIMIT or OFFSET, DISTINCT ON, a
+   * sub-select's select list) picks known persons: their cells, or a measure joined from a list,
+   * tell which cells they are in. The reads allowed: a token beside another token (a join on
+   * persons), whether one is NULL, a count of them, and `token IN (sub-select of tokens)`.
+   * `keepsTargets`: `s` is a sub-select, whose select list is such a read.
    */
-  private tokenLookup(s: Json, env: Env, outer: Scope | undefined): string | undefined {
+  private tokenLookup(s: Json, env: Env, outer: Scope | undefined, keepsTargets = false): string | undefined {
     const own = new Set(fromItems((s.fromClause as unknown[]) ?? [], env).map((i) => i.qualifier));
     // A name qualified by an input of the SELECT around a sub-select is that SELECT's column.
     const scopeOf = (f: string[]) => (f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env });
     const isTokenColumn = (f: string[]): boolean => f.length > 0 && this.tokens.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
     const isToken = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isTokenColumn(refFields(x));
-    // Computed from a token anywhere in it (`lower(v.person_token)`, a CTE's `md5(token)`), a
-    // count of tokens aside: compared with anything, it picks the persons whose tokens match.
-    const fromToken = (x: unknown): boolean => {
-      if (Array.isArray(x)) return x.some(fromToken);
-      if (!isObject(x) || isObject(x.SubLink) || (isObject(x.FuncCall) && funcName(x.FuncCall) === 'count')) return false;
-      const f = isObject(x.ColumnRef) ? refFields(x) : [];
-      if (f.length > 0) return this.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
-      return Object.values(x).some(fromToken);
-    };
     const why = `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} compares a person token with values that are not person tokens (a list of known tokens picks those persons); join tokens only to tokens`;
     for (const [a, b] of equalities(s)) {
       const [l, r] = [a, b].map(isTokenColumn);
       if (l !== r) return why;
     }
-    let found = false;
-    contains([s.whereClause, s.havingClause, ...joinQuals((s.fromClause as unknown[]) ?? [])], (n) => {
-      const e = isObject(n.A_Expr) ? n.A_Expr : undefined;
-      if (e && isToken(e.lexpr) !== isToken(e.rexpr)) found = true;
-      if (e && (fromToken(e.lexpr) || fromToken(e.rexpr)) && !(isToken(e.lexpr) && isToken(e.rexpr))) found = true;
-      if (isObject(n.FuncCall) && funcName(n.FuncCall) !== 'count' && fromToken(n.FuncCall.args)) found = true;
-      const link = isObject(n.SubLink) ? n.SubLink : undefined;
-      if (link && isToken(link.testexpr)) {
+    const picks = (x: unknown): boolean => {
+      if (Array.isArray(x)) return x.some(picks);
+      if (!isObject(x)) return false;
+      const e = isObject(x.A_Expr) ? x.A_Expr : undefined;
+      if (e && isToken(e.lexpr) && isToken(e.rexpr)) return false;
+      if (isObject(x.NullTest) && isToken(x.NullTest.arg)) return false;
+      if (isObject(x.FuncCall) && funcName(x.FuncCall) === 'count' && !x.FuncCall.agg_filter && ((x.FuncCall.args as unknown[]) ?? []).every(isToken)) return false;
+      const link = isObject(x.SubLink) ? x.SubLink : undefined;
+      if (link) {
+        // The sub-select itself is read by lookupsIn; here only what it is matched with.
+        if (!isToken(link.testexpr)) return picks(link.testexpr);
         const sub = subSelectOf(link);
-        const first = targetsOf(sub)[0];
-        const name = outputName(first);
-        if (!name || this.tokens.output(sub, name, env) !== undefined) found = true;
+        const name = outputName(targetsOf(sub)[0]);
+        return !name || this.tokens.output(sub, name, env) !== undefined;
       }
-      return found;
-    }, true);
-    return found ? why : undefined;
+      const f = isObject(x.ColumnRef) ? refFields(x) : [];
+      if (f.length > 0) return this.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
+      return Object.values(x).some(picks);
+    };
+    const limited = s.limitCount !== undefined || s.limitOffset !== undefined;
+    const distinctOn = ((s.distinctClause as unknown[]) ?? []).filter((d) => isObject(d) && Object.keys(d).length > 0);
+    const keeping = [
+      s.whereClause,
+      s.havingClause,
+      ...joinQuals((s.fromClause as unknown[]) ?? []),
+      s.limitCount,
+      s.limitOffset,
+      distinctOn,
+      limited || distinctOn.length > 0 ? s.sortClause : undefined,
+      // A sub-select's output passed on unchanged is matched where it is used (IN, =).
+      keepsTargets ? targetsOf(s).map((t) => t.val).filter((v) => !isToken(v)) : undefined,
+    ];
+    return picks(keeping) ? why : undefined;
   }
 
   /** Why `s` (not the aggregate itself) makes a row of several persons' rows, or undefined. */

@@ -43,6 +43,8 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
   const computed = new Map<string, string[]>();
   // Model → its columns that hold no data read from a source or a model (constants, a seed's values).
   const lookupColumns = new Map<string, string[]>();
+  // Model → its columns that hold a source's column as stored, to that source column (`source:ehr.encounters.updated_at`).
+  const origins = new Map<string, Record<string, string>>();
   // Model → the model (itself or upstream) whose rows an identifying value keeps, and the predicate's path.
   const keptBy = new Map<string, KeptBy>();
   // Model → the model (itself or upstream) whose SQL could not be analysed, so which rows it keeps is unknown.
@@ -76,6 +78,14 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       }
       return out;
     };
+    // `relation.column` as this model's SQL reads it → the source column it holds as stored.
+    const inputOrigins: Record<string, string> = {};
+    for (const up of node.depends_on.map((d) => nodes[d])) {
+      if (!up) continue;
+      const held = up.kind === 'source' ? Object.fromEntries(Object.keys(up.columns).map((c) => [c.toLowerCase(), `${up.name}.${c}`])) : (origins.get(up.name) ?? {});
+      const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
+      for (const [c, origin] of Object.entries(held)) for (const key of [short, `${up.schema}.${up.identifier}`]) inputOrigins[`${key}.${c}`.toLowerCase()] = origin;
+    }
     // At the select-list item of the column (or the list's start), mapped to the model's line.
     const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
     const variants = [node.lineage_sql, node.lineage_incremental_sql].filter((sql): sql is string => sql !== undefined);
@@ -92,7 +102,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     // with its classes (at least the yml's), not only the yml's.
     const lineage = (view: Map<string, Classes>, generalizers?: string[]) => {
       const read = (sql: string, self?: { classes: Classes; stored: Record<string, string> }) =>
-        columnLineage({ sql, relations: relationsFor(view, self?.classes), computed: computedFor(), lookups, ...(self ? { selfStored: self.stored } : {}), ...(generalizers ? { generalizers } : {}) });
+        columnLineage({ sql, relations: relationsFor(view, self?.classes), computed: computedFor(), lookups, origins: inputOrigins, ...(self ? { selfStored: self.stored } : {}), ...(generalizers ? { generalizers } : {}) });
       const full = read(node.lineage_sql!);
       if (node.lineage_incremental_sql === undefined) return full;
       const stored = full.ok ? Object.fromEntries(Object.entries(full.columns).flatMap(([c, l]) => (l.stored ? [[c.toLowerCase(), l.stored]] : []))) : {};
@@ -102,6 +112,10 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     const qi = lineage(quasi, []);
     if (result.ok) computed.set(node.name, Object.entries(result.columns).filter(([, c]) => c.computed).map(([name]) => name));
     if (result.ok) lookupColumns.set(node.name, Object.entries(result.columns).filter(([name, c]) => !c.data && name !== '*').map(([name]) => name));
+    if (result.ok) {
+      const held = Object.entries(result.columns).flatMap(([c, l]) => (l.stored && inputOrigins[l.stored.toLowerCase()] ? [[c.toLowerCase(), inputOrigins[l.stored.toLowerCase()]!]] : []));
+      origins.set(node.name, Object.fromEntries(held));
+    }
     const ownKept = qi.ok ? qi.identifyingPredicates[0] : undefined;
     const upKept = node.depends_on.map((d) => keptBy.get(nodes[d]?.name ?? '')).find((k) => k !== undefined);
     const kept = ownKept !== undefined ? { model: node.name, path: ownKept.path } : upKept;
@@ -169,7 +183,8 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     if (!qi.ok) continue;
     const qiOut: Classes = {};
     for (const [column, c] of Object.entries(qi.columns)) {
-      qiOut[column] = c.phi;
+      // A class its yml declares stands too (a shifted month declared quasi is one to k-anonymity).
+      qiOut[column] = maxPhi(c.phi, node.columns[column]?.phi ?? 'none');
       if (c.phi === 'quasi' && result.columns[column]?.phi === 'none' && node.columns[column]?.phi !== 'quasi') {
         diagnostics.push(
           diagnostic(Codes.phiLineage, `${node.name}.${column} is a generalized quasi-identifier; declare it phi: quasi in the model's yml so k-anonymity covers it (${c.lineage[0] ?? column})`, at),

@@ -63,6 +63,8 @@ export class Analyzer {
      * out): `{{this}}`'s columns that hold one input column as stored, to that column's base.
      */
     private readonly selfStored: Readonly<Record<string, string>> | undefined = undefined,
+    /** Lower-cased `relation.column` → the source column it holds as stored (LineageInput.origins). */
+    private readonly origins: Readonly<Record<string, string>> = {},
   ) {}
 
   select(stmt: SelectStmt, ctes: CteEnv | undefined, outer: Scope | undefined): Shape {
@@ -108,7 +110,7 @@ export class Analyzer {
       if (n) this.predicates.push(this.strictly(() => this.expr(n, env, scope)));
     };
     // An incremental model's high-water conjunct chooses what is new, not whom (isHighWater).
-    const highWater = (c: Node) => this.selfStored !== undefined && isHighWater(c, (n) => this.expr(n, env, scope), this.selfStored);
+    const highWater = (c: Node) => this.selfStored !== undefined && isHighWater(c, (n) => this.expr(n, env, scope), this.selfStored, (base) => this.origins[lower(base)]);
     for (const c of conjunctsOf(stmt.whereClause)) if (!highWater(c)) keeps(c);
     keeps(stmt.havingClause);
     const order = (stmt.sortClause ?? []).map((s) => ('SortBy' in s ? s.SortBy.node : s));

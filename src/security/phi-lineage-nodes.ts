@@ -54,10 +54,11 @@ const THIS_PREFIX = '__tsf_this_';
  * quasi-identifier beside it in the same WHERE is another conjunct, still read). Not a CASE or an
  * operator over `{{this}}`'s values, a fallback of one's choosing, or a column the model fills
  * itself, each of which makes the bound any constant (`ssn >= coalesce(max(t.ssn),
- * '123-45-6789')` over a relation built empty); nor a bound on an identifier itself (`zip >
- * max(t.zip)` keeps loading the persons at its top only).
+ * '123-45-6789')` over a relation built empty); nor a bound on anything but a source's record
+ * timestamp (`origin`, followed through renames upstream): `zip > max(t.zip)`, or a city's,
+ * keeps loading the persons at its top only.
  */
-export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readonly<Record<string, string>>): boolean {
+export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readonly<Record<string, string>>, origin: (base: string) => string | undefined): boolean {
   if (!('A_Expr' in c) || c.A_Expr.kind !== 'AEXPR_OP') return false;
   const op = sval(c.A_Expr.name?.[c.A_Expr.name.length - 1]);
   const { lexpr, rexpr } = c.A_Expr;
@@ -67,9 +68,15 @@ export function isHighWater(c: Node, read: (n: Node) => Info, selfStored: Readon
   const column = (base: string) => lower(base.slice(base.lastIndexOf('.') + 1));
   const { base, baseClass } = left.traces[0]!;
   const name = column(base);
-  if (baseClass === 'direct' || nameFloor(name) !== undefined || !onlyFloors(rexpr)) return false;
+  // Only a source's record timestamp, followed through renames: any other column (a ZIP, a city,
+  // a birth date called `bd` upstream) keeps loading the persons at its top only.
+  const source = origin(base);
+  if (baseClass === 'direct' || source === undefined || !RECORD_TIME.test(column(source)) || nameFloor(column(source)) !== undefined || !onlyFloors(rexpr)) return false;
   return right.traces.every((t) => lower(t.base).startsWith(THIS_PREFIX) && column(t.base) === name && !t.reshaped && selfStored[name] === base);
 }
+
+/** A source column that says when its row was written or changed, not anything about the person. */
+const RECORD_TIME = /^(updated|modified|changed|last_modified|last_updated|loaded|ingested|inserted|created|synced)(_at|_on|_ts|_time|_timestamp)?$/;
 
 type Constant = Extract<Node, { A_Const: unknown }>['A_Const'];
 const TEMPORAL = new Set(['date', 'timestamp', 'timestamptz']);

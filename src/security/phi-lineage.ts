@@ -90,6 +90,8 @@ export interface LineageInput {
    * nobody out): the full rendering's `stored` columns (ColumnLineage.stored), lower-cased.
    */
   selfStored?: Record<string, string>;
+  /** Lower-cased `relation.column` of an input → the source column it holds as stored (`source:ehr.encounters.updated_at`). */
+  origins?: Record<string, string>;
 }
 
 export interface ColumnLineage {
@@ -145,7 +147,7 @@ export function columnLineage(input: LineageInput): LineageResult {
   const generalizers = new Set((input.generalizers ?? DEFAULT_GENERALIZERS).map((g) => g.toLowerCase()));
 
   try {
-    const analyzer = new Analyzer(relations, generalizers, input.selfStored);
+    const analyzer = new Analyzer(relations, generalizers, input.selfStored, input.origins ?? {});
     const shape = analyzer.select(stmt.SelectStmt, undefined, undefined);
     const byName = new Map<string, Info[]>();
     const add = (name: string, info: Info) => byName.set(name, [...(byName.get(name) ?? []), info]);

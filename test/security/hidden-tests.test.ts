@@ -69,7 +69,7 @@ describe('a published aggregate\'s rows are not kept by a hidden quasi-identifie
     ['a NULL test of an expression', `select c.condition_code, count(distinct c.person_token) as n from ${CP} where nullif(p.zip3, '021') is not null group by 1`],
     ['whether the birth year is there (everyone aged 90 or more left out)', `select c.condition_code, count(distinct c.person_token) as n from ${CP} where p.birth_year is not null group by 1`],
     ['a join USING a VALUES list', `select c.condition_code, count(distinct c.person_token) as n from ${CP} join (values ('021')) f(zip3) using (zip3) group by 1`],
-    ['DISTINCT ON quasi-identifiers', `with pp as (select distinct on (zip3, birth_year) * from ${P} order by zip3, birth_year, person_token) select c.condition_code, count(distinct c.person_token) as n from ${C} c join pp p on p.person_token = c.person_token group by 1`],
+    ['DISTINCT ON quasi-identifiers', `with pp as (select distinct on (zip3, birth_year) * from ${P} order by zip3, birth_year) select c.condition_code, count(distinct c.person_token) as n from ${C} c join pp p on p.person_token = c.person_token group by 1`],
     ['a LIMIT over a sorted CTE', `with s as (select * from ${P} order by zip3, birth_year), pp as (select * from s limit 1000) select c.condition_code, count(distinct c.person_token) as n from ${C} c join pp p on p.person_token = c.person_token group by 1`],
   ])('%s', (_what, select) => {
     const errors = published(select);
