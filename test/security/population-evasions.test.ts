@@ -15,31 +15,8 @@ import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../src/errors.ts';
 import type { PhiClass } from '../../src/project/types.ts';
 import { compileModel, shown, type ProbeModel } from '../support/model-probe.ts';
+import { aggregate, byPatient, C, CELLS_B, INC, P, personLevel, personsB, PERSONS_SEL, PSEUDO_COLUMNS, PUB, Q, refused, SP, STG_COLS, STG_LIST, V, viaPseudo, viaStaging } from '../support/population-probes.ts';
 
-const SP = '{{ref "stg_patients"}}';
-const V = '{{ref "vault_person_tokens"}}';
-const P = '{{ref "pseudo_persons"}}';
-const C = '{{ref "pseudo_conditions"}}';
-const PUB = 'models/research/published/x_cells.sql';
-const byPatient = `join ${V} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`;
-const PSEUDO_COLUMNS: Record<string, PhiClass> = { practice_id: 'none', person_token: 'none', practice_token: 'none', zip3: 'quasi', sex: 'quasi', birth_year: 'quasi', flag: 'none' };
-const STG_COLS: Record<string, PhiClass> = { practice_id: 'none', patient_id: 'direct', mrn: 'direct', birth_date: 'quasi', death_date: 'quasi', ssn: 'direct', drivers_license: 'direct', passport: 'direct', first_name: 'direct', middle_name: 'direct', last_name: 'direct', maiden_name: 'direct', marital_status: 'quasi', race: 'quasi', ethnicity: 'quasi', sex: 'quasi', address: 'direct', city: 'quasi', state: 'quasi', county: 'quasi', zip: 'quasi', updated_at: 'quasi' };
-const STG_LIST = Object.keys(STG_COLS).join(', ');
-const PERSONS_SEL = `p.practice_id, v.person_token, v.practice_token, {{birth_year "p.birth_date"}} as birth_year, {{sex_category "p.sex"}} as sex, {{zip3 "p.zip"}} as zip3`;
-const Q = 'q.practice_id, q.person_token, q.practice_token, q.birth_year, q.sex, q.zip3';
-const personsB = (sql: string): ProbeModel => ({ file: 'models/research/pseudo_persons_b.sql', sql, columns: PSEUDO_COLUMNS });
-const CELLS_B = `{{config k_anonymity_count="n"}}\nselect p.sex, count(distinct p.person_token) as n from {{ref "pseudo_persons_b"}} p group by 1`;
-const PUB_COLUMNS: Record<string, PhiClass> = { condition_code: 'none', sex: 'quasi', n: 'none', m: 'none' };
-/** A published count per sex over pseudo_persons_b, itself tokenizing staging model stg_patients_b (`sql`). */
-const viaStaging = (sql: string) =>
-  compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [{ file: 'models/staging/stg_patients_b.sql', sql, columns: STG_COLS }, personsB(`select ${PERSONS_SEL} from {{ref "stg_patients_b"}} p ${byPatient}`)]);
-const viaPseudo = (sql: string, extra: ProbeModel[] = []) => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [...extra, personsB(sql)]);
-const aggregate = (select: string) => compileModel(PUB, `{{config k_anonymity_count="n"}}\n${select}`, PUB_COLUMNS);
-const personLevel = (select: string) => compileModel(PUB, select, { person_token: 'none', sex: 'quasi' });
-/** Refused at compile time (TSF215), whichever gate names it first. */
-function refused(errors: Diagnostic[]): void {
-  expect(errors.filter((e) => e.code === 'TSF215').length, shown(errors)).toBeGreaterThan(0);
-}
 const HW = (op: string) => `select p.* from ${SP} p
 left join (select t.practice_id, max(t.ssn) as ssn from {{this}} t group by t.practice_id) hw on hw.practice_id = p.practice_id
 where p.ssn ${op} case when hw.ssn is null then '123-45-6789' else '123-45-6789' end`;
@@ -96,7 +73,6 @@ describe('F6 LIMIT and OFFSET expressions keep rows (correlated, PostgreSQL)', (
 });
 
 /** Round 4, against e6bef6c: N1 a high-water fallback of one's choosing, N2 the tokenization join to constants or a seed through a model, N3 set-returning calls outside the select list, N4 DISTINCT ON without ORDER BY. */
-const INC = '{{config materialized="incremental" unique_key="patient_id"}}';
 const ONE = `select 'p_00ffb20407' as practice_id, '589cabc6-49a4-13ab-b249-4d4477de54b9' as patient_id, 1 as hit`;
 const EPH = (sql: string): ProbeModel => ({ file: 'models/staging/eph_ids.sql', sql: `{{config materialized="ephemeral"}}\n${sql}`, columns: { practice_id: 'none', patient_id: 'direct', hit: 'none' } });
 const ANTI = `left join {{ref "eph_ids"}} x on x.practice_id = v.practice_id and x.patient_id = v.patient_id where x.hit is null`;

@@ -9,28 +9,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../src/errors.ts';
-import type { PhiClass } from '../../src/project/types.ts';
-import { compileModel, shown, type ProbeModel } from '../support/model-probe.ts';
+import { compileModel, shown } from '../support/model-probe.ts';
+import { aggregate, byPatient, C, CELLS_B, INC, P, personsB, PERSONS_SEL, PUB, Q, refused, SP, STG_COLS, viaPseudo, viaStaging } from '../support/population-probes.ts';
 
-const SP = '{{ref "stg_patients"}}';
-const V = '{{ref "vault_person_tokens"}}';
-const P = '{{ref "pseudo_persons"}}';
-const C = '{{ref "pseudo_conditions"}}';
-const PUB = 'models/research/published/x_cells.sql';
-const byPatient = `join ${V} v on v.practice_id = p.practice_id and v.patient_id = p.patient_id`;
-const PSEUDO_COLUMNS: Record<string, PhiClass> = { practice_id: 'none', person_token: 'none', practice_token: 'none', zip3: 'quasi', sex: 'quasi', birth_year: 'quasi', flag: 'none' };
-const STG_COLS: Record<string, PhiClass> = { practice_id: 'none', patient_id: 'direct', mrn: 'direct', birth_date: 'quasi', death_date: 'quasi', ssn: 'direct', drivers_license: 'direct', passport: 'direct', first_name: 'direct', middle_name: 'direct', last_name: 'direct', maiden_name: 'direct', marital_status: 'quasi', race: 'quasi', ethnicity: 'quasi', sex: 'quasi', address: 'direct', city: 'quasi', state: 'quasi', county: 'quasi', zip: 'quasi', updated_at: 'quasi' };
-const PERSONS_SEL = `p.practice_id, v.person_token, v.practice_token, {{birth_year "p.birth_date"}} as birth_year, {{sex_category "p.sex"}} as sex, {{zip3 "p.zip"}} as zip3`;
-const Q = 'q.practice_id, q.person_token, q.practice_token, q.birth_year, q.sex, q.zip3';
 const A = 'a.practice_id, a.person_token, a.practice_token, a.birth_year, a.sex, a.zip3';
-const personsB = (sql: string): ProbeModel => ({ file: 'models/research/pseudo_persons_b.sql', sql, columns: PSEUDO_COLUMNS });
-const CELLS_B = `{{config k_anonymity_count="n"}}\nselect p.sex, count(distinct p.person_token) as n from {{ref "pseudo_persons_b"}} p group by 1`;
-const PUB_COLUMNS: Record<string, PhiClass> = { condition_code: 'none', sex: 'quasi', n: 'none', m: 'none' };
-const viaStaging = (sql: string, cols = STG_COLS) =>
-  compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [{ file: 'models/staging/stg_patients_b.sql', sql, columns: cols }, personsB(`select ${PERSONS_SEL} from {{ref "stg_patients_b"}} p ${byPatient}`)]);
-const viaPseudo = (sql: string, extra: ProbeModel[] = []) => compileModel(PUB, CELLS_B, { sex: 'quasi', n: 'none' }, [...extra, personsB(sql)]);
-const aggregate = (select: string) => compileModel(PUB, `{{config k_anonymity_count="n"}}\n${select}`, PUB_COLUMNS);
-const INC = '{{config materialized="incremental" unique_key="patient_id"}}';
 const X = `'pt_ab12cd34'`;
 const CP = (where: string) => `select c.condition_code, count(distinct c.person_token) as n from ${C} c where ${where} group by 1`;
 /** Incremental staging model over a staging model that renames an identifier. */
@@ -38,10 +20,6 @@ const renamedUpstream = (rename: string, name: string, bound: string) => compile
   { file: 'models/staging/stg_rename.sql', sql: `select p.*, ${rename} as ${name} from ${SP} p`, columns: { ...STG_COLS, [name]: 'quasi' } },
   { file: 'models/staging/stg_patients_b.sql', sql: `${INC}\nselect p.* from {{ref "stg_rename"}} p\n{{#if is_incremental}}where ${bound}{{/if}}`, columns: { ...STG_COLS, [name]: 'quasi' } },
   personsB(`select ${PERSONS_SEL} from {{ref "stg_patients_b"}} p ${byPatient}`)]);
-
-function refused(errors: Diagnostic[]): void {
-  expect(errors.filter((e) => e.code === 'TSF215').length, shown(errors)).toBeGreaterThan(0);
-}
 
 const bypasses: [string, () => Diagnostic[]][] = [
   // R1 a simple CASE compares without an A_Expr
