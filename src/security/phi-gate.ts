@@ -60,9 +60,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         const up = nodes[dep];
         if (!up) continue;
         const classes = view.get(up.name) ?? declared(up);
-        const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
-        relations[short] = classes;
-        relations[`${up.schema}.${up.identifier}`] = classes;
+        for (const key of relationKeys(up)) relations[key] = classes;
       }
       relations[`__tsf_this_${node.name}`] = self ?? view.get(node.name) ?? declared(node);
       return relations;
@@ -73,8 +71,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         const up = nodes[dep];
         const columns = up ? computed.get(up.name) : undefined;
         if (!up || !columns) continue;
-        out[`__tsf_ref_${up.name}`] = columns;
-        out[`${up.schema}.${up.identifier}`] = columns;
+        for (const key of relationKeys(up)) out[key] = columns;
       }
       return out;
     };
@@ -83,8 +80,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     for (const up of node.depends_on.map((d) => nodes[d])) {
       if (!up) continue;
       const held = up.kind === 'source' ? Object.fromEntries(Object.keys(up.columns).map((c) => [c.toLowerCase(), `${up.name}.${c}`])) : (origins.get(up.name) ?? {});
-      const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
-      for (const [c, origin] of Object.entries(held)) for (const key of [short, `${up.schema}.${up.identifier}`]) inputOrigins[`${key}.${c}`.toLowerCase()] = origin;
+      for (const [c, origin] of Object.entries(held)) for (const key of relationKeys(up)) inputOrigins[`${key}.${c}`.toLowerCase()] = origin;
     }
     // At the select-list item of the column (or the list's start), mapped to the model's line.
     const lineOf = (column?: string) => modelLineAt(node, selectItemOffset(node.compiled_sql, column)) ?? 1;
@@ -95,8 +91,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     for (const up of node.depends_on.map((d) => nodes[d])) {
       const listed = up?.kind === 'seed' ? '*' : up ? lookupColumns.get(up.name) : undefined;
       if (!up || listed === undefined || listed.length === 0) continue;
-      lookups[up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`] = listed;
-      lookups[`${up.schema}.${up.identifier}`] = listed;
+      for (const key of relationKeys(up)) lookups[key] = listed;
     }
     // The is_incremental rendering reads `{{this}}`: the relation the full rendering builds, so
     // with its classes (at least the yml's), not only the yml's.
@@ -290,6 +285,12 @@ function everyVariant(results: LineageResult[]): LineageResult {
     }
   });
   return { ok: true, columns, implicitDirect: [...implicitDirect], identifyingPredicates: [...identifyingPredicates.values()].sort((a, b) => phiRank(a.phi) - phiRank(b.phi)) };
+}
+
+/** The names a model's lineage rendering reads an upstream node by: its CTE name, and `schema.table`. */
+function relationKeys(up: ManifestNode): string[] {
+  const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
+  return [short, `${up.schema}.${up.identifier}`];
 }
 
 function declared(n: ManifestNode): Classes {

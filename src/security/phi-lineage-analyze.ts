@@ -7,7 +7,7 @@ import type { PhiClass } from '../project/types.ts';
 import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, reshapedFrom, shifted, step, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
-import { isHighWater, isNode, isVaultKeyJoin, isVaultKeyUsing, lastName, LEAF_KINDS, lower, picksValue, rowReturningCalls, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
+import { conjunctsOf, isHighWater, isNode, isVaultKeyJoin, isVaultKeyUsing, lastName, LEAF_KINDS, lower, picksValue, rowReturningCalls, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
 import { columnRef, itemsNamed, naturalColumns, type FromItem, type Scope } from './phi-lineage-scope.ts';
 import { labelled, LineageError, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
@@ -391,13 +391,6 @@ export class Analyzer {
     if (sl.subselect && 'SelectStmt' in sl.subselect) parts.push(shapeInfo(this.select(sl.subselect.SelectStmt, env, scope)));
     return parts.length === 0 ? noneInfo() : combine(parts);
   }
-
-}
-
-/** The top-level AND operands of a condition (nested ANDs flattened); none for no condition. */
-function conjunctsOf(n: Node | undefined): Node[] {
-  if (!n) return [];
-  return 'BoolExpr' in n && n.BoolExpr.boolop === 'AND_EXPR' ? (n.BoolExpr.args ?? []).flatMap(conjunctsOf) : [n];
 }
 
 /** A value as stored (or cast): no identifying input computed on the way, here or upstream. */

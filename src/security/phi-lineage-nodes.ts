@@ -138,6 +138,12 @@ export function rowReturningCalls(n: unknown, known: ReadonlySet<string>): FuncC
   return [...mine, ...Object.values(n).flatMap((v) => rowReturningCalls(v, known))];
 }
 
+/** The top-level AND operands of a condition (nested ANDs flattened); none for no condition. */
+export function conjunctsOf(n: Node | undefined): Node[] {
+  if (!n) return [];
+  return 'BoolExpr' in n && n.BoolExpr.boolop === 'AND_EXPR' ? (n.BoolExpr.args ?? []).flatMap(conjunctsOf) : [n];
+}
+
 export function starOf(val: Node): { qualifier?: string } | undefined {
   if (!('ColumnRef' in val)) return undefined;
   const fields = val.ColumnRef.fields ?? [];
