@@ -231,7 +231,7 @@ function quasiPopulation(node: ManifestNode, kept: { phi: PhiClass; path: string
   const what = kept.phi === 'quasi' ? 'a quasi-identifier' : 'an identifying value';
   return diagnostic(
     Codes.phiLineage,
-    `${node.name} keeps its rows by ${what} (${kept.path}) through WHERE, HAVING, a join condition, LIMIT, DISTINCT ON, EXCEPT, INTERSECT or a set-returning call: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key`,
+    `${node.name} keeps its rows by ${what} (${kept.path}) through WHERE, HAVING, a join condition, LIMIT, DISTINCT ON, EXCEPT, INTERSECT or a set-returning call: the cells it leaves out are never checked, so a total published over more rows gives their small counts back (differencing); choose rows by columns of no class, and publish every value of a quasi-identifier as a key${highWaterHint(kept.path)}`,
     at,
   );
 }
@@ -244,7 +244,7 @@ function quasiPopulation(node: ManifestNode, kept: { phi: PhiClass; path: string
 function populationBelow(node: ManifestNode, kept: KeptBy, at: { file: string; line: number }): Diagnostic {
   return diagnostic(
     Codes.phiLineage,
-    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) through WHERE, HAVING, a join condition, LIMIT, DISTINCT ON, EXCEPT, INTERSECT or a set-returning call: beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only`,
+    `${node.name} is published over rows that ${kept.model} keeps by an identifying value (${kept.path}) through WHERE, HAVING, a join condition, LIMIT, DISTINCT ON, EXCEPT, INTERSECT or a set-returning call: beside a relation over every person, the persons left out are found by differencing; below a published relation, choose rows by columns of no class only${highWaterHint(kept.path)}`,
     at,
   );
 }
@@ -263,6 +263,18 @@ function populationUnread(node: ManifestNode, unread: { model: string; why: stri
   );
 }
 
+const IN_INCREMENTAL = ' (in the is_incremental rendering)';
+
+/**
+ * What an incremental model's filter must look like to be read as its high-water test
+ * (phi-lineage-nodes.ts isHighWater): the common dbt fallback `coalesce(max(…), '1900-01-01')`
+ * is refused there, and without this an analyst meets only the general rule.
+ */
+function highWaterHint(path: string): string {
+  if (!path.endsWith(IN_INCREMENTAL)) return '';
+  return "; an incremental model's high-water test is exempt only on a source's record timestamp (updated_at, loaded_at …) against the same column of {{this}} as stored, picked by max(), coalesce() or a scalar sub-select, whose fallback is NULL, '' or timestamptz '-infinity' (not an old date: over an empty first build the fallback is the bound)";
+}
+
 /**
  * One result for the renderings of a model (full, and `is_incremental` for an incremental one):
  * each column at the highest class any rendering gives it, with that rendering's lineage; any
@@ -275,7 +287,7 @@ function everyVariant(results: LineageResult[]): LineageResult {
   const implicitDirect = new Set<string>();
   const identifyingPredicates = new Map<string, { phi: PhiClass; path: string }>();
   (results as Extract<LineageResult, { ok: true }>[]).forEach((r, i) => {
-    const where = (line: string) => (i === 0 ? line : `${line} (in the is_incremental rendering)`);
+    const where = (line: string) => (i === 0 ? line : `${line}${IN_INCREMENTAL}`);
     for (const p of r.implicitDirect) if (!implicitDirect.has(p)) implicitDirect.add(where(p));
     for (const p of r.identifyingPredicates) if (!identifyingPredicates.has(p.path)) identifyingPredicates.set(p.path, { phi: p.phi, path: where(p.path) });
     for (const [name, c] of Object.entries(r.columns)) {

@@ -158,6 +158,21 @@ describe('round 6: a person token compared through a function, a cast or a row',
   ])('%s', (_what, run) => refused(run()));
 });
 
+describe("the common dbt fallback coalesce(max(updated_at), '1900-01-01'): refused, and the message says what passes", () => {
+  it('names the floors a high-water fallback may use', () => {
+    const errors = viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.updated_at > coalesce((select max(t.updated_at) from {{this}} t), timestamptz '1900-01-01 00:00:00+00'){{/if}}`);
+    const e = errors.find((d) => d.code === 'TSF215' && d.file === PUB);
+    expect(e?.message, shown(errors)).toContain("(in the is_incremental rendering)");
+    expect(e?.message).toContain("whose fallback is NULL, '' or timestamptz '-infinity'");
+  });
+  it('a filter outside the is_incremental rendering gets no such hint', () => {
+    const errors = viaStaging(`select p.* from ${SP} p where p.zip <> '02139'`);
+    const e = errors.find((d) => d.code === 'TSF215' && d.file === PUB);
+    expect(e?.message, shown(errors)).toBeDefined();
+    expect(e?.message).not.toContain('high-water');
+  });
+});
+
 describe('round 6: a high-water bound on an identifier itself', () => {
   it.each([
     ['zip > max(this.zip)', `${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.zip > (select max(t.zip) from {{this}} t){{/if}}`],
