@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import { loadCsvText, loadTableName } from '../warehouse/load-csv.ts';
+import { loadCsvByEngine } from '../warehouse/load-csv-engine.ts';
 
 /**
  * Each CSV source file is parsed once per run, not once per batch of practices: the first batch
@@ -10,7 +11,8 @@ import { loadCsvText, loadTableName } from '../warehouse/load-csv.ts';
  * its own practices from it. Parsing the whole file per batch made a fleet's load step grow as
  * practices × file size (5,000 practices in batches of 50: ~150 parses of every extract).
  * The load tables live in the meta schema, which only the owner reads, and are dropped when
- * the run ends (`dropAll`).
+ * the run ends (`dropAll`). The engine's own CSV reader loads a plain file where it has one
+ * (load-csv-engine.ts); anything else is parsed in JavaScript, which names the file and line.
  */
 
 export interface CsvRunLoad {
@@ -46,16 +48,14 @@ export function csvRunLoads(o: CsvRunLoadsOptions): CsvRunLoads {
     load(csvPath) {
       let p = loads.get(csvPath);
       if (!p) {
-        p = o.adapter.transaction(async (s) => {
+        p = (async () => {
           const table = loadTableName();
           created.push(table);
-          const r = await loadCsvText(s, join(o.projectRoot, csvPath), csvPath, o.metaSchema, table, {
-            column: o.tenantColumn,
-            wanted: o.runTenants,
-            known: o.knownTenants,
-          });
+          const path = join(o.projectRoot, csvPath);
+          const filter = { column: o.tenantColumn, wanted: o.runTenants, known: o.knownTenants };
+          const r = (await loadCsvByEngine(o.adapter, path, o.metaSchema, table, filter)) ?? (await o.adapter.transaction((s) => loadCsvText(s, path, csvPath, o.metaSchema, table, filter)));
           return { table, header: r.header, unknownTenantRows: r.unknownTenantRows };
-        });
+        })();
         // A failed load (missing or malformed file, lost connection) is tried again by the next
         // batch or retry rather than remembered.
         const mine = p;

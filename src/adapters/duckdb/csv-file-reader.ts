@@ -1,0 +1,34 @@
+import { copyFile, link, mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sqlLiteral } from '../../sql/quote.ts';
+import type { CsvFileReader } from '../csv-file-reader.ts';
+import { privateScratchDir } from '../scratch-dir.ts';
+
+/**
+ * DuckDB's read_csv over a project file, ~8× the JavaScript parse and insert (5,000-practice
+ * fleet: encounters' 1M rows in 2.9 s against 24.4 s) and no garbage on Node's heap. A locked-down
+ * instance reads only the private scratch folder (lock-down.ts), so the file is linked there
+ * (copied across file systems) for the read. Dialect fixed, nothing sniffed: the sniffer took a
+ * header for a data row in a file with one ragged line.
+ */
+export const duckdbCsvFileReader: CsvFileReader = {
+  async open(path, header) {
+    const dir = await mkdtemp(join(privateScratchDir(), 'load-'));
+    const dispose = () => rm(dir, { recursive: true, force: true });
+    const gzip = path.endsWith('.gz');
+    const file = join(dir, gzip ? 'load.csv.gz' : 'load.csv');
+    try {
+      await link(path, file).catch(() => copyFile(path, file));
+    } catch (err) {
+      await dispose();
+      throw err;
+    }
+    // Column names go into the reader's options as literals (DuckDB binds no parameters there).
+    const struct = header.map((h) => `${sqlLiteral(h)}: 'VARCHAR'`).join(', ');
+    const options = `columns = {${struct}}, auto_detect = false, header = true, delim = ',', quote = '"', escape = '"', strict_mode = true, null_padding = false, compression = '${gzip ? 'gzip' : 'none'}'`;
+    return {
+      relation: (first) => ({ sql: `read_csv($${first}, ${options})`, params: [file] }),
+      dispose,
+    };
+  },
+};

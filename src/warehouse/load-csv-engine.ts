@@ -1,0 +1,80 @@
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { parse } from 'csv-parse';
+import type { Adapter } from '../adapters/adapter.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { CsvLoadResult } from './load-csv.ts';
+
+/**
+ * A CSV file loaded by the warehouse engine's own reader (Adapter.csvFileReader) into an
+ * all-VARCHAR table `schema.table`, only the rows of `wanted` practices; in a transaction of its
+ * own. Undefined when the engine has no reader or the file is anything but plain: then nothing
+ * was written, and the caller parses the file in JavaScript (load-csv.ts loadCsvText), whose
+ * messages name the file and line of what is wrong. So a file loads the same either way:
+ *
+ * - the header is read by the same parser as there; a duplicate or empty name, or no tenant
+ *   column, is left to loadCsvText to report;
+ * - any row the engine cannot read (ragged, bad encoding, mixed line ends) fails its statement,
+ *   and the engine's message, which may quote the row, is dropped unread;
+ * - a value holding a double quote sends the file back too: the engine keeps `ab"c` as it is,
+ *   where loadCsvText refuses a quote in an unquoted field (and an escaped `""` cannot be told
+ *   from one here).
+ *
+ * `firstOtherTenantLine` is never set: the engine does not count lines.
+ */
+export async function loadCsvByEngine(
+  adapter: Adapter,
+  path: string,
+  schema: string,
+  table: string,
+  filter: { column: string; wanted: ReadonlySet<string>; known: ReadonlySet<string> },
+): Promise<CsvLoadResult | undefined> {
+  const reader = adapter.csvFileReader;
+  if (!reader) return undefined;
+  const header = await csvHeader(path).catch(() => undefined);
+  if (!header || header.length === 0 || new Set(header).size !== header.length || header.includes('') || !header.includes(filter.column)) return undefined;
+  const file = await reader.open(path, header);
+  try {
+    return await adapter.transaction(async (s) => {
+      const t = quoteIdent(filter.column);
+      const ids = (n: number) => `(SELECT DISTINCT unnest($${n}::VARCHAR[]) AS id)`;
+      const wanted = [...filter.wanted];
+      // One pass for the counts and the quote test, before anything is written.
+      const from = file.relation(3);
+      const { rows } = await s.query(
+        `SELECT count(w.id) AS loaded, count(*) FILTER (WHERE k.id IS NULL) AS unknown,
+                count(*) FILTER (WHERE k.id IS NOT NULL AND w.id IS NULL) AS other,
+                count(*) FILTER (WHERE contains(concat_ws('', ${header.map((h) => `f.${quoteIdent(h)}`).join(', ')}), '"')) AS quoted
+         FROM ${from.sql} AS f LEFT JOIN ${ids(1)} AS w ON w.id = f.${t} LEFT JOIN ${ids(2)} AS k ON k.id = f.${t}`,
+        [wanted, [...filter.known], ...from.params],
+      );
+      const counts = rows[0]!;
+      if (Number(counts.quoted) > 0) throw new SentBack();
+      const rel = file.relation(2);
+      await s.query(`CREATE TABLE ${quoteRelation(schema, table)} AS SELECT * FROM ${rel.sql} AS f WHERE f.${t} IN ${ids(1)}`, [wanted, ...rel.params]);
+      return { header, loaded: Number(counts.loaded), unknownTenantRows: Number(counts.unknown), otherTenantRows: Number(counts.other) };
+    });
+  } catch (err) {
+    if (!(err instanceof SentBack) && adapter.classifyError(err) === 'cancelled') throw err;
+    return undefined;
+  } finally {
+    await file.dispose();
+  }
+}
+
+class SentBack extends Error {}
+
+/** The first record, as loadCsvText's parser reads it. */
+async function csvHeader(path: string): Promise<string[] | undefined> {
+  const input = createReadStream(path);
+  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  if (text !== input) input.on('error', (err) => text.destroy(err));
+  const parser = parse({ bom: true, skip_empty_lines: true, to: 1 });
+  text.on('error', (err: Error) => parser.destroy(err));
+  try {
+    for await (const record of text.pipe(parser) as AsyncIterable<string[]>) return record;
+    return undefined;
+  } finally {
+    input.destroy();
+  }
+}
