@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -107,6 +107,27 @@ describe('a run load of a file the engine sends back', () => {
       expect(err?.message).toMatch(/^r\.csv:3: error TSF109: ragged row/);
       expect(err?.message).not.toContain('Secretname');
       await l.dropAll();
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('a CSV extract that is a symlink', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'tsform-csv-engine-link-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is read through its link (a relative target too), the same rows', async () => {
+    const db = await DuckDBAdapter.open({ path: ':memory:', connections: 2 });
+    try {
+      await db.query('CREATE SCHEMA meta');
+      mkdirSync(join(dir, 'real'));
+      mkdirSync(join(dir, 'data'));
+      writeFileSync(join(dir, 'real', 'x.csv'), 'practice_id,v\na,1\nb,2\n');
+      symlinkSync('../real/x.csv', join(dir, 'data', 'x.csv'));
+      const r = await loadCsvByEngine(db, join(dir, 'data', 'x.csv'), 'meta', 't', { column: 'practice_id', wanted: new Set(['a']), known: new Set(['a', 'b']) });
+      expect(r).toMatchObject({ loaded: 1, otherTenantRows: 1, unknownTenantRows: 0 });
+      expect((await db.query('SELECT practice_id, v FROM meta.t')).rows).toEqual([{ practice_id: 'a', v: '1' }]);
     } finally {
       await db.close();
     }

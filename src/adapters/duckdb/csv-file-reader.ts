@@ -1,4 +1,4 @@
-import { copyFile, link, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, link, mkdtemp, realpath, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sqlLiteral } from '../../sql/quote.ts';
 import type { CsvFileReader } from '../csv-file-reader.ts';
@@ -18,7 +18,9 @@ export const duckdbCsvFileReader: CsvFileReader = {
     const gzip = path.endsWith('.gz');
     const file = join(dir, gzip ? 'load.csv.gz' : 'load.csv');
     try {
-      await link(path, file).catch(() => copyFile(path, file));
+      // The file itself: a hard link to a symlink would resolve a relative target from the scratch folder.
+      const real = await realpath(path);
+      await link(real, file).catch(() => copyFile(real, file));
     } catch (err) {
       await dispose();
       throw err;
