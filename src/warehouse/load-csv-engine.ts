@@ -33,7 +33,8 @@ export async function loadCsvByEngine(
   if (!reader) return undefined;
   const header = await csvHeader(path).catch(() => undefined);
   if (!header || header.length === 0 || new Set(header).size !== header.length || header.includes('') || !header.includes(filter.column)) return undefined;
-  const file = await reader.open(path, header);
+  const file = await reader.open(path, header).catch(() => undefined);
+  if (!file) return undefined;
   try {
     return await adapter.transaction(async (s) => {
       const t = quoteIdent(filter.column);
@@ -64,15 +65,19 @@ export async function loadCsvByEngine(
 
 class SentBack extends Error {}
 
-/** The first record, as loadCsvText's parser reads it. */
+/**
+ * The first record, as loadCsvText's parser reads it, when it is the file's first line: the
+ * engine takes its first line for the header, so after a blank line it would load the header as
+ * a row of data.
+ */
 async function csvHeader(path: string): Promise<string[] | undefined> {
   const input = createReadStream(path);
   const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
   if (text !== input) input.on('error', (err) => text.destroy(err));
-  const parser = parse({ bom: true, skip_empty_lines: true, to: 1 });
+  const parser = parse({ bom: true, skip_empty_lines: true, to: 1, info: true });
   text.on('error', (err: Error) => parser.destroy(err));
   try {
-    for await (const record of text.pipe(parser) as AsyncIterable<string[]>) return record;
+    for await (const { record, info } of text.pipe(parser) as AsyncIterable<{ record: string[]; info: { lines: number } }>) return info.lines === 1 ? record : undefined;
     return undefined;
   } finally {
     input.destroy();

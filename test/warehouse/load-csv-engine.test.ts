@@ -72,6 +72,8 @@ describe('loadCsvByEngine', () => {
     ['a duplicate column name', 'practice_id,v,v\na,1,2\n'],
     ['an empty column name', 'practice_id,,v\na,1,2\n'],
     ['no tenant column', 'id,v\na,1\n'],
+    ['a blank line before the header', '\npractice_id,v\na,1\n'],
+    ['a header over two lines', '"practice\n_id",v\na,1\n'],
     ['an empty file', ''],
     ['a file that is not gzip', 'not gzip'],
   ])('%s: sent back to the JavaScript parse, nothing written', async (what, content) => {
