@@ -3,6 +3,7 @@ import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Adapter } from '../adapters/adapter.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { CsvQuoteCheck } from './csv-quotes.ts';
 import type { CsvLoadResult } from './load-csv.ts';
 
 /**
@@ -16,9 +17,8 @@ import type { CsvLoadResult } from './load-csv.ts';
  *   column, is left to loadCsvText to report;
  * - any row the engine cannot read (ragged, bad encoding, mixed line ends) fails its statement,
  *   and the engine's message, which may quote the row, is dropped unread;
- * - a value holding a double quote sends the file back too: the engine keeps `ab"c` as it is,
- *   where loadCsvText refuses a quote in an unquoted field (and an escaped `""` cannot be told
- *   from one here).
+ * - a quote where csv-parse refuses one sends the file back too (csv-quotes.ts): the engine
+ *   keeps `ab"c` as it is and reads `"x" ` as `x`.
  *
  * `firstOtherTenantLine` is never set: the engine does not count lines.
  */
@@ -33,37 +33,52 @@ export async function loadCsvByEngine(
   if (!reader) return undefined;
   const header = await csvHeader(path).catch(() => undefined);
   if (!header || header.length === 0 || new Set(header).size !== header.length || header.includes('') || !header.includes(filter.column)) return undefined;
-  const file = await reader.open(path, header).catch(() => undefined);
+  const file = await reader.open(header, checkedBytes(path)).catch(() => undefined);
   if (!file) return undefined;
   try {
     return await adapter.transaction(async (s) => {
       const t = quoteIdent(filter.column);
       const ids = (n: number) => `(SELECT DISTINCT unnest($${n}::VARCHAR[]) AS id)`;
       const wanted = [...filter.wanted];
-      // One pass for the counts and the quote test, before anything is written.
+      // The counts first, in a pass of their own: the load itself is one statement.
       const from = file.relation(3);
       const { rows } = await s.query(
-        `SELECT count(w.id) AS loaded, count(*) FILTER (WHERE k.id IS NULL) AS unknown,
-                count(*) FILTER (WHERE k.id IS NOT NULL AND w.id IS NULL) AS other,
-                count(*) FILTER (WHERE contains(concat_ws('', ${header.map((h) => `f.${quoteIdent(h)}`).join(', ')}), '"')) AS quoted
+        `SELECT count(w.id) AS loaded, count(*) FILTER (WHERE k.id IS NULL) AS unknown, count(*) FILTER (WHERE k.id IS NOT NULL AND w.id IS NULL) AS other
          FROM ${from.sql} AS f LEFT JOIN ${ids(1)} AS w ON w.id = f.${t} LEFT JOIN ${ids(2)} AS k ON k.id = f.${t}`,
         [wanted, [...filter.known], ...from.params],
       );
       const counts = rows[0]!;
-      if (Number(counts.quoted) > 0) throw new SentBack();
       const rel = file.relation(2);
       await s.query(`CREATE TABLE ${quoteRelation(schema, table)} AS SELECT * FROM ${rel.sql} AS f WHERE f.${t} IN ${ids(1)}`, [wanted, ...rel.params]);
       return { header, loaded: Number(counts.loaded), unknownTenantRows: Number(counts.unknown), otherTenantRows: Number(counts.other) };
     });
   } catch (err) {
-    if (!(err instanceof SentBack) && adapter.classifyError(err) === 'cancelled') throw err;
+    if (adapter.classifyError(err) === 'cancelled') throw err;
     return undefined;
   } finally {
     await file.dispose();
   }
 }
 
-class SentBack extends Error {}
+/** A quote csv-parse would refuse (csv-quotes.ts): the file is not plain. */
+class MisplacedQuote extends Error {}
+
+/** The file's bytes, gunzipped when the name ends in .gz; throws at a misplaced quote. */
+async function* checkedBytes(path: string): AsyncGenerator<Buffer> {
+  const input = createReadStream(path, { highWaterMark: 1 << 20 });
+  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  if (text !== input) input.on('error', (err) => text.destroy(err));
+  const quotes = new CsvQuoteCheck();
+  try {
+    for await (const chunk of text as AsyncIterable<Buffer>) {
+      if (!quotes.feed(chunk)) throw new MisplacedQuote();
+      yield chunk;
+    }
+    if (!quotes.end()) throw new MisplacedQuote();
+  } finally {
+    input.destroy();
+  }
+}
 
 /**
  * The first record, as loadCsvText's parser reads it, when it is the file's first line: the

@@ -53,6 +53,8 @@ describe('loadCsvByEngine', () => {
     ['spaces kept, empty and quoted-empty fields NULL', 'practice_id,v,w\na, x ,""\nb,,\n'],
     ['non-ASCII text', 'practice_id,v\na,Zoë Ñúñez 東京\n'],
     ['only a header', 'practice_id,v\n'],
+    ['escaped quotes inside quoted fields, a quoted header', '"practice_id","v"\na,"ab""c"\nb,""""\n'],
+    ['CR line ends', 'practice_id,v\ra,"1"\rb,2\r'],
   ])('%s: the same rows as the JavaScript parse', async (_what, content) => {
     await same(file('x.csv', content));
   });
@@ -67,7 +69,9 @@ describe('loadCsvByEngine', () => {
     ['a ragged row (too many fields)', 'practice_id,v\na,1,2\n'],
     ['bytes that are not UTF-8', Buffer.concat([Buffer.from('practice_id,v\na,'), Buffer.from([0xff, 0xfe]), Buffer.from('\n')])],
     ['a quote inside an unquoted field', 'practice_id,v\na,ab"c\n'],
-    ['an escaped quote inside a quoted field', 'practice_id,v\na,"ab""c"\n'],
+    ['a space after a closing quote', 'practice_id,v\na,"x" \n'],
+    ['a space before an opening quote', 'practice_id,v\na, "x"\n'],
+    ['a quoted field never closed', 'practice_id,v\na,"x\n'],
     ['mixed line ends', 'practice_id,v\na,1\r\nb,2\n'],
     ['a duplicate column name', 'practice_id,v,v\na,1,2\n'],
     ['an empty column name', 'practice_id,,v\na,1,2\n'],
