@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type ReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Adapter } from '../adapters/adapter.ts';
@@ -65,9 +66,7 @@ class MisplacedQuote extends Error {}
 
 /** The file's bytes, gunzipped when the name ends in .gz; throws at a misplaced quote. */
 async function* checkedBytes(path: string): AsyncGenerator<Buffer> {
-  const input = createReadStream(path, { highWaterMark: 1 << 20 });
-  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
-  if (text !== input) input.on('error', (err) => text.destroy(err));
+  const { input, text } = openText(path);
   const quotes = new CsvQuoteCheck();
   try {
     for await (const chunk of text as AsyncIterable<Buffer>) {
@@ -86,9 +85,7 @@ async function* checkedBytes(path: string): AsyncGenerator<Buffer> {
  * a row of data.
  */
 async function csvHeader(path: string): Promise<string[] | undefined> {
-  const input = createReadStream(path);
-  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
-  if (text !== input) input.on('error', (err) => text.destroy(err));
+  const { input, text } = openText(path);
   const parser = parse({ bom: true, skip_empty_lines: true, to: 1, info: true });
   text.on('error', (err: Error) => parser.destroy(err));
   try {
@@ -97,4 +94,12 @@ async function csvHeader(path: string): Promise<string[] | undefined> {
   } finally {
     input.destroy();
   }
+}
+
+/** The file's bytes, gunzipped when the name ends in .gz; a read error reaches the gunzip stream too. */
+function openText(path: string): { input: ReadStream; text: Readable } {
+  const input = createReadStream(path, { highWaterMark: 1 << 20 });
+  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  if (text !== input) input.on('error', (err) => text.destroy(err));
+  return { input, text };
 }
