@@ -1,8 +1,8 @@
 import type { SqlParam } from './sql-param.ts';
 
-/** CSV rows readable by warehouse statements (Adapter.csvFileReader); gone after `dispose`. */
+/** A CSV file readable by warehouse statements (Adapter.csvFileReader); gone after `dispose`. */
 export interface CsvFileRelation {
-  /** The rows as a relation; `first` is the number of its first bound parameter. */
+  /** The file's rows as a relation; `first` is the number of its first bound parameter. */
   relation(first: number): { sql: string; params: SqlParam[] };
   dispose(): Promise<void>;
 }
@@ -13,11 +13,10 @@ export interface CsvFileRelation {
  */
 export interface CsvFileReader {
   /**
-   * The bytes of a CSV file (uncompressed) as rows of `header.length` VARCHAR columns named by
-   * `header`, its first line skipped as the header, blank lines skipped, an empty field (quoted
-   * or not) NULL. Rejects when `data` throws. The rows are parsed when a statement reads the
-   * relation, so a ragged row or bad encoding fails that statement; the engine's message may
-   * quote the row: never show it.
+   * `path` (gzip when it ends in .gz) as rows of `header.length` VARCHAR columns named by
+   * `header`, its first row skipped as the header, blank lines skipped, an empty field (quoted
+   * or not) NULL. The file is read when a statement reads the relation, so a ragged row or bad
+   * encoding fails that statement; the engine's message may quote the row: never show it.
    */
-  open(header: readonly string[], data: AsyncIterable<Buffer>): Promise<CsvFileRelation>;
+  open(path: string, header: readonly string[]): Promise<CsvFileRelation>;
 }

@@ -34,7 +34,8 @@ export async function loadCsvByEngine(
   if (!reader) return undefined;
   const header = await csvHeader(path).catch(() => undefined);
   if (!header || header.length === 0 || new Set(header).size !== header.length || header.includes('') || !header.includes(filter.column)) return undefined;
-  const file = await reader.open(header, checkedBytes(path)).catch(() => undefined);
+  if (!(await quotesAsCsvParse(path).catch(() => false))) return undefined;
+  const file = await reader.open(path, header).catch(() => undefined);
   if (!file) return undefined;
   try {
     return await adapter.transaction(async (s) => {
@@ -61,19 +62,13 @@ export async function loadCsvByEngine(
   }
 }
 
-/** A quote csv-parse would refuse (csv-quotes.ts): the file is not plain. */
-class MisplacedQuote extends Error {}
-
-/** The file's bytes, gunzipped when the name ends in .gz; throws at a misplaced quote. */
-async function* checkedBytes(path: string): AsyncGenerator<Buffer> {
+/** Whether every quote of the file stands where csv-parse takes one (csv-quotes.ts). */
+async function quotesAsCsvParse(path: string): Promise<boolean> {
   const { input, text } = openText(path);
   const quotes = new CsvQuoteCheck();
   try {
-    for await (const chunk of text as AsyncIterable<Buffer>) {
-      if (!quotes.feed(chunk)) throw new MisplacedQuote();
-      yield chunk;
-    }
-    if (!quotes.end()) throw new MisplacedQuote();
+    for await (const chunk of text as AsyncIterable<Buffer>) if (!quotes.feed(chunk)) return false;
+    return quotes.end();
   } finally {
     input.destroy();
   }
