@@ -1,5 +1,4 @@
 import type { CopyStaging, StageColumn, StagedCopy } from './copy-staging.ts';
-import type { CsvFileReader } from './csv-file-reader.ts';
 import type { FoldDialect } from './fold-dialect.ts';
 import type { SqlParam } from './sql-param.ts';
 import type { StatementPosition } from './statement-position.ts';
@@ -122,8 +121,6 @@ export interface Adapter {
   readonly capabilities: AdapterCapabilities;
   /** How capture chunks reach this engine (copy-staging.ts). */
   readonly copyStaging: CopyStaging;
-  /** The engine's own CSV reader, where it has one (csv-file-reader.ts); absent: files are parsed in JavaScript. */
-  readonly csvFileReader?: CsvFileReader;
   /** How logical capture's queue fold reads JSON on this engine (fold-dialect.ts). */
   readonly foldDialect: FoldDialect;
   /**

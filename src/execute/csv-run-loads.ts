@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import { loadCsvText, loadTableName } from '../warehouse/load-csv.ts';
-import { loadCsvByEngine } from '../warehouse/load-csv-engine.ts';
 
 /**
  * Each CSV source file is parsed once per run, not once per batch of practices: the first batch
@@ -11,8 +10,7 @@ import { loadCsvByEngine } from '../warehouse/load-csv-engine.ts';
  * its own practices from it. Parsing the whole file per batch made a fleet's load step grow as
  * practices × file size (5,000 practices in batches of 50: ~150 parses of every extract).
  * The load tables live in the meta schema, which only the owner reads, and are dropped when
- * the run ends (`dropAll`). The engine's own CSV reader loads a plain file where it has one
- * (load-csv-engine.ts); anything else is parsed in JavaScript, which names the file and line.
+ * the run ends (`dropAll`).
  */
 
 export interface CsvRunLoad {
@@ -48,14 +46,16 @@ export function csvRunLoads(o: CsvRunLoadsOptions): CsvRunLoads {
     load(csvPath) {
       let p = loads.get(csvPath);
       if (!p) {
-        p = (async () => {
+        p = o.adapter.transaction(async (s) => {
           const table = loadTableName();
           created.push(table);
-          const path = join(o.projectRoot, csvPath);
-          const filter = { column: o.tenantColumn, wanted: o.runTenants, known: o.knownTenants };
-          const r = (await loadCsvByEngine(o.adapter, path, o.metaSchema, table, filter)) ?? (await o.adapter.transaction((s) => loadCsvText(s, path, csvPath, o.metaSchema, table, filter)));
+          const r = await loadCsvText(s, join(o.projectRoot, csvPath), csvPath, o.metaSchema, table, {
+            column: o.tenantColumn,
+            wanted: o.runTenants,
+            known: o.knownTenants,
+          });
           return { table, header: r.header, unknownTenantRows: r.unknownTenantRows };
-        })();
+        });
         // A failed load (missing or malformed file, lost connection) is tried again by the next
         // batch or retry rather than remembered.
         const mine = p;

@@ -18,7 +18,6 @@ import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlP
 import { holdPrivateScratchDir } from '../scratch-dir.ts';
 import { lockDown } from './lock-down.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
-import { duckdbCsvFileReader } from './csv-file-reader.ts';
 import { csvFileStaging } from './csv-staging.ts';
 import { duckdbFoldDialect } from './fold-dialect.ts';
 
@@ -58,7 +57,6 @@ export class DuckDBAdapter implements Adapter {
   readonly foldDialect = duckdbFoldDialect;
   readonly capabilities = { rowLevelSecurity: false, transactionalDdl: true };
   readonly copyStaging = csvFileStaging;
-  readonly csvFileReader = duckdbCsvFileReader;
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiters: ((c: DuckDBConnection) => void)[] = [];
   /** Per `serializeOn` key: settles when the last transaction queued on it ends. */
