@@ -87,7 +87,7 @@ async function stageWanted(s: Session, targets: readonly ScanTarget[]): Promise<
     .filter((t) => t.columns.length > 0)
     .map((t) => `SELECT unnest(ARRAY[${t.columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ')}]) AS t FROM ${t.relationSql} AS r`);
   if (values.length === 0) values.push('SELECT CAST(NULL AS VARCHAR) AS t');
-  // The values once (a CTE named twice is computed once, on both engines), then their words and compacted forms.
+  // The distinct values, then their words and compacted forms.
   await s.createTempTableAs(
     WANTED,
     `WITH d AS (SELECT DISTINCT t FROM (${values.join('\nUNION ALL\n')}) AS v WHERE t IS NOT NULL)
