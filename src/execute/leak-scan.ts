@@ -34,8 +34,10 @@ const WORDS = '__tsf_scan_words';
 const ROW_PERSONS = '__tsf_scan_row_persons';
 const PERSON_CELLS = '__tsf_scan_person_cells';
 const WANTED = '__tsf_scan_wanted';
+const ALL_FORMS = '__tsf_scan_all_forms';
+const ALL_WORDS = '__tsf_scan_all_words';
 const PER_VALUE = [VALS, FORMS, WORDS, ROW_PERSONS, PERSON_CELLS];
-const TEMP_TABLES = [WANTED, IDS, PERSON_IDS, ...PER_VALUE];
+const TEMP_TABLES = [ALL_FORMS, ALL_WORDS, WANTED, IDS, PERSON_IDS, ...PER_VALUE];
 
 /** Identifiers shorter than this (compacted) are not compared: `Mr`, `M`, `MA`. */
 export const MIN_IDENTIFIER_LENGTH = 4;
@@ -75,32 +77,40 @@ export function identifierRelations(manifest: Manifest, roots: readonly Manifest
 }
 
 /**
- * Every word and every compacted form of the targets' values: an identifier form can match a
- * value only if its first word is one of the value's words (`position(form IN padded)`) or its
- * compacted form equals the value's (matchingRows), so the identifiers are staged for these
- * alone. A published aggregate of a few rows then stages a few identifiers, not every
- * practice's: that table was most of the scan's memory (~1 GB at 5,000 practices, where a
- * published model ran out of DuckDB's 768MB). The same expressions as matchingRows's.
+ * The normalized forms of every distinct value of every target, computed once per scan:
+ * `ALL_FORMS` (padded words, compacted form) and `ALL_WORDS`; matchingRows takes each target's
+ * share of them. `WANTED` is every word and compacted form among them: an identifier form can
+ * match a value only if its first word is one of the value's words (`position(form IN padded)`)
+ * or its compacted form equals the value's, so the identifiers are staged for these alone. A
+ * published aggregate of a few rows then stages a few identifiers, not every practice's: that
+ * table was most of the scan's memory (~1 GB at 5,000 practices, where a published model ran out
+ * of DuckDB's 768MB).
  */
-async function stageWanted(s: Session, targets: readonly ScanTarget[]): Promise<void> {
+async function stageValueForms(s: Session, targets: readonly ScanTarget[]): Promise<void> {
   const values = targets
     .filter((t) => t.columns.length > 0)
-    .map((t) => `SELECT unnest(ARRAY[${t.columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ')}]) AS t FROM ${t.relationSql} AS r`);
+    .map((t) => `SELECT unnest(ARRAY[${t.columns.map(castText).join(', ')}]) AS t FROM ${t.relationSql} AS r`);
   if (values.length === 0) values.push('SELECT CAST(NULL AS VARCHAR) AS t');
-  // The distinct values, then their words and compacted forms.
+  await s.createTempTableAs(
+    ALL_FORMS,
+    `SELECT t, ' ' || ${wordsSql('t')} || ' ' AS padded, ${compactSql('t')} AS compact
+       FROM (SELECT DISTINCT t FROM (${values.join('\nUNION ALL\n')}) AS v WHERE t IS NOT NULL) AS d`,
+    [],
+  );
+  await s.createTempTableAs(ALL_WORDS, `SELECT DISTINCT t, unnest(string_to_array(trim(padded), ' ')) AS word FROM ${quoteIdent(ALL_FORMS)}`, []);
   await s.createTempTableAs(
     WANTED,
-    `WITH d AS (SELECT DISTINCT t FROM (${values.join('\nUNION ALL\n')}) AS v WHERE t IS NOT NULL)
-     SELECT DISTINCT k FROM (
-       SELECT unnest(string_to_array(trim(' ' || ${wordsSql('d.t')} || ' '), ' ')) AS k FROM d
-       UNION ALL
-       SELECT ${compactSql('d.t')} AS k FROM d) AS x
-      WHERE k IS NOT NULL`,
+    `SELECT DISTINCT k FROM (SELECT word AS k FROM ${quoteIdent(ALL_WORDS)} UNION ALL SELECT compact AS k FROM ${quoteIdent(ALL_FORMS)}) AS x WHERE k IS NOT NULL`,
     [],
   );
 }
 
-/** An identifier form `w` (words joined by spaces) that a target value could match (stageWanted). */
+/** A column of the scanned row `r` as text, the same in every statement that reads values. */
+function castText(column: string): string {
+  return `CAST(r.${quoteIdent(column)} AS VARCHAR)`;
+}
+
+/** An identifier form `w` (words joined by spaces) that a target value could match (stageValueForms). */
 function wanted(w: string): string {
   const set = `(SELECT k FROM ${quoteIdent(WANTED)})`;
   return `(replace(${w}, ' ', '') IN ${set} OR split_part(${w}, ' ', 1) IN ${set})`;
@@ -108,7 +118,7 @@ function wanted(w: string): string {
 
 /**
  * Creates the identifier tables of one scan in the session, only the forms a value can match
- * (stageWanted). With `tenants`, a tenant-scoped relation contributes only those practices'
+ * (stageValueForms). With `tenants`, a tenant-scoped relation contributes only those practices'
  * rows (a tenant-scoped model reads no other rows). Returns whether per-person values (through
  * the vault) are part of the scan.
  */
@@ -142,8 +152,8 @@ async function stageIdentifiers(
     const read = [...new Set([...Object.values(carried), ...columns])].map(quoteIdent).join(', ');
     const from = `(SELECT ${read} FROM ${quoteRelation(n.schema, n.identifier)}${slice(n)}) AS r`;
     const keep = Object.entries(carried).map(([alias, col]) => `r.${quoteIdent(col)} AS ${quoteIdent(alias)}, `).join('');
-    if (keep === '') return `SELECT unnest(ARRAY[${columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ')}]) AS v FROM ${from}`;
-    const values = columns.map((c) => `(CAST(r.${quoteIdent(c)} AS VARCHAR))`).join(', ');
+    if (keep === '') return `SELECT unnest(ARRAY[${columns.map(castText).join(', ')}]) AS v FROM ${from}`;
+    const values = columns.map((c) => `(${castText(c)})`).join(', ');
     return `SELECT ${keep}x.v FROM ${from} CROSS JOIN LATERAL (VALUES ${values}) AS x(v)`;
   };
   const selects = relations.flatMap((n) => {
@@ -212,7 +222,7 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
   // Two unnests of equal length in one select list go in step (PostgreSQL since 10, DuckDB): a
   // LATERAL VALUES join cost 73 against 18 ms on DuckDB, 117 against 68 ms on PostgreSQL (a batch's encounters).
   const positions = columns.map((_, i) => String(i)).join(', ');
-  const texts = columns.map((c) => `CAST(r.${quoteIdent(c)} AS VARCHAR)`).join(', ');
+  const texts = columns.map(castText).join(', ');
   await s.createTempTableAs(
     VALS,
     `SELECT x.rid, x.col, x.t FROM (
@@ -221,12 +231,10 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
       WHERE x.t IS NOT NULL`,
     [],
   );
-  await s.createTempTableAs(
-    FORMS,
-    `SELECT t, ' ' || ${wordsSql('t')} || ' ' AS padded, ${compactSql('t')} AS compact FROM (SELECT DISTINCT t FROM ${q(VALS)}) AS d`,
-    [],
-  );
-  await s.createTempTableAs(WORDS, `SELECT DISTINCT t, unnest(string_to_array(trim(padded), ' ')) AS word FROM ${q(FORMS)}`, []);
+  // This target's share of the scan's value forms (stageValueForms): the joins below then read
+  // only its values, and no regular expression runs twice.
+  await s.createTempTableAs(FORMS, `SELECT f.* FROM ${q(ALL_FORMS)} AS f WHERE f.t IN (SELECT t FROM ${q(VALS)})`, []);
+  await s.createTempTableAs(WORDS, `SELECT w.* FROM ${q(ALL_WORDS)} AS w WHERE w.t IN (SELECT t FROM ${q(FORMS)})`, []);
   // A row belongs to the persons whose vault token it holds (in any column).
   await s.createTempTableAs(
     ROW_PERSONS,
@@ -333,7 +341,7 @@ export async function scanRelations(
   targets: readonly ScanTarget[],
   tenants?: readonly string[],
 ): Promise<{ relation: string; column: string; rows: number }[]> {
-  await stageWanted(s, targets);
+  await stageValueForms(s, targets);
   const perPerson = await stageIdentifiers(s, manifest, privacy, identifierRelations(manifest, roots), tenants);
   const findings: { relation: string; column: string; rows: number }[] = [];
   for (const t of targets) {

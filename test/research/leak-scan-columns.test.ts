@@ -119,4 +119,22 @@ describe.each(twoEngines('leak-columns'))('leak scan identifiers on $name', (eng
     expect(await scan([[quentin.token, quentin.name]])).toEqual({ published: 1 });
     expect(await scan([[quentin.token, quentin.zip]], ['p_b'])).toEqual({ published: 1 });
   });
+
+  // The scan computes its values' forms once for every target (leak-scan.ts stageValueForms):
+  // each target must still be matched on its own values and its own rows' persons only.
+  it('several targets in one scan: each is matched on its own values and rows', async () => {
+    const [zeb, phil] = people;
+    const findings = await a().transaction(async (s) => {
+      const tables: Record<string, [string, string][]> = { clean: [[zeb!.token, phil!.zip], [phil!.token, 'routine visit']], leaking: [[zeb!.token, zeb!.zip], [phil!.token, 'routine visit'], [phil!.token, `seen ${phil!.name}`]] };
+      for (const [name, rows] of Object.entries(tables)) {
+        await s.createTempTableAs(name, `SELECT CAST(NULL AS VARCHAR) AS person_token, CAST(NULL AS VARCHAR) AS published WHERE 1 = 0`, []);
+        for (const [token, published] of rows) await s.query(`INSERT INTO ${quoteIdent(name)} VALUES ($1, $2)`, [token, published]);
+      }
+      const targets = Object.keys(tables).map((name) => ({ name, relationSql: quoteIdent(name), columns: ['person_token', 'published'] }));
+      const out = await scanRelations(s, manifest, privacy, [manifest.models.pseudo_out!], targets);
+      for (const name of Object.keys(tables)) await s.query(`DROP TABLE ${quoteIdent(name)}`);
+      return out;
+    });
+    expect(findings).toEqual([{ relation: 'leaking', column: 'published', rows: 2 }]);
+  });
 });
