@@ -75,6 +75,13 @@ export const LANDING_FILES = table('landing_files', {
 export const DELETION_EPOCHS = table('deletion_epochs', { relation: text, tenant: text, source: text, epoch: count }, ['relation', 'tenant', 'source']);
 
 /**
+ * The SQL each incremental model's slices were built by (warehouse/relation-versions.ts):
+ * `version` is a hash of the model's compiled renderings; `tenant` is a practice, or `*` for a
+ * relation built whole. A slice whose version differs is rebuilt in full, not merged.
+ */
+export const RELATION_VERSIONS = table('relation_versions', { relation: text, tenant: text, version: text }, ['relation', 'tenant']);
+
+/**
  * Log-based capture's per-practice queue (ingest/logical/): each change of a source transaction,
  * routed by practice, committed with the commit end LSN it came from (`lsn`: sixteen hex digits,
  * so text order is LSN order; `seq`: order within the transaction). `op` is `upsert` or
@@ -122,7 +129,7 @@ export const LOGICAL_BLOCKED = table('logical_blocked', { source_table: text, re
 export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
 
 /** The meta tables keyed by practice (column `tenant`): what a retired practice leaves behind. */
-export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS, LOGICAL_QUEUE, CAPTURED_CHANGES] as const;
+export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS, LOGICAL_QUEUE, CAPTURED_CHANGES, RELATION_VERSIONS] as const;
 
 export type NodeRunRow = RowOf<typeof NODE_RUNS>;
 export type TenantStateRow = RowOf<typeof TENANT_STATE>;
@@ -190,6 +197,11 @@ const STEPS: readonly MigrationStep[] = [
     version: 5,
     description: 'log-based capture: modification counters per slot (a lost slot re-copies only changed tables), tables blocked by a column type change',
     statements: (m) => [createTableSql(m, LOGICAL_EVIDENCE), createTableSql(m, LOGICAL_BLOCKED)],
+  },
+  {
+    version: 6,
+    description: 'incremental models: the SQL each slice was built by (a changed model rebuilds its slices in full)',
+    statements: (m) => [createTableSql(m, RELATION_VERSIONS)],
   },
 ];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { ManifestNode } from '../../src/artifacts/manifest.ts';
+import type { ManifestNode, ModelNode } from '../../src/artifacts/manifest.ts';
 import { compileWorkspace, planWorkspace } from '../../src/cli/api.ts';
 import { Codes } from '../../src/errors.ts';
 import { defaultStrategies } from '../../src/execute/strategies/index.ts';
@@ -7,6 +7,7 @@ import { StrategyRegistry, strategyKindOf, type BuildContext, type Materializati
 import { captureStrategy } from '../../src/execute/strategies/capture.ts';
 import type { RunCapture } from '../../src/ingest/run-capture.ts';
 import { manifestNodes } from '../../src/artifacts/manifest.ts';
+import { modelVersion } from '../../src/warehouse/relation-versions.ts';
 import { fixtureDir, REPO_ROOT } from '../fixtures/project-fixture.ts';
 
 /** The runner only asks the registry; these tests need no database. */
@@ -85,8 +86,9 @@ describe('materialization strategies', () => {
     const seen: string[] = [];
     const adapter = {
       describe: async () => ({ kind: 'table', columns: [] }),
-      // deletion epochs: none recorded, so the practice merges
-      query: async () => ({ rows: [], columns: [] }),
+      // deletion epochs: none recorded; the slice's version is the model's: the practice merges
+      query: async (sql: string) =>
+        sql.includes('relation_versions') ? { rows: [{ tenant: 'p_1', version: modelVersion(ws.manifest, broken as ModelNode) }], columns: ['tenant', 'version'] } : { rows: [], columns: [] },
       transaction: async (fn: (s: unknown) => Promise<unknown>) =>
         fn({ query: async (sql: string) => (seen.push(sql), { rows: [{ present: 1 }], columns: ['present'] }) }),
     };

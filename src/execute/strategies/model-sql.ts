@@ -3,8 +3,9 @@ import type { ModelNode } from '../../artifacts/manifest.ts';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { checkStagedForLeaks } from '../privacy-gates.ts';
-import type { BuildContext } from '../strategy.ts';
-import type { StagedCheck } from './relation-write.ts';
+import { checkVersions, recordVersions, WHOLE_RELATION } from '../../warehouse/relation-versions.ts';
+import type { BuildContext, BuildOutcome } from '../strategy.ts';
+import { writeWhole, type StagedCheck } from './relation-write.ts';
 
 /** The `is_incremental` rendering; compile writes one for every incremental model. */
 export function incrementalSql(node: ModelNode): string {
@@ -31,4 +32,26 @@ export async function sliceExists(s: Session, node: ModelNode, tenants: readonly
     [[...tenants]],
   );
   return r.rows.length > 0;
+}
+
+/**
+ * An incremental relation built once per run (global, or published research): merged on
+ * unique_key only when the model's current SQL built it (relation-versions.ts); otherwise, like
+ * `--full-refresh`, rebuilt from the full rendering in the table's new shape.
+ */
+export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, check: StagedCheck | undefined): Promise<BuildOutcome> {
+  const versions = await checkVersions(ctx.adapter, ctx.metaSchema, ctx.manifest, node, [WHOLE_RELATION]);
+  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  const rebuild = ctx.fullRefresh || versions.changed.size > 0 || versions.unrecorded.size > 0;
+  const outcome = await writeWhole(
+    ctx,
+    node,
+    async (_s, table) => ({ select: table && !rebuild ? incrementalSql(node) : node.compiled_sql }),
+    { reshape: rebuild, mergeWhenSameShape: !rebuild },
+    check,
+  );
+  await recordVersions(ctx.adapter, ctx.metaSchema, ctx.manifest, node, [WHOLE_RELATION]);
+  if (!existing || !rebuild || ctx.fullRefresh) return outcome;
+  const why = versions.changed.size > 0 ? 'its SQL, or SQL upstream of it, changed since it was built' : 'no record of the SQL it was built by (built before tsform recorded it)';
+  return { ...outcome, notes: [...outcome.notes, `rebuilt in full: ${why}`] };
 }

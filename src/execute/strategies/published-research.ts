@@ -1,6 +1,6 @@
 import type { MaterializationStrategy } from '../strategy.ts';
 import { describePublication, gatePublication } from '../privacy-gates.ts';
-import { incrementalSql } from './model-sql.ts';
+import { writeWholeIncremental } from './model-sql.ts';
 import { writeWhole, type StagedCheck } from './relation-write.ts';
 
 /**
@@ -14,12 +14,7 @@ export const publishedResearchStrategy: MaterializationStrategy<'published_resea
     const incremental = node.materialized === 'incremental';
     const privacy = ctx.privacy;
     const gate: StagedCheck | undefined = privacy && (async (s, stageTable) => [`published with ${describePublication(await gatePublication(s, stageTable, node, ctx.manifest, privacy))}`]);
-    return writeWhole(
-      ctx,
-      node,
-      async (_s, existing) => ({ select: incremental && existing && !ctx.fullRefresh ? incrementalSql(node) : node.compiled_sql }),
-      { reshape: !incremental || ctx.fullRefresh, mergeWhenSameShape: incremental && !ctx.fullRefresh },
-      gate,
-    );
+    if (incremental) return writeWholeIncremental(ctx, node, gate);
+    return writeWhole(ctx, node, async () => ({ select: node.compiled_sql }), { reshape: true, mergeWhenSameShape: false }, gate);
   },
 };
