@@ -5,6 +5,7 @@ import type { Plan, PlanStep } from '../plan/plan.ts';
 import { DEFAULT_RETRY_POLICY, drain, FairScheduler, GLOBAL_LANE, retrying, type SchedulerSnapshot, type SchedulerUnit, type UnitEnd } from '../schedule/index.ts';
 import { applyPolicyFoundation } from './apply-policies.ts';
 import { migrateMeta } from '../warehouse/meta-schema.ts';
+import { forgetNonIncremental } from '../warehouse/relation-versions.ts';
 import { movedRowRebuilds } from './moved-row-rebuilds.ts';
 import { builtRelations, dropForFullRefresh } from './strategies/relation-write.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
@@ -392,6 +393,7 @@ async function prepareSchemas(ctx: BuildContext, plan: Plan, retry: <T>(fn: () =
   for (const schema of schemas) await retry(() => ctx.adapter.ensureSchema(schema));
   // Slices record the deletions they absorbed in the meta schema as they are written.
   await migrateMeta(ctx.adapter, ctx.metaSchema);
+  await retry(() => forgetNonIncremental(ctx.adapter, ctx.metaSchema, ctx.manifest));
   // Roles and memberships follow tenants.yml on every run: a new practice is protected from its first table.
   const policy = ctx.policy;
   if (policy) await retry(() => ctx.adapter.transaction((s) => applyPolicyFoundation(s, policy)));

@@ -103,3 +103,15 @@ export async function recordVersions(q: Queryable, metaSchema: string, manifest:
     [relationKey(node), [...new Set(keys)], modelVersion(manifest, node)],
   );
 }
+
+/**
+ * Forgets the records of every relation this manifest does not build as an incremental model;
+ * once per run, before anything is built. A table model, a seed or a view written at that
+ * relation holds rows no incremental SQL chose, so a model that is incremental there again, even
+ * with exactly the SQL its old record names (incremental, then a table planting its bound, then
+ * incremental as before), starts in full.
+ */
+export async function forgetNonIncremental(q: Queryable, metaSchema: string, manifest: Manifest): Promise<void> {
+  const incremental = Object.values(manifest.models).filter((m) => m.materialized === 'incremental').map(relationKey);
+  await q.query(`DELETE FROM ${quoteRelation(metaSchema, RELATION_VERSIONS.name)} WHERE NOT (relation = ANY($1::VARCHAR[]))`, [incremental]);
+}

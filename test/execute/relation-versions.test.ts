@@ -1,10 +1,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
+import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
+import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
 /**
  * An incremental model merges only into slices its current SQL built
@@ -64,7 +66,7 @@ describe('incremental models rebuild slices built by other SQL', () => {
     writeFileSync(join(demo.dir, STG), original);
     const second = await run();
     expect(failures(second)).toEqual([]);
-    expect(rebuildNotes(second)).toEqual(['3 practice(s) rebuilt in full: no record of the SQL their slice was built by (built before tsform recorded it)']);
+    expect(rebuildNotes(second)).toEqual(['3 practice(s) rebuilt in full: no record of the SQL their slice was built by (written by another materialization, or before tsform recorded versions)']);
     expect(await state()).toEqual({ rows: planted.source, source: planted.source, planted: 0 });
   });
 
@@ -128,6 +130,19 @@ where b.updated_at > coalesce(hw.high_water, timestamptz '-infinity')
     expect(await classes()).toBeGreaterThan(1);
   });
 
+  it('incremental, then a table model planting its bound, then incremental with the first SQL again: rebuilt, not merged into', async () => {
+    expect(failures(await run())).toEqual([]);
+    writeFileSync(join(demo.dir, STG), original.replace('{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}', '').replace(/\{\{#if is_incremental\}\}[\s\S]*\{\{\/if\}\}/, '').replace('  e.updated_at\n', `  timestamptz '${PLANTED}' as updated_at\n`));
+    expect(failures(await run())).toEqual([]);
+    expect((await state()).planted).toBeGreaterThan(0);
+    writeFileSync(join(demo.dir, STG), original);
+    const back = await run();
+    expect(failures(back)).toEqual([]);
+    expect(rebuildNotes(back)).toEqual(['3 practice(s) rebuilt in full: no record of the SQL their slice was built by (written by another materialization, or before tsform recorded versions)']);
+    const after = await state();
+    expect(after).toEqual({ rows: after.source, source: after.source, planted: 0 });
+  });
+
   it('a practice whose record is lost is rebuilt; the others still merge', async () => {
     expect(failures(await run())).toEqual([]);
     const [lost, kept] = demo.tenantIds as [string, string];
@@ -135,7 +150,7 @@ where b.updated_at > coalesce(hw.high_water, timestamptz '-infinity')
     await mark(kept);
     await warehouse((db) => db.query(`DELETE FROM tsform_meta.relation_versions WHERE tenant = $1`, [lost]));
     const second = await run();
-    expect(rebuildNotes(second)).toEqual(['1 practice(s) rebuilt in full: no record of the SQL their slice was built by (built before tsform recorded it)']);
+    expect(rebuildNotes(second)).toEqual(['1 practice(s) rebuilt in full: no record of the SQL their slice was built by (written by another materialization, or before tsform recorded versions)']);
     const markers = await warehouse((db) => db.query(`SELECT practice_id FROM staging.stg_encounters WHERE encounter_id = 'marker-enc'`));
     expect(markers.rows.map((r) => r.practice_id)).toEqual([kept]);
   });
@@ -162,4 +177,48 @@ where c.encounter_class not in (select t.encounter_class from {{this}} t)
     // merged, the old rows would have kept their label: no class is new
     expect(await labels()).toEqual(['v2']);
   });
+});
+
+describe('on PostgreSQL: a planted bound and a changed model', () => {
+  let server: ThrowawayPostgres;
+  let demo: DemoCopy;
+  let url: string;
+  beforeAll(async () => {
+    server = await startThrowawayPostgres();
+    url = (await server.createDatabase()).url;
+    demo = copyDemoProject({ tenants: (ids) => [...ids].sort().slice(0, 2) });
+  }, 300_000);
+  afterAll(async () => {
+    demo?.remove();
+    await server?.stop();
+  });
+
+  const run = () => runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: { ...process.env, TSFORM_PG_URL: url }, select: ['+stg_encounters'] });
+  const counts = async () => {
+    const a = await createPostgresAdapter({ url, poolSize: 1 });
+    try {
+      const n = async (sql: string) => Number((await a.query(sql)).rows[0]!.n);
+      return {
+        rows: await n('SELECT count(*) AS n FROM staging.stg_encounters'),
+        source: await n('SELECT count(*) AS n FROM raw.encounters'),
+        planted: await n(`SELECT count(*) AS n FROM staging.stg_encounters WHERE updated_at >= TIMESTAMPTZ '${PLANTED}'`),
+      };
+    } finally {
+      await a.close();
+    }
+  };
+
+  it('rebuilds the planted slices, then merges once the record is current', async () => {
+    const original = readFileSync(join(demo.dir, STG), 'utf8');
+    writeFileSync(join(demo.dir, STG), original.replace('{{config materialized="incremental" unique_key="encounter_id" batch_incremental=true}}', '').replace(/\{\{#if is_incremental\}\}[\s\S]*\{\{\/if\}\}/, '').replace('  e.updated_at\n', `  timestamptz '${PLANTED}' as updated_at\n`));
+    const first = await run();
+    expect(first.results.filter((r) => r.status !== 'success').map((r) => r.node)).toEqual([]);
+    expect((await counts()).planted).toBeGreaterThan(0);
+    writeFileSync(join(demo.dir, STG), original);
+    const notes = async () => [...new Set((await run()).results.filter((r) => r.model === 'stg_encounters').flatMap((r) => r.notes ?? []))].filter((n) => n.includes('rebuilt in full'));
+    expect(await notes()).toEqual(['2 practice(s) rebuilt in full: no record of the SQL their slice was built by (written by another materialization, or before tsform recorded versions)']);
+    const after = await counts();
+    expect(after).toEqual({ rows: after.source, source: after.source, planted: 0 });
+    expect(await notes()).toEqual([]);
+  }, 300_000);
 });

@@ -52,7 +52,7 @@ async function rebuildNotes(ctx: BuildContext, node: ModelNode, full: readonly s
       [unrecorded],
     );
     const n = Number(rows[0]?.n ?? 0);
-    if (n > 0) notes.push(`${n} practice(s) rebuilt in full: no record of the SQL their slice was built by (built before tsform recorded it)`);
+    if (n > 0) notes.push(`${n} practice(s) rebuilt in full: no record of the SQL their slice was built by (written by another materialization, or before tsform recorded versions)`);
   }
   return notes;
 }

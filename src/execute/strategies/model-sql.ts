@@ -52,6 +52,6 @@ export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, 
   );
   await recordVersions(ctx.adapter, ctx.metaSchema, ctx.manifest, node, [WHOLE_RELATION]);
   if (!existing || !rebuild || ctx.fullRefresh) return outcome;
-  const why = versions.changed.size > 0 ? 'its SQL, or SQL upstream of it, changed since it was built' : 'no record of the SQL it was built by (built before tsform recorded it)';
+  const why = versions.changed.size > 0 ? 'its SQL, or SQL upstream of it, changed since it was built' : 'no record of the SQL it was built by (written by another materialization, or before tsform recorded versions)';
   return { ...outcome, notes: [...outcome.notes, `rebuilt in full: ${why}`] };
 }
