@@ -76,8 +76,9 @@ export const DELETION_EPOCHS = table('deletion_epochs', { relation: text, tenant
 
 /**
  * The SQL each incremental model's slices were built by (warehouse/relation-versions.ts):
- * `version` is a hash of the model's compiled renderings; `tenant` is a practice, or `*` for a
- * relation built whole. A slice whose version differs is rebuilt in full, not merged.
+ * `version` is a hash of the model's compiled renderings and of its upstream's; `tenant` is a
+ * practice, or `*` for a relation built whole. A slice whose version differs is rebuilt in full,
+ * not merged.
  */
 export const RELATION_VERSIONS = table('relation_versions', { relation: text, tenant: text, version: text }, ['relation', 'tenant']);
 

@@ -11,9 +11,9 @@ import { RELATION_VERSIONS } from './meta-schema.ts';
  * this same SQL selected (phi-lineage-nodes.ts isHighWater). A table left by an earlier version
  * of the model (or by anything else) could hold rows chosen so that the bound selects one
  * person's records. So a slice is merged only when the recorded version is the model's current
- * one (its SQL and its upstream's, modelVersion); otherwise it is rebuilt in full from the full rendering, which reads no `{{this}}`. This
- * is also what keeps a changed model's old rows consistent with its new logic (SQLMesh versions
- * models the same way; dbt leaves it to a manual --full-refresh).
+ * one (its SQL and its upstream's: modelVersion); otherwise it is rebuilt in full from the full
+ * rendering. This also keeps a changed model's old rows consistent with its new logic (SQLMesh
+ * versions models the same way; dbt leaves it to a manual --full-refresh).
  */
 
 type Queryable = Pick<Session, 'query'>;
@@ -68,7 +68,7 @@ function definition(n: ManifestNode): string {
 export interface VersionCheck {
   /** Built by other SQL than the model's current SQL: rebuild in full. */
   changed: Set<string>;
-  /** No record (a new practice, or a slice built before tsform recorded versions): build in full. */
+  /** No record (a new practice; a slice another materialization wrote, or written before tsform recorded versions): build in full. */
   unrecorded: Set<string>;
 }
 
@@ -89,9 +89,10 @@ export async function checkVersions(q: Queryable, metaSchema: string, manifest: 
 }
 
 /**
- * Records that these keys' slices are now built by the model's current SQL. Written in the
- * slice's own transaction, or after it commits: a crash in between leaves an older record, which
- * costs one more full rebuild and never a merge over rows of other SQL.
+ * Records that these keys' slices are now built by the model's current SQL. Called after the
+ * slice commits (on DuckDB a research relation and the meta schema are different files, which
+ * one transaction cannot both write): a crash in between leaves the older record, which costs one
+ * more full rebuild and never a merge over rows of other SQL.
  */
 export async function recordVersions(q: Queryable, metaSchema: string, manifest: Manifest, node: ModelNode, keys: readonly string[]): Promise<void> {
   if (keys.length === 0) return;
