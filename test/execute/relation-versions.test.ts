@@ -143,6 +143,16 @@ where b.updated_at > coalesce(hw.high_water, timestamptz '-infinity')
     expect(after).toEqual({ rows: after.source, source: after.source, planted: 0 });
   });
 
+  it('--full-refresh records the current SQL: the next run merges, with no rebuild', async () => {
+    expect(failures(await run())).toEqual([]);
+    const refreshed = await runWorkspace({ projectDir: demo.dir, command: 'run', select: ['+stg_encounters'], fullRefresh: true });
+    expect(failures(refreshed)).toEqual([]);
+    expect(rebuildNotes(refreshed)).toEqual([]);
+    await mark(demo.tenantIds[0]!);
+    expect(rebuildNotes(await run())).toEqual([]);
+    expect(await marked()).toBe(1);
+  });
+
   it('a practice whose record is lost is rebuilt; the others still merge', async () => {
     expect(failures(await run())).toEqual([]);
     const [lost, kept] = demo.tenantIds as [string, string];
