@@ -31,14 +31,20 @@ export type RelationLookup = (name: string) => Relation | undefined;
  */
 export type ColumnBase = (relation: Exclude<Relation, { kind: 'model' }> | undefined, name: string, column: string) => string | undefined;
 
-const vaultToken: ColumnBase = (relation, name, column) => {
-  // A model's own earlier rows ({{this}}) hold the tokens it gave them.
-  if (relation?.kind === 'self' && column === VAULT_TOKEN_COLUMN) return undefined;
-  if (relation?.kind !== 'vault') return `it reads ${name}, neither a model nor the vault's token map`;
-  return column === VAULT_TOKEN_COLUMN ? undefined : `the vault's ${column} is not its person token`;
-};
+/** A ColumnBase ending at the vault's token map column `tokenColumn`. */
+function vaultColumn(tokenColumn: string, noun: string): ColumnBase {
+  return (relation, name, column) => {
+    // A model's own earlier rows ({{this}}) hold the tokens it gave them.
+    if (relation?.kind === 'self' && column === tokenColumn) return undefined;
+    if (relation?.kind !== 'vault') return `it reads ${name}, neither a model nor the vault's token map`;
+    return column === tokenColumn ? undefined : `the vault's ${column} is not its ${noun}`;
+  };
+}
 
 const VAULT_TOKEN_COLUMN = 'person_token';
+const vaultToken = vaultColumn(VAULT_TOKEN_COLUMN, 'person token');
+/** The vault's practice token: a practice picked by it is differenced out like a person (person-rows.ts). */
+export const vaultPracticeToken = vaultColumn('practice_token', 'practice token');
 /** Models and CTEs nest a few levels; a self-reading model ({{this}}) must not loop. */
 const MAX_DEPTH = 40;
 
@@ -166,8 +172,8 @@ export function measuredTokensProblem(sql: string, kCount: string, lookup: Relat
 
 /** Follows a column to tell whether its values are computed from the vault's person tokens (any expression over one counts). */
 export class TokenDerivation extends ColumnTracer {
-  constructor(lookup: RelationLookup) {
-    super(lookup, vaultToken);
+  constructor(lookup: RelationLookup, base: ColumnBase = vaultToken) {
+    super(lookup, base);
   }
 
   protected override passed(target: Json, s: Json, env: Env, depth: number): string | undefined {

@@ -11,12 +11,14 @@
  * relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { TokenDerivation, TokenTracer, type RelationLookup } from './counted-persons.ts';
+import { ColumnTracer, TokenDerivation, TokenTracer, vaultPracticeToken, type RelationLookup } from './counted-persons.ts';
 import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 type Scope = { s: Json; env: Env };
+/** A token whose value may not choose rows (tokenLookup): where it is followed to, and why not. */
+type TokenKind = { tokens: ColumnTracer; derived: ColumnTracer; why: (over: string) => string };
 
 const MAX_DEPTH = 40;
 /** Aggregates written without GROUP BY aggregate over every row (and so across persons). */
@@ -71,9 +73,26 @@ class PersonRows {
   private readonly tokens: TokenTracer;
   private readonly derived: TokenDerivation;
 
+  private readonly kinds: readonly TokenKind[];
+
   constructor(private readonly lookup: RelationLookup) {
     this.tokens = new TokenTracer(lookup);
     this.derived = new TokenDerivation(lookup);
+    this.kinds = [
+      {
+        tokens: this.tokens,
+        derived: this.derived,
+        why: (over) => `${over} compares a person token with values that are not person tokens (a list of known tokens picks those persons); join tokens only to tokens`,
+      },
+      // A practice is a population too: `where practice_token <> '…'` beside a total over every
+      // practice gives that practice's cells, small ones included, by differencing.
+      {
+        tokens: new ColumnTracer(lookup, vaultPracticeToken),
+        derived: new TokenDerivation(lookup, vaultPracticeToken),
+        why: (over) =>
+          `${over} compares a practice token with values that are not practice tokens (a known practice's token picks or leaves out that practice, and a total over every practice beside it gives that practice's cells by differencing); join practice tokens only to practice tokens`,
+      },
+    ];
   }
 
   /**
@@ -175,21 +194,31 @@ class PersonRows {
   }
 
   /**
-   * Why `s` picks persons by their token's value, or undefined. A person token, or anything
-   * computed from one (`lower(token)`, a CTE's `token = 'ab12…' as hit`, a CASE over it), read by
-   * what keeps rows (WHERE, HAVING, ON, ORDER BY under LIMIT or OFFSET, DISTINCT ON, a
-   * sub-select's select list) picks known persons: their cells, or a measure joined from a list,
-   * tell which cells they are in. The reads allowed: a token beside another token (a join on
-   * persons), whether one is NULL, a count of them, and `token IN (sub-select of tokens)`.
-   * `keepsTargets`: `s` is a sub-select, whose select list is such a read.
+   * Why `s` picks persons by their token's value, or a practice by its token's, or undefined. A
+   * person token, or anything computed from one (`lower(token)`, a CTE's `token = 'ab12…' as hit`,
+   * a CASE over it), read by what keeps rows (WHERE, HAVING, ON, ORDER BY under LIMIT or OFFSET,
+   * DISTINCT ON, a sub-select's select list) picks known persons: their cells, or a measure joined
+   * from a list, tell which cells they are in. The reads allowed: a token beside another token (a
+   * join on persons), whether one is NULL, a count of them, and `token IN (sub-select of tokens)`.
+   * The same for practice tokens (`kinds`). `keepsTargets`: `s` is a sub-select, whose select
+   * list is such a read.
    */
   private tokenLookup(s: Json, env: Env, outer: Scope | undefined, keepsTargets = false): string | undefined {
+    for (const kind of this.kinds) {
+      const why = this.lookupOf(kind, s, env, outer, keepsTargets);
+      if (why) return why;
+    }
+    return undefined;
+  }
+
+  /** tokenLookup for one kind of token (a person's, a practice's). */
+  private lookupOf(kind: TokenKind, s: Json, env: Env, outer: Scope | undefined, keepsTargets: boolean): string | undefined {
     const own = new Set(fromItems((s.fromClause as unknown[]) ?? [], env).map((i) => i.qualifier));
     // A name qualified by an input of the SELECT around a sub-select is that SELECT's column.
     const scopeOf = (f: string[]) => (f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env });
-    const isTokenColumn = (f: string[]): boolean => f.length > 0 && this.tokens.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
+    const isTokenColumn = (f: string[]): boolean => f.length > 0 && kind.tokens.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
     const isToken = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isTokenColumn(refFields(x));
-    const why = `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} compares a person token with values that are not person tokens (a list of known tokens picks those persons); join tokens only to tokens`;
+    const why = kind.why(selectOver(fromItems((s.fromClause as unknown[]) ?? [], env)));
     for (const [a, b] of equalities(s)) {
       const [l, r] = [a, b].map(isTokenColumn);
       if (l !== r) return why;
@@ -207,10 +236,10 @@ class PersonRows {
         if (!isToken(link.testexpr)) return picks(link.testexpr);
         const sub = subSelectOf(link);
         const name = outputName(targetsOf(sub)[0]);
-        return !name || this.tokens.output(sub, name, env) !== undefined;
+        return !name || kind.tokens.output(sub, name, env) !== undefined;
       }
       const f = isObject(x.ColumnRef) ? refFields(x) : [];
-      if (f.length > 0) return this.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
+      if (f.length > 0) return kind.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
       return Object.values(x).some(picks);
     };
     const limited = s.limitCount !== undefined || s.limitOffset !== undefined;
