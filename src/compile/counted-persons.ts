@@ -45,6 +45,18 @@ const VAULT_TOKEN_COLUMN = 'person_token';
 const vaultToken = vaultColumn(VAULT_TOKEN_COLUMN, 'person token');
 /** The vault's practice token: a practice picked by it is differenced out like a person (person-rows.ts). */
 export const vaultPracticeToken = vaultColumn('practice_token', 'practice token');
+
+/** A practice id as loaded: the tenant column of the vault, of a source, or of the model's own rows. */
+export function practiceId(tenantColumn: string): ColumnBase {
+  const column = tenantColumn.toLowerCase();
+  return (relation, name, c) => {
+    const loaded = relation?.kind === 'vault' || relation?.kind === 'source' || relation?.kind === 'self';
+    return loaded && c.toLowerCase() === column ? undefined : `${name}.${c} is not a practice id as loaded`;
+  };
+}
+
+/** Any column of a seed (`partner` of person-rows.ts's practice-id lookup). */
+export const seedColumn: ColumnBase = (relation, name) => (relation?.kind === 'seed' ? undefined : `${name} is not a seed`);
 /** Models and CTEs nest a few levels; a self-reading model ({{this}}) must not loop. */
 const MAX_DEPTH = 40;
 

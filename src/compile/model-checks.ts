@@ -148,7 +148,7 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
     if (kCount !== undefined && diagnostics.some((d) => d.code === Codes.phiLineage && d.file === file.file && d.message.includes(`k_anonymity_count="${kCount}"`))) continue;
     for (const sql of [node.lineage_sql, node.lineage_incremental_sql]) {
       if (sql === undefined) continue;
-      const problem = kCount === undefined ? personLevel(sql, lookup) : aggregateProblem(sql, kCount, lookup);
+      const problem = kCount === undefined ? personLevel(sql, lookup, keys.tenant) : aggregateProblem(sql, kCount, lookup, keys.tenant);
       if (!problem) continue;
       const line = kCount === undefined ? 1 : lineOfWord(file.sql, kCount);
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published ${problem}`, { file: file.file, line }));
@@ -157,15 +157,15 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
   }
 }
 
-function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
+function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup, tenantColumn: string): string | undefined {
   const counted = countedPersonsProblem(sql, kCount, lookup);
-  const mixed = counted ? undefined : personRowsProblem(sql, lookup);
+  const mixed = counted ? undefined : personRowsProblem(sql, lookup, tenantColumn);
   const tokens = counted || mixed ? undefined : measuredTokensProblem(sql, kCount, lookup);
   const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`) ?? tokens;
   return problem && `with k_anonymity_count="${kCount}" but ${problem}`;
 }
 
-function personLevel(sql: string, lookup: RelationLookup): string | undefined {
-  const problem = personLevelProblem(sql, lookup);
+function personLevel(sql: string, lookup: RelationLookup, tenantColumn: string): string | undefined {
+  const problem = personLevelProblem(sql, lookup, tenantColumn);
   return problem && `row by row (k-anonymous classes, no k_anonymity_count) but ${problem.startsWith('outputs') ? problem : `its rows may not be one person's each: ${problem}`}`;
 }

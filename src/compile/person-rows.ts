@@ -11,14 +11,17 @@
  * relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { ColumnTracer, TokenDerivation, TokenTracer, vaultPracticeToken, type RelationLookup } from './counted-persons.ts';
+import { ColumnTracer, practiceId, seedColumn, TokenDerivation, TokenTracer, vaultPracticeToken, type RelationLookup } from './counted-persons.ts';
 import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
 type Rows = { problem: string } | { persons: boolean };
 type Scope = { s: Json; env: Env };
-/** A token whose value may not choose rows (tokenLookup): where it is followed to, and why not. */
-type TokenKind = { tokens: ColumnTracer; derived: ColumnTracer; why: (over: string) => string };
+/**
+ * A value that may not choose rows (tokenLookup): where it is followed to (`tokens`; `derived`:
+ * computed from one), what else it may be compared with (`partner`), and why not.
+ */
+type TokenKind = { tokens: ColumnTracer; derived: ColumnTracer; partner?: ColumnTracer; why: (over: string) => string };
 
 const MAX_DEPTH = 40;
 /** Aggregates written without GROUP BY aggregate over every row (and so across persons). */
@@ -31,10 +34,10 @@ const AGGREGATES = new Set([
 ]);
 
 /** Why a row of the published aggregate's inputs may hold values of several persons, or undefined. */
-export function personRowsProblem(sql: string, lookup: RelationLookup): string | undefined {
+export function personRowsProblem(sql: string, lookup: RelationLookup, tenantColumn: string): string | undefined {
   const select = parseSelect(sql);
   if (!select) return undefined; // model-sql.ts reports what the grammar cannot read
-  const rows = checkerFor(lookup).select(select, emptyEnv(), 0, true);
+  const rows = checkerFor(lookup, tenantColumn).select(select, emptyEnv(), 0, true);
   return 'problem' in rows ? rows.problem : undefined;
 }
 
@@ -43,10 +46,10 @@ export function personRowsProblem(sql: string, lookup: RelationLookup): string |
  * gate counts distinct person tokens per class (rows, without a token column: one person's
  * encounters reached k alone), so each row must be one person's and hold that person's token.
  */
-export function personLevelProblem(sql: string, lookup: RelationLookup): string | undefined {
+export function personLevelProblem(sql: string, lookup: RelationLookup, tenantColumn: string): string | undefined {
   const select = parseSelect(sql);
   if (!select) return undefined;
-  const rows = checkerFor(lookup).select(select, emptyEnv(), 0, false);
+  const rows = checkerFor(lookup, tenantColumn).select(select, emptyEnv(), 0, false);
   if ('problem' in rows) return rows.problem;
   const tokens = new TokenTracer(lookup);
   const names = new Set(['person_token', ...targetsOf(leftmost(select)).map(outputName).filter((n): n is string => n !== undefined)]);
@@ -61,8 +64,8 @@ function leftmost(s: Json): Json {
 const checkers = new WeakMap<RelationLookup, PersonRows>();
 
 /** One checker per compile (per lookup), so that a model read by many is followed once. */
-function checkerFor(lookup: RelationLookup): PersonRows {
-  const checker = checkers.get(lookup) ?? new PersonRows(lookup);
+function checkerFor(lookup: RelationLookup, tenantColumn: string): PersonRows {
+  const checker = checkers.get(lookup) ?? new PersonRows(lookup, tenantColumn);
   checkers.set(lookup, checker);
   return checker;
 }
@@ -75,7 +78,10 @@ class PersonRows {
 
   private readonly kinds: readonly TokenKind[];
 
-  constructor(private readonly lookup: RelationLookup) {
+  constructor(
+    private readonly lookup: RelationLookup,
+    tenantColumn: string,
+  ) {
     this.tokens = new TokenTracer(lookup);
     this.derived = new TokenDerivation(lookup);
     this.kinds = [
@@ -91,6 +97,16 @@ class PersonRows {
         derived: new TokenDerivation(lookup, vaultPracticeToken),
         why: (over) =>
           `${over} compares a practice token with values that are not practice tokens (a known practice's token picks or leaves out that practice, and a total over every practice beside it gives that practice's cells by differencing); join practice tokens only to practice tokens`,
+      },
+      // Pseudonymized rows keep the practice id (to replace a practice's slice), which chooses a
+      // practice as its token does. A seed may still be joined on it (a region per practice),
+      // so a seed listing one practice is the gap left open (README).
+      {
+        tokens: new ColumnTracer(lookup, practiceId(tenantColumn)),
+        derived: new TokenDerivation(lookup, practiceId(tenantColumn)),
+        partner: new ColumnTracer(lookup, seedColumn),
+        why: (over) =>
+          `${over} compares a practice id with values that are not practice ids (a known practice picked or left out, and a total over every practice beside it gives that practice's cells by differencing); join practice ids only to practice ids or a seed`,
       },
     ];
   }
@@ -218,16 +234,19 @@ class PersonRows {
     const scopeOf = (f: string[]) => (f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env });
     const isTokenColumn = (f: string[]): boolean => f.length > 0 && kind.tokens.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
     const isToken = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isTokenColumn(refFields(x));
+    const partner = kind.partner;
+    const isPartnerColumn = (f: string[]): boolean => partner !== undefined && f.length > 0 && partner.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
+    const isPartner = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isPartnerColumn(refFields(x));
     const why = kind.why(selectOver(fromItems((s.fromClause as unknown[]) ?? [], env)));
     for (const [a, b] of equalities(s)) {
       const [l, r] = [a, b].map(isTokenColumn);
-      if (l !== r) return why;
+      if (l !== r && !isPartnerColumn(l ? b : a)) return why;
     }
     const picks = (x: unknown): boolean => {
       if (Array.isArray(x)) return x.some(picks);
       if (!isObject(x)) return false;
       const e = isObject(x.A_Expr) ? x.A_Expr : undefined;
-      if (e && isToken(e.lexpr) && isToken(e.rexpr)) return false;
+      if (e && ((isToken(e.lexpr) && (isToken(e.rexpr) || isPartner(e.rexpr))) || (isPartner(e.lexpr) && isToken(e.rexpr)))) return false;
       if (isObject(x.NullTest) && isToken(x.NullTest.arg)) return false;
       if (isObject(x.FuncCall) && funcName(x.FuncCall) === 'count' && !x.FuncCall.agg_filter && ((x.FuncCall.args as unknown[]) ?? []).every(isToken)) return false;
       const link = isObject(x.SubLink) ? x.SubLink : undefined;
@@ -236,7 +255,7 @@ class PersonRows {
         if (!isToken(link.testexpr)) return picks(link.testexpr);
         const sub = subSelectOf(link);
         const name = outputName(targetsOf(sub)[0]);
-        return !name || kind.tokens.output(sub, name, env) !== undefined;
+        return !name || (kind.tokens.output(sub, name, env) !== undefined && (partner?.output(sub, name, env) ?? 'none') !== undefined);
       }
       const f = isObject(x.ColumnRef) ? refFields(x) : [];
       if (f.length > 0) return kind.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;

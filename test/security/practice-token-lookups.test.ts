@@ -39,6 +39,26 @@ describe('a practice token compared with a value that is not one is refused (TSF
   });
 });
 
+// The practice id, which pseudonymized rows keep to replace a practice's slice, chooses a
+// practice as well: the same rule, with a seed's column allowed beside it (a region per practice).
+const ids: [string, () => Diagnostic[]][] = [
+  ['published: where practice_id <> literal', () => aggregate(CP(`c.practice_id <> 'p_0001'`))],
+  ['published: where lower(practice_id) not in (a list)', () => aggregate(CP(`lower(c.practice_id) not in ('p_0001', 'p_0002')`))],
+  ['published: where practice_id > literal (a range of practices)', () => aggregate(CP(`c.practice_id > 'p_5'`))],
+  ['published: a CTE practice_id = literal as hit, where not a.hit', () => aggregate(`with a as (select c.*, c.practice_id = 'p_0001' as hit from ${E} c) select a.encounter_class as condition_code, count(distinct a.person_token) as n from a where not a.hit group by 1`)],
+  ['pseudonymized below: where q.practice_id <> literal', () => viaPseudo(`select ${Q} from ${P} q where q.practice_id <> 'p_0001'`)],
+  ['pseudonymized below: practice_id not in (select literal)', () => viaPseudo(`select ${Q} from ${P} q where q.practice_id not in (select 'p_0001')`)],
+  ['tokenizing model: where p.practice_id <> literal', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where p.practice_id <> 'p_0001'`)],
+];
+
+describe('a practice id compared with a value that is not one is refused (TSF215)', () => {
+  it.each(ids)('%s', (_n, run) => {
+    const errors = run();
+    refused(errors);
+    expect(errors.map((e) => e.message).join('\n')).toMatch(/compares a practice id with values that are not practice ids/);
+  });
+});
+
 describe('the reads of a practice token that choose nobody are accepted', () => {
   it.each([
     ['a join on practice tokens beside the person tokens', () => aggregate(`select c.encounter_class as condition_code, count(distinct c.person_token) as n from ${E} c join ${P} p on p.person_token = c.person_token and p.practice_token = c.practice_token group by 1`)],
