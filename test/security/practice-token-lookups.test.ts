@@ -3,7 +3,8 @@
  * (or anywhere below it) leaves one practice out; beside the same total over every practice, the
  * difference is that practice's cells, the small ones the gate withholds included. The practice
  * token names no practice, so it is `none` to the PHI classes: it is followed like the person
- * token (person-rows.ts tokenLookup), and the same reads are refused and allowed.
+ * token (person-rows.ts tokenLookup), and the same reads are refused and allowed. So is the
+ * practice id pseudonymized rows keep, with a seed's column also allowed beside it.
  */
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../src/errors.ts';
@@ -59,7 +60,7 @@ describe('a practice id compared with a value that is not one is refused (TSF215
   });
 });
 
-describe('the reads of a practice token that choose nobody are accepted', () => {
+describe('the reads of a practice token or id that choose nobody are accepted', () => {
   it.each([
     ['a join on practice tokens beside the person tokens', () => aggregate(`select c.encounter_class as condition_code, count(distinct c.person_token) as n from ${E} c join ${P} p on p.person_token = c.person_token and p.practice_token = c.practice_token group by 1`)],
     ['whether it is NULL', () => aggregate(CP('c.practice_token is not null'))],
