@@ -210,14 +210,14 @@ class PersonRows {
   }
 
   /**
-   * Why `s` picks persons by their token's value, or a practice by its token's, or undefined. A
+   * Why `s` picks persons by their token's value, or a practice by its token or id, or undefined. A
    * person token, or anything computed from one (`lower(token)`, a CTE's `token = 'ab12…' as hit`,
    * a CASE over it), read by what keeps rows (WHERE, HAVING, ON, ORDER BY under LIMIT or OFFSET,
    * DISTINCT ON, a sub-select's select list) picks known persons: their cells, or a measure joined
    * from a list, tell which cells they are in. The reads allowed: a token beside another token (a
    * join on persons), whether one is NULL, a count of them, and `token IN (sub-select of tokens)`.
-   * The same for practice tokens (`kinds`). `keepsTargets`: `s` is a sub-select, whose select
-   * list is such a read.
+   * The same for practice tokens and practice ids (`kinds`; a practice id may also meet a seed's
+   * column). `keepsTargets`: `s` is a sub-select, whose select list is such a read.
    */
   private tokenLookup(s: Json, env: Env, outer: Scope | undefined, keepsTargets = false): string | undefined {
     for (const kind of this.kinds) {
