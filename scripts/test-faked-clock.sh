@@ -17,6 +17,8 @@ export FAKETIME_DONT_FAKE_MONOTONIC=1
 echo "faked clock: 2031-06-17 12:00 UTC"
 TZ=UTC faketime -f '@2031-06-17 12:00:00' npx vitest run "${SUITES[@]}"
 # A DST transition day: 01:30 in New York on 2027-03-14, 30 minutes before clocks spring forward,
-# with the machine itself in that zone.
+# with the machine itself in that zone. The kill -9 suites are left to the run above: they repeat
+# the capture paths twenty times for crash recovery, which the date does not touch, and they are
+# about half of this run's time (CI stops at 90 minutes; measured 2026-12-05).
 echo "faked clock: 2027-03-14 01:30 America/New_York (spring forward at 02:00)"
-TZ=America/New_York faketime -f '@2027-03-14 01:30:00' npx vitest run "${SUITES[@]}"
+TZ=America/New_York faketime -f '@2027-03-14 01:30:00' npx vitest run "${SUITES[@]}" --exclude 'test/ingest/**/*crash*.test.ts'
