@@ -126,17 +126,23 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }
     });
 
-  targetPathOption(varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to')))))))
+  targetOption(targetPathOption(varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to'))))))))
     .addOption(new Option('--resource-type <type...>', 'only these kinds').choices(['model', 'seed', 'source', 'test', 'tenants', 'vault']))
     .addOption(new Option('--output <format>', 'text (a line per node and the units line) or json (one object per node)').choices(['text', 'json']).default('text'))
+    .option('--rebuilds', 'read the warehouse of --target (nothing is written): per selected incremental model, how many practices the next run merges into and how many it rebuilds in full, and why')
     .action(
     guard(async (o) => {
-      const lo = o as CommandOptions & { resourceType?: string[]; output: 'text' | 'json' };
+      const lo = o as CommandOptions & { resourceType?: string[]; output: 'text' | 'json'; rebuilds?: boolean };
       const { prepareSlimCi } = await import('./api.ts');
       const { leakScanPlanned } = await import('./run-record.ts');
       const { plannedUnits } = await import('../plan/units.ts');
       const { planLine } = await import('./progress.ts');
       const { ws, plan } = prepareSlimCi({ projectDir: o.projectDir, command: 'build', select: o.select, exclude: o.exclude, tenants: o.tenant, state: o.state, vars: o.vars, targetPath: o.targetPath });
+      if (lo.rebuilds) {
+        const { listRebuilds } = await import('./rebuilds.ts');
+        for (const line of await listRebuilds(ws, plan, o.target, lo.output, err)) out(line);
+        return EXIT_OK;
+      }
       const { listedNodes } = await import('./list-nodes.ts');
       const listed = listedNodes(ws, plan, lo.resourceType);
       if (lo.output === 'json') {

@@ -3,8 +3,9 @@ import type { ModelNode } from '../../artifacts/manifest.ts';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { checkStagedForLeaks } from '../privacy-gates.ts';
-import { checkVersions, recordVersions, WHOLE_RELATION } from '../../warehouse/relation-versions.ts';
+import { recordVersions, WHOLE_RELATION } from '../../warehouse/relation-versions.ts';
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
+import { wholeRebuild, WHOLE_REBUILD_WHY } from './rebuild-decisions.ts';
 import { writeWhole, type StagedCheck } from './relation-write.ts';
 
 /** The `is_incremental` rendering; compile writes one for every incremental model. */
@@ -40,9 +41,9 @@ export async function sliceExists(s: Session, node: ModelNode, tenants: readonly
  * `--full-refresh`, rebuilt from the full rendering in the table's new shape.
  */
 export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, check: StagedCheck | undefined): Promise<BuildOutcome> {
-  const versions = await checkVersions(ctx.adapter, ctx.metaSchema, ctx.manifest, node, [WHOLE_RELATION]);
+  const why = await wholeRebuild(ctx.adapter, ctx.metaSchema, ctx.manifest, node);
   const existing = await ctx.adapter.describe(node.schema, node.identifier);
-  const rebuild = ctx.fullRefresh || versions.changed.size > 0 || versions.unrecorded.size > 0;
+  const rebuild = ctx.fullRefresh || why !== undefined;
   const outcome = await writeWhole(
     ctx,
     node,
@@ -51,7 +52,6 @@ export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, 
     check,
   );
   await recordVersions(ctx.adapter, ctx.metaSchema, ctx.manifest, node, [WHOLE_RELATION]);
-  if (!existing || !rebuild || ctx.fullRefresh) return outcome;
-  const why = versions.changed.size > 0 ? 'its SQL, or SQL upstream of it, changed since it was built' : 'no record of the SQL it was built by (written by another materialization, or before tsform recorded versions)';
-  return { ...outcome, notes: [...outcome.notes, `rebuilt in full: ${why}`] };
+  if (!existing || why === undefined || ctx.fullRefresh) return outcome;
+  return { ...outcome, notes: [...outcome.notes, `rebuilt in full: ${WHOLE_REBUILD_WHY[why]}`] };
 }
