@@ -20,7 +20,9 @@ describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
   let oltp: OltpFixture;
   let wh: DuckDBAdapter;
   let file: { path: string; remove(): void };
-  const tenants = demoTenantIds();
+  // 80 of the demo's 221 practices, every table: the whole demo took ~130 s of CI's four passes
+  // each, and capture-targets.test.ts captures every practice (encounters, conditions) into both engines.
+  const tenants = demoTenantIds().sort().slice(0, 80);
 
   beforeAll(async () => {
     oltp = await startDemoOltp();
@@ -40,12 +42,12 @@ describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
     return out;
   }
 
-  it('captures every practice, then inserts, updates, soft and hard deletes: raw equals the OLTP practice by practice', async () => {
+  it('captures every table of 80 practices, then inserts, updates, soft and hard deletes: raw equals the OLTP practice by practice', async () => {
     const first = await captureAll();
     expect(first.flatMap((r) => r.failures)).toEqual([]);
     expect(await compareAll(oltp.admin, wh, new Set(tenants))).toEqual([]);
     const total = first.reduce((a, r) => a + [...r.rowsByTenant.values()].reduce((x, y) => x + y, 0), 0);
-    expect(total).toBeGreaterThan(30_000);
+    expect(total).toBeGreaterThan(10_000);
 
     const [p1, p2, p3] = [...tenants].sort();
     // updates (updated_at bumped, as the application does), a soft delete, a hard delete (trigger → soft), an insert
@@ -67,7 +69,6 @@ describe('per-practice capture from a PostgreSQL OLTP into DuckDB', () => {
     // untouched practices read nothing new
     expect([...byTable.get('patients')!.rowsByTenant.values()].every((n) => n === 0)).toBe(true);
     expect(await compareAll(oltp.admin, wh, new Set(tenants))).toEqual([]);
-    // two full captures of every practice: ~110 s on a loaded 2-core machine, past the default 120 s
   }, 300_000);
 });
 
