@@ -17,7 +17,7 @@ import { contains, emptyEnv, fromItems, isSetOp, outputName, outputPosition, par
  */
 export type Relation =
   | { kind: 'vault' }
-  | { kind: 'seed' }
+  | { kind: 'seed'; name: string }
   | { kind: 'model'; tokenizes: boolean; sqls: readonly string[] }
   /** `patients`: its rows may be patients' (it has the patient id column, or declares no columns). */
   | { kind: 'source'; patients: boolean }
@@ -46,17 +46,20 @@ const vaultToken = vaultColumn(VAULT_TOKEN_COLUMN, 'person token');
 /** The vault's practice token: a practice picked by it is differenced out like a person (person-rows.ts). */
 export const vaultPracticeToken = vaultColumn('practice_token', 'practice token');
 
-/** A practice id as loaded: the tenant column of the vault, of a source, or of the model's own rows. */
-export function practiceId(tenantColumn: string): ColumnBase {
+/**
+ * A practice id: the tenant column of the vault, of a source, of the model's own rows, or of a
+ * seed. A seed's is one only under that name, and `onSeed` hears of every seed whose practice id
+ * is read so (practice-seeds.ts then checks how its other columns tell practices apart).
+ */
+export function practiceId(tenantColumn: string, onSeed: (seed: string) => void = () => undefined): ColumnBase {
   const column = tenantColumn.toLowerCase();
   return (relation, name, c) => {
-    const loaded = relation?.kind === 'vault' || relation?.kind === 'source' || relation?.kind === 'self';
-    return loaded && c.toLowerCase() === column ? undefined : `${name}.${c} is not a practice id as loaded`;
+    if (c.toLowerCase() !== column) return `${name}.${c} is not a practice id`;
+    if (relation?.kind === 'seed') onSeed(relation.name);
+    const kept = relation?.kind === 'vault' || relation?.kind === 'source' || relation?.kind === 'self' || relation?.kind === 'seed';
+    return kept ? undefined : `${name}.${c} is not a practice id`;
   };
 }
-
-/** Any column of a seed (`partner` of person-rows.ts's practice-id lookup). */
-export const seedColumn: ColumnBase = (relation, name) => (relation?.kind === 'seed' ? undefined : `${name} is not a seed`);
 /** Models and CTEs nest a few levels; a self-reading model ({{this}}) must not loop. */
 const MAX_DEPTH = 40;
 

@@ -7,7 +7,8 @@ import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { countedPersonsProblem, measuredTokensProblem, type Relation, type RelationLookup } from './counted-persons.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
 import { patientRowsProblem } from './patient-rows.ts';
-import { personLevelProblem, personRowsProblem } from './person-rows.ts';
+import { personLevelProblem, personRowsProblem, seedsReadByPracticeId } from './person-rows.ts';
+import { smallPracticeClasses, unreadablePracticeSeed } from './practice-seeds.ts';
 import { checkModelSql } from './model-sql.ts';
 import { tenantIsolationFindings } from './tenant-isolation.ts';
 import { cteName } from './relations.ts';
@@ -129,7 +130,8 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
   const lookup = (name: string): Relation | undefined => {
     if (name.startsWith(unquote(cteName('this', '')))) return { kind: 'self' };
     const node = byRelation.get(name);
-    if (node?.kind === 'vault' || node?.kind === 'seed') return { kind: node.kind };
+    if (node?.kind === 'vault') return { kind: 'vault' };
+    if (node?.kind === 'seed') return { kind: 'seed', name: node.name };
     if (node?.kind === 'source') return { kind: 'source', patients: Object.keys(node.columns).length === 0 || patient in node.columns };
     if (node?.kind !== 'model' || node.lineage_sql === undefined) return undefined;
     const sqls = [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined);
@@ -141,6 +143,8 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
     const problem = [node.lineage_sql, node.lineage_incremental_sql].map((sql) => sql && patientRowsProblem(sql, lookup, keys)).find((p) => p !== undefined);
     if (problem) diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} gives person tokens to rows that may hold another patient's values: ${problem}`, { file: file.file, line: lineOfWord(file.sql, vaultNode.name) }));
   }
+  // The first published model whose checks read each seed's practice id: where its diagnostic goes.
+  const seedReader = new Map<string, { file: string; sql: string }>();
   for (const file of project.models) {
     const node = nodes[file.name];
     if (node?.kind !== 'model' || node.schema !== project.config.schemas.research || node.materialized === 'ephemeral' || node.lineage_sql === undefined) continue;
@@ -154,7 +158,34 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published ${problem}`, { file: file.file, line }));
       break;
     }
+    for (const seed of seedsReadByPracticeId(lookup)) if (!seedReader.has(seed)) seedReader.set(seed, file);
   }
+  checkPracticeSeeds(project, seedsReadByPracticeId(lookup), seedReader, diagnostics);
+}
+
+/** practice-seeds.ts: the seeds whose practice id published relations read tell practices apart in classes of k or more. */
+function checkPracticeSeeds(project: Project, names: ReadonlySet<string>, readers: ReadonlyMap<string, { file: string; sql: string }>, diagnostics: Diagnostic[]): void {
+  const seeds = project.seeds.filter((s) => names.has(s.name));
+  if (seeds.length === 0 || !project.config.privacy) return;
+  const first = seeds.map((s) => s.name).sort()[0]!;
+  const at = readers.get(first);
+  const where = at ? { file: at.file, line: lineOfWord(at.sql, first) } : { file: seeds[0]!.file, line: 1 };
+  const listed = seeds.map((s) => s.name).sort().join(', ');
+  const unreadable = unreadablePracticeSeed(seeds);
+  if (unreadable) {
+    diagnostics.push(diagnostic(Codes.phiLineage, `seed ${unreadable.name} is joined on the practice id below a published relation but cannot be read, so how it tells practices apart cannot be checked`, where));
+    return;
+  }
+  const { k } = project.config.privacy;
+  const small = smallPracticeClasses(seeds, project.tenants.map((t) => t.id), project.config.tenantColumn, k);
+  if (!small) return;
+  diagnostics.push(
+    diagnostic(
+      Codes.phiLineage,
+      `seed${seeds.length > 1 ? 's' : ''} ${listed}, joined on the practice id below a published relation, put ${small.practices} practice(s) in combinations of values held by fewer than k=${k} practices (the smallest: ${small.smallest}, e.g. ${small.examples.join(', ')}); a predicate on them picks those practices, and a total over every practice beside it gives their cells by differencing. Give every combination of values (a practice not listed counts as one) at least ${k} practices of tenants.yml, or none`,
+      where,
+    ),
+  );
 }
 
 function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup, tenantColumn: string): string | undefined {

@@ -11,7 +11,7 @@
  * relation it cannot follow is refused.
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { ColumnTracer, practiceId, seedColumn, TokenDerivation, TokenTracer, vaultPracticeToken, type RelationLookup } from './counted-persons.ts';
+import { ColumnTracer, practiceId, TokenDerivation, TokenTracer, vaultPracticeToken, type RelationLookup } from './counted-persons.ts';
 import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
@@ -19,9 +19,9 @@ type Rows = { problem: string } | { persons: boolean };
 type Scope = { s: Json; env: Env };
 /**
  * A value that may not choose rows (tokenLookup): where it is followed to (`tokens`; `derived`:
- * computed from one), what else it may be compared with (`partner`), and why not.
+ * computed from one), whether two of them may meet by equality only (`equalOnly`), and why not.
  */
-type TokenKind = { tokens: ColumnTracer; derived: ColumnTracer; partner?: ColumnTracer; why: (over: string) => string };
+type TokenKind = { tokens: ColumnTracer; derived: ColumnTracer; equalOnly?: boolean; why: (over: string) => string };
 
 const MAX_DEPTH = 40;
 /** Aggregates written without GROUP BY aggregate over every row (and so across persons). */
@@ -70,6 +70,14 @@ function checkerFor(lookup: RelationLookup, tenantColumn: string): PersonRows {
   return checker;
 }
 
+/**
+ * The seeds whose practice id the checks of this compile (this lookup) have read so far, in the
+ * lineage of published relations: their other columns choose practices (practice-seeds.ts).
+ */
+export function seedsReadByPracticeId(lookup: RelationLookup): ReadonlySet<string> {
+  return checkers.get(lookup)?.practiceSeeds ?? new Set();
+}
+
 class PersonRows {
   /** Each model's rows, once followed. */
   private readonly models = new Map<string, Rows>();
@@ -77,6 +85,7 @@ class PersonRows {
   private readonly derived: TokenDerivation;
 
   private readonly kinds: readonly TokenKind[];
+  readonly practiceSeeds = new Set<string>();
 
   constructor(
     private readonly lookup: RelationLookup,
@@ -99,14 +108,17 @@ class PersonRows {
           `${over} compares a practice token with values that are not practice tokens (a known practice's token picks or leaves out that practice, and a total over every practice beside it gives that practice's cells by differencing); join practice tokens only to practice tokens`,
       },
       // Pseudonymized rows keep the practice id (to replace a practice's slice), which chooses a
-      // practice as its token does. A seed may still be joined on it (a region per practice),
-      // so a seed listing one practice is the gap left open (README).
+      // practice as its token does. A seed's practice id column is one too: a seed may be joined
+      // on it (a region per practice), and practice-seeds.ts sees that no combination of its
+      // values holds fewer than k practices, or a seed listing one practice would pick it.
       {
-        tokens: new ColumnTracer(lookup, practiceId(tenantColumn)),
+        tokens: new ColumnTracer(lookup, practiceId(tenantColumn, (seed) => this.practiceSeeds.add(seed))),
         derived: new TokenDerivation(lookup, practiceId(tenantColumn)),
-        partner: new ColumnTracer(lookup, seedColumn),
+        // `e.practice_id > r.practice_id` picks a range of practices, from a seed's value or from
+        // rows chosen by any other column; ids are not secret, so only equality joins them.
+        equalOnly: true,
         why: (over) =>
-          `${over} compares a practice id with values that are not practice ids (a known practice picked or left out, and a total over every practice beside it gives that practice's cells by differencing); join practice ids only to practice ids or a seed`,
+          `${over} compares a practice id with values that are not practice ids (a known practice picked or left out, and a total over every practice beside it gives that practice's cells by differencing); join practice ids only to practice ids (a seed's column named ${tenantColumn} is one)`,
       },
     ];
   }
@@ -216,8 +228,8 @@ class PersonRows {
    * DISTINCT ON, a sub-select's select list) picks known persons: their cells, or a measure joined
    * from a list, tell which cells they are in. The reads allowed: a token beside another token (a
    * join on persons), whether one is NULL, a count of them, and `token IN (sub-select of tokens)`.
-   * The same for practice tokens and practice ids (`kinds`; a practice id may also meet a seed's
-   * column). `keepsTargets`: `s` is a sub-select, whose select list is such a read.
+   * The same for practice tokens and practice ids (`kinds`). `keepsTargets`: `s` is a sub-select,
+   * whose select list is such a read.
    */
   private tokenLookup(s: Json, env: Env, outer: Scope | undefined, keepsTargets = false): string | undefined {
     for (const kind of this.kinds) {
@@ -234,19 +246,16 @@ class PersonRows {
     const scopeOf = (f: string[]) => (f.length === 2 && !own.has(f[0]!) && outer ? outer : { s, env });
     const isTokenColumn = (f: string[]): boolean => f.length > 0 && kind.tokens.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
     const isToken = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isTokenColumn(refFields(x));
-    const partner = kind.partner;
-    const isPartnerColumn = (f: string[]): boolean => partner !== undefined && f.length > 0 && partner.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
-    const isPartner = (x: unknown): boolean => isObject(x) && isObject(x.ColumnRef) && isPartnerColumn(refFields(x));
     const why = kind.why(selectOver(fromItems((s.fromClause as unknown[]) ?? [], env)));
     for (const [a, b] of equalities(s)) {
       const [l, r] = [a, b].map(isTokenColumn);
-      if (l !== r && !isPartnerColumn(l ? b : a)) return why;
+      if (l !== r) return why;
     }
     const picks = (x: unknown): boolean => {
       if (Array.isArray(x)) return x.some(picks);
       if (!isObject(x)) return false;
       const e = isObject(x.A_Expr) ? x.A_Expr : undefined;
-      if (e && ((isToken(e.lexpr) && (isToken(e.rexpr) || isPartner(e.rexpr))) || (isPartner(e.lexpr) && isToken(e.rexpr)))) return false;
+      if (e && isToken(e.lexpr) && isToken(e.rexpr) && (!kind.equalOnly || isEquality(e))) return false;
       if (isObject(x.NullTest) && isToken(x.NullTest.arg)) return false;
       if (isObject(x.FuncCall) && funcName(x.FuncCall) === 'count' && !x.FuncCall.agg_filter && ((x.FuncCall.args as unknown[]) ?? []).every(isToken)) return false;
       const link = isObject(x.SubLink) ? x.SubLink : undefined;
@@ -255,7 +264,7 @@ class PersonRows {
         if (!isToken(link.testexpr)) return picks(link.testexpr);
         const sub = subSelectOf(link);
         const name = outputName(targetsOf(sub)[0]);
-        return !name || (kind.tokens.output(sub, name, env) !== undefined && (partner?.output(sub, name, env) ?? 'none') !== undefined);
+        return !name || kind.tokens.output(sub, name, env) !== undefined;
       }
       const f = isObject(x.ColumnRef) ? refFields(x) : [];
       if (f.length > 0) return kind.derived.column(f, scopeOf(f).s, scopeOf(f).env) === undefined;
@@ -291,6 +300,13 @@ class PersonRows {
     if (byToken && !keys.some((k) => isObject(k.GroupingSet))) return undefined;
     return `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} aggregates rows of several persons (group it by the person token)`;
   }
+}
+
+/** `a = b` or `a IS NOT DISTINCT FROM b`. */
+function isEquality(e: Json): boolean {
+  if (e.kind === 'AEXPR_NOT_DISTINCT') return true;
+  const op = ((e.name as unknown[]) ?? []).filter(isObject).map((n) => (isObject(n.String) ? String(n.String.sval) : ''));
+  return e.kind === 'AEXPR_OP' && op.length === 1 && op[0] === '=';
 }
 
 function funcName(fc: Json): string {

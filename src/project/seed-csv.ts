@@ -16,10 +16,10 @@ export function parseCsv(text: string): ParsedCsv {
   return { header, rows };
 }
 
-/** The header of a seed that checkSeedCsv found readable, else undefined. */
-export function seedHeader(text: string): string[] | undefined {
+/** A seed that checkSeedCsv found readable, parsed; else undefined. */
+export function readableCsv(text: string): ParsedCsv | undefined {
   try {
-    return parseCsv(text).header;
+    return parseCsv(text);
   } catch {
     return undefined;
   }

@@ -197,6 +197,8 @@ export interface Seed extends Located {
   columnTypes: Record<string, string>;
   /** The CSV's header: every column the seed's table has (absent when the CSV is unreadable). */
   header?: string[];
+  /** Its records after the header, as text (absent when unreadable): practice-seeds.ts reads a seed that has the practice id. */
+  rows?: string[][];
 }
 
 export interface SingularTest extends Located {

@@ -128,13 +128,15 @@ describe('inputs that hold no persons', () => {
   });
   const lookup: RelationLookup = (name) => {
     if (name === 'vault') return { kind: 'vault' };
-    if (name === 'codes') return { kind: 'seed' };
-    if (name === 'persons') return { kind: 'model', tokenizes: true, sqls: ['select v.person_token, v.practice_id as code from vault v'] };
+    if (name === 'codes') return { kind: 'seed', name: 'codes' };
+    if (name === 'persons') return { kind: 'model', tokenizes: true, sqls: ['select v.person_token, v.practice_id, v.sex as code from vault v'] };
     return undefined;
   };
   it('a seed joined on anything, or cross joined, adds no person', () => {
     expect(personRowsProblem('select k.label, count(distinct p.person_token) as n from persons p join codes k on k.code = p.code group by 1', lookup, 'practice_id')).toBeUndefined();
     expect(personRowsProblem('select k.label, count(distinct p.person_token) as n from persons p cross join codes k group by 1', lookup, 'practice_id')).toBeUndefined();
+    // but a practice id meets only a practice id: the seed's column must be named so (practice-seeds.ts then checks it)
+    expect(personRowsProblem('select k.label, count(distinct p.person_token) as n from persons p join codes k on k.code = p.practice_id group by 1', lookup, 'practice_id')).toMatch(/compares a practice id with values that are not practice ids/);
   });
   it('a relation that is neither a model, a seed nor the vault is refused', () => {
     expect(personRowsProblem('select k.label, count(distinct p.person_token) as n from persons p cross join raw.codes k group by 1', lookup, 'practice_id')).toMatch(/reads raw\.codes, which is not a model, a seed or the vault/);
