@@ -86,6 +86,8 @@ class PersonRows {
 
   private readonly kinds: readonly TokenKind[];
   readonly practiceSeeds = new Set<string>();
+  /** Models below the tokenizing models, once looked into (lookupsBelow). */
+  private readonly below = new Map<string, string | undefined>();
 
   constructor(
     private readonly lookup: RelationLookup,
@@ -179,7 +181,7 @@ class PersonRows {
     const known = this.models.get(source.name);
     if (known) return known;
     if (found.tokenizes) {
-      const looked = found.sqls.map(parseSelect).reduce<string | undefined>((why, select) => why ?? (select ? this.lookupsIn(select, emptyEnv(), undefined, depth + 1) : undefined), undefined);
+      const looked = this.lookupsInModel(found.sqls, depth + 1) ?? this.lookupsBelow(found.sqls, depth + 1);
       const rows: Rows = looked ? { problem: `${source.name.replace(/^__tsf_ref_/, '')}: ${looked}` } : { persons: true };
       this.models.set(source.name, rows);
       return rows;
@@ -193,6 +195,31 @@ class PersonRows {
     }
     this.models.set(source.name, result);
     return result;
+  }
+
+  private lookupsInModel(sqls: readonly string[], depth: number): string | undefined {
+    return sqls.map(parseSelect).reduce<string | undefined>((why, select) => why ?? (select ? this.lookupsIn(select, emptyEnv(), undefined, depth) : undefined), undefined);
+  }
+
+  /**
+   * The first lookup in the models a tokenizing model reads, down to the sources. Their rows hold
+   * no token, but they hold practice ids: a staging model kept to some practices (`where
+   * practice_id <> 'p_…'`, a seed listing one) chooses them for everything above it.
+   */
+  private lookupsBelow(sqls: readonly string[], depth: number): string | undefined {
+    if (depth > MAX_DEPTH) return 'its inputs nest too deep to follow';
+    for (const name of sqls.flatMap((sql) => [...relationsNamed(parseSelect(sql))])) {
+      const found = this.lookup(name);
+      if (found?.kind !== 'model') continue;
+      if (!this.below.has(name)) {
+        this.below.set(name, undefined); // a model reading itself ({{this}} aside) must not loop
+        const why = this.lookupsInModel(found.sqls, depth + 1) ?? this.lookupsBelow(found.sqls, depth + 1);
+        this.below.set(name, why && `${name.replace(/^__tsf_ref_/, '')}: ${why}`);
+      }
+      const why = this.below.get(name);
+      if (why) return why;
+    }
+    return undefined;
   }
 
   /** The first token lookup (tokenLookup) in `s` or any SELECT it reads (derived tables, CTEs, sub-selects). */
@@ -300,6 +327,16 @@ class PersonRows {
     if (byToken && !keys.some((k) => isObject(k.GroupingSet))) return undefined;
     return `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} aggregates rows of several persons (group it by the person token)`;
   }
+}
+
+/** Relations named anywhere in a SELECT (every level's FROM, sub-selects'). */
+function relationsNamed(select: Json | undefined): Set<string> {
+  const names = new Set<string>();
+  contains(select, (n) => {
+    if (isObject(n.RangeVar) && n.RangeVar.schemaname === undefined) names.add(String(n.RangeVar.relname));
+    return false;
+  });
+  return names;
 }
 
 /** `a = b` or `a IS NOT DISTINCT FROM b`. */

@@ -9,8 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../src/errors.ts';
 import { demoTenantIds } from '../ingest/support/capture-fixture.ts';
-import { compileModel, shown, type ProbeSeed } from '../support/model-probe.ts';
-import { PERSONS_SEL, PUB, Q, SP, byPatient, refused } from '../support/population-probes.ts';
+import { compileModel, shown, type ProbeModel, type ProbeSeed } from '../support/model-probe.ts';
+import { PERSONS_SEL, PUB, Q, SP, STG_COLS, STG_LIST, byPatient, refused } from '../support/population-probes.ts';
 
 const T = demoTenantIds().sort();
 const E = '{{ref "pseudo_encounters"}}';
@@ -31,8 +31,9 @@ const published = (select: string, seeds: ProbeSeed[]) => compileModel(PUB, `{{c
 const cells = (from: string, where = 'true') => `select c.encounter_class as condition_code, count(distinct c.person_token) as n from ${E} c ${from} where ${where} group by 1`;
 const byRegion = (where: string) => `select r.region as condition_code, count(distinct c.person_token) as n from ${E} c join {{ref "regions"}} r on r.practice_id = c.practice_id where ${where} group by 1`;
 /** A second pseudonymized persons model, with the published count per sex over it. */
-const below = (sql: string, seeds: ProbeSeed[]) =>
+const below = (sql: string, seeds: ProbeSeed[], extra: ProbeModel[] = []) =>
   compileModel(PUB, `{{config k_anonymity_count="n"}}\nselect p.sex, count(distinct p.person_token) as n from {{ref "pseudo_persons_b"}} p group by 1`, { sex: 'quasi', n: 'none' }, [
+    ...extra,
     { file: 'models/research/pseudo_persons_b.sql', sql, columns: { practice_id: 'none', person_token: 'none', practice_token: 'none', zip3: 'quasi', sex: 'quasi', birth_year: 'quasi' } },
   ], seeds);
 
@@ -52,6 +53,10 @@ const cases: [string, () => Diagnostic[], RegExp][] = [
   ['a range join between two pseudonymized relations', () => published(cells(`join {{ref "pseudo_persons"}} p on c.practice_id < p.practice_id and p.person_token = c.person_token`), []), notAnId],
   ['a pseudonymized model below, joined to a seed of one practice', () => below(`select ${Q} from {{ref "pseudo_persons"}} q join {{ref "target"}} t on t.practice_id = q.practice_id`, [target]), classes],
   ['a tokenizing model, joined to a seed of one practice', () => below(`select ${PERSONS_SEL} from ${SP} p ${byPatient} join {{ref "target"}} t on t.practice_id = p.practice_id`, [target]), classes],
+  ['a staging model below the tokenizing model, joined to a seed of one practice', () =>
+    below(`select ${PERSONS_SEL} from {{ref "stg_patients_b"}} p ${byPatient}`, [target], [
+      { file: 'models/staging/stg_patients_b.sql', sql: `select ${STG_LIST.split(', ').map((c) => `p.${c}`).join(', ')} from ${SP} p join {{ref "target"}} t on t.practice_id = p.practice_id`, columns: STG_COLS },
+    ]), classes],
 ];
 
 describe('a seed that picks practices below a published relation is refused (TSF215)', () => {

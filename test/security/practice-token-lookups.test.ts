@@ -9,9 +9,10 @@
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../src/errors.ts';
 import { shown } from '../support/model-probe.ts';
-import { aggregate, byPatient, P, PERSONS_SEL, Q, refused, SP, viaPseudo } from '../support/population-probes.ts';
+import { aggregate, byPatient, P, PERSONS_SEL, Q, refused, SP, STG_LIST, viaPseudo, viaStaging } from '../support/population-probes.ts';
 
 const X = `'xt_ab12cd34'`;
+const STG = STG_LIST.split(', ').map((c) => `p.${c}`).join(', ');
 const A = 'a.practice_id, a.person_token, a.practice_token, a.birth_year, a.sex, a.zip3';
 /** pseudo_encounters carries the practice token (pseudo_conditions does not). */
 const E = '{{ref "pseudo_encounters"}}';
@@ -50,6 +51,11 @@ const ids: [string, () => Diagnostic[]][] = [
   ['pseudonymized below: where q.practice_id <> literal', () => viaPseudo(`select ${Q} from ${P} q where q.practice_id <> 'p_0001'`)],
   ['pseudonymized below: practice_id not in (select literal)', () => viaPseudo(`select ${Q} from ${P} q where q.practice_id not in (select 'p_0001')`)],
   ['tokenizing model: where p.practice_id <> literal', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where p.practice_id <> 'p_0001'`)],
+  // below the tokenizing model: a staging model keeps some practices for everything above it
+  ['staging below the tokenizing model: where practice_id <> literal', () => viaStaging(`select ${STG} from ${SP} p where p.practice_id <> 'p_0001'`)],
+  ['staging below the tokenizing model: a range of practice ids', () => viaStaging(`select ${STG} from ${SP} p where p.practice_id > 'p_5'`)],
+  ['two models below the tokenizing model', () =>
+    viaStaging(`select ${STG} from {{ref "stg_patients_c"}} p`, undefined, [{ file: 'models/staging/stg_patients_c.sql', sql: `select ${STG} from ${SP} p where p.practice_id not in ('p_0001')` }])],
 ];
 
 describe('a practice id compared with a value that is not one is refused (TSF215)', () => {
