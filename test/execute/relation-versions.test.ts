@@ -5,6 +5,7 @@ import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
+import { cli } from '../support/cli.ts';
 import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
@@ -225,10 +226,25 @@ describe('on PostgreSQL: a planted bound and a changed model', () => {
     expect(first.results.filter((r) => r.status !== 'success').map((r) => r.node)).toEqual([]);
     expect((await counts()).planted).toBeGreaterThan(0);
     writeFileSync(join(demo.dir, STG), original);
+    // `tsform ls --rebuilds` (test/cli/rebuild-preview.test.ts) reads the same on PostgreSQL
+    const preview = async () => {
+      const saved = process.env.TSFORM_PG_URL;
+      process.env.TSFORM_PG_URL = url;
+      try {
+        const r = await cli('ls', '--project-dir', demo.dir, '--select', 'stg_encounters', '--rebuilds', '--target', 'postgres');
+        expect(r.code, r.err).toBe(0);
+        return r.out;
+      } finally {
+        if (saved === undefined) delete process.env.TSFORM_PG_URL;
+        else process.env.TSFORM_PG_URL = saved;
+      }
+    };
+    expect(await preview()).toEqual(['stg_encounters\t2 practice(s): 0 merged, 2 rebuilt in full (2 no record of the SQL that built them), 0 new']);
     const notes = async () => [...new Set((await run()).results.filter((r) => r.model === 'stg_encounters').flatMap((r) => r.notes ?? []))].filter((n) => n.includes('rebuilt in full'));
     expect(await notes()).toEqual(['2 practice(s) rebuilt in full: no record of the SQL their slice was built by (written by another materialization, or before tsform recorded versions)']);
     const after = await counts();
     expect(after).toEqual({ rows: after.source, source: after.source, planted: 0 });
+    expect(await preview()).toEqual(['stg_encounters\t2 practice(s): 2 merged, 0 rebuilt in full, 0 new']);
     expect(await notes()).toEqual([]);
   }, 300_000);
 });

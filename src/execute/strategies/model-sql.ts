@@ -42,12 +42,15 @@ export async function sliceExists(s: Session, node: ModelNode, tenants: readonly
  */
 export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, check: StagedCheck | undefined): Promise<BuildOutcome> {
   const why = await wholeRebuild(ctx.adapter, ctx.metaSchema, ctx.manifest, node);
-  const existing = await ctx.adapter.describe(node.schema, node.identifier);
   const rebuild = ctx.fullRefresh || why !== undefined;
+  let existing = false;
   const outcome = await writeWhole(
     ctx,
     node,
-    async (_s, table) => ({ select: table && !rebuild ? incrementalSql(node) : node.compiled_sql }),
+    async (_s, table) => {
+      existing = table !== undefined;
+      return { select: table && !rebuild ? incrementalSql(node) : node.compiled_sql };
+    },
     { reshape: rebuild, mergeWhenSameShape: !rebuild },
     check,
   );
