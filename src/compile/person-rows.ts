@@ -259,6 +259,10 @@ class PersonRows {
    * whose select list is such a read.
    */
   private tokenLookup(s: Json, env: Env, outer: Scope | undefined, keepsTargets = false): string | undefined {
+    // Its condition is every column both sides have, unseen here: a seed of one practice id joins on it.
+    if (contains(s.fromClause, (n) => isObject(n.JoinExpr) && n.JoinExpr.isNatural === true)) {
+      return `${selectOver(fromItems((s.fromClause as unknown[]) ?? [], env))} joins by NATURAL JOIN, whose condition (every column both sides have, the practice id or a token among them) is not written out; name the columns with USING or ON`;
+    }
     for (const kind of this.kinds) {
       const why = this.lookupOf(kind, s, env, outer, keepsTargets);
       if (why) return why;

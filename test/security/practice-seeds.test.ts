@@ -49,6 +49,7 @@ const cases: [string, () => Diagnostic[], RegExp][] = [
   ['two seeds whose values together leave one practice alone', () => published(cells(`join {{ref "side_a"}} a on a.practice_id = c.practice_id join {{ref "side_b"}} b on b.practice_id = c.practice_id`, `not (a.a = 'a' and b.b = 'x')`), halves), classes],
   ['a seed joined by a column not named practice_id', () => published(cells(`join {{ref "pids"}} s on s.pid = c.practice_id`), [pids]), notAnId],
   ['a seed whose practice id a CTE compares with a literal', () => published(`with t as (select r.practice_id from {{ref "regions"}} r where r.practice_id <> '${T[0]}') ${cells('join t on t.practice_id = c.practice_id')}`, [regions]), notAnId],
+  ['a seed of one practice by NATURAL JOIN (its condition is not written out)', () => published(cells('natural join {{ref "target"}} t'), [target]), /joins by NATURAL JOIN/],
   ['a range join on the practice id', () => published(cells(`join {{ref "regions"}} r on c.practice_id > r.practice_id and r.region = 'r1'`), [regions]), notAnId],
   ['a range join between two pseudonymized relations', () => published(cells(`join {{ref "pseudo_persons"}} p on c.practice_id < p.practice_id and p.person_token = c.person_token`), []), notAnId],
   ['a pseudonymized model below, joined to a seed of one practice', () => below(`select ${Q} from {{ref "pseudo_persons"}} q join {{ref "target"}} t on t.practice_id = q.practice_id`, [target]), classes],
