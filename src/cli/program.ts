@@ -126,10 +126,11 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       }
     });
 
-  targetOption(targetPathOption(varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to'))))))))
+  targetPathOption(varsOption(stateOption(tenantOption(selectionOptions(projectOption(program.command('ls').description('list selected nodes and the practices they fan out to')))))))
     .addOption(new Option('--resource-type <type...>', 'only these kinds').choices(['model', 'seed', 'source', 'test', 'tenants', 'vault']))
     .addOption(new Option('--output <format>', 'text (a line per node and the units line) or json (one object per node)').choices(['text', 'json']).default('text'))
     .option('--rebuilds', 'read the warehouse of --target (nothing is written): per selected incremental model, how many practices the next run merges into and how many it rebuilds in full, and why')
+    .option('--target <name>', 'with --rebuilds: the target whose warehouse is read (default: tsform.yml\'s `target`); ls reads no database otherwise')
     .action(
     guard(async (o) => {
       const lo = o as CommandOptions & { resourceType?: string[]; output: 'text' | 'json'; rebuilds?: boolean };
