@@ -31,7 +31,9 @@ export function smallPracticeClasses(seeds: readonly Seed[], tenantIds: readonly
   const classes = new Map<string, string[]>();
   for (const id of tenantIds) {
     const key = JSON.stringify(perSeed.map((byPractice) => byPractice.get(id) ?? null));
-    classes.set(key, [...(classes.get(key) ?? []), id]);
+    const members = classes.get(key) ?? [];
+    members.push(id);
+    classes.set(key, members);
   }
   const small = [...classes.values()].filter((ids) => ids.length < k).sort((a, b) => a.length - b.length);
   if (small.length === 0) return undefined;
@@ -45,7 +47,9 @@ function valuesByPractice(seed: Seed, tenantColumn: string): Map<string, string>
   const rows = new Map<string, string[]>();
   for (const row of seed.rows ?? []) {
     const id = row[at] ?? '';
-    rows.set(id, [...(rows.get(id) ?? []), JSON.stringify(row.filter((_, i) => i !== at))]);
+    const values = rows.get(id) ?? [];
+    values.push(JSON.stringify(row.filter((_, i) => i !== at)));
+    rows.set(id, values);
   }
   return new Map([...rows].map(([id, values]) => [id, values.sort().join('\u0000')]));
 }
