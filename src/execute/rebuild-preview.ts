@@ -63,8 +63,8 @@ export function formatRebuildPreview(r: RebuildPreviewResult): string[] {
       f.unrecorded > 0 ? `${m.practices === null ? '' : `${f.unrecorded} `}no record of the SQL that built ${m.practices === null ? 'it' : 'them'}` : '',
     ].filter(Boolean);
     const why = reasons.length > 0 ? ` (${reasons.join('; ')})` : '';
-    if (m.practices === null) return `${m.model}	built whole: ${f.fresh > 0 ? 'built for the first time' : m.merged > 0 ? 'merged' : `rebuilt in full${why}`}`;
+    if (m.practices === null) return `${m.model}\tbuilt whole: ${f.fresh > 0 ? 'built for the first time' : m.merged > 0 ? 'merged' : `rebuilt in full${why}`}`;
     const inFull = f.changed + f.deletedUpstream + f.unrecorded;
-    return `${m.model}	${m.practices} practice(s): ${m.merged} merged, ${inFull} rebuilt in full${why}, ${f.fresh} new`;
+    return `${m.model}\t${m.practices} practice(s): ${m.merged} merged, ${inFull} rebuilt in full${why}, ${f.fresh} new`;
   });
 }
