@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -62,6 +62,8 @@ describe('tsform ls --rebuilds', () => {
 
   it('a warehouse never built says so; a built one merges everything; a changed model is counted per practice, then merged again', async () => {
     expect(await text()).toEqual([expect.stringMatching(/^no version records in this warehouse/)]);
+    // and it did not create one
+    expect(existsSync(join(demo.dir, 'target/tsform.duckdb'))).toBe(false);
     expect(failures(await run(['+stg_encounters', '+encounter_class_totals']))).toEqual([]);
 
     const steady = byModel(await preview());
