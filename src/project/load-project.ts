@@ -7,7 +7,7 @@ import { CONFIG_FILE, readConfig } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
 import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
-import { checkSeedCsv, readableCsv } from './seed-csv.ts';
+import { readSeedCsv } from './seed-csv.ts';
 import { suggest } from './suggest.ts';
 import type { Macro, ModelFile, Project, ProjectConfig, Seed, SingularTest, Tenant } from './types.ts';
 import { parseYamlFile, YamlReader, type YamlFile } from './yaml-file.ts';
@@ -86,9 +86,8 @@ export function loadProject(projectDir: string): Project {
     const file = rel(path);
     if (!checkName('seed', name, file)) continue;
     const text = readFileSync(path, 'utf8');
-    const problems = checkSeedCsv(text, file);
+    const { problems, parsed } = readSeedCsv(text, file);
     diagnostics.push(...problems);
-    const parsed = problems.length === 0 ? readableCsv(text) : undefined;
     project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), ...(parsed ? { header: parsed.header, rows: parsed.rows } : {}), file, line: 1 } satisfies Seed);
   }
   for (const st of seedTypes) {

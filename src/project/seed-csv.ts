@@ -16,30 +16,26 @@ export function parseCsv(text: string): ParsedCsv {
   return { header, rows };
 }
 
-/** A seed that checkSeedCsv found readable, parsed; else undefined. */
-export function readableCsv(text: string): ParsedCsv | undefined {
+/**
+ * A seed read while the project is read, so `compile` already reports a broken one: its problems,
+ * or its parsed records when it has none (practice-seeds.ts reads a seed's values).
+ */
+export function readSeedCsv(text: string, file: string): { problems: Diagnostic[]; parsed?: ParsedCsv } {
+  let parsed: ParsedCsv;
   try {
-    return parseCsv(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** Validation done while reading the project, so `compile` already reports a broken seed. */
-export function checkSeedCsv(text: string, file: string): Diagnostic[] {
-  try {
-    const { header } = parseCsv(text);
-    if (header.length === 0) return [diagnostic(Codes.raggedCsv, 'seed has no header row', { file, line: 1 })];
-    const bad = header.filter((h) => !SIMPLE_NAME.test(h));
-    if (bad.length > 0) {
-      return [diagnostic(Codes.invalidIdentifier, `seed header has names that are not simple identifiers: ${bad.map((b) => JSON.stringify(b)).join(', ')}`, { file, line: 1 })];
-    }
-    const dup = header.find((h, i) => header.indexOf(h) !== i);
-    if (dup) return [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}'`, { file, line: 1 })];
-    return [];
+    parsed = parseCsv(text);
   } catch (err) {
-    return [csvErrorDiagnostic(err, file)];
+    return { problems: [csvErrorDiagnostic(err, file)] };
   }
+  const { header } = parsed;
+  if (header.length === 0) return { problems: [diagnostic(Codes.raggedCsv, 'seed has no header row', { file, line: 1 })] };
+  const bad = header.filter((h) => !SIMPLE_NAME.test(h));
+  if (bad.length > 0) {
+    return { problems: [diagnostic(Codes.invalidIdentifier, `seed header has names that are not simple identifiers: ${bad.map((b) => JSON.stringify(b)).join(', ')}`, { file, line: 1 })] };
+  }
+  const dup = header.find((h, i) => header.indexOf(h) !== i);
+  if (dup) return { problems: [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}'`, { file, line: 1 })] };
+  return { problems: [], parsed };
 }
 
 /** csv-parse errors carry the line; their message may quote a value, so it is not passed on. */
