@@ -69,11 +69,14 @@ export function registerDbtCommands<O extends DbtCommandOptions>(program: Comman
       guard(async (o) => {
         const so = o as O & { tenant?: string; limit: number; output: 'text' | 'json' };
         const { compileWorkspace } = await import('./api.ts');
-        const { formatRows, runShow, showQuery } = await import('./show.ts');
+        const { formatRows, notBuiltError, runShow, showQuery } = await import('./show.ts');
         const ws = compileWorkspace(o.projectDir, { vars: o.vars, write: false });
         const q = showQuery(ws, { select: o.select ?? [], tenant: so.tenant === undefined ? undefined : [so.tenant], limit: so.limit });
-        const { openAdapter, resolveTarget } = await import('./target.ts');
-        const adapter = await openAdapter(ws.project, resolveTarget(ws.project, o.target), { threads: 1 });
+        const { openAdapter, resolveTarget, unbuiltWarehouse } = await import('./target.ts');
+        const target = resolveTarget(ws.project, o.target);
+        const unbuilt = unbuiltWarehouse(ws.project, target);
+        if (unbuilt) throw notBuiltError(q, target.name, unbuilt);
+        const adapter = await openAdapter(ws.project, target, { threads: 1 });
         try {
           const shown = await runShow(adapter, q);
           if (so.output === 'json') for (const r of shown.rows) out(JSON.stringify(r, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));

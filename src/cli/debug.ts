@@ -1,6 +1,5 @@
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { isAbsolute, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { DiagnosticsError, formatDiagnostic, TsformError } from '../errors.ts';
@@ -10,7 +9,7 @@ import type { Project, TargetConfig } from '../project/types.ts';
 import { compileLoadedProject } from './compile-stage.ts';
 import type { Env } from './env.ts';
 import { TSFORM_PACKAGE_ROOT, tsformVersion } from './package-root.ts';
-import { openAdapter, resolveTarget } from './target.ts';
+import { openAdapter, resolveTarget, unbuiltWarehouse } from './target.ts';
 import { artifactDir } from './target-path.ts';
 
 /** One line of `tsform debug`: what was checked, and either what was found or why it failed. */
@@ -68,8 +67,7 @@ export async function debugChecks(req: DebugRequest): Promise<{ versions: string
     fail('target', e);
     return { versions: versions(engine), checks };
   }
-  const at = (p: string) => (isAbsolute(p) ? p : join(project.root, p));
-  if (target.type === 'duckdb' && !existsSync(at(target.path))) {
+  if (target.type === 'duckdb' && unbuiltWarehouse(project, target)) {
     checks.push({ name: 'target', ok: true, detail: `${target.name} (duckdb): ${target.path} does not exist yet; the first run creates it` });
     if (project.config.privacy) checks.push({ name: 'vault', ok: true, detail: 'no key yet: the first run on DuckDB creates it (or `tsform vault init`)' });
     return { versions: versions(engine), checks };

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { manifestNodes } from '../artifacts/manifest.ts';
 import { summarizeLastRun, type DocsLastRun } from '../docs/last-run.ts';
 import { TsformError } from '../errors.ts';
-import { openAdapter, resolveTarget } from './target.ts';
+import { openAdapter, resolveTarget, unbuiltWarehouse } from './target.ts';
 import type { Workspace } from './workspace.ts';
 
 /** What the docs site reads besides the project: the warehouse's column types and the last run. */
@@ -33,10 +33,8 @@ export async function readCatalog(ws: Workspace, targetName?: string): Promise<{
   } catch (e) {
     return { note: `${yml}: ${e instanceof TsformError ? e.message : safeDbMessage(e)}` };
   }
-  if (target.type === 'duckdb') {
-    const path = isAbsolute(target.path) ? target.path : join(ws.project.root, target.path);
-    if (!existsSync(path)) return { note: `${yml}: the warehouse (${target.path}) is not built yet` };
-  }
+  const unbuilt = unbuiltWarehouse(ws.project, target);
+  if (unbuilt) return { note: `${yml}: the warehouse (${unbuilt}) is not built yet` };
   let adapter;
   try {
     adapter = await openAdapter(ws.project, target, { threads: 1, lockWaitMs: 2_000 });

@@ -3,6 +3,7 @@ import { readRunHistory, readTenantState } from '../execute/state-store.ts';
 import { selectTenants } from '../graph/select.ts';
 import { AlertDispatcher, createAlertSinks, DEFAULT_ALERT_SINKS, DurationProfile, evaluateFreshness, slaAlert, summarizeFreshness, type FreshnessRow } from '../sla/index.ts';
 import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
+import { unbuiltWarehouse } from './target.ts';
 
 export interface FreshnessRequest {
   projectDir: string;
@@ -19,7 +20,8 @@ export interface FreshnessRequest {
 export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> {
   const ws = compileWorkspace(req.projectDir, { write: false });
   const target = resolveTarget(ws.project, req.target);
-  const adapter = await openAdapter(ws.project, target, { threads: 1 });
+  // No warehouse file yet: every practice is unbuilt, said without creating an empty one.
+  const adapter = unbuiltWarehouse(ws.project, target) ? undefined : await openAdapter(ws.project, target, { threads: 1 });
   try {
     const meta = ws.project.config.schemas.meta;
     const tenants = selectTenants(ws.project.tenants, req.tenants);
@@ -28,8 +30,8 @@ export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> 
     const rows = evaluateFreshness({
       tenants,
       now,
-      state: await readTenantState(adapter, meta),
-      history: DurationProfile.fromHistory(await readRunHistory(adapter, meta, clock)),
+      state: adapter ? await readTenantState(adapter, meta) : new Map(),
+      history: DurationProfile.fromHistory(adapter ? await readRunHistory(adapter, meta, clock) : []),
     });
     if (req.alert) {
       const sinks = createAlertSinks(ws.alertSinks.length > 0 ? ws.alertSinks : DEFAULT_ALERT_SINKS, { log: req.alertLog ?? process.stderr, clock, env: process.env });
@@ -41,7 +43,7 @@ export async function freshness(req: FreshnessRequest): Promise<FreshnessRow[]> 
     }
     return rows;
   } finally {
-    await adapter.close();
+    await adapter?.close();
   }
 }
 

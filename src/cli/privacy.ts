@@ -7,6 +7,7 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
 import { retokenizeLinkage } from '../execute/vault-linkage.ts';
 import { compileWorkspace, openAdapter, resolveTarget, type Workspace } from './api.ts';
+import { unbuiltWarehouse } from './target.ts';
 
 function requirePrivacy(ws: Workspace) {
   const privacy = ws.project.config.privacy;
@@ -22,7 +23,13 @@ function requirePrivacy(ws: Workspace) {
 export async function vaultRetokenizeCommand(projectDir: string, targetName: string | undefined, out: (l: string) => void): Promise<number> {
   const ws = compileWorkspace(projectDir, { write: false });
   requirePrivacy(ws);
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
+  const target = resolveTarget(ws.project, targetName);
+  const unbuilt = unbuiltWarehouse(ws.project, target);
+  if (unbuilt) {
+    out(`target '${target.name}' has no warehouse yet (${unbuilt}): the vault holds no match keys; nothing changed`);
+    return 0;
+  }
+  const adapter = await openAdapter(ws.project, target, { threads: 1 });
   try {
     const { records } = await retokenizeLinkage(adapter, ws.project.config.schemas.vault);
     out(`vault match keys of ${records} record(s) forgotten; person tokens kept. Build every practice to re-key them under the current privacy.identity settings.`);
@@ -58,7 +65,10 @@ export async function reidentifyCommand(
 ): Promise<number> {
   const ws = compileWorkspace(projectDir, { write: false });
   requirePrivacy(ws);
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
+  const target = resolveTarget(ws.project, targetName);
+  const unbuilt = unbuiltWarehouse(ws.project, target);
+  if (unbuilt) throw new TsformError(Codes.reidentify, `target '${target.name}' has no warehouse yet (${unbuilt}): its vault holds no token to re-identify`);
+  const adapter = await openAdapter(ws.project, target, { threads: 1 });
   try {
     const r = await reidentify(adapter, {
       vaultSchema: ws.project.config.schemas.vault,
@@ -115,7 +125,13 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
   const ws = compileWorkspace(projectDir, { write: false });
   const privacy = requirePrivacy(ws);
   out(`lineage: ${Object.values(ws.manifest.models).filter((m) => m.pseudonymized).length} pseudonymized models expose no direct or ungeneralized quasi column`);
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, targetName), { threads: 1 });
+  const target = resolveTarget(ws.project, targetName);
+  const unbuilt = unbuiltWarehouse(ws.project, target);
+  if (unbuilt) {
+    out(`k-anonymity and leak scan: target '${target.name}' has no warehouse yet (${unbuilt}): nothing published or pseudonymized to check`);
+    return 0;
+  }
+  const adapter = await openAdapter(ws.project, target, { threads: 1 });
   let failures = 0;
   try {
     const research = Object.values(ws.manifest.models).filter((m) => m.schema === ws.project.config.schemas.research && m.materialized !== 'ephemeral');

@@ -6,6 +6,7 @@ import { TENANT_ID_PATTERN } from '../project/types.ts';
 import { MEMBERS_TABLE, practiceRole } from '../security/render-rls.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
+import { unbuiltWarehouse } from './target.ts';
 import { tenantRelations } from './capture-wiring.ts';
 
 /**
@@ -22,7 +23,10 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   if (ws.project.tenants.some((t) => t.id === tenant)) {
     throw new TsformError(Codes.badTenantArgument, `practice ${tenant} is still in tenants.yml: remove it there first, or the next run captures it again`, { file: 'tenants.yml' });
   }
-  const adapter = await openAdapter(ws.project, resolveTarget(ws.project, target));
+  const resolved = resolveTarget(ws.project, target);
+  // No warehouse file: no rows of any practice to purge, and opening one would create it.
+  if (unbuiltWarehouse(ws.project, resolved)) return [];
+  const adapter = await openAdapter(ws.project, resolved);
   try {
     const { schemas } = ws.project.config;
     const counts = await purgeTenant(adapter, {

@@ -63,9 +63,16 @@ export async function runShow(adapter: Adapter, q: ShowQuery): Promise<ShownRows
     const r = await adapter.query(q.sql, q.params);
     return { columns: r.columns, rows: r.rows };
   } catch (e) {
-    throw new TsformError(Codes.showRefused, `show ${q.model.name}: ${adapter.describeError(e)} (are its upstream relations built? tsform build --select +${q.model.name}${q.tenant ? ` --tenant ${q.tenant}` : ''})`);
+    throw new TsformError(Codes.showRefused, `show ${q.model.name}: ${adapter.describeError(e)} (are its upstream relations built? ${buildCommand(q)})`);
   }
 }
+
+/** A target with no warehouse yet: said before opening it, which would create an empty one. */
+export function notBuiltError(q: ShowQuery, target: string, path: string): TsformError {
+  return new TsformError(Codes.showRefused, `show ${q.model.name}: target '${target}' has no warehouse yet (${path}): nothing is built there; ${buildCommand(q)}`);
+}
+
+const buildCommand = (q: ShowQuery) => `tsform build --select +${q.model.name}${q.tenant ? ` --tenant ${q.tenant}` : ''}`;
 
 /** Research and vault relations: never through show (a steward has the audited paths). */
 function refuseRestricted(ws: Workspace, model: ModelNode): void {

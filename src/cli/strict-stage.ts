@@ -1,11 +1,9 @@
-import { existsSync } from 'node:fs';
-import { isAbsolute, join } from 'node:path';
 import { safeDbMessage } from '../adapters/safe-message.ts';
 import { strictChecks } from '../compile/strict-checks.ts';
 import { Codes, diagnostic, TsformError, type Diagnostic } from '../errors.ts';
 import { deriveOutputColumns } from '../security/model-output-columns.ts';
 import { strictColumnChecks } from '../security/strict-columns.ts';
-import { openAdapter, resolveTarget } from './target.ts';
+import { openAdapter, resolveTarget, unbuiltWarehouse } from './target.ts';
 import type { Workspace } from './workspace.ts';
 
 /** A DESCRIBE fallback must not hang compile behind a run that holds the DuckDB file. */
@@ -38,10 +36,9 @@ async function describeModels(ws: Workspace, targetName: string, models: string[
   const described: Record<string, string[]> = {};
   const notice = (message: string) => diagnostic(Codes.strictColumnsUnknown, message, { file: 'tsform.yml' }, 'warning');
   const target = resolveTarget(ws.project, targetName);
-  if (target.type === 'duckdb') {
-    const path = isAbsolute(target.path) ? target.path : join(ws.project.root, target.path);
-    // Opening a missing DuckDB file would create an empty one: nothing to describe there.
-    if (!existsSync(path)) return { described, opened: false, notices: [notice(`target '${target.name}' has no database yet (${target.path}): build the project there first to DESCRIBE ${models.join(', ')}`)] };
+  const unbuilt = unbuiltWarehouse(ws.project, target);
+  if (unbuilt) {
+    return { described, opened: false, notices: [notice(`target '${target.name}' has no database yet (${unbuilt}): build the project there first to DESCRIBE ${models.join(', ')}`)] };
   }
   let adapter;
   try {

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
@@ -11,6 +12,16 @@ export function resolveTarget(project: Project, name?: string): TargetConfig {
     throw new TsformError(Codes.unknownTarget, `unknown target '${targetName}' (tsform.yml declares: ${Object.keys(project.config.targets).join(', ') || 'none'})`, { file: 'tsform.yml' });
   }
   return target;
+}
+
+/**
+ * The DuckDB file a target names, when it is not there: nothing was built on that target yet.
+ * Opening it would create an empty warehouse, so commands that only read check this first.
+ * Undefined for a file that exists and for PostgreSQL (a server, not a file).
+ */
+export function unbuiltWarehouse(project: Project, target: TargetConfig): string | undefined {
+  if (target.type !== 'duckdb') return undefined;
+  return existsSync(isAbsolute(target.path) ? target.path : join(project.root, target.path)) ? undefined : target.path;
 }
 
 export interface OpenAdapterOptions {
