@@ -21,8 +21,11 @@ export function resolveTarget(project: Project, name?: string): TargetConfig {
  */
 export function unbuiltWarehouse(project: Project, target: TargetConfig): string | undefined {
   if (target.type !== 'duckdb') return undefined;
-  return existsSync(isAbsolute(target.path) ? target.path : join(project.root, target.path)) ? undefined : target.path;
+  return existsSync(inProject(project, target.path)) ? undefined : target.path;
 }
+
+/** A target's file path as tsform.yml gives it: relative paths are the project folder's. */
+const inProject = (project: Project, path: string) => (isAbsolute(path) ? path : join(project.root, path));
 
 export interface OpenAdapterOptions {
   threads?: number;
@@ -39,7 +42,7 @@ export interface OpenAdapterOptions {
 export async function openAdapter(project: Project, target: TargetConfig, opts: OpenAdapterOptions = {}): Promise<Adapter> {
   switch (target.type) {
     case 'duckdb': {
-      const at = (p: string) => (isAbsolute(p) ? p : join(project.root, p));
+      const at = (p: string) => inProject(project, p);
       const { DuckDBAdapter } = await import('../adapters/duckdb/duckdb-adapter.ts');
       return DuckDBAdapter.open({
         path: at(target.path),
