@@ -47,6 +47,7 @@ export function benchTenants(shape: DataShape): Tenant[] {
     readyBy: '06:00',
     tags: [k === 0 ? 'large' : 'small'],
     pool: 'steady',
+    research: true,
     file: 'tenants.yml',
   }));
 }

@@ -154,6 +154,12 @@ export interface Manifest {
   builtins: Record<string, BuiltinNode>;
   tests: Record<string, ManifestTest>;
   tenants: string[];
+  /**
+   * Practices of `tenants` withheld from population health (`research: false` in tenants.yml).
+   * In the manifest, not read from tenants.yml by whoever builds: a worker whose tenants.yml says
+   * otherwise has another manifest fingerprint and is refused. Absent in older manifests: none.
+   */
+  research_withheld?: string[];
 }
 
 /** Every buildable node by id, in one map. */

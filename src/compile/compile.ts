@@ -18,7 +18,7 @@ import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extr
 import { resolveModelConfig } from './model-config.ts';
 import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
 import { checkScopes } from './scope-checks.ts';
-import { approvedGeneralizers, checkPersonRows, checkWhatItDoes } from './model-checks.ts';
+import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
 export const TENANTS_RELATION = 'tenants';
@@ -182,6 +182,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     const allUses = withMacroUses(uses, macroUses);
     usesByModel.set(model.name, allUses);
     const mc = resolveModelConfig(model, uses, config, diagnostics);
+    checkWithheldResearchModel(project, { name: model.name, ...mc }, { file: model.file, line: uses.configLine ?? 1 }, diagnostics);
     const p = props.get(model.name);
     models[model.name] = {
       name: model.name,
@@ -248,6 +249,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     builtins,
     tests,
     tenants: project.tenants.map((t) => t.id),
+    research_withheld: project.tenants.filter((t) => !t.research).map((t) => t.id),
   };
   const readLines: Record<string, Record<string, number>> = {};
   for (const [name, uses] of usesByModel) {

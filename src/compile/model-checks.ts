@@ -177,13 +177,38 @@ function checkPracticeSeeds(project: Project, names: ReadonlySet<string>, reader
     return;
   }
   const { k } = project.config.privacy;
-  const small = smallPracticeClasses(seeds, project.tenants.map((t) => t.id), project.config.tenantColumn, k);
+  // Published rows come from the practices that take part in research: a class of k practices of
+  // which fewer take part publishes fewer practices' cells.
+  const taking = project.tenants.filter((t) => t.research).map((t) => t.id);
+  const small = smallPracticeClasses(seeds, taking, project.config.tenantColumn, k);
   if (!small) return;
   diagnostics.push(
     diagnostic(
       Codes.phiLineage,
-      `seed${seeds.length > 1 ? 's' : ''} ${listed}, joined on the practice id below a published relation, put ${small.practices} practice(s) in combinations of values held by fewer than k=${k} practices (the smallest: ${small.smallest}, e.g. ${small.examples.join(', ')}); a predicate on them picks those practices, and a total over every practice beside it gives their cells by differencing. Give every combination of values (a practice not listed counts as one) at least ${k} practices of tenants.yml, or none`,
+      `seed${seeds.length > 1 ? 's' : ''} ${listed}, joined on the practice id below a published relation, put ${small.practices} practice(s) in combinations of values held by fewer than k=${k} practices (the smallest: ${small.smallest}, e.g. ${small.examples.join(', ')}); a predicate on them picks those practices, and a total over every practice beside it gives their cells by differencing. Give every combination of values (a practice not listed counts as one) at least ${k} practices of tenants.yml that take part in research (research: false ones do not count), or none`,
       where,
+    ),
+  );
+}
+
+/**
+ * A practice withheld from research (tenants.yml `research: false`) is taken out of each
+ * pseudonymized table's slices (execute/research-withheld.ts). A pseudonymized tenant-scoped view
+ * or ephemeral model has no slices: it would show every practice's rows to what reads it.
+ */
+export function checkWithheldResearchModel(
+  project: Project,
+  model: { name: string; materialized: string; scope: string; pseudonymized: boolean },
+  at: { file: string; line?: number },
+  diagnostics: Diagnostic[],
+): void {
+  const withheld = project.tenants.find((t) => !t.research);
+  if (!withheld || !model.pseudonymized || model.scope !== 'tenant' || (model.materialized !== 'view' && model.materialized !== 'ephemeral')) return;
+  diagnostics.push(
+    diagnostic(
+      Codes.invalidConfig,
+      `${model.name}: a pseudonymized tenant-scoped model is a table or incremental while tenants.yml withholds practices from research (${withheld.id} at ${withheld.file}:${withheld.line ?? '?'} has research: false): a ${model.materialized} has no per-practice slices to leave them out of`,
+      at,
     ),
   );
 }

@@ -14,6 +14,7 @@ import {
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig, Tenant } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
+import { holdsResearchSlices, removedDetail, removeWithheldSlices, researchSplit, withheldNote } from './research-withheld.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 
 /**
@@ -152,9 +153,22 @@ export class StrategyRegistry {
     return this.byKind[kind] as MaterializationStrategy<K> | undefined;
   }
 
-  /** Builds a node with its strategy: the slice of `tenants`, or the whole relation when `tenants` is null. */
+  /**
+   * Builds a node with its strategy: the slice of `tenants`, or the whole relation when `tenants`
+   * is null. A research slice is built for the practices that take part in research only, and the
+   * others' slices are emptied first (research-withheld.ts): no strategy can write them.
+   */
   async build(ctx: BuildContext, node: ManifestNode, tenants: readonly string[] | null): Promise<BuildOutcome> {
-    return this.run(strategyKindOf(node, ctx.researchSchema), ctx, tenants);
+    const resolved = strategyKindOf(node, ctx.researchSchema);
+    if (tenants === null || !holdsResearchSlices(node)) return this.run(resolved, ctx, tenants);
+    const { taking, withheld } = researchSplit(ctx.manifest, tenants);
+    if (withheld.length === 0) return this.run(resolved, ctx, tenants);
+    const exists = (await ctx.adapter.describe(node.schema, node.identifier)) !== undefined;
+    const removed = exists
+      ? await ctx.adapter.transaction((s) => removeWithheldSlices(s, node, ctx.tenantColumn, withheld), { timeoutMs: ctx.nodeTimeoutMs })
+      : { rows: new Map(withheld.map((t) => [t, 0])), removed: 0 };
+    const built = taking.length > 0 ? await this.run(resolved, ctx, taking) : { rows: new Map(), notes: [] };
+    return { ...built, rows: new Map([...built.rows, ...removed.rows]), notes: [...built.notes, withheldNote(withheld.length, removedDetail(removed.removed))] };
   }
 
   private run<K extends StrategyKind>(r: { kind: K; node: NodeFor[K] }, ctx: BuildContext, tenants: readonly string[] | null): Promise<BuildOutcome> {

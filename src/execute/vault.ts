@@ -128,6 +128,7 @@ export async function buildVaultTokens(
   tenantColumn: string,
   privacy: PrivacyConfig,
   key: { key: Buffer; fingerprint: string },
+  withheld: readonly string[] = [],
 ): Promise<{ rows: RowsByTenant; linkage: LinkageSummary }> {
   const vault = quoteRelation(node.schema, node.identifier);
   const source = quoteRelation(identityModel.schema, identityModel.identifier);
@@ -142,11 +143,15 @@ export async function buildVaultTokens(
   if (Number(other.rows[0]?.n ?? 0) > 0) {
     throw new TsformError(Codes.vaultKey, `${Number(other.rows[0]!.n)} token(s) in the vault were made with another key; refusing to mix keys (rotate the vault explicitly)`);
   }
+  // A practice withheld from research keeps no token: its records are left out of the
+  // identities below, so linkage forgets them too (research-withheld.ts).
   await s.query(
     `DELETE FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[])
-       AND NOT EXISTS (SELECT 1 FROM ${source} p WHERE p.${tc} = ${vault}.${tc} AND CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) = ${vault}.patient_id)`,
-    bound,
+       AND (${tc} = ANY($2::VARCHAR[])
+            OR NOT EXISTS (SELECT 1 FROM ${source} p WHERE p.${tc} = ${vault}.${tc} AND CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) = ${vault}.patient_id))`,
+    [[...tenants], [...withheld]],
   );
+  const taking = tenants.filter((t) => !withheld.includes(t));
   const ssn = id.ssn ? `CAST(p.${quoteIdent(id.ssn)} AS VARCHAR)` : 'NULL';
   // Every identity of these practices, not only new ones: a corrected identity must be re-keyed.
   const { rows } = await s.query(
@@ -155,7 +160,7 @@ export async function buildVaultTokens(
             CAST(p.${quoteIdent(id.sex)} AS VARCHAR) AS sex, ${ssn} AS ssn
        FROM ${source} p
       WHERE p.${tc} = ANY($1::VARCHAR[])`,
-    bound,
+    [taking],
   );
   const identities: IdentityRow[] = rows.map((r) => ({
     practice: String(r.practice),

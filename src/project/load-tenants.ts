@@ -78,7 +78,8 @@ export function readTenants(y: YamlFile | undefined, pools: readonly string[], d
     }
     const pool = r.string(entry, 'pool') ?? 'steady';
     if (!pools.includes(pool)) r.fail(entry, 'pool', `tenant '${id}': unknown pool '${pool}' (${pools.join(', ')})`, Codes.yamlShape);
-    tenants.push({ id, name: r.string(entry, 'name') ?? id, timezone, readyBy, tags, pool, file: y.file, line });
+    const research = r.boolean(entry, 'research', true);
+    tenants.push({ id, name: r.string(entry, 'name') ?? id, timezone, readyBy, tags, pool, research, file: y.file, line });
   }
   return tenants;
 }

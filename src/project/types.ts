@@ -91,6 +91,12 @@ export interface Tenant extends Located {
   readyBy: string;
   tags: string[];
   pool: string;
+  /**
+   * False when the practice does not take part in population health (`research: false`): none of
+   * its patients is tokenized into the vault or written to a pseudonymized relation, and a run
+   * removes what an earlier one wrote there.
+   */
+  research: boolean;
 }
 
 export type GenericTestKind = 'not_null' | 'unique' | 'accepted_values' | 'relationships';

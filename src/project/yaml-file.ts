@@ -129,6 +129,17 @@ export class YamlReader {
     return v;
   }
 
+  /** A YAML boolean; `'false'` quoted or `no` as a string is refused, not read as true. */
+  boolean(obj: Record<string, unknown>, key: string, fallback: boolean): boolean {
+    const v = obj[key];
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'boolean') {
+      this.fail(obj, key, `'${key}' must be true or false`);
+      return fallback;
+    }
+    return v;
+  }
+
   positiveInt(obj: Record<string, unknown>, key: string, fallback: number): number {
     const v = obj[key];
     if (v === undefined || v === null) return fallback;

@@ -125,7 +125,7 @@ export const CONFIG_SCHEMA: MapShape = {
 export const TENANTS_SCHEMA: MapShape = {
   label: 'tenants.yml',
   keys: {
-    tenants: { list: { label: 'tenant', nameKey: 'id', keys: { id: 'any', name: 'any', timezone: 'any', sla: { label: 'sla', keys: { ready_by: 'any' } }, tags: 'any', pool: 'any' } } },
+    tenants: { list: { label: 'tenant', nameKey: 'id', keys: { id: 'any', name: 'any', timezone: 'any', sla: { label: 'sla', keys: { ready_by: 'any' } }, tags: 'any', pool: 'any', research: 'any' } } },
   },
 };
 

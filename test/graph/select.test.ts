@@ -149,7 +149,7 @@ describe('selectTenants', () => {
   });
 
   it('checks the pattern before any lookup, even for a tenant list of one', () => {
-    const one: Tenant[] = [{ id: 'acme', name: 'Acme', timezone: 'UTC', readyBy: '07:00', tags: [], pool: 'steady', file: 'tenants.yml', line: 2 }];
+    const one: Tenant[] = [{ id: 'acme', name: 'Acme', timezone: 'UTC', readyBy: '07:00', tags: [], pool: 'steady', research: true, file: 'tenants.yml', line: 2 }];
     expect(thrown(() => selectTenants(one, ['ACME'])).code).toBe(Codes.badTenantArgument);
   });
 });

@@ -22,7 +22,7 @@ function plan(opts: { command?: Command; select?: string[]; tenants?: string[]; 
 }
 
 function tenant(id: string, tags: string[] = []): Tenant {
-  return { id, name: id, timezone: 'UTC', readyBy: '07:00', tags, pool: 'steady', file: 'tenants.yml', line: 1 };
+  return { id, name: id, timezone: 'UTC', readyBy: '07:00', tags, pool: 'steady', research: true, file: 'tenants.yml', line: 1 };
 }
 
 describe('plan node count', () => {

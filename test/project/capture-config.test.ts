@@ -34,7 +34,7 @@ describe('sources with capture in yml', () => {
     });
     expect(manifest.sources['source:ehr.notes']!.capture).toMatchObject({ key: ['note_id', 'version'] });
     const dag = buildDag(manifest).dag!;
-    const plan = buildPlan(manifest, dag, { command: 'run', selected: new Set(dag.order), tenants: [{ id: 'acme', name: 'a', timezone: 'UTC', readyBy: '06:00', tags: [], pool: 'steady', file: 'tenants.yml' }], allTenantCount: 1, batchSize: 50, fullRefresh: false });
+    const plan = buildPlan(manifest, dag, { command: 'run', selected: new Set(dag.order), tenants: [{ id: 'acme', name: 'a', timezone: 'UTC', readyBy: '06:00', tags: [], pool: 'steady', research: true, file: 'tenants.yml' }], allTenantCount: 1, batchSize: 50, fullRefresh: false });
     const step = plan.steps.find((s) => s.id === 'source:ehr.encounters')!;
     expect(step).toMatchObject({ build: true, fanOut: true, singleTenant: true });
     expect(plan.steps.find((s) => s.id === 'stg_encounters')!.upstream).toEqual(['source:ehr.encounters']);

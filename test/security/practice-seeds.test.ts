@@ -8,6 +8,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Diagnostic } from '../../src/errors.ts';
+import type { Project } from '../../src/project/types.ts';
 import { demoTenantIds } from '../ingest/support/capture-fixture.ts';
 import { compileModel, shown, type ProbeModel, type ProbeSeed } from '../support/model-probe.ts';
 import { PERSONS_SEL, PUB, Q, SP, STG_COLS, STG_LIST, byPatient, refused } from '../support/population-probes.ts';
@@ -83,5 +84,28 @@ describe('a seed of practice attributes in classes of k or more is accepted', ()
   ])('%s', (_n, run) => {
     const errors = run();
     expect(errors, shown(errors)).toEqual([]);
+  });
+});
+
+describe('practices withheld from research (tenants.yml research: false) do not count toward a class', () => {
+  // Region r0 holds ~45 practices of tenants.yml; with all but 10 of them withheld, its published
+  // cells come from 10 practices, fewer than k = 11.
+  const r0 = T.filter((_, i) => i % 5 === 0);
+  const withhold = (ids: readonly string[]) => (project: Project) => {
+    for (const t of project.tenants) if (ids.includes(t.id)) t.research = false;
+  };
+  const byR0 = (ids: readonly string[]) => compileModel(PUB, `{{config k_anonymity_count="n"}}\n${byRegion(`r.region <> 'r0'`)}`, PUB_COLUMNS, [], [regions], withhold(ids));
+
+  it('a region left with fewer than k practices that take part is refused', () => {
+    const errors = byR0(r0.slice(10));
+    refused(errors);
+    expect(errors.map((e) => e.message).join('\n'), shown(errors)).toMatch(/the smallest: 10, .*that take part in research/);
+  });
+
+  it('the same region with k practices that take part is accepted, and so is one with none', () => {
+    for (const ids of [r0.slice(11), r0]) {
+      const errors = byR0(ids);
+      expect(errors, shown(errors)).toEqual([]);
+    }
   });
 });

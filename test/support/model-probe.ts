@@ -10,9 +10,17 @@ let demo: Project | undefined;
  * The demo project with one more model (and its yml, every column with the class given), compiled
  * in memory: its errors, [] when it compiles. `extra`: more models the one probed reads.
  */
-export function compileModel(file: string, sql: string, columns: Record<string, PhiClass>, extra: ProbeModel[] = [], seeds: ProbeSeed[] = []): Diagnostic[] {
+export function compileModel(
+  file: string,
+  sql: string,
+  columns: Record<string, PhiClass>,
+  extra: ProbeModel[] = [],
+  seeds: ProbeSeed[] = [],
+  edit: (project: Project) => void = () => {},
+): Diagnostic[] {
   demo ??= loadProject(REPO_ROOT);
   const project = structuredClone(demo);
+  edit(project);
   for (const seed of seeds) {
     const [header = [], ...rows] = seed.rows;
     // every column typed, so that its class is `none` as a seed's typed columns are

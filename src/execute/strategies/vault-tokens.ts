@@ -1,6 +1,7 @@
 import { Codes, TsformError } from '../../errors.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { buildVaultTokens } from '../vault.ts';
+import { researchSplit, withheldNote } from '../research-withheld.ts';
 import { linkageNotes } from '../vault-linkage.ts';
 
 // One resolution at a time per vault in this process: each reads every practice's records, and
@@ -26,16 +27,18 @@ export const vaultTokensStrategy: MaterializationStrategy<'vault_tokens'> = {
     }
     const key = await ctx.vaultKey();
     const privacy = ctx.privacy;
+    const { withheld } = researchSplit(ctx.manifest, tenants);
     const { rows, linkage } = await oneAtATime(`${node.schema}.${node.identifier}`, () =>
       ctx.adapter.transaction(
         async (s) => {
           // Several processes (or machines) may run practices of one PostgreSQL warehouse.
           if (ctx.adapter.kind === 'postgres') await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.linkage', node.schema]);
-          return buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, privacy, key);
+          return buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, privacy, key, withheld);
         },
         { timeoutMs: ctx.nodeTimeoutMs },
       ),
     );
-    return { rows, notes: linkageNotes(linkage) };
+    const notes = linkageNotes(linkage);
+    return { rows, notes: withheld.length > 0 ? [...notes, withheldNote(withheld.length, 'no token or linkage record kept for them')] : notes };
   },
 };

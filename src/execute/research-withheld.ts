@@ -1,0 +1,50 @@
+import type { Session } from '../adapters/adapter.ts';
+import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
+import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import type { RowsByTenant } from './slice-replace.ts';
+
+/**
+ * Practices withheld from population health (`research: false` in tenants.yml, recorded in the
+ * manifest). Their research data is never written, and what an earlier run wrote is removed the
+ * next time they are built: a practice that leaves the research programme leaves it on its next
+ * run, without a `--full-refresh`. Two places hold it, and both are enforced per batch:
+ *
+ * - the vault (its token map and linkage records): vault.ts resolves only the taking practices'
+ *   identities, so the withheld ones' records are removed and the persons they linked resolve again;
+ * - the pseudonymized tenant-scoped tables: the slice is built for the taking practices and the
+ *   withheld ones' slices are deleted (below). Published research reads nothing else of a
+ *   practice's (scope checks), so it loses them on its next build.
+ *
+ * A pseudonymized tenant-scoped view or ephemeral model has no slice to withhold: compile refuses
+ * one while any practice is withheld (model-checks.ts).
+ */
+export interface ResearchSplit {
+  taking: string[];
+  withheld: string[];
+}
+
+export function researchSplit(manifest: Manifest, tenants: readonly string[]): ResearchSplit {
+  const out = new Set(manifest.research_withheld ?? []);
+  return { taking: tenants.filter((t) => !out.has(t)), withheld: tenants.filter((t) => out.has(t)) };
+}
+
+/** A relation whose per-practice slices are research data: a pseudonymized tenant-scoped table. */
+export function holdsResearchSlices(node: ManifestNode): boolean {
+  return node.kind === 'model' && node.pseudonymized && node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental');
+}
+
+/** Deletes the withheld practices' slices of `node`; their rows count as 0 (a slice now empty). */
+export async function removeWithheldSlices(s: Session, node: ManifestNode, tenantColumn: string, withheld: readonly string[]): Promise<{ rows: RowsByTenant; removed: number }> {
+  const rows: RowsByTenant = new Map(withheld.map((t) => [t, 0]));
+  const { rowsChanged } = await s.query(`DELETE FROM ${quoteRelation(node.schema, node.identifier)} WHERE ${quoteIdent(tenantColumn)} = ANY($1::VARCHAR[])`, [[...withheld]]);
+  return { rows, removed: rowsChanged };
+}
+
+/** The run's note on a node that withheld practices: `detail` says what became of their data. */
+export function withheldNote(practices: number, detail: string): string {
+  return `${practices} practice(s) withheld from research (tenants.yml research: false): ${detail}`;
+}
+
+export function removedDetail(removed: number): string {
+  return removed > 0 ? `${removed} row(s) written by an earlier run removed` : 'nothing written for them';
+}

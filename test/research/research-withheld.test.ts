@@ -1,0 +1,155 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { compileLoadedProject, runWorkspace } from '../../src/cli/api.ts';
+import { manifestFingerprint } from '../../src/cli/distributed-jobs.ts';
+import { Codes } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import type { RunResults } from '../../src/artifacts/run-results.ts';
+import { compileErrors } from '../support/compile-errors.ts';
+import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+import { failuresOf, fingerprintRows, PSEUDO_MODELS, resultsOf, VAULT_NODE, withWarehouse, type Query } from '../support/research-fixture.ts';
+
+/**
+ * A practice withheld from population health (`research: false` in tenants.yml): none of its
+ * patients has a token or a linkage record in the vault, none of its rows is in a pseudonymized
+ * relation (published research reads nothing else of a practice's: scope checks, tested on their
+ * own), and its own reporting is untouched. A
+ * practice that leaves after a run has its research data removed by the next one; one that comes
+ * back gets the same tokens again. Counts and practice ids only in assertions.
+ */
+
+const RELATIONS: Record<string, { relation: string; column: string }> = {
+  ...Object.fromEntries(PSEUDO_MODELS.map((m) => [m, { relation: `pseudo.${m}`, column: 'practice_id' }])),
+  tokens: { relation: 'vault.person_tokens', column: 'practice_id' },
+  linkage_records: { relation: 'vault.linkage_records', column: 'tenant' },
+  linkage_keys: { relation: 'vault.linkage_keys', column: 'tenant' },
+  marts: { relation: 'marts.practice_daily_activity', column: 'practice_id' },
+};
+
+type Counts = Record<string, Record<string, number>>;
+
+async function countsByPractice(q: Query): Promise<Counts> {
+  const out: Counts = {};
+  for (const [name, { relation, column }] of Object.entries(RELATIONS)) {
+    const rows = await q(`SELECT ${column} AS p, count(*) AS n FROM ${relation} GROUP BY 1`);
+    out[name] = Object.fromEntries(rows.map((r) => [String(r.p), Number(r.n)]));
+  }
+  return out;
+}
+
+function setResearch(dir: string, id: string, research: boolean | undefined): void {
+  const file = join(dir, 'tenants.yml');
+  const doc = parse(readFileSync(file, 'utf8')) as { tenants: Record<string, unknown>[] };
+  const t = doc.tenants.find((x) => x.id === id)!;
+  if (research === undefined) delete t.research;
+  else t.research = research;
+  writeFileSync(file, stringify(doc));
+}
+
+const notesOf = (run: RunResults, model: string, tenant: string) => resultsOf(run, model).filter((r) => r.tenant === tenant).flatMap((r) => r.notes ?? []);
+
+describe('research: false in tenants.yml, through runs of the demo', () => {
+  let demo: DemoCopy;
+  let before: Counts;
+  let withheld: string;
+  let tokensBefore: string;
+
+  beforeAll(async () => {
+    demo = copyDemoProject({ tenants: sampleTenants(4) });
+    expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'build' }))).toEqual([]);
+    before = await withWarehouse(demo.dir, countsByPractice);
+    // A practice with rows in every relation the opt-out empties, one of the large ones when it can.
+    withheld = demo.tenantIds
+      .filter((t) => Object.keys(RELATIONS).every((r) => (before[r]![t] ?? 0) > 0))
+      .sort((a, b) => (before.pseudo_encounters![b] ?? 0) - (before.pseudo_encounters![a] ?? 0))[0]!;
+    expect(withheld).toBeDefined();
+    tokensBefore = await withWarehouse(demo.dir, (q) => fingerprintRows(q, 'vault.person_tokens'));
+  }, 300_000);
+
+  afterAll(() => demo?.remove());
+
+  it('a practice that leaves: the next run removes its tokens, linkage records and pseudonymized rows, and only those', async () => {
+    setResearch(demo.dir, withheld, false);
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'build' });
+    expect(failuresOf(run)).toEqual([]);
+    const after = await withWarehouse(demo.dir, countsByPractice);
+    for (const r of ['tokens', 'linkage_records', 'linkage_keys', ...PSEUDO_MODELS]) expect(after[r]![withheld] ?? 0, r).toBe(0);
+    // Its own reporting is the same; every other practice's research rows are the same.
+    expect(after.marts![withheld]).toBe(before.marts![withheld]);
+    for (const m of PSEUDO_MODELS) {
+      const others = (c: Counts) => Object.fromEntries(Object.entries(c[m]!).filter(([t]) => t !== withheld));
+      expect(others(after), m).toEqual(others(before));
+      const result = resultsOf(run, m).find((r) => r.tenant === withheld)!;
+      expect([result.status, result.rows]).toEqual(['success', 0]);
+      expect(notesOf(run, m, withheld).join('\n')).toMatch(/1 practice\(s\) withheld from research \(tenants.yml research: false\): \d+ row\(s\) written by an earlier run removed/);
+    }
+    expect(notesOf(run, VAULT_NODE, withheld).join('\n')).toMatch(/withheld from research .*no token or linkage record kept/);
+  }, 300_000);
+
+  it('while it stays out, a run writes nothing for it and says so', async () => {
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'build', tenants: [withheld] });
+    expect(failuresOf(run)).toEqual([]);
+    for (const m of PSEUDO_MODELS) expect(notesOf(run, m, withheld).join('\n')).toMatch(/withheld from research .*: nothing written for them/);
+    const after = await withWarehouse(demo.dir, countsByPractice);
+    for (const r of ['tokens', 'linkage_records', 'linkage_keys', ...PSEUDO_MODELS]) expect(after[r]![withheld] ?? 0, r).toBe(0);
+  }, 300_000);
+
+  it('a practice that comes back gets its rows and the same tokens again', async () => {
+    setResearch(demo.dir, withheld, undefined);
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'build' });
+    expect(failuresOf(run)).toEqual([]);
+    const after = await withWarehouse(demo.dir, countsByPractice);
+    expect(after).toEqual(before);
+    expect(await withWarehouse(demo.dir, (q) => fingerprintRows(q, 'vault.person_tokens'))).toBe(tokensBefore);
+  }, 300_000);
+});
+
+describe('research: false at compile time', () => {
+  const demo = () => loadProject(REPO_ROOT);
+  const withheldFirst = () => {
+    const p = demo();
+    p.tenants[0]!.research = false;
+    return p;
+  };
+
+  it('is recorded in the manifest, so a worker whose tenants.yml differs has another fingerprint and is refused', () => {
+    const all = compileLoadedProject(demo(), { write: false }).manifest;
+    const one = compileLoadedProject(withheldFirst(), { write: false }).manifest;
+    expect(all.research_withheld).toEqual([]);
+    expect(one.research_withheld).toEqual([demo().tenants[0]!.id]);
+    expect(manifestFingerprint(one)).not.toBe(manifestFingerprint(all));
+  });
+
+  it('refuses a pseudonymized tenant-scoped view or ephemeral model while a practice is withheld (it has no slices to leave it out of)', () => {
+    for (const materialized of ['view', 'ephemeral']) {
+      const p = withheldFirst();
+      const m = p.models.find((x) => x.name === 'pseudo_conditions')!;
+      m.sql = `{{config materialized="${materialized}"}}\n${m.sql}`;
+      const errors = compileErrors(p);
+      expect(errors.map((e) => e.code)).toContain(Codes.invalidConfig);
+      const e = errors.find((x) => x.code === Codes.invalidConfig)!;
+      expect(e.file).toBe(m.file);
+      expect(e.message).toMatch(new RegExp(`pseudo_conditions: .* withholds practices from research \\(${p.tenants[0]!.id} at tenants.yml:\\d+ has research: false\\): a ${materialized}`));
+      // With every practice taking part, the same model compiles.
+      const q = demo();
+      q.models.find((x) => x.name === 'pseudo_conditions')!.sql = m.sql;
+      expect(compileErrors(q).filter((x) => x.code === Codes.invalidConfig)).toEqual([]);
+    }
+  });
+
+  it('a research value that is not a YAML boolean is an error at its line, not read as true', () => {
+    const copy = copyDemoProject({ tenants: (ids) => ids.slice(0, 3) });
+    try {
+      const file = join(copy.dir, 'tenants.yml');
+      const text = readFileSync(file, 'utf8').replace(/(  pool: \w+\n)/, '$1    research: "no"\n');
+      writeFileSync(file, text);
+      const line = text.split('\n').findIndex((l) => l.includes('research: "no"')) + 1;
+      const d = loadProject(copy.dir).diagnostics.find((x) => /'research' must be true or false/.test(x.message));
+      expect(d && { code: d.code, file: d.file, line: d.line }).toEqual({ code: Codes.yamlShape, file: 'tenants.yml', line });
+    } finally {
+      copy.remove();
+    }
+  });
+});
