@@ -105,6 +105,12 @@ export async function recordVersions(q: Queryable, metaSchema: string, manifest:
   );
 }
 
+/** Forgets these practices' records of `node`: their slices are gone, and one built again starts in full, as a new practice's. */
+export async function forgetVersions(q: Queryable, metaSchema: string, node: ModelNode, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await q.query(`DELETE FROM ${quoteRelation(metaSchema, RELATION_VERSIONS.name)} WHERE relation = $1 AND tenant = ANY($2::VARCHAR[])`, [relationKey(node), [...keys]]);
+}
+
 /**
  * Forgets the records of every relation this manifest does not build as an incremental model;
  * once per run, before anything is built. A table model, a seed or a view written at that

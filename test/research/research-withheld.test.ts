@@ -28,6 +28,17 @@ const RELATIONS: Record<string, { relation: string; column: string }> = {
   marts: { relation: 'marts.practice_daily_activity', column: 'practice_id' },
 };
 
+/**
+ * pseudo_conditions as an incremental model (the demo's are tables): a practice's slice, once it
+ * has rows, takes nothing more, so a practice that comes back must be built in full again.
+ */
+const INCREMENTAL_CONDITIONS = `{{config materialized="incremental" unique_key="person_token,condition_code,onset_month" batch_incremental=true}}
+${readFileSync(join(REPO_ROOT, 'models/research/pseudo_conditions.sql'), 'utf8')}
+{{#if is_incremental}}
+where not exists (select 1 from {{this}} t where t.practice_id = c.practice_id and t.person_token = v.person_token)
+{{/if}}
+`;
+
 type Counts = Record<string, Record<string, number>>;
 
 async function countsByPractice(q: Query): Promise<Counts> {
@@ -57,7 +68,7 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
   let tokensBefore: string;
 
   beforeAll(async () => {
-    demo = copyDemoProject({ tenants: sampleTenants(4) });
+    demo = copyDemoProject({ tenants: sampleTenants(4), files: { 'models/research/pseudo_conditions.sql': INCREMENTAL_CONDITIONS } });
     expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'build' }))).toEqual([]);
     before = await withWarehouse(demo.dir, countsByPractice);
     // A practice with rows in every relation the opt-out empties, one of the large ones when it can.
@@ -86,6 +97,9 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
       expect(notesOf(run, m, withheld).join('\n')).toMatch(/1 practice\(s\) withheld from research \(tenants.yml research: false\): \d+ row\(s\) written by an earlier run removed/);
     }
     expect(notesOf(run, VAULT_NODE, withheld).join('\n')).toMatch(/withheld from research .*no token or linkage record kept/);
+    // The incremental slice's version is forgotten with its rows: coming back, it is built in full, as a new practice's.
+    const versions = (q: Query) => q(`SELECT tenant FROM tsform_meta.relation_versions WHERE relation = 'pseudo.pseudo_conditions' ORDER BY 1`);
+    expect((await withWarehouse(demo.dir, versions)).map((r) => r.tenant)).toEqual([...demo.tenantIds].filter((t) => t !== withheld).sort());
   }, 300_000);
 
   it('while it stays out, a run writes nothing for it and says so', async () => {
