@@ -1,8 +1,11 @@
 import { userInfo } from 'node:os';
+import type { Adapter } from '../adapters/adapter.ts';
+import type { Manifest } from '../artifacts/manifest.ts';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { checkPublished, gatePublication, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
+import { withheldRowsLeft } from '../execute/research-withheld.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
 import { retokenizeLinkage } from '../execute/vault-linkage.ts';
@@ -157,6 +160,7 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
         out(`k-anonymity: FAILED ${err.message}`);
       }
     }
+    failures += await reportWithheld(adapter, ws.manifest, ws.project.config.tenantColumn, out);
     const leaks = await scanForLeaks(adapter, ws.manifest, privacy);
     failures += leaks.length;
     out(leaks.length === 0 ? 'leak scan: no raw identifier in any pseudonymized relation' : `leak scan: FAILED ${leaks.map((l) => `${l.relation}.${l.column} (${l.rows} rows)`).join(', ')}`);
@@ -164,4 +168,19 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
     await adapter.close();
   }
   return failures > 0 ? 1 : 0;
+}
+
+/** Practices withheld from research (tenants.yml research: false) must have nothing left there; returns the failures. */
+async function reportWithheld(adapter: Adapter, manifest: Manifest, tenantColumn: string, out: (l: string) => void): Promise<number> {
+  const withheld = manifest.research_withheld ?? [];
+  if (withheld.length === 0) return 0;
+  const left = await withheldRowsLeft(adapter, manifest, tenantColumn);
+  const what = `withheld from research: ${withheld.length} practice(s) (tenants.yml research: false)`;
+  if (left.length === 0) {
+    out(`${what}: nothing of theirs in the vault or any pseudonymized relation`);
+    return 0;
+  }
+  const shown = withheld.slice(0, 3).join(' --tenant ');
+  out(`${what}: FAILED rows of theirs remain in ${left.map((l) => `${l.relation} (${l.rows} rows)`).join(', ')}; a run of those practices removes them (tsform run --tenant ${shown}${withheld.length > 3 ? ' …' : ''}, or the nightly run)`);
+  return left.length;
 }

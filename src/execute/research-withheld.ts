@@ -1,5 +1,6 @@
-import type { Session } from '../adapters/adapter.ts';
-import type { Manifest, ManifestNode } from '../artifacts/manifest.ts';
+import type { Adapter, Session } from '../adapters/adapter.ts';
+import { manifestNodes, vaultNode, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-tables.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 
@@ -47,4 +48,33 @@ export function withheldNote(practices: number, detail: string): string {
 
 export function removedDetail(removed: number): string {
   return removed > 0 ? `${removed} row(s) written by an earlier run removed` : 'nothing written for them';
+}
+
+/**
+ * `tsform privacy check`: rows of withheld practices still in the vault or a pseudonymized table
+ * (written before the practice was withheld, and not yet removed by a run of it), per relation.
+ */
+export async function withheldRowsLeft(adapter: Adapter, manifest: Manifest, tenantColumn: string): Promise<{ relation: string; rows: number }[]> {
+  const withheld = manifest.research_withheld ?? [];
+  if (withheld.length === 0) return [];
+  const vault = vaultNode(manifest);
+  const relations = [
+    ...Object.values(manifestNodes(manifest))
+      .filter(holdsResearchSlices)
+      .map((n) => ({ schema: n.schema, identifier: n.identifier, column: tenantColumn })),
+    ...(vault
+      ? [
+          { schema: vault.schema, identifier: vault.identifier, column: tenantColumn },
+          ...[VAULT_LINKAGE_RECORDS, VAULT_LINKAGE_KEYS].map((t) => ({ schema: vault.schema, identifier: t.name, column: 'tenant' })),
+        ]
+      : []),
+  ];
+  const out: { relation: string; rows: number }[] = [];
+  for (const r of relations) {
+    if (!(await adapter.describe(r.schema, r.identifier))) continue;
+    const { rows } = await adapter.query(`SELECT count(*) AS n FROM ${quoteRelation(r.schema, r.identifier)} WHERE ${quoteIdent(r.column)} = ANY($1::VARCHAR[])`, [withheld]);
+    const n = Number(rows[0]?.n ?? 0);
+    if (n > 0) out.push({ relation: `${r.schema}.${r.identifier}`, rows: n });
+  }
+  return out;
 }

@@ -9,7 +9,7 @@ import { loadProject } from '../../src/project/load-project.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { compileErrors } from '../support/compile-errors.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
-import { failuresOf, fingerprintRows, PSEUDO_MODELS, resultsOf, VAULT_NODE, withWarehouse, type Query } from '../support/research-fixture.ts';
+import { cli, failuresOf, fingerprintRows, PSEUDO_MODELS, resultsOf, VAULT_NODE, withWarehouse, type Query } from '../support/research-fixture.ts';
 
 /**
  * A practice withheld from population health (`research: false` in tenants.yml): none of its
@@ -83,6 +83,12 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
 
   it('a practice that leaves: the next run removes its tokens, linkage records and pseudonymized rows, and only those', async () => {
     setResearch(demo.dir, withheld, false);
+    // Until a run of it, `tsform privacy check` fails and says where its rows remain (counts only).
+    const early = await cli(['privacy', 'check', '--project-dir', demo.dir]);
+    expect(early.code).toBe(1);
+    const line = early.lines.find((l) => l.startsWith('withheld from research'));
+    expect(line).toMatch(/^withheld from research: 1 practice\(s\) \(tenants.yml research: false\): FAILED rows of theirs remain in .*pseudo\.pseudo_encounters \(\d+ rows\).*vault\.person_tokens \(\d+ rows\)/);
+    expect(line).toContain(`tsform run --tenant ${withheld}`);
     const run = await runWorkspace({ projectDir: demo.dir, command: 'build' });
     expect(failuresOf(run)).toEqual([]);
     const after = await withWarehouse(demo.dir, countsByPractice);
@@ -98,6 +104,8 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
     }
     expect(notesOf(run, VAULT_NODE, withheld).join('\n')).toMatch(/withheld from research .*no token or linkage record kept/);
     // The incremental slice's version is forgotten with its rows: coming back, it is built in full, as a new practice's.
+    const checked = await cli(['privacy', 'check', '--project-dir', demo.dir]);
+    expect(checked.lines.find((l) => l.startsWith('withheld from research'))).toBe('withheld from research: 1 practice(s) (tenants.yml research: false): nothing of theirs in the vault or any pseudonymized relation');
     const versions = (q: Query) => q(`SELECT tenant FROM tsform_meta.relation_versions WHERE relation = 'pseudo.pseudo_conditions' ORDER BY 1`);
     expect((await withWarehouse(demo.dir, versions)).map((r) => r.tenant)).toEqual([...demo.tenantIds].filter((t) => t !== withheld).sort());
   }, 300_000);
