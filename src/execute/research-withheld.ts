@@ -1,8 +1,10 @@
-import type { Adapter, Session } from '../adapters/adapter.ts';
-import { manifestNodes, vaultNode, type Manifest, type ManifestNode } from '../artifacts/manifest.ts';
+import type { Adapter } from '../adapters/adapter.ts';
+import { manifestNodes, vaultNode, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
+import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.ts';
 import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-tables.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { RowsByTenant } from './slice-replace.ts';
+import type { BuildContext } from './strategy.ts';
 
 /**
  * Practices withheld from population health (`research: false` in tenants.yml, recorded in the
@@ -30,15 +32,45 @@ export function researchSplit(manifest: Manifest, tenants: readonly string[]): R
 }
 
 /** A relation whose per-practice slices are research data: a pseudonymized tenant-scoped table. */
-export function holdsResearchSlices(node: ManifestNode): boolean {
+export function holdsResearchSlices(node: ManifestNode): node is ModelNode {
   return node.kind === 'model' && node.pseudonymized && node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental');
 }
 
-/** Deletes the withheld practices' slices of `node`; their rows count as 0 (a slice now empty). */
-export async function removeWithheldSlices(s: Session, node: ManifestNode, tenantColumn: string, withheld: readonly string[]): Promise<{ rows: RowsByTenant; removed: number }> {
+/**
+ * Removes the withheld practices' slices of `node`; their rows count as 0 (a slice now empty).
+ * The records that would let a later build merge over what is gone are forgotten first (on
+ * DuckDB the meta schema is another file than the research tables, so not in one transaction;
+ * a crash in between costs one full rebuild, never a merge): these practices' versions of
+ * `node`, so that one coming back is built in full; and, when it had rows, the whole-relation
+ * versions of the global incremental models below it, which merge across practices and would
+ * keep cells counted from the rows removed here.
+ */
+export async function withdrawSlices(ctx: BuildContext, node: ModelNode, withheld: readonly string[]): Promise<{ rows: RowsByTenant; removed: number }> {
   const rows: RowsByTenant = new Map(withheld.map((t) => [t, 0]));
-  const { rowsChanged } = await s.query(`DELETE FROM ${quoteRelation(node.schema, node.identifier)} WHERE ${quoteIdent(tenantColumn)} = ANY($1::VARCHAR[])`, [[...withheld]]);
+  if (!(await ctx.adapter.describe(node.schema, node.identifier))) return { rows, removed: 0 };
+  const rel = quoteRelation(node.schema, node.identifier);
+  const slice = `${quoteIdent(ctx.tenantColumn)} = ANY($1::VARCHAR[])`;
+  await forgetVersions(ctx.adapter, ctx.metaSchema, node, withheld);
+  const had = await ctx.adapter.query(`SELECT 1 AS present FROM ${rel} WHERE ${slice} LIMIT 1`, [[...withheld]]);
+  if (had.rows.length === 0) return { rows, removed: 0 };
+  for (const below of globalIncrementalBelow(ctx.manifest, node)) await forgetVersions(ctx.adapter, ctx.metaSchema, below, [WHOLE_RELATION]);
+  const { rowsChanged } = await ctx.adapter.transaction((s) => s.query(`DELETE FROM ${rel} WHERE ${slice}`, [[...withheld]]), { timeoutMs: ctx.nodeTimeoutMs });
   return { rows, removed: rowsChanged };
+}
+
+/** Models built once per run and merged into (incremental, not tenant-scoped) that read `node`, directly or not. */
+function globalIncrementalBelow(manifest: Manifest, node: ManifestNode): ModelNode[] {
+  const readers = new Map<string, string[]>();
+  for (const n of Object.values(manifestNodes(manifest))) for (const up of n.depends_on) readers.set(up, [...(readers.get(up) ?? []), n.name]);
+  const seen = new Set<string>();
+  const stack = [...(readers.get(node.name) ?? [])];
+  while (stack.length > 0) {
+    const name = stack.pop()!;
+    if (seen.has(name)) continue;
+    seen.add(name);
+    stack.push(...(readers.get(name) ?? []));
+  }
+  return Object.values(manifest.models).filter((m) => seen.has(m.name) && m.scope !== 'tenant' && m.materialized === 'incremental');
 }
 
 /** The run's note on a node that withheld practices: `detail` says what became of their data. */

@@ -14,8 +14,7 @@ import {
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig, Tenant } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
-import { forgetVersions } from '../warehouse/relation-versions.ts';
-import { holdsResearchSlices, removedDetail, removeWithheldSlices, researchSplit, withheldNote } from './research-withheld.ts';
+import { holdsResearchSlices, removedDetail, researchSplit, withdrawSlices, withheldNote } from './research-withheld.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 
 /**
@@ -164,12 +163,7 @@ export class StrategyRegistry {
     if (tenants === null || !holdsResearchSlices(node)) return this.run(resolved, ctx, tenants);
     const { taking, withheld } = researchSplit(ctx.manifest, tenants);
     if (withheld.length === 0) return this.run(resolved, ctx, tenants);
-    const exists = (await ctx.adapter.describe(node.schema, node.identifier)) !== undefined;
-    // Before the rows go (another file on DuckDB): a crash in between leaves rows of no record, which are rebuilt in full.
-    if (exists && node.kind === 'model') await forgetVersions(ctx.adapter, ctx.metaSchema, node, withheld);
-    const removed = exists
-      ? await ctx.adapter.transaction((s) => removeWithheldSlices(s, node, ctx.tenantColumn, withheld), { timeoutMs: ctx.nodeTimeoutMs })
-      : { rows: new Map(withheld.map((t) => [t, 0])), removed: 0 };
+    const removed = await withdrawSlices(ctx, node, withheld);
     const built = taking.length > 0 ? await this.run(resolved, ctx, taking) : { rows: new Map(), notes: [] };
     return { ...built, rows: new Map([...built.rows, ...removed.rows]), notes: [...built.notes, withheldNote(withheld.length, removedDetail(removed.removed))] };
   }

@@ -9,7 +9,7 @@ import { loadProject } from '../../src/project/load-project.ts';
 import type { RunResults } from '../../src/artifacts/run-results.ts';
 import { compileErrors } from '../support/compile-errors.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
-import { cli, failuresOf, fingerprintRows, PSEUDO_MODELS, resultsOf, VAULT_NODE, withWarehouse, type Query } from '../support/research-fixture.ts';
+import { cli, failuresOf, fingerprintRows, scalar, PSEUDO_MODELS, resultsOf, VAULT_NODE, withWarehouse, type Query } from '../support/research-fixture.ts';
 
 /**
  * A practice withheld from population health (`research: false` in tenants.yml): none of its
@@ -38,6 +38,17 @@ ${readFileSync(join(REPO_ROOT, 'models/research/pseudo_conditions.sql'), 'utf8')
 where not exists (select 1 from {{this}} t where t.practice_id = c.practice_id and t.person_token = v.person_token)
 {{/if}}
 `;
+
+/**
+ * A global incremental model over a pseudonymized one, merged on the practice token: merging
+ * alone would keep the withheld practice's row for good, so its withdrawal rebuilds it in full.
+ */
+const GLOBAL_INCREMENTAL = `{{config scope="global" materialized="incremental" unique_key="practice_token"}}
+select e.practice_token, count(*) as encounters from {{ref "pseudo_encounters"}} e group by 1
+`;
+const GLOBAL_EQUALS_ITS_SQL = `SELECT count(*) AS n FROM (
+  (SELECT * FROM pseudo.encounters_per_practice EXCEPT SELECT practice_token, count(*) FROM pseudo.pseudo_encounters GROUP BY 1)
+  UNION ALL (SELECT practice_token, count(*) FROM pseudo.pseudo_encounters GROUP BY 1 EXCEPT SELECT * FROM pseudo.encounters_per_practice)) AS d`;
 
 type Counts = Record<string, Record<string, number>>;
 
@@ -68,7 +79,10 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
   let tokensBefore: string;
 
   beforeAll(async () => {
-    demo = copyDemoProject({ tenants: sampleTenants(4), files: { 'models/research/pseudo_conditions.sql': INCREMENTAL_CONDITIONS } });
+    demo = copyDemoProject({
+      tenants: sampleTenants(4),
+      files: { 'models/research/pseudo_conditions.sql': INCREMENTAL_CONDITIONS, 'models/research/encounters_per_practice.sql': GLOBAL_INCREMENTAL },
+    });
     expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'build' }))).toEqual([]);
     before = await withWarehouse(demo.dir, countsByPractice);
     // A practice with rows in every relation the opt-out empties, one of the large ones when it can.
@@ -104,6 +118,8 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
     }
     expect(notesOf(run, VAULT_NODE, withheld).join('\n')).toMatch(/withheld from research .*no token or linkage record kept/);
     // The incremental slice's version is forgotten with its rows: coming back, it is built in full, as a new practice's.
+    expect(Number(await withWarehouse(demo.dir, (q) => scalar(q, GLOBAL_EQUALS_ITS_SQL)))).toBe(0);
+    expect(resultsOf(run, 'encounters_per_practice')[0]!.notes?.join('\n')).toMatch(/rebuilt in full: .*rows of a practice withheld from research were removed upstream/);
     const checked = await cli(['privacy', 'check', '--project-dir', demo.dir]);
     expect(checked.lines.find((l) => l.startsWith('withheld from research'))).toBe('withheld from research: 1 practice(s) (tenants.yml research: false): nothing of theirs in the vault or any pseudonymized relation');
     const versions = (q: Query) => q(`SELECT tenant FROM tsform_meta.relation_versions WHERE relation = 'pseudo.pseudo_conditions' ORDER BY 1`);

@@ -76,5 +76,5 @@ export async function wholeRebuild(q: Reader, metaSchema: string, manifest: Mani
 
 export const WHOLE_REBUILD_WHY: Record<NonNullable<WholeRebuild>, string> = {
   changed: 'its SQL, or SQL upstream of it, changed since it was built',
-  unrecorded: 'no record of the SQL it was built by (written by another materialization, or before tsform recorded versions)',
+  unrecorded: 'no record of the SQL it was built by (written by another materialization, before tsform recorded versions, or rows of a practice withheld from research were removed upstream)',
 };
