@@ -4,7 +4,6 @@ import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.t
 import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-tables.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { RowsByTenant } from './slice-replace.ts';
-import type { BuildContext } from './strategy.ts';
 
 /**
  * Practices withheld from population health (`research: false` in tenants.yml, recorded in the
@@ -36,6 +35,15 @@ export function holdsResearchSlices(node: ManifestNode): node is ModelNode {
   return node.kind === 'model' && node.pseudonymized && node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental');
 }
 
+/** What withdrawSlices needs of the run's BuildContext (strategy.ts, which calls it). */
+export interface WithdrawContext {
+  adapter: Adapter;
+  manifest: Manifest;
+  metaSchema: string;
+  tenantColumn: string;
+  nodeTimeoutMs?: number;
+}
+
 /**
  * Removes the withheld practices' slices of `node`; their rows count as 0 (a slice now empty).
  * The records that would let a later build merge over what is gone are forgotten first (on
@@ -45,7 +53,7 @@ export function holdsResearchSlices(node: ManifestNode): node is ModelNode {
  * versions of the global incremental models below it, which merge across practices and would
  * keep cells counted from the rows removed here.
  */
-export async function withdrawSlices(ctx: BuildContext, node: ModelNode, withheld: readonly string[]): Promise<{ rows: RowsByTenant; removed: number }> {
+export async function withdrawSlices(ctx: WithdrawContext, node: ModelNode, withheld: readonly string[]): Promise<{ rows: RowsByTenant; removed: number }> {
   const rows: RowsByTenant = new Map(withheld.map((t) => [t, 0]));
   if (!(await ctx.adapter.describe(node.schema, node.identifier))) return { rows, removed: 0 };
   const rel = quoteRelation(node.schema, node.identifier);
