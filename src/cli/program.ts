@@ -150,7 +150,9 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
         for (const n of listed) out(JSON.stringify(n));
         return EXIT_OK;
       }
-      for (const n of listed) out(`${n.name}\t${n.resource_type}\t${n.scope}\t${n.materialized ?? '-'}\t${n.practices === null ? 'once' : `${n.practices} practices`}`);
+      const who = (n: (typeof listed)[number]) =>
+        n.practices === null ? 'once' : `${n.practices} practices${n.withheld_from_research ? ` (${n.withheld_from_research} withheld from research: nothing written for them)` : ''}`;
+      for (const n of listed) out(`${n.name}\t${n.resource_type}\t${n.scope}\t${n.materialized ?? '-'}\t${who(n)}`);
       // The same units and wording as \`tsform build\` announces for this selection.
       out(planLine(plan, plannedUnits(plan, { checks: leakScanPlanned(ws, plan) ? 1 : 0 })));
       return EXIT_OK;

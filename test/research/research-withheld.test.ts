@@ -177,6 +177,22 @@ describe('research: false at compile time', () => {
     }
   });
 
+  it('tsform ls counts the withheld practices on the research nodes only', async () => {
+    const copy = copyDemoProject({ tenants: (ids) => ids.slice(0, 3) });
+    try {
+      setResearch(copy.dir, copy.tenantIds[0]!, false);
+      const json = await cli(['ls', '--project-dir', copy.dir, '--output', 'json']);
+      expect(json.code).toBe(0);
+      const nodes = json.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { name: string; withheld_from_research?: number });
+      const marked = nodes.filter((n) => n.withheld_from_research !== undefined).map((n) => [n.name, n.withheld_from_research] as const);
+      expect(new Map(marked)).toEqual(new Map([...PSEUDO_MODELS, VAULT_NODE].map((m) => [m, 1])));
+      const text = await cli(['ls', '--project-dir', copy.dir, '--select', 'pseudo_persons']);
+      expect(text.lines.join('\n')).toContain('3 practices (1 withheld from research: nothing written for them)');
+    } finally {
+      copy.remove();
+    }
+  });
+
   it('a research value that is not a YAML boolean is an error at its line, not read as true', () => {
     const copy = copyDemoProject({ tenants: (ids) => ids.slice(0, 3) });
     try {
