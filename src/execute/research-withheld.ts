@@ -1,5 +1,6 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { manifestNodes, vaultNode, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
+import { buildDag, downstreamOf } from '../graph/dag.ts';
 import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.ts';
 import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-tables.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
@@ -68,17 +69,9 @@ export async function withdrawSlices(ctx: WithdrawContext, node: ModelNode, with
 
 /** Models built once per run and merged into (incremental, not tenant-scoped) that read `node`, directly or not. */
 function globalIncrementalBelow(manifest: Manifest, node: ManifestNode): ModelNode[] {
-  const readers = new Map<string, string[]>();
-  for (const n of Object.values(manifestNodes(manifest))) for (const up of n.depends_on) readers.set(up, [...(readers.get(up) ?? []), n.name]);
-  const seen = new Set<string>();
-  const stack = [...(readers.get(node.name) ?? [])];
-  while (stack.length > 0) {
-    const name = stack.pop()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    stack.push(...(readers.get(name) ?? []));
-  }
-  return Object.values(manifest.models).filter((m) => seen.has(m.name) && m.scope !== 'tenant' && m.materialized === 'incremental');
+  // The manifest of a run compiled without a cycle, so the graph is there.
+  const below = downstreamOf(buildDag(manifest).dag!.graph, [node.name]);
+  return Object.values(manifest.models).filter((m) => below.has(m.name) && m.scope !== 'tenant' && m.materialized === 'incremental');
 }
 
 /** The run's note on a node that withheld practices: `detail` says what became of their data. */

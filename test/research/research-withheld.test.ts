@@ -202,6 +202,8 @@ describe('research: false at compile time', () => {
       const line = text.split('\n').findIndex((l) => l.includes('research: "no"')) + 1;
       const d = loadProject(copy.dir).diagnostics.find((x) => /'research' must be true or false/.test(x.message));
       expect(d && { code: d.code, file: d.file, line: d.line }).toEqual({ code: Codes.yamlShape, file: 'tenants.yml', line });
+      // and it stops the compile, so nothing is built from a value read either way
+      expect(compileErrors(loadProject(copy.dir)).map((e) => e.message)).toContain(d!.message);
     } finally {
       copy.remove();
     }
