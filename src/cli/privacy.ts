@@ -5,6 +5,7 @@ import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { checkPublished, gatePublication, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
+import { builtBeforeWithdrawal } from '../execute/research-builds.ts';
 import { withheldRowsLeft } from '../execute/research-withheld.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
@@ -160,7 +161,7 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
         out(`k-anonymity: FAILED ${err.message}`);
       }
     }
-    failures += await reportWithheld(adapter, ws.manifest, ws.project.config.tenantColumn, out);
+    failures += await reportWithheld(adapter, ws.manifest, ws.project.config, out);
     const leaks = await scanForLeaks(adapter, ws.manifest, privacy);
     failures += leaks.length;
     out(leaks.length === 0 ? 'leak scan: no raw identifier in any pseudonymized relation' : `leak scan: FAILED ${leaks.map((l) => `${l.relation}.${l.column} (${l.rows} rows)`).join(', ')}`);
@@ -170,17 +171,33 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
   return failures > 0 ? 1 : 0;
 }
 
-/** Practices withheld from research (tenants.yml research: false) must have nothing left there; returns the failures. */
-async function reportWithheld(adapter: Adapter, manifest: Manifest, tenantColumn: string, out: (l: string) => void): Promise<number> {
+/**
+ * Practices withheld from research (tenants.yml research: false) must have nothing left there: no
+ * rows in the vault or a pseudonymized relation, and no stored global relation built from those
+ * before they were withheld (research-builds.ts). Returns the failures.
+ */
+async function reportWithheld(adapter: Adapter, manifest: Manifest, config: { tenantColumn: string; schemas: { meta: string } }, out: (l: string) => void): Promise<number> {
   const withheld = manifest.research_withheld ?? [];
   if (withheld.length === 0) return 0;
-  const left = await withheldRowsLeft(adapter, manifest, tenantColumn);
+  const left = await withheldRowsLeft(adapter, manifest, config.tenantColumn);
+  const built = await builtBeforeWithdrawal(adapter, manifest, config.schemas.meta);
   const what = `withheld from research: ${withheld.length} practice(s) (tenants.yml research: false)`;
-  if (left.length === 0) {
-    out(`${what}: nothing of theirs in the vault or any pseudonymized relation`);
+  if (left.length === 0 && built.length === 0) {
+    out(`${what}: nothing of theirs in the vault, any pseudonymized relation or any global relation built from them`);
     return 0;
   }
-  const shown = withheld.slice(0, 3).join(' --tenant ');
-  out(`${what}: FAILED rows of theirs remain in ${left.map((l) => `${l.relation} (${l.rows} rows)`).join(', ')}; a run of those practices removes them (tsform run --tenant ${shown}${withheld.length > 3 ? ' …' : ''}, or the nightly run)`);
-  return left.length;
+  const problems: string[] = [];
+  if (left.length > 0) {
+    const shown = withheld.slice(0, 3).join(' --tenant ');
+    problems.push(
+      `rows of theirs remain in ${left.map((l) => `${l.relation} (${l.rows} rows)`).join(', ')}; a run of those practices removes them (tsform run --tenant ${shown}${withheld.length > 3 ? ' …' : ''}, or the nightly run)`,
+    );
+  }
+  if (built.length > 0) {
+    problems.push(
+      `${built.map((b) => `${b.relation} was built before ${b.practices.join(', ')} ${b.practices.length > 1 ? 'were' : 'was'} withheld`).join(', ')} and may count them; a run that builds it removes them (tsform run --select ${built.map((b) => b.model).join(' ')}, or the nightly run)`,
+    );
+  }
+  out(`${what}: FAILED ${problems.join('; ')}`);
+  return left.length + built.length;
 }

@@ -14,6 +14,7 @@ import {
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig, Tenant } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
+import { afterGlobalResearchBuild, beforeGlobalResearchBuild, isGlobalResearchRelation } from './research-builds.ts';
 import { holdsResearchSlices, removedDetail, researchSplit, withdrawSlices, withheldNote } from './research-withheld.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 
@@ -156,10 +157,18 @@ export class StrategyRegistry {
   /**
    * Builds a node with its strategy: the slice of `tenants`, or the whole relation when `tenants`
    * is null. A research slice is built for the practices that take part in research only, and the
-   * others' slices are emptied first (research-withheld.ts): no strategy can write them.
+   * others' slices are emptied first (research-withheld.ts): no strategy can write them. A stored
+   * global relation built from research slices is built only from slices and relations that hold
+   * nothing of a withheld practice (research-builds.ts).
    */
   async build(ctx: BuildContext, node: ManifestNode, tenants: readonly string[] | null): Promise<BuildOutcome> {
     const resolved = strategyKindOf(node, ctx.researchSchema);
+    if (tenants === null && isGlobalResearchRelation(ctx.manifest, node)) {
+      const notes = await beforeGlobalResearchBuild(ctx, node);
+      const built = await this.run(resolved, ctx, tenants);
+      await afterGlobalResearchBuild(ctx, node);
+      return { ...built, notes: [...notes, ...built.notes] };
+    }
     if (tenants === null || !holdsResearchSlices(node)) return this.run(resolved, ctx, tenants);
     const { taking, withheld } = researchSplit(ctx.manifest, tenants);
     if (withheld.length === 0) return this.run(resolved, ctx, tenants);

@@ -83,6 +83,14 @@ export const DELETION_EPOCHS = table('deletion_epochs', { relation: text, tenant
 export const RELATION_VERSIONS = table('relation_versions', { relation: text, tenant: text, version: text }, ['relation', 'tenant']);
 
 /**
+ * Per stored global relation built from research slices: the practices withheld from research
+ * (JSON array) when it was last built (execute/research-builds.ts). A relation with no row, or
+ * without a practice withheld now, may still count that practice and is rebuilt before anything
+ * reads it.
+ */
+export const RESEARCH_BUILDS = table('research_builds', { relation: text, withheld_json: text }, ['relation']);
+
+/**
  * Log-based capture's per-practice queue (ingest/logical/): each change of a source transaction,
  * routed by practice, committed with the commit end LSN it came from (`lsn`: sixteen hex digits,
  * so text order is LSN order; `seq`: order within the transaction). `op` is `upsert` or
@@ -203,6 +211,11 @@ const STEPS: readonly MigrationStep[] = [
     version: 6,
     description: 'incremental models: the SQL each slice was built by (a changed model rebuilds its slices in full)',
     statements: (m) => [createTableSql(m, RELATION_VERSIONS)],
+  },
+  {
+    version: 7,
+    description: 'research: the practices withheld when each global research relation was last built',
+    statements: (m) => [createTableSql(m, RESEARCH_BUILDS)],
   },
 ];
 

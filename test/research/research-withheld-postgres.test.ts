@@ -8,7 +8,8 @@ import { asSuperuser, startRlsWarehouse, withEnv, type RlsWarehouse } from '../s
 /**
  * research: false on PostgreSQL, where tenant-scoped tables carry row-level security and here
  * are partitioned by practice (the withheld practice in a LIST partition of its own): the run as
- * the owner role removes its tokens, linkage records and pseudonymized rows, and nothing else.
+ * the owner role removes its tokens, linkage records and pseudonymized rows, and nothing else; a
+ * published model built alone before that run removes those it reads.
  */
 
 const RELATIONS = ['pseudo.pseudo_persons', 'pseudo.pseudo_encounters', 'pseudo.pseudo_conditions', 'vault.person_tokens', 'marts.practice_daily_activity'];
@@ -50,6 +51,18 @@ describe('research: false on PostgreSQL (RLS, partitioned by practice)', () => {
     const doc = parse(readFileSync(file, 'utf8')) as { tenants: Record<string, unknown>[] };
     doc.tenants.find((t) => t.id === withheld)!.research = false;
     writeFileSync(file, stringify(doc));
+
+    // A published model built alone first empties the withheld slices it reads (and only those),
+    // before that practice's own run (research-builds.ts).
+    const published = await withEnv({ TSFORM_PG_URL: wh.ownerUrl }, () =>
+      runWorkspace({ projectDir: wh.demo.dir, command: 'run', target: 'postgres', select: ['research_condition_prevalence'] }),
+    );
+    expect(published.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    const early = await counts();
+    for (const rel of ['pseudo.pseudo_persons', 'pseudo.pseudo_conditions']) expect(early[rel]![withheld] ?? 0, rel).toBe(0);
+    expect(early['pseudo.pseudo_encounters']![withheld]).toBe(before['pseudo.pseudo_encounters']![withheld]);
+    const { rows: recorded } = await sql(`SELECT withheld_json FROM tsform_meta.research_builds WHERE relation = 'research.research_condition_prevalence'`);
+    expect(recorded.map((r) => JSON.parse(String(r.withheld_json)) as string[])).toEqual([[withheld]]);
 
     const run = await withEnv({ TSFORM_PG_URL: wh.ownerUrl }, () => runWorkspace({ projectDir: wh.demo.dir, command: 'build', target: 'postgres' }));
     expect(run.results.filter((r) => r.status === 'error').map((r) => `${r.node} ${r.tenant ?? ''}: ${r.code}`)).toEqual([]);

@@ -121,7 +121,7 @@ describe('research: false in tenants.yml, through runs of the demo', () => {
     expect(Number(await withWarehouse(demo.dir, (q) => scalar(q, GLOBAL_EQUALS_ITS_SQL)))).toBe(0);
     expect(resultsOf(run, 'encounters_per_practice')[0]!.notes?.join('\n')).toMatch(/rebuilt in full: .*rows of a practice withheld from research were removed upstream/);
     const checked = await cli(['privacy', 'check', '--project-dir', demo.dir]);
-    expect(checked.lines.find((l) => l.startsWith('withheld from research'))).toBe('withheld from research: 1 practice(s) (tenants.yml research: false): nothing of theirs in the vault or any pseudonymized relation');
+    expect(checked.lines.find((l) => l.startsWith('withheld from research'))).toBe('withheld from research: 1 practice(s) (tenants.yml research: false): nothing of theirs in the vault, any pseudonymized relation or any global relation built from them');
     const versions = (q: Query) => q(`SELECT tenant FROM tsform_meta.relation_versions WHERE relation = 'pseudo.pseudo_conditions' ORDER BY 1`);
     expect((await withWarehouse(demo.dir, versions)).map((r) => r.tenant)).toEqual([...demo.tenantIds].filter((t) => t !== withheld).sort());
   }, 300_000);
