@@ -6,7 +6,7 @@ import type { DirectedGraph } from 'graphology';
 import { buildDag, upstreamOf } from '../graph/dag.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import { relationKey } from '../warehouse/deletion-epochs.ts';
-import { RESEARCH_BUILDS } from '../warehouse/meta-schema.ts';
+import { WITHHELD_AT_BUILD } from '../warehouse/meta-schema.ts';
 import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.ts';
 import { holdsResearchSlices, withdrawSlices, withheldNote, type WithdrawContext } from './research-withheld.ts';
 
@@ -15,7 +15,7 @@ import { holdsResearchSlices, withdrawSlices, withheldNote, type WithdrawContext
  * pseudonymized ones) counts every practice whose rows were in those slices when it was built. A
  * practice withheld since then is still in it, and in every relation built from it, until it is
  * built again. So tsform records, with each such relation, which practices were withheld when it
- * was last built (`tsform_meta.research_builds`), and before it builds one:
+ * was last built (`tsform_meta.withheld_at_build`), and before it builds one:
  *
  * - empties the withheld practices' slices of every research table it is built from (whether or
  *   not those practices are in the run: `tsform run --select <published model>` alone must not
@@ -54,7 +54,7 @@ function upstreamNodes(manifest: Manifest, node: ManifestNode): ManifestNode[] {
 async function missingFrom(q: Queryable, metaSchema: string, relations: readonly ModelNode[], withheld: readonly string[]): Promise<Map<ModelNode, string[]>> {
   const out = new Map<ModelNode, string[]>();
   if (relations.length === 0 || withheld.length === 0) return out;
-  const { rows } = await q.query(`SELECT relation, withheld_json FROM ${quoteRelation(metaSchema, RESEARCH_BUILDS.name)} WHERE relation = ANY($1::VARCHAR[])`, [
+  const { rows } = await q.query(`SELECT relation, withheld_json FROM ${quoteRelation(metaSchema, WITHHELD_AT_BUILD.name)} WHERE relation = ANY($1::VARCHAR[])`, [
     relations.map(relationKey),
   ]);
   const recorded = new Map(rows.map((r) => [String(r.relation), new Set(JSON.parse(String(r.withheld_json)) as string[])]));
@@ -70,7 +70,7 @@ async function missingFrom(q: Queryable, metaSchema: string, relations: readonly
 export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: ModelNode): Promise<string[]> {
   const withheld = ctx.manifest.research_withheld ?? [];
   const builtBefore = (await missingFrom(ctx.adapter, ctx.metaSchema, [node], withheld)).size > 0;
-  await ctx.adapter.query(`DELETE FROM ${quoteRelation(ctx.metaSchema, RESEARCH_BUILDS.name)} WHERE relation = $1`, [relationKey(node)]);
+  await ctx.adapter.query(`DELETE FROM ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} WHERE relation = $1`, [relationKey(node)]);
   if (withheld.length === 0) return [];
   const notes: string[] = [];
   for (const slices of researchSlicesBelow(ctx.manifest, node)) {
@@ -93,7 +93,7 @@ export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: Mode
 
 /** After a whole build of `node` committed: it holds nothing of the practices withheld now. */
 export async function afterGlobalResearchBuild(ctx: WithdrawContext, node: ModelNode): Promise<void> {
-  await ctx.adapter.query(`INSERT INTO ${quoteRelation(ctx.metaSchema, RESEARCH_BUILDS.name)} (relation, withheld_json) VALUES ($1, $2)`, [
+  await ctx.adapter.query(`INSERT INTO ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} (relation, withheld_json) VALUES ($1, $2)`, [
     relationKey(node),
     JSON.stringify([...(ctx.manifest.research_withheld ?? [])].sort()),
   ]);
@@ -106,7 +106,7 @@ export async function builtBeforeWithdrawal(q: Pick<Adapter, 'query' | 'describe
   const present: ModelNode[] = [];
   for (const n of Object.values(manifest.models)) if (isGlobalResearchRelation(manifest, n) && (await q.describe(n.schema, n.identifier))) present.push(n);
   // A warehouse no run of this tsform has migrated has no records: every such relation predates the withdrawal.
-  const recorded = await q.describe(metaSchema, RESEARCH_BUILDS.name);
+  const recorded = await q.describe(metaSchema, WITHHELD_AT_BUILD.name);
   const stale = recorded ? await missingFrom(q, metaSchema, present, withheld) : new Map(present.map((n) => [n, [...withheld]]));
   return [...stale].map(([n, practices]) => ({ model: n.name, relation: relationKey(n), practices }));
 }

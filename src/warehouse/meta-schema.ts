@@ -88,7 +88,7 @@ export const RELATION_VERSIONS = table('relation_versions', { relation: text, te
  * without a practice withheld now, may still count that practice and is rebuilt before anything
  * reads it.
  */
-export const RESEARCH_BUILDS = table('research_builds', { relation: text, withheld_json: text }, ['relation']);
+export const WITHHELD_AT_BUILD = table('withheld_at_build', { relation: text, withheld_json: text }, ['relation']);
 
 /**
  * Log-based capture's per-practice queue (ingest/logical/): each change of a source transaction,
@@ -215,7 +215,7 @@ const STEPS: readonly MigrationStep[] = [
   {
     version: 7,
     description: 'research: the practices withheld when each global research relation was last built',
-    statements: (m) => [createTableSql(m, RESEARCH_BUILDS)],
+    statements: (m) => [createTableSql(m, WITHHELD_AT_BUILD)],
   },
 ];
 

@@ -61,7 +61,7 @@ describe('research: false on PostgreSQL (RLS, partitioned by practice)', () => {
     const early = await counts();
     for (const rel of ['pseudo.pseudo_persons', 'pseudo.pseudo_conditions']) expect(early[rel]![withheld] ?? 0, rel).toBe(0);
     expect(early['pseudo.pseudo_encounters']![withheld]).toBe(before['pseudo.pseudo_encounters']![withheld]);
-    const { rows: recorded } = await sql(`SELECT withheld_json FROM tsform_meta.research_builds WHERE relation = 'research.research_condition_prevalence'`);
+    const { rows: recorded } = await sql(`SELECT withheld_json FROM tsform_meta.withheld_at_build WHERE relation = 'research.research_condition_prevalence'`);
     expect(recorded.map((r) => JSON.parse(String(r.withheld_json)) as string[])).toEqual([[withheld]]);
 
     const run = await withEnv({ TSFORM_PG_URL: wh.ownerUrl }, () => runWorkspace({ projectDir: wh.demo.dir, command: 'build', target: 'postgres' }));
