@@ -93,10 +93,10 @@ export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: Mode
 
 /** After a whole build of `node` committed: it holds nothing of the practices withheld now. */
 export async function afterGlobalResearchBuild(ctx: WithdrawContext, node: ModelNode): Promise<void> {
-  await ctx.adapter.query(`INSERT INTO ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} (relation, withheld_json) VALUES ($1, $2)`, [
-    relationKey(node),
-    JSON.stringify([...(ctx.manifest.research_withheld ?? [])].sort()),
-  ]);
+  await ctx.adapter.query(
+    `INSERT INTO ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} (relation, withheld_json) VALUES ($1, $2) ON CONFLICT (relation) DO UPDATE SET withheld_json = excluded.withheld_json`,
+    [relationKey(node), JSON.stringify([...(ctx.manifest.research_withheld ?? [])].sort())],
+  );
 }
 
 /** `tsform privacy check`: stored global research relations built before a practice now withheld was. */
