@@ -1,6 +1,9 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { manifestNodes } from '../artifacts/manifest.ts';
+import { manifestNodes, vaultNode } from '../artifacts/manifest.ts';
+import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { resolveVaultKey } from '../execute/vault.ts';
+import { resolveLinkage } from '../execute/vault-linkage.ts';
 import { purgeTenant, type PurgeCount } from '../ingest/purge-tenant.ts';
 import { TENANT_ID_PATTERN } from '../project/types.ts';
 import { MEMBERS_TABLE, practiceRole } from '../security/render-rls.ts';
@@ -8,13 +11,16 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
 import { unbuiltWarehouse } from './target.ts';
 import { tenantRelations } from './capture-wiring.ts';
+import type { Env } from './env.ts';
+import type { Workspace } from './workspace.ts';
+import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-tables.ts';
 
 /**
  * Offboarding: a practice removed from tenants.yml keeps its rows until this deletes them from
  * every tenant-scoped relation tsform writes, plus its watermarks and run state. A practice still
  * in tenants.yml is refused (the next run would capture it again).
  */
-export async function purgeCommand(projectDir: string, target: string | undefined, tenantArgs: string[], yes: boolean): Promise<PurgeCount[]> {
+export async function purgeCommand(projectDir: string, target: string | undefined, tenantArgs: string[], yes: boolean, env: Env = process.env): Promise<PurgeCount[]> {
   const ids = tenantArgs.flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean);
   if (ids.length !== 1) throw new TsformError(Codes.badTenantArgument, 'purge takes exactly one --tenant <id>');
   const tenant = ids[0]!;
@@ -29,6 +35,8 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   const adapter = await openAdapter(ws.project, resolved);
   try {
     const { schemas } = ws.project.config;
+    // First, so that a missing vault key or a linkage setting refused stops the purge with nothing deleted.
+    const linkage = await purgeLinkage(adapter, ws, tenant, !yes, env);
     const counts = await purgeTenant(adapter, {
       tenant,
       relations: tenantRelations(manifestNodes(ws.manifest)),
@@ -37,11 +45,36 @@ export async function purgeCommand(projectDir: string, target: string | undefine
       separateSchemas: [schemas.research, schemas.vault],
       dryRun: !yes,
     });
+    counts.push(...linkage);
     if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
     return counts;
   } finally {
     await adapter.close();
   }
+}
+
+/**
+ * The vault's linkage records and match keys of the practice (keyed hashes of its patients'
+ * identities) are not a model's slice, so they go here: linkage forgets them the way it forgets a
+ * deleted patient, and the persons they linked with other practices' records are resolved again
+ * without them (a token that changes is made with the vault key, so purge needs it, as a run does).
+ */
+async function purgeLinkage(adapter: Adapter, ws: Workspace, tenant: string, dryRun: boolean, env: Env): Promise<PurgeCount[]> {
+  const privacy = ws.project.config.privacy;
+  const vault = vaultNode(ws.manifest);
+  if (!privacy || !vault || !(await adapter.describe(vault.schema, VAULT_LINKAGE_RECORDS.name))) return [];
+  const counts: PurgeCount[] = [];
+  for (const t of [VAULT_LINKAGE_RECORDS, VAULT_LINKAGE_KEYS]) {
+    const { rows } = await adapter.query(`SELECT count(*) AS n FROM ${quoteRelation(vault.schema, t.name)} WHERE tenant = $1`, [tenant]);
+    counts.push({ relation: `${vault.schema}.${t.name}`, rows: Number(rows[0]?.n ?? 0) });
+  }
+  if (dryRun || counts.every((c) => c.rows === 0)) return counts;
+  const key = await resolveVaultKey({ adapter, vaultSchema: ws.project.config.schemas.vault, privacy, env, clock: systemClock });
+  await adapter.transaction(async (s) => {
+    if (adapter.kind === 'postgres') await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.linkage', vault.schema]);
+    await resolveLinkage(s, { vaultSchema: vault.schema, tokenTable: vault.identifier, tenantColumn: ws.project.config.tenantColumn, tenants: [tenant], identities: [], key, config: privacy.identity.linkage });
+  });
+  return counts;
 }
 
 /**
