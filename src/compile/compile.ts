@@ -18,7 +18,7 @@ import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extr
 import { resolveModelConfig } from './model-config.ts';
 import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
 import { checkScopes } from './scope-checks.ts';
-import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldResearchModel } from './model-checks.ts';
+import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGlobalRead, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
 export const TENANTS_RELATION = 'tenants';
@@ -231,7 +231,9 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
         diagnostics.push(diagnostic(Codes.unknownRef, `unknown ref '${r.name}'${suggest(r.name, names)}`, { file: model.file, line: r.line }));
       }
     }
-    checkScopes(node, nodes, diagnostics, (dep) => uses.refs.find((r) => r.name === dep)?.line ?? uses.sources.find((x) => `source:${x.source}.${x.table}` === dep)?.line);
+    const lineOfRead = (dep: string) => uses.refs.find((r) => r.name === dep)?.line ?? uses.sources.find((x) => `source:${x.source}.${x.table}` === dep)?.line;
+    checkScopes(node, nodes, diagnostics, lineOfRead);
+    checkWithheldGlobalRead(project, node, nodes, lineOfRead, diagnostics);
   }
 
   const renderer = createRenderer(project.macros, approvedGeneralizers(project, diagnostics));

@@ -213,6 +213,34 @@ export function checkWithheldResearchModel(
   );
 }
 
+/**
+ * While practices are withheld, a pseudonymized tenant-scoped model may not read a global model:
+ * its slices would hold values computed from every practice's research rows. A global relation
+ * built before the withdrawal still counts the withheld practices, and a slice built from it
+ * keeps that after the global relation is rebuilt clean; nothing records what a slice read.
+ */
+export function checkWithheldGlobalRead(
+  project: Project,
+  node: DraftNode,
+  nodes: Record<string, DraftNode>,
+  lineOfRead: (dep: string) => number | undefined,
+  diagnostics: Diagnostic[],
+): void {
+  const withheld = project.tenants.find((t) => !t.research);
+  if (!withheld || node.kind !== 'model' || !node.pseudonymized || node.scope !== 'tenant') return;
+  for (const dep of node.depends_on) {
+    const up = nodes[dep];
+    if (up?.kind !== 'model' || up.scope !== 'global') continue;
+    diagnostics.push(
+      diagnostic(
+        Codes.invalidConfig,
+        `${node.name}: a pseudonymized tenant-scoped model reads the global model '${up.name}' while tenants.yml withholds practices from research (${withheld.id} at ${withheld.file}:${withheld.line ?? '?'} has research: false): its slices would keep values computed from their rows`,
+        { file: node.path, line: lineOfRead(dep) ?? 1 },
+      ),
+    );
+  }
+}
+
 function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup, tenantColumn: string): string | undefined {
   const counted = countedPersonsProblem(sql, kCount, lookup);
   const mixed = counted ? undefined : personRowsProblem(sql, lookup, tenantColumn);

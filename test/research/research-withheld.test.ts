@@ -177,6 +177,23 @@ describe('research: false at compile time', () => {
     }
   });
 
+  it('refuses a pseudonymized tenant-scoped model that reads a global model while a practice is withheld (its slices would keep what that read)', () => {
+    const GLOBAL = `{{config scope="global"}}\nselect c.person_token, c.condition_code from {{ref "pseudo_conditions"}} c\n`;
+    const reading = (p: ReturnType<typeof demo>) => {
+      const m = p.models.find((x) => x.name === 'pseudo_conditions')!;
+      p.models.push({ ...m, name: 'conditions_everywhere', file: 'models/research/conditions_everywhere.sql', sql: GLOBAL });
+      const e = p.models.find((x) => x.name === 'pseudo_encounters')!;
+      e.sql = e.sql.replace(/\nfrom /, '\n, (select count(*) from {{ref "conditions_everywhere"}} g where g.person_token = v.person_token) as conditions\nfrom ');
+      return { p, e };
+    };
+    const taking = reading(demo());
+    expect(compileErrors(taking.p)).toEqual([]);
+    const { p, e } = reading(withheldFirst());
+    const found = compileErrors(p).filter((x) => x.code === Codes.invalidConfig);
+    expect(found.map((x) => ({ file: x.file, line: x.line }))).toEqual([{ file: e.file, line: e.sql.split('\n').findIndex((l) => l.includes('conditions_everywhere')) + 1 }]);
+    expect(found[0]!.message).toMatch(new RegExp(`pseudo_encounters: .* reads the global model 'conditions_everywhere' while tenants.yml withholds practices from research \\(${p.tenants[0]!.id} at tenants.yml:\\d+`));
+  });
+
   it('tsform ls counts the withheld practices on the research nodes only', async () => {
     const copy = copyDemoProject({ tenants: (ids) => ids.slice(0, 3) });
     try {
