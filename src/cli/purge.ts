@@ -1,7 +1,9 @@
 import type { Adapter } from '../adapters/adapter.ts';
-import { manifestNodes, vaultNode } from '../artifacts/manifest.ts';
+import { manifestNodes, vaultNode, type Manifest } from '../artifacts/manifest.ts';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
+import { isGlobalResearchRelation } from '../execute/research-builds.ts';
+import { holdsResearchSlices } from '../execute/research-withheld.ts';
 import { resolveVaultKey } from '../execute/vault.ts';
 import { resolveLinkage } from '../execute/vault-linkage.ts';
 import { purgeTenant, type PurgeCount } from '../ingest/purge-tenant.ts';
@@ -20,7 +22,7 @@ import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-ta
  * every tenant-scoped relation tsform writes, plus its watermarks and run state. A practice still
  * in tenants.yml is refused (the next run would capture it again).
  */
-export async function purgeCommand(projectDir: string, target: string | undefined, tenantArgs: string[], yes: boolean, env: Env = process.env): Promise<PurgeCount[]> {
+export async function purgeCommand(projectDir: string, target: string | undefined, tenantArgs: string[], yes: boolean, env: Env = process.env): Promise<PurgeOutcome> {
   const ids = tenantArgs.flatMap((a) => a.split(',')).map((a) => a.trim()).filter(Boolean);
   if (ids.length !== 1) throw new TsformError(Codes.badTenantArgument, 'purge takes exactly one --tenant <id>');
   const tenant = ids[0]!;
@@ -31,7 +33,7 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   }
   const resolved = resolveTarget(ws.project, target);
   // No warehouse file: no rows of any practice to purge, and opening one would create it.
-  if (unbuiltWarehouse(ws.project, resolved)) return [];
+  if (unbuiltWarehouse(ws.project, resolved)) return { counts: [], notes: [] };
   const adapter = await openAdapter(ws.project, resolved);
   try {
     const { schemas } = ws.project.config;
@@ -47,10 +49,29 @@ export async function purgeCommand(projectDir: string, target: string | undefine
     });
     counts.push(...linkage);
     if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
-    return counts;
+    return { counts, notes: await stillCounted(adapter, ws.manifest, tenant, counts) };
   } finally {
     await adapter.close();
   }
+}
+
+export interface PurgeOutcome {
+  counts: PurgeCount[];
+  /** What the purge cannot reach: stored global research relations that still count the practice. */
+  notes: string[];
+}
+
+/**
+ * A global research relation (an aggregate over every practice's pseudonymized slices) cannot be
+ * told apart by practice: one built before the purge counts the practice until it is built again.
+ */
+async function stillCounted(adapter: Adapter, manifest: Manifest, tenant: string, counts: readonly PurgeCount[]): Promise<string[]> {
+  const slices = new Set(Object.values(manifest.models).filter(holdsResearchSlices).map((n) => `${n.schema}.${n.identifier}`));
+  if (!counts.some((c) => c.rows > 0 && slices.has(c.relation))) return [];
+  const global: string[] = [];
+  for (const n of Object.values(manifest.models)) if (isGlobalResearchRelation(manifest, n) && (await adapter.describe(n.schema, n.identifier))) global.push(n.name);
+  if (global.length === 0) return [];
+  return [`${global.length} global research relation(s) built before this purge count ${tenant} until they are built again: tsform run --select ${global.join(' ')} (or the nightly run)`];
 }
 
 /**

@@ -98,7 +98,7 @@ describe('tsform purge and the vault linkage', () => {
     const before = await vaultCounts(purged.dir, gone);
     expect(before.linkage_records).toBeGreaterThan(0);
     expect(before.linkage_keys).toBeGreaterThan(0);
-    const counts = await purgeCommand(purged.dir, undefined, [gone], false);
+    const { counts } = await purgeCommand(purged.dir, undefined, [gone], false);
     expect(counts).toEqual(expect.arrayContaining([{ relation: 'vault.linkage_records', rows: before.linkage_records }, { relation: 'vault.linkage_keys', rows: before.linkage_keys }]));
     expect(await vaultCounts(purged.dir, gone)).toEqual(before);
   });
@@ -112,7 +112,9 @@ describe('tsform purge and the vault linkage', () => {
   });
 
   it('removes its records and keys, and leaves the vault grouped as one built without it', async () => {
-    await purgeCommand(purged.dir, undefined, [gone], true);
+    const { notes } = await purgeCommand(purged.dir, undefined, [gone], true);
+    // Its pseudonymized rows went; the published aggregates built from them still count it, and purge says which.
+    expect(notes).toEqual([`2 global research relation(s) built before this purge count ${gone} until they are built again: tsform run --select research_condition_prevalence research_diabetes_cohort (or the nightly run)`]);
     expect(await vaultCounts(purged.dir, gone)).toEqual({ linkage_records: 0, linkage_keys: 0, person_tokens: 0 });
     const [after, expected] = [await withWarehouse(purged.dir, persons), await withWarehouse(fresh.dir, persons)];
     expect(after === expected, 'the persons of the purged vault against a vault built without the practice').toBe(true);
