@@ -229,16 +229,33 @@ export function checkWithheldGlobalRead(
   const withheld = project.tenants.find((t) => !t.research);
   if (!withheld || node.kind !== 'model' || !node.pseudonymized || node.scope !== 'tenant') return;
   for (const dep of node.depends_on) {
-    const up = nodes[dep];
-    if (up?.kind !== 'model' || up.scope !== 'global') continue;
+    // Through any model in between (a tenant view over a global table reads it as well).
+    const global = globalModelFrom(dep, nodes);
+    if (!global) continue;
+    const via = global === dep ? '' : ` through '${dep}'`;
     diagnostics.push(
       diagnostic(
         Codes.invalidConfig,
-        `${node.name}: a pseudonymized tenant-scoped model reads the global model '${up.name}' while tenants.yml withholds practices from research (${withheld.id} at ${withheld.file}:${withheld.line ?? '?'} has research: false): its slices would keep values computed from their rows`,
+        `${node.name}: a pseudonymized tenant-scoped model reads the global model '${global}'${via} while tenants.yml withholds practices from research (${withheld.id} at ${withheld.file}:${withheld.line ?? '?'} has research: false): its slices would keep values computed from their rows`,
         { file: node.path, line: lineOfRead(dep) ?? 1 },
       ),
     );
   }
+}
+
+/** `start` or the first global model upstream of it, if any. */
+function globalModelFrom(start: string, nodes: Record<string, DraftNode>): string | undefined {
+  const seen = new Set<string>();
+  const stack = [start];
+  while (stack.length > 0) {
+    const name = stack.pop()!;
+    const n = nodes[name];
+    if (!n || seen.has(name)) continue;
+    seen.add(name);
+    if (n.kind === 'model' && n.scope === 'global') return name;
+    stack.push(...n.depends_on);
+  }
+  return undefined;
 }
 
 function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup, tenantColumn: string): string | undefined {

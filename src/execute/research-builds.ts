@@ -2,8 +2,7 @@ import type { Adapter } from '../adapters/adapter.ts';
 import type { Queryable } from '../warehouse/table-def.ts';
 import { manifestNodes, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
-import type { DirectedGraph } from 'graphology';
-import { buildDag, upstreamOf } from '../graph/dag.ts';
+import { compiledGraph, upstreamOf } from '../graph/dag.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import { relationKey } from '../warehouse/deletion-epochs.ts';
 import { WITHHELD_AT_BUILD } from '../warehouse/meta-schema.ts';
@@ -32,22 +31,12 @@ import { holdsResearchSlices, withdrawSlices, withheldNote, type WithdrawContext
 
 /** A stored (table or incremental) model built once per run from research slices, directly or not. */
 export function isGlobalResearchRelation(manifest: Manifest, node: ManifestNode): node is ModelNode {
-  return node.kind === 'model' && node.scope !== 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental') && researchSlicesBelow(manifest, node).length > 0;
+  return node.kind === 'model' && node.scope !== 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental') && upstreamNodes(manifest, node).some(holdsResearchSlices);
 }
-
-/** Research slice tables `node` is built from, transitively. */
-function researchSlicesBelow(manifest: Manifest, node: ManifestNode): ModelNode[] {
-  return upstreamNodes(manifest, node).filter(holdsResearchSlices);
-}
-
-const graphs = new WeakMap<Manifest, DirectedGraph>();
 
 function upstreamNodes(manifest: Manifest, node: ManifestNode): ManifestNode[] {
   const nodes = manifestNodes(manifest);
-  // The manifest of a run compiled without a cycle, so the graph is there.
-  const graph = graphs.get(manifest) ?? buildDag(manifest).dag!.graph;
-  graphs.set(manifest, graph);
-  return [...upstreamOf(graph, [node.name])].filter((id) => id !== node.name).map((id) => nodes[id]!).filter(Boolean);
+  return [...upstreamOf(compiledGraph(manifest), [node.name])].map((id) => nodes[id]!);
 }
 
 /** Practices withheld now that `relation`'s last build did not withhold (all of them when it has no record). */
@@ -73,11 +62,12 @@ export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: Mode
   await ctx.adapter.query(`DELETE FROM ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} WHERE relation = $1`, [relationKey(node)]);
   if (withheld.length === 0) return [];
   const notes: string[] = [];
-  for (const slices of researchSlicesBelow(ctx.manifest, node)) {
+  const upstream = upstreamNodes(ctx.manifest, node);
+  for (const slices of upstream.filter(holdsResearchSlices)) {
     const { removed } = await withdrawSlices(ctx, slices, withheld);
     if (removed > 0) notes.push(withheldNote(withheld.length, `${removed} row(s) of theirs removed from ${relationKey(slices)} before this build`));
   }
-  const stored = upstreamNodes(ctx.manifest, node).filter((n): n is ModelNode => isGlobalResearchRelation(ctx.manifest, n));
+  const stored = upstream.filter((n): n is ModelNode => isGlobalResearchRelation(ctx.manifest, n));
   const stale = await missingFrom(ctx.adapter, ctx.metaSchema, stored, withheld);
   if (stale.size > 0) {
     const [first] = [...stale.keys()];

@@ -1,6 +1,6 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import { manifestNodes, vaultNode, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
-import { buildDag, downstreamOf } from '../graph/dag.ts';
+import { compiledGraph, downstreamOf } from '../graph/dag.ts';
 import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.ts';
 import { VAULT_LINKAGE_KEYS, VAULT_LINKAGE_RECORDS } from '../warehouse/vault-tables.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
@@ -69,8 +69,7 @@ export async function withdrawSlices(ctx: WithdrawContext, node: ModelNode, with
 
 /** Models built once per run and merged into (incremental, not tenant-scoped) that read `node`, directly or not. */
 function globalIncrementalBelow(manifest: Manifest, node: ManifestNode): ModelNode[] {
-  // The manifest of a run compiled without a cycle, so the graph is there.
-  const below = downstreamOf(buildDag(manifest).dag!.graph, [node.name]);
+  const below = downstreamOf(compiledGraph(manifest), [node.name]);
   return Object.values(manifest.models).filter((m) => below.has(m.name) && m.scope !== 'tenant' && m.materialized === 'incremental');
 }
 

@@ -89,6 +89,21 @@ function topologicalOrder(graph: DirectedGraph): string[] {
   return order;
 }
 
+const compiledGraphs = new WeakMap<Manifest, ModelDag['graph']>();
+
+/**
+ * The graph of a manifest that compiled (so has no cycle), built once per manifest object: what
+ * a run asks of it per node (what is upstream, what is below) costs a walk, not a rebuild.
+ */
+export function compiledGraph(manifest: Manifest): ModelDag['graph'] {
+  const known = compiledGraphs.get(manifest);
+  if (known) return known;
+  const built = buildDag(manifest).dag;
+  if (!built) throw new Error('compiledGraph: the manifest has a cycle, so it did not come from a compile');
+  compiledGraphs.set(manifest, built.graph);
+  return built.graph;
+}
+
 /** Nodes reachable upstream of `ids` (not `ids` themselves), within `depth` edges when given. */
 export function upstreamOf(graph: DirectedGraph, ids: Iterable<string>, depth?: number): Set<string> {
   return walk(graph, ids, depth, (id, f) => graph.forEachInNeighbor(id, f));

@@ -192,6 +192,15 @@ describe('research: false at compile time', () => {
     const found = compileErrors(p).filter((x) => x.code === Codes.invalidConfig);
     expect(found.map((x) => ({ file: x.file, line: x.line }))).toEqual([{ file: e.file, line: e.sql.split('\n').findIndex((l) => l.includes('conditions_everywhere')) + 1 }]);
     expect(found[0]!.message).toMatch(new RegExp(`pseudo_encounters: .* reads the global model 'conditions_everywhere' while tenants.yml withholds practices from research \\(${p.tenants[0]!.id} at tenants.yml:\\d+`));
+    // The same read through a tenant-scoped view in between.
+    const through = withheldFirst();
+    const m = through.models.find((x) => x.name === 'pseudo_conditions')!;
+    through.models.push({ ...m, name: 'conditions_everywhere', file: 'models/research/conditions_everywhere.sql', sql: GLOBAL });
+    through.models.push({ ...m, name: 'conditions_view', file: 'models/marts/conditions_view.sql', sql: `{{config materialized="view"}}\nselect t.practice_id, g.person_token from {{ref "conditions_everywhere"}} g cross join {{ref "tenants"}} t\n` });
+    const e2 = through.models.find((x) => x.name === 'pseudo_encounters')!;
+    e2.sql = e2.sql.replace(/\nfrom /, '\n, (select count(*) from {{ref "conditions_view"}} g where g.person_token = v.person_token) as conditions\nfrom ');
+    const viaView = compileErrors(through).filter((x) => x.code === Codes.invalidConfig && x.file === e2.file);
+    expect(viaView.map((x) => x.message.match(/reads the global model '\w+'( through '\w+')?/)?.[0])).toEqual([`reads the global model 'conditions_everywhere' through 'conditions_view'`]);
   });
 
   it('tsform ls counts the withheld practices on the research nodes only', async () => {
