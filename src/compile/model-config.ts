@@ -1,5 +1,5 @@
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
-import { MATERIALIZATIONS, SCOPES } from '../project/load-config.ts';
+import { MATERIALIZATIONS, researchSchemaNames, SCOPES } from '../project/load-config.ts';
 import type { Materialization, ModelFile, ProjectConfig, Scope } from '../project/types.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import type { TemplateUses } from './extract.ts';
@@ -96,11 +96,16 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
   if (out.materialized === 'incremental' && out.uniqueKey.length === 0) {
     bad("an incremental model needs unique_key (the merge key), e.g. {{config materialized=\"incremental\" unique_key=\"id\"}}");
   }
-  const researchSchemas = new Set([config.schemas.research, ...config.folders.filter((f) => f.pseudonymized && f.schema).map((f) => f.schema!)]);
+  const researchSchemas = researchSchemaNames(config);
   // A relation in a research schema is published to researchers: the lineage gate always applies.
   if (researchSchemas.has(out.schema) && !out.pseudonymized) {
     if (uses.config.pseudonymized !== undefined) bad(`schema '${out.schema}' holds research relations: a model there must be pseudonymized (it cannot be switched off)`);
     out.pseudonymized = true;
+  }
+  // Tokens anywhere else would sit in a schema practice roles may read (marts, staging), where a
+  // global relation has no row-level security and nothing passes the publication gate.
+  if (out.pseudonymized && !researchSchemas.has(out.schema)) {
+    bad(`a pseudonymized model belongs in a research schema (${[...researchSchemas].join(', ')}), not '${out.schema}'${uses.config.pseudonymized === undefined ? ': its folder in tsform.yml (models:) is pseudonymized but has no schema of its own' : ''}`);
   }
   // Published research is gated when it is built (suppression, k-anonymity, leak scan): a view
   // would publish its rows ungated at every read, a tenant-scoped table per practice.

@@ -17,6 +17,18 @@ export function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, d
         ),
       );
     }
+    // A relation built from research rows is research: outside a research schema it would hold
+    // every practice's tokens where practice roles read it, ungated (DESIGN §1: population models
+    // read pseudonymized relations and are pseudonymized themselves).
+    if (node.kind === 'model' && node.scope === 'global' && !node.pseudonymized && up.kind === 'model' && up.pseudonymized) {
+      diagnostics.push(
+        diagnostic(
+          Codes.globalReadsIdentifiable,
+          `global model '${node.name}' reads '${up.name}', a pseudonymized research relation, but is not pseudonymized itself (schema '${node.schema}'): a relation built from research rows belongs in a research folder (e.g. models/research/published) or a research schema`,
+          { file: node.path, line },
+        ),
+      );
+    }
     // Identities beside tokens outside the vault: a mart with a patient's name and person token
     // is an unaudited copy of the identity map, and with the token a practice finds its
     // patients' visits elsewhere in the research layer. (A global model reads no identities.)

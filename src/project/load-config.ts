@@ -21,6 +21,14 @@ const DEFAULT_SCHEMAS: Schemas = {
 export const SCOPES: readonly Scope[] = ['tenant', 'global', 'shared'];
 export const MATERIALIZATIONS: readonly Materialization[] = ['view', 'table', 'incremental', 'ephemeral'];
 
+/**
+ * The schemas that hold research rows: the published research schema and the schema of every
+ * pseudonymized folder (tsform.yml models:). Tokens and research rows live nowhere else.
+ */
+export function researchSchemaNames(config: Pick<ProjectConfig, 'schemas' | 'folders'>): Set<string> {
+  return new Set([config.schemas.research, ...config.folders.filter((f) => f.pseudonymized && f.schema).map((f) => f.schema!)]);
+}
+
 export function defaultConfig(name = 'project'): ProjectConfig {
   return {
     name,

@@ -14,7 +14,7 @@ const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
  * Reads policies/policies.yml. Role names are identifiers (quoted when rendered); names that
  * would not survive unquoted use everywhere (quotes, semicolons, unicode) are rejected here.
  */
-export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<string, string>): PolicyConfig | undefined {
+export function readPolicies(r: YamlReader, schemas: Schemas, research: ReadonlySet<string>, templates: Record<string, string>): PolicyConfig | undefined {
   const root = r.y.value;
   if (!isRecord(root)) {
     r.fail(undefined, undefined, 'policies.yml must be a mapping');
@@ -49,6 +49,20 @@ export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<
     for (const s of list) if (!SIMPLE_NAME.test(s)) r.fail(obj, key, `schema ${JSON.stringify(s)} is not a simple identifier`, Codes.invalidIdentifier);
     return list;
   };
+  const practiceSchemas = schemaList(grants, 'practice_roles', [schemas.marts]);
+  const researchSchemas = schemaList(grants, 'research_reader', [schemas.research]);
+  // Tokens and identities meet only in the vault: a practice that read its patients' tokens could
+  // find them in research, and researchers read only what passed the publication gate.
+  for (const s of practiceSchemas) {
+    if (research.has(s) || s === schemas.vault || s === schemas.meta) {
+      r.fail(grants, 'practice_roles', `practice roles may not read schema '${s}' (${s === schemas.vault ? 'the vault' : s === schemas.meta ? "tsform's metadata" : 'it holds person tokens'}); grant them reporting schemas such as '${schemas.marts}'`, Codes.invalidConfig);
+    }
+  }
+  for (const s of researchSchemas) {
+    if (s !== schemas.research) {
+      r.fail(grants, 'research_reader', `the research reader may read only the published research schema '${schemas.research}', not '${s}' (nothing else passes the publication gate)`, Codes.invalidConfig);
+    }
+  }
   const planner = r.record(root, 'planner_statistics') ?? {};
   const tenantStatistics = r.string(planner, 'tenant_column') ?? 'keep';
   if (!TENANT_STATISTICS.includes(tenantStatistics)) {
@@ -69,8 +83,8 @@ export function readPolicies(r: YamlReader, schemas: Schemas, templates: Record<
     securitySchema,
     protectSchemas: schemaList(protect, 'schemas', [schemas.raw, schemas.staging, schemas.marts]),
     protectRelations: r.stringList(protect, 'relations').map((name) => ({ name, line: r.y.lineOfKey(protect, 'relations') })),
-    practiceSchemas: schemaList(grants, 'practice_roles', [schemas.marts]),
-    researchSchemas: schemaList(grants, 'research_reader', [schemas.research]),
+    practiceSchemas,
+    researchSchemas,
     plannerStatistics: { tenantColumn: tenantStatistics === 'none' ? 'none' : 'keep' },
     templates,
     file: r.y.file,

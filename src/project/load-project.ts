@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
-import { CONFIG_FILE, readConfig } from './load-config.ts';
+import { CONFIG_FILE, readConfig, researchSchemaNames } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
 import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
@@ -110,7 +110,7 @@ export function loadProject(projectDir: string): Project {
       if (extname(path) === '.hbs') templates[basename(path, '.hbs')] = readFileSync(path, 'utf8');
     }
     const y = readYaml(policiesPath);
-    if (y) project.policies = readPolicies(new YamlReader(y, diagnostics), config.schemas, templates);
+    if (y) project.policies = readPolicies(new YamlReader(y, diagnostics), config.schemas, researchSchemaNames(config), templates);
   }
 
   for (const path of listFiles(join(root, 'tests'))) {

@@ -178,7 +178,7 @@ describe('compile errors at the offending line', () => {
   it('a research column exposing a direct identifier: at that column', () => {
     const dir = writeTempProject({
       ...STAGING,
-      'tsform.yml': 'name: generated\nmodels:\n  staging:\n    scope: tenant\n  research:\n    scope: tenant\n    pseudonymized: true\n',
+      'tsform.yml': 'name: generated\nmodels:\n  staging:\n    scope: tenant\n  research:\n    schema: pseudo\n    scope: tenant\n    pseudonymized: true\n',
       'models/staging/_stg.yml': 'models:\n  - name: stg_visits\n    columns:\n      - { name: practice_id, phi: none }\n      - { name: patient_id, phi: direct }\n      - { name: visit_date, phi: quasi }\n',
       'models/research/res.sql': 'select\n  practice_id,\n  1 as n,\n  patient_id as who\nfrom {{ref "stg_visits"}}\n',
     });

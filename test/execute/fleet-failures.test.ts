@@ -44,8 +44,8 @@ from {{ref "stg_providers"}}
 from {{ref "fragile_mart"}} p, range(case when p.practice_id = '${hanging}' then 50000000000 else 1 end) r
 group by p.practice_id
 `,
-        // Counts only: pseudonymized, so a global model may read it.
-        'models/marts/provider_counts.sql': `{{config pseudonymized=true}}
+        // Counts only, pseudonymized (in a research schema), so a global model may read it.
+        'models/marts/provider_counts.sql': `{{config pseudonymized=true schema="pseudo"}}
 select practice_id, count(*) as providers from {{ref "slow_mart"}} group by practice_id
 `,
         // Lineage fails closed: the pseudonymized model's inputs must be classified.
@@ -55,7 +55,7 @@ select practice_id, count(*) as providers from {{ref "slow_mart"}} group by prac
       - { name: practice_id, phi: none }
       - { name: n, phi: none }
 `,
-        'models/marts/fleet_provider_total.sql': `{{config scope="global"}}
+        'models/marts/fleet_provider_total.sql': `{{config scope="global" schema="pseudo"}}
 select count(*) as practices, sum(providers) as providers from {{ref "provider_counts"}}
 `,
       },

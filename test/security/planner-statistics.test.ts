@@ -50,7 +50,7 @@ describe('planner_statistics in policies.yml', () => {
   const read = (text: string) => {
     const diagnostics: Diagnostic[] = [];
     const y = parseYamlFile(text, 'policies/policies.yml', diagnostics)!;
-    return { policies: readPolicies(new YamlReader(y, diagnostics), SCHEMAS, {}), diagnostics };
+    return { policies: readPolicies(new YamlReader(y, diagnostics), SCHEMAS, new Set([SCHEMAS.research]), {}), diagnostics };
   };
 
   it('defaults to keep, reads none, and refuses anything else with file and line', () => {

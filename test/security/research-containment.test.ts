@@ -1,0 +1,117 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Codes, type Diagnostic } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import { compileErrors } from '../support/compile-errors.ts';
+import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
+
+/**
+ * Research rows stay in research schemas (DESIGN §1, §4). A relation built from pseudonymized rows
+ * is research itself: were it not, a global model in marts over pseudo_encounters would put every
+ * practice's rows, practice ids and tokens in a schema each practice role reads (no row-level
+ * security on a global relation, no publication gate), and a tenant-scoped mart reading it would
+ * set tokens beside its own patients' identities. Each route compiled clean before this check.
+ */
+
+const ALL_TOKENS = '{{config scope="global"}}\nselect person_token, practice_token, practice_id from {{ref "pseudo_encounters"}}\n';
+
+let demo: DemoCopy | undefined;
+afterEach(() => demo?.remove());
+
+function errorsWith(files: Record<string, string>): Diagnostic[] {
+  demo = copyDemoProject({ files });
+  return compileErrors(loadProject(demo.dir));
+}
+
+/** The errors of loading a project (policies.yml is read there), [] when none. */
+function loadErrors(edit: (dir: string) => void): Diagnostic[] {
+  demo = copyDemoProject();
+  edit(demo.dir);
+  return loadProject(demo.dir).diagnostics.filter((d) => d.severity === 'error');
+}
+
+const brief = (ds: Diagnostic[]) => ds.map((d) => ({ code: d.code, file: d.file, line: d.line }));
+
+describe('a relation built from research rows is research', () => {
+  it('a global model outside the research folders reading a pseudonymized model is TSF208 at the ref, naming both', () => {
+    const errors = errorsWith({ 'models/marts/all_tokens.sql': ALL_TOKENS });
+    expect(brief(errors)).toEqual([{ code: Codes.globalReadsIdentifiable, file: 'models/marts/all_tokens.sql', line: 2 }]);
+    expect(errors[0]!.message).toContain("'all_tokens'");
+    expect(errors[0]!.message).toContain("'pseudo_encounters'");
+  });
+
+  it('as a view, an ephemeral or an incremental model too', () => {
+    for (const materialized of ['view', 'ephemeral', 'incremental" unique_key="person_token']) {
+      const sql = ALL_TOKENS.replace('scope="global"', `scope="global" materialized="${materialized}"`);
+      expect(brief(errorsWith({ 'models/marts/all_tokens.sql': sql })), materialized).toEqual([
+        { code: Codes.globalReadsIdentifiable, file: 'models/marts/all_tokens.sql', line: 2 },
+      ]);
+      demo!.remove();
+    }
+  });
+
+  it('a tenant-scoped mart reading such a model: no route through it compiles, declared pseudonymized or not', () => {
+    const MART = 'select p.practice_id, p.patient_id, g.person_token\nfrom {{ref "stg_patients"}} p\njoin {{ref "all_tokens"}} g on g.practice_id = p.practice_id\n';
+    expect(brief(errorsWith({ 'models/marts/all_tokens.sql': ALL_TOKENS, 'models/marts/mart_tokens.sql': MART }))).toEqual([
+      { code: Codes.globalReadsIdentifiable, file: 'models/marts/all_tokens.sql', line: 2 },
+    ]);
+    demo!.remove();
+    const declared = ALL_TOKENS.replace('scope="global"', 'scope="global" pseudonymized=true');
+    const errors = brief(errorsWith({ 'models/marts/all_tokens.sql': declared, 'models/marts/mart_tokens.sql': MART }));
+    expect(errors).toEqual(
+      expect.arrayContaining([
+        { code: Codes.invalidConfig, file: 'models/marts/all_tokens.sql', line: 1 },
+        { code: Codes.globalReadsIdentifiable, file: 'models/marts/mart_tokens.sql', line: 3 },
+      ]),
+    );
+  });
+
+  it('a pseudonymized model outside a research schema is TSF205, whatever its scope', () => {
+    for (const scope of ['global', 'tenant']) {
+      const sql = ALL_TOKENS.replace('scope="global"', `scope="${scope}" pseudonymized=true`);
+      const errors = errorsWith({ 'models/marts/all_tokens.sql': sql });
+      expect(brief(errors), scope).toEqual([{ code: Codes.invalidConfig, file: 'models/marts/all_tokens.sql', line: 1 }]);
+      expect(errors[0]!.message).toMatch(/research schema/);
+      demo!.remove();
+    }
+  });
+
+  it("a global model in marts over tenants still compiles (the demo's research models compile: demo-project tests)", () => {
+    expect(
+      errorsWith({
+        'models/marts/practice_count.sql': '{{config scope="global"}}\nselect count(*) as practices from {{ref "tenants"}}\n',
+      }),
+    ).toEqual([]);
+  });
+});
+
+describe('roles read research only where it is published', () => {
+  const grant = (grants: string) => (dir: string) => {
+    const file = join(dir, 'policies/policies.yml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/grants:\n(?: {2}.*\n)+/, `grants:\n${grants}`));
+  };
+
+  it('practice roles granted a research schema or the vault: an error at the grant in policies.yml', () => {
+    for (const schema of ['pseudo', 'research', 'vault']) {
+      const errors = loadErrors(grant(`  practice_roles: [staging, marts, ${schema}]\n  research_reader: [research]\n`));
+      expect(errors.map((d) => ({ code: d.code, file: d.file })), schema).toEqual([{ code: Codes.invalidConfig, file: 'policies/policies.yml' }]);
+      expect(errors[0]!.message).toContain(`'${schema}'`);
+      expect(errors[0]!.line).toBeGreaterThan(1);
+      demo!.remove();
+    }
+  });
+
+  it('the research reader granted anything but the published research schema: an error', () => {
+    for (const schema of ['pseudo', 'marts', 'staging', 'vault']) {
+      const errors = loadErrors(grant(`  practice_roles: [staging, marts]\n  research_reader: [research, ${schema}]\n`));
+      expect(errors.map((d) => d.code), schema).toEqual([Codes.invalidConfig]);
+      expect(errors[0]!.message).toContain(`'${schema}'`);
+      demo!.remove();
+    }
+  });
+
+  it("the demo's grants load", () => {
+    expect(loadErrors(() => {})).toEqual([]);
+  });
+});
