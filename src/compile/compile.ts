@@ -9,6 +9,7 @@ import {
   type SourceNode,
 } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, hasErrors, type Diagnostic } from '../errors.ts';
+import { DEFAULT_SECURITY_SCHEMA } from '../project/load-policies.ts';
 import { suggest } from '../project/suggest.ts';
 import type { Project } from '../project/types.ts';
 import { compileTests } from './compile-tests.ts';
@@ -181,7 +182,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     const uses = extractUses(ast, model.file, macroNames, diagnostics);
     const allUses = withMacroUses(uses, macroUses);
     usesByModel.set(model.name, allUses);
-    const mc = resolveModelConfig(model, uses, config, diagnostics);
+    const mc = resolveModelConfig(model, uses, config, project.policies?.securitySchema ?? DEFAULT_SECURITY_SCHEMA, diagnostics);
     checkWithheldResearchModel(project, { name: model.name, ...mc }, { file: model.file, line: uses.configLine ?? 1 }, diagnostics);
     const p = props.get(model.name);
     models[model.name] = {

@@ -23,7 +23,7 @@ export interface ModelConfig {
 const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized', 'k_anonymity_count', 'batch_incremental']);
 
 /** Folder defaults from tsform.yml (longest matching folder wins), then the model's `{{config}}`. */
-export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config: ProjectConfig, diagnostics: Diagnostic[]): ModelConfig {
+export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config: ProjectConfig, securitySchema: string, diagnostics: Diagnostic[]): ModelConfig {
   const folder = model.file.replace(/^models\//, '').split('/').slice(0, -1).join('/');
   const matches = config.folders
     .filter((f) => f.path === '' || folder === f.path || folder.startsWith(`${f.path}/`))
@@ -126,9 +126,24 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
   const known = [...Object.values(config.schemas), ...config.folders.flatMap((f) => (f.schema ? [f.schema] : []))];
   const twin = known.find((k) => k !== out.schema && k.toLowerCase() === out.schema.toLowerCase());
   if (twin !== undefined) bad(`schema '${out.schema}' differs from the project's schema '${twin}' only in case (one schema on DuckDB, two on PostgreSQL); write '${twin}'`);
-  if (out.schema === config.schemas.vault || out.schema === config.schemas.meta) bad(`schema '${out.schema}' is tsform's own (vault or metadata); a model cannot write there`);
+  const own = ownSchema(out.schema, config, securitySchema);
+  if (own) bad(`schema '${out.schema}' is ${own}; a model cannot write there`);
   out.tags = [...new Set(out.tags)];
   return out;
+}
+
+/**
+ * What a schema is when no model may write to it, compared without regard to case (one schema on
+ * DuckDB): tsform's own, where a model named like the row-level security membership table would
+ * merge rows into it and give a role another practice, and the engines' catalogs.
+ */
+function ownSchema(schema: string, config: ProjectConfig, securitySchema: string): string | undefined {
+  const s = schema.toLowerCase();
+  if (s === config.schemas.vault.toLowerCase()) return "tsform's vault";
+  if (s === config.schemas.meta.toLowerCase()) return "tsform's metadata schema";
+  if (s === securitySchema.toLowerCase()) return "tsform's row-level security schema (policies.yml security_schema)";
+  if (s === 'information_schema' || s.startsWith('pg_')) return "the engine's catalog";
+  return undefined;
 }
 
 function splitList(s: string): string[] {

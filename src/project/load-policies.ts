@@ -5,6 +5,7 @@ import { isRecord, YamlReader } from './yaml-file.ts';
 import { checkKeys, POLICIES_SCHEMA } from './yml-schema.ts';
 
 export const POLICIES_FILE = 'policies/policies.yml';
+export const DEFAULT_SECURITY_SCHEMA = 'tsform_security';
 
 const TENANT_STATISTICS: readonly string[] = ['keep', 'none'];
 
@@ -68,8 +69,11 @@ export function readPolicies(r: YamlReader, schemas: Schemas, research: Readonly
   if (!TENANT_STATISTICS.includes(tenantStatistics)) {
     r.fail(planner, 'tenant_column', `planner_statistics.tenant_column must be one of ${TENANT_STATISTICS.join(', ')}, got ${JSON.stringify(tenantStatistics)}`);
   }
-  const securitySchema = r.string(root, 'security_schema') ?? 'tsform_security';
+  const securitySchema = r.string(root, 'security_schema') ?? DEFAULT_SECURITY_SCHEMA;
   if (!SIMPLE_NAME.test(securitySchema)) r.fail(root, 'security_schema', 'security_schema must be a simple identifier', Codes.invalidIdentifier);
+  else if ([...Object.values(schemas), ...research].some((s) => s.toLowerCase() === securitySchema.toLowerCase())) {
+    r.fail(root, 'security_schema', `security_schema '${securitySchema}' is one of the project's schemas; the membership table needs a schema of its own`, Codes.invalidConfig);
+  }
   return {
     roles: {
       owner: role(roles, 'owner', 'tsform_owner'),
