@@ -16,6 +16,7 @@ import type { PrivacyConfig, Tenant } from '../project/types.ts';
 import type { PolicyContext } from './apply-policies.ts';
 import { afterGlobalResearchBuild, beforeGlobalResearchBuild, isGlobalResearchRelation } from './research-builds.ts';
 import { holdsResearchSlices, removedDetail, researchSplit, withdrawSlices, withheldNote } from './research-withheld.ts';
+import { refuseSharedSourcesWithPractices } from './shared-sources.ts';
 import type { RowsByTenant } from './slice-replace.ts';
 
 /**
@@ -159,10 +160,12 @@ export class StrategyRegistry {
    * is null. A research slice is built for the practices that take part in research only, and the
    * others' slices are emptied first (research-withheld.ts): no strategy can write them. A stored
    * global relation built from research slices is built only from slices and relations that hold
-   * nothing of a withheld practice (research-builds.ts).
+   * nothing of a withheld practice (research-builds.ts). Nothing reads a shared source whose
+   * relation holds the tenant column (shared-sources.ts).
    */
   async build(ctx: BuildContext, node: ManifestNode, tenants: readonly string[] | null): Promise<BuildOutcome> {
     const resolved = strategyKindOf(node, ctx.researchSchema);
+    await refuseSharedSourcesWithPractices(ctx, node);
     if (tenants === null && isGlobalResearchRelation(ctx.manifest, node)) {
       const notes = await beforeGlobalResearchBuild(ctx, node);
       const built = await this.run(resolved, ctx, tenants);
