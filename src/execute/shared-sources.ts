@@ -24,6 +24,7 @@ const readPerManifest = new WeakMap<Manifest, Map<string, SourceNode[]>>();
 
 /** The shared sources a model's statement reads: directly, or through the views and ephemerals it reads. */
 export function sharedSourcesRead(manifest: Manifest, node: ManifestNode): SourceNode[] {
+  if (node.kind !== 'model') return [];
   let known = readPerManifest.get(manifest);
   if (!known) readPerManifest.set(manifest, (known = new Map()));
   let found = known.get(node.name);
@@ -44,7 +45,7 @@ function walkToSharedSources(manifest: Manifest, node: ManifestNode): SourceNode
       else if (up?.kind === 'model' && (up.materialized === 'view' || up.materialized === 'ephemeral')) visit(up.depends_on);
     }
   };
-  if (node.kind === 'model') visit(node.depends_on);
+  visit(node.depends_on);
   return [...out.values()];
 }
 

@@ -62,8 +62,9 @@ describe('materialization strategies', () => {
     const registry = new StrategyRegistry().register(recording('table')).register(recording('view'));
     const table = Object.values(ws.manifest.models).find((m) => m.materialized === 'table' && m.scope === 'tenant')!;
     const view = Object.values(ws.manifest.models).find((m) => m.materialized === 'view')!;
-    await registry.build(ctx, table, ['p_1', 'p_2']);
-    await registry.build(ctx, view, null);
+    const run = { ...ctx, manifest: ws.manifest };
+    await registry.build(run, table, ['p_1', 'p_2']);
+    await registry.build(run, view, null);
     expect(calls).toEqual([`table slice ${table.name} p_1,p_2`, `view whole ${view.name}`]);
   });
 
@@ -76,7 +77,7 @@ describe('materialization strategies', () => {
     // A CSV source is loaded per batch of practices, never once for all.
     await expect(registry.build(ctx, source, null)).rejects.toMatchObject({ code: Codes.unsupported, message: expect.stringContaining('builds per practice') });
     const view = Object.values(ws.manifest.models).find((m) => m.materialized === 'view')!;
-    await expect(registry.build(ctx, view, ['p_1'])).rejects.toMatchObject({ code: Codes.unsupported, message: expect.stringContaining('builds once per run') });
+    await expect(registry.build({ ...ctx, manifest: ws.manifest }, view, ['p_1'])).rejects.toMatchObject({ code: Codes.unsupported, message: expect.stringContaining('builds once per run') });
   });
 
   it('an incremental model whose manifest lacks its is_incremental rendering is refused, never built from an empty text', async () => {
