@@ -72,6 +72,13 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
     if (!SIMPLE_NAME.test(v)) r.fail(schemas, key, `schema name '${v}' is not a simple identifier`, Codes.invalidIdentifier);
     else config.schemas[key as keyof Schemas] = v;
   }
+  // Who reads a schema is granted per schema: the vault, the metadata and the published research
+  // schema shared with any other would be read by that one's readers (schemas.vault: marts gave
+  // would put the token map where practice roles read).
+  for (const own of ['vault', 'meta', 'research'] as const) {
+    const other = (Object.keys(config.schemas) as (keyof Schemas)[]).find((k) => k !== own && config.schemas[k].toLowerCase() === config.schemas[own].toLowerCase());
+    if (other) r.fail(schemas, own, `schemas.${own} and schemas.${other} are both '${config.schemas[own]}': the vault, metadata and research schemas each need a schema of their own`, Codes.invalidConfig);
+  }
 
   const targets = r.record(root, 'targets');
   if (targets) {

@@ -74,6 +74,22 @@ describe("a model may not write to tsform's own schemas or the engine's catalogs
     }
   });
 
+  it('tsform.yml may not give the vault, metadata or research schema to another role (schemas.vault: marts would put the token map where practice roles read)', () => {
+    for (const [own, other] of [['vault', 'marts'], ['meta', 'staging'], ['research', 'marts'], ['vault', 'research']]) {
+      const errors = errorsOf({}, (dir) => {
+        const file = join(dir, 'tsform.yml');
+        const text = readFileSync(file, 'utf8');
+        const schema = text.match(new RegExp(`\\n  ${other}: (\\w+)`))![1]!;
+        writeFileSync(file, text.replace(new RegExp(`\\n  ${own}: \\w+`), `\n  ${own}: ${schema.toUpperCase()}`));
+      });
+      const config = errors.filter((d) => d.file === 'tsform.yml');
+      expect(config.length, `${own}=${other}`).toBeGreaterThan(0);
+      expect(config.every((d) => d.code === Codes.invalidConfig && d.line !== undefined && d.line > 1), `${own}=${other}`).toBe(true);
+      expect(config[0]!.message).toContain(`schemas.${own}`);
+      demo!.remove();
+    }
+  });
+
   it("an ordinary schema of the project's own choosing still compiles", () => {
     expect(errorsOf({ 'models/marts/codes.sql': '{{config scope="shared" schema="reference"}}\nselect 1 as a\n' })).toEqual([]);
   });
