@@ -73,7 +73,7 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
     else config.schemas[key as keyof Schemas] = v;
   }
   // Who reads a schema is granted per schema: the vault, the metadata and the published research
-  // schema shared with any other would be read by that one's readers (schemas.vault: marts gave
+  // schema shared with any other would be read by that one's readers (schemas.vault: marts
   // would put the token map where practice roles read).
   for (const own of ['vault', 'meta', 'research'] as const) {
     const other = (Object.keys(config.schemas) as (keyof Schemas)[]).find((k) => k !== own && config.schemas[k].toLowerCase() === config.schemas[own].toLowerCase());
