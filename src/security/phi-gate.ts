@@ -54,13 +54,14 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
   for (const id of order) {
     const node = nodes[id];
     if (!node || node.kind !== 'model' || node.lineage_sql === undefined) continue;
-    const relationsFor = (view: Map<string, Classes>, self?: Classes) => {
+    const relationsFor = (view: Map<string, Classes>, self?: Classes, practiceAsQuasi = false) => {
       const relations: Record<string, Classes> = {};
       for (const dep of node.depends_on) {
         const up = nodes[dep];
         if (!up) continue;
         const classes = view.get(up.name) ?? declared(up);
-        for (const key of relationKeys(up)) relations[key] = classes;
+        const read = practiceAsQuasi && up.scope === 'tenant' ? withPracticeAsQuasi(classes, manifest.tenant_column) : classes;
+        for (const key of relationKeys(up)) relations[key] = read;
       }
       relations[`__tsf_this_${node.name}`] = self ?? view.get(node.name) ?? declared(node);
       return relations;
@@ -95,9 +96,9 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     }
     // The is_incremental rendering reads `{{this}}`: the relation the full rendering builds, so
     // with its classes (at least the yml's), not only the yml's.
-    const lineage = (view: Map<string, Classes>, generalizers?: string[]) => {
+    const lineage = (view: Map<string, Classes>, generalizers?: string[], practiceAsQuasi = false) => {
       const read = (sql: string, self?: { classes: Classes; stored: Record<string, string> }) =>
-        columnLineage({ sql, relations: relationsFor(view, self?.classes), computed: computedFor(), lookups, origins: inputOrigins, ...(self ? { selfStored: self.stored } : {}), ...(generalizers ? { generalizers } : {}) });
+        columnLineage({ sql, relations: relationsFor(view, self?.classes, practiceAsQuasi), computed: computedFor(), lookups, origins: inputOrigins, ...(self ? { selfStored: self.stored } : {}), ...(generalizers ? { generalizers } : {}) });
       const full = read(node.lineage_sql!);
       if (node.lineage_incremental_sql === undefined) return full;
       const stored = full.ok ? Object.fromEntries(Object.entries(full.columns).flatMap(([c, l]) => (l.stored ? [[c.toLowerCase(), l.stored]] : []))) : {};
@@ -174,6 +175,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       }
     }
     exposed.set(node.name, out);
+    if (node.scope !== 'tenant') diagnostics.push(...practiceIdsExposed(node, result, lineage(exposed, undefined, true), lineOf));
 
     if (!qi.ok) continue;
     const qiOut: Classes = {};
@@ -303,6 +305,31 @@ function everyVariant(results: LineageResult[]): LineageResult {
 function relationKeys(up: ManifestNode): string[] {
   const short = up.kind === 'source' ? `__tsf_src_${up.name.replace(/^source:/, '').replace('.', '__')}` : `__tsf_ref_${up.name}`;
   return [short, `${up.schema}.${up.identifier}`];
+}
+
+/**
+ * Read across practices, a practice's id names where a person was seen: a place of care, finer
+ * than any generalized geography (Safe Harbor keeps no area smaller than a state but ZIP3), and
+ * not a token. A tenant-scoped slice keeps it to replace itself; a relation over every practice
+ * may join on it (a seed of practice attributes, in classes of k practices: practice-seeds.ts) but
+ * publishes no column derived from it: the practice token stands in. Found by reading the model
+ * once more with the tenant column as a quasi-identifier: a column whose class rises is one.
+ */
+function practiceIdsExposed(node: ManifestNode, plain: Extract<LineageResult, { ok: true }>, practice: LineageResult, lineOf: (column?: string) => number): Diagnostic[] {
+  if (!practice.ok) return [];
+  return Object.entries(practice.columns)
+    .filter(([column, c]) => phiRank(c.phi) > phiRank(plain.columns[column]?.phi ?? 'none'))
+    .map(([column, c]) =>
+      diagnostic(Codes.phiLineage, `${node.name}.${column} holds the practice id across practices (${c.lineage[0] ?? column}), which names a place of care; publish practice_token instead`, {
+        file: node.path,
+        line: lineOf(column),
+      }),
+    );
+}
+
+function withPracticeAsQuasi(classes: Classes, tenantColumn: string): Classes {
+  const key = Object.keys(classes).find((c) => c.toLowerCase() === tenantColumn.toLowerCase()) ?? tenantColumn;
+  return { ...classes, [key]: maxPhi(classes[key] ?? 'none', 'quasi') };
 }
 
 function declared(n: ManifestNode): Classes {

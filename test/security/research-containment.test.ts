@@ -115,3 +115,32 @@ describe('roles read research only where it is published', () => {
     expect(loadErrors(() => {})).toEqual([]);
   });
 });
+
+/**
+ * A practice's id names a place of care, finer than any geography Safe Harbor lets research keep
+ * (ZIP3): across practices it is a quasi-identifier no generalizer approves, and the practice token
+ * stands in for it. Before this a published model grouped by practice_id compiled clean.
+ */
+describe('a relation over every practice holds practice tokens, not practice ids', () => {
+  const PER_PRACTICE = (column: string) =>
+    `{{config k_anonymity_count="persons"}}\nselect ${column}, count(distinct person_token) as persons\nfrom {{ref "pseudo_persons"}}\ngroup by 1\n`;
+
+  it('a published model exposing practice_id, as stored or computed: TSF215 at the column', () => {
+    for (const column of ['practice_id', "upper(practice_id) || '' as p", 'md5(practice_id) as practice_hash']) {
+      const errors = errorsWith({ 'models/research/published/per_practice.sql': PER_PRACTICE(column) });
+      expect(brief(errors), column).toEqual([{ code: Codes.phiLineage, file: 'models/research/published/per_practice.sql', line: 2 }]);
+      expect(errors[0]!.message, column).toMatch(/holds the practice id across practices .*practice_token/);
+      demo!.remove();
+    }
+  });
+
+  it('a global model in the pseudonymized folder too (it is research, read by published models)', () => {
+    const errors = errorsWith({ 'models/research/practice_rows.sql': '{{config scope="global"}}\nselect practice_id, count(*) as n\nfrom {{ref "pseudo_encounters"}}\ngroup by 1\n' });
+    expect(brief(errors)).toEqual([{ code: Codes.phiLineage, file: 'models/research/practice_rows.sql', line: 2 }]);
+  });
+
+  it('the practice token compiles, and a tenant-scoped slice keeps its practice_id', () => {
+    expect(errorsWith({ 'models/research/published/per_practice.sql': PER_PRACTICE('practice_token') })).toEqual([]);
+  });
+});
+
