@@ -54,10 +54,10 @@ export function readPolicies(r: YamlReader, schemas: Schemas, research: Readonly
   const researchSchemas = schemaList(grants, 'research_reader', [schemas.research]);
   // Tokens and identities meet only in the vault: a practice that read its patients' tokens could
   // find them in research, and researchers read only what passed the publication gate.
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
   for (const s of practiceSchemas) {
-    if (research.has(s) || s === schemas.vault || s === schemas.meta) {
-      r.fail(grants, 'practice_roles', `practice roles may not read schema '${s}' (${s === schemas.vault ? 'the vault' : s === schemas.meta ? "tsform's metadata" : 'it holds person tokens'}); grant them reporting schemas such as '${schemas.marts}'`, Codes.invalidConfig);
-    }
+    const why = same(s, schemas.vault) ? 'the vault' : same(s, schemas.meta) ? "tsform's metadata" : [...research].some((x) => same(x, s)) ? 'it holds person tokens' : undefined;
+    if (why) r.fail(grants, 'practice_roles', `practice roles may not read schema '${s}' (${why}); grant them reporting schemas such as '${schemas.marts}'`, Codes.invalidConfig);
   }
   for (const s of researchSchemas) {
     if (s !== schemas.research) {
@@ -71,7 +71,7 @@ export function readPolicies(r: YamlReader, schemas: Schemas, research: Readonly
   }
   const securitySchema = r.string(root, 'security_schema') ?? DEFAULT_SECURITY_SCHEMA;
   if (!SIMPLE_NAME.test(securitySchema)) r.fail(root, 'security_schema', 'security_schema must be a simple identifier', Codes.invalidIdentifier);
-  else if ([...Object.values(schemas), ...research].some((s) => s.toLowerCase() === securitySchema.toLowerCase())) {
+  else if ([...Object.values(schemas), ...research].some((s) => same(s, securitySchema))) {
     r.fail(root, 'security_schema', `security_schema '${securitySchema}' is one of the project's schemas; the membership table needs a schema of its own`, Codes.invalidConfig);
   }
   return {

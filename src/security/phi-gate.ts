@@ -49,6 +49,8 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
   const keptBy = new Map<string, KeptBy>();
   // Model → the model (itself or upstream) whose SQL could not be analysed, so which rows it keeps is unknown.
   const unreadPopulation = new Map<string, { model: string; why: string }>();
+  // Model → its output columns derived from the tenant column (a practice id under any name).
+  const practiceDerived = new Map<string, Set<string>>();
   const diagnostics: Diagnostic[] = [];
 
   for (const id of order) {
@@ -60,7 +62,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         const up = nodes[dep];
         if (!up) continue;
         const classes = view.get(up.name) ?? declared(up);
-        const read = practiceAsQuasi && up.scope === 'tenant' ? withPracticeAsQuasi(classes, manifest.tenant_column) : classes;
+        const read = practiceAsQuasi ? withPracticeAsQuasi(classes, [...(up.scope === 'tenant' ? [manifest.tenant_column] : []), ...(practiceDerived.get(up.name) ?? [])]) : classes;
         for (const key of relationKeys(up)) relations[key] = read;
       }
       relations[`__tsf_this_${node.name}`] = self ?? view.get(node.name) ?? declared(node);
@@ -106,6 +108,9 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     };
     const result = lineage(exposed);
     const qi = lineage(quasi, []);
+    const practice = result.ok ? lineage(exposed, undefined, true) : undefined;
+    const fromPractice = result.ok && practice?.ok ? risen(result, practice) : [];
+    practiceDerived.set(node.name, new Set(fromPractice.map(([column]) => column)));
     if (result.ok) computed.set(node.name, Object.entries(result.columns).filter(([, c]) => c.computed).map(([name]) => name));
     if (result.ok) lookupColumns.set(node.name, Object.entries(result.columns).filter(([name, c]) => !c.data && name !== '*').map(([name]) => name));
     if (result.ok) {
@@ -175,7 +180,16 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
       }
     }
     exposed.set(node.name, out);
-    if (node.scope !== 'tenant') diagnostics.push(...practiceIdsExposed(node, result, lineage(exposed, undefined, true), lineOf));
+    if (node.scope !== 'tenant') {
+      for (const [column, path] of fromPractice) {
+        diagnostics.push(
+          diagnostic(Codes.phiLineage, `${node.name}.${column} holds the practice id across practices (${path}), which names a place of care; publish practice_token instead`, {
+            file: node.path,
+            line: lineOf(column),
+          }),
+        );
+      }
+    }
 
     if (!qi.ok) continue;
     const qiOut: Classes = {};
@@ -312,24 +326,23 @@ function relationKeys(up: ManifestNode): string[] {
  * than any generalized geography (Safe Harbor keeps no area smaller than a state but ZIP3), and
  * not a token. A tenant-scoped slice keeps it to replace itself; a relation over every practice
  * may join on it (a seed of practice attributes, in classes of k practices: practice-seeds.ts) but
- * publishes no column derived from it: the practice token stands in. Found by reading the model
- * once more with the tenant column as a quasi-identifier: a column whose class rises is one.
+ * publishes no column derived from it, under any name a model below gave it: the practice token
+ * stands in. Found by reading each model once more with the tenant column (and what upstream
+ * models derived from it) as a quasi-identifier: a column whose class rises is derived from it.
  */
-function practiceIdsExposed(node: ManifestNode, plain: Extract<LineageResult, { ok: true }>, practice: LineageResult, lineOf: (column?: string) => number): Diagnostic[] {
-  if (!practice.ok) return [];
+function risen(plain: Extract<LineageResult, { ok: true }>, practice: Extract<LineageResult, { ok: true }>): [string, string][] {
   return Object.entries(practice.columns)
     .filter(([column, c]) => phiRank(c.phi) > phiRank(plain.columns[column]?.phi ?? 'none'))
-    .map(([column, c]) =>
-      diagnostic(Codes.phiLineage, `${node.name}.${column} holds the practice id across practices (${c.lineage[0] ?? column}), which names a place of care; publish practice_token instead`, {
-        file: node.path,
-        line: lineOf(column),
-      }),
-    );
+    .map(([column, c]) => [column, c.lineage[0] ?? column]);
 }
 
-function withPracticeAsQuasi(classes: Classes, tenantColumn: string): Classes {
-  const key = Object.keys(classes).find((c) => c.toLowerCase() === tenantColumn.toLowerCase()) ?? tenantColumn;
-  return { ...classes, [key]: maxPhi(classes[key] ?? 'none', 'quasi') };
+function withPracticeAsQuasi(classes: Classes, columns: readonly string[]): Classes {
+  const out = { ...classes };
+  for (const column of columns) {
+    const key = Object.keys(out).find((c) => c.toLowerCase() === column.toLowerCase()) ?? column;
+    out[key] = maxPhi(out[key] ?? 'none', 'quasi');
+  }
+  return out;
 }
 
 function declared(n: ManifestNode): Classes {

@@ -93,7 +93,7 @@ describe('roles read research only where it is published', () => {
   };
 
   it('practice roles granted a research schema or the vault: an error at the grant in policies.yml', () => {
-    for (const schema of ['pseudo', 'research', 'vault']) {
+    for (const schema of ['pseudo', 'research', 'vault', 'Pseudo', 'VAULT']) {
       const errors = loadErrors(grant(`  practice_roles: [staging, marts, ${schema}]\n  research_reader: [research]\n`));
       expect(errors.map((d) => ({ code: d.code, file: d.file })), schema).toEqual([{ code: Codes.invalidConfig, file: 'policies/policies.yml' }]);
       expect(errors[0]!.message).toContain(`'${schema}'`);
@@ -137,6 +137,24 @@ describe('a relation over every practice holds practice tokens, not practice ids
   it('a global model in the pseudonymized folder too (it is research, read by published models)', () => {
     const errors = errorsWith({ 'models/research/practice_rows.sql': '{{config scope="global"}}\nselect practice_id, count(*) as n\nfrom {{ref "pseudo_encounters"}}\ngroup by 1\n' });
     expect(brief(errors)).toEqual([{ code: Codes.phiLineage, file: 'models/research/practice_rows.sql', line: 2 }]);
+  });
+
+  it('renamed on the way, in a pseudonymized slice or in staging: TSF215 at the published column', () => {
+    const PUBLISHED = '{{config k_anonymity_count="persons"}}\nselect clinic, count(distinct person_token) as persons\nfrom {{ref "pseudo_clinic"}}\ngroup by 1\n';
+    const viaSlice = errorsWith({
+      'models/research/pseudo_clinic.sql': 'select practice_id, person_token, lower(practice_id) as clinic from {{ref "pseudo_persons"}}\n',
+      'models/research/published/per_clinic.sql': PUBLISHED,
+    });
+    expect(brief(viaSlice)).toEqual([{ code: Codes.phiLineage, file: 'models/research/published/per_clinic.sql', line: 2 }]);
+    demo!.remove();
+    const viaStaging = errorsWith({
+      'models/staging/stg_clinic.sql': 'select practice_id, patient_id, practice_id as clinic from {{ref "stg_patients"}}\n',
+      'models/research/pseudo_clinic.sql':
+        'select s.practice_id, v.person_token, s.clinic\nfrom {{ref "stg_clinic"}} s\njoin {{ref "vault_person_tokens"}} v on v.practice_id = s.practice_id and v.patient_id = s.patient_id\n',
+      'models/research/published/per_clinic.sql': PUBLISHED,
+    });
+    expect(brief(viaStaging)).toEqual([{ code: Codes.phiLineage, file: 'models/research/published/per_clinic.sql', line: 2 }]);
+    expect(viaStaging[0]!.message).toMatch(/holds the practice id across practices/);
   });
 
   it('the practice token compiles, and a tenant-scoped slice keeps its practice_id', () => {
