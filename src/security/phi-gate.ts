@@ -62,7 +62,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
         const up = nodes[dep];
         if (!up) continue;
         const classes = view.get(up.name) ?? declared(up);
-        const read = practiceAsQuasi ? withPracticeAsQuasi(classes, [...(up.scope === 'tenant' ? [manifest.tenant_column] : []), ...(practiceDerived.get(up.name) ?? [])]) : classes;
+        const read = practiceAsQuasi ? withPracticeAsQuasi(classes, [...namingPractices(up, manifest.tenant_column), ...(practiceDerived.get(up.name) ?? [])]) : classes;
         for (const key of relationKeys(up)) relations[key] = read;
       }
       relations[`__tsf_this_${node.name}`] = self ?? view.get(node.name) ?? declared(node);
@@ -183,7 +183,7 @@ export function checkPseudonymizedLineage(manifest: Manifest, order: readonly st
     if (node.scope !== 'tenant') {
       for (const [column, path] of fromPractice) {
         diagnostics.push(
-          diagnostic(Codes.phiLineage, `${node.name}.${column} holds the practice id across practices (${path}), which names a place of care; publish practice_token instead`, {
+          diagnostic(Codes.phiLineage, `${node.name}.${column} holds a practice's id or tenants.yml attributes across practices (${path}), which name a place of care; publish practice_token instead (attributes shared by k practices: a seed, practice-seeds)`, {
             file: node.path,
             line: lineOf(column),
           }),
@@ -324,7 +324,8 @@ function relationKeys(up: ManifestNode): string[] {
 /**
  * Read across practices, a practice's id names where a person was seen: a place of care, finer
  * than any generalized geography (Safe Harbor keeps no area smaller than a state but ZIP3), and
- * not a token. A tenant-scoped slice keeps it to replace itself; a relation over every practice
+ * not a token, and so do its name and the rest of tenants.yml (a time zone of one practice). A
+ * tenant-scoped slice keeps its id to replace itself; a relation over every practice
  * may join on it (a seed of practice attributes, in classes of k practices: practice-seeds.ts) but
  * publishes no column derived from it, under any name a model below gave it: the practice token
  * stands in. Found by reading each model once more with the tenant column (and what upstream
@@ -334,6 +335,12 @@ function risen(plain: Extract<LineageResult, { ok: true }>, practice: Extract<Li
   return Object.entries(practice.columns)
     .filter(([column, c]) => phiRank(c.phi) > phiRank(plain.columns[column]?.phi ?? 'none'))
     .map(([column, c]) => [column, c.lineage[0] ?? column]);
+}
+
+/** Columns of `up` that name a practice: the tenant column of a practice's rows, and every column of tenants.yml's relation. */
+function namingPractices(up: ManifestNode, tenantColumn: string): string[] {
+  if (up.kind === 'tenants') return Object.keys(up.columns);
+  return up.scope === 'tenant' ? [tenantColumn] : [];
 }
 
 function withPracticeAsQuasi(classes: Classes, columns: readonly string[]): Classes {

@@ -129,7 +129,7 @@ describe('a relation over every practice holds practice tokens, not practice ids
     for (const column of ['practice_id', "upper(practice_id) || '' as p", 'md5(practice_id) as practice_hash']) {
       const errors = errorsWith({ 'models/research/published/per_practice.sql': PER_PRACTICE(column) });
       expect(brief(errors), column).toEqual([{ code: Codes.phiLineage, file: 'models/research/published/per_practice.sql', line: 2 }]);
-      expect(errors[0]!.message, column).toMatch(/holds the practice id across practices .*practice_token/);
+      expect(errors[0]!.message, column).toMatch(/holds a practice's id or tenants.yml attributes across practices .*practice_token/);
       demo!.remove();
     }
   });
@@ -154,7 +154,19 @@ describe('a relation over every practice holds practice tokens, not practice ids
       'models/research/published/per_clinic.sql': PUBLISHED,
     });
     expect(brief(viaStaging)).toEqual([{ code: Codes.phiLineage, file: 'models/research/published/per_clinic.sql', line: 2 }]);
-    expect(viaStaging[0]!.message).toMatch(/holds the practice id across practices/);
+    expect(viaStaging[0]!.message).toMatch(/holds a practice's id or tenants.yml attributes across practices/);
+  });
+
+  it("a practice's name or time zone from tenants.yml, carried by a slice: TSF215 at the global column", () => {
+    for (const column of ['name', 'timezone']) {
+      const errors = errorsWith({
+        'models/research/pseudo_clinic.sql': `select c.practice_id, c.person_token, t.${column} as clinic\nfrom {{ref "pseudo_persons"}} c\njoin {{ref "tenants"}} t on t.practice_id = c.practice_id\n`,
+        // A global research model (a published one reading tenants' rows is refused by its cell checks already).
+        'models/research/per_clinic.sql': '{{config scope="global"}}\nselect clinic, count(distinct person_token) as persons\nfrom {{ref "pseudo_clinic"}}\ngroup by 1\n',
+      });
+      expect(brief(errors), column).toEqual([{ code: Codes.phiLineage, file: 'models/research/per_clinic.sql', line: 2 }]);
+      demo!.remove();
+    }
   });
 
   it('the practice token compiles, and a tenant-scoped slice keeps its practice_id', () => {
