@@ -58,7 +58,11 @@ export async function refuseSharedSourcesWithPractices(ctx: SharedSourceContext,
   for (const source of sources) {
     let column = described.get(source.name);
     if (!column) described.set(source.name, (column = tenantColumnOf(ctx, source)));
-    const found = await column;
+    // A failed describe (a lost connection) is not remembered: the build's retry describes again.
+    const found = await column.catch((err: unknown) => {
+      described.delete(source.name);
+      throw err;
+    });
     if (found === undefined) continue;
     throw new TsformError(
       Codes.globalReadsIdentifiable,

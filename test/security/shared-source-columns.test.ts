@@ -2,7 +2,9 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runWorkspace } from '../../src/cli/api.ts';
+import { compileWorkspace, runWorkspace } from '../../src/cli/api.ts';
+import type { Adapter } from '../../src/adapters/adapter.ts';
+import { refuseSharedSourcesWithPractices } from '../../src/execute/shared-sources.ts';
 import { Codes } from '../../src/errors.ts';
 import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
 import { relationExists, resultsOf, targetFiles, withWarehouse } from '../support/research-fixture.ts';
@@ -83,3 +85,29 @@ describe('a shared source whose relation has the tenant column is read by no bui
     expect(resultsOf(run, 'stg_providers').every((r) => r.status === 'success')).toBe(true);
   });
 });
+
+describe('the describe behind the check', () => {
+  it('is made once per run, and a failed one is made again by the retry instead of failing every reader', async () => {
+    const demo = copyDemoProject({ tenants: (ids) => [...ids].sort().slice(0, 1), files: FILES });
+    try {
+      const { manifest } = compileWorkspace(demo.dir, { write: false });
+      let calls = 0;
+      const adapter = {
+        describe: async () => {
+          calls++;
+          if (calls === 1) throw new Error('connection lost');
+          return { kind: 'table', columns: [{ name: 'code', type: 'varchar' }] };
+        },
+      } as unknown as Adapter;
+      const ctx = { adapter, manifest, tenantColumn: 'practice_id' };
+      const reader = manifest.models.code_list!;
+      await expect(refuseSharedSourcesWithPractices(ctx, reader)).rejects.toThrow('connection lost');
+      await refuseSharedSourcesWithPractices(ctx, reader);
+      await refuseSharedSourcesWithPractices(ctx, reader);
+      expect(calls).toBe(2);
+    } finally {
+      demo.remove();
+    }
+  });
+});
+
