@@ -75,6 +75,11 @@ export const Codes = {
   lineageTrustsYml: 'TSF230',
   /** A tenant-scoped model that would mix practices when several share a statement: a join, sub-select, group or window not on the tenant column, or a computed tenant column (compile/tenant-isolation.ts). */
   batchMixesPractices: 'TSF231',
+  /**
+   * A policies/<name>.hbs override that is not a built-in template's name, does not render or
+   * parse, or takes away from what the built-in renders (security/template-guard.ts).
+   */
+  policyTemplate: 'TSF232',
   // selection and command line (3xx)
   badSelector: 'TSF301',
   unknownTenant: 'TSF302',

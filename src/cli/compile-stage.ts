@@ -7,7 +7,7 @@ import type { Project } from '../project/types.ts';
 import { checkDeclaredClasses } from '../security/declared-classes.ts';
 import { checkPseudonymizedLineage } from '../security/phi-gate.ts';
 import { resolveProtectedRelations } from '../security/protected-relations.ts';
-import { policyRoleDiagnostics } from '../security/render-rls.ts';
+import { policyRoleDiagnostics, policyTemplateDiagnostics } from '../security/render-rls.ts';
 import { readAlertConfig } from '../sla/index.ts';
 import { artifactDir } from './target-path.ts';
 import type { Workspace } from './workspace.ts';
@@ -32,7 +32,10 @@ export function compileLoadedProject(loaded: Project, opts: WorkspaceOptions = {
   const built = buildDag(manifest, (model, dep) => readLines[model]?.[dep]);
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);
   const protection = project.policies ? resolveProtectedRelations(manifest, project.policies) : { relations: [], diagnostics: [] };
-  if (project.policies) protection.diagnostics.push(...policyRoleDiagnostics(project.policies, project.tenants));
+  if (project.policies) {
+    protection.diagnostics.push(...policyRoleDiagnostics(project.policies, project.tenants));
+    protection.diagnostics.push(...policyTemplateDiagnostics(project.policies, project.config.tenantColumn, project.config.schemas, protection.relations));
+  }
   if (hasErrors(protection.diagnostics)) throw new DiagnosticsError([...diagnostics, ...protection.diagnostics]);
   const declared = checkDeclaredClasses(project);
   if (hasErrors(declared)) throw new DiagnosticsError([...diagnostics, ...declared]);

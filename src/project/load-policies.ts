@@ -1,6 +1,6 @@
 import { Codes } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
-import type { PolicyConfig, Schemas } from './types.ts';
+import type { PolicyConfig, PolicyTemplate, Schemas } from './types.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
 import { checkKeys, POLICIES_SCHEMA } from './yml-schema.ts';
 
@@ -15,7 +15,7 @@ const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
  * Reads policies/policies.yml. Role names are identifiers (quoted when rendered); names that
  * would not survive unquoted use everywhere (quotes, semicolons, unicode) are rejected here.
  */
-export function readPolicies(r: YamlReader, schemas: Schemas, research: ReadonlySet<string>, templates: Record<string, string>): PolicyConfig | undefined {
+export function readPolicies(r: YamlReader, schemas: Schemas, research: ReadonlySet<string>, templates: Record<string, PolicyTemplate>): PolicyConfig | undefined {
   const root = r.y.value;
   if (!isRecord(root)) {
     r.fail(undefined, undefined, 'policies.yml must be a mapping');

@@ -9,7 +9,7 @@ import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
 import { readSeedCsv } from './seed-csv.ts';
 import { suggest } from './suggest.ts';
-import type { Macro, ModelFile, Project, ProjectConfig, Seed, SingularTest, Tenant } from './types.ts';
+import type { Macro, ModelFile, PolicyTemplate, Project, ProjectConfig, Seed, SingularTest, Tenant } from './types.ts';
 import { parseYamlFile, YamlReader, type YamlFile } from './yaml-file.ts';
 
 /**
@@ -105,9 +105,14 @@ export function loadProject(projectDir: string): Project {
 
   const policiesPath = join(root, POLICIES_FILE);
   if (existsSync(policiesPath)) {
-    const templates: Record<string, string> = {};
+    const templates: Record<string, PolicyTemplate> = {};
     for (const path of listFiles(join(root, 'policies'))) {
-      if (extname(path) === '.hbs') templates[basename(path, '.hbs')] = readFileSync(path, 'utf8');
+      if (extname(path) !== '.hbs') continue;
+      const name = basename(path, '.hbs');
+      const first = templates[name];
+      // Two files of one name: whichever sorted last would silently have been the override.
+      if (first) diagnostics.push(diagnostic(Codes.policyTemplate, `${rel(path)} and ${first.file} both override template '${name}'; keep one`, { file: rel(path), line: 1 }));
+      else templates[name] = { text: readFileSync(path, 'utf8'), file: rel(path) };
     }
     const y = readYaml(policiesPath);
     if (y) project.policies = readPolicies(new YamlReader(y, diagnostics), config.schemas, researchSchemaNames(config), templates);

@@ -280,8 +280,14 @@ export interface PolicyConfig extends Located {
    * "Row-level security"; its cost in bench:rls).
    */
   plannerStatistics?: { tenantColumn: 'keep' | 'none' };
-  /** Handlebars overrides of the built-in DDL templates, by template name. */
-  templates: Record<string, string>;
+  /** Handlebars overrides of the built-in DDL templates (`policies/<name>.hbs`), by file name without `.hbs`. */
+  templates: Record<string, PolicyTemplate>;
+}
+
+export interface PolicyTemplate {
+  text: string;
+  /** Project-relative path, for diagnostics. */
+  file: string;
 }
 
 /** Everything read from disk. Plain data: the compiler never touches the file system. */

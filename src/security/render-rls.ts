@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import Handlebars from 'handlebars';
-import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import { Codes, diagnostic, TsformError, type Diagnostic } from '../errors.ts';
 import type { PolicyConfig, Schemas, Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ProtectedRelation } from './protected-relations.ts';
+import { overrideWeakening, templateLine, type Weakening } from './template-guard.ts';
 import { DEFAULT_TEMPLATES, type TemplateName } from './templates.ts';
 
 export const MEMBERS_TABLE = 'members';
@@ -20,16 +21,44 @@ export interface MembershipRow {
   practice: string;
 }
 
-/** Renders the DDL of DESIGN §5 from templates: pure text, no database. */
+/**
+ * Renders the DDL of DESIGN §5 from templates: pure text, no database. A project's override of a
+ * template is rendered beside the built-in and used only if it takes nothing away from it
+ * (template-guard.ts); otherwise every call throws TSF232, so nothing is protected by it.
+ */
 export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: string, schemas: Schemas) {
   const hb = Handlebars.create();
   hb.registerHelper('ident', (name: unknown) => quoteIdent(String(name)));
   hb.registerHelper('rel', (schema: unknown, name: unknown) => quoteRelation(String(schema), String(name)));
-  const templates = new Map<TemplateName, HandlebarsTemplateDelegate>();
-  const template = (name: TemplateName) => {
-    let t = templates.get(name);
-    if (!t) templates.set(name, (t = hb.compile(policies.templates[name] ?? DEFAULT_TEMPLATES[name]!, { noEscape: true, strict: true })));
+  // `{{ident (suffixed name "_brin")}}`: a name of an override's own index, one per table, that fits.
+  hb.registerHelper('suffixed', (name: unknown, suffix: unknown) => fitName(`${String(name)}${String(suffix)}`));
+  const compiled = new Map<string, HandlebarsTemplateDelegate>();
+  const compile = (text: string) => {
+    let t = compiled.get(text);
+    if (!t) compiled.set(text, (t = hb.compile(text, { noEscape: true, strict: true })));
     return t;
+  };
+  const verdicts = new Map<string, Weakening | undefined>();
+  const render = (name: TemplateName, ctx: object, relation?: { schema: string; name: string }): string => {
+    const builtin = compile(DEFAULT_TEMPLATES[name]!)(ctx);
+    const override = policies.templates[name];
+    if (!override) return builtin;
+    const at = { file: override.file, line: 1 };
+    let text: string;
+    try {
+      text = compile(override.text)(ctx);
+    } catch (e) {
+      throw new TsformError(Codes.policyTemplate, `${override.file} does not render: ${(e as Error).message}`, at);
+    }
+    const key = `${builtin}\u0000${text}`;
+    if (!verdicts.has(key)) verdicts.set(key, overrideWeakening(name, builtin, text, relation));
+    const weakening = verdicts.get(key);
+    if (weakening) {
+      const where = relation ? ` (as rendered for ${relation.schema}.${relation.name})` : '';
+      const line = weakening.statement === undefined ? 1 : (templateLine(override.text, (t) => compile(t)(ctx), weakening.statement) ?? 1);
+      throw new TsformError(Codes.policyTemplate, `${override.file}${where} ${weakening.reason}`, { file: override.file, line });
+    }
+    return text;
   };
   const base = {
     tenantColumn,
@@ -44,11 +73,10 @@ export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: strin
     practiceSchemas: policies.practiceSchemas,
     researchSchemas: policies.researchSchemas,
   };
-
   return {
-    bootstrap: (): string => template('security_bootstrap')(base),
-    schemaGrants: (): string => template('schema_grants')(base),
-    vaultReidentify: (): string => template('vault_reidentify')(base),
+    bootstrap: (): string => render('security_bootstrap', base),
+    schemaGrants: (): string => render('schema_grants', base),
+    vaultReidentify: (): string => render('vault_reidentify', base),
     protect(rel: ProtectedRelation): string {
       const ctx = {
         ...base,
@@ -57,8 +85,9 @@ export function createPolicyRenderer(policies: PolicyConfig, tenantColumn: strin
         indexName: indexName(rel.identifier, tenantColumn),
         readable: policies.practiceSchemas.includes(rel.schema),
       };
-      if (rel.kind === 'view') return template('protect_view')(ctx);
-      return template('protect_table')(ctx) + (hidesTenantStatistics(policies) ? tenantStatisticsTarget(rel, tenantColumn) : '');
+      const relation = { schema: rel.schema, name: rel.identifier };
+      if (rel.kind === 'view') return render('protect_view', ctx, relation);
+      return render('protect_table', ctx, relation) + (hidesTenantStatistics(policies) ? tenantStatisticsTarget(rel, tenantColumn) : '');
     },
     /**
      * Removes the statistics ANALYZE already keeps for the tenant column (`planner_statistics:
@@ -219,6 +248,43 @@ export function renderRoles(specs: readonly RoleSpec[]): string {
 }
 
 function indexName(table: string, tenantColumn: string): string {
-  const name = `${table}__${tenantColumn}_idx`;
+  return fitName(`${table}__${tenantColumn}_idx`);
+}
+
+/** A relation or index name that fits PostgreSQL's 63 characters: cut, with a hash of the whole so it stays unique. */
+function fitName(name: string): string {
   return name.length <= 63 ? name : `${name.slice(0, 50)}_${createHash('sha256').update(name).digest('hex').slice(0, 12)}`;
+}
+
+/**
+ * Compile's check of policies/*.hbs: each override rendered for every protected relation (the
+ * only contexts `protect` is called with) and for the project-wide templates, so that a weakening
+ * override fails the pull request at its file, not the first run that protects a relation.
+ * A file that is not a template's name would be silently ignored: a typo of an intended fix.
+ */
+export function policyTemplateDiagnostics(policies: PolicyConfig, tenantColumn: string, schemas: Schemas, relations: readonly ProtectedRelation[]): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const names = Object.keys(DEFAULT_TEMPLATES);
+  for (const [name, t] of Object.entries(policies.templates)) {
+    if (!names.includes(name)) out.push(diagnostic(Codes.policyTemplate, `${t.file} overrides no template: the templates are ${names.join(', ')}`, { file: t.file, line: 1 }));
+  }
+  if (!Object.keys(policies.templates).some((n) => names.includes(n))) return out;
+  const renderer = createPolicyRenderer(policies, tenantColumn, schemas);
+  const seen = new Set<string>();
+  const attempt = (render: () => string) => {
+    try {
+      render();
+    } catch (e) {
+      if (!(e instanceof TsformError) || e.code !== Codes.policyTemplate) throw e;
+      // one finding per file: the same weakening repeats for every relation
+      if (seen.has(e.where.file ?? '')) return;
+      seen.add(e.where.file ?? '');
+      out.push(diagnostic(e.code, e.message, e.where));
+    }
+  };
+  attempt(renderer.bootstrap);
+  attempt(renderer.schemaGrants);
+  attempt(renderer.vaultReidentify);
+  for (const rel of relations) attempt(() => renderer.protect(rel));
+  return out;
 }

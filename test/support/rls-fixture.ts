@@ -33,9 +33,11 @@ export async function startRlsWarehouse(opts: {
   policies?: (yml: string) => string;
   /** Rewrites the copy's tsform.yml (e.g. a target option) before the build. */
   tsformYml?: (yml: string, tenantIds: string[]) => string;
+  /** Files written into the copy (project-relative path → text), e.g. a policies/<template>.hbs. */
+  files?: Record<string, string>;
 }): Promise<RlsWarehouse> {
   const server = await startThrowawayPostgres();
-  const demo = copyDemoProject({ tenants: sampleTenants(opts.tenants) });
+  const demo = copyDemoProject({ tenants: sampleTenants(opts.tenants), files: opts.files });
   const policiesFile = join(demo.dir, 'policies/policies.yml');
   if (!existsSync(policiesFile)) cpSync(join(REPO_ROOT, 'policies'), join(demo.dir, 'policies'), { recursive: true });
   if (opts.policies) writeFileSync(policiesFile, opts.policies(readFileSync(policiesFile, 'utf8')));

@@ -1,0 +1,169 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Codes, type Diagnostic } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import type { PolicyConfig } from '../../src/project/types.ts';
+import { createPolicyRenderer } from '../../src/security/render-rls.ts';
+import { DEFAULT_TEMPLATES } from '../../src/security/templates.ts';
+import { compileErrors } from '../support/compile-errors.ts';
+import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
+
+/**
+ * policies/<name>.hbs overrides a built-in DDL template, and it arrives by pull request like a
+ * model. Before this check an override was run as written: each weakening below compiled and
+ * `tsform run` protected every new relation with it. An override may add what can only narrow
+ * (restrictive policies, indexes on plain columns, comments) and must keep every built-in
+ * statement in order.
+ */
+
+const BUILTIN = DEFAULT_TEMPLATES.protect_table!;
+const RESTRICTIVE = `DROP POLICY IF EXISTS hide_nothing ON {{rel schema name}};
+CREATE POLICY hide_nothing ON {{rel schema name}} AS RESTRICTIVE FOR SELECT TO {{ident practices}} USING ({{ident tenantColumn}} IS NOT NULL);
+`;
+
+const WEAKENINGS: Record<string, { template: string; text: string }> = {
+  'no FORCE (the owner reads every row, and so does anything it runs)': {
+    template: 'protect_table',
+    text: BUILTIN.replace('ALTER TABLE {{rel schema name}} FORCE ROW LEVEL SECURITY;\n', ''),
+  },
+  'row-level security disabled after the built-in': { template: 'protect_table', text: `${BUILTIN}ALTER TABLE {{rel schema name}} DISABLE ROW LEVEL SECURITY;\n` },
+  'NO FORCE after the built-in': { template: 'protect_table', text: `${BUILTIN}ALTER TABLE {{rel schema name}} NO FORCE ROW LEVEL SECURITY;\n` },
+  'a permissive policy USING (true)': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY open_door ON {{rel schema name}} FOR SELECT TO {{ident practices}} USING (true);\n`,
+  },
+  'a policy written AS PERMISSIVE explicitly': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY open_door ON {{rel schema name}} AS PERMISSIVE FOR SELECT TO PUBLIC USING (true);\n`,
+  },
+  'the practice policy dropped again at the end': { template: 'protect_table', text: `${BUILTIN}DROP POLICY IF EXISTS tsform_practice_isolation ON {{rel schema name}};\n` },
+  'the practice policy replaced by one USING (true)': {
+    template: 'protect_table',
+    text: BUILTIN.replace(/USING \({{ident tenantColumn}} = \(SELECT m\.{{ident tenantColumn}} FROM {{rel securitySchema membersTable}} m WHERE m\.role_name = current_user\)\)/, 'USING (true)'),
+  },
+  'ALTER POLICY widening the practice policy': {
+    template: 'protect_table',
+    text: `${BUILTIN}ALTER POLICY tsform_practice_isolation ON {{rel schema name}} USING (true);\n`,
+  },
+  'a GRANT to PUBLIC': { template: 'protect_table', text: `${BUILTIN}GRANT SELECT ON {{rel schema name}} TO PUBLIC;\n` },
+  'ownership given away': { template: 'protect_table', text: `${BUILTIN}ALTER TABLE {{rel schema name}} OWNER TO {{ident practices}};\n` },
+  'a transaction ended inside the script': { template: 'protect_table', text: `COMMIT;\n${BUILTIN}` },
+  'a restrictive policy that calls a function (it may run on rows the role cannot see)': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY peek ON {{rel schema name}} AS RESTRICTIVE FOR SELECT TO {{ident practices}} USING (set_config('x', {{ident tenantColumn}}, false) IS NOT NULL);\n`,
+  },
+  'a restrictive policy with a sub-select': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY peek ON {{rel schema name}} AS RESTRICTIVE TO {{ident practices}} USING (EXISTS (SELECT 1 FROM pg_sleep(0)));\n`,
+  },
+  'an index on an expression': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE INDEX peek_idx ON {{rel schema name}} ((set_config('x', {{ident tenantColumn}}, false)));\n`,
+  },
+  'a restrictive policy on the membership table': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY narrow ON {{rel securitySchema membersTable}} AS RESTRICTIVE TO {{ident practices}} USING (true);\n`,
+  },
+  'a view without security_invoker': { template: 'protect_view', text: 'GRANT SELECT ON {{rel schema name}} TO {{ident practices}};\n' },
+  'the membership table readable by everyone': {
+    template: 'security_bootstrap',
+    text: DEFAULT_TEMPLATES.security_bootstrap!.replace('USING (role_name = current_user)', 'USING (true)'),
+  },
+  'the vault granted to the practices': {
+    template: 'schema_grants',
+    text: `${DEFAULT_TEMPLATES.schema_grants!}GRANT USAGE ON SCHEMA {{ident vaultSchema}} TO {{ident practices}};\n`,
+  },
+  're-identification without its audit row': {
+    template: 'vault_reidentify',
+    text: DEFAULT_TEMPLATES.vault_reidentify!.replace(/INSERT INTO {{rel vaultSchema "reidentification_audit"}} \(actor, reason, token, records_found, requested_in\)\n {4}VALUES \(session_user, p_reason, p_token, n, pg_current_xact_id\(\)\) RETURNING ticket INTO t;/, 't := 0;'),
+  },
+  'an empty template': { template: 'protect_table', text: '' },
+  'text that is not SQL': { template: 'protect_table', text: `${BUILTIN}this is not sql;\n` },
+};
+
+let demo: DemoCopy | undefined;
+afterEach(() => demo?.remove());
+
+function errorsOf(files: Record<string, string>): Diagnostic[] {
+  demo = copyDemoProject({ files });
+  const project = loadProject(demo.dir);
+  const loading = project.diagnostics.filter((d) => d.severity === 'error');
+  return loading.length > 0 ? loading : compileErrors(project);
+}
+
+describe('an override of a policy template that takes protection away fails compile (TSF232)', () => {
+  for (const [name, { template, text }] of Object.entries(WEAKENINGS)) {
+    it(`${template}: ${name}`, () => {
+      // the edit must have happened: a test of an unchanged template would prove nothing
+      expect(text).not.toBe(DEFAULT_TEMPLATES[template]);
+      const errors = errorsOf({ [`policies/${template}.hbs`]: text });
+      expect(errors.map((d) => ({ code: d.code, file: d.file }))).toEqual([{ code: Codes.policyTemplate, file: `policies/${template}.hbs` }]);
+      if (process.env.SHOW_MESSAGES) console.log(errors[0]!.message);
+    });
+  }
+
+  it('the message names the statement and where it was rendered', () => {
+    const [error] = errorsOf({ 'policies/protect_table.hbs': `${BUILTIN}\nGRANT SELECT ON {{rel schema name}} TO PUBLIC;\n` });
+    expect(error!.message).toMatch(/^policies\/protect_table\.hbs \(as rendered for \w+\.\w+\) adds `GRANT SELECT ON "\w+"\."\w+" TO PUBLIC`, which is not among the additions an override may make \(GrantStmt\); an override may only add RESTRICTIVE policies/);
+    expect(error!.line).toBe(BUILTIN.split('\n').length + 1);
+  });
+
+  it("the line is the template's, also where block helpers leave no line in the rendering", () => {
+    const text = `{{!-- header --}}\n{{#if readable}}\n-- readable\n{{/if}}\n${BUILTIN}GRANT SELECT ON {{rel schema name}} TO PUBLIC;\n`;
+    const [error] = errorsOf({ 'policies/protect_table.hbs': text });
+    expect(error!.line).toBe(4 + BUILTIN.split('\n').length);
+  });
+
+  it('a file that names no template is an error, not silently ignored', () => {
+    const errors = errorsOf({ 'policies/protect_tabel.hbs': BUILTIN });
+    expect(errors.map((d) => d.code)).toEqual([Codes.policyTemplate]);
+    expect(errors[0]!.message).toContain('overrides no template');
+  });
+
+  it('a template that does not render (an unknown field) is an error', () => {
+    const errors = errorsOf({ 'policies/protect_view.hbs': '{{no_such_field}}' });
+    expect(errors.map((d) => d.code)).toEqual([Codes.policyTemplate]);
+    expect(errors[0]!.message).toContain('does not render');
+  });
+});
+
+describe('an override that only narrows compiles and is used', () => {
+  const narrowing = `{{!-- our site's additions --}}
+${BUILTIN}${RESTRICTIVE}CREATE INDEX IF NOT EXISTS {{ident (suffixed name "_brin")}} ON {{rel schema name}} USING brin ({{ident tenantColumn}});
+COMMENT ON TABLE {{rel schema name}} IS 'protected by tsform';
+`;
+
+  it('the built-in with restrictive policies, an index and a comment compiles clean', () => {
+    expect(errorsOf({ 'policies/protect_table.hbs': narrowing })).toEqual([]);
+  });
+
+  it('the built-in itself, laid out differently, compiles clean', () => {
+    const relaidOut = BUILTIN.replaceAll(';\n', ';\n\n-- spaced out\n').replaceAll(' ON ', '\n  ON ');
+    expect(errorsOf({ 'policies/protect_table.hbs': relaidOut, 'policies/protect_view.hbs': DEFAULT_TEMPLATES.protect_view! })).toEqual([]);
+  });
+
+  it('the renderer returns the override, and refuses a weakening one at every call (not only at compile)', () => {
+    const config = (templates: PolicyConfig['templates']): PolicyConfig => ({
+      roles: { owner: 'tsform_owner', researchReader: 'research_reader', vaultSteward: 'vault_steward', practices: 'tsform_practices', practiceGroups: 'tsform_practice_groups' },
+      practiceRolePattern: 'practice_{tenant}',
+      groups: [],
+      securitySchema: 'tsform_security',
+      protectSchemas: ['marts'],
+      protectRelations: [],
+      practiceSchemas: ['marts'],
+      researchSchemas: ['research'],
+      templates,
+      file: 'policies/policies.yml',
+      line: 1,
+    });
+    const schemas = { raw: 'raw', seeds: 'ref', staging: 'staging', marts: 'marts', research: 'research', vault: 'vault', meta: 'tsform_meta' };
+    const rel = { node: 'model.m', schema: 'marts', identifier: 'm', kind: 'table' as const };
+    const good = createPolicyRenderer(config({ protect_table: { text: narrowing, file: 'policies/protect_table.hbs' } }), 'practice_id', schemas);
+    expect(good.protect(rel)).toContain('AS RESTRICTIVE');
+    expect(good.protect(rel)).toContain('FORCE ROW LEVEL SECURITY');
+    const bad = createPolicyRenderer(config({ protect_table: { text: WEAKENINGS['a GRANT to PUBLIC']!.text, file: 'policies/protect_table.hbs' } }), 'practice_id', schemas);
+    expect(() => bad.protect(rel)).toThrow(expect.objectContaining({ code: Codes.policyTemplate }));
+    expect(() => bad.protect(rel)).toThrow(expect.objectContaining({ code: Codes.policyTemplate }));
+    // the views' template is not overridden: unaffected
+    expect(bad.protect({ ...rel, kind: 'view' })).toContain('security_invoker = true');
+  });
+});
