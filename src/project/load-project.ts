@@ -41,6 +41,11 @@ export function loadProject(projectDir: string): Project {
       diagnostics.push(diagnostic(Codes.invalidIdentifier, `${kind} name '${name}' must be a simple identifier (letters, digits, _)`, { file, line: 1 }));
       return false;
     }
+    // the names of relations in the renderings compile analyses (render.ts), never a model's
+    if (name.toLowerCase().startsWith('__tsf_')) {
+      diagnostics.push(diagnostic(Codes.duplicateModel, `${kind} name '${name}': the prefix __tsf_ is reserved for tsform`, { file, line: 1 }));
+      return false;
+    }
     const prior = firstSeen.get(name);
     if (prior) {
       diagnostics.push(diagnostic(Codes.duplicateModel, `duplicate name '${name}': also defined in ${prior}`, { file, line: 1 }));
@@ -75,6 +80,10 @@ export function loadProject(projectDir: string): Project {
     const file = rel(path);
     if (!SIMPLE_NAME.test(name)) {
       diagnostics.push(diagnostic(Codes.invalidIdentifier, `macro name '${name}' must be a simple identifier`, { file, line: 1 }));
+      continue;
+    }
+    if (RESERVED_MACRO_NAMES.has(name)) {
+      diagnostics.push(diagnostic(Codes.duplicateModel, `macro name '${name}' is reserved (a built-in helper or template field): rename ${file}`, { file, line: 1 }));
       continue;
     }
     project.macros.push({ name, body: readFileSync(path, 'utf8'), file, line: 1 } satisfies Macro);
@@ -140,6 +149,17 @@ export function loadProject(projectDir: string): Project {
 }
 
 /** Files under a directory, sorted so that diagnostics and manifests are deterministic. */
+/**
+ * Macros are registered as helpers beside the built-in ones, and the last registration wins: a
+ * `macros/ref.hbs` replaced `{{ref}}` (what a model reads), `lookup.hbs` the refusal of `lookup`,
+ * `if.hbs` or `each.hbs` the control flow every check renders through. Handlebars' own helpers,
+ * tsform's, the model context's fields and the lineage markers are not macro names.
+ */
+const RESERVED_MACRO_NAMES = new Set([
+  ...['if', 'unless', 'each', 'with', 'lookup', 'log', 'helperMissing', 'blockHelperMissing'],
+  ...['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'args'],
+]);
+
 function listFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, withFileTypes: true })
