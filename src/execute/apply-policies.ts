@@ -26,10 +26,32 @@ export function requireRowLevelSecurity(adapter: Adapter): void {
 }
 
 /**
+ * The owner's policy (every row) goes to policies.yml's `roles.owner`, and policies TO a role
+ * apply to its members: the role that builds must be it, a member of it, or a superuser. Else the
+ * builder (owner of the tables, filtered by FORCE) read none of its own rows, so an incremental
+ * model merged into what looked empty, and every row went to whoever roles.owner named.
+ */
+async function requireOwnerConnection(s: Session, owner: string): Promise<void> {
+  const { rows } = await s.query(
+    `SELECT current_user AS me, r.rolsuper AS super, EXISTS (SELECT 1 FROM pg_roles o WHERE o.rolname = $1 AND pg_has_role(current_user, o.oid, 'MEMBER')) AS member
+       FROM pg_roles r WHERE r.rolname = current_user`,
+    [owner],
+  );
+  const me = rows[0];
+  if (me && (me.super === true || me.member === true)) return;
+  throw new TsformError(
+    Codes.invalidRunSetting,
+    `connected as '${String(me?.me ?? '?')}', which is not policies.yml's roles.owner '${owner}' nor a member of it: the owner's policy (every row) would go to another role; connect as ${owner}, or set roles.owner`,
+    { file: 'policies/policies.yml' },
+  );
+}
+
+/**
  * Roles, the membership table (synchronised with tenants.yml), schema grants. Idempotent; runs
  * inside the caller's transaction so that a failure leaves the previous policies in force.
  */
 export async function applyPolicyFoundation(s: Session, ctx: PolicyContext): Promise<void> {
+  await requireOwnerConnection(s, ctx.policies.roles.owner);
   const specs = roleSpecs(ctx.policies, ctx.tenants);
   const { rows } = await s.query('SELECT rolname FROM pg_roles WHERE rolname = ANY($1::text[])', [specs.map((r) => r.role)]);
   const existing = new Set(rows.map((r) => String(r.rolname)));

@@ -12,6 +12,20 @@ const TENANT_STATISTICS: readonly string[] = ['keep', 'none'];
 const ROLE_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/;
 
 /**
+ * Why PostgreSQL would not take `name` as a role of tsform's, or undefined. `public` (even quoted)
+ * is every role: `owner: public` put the owner's USING (true) policy on every role; `pg_*` are
+ * the server's predefined roles (on PostgreSQL 15 a CREATEROLE owner may grant pg_read_all_data,
+ * so `practices: pg_read_all_data` made every practice role a reader of the vault); `none` is
+ * reserved. Exported for derived practice role names (render-rls.ts).
+ */
+export function reservedRoleName(name: string): string | undefined {
+  if (name === 'public') return 'is PUBLIC, every role';
+  if (name === 'none') return 'is reserved by PostgreSQL';
+  if (name.startsWith('pg_')) return "is in PostgreSQL's predefined-role namespace (pg_*)";
+  return undefined;
+}
+
+/**
  * Reads policies/policies.yml. Role names are identifiers (quoted when rendered); names that
  * would not survive unquoted use everywhere (quotes, semicolons, unicode) are rejected here.
  */
@@ -26,6 +40,11 @@ export function readPolicies(r: YamlReader, schemas: Schemas, research: Readonly
     const v = r.string(obj, key) ?? fallback;
     if (!ROLE_NAME.test(v)) {
       r.fail(obj, key, `role name ${JSON.stringify(v)} must match ${ROLE_NAME.source}`, Codes.invalidIdentifier);
+      return fallback;
+    }
+    const reserved = reservedRoleName(v);
+    if (reserved) {
+      r.fail(obj, key, `role name ${JSON.stringify(v)} ${reserved}; name a role of tsform's own`, Codes.invalidIdentifier);
       return fallback;
     }
     return v;
@@ -74,14 +93,25 @@ export function readPolicies(r: YamlReader, schemas: Schemas, research: Readonly
   else if ([...Object.values(schemas), ...research].some((s) => same(s, securitySchema))) {
     r.fail(root, 'security_schema', `security_schema '${securitySchema}' is one of the project's schemas; the membership table needs a schema of its own`, Codes.invalidConfig);
   }
+  const fixed = {
+    owner: role(roles, 'owner', 'tsform_owner'),
+    researchReader: role(roles, 'research_reader', 'research_reader'),
+    vaultSteward: role(roles, 'vault_steward', 'vault_steward'),
+    practices: role(roles, 'practices', 'tsform_practices'),
+    practiceGroups: role(roles, 'practice_groups', 'tsform_practice_groups'),
+  };
+  // Each policy is keyed on its role: `owner: tsform_practices` gave every practice the owner's
+  // policy, USING (true), on every protected table; `practices: tsform_practice_groups` put both
+  // policies on one group. Five duties, five roles.
+  const keys = { owner: 'owner', researchReader: 'research_reader', vaultSteward: 'vault_steward', practices: 'practices', practiceGroups: 'practice_groups' } as const;
+  const seen = new Map<string, string>();
+  for (const [duty, name] of Object.entries(fixed) as [keyof typeof fixed, string][]) {
+    const first = seen.get(name);
+    if (first) r.fail(roles, keys[duty], `roles.${keys[duty]} and roles.${first} are both '${name}': each role of roles: must be a role of its own`, Codes.roleNameConflict);
+    else seen.set(name, keys[duty]);
+  }
   return {
-    roles: {
-      owner: role(roles, 'owner', 'tsform_owner'),
-      researchReader: role(roles, 'research_reader', 'research_reader'),
-      vaultSteward: role(roles, 'vault_steward', 'vault_steward'),
-      practices: role(roles, 'practices', 'tsform_practices'),
-      practiceGroups: role(roles, 'practice_groups', 'tsform_practice_groups'),
-    },
+    roles: fixed,
     practiceRolePattern: pattern,
     groups,
     securitySchema,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import Handlebars from 'handlebars';
 import { Codes, diagnostic, TsformError, type Diagnostic } from '../errors.ts';
+import { reservedRoleName } from '../project/load-policies.ts';
 import type { PolicyConfig, Schemas, Tenant } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import type { ProtectedRelation } from './protected-relations.ts';
@@ -206,6 +207,8 @@ export function policyRoleDiagnostics(policies: PolicyConfig, tenants: readonly 
   for (const t of tenants) {
     const role = practiceRole(policies, t.id);
     practiceRoles.add(role);
+    const reserved = reservedRoleName(role);
+    if (reserved) out.push(diagnostic(Codes.roleNameConflict, `practice '${t.id}' maps to role '${role}', which ${reserved}; change practice_roles.name`, { file: policies.file, line: policies.line }));
     const first = byRole.get(role);
     if (first !== undefined) {
       out.push(diagnostic(Codes.roleNameConflict, `practices '${first}' and '${t.id}' map to one role '${role}'; change practice_roles.name`, { file: policies.file, line: policies.line }));
