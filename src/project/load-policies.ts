@@ -92,6 +92,11 @@ export function readPolicies(r: YamlReader, schemas: Schemas, research: Readonly
   if (!SIMPLE_NAME.test(securitySchema)) r.fail(root, 'security_schema', 'security_schema must be a simple identifier', Codes.invalidIdentifier);
   else if ([...Object.values(schemas), ...research].some((s) => same(s, securitySchema))) {
     r.fail(root, 'security_schema', `security_schema '${securitySchema}' is one of the project's schemas; the membership table needs a schema of its own`, Codes.invalidConfig);
+  } else if (same(securitySchema, 'public') || same(securitySchema, 'information_schema') || securitySchema.toLowerCase().startsWith('pg_')) {
+    // `public` is writable by every role on databases created before PostgreSQL 15: a role that
+    // made `public.members` first would own the table every policy trusts (the bootstrap's
+    // CREATE TABLE IF NOT EXISTS keeps it), and revoking `public` from PUBLIC breaks the rest.
+    r.fail(root, 'security_schema', `security_schema '${securitySchema}' is a schema every database has; the membership table needs a schema of tsform's own`, Codes.invalidConfig);
   }
   const fixed = {
     owner: role(roles, 'owner', 'tsform_owner'),

@@ -74,6 +74,18 @@ describe("a model may not write to tsform's own schemas or the engine's catalogs
     }
   });
 
+  it("nor a schema every database has (public: writable by every role before PostgreSQL 15, so another role could own the membership table)", () => {
+    for (const schema of ['public', 'Public', 'information_schema', 'pg_catalog', 'pg_temp']) {
+      const errors = errorsOf({}, (dir) => {
+        const file = join(dir, 'policies/policies.yml');
+        writeFileSync(file, readFileSync(file, 'utf8').replace('security_schema: tsform_security', `security_schema: ${schema}`));
+      });
+      expect(errors.map((d) => [d.code, d.file]), schema).toEqual([[Codes.invalidConfig, 'policies/policies.yml']]);
+      expect(errors[0]!.message, schema).toContain('a schema every database has');
+      demo!.remove();
+    }
+  });
+
   it('tsform.yml may not give the vault, metadata or research schema to another role (schemas.vault: marts would put the token map where practice roles read)', () => {
     for (const [own, other] of [['vault', 'marts'], ['meta', 'staging'], ['research', 'marts'], ['vault', 'research']]) {
       const errors = errorsOf({}, (dir) => {
