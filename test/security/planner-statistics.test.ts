@@ -14,6 +14,7 @@ import { quoteIdent } from '../../src/sql/quote.ts';
 import { asSuperuser, urlAs } from '../support/rls-fixture.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 import { parseYamlFile, YamlReader } from '../../src/project/yaml-file.ts';
+import { TEST_SCHEMAS, testPolicyConfig } from '../support/policy-config.ts';
 
 /**
  * Issue 12: what a practice role learns from the planner, and `planner_statistics: {
@@ -22,24 +23,11 @@ import { parseYamlFile, YamlReader } from '../../src/project/yaml-file.ts';
  * most-common-values list; with the option, every practice id gets the same estimate.
  */
 
-const SCHEMAS = { raw: 'raw', seeds: 'ref', staging: 'staging', marts: 'marts', research: 'research', vault: 'vault', meta: 'tsform_meta' };
+const SCHEMAS = TEST_SCHEMAS;
 const OWNER = 'tsform_owner';
 
 function policies(tenantColumn?: 'keep' | 'none'): PolicyConfig {
-  return {
-    roles: { owner: OWNER, researchReader: 'research_reader', vaultSteward: 'vault_steward', practices: 'tsform_practices', practiceGroups: 'tsform_practice_groups' },
-    practiceRolePattern: 'practice_{tenant}',
-    groups: [],
-    securitySchema: 'tsform_security',
-    protectSchemas: ['marts'],
-    protectRelations: [],
-    practiceSchemas: ['marts'],
-    researchSchemas: ['research'],
-    ...(tenantColumn ? { plannerStatistics: { tenantColumn } } : {}),
-    templates: {},
-    file: 'policies/policies.yml',
-    line: 1,
-  };
+  return testPolicyConfig(tenantColumn ? { plannerStatistics: { tenantColumn } } : {});
 }
 
 const table = (identifier: string): ProtectedRelation => ({ node: `model.${identifier}`, schema: 'marts', identifier, kind: 'table' });

@@ -2,9 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Codes, type Diagnostic } from '../../src/errors.ts';
-import { loadProject } from '../../src/project/load-project.ts';
 import { quoteIdent } from '../../src/sql/quote.ts';
-import { compileErrors } from '../support/compile-errors.ts';
+import { demoCopyErrors } from '../support/compile-errors.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 import { asSuperuser, cli, urlAs } from '../support/rls-fixture.ts';
@@ -26,12 +25,7 @@ const edit = (from: string, to: string) => {
 let demo: DemoCopy | undefined;
 afterEach(() => demo?.remove());
 
-function errorsOf(yml: string, tenants?: (ids: string[]) => string[]): Diagnostic[] {
-  demo = copyDemoProject({ files: { 'policies/policies.yml': yml }, tenants });
-  const project = loadProject(demo.dir);
-  const loading = project.diagnostics.filter((d) => d.severity === 'error');
-  return loading.length > 0 ? loading : compileErrors(project);
-}
+const errorsOf = (yml: string, tenants?: (ids: string[]) => string[]) => demoCopyErrors({ 'policies/policies.yml': yml }, tenants);
 
 const codes = (ds: Diagnostic[]) => ds.map((d) => ({ code: d.code, file: d.file }));
 

@@ -1,11 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Codes, type Diagnostic } from '../../src/errors.ts';
-import { loadProject } from '../../src/project/load-project.ts';
 import type { PolicyConfig } from '../../src/project/types.ts';
 import { createPolicyRenderer } from '../../src/security/render-rls.ts';
 import { DEFAULT_TEMPLATES } from '../../src/security/templates.ts';
-import { compileErrors } from '../support/compile-errors.ts';
-import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
+import { demoCopyErrors } from '../support/compile-errors.ts';
+import { TEST_SCHEMAS, testPolicyConfig } from '../support/policy-config.ts';
 
 /**
  * policies/<name>.hbs overrides a built-in DDL template, and it arrives by pull request like a
@@ -80,15 +79,7 @@ const WEAKENINGS: Record<string, { template: string; text: string }> = {
   'text that is not SQL': { template: 'protect_table', text: `${BUILTIN}this is not sql;\n` },
 };
 
-let demo: DemoCopy | undefined;
-afterEach(() => demo?.remove());
-
-function errorsOf(files: Record<string, string>): Diagnostic[] {
-  demo = copyDemoProject({ files });
-  const project = loadProject(demo.dir);
-  const loading = project.diagnostics.filter((d) => d.severity === 'error');
-  return loading.length > 0 ? loading : compileErrors(project);
-}
+const errorsOf = (files: Record<string, string>) => demoCopyErrors(files);
 
 describe('an override of a policy template that takes protection away fails compile (TSF232)', () => {
   for (const [name, { template, text }] of Object.entries(WEAKENINGS)) {
@@ -142,20 +133,8 @@ COMMENT ON TABLE {{rel schema name}} IS 'protected by tsform';
   });
 
   it('the renderer returns the override, and refuses a weakening one at every call (not only at compile)', () => {
-    const config = (templates: PolicyConfig['templates']): PolicyConfig => ({
-      roles: { owner: 'tsform_owner', researchReader: 'research_reader', vaultSteward: 'vault_steward', practices: 'tsform_practices', practiceGroups: 'tsform_practice_groups' },
-      practiceRolePattern: 'practice_{tenant}',
-      groups: [],
-      securitySchema: 'tsform_security',
-      protectSchemas: ['marts'],
-      protectRelations: [],
-      practiceSchemas: ['marts'],
-      researchSchemas: ['research'],
-      templates,
-      file: 'policies/policies.yml',
-      line: 1,
-    });
-    const schemas = { raw: 'raw', seeds: 'ref', staging: 'staging', marts: 'marts', research: 'research', vault: 'vault', meta: 'tsform_meta' };
+    const config = (templates: PolicyConfig['templates']) => testPolicyConfig({ templates });
+    const schemas = TEST_SCHEMAS;
     const rel = { node: 'model.m', schema: 'marts', identifier: 'm', kind: 'table' as const };
     const good = createPolicyRenderer(config({ protect_table: { text: narrowing, file: 'policies/protect_table.hbs' } }), 'practice_id', schemas);
     expect(good.protect(rel)).toContain('AS RESTRICTIVE');

@@ -1,8 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Codes, type Diagnostic } from '../../src/errors.ts';
-import { loadProject } from '../../src/project/load-project.ts';
-import { compileErrors } from '../support/compile-errors.ts';
-import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
+import { demoCopyErrors } from '../support/compile-errors.ts';
 
 /**
  * A macro is registered as a Handlebars helper after the built-in ones, so before this check a
@@ -12,15 +10,7 @@ import { copyDemoProject, type DemoCopy } from '../support/demo-project.ts';
  * lineage analysis reads (CTEs of that prefix were already refused).
  */
 
-let demo: DemoCopy | undefined;
-afterEach(() => demo?.remove());
-
-function errorsOf(files: Record<string, string>): Diagnostic[] {
-  demo = copyDemoProject({ files });
-  const project = loadProject(demo.dir);
-  const loading = project.diagnostics.filter((d) => d.severity === 'error');
-  return loading.length > 0 ? loading : compileErrors(project);
-}
+const errorsOf = (files: Record<string, string>) => demoCopyErrors(files);
 
 const brief = (ds: Diagnostic[]) => ds.map((d) => ({ code: d.code, file: d.file, line: d.line }));
 

@@ -7,28 +7,17 @@ import { createPolicyRenderer, fitRoleName, membershipRows, PG_NAME_BYTES, polic
 import { quoteIdent } from '../../src/sql/quote.ts';
 import { asSuperuser, urlAs } from '../support/rls-fixture.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
+import { TEST_SCHEMAS, testPolicyConfig } from '../support/policy-config.ts';
 
 /**
  * Issue 12, item 9: a practice role's name is derived from the practice id, and PostgreSQL cuts
  * names at 63 bytes. Every derived name fits, is stable, and never merges two practices.
  */
 
-const SCHEMAS = { raw: 'raw', seeds: 'ref', staging: 'staging', marts: 'marts', research: 'research', vault: 'vault', meta: 'tsform_meta' };
+const SCHEMAS = TEST_SCHEMAS;
 
 function policies(pattern = 'practice_{tenant}'): PolicyConfig {
-  return {
-    roles: { owner: 'tsform_owner', researchReader: 'research_reader', vaultSteward: 'vault_steward', practices: 'tsform_practices', practiceGroups: 'tsform_practice_groups' },
-    practiceRolePattern: pattern,
-    groups: [],
-    securitySchema: 'tsform_security',
-    protectSchemas: ['raw'],
-    protectRelations: [],
-    practiceSchemas: ['marts'],
-    researchSchemas: ['research'],
-    templates: {},
-    file: 'policies/policies.yml',
-    line: 1,
-  };
+  return testPolicyConfig({ practiceRolePattern: pattern, protectSchemas: ['raw'] });
 }
 
 const tenant = (id: string): Tenant => ({ id }) as Tenant;
