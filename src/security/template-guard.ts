@@ -35,6 +35,12 @@ export interface Weakening {
  * `relation` is the protected relation a `protect_*` rendering is for.
  */
 export function overrideWeakening(template: TemplateName, builtin: string, override: string, relation?: { schema: string; name: string }): Weakening | undefined {
+  // A server with standard_conforming_strings off ends `'a\'` elsewhere than this parser does,
+  // so an override could show the guard the built-in statements and run something else
+  // (`tsform policies render | psql`; tsform's own sessions set it on). No template needs one.
+  if (override.includes('\\') && !builtin.includes('\\')) {
+    return { reason: 'contains a backslash, which a server with standard_conforming_strings off reads differently inside a string literal' };
+  }
   const mine = statements(builtin);
   let theirs: Statement[];
   try {

@@ -75,6 +75,11 @@ const WEAKENINGS: Record<string, { template: string; text: string }> = {
     template: 'vault_reidentify',
     text: DEFAULT_TEMPLATES.vault_reidentify!.replace(/INSERT INTO {{rel vaultSchema "reidentification_audit"}} \(actor, reason, token, records_found, requested_in\)\n {4}VALUES \(session_user, p_reason, p_token, n, pg_current_xact_id\(\)\) RETURNING ticket INTO t;/, 't := 0;'),
   },
+  // with standard_conforming_strings off the comment literal swallows the built-in statements
+  'a backslash in a literal (read another way with standard_conforming_strings off)': {
+    template: 'protect_table',
+    text: `COMMENT ON TABLE {{rel schema name}} IS 'a\\';\n${BUILTIN}COMMENT ON TABLE {{rel schema name}} IS '; ALTER TABLE {{rel schema name}} DISABLE ROW LEVEL SECURITY; --';\n`,
+  },
   'an empty template': { template: 'protect_table', text: '' },
   'text that is not SQL': { template: 'protect_table', text: `${BUILTIN}this is not sql;\n` },
 };

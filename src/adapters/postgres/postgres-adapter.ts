@@ -317,8 +317,13 @@ async function oneStatement(on: pg.Pool | pg.PoolClient, sql: string, params: re
 // ---- connection -------------------------------------------------------------------------
 
 /**
- * The pool config for `url`, with `-c TimeZone=UTC` so timestamp arithmetic matches DuckDB.
- * `pg` lets URL parameters override config keys, so an `options` parameter in the URL is merged.
+ * The pool config for `url`, with `-c TimeZone=UTC` so timestamp arithmetic matches DuckDB, and
+ * `standard_conforming_strings=on` so the server reads string literals as libpg-query did when
+ * compile checked the SQL. With it off (a database or role default), `'a\'` does not end where
+ * the parser says: a policies/*.hbs override whose every statement passed the template guard
+ * could hide the built-in statements inside one comment literal and run a statement after it.
+ * `pg` lets URL parameters override config keys, so an `options` parameter in the URL is merged
+ * (tsform's settings last: the last `-c` of a name wins).
  */
 function connectionConfig(url: string): pg.PoolConfig {
   let parsed: URL;
@@ -327,7 +332,7 @@ function connectionConfig(url: string): pg.PoolConfig {
   } catch {
     throw new TsformError(Codes.connection, 'the PostgreSQL URL is not a valid URL (expected postgres://user:password@host:port/database)');
   }
-  const utc = '-c TimeZone=UTC';
+  const utc = '-c TimeZone=UTC -c standard_conforming_strings=on';
   const urlOptions = parsed.searchParams.get('options');
   if (urlOptions === null) return { connectionString: url, options: utc };
   parsed.searchParams.delete('options');
