@@ -148,18 +148,18 @@ export function loadProject(projectDir: string): Project {
   return project;
 }
 
-/** Files under a directory, sorted so that diagnostics and manifests are deterministic. */
 /**
  * Macros are registered as helpers beside the built-in ones, and the last registration wins: a
  * `macros/ref.hbs` replaced `{{ref}}` (what a model reads), `lookup.hbs` the refusal of `lookup`,
  * `if.hbs` or `each.hbs` the control flow every check renders through. Handlebars' own helpers,
- * tsform's, the model context's fields and the lineage markers are not macro names.
+ * tsform's and the model context's fields are not macro names.
  */
 const RESERVED_MACRO_NAMES = new Set([
   ...['if', 'unless', 'each', 'with', 'lookup', 'log', 'helperMissing', 'blockHelperMissing'],
   ...['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'args'],
 ]);
 
+/** Files under a directory, sorted so that diagnostics and manifests are deterministic. */
 function listFiles(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, withFileTypes: true })
