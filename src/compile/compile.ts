@@ -210,7 +210,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     checkReferences(model.name, model.file, allUses, sources, project, diagnostics);
   }
   Object.assign(nodes, sources, builtins, seeds, models);
-  checkSources(project.sources, config, diagnostics);
+  checkSources(project.sources, config, project.policies?.securitySchema ?? DEFAULT_SECURITY_SCHEMA, diagnostics);
   checkRelationCollisions(
     models,
     [...Object.values(sources), ...Object.values(builtins), ...Object.values(seeds)],

@@ -137,7 +137,8 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
  * DuckDB): tsform's own, where a model named like the row-level security membership table would
  * merge rows into it and give a role another practice, and the engines' catalogs.
  */
-function ownSchema(schema: string, config: ProjectConfig, securitySchema: string): string | undefined {
+/** What of tsform's or the engine's a schema is (a model may not write there, a source may not read there), or undefined. */
+export function ownSchema(schema: string, config: ProjectConfig, securitySchema: string): string | undefined {
   const s = schema.toLowerCase();
   if (s === config.schemas.vault.toLowerCase()) return "tsform's vault";
   if (s === config.schemas.meta.toLowerCase()) return "tsform's metadata schema";

@@ -1,6 +1,7 @@
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ProjectConfig, SourceTable } from '../project/types.ts';
+import { ownSchema } from './model-config.ts';
 
 type Owned = Pick<ManifestNode, 'name' | 'kind' | 'schema' | 'identifier' | 'path'>;
 
@@ -32,12 +33,13 @@ export function checkRelationCollisions(
 
 /**
  * A source is what tsform reads from outside itself, declared once: not a relation in a schema
- * tsform writes (`schema: vault` made the vault's key a source a mart could select), not a second
+ * tsform writes (`schema: vault` made the vault's key a source a mart could select) or the
+ * engine's catalog or the row-level security schema, not a second
  * declaration of a relation another source declares (`raw.patients` again as `scope: shared`),
  * and, when shared with every practice, not a table that carries the tenant column (each
  * practice's models would read every practice's rows).
  */
-export function checkSources(sources: readonly SourceTable[], config: ProjectConfig, diagnostics: Diagnostic[]): void {
+export function checkSources(sources: readonly SourceTable[], config: ProjectConfig, securitySchema: string, diagnostics: Diagnostic[]): void {
   const own = new Map<string, string>();
   for (const [role, schema] of Object.entries(config.schemas)) if (role !== 'raw') own.set(schema.toLowerCase(), role);
   for (const f of config.folders) if (f.schema && f.schema.toLowerCase() !== config.schemas.raw.toLowerCase()) own.set(f.schema.toLowerCase(), 'models');
@@ -47,7 +49,12 @@ export function checkSources(sources: readonly SourceTable[], config: ProjectCon
     const at = { file: s.file, line: s.line };
     const name = `${s.source}.${s.name}`;
     const role = own.get(s.schema.toLowerCase());
+    // The engine's catalogs describe every relation, with values: pg_stats keeps the most common
+    // values of each column the reader owns (raw.patients' names), and a shared model in marts
+    // copied them to every practice. The membership table is tsform's like the vault.
+    const system = role ? undefined : ownSchema(s.schema, config, securitySchema);
     if (role) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} is declared in schema '${s.schema}', which tsform writes (${role}); a source is read from outside tsform`, at));
+    else if (system) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} is declared in schema '${s.schema}', ${system}; a source is a table of the OLTP or another system, read from outside tsform`, at));
     const key = `${s.schema}.${s.identifier}`.toLowerCase();
     const first = declared.get(key);
     if (first) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} declares ${s.schema}.${s.identifier} again (source ${first.source}.${first.name}, ${first.file}${first.line ? `:${first.line}` : ''}); a relation has one declaration`, at));

@@ -74,6 +74,17 @@ describe("a model may not write to tsform's own schemas or the engine's catalogs
     }
   });
 
+  it("a source may not be declared in tsform's row-level security schema or in the engine's catalog (pg_stats holds the most common values of every column the owner reads)", () => {
+    for (const [schema, table] of [['tsform_security', 'members'], ['pg_catalog', 'pg_stats'], ['PG_CATALOG', 'pg_stats'], ['information_schema', 'columns'], ['pg_toast', 'x']]) {
+      for (const scope of ['shared', 'tenant']) {
+        const sources = `sources:\n  - name: sys\n    schema: ${schema}\n    scope: ${scope}\n    tables:\n      - name: ${table}\n`;
+        const errors = errorsOf({ 'models/zz_sys.yml': sources, 'models/marts/copied.sql': `{{config scope="${scope}"}}\nselect * from {{source "sys" "${table}"}}\n` });
+        expect(brief(errors), `${scope} ${schema}`).toEqual([{ code: Codes.invalidConfig, file: 'models/zz_sys.yml', line: 6 }]);
+        demo!.remove();
+      }
+    }
+  });
+
   it("nor a schema every database has (public: writable by every role before PostgreSQL 15, so another role could own the membership table)", () => {
     for (const schema of ['public', 'Public', 'information_schema', 'pg_catalog', 'pg_temp']) {
       const errors = errorsOf({}, (dir) => {
