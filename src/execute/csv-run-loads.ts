@@ -1,5 +1,5 @@
-import { join } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
+import { projectFilePath } from '../project/project-path.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import { loadCsvText, loadTableName } from '../warehouse/load-csv.ts';
 
@@ -49,7 +49,7 @@ export function csvRunLoads(o: CsvRunLoadsOptions): CsvRunLoads {
         p = o.adapter.transaction(async (s) => {
           const table = loadTableName();
           created.push(table);
-          const r = await loadCsvText(s, join(o.projectRoot, csvPath), csvPath, o.metaSchema, table, {
+          const r = await loadCsvText(s, projectFilePath(o.projectRoot, csvPath), csvPath, o.metaSchema, table, {
             column: o.tenantColumn,
             wanted: o.runTenants,
             known: o.knownTenants,

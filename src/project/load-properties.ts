@@ -5,6 +5,7 @@ import type { ColumnSpec, GenericTestKind, GenericTestSpec, ModelProperties, Phi
 import { suggest } from './suggest.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
 import { checkKeys, PROPERTIES_SCHEMA } from './yml-schema.ts';
+import { escapesProject } from './project-path.ts';
 
 const PHI: readonly PhiClass[] = ['direct', 'quasi', 'none'];
 const TEST_KINDS: readonly GenericTestKind[] = ['not_null', 'unique', 'accepted_values', 'relationships'];
@@ -81,6 +82,9 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
     if (!name) continue;
     const identifier = r.string(t, 'identifier') ?? name;
     if (!SIMPLE_NAME.test(identifier)) r.fail(t, 'name', `table '${identifier}' is not a simple identifier`, Codes.invalidIdentifier);
+    if (loader.csvPattern !== undefined && escapesProject(loader.csvPattern)) {
+      r.fail(t, 'name', `source ${source}.${name}: loader csv: '${loader.csvPattern}' leads outside the project (absolute or '..'); a source's CSV files are the project's`, Codes.invalidConfig);
+    }
     const key = r.stringList(t, 'key');
     for (const k of key) if (!SIMPLE_NAME.test(k)) r.fail(t, 'key', `table '${identifier}': key column '${k}' is not a simple identifier`, Codes.invalidIdentifier);
     tables.push({

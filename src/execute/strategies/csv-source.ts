@@ -1,6 +1,6 @@
-import { join } from 'node:path';
 import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
+import { projectFilePath } from '../../project/project-path.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
 import { loadCsvText, loadTableName, typedSelect } from '../../warehouse/load-csv.ts';
@@ -31,7 +31,7 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
           };
         }
         const loadTable = loadTableName();
-        const load = await loadCsvText(s, join(ctx.projectRoot, node.csv_path), node.csv_path, ctx.metaSchema, loadTable, {
+        const load = await loadCsvText(s, projectFilePath(ctx.projectRoot, node.csv_path), node.csv_path, ctx.metaSchema, loadTable, {
           column: ctx.tenantColumn,
           wanted: new Set(tenants),
           known: new Set(ctx.tenants.map((t) => t.id)),
