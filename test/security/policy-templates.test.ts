@@ -109,6 +109,13 @@ describe('an override of a policy template that takes protection away fails comp
     expect(error!.line).toBe(4 + BUILTIN.split('\n').length);
   });
 
+  it('the statement and line are right after text that is not ASCII (the parser counts bytes)', () => {
+    const text = `-- Überprüfung der Richtlinien — site additions\nCOMMENT ON TABLE {{rel schema name}} IS 'geprüft ✓';\n${BUILTIN}GRANT SELECT ON {{rel schema name}} TO PUBLIC;\n`;
+    const [error] = errorsOf({ 'policies/protect_table.hbs': text });
+    expect(error!.message).toMatch(/adds `GRANT SELECT ON "\w+"\."\w+" TO PUBLIC`, which/);
+    expect(error!.line).toBe(2 + BUILTIN.split('\n').length);
+  });
+
   it('a file that names no template is an error, not silently ignored', () => {
     const errors = errorsOf({ 'policies/protect_tabel.hbs': BUILTIN });
     expect(errors.map((d) => d.code)).toEqual([Codes.policyTemplate]);
