@@ -12,6 +12,7 @@
  * comparison is on libpg-query's parse tree (layout and comments do not count).
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { charOffsetOfByte } from '../compile/line-map.ts';
 import { isObject, sval, type PgJson } from '../compile/pg-tree.ts';
 import type { TemplateName } from './templates.ts';
 
@@ -149,12 +150,11 @@ function dropTarget(o: unknown): { schema?: string; table: string; policy: strin
   return { schema, table: table!, policy: policy! };
 }
 
-// The parser's locations are byte offsets into the UTF-8 text, not string indices.
 function statements(sql: string): Statement[] {
-  const bytes = Buffer.from(sql, 'utf8');
   return (parseSync(sql).stmts ?? []).map((s) => {
+    // the parser's locations count UTF-8 bytes
     const start = (s.stmt_location as number | undefined) ?? 0;
-    const text = bytes.subarray(start, s.stmt_len ? start + (s.stmt_len as number) : undefined).toString('utf8');
+    const text = s.stmt_len ? sql.slice(charOffsetOfByte(sql, start), charOffsetOfByte(sql, start + (s.stmt_len as number))) : sql.slice(charOffsetOfByte(sql, start));
     return { tree: s.stmt as PgJson, key: JSON.stringify(s.stmt, (k, v) => (k === 'location' ? undefined : v)), text: text.trim() };
   });
 }
@@ -173,12 +173,9 @@ export function templateLine(templateText: string, render: (text: string) => str
     const sql = render(marked);
     const s = parseSync(sql).stmts?.[statement];
     if (!s) return undefined;
-    const bytes = Buffer.from(sql, 'utf8');
-    const at = (s.stmt_location as number | undefined) ?? 0;
-    let before = bytes.subarray(0, at).toString('utf8');
-    const rest = bytes.subarray(at).toString('utf8');
-    for (let p = 0, m; (m = /^(\s+|\/\*.*?\*\/|--[^\n]*)/s.exec(rest.slice(p))); p += m[0].length) before += m[0];
-    const marks = [...before.matchAll(LINE_MARK)];
+    let p = charOffsetOfByte(sql, (s.stmt_location as number | undefined) ?? 0);
+    for (let m; (m = /^(\s+|\/\*.*?\*\/|--[^\n]*)/s.exec(sql.slice(p))); ) p += m[0].length;
+    const marks = [...sql.slice(0, p).matchAll(LINE_MARK)];
     return marks.length > 0 ? Number(marks[marks.length - 1]![1]) : undefined;
   } catch {
     return undefined;
