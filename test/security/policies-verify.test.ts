@@ -214,6 +214,22 @@ describe('policies verify on PostgreSQL (demo project, ~60 practices)', () => {
     await expectVerifyPasses(EVERY);
   });
 
+  it('catches a schema where readers may CREATE (public before PostgreSQL 15: a planted function is called as the owner)', async () => {
+    await sql('GRANT CREATE ON SCHEMA public TO PUBLIC');
+    try {
+      const run = await verify();
+      expect(run.code).toBe(1);
+      const table = parseVerifyTable(run.stdout);
+      // every probed reader: the sampled practices, the group and the research reader
+      expect(table.get('(database) schema_create')).toEqual({ passed: 0, failed: SAMPLE + 2 });
+      expect(run.stdout).toContain('may CREATE in public');
+    } finally {
+      await sql('REVOKE CREATE ON SCHEMA public FROM PUBLIC');
+    }
+    const stdout = await expectVerifyPasses();
+    expect(parseVerifyTable(stdout).get('(database) schema_create')).toEqual({ passed: SAMPLE + 2, failed: 0 });
+  });
+
   it('write probes reach the WITH CHECK when practices may write, and catch a policy that opens it', async () => {
     await sql('GRANT INSERT, UPDATE, DELETE ON marts.provider_panel TO tsform_practices');
     try {

@@ -95,6 +95,17 @@ function roleChecks(input: VerifyInput, cat: Catalog, probed: readonly ProbedRol
       const usage = r.research_usage.filter(Boolean).length;
       out.push({ relation: `${input.researchSchemas.join(',')}.*`, check: 'schema_usage', role: name, passed: usage === 0, detail: usage === 0 ? 'no USAGE' : `USAGE on ${usage} research schema(s)` });
     }
+    // CVE-2018-1058: a function or operator a reader creates in a schema on the owner's search
+    // path (public, on databases created before PostgreSQL 15) can be a better match for a call in
+    // a model than pg_catalog's, and then runs as the owner, who reads every practice's rows.
+    const creatable = r.creatable ?? [];
+    out.push({
+      relation: '(database)',
+      check: 'schema_create',
+      role: name,
+      passed: creatable.length === 0,
+      detail: creatable.length === 0 ? 'may CREATE in no schema' : `may CREATE in ${creatable.join(', ')}: a function planted there can be called by the owner's statements; REVOKE CREATE ON SCHEMA ${creatable[0]} FROM PUBLIC`,
+    });
     const fns = cat.definers.get(name) ?? [];
     out.push({ relation: '(database)', check: 'functions', role: name, passed: fns.length === 0, detail: fns.length === 0 ? '0 SECURITY DEFINER functions executable' : `${fns.length} SECURITY DEFINER executable: ${fns.join(', ')}` });
   }

@@ -63,6 +63,8 @@ interface RoleRow {
   policy_groups: string[];
   vault_usage: boolean | null;
   research_usage: boolean[];
+  /** Schemas (not the server's own) in which the role may CREATE. */
+  creatable: string[];
 }
 
 export interface Catalog {
@@ -158,7 +160,10 @@ export async function readCatalog(pool: pg.Pool, input: VerifyInput, probed: rea
                    WHERE a.oid IS NOT NULL AND p.rolname = ANY($5::text[]) AND pg_catalog.pg_has_role(a.oid, p.oid, 'MEMBER') ORDER BY 1) AS policy_groups,
             (SELECT pg_catalog.has_schema_privilege(a.oid, n.oid, 'USAGE') FROM pg_catalog.pg_namespace n WHERE n.nspname = $3 AND a.oid IS NOT NULL) AS vault_usage,
             ARRAY(SELECT pg_catalog.has_schema_privilege(a.oid, n.oid, 'USAGE') FROM pg_catalog.pg_namespace n
-                   WHERE n.nspname = ANY($4::text[]) AND a.oid IS NOT NULL) AS research_usage
+                   WHERE n.nspname = ANY($4::text[]) AND a.oid IS NOT NULL) AS research_usage,
+            ARRAY(SELECT n.nspname::text FROM pg_catalog.pg_namespace n
+                   WHERE a.oid IS NOT NULL AND n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema'
+                     AND pg_catalog.has_schema_privilege(a.oid, n.oid, 'CREATE') ORDER BY 1) AS creatable
        FROM unnest($1::text[]) AS r(name) LEFT JOIN pg_catalog.pg_roles a ON a.rolname = r.name`,
     [roleNames, privileged, input.vaultSchema, input.researchSchemas, [input.practicesRole, input.groupsRole]],
   );
