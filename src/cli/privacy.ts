@@ -6,7 +6,7 @@ import { Codes, TsformError } from '../errors.ts';
 import { checkPublished, gatePublication, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
 import { builtBeforeWithdrawal } from '../execute/research-builds.ts';
-import { withheldRowsLeft } from '../execute/research-withheld.ts';
+import { offboardedRowsLeft, withheldRowsLeft } from '../execute/research-withheld.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
 import { retokenizeLinkage } from '../execute/vault-linkage.ts';
@@ -162,6 +162,7 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
       }
     }
     failures += await reportWithheld(adapter, ws.manifest, ws.project.config, out);
+    failures += await reportOffboarded(adapter, ws.manifest, ws.project.config.tenantColumn, out);
     const leaks = await scanForLeaks(adapter, ws.manifest, privacy);
     failures += leaks.length;
     out(leaks.length === 0 ? 'leak scan: no raw identifier in any pseudonymized relation' : `leak scan: FAILED ${leaks.map((l) => `${l.relation}.${l.column} (${l.rows} rows)`).join(', ')}`);
@@ -169,6 +170,18 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
     await adapter.close();
   }
   return failures > 0 ? 1 : 0;
+}
+
+/** Practices no longer in tenants.yml whose rows are still in a pseudonymized table: a published build would have counted them. */
+async function reportOffboarded(adapter: Adapter, manifest: Manifest, tenantColumn: string, out: (l: string) => void): Promise<number> {
+  const left = await offboardedRowsLeft(adapter, manifest, tenantColumn);
+  if (left.length === 0) return 0;
+  const practices = [...new Set(left.flatMap((l) => l.practices))].sort();
+  out(
+    `no longer in tenants.yml: ${practices.length} practice(s): FAILED rows of theirs remain in ${left.map((l) => `${l.relation} (${l.rows} rows)`).join(', ')}; ` +
+      `the next build of the published models removes them from research (or tsform purge --tenant ${practices.slice(0, 3).join(' --tenant ')}${practices.length > 3 ? ' …' : ''}, which removes everything of theirs)`,
+  );
+  return left.length;
 }
 
 /**

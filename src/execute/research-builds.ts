@@ -7,7 +7,7 @@ import { quoteRelation } from '../sql/quote.ts';
 import { relationKey } from '../warehouse/deletion-epochs.ts';
 import { WITHHELD_AT_BUILD } from '../warehouse/meta-schema.ts';
 import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.ts';
-import { holdsResearchSlices, withdrawSlices, withheldNote, type WithdrawContext } from './research-withheld.ts';
+import { holdsResearchSlices, offboardedSlices, withdrawSlices, withheldNote, type WithdrawContext } from './research-withheld.ts';
 
 /**
  * A stored global relation built from research slices (a published aggregate, a global table over
@@ -60,9 +60,9 @@ export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: Mode
   const withheld = ctx.manifest.research_withheld ?? [];
   const builtBefore = (await missingFrom(ctx.adapter, ctx.metaSchema, [node], withheld)).size > 0;
   await ctx.adapter.query(`DELETE FROM ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} WHERE relation = $1`, [relationKey(node)]);
-  if (withheld.length === 0) return [];
-  const notes: string[] = [];
   const upstream = upstreamNodes(ctx.manifest, node);
+  const notes = await withdrawOffboarded(ctx, upstream.filter(holdsResearchSlices));
+  if (withheld.length === 0) return notes;
   for (const slices of upstream.filter(holdsResearchSlices)) {
     const { removed } = await withdrawSlices(ctx, slices, withheld);
     if (removed > 0) notes.push(withheldNote(withheld.length, `${removed} row(s) of theirs removed from ${relationKey(slices)} before this build`));
@@ -78,6 +78,23 @@ export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: Mode
     );
   }
   if (builtBefore && node.materialized === 'incremental') await forgetVersions(ctx.adapter, ctx.metaSchema, node, [WHOLE_RELATION]);
+  return notes;
+}
+
+/**
+ * A practice removed from tenants.yml (offboarded) is never built again, so nothing withdrew its
+ * research slices, and until `tsform purge` every published build counted it. Its slices of the
+ * research tables a global build reads are removed first, as a withheld practice's are (coming
+ * back, it is built in full).
+ */
+async function withdrawOffboarded(ctx: WithdrawContext, tables: readonly ModelNode[]): Promise<string[]> {
+  const notes: string[] = [];
+  for (const table of tables) {
+    const gone = (await offboardedSlices(ctx.adapter, ctx.manifest, ctx.tenantColumn, table)).map((s) => s.practice);
+    if (gone.length === 0) continue;
+    const { removed } = await withdrawSlices(ctx, table, gone);
+    notes.push(`${gone.length} practice(s) no longer in tenants.yml: ${removed} row(s) of theirs removed from ${relationKey(table)} before this build (tsform purge --tenant removes the rest)`);
+  }
   return notes;
 }
 

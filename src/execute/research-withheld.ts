@@ -110,3 +110,24 @@ export async function withheldRowsLeft(adapter: Adapter, manifest: Manifest, ten
   }
   return out;
 }
+
+/**
+ * Rows of `table` by practice, for the practices tenants.yml no longer names (offboarded, not yet
+ * purged): never built again, so nothing else withdraws their research slices. One grouped scan.
+ */
+export async function offboardedSlices(adapter: Adapter, manifest: Manifest, tenantColumn: string, table: ModelNode): Promise<{ practice: string; rows: number }[]> {
+  if (!(await adapter.describe(table.schema, table.identifier))) return [];
+  const t = quoteIdent(tenantColumn);
+  const { rows } = await adapter.query(`SELECT ${t} AS practice, count(*) AS n FROM ${quoteRelation(table.schema, table.identifier)} WHERE NOT (${t} = ANY($1::VARCHAR[])) GROUP BY 1 ORDER BY 1`, [manifest.tenants]);
+  return rows.map((r) => ({ practice: String(r.practice), rows: Number(r.n) }));
+}
+
+/** `tsform privacy check`: offboarded practices' rows left in the pseudonymized tables, per relation. */
+export async function offboardedRowsLeft(adapter: Adapter, manifest: Manifest, tenantColumn: string): Promise<{ relation: string; rows: number; practices: string[] }[]> {
+  const out: { relation: string; rows: number; practices: string[] }[] = [];
+  for (const n of Object.values(manifestNodes(manifest)).filter(holdsResearchSlices)) {
+    const left = await offboardedSlices(adapter, manifest, tenantColumn, n);
+    if (left.length > 0) out.push({ relation: `${n.schema}.${n.identifier}`, rows: left.reduce((a, l) => a + l.rows, 0), practices: left.map((l) => l.practice) });
+  }
+  return out;
+}
