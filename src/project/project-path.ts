@@ -9,8 +9,13 @@ import { Codes, TsformError } from '../errors.ts';
  */
 export function escapesProject(path: string): boolean {
   if (isAbsolute(path) || /^[A-Za-z]:/.test(path)) return true;
-  const normal = relative('/project', resolve('/project', path));
-  return normal === '..' || normal.startsWith(`..${sep}`) || isAbsolute(normal);
+  return isOutside('/project', resolve('/project', path));
+}
+
+/** `target` is not `base` or below it. */
+function isOutside(base: string, target: string): boolean {
+  const rel = relative(base, target);
+  return rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel);
 }
 
 /**
@@ -20,15 +25,13 @@ export function escapesProject(path: string): boolean {
  */
 export function fileInsideProject(root: string, path: string): string | undefined {
   if (escapesProject(path)) return undefined;
-  const realRoot = realpathSync(root);
   let real: string;
   try {
     real = realpathSync(resolve(root, path));
   } catch {
     return resolve(root, path);
   }
-  const rel = relative(realRoot, real);
-  return rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel) ? undefined : real;
+  return isOutside(realpathSync(root), real) ? undefined : real;
 }
 
 /** fileInsideProject, or TSF418 naming the path (the run's loaders call this, not join()). */
