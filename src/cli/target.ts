@@ -63,6 +63,7 @@ export async function openAdapter(project: Project, target: TargetConfig, opts: 
         url,
         poolSize: (opts.threads ?? target.threads) + 1,
         applicationName: 'tsform',
+        searchPath: target.searchPath,
         ...(target.partitionByPractice ? { partitionByPractice: target.partitionByPractice } : {}),
       });
     }

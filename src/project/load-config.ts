@@ -151,7 +151,46 @@ export function readConfig(y: YamlFile | undefined, diagnostics: Diagnostic[]): 
   if (root.alerts !== undefined) config.alerts = { raw: root.alerts, line: y.lineOfKey(root, 'alerts') };
   const batch = r.record(root, 'batch');
   if (batch) config.batchSize = r.positiveInt(batch, 'size', config.batchSize);
+  checkSearchPathsAgainst(config, diagnostics, y.file, [...Object.values(config.schemas), ...researchSchemaNames(config)], "one of the project's schemas");
   return config;
+}
+
+/**
+ * `search_path: [extensions]` of a PostgreSQL target. Every session tsform opens searches
+ * pg_catalog, then these, for the functions and operators a model names without a schema: a
+ * function created in a schema on that path, by anyone who may create there, can be a better
+ * match than pg_catalog's (CVE-2018-1058) and then runs as the owner, who reads every practice.
+ */
+function readSearchPath(r: YamlReader, target: Record<string, unknown>, name: string): string[] {
+  const list = r.stringList(target, 'search_path');
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const schema of list) {
+    const lower = schema.toLowerCase();
+    if (!SIMPLE_NAME.test(schema)) r.fail(target, 'search_path', `target '${name}': search_path schema ${JSON.stringify(schema)} is not a simple identifier`, Codes.invalidIdentifier);
+    else if (lower.startsWith('pg_') || lower === 'information_schema') {
+      r.fail(target, 'search_path', `target '${name}': search_path may not name '${schema}' (pg_catalog is searched first already; pg_temp and the catalog views hold nothing a model may call)`, Codes.invalidConfig);
+    } else if (seen.has(lower)) r.fail(target, 'search_path', `target '${name}': search_path names '${schema}' twice`, Codes.invalidConfig);
+    else out.push(schema);
+    seen.add(lower);
+  }
+  return out;
+}
+
+/**
+ * A schema tsform writes (or the membership and vault functions live in) on a search path would
+ * let a model reach its functions by their bare name, past the rule that a model calls no
+ * function named with a schema other than pg_catalog (model-sql.ts).
+ */
+export function checkSearchPathsAgainst(config: ProjectConfig, diagnostics: Diagnostic[], file: string, schemas: readonly string[], what: string): void {
+  for (const target of Object.values(config.targets)) {
+    if (target.type !== 'postgres') continue;
+    for (const schema of target.searchPath) {
+      if (!schemas.some((s) => s.toLowerCase() === schema.toLowerCase())) continue;
+      const message = `target '${target.name}': search_path may not name '${schema}', ${what}; it holds only the schemas of trusted functions (extensions)`;
+      diagnostics.push(diagnostic(Codes.invalidConfig, message, { file, line: target.searchPathLine ?? 1 }));
+    }
+  }
 }
 
 
@@ -194,6 +233,7 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
     if ('partition_by_practice' in raw) {
       r.fail(raw, 'partition_by_practice', `target '${name}': partition_by_practice is a PostgreSQL option; DuckDB tables are not partitioned`);
     }
+    if ('search_path' in raw) r.fail(raw, 'search_path', `target '${name}': search_path is a PostgreSQL option (the schemas of trusted functions)`, Codes.invalidConfig);
     return {
       name,
       type,
@@ -210,7 +250,17 @@ function readTarget(r: YamlReader, parent: Record<string, unknown>, name: string
     }
     if ('settings' in raw) r.fail(raw, 'settings', `target '${name}': settings are DuckDB's (${DUCKDB_SETTINGS.join(', ')}); set PostgreSQL's on the server or the role`);
     const partitionByPractice = readPartitioning(r, raw);
-    return { name, type, urlEnv: r.string(raw, 'url_env') ?? 'TSFORM_PG_URL', threads, ...(partitionByPractice ? { partitionByPractice } : {}) };
+    const searchPath = readSearchPath(r, raw, name);
+    const searchPathLine = r.y.lineOfKey(raw, 'search_path');
+    return {
+      name,
+      type,
+      urlEnv: r.string(raw, 'url_env') ?? 'TSFORM_PG_URL',
+      threads,
+      searchPath,
+      ...(searchPathLine !== undefined && 'search_path' in raw ? { searchPathLine } : {}),
+      ...(partitionByPractice ? { partitionByPractice } : {}),
+    };
   }
 
   if (type !== undefined) r.fail(raw, 'type', `target '${name}' has unknown type '${type}' (duckdb or postgres)`, Codes.unknownTarget);

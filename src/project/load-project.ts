@@ -3,7 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
-import { CONFIG_FILE, readConfig, researchSchemaNames } from './load-config.ts';
+import { checkSearchPathsAgainst, CONFIG_FILE, readConfig, researchSchemaNames } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
 import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
@@ -125,6 +125,7 @@ export function loadProject(projectDir: string): Project {
     }
     const y = readYaml(policiesPath);
     if (y) project.policies = readPolicies(new YamlReader(y, diagnostics), config.schemas, researchSchemaNames(config), templates);
+    if (project.policies) checkSearchPathsAgainst(config, diagnostics, CONFIG_FILE, [project.policies.securitySchema], 'the row-level security schema of policies.yml');
   }
 
   for (const path of listFiles(join(root, 'tests'))) {

@@ -34,6 +34,13 @@ export type TargetConfig =
       threads: number;
       /** `partition_by_practice`: tenant-scoped tables partitioned by practice (README, "Partitioning by practice"). */
       partitionByPractice?: { list: string[]; hashPartitions: number; line?: number };
+      /**
+       * `search_path:` schemas of trusted functions (extensions), searched after pg_catalog by every
+       * session tsform opens; empty: pg_catalog only (postgres-adapter.ts `sessionOptions`).
+       */
+      searchPath: string[];
+      /** tsform.yml line of `search_path:` (diagnostics about a schema on it point there). */
+      searchPathLine?: number;
     };
 
 /** Per-folder defaults for models, like dbt's `models:` block. Longest matching prefix wins. */

@@ -93,7 +93,7 @@ export const CONFIG_SCHEMA: MapShape = {
         label: 'target',
         // password and url are known so that load-config.ts can say why they never belong here.
         keys: {
-          type: 'any', threads: 'any', path: 'any', research_path: 'any', vault_path: 'any', url_env: 'any', password: 'any', url: 'any', settings: 'any',
+          type: 'any', threads: 'any', path: 'any', research_path: 'any', vault_path: 'any', url_env: 'any', password: 'any', url: 'any', settings: 'any', search_path: 'any',
           partition_by_practice: { label: 'partition_by_practice', keys: { list: 'any', hash_partitions: 'any' } },
         },
       },

@@ -12,7 +12,7 @@ let adapter: PostgresAdapter;
 beforeAll(async () => {
   server = await startThrowawayPostgres();
   adapter = await createPostgresAdapter({ url: server.url, poolSize: 3 });
-  await adapter.query('CREATE TABLE written (practice_id text, n int)');
+  await adapter.query('CREATE TABLE public.written (practice_id text, n int)');
 }, 120_000);
 afterAll(async () => {
   await adapter?.close();
@@ -33,7 +33,7 @@ describe('the practice-lock fence at commit', () => {
   it('commits while the locks are held, refuses (TSF412) and writes nothing once their connection is gone', async () => {
     const lock = await adapter.tryLockTenants(['p_a', 'p_b']);
     expect(lock.held).toEqual([]);
-    await adapter.transaction((s) => s.query('INSERT INTO written VALUES ($1, 1)', ['p_a']));
+    await adapter.transaction((s) => s.query('INSERT INTO public.written VALUES ($1, 1)', ['p_a']));
 
     // another process can now take the practices: the lock connection was ended under us
     await asAdmin((c) =>
@@ -43,15 +43,15 @@ describe('the practice-lock fence at commit', () => {
     try {
       const taken = await thief.tryLockTenants(['p_a']);
       expect(taken.held).toEqual([]);
-      await expect(adapter.transaction((s) => s.query('INSERT INTO written VALUES ($1, 2)', ['p_a']))).rejects.toMatchObject({ code: 'TSF412' });
+      await expect(adapter.transaction((s) => s.query('INSERT INTO public.written VALUES ($1, 2)', ['p_a']))).rejects.toMatchObject({ code: 'TSF412' });
       await taken.release();
     } finally {
       await thief.close();
     }
-    const rows = await adapter.query('SELECT n FROM written ORDER BY n');
+    const rows = await adapter.query('SELECT n FROM public.written ORDER BY n');
     expect(rows.rows.map((r) => r.n)).toEqual([1]);
     await lock.release();
     // released: no fence left, writes work again
-    await adapter.transaction((s) => s.query('INSERT INTO written VALUES ($1, 3)', ['p_a']));
+    await adapter.transaction((s) => s.query('INSERT INTO public.written VALUES ($1, 3)', ['p_a']));
   });
 });

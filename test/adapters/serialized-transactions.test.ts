@@ -20,17 +20,19 @@ function recorded(wh: Adapter, log: string[], name: string, key: string | undefi
 describe.each(twoEngines('serialize'))('TransactionOptions.serializeOn on $name', (engine) => {
   it('transactions of one key never overlap; the later one reads what the earlier committed', async () => {
     const wh = engine.adapter();
-    await wh.query('CREATE TABLE serialized_rows (n INTEGER)');
+    // schema-qualified: tsform's PostgreSQL sessions search pg_catalog only (session-options.ts)
+    await wh.query('CREATE SCHEMA IF NOT EXISTS serial_test');
+    await wh.query('CREATE TABLE serial_test.serialized_rows (n INTEGER)');
     const log: string[] = [];
     const seen: number[] = [];
     const run = (n: number) =>
       wh.transaction(
         async (s) => {
           // each reads the count, waits, then writes: overlapping snapshots would read the same count
-          const before = Number((await s.query('SELECT count(*) AS n FROM serialized_rows')).rows[0]!.n);
+          const before = Number((await s.query('SELECT count(*) AS n FROM serial_test.serialized_rows')).rows[0]!.n);
           log.push(`t${n} start`);
           await sleep(100);
-          await s.query('INSERT INTO serialized_rows VALUES ($1)', [n]);
+          await s.query('INSERT INTO serial_test.serialized_rows VALUES ($1)', [n]);
           seen.push(before);
           log.push(`t${n} end`);
         },

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { fromRunResultsFile } from '../../src/artifacts/run-results-file.ts';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -167,6 +167,9 @@ describe('errors carry no values: PostgreSQL', () => {
       await db.close();
     }
     demo = copyDemoProject({ tenants: twoPractices, files: modelFiles('postgres') });
+    // The function lives in public, which tsform's sessions search only when the target says so.
+    const config = join(demo.dir, 'tsform.yml');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('    type: postgres\n', '    type: postgres\n    search_path: [public]\n'));
     outcome = await buildFailingModels(demo, 'postgres', { ...process.env, TSFORM_PG_URL: server.url });
   }, 600_000);
   afterAll(async () => {

@@ -34,7 +34,7 @@ describe('a tsform session on a database whose default is standard_conforming_st
     try {
       await adapter.transaction(async (s) => {
         expect((await s.query('SHOW standard_conforming_strings')).rows[0]?.standard_conforming_strings).toBe('on');
-        await s.runScript(`COMMENT ON TABLE t IS 'a\\';\nCREATE TABLE seen_by_the_parser (a int);\nCOMMENT ON TABLE t IS '; CREATE TABLE hidden_from_the_parser (a int); --';\n`);
+        await s.runScript(`COMMENT ON TABLE public.t IS 'a\\';\nCREATE TABLE public.seen_by_the_parser (a int);\nCOMMENT ON TABLE public.t IS '; CREATE TABLE public.hidden_from_the_parser (a int); --';\n`);
       });
     } finally {
       await adapter.close();

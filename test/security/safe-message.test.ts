@@ -135,9 +135,9 @@ describe('safeDbMessage on PostgreSQL messages', () => {
     expect(await describeFailure(db, 'SELECT * FROM no_such_relation', [])).toBe('42P01: relation "no_such_relation" does not exist (at character 15)');
     expect(await describeFailure(db, "SELECT 'literal'::regclass", [])).toBe('42P01: relation "literal" does not exist (at character 8)');
     expect(await describeFailure(db, 'SELEC 1', [])).toBe('42601: syntax error at or near "SELEC" (at character 1)');
-    await db.query('CREATE TABLE uniq (k text CONSTRAINT uniq_k UNIQUE)');
-    await db.query('INSERT INTO uniq VALUES ($1)', [NAME]);
-    const dup = await describeFailure(db, 'INSERT INTO uniq VALUES ($1)', [NAME]);
+    await db.query('CREATE TABLE public.uniq (k text CONSTRAINT uniq_k UNIQUE)');
+    await db.query('INSERT INTO public.uniq VALUES ($1)', [NAME]);
+    const dup = await describeFailure(db, 'INSERT INTO public.uniq VALUES ($1)', [NAME]);
     expect(leaks(dup)).toBe(false);
     expect(dup).toBe('23505: duplicate key value violates unique constraint "uniq_k"');
   });

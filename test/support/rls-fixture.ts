@@ -35,6 +35,8 @@ export async function startRlsWarehouse(opts: {
   tsformYml?: (yml: string, tenantIds: string[]) => string;
   /** Files written into the copy (project-relative path → text), e.g. a policies/<template>.hbs. */
   files?: Record<string, string>;
+  /** Run as the superuser once the owner role exists, before the build (e.g. objects another role plants). */
+  beforeBuild?: (superUrl: string) => Promise<void>;
 }): Promise<RlsWarehouse> {
   const server = await startThrowawayPostgres();
   const demo = copyDemoProject({ tenants: sampleTenants(opts.tenants), files: opts.files });
@@ -58,6 +60,7 @@ export async function startRlsWarehouse(opts: {
       await c.query(`GRANT CREATE ON DATABASE ${quoteIdent(String(db.rows[0]?.name))} TO ${quoteIdent(OWNER)}`);
     });
     const ownerUrl = urlAs(server.url, OWNER, password);
+    await opts.beforeBuild?.(server.url);
     await buildAs(demo.dir, ownerUrl);
     const applied = await cli(['policies', 'apply', '--project-dir', demo.dir, '--target', 'postgres'], { TSFORM_PG_URL: ownerUrl });
     if (applied.code !== 0) throw new Error(`policies apply exited ${applied.code}:\n${applied.stderr}`);

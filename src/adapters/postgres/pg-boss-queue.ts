@@ -2,6 +2,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteRelation } from '../../sql/quote.ts';
+import { sessionOptions } from './session-options.ts';
 import type { JobQueue, JobState, JobStatus, QueuedJob, SendOptions } from '../job-queue.ts';
 
 /**
@@ -14,16 +15,21 @@ import type { JobQueue, JobState, JobStatus, QueuedJob, SendOptions } from '../j
  * the warehouse's practice locks, and which job runs next is the coordinator's choice.
  */
 export async function openPgBossQueue(opts: { url: string; schema: string; applicationName: string; maintenance: boolean }): Promise<JobQueue> {
-  const boss = new PgBoss({
+  // pg-boss names its tables with their schema; its functions must be pg_catalog's
+  // (session-options.ts). Its Db hands the whole config to pg.Pool, `options` included, though its
+  // types do not list it.
+  const config = {
     connectionString: opts.url,
     schema: opts.schema,
     application_name: opts.applicationName,
+    options: sessionOptions([]),
     max: 2,
     // Only the coordinator expires stalled jobs and keeps the tables small; workers just fetch.
     supervise: opts.maintenance,
     schedule: false,
     migrate: true,
-  });
+  };
+  const boss = new PgBoss(config);
   // A lost connection surfaces as a failed call; an 'error' event without a listener would crash the process.
   boss.on('error', () => undefined);
   await boss.start();
@@ -67,7 +73,7 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
     },
     async register(workerId) {
       // A connection of its own, for the worker's whole life: its session lock is the presence.
-      const client = new pg.Client({ connectionString: opts.url, application_name: `${opts.applicationName}:${workerId}`.slice(0, 63), keepAlive: true });
+      const client = new pg.Client({ connectionString: opts.url, options: sessionOptions([]), application_name: `${opts.applicationName}:${workerId}`.slice(0, 63), keepAlive: true });
       client.on('error', () => undefined);
       await client.connect();
       const { rows } = await client.query("SELECT pg_try_advisory_lock(hashtext('tsform.worker'), hashtext($1)) AS ok", [workerId]);

@@ -14,9 +14,13 @@ import {
   type Tuple,
 } from '../logical-replication.ts';
 import { CAPTURE_APPLICATION_NAME } from '../oltp-source.ts';
+import { searchPathOption } from './session-options.ts';
 
-/** Timestamps and dates are printed in UTC, ISO, by the walsender's output functions (its GUCs). */
-const SESSION_OPTIONS = '-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=1';
+/**
+ * Timestamps and dates are printed in UTC, ISO, by the walsender's output functions (its GUCs);
+ * search_path as in session-options.ts (a function planted in the OLTP's `public`).
+ */
+const SESSION_OPTIONS = `-c TimeZone=UTC -c DateStyle=ISO -c extra_float_digits=1 ${searchPathOption()}`;
 /** A standby status update at least this often: wal_sender_timeout (60 s) must never fire while we work. */
 const STATUS_INTERVAL_MS = 5_000;
 /** The socket is paused while more than this many messages wait (a big transaction is buffered whole anyway). */

@@ -14,6 +14,7 @@ import { checkOneFence } from './practice-lock-fence.ts';
 import { inClientTransaction } from './client-transaction.ts';
 import { classifyPgError, isPgStatementError } from '../pg-errors.ts';
 import { RESULT_TYPES } from './result-types.ts';
+import { sessionOptions } from './session-options.ts';
 import type { CopyStaging } from '../copy-staging.ts';
 import { stageCopyIn } from './copy-staging.ts';
 import { postgresFoldDialect } from './fold-dialect.ts';
@@ -27,6 +28,8 @@ export interface PostgresAdapterOptions {
   applicationName?: string;
   /** Tenant-scoped tables created partitioned by practice (practice-partitions.ts); plain when absent. */
   partitionByPractice?: PracticePartitioning;
+  /** Schemas of trusted functions searched after pg_catalog (tsform.yml `search_path:`); none by default. */
+  searchPath?: readonly string[];
 }
 
 /** Opens a pool and checks that the server answers; fails with TSF409 when it does not. */
@@ -52,7 +55,7 @@ export class PostgresAdapter implements Adapter {
   ) {}
 
   static async open(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
-    const pool = new pg.Pool({ ...connectionConfig(opts.url), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });
+    const pool = new pg.Pool({ ...connectionConfig(opts.url, opts.searchPath ?? []), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });
     // An idle client whose server goes away emits 'error' on the pool; unhandled, it would
     // crash the process. The next checkout gets a fresh connection (or a connection error).
     pool.on('error', () => undefined);
@@ -317,26 +320,22 @@ async function oneStatement(on: pg.Pool | pg.PoolClient, sql: string, params: re
 // ---- connection -------------------------------------------------------------------------
 
 /**
- * The pool config for `url`, with `-c TimeZone=UTC` so timestamp arithmetic matches DuckDB, and
- * `standard_conforming_strings=on` so the server reads string literals as libpg-query did when
- * compile checked the SQL. With it off (a database or role default), `'a\'` does not end where
- * the parser says: a policies/*.hbs override whose every statement passed the template guard
- * could hide the built-in statements inside one comment literal and run a statement after it.
- * `pg` lets URL parameters override config keys, so an `options` parameter in the URL is merged
- * (tsform's settings last: the last `-c` of a name wins).
+ * The pool config for `url` with `sessionOptions`. `pg` lets URL parameters override config keys,
+ * so an `options` parameter in the URL is merged (tsform's settings last: the last `-c` of a name
+ * wins, and a URL cannot undo them).
  */
-function connectionConfig(url: string): pg.PoolConfig {
+function connectionConfig(url: string, searchPath: readonly string[]): pg.PoolConfig {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     throw new TsformError(Codes.connection, 'the PostgreSQL URL is not a valid URL (expected postgres://user:password@host:port/database)');
   }
-  const utc = '-c TimeZone=UTC -c standard_conforming_strings=on';
+  const own = sessionOptions(searchPath);
   const urlOptions = parsed.searchParams.get('options');
-  if (urlOptions === null) return { connectionString: url, options: utc };
+  if (urlOptions === null) return { connectionString: url, options: own };
   parsed.searchParams.delete('options');
-  return { connectionString: parsed.toString(), options: `${urlOptions} ${utc}` };
+  return { connectionString: parsed.toString(), options: `${urlOptions} ${own}` };
 }
 
 /** host:port/database, without user or password. */
