@@ -109,6 +109,19 @@ function refusalOf(template: TemplateName, tree: PgJson, relation: { schema: str
 const SAFE_NODES = new Set(['ColumnRef', 'A_Const', 'A_Expr', 'BoolExpr', 'NullTest', 'BooleanTest', 'TypeCast', 'TypeName', 'SQLValueFunction', 'List', 'String', 'Integer', 'Float', 'Boolean', 'A_ArrayExpr']);
 const SAFE_OPERATORS = new Set(['=', '<>', '!=', '<', '>', '<=', '>=', '~~', '!~~', '~~*', '!~~*', 'BETWEEN', 'NOT BETWEEN']);
 
+/**
+ * pg_catalog's scalar types, as the parser names them (`int` is pg_catalog.int4, `text` is text).
+ * A cast to anything else may run code on rows the role may not see: a domain's CHECK, a type's
+ * input function, in whichever schema the name resolves to.
+ */
+const BUILTIN_TYPES = new Set(['text', 'varchar', 'bpchar', 'name', 'bool', 'int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'date', 'time', 'timetz', 'timestamp', 'timestamptz', 'interval', 'uuid']);
+
+function builtinType(names: readonly string[]): boolean {
+  const last = names[names.length - 1];
+  if (last === undefined || !BUILTIN_TYPES.has(last)) return false;
+  return names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog');
+}
+
 function unsafeExpression(node: unknown): string | undefined {
   if (Array.isArray(node)) {
     for (const n of node) {
@@ -124,6 +137,10 @@ function unsafeExpression(node: unknown): string | undefined {
       if (kind === 'A_Expr' && isObject(body)) {
         const op = Array.isArray(body.name) ? body.name.map(sval) : [];
         if (op.length !== 1 || !SAFE_OPERATORS.has(op[0] ?? '')) return `the operator ${op.join('.') || '?'}`;
+      }
+      if (kind === 'TypeCast' && isObject(body)) {
+        const names = isObject(body.typeName) && Array.isArray(body.typeName.names) ? body.typeName.names.map((n) => sval(n) ?? '?') : [];
+        if (!builtinType(names)) return `a cast to ${names.join('.') || '?'} (a type other than the built-in scalars may run code: a domain's CHECK, an input function)`;
       }
     }
     const bad = unsafeExpression(body);

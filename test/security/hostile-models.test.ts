@@ -120,6 +120,15 @@ const attacks: [string, string, string, string][] = [
   ['a function in the vault schema', MART, `select * from vault.reidentify('pt_x', 'curious')`, 'TSF222'],
   ['a scalar function in another schema', MART, `select vault.reidentify('pt_x', 'curious') as r`, 'TSF222'],
   ['regclass cast', MART, `select 'staging.stg_patients'::regclass as r`, 'TSF222'],
+  // A type's input function or a domain's CHECK, and an operator's function, run as the owner.
+  ['a cast to a type in public', MART, `select p.practice_id, cast(p.gender as public.evil_domain) as g from {{ref "stg_patients"}} p`, 'TSF222'],
+  ['a cast to an array of a type in public', MART, `select p.practice_id, p.gender::public.evil_domain[] as g from {{ref "stg_patients"}} p`, 'TSF222'],
+  ['a typed literal of a type in public', MART, `select p.practice_id, public.evil_domain 'x' as g from {{ref "stg_patients"}} p`, 'TSF222'],
+  ['an operator in public', MART, `select p.practice_id from {{ref "stg_patients"}} p where p.gender OPERATOR(public.=) 'F'`, 'TSF222'],
+  ['an operator in the vault', MART, `select p.practice_id, p.patient_id OPERATOR(vault.~>) 'x' as t from {{ref "stg_patients"}} p`, 'TSF222'],
+  // PostgreSQL reserves the lower-case pg_ prefix only: a role may create a schema "PG_CATALOG".
+  ['a function in a quoted "PG_CATALOG"', MART, `select "PG_CATALOG".lower(p.gender) as g from {{ref "stg_patients"}} p`, 'TSF222'],
+  ['a cast to a type in a quoted "PG_CATALOG"', MART, `select cast(p.gender as "PG_CATALOG".text) as g from {{ref "stg_patients"}} p`, 'TSF222'],
   ['pg_read_file', MART, `select pg_read_file('/etc/passwd') as f`, 'TSF222'],
   ['pg_catalog-qualified pg_read_file', MART, `select pg_catalog.pg_read_file('/etc/passwd') as f`, 'TSF222'],
   ['getenv', MART, `select getenv('TSFORM_VAULT_KEY') as k`, 'TSF222'],
@@ -215,6 +224,11 @@ describe('hostile model pull requests are refused at compile (issue 12)', () => 
     ).toContain(code);
     // Every refusal names the file and a line.
     expect(mine.filter((d) => d.code === code).every((d) => d.file === file && typeof d.line === 'number')).toBe(true);
+  });
+
+  it("pg_catalog's own types, operators and functions may be named with their schema", () => {
+    const sql = `select p.practice_id, cast(p.gender as pg_catalog.text) as g, pg_catalog.lower(p.gender) as l, p.gender OPERATOR(pg_catalog.=) 'F' as f, date '2026-01-01' as d\nfrom {{ref "stg_patients"}} p\n`;
+    expect(compileWith({ [MART]: sql }).filter((d) => d.severity === 'error')).toEqual([]);
   });
 
   it('a singular test gets the same check (it runs as the owner too)', () => {

@@ -54,6 +54,19 @@ const WEAKENINGS: Record<string, { template: string; text: string }> = {
     template: 'protect_table',
     text: `${BUILTIN}CREATE POLICY peek ON {{rel schema name}} AS RESTRICTIVE TO {{ident practices}} USING (EXISTS (SELECT 1 FROM pg_sleep(0)));\n`,
   },
+  // a domain's CHECK (or a type's input function) runs at the cast, on rows the role may not see
+  'a restrictive policy casting to a domain in public': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY peek ON {{rel schema name}} AS RESTRICTIVE TO {{ident practices}} USING ({{ident tenantColumn}}::public.evil_domain IS NOT NULL);\n`,
+  },
+  'a restrictive policy casting to a type found through search_path': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY peek ON {{rel schema name}} AS RESTRICTIVE TO {{ident practices}} USING (CAST({{ident tenantColumn}} AS evil_domain) IS NOT NULL);\n`,
+  },
+  'a restrictive policy casting to a type of a quoted "PG_CATALOG"': {
+    template: 'protect_table',
+    text: `${BUILTIN}CREATE POLICY peek ON {{rel schema name}} AS RESTRICTIVE TO {{ident practices}} USING ({{ident tenantColumn}}::"PG_CATALOG".text IS NOT NULL);\n`,
+  },
   'an index on an expression': {
     template: 'protect_table',
     text: `${BUILTIN}CREATE INDEX peek_idx ON {{rel schema name}} ((set_config('x', {{ident tenantColumn}}, false)));\n`,
@@ -137,6 +150,11 @@ COMMENT ON TABLE {{rel schema name}} IS 'protected by tsform';
 
   it('the built-in with restrictive policies, an index and a comment compiles clean', () => {
     expect(errorsOf({ 'policies/protect_table.hbs': narrowing })).toEqual([]);
+  });
+
+  it('a restrictive condition may cast to the built-in scalar types', () => {
+    const casts = `${BUILTIN}CREATE POLICY typed ON {{rel schema name}} AS RESTRICTIVE TO {{ident practices}} USING ({{ident tenantColumn}}::text <> '' AND CAST({{ident tenantColumn}} AS varchar(64)) IS NOT NULL AND '1'::int > 0 AND '2026-01-01'::date < current_date::pg_catalog.timestamptz);\n`;
+    expect(errorsOf({ 'policies/protect_table.hbs': casts })).toEqual([]);
   });
 
   it('the built-in itself, laid out differently, compiles clean', () => {
