@@ -1,11 +1,12 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import { PgOltpSource } from '../../src/adapters/postgres/pg-oltp-source.ts';
 import { Codes } from '../../src/errors.ts';
 import { REPO_ROOT } from '../support/demo-project.ts';
 import { demoCopyErrors } from '../support/compile-errors.ts';
-import { asSuperuser, OWNER, startRlsWarehouse, type RlsWarehouse } from '../support/rls-fixture.ts';
+import { asSuperuser, cli, OWNER, startRlsWarehouse, type RlsWarehouse } from '../support/rls-fixture.ts';
 
 /**
  * CVE-2018-1058 against the owner. A model calls functions and operators by their bare name; the
@@ -84,6 +85,18 @@ describe('functions and operators planted in public are never called by tsform (
     }
   });
 
+  it('capture sessions on an OLTP search pg_catalog only too, whatever the URL says', async () => {
+    const url = new URL(wh.ownerUrl);
+    url.searchParams.set('options', '-c search_path=public');
+    const oltp = await PgOltpSource.open(url.toString(), { poolSize: 1 });
+    try {
+      const { rows } = await oltp.query('SELECT current_schemas(false)::text AS path, current_setting($1) AS zone', ['TimeZone']);
+      expect(rows[0]).toEqual({ path: '{pg_catalog}', zone: 'UTC' });
+    } finally {
+      await oltp.close();
+    }
+  });
+
   it("the target's search_path adds trusted schemas after pg_catalog, in order", async () => {
     await asSuperuser(wh.superUrl, async (c) => {
       await c.query('CREATE SCHEMA ext');
@@ -100,13 +113,44 @@ describe('functions and operators planted in public are never called by tsform (
     } finally {
       await plain.close();
     }
-    const withExt = await createPostgresAdapter({ url: wh.ownerUrl, poolSize: 1, searchPath: ['ext', 'public'] });
+    const withExt = await createPostgresAdapter({ url: wh.ownerUrl, poolSize: 1, searchPath: ['ext'] });
     try {
       const { rows } = await withExt.query('SELECT add_one(1) AS v, current_schemas(false)::text AS path');
-      expect(rows[0]).toEqual({ v: 2, path: '{pg_catalog,ext,public}' });
+      expect(rows[0]).toEqual({ v: 2, path: '{pg_catalog,ext}' });
     } finally {
       await withExt.close();
     }
+  });
+
+  it('refuses a search_path schema that another role may create in, or that does not exist (TSF418)', async () => {
+    await asSuperuser(wh.superUrl, async (c) => {
+      await c.query('CREATE SCHEMA ext_granted');
+      await c.query('GRANT USAGE, CREATE ON SCHEMA ext_granted TO mallory');
+      await c.query('CREATE SCHEMA ext_owned AUTHORIZATION mallory');
+      await c.query(`GRANT USAGE ON SCHEMA ext_granted, ext_owned TO ${OWNER}`);
+      await c.query(`CREATE SCHEMA ext_mine AUTHORIZATION ${OWNER}`);
+    });
+    const refusal = async (searchPath: string[]) =>
+      createPostgresAdapter({ url: wh.ownerUrl, poolSize: 1, searchPath }).then(
+        async (db) => {
+          await db.close();
+          return 'opened';
+        },
+        (e: { code?: string; message?: string }) => `${e.code}: ${e.message}`,
+      );
+    // public: CREATE granted to PUBLIC, as on a database created before PostgreSQL 15
+    expect(await refusal(['public'])).toMatch(/^TSF418: .*'public' may be created in by PUBLIC/);
+    expect(await refusal(['ext', 'ext_granted'])).toMatch(/^TSF418: .*'ext_granted' may be created in by mallory \(REVOKE CREATE ON SCHEMA "ext_granted" FROM "mallory"\)/);
+    expect(await refusal(['ext_owned'])).toMatch(/^TSF418: .*'ext_owned' may be created in by mallory/);
+    expect(await refusal(['not_there'])).toMatch(/^TSF418: .*'not_there' does not exist/);
+    // the building role's own schema and a superuser's are fine
+    expect(await refusal(['ext_mine', 'ext'])).toBe('opened');
+    // through the CLI, the run stops before any model with the code and tsform.yml
+    const config = join(wh.demo.dir, 'tsform.yml');
+    writeFileSync(config, readFileSync(config, 'utf8').replace('    type: postgres\n', '    type: postgres\n    search_path: [public]\n'));
+    const run = await cli(['run', '--project-dir', wh.demo.dir, '--target', 'postgres'], { TSFORM_PG_URL: wh.ownerUrl });
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toMatch(/TSF418.*'public' may be created in by PUBLIC/);
   });
 });
 

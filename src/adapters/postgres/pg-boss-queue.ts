@@ -2,7 +2,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteRelation } from '../../sql/quote.ts';
-import { sessionOptions } from './session-options.ts';
+import { sessionOptions, withSessionOptions } from './session-options.ts';
 import type { JobQueue, JobState, JobStatus, QueuedJob, SendOptions } from '../job-queue.ts';
 
 /**
@@ -19,10 +19,9 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
   // (session-options.ts). Its Db hands the whole config to pg.Pool, `options` included, though its
   // types do not list it.
   const config = {
-    connectionString: opts.url,
+    ...withSessionOptions(opts.url, sessionOptions([])),
     schema: opts.schema,
     application_name: opts.applicationName,
-    options: sessionOptions([]),
     max: 2,
     // Only the coordinator expires stalled jobs and keeps the tables small; workers just fetch.
     supervise: opts.maintenance,
@@ -73,7 +72,7 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
     },
     async register(workerId) {
       // A connection of its own, for the worker's whole life: its session lock is the presence.
-      const client = new pg.Client({ connectionString: opts.url, options: sessionOptions([]), application_name: `${opts.applicationName}:${workerId}`.slice(0, 63), keepAlive: true });
+      const client = new pg.Client({ ...withSessionOptions(opts.url, sessionOptions([])), application_name: `${opts.applicationName}:${workerId}`.slice(0, 63), keepAlive: true });
       client.on('error', () => undefined);
       await client.connect();
       const { rows } = await client.query("SELECT pg_try_advisory_lock(hashtext('tsform.worker'), hashtext($1)) AS ok", [workerId]);

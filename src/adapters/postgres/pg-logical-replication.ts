@@ -14,7 +14,7 @@ import {
   type Tuple,
 } from '../logical-replication.ts';
 import { CAPTURE_APPLICATION_NAME } from '../oltp-source.ts';
-import { searchPathOption } from './session-options.ts';
+import { searchPathOption, withSessionOptions } from './session-options.ts';
 
 /**
  * Timestamps and dates are printed in UTC, ISO, by the walsender's output functions (its GUCs);
@@ -45,7 +45,7 @@ export class PgLogicalReplication implements LogicalReplicationSource {
   constructor(private readonly url: string) {}
 
   async createSlot(slot: string): Promise<SlotSnapshot> {
-    const client = new pg.Client({ connectionString: this.url, replication: 'database', options: SESSION_OPTIONS, application_name: CAPTURE_APPLICATION_NAME } as pg.ClientConfig);
+    const client = new pg.Client({ ...withSessionOptions(this.url, SESSION_OPTIONS), replication: 'database', application_name: CAPTURE_APPLICATION_NAME } as pg.ClientConfig);
     client.on('error', () => undefined);
     await client.connect();
     try {
@@ -63,7 +63,7 @@ export class PgLogicalReplication implements LogicalReplicationSource {
 
   async start(opts: { slot: string; publication: string; startLsn: string; handler: StreamHandler; applicationName?: string }): Promise<ReplicationStream> {
     const service = new LogicalReplicationService(
-      { connectionString: this.url, options: SESSION_OPTIONS, application_name: opts.applicationName ?? CAPTURE_APPLICATION_NAME } as pg.ClientConfig,
+      { ...withSessionOptions(this.url, SESSION_OPTIONS), application_name: opts.applicationName ?? CAPTURE_APPLICATION_NAME } as pg.ClientConfig,
       // no automatic acknowledgement: a keepalive must never move the slot past unapplied changes
       { acknowledge: { auto: false, timeoutSeconds: 0 } },
     );

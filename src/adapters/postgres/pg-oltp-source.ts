@@ -6,7 +6,7 @@ import { CAPTURE_APPLICATION_NAME, type CopyOut, type OltpReadSession, type Oltp
 import { inClientTransaction } from './client-transaction.ts';
 import type { LogicalReplicationSource } from '../logical-replication.ts';
 import { PgLogicalReplication } from './pg-logical-replication.ts';
-import { searchPathOption } from './session-options.ts';
+import { searchPathOption, withSessionOptions } from './session-options.ts';
 
 /**
  * OltpSource over `pg` + `pg-copy-streams`. Values come back as PostgreSQL's text, never parsed:
@@ -22,7 +22,7 @@ export class PgOltpSource implements OltpSource {
     // A connect timeout: an unreachable OLTP fails the extract (by practice) instead of hanging the run.
     // search_path: capture names every relation with its schema; a function planted in the OLTP's
     // `public` must not run as the capture role instead of pg_catalog's (session-options.ts).
-    const pool = new pg.Pool({ connectionString: url, max: opts.poolSize ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000, options: `-c TimeZone=UTC -c DateStyle=ISO ${searchPathOption()}`, application_name: CAPTURE_APPLICATION_NAME });
+    const pool = new pg.Pool({ ...withSessionOptions(url, `-c TimeZone=UTC -c DateStyle=ISO ${searchPathOption()}`), max: opts.poolSize ?? 4, connectionTimeoutMillis: opts.connectTimeoutMs ?? 15_000, application_name: CAPTURE_APPLICATION_NAME });
     pool.on('error', () => undefined);
     await pool.query('SELECT 1');
     return new PgOltpSource(pool, url);

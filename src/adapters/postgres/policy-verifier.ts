@@ -5,7 +5,7 @@ import { catalogChecks } from './catalog-checks.ts';
 import { mapLimit } from './map-limit.ts';
 import { readCatalog } from './verify-catalog.ts';
 import { probeRole } from './verify-probes.ts';
-import { sessionOptions } from './session-options.ts';
+import { sessionOptions, withSessionOptions } from './session-options.ts';
 import type { ProbedRole, VerifyInput, VerifyReport } from './verify-types.ts';
 
 export { formatVerifyReport } from './format-verify-report.ts';
@@ -33,7 +33,7 @@ export async function verifyPolicies(given: VerifyInput): Promise<VerifyReport> 
   const started = performance.now();
   const input = { ...given, settingsToSpoof: [...new Set(given.settingsToSpoof)] };
   // A superuser's session: a function planted in public must not be what its catalog reads call.
-  const pool = new pg.Pool({ connectionString: input.url, options: sessionOptions([]), max: POOL_SIZE, application_name: 'tsform policies verify' });
+  const pool = new pg.Pool({ ...withSessionOptions(input.url, sessionOptions([])), max: POOL_SIZE, application_name: 'tsform policies verify' });
   pool.on('error', () => undefined);
   try {
     await requireSuperuser(pool);

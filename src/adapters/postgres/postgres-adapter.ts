@@ -14,7 +14,8 @@ import { checkOneFence } from './practice-lock-fence.ts';
 import { inClientTransaction } from './client-transaction.ts';
 import { classifyPgError, isPgStatementError } from '../pg-errors.ts';
 import { RESULT_TYPES } from './result-types.ts';
-import { sessionOptions } from './session-options.ts';
+import { sessionOptions, withSessionOptions } from './session-options.ts';
+import { checkSearchPathSchemas } from './search-path-check.ts';
 import type { CopyStaging } from '../copy-staging.ts';
 import { stageCopyIn } from './copy-staging.ts';
 import { postgresFoldDialect } from './fold-dialect.ts';
@@ -55,7 +56,7 @@ export class PostgresAdapter implements Adapter {
   ) {}
 
   static async open(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
-    const pool = new pg.Pool({ ...connectionConfig(opts.url, opts.searchPath ?? []), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });
+    const pool = new pg.Pool({ ...withSessionOptions(opts.url, sessionOptions(opts.searchPath ?? [])), application_name: opts.applicationName ?? 'tsform', max: Math.max(1, opts.poolSize ?? 4), types: RESULT_TYPES });
     // An idle client whose server goes away emits 'error' on the pool; unhandled, it would
     // crash the process. The next checkout gets a fresh connection (or a connection error).
     pool.on('error', () => undefined);
@@ -68,6 +69,12 @@ export class PostgresAdapter implements Adapter {
       const failure = classifyPgError(err) === 'transient' ? new TransientError(message, Codes.connection) : new TsformError(Codes.connection, message);
       failure.cause = err;
       throw failure;
+    }
+    try {
+      await checkSearchPathSchemas(pool, opts.searchPath ?? []);
+    } catch (err) {
+      await pool.end().catch(() => undefined);
+      throw err;
     }
     return new PostgresAdapter(pool, opts.partitionByPractice);
   }
@@ -318,25 +325,6 @@ async function oneStatement(on: pg.Pool | pg.PoolClient, sql: string, params: re
 }
 
 // ---- connection -------------------------------------------------------------------------
-
-/**
- * The pool config for `url` with `sessionOptions`. `pg` lets URL parameters override config keys,
- * so an `options` parameter in the URL is merged (tsform's settings last: the last `-c` of a name
- * wins, and a URL cannot undo them).
- */
-function connectionConfig(url: string, searchPath: readonly string[]): pg.PoolConfig {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    throw new TsformError(Codes.connection, 'the PostgreSQL URL is not a valid URL (expected postgres://user:password@host:port/database)');
-  }
-  const own = sessionOptions(searchPath);
-  const urlOptions = parsed.searchParams.get('options');
-  if (urlOptions === null) return { connectionString: url, options: own };
-  parsed.searchParams.delete('options');
-  return { connectionString: parsed.toString(), options: `${urlOptions} ${own}` };
-}
 
 /** host:port/database, without user or password. */
 function redactUrl(url: string): string {

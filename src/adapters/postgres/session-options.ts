@@ -1,3 +1,4 @@
+import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent } from '../../sql/quote.ts';
 
 /**
@@ -23,4 +24,22 @@ export function sessionOptions(searchPath: readonly string[]): string {
 /** `-c search_path=pg_catalog,<schemas>,pg_temp`: for every connection tsform opens, OLTP and queue included. */
 export function searchPathOption(searchPath: readonly string[] = []): string {
   return `-c search_path=${['pg_catalog', ...searchPath.map(quoteIdent), 'pg_temp'].join(',')}`;
+}
+
+/**
+ * `url` and `own` as pg connection settings. `pg` lets URL parameters override config keys, so an
+ * `options` parameter in the URL is merged, tsform's settings last: the last `-c` of a name wins,
+ * and a URL cannot undo them.
+ */
+export function withSessionOptions(url: string, own: string): { connectionString: string; options: string } {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TsformError(Codes.connection, 'the PostgreSQL URL is not a valid URL (expected postgres://user:password@host:port/database)');
+  }
+  const urlOptions = parsed.searchParams.get('options');
+  if (urlOptions === null) return { connectionString: url, options: own };
+  parsed.searchParams.delete('options');
+  return { connectionString: parsed.toString(), options: `${urlOptions} ${own}` };
 }
