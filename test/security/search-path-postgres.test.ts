@@ -109,7 +109,7 @@ describe('functions and operators planted in public are never called by tsform (
         () => 'no error',
         (e: unknown) => plain.describeError(e),
       );
-      expect(missing).toMatch(/^42883: function add_one\(integer\) does not exist/);
+      expect(missing).toMatch(/^42883: function add_one\(integer\) does not exist.*\(tsform's sessions search pg_catalog only: list an extension's schema in the target's search_path in tsform.yml\)$/);
     } finally {
       await plain.close();
     }

@@ -53,6 +53,7 @@ export class PostgresAdapter implements Adapter {
   private constructor(
     private readonly pool: pg.Pool,
     private readonly partitioning: PracticePartitioning | undefined,
+    private readonly searchPath: readonly string[],
   ) {}
 
   static async open(opts: PostgresAdapterOptions): Promise<PostgresAdapter> {
@@ -76,7 +77,7 @@ export class PostgresAdapter implements Adapter {
       await pool.end().catch(() => undefined);
       throw err;
     }
-    return new PostgresAdapter(pool, opts.partitionByPractice);
+    return new PostgresAdapter(pool, opts.partitionByPractice, opts.searchPath ?? []);
   }
 
   async transaction<T>(fn: (session: Session) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
@@ -134,7 +135,13 @@ export class PostgresAdapter implements Adapter {
   }
 
   describeError(err: unknown): string {
-    return describePgError(err);
+    const text = describePgError(err);
+    // A function named in the statement (it has a position; a name read from a row has none)
+    // may exist in a schema the pinned path does not search (session-options.ts).
+    const e = err as { code?: unknown; position?: unknown } | null;
+    if (e?.code !== '42883' || e.position === undefined) return text;
+    const searched = ['pg_catalog', ...this.searchPath].join(', ');
+    return `${text} (tsform's sessions search ${searched} only: list an extension's schema in the target's search_path in tsform.yml)`;
   }
 
   errorPosition(err: unknown): StatementPosition | undefined {
