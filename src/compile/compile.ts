@@ -18,7 +18,7 @@ import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
 import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
-import { checkScopes } from './scope-checks.ts';
+import { checkPracticeListExposure, checkScopes } from './scope-checks.ts';
 import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGlobalRead, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 
@@ -234,6 +234,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     }
     const lineOfRead = (dep: string) => uses.refs.find((r) => r.name === dep)?.line ?? uses.sources.find((x) => `source:${x.source}.${x.table}` === dep)?.line;
     checkScopes(node, nodes, diagnostics, lineOfRead);
+    checkPracticeListExposure(node, nodes, project.policies?.practiceSchemas ?? [config.schemas.marts], diagnostics, lineOfRead);
     checkWithheldGlobalRead(project, node, nodes, lineOfRead, diagnostics);
   }
 

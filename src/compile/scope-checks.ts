@@ -51,3 +51,41 @@ export function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, d
     }
   }
 }
+
+/**
+ * tenants.yml lists every practice on the platform (names, time zones, SLAs, tags): each practice
+ * may see its own row, never the list. A tenant-scoped model reads its own practice's row only; a
+ * shared or global model built from `tenants` (directly or through other shared or global models)
+ * holds every row, and where practice roles read (policies.yml grants.practice_roles, marts by
+ * default) each practice would read the others'.
+ */
+export function checkPracticeListExposure(
+  node: DraftNode,
+  nodes: Record<string, DraftNode>,
+  practiceSchemas: readonly string[],
+  diagnostics: Diagnostic[],
+  lineOfRead: (dep: string) => number | undefined,
+): void {
+  if (node.kind !== 'model' || node.scope === 'tenant' || node.pseudonymized) return;
+  if (!practiceSchemas.some((s) => s.toLowerCase() === node.schema.toLowerCase())) return;
+  const seen = new Set<string>();
+  const fromTenants = (name: string): boolean => {
+    if (seen.has(name)) return false;
+    seen.add(name);
+    const up = nodes[name];
+    if (!up || up.scope === 'tenant') return false;
+    return up.kind === 'tenants' || up.depends_on.some(fromTenants);
+  };
+  for (const dep of node.depends_on) {
+    if (!fromTenants(dep)) continue;
+    const via = nodes[dep]?.kind === 'tenants' ? '' : ` (through '${dep}')`;
+    diagnostics.push(
+      diagnostic(
+        Codes.globalReadsIdentifiable,
+        `${node.scope} model '${node.name}' is built from every practice's row of tenants${via} and lands in schema '${node.schema}', which practice roles read: each practice would see the others' names and settings; make it scope tenant (each practice then reads its own row) or put it where practice roles do not read`,
+        { file: node.path, line: lineOfRead(dep) ?? 1 },
+      ),
+    );
+    return;
+  }
+}

@@ -77,10 +77,11 @@ describe('a relation built from research rows is research', () => {
     }
   });
 
-  it("a global model in marts over tenants still compiles (the demo's research models compile: demo-project tests)", () => {
+  it("a global model outside research over tenants still compiles (the demo's research models compile: demo-project tests)", () => {
+    // in a schema practice roles do not read: in marts it would show them the practice list (practice-list.test.ts)
     expect(
       errorsWith({
-        'models/marts/practice_count.sql': '{{config scope="global"}}\nselect count(*) as practices from {{ref "tenants"}}\n',
+        'models/marts/practice_count.sql': '{{config scope="global" schema="ops_internal"}}\nselect count(*) as practices from {{ref "tenants"}}\n',
       }),
     ).toEqual([]);
   });
