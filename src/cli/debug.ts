@@ -79,7 +79,9 @@ export async function debugChecks(req: DebugRequest): Promise<{ versions: string
     const { rows } = await adapter.query('SELECT version() AS v');
     const answered = String(rows[0]?.v ?? '').split(' on ')[0]!;
     engine = target.type === 'duckdb' ? `DuckDB ${answered}` : answered;
-    checks.push({ name: 'target', ok: true, detail: `${target.name} (${target.type}${target.type === 'duckdb' ? `: ${target.path}` : `: $${target.urlEnv}`}): connected` });
+    // On PostgreSQL, where a model's bare function names resolve (session-options.ts; the listed schemas were checked on open).
+    const searched = target.type === 'postgres' ? `; functions by name from ${['pg_catalog', ...target.searchPath].join(', ')}` : '';
+    checks.push({ name: 'target', ok: true, detail: `${target.name} (${target.type}${target.type === 'duckdb' ? `: ${target.path}` : `: $${target.urlEnv}`}): connected${searched}` });
     stage = 'vault';
     const privacy = project.config.privacy;
     if (!privacy) checks.push({ name: 'vault', ok: true, detail: 'not configured (tsform.yml has no privacy: block)' });

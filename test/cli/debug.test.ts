@@ -80,7 +80,7 @@ describe('tsform debug', () => {
       process.env.TSFORM_VAULT_KEY = key;
     }
     expect(r.out[0]).toMatch(/ · engine PostgreSQL \d+/);
-    expect(line(r.out, 'target')).toMatch(/^ok +target +postgres \(postgres: \$TSFORM_PG_URL\): connected$/);
+    expect(line(r.out, 'target')).toMatch(/^ok +target +postgres \(postgres: \$TSFORM_PG_URL\): connected; functions by name from pg_catalog$/);
     expect(line(r.out, 'vault')).toContain('tsform vault init --target postgres');
     expect(r.code).toBe(2);
     expect(r.err).toContain('TSF309: 1 check(s) failed: vault');
