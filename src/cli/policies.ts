@@ -17,6 +17,10 @@ export function renderPoliciesText(projectDir: string): string {
   const members = membershipRows(ctx.policies, ctx.tenants);
   return [
     `-- tsform policies for ${ws.project.config.name}: ${ctx.relations.size} protected relations, ${members.length} memberships`,
+    // A script piped to psql runs in that session: read and resolved as in tsform's own (session-options.ts).
+    '-- read and resolved as tsform\'s own sessions do: literals as compile parsed them, names from pg_catalog',
+    'SET standard_conforming_strings = on;',
+    'SET search_path = pg_catalog, pg_temp;',
     '-- roles (apply creates only the missing ones)',
     renderRoles(roleSpecs(ctx.policies, ctx.tenants)),
     '-- security schema and membership table',

@@ -28,6 +28,8 @@ describe('policies/policies.yml', () => {
     expect(names).not.toContain('tenants');
     expect(names).not.toContain('int_encounters_local'); // ephemeral: not a relation
     const ddl = renderPoliciesText(demo.dir);
+    // piped to psql, the script reads literals and resolves names as tsform's own sessions do
+    expect(ddl.split('\n').slice(0, 4)).toEqual(expect.arrayContaining(['SET standard_conforming_strings = on;', 'SET search_path = pg_catalog, pg_temp;']));
     for (const r of ws.protectedRelations.filter((x) => x.kind === 'table')) {
       expect(ddl).toContain(`ALTER TABLE "${r.schema}"."${r.identifier}" FORCE ROW LEVEL SECURITY;`);
     }
