@@ -18,7 +18,7 @@
  * `FROM 'file.csv'`) cannot be checked and is refused: what cannot be proven safe is refused.
  */
 import { loadModule, parseSync } from 'libpg-query';
-import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { isObject, outsideCatalog, sval, type PgJson as Json } from './pg-tree.ts';
 
 await loadModule();
 
@@ -194,7 +194,7 @@ function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<str
         // DuckDB reads `#9` as "the 9th column" (lineage unknowable); PostgreSQL as an operator.
         if (name.length === 1 && name[0] === '#' && value.lexpr === undefined) out.push({ message: 'uses a positional column reference (#n), whose lineage cannot be checked; name the column', near: '#' });
         // `OPERATOR(s.=)` runs whatever function s's operator names, like a call of s.f().
-        if (name.length > 1 && otherSchema(name)) out.push({ message: `uses the operator ${name.join('.')}; an operator in a schema other than pg_catalog runs a function of that schema`, near: name[0] });
+        if (outsideCatalog(name)) out.push({ message: `uses the operator ${name.join('.')}; an operator in a schema other than pg_catalog runs a function of that schema`, near: name[0] });
         break;
       }
       case 'TypeCast': {
@@ -202,7 +202,7 @@ function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<str
         const last = names[names.length - 1]?.toLowerCase();
         if (last && CATALOG_TYPES.test(last)) out.push({ message: `casts to ${last}, which looks up catalog objects by name`, near: last });
         // A type's input function, or a domain's CHECK, runs at the cast: a type of another schema is code of that schema.
-        else if (names.length > 1 && otherSchema(names)) out.push({ message: `casts to ${names.join('.')}; a type in a schema other than pg_catalog may run that schema's functions (its input function, a domain's CHECK)`, near: names[0] });
+        else if (outsideCatalog(names)) out.push({ message: `casts to ${names.join('.')}; a type in a schema other than pg_catalog may run that schema's functions (its input function, a domain's CHECK)`, near: names[0] });
         break;
       }
       default:
@@ -268,18 +268,9 @@ function rangeFunction(rf: Json, ctes: ReadonlySet<string>, allowed: ReadonlySet
   walk(rf.functions, ctes, allowed, out);
 }
 
-/**
- * A qualified name whose schema is not pg_catalog. Compared as the parser gives it (unquoted
- * names already folded): a quoted `"PG_CATALOG"` is another schema, and one a role may create
- * (PostgreSQL reserves the lower-case `pg_` prefix only).
- */
-function otherSchema(parts: readonly string[]): boolean {
-  return parts.length > 1 && !(parts.length === 2 && parts[0] === 'pg_catalog');
-}
-
 function funcCall(fc: Json, out: ModelSqlFinding[]): void {
   const name = functionName(fc);
-  if (otherSchema(name.parts)) {
+  if (outsideCatalog(name.parts)) {
     out.push({ message: `calls ${name.full}(), a function in schema ${name.schema}`, near: name.last });
     return;
   }

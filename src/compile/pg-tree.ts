@@ -10,3 +10,12 @@ export const isObject = (v: unknown): v is PgJson => typeof v === 'object' && v 
 
 /** The text of a `String` node (a name part), else undefined. */
 export const sval = (v: unknown): string | undefined => (isObject(v) && isObject(v.String) ? (v.String.sval as string | undefined) : undefined);
+
+/**
+ * A name (as the parser gives it: unquoted parts folded, quoted ones exact) qualified with a
+ * schema other than pg_catalog. A quoted `"PG_CATALOG"` is another schema, and one a role may
+ * create (PostgreSQL reserves only the lower-case `pg_` prefix).
+ */
+export function outsideCatalog(parts: readonly string[]): boolean {
+  return parts.length > 1 && !(parts.length === 2 && parts[0] === 'pg_catalog');
+}

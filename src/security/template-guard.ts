@@ -13,7 +13,7 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import { charOffsetOfByte } from '../compile/line-map.ts';
-import { isObject, sval, type PgJson } from '../compile/pg-tree.ts';
+import { isObject, outsideCatalog, sval, type PgJson } from '../compile/pg-tree.ts';
 import type { TemplateName } from './templates.ts';
 
 await loadModule();
@@ -119,7 +119,7 @@ const BUILTIN_TYPES = new Set(['text', 'varchar', 'bpchar', 'name', 'bool', 'int
 function builtinType(names: readonly string[]): boolean {
   const last = names[names.length - 1];
   if (last === undefined || !BUILTIN_TYPES.has(last)) return false;
-  return names.length === 1 || (names.length === 2 && names[0] === 'pg_catalog');
+  return !outsideCatalog(names);
 }
 
 function unsafeExpression(node: unknown): string | undefined {
