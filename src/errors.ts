@@ -27,6 +27,8 @@ export const Codes = {
   unknownKey: 'TSF117',
   /** sources.yml: a `loader: postgres` `mode:` other than watermark or logical, or a key that mode does not read. */
   captureMode: 'TSF120',
+  /** A practice's CSV landing folder is a symbolic link or not a directory (it would load another folder's rows as the practice's). */
+  landingFolder: 'TSF121',
   // compilation (2xx)
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',

@@ -1,16 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { loadCsvText, safeType } from '../warehouse/load-csv.ts';
+import { loadCsvText, openRead, safeType } from '../warehouse/load-csv.ts';
 import { LANDING_FILES, migrateMeta } from '../warehouse/meta-schema.ts';
 import { createTenantTable } from '../warehouse/tenant-table.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { withRetry, type ProtectRelation } from './capture.ts';
+import { listLandingFiles, openLandingFile, type LandingFile } from './landing-files.ts';
 import { lockTenant } from './watermarks.ts';
 
 export type LandingCapture = Extract<ManifestCapture, { kind: 'csv_landing' }>;
@@ -32,15 +33,9 @@ export interface LandingResult {
   loaded: number;
   files: number;
   unknownTenantRows: number;
+  /** Entries not read (links, not regular files, replaced while listed): each also a note. */
+  refused: number;
   notes: string[];
-}
-
-interface LandingFile {
-  /** Relative to the project root, as messages show it. */
-  display: string;
-  path: string;
-  size: number;
-  mtimeMs: number;
 }
 
 /**
@@ -55,13 +50,24 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
   await wh.ensureSchema(node.schema);
   let protect = (await wh.describe(node.schema, node.identifier)) ? undefined : opts.protect;
   const dir = capture.layout === 'folder_per_practice' ? join(capture.path, tenant) : capture.path;
-  const files = listLandingFiles(opts.projectRoot, dir);
+  const { files, refused } = listLandingFiles(opts.projectRoot, dir, capture.layout === 'folder_per_practice');
   const seen = await loadedFiles(wh, opts.metaSchema, node.name, tenant);
-  const out: LandingResult = { loaded: 0, files: 0, unknownTenantRows: 0, notes: [] };
+  const out: LandingResult = { loaded: 0, files: 0, unknownTenantRows: 0, refused: refused.length, notes: [...refused] };
   for (const f of files) {
     const prior = seen.get(f.display);
     if (prior && prior.size === f.size && prior.mtimeMs === f.mtimeMs) continue;
-    const r = await withRetry(wh, () => wh.transaction((s) => loadOneFile(s, node, capture, tenant, f, { ...opts, protect })));
+    const opened = await openLandingFile(f);
+    if ('refused' in opened) {
+      out.notes.push(opened.refused);
+      out.refused++;
+      continue;
+    }
+    let r: Awaited<ReturnType<typeof loadOneFile>>;
+    try {
+      r = await withRetry(wh, () => wh.transaction((s) => loadOneFile(s, node, capture, tenant, f, opened.handle, { ...opts, protect })));
+    } finally {
+      await opened.handle.close();
+    }
     protect = undefined;
     out.loaded += r.loaded;
     out.unknownTenantRows += r.unknown;
@@ -73,35 +79,23 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
   return out;
 }
 
-function listLandingFiles(root: string, dir: string): LandingFile[] {
-  const abs = join(root, dir);
-  if (!existsSync(abs)) return [];
-  return readdirSync(abs, { withFileTypes: true })
-    .filter((d) => d.isFile() && /\.csv(\.gz)?$/i.test(d.name))
-    .map((d) => d.name)
-    .sort()
-    .map((name) => {
-      const st = statSync(join(abs, name));
-      return { display: `${dir}/${name}`, path: join(abs, name), size: st.size, mtimeMs: Math.round(st.mtimeMs) };
-    });
-}
-
 async function loadOneFile(
   s: Session,
   node: ManifestNode,
   capture: LandingCapture,
   tenant: string,
   f: LandingFile,
+  file: FileHandle,
   opts: LandingOptions,
 ): Promise<{ loaded: number; unknown: number; added: string[]; notes: string[] }> {
   const tc = opts.tenantColumn;
   // Two processes loading one practice's files queue here (the same lock row as capture chunks).
   await lockTenant(s, opts.metaSchema, `landing:${node.name}`, tenant);
   const load = `__tsf_landing_${randomBytes(6).toString('hex')}`;
-  const filterByColumn = capture.layout === 'practice_column' || (await headerHas(f, tc));
+  const filterByColumn = capture.layout === 'practice_column' || (await headerHas(f, file, tc));
   const csv = await loadCsvText(
     s,
-    f.path,
+    file,
     f.display,
     opts.metaSchema,
     load,
@@ -162,9 +156,9 @@ async function loadOneFile(
 }
 
 /** Whether the file's header names the tenant column (folder layout files may leave it out). */
-async function headerHas(f: LandingFile, column: string): Promise<boolean> {
-  const input = createReadStream(f.path);
-  const records = (f.path.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parse({ bom: true, to_line: 1 }));
+async function headerHas(f: LandingFile, file: FileHandle, column: string): Promise<boolean> {
+  const input = openRead(file);
+  const records = (f.display.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parse({ bom: true, to_line: 1 }));
   try {
     for await (const rec of records as AsyncIterable<string[]>) return rec.includes(column);
     return false;

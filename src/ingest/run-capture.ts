@@ -85,6 +85,8 @@ export class RunCapture {
   private readonly actions = new Set<string>();
   /** Unknown-practice rows in landing files per source: summed over practice folders, or the most any practice's read of shared files saw. */
   private readonly landingUnknown = new Map<string, number>();
+  /** Landing entries not read (links, not regular files), counted as landingUnknown is. */
+  private readonly landingRefused = new Map<string, number>();
   /** Checks and captures a batch's practices of one table together (batch-capture.ts). */
   private readonly batches: BatchCapture;
 
@@ -102,12 +104,15 @@ export class RunCapture {
     this.batches.useBatches(batches);
   }
 
-  /** Counted problems of the whole run (unknown practice ids), one line per table. */
+  /** Counted problems of the whole run (unknown practice ids, landing entries not read), one line per table. */
   runNotices(): string[] {
     const landing = [...this.landingUnknown].map(
       ([node, n]) => `${node}: ${n} row(s) in landing files carry a ${this.opts.tenantColumn} that is not in tenants.yml; not loaded`,
     );
-    return [...this.notices, ...landing];
+    const refused = [...this.landingRefused].map(
+      ([node, n]) => `${node}: ${n} entr${n === 1 ? 'y' : 'ies'} in landing folders not loaded (symbolic links or not regular files; each named in its practice's notes)`,
+    );
+    return [...this.notices, ...landing, ...refused];
   }
 
   /** What the operator must do for the captured data to be complete (each names its command). */
@@ -125,11 +130,13 @@ export class RunCapture {
         const r = await captureLandingFiles(this.opts.warehouse, node, capture, tenant, { ...this.opts, protect }).catch((err: unknown) => {
           throw asTenantError(this.opts.warehouse, tenant, err);
         });
-        if (r.unknownTenantRows > 0) {
-          // A shared file (practice_column) is read by every practice: count its rows once.
-          const before = this.landingUnknown.get(node.name) ?? 0;
-          this.landingUnknown.set(node.name, capture.layout === 'practice_column' ? Math.max(before, r.unknownTenantRows) : before + r.unknownTenantRows);
-        }
+        // A shared file (practice_column) is read by every practice: count what it holds once.
+        const count = (m: Map<string, number>, n: number) => {
+          const before = m.get(node.name) ?? 0;
+          if (n > 0) m.set(node.name, capture.layout === 'practice_column' ? Math.max(before, n) : before + n);
+        };
+        count(this.landingUnknown, r.unknownTenantRows);
+        count(this.landingRefused, r.refused);
         return { rows: new Map([[tenant, r.loaded]]), notes: r.notes };
       }
       default: {

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Session } from '../adapters/adapter.ts';
@@ -26,22 +28,23 @@ export interface CsvLoadResult {
 }
 
 /**
- * Streams a CSV (gzip when the name ends in .gz) into an all-VARCHAR table `schema.table`
- * created here. With `tenantFilter`, only rows of those practices are kept: a practice's load
+ * Streams a CSV (gzip when its displayed name ends in .gz) into an all-VARCHAR table
+ * `schema.table` created here, from a path or from a file already opened (read from its start,
+ * left open for the caller). With `tenantFilter`, only rows of those practices are kept: a practice's load
  * never carries another practice's rows. Empty fields become NULL.
  */
 export async function loadCsvText(
   s: Session,
-  path: string,
+  file: string | FileHandle,
   displayPath: string,
   schema: string,
   table: string,
   tenantFilter?: { column: string; wanted: ReadonlySet<string>; known: ReadonlySet<string> },
 ): Promise<CsvLoadResult> {
-  const input = createReadStream(path);
+  const input = openRead(file);
   // info: each record's line, to name where another practice's rows are
   const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true, info: true });
-  const text = path.endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  const text = displayPath.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input;
   // pipe() does not forward errors: without these a missing file or bad gzip left the parser waiting forever.
   if (text !== input) input.on('error', (err) => text.destroy(err));
   text.on('error', (err: Error) => parser.destroy(err));
@@ -103,6 +106,27 @@ export async function loadCsvText(
     loaded += buffer.length;
   }
   return { header, loaded, unknownTenantRows, otherTenantRows, firstOtherTenantLine };
+}
+
+/**
+ * A file's bytes from its start: a path is opened here and closed with the stream; an open file
+ * is read by position and left open (a file stream over a descriptor closes it when destroyed,
+ * whatever `autoClose` says, and the descriptor's number is then another file's).
+ */
+export function openRead(file: string | FileHandle): Readable {
+  if (typeof file === 'string') return createReadStream(file);
+  return Readable.from(
+    (async function* () {
+      const buf = Buffer.allocUnsafe(1 << 16);
+      for (let pos = 0; ; ) {
+        const { bytesRead } = await file.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) return;
+        pos += bytesRead;
+        yield Buffer.from(buf.subarray(0, bytesRead));
+      }
+    })(),
+    { objectMode: false },
+  );
 }
 
 /** `CAST(NULLIF(col, '') AS type)` select list that turns a text load into typed rows. */
