@@ -29,6 +29,8 @@ export const Codes = {
   captureMode: 'TSF120',
   /** A practice's CSV landing folder is a symbolic link or not a directory (it would load another folder's rows as the practice's). */
   landingFolder: 'TSF121',
+  /** A project file or folder is a symbolic link leading outside the project (an error; not read), or to a folder or nothing (a warning). */
+  projectLink: 'TSF122',
   // compilation (2xx)
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',

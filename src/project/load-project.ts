@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import { checkSearchPathsAgainst, CONFIG_FILE, readConfig, researchSchemaNames } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
+import { ProjectFiles } from './project-files.ts';
 import { readProperties, type SeedTypes } from './load-properties.ts';
 import { readTenants, TENANTS_FILE } from './load-tenants.ts';
 import { readSeedCsv } from './seed-csv.ts';
@@ -24,15 +25,16 @@ export function loadProject(projectDir: string): Project {
   const readYaml = (path: string): YamlFile | undefined =>
     parseYamlFile(readFileSync(path, 'utf8'), rel(path), diagnostics);
 
-  const configPath = join(root, CONFIG_FILE);
-  if (!existsSync(configPath)) {
+  const files = new ProjectFiles(root, diagnostics);
+  const configPath = files.present(CONFIG_FILE);
+  if (!configPath && !existsSync(join(root, CONFIG_FILE))) {
     diagnostics.push(diagnostic(Codes.missingFile, `no ${CONFIG_FILE} in ${root}: is --project-dir right?`, { file: CONFIG_FILE }));
   }
-  const config = readConfig(existsSync(configPath) ? readYaml(configPath) : undefined, diagnostics);
+  const config = readConfig(configPath ? readYaml(configPath) : undefined, diagnostics);
 
-  const tenantsPath = join(root, TENANTS_FILE);
-  const tenants = existsSync(tenantsPath) ? readTenants(readYaml(tenantsPath), Object.keys(config.pools), diagnostics) : [];
-  if (existsSync(tenantsPath)) checkPartitionedPractices(config, tenants, diagnostics);
+  const tenantsPath = files.present(TENANTS_FILE);
+  const tenants = tenantsPath ? readTenants(readYaml(tenantsPath), Object.keys(config.pools), diagnostics) : [];
+  if (tenantsPath) checkPartitionedPractices(config, tenants, diagnostics);
 
   const models: ModelFile[] = [];
   const firstSeen = new Map<string, string>();
@@ -58,7 +60,7 @@ export function loadProject(projectDir: string): Project {
   const seedTypes: SeedTypes[] = [];
   const project: Project = { root, config, tenants, models, properties: [], sources: [], macros: [], seeds: [], singularTests: [], diagnostics };
 
-  for (const path of listFiles(join(root, 'models'))) {
+  for (const path of files.list('models')) {
     const ext = extname(path);
     if (ext === '.sql') {
       const name = basename(path, '.sql');
@@ -74,7 +76,7 @@ export function loadProject(projectDir: string): Project {
     }
   }
 
-  for (const path of listFiles(join(root, 'macros'))) {
+  for (const path of files.list('macros')) {
     if (extname(path) !== '.hbs') continue;
     const name = basename(path, '.hbs');
     const file = rel(path);
@@ -89,7 +91,7 @@ export function loadProject(projectDir: string): Project {
     project.macros.push({ name, body: readFileSync(path, 'utf8'), file, line: 1 } satisfies Macro);
   }
 
-  for (const path of listFiles(join(root, 'seeds'))) {
+  for (const path of files.list('seeds')) {
     if (extname(path) !== '.csv') continue;
     const name = basename(path, '.csv');
     const file = rel(path);
@@ -112,10 +114,10 @@ export function loadProject(projectDir: string): Project {
     } else diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
   }
 
-  const policiesPath = join(root, POLICIES_FILE);
-  if (existsSync(policiesPath)) {
+  const policiesPath = files.present(POLICIES_FILE);
+  if (policiesPath) {
     const templates: Record<string, PolicyTemplate> = {};
-    for (const path of listFiles(join(root, 'policies'))) {
+    for (const path of files.list('policies')) {
       if (extname(path) !== '.hbs') continue;
       const name = basename(path, '.hbs');
       const first = templates[name];
@@ -128,7 +130,7 @@ export function loadProject(projectDir: string): Project {
     if (project.policies) checkSearchPathsAgainst(config, diagnostics, CONFIG_FILE, [project.policies.securitySchema], 'the row-level security schema of policies.yml');
   }
 
-  for (const path of listFiles(join(root, 'tests'))) {
+  for (const path of files.list('tests')) {
     if (extname(path) !== '.sql') continue;
     const name = basename(path, '.sql');
     project.singularTests.push({ name, sql: readFileSync(path, 'utf8'), file: rel(path), line: 1 } satisfies SingularTest);
@@ -159,15 +161,6 @@ const RESERVED_MACRO_NAMES = new Set([
   ...['if', 'unless', 'each', 'with', 'lookup', 'log', 'helperMissing', 'blockHelperMissing'],
   ...['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'args'],
 ]);
-
-/** Files under a directory, sorted so that diagnostics and manifests are deterministic. */
-function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir, { recursive: true, withFileTypes: true })
-    .filter((d) => d.isFile())
-    .map((d) => join(d.parentPath ?? (d as unknown as { path: string }).path, d.name))
-    .sort();
-}
 
 /** A practice named in a target's partition_by_practice.list that tenants.yml lacks is a typo: its partition would stay empty. */
 function checkPartitionedPractices(config: ProjectConfig, tenants: readonly Tenant[], diagnostics: Diagnostic[]): void {

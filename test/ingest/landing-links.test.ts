@@ -78,7 +78,7 @@ describe('landing folders: links and other non-files are never read', () => {
     symlinkSync('a.csv', join(dir, 'landing/visits/acme/latest.csv'));
     const r = await run();
     expect(await visits()).toEqual(['acme|v1', 'bravo|b1', 'bravo|b2']);
-    expect(node(r, 'source:clinic.visits@acme').notes.filter((n) => n.includes('symbolic link'))).toHaveLength(2);
+    expect((node(r, 'source:clinic.visits@acme').notes ?? []).filter((n) => n.includes('symbolic link'))).toHaveLength(2);
   });
 
   it("a practice folder that is a link to another practice's folder fails that practice with TSF121; the others load", async () => {
