@@ -82,7 +82,7 @@ export function runOptions(cmd: Command, opts: { defer?: boolean } = {}): Comman
     .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
     .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser(positiveNumber));
   if (opts.defer !== false) {
-    cmd.option('--defer', 'read unselected upstream relations from production (<state>/tsform.duckdb)').option('--defer-database <file>', 'the production DuckDB file for --defer');
+    cmd.option('--defer', 'read unselected upstream relations from <state>/tsform.duckdb when present, else build them for the selected practices').option('--defer-database <file>', 'the DuckDB file for --defer (never production rows in a pull request\'s CI)');
   }
   return cmd.option('--fail-fast', 'stop at the first failed node or test: nothing new starts, the rest is recorded as interrupted');
 }

@@ -48,7 +48,7 @@ export interface RunRequest {
   onLockWait?: (holder: string) => void;
   /** `--state <dir>`: the previous manifest.json that `state:modified` compares against. */
   state?: string;
-  /** `--defer`: read unselected upstream relations from production (`<state>/tsform.duckdb`). */
+  /** `--defer`: read unselected upstream relations from `<state>/tsform.duckdb` when present, else build them. */
   defer?: boolean;
   deferDatabase?: string;
   /** The run's one clock: run timestamps, history window, loaded-through dates, SLA, alerts, vault, lock waits. Default: the system clock. */

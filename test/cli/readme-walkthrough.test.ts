@@ -33,7 +33,8 @@ describe("the README's Adding a model, on a fresh copy", () => {
   let state: string;
 
   beforeAll(async () => {
-    // Production: the fleet build on main, publishing manifest + database (production.yml).
+    // A state folder with the manifest and a database (production.yml publishes the manifest only; a
+    // developer's synthetic copy may carry the database, which --defer then reads).
     prod = copyDemoProject({ tenants: sampleTenants(3) });
     const built = await cli('build', '--project-dir', prod.dir, '--log-format', 'json');
     expect(built.code, built.err).toBe(0);
