@@ -186,6 +186,16 @@ export function diagnostic(
   return { code, message, severity, ...where };
 }
 
+/**
+ * A name that came from outside the project (a landing file's name, a CSV header written by a
+ * practice) as it may be printed: control characters (a terminal's escape sequences, a carriage
+ * return that rewrites the line, a newline that starts a forged log line) and bidirectional
+ * overrides become `\u` escapes, so an operator reads the name, not what it would do.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export function formatDiagnostic(d: Diagnostic): string {
   const loc = d.file ? `${d.file}${d.line ? `:${d.line}` : ''}${d.column ? `:${d.column}` : ''}: ` : '';
   return `${loc}${d.severity} ${d.code}: ${d.message}`;

@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
-import { Codes, TsformError } from '../errors.ts';
+import { Codes, printable, TsformError } from '../errors.ts';
 import { loadCsvText, openRead, safeType } from '../warehouse/load-csv.ts';
 import { LANDING_FILES, migrateMeta } from '../warehouse/meta-schema.ts';
 import { createTenantTable } from '../warehouse/tenant-table.ts';
@@ -54,7 +54,7 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
   const seen = await loadedFiles(wh, opts.metaSchema, node.name, tenant);
   const out: LandingResult = { loaded: 0, files: 0, unknownTenantRows: 0, refused: refused.length, notes: [...refused] };
   for (const f of files) {
-    const prior = seen.get(f.display);
+    const prior = seen.get(f.record);
     if (prior && prior.size === f.size && prior.mtimeMs === f.mtimeMs) continue;
     const opened = await openLandingFile(f);
     if ('refused' in opened) {
@@ -72,7 +72,7 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
     out.loaded += r.loaded;
     out.unknownTenantRows += r.unknown;
     out.files++;
-    for (const c of r.added) out.notes.push(`new landing column "${c}" added to ${node.schema}.${node.identifier}`);
+    for (const c of r.added) out.notes.push(`new landing column "${printable(c)}" added to ${node.schema}.${node.identifier}`);
     out.notes.push(...r.notes);
   }
   if (out.files > 0) out.notes.push(`${out.files} landing file(s) loaded`);
@@ -138,11 +138,11 @@ async function loadOneFile(
   await s.query(`DROP TABLE ${quoteIdent(STAGE)}`);
   await s.query(`DROP TABLE ${quoteRelation(opts.metaSchema, load)}`);
   const rel = quoteRelation(opts.metaSchema, LANDING_FILES.name);
-  await s.query(`DELETE FROM ${rel} WHERE source_table = $1 AND tenant = $2 AND file = $3`, [node.name, tenant, f.display]);
+  await s.query(`DELETE FROM ${rel} WHERE source_table = $1 AND tenant = $2 AND file = $3`, [node.name, tenant, f.record]);
   await s.query(`INSERT INTO ${rel} (source_table, tenant, file, size_bytes, mtime_ms, rows_loaded, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, now())`, [
     node.name,
     tenant,
-    f.display,
+    f.record,
     f.size,
     f.mtimeMs,
     inserted.rowsChanged,

@@ -1,7 +1,7 @@
 import { constants, lstatSync, readdirSync, type Stats } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Codes, TsformError } from '../errors.ts';
+import { Codes, printable, TsformError } from '../errors.ts';
 
 /**
  * Which files of a landing folder tsform reads, and how it opens them. A practice's folder is
@@ -14,8 +14,10 @@ import { Codes, TsformError } from '../errors.ts';
  * the operator's choice, made once for every practice.
  */
 export interface LandingFile {
-  /** Relative to the project root, as messages show it. */
+  /** Relative to the project root, as messages show it (`printable`: the name is the uploader's). */
   display: string;
+  /** Relative to the project root, as named: the key of its record in landing_files. */
+  record: string;
   path: string;
   size: number;
   mtimeMs: number;
@@ -51,14 +53,15 @@ export function listLandingFiles(root: string, dir: string, practiceFolder: bool
   const refused: string[] = [];
   for (const d of readdirSync(abs, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
     if (!LANDING_NAME.test(d.name)) continue;
-    const display = `${dir}/${d.name}`;
+    const record = `${dir}/${d.name}`;
+    const display = printable(record);
     const f = lstatOrUndefined(join(abs, d.name));
     if (!f) continue; // removed since the folder was read
     if (!f.isFile()) {
       refused.push(`${display}: ${f.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}; not loaded (landing files are regular files in the folder)`);
       continue;
     }
-    files.push({ display, path: join(abs, d.name), size: f.size, mtimeMs: Math.round(f.mtimeMs), dev: f.dev, ino: f.ino });
+    files.push({ display, record, path: join(abs, d.name), size: f.size, mtimeMs: Math.round(f.mtimeMs), dev: f.dev, ino: f.ino });
   }
   return { files, refused };
 }

@@ -138,6 +138,24 @@ describe('landing folders: links and other non-files are never read', () => {
     expect(await visits()).toEqual(['acme|v1', 'acme|v2']);
   });
 
+  it('a file name or header a practice wrote is printed with its control characters escaped, and loads once', async () => {
+    const name = 'x\u001b[2J\r\n2026-12-06T00:00:00.000Z [info] all good\u202e.csv';
+    const texts = (r: RunResults) => [...r.results.flatMap((x) => [x.message ?? '', ...(x.notes ?? [])]), ...(r.notices ?? [])];
+    const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202e]/;
+    writeFileSync(join(dir, 'landing/visits/acme', name), 'visit_id\nv2,ragged\n');
+    const failed = await run();
+    expect(node(failed, 'source:clinic.visits@acme')).toMatchObject({ status: 'error', code: 'TSF109' });
+    expect(node(failed, 'source:clinic.visits@acme').message).toContain('landing/visits/acme/x\\u001b[2J\\u000d\\u000a2026-12-06T00:00:00.000Z [info] all good\\u202e.csv:2');
+    expect(texts(failed).filter((t) => CONTROL.test(t))).toEqual([]);
+    writeFileSync(join(dir, 'landing/visits/acme', name), 'visit_id,note\u001b]0;owned\u0007\u009b\nv2,hello\n');
+    const fixed = await run();
+    expect(node(fixed, 'source:clinic.visits@acme')).toMatchObject({ status: 'success', rows: 1 });
+    expect(node(fixed, 'source:clinic.visits@acme').notes).toContain('new landing column "note\\u001b]0;owned\\u0007\\u009b" added to raw.visits');
+    expect(texts(fixed).filter((t) => CONTROL.test(t))).toEqual([]);
+    // The file's record is kept under its own name: the next run does not load it again.
+    expect(node(await run(), 'source:clinic.visits@acme').rows).toBe(0);
+  });
+
   it('a file swapped for a link, or for another file, after the folder was listed is not opened', async () => {
     const folder = join(dir, 'landing/visits/acme');
     const listed = listLandingFiles(dir, 'landing/visits/acme', true).files;
