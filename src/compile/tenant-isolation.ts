@@ -10,7 +10,8 @@
  *    USING or WHERE), and correlate a sub-select or LATERAL one with the row it serves the same way;
  *  - output the tenant column as a plain column of such an input (not computed, aggregated or
  *    windowed), and use a sub-select or CTE as an input only when it outputs the column too;
- *  - partition every window by it (a group across practices cannot output it plainly).
+ *  - partition every window by it (a group across practices cannot output it plainly);
+ *  - limit, DISTINCT ON and group by grouping sets only with it (or where matched to one row's practice).
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { parseSync } from 'libpg-query';
@@ -81,6 +82,7 @@ class Analysis {
     if (s.op !== undefined && s.op !== 'SETOP_NONE') {
       const l = this.select((s.larg as Json) ?? {}, { ctes, outer: scope.outer }, correlated);
       const r = this.select((s.rarg as Json) ?? {}, { ctes, outer: scope.outer }, correlated);
+      if (!correlated && (l.tenant || r.tenant)) this.limits(s);
       return { tenant: l.tenant || r.tenant, labelled: (!l.tenant || l.labelled) && (!r.tenant || r.labelled) };
     }
     const items = new Map<string, Source>();
@@ -109,6 +111,8 @@ class Analysis {
       this.findings.push({ message: `has a sub-select or LATERAL item reading ${tenantItems.join(', ')} that is not matched to its row's ${this.tc} (add … AND x.${this.tc} = outer.${this.tc}), so it reads every practice of a batch`, near: tenantItems[0] });
     }
     this.windows(s, tenantItems);
+    // Matched to one row's practice, a sub-select's LIMIT or DISTINCT ON acts on that practice alone.
+    if (!correlated) this.wholeResult(s, tenantItems);
     // A group across practices cannot output a plain tenant column (the engines refuse it), so
     // it is either unlabelled (above, and the runner) or labels with a computed one (below).
     return { tenant: true, labelled: this.outputsTenantColumn(s, tenantItems, items) };
@@ -224,6 +228,39 @@ class Analysis {
       }
     };
     visit([s.targetList, s.sortClause, s.havingClause]);
+  }
+
+  /**
+   * Clauses that act on a SELECT's whole result: over a batch they act on every practice's rows
+   * together, so which of a practice's rows survive depends on the other practices' rows (and
+   * differs from the practice built alone). LIMIT/OFFSET/FETCH; DISTINCT ON without the tenant
+   * column; ROLLUP, CUBE or a grouping set without it (a total over the batch's practices).
+   */
+  private wholeResult(s: Json, tenantItems: readonly string[]): void {
+    this.limits(s);
+    const distinctOn = ((s.distinctClause as unknown[]) ?? []).filter((d) => isObject(d) && Object.keys(d).length > 0);
+    if (distinctOn.length > 0 && !distinctOn.some((d) => this.isTenantColumn(d, tenantItems))) {
+      this.findings.push({ message: `has DISTINCT ON without ${this.tc}, which keeps one row per value across every practice of a batch (DISTINCT ON (${this.tc}, …))`, near: 'distinct' });
+    }
+    const keys = ((s.groupClause as unknown[]) ?? []).filter(isObject);
+    const sets = keys.filter((k) => isObject(k.GroupingSet)).map((k) => k.GroupingSet as Json);
+    if (sets.length === 0 || keys.some((k) => !isObject(k.GroupingSet) && this.isTenantColumn(k, tenantItems))) return;
+    const holdsTenant = (x: unknown): boolean => {
+      if (!isObject(x)) return false;
+      if (isObject(x.RowExpr)) return ((x.RowExpr.args as unknown[]) ?? []).some((a) => this.isTenantColumn(a, tenantItems));
+      if (isObject(x.GroupingSet)) return x.GroupingSet.kind === 'GROUPING_SET_SIMPLE' && ((x.GroupingSet.content as unknown[]) ?? []).some((a) => this.isTenantColumn(a, tenantItems));
+      return this.isTenantColumn(x, tenantItems);
+    };
+    const mixes = sets.some((g) => g.kind !== 'GROUPING_SET_SETS' || !((g.content as unknown[]) ?? []).every(holdsTenant));
+    if (mixes) {
+      this.findings.push({ message: `groups by ROLLUP, CUBE or GROUPING SETS with a set that lacks ${this.tc}, a total over every practice of a batch (keep ${this.tc} a plain GROUP BY key beside them)`, near: 'group by' });
+    }
+  }
+
+  private limits(s: Json): void {
+    if (s.limitCount || s.limitOffset) {
+      this.findings.push({ message: `has LIMIT, OFFSET or FETCH, which over a batch counts every practice's rows together, not each practice's (filter on row_number() over (partition by ${this.tc} order by …) instead)`, near: s.limitCount ? 'limit' : 'offset' });
+    }
   }
 
   private inOnTenantColumn(link: Json, body: Json, scope: Scope): boolean {

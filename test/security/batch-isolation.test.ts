@@ -45,6 +45,17 @@ const mixing: [string, string][] = [
   ['a derived table without the practice', `select p.practice_id, t.n from ${P} p cross join (select count(*) as n from ${E}) t`],
   ['a self-join on a name', `select a.practice_id, b.ssn from ${P} a join ${P} b on b.last_name = a.last_name`],
   ['the practice of the other side of a join', `select e.practice_id, p.ssn from ${P} p join ${E} e on e.patient_id = p.patient_id`],
+  // Whole-result clauses: which of a practice's rows survive would depend on the batch's other practices.
+  ['LIMIT', `select p.practice_id, p.first_name from ${P} p order by p.birth_date limit 10`],
+  ['OFFSET', `select p.practice_id, p.first_name from ${P} p order by p.birth_date offset 5`],
+  ['FETCH FIRST', `select p.practice_id, p.first_name from ${P} p order by p.birth_date fetch first 3 rows only`],
+  ['LIMIT in a CTE', `with t as (select p.practice_id, p.ssn from ${P} p order by p.birth_date limit 5) select t.practice_id, t.ssn from t`],
+  ['LIMIT on a UNION', `select practice_id, first_name from ${P} union all select practice_id, last_name from ${P} limit 5`],
+  ['DISTINCT ON a name', `select distinct on (p.last_name) p.practice_id, p.ssn from ${P} p`],
+  ['ROLLUP of the practice', `select p.practice_id, count(*) as n from ${P} p group by rollup (p.practice_id)`],
+  ['CUBE with the practice inside', `select p.practice_id, p.sex, count(*) as n from ${P} p group by cube (p.practice_id, p.sex)`],
+  ['GROUPING SETS with a set lacking the practice', `select p.practice_id, p.sex, count(*) as n from ${P} p group by grouping sets ((p.practice_id, p.sex), (p.sex))`],
+  ['GROUPING SETS with the empty set', `select p.practice_id, count(*) as n from ${P} p group by grouping sets ((p.practice_id), ())`],
 ];
 
 const batchSafe: [string, string][] = [
@@ -58,6 +69,11 @@ const batchSafe: [string, string][] = [
   ['a window partitioned by the practice', `select p.practice_id, row_number() over (partition by p.practice_id order by p.birth_date) as r from ${P} p`],
   ['UNION ALL of two labelled arms', `select practice_id, first_name from ${P} union all select practice_id, last_name from ${P}`],
   ['a seed joined without the practice', `select e.practice_id, c.description from ${E} e left join {{ref "encounter_classes"}} c on c.encounter_class = e.encounter_class`],
+  ['DISTINCT ON the practice first', `select distinct on (p.practice_id, p.last_name) p.practice_id, p.ssn from ${P} p order by p.practice_id, p.last_name, p.birth_date`],
+  ['plain DISTINCT with the practice', `select distinct p.practice_id, p.last_name from ${P} p`],
+  ['ROLLUP beside the practice', `select p.practice_id, p.sex, count(*) as n from ${P} p group by p.practice_id, rollup (p.sex)`],
+  ['GROUPING SETS that all hold the practice', `select p.practice_id, p.sex, count(*) as n from ${P} p group by grouping sets ((p.practice_id, p.sex), (p.practice_id))`],
+  ['LIMIT in a LATERAL item matched to its row', `select x.practice_id, l.first_name from (select distinct q.practice_id from ${P} q) x, lateral (select p.first_name from ${P} p where p.practice_id = x.practice_id order by p.birth_date limit 1) l`],
 ];
 
 describe('a tenant-scoped model cannot mix the practices of a batch (TSF231)', () => {

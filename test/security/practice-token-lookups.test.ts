@@ -28,7 +28,7 @@ const lookups: [string, () => Diagnostic[]][] = [
   ['pseudonymized below: having count(nullif(practice_token, X)) > 0', () => viaPseudo(`select ${Q} from ${P} q group by ${Q} having count(nullif(q.practice_token, ${X})) > 0`)],
   ['published: join on practice_token <> X', () => aggregate(`select c.encounter_class as condition_code, count(distinct c.person_token) as n from ${E} c join ${P} p on p.person_token = c.person_token and p.practice_token <> ${X} group by 1`)],
   ['pseudonymized below: where q.practice_token <> X', () => viaPseudo(`select ${Q} from ${P} q where q.practice_token <> ${X}`)],
-  ['pseudonymized below: order by practice_token = X desc offset 1', () => viaPseudo(`select ${Q} from ${P} q order by q.practice_token = ${X} desc offset 1`)],
+  ['pseudonymized below: order by practice_token = X desc offset 1', () => viaPseudo(`{{config materialized="incremental" unique_key="person_token"}}\nselect ${Q} from ${P} q order by q.practice_token = ${X} desc offset 1`)],
   ['pseudonymized below: a CTE nullif(practice_token, X) as z, where z is not null', () => viaPseudo(`with a as (select q.*, nullif(q.practice_token, ${X}) as z from ${P} q) select ${A} from a where a.z is not null`)],
   ['tokenizing model: where v.practice_token <> X', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} where v.practice_token <> ${X}`)],
 ];

@@ -41,8 +41,8 @@ const bypasses: [string, () => Diagnostic[]][] = [
   ['R4b pseudonymized: q.person_token::text not in (select X)', () => viaPseudo(`select ${Q} from ${P} q where q.person_token::text not in (select ${X})`)],
   ['R4c pseudonymized: coalesce(q.person_token, \'\') not in (select X)', () => viaPseudo(`select ${Q} from ${P} q where coalesce(q.person_token, '') not in (select ${X})`)],
   // R5 ORDER BY a token test, OFFSET 1: the known person sorts first and is skipped
-  ['R5a pseudonymized: order by q.person_token = X desc offset 1', () => viaPseudo(`select ${Q} from ${P} q order by q.person_token = ${X} desc offset 1`)],
-  ['R5b tokenizing model: order by v.person_token = X desc offset 1', () => viaPseudo(`select ${PERSONS_SEL} from ${SP} p ${byPatient} order by v.person_token = ${X} desc offset 1`)],
+  ['R5a pseudonymized: order by q.person_token = X desc offset 1', () => viaPseudo(`{{config materialized="incremental" unique_key="person_token"}}\nselect ${Q} from ${P} q order by q.person_token = ${X} desc offset 1`)],
+  ['R5b tokenizing model: order by v.person_token = X desc offset 1', () => viaPseudo(`{{config materialized="incremental" unique_key="person_token"}}\nselect ${PERSONS_SEL} from ${SP} p ${byPatient} order by v.person_token = ${X} desc offset 1`)],
   // R6 high-water on a quasi column whose name marks nothing, or an identifier renamed upstream
   ['R6a staging incremental: city > coalesce(max(this.city), \'\')', () => viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.city > coalesce((select max(t.city) from {{this}} t), ''){{/if}}`)],
   ['R6b staging incremental: race > max(this.race)', () => viaStaging(`${INC}\nselect p.* from ${SP} p\n{{#if is_incremental}}where p.race > (select max(t.race) from {{this}} t){{/if}}`)],
