@@ -47,10 +47,13 @@ describe('CI workflows never publish row data', () => {
     }
   });
 
-  it("production's state is the manifest alone, so a pull request's --defer builds its upstream from the project's data", () => {
+  it("production's state is the manifest alone, downloaded into a fresh folder; a pull request's --defer builds its upstream from the project's data", () => {
     const prod = uploads().find((u) => u.workflow === 'production.yml')!;
     expect(prod.paths).toEqual(['target/manifest.json']);
     const models = readFileSync(join(WORKFLOWS, 'models.yml'), 'utf8');
     expect(models).toContain('--defer --state prod-artifacts/ --tenant tag:ci-sample');
+    // The state compared against is production's, never a prod-artifacts/ the pull request brings.
+    expect(models.indexOf('rm -rf prod-artifacts')).toBeGreaterThan(-1);
+    expect(models.indexOf('rm -rf prod-artifacts')).toBeLessThan(models.indexOf('gh run download'));
   });
 });
