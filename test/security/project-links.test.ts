@@ -81,20 +81,20 @@ describe('project files that are symbolic links', () => {
   });
 
   it('links that stay inside the project are followed: a file, tsform.yml itself; a folder link is a warning', () => {
-    mkdirSync(join(dir, 'shared'));
-    writeFileSync(join(dir, 'shared', 'weekly.sql'), 'select 2 as n\n');
-    symlinkSync('../shared/weekly.sql', join(dir, 'models/weekly.sql'));
-    renameSync(join(dir, 'tsform.yml'), join(dir, 'shared', 'tsform.yml'));
-    symlinkSync('shared/tsform.yml', join(dir, 'tsform.yml'));
-    symlinkSync('../shared', join(dir, 'models/shared_folder'));
+    mkdirSync(join(dir, 'common'));
+    writeFileSync(join(dir, 'common', 'weekly.sql'), 'select 2 as n\n');
+    symlinkSync('../common/weekly.sql', join(dir, 'models/weekly.sql'));
+    renameSync(join(dir, 'tsform.yml'), join(dir, 'common', 'tsform.yml'));
+    symlinkSync('common/tsform.yml', join(dir, 'tsform.yml'));
+    symlinkSync('../common', join(dir, 'models/common_folder'));
     symlinkSync('missing.sql', join(dir, 'models/dangling.sql'));
     const compiled = compileDir(dir);
     expect(errors()).toEqual([]);
     expect(compiled.project.config.name).toBe('links');
     expect(compiled.project.models.map((m) => m.name).sort()).toEqual(['daily', 'weekly']);
-    expect(compiled.diagnostics.filter((d) => d.code === 'TSF122')).toMatchObject([
+    expect(compiled.diagnostics.filter((d) => d.code === 'TSF122').sort((a, b) => a.file!.localeCompare(b.file!))).toMatchObject([
+      { severity: 'warning', file: 'models/common_folder' },
       { severity: 'warning', file: 'models/dangling.sql' },
-      { severity: 'warning', file: 'models/shared_folder' },
     ]);
   });
 });
