@@ -20,11 +20,16 @@ const PROJECT = {
 describe('project files that are symbolic links', () => {
   let dir: string;
   let elsewhere: string;
+  const made: string[] = [];
   beforeEach(() => {
     dir = writeTempProject(PROJECT);
     elsewhere = mkdtempSync(join(tmpdir(), 'tsform-elsewhere-'));
+    made.push(elsewhere);
   });
-  afterAll(() => removeTempProjects());
+  afterAll(() => {
+    removeTempProjects();
+    for (const d of made) rmSync(d, { recursive: true, force: true });
+  });
   const outside = (name: string, text: string): string => {
     writeFileSync(join(elsewhere, name), text);
     return join(elsewhere, name);
