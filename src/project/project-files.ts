@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { join } from 'node:path';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { fileInsideProject } from './project-path.ts';
 
@@ -32,19 +32,29 @@ export class ProjectFiles {
     const dir = this.present(folder);
     if (!dir || !statSync(dir).isDirectory()) return [];
     const out: string[] = [];
-    for (const d of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-      const path = join(d.parentPath ?? (d as unknown as { path: string }).path, d.name);
-      if (d.isFile()) out.push(path);
+    this.walk(dir, folder, out);
+    return out.sort();
+  }
+
+  /**
+   * One folder's entries, descending into real folders only: Node's own recursive readdir follows
+   * a link to a folder on some versions (22) and not on others (20), and what it finds there
+   * looks like the project's own files.
+   */
+  private walk(dir: string, rel: string, out: string[]): void {
+    for (const d of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, d.name);
+      const entry = `${rel}/${d.name}`;
+      if (d.isDirectory()) this.walk(path, entry, out);
+      else if (d.isFile()) out.push(path);
       else if (d.isSymbolicLink()) {
-        const rel = `${folder}/${relative(dir, path).split(sep).join('/')}`;
-        const target = this.inside(rel);
+        const target = this.inside(entry);
         if (!target) continue;
-        if (!existsSync(target)) this.diagnostics.push(diagnostic(Codes.projectLink, `${rel} is a symbolic link to nothing; not read`, { file: rel }, 'warning'));
+        if (!existsSync(target)) this.diagnostics.push(diagnostic(Codes.projectLink, `${entry} is a symbolic link to nothing; not read`, { file: entry }, 'warning'));
         else if (statSync(target).isFile()) out.push(path);
-        else this.diagnostics.push(diagnostic(Codes.projectLink, `${rel} is a symbolic link to a folder; not read (link the files, or move the folder here)`, { file: rel }, 'warning'));
+        else this.diagnostics.push(diagnostic(Codes.projectLink, `${entry} is a symbolic link to a folder; not read (link the files, or move the folder here)`, { file: entry }, 'warning'));
       }
     }
-    return out.sort();
   }
 
   private inside(rel: string): string | undefined {

@@ -71,6 +71,18 @@ describe('project files that are symbolic links', () => {
     expect(compiled.project.models).toEqual([]);
   });
 
+  it('a folder linked outside below models/ is TSF122, and none of its files are read (Node 22 follows such links when it lists recursively)', () => {
+    mkdirSync(join(elsewhere, 'm'));
+    writeFileSync(join(elsewhere, 'm', 'leak.sql'), `select '${SECRET}' as n\n`);
+    writeFileSync(join(elsewhere, 'm', 'leak.yml'), `models:\n  - name: ${SECRET}\n`);
+    mkdirSync(join(dir, 'models/nested'));
+    symlinkSync(join(elsewhere, 'm'), join(dir, 'models/nested/ext'));
+    const compiled = compileDir(dir);
+    expect(errors()).toMatchObject([{ code: 'TSF122', file: 'models/nested/ext' }]);
+    expect(compiled.project.models.map((m) => m.name)).toEqual(['daily']);
+    expect(JSON.stringify(compiled.project)).not.toContain(SECRET);
+  });
+
   it('a relative link that climbs out (models/x.sql -> ../../elsewhere) is TSF122 too', () => {
     const target = outside('x.sql', `select '${SECRET}' as n\n`);
     symlinkSync(relative(join(dir, 'models'), target), join(dir, 'models/x.sql'));
