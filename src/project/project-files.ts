@@ -42,7 +42,7 @@ export class ProjectFiles {
    * looks like the project's own files.
    */
   private walk(dir: string, rel: string, out: string[]): void {
-    for (const d of readdirSync(dir, { withFileTypes: true })) {
+    for (const d of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
       const path = join(dir, d.name);
       const entry = `${rel}/${d.name}`;
       if (d.isDirectory()) this.walk(path, entry, out);
