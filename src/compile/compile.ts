@@ -281,6 +281,7 @@ function renderAll(
   deferred?: CompileOptions['deferred'],
 ): void {
   const sqlOf = new Map(project.models.map((m) => [m.name, m]));
+  const seedHeaders = new Map(project.seeds.flatMap((s) => (s.header ? [[s.name, s.header] as const] : [])));
   const ephemeral = new Map<string, string>();
   const inProgress = new Set<string>();
 
@@ -322,7 +323,7 @@ function renderAll(
       node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
       // The `is_incremental` branch writes too: what it selects is checked like the full build's.
       if (node.materialized === 'incremental') node.lineage_incremental_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, true), lineage: true, bare: true });
-      checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics);
+      checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics, seedHeaders);
     } catch (err) {
       diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${(err as Error).message.split('\n')[0]}`, { file: file.file, line: 1 }));
     }

@@ -70,6 +70,7 @@ export function checkWhatItDoes(
   scope: RenderScope,
   nodes: Record<string, DraftNode>,
   diagnostics: Diagnostic[],
+  seedHeaders: ReadonlyMap<string, readonly string[]> = new Map(),
 ): void {
   const allowed = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]) allowed.add(unquote(reservedRelationName(nodes[dep]!)));
@@ -80,6 +81,12 @@ export function checkWhatItDoes(
   const batched = node.scope === 'tenant' && (node.materialized !== 'incremental' || ('batch_incremental' in node && node.batch_incremental === true));
   const tenantRelations = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]?.scope === 'tenant') tenantRelations.add(unquote(reservedRelationName(nodes[dep]!)));
+  // A seed's columns are its CSV header: a `*` over it is known to hold a practice id column or not.
+  const relationColumns = new Map<string, string[]>();
+  for (const dep of node.depends_on) {
+    const header = nodes[dep]?.kind === 'seed' ? seedHeaders.get(nodes[dep]!.name) : undefined;
+    if (header) relationColumns.set(unquote(reservedRelationName(nodes[dep]!)), header.map((h) => h.toLowerCase()));
+  }
   const variants = node.materialized === 'incremental' ? [false, true] : [false];
   const seen = new Set<string>();
   for (const isIncremental of variants) {
@@ -91,7 +98,7 @@ export function checkWhatItDoes(
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published with k_anonymity_count="${kCount}" but ${kProblem}; the gate trusts that count, so it must count each cell's rows where the cell is grouped`, { file: file.file, line: lineOfWord(file.sql, kCount) }));
     }
     if (batched) {
-      for (const f of tenantIsolationFindings({ sql, tenantColumn: scope.tenantColumn, tenantRelations })) {
+      for (const f of tenantIsolationFindings({ sql, tenantColumn: scope.tenantColumn, tenantRelations, relationColumns })) {
         if (seen.has(f.message)) continue;
         seen.add(f.message);
         diagnostics.push(diagnostic(Codes.batchMixesPractices, `${node.name} ${f.message}`, { file: file.file, line: lineOfWord(file.sql, f.near) }));

@@ -17,26 +17,21 @@
 import { parseSync } from 'libpg-query';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { ownClauses } from './select-scope.ts';
+import { aliasColumns, isOwnTenantColumn, renamed, selectOutputs, UnionFind, type Items, type Source } from './select-outputs.ts';
 
 export interface IsolationInput {
   sql: string;
   tenantColumn: string;
   /** Unquoted reserved names of the tenant-scoped relations the model reads (and its own `this`). */
   tenantRelations: ReadonlySet<string>;
+  /** Columns, in order and lower case, of the other relations it reads whose columns are known (seeds). */
+  relationColumns?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface IsolationFinding {
   message: string;
   /** A word to find the line by. */
   near?: string;
-}
-
-/** What a FROM item, CTE or sub-select gives its reader. */
-interface Source {
-  /** It reads practices' rows. */
-  tenant: boolean;
-  /** It outputs the tenant column as each row's own practice. */
-  labelled: boolean;
 }
 
 interface Scope {
@@ -55,7 +50,7 @@ export function tenantIsolationFindings(input: IsolationInput): IsolationFinding
     return []; // model-sql.ts reports what the grammar cannot read
   }
   if (!stmt) return [];
-  const a = new Analysis(input.tenantColumn.toLowerCase(), input.tenantRelations);
+  const a = new Analysis(input.tenantColumn.toLowerCase(), input.tenantRelations, input.relationColumns ?? new Map());
   a.select(stmt, { ctes: new Map(), outer: new Set() }, false);
   const seen = new Set<string>();
   return a.findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
@@ -63,9 +58,11 @@ export function tenantIsolationFindings(input: IsolationInput): IsolationFinding
 
 class Analysis {
   readonly findings: IsolationFinding[] = [];
+  private readonly report = (f: IsolationFinding) => this.findings.push(f);
   constructor(
     private readonly tc: string,
     private readonly tenantRelations: ReadonlySet<string>,
+    private readonly relationColumns: ReadonlyMap<string, readonly string[]>,
   ) {}
 
   /** `correlated`: a sub-select or LATERAL item, which must match the practice of the row it serves. */
@@ -77,84 +74,127 @@ class Analysis {
       const name = String(c.ctename ?? '').toLowerCase();
       // A recursive CTE reads itself: seen as tenant-scoped and labelled until its body says otherwise.
       if (w?.recursive === true) ctes.set(name, { tenant: true, labelled: true });
-      if (body) ctes.set(name, this.select(body, { ctes, outer: new Set() }, false));
+      if (body) ctes.set(name, this.aliased(this.select(body, { ctes, outer: new Set() }, false), aliasColumns({ colnames: c.aliascolnames }), name));
     }
     if (s.op !== undefined && s.op !== 'SETOP_NONE') {
       const l = this.select((s.larg as Json) ?? {}, { ctes, outer: scope.outer }, correlated);
       const r = this.select((s.rarg as Json) ?? {}, { ctes, outer: scope.outer }, correlated);
       if (!correlated && (l.tenant || r.tenant)) this.limits(s);
-      return { tenant: l.tenant || r.tenant, labelled: (!l.tenant || l.labelled) && (!r.tenant || r.labelled) };
+      return this.setOperation(l, r);
     }
-    const items = new Map<string, Source>();
-    const links = new UnionFind();
+    const items: Items = { byAlias: new Map(), links: new UnionFind(), merged: new Map() };
     const inner: Scope = { ctes, outer: scope.outer };
-    for (const f of (s.fromClause as unknown[]) ?? []) this.fromItem(f, inner, items, links);
-    const tenantItems = [...items].filter(([, v]) => v.tenant).map(([k]) => k);
-    const visibleOuter = new Set([...scope.outer].filter((o) => !items.has(o)));
-    this.equalities(s.whereClause, tenantItems, visibleOuter, links);
-    const here: Scope = { ctes, outer: new Set([...visibleOuter, ...tenantItems]) };
+    for (const f of (s.fromClause as unknown[]) ?? []) this.fromItem(f, inner, items);
+    const tenantItems = [...items.byAlias].filter(([, v]) => v.tenant).map(([k]) => k);
+    const ownItems = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
+    const visibleOuter = new Set([...scope.outer].filter((o) => !items.byAlias.has(o)));
+    this.equalities(s.whereClause, ownItems, visibleOuter, items.links);
+    const here: Scope = { ctes, outer: new Set([...visibleOuter, ...ownItems]) };
     // Every clause, VALUES rows and LIMIT included: a sub-select anywhere may read practices.
     const subTenant = this.subLinks(ownClauses(s), here);
     // No input of its own, but a sub-select over practices (`values ((select string_agg(ssn, ',') …))`):
-    // its rows carry practices' values without a practice.
-    if (tenantItems.length === 0) return { tenant: subTenant, labelled: false };
+    // its rows carry practices' values without a practice, and no column of theirs is a row's own practice.
+    if (tenantItems.length === 0) return { tenant: subTenant, labelled: false, outputs: selectOutputs(s, items, this.tc, subTenant, this.report).outputs };
 
     // Alone, an unlabelled input gives rows no practice to carry (the runner refuses them); beside
     // another, it meets that one's practices with no way to match them.
-    for (const [alias, src] of items) {
+    for (const [alias, src] of items.byAlias) {
       if (src.tenant && !src.labelled && tenantItems.length > 1) this.findings.push({ message: `reads ${alias}, which holds practices' rows without its own ${this.tc} column, so rows of every practice in a batch mix`, near: alias });
     }
-    const root = links.find(tenantItems[0]!);
-    const apart = tenantItems.filter((t) => links.find(t) !== root);
+    const root = items.links.find(tenantItems[0]!);
+    const apart = tenantItems.filter((t) => items.links.find(t) !== root);
     if (apart.length > 0) this.findings.push({ message: `joins ${apart.join(', ')} to ${tenantItems[0]} without equal ${this.tc} (ON a.${this.tc} = b.${this.tc}), so one practice's rows meet another's in a batch`, near: apart[0] });
-    if (correlated && links.find(OUTER) !== root) {
+    if (correlated && items.links.find(OUTER) !== root) {
       this.findings.push({ message: `has a sub-select or LATERAL item reading ${tenantItems.join(', ')} that is not matched to its row's ${this.tc} (add … AND x.${this.tc} = outer.${this.tc}), so it reads every practice of a batch`, near: tenantItems[0] });
     }
-    this.windows(s, tenantItems);
+    this.windows(s, items);
     // Matched to one row's practice, a sub-select's LIMIT or DISTINCT ON acts on that practice alone.
-    if (!correlated) this.wholeResult(s, tenantItems);
+    if (!correlated) this.wholeResult(s, items);
     // A group across practices cannot output a plain tenant column (the engines refuse it), so
     // it is either unlabelled (above, and the runner) or labels with a computed one (below).
-    return { tenant: true, labelled: this.outputsTenantColumn(s, tenantItems, items) };
+    const { outputs, labelled } = selectOutputs(s, items, this.tc, true, this.report);
+    return { tenant: true, labelled, outputs };
   }
 
-  private fromItem(f: unknown, scope: Scope, items: Map<string, Source>, links: UnionFind): void {
+  /**
+   * A UNION, INTERSECT or EXCEPT matches its arms' columns by position and takes its names from
+   * the first arm: every arm that reads practices must put its own practice where that arm has
+   * the tenant column (`select e.practice_id, … union all select 'p_x', …` labelled every row of
+   * the second arm as one practice's).
+   */
+  private setOperation(l: Source, r: Source): Source {
+    const tenant = l.tenant || r.tenant;
+    const nameLabelled = (!l.tenant || l.labelled) && (!r.tenant || r.labelled);
+    if (!tenant) return { tenant, labelled: false, outputs: l.outputs };
+    if (!l.outputs || !r.outputs) {
+      this.findings.push({ message: `has a UNION, INTERSECT or EXCEPT over practices' rows with * in an arm; arms are matched by position, so list each arm's columns to show where its own ${this.tc} is`, near: '*' });
+      return { tenant, labelled: nameLabelled };
+    }
+    const arms = [l, r];
+    const outputs = l.outputs.map((o, i) => ({ name: o.name, own: arms.every((a) => !a.tenant || a.outputs![i]?.own === true) }));
+    const at = outputs.findIndex((o) => o.name === this.tc);
+    if (at >= 0 && !outputs[at]!.own) {
+      this.findings.push({ message: `has a UNION, INTERSECT or EXCEPT whose arms do not all have their own ${this.tc} in column ${at + 1}, where the first arm has ${this.tc} (arms are matched by position, not by name), so a row can carry another practice of the batch`, near: this.tc });
+    }
+    return { tenant, labelled: at >= 0 && outputs[at]!.own, outputs };
+  }
+
+  /** A CTE's or FROM item's column-alias list renames its columns by position. */
+  private aliased(src: Source, names: readonly string[], alias: string): Source {
+    if (names.length === 0) return src;
+    if (!src.outputs) {
+      if (src.tenant) this.findings.push({ message: `renames the columns of ${alias} by position (${alias}(${names.join(', ')})) over a relation whose column order is not known here; rename them in a select list instead`, near: alias });
+      return { tenant: src.tenant, labelled: false };
+    }
+    const outputs = renamed(src.outputs, names);
+    return { tenant: src.tenant, labelled: src.tenant && outputs.some((o) => o.name === this.tc && o.own), outputs };
+  }
+
+  private fromItem(f: unknown, scope: Scope, items: Items): void {
     if (!isObject(f)) return;
     if (isObject(f.RangeVar)) {
       const rv = f.RangeVar;
       const name = String(rv.relname ?? '').toLowerCase();
       const alias = (isObject(rv.alias) ? String(rv.alias.aliasname ?? '') : name).toLowerCase();
       const cte = rv.schemaname ? undefined : scope.ctes.get(name);
-      items.set(alias, cte ?? { tenant: this.tenantRelations.has(name), labelled: this.tenantRelations.has(name) });
+      const tenant = this.tenantRelations.has(name);
+      const known = this.relationColumns.get(name);
+      const src = cte ?? { tenant, labelled: tenant, outputs: tenant || !known ? undefined : known.map((c) => ({ name: c, own: false })) };
+      items.byAlias.set(alias, this.aliased(src, aliasColumns(rv.alias), alias));
     } else if (isObject(f.RangeSubselect)) {
       const rs = f.RangeSubselect;
-      const alias = isObject(rs.alias) ? String(rs.alias.aliasname ?? '').toLowerCase() : `subquery ${items.size + 1}`;
+      const alias = isObject(rs.alias) ? String(rs.alias.aliasname ?? '').toLowerCase() : `subquery ${items.byAlias.size + 1}`;
       const body = isObject(rs.subquery) ? (rs.subquery.SelectStmt as Json | undefined) : undefined;
       if (!body) return;
       // LATERAL sees the items before it: it must match their practice like a sub-select.
       const lateral = rs.lateral === true;
-      const before = [...items].filter(([, v]) => v.tenant).map(([k]) => k);
-      const src = this.select(body, { ctes: scope.ctes, outer: lateral ? new Set([...scope.outer, ...before]) : scope.outer }, lateral && before.length > 0);
-      items.set(alias, lateral && before.length > 0 ? { tenant: false, labelled: false } : src);
+      const before = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
+      const src = this.aliased(this.select(body, { ctes: scope.ctes, outer: lateral ? new Set([...scope.outer, ...before]) : scope.outer }, lateral && before.length > 0), aliasColumns(rs.alias), alias);
+      // Matched to the row it serves, a LATERAL item adds no practice's rows of its own; none of its columns is a row's practice.
+      items.byAlias.set(alias, lateral && before.length > 0 ? { tenant: false, labelled: false, outputs: src.outputs?.map((o) => ({ name: o.name, own: false })) } : src);
     } else if (isObject(f.JoinExpr)) {
       const j = f.JoinExpr;
-      this.fromItem(j.larg, scope, items, links);
-      this.fromItem(j.rarg, scope, items, links);
-      const tenantItems = [...items].filter(([, v]) => v.tenant).map(([k]) => k);
+      const had = new Set(items.byAlias.keys());
+      this.fromItem(j.larg, scope, items);
+      this.fromItem(j.rarg, scope, items);
+      const tenantItems = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
       const using = ((j.usingClause as unknown[]) ?? []).map((u) => sval(u)?.toLowerCase());
       if (using.includes(this.tc) || j.isNatural === true) {
         // USING (practice_id): one practice_id for both sides.
-        for (const t of tenantItems) links.union(t, tenantItems[0]!);
+        for (const t of tenantItems) items.links.union(t, tenantItems[0]!);
+        const group = new Set([...items.byAlias.keys()].filter((a) => !had.has(a)));
+        for (const a of group) items.merged.set(a, group);
       }
-      this.equalities(j.quals, tenantItems, new Set([...scope.outer].filter((o) => !items.has(o))), links);
+      this.equalities(j.quals, tenantItems, new Set([...scope.outer].filter((o) => !items.byAlias.has(o))), items.links);
       this.subLinks([j.quals], { ctes: scope.ctes, outer: new Set([...scope.outer, ...tenantItems]) });
     } else if (isObject(f.RangeFunction)) {
       // unnest(…), generate_series(…): its own rows read no practice, but a sub-select in its
       // arguments does, and like a LATERAL item it must match the practice of the items before it.
-      const before = [...items].filter(([, v]) => v.tenant).map(([k]) => k);
-      const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `function ${items.size + 1}`;
+      const before = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
+      const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `function ${items.byAlias.size + 1}`;
       const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: new Set([...scope.outer, ...before]) }, true);
-      items.set(alias, { tenant: reads && before.length === 0, labelled: false });
+      const names = aliasColumns(f.RangeFunction.alias);
+      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined });
     } else {
       // TABLESAMPLE, XMLTABLE, JSON_TABLE, …: what it reads cannot be followed here.
       this.findings.push({ message: `reads a FROM item (${Object.keys(f)[0] ?? 'unknown'}) whose practices cannot be checked; use a table, CTE or subquery` });
@@ -184,36 +224,11 @@ class Analysis {
     return outer.has(alias) ? OUTER : undefined;
   }
 
-  private isTenantColumn(x: unknown, items: readonly string[]): boolean {
-    const fields = isObject(x) && isObject(x.ColumnRef) ? ((x.ColumnRef.fields as unknown[]) ?? []).map((f) => sval(f)?.toLowerCase()) : [];
-    if (fields.length === 1) return fields[0] === this.tc;
-    return fields.length === 2 && fields[1] === this.tc && items.includes(fields[0]!);
-  }
-
-  private outputsTenantColumn(s: Json, tenantItems: readonly string[], items: ReadonlyMap<string, Source>): boolean {
-    const targets = ((s.targetList as unknown[]) ?? []).filter(isObject).map((r) => r.ResTarget as Json);
-    for (const t of targets) {
-      const fields = isObject(t.val) && isObject(t.val.ColumnRef) ? ((t.val.ColumnRef.fields as unknown[]) ?? []) : [];
-      const star = fields.length > 0 && isObject(fields.at(-1)) && 'A_Star' in (fields.at(-1) as Json);
-      if (star) {
-        const alias = fields.length === 2 ? sval(fields[0])?.toLowerCase() : undefined;
-        if (alias === undefined ? tenantItems.length > 0 : items.get(alias)?.labelled === true) return true;
-        continue;
-      }
-      const name = (typeof t.name === 'string' ? t.name : sval(fields.at(-1)))?.toLowerCase();
-      if (name !== this.tc) continue;
-      if (this.isTenantColumn(t.val, tenantItems)) return true;
-      this.findings.push({ message: `computes its ${this.tc} instead of passing on its input row's, so a row can carry another practice of the batch`, near: this.tc });
-      return true;
-    }
-    return false;
-  }
-
   /** Every window of this SELECT (not of its sub-selects) is partitioned by the tenant column. */
-  private windows(s: Json, tenantItems: readonly string[]): void {
+  private windows(s: Json, items: Items): void {
     const check = (wd: Json) => {
       if (wd.refname) return; // a named window: checked where it is defined
-      if (!((wd.partitionClause as unknown[]) ?? []).some((p) => this.isTenantColumn(p, tenantItems))) {
+      if (!((wd.partitionClause as unknown[]) ?? []).some((p) => isOwnTenantColumn(p, items, this.tc))) {
         this.findings.push({ message: `has a window not partitioned by ${this.tc}, which spans every practice of a batch (PARTITION BY ${this.tc})`, near: 'over' });
       }
     };
@@ -236,20 +251,20 @@ class Analysis {
    * differs from the practice built alone). LIMIT/OFFSET/FETCH; DISTINCT ON without the tenant
    * column; ROLLUP, CUBE or a grouping set without it (a total over the batch's practices).
    */
-  private wholeResult(s: Json, tenantItems: readonly string[]): void {
+  private wholeResult(s: Json, items: Items): void {
     this.limits(s);
     const distinctOn = ((s.distinctClause as unknown[]) ?? []).filter((d) => isObject(d) && Object.keys(d).length > 0);
-    if (distinctOn.length > 0 && !distinctOn.some((d) => this.isTenantColumn(d, tenantItems))) {
+    if (distinctOn.length > 0 && !distinctOn.some((d) => isOwnTenantColumn(d, items, this.tc))) {
       this.findings.push({ message: `has DISTINCT ON without ${this.tc}, which keeps one row per value across every practice of a batch (DISTINCT ON (${this.tc}, …))`, near: 'distinct' });
     }
     const keys = ((s.groupClause as unknown[]) ?? []).filter(isObject);
     const sets = keys.filter((k) => isObject(k.GroupingSet)).map((k) => k.GroupingSet as Json);
-    if (sets.length === 0 || keys.some((k) => !isObject(k.GroupingSet) && this.isTenantColumn(k, tenantItems))) return;
+    if (sets.length === 0 || keys.some((k) => !isObject(k.GroupingSet) && isOwnTenantColumn(k, items, this.tc))) return;
     const holdsTenant = (x: unknown): boolean => {
       if (!isObject(x)) return false;
-      if (isObject(x.RowExpr)) return ((x.RowExpr.args as unknown[]) ?? []).some((a) => this.isTenantColumn(a, tenantItems));
-      if (isObject(x.GroupingSet)) return x.GroupingSet.kind === 'GROUPING_SET_SIMPLE' && ((x.GroupingSet.content as unknown[]) ?? []).some((a) => this.isTenantColumn(a, tenantItems));
-      return this.isTenantColumn(x, tenantItems);
+      if (isObject(x.RowExpr)) return ((x.RowExpr.args as unknown[]) ?? []).some((a) => isOwnTenantColumn(a, items, this.tc));
+      if (isObject(x.GroupingSet)) return x.GroupingSet.kind === 'GROUPING_SET_SIMPLE' && ((x.GroupingSet.content as unknown[]) ?? []).some((a) => isOwnTenantColumn(a, items, this.tc));
+      return isOwnTenantColumn(x, items, this.tc);
     };
     const mixes = sets.some((g) => g.kind !== 'GROUPING_SET_SETS' || !((g.content as unknown[]) ?? []).every(holdsTenant));
     if (mixes) {
@@ -268,7 +283,8 @@ class Analysis {
     const left = elements(link.testexpr);
     const targets = ((body.targetList as unknown[]) ?? []).filter(isObject).map((r) => (r.ResTarget as Json).val);
     return left.some((l, i) => {
-      const outerSide = this.isTenantColumn(l, [...scope.outer]);
+      const bare = isObject(l) && isObject(l.ColumnRef) && ((l.ColumnRef.fields as unknown[]) ?? []).length === 1 && sval((l.ColumnRef.fields as unknown[])[0])?.toLowerCase() === this.tc;
+      const outerSide = bare || this.tenantColumnOf(l, [], scope.outer) !== undefined;
       const fields = isObject(targets[i]) && isObject((targets[i] as Json).ColumnRef) ? (((targets[i] as Json).ColumnRef as Json).fields as unknown[]) : [];
       return outerSide && sval(fields.at(-1))?.toLowerCase() === this.tc;
     });
@@ -303,19 +319,4 @@ class Analysis {
 
 function elements(x: unknown): unknown[] {
   return isObject(x) && isObject(x.RowExpr) ? ((x.RowExpr.args as unknown[]) ?? []) : [x];
-}
-
-class UnionFind {
-  private readonly parent = new Map<string, string>();
-  find(x: string): string {
-    let p = this.parent.get(x) ?? x;
-    while (p !== (this.parent.get(p) ?? p)) p = this.parent.get(p) ?? p;
-    if (p !== x) this.parent.set(x, p);
-    return p;
-  }
-  union(a: string, b: string): void {
-    const ra = this.find(a);
-    const rb = this.find(b);
-    if (ra !== rb) this.parent.set(ra, rb);
-  }
 }
