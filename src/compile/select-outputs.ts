@@ -74,16 +74,24 @@ export function selectOutputs(s: Json, items: Items, tc: string, readsPractices:
   let known = true;
   let labelled = false;
   const computed = (what: string) => {
-    if (readsPractices) report({ message: `${what} instead of passing on its input row's, so a row can carry another practice of the batch`, near: tc });
+    if (readsPractices) report({ message: `${what}, so a row can carry another practice of the batch`, near: tc });
   };
   for (const t of ((s.targetList as unknown[]) ?? []).filter(isObject).map((r) => r.ResTarget as Json)) {
     const fields = isObject(t.val) && isObject(t.val.ColumnRef) ? ((t.val.ColumnRef.fields as unknown[]) ?? []) : [];
+    const expands = expandingCall(t.val);
+    if (expands !== undefined) {
+      known = false;
+      if (readsPractices) report({ message: `uses ${expands} in its select list, which DuckDB expands into columns it names at run time (a struct's fields, the columns a pattern picks), so where its ${tc} comes from cannot be followed; list the columns (an unnest in FROM: cross join unnest(…) as u(x))`, near: expands.replace(/\(.*$/, '') });
+      continue;
+    }
     if (fields.length > 0 && isObject(fields.at(-1)) && 'A_Star' in (fields.at(-1) as Json)) {
       const alias = fields.length === 2 ? sval(fields[0])?.toLowerCase() : undefined;
       const expanded = alias === undefined ? [...items.byAlias] : [[alias, items.byAlias.get(alias)] as const];
       for (const [name, src] of expanded) {
         if (!src) {
+          // Not an input: DuckDB reads `s.*` as the fields of a struct column s.
           known = false;
+          if (readsPractices) report({ message: `outputs ${fields.slice(0, -1).map((f) => sval(f)).join('.')}.*, which is not one of its inputs (DuckDB expands a struct column's fields, which may name ${tc}); list the columns`, near: tc });
           continue;
         }
         if (src.tenant && src.labelled) labelled = true;
@@ -91,12 +99,12 @@ export function selectOutputs(s: Json, items: Items, tc: string, readsPractices:
         const group = alias === undefined ? items.merged.get(name) : undefined;
         if (group) {
           known = false;
-          if (!ownInput(name, items, tc)) computed(`outputs *, whose ${tc} merged by USING is not its rows' own practice,`);
+          if (!ownInput(name, items, tc)) computed(`outputs *, whose ${tc} merged by USING is not its rows' own practice`);
           continue;
         }
         if (src.outputs) {
           out.push(...src.outputs);
-          if (src.outputs.some((o) => o.name === tc && !o.own)) computed(`outputs ${name}.*, whose ${tc} is not its rows' own practice,`);
+          if (src.outputs.some((o) => o.name === tc && !o.own)) computed(`outputs ${name}.*, whose ${tc} is not its rows' own practice`);
           continue;
         }
         known = false;
@@ -109,9 +117,34 @@ export function selectOutputs(s: Json, items: Items, tc: string, readsPractices:
     out.push({ name, own });
     if (name !== tc) continue;
     if (own) labelled = true;
-    else computed(`computes its ${tc}`);
+    else if (fields.length === 1) computed(`outputs an unqualified ${tc} that can be the column of an input whose ${tc} is not its rows' own (a seed's, a function's, an unknown relation's): qualify it with its input`);
+    else computed(`computes its ${tc} instead of passing on its input row's`);
   }
   return { outputs: known ? out : undefined, labelled };
+}
+
+/** DuckDB functions that turn one select-list item into columns named at run time. */
+const EXPANDING = new Set(['columns', 'unnest', 'unpack']);
+
+/** `name(…)` when the expression (not its sub-selects) calls one of EXPANDING, or is `(expr).*`. */
+function expandingCall(x: unknown): string | undefined {
+  let found: string | undefined;
+  const visit = (n: unknown): void => {
+    if (found !== undefined) return;
+    if (Array.isArray(n)) return n.forEach(visit);
+    if (!isObject(n)) return;
+    for (const [k, v] of Object.entries(n)) {
+      if (k === 'SubLink' || k === 'SelectStmt') continue;
+      if (k === 'FuncCall' && isObject(v)) {
+        const name = sval(((v.funcname as unknown[]) ?? []).at(-1))?.toLowerCase();
+        if (name !== undefined && EXPANDING.has(name)) found = `${name}(…)`;
+      }
+      if (k === 'A_Indirection' && isObject(v) && ((v.indirection as unknown[]) ?? []).some((i) => isObject(i) && 'A_Star' in i)) found = '(…).*';
+      visit(v);
+    }
+  };
+  visit(x);
+  return found;
 }
 
 /** The name PostgreSQL gives an output without an alias (FigureColname), lower case; undefined: `?column?`. */

@@ -8,7 +8,9 @@
  *    the second arm's column had no name, so it was not checked);
  *  - a column-alias list renaming a literal to practice_id (`x(practice_id, g)`, `with t(practice_id, g)`);
  *  - `f.*` or `*` over a seed that has a practice_id column (`select *` put the seed's first);
- *  - an unqualified practice_id that resolved to a seed's column.
+ *  - an unqualified practice_id that resolved to a seed's column;
+ *  - DuckDB's select-list expansions: `columns('practice_id|g')`, `unnest(struct)` and `s.*` of a
+ *    struct column name their columns at run time.
  * On PostgreSQL an output without an alias is named after its column (`f.practice_id::varchar`,
  * `(select f.practice_id …)` are named "practice_id"), so those count as the tenant column too.
  * Compile now refuses them (TSF231); the batch-safe forms below still compile and give, run in
@@ -47,6 +49,12 @@ const relabelling: [string, string][] = [
   ['a sub-select of a seed\'s practice_id (named practice_id on PostgreSQL)', `select (select r.practice_id from ${R} r), e.encounter_id as g from ${SE} e`],
   ['a practice_id over no input, beside a sub-select of every practice', `select 'p_2e1eaaf1eb' as practice_id, (select string_agg(e.encounter_id, ',') from ${SE} e) as g`],
   ['VALUES renamed to practice_id', `select v.practice_id, e.encounter_id as g from ${SE} e cross join (values ('p_2e1eaaf1eb')) v(practice_id)`],
+  // DuckDB turns one select-list item into columns it names at run time.
+  ['DuckDB COLUMNS(…) picking the seed\'s practice_id', `select columns('practice_id|g') from (select e.encounter_id as g from ${SE} e) x cross join ${R} r`],
+  ['unnest of a struct in the select list (DuckDB names its fields)', `select unnest(struct_pack(practice_id := 'p_2e1eaaf1eb')) as y, e.encounter_id as g from ${SE} e`],
+  ['a struct column expanded by s.*', `select s.*, e.encounter_id as g from ${SE} e cross join (select struct_pack(practice_id := 'p_2e1eaaf1eb') as s) t`],
+  ['a struct expanded by (t.s).*', `select (t.s).*, e.encounter_id as g from ${SE} e cross join (select struct_pack(practice_id := 'p_2e1eaaf1eb') as s) t`],
+  ['an unqualified practice_id that is a table function\'s', `select practice_id, x.g from (select e.encounter_id as g from ${SE} e) x cross join unnest(array['p_2e1eaaf1eb']) as practice_id`],
 ];
 
 /** Batch-safe, and run below against one statement per practice. */
@@ -56,6 +64,7 @@ const SAFE: Record<string, string> = {
   x_using_star: `select * from ${SE} e left join ${R} r using (practice_id)`,
   x_alias_list: `select x.practice_id, x.g from (select e.practice_id, e.encounter_id from ${SE} e) x(practice_id, g)`,
   x_cte_alias_list: `with t(practice_id, g) as (select e.practice_id, e.encounter_id from ${SE} e) select practice_id, g from t`,
+  x_from_unnest: `select e.practice_id, u.x as g from ${SE} e cross join unnest(array[1, 2]) as u(x)`,
   x_star_two: `select e.*, p.birth_date from ${SE} e join ${SP} p on p.practice_id = e.practice_id and p.patient_id = e.patient_id`,
 };
 

@@ -40,7 +40,8 @@ const attacks: [string, string, string, string][] = [
   ['published model reads the vault key', PUB, `select key_hex from vault.keys`, 'TSF222'],
   // item 2: other ways past the lineage gate
   ['DuckDB positional reference', PSEUDO, `select p.practice_id, #9 as x from {{ref "stg_patients"}} p`, 'TSF222'],
-  ['DuckDB columns() star expression', PSEUDO, `select p.practice_id, columns('first_name') from {{ref "stg_patients"}} p`, 'TSF215'],
+  ['DuckDB columns() star expression', PSEUDO, `select p.practice_id, columns('first_name') from {{ref "stg_patients"}} p`, 'TSF231'],
+  ['DuckDB columns() star expression, one practice per statement', PSEUDO, `{{config materialized="incremental" unique_key="person_token"}}\nselect p.practice_id, columns('first_name') from {{ref "stg_patients"}} p`, 'TSF215'],
   ['read_csv of the demo extract', PUB, `select * from read_csv('data/ehr/patients.csv.gz')`, 'TSF222'],
   ['read_csv as a scalar subquery', PSEUDO, `select practice_id, (select count(*) from read_csv('data/ehr/patients.csv.gz')) n from {{ref "pseudo_persons"}}`, 'TSF222'],
   ['query_table', PUB, `select * from query_table('staging.stg_patients')`, 'TSF222'],

@@ -56,7 +56,8 @@ const variants: [string, () => Diagnostic[]][] = [
   ['having count(nullif(q.person_token, X)) > 0', () => viaPseudo(`select ${Q} from ${P} q group by ${Q} having count(nullif(q.person_token, ${X})) > 0`)],
   ['having count(distinct token) filter (where token <> X)', () => viaPseudo(`select ${Q} from ${P} q group by ${Q} having count(distinct q.person_token) filter (where q.person_token <> ${X}) > 0`)],
   ['not exists (… where x.t = q.person_token || \'\')', () => viaPseudo(`select ${Q} from ${P} q where not exists (select 1 from (values (${X})) x(t) where x.t = q.person_token || '')`)],
-  ['unnest(case when token = X …) in a CTE select list', () => viaPseudo(`with a as (select q.*, unnest(case when q.person_token = ${X} then array[]::int[] else array[1] end) as g from ${P} q) select ${A} from a`)],
+  // One practice per statement: batched, TSF231 refuses any unnest in a select list first.
+  ['unnest(case when token = X …) in a CTE select list', () => viaPseudo(`{{config materialized="incremental" unique_key="person_token"}}\nwith a as (select q.*, unnest(case when q.person_token = ${X} then array[]::int[] else array[1] end) as g from ${P} q) select ${A} from a`)],
   ['zip renamed postal in a derived table of the same model', () => viaStaging(`${INC}\nselect p.* from (select s.*, s.zip as postal from ${SP} s) p\n{{#if is_incremental}}where p.postal > coalesce((select max(t.postal) from {{this}} t), ''){{/if}}`, { ...STG_COLS, postal: 'quasi' })],
 ];
 
