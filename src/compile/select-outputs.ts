@@ -85,13 +85,13 @@ export function selectOutputs(s: Json, items: Items, tc: string, readsPractices:
       continue;
     }
     if (fields.length > 0 && isObject(fields.at(-1)) && 'A_Star' in (fields.at(-1) as Json)) {
-      const alias = fields.length === 2 ? sval(fields[0])?.toLowerCase() : undefined;
+      const alias = fields.length >= 2 ? fields.slice(0, -1).map((f) => sval(f)?.toLowerCase()).join('.') : undefined;
       const expanded = alias === undefined ? [...items.byAlias] : [[alias, items.byAlias.get(alias)] as const];
       for (const [name, src] of expanded) {
         if (!src) {
           // Not an input: DuckDB reads `s.*` as the fields of a struct column s.
           known = false;
-          if (readsPractices) report({ message: `outputs ${fields.slice(0, -1).map((f) => sval(f)).join('.')}.*, which is not one of its inputs (DuckDB expands a struct column's fields, which may name ${tc}); list the columns`, near: tc });
+          if (readsPractices) report({ message: `outputs ${name}.*, which is not one of its inputs (DuckDB expands a struct column's fields, which may name ${tc}); list the columns`, near: tc });
           continue;
         }
         if (src.tenant && src.labelled) labelled = true;

@@ -53,6 +53,7 @@ const relabelling: [string, string][] = [
   ['DuckDB COLUMNS(…) picking the seed\'s practice_id', `select columns('practice_id|g') from (select e.encounter_id as g from ${SE} e) x cross join ${R} r`],
   ['unnest of a struct in the select list (DuckDB names its fields)', `select unnest(struct_pack(practice_id := 'p_2e1eaaf1eb')) as y, e.encounter_id as g from ${SE} e`],
   ['a struct column expanded by s.*', `select s.*, e.encounter_id as g from ${SE} e cross join (select struct_pack(practice_id := 'p_2e1eaaf1eb') as s) t`],
+  ['a struct column expanded by t.s.*', `select t.s.*, e.encounter_id as g from ${SE} e cross join (select struct_pack(practice_id := 'p_2e1eaaf1eb') as s) t`],
   ['a struct expanded by (t.s).*', `select (t.s).*, e.encounter_id as g from ${SE} e cross join (select struct_pack(practice_id := 'p_2e1eaaf1eb') as s) t`],
   ['an unqualified practice_id that is a table function\'s', `select practice_id, x.g from (select e.encounter_id as g from ${SE} e) x cross join unnest(array['p_2e1eaaf1eb']) as practice_id`],
 ];
