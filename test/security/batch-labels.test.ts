@@ -1,18 +1,18 @@
 /**
  * Which practice a batched row belongs to is read from the column named as the tenant column,
  * and the runner checks only that it is a practice of the batch. Found in the thirty-third
- * session, each compiled clean at d349ae8 and, run in a batch of 50 (DuckDB), put the encounter
- * ids of the batch's other practices into one practice's slice (716 rows for a practice with one
- * encounter), readable by that practice's users:
+ * session: each of these compiled clean at d349ae8 and, run in a batch of 50 on DuckDB, put the
+ * encounter ids of the batch's other practices into one practice's slice (716 rows for a
+ * practice with one encounter), readable by that practice's users:
  *  - a UNION arm with another value in the tenant column's position (arms match by position, and
  *    the second arm's column had no name, so it was not checked);
  *  - a column-alias list renaming a literal to practice_id (`x(practice_id, g)`, `with t(practice_id, g)`);
- *  - `f.*` or `*` over a seed that has a practice_id column (`select *` put the seed's first);
- *  - an unqualified practice_id that resolved to a seed's column;
- *  - DuckDB's select-list expansions: `columns('practice_id|g')`, `unnest(struct)` and `s.*` of a
- *    struct column name their columns at run time.
- * On PostgreSQL an output without an alias is named after its column (`f.practice_id::varchar`,
- * `(select f.practice_id …)` are named "practice_id"), so those count as the tenant column too.
+ *  - `r.*` or `*` over a seed that has a practice_id column (`select *` put the seed's first).
+ * The rest compiled clean too and follow from how the engines name columns (not run end to end):
+ * an unqualified practice_id that resolves to a seed's column; DuckDB's select-list expansions
+ * (`columns('practice_id|g')`, `unnest(struct)`, `s.*` and `t.s.*` of a struct column: the
+ * names come from the data, checked in DuckDB); on PostgreSQL an output without an alias is
+ * named after its column (`r.practice_id::varchar`, `(select r.practice_id …)`).
  * Compile now refuses them (TSF231); the batch-safe forms below still compile and give, run in
  * batches, exactly the rows of one statement per practice.
  */
