@@ -70,7 +70,7 @@ export function checkWhatItDoes(
   scope: RenderScope,
   nodes: Record<string, DraftNode>,
   diagnostics: Diagnostic[],
-  seedHeaders: ReadonlyMap<string, readonly string[]> = new Map(),
+  seedHeaders: ReadonlyMap<string, readonly string[]>,
 ): void {
   const allowed = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]) allowed.add(unquote(reservedRelationName(nodes[dep]!)));

@@ -12,7 +12,7 @@
  */
 import { isObject, type PgJson as Json } from './pg-tree.ts';
 import { ColumnTracer, practiceId, TokenDerivation, TokenTracer, vaultPracticeToken, type RelationLookup } from './counted-persons.ts';
-import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
+import { contains, emptyEnv, equalities, firstApart, fromItems, joinedPairs, joinQuals, isSetOp, leftmost, outputName, parseSelect, refFields, rowClauses, selectOver, subLinks, subSelectOf, targetsOf, withCtes, type Env, type FromItem } from './select-scope.ts';
 import { isCorrelated } from './sub-select-correlation.ts';
 
 type Rows = { problem: string } | { persons: boolean };
@@ -55,10 +55,6 @@ export function personLevelProblem(sql: string, lookup: RelationLookup, tenantCo
   const names = new Set(['person_token', ...targetsOf(leftmost(select)).map(outputName).filter((n): n is string => n !== undefined)]);
   if ([...names].some((name) => tokens.output(select, name, emptyEnv()) === undefined)) return undefined;
   return 'outputs no person token (the vault\'s, passed on unchanged), so its classes would be sized in rows, and one person\'s rows reach k; output the person token, or publish an aggregate with k_anonymity_count';
-}
-
-function leftmost(s: Json): Json {
-  return isSetOp(s) ? leftmost(s.larg as Json) : s;
 }
 
 const checkers = new WeakMap<RelationLookup, PersonRows>();

@@ -1,12 +1,13 @@
 /**
- * The output columns of a SELECT as the engines name them, for the batch check
- * (tenant-isolation.ts). The runner finds each row's practice by the column's name, so a name
- * the engine gives without an alias counts as much as an alias: PostgreSQL names
- * `f.practice_id::varchar` and `(select f.practice_id …)` "practice_id". Set operations and
- * column-alias lists (`x(practice_id, …)`, `with t(practice_id, …)`) match columns by position,
- * not by name. Pure.
+ * The output columns of a SELECT as the engines name them, and which of them is each row's own
+ * practice, for the batch check (tenant-isolation.ts). The runner finds each row's practice by
+ * the column's name, so a name the engine gives without an alias counts as much as an alias:
+ * PostgreSQL names `f.practice_id::varchar` and `(select f.practice_id …)` "practice_id". Set
+ * operations and column-alias lists (`x(practice_id, …)`, `with t(practice_id, …)`) match
+ * columns by position, not by name. Pure.
  */
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { leftmost, targetsOf } from './select-scope.ts';
 
 /** One output column: its name (lower case), and whether each row's value is that row's own practice. */
 export interface Output {
@@ -76,7 +77,7 @@ export function selectOutputs(s: Json, items: Items, tc: string, readsPractices:
   const computed = (what: string) => {
     if (readsPractices) report({ message: `${what}, so a row can carry another practice of the batch`, near: tc });
   };
-  for (const t of ((s.targetList as unknown[]) ?? []).filter(isObject).map((r) => r.ResTarget as Json)) {
+  for (const t of targetsOf(s)) {
     const fields = isObject(t.val) && isObject(t.val.ColumnRef) ? ((t.val.ColumnRef.fields as unknown[]) ?? []) : [];
     const expands = expandingCall(t.val);
     if (expands !== undefined) {
@@ -148,7 +149,7 @@ function expandingCall(x: unknown): string | undefined {
 }
 
 /** The name PostgreSQL gives an output without an alias (FigureColname), lower case; undefined: `?column?`. */
-export function derivedName(x: unknown): string | undefined {
+function derivedName(x: unknown): string | undefined {
   if (!isObject(x)) return undefined;
   if (isObject(x.ColumnRef)) return lower(sval(((x.ColumnRef.fields as unknown[]) ?? []).at(-1)));
   if (isObject(x.A_Indirection)) {
@@ -163,18 +164,10 @@ export function derivedName(x: unknown): string | undefined {
   if (isObject(x.FuncCall)) return lower(sval(((x.FuncCall.funcname as unknown[]) ?? []).at(-1)));
   if (isObject(x.SubLink) && x.SubLink.subLinkType === 'EXPR_SUBLINK') {
     const body = isObject(x.SubLink.subselect) ? (x.SubLink.subselect.SelectStmt as Json | undefined) : undefined;
-    const first = leftmost(body);
-    const target = isObject(((first?.targetList as unknown[]) ?? [])[0]) ? ((first!.targetList as Json[])[0]!.ResTarget as Json) : undefined;
+    const target = body ? targetsOf(leftmost(body))[0] : undefined;
     return typeof target?.name === 'string' ? target.name.toLowerCase() : derivedName(target?.val);
   }
   return undefined;
-}
-
-/** The SELECT whose select list names a set operation's columns. */
-function leftmost(s: Json | undefined): Json | undefined {
-  let at = s;
-  while (at && at.op !== undefined && at.op !== 'SETOP_NONE') at = isObject(at.larg) ? at.larg : undefined;
-  return at;
 }
 
 /** Names of an alias's column list (`x(a, b)`), lower case; [] when it has none. */

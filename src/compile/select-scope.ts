@@ -36,6 +36,11 @@ export const emptyEnv = (): Env => ({ ctes: new Map() });
 export const isSetOp = (s: Json): boolean => s.op !== undefined && s.op !== 'SETOP_NONE';
 export const targetsOf = (s: Json): Json[] => ((s.targetList as unknown[]) ?? []).filter(isObject).map((t) => t.ResTarget as Json);
 
+/** The SELECT whose select list names a set operation's columns (`s` itself when it is none). */
+export function leftmost(s: Json): Json {
+  return isSetOp(s) ? leftmost(s.larg as Json) : s;
+}
+
 /** The scope inside `s`: its own WITH clause's CTEs over `env`. */
 export function withCtes(s: Json, env: Env): Env {
   const w = isObject(s.withClause) ? s.withClause : undefined;
