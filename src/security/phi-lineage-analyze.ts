@@ -81,7 +81,7 @@ export class Analyzer {
       return {
         columns: left.columns.map((c, i) => {
           const r = right.columns[i];
-          return { name: c.name, info: r ? combine([c.info, r.info]) : c.info };
+          return { name: c.name, info: r ? unionColumn(c.info, r.info) : c.info };
         }),
         opaque: [...left.opaque, ...right.opaque],
       };
@@ -94,7 +94,7 @@ export class Analyzer {
         items.forEach((e, i) => {
           const info = this.expr(e, env, scope);
           const prior = columns[i];
-          columns[i] = { name: `column${i + 1}`, info: prior ? combine([prior.info, info]) : info };
+          columns[i] = { name: `column${i + 1}`, info: prior ? unionColumn(prior.info, info) : info };
         });
       }
       return { columns, opaque: [] };
@@ -396,4 +396,13 @@ export class Analyzer {
 /** A value as stored (or cast): no identifying input computed on the way, here or upstream. */
 function asStored(i: Info): boolean {
   return !i.traces.some((t) => t.computed && t.phi !== 'none');
+}
+
+/**
+ * A column of a UNION (or a VALUES list) one of whose arms reads no column: in some rows it is
+ * not the column as stored (`SELECT date_shift_days … UNION ALL SELECT 0 …` passed a zero shift).
+ */
+function unionColumn(a: Info, b: Info): Info {
+  const merged = combine([a, b]);
+  return (a.traces.length === 0) !== (b.traces.length === 0) ? computedFrom(merged) : merged;
 }

@@ -87,10 +87,19 @@ export function combine(infos: readonly Info[]): Info {
  * safe); the value keeps its class, marked shifted, for a `requires_shifted` generalizer.
  */
 export function shifted(value: Info, shift: Info, vaultShift: string, label: string): Info {
+  // Passed on as stored through every CTE and derived table: `date_shift_days * 0 AS z` in a CTE,
+  // or a UNION arm of zeros, shifted nothing, and month and day then gave the real birth date.
   const isVaultShift =
-    shift.notes.length === 0 && shift.traces.length > 0 && shift.traces.every((t) => t.base.toLowerCase() === vaultShift.toLowerCase() && t.steps.every((s) => !s.includes('(')));
-  if (!isVaultShift) return combine([value, noteInfo([`${label}: a date may be shifted only by the vault's per-person ${vaultShift} (a constant or another value undoes nothing)`])]);
+    shift.notes.length === 0 &&
+    shift.traces.length > 0 &&
+    shift.traces.every((t) => t.base.toLowerCase() === vaultShift.toLowerCase() && !t.computed && !t.reshaped && t.steps.every((s) => !s.includes('(')));
+  if (!isVaultShift) return combine([value, noteInfo([`${label}: a date may be shifted only by the vault's per-person ${vaultShift}, passed on as stored (a constant, or an expression over it anywhere upstream, undoes the shift)`])]);
+  // A date the reader knows (a constant, a column of class none) moved by the shift is the shift:
+  // `shift_date(date '1970-01-01', …) - date '1970-01-01'` published every person's.
   const rest = value.traces.filter((t) => t.base.toLowerCase() !== vaultShift.toLowerCase());
+  if (!rest.some((t) => t.baseClass !== 'none')) {
+    return noteInfo([`${label}: moves only an identifying date read from a column (quasi or direct); a constant or a date of class none, moved by the shift, gives the shift back`]);
+  }
   const phi = rest.reduce<PhiClass>((p, t) => maxPhi(p, t.phi), 'none');
   return { phi: value.notes.length > 0 ? 'direct' : phi, generalized: value.generalized, traces: rest.map((t) => withStep(t, label, t.phi)), notes: value.notes, shifted: true };
 }
