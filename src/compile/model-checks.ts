@@ -80,7 +80,7 @@ export function checkWhatItDoes(
   // practice per statement.
   const batched = node.scope === 'tenant' && (node.materialized !== 'incremental' || ('batch_incremental' in node && node.batch_incremental === true));
   const tenantRelations = new Set([unquote(cteName('this', node.name))]);
-  for (const dep of node.depends_on) if (nodes[dep]?.scope === 'tenant') tenantRelations.add(unquote(reservedRelationName(nodes[dep]!)));
+  for (const dep of node.depends_on) if (nodes[dep]?.scope === 'tenant' || nodes[dep]?.kind === 'tenants') tenantRelations.add(unquote(reservedRelationName(nodes[dep]!)));
   // A seed's columns are its CSV header: a `*` over it is known to hold a practice id column or not.
   const relationColumns = new Map<string, string[]>();
   for (const dep of node.depends_on) {

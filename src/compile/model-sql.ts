@@ -18,6 +18,7 @@
  * `FROM 'file.csv'`) cannot be checked and is refused: what cannot be proven safe is refused.
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { nameFindings } from './model-names.ts';
 import { isObject, outsideCatalog, sval, type PgJson as Json } from './pg-tree.ts';
 
 await loadModule();
@@ -151,7 +152,7 @@ export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   const stmt = stmts[0]!.stmt as Record<string, unknown> | undefined;
   const kind = stmt ? Object.keys(stmt)[0] : undefined;
   if (!stmt || kind !== 'SelectStmt') return [{ message: `must be a SELECT statement, found ${kind ?? 'nothing'}` }];
-  const findings: ModelSqlFinding[] = [];
+  const findings: ModelSqlFinding[] = nameFindings(input.sql, stmt, RESERVED_PREFIX);
   walk(stmt, new Set(), input.allowed, findings);
   const seen = new Set<string>();
   return findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
@@ -225,8 +226,10 @@ function selectStmt(s: Json, outer: ReadonlySet<string>, allowed: ReadonlySet<st
     }
     const recursive = w.recursive === true;
     defs.forEach((d, i) => {
-      // A CTE sees the ones before it (all of them, itself included, in WITH RECURSIVE).
-      const visible = new Set([...outer, ...(recursive ? names : names.slice(0, i))]);
+      // A CTE sees the ones before it, and itself in WITH RECURSIVE. PostgreSQL lets a CTE of WITH
+      // RECURSIVE read one defined after it, which the checks (reading in order) would take for
+      // a relation they do not know: refused as a read by name.
+      const visible = new Set([...outer, ...names.slice(0, recursive ? i + 1 : i)]);
       walk(d.ctequery, visible, allowed, out);
     });
     scope = new Set([...outer, ...names]);

@@ -102,7 +102,8 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
       if (!st.ctes.has(name)) st.ctes.set(name, { name, sql: st.scope.ephemeralBody(node.name, st.scope.filtered) });
       return name;
     }
-    if (st.scope.filtered && node.scope === 'tenant') {
+    // tenants.yml's relation holds one row per practice: a tenant-scoped model reads its practices' rows only.
+    if (st.scope.filtered && (node.scope === 'tenant' || node.kind === 'tenants')) {
       const name = cteName(cteKey === 'src' ? 'src' : 'ref', node.kind === 'source' ? node.name.replace(/^source:/, '').replace('.', '__') : node.name);
       if (!st.ctes.has(name)) st.ctes.set(name, { name, sql: filteredSelect(node.schema, node.identifier, st.scope.tenantColumn, node.catalog) });
       return name;

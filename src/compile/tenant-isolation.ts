@@ -176,16 +176,22 @@ class Analysis {
       const j = f.JoinExpr;
       const had = new Set(items.byAlias.keys());
       this.fromItem(j.larg, scope, items);
+      const left = [...items.byAlias.keys()].filter((a) => !had.has(a));
       this.fromItem(j.rarg, scope, items);
+      const right = [...items.byAlias.keys()].filter((a) => !had.has(a) && !left.includes(a));
+      const labelled = (aliases: readonly string[]) => aliases.filter((a) => items.byAlias.get(a)!.tenant && items.byAlias.get(a)!.labelled);
       const tenantItems = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
       const using = ((j.usingClause as unknown[]) ?? []).map((u) => sval(u)?.toLowerCase());
       if (using.includes(this.tc) || j.isNatural === true) {
-        // USING (practice_id): one practice_id for both sides.
-        for (const t of tenantItems) items.links.union(t, tenantItems[0]!);
-        const group = new Set([...items.byAlias.keys()].filter((a) => !had.has(a)));
+        // USING (practice_id): one practice_id for the join's two sides, and for no item before
+        // them (`from p, o natural join x` matched o with x alone, and p's practices met o's).
+        const sides = [labelled(left), labelled(right)];
+        if (sides.every((side) => side.length > 0)) for (const t of sides.flat()) items.links.union(t, sides[0]![0]!);
+        const group = new Set([...left, ...right]);
         for (const a of group) items.merged.set(a, group);
       }
-      this.equalities(j.quals, tenantItems, new Set([...scope.outer].filter((o) => !items.byAlias.has(o))), items.links);
+      const outer = new Set([...scope.outer].filter((o) => !items.byAlias.has(o)));
+      this.equalities(j.quals, tenantItems, outer, items.links, keptRows(String(j.jointype), left, right));
       this.subLinks([j.quals], { ctes: scope.ctes, outer: new Set([...scope.outer, ...tenantItems]) });
     } else if (isObject(f.RangeFunction)) {
       // unnest(…), generate_series(…): its own rows read no practice, but a sub-select in its
@@ -202,17 +208,17 @@ class Analysis {
   }
 
   /** `a.tc = b.tc` among the AND-ed conditions of `node`. */
-  private equalities(node: unknown, items: readonly string[], outer: ReadonlySet<string>, links: UnionFind): void {
+  private equalities(node: unknown, items: readonly string[], outer: ReadonlySet<string>, links: UnionFind, filters: EqualityFilters = () => true): void {
     if (!isObject(node)) return;
     if (isObject(node.BoolExpr) && node.BoolExpr.boolop === 'AND_EXPR') {
-      for (const arg of (node.BoolExpr.args as unknown[]) ?? []) this.equalities(arg, items, outer, links);
+      for (const arg of (node.BoolExpr.args as unknown[]) ?? []) this.equalities(arg, items, outer, links, filters);
       return;
     }
     const e = isObject(node.A_Expr) ? node.A_Expr : undefined;
     if (!e || e.kind !== 'AEXPR_OP' || sval(((e.name as unknown[]) ?? [])[0]) !== '=') return;
     const l = this.tenantColumnOf(e.lexpr, items, outer);
     const r = this.tenantColumnOf(e.rexpr, items, outer);
-    if (l && r) links.union(l, r);
+    if (l && r && filters(l, r)) links.union(l, r);
   }
 
   /** The item (or OUTER) whose tenant column `x` is, when `x` is `alias.tc`. */
@@ -319,4 +325,23 @@ class Analysis {
 
 function elements(x: unknown): unknown[] {
   return isObject(x) && isObject(x.RowExpr) ? ((x.RowExpr.args as unknown[]) ?? []) : [x];
+}
+
+/** Whether an equality of two items' tenant columns (or OUTER, the row a sub-select serves) removes rows that do not match. */
+type EqualityFilters = (a: string, b: string) => boolean;
+
+/**
+ * An outer join's ON removes no row of the side it keeps: `p cross join o left join x ON
+ * o.practice_id = p.practice_id` kept every o of the batch beside every p. So there an equality
+ * links only an item of the side that loses rows with an item of the other side or the outer row
+ * (FULL: the two sides, each row matched or alone with NULLs). An inner join's ON is a WHERE.
+ */
+function keptRows(joinType: string, left: readonly string[], right: readonly string[]): EqualityFilters {
+  const inL = (a: string) => left.includes(a);
+  const inR = (a: string) => right.includes(a);
+  const across = (a: string, b: string) => (inL(a) && inR(b)) || (inR(a) && inL(b));
+  if (joinType === 'JOIN_LEFT') return (a, b) => across(a, b) || (a === OUTER && inR(b)) || (b === OUTER && inR(a));
+  if (joinType === 'JOIN_RIGHT') return (a, b) => across(a, b) || (a === OUTER && inL(b)) || (b === OUTER && inL(a));
+  if (joinType === 'JOIN_FULL') return across;
+  return () => true;
 }
