@@ -105,6 +105,8 @@ export const Codes = {
    * CASCADE would drop the view for good): select the view too, or drop it first. Nothing is dropped.
    */
   fullRefreshDependents: 'TSF310',
+  /** `run`, `build`, `seed`: tenants.yml lists no practice (missing, or `tenants: []`), so the run would build none and a full refresh would drop every table. */
+  noPractices: 'TSF311',
   // execution (4xx)
   sqlError: 'TSF401',
   tenantLeak: 'TSF402',

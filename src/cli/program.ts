@@ -288,6 +288,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
         const r = cleanTarget(loadProject(o.projectDir), o.targetPath);
         for (const p of r.removed) out(`removed ${p}`);
         for (const p of r.kept) out(`kept ${p} (a database: delete it yourself if you mean to)`);
+        for (const p of r.foreign) out(`kept ${p} (not written by tsform)`);
         return EXIT_OK;
       }),
     );

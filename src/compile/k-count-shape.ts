@@ -75,7 +75,7 @@ const SHOWN: Record<string, string> = { CaseExpr: 'a CASE', BoolExpr: 'AND, OR o
  * so that what was not reviewed is refused); the classes of the columns read are the PHI gate's
  * (phi-gate.ts: no quasi-identifier) and the person tokens' (model-checks.ts).
  */
-function measureProblem(val: unknown, inAggregate: boolean): string | undefined {
+export function measureProblem(val: unknown, inAggregate: boolean): string | undefined {
   if (Array.isArray(val)) {
     for (const v of val) {
       const problem = measureProblem(v, inAggregate);

@@ -5,6 +5,7 @@ import type { ApprovedGeneralizer, Project } from '../project/types.ts';
 import { macroParams } from './extract.ts';
 import { lineColumnAt, lineOfWord } from './line-map.ts';
 import { countedPersonsProblem, measuredTokensProblem, type Relation, type RelationLookup } from './counted-persons.ts';
+import { measuredPartProblem } from './measure-derivation.ts';
 import { kCountShapeProblem } from './k-count-shape.ts';
 import { patientRowsProblem } from './patient-rows.ts';
 import { personLevelProblem, personRowsProblem, seedsReadByPracticeId } from './person-rows.ts';
@@ -144,6 +145,11 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
     const sqls = [node.lineage_sql, node.lineage_incremental_sql].filter((x): x is string => x !== undefined);
     return { kind: 'model', tokenizes: node.depends_on.includes(vault), sqls };
   };
+  // Below the research layer a column is data as stored (measure-derivation.ts).
+  const research = (name: string): Relation | undefined => {
+    const r = lookup(name);
+    return r?.kind === 'model' && byRelation.get(name)?.schema !== project.config.schemas.research && byRelation.get(name)?.pseudonymized !== true ? { kind: 'source', patients: false } : r;
+  };
   for (const file of project.models) {
     const node = nodes[file.name];
     if (node?.kind !== 'model' || node.lineage_sql === undefined || !node.depends_on.includes(vault)) continue;
@@ -159,7 +165,7 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
     if (kCount !== undefined && diagnostics.some((d) => d.code === Codes.phiLineage && d.file === file.file && d.message.includes(`k_anonymity_count="${kCount}"`))) continue;
     for (const sql of [node.lineage_sql, node.lineage_incremental_sql]) {
       if (sql === undefined) continue;
-      const problem = kCount === undefined ? personLevel(sql, lookup, keys.tenant) : aggregateProblem(sql, kCount, lookup, keys.tenant);
+      const problem = kCount === undefined ? personLevel(sql, lookup, keys.tenant) : aggregateProblem(sql, kCount, lookup, research, keys.tenant);
       if (!problem) continue;
       const line = kCount === undefined ? 1 : lineOfWord(file.sql, kCount);
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published ${problem}`, { file: file.file, line }));
@@ -265,11 +271,12 @@ function globalModelFrom(start: string, nodes: Record<string, DraftNode>): strin
   return undefined;
 }
 
-function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup, tenantColumn: string): string | undefined {
+function aggregateProblem(sql: string, kCount: string, lookup: RelationLookup, research: RelationLookup, tenantColumn: string): string | undefined {
   const counted = countedPersonsProblem(sql, kCount, lookup);
   const mixed = counted ? undefined : personRowsProblem(sql, lookup, tenantColumn);
   const tokens = counted || mixed ? undefined : measuredTokensProblem(sql, kCount, lookup);
-  const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`) ?? tokens;
+  const part = counted || mixed || tokens ? undefined : measuredPartProblem(sql, kCount, research);
+  const problem = counted ?? (mixed && `its cells may not be persons' own values: ${mixed}`) ?? tokens ?? part;
   return problem && `with k_anonymity_count="${kCount}" but ${problem}`;
 }
 

@@ -230,5 +230,7 @@ export function selectTenants(tenants: readonly Tenant[], args: string[] | undef
     if (!t) throw new TsformError(Codes.unknownTenant, `practice '${item}' is not in tenants.yml`);
     chosen.set(t.id, t);
   }
+  // `--tenant ""` (an unset $PRACTICE) or `--tenant ,` named nobody and ran nothing, with exit 0.
+  if (chosen.size === 0) throw new TsformError(Codes.badTenantArgument, `--tenant ${showValue(args.join(','))} names no practice; give practice ids or tag:<tag>, or leave --tenant out for every practice`);
   return tenants.filter((t) => chosen.has(t.id));
 }

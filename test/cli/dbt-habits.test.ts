@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readRunResults } from '../../src/artifacts/run-results-file.ts';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,5 +76,26 @@ describe('dbt habits', () => {
     expect(r.out).toEqual(expect.arrayContaining(['removed target/manifest.json', 'removed target/compiled', 'removed target/docs']));
     for (const f of ['manifest.json', 'compiled', 'docs', 'run_results.json']) expect(existsSync(join(demo.dir, 'target', f)), f).toBe(false);
     for (const f of had) expect(existsSync(join(demo.dir, 'target', f)), f).toBe(true);
+  });
+
+  it('clean leaves what tsform did not write: notes and database copies in target/, another folder named as the target path', async () => {
+    // Before: `clean --target-path ../sibling` emptied that folder, and a plain clean deleted
+    // target/my_notes.txt and a copy of the warehouse (red-team, 2026-12-07).
+    writeFileSync(join(demo.dir, 'target/my_notes.txt'), 'notes');
+    writeFileSync(join(demo.dir, 'target/prod-copy.duckdb'), 'not ours');
+    const sibling = join(demo.dir, '..', `sibling-${process.pid}`);
+    mkdirSync(join(sibling, 'models'), { recursive: true });
+    writeFileSync(join(sibling, 'tsform.yml'), 'name: x\n');
+    writeFileSync(join(sibling, 'manifest.json'), '{}');
+    const r = await cli('clean', '--project-dir', demo.dir);
+    expect(r.code).toBe(0);
+    expect(r.out).toEqual(expect.arrayContaining(['kept target/my_notes.txt (not written by tsform)', 'kept target/prod-copy.duckdb (not written by tsform)']));
+    for (const f of ['my_notes.txt', 'prod-copy.duckdb']) expect(existsSync(join(demo.dir, 'target', f)), f).toBe(true);
+    const away = await cli('clean', '--project-dir', demo.dir, '--target-path', `../sibling-${process.pid}`);
+    expect(away.code).toBe(0);
+    for (const f of ['models', 'tsform.yml']) expect(existsSync(join(sibling, f)), f).toBe(true);
+    // tsform's own artifact names there are what `--target-path` asked it to clean
+    expect(existsSync(join(sibling, 'manifest.json'))).toBe(false);
+    rmSync(sibling, { recursive: true, force: true });
   });
 });

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import type { PhiClass } from '../../src/project/types.ts';
+import { compileModel, shown, type ProbeModel } from '../support/model-probe.ts';
+
+/**
+ * A published aggregate's measure over a column computed from a part of each cell: red-team,
+ * 2026-12-07, `sum(f.has_condition)` of a CTE's `max(CASE WHEN condition_code = '109838007' THEN 1
+ * ELSE 0 END)` per person published a cell (sex) of 53 persons with `with_condition = 1`: the one
+ * person with that condition, and their sex, where the count per (sex, condition) would have been
+ * suppressed. The inline CASE was refused; the CTE and an upstream research model were not.
+ */
+const PC = '{{ref "pseudo_conditions"}}';
+const PP = '{{ref "pseudo_persons"}}';
+const PE = '{{ref "pseudo_encounters"}}';
+const PUB = 'models/research/published/x_measure.sql';
+const K = '{{config k_anonymity_count="n"}}\n';
+const persons = `persons as (select person_token, min(sex) as sex from ${PP} group by person_token)`;
+const FLAG: ProbeModel = {
+  file: 'models/research/x_flag.sql',
+  sql: `select c.practice_id, c.person_token, case when c.condition_code = '109838007' then 1 else 0 end as d from ${PC} c`,
+  columns: { practice_id: 'none', person_token: 'none', d: 'none' },
+};
+
+const refused: [string, string][] = [
+  ['a sum of a CASE flag made in a CTE', `with f as (select person_token, max(case when condition_code = '109838007' then 1 else 0 end) as has from ${PC} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.has) as m from persons p join f on f.person_token = p.person_token group by 1`],
+  ['an avg of a comparison made in a CTE', `with f as (select person_token, condition_code = '109838007' as has from ${PC}), ${persons} select p.sex, count(distinct p.person_token) as n, avg(cast(f.has as integer)) as m from persons p join f on f.person_token = p.person_token group by 1`],
+  ['a sum of a CASE flag made in an upstream research model', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.d) as m from persons p join {{ref "x_flag"}} f on f.person_token = p.person_token group by 1`],
+  ['a sum of a FILTERed count made in a CTE', `with f as (select person_token, count(*) filter (where condition_code = '109838007') as has from ${PC} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.has) as m from persons p join f on f.person_token = p.person_token group by 1`],
+  ['a sum of a coalesce made in a derived table', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.has) as m from persons p join (select person_token, coalesce(nullif(condition_code, '109838007'), '1') as has from ${PC}) f on f.person_token = p.person_token group by 1`],
+];
+
+const accepted: [string, string][] = [
+  ['a sum of a cost as stored', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
+  ['a sum of per-person sums made in a CTE', `with c as (select person_token, sum(total_claim_cost) as cost from ${PE} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, round(avg(c.cost), 2) as m from persons p join c on c.person_token = p.person_token group by 1`],
+  ['the demo\'s min of a description beside its code', `with c as (select distinct person_token, condition_code, condition_description from ${PC}), ${persons} select p.sex, c.condition_code, min(c.condition_description) as m, count(distinct c.person_token) as n from c join persons p on p.person_token = c.person_token group by 1, 2`],
+];
+
+function compile(sql: string): string {
+  const columns: Record<string, PhiClass> = { sex: 'quasi', condition_code: 'none', n: 'none', m: 'none' };
+  return shown(compileModel(PUB, K + sql, columns, [FLAG]));
+}
+
+describe('published measures read no part of a cell', () => {
+  it.each(refused)('refuses %s (TSF215)', (_what, sql) => {
+    expect(compile(sql)).toMatch(/TSF215: x_measure is published with k_anonymity_count="n" but measures m over/);
+  });
+
+  it.each(accepted)('accepts %s', (_what, sql) => {
+    expect(compile(sql)).toBe('(compiles)');
+  });
+});
