@@ -325,7 +325,8 @@ function renderAll(
       if (node.materialized === 'incremental') node.lineage_incremental_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, true), lineage: true, bare: true });
       checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics, seedHeaders);
     } catch (err) {
-      diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${(err as Error).message.split('\n')[0]}`, { file: file.file, line: 1 }));
+      const message = (err as Error).message.split('\n')[0] ?? '';
+      diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${message}`, { file: file.file, line: renderErrorLine(file.sql, message) }));
     }
   }
 }
@@ -375,4 +376,16 @@ function checkReferences(
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');
+}
+
+/**
+ * The line of the call a rendering error names (`Missing helper: "x"`, `macro x: …`, a `{{var
+ * "x"}}`): Handlebars reports no position for errors raised while rendering.
+ */
+function renderErrorLine(sql: string, message: string): number {
+  const name = /^Missing helper: "([^"]+)"/.exec(message)?.[1] ?? /^macro ([\w-]+):/.exec(message)?.[1] ?? /^var '([^']+)'/.exec(message)?.[1];
+  if (name === undefined) return 1;
+  const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const at = sql.search(new RegExp(`\\{\\{[#>~\\s]*(${n}\\b|var\\s+["']${n}["'])`));
+  return at < 0 ? 1 : sql.slice(0, at).split('\n').length;
 }

@@ -35,6 +35,34 @@ export interface RenderScope {
 interface RenderState {
   scope: RenderScope;
   ctes: Map<string, { name: string; sql: string }>;
+  /** Macro calls so far in this rendering, and how deep the current one is (macroGuard). */
+  calls: number;
+  depth: number;
+}
+
+/**
+ * A macro calling another ten times, ten levels down, renders 10¹⁰ calls: compile hung with no
+ * output, and a macro calling itself ended in "Maximum call stack size exceeded" naming nothing
+ * (red-team, 2026-12-07). Far above any real model (the demo's deepest is 2 calls, 2 deep).
+ */
+const MAX_MACRO_CALLS = 10_000;
+const MAX_MACRO_DEPTH = 32;
+
+/** `render` with the rendering's macro call count and depth checked; the error names the macro. */
+function macroGuard<T>(st: RenderState, name: string, render: () => T): T {
+  if (++st.calls > MAX_MACRO_CALLS) throw new Error(`macro ${name}: more than ${MAX_MACRO_CALLS} macro calls in one model (macros calling macros many times each grow exponentially)`);
+  if (st.depth >= MAX_MACRO_DEPTH) throw new Error(`macro ${name}: macros nested more than ${MAX_MACRO_DEPTH} deep (does ${name} call itself?)`);
+  st.depth++;
+  try {
+    return render();
+  } catch (err) {
+    // Named by the outermost macro too, the one the model calls (where the error is reported).
+    const message = (err as Error).message;
+    if (st.depth > 1 || message.startsWith(`macro ${name}:`)) throw err;
+    throw new Error(`macro ${name}: ${message}`);
+  } finally {
+    st.depth--;
+  }
 }
 
 const STATE = Symbol('tsform render state');
@@ -124,7 +152,11 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
     const options = args.pop() as HelperOptions;
     const [name, fallback] = args as [string, unknown];
     const vars = stateOf(options).scope.vars;
-    return sqlLiteral(Object.hasOwn(vars, name) ? vars[name] : fallback);
+    try {
+      return sqlLiteral(Object.hasOwn(vars, name) ? vars[name] : fallback);
+    } catch (err) {
+      throw new Error(`var '${name}': ${(err as Error).message}`);
+    }
   });
 
   for (const macro of macros) {
@@ -133,7 +165,10 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
     // Only tsform.yml's reviewed list (checked against the macro's hash by the compiler) makes a
     // macro a generalizer; a header comment in the macro approves nothing.
     const approval = Object.hasOwn(approved, macro.name) ? approved[macro.name] : undefined;
-    hb.registerPartial(macro.name, template);
+    hb.registerPartial(macro.name, (context: unknown, options?: RuntimeOptions) => {
+      const st = (options?.data?.root as Record<symbol, RenderState> | undefined)?.[STATE];
+      return st ? macroGuard(st, macro.name, () => template(context, options)) : template(context, options);
+    });
     hb.registerHelper(macro.name, function (this: unknown, ...args: unknown[]) {
       const options = args.pop() as HelperOptions;
       const st = stateOf(options);
@@ -151,7 +186,7 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
         }
       }
       ctx[STATE] = st;
-      const sql = template(ctx, { data: { root: ctx } }).trim();
+      const sql = macroGuard(st, macro.name, () => template(ctx, { data: { root: ctx } }).trim());
       // Opaque too: the lineage rendering wraps a generalizer's output, so its text differs.
       if (!approval) return new RelationText(() => sql);
       if (!st.scope.lineage) return new GeneralizedText(() => sql);
@@ -172,7 +207,7 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
   };
 
   const renderParts = (template: string, scope: RenderScope): { body: string; ctes: { name: string; sql: string }[] } => {
-    const st: RenderState = { scope, ctes: new Map() };
+    const st: RenderState = { scope, ctes: new Map(), calls: 0, depth: 0 };
     const self = scope.self;
     const thisRelation = scope.bare
       ? { text: cteName('this', self.name), register: () => undefined }

@@ -107,6 +107,7 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
 
 function readColumns(r: YamlReader, owner: Record<string, unknown>, ownerName: string): ColumnSpec[] {
   const cols: ColumnSpec[] = [];
+  const seen = new Map<string, number | undefined>();
   for (const c of r.list(owner, 'columns')) {
     if (!isRecord(c)) {
       r.fail(owner, 'columns', `${ownerName}: each column must be a mapping with a name`);
@@ -114,6 +115,12 @@ function readColumns(r: YamlReader, owner: Record<string, unknown>, ownerName: s
     }
     const name = r.string(c, 'name', { required: true });
     if (!name) continue;
+    // A second entry's class and tests would silently stand beside (or instead of) the first's.
+    if (seen.has(name.toLowerCase())) {
+      r.fail(c, 'name', `${ownerName}: column '${name}' is listed twice (first at line ${seen.get(name.toLowerCase()) ?? '?'}); keep one entry with its class and tests`);
+      continue;
+    }
+    seen.set(name.toLowerCase(), r.y.lineOf(c));
     const phiRaw = r.string(c, 'phi') ?? 'none';
     if (!PHI.includes(phiRaw as PhiClass)) r.fail(c, 'phi', `${ownerName}.${name}: phi must be one of ${PHI.join(', ')}`);
     const line = r.y.lineOf(c);

@@ -41,8 +41,9 @@ const column: MapShape = {
       list: {
         label: 'test',
         keys: {
-          not_null: 'any',
-          unique: 'any',
+          // dbt's `where:`, `severity:` or `config:` are not read: refused, never ignored.
+          not_null: { label: 'not_null test', keys: {} },
+          unique: { label: 'unique test', keys: {} },
           accepted_values: { label: 'accepted_values test', keys: { values: 'any' } },
           relationships: { label: 'relationships test', keys: { to: 'any', field: 'any' } },
         },

@@ -1,0 +1,48 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { Codes } from '../../src/errors.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import { brief, MINIMAL_PROJECT, removeTempProjects, writeTempProject } from '../fixtures/project-fixture.ts';
+
+afterAll(removeTempProjects);
+
+/**
+ * Red-team, 2026-12-07: a column listed twice in a model's yml (its second class and tests
+ * beside the first's) and dbt's test options (`where:`, `severity:`) under not_null or unique
+ * were accepted without a word.
+ */
+describe('yml mistakes that were accepted silently', () => {
+  const model = { 'models/m.sql': 'select 1 as a\n' };
+
+  it('a column listed twice is TSF102 at the second entry', () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      ...model,
+      'models/m.yml': 'models:\n  - name: m\n    columns:\n      - { name: a, phi: quasi }\n      - { name: A, phi: none }\n',
+    });
+    const diagnostics = loadProject(d).diagnostics;
+    expect(brief(diagnostics)).toEqual([{ code: Codes.yamlShape, file: 'models/m.yml', line: 5 }]);
+    expect(diagnostics[0]!.message).toContain("column 'A' is listed twice (first at line 4)");
+  });
+
+  it.each([
+    ['unique with where and severity', '- unique: { where: "1=1", severity: warn }'],
+    ['not_null with config', '- not_null: { config: { severity: warn } }'],
+    ['accepted_values with quote', "- accepted_values: { values: ['x'], quote: false }"],
+  ])('%s is TSF117, not ignored', (_what, test) => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      ...model,
+      'models/m.yml': `models:\n  - name: m\n    columns:\n      - name: a\n        tests:\n          ${test}\n`,
+    });
+    expect(brief(loadProject(d).diagnostics).map((x) => x.code)).toContain(Codes.unknownKey);
+  });
+
+  it('plain tests still load', () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      ...model,
+      'models/m.yml': "models:\n  - name: m\n    columns:\n      - name: a\n        tests:\n          - unique\n          - not_null:\n          - accepted_values: { values: ['x'] }\n",
+    });
+    expect(loadProject(d).diagnostics).toEqual([]);
+  });
+});
