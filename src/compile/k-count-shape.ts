@@ -75,20 +75,23 @@ const SHOWN: Record<string, string> = { CaseExpr: 'a CASE', BoolExpr: 'AND, OR o
  * so that what was not reviewed is refused); the classes of the columns read are the PHI gate's
  * (phi-gate.ts: no quasi-identifier) and the person tokens' (model-checks.ts).
  */
-export function measureProblem(val: unknown, inAggregate: boolean): string | undefined {
+export function measureProblem(val: unknown, inAggregate: boolean, perRow = inAggregate): string | undefined {
   if (Array.isArray(val)) {
     for (const v of val) {
-      const problem = measureProblem(v, inAggregate);
+      const problem = measureProblem(v, inAggregate, perRow);
       if (problem) return problem;
     }
     return undefined;
   }
   if (!isObject(val) || isObject(val.A_Const) || isObject(val.ColumnRef)) return undefined;
-  if (isObject(val.TypeCast)) return measureProblem(val.TypeCast.arg, inAggregate);
+  if (isObject(val.TypeCast)) return measureProblem(val.TypeCast.arg, inAggregate, perRow);
   if (isObject(val.A_Expr)) {
     const op = ((val.A_Expr.name as unknown[]) ?? []).map(sval).join('');
     if (val.A_Expr.kind !== 'AEXPR_OP' || !ARITHMETIC.has(op)) return `a comparison or condition (${op || String(val.A_Expr.kind)})`;
-    return measureProblem([val.A_Expr.lexpr, val.A_Expr.rexpr], inAggregate);
+    // Per row, `1 / (abs(code - 109838007) + 1)` is 1 for one value and 0 for every other: a
+    // condition in arithmetic. A row's value divides nothing there; constants may.
+    if (perRow && (op === '/' || op === '%') && readsColumn(val.A_Expr.rexpr)) return `a division by a row's value (${op}), which can make each row 0 or 1`;
+    return measureProblem([val.A_Expr.lexpr, val.A_Expr.rexpr], inAggregate, perRow);
   }
   const fc = isObject(val.FuncCall) ? val.FuncCall : undefined;
   if (!fc) {
@@ -97,12 +100,20 @@ export function measureProblem(val: unknown, inAggregate: boolean): string | und
   }
   const name = sval(((fc.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() ?? '';
   if (fc.over) return `a window (${name} OVER)`;
-  if (MEASURE_SCALARS.has(name)) return measureProblem(fc.args, inAggregate);
+  // Rounding a cell's aggregate is presentation; rounding a row's value (`floor(1 - abs(x - c) * 1e-12)`) is a condition.
+  if (MEASURE_SCALARS.has(name)) return perRow ? `${name}(…) of a row's value, which can make each row 0 or 1` : measureProblem(fc.args, inAggregate, perRow);
   if (!MEASURE_AGGREGATES.has(name) || inAggregate) return `${name}(…)`;
   if (fc.agg_filter) return `a FILTER on ${name}(…)`;
   if (fc.agg_order || fc.agg_within_group || fc.agg_distinct) return `${name}(DISTINCT or ORDER BY …)`;
   if (name === 'count' && fc.agg_star !== true) return "a second count, of something other than all of the cell's rows (count(*))";
-  return measureProblem(fc.args, true);
+  return measureProblem(fc.args, true, true);
+}
+
+function readsColumn(tree: unknown): boolean {
+  if (Array.isArray(tree)) return tree.some(readsColumn);
+  if (!isObject(tree)) return false;
+  if (isObject(tree.ColumnRef)) return true;
+  return Object.values(tree).some(readsColumn);
 }
 
 /** The outputs of a published aggregate computed over each cell's rows (not keys, not the count), with their SELECT: every arm of a set operation. */

@@ -37,7 +37,8 @@ class MeasureDerivation extends ColumnTracer {
 
   protected override passed(target: Json, s: Json, env: Env, depth: number): string | undefined {
     if (isObject(target.val) && isObject(target.val.ColumnRef)) return super.passed(target, s, env, depth);
-    const problem = measureProblem(target.val, false);
+    // A column computed on the way is read per row by the measure above it.
+    const problem = measureProblem(target.val, false, true);
     if (problem) return `is computed with ${problem} (as ${outputName(target) ?? 'a column'})`;
     for (const ref of columnRefs(target.val)) {
       const why = this.column(refFields(ref), s, env, depth);

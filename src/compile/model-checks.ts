@@ -105,7 +105,7 @@ export function checkWhatItDoes(
         diagnostics.push(diagnostic(Codes.batchMixesPractices, `${node.name} ${f.message}`, { file: file.file, line: lineOfWord(file.sql, f.near) }));
       }
     }
-    for (const f of checkModelSql({ sql, allowed })) {
+    for (const f of checkModelSql({ sql, allowed, tenantColumn: scope.tenantColumn })) {
       if (seen.has(f.message)) continue;
       seen.add(f.message);
       // A syntax error is where the parser stopped, mapped back to the model's line; a finding about a name, where the name is.

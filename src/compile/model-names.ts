@@ -14,15 +14,22 @@ import { isObject, type PgJson as Json } from './pg-tree.ts';
 /** PostgreSQL's NAMEDATALEN - 1. */
 const NAME_BYTES = 63;
 
-export function nameFindings(sql: string, tree: unknown, reservedPrefix: string): ModelSqlFinding[] {
-  return [...longNames(sql), ...caseTwins(tree), ...reservedAliases(tree, reservedPrefix), ...parameters(tree)];
+export function nameFindings(sql: string, tree: unknown, reservedPrefix: string, tenantColumn?: string): ModelSqlFinding[] {
+  return [...tokenFindings(sql, tenantColumn?.toLowerCase()), ...caseTwins(tree), ...reservedAliases(tree, reservedPrefix), ...parameters(tree)];
 }
 
-function longNames(sql: string): ModelSqlFinding[] {
+function tokenFindings(sql: string, tenantColumn: string | undefined): ModelSqlFinding[] {
   const out: ModelSqlFinding[] = [];
   for (const t of scanSync(sql).tokens) {
+    // PostgreSQL reads `?` as an operator, DuckDB as a parameter (after tsform's own).
+    if (t.text === '?') out.push({ message: 'uses ?, which DuckDB reads as a parameter and PostgreSQL as an operator; a model reads values through its refs, sources and {{var}}', near: '?' });
     if (t.tokenName !== 'IDENT' && t.tokenName !== 'UIDENT') continue;
     const name = t.text.startsWith('"') ? t.text.slice(1, -1).replaceAll('""', '"') : t.text.toLowerCase();
+    // `"PRACTICE_ID"` is another column than practice_id to PostgreSQL, the same to DuckDB and the
+    // checks: a NATURAL JOIN or USING the checks saw on the practice crossed the rows instead.
+    if (tenantColumn !== undefined && name !== tenantColumn && name.toLowerCase() === tenantColumn) {
+      out.push({ message: `writes the tenant column as ${t.text}: PostgreSQL keeps a quoted name's case, so that is another column there and the same one to DuckDB; write ${tenantColumn}`, near: t.text });
+    }
     if (Buffer.byteLength(name) <= NAME_BYTES) continue;
     out.push({
       message: `uses the name ${name.slice(0, 24)}…, longer than ${NAME_BYTES} bytes: PostgreSQL cuts it to ${NAME_BYTES} and DuckDB does not, so two such names could be one to the checks and two to the engine (a ref's or source's name counts with tsform's 11-byte prefix); shorten it`,

@@ -27,6 +27,8 @@ export interface ModelSqlInput {
   sql: string;
   /** Reserved relation names (unquoted) the model may read: its refs, sources and `this`. */
   allowed: ReadonlySet<string>;
+  /** The project's tenant column: written in another case it is refused (model-names.ts). */
+  tenantColumn?: string;
 }
 
 export interface ModelSqlFinding {
@@ -152,7 +154,7 @@ export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   const stmt = stmts[0]!.stmt as Record<string, unknown> | undefined;
   const kind = stmt ? Object.keys(stmt)[0] : undefined;
   if (!stmt || kind !== 'SelectStmt') return [{ message: `must be a SELECT statement, found ${kind ?? 'nothing'}` }];
-  const findings: ModelSqlFinding[] = nameFindings(input.sql, stmt, RESERVED_PREFIX);
+  const findings: ModelSqlFinding[] = nameFindings(input.sql, stmt, RESERVED_PREFIX, input.tenantColumn);
   walk(stmt, new Set(), input.allowed, findings);
   const seen = new Set<string>();
   return findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));

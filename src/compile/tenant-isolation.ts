@@ -41,6 +41,11 @@ interface Scope {
 }
 
 const OUTER = '\u0000outer';
+/**
+ * Names the check gives unaliased FROM items: no alias can hold NUL, so `"subquery 1"` cannot
+ * take an unaliased sub-select's place (it did: the sub-select over practices left the check).
+ */
+const SYNTHETIC = '\u0000';
 
 export function tenantIsolationFindings(input: IsolationInput): IsolationFinding[] {
   let stmt: Json | undefined;
@@ -53,7 +58,9 @@ export function tenantIsolationFindings(input: IsolationInput): IsolationFinding
   const a = new Analysis(input.tenantColumn.toLowerCase(), input.tenantRelations, input.relationColumns ?? new Map());
   a.select(stmt, { ctes: new Map(), outer: new Set() }, false);
   const seen = new Set<string>();
-  return a.findings.filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
+  return a.findings
+    .map((f) => ({ ...f, message: f.message.replaceAll(SYNTHETIC, '') }))
+    .filter((f) => (seen.has(f.message) ? false : (seen.add(f.message), true)));
 }
 
 class Analysis {
@@ -163,13 +170,13 @@ class Analysis {
       items.byAlias.set(alias, this.aliased(src, aliasColumns(rv.alias), alias));
     } else if (isObject(f.RangeSubselect)) {
       const rs = f.RangeSubselect;
-      const alias = isObject(rs.alias) ? String(rs.alias.aliasname ?? '').toLowerCase() : `subquery ${items.byAlias.size + 1}`;
+      const alias = isObject(rs.alias) ? String(rs.alias.aliasname ?? '').toLowerCase() : `${SYNTHETIC}subquery ${items.byAlias.size + 1}`;
       const body = isObject(rs.subquery) ? (rs.subquery.SelectStmt as Json | undefined) : undefined;
       if (!body) return;
       // LATERAL sees the items before it: it must match their practice like a sub-select.
       const lateral = rs.lateral === true;
       const before = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
-      const src = this.aliased(this.select(body, { ctes: scope.ctes, outer: lateral ? new Set([...scope.outer, ...before]) : scope.outer }, lateral && before.length > 0), aliasColumns(rs.alias), alias);
+      const src = this.aliased(this.select(body, { ctes: scope.ctes, outer: lateral ? seenFrom(scope.outer, items, before) : scope.outer }, lateral && before.length > 0), aliasColumns(rs.alias), alias);
       // Matched to the row it serves, a LATERAL item adds no practice's rows of its own; none of its columns is a row's practice.
       items.byAlias.set(alias, lateral && before.length > 0 ? { tenant: false, labelled: false, outputs: src.outputs?.map((o) => ({ name: o.name, own: false })) } : src);
     } else if (isObject(f.JoinExpr)) {
@@ -190,15 +197,22 @@ class Analysis {
         const group = new Set([...left, ...right]);
         for (const a of group) items.merged.set(a, group);
       }
+      if (isObject(j.alias)) {
+        // `(a cross join b) AS j` hides a and b: `a.x` inside a sub-select then names an outer `a`.
+        this.findings.push({ message: `aliases a join (… ) AS ${String(j.alias.aliasname ?? '')}, which hides the names of the relations in it; alias those relations instead`, near: String(j.alias.aliasname ?? '') });
+      }
       const outer = new Set([...scope.outer].filter((o) => !items.byAlias.has(o)));
-      this.equalities(j.quals, tenantItems, outer, items.links, keptRows(String(j.jointype), left, right));
-      this.subLinks([j.quals], { ctes: scope.ctes, outer: new Set([...scope.outer, ...tenantItems]) });
+      this.equalities(j.quals, tenantItems, outer, items.links, keptRows(String(j.jointype), left, right, tenantItems));
+      // An ON sub-select over practices with no practice of the join to match (`on exists (select
+      // … from stg_patients o where substr(o.ssn, g.i, 1) = d.ch)`) reads every practice of the batch.
+      const onReads = this.subLinks([j.quals], { ctes: scope.ctes, outer: seenFrom(scope.outer, items, tenantItems) });
+      if (onReads && tenantItems.length === 0) items.byAlias.set(`${SYNTHETIC}join condition ${items.byAlias.size + 1}`, { tenant: true, labelled: false });
     } else if (isObject(f.RangeFunction)) {
       // unnest(…), generate_series(…): its own rows read no practice, but a sub-select in its
       // arguments does, and like a LATERAL item it must match the practice of the items before it.
       const before = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
-      const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `function ${items.byAlias.size + 1}`;
-      const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: new Set([...scope.outer, ...before]) }, true);
+      const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `${SYNTHETIC}function ${items.byAlias.size + 1}`;
+      const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: seenFrom(scope.outer, items, before) }, true);
       const names = aliasColumns(f.RangeFunction.alias);
       items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined });
     } else {
@@ -218,7 +232,7 @@ class Analysis {
     if (!e || e.kind !== 'AEXPR_OP' || sval(((e.name as unknown[]) ?? [])[0]) !== '=') return;
     const l = this.tenantColumnOf(e.lexpr, items, outer);
     const r = this.tenantColumnOf(e.rexpr, items, outer);
-    if (l && r && filters(l, r)) links.union(l, r);
+    if (l && r && filters(l, r, links)) links.union(l, r);
   }
 
   /** The item (or OUTER) whose tenant column `x` is, when `x` is `alias.tc`. */
@@ -327,21 +341,26 @@ function elements(x: unknown): unknown[] {
   return isObject(x) && isObject(x.RowExpr) ? ((x.RowExpr.args as unknown[]) ?? []) : [x];
 }
 
-/** Whether an equality of two items' tenant columns (or OUTER, the row a sub-select serves) removes rows that do not match. */
-type EqualityFilters = (a: string, b: string) => boolean;
+/** Whether an equality of two items' tenant columns (or OUTER, the row a sub-select serves) may link them. */
+type EqualityFilters = (a: string, b: string, links: UnionFind) => boolean;
 
 /**
  * An outer join's ON removes no row of the side it keeps: `p cross join o left join x ON
  * o.practice_id = p.practice_id` kept every o of the batch beside every p. So there an equality
- * links only an item of the side that loses rows with an item of the other side or the outer row
- * (FULL: the two sides, each row matched or alone with NULLs). An inner join's ON is a WHERE.
+ * links an item of the side that loses rows with one kept item (or the outer row) at most: two
+ * kept items equal to the same nullable one (`left join e on e.practice_id = o.practice_id and
+ * e.practice_id = p.practice_id`) are still every pair of o and p where e does not match. A FULL
+ * join keeps both sides, so none of its equalities links anything. An inner join's ON is a WHERE.
  */
-function keptRows(joinType: string, left: readonly string[], right: readonly string[]): EqualityFilters {
-  const inL = (a: string) => left.includes(a);
-  const inR = (a: string) => right.includes(a);
-  const across = (a: string, b: string) => (inL(a) && inR(b)) || (inR(a) && inL(b));
-  if (joinType === 'JOIN_LEFT') return (a, b) => across(a, b) || (a === OUTER && inR(b)) || (b === OUTER && inR(a));
-  if (joinType === 'JOIN_RIGHT') return (a, b) => across(a, b) || (a === OUTER && inL(b)) || (b === OUTER && inL(a));
-  if (joinType === 'JOIN_FULL') return across;
-  return () => true;
+function keptRows(joinType: string, left: readonly string[], right: readonly string[], items: readonly string[]): EqualityFilters {
+  if (joinType !== 'JOIN_LEFT' && joinType !== 'JOIN_RIGHT' && joinType !== 'JOIN_FULL') return () => true;
+  const nullable = (a: string) => (joinType === 'JOIN_LEFT' ? right.includes(a) : joinType === 'JOIN_RIGHT' ? left.includes(a) : false);
+  // A component holds a kept item when any of its members is not of the nullable side.
+  const kept = (a: string, links: UnionFind) => [...items, OUTER].some((i) => !nullable(i) && links.find(i) === links.find(a));
+  return (a, b, links) => !(kept(a, links) && kept(b, links));
+}
+
+/** The aliases a sub-select of this FROM may name outside itself: the outer ones not hidden by an item here, and `visible`. */
+function seenFrom(outer: ReadonlySet<string>, items: Items, visible: readonly string[]): Set<string> {
+  return new Set([...[...outer].filter((o) => !items.byAlias.has(o)), ...visible]);
 }

@@ -59,3 +59,28 @@ describe('joins, names and parameters in batched models', () => {
     expect(shown(compile(sql))).toBe('(compiles)');
   });
 });
+
+/**
+ * The second red-team pass (2026-12-07, on 75c3adf): each compiled clean, and run batched by hand
+ * on DuckDB 1.5 and PostgreSQL 15 over practices A and B, put B's patient's SSN in A's rows (the
+ * last two on one engine only).
+ */
+const P2 = `(select distinct q.practice_id from ${SP} q) p`;
+const secondPass: [string, string, RegExp][] = [
+  ['two kept items equal to one nullable item of a LEFT join', `select p.practice_id, o.ssn as g from ${P2} cross join ${SP} o left join ${SE} e on e.practice_id = o.practice_id and e.practice_id = p.practice_id`, /TSF231/],
+  ['the same through a RIGHT join', `select p.practice_id, o.ssn as g from ${SE} e right join (${P2} cross join ${SP} o) on e.practice_id = o.practice_id and e.practice_id = p.practice_id`, /TSF231/],
+  ['the outer row and a kept item equal to one nullable item', `select p.practice_id, (select string_agg(o.ssn, ',') from ${SP} o left join ${SE} x on x.practice_id = o.practice_id and x.practice_id = p.practice_id) as g from ${P2}`, /TSF231/],
+  ['a LATERAL naming a local item that shadows an outer one', `select e.practice_id, (select string_agg(l.ssn, ',') from ${SE} q cross join {{ref "practice_regions"}} t cross join lateral (select o.ssn from ${SP} o where o.practice_id = t.practice_id) l where q.practice_id = e.practice_id) as g from ${SE} e join ${SP} t on t.practice_id = e.practice_id`, /TSF231/],
+  ['an aliased join hiding its relations\' names', `select t.practice_id, (select string_agg(j.ssn, ',') from (${SP} o cross join (select 1 as zz) z) j where o.practice_id = t.practice_id) as g from ${SE} t join ${SP} o on o.practice_id = t.practice_id`, /TSF231/],
+  ['a sub-select over practices in an ON with no practice to match', `select p.practice_id, string_agg(d.ch, '' order by g.i) as g from (generate_series(1, 11) g(i) cross join (values ('0'), ('1'), ('-')) d(ch) join (select 1 as z) z on exists (select 1 from ${SP} o where o.patient_id = 'b1' and substr(o.ssn, g.i, 1) = d.ch)) cross join ${P2} group by p.practice_id`, /TSF231/],
+  ['the tenant column quoted in upper case (another column on PostgreSQL) in a NATURAL JOIN', `select p.practice_id, d.ssn as g from ${P2} natural join (select o.practice_id as "PRACTICE_ID", o.ssn from ${SP} o) d`, /TSF222/],
+  ['the same in an alias list with USING', `select p.practice_id, d.ssn as g from ${P2} join (select o.practice_id, o.ssn from ${SP} o) d("PRACTICE_ID", ssn) using (practice_id)`, /TSF222/],
+  ['a quoted alias taking an unaliased sub-select\'s place', `select "subquery 1".practice_id, ssn as g from (select o.ssn from ${SP} o), (select distinct q.practice_id from ${SP} q) "subquery 1"`, /TSF231/],
+  ['? (a parameter to DuckDB)', `select p.practice_id, ? g from ${P2}`, /TSF222/],
+];
+
+describe('joins and names, second pass', () => {
+  it.each(secondPass)('refuses %s', (_what, sql, code) => {
+    expect(shown(compile(sql))).toMatch(code);
+  });
+});

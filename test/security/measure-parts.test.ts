@@ -29,7 +29,23 @@ const refused: [string, string][] = [
   ['a sum of a coalesce made in a derived table', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.has) as m from persons p join (select person_token, coalesce(nullif(condition_code, '109838007'), '1') as has from ${PC}) f on f.person_token = p.person_token group by 1`],
 ];
 
+// The second red-team pass (2026-12-07, on 2b04912): the same count through arithmetic that acts
+// as a condition, inline or upstream (integer division gives 1 for the code and 0 for others).
+const AFLAG: ProbeModel = {
+  file: 'models/research/x_aflag.sql',
+  sql: `select c.practice_id, c.person_token, 1 / (abs(cast(c.condition_code as bigint) - 109838007) + 1) as d from ${PC} c`,
+  columns: { practice_id: 'none', person_token: 'none', d: 'none' },
+};
+const codes = `c as (select distinct person_token, condition_code from ${PC})`;
+refused.push(
+  ['a sum of a division by a row\'s value', `with ${codes}, ${persons} select p.sex, count(distinct p.person_token) as n, sum(1 / (abs(cast(c.condition_code as bigint) - 109838007) + 1)) as m from persons p join c on c.person_token = p.person_token group by 1`],
+  ['a sum of floor of a row\'s value', `with ${codes}, ${persons} select p.sex, count(distinct p.person_token) as n, sum(floor(1 - abs(cast(c.condition_code as bigint) - 109838007) * 0.000000000001)) as m from persons p join c on c.person_token = p.person_token group by 1`],
+  ['a sum of an arithmetic flag made in an upstream research model', `with f as (select person_token, max(d) as has from {{ref "x_aflag"}} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.has) as m from persons p join f on f.person_token = p.person_token group by 1`],
+);
+
 const accepted: [string, string][] = [
+  ['a ratio of two sums, rounded', `with ${persons} select p.sex, count(distinct p.person_token) as n, round(sum(e.total_claim_cost) / sum(e.total_claim_cost + 1), 3) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
+  ['a sum divided by a constant inside the aggregate', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost / 100) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
   ['a sum of a cost as stored', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
   ['a sum of per-person sums made in a CTE', `with c as (select person_token, sum(total_claim_cost) as cost from ${PE} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, round(avg(c.cost), 2) as m from persons p join c on c.person_token = p.person_token group by 1`],
   ['the demo\'s min of a description beside its code', `with c as (select distinct person_token, condition_code, condition_description from ${PC}), ${persons} select p.sex, c.condition_code, min(c.condition_description) as m, count(distinct c.person_token) as n from c join persons p on p.person_token = c.person_token group by 1, 2`],
@@ -37,12 +53,13 @@ const accepted: [string, string][] = [
 
 function compile(sql: string): string {
   const columns: Record<string, PhiClass> = { sex: 'quasi', condition_code: 'none', n: 'none', m: 'none' };
-  return shown(compileModel(PUB, K + sql, columns, [FLAG]));
+  return shown(compileModel(PUB, K + sql, columns, [FLAG, AFLAG]));
 }
 
 describe('published measures read no part of a cell', () => {
   it.each(refused)('refuses %s (TSF215)', (_what, sql) => {
-    expect(compile(sql)).toMatch(/TSF215: x_measure is published with k_anonymity_count="n" but measures m over/);
+    // inline, the shape of the aggregate refuses it; on the way to it, what it measures
+    expect(compile(sql)).toMatch(/TSF215: x_measure is published with k_anonymity_count="n" but (measures m over|computes m over each cell's rows)/);
   });
 
   it.each(accepted)('accepts %s', (_what, sql) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { PhiClass } from '../../src/project/types.ts';
-import { compileModel, shown } from '../support/model-probe.ts';
+import { compileModel, shown, type ProbeModel } from '../support/model-probe.ts';
 
 /**
  * `shift_date` makes a date safe only when it moves an identifying date by the vault's
@@ -42,7 +42,28 @@ const refused: [string, string][] = [
   ['a date of class none shifted', `select e.practice_id, v.person_token, {{shift_date "e.encounter_description" "v.date_shift_days"}} - date '1970-01-01' as m from ${SE} e ${byPatient('e')}`],
 ];
 
+/**
+ * The second red-team pass (2026-12-07, on 2b04912): dates written into a staging model and
+ * declared quasi (`date '1970-07-01' + n AS birth_date_n`, table or ephemeral), each moved by the
+ * shift, gave its month for 31 offsets, i.e. every person's shift; and shift_date nested 40 deep
+ * gave month n of birth + n·shift, a unique birth date for 57 % of persons.
+ */
+const KNOWN: ProbeModel = {
+  file: 'models/staging/x_known.sql',
+  sql: `select practice_id, patient_id, date '1970-07-01' + 0 as birth_date_0, birth_date from ${SP}`,
+  columns: { practice_id: 'none', patient_id: 'direct', birth_date_0: 'quasi', birth_date: 'quasi' },
+};
+const KNOWN_EPHEMERAL: ProbeModel = { ...KNOWN, file: 'models/staging/x_known_e.sql', sql: `{{config materialized="ephemeral"}}\n${KNOWN.sql}` };
+const fromKnown = (model: string, column: string) =>
+  `select k.practice_id, v.person_token, {{month_of (shift_date "k.${column}" "v.date_shift_days")}} as m from {{ref "${model}"}} k ${byPatient('k')}`;
+refused.push(
+  ['a constant date of a staging model declared quasi', fromKnown('x_known', 'birth_date_0')],
+  ['a constant date of an ephemeral model declared quasi', fromKnown('x_known_e', 'birth_date_0')],
+  ['a shifted date shifted again', `select p.practice_id, v.person_token, {{month_of (shift_date (shift_date "p.birth_date" "v.date_shift_days") "v.date_shift_days")}} as m from ${SP} p ${byPatient('p')}`],
+);
+
 const accepted: [string, string][] = [
+  ['a source date passed on as stored by a staging model', fromKnown('x_known', 'birth_date')],
   ['an encounter month after the shift', `select e.practice_id, v.person_token, {{month_of (shift_date "e.started_at" "v.date_shift_days")}} as m from ${SE} e ${byPatient('e')}`],
   ['a cast date shifted', `select e.practice_id, v.person_token, {{month_of (shift_date "cast(e.started_at as date)" "v.date_shift_days")}} as m from ${SE} e ${byPatient('e')}`],
   ['the shift passed on as stored by a CTE', viaCte('date_shift_days')],
@@ -51,7 +72,7 @@ const accepted: [string, string][] = [
 
 function compile(sql: string): string {
   const columns: Record<string, PhiClass> = { practice_id: 'none', person_token: 'none', m: 'none' };
-  return shown(compileModel(PSEUDO, sql, columns));
+  return shown(compileModel(PSEUDO, sql, columns, [KNOWN, KNOWN_EPHEMERAL]));
 }
 
 describe('shift_date: the vault shift as stored, of an identifying date', () => {
