@@ -12,7 +12,7 @@ import { lockPractices } from './practice-locks.ts';
 import type { RunRequest } from './run-request.ts';
 import { startMonitoring } from './run-monitoring.ts';
 import { leakScanPlanned, leakScanResult, recordRun } from './run-record.ts';
-import { DEFER_CATALOG, prepareSlimCi } from './slim-ci.ts';
+import { DEFER_CATALOG, prepareSlimCi, refuseNoPractices } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
 import { settleVaultKey } from './vault-key-stage.ts';
 import { selectsCaptured } from '../graph/select.ts';
@@ -39,6 +39,7 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
   const req = captured ? { ...reqIn, capturedTenants: new Set(captured.keys()) } : reqIn;
   const clock = req.clock ?? systemClock;
   const { ws, plan: planned, deferDatabase, notices: slimCiNotices } = prepareSlimCi(req);
+  refuseNoPractices(ws, req.command);
   const target = resolveTarget(ws.project, req.target);
   if (deferDatabase && target.type !== 'duckdb') {
     throw new TsformError(Codes.unsupported, '--defer reads production from a DuckDB file; on PostgreSQL it is not supported yet');

@@ -15,7 +15,7 @@ import { failedOutput, jobId, manifestFingerprint, queueName, type PracticeJobDa
 import { tsformVersion } from './package-root.ts';
 import type { RunRequest } from './run-request.ts';
 import { leakScanPlanned, leakScanResult } from './run-record.ts';
-import { prepareSlimCi } from './slim-ci.ts';
+import { prepareSlimCi, refuseNoPractices } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
 
 export interface DistributedOptions {
@@ -58,6 +58,7 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
   // --defer reads production from a DuckDB file beside this process (slim CI); workers share a PostgreSQL warehouse instead.
   if (req.defer) throw new TsformError(Codes.unsupported, '--distributed with --defer is not supported: --defer is for a CI build against a production DuckDB file, run it in one process');
   const { ws, plan } = prepareSlimCi(req);
+  refuseNoPractices(ws, req.command);
   const target = resolveTarget(ws.project, req.target);
   if (target.type !== 'postgres') throw new TsformError(Codes.unsupported, `--distributed needs a PostgreSQL target (workers share the warehouse and its queue); '${target.name}' is ${target.type}`);
   const url = env[target.urlEnv];

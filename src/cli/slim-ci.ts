@@ -16,12 +16,17 @@ import type { Workspace } from './workspace.ts';
 /** The catalog name production is attached as under `--defer`. */
 export const DEFER_CATALOG = 'prod';
 
+/**
+ * A run, build, seed or test needs a practice: with tenants.yml missing, `run --full-refresh`
+ * dropped every table of the warehouse and rebuilt none (red-team, 2026-12-07). Checked before
+ * the warehouse is opened; `ls` and `compile` still work on such a project.
+ */
+export function refuseNoPractices(ws: Workspace, command: string): void {
+  if (ws.project.tenants.length > 0) return;
+  throw new TsformError(Codes.noPractices, `tenants.yml lists no practice: a ${command} would build no practice's data; list the practices first`);
+}
+
 export function planWorkspace(ws: Workspace, req: Omit<RunRequest, 'projectDir'>, modified?: ReadonlySet<string>, selection?: ReadonlySet<string>): Plan {
-  // Before: a missing tenants.yml meant no practice, and `run --full-refresh` dropped every table
-  // of the warehouse and rebuilt none (red-team, 2026-12-07).
-  if (ws.project.tenants.length === 0) {
-    throw new TsformError(Codes.noPractices, `tenants.yml lists no practice: a ${req.command} would build no practice's data; list the practices first`);
-  }
   const tenants = selectTenants(ws.project.tenants, req.tenants).filter((t) => !req.capturedTenants || req.capturedTenants.has(t.id));
   const selected = selection ?? selectNodes(ws.dag, req.select, req.exclude, { modified });
   // A pull request may change only an ephemeral model: `state:modified` then selects nothing to build, as CI expects.

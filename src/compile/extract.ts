@@ -44,11 +44,20 @@ export function parseTemplate(text: string, file: string, diagnostics: Diagnosti
     return undefined;
   }
   // Handlebars reads a Jinja tag as plain text: it would reach the database as SQL.
-  const tags = jinjaTags(text);
+  const tags = [...jinjaTags(text), ...jinjaComments(text)];
   for (const t of tags) {
     diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: \`${t.written}\` is a Jinja tag (dbt); tsform templates are Handlebars: ${t.tsform}`, { file, line: t.line }));
   }
   return tags.length > 0 ? undefined : program;
+}
+
+/** `{# … #}`: a Jinja comment, plain text to Handlebars (the database then failed at `{`). */
+function jinjaComments(text: string): { written: string; tsform: string; line: number }[] {
+  return [...text.matchAll(/(?<!\{)\{#[\s\S]*?#\}/g)].map((m) => ({
+    written: m[0].length > 40 ? `${m[0].slice(0, 37)}…` : m[0],
+    tsform: 'write a comment as `{{!-- … --}}` (or SQL\'s `-- …`)',
+    line: text.slice(0, m.index).split('\n').length,
+  }));
 }
 
 const JINJA_TAG = /\{%-?\s*(if|elif|else|endif|for|endfor|set|macro|endmacro|call|endcall)\b([^%]*)-?%\}/g;

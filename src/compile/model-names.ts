@@ -8,18 +8,23 @@
  * what tsform binds, the practices of the batch. Pure: the WebAssembly parser only.
  */
 import { scanSync } from 'libpg-query';
-import type { ModelSqlFinding } from './model-sql.ts';
 import { isObject, type PgJson as Json } from './pg-tree.ts';
+
+/** What model-sql.ts reports (its NameFinding): a message, and a word to find the line by. */
+interface NameFinding {
+  message: string;
+  near?: string;
+}
 
 /** PostgreSQL's NAMEDATALEN - 1. */
 const NAME_BYTES = 63;
 
-export function nameFindings(sql: string, tree: unknown, reservedPrefix: string, tenantColumn?: string): ModelSqlFinding[] {
+export function nameFindings(sql: string, tree: unknown, reservedPrefix: string, tenantColumn?: string): NameFinding[] {
   return [...tokenFindings(sql, tenantColumn?.toLowerCase()), ...caseTwins(tree), ...reservedAliases(tree, reservedPrefix), ...parameters(tree)];
 }
 
-function tokenFindings(sql: string, tenantColumn: string | undefined): ModelSqlFinding[] {
-  const out: ModelSqlFinding[] = [];
+function tokenFindings(sql: string, tenantColumn: string | undefined): NameFinding[] {
+  const out: NameFinding[] = [];
   for (const t of scanSync(sql).tokens) {
     // PostgreSQL reads `?` as an operator, DuckDB as a parameter (after tsform's own).
     if (t.text === '?') out.push({ message: 'uses ?, which DuckDB reads as a parameter and PostgreSQL as an operator; a model reads values through its refs, sources and {{var}}', near: '?' });
@@ -59,7 +64,7 @@ function definedNames(tree: unknown): string[] {
   return names;
 }
 
-function caseTwins(tree: unknown): ModelSqlFinding[] {
+function caseTwins(tree: unknown): NameFinding[] {
   const spellings = new Map<string, Set<string>>();
   for (const n of definedNames(tree)) spellings.set(n.toLowerCase(), (spellings.get(n.toLowerCase()) ?? new Set()).add(n));
   return [...spellings.values()]
@@ -70,8 +75,8 @@ function caseTwins(tree: unknown): ModelSqlFinding[] {
     });
 }
 
-function reservedAliases(tree: unknown, prefix: string): ModelSqlFinding[] {
-  const visit = (n: unknown, out: ModelSqlFinding[]): ModelSqlFinding[] => {
+function reservedAliases(tree: unknown, prefix: string): NameFinding[] {
+  const visit = (n: unknown, out: NameFinding[]): NameFinding[] => {
     if (Array.isArray(n)) n.forEach((x) => visit(x, out));
     if (!isObject(n)) return out;
     for (const [k, v] of Object.entries(n)) {
@@ -86,7 +91,7 @@ function reservedAliases(tree: unknown, prefix: string): ModelSqlFinding[] {
 }
 
 /** `$1`: tsform binds the practices of the batch there. */
-function parameters(tree: unknown): ModelSqlFinding[] {
+function parameters(tree: unknown): NameFinding[] {
   let found: Json | undefined;
   const visit = (n: unknown): void => {
     if (found) return;

@@ -33,8 +33,10 @@ export function readSeedCsv(text: string, file: string): { problems: Diagnostic[
   if (bad.length > 0) {
     return { problems: [diagnostic(Codes.invalidIdentifier, `seed header has names that are not simple identifiers: ${bad.map((b) => JSON.stringify(b)).join(', ')}`, { file, line: 1 })] };
   }
-  const dup = header.find((h, i) => header.indexOf(h) !== i);
-  if (dup) return { problems: [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}'`, { file, line: 1 })] };
+  // Without regard to case: `Name,name` are one column to DuckDB (the run failed, at no line).
+  const folded = header.map((h) => h.toLowerCase());
+  const dup = header.find((_, i) => folded.indexOf(folded[i]!) !== i);
+  if (dup) return { problems: [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}' (names are compared without regard to case)`, { file, line: 1 })] };
   return { problems: [], parsed };
 }
 

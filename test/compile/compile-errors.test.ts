@@ -128,6 +128,16 @@ describe('the dbt habit: Jinja tags', () => {
       [Codes.templateSyntax, 'models/m.sql', 4, 'template syntax error: `{% endif %}` is a Jinja tag (dbt); tsform templates are Handlebars: write `{{/if}}`'],
     ]);
   });
+
+  it('a Jinja comment `{# … #}` is TSF201 at its line (it reached the database as text)', () => {
+    const d = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'models/m.sql': ['select 1 as practice_id', '{# the practice', '   of the row #}', '{{#if is_incremental}}where true{{/if}}', ''].join('\n'),
+    });
+    const { diagnostics } = compileDir(d);
+    expect(diagnostics.map((x) => [x.code, x.file, x.line])).toEqual([[Codes.templateSyntax, 'models/m.sql', 2]]);
+    expect(diagnostics[0]!.message).toContain('{{!-- … --}}');
+  });
 });
 
 describe('other reference errors', () => {

@@ -46,3 +46,13 @@ describe('yml mistakes that were accepted silently', () => {
     expect(loadProject(d).diagnostics).toEqual([]);
   });
 });
+
+describe('seed headers', () => {
+  it('columns differing only in case are one column to DuckDB: TSF109 at line 1', async () => {
+    const { readSeedCsv } = await import('../../src/project/seed-csv.ts');
+    const { problems } = readSeedCsv('Name,name\na,b\n', 'seeds/caseco.csv');
+    expect(problems.map((p) => [p.code, p.file, p.line])).toEqual([[Codes.raggedCsv, 'seeds/caseco.csv', 1]]);
+    expect(problems[0]!.message).toContain("repeats column 'name'");
+    expect(readSeedCsv('name,other\na,b\n', 'seeds/ok.csv').problems).toEqual([]);
+  });
+});
