@@ -171,15 +171,24 @@ export class TokenTracer extends ColumnTracer {
  * classes (they name nobody), so they are followed here, through any expression over them.
  */
 export function measuredTokensProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
+  const tracer = new TokenDerivation(lookup);
+  const found = measureColumns(sql, kCount, (ref, arm, env) => (tracer.column(refFields(ref), arm, env) === undefined ? true : undefined));
+  return found && `outputs ${outputName(found.target) ?? 'a column'} computed from its members' person tokens (${refFields(found.ref).join('.')}), which ties those persons to the cell's keys; a token may only be counted, as ${kCount}`;
+}
+
+/**
+ * The first column a published aggregate's measure reads for which `pick` says something, with
+ * the measure and what it said: every measure of every arm, in its own CTE scope.
+ */
+export function measureColumns<R>(sql: string, kCount: string, pick: (ref: Json, arm: Json, env: Env) => R | undefined): { target: Json; ref: Json; said: R } | undefined {
   const select = parseSelect(sql);
   if (!select) return undefined;
   const top = withCtes(select, emptyEnv());
-  const tracer = new TokenDerivation(lookup);
   for (const { select: arm, target } of cellMeasures(select, kCount)) {
     const env = arm === select ? top : withCtes(arm, top);
-    const read = columnRefs(target.val).find((ref) => tracer.column(refFields(ref), arm, env) === undefined);
-    if (read) {
-      return `outputs ${outputName(target) ?? 'a column'} computed from its members' person tokens (${refFields(read).join('.')}), which ties those persons to the cell's keys; a token may only be counted, as ${kCount}`;
+    for (const ref of columnRefs(target.val)) {
+      const said = pick(ref, arm, env);
+      if (said !== undefined) return { target, ref, said };
     }
   }
   return undefined;
@@ -199,7 +208,7 @@ export class TokenDerivation extends ColumnTracer {
 }
 
 /** Every column reference in an expression (in its sub-selects too). */
-function columnRefs(tree: unknown): Json[] {
+export function columnRefs(tree: unknown): Json[] {
   const out: Json[] = [];
   contains(tree, (n) => {
     if (isObject(n.ColumnRef)) out.push(n);

@@ -9,25 +9,16 @@
  * (staging, sources, the vault) a column is data as stored.
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
-import { ColumnTracer, type RelationLookup } from './counted-persons.ts';
-import { cellMeasures, measureProblem } from './k-count-shape.ts';
+import { ColumnTracer, columnRefs, measureColumns, type RelationLookup } from './counted-persons.ts';
+import { measureProblem } from './k-count-shape.ts';
 import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { contains, emptyEnv, outputName, parseSelect, refFields, withCtes, type Env } from './select-scope.ts';
+import { outputName, refFields, type Env } from './select-scope.ts';
 
 /** Why a measure of the published aggregate `sql` is computed from a part of its cell, or undefined. */
 export function measuredPartProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
-  const select = parseSelect(sql);
-  if (!select) return undefined;
-  const top = withCtes(select, emptyEnv());
   const tracer = new MeasureDerivation(lookup);
-  for (const { select: arm, target } of cellMeasures(select, kCount)) {
-    const env = arm === select ? top : withCtes(arm, top);
-    for (const ref of columnRefs(target.val)) {
-      const why = tracer.column(refFields(ref), arm, env);
-      if (why) return `measures ${outputName(target) ?? 'a column'} over ${refFields(ref).join('.')}, which ${why}; a measure reads columns as stored or measured over whole groups (a count or sum of a CASE, a comparison or a FILTER made in a CTE or a research model counts a part of each cell, which k persons per cell do not cover)`;
-    }
-  }
-  return undefined;
+  const found = measureColumns(sql, kCount, (ref, arm, env) => tracer.column(refFields(ref), arm, env));
+  return found && `measures ${outputName(found.target) ?? 'a column'} over ${refFields(found.ref).join('.')}, which ${found.said}; a measure reads columns as stored or measured over whole groups (a count or sum of a CASE, a comparison or a FILTER made in a CTE or a research model counts a part of each cell, which k persons per cell do not cover)`;
 }
 
 class MeasureDerivation extends ColumnTracer {
@@ -46,13 +37,4 @@ class MeasureDerivation extends ColumnTracer {
     }
     return undefined;
   }
-}
-
-function columnRefs(tree: unknown): Json[] {
-  const out: Json[] = [];
-  contains(tree, (n) => {
-    if (isObject(n.ColumnRef)) out.push(n);
-    return false;
-  });
-  return out;
 }
