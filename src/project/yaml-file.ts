@@ -1,4 +1,4 @@
-import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
+import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 
 /**
@@ -51,6 +51,12 @@ export function parseYamlFile(text: string, file: string, diagnostics: Diagnosti
       return out;
     }
     if (isScalar(n)) return n.value;
+    // An alias was handed on as the library's node (its fields then read as unknown keys, at no
+    // line): tsform's files take values written out.
+    if (isAlias(n)) {
+      diagnostics.push(diagnostic(Codes.yamlSyntax, `invalid YAML: the alias *${n.source} is not read in tsform's files; write the value out`, { file, line: lineAt(n) }));
+      return null;
+    }
     return n === undefined ? null : n;
   };
 

@@ -56,3 +56,15 @@ describe('seed headers', () => {
     expect(readSeedCsv('name,other\na,b\n', 'seeds/ok.csv').problems).toEqual([]);
   });
 });
+
+describe('YAML aliases', () => {
+  it.each([
+    ['an alias to no anchor', 'models:\n  - *undefined\n'],
+    ['an alias to an anchor', 'models:\n  - &m { name: m }\n  - *m\n'],
+  ])('%s is TSF101 at its line, not the YAML library\'s fields as unknown keys', (_what, yml) => {
+    const d = writeTempProject({ ...MINIMAL_PROJECT, 'models/m.sql': 'select 1 as a\n', 'models/m.yml': yml });
+    const diagnostics = loadProject(d).diagnostics;
+    expect(brief(diagnostics).map((x) => x.code)).toContain(Codes.yamlSyntax);
+    expect(diagnostics.map((x) => x.message).join('\n')).not.toMatch(/unknown key '(source|range)'/);
+  });
+});
