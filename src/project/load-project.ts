@@ -43,6 +43,12 @@ export function loadProject(projectDir: string): Project {
       diagnostics.push(diagnostic(Codes.invalidIdentifier, `${kind} name '${name}' must be a simple identifier (letters, digits, _)`, { file, line: 1 }));
       return false;
     }
+    // tsform names its relations `__tsf_this_<name>` (11 bytes more) in SQL the checks read with
+    // PostgreSQL's grammar, which keeps 63 bytes of a name (model-names.ts).
+    if (Buffer.byteLength(name) > 52) {
+      diagnostics.push(diagnostic(Codes.invalidIdentifier, `${kind} name '${name.slice(0, 24)}…' is longer than 52 bytes: PostgreSQL keeps 63 bytes of a name, and tsform's own names for it are 11 bytes longer`, { file, line: 1 }));
+      return false;
+    }
     // the names of relations in the renderings compile analyses (render.ts), never a model's
     if (name.toLowerCase().startsWith('__tsf_')) {
       diagnostics.push(diagnostic(Codes.duplicateModel, `${kind} name '${name}': the prefix __tsf_ is reserved for tsform`, { file, line: 1 }));
@@ -65,7 +71,12 @@ export function loadProject(projectDir: string): Project {
     if (ext === '.sql') {
       const name = basename(path, '.sql');
       const file = rel(path);
-      if (checkName('model', name, file)) models.push({ name, sql: readFileSync(path, 'utf8'), file, line: 1 });
+      const sql = readFileSync(path, 'utf8');
+      // Lines end at LF (CRLF too): with CR alone the file was one line, and a `--` comment hid the rest at run time.
+      if (/\r(?!\n)/.test(sql)) diagnostics.push(diagnostic(Codes.templateSyntax, 'ends its lines with CR alone; save it with LF (or CRLF) line endings', { file, line: 1 }));
+      else if (checkName('model', name, file)) models.push({ name, sql, file, line: 1 });
+    } else if (ext.toLowerCase() === '.sql') {
+      diagnostics.push(diagnostic(Codes.invalidIdentifier, `is not read: a model file's name ends in .sql, in lower case`, { file: rel(path), line: 1 }));
     } else if (ext === '.yml' || ext === '.yaml') {
       const y = readYaml(path);
       if (!y) continue;

@@ -68,3 +68,14 @@ describe('YAML aliases', () => {
     expect(diagnostics.map((x) => x.message).join('\n')).not.toMatch(/unknown key '(source|range)'/);
   });
 });
+
+describe('model files', () => {
+  it.each([
+    ['CR-only line endings', { 'models/m.sql': 'select 1 as a\r-- note\rfrom x\r' }, Codes.templateSyntax, 'models/m.sql'],
+    ['an upper-case .SQL extension', { 'models/m.SQL': 'select 1 as a\n' }, Codes.invalidIdentifier, 'models/m.SQL'],
+    ['a name longer than 52 bytes', { [`models/${'m'.repeat(53)}.sql`]: 'select 1 as a\n' }, Codes.invalidIdentifier, `models/${'m'.repeat(53)}.sql`],
+  ])('%s: an error at the file, not ignored', (_what, files, code, file) => {
+    const d = writeTempProject({ ...MINIMAL_PROJECT, ...files });
+    expect(brief(loadProject(d).diagnostics)).toEqual([{ code, file, line: 1 }]);
+  });
+});
