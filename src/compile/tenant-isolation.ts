@@ -94,7 +94,7 @@ class Analysis {
     for (const f of (s.fromClause as unknown[]) ?? []) this.fromItem(f, inner, items);
     const tenantItems = [...items.byAlias].filter(([, v]) => v.tenant).map(([k]) => k);
     const ownItems = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
-    const visibleOuter = new Set([...scope.outer].filter((o) => !items.byAlias.has(o)));
+    const visibleOuter = seenFrom(scope.outer, items, []);
     this.equalities(s.whereClause, ownItems, visibleOuter, items.links);
     const here: Scope = { ctes, outer: new Set([...visibleOuter, ...ownItems]) };
     // Every clause, VALUES rows and LIMIT included: a sub-select anywhere may read practices.
@@ -202,7 +202,10 @@ class Analysis {
         this.findings.push({ message: `aliases a join (… ) AS ${String(j.alias.aliasname ?? '')}, which hides the names of the relations in it; alias those relations instead`, near: String(j.alias.aliasname ?? '') });
       }
       const outer = new Set([...scope.outer].filter((o) => !items.byAlias.has(o)));
-      this.equalities(j.quals, tenantItems, outer, items.links, keptRows(String(j.jointype), left, right, tenantItems));
+      // Only the join's own items: DuckDB lets an inner join nested in an outer join's optional side
+      // name items outside it (`left join (e join z on e.practice_id = p.practice_id and
+      // e.practice_id = o.practice_id) on true` kept every p beside every o).
+      this.equalities(j.quals, labelled([...left, ...right]), outer, items.links, keptRows(String(j.jointype), left, right, tenantItems));
       // An ON sub-select over practices with no practice of the join to match (`on exists (select
       // … from stg_patients o where substr(o.ssn, g.i, 1) = d.ch)`) reads every practice of the batch.
       const onReads = this.subLinks([j.quals], { ctes: scope.ctes, outer: seenFrom(scope.outer, items, tenantItems) });
@@ -298,11 +301,12 @@ class Analysis {
     }
   }
 
-  private inOnTenantColumn(link: Json, body: Json, scope: Scope): boolean {
-    if (link.subLinkType !== 'ANY_SUBLINK') return false;
+  /** Where `(x.practice_id, …) IN (select …)` puts the outer practice in the sub-select's columns, or -1. */
+  private inOnTenantColumn(link: Json, body: Json, scope: Scope): number {
+    if (link.subLinkType !== 'ANY_SUBLINK') return -1;
     const left = elements(link.testexpr);
     const targets = ((body.targetList as unknown[]) ?? []).filter(isObject).map((r) => (r.ResTarget as Json).val);
-    return left.some((l, i) => {
+    return left.findIndex((l, i) => {
       const bare = isObject(l) && isObject(l.ColumnRef) && ((l.ColumnRef.fields as unknown[]) ?? []).length === 1 && sval((l.ColumnRef.fields as unknown[])[0])?.toLowerCase() === this.tc;
       const outerSide = bare || this.tenantColumnOf(l, [], scope.outer) !== undefined;
       const fields = isObject(targets[i]) && isObject((targets[i] as Json).ColumnRef) ? (((targets[i] as Json).ColumnRef as Json).fields as unknown[]) : [];
@@ -322,8 +326,18 @@ class Analysis {
       for (const [k, v] of Object.entries(n)) {
         if (k === 'SubLink' && isObject(v)) {
           const body = isObject(v.subselect) ? (v.subselect.SelectStmt as Json | undefined) : undefined;
-          // `(x.practice_id, …) IN (select practice_id, …)` matches the practice as a correlation does.
-          if (body) tenant = this.select(body, scope, correlated || (scope.outer.size > 0 && !this.inOnTenantColumn(v, body, scope))).tenant || tenant;
+          // `(x.practice_id, …) IN (select e.practice_id, …)` matches the practice as a correlation
+          // does, when that column is the sub-select's own practice: an outer row's (`select
+          // p.practice_id as k … where substr(x.ssn, g.i, 1) = d.ch`), a seed's or a constant
+          // matched every row and read every practice of the batch.
+          const at = body && scope.outer.size > 0 ? this.inOnTenantColumn(v, body, scope) : -1;
+          if (body && at >= 0) {
+            const src = this.select(body, scope, correlated);
+            if (src.tenant && src.outputs?.[at]?.own !== true) {
+              this.findings.push({ message: `matches its row's ${this.tc} with IN (…) over a sub-select whose column ${at + 1} is not that sub-select's own ${this.tc} (an outer row's, a seed's or a constant), so the sub-select reads every practice of a batch`, near: this.tc });
+            }
+            tenant = src.tenant || tenant;
+          } else if (body) tenant = this.select(body, scope, correlated || scope.outer.size > 0).tenant || tenant;
           visit(v.testexpr);
           continue;
         }
@@ -360,7 +374,13 @@ function keptRows(joinType: string, left: readonly string[], right: readonly str
   return (a, b, links) => !(kept(a, links) && kept(b, links));
 }
 
-/** The aliases a sub-select of this FROM may name outside itself: the outer ones not hidden by an item here, and `visible`. */
+/**
+ * The aliases a sub-select of this FROM may name outside itself: the outer ones not hidden by an
+ * item here, and `visible`. A column of an item here hides an outer alias too: DuckDB binds
+ * `p.practice_id` to the field of a struct column `p` before an outer `p` (`struct_pack(practice_id
+ * := q.practice_id) AS p` in a derived table made `o.practice_id = p.practice_id` always true).
+ */
 function seenFrom(outer: ReadonlySet<string>, items: Items, visible: readonly string[]): Set<string> {
-  return new Set([...[...outer].filter((o) => !items.byAlias.has(o)), ...visible]);
+  const columns = new Set([...items.byAlias.values()].flatMap((v) => v.outputs?.map((o) => o.name) ?? []));
+  return new Set([...[...outer].filter((o) => !items.byAlias.has(o) && !columns.has(o)), ...visible]);
 }

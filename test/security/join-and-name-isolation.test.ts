@@ -84,3 +84,30 @@ describe('joins and names, second pass', () => {
     expect(shown(compile(sql))).toMatch(code);
   });
 });
+
+/**
+ * The third pass (2026-12-07, on 11e1519), run in DuckDB 1.5 over practices A and B with the
+ * refs wrapped as tsform wraps them: B's patient's SSN in A's slice through an IN whose
+ * sub-select output the outer row's own practice; a struct column named like the outer alias
+ * (DuckDB binds `p.practice_id` to its field first); an inner join nested in an outer join's
+ * optional side whose ON named items outside it.
+ */
+const thirdPass: [string, string][] = [
+  ['IN over a sub-select that outputs the outer row\'s practice', `select p.practice_id, string_agg(d.ch, '' order by g.i) as g from ${P2} cross join generate_series(1, 11) g(i) cross join (values ('0'), ('9'), ('-')) d(ch) where p.practice_id in (select p.practice_id as k from ${SP} x where x.patient_id = 'b1' and substr(x.ssn, g.i, 1) = d.ch) group by p.practice_id`],
+  ['a row IN over a VALUES list of practices', `select p.practice_id, string_agg(d.ch, '') as g from ${P2} cross join (values ('0'), ('9')) d(ch) where (p.practice_id, d.ch) in (select v.practice_id, substr(x.ssn, 1, 1) from ${SP} x cross join (values ('A'), ('B')) v(practice_id) where x.patient_id = 'b1') group by p.practice_id`],
+  ['= ANY over a seed\'s practice', `select p.practice_id, o.ssn as g from ${P2} join ${SP} o on o.practice_id = p.practice_id where p.practice_id = any (select r.practice_id from {{ref "practice_regions"}} r cross join ${SP} x where x.ssn like '9%')`],
+  ['a struct column named like the outer alias', `select p.practice_id, (select string_agg(o.ssn, ',') from (select q.practice_id, q.ssn, struct_pack(practice_id := q.practice_id) as p from ${SP} q) o where o.practice_id = p.practice_id) as g from ${P2}`],
+  ['an inner join in an outer join\'s optional side naming items outside it', `select p.practice_id, o.ssn as g from ${P2} cross join ${SP} o left join (${SE} e join (select 1 as z) z on e.practice_id = p.practice_id and e.practice_id = o.practice_id) on true`],
+];
+const thirdPassAccepted: [string, string][] = [
+  ['IN over a sub-select of its own practices', `select e.practice_id, e.encounter_id as g from ${SE} e where (e.practice_id, e.patient_id) in (select p.practice_id, p.patient_id from ${SP} p where p.ssn like '9%')`],
+];
+
+describe('joins and names, third pass', () => {
+  it.each(thirdPass)('refuses %s (TSF231)', (_what, sql) => {
+    expect(shown(compile(sql))).toMatch(/TSF231/);
+  });
+  it.each(thirdPassAccepted)('accepts %s', (_what, sql) => {
+    expect(shown(compile(sql))).toBe('(compiles)');
+  });
+});
