@@ -4,10 +4,10 @@
  */
 import type { ColumnRef, FuncCall, Node, SelectStmt, SubLink, WithClause } from 'libpg-query';
 import type { PhiClass } from '../project/types.ts';
-import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, reshapedFrom, shifted, step, type Info } from './phi-lineage-info.ts';
+import { baseInfo, combine, computedFrom, generalize, lineageLines, nonIdentifying, noneInfo, noteInfo, phiRank, reshapedFrom, shifted, step, unionColumn, asStored, type Info } from './phi-lineage-info.ts';
 import { KNOWN_FUNCTIONS } from './phi-lineage-functions.ts';
 import { figureColname } from './phi-lineage-names.ts';
-import { conjunctsOf, isHighWater, isNode, isVaultKeyJoin, isVaultKeyUsing, lastName, LEAF_KINDS, lower, picksValue, rowReturningCalls, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
+import { conjunctsOf, isHighWater, isNode, isVaultKeyJoin, isVaultKeyUsing, lastName, LEAF_KINDS, lower, movedDatesProblem, picksValue, rowReturningCalls, starOf, tableFunctionColumns, VAULT_SHIFT } from './phi-lineage-nodes.ts';
 import { columnRef, itemsNamed, naturalColumns, type FromItem, type Scope } from './phi-lineage-scope.ts';
 import { labelled, LineageError, lookupCte, renamed, shapeInfo, sval, type Column, type CteEnv, type Shape } from './phi-lineage-shape.ts';
 
@@ -299,41 +299,6 @@ export class Analyzer {
     return combine([noneInfo(), ...this.children(Object.values(node)[0], env, scope)]);
   }
 
-  /**
-   * Why the dates a shift_date rendering moves (its `tsf_column(…)` arguments) are not a source's
-   * columns as stored, or undefined. A date someone knows, moved by the shift, gives the shift back:
-   * a staging model's `date '1970-07-01' AS birth_date_0` declared quasi did, month by month; so
-   * did a date shifted again and again (`shift_date(shift_date(…))`: month n of birth + n·shift).
-   */
-  private movedDates(rendered: Node, env: CteEnv | undefined, scope: Scope): string | undefined {
-    const args: Node[] = [];
-    let nested = false;
-    const visit = (v: unknown): void => {
-      if (Array.isArray(v)) return v.forEach(visit);
-      if (v === null || typeof v !== 'object') return;
-      if (isNode(v) && 'FuncCall' in v) {
-        const called = lastName(v.FuncCall);
-        if (called === SHIFTED) nested = true;
-        if (called === GENERALIZER_ARGUMENT && v.FuncCall.args?.length === 1) {
-          args.push(v.FuncCall.args[0]!);
-          return;
-        }
-      }
-      Object.values(v).forEach(visit);
-    };
-    visit(rendered);
-    if (nested) return 'moves a date already shifted; shift each date once';
-    if (args.length === 0) return 'moves no column';
-    for (const arg of args) {
-      const info = this.expr(arg, env, scope);
-      // Computed from an identifying value, the generalizer's own argument check refuses it, and says so.
-      if (!asStored(info)) continue;
-      const unread = info.traces.length === 0 || info.traces.some((t) => t.computed || this.origins[lower(t.base)] === undefined);
-      if (unread) return `moves ${lineageLines(info)[0] ?? 'a constant'}, which is not a source's date as stored (a date written into a model, a seed or a constant, moved by the shift, gives the shift back)`;
-    }
-    return undefined;
-  }
-
   /** Every expression under a node's payload (plain structs like a cast's type name are walked through). */
   private children(value: unknown, env: CteEnv | undefined, scope: Scope): Info[] {
     if (Array.isArray(value)) return value.flatMap((v) => this.children(v, env, scope));
@@ -355,7 +320,7 @@ export class Analyzer {
       const value = this.expr(fc.args[0]!, env, scope);
       // The shift is the vault's column itself, not an expression over it (`* 0` would undo it).
       if (!('ColumnRef' in fc.args[1]!)) return combine([value, noteInfo(["shift_date(…): the shift must be the vault's date_shift_days column itself, not an expression"])]);
-      const moved = this.movedDates(fc.args[0]!, env, scope);
+      const moved = movedDatesProblem(fc.args[0]!, SHIFTED, GENERALIZER_ARGUMENT, (n) => this.expr(n, env, scope), (base) => this.origins[lower(base)]);
       if (moved) return combine([value, noteInfo([`shift_date(…): ${moved}`])]);
       return shifted(value, this.expr(fc.args[1]!, env, scope), VAULT_SHIFT, 'shift_date(…)');
     }
@@ -428,18 +393,4 @@ export class Analyzer {
     if (sl.subselect && 'SelectStmt' in sl.subselect) parts.push(shapeInfo(this.select(sl.subselect.SelectStmt, env, scope)));
     return parts.length === 0 ? noneInfo() : combine(parts);
   }
-}
-
-/** A value as stored (or cast): no identifying input computed on the way, here or upstream. */
-function asStored(i: Info): boolean {
-  return !i.traces.some((t) => t.computed && t.phi !== 'none');
-}
-
-/**
- * A column of a UNION (or a VALUES list) one of whose arms reads no column: in some rows it is
- * not the column as stored (`SELECT date_shift_days … UNION ALL SELECT 0 …` passed a zero shift).
- */
-function unionColumn(a: Info, b: Info): Info {
-  const merged = combine([a, b]);
-  return (a.traces.length === 0) !== (b.traces.length === 0) ? computedFrom(merged) : merged;
 }

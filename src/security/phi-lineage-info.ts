@@ -168,3 +168,17 @@ function capTraces(traces: Trace[]): Trace[] {
   if (unique.length <= MAX_TRACES) return unique;
   return unique.sort((a, b) => RANK[b.phi] - RANK[a.phi]).slice(0, MAX_TRACES);
 }
+
+/**
+ * A column of a UNION (or a VALUES list) one of whose arms reads no column: in some rows it is
+ * not the column as stored (`SELECT date_shift_days … UNION ALL SELECT 0 …` passed a zero shift).
+ */
+export function unionColumn(a: Info, b: Info): Info {
+  const merged = combine([a, b]);
+  return (a.traces.length === 0) !== (b.traces.length === 0) ? computedFrom(merged) : merged;
+}
+
+/** A value as stored (or cast): no identifying input computed on the way, here or upstream. */
+export function asStored(i: Info): boolean {
+  return !i.traces.some((t) => t.computed && t.phi !== 'none');
+}

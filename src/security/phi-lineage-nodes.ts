@@ -3,7 +3,7 @@
  * leaves, table functions' columns, and the tokenization join and high-water test the walk exempts.
  */
 import type { ColumnRef, FuncCall, Node } from 'libpg-query';
-import type { Info } from './phi-lineage-info.ts';
+import { asStored, lineageLines, type Info } from './phi-lineage-info.ts';
 import { nameFloor } from './declared-classes.ts';
 import { sval } from './phi-lineage-shape.ts';
 
@@ -176,4 +176,41 @@ export function tableFunctionColumns(payload: object): string[] {
     if (j?.coltype === 'JTC_NESTED') return tableFunctionColumns(j);
     return j?.name ? [j.name] : [];
   });
+}
+
+/**
+ * Why the dates a shift_date rendering moves (its `argument(…)`-marked values) are not a source's
+ * columns as stored, or undefined. A date someone knows, moved by the shift, gives the shift back:
+ * a staging model's `date '1970-07-01' AS birth_date_0` declared quasi did, month by month; so
+ * did a date shifted again and again (`shift_date(shift_date(…))`: month n of birth + n·shift).
+ * `origin`: the source column a relation's column holds as stored, if any.
+ */
+export function movedDatesProblem(rendered: Node, shifted: string, argument: string, evaluate: (n: Node) => Info, origin: (base: string) => string | undefined): string | undefined {
+  const args: Node[] = [];
+  let nested = false;
+  const visit = (v: unknown): void => {
+    if (Array.isArray(v)) return v.forEach(visit);
+    if (v === null || typeof v !== 'object') return;
+    if (isNode(v) && 'FuncCall' in v) {
+      const called = lastName(v.FuncCall);
+      if (called === shifted) nested = true;
+      if (called === argument && v.FuncCall.args?.length === 1) {
+        args.push(v.FuncCall.args[0]!);
+        return;
+      }
+    }
+    Object.values(v).forEach(visit);
+  };
+  visit(rendered);
+  if (nested) return 'moves a date already shifted; shift each date once';
+  if (args.length === 0) return 'moves no column';
+  for (const arg of args) {
+    const info = evaluate(arg);
+    // Computed from an identifying value, the generalizer's own argument check refuses it, and says so.
+    if (!asStored(info)) continue;
+    if (info.traces.length === 0 || info.traces.some((t) => t.computed || origin(t.base) === undefined)) {
+      return `moves ${lineageLines(info)[0] ?? 'a constant'}, which is not a source's date as stored (a date written into a model, a seed or a constant, moved by the shift, gives the shift back)`;
+    }
+  }
+  return undefined;
 }
