@@ -21,6 +21,7 @@ import { checkRelationCollisions, checkSources } from './relation-collisions.ts'
 import { checkPracticeListExposure, checkScopes } from './scope-checks.ts';
 import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGlobalRead, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
+import { nodeColumnNames } from './relation-columns.ts';
 
 export const TENANTS_RELATION = 'tenants';
 export const VAULT_TOKENS = 'vault_person_tokens';
@@ -306,10 +307,21 @@ function renderAll(
     vars: project.config.vars,
   });
 
+  // Views are one relation over every practice; their filter comes from RLS and from readers.
+  const filteredFor = (node: DraftNode) => node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental' || node.materialized === 'ephemeral');
+  const columnNamesOf = nodeColumnNames(nodes, seedHeaders, (id) => {
+    const node = models[id];
+    const file = sqlOf.get(id);
+    if (!node || !file) return undefined;
+    try {
+      return renderer.render(file.sql, { ...scopeFor(node, filteredFor(node), false), bare: true });
+    } catch {
+      return undefined; // reported where the model itself is rendered
+    }
+  });
   for (const node of Object.values(models)) {
     const file = sqlOf.get(node.name)!;
-    // Views are one relation over every practice; their filter comes from RLS and from readers.
-    const filtered = node.scope === 'tenant' && (node.materialized === 'table' || node.materialized === 'incremental' || node.materialized === 'ephemeral');
+    const filtered = filteredFor(node);
     try {
       const full = renderer.renderMapped(file.sql, scopeFor(node, filtered, false));
       node.compiled_sql = full.sql;
@@ -323,7 +335,7 @@ function renderAll(
       node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
       // The `is_incremental` branch writes too: what it selects is checked like the full build's.
       if (node.materialized === 'incremental') node.lineage_incremental_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, true), lineage: true, bare: true });
-      checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics, seedHeaders);
+      checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics, seedHeaders, columnNamesOf);
     } catch (err) {
       const message = (err as Error).message.split('\n')[0] ?? '';
       diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${message}`, { file: file.file, line: renderErrorLine(file.sql, message) }));

@@ -12,6 +12,7 @@ import { personLevelProblem, personRowsProblem, seedsReadByPracticeId } from './
 import { smallPracticeClasses, unreadablePracticeSeed } from './practice-seeds.ts';
 import { checkModelSql } from './model-sql.ts';
 import { tenantIsolationFindings } from './tenant-isolation.ts';
+import { unquote } from './relation-columns.ts';
 import { cteName } from './relations.ts';
 import { reservedRelationName, type Renderer, type RenderScope } from './render.ts';
 
@@ -72,6 +73,7 @@ export function checkWhatItDoes(
   nodes: Record<string, DraftNode>,
   diagnostics: Diagnostic[],
   seedHeaders: ReadonlyMap<string, readonly string[]>,
+  columnNamesOf: (id: string) => readonly string[] | undefined,
 ): void {
   const allowed = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]) allowed.add(unquote(reservedRelationName(nodes[dep]!)));
@@ -88,6 +90,12 @@ export function checkWhatItDoes(
     const header = nodes[dep]?.kind === 'seed' ? seedHeaders.get(nodes[dep]!.name) : undefined;
     if (header) relationColumns.set(unquote(reservedRelationName(nodes[dep]!)), header.map((h) => h.toLowerCase()));
   }
+  // Every column's name where known (a nested one takes an outer alias's place in DuckDB), its own table's too.
+  const columnNames = new Map<string, readonly string[]>();
+  for (const [relation, id] of [...node.depends_on.flatMap((dep) => (nodes[dep] ? [[unquote(reservedRelationName(nodes[dep]!)), dep] as const] : [])), [unquote(cteName('this', node.name)), node.name] as const]) {
+    const names = columnNamesOf(id);
+    if (names) columnNames.set(relation.toLowerCase(), names);
+  }
   const variants = node.materialized === 'incremental' ? [false, true] : [false];
   const seen = new Set<string>();
   for (const isIncremental of variants) {
@@ -99,7 +107,7 @@ export function checkWhatItDoes(
       diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} is published with k_anonymity_count="${kCount}" but ${kProblem}; the gate trusts that count, so it must count each cell's rows where the cell is grouped`, { file: file.file, line: lineOfWord(file.sql, kCount) }));
     }
     if (batched) {
-      for (const f of tenantIsolationFindings({ sql, tenantColumn: scope.tenantColumn, tenantRelations, relationColumns })) {
+      for (const f of tenantIsolationFindings({ sql, tenantColumn: scope.tenantColumn, tenantRelations, relationColumns, columnNames })) {
         if (seen.has(f.message)) continue;
         seen.add(f.message);
         diagnostics.push(diagnostic(Codes.batchMixesPractices, `${node.name} ${f.message}`, { file: file.file, line: lineOfWord(file.sql, f.near) }));
@@ -113,10 +121,6 @@ export function checkWhatItDoes(
       diagnostics.push(diagnostic(Codes.modelSql, `${node.name} ${f.message}`, { file: file.file, line: mapped ?? lineOfWord(file.sql, f.near) }));
     }
   }
-}
-
-function unquote(quoted: string): string {
-  return quoted.startsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
 }
 
 /**

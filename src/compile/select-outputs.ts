@@ -23,6 +23,8 @@ export interface Source {
   labelled: boolean;
   /** Its columns in order, when known (a `*` over a relation hides them). */
   outputs?: Output[];
+  /** Without outputs: the names of its columns where known (relation-columns.ts), for binding only. */
+  columns?: readonly string[];
 }
 
 /** The FROM items of one SELECT, as its expressions see them. */
@@ -128,7 +130,7 @@ export function selectOutputs(s: Json, items: Items, tc: string, readsPractices:
 const EXPANDING = new Set(['columns', 'unnest', 'unpack']);
 
 /** `name(…)` when the expression (not its sub-selects) calls one of EXPANDING, or is `(expr).*`. */
-function expandingCall(x: unknown): string | undefined {
+export function expandingCall(x: unknown): string | undefined {
   let found: string | undefined;
   const visit = (n: unknown): void => {
     if (found !== undefined) return;
@@ -149,7 +151,7 @@ function expandingCall(x: unknown): string | undefined {
 }
 
 /** The name PostgreSQL gives an output without an alias (FigureColname), lower case; undefined: `?column?`. */
-function derivedName(x: unknown): string | undefined {
+export function derivedName(x: unknown): string | undefined {
   if (!isObject(x)) return undefined;
   if (isObject(x.ColumnRef)) return lower(sval(((x.ColumnRef.fields as unknown[]) ?? []).at(-1)));
   if (isObject(x.A_Indirection)) {

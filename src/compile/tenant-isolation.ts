@@ -26,6 +26,8 @@ export interface IsolationInput {
   tenantRelations: ReadonlySet<string>;
   /** Columns, in order and lower case, of the other relations it reads whose columns are known (seeds). */
   relationColumns?: ReadonlyMap<string, readonly string[]>;
+  /** Names of the columns of the relations it reads, by lower-case name, where known (relation-columns.ts). */
+  columnNames?: ReadonlyMap<string, readonly string[]>;
 }
 
 export interface IsolationFinding {
@@ -55,7 +57,7 @@ export function tenantIsolationFindings(input: IsolationInput): IsolationFinding
     return []; // model-sql.ts reports what the grammar cannot read
   }
   if (!stmt) return [];
-  const a = new Analysis(input.tenantColumn.toLowerCase(), input.tenantRelations, input.relationColumns ?? new Map());
+  const a = new Analysis(input.tenantColumn.toLowerCase(), input.tenantRelations, input.relationColumns ?? new Map(), input.columnNames ?? new Map());
   a.select(stmt, { ctes: new Map(), outer: new Set() }, false);
   const seen = new Set<string>();
   return a.findings
@@ -70,7 +72,10 @@ class Analysis {
     private readonly tc: string,
     private readonly tenantRelations: ReadonlySet<string>,
     private readonly relationColumns: ReadonlyMap<string, readonly string[]>,
+    private readonly columnNames: ReadonlyMap<string, readonly string[]>,
   ) {}
+  /** FROM items whose column names are not known, which hid outer aliases from a sub-select. */
+  private readonly opaque = new Set<string>();
 
   /** `correlated`: a sub-select or LATERAL item, which must match the practice of the row it serves. */
   select(s: Json, scope: Scope, correlated: boolean): Source {
@@ -94,7 +99,7 @@ class Analysis {
     for (const f of (s.fromClause as unknown[]) ?? []) this.fromItem(f, inner, items);
     const tenantItems = [...items.byAlias].filter(([, v]) => v.tenant).map(([k]) => k);
     const ownItems = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
-    const visibleOuter = seenFrom(scope.outer, items, []);
+    const visibleOuter = this.seenFrom(scope.outer, items, []);
     this.equalities(s.whereClause, ownItems, visibleOuter, items.links);
     const here: Scope = { ctes, outer: new Set([...visibleOuter, ...ownItems]) };
     // Every clause, VALUES rows and LIMIT included: a sub-select anywhere may read practices.
@@ -112,7 +117,8 @@ class Analysis {
     const apart = tenantItems.filter((t) => items.links.find(t) !== root);
     if (apart.length > 0) this.findings.push({ message: `joins ${apart.join(', ')} to ${tenantItems[0]} without equal ${this.tc} (ON a.${this.tc} = b.${this.tc}), so one practice's rows meet another's in a batch`, near: apart[0] });
     if (correlated && items.links.find(OUTER) !== root) {
-      this.findings.push({ message: `has a sub-select or LATERAL item reading ${tenantItems.join(', ')} that is not matched to its row's ${this.tc} (add … AND x.${this.tc} = outer.${this.tc}), so it reads every practice of a batch`, near: tenantItems[0] });
+      const why = this.opaque.size > 0 ? `; the columns of ${[...this.opaque].join(', ')} are not known here, and DuckDB binds outer.${this.tc} to a nested column named like the outer alias before the alias (list those columns in the models that build them instead of *)` : '';
+      this.findings.push({ message: `has a sub-select or LATERAL item reading ${tenantItems.join(', ')} that is not matched to its row's ${this.tc} (add … AND x.${this.tc} = outer.${this.tc}), so it reads every practice of a batch${why}`, near: tenantItems[0] });
     }
     this.windows(s, items);
     // Matched to one row's practice, a sub-select's LIMIT or DISTINCT ON acts on that practice alone.
@@ -166,7 +172,7 @@ class Analysis {
       const cte = rv.schemaname ? undefined : scope.ctes.get(name);
       const tenant = this.tenantRelations.has(name);
       const known = this.relationColumns.get(name);
-      const src = cte ?? { tenant, labelled: tenant, outputs: tenant || !known ? undefined : known.map((c) => ({ name: c, own: false })) };
+      const src = cte ?? { tenant, labelled: tenant, outputs: tenant || !known ? undefined : known.map((c) => ({ name: c, own: false })), columns: this.columnNames.get(name) };
       items.byAlias.set(alias, this.aliased(src, aliasColumns(rv.alias), alias));
     } else if (isObject(f.RangeSubselect)) {
       const rs = f.RangeSubselect;
@@ -176,7 +182,7 @@ class Analysis {
       // LATERAL sees the items before it: it must match their practice like a sub-select.
       const lateral = rs.lateral === true;
       const before = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
-      const src = this.aliased(this.select(body, { ctes: scope.ctes, outer: lateral ? seenFrom(scope.outer, items, before) : scope.outer }, lateral && before.length > 0), aliasColumns(rs.alias), alias);
+      const src = this.aliased(this.select(body, { ctes: scope.ctes, outer: lateral ? this.seenFrom(scope.outer, items, before) : scope.outer }, lateral && before.length > 0), aliasColumns(rs.alias), alias);
       // Matched to the row it serves, a LATERAL item adds no practice's rows of its own; none of its columns is a row's practice.
       items.byAlias.set(alias, lateral && before.length > 0 ? { tenant: false, labelled: false, outputs: src.outputs?.map((o) => ({ name: o.name, own: false })) } : src);
     } else if (isObject(f.JoinExpr)) {
@@ -201,27 +207,46 @@ class Analysis {
         // `(a cross join b) AS j` hides a and b: `a.x` inside a sub-select then names an outer `a`.
         this.findings.push({ message: `aliases a join (… ) AS ${String(j.alias.aliasname ?? '')}, which hides the names of the relations in it; alias those relations instead`, near: String(j.alias.aliasname ?? '') });
       }
-      const outer = new Set([...scope.outer].filter((o) => !items.byAlias.has(o)));
+      const outer = this.seenFrom(scope.outer, items, []);
       // Only the join's own items: DuckDB lets an inner join nested in an outer join's optional side
       // name items outside it (`left join (e join z on e.practice_id = p.practice_id and
       // e.practice_id = o.practice_id) on true` kept every p beside every o).
       this.equalities(j.quals, labelled([...left, ...right]), outer, items.links, keptRows(String(j.jointype), left, right, tenantItems));
       // An ON sub-select over practices with no practice of the join to match (`on exists (select
       // … from stg_patients o where substr(o.ssn, g.i, 1) = d.ch)`) reads every practice of the batch.
-      const onReads = this.subLinks([j.quals], { ctes: scope.ctes, outer: seenFrom(scope.outer, items, tenantItems) });
+      const onReads = this.subLinks([j.quals], { ctes: scope.ctes, outer: this.seenFrom(scope.outer, items, tenantItems) });
       if (onReads && tenantItems.length === 0) items.byAlias.set(`${SYNTHETIC}join condition ${items.byAlias.size + 1}`, { tenant: true, labelled: false });
     } else if (isObject(f.RangeFunction)) {
       // unnest(…), generate_series(…): its own rows read no practice, but a sub-select in its
       // arguments does, and like a LATERAL item it must match the practice of the items before it.
       const before = [...items.byAlias].filter(([, v]) => v.tenant && v.labelled).map(([k]) => k);
       const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `${SYNTHETIC}function ${items.byAlias.size + 1}`;
-      const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: seenFrom(scope.outer, items, before) }, true);
+      const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: this.seenFrom(scope.outer, items, before) }, true);
       const names = aliasColumns(f.RangeFunction.alias);
-      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined });
+      // Without a column list DuckDB names its column after the function (`unnest`), not the alias.
+      const called = functionNames(f.RangeFunction.functions);
+      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined, columns: called });
     } else {
       // TABLESAMPLE, XMLTABLE, JSON_TABLE, …: what it reads cannot be followed here.
       this.findings.push({ message: `reads a FROM item (${Object.keys(f)[0] ?? 'unknown'}) whose practices cannot be checked; use a table, CTE or subquery` });
     }
+  }
+
+  /**
+   * The aliases a sub-select of this FROM may name outside itself: the outer ones not hidden by an
+   * item here, and `visible`. A column of an item here hides an outer alias too: DuckDB binds
+   * `p.practice_id` to the field of a nested column `p` (STRUCT, MAP, UNION) before an outer `p`
+   * (`struct_pack(practice_id := q.practice_id) AS p` in a derived table or an upstream model made
+   * `o.practice_id = p.practice_id` always true). So an item whose column names are not known
+   * hides every outer alias, and so does an alias that is not a plain name.
+   */
+  private seenFrom(outer: ReadonlySet<string>, items: Items, visible: readonly string[]): Set<string> {
+    const named = [...items.byAlias].map(([alias, v]) => [alias, v.outputs?.map((o) => o.name) ?? v.columns] as const);
+    const opaque = named.filter(([, names]) => names === undefined).map(([alias]) => alias.replaceAll(SYNTHETIC, ''));
+    if (opaque.length > 0 && outer.size > 0) for (const o of opaque) this.opaque.add(o);
+    const columns = new Set(named.flatMap(([, names]) => names ?? []));
+    const seen = opaque.length > 0 ? [] : [...outer].filter((o) => PLAIN.test(o) && !items.byAlias.has(o) && !columns.has(o));
+    return new Set([...seen, ...visible]);
   }
 
   /** `a.tc = b.tc` among the AND-ed conditions of `node`. */
@@ -374,13 +399,15 @@ function keptRows(joinType: string, left: readonly string[], right: readonly str
   return (a, b, links) => !(kept(a, links) && kept(b, links));
 }
 
-/**
- * The aliases a sub-select of this FROM may name outside itself: the outer ones not hidden by an
- * item here, and `visible`. A column of an item here hides an outer alias too: DuckDB binds
- * `p.practice_id` to the field of a struct column `p` before an outer `p` (`struct_pack(practice_id
- * := q.practice_id) AS p` in a derived table made `o.practice_id = p.practice_id` always true).
- */
-function seenFrom(outer: ReadonlySet<string>, items: Items, visible: readonly string[]): Set<string> {
-  const columns = new Set([...items.byAlias.values()].flatMap((v) => v.outputs?.map((o) => o.name) ?? []));
-  return new Set([...[...outer].filter((o) => !items.byAlias.has(o) && !columns.has(o)), ...visible]);
+/** `unnest`, `generate_series`, …: the names of a FROM item's calls; undefined when one has no plain name. */
+function functionNames(functions: unknown): string[] | undefined {
+  const names = ((functions as unknown[]) ?? []).map((f) => {
+    const call = isObject(f) && isObject(f.List) ? (f.List.items as unknown[])?.[0] : undefined;
+    return isObject(call) && isObject(call.FuncCall) ? sval(((call.FuncCall.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() : undefined;
+  });
+  return names.every((n): n is string => n !== undefined) ? names : undefined;
 }
+
+/** An alias DuckDB cannot mistake for a column it names after an expression's text (`CAST(p AS …)`). */
+const PLAIN = /^[a-z_][a-z0-9_$]*$/;
+

@@ -1,0 +1,55 @@
+/**
+ * Found by a red-team pass on 2026-12-07 (11e1519), run in DuckDB 1.5 with the refs wrapped as
+ * tsform wraps them: in a sub-select DuckDB binds `p.practice_id` to a nested column `p` (STRUCT,
+ * MAP or UNION; a VARCHAR `p` is passed over) of a relation the sub-select reads before it binds
+ * the outer alias `p`. An upstream model that outputs `struct_pack(practice_id := …) AS p` made
+ * `s.practice_id = p.practice_id` true for every row of the batch, so the sub-select read every
+ * practice's rows into each practice's slice. The check now knows the column names of the models
+ * a model reads (relation-columns.ts): a name that is also an outer alias hides it, and a
+ * relation whose names are not known hides every outer alias (the correlation is then refused,
+ * saying why).
+ */
+import { describe, expect, it } from 'vitest';
+import { compileModel, shown, type ProbeModel } from '../support/model-probe.ts';
+
+const SP = '{{ref "stg_patients"}}';
+const SE = '{{ref "stg_encounters"}}';
+const MART = 'models/marts/x_nested.sql';
+const compile = (sql: string, extra: ProbeModel[]) => compileModel(MART, sql, { practice_id: 'none', g: 'none' }, extra);
+
+const upstream = (name: string, sql: string): ProbeModel => ({ file: `models/staging/${name}.sql`, sql, columns: undefined });
+const STRUCT = upstream('stg_nested', `select e.practice_id, e.encounter_id, struct_pack(practice_id := e.practice_id) as p from ${SE} e`);
+const MAP = upstream('stg_nested', `select e.practice_id, e.encounter_id, map(['practice_id'], [e.practice_id]) as p from ${SE} e`);
+const UNION = upstream('stg_nested', `select e.practice_id, e.encounter_id, union_value(practice_id := e.practice_id) as p from ${SE} e`);
+const THROUGH_STAR = upstream('stg_nested', `select n.* from (select e.practice_id, e.encounter_id, struct_pack(practice_id := e.practice_id) as p from ${SE} e) n`);
+const UNKNOWN = upstream('stg_nested', `{{config materialized="view"}}\nselect e.practice_id, e.encounter_id, u.* from ${SE} e cross join unnest([struct_pack(practice_id := e.practice_id)]) as u`);
+const PLAIN = upstream('stg_nested', `select e.practice_id, e.encounter_id, e.patient_id as pid from ${SE} e`);
+
+const readsEvery = (alias: string) => `select ${alias}.practice_id, (select string_agg(n.encounter_id, ',') from {{ref "stg_nested"}} n where n.practice_id = ${alias}.practice_id) as g from ${SP} ${alias}`;
+
+const refused: [string, string, ProbeModel[], RegExp][] = [
+  ['a struct column of an upstream model named like the outer alias', readsEvery('p'), [STRUCT], /TSF231[^\n]*not matched/],
+  ['a map column of an upstream model named like the outer alias', readsEvery('p'), [MAP], /TSF231[^\n]*not matched/],
+  ['a struct column passed on by select *', readsEvery('p'), [THROUGH_STAR], /TSF231[^\n]*not matched/],
+  ['a union column of an upstream model named like the outer alias', readsEvery('p'), [UNION], /TSF231[^\n]*not matched/],
+  ['the same in a join condition of the sub-select', `select p.practice_id, (select string_agg(x.ssn, ',') from {{ref "stg_nested"}} n join ${SP} x on x.practice_id = n.practice_id and x.practice_id = p.practice_id) as g from ${SP} p`, [STRUCT], /TSF231[^\n]*not matched/],
+  ['an upstream model whose column names are not known', readsEvery('q'), [UNKNOWN], /TSF231[^\n]*columns of n are not known/],
+  ['a quoted outer alias that is not a plain name', `select "CAST(p)".practice_id, (select string_agg(n.encounter_id, ',') from {{ref "stg_nested"}} n where n.practice_id = "CAST(p)".practice_id) as g from ${SP} "CAST(p)"`, [PLAIN], /TSF231[^\n]*not matched/],
+];
+
+const accepted: [string, string, ProbeModel[]][] = [
+  ['a correlated sub-select over a model whose columns are known', readsEvery('p'), [PLAIN]],
+  ['an outer alias other than the nested column\'s name', readsEvery('q'), [STRUCT]],
+  ['a LATERAL item naming an item beside it (DuckDB binds the item before a column of that name)', `select p.practice_id, l.g from ${SP} p join {{ref "stg_nested"}} n on n.practice_id = p.practice_id cross join lateral (select string_agg(x.ssn, ',') as g from ${SP} x where x.practice_id = p.practice_id) l`, [STRUCT]],
+  ['a sub-select over the own practice\'s encounters', `select p.practice_id, (select count(*) from ${SE} e where e.practice_id = p.practice_id) as g from ${SP} p`, []],
+];
+
+describe('qualified names a nested column can take', () => {
+  it.each(refused)('refuses %s', (_what, sql, extra, code) => {
+    expect(shown(compile(sql, extra))).toMatch(code);
+  });
+
+  it.each(accepted)('accepts %s', (_what, sql, extra) => {
+    expect(shown(compile(sql, extra))).toBe('(compiles)');
+  });
+});
