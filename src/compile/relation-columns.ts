@@ -6,8 +6,10 @@
  * …) AS p` made a correlation on `p.practice_id` match every practice of a batch. Names, not
  * order. DuckDB names an unaliased expression by its text (never a plain identifier), so only
  * aliases and plain column references' names count; PostgreSQL's derived names are taken too, a
- * superset. Undefined: not known for certain (a `*` over a relation whose columns are unknown,
- * a call that expands into columns at run time). Pure.
+ * superset (`bindingNames` adds DuckDB's own where they differ). JSON columns bind the same way
+ * (`value.practice_id` reads a field of a JSON `value`). Undefined: not known for certain (a `*`
+ * over a relation whose columns are unknown, a call that expands into columns at run time, two
+ * columns of one name). Pure.
  */
 import type { DraftNode } from './draft-node.ts';
 import { isObject, type PgJson as Json } from './pg-tree.ts';
@@ -22,19 +24,33 @@ export function selectColumnNames(sql: string, columnsOf: ColumnNamesOf): string
   const s = parseSelect(sql);
   if (!s) return undefined;
   const names = namesOf(s, emptyEnv(), columnsOf);
-  return names ? [...names] : undefined;
+  return names ? bindingNames(names) : undefined;
 }
 
-function namesOf(top: Json, env: Env, columnsOf: ColumnNamesOf): Set<string> | undefined {
+/**
+ * The names DuckDB gives columns named `names` (PostgreSQL's spelling): VALUES columns are
+ * `col0, col1, …` there (`column1, …` in PostgreSQL), so both; undefined when two names are one
+ * without regard to case, since DuckDB renames the later ones (`p`, `p_1`, `P_1`, `p_1_1`).
+ */
+export function bindingNames(names: readonly string[]): string[] | undefined {
+  const lower = names.map((n) => n.toLowerCase());
+  if (new Set(lower).size < lower.length) return undefined;
+  return lower.flatMap((n) => {
+    const position = /^column([1-9]\d*)$/.exec(n);
+    return position ? [n, `col${Number(position[1]) - 1}`] : [n];
+  });
+}
+
+function namesOf(top: Json, env: Env, columnsOf: ColumnNamesOf): string[] | undefined {
   const outerEnv = withCtes(top, env);
   const s = leftmost(top);
   const scope = s === top ? outerEnv : withCtes(s, outerEnv);
   if (Array.isArray(s.valuesLists)) {
     const first = isObject(s.valuesLists[0]) && isObject(s.valuesLists[0].List) ? ((s.valuesLists[0].List.items as unknown[]) ?? []) : [];
-    return new Set(first.map((_, i) => `column${i + 1}`));
+    return first.map((_, i) => `column${i + 1}`);
   }
   const items = fromItems((s.fromClause as unknown[]) ?? [], scope);
-  const out = new Set<string>();
+  const out: string[] = [];
   for (const t of targetsOf(s)) {
     const star = starQualifier(t);
     if (star !== undefined) {
@@ -44,13 +60,13 @@ function namesOf(top: Json, env: Env, columnsOf: ColumnNamesOf): Set<string> | u
       for (const item of expanded) {
         const cols = itemNames(item, columnsOf);
         if (!cols) return undefined;
-        for (const c of cols) out.add(c);
+        out.push(...cols);
       }
       continue;
     }
     if (expandingCall(t.val) !== undefined) return undefined;
     const name = typeof t.name === 'string' ? t.name.toLowerCase() : derivedName(t.val);
-    if (name !== undefined) out.add(name);
+    if (name !== undefined) out.push(name);
   }
   return out;
 }
@@ -59,15 +75,18 @@ function itemNames(item: FromItem, columnsOf: ColumnNamesOf): Iterable<string> |
   const src = item.source;
   if (src.kind === 'relation') return columnsOf(src.name.toLowerCase());
   // Renamed by position (`AS t(a, b)`): which names it ends with needs the order, which a set lacks.
-  if (src.kind === 'select' && src.renamed !== true) return namesOf(src.select, src.env, columnsOf);
+  if (src.kind === 'select' && src.renamed !== true) {
+    const names = namesOf(src.select, src.env, columnsOf);
+    return names && bindingNames(names);
+  }
   return undefined;
 }
 
 /**
  * Column names of every node, computed once each: a model's from its bare rendering (`bareSql`),
- * a seed's from its CSV header, a built-in relation's from its declared columns. A source's raw
- * table holds only scalar columns (capture maps every OLTP type to one, source-columns.ts), and a
- * scalar column never takes a qualified name's place: its names are left out.
+ * a seed's from its CSV header, a source's and a built-in relation's from their declared columns
+ * (a source's raw table may hold more, but only as text or capture's scalar types, which never
+ * take a qualified name's place; a declared `data_type` can be JSON).
  */
 export function nodeColumnNames(nodes: Readonly<Record<string, DraftNode>>, seedHeaders: ReadonlyMap<string, readonly string[]>, bareSql: (id: string) => string | undefined): (id: string) => readonly string[] | undefined {
   const byRelation = new Map(Object.entries(nodes).map(([id, n]) => [unquote(reservedRelationName(n)).toLowerCase(), id]));
@@ -77,7 +96,6 @@ export function nodeColumnNames(nodes: Readonly<Record<string, DraftNode>>, seed
     const node = nodes[id];
     if (!node) return undefined;
     if (node.kind === 'seed') return seedHeaders.get(node.name)?.map((h) => h.toLowerCase());
-    if (node.kind === 'source') return [];
     if (node.kind !== 'model') return Object.keys(node.columns).map((c) => c.toLowerCase());
     if (done.has(id)) return done.get(id);
     if (visiting.has(id)) return undefined;

@@ -23,8 +23,11 @@ export interface Source {
   labelled: boolean;
   /** Its columns in order, when known (a `*` over a relation hides them). */
   outputs?: Output[];
-  /** Without outputs: the names of its columns where known (relation-columns.ts), for binding only. */
-  columns?: readonly string[];
+  /**
+   * For binding only: the names of its columns beyond `outputs` where known (relation-columns.ts);
+   * null where they are not known even though `outputs` are (a table function's column list).
+   */
+  columns?: readonly string[] | null;
 }
 
 /** The FROM items of one SELECT, as its expressions see them. */

@@ -18,6 +18,7 @@ import { parseSync } from 'libpg-query';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { ownClauses } from './select-scope.ts';
 import { aliasColumns, isOwnTenantColumn, renamed, selectOutputs, UnionFind, type Items, type Source } from './select-outputs.ts';
+import { bindingNames } from './relation-columns.ts';
 
 export interface IsolationInput {
   sql: string;
@@ -223,9 +224,11 @@ class Analysis {
       const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `${SYNTHETIC}function ${items.byAlias.size + 1}`;
       const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: this.seenFrom(scope.outer, items, before) }, true);
       const names = aliasColumns(f.RangeFunction.alias);
-      // Without a column list DuckDB names its column after the function (`unnest`), not the alias.
+      // DuckDB names the column of unnest, range and generate_series after the function, not the
+      // alias; other functions have columns of their own (json_each: key, value, …, JSON among them).
       const called = functionNames(f.RangeFunction.functions);
-      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined, columns: called });
+      const single = called?.every((c) => ONE_COLUMN_FUNCTIONS.has(c)) === true ? (names.length > 0 ? names : called!) : null;
+      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined, columns: single });
     } else {
       // TABLESAMPLE, XMLTABLE, JSON_TABLE, …: what it reads cannot be followed here.
       this.findings.push({ message: `reads a FROM item (${Object.keys(f)[0] ?? 'unknown'}) whose practices cannot be checked; use a table, CTE or subquery` });
@@ -235,13 +238,13 @@ class Analysis {
   /**
    * The aliases a sub-select of this FROM may name outside itself: the outer ones not hidden by an
    * item here, and `visible`. A column of an item here hides an outer alias too: DuckDB binds
-   * `p.practice_id` to the field of a nested column `p` (STRUCT, MAP, UNION) before an outer `p`
+   * `p.practice_id` to the field of a nested column `p` (STRUCT, MAP, UNION, JSON) before an outer `p`
    * (`struct_pack(practice_id := q.practice_id) AS p` in a derived table or an upstream model made
    * `o.practice_id = p.practice_id` always true). So an item whose column names are not known
-   * hides every outer alias, and so does an alias that is not a plain name.
+   * hides every outer alias, and so does an alias that is not a plain name. JSON columns bind alike.
    */
   private seenFrom(outer: ReadonlySet<string>, items: Items, visible: readonly string[]): Set<string> {
-    const named = [...items.byAlias].map(([alias, v]) => [alias, v.outputs?.map((o) => o.name) ?? v.columns] as const);
+    const named = [...items.byAlias].map(([alias, v]) => [alias, itemNames(v)] as const);
     const opaque = named.filter(([, names]) => names === undefined).map(([alias]) => alias.replaceAll(SYNTHETIC, ''));
     if (opaque.length > 0 && outer.size > 0) for (const o of opaque) this.opaque.add(o);
     const columns = new Set(named.flatMap(([, names]) => names ?? []));
@@ -407,6 +410,16 @@ function functionNames(functions: unknown): string[] | undefined {
   });
   return names.every((n): n is string => n !== undefined) ? names : undefined;
 }
+
+/** Every name a FROM item's columns may have in DuckDB; undefined when not known. */
+function itemNames(v: Source): string[] | undefined {
+  if (v.columns === null || (v.outputs === undefined && v.columns === undefined)) return undefined;
+  const outputs = v.outputs ? bindingNames(v.outputs.map((o) => o.name)) : [];
+  const columns = v.columns ? bindingNames(v.columns) : [];
+  return outputs && columns ? [...outputs, ...columns] : undefined;
+}
+
+const ONE_COLUMN_FUNCTIONS = new Set(['unnest', 'range', 'generate_series']);
 
 /** An alias DuckDB cannot mistake for a column it names after an expression's text (`CAST(p AS …)`). */
 const PLAIN = /^[a-z_][a-z0-9_$]*$/;
