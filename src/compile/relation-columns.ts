@@ -12,10 +12,10 @@
  * columns of one name). Pure.
  */
 import type { DraftNode } from './draft-node.ts';
-import { isObject, type PgJson as Json } from './pg-tree.ts';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { reservedRelationName } from './render.ts';
 import { fromItems, leftmost, parseSelect, starQualifier, targetsOf, withCtes, emptyEnv, type Env, type FromItem } from './select-scope.ts';
-import { derivedName, expandingCall } from './select-outputs.ts';
+import { derivedName, expandingCall, type Source } from './select-outputs.ts';
 
 /** Column names of a relation by its name in a bare rendering; undefined when not known. */
 export type ColumnNamesOf = (relation: string) => readonly string[] | undefined;
@@ -114,4 +114,28 @@ export function nodeColumnNames(nodes: Readonly<Record<string, DraftNode>>, seed
 
 export function unquote(quoted: string): string {
   return quoted.startsWith('"') ? quoted.slice(1, -1).replace(/""/g, '"') : quoted;
+}
+
+/**
+ * The names of a FROM item's calls' columns: DuckDB names the column of unnest, range and
+ * generate_series after the function, not the alias (`aliasNames` rename it); other functions
+ * have columns of their own (json_each: key, value, …, JSON among them), not known here: null.
+ */
+export function functionColumns(functions: unknown, aliasNames: readonly string[]): readonly string[] | null {
+  const called = ((functions as unknown[]) ?? []).map((f) => {
+    const call = isObject(f) && isObject(f.List) ? (f.List.items as unknown[])?.[0] : undefined;
+    return isObject(call) && isObject(call.FuncCall) ? sval(((call.FuncCall.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() : undefined;
+  });
+  if (!called.every((n): n is string => n !== undefined && ONE_COLUMN_FUNCTIONS.has(n))) return null;
+  return aliasNames.length > 0 ? aliasNames : called;
+}
+
+const ONE_COLUMN_FUNCTIONS = new Set(['unnest', 'range', 'generate_series']);
+
+/** Every name a FROM item's columns may have in DuckDB; undefined when not known. */
+export function fromItemNames(v: Source): string[] | undefined {
+  if (v.columns === null || (v.outputs === undefined && v.columns === undefined)) return undefined;
+  const outputs = v.outputs ? bindingNames(v.outputs.map((o) => o.name)) : [];
+  const columns = v.columns ? bindingNames(v.columns) : [];
+  return outputs && columns ? [...outputs, ...columns] : undefined;
 }

@@ -18,7 +18,7 @@ import { parseSync } from 'libpg-query';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { ownClauses } from './select-scope.ts';
 import { aliasColumns, isOwnTenantColumn, renamed, selectOutputs, UnionFind, type Items, type Source } from './select-outputs.ts';
-import { bindingNames } from './relation-columns.ts';
+import { fromItemNames, functionColumns } from './relation-columns.ts';
 
 export interface IsolationInput {
   sql: string;
@@ -224,11 +224,7 @@ class Analysis {
       const alias = isObject(f.RangeFunction.alias) ? String(f.RangeFunction.alias.aliasname ?? '').toLowerCase() : `${SYNTHETIC}function ${items.byAlias.size + 1}`;
       const reads = this.subLinks([f.RangeFunction.functions], { ctes: scope.ctes, outer: this.seenFrom(scope.outer, items, before) }, true);
       const names = aliasColumns(f.RangeFunction.alias);
-      // DuckDB names the column of unnest, range and generate_series after the function, not the
-      // alias; other functions have columns of their own (json_each: key, value, …, JSON among them).
-      const called = functionNames(f.RangeFunction.functions);
-      const single = called?.every((c) => ONE_COLUMN_FUNCTIONS.has(c)) === true ? (names.length > 0 ? names : called!) : null;
-      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined, columns: single });
+      items.byAlias.set(alias, { tenant: reads && before.length === 0, labelled: false, outputs: names.length > 0 ? names.map((n) => ({ name: n, own: false })) : undefined, columns: functionColumns(f.RangeFunction.functions, names) });
     } else {
       // TABLESAMPLE, XMLTABLE, JSON_TABLE, …: what it reads cannot be followed here.
       this.findings.push({ message: `reads a FROM item (${Object.keys(f)[0] ?? 'unknown'}) whose practices cannot be checked; use a table, CTE or subquery` });
@@ -244,7 +240,7 @@ class Analysis {
    * hides every outer alias, and so does an alias that is not a plain name. JSON columns bind alike.
    */
   private seenFrom(outer: ReadonlySet<string>, items: Items, visible: readonly string[]): Set<string> {
-    const named = [...items.byAlias].map(([alias, v]) => [alias, itemNames(v)] as const);
+    const named = [...items.byAlias].map(([alias, v]) => [alias, fromItemNames(v)] as const);
     const opaque = named.filter(([, names]) => names === undefined).map(([alias]) => alias.replaceAll(SYNTHETIC, ''));
     if (opaque.length > 0 && outer.size > 0) for (const o of opaque) this.opaque.add(o);
     const columns = new Set(named.flatMap(([, names]) => names ?? []));
@@ -401,25 +397,6 @@ function keptRows(joinType: string, left: readonly string[], right: readonly str
   const kept = (a: string, links: UnionFind) => [...items, OUTER].some((i) => !nullable(i) && links.find(i) === links.find(a));
   return (a, b, links) => !(kept(a, links) && kept(b, links));
 }
-
-/** `unnest`, `generate_series`, …: the names of a FROM item's calls; undefined when one has no plain name. */
-function functionNames(functions: unknown): string[] | undefined {
-  const names = ((functions as unknown[]) ?? []).map((f) => {
-    const call = isObject(f) && isObject(f.List) ? (f.List.items as unknown[])?.[0] : undefined;
-    return isObject(call) && isObject(call.FuncCall) ? sval(((call.FuncCall.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() : undefined;
-  });
-  return names.every((n): n is string => n !== undefined) ? names : undefined;
-}
-
-/** Every name a FROM item's columns may have in DuckDB; undefined when not known. */
-function itemNames(v: Source): string[] | undefined {
-  if (v.columns === null || (v.outputs === undefined && v.columns === undefined)) return undefined;
-  const outputs = v.outputs ? bindingNames(v.outputs.map((o) => o.name)) : [];
-  const columns = v.columns ? bindingNames(v.columns) : [];
-  return outputs && columns ? [...outputs, ...columns] : undefined;
-}
-
-const ONE_COLUMN_FUNCTIONS = new Set(['unnest', 'range', 'generate_series']);
 
 /** An alias DuckDB cannot mistake for a column it names after an expression's text (`CAST(p AS …)`). */
 const PLAIN = /^[a-z_][a-z0-9_$]*$/;
