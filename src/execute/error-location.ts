@@ -60,7 +60,8 @@ function columnInSource(compiled: string, column: number, source: string): numbe
 function caretExcerpt(line: number, text: string, column: number | undefined): string[] {
   const gutter = String(line).length;
   const out = [`  ${line} | ${text}`];
-  if (column !== undefined) out.push(`  ${' '.repeat(gutter)} | ${' '.repeat(Math.max(0, column - 1))}^`);
+  // Tabs before the caret are kept: a terminal widens them, and spaces alone put the caret short.
+  if (column !== undefined) out.push(`  ${' '.repeat(gutter)} | ${text.slice(0, Math.max(0, column - 1)).replace(/[^\t]/g, ' ')}^`);
   return out;
 }
 

@@ -25,7 +25,7 @@ export function readSeedCsv(text: string, file: string): { problems: Diagnostic[
   try {
     parsed = parseCsv(text);
   } catch (err) {
-    return { problems: [csvErrorDiagnostic(err, file)] };
+    return { problems: [csvErrorDiagnostic(lineCountedError(text, err), file)] };
   }
   const { header } = parsed;
   if (header.length === 0) return { problems: [diagnostic(Codes.raggedCsv, 'seed has no header row', { file, line: 1 })] };
@@ -38,6 +38,20 @@ export function readSeedCsv(text: string, file: string): { problems: Diagnostic[
   const dup = header.find((_, i) => folded.indexOf(folded[i]!) !== i);
   if (dup) return { problems: [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}' (names are compared without regard to case)`, { file, line: 1 })] };
   return { problems: [], parsed };
+}
+
+/**
+ * csv-parse counts CR and LF apart inside a quoted field, so a CRLF file's error after a quoted
+ * line break was a line late: the same parse with LF endings counts as an editor does.
+ */
+function lineCountedError(text: string, err: unknown): unknown {
+  if (!text.includes('\r\n')) return err;
+  try {
+    parseCsv(text.replace(/\r\n/g, '\n'));
+  } catch (again) {
+    if ((again as { code?: string }).code === (err as { code?: string }).code) return again;
+  }
+  return err;
 }
 
 /** csv-parse errors carry the line; their message may quote a value, so it is not passed on. */

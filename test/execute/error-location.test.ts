@@ -92,3 +92,20 @@ describe('a database error at the model line', () => {
     });
   });
 });
+
+describe('the caret under a tab-indented line', () => {
+  it('keeps the tabs before it, so a terminal puts it under the word', () => {
+    const tabbed = writeTempProject({
+      ...MINIMAL_PROJECT,
+      'tsform.yml': 'name: generated\nmodels:\n  scope: tenant\n',
+      'models/stg.sql': 'select 1 as practice_id, 2 as y\n',
+      'models/visits.sql': 'select\n\tpractice_id,\n\t\tno_such_column as x\nfrom {{ref "stg"}}\n',
+    });
+    const visits = compileDir(tabbed).manifest.models.visits!;
+    const position = { statement: `CREATE TABLE t AS ${visits.compiled_sql}`, offset: 0 };
+    position.offset = position.statement.indexOf('no_such_column');
+    const at = locateModelError(position, visits, tabbed);
+    expect(at?.where).toBe('models/visits.sql:3:3');
+    expect(at?.excerpt).toEqual(['  3 | \t\tno_such_column as x', '    | \t\t^']);
+  });
+});

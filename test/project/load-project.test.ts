@@ -166,6 +166,11 @@ describe('seed CSV', () => {
     const d = writeTempProject({ ...MINIMAL_PROJECT, 'seeds/notes.csv': 'id,note\n1,"two\nlines"\n2\n' });
     expect(brief(loadProject(d).diagnostics)).toEqual([{ code: Codes.raggedCsv, file: 'seeds/notes.csv', line: 4 }]);
   });
+
+  it('counts a CRLF inside a quoted field as one line break, as an editor does', () => {
+    const d = writeTempProject({ ...MINIMAL_PROJECT, 'seeds/notes.csv': 'id,note\r\n1,"two\r\nlines"\r\n2\r\n' });
+    expect(brief(loadProject(d).diagnostics)).toEqual([{ code: Codes.raggedCsv, file: 'seeds/notes.csv', line: 4 }]);
+  });
 });
 
 describe('all mistakes of a project are reported together', () => {
