@@ -7,18 +7,47 @@
  * measure reads is followed through CTEs, derived tables and the research models above it, and
  * every expression on the way must be such a plain measure too. Below the research layer
  * (staging, sources, the vault) a column is data as stored.
+ *
+ * Which rows carry a measured value must be the cell's rows, not a part a join or filter chose
+ * (red-team, 2026-12-07): `sum(f.one)` of a CTE's `1 AS one` filtered to a rare condition and
+ * LEFT JOINed to the cell's persons published how many had it. So on the way a measure may not
+ * read a constant (it counts the rows that carry it), the optional side of an outer join (the
+ * rows its ON chose beside every person of the cell), or a UNION, INTERSECT or EXCEPT (an arm can
+ * pad a chosen part with zeros for everyone else); and a measure that reads no column (`count(*)`,
+ * `sum(1)`) may not count over an outer join, whose optional side adds the rows it chose.
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { ColumnTracer, columnRefs, measureColumns, type RelationLookup } from './counted-persons.ts';
 import { measureProblem } from './k-count-shape.ts';
-import { isObject, type PgJson as Json } from './pg-tree.ts';
-import { outputName, refFields, type Env } from './select-scope.ts';
+import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { emptyEnv, fromItems, isSetOp, outputName, parseSelect, refFields, type Env } from './select-scope.ts';
+import { cellMeasures } from './k-count-shape.ts';
 
 /** Why a measure of the published aggregate `sql` is computed from a part of its cell, or undefined. */
 export function measuredPartProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
   const tracer = new MeasureDerivation(lookup);
   const found = measureColumns(sql, kCount, (ref, arm, env) => tracer.column(refFields(ref), arm, env));
-  return found && `measures ${outputName(found.target) ?? 'a column'} over ${refFields(found.ref).join('.')}, which ${found.said}; a measure reads columns as stored or measured over whole groups (a count or sum of a CASE, a comparison or a FILTER made in a CTE or a research model counts a part of each cell, which k persons per cell do not cover)`;
+  if (found) return `measures ${outputName(found.target) ?? 'a column'} over ${refFields(found.ref).join('.')}, which ${found.said}; a measure reads columns as stored or measured over whole groups (a count or sum of a CASE, a comparison or a FILTER made in a CTE or a research model counts a part of each cell, which k persons per cell do not cover)`;
+  const select = parseSelect(sql);
+  const rows = select ? cellMeasures(select, kCount).find((m) => columnRefs(m.target.val).length === 0 && isObject(m.target.val) && isObject(m.target.val.FuncCall) && optionalItems(m.select).size > 0) : undefined;
+  return rows && `measures ${outputName(rows.target) ?? 'a column'} without reading a column over an outer join, so it counts the rows its optional side chose beside each cell's persons; count over an inner join, or count(DISTINCT) the person token as the cell's count does`;
+}
+
+/** Qualifiers of the FROM items of `s` that an outer join may leave empty (LEFT's right side, RIGHT's left, both of FULL). */
+function optionalItems(s: Json): Set<string> {
+  const out = new Set<string>();
+  const visit = (item: unknown, optional: boolean): void => {
+    if (!isObject(item)) return;
+    if (isObject(item.JoinExpr)) {
+      const t = String(item.JoinExpr.jointype);
+      visit(item.JoinExpr.larg, optional || t === 'JOIN_RIGHT' || t === 'JOIN_FULL');
+      visit(item.JoinExpr.rarg, optional || t === 'JOIN_LEFT' || t === 'JOIN_FULL');
+      return;
+    }
+    if (optional) for (const i of fromItems([item], emptyEnv())) out.add(i.qualifier);
+  };
+  for (const f of (s.fromClause as unknown[]) ?? []) visit(f, false);
+  return out;
 }
 
 class MeasureDerivation extends ColumnTracer {
@@ -26,8 +55,20 @@ class MeasureDerivation extends ColumnTracer {
     super(lookup, (relation, name) => (relation === undefined ? `reads ${name}, which cannot be followed` : undefined));
   }
 
+  override column(fields: string[], s: Json, env: Env, depth = 0): string | undefined {
+    // Unqualified, a column is read among several items only when it names one (the base refuses it).
+    if (fields.length === 2 && optionalItems(s).has(fields[0]!)) return `is read from ${fields[0]}, on the optional side of an outer join (rows its ON chose beside every person of the cell); join it with an inner join`;
+    return super.column(fields, s, env, depth);
+  }
+
+  override output(s: Json, name: string, env: Env, depth = 0): string | undefined {
+    if (isSetOp(s)) return `is made by a UNION, INTERSECT or EXCEPT (an arm can pad a chosen part of each cell with other rows)`;
+    return super.output(s, name, env, depth);
+  }
+
   protected override passed(target: Json, s: Json, env: Env, depth: number): string | undefined {
     if (isObject(target.val) && isObject(target.val.ColumnRef)) return super.passed(target, s, env, depth);
+    if (columnRefs(target.val).length === 0 && !isCount(target.val)) return `is a constant (as ${outputName(target) ?? 'a column'}), which counts the rows that carry it, chosen by a join or filter`;
     // A column computed on the way is read per row by the measure above it.
     const problem = measureProblem(target.val, false, true);
     if (problem) return `is computed with ${problem} (as ${outputName(target) ?? 'a column'})`;
@@ -37,4 +78,10 @@ class MeasureDerivation extends ColumnTracer {
     }
     return undefined;
   }
+}
+
+/** `count(*)` or `count(1)`: the rows of a group, which the group's own filter chose. */
+function isCount(x: unknown): boolean {
+  const fc = isObject(x) && isObject(x.FuncCall) ? x.FuncCall : undefined;
+  return fc !== undefined && sval(((fc.funcname as unknown[]) ?? []).at(-1))?.toLowerCase() === 'count';
 }
