@@ -75,6 +75,8 @@ function caseTwins(tree: unknown): NameFinding[] {
     });
 }
 
+const DUCKDB_SUBQUERY_NAME = /^unnamed_subquery\d*$/i;
+
 function reservedAliases(tree: unknown, prefix: string): NameFinding[] {
   const visit = (n: unknown, out: NameFinding[]): NameFinding[] => {
     if (Array.isArray(n)) n.forEach((x) => visit(x, out));
@@ -82,6 +84,12 @@ function reservedAliases(tree: unknown, prefix: string): NameFinding[] {
     for (const [k, v] of Object.entries(n)) {
       if (k !== 'CommonTableExpr' && isObject(v) && isObject(v.alias) && typeof v.alias.aliasname === 'string' && v.alias.aliasname.toLowerCase().startsWith(prefix)) {
         out.push({ message: `uses the alias ${v.alias.aliasname}: the prefix ${prefix} is reserved for tsform's own relations`, near: v.alias.aliasname });
+      }
+      // DuckDB names an unaliased subquery so (the checks give it no name): `unnamed_subquery.practice_id`
+      // in a sub-select bound to a local `(select 'p_x' as practice_id)`, not to the outer alias.
+      const named = k === 'CommonTableExpr' && isObject(v) ? v.ctename : isObject(v) && isObject(v.alias) ? v.alias.aliasname : undefined;
+      if (typeof named === 'string' && DUCKDB_SUBQUERY_NAME.test(named)) {
+        out.push({ message: `uses the name ${named}, which DuckDB gives a subquery without an alias (then one name for two relations); rename it`, near: named });
       }
       if (isObject(v) || Array.isArray(v)) visit(v, out);
     }

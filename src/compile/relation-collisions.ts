@@ -2,6 +2,7 @@ import type { ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ProjectConfig, SourceTable } from '../project/types.ts';
 import { ownSchema } from './model-config.ts';
+import { reservedRelationName } from './render.ts';
 
 type Owned = Pick<ManifestNode, 'name' | 'kind' | 'schema' | 'identifier' | 'path'>;
 
@@ -44,6 +45,7 @@ export function checkSources(sources: readonly SourceTable[], config: ProjectCon
   for (const [role, schema] of Object.entries(config.schemas)) if (role !== 'raw') own.set(schema.toLowerCase(), role);
   for (const f of config.folders) if (f.schema && f.schema.toLowerCase() !== config.schemas.raw.toLowerCase()) own.set(f.schema.toLowerCase(), 'models');
   const declared = new Map<string, SourceTable>();
+  const reservedNames = new Map<string, SourceTable>();
   const tenantColumn = config.tenantColumn.toLowerCase();
   for (const s of sources) {
     const at = { file: s.file, line: s.line };
@@ -55,6 +57,12 @@ export function checkSources(sources: readonly SourceTable[], config: ProjectCon
     const system = role ? undefined : ownSchema(s.schema, config, securitySchema);
     if (role) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} is declared in schema '${s.schema}', which tsform writes (${role}); a source is read from outside tsform`, at));
     else if (system) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} is declared in schema '${s.schema}', ${system}; a source is a table of the OLTP or another system, read from outside tsform`, at));
+    // Models read a source under one reserved name, `source__table`: source a's table b__c and
+    // source a__b's table c were one name, and checks read one source's columns for the other's.
+    const reserved = reservedRelationName({ kind: 'source', name: `source:${name}` }).toLowerCase();
+    const twin = reservedNames.get(reserved);
+    if (twin) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} and source ${twin.source}.${twin.name} (${twin.file}${twin.line ? `:${twin.line}` : ''}) have one name in models' SQL (${reserved}); rename one (a source or table name with __ joins differently)`, at));
+    else reservedNames.set(reserved, s);
     const key = `${s.schema}.${s.identifier}`.toLowerCase();
     const first = declared.get(key);
     if (first) diagnostics.push(diagnostic(Codes.invalidConfig, `source ${name} declares ${s.schema}.${s.identifier} again (source ${first.source}.${first.name}, ${first.file}${first.line ? `:${first.line}` : ''}); a relation has one declaration`, at));

@@ -51,6 +51,9 @@ const refused: [string, string, ProbeModel[], RegExp][] = [
   ['a repeated name in a derived table', `select p_1.practice_id, (select string_agg(n.encounter_id, ',') from (select e.practice_id, e.encounter_id, 'z' as p, struct_pack(practice_id := e.practice_id) as "P" from ${SE} e) n where n.practice_id = p_1.practice_id) as g from ${SP} p_1`, [], /TSF231[^\n]*not matched/],
   ['json_each in FROM, whose JSON column is value', `select value.practice_id, (select string_agg(x.encounter_id, ',') from ${SE} x, json_each(json_object('k', json_object('practice_id', x.practice_id))) j where x.practice_id = value.practice_id) as g from ${SP} value`, [], /TSF231[^\n]*not matched/],
   ['a source column declared JSON', `select city_json.practice_id, (select string_agg(s.patient_id, ',') from {{source "ehr" "patients"}} s where s.practice_id = city_json.practice_id) as g from ${SP} city_json`, [], /TSF231[^\n]*not matched/],
+  ['an outer alias named as DuckDB names an unaliased subquery', `select unnamed_subquery.practice_id, (select string_agg(x.encounter_id, ',') from ${SE} x, (select 'p_2e1eaaf1eb' as practice_id) where x.practice_id = unnamed_subquery.practice_id) as g from ${SP} unnamed_subquery`, [], /TSF222[^\n]*unnamed_subquery/],
+  ['the same in a join\'s ON', `select unnamed_subquery2.practice_id, (select string_agg(x.encounter_id, ',') from (select 1 as a), ${SE} x join (select 'p_2e1eaaf1eb' as practice_id) on x.practice_id = unnamed_subquery2.practice_id) as g from ${SP} unnamed_subquery2`, [], /TSF222[^\n]*unnamed_subquery2/],
+  ['a CTE named as DuckDB names an unaliased subquery', `with unnamed_subquery as (select * from ${SP}) select unnamed_subquery.practice_id, (select string_agg(x.encounter_id, ',') from ${SE} x, (select x.practice_id) where x.practice_id = unnamed_subquery.practice_id) as g from unnamed_subquery`, [], /TSF222[^\n]*unnamed_subquery/],
 ];
 
 const accepted: [string, string, ProbeModel[]][] = [
@@ -59,6 +62,16 @@ const accepted: [string, string, ProbeModel[]][] = [
   ['a LATERAL item naming an item beside it (DuckDB binds the item before a column of that name)', `select p.practice_id, l.g from ${SP} p join {{ref "stg_nested"}} n on n.practice_id = p.practice_id cross join lateral (select string_agg(x.ssn, ',') as g from ${SP} x where x.practice_id = p.practice_id) l`, [STRUCT]],
   ['a sub-select over the own practice\'s encounters', `select p.practice_id, (select count(*) from ${SE} e where e.practice_id = p.practice_id) as g from ${SP} p`, []],
 ];
+
+describe('one name in models\' SQL for two sources', () => {
+  it('refuses source a\'s table b__c beside source a__b\'s table c (both __tsf_src_a__b__c)', () => {
+    const twins = (project: Project) => {
+      const base = project.sources.find((t) => t.source === 'ehr' && t.name === 'patients')!;
+      project.sources.push({ ...base, source: 'a', name: 'b__c', identifier: 't1' }, { ...base, source: 'a__b', name: 'c', identifier: 't2' });
+    };
+    expect(shown(compile(`select p.practice_id, p.patient_id as g from ${SP} p`, [], twins))).toMatch(/TSF\d+: source a__b\.c and source a\.b__c [^\n]*have one name in models' SQL/);
+  });
+});
 
 describe('qualified names a nested column can take', () => {
   it.each(refused)('refuses %s', (what, sql, extra, code) => {
