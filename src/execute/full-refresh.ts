@@ -109,9 +109,11 @@ export interface Shape {
 
 /** A relation's kind and columns as this transaction sees them (the adapter's describe() uses another connection). */
 export async function shapeOf(s: Session, schema: string, identifier: string): Promise<Shape | undefined> {
-  const t = await s.query('SELECT table_type FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, identifier]);
+  // This database's own: DuckDB's information_schema also lists attached ones (slim CI's production file).
+  const where = 'table_catalog = current_database() AND table_schema = $1 AND table_name = $2';
+  const t = await s.query(`SELECT table_type FROM information_schema.tables WHERE ${where}`, [schema, identifier]);
   if (t.rows.length === 0) return undefined;
-  const c = await s.query('SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position', [schema, identifier]);
+  const c = await s.query(`SELECT column_name, data_type FROM information_schema.columns WHERE ${where} ORDER BY ordinal_position`, [schema, identifier]);
   return {
     kind: String(t.rows[0]!.table_type) === 'VIEW' ? 'view' : 'table',
     columns: c.rows.map((r) => ({ name: String(r.column_name), type: String(r.data_type) })),
