@@ -68,6 +68,7 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
       project: ws.project,
       threads: req.threads ?? target.threads,
       fullRefresh: req.fullRefresh ?? false,
+      fullRefreshId: req.fullRefreshSlicesOnly ? req.fullRefreshId : undefined,
       policy: adapter.capabilities.rowLevelSecurity ? policyContext(ws) : undefined,
       nodeTimeoutMs: req.nodeTimeoutMs,
       clock,

@@ -1,15 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Adapter } from '../adapters/adapter.ts';
 import type { JobQueue } from '../adapters/job-queue.ts';
-import { manifestNodes, type Manifest } from '../artifacts/manifest.ts';
+import { manifestNodes } from '../artifacts/manifest.ts';
 import { RUN_RESULTS_SCHEMA_VERSION, summarizeTenants, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import { writeRunResults } from '../artifacts/write.ts';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
-import { builtRelations, dropForFullRefresh } from '../execute/strategies/relation-write.ts';
+import { beginFullRefresh, endFullRefresh, refreshTargets } from '../execute/full-refresh.ts';
 import { distributePlan, type PracticeJob } from '../plan/distribute.ts';
-import type { Plan } from '../plan/plan.ts';
 import { runWorkspace } from './api.ts';
 import { failedOutput, jobId, manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
 import { tsformVersion } from './package-root.ts';
@@ -83,9 +81,11 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     const base = { ...req, adapter, env, clock, skipLeakScan: true };
     const ids = cut.jobs.map((j) => jobId(runId, j.key));
     const alreadySent = resumed && cut.jobs.length > 0 && (await queue.status(queueName(ws.project.config.name, cut.jobs[0]!.pool), ids[0]!)) !== undefined;
-    // As one process does, the tables go once, before any practice is rebuilt; never again once a
-    // job may have written (a resumed run), and jobs then rebuild only their practices' slices.
-    if (plan.fullRefresh && plan.fullRefreshScope === 'all' && !alreadySent) await dropPerPracticeModels(adapter, ws.manifest, plan, cut.perPractice);
+    // As one process does, the refresh is recorded once, before any practice is rebuilt; never
+    // again once a job may have written (a resumed run keeps what the first one recorded and
+    // rebuilt), and the first job to write each table creates it again (execute/full-refresh.ts).
+    const refreshesAll = plan.fullRefresh && plan.fullRefreshScope === 'all';
+    if (refreshesAll && !alreadySent) await beginFullRefresh(adapter, ws.project.config.schemas.meta, runId, refreshTargets(plan, manifestNodes(ws.manifest), new Set(cut.perPractice)));
     if (cut.before.length > 0 && !alreadySent) {
       const before = await runWorkspace({ ...base, nodes: cut.before, select: undefined, exclude: undefined });
       results.push(...before.results);
@@ -108,6 +108,7 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
         tenants: job.tenants,
         wholeRun,
         ...(plan.fullRefresh ? { fullRefresh: true as const } : {}),
+        ...(refreshesAll ? { fullRefreshId: runId } : {}),
         fanIn: req.fanIn,
         vars: req.vars,
       }),
@@ -146,7 +147,10 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     const privacy = ws.project.config.privacy;
     if (privacy && leakScanPlanned(ws, plan) && !req.signal?.aborted) results.push(await leakScanResult(adapter, ws, privacy));
     // An interrupted run stays open: the coordinator started again with this selection resumes it.
-    if (!req.signal?.aborted) await queue.finishRun(runId);
+    if (!req.signal?.aborted) {
+      if (refreshesAll) await endFullRefresh(adapter, ws.project.config.schemas.meta, runId);
+      await queue.finishRun(runId);
+    }
     return await finish();
   } finally {
     await adapter.close().catch(() => undefined);
@@ -173,14 +177,6 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     writeRunResults(ws.targetDir, run);
     return run;
   }
-}
-
-/** The per-practice models of the plan, dropped downstream first (as the runner drops them). */
-async function dropPerPracticeModels(adapter: Adapter, manifest: Manifest, plan: Plan, perPractice: readonly string[]): Promise<void> {
-  const mine = new Set(perPractice);
-  const nodes = manifestNodes(manifest);
-  const dropped = [...plan.steps].reverse().filter((s) => s.build && mine.has(s.id) && nodes[s.id]?.kind === 'model');
-  await dropForFullRefresh(adapter, dropped.map((s) => nodes[s.id]!), builtRelations(plan, nodes));
 }
 
 interface FeedOptions {

@@ -15,8 +15,13 @@ export interface PracticeJobData {
   nodes: string[];
   tenants: string[];
   wholeRun: boolean;
-  /** `--full-refresh`: the job rebuilds its practices' slices from the full SELECT (the coordinator dropped the tables). */
+  /** `--full-refresh`: the job rebuilds its practices' slices from the full SELECT. */
   fullRefresh?: true;
+  /**
+   * A refresh over every practice: the coordinator's record of the tables not created again yet
+   * (execute/full-refresh.ts); the job's first write of each creates it, keeping other practices' rows.
+   */
+  fullRefreshId?: string;
   fanIn?: FanInPolicy;
   vars?: Record<string, unknown>;
 }

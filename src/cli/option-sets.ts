@@ -78,7 +78,7 @@ export function varsOption(cmd: Command): Command {
 export function runOptions(cmd: Command, opts: { defer?: boolean } = {}): Command {
   cmd
     .addOption(new Option('--threads <n>', 'statements in flight at once (a whole number ≥ 1)').argParser(positiveInteger))
-    .option('--full-refresh', 'rebuild from scratch: with every practice, tables are dropped and rebuilt; with --tenant, those practices\' slices are rebuilt from the full SELECT')
+    .option('--full-refresh', 'rebuild from scratch: with every practice, tables are created again (each practice keeps its rows until its rebuild commits); with --tenant, those practices\' slices are rebuilt from the full SELECT')
     .addOption(new Option('--fan-in <policy>', 'global nodes when a practice failed upstream').choices(['use_last_good', 'skip', 'block']))
     .addOption(new Option('--node-timeout <seconds>', 'cancel a node after this long (default: run.node_timeout_seconds)').argParser(positiveNumber));
   if (opts.defer !== false) {

@@ -29,6 +29,8 @@ export interface RunRequest {
   fullRefresh?: boolean;
   /** With fullRefresh: rebuild the practices' slices only, never drop a table (a distributed job). */
   fullRefreshSlicesOnly?: boolean;
+  /** With fullRefreshSlicesOnly: the coordinator's refresh over every practice (execute/full-refresh.ts). */
+  fullRefreshId?: string;
   /** Also write every unit to target/run_results.full.json (run_results.json is grouped per node). */
   fullResults?: boolean;
   fanIn?: FanInPolicy;

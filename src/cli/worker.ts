@@ -97,7 +97,7 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
           nodesAreWholeRun: data.wholeRun,
           skipLeakScan: true,
           tenants: data.tenants,
-          ...(data.fullRefresh ? { fullRefresh: true, fullRefreshSlicesOnly: true } : {}),
+          ...(data.fullRefresh ? { fullRefresh: true, fullRefreshSlicesOnly: true, fullRefreshId: data.fullRefreshId } : {}),
           fanIn: data.fanIn,
           vars: data.vars,
           adapter,

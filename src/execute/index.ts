@@ -26,6 +26,8 @@ export interface ExecuteRequest {
   project: Project;
   threads: number;
   fullRefresh: boolean;
+  /** A distributed refresh over every practice that this run's jobs take part in (full-refresh.ts). */
+  fullRefreshId?: string;
   policy?: PolicyContext;
   /** Overrides `run.node_timeout_seconds`. */
   nodeTimeoutMs?: number;
@@ -72,6 +74,7 @@ function executeWith(req: ExecuteRequest, csvLoads: CsvRunLoads): Promise<NodeRe
       tenantColumn: req.project.config.tenantColumn,
       tenants: req.project.tenants,
       fullRefresh: req.fullRefresh,
+      fullRefreshId: req.fullRefreshId,
       policy: req.policy,
       nodeTimeoutMs: req.nodeTimeoutMs ?? req.project.config.nodeTimeoutMs,
       privacy: req.project.config.privacy,

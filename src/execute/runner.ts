@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { manifestNodes, type ManifestNode } from '../artifacts/manifest.ts';
 import type { NodeResult } from '../artifacts/run-results.ts';
 import { Codes, TsformError, type Code } from '../errors.ts';
@@ -7,7 +8,7 @@ import { applyPolicyFoundation } from './apply-policies.ts';
 import { migrateMeta } from '../warehouse/meta-schema.ts';
 import { forgetNonIncremental } from '../warehouse/relation-versions.ts';
 import { movedRowRebuilds } from './moved-row-rebuilds.ts';
-import { builtRelations, dropForFullRefresh } from './strategies/relation-write.ts';
+import { beginFullRefresh, endFullRefresh, refreshTargets } from './full-refresh.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { lineInSql, locateModelError } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
@@ -46,7 +47,10 @@ interface Task extends SchedulerUnit {
  * A failure marks only the failing practice; its downstream is skipped for that practice alone.
  */
 export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
-  const { plan, ctx } = opts;
+  const { plan } = opts;
+  // Over every practice, a refresh of its own (full-refresh.ts); --tenant and distributed jobs rebuild slices in place.
+  const refresh = plan.fullRefresh && plan.fullRefreshScope !== 'selected' ? randomUUID() : undefined;
+  const ctx = refresh ? { ...opts.ctx, fullRefreshId: refresh } : opts.ctx;
   const nodes = manifestNodes(ctx.manifest);
   const results: NodeResult[] = [];
   const stepById = new Map(plan.steps.map((s) => [s.id, s]));
@@ -59,13 +63,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   const sliced = new Map<string, { rows: number; ms: number; notes: string[] }>();
   /** Step → practices outside its builds whose slices lost rows in them (BuildOutcome.changedElsewhere). */
   const changedElsewhere = new Map<string, Set<string>>();
-
   await prepareSchemas(ctx, plan, withRetries);
-  // A sample of practices keeps the table: only their slices are rebuilt, from the full SELECT.
-  if (plan.fullRefresh && plan.fullRefreshScope !== 'selected') {
-    const dropped = [...plan.steps].reverse().filter((s) => s.build && s.fanOut && nodes[s.id]!.kind === 'model');
-    await dropForFullRefresh(ctx.adapter, dropped.map((s) => nodes[s.id]!), builtRelations(plan, nodes));
-  }
+  if (refresh) await beginFullRefresh(ctx.adapter, ctx.metaSchema, refresh, refreshTargets(plan, nodes));
 
   // Dependency counters between tasks (step × batch). A large practice is its own lane; small
   // practices batched together share one; global steps share the global lane.
@@ -131,6 +130,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
     };
   });
   if (changedElsewhere.size > 0 && !opts.signal?.aborted) await buildAgainAfterMoves();
+  if (refresh) await endFullRefresh(ctx.adapter, ctx.metaSchema, refresh);
   return results;
 
   /** Moved rows (moved-row-rebuilds.ts): the new results replace the earlier ones, with a note. */
@@ -369,7 +369,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
 
 /** Errors that do not depend on which practices are bound: splitting the batch cannot help. */
 function failsForEveryPractice(err: unknown, adapter: BuildContext['adapter']): boolean {
-  if (err instanceof TsformError) return err.code === Codes.schemaChanged;
+  if (err instanceof TsformError) return err.code === Codes.schemaChanged || err.code === Codes.fullRefreshDependents;
   return adapter.isStatementError(err);
 }
 

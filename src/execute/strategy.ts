@@ -70,6 +70,12 @@ export interface BuildContext {
   tenantColumn: string;
   tenants: readonly Tenant[];
   fullRefresh: boolean;
+  /**
+   * A `--full-refresh` over every practice (full-refresh.ts): its id in the pending record, so
+   * that the first slice written of each relation creates the table again, keeping the other
+   * practices' rows. Set by the runner, or by a distributed refresh's coordinator for its jobs.
+   */
+  fullRefreshId?: string;
   /** Per-node statement timeout. */
   nodeTimeoutMs?: number;
   /** The vault key, resolved once per run when a vault node runs (privacy: in tsform.yml). */

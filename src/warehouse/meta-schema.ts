@@ -134,6 +134,15 @@ export const LOGICAL_EVIDENCE = table('logical_evidence', { slot: text, evidence
  */
 export const LOGICAL_BLOCKED = table('logical_blocked', { source_table: text, reason: text, since_lsn: text }, ['source_table']);
 
+/**
+ * A `--full-refresh` over every practice (execute/full-refresh.ts): the per-practice relations
+ * it has not created again yet, per refresh (a run, or a distributed run shared by its workers).
+ * The first slice written in the refresh takes its relation's row and creates the table again,
+ * carrying the other practices' previous rows; `rebuilt_json` lists the relations the refresh
+ * builds (a view reading the table may be dropped with it only if it is one of them).
+ */
+export const FULL_REFRESH_PENDING = table('full_refresh_pending', { refresh: text, relation: text, rebuilt_json: text }, ['refresh', 'relation']);
+
 /** One row per applied migration step; the warehouse's version is the highest. */
 export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
 
@@ -216,6 +225,11 @@ const STEPS: readonly MigrationStep[] = [
     version: 7,
     description: 'research: the practices withheld when each global research relation was last built',
     statements: (m) => [createTableSql(m, WITHHELD_AT_BUILD)],
+  },
+  {
+    version: 8,
+    description: 'full refresh: the relations a refresh over every practice has not created again yet (previous rows kept until then)',
+    statements: (m) => [createTableSql(m, FULL_REFRESH_PENDING)],
   },
 ];
 

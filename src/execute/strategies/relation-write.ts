@@ -1,12 +1,11 @@
-import type { Adapter, RelationInfo, Session } from '../../adapters/adapter.ts';
+import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
-import type { Plan } from '../../plan/plan.ts';
-import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
 import type { PolicyContext } from '../apply-policies.ts';
 import { readAbsorption, recordAbsorbed, type Absorption } from '../../warehouse/deletion-epochs.ts';
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
+import { claimRecreate, recreateForRefresh, refreshPending, relationKey, shapeOf } from '../full-refresh.ts';
 import { loadTableName } from '../../warehouse/load-csv.ts';
 
 /**
@@ -62,20 +61,30 @@ export async function writeSlice(
   const existing = await ctx.adapter.describe(node.schema, node.identifier);
   // Read before the rows are: an epoch that moves in between is absorbed again next time, never lost.
   const absorbed = absorption ?? (await readAbsorption(ctx.adapter, ctx.metaSchema, ctx.manifest, node, tenants));
+  const refresh = ctx.fullRefreshId !== undefined && (await refreshPending(ctx.adapter, ctx.metaSchema, ctx.fullRefreshId, node)) ? ctx.fullRefreshId : undefined;
+  const turn = refresh === undefined ? {} : { serializeOn: `full-refresh ${relationKey(node)}` };
   return ctx.adapter.transaction(async (s) => {
+    // Whether this write creates the table again (full-refresh.ts), and the table as it is after the writes before it.
+    const rebuilt = refresh === undefined ? undefined : await claimRecreate(s, ctx.metaSchema, refresh, node);
+    const before = refresh === undefined ? existing : await shapeOf(s, node.schema, node.identifier);
     const staging = await stage(s, existing);
     const target = targetOf(node);
     const staged = await stageTenantRows(s, target, staging.select, tenants, ctx.tenantColumn);
     const notes = [...(staging.notes ?? []), ...(check ? await check(s, STAGE_TABLE, tenants) : [])];
-    await ensureTargetTable(s, target, staged.columns, existing?.columns.map((c) => c.name), false, ctx.tenantColumn);
-    if (!existing) await protect(ctx, s, node);
+    if (rebuilt) {
+      const practices = ctx.tenants.map((t) => t.id);
+      notes.push(...(await recreateForRefresh(s, { adapter: ctx.adapter, node, tenantColumn: ctx.tenantColumn, practices, tenants, rebuilt, protect: (x) => protect(ctx, x, node) }, before)));
+    } else {
+      await ensureTargetTable(s, target, staged.columns, before?.columns.map((c) => c.name), false, ctx.tenantColumn);
+      if (!before) await protect(ctx, s, node);
+    }
     if (staging.merge) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
     else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
     if (absorbed) await recordAbsorbed(s, ctx.metaSchema, node, absorbed, tenants);
     await dropStage(s);
     await staging.cleanup?.(s);
     return { rows: staged.rows, notes };
-  }, { timeoutMs: ctx.nodeTimeoutMs });
+  }, { timeoutMs: ctx.nodeTimeoutMs, ...turn });
 }
 
 export interface WholeWrite {
@@ -116,52 +125,6 @@ export async function writeWhole(
     await staging.cleanup?.(s);
     return { rows: new Map([[null, Number(probe.rows[0]?.n ?? 0)]]), notes };
   }, { timeoutMs: ctx.nodeTimeoutMs });
-}
-
-/** `schema.identifier` of every relation a plan builds (models; an ephemeral one is no relation). */
-export function builtRelations(plan: Plan, nodes: Readonly<Record<string, ManifestNode>>): Set<string> {
-  const out = new Set<string>();
-  for (const step of plan.steps) {
-    const node = nodes[step.id];
-    if (step.build && node?.kind === 'model' && node.materialized !== 'ephemeral') out.add(`${node.schema}.${node.identifier}`);
-  }
-  return out;
-}
-
-/**
- * `--full-refresh` of tenant-scoped tables (`nodes`, downstream first): each dropped once, before
- * any batch rebuilds its slice (by the run, or by a distributed run's coordinator before it sends
- * any job). A view that reads one of them (PostgreSQL) is dropped with it when the run rebuilds
- * that view (`rebuilt`: `schema.identifier` of every relation the run builds); a view the run
- * does not rebuild refuses the whole refresh (TSF310) before anything is dropped.
- */
-export async function dropForFullRefresh(adapter: Adapter, nodes: readonly ManifestNode[], rebuilt: ReadonlySet<string>): Promise<void> {
-  const existing: { node: ManifestNode; kind: string; rel: string }[] = [];
-  for (const node of nodes) {
-    const info = await adapter.describe(node.schema, node.identifier);
-    if (info) existing.push({ node, kind: info.kind, rel: quoteRelation(node.schema, node.identifier) });
-  }
-  if (existing.length === 0) return;
-  await adapter.transaction(async (s) => {
-    // A view another session creates over one of these meanwhile would go with the CASCADE below
-    // without having been checked: with the relations locked first, its CREATE VIEW waits for
-    // this transaction (and then fails), or this check waits for its commit and sees it.
-    if (adapter.kind === 'postgres') for (const e of existing) await s.query(`LOCK TABLE ${e.rel} IN ACCESS EXCLUSIVE MODE`);
-    const drops: string[] = [];
-    const kept: string[] = [];
-    for (const { node, kind, rel } of existing) {
-      const readers = (await adapter.dependentViews?.(node.schema, node.identifier, s)) ?? [];
-      for (const v of readers) if (!rebuilt.has(`${v.schema}.${v.name}`)) kept.push(`${v.schema}.${v.name} (reads ${node.schema}.${node.identifier})`);
-      drops.push(`DROP ${kind === 'view' ? 'VIEW' : 'TABLE'} IF EXISTS ${rel}${readers.length > 0 ? ' CASCADE' : ''}`);
-    }
-    if (kept.length > 0) {
-      throw new TsformError(
-        Codes.fullRefreshDependents,
-        `--full-refresh drops and rebuilds tables that views outside this run read: ${[...new Set(kept)].join(', ')}. Select those views too (e.g. --select <model>+), or drop them first; nothing was dropped`,
-      );
-    }
-    for (const sql of drops) await s.query(sql);
-  });
 }
 
 /** Text rows into a fresh VARCHAR load table in the meta schema (seeds, tenants.yml); returns its name. */
