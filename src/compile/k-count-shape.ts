@@ -64,6 +64,10 @@ function selectProblem(s: Json, kCount: string, position?: number, names?: reado
 const MEASURE_AGGREGATES = new Set(['count', 'sum', 'avg', 'min', 'max', 'median', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp']);
 const MEASURE_SCALARS = new Set(['round', 'abs', 'floor', 'ceil', 'ceiling', 'trunc']);
 const ARITHMETIC = new Set(['+', '-', '*', '/', '%']);
+/** Aggregates whose value is one member's. */
+const PICKING = new Set(['min', 'max', 'median']);
+/** Types a row's value may be cast to on a measure's way (PostgreSQL's names for the SQL spellings, DuckDB's own). */
+const MEASURE_TYPES = new Set(['int2', 'int4', 'int8', 'numeric', 'float4', 'float8', 'int', 'integer', 'bigint', 'smallint', 'tinyint', 'hugeint', 'decimal', 'double', 'real', 'float', 'varchar', 'text', 'bpchar', 'date', 'timestamp', 'timestamptz']);
 const SHOWN: Record<string, string> = { CaseExpr: 'a CASE', BoolExpr: 'AND, OR or NOT', NullTest: 'IS [NOT] NULL', BooleanTest: 'IS TRUE/FALSE', SubLink: 'a sub-select', CoalesceExpr: 'coalesce', MinMaxExpr: 'greatest/least', NullIfExpr: 'nullif' };
 
 /**
@@ -84,13 +88,20 @@ export function measureProblem(val: unknown, inAggregate: boolean, perRow = inAg
     return undefined;
   }
   if (!isObject(val) || isObject(val.A_Const) || isObject(val.ColumnRef)) return undefined;
-  if (isObject(val.TypeCast)) return measureProblem(val.TypeCast.arg, inAggregate, perRow);
+  if (isObject(val.TypeCast)) {
+    // `cast(cast(code - 109838007 as boolean) as integer)` is 0 for one code and 1 for every other.
+    const type = sval(((isObject(val.TypeCast.typeName) ? (val.TypeCast.typeName.names as unknown[]) : undefined) ?? []).at(-1))?.toLowerCase() ?? '';
+    if (perRow && !MEASURE_TYPES.has(type)) return `a cast to ${type || 'another type'} of a row's value, which can make each row 0 or 1`;
+    return measureProblem(val.TypeCast.arg, inAggregate, perRow);
+  }
   if (isObject(val.A_Expr)) {
     const op = ((val.A_Expr.name as unknown[]) ?? []).map(sval).join('');
     if (val.A_Expr.kind !== 'AEXPR_OP' || !ARITHMETIC.has(op)) return `a comparison or condition (${op || String(val.A_Expr.kind)})`;
     // Per row, `1 / (abs(code - 109838007) + 1)` is 1 for one value and 0 for every other: a
     // condition in arithmetic. A row's value divides nothing there; constants may.
     if (perRow && (op === '/' || op === '%') && readsColumn(val.A_Expr.rexpr)) return `a division by a row's value (${op}), which can make each row 0 or 1`;
+    // `(code - c) * (code - c) * 1e9 + cost` lifts every row but one code's: min() then picks that member.
+    if (perRow && op === '*' && readsColumn(val.A_Expr.lexpr) && readsColumn(val.A_Expr.rexpr)) return "a product of two row values, which can weigh rows by a condition";
     return measureProblem([val.A_Expr.lexpr, val.A_Expr.rexpr], inAggregate, perRow);
   }
   const fc = isObject(val.FuncCall) ? val.FuncCall : undefined;
@@ -106,7 +117,16 @@ export function measureProblem(val: unknown, inAggregate: boolean, perRow = inAg
   if (fc.agg_filter) return `a FILTER on ${name}(…)`;
   if (fc.agg_order || fc.agg_within_group || fc.agg_distinct) return `${name}(DISTINCT or ORDER BY …)`;
   if (name === 'count' && fc.agg_star !== true) return "a second count, of something other than all of the cell's rows (count(*))";
-  return measureProblem(fc.args, true, true);
+  const inner = measureProblem(fc.args, true, true);
+  // A member picked by an expression is the member the expression chose, not the cell's extreme.
+  if (!inner && PICKING.has(name) && !plainColumn((fc.args as unknown[] | undefined)?.[0])) return `${name}(…) of a computed value, which picks the member the computation chose (${name} a column as stored)`;
+  return inner;
+}
+
+/** A column, or a cast of one (`cast(x AS numeric)`). */
+function plainColumn(x: unknown): boolean {
+  if (!isObject(x)) return false;
+  return isObject(x.ColumnRef) || (isObject(x.TypeCast) && plainColumn(x.TypeCast.arg));
 }
 
 function readsColumn(tree: unknown): boolean {

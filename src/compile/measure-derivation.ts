@@ -13,14 +13,15 @@
  * LEFT JOINed to the cell's persons published how many had it. So on the way a measure may not
  * read a constant (it counts the rows that carry it), the optional side of an outer join (the
  * rows its ON chose beside every person of the cell), or a UNION, INTERSECT or EXCEPT (an arm can
- * pad a chosen part with zeros for everyone else); and a measure that reads no column (`count(*)`,
- * `sum(1)`) may not count over an outer join, whose optional side adds the rows it chose.
+ * pad a chosen part with zeros for everyone else), nor a seed's column (a CASE moved into a CSV);
+ * and no measure counts over rows that an outer join or a set operation made, anywhere in the
+ * relations its FROM reads (a CTE's `persons UNION ALL rare persons` under `count(*)`).
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { ColumnTracer, columnRefs, measureColumns, type RelationLookup } from './counted-persons.ts';
 import { measureProblem } from './k-count-shape.ts';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
-import { emptyEnv, fromItems, isSetOp, outputName, parseSelect, refFields, type Env } from './select-scope.ts';
+import { emptyEnv, fromItems, isSetOp, outputName, parseSelect, refFields, withCtes, type Env } from './select-scope.ts';
 import { cellMeasures } from './k-count-shape.ts';
 
 /** Why a measure of the published aggregate `sql` is computed from a part of its cell, or undefined. */
@@ -29,8 +30,40 @@ export function measuredPartProblem(sql: string, kCount: string, lookup: Relatio
   const found = measureColumns(sql, kCount, (ref, arm, env) => tracer.column(refFields(ref), arm, env));
   if (found) return `measures ${outputName(found.target) ?? 'a column'} over ${refFields(found.ref).join('.')}, which ${found.said}; a measure reads columns as stored or measured over whole groups (a count or sum of a CASE, a comparison or a FILTER made in a CTE or a research model counts a part of each cell, which k persons per cell do not cover)`;
   const select = parseSelect(sql);
-  const rows = select ? cellMeasures(select, kCount).find((m) => columnRefs(m.target.val).length === 0 && isObject(m.target.val) && isObject(m.target.val.FuncCall) && optionalItems(m.select).size > 0) : undefined;
-  return rows && `measures ${outputName(rows.target) ?? 'a column'} without reading a column over an outer join, so it counts the rows its optional side chose beside each cell's persons; count over an inner join, or count(DISTINCT) the person token as the cell's count does`;
+  const top = select && withCtes(select, emptyEnv());
+  for (const m of select && top ? cellMeasures(select, kCount) : []) {
+    const why = rowsProblem(m.select, m.select === select ? top! : withCtes(m.select, top!), lookup, 0);
+    if (why) return `measures ${outputName(m.target) ?? 'a column'} over rows made by ${why}, which can repeat or add a chosen part of each cell's rows beside its persons; a measure counts over inner joins of relations as stored`;
+  }
+  return undefined;
+}
+
+/**
+ * What, in the FROM of `s` and of the CTEs, derived tables and research models it reads, adds or
+ * repeats rows that a condition chose: `count(*)` over a CTE that UNIONs the persons with the
+ * rare condition's persons, or over a CTE's LEFT JOIN to that condition's rows, counted them.
+ */
+function rowsProblem(s: Json, env: Env, lookup: RelationLookup, depth: number): string | undefined {
+  if (depth > 40) return 'relations too deep to follow';
+  if (isSetOp(s)) return 'a UNION, INTERSECT or EXCEPT';
+  if (optionalItems(s).size > 0) return 'an outer join';
+  for (const item of fromItems((s.fromClause as unknown[]) ?? [], env)) {
+    const src = item.source;
+    if (src.kind === 'other') return src.why;
+    if (src.kind === 'select') {
+      const why = rowsProblem(src.select, withCtes(src.select, src.env), lookup, depth + 1);
+      if (why) return why;
+      continue;
+    }
+    const found = lookup(src.name);
+    if (found?.kind !== 'model') continue;
+    for (const sql of found.sqls) {
+      const body = parseSelect(sql);
+      const why = body ? rowsProblem(body, withCtes(body, emptyEnv()), lookup, depth + 1) : 'a model that cannot be read';
+      if (why) return why;
+    }
+  }
+  return undefined;
 }
 
 /** Qualifiers of the FROM items of `s` that an outer join may leave empty (LEFT's right side, RIGHT's left, both of FULL). */
@@ -52,7 +85,8 @@ function optionalItems(s: Json): Set<string> {
 
 class MeasureDerivation extends ColumnTracer {
   constructor(lookup: RelationLookup) {
-    super(lookup, (relation, name) => (relation === undefined ? `reads ${name}, which cannot be followed` : undefined));
+    // A seed is values the project wrote per key: a CSV of codes and 0/1 is a CASE moved into a file.
+    super(lookup, (relation, name) => (relation === undefined ? `reads ${name}, which cannot be followed` : relation.kind === 'seed' ? `is a column of the seed ${relation.name}, values the project wrote per key (a CASE in a file)` : undefined));
   }
 
   override column(fields: string[], s: Json, env: Env, depth = 0): string | undefined {
