@@ -97,11 +97,11 @@ export function measureProblem(val: unknown, inAggregate: boolean, perRow = inAg
   if (isObject(val.A_Expr)) {
     const op = ((val.A_Expr.name as unknown[]) ?? []).map(sval).join('');
     if (val.A_Expr.kind !== 'AEXPR_OP' || !ARITHMETIC.has(op)) return `a comparison or condition (${op || String(val.A_Expr.kind)})`;
-    // Per row, `1 / (abs(code - 109838007) + 1)` is 1 for one value and 0 for every other: a
-    // condition in arithmetic. A row's value divides nothing there; constants may.
-    if (perRow && (op === '/' || op === '%') && readsColumn(val.A_Expr.rexpr)) return `a division by a row's value (${op}), which can make each row 0 or 1`;
-    // `(code - c) * (code - c) * 1e9 + cost` lifts every row but one code's: min() then picks that member.
-    if (perRow && op === '*' && readsColumn(val.A_Expr.lexpr) && readsColumn(val.A_Expr.rexpr)) return "a product of two row values, which can weigh rows by a condition";
+    // Per row, arithmetic is a condition: `1 / (abs(code - 109838007) + 1)`, a difference of two
+    // integer divisions by a constant (`(code - c + b) / b - (code - c - 1 + b) / b`), or a double's
+    // `+ 2^52 - 2^52` rounding each make one code 1 and every other 0. Over a cell's aggregates it is
+    // presentation (`sum(x) / 100`, `round(sum(a) / sum(b), 3)`).
+    if (perRow) return `arithmetic on a row's value (${op}), which with constants can round each row to 0 or 1 by a condition; compute over the cell's aggregates instead (sum(x) / 100, not sum(x / 100))`;
     return measureProblem([val.A_Expr.lexpr, val.A_Expr.rexpr], inAggregate, perRow);
   }
   const fc = isObject(val.FuncCall) ? val.FuncCall : undefined;
@@ -127,13 +127,6 @@ export function measureProblem(val: unknown, inAggregate: boolean, perRow = inAg
 function plainColumn(x: unknown): boolean {
   if (!isObject(x)) return false;
   return isObject(x.ColumnRef) || (isObject(x.TypeCast) && plainColumn(x.TypeCast.arg));
-}
-
-function readsColumn(tree: unknown): boolean {
-  if (Array.isArray(tree)) return tree.some(readsColumn);
-  if (!isObject(tree)) return false;
-  if (isObject(tree.ColumnRef)) return true;
-  return Object.values(tree).some(readsColumn);
 }
 
 /** The outputs of a published aggregate computed over each cell's rows (not keys, not the count), with their SELECT: every arm of a set operation. */

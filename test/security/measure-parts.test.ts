@@ -70,12 +70,24 @@ refused.push(
   ['count(*) over a CTE\'s LEFT JOIN to the rare rows', `with ${persons}, g as (select p.person_token, p.sex from persons p left join ${PC} c on c.person_token = p.person_token and c.condition_code = '109838007') select g.sex, count(distinct g.person_token) as n, count(*) as m from g group by 1`],
 );
 
+// The pass after (on 47fc89b): per-row arithmetic with constants rounds too: the difference of two
+// integer divisions by a constant, a cast to bigint of a scaled value, a double's + 2^52 - 2^52.
+const code = 'cast(c.condition_code as bigint)';
+const B = '4000000000000000000';
+refused.push(
+  ['a difference of two integer divisions by a constant', `with ${codes}, ${persons} select p.sex, count(distinct p.person_token) as n, sum((${code} - 109838007 + ${B}) / ${B} - (${code} - 109838008 + ${B}) / ${B}) as m from persons p join c on c.person_token = p.person_token group by 1`],
+  ['a cast to bigint of a scaled value', `with ${codes}, ${persons} select p.sex, count(distinct p.person_token) as n, sum(cast((${code} - 109838007 + 0.5) / 2000000000000 + 0.5 as bigint) - cast((${code} - 109838008 + 0.5) / 2000000000000 + 0.5 as bigint)) as m from persons p join c on c.person_token = p.person_token group by 1`],
+  ['a double rounded by adding and taking away 2^52', `with ${codes}, ${persons} select p.sex, count(distinct p.person_token) as n, sum(((cast(c.condition_code as double precision) - 109838006.5) / 1e12 + 0.5 + 4503599627370496.0 - 4503599627370496.0) - ((cast(c.condition_code as double precision) - 109838007.5) / 1e12 + 0.5 + 4503599627370496.0 - 4503599627370496.0)) as m from persons p join c on c.person_token = p.person_token group by 1`],
+  ['the step flag made in a CTE per person', `with f as (select person_token, sum((${code.replace('c.', '')} - 109838007 + ${B}) / ${B} - (${code.replace('c.', '')} - 109838008 + ${B}) / ${B}) as has from ${PC} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.has) as m from persons p join f on f.person_token = p.person_token group by 1`],
+  ['a row value divided by a constant inside the aggregate', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost / 100) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
+);
+
 const accepted: [string, string][] = [
   ['max of a cost cast to a number', `with ${persons} select p.sex, count(distinct p.person_token) as n, max(cast(e.total_claim_cost as double)) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
   ['a sum over an inner join to a filtered part (the cell is that part, which k covers)', `with ${rareCost}, ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.cost) as m from persons p join f on f.person_token = p.person_token group by 1`],
   ['an average of per-person counts made in a CTE', `with c as (select person_token, count(*) as visits from ${PE} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, avg(c.visits) as m from persons p join c on c.person_token = p.person_token group by 1`],
-  ['a ratio of two sums, rounded', `with ${persons} select p.sex, count(distinct p.person_token) as n, round(sum(e.total_claim_cost) / sum(e.total_claim_cost + 1), 3) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
-  ['a sum divided by a constant inside the aggregate', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost / 100) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
+  ['a ratio of two sums, rounded', `with ${persons} select p.sex, count(distinct p.person_token) as n, round(sum(e.total_claim_cost) / (sum(e.total_claim_cost) + 1), 3) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
+  ['a sum divided by a constant over the cell', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost) / 100 as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
   ['a sum of a cost as stored', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
   ['a sum of per-person sums made in a CTE', `with c as (select person_token, sum(total_claim_cost) as cost from ${PE} group by person_token), ${persons} select p.sex, count(distinct p.person_token) as n, round(avg(c.cost), 2) as m from persons p join c on c.person_token = p.person_token group by 1`],
   ['the demo\'s min of a description beside its code', `with c as (select distinct person_token, condition_code, condition_description from ${PC}), ${persons} select p.sex, c.condition_code, min(c.condition_description) as m, count(distinct c.person_token) as n from c join persons p on p.person_token = c.person_token group by 1, 2`],
