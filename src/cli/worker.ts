@@ -54,7 +54,22 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
   const url = env[target.urlEnv];
   if (!url) throw new TsformError(Codes.missingEnv, `target '${target.name}' reads its connection URL from $${target.urlEnv}, which is not set`);
   const workerId = opts.workerId ?? `${hostname()}:${process.pid}`;
-  const fingerprint = manifestFingerprint(ws.manifest);
+  // A run planned with --vars compiled other SQL: the job's vars compile this checkout the same
+  // way before the two are compared (compared without them, every such job was refused).
+  const fingerprints = new Map<string, string>([['{}', manifestFingerprint(ws.manifest)]]);
+  const fingerprintWith = (vars: Record<string, unknown> | undefined): string => {
+    const key = JSON.stringify(vars ?? {});
+    let known = fingerprints.get(key);
+    if (known === undefined) {
+      try {
+        known = manifestFingerprint(compileWorkspace(opts.projectDir, { write: false, vars }).manifest);
+      } catch (err) {
+        known = `not compiled with the run's vars (${err instanceof TsformError ? err.code : 'error'})`;
+      }
+      fingerprints.set(key, known);
+    }
+    return known;
+  };
   const pools = opts.pools ?? Object.keys(ws.project.config.pools);
   const unknown = pools.filter((p) => !(p in ws.project.config.pools));
   if (unknown.length > 0) throw new TsformError(Codes.badSelector, `--pool ${unknown.join(', ')}: tsform.yml declares pools ${Object.keys(ws.project.config.pools).join(', ')}`);
@@ -81,8 +96,9 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
       }
       await queue.claim(job.id, workerId);
       const data = job.data;
-      if (data.tsform !== tsformVersion() || data.manifest !== fingerprint) {
-        const message = `worker ${workerId} runs tsform ${tsformVersion()} with project ${fingerprint}; the run was planned with tsform ${data.tsform} and project ${data.manifest}: refused`;
+      const own = fingerprintWith(data.vars);
+      if (data.tsform !== tsformVersion() || data.manifest !== own) {
+        const message = `worker ${workerId} runs tsform ${tsformVersion()} with project ${own}; the run was planned with tsform ${data.tsform} and project ${data.manifest}: refused`;
         await queue.fail(job.queue, job.id, failedOutput(workerId, { code: Codes.workerMismatch, message }));
         throw new TsformError(Codes.workerMismatch, message);
       }

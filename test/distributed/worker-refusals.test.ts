@@ -43,6 +43,16 @@ describe('distributed runs with bad input', () => {
     expect(good.events.filter((e) => e.kind === 'job_end').length).toBeGreaterThan(0);
   }, 300_000);
 
+  it('a run planned with --vars is taken by a worker, which compiles the project with the job\'s vars', async () => {
+    const db = await server.createDatabase();
+    const worker = startWorker(demo.dir, 'vars', db.url, ['--exit-when-idle', '8']);
+    const run = await runDistributed({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(db.url), vars: { panel_months: 6 }, select: ['+provider_panel'] }, { pollMs: 100 });
+    expect(await worker.exited).toBe(0);
+    expect(worker.stderr()).not.toMatch(/TSF461/);
+    expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node} ${r.code}`)).toEqual([]);
+    expect(worker.events.filter((e) => e.kind === 'job_end').length).toBeGreaterThan(0);
+  }, 300_000);
+
   it('a worker that cannot reach the warehouse retries with backoff, then stops with the reason', async () => {
     // a port nothing listens on
     const port = await new Promise<number>((resolve) => {
