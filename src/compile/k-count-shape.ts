@@ -28,6 +28,14 @@ function selectProblem(s: Json, kCount: string, position?: number, names?: reado
     return `chooses its cells with ${String(s.op).slice(6)}, by another population's cells (which cells are published tells of their members); publish each population's cells as they are, with UNION ALL if needed`;
   }
   if (s.op !== undefined && s.op !== 'SETOP_NONE') {
+    // Arms over the same rows are grains of one population (by sex, and in total). Over other rows
+    // they overlap: `… UNION ALL …` of every person and of every person but the rare condition's
+    // (a WHERE, a join) published, by difference, that one person's count and cost.
+    const arms = setArms(s);
+    const population = (arm: Json) => withoutLocations(positionalAliases([arm.fromClause, arm.whereClause]));
+    if (arms.some((arm) => population(arm) !== population(arms[0]!))) {
+      return `publishes, with UNION, cells of arms that read other rows (another FROM or WHERE): cells of overlapping populations give, by difference, a part of a cell that k persons do not cover; arms may differ only in their grain (their keys), over the same FROM and WHERE`;
+    }
     // UNION and the like: every arm must be such a count, at the place the first arm names it.
     const left = (s.larg as Json) ?? {};
     const at = position ?? positionOf(left, kCount);
@@ -164,24 +172,31 @@ function cellChoiceProblem(s: Json, targets: readonly Json[], keys: readonly Jso
 }
 
 /** The first thing `tree` reads that is neither a key nor the published count, or undefined. */
-function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: ReadonlySet<string | undefined>): string | undefined {
+/**
+ * Inside a call (not itself a key or the count), nothing is one per cell: a key expression inside
+ * `sum(…)` is read row by row (and, in a grouping set that lacks it, is not grouped at all), and a
+ * bare name there is an input column (`sum(CASE WHEN n = '109838007' …)` read a column named like
+ * the count).
+ */
+function nonKeyRead(tree: unknown, keyShapes: ReadonlySet<string>, outputs: ReadonlySet<string | undefined>, inCall = false): string | undefined {
   if (Array.isArray(tree)) {
     for (const item of tree) {
-      const read = nonKeyRead(item, keyShapes, outputs);
+      const read = nonKeyRead(item, keyShapes, outputs, inCall);
       if (read) return read;
     }
     return undefined;
   }
   if (!isObject(tree)) return undefined;
-  if (keyShapes.has(withoutLocations(tree))) return undefined;
+  if (!inCall && keyShapes.has(withoutLocations(tree))) return undefined;
   if (isObject(tree.SubLink)) return 'a sub-select';
   if (isObject(tree.ColumnRef)) {
     const fields = ((tree.ColumnRef.fields as unknown[]) ?? []).map(sval);
-    if (fields.length === 1 && outputs.has(fields[0]?.toLowerCase())) return undefined;
+    if (!inCall && fields.length === 1 && outputs.has(fields[0]?.toLowerCase())) return undefined;
     return fields.every((f) => f !== undefined) ? fields.join('.') : 'a whole row';
   }
+  const call = inCall || isObject(tree.FuncCall);
   for (const value of Object.values(tree)) {
-    const read = nonKeyRead(value, keyShapes, outputs);
+    const read = nonKeyRead(value, keyShapes, outputs, call);
     if (read) return read;
   }
   return undefined;
@@ -200,7 +215,7 @@ export function cellComputedColumns(sql: string, kCount: string): string[] | und
   return [...computed].map((i) => names[i] ?? `column ${i + 1}`);
 }
 
-function setArms(s: Json): Json[] {
+export function setArms(s: Json): Json[] {
   if (s.op !== undefined && s.op !== 'SETOP_NONE') return [...setArms((s.larg as Json) ?? {}), ...setArms((s.rarg as Json) ?? {})];
   return [s];
 }
@@ -246,6 +261,32 @@ function groupKeyProblem(key: Json, targets: readonly Json[]): string | undefine
   }
   const what = fields.length > 0 && fields.every((f) => f !== undefined) ? fields.join('.') : 'an expression';
   return `groups by ${what}, which it does not output (cells it hides, e.g. one per person); ${advice}`;
+}
+
+/**
+ * The tree with its aliases renamed by the order they are declared in, where they qualify columns
+ * too: `from e … where e.x = 1` and `from x … where x.x = 1` read the same rows.
+ */
+function positionalAliases(tree: unknown): unknown {
+  const order = new Map<string, string>();
+  const declare = (n: unknown): void => {
+    if (Array.isArray(n)) return n.forEach(declare);
+    if (!isObject(n)) return;
+    if (typeof n.aliasname === 'string' && !order.has(n.aliasname)) order.set(n.aliasname, `\u0000a${order.size}`);
+    Object.values(n).forEach(declare);
+  };
+  declare(tree);
+  const rename = (n: unknown): unknown => {
+    if (Array.isArray(n)) return n.map(rename);
+    if (!isObject(n)) return n;
+    if (isObject(n.ColumnRef)) {
+      const fields = (n.ColumnRef.fields as unknown[]) ?? [];
+      const first = fields.length > 1 ? sval(fields[0]) : undefined;
+      if (first !== undefined && order.has(first)) return { ColumnRef: { ...n.ColumnRef, fields: [order.get(first), ...fields.slice(1)] } };
+    }
+    return Object.fromEntries(Object.entries(n).map(([k, v]) => [k, k === 'aliasname' && typeof v === 'string' ? (order.get(v) ?? v) : rename(v)]));
+  };
+  return rename(tree);
 }
 
 /** The tree as text without its source offsets, so that one expression written twice compares equal. */

@@ -19,10 +19,9 @@
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { ColumnTracer, columnRefs, measureColumns, type RelationLookup } from './counted-persons.ts';
-import { measureProblem } from './k-count-shape.ts';
+import { cellMeasures, measureProblem, setArms } from './k-count-shape.ts';
 import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { emptyEnv, fromItems, isSetOp, outputName, parseSelect, refFields, withCtes, type Env } from './select-scope.ts';
-import { cellMeasures } from './k-count-shape.ts';
 
 /** Why a measure of the published aggregate `sql` is computed from a part of its cell, or undefined. */
 export function measuredPartProblem(sql: string, kCount: string, lookup: RelationLookup): string | undefined {
@@ -35,6 +34,12 @@ export function measuredPartProblem(sql: string, kCount: string, lookup: Relatio
     const why = rowsProblem(m.select, m.select === select ? top! : withCtes(m.select, top!), lookup, 0);
     if (why) return `measures ${outputName(m.target) ?? 'a column'} over rows made by ${why}, which can repeat or add a chosen part of each cell's rows beside its persons; a measure counts over inner joins of relations as stored`;
   }
+  // Counts alone too: `join (select …, 'all' as grp … UNION ALL select …, 'not rare' … where …) g`
+  // keyed by g.grp published two cells of overlapping populations, one person apart.
+  for (const arm of select && top ? setArms(select) : []) {
+    const why = rowsProblem(arm, arm === select ? top! : withCtes(arm, top!), lookup, 0, true);
+    if (why) return `counts its cells over rows made by ${why}, whose arms can hold overlapping populations (by difference, a part of a cell that k persons do not cover)`;
+  }
   return undefined;
 }
 
@@ -43,15 +48,18 @@ export function measuredPartProblem(sql: string, kCount: string, lookup: Relatio
  * repeats rows that a condition chose: `count(*)` over a CTE that UNIONs the persons with the
  * rare condition's persons, or over a CTE's LEFT JOIN to that condition's rows, counted them.
  */
-function rowsProblem(s: Json, env: Env, lookup: RelationLookup, depth: number): string | undefined {
+function rowsProblem(s: Json, env: Env, lookup: RelationLookup, depth: number, setOpsOnly = false): string | undefined {
   if (depth > 40) return 'relations too deep to follow';
-  if (isSetOp(s)) return 'a UNION, INTERSECT or EXCEPT';
-  if (optionalItems(s).size > 0) return 'an outer join';
+  if (isSetOp(s) && depth > 0) return 'a UNION, INTERSECT or EXCEPT';
+  if (!setOpsOnly && optionalItems(s).size > 0) return 'an outer join';
   for (const item of fromItems((s.fromClause as unknown[]) ?? [], env)) {
     const src = item.source;
-    if (src.kind === 'other') return src.why;
+    if (src.kind === 'other') {
+      if (setOpsOnly) continue;
+      return src.why;
+    }
     if (src.kind === 'select') {
-      const why = rowsProblem(src.select, withCtes(src.select, src.env), lookup, depth + 1);
+      const why = rowsProblem(src.select, withCtes(src.select, src.env), lookup, depth + 1, setOpsOnly);
       if (why) return why;
       continue;
     }
@@ -59,7 +67,7 @@ function rowsProblem(s: Json, env: Env, lookup: RelationLookup, depth: number): 
     if (found?.kind !== 'model') continue;
     for (const sql of found.sqls) {
       const body = parseSelect(sql);
-      const why = body ? rowsProblem(body, withCtes(body, emptyEnv()), lookup, depth + 1) : 'a model that cannot be read';
+      const why = body ? rowsProblem(body, withCtes(body, emptyEnv()), lookup, depth + 1, setOpsOnly) : setOpsOnly ? undefined : 'a model that cannot be read';
       if (why) return why;
     }
   }

@@ -1,13 +1,12 @@
 /**
  * The names of the columns a relation has, for the batch check's binding of qualified names
  * (tenant-isolation.ts). In a sub-select DuckDB binds `p.practice_id` to a nested column `p`
- * (STRUCT, MAP or UNION) of a relation the sub-select reads before it binds an outer alias `p`
+ * (STRUCT, MAP, UNION or JSON) of a relation the sub-select reads before it binds an outer alias `p`
  * (PostgreSQL takes `p` for a relation first): an upstream model's `struct_pack(practice_id :=
  * …) AS p` made a correlation on `p.practice_id` match every practice of a batch. Names, not
  * order. DuckDB names an unaliased expression by its text (never a plain identifier), so only
  * aliases and plain column references' names count; PostgreSQL's derived names are taken too, a
- * superset (`bindingNames` adds DuckDB's own where they differ). JSON columns bind the same way
- * (`value.practice_id` reads a field of a JSON `value`). Undefined: not known for certain (a `*`
+ * superset (`bindingNames` adds DuckDB's own where they differ). Undefined: not known for certain (a `*`
  * over a relation whose columns are unknown, a call that expands into columns at run time, two
  * columns of one name). Pure.
  */

@@ -82,6 +82,18 @@ refused.push(
   ['a row value divided by a constant inside the aggregate', `with ${persons} select p.sex, count(distinct p.person_token) as n, sum(e.total_claim_cost / 100) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
 );
 
+// And on 1f3bd4c, with no measure of its own: cells of overlapping populations (two UNION arms,
+// one without the rare condition's persons), HAVING reading a column named like the count inside
+// an aggregate, and a key expression read row by row inside an aggregate of a grouping set.
+const P2 = `(select person_token, min(sex) as sex from ${PP} group by person_token)`;
+const R2 = `(select distinct person_token from ${PC} where condition_code = '109838007')`;
+const cells: [string, string][] = [
+  ['UNION arms over overlapping populations', `select p.sex, 'all' as condition_code, count(distinct p.person_token) as n, sum(e.total_claim_cost) as m from ${P2} p join ${PE} e on e.person_token = p.person_token group by 1, 2 union all select p.sex, 'not_rare' as condition_code, count(distinct p.person_token) as n, sum(e.total_claim_cost) as m from ${P2} p join ${PE} e on e.person_token = p.person_token where p.person_token not in ${R2} group by 1, 2`],
+  ['UNION arms feeding a key in FROM', `select g.sex, g.condition_code, count(distinct g.person_token) as n from (select p.person_token, p.sex, 'all' as condition_code from ${P2} p union all select p.person_token, p.sex, 'not_rare' as condition_code from ${P2} p where p.person_token not in ${R2}) g group by 1, 2`],
+  ['HAVING reading an input column named like the count', `select p.sex, count(distinct p.person_token) as n from ${P2} p join (select person_token, condition_code as n from ${PC}) c on c.person_token = p.person_token group by 1 having sum(case when n = '109838007' then 1 else 0 end) = 1`],
+  ['HAVING reading a key inside an aggregate of a grouping set', `select p.sex, p.person_token in ${R2} as condition_code, count(distinct p.person_token) as n from ${P2} p group by grouping sets ((1, 2), (1)) having sum(case when p.person_token in ${R2} then 1 else 0 end) = 1`],
+];
+
 const accepted: [string, string][] = [
   ['max of a cost cast to a number', `with ${persons} select p.sex, count(distinct p.person_token) as n, max(cast(e.total_claim_cost as double)) as m from persons p join ${PE} e on e.person_token = p.person_token group by 1`],
   ['a sum over an inner join to a filtered part (the cell is that part, which k covers)', `with ${rareCost}, ${persons} select p.sex, count(distinct p.person_token) as n, sum(f.cost) as m from persons p join f on f.person_token = p.person_token group by 1`],
@@ -104,6 +116,10 @@ describe('published measures read no part of a cell', () => {
   it.each(refused)('refuses %s (TSF215)', (_what, sql) => {
     // inline, the shape of the aggregate refuses it; on the way to it, what it measures
     expect(compile(sql)).toMatch(/TSF215: x_measure is published with k_anonymity_count="n" but (measures m over|computes m over each cell's rows)/);
+  });
+
+  it.each(cells)('refuses %s (TSF215)', (_what, sql) => {
+    expect(compile(sql)).toMatch(/TSF215: x_measure is published with k_anonymity_count="n" but/);
   });
 
   it.each(accepted)('accepts %s', (_what, sql) => {

@@ -16,7 +16,6 @@ const compile = (select: string) => compileModel(PUB, `{{config k_anonymity_coun
 
 describe('a published aggregate\'s rows are not chosen by a quasi-identifier (TSF215)', () => {
   it.each([
-    ['two populations, one without a person\'s quasi values, in one relation', `select c.condition_code, 'all' as pop, count(distinct c.person_token) as n from ${C} c group by 1, 2 union all select c.condition_code, 'rest', count(distinct c.person_token) from ${CP} where not (p.zip3 = '021' and p.birth_year = 1956) group by 1, 2`, 'p.zip3'],
     ['one sex left out (differencing against a total over every sex)', `select c.condition_code, count(distinct c.person_token) as n from ${CP} where p.sex <> 'U' group by 1`, 'p.sex'],
     ['a key filtered', `select c.condition_code, p.sex, count(distinct c.person_token) as n from ${CP} where p.sex in ('M', 'F') group by 1, 2`, 'p.sex'],
     ['in a join condition', `select c.condition_code, count(distinct c.person_token) as n from ${C} c join ${P} p on p.person_token = c.person_token and p.zip3 <> '021' group by 1`, 'p.zip3'],
@@ -29,6 +28,11 @@ describe('a published aggregate\'s rows are not chosen by a quasi-identifier (TS
     const refusal = errors.find((e) => e.code === 'TSF215' && e.message.includes('keeps its rows by a quasi-identifier'));
     expect(refusal?.message, shown(errors)).toContain(`(${column} <-`);
     expect(refusal).toMatchObject({ file: PUB });
+  });
+
+  it('two populations, one without a person\'s quasi values, in one relation: arms of a UNION read other rows', () => {
+    const errors = compile(`select c.condition_code, 'all' as pop, count(distinct c.person_token) as n from ${C} c group by 1, 2 union all select c.condition_code, 'rest', count(distinct c.person_token) from ${CP} where not (p.zip3 = '021' and p.birth_year = 1956) group by 1, 2`);
+    expect(errors.find((e) => e.code === 'TSF215')?.message, shown(errors)).toMatch(/cells of arms that read other rows/);
   });
 
   it('a person-level relation without one person\'s row', () => {
