@@ -142,6 +142,8 @@ export const Codes = {
    * key): refused until `tsform vault retokenize`, as TSF413 refuses a different key.
    */
   linkageConfig: 'TSF421',
+  /** A value of a CSV extract, seed or landing file that its declared (or inferred) type cannot hold: the file, line and column are named, never the value. */
+  badValue: 'TSF422',
   /** `tsform worker`: another live worker already uses this worker id. */
   workerIdTaken: 'TSF460',
   /** A distributed job made by another tsform version or another compiled project: the worker refuses it and stops. */

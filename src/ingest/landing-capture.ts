@@ -6,6 +6,7 @@ import { parse } from 'csv-parse';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, printable, TsformError } from '../errors.ts';
+import { explainCastFailure } from '../warehouse/csv-bad-value.ts';
 import { loadCsvText, openRead, safeType } from '../warehouse/load-csv.ts';
 import { LANDING_FILES, migrateMeta } from '../warehouse/meta-schema.ts';
 import { createTenantTable } from '../warehouse/tenant-table.ts';
@@ -65,6 +66,8 @@ export async function captureLandingFiles(wh: Adapter, node: ManifestNode, captu
     let r: Awaited<ReturnType<typeof loadOneFile>>;
     try {
       r = await withRetry(wh, () => wh.transaction((s) => loadOneFile(s, node, capture, tenant, f, opened.handle, { ...opts, protect })));
+    } catch (err) {
+      throw await explainLandingFailure(err, wh, node, capture, tenant, f, opened.handle, opts.tenantColumn);
     } finally {
       await opened.handle.close();
     }
@@ -153,6 +156,17 @@ async function loadOneFile(
       ? [`${f.display}: ${csv.otherTenantRows} row(s) carry another practice's ${tc} (first at line ${csv.firstOtherTenantLine}); not loaded: a practice's folder holds only its own rows`]
       : [];
   return { loaded: inserted.rowsChanged, unknown: csv.unknownTenantRows, added, notes };
+}
+
+/** A failed load's error, or the file, line and column of the first value its declared type cannot hold (loadOneFile's casts). */
+async function explainLandingFailure(err: unknown, wh: Adapter, node: ManifestNode, capture: LandingCapture, tenant: string, f: LandingFile, file: FileHandle, tc: string): Promise<unknown> {
+  const types = Object.fromEntries(
+    Object.entries(node.columns)
+      .filter(([c]) => c !== capture.deleted_at && c !== tc)
+      .map(([c, v]) => [c, v.data_type]),
+  );
+  const filtered = capture.layout === 'practice_column' || (await headerHas(f, file, tc));
+  return explainCastFailure(err, (sql, params) => wh.query(sql, params), { file, display: f.display }, types, filtered ? { column: tc, wanted: new Set([tenant]) } : undefined);
 }
 
 /** Whether the file's header names the tenant column (folder layout files may leave it out). */

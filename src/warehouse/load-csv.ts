@@ -41,14 +41,8 @@ export async function loadCsvText(
   table: string,
   tenantFilter?: { column: string; wanted: ReadonlySet<string>; known: ReadonlySet<string> },
 ): Promise<CsvLoadResult> {
-  const input = openRead(file);
-  // info: each record's line, to name where another practice's rows are
-  const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true, info: true });
-  const text = displayPath.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input;
-  // pipe() does not forward errors: without these a missing file or bad gzip left the parser waiting forever.
-  if (text !== input) input.on('error', (err) => text.destroy(err));
-  text.on('error', (err: Error) => parser.destroy(err));
-  const records = text.pipe(parser);
+  const { records, close } = csvRecords(file, displayPath);
+  const startLine = recordStartLines();
   let header: string[] | undefined;
   let tenantIdx = -1;
   let buffer: (string | null)[][] = [];
@@ -57,7 +51,9 @@ export async function loadCsvText(
   let otherTenantRows = 0;
   let firstOtherTenantLine: number | undefined;
   try {
-    for await (const { record: rec, info } of records as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+    for await (const r of records) {
+      const rec = r.record;
+      const line = startLine(r);
       if (!header) {
         header = rec;
         await s.query(`CREATE TABLE ${quoteRelation(schema, table)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
@@ -75,7 +71,7 @@ export async function loadCsvText(
           if (!tenantFilter.known.has(id)) unknownTenantRows++;
           else {
             otherTenantRows++;
-            firstOtherTenantLine ??= info.lines;
+            firstOtherTenantLine ??= line;
           }
           continue;
         }
@@ -98,7 +94,7 @@ export async function loadCsvText(
     if (e.code === 'Z_DATA_ERROR') throw new TsformError(Codes.raggedCsv, `${displayPath}: not a valid gzip file`, { file: displayPath });
     throw err;
   } finally {
-    input.destroy();
+    close();
   }
   if (!header) throw new TsformError(Codes.raggedCsv, `${displayPath}: empty file (no header row)`, { file: displayPath, line: 1 });
   if (buffer.length > 0) {
@@ -106,6 +102,51 @@ export async function loadCsvText(
     loaded += buffer.length;
   }
   return { header, loaded, unknownTenantRows, otherTenantRows, firstOtherTenantLine };
+}
+
+/** A CSV record and the file line it ends on (csv-parse's `info.lines`). */
+export interface CsvRecord {
+  record: string[];
+  info: { lines: number };
+}
+
+/**
+ * The records of a CSV file, gzip when its displayed name ends in .gz, header first; `close`
+ * stops reading (an open file is left open, as openRead leaves it).
+ */
+export function csvRecords(file: string | FileHandle, displayPath: string): { records: AsyncIterable<CsvRecord>; close(): void } {
+  const input = openRead(file);
+  const parser = parse({ bom: true, relax_column_count: false, skip_empty_lines: true, info: true });
+  const text = displayPath.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input;
+  // pipe() does not forward errors: without these a missing file or bad gzip left the parser waiting forever.
+  if (text !== input) input.on('error', (err) => text.destroy(err));
+  text.on('error', (err: Error) => parser.destroy(err));
+  return { records: text.pipe(parser) as AsyncIterable<CsvRecord>, close: () => input.destroy() };
+}
+
+/**
+ * The line each record starts on, as an editor numbers lines. csv-parse's `info.lines` is where
+ * a record ends, and it counts the CR and the LF of a line break inside a quoted field apart
+ * (one line too many for that record and every later one); this counts them back.
+ */
+export function recordStartLines(): (r: CsvRecord) => number {
+  let extraBefore = 0;
+  return ({ record, info }) => {
+    let breaks = 0;
+    let crlf = 0;
+    for (const v of record) {
+      // a field without a line break (nearly every one) is passed over by native searches
+      if (!v.includes('\n') && !v.includes('\r')) continue;
+      for (let i = 0; i < v.length; i++) {
+        const c = v.charCodeAt(i);
+        if (c === 10 || c === 13) breaks++;
+        if (c === 13 && v.charCodeAt(i + 1) === 10) crlf++;
+      }
+    }
+    const start = info.lines - breaks - extraBefore;
+    extraBefore += crlf;
+    return start;
+  };
 }
 
 /**

@@ -3,6 +3,7 @@ import type { ManifestNode } from '../../artifacts/manifest.ts';
 import { projectFilePath } from '../../project/project-path.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
+import { explainCastFailure } from '../../warehouse/csv-bad-value.ts';
 import { loadCsvText, loadTableName, typedSelect } from '../../warehouse/load-csv.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { dropLoadTable, writeSlice } from './relation-write.ts';
@@ -15,13 +16,14 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
     // Before the batch's transaction: the run's one load commits on a connection of its own,
     // which a batch holding a connection while waiting for it could starve.
     const shared = ctx.csvLoads ? await ctx.csvLoads.load(node.csv_path) : undefined;
+    const types = Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
+    const file = { file: projectFilePath(ctx.projectRoot, node.csv_path), display: node.csv_path };
     return writeSlice(
       ctx,
       node,
       tenants,
       async (s, before) => {
         existing = before;
-        const types = Object.fromEntries(Object.entries(node.columns).map(([c, v]) => [c, v.data_type]));
         if (shared) {
           // The run's one parse of the file (csv-run-loads.ts); this batch takes its practices' rows.
           return {
@@ -31,7 +33,7 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
           };
         }
         const loadTable = loadTableName();
-        const load = await loadCsvText(s, projectFilePath(ctx.projectRoot, node.csv_path), node.csv_path, ctx.metaSchema, loadTable, {
+        const load = await loadCsvText(s, file.file, file.display, ctx.metaSchema, loadTable, {
           column: ctx.tenantColumn,
           wanted: new Set(tenants),
           known: new Set(ctx.tenants.map((t) => t.id)),
@@ -48,7 +50,9 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
         if (existing?.kind === 'table' && batch) await countLostRows(s, ctx.metaSchema, node, existing, stageTable, batch, ctx.tenantColumn);
         return [];
       },
-    );
+    ).catch(async (err: unknown) => {
+      throw await explainCastFailure(err, (sql, params) => ctx.adapter.query(sql, params), file, types, { column: ctx.tenantColumn, wanted: new Set(tenants) });
+    });
   },
 };
 
