@@ -151,6 +151,14 @@ export async function recreateForRefresh(s: Session, r: Recreate, old: Shape | u
     if (outside.length > 0) {
       throw new TsformError(Codes.fullRefreshDependents, `--full-refresh creates again ${relationKey(node)}, which views outside this run read: ${outside.join(', ')}; its previous rows were kept`);
     }
+    if (old.kind === 'table' && readers.length > 0 && (await sameShapeUnpartitioned(s, rel))) {
+      // Dropping it would drop the views over it (CASCADE) until their own steps build them again,
+      // and for good if the run stops before that: the same table with the same shape holds what a
+      // new one would (the caller replaces these practices' rows; those outside tenants.yml go here).
+      const tc = quoteIdent(r.tenantColumn);
+      await s.query(`DELETE FROM ${rel} WHERE ${tc} IS NULL OR NOT (${tc} = ANY($1::VARCHAR[]))`, [[...r.practices]]);
+      return [];
+    }
     if (old.kind === 'table') {
       await s.createTempTableAs(KEEP_TABLE, `SELECT * FROM ${rel} WHERE ${quoteIdent(r.tenantColumn)} = ANY($1::VARCHAR[])`, [[...others]]);
     }
@@ -162,6 +170,23 @@ export async function recreateForRefresh(s: Session, r: Recreate, old: Shape | u
   const notes = await carryOver(s, r, old);
   await s.dropTempTable(KEEP_TABLE);
   return notes;
+}
+
+/**
+ * PostgreSQL: whether the staged rows have the table's columns (names, types and order) and
+ * neither the target nor the table is partitioned (a refresh is how a new partition layout is
+ * taken up, so such a table is always created again).
+ */
+async function sameShapeUnpartitioned(s: Session, rel: string): Promise<boolean> {
+  if (s.createPartitionedLike) return false;
+  const columns = (regclass: string) =>
+    `(SELECT array_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod) ORDER BY a.attnum) FROM pg_attribute a WHERE a.attrelid = to_regclass(${regclass}) AND a.attnum > 0 AND NOT a.attisdropped)`;
+  const { rows } = await s.query(
+    `SELECT ${columns('$1')} = ${columns('$2')} AS same,
+            EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass($1)) OR EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = to_regclass($1)) AS partitioned`,
+    [rel, `pg_temp.${quoteIdent(STAGE_TABLE)}`],
+  );
+  return rows[0]?.same === true && rows[0]?.partitioned === false;
 }
 
 async function carryOver(s: Session, r: Recreate, old: Shape): Promise<string[]> {

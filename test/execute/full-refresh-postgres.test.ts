@@ -5,12 +5,12 @@ import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-p
 import { startThrowawayPostgres, type ThrowawayDatabase, type ThrowawayPostgres } from '../support/postgres.ts';
 
 /**
- * `--full-refresh` on PostgreSQL drops the per-practice tables before rebuilding them, and
- * PostgreSQL refuses to drop a table a view reads: the demo's own view
- * `marts.practice_patient_roster` made every full refresh of the demo fail. A view the run
- * rebuilds is now dropped with its table; a view the run does not rebuild (not selected, or
- * not tsform's, or a view over such a view) refuses the refresh with TSF310 before anything is
- * dropped.
+ * `--full-refresh` on PostgreSQL creates the per-practice tables again, and PostgreSQL refuses
+ * to drop a table a view reads: the demo's own view `marts.practice_patient_roster` made every
+ * full refresh of the demo fail. A table that views the run rebuilds read keeps its relation
+ * when its shape is unchanged (so the views are never dropped), and is dropped with them when
+ * it changed; a view the run does not rebuild (not selected, or not tsform's, or a view over
+ * such a view) refuses the refresh with TSF310 before anything is dropped.
  */
 
 let server: ThrowawayPostgres;
@@ -44,14 +44,21 @@ const oidOf = async (rel: string) => String((await sql<{ o: unknown }>(`SELECT '
 
 describe('--full-refresh on PostgreSQL with views over the rebuilt tables', () => {
   it('a whole-project full refresh rebuilds the tables and the view that reads them', async () => {
-    const before = { roster: await count('marts.practice_patient_roster'), patients: await count('staging.stg_patients'), table: await oidOf('staging.stg_patients') };
+    const before = {
+      roster: await count('marts.practice_patient_roster'),
+      patients: await count('staging.stg_patients'),
+      table: await oidOf('staging.stg_patients'),
+      activity: await oidOf('marts.practice_daily_activity'),
+    };
     expect(before.roster).toBeGreaterThan(0);
     const run = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true });
     expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
     expect(await count('marts.practice_patient_roster')).toBe(before.roster);
     expect(await count('staging.stg_patients')).toBe(before.patients);
-    // dropped and created again, not merely kept
-    expect(await oidOf('staging.stg_patients')).not.toBe(before.table);
+    // A table views read keeps its relation when its shape is unchanged (the views over it are
+    // never dropped: see the last case); one that no view reads is created again.
+    expect(await oidOf('staging.stg_patients')).toBe(before.table);
+    expect(await oidOf('marts.practice_daily_activity')).not.toBe(before.activity);
   }, 300_000);
 
   it('refuses (TSF310) when the view that reads a table is not part of the run, and drops nothing', async () => {
@@ -67,7 +74,7 @@ describe('--full-refresh on PostgreSQL with views over the rebuilt tables', () =
     // selecting the view too is what the message asks for, and works
     const ok = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true, select: ['stg_patients+'] });
     expect(ok.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
-    expect(await oidOf('staging.stg_patients')).not.toBe(table);
+    expect(await oidOf('staging.stg_patients')).toBe(table);
   }, 300_000);
 
   it("refuses for a view that is not tsform's, directly or through another view, and drops nothing", async () => {
@@ -125,5 +132,34 @@ describe('--full-refresh on PostgreSQL with views over the rebuilt tables', () =
       await b.close();
       await sql(`DROP VIEW IF EXISTS public.late_reader`);
     }
+  }, 300_000);
+
+  it('the view over a refreshed table is never missing while the refresh runs (its readers see it throughout)', async () => {
+    // The refresh used to drop stg_patients with CASCADE at its first write and the roster view
+    // with it, until the view's own step ran (or for good, had the run stopped in between).
+    const watcher = await createPostgresAdapter({ url: db.url, poolSize: 1 });
+    let running = true;
+    let looks = 0;
+    let missing = 0;
+    const watch = (async () => {
+      while (running) {
+        const { rows } = await watcher.query(`SELECT to_regclass('marts.practice_patient_roster') IS NULL AS gone`);
+        looks++;
+        if (rows[0]?.gone === true) missing++;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    })();
+    const table = await oidOf('staging.stg_patients');
+    try {
+      const run = await runWorkspace({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(), fullRefresh: true });
+      expect(run.results.filter((r) => r.status !== 'success').map((r) => `${r.node}: ${r.code}`)).toEqual([]);
+    } finally {
+      running = false;
+      await watch;
+      await watcher.close();
+    }
+    expect(looks).toBeGreaterThan(10);
+    expect(missing).toBe(0);
+    expect(await oidOf('staging.stg_patients')).toBe(table);
   }, 300_000);
 });
