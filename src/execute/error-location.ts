@@ -72,3 +72,52 @@ export function lineInSql(position: StatementPosition | undefined, sql: string):
   if (at < 0 || position.offset < at || position.offset > at + sql.length) return undefined;
   return sql.slice(0, position.offset - at).split('\n').length;
 }
+
+/**
+ * A value error the engine places nowhere (DuckDB's `strptime`, PostgreSQL's `to_date` or a cast
+ * of text it cannot read: neither engine says where in the statement), placed at the model lines
+ * that make such a call: the line itself when the model makes one, the lines when it makes a few.
+ * The calls are found in the compiled SQL (macros expanded), read back to the model's lines.
+ */
+const VALUE_ERROR_CALLS: { error: RegExp; call: RegExp; one: string; many: string }[] = [
+  { error: /Could not parse string .*format specifier/i, call: /\bstrptime\s*\(/i, one: 'strptime call', many: 'strptime calls' },
+  {
+    error: /^2200[78]:/,
+    call: /\b(to_date|to_timestamp|make_date|make_timestamp|make_timestamptz)\s*\(|::\s*(date|timestamp|timestamptz|time)\b|\bas\s+(date|timestamp|timestamptz|time)\b/i,
+    one: 'date or time conversion',
+    many: 'date or time conversions',
+  },
+  { error: /^22P02:|^Conversion Error:/i, call: /::|\bcast\s*\(/i, one: 'cast', many: 'casts' },
+];
+/** More candidate lines than this say nothing useful. */
+const MAX_CANDIDATE_LINES = 5;
+
+export function locateValueError(text: string, node: ManifestNode, projectRoot: string): ModelErrorLocation | undefined {
+  if (node.kind !== 'model') return undefined;
+  const kind = VALUE_ERROR_CALLS.find((k) => k.error.test(text));
+  if (!kind) return undefined;
+  const hits = new Map<number, number | undefined>(); // model line → column of the call, when the line rendered as written
+  const variants = [{ sql: node.compiled_sql, lines: node.compiled_lines }, { sql: node.compiled_incremental_sql, lines: node.compiled_incremental_lines }];
+  for (const v of variants) {
+    if (v.sql === undefined) continue;
+    v.sql.split('\n').forEach((compiled, i) => {
+      const source = v.lines?.[i];
+      const match = kind.call.exec(codeOnly(compiled));
+      if (match && source !== undefined && source !== null && !hits.has(source)) hits.set(source, match.index + 1);
+    });
+  }
+  if (hits.size === 0 || hits.size > MAX_CANDIDATE_LINES) return undefined;
+  const lines = [...hits.keys()].sort((a, b) => a - b);
+  if (lines.length > 1) return { where: `${node.path} (one of the ${kind.many} at lines ${lines.join(', ')})`, excerpt: [] };
+  const line = lines[0]!;
+  const sourceText = readLine(join(projectRoot, node.path), line);
+  if (sourceText === undefined) return { where: `${node.path}:${line}`, excerpt: [] };
+  const column = kind.call.exec(codeOnly(sourceText));
+  const at = column ? column.index + 1 : undefined;
+  return { where: `${node.path}:${line}${at ? `:${at}` : ''} (the model's only ${kind.one})`, excerpt: caretExcerpt(line, sourceText, at) };
+}
+
+/** A line without its string literals and `--` comment, same length up to the comment (a call inside a string is no call). */
+function codeOnly(line: string): string {
+  return line.replace(/'(?:[^']|'')*'/g, (s) => ' '.repeat(s.length)).replace(/--.*$/, '');
+}

@@ -10,7 +10,7 @@ import { forgetNonIncremental } from '../warehouse/relation-versions.ts';
 import { movedRowRebuilds } from './moved-row-rebuilds.ts';
 import { beginFullRefresh, endFullRefresh, refreshTargets } from './full-refresh.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
-import { lineInSql, locateModelError } from './error-location.ts';
+import { lineInSql, locateModelError, locateValueError } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
 
 export interface RunnerOptions {
@@ -376,7 +376,7 @@ function failsForEveryPractice(err: unknown, adapter: BuildContext['adapter']): 
 function describeError(err: unknown, node: ManifestNode, ctx: BuildContext): { message: string; code: Code } {
   if (err instanceof TsformError) return { message: `${node.path}: ${err.message}`, code: err.code };
   const text = ctx.adapter.describeError(err);
-  const at = locateModelError(ctx.adapter.errorPosition?.(err), node, ctx.projectRoot);
+  const at = locateModelError(ctx.adapter.errorPosition?.(err), node, ctx.projectRoot) ?? locateValueError(text, node, ctx.projectRoot);
   if (!at) return { message: `${node.path}: ${text}`, code: Codes.sqlError };
   // The engine's own `LINE n:` counts lines of the statement sent, not of the model: replaced by the model's line.
   return { message: [`${at.where}: ${text.replace(/ \| LINE \d+:.*$/, '')}`, ...at.excerpt].join('\n'), code: Codes.sqlError };

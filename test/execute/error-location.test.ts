@@ -6,7 +6,7 @@ import type { Adapter } from '../../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
 import { compileDir, MINIMAL_PROJECT, removeTempProjects, writeTempProject } from '../fixtures/project-fixture.ts';
-import { locateModelError } from '../../src/execute/error-location.ts';
+import { locateModelError, locateValueError } from '../../src/execute/error-location.ts';
 import { quoteRelation } from '../../src/sql/quote.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
@@ -79,6 +79,21 @@ describe('a database error at the model line', () => {
     }, 120_000);
     afterAll(async () => server?.stop());
 
+    it('a value error with no position (to_date): the model\'s only date conversion', async () => {
+      const adapter = await createPostgresAdapter({ url: server.url, poolSize: 1 });
+      try {
+        const err = await adapter.query(`SELECT to_date(v, 'YYYY-MM-DD') FROM (VALUES ('01/02/2024')) AS t(v)`).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        const text = adapter.describeError(err);
+        expect(text).toMatch(/^22008: /);
+        expect(locateValueError(text, values.dates, valuesDir)?.where).toBe("models/dates.sql:4:3 (the model's only date or time conversion)");
+      } finally {
+        await adapter.close();
+      }
+    });
+
     it('position → model line and column', async () => {
       const adapter = await createPostgresAdapter({ url: server.url, poolSize: 1 });
       try {
@@ -90,6 +105,46 @@ describe('a database error at the model line', () => {
         await adapter.close();
       }
     });
+  });
+});
+
+const valuesDir = writeTempProject({
+  ...MINIMAL_PROJECT,
+  'tsform.yml': 'name: generated\nmodels:\n  scope: tenant\n',
+  'models/stg.sql': "select 'acme' as practice_id, '2024-01-01' as day\n",
+  // the literal and the comment name strptime too: neither is a call
+  'models/one.sql': "select practice_id, 'strptime(' as label, -- strptime(\n  day,\n  strptime(day, '%Y-%m-%d') as at\nfrom {{ref \"stg\"}}\n",
+  'models/two.sql': "select practice_id,\n  strptime(day, '%Y-%m-%d') as a,\n  strptime(day, '%d/%m/%Y') as b\nfrom {{ref \"stg\"}}\n",
+  'models/dates.sql': "select practice_id,\n  day,\n  length(day) as n,\n  to_date(day, 'YYYY-MM-DD') as d\nfrom {{ref \"stg\"}}\n",
+});
+const values = (() => {
+  const m = compileDir(valuesDir).manifest.models;
+  return { one: m.one!, two: m.two!, dates: m.dates! };
+})();
+
+describe('a value error the engine places nowhere', () => {
+  it("DuckDB's strptime: the model's only call, or its lines when it makes a few", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'tsform-loc-'));
+    const adapter = await DuckDBAdapter.open({ path: join(tmp, 'w.duckdb'), connections: 1 });
+    try {
+      const err = await adapter.query(`SELECT strptime(v, '%Y-%m-%d') FROM (VALUES ('01/02/2024')) AS t(v)`).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const text = adapter.describeError(err);
+      expect(adapter.errorPosition(err)).toBeUndefined();
+      expect(text).not.toContain('01/02');
+      const one = locateValueError(text, values.one, valuesDir);
+      expect(one?.where).toBe("models/one.sql:3:3 (the model's only strptime call)");
+      expect(one?.excerpt).toEqual(["  3 |   strptime(day, '%Y-%m-%d') as at", '    |   ^']);
+      expect(locateValueError(text, values.two, valuesDir)).toEqual({ where: 'models/two.sql (one of the strptime calls at lines 2, 3)', excerpt: [] });
+      // an error of another kind, or a model without such a call, is placed nowhere as before
+      expect(locateValueError(text, values.dates, valuesDir)).toBeUndefined();
+      expect(locateValueError('Binder Error: something else', values.one, valuesDir)).toBeUndefined();
+    } finally {
+      await adapter.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 
