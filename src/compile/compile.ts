@@ -22,6 +22,7 @@ import { checkPracticeListExposure, checkScopes } from './scope-checks.ts';
 import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGlobalRead, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 import { nodeColumnNames } from './relation-columns.ts';
+import { checkReferences, withMacroUses } from './template-references.ts';
 
 export const TENANTS_RELATION = 'tenants';
 export const VAULT_TOKENS = 'vault_person_tokens';
@@ -335,53 +336,10 @@ function renderAll(
       node.lineage_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, false), lineage: true, bare: true });
       // The `is_incremental` branch writes too: what it selects is checked like the full build's.
       if (node.materialized === 'incremental') node.lineage_incremental_sql = renderer.render(file.sql, { ...scopeFor(node, filtered, true), lineage: true, bare: true });
-      checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics, seedHeaders, columnNamesOf);
+      checkWhatItDoes(node, file, renderer, scopeFor(node, filtered, false), nodes, diagnostics, columnNamesOf);
     } catch (err) {
       const message = (err as Error).message.split('\n')[0] ?? '';
       diagnostics.push(diagnostic(Codes.renderFailed, `${node.name}: rendering failed: ${message}`, { file: file.file, line: renderErrorLine(file.sql, message) }));
-    }
-  }
-}
-
-function withMacroUses(uses: TemplateUses, macroUses: Map<string, TemplateUses>): TemplateUses {
-  const out: TemplateUses = { ...uses, refs: [...uses.refs], sources: [...uses.sources], vars: [...uses.vars], macros: [...uses.macros] };
-  const seen = new Set<string>();
-  const queue = [...uses.macros];
-  while (queue.length > 0) {
-    const name = queue.shift()!;
-    if (seen.has(name)) continue;
-    seen.add(name);
-    const mu = macroUses.get(name);
-    if (!mu) continue;
-    out.refs.push(...mu.refs.map((r) => ({ ...r, line: uses.refs[0]?.line ?? 1 })));
-    out.sources.push(...mu.sources);
-    out.vars.push(...mu.vars);
-    for (const m of mu.macros) {
-      if (!out.macros.includes(m)) out.macros.push(m);
-      queue.push(m);
-    }
-  }
-  return out;
-}
-
-function checkReferences(
-  model: string,
-  file: string,
-  uses: TemplateUses,
-  sources: Record<string, SourceNode>,
-  project: Project,
-  diagnostics: Diagnostic[],
-): void {
-  for (const s of uses.sources) {
-    const id = `source:${s.source}.${s.table}`;
-    if (!sources[id]) {
-      const names = project.sources.map((x) => `${x.source}.${x.name}`);
-      diagnostics.push(diagnostic(Codes.unknownSource, `${model}: unknown source '${s.source}.${s.table}'${suggest(`${s.source}.${s.table}`, names)}`, { file, line: s.line }));
-    }
-  }
-  for (const v of uses.vars) {
-    if (!Object.hasOwn(project.config.vars, v.name) && !v.hasDefault) {
-      diagnostics.push(diagnostic(Codes.unknownVar, `${model}: var '${v.name}' is not in tsform.yml vars and has no default ({{var "${v.name}" <default>}})`, { file, line: v.line }));
     }
   }
 }

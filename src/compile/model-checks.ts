@@ -72,7 +72,6 @@ export function checkWhatItDoes(
   scope: RenderScope,
   nodes: Record<string, DraftNode>,
   diagnostics: Diagnostic[],
-  seedHeaders: ReadonlyMap<string, readonly string[]>,
   columnNamesOf: (id: string) => readonly string[] | undefined,
 ): void {
   const allowed = new Set([unquote(cteName('this', node.name))]);
@@ -85,10 +84,10 @@ export function checkWhatItDoes(
   const tenantRelations = new Set([unquote(cteName('this', node.name))]);
   for (const dep of node.depends_on) if (nodes[dep]?.scope === 'tenant' || nodes[dep]?.kind === 'tenants') tenantRelations.add(unquote(reservedRelationName(nodes[dep]!)));
   // A seed's columns are its CSV header: a `*` over it is known to hold a practice id column or not.
-  const relationColumns = new Map<string, string[]>();
+  const relationColumns = new Map<string, readonly string[]>();
   for (const dep of node.depends_on) {
-    const header = nodes[dep]?.kind === 'seed' ? seedHeaders.get(nodes[dep]!.name) : undefined;
-    if (header) relationColumns.set(unquote(reservedRelationName(nodes[dep]!)), header.map((h) => h.toLowerCase()));
+    const header = nodes[dep]?.kind === 'seed' ? columnNamesOf(dep) : undefined;
+    if (header) relationColumns.set(unquote(reservedRelationName(nodes[dep]!)), header);
   }
   // Every column's name where known (a nested one takes an outer alias's place in DuckDB), its own table's too.
   const columnNames = new Map<string, readonly string[]>();

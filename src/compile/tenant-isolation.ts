@@ -374,7 +374,6 @@ class Analysis {
   }
 }
 
-
 function elements(x: unknown): unknown[] {
   return isObject(x) && isObject(x.RowExpr) ? ((x.RowExpr.args as unknown[]) ?? []) : [x];
 }
