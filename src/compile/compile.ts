@@ -356,6 +356,8 @@ function renderErrorLine(sql: string, message: string): number {
   const name = /^Missing helper: "([^"]+)"/.exec(message)?.[1] ?? /^macro ([\w-]+):/.exec(message)?.[1] ?? /^var '([^']+)'/.exec(message)?.[1];
   if (name === undefined) return 1;
   const n = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const at = sql.search(new RegExp(`\\{\\{[#>~\\s]*(${n}\\b|var\\s+["']${n}["'])`));
+  // A call of its own (`{{x …}}`), else one inside another's arguments (`{{a (x …)}}`).
+  let at = sql.search(new RegExp(`\\{\\{[#>~\\s]*(${n}\\b|var\\s+["']${n}["'])`));
+  if (at < 0) at = sql.search(new RegExp(`\\{\\{[^}]*\\(\\s*${n}\\b`));
   return at < 0 ? 1 : sql.slice(0, at).split('\n').length;
 }

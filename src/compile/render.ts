@@ -2,6 +2,7 @@ import Handlebars from 'handlebars';
 import type { HelperOptions } from 'handlebars';
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import type { ApprovedGeneralizer, Macro } from '../project/types.ts';
+import { argumentProblem } from './macro-arguments.ts';
 import { quoteIdent, quoteRelation, sqlLiteral } from '../sql/quote.ts';
 import { macroParams } from './extract.ts';
 import { alignLines, markTemplate, stripMarkers, type LineMap } from './line-map.ts';
@@ -172,7 +173,13 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
     hb.registerHelper(macro.name, function (this: unknown, ...args: unknown[]) {
       const options = args.pop() as HelperOptions;
       const st = stateOf(options);
-      const ctx: Record<string | symbol, unknown> = { ...(options.hash as object), args, is_incremental: st.scope.isIncremental };
+      const hash = options.hash as Record<string, unknown>;
+      for (const [i, value] of [...args.entries(), ...Object.entries(hash)]) {
+        // A nested macro's output too: a macro file of the same pull request could hold the `/*`.
+        const problem = typeof value === 'string' || value instanceof RelationText ? argumentProblem(String(value)) : undefined;
+        if (problem) throw new Error(`macro ${macro.name}: argument ${typeof i === 'number' ? i + 1 : i} ${problem}: a macro's argument must be one SQL expression (a column, a literal, a call)`);
+      }
+      const ctx: Record<string | symbol, unknown> = { ...hash, args, is_incremental: st.scope.isIncremental };
       params.forEach((p, i) => {
         if (i < args.length) ctx[p] = args[i];
       });

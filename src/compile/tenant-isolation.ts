@@ -289,7 +289,8 @@ class Analysis {
         visit(v);
       }
     };
-    visit([s.targetList, s.sortClause, s.havingClause]);
+    // Every clause, not the usual places alone: DuckDB takes a window inside DISTINCT ON too.
+    visit(Object.entries(s).filter(([k]) => k !== 'windowClause').map(([, v]) => v));
   }
 
   /**

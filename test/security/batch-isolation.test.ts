@@ -52,6 +52,9 @@ const mixing: [string, string][] = [
   ['LIMIT in a CTE', `with t as (select p.practice_id, p.ssn from ${P} p order by p.birth_date limit 5) select t.practice_id, t.ssn from t`],
   ['LIMIT on a UNION', `select practice_id, first_name from ${P} union all select practice_id, last_name from ${P} limit 5`],
   ['DISTINCT ON a name', `select distinct on (p.last_name) p.practice_id, p.ssn from ${P} p`],
+  // red-team 2026-12-07: DuckDB takes a window inside DISTINCT ON; which rows a practice keeps then hangs on other practices' SSNs
+  ['a window inside DISTINCT ON', `select distinct on (p.practice_id, p.ssn = max(p.ssn) over ()) p.practice_id, p.patient_id, 1 as x from ${P} p order by p.practice_id`],
+  ['a window in WHERE or GROUP BY (refused by the engines, refused here too)', `select p.practice_id, count(*) as n from ${P} p group by p.practice_id, rank() over (order by p.ssn)`],
   ['ROLLUP of the practice', `select p.practice_id, count(*) as n from ${P} p group by rollup (p.practice_id)`],
   ['CUBE with the practice inside', `select p.practice_id, p.sex, count(*) as n from ${P} p group by cube (p.practice_id, p.sex)`],
   ['GROUPING SETS with a set lacking the practice', `select p.practice_id, p.sex, count(*) as n from ${P} p group by grouping sets ((p.practice_id, p.sex), (p.sex))`],
