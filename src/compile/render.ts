@@ -160,17 +160,25 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
     }
   });
 
+  // An approved generalizer's body sees tsform's helpers and the other approved generalizers
+  // only. In the models' environment a project macro named like one of its parameters would be
+  // called by `{{shift_days}}` in its body (Handlebars looks for a helper before a value), while
+  // the analysis rendering takes the shift from the value: a macro file named shift_days.hbs ran
+  // another shift than the checks read (red-team, 2026-12-07).
+  const sealed = Handlebars.create();
+  for (const name of ['lookup', 'ref', 'source', 'config', 'var']) sealed.registerHelper(name, hb.helpers[name]!);
+
   for (const macro of macros) {
-    const template = hb.compile(macro.body, { noEscape: true, strict: false });
-    const params = macroParams(macro.body);
     // Only tsform.yml's reviewed list (checked against the macro's hash by the compiler) makes a
     // macro a generalizer; a header comment in the macro approves nothing.
     const approval = Object.hasOwn(approved, macro.name) ? approved[macro.name] : undefined;
-    hb.registerPartial(macro.name, (context: unknown, options?: RuntimeOptions) => {
+    const template = (approval ? sealed : hb).compile(macro.body, { noEscape: true, strict: false });
+    const params = macroParams(macro.body);
+    const partial = (context: unknown, options?: RuntimeOptions) => {
       const st = (options?.data?.root as Record<symbol, RenderState> | undefined)?.[STATE];
       return st ? macroGuard(st, macro.name, () => template(context, options)) : template(context, options);
-    });
-    hb.registerHelper(macro.name, function (this: unknown, ...args: unknown[]) {
+    };
+    const helper = function (this: unknown, ...args: unknown[]) {
       const options = args.pop() as HelperOptions;
       const st = stateOf(options);
       const hash = options.hash as Record<string, unknown>;
@@ -202,7 +210,11 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
         return new GeneralizedText(() => `${SHIFTED}(${sql}, ${shiftedBy})`);
       }
       return new GeneralizedText(() => `${approval.requiresShifted ? GENERALIZED_IF_SHIFTED : GENERALIZED}(${sql})`);
-    });
+    };
+    for (const env of approval ? [hb, sealed] : [hb]) {
+      env.registerPartial(macro.name, partial);
+      env.registerHelper(macro.name, helper);
+    }
   }
 
   // A template is compiled once, however many variants (full, incremental, ephemeral modes) use it.

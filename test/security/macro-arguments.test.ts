@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { compileLoadedProject } from '../../src/cli/api.ts';
 import { argumentProblem } from '../../src/compile/macro-arguments.ts';
+import { loadProject } from '../../src/project/load-project.ts';
+import { REPO_ROOT } from '../support/demo-project.ts';
 import { compileModel } from '../support/model-probe.ts';
 
 /**
@@ -64,5 +67,45 @@ describe("a macro's argument is one SQL expression", () => {
     for (const ok of ['p.birth_date', "'2024-01-01'", 'coalesce(a, b)', "CASE WHEN a > 1 THEN 'x' ELSE 'y' END", 'CAST(x AS DATE)', 'x::date', 'a + b * 2', '"Weird Name"', "'a -- b /* c'", '(a)', "date_trunc('month', x)"]) {
       expect(argumentProblem(ok), ok).toBeUndefined();
     }
+  });
+});
+
+/**
+ * Red-team, 2026-12-07 (second pass): a pull request's macro named like a parameter of an
+ * approved generalizer (`macros/shift_days.hbs`) was what `{{shift_days}}` in shift_date's body
+ * called (Handlebars tries a helper before a value), while the analysis rendering took the shift
+ * from the argument: the checks read "shifted by the vault's shift" and DuckDB shifted by a
+ * constant 0 (7 of 7 true birth months in pseudo), or printed a `/*` that the analysis rendering
+ * closed elsewhere (reverse(ssn) as `sex`, 7 of 7 rows). An approved body now sees tsform's
+ * helpers and the approved generalizers only.
+ */
+describe("an approved generalizer's body reads its own arguments, whatever macros the project adds", () => {
+  const demo = loadProject(REPO_ROOT);
+  const compiled = (macros: Record<string, string>, sql: string) => {
+    const project = structuredClone(demo);
+    for (const [name, body] of Object.entries(macros)) project.macros.push({ name, body, file: `macros/${name}.hbs`, line: 1 });
+    project.models.push({ name: 'x_shadow', file: 'models/research/x_shadow.sql', sql, line: 1 });
+    project.properties.push({
+      name: 'x_shadow',
+      file: 'models/research/_x_shadow.yml',
+      line: 1,
+      columns: Object.entries(CLASSES).map(([name, phi]) => ({ name, phi, phiExplicit: true, tests: [], file: 'models/research/_x_shadow.yml', line: 1 })),
+    });
+    return compileLoadedProject(project, { write: false }).manifest.models.x_shadow!;
+  };
+  const model = `select p.practice_id, vt.person_token,\n  {{month_of (shift_date "p.birth_date" "vt.date_shift_days")}} as birth_month\nfrom ${SP} p join {{ref "vault_person_tokens"}} vt on vt.practice_id = p.practice_id and vt.patient_id = p.patient_id\ncross join (select 0 as date_shift_days) v\n`;
+
+  it('a macro named shift_days does not replace the shift the model gave', () => {
+    const node = compiled({ shift_days: 'v.date_shift_days' }, model);
+    expect(node.compiled_sql).toContain('CAST(vt.date_shift_days AS INTEGER)');
+    expect(node.compiled_sql).not.toContain('CAST(v.date_shift_days AS INTEGER)');
+  });
+
+  it('nor one named value, nor one that prints a comment for the incremental rendering', () => {
+    const value = compiled({ value: 'p.ssn' }, model);
+    expect(value.compiled_sql).toContain('CAST(p.birth_date AS DATE)');
+    expect(value.compiled_sql).not.toContain('p.ssn');
+    const comment = compiled({ shift_days: '{{#if is_incremental}}0 /*{{else}}v.date_shift_days{{/if}}' }, `{{config materialized="incremental" unique_key="person_token"}}\n${model}`);
+    expect(`${comment.compiled_sql}\n${comment.compiled_incremental_sql}`).not.toContain('/*');
   });
 });
