@@ -77,7 +77,7 @@ export const Codes = {
   declaredBelowLineage: 'TSF229',
   /** A warning: a pseudonymized model reads a model whose SQL the lineage analysis cannot follow, so that model's yml classes stand unverified (the run's leak scan still checks). */
   lineageTrustsYml: 'TSF230',
-  /** A tenant-scoped model that would mix practices when several share a statement: a join, sub-select, group or window not on the tenant column, or a computed tenant column (compile/tenant-isolation.ts). */
+  /** A tenant-scoped model that would mix practices when several share a statement: a join, sub-select, group or window not on the tenant column, or a computed tenant column (compile/tenant-isolation.ts); or that reads a shared or global relation built from every practice's rows (compile/scope-checks.ts). */
   batchMixesPractices: 'TSF231',
   /**
    * A policies/<name>.hbs override that is not a built-in template's name, does not render or

@@ -41,6 +41,21 @@ export function checkScopes(node: DraftNode, nodes: Record<string, DraftNode>, d
         ),
       );
     }
+    // A practice's slice is built from that practice's rows: a shared or global relation built
+    // from every practice's put the others' into each slice, in batches and alone (red-team,
+    // 2026-12-07: every practice's name in each marts slice through a global model over tenants
+    // kept in an ops schema). A pseudonymized slice may read the global research relations, by
+    // design (a person's records at other practices, by person token): README, research layer.
+    const every = node.kind === 'model' && node.scope === 'tenant' && !node.pseudonymized && up.kind === 'model' && up.scope !== 'tenant' ? everyPracticeThrough(dep, nodes) : undefined;
+    if (every !== undefined) {
+      diagnostics.push(
+        diagnostic(
+          Codes.batchMixesPractices,
+          `tenant-scoped model '${node.name}' reads '${up.name}', a ${up.scope} relation built from every practice's rows (${every}): each practice's slice would hold the others'; read the tenant-scoped relations it is built from`,
+          { file: node.path, line },
+        ),
+      );
+    }
     if (node.scope === 'shared' && up.scope !== 'shared') {
       diagnostics.push(
         diagnostic(Codes.sharedReadsTenant, `shared model '${node.name}' reads '${up.name}' (scope ${up.scope}); shared models may read only shared relations`, {
@@ -88,4 +103,23 @@ export function checkPracticeListExposure(
     );
     return;
   }
+}
+
+/**
+ * How a shared or global relation comes to hold every practice's rows, if it does: it reads,
+ * itself or through other shared or global relations, tenants.yml's relation or a tenant-scoped
+ * one (a research relation over pseudonymized slices). Undefined when it does not.
+ */
+function everyPracticeThrough(name: string, nodes: Record<string, DraftNode>, seen = new Set<string>()): string | undefined {
+  if (seen.has(name)) return undefined;
+  seen.add(name);
+  for (const dep of nodes[name]?.depends_on ?? []) {
+    const up = nodes[dep];
+    if (!up) continue;
+    if (up.kind === 'tenants') return "tenants.yml's relation";
+    if (up.scope === 'tenant') return `'${up.name}', tenant-scoped`;
+    const deeper = everyPracticeThrough(dep, nodes, seen);
+    if (deeper !== undefined) return deeper;
+  }
+  return undefined;
 }

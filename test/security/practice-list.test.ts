@@ -63,4 +63,37 @@ describe("the list of practices never lands where practice roles read", () => {
       }),
     ).toEqual([]);
   });
+
+  // red-team, 2026-12-07: one model further, each practice's marts slice held every other
+  // practice's id and name (5 slices, 20 of 25 rows another practice's), in batches and alone
+  it('a tenant-scoped model reading a global or shared model built from tenants, kept where practice roles do not read: TSF231 at the ref', () => {
+    for (const scope of ['global', 'shared']) {
+      const errors = demoCopyErrors({
+        'models/marts/ops_all_practices.sql': `{{config scope="${scope}" schema="ops"}}\nselect t.practice_id as pid, t.name, t.timezone, t.tags from {{ref "tenants"}} t\n`,
+        'models/marts/x_names.sql': `select t.practice_id, a.pid as other_id, a.name as other_name\nfrom {{ref "tenants"}} t\ncross join {{ref "ops_all_practices"}} a\n`,
+      });
+      expect(errors.map((d) => ({ code: d.code, file: d.file, line: d.line })), scope).toEqual([{ code: Codes.batchMixesPractices, file: 'models/marts/x_names.sql', line: 3 }]);
+      expect(errors[0]!.message).toContain(`reads 'ops_all_practices', a ${scope} relation built from every practice's rows (tenants.yml's relation)`);
+    }
+  });
+
+  it('through two global models, read beside a staging model', () => {
+    const files = {
+      'models/marts/ops_all_practices.sql': `{{config scope="global" schema="ops"}}\nselect t.practice_id as pid, t.name from {{ref "tenants"}} t\n`,
+      'models/marts/ops_practice_names.sql': `{{config scope="global" schema="ops"}}\nselect a.name from {{ref "ops_all_practices"}} a\n`,
+      'models/marts/x_names.sql': `select p.practice_id, n.name from {{ref "stg_patients"}} p cross join {{ref "ops_practice_names"}} n\n`,
+    };
+    expect(brief(files)).toEqual([{ code: Codes.batchMixesPractices, file: 'models/marts/x_names.sql', line: 1 }]);
+  });
+});
+
+describe('what a tenant-scoped model may read beside its own rows', () => {
+  it('a global relation built from seeds alone', () => {
+    expect(
+      brief({
+        'models/marts/class_labels.sql': `{{config scope="global"}}\nselect c.encounter_class, upper(c.encounter_class) as label from {{ref "encounter_classes"}} c\n`,
+        'models/marts/x_labelled.sql': `select e.practice_id, e.encounter_id, l.label\nfrom {{ref "stg_encounters"}} e join {{ref "class_labels"}} l on l.encounter_class = e.encounter_class\n`,
+      }),
+    ).toEqual([]);
+  });
 });

@@ -53,8 +53,10 @@ describe('a relation built from research rows is research', () => {
 
   it('a tenant-scoped mart reading such a model: no route through it compiles, declared pseudonymized or not', () => {
     const MART = 'select p.practice_id, p.patient_id, g.person_token\nfrom {{ref "stg_patients"}} p\njoin {{ref "all_tokens"}} g on g.practice_id = p.practice_id\n';
+    // and the mart itself: a global relation built from every practice's rows (scope-checks.ts)
     expect(brief(errorsWith({ 'models/marts/all_tokens.sql': ALL_TOKENS, 'models/marts/mart_tokens.sql': MART }))).toEqual([
       { code: Codes.globalReadsIdentifiable, file: 'models/marts/all_tokens.sql', line: 2 },
+      { code: Codes.batchMixesPractices, file: 'models/marts/mart_tokens.sql', line: 3 },
     ]);
     demo!.remove();
     const declared = ALL_TOKENS.replace('scope="global"', 'scope="global" pseudonymized=true');
