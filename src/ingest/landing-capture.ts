@@ -166,7 +166,7 @@ async function explainLandingFailure(err: unknown, wh: Adapter, node: ManifestNo
       .map(([c, v]) => [c, v.data_type]),
   );
   const filtered = capture.layout === 'practice_column' || (await headerHas(f, file, tc));
-  return explainCastFailure(err, (sql, params) => wh.query(sql, params), { file, display: f.display }, types, filtered ? { column: tc, wanted: new Set([tenant]) } : undefined);
+  return explainCastFailure(err, wh, { file, display: f.display }, types, filtered ? { column: tc, wanted: new Set([tenant]) } : undefined);
 }
 
 /** Whether the file's header names the tenant column (folder layout files may leave it out). */

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { SqlParam } from '../adapters/adapter.ts';
-import { Codes, TsformError } from '../errors.ts';
+import { Codes, TsformError, type ErrorClass } from '../errors.ts';
 import { csvRecords, recordStartLines, safeType } from './load-csv.ts';
 
 /**
@@ -31,22 +31,27 @@ export interface BadCsvValue {
   type: string;
 }
 
-/** Runs one statement on its own (the failed transaction is over): resolves, or rejects when a cast fails. */
-export type CastProbe = (sql: string, params: readonly SqlParam[]) => Promise<unknown>;
+/** The engine the load ran on (an Adapter): statements run on their own, the failed transaction being over. */
+export interface CastEngine {
+  query(sql: string, params: readonly SqlParam[]): Promise<unknown>;
+  classifyError(err: unknown): ErrorClass;
+}
 
 /** Values cast per statement while looking for the slice that fails. */
 const SLICE = 20_000;
 
 /**
  * The error to report for a failed typed load of `csv`: a TsformError naming the file, line and
- * column of the first value its type cannot hold, or `err` itself when no value is to blame (a
- * lost connection, a full disk) or the file cannot be read again.
+ * column of the first value its type cannot hold, or `err` itself when no value is to blame: a
+ * transient or cancelled failure keeps its class (a retry, a timeout), and a type the engine does
+ * not know, a file that cannot be read again or a probe that fails otherwise than by a cast leave
+ * the error as it was.
  */
-export async function explainCastFailure(err: unknown, probe: CastProbe, csv: CsvFile, types: Readonly<Record<string, string | undefined>>, filter?: CsvRowFilter): Promise<unknown> {
-  if (err instanceof TsformError) return err;
+export async function explainCastFailure(err: unknown, engine: CastEngine, csv: CsvFile, types: Readonly<Record<string, string | undefined>>, filter?: CsvRowFilter): Promise<unknown> {
+  if (err instanceof TsformError || engine.classifyError(err) !== 'permanent') return err;
   let bad: BadCsvValue | undefined;
   try {
-    bad = await findBadCsvValue(probe, csv, types, filter);
+    bad = await findBadCsvValue(engine, csv, types, filter);
   } catch {
     return err;
   }
@@ -57,8 +62,8 @@ export async function explainCastFailure(err: unknown, probe: CastProbe, csv: Cs
   });
 }
 
-/** The first line of `csv` (file order) whose value of a typed column `probe`'s engine cannot cast, if any. */
-export async function findBadCsvValue(probe: CastProbe, csv: CsvFile, types: Readonly<Record<string, string | undefined>>, filter?: CsvRowFilter): Promise<BadCsvValue | undefined> {
+/** The first line of `csv` (file order) whose value of a typed column the engine cannot cast, if any. */
+export async function findBadCsvValue(engine: CastEngine, csv: CsvFile, types: Readonly<Record<string, string | undefined>>, filter?: CsvRowFilter): Promise<BadCsvValue | undefined> {
   const { records, close } = csvRecords(csv.file, csv.display);
   const startLine = recordStartLines();
   let columns: { index: number; name: string; type: string }[] | undefined;
@@ -88,13 +93,13 @@ export async function findBadCsvValue(probe: CastProbe, csv: CsvFile, types: Rea
         slices[i]!.values.push(v);
       });
       if (++rows >= SLICE) {
-        const bad = await firstBad(probe, columns, slices);
+        const bad = await firstBad(engine, columns, slices);
         if (bad) return bad;
         slices = columns.map(() => ({ lines: [], values: [] }));
         rows = 0;
       }
     }
-    return columns ? await firstBad(probe, columns, slices) : undefined;
+    return columns ? await firstBad(engine, columns, slices) : undefined;
   } finally {
     close();
   }
@@ -107,12 +112,12 @@ interface ColumnSlice {
 }
 
 /** The earliest failing line of one slice over every typed column. */
-async function firstBad(probe: CastProbe, columns: readonly { name: string; type: string }[], slices: readonly ColumnSlice[]): Promise<BadCsvValue | undefined> {
+async function firstBad(engine: CastEngine, columns: readonly { name: string; type: string }[], slices: readonly ColumnSlice[]): Promise<BadCsvValue | undefined> {
   let best: BadCsvValue | undefined;
   for (const [i, c] of columns.entries()) {
     const { lines, values } = slices[i]!;
     if (values.length === 0) continue;
-    const at = await failingIndex(probe, c.type, values);
+    const at = await failingIndex(engine, c.type, values);
     if (at !== undefined && (best === undefined || lines[at]! < best.line)) best = { line: lines[at]!, column: c.name, type: c.type };
   }
   return best;
@@ -120,18 +125,21 @@ async function firstBad(probe: CastProbe, columns: readonly { name: string; type
 
 /**
  * The first index whose value does not cast, by halving: the failing part is the earliest half
- * that fails. The value found must fail alone too; otherwise the failure was not a value's.
+ * that fails. A cast of no value must succeed (else the type is at fault, not a value) and the
+ * value found must fail alone; a failure other than a permanent one (a lost connection) stops
+ * the search.
  */
-async function failingIndex(probe: CastProbe, type: string, values: readonly string[]): Promise<number | undefined> {
+async function failingIndex(engine: CastEngine, type: string, values: readonly string[]): Promise<number | undefined> {
   const fails = async (lo: number, hi: number) => {
     try {
-      await probe(`SELECT count(CAST(v AS ${type})) AS n FROM unnest($1::VARCHAR[]) AS u(v)`, [values.slice(lo, hi)]);
+      await engine.query(`SELECT count(CAST(v AS ${type})) AS n FROM unnest($1::VARCHAR[]) AS u(v)`, [values.slice(lo, hi)]);
       return false;
-    } catch {
+    } catch (err) {
+      if (engine.classifyError(err) !== 'permanent') throw err;
       return true;
     }
   };
-  if (!(await fails(0, values.length))) return undefined;
+  if ((await fails(0, 0)) || !(await fails(0, values.length))) return undefined;
   let lo = 0;
   let hi = values.length;
   while (hi - lo > 1) {

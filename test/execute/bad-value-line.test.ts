@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { NodeResult, RunResults } from '../../src/artifacts/run-results.ts';
 import type { SqlParam } from '../../src/adapters/adapter.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
-import { findBadCsvValue } from '../../src/warehouse/csv-bad-value.ts';
+import { explainCastFailure, findBadCsvValue } from '../../src/warehouse/csv-bad-value.ts';
 import { removeTempProjects, writeTempProject } from '../fixtures/project-fixture.ts';
 import { withWarehouse } from '../ingest/support/capture-project.ts';
 import { twoEngines } from '../support/two-engines.ts';
@@ -126,7 +126,7 @@ describe('a value its type cannot hold names its file, line and column', () => {
 });
 
 describe.each(twoEngines('bad-value'))('findBadCsvValue on $name', (engine) => {
-  const probe = (sql: string, params: readonly SqlParam[]) => engine.adapter().query(sql, params);
+  const probe = { query: (sql: string, params: readonly SqlParam[]) => engine.adapter().query(sql, params), classifyError: (err: unknown) => engine.adapter().classifyError(err) };
   const file = (name: string, text: string) => {
     const dir = writeTempProject({ [name]: text });
     return { file: join(dir, name), display: name };
@@ -147,5 +147,38 @@ describe.each(twoEngines('bad-value'))('findBadCsvValue on $name', (engine) => {
     expect(await findBadCsvValue(probe, csv, types, { column: 'p', wanted: new Set([other]) })).toBeUndefined();
     expect(await findBadCsvValue(probe, file('ok.csv', `p,d,n\np0,2024-01-01,1\np1,,\n`), types)).toBeUndefined();
     expect(await findBadCsvValue(probe, file('text.csv', `p,t\np0,anything\n`), types)).toBeUndefined();
+    // a type the engine does not know is no value's fault
+    expect(await findBadCsvValue(probe, file('type.csv', `p,d\np0,2024-01-01\n`), { d: 'NO_SUCH_TYPE' })).toBeUndefined();
+  });
+});
+
+describe('explainCastFailure keeps what it cannot explain', () => {
+  const csv = () => {
+    const dir = writeTempProject({ 'v.csv': 'p,d\np0,2024-01-01\np0,nope\n' });
+    return { file: join(dir, 'v.csv'), display: 'v.csv' };
+  };
+  const original = new Error('the load failed');
+  const castFails = (sql: string, params: readonly SqlParam[]) => {
+    const values = (params[0] as string[]) ?? [];
+    return values.includes('nope') ? Promise.reject(new Error('Conversion Error')) : Promise.resolve({});
+  };
+
+  it('a value at fault: TSF422 with its line', async () => {
+    const err = await explainCastFailure(original, { query: castFails, classifyError: () => 'permanent' }, csv(), { d: 'DATE' });
+    expect(err).toMatchObject({ code: 'TSF422', message: "v.csv:3: column 'd' holds a value that is not a valid DATE (the value is withheld)" });
+  });
+
+  it('a transient or cancelled failure keeps its class (no search at all)', async () => {
+    let queries = 0;
+    const engine = (c: 'transient' | 'cancelled') => ({ query: (...a: Parameters<typeof castFails>) => (queries++, castFails(...a)), classifyError: () => c });
+    expect(await explainCastFailure(original, engine('transient'), csv(), { d: 'DATE' })).toBe(original);
+    expect(await explainCastFailure(original, engine('cancelled'), csv(), { d: 'DATE' })).toBe(original);
+    expect(queries).toBe(0);
+  });
+
+  it('a connection lost during the search: the original error, not the first value blamed', async () => {
+    const lost = Object.assign(new Error('connection terminated'), { transient: true });
+    const engine = { query: () => Promise.reject(lost), classifyError: (e: unknown) => (e === lost ? ('transient' as const) : ('permanent' as const)) };
+    expect(await explainCastFailure(original, engine, csv(), { d: 'DATE' })).toBe(original);
   });
 });

@@ -51,7 +51,7 @@ export const csvSourceStrategy: MaterializationStrategy<'csv_source'> = {
         return [];
       },
     ).catch(async (err: unknown) => {
-      throw await explainCastFailure(err, (sql, params) => ctx.adapter.query(sql, params), file, types, { column: ctx.tenantColumn, wanted: new Set(tenants) });
+      throw await explainCastFailure(err, ctx.adapter, file, types, { column: ctx.tenantColumn, wanted: new Set(tenants) });
     });
   },
 };

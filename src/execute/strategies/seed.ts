@@ -24,7 +24,7 @@ export const seedStrategy: MaterializationStrategy<'seed'> = {
       },
       { reshape: true, mergeWhenSameShape: false },
     ).catch(async (err: unknown) => {
-      throw await explainCastFailure(err, (sql, params) => ctx.adapter.query(sql, params), { file: join(ctx.projectRoot, node.path), display: node.path }, types);
+      throw await explainCastFailure(err, ctx.adapter, { file: join(ctx.projectRoot, node.path), display: node.path }, types);
     });
   },
 };
