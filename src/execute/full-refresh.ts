@@ -157,6 +157,9 @@ export async function recreateForRefresh(s: Session, r: Recreate, old: Shape | u
       // new one would (the caller replaces these practices' rows; those outside tenants.yml go here).
       const tc = quoteIdent(r.tenantColumn);
       await s.query(`DELETE FROM ${rel} WHERE ${tc} IS NULL OR NOT (${tc} = ANY($1::VARCHAR[]))`, [[...r.practices]]);
+      // The refresh applies the current row-level security, as to a new table (the templates are
+      // idempotent: `tsform policies apply` runs them over existing tables too).
+      await r.protect(s);
       return [];
     }
     if (old.kind === 'table') {
