@@ -87,6 +87,7 @@ describe('the demo project on DuckDB, every practice', () => {
 describe('failures stay inside their practice', () => {
   let demo: DemoCopy;
   const broken = 'p_00ffb20407';
+  let brokenLine = 0;
   beforeAll(() => {
     demo = copyDemoProject({ tenants: sampleTenants(60) });
     // One practice's extract carries a value that cannot be cast: its batch fails, is split,
@@ -96,6 +97,7 @@ describe('failures stay inside their practice', () => {
     const header = lines[0]!.split(',');
     const costIdx = header.indexOf('total_claim_cost');
     const i = lines.findIndex((l) => l.startsWith(`${broken},`));
+    brokenLine = i + 1;
     const cells = lines[i]!.split(',');
     cells[costIdx] = 'Walker122';
     lines[i] = cells.join(',');
@@ -107,8 +109,9 @@ describe('failures stay inside their practice', () => {
     const run = await runWorkspace({ projectDir: demo.dir, command: 'run' });
     const errors = run.results.filter((r) => r.status === 'error');
     expect(errors.map((e) => e.node)).toEqual([`source:ehr.encounters@${broken}`]);
-    expect(errors[0]!.code).toBe('TSF401');
-    expect(errors[0]!.message).toContain('models/sources.yml');
+    // a value its type cannot hold: the extract's file, line (1-based, after the header) and column
+    expect(errors[0]!.code).toBe('TSF422');
+    expect(errors[0]!.message).toContain(`data/ehr/encounters.csv.gz:${brokenLine}: column 'total_claim_cost' holds a value that is not a valid DECIMAL(18,2)`);
     // The offending value is never echoed (it could be PHI).
     expect(errors[0]!.message, errors[0]!.message!).not.toContain('Walker122');
     const skipped = run.results.filter((r) => r.status === 'skipped');
