@@ -19,3 +19,8 @@ export const sval = (v: unknown): string | undefined => (isObject(v) && isObject
 export function outsideCatalog(parts: readonly string[]): boolean {
   return parts.length > 1 && !(parts.length === 2 && parts[0] === 'pg_catalog');
 }
+
+/** The members of a row constructor `(a, b)`, or the expression alone. */
+export function elements(x: unknown): unknown[] {
+  return isObject(x) && isObject(x.RowExpr) ? ((x.RowExpr.args as unknown[]) ?? []) : [x];
+}

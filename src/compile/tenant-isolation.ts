@@ -15,7 +15,7 @@
  * Pure: the WebAssembly parser only (model-sql.ts has loaded it).
  */
 import { parseSync } from 'libpg-query';
-import { isObject, sval, type PgJson as Json } from './pg-tree.ts';
+import { elements, isObject, sval, type PgJson as Json } from './pg-tree.ts';
 import { ownClauses } from './select-scope.ts';
 import { aliasColumns, isOwnTenantColumn, renamed, selectOutputs, UnionFind, type Items, type Source } from './select-outputs.ts';
 import { fromItemNames, functionColumns } from './relation-columns.ts';
@@ -289,8 +289,7 @@ class Analysis {
         visit(v);
       }
     };
-    // Every clause, not the usual places alone: DuckDB takes a window inside DISTINCT ON too.
-    visit(Object.entries(s).filter(([k]) => k !== 'windowClause').map(([, v]) => v));
+    visit(Object.entries(s).filter(([k]) => k !== 'windowClause').map(([, v]) => v)); // every clause: DuckDB takes one in DISTINCT ON
   }
 
   /**
@@ -373,10 +372,6 @@ class Analysis {
     visit(nodes);
     return tenant;
   }
-}
-
-function elements(x: unknown): unknown[] {
-  return isObject(x) && isObject(x.RowExpr) ? ((x.RowExpr.args as unknown[]) ?? []) : [x];
 }
 
 /** Whether an equality of two items' tenant columns (or OUTER, the row a sub-select serves) may link them. */

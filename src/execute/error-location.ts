@@ -96,18 +96,18 @@ export function locateValueError(text: string, node: ManifestNode, projectRoot: 
   if (node.kind !== 'model') return undefined;
   const kind = VALUE_ERROR_CALLS.find((k) => k.error.test(text));
   if (!kind) return undefined;
-  const hits = new Map<number, number | undefined>(); // model line → column of the call, when the line rendered as written
+  const hits = new Set<number>(); // model lines making such a call
   const variants = [{ sql: node.compiled_sql, lines: node.compiled_lines }, { sql: node.compiled_incremental_sql, lines: node.compiled_incremental_lines }];
   for (const v of variants) {
     if (v.sql === undefined) continue;
     v.sql.split('\n').forEach((compiled, i) => {
       const source = v.lines?.[i];
-      const match = kind.call.exec(codeOnly(compiled));
-      if (match && source !== undefined && source !== null && !hits.has(source)) hits.set(source, match.index + 1);
+      const match = kind.call.test(codeOnly(compiled));
+      if (match && source !== undefined && source !== null) hits.add(source);
     });
   }
   if (hits.size === 0 || hits.size > MAX_CANDIDATE_LINES) return undefined;
-  const lines = [...hits.keys()].sort((a, b) => a - b);
+  const lines = [...hits].sort((a, b) => a - b);
   if (lines.length > 1) return { where: `${node.path} (one of the ${kind.many} at lines ${lines.join(', ')})`, excerpt: [] };
   const line = lines[0]!;
   const sourceText = readLine(join(projectRoot, node.path), line);

@@ -1,13 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createGunzip } from 'node:zlib';
-import { parse } from 'csv-parse';
 import type { Adapter, Session } from '../adapters/adapter.ts';
 import type { ManifestCapture, ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, printable, TsformError } from '../errors.ts';
 import { explainCastFailure } from '../warehouse/csv-bad-value.ts';
-import { loadCsvText, openRead, safeType } from '../warehouse/load-csv.ts';
+import { csvRecords, loadCsvText, safeType } from '../warehouse/load-csv.ts';
 import { LANDING_FILES, migrateMeta } from '../warehouse/meta-schema.ts';
 import { createTenantTable } from '../warehouse/tenant-table.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
@@ -171,16 +169,15 @@ async function explainLandingFailure(err: unknown, wh: Adapter, node: ManifestNo
 
 /** Whether the file's header names the tenant column (folder layout files may leave it out). */
 async function headerHas(f: LandingFile, file: FileHandle, column: string): Promise<boolean> {
-  const input = openRead(file);
-  const records = (f.display.toLowerCase().endsWith('.gz') ? input.pipe(createGunzip()) : input).pipe(parse({ bom: true, to_line: 1 }));
+  const { records, close } = csvRecords(file, f.display);
   try {
-    for await (const rec of records as AsyncIterable<string[]>) return rec.includes(column);
+    for await (const { record } of records) return record.includes(column);
     return false;
   } catch {
     // A file whose first line is unreadable fails in the real load, with its line.
     return false;
   } finally {
-    input.destroy();
+    close();
   }
 }
 
