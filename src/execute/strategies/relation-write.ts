@@ -1,5 +1,6 @@
 import type { RelationInfo, Session } from '../../adapters/adapter.ts';
 import type { ManifestNode } from '../../artifacts/manifest.ts';
+import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 import { dropStage, ensureTargetTable, mergeSlice, replaceSlice, STAGE_TABLE, stageTenantRows, type Target } from '../slice-replace.ts';
 import type { PolicyContext } from '../apply-policies.ts';
@@ -62,12 +63,15 @@ export async function writeSlice(
   // Read before the rows are: an epoch that moves in between is absorbed again next time, never lost.
   const absorbed = absorption ?? (await readAbsorption(ctx.adapter, ctx.metaSchema, ctx.manifest, node, tenants));
   const refresh = ctx.fullRefreshId !== undefined && (await refreshPending(ctx.adapter, ctx.metaSchema, ctx.fullRefreshId, node)) ? ctx.fullRefreshId : undefined;
-  const turn = refresh === undefined ? {} : { serializeOn: `full-refresh ${relationKey(node)}` };
+  // The model was a view until now: the first batch to write replaces it, the others wait their turn and find the table.
+  const viewInPlace = refresh === undefined && existing?.kind === 'view';
+  const turn = refresh !== undefined ? { serializeOn: `full-refresh ${relationKey(node)}` } : viewInPlace ? { serializeOn: `view to table ${relationKey(node)}` } : {};
   return ctx.adapter.transaction(async (s) => {
     // Whether this write creates the table again (full-refresh.ts), and the table as it is after the writes before it.
     const rebuilt = refresh === undefined ? undefined : await claimRecreate(s, ctx.metaSchema, refresh, node);
-    const before = refresh === undefined ? existing : await shapeOf(s, node.schema, node.identifier);
-    const staging = await stage(s, existing);
+    const before = refresh === undefined ? (viewInPlace ? await dropViewInPlace(ctx, s, node) : existing) : await shapeOf(s, node.schema, node.identifier);
+    // A view's rows are not this table's: an incremental model starts its slice afresh.
+    const staging = await stage(s, viewInPlace ? before && { ...before, kind: 'table' } : existing);
     const target = targetOf(node);
     const staged = await stageTenantRows(s, target, staging.select, tenants, ctx.tenantColumn);
     const notes = [...(staging.notes ?? []), ...(check ? await check(s, STAGE_TABLE, tenants) : [])];
@@ -85,6 +89,28 @@ export async function writeSlice(
     await staging.cleanup?.(s);
     return { rows: staged.rows, notes };
   }, { timeoutMs: ctx.nodeTimeoutMs, ...turn });
+}
+
+/**
+ * Drops the view that stands where a tenant-scoped table goes (its model was a view before this
+ * run) and returns the relation as it is now: undefined, or the table an earlier batch created.
+ * Writing a slice into the view instead wrote into the relation it reads: PostgreSQL's simple
+ * views are updatable, so the slice's DELETE and INSERT emptied every column of staging that the
+ * view left out, for every practice (red-team, 2026-12-07). Views over the view would be dropped
+ * with it, so then nothing is written and `--full-refresh` is named.
+ */
+async function dropViewInPlace(ctx: BuildContext, s: Session, node: ManifestNode): Promise<RelationInfo | undefined> {
+  const now = await shapeOf(s, node.schema, node.identifier);
+  if (now?.kind !== 'view') return now && { ...now, kind: 'table' };
+  const readers = (await ctx.adapter.dependentViews?.(node.schema, node.identifier, s)) ?? [];
+  if (readers.length > 0) {
+    throw new TsformError(
+      Codes.schemaChanged,
+      `${node.name} is a table now and was a view, which views read (${readers.map((r) => `${r.schema}.${r.name}`).join(', ')}); nothing was written. Run with --full-refresh to create it again with the views over it.`,
+    );
+  }
+  await s.query(`DROP VIEW ${quoteRelation(node.schema, node.identifier)}`);
+  return undefined;
 }
 
 export interface WholeWrite {
