@@ -21,6 +21,17 @@ export function safeDbMessage(err: unknown, maxLines = 3): string {
   return scrub(firstLines(raw, maxLines).join(' | '));
 }
 
+/**
+ * Whether a DuckDB error's text is the engine's description of the statement (a kept type:
+ * Parser, Binder, …), so that its `LINE n:` and caret may be trusted. Any other type's text can
+ * be a row's: `error(x)` forged a `LINE` and a caret whose column was a character of a last
+ * name, which the runner then printed as the model's file, line and column (red-team, 2026-12-07).
+ */
+export function duckdbErrorDescribesStatement(raw: string): boolean {
+  const duck = DUCKDB_PREFIX.exec(raw);
+  return duck !== null && DUCKDB_KEPT_TYPES.has(duck[1]!);
+}
+
 /** Appended where the engine's words were dropped. */
 const WITHHELD = '(value withheld)';
 

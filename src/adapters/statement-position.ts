@@ -4,6 +4,8 @@
  * throw (in memory only: statement texts hold no values, those are bound parameters).
  */
 
+import { duckdbErrorDescribesStatement } from './safe-message.ts';
+
 /** A 0-based character offset into the statement the error came from. */
 export interface StatementPosition {
   statement: string;
@@ -23,6 +25,7 @@ export function duckdbErrorPosition(err: unknown): StatementPosition | undefined
   const statement = typeof err === 'object' && err !== null ? statements.get(err) : undefined;
   if (statement === undefined) return undefined;
   const message = err instanceof Error ? err.message : String(err);
+  if (!duckdbErrorDescribesStatement(message)) return undefined;
   const m = /\nLINE (\d+): ([^\n]*)\n( *)\^/.exec(message);
   if (!m) return undefined;
   const line = Number(m[1]);

@@ -211,6 +211,20 @@ describe('database errors at the model line', () => {
     expect(readFileSync(join(dir, 'models/m.sql'), 'utf8')).toContain('nope');
   });
 
+  it('DuckDB: a LINE and caret in a message a row wrote (error(x)) place nothing', async () => {
+    // The caret's column would be 8 + a character code of the row's value (red-team, 2026-12-07).
+    const sent = "SELECT error('x' || chr(10) || 'LINE 1: abc' || chr(10) || repeat(' ', 8 + ascii(substr(v, 2, 1))) || '^') AS e\nFROM (SELECT 'ZZMARKER' AS v) AS t";
+    const db = await DuckDBInstance.create(':memory:');
+    const conn = await db.connect();
+    const err = await conn.run(sent).then(
+      () => undefined,
+      (e: unknown) => withStatement(e, sent),
+    );
+    conn.closeSync();
+    expect(String((err as Error).message)).toMatch(/^Invalid Input Error: x\nLINE 1: abc\n {98}\^/);
+    expect(duckdbErrorPosition(err)).toBeUndefined();
+  });
+
   it('PostgreSQL: position (1-based characters of the statement sent)', () => {
     const compiled = 'select\n  practice_id,\n  nope\nfrom x';
     const sent = `CREATE TEMPORARY TABLE "s" ON COMMIT DROP AS\n${compiled}`;
