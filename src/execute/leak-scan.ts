@@ -215,9 +215,16 @@ async function stageIdentifiers(
  * computed once per distinct value and matched once per (column, value, person); the matches
  * are then counted back onto rows.
  */
-async function matchingRows(s: Session, relationSql: string, columns: readonly string[], vault: ManifestNode | undefined): Promise<Map<string, number>> {
+async function matchingRows(
+  s: Session,
+  relationSql: string,
+  columns: readonly string[],
+  vault: ManifestNode | undefined,
+  ownPersons: OwnPersons | undefined,
+): Promise<{ found: Map<string, number>; foreign: Map<string, number> }> {
   const found = new Map<string, number>();
-  if (columns.length === 0) return found;
+  const foreign = new Map<string, number>();
+  if (columns.length === 0) return { found, foreign };
   const q = quoteIdent;
   // Two unnests of equal length in one select list go in step (PostgreSQL since 10, DuckDB): a
   // LATERAL VALUES join cost 73 against 18 ms on DuckDB, 117 against 68 ms on PostgreSQL (a batch's encounters).
@@ -294,8 +301,38 @@ async function matchingRows(s: Session, relationSql: string, columns: readonly s
     // it is so for half the rows carrying a person is publishing dates of people born on the 1st.
     if ((found.get(column) ?? 0) * 2 < rowsWithPerson) found.delete(column);
   }
+  if (ownPersons) for (const [column, n] of await otherPracticesPersons(s, columns, ownPersons)) foreign.set(column, n);
   for (const t of PER_VALUE) await s.query(`DROP TABLE IF EXISTS ${q(t)}`);
-  return found;
+  return { found, foreign };
+}
+
+/** The vault and the tenant column, for a tenant-scoped batch's check of whose tokens its rows hold. */
+interface OwnPersons {
+  vault: ManifestNode;
+  tenantColumn: string;
+}
+
+/**
+ * Rows per column holding the vault token of a person who is not a patient of the row's own
+ * practice. A practice's research slice is about its own persons: a per-person read of a global
+ * research relation (`g.person_token = v.person_token`) brings in what the vault links to the
+ * practice's own person, a cross join brings in every practice's persons (red-team, 2026-12-07: 4
+ * of 5 slices held other practices' tokens), which a practice's withdrawal would not reach. A
+ * person linked across practices has one token and a vault row at each, so is each one's own.
+ */
+async function otherPracticesPersons(s: Session, columns: readonly string[], own: OwnPersons): Promise<[string, number][]> {
+  const tenantIndex = columns.findIndex((c) => c.toLowerCase() === own.tenantColumn.toLowerCase());
+  if (tenantIndex < 0) return [];
+  const vault = quoteRelation(own.vault.schema, own.vault.identifier);
+  const tc = quoteIdent(own.tenantColumn);
+  const { rows } = await s.query(
+    `SELECT v.col, count(DISTINCT v.rid) AS n
+       FROM ${quoteIdent(VALS)} AS v JOIN ${quoteIdent(VALS)} AS p ON p.rid = v.rid AND p.col = ${tenantIndex}
+      WHERE v.t IN (SELECT person_token FROM ${vault})
+        AND NOT EXISTS (SELECT 1 FROM ${vault} AS o WHERE CAST(o.${tc} AS VARCHAR) = p.t AND o.person_token = v.t)
+      GROUP BY v.col`,
+  );
+  return rows.map((r) => [columns[Number(r.col)]!, Number(r.n)]);
 }
 
 /** Distinct first-of-month dates a column needs before it counts as holding months, not days. */
@@ -329,9 +366,18 @@ export interface ScanTarget {
   columns: string[];
 }
 
+export interface ScanFinding {
+  relation: string;
+  column: string;
+  rows: number;
+  /** A raw identifier, or (tenant-scoped batches) the token of a person not of the row's practice. */
+  kind: 'identifier' | 'other_practice_person';
+}
+
 /**
  * Scans `targets` in one session against the identifiers of `roots` (the nodes the targets are
- * built as). Returns rows per (target, column) that hold an identifier.
+ * built as). Returns rows per (target, column) that hold an identifier, and, for a tenant-scoped
+ * batch (`tenants`), rows holding another practice's person's token.
  */
 export async function scanRelations(
   s: Session,
@@ -340,12 +386,17 @@ export async function scanRelations(
   roots: readonly ManifestNode[],
   targets: readonly ScanTarget[],
   tenants?: readonly string[],
-): Promise<{ relation: string; column: string; rows: number }[]> {
+): Promise<ScanFinding[]> {
   await stageValueForms(s, targets);
   const perPerson = await stageIdentifiers(s, manifest, privacy, identifierRelations(manifest, roots), tenants);
-  const findings: { relation: string; column: string; rows: number }[] = [];
+  const vault = vaultNode(manifest);
+  // Only a tenant-scoped batch's rows belong to practices whose persons the vault lists.
+  const ownPersons = tenants && vault && roots.every((r) => r.scope === 'tenant') ? { vault, tenantColumn: manifest.tenant_column } : undefined;
+  const findings: ScanFinding[] = [];
   for (const t of targets) {
-    for (const [column, rows] of await matchingRows(s, t.relationSql, t.columns, perPerson ? vaultNode(manifest) : undefined)) findings.push({ relation: t.name, column, rows });
+    const { found, foreign } = await matchingRows(s, t.relationSql, t.columns, perPerson ? vault : undefined, ownPersons);
+    for (const [column, rows] of found) findings.push({ relation: t.name, column, rows, kind: 'identifier' });
+    for (const [column, rows] of foreign) findings.push({ relation: t.name, column, rows, kind: 'other_practice_person' });
   }
   // On an error the caller's transaction rolls back, and these temporary tables with it.
   for (const t of TEMP_TABLES) await s.query(`DROP TABLE IF EXISTS ${quoteIdent(t)}`);

@@ -3,7 +3,7 @@ import { manifestNodes, vaultNode, type Manifest, type ManifestNode, type ModelN
 import { Codes, TsformError } from '../errors.ts';
 import type { PrivacyConfig } from '../project/types.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
-import { scanRelations } from './leak-scan.ts';
+import { scanRelations, type ScanFinding } from './leak-scan.ts';
 import { suppressSmallCells } from './small-cells.ts';
 
 /**
@@ -144,8 +144,15 @@ export async function checkStagedForLeaks(
 ): Promise<void> {
   const columns = (await s.query(`SELECT * FROM ${quoteIdent(stageTable)} LIMIT 0`)).columns;
   const findings = await scanRelations(s, manifest, privacy, [node], [{ name: node.name, relationSql: quoteIdent(stageTable), columns }], tenants);
+  const listed = (kind: ScanFinding['kind']) => findings.filter((f) => f.kind === kind).map((f) => `${f.column} (${f.rows} rows)`).join(', ');
+  if (findings.some((f) => f.kind === 'identifier')) {
+    throw new TsformError(Codes.privacyGate, `${node.name} not published: raw direct identifiers in ${listed('identifier')}`);
+  }
   if (findings.length > 0) {
-    throw new TsformError(Codes.privacyGate, `${node.name} not published: raw direct identifiers in ${findings.map((f) => `${f.column} (${f.rows} rows)`).join(', ')}`);
+    throw new TsformError(
+      Codes.privacyGate,
+      `${node.name} not written: person tokens of other practices' persons in ${listed('other_practice_person')}; a practice's research slice holds its own persons only (read a global research relation per person, joined on its person token)`,
+    );
   }
 }
 
