@@ -147,7 +147,7 @@ export const FULL_REFRESH_PENDING = table('full_refresh_pending', { refresh: tex
 export const SCHEMA_VERSION = table('schema_version', { version: { type: 'INTEGER' }, description: text, applied_at: instant });
 
 /** The meta tables keyed by practice (column `tenant`): what a retired practice leaves behind. */
-export const TENANT_KEYED_TABLES = [CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS, LOGICAL_QUEUE, CAPTURED_CHANGES, RELATION_VERSIONS] as const;
+export const TENANT_KEYED_TABLES = [NODE_RUNS, CAPTURE_WATERMARKS, CAPTURE_LOCKS, LANDING_FILES, TENANT_STATE, DELETION_EPOCHS, LOGICAL_QUEUE, CAPTURED_CHANGES, RELATION_VERSIONS] as const;
 
 export type NodeRunRow = RowOf<typeof NODE_RUNS>;
 export type TenantStateRow = RowOf<typeof TENANT_STATE>;

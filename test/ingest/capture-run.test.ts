@@ -217,7 +217,7 @@ describe('capture in a run: PostgreSQL OLTP → DuckDB warehouse', () => {
     const countsOf = () =>
       withWarehouse(project.dir, async (wh) => {
         const out: Record<string, string> = {};
-        for (const rel of ['raw.encounters', 'raw.procedures', 'marts.stg_encounters', 'marts.practice_encounter_counts', 'tsform_meta.capture_watermarks']) {
+        for (const rel of ['raw.encounters', 'raw.procedures', 'marts.stg_encounters', 'marts.practice_encounter_counts', 'tsform_meta.capture_watermarks', 'tsform_meta.node_runs']) {
           const col = rel.startsWith('tsform_meta') ? 'tenant' : 'practice_id';
           const { rows } = await wh.query(`SELECT ${col} AS t, count(*) AS n FROM ${rel} GROUP BY 1 ORDER BY 1`);
           out[rel] = rows.map((x) => `${x.t}:${Number(x.n)}`).join(' ');
