@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
 import { manifestNodes, vaultNode, type Manifest } from '../artifacts/manifest.ts';
 import { systemClock } from '../clock.ts';
@@ -7,11 +8,11 @@ import { holdsResearchSlices } from '../execute/research-withheld.ts';
 import { resolveVaultKey } from '../execute/vault.ts';
 import { resolveLinkage } from '../execute/vault-linkage.ts';
 import { purgeTenant, type PurgeCount } from '../ingest/purge-tenant.ts';
-import { TENANT_ID_PATTERN } from '../project/types.ts';
+import { TENANT_ID_PATTERN, type TargetConfig } from '../project/types.ts';
 import { MEMBERS_TABLE, practiceRole } from '../security/render-rls.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
-import { unbuiltWarehouse } from './target.ts';
+import { inProject, unbuiltWarehouse } from './target.ts';
 import { tenantRelations } from './capture-wiring.ts';
 import type { Env } from './env.ts';
 import type { Workspace } from './workspace.ts';
@@ -35,6 +36,7 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   // No warehouse file: no rows of any practice to purge, and opening one would create it.
   if (unbuiltWarehouse(ws.project, resolved)) return { counts: [], notes: [] };
   const adapter = await openAdapter(ws.project, resolved);
+  let outcome: PurgeOutcome;
   try {
     const { schemas } = ws.project.config;
     // First, so that a missing vault key or a linkage setting refused stops the purge with nothing deleted.
@@ -49,10 +51,30 @@ export async function purgeCommand(projectDir: string, target: string | undefine
     });
     counts.push(...linkage);
     if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
-    return { counts, notes: await stillCounted(adapter, ws.manifest, tenant, counts) };
+    outcome = { counts, notes: await stillCounted(adapter, ws.manifest, tenant, counts) };
   } finally {
     await adapter.close();
   }
+  if (yes && outcome.counts.some((c) => c.rows > 0)) outcome.notes.push(...(await deletedBytes(ws, resolved, outcome.counts)));
+  return outcome;
+}
+
+/**
+ * A deleted row's bytes stay in the database's files until they are rewritten: DuckDB's files
+ * are rewritten here (a copy of the live rows replaces each one); on PostgreSQL, where rewriting
+ * a shared table locks every practice out of it, the note names the command for a quiet hour.
+ */
+async function deletedBytes(ws: Workspace, target: TargetConfig, counts: readonly PurgeCount[]): Promise<string[]> {
+  const touched = counts.filter((c) => c.rows > 0).map((c) => c.relation);
+  if (target.type !== 'duckdb') {
+    return [`PostgreSQL keeps the deleted rows' bytes in its files until VACUUM reuses the space; to rewrite the tables now (each locked while it is rewritten): VACUUM (FULL) ${touched.join(', ')}`];
+  }
+  const at = (p: string) => inProject(ws.project, p);
+  const { schemas } = ws.project.config;
+  const { rewriteDatabaseFiles } = await import('../adapters/duckdb/rewrite-files.ts');
+  const rewritten = await rewriteDatabaseFiles(at(target.path), { [schemas.research]: at(target.researchPath), [schemas.vault]: at(target.vaultPath) });
+  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+  return [`rewrote ${rewritten.map((r) => `${basename(r.file)} (${mb(r.bytesBefore)} -> ${mb(r.bytesAfter)})`).join(', ')} with their live rows only, so that the deleted rows' bytes leave the files (copies and backups made before this still hold them)`];
 }
 
 export interface PurgeOutcome {

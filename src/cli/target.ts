@@ -25,7 +25,7 @@ export function unbuiltWarehouse(project: Project, target: TargetConfig): string
 }
 
 /** A target's file path as tsform.yml gives it: relative paths are the project folder's. */
-const inProject = (project: Project, path: string) => (isAbsolute(path) ? path : join(project.root, path));
+export const inProject = (project: Project, path: string): string => (isAbsolute(path) ? path : join(project.root, path));
 
 export interface OpenAdapterOptions {
   threads?: number;

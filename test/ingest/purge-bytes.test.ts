@@ -1,0 +1,81 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
+import { cli, fingerprintRows, targetFiles, withWarehouse, type Query } from '../support/research-fixture.ts';
+
+/**
+ * `tsform purge --yes` on DuckDB: the practice's rows leave the database files, not only the
+ * tables. A DELETE leaves a row's bytes in DuckDB's file (a checkpoint does not rewrite the row
+ * groups around it): after a purge, a byte search of a copy of the files found the purged
+ * practice's SSNs, names and its patient ids beside their person tokens (red-team, 2026-12-07).
+ * Values are held in memory and only counted: a failure prints counts, never a value.
+ */
+
+const FILES = ['main', 'research', 'vault'] as const;
+
+/** How many of `needles` occur anywhere in each database file (bytes, not SQL). */
+function occurrences(dir: string, needles: readonly string[]): Record<string, number> {
+  const files = targetFiles(dir);
+  const out: Record<string, number> = {};
+  for (const f of FILES) {
+    const bytes = readFileSync(files[f]);
+    out[f] = needles.filter((n) => bytes.includes(n)).length;
+  }
+  return out;
+}
+
+const column = async (q: Query, sql: string) => (await q(sql)).map((r) => String(Object.values(r)[0])).filter((v) => v.length >= 8);
+
+describe('tsform purge rewrites the DuckDB files without the purged rows', () => {
+  let demo: DemoCopy;
+  let gone: string;
+  let needles: string[];
+  let othersBefore: Record<string, string>;
+  const others = (q: Query) =>
+    Promise.all(['raw.patients', 'staging.stg_patients', 'vault.person_tokens', 'pseudo.pseudo_persons'].map(async (r) => [r, await fingerprintRows(q, r)] as const)).then(Object.fromEntries);
+
+  beforeAll(async () => {
+    demo = copyDemoProject({ tenants: sampleTenants(2) });
+    expect((await cli(['run', '--project-dir', demo.dir])).code).toBe(0);
+    // The sample's practice with the most encounters: its values are spread over the row groups.
+    gone = 'p_79a06fd69f';
+    // Its own values only: the same person at another practice keeps their SSN and token there.
+    const own = (column: string, relation: string) =>
+      `SELECT ${column} FROM ${relation} WHERE practice_id = '${gone}' EXCEPT SELECT ${column} FROM ${relation} WHERE practice_id <> '${gone}'`;
+    needles = await withWarehouse(demo.dir, async (q) => [
+      ...(await column(q, own('patient_id', 'staging.stg_patients'))),
+      ...(await column(q, own('ssn', 'staging.stg_patients'))),
+      ...(await column(q, own('person_token', 'vault.person_tokens'))),
+      ...(await column(q, own('encounter_id', 'staging.stg_encounters'))),
+    ]);
+    const file = join(demo.dir, 'tenants.yml');
+    const doc = parse(readFileSync(file, 'utf8')) as { tenants: { id: string }[] };
+    doc.tenants = doc.tenants.filter((t) => t.id !== gone);
+    writeFileSync(file, stringify(doc));
+  }, 600_000);
+  afterAll(() => demo?.remove());
+
+  it('leaves none of its ids, SSNs or tokens in any file, and every other practice as it was', async () => {
+    expect(needles.length).toBeGreaterThan(50);
+    const before = occurrences(demo.dir, needles);
+    expect(before.main).toBeGreaterThan(0);
+    expect(before.vault).toBeGreaterThan(0);
+    // The rows of the others, with the purged practice's filtered out by the query (what must stay).
+    othersBefore = await withWarehouse(demo.dir, async (q) => {
+      const out: Record<string, string> = {};
+      for (const r of ['raw.patients', 'staging.stg_patients', 'vault.person_tokens', 'pseudo.pseudo_persons']) {
+        out[r] = await fingerprintRows(q, `(SELECT * FROM ${r} WHERE practice_id <> '${gone}')`);
+      }
+      return out;
+    });
+    const purged = await cli(['purge', '--project-dir', demo.dir, '--tenant', gone, '--yes']);
+    expect(purged.code).toBe(0);
+    expect(purged.lines).toContainEqual(expect.stringMatching(/^notice: rewrote tsform\.duckdb \(\d+\.\d MB -> \d+\.\d MB\), research\.duckdb .*, vault\.duckdb .* with their live rows only/));
+    expect(occurrences(demo.dir, needles)).toEqual({ main: 0, research: 0, vault: 0 });
+    expect(await withWarehouse(demo.dir, others)).toEqual(othersBefore);
+    // The rewritten warehouse is the warehouse: the next run builds on it.
+    expect((await cli(['run', '--project-dir', demo.dir])).code).toBe(0);
+  }, 600_000);
+});
