@@ -17,7 +17,7 @@ import { columnsOf, manifestCapture } from './manifest-fields.ts';
 import type { DraftNode, ModelDraft } from './draft-node.ts';
 import { emptyUses, extractUses, parseTemplate, type TemplateUses } from './extract.ts';
 import { resolveModelConfig } from './model-config.ts';
-import { checkRelationCollisions, checkSources } from './relation-collisions.ts';
+import { checkPartitionNames, checkRelationCollisions, checkSources } from './relation-collisions.ts';
 import { checkPracticeListExposure, checkScopes } from './scope-checks.ts';
 import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGlobalRead, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
@@ -213,12 +213,9 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
   }
   Object.assign(nodes, sources, builtins, seeds, models);
   checkSources(project.sources, config, project.policies?.securitySchema ?? DEFAULT_SECURITY_SCHEMA, diagnostics);
-  checkRelationCollisions(
-    models,
-    [...Object.values(sources), ...Object.values(builtins), ...Object.values(seeds)],
-    (name) => ({ file: models[name]!.path, line: usesByModel.get(name)?.configLine ?? 1 }),
-    diagnostics,
-  );
+  const configAt = (name: string) => ({ file: models[name]!.path, line: usesByModel.get(name)?.configLine ?? 1 });
+  checkRelationCollisions(models, [...Object.values(sources), ...Object.values(builtins), ...Object.values(seeds)], configAt, diagnostics);
+  checkPartitionNames(models, configAt, diagnostics);
   if (config.privacy && !models[config.privacy.identityModel]) {
     diagnostics.push(diagnostic(Codes.unknownRef, `privacy.identity_model '${config.privacy.identityModel}' is not a model${suggest(config.privacy.identityModel, Object.keys(models))}`, { file: 'tsform.yml' }));
   }

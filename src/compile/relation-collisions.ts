@@ -1,6 +1,7 @@
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ProjectConfig, SourceTable } from '../project/types.ts';
+import { PARTITION_SUFFIX, partitionName } from '../sql/partition-names.ts';
 import { ownSchema } from './model-config.ts';
 import { reservedRelationName } from './render.ts';
 
@@ -29,6 +30,32 @@ export function checkRelationCollisions(
       continue;
     }
     owner.set(key(m), m);
+  }
+}
+
+/**
+ * A tenant-scoped model's table may be partitioned by practice on PostgreSQL (a target option,
+ * which can be turned on later), into relations named after it (sql/partition-names.ts). A model
+ * named like one of them wrote its own relation there: the partition was dropped with every row
+ * it held, the run said success, and later runs of the partitioned model failed for those
+ * practices (red-team, 2026-12-07: `practice_daily_activity__rest` as a shared table).
+ */
+export function checkPartitionNames(models: Readonly<Record<string, Owned & Pick<ManifestNode, 'scope'>>>, at: (model: string) => { file: string; line: number }, diagnostics: Diagnostic[]): void {
+  const tenantScoped = Object.values(models).filter((m) => m.scope === 'tenant');
+  const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
+  for (const m of Object.values(models)) {
+    const suffix = PARTITION_SUFFIX.exec(m.identifier)?.[0];
+    if (suffix === undefined) continue;
+    // A long table name's partitions are shortened with a hash, differently per suffix length.
+    const table = tenantScoped.find((t) => t !== m && same(t.schema, m.schema) && same(partitionName(t.identifier, suffix.toLowerCase()), m.identifier));
+    if (!table) continue;
+    diagnostics.push(
+      diagnostic(
+        Codes.invalidConfig,
+        `${m.name}: its relation ${m.schema}.${m.identifier} is the name of a partition of model ${table.name}'s table when it is partitioned by practice (partition_by_practice); rename the model`,
+        at(m.name),
+      ),
+    );
   }
 }
 

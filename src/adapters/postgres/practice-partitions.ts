@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { PracticePartitioning, QueryResult, SqlParam } from '../adapter.ts';
+import { partitionName } from '../../sql/partition-names.ts';
 import { quoteIdent, quoteRelation } from '../../sql/quote.ts';
 
 /**
@@ -53,12 +53,3 @@ export async function createPartitionedTable(
   }
 }
 
-/** PostgreSQL cuts names at 63 bytes, which could make two partitions' names equal: shorten with a hash instead. */
-export function partitionName(table: string, suffix: string): string {
-  const name = `${table}${suffix}`;
-  if (Buffer.byteLength(name) <= 63) return name;
-  const hash = createHash('sha256').update(table).digest('hex').slice(0, 8);
-  let head = table;
-  while (Buffer.byteLength(`${head}_${hash}${suffix}`) > 63) head = head.slice(0, -1);
-  return `${head}_${hash}${suffix}`;
-}
