@@ -1,3 +1,5 @@
+import { statementOf, wasRaisedExecuting } from './error-statements.ts';
+
 /**
  * The one place a database error becomes text (run_results.json, logs, the CLI). Engines echo
  * the value that failed ("invalid date field format: \"Frederick289\"", `value "999359847" is out
@@ -16,7 +18,7 @@ export function safeDbMessage(err: unknown, maxLines = 3): string {
   if (sqlstate) return postgresMessage(err as PgErrorFields, sqlstate);
   const raw = err instanceof Error ? err.message : String(err);
   const duck = DUCKDB_PREFIX.exec(raw);
-  if (duck) return duckdbMessage(duck[1]!, raw.slice(duck[0].length), maxLines);
+  if (duck) return duckdbMessage(duck[1]!, raw.slice(duck[0].length), maxLines, wasRaisedExecuting(err));
   // Not an engine error (a driver's socket error, a JS error): first lines, scrubbed.
   return scrub(firstLines(raw, maxLines).join(' | '));
 }
@@ -27,9 +29,9 @@ export function safeDbMessage(err: unknown, maxLines = 3): string {
  * be a row's: `error(x)` forged a `LINE` and a caret whose column was a character of a last
  * name, which the runner then printed as the model's file, line and column (red-team, 2026-12-07).
  */
-export function duckdbErrorDescribesStatement(raw: string): boolean {
-  const duck = DUCKDB_PREFIX.exec(raw);
-  return duck !== null && DUCKDB_KEPT_TYPES.has(duck[1]!);
+export function duckdbErrorDescribesStatement(err: unknown): boolean {
+  const duck = DUCKDB_PREFIX.exec(err instanceof Error ? err.message : String(err));
+  return duck !== null && DUCKDB_KEPT_TYPES.has(duck[1]!) && !wasRaisedExecuting(err);
 }
 
 /** Appended where the engine's words were dropped. */
@@ -75,6 +77,22 @@ const PG_NAME_CONDITIONS: Record<string, string> = {
   '3F000': 'invalid schema name',
   '3D000': 'invalid catalog name',
 };
+
+/**
+ * Whether a name error's position and the names it quotes are the statement's: each quoted name
+ * is in the statement from that position on (`at end of input`: the position is the statement's
+ * end). A value parsed at run time as SQL (`regtypein(('x''' || last_name)::cstring)`) raised a
+ * syntax error whose position counted inside the value and whose "at or near" quoted it
+ * (red-team, 2026-12-07).
+ */
+function quotesStatementAt(first: string, statement: string | undefined, position: number): boolean {
+  if (statement === undefined || position < 1 || position > statement.length + 1) return false;
+  if (/\bat end of input\b/.test(first)) return statement.slice(position - 1).trim() === '';
+  const rest = statement.slice(position - 1).toLowerCase();
+  const quoted = [...first.matchAll(/"((?:[^"]|"")*)"/g)].map((m) => m[1]!.replaceAll('""', '"').toLowerCase());
+  if (/"/.test(first.replace(/"((?:[^"]|"")*)"/g, ''))) return false;
+  return quoted.every((q) => rest.includes(q));
+}
 
 /**
  * Functions tsform installs (security/templates.ts) whose RAISE messages name only tickets and
@@ -159,7 +177,7 @@ function postgresMessage(err: PgErrorFields, code: string): string {
   }
   const first = firstLines(String(err.message ?? ''), 1)[0] ?? '';
   const nameCondition = PG_NAME_CONDITIONS[code];
-  if (nameCondition && !position) return `${code}: ${nameCondition} (name withheld)`;
+  if (nameCondition && !(position && quotesStatementAt(first, statementOf(err), Number(position)))) return `${code}: ${nameCondition} (name withheld)`;
   if (PG_KEPT_CLASSES.has(cls) || (cls === '0A' && position)) return `${code}: ${scrub(first)}${at}`;
   return `${code}: ${describeByStem(PG_STEMS, first) ?? PG_CONDITIONS[code] ?? `error of class ${cls}`} ${WITHHELD}${at}`;
 }
@@ -202,6 +220,13 @@ const DUCKDB_KEPT_TYPES = new Set([
   'Network',
   'Scheduler',
 ]);
+
+/**
+ * The kept types that describe the statement's text: raised once the statement is prepared and
+ * running, their text names what a row gave a function that binds per row (duckdb-adapter.ts
+ * marks such errors), so it is withheld then.
+ */
+const DUCKDB_STATEMENT_TYPES = new Set(['Parser', 'Binder', 'Catalog', 'Syntax', 'Planner', 'Optimizer', 'Dependency', 'Parameter Not Resolved', 'Parameter Not Allowed']);
 
 /**
  * A type name as DuckDB prints it: the only engine text a stem keeps. A closed list, because
@@ -248,9 +273,12 @@ const DUCKDB_STEMS: readonly Stem[] = [
   [/^CSV Error on Line\b/, () => 'CSV Error'],
 ];
 
-function duckdbMessage(type: string, body: string, maxLines: number): string {
+function duckdbMessage(type: string, body: string, maxLines: number, executing: boolean): string {
   const lines = firstLines(body, Number.POSITIVE_INFINITY);
   const first = lines[0] ?? '';
+  // A JSON path is bound per row by json_each and json_tree: its error quotes a row's value.
+  if (DUCKDB_KEPT_TYPES.has(type) && /^JSON path error\b/.test(first)) return `${type} Error: JSON path error ${WITHHELD}`;
+  if (executing && DUCKDB_STATEMENT_TYPES.has(type)) return `${type} Error: raised while the statement ran, from what a row gave (message withheld)`;
   if (DUCKDB_KEPT_TYPES.has(type)) {
     // "LINE 1: <statement>": the statement tsform sent (values are bound, never spliced into it).
     const at = lines.findIndex((l) => /^LINE \d+:/.test(l));
@@ -284,9 +312,17 @@ function firstLines(text: string, max: number): string[] {
     .slice(0, max);
 }
 
-/** Defence in depth for the kept classes: quoted literals and key payloads go even there. */
+/**
+ * Defence in depth for the kept classes: quoted literals and key payloads go even there. A line
+ * whose quotes do not pair up (an apostrophe inside a word aside) is cut at its first quote:
+ * pairing them from the left kept the name in `near '['O'Brien]'` (red-team, 2026-12-07).
+ */
 function scrub(text: string): string {
-  return text
+  const quote = /(?<![A-Za-z])['"]|['"](?![A-Za-z])/g;
+  const marks = [...text.matchAll(quote)];
+  const odd = (q: string) => marks.filter((m) => m[0] === q).length % 2 === 1;
+  const whole = odd("'") || odd('"') ? `${text.slice(0, marks[0]!.index)}…` : text;
+  return whole
     .replace(/'(?:[^']|'')*'/g, "'…'")
     .replace(/\b(Duplicate key|key|string|value|input|literal|text|Input:?) "(?:[^"]|"")*"/gi, '$1 "…"')
     .replace(/\(([^()]*)\)=\(([^()]*)\)/g, '($1)=(…)')

@@ -4,7 +4,10 @@
  * throw (in memory only: statement texts hold no values, those are bound parameters).
  */
 
+import { statementOf } from './error-statements.ts';
 import { duckdbErrorDescribesStatement } from './safe-message.ts';
+
+export { withStatement } from './error-statements.ts';
 
 /** A 0-based character offset into the statement the error came from. */
 export interface StatementPosition {
@@ -12,20 +15,12 @@ export interface StatementPosition {
   offset: number;
 }
 
-const statements = new WeakMap<object, string>();
-
-/** Remembers the statement an error came from; returns the error, to be thrown. */
-export function withStatement<E>(err: E, sql: string): E {
-  if (typeof err === 'object' && err !== null && !statements.has(err)) statements.set(err, sql);
-  return err;
-}
-
 /** DuckDB: `LINE n: <text of that line>` and a caret line under it (the text may be cut, with `...`). */
 export function duckdbErrorPosition(err: unknown): StatementPosition | undefined {
-  const statement = typeof err === 'object' && err !== null ? statements.get(err) : undefined;
+  const statement = statementOf(err);
   if (statement === undefined) return undefined;
+  if (!duckdbErrorDescribesStatement(err)) return undefined;
   const message = err instanceof Error ? err.message : String(err);
-  if (!duckdbErrorDescribesStatement(message)) return undefined;
   const m = /\nLINE (\d+): ([^\n]*)\n( *)\^/.exec(message);
   if (!m) return undefined;
   const line = Number(m[1]);
@@ -48,7 +43,7 @@ export function duckdbErrorPosition(err: unknown): StatementPosition | undefined
 
 /** PostgreSQL: `position`, 1-based, in characters of the statement. */
 export function postgresErrorPosition(err: unknown): StatementPosition | undefined {
-  const statement = typeof err === 'object' && err !== null ? statements.get(err) : undefined;
+  const statement = statementOf(err);
   const position = (err as { position?: unknown } | null)?.position;
   if (statement === undefined || typeof position !== 'string' || !/^\d+$/.test(position)) return undefined;
   return { statement, offset: Math.max(0, Number(position) - 1) };

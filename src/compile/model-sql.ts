@@ -110,6 +110,8 @@ const FORBIDDEN_FUNCTIONS = new Set([
   'json_execute_serialized_sql',
   'json_deserialize_sql',
   'json_serialize_sql',
+  // binds any SQL text against the whole catalog, returning its errors (names of relations) as a value
+  'json_serialize_plan',
   'which_secret',
   'dblink',
   'load_extension',
@@ -134,6 +136,13 @@ const FORBIDDEN_PREFIXES = [
 
 /** Casts that look up catalog objects by name. */
 const CATALOG_TYPES = /^reg[a-z]*$/;
+
+/**
+ * The catalog types' input and output functions, called directly: `regtypein(v::cstring)` looks
+ * up a name a row gives, and runs PostgreSQL's parser on it, whose syntax error quoted the value
+ * (red-team, 2026-12-07). `cstring` is what type input functions take: a model has no use for it.
+ */
+const CATALOG_TYPE_FUNCTIONS = /^reg[a-z]*(in|out|recv|send)$/;
 
 export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   let parsed: ReturnType<typeof parseSync>;
@@ -204,6 +213,7 @@ function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<str
         const names = ((value.typeName as Json | undefined)?.names as unknown[] | undefined)?.map((n) => sval(n) ?? '?') ?? [];
         const last = names[names.length - 1]?.toLowerCase();
         if (last && CATALOG_TYPES.test(last)) out.push({ message: `casts to ${last}, which looks up catalog objects by name`, near: last });
+        else if (last === 'cstring') out.push({ message: 'casts to cstring, the argument of type input functions, which parse a value as SQL names', near: last });
         // A type's input function, or a domain's CHECK, runs at the cast: a type of another schema is code of that schema.
         else if (outsideCatalog(names)) out.push({ message: `casts to ${names.join('.')}; a type in a schema other than pg_catalog may run that schema's functions (its input function, a domain's CHECK)`, near: names[0] });
         break;
@@ -279,7 +289,7 @@ function funcCall(fc: Json, out: ModelSqlFinding[]): void {
     out.push({ message: `calls ${name.full}(), a function in schema ${name.schema}`, near: name.last });
     return;
   }
-  if (FORBIDDEN_FUNCTIONS.has(name.last) || FORBIDDEN_PREFIXES.some((p) => name.last.startsWith(p))) {
+  if (FORBIDDEN_FUNCTIONS.has(name.last) || FORBIDDEN_PREFIXES.some((p) => name.last.startsWith(p)) || CATALOG_TYPE_FUNCTIONS.test(name.last)) {
     out.push({ message: `calls ${name.last}(), which reads outside the model's inputs or changes state`, near: name.last });
   }
 }

@@ -121,6 +121,11 @@ const attacks: [string, string, string, string][] = [
   ['a function in the vault schema', MART, `select * from vault.reidentify('pt_x', 'curious')`, 'TSF222'],
   ['a scalar function in another schema', MART, `select vault.reidentify('pt_x', 'curious') as r`, 'TSF222'],
   ['regclass cast', MART, `select 'staging.stg_patients'::regclass as r`, 'TSF222'],
+  // A catalog type's input function parses a row's value as SQL names (its syntax error quoted the value).
+  ['regtypein', MART, `select regtypein(('x''' || last_name)::cstring)::text as r from {{ref "stg_patients"}}`, 'TSF222'],
+  ['regclassin', MART, `select regclassin(textout(last_name))::text as r from {{ref "stg_patients"}}`, 'TSF222'],
+  ['cstring cast', MART, `select cast(last_name as cstring) as r from {{ref "stg_patients"}}`, 'TSF222'],
+  ['json_serialize_plan', MART, `select json_serialize_plan('select * from ' || last_name) as r from {{ref "stg_patients"}}`, 'TSF222'],
   // A type's input function or a domain's CHECK, and an operator's function, run as the owner.
   ['a cast to a type in public', MART, `select p.practice_id, cast(p.gender as public.evil_domain) as g from {{ref "stg_patients"}} p`, 'TSF222'],
   ['a cast to an array of a type in public', MART, `select p.practice_id, p.gender::public.evil_domain[] as g from {{ref "stg_patients"}} p`, 'TSF222'],

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Adapter } from '../../src/adapters/adapter.ts';
 import { DuckDBAdapter } from '../../src/adapters/duckdb/duckdb-adapter.ts';
 import { createPostgresAdapter } from '../../src/adapters/postgres/postgres-adapter.ts';
+import { raisedExecuting } from '../../src/adapters/error-statements.ts';
 import { safeDbMessage } from '../../src/adapters/safe-message.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
@@ -49,6 +50,9 @@ const DUCKDB_ROWS: Row[] = [
   ['error() as a typed stem', "SELECT error('Could not convert string ' || v || ' to INT32') FROM (SELECT $1::VARCHAR AS v)", [NAME], 'Invalid Input Error: Could not convert string to INT32 (value withheld)'],
   ['error() as a CSV line', "SELECT error('CSV Error on Line: ' || v) FROM (SELECT $1::INTEGER AS v)", [NUMBER], 'Invalid Input Error: CSV Error (value withheld)'],
   ['error() with a location', "SELECT error('x' || chr(10) || 'LINE 1: ' || v) FROM (SELECT $1::VARCHAR AS v)", [NAME], 'Invalid Input Error: (message withheld)'],
+  // json_each binds its path per row: a Binder Error (a kept type) quoting the value (red-team, 2026-12-07).
+  ['json_each path', "SELECT j.key FROM (SELECT $1::VARCHAR AS v) AS t, json_each('{}', '$[''' || t.v || ']') AS j", [NAME], 'Binder Error: JSON path error (value withheld)'],
+  ['json_each path with its own quote', "SELECT j.key FROM (SELECT $1::VARCHAR AS v) AS t, json_each('{}', '$[' || t.v || ']') AS j", [`O'${NAME}`], 'Binder Error: JSON path error (value withheld)'],
 ];
 
 const POSTGRES_ROWS: Row[] = [
@@ -72,6 +76,12 @@ const POSTGRES_ROWS: Row[] = [
   ['regnamespace', 'SELECT $1::text::regnamespace', [NAME], '3F000: invalid schema name (name withheld)'],
   ['current_setting', 'SELECT current_setting($1::text)', [`x.${NAME}`], '42704: undefined object (name withheld)'],
   ['jsonpath', "SELECT jsonb_path_query('{}', $1::text::jsonpath)", [`${NAME} $`], '42601: syntax error (name withheld)'],
+  // A type's input function parses a row's value as SQL: the position counts inside the value and
+  // "at or near" quotes it (red-team, 2026-12-07); only a position the statement's text bears out is kept.
+  ['regtypein', "SELECT regtypein(('x''' || $1::text)::cstring)", [NAME], '42601: syntax error (name withheld)'],
+  ['regtypein, two words', 'SELECT regtypein(($1::text)::cstring)', [`Mary ${NAME}`], '42601: syntax error (name withheld)'],
+  ['regprocedurein', "SELECT regprocedurein(('f(O''' || $1::text || ')')::cstring)", [NAME], '42601: syntax error (name withheld)'],
+  ['regtypein at the end of the value', 'SELECT regtypein(($1::text)::cstring)', [`${NAME}(`], '42601: syntax error (name withheld)'],
   ['raise', 'SELECT tsf_unit_raise($1::text)', [NAME], 'P0001: raised by function tsf_unit_raise (message withheld)'],
   ['raise with a code', 'SELECT tsf_unit_raise_coded($1::text)', [NAME], '22023: raised by function tsf_unit_raise_coded (message withheld)'],
 ];
@@ -153,6 +163,18 @@ describe('safeDbMessage on other errors', () => {
     expect(safeDbMessage(new Error(`could not read '${NAME}'`))).toBe("could not read '…'");
     expect(safeDbMessage('plain')).toBe('plain');
     expect(safeDbMessage(undefined)).toBe('undefined');
+  });
+
+  it('withholds a DuckDB name error raised while the statement ran, and cuts a line at an unpaired quote', () => {
+    // duckdb-adapter.ts marks what the prepared statement raised running: its names came from rows.
+    expect(safeDbMessage(raisedExecuting(new Error(`Binder Error: Referenced column "${NAME}" not found`)))).toBe(
+      'Binder Error: raised while the statement ran, from what a row gave (message withheld)',
+    );
+    expect(safeDbMessage(new Error(`Binder Error: Referenced column "${NAME}" not found`))).toBe(`Binder Error: Referenced column "${NAME}" not found`);
+    expect(safeDbMessage(raisedExecuting(new Error('IO Error: could not write file')))).toBe('IO Error: could not write file');
+    const unpaired = safeDbMessage(new Error(`Catalog Error: near '['${NAME}]'`));
+    expect(leaks(unpaired)).toBe(false);
+    expect(unpaired).toBe('Catalog Error: near …');
   });
 
   it('withholds sizes and indexes of DuckDB memory and internal errors', () => {

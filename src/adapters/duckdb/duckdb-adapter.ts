@@ -13,6 +13,7 @@ import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from
 import { LOCK_WAIT_POLICY, retrying } from '../../schedule/retry-policy.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
+import { raisedExecuting } from '../error-statements.ts';
 import { duckdbErrorPosition, withStatement, type StatementPosition } from '../statement-position.ts';
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { holdPrivateScratchDir } from '../scratch-dir.ts';
@@ -328,7 +329,7 @@ async function runOn(conn: DuckDBConnection, sql: string, params: readonly SqlPa
     const reader = await prepared.runAndReadAll();
     return { rows: normalizeRows(reader), columns: reader.columnNames(), rowsChanged: reader.rowsChanged };
   } catch (err) {
-    throw withStatement(refusal(err) ?? err, sql);
+    throw withStatement(refusal(err) ?? raisedExecuting(err), sql);
   } finally {
     prepared.destroySync();
   }
