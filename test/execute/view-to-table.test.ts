@@ -7,8 +7,8 @@ import { withWarehouse } from '../support/research-fixture.ts';
 import { asSuperuser, startRlsWarehouse, withEnv, type RlsWarehouse } from '../support/rls-fixture.ts';
 
 /**
- * A tenant-scoped model that was a view and is now a table (or incremental), run without
- * `--full-refresh`. The slice writes went into the view, and PostgreSQL applies a DELETE and an
+ * A tenant-scoped model that was a view, or shared or global, and is now a table (or
+ * incremental), run without `--full-refresh`. The slice writes went into the view, and PostgreSQL applies a DELETE and an
  * INSERT on a simple view to the relation it reads: every column of staging.stg_patients the view
  * left out became NULL for every practice, the run said success and the view stayed (red-team,
  * 2026-12-07). Now the view is replaced by a protected table, and a view over the view refuses the
@@ -60,6 +60,35 @@ describe('a tenant-scoped view that becomes a table, on PostgreSQL', () => {
       expect(await count('SELECT count(*) AS n FROM marts.zz_roster_lite')).toBe(await count('SELECT count(*) AS n FROM staging.stg_patients'));
     }, 600_000);
   }
+
+  it('with --tenant: the one practice is built into the new table, and the note says the others read nothing yet', async () => {
+    writeFileSync(join(w.demo.dir, LITE), lite('view'));
+    expect(failures(await run(['zz_roster_lite']))).toEqual([]);
+    writeFileSync(join(w.demo.dir, LITE), lite('table'));
+    const one = w.demo.tenantIds[0]!;
+    const r = await withEnv({ TSFORM_PG_URL: w.ownerUrl }, () => runWorkspace({ projectDir: w.demo.dir, command: 'run', target: 'postgres', select: ['zz_roster_lite'], tenants: [one] }));
+    expect(failures(r)).toEqual([]);
+    expect(r.results.filter((x) => x.model === 'zz_roster_lite').flatMap((x) => x.notes ?? [])).toContainEqual(
+      'zz_roster_lite was a view until this run and is a table now: practices not built in this run read no rows of it until they are',
+    );
+    expect(await relation('marts.zz_roster_lite')).toEqual({ relkind: 'r', relrowsecurity: true, relforcerowsecurity: true });
+    expect(await count(`SELECT count(DISTINCT practice_id) AS n FROM marts.zz_roster_lite`)).toBe(1);
+  }, 600_000);
+
+  it('a global model that becomes tenant-scoped: its existing table gets row-level security with the first slice written', async () => {
+    const G = 'models/marts/zz_scope.sql';
+    writeFileSync(join(w.demo.dir, G), `{{config scope="global"}}
+select cast(encounter_class as varchar) as practice_id, cast(encounter_class as varchar) as patient_id from {{ref "encounter_classes"}} where 1 = 0
+`);
+    expect(failures(await run(['zz_scope']))).toEqual([]);
+    expect(await relation('marts.zz_scope')).toEqual({ relkind: 'r', relrowsecurity: false, relforcerowsecurity: false });
+    writeFileSync(join(w.demo.dir, G), `{{config scope="tenant"}}
+select practice_id, patient_id from {{ref "stg_patients"}}
+`);
+    expect(failures(await run(['zz_scope']))).toEqual([]);
+    expect(await relation('marts.zz_scope')).toEqual({ relkind: 'r', relrowsecurity: true, relforcerowsecurity: true });
+    expect(await count('SELECT count(*) AS n FROM marts.zz_scope')).toBe(await count('SELECT count(*) AS n FROM staging.stg_patients'));
+  }, 600_000);
 
   it('a view over the view: TSF403 naming it, nothing written, and --full-refresh then makes the change', async () => {
     writeFileSync(join(w.demo.dir, LITE), lite('view'));

@@ -80,7 +80,8 @@ export async function writeSlice(
       notes.push(...(await recreateForRefresh(s, { adapter: ctx.adapter, node, tenantColumn: ctx.tenantColumn, practices, tenants, rebuilt, protect: (x) => protect(ctx, x, node) }, before)));
     } else {
       await ensureTargetTable(s, target, staged.columns, before?.columns.map((c) => c.name), false, ctx.tenantColumn);
-      if (!before) await protect(ctx, s, node);
+      if (!before || !(await protectedAlready(ctx, s, node))) await protect(ctx, s, node);
+      if (viewInPlace && !before) notes.push(`${node.name} was a view until this run and is a table now: practices not built in this run read no rows of it until they are`);
     }
     if (staging.merge) await mergeSlice(s, target, staged.columns, node.unique_key, tenants, ctx.tenantColumn);
     else await replaceSlice(s, target, staged.columns, tenants, ctx.tenantColumn);
@@ -89,6 +90,18 @@ export async function writeSlice(
     await staging.cleanup?.(s);
     return { rows: staged.rows, notes };
   }, { timeoutMs: ctx.nodeTimeoutMs, ...turn });
+}
+
+/**
+ * Whether a tenant-scoped table has row-level security on (PostgreSQL with policies; elsewhere
+ * there is nothing to put on). A table built while the model was shared or global has none: its
+ * slices were written into it unprotected, every practice's rows in one table (red-team,
+ * 2026-12-07). The templates are idempotent, so protecting it again is safe.
+ */
+async function protectedAlready(ctx: BuildContext, s: Session, node: ManifestNode): Promise<boolean> {
+  if (!ctx.policy?.relations.has(node.name) || ctx.adapter.kind !== 'postgres') return true;
+  const { rows } = await s.query('SELECT c.relrowsecurity AND c.relforcerowsecurity AS secured FROM pg_class c WHERE c.oid = to_regclass($1)', [quoteRelation(node.schema, node.identifier)]);
+  return rows[0]?.secured === true;
 }
 
 /**
