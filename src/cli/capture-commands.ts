@@ -76,12 +76,12 @@ export function registerCaptureCommands(program: Command, guard: CommandGuard, o
       guard(async (o) => {
         const opts = o as CaptureCliOptions & { yes?: boolean };
         const { purgeCommand } = await import('./purge.ts');
-        const { counts, notes } = await purgeCommand(opts.projectDir, opts.target, opts.tenant ?? [], opts.yes === true);
+        const { counts, notes, incomplete } = await purgeCommand(opts.projectDir, opts.target, opts.tenant ?? [], opts.yes === true);
         const total = counts.reduce((n, c) => n + c.rows, 0);
         for (const c of counts.filter((x) => x.rows > 0)) out(`${c.relation}\t${c.rows}`);
         out(opts.yes ? `purged ${opts.tenant!.join(',')}: ${total} row(s) deleted from ${counts.length} relation(s)` : `dry run: ${total} row(s) would be deleted; add --yes to delete them`);
         for (const n of notes) out(`notice: ${n}`);
-        return 0;
+        return incomplete ? 1 : 0;
       }),
     );
 

@@ -1,5 +1,6 @@
 import { basename } from 'node:path';
 import type { Adapter } from '../adapters/adapter.ts';
+import { safeDbMessage } from '../adapters/safe-message.ts';
 import { manifestNodes, vaultNode, type Manifest } from '../artifacts/manifest.ts';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
@@ -55,8 +56,10 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   } finally {
     await adapter.close();
   }
-  if (yes && outcome.counts.some((c) => c.rows > 0)) outcome.notes.push(...(await deletedBytes(ws, resolved, outcome.counts)));
-  return outcome;
+  // Also when nothing was left to delete: a purge whose rewrite failed is completed by running it again.
+  if (!yes) return outcome;
+  const bytes = await deletedBytes(ws, resolved, tenant, outcome.counts);
+  return { ...outcome, notes: [...outcome.notes, ...bytes.notes], ...(bytes.failed ? { incomplete: true } : {}) };
 }
 
 /**
@@ -64,23 +67,31 @@ export async function purgeCommand(projectDir: string, target: string | undefine
  * are rewritten here (a copy of the live rows replaces each one); on PostgreSQL, where rewriting
  * a shared table locks every practice out of it, the note names the command for a quiet hour.
  */
-async function deletedBytes(ws: Workspace, target: TargetConfig, counts: readonly PurgeCount[]): Promise<string[]> {
+async function deletedBytes(ws: Workspace, target: TargetConfig, tenant: string, counts: readonly PurgeCount[]): Promise<{ notes: string[]; failed?: true }> {
   const touched = counts.filter((c) => c.rows > 0).map((c) => c.relation);
   if (target.type !== 'duckdb') {
-    return [`PostgreSQL keeps the deleted rows' bytes in its files until VACUUM reuses the space; to rewrite the tables now (each locked while it is rewritten): VACUUM (FULL) ${touched.join(', ')}`];
+    if (touched.length === 0) return { notes: [] };
+    return { notes: [`PostgreSQL keeps the deleted rows' bytes in its files until VACUUM reuses the space; to rewrite the tables now (each locked while it is rewritten): VACUUM (FULL) ${touched.join(', ')}`] };
   }
   const at = (p: string) => inProject(ws.project, p);
   const { schemas } = ws.project.config;
   const { rewriteDatabaseFiles } = await import('../adapters/duckdb/rewrite-files.ts');
-  const rewritten = await rewriteDatabaseFiles(at(target.path), { [schemas.research]: at(target.researchPath), [schemas.vault]: at(target.vaultPath) });
-  const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
-  return [`rewrote ${rewritten.map((r) => `${basename(r.file)} (${mb(r.bytesBefore)} -> ${mb(r.bytesAfter)})`).join(', ')} with their live rows only, so that the deleted rows' bytes leave the files (copies and backups made before this still hold them)`];
+  try {
+    const rewritten = await rewriteDatabaseFiles(at(target.path), { [schemas.research]: at(target.researchPath), [schemas.vault]: at(target.vaultPath) });
+    const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+    return { notes: [`rewrote ${rewritten.map((r) => `${basename(r.file)} (${mb(r.bytesBefore)} -> ${mb(r.bytesAfter)})`).join(', ')} with their live rows only, so that the deleted rows' bytes leave the files (copies and backups made before this still hold them)`] };
+  } catch (err) {
+    // The rows are deleted (committed above); only their bytes remain, and the files as they were.
+    return { notes: [`FAILED to rewrite the database files, which still hold the deleted rows' bytes (${safeDbMessage(err)}); run \`tsform purge --tenant ${tenant} --yes\` again when no other process has them open`], failed: true };
+  }
 }
 
 export interface PurgeOutcome {
   counts: PurgeCount[];
   /** What the purge cannot reach: stored global research relations that still count the practice. */
   notes: string[];
+  /** The rows are deleted but the files still hold their bytes (their rewrite failed): exit non-zero. */
+  incomplete?: true;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -77,5 +77,27 @@ describe('tsform purge rewrites the DuckDB files without the purged rows', () =>
     expect(await withWarehouse(demo.dir, others)).toEqual(othersBefore);
     // The rewritten warehouse is the warehouse: the next run builds on it.
     expect((await cli(['run', '--project-dir', demo.dir])).code).toBe(0);
+  }, 600_000);
+
+  it('a rewrite that fails exits 1 saying so, with the rows deleted and every file as it was; purging again completes it', async () => {
+    const next = parse(readFileSync(join(demo.dir, 'tenants.yml'), 'utf8')) as { tenants: { id: string }[] };
+    const leaving = next.tenants[0]!.id;
+    next.tenants = next.tenants.slice(1);
+    writeFileSync(join(demo.dir, 'tenants.yml'), stringify(next));
+    // Something in the way of the copy: a folder where it would be written.
+    const blocker = `${targetFiles(demo.dir).main}.rewrite`;
+    mkdirSync(join(blocker, 'x'), { recursive: true });
+    const sizes = () => FILES.map((f) => statSync(targetFiles(demo.dir)[f]).size);
+    const failed = await cli(['purge', '--project-dir', demo.dir, '--tenant', leaving, '--yes']);
+    expect(failed.code).toBe(1);
+    expect(failed.lines).toContainEqual(expect.stringMatching(new RegExp(`^notice: FAILED to rewrite the database files, which still hold the deleted rows' bytes .*; run \`tsform purge --tenant ${leaving} --yes\` again`)));
+    const left = await withWarehouse(demo.dir, async (q) => Number((await q(`SELECT count(*) AS n FROM staging.stg_patients WHERE practice_id = '${leaving}'`))[0]!.n));
+    expect(left).toBe(0);
+    const before = sizes();
+    rmSync(blocker, { recursive: true });
+    const again = await cli(['purge', '--project-dir', demo.dir, '--tenant', leaving, '--yes']);
+    expect(again.code).toBe(0);
+    expect(again.lines).toContainEqual(expect.stringMatching(/^notice: rewrote tsform\.duckdb /));
+    expect(sizes().every((n, i) => n <= before[i]!)).toBe(true);
   }, 600_000);
 });
