@@ -215,7 +215,8 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
   checkSources(project.sources, config, project.policies?.securitySchema ?? DEFAULT_SECURITY_SCHEMA, diagnostics);
   const configAt = (name: string) => ({ file: models[name]!.path, line: usesByModel.get(name)?.configLine ?? 1 });
   checkRelationCollisions(models, [...Object.values(sources), ...Object.values(builtins), ...Object.values(seeds)], configAt, diagnostics);
-  checkPartitionNames(models, configAt, diagnostics);
+  const writers = [...Object.values(models), ...Object.values(seeds)];
+  checkPartitionNames([...writers, ...Object.values(sources)], writers, (n) => (n.kind === 'model' ? configAt(n.name) : { file: n.path, line: 1 }), diagnostics);
   if (config.privacy && !models[config.privacy.identityModel]) {
     diagnostics.push(diagnostic(Codes.unknownRef, `privacy.identity_model '${config.privacy.identityModel}' is not a model${suggest(config.privacy.identityModel, Object.keys(models))}`, { file: 'tsform.yml' }));
   }

@@ -34,26 +34,33 @@ export function checkRelationCollisions(
 }
 
 /**
- * A tenant-scoped model's table may be partitioned by practice on PostgreSQL (a target option,
- * which can be turned on later), into relations named after it (sql/partition-names.ts). A model
- * named like one of them wrote its own relation there: the partition was dropped with every row
- * it held, the run said success, and later runs of the partitioned model failed for those
- * practices (red-team, 2026-12-07: `practice_daily_activity__rest` as a shared table).
+ * A tenant-scoped table may be partitioned by practice on PostgreSQL (a target option, which can
+ * be turned on later), into relations named after it (sql/partition-names.ts): a model's table,
+ * or the raw table capture loads a source into. A model or seed named like one of them wrote its
+ * own relation there: the partition was dropped with every row it held, the run said success,
+ * and later runs of the partitioned model failed for those practices (red-team, 2026-12-07:
+ * `practice_daily_activity__rest` as a shared table).
  */
-export function checkPartitionNames(models: Readonly<Record<string, Owned & Pick<ManifestNode, 'scope'>>>, at: (model: string) => { file: string; line: number }, diagnostics: Diagnostic[]): void {
-  const tenantScoped = Object.values(models).filter((m) => m.scope === 'tenant');
+export function checkPartitionNames(
+  owners: readonly (Owned & Pick<ManifestNode, 'scope'>)[],
+  writers: readonly Owned[],
+  at: (node: Owned) => { file: string; line: number },
+  diagnostics: Diagnostic[],
+): void {
+  const partitioned = owners.filter((o) => o.scope === 'tenant');
   const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
-  for (const m of Object.values(models)) {
-    const suffix = PARTITION_SUFFIX.exec(m.identifier)?.[0];
+  for (const w of writers) {
+    const suffix = PARTITION_SUFFIX.exec(w.identifier)?.[0];
     if (suffix === undefined) continue;
     // A long table name's partitions are shortened with a hash, differently per suffix length.
-    const table = tenantScoped.find((t) => t !== m && same(t.schema, m.schema) && same(partitionName(t.identifier, suffix.toLowerCase()), m.identifier));
+    const table = partitioned.find((t) => t !== w && same(t.schema, w.schema) && same(partitionName(t.identifier, suffix.toLowerCase()), w.identifier));
     if (!table) continue;
+    const whose = table.kind === 'model' ? `model ${table.name}'s table` : `the table of ${table.name.replace(/^source:/, 'source ')}`;
     diagnostics.push(
       diagnostic(
         Codes.invalidConfig,
-        `${m.name}: its relation ${m.schema}.${m.identifier} is the name of a partition of model ${table.name}'s table when it is partitioned by practice (partition_by_practice); rename the model`,
-        at(m.name),
+        `${w.name}: its relation ${w.schema}.${w.identifier} is the name of a partition of ${whose} when it is partitioned by practice (partition_by_practice); rename the ${w.kind}`,
+        at(w),
       ),
     );
   }

@@ -42,6 +42,15 @@ describe("a model named like a partition of another model's table", () => {
     expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(refusal(partition, long))]);
   });
 
+  it("refuses a model named like a partition of a captured source's raw table, and a seed like one of a model's", () => {
+    const raw = compileModel('models/marts/patients__rest.sql', `{{config schema="raw"}}\n${TENANT_TABLE}`, NONE).filter((e) => e.code === Codes.invalidConfig);
+    expect(raw.map((e) => e.message)).toEqual([expect.stringMatching(/^patients__rest: its relation raw\.patients__rest is the name of a partition of the table of source ehr\.patients when/)]);
+    const seed = compileModel('models/marts/lookup.sql', `{{config schema="ref"}}\n${TENANT_TABLE}`, NONE, [], [{ name: 'lookup__h0', rows: [['code'], ['a']] }]).filter((e) => e.code === Codes.invalidConfig);
+    expect(seed.map((e) => ({ file: e.file, message: e.message }))).toEqual([
+      { file: 'seeds/lookup__h0.csv', message: expect.stringMatching(/^lookup__h0: its relation ref\.lookup__h0 is the name of a partition of model lookup's table when .*; rename the seed$/) },
+    ]);
+  });
+
   it('accepts such a suffix without a tenant-scoped model of that name in the schema', () => {
     for (const [name, sql] of [
       ['daily_totals__rest', TENANT_TABLE],
