@@ -85,6 +85,17 @@ export function registerCaptureCommands(program: Command, guard: CommandGuard, o
       }),
     );
 
+  targetOption(projectOption(program.command('compact').description('DuckDB: rewrite the warehouse, research and vault files with their live rows only (deleted rows keep their bytes in the files until then)')))
+    .action(
+      guard(async (o) => {
+        const opts = o as CaptureCliOptions;
+        const { compactCommand } = await import('./purge.ts');
+        const { notes, failed } = await compactCommand(opts.projectDir, opts.target);
+        for (const n of notes) out(`notice: ${n}`);
+        return failed ? 1 : 0;
+      }),
+    );
+
   const oltp = program.command('oltp').description('the shared OLTP database that captured sources read');
   projectOption(oltp.command('load-demo').description('load the demo data (data/ehr/*.csv.gz) into shared OLTP tables with practice_id, updated_at and soft deletes'))
     .option('--url-env <name>', 'environment variable holding the OLTP URL', 'TSFORM_OLTP_URL')

@@ -73,6 +73,24 @@ async function deletedBytes(ws: Workspace, target: TargetConfig, tenant: string,
     if (touched.length === 0) return { notes: [] };
     return { notes: [`PostgreSQL keeps the deleted rows' bytes in its files until VACUUM reuses the space; to rewrite the tables now (each locked while it is rewritten): VACUUM (FULL) ${touched.join(', ')}`] };
   }
+  return rewriteFiles(ws, target, `tsform purge --tenant ${tenant} --yes`);
+}
+
+/**
+ * `tsform compact`: DuckDB's files rewritten with their live rows only, e.g. after a practice was
+ * withheld from research (its vault and research rows are deleted by the run, their bytes stay).
+ */
+export async function compactCommand(projectDir: string, target: string | undefined): Promise<{ notes: string[]; failed?: true }> {
+  const ws = compileWorkspace(projectDir, { write: false });
+  const resolved = resolveTarget(ws.project, target);
+  if (resolved.type !== 'duckdb') {
+    throw new TsformError(Codes.unsupported, `compact rewrites DuckDB files; on PostgreSQL rewrite a table with VACUUM (FULL) in a quiet hour (it locks the table for every practice)`);
+  }
+  if (unbuiltWarehouse(ws.project, resolved)) return { notes: [] };
+  return rewriteFiles(ws, resolved, 'tsform compact');
+}
+
+async function rewriteFiles(ws: Workspace, target: TargetConfig & { type: 'duckdb' }, again: string): Promise<{ notes: string[]; failed?: true }> {
   const at = (p: string) => inProject(ws.project, p);
   const { schemas } = ws.project.config;
   const { rewriteDatabaseFiles } = await import('../adapters/duckdb/rewrite-files.ts');
@@ -81,8 +99,8 @@ async function deletedBytes(ws: Workspace, target: TargetConfig, tenant: string,
     const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
     return { notes: [`rewrote ${rewritten.map((r) => `${basename(r.file)} (${mb(r.bytesBefore)} -> ${mb(r.bytesAfter)})`).join(', ')} with their live rows only, so that the deleted rows' bytes leave the files (copies and backups made before this still hold them)`] };
   } catch (err) {
-    // The rows are deleted (committed above); only their bytes remain, and the files as they were.
-    return { notes: [`FAILED to rewrite the database files, which still hold the deleted rows' bytes (${safeDbMessage(err)}); run \`tsform purge --tenant ${tenant} --yes\` again when no other process has them open`], failed: true };
+    // Whatever was deleted stays deleted; only its bytes remain, and the files as they were.
+    return { notes: [`FAILED to rewrite the database files, which still hold the deleted rows' bytes (${safeDbMessage(err)}); run \`${again}\` again when no other process has them open`], failed: true };
   }
 }
 

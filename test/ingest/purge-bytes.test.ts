@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:f
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { runWorkspace } from '../../src/cli/api.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 import { cli, fingerprintRows, targetFiles, withWarehouse, type Query } from '../support/research-fixture.ts';
 
@@ -16,9 +17,9 @@ import { cli, fingerprintRows, targetFiles, withWarehouse, type Query } from '..
 const FILES = ['main', 'research', 'vault'] as const;
 
 /** How many of `needles` occur anywhere in each database file (bytes, not SQL). */
-function occurrences(dir: string, needles: readonly string[]): Record<string, number> {
+function occurrences(dir: string, needles: readonly string[]): Record<(typeof FILES)[number], number> {
   const files = targetFiles(dir);
-  const out: Record<string, number> = {};
+  const out = { main: 0, research: 0, vault: 0 };
   for (const f of FILES) {
     const bytes = readFileSync(files[f]);
     out[f] = needles.filter((n) => bytes.includes(n)).length;
@@ -99,5 +100,50 @@ describe('tsform purge rewrites the DuckDB files without the purged rows', () =>
     expect(again.code).toBe(0);
     expect(again.lines).toContainEqual(expect.stringMatching(/^notice: rewrote tsform\.duckdb /));
     expect(sizes().every((n, i) => n <= before[i]!)).toBe(true);
+  }, 600_000);
+});
+
+describe('tsform compact after a practice is withheld from research', () => {
+  let demo: DemoCopy;
+  afterAll(() => demo?.remove());
+
+  it('the run deletes its vault rows and says their bytes may stay; compact rewrites the files without them', async () => {
+    demo = copyDemoProject({ tenants: sampleTenants(2) });
+    expect((await cli(['run', '--project-dir', demo.dir])).code).toBe(0);
+    // The practice with the most persons of its own (a person linked elsewhere keeps the token there).
+    const withheld = await withWarehouse(demo.dir, async (q) =>
+      String(
+        (
+          await q(
+            `SELECT practice_id AS p FROM vault.person_tokens t
+              WHERE NOT EXISTS (SELECT 1 FROM vault.person_tokens o WHERE o.person_token = t.person_token AND o.practice_id <> t.practice_id)
+              GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1`,
+          )
+        )[0]!.p,
+      ),
+    );
+    // Its tokens, and its patient ids, which the vault holds beside them (staging keeps the ids: the
+    // practice's own reporting goes on, so the main file is checked for the tokens only).
+    const [tokens, ids] = await withWarehouse(demo.dir, async (q) => [
+      await column(q, `SELECT person_token FROM vault.person_tokens WHERE practice_id = '${withheld}' EXCEPT SELECT person_token FROM vault.person_tokens WHERE practice_id <> '${withheld}'`),
+      await column(q, `SELECT patient_id FROM vault.person_tokens WHERE practice_id = '${withheld}' EXCEPT SELECT patient_id FROM vault.person_tokens WHERE practice_id <> '${withheld}'`),
+    ]);
+    expect(tokens.length).toBeGreaterThan(0);
+    const file = join(demo.dir, 'tenants.yml');
+    const doc = parse(readFileSync(file, 'utf8')) as { tenants: { id: string; research?: boolean }[] };
+    doc.tenants.find((t) => t.id === withheld)!.research = false;
+    writeFileSync(file, stringify(doc));
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'run' });
+    expect(run.results.filter((r) => r.status !== 'success').map((r) => r.node)).toEqual([]);
+    expect(run.results.flatMap((r) => r.notes ?? [])).toContainEqual(expect.stringMatching(/row\(s\) written by an earlier run removed \(their bytes stay in the database's files until rewritten: tsform compact on DuckDB/));
+    // Whether the run's deletions left bytes behind depends on how DuckDB's checkpoint laid out the
+    // table (a vault this small is rewritten whole; the red-team's 33 practices left ids and
+    // tokens): the purge test above shows the residue; here compact must leave none and keep the rest.
+    const left = () => ({ tokens: occurrences(demo.dir, tokens), ids: occurrences(demo.dir, ids).vault });
+    const compact = await cli(['compact', '--project-dir', demo.dir]);
+    expect(compact.code).toBe(0);
+    expect(compact.lines).toContainEqual(expect.stringMatching(/^notice: rewrote tsform\.duckdb .*vault\.duckdb/));
+    expect(left()).toEqual({ tokens: { main: 0, research: 0, vault: 0 }, ids: 0 });
+    expect((await cli(['run', '--project-dir', demo.dir])).code).toBe(0);
   }, 600_000);
 });
