@@ -135,6 +135,6 @@ describe.each(twoEngines('leak-columns'))('leak scan identifiers on $name', (eng
       for (const name of Object.keys(tables)) await s.query(`DROP TABLE ${quoteIdent(name)}`);
       return out;
     });
-    expect(findings).toEqual([{ relation: 'leaking', column: 'published', rows: 2 }]);
+    expect(findings).toEqual([{ relation: 'leaking', column: 'published', rows: 2, kind: 'identifier' }]);
   });
 });
