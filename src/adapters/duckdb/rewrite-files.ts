@@ -53,8 +53,11 @@ export async function rewriteDatabaseFiles(main: string, attach: Readonly<Record
       conn.closeSync();
       instance.closeSync();
     }
-    // DETACH checkpoints a copy; a log left beside one would be rows the rename leaves behind.
-    for (const c of copies) if (existsSync(`${c.copy}.wal`)) throw new TsformError(Codes.sqlError, `rewriting ${c.file}: its copy kept a write-ahead log; every file is kept as it was`);
+    // DETACH checkpoints a copy; a log left beside one would be rows the rename leaves behind, and
+    // one left beside a file would be replayed onto its copy at the next open.
+    for (const c of copies) {
+      if (existsSync(`${c.copy}.wal`) || existsSync(`${c.file}.wal`)) throw new TsformError(Codes.sqlError, `rewriting ${c.file}: a write-ahead log was left after the checkpoint; every file is kept as it was`);
+    }
     for (const c of copies) {
       tightenDatabaseFiles(c.copy);
       renameSync(c.copy, c.file);
