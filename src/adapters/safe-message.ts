@@ -89,6 +89,9 @@ function quotesStatementAt(first: string, statement: string | undefined, positio
   if (statement === undefined || position < 1 || position > statement.length + 1) return false;
   if (/\bat end of input\b/.test(first)) return statement.slice(position - 1).trim() === '';
   const rest = statement.slice(position - 1).toLowerCase();
+  // A syntax error's token starts where its position points.
+  const near = /\bat or near "((?:[^"]|"")*)"/.exec(first)?.[1]?.replaceAll('""', '"').toLowerCase();
+  if (near !== undefined && !rest.startsWith(near) && !rest.startsWith(`"${near}`)) return false;
   const quoted = [...first.matchAll(/"((?:[^"]|"")*)"/g)].map((m) => m[1]!.replaceAll('""', '"').toLowerCase());
   if (/"/.test(first.replace(/"((?:[^"]|"")*)"/g, ''))) return false;
   return quoted.every((q) => rest.includes(q));
@@ -165,9 +168,12 @@ const PG_STEMS: readonly Stem[] = [
 
 function postgresMessage(err: PgErrorFields, code: string): string {
   const cls = code.slice(0, 2);
-  const position = typeof err.position === 'string' && /^\d+$/.test(err.position) ? err.position : undefined;
-  const at = position ? ` (at character ${position})` : '';
   const where = typeof err.where === 'string' ? err.where : '';
+  // A position with a CONTEXT is not in the statement's text: PostgreSQL parsed a value there
+  // (`invalid type name "…"`: a row cast to a catalog row type with a regtype field ran regtypein
+  // on it, and the position counted a row's characters: red-team, 2026-12-07).
+  const position = where === '' && typeof err.position === 'string' && /^\d+$/.test(err.position) ? err.position : undefined;
+  const at = position ? ` (at character ${position})` : '';
   // RAISE in a function: the whole text is the function author's, with whatever values it interpolated.
   const raisedIn = /\bPL\/pgSQL function ([A-Za-z_][\w$]*(?:\.[A-Za-z_][\w$]*)?)\(.* at RAISE\b/.exec(where)?.[1];
   if (cls === 'P0' || raisedIn !== undefined || /\bat RAISE\b/.test(where)) {

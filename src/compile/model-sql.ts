@@ -144,6 +144,12 @@ const CATALOG_TYPES = /^reg[a-z]*$/;
  */
 const CATALOG_TYPE_FUNCTIONS = /^reg[a-z]*(in|out|recv|send)$/;
 
+/**
+ * Type input and output functions that take or make a `cstring` without a cast: `textout(v)`
+ * gave `array_in` and `record_in` a row's text to parse as a value of any type, a `regtype` too.
+ */
+const TYPE_IO_FUNCTIONS = new Set(['textout', 'textin', 'array_in', 'array_out', 'array_recv', 'record_in', 'record_out', 'record_recv', 'domain_in', 'domain_recv', 'anyarray_in', 'anyelement_in', 'cstring_in', 'cstring_out']);
+
 export function checkModelSql(input: ModelSqlInput): ModelSqlFinding[] {
   let parsed: ReturnType<typeof parseSync>;
   try {
@@ -214,6 +220,8 @@ function walk(node: unknown, ctes: ReadonlySet<string>, allowed: ReadonlySet<str
         const last = names[names.length - 1]?.toLowerCase();
         if (last && CATALOG_TYPES.test(last)) out.push({ message: `casts to ${last}, which looks up catalog objects by name`, near: last });
         else if (last === 'cstring') out.push({ message: 'casts to cstring, the argument of type input functions, which parse a value as SQL names', near: last });
+        // A catalog relation's row type: its regtype and regclass fields look names up (pg_sequences.data_type).
+        else if (last?.startsWith('pg_')) out.push({ message: `casts to ${last}, a row type of the catalog, whose fields look up catalog objects by name`, near: last });
         // A type's input function, or a domain's CHECK, runs at the cast: a type of another schema is code of that schema.
         else if (outsideCatalog(names)) out.push({ message: `casts to ${names.join('.')}; a type in a schema other than pg_catalog may run that schema's functions (its input function, a domain's CHECK)`, near: names[0] });
         break;
@@ -289,7 +297,7 @@ function funcCall(fc: Json, out: ModelSqlFinding[]): void {
     out.push({ message: `calls ${name.full}(), a function in schema ${name.schema}`, near: name.last });
     return;
   }
-  if (FORBIDDEN_FUNCTIONS.has(name.last) || FORBIDDEN_PREFIXES.some((p) => name.last.startsWith(p)) || CATALOG_TYPE_FUNCTIONS.test(name.last)) {
+  if (FORBIDDEN_FUNCTIONS.has(name.last) || FORBIDDEN_PREFIXES.some((p) => name.last.startsWith(p)) || CATALOG_TYPE_FUNCTIONS.test(name.last) || TYPE_IO_FUNCTIONS.has(name.last)) {
     out.push({ message: `calls ${name.last}(), which reads outside the model's inputs or changes state`, near: name.last });
   }
 }

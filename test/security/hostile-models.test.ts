@@ -125,6 +125,9 @@ const attacks: [string, string, string, string][] = [
   ['regtypein', MART, `select regtypein(('x''' || last_name)::cstring)::text as r from {{ref "stg_patients"}}`, 'TSF222'],
   ['regclassin', MART, `select regclassin(textout(last_name))::text as r from {{ref "stg_patients"}}`, 'TSF222'],
   ['cstring cast', MART, `select cast(last_name as cstring) as r from {{ref "stg_patients"}}`, 'TSF222'],
+  ['textout into array_in', MART, `select array_in(textout(last_name), 2206, -1)::text as r from {{ref "stg_patients"}}`, 'TSF222'],
+  ['a catalog row type', MART, `select (('(a,b,c,' || last_name || ',1,1,1,1,f,1,1)')::pg_sequences) is not null as r from {{ref "stg_patients"}}`, 'TSF222'],
+  ['populate a catalog row type', MART, `select jsonb_populate_record(null::pg_catalog.pg_sequences, jsonb_build_object('data_type', last_name)) is not null as r from {{ref "stg_patients"}}`, 'TSF222'],
   ['json_serialize_plan', MART, `select json_serialize_plan('select * from ' || last_name) as r from {{ref "stg_patients"}}`, 'TSF222'],
   // A type's input function or a domain's CHECK, and an operator's function, run as the owner.
   ['a cast to a type in public', MART, `select p.practice_id, cast(p.gender as public.evil_domain) as g from {{ref "stg_patients"}} p`, 'TSF222'],

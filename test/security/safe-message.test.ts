@@ -82,6 +82,14 @@ const POSTGRES_ROWS: Row[] = [
   ['regtypein, two words', 'SELECT regtypein(($1::text)::cstring)', [`Mary ${NAME}`], '42601: syntax error (name withheld)'],
   ['regprocedurein', "SELECT regprocedurein(('f(O''' || $1::text || ')')::cstring)", [NAME], '42601: syntax error (name withheld)'],
   ['regtypein at the end of the value', 'SELECT regtypein(($1::text)::cstring)', [`${NAME}(`], '42601: syntax error (name withheld)'],
+  // A row type with a regtype field parses the field; the position counted the value's length,
+  // and the statement holds the token it quotes ("x"): a CONTEXT says the position is not the statement's.
+  [
+    'a catalog row type with a regtype field',
+    `SELECT (('(a,b,c,"int4' || repeat(' ', length($1::text)) || 'x",1,1,1,1,f,1,1)')::pg_sequences) IS NOT NULL /* x x x x x x x x x x x x x x x x x x x x x x */`,
+    [NAME],
+    '42601: syntax error (name withheld)',
+  ],
   ['raise', 'SELECT tsf_unit_raise($1::text)', [NAME], 'P0001: raised by function tsf_unit_raise (message withheld)'],
   ['raise with a code', 'SELECT tsf_unit_raise_coded($1::text)', [NAME], '22023: raised by function tsf_unit_raise_coded (message withheld)'],
 ];
