@@ -159,6 +159,22 @@ export function checkPersonRows(project: Project, nodes: Record<string, DraftNod
     const problem = [node.lineage_sql, node.lineage_incremental_sql].map((sql) => sql && patientRowsProblem(sql, lookup, keys)).find((p) => p !== undefined);
     if (problem) diagnostics.push(diagnostic(Codes.phiLineage, `${node.name} gives person tokens to rows that may hold another patient's values: ${problem}`, { file: file.file, line: lineOfWord(file.sql, vaultNode.name) }));
   }
+  // A practice's research slice may read a global research relation per person (its rows are one
+  // person's, matched on the token), never across persons: a cross join put every practice's
+  // persons into each slice, under any name or encoding of their tokens (red-team, 2026-12-07).
+  // A tokenizing model's rows are held to one patient's above.
+  for (const file of project.models) {
+    const node = nodes[file.name];
+    if (node?.kind !== 'model' || node.scope !== 'tenant' || !node.pseudonymized || node.lineage_sql === undefined || node.depends_on.includes(vault)) continue;
+    const global = node.depends_on.map((d) => globalModelFrom(d, nodes)).find((g) => g !== undefined);
+    if (global === undefined) continue;
+    const problem = [node.lineage_sql, node.lineage_incremental_sql].map((sql) => sql && personRowsProblem(sql, lookup, keys.tenant)).find((p) => p !== undefined);
+    if (problem) {
+      diagnostics.push(
+        diagnostic(Codes.phiLineage, `${node.name} is a practice's research slice that reads the global model '${global}', so each of its rows must be one person's: ${problem}`, { file: file.file, line: lineOfWord(file.sql, global) }),
+      );
+    }
+  }
   // The first published model whose checks read each seed's practice id: where its diagnostic goes.
   const seedReader = new Map<string, { file: string; sql: string }>();
   for (const file of project.models) {

@@ -1,74 +1,83 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunResults } from '../../src/artifacts/run-results.ts';
-import { Codes } from '../../src/errors.ts';
+import type { ModelNode } from '../../src/artifacts/manifest.ts';
+import { compileWorkspace, openAdapter, resolveTarget } from '../../src/cli/api.ts';
+import { Codes, TsformError } from '../../src/errors.ts';
+import { checkStagedForLeaks } from '../../src/execute/privacy-gates.ts';
+import type { PhiClass } from '../../src/project/types.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
-import { addProjectFiles, cli, resultsOf, scalar, withWarehouse } from '../support/research-fixture.ts';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { compileModel, shown } from '../support/model-probe.ts';
+import { addProjectFiles, cli, scalar, withWarehouse } from '../support/research-fixture.ts';
 
 /**
  * A practice's research slice holds its own persons only. A tenant-scoped research model that
- * cross-joins a global research relation compiles (a per-person read of one is a designed
- * feature, and the batch check does not tell the two apart), and put every practice's person
- * tokens into each slice (red-team, 2026-12-07: 4 of 5 slices). The gate on the batch's staged
- * rows refuses a row holding the token of a person the vault does not list at the row's
- * practice, in whatever column and beside whatever else; a per-person read still builds.
+ * cross-joined a global research relation compiled, and put every practice's person tokens into
+ * each slice (red-team, 2026-12-07: 4 of 5 slices), also as `upper(token)` or `md5(token)`, which
+ * no run-time match of a token's text finds. Now such a model must keep each row to one person
+ * (compile, person-rows.ts: TSF215), and the gate on each batch's staged rows refuses a row
+ * holding the vault token of a person the vault does not list at the row's practice (run time,
+ * fail-closed, for whatever the compile check cannot follow). A person-keyed read still builds.
  */
 
-const EVERYONE = `{{config scope="global" materialized="ephemeral"}}
-select p.person_token, p.zip3 from {{ref "pseudo_persons"}} p
-`;
-/** A model's yml entry; columns named in `quasi` are quasi-identifiers (a ZIP3's lineage). */
-const described = (name: string, columns: string[], quasi: string[] = []) =>
-  `  - name: ${name}\n    description: red-team probe.\n    columns:\n${columns.map((c) => `      - { name: ${c}, phi: ${quasi.includes(c) ? 'quasi' : 'none'}, description: probe. }`).join('\n')}\n`;
-
-const FILES: Record<string, string> = {
-  'models/research/everyone.sql': EVERYONE,
-  // Every practice's persons in each slice, the token under another name.
-  'models/research/pseudo_cross.sql': `select v.practice_id, g.person_token as ref, g.zip3 from {{ref "pseudo_persons"}} v cross join {{ref "everyone"}} g\n`,
-  // The same tokens in a column that also holds text that is no token.
-  'models/research/pseudo_mixed.sql': `select v.practice_id, case when g.zip3 < '5' then g.person_token else 'n/a' end as note from {{ref "pseudo_persons"}} v cross join {{ref "everyone"}} g\n`,
-  // A person's records elsewhere, by their token: stays allowed.
-  'models/research/pseudo_per_person.sql': `select v.practice_id, v.person_token, g.zip3 as zip3_elsewhere from {{ref "pseudo_persons"}} v join {{ref "everyone"}} g on g.person_token = v.person_token\n`,
-  'models/research/_probes.yml': `models:\n${described('everyone', ['person_token', 'zip3'], ['zip3'])}${described('pseudo_cross', ['practice_id', 'ref', 'zip3'], ['zip3'])}${described('pseudo_mixed', ['practice_id', 'note'], ['note'])}${described('pseudo_per_person', ['practice_id', 'person_token', 'zip3_elsewhere'], ['zip3_elsewhere'])}`,
+const GLOBAL = {
+  file: 'models/research/published/zz_global.sql',
+  sql: `{{config scope="global"}}\nselect distinct person_token, encounter_class from {{ref "pseudo_encounters"}}\n`,
+  columns: { person_token: 'none', encounter_class: 'none' } satisfies Record<string, PhiClass>,
 };
+const SLICE_COLUMNS: Record<string, PhiClass> = { practice_id: 'none', person_token: 'none', other: 'none' };
+const slice = (sql: string) => compileModel('models/research/zz_slice.sql', sql, SLICE_COLUMNS, [GLOBAL]);
 
-describe("a practice's research slice holds its own persons only", () => {
+describe('compile: a research slice reading a global research relation keeps each row to one person', () => {
+  for (const other of ['g.person_token', 'upper(g.person_token)', 'md5(g.person_token)', "replace(g.person_token, 'pt_', '')", 'g.encounter_class']) {
+    it(`refuses a cross join carrying ${other}`, () => {
+      const errors = slice(`select p.practice_id, p.person_token, ${other} as other\nfrom {{ref "pseudo_encounters"}} p cross join {{ref "zz_global"}} g\n`);
+      expect(shown(errors)).toMatch(
+        /^TSF215: zz_slice is a practice's research slice that reads the global model 'zz_global', so each of its rows must be one person's: it joins p and g without equating their person tokens/,
+      );
+    });
+  }
+
+  it('refuses an aggregate over every person of it', () => {
+    const errors = slice(`select p.practice_id, p.person_token, (select count(*) from {{ref "zz_global"}} g) as other\nfrom {{ref "pseudo_encounters"}} p\n`);
+    expect(shown(errors)).toMatch(/^TSF215: zz_slice is a practice's research slice .*aggregates rows of several persons/);
+  });
+
+  it('accepts the person-keyed forms: a join on the token, a sub-select matched to it', () => {
+    for (const sql of [
+      `select p.practice_id, p.person_token, g.encounter_class as other\nfrom {{ref "pseudo_encounters"}} p join {{ref "zz_global"}} g on g.person_token = p.person_token\n`,
+      `select p.practice_id, p.person_token, (select count(*) from {{ref "zz_global"}} g where g.person_token = p.person_token) as other\nfrom {{ref "pseudo_encounters"}} p\n`,
+    ]) {
+      expect(shown(slice(sql))).toBe('(compiles)');
+    }
+  });
+});
+
+describe('run time: the batch gate on whose tokens a research slice holds', () => {
   let demo: DemoCopy;
-  let run: RunResults;
 
   beforeAll(async () => {
     demo = copyDemoProject({ tenants: sampleTenants(2) });
-    addProjectFiles(demo.dir, FILES);
-    const r = await cli(['run', '--project-dir', demo.dir]);
-    expect(r.code).not.toBe(0);
-    run = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as RunResults;
+    addProjectFiles(demo.dir, {
+      'models/research/everyone.sql': `{{config scope="global" materialized="ephemeral"}}\nselect p.person_token, p.zip3 from {{ref "pseudo_persons"}} p\n`,
+      'models/research/pseudo_per_person.sql': `select v.practice_id, v.person_token, g.zip3 as zip3_elsewhere from {{ref "pseudo_persons"}} v join {{ref "everyone"}} g on g.person_token = v.person_token\n`,
+      'models/research/_probes.yml': `models:
+  - name: everyone
+    description: probe.
+    columns:
+      - { name: person_token, phi: none, description: probe. }
+      - { name: zip3, phi: quasi, description: probe. }
+  - name: pseudo_per_person
+    description: probe.
+    columns:
+      - { name: practice_id, phi: none, description: probe. }
+      - { name: person_token, phi: none, description: probe. }
+      - { name: zip3_elsewhere, phi: quasi, description: probe. }
+`,
+    });
+    expect((await cli(['run', '--project-dir', demo.dir])).code).toBe(0);
   }, 600_000);
   afterAll(() => demo?.remove());
 
-  it('refuses a slice holding other practices’ person tokens, under another name or beside other text, and writes nothing of it', async () => {
-    for (const [model, column] of [
-      ['pseudo_cross', 'ref'],
-      ['pseudo_mixed', 'note'],
-    ] as const) {
-      const results = resultsOf(run, model);
-      expect(results.length).toBeGreaterThan(0);
-      for (const r of results) {
-        expect({ model, status: r.status, code: r.code }).toEqual({ model, status: 'error', code: Codes.privacyGate });
-        expect(r.message).toMatch(new RegExp(`${model} not written: person tokens of other practices' persons in ${column} \\(\\d+ rows\\)`));
-      }
-      const rows = await withWarehouse(demo.dir, async (q) => {
-        const exists = Number(await scalar(q, `SELECT count(*) FROM information_schema.tables WHERE table_schema = 'pseudo' AND table_name = '${model}'`));
-        return exists === 0 ? 0 : Number(await scalar(q, `SELECT count(*) FROM pseudo.${model}`));
-      });
-      expect({ model, rows }).toEqual({ model, rows: 0 });
-    }
-  });
-
-  it('builds a per-person read of the same global relation, and every other research model', async () => {
-    for (const model of ['pseudo_per_person', 'pseudo_persons', 'pseudo_encounters', 'pseudo_conditions']) {
-      expect(resultsOf(run, model).map((r) => `${model}: ${r.status}`)).toEqual(resultsOf(run, model).map(() => `${model}: success`));
-    }
+  it('a per-person read builds, and holds its own persons only', async () => {
     const [rows, foreign] = await withWarehouse(demo.dir, async (q) => [
       Number(await scalar(q, 'SELECT count(*) FROM pseudo.pseudo_per_person')),
       Number(
@@ -81,5 +90,37 @@ describe("a practice's research slice holds its own persons only", () => {
     ]);
     expect(rows).toBeGreaterThan(0);
     expect(foreign).toBe(0);
+  });
+
+  it("refuses staged rows holding another practice's person token, under any column and beside other text", async () => {
+    const ws = compileWorkspace(demo.dir, { write: false });
+    const node = ws.manifest.models.pseudo_per_person as ModelNode;
+    const adapter = await openAdapter(ws.project, resolveTarget(ws.project));
+    try {
+      const { rows } = await adapter.query(
+        `SELECT a.practice_id AS mine, b.person_token AS theirs FROM vault.person_tokens a, vault.person_tokens b
+          WHERE a.practice_id <> b.practice_id AND NOT EXISTS (SELECT 1 FROM vault.person_tokens o WHERE o.practice_id = a.practice_id AND o.person_token = b.person_token)
+          LIMIT 1`,
+      );
+      const { mine, theirs } = rows[0] as { mine: string; theirs: string };
+      const gate = (select: string) =>
+        adapter
+          .transaction(async (s) => {
+            await s.createTempTableAs('zz_staged', select, [mine, theirs]);
+            await checkStagedForLeaks(s, 'zz_staged', node, ws.manifest, ws.project.config.privacy!, [mine]);
+          })
+          .then(
+            () => 'written',
+            (e: unknown) => (e instanceof TsformError ? `${e.code}: ${e.message}` : String(e)),
+          );
+      expect(await gate(`SELECT CAST($1 AS VARCHAR) AS practice_id, CAST($2 AS VARCHAR) AS ref`)).toMatch(
+        new RegExp(`^${Codes.privacyGate}: pseudo_per_person not written: person tokens of other practices' persons in ref \\(1 rows\\)`),
+      );
+      expect(await gate(`SELECT CAST($1 AS VARCHAR) AS practice_id, x.note FROM (VALUES ('n/a'), (CAST($2 AS VARCHAR))) AS x(note)`)).toMatch(/not written: person tokens of other practices' persons in note \(1 rows\)/);
+      // The practice's own person passes.
+      expect(await gate(`SELECT CAST($1 AS VARCHAR) AS practice_id, t.person_token AS ref FROM vault.person_tokens t WHERE t.practice_id = $1 AND length($2) > 0`)).toBe('written');
+    } finally {
+      await adapter.close();
+    }
   });
 });
