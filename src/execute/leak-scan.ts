@@ -3,6 +3,7 @@ import { manifestNodes, vaultNode, type Manifest, type ManifestNode } from '../a
 import type { PrivacyConfig } from '../project/types.ts';
 import { compactSql, hasDigitSql, identifierFormsSql, identifierShapeSql, wordsSql } from '../security/recognisable-forms.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
+import { otherPracticesPersons, type OwnPersons } from './slice-persons.ts';
 
 /**
  * The leak scan: does a research value hold a raw identifier in a form a person would recognise?
@@ -301,38 +302,9 @@ async function matchingRows(
     // it is so for half the rows carrying a person is publishing dates of people born on the 1st.
     if ((found.get(column) ?? 0) * 2 < rowsWithPerson) found.delete(column);
   }
-  if (ownPersons) for (const [column, n] of await otherPracticesPersons(s, columns, ownPersons)) foreign.set(column, n);
+  if (ownPersons) for (const [column, n] of await otherPracticesPersons(s, VALS, columns, ownPersons)) foreign.set(column, n);
   for (const t of PER_VALUE) await s.query(`DROP TABLE IF EXISTS ${q(t)}`);
   return { found, foreign };
-}
-
-/** The vault and the tenant column, for a tenant-scoped batch's check of whose tokens its rows hold. */
-interface OwnPersons {
-  vault: ManifestNode;
-  tenantColumn: string;
-}
-
-/**
- * Rows per column holding the vault token of a person who is not a patient of the row's own
- * practice. A practice's research slice is about its own persons: a per-person read of a global
- * research relation (`g.person_token = v.person_token`) brings in what the vault links to the
- * practice's own person, a cross join brings in every practice's persons (red-team, 2026-12-07: 4
- * of 5 slices held other practices' tokens), which a practice's withdrawal would not reach. A
- * person linked across practices has one token and a vault row at each, so is each one's own.
- */
-async function otherPracticesPersons(s: Session, columns: readonly string[], own: OwnPersons): Promise<[string, number][]> {
-  const tenantIndex = columns.findIndex((c) => c.toLowerCase() === own.tenantColumn.toLowerCase());
-  if (tenantIndex < 0) return [];
-  const vault = quoteRelation(own.vault.schema, own.vault.identifier);
-  const tc = quoteIdent(own.tenantColumn);
-  const { rows } = await s.query(
-    `SELECT v.col, count(DISTINCT v.rid) AS n
-       FROM ${quoteIdent(VALS)} AS v JOIN ${quoteIdent(VALS)} AS p ON p.rid = v.rid AND p.col = ${tenantIndex}
-      WHERE v.t IN (SELECT person_token FROM ${vault})
-        AND NOT EXISTS (SELECT 1 FROM ${vault} AS o WHERE CAST(o.${tc} AS VARCHAR) = p.t AND o.person_token = v.t)
-      GROUP BY v.col`,
-  );
-  return rows.map((r) => [columns[Number(r.col)]!, Number(r.n)]);
 }
 
 /** Distinct first-of-month dates a column needs before it counts as holding months, not days. */
