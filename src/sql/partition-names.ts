@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
  * (compile/relation-collisions.ts): writing its relation dropped the partition, and with it
  * the rows of every practice it held.
  */
-export const PARTITION_SUFFIX = /__(?:p\d+|rest|h\d+)$/i;
+export const PARTITION_SUFFIX = /__(?:p[1-9]\d*|rest|h(?:0|[1-9]\d*))$/i;
 
 /** PostgreSQL cuts names at 63 bytes, which could make two partitions' names equal: shorten with a hash instead. */
 export function partitionName(table: string, suffix: string): string {

@@ -55,6 +55,9 @@ describe("a model named like a partition of another model's table", () => {
     for (const [name, sql] of [
       ['daily_totals__rest', TENANT_TABLE],
       ['provider_panel__history', TENANT_TABLE],
+      // Names no partition has: __p counts from 1, and no number has a leading zero.
+      ['provider_panel__p0', TENANT_TABLE],
+      ['provider_panel__h01', TENANT_TABLE],
     ] as const) {
       expect(compileModel(`models/marts/${name}.sql`, sql, NONE).filter((e) => e.code === Codes.invalidConfig)).toEqual([]);
     }
