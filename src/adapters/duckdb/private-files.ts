@@ -8,7 +8,7 @@ import { Codes, TsformError } from '../../errors.ts';
  * every checkpoint and creates it again with the process umask (usually 0644); the 0700 folder
  * is what keeps a log written mid-run private, and tsform tightens whatever it finds.
  */
-const COMPANION_FILES = ['', '.wal', '.wal.checkpoint', '.wal.recovery'];
+export const COMPANION_FILES = ['', '.wal', '.wal.checkpoint', '.wal.recovery'];
 const SPILL_FOLDER = '.tmp';
 
 /**

@@ -2,7 +2,7 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
-import { tightenDatabaseFiles } from './private-files.ts';
+import { COMPANION_FILES, tightenDatabaseFiles } from './private-files.ts';
 
 /**
  * DuckDB keeps a deleted row's bytes in its file: a DELETE marks rows, a checkpoint or VACUUM
@@ -91,5 +91,5 @@ async function contents(conn: DuckDBConnection, db: string): Promise<string> {
 }
 
 function removeWithCompanions(file: string): void {
-  for (const suffix of ['', '.wal', '.wal.checkpoint', '.wal.recovery']) rmSync(file + suffix, { force: true });
+  for (const suffix of COMPANION_FILES) rmSync(file + suffix, { force: true });
 }
