@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_LINKAGE } from '../../src/project/linkage-config.ts';
 import { identityDigest, linkRecordOf, type LinkRecord } from '../../src/security/match-keys.ts';
-import { personToken } from '../../src/security/pseudonymize.ts';
+import { newPersonToken } from '../../src/security/pseudonymize.ts';
 import { resolvePersons } from '../../src/security/resolve-persons.ts';
 import type { SyntheticIdentityRow } from './pseudo-identities.ts';
 
@@ -29,7 +29,7 @@ export function linkageCompute(key: Buffer, identities: readonly SyntheticIdenti
   });
   const keysMs = performance.now() - t;
   t = performance.now();
-  const resolution = resolvePersons(records, { maxKeyHolders: DEFAULT_LINKAGE.maxKeyHolders, previous: new Map(), newToken: (ids) => personToken(key, `persons2|${JSON.stringify(ids)}`) });
+  const resolution = resolvePersons(records, { maxKeyHolders: DEFAULT_LINKAGE.maxKeyHolders, previous: new Map(), newToken: (ids, attempt) => newPersonToken(key, ids, attempt) });
   const resolveMs = performance.now() - t;
   return {
     records: records.length,

@@ -8,7 +8,7 @@
 import type { LinkageConfig } from '../../src/project/linkage-config.ts';
 import { linkRecordOf } from '../../src/security/match-keys.ts';
 import { FORMAL_TO_NICKNAME } from '../../src/security/name-phonetics.ts';
-import { personToken, type IdentityFields } from '../../src/security/pseudonymize.ts';
+import { newPersonToken, type IdentityFields } from '../../src/security/pseudonymize.ts';
 import { resolvePersons } from '../../src/security/resolve-persons.ts';
 import { prng } from '../../test/support/prng.ts';
 
@@ -187,7 +187,7 @@ export function hardNegatives(records: readonly PatientRecord[], seed: number, c
 export function resolveRecords(records: readonly PatientRecord[], key: Buffer, config: LinkageConfig): string[] {
   const ids = records.map((r) => JSON.stringify([r.practiceId, r.patientId]));
   const link = records.map((r, i) => linkRecordOf(key, ids[i]!, r.identity, config));
-  const { tokens } = resolvePersons(link, { maxKeyHolders: config.maxKeyHolders, previous: new Map(), newToken: (members) => personToken(key, `persons2|${JSON.stringify(members)}`) });
+  const { tokens } = resolvePersons(link, { maxKeyHolders: config.maxKeyHolders, previous: new Map(), newToken: (members, attempt) => newPersonToken(key, members, attempt) });
   return ids.map((id) => tokens.get(id)!);
 }
 

@@ -8,6 +8,7 @@ import { isGlobalResearchRelation } from '../execute/research-builds.ts';
 import { holdsResearchSlices } from '../execute/research-withheld.ts';
 import { resolveVaultKey } from '../execute/vault.ts';
 import { resolveLinkage } from '../execute/vault-linkage.ts';
+import { practicesLinkedThrough, withdrawLinkedSlices } from '../execute/departed-linkage.ts';
 import { purgeTenant, type PurgeCount } from '../ingest/purge-tenant.ts';
 import { TENANT_ID_PATTERN, type TargetConfig } from '../project/types.ts';
 import { MEMBERS_TABLE, practiceRole } from '../security/render-rls.ts';
@@ -50,9 +51,9 @@ export async function purgeCommand(projectDir: string, target: string | undefine
       separateSchemas: [schemas.research, schemas.vault],
       dryRun: !yes,
     });
-    counts.push(...linkage);
+    counts.push(...linkage.counts);
     if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
-    outcome = { counts, notes: await stillCounted(adapter, ws.manifest, tenant, counts) };
+    outcome = { counts, notes: [...(await stillCounted(adapter, ws.manifest, tenant, counts)), ...(linkage.note ? [linkage.note] : [])] };
   } finally {
     await adapter.close();
   }
@@ -131,22 +132,26 @@ async function stillCounted(adapter: Adapter, manifest: Manifest, tenant: string
  * deleted patient, and the persons they linked with other practices' records are resolved again
  * without them (a token that changes is made with the vault key, so purge needs it, as a run does).
  */
-async function purgeLinkage(adapter: Adapter, ws: Workspace, tenant: string, dryRun: boolean, env: Env): Promise<PurgeCount[]> {
+async function purgeLinkage(adapter: Adapter, ws: Workspace, tenant: string, dryRun: boolean, env: Env): Promise<{ counts: PurgeCount[]; note?: string }> {
   const privacy = ws.project.config.privacy;
   const vault = vaultNode(ws.manifest);
-  if (!privacy || !vault || !(await adapter.describe(vault.schema, VAULT_LINKAGE_RECORDS.name))) return [];
+  if (!privacy || !vault || !(await adapter.describe(vault.schema, VAULT_LINKAGE_RECORDS.name))) return { counts: [] };
   const counts: PurgeCount[] = [];
   for (const t of [VAULT_LINKAGE_RECORDS, VAULT_LINKAGE_KEYS]) {
     const { rows } = await adapter.query(`SELECT count(*) AS n FROM ${quoteRelation(vault.schema, t.name)} WHERE tenant = $1`, [tenant]);
     counts.push({ relation: `${vault.schema}.${t.name}`, rows: Number(rows[0]?.n ?? 0) });
   }
-  if (dryRun || counts.every((c) => c.rows === 0)) return counts;
+  if (dryRun || counts.every((c) => c.rows === 0)) return { counts };
   const key = await resolveVaultKey({ adapter, vaultSchema: ws.project.config.schemas.vault, privacy, env, clock: systemClock });
+  // The slices that may carry a link made through this practice go before the link does (departed-linkage.ts).
+  const { tenantColumn } = ws.project.config;
+  const linked = await practicesLinkedThrough(adapter, vault, tenantColumn, [tenant]);
+  const note = await withdrawLinkedSlices({ adapter, manifest: ws.manifest, metaSchema: ws.project.config.schemas.meta, tenantColumn }, linked);
   await adapter.transaction(async (s) => {
     if (adapter.kind === 'postgres') await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.linkage', vault.schema]);
-    await resolveLinkage(s, { vaultSchema: vault.schema, tokenTable: vault.identifier, tenantColumn: ws.project.config.tenantColumn, tenants: [tenant], identities: [], key, config: privacy.identity.linkage });
+    await resolveLinkage(s, { vaultSchema: vault.schema, tokenTable: vault.identifier, tenantColumn, tenants: [tenant], identities: [], key, config: privacy.identity.linkage });
   });
-  return counts;
+  return note ? { counts, note } : { counts };
 }
 
 /**

@@ -2,7 +2,7 @@ import type { Adapter, Session } from '../adapters/adapter.ts';
 import { Codes, TsformError } from '../errors.ts';
 import type { LinkageConfig } from '../project/linkage-config.ts';
 import { identityDigest, linkageConfigFingerprint, linkRecordOf, type LinkRecord } from '../security/match-keys.ts';
-import { dateShiftDays, personToken, practiceToken, type IdentityFields } from '../security/pseudonymize.ts';
+import { dateShiftDays, newPersonToken, practiceToken, type IdentityFields } from '../security/pseudonymize.ts';
 import { resolvePersons, type ResolutionCounts } from '../security/resolve-persons.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { recordsWithinReach, type ReachSeeds } from './linkage-reach.ts';
@@ -185,12 +185,11 @@ export async function resolveLinkage(
   }));
   reached.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const previous = new Map(reach.held.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.person_token)]));
-  const resolution = resolvePersons(reached, {
-    maxKeyHolders: config.maxKeyHolders,
-    previous,
-    newToken: (ids) => personToken(key.key, `persons2|${JSON.stringify(ids)}`),
-    crowded: reach.crowded,
-  });
+  const resolve = (taken: ReadonlySet<string>) =>
+    resolvePersons(reached, { maxKeyHolders: config.maxKeyHolders, previous, newToken: (ids, attempt) => newPersonToken(key.key, ids, attempt), crowded: reach.crowded, taken });
+  let resolution = resolve(new Set());
+  const takenOutside = await heldOutside(s, tokens, tc, resolution.tokens, previous);
+  if (takenOutside.size > 0) resolution = resolve(takenOutside);
 
   const update: string[][] = [[], [], [], []];
   const insert: string[][] = [[], [], [], [], [], []];
@@ -246,6 +245,21 @@ export async function resolveLinkage(
     [opts.tenants.length, c.records, c.persons, c.merges, c.splits, c.sparse, c.newPersons, c.retokenized, c.rekeyed],
   );
   return summary;
+}
+
+/**
+ * Tokens minted by this resolution that a record outside its reach still holds: a list of record
+ * ids minted once, left by its records (merged into a larger person), can come back as a new
+ * person while a record that joined it keeps the first token (red-team, 2026-12-07: after a
+ * bridging practice left, two persons shared one token). Rare, so minted tokens are checked
+ * after resolving, and the resolution is repeated with them taken.
+ */
+async function heldOutside(s: Session, tokens: string, tc: string, resolved: ReadonlyMap<string, string>, previous: ReadonlyMap<string, string>): Promise<Set<string>> {
+  const kept = new Set(previous.values());
+  const minted = [...new Set([...resolved.values()].filter((t) => !kept.has(t)))];
+  if (minted.length === 0) return new Set();
+  const { rows } = await s.query(`SELECT ${tc} AS tenant, patient_id, person_token FROM ${tokens} WHERE person_token = ANY($1::VARCHAR[])`, [minted]);
+  return new Set(rows.filter((r) => !resolved.has(recordId(String(r.tenant), String(r.patient_id)))).map((r) => String(r.person_token)));
 }
 
 /** The run notice of one resolution: counts only. */

@@ -117,8 +117,10 @@ export async function resolveVaultKey(v: VaultContext): Promise<{ key: Buffer; f
 /**
  * Maintains the token map for a batch of practices: match keys for their new or changed
  * identities, then one resolution of every practice's records into persons (vault-linkage.ts),
- * which writes the token of each record whose person changed. Identities never leave this
- * function except as hashes and tokens.
+ * which writes the token of each record whose person changed. `departed`: practices whose
+ * records the vault forgets whether or not they are in the batch (withheld from research, gone
+ * from tenants.yml: departed-linkage.ts), so that no person stays linked through them. Identities
+ * never leave this function except as hashes and tokens.
  */
 export async function buildVaultTokens(
   s: Session,
@@ -128,7 +130,7 @@ export async function buildVaultTokens(
   tenantColumn: string,
   privacy: PrivacyConfig,
   key: { key: Buffer; fingerprint: string },
-  withheld: readonly string[] = [],
+  departed: readonly string[] = [],
 ): Promise<{ rows: RowsByTenant; linkage: LinkageSummary }> {
   const vault = quoteRelation(node.schema, node.identifier);
   const source = quoteRelation(identityModel.schema, identityModel.identifier);
@@ -143,15 +145,15 @@ export async function buildVaultTokens(
   if (Number(other.rows[0]?.n ?? 0) > 0) {
     throw new TsformError(Codes.vaultKey, `${Number(other.rows[0]!.n)} token(s) in the vault were made with another key; refusing to mix keys (rotate the vault explicitly)`);
   }
-  // A practice withheld from research keeps no token: its records are left out of the
-  // identities below, so linkage forgets them too (research-withheld.ts).
+  // A departed practice keeps no token: its records are left out of the identities below, so
+  // linkage forgets them too, and the persons they linked resolve again without them.
   await s.query(
-    `DELETE FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[])
-       AND (${tc} = ANY($2::VARCHAR[])
-            OR NOT EXISTS (SELECT 1 FROM ${source} p WHERE p.${tc} = ${vault}.${tc} AND CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) = ${vault}.patient_id))`,
-    [[...tenants], [...withheld]],
+    `DELETE FROM ${vault} WHERE ${tc} = ANY($2::VARCHAR[])
+       OR (${tc} = ANY($1::VARCHAR[])
+           AND NOT EXISTS (SELECT 1 FROM ${source} p WHERE p.${tc} = ${vault}.${tc} AND CAST(p.${quoteIdent(id.patientId)} AS VARCHAR) = ${vault}.patient_id))`,
+    [[...tenants], [...departed]],
   );
-  const taking = tenants.filter((t) => !withheld.includes(t));
+  const taking = tenants.filter((t) => !departed.includes(t));
   const ssn = id.ssn ? `CAST(p.${quoteIdent(id.ssn)} AS VARCHAR)` : 'NULL';
   // Every identity of these practices, not only new ones: a corrected identity must be re-keyed.
   const { rows } = await s.query(
@@ -173,7 +175,9 @@ export async function buildVaultTokens(
       ssn: r.ssn as string | null,
     },
   }));
-  const linkage = await resolveLinkage(s, { vaultSchema: node.schema, tokenTable: node.identifier, tenantColumn, tenants, identities, key, config: id.linkage });
+  // The departed practices are resolved with the batch: none of their identities is read, so all of their records go.
+  const resolving = [...new Set([...tenants, ...departed])];
+  const linkage = await resolveLinkage(s, { vaultSchema: node.schema, tokenTable: node.identifier, tenantColumn, tenants: resolving, identities, key, config: id.linkage });
   const counts = await s.query(`SELECT ${tc} AS tenant, count(*) AS n FROM ${vault} WHERE ${tc} = ANY($1::VARCHAR[]) GROUP BY 1`, bound);
   const out: RowsByTenant = new Map(tenants.map((t) => [t, 0]));
   for (const r of counts.rows) out.set(String(r.tenant), Number(r.n));

@@ -167,6 +167,16 @@ export function personToken(key: Buffer, identity: string): string {
   return PERSON_PREFIX + hmacHex(key, DOMAIN.person, identity);
 }
 
+/**
+ * The token of a new person (resolve-persons.ts): from its sorted record ids, so that the same
+ * records make the same person again (a practice coming back to research). `attempt` > 0 when the
+ * first is held by another person: the same list of ids can be a new person twice (split, merged,
+ * split again), and the first time's token may have stayed with a record that left it.
+ */
+export function newPersonToken(key: Buffer, recordIds: readonly string[], attempt = 0): string {
+  return personToken(key, attempt === 0 ? `persons2|${JSON.stringify(recordIds)}` : `persons2|${attempt}|${JSON.stringify(recordIds)}`);
+}
+
 /** `pr_` + 64 hex digits: HMAC-SHA256 of the practice id under the practice domain. */
 export function practiceToken(key: Buffer, practiceId: string): string {
   if (practiceId === '') throw new TypeError('practiceToken needs a practice id');

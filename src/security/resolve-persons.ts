@@ -42,8 +42,17 @@ export interface ResolveOptions {
   maxKeyHolders: number;
   /** The token a record holds today, if any. */
   previous: ReadonlyMap<string, string>;
-  /** A fresh token for a new person, from its sorted record ids (unique per distinct list). */
-  newToken: (recordIds: readonly string[]) => string;
+  /**
+   * A fresh token for a new person, from its sorted record ids (unique per distinct list and
+   * attempt). A later attempt is asked for when the token is taken: kept by another person here,
+   * minted for one, or in `taken`.
+   */
+  newToken: (recordIds: readonly string[], attempt: number) => string;
+  /**
+   * Tokens held by records outside `records` (the vault re-resolves only what a change can
+   * reach): a new person must not receive one, or two persons would share it.
+   */
+  taken?: ReadonlySet<string>;
   /**
    * The key values held by more than `maxKeyHolders` records among all records, when `records`
    * is only part of them (the vault re-resolves only what a change can reach): a value's holders
@@ -176,6 +185,8 @@ export function resolvePersons(records: readonly LinkRecord[], opts: ResolveOpti
     if (!w || c.holders > w.holders || (c.holders === w.holders && c.members.length > w.members.length)) winner.set(c.token, c);
   }
   const tokens = new Map<string, string>();
+  // A new token must differ from every token a person keeps, was minted here, or is held outside.
+  const unavailable = new Set<string>([...winner.keys(), ...(opts.taken ?? [])]);
   for (const c of claims) {
     let token = c.token;
     if (token !== undefined && winner.get(token) !== c) {
@@ -183,7 +194,8 @@ export function resolvePersons(records: readonly LinkRecord[], opts: ResolveOpti
       token = undefined;
     }
     if (token === undefined) {
-      token = opts.newToken(c.members.map((m) => records[m]!.id).sort());
+      token = mintToken(opts, c.members.map((m) => records[m]!.id).sort(), unavailable);
+      unavailable.add(token);
       counts.newPersons++;
     }
     for (const m of c.members) {
@@ -195,4 +207,13 @@ export function resolvePersons(records: readonly LinkRecord[], opts: ResolveOpti
   }
   counts.persons = persons.length;
   return { tokens, counts };
+}
+
+function mintToken(opts: ResolveOptions, ids: readonly string[], unavailable: ReadonlySet<string>): string {
+  for (let attempt = 0; attempt < 1_000; attempt++) {
+    const token = opts.newToken(ids, attempt);
+    if (!unavailable.has(token)) return token;
+  }
+  // Only a newToken that ignores its attempt gets here; a keyed hash does not repeat.
+  throw new Error('resolvePersons: newToken gave a taken token 1,000 times');
 }

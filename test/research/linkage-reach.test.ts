@@ -5,7 +5,7 @@ import { buildVaultTokens } from '../../src/execute/vault.ts';
 import { DEFAULT_LINKAGE } from '../../src/project/linkage-config.ts';
 import type { PrivacyConfig } from '../../src/project/types.ts';
 import type { LinkRecord } from '../../src/security/match-keys.ts';
-import { keyFingerprint, personToken } from '../../src/security/pseudonymize.ts';
+import { keyFingerprint, newPersonToken } from '../../src/security/pseudonymize.ts';
 import { resolvePersons } from '../../src/security/resolve-persons.ts';
 import { twoEngines } from '../support/two-engines.ts';
 
@@ -145,7 +145,7 @@ describe.each(engines)('re-resolving only what a change reaches, on $name', (eng
       const all: LinkRecord[] = stored.rows
         .map((r) => ({ id: recordId(String(r.tenant), String(r.patient_id)), keys: words(r.match_keys), dob: words(r.dob_guard), sex: String(r.sex_guard ?? ''), ssn: String(r.ssn_guard ?? ''), sparse: Number(r.sparse) === 1 }))
         .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-      const full = resolvePersons(all, { maxKeyHolders: MAX_KEY_HOLDERS, previous: reference, newToken: (ids) => personToken(KEY, `persons2|${JSON.stringify(ids)}`) });
+      const full = resolvePersons(all, { maxKeyHolders: MAX_KEY_HOLDERS, previous: reference, newToken: (ids, attempt) => newPersonToken(KEY, ids, attempt) });
       reference = full.tokens;
       recordsSeen = all.length;
       crowdedSeen = Math.max(crowdedSeen, full.counts.crowdedKeys);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_LINKAGE, type LinkageConfig } from '../../src/project/linkage-config.ts';
 import { linkRecordOf } from '../../src/security/match-keys.ts';
-import { personToken, type IdentityFields } from '../../src/security/pseudonymize.ts';
+import { newPersonToken, type IdentityFields } from '../../src/security/pseudonymize.ts';
 import { resolvePersons, type Resolution } from '../../src/security/resolve-persons.ts';
 import { PERTURBATIONS, PROFILES, perturb } from '../../scripts/lib/linkage-profiles.ts';
 import { projectLinkage, readDemoRecords, runProfile } from '../../scripts/linkage.ts';
@@ -22,7 +22,7 @@ const william: IdentityFields = { firstName: 'William', lastName: 'Hartmann', bi
 function resolve(identities: readonly IdentityFields[], opts: { previous?: Map<string, string>; config?: LinkageConfig } = {}): Resolution {
   const config = opts.config ?? DEFAULT_LINKAGE;
   const records = identities.map((p, i) => linkRecordOf(KEY, `r${i}`, p, config));
-  return resolvePersons(records, { maxKeyHolders: config.maxKeyHolders, previous: opts.previous ?? new Map(), newToken: (ids) => personToken(KEY, `persons2|${JSON.stringify(ids)}`) });
+  return resolvePersons(records, { maxKeyHolders: config.maxKeyHolders, previous: opts.previous ?? new Map(), newToken: (ids, attempt) => newPersonToken(KEY, ids, attempt) });
 }
 const distinct = (r: Resolution, ids: readonly string[]) => new Set(ids.map((id) => r.tokens.get(id))).size;
 
@@ -142,6 +142,30 @@ describe('bad input', () => {
     const r = resolvePersons(part, { ...opts, crowded: new Set(['common']) });
     expect(r.counts.persons).toBe(2);
     expect(r.counts.crowdedKeys).toBe(1);
+  });
+});
+
+describe('two persons never share a token', () => {
+  const rec = (id: string, keys: string[]) => ({ id, keys, dob: [], sex: '', ssn: '', sparse: false });
+  const newToken = (ids: readonly string[], attempt: number) => newPersonToken(KEY, ids, attempt);
+
+  it('split, merged and split again: the second split does not mint the token the first split minted and the other side kept', () => {
+    // a and b linked through x; x leaves: b is minted newToken([b]). x comes back: the merged
+    // person keeps that token. x leaves again: a keeps it, and b's new token must be another one.
+    const [a, x, b] = [rec('a', ['k1']), rec('x', ['k1', 'k2']), rec('b', ['k2'])];
+    const first = resolvePersons([a, x, b], { maxKeyHolders: 5, previous: new Map(), newToken });
+    const split = resolvePersons([a, b], { maxKeyHolders: 5, previous: new Map([...first.tokens].filter(([id]) => id !== 'x')), newToken });
+    const merged = resolvePersons([a, x, b], { maxKeyHolders: 5, previous: split.tokens, newToken });
+    expect(new Set(merged.tokens.values()).size).toBe(1);
+    const again = resolvePersons([a, b], { maxKeyHolders: 5, previous: new Map([...merged.tokens].filter(([id]) => id !== 'x')), newToken });
+    expect(again.tokens.get('a')).not.toBe(again.tokens.get('b'));
+  });
+
+  it('a token held outside the records resolved (`taken`) is not minted for a new person', () => {
+    const lone = rec('c', ['k9']);
+    const usual = resolvePersons([lone], { maxKeyHolders: 5, previous: new Map(), newToken }).tokens.get('c')!;
+    const r = resolvePersons([lone], { maxKeyHolders: 5, previous: new Map(), newToken, taken: new Set([usual]) });
+    expect(r.tokens.get('c')).not.toBe(usual);
   });
 });
 

@@ -1,12 +1,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzipSync } from 'node:zlib';
-import { parse as parseCsv } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { purgeCommand } from '../../src/cli/purge.ts';
 import { Codes, TsformError } from '../../src/errors.ts';
+import { addBridge, bridgePersons } from '../support/bridge-person.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
 import { failuresOf, withWarehouse, type Query } from '../support/research-fixture.ts';
 
@@ -17,31 +16,6 @@ import { failuresOf, withWarehouse, type Query } from '../support/research-fixtu
  * the same records, grouped into the same persons (token values may differ: a person keeps its
  * earlier token where it can). Counts and practice ids only in assertions.
  */
-
-/**
- * Three made-up records of one person: at practice A without an SSN, at the purged practice X
- * with A's name and birth date and an SSN, at B under another name with X's SSN and birth date.
- * A and B link only through X (name and birth date; SSN and birth date), so purging X must split
- * them into two persons.
- */
-const BRIDGE = [
-  { at: 'a', patient_id: 'bridge-a', first_name: 'Quillon', last_name: 'Vexmarch', ssn: '' },
-  { at: 'x', patient_id: 'bridge-x', first_name: 'Quillon', last_name: 'Vexmarch', ssn: '412-67-3391' },
-  { at: 'b', patient_id: 'bridge-b', first_name: 'Orrin', last_name: 'Talbessy', ssn: '412-67-3391' },
-] as const;
-
-/** Adds the BRIDGE records (each a copy of a record of its practice, with the identity replaced) to the copy's patients extract. */
-function addBridge(dir: string, practices: { a: string; x: string; b: string }, withX: boolean): void {
-  const file = join(dir, 'data/ehr/patients.csv.gz');
-  const rows = parseCsv(gunzipSync(readFileSync(file)), { columns: true }) as Record<string, string>[];
-  const header = Object.keys(rows[0]!);
-  const added = BRIDGE.filter((r) => withX || r.at !== 'x').map((r) => {
-    const template = rows.find((t) => t.practice_id === practices[r.at])!;
-    return { ...template, patient_id: r.patient_id, mrn: r.patient_id, first_name: r.first_name, last_name: r.last_name, ssn: r.ssn, birth_date: '1931-07-19', sex: 'M', death_date: '' };
-  });
-  const line = (r: Record<string, string>) => header.map((h) => `"${(r[h] ?? '').replaceAll('"', '""')}"`).join(',');
-  writeFileSync(file, gzipSync([header.join(','), ...[...rows, ...added].map(line)].join('\n') + '\n'));
-}
 
 function removePractice(dir: string, id: string): void {
   const file = join(dir, 'tenants.yml');
@@ -73,20 +47,21 @@ describe('tsform purge and the vault linkage', () => {
   let purged: DemoCopy;
   let fresh: DemoCopy;
   let gone: string;
+  let linked: string[];
 
   beforeAll(async () => {
     purged = copyDemoProject({ tenants: sampleTenants(4) });
     const [a, x, b] = [...purged.tenantIds].sort();
     gone = x!;
+    linked = [a!, b!];
     addBridge(purged.dir, { a: a!, x: gone, b: b! }, true);
     expect(failuresOf(await runWorkspace({ projectDir: purged.dir, command: 'build' }))).toEqual([]);
-    const bridged = (q: Query) => q(`SELECT count(DISTINCT person_token) AS n FROM vault.person_tokens WHERE patient_id LIKE 'bridge-%'`);
-    expect(await withWarehouse(purged.dir, bridged)).toEqual([{ n: '1' }]); // one person across the three practices
+    expect(await withWarehouse(purged.dir, bridgePersons)).toBe(1); // one person across the three practices
     removePractice(purged.dir, gone);
     fresh = copyDemoProject({ tenants: (ids) => sampleTenants(4)(ids).filter((t) => t !== gone) });
     addBridge(fresh.dir, { a: a!, x: gone, b: b! }, false);
     expect(failuresOf(await runWorkspace({ projectDir: fresh.dir, command: 'build' }))).toEqual([]);
-    expect(await withWarehouse(fresh.dir, bridged)).toEqual([{ n: '2' }]); // without X, two persons
+    expect(await withWarehouse(fresh.dir, bridgePersons)).toBe(2); // without X, two persons
   }, 300_000);
 
   afterAll(() => {
@@ -115,8 +90,12 @@ describe('tsform purge and the vault linkage', () => {
     const { notes } = await purgeCommand(purged.dir, undefined, [gone], true);
     // Its pseudonymized rows went; the published aggregates built from them still count it, and purge says which.
     expect(notes[0]).toBe(`2 global research relation(s) built before this purge count ${gone} until they are built again: tsform run --select research_condition_prevalence research_diabetes_cohort (or the nightly run)`);
+    // A's and B's research slices may carry the link made through X: they go until they are built again.
+    expect(notes[1]).toMatch(/^2 practice\(s\) held persons linked through a practice withheld from research or gone from tenants\.yml: [1-9]\d* row\(s\) of their research slices removed until they are built again$/);
+    const slices = (q: Query) => q(`SELECT practice_id, count(*) AS n FROM pseudo.pseudo_persons WHERE practice_id IN ('${linked.join("','")}') GROUP BY 1`);
+    expect(await withWarehouse(purged.dir, slices)).toEqual([]);
     // And the files were rewritten without the deleted rows (test/ingest/purge-bytes.test.ts).
-    expect(notes.slice(1)).toEqual([expect.stringMatching(/^rewrote tsform\.duckdb /)]);
+    expect(notes.slice(2)).toEqual([expect.stringMatching(/^rewrote tsform\.duckdb /)]);
     expect(await vaultCounts(purged.dir, gone)).toEqual({ linkage_records: 0, linkage_keys: 0, person_tokens: 0 });
     const [after, expected] = [await withWarehouse(purged.dir, persons), await withWarehouse(fresh.dir, persons)];
     expect(after === expected, 'the persons of the purged vault against a vault built without the practice').toBe(true);

@@ -2,6 +2,7 @@ import { Codes, TsformError } from '../../errors.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { buildVaultTokens } from '../vault.ts';
 import { researchSplit, withheldNote } from '../research-withheld.ts';
+import { departedPractices, practicesLinkedThrough, withdrawLinkedSlices } from '../departed-linkage.ts';
 import { linkageNotes } from '../vault-linkage.ts';
 
 // One resolution at a time per vault in this process: each reads every practice's records, and
@@ -28,17 +29,22 @@ export const vaultTokensStrategy: MaterializationStrategy<'vault_tokens'> = {
     const key = await ctx.vaultKey();
     const privacy = ctx.privacy;
     const { withheld } = researchSplit(ctx.manifest, tenants);
-    const { rows, linkage } = await oneAtATime(`${node.schema}.${node.identifier}`, () =>
-      ctx.adapter.transaction(
+    const { rows, linkage, linkedNote } = await oneAtATime(`${node.schema}.${node.identifier}`, async () => {
+      const departed = [...new Set([...withheld, ...(await departedPractices(ctx.adapter, ctx.manifest, node, ctx.tenantColumn))])];
+      // Before the vault forgets them (departed-linkage.ts): a crash in between removes the same slices again.
+      const linked = await practicesLinkedThrough(ctx.adapter, node, ctx.tenantColumn, departed);
+      const linkedNote = await withdrawLinkedSlices(ctx, linked);
+      const built = await ctx.adapter.transaction(
         async (s) => {
           // Several processes (or machines) may run practices of one PostgreSQL warehouse.
           if (ctx.adapter.kind === 'postgres') await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.linkage', node.schema]);
-          return buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, privacy, key, withheld);
+          return buildVaultTokens(s, node, identity, tenants, ctx.tenantColumn, privacy, key, departed);
         },
         { timeoutMs: ctx.nodeTimeoutMs },
-      ),
-    );
-    const notes = linkageNotes(linkage);
+      );
+      return { ...built, linkedNote };
+    });
+    const notes = [...linkageNotes(linkage), ...(linkedNote ? [linkedNote] : [])];
     return { rows, notes: withheld.length > 0 ? [...notes, withheldNote(withheld.length, 'no token or linkage record kept for them')] : notes };
   },
 };
