@@ -12,6 +12,7 @@ import { lockPractices } from './practice-locks.ts';
 import type { RunRequest } from './run-request.ts';
 import { startMonitoring } from './run-monitoring.ts';
 import { leakScanPlanned, leakScanResult, recordRun } from './run-record.ts';
+import { refuseDeferredDepartedRows } from './defer-research.ts';
 import { DEFER_CATALOG, prepareSlimCi, refuseNoPractices } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
 import { settleVaultKey } from './vault-key-stage.ts';
@@ -38,7 +39,7 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
   const captured = selectsCaptured(reqIn.select) ? await readCaptured(reqIn, env) : undefined;
   const req = captured ? { ...reqIn, capturedTenants: new Set(captured.keys()) } : reqIn;
   const clock = req.clock ?? systemClock;
-  const { ws, plan: planned, deferDatabase, notices: slimCiNotices } = prepareSlimCi(req);
+  const { ws, plan: planned, deferDatabase, deferred, notices: slimCiNotices } = prepareSlimCi(req);
   refuseNoPractices(ws, req.command);
   const target = resolveTarget(ws.project, req.target);
   if (deferDatabase && target.type !== 'duckdb') {
@@ -52,6 +53,7 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
   const capture = runCaptureFor(ws, planned, adapter, req.openOltp, env, req.threads ?? target.threads);
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
+    if (deferred) await refuseDeferredDepartedRows(adapter, ws.manifest, deferred, DEFER_CATALOG, ws.project.config.tenantColumn);
     const notices = [...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
     capture?.useBatches(plan.batches);

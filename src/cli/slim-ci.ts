@@ -10,6 +10,7 @@ import { modifiedNodes } from '../graph/state.ts';
 import { buildPlan, type Plan } from '../plan/plan.ts';
 import { classesLoweredSince } from '../security/declared-classes.ts';
 import { compileWorkspace, type WorkspaceOptions } from './compile-stage.ts';
+import { refuseResearchFromBeforeDeparture } from './defer-research.ts';
 import type { RunRequest } from './run-request.ts';
 import type { Workspace } from './workspace.ts';
 
@@ -48,6 +49,8 @@ export interface SlimCi {
   plan: Plan;
   /** The production database `--defer` reads, when it has one. */
   deferDatabase?: string;
+  /** The nodes read from it. */
+  deferred?: ReadonlySet<string>;
   /** What the run should say about how it read production (e.g. no database: built instead). */
   notices: string[];
 }
@@ -76,8 +79,9 @@ export function prepareSlimCi(req: RunRequest): SlimCi {
     const notice = `--defer: ${req.state} has no production database (tsform.duckdb), so nothing is read from production: the ${read.size} upstream node(s) the selection reads are built here too`;
     return { ws, plan: planWorkspace(ws, req, modified, built), notices: read.size > 0 ? [notice] : [] };
   }
+  if (production) refuseResearchFromBeforeDeparture(ws.manifest, production, read);
   ws = compileWorkspace(req.projectDir, { vars: req.vars, targetPath: req.targetPath, deferred: { nodes: read, catalog: DEFER_CATALOG } });
-  return { ws, plan: planWorkspace(ws, req, modified, selected), deferDatabase, notices: [] };
+  return { ws, plan: planWorkspace(ws, req, modified, selected), deferDatabase, deferred: read, notices: [] };
 }
 
 /**
