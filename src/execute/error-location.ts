@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ManifestNode } from '../artifacts/manifest.ts';
 import type { StatementPosition } from '../adapters/statement-position.ts';
+import { Codes, TsformError, type Code } from '../errors.ts';
+import type { BuildContext } from './strategy.ts';
 
 /**
  * A database error against a model's compiled SQL, placed at the model file's line (issue 15
@@ -120,4 +122,14 @@ export function locateValueError(text: string, node: ManifestNode, projectRoot: 
 /** A line without its string literals and `--` comment, same length up to the comment (a call inside a string is no call). */
 function codeOnly(line: string): string {
   return line.replace(/'(?:[^']|'')*'/g, (s) => ' '.repeat(s.length)).replace(/--.*$/, '');
+}
+
+/** A node's failure as run_results.json records it: at the model's line when the engine placed it, with its stable code. */
+export function describeNodeError(err: unknown, node: ManifestNode, ctx: Pick<BuildContext, 'adapter' | 'projectRoot'>): { message: string; code: Code } {
+  if (err instanceof TsformError) return { message: `${node.path}: ${err.message}`, code: err.code };
+  const text = ctx.adapter.describeError(err);
+  const at = locateModelError(ctx.adapter.errorPosition?.(err), node, ctx.projectRoot) ?? locateValueError(text, node, ctx.projectRoot);
+  if (!at) return { message: `${node.path}: ${text}`, code: Codes.sqlError };
+  // The engine's own `LINE n:` counts lines of the statement sent, not of the model: replaced by the model's line.
+  return { message: [`${at.where}: ${text.replace(/ \| LINE \d+:.*$/, '')}`, ...at.excerpt].join('\n'), code: Codes.sqlError };
 }

@@ -10,7 +10,7 @@ import { forgetNonIncremental } from '../warehouse/relation-versions.ts';
 import { movedRowRebuilds } from './moved-row-rebuilds.ts';
 import { beginFullRefresh, endFullRefresh, refreshTargets } from './full-refresh.ts';
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
-import { lineInSql, locateModelError, locateValueError } from './error-location.ts';
+import { describeNodeError, lineInSql } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
 
 export interface RunnerOptions {
@@ -231,7 +231,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
         }, (tenant, err, ms) => {
           ms += sliced.get(`${step.id}|${tenant}`)?.ms ?? 0;
           sliced.delete(`${step.id}|${tenant}`);
-          const msg = describeError(err, node, ctx);
+          const msg = describeNodeError(err, node, ctx);
           markFailed(step.id, tenant, `${step.id} failed for this practice`);
           out.push(result(step, tenant, 'error', { message: msg.message, code: msg.code, ms }));
         });
@@ -261,7 +261,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
         const outcome = await withRetries(() => opts.strategies.build(ctx, node, null));
         out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined, notes: outcome.notes }));
       } catch (err) {
-        const msg = describeError(err, node, ctx);
+        const msg = describeNodeError(err, node, ctx);
         onceFailed.set(step.id, `${step.id} failed`);
         return [result(step, null, 'error', { message: msg.message, code: msg.code, ms: performance.now() - started })];
       }
@@ -371,15 +371,6 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
 function failsForEveryPractice(err: unknown, adapter: BuildContext['adapter']): boolean {
   if (err instanceof TsformError) return err.code === Codes.schemaChanged || err.code === Codes.fullRefreshDependents;
   return adapter.isStatementError(err);
-}
-
-function describeError(err: unknown, node: ManifestNode, ctx: BuildContext): { message: string; code: Code } {
-  if (err instanceof TsformError) return { message: `${node.path}: ${err.message}`, code: err.code };
-  const text = ctx.adapter.describeError(err);
-  const at = locateModelError(ctx.adapter.errorPosition?.(err), node, ctx.projectRoot) ?? locateValueError(text, node, ctx.projectRoot);
-  if (!at) return { message: `${node.path}: ${text}`, code: Codes.sqlError };
-  // The engine's own `LINE n:` counts lines of the statement sent, not of the model: replaced by the model's line.
-  return { message: [`${at.where}: ${text.replace(/ \| LINE \d+:.*$/, '')}`, ...at.excerpt].join('\n'), code: Codes.sqlError };
 }
 
 /**
