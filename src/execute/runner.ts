@@ -57,6 +57,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
   /** step → practice → why it did not succeed (skips cascade through this map). */
   const failed = new Map<string, Map<string, string>>();
   const onceFailed = new Map<string, string>();
+  /** Step run once → practices it read as last built: a step reading it read their old slices too. */
+  const staleOnce = new Map<string, string[]>();
   /** Task key → the practices whose build used its time slice with work left (BuildOutcome.workLeft). */
   const continuing = new Map<string, string[]>();
   /** `step|practice` → what its earlier slices did, summed into the one result it gets at the end. */
@@ -248,7 +250,7 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       return [result(step, null, 'skipped', { message: `skipped: ${blocked}`, code: Codes.upstreamFailed })];
     }
     const stale = new Set<string>();
-    for (const up of step.upstream) for (const t of failed.get(up)?.keys() ?? []) stale.add(t);
+    for (const up of step.upstream) for (const t of [...(failed.get(up)?.keys() ?? []), ...(staleOnce.get(up) ?? [])]) stale.add(t);
     if (stale.size > 0 && !step.fanOut && step.scope !== 'tenant' && plan.fanIn !== 'use_last_good') {
       const why = `${stale.size} practice(s) failed upstream and the fan-in policy is '${plan.fanIn}'`;
       onceFailed.set(step.id, why);
@@ -259,7 +261,8 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
       const started = performance.now();
       try {
         const outcome = await withRetries(() => opts.strategies.build(ctx, node, null));
-        out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: stale.size ? [...stale].sort() : undefined, notes: outcome.notes }));
+        if (stale.size > 0) staleOnce.set(step.id, [...stale].sort());
+        out.push(result(step, null, 'success', { rows: outcome.rows.get(null) ?? null, ms: performance.now() - started, stale: staleOnce.get(step.id), notes: outcome.notes }));
       } catch (err) {
         const msg = describeNodeError(err, node, ctx);
         onceFailed.set(step.id, `${step.id} failed`);
