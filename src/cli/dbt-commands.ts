@@ -40,10 +40,10 @@ export function registerDbtCommands<O extends DbtCommandOptions>(program: Comman
     .description('run again what failed, was skipped or was interrupted in the last run (target/run_results.json), only for the practices it failed for')
     .action(
       guard(async (o) => {
-        const { readRetryPlan, retryLine } = await import('./retry.ts');
+        const { readersLine, readRetryPlan, retryLine, retrySelection } = await import('./retry.ts');
         const { artifactDir } = await import('./target-path.ts');
         const retry = readRetryPlan(artifactDir(resolve(o.projectDir), o.targetPath));
-        if (retry.nodes.length === 0) {
+        if (retry.nodes.length === 0 && retry.stale.length === 0) {
           out(`nothing to retry: every node of the last ${retry.command}${retry.runId ? ` (${retry.runId})` : ''} succeeded`);
           return EXIT_OK;
         }
@@ -51,11 +51,12 @@ export function registerDbtCommands<O extends DbtCommandOptions>(program: Comman
         // The project may have changed since (that is often why one retries): a node that is gone is said so, not a selector error.
         const { compileWorkspace } = await import('./api.ts');
         const dag = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath, write: false }).dag;
-        const gone = retry.nodes.filter((id) => !dag.graph.hasNode(id));
-        if (gone.length > 0) err(`retry: no longer in the project, not run: ${gone.join(', ')}`);
-        const nodes = retry.nodes.filter((id) => dag.graph.hasNode(id));
-        if (nodes.length === 0) return EXIT_OK;
-        return runAction(retry.command, { ...o, target: o.target ?? retry.target, select: nodes, tenant: retry.tenants.length > 0 ? [retry.tenants.join(',')] : undefined });
+        const selection = retrySelection(retry, dag);
+        if (selection.gone.length > 0) err(`retry: no longer in the project, not run: ${selection.gone.join(', ')}`);
+        const readers = readersLine(selection);
+        if (readers) err(readers);
+        if (selection.nodes.length === 0) return EXIT_OK;
+        return runAction(retry.command, { ...o, target: o.target ?? retry.target, select: selection.nodes, tenant: retry.tenants.length > 0 ? [retry.tenants.join(',')] : undefined });
       }),
     );
 

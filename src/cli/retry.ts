@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Codes, TsformError } from '../errors.ts';
-import type { Command as PlanCommand } from '../plan/plan.ts';
+import { downstreamOf, type ModelDag } from '../graph/dag.ts';
+import { fansOut, type Command as PlanCommand } from '../plan/plan.ts';
 
 /** What `tsform retry` runs again, read from the last run_results.json. */
 export interface RetryPlan {
@@ -19,6 +20,10 @@ export interface RetryPlan {
   succeededTenants: number;
   /** (node, practice) pairs that failed, were skipped or interrupted. */
   redo: number;
+  /** Steps run once whose result listed practices read as last built (`stale_tenants`). */
+  stale: string[];
+  /** Every node the last run had (a retry runs nothing the run had not selected). */
+  lastRun: string[];
 }
 
 const RETRIED = new Set(['error', 'skipped', 'interrupted']);
@@ -45,11 +50,20 @@ export function readRetryPlan(targetDir: string): RetryPlan {
   const nodes = new Set<string>();
   const tenants = new Set<string>();
   const allTenants = new Set<string>();
+  const stale = new Set<string>();
+  const lastRun = new Set<string>();
   let global = false;
   let redo = 0;
+  // Version 2 lists every node of the run in `nodes`, its successes included; version 1 every unit in `results`.
+  for (const n of Array.isArray(run.nodes) ? (run.nodes as unknown[]) : []) {
+    const { model } = (n ?? {}) as Record<string, unknown>;
+    if (typeof model === 'string') lastRun.add(model);
+  }
   for (const r of run.results as unknown[]) {
-    const { model, tenant, status } = (r ?? {}) as Record<string, unknown>;
+    const { model, tenant, status, stale_tenants } = (r ?? {}) as Record<string, unknown>;
     if (typeof tenant === 'string') allTenants.add(tenant);
+    if (typeof model === 'string') lastRun.add(model);
+    if (typeof model === 'string' && tenant === null && Array.isArray(stale_tenants) && stale_tenants.length > 0) stale.add(model);
     if (typeof model !== 'string' || typeof status !== 'string' || !RETRIED.has(status)) continue;
     // Run-wide checks (the leak scan) are not nodes: they run again with what they check.
     if (model.includes(':') && !model.startsWith('source:')) continue;
@@ -68,7 +82,42 @@ export function readRetryPlan(targetDir: string): RetryPlan {
     global,
     succeededTenants: [...allTenants].filter((t) => !tenants.has(t)).length,
     redo,
+    stale: [...stale].sort(),
+    lastRun: [...lastRun].sort(),
   };
+}
+
+/** What a retry selects, against the project as it is now. */
+export interface RetrySelection {
+  /** The nodes to run: what did not complete, then the steps run once that read it. */
+  nodes: string[];
+  /** Steps run once added because they read what is retried, or read a practice's last good slice. */
+  readers: string[];
+  /** Nodes to retry that are no longer in the project. */
+  gone: string[];
+}
+
+/**
+ * A step run once (global, shared, a view over every practice) reads every practice: when a
+ * practice is retried, what such a step built on that practice's last good slice (or would
+ * have built, had it not been skipped) is out of date, so the retry builds it again after the
+ * practice, and the retry's run_results.json says what it read this time (a practice that
+ * fails again stays in its `stale_tenants`). Only steps the last run had: a retry finishes that
+ * run, it does not widen its selection. A `test` retry reads the relations as they are, so
+ * nothing downstream changes and only the failed tests run again.
+ */
+export function retrySelection(p: RetryPlan, dag: ModelDag): RetrySelection {
+  const { graph } = dag;
+  const present = p.nodes.filter((id) => graph.hasNode(id));
+  const gone = p.nodes.filter((id) => !graph.hasNode(id));
+  if (p.command === 'test') return { nodes: present, readers: [], gone };
+  const retried = new Set(present);
+  const ran = new Set(p.lastRun);
+  const staleHere = p.stale.filter((id) => graph.hasNode(id));
+  const readers = [...new Set([...staleHere, ...downstreamOf(graph, [...present, ...staleHere])])]
+    .filter((id) => ran.has(id) && !retried.has(id) && !fansOut(graph.getNodeAttribute(id, 'node')))
+    .sort();
+  return { nodes: [...present, ...readers], readers, gone };
 }
 
 /** One line saying what the retry runs again and what it leaves alone. */
@@ -76,4 +125,10 @@ export function retryLine(p: RetryPlan): string {
   const practices = p.tenants.length > 0 ? ` for ${p.tenants.length} practice(s)` : '';
   const kept = p.succeededTenants > 0 ? `; ${p.succeededTenants} practice(s) that succeeded are not re-run` : '';
   return `retry: ${p.redo} node(s) failed, were skipped or interrupted in the last ${p.command}${p.runId ? ` (${p.runId})` : ''}: running ${p.nodes.length} model(s) again${practices}${kept}`;
+}
+
+/** The steps run once that the retry builds again after what it retries, or undefined. */
+export function readersLine(s: RetrySelection): string | undefined {
+  if (s.readers.length === 0) return undefined;
+  return `retry: then ${s.readers.length} step(s) run once that read them, over every practice: ${s.readers.join(', ')}`;
 }

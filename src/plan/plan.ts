@@ -105,6 +105,14 @@ export function isolateTenants(plan: Plan, alone: ReadonlySet<string>): Plan {
   return { ...plan, batches: pooled.map((b) => b.tenants), batchPools: pooled.map((b) => b.pool) };
 }
 
+/**
+ * A tenant-scoped relation is built per batch of practices; global and shared ones, and a view
+ * (one statement over every practice's rows), run once.
+ */
+export function fansOut(node: Pick<ManifestNode, 'scope' | 'materialized'>): boolean {
+  return node.scope === 'tenant' && node.materialized !== 'view';
+}
+
 /** A source with a loader is built by tsform; one without is read where it is. */
 export function isLoaded(node: SourceNode): boolean {
   return node.csv_path !== undefined || node.capture !== undefined;
@@ -156,7 +164,7 @@ export function buildPlan(manifest: Manifest, dag: ModelDag, opts: PlanOptions):
     // A source without a loader is read where it is; it is only a step when it has tests.
     const buildable = build && (node.kind !== 'source' || isLoaded(node));
     if (!buildable && tests.length === 0) continue;
-    const fanOut = node.scope === 'tenant' && node.materialized !== 'view';
+    const fanOut = fansOut(node);
     steps.push({
       id,
       kind: node.kind,
