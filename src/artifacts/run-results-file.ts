@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { NodeResult, NodeStatus, RunResults, TenantSummary } from './run-results.ts';
+import { unitsNotRun, type NodeResult, type NodeStatus, type RunResults, type TenantSummary } from './run-results.ts';
 
 /**
  * `target/run_results.json` as written, version 2 (issue 15 item 11): a summary per node, and
@@ -40,7 +40,11 @@ export interface RunResultsFile {
   finished_at: string;
   elapsed_ms: number;
   interrupted?: boolean;
-  summary: { units: number } & Counts & { practices: Counts };
+  /**
+   * Every unit the run announced, by status; `not_run`: announced units without a result (tests
+   * of a model that failed or was skipped). The same counts as the summary the run printed.
+   */
+  summary: { units: number } & Counts & { not_run: number; practices: Counts };
   /** Per node; a per-practice node's successes are the run's practices (`tenants`) minus its `results` and `not_run`. */
   nodes: (NodeRecord & { not_run?: string[] })[];
   /** Every unit that did not succeed (and global nodes that read stale practices), as version 1 wrote them. */
@@ -58,7 +62,8 @@ const zero = (): Counts => ({ success: 0, error: 0, skipped: 0, interrupted: 0 }
 export function toRunResultsFile(run: RunResults): RunResultsFile {
   const practices = Object.keys(run.tenants);
   const byNode = new Map<string, { rec: NodeRecord; durations: number[]; seen: Set<string>; notes: Map<string, number> }>();
-  const summary = { units: run.results.length, ...zero(), practices: zero() };
+  const notRun = unitsNotRun(run);
+  const summary = { units: run.results.length + notRun, ...zero(), not_run: notRun, practices: zero() };
   const listed: NodeResult[] = [];
   for (const r of run.results) {
     summary[r.status]++;
@@ -157,6 +162,8 @@ export function fromRunResultsFile(doc: RunResultsFile | RunResults): RunResults
     ...(file.notices ? { notices: file.notices } : {}),
     ...(file.needs_action ? { needs_action: file.needs_action } : {}),
     ...(file.interrupted ? { interrupted: true } : {}),
+    // Files from before `not_run` counted only the units with a result: nothing to restore.
+    ...(typeof file.summary?.not_run === 'number' ? { planned_units: file.summary.units } : {}),
   };
 }
 

@@ -59,6 +59,16 @@ export interface RunResults {
   needs_action?: string[];
   /** The run was stopped before it finished: nodes it had not run are `interrupted`. */
   interrupted?: boolean;
+  /**
+   * The units the run announced before it started (builds, tests, run-wide checks; plan/units.ts).
+   * Those without a result are `not run`: the tests of a model that failed or was skipped.
+   */
+  planned_units?: number;
+}
+
+/** Announced units without a result (the printed summary's and run_results.json's `not_run`). */
+export function unitsNotRun(run: Pick<RunResults, 'results' | 'planned_units'>): number {
+  return run.planned_units === undefined ? 0 : Math.max(0, run.planned_units - run.results.length);
 }
 
 export function summarizeTenants(results: readonly NodeResult[], tenants: readonly string[]): Record<string, TenantSummary> {

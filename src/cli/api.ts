@@ -59,7 +59,8 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
     capture?.useBatches(plan.batches);
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
     const leakScan = !req.skipLeakScan && leakScanPlanned(ws, plan);
-    req.onPlan?.(plan, plannedUnits(plan, { checks: leakScan ? 1 : 0 }));
+    const units = plannedUnits(plan, { checks: leakScan ? 1 : 0 });
+    req.onPlan?.(plan, units);
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
     const monitoring = await startMonitoring(ws, plan, adapter, { runId, clock, env, selectedTenants, alertLog: req.alertLog });
@@ -97,6 +98,7 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
       notices,
       needsAction,
       interrupted: req.signal?.aborted === true,
+      plannedUnits: units.total,
       dispatcher: monitoring.dispatcher,
     };
     const recorded = await recordRun(adapter, ws, plan, req, selectedTenants, finished);

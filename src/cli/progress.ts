@@ -1,5 +1,5 @@
 import pc from 'picocolors';
-import type { NodeResult, RunResults } from '../artifacts/run-results.ts';
+import { unitsNotRun, type NodeResult, type RunResults } from '../artifacts/run-results.ts';
 import type { Plan, PlanStep } from '../plan/plan.ts';
 import { plannedUnits, type PlannedUnits } from '../plan/units.ts';
 import { FailureDigest } from './failure-digest.ts';
@@ -154,10 +154,13 @@ export function totalsLine(s: Pick<RunSummary, 'units' | 'success' | 'error' | '
 
 export type RunSummary = ReturnType<typeof summaryOf>;
 
-/** The final counts; with the planned units, those that reported nothing are counted as not run. */
+/**
+ * The final counts; announced units that reported nothing are counted as not run. The run's own
+ * record of what it announced comes first: run_results.json's summary is counted from it too.
+ */
 export function summaryOf(run: RunResults, planned?: PlannedUnits) {
   const count = (s: string) => run.results.filter((r) => r.status === s).length;
-  const notRun = planned ? Math.max(0, planned.total - run.results.length) : 0;
+  const notRun = unitsNotRun({ results: run.results, planned_units: run.planned_units ?? planned?.total });
   return {
     run_id: run.run_id,
     elapsed_ms: run.elapsed_ms,

@@ -46,6 +46,8 @@ export interface FinishedRun {
   notices: string[];
   needsAction?: string[];
   interrupted?: boolean;
+  /** The units the run announced (`onPlan`): the summaries count those without a result as not run. */
+  plannedUnits?: number;
   dispatcher: AlertDispatcher;
 }
 
@@ -65,6 +67,7 @@ export async function recordRun(adapter: Adapter, ws: Workspace, plan: Plan, req
     ...(done.notices.length > 0 ? { notices: done.notices } : {}),
     ...(done.needsAction?.length ? { needs_action: done.needsAction } : {}),
     ...(done.interrupted ? { interrupted: true } : {}),
+    ...(done.plannedUnits !== undefined ? { planned_units: done.plannedUnits } : {}),
   };
   writeRunResults(ws.targetDir, run, { full: req.fullResults });
   const meta = ws.project.config.schemas.meta;

@@ -12,6 +12,7 @@ import { beginFullRefresh, endFullRefresh, refreshTargets } from './full-refresh
 import type { BuildContext, BuildOutcome, StrategyRegistry } from './strategy.ts';
 import { describeNodeError, lineInSql } from './error-location.ts';
 import { runDataTest } from './run-tests.ts';
+import { interruptedUnits } from './interrupted-units.ts';
 
 export interface RunnerOptions {
   plan: Plan;
@@ -161,11 +162,10 @@ export async function executePlan(opts: RunnerOptions): Promise<NodeResult[]> {
 
   function interrupted(task: Task): NodeResult[] {
     const why = typeof opts.signal?.reason === 'string' ? opts.signal.reason : 'the run was stopped before this ran';
-    const o = { message: `interrupted: ${why}`, code: Codes.interrupted };
-    if (task.batch === undefined) return [result(task.step, null, 'interrupted', o)];
+    if (task.batch === undefined) return interruptedUnits(task.step, undefined, plan.tenants, why);
     const batch = continuing.get(task.key) ?? plan.batches[task.batch]!;
     continuing.delete(task.key);
-    return batch.map((t) => result(task.step, t, 'interrupted', o));
+    return interruptedUnits(task.step, batch, plan.tenants, why);
   }
 
   function markFailed(step: string, tenant: string, why: string): void {

@@ -41,6 +41,13 @@ describe('an interrupted run', () => {
     const s = summaryOf(run, planned);
     expect(s.success + s.error + s.skipped + s.interrupted + s.not_run).toBe(s.units);
     expect(s.units).toBe(planned!.total);
+    // Nothing failed: every unit the run did not reach, the tests of a model it did not build
+    // included, is interrupted (what retry reads), not "not run".
+    expect(s.not_run).toBe(0);
+    expect(status('interrupted').some((r) => r.kind === 'test')).toBe(true);
+    // The file says the same as the summary printed.
+    const file = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as { summary: Record<string, number> };
+    expect(file.summary).toMatchObject({ units: s.units, success: s.success, error: s.error, skipped: s.skipped, interrupted: s.interrupted, not_run: s.not_run });
     const written = readRunResults(join(demo.dir, 'target/run_results.json'));
     expect(written.interrupted).toBe(true);
     expect(written.run_id).toBe(run.run_id);
@@ -48,14 +55,30 @@ describe('an interrupted run', () => {
     expect(Object.values(written.tenants).some((t) => t.status === 'success')).toBe(false);
   });
 
+  it('an interrupted `test`: the tests it did not run are interrupted tests, not builds it never planned', async () => {
+    const stop = new AbortController();
+    let planned: PlannedUnits | undefined;
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'test', threads: 1, signal: stop.signal, onPlan: (_p, units) => (planned = units), onTaskEnd: () => stop.abort() });
+    expect(run.interrupted).toBe(true);
+    expect(run.results.filter((r) => r.kind === 'build')).toEqual([]);
+    const s = summaryOf(run, planned);
+    expect(s.units).toBe(planned!.total);
+    expect(s.interrupted).toBeGreaterThan(0);
+    expect(s.not_run).toBe(0);
+    const file = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as { summary: Record<string, number> };
+    expect(file.summary.units).toBe(planned!.total);
+  });
+
   it('the CLI: SIGINT exits 130 after writing run_results.json', async () => {
     const target = join(demo.dir, 'target/run_results.json');
     const before = existsSync(target) ? (JSON.parse(readFileSync(target, 'utf8')) as RunResults).run_id : undefined;
     const child = spawn(process.execPath, [join(REPO_ROOT, 'bin/tsform.mjs'), 'build', '--project-dir', demo.dir, '--threads', '1', '--log-format', 'json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
+    let stdout = '';
     child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     let signalled = false;
     child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
       // the first node result: the run is under way
       if (!signalled && b.toString().includes('"event":"node"')) {
         signalled = true;
@@ -70,5 +93,9 @@ describe('an interrupted run', () => {
     expect(written.run_id).not.toBe(before);
     expect(written.interrupted).toBe(true);
     expect(written.results.some((r) => r.status === 'interrupted')).toBe(true);
+    // The summary event on stdout and the file's summary are the same counts.
+    const event = stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'summary')!;
+    const file = JSON.parse(readFileSync(target, 'utf8')) as { summary: Record<string, number> };
+    expect(file.summary).toMatchObject({ units: event.units, success: event.success, error: event.error, skipped: event.skipped, interrupted: event.interrupted, not_run: event.not_run });
   }, 180_000);
 });

@@ -70,6 +70,9 @@ describe('counts that add up', () => {
     expect(done.notRun).toBe(1);
     const run = readRunResults(join(demo.dir, 'target/run_results.json'));
     expect(run.results.length + done.notRun).toBe(plan.total);
+    // The file's summary is the printed one: the same total, the tests not run among its terms.
+    const file = JSON.parse(readFileSync(join(demo.dir, 'target/run_results.json'), 'utf8')) as { summary: Record<string, number> };
+    expect(file.summary).toMatchObject({ units: done.total, success: done.success, error: done.error, skipped: done.skipped, interrupted: 0, not_run: done.notRun });
     expect(run.results.some((x) => x.node === `fragile_mart@${failing}` && x.status === 'error')).toBe(true);
   });
 
