@@ -135,6 +135,11 @@ export interface Adapter {
   /** Creates a schema if missing; on DuckDB a schema that is an attached database file (research, vault) is left as it is. */
   ensureSchema(schema: string): Promise<void>;
   /**
+   * Base tables in `schemas` with a column named `column`: no views, no partitions (their parent
+   * is listed). What a catalog holds beside what the manifest names (purge: a renamed model's table).
+   */
+  tablesWithColumn?(schemas: readonly string[], column: string): Promise<{ schema: string; name: string }[]>;
+  /**
    * What retrying a failure would do (errors.ts ErrorClass): `transient` (connection loss, write
    * conflict, deadlock) may succeed; `permanent` and `cancelled` (a statement timeout, an
    * interrupt) are never retried. A TsformError is its own class. Each engine's classifier is the

@@ -43,9 +43,11 @@ export async function purgeCommand(projectDir: string, target: string | undefine
     const { schemas } = ws.project.config;
     // First, so that a missing vault key or a linkage setting refused stops the purge with nothing deleted.
     const linkage = await purgeLinkage(adapter, ws, tenant, !yes, env);
+    const built = tenantRelations(manifestNodes(ws.manifest));
+    const behind = await leftBehind(adapter, ws, built);
     const counts = await purgeTenant(adapter, {
       tenant,
-      relations: tenantRelations(manifestNodes(ws.manifest)),
+      relations: [...built, ...behind],
       tenantColumn: ws.project.config.tenantColumn,
       metaSchema: schemas.meta,
       separateSchemas: [schemas.research, schemas.vault],
@@ -53,7 +55,7 @@ export async function purgeCommand(projectDir: string, target: string | undefine
     });
     counts.push(...linkage.counts);
     if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
-    outcome = { counts, notes: [...(await stillCounted(adapter, ws.manifest, tenant, counts)), ...(linkage.note ? [linkage.note] : [])] };
+    outcome = { counts, notes: [...(await stillCounted(adapter, ws.manifest, tenant, counts)), ...(linkage.note ? [linkage.note] : []), ...behindNote(behind, counts)] };
   } finally {
     await adapter.close();
   }
@@ -124,6 +126,31 @@ async function stillCounted(adapter: Adapter, manifest: Manifest, tenant: string
   for (const n of Object.values(manifest.models)) if (isGlobalResearchRelation(manifest, n) && (await adapter.describe(n.schema, n.identifier))) global.push(n.name);
   if (global.length === 0) return [];
   return [`${global.length} global research relation(s) built before this purge count ${tenant} until they are built again: tsform run --select ${global.join(' ')} (or the nightly run)`];
+}
+
+/**
+ * Tables in the schemas tsform builds into that hold the tenant column but that no node of the
+ * current project names: a renamed, deleted, moved or ephemeral-now model's old table keeps every
+ * practice's rows (red-team, 2026-12-07: purge deleted from the renamed model's table and left the
+ * old one holding the practice's patients, then said the files were rewritten). A source without
+ * a loader is someone else's table and stays out, as in `tenantRelations`.
+ */
+async function leftBehind(adapter: Adapter, ws: Workspace, built: readonly { schema: string; identifier: string }[]): Promise<{ schema: string; identifier: string }[]> {
+  if (!adapter.tablesWithColumn) return [];
+  const nodes = Object.values(manifestNodes(ws.manifest));
+  // An ephemeral model has no relation: a table of its name is what it built before.
+  const named = new Set(nodes.filter((n) => n.kind !== 'model' || n.materialized !== 'ephemeral').map((n) => `${n.schema}.${n.identifier}`));
+  const schemas = new Set([...built.map((r) => r.schema), ...nodes.filter((n) => n.kind !== 'source').map((n) => n.schema)]);
+  schemas.delete(ws.project.config.schemas.meta);
+  const tables = await adapter.tablesWithColumn([...schemas], ws.project.config.tenantColumn);
+  return tables.filter((t) => !named.has(`${t.schema}.${t.name}`)).map((t) => ({ schema: t.schema, identifier: t.name }));
+}
+
+function behindNote(behind: readonly { schema: string; identifier: string }[], counts: readonly PurgeCount[]): string[] {
+  const names = new Set(behind.map((b) => `${b.schema}.${b.identifier}`));
+  const held = counts.filter((c) => names.has(c.relation) && c.rows > 0);
+  if (held.length === 0) return [];
+  return [`${held.length} table(s) no model of this project builds (a renamed, deleted or moved model's, left in place) held its rows: ${held.map((c) => c.relation).join(', ')}; drop them if nothing reads them`];
 }
 
 /**

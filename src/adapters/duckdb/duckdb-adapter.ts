@@ -224,6 +224,20 @@ export class DuckDBAdapter implements Adapter {
     };
   }
 
+  async tablesWithColumn(schemas: readonly string[], column: string): Promise<{ schema: string; name: string }[]> {
+    // A schema kept in a file of its own is that database's `main`.
+    const { rows } = await this.query(
+      `SELECT CASE WHEN t.database_name = current_database() THEN t.schema_name ELSE t.database_name END AS s, t.table_name AS n
+         FROM duckdb_tables() t JOIN duckdb_columns() c USING (database_name, schema_name, table_name)
+        WHERE c.column_name = $2
+          AND ((t.database_name = current_database() AND t.schema_name = ANY($1::VARCHAR[]))
+               OR (t.database_name = ANY($3::VARCHAR[]) AND t.schema_name = 'main'))
+        ORDER BY 1, 2`,
+      [[...schemas], column, schemas.filter((x) => this.attached.has(x))],
+    );
+    return rows.map((r) => ({ schema: String(r.s), name: String(r.n) }));
+  }
+
   classifyError(err: unknown): ErrorClass {
     return classifyDuckDBError(err);
   }

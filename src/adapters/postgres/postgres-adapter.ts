@@ -102,6 +102,17 @@ export class PostgresAdapter implements Adapter {
     return oneStatement(this.pool, sql, params);
   }
 
+  async tablesWithColumn(schemas: readonly string[], column: string): Promise<{ schema: string; name: string }[]> {
+    const { rows } = await this.query(
+      `SELECT n.nspname AS s, c.relname AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND NOT a.attisdropped
+        WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY($1::text[])
+        ORDER BY 1, 2`,
+      [[...schemas], column],
+    );
+    return rows.map((r) => ({ schema: String(r.s), name: String(r.n) }));
+  }
+
   dependentViews(schema: string, name: string, on?: Pick<Session, 'query'>): Promise<{ schema: string; name: string }[]> {
     return dependentViews(on ?? this, schema, name);
   }
