@@ -71,6 +71,12 @@ export interface Session {
    * where tenant-scoped tables are not partitioned: callers create a plain table.
    */
   createPartitionedLike?(schema: string, name: string, likeTemp: string, tenantColumn: string): Promise<void>;
+  /**
+   * Columns of `schema.name` whose type differs from the column of the same name in the temporary
+   * table `temp` (types as the engine names them). A slice written into a table whose column
+   * changed type is cast: `1.7` went into an INTEGER column as 2, and the run succeeded.
+   */
+  columnTypeChanges(schema: string, name: string, temp: string): Promise<{ column: string; from: string; to: string }[]>;
 }
 
 /** `partition_by_practice` of a PostgreSQL target (postgres/practice-partitions.ts). */

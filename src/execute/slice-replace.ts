@@ -96,6 +96,13 @@ export async function ensureTargetTable(
       `${target.name}: columns changed (added: ${added.join(', ') || '-'}; removed: ${removed.join(', ') || '-'}; or reordered). Run with --full-refresh for every practice to rebuild it.`,
     );
   }
+  const retyped = await s.columnTypeChanges(target.schema, target.identifier, STAGE_TABLE);
+  if (retyped.length > 0) {
+    throw new TsformError(
+      Codes.schemaChanged,
+      `${target.name}: column type changed (${retyped.map((c) => `${c.column}: ${c.from} → ${c.to}`).join('; ')}); nothing was written, as the table's type would cast the new values. Run with --full-refresh for every practice to rebuild it.`,
+    );
+  }
 }
 
 /** Replaces exactly the bound practices' slice with the staged rows. */

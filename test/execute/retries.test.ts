@@ -27,6 +27,7 @@ function faulty(db: Adapter, faults: (Error | undefined)[]): Adapter & { attempt
     insertText: (schema, table, columns, rows) => s.insertText(schema, table, columns, rows),
     dropTempTable: (name) => s.dropTempTable(name),
     stageCopy: (columns, data) => s.stageCopy(columns, data),
+    columnTypeChanges: (schema, name, temp) => s.columnTypeChanges(schema, name, temp),
   });
   const wrapped: Adapter & { attempts: number } = {
     attempts: 0,

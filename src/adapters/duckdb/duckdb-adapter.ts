@@ -300,6 +300,19 @@ function sessionOn(conn: DuckDBConnection): Session {
       await runOn(conn, `DROP TABLE IF EXISTS temp.${quoteIdent(name)}`, []);
     },
     stageCopy: (columns, data) => csvFileStaging.ahead!(columns, data),
+    async columnTypeChanges(schema, name, temp) {
+      // A schema kept in a file of its own (research, vault) is that database's `main`.
+      const { rows } = await runOn(
+        conn,
+        `SELECT t.column_name AS c, lower(t.data_type) AS f, lower(n.data_type) AS n
+           FROM duckdb_columns() t JOIN duckdb_columns() n ON n.column_name = t.column_name AND n.database_name = 'temp' AND n.table_name = $3
+          WHERE ((t.database_name = current_database() AND t.schema_name = $1) OR (t.database_name = $1 AND t.schema_name = 'main'))
+            AND t.table_name = $2 AND t.data_type <> n.data_type
+          ORDER BY t.column_index`,
+        [schema, name, temp],
+      );
+      return rows.map((r) => ({ column: String(r.c), from: String(r.f), to: String(r.n) }));
+    },
     async insertText(schema, table, columns, rows) {
       const appender = await conn.createAppender(table, schema);
       try {

@@ -247,6 +247,19 @@ function sessionOn(client: pg.PoolClient, partitioning: PracticePartitioning | u
     dropTempTable: async (name) => {
       await oneStatement(client, `DROP TABLE IF EXISTS pg_temp.${quoteIdent(name)}`, []);
     },
+    columnTypeChanges: async (schema, name, temp) => {
+      const type = (a: string) => `lower(format_type(${a}.atttypid, ${a}.atttypmod))`;
+      const { rows } = await oneStatement(
+        client,
+        `SELECT t.attname AS c, ${type('t')} AS f, ${type('n')} AS n
+           FROM pg_attribute t JOIN pg_attribute n ON n.attname = t.attname AND n.attrelid = to_regclass('pg_temp.' || quote_ident($3)) AND n.attnum > 0 AND NOT n.attisdropped
+          WHERE t.attrelid = to_regclass(quote_ident($1) || '.' || quote_ident($2)) AND t.attnum > 0 AND NOT t.attisdropped
+            AND (t.atttypid, t.atttypmod) <> (n.atttypid, n.atttypmod)
+          ORDER BY t.attnum`,
+        [schema, name, temp],
+      );
+      return rows.map((r) => ({ column: String(r.c), from: String(r.f), to: String(r.n) }));
+    },
     insertText: (schema, table, columns, rows) => copyText(client, schema, table, columns, rows),
     copyInText: (schema, table, columns, data) => copyInText(client, schema, table, columns, data),
     stageCopy: (columns, data) =>

@@ -151,7 +151,9 @@ export async function writeWhole(
     const columns = (await s.query(`SELECT * FROM ${quoteIdent(STAGE_TABLE)} LIMIT 0`)).columns;
     const existingCols = existing?.kind === 'table' ? existing.columns.map((c) => c.name) : undefined;
     if (existing?.kind === 'view') await s.query(`DROP VIEW ${rel}`);
-    const sameShape = existingCols !== undefined && existingCols.join('\u0000') === columns.join('\u0000');
+    // Names, order and types: a column whose type changed would cast the new rows (a rebuild follows the new type).
+    const sameShape =
+      existingCols !== undefined && existingCols.join('\u0000') === columns.join('\u0000') && (await s.columnTypeChanges(node.schema, node.identifier, STAGE_TABLE)).length === 0;
     await ensureTargetTable(s, targetOf(node), columns, existingCols, how.reshape && existingCols !== undefined && !sameShape);
     if (how.mergeWhenSameShape && sameShape) {
       await mergeSlice(s, targetOf(node), columns, node.unique_key, undefined, ctx.tenantColumn);
