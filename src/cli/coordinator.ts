@@ -8,11 +8,13 @@ import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { beginFullRefresh, endFullRefresh, refreshTargets } from '../execute/full-refresh.ts';
 import { distributePlan, type PracticeJob } from '../plan/distribute.ts';
+import { plannedUnits } from '../plan/units.ts';
 import { runWorkspace } from './api.ts';
 import { failedOutput, jobId, manifestFingerprint, queueName, type PracticeJobData, type PracticeJobOutput } from './distributed-jobs.ts';
 import { tsformVersion } from './package-root.ts';
 import type { RunRequest } from './run-request.ts';
-import { leakScanPlanned, leakScanResult } from './run-record.ts';
+import { LEAK_SCAN, leakScanNotRun, leakScanPlanned, leakScanResult } from './run-record.ts';
+import { unrunResults } from './unrun-units.ts';
 import { prepareSlimCi, refuseNoPractices } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
 
@@ -48,7 +50,8 @@ const UNCLAIMED_GRACE_MS = 30_000;
  * waiting per pool and least-served pool first, fails the job of a worker that died so that
  * another takes it, and writes one run_results.json for the whole run. Restarted with the same
  * selection while its run is unfinished, it resumes that run: jobs already sent are not sent
- * again, and completed ones are not run again.
+ * again, and completed ones are not run again. Every planned unit it did not run is reported
+ * as such (interrupted or skipped), so that `tsform retry` runs it.
  */
 export async function runDistributed(req: RunRequest, o: DistributedOptions = {}): Promise<RunResults> {
   const env = req.env ?? process.env;
@@ -67,6 +70,9 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
   const queue = await (o.openQueue ?? defaultQueue)(url);
   const adapter = await openAdapter(ws.project, target, { threads: req.threads, env });
   const wholeRun = !req.select?.length && !req.exclude?.length;
+  const leakScan = leakScanPlanned(ws, plan);
+  /** Why the units no result reports were not run, when it is not an interruption. */
+  let notRun = 'no job reported a result for it';
   const results: NodeResult[] = [];
   const notices: string[] = [];
   const alerts: RunResults['alerts'] = [];
@@ -78,7 +84,9 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
       .digest('hex');
     const { runId, resumed } = await queue.openRun(key, randomUUID());
     if (resumed) notices.push(`resumed distributed run ${runId}: jobs already sent were not sent again`);
-    const base = { ...req, adapter, env, clock, skipLeakScan: true };
+    req.onPlan?.(plan, plannedUnits(plan, { checks: leakScan ? 1 : 0 }));
+    // The steps it runs itself report to nobody: the announced plan is this run's, not theirs.
+    const base = { ...req, adapter, env, clock, skipLeakScan: true, onPlan: undefined };
     const ids = cut.jobs.map((j) => jobId(runId, j.key));
     const alreadySent = resumed && cut.jobs.length > 0 && (await queue.status(queueName(ws.project.config.name, cut.jobs[0]!.pool), ids[0]!)) !== undefined;
     // As one process does, the refresh is recorded once, before any practice is rebuilt; never
@@ -91,9 +99,13 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
       results.push(...before.results);
       notices.push(...(before.notices ?? []));
       if (before.results.some((r) => r.status === 'error')) {
-        notices.push(`per-practice work not started: a step that every practice reads failed (${before.results.filter((r) => r.status === 'error').map((r) => r.node).join(', ')})`);
+        notRun = `a step every practice reads failed (${before.results.filter((r) => r.status === 'error').map((r) => r.node).join(', ')})`;
+        notices.push(`per-practice work not started: ${notRun}`);
         return await finish();
       }
+    } else if (alreadySent) {
+      // The coordinator that sent the jobs built them, and sends none after a failure there.
+      results.push(...cut.before.map((id) => builtEarlier(id)));
     }
     const queues = [...new Set(cut.jobs.map((j) => queueName(ws.project.config.name, j.pool)))];
     await queue.ensureQueues(queues);
@@ -145,7 +157,7 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
       }
     }
     const privacy = ws.project.config.privacy;
-    if (privacy && leakScanPlanned(ws, plan) && !req.signal?.aborted) results.push(await leakScanResult(adapter, ws, privacy));
+    if (privacy && leakScan && !req.signal?.aborted) results.push(await leakScanResult(adapter, ws, privacy));
     // An interrupted run stays open: the coordinator started again with this selection resumes it.
     if (!req.signal?.aborted) {
       if (refreshesAll) await endFullRefresh(adapter, ws.project.config.schemas.meta, runId);
@@ -158,6 +170,9 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
   }
 
   async function finish(): Promise<RunResults> {
+    const why = req.signal?.aborted ? { status: 'interrupted' as const, reason: 'the distributed run was stopped before this ran' } : { status: 'skipped' as const, reason: notRun };
+    results.push(...unrunResults(plan, results, why));
+    if (leakScan && !results.some((r) => r.node === LEAK_SCAN)) results.push(leakScanNotRun(why));
     const finishedAt = clock.now();
     const run: RunResults = {
       schema_version: RUN_RESULTS_SCHEMA_VERSION,
@@ -258,6 +273,10 @@ function jobFailed(job: PracticeJob, nodes: readonly string[], message: string, 
   return job.tenants.flatMap((tenant) =>
     nodes.map((model) => ({ node: `${model}@${tenant}`, model, tenant, kind: 'build' as const, status: 'error' as const, rows: null, duration_ms: 0, message, code: code ?? Codes.sqlError })),
   );
+}
+
+function builtEarlier(model: string): NodeResult {
+  return { node: model, model, tenant: null, kind: 'build', status: 'success', rows: null, duration_ms: 0, message: null, notes: ['built by the coordinator that started this run, before it was resumed'] };
 }
 
 function onceResult(model: string, status: 'error' | 'skipped', message: string, stale: string[]): NodeResult {

@@ -173,7 +173,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
     if (o.distributed) {
       const { runDistributed } = await import('./coordinator.ts');
       const run = await runDistributed(
-        { projectDir: o.projectDir, command: name, target: o.target, select: o.select, exclude: o.exclude, tenants: o.tenant, threads: o.threads, fullRefresh: o.fullRefresh, fanIn: o.fanIn, vars: o.vars, targetPath: o.targetPath, signal: stop.signal },
+        { projectDir: o.projectDir, command: name, target: o.target, select: o.select, exclude: o.exclude, tenants: o.tenant, threads: o.threads, fullRefresh: o.fullRefresh, fanIn: o.fanIn, vars: o.vars, targetPath: o.targetPath, signal: stop.signal, onPlan: reporter.onPlan },
         { onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
       ).finally(() => stop.release());
       reporter.onEnd(run);

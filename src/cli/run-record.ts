@@ -16,13 +16,16 @@ export function leakScanPlanned(ws: Workspace, plan: Plan): boolean {
   return Boolean(ws.project.config.privacy) && plan.steps.some((s) => s.build && ws.manifest.models[s.id]?.pseudonymized);
 }
 
+/** The leak scan's node name in run_results.json (a run-wide check: retry runs it with what it checks). */
+export const LEAK_SCAN = 'privacy:leak_scan';
+
 /** The leak scan as a node result: it fails the run when any research value holds an identifier. */
 export async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: PrivacyConfig): Promise<NodeResult> {
   const started = performance.now();
   const findings = await scanForLeaks(adapter, ws.manifest, privacy);
   return {
-    node: 'privacy:leak_scan',
-    model: 'privacy:leak_scan',
+    node: LEAK_SCAN,
+    model: LEAK_SCAN,
     tenant: null,
     kind: 'test',
     status: findings.length > 0 ? 'error' : 'success',
@@ -34,6 +37,12 @@ export async function leakScanResult(adapter: Adapter, ws: Workspace, privacy: P
         : null,
     ...(findings.length > 0 ? { code: Codes.privacyGate } : {}),
   };
+}
+
+/** The leak scan a run planned but did not reach (interrupted, or the steps it checks were not run). */
+export function leakScanNotRun(why: { status: 'interrupted' | 'skipped'; reason: string }): NodeResult {
+  const code = why.status === 'interrupted' ? Codes.interrupted : Codes.upstreamFailed;
+  return { node: LEAK_SCAN, model: LEAK_SCAN, tenant: null, kind: 'test', status: why.status, rows: null, duration_ms: 0, message: `${why.status}: ${why.reason}`, code };
 }
 
 export interface FinishedRun {
