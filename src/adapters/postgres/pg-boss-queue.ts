@@ -116,8 +116,12 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
   };
 }
 
-/** Two processes creating tsform's tables at once: the loser finds them there. */
+/**
+ * Two processes creating tsform's tables at once (two coordinators, or workers, on a fresh
+ * warehouse): the loser finds them there. CREATE TABLE IF NOT EXISTS checks before it creates
+ * the table's row type, so the loser may fail on the type (42710) or its catalog row (23505).
+ */
 function ignoreRace(err: unknown): void {
   const code = (err as { code?: string }).code;
-  if (code !== '23505' && code !== '42P07') throw err;
+  if (code !== '23505' && code !== '42P07' && code !== '42710') throw err;
 }
