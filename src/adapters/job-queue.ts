@@ -52,8 +52,36 @@ export interface JobQueue {
   reapGone(jobIds: readonly string[]): Promise<string[]>;
   /** Of these jobs, those no worker has claimed. */
   unclaimed(jobIds: readonly string[]): Promise<string[]>;
-  /** The unfinished distributed run with this key (a restarted coordinator resumes it), or a new one with `runId`. */
-  openRun(key: string, runId: string): Promise<{ runId: string; resumed: boolean }>;
+  /**
+   * Opens the run this coordinator serves, one coordinator at a time per project: reads the
+   * project's unfinished runs, lets `choose` pick (cli/run-resumption.ts), closes the runs it
+   * abandons (their jobs not yet taken are cancelled: jobs carry their run's id as `runId` in
+   * their data) and records a new run under `key`, the selection's identity. From then until
+   * `close()` this process is the run's live coordinator: other coordinators see it so, and see
+   * when it was last alive.
+   */
+  openRun(run: { project: string; key: string }, choose: (open: OpenRun[]) => RunChoice): Promise<RunChoice & { cancelledJobs: number }>;
+  /** The run is over: no coordinator resumes it. */
   finishRun(runId: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** An unfinished distributed run, as the next coordinator finds it. */
+export interface OpenRun {
+  runId: string;
+  /** Its selection's identity (cli/coordinator.ts). */
+  key: string;
+  /** A coordinator's session holds it (that session may belong to a vanished host: see `silentForSeconds`). */
+  live: boolean;
+  /** Seconds since a coordinator last recorded that it serves it (renewed every few seconds while one does). */
+  silentForSeconds: number;
+}
+
+/** Which run a coordinator serves, and the unfinished runs it closes as abandoned. */
+export interface RunChoice {
+  runId: string;
+  mode: 'new' | 'resumed' | 'joined';
+  abandon: string[];
+  /** Resumed or joined: how long the run had no coordinator. */
+  silentForSeconds?: number;
 }

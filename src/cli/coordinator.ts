@@ -14,6 +14,7 @@ import { failedOutput, jobId, manifestFingerprint, queueName, type PracticeJobDa
 import { tsformVersion } from './package-root.ts';
 import type { RunRequest } from './run-request.ts';
 import { LEAK_SCAN, leakScanNotRun, leakScanPlanned, leakScanResult } from './run-record.ts';
+import { chooseRun, RESUME_WINDOW_SECONDS, runChoiceNotices } from './run-resumption.ts';
 import { unrunResults } from './unrun-units.ts';
 import { prepareSlimCi, refuseNoPractices } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
@@ -27,6 +28,10 @@ export interface DistributedOptions {
   jobExpirySeconds?: number;
   pollMs?: number;
   onJob?: (e: { job: string; tenants: string[]; state: 'sent' | 'completed' | 'failed' | 'requeued' }) => void;
+  /** `--resume <run id>`: serve this unfinished run however long ago its coordinator stopped (TSF462 when it cannot be). */
+  resume?: string;
+  /** A run whose coordinator stopped longer ago than this is not resumed but closed (default RESUME_WINDOW_SECONDS). */
+  resumeWithinSeconds?: number;
   openQueue?: (url: string) => Promise<JobQueue>;
 }
 
@@ -39,7 +44,11 @@ interface Tracked {
   active: boolean;
   /** When it was first seen active with no worker's claim. */
   unclaimedSince?: number;
+  /** It had ended before this coordinator took over the run: its results are an earlier coordinator's. */
+  endedBefore?: boolean;
 }
+
+const ENDED: ReadonlySet<string> = new Set(['completed', 'failed', 'cancelled']);
 
 /** A job active this long with no claim lost its worker between taking it and claiming it. */
 const UNCLAIMED_GRACE_MS = 30_000;
@@ -48,9 +57,10 @@ const UNCLAIMED_GRACE_MS = 30_000;
  * `tsform run --distributed`: the coordinator. It runs the steps that run once itself (before
  * and after the practices' work), feeds the practices' jobs to the queue, at most `queueDepth`
  * waiting per pool and least-served pool first, fails the job of a worker that died so that
- * another takes it, and writes one run_results.json for the whole run. Restarted with the same
- * selection while its run is unfinished, it resumes that run: jobs already sent are not sent
- * again, and completed ones are not run again. Every planned unit it did not run is reported
+ * another takes it, and writes one run_results.json for the whole run. Which run it serves is
+ * run-resumption.ts's rule: it joins a run of its selection that another coordinator serves,
+ * resumes one whose coordinator stopped moments ago (or the one `--resume` names), and otherwise
+ * starts afresh, closing the runs nobody serves. Every planned unit it did not run is reported
  * as such (interrupted or skipped), so that `tsform retry` runs it.
  */
 export async function runDistributed(req: RunRequest, o: DistributedOptions = {}): Promise<RunResults> {
@@ -82,8 +92,11 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     const key = createHash('sha256')
       .update(JSON.stringify([req.command, fingerprint, plan.steps.map((s) => s.id), plan.tenants, ...(req.fullRefresh ? ['full-refresh'] : [])]))
       .digest('hex');
-    const { runId, resumed } = await queue.openRun(key, randomUUID());
-    if (resumed) notices.push(`resumed distributed run ${runId}: jobs already sent were not sent again`);
+    const rule = { key, newRunId: randomUUID(), resume: o.resume, resumeWithinSeconds: o.resumeWithinSeconds ?? RESUME_WINDOW_SECONDS };
+    const opened = await queue.openRun({ project: ws.project.config.name, key }, (open) => chooseRun(open, rule));
+    const runId = opened.runId;
+    const resumed = opened.mode !== 'new';
+    notices.push(...runChoiceNotices(opened, rule));
     req.onPlan?.(plan, plannedUnits(plan, { checks: leakScan ? 1 : 0 }));
     // The steps it runs itself report to nobody: the announced plan is this run's, not theirs.
     const base = { ...req, adapter, env, clock, skipLeakScan: true, onPlan: undefined };
@@ -158,7 +171,7 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
     }
     const privacy = ws.project.config.privacy;
     if (privacy && leakScan && !req.signal?.aborted) results.push(await leakScanResult(adapter, ws, privacy));
-    // An interrupted run stays open: the coordinator started again with this selection resumes it.
+    // An interrupted run stays open: a coordinator of this selection started again soon resumes it.
     if (!req.signal?.aborted) {
       if (refreshesAll) await endFullRefresh(adapter, ws.project.config.schemas.meta, runId);
       await queue.finishRun(runId);
@@ -231,7 +244,8 @@ async function feed(queue: JobQueue, jobs: readonly PracticeJob[], ids: readonly
         const q = queueName(f.project, pool);
         const existing = await queue.status(q, next.id);
         if (!existing) await queue.sendOnce(q, next.id, f.data(next.job), { retryLimit: f.retryLimit, expireInSeconds: f.expirySeconds });
-        inFlight.set(next.id, { job: next.job, id: next.id, queue: q, sentAt: Date.now(), active: false });
+        const endedBefore = existing !== undefined && ENDED.has(existing.state);
+        inFlight.set(next.id, { job: next.job, id: next.id, queue: q, sentAt: Date.now(), active: false, endedBefore });
         f.onJob?.({ job: next.id, tenants: next.job.tenants, state: 'sent' });
       }
       if (list.length === 0) pending.delete(pool);
@@ -243,11 +257,12 @@ async function feed(queue: JobQueue, jobs: readonly PracticeJob[], ids: readonly
       if (!s) continue;
       t.active = s.state === 'active';
       if (s.state === 'active') active.push(t.id);
-      if (s.state === 'completed' || s.state === 'failed' || s.state === 'cancelled') {
+      if (ENDED.has(s.state)) {
         inFlight.delete(t.id);
         service.set(t.job.pool, (service.get(t.job.pool) ?? 0) + (Date.now() - t.sentAt) / 1000);
         const output = (s.output ?? {}) as Partial<PracticeJobOutput>;
-        const complete: PracticeJobOutput = { worker: output.worker ?? '', results: output.results ?? [], notices: output.notices ?? [], alerts: output.alerts ?? [], needsAction: output.needsAction ?? [], error: output.error ?? (s.state === 'completed' ? undefined : { message: `job ${s.state} after ${s.retryCount} retries` }) };
+        const reported = (output.results ?? []).map((r) => (t.endedBefore ? { ...r, notes: [...(r.notes ?? []), 'from a job of this run that ended before its coordinator restarted'] } : r));
+        const complete: PracticeJobOutput = { worker: output.worker ?? '', results: reported, notices: output.notices ?? [], alerts: output.alerts ?? [], needsAction: output.needsAction ?? [], error: output.error ?? (s.state === 'completed' ? undefined : { message: `job ${s.state} after ${s.retryCount} retries` }) };
         done.push({ job: t.job, output: complete });
         f.onJob?.({ job: t.id, tenants: t.job.tenants, state: s.state === 'completed' ? 'completed' : 'failed' });
       }

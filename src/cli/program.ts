@@ -9,7 +9,7 @@ import { positiveInteger, projectOption, runOptions, selectionOptions, stateOpti
 import { tsformVersion } from './package-root.ts';
 import { useNearestProject } from './project-root.ts';
 import { safeDbMessage } from '../adapters/safe-message.ts';
-import { DiagnosticsError, formatDiagnostic, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
+import { Codes, DiagnosticsError, formatDiagnostic, hasErrors, TsformError, type Diagnostic } from '../errors.ts';
 import type { Command as PlanCommand } from '../plan/plan.ts';
 
 export const EXIT_OK = 0;
@@ -72,6 +72,7 @@ interface CommandOptions {
   vars?: Record<string, unknown>;
   failFast?: boolean;
   distributed?: boolean;
+  resume?: string;
   targetPath?: string;
 }
 
@@ -161,6 +162,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
 
   /** run / seed / test / build, and retry with the selection it read from run_results.json. */
   const runAction = async (name: PlanCommand, o: CommandOptions): Promise<number> => {
+    if (o.resume && !o.distributed) throw new TsformError(Codes.unsupported, '--resume <run id> resumes a distributed run: add --distributed');
     const { runWorkspace } = await import('./api.ts');
     const { jsonReporter, textReporter } = await import('./progress.ts');
     const { loggingReporter, openRunLog } = await import('./run-log.ts');
@@ -174,7 +176,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
       const { runDistributed } = await import('./coordinator.ts');
       const run = await runDistributed(
         { projectDir: o.projectDir, command: name, target: o.target, select: o.select, exclude: o.exclude, tenants: o.tenant, threads: o.threads, fullRefresh: o.fullRefresh, fanIn: o.fanIn, vars: o.vars, targetPath: o.targetPath, signal: stop.signal, onPlan: reporter.onPlan },
-        { onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
+        { resume: o.resume, onJob: (e) => err(`job ${e.job.slice(0, 8)} ${e.state}: ${e.tenants.length} practice(s) from ${e.tenants[0]}`) },
       ).finally(() => stop.release());
       reporter.onEnd(run);
       log.close();
@@ -230,6 +232,7 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
   ] as const) {
     logFormatOption(run(program.command(name).description(description)))
       .option('--distributed', 'plan here and let `tsform worker` processes (on any machines reaching the PostgreSQL warehouse) run the practices')
+      .option('--resume <run-id>', 'with --distributed: resume this unfinished run, however long ago its coordinator stopped')
       .option('--full-results', 'also write every unit (node × practice) to target/run_results.full.json; run_results.json lists only what did not succeed, per node')
       .action(guard((o) => runAction(name, o)));
   }

@@ -44,6 +44,12 @@ describe('options only on the commands they apply to', () => {
     expect(text).not.toContain('--exclude');
   });
 
+  it('refuses --resume without --distributed (exit 2), before anything is compiled or run', async () => {
+    const r = await cli('run', '--project-dir', ROOT, '--resume', '00000000-0000-4000-8000-000000000000');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/TSF408.*--resume <run id> resumes a distributed run: add --distributed/);
+  });
+
   it('refuses a run-only option on ls as unknown (exit 2)', async () => {
     const r = await cli('ls', '--project-dir', ROOT, '--full-refresh');
     expect(r.code).toBe(2);

@@ -106,3 +106,117 @@ describe('an interrupted distributed run', () => {
     }
   }, 300_000);
 });
+
+describe('a coordinator started again', () => {
+  it('long after the last one stopped starts a fresh run: no old result is reported, the changed source is built', async () => {
+    const demo = demoCopy();
+    try {
+      const db = await server.createDatabase();
+      const first = workerOnFirstJob(demo.dir, 'before', db.url, 3);
+      const stop = new AbortController();
+      const interrupted = await runDistributed(
+        { projectDir: demo.dir, command: 'run', target: 'postgres', env: env(db.url), signal: stop.signal },
+        { pollMs: 100, queueDepth: 1, onJob: (e) => (first.onJob(e), e.state === 'completed' && stop.abort()) },
+      );
+      await first.worker.exited;
+      expect(interrupted.interrupted).toBe(true);
+      const ran = await sql(db.url, 'SELECT DISTINCT practice_id FROM staging.stg_providers');
+      const practice = String(ran[0]!.practice_id);
+
+      // A day passes; a provider of a practice the first run built is deleted at the source.
+      const providers = join(demo.dir, 'data/ehr/providers.csv.gz');
+      const lines = gunzipSync(readFileSync(providers)).toString('utf8').split('\n');
+      const gone = lines.findIndex((l) => l.startsWith(`${practice},`));
+      const goneId = lines[gone]!.split(',')[1]!;
+      writeFileSync(providers, gzipSync(lines.filter((_, i) => i !== gone).join('\n')));
+      await sql(db.url, "UPDATE tsform_queue.tsform_runs SET started_at = now() - interval '1 day'");
+      await sql(db.url, "UPDATE tsform_queue.tsform_runs SET last_seen_at = now() - interval '1 day'").catch(() => undefined);
+
+      const after = workerOnFirstJob(demo.dir, 'after', db.url);
+      const sent = new Set<string>();
+      const again = await runDistributed(
+        { projectDir: demo.dir, command: 'run', target: 'postgres', env: env(db.url) },
+        { pollMs: 100, onJob: (e) => (after.onJob(e), e.state === 'sent' && sent.add(e.job)) },
+      );
+      const worker = after.worker;
+      await worker.exited;
+      expect(again.notices?.some((n) => /resumed distributed run/.test(n)) ?? false).toBe(false);
+      expect(again.notices?.some((n) => /closed 1 unfinished distributed run/.test(n))).toBe(true);
+      expect(failures(again)).toEqual([]);
+      // every job of this run ran in it: none was passed off from the old one
+      expect(new Set(jobStarts(worker))).toEqual(sent);
+      expect(again.results.filter((r) => r.notes?.some((n) => /ended before its coordinator restarted/.test(n)))).toEqual([]);
+      expect(await sql(db.url, 'SELECT 1 FROM staging.stg_providers WHERE practice_id = $1 AND provider_id = $2', [practice, goneId])).toEqual([]);
+      const open = await sql(db.url, 'SELECT run_id FROM tsform_queue.tsform_runs WHERE finished_at IS NULL');
+      expect(open).toEqual([]);
+      // --resume of a run that is not an unfinished run of this project is refused before anything runs
+      const closed = await sql(db.url, "SELECT run_id::text AS id FROM tsform_queue.tsform_runs WHERE outcome = 'abandoned'");
+      expect(closed.length).toBe(1);
+      await expect(runDistributed({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(db.url) }, { pollMs: 100, resume: String(closed[0]!.id) })).rejects.toThrow(/not an unfinished distributed run/);
+    } finally {
+      demo.remove();
+    }
+  }, 300_000);
+
+  it('after one killed -9, for a changed tenants.yml: the dead run is closed and its queued jobs cancelled, no worker is handed one', async () => {
+    const demo = demoCopy();
+    try {
+      const db = await server.createDatabase();
+      // No worker yet: the killed coordinator's jobs stay queued.
+      const killed = spawnTsform(['run', '--project-dir', demo.dir, '--target', 'postgres', '--distributed'], env(db.url), 'never printed');
+      await waitFor('a job sent by the first coordinator', () => / sent: /.test(killed.output()), { withinMs: 120_000, everyMs: 100 });
+      killed.kill();
+      await killed.exited;
+      const queued = await sql(db.url, "SELECT id FROM tsform_queue.job WHERE state = 'created'");
+      expect(queued.length).toBeGreaterThan(0);
+
+      const tenantsFile = join(demo.dir, 'tenants.yml');
+      const doc = parse(readFileSync(tenantsFile, 'utf8')) as { tenants: { id: string }[] };
+      doc.tenants = doc.tenants.slice(1);
+      writeFileSync(tenantsFile, stringify(doc));
+
+      const stop = new AbortController();
+      const fresh = workerOnFirstJob(demo.dir, 'fresh', db.url);
+      const coordinator = runDistributed({ projectDir: demo.dir, command: 'run', target: 'postgres', env: env(db.url), signal: stop.signal }, { pollMs: 100, onJob: fresh.onJob });
+      await waitFor('a worker', fresh.started, { withinMs: 120_000, everyMs: 100 });
+      const worker = fresh.worker;
+      // A worker handed the old run's job refuses it (TSF461) and stops: the run would never end.
+      const outcome = await Promise.race([coordinator.then(() => 'run finished'), worker.exited.then((code) => `worker exited ${code}: ${worker.stderr().slice(0, 300)}`)]);
+      if (outcome !== 'run finished') stop.abort();
+      expect(outcome).toBe('run finished');
+      const run = await coordinator;
+      expect(await worker.exited).toBe(0);
+      expect(failures(run)).toEqual([]);
+      expect(run.notices?.some((n) => /resumed distributed run/.test(n)) ?? false).toBe(false);
+      const left = await sql(db.url, "SELECT state::text FROM tsform_queue.job WHERE id = ANY($1::uuid[])", [queued.map((q) => q.id)]);
+      expect(left.map((r) => r.state)).toEqual(queued.map(() => 'cancelled'));
+      expect(await sql(db.url, 'SELECT run_id FROM tsform_queue.tsform_runs WHERE finished_at IS NULL')).toEqual([]);
+    } finally {
+      demo.remove();
+    }
+  }, 300_000);
+
+  it('while another coordinator of the same selection runs joins its run: every job runs once', async () => {
+    const demo = demoCopy();
+    try {
+      const db = await server.createDatabase();
+      const shared = workerOnFirstJob(demo.dir, 'shared', db.url, 8);
+      const request = { projectDir: demo.dir, command: 'run' as const, target: 'postgres', env: env(db.url) };
+      const sent = [new Set<string>(), new Set<string>()];
+      const options = (i: number) => ({ pollMs: 100, onJob: (e: { job: string; state: string }) => (shared.onJob(e), e.state === 'sent' && sent[i]!.add(e.job)) });
+      const [a, b] = await Promise.all([runDistributed(request, options(0)), runDistributed(request, options(1))]);
+      const worker = shared.worker;
+      await worker.exited;
+      expect(failures(a)).toEqual([]);
+      expect(failures(b)).toEqual([]);
+      const starts = jobStarts(worker);
+      expect(new Set(starts).size).toBe(starts.length);
+      // one run: both coordinators fed the same jobs, each ran once
+      expect(sent[0]).toEqual(sent[1]);
+      expect(new Set(starts)).toEqual(sent[0]);
+      expect([...(a.notices ?? []), ...(b.notices ?? [])].filter((n) => /joined distributed run/.test(n)).length).toBe(1);
+    } finally {
+      demo.remove();
+    }
+  }, 300_000);
+});

@@ -4,6 +4,7 @@ import { Codes, TsformError } from '../../errors.ts';
 import { quoteRelation } from '../../sql/quote.ts';
 import { sessionOptions, withSessionOptions } from './session-options.ts';
 import type { JobQueue, JobState, JobStatus, QueuedJob, SendOptions } from '../job-queue.ts';
+import { addRunColumns, coordinatorPresence } from './coordinator-presence.ts';
 
 /**
  * JobQueue on pg-boss 10 (MIT; PostgreSQL only; Node >= 20 — pg-boss 11 and later need Node 22).
@@ -35,10 +36,12 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
   const claims = quoteRelation(opts.schema, 'tsform_claims');
   const runs = quoteRelation(opts.schema, 'tsform_runs');
   // tsform's own bookkeeping beside pg-boss's tables: which worker took which job, and which
-  // distributed runs are unfinished. Created here, like pg-boss creates its own.
+  // distributed runs are unfinished (coordinator-presence.ts). Created here, like pg-boss creates its own.
   await boss.getDb().executeSql(`CREATE TABLE IF NOT EXISTS ${claims} (job_id uuid PRIMARY KEY, worker text NOT NULL, claimed_at timestamptz NOT NULL DEFAULT now())`, []).catch(ignoreRace);
   await boss.getDb().executeSql(`CREATE TABLE IF NOT EXISTS ${runs} (run_id uuid PRIMARY KEY, run_key text NOT NULL, started_at timestamptz NOT NULL DEFAULT now(), finished_at timestamptz)`, []).catch(ignoreRace);
   const sql = async (text: string, values: unknown[]) => (await boss.getDb().executeSql(text, values)) as { rows: Record<string, unknown>[] };
+  await addRunColumns(sql, opts.schema, runs).catch(ignoreRace);
+  const coordinator = coordinatorPresence(opts, runs);
   return {
     async ensureQueues(names) {
       for (const name of names) {
@@ -101,16 +104,12 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
       const { rows } = await sql(`SELECT j::text AS id FROM unnest($1::uuid[]) AS j WHERE NOT EXISTS (SELECT 1 FROM ${claims} c WHERE c.job_id = j)`, [[...jobIds]]);
       return rows.map((r) => String(r.id));
     },
-    async openRun(key, runId) {
-      const open = await sql(`SELECT run_id::text AS id FROM ${runs} WHERE run_key = $1 AND finished_at IS NULL ORDER BY started_at DESC LIMIT 1`, [key]);
-      if (open.rows[0]) return { runId: String(open.rows[0].id), resumed: true };
-      await sql(`INSERT INTO ${runs} (run_id, run_key) VALUES ($1, $2)`, [runId, key]);
-      return { runId, resumed: false };
-    },
+    openRun: coordinator.openRun,
     async finishRun(runId) {
-      await sql(`UPDATE ${runs} SET finished_at = now() WHERE run_id = $1`, [runId]);
+      await sql(`UPDATE ${runs} SET finished_at = now(), last_seen_at = now(), outcome = 'finished' WHERE run_id = $1`, [runId]);
     },
     async close() {
+      await coordinator.leave();
       await boss.stop({ graceful: false, wait: true });
     },
   };
@@ -119,9 +118,10 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
 /**
  * Two processes creating tsform's tables at once (two coordinators, or workers, on a fresh
  * warehouse): the loser finds them there. CREATE TABLE IF NOT EXISTS checks before it creates
- * the table's row type, so the loser may fail on the type (42710) or its catalog row (23505).
+ * the table's row type, so the loser may fail on the type (42710) or its catalog row (23505);
+ * a column another process added meanwhile is 42701.
  */
 function ignoreRace(err: unknown): void {
   const code = (err as { code?: string }).code;
-  if (code !== '23505' && code !== '42P07' && code !== '42710') throw err;
+  if (code !== '23505' && code !== '42P07' && code !== '42710' && code !== '42701') throw err;
 }
