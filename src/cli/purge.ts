@@ -8,6 +8,7 @@ import { isGlobalResearchRelation } from '../execute/research-builds.ts';
 import { holdsResearchSlices } from '../execute/research-withheld.ts';
 import { resolveVaultKey } from '../execute/vault.ts';
 import { resolveLinkage } from '../execute/vault-linkage.ts';
+import { modelsEverBuilt } from '../execute/state-store.ts';
 import { practicesLinkedThrough, withdrawLinkedSlices } from '../execute/departed-linkage.ts';
 import { purgeTenant, type PurgeCount } from '../ingest/purge-tenant.ts';
 import { TENANT_ID_PATTERN, type TargetConfig } from '../project/types.ts';
@@ -129,21 +130,24 @@ async function stillCounted(adapter: Adapter, manifest: Manifest, tenant: string
 }
 
 /**
- * Tables in the schemas tsform builds into that hold the tenant column but that no node of the
- * current project names: a renamed, deleted, moved or ephemeral-now model's old table keeps every
- * practice's rows (red-team, 2026-12-07: purge deleted from the renamed model's table and left the
- * old one holding the practice's patients, then said the files were rewritten). A source without
- * a loader is someone else's table and stays out, as in `tenantRelations`.
+ * Tables tsform built that no node of the current project names: a renamed, deleted, moved or
+ * ephemeral-now model's old table keeps every practice's rows (red-team, 2026-12-07: purge
+ * deleted from the renamed model's table and left the old one holding the practice's patients,
+ * then said the files were rewritten). A table is tsform's when it is in a schema tsform builds
+ * into, has the tenant column and bears the name of a model the run history
+ * (`tsform_meta.node_runs`) records a build of: another team's table in `raw` or `marts` is not
+ * touched (a later pass: purge deleted from every table with the column).
  */
-async function leftBehind(adapter: Adapter, ws: Workspace, built: readonly { schema: string; identifier: string }[]): Promise<{ schema: string; identifier: string }[]> {
+async function leftBehind(adapter: Adapter, ws: Workspace, written: readonly { schema: string; identifier: string }[]): Promise<{ schema: string; identifier: string }[]> {
   if (!adapter.tablesWithColumn) return [];
   const nodes = Object.values(manifestNodes(ws.manifest));
   // An ephemeral model has no relation: a table of its name is what it built before.
   const named = new Set(nodes.filter((n) => n.kind !== 'model' || n.materialized !== 'ephemeral').map((n) => `${n.schema}.${n.identifier}`));
-  const schemas = new Set([...built.map((r) => r.schema), ...nodes.filter((n) => n.kind !== 'source').map((n) => n.schema)]);
+  const schemas = new Set([...written.map((r) => r.schema), ...nodes.filter((n) => n.kind !== 'source').map((n) => n.schema)]);
   schemas.delete(ws.project.config.schemas.meta);
   const tables = await adapter.tablesWithColumn([...schemas], ws.project.config.tenantColumn);
-  return tables.filter((t) => !named.has(`${t.schema}.${t.name}`)).map((t) => ({ schema: t.schema, identifier: t.name }));
+  const built = await modelsEverBuilt(adapter, ws.project.config.schemas.meta);
+  return tables.filter((t) => !named.has(`${t.schema}.${t.name}`) && built.has(t.name)).map((t) => ({ schema: t.schema, identifier: t.name }));
 }
 
 function behindNote(behind: readonly { schema: string; identifier: string }[], counts: readonly PurgeCount[]): string[] {

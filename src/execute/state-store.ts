@@ -91,3 +91,10 @@ export async function writeTenantState(adapter: Adapter, metaSchema: string, rec
     );
   });
 }
+
+/** Every model this warehouse has a successful build of on record, by name (purge: which leftover tables are tsform's). */
+export async function modelsEverBuilt(adapter: Adapter, metaSchema: string): Promise<Set<string>> {
+  if (!(await adapter.describe(metaSchema, NODE_RUNS.name))) return new Set();
+  const { rows } = await adapter.query(`SELECT DISTINCT model FROM ${quoteRelation(metaSchema, NODE_RUNS.name)} WHERE kind = 'build' AND status = 'success'`);
+  return new Set(rows.map((r) => String(r.model)));
+}

@@ -16,7 +16,8 @@ import { failuresOf, withWarehouse, type Query } from '../support/research-fixtu
  * `tsform purge` deletes an offboarded practice's rows from the tables the project no longer
  * names too: a renamed model's old table, or the table of a model that is ephemeral now (red-team,
  * 2026-12-07: purge deleted from the renamed model's table, left the old one holding the
- * practice's patients, and said the files were rewritten without its rows). Counts and ids only.
+ * practice's patients, and said the files were rewritten without its rows); and only from
+ * tsform's: another team's table with the tenant column keeps its rows. Counts and ids only.
  */
 
 const roster = (materialized: string) => `{{config materialized="${materialized}"}}\nselect practice_id, patient_id from {{ref "stg_patients"}}\n`;
@@ -32,6 +33,9 @@ describe('purge finds the tables a renamed or now-ephemeral model left behind (D
     writeFileSync(join(demo.dir, 'models/marts/zz_old.sql'), roster('table'));
     writeFileSync(join(demo.dir, 'models/marts/zz_eph.sql'), roster('table'));
     expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'run' }))).toEqual([]);
+    // Another team's table beside tsform's, with the tenant column: not tsform's to purge.
+    const wh = await DuckDBAdapter.open({ path: join(demo.dir, 'target/tsform.duckdb') });
+    await wh.query(`CREATE TABLE marts.ops_ledger AS SELECT practice_id, count(*) AS n FROM marts.zz_old GROUP BY 1`).finally(() => wh.close());
     renameSync(join(demo.dir, 'models/marts/zz_old.sql'), join(demo.dir, 'models/marts/zz_new.sql'));
     writeFileSync(join(demo.dir, 'models/marts/zz_eph.sql'), roster('ephemeral'));
     expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'run', select: ['zz_new'] }))).toEqual([]);
@@ -39,6 +43,7 @@ describe('purge finds the tables a renamed or now-ephemeral model left behind (D
   afterAll(() => demo?.remove());
 
   it('deletes its rows there, names the tables, and leaves every other practice\'s rows', async () => {
+    const foreign = await withWarehouse(demo.dir, byPractice('marts.ops_ledger'));
     const before = await withWarehouse(demo.dir, async (q) => [await byPractice('marts.zz_old')(q), await byPractice('marts.zz_eph')(q)]);
     for (const rows of before) expect(rows.some((r) => r.startsWith(`${gone}:`))).toBe(true);
     const file = join(demo.dir, 'tenants.yml');
@@ -49,6 +54,8 @@ describe('purge finds the tables a renamed or now-ephemeral model left behind (D
     expect(notes).toContainEqual(`2 table(s) no model of this project builds (a renamed, deleted or moved model's, left in place) held its rows: marts.zz_eph, marts.zz_old; drop them if nothing reads them`);
     const after = await withWarehouse(demo.dir, async (q) => [await byPractice('marts.zz_old')(q), await byPractice('marts.zz_eph')(q)]);
     expect(after).toEqual(before.map((rows) => rows.filter((x) => !x.startsWith(`${gone}:`))));
+    expect(await withWarehouse(demo.dir, byPractice('marts.ops_ledger'))).toEqual(foreign);
+    expect(counts.map((c) => c.relation)).not.toContain('marts.ops_ledger');
   }, 600_000);
 });
 
@@ -78,6 +85,9 @@ describe.each(['duckdb', 'postgres'] as const)('tablesWithColumn on %s', (kind) 
       await a.query('CREATE TABLE m.parted (practice_id VARCHAR) PARTITION BY LIST (practice_id)');
       await a.query(`CREATE TABLE m.parted__p1 PARTITION OF m.parted FOR VALUES IN ('a')`);
     }
-    expect(await a.tablesWithColumn!(['m'], 'practice_id')).toEqual([...(kind === 'postgres' ? [{ schema: 'm', name: 'parted' }] : []), { schema: 'm', name: 't1' }]);
+    // The column as the engine would match it: DuckDB's identifiers match in any case, PostgreSQL's quoted ones exactly.
+    await a.query('CREATE TABLE m.t4 ("Practice_ID" VARCHAR)');
+    const expected = kind === 'postgres' ? [{ schema: 'm', name: 'parted' }, { schema: 'm', name: 't1' }] : [{ schema: 'm', name: 't1' }, { schema: 'm', name: 't4' }];
+    expect(await a.tablesWithColumn!(['m'], 'practice_id')).toEqual(expected);
   });
 });

@@ -225,11 +225,11 @@ export class DuckDBAdapter implements Adapter {
   }
 
   async tablesWithColumn(schemas: readonly string[], column: string): Promise<{ schema: string; name: string }[]> {
-    // A schema kept in a file of its own is that database's `main`.
+    // A schema kept in a file of its own is that database's `main`. Identifiers match in any case here.
     const { rows } = await this.query(
       `SELECT CASE WHEN t.database_name = current_database() THEN t.schema_name ELSE t.database_name END AS s, t.table_name AS n
          FROM duckdb_tables() t JOIN duckdb_columns() c USING (database_name, schema_name, table_name)
-        WHERE c.column_name = $2
+        WHERE lower(c.column_name) = lower($2)
           AND ((t.database_name = current_database() AND t.schema_name = ANY($1::VARCHAR[]))
                OR (t.database_name = ANY($3::VARCHAR[]) AND t.schema_name = 'main'))
         ORDER BY 1, 2`,
