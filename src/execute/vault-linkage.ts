@@ -187,9 +187,14 @@ export async function resolveLinkage(
   const previous = new Map(reach.held.map((r) => [recordId(String(r.tenant), String(r.patient_id)), String(r.person_token)]));
   const resolve = (taken: ReadonlySet<string>) =>
     resolvePersons(reached, { maxKeyHolders: config.maxKeyHolders, previous, newToken: (ids, attempt) => newPersonToken(key.key, ids, attempt), crowded: reach.crowded, taken });
-  let resolution = resolve(new Set());
-  const takenOutside = await heldOutside(s, tokens, tc, resolution.tokens, previous);
-  if (takenOutside.size > 0) resolution = resolve(takenOutside);
+  // Until no minted token is held outside: the next attempt's token may be held too (a record
+  // that left a person twice over keeps each first token; red-team, 2026-12-07). Ends: `taken` grows.
+  const taken = new Set<string>();
+  let resolution = resolve(taken);
+  for (let more = await heldOutside(s, tokens, tc, resolution.tokens, previous); more.size > 0; more = await heldOutside(s, tokens, tc, resolution.tokens, previous)) {
+    for (const t of more) taken.add(t);
+    resolution = resolve(taken);
+  }
 
   const update: string[][] = [[], [], [], []];
   const insert: string[][] = [[], [], [], [], [], []];
