@@ -1,12 +1,13 @@
 import { userInfo } from 'node:os';
 import type { Adapter } from '../adapters/adapter.ts';
-import type { Manifest } from '../artifacts/manifest.ts';
+import { vaultNode, type Manifest } from '../artifacts/manifest.ts';
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { checkPublished, gatePublication, scanForLeaks } from '../execute/privacy-gates.ts';
 import { reidentify } from '../execute/reidentify.ts';
 import { builtBeforeWithdrawal } from '../execute/research-builds.ts';
 import { offboardedRowsLeft, withheldRowsLeft } from '../execute/research-withheld.ts';
+import { departedPractices } from '../execute/departed-linkage.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { initVault } from '../execute/vault.ts';
 import { retokenizeLinkage } from '../execute/vault-linkage.ts';
@@ -172,16 +173,29 @@ export async function privacyCheckCommand(projectDir: string, targetName: string
   return failures > 0 ? 1 : 0;
 }
 
-/** Practices no longer in tenants.yml whose rows are still in a pseudonymized table: a published build would have counted them. */
+/**
+ * Practices no longer in tenants.yml whose rows are still in a pseudonymized table (a published
+ * build would have counted them), or whose records the vault still links other practices' persons
+ * through (departed-linkage.ts: the research slices of those persons may carry the link).
+ */
 async function reportOffboarded(adapter: Adapter, manifest: Manifest, tenantColumn: string, out: (l: string) => void): Promise<number> {
+  const vault = vaultNode(manifest);
+  const withheld = new Set(manifest.research_withheld ?? []);
+  const inVault = vault ? (await departedPractices(adapter, manifest, vault, tenantColumn)).filter((t) => !withheld.has(t)) : [];
+  if (inVault.length > 0) {
+    out(
+      `no longer in tenants.yml: ${inVault.length} practice(s): FAILED the vault still holds their records, and the persons they linked: ` +
+        `the next vault build forgets them (any tsform run of a practice), and the next published build first removes the research slices linked through them`,
+    );
+  }
   const left = await offboardedRowsLeft(adapter, manifest, tenantColumn);
-  if (left.length === 0) return 0;
+  if (left.length === 0) return inVault.length > 0 ? 1 : 0;
   const practices = [...new Set(left.flatMap((l) => l.practices))].sort();
   out(
     `no longer in tenants.yml: ${practices.length} practice(s): FAILED rows of theirs remain in ${left.map((l) => `${l.relation} (${l.rows} rows)`).join(', ')}; ` +
       `the next build of the published models removes them from research (or tsform purge --tenant ${practices.slice(0, 3).join(' --tenant ')}${practices.length > 3 ? ' …' : ''}, which removes everything of theirs)`,
   );
-  return left.length;
+  return left.length + (inVault.length > 0 ? 1 : 0);
 }
 
 /**

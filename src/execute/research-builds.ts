@@ -1,12 +1,13 @@
 import type { Adapter } from '../adapters/adapter.ts';
 import type { Queryable } from '../warehouse/table-def.ts';
-import { manifestNodes, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
+import { manifestNodes, vaultNode, type Manifest, type ManifestNode, type ModelNode } from '../artifacts/manifest.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { compiledGraph, upstreamOf } from '../graph/dag.ts';
 import { quoteRelation } from '../sql/quote.ts';
 import { relationKey } from '../warehouse/deletion-epochs.ts';
 import { WITHHELD_AT_BUILD } from '../warehouse/meta-schema.ts';
 import { forgetVersions, WHOLE_RELATION } from '../warehouse/relation-versions.ts';
+import { departedPractices, practicesLinkedThrough, withdrawLinkedSlices } from './departed-linkage.ts';
 import { holdsResearchSlices, offboardedSlices, withdrawSlices, withheldNote, type WithdrawContext } from './research-withheld.ts';
 
 /**
@@ -62,6 +63,8 @@ export async function beforeGlobalResearchBuild(ctx: WithdrawContext, node: Mode
   await ctx.adapter.query(`DELETE FROM ${quoteRelation(ctx.metaSchema, WITHHELD_AT_BUILD.name)} WHERE relation = $1`, [relationKey(node)]);
   const upstream = upstreamNodes(ctx.manifest, node);
   const notes = await withdrawOffboarded(ctx, upstream.filter(holdsResearchSlices));
+  const linked = await withdrawLinkedThroughDeparted(ctx);
+  if (linked) notes.push(linked);
   if (withheld.length === 0) return notes;
   for (const slices of upstream.filter(holdsResearchSlices)) {
     const { removed } = await withdrawSlices(ctx, slices, withheld);
@@ -96,6 +99,21 @@ async function withdrawOffboarded(ctx: WithdrawContext, tables: readonly ModelNo
     notes.push(`${gone.length} practice(s) no longer in tenants.yml: ${removed} row(s) of theirs removed from ${relationKey(table)} before this build (tsform purge --tenant removes the rest)`);
   }
   return notes;
+}
+
+/**
+ * While the vault still holds records of a practice withheld or gone from tenants.yml (the vault
+ * has not run since), the slices of the persons it linked may carry the link: they go before a
+ * published build reads them, as the vault's own build removes them (departed-linkage.ts). A
+ * run of only the research models built them from that vault and published the link (red-team,
+ * 2026-12-07, privacy check passing).
+ */
+async function withdrawLinkedThroughDeparted(ctx: WithdrawContext): Promise<string | undefined> {
+  const vault = vaultNode(ctx.manifest);
+  if (!vault) return undefined;
+  const departed = await departedPractices(ctx.adapter, ctx.manifest, vault, ctx.tenantColumn);
+  const note = await withdrawLinkedSlices(ctx, await practicesLinkedThrough(ctx.adapter, vault, ctx.tenantColumn, departed));
+  return note && `${note}; the vault forgets the departed practices' records at its next build`;
 }
 
 /** After a whole build of `node` committed: it holds nothing of the practices withheld now. */

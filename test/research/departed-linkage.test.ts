@@ -88,4 +88,24 @@ describe('a departed practice links no persons after the next vault build, whate
     expect(await withWarehouse(demo.dir, slicesOf([a, b]))).toBe(0);
     expect(await withWarehouse(demo.dir, tokensNotInVault)).toBe(0);
   }, 600_000);
+
+  it('gone from tenants.yml, then only the research models run (no vault build): the published build removes the linked slices first; privacy check fails until the vault runs', async () => {
+    const listed = readFileSync(join(demo.dir, 'tenants.yml'), 'utf8');
+    editTenants(demo.dir, (ts) => [...ts, { id: x, name: 'Returning practice', timezone: 'America/New_York' }]);
+    expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'build', tenants: [x, a, b] }))).toEqual([]);
+    expect(await withWarehouse(demo.dir, bridgePersons)).toBe(1);
+    writeFileSync(join(demo.dir, 'tenants.yml'), listed);
+    const run = await runWorkspace({ projectDir: demo.dir, command: 'run', select: ['pseudo_persons', 'pseudo_encounters', 'pseudo_conditions', ...PUBLISHED_MODELS] });
+    expect(failuresOf(run)).toEqual([]);
+    expect(run.results.filter((r) => PUBLISHED_MODELS.includes(r.model ?? '')).flatMap((r) => r.notes ?? [])).toContainEqual(
+      expect.stringMatching(/^2 practice\(s\) held persons linked through .*removed until they are built again; the vault forgets the departed practices' records at its next build$/),
+    );
+    expect(await withWarehouse(demo.dir, slicesOf([a, b]))).toBe(0);
+    const failing = await cli(['privacy', 'check', '--project-dir', demo.dir]);
+    expect(failing.code).toBe(1);
+    expect(failing.lines).toContainEqual(expect.stringMatching(/^no longer in tenants\.yml: 1 practice\(s\): FAILED the vault still holds their records/));
+    expect(failuresOf(await runWorkspace({ projectDir: demo.dir, command: 'build', tenants: [a, b] }))).toEqual([]);
+    expect(await withWarehouse(demo.dir, bridgePersons)).toBe(2);
+    expect((await cli(['privacy', 'check', '--project-dir', demo.dir])).code).toBe(0);
+  }, 600_000);
 });
