@@ -148,7 +148,7 @@ export const Codes = {
   workerIdTaken: 'TSF460',
   /** A distributed job made by another tsform version or another compiled project: the worker refuses it and stops. */
   workerMismatch: 'TSF461',
-  /** `run --distributed --resume <run id>`: that run is finished, closed as abandoned, unknown, or of another selection. */
+  /** `run --distributed --resume <run id>`: that run is finished, closed as abandoned, unknown, or of another selection; also a job of a closed run that a worker is handed (not run). */
   resumeRefused: 'TSF462',
   /**
    * Log-based capture cannot start on this OLTP: `wal_level` is not logical, the role lacks

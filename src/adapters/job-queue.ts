@@ -63,6 +63,11 @@ export interface JobQueue {
   openRun(run: { project: string; key: string }, choose: (open: OpenRun[]) => RunChoice): Promise<RunChoice & { cancelledJobs: number }>;
   /** The run is over: no coordinator resumes it. */
   finishRun(runId: string): Promise<void>;
+  /**
+   * Whether the run was finished or closed (abandoned): a job of it that the queue hands out
+   * again (its worker died and the job expired after its run was closed) is not run.
+   */
+  runClosed?(runId: string): Promise<boolean>;
   close(): Promise<void>;
 }
 

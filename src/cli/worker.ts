@@ -96,6 +96,13 @@ export async function runWorker(opts: WorkerOptions): Promise<{ jobs: number }> 
       }
       await queue.claim(job.id, workerId);
       const data = job.data;
+      // Before the project check: a closed run's job may come from a project that has changed since.
+      if (await queue.runClosed?.(data.runId)) {
+        const message = `job of distributed run ${data.runId}, which was closed before this worker took it: not run`;
+        await queue.fail(job.queue, job.id, failedOutput(workerId, { code: Codes.resumeRefused, message }));
+        opts.onEvent?.({ kind: 'job_failed', worker: workerId, job: job.id, at: Date.now(), message });
+        continue;
+      }
       const own = fingerprintWith(data.vars);
       if (data.tsform !== tsformVersion() || data.manifest !== own) {
         const message = `worker ${workerId} runs tsform ${tsformVersion()} with project ${own}; the run was planned with tsform ${data.tsform} and project ${data.manifest}: refused`;

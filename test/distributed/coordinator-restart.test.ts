@@ -191,6 +191,15 @@ describe('a coordinator started again', () => {
       const left = await sql(db.url, "SELECT state::text FROM tsform_queue.job WHERE id = ANY($1::uuid[])", [queued.map((q) => q.id)]);
       expect(left.map((r) => r.state)).toEqual(queued.map(() => 'cancelled'));
       expect(await sql(db.url, 'SELECT run_id FROM tsform_queue.tsform_runs WHERE finished_at IS NULL')).toEqual([]);
+
+      // A job active when its coordinator died is not cancelled; its worker gone too, the queue
+      // hands it out again once it expires: a worker now, of the changed project, skips it (TSF462)
+      // instead of refusing it as another project's and stopping (TSF461).
+      await sql(db.url, "UPDATE tsform_queue.job SET state = 'created', completed_on = NULL WHERE id = ANY($1::uuid[])", [queued.map((q) => q.id)]);
+      const late = startWorker(demo.dir, 'late', db.url, ['--exit-when-idle', '3']);
+      expect(await late.exited).toBe(0);
+      const skipped = await sql(db.url, "SELECT state::text AS state, output->'error'->>'code' AS code FROM tsform_queue.job WHERE id = ANY($1::uuid[])", [queued.map((q) => q.id)]);
+      expect(skipped).toEqual(queued.map(() => ({ state: 'failed', code: 'TSF462' })));
     } finally {
       demo.remove();
     }

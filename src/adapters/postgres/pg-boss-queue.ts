@@ -108,6 +108,10 @@ export async function openPgBossQueue(opts: { url: string; schema: string; appli
     async finishRun(runId) {
       await sql(`UPDATE ${runs} SET finished_at = now(), last_seen_at = now(), outcome = 'finished' WHERE run_id = $1`, [runId]);
     },
+    async runClosed(runId) {
+      const { rows } = await sql(`SELECT finished_at IS NOT NULL AS closed FROM ${runs} WHERE run_id = $1`, [runId]);
+      return rows[0]?.closed === true;
+    },
     async close() {
       await coordinator.leave();
       await boss.stop({ graceful: false, wait: true });
