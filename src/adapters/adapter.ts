@@ -120,6 +120,8 @@ export interface ColumnInfo {
 export interface RelationInfo {
   kind: 'table' | 'view';
   columns: ColumnInfo[];
+  /** PostgreSQL: the table this one is a partition of (`schema.name`); a model never writes into one. */
+  partitionOf?: string;
 }
 
 export interface Adapter {

@@ -5,7 +5,7 @@ import { manifestNodes, vaultNode, type Manifest } from '../artifacts/manifest.t
 import { systemClock } from '../clock.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { isGlobalResearchRelation } from '../execute/research-builds.ts';
-import { holdsResearchSlices } from '../execute/research-withheld.ts';
+import { holdsResearchSlices, rebuildSlicesInFull } from '../execute/research-withheld.ts';
 import { resolveVaultKey } from '../execute/vault.ts';
 import { resolveLinkage } from '../execute/vault-linkage.ts';
 import { modelsEverBuilt } from '../execute/state-store.ts';
@@ -16,6 +16,7 @@ import { MEMBERS_TABLE, practiceRole } from '../security/render-rls.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { compileWorkspace, openAdapter, resolveTarget } from './api.ts';
 import { inProject, unbuiltWarehouse } from './target.ts';
+import { lockPractices } from './practice-locks.ts';
 import { tenantRelations } from './capture-wiring.ts';
 import type { Env } from './env.ts';
 import type { Workspace } from './workspace.ts';
@@ -40,6 +41,10 @@ export async function purgeCommand(projectDir: string, target: string | undefine
   if (unbuiltWarehouse(ws.project, resolved)) return { counts: [], notes: [] };
   const adapter = await openAdapter(ws.project, resolved);
   let outcome: PurgeOutcome;
+  // The practice's run lock (PostgreSQL; DuckDB's file lock already keeps one process): a run
+  // that started before the practice left tenants.yml writes every row back after the purge
+  // otherwise (red-team, 2026-12-07: 684 staging rows, the vault tokens and the research slices).
+  const locks = yes ? await lockPractices(adapter, [tenant]) : undefined;
   try {
     const { schemas } = ws.project.config;
     // First, so that a missing vault key or a linkage setting refused stops the purge with nothing deleted.
@@ -58,6 +63,7 @@ export async function purgeCommand(projectDir: string, target: string | undefine
     if (adapter.capabilities.rowLevelSecurity && ws.project.policies) counts.push(...(await dropPracticeRole(adapter, practiceRole(ws.project.policies, tenant), ws.project.policies.securitySchema, !yes)));
     outcome = { counts, notes: [...(await stillCounted(adapter, ws.manifest, tenant, counts)), ...(linkage.note ? [linkage.note] : []), ...behindNote(behind, counts)] };
   } finally {
+    await locks?.release();
     await adapter.close();
   }
   // Also when nothing was left to delete: a purge whose rewrite failed is completed by running it again.
@@ -177,11 +183,12 @@ async function purgeLinkage(adapter: Adapter, ws: Workspace, tenant: string, dry
   // The slices that may carry a link made through this practice go before the link does (departed-linkage.ts).
   const { tenantColumn } = ws.project.config;
   const linked = await practicesLinkedThrough(adapter, vault, tenantColumn, [tenant]);
-  const note = await withdrawLinkedSlices({ adapter, manifest: ws.manifest, metaSchema: ws.project.config.schemas.meta, tenantColumn }, linked);
+  const withdraw = { adapter, manifest: ws.manifest, metaSchema: ws.project.config.schemas.meta, tenantColumn };
+  const note = await withdrawLinkedSlices(withdraw, linked);
   await adapter.transaction(async (s) => {
     if (adapter.kind === 'postgres') await s.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', ['tsform.linkage', vault.schema]);
-    await resolveLinkage(s, { vaultSchema: vault.schema, tokenTable: vault.identifier, tenantColumn, tenants: [tenant], identities: [], key, config: privacy.identity.linkage });
-  });
+    return resolveLinkage(s, { vaultSchema: vault.schema, tokenTable: vault.identifier, tenantColumn, tenants: [tenant], identities: [], key, config: privacy.identity.linkage });
+  }).then((linkage) => rebuildSlicesInFull(withdraw, linkage.retokenizedPractices));
   return note ? { counts, note } : { counts };
 }
 

@@ -67,6 +67,20 @@ export async function withdrawSlices(ctx: WithdrawContext, node: ModelNode, with
   return { rows, removed: rowsChanged };
 }
 
+/**
+ * Linkage moved some of these practices' records to another person token: an incremental research
+ * slice merged into would keep the rows under the old token beside the new ones (one person
+ * counted twice, under a date shift that is no longer theirs; red-team, 2026-12-07). Their
+ * slices, and the global incremental models over them, are built in full next time.
+ */
+export async function rebuildSlicesInFull(ctx: WithdrawContext, practices: readonly string[]): Promise<void> {
+  if (practices.length === 0) return;
+  for (const node of Object.values(ctx.manifest.models).filter((n) => holdsResearchSlices(n) && n.materialized === 'incremental')) {
+    await forgetVersions(ctx.adapter, ctx.metaSchema, node, practices);
+    for (const below of globalIncrementalBelow(ctx.manifest, node)) await forgetVersions(ctx.adapter, ctx.metaSchema, below, [WHOLE_RELATION]);
+  }
+}
+
 /** Models built once per run and merged into (incremental, not tenant-scoped) that read `node`, directly or not. */
 function globalIncrementalBelow(manifest: Manifest, node: ManifestNode): ModelNode[] {
   const below = downstreamOf(compiledGraph(manifest), [node.name]);

@@ -27,9 +27,11 @@ export interface LinkageSummary extends ResolutionCounts {
   resolved: boolean;
   /** Records a change could reach (linkage-reach.ts), which were resolved again; the rest kept their persons. */
   reresolved: number;
+  /** Practices with a record that moved to another person token: their research slices hold the old one. */
+  retokenizedPractices: string[];
 }
 
-const NOTHING_RESOLVED: LinkageSummary = { records: 0, persons: 0, merges: 0, splits: 0, sparse: 0, newPersons: 0, retokenized: 0, crowdedKeys: 0, rekeyed: 0, reresolved: 0, resolved: false };
+const NOTHING_RESOLVED: LinkageSummary = { records: 0, persons: 0, merges: 0, splits: 0, sparse: 0, newPersons: 0, retokenized: 0, crowdedKeys: 0, rekeyed: 0, reresolved: 0, resolved: false, retokenizedPractices: [] };
 const recordId = (practice: string, patient: string) => JSON.stringify([practice, patient]);
 const CHUNK = 20_000;
 
@@ -242,6 +244,7 @@ export async function resolveLinkage(
     rekeyed,
     reresolved: reached.length,
     resolved: true,
+    retokenizedPractices: [...new Set(update[0]!)].sort(),
   };
   const c = summary;
   await s.query(

@@ -32,3 +32,18 @@ export function addBridge(dir: string, practices: { a: string; x: string; b: str
 /** Distinct person tokens of the bridge records in the vault: 1 while X links them, 2 once it does not. */
 export const bridgePersons = async (q: Query): Promise<number> =>
   Number((await q(`SELECT count(DISTINCT person_token) AS n FROM vault.person_tokens WHERE patient_id LIKE 'bridge-%'`))[0]!.n);
+
+/** Two condition rows for each bridge record (copies of two of its practice's), so that research slices hold the bridge person. */
+export function addBridgeConditions(dir: string, practices: { a: string; x: string; b: string }): void {
+  const file = join(dir, 'data/ehr/conditions.csv.gz');
+  const rows = parseCsv(gunzipSync(readFileSync(file)), { columns: true }) as Record<string, string>[];
+  const header = Object.keys(rows[0]!);
+  const added = (['a', 'x', 'b'] as const).flatMap((at) =>
+    rows
+      .filter((r) => r.practice_id === practices[at])
+      .slice(0, 2)
+      .map((t, i) => ({ ...t, condition_id: `bridge-c-${at}-${i}`, patient_id: `bridge-${at}` })),
+  );
+  const line = (r: Record<string, string>) => header.map((h) => `"${(r[h] ?? '').replaceAll('"', '""')}"`).join(',');
+  writeFileSync(file, gzipSync([header.join(','), ...[...rows, ...added].map(line)].join('\n') + '\n'));
+}

@@ -121,7 +121,8 @@ export class PostgresAdapter implements Adapter {
     // pg_catalog rather than information_schema: it lists materialized views, and shows
     // relations whatever the current role's privileges on them.
     const { rows } = await this.query(
-      `SELECT c.relkind::text AS relkind, a.attname AS column_name, lower(format_type(a.atttypid, a.atttypmod)) AS data_type
+      `SELECT c.relkind::text AS relkind, a.attname AS column_name, lower(format_type(a.atttypid, a.atttypmod)) AS data_type,
+              (SELECT i.inhparent::regclass::text FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition LIMIT 1) AS partition_of
          FROM pg_catalog.pg_class c
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -134,6 +135,7 @@ export class PostgresAdapter implements Adapter {
     return {
       kind: first.relkind === 'v' || first.relkind === 'm' ? 'view' : 'table',
       columns: rows.filter((r) => r.column_name !== null).map((r) => ({ name: String(r.column_name), type: String(r.data_type) })),
+      ...(first.partition_of ? { partitionOf: String(first.partition_of) } : {}),
     };
   }
 

@@ -59,7 +59,7 @@ export async function writeSlice(
   check?: StagedCheck,
   absorption?: Absorption,
 ): Promise<BuildOutcome> {
-  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  const existing = refusePartition(node, await ctx.adapter.describe(node.schema, node.identifier));
   // Read before the rows are: an epoch that moves in between is absorbed again next time, never lost.
   const absorbed = absorption ?? (await readAbsorption(ctx.adapter, ctx.metaSchema, ctx.manifest, node, tenants));
   const refresh = ctx.fullRefreshId !== undefined && (await refreshPending(ctx.adapter, ctx.metaSchema, ctx.fullRefreshId, node)) ? ctx.fullRefreshId : undefined;
@@ -126,6 +126,20 @@ async function dropViewInPlace(ctx: BuildContext, s: Session, node: ManifestNode
   return undefined;
 }
 
+/**
+ * A relation of the model's name that is another table's partition (PostgreSQL): compile refuses
+ * names of the current models' partitions (TSF205), but a renamed model's table keeps its own;
+ * writing into one failed every practice, and `--full-refresh` dropped it with its rows
+ * (red-team, 2026-12-07: the old table's DEFAULT partition, 1,102 of 1,120 rows).
+ */
+function refusePartition(node: ManifestNode, existing: RelationInfo | undefined): RelationInfo | undefined {
+  if (!existing?.partitionOf) return existing;
+  throw new TsformError(
+    Codes.schemaChanged,
+    `${node.name}: ${relationKey(node)} is a partition of ${existing.partitionOf} (a table this project no longer builds, or not tsform's); nothing was written. Rename the model, or drop that table first`,
+  );
+}
+
 export interface WholeWrite {
   /** Follow the staged rows' shape when it changed (seeds, full rebuilds); otherwise keep the table's. */
   reshape: boolean;
@@ -142,7 +156,7 @@ export async function writeWhole(
   check?: StagedCheck,
 ): Promise<BuildOutcome> {
   const rel = quoteRelation(node.schema, node.identifier);
-  const existing = await ctx.adapter.describe(node.schema, node.identifier);
+  const existing = refusePartition(node, await ctx.adapter.describe(node.schema, node.identifier));
   return ctx.adapter.transaction(async (s) => {
     const staging = await stage(s, existing);
     await s.createTempTableAs(STAGE_TABLE, staging.select, []);

@@ -1,7 +1,7 @@
 import { Codes, TsformError } from '../../errors.ts';
 import type { MaterializationStrategy } from '../strategy.ts';
 import { buildVaultTokens } from '../vault.ts';
-import { researchSplit, withheldNote } from '../research-withheld.ts';
+import { rebuildSlicesInFull, researchSplit, withheldNote } from '../research-withheld.ts';
 import { departedPractices, practicesLinkedThrough, withdrawLinkedSlices } from '../departed-linkage.ts';
 import { linkageNotes } from '../vault-linkage.ts';
 
@@ -42,6 +42,8 @@ export const vaultTokensStrategy: MaterializationStrategy<'vault_tokens'> = {
         },
         { timeoutMs: ctx.nodeTimeoutMs },
       );
+      // After the commit (on DuckDB the meta schema is another file): a crash in between leaves a slice merged into once more.
+      await rebuildSlicesInFull(ctx, built.linkage.retokenizedPractices);
       return { ...built, linkedNote };
     });
     const notes = [...linkageNotes(linkage), ...(linkedNote ? [linkedNote] : [])];
