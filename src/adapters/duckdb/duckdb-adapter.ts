@@ -11,6 +11,7 @@ import {
 } from '@duckdb/node-api';
 import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../../errors.ts';
 import { LOCK_WAIT_POLICY, retrying } from '../../schedule/retry-policy.ts';
+import { columnTypeChanges, tablesWithColumn } from './catalog-queries.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
 import { raisedExecuting } from '../error-statements.ts';
@@ -224,18 +225,8 @@ export class DuckDBAdapter implements Adapter {
     };
   }
 
-  async tablesWithColumn(schemas: readonly string[], column: string): Promise<{ schema: string; name: string }[]> {
-    // A schema kept in a file of its own is that database's `main`. Identifiers match in any case here.
-    const { rows } = await this.query(
-      `SELECT CASE WHEN t.database_name = current_database() THEN t.schema_name ELSE t.database_name END AS s, t.table_name AS n
-         FROM duckdb_tables() t JOIN duckdb_columns() c USING (database_name, schema_name, table_name)
-        WHERE lower(c.column_name) = lower($2)
-          AND ((t.database_name = current_database() AND t.schema_name = ANY($1::VARCHAR[]))
-               OR (t.database_name = ANY($3::VARCHAR[]) AND t.schema_name = 'main'))
-        ORDER BY 1, 2`,
-      [[...schemas], column, schemas.filter((x) => this.attached.has(x))],
-    );
-    return rows.map((r) => ({ schema: String(r.s), name: String(r.n) }));
+  tablesWithColumn(schemas: readonly string[], column: string): Promise<{ schema: string; name: string }[]> {
+    return tablesWithColumn((sql, params) => this.query(sql, params), schemas, schemas.filter((x) => this.attached.has(x)), column);
   }
 
   classifyError(err: unknown): ErrorClass {
@@ -300,19 +291,7 @@ function sessionOn(conn: DuckDBConnection): Session {
       await runOn(conn, `DROP TABLE IF EXISTS temp.${quoteIdent(name)}`, []);
     },
     stageCopy: (columns, data) => csvFileStaging.ahead!(columns, data),
-    async columnTypeChanges(schema, name, temp) {
-      // A schema kept in a file of its own (research, vault) is that database's `main`.
-      const { rows } = await runOn(
-        conn,
-        `SELECT t.column_name AS c, lower(t.data_type) AS f, lower(n.data_type) AS n
-           FROM duckdb_columns() t JOIN duckdb_columns() n ON n.column_name = t.column_name AND n.database_name = 'temp' AND n.table_name = $3
-          WHERE ((t.database_name = current_database() AND t.schema_name = $1) OR (t.database_name = $1 AND t.schema_name = 'main'))
-            AND t.table_name = $2 AND t.data_type <> n.data_type
-          ORDER BY t.column_index`,
-        [schema, name, temp],
-      );
-      return rows.map((r) => ({ column: String(r.c), from: String(r.f), to: String(r.n) }));
-    },
+    columnTypeChanges: (schema, name, temp) => columnTypeChanges((sql, params) => runOn(conn, sql, params), schema, name, temp),
     async insertText(schema, table, columns, rows) {
       const appender = await conn.createAppender(table, schema);
       try {
