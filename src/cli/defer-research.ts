@@ -18,8 +18,9 @@ import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 /** The nodes `read` from production that hold research data: pseudonymized slices, the vault, stored global relations built from them. */
 function deferredResearch(manifest: Manifest, read: ReadonlySet<string>): ManifestNode[] {
+  const nodes = manifestNodes(manifest);
   return [...read]
-    .map((id) => manifestNodes(manifest)[id])
+    .map((id) => nodes[id])
     .filter((n): n is ManifestNode => n !== undefined && (holdsResearchSlices(n) || n.kind === 'vault' || isGlobalResearchRelation(manifest, n)));
 }
 
