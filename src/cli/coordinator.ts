@@ -15,7 +15,7 @@ import { tsformVersion } from './package-root.ts';
 import type { RunRequest } from './run-request.ts';
 import { LEAK_SCAN, leakScanNotRun, leakScanPlanned, leakScanResult } from './run-record.ts';
 import { chooseRun, RESUME_WINDOW_SECONDS, runChoiceNotices } from './run-resumption.ts';
-import { unrunResults } from './unrun-units.ts';
+import { unreportedUnits } from '../execute/interrupted-units.ts';
 import { prepareSlimCi, refuseNoPractices } from './slim-ci.ts';
 import { openAdapter, resolveTarget } from './target.ts';
 
@@ -184,7 +184,7 @@ export async function runDistributed(req: RunRequest, o: DistributedOptions = {}
 
   async function finish(): Promise<RunResults> {
     const why = req.signal?.aborted ? { status: 'interrupted' as const, reason: 'the distributed run was stopped before this ran' } : { status: 'skipped' as const, reason: notRun };
-    results.push(...unrunResults(plan, results, why));
+    results.push(...unreportedUnits(plan, results, why));
     if (leakScan && !results.some((r) => r.node === LEAK_SCAN)) results.push(leakScanNotRun(why));
     const finishedAt = clock.now();
     const run: RunResults = {

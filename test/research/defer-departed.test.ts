@@ -1,11 +1,10 @@
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { Codes, TsformError } from '../../src/errors.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
-import { failuresOf, fingerprintRows, PUBLISHED_MODELS, withWarehouse } from '../support/research-fixture.ts';
+import { editTenants, failuresOf, fingerprintRows, PUBLISHED_MODELS, withWarehouse } from '../support/research-fixture.ts';
 
 /**
  * `--defer` against a production state published before a practice left research: its
@@ -13,13 +12,6 @@ import { failuresOf, fingerprintRows, PUBLISHED_MODELS, withWarehouse } from '..
  * published build counted it again, recorded as clean (red-team, 2026-12-07). Refused by the
  * state's manifest, and by its rows when the database is older than the manifest. Ids and counts only.
  */
-
-function editTenants(dir: string, edit: (tenants: Record<string, unknown>[]) => Record<string, unknown>[]): void {
-  const file = join(dir, 'tenants.yml');
-  const doc = parse(readFileSync(file, 'utf8')) as { tenants: Record<string, unknown>[] };
-  doc.tenants = edit(doc.tenants);
-  writeFileSync(file, stringify(doc));
-}
 
 function publishState(dir: string, name: string): string {
   const state = join(dir, name);

@@ -1,11 +1,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { addBridge, bridgePersons } from '../support/bridge-person.ts';
 import { copyDemoProject, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
-import { cli, failuresOf, PUBLISHED_MODELS, resultsOf, VAULT_NODE, withWarehouse, type Query } from '../support/research-fixture.ts';
+import { cli, editTenants, failuresOf, PUBLISHED_MODELS, type Query, resultsOf, VAULT_NODE, withWarehouse } from '../support/research-fixture.ts';
 
 /**
  * A practice X that leaves research (`research: false`) or the platform (gone from tenants.yml)
@@ -15,13 +14,6 @@ import { cli, failuresOf, PUBLISHED_MODELS, resultsOf, VAULT_NODE, withWarehouse
  * alone split them in the vault but left A's and B's slices sharing the old token, privacy check
  * passing). The bridge person's records at A and B link only through X. Counts and ids only.
  */
-
-function editTenants(dir: string, edit: (tenants: Record<string, unknown>[]) => Record<string, unknown>[]): void {
-  const file = join(dir, 'tenants.yml');
-  const doc = parse(readFileSync(file, 'utf8')) as { tenants: Record<string, unknown>[] };
-  doc.tenants = edit(doc.tenants);
-  writeFileSync(file, stringify(doc));
-}
 
 /** Research rows whose person token the vault does not hold at the row's practice. */
 const tokensNotInVault = (q: Query) =>

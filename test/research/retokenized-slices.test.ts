@@ -1,11 +1,10 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { addBridge, addBridgeConditions, bridgePersons } from '../support/bridge-person.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
-import { failuresOf, withWarehouse, type Query } from '../support/research-fixture.ts';
+import { editTenants, failuresOf, withWarehouse, type Query } from '../support/research-fixture.ts';
 
 /**
  * Linkage moves a record of practice A to another person token in a batch that does not build A
@@ -23,12 +22,7 @@ where not exists (select 1 from {{this}} t where t.practice_id = c.practice_id a
 {{/if}}
 `;
 
-function setResearch(dir: string, id: string, research: boolean): void {
-  const file = join(dir, 'tenants.yml');
-  const doc = parse(readFileSync(file, 'utf8')) as { tenants: Record<string, unknown>[] };
-  doc.tenants = doc.tenants.map((t) => (t.id === id ? { ...t, research } : t));
-  writeFileSync(file, stringify(doc));
-}
+const setResearch = (dir: string, id: string, research: boolean) => editTenants(dir, (ts) => ts.map((t) => (t.id === id ? { ...t, research } : t)));
 
 /** Rows of the incremental research slice whose person token the vault does not hold at the row's practice. */
 const staleRows = (q: Query) =>

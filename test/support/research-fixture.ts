@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { dirname, join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { parse } from 'csv-parse/sync';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { NodeResult, RunResults } from '../../src/artifacts/run-results.ts';
 import { runCli } from '../../src/cli/program.ts';
 import { REPO_ROOT } from './demo-project.ts';
@@ -271,4 +272,11 @@ export function addProjectFiles(dir: string, files: Record<string, string>): () 
       else writeFileSync(join(dir, path), text);
     }
   };
+}
+
+/** Rewrites the copy's tenants.yml list (e.g. a practice's `research:` flag, or one removed). */
+export function editTenants(dir: string, edit: (tenants: Record<string, unknown>[]) => Record<string, unknown>[]): void {
+  const file = join(dir, 'tenants.yml');
+  const doc = parseYaml(readFileSync(file, 'utf8')) as { tenants: Record<string, unknown>[] };
+  writeFileSync(file, stringifyYaml({ ...doc, tenants: edit(doc.tenants) }));
 }
