@@ -19,6 +19,7 @@ import { settleVaultKey } from './vault-key-stage.ts';
 import { selectsCaptured } from '../graph/select.ts';
 import { capturedSinceBuilt, markBuilt } from '../ingest/logical/captured-state.ts';
 import { compileWorkspace } from './compile-stage.ts';
+import { checkTenantsFileUnchanged, TENANTS_READS, TENANTS_REREAD_NOTICE, TenantsFileChanged, tenantsFileDigest, tenantsKeptChanging } from './tenants-read.ts';
 
 /**
  * The programmatic API behind the CLI (tests call it too): the composition root. It wires the
@@ -32,8 +33,25 @@ export { compileAgainst, planWorkspace, prepareSlimCi, readStateManifest } from 
 export { openAdapter, resolveTarget } from './target.ts';
 export type { Workspace } from './workspace.ts';
 
-/** compile → plan → vault key → capture wiring → locks → monitor → execute → leak scan → record. */
-export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
+/**
+ * compile → plan → vault key → capture wiring → locks → monitor → execute → leak scan → record.
+ * Compiled again when tenants.yml changed before the locks were held (tenants-read.ts).
+ */
+export async function runWorkspace(req: RunRequest): Promise<RunResults> {
+  const notices: string[] = [];
+  for (let read = 1; ; read++) {
+    const tenantsRead = tenantsFileDigest(req.projectDir);
+    try {
+      return await runOnce(req, tenantsRead, notices);
+    } catch (err) {
+      if (!(err instanceof TenantsFileChanged)) throw err;
+      if (read >= TENANTS_READS) throw tenantsKeptChanging();
+      notices.push(TENANTS_REREAD_NOTICE);
+    }
+  }
+}
+
+async function runOnce(reqIn: RunRequest, tenantsRead: string, earlier: readonly string[]): Promise<RunResults> {
   const env = reqIn.env ?? process.env;
   // state:captured: which practices changed is warehouse state, read once before the pure planner
   const captured = selectsCaptured(reqIn.select) ? await readCaptured(reqIn, env) : undefined;
@@ -54,14 +72,15 @@ export async function runWorkspace(reqIn: RunRequest): Promise<RunResults> {
   let locks: Awaited<ReturnType<typeof lockPractices>>;
   try {
     if (deferred) await refuseDeferredDepartedRows(adapter, ws.manifest, deferred, DEFER_CATALOG, ws.project.config.tenantColumn);
-    const notices = [...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];
+    const notices = [...earlier, ...slimCiNotices, ...(await settleVaultKey(ws, planned, adapter, { env, clock, target: target.name }))];
     const { plan, onboarding } = capture ? await isolateOnboarding(ws, planned, adapter) : { plan: planned, onboarding: [] };
     capture?.useBatches(plan.batches);
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
+    locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
+    checkTenantsFileUnchanged(req.projectDir, tenantsRead);
     const leakScan = !req.skipLeakScan && leakScanPlanned(ws, plan);
     const units = plannedUnits(plan, { checks: leakScan ? 1 : 0 });
     req.onPlan?.(plan, units);
-    locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     const selectedTenants = ws.project.tenants.filter((t) => plan.tenants.includes(t.id));
     const monitoring = await startMonitoring(ws, plan, adapter, { runId, clock, env, selectedTenants, alertLog: req.alertLog });
     const results = await execute({
