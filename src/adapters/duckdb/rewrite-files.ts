@@ -1,5 +1,5 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { COMPANION_FILES, tightenDatabaseFiles } from './private-files.ts';
@@ -32,7 +32,10 @@ const COPY_ALIAS = '__tsf_rewrite';
 export async function rewriteDatabaseFiles(main: string, attach: Readonly<Record<string, string>>): Promise<RewrittenFile[]> {
   if (main === ':memory:' || !existsSync(main)) return [];
   const dbs = [{ file: main, alias: undefined as string | undefined }, ...Object.entries(attach).map(([alias, file]) => ({ file, alias }))].filter((d) => existsSync(d.file));
-  const copies = dbs.map((d, i) => ({ ...d, copy: `${d.file}.rewrite`, copyAlias: `${COPY_ALIAS}_${i}`, bytesBefore: statSync(d.file).size }));
+  const copies = dbs.map((d, i) => {
+    const real = databaseFile(d.file);
+    return { ...d, real, copy: `${real}.rewrite`, copyAlias: `${COPY_ALIAS}_${i}`, bytesBefore: statSync(real).size };
+  });
   for (const c of copies) removeWithCompanions(c.copy);
   try {
     const instance = await DuckDBInstance.create(main);
@@ -56,16 +59,28 @@ export async function rewriteDatabaseFiles(main: string, attach: Readonly<Record
     // DETACH checkpoints a copy; a log left beside one would be rows the rename leaves behind, and
     // one left beside a file would be replayed onto its copy at the next open.
     for (const c of copies) {
-      if (existsSync(`${c.copy}.wal`) || existsSync(`${c.file}.wal`)) throw new TsformError(Codes.sqlError, `rewriting ${c.file}: a write-ahead log was left after the checkpoint; every file is kept as it was`);
+      if ([c.copy, c.file, c.real].some((f) => existsSync(`${f}.wal`))) throw new TsformError(Codes.sqlError, `rewriting ${c.file}: a write-ahead log was left after the checkpoint; every file is kept as it was`);
     }
     for (const c of copies) {
       tightenDatabaseFiles(c.copy);
-      renameSync(c.copy, c.file);
+      renameSync(c.copy, c.real);
     }
-    return copies.map((c) => ({ file: c.file, bytesBefore: c.bytesBefore, bytesAfter: statSync(c.file).size }));
+    return copies.map((c) => ({ file: c.file, bytesBefore: c.bytesBefore, bytesAfter: statSync(c.real).size }));
   } finally {
     for (const c of copies) removeWithCompanions(c.copy);
   }
+}
+
+/**
+ * The file a path's bytes are in: a symbolic link is followed, so that the file behind it is the
+ * one rewritten (renaming onto the link would leave every deleted byte in that file and replace
+ * the link). Anything but a regular file (a device, a pipe: a target path of `/dev/null` had it
+ * replaced by a copy) is refused before anything is written.
+ */
+function databaseFile(path: string): string {
+  const real = realpathSync(path);
+  if (!statSync(real).isFile()) throw new TsformError(Codes.invalidRunSetting, `${path} is not a regular file: tsform rewrites only the database files it writes; nothing was changed`);
+  return real;
 }
 
 /** A database's catalog and each table's row count, as one comparable text. */
