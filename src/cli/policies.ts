@@ -52,6 +52,8 @@ export async function applyPoliciesCommand(projectDir: string, targetName: strin
       out(`planner statistics of ${ctx.tenantColumn}: target 0 on every protected table; removed from ${tenantStatistics.cleared.length} table(s)`);
       for (const k of tenantStatistics.kept) out(`planner statistics of ${ctx.tenantColumn} KEPT in ${k.relation}: ${k.reason}`);
     }
+    const partitioned = target.partitionByPractice;
+    if (partitioned) out(partitionFiguresNote(partitioned.list.length));
     return 0;
   } finally {
     await adapter.close();
@@ -94,4 +96,13 @@ export function verifyInputOf(ws: Workspace, ctx: PolicyContext, url: string): V
     securitySchema: ctx.policies.securitySchema,
     settingsToSpoof: [...new Set(['app.practice_id', 'app.tenant', 'tsform.tenant', `app.${tenantColumn}`])],
   };
+}
+
+/**
+ * The catalog is readable by every role and row-level security does not reach it: a partition's
+ * row count and size (`pg_class.reltuples`, `pg_stat_user_tables.n_live_tup`) are its practices'
+ * figures, exact for a listed practice, whose id its bound names (red-team, 2026-12-07).
+ */
+function partitionFiguresNote(listed: number): string {
+  return `partitioned by practice: every role can read each partition's row count and size in pg_class and pg_stat_user_tables, which row-level security does not filter; the ${listed} listed practice(s) are named in their partitions' bounds, so their row counts are public, and so is a hashed practice's when it is alone in its partition (README, "Partitioning by practice")`;
 }

@@ -62,6 +62,20 @@ describe('partition_by_practice on PostgreSQL', () => {
     expect(run.code, run.stderr).toBe(0);
   });
 
+  it('says that the catalog shows every role each partition\'s row count, and a listed practice\'s id beside it (which it does)', async () => {
+    expect(wh.applied).toMatch(/partitioned by practice: every role can read each partition's row count and size in pg_class and pg_stat_user_tables.*the 2 listed practice\(s\)/);
+    // As another practice: what the note says, measured (counts and ids of the test fleet only).
+    const seen = await asSuperuser(wh.superUrl, async (c) => {
+      await c.query(`SET ROLE ${quoteIdent(practiceRoleName(others[0]!))}`);
+      const r = await c.query(
+        `SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'marts' AND c.relname = $1`,
+        [`${TABLE}__p1`],
+      );
+      return String(r.rows[0]?.bound);
+    });
+    expect(seen).toContain(listed[0]!);
+  });
+
   it('refuses a practice role that reads a partition directly, its own or another', async () => {
     for (const [who, partition] of [
       [listed[0]!, `${TABLE}__p1`],

@@ -25,6 +25,8 @@ export interface RlsWarehouse {
   superUrl: string;
   /** The owner's URL: what `build` and `policies apply` connect with. */
   ownerUrl: string;
+  /** What `tsform policies apply` printed. */
+  applied: string;
   stop(): Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function startRlsWarehouse(opts: {
     await buildAs(demo.dir, ownerUrl);
     const applied = await cli(['policies', 'apply', '--project-dir', demo.dir, '--target', 'postgres'], { TSFORM_PG_URL: ownerUrl });
     if (applied.code !== 0) throw new Error(`policies apply exited ${applied.code}:\n${applied.stderr}`);
-    return { server, demo, superUrl: server.url, ownerUrl, stop };
+    return { server, demo, superUrl: server.url, ownerUrl, applied: applied.stdout, stop };
   } catch (err) {
     await stop();
     throw err;
