@@ -51,7 +51,21 @@ export function parseSelector(text: string): SelectorSpec {
     .trim()
     .split(/\s+/)
     .filter(Boolean)
-    .map((term) => term.split(',').map(parseAtom));
+    .map((term) => {
+      const atoms = term.split(',');
+      // `a, b` (a dbt habit from lists) is the terms `a,` and `b`: say which comma, not `cannot read ""`.
+      if (atoms.length > 1 && atoms.some((a) => a === '')) {
+        throw new TsformError(Codes.badSelector, `cannot read selector ${showValue(text.trim())}: a comma joins two selectors into their intersection with no space around it ('a,b'); a space separates a union ('a b')`);
+      }
+      return atoms.map(parseAtom);
+    });
+}
+
+/** `--select ''` (an unset $CHANGED in CI) selected nothing and the run went green having built nothing. */
+function parseGiven(option: string, texts: readonly string[]): SelectorSpec {
+  const spec = parseSelector(texts.join(' '));
+  if (spec.length === 0) throw new TsformError(Codes.badSelector, `${option} ${showValue(texts.join(' '))} names nothing; give a selector, or leave ${option} out for every node`);
+  return spec;
 }
 
 function parseAtom(raw: string): SelectorAtom {
@@ -87,8 +101,8 @@ function parseAtom(raw: string): SelectorAtom {
 /** Node ids selected by `select` minus `exclude`; no `select` means every node. */
 export function selectNodes(dag: ModelDag, select: string[] | undefined, exclude: string[] | undefined, context: SelectorContext = {}): Set<string> {
   const all = new Set(dag.order);
-  const chosen = select && select.length > 0 ? evaluate(dag, parseSelector(select.join(' ')), context) : all;
-  if (exclude && exclude.length > 0) for (const id of evaluate(dag, parseSelector(exclude.join(' ')), context)) chosen.delete(id);
+  const chosen = select && select.length > 0 ? evaluate(dag, parseGiven('--select', select), context) : all;
+  if (exclude && exclude.length > 0) for (const id of evaluate(dag, parseGiven('--exclude', exclude), context)) chosen.delete(id);
   return chosen;
 }
 
@@ -100,9 +114,18 @@ function evaluate(dag: ModelDag, spec: SelectorSpec, context: SelectorContext): 
       const hit = evaluateAtom(dag, atom, context);
       acc = acc ? new Set([...acc].filter((x) => hit.has(x))) : hit;
     }
+    // Each atom matched something (or it would have said so); their intersection may not. Nothing
+    // modified is a valid answer in CI, so a term with a state atom may select nothing.
+    if (term.length > 1 && acc?.size === 0 && !term.some((a) => a.method === 'state')) {
+      throw new TsformError(Codes.badSelector, `selector ${showValue(term.map(atomText).join(','))} matches nothing: its parts match nodes, but no node matches all of them (a comma is an intersection; a space separates a union)`);
+    }
     for (const id of acc ?? []) out.add(id);
   }
   return out;
+}
+
+function atomText(atom: SelectorAtom): string {
+  return `${atom.method === 'name' ? '' : `${atom.method === 'config' ? `config.${atom.key}` : atom.method === 'kind' ? 'resource_type' : atom.method}:`}${atom.value}`;
 }
 
 function evaluateAtom(dag: ModelDag, atom: SelectorAtom, context: SelectorContext): Set<string> {
@@ -135,7 +158,9 @@ function stateMatches(dag: ModelDag, atom: SelectorAtom, context: SelectorContex
 
 function attributeMatches(dag: ModelDag, atom: SelectorAtom): Set<string> {
   const base = new Set<string>();
-  const glob = globToRegExp(atom.value);
+  // Manifest paths use '/': `path:models\marts` typed on Windows means the same folder.
+  const value = atom.method === 'path' ? atom.value.replaceAll('\\', '/') : atom.value;
+  const glob = globToRegExp(value);
   dag.graph.forEachNode((id, { node }) => {
     const match =
       atom.method === 'name'
@@ -143,7 +168,7 @@ function attributeMatches(dag: ModelDag, atom: SelectorAtom): Set<string> {
         : atom.method === 'tag'
           ? node.tags.some((t) => glob.test(t))
           : atom.method === 'path'
-            ? node.path === atom.value || node.path.startsWith(atom.value.replace(/\/?$/, '/')) || glob.test(node.path)
+            ? node.path === value || node.path.startsWith(value.replace(/\/?$/, '/')) || glob.test(node.path)
             : atom.method === 'source'
               ? node.kind === 'source' && (glob.test(id.replace(/^source:/, '')) || glob.test(sourceNameOf(id)))
               : atom.method === 'config'
@@ -152,8 +177,9 @@ function attributeMatches(dag: ModelDag, atom: SelectorAtom): Set<string> {
     if (match) base.add(id);
   });
   if (base.size === 0) {
-    const method = atom.method === 'config' ? `config.${atom.key}` : atom.method;
-    throw new TsformError(Codes.badSelector, `selector '${method}:${atom.value}' matches nothing${suggest(atom.value, selectorValues(dag, atom))}`);
+    // Tests are not nodes of the graph: they run with the node they test.
+    const tests = atom.method === 'kind' && atom.value === 'test' ? ': tests are not selected on their own; they run with the node they test (tsform test --select <node>; tsform ls --resource-type test lists them)' : '';
+    throw new TsformError(Codes.badSelector, `selector '${atomText(atom)}' matches nothing${tests || suggest(atom.value, selectorValues(dag, atom))}`);
   }
   return base;
 }

@@ -111,6 +111,40 @@ describe('selectors on the demo project', () => {
   it('a selector that matches nothing is TSF301 (a typo must not select nothing silently)', () => {
     expect(thrown(() => selectNodes(dag, ['stg_encouters'], undefined)).code).toBe(Codes.badSelector);
   });
+
+  // Red-team, 2026-12-07 (an analyst's first hour): each of these selected nothing, or said so in words the user did not type.
+  it('an empty --select or --exclude (an unset variable in CI) is TSF301, not a green run of nothing', () => {
+    for (const given of [[''], ['  '], ['', ' ']]) {
+      const e = thrown(() => selectNodes(dag, given, undefined));
+      expect(e.code).toBe(Codes.badSelector);
+      expect(e.message).toMatch(/^--select .* names nothing/);
+    }
+    expect(thrown(() => selectNodes(dag, undefined, [''])).message).toMatch(/^--exclude .* names nothing/);
+  });
+
+  it('a comma with a space after it names the comma, not an empty selector', () => {
+    const e = thrown(() => selectNodes(dag, ['stg_encounters, stg_patients'], undefined));
+    expect(e.code).toBe(Codes.badSelector);
+    expect(e.message).toContain('"stg_encounters, stg_patients"');
+    expect(e.message).toContain('intersection');
+    expect(thrown(() => parseSelector(',stg_patients')).message).toContain('comma');
+  });
+
+  it('an intersection whose parts match but not together is TSF301 naming it; with state: it may be empty', () => {
+    const e = thrown(() => selectNodes(dag, ['stg_encounters,tag:marts'], undefined));
+    expect(e.code).toBe(Codes.badSelector);
+    expect(e.message).toMatch(/selector "stg_encounters,tag:marts" matches nothing: its parts match nodes/);
+    expect(selectNodes(dag, ['state:modified,tag:marts'], undefined, { modified: new Set(['stg_encounters']) }).size).toBe(0);
+  });
+
+  it('resource_type:test says that tests run with their node, in the words typed', () => {
+    const e = thrown(() => selectNodes(dag, ['resource_type:test'], undefined));
+    expect(e.message).toContain("selector 'resource_type:test' matches nothing: tests are not selected on their own");
+  });
+
+  it('path: with Windows separators means the same folder', () => {
+    expect(selectNodes(dag, ['path:models\\marts'], undefined)).toEqual(selectNodes(dag, ['path:models/marts'], undefined));
+  });
 });
 
 describe('selectTenants', () => {
