@@ -9,8 +9,7 @@ import {
   type DuckDBType,
   type DuckDBValue,
 } from '@duckdb/node-api';
-import { CancelledError, Codes, errorClassOf, TransientError, TsformError } from '../../errors.ts';
-import { LOCK_WAIT_POLICY, retrying } from '../../schedule/retry-policy.ts';
+import { CancelledError, Codes, errorClassOf, TsformError } from '../../errors.ts';
 import { columnTypeChanges, tablesWithColumn } from './catalog-queries.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import { safeDbMessage } from '../safe-message.ts';
@@ -19,6 +18,7 @@ import { duckdbErrorPosition, withStatement, type StatementPosition } from '../s
 import type { Adapter, ErrorClass, QueryResult, RelationInfo, Row, Session, SqlParam, TransactionOptions } from '../adapter.ts';
 import { holdPrivateScratchDir } from '../scratch-dir.ts';
 import { lockDown } from './lock-down.ts';
+import { openWaiting } from './open-waiting.ts';
 import { preparePrivateFolder, tightenDatabaseFiles } from './private-files.ts';
 import { csvFileStaging } from './csv-staging.ts';
 import { duckdbFoldDialect } from './fold-dialect.ts';
@@ -80,29 +80,8 @@ export class DuckDBAdapter implements Adapter {
     // Every file written here holds PHI or the vault key: 0600 in a 0700 folder (README "File modes").
     const files = [opts.path, ...Object.values(opts.attach ?? {})];
     for (const f of files) preparePrivateFolder(f);
-    // Another process holding the file is waited for: a TransientError until the wait runs out.
-    // A wait is a duration: LOCK_WAIT_POLICY measures it on the monotonic clock, not the time of day.
-    let holder: string | undefined;
-    const instance = await retrying(
-      async () => {
-        try {
-          return await DuckDBInstance.create(opts.path, { threads: String(Math.max(2, size)) });
-        } catch (err) {
-          const msg = firstLine(err);
-          holder = /Conflicting lock is held in (.*)$/m.exec(err instanceof Error ? err.message : '')?.[1]?.trim();
-          const code = holder ? Codes.tenantLocked : Codes.connection;
-          const what = holder ? `DuckDB database ${opts.path} is held by another process (${holder}); gave up waiting` : `cannot open DuckDB database ${opts.path}: ${msg}`;
-          throw classifyDuckDBError(err) === 'transient' ? new TransientError(what, code) : new TsformError(code, what);
-        }
-      },
-      {
-        policy: opts.lockWaitMs === undefined ? LOCK_WAIT_POLICY : { ...LOCK_WAIT_POLICY, maxElapsedMs: opts.lockWaitMs },
-        classify: classifyDuckDBError,
-        onRetry: (_err, retry) => {
-          if (retry === 1) opts.onWait?.(holder ?? 'another process');
-        },
-      },
-    );
+    // Another process holding the file is waited for (open-waiting.ts).
+    const instance = await openWaiting(opts.path, { threads: Math.max(2, size), lockWaitMs: opts.lockWaitMs, onWait: opts.onWait, classify: classifyDuckDBError });
     const connections: DuckDBConnection[] = [];
     for (let i = 0; i < size; i++) {
       const conn = await instance.connect();
@@ -266,7 +245,7 @@ export class DuckDBAdapter implements Adapter {
  * concurrent transactions, a failed commit after one, and the file lock of another process are
  * transient; an interrupt is a cancel (tsform interrupts a statement only at the node timeout).
  */
-function classifyDuckDBError(err: unknown): ErrorClass {
+export function classifyDuckDBError(err: unknown): ErrorClass {
   const own = errorClassOf(err);
   if (own) return own;
   const msg = err instanceof Error ? err.message : String(err);
@@ -380,8 +359,4 @@ function normalizeRows(reader: DuckDBResultReader): Row[] {
 function isoTimestamp(text: string, naive: boolean): string {
   const d = new Date(naive ? `${text.replace(' ', 'T')}Z` : text.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00'));
   return Number.isNaN(d.getTime()) ? text : d.toISOString();
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }

@@ -1,7 +1,9 @@
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { existsSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
 import { Codes, TsformError } from '../../errors.ts';
 import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
+import { classifyDuckDBError } from './duckdb-adapter.ts';
+import { openWaiting } from './open-waiting.ts';
 import { COMPANION_FILES, tightenDatabaseFiles } from './private-files.ts';
 
 /**
@@ -23,9 +25,9 @@ const COPY_ALIAS = '__tsf_rewrite';
 
 /**
  * Replaces a warehouse's DuckDB files (the main one and those attached under a schema's name, as
- * the adapter opens them, so that views across them bind) by copies of their live contents. No
- * process may hold the files (the caller has closed its adapter); one that does makes this fail
- * before anything changes. Every copy is checked against its file first, each table's row count
+ * the adapter opens them, so that views across them bind) by copies of their live contents. A
+ * process holding the files (the caller has closed its adapter) is waited for as a run waits
+ * (TSF412 when the wait runs out, nothing changed). Every copy is checked against its file first, each table's row count
  * and the catalog (tables, views, sequences, indexes, macros, constraints): if one differs, every
  * copy is removed and every file kept (TSF401).
  */
@@ -38,7 +40,7 @@ export async function rewriteDatabaseFiles(main: string, attach: Readonly<Record
   });
   for (const c of copies) removeWithCompanions(c.copy);
   try {
-    const instance = await DuckDBInstance.create(main);
+    const instance = await openWaiting(main, { classify: classifyDuckDBError });
     const conn = await instance.connect();
     try {
       for (const c of copies) if (c.alias !== undefined) await conn.run(`ATTACH ${sqlLiteral(c.file)} AS ${quoteIdent(c.alias)}`);
@@ -49,21 +51,26 @@ export async function rewriteDatabaseFiles(main: string, attach: Readonly<Record
         await conn.run(`ATTACH ${sqlLiteral(c.copy)} AS ${quoteIdent(c.copyAlias)}`);
         await conn.run(`COPY FROM DATABASE ${quoteIdent(db)} TO ${quoteIdent(c.copyAlias)}`);
         const [original, copied] = [await contents(conn, db), await contents(conn, c.copyAlias)];
-        await conn.run(`DETACH ${quoteIdent(c.copyAlias)}`);
+        await conn.run(`CHECKPOINT ${quoteIdent(c.copyAlias)}`);
         if (original !== copied) throw new TsformError(Codes.sqlError, `rewriting ${c.file} without its deleted rows: the copy differs from it (tables, rows or catalog); every file is kept as it was`);
+      }
+      // A log left beside a copy would be rows the rename leaves behind, and one beside a file
+      // would be replayed onto its copy at the next open.
+      for (const c of copies) {
+        if ([c.copy, c.file, c.real].some((f) => existsSync(`${f}.wal`))) throw new TsformError(Codes.sqlError, `rewriting ${c.file}: a write-ahead log was left after the checkpoint; every file is kept as it was`);
+      }
+      // Renamed while this instance still holds every original and every copy: a run waiting for
+      // the file lock finds the copy locked, not the old file free. Renamed after closing, a run
+      // that opened the old file in between wrote into a file the rename then unlinked, and its
+      // whole build vanished while it reported success (red-team, 2026-12-07: the gap measured
+      // 10-22 ms; reproduced with it widened).
+      for (const c of copies) {
+        tightenDatabaseFiles(c.copy);
+        renameSync(c.copy, c.real);
       }
     } finally {
       conn.closeSync();
       instance.closeSync();
-    }
-    // DETACH checkpoints a copy; a log left beside one would be rows the rename leaves behind, and
-    // one left beside a file would be replayed onto its copy at the next open.
-    for (const c of copies) {
-      if ([c.copy, c.file, c.real].some((f) => existsSync(`${f}.wal`))) throw new TsformError(Codes.sqlError, `rewriting ${c.file}: a write-ahead log was left after the checkpoint; every file is kept as it was`);
-    }
-    for (const c of copies) {
-      tightenDatabaseFiles(c.copy);
-      renameSync(c.copy, c.real);
     }
     return copies.map((c) => ({ file: c.file, bytesBefore: c.bytesBefore, bytesAfter: statSync(c.real).size }));
   } finally {
