@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Manifest } from './manifest.ts';
 import type { RunResults } from './run-results.ts';
 import { toRunResultsFile } from './run-results-file.ts';
+import { clearRunStarted } from './run-started.ts';
 
 /**
  * `target/manifest.json`, `target/compiled/<model>.sql` (the full and incremental variants) and
@@ -74,4 +75,5 @@ export function writeRunResults(targetDir: string, results: RunResults, opts: { 
   const full = join(targetDir, 'run_results.full.json');
   if (opts.full) writeFileSync(full, `${JSON.stringify(results)}\n`);
   else rmSync(full, { force: true });
+  clearRunStarted(targetDir, results);
 }

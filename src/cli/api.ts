@@ -19,6 +19,7 @@ import { settleVaultKey } from './vault-key-stage.ts';
 import { selectsCaptured } from '../graph/select.ts';
 import { capturedSinceBuilt, markBuilt } from '../ingest/logical/captured-state.ts';
 import { compileWorkspace } from './compile-stage.ts';
+import { markRunStarted } from '../artifacts/run-started.ts';
 import { checkTenantsFileUnchanged, TENANTS_READS, TENANTS_REREAD_NOTICE, TenantsFileChanged, tenantsFileDigest, tenantsKeptChanging } from './tenants-read.ts';
 
 /**
@@ -78,6 +79,7 @@ async function runOnce(reqIn: RunRequest, tenantsRead: string, earlier: readonly
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
     checkTenantsFileUnchanged(req.projectDir, tenantsRead);
+    markRunStarted(ws.targetDir, { runId, command: req.command, startedAt });
     const leakScan = !req.skipLeakScan && leakScanPlanned(ws, plan);
     const units = plannedUnits(plan, { checks: leakScan ? 1 : 0 });
     req.onPlan?.(plan, units);

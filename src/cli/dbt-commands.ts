@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import pc from 'picocolors';
 import { Codes } from '../errors.ts';
-import type { Command as PlanCommand } from '../plan/plan.ts';
+import { fansOut, type Command as PlanCommand } from '../plan/plan.ts';
 import { positiveInteger, projectOption, runOptions, targetOption, targetPathOption, varsOption } from './option-sets.ts';
 
 /**
@@ -50,13 +50,20 @@ export function registerDbtCommands<O extends DbtCommandOptions>(program: Comman
         err(retryLine(retry));
         // The project may have changed since (that is often why one retries): a node that is gone is said so, not a selector error.
         const { compileWorkspace } = await import('./api.ts');
-        const dag = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath, write: false }).dag;
-        const selection = retrySelection(retry, dag);
+        const ws = compileWorkspace(o.projectDir, { vars: o.vars, targetPath: o.targetPath, write: false });
+        const selection = retrySelection(retry, ws.dag);
         if (selection.gone.length > 0) err(`retry: no longer in the project, not run: ${selection.gone.join(', ')}`);
+        // A practice offboarded since (tenants.yml): said so and left out; before, the whole retry stopped with TSF302.
+        const listed = new Set(ws.project.tenants.map((t) => t.id));
+        const tenants = retry.tenants.filter((t) => listed.has(t));
+        const left = retry.tenants.filter((t) => !listed.has(t));
+        if (left.length > 0) err(`retry: no longer in tenants.yml, not run: ${left.join(', ')}`);
+        // With none of its practices left, only the steps run once remain: no --tenant would mean every practice.
+        const nodes = left.length > 0 && tenants.length === 0 ? selection.nodes.filter((id) => !fansOut(ws.dag.graph.getNodeAttribute(id, 'node'))) : selection.nodes;
         const readers = readersLine(selection);
         if (readers) err(readers);
-        if (selection.nodes.length === 0) return EXIT_OK;
-        return runAction(retry.command, { ...o, target: o.target ?? retry.target, select: selection.nodes, tenant: retry.tenants.length > 0 ? [retry.tenants.join(',')] : undefined });
+        if (nodes.length === 0) return EXIT_OK;
+        return runAction(retry.command, { ...o, target: o.target ?? retry.target, select: nodes, tenant: tenants.length > 0 ? [tenants.join(',')] : undefined });
       }),
     );
 

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Codes, TsformError } from '../errors.ts';
 import { downstreamOf, type ModelDag } from '../graph/dag.ts';
 import { fansOut, type Command as PlanCommand } from '../plan/plan.ts';
+import { readRunStarted, stillRunning } from '../artifacts/run-started.ts';
 
 /** What `tsform retry` runs again, read from the last run_results.json. */
 export interface RetryPlan {
@@ -44,6 +45,7 @@ export function readRetryPlan(targetDir: string): RetryPlan {
     throw new TsformError(Codes.nothingToRetry, `cannot retry: ${path} is not valid JSON`);
   }
   const run = (doc ?? {}) as Record<string, unknown>;
+  refuseUnfinishedRun(targetDir, run.run_id);
   const command = run.command as PlanCommand;
   if (!COMMANDS.has(command)) throw new TsformError(Codes.nothingToRetry, `cannot retry: ${path} records no run, seed, test or build (command ${JSON.stringify(run.command ?? null)})`);
   if (!Array.isArray(run.results)) throw new TsformError(Codes.nothingToRetry, `cannot retry: ${path} has no results list this version reads`);
@@ -85,6 +87,23 @@ export function readRetryPlan(targetDir: string): RetryPlan {
     stale: [...stale].sort(),
     lastRun: [...lastRun].sort(),
   };
+}
+
+/**
+ * A run that started after the one run_results.json records and wrote no results: still under
+ * way, or stopped hard (kill -9, a second Ctrl-C). Retrying the run before it would say
+ * "nothing to retry" while the stopped run's work is partly undone.
+ */
+function refuseUnfinishedRun(targetDir: string, recorded: unknown): void {
+  const started = readRunStarted(targetDir);
+  if (!started || started.run_id === recorded) return;
+  if (stillRunning(started)) {
+    throw new TsformError(Codes.nothingToRetry, `cannot retry yet: ${started.command} ${started.run_id} (process ${started.pid}) started at ${started.started_at} and is still running; retry after it ends`);
+  }
+  throw new TsformError(
+    Codes.nothingToRetry,
+    `cannot retry: the last ${started.command} (${started.run_id}, started at ${started.started_at}) was stopped before it wrote its results (killed, or a second Ctrl-C), so which of its nodes ran is not recorded; what it committed stays. Run that command again: its results then tell retry what is left`,
+  );
 }
 
 /** What a retry selects, against the project as it is now. */
