@@ -20,7 +20,7 @@ import { selectsCaptured } from '../graph/select.ts';
 import { capturedSinceBuilt, markBuilt } from '../ingest/logical/captured-state.ts';
 import { compileWorkspace } from './compile-stage.ts';
 import { markRunStarted } from '../artifacts/run-started.ts';
-import { checkTenantsFileUnchanged, TENANTS_READS, TENANTS_REREAD_NOTICE, TenantsFileChanged, tenantsFileDigest, tenantsKeptChanging } from './tenants-read.ts';
+import { checkSettingsUnchanged, SETTINGS_READS, SETTINGS_REREAD_NOTICE, SettingsChanged, settingsDigest, settingsKeptChanging } from './settings-reread.ts';
 
 /**
  * The programmatic API behind the CLI (tests call it too): the composition root. It wires the
@@ -36,23 +36,23 @@ export type { Workspace } from './workspace.ts';
 
 /**
  * compile → plan → vault key → capture wiring → locks → monitor → execute → leak scan → record.
- * Compiled again when tenants.yml changed before the locks were held (tenants-read.ts).
+ * Compiled again when the settings files changed before the locks were held (settings-reread.ts).
  */
 export async function runWorkspace(req: RunRequest): Promise<RunResults> {
   const notices: string[] = [];
   for (let read = 1; ; read++) {
-    const tenantsRead = tenantsFileDigest(req.projectDir);
+    const settingsRead = settingsDigest(req.projectDir);
     try {
-      return await runOnce(req, tenantsRead, notices);
+      return await runOnce(req, settingsRead, notices);
     } catch (err) {
-      if (!(err instanceof TenantsFileChanged)) throw err;
-      if (read >= TENANTS_READS) throw tenantsKeptChanging();
-      notices.push(TENANTS_REREAD_NOTICE);
+      if (!(err instanceof SettingsChanged)) throw err;
+      if (read >= SETTINGS_READS) throw settingsKeptChanging();
+      notices.push(SETTINGS_REREAD_NOTICE);
     }
   }
 }
 
-async function runOnce(reqIn: RunRequest, tenantsRead: string, earlier: readonly string[]): Promise<RunResults> {
+async function runOnce(reqIn: RunRequest, settingsRead: string, earlier: readonly string[]): Promise<RunResults> {
   const env = reqIn.env ?? process.env;
   // state:captured: which practices changed is warehouse state, read once before the pure planner
   const captured = selectsCaptured(reqIn.select) ? await readCaptured(reqIn, env) : undefined;
@@ -78,7 +78,7 @@ async function runOnce(reqIn: RunRequest, tenantsRead: string, earlier: readonly
     capture?.useBatches(plan.batches);
     if (onboarding.length > 0) notices.push(`onboarding ${onboarding.length} practice(s), each captured alone in its own batch: ${onboarding.join(', ')}`);
     locks = await lockPractices(adapter, plan.tenants, req.onLockWait);
-    checkTenantsFileUnchanged(req.projectDir, tenantsRead);
+    checkSettingsUnchanged(req.projectDir, settingsRead);
     markRunStarted(ws.targetDir, { runId, command: req.command, startedAt });
     const leakScan = !req.skipLeakScan && leakScanPlanned(ws, plan);
     const units = plannedUnits(plan, { checks: leakScan ? 1 : 0 });

@@ -13,7 +13,7 @@ import { editTenants } from '../support/research-fixture.ts';
  * file no longer lists. The wait is a lock whose taking edits the file (PostgreSQL's case is
  * test/cli/leftover-partitions-postgres.test.ts, with a real purge). Counts and ids only.
  */
-describe('tenants.yml changed while a run waited for its locks', () => {
+describe('tenants.yml or tsform.yml changed while a run waited for its locks', () => {
   let demo: DemoCopy;
   let adapter: Adapter;
   let gone: string;
@@ -60,7 +60,27 @@ describe('tenants.yml changed while a run waited for its locks', () => {
     expect(r.results.filter((u) => u.tenant === gone)).toEqual([]);
     expect(r.results.filter((u) => u.tenant === kept && u.status === 'success').length).toBeGreaterThan(0);
     expect(await rowsOf(gone)).toBe(0);
-    expect(r.notices?.filter((n) => /tenants\.yml changed while this run waited/.test(n))).toHaveLength(1);
+    expect(r.notices?.filter((n) => /tenants\.yml, tsform\.yml or the policies changed while this run waited/.test(n))).toHaveLength(1);
+  }, 300_000);
+
+  it('a tsform.yml changed while the run waited (a linkage setting before a retokenize, a var) is what the run builds with', async () => {
+    writeFileSync(tenantsFile(), listed);
+    const config = join(demo.dir, 'tsform.yml');
+    const original = readFileSync(config, 'utf8');
+    try {
+      let edited = false;
+      const locks = locksThatRun(() => {
+        if (!edited) writeFileSync(config, original.replace('panel_months: 12', 'panel_months: 7'));
+        edited = true;
+      });
+      const r = await runWorkspace({ projectDir: demo.dir, command: 'run', select: ['provider_panel'], tenants: [kept], adapter });
+      expect(locks.taken()).toBe(2);
+      expect(r.notices?.some((n) => /changed while this run waited/.test(n))).toBe(true);
+      const manifest = JSON.parse(readFileSync(join(demo.dir, 'target/manifest.json'), 'utf8')) as { models: Record<string, { compiled_sql: string }> };
+      expect(manifest.models.provider_panel!.compiled_sql).toMatch(/- 7 \* interval '1 month'/);
+    } finally {
+      writeFileSync(config, original);
+    }
   }, 300_000);
 
   it('a --tenant run of a practice removed meanwhile stops with a compile error naming it, nothing built', async () => {
@@ -79,7 +99,7 @@ describe('tenants.yml changed while a run waited for its locks', () => {
     const err = await runWorkspace({ projectDir: demo.dir, command: 'run', tenants: [gone], adapter }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TsformError);
     expect((err as TsformError).code).toBe(Codes.tenantLocked);
-    expect((err as TsformError).message).toMatch(/tenants\.yml changed each of the 3 times/);
+    expect((err as TsformError).message).toMatch(/tenants\.yml, tsform\.yml or the policies changed each of the 3 times/);
     expect(locks.taken()).toBe(3);
     expect(await rowsOf(gone)).toBe(0);
   }, 300_000);
