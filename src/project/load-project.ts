@@ -40,7 +40,8 @@ export function loadProject(projectDir: string): Project {
   const firstSeen = new Map<string, string>();
   const checkName = (kind: string, name: string, file: string): boolean => {
     if (!SIMPLE_NAME.test(name)) {
-      diagnostics.push(diagnostic(Codes.invalidIdentifier, `${kind} name '${name}' must be a simple identifier (letters, digits, _)`, { file, line: 1 }));
+      const why = /^[0-9]/.test(name) ? 'must not start with a digit' : 'must be a simple identifier (letters, digits, _)';
+      diagnostics.push(diagnostic(Codes.invalidIdentifier, `${kind} name '${name}' ${why}`, { file, line: 1 }));
       return false;
     }
     // tsform names its relations `__tsf_this_<name>` (11 bytes more) in SQL the checks read with
@@ -63,6 +64,8 @@ export function loadProject(projectDir: string): Project {
     return true;
   };
 
+  // Names of files present though refused (a duplicate, a bad name): their yml entries are not orphans.
+  const filesSeen = { model: new Set<string>(), seed: new Set<string>() };
   const seedTypes: SeedTypes[] = [];
   const project: Project = { root, config, tenants, models, properties: [], sources: [], macros: [], seeds: [], singularTests: [], diagnostics };
 
@@ -71,6 +74,7 @@ export function loadProject(projectDir: string): Project {
     if (ext === '.sql') {
       const name = basename(path, '.sql');
       const file = rel(path);
+      filesSeen.model.add(name);
       const sql = readFileSync(path, 'utf8');
       // Lines end at LF (CRLF too): with CR alone the file was one line, and a `--` comment hid the rest at run time.
       if (/\r(?!\n)/.test(sql)) diagnostics.push(diagnostic(Codes.templateSyntax, 'ends its lines with CR alone; save it with LF (or CRLF) line endings', { file, line: 1 }));
@@ -106,13 +110,14 @@ export function loadProject(projectDir: string): Project {
     if (extname(path) !== '.csv') continue;
     const name = basename(path, '.csv');
     const file = rel(path);
+    filesSeen.seed.add(name);
     if (!checkName('seed', name, file)) continue;
     const text = readFileSync(path, 'utf8');
     const { problems, parsed } = readSeedCsv(text, file);
     diagnostics.push(...problems);
     project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), ...(parsed ? { header: parsed.header, rows: parsed.rows } : {}), file, line: 1 } satisfies Seed);
   }
-  for (const st of seedTypes) {
+  for (const st of firstEntries(seedTypes, 'seed', diagnostics)) {
     const seed = project.seeds.find((s) => s.name === st.name);
     if (seed) {
       seed.columnTypes = st.columnTypes;
@@ -122,7 +127,7 @@ export function loadProject(projectDir: string): Project {
           diagnostics.push(diagnostic(Codes.unknownKey, `seed '${st.name}': column_types names '${col}', which is not a column of ${seed.file}${suggest(col, seed.header)}`, { file: st.file, line: st.columnLines[col] ?? st.line }));
         }
       }
-    } else diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
+    } else if (!filesSeen.seed.has(st.name)) diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
   }
 
   const policiesPath = files.present(POLICIES_FILE);
@@ -147,19 +152,38 @@ export function loadProject(projectDir: string): Project {
     project.singularTests.push({ name, sql: readFileSync(path, 'utf8'), file: rel(path), line: 1 } satisfies SingularTest);
   }
 
-  const modelNames = new Set(models.map((m) => m.name));
+  project.properties = firstEntries(project.properties, 'model', diagnostics);
   for (const p of project.properties) {
-    if (!modelNames.has(p.name)) {
+    if (!filesSeen.model.has(p.name)) {
       diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for model '${p.name}', but there is no models/**/${p.name}.sql`, p));
     }
   }
   const sourceKeys = new Map<string, string>();
   for (const s of project.sources) {
     const key = `${s.source}.${s.name}`;
-    if (sourceKeys.has(key)) diagnostics.push(diagnostic(Codes.duplicateSource, `source '${key}' is declared twice (also in ${sourceKeys.get(key)})`, s));
-    sourceKeys.set(key, s.file);
+    const first = sourceKeys.get(key);
+    if (first) diagnostics.push(diagnostic(Codes.duplicateSource, `source '${key}' is declared twice (first at ${first})`, s));
+    else sourceKeys.set(key, at(s));
   }
   return project;
+}
+
+const at = (e: { file: string; line?: number }): string => `${e.file}:${e.line ?? 1}`;
+
+/**
+ * A model or seed described by two yml entries is an error at the second (TSF104, naming the
+ * first): each reader took one of them (compile the last, the strict checks the first, the class
+ * gate all), so the manifest could lose the first entry's PHI classes without a word. The first
+ * entry is kept, so that what follows reads one description.
+ */
+function firstEntries<T extends { name: string; file: string; line?: number }>(entries: readonly T[], kind: 'model' | 'seed', diagnostics: Diagnostic[]): T[] {
+  const first = new Map<string, T>();
+  for (const e of entries) {
+    const prior = first.get(e.name);
+    if (prior) diagnostics.push(diagnostic(Codes.duplicateModel, `${kind} '${e.name}' is described twice in yml (first at ${at(prior)}); keep one entry`, { file: e.file, line: e.line }));
+    else first.set(e.name, e);
+  }
+  return [...first.values()];
 }
 
 /**
