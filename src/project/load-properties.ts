@@ -3,6 +3,7 @@ import { SIMPLE_NAME } from '../sql/quote.ts';
 import { readSourceLoader } from './read-source-loader.ts';
 import type { ColumnSpec, GenericTestKind, GenericTestSpec, ModelProperties, PhiClass, Seed, SourceTable } from './types.ts';
 import { suggest } from './suggest.ts';
+import { plainTypeName } from './type-names.ts';
 import { isRecord, YamlReader } from './yaml-file.ts';
 import { checkKeys, PROPERTIES_SCHEMA } from './yml-schema.ts';
 import { escapesProject } from './project-path.ts';
@@ -58,6 +59,7 @@ export function readProperties(r: YamlReader, defaultSchema: string): Properties
       const t = r.string(ct, col);
       if (t) types[col] = t;
       columnLines[col] = r.y.lineOfKey(ct, col);
+      if (t) checkTypeName(r, ct, col, t, `seed '${name}': column_types '${col}'`);
     }
     out.seedTypes.push({ name, columnTypes: types, columnLines, file: r.y.file, line: r.y.lineOf(s) });
   }
@@ -94,7 +96,7 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
       schema,
       scope: scope === 'shared' ? 'shared' : 'tenant',
       description: r.string(t, 'description'),
-      columns: readColumns(r, t, `${source}.${name}`),
+      columns: readColumns(r, t, `${source}.${name}`, true),
       csvPath: loader.csvPattern?.replaceAll('{table}', identifier),
       key,
       capture: loader.forTable(t, identifier),
@@ -105,7 +107,17 @@ function readSource(r: YamlReader, s: Record<string, unknown>, defaultSchema: st
   return tables;
 }
 
-function readColumns(r: YamlReader, owner: Record<string, unknown>, ownerName: string): ColumnSpec[] {
+/**
+ * A seed's or a source's column type becomes SQL at run time (the cast of a loaded CSV, a
+ * landing table's column): an unknown name is an error at its yml line, not the engine's at run
+ * time. A model's `data_type` only documents, and is not checked.
+ */
+function checkTypeName(r: YamlReader, obj: Record<string, unknown>, key: string, type: string, what: string): void {
+  const plain = plainTypeName(type);
+  if ('problem' in plain) r.fail(obj, key, `${what}: ${plain.problem}`, Codes.invalidConfig);
+}
+
+function readColumns(r: YamlReader, owner: Record<string, unknown>, ownerName: string, typed = false): ColumnSpec[] {
   const cols: ColumnSpec[] = [];
   const seen = new Map<string, number | undefined>();
   for (const c of r.list(owner, 'columns')) {
@@ -124,12 +136,14 @@ function readColumns(r: YamlReader, owner: Record<string, unknown>, ownerName: s
     const phiRaw = r.string(c, 'phi') ?? 'none';
     if (!PHI.includes(phiRaw as PhiClass)) r.fail(c, 'phi', `${ownerName}.${name}: phi must be one of ${PHI.join(', ')}`);
     const line = r.y.lineOf(c);
+    const dataType = r.string(c, 'data_type');
+    if (typed && dataType !== undefined) checkTypeName(r, c, 'data_type', dataType, `${ownerName}.${name}: data_type`);
     cols.push({
       name,
       description: r.string(c, 'description'),
       phi: PHI.includes(phiRaw as PhiClass) ? (phiRaw as PhiClass) : 'none',
       phiExplicit: c.phi !== undefined && c.phi !== null,
-      dataType: r.string(c, 'data_type'),
+      dataType,
       tests: readTests(r, c, name),
       file: r.y.file,
       line,

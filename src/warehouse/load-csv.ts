@@ -7,6 +7,7 @@ import { parse } from 'csv-parse';
 import type { Session } from '../adapters/adapter.ts';
 import { Codes, formatDiagnostic, TsformError } from '../errors.ts';
 import { csvErrorDiagnostic } from '../project/seed-csv.ts';
+import { PLAIN_TYPE_SYNTAX } from '../project/type-names.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
 const CHUNK = 5_000;
@@ -181,9 +182,12 @@ export function typedSelect(schema: string, table: string, header: string[], typ
   return `SELECT ${cols.join(', ')} FROM ${quoteRelation(schema, table)}`;
 }
 
-/** Type names come from project yml; only plain type syntax is allowed into SQL text. */
+/**
+ * Type names come from project yml (compile checked them: project/type-names.ts) and from the
+ * OLTP's catalog (`character varying(20)`, `jsonb`); only the plain type syntax goes into SQL text.
+ */
 export function safeType(t: string): string {
-  if (!/^[A-Za-z][A-Za-z0-9_ ]*(\(\s*\d+\s*(,\s*\d+\s*)?\))?(\[\])?$/.test(t.trim())) {
+  if (!PLAIN_TYPE_SYNTAX.test(t.trim())) {
     throw new TsformError(Codes.invalidRunSetting, `data type ${JSON.stringify(t)} is not a plain SQL type name`);
   }
   return t.trim();
