@@ -318,12 +318,12 @@ function readPartitioning(r: YamlReader, target: Record<string, unknown>): { lis
 const FOLDER_KEYS = new Set(['schema', 'scope', 'materialized', 'tags', 'pseudonymized']);
 
 /** `models: { staging: { schema: staging, scope: tenant }, marts: { finance: {...} } }` */
-function readFolders(r: YamlReader, obj: Record<string, unknown>, prefix: string): FolderDefaults[] {
+function readFolders(r: YamlReader, obj: Record<string, unknown>, prefix: string, line?: number): FolderDefaults[] {
   const out: FolderDefaults[] = [];
-  const own: FolderDefaults = { path: prefix };
+  const own: FolderDefaults = { path: prefix, ...(line === undefined ? {} : { line }) };
   for (const [key, value] of Object.entries(obj)) {
     if (!FOLDER_KEYS.has(key)) {
-      if (isRecord(value)) out.push(...readFolders(r, value, prefix ? `${prefix}/${key}` : key));
+      if (isRecord(value)) out.push(...readFolders(r, value, prefix ? `${prefix}/${key}` : key, r.y.lineOfKey(obj, key)));
       else r.fail(obj, key, `unknown model setting '${key}'${suggest(key, [...FOLDER_KEYS])} (expected a folder mapping or one of ${[...FOLDER_KEYS].join(', ')})`, Codes.unknownKey);
       continue;
     }
@@ -348,6 +348,6 @@ function readFolders(r: YamlReader, obj: Record<string, unknown>, prefix: string
     const line = key in obj ? r.y.lineOfKey(obj, key) : undefined;
     if (line !== undefined) lines[key] = line;
   }
-  if (Object.keys(own).length > 1) out.push(Object.keys(lines).length > 0 ? { ...own, lines } : own);
+  if (Object.keys(own).some((k) => k !== 'path' && k !== 'line')) out.push(Object.keys(lines).length > 0 ? { ...own, lines } : own);
   return out;
 }

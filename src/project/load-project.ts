@@ -130,6 +130,8 @@ export function loadProject(projectDir: string): Project {
     } else if (!filesSeen.seed.has(st.name)) diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
   }
 
+  checkFolderKeys(config, files.list('models').filter((p) => extname(p).toLowerCase() === '.sql').map(rel), diagnostics);
+
   const policiesPath = files.present(POLICIES_FILE);
   if (policiesPath) {
     const templates: Record<string, PolicyTemplate> = {};
@@ -196,6 +198,25 @@ const RESERVED_MACRO_NAMES = new Set([
   ...['if', 'unless', 'each', 'with', 'lookup', 'log', 'helperMissing', 'blockHelperMissing'],
   ...['ref', 'source', 'config', 'var', 'this', 'is_incremental', 'args'],
 ]);
+
+/**
+ * A folder under tsform.yml `models:` that holds no model (`mart:` for `marts:`) is an error at
+ * its key: its defaults (schema, scope, `pseudonymized`) would apply to nothing, and the models
+ * meant would take the project's defaults without a word, as an unknown yml key would drop what
+ * is under it (TSF117).
+ */
+function checkFolderKeys(config: ProjectConfig, modelFiles: readonly string[], diagnostics: Diagnostic[]): void {
+  const withModels = new Set<string>();
+  for (const file of modelFiles) {
+    const parts = file.split('/').slice(1, -1);
+    for (let i = 1; i <= parts.length; i++) withModels.add(parts.slice(0, i).join('/'));
+  }
+  for (const f of config.folders) {
+    if (f.path === '' || withModels.has(f.path)) continue;
+    const hint = suggest(f.path, [...withModels]) || (withModels.size > 0 ? ` (folders with models: ${[...withModels].sort().slice(0, 8).join(', ')})` : '');
+    diagnostics.push(diagnostic(Codes.unknownKey, `models: folder '${f.path}' holds no model under models/${hint}; its defaults would apply to nothing`, { file: CONFIG_FILE, line: f.line }));
+  }
+}
 
 /** A practice named in a target's partition_by_practice.list that tenants.yml lacks is a typo: its partition would stay empty. */
 function checkPartitionedPractices(config: ProjectConfig, tenants: readonly Tenant[], diagnostics: Diagnostic[]): void {

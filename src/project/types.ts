@@ -47,6 +47,8 @@ export type TargetConfig =
 export interface FolderDefaults {
   /** Folder under models/, e.g. `staging` or `marts/finance`. */
   path: string;
+  /** tsform.yml line of the folder's key (absent for settings directly under `models:`). */
+  line?: number;
   schema?: string;
   scope?: Scope;
   materialized?: Materialization;

@@ -21,7 +21,7 @@ afterAll(removeTempProjects);
 
 const STAGING = {
   ...MINIMAL_PROJECT,
-  'tsform.yml': 'name: generated\nmodels:\n  staging:\n    scope: tenant\n  population:\n    scope: global\n',
+  'tsform.yml': 'name: generated\nmodels:\n  staging:\n    scope: tenant\n',
   'models/sources.yml': 'sources:\n  - name: ehr\n    tables:\n      - name: visits\n',
   'models/staging/stg_visits.sql': 'select practice_id, patient_id, visit_date from {{source "ehr" "visits"}}\n',
 };
@@ -147,7 +147,8 @@ describe('compile errors at the offending line', () => {
   });
 
   it('a global model reading identifiable data: at the {{ref}} line', () => {
-    const dir = writeTempProject({ ...STAGING, 'models/population/pop.sql': '-- population counts\n\nselect count(*) as n\nfrom {{ref "stg_visits"}}\n' });
+    // (a folder key with no model under it is TSF117, so only here does tsform.yml name population/)
+    const dir = writeTempProject({ ...STAGING, 'tsform.yml': `${STAGING['tsform.yml']}  population:\n    scope: global\n`, 'models/population/pop.sql': '-- population counts\n\nselect count(*) as n\nfrom {{ref "stg_visits"}}\n' });
     const found = compileDir(dir).diagnostics.filter((d) => d.code === Codes.globalReadsIdentifiable);
     expect(found.map((d) => [d.file, d.line])).toEqual([['models/population/pop.sql', 4]]);
   });
