@@ -33,11 +33,19 @@ export function readSeedCsv(text: string, file: string): { problems: Diagnostic[
   if (bad.length > 0) {
     return { problems: [diagnostic(Codes.invalidIdentifier, `seed header has names that are not simple identifiers: ${bad.map((b) => JSON.stringify(b)).join(', ')}`, { file, line: 1 })] };
   }
-  // Without regard to case: `Name,name` are one column to DuckDB (the run failed, at no line).
-  const folded = header.map((h) => h.toLowerCase());
-  const dup = header.find((_, i) => folded.indexOf(folded[i]!) !== i);
+  const dup = repeatedColumn(header);
   if (dup) return { problems: [diagnostic(Codes.raggedCsv, `seed header repeats column '${dup}' (names are compared without regard to case)`, { file, line: 1 })] };
   return { problems: [], parsed };
+}
+
+/**
+ * The first header name that repeats an earlier one, without regard to case: `Name,name` are one
+ * column to DuckDB (a seed's run failed at no line; a CSV extract's load with the engine's
+ * "already exists" for every practice).
+ */
+export function repeatedColumn(header: readonly string[]): string | undefined {
+  const folded = header.map((h) => h.toLowerCase());
+  return header.find((_, i) => folded.indexOf(folded[i]!) !== i);
 }
 
 /**

@@ -5,8 +5,8 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { parse } from 'csv-parse';
 import type { Session } from '../adapters/adapter.ts';
-import { Codes, formatDiagnostic, TsformError } from '../errors.ts';
-import { csvErrorDiagnostic } from '../project/seed-csv.ts';
+import { Codes, diagnostic, formatDiagnostic, printable, TsformError } from '../errors.ts';
+import { csvErrorDiagnostic, repeatedColumn } from '../project/seed-csv.ts';
 import { PLAIN_TYPE_SYNTAX } from '../project/type-names.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 
@@ -57,6 +57,11 @@ export async function loadCsvText(
       const line = startLine(r);
       if (!header) {
         header = rec;
+        const dup = repeatedColumn(header);
+        if (dup !== undefined) {
+          const d = diagnostic(Codes.raggedCsv, `header repeats column '${printable(dup)}' (names are compared without regard to case)`, { file: displayPath, line: 1 });
+          throw new TsformError(Codes.raggedCsv, formatDiagnostic(d), { file: displayPath, line: 1 });
+        }
         await s.query(`CREATE TABLE ${quoteRelation(schema, table)} (${header.map((h) => `${quoteIdent(h)} VARCHAR`).join(', ')})`);
         if (tenantFilter) {
           tenantIdx = header.indexOf(tenantFilter.column);
