@@ -69,7 +69,9 @@ export function loadProject(projectDir: string): Project {
   const seedTypes: SeedTypes[] = [];
   const project: Project = { root, config, tenants, models, properties: [], sources: [], macros: [], seeds: [], singularTests: [], diagnostics };
 
-  for (const path of files.list('models')) {
+  // Listed once: each listing reports the links it refuses (TSF122).
+  const modelPaths = files.list('models');
+  for (const path of modelPaths) {
     const ext = extname(path);
     if (ext === '.sql') {
       const name = basename(path, '.sql');
@@ -130,7 +132,7 @@ export function loadProject(projectDir: string): Project {
     } else if (!filesSeen.seed.has(st.name)) diagnostics.push(diagnostic(Codes.unknownPropertyModel, `properties for seed '${st.name}', but there is no seeds/${st.name}.csv`, st));
   }
 
-  checkFolderKeys(config, files.list('models').filter((p) => extname(p).toLowerCase() === '.sql').map(rel), diagnostics);
+  checkFolderKeys(config, modelPaths.filter((p) => extname(p).toLowerCase() === '.sql').map(rel), diagnostics);
 
   const policiesPath = files.present(POLICIES_FILE);
   if (policiesPath) {
