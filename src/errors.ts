@@ -144,6 +144,14 @@ export const Codes = {
   linkageConfig: 'TSF421',
   /** A value of a CSV extract, seed or landing file that its declared (or inferred) type cannot hold: the file, line and column are named, never the value. */
   badValue: 'TSF422',
+  /**
+   * The rows an incremental model is about to write hold more than one row per key (tenant
+   * column and `unique_key`): a merge deletes every row of the slice that shares a staged key, so
+   * a key that is not one loses the rows of all but the latest load (a 63-row slice became 3, exit
+   * 0). Counted, never printed: key values may be PHI. Nothing of that practice is written; the
+   * others go on. A `unique_key` column the rows lack is TSF403.
+   */
+  uniqueKeyDuplicates: 'TSF423',
   /** `tsform worker`: another live worker already uses this worker id. */
   workerIdTaken: 'TSF460',
   /** A distributed job made by another tsform version or another compiled project: the worker refuses it and stops. */

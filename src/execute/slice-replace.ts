@@ -113,6 +113,15 @@ export async function replaceSlice(s: Session, target: Target, columns: string[]
   await s.query(`INSERT INTO ${rel} (${cols}) SELECT ${cols} FROM ${quoteIdent(STAGE_TABLE)}`);
 }
 
+/**
+ * The columns a merge matches rows on (and unique-key.ts checks are a key of the staged rows).
+ * Within a slice the key is matched per practice: an id two practices share is two rows (the
+ * OLTP's key is (practice, id)), and one practice's row never replaces another's.
+ */
+export function mergeKeyColumns(uniqueKey: readonly string[], inSlice: boolean, tenantColumn: string): string[] {
+  return inSlice && !uniqueKey.includes(tenantColumn) ? [tenantColumn, ...uniqueKey] : [...uniqueKey];
+}
+
 /** Incremental merge within the bound slice: staged rows replace rows with the same key. */
 export async function mergeSlice(
   s: Session,
@@ -124,9 +133,7 @@ export async function mergeSlice(
 ): Promise<void> {
   const rel = quoteRelation(target.schema, target.identifier);
   const cols = columns.map(quoteIdent).join(', ');
-  // Within a batch of practices the key is matched per practice: an id two practices share is
-  // two rows (the OLTP's key is (practice, id)), and one practice's row never replaces another's.
-  const keyColumns = tenants && !uniqueKey.includes(tenantColumn) ? [tenantColumn, ...uniqueKey] : uniqueKey;
+  const keyColumns = mergeKeyColumns(uniqueKey, tenants !== undefined, tenantColumn);
   const match = keyColumns.map((k) => `st.${quoteIdent(k)} = ${rel}.${quoteIdent(k)}`).join(' AND ');
   const slice = tenants ? `${quoteIdent(tenantColumn)} = ANY($1::VARCHAR[]) AND ` : '';
   await s.query(

@@ -5,6 +5,7 @@ import type { BuildContext, BuildOutcome, MaterializationStrategy } from '../str
 import { incrementalSql, leakCheck, sliceExists, writeWholeIncremental } from './model-sql.ts';
 import { rebuildCounts, rebuildNotes, sliceRebuilds } from './rebuild-decisions.ts';
 import { writeSlice } from './relation-write.ts';
+import { bothChecks, uniqueKeyCheck } from './unique-key.ts';
 
 /**
  * `materialized: incremental`: a practice whose slice exists gets the `is_incremental` rendering
@@ -12,7 +13,8 @@ import { writeSlice } from './relation-write.ts';
  * does a practice whose upstream lost rows since its slice was built (a soft delete, a row that
  * moved to another practice): merging would keep them for good (deletion-epochs.ts). And so
  * does a slice built by other SQL than the model's current SQL (relation-versions.ts): its
- * `{{this}}` is not what the high-water test was checked against.
+ * `{{this}}` is not what the high-water test was checked against. Every write first checks that
+ * unique_key is a key of the rows (unique-key.ts).
  */
 export const incrementalStrategy: MaterializationStrategy<'incremental'> = {
   kind: 'incremental',
@@ -40,7 +42,7 @@ function writeIncremental(ctx: BuildContext, node: ModelNode, tenants: readonly 
       const merge = mayMerge && existing !== undefined && !ctx.fullRefresh && (await sliceExists(s, node, tenants, ctx.tenantColumn));
       return { select: merge ? incrementalSql(node) : node.compiled_sql, merge };
     },
-    leakCheck(ctx, node),
+    bothChecks(uniqueKeyCheck(ctx, node), leakCheck(ctx, node)),
     absorption,
   );
 }

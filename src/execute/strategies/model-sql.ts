@@ -7,6 +7,7 @@ import { recordVersions, WHOLE_RELATION } from '../../warehouse/relation-version
 import type { BuildContext, BuildOutcome } from '../strategy.ts';
 import { wholeRebuild, WHOLE_REBUILD_WHY } from './rebuild-decisions.ts';
 import { writeWhole, type StagedCheck } from './relation-write.ts';
+import { bothChecks, uniqueKeyCheck } from './unique-key.ts';
 
 /** The `is_incremental` rendering; compile writes one for every incremental model. */
 export function incrementalSql(node: ModelNode): string {
@@ -38,7 +39,8 @@ export async function sliceExists(s: Session, node: ModelNode, tenants: readonly
 /**
  * An incremental relation built once per run (global, or published research): merged on
  * unique_key only when the model's current SQL built it (relation-versions.ts); otherwise, like
- * `--full-refresh`, rebuilt from the full rendering in the table's new shape.
+ * `--full-refresh`, rebuilt from the full rendering in the table's new shape. Either way
+ * unique_key must be a key of the rows (unique-key.ts).
  */
 export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, check: StagedCheck | undefined): Promise<BuildOutcome> {
   const why = await wholeRebuild(ctx.adapter, ctx.metaSchema, ctx.manifest, node);
@@ -52,7 +54,7 @@ export async function writeWholeIncremental(ctx: BuildContext, node: ModelNode, 
       return { select: table && !rebuild ? incrementalSql(node) : node.compiled_sql };
     },
     { reshape: rebuild, mergeWhenSameShape: !rebuild },
-    check,
+    bothChecks(uniqueKeyCheck(ctx, node), check),
   );
   await recordVersions(ctx.adapter, ctx.metaSchema, ctx.manifest, node, [WHOLE_RELATION]);
   if (!existing || why === undefined || ctx.fullRefresh) return outcome;
