@@ -200,3 +200,12 @@ export function macroParams(body: string): string[] {
   const m = /\{\{!--\s*params:\s*([^-}]*)--\}\}/.exec(body) ?? /\{\{!\s*params:\s*([^}]*)\}\}/.exec(body);
   return m?.[1] ? m[1].split(',').map((s) => s.trim()).filter(Boolean) : [];
 }
+
+/** The line of a model's first `{{config}}`, read again from its text (checks after compile: the manifest keeps no line). */
+export function configLineOf(text: string): number | undefined {
+  try {
+    return extractUses(Handlebars.parse(text), '', new Set(), []).configLine;
+  } catch {
+    return undefined;
+  }
+}

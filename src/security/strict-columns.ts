@@ -1,6 +1,7 @@
 import type { Manifest } from '../artifacts/manifest.ts';
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import type { ColumnSpec, ModelProperties, Project, SourceTable } from '../project/types.ts';
+import { configLineOf } from '../compile/extract.ts';
 import { modelLineAt } from '../compile/line-map.ts';
 import { selectItemOffset } from '../compile/model-sql.ts';
 import { selectsColumn } from '../compile/selects-column.ts';
@@ -20,6 +21,9 @@ import { deriveOutputColumns, type OutputColumns } from './model-output-columns.
  * - TSF218 every tenant-scoped, non-ephemeral model outputs the tenant column (its output
  *   columns; where they are unknown, the select-list heuristic `selectsColumn`, which gives `*`
  *   the benefit of the doubt); the yml half of TSF218 is in compile/strict-checks.ts;
+ * - TSF205 every unique_key column is one the model outputs, at its `{{config}}` line (else the
+ *   first build passed and every merge after it failed with the engine's binder error about
+ *   tsform's alias `st`; a run refuses it too, TSF403, execute/strategies/unique-key.ts);
  * - TSF225 (warning) a model whose output columns could not be derived from its SQL: checked
  *   against DESCRIBE on the target when the caller gave `described`, else not checked.
  *
@@ -35,7 +39,32 @@ export interface StrictColumnOptions {
 
 export function strictColumnChecks(project: Project, manifest: Manifest, opts: StrictColumnOptions = {}): Diagnostic[] {
   const outputs = deriveOutputColumns(project, manifest, opts.described);
-  return [...checkTenantColumnOutput(project, manifest, outputs), ...checkModelColumns(project, manifest, outputs, opts), ...checkRelationships(project, manifest, outputs)];
+  return [
+    ...checkTenantColumnOutput(project, manifest, outputs),
+    ...checkUniqueKeyOutput(project, manifest, outputs),
+    ...checkModelColumns(project, manifest, outputs, opts),
+    ...checkRelationships(project, manifest, outputs),
+  ];
+}
+
+function checkUniqueKeyOutput(project: Project, manifest: Manifest, outputs: OutputColumns): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  for (const model of project.models) {
+    const node = manifest.models[model.name];
+    const known = outputs.known[model.name];
+    if (!node || node.materialized !== 'incremental' || !known) continue;
+    const produced = new Set(known.map(lower));
+    const missing = node.unique_key.filter((k) => !produced.has(lower(k)));
+    if (missing.length === 0) continue;
+    out.push(
+      diagnostic(
+        Codes.invalidConfig,
+        `${model.name}: unique_key ${missing.map((k) => `'${k}'`).join(', ')} is not an output column of the model's SQL (it outputs ${known.map((c) => `'${c}'`).join(', ')}): a merge matches rows on it`,
+        { file: model.file, line: configLineOf(model.sql) ?? 1 },
+      ),
+    );
+  }
+  return out;
 }
 
 function checkTenantColumnOutput(project: Project, manifest: Manifest, outputs: OutputColumns): Diagnostic[] {

@@ -19,11 +19,13 @@ import type { StagedCheck } from './relation-write.ts';
  *   merge's `=` never matches it, so it deletes nothing.
  * One GROUP BY over the staged rows (measured in the README).
  */
-export function uniqueKeyCheck(ctx: Pick<BuildContext, 'tenantColumn' | 'projectRoot'>, node: ModelNode): StagedCheck {
+export function uniqueKeyCheck(ctx: Pick<BuildContext, 'adapter' | 'tenantColumn' | 'projectRoot'>, node: ModelNode): StagedCheck {
+  // As the merge's quoted names match: DuckDB ignores case in them, PostgreSQL does not.
+  const same = ctx.adapter.kind === 'duckdb' ? (a: string, b: string) => a.toLowerCase() === b.toLowerCase() : (a: string, b: string) => a === b;
   return async (s, stageTable, tenants) => {
     const stage = quoteIdent(stageTable);
     const columns = (await s.query(`SELECT * FROM ${stage} LIMIT 0`)).columns;
-    const missing = node.unique_key.filter((k) => !columns.includes(k));
+    const missing = node.unique_key.filter((k) => !columns.some((c) => same(c, k)));
     if (missing.length > 0) {
       throw new TsformError(
         Codes.schemaChanged,

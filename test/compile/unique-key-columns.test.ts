@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../../src/cli/program.ts';
+import { Codes } from '../../src/errors.ts';
+import { scaffoldProject } from '../../src/init/scaffold-project.ts';
+
+/**
+ * Red-team, in a `tsform init` project: a unique_key naming a column the model does not output
+ * passed `compile --strict`, its first build passed, and every later run failed every practice
+ * with the engine's binder error about tsform's alias `st`. It is a --strict error now (TSF205 at
+ * the {{config}} line), through the command CI runs (`tsform compile --strict --format json`).
+ */
+
+interface Found {
+  file: string | null;
+  line: number | null;
+  code: string;
+  severity: string;
+  message: string;
+}
+
+const base = mkdtempSync(join(tmpdir(), 'tsform-ukey-compile-'));
+afterAll(() => rmSync(base, { recursive: true, force: true }));
+beforeEach(() => {
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+});
+afterEach(() => vi.restoreAllMocks());
+
+let n = 0;
+function project(files: Record<string, string>): string {
+  const dir = join(base, `p${n++}`);
+  scaffoldProject(dir);
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
+  return dir;
+}
+
+async function compile(dir: string, ...flags: string[]): Promise<{ code: number; found: Found[] }> {
+  const out: string[] = [];
+  const code = await runCli(['node', 'tsform', 'compile', '--project-dir', dir, '--format', 'json', ...flags], (l) => out.push(l));
+  const json = out.find((l) => l.startsWith('['));
+  return { code, found: json ? (JSON.parse(json) as Found[]) : [] };
+}
+
+const errors = (f: Found[], code: string) => f.filter((d) => d.code === code && d.severity === 'error').map((d) => ({ at: `${d.file}:${d.line}`, message: d.message }));
+
+const incremental = (key: string) => `-- one row per practice, day and visit type
+{{config materialized="incremental" unique_key="${key}"}}
+select practice_id, clinic_day, visit_type, visits, updated_at
+from {{source "clinic" "daily_visits"}}
+{{#if is_incremental}}
+where updated_at >= (select max(updated_at) from {{this}})
+{{/if}}
+`;
+const FILE = 'models/staging/stg_inc.sql';
+
+describe('unique_key names output columns (compile --strict)', () => {
+  it('a unique_key the SQL does not output is TSF205 at the {{config}} line, naming the column and the output columns', async () => {
+    const { code, found } = await compile(project({ [FILE]: incremental('clinic_day,visit_kind') }), '--strict');
+    expect(code).toBe(2);
+    expect(errors(found, Codes.invalidConfig)).toEqual([
+      {
+        at: `${FILE}:2`,
+        message: "stg_inc: unique_key 'visit_kind' is not an output column of the model's SQL (it outputs 'practice_id', 'clinic_day', 'visit_type', 'visits', 'updated_at'): a merge matches rows on it",
+      },
+    ]);
+  });
+
+  it('output columns pass, also one named by an alias', async () => {
+    const sql = incremental('clinic_day,kind').replace('visit_type, visits', 'visit_type as kind, visits');
+    const { found } = await compile(project({ [FILE]: sql }), '--strict');
+    expect(errors(found, Codes.invalidConfig)).toEqual([]);
+  });
+});
