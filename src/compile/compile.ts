@@ -186,6 +186,11 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     usesByModel.set(model.name, allUses);
     const mc = resolveModelConfig(model, uses, config, project.policies?.securitySchema ?? DEFAULT_SECURITY_SCHEMA, diagnostics);
     checkWithheldResearchModel(project, { name: model.name, ...mc }, { file: model.file, line: uses.configLine ?? 1 }, diagnostics);
+    if (uses.thisLine !== undefined && mc.materialized !== 'incremental') {
+      // The relation is there only for an incremental model's later runs; elsewhere the first build (or a full refresh) failed with "does not exist".
+      const why = mc.materialized === 'ephemeral' ? 'an ephemeral model has none' : `a ${mc.materialized} model's relation does not exist when it is first built or rebuilt`;
+      diagnostics.push(diagnostic(Codes.invalidConfig, `${model.name}: {{this}} (the model's own relation) is for incremental models, inside {{#if is_incremental}}; ${why}`, { file: model.file, line: uses.thisLine }));
+    }
     const p = props.get(model.name);
     models[model.name] = {
       name: model.name,

@@ -13,6 +13,8 @@ export interface TemplateUses {
   /** Macros called as helpers (`{{zip3 col}}`) or partials (`{{> zip3}}`). */
   macros: string[];
   usesThis: boolean;
+  /** The first line of the template itself that renders `{{this}}` (not one in a macro, nor `this` in an `each` or `with` block, the block's item). */
+  thisLine?: number;
 }
 
 export function emptyUses(): TemplateUses {
@@ -139,11 +141,14 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
       if (typeof v === 'string') uses.vars.push({ name: v, hasDefault: params.length > 1, line });
     } else if (name === 'this') {
       uses.usesThis = true;
+      if (itemDepth === 0) uses.thisLine ??= line;
     } else if (macroNames.has(name) && !uses.macros.includes(name)) {
       uses.macros.push(name);
     }
   };
 
+  // Inside `{{#each}}` / `{{#with}}`, `this` is the block's item, not the model's relation.
+  let itemDepth = 0;
   const visit = (node: AstNode | undefined | null): void => {
     if (!node) return;
     const line = node.loc?.start.line ?? 1;
@@ -163,7 +168,10 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
         const n = node as hbs.AST.BlockStatement;
         if (n.path.type === 'PathExpression') visitCall(n.path as hbs.AST.PathExpression, n.params, n.hash, line);
         for (const p of n.params) visit(p);
+        const item = n.path.type === 'PathExpression' && ['each', 'with'].includes((n.path as hbs.AST.PathExpression).original) ? 1 : 0;
+        itemDepth += item;
         visit(n.program);
+        itemDepth -= item;
         visit(n.inverse);
         return;
       }
@@ -179,7 +187,10 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
       }
       case 'PathExpression': {
         const p = node as hbs.AST.PathExpression;
-        if (p.original === 'this') uses.usesThis = true;
+        if (p.original === 'this') {
+          uses.usesThis = true;
+          if (itemDepth === 0) uses.thisLine ??= line;
+        }
         return;
       }
       default:

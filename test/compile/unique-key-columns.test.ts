@@ -9,8 +9,9 @@ import { scaffoldProject } from '../../src/init/scaffold-project.ts';
 /**
  * Red-team, in a `tsform init` project: a unique_key naming a column the model does not output
  * passed `compile --strict`, its first build passed, and every later run failed every practice
- * with the engine's binder error about tsform's alias `st`. It is a --strict error now (TSF205 at
- * the {{config}} line), through the command CI runs (`tsform compile --strict --format json`).
+ * with the engine's binder error about tsform's alias `st`; `{{this}}` in a table model compiled
+ * and failed at run time with "Table … does not exist". Both are compile errors now (TSF205),
+ * through the command CI runs (`tsform compile [--strict] --format json`).
  */
 
 interface Found {
@@ -71,5 +72,26 @@ describe('unique_key names output columns (compile --strict)', () => {
     const sql = incremental('clinic_day,kind').replace('visit_type, visits', 'visit_type as kind, visits');
     const { found } = await compile(project({ [FILE]: sql }), '--strict');
     expect(errors(found, Codes.invalidConfig)).toEqual([]);
+  });
+});
+
+describe('{{this}} outside an incremental model (compile)', () => {
+  it.each([
+    ['table', 'materialized="table"'],
+    ['view', 'materialized="view"'],
+    ['ephemeral', 'materialized="ephemeral"'],
+  ])('a %s model reading {{this}} is TSF205 at the line of {{this}}', async (kind, config) => {
+    const sql = `{{config ${config}}}\nselect practice_id, clinic_day\nfrom {{source "clinic" "daily_visits"}}\nwhere clinic_day > (select max(clinic_day) from {{this}})\n`;
+    const { code, found } = await compile(project({ 'models/staging/stg_self.sql': sql }));
+    expect(code).toBe(2);
+    expect(errors(found, Codes.invalidConfig)).toEqual([
+      { at: 'models/staging/stg_self.sql:4', message: expect.stringMatching(new RegExp(`^stg_self: \\{\\{this\\}\\} \\(the model's own relation\\) is for incremental models.*; an? ${kind} model`)) },
+    ]);
+  });
+
+  it('an incremental model reads {{this}}', async () => {
+    const { code, found } = await compile(project({ [FILE]: incremental('clinic_day,visit_type') }));
+    expect(errors(found, Codes.invalidConfig)).toEqual([]);
+    expect(code).toBe(0);
   });
 });

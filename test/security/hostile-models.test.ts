@@ -84,7 +84,13 @@ const attacks: [string, string, string, string][] = [
   ['SELECT INTO creates a table', MART, `select practice_id into marts.copy_of from {{ref "stg_patients"}}`, 'TSF222'],
   ['DELETE in a WITH clause', MART, `with d as (delete from staging.stg_patients returning practice_id) select practice_id from d`, 'TSF222'],
   ['INSERT in a nested WITH clause', MART, `select x.a from (with i as (insert into marts.t select 1 returning 1 as a) select a from i) x`, 'TSF222'],
-  ['UPDATE of {{this}} in a WITH clause', MART, `with u as (update {{this}} set practice_id = 'p' returning practice_id) select practice_id from u`, 'TSF222'],
+  // Incremental: `{{this}}` elsewhere is TSF205 before the SQL is read, and this case is about the SQL gate.
+  [
+    'UPDATE of {{this}} in a WITH clause',
+    MART,
+    `{{config materialized="incremental" unique_key="practice_id"}}\nwith u as (update {{this}} set practice_id = 'p' returning practice_id) select practice_id from u`,
+    'TSF222',
+  ],
   ['MERGE in a WITH clause', MART, `with m as (merge into marts.t using (select 1 a) s on true when matched then delete returning 1 as a) select a from m`, 'TSF222'],
   // item 7: generalization and classification gaps
   ['a zero shift', PSEUDO, `select p.practice_id, {{month_of (shift_date "p.birth_date" "0")}} as m from {{ref "stg_patients"}} p`, 'TSF215'],
