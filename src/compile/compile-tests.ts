@@ -21,6 +21,8 @@ export function compileTests(
   diagnostics: Diagnostic[],
   /** Under `--defer`: the relations a test reads that are not built here come from production. */
   deferred?: { nodes: ReadonlySet<string>; catalog: string },
+  /** Checks the names a singular test's template reads, as a model's (template-fields.ts). */
+  checkFields?: (ast: hbs.AST.Program, file: string) => void,
 ): Record<string, ManifestTest> {
   const tc = project.config.tenantColumn;
   const lookup = (id: string) => (deferred?.nodes.has(id) && nodes[id] ? { ...nodes[id], catalog: deferred.catalog } : nodes[id]);
@@ -65,6 +67,9 @@ export function compileTests(
     const ast = parseTemplate(t.sql, t.file, diagnostics);
     if (!ast) continue;
     const uses = extractUses(ast, t.file, macroNames, diagnostics);
+    const before = diagnostics.length;
+    checkFields?.(ast, t.file);
+    if (diagnostics.length > before) continue;
     const deps = [...uses.refs.map((r) => r.name), ...uses.sources.map((s) => `source:${s.source}.${s.table}`)];
     const missing = deps.filter((d) => !nodes[d]);
     if (missing.length > 0 || deps.length === 0) {

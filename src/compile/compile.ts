@@ -22,6 +22,7 @@ import { checkPracticeListExposure, checkScopes } from './scope-checks.ts';
 import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGlobalRead, checkWithheldResearchModel } from './model-checks.ts';
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 import { nodeColumnNames } from './relation-columns.ts';
+import { checkTemplateFields, macroSignatures } from './template-fields.ts';
 import { checkReferences, withMacroUses } from './template-references.ts';
 
 export const TENANTS_RELATION = 'tenants';
@@ -58,10 +59,11 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
 
   // Macros may themselves call ref/source/var: their uses count for the models that call them.
   const macroUses = new Map<string, TemplateUses>();
-  for (const macro of project.macros) {
-    const ast = parseTemplate(macro.body, macro.file, diagnostics);
-    macroUses.set(macro.name, ast ? extractUses(ast, macro.file, macroNames, diagnostics) : emptyUses());
-  }
+  const macroAsts = project.macros.map((macro) => ({ ...macro, ast: parseTemplate(macro.body, macro.file, diagnostics) }));
+  for (const macro of macroAsts) macroUses.set(macro.name, macro.ast ? extractUses(macro.ast, macro.file, macroNames, diagnostics) : emptyUses());
+  const varNames = [...new Set([...Object.keys(config.vars), ...[...macroUses.values()].flatMap((u) => u.vars.map((v) => v.name))])];
+  const signatures = macroSignatures(macroAsts, new Set(Object.keys(config.privacy?.generalizers ?? {})), varNames, diagnostics);
+  const checkFields = (ast: hbs.AST.Program, file: string) => checkTemplateFields(ast, file, { kind: 'model', macros: signatures, vars: varNames }, diagnostics);
 
   const nodes: Record<string, DraftNode> = {};
   const sources: Record<string, SourceNode> = {};
@@ -182,6 +184,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     const ast = parseTemplate(model.sql, model.file, diagnostics);
     if (!ast) continue;
     const uses = extractUses(ast, model.file, macroNames, diagnostics);
+    checkFields(ast, model.file);
     const allUses = withMacroUses(uses, macroUses);
     usesByModel.set(model.name, allUses);
     const mc = resolveModelConfig(model, uses, config, project.policies?.securitySchema ?? DEFAULT_SECURITY_SCHEMA, diagnostics);
@@ -246,7 +249,7 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
   const renderer = createRenderer(project.macros, approvedGeneralizers(project, diagnostics));
   if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics, options.deferred);
   if (!hasErrors(diagnostics)) checkPersonRows(project, nodes, diagnostics);
-  const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics, options.deferred);
+  const tests = hasErrors(diagnostics) ? {} : compileTests(project, nodes, renderer, macroNames, diagnostics, options.deferred, checkFields);
 
   const manifest: Manifest = {
     schema_version: MANIFEST_SCHEMA_VERSION,

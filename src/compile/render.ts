@@ -218,6 +218,8 @@ export function createRenderer(macros: readonly Macro[], approved: Readonly<Reco
   }
 
   // A template is compiled once, however many variants (full, incremental, ephemeral modes) use it.
+  // `strict: false` renders a missing name as '' (an optional `{{#if flag}}` needs that): every
+  // name a template reads is checked against what exists before it renders (template-fields.ts).
   const compiled = new Map<string, HandlebarsTemplateDelegate>();
   const compiledFor = (template: string) => {
     let fn = compiled.get(template);

@@ -25,7 +25,7 @@ function compile(sql: string, macros: Record<string, string>, edit?: (p: Project
   });
 }
 
-const tenfold = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`b${i}`, i === 0 ? '{{value}}' : `(${Array.from({ length: 10 }, () => `{{b${i - 1} value}}`).join(' + ')})`]));
+const tenfold = Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`b${i}`, i === 0 ? '{{!-- params: value --}}\n{{value}}' : `{{!-- params: value --}}\n(${Array.from({ length: 10 }, () => `{{b${i - 1} value}}`).join(' + ')})`]));
 
 describe('rendering limits and where rendering errors are', () => {
   it('a macro expansion of 10^9 calls stops at the limit with TSF211 naming a macro, at its line', () => {
@@ -39,7 +39,7 @@ describe('rendering limits and where rendering errors are', () => {
   });
 
   it.each([
-    ['as a helper', '{{rec value}}', '{{rec "1"}}'],
+    ['as a helper', '{{!-- params: value --}}\n{{rec value}}', '{{rec "1"}}'],
     ['as a partial', '{{> rec value=value}}', '{{> rec value="1"}}'],
   ])('a macro calling itself (%s) is TSF211 naming it, at its line', (_how, body, call) => {
     const errors = compile(`select e.practice_id,\n\n  ${call} as x\nfrom {{ref "stg_encounters"}} e`, { rec: body });
