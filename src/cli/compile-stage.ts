@@ -1,5 +1,6 @@
 import { writeManifest } from '../artifacts/write.ts';
 import { compileProject, type CompileOptions } from '../compile/compile.ts';
+import { withVarOverrides } from '../compile/template-references.ts';
 import { Codes, diagnostic, DiagnosticsError, hasErrors } from '../errors.ts';
 import { buildDag } from '../graph/dag.ts';
 import { loadProject } from '../project/load-project.ts';
@@ -26,8 +27,9 @@ export interface WorkspaceOptions extends CompileOptions {
 }
 
 export function compileLoadedProject(loaded: Project, opts: WorkspaceOptions = {}): Workspace {
-  const project = opts.vars ? { ...loaded, config: { ...loaded.config, vars: { ...loaded.config.vars, ...opts.vars } } } : loaded;
-  const { manifest, diagnostics, readLines } = compileProject(project, opts);
+  const project = withVarOverrides(loaded, opts.vars);
+  // compileProject applies --vars itself: it refuses a name neither tsform.yml nor a template knows.
+  const { manifest, diagnostics, readLines } = compileProject(loaded, opts);
   if (hasErrors(diagnostics)) throw new DiagnosticsError(diagnostics);
   const built = buildDag(manifest, (model, dep) => readLines[model]?.[dep]);
   if (!built.dag) throw new DiagnosticsError([...diagnostics, ...built.diagnostics]);

@@ -23,7 +23,7 @@ import { approvedGeneralizers, checkPersonRows, checkWhatItDoes, checkWithheldGl
 import { createRenderer, type Renderer, type RenderScope } from './render.ts';
 import { nodeColumnNames } from './relation-columns.ts';
 import { checkTemplateFields, macroSignatures } from './template-fields.ts';
-import { checkReferences, withMacroUses } from './template-references.ts';
+import { checkReferences, checkVarOverrides, withMacroUses, withVarOverrides } from './template-references.ts';
 
 export const TENANTS_RELATION = 'tenants';
 export const VAULT_TOKENS = 'vault_person_tokens';
@@ -52,8 +52,9 @@ export interface CompileOptions {
   vars?: Record<string, unknown>;
 }
 
-export function compileProject(project: Project, options: CompileOptions = {}): CompileResult {
-  const diagnostics: Diagnostic[] = [...project.diagnostics];
+export function compileProject(loaded: Project, options: CompileOptions = {}): CompileResult {
+  const diagnostics: Diagnostic[] = [...loaded.diagnostics];
+  const project = withVarOverrides(loaded, options.vars);
   const { config } = project;
   const macroNames = new Set(project.macros.map((m) => m.name));
 
@@ -246,6 +247,12 @@ export function compileProject(project: Project, options: CompileOptions = {}): 
     checkWithheldGlobalRead(project, node, nodes, lineOfRead, diagnostics);
   }
 
+  // Singular tests read vars too (their templates are checked in full by compileTests).
+  const testUses = project.singularTests.flatMap((t) => {
+    const ast = parseTemplate(t.sql, t.file, []);
+    return ast ? [extractUses(ast, t.file, macroNames, [])] : [];
+  });
+  checkVarOverrides(loaded.config.vars, options.vars, [...usesByModel.values(), ...macroUses.values(), ...testUses], diagnostics);
   const renderer = createRenderer(project.macros, approvedGeneralizers(project, diagnostics));
   if (!hasErrors(diagnostics)) renderAll(renderer, project, models, nodes, diagnostics, options.deferred);
   if (!hasErrors(diagnostics)) checkPersonRows(project, nodes, diagnostics);

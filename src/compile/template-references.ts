@@ -48,3 +48,24 @@ export function checkReferences(
     }
   }
 }
+
+/** The project with `--vars` over tsform.yml's vars (dbt's `--vars`). */
+export function withVarOverrides(project: Project, overrides: Record<string, unknown> | undefined): Project {
+  return overrides ? { ...project, config: { ...project.config, vars: { ...project.config.vars, ...overrides } } } : project;
+}
+
+/**
+ * A `--vars` name that tsform.yml does not declare and no `{{var}}` reads changes nothing: `--vars
+ * '{min_visit: 5}'` ran with min_visits at its tsform.yml value and said success (red-team,
+ * 2026-12-08). Refused before anything runs, with the closest name.
+ */
+export function checkVarOverrides(declared: Record<string, unknown>, overrides: Record<string, unknown> | undefined, uses: readonly TemplateUses[], diagnostics: Diagnostic[]): void {
+  if (!overrides) return;
+  const known = [...new Set([...Object.keys(declared), ...uses.flatMap((u) => u.vars.map((v) => v.name))])];
+  for (const name of Object.keys(overrides)) {
+    if (known.includes(name)) continue;
+    diagnostics.push(
+      diagnostic(Codes.unknownVar, `--vars sets '${name}', which tsform.yml vars does not declare and no {{var}} of the project reads${suggest(name, known)}: it would change nothing`),
+    );
+  }
+}
