@@ -112,7 +112,10 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
     if (p.type === 'StringLiteral' || p.type === 'NumberLiteral' || p.type === 'BooleanLiteral') {
       return (p as hbs.AST.StringLiteral).value;
     }
-    diagnostics.push(diagnostic(Codes.dynamicArgument, `${what} needs literal arguments so dependencies can be read without rendering`, { file, line }));
+    // `materialized=view`, `{{ref stg_x}}`: a bare word is a name Handlebars looks up, not text.
+    const word = p.type === 'PathExpression' && /^[\w-]+$/.test((p as hbs.AST.PathExpression).original) ? (p as hbs.AST.PathExpression).original : undefined;
+    const quote = word === undefined ? '' : `: quote the value, "${word}" (unquoted, it is a name looked up while rendering)`;
+    diagnostics.push(diagnostic(Codes.dynamicArgument, `${what} needs literal arguments so dependencies can be read without rendering${quote}`, { file, line }));
     return undefined;
   };
 
@@ -134,7 +137,9 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
       uses.configLine ??= line;
       for (const pair of hash?.pairs ?? []) {
         const v = literal(pair.value, `{{config ${pair.key}}}`, line);
-        if (v !== undefined) uses.config[pair.key] = v;
+        // The last one won in silence (`tags="a,b" tags="c"` kept c), within one {{config}} or across two.
+        if (Object.hasOwn(uses.config, pair.key)) diagnostics.push(diagnostic(Codes.invalidConfig, `config key '${pair.key}' is given twice; give it once${pair.key === 'tags' || pair.key === 'unique_key' ? ` (a list is one value: ${pair.key}="a,b")` : ''}`, { file, line }));
+        else if (v !== undefined) uses.config[pair.key] = v;
       }
     } else if (name === 'var') {
       const v = params[0] && literal(params[0], '{{var}}', line);

@@ -1,6 +1,7 @@
 import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
 import { MATERIALIZATIONS, researchSchemaNames, SCOPES } from '../project/load-config.ts';
 import type { Materialization, ModelFile, ProjectConfig, Scope } from '../project/types.ts';
+import { suggest } from '../project/suggest.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import type { TemplateUses } from './extract.ts';
 
@@ -21,6 +22,7 @@ export interface ModelConfig {
 }
 
 const KNOWN_KEYS = new Set(['materialized', 'scope', 'schema', 'tags', 'unique_key', 'pseudonymized', 'k_anonymity_count', 'batch_incremental']);
+const BOOLEAN_KEYS = new Set(['pseudonymized', 'batch_incremental']);
 
 /** Folder defaults from tsform.yml (longest matching folder wins), then the model's `{{config}}`. */
 export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config: ProjectConfig, securitySchema: string, diagnostics: Diagnostic[]): ModelConfig {
@@ -53,10 +55,15 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
   const bad = (message: string) => diagnostics.push(diagnostic(Codes.invalidConfig, `${model.name}: ${message}`, at));
   for (const [key, value] of Object.entries(uses.config)) {
     if (!KNOWN_KEYS.has(key)) {
-      bad(`unknown config key '${key}' (${[...KNOWN_KEYS].join(', ')})`);
+      bad(`unknown config key '${key}'${suggest(key, [...KNOWN_KEYS])}; known: ${[...KNOWN_KEYS].join(', ')}`);
       continue;
     }
     const text = String(value);
+    // `pseudonymized="yes"` and `pseudonymized=1` were read as false; `schema=1` as a name.
+    if (BOOLEAN_KEYS.has(key) ? !(typeof value === 'boolean' || text === 'true' || text === 'false') : typeof value !== 'string') {
+      bad(BOOLEAN_KEYS.has(key) ? `${key} is true or false, not ${JSON.stringify(value)} (${key}=true)` : `${key} takes quoted text, not ${JSON.stringify(value)} (${key}="…")`);
+      continue;
+    }
     switch (key) {
       case 'materialized':
         if (MATERIALIZATIONS.includes(text as Materialization)) out.materialized = text as Materialization;
@@ -119,6 +126,11 @@ export function resolveModelConfig(model: ModelFile, uses: TemplateUses, config:
         cause.line === undefined && cause.file !== model.file ? at : cause,
       ),
     );
+  }
+  // Only the publication gate reads it (small-cell suppression): anywhere else it would promise a
+  // suppression that never happens.
+  if (out.kCount !== undefined && out.schema !== config.schemas.research) {
+    bad(`k_anonymity_count is for published aggregates (schema '${config.schemas.research}', where the publication gate suppresses small cells); in schema '${out.schema}' nothing reads it`);
   }
   // DuckDB matches identifiers without regard to case, quoted or not, and PostgreSQL matches
   // quoted ones exactly: `schema="RESEARCH"` would be the research schema on one and an ungated
