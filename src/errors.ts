@@ -35,6 +35,7 @@ export const Codes = {
   templateSyntax: 'TSF201',
   unknownRef: 'TSF202',
   unknownSource: 'TSF203',
+  /** `ref`, `source`, `config`, `var` given something other than a literal (an unquoted word: quote it). */
   dynamicArgument: 'TSF204',
   invalidConfig: 'TSF205',
   unknownVar: 'TSF206',
@@ -42,6 +43,11 @@ export const Codes = {
   globalReadsIdentifiable: 'TSF208',
   sharedReadsTenant: 'TSF209',
   unknownMacro: 'TSF210',
+  /**
+   * A template does not render as written: a name it reads that does not exist where it reads it,
+   * a helper or macro that does not exist, a macro call whose arguments do not match its `params:`
+   * (compile/template-fields.ts, at the line, before rendering), or an error while rendering.
+   */
   renderFailed: 'TSF211',
   unknownTestColumn: 'TSF212',
   unknownPolicyRelation: 'TSF213',
