@@ -76,7 +76,16 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
   let finished!: () => void;
   const caughtUp = new Promise<void>((resolve) => (finished = resolve));
 
-  const flush = async (): Promise<void> => {
+  // One flush at a time: a flush reads `pending` at its start and clears it only after its
+  // commit, so a second one started meanwhile (the stop's final flush while a handler's flush
+  // was still committing) wrote the same batch to the queue again.
+  let flushing: Promise<void> = Promise.resolve();
+  const flush = (): Promise<void> => {
+    const next = flushing.then(flushPending);
+    flushing = next.catch(() => undefined);
+    return next;
+  };
+  const flushPending = async (): Promise<void> => {
     if (pendingLsn === undefined) return;
     const batch = pending;
     const lsn = pendingLsn;
@@ -104,46 +113,54 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
     }
   };
 
+  // The handler in progress: the stream's stop() does not wait for it, the final flush does.
+  let handling: Promise<void> = Promise.resolve();
+  const track = (p: Promise<void>): Promise<void> => {
+    handling = p.catch(() => undefined);
+    return p;
+  };
+  const onTransaction = async (tx: LogicalTransaction): Promise<void> => {
+    await o.onTransaction?.(tx);
+    if (compareLsn(tx.commitEndLsn, result.lsn) <= 0 || (pendingLsn !== undefined && compareLsn(tx.commitEndLsn, pendingLsn) <= 0)) {
+      result.skipped++;
+      return;
+    }
+    const ddl = tx.relations.filter((r) => o.tables.has(`${r.schema}.${r.table}`) && seenRelations.get(r.oid) !== columnsKey(r));
+    if (ddl.length > 0) {
+      // raw gets a new column (or a wider type, or the table a block) before any change that carries it is queued
+      await flush();
+      for (const r of ddl) await followRelation({ wh: o.wh, oltp: o.oltp, metaSchema: o.metaSchema, slot: o.slot }, o.tables.get(`${r.schema}.${r.table}`)!, r, tx.commitEndLsn, rawColumns, result.notes);
+      for (const r of ddl) seenRelations.set(r.oid, columnsKey(r));
+    }
+    const routed = routeTransaction(tx, o.tables, o.known);
+    for (const [t, n] of routed.unknown) result.unknown.set(t, (result.unknown.get(t) ?? 0) + n);
+    result.unroutable += routed.unroutable;
+    result.transactions++;
+    result.changes += routed.changes.length;
+    if (pendingLsn === undefined) pendingSince = performance.now();
+    pending.push(...routed.changes);
+    pendingTransactions.push(tx.commitEndLsn);
+    pendingLsn = tx.commitEndLsn;
+    if (pending.length >= (o.batchChanges ?? DEFAULT_BATCH_CHANGES) || performance.now() - pendingSince >= (o.batchMs ?? DEFAULT_BATCH_MS)) await flush();
+    checkDone(tx.commitEndLsn);
+  };
+  const onKeepalive = async (walEnd: string): Promise<void> => {
+    // Every transaction before this keepalive has been handed over: commit what is pending;
+    // then nothing unapplied lies before walEnd, and confirming it lets the OLTP free WAL
+    // that only other tables (or other databases) wrote.
+    await flush();
+    if (compareLsn(walEnd, result.lsn) > 0) stream?.confirm(walEnd);
+    await o.onQueued?.(walEnd);
+    checkDone(walEnd);
+  };
   stream = await o.replication.start({
     slot: o.slot,
     publication: o.publication,
     startLsn: o.startLsn,
     ...(o.follower ? { applicationName: FOLLOWER_APPLICATION_NAME } : {}),
     handler: {
-      onTransaction: async (tx) => {
-        await o.onTransaction?.(tx);
-        if (compareLsn(tx.commitEndLsn, result.lsn) <= 0 || (pendingLsn !== undefined && compareLsn(tx.commitEndLsn, pendingLsn) <= 0)) {
-          result.skipped++;
-          return;
-        }
-        const ddl = tx.relations.filter((r) => o.tables.has(`${r.schema}.${r.table}`) && seenRelations.get(r.oid) !== columnsKey(r));
-        if (ddl.length > 0) {
-          // raw gets a new column (or a wider type, or the table a block) before any change that carries it is queued
-          await flush();
-          for (const r of ddl) await followRelation({ wh: o.wh, oltp: o.oltp, metaSchema: o.metaSchema, slot: o.slot }, o.tables.get(`${r.schema}.${r.table}`)!, r, tx.commitEndLsn, rawColumns, result.notes);
-          for (const r of ddl) seenRelations.set(r.oid, columnsKey(r));
-        }
-        const routed = routeTransaction(tx, o.tables, o.known);
-        for (const [t, n] of routed.unknown) result.unknown.set(t, (result.unknown.get(t) ?? 0) + n);
-        result.unroutable += routed.unroutable;
-        result.transactions++;
-        result.changes += routed.changes.length;
-        if (pendingLsn === undefined) pendingSince = performance.now();
-        pending.push(...routed.changes);
-        pendingTransactions.push(tx.commitEndLsn);
-        pendingLsn = tx.commitEndLsn;
-        if (pending.length >= (o.batchChanges ?? DEFAULT_BATCH_CHANGES) || performance.now() - pendingSince >= (o.batchMs ?? DEFAULT_BATCH_MS)) await flush();
-        checkDone(tx.commitEndLsn);
-      },
-      onKeepalive: async (walEnd) => {
-        // Every transaction before this keepalive has been handed over: commit what is pending;
-        // then nothing unapplied lies before walEnd, and confirming it lets the OLTP free WAL
-        // that only other tables (or other databases) wrote.
-        await flush();
-        if (compareLsn(walEnd, result.lsn) > 0) stream?.confirm(walEnd);
-        await o.onQueued?.(walEnd);
-        checkDone(walEnd);
-      },
+      onTransaction: (tx) => track(onTransaction(tx)),
+      onKeepalive: (walEnd) => track(onKeepalive(walEnd)),
     },
   });
   // Keepalives on demand: they commit a pending batch when the stream goes quiet, and tell a
@@ -162,7 +179,9 @@ export async function consumeStream(o: ConsumeOptions): Promise<ConsumeResult> {
     await stream.stop();
   }
   await stream.done;
-  // Stopped between transactions (follow mode): what is pending was received whole; commit it.
+  // A handler still running (its batch committing) finishes first; then what is pending was
+  // received whole (follow mode stops between transactions): commit it, once.
+  await handling;
   if (!reached) await flush();
   return result;
 }
