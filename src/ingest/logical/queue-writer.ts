@@ -1,4 +1,5 @@
 import type { Adapter, Session } from '../../adapters/adapter.ts';
+import { compareLsn, lsnSortKey } from '../../adapters/logical-replication.ts';
 import { LOGICAL_QUEUE, LOGICAL_SLOTS } from '../../warehouse/meta-schema.ts';
 import { quoteRelation } from '../../sql/quote.ts';
 import type { QueuedChange } from './route-changes.ts';
@@ -26,10 +27,20 @@ export async function writeSlotRecord(s: Session, metaSchema: string, slot: stri
 
 /**
  * Queue rows and the slot's new position in the caller's transaction: they commit together, so
- * after a crash the stored LSN says exactly which source transactions are in the queue.
+ * after a crash the stored LSN says exactly which source transactions are in the queue. Changes
+ * of source transactions at or before the stored LSN are in the queue already and are left out
+ * (the same batch committed twice: a retry after a COMMIT that succeeded, a second writer), and
+ * the stored LSN never moves back. Returns the changes written.
  */
-export async function enqueue(s: Session, metaSchema: string, slot: string, changes: readonly QueuedChange[], lsn: string): Promise<void> {
-  if (changes.length > 0) {
+export async function enqueue(s: Session, metaSchema: string, slot: string, changes: readonly QueuedChange[], lsn: string): Promise<number> {
+  const rel = quoteRelation(metaSchema, LOGICAL_SLOTS.name);
+  // The slot's row first (PostgreSQL: a row lock, so a concurrent writer reads what this one
+  // commits; DuckDB: a write conflict, retried), then the position it holds.
+  await s.query(`UPDATE ${rel} SET updated_at = now() WHERE slot = $1`, [slot]);
+  const stored = (await readSlotRecord(s, metaSchema, slot))?.lsn;
+  const storedKey = stored === undefined ? undefined : lsnSortKey(stored);
+  const fresh = storedKey === undefined ? changes : changes.filter((c) => c.lsn > storedKey);
+  if (fresh.length > 0) {
     // The engine's bulk path straight into the queue (DuckDB's appender, PostgreSQL's COPY, both
     // parse seq's text): a staging table and an INSERT … SELECT cost 2.5× the CPU, and a bound
     // INSERT of 500 rows at a time ran at ~2,000 changes/s on DuckDB.
@@ -37,10 +48,11 @@ export async function enqueue(s: Session, metaSchema: string, slot: string, chan
       metaSchema,
       LOGICAL_QUEUE.name,
       QUEUE_COLUMNS,
-      changes.map((c) => [c.sourceTable, c.tenant, c.lsn, String(c.seq), c.op, JSON.stringify(c.key), c.row ? JSON.stringify(c.row) : null]),
+      fresh.map((c) => [c.sourceTable, c.tenant, c.lsn, String(c.seq), c.op, JSON.stringify(c.key), c.row ? JSON.stringify(c.row) : null]),
     );
   }
-  await s.query(`UPDATE ${quoteRelation(metaSchema, LOGICAL_SLOTS.name)} SET lsn = $2, updated_at = now() WHERE slot = $1`, [slot, lsn]);
+  if (stored === undefined || compareLsn(lsn, stored) > 0) await s.query(`UPDATE ${rel} SET lsn = $2, updated_at = now() WHERE slot = $1`, [slot, lsn]);
+  return fresh.length;
 }
 
 /** Practices with queued changes per table (what an apply pass has to visit). */

@@ -123,7 +123,7 @@ async function prepare(wh: Adapter, start: Map<string, Row>): Promise<LogicalCap
   }
   await wh.query(`DELETE FROM tsform_meta.logical_queue`);
   await wh.query(`DELETE FROM tsform_meta.deletion_epochs`);
-  await wh.transaction((s) => writeSlotRecord(s, 'tsform_meta', SLOT, { lsn: '0000000000000000', tables: [] }));
+  await wh.transaction((s) => writeSlotRecord(s, 'tsform_meta', SLOT, { lsn: '0/0', tables: [] }));
   return new LogicalCapture({ wh, oltp: noOltp, metaSchema: 'tsform_meta', name: SLOT, tables: [{ spec }], known: TENANTS });
 }
 

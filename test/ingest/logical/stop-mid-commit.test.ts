@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Adapter } from '../../../src/adapters/adapter.ts';
-import { type LogicalRelation, type LogicalReplicationSource, type LogicalTransaction, type StreamHandler } from '../../../src/adapters/logical-replication.ts';
+import { lsnSortKey, type LogicalRelation, type LogicalReplicationSource, type LogicalTransaction, type StreamHandler } from '../../../src/adapters/logical-replication.ts';
 import { resolveSpec } from '../../../src/ingest/capture-spec.ts';
 import type { OltpSource } from '../../../src/ingest/oltp-source.ts';
 import { LogicalCapture } from '../../../src/ingest/logical/logical-capture.ts';
-import { readSlotRecord, writeSlotRecord } from '../../../src/ingest/logical/queue-writer.ts';
+import { enqueue, readSlotRecord, writeSlotRecord } from '../../../src/ingest/logical/queue-writer.ts';
+import type { QueuedChange } from '../../../src/ingest/logical/route-changes.ts';
 import { consumeStream } from '../../../src/ingest/logical/stream-consumer.ts';
 import { migrateMeta } from '../../../src/warehouse/meta-schema.ts';
 import { openDuckdb, tempDuckdbPath } from '../support/capture-fixture.ts';
@@ -134,5 +135,16 @@ describe('a stop while the queue commits (duckdb)', () => {
     const applied = await lc.applyAll(spec);
     expect(applied.failed).toEqual([]);
     expect(await rawKeys(wh)).toEqual(['pa|1|streamed', 'pa|2|streamed', 'pa|3|streamed', 'pb|1|copied']);
+  }, 60_000);
+
+  it('a batch committed again (a retry after a COMMIT that succeeded): the queue keeps one copy, the stored LSN does not go back', async () => {
+    const batch = (lsn: string, keys: number[]): QueuedChange[] => keys.map((k, seq) => ({ sourceTable: spec.label, tenant: 'pa', lsn: lsnSortKey(lsn), seq, op: 'upsert', key: [String(k)], row: { practice_id: 'pa', event_id: String(k), kind: `at ${lsn}` } }));
+    await wh.transaction((s) => enqueue(s, META, SLOT, batch('0/2000', [1, 2]), '0/2000'));
+    await wh.transaction((s) => enqueue(s, META, SLOT, batch('0/3000', [2, 3]), '0/3000'));
+    // the same batches once more, the older one last
+    await wh.transaction((s) => enqueue(s, META, SLOT, batch('0/3000', [2, 3]), '0/3000'));
+    await wh.transaction((s) => enqueue(s, META, SLOT, batch('0/2000', [1, 2]), '0/2000'));
+    expect(await queueRows(wh)).toBe(4);
+    expect((await readSlotRecord(wh, META, SLOT))!.lsn).toBe('0/3000');
   }, 60_000);
 });
