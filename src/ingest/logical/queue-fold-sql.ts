@@ -65,7 +65,8 @@ export function renderFold(d: FoldDialect, spec: ResolvedSpec, metaSchema: strin
   const taken = `${mine} AND (lsn < $3 OR (lsn = $3 AND seq <= $4))`;
   const allPresent = carried.length === 0 ? 'true' : carried.map((c, i) => `p${i}`).join(' AND ');
   // Most keys need only their last change: it is found by position (grouping keeps two numbers per
-  // key), and only its JSON is read. Keys whose last upsert lacks a column read their earlier
+  // key), and only its JSON is read. One row per key even if a change is in the queue twice (same
+  // table, lsn and seq: on DuckDB the same position), or raw would get the key twice. Keys whose last upsert lacks a column read their earlier
   // upserts (since the last delete) for it, a second, usually empty, pass.
   const foldSql = `WITH b AS (
   SELECT tenant, op, key_json, row_json, ${d.position} AS pos FROM ${queue} WHERE ${taken}
@@ -77,7 +78,7 @@ export function renderFold(d: FoldDialect, spec: ResolvedSpec, metaSchema: strin
   SELECT tenant AS t, key_json, max(pos) AS last_pos, coalesce(max(pos) FILTER (WHERE op = 'delete'), -1) AS del_pos, bool_or(truncated) AS truncated
     FROM live GROUP BY tenant, key_json
 ), l AS (
-  SELECT g.*, x.op, ${d.parsedRow()} AS j FROM g JOIN live AS x ON x.pos = g.last_pos
+  SELECT DISTINCT ON (g.t, g.key_json) g.*, x.op, ${d.parsedRow()} AS j FROM g JOIN live AS x ON x.pos = g.last_pos
 ), f AS (
   SELECT t, key_json, op, del_pos, truncated, ${d.carriesOther(raw.map((c) => c.name))} AS other, truncated OR del_pos >= 0 AS fresh, ${spec.key.map((_, i) => `${d.keyPart(i)} AS k${i}`).join(', ')}${carried
     .map((c, i) => `, ${d.present(c)} AS p${i}, ${d.value(c)} AS v${i}`)

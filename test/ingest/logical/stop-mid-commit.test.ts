@@ -147,4 +147,31 @@ describe('a stop while the queue commits (duckdb)', () => {
     expect(await queueRows(wh)).toBe(4);
     expect((await readSlotRecord(wh, META, SLOT))!.lsn).toBe('0/3000');
   }, 60_000);
+
+  it('a change in the queue twice (same table, lsn and seq) is applied once', async () => {
+    const lsn = lsnSortKey('0/2000');
+    const rows = [
+      ['pa', 0, 'upsert', '1', 'new'],
+      ['pa', 1, 'upsert', '4', 'new'],
+      ['pb', 2, 'delete', '1', null],
+    ] as const;
+    for (let copy = 0; copy < 2; copy++) {
+      for (const [tenant, seq, op, key, kind] of rows) {
+        await wh.query(`INSERT INTO ${META}.logical_queue VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+          spec.label,
+          tenant,
+          lsn,
+          seq,
+          op,
+          JSON.stringify([key]),
+          op === 'upsert' ? JSON.stringify({ practice_id: tenant, event_id: key, kind }) : null,
+        ]);
+      }
+    }
+    const lc = new LogicalCapture({ wh, oltp: noOltp, metaSchema: META, name: SLOT, tables: [{ spec }], known: TENANTS });
+    const applied = await lc.applyAll(spec);
+    expect(applied.failed).toEqual([]);
+    expect(await rawKeys(wh)).toEqual(['pa|1|new', 'pa|4|new']);
+    expect(await queueRows(wh)).toBe(0);
+  }, 60_000);
 });
