@@ -115,9 +115,10 @@ export async function runCli(argv: string[], out: (line: string) => void = (l) =
         const found = [...ws.diagnostics, ...(o.strict ? await strictDiagnostics(ws, { target: o.target }) : [])];
         emit(found);
         const m = ws.manifest;
-        if (o.format !== 'json') {
-          out(`compiled ${Object.keys(m.models).length} models, ${Object.keys(m.seeds).length} seeds, ${Object.keys(m.sources).length} sources, ${Object.keys(m.tests).length} tests for ${m.tenants.length} practices → ${shownPath(ws.project.root, join(ws.targetDir, 'manifest.json'))}`);
-        }
+        // A failed --strict ended with this success line: the errors' count says it failed.
+        const failed = found.filter((d) => d.severity === 'error').length;
+        if (o.format !== 'json' && failed > 0) err(`compile --strict: ${failed} error(s)`);
+        else if (o.format !== 'json') out(`compiled ${Object.keys(m.models).length} models, ${Object.keys(m.seeds).length} seeds, ${Object.keys(m.sources).length} sources, ${Object.keys(m.tests).length} tests for ${m.tenants.length} practices → ${shownPath(ws.project.root, join(ws.targetDir, 'manifest.json'))}`);
         code = hasErrors(found) ? EXIT_USER_ERROR : EXIT_OK;
       } catch (e) {
         if (e instanceof DiagnosticsError && o.format === 'json') {

@@ -182,6 +182,14 @@ describe('--strict: every model column is classified and every yml column exists
     ]);
   });
 
+  it('a failed --strict in text ends with its error count, not the success line (red-team, 2026-12-07)', async () => {
+    const { cli } = await import('../support/cli.ts');
+    const r = await cli('compile', '--project-dir', dir, '--strict');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/compile --strict: \d+ error\(s\)/);
+    expect(r.out.join('\n')).not.toContain('compiled ');
+  });
+
   it('a yml column the SQL does not output is TSF224 at its yml line', async () => {
     const { found } = await compile(dir, '--strict');
     expect(where(found, Codes.strictColumnNotOutput)).toEqual([at('name: patient_name')]);
