@@ -15,8 +15,10 @@ import { editTenants, failuresOf, withWarehouse, type Query } from '../support/r
  * incremental models over them) built in full next time. Counts only.
  */
 
-const INCREMENTAL_CONDITIONS = `{{config materialized="incremental" unique_key="person_token,condition_code,onset_month" batch_incremental=true}}
-${readFileSync(join(REPO_ROOT, 'models/research/pseudo_conditions.sql'), 'utf8')}
+// Every column is the key, over distinct rows: a diagnosis recorded twice in a month is one row
+// twice, and an incremental unique_key must be a key of the rows (TSF423).
+const INCREMENTAL_CONDITIONS = `{{config materialized="incremental" unique_key="person_token,condition_code,condition_description,onset_month,is_active" batch_incremental=true}}
+${readFileSync(join(REPO_ROOT, 'models/research/pseudo_conditions.sql'), 'utf8').replace(/^select$/m, 'select distinct')}
 {{#if is_incremental}}
 where not exists (select 1 from {{this}} t where t.practice_id = c.practice_id and t.person_token = v.person_token)
 {{/if}}
