@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 
 /**
  * `target/run_started.json`: the run under way, written once it holds its locks and removed when
@@ -46,13 +46,23 @@ export function readRunStarted(targetDir: string): RunStarted | undefined {
   }
 }
 
-/** The marker's process is running on this machine (signal 0 probes without sending anything). */
+/**
+ * The marker's process is running on this machine (signal 0 probes without sending anything). A
+ * pid is reused: a run that was pid 1 in a container named init on the host, or the retry itself
+ * in the next container, and retry said "still running" for good (red-team, 2026-12-07). So this
+ * process is never the run, and where /proc tells what a pid runs, only a Node process can be.
+ */
 export function stillRunning(marker: RunStarted): boolean {
-  if (marker.host !== hostname()) return false;
+  if (marker.host !== hostname() || marker.pid === process.pid) return false;
   try {
     process.kill(marker.pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const argv0 = readFileSync(`/proc/${marker.pid}/cmdline`, 'utf8').split('\u0000')[0] ?? '';
+    return /node|tsform/i.test(basename(argv0));
+  } catch {
+    return true;
   }
 }

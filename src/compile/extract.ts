@@ -134,6 +134,9 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
       const t = literal(params[1]!, '{{source}}', line);
       if (typeof s === 'string' && typeof t === 'string') uses.sources.push({ source: s, table: t, line });
     } else if (name === 'config') {
+      // Read when the model is compiled, whatever a block's condition: inside `{{#if is_incremental}}`
+      // it applied to every build, as if written at the top (red-team, 2026-12-07).
+      if (blockDepth > 0) diagnostics.push(diagnostic(Codes.invalidConfig, '{{config}} inside a {{#…}} block is read whatever the block decides: write it at the top level of the model', { file, line }));
       uses.configLine ??= line;
       for (const pair of hash?.pairs ?? []) {
         const v = literal(pair.value, `{{config ${pair.key}}}`, line);
@@ -144,9 +147,8 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
     } else if (name === 'var') {
       const v = params[0] && literal(params[0], '{{var}}', line);
       if (typeof v === 'string') uses.vars.push({ name: v, hasDefault: params.length > 1, line });
-    } else if (name === 'this') {
-      uses.usesThis = true;
-      if (itemDepth === 0) uses.thisLine ??= line;
+    } else if (selfAt(path) !== undefined) {
+      readsSelf(path, line);
     } else if (macroNames.has(name) && !uses.macros.includes(name)) {
       uses.macros.push(name);
     }
@@ -154,6 +156,25 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
 
   // Inside `{{#each}}` / `{{#with}}`, `this` is the block's item, not the model's relation.
   let itemDepth = 0;
+  let blockDepth = 0;
+  /**
+   * The model's own relation, however it is spelt: the context itself (`this`, `.`, `./this`,
+   * `this.this`, `../this` up to the root), its field `this` (`[this]`, `this.[this]`), `@root`,
+   * `@root.[this]`. Only `this` was recognized, so the other spellings passed the check that only
+   * an incremental model reads it (red-team, 2026-12-07). `root`: the relation inside
+   * `{{#each}}` too; `context`: the relation only outside such a block.
+   */
+  const selfAt = (p: hbs.AST.PathExpression): 'root' | 'context' | undefined => {
+    const self = p.data
+      ? p.parts[0] === 'root' && (p.parts.length === 1 || (p.parts.length === 2 && p.parts[1] === 'this'))
+      : p.parts.length === 0 || (p.parts.length === 1 && p.parts[0] === 'this');
+    if (!self) return undefined;
+    return p.data || (itemDepth > 0 && p.depth >= itemDepth) ? 'root' : 'context';
+  };
+  const readsSelf = (p: hbs.AST.PathExpression, line: number) => {
+    uses.usesThis = true;
+    if (selfAt(p) === 'root' || itemDepth === 0) uses.thisLine ??= line;
+  };
   const visit = (node: AstNode | undefined | null): void => {
     if (!node) return;
     const line = node.loc?.start.line ?? 1;
@@ -175,9 +196,11 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
         for (const p of n.params) visit(p);
         const item = n.path.type === 'PathExpression' && ['each', 'with'].includes((n.path as hbs.AST.PathExpression).original) ? 1 : 0;
         itemDepth += item;
+        blockDepth++;
         visit(n.program);
         itemDepth -= item;
         visit(n.inverse);
+        blockDepth--;
         return;
       }
       case 'PartialStatement':
@@ -192,10 +215,7 @@ export function extractUses(program: hbs.AST.Program, file: string, macroNames: 
       }
       case 'PathExpression': {
         const p = node as hbs.AST.PathExpression;
-        if (p.original === 'this') {
-          uses.usesThis = true;
-          if (itemDepth === 0) uses.thisLine ??= line;
-        }
+        if (selfAt(p) !== undefined) readsSelf(p, line);
         return;
       }
       default:

@@ -86,7 +86,11 @@ export function checkTemplateFields(program: hbs.AST.Program, file: string, ctx:
     }
     const name = p.parts[0];
     if (name === undefined) return; // `this`, `.`, `..`: the context itself
-    if (!scoped && p.depth === 0 && blockParams.some((b) => b.includes(name))) return;
+    if (!scoped && p.depth === 0 && blockParams.some((b) => b.includes(name))) {
+      // `v.x` of a block parameter read '' as `this.x` does (red-team): a block's values have no fields a template may read.
+      if (p.parts.length > 1) error(Codes.renderFailed, `'${p.original}' reads a field of the block parameter '${name}', which has none a template may read: it would render as nothing`, p);
+      return;
+    }
     if (p.depth >= frames.length) {
       error(Codes.renderFailed, `'${p.original}' goes above the template's root`, p);
       return;
@@ -116,7 +120,12 @@ export function checkTemplateFields(program: hbs.AST.Program, file: string, ctx:
 
   /** A mustache, sub-expression or block's own path and arguments. */
   const visitCall = (n: hbs.AST.MustacheStatement | hbs.AST.SubExpression | hbs.AST.BlockStatement, isCall: boolean): boolean => {
-    if (n.path.type !== 'PathExpression') return false;
+    if (n.path.type !== 'PathExpression') {
+      // `{{"min_visits"}}`, `{{true}}`: Handlebars looks a literal up as a name, and it rendered as nothing (red-team).
+      const value = String((n.path as hbs.AST.StringLiteral).value);
+      error(Codes.renderFailed, `{{${JSON.stringify(value)}}}: a literal in place of a name is looked up as a field and would render as nothing${ctx.vars.includes(value) ? `; a var is read with {{var "${value}"}}` : '; text is written outside {{ }}'}`, n);
+      return false;
+    }
     const p = n.path as Path;
     const name = p.parts.length === 1 && !p.data && p.depth === 0 && !/^\.|this\b/.test(p.original) ? p.parts[0]! : undefined;
     const hasArguments = n.params.length > 0 || (n.hash?.pairs.length ?? 0) > 0;

@@ -101,8 +101,15 @@ function parseAtom(raw: string): SelectorAtom {
 /** Node ids selected by `select` minus `exclude`; no `select` means every node. */
 export function selectNodes(dag: ModelDag, select: string[] | undefined, exclude: string[] | undefined, context: SelectorContext = {}): Set<string> {
   const all = new Set(dag.order);
-  const chosen = select && select.length > 0 ? evaluate(dag, parseGiven('--select', select), context) : all;
-  if (exclude && exclude.length > 0) for (const id of evaluate(dag, parseGiven('--exclude', exclude), context)) chosen.delete(id);
+  const selectSpec = select && select.length > 0 ? parseGiven('--select', select) : undefined;
+  const chosen = selectSpec ? evaluate(dag, selectSpec, context) : all;
+  if (exclude && exclude.length > 0) {
+    const excludeSpec = parseGiven('--exclude', exclude);
+    for (const id of evaluate(dag, excludeSpec, context)) chosen.delete(id);
+    // `--exclude '*'`, `-s x --exclude x`: a green run of nothing, as `--select ''` was (red-team).
+    const byState = [...(selectSpec ?? []), ...excludeSpec].some((term) => term.some((a) => a.method === 'state'));
+    if (chosen.size === 0 && !byState) throw new TsformError(Codes.badSelector, `--exclude ${showValue(exclude.join(' '))} leaves nothing of ${selectSpec ? `--select ${showValue(select!.join(' '))}` : 'the project'} to run`);
+  }
   return chosen;
 }
 

@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRunResults } from '../../src/artifacts/run-results-file.ts';
+import { stillRunning } from '../../src/artifacts/run-started.ts';
 import { runWorkspace } from '../../src/cli/api.ts';
 import { cli } from '../support/cli.ts';
 import { copyDemoProject, REPO_ROOT, sampleTenants, type DemoCopy } from '../support/demo-project.ts';
@@ -67,4 +69,20 @@ describe('tsform retry after a stop', () => {
     expect(after.results.filter((r) => r.tenant === gone)).toEqual([]);
     for (const t of kept) expect(after.results.filter((r) => r.tenant === t && r.status === 'success').length).toBeGreaterThan(0);
   }, 300_000);
+
+  it('a marker whose pid is this process, or a process that is not Node (a reused pid), is not a run under way', async () => {
+    const marker = (pid: number) => ({ run_id: 'r', command: 'run', started_at: new Date().toISOString(), host: hostname(), pid });
+    expect(stillRunning(marker(process.pid))).toBe(false);
+    const sleeper = spawn('sleep', ['30']);
+    const node = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)']);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(stillRunning(marker(sleeper.pid!))).toBe(false);
+      expect(stillRunning(marker(node.pid!))).toBe(true);
+      expect(stillRunning({ ...marker(node.pid!), host: 'another-host' })).toBe(false);
+    } finally {
+      sleeper.kill();
+      node.kill();
+    }
+  });
 });

@@ -36,6 +36,18 @@ describe('a name a model reads must exist', () => {
     expect(found[0]!.message).toContain('{{var "min_visits"}}');
   });
 
+  it('a literal in place of a name ({{"min_visits"}}, {{true}}) and a field of a block parameter are TSF211 (they rendered as nothing)', () => {
+    for (const [text, message] of [
+      ["select practice_id, '{{\"min_visits\"}}' as b from {{ref \"base\"}}\n", /a literal in place of a name .*\{\{var "min_visits"\}\}/],
+      ["select practice_id, '{{true}}' as b from {{ref \"base\"}}\n", /a literal in place of a name/],
+      ["select practice_id, '{{#with (var \"min_visits\") as |v|}}{{v.min_visits}}{{/with}}' as b from {{ref \"base\"}}\n", /'v\.min_visits' reads a field of the block parameter 'v'/],
+    ] as const) {
+      const found = errors({ 'models/m.sql': text });
+      expect(found, text).toEqual([expect.objectContaining({ code: Codes.renderFailed, file: 'models/m.sql', line: 1 })]);
+      expect(found[0]!.message).toMatch(message);
+    }
+  });
+
   it('a misspelt field gets the closest name; this.<field> and @index outside #each are refused', () => {
     const found = errors({ 'models/m.sql': 'select practice_id\nfrom {{ref "base"}}\n{{#if is_incremntal}}where 1 = 1{{/if}}\n-- {{this.name}}\n-- {{@index}}\n' });
     expect(found.map((f) => [f.code, f.line])).toEqual([

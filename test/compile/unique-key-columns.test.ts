@@ -89,6 +89,21 @@ describe('{{this}} outside an incremental model (compile)', () => {
     ]);
   });
 
+  // Red-team, 2026-12-07: only `{{this}}` was recognized; these render the same relation.
+  it.each(['{{@root}}', '{{this.this}}', '{{./this}}', '{{[this]}}', '{{.}}'])('%s in a table model is the same TSF205', async (spelling) => {
+    const sql = `select practice_id, clinic_day\nfrom {{source "clinic" "daily_visits"}}\nwhere clinic_day > (select max(clinic_day) from ${spelling})\n`;
+    const { code, found } = await compile(project({ 'models/staging/stg_self2.sql': sql }));
+    expect(code).toBe(2);
+    expect(errors(found, Codes.invalidConfig).map((e) => e.at)).toEqual(['models/staging/stg_self2.sql:3']);
+  });
+
+  it('{{config}} inside a block is TSF205: it applied whatever the condition', async () => {
+    const sql = `{{#if is_incremental}}{{config materialized="view"}}{{/if}}\nselect practice_id, clinic_day from {{source "clinic" "daily_visits"}}\n`;
+    const { code, found } = await compile(project({ 'models/staging/stg_cfg.sql': sql }));
+    expect(code).toBe(2);
+    expect(errors(found, Codes.invalidConfig)).toEqual([{ at: 'models/staging/stg_cfg.sql:1', message: expect.stringMatching(/\{\{config\}\} inside a \{\{#…\}\} block is read whatever the block decides/) }]);
+  });
+
   it('an incremental model reads {{this}}', async () => {
     const { code, found } = await compile(project({ [FILE]: incremental('clinic_day,visit_type') }));
     expect(errors(found, Codes.invalidConfig)).toEqual([]);

@@ -140,6 +140,15 @@ describe.each([duckdb, postgres])('unique_key is a key of the rows written, on $
     expect(await engine.counts(dir, 'marts.all_types', false)).toEqual({});
   }, 120_000);
 
+  it('rows with a NULL key part are refused (a merge never matches them: each run wrote them again), nothing written', async () => {
+    const sql = `{{config materialized="incremental" unique_key="id"}}\nselect practice_id, cast(null as integer) as id, count(*) as v from {{source "clinic" "daily_visits"}} group by practice_id\n`;
+    const dir = project({ 'models/staging/stg_nullkey.sql': sql });
+    const run = await engine.run(dir, ['+stg_nullkey']);
+    expect(outcomes(run, 'stg_nullkey')).toEqual(each(`error ${Codes.uniqueKeyDuplicates}`));
+    expect(messages(run, 'stg_nullkey')[0]).toMatch(/stg_nullkey: 1 row\(s\) this build would write have a NULL in unique_key \(practice_id, id\)/);
+    expect(await engine.counts(dir, 'staging.stg_nullkey')).toEqual({});
+  }, 120_000);
+
   it('a unique_key the model does not output fails its first build with TSF403 naming the column, not an internal alias', async () => {
     const dir = project({ 'models/staging/stg_inc4.sql': incremental('visit_kind') });
     const run = await engine.run(dir, ['+stg_inc4']);

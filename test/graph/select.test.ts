@@ -142,6 +142,12 @@ describe('selectors on the demo project', () => {
     expect(e.message).toContain("selector 'resource_type:test' matches nothing: tests are not selected on their own");
   });
 
+  it('an --exclude that leaves nothing is TSF301 naming both options (unless by state:)', () => {
+    expect(thrown(() => selectNodes(dag, undefined, ['*'])).message).toMatch(/^--exclude "\*" leaves nothing of the project to run/);
+    expect(thrown(() => selectNodes(dag, ['stg_encounters'], ['stg_encounters'])).message).toMatch(/^--exclude "stg_encounters" leaves nothing of --select "stg_encounters" to run/);
+    expect(selectNodes(dag, ['state:modified'], ['stg_encounters'], { modified: new Set(['stg_encounters']) }).size).toBe(0);
+  });
+
   it('path: with Windows separators means the same folder', () => {
     expect(selectNodes(dag, ['path:models\\marts'], undefined)).toEqual(selectNodes(dag, ['path:models/marts'], undefined));
   });

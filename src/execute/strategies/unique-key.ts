@@ -15,8 +15,9 @@ import type { StagedCheck } from './relation-write.ts';
  * - no two staged rows share a key, matched as the merge matches them (mergeKeyColumns: per
  *   practice in a slice). A merge deletes every row sharing a staged key, so duplicates written
  *   once cost all but the latest load's rows later (red-team: a 63-row slice became 3, exit 0).
- *   TSF423 gives counts only, never a key's value. A key with a NULL part is not counted: the
- *   merge's `=` never matches it, so it deletes nothing.
+ *   TSF423 gives counts only, never a key's value;
+ * - no staged row has a NULL in a key column (TSF423): the merge's `=` never matches it, so such a
+ *   row was written again by every merge, one more copy a run, exit 0 (red-team, 2026-12-07).
  * One GROUP BY over the staged rows (measured in the README).
  */
 export function uniqueKeyCheck(ctx: Pick<BuildContext, 'adapter' | 'tenantColumn' | 'projectRoot'>, node: ModelNode): StagedCheck {
@@ -33,12 +34,19 @@ export function uniqueKeyCheck(ctx: Pick<BuildContext, 'adapter' | 'tenantColumn
       );
     }
     const key = mergeKeyColumns(node.unique_key, tenants !== undefined, ctx.tenantColumn).map(quoteIdent);
+    const what = tenants ? `(${mergeKeyColumns(node.unique_key, true, ctx.tenantColumn).join(', ')})` : `(${node.unique_key.join(', ')})`;
+    const nulls = Number((await s.query(`SELECT count(*) AS n FROM ${stage} WHERE ${key.map((k) => `${k} IS NULL`).join(' OR ')}`)).rows[0]?.n ?? 0);
+    if (nulls > 0) {
+      throw new TsformError(
+        Codes.uniqueKeyDuplicates,
+        `${node.name}: ${nulls} row(s) this build would write have a NULL in unique_key ${what}${configAt(ctx, node)}; nothing was written${tenants ? ' for this practice' : ''}. A merge never matches a NULL key, so each run would add such rows again: give every row a key, or filter the rows without one`,
+      );
+    }
     const { rows } = await s.query(
-      `SELECT count(*) AS keys, coalesce(sum(n), 0) AS dup_rows FROM (SELECT count(*) AS n FROM ${stage} WHERE ${key.map((k) => `${k} IS NOT NULL`).join(' AND ')} GROUP BY ${key.join(', ')} HAVING count(*) > 1) AS d`,
+      `SELECT count(*) AS keys, coalesce(sum(n), 0) AS dup_rows FROM (SELECT count(*) AS n FROM ${stage} GROUP BY ${key.join(', ')} HAVING count(*) > 1) AS d`,
     );
     const keys = Number(rows[0]?.keys ?? 0);
     if (keys === 0) return [];
-    const what = tenants ? `(${mergeKeyColumns(node.unique_key, true, ctx.tenantColumn).join(', ')})` : `(${node.unique_key.join(', ')})`;
     throw new TsformError(
       Codes.uniqueKeyDuplicates,
       `${node.name}: unique_key is not unique in the rows this build would write: ${keys} key(s) ${what} occur in more than one row (${Number(rows[0]?.dup_rows ?? 0)} rows)${configAt(ctx, node)}; nothing was written${tenants ? ' for this practice' : ''}. A merge deletes every row sharing a key: name columns that identify one row in unique_key, or make the model's SQL return one row per key`,
