@@ -148,7 +148,11 @@ export const Codes = {
    * key): refused until `tsform vault retokenize`, as TSF413 refuses a different key.
    */
   linkageConfig: 'TSF421',
-  /** A value of a CSV extract, seed or landing file that its declared (or inferred) type cannot hold: the file, line and column are named, never the value. */
+  /**
+   * A value of a CSV extract, seed or landing file that its declared (or inferred) type cannot hold: the file, line and column are named, never the value.
+   * Also a captured OLTP value the DuckDB warehouse's raw type cannot hold exactly (a BC date or timestamp, a timestamp beyond DuckDB's range,
+   * NaN or Infinity in a numeric(p,s)): the table and column are named, and that practice's capture of the table fails (adapters/unloadable-value.ts).
+   */
   badValue: 'TSF422',
   /**
    * The rows an incremental model is about to write hold more than one row per key (tenant

@@ -13,6 +13,8 @@ export interface FoldDialect {
   /** Whether `j` carries a column not in `names`. */
   carriesOther(names: readonly string[]): string;
   keyPart(i: number): string;
+  /** A queued value's text as raw's type `type` (not VARCHAR); DuckDB refuses what it cannot hold exactly, naming `column` (unloadable-value.ts). */
+  cast(expr: string, type: string, column: string): string;
   /** The value of `expr` at the highest `pos` of the group among rows where `filter` holds (NULL values count). */
   last(expr: string, filter?: string): string;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Adapter, Session, SqlParam } from '../adapters/adapter.ts';
 import type { StagedCopy } from '../adapters/copy-staging.ts';
+import { unloadableValueError } from '../adapters/unloadable-value.ts';
 import { Codes, TsformError } from '../errors.ts';
 import { quoteIdent } from '../sql/quote.ts';
 import type { ResolvedSpec } from './capture-spec.ts';
@@ -118,6 +119,23 @@ export async function upsertStaged(
    * into a slice that held none of them; one practice): its rows are only inserted.
    */
   newKeysRows?: number,
+): Promise<StagedUpsert> {
+  try {
+    return await upsertStagedRows(s, spec, tenants, columns, deletedIndex, staged, newKeysRows);
+  } catch (err) {
+    // DuckDB's strict cast of a value it cannot hold (adapters/unloadable-value.ts): TSF422 naming the column
+    throw unloadableValueError(err, spec.label) ?? err;
+  }
+}
+
+async function upsertStagedRows(
+  s: Session,
+  spec: ResolvedSpec,
+  tenants: ChunkTenants,
+  columns: readonly SourceColumn[],
+  deletedIndex: number,
+  staged: StagedCopy,
+  newKeysRows: number | undefined,
 ): Promise<StagedUpsert> {
   if (staged.bytes === 0) return { rows: 0, deleted: 0, loaded: 0, elsewhere: [], byTenant: new Map() };
   const all = asChunkRows(staged, 2);

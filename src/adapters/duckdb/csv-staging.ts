@@ -1,8 +1,9 @@
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sqlLiteral } from '../../sql/quote.ts';
+import { quoteIdent, sqlLiteral } from '../../sql/quote.ts';
 import type { CopyStaging, StageColumn, StagedCopy } from '../copy-staging.ts';
 import { privateScratchDir } from '../scratch-dir.ts';
+import { duckdbStrictCast, needsStrictCast } from '../unloadable-value.ts';
 import { lastCsvRow } from './csv-tail.ts';
 
 /** Bytes kept from the end of the COPY output to read its last row; a longer row is read from the file. */
@@ -32,15 +33,20 @@ async function stageCsvFile(columns: readonly StageColumn[], data: AsyncIterable
     const lastRow = written.bytes === 0 ? undefined : (lastCsvRow(written.tail, columns.length, written.tailIsWhole) ?? lastCsvRow(await readFile(file), columns.length, true)!);
     // Names and types go into the reader's options as literals (DuckDB binds no parameters
     // there); they come from the OLTP catalog, not from row data.
-    const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(c.rawType)}`).join(', ');
+    // Dates, timestamps and decimals are read as text and cast strictly (unloadable-value.ts): the
+    // reader's DATE parser drops a ` BC` and its TIMESTAMPTZ parser turns what it cannot parse
+    // into NULL, and a failed parse names no column.
+    const struct = columns.map((c) => `${sqlLiteral(c.name)}: ${sqlLiteral(needsStrictCast(c.rawType) ? 'VARCHAR' : c.rawType)}`).join(', ');
+    const strict = columns.some((c) => needsStrictCast(c.rawType));
+    const select = columns.map((c) => (needsStrictCast(c.rawType) ? `${duckdbStrictCast(quoteIdent(c.name), c.rawType, c.name)} AS ${quoteIdent(c.name)}` : quoteIdent(c.name))).join(', ');
     return {
       bytes: written.bytes,
       lastRow,
       costlyToRead: true,
-      relation: (first) => ({
-        sql: `read_csv($${first}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`,
-        params: [file],
-      }),
+      relation: (first) => {
+        const read = `read_csv($${first}, columns = {${struct}}, auto_detect = false, header = false, delim = ',', quote = '"', escape = '"', nullstr = '\\N', allow_quoted_nulls = false, parallel = true)`;
+        return { sql: strict ? `(SELECT ${select} FROM ${read})` : read, params: [file] };
+      },
       dispose,
     };
   } catch (err) {

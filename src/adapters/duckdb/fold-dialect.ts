@@ -1,5 +1,6 @@
 import { sqlLiteral } from '../../sql/quote.ts';
 import type { FoldDialect } from '../fold-dialect.ts';
+import { duckdbStrictCast } from '../unloadable-value.ts';
 
 export const duckdbFoldDialect: FoldDialect = {
   // The LSN sort key is sixteen hex digits: as a number it orders like the text, with no sort
@@ -11,5 +12,7 @@ export const duckdbFoldDialect: FoldDialect = {
   value: (name) => `j[${sqlLiteral(name)}]`,
   carriesOther: (names) => `coalesce(NOT list_has_all([${names.map(sqlLiteral).join(', ')}]::VARCHAR[], map_keys(j)), false)`,
   keyPart: (i) => `json_extract_string(key_json, '$[${i}]')`,
+  // CAST('1961-07-04 BC' AS DATE) is 1961-07-04 AD: dates, timestamps and decimals are cast strictly
+  cast: (expr, type, column) => duckdbStrictCast(expr, type, column),
   last: (expr, filter) => `arg_max_null(${expr}, pos)${filter ? ` FILTER (WHERE ${filter})` : ''}`,
 };

@@ -8,5 +8,6 @@ export const postgresFoldDialect: FoldDialect = {
   value: (name) => `(j ->> ${sqlLiteral(name)})`,
   carriesOther: (names) => `coalesce((j - ARRAY[${names.map(sqlLiteral).join(', ')}]::text[]) <> '{}'::jsonb, false)`,
   keyPart: (i) => `(CAST(key_json AS jsonb) ->> ${i})`,
+  cast: (expr, type) => `CAST(${expr} AS ${type})`,
   last: (expr, filter) => `(array_agg(${expr} ORDER BY pos DESC)${filter ? ` FILTER (WHERE ${filter})` : ''})[1]`,
 };

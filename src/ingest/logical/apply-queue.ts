@@ -1,4 +1,5 @@
 import type { Adapter, ColumnInfo, Session, SqlParam } from '../../adapters/adapter.ts';
+import { unloadableValueError } from '../../adapters/unloadable-value.ts';
 import { Codes, TransientError, TsformError } from '../../errors.ts';
 import { countDeletion, relationKey } from '../../warehouse/deletion-epochs.ts';
 import { CAPTURE_LOCKS, CAPTURED_CHANGES } from '../../warehouse/meta-schema.ts';
@@ -149,6 +150,9 @@ export async function applyQueues(
       await opts.verify?.(s);
       if (applied) await opts.beforeCommit!(s, applied);
       return { practices: stats.map(({ tenant, changes, upserted, deleted }) => ({ tenant, changes, upserted, deleted })), more };
+    } catch (err) {
+      // DuckDB's strict cast of a value it cannot hold (adapters/unloadable-value.ts): TSF422 naming the column
+      throw unloadableValueError(err, spec.label) ?? err;
     } finally {
       // DuckDB keeps a connection's temp tables past the commit; after a failed statement PostgreSQL refuses this, and drops it at the rollback
       await s.dropTempTable(FOLD_TABLE).catch(() => undefined);

@@ -47,7 +47,7 @@ export function renderFold(d: FoldDialect, spec: ResolvedSpec, metaSchema: strin
   const rawRel = quoteRelation(spec.rawSchema, spec.table);
   const fold = quoteIdent(FOLD_TABLE);
   const typeOf = new Map(raw.map((c) => [c.name, canonicalType(c.type)]));
-  const cast = (expr: string, col: string): string => (typeOf.get(col) === 'VARCHAR' ? expr : `CAST(${expr} AS ${typeOf.get(col)!})`);
+  const cast = (expr: string, col: string): string => (typeOf.get(col) === 'VARCHAR' ? expr : d.cast(expr, typeOf.get(col)!, col));
   const tc = spec.tenantColumn;
   // Carried columns: every raw column but the practice and the key, which come from the queue row itself.
   const carried = raw.map((c) => c.name).filter((n) => n !== tc && !spec.key.includes(n));
