@@ -162,6 +162,11 @@ export const Codes = {
    * others go on. A `unique_key` column the rows lack is TSF403.
    */
   uniqueKeyDuplicates: 'TSF423',
+  /**
+   * A captured table's `key:` (sources.yml) does not identify its rows in the OLTP: no primary key or unique index covers it
+   * (with or without the practice column), or a key column allows NULL. Rows sharing a key would replace each other in raw; the table is not captured.
+   */
+  captureKey: 'TSF424',
   /** `tsform worker`: another live worker already uses this worker id. */
   workerIdTaken: 'TSF460',
   /** A distributed job made by another tsform version or another compiled project: the worker refuses it and stops. */

@@ -7,6 +7,7 @@ import { createTenantTable } from '../warehouse/tenant-table.ts';
 import { quoteIdent, quoteRelation } from '../sql/quote.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type ChunkResult, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import type { OltpSource } from './oltp-source.ts';
+import { checkCaptureKey } from './capture-key.ts';
 import { planDrift, readSourceColumns, type SourceColumn } from './source-columns.ts';
 import { withRetry } from './retry.ts';
 import { movedAwayNotice, sweepFailedNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
@@ -156,8 +157,13 @@ export async function prepareCapture(
   await migrateMeta(wh, metaSchema);
   await withRetry(wh, () => wh.transaction((s) => ensureLockRows(s, metaSchema, spec.label, tenants)));
   const existing = await wh.describe(spec.rawSchema, spec.table);
-  const source = await oltp.readTransaction((r) => readSourceColumns(r, spec.sourceSchema, spec.table));
-  if (source.length === 0) throw new TsformError(Codes.missingRelation, `capture ${spec.label}: the source table does not exist`);
+  const source = await oltp.readTransaction(async (r) => {
+    const columns = await readSourceColumns(r, spec.sourceSchema, spec.table);
+    if (columns.length === 0) throw new TsformError(Codes.missingRelation, `capture ${spec.label}: the source table does not exist`);
+    // a key that does not identify a row would let rows replace each other in raw (capture-key.ts)
+    await checkCaptureKey(r, spec, columns);
+    return columns;
+  });
   const columns = source.filter((c) => c.name !== spec.deletedColumn);
   if (existing) {
     // An incompatible change fails the whole table once, before any practice starts.
