@@ -13,6 +13,7 @@ import { withRetry } from './retry.ts';
 import { movedAwayNotice, sweepFailedNotice, sweepIndexGap, sweepMovedRows } from './move-sweep.ts';
 import { captureTenant } from './steady-capture.ts';
 import { countUnknownTenantRows } from './unknown-practices.ts';
+import { countUnplacedRows, unplacedNotice } from './unplaced-rows.ts';
 import { ensureLockRows, readWatermarks, STEADY, type Watermark } from './watermarks.ts';
 
 export type { CaptureSpec } from './capture-chunk.ts';
@@ -105,6 +106,8 @@ export async function captureTenantSlice(
   });
   if (swept && swept.away.rows > 0) result.notes.push(movedAwayNotice(spec.label, swept.away));
   for (const gap of await horizonGaps(oltp, spec)) result.notes.push(`${spec.label}: ${gap}`);
+  const unplaced = unplacedNotice(spec.label, spec, await countUnplacedRows(oltp, spec, raw.source.find((c) => c.name === spec.updatedColumn)?.sourceType));
+  if (unplaced) result.notes.push(unplaced);
   const indexGap = await sweepIndexGap(oltp, spec);
   if (indexGap) result.notes.push(`${spec.label}: ${indexGap}`);
   const watermarks = await readWatermarks(wh, metaSchema, spec.label, STEADY, tenants);

@@ -7,6 +7,7 @@ import { CAPTURE_LOCKS } from '../warehouse/meta-schema.ts';
 import { horizonGaps, resolveSpec, type CaptureSpec, type RawState, type ResolvedSpec } from './capture-chunk.ts';
 import { defaultChunkRows, failureOf, prepareCapture, type ProtectRelation } from './capture.ts';
 import { countUnknownTenantRows } from './unknown-practices.ts';
+import { countUnplacedRows, unplacedNotice } from './unplaced-rows.ts';
 import { BatchCapture } from './batch-capture.ts';
 import { captureLandingFiles } from './landing-capture.ts';
 import { OltpConnections } from './oltp-connections.ts';
@@ -240,6 +241,8 @@ export class RunCapture {
         const { source, ...raw } = await prepareCapture(this.opts.warehouse, oltp, spec, this.opts.metaSchema, this.opts.runTenants, protect);
         const unknown = await countUnknownTenantRows(oltp, spec, this.opts.knownTenants);
         for (const gap of await horizonGaps(oltp, spec)) this.notices.push(`${node.name}: ${gap}`);
+        const unplaced = unplacedNotice(node.name, spec, await countUnplacedRows(oltp, spec, source.find((c) => c.name === spec.updatedColumn)?.sourceType));
+        if (unplaced) this.notices.push(unplaced);
         const indexGap = await sweepIndexGap(oltp, spec);
         if (indexGap) this.notices.push(`${node.name}: ${indexGap}`);
         if (unknown.total > 0) {
