@@ -60,6 +60,6 @@ export function unloadableValueError(err: unknown, label: string): TsformError |
   if (!bad) return undefined;
   return new TsformError(
     Codes.badValue,
-    `capture ${label}: column "${bad.column}" holds a value the warehouse's ${bad.type} cannot hold exactly (a BC date or timestamp, one beyond DuckDB's range, or NaN/Infinity in a numeric); this practice's capture of the table stops there until the OLTP row is corrected (the value is withheld; a PostgreSQL warehouse keeps such values)`,
+    `capture ${label}: column "${bad.column}" holds a value the warehouse's ${bad.type} cannot hold exactly (a BC date or timestamp, one beyond DuckDB's range, or a not-a-number or infinite numeric); this practice's capture of the table stops there until the OLTP row is corrected (the value is withheld; a PostgreSQL warehouse keeps such values)`,
   );
 }
