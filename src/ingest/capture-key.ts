@@ -10,7 +10,7 @@ import type { SourceColumn } from './source-columns.ts';
  * raw held 1, no error). Checked once per table at set-up (prepareCapture, both modes): a primary
  * key or a valid unique index, neither partial nor on expressions, whose key columns are all
  * among the practice column and the key columns, and every key column NOT NULL. Else the table
- * fails with TSF423 naming it and its key; its values are never read.
+ * fails with TSF424 naming it and its key; its values are never read.
  */
 export async function checkCaptureKey(r: OltpReadSession, spec: ResolvedSpec, source: readonly SourceColumn[]): Promise<void> {
   const key = `(${spec.key.join(', ')})`;

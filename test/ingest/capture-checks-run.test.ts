@@ -5,7 +5,7 @@ import { copyCaptureProject, openOltpAt, startSmallOltp, type SmallOltp } from '
 
 // Red-team 2026-12-07, capture findings 5 and 6, through `tsform run` (DuckDB): a row far ahead
 // in updated_at is named in the run's notices (practice id and count); a table whose key: no
-// unique index covers fails its nodes with TSF423 while the other table's nodes succeed.
+// unique index covers fails its nodes with TSF424 while the other table's nodes succeed.
 describe('capture checks in a run', () => {
   let oltp: SmallOltp;
   let project: ReturnType<typeof copyCaptureProject>;
@@ -21,7 +21,7 @@ describe('capture checks in a run', () => {
   });
   const run = (): Promise<RunResults> => runWorkspace({ projectDir: project.dir, command: 'run', target: 'duckdb', openOltp: openOltpAt(oltp.server.url) });
 
-  it('a far-future updated_at is a notice; a key no unique index covers fails that table alone with TSF423', async () => {
+  it('a far-future updated_at is a notice; a key no unique index covers fails that table alone with TSF424', async () => {
     await oltp.admin.query(
       `UPDATE oltp.encounters SET updated_at = now() + interval '400 days' WHERE encounter_id = (SELECT min(encounter_id) FROM oltp.encounters WHERE practice_id = $1)`,
       [tenants[0]!],
@@ -37,7 +37,7 @@ describe('capture checks in a run', () => {
     expect(procedures).toHaveLength(tenants.length);
     for (const p of procedures) {
       expect(p.status).toBe('error');
-      expect(p.code, p.message ?? "").toBe('TSF423');
+      expect(p.code, p.message ?? "").toBe('TSF424');
       expect(p.message).toContain('oltp.procedures');
       expect(p.message).toContain('(procedure_id)');
     }

@@ -8,7 +8,7 @@ import { openDuckdb, tempDuckdbPath } from './support/capture-fixture.ts';
 import { startThrowawayPostgres, type ThrowawayPostgres } from '../support/postgres.ts';
 
 // Red-team 2026-12-07, capture finding 6: a key: that is not unique in the OLTP, or allows NULL,
-// left 1 of 4 rows in raw with no error. Now the table is refused at set-up with TSF423 naming
+// left 1 of 4 rows in raw with no error. Now the table is refused at set-up with TSF424 naming
 // the table and the key, never a value; a key a primary key or unique index covers loads.
 describe('watermark capture key must identify a row in the OLTP', () => {
   let server: ThrowawayPostgres;
@@ -53,7 +53,7 @@ describe('watermark capture key must identify a row in the OLTP', () => {
     );
     expect(err).toBeInstanceOf(TsformError);
     const e = err as TsformError;
-    expect(e.code, e.message).toBe('TSF423');
+    expect(e.code, e.message).toBe('TSF424');
     expect(e.message).toContain('oltp.t');
     expect(e.message).toContain(`(${key.join(', ')})`);
     expect(e.message).not.toMatch(/zz-|s1|b1/);
