@@ -16,7 +16,8 @@ export class FailureDigest {
     for (const r of results) {
       if (r.status !== 'error') continue;
       const key = r.tenant === null ? r.node : r.node.slice(0, r.node.length - r.tenant.length - 1);
-      const message = r.message ?? '';
+      // The stable code, as a diagnostic carries it: text output had none (only the JSON log did).
+      const message = `${r.code ? `error ${r.code}: ` : ''}${r.message ?? ''}`;
       const seen = this.byKey.get(key);
       if (!seen) {
         this.byKey.set(key, { tenants: r.tenant === null ? [] : [r.tenant], message, differs: false });

@@ -48,13 +48,13 @@ describe('text output: one error per model, with its practices', () => {
 
     const aboutModel = lines.filter((l) => l.startsWith('✗ fragile_mart'));
     expect(aboutModel).toEqual([
-      '✗ fragile_mart failed for p_a: models/marts/fragile_mart.sql: Conversion Error: Could not convert string to INT32 (value withheld)',
-      '✗ fragile_mart failed for 4 practices (p_a, p_b, p_d, p_e): models/marts/fragile_mart.sql: Conversion Error: Could not convert string to INT32 (value withheld)',
+      '✗ fragile_mart failed for p_a: error TSF401: models/marts/fragile_mart.sql: Conversion Error: Could not convert string to INT32 (value withheld)',
+      '✗ fragile_mart failed for 4 practices (p_a, p_b, p_d, p_e): error TSF401: models/marts/fragile_mart.sql: Conversion Error: Could not convert string to INT32 (value withheld)',
     ]);
     const aboutTest = lines.filter((l) => l.startsWith('✗ test:not_null_fragile_mart_v'));
     expect(aboutTest).toEqual([
-      '✗ test:not_null_fragile_mart_v failed for p_c: not_null test not_null_fragile_mart_v found 2 failing row(s) (models/marts/_fragile.yml:6)',
-      '✗ test:not_null_fragile_mart_v failed for 2 practices (p_c, p_a): not_null test not_null_fragile_mart_v found 2 failing row(s) (models/marts/_fragile.yml:6) (messages differ per practice: target/run_results.json)',
+      '✗ test:not_null_fragile_mart_v failed for p_c: error TSF406: not_null test not_null_fragile_mart_v found 2 failing row(s) (models/marts/_fragile.yml:6)',
+      '✗ test:not_null_fragile_mart_v failed for 2 practices (p_c, p_a): error TSF406: not_null test not_null_fragile_mart_v found 2 failing row(s) (models/marts/_fragile.yml:6) (messages differ per practice: target/run_results.json)',
     ]);
     expect(lines.some((l) => l.includes('fragile_mart@'))).toBe(false);
   });
