@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, extname, join, relative, resolve, sep } from 'node:path';
-import { Codes, diagnostic, type Diagnostic } from '../errors.ts';
+import { Codes, diagnostic, type Code, type Diagnostic } from '../errors.ts';
 import { SIMPLE_NAME } from '../sql/quote.ts';
 import { checkSearchPathsAgainst, CONFIG_FILE, readConfig, researchSchemaNames } from './load-config.ts';
 import { POLICIES_FILE, readPolicies } from './load-policies.ts';
@@ -77,7 +77,7 @@ export function loadProject(projectDir: string): Project {
       const name = basename(path, '.sql');
       const file = rel(path);
       filesSeen.model.add(name);
-      const sql = readFileSync(path, 'utf8');
+      const sql = readText(path, file, diagnostics);
       // Lines end at LF (CRLF too): with CR alone the file was one line, and a `--` comment hid the rest at run time.
       if (/\r(?!\n)/.test(sql)) diagnostics.push(diagnostic(Codes.templateSyntax, 'ends its lines with CR alone; save it with LF (or CRLF) line endings', { file, line: 1 }));
       else if (checkName('model', name, file)) models.push({ name, sql, file, line: 1 });
@@ -105,7 +105,7 @@ export function loadProject(projectDir: string): Project {
       diagnostics.push(diagnostic(Codes.duplicateModel, `macro name '${name}' is reserved (a built-in helper or template field): rename ${file}`, { file, line: 1 }));
       continue;
     }
-    project.macros.push({ name, body: readFileSync(path, 'utf8'), file, line: 1 } satisfies Macro);
+    project.macros.push({ name, body: readText(path, file, diagnostics), file, line: 1 } satisfies Macro);
   }
 
   for (const path of files.list('seeds')) {
@@ -114,7 +114,7 @@ export function loadProject(projectDir: string): Project {
     const file = rel(path);
     filesSeen.seed.add(name);
     if (!checkName('seed', name, file)) continue;
-    const text = readFileSync(path, 'utf8');
+    const text = readText(path, file, diagnostics, Codes.raggedCsv);
     const { problems, parsed } = readSeedCsv(text, file);
     diagnostics.push(...problems);
     project.seeds.push({ name, columnTypes: {}, checksum: createHash('sha256').update(text).digest('hex'), ...(parsed ? { header: parsed.header, rows: parsed.rows } : {}), file, line: 1 } satisfies Seed);
@@ -153,7 +153,7 @@ export function loadProject(projectDir: string): Project {
   for (const path of files.list('tests')) {
     if (extname(path) !== '.sql') continue;
     const name = basename(path, '.sql');
-    project.singularTests.push({ name, sql: readFileSync(path, 'utf8'), file: rel(path), line: 1 } satisfies SingularTest);
+    project.singularTests.push({ name, sql: readText(path, rel(path), diagnostics), file: rel(path), line: 1 } satisfies SingularTest);
   }
 
   project.properties = firstEntries(project.properties, 'model', diagnostics);
@@ -170,6 +170,25 @@ export function loadProject(projectDir: string): Project {
     else sourceKeys.set(key, at(s));
   }
   return project;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A project file as UTF-8 text. Bytes that are not UTF-8 (a file saved as Latin-1) became U+FFFD
+ * in silence, so `where x = 'café'` compiled to a literal that matches nothing (red-team,
+ * 2026-12-07): an error at the first line that holds them.
+ */
+function readText(path: string, file: string, diagnostics: Diagnostic[], code: Code = Codes.templateSyntax): string {
+  const bytes = readFileSync(path);
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    const text = bytes.toString('utf8');
+    const line = text.slice(0, text.indexOf('\uFFFD')).split('\n').length;
+    diagnostics.push(diagnostic(code, 'is not UTF-8 text (saved in another encoding, such as Latin-1): save it as UTF-8', { file, line }));
+    return text;
+  }
 }
 
 const at = (e: { file: string; line?: number }): string => `${e.file}:${e.line ?? 1}`;
