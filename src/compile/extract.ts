@@ -39,6 +39,11 @@ export function parseTemplate(text: string, file: string, diagnostics: Diagnosti
       }
       return undefined;
     }
+    const unclosed = unclosedBlock(text);
+    if (unclosed) {
+      diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: {{#${unclosed.name}}} is never closed: end it with {{/${unclosed.name}}}`, { file, line: unclosed.line }));
+      return undefined;
+    }
     const msg = (err as Error).message;
     const fromText = /line (\d+)/.exec(msg)?.[1];
     const line = (err as { lineNumber?: number }).lineNumber ?? (fromText ? Number(fromText) : undefined);
@@ -51,6 +56,21 @@ export function parseTemplate(text: string, file: string, diagnostics: Diagnosti
     diagnostics.push(diagnostic(Codes.templateSyntax, `template syntax error: \`${t.written}\` is a Jinja tag (dbt); tsform templates are Handlebars: ${t.tsform}`, { file, line: t.line }));
   }
   return tags.length > 0 ? undefined : program;
+}
+
+/**
+ * The block opened last that no `{{/name}}` closes, by a scan of the tags (comments skipped):
+ * Handlebars reported it at the file's last line, with its parser's expected-token dump.
+ */
+function unclosedBlock(text: string): { name: string; line: number } | undefined {
+  const open: { name: string; line: number }[] = [];
+  for (const m of text.replace(/\{\{!--[\s\S]*?--\}\}|\{\{![\s\S]*?\}\}/g, (c) => c.replace(/[^\n]/g, ' ')).matchAll(/\{\{~?\s*([#/])\s*([\w.-]+)/g)) {
+    const line = text.slice(0, m.index).split('\n').length;
+    if (m[1] === '#') open.push({ name: m[2]!, line });
+    else if (open.at(-1)?.name === m[2]) open.pop();
+    else return undefined;
+  }
+  return open.at(-1);
 }
 
 /** `{# … #}`: a Jinja comment, plain text to Handlebars (the database then failed at `{`). */

@@ -36,6 +36,12 @@ describe('a name a model reads must exist', () => {
     expect(found[0]!.message).toContain('{{var "min_visits"}}');
   });
 
+  it('an unclosed {{#if}} is TSF201 at the line that opens it, not the last line with the parser dump', () => {
+    const found = compile({ 'models/m.sql': 'select practice_id\nfrom {{ref "base"}}\n{{!-- {{#each}} in a comment --}}\n{{#if is_incremental}}\nwhere 1 = 1\n\n' }).diagnostics.filter((d) => d.severity === 'error');
+    expect(found).toEqual([expect.objectContaining({ code: Codes.templateSyntax, file: 'models/m.sql', line: 4 })]);
+    expect(found[0]!.message).toBe('template syntax error: {{#if}} is never closed: end it with {{/if}}');
+  });
+
   it('a literal in place of a name ({{"min_visits"}}, {{true}}) and a field of a block parameter are TSF211 (they rendered as nothing)', () => {
     for (const [text, message] of [
       ["select practice_id, '{{\"min_visits\"}}' as b from {{ref \"base\"}}\n", /a literal in place of a name .*\{\{var "min_visits"\}\}/],
