@@ -18,7 +18,7 @@ import type { StagedCheck } from './relation-write.ts';
  *   TSF423 gives counts only, never a key's value;
  * - no staged row has a NULL in a key column (TSF423): the merge's `=` never matches it, so such a
  *   row was written again by every merge, one more copy a run, exit 0 (red-team, 2026-12-07).
- * One GROUP BY over the staged rows (measured in the README).
+ * One GROUP BY over the staged rows, for both (measured in the README).
  */
 export function uniqueKeyCheck(ctx: Pick<BuildContext, 'adapter' | 'tenantColumn' | 'projectRoot'>, node: ModelNode): StagedCheck {
   // As the merge's quoted names match: DuckDB ignores case in them, PostgreSQL does not.
@@ -35,16 +35,18 @@ export function uniqueKeyCheck(ctx: Pick<BuildContext, 'adapter' | 'tenantColumn
     }
     const key = mergeKeyColumns(node.unique_key, tenants !== undefined, ctx.tenantColumn).map(quoteIdent);
     const what = tenants ? `(${mergeKeyColumns(node.unique_key, true, ctx.tenantColumn).join(', ')})` : `(${node.unique_key.join(', ')})`;
-    const nulls = Number((await s.query(`SELECT count(*) AS n FROM ${stage} WHERE ${key.map((k) => `${k} IS NULL`).join(' OR ')}`)).rows[0]?.n ?? 0);
+    // One scan: NULL parts group together, so each group says whether its key has one.
+    const { rows } = await s.query(
+      `SELECT coalesce(sum(n) FILTER (WHERE null_key), 0) AS nulls, count(*) FILTER (WHERE n > 1 AND NOT null_key) AS keys, coalesce(sum(n) FILTER (WHERE n > 1 AND NOT null_key), 0) AS dup_rows
+         FROM (SELECT count(*) AS n, bool_or(${key.map((k) => `${k} IS NULL`).join(' OR ')}) AS null_key FROM ${stage} GROUP BY ${key.join(', ')}) AS d`,
+    );
+    const nulls = Number(rows[0]?.nulls ?? 0);
     if (nulls > 0) {
       throw new TsformError(
         Codes.uniqueKeyDuplicates,
         `${node.name}: ${nulls} row(s) this build would write have a NULL in unique_key ${what}${configAt(ctx, node)}; nothing was written${tenants ? ' for this practice' : ''}. A merge never matches a NULL key, so each run would add such rows again: give every row a key, or filter the rows without one`,
       );
     }
-    const { rows } = await s.query(
-      `SELECT count(*) AS keys, coalesce(sum(n), 0) AS dup_rows FROM (SELECT count(*) AS n FROM ${stage} GROUP BY ${key.join(', ')} HAVING count(*) > 1) AS d`,
-    );
     const keys = Number(rows[0]?.keys ?? 0);
     if (keys === 0) return [];
     throw new TsformError(
